@@ -1,0 +1,97 @@
+"""One exception hierarchy for every error a user can cause or act on.
+
+The UI and the CLI catch ``MedlimError`` (and only it): a clinician gets the
+``message``; anything else is a bug and must surface in tests.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MedlimError",
+    "InputError",
+    "EmptyFileError",
+    "UnsupportedFormatError",
+    "NotDicomImageError",
+    "NoPixelDataError",
+    "TruncatedFileError",
+    "UnsupportedTransferSyntaxError",
+    "ImageTooLargeError",
+    "MultiFrameError",
+    "WrongModalityError",
+    "WeightsError",
+    "ChecksumError",
+    "CheckpointMappingError",
+    "StoreError",
+    "ParameterError",
+]
+
+
+class MedlimError(Exception):
+    """Base class: an error with a message a person can act on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class InputError(MedlimError):
+    """The input file or bytes cannot be used."""
+
+
+class EmptyFileError(InputError):
+    """The file has no bytes at all."""
+
+
+class UnsupportedFormatError(InputError):
+    """Not a DICOM, PNG, TIFF or JPEG file."""
+
+
+class NotDicomImageError(InputError):
+    """A DICOM file that is not an image (report, structured document, ...)."""
+
+
+class NoPixelDataError(InputError):
+    """A DICOM object without pixel data."""
+
+
+class TruncatedFileError(InputError):
+    """The file ends before its pixel data does."""
+
+
+class UnsupportedTransferSyntaxError(InputError):
+    """The DICOM compression cannot be decoded here."""
+
+
+class ImageTooLargeError(InputError):
+    """The image is absurdly large (or has absurd dimensions)."""
+
+
+class MultiFrameError(InputError):
+    """A multi-frame image was given where a frame must be chosen."""
+
+
+class WrongModalityError(InputError):
+    """The image is not of the kind the analysis expects (e.g. not a mammogram)."""
+
+
+class WeightsError(MedlimError):
+    """A model's weights are missing, unknown or unusable."""
+
+
+class ChecksumError(WeightsError):
+    """The weights file does not match the checksum in the manifest."""
+
+
+class CheckpointMappingError(WeightsError):
+    """An external checkpoint's keys do not map exactly onto the architecture."""
+
+
+class StoreError(MedlimError):
+    """The results store cannot be opened, migrated or written."""
+
+
+class ParameterError(MedlimError):
+    """A parameter is out of its valid range."""
