@@ -1,0 +1,15 @@
+"""Synthetic phantoms with exact ground truth (the data behind every trained model).
+
+Charter: seeded generators (a phantom is a pure function of kind, parameters
+and seed), the registry of kinds, the common write step (images, masks, manifest)
+and the DICOM writer. Modality kinds live in their own modules
+(``mammogram`` for thesis §3.3, ``fluorescence`` for §3.1). Analysis code does
+not live here.
+"""
+
+from __future__ import annotations
+
+from medlim.phantoms.base import PhantomKind, rng_for, write_manifest
+from medlim.phantoms.registry import KINDS, generate, get_kind, kind_names
+
+__all__ = ["KINDS", "PhantomKind", "generate", "get_kind", "kind_names", "rng_for", "write_manifest"]
