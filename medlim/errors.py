@@ -14,6 +14,7 @@ __all__ = [
     "NotDicomImageError",
     "NoPixelDataError",
     "TruncatedFileError",
+    "CorruptFileError",
     "UnsupportedTransferSyntaxError",
     "ImageTooLargeError",
     "MultiFrameError",
@@ -59,6 +60,10 @@ class NoPixelDataError(InputError):
 
 class TruncatedFileError(InputError):
     """The file ends before its pixel data does."""
+
+
+class CorruptFileError(InputError):
+    """The file is of a known format but damaged (its structure cannot be parsed)."""
 
 
 class UnsupportedTransferSyntaxError(InputError):
