@@ -1,0 +1,38 @@
+"""medlim app: ``streamlit run app.py``.
+
+Routes with ``st.navigation`` over the page scripts in ``pages/`` listed in
+:data:`medlim.ui.navigation.PAGES` (only those whose file exists). The pages are
+a thin skin over the ``medlim`` library (see ``medlim/ui``).
+Research use only: not a medical device, not for diagnosis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from medlim.ui.navigation import available_pages, pages_by_section
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    """Configure the app and run the selected page."""
+    st.set_page_config(page_title="medlim", page_icon=":material/biotech:", layout="wide")
+    sections = pages_by_section(available_pages(ROOT))
+    navigation = st.navigation(
+        {
+            section: [
+                st.Page(ROOT / spec.file, title=spec.title, icon=spec.icon, default=spec.default)
+                for spec in specs
+            ]
+            for section, specs in sections.items()
+        }
+    )
+    st.sidebar.caption("medlim · research use only, not for diagnosis")
+    navigation.run()
+
+
+if __name__ == "__main__":
+    main()
