@@ -1,0 +1,246 @@
+"""Patch tiling for whole-image inference: grid, batching with a skip rule, and merging.
+
+Generic (any 2-D image, any patch model). Large images (a 4096×3328 mammogram,
+thesis §3.3.2: "we crop images into fixed-size patches of 512×512") are cut
+into square patches on a regular grid whose last start is snapped to the edge
+(``n − patch``), batched a few at a time, and the predictions accumulated
+straight into one output map — memory stays bounded by one batch plus the
+map, never the full set of patches, and nothing goes through temporary files.
+
+Merge rules for overlapping pixels:
+
+* ``"max"`` — element-wise maximum into a map initialised to 0 (the SCU-Net
+  authors' code; negative values therefore clip to 0, uncovered pixels are 0);
+* ``"mean"`` — average of the patches that cover a pixel;
+* ``"gaussian"`` — average weighted by a Gaussian centred on each patch
+  (σ = patch/8), which down-weights the less reliable patch borders.
+
+Pixels covered by no predicted patch (all covering patches skipped) are 0 for
+every rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from medlim.errors import ParameterError
+
+__all__ = [
+    "MergeRule",
+    "patch_starts",
+    "patch_grid",
+    "pad_to_patch",
+    "gaussian_weight",
+    "PatchBatch",
+    "iter_patch_batches",
+    "PatchMerger",
+]
+
+MergeRule = Literal["max", "mean", "gaussian"]
+_MERGE_RULES = ("max", "mean", "gaussian")
+
+
+def _check_patch_stride(patch: int, stride: int) -> None:
+    if not isinstance(patch, int) or patch < 1:
+        raise ParameterError(f"`patch` must be a positive integer, {patch!r} is given.")
+    if not isinstance(stride, int) or not 1 <= stride <= patch:
+        raise ParameterError(f"`stride` must be an integer in [1, patch={patch}], {stride!r} is given.")
+
+
+def patch_starts(length: int, *, patch: int, stride: int) -> np.ndarray:
+    """Start offsets along one axis: ``0, stride, 2·stride, …`` below ``length − patch``, then ``length − patch``.
+
+    Args:
+        length: axis length in pixels, ≥ ``patch`` (pad smaller images first,
+            see :func:`pad_to_patch`).
+        patch: patch side.
+        stride: step between starts, in [1, patch].
+
+    Returns:
+        ``np.int64[K]``, strictly increasing, first 0, last ``length − patch``.
+    """
+    _check_patch_stride(patch, stride)
+    if length < patch:
+        raise ParameterError(f"Axis length {length} is smaller than the patch {patch}; pad the image first.")
+    regular = np.arange(0, length - patch, stride, dtype=np.int64)
+    return np.append(regular, np.int64(length - patch))
+
+
+def patch_grid(shape: tuple[int, int], *, patch: int, stride: int) -> np.ndarray:
+    """Top-left corners of all patches covering a ``shape`` image, row-major.
+
+    Returns:
+        ``np.int64[K, 2]`` of (row, column) starts.
+    """
+    rows = patch_starts(int(shape[0]), patch=patch, stride=stride)
+    cols = patch_starts(int(shape[1]), patch=patch, stride=stride)
+    grid = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1)
+    return grid.reshape(-1, 2)
+
+
+def pad_to_patch(image: np.ndarray, *, patch: int, value: float = 0) -> np.ndarray:
+    """Pad an image at the bottom and right to at least ``patch`` along both axes.
+
+    Args:
+        image: ``np.ndarray[H, W]`` of any dtype.
+        patch: minimum side.
+        value: fill value.
+
+    Returns:
+        The image itself when already large enough, else a padded copy
+        ``[max(H, patch), max(W, patch)]`` (crop results back with ``[:H, :W]``).
+    """
+    pad_rows = max(0, patch - image.shape[0])
+    pad_cols = max(0, patch - image.shape[1])
+    if pad_rows == 0 and pad_cols == 0:
+        return image
+    return np.pad(image, ((0, pad_rows), (0, pad_cols)), mode="constant", constant_values=value)
+
+
+def gaussian_weight(patch: int, *, sigma_scale: float = 0.125, floor: float = 1e-3) -> np.ndarray:
+    """Separable Gaussian importance map for one patch, peak 1.
+
+    Args:
+        patch: patch side.
+        sigma_scale: σ as a fraction of the patch side.
+        floor: smallest weight (keeps every covered pixel's total weight > 0).
+
+    Returns:
+        ``np.float32[patch, patch]`` in [floor, 1].
+    """
+    if sigma_scale <= 0:
+        raise ParameterError(f"`sigma_scale` must be positive, {sigma_scale} is given.")
+    centre = (patch - 1) / 2.0
+    axis = np.exp(-0.5 * ((np.arange(patch) - centre) / (sigma_scale * patch)) ** 2)
+    weight = np.outer(axis, axis)
+    return np.maximum(weight / weight.max(), floor).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class PatchBatch:
+    """Patches to predict, with where they came from.
+
+    Attributes:
+        origins: ``np.int64[n, 2]`` (row, column) of each patch's top-left corner.
+        patches: ``np.ndarray[n, patch, patch]`` copies, the image's dtype.
+        done: grid patches handled so far, this batch and skipped ones included.
+        total: grid patches in all.
+    """
+
+    origins: np.ndarray
+    patches: np.ndarray
+    done: int
+    total: int
+
+
+def iter_patch_batches(
+    image: np.ndarray,
+    *,
+    patch: int,
+    stride: int,
+    batch_size: int,
+    skip: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[PatchBatch]:
+    """Cut an image into grid patches and yield them ``batch_size`` at a time.
+
+    Only one batch of patches exists at a time. Patches for which ``skip``
+    returns True are dropped (never yielded); count them as
+    ``total − Σ len(origins)``.
+
+    Args:
+        image: ``np.ndarray[H, W]``, H and W ≥ ``patch`` (see :func:`pad_to_patch`).
+        patch: patch side.
+        stride: step between patch starts.
+        batch_size: patches per yielded batch (the last may be smaller), ≥ 1.
+        skip: ``f(patches[n, patch, patch]) -> bool[n]``, True = do not predict.
+
+    Yields:
+        :class:`PatchBatch` with at least one patch.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ParameterError(f"`batch_size` must be a positive integer, {batch_size!r} is given.")
+    if image.ndim != 2:
+        raise ParameterError(f"Tiling expects a 2-D image, got shape {image.shape}.")
+    origins = patch_grid(image.shape, patch=patch, stride=stride)
+    total = len(origins)
+    pending_origins: list[np.ndarray] = []
+    pending_patches: list[np.ndarray] = []
+    for begin in range(0, total, batch_size):
+        chunk = origins[begin : begin + batch_size]
+        patches = np.stack([image[r : r + patch, c : c + patch] for r, c in chunk])
+        if skip is not None:
+            keep = ~np.asarray(skip(patches), dtype=bool)
+            chunk, patches = chunk[keep], patches[keep]
+        pending_origins.extend(chunk)
+        pending_patches.extend(patches)
+        done = min(begin + batch_size, total)
+        while len(pending_origins) >= batch_size or (done == total and pending_origins):
+            take = min(batch_size, len(pending_origins))
+            yield PatchBatch(
+                origins=np.asarray(pending_origins[:take], dtype=np.int64).reshape(-1, 2),
+                patches=np.stack(pending_patches[:take]),
+                done=done,
+                total=total,
+            )
+            del pending_origins[:take], pending_patches[:take]
+
+
+class PatchMerger:
+    """Accumulates patch predictions into one full-size map (torch, on any device).
+
+    Args:
+        shape: (H, W) of the output map.
+        patch: patch side.
+        rule: ``"max"``, ``"mean"`` or ``"gaussian"``.
+        device: where the accumulators live (the model's device avoids copies).
+    """
+
+    def __init__(
+        self, shape: tuple[int, int], *, patch: int, rule: MergeRule = "max", device: str | torch.device = "cpu"
+    ) -> None:
+        if rule not in _MERGE_RULES:
+            raise ParameterError(f"Merge rule must be one of {_MERGE_RULES}, {rule!r} is given.")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.patch = patch
+        self.rule = rule
+        self.device = torch.device(device)
+        self._values = torch.zeros(self.shape, dtype=torch.float32, device=self.device)
+        self._weights: torch.Tensor | None = None
+        self._patch_weight: torch.Tensor | None = None
+        if rule != "max":
+            self._weights = torch.zeros(self.shape, dtype=torch.float32, device=self.device)
+            if rule == "gaussian":
+                self._patch_weight = torch.from_numpy(gaussian_weight(patch)).to(self.device)
+            else:
+                self._patch_weight = torch.ones((patch, patch), dtype=torch.float32, device=self.device)
+        self.patches_added = 0
+
+    def add(self, predictions: torch.Tensor | np.ndarray, origins: np.ndarray) -> None:
+        """Merge ``predictions`` (``[n, patch, patch]``, float) placed at ``origins`` (``[n, 2]``)."""
+        values = torch.as_tensor(predictions).to(device=self.device, dtype=torch.float32)
+        if values.ndim != 3 or tuple(values.shape[1:]) != (self.patch, self.patch) or len(values) != len(origins):
+            raise ParameterError(
+                f"Predictions must be [n, {self.patch}, {self.patch}] with one origin each; "
+                f"got {tuple(values.shape)} and {len(origins)} origins."
+            )
+        for prediction, (row, col) in zip(values, np.asarray(origins).tolist()):
+            region = (slice(row, row + self.patch), slice(col, col + self.patch))
+            if self.rule == "max":
+                torch.maximum(self._values[region], prediction, out=self._values[region])
+            else:
+                self._values[region] += prediction * self._patch_weight
+                self._weights[region] += self._patch_weight
+        self.patches_added += len(values)
+
+    def result(self) -> np.ndarray:
+        """The merged map, ``np.float32[H, W]`` (0 where no patch was added)."""
+        if self.rule == "max":
+            merged = self._values
+        else:
+            merged = torch.where(self._weights > 0, self._values / self._weights.clamp_min(1e-12), 0.0)
+        return merged.cpu().numpy()

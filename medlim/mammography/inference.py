@@ -1,0 +1,197 @@
+"""Whole-mammogram SCU-Net inference: preprocess, tile, batch, predict, merge (thesis §3.3.2).
+
+A full-field mammogram (4096×3328 or 3328×2560) is far larger than SCU-Net's
+512×512 input, so it is cut into overlapping patches, background patches are
+skipped, the rest are predicted a batch at a time and merged straight into one
+map (:mod:`medlim.core.tiling`). With the ``published`` preset and the
+authors' 8-bit checkpoint this reproduces their inference exactly: stride 480
+with the last patch snapped to the edge, skip if mean ≤ 20 or std ≤ 10,
+``(x/255 − 0.2813)/0.1256`` repeated to 3 channels after ``medianBlur(5)``,
+element-wise max merge from a zero map (tested against a naive one-patch-at-a-
+time oracle in ``tests/mammography/test_inference.py``).
+
+CUDA runs under float16 autocast; CPU runs in float32. Everything stays in
+memory: one batch of patches plus the output map.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from medlim.core.tiling import MergeRule, PatchMerger, iter_patch_batches, pad_to_patch, patch_grid
+from medlim.errors import InputError, ParameterError
+from medlim.mammography.preprocess import (
+    BacPreset,
+    PreprocessedImage,
+    get_preset,
+    normalise_patches,
+    preprocess_image,
+    skip_background_patches,
+)
+
+__all__ = ["BacPrediction", "OutputActivation", "predict_probability_map"]
+
+#: How a model's raw output becomes a probability (a field of the weights' manifest):
+#: ``"identity"`` — the raw output is read directly (soft-Dice training, the
+#: authors' checkpoints; merged by max from 0 it is ≥ 0 and may slightly exceed 1);
+#: ``"sigmoid"`` — logits (BCE training).
+OutputActivation = Literal["identity", "sigmoid"]
+
+
+@dataclass(frozen=True)
+class BacPrediction:
+    """Result of whole-image SCU-Net inference.
+
+    Attributes:
+        probability: ``np.float32[H, W]``, the merged per-pixel output ``p``
+            (0 where every covering patch was skipped).
+        preprocessed: the preset's grey image (``I`` of eq. 3.8–3.9) and breast mask.
+        preset: name of the preprocessing preset used.
+        merge: overlap merge rule used.
+        stride: patch stride used (overlap = patch − stride).
+        patches_total: patches in the grid.
+        patches_predicted: patches run through the model.
+        device: device the model ran on, e.g. ``"cpu"``, ``"cuda:0"``.
+        seconds: wall-clock time of the whole call.
+    """
+
+    probability: np.ndarray
+    preprocessed: PreprocessedImage
+    preset: str
+    merge: str
+    stride: int
+    patches_total: int
+    patches_predicted: int
+    device: str
+    seconds: float
+
+    @property
+    def patches_skipped(self) -> int:
+        """Grid patches judged background and not predicted."""
+        return self.patches_total - self.patches_predicted
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        from medlim.core.device import select_device
+
+        return select_device()
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ParameterError(f"Device {str(device)!r} requested but CUDA is not available here.")
+    return resolved
+
+
+def predict_probability_map(
+    image: np.ndarray,
+    model: nn.Module,
+    *,
+    preset: str | BacPreset = "published",
+    stride: int | None = None,
+    merge: MergeRule | None = None,
+    skip: bool | Callable[[np.ndarray], np.ndarray] = True,
+    output_activation: OutputActivation = "identity",
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacPrediction:
+    """Predict the BAC map of a whole 8-bit mammogram.
+
+    Args:
+        image: ``np.uint8[H, W]`` grey mammogram (any size; images smaller than a
+            patch are zero-padded and the result cropped back).
+        model: SCU-Net (or any ``Tensor[N, C, p, p] → Tensor[N, 1, p, p]`` model).
+            It is moved to ``device`` and run in eval mode (its train/eval flag
+            is restored afterwards).
+        preset: preprocessing preset (name or object); supplies the defaults below.
+        stride: patch stride in pixels (``None``: the preset's; 480 published,
+            448 thesis). Overlap = ``patch_size − stride``.
+        merge: ``"max"`` / ``"mean"`` / ``"gaussian"`` (``None``: the preset's).
+        skip: True: the preset's background rule (mean ≤ 20 or std ≤ 10);
+            False: predict every patch; or a callable
+            ``f(np.uint8[n, p, p]) -> bool[n]`` (True = skip).
+        output_activation: ``"identity"`` (raw output is the probability) or
+            ``"sigmoid"`` — from the weights' manifest; applied per patch before merging.
+        batch_size: patches per forward pass (memory ≈ batch × 40 MB on CPU).
+        device: ``"cpu"``, ``"cuda"``, … (``None``: CUDA when available).
+        progress: called as ``progress(done, total)`` after each batch (grid patches).
+
+    Returns:
+        :class:`BacPrediction` with ``probability`` as ``np.float32[H, W]``.
+
+    Raises:
+        InputError: ``image`` is not a 2-D uint8 array.
+        ParameterError: bad stride, merge rule, batch size, activation or device.
+    """
+    started = time.perf_counter()
+    preset = get_preset(preset)
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
+        described = f"{image.dtype}{list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(f"Expected an 8-bit grey mammogram np.uint8[H, W], got {described}.")
+    if output_activation not in ("identity", "sigmoid"):
+        raise ParameterError(f"`output_activation` must be 'identity' or 'sigmoid', {output_activation!r} is given.")
+    stride = preset.stride if stride is None else stride
+    merge = preset.merge if merge is None else merge
+    patch = preset.patch_size
+    run_device = _resolve_device(device)
+
+    if skip is True:
+        skip_rule: Callable[[np.ndarray], np.ndarray] | None = lambda patches: skip_background_patches(
+            patches, mean_at_most=preset.skip_mean_at_most, std_at_most=preset.skip_std_at_most
+        )
+    elif skip is False:
+        skip_rule = None
+    elif callable(skip):
+        skip_rule = skip
+    else:
+        raise ParameterError(f"`skip` must be True, False or a callable, {skip!r} is given.")
+
+    preprocessed = preprocess_image(image, preset)
+    padded = pad_to_patch(preprocessed.grey, patch=patch)
+    merger = PatchMerger(padded.shape, patch=patch, rule=merge, device=run_device)
+    use_half = run_device.type == "cuda"
+
+    was_training = model.training
+    model.to(run_device).eval()
+    total = len(patch_grid(padded.shape, patch=patch, stride=stride))
+    predicted = 0
+    try:
+        with torch.inference_mode():
+            batches = iter_patch_batches(padded, patch=patch, stride=stride, batch_size=batch_size, skip=skip_rule)
+            for batch in batches:
+                patches = torch.from_numpy(batch.patches).to(run_device, non_blocking=True)[:, None]
+                inputs = normalise_patches(patches, preset)
+                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_half):
+                    output = model(inputs)
+                output = output[:, 0].float()
+                if output_activation == "sigmoid":
+                    output = torch.sigmoid(output)
+                merger.add(output, batch.origins)
+                predicted += len(batch.origins)
+                if progress is not None:
+                    progress(batch.done, batch.total)
+    finally:
+        model.train(was_training)
+    if predicted == 0 and progress is not None:  # every patch skipped: no batch was reported
+        progress(total, total)
+
+    height, width = image.shape
+    probability = merger.result()[:height, :width]
+    return BacPrediction(
+        probability=np.ascontiguousarray(probability),
+        preprocessed=preprocessed,
+        preset=preset.name,
+        merge=merge,
+        stride=stride,
+        patches_total=total,
+        patches_predicted=predicted,
+        device=str(run_device),
+        seconds=time.perf_counter() - started,
+    )

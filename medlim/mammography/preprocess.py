@@ -1,0 +1,360 @@
+"""Preprocessing presets for SCU-Net BAC segmentation (thesis §3.3.2, METHODS.md §1).
+
+Two presets, named by the weights that need them:
+
+``published`` — the authors' public inference code: ``medianBlur(5)`` on the
+8-bit grey image and nothing else; breast area = pixels with ``I > 0``; patches
+normalised as ``(x/255 − 0.2813) / 0.1256``; stride 480 (32 px overlap) with the
+last patch snapped to the edge; skip a patch when its mean ≤ 20 or its std ≤ 10;
+overlaps merged by element-wise max from a zero map; cut-off 0.65 and
+``I ≥ X``.
+
+``thesis`` — the thesis text: median filter with a *disk* footprint of size 5
+(radius 2); breast mask by erosion then dilation (an opening) with a disk of
+radius 10 of the non-zero pixels, keeping the largest connected region, which
+erases burned-in view labels ("RMLO", ...); pixels outside the mask set to 0;
+contrast enhancement by a **linear percentile stretch** inside the breast (the
+1st..99th intensity percentiles of the breast pixels mapped to 0..255, clipped —
+the thesis does not say which enhancement; a monotone global stretch keeps
+``I > X`` meaningful); zero-mean normalisation per patch (``x/255`` minus the
+patch mean; the thesis gives no scale); 64 px overlap (stride 448); cut-off 0.5
+and ``I > X``. The thesis gives no numbers for its background-patch skip nor the
+merge rule ("concatenated"), so this preset uses the published ones.
+
+Every function takes the 8-bit grey image ``np.uint8[H, W]`` that the image
+reader produces (DICOM LUTs, window and MONOCHROME1 inversion already applied).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from medlim.errors import InputError, ParameterError
+
+__all__ = [
+    "BacPreset",
+    "PreprocessedImage",
+    "PRESETS",
+    "get_preset",
+    "median_filter",
+    "breast_mask",
+    "contrast_stretch",
+    "preprocess_image",
+    "skip_background_patches",
+    "normalise_patches",
+]
+
+MergeRule = Literal["max", "mean", "gaussian"]
+IntensityRule = Literal[">", ">="]
+
+
+@dataclass(frozen=True)
+class BacPreset:
+    """Everything between an 8-bit mammogram and SCU-Net's input, and the readout defaults.
+
+    Attributes:
+        name: registry name (``"thesis"`` or ``"published"``).
+        median_kernel: median filter size in pixels (odd).
+        median_footprint: ``"square"`` (OpenCV ``medianBlur``) or ``"disk"``
+            (radius ``median_kernel // 2``).
+        breast_mask_rule: ``"nonzero"`` (``I > 0``, published) or ``"opened"``
+            (opening of ``I > 0`` by a disk of ``breast_mask_disk_radius``,
+            largest connected region; thesis).
+        breast_mask_disk_radius: disk radius for the ``"opened"`` rule.
+        mask_image: set pixels outside the breast mask to 0 before inference.
+        contrast: ``"none"`` or ``"percentile_stretch"``.
+        stretch_percentiles: (low, high) breast-intensity percentiles mapped to 0 and 255.
+        normalisation: ``"fixed"`` (``(x/255 − norm_mean)/norm_std``) or
+            ``"patch_zero_mean"`` (``x/255`` minus the patch mean).
+        norm_mean: mean for ``"fixed"``.
+        norm_std: std for ``"fixed"``.
+        in_channels: the grey patch is repeated to this many channels.
+        patch_size: square patch side in pixels.
+        stride: distance between patch starts (``patch_size − overlap``).
+        merge: overlap merge rule ``"max"`` / ``"mean"`` / ``"gaussian"``.
+        skip_mean_at_most: skip a patch whose mean intensity is ≤ this.
+        skip_std_at_most: skip a patch whose intensity std is ≤ this.
+        threshold: probability cut-off ``t`` (``p > t`` is BAC).
+        intensity_x: intensity threshold ``X`` of TAM_X / TSIM_X.
+        intensity_rule: ``">"`` (thesis eq. 3.9) or ``">="`` (published code).
+    """
+
+    name: str
+    median_kernel: int
+    median_footprint: Literal["square", "disk"]
+    breast_mask_rule: Literal["nonzero", "opened"]
+    breast_mask_disk_radius: int
+    mask_image: bool
+    contrast: Literal["none", "percentile_stretch"]
+    stretch_percentiles: tuple[float, float]
+    normalisation: Literal["fixed", "patch_zero_mean"]
+    norm_mean: float
+    norm_std: float
+    in_channels: int
+    patch_size: int
+    stride: int
+    merge: MergeRule
+    skip_mean_at_most: float
+    skip_std_at_most: float
+    threshold: float
+    intensity_x: float
+    intensity_rule: IntensityRule
+
+    @property
+    def overlap(self) -> int:
+        """Pixels shared by neighbouring patches (``patch_size − stride``)."""
+        return self.patch_size - self.stride
+
+
+@dataclass(frozen=True)
+class PreprocessedImage:
+    """The image SCU-Net sees and the intensities the metrics read.
+
+    Attributes:
+        grey: ``np.uint8[H, W]``, the preprocessed 8-bit image (``I`` of eq. 3.8–3.9).
+        breast_mask: ``np.bool_[H, W]``, the breast region by the preset's rule.
+    """
+
+    grey: np.ndarray
+    breast_mask: np.ndarray
+
+    @property
+    def breast_area(self) -> int:
+        """Breast pixels (count of ``breast_mask``)."""
+        return int(np.count_nonzero(self.breast_mask))
+
+
+PRESETS: dict[str, BacPreset] = {
+    "published": BacPreset(
+        name="published",
+        median_kernel=5,
+        median_footprint="square",
+        breast_mask_rule="nonzero",
+        breast_mask_disk_radius=0,
+        mask_image=False,
+        contrast="none",
+        stretch_percentiles=(0.0, 100.0),
+        normalisation="fixed",
+        norm_mean=0.2813,
+        norm_std=0.1256,
+        in_channels=3,
+        patch_size=512,
+        stride=480,
+        merge="max",
+        skip_mean_at_most=20.0,
+        skip_std_at_most=10.0,
+        threshold=0.65,
+        intensity_x=100.0,
+        intensity_rule=">=",
+    ),
+    "thesis": BacPreset(
+        name="thesis",
+        median_kernel=5,
+        median_footprint="disk",
+        breast_mask_rule="opened",
+        breast_mask_disk_radius=10,
+        mask_image=True,
+        contrast="percentile_stretch",
+        stretch_percentiles=(1.0, 99.0),
+        normalisation="patch_zero_mean",
+        norm_mean=0.0,
+        norm_std=1.0,
+        in_channels=3,
+        patch_size=512,
+        stride=448,
+        merge="max",
+        skip_mean_at_most=20.0,
+        skip_std_at_most=10.0,
+        threshold=0.5,
+        intensity_x=100.0,
+        intensity_rule=">",
+    ),
+}
+
+
+def get_preset(preset: str | BacPreset) -> BacPreset:
+    """Return a preset by name (or the preset itself).
+
+    Raises:
+        ParameterError: the name is not in :data:`PRESETS`.
+    """
+    if isinstance(preset, BacPreset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        raise ParameterError(f"Unknown BAC preprocessing preset {preset!r}; known: {sorted(PRESETS)}.") from None
+
+
+def _check_grey_u8(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
+        described = f"{image.dtype}{list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(f"Expected an 8-bit grey image np.uint8[H, W], got {described}.")
+    if min(image.shape) < 1:
+        raise InputError(f"Image is empty: shape {image.shape}.")
+
+
+def _disk(radius: int) -> np.ndarray:
+    yy, xx = np.mgrid[-radius : radius + 1, -radius : radius + 1]
+    return (xx * xx + yy * yy <= radius * radius).astype(np.uint8)
+
+
+def median_filter(image: np.ndarray, *, kernel: int = 5, footprint: Literal["square", "disk"] = "square") -> np.ndarray:
+    """Median filter of an 8-bit image.
+
+    Args:
+        image: ``np.uint8[H, W]``.
+        kernel: odd size in pixels (1 = no filtering).
+        footprint: ``"square"`` (``cv2.medianBlur``, the published code) or
+            ``"disk"`` of radius ``kernel // 2`` (the thesis's "disk kernel of size 5").
+
+    Returns:
+        ``np.uint8[H, W]``.
+    """
+    _check_grey_u8(image)
+    if kernel < 1 or kernel % 2 == 0:
+        raise ParameterError(f"Median kernel must be a positive odd size, got {kernel}.")
+    if kernel == 1:
+        return image.copy()
+    if footprint == "square":
+        import cv2
+
+        return cv2.medianBlur(np.ascontiguousarray(image), kernel)
+    if footprint == "disk":
+        from skimage.filters import rank
+
+        return rank.median(image, footprint=_disk(kernel // 2))
+    raise ParameterError(f"Median footprint must be 'square' or 'disk', got {footprint!r}.")
+
+
+def breast_mask(
+    image: np.ndarray, *, rule: Literal["nonzero", "opened"] = "nonzero", disk_radius: int = 10
+) -> np.ndarray:
+    """Breast region of an 8-bit mammogram.
+
+    Args:
+        image: ``np.uint8[H, W]`` (after median filtering).
+        rule: ``"nonzero"``: ``I > 0`` (the published code's breast area).
+            ``"opened"``: ``I > 0`` eroded then dilated by a disk of
+            ``disk_radius`` (removes thin burned-in labels and specks), then the
+            largest 8-connected region only (thesis §3.3.2).
+        disk_radius: disk radius in pixels for ``"opened"``.
+
+    Returns:
+        ``np.bool_[H, W]``.
+    """
+    _check_grey_u8(image)
+    nonzero = image > 0
+    if rule == "nonzero":
+        return nonzero
+    if rule != "opened":
+        raise ParameterError(f"Breast mask rule must be 'nonzero' or 'opened', got {rule!r}.")
+    if disk_radius < 0:
+        raise ParameterError(f"Breast mask disk radius must be ≥ 0, got {disk_radius}.")
+    import cv2
+
+    opened = cv2.morphologyEx(nonzero.astype(np.uint8), cv2.MORPH_OPEN, _disk(disk_radius))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(opened, connectivity=8)
+    if count <= 1:
+        return np.zeros(image.shape, dtype=bool)
+    largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return labels == largest
+
+
+def contrast_stretch(image: np.ndarray, mask: np.ndarray, *, percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray:
+    """Linear contrast stretch: breast percentiles ``(low, high)`` → 0..255, clipped.
+
+    Args:
+        image: ``np.uint8[H, W]``.
+        mask: ``np.bool_[H, W]`` pixels whose histogram sets the stretch.
+        percentiles: (low, high) in [0, 100], low < high.
+
+    Returns:
+        ``np.uint8[H, W]``, the same look-up table applied everywhere; 0 stays 0
+        and every non-zero pixel stays ≥ 1, so the ``I > 0`` region is unchanged.
+    """
+    _check_grey_u8(image)
+    low_pct, high_pct = percentiles
+    if not 0.0 <= low_pct < high_pct <= 100.0:
+        raise ParameterError(f"Stretch percentiles must satisfy 0 ≤ low < high ≤ 100, got {percentiles}.")
+    histogram = np.bincount(image[mask], minlength=256)
+    total = int(histogram.sum())
+    if total == 0:
+        return image.copy()
+    cumulative = np.cumsum(histogram)
+    low = int(np.searchsorted(cumulative, total * low_pct / 100.0, side="left"))
+    high = int(np.searchsorted(cumulative, total * high_pct / 100.0, side="left"))
+    if high <= low:
+        return image.copy()
+    lut = np.clip((np.arange(256, dtype=np.float64) - low) * (255.0 / (high - low)), 0, 255)
+    lut = np.maximum(np.rint(lut), 1).astype(np.uint8)
+    lut[0] = 0
+    return lut[image]
+
+
+def preprocess_image(image: np.ndarray, preset: str | BacPreset = "published") -> PreprocessedImage:
+    """Apply a preset to an 8-bit grey mammogram.
+
+    Args:
+        image: ``np.uint8[H, W]`` from the image reader.
+        preset: preset name or :class:`BacPreset`.
+
+    Returns:
+        :class:`PreprocessedImage` (the grey image the model sees and the breast mask).
+    """
+    preset = get_preset(preset)
+    _check_grey_u8(image)
+    grey = median_filter(image, kernel=preset.median_kernel, footprint=preset.median_footprint)
+    mask = breast_mask(grey, rule=preset.breast_mask_rule, disk_radius=preset.breast_mask_disk_radius)
+    if preset.contrast == "percentile_stretch":
+        grey = contrast_stretch(grey, mask, percentiles=preset.stretch_percentiles)
+    elif preset.contrast != "none":
+        raise ParameterError(f"Unknown contrast enhancement {preset.contrast!r}.")
+    if preset.mask_image:
+        grey = np.where(mask, grey, np.uint8(0))
+    return PreprocessedImage(grey=grey, breast_mask=mask)
+
+
+def skip_background_patches(
+    patches: np.ndarray, *, mean_at_most: float = 20.0, std_at_most: float = 10.0
+) -> np.ndarray:
+    """Background test of the published code: skip when mean ≤ ``mean_at_most`` or std ≤ ``std_at_most``.
+
+    Args:
+        patches: ``np.uint8[N, h, w]`` grey patches.
+        mean_at_most: mean threshold (8-bit units).
+        std_at_most: population standard deviation threshold (8-bit units).
+
+    Returns:
+        ``np.bool_[N]``, True for patches to skip.
+    """
+    values = patches.reshape(patches.shape[0], -1).astype(np.float64)
+    return (values.mean(axis=1) <= mean_at_most) | (values.std(axis=1) <= std_at_most)
+
+
+def normalise_patches(patches: "torch.Tensor", preset: str | BacPreset = "published") -> "torch.Tensor":  # noqa: F821
+    """8-bit grey patches → SCU-Net input.
+
+    Args:
+        patches: ``Tensor[N, 1, h, w]`` uint8 (any device).
+        preset: preset name or :class:`BacPreset`.
+
+    Returns:
+        ``Tensor[N, in_channels, h, w]`` float32 on the same device: ``x/255`` then
+        ``(· − norm_mean)/norm_std`` (``"fixed"``) or minus each patch's mean
+        (``"patch_zero_mean"``), the grey channel repeated (a view, no copy).
+    """
+    import torch
+
+    preset = get_preset(preset)
+    scaled = patches.to(torch.float32).div_(255.0)
+    if preset.normalisation == "fixed":
+        scaled = scaled.sub_(preset.norm_mean).div_(preset.norm_std)
+    elif preset.normalisation == "patch_zero_mean":
+        scaled = scaled - scaled.mean(dim=(1, 2, 3), keepdim=True)
+    else:
+        raise ParameterError(f"Unknown normalisation {preset.normalisation!r}.")
+    return scaled.expand(-1, preset.in_channels, -1, -1)
