@@ -1,0 +1,273 @@
+"""The manifest record of one set of model weights.
+
+A :class:`WeightsEntry` carries everything needed to use weights correctly and
+honestly: what the network expects (input contract, preprocessing preset),
+what it returns (raw scores or probabilities, thresholds), how well it did
+(evaluation metrics), how to reproduce it (the exact ``medlim`` command, seed
+and data generator) and what it may be used for. Thesis §3.3 (SCU-Net) is the
+first user; the format is shared by every room.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from medlim.errors import WeightsError
+
+__all__ = [
+    "DEFAULT_INTENDED_USE",
+    "OUTPUT_TYPES",
+    "InputContract",
+    "TrainingProvenance",
+    "WeightsEntry",
+    "validate_name",
+]
+
+#: Intended use of weights trained inside medlim.
+DEFAULT_INTENDED_USE = "Research use only, not for diagnosis; trained on synthetic phantoms"
+
+#: What a network's output means: unbounded scores or probabilities in [0, 1].
+OUTPUT_TYPES: tuple[str, ...] = ("raw", "probability")
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def validate_name(value: str, *, what: str) -> str:
+    """Check a model name or version: letters, digits, ``.``, ``_``, ``-``; no folders."""
+    if not isinstance(value, str) or not _NAME_PATTERN.match(value) or ".." in value:
+        raise WeightsError(
+            f"{what} must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
+            f"or digit); {value!r} is given."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """What the network takes, after its preprocessing preset.
+
+    Attributes:
+        channels: input channels (e.g. 3 for SCU-Net's repeated grey patch).
+        size: (height, width) in pixels the network is trained on, or ``None``
+            when any size works.
+        dtype: tensor dtype name, e.g. ``"float32"``.
+        value_range: (low, high) of input values after the preset, e.g.
+            ``(0.0, 1.0)``.
+    """
+
+    channels: int
+    size: tuple[int, int] | None = None
+    dtype: str = "float32"
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.channels, int) or self.channels < 1:
+            raise WeightsError(f"input channels must be a positive integer; {self.channels!r} is given.")
+        if self.size is not None:
+            size = tuple(int(s) for s in self.size)
+            if len(size) != 2 or min(size) < 1:
+                raise WeightsError(f"input size must be (height, width) > 0; {self.size!r} is given.")
+            object.__setattr__(self, "size", size)
+        low, high = (float(v) for v in self.value_range)
+        if not low < high:
+            raise WeightsError(f"input value range must be (low, high) with low < high; {self.value_range!r} is given.")
+        object.__setattr__(self, "value_range", (low, high))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "channels": self.channels,
+            "size": list(self.size) if self.size is not None else None,
+            "dtype": self.dtype,
+            "range": list(self.value_range),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "InputContract":
+        size = data.get("size")
+        return cls(
+            channels=int(data["channels"]),
+            size=tuple(size) if size is not None else None,
+            dtype=str(data.get("dtype", "float32")),
+            value_range=tuple(data.get("range", (0.0, 1.0))),
+        )
+
+
+@dataclass(frozen=True)
+class TrainingProvenance:
+    """How to reproduce (or where to find) the weights.
+
+    Attributes:
+        command: the exact ``medlim`` command that produced the file.
+        seed: random seed of the run, or ``None`` (imported weights).
+        data_generator: synthetic data generator, e.g. ``"medlim.phantoms.mammogram"``.
+        data_generator_version: version of that generator (medlim version).
+        source: where external weights came from (file name, sha256, licence).
+    """
+
+    command: str = ""
+    seed: int | None = None
+    data_generator: str | None = None
+    data_generator_version: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": self.command,
+            "seed": self.seed,
+            "data_generator": self.data_generator,
+            "data_generator_version": self.data_generator_version,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainingProvenance":
+        seed = data.get("seed")
+        return cls(
+            command=str(data.get("command", "")),
+            seed=int(seed) if seed is not None else None,
+            data_generator=data.get("data_generator"),
+            data_generator_version=data.get("data_generator_version"),
+            source=data.get("source"),
+        )
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One set of weights in the manifest (unique by ``name`` and ``version``).
+
+    Attributes:
+        name: model name, e.g. ``"scunet-bac"``.
+        version: version string, e.g. ``"1"`` or ``"2024.1"``.
+        task: what the model does, e.g. ``"bac-segmentation"``.
+        architecture: key of :data:`medlim.core.weights.ARCHITECTURES`.
+        file: safetensors file name, relative to the registry folder.
+        sha256: hex digest of that file.
+        preset: name of the preprocessing preset the weights expect.
+        input_contract: what the network takes.
+        output_type: ``"raw"`` (unbounded scores) or ``"probability"`` (in [0, 1]).
+        thresholds: named cut-offs, e.g. ``{"output": 0.65}``.
+        params: extra inference parameters, e.g. ``{"overlap": 32, "merge": "max"}``.
+        architecture_kwargs: keyword arguments for the architecture builder.
+        metrics: evaluation metrics, e.g. ``{"dice": 0.71}``.
+        provenance: how the weights were made.
+        intended_use: what the weights may be used for.
+        description: one line for people.
+        root: folder the ``file`` is relative to (set by the registry; not saved).
+    """
+
+    name: str
+    version: str
+    task: str
+    architecture: str
+    file: str
+    sha256: str
+    preset: str
+    input_contract: InputContract
+    output_type: str = "raw"
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    params: Mapping[str, Any] = field(default_factory=dict)
+    architecture_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    provenance: TrainingProvenance = field(default_factory=TrainingProvenance)
+    intended_use: str = DEFAULT_INTENDED_USE
+    description: str = ""
+    root: Path | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        validate_name(self.name, what="model name")
+        validate_name(self.version, what="model version")
+        if self.output_type not in OUTPUT_TYPES:
+            raise WeightsError(f"output type must be one of {OUTPUT_TYPES}; {self.output_type!r} is given.")
+        if not re.fullmatch(r"[0-9a-f]{64}", self.sha256 or ""):
+            raise WeightsError(f"sha256 must be 64 lower-case hex digits; {self.sha256!r} is given.")
+        if not self.file:
+            raise WeightsError(f"weights entry {self.name!r} names no file.")
+        for key, value in dict(self.thresholds).items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise WeightsError(f"threshold {key!r} must be a number; {value!r} is given.")
+        object.__setattr__(self, "thresholds", {str(k): float(v) for k, v in dict(self.thresholds).items()})
+        object.__setattr__(self, "params", dict(self.params))
+        object.__setattr__(self, "architecture_kwargs", dict(self.architecture_kwargs))
+        object.__setattr__(self, "metrics", dict(self.metrics))
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(name, version): the identity of the entry in a registry."""
+        return (self.name, self.version)
+
+    @property
+    def label(self) -> str:
+        """``"name@version"`` for display."""
+        return f"{self.name}@{self.version}"
+
+    @property
+    def path(self) -> Path:
+        """Absolute path of the weights file (registry folder / file)."""
+        file = Path(self.file)
+        if file.is_absolute():
+            return file
+        if self.root is None:
+            from medlim.settings import get_settings
+
+            return get_settings().weights_dir / file
+        return self.root / file
+
+    def with_root(self, root: Path | None) -> "WeightsEntry":
+        """The same entry with its files looked up under ``root``."""
+        return replace(self, root=None if root is None else Path(root))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form, as written in ``manifest.json``."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "task": self.task,
+            "architecture": self.architecture,
+            "architecture_kwargs": dict(self.architecture_kwargs),
+            "file": self.file,
+            "sha256": self.sha256,
+            "preset": self.preset,
+            "input": self.input_contract.to_dict(),
+            "output_type": self.output_type,
+            "thresholds": dict(self.thresholds),
+            "params": dict(self.params),
+            "metrics": dict(self.metrics),
+            "provenance": self.provenance.to_dict(),
+            "intended_use": self.intended_use,
+            "description": self.description,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, root: Path | None = None) -> "WeightsEntry":
+        """Entry from its manifest form; raises ``WeightsError`` naming a missing field."""
+        known = {f.name for f in fields(cls)} | {"input"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise WeightsError(f"manifest entry {data.get('name')!r} has unknown fields {unknown}.")
+        try:
+            return cls(
+                name=str(data["name"]),
+                version=str(data["version"]),
+                task=str(data["task"]),
+                architecture=str(data["architecture"]),
+                file=str(data["file"]),
+                sha256=str(data["sha256"]),
+                preset=str(data["preset"]),
+                input_contract=InputContract.from_dict(data["input"]),
+                output_type=str(data.get("output_type", "raw")),
+                thresholds=dict(data.get("thresholds", {})),
+                params=dict(data.get("params", {})),
+                architecture_kwargs=dict(data.get("architecture_kwargs", {})),
+                metrics=dict(data.get("metrics", {})),
+                provenance=TrainingProvenance.from_dict(data.get("provenance", {})),
+                intended_use=str(data.get("intended_use", DEFAULT_INTENDED_USE)),
+                description=str(data.get("description", "")),
+                root=root,
+            )
+        except KeyError as exc:
+            raise WeightsError(f"manifest entry {data.get('name')!r} lacks the field {exc.args[0]!r}.") from None
+        except (TypeError, ValueError) as exc:
+            raise WeightsError(f"manifest entry {data.get('name')!r} is malformed: {exc}") from None
