@@ -65,7 +65,7 @@ class ModelVersion:
 
 
 def model_versions() -> list[ModelVersion]:
-    """Models in the weights registry; ``[]`` when none are registered yet.
+    """Models in the weights registry (``Settings.weights_dir``); ``[]`` when none are registered.
 
     Raises:
         MedlimError: the manifest exists but cannot be read.
@@ -83,5 +83,5 @@ def model_versions() -> list[ModelVersion]:
             task=str(getattr(entry, "task", "")),
             intended_use=str(getattr(entry, "intended_use", "")),
         )
-        for entry in weights.list_weights()
+        for entry in weights.Registry.load().list()
     ]

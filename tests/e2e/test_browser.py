@@ -1,0 +1,168 @@
+"""End-to-end: the real app server driven in headless Chromium (Debian's package) by Playwright.
+
+Starts ``streamlit run app.py`` on a free port with its own MEDLIM_HOME, opens the
+viewer from the navigation, uploads a generated DICOM mammogram through the file
+input, checks the metadata table and the image, and keeps a screenshot under
+``artifacts/`` (gitignored) as the test artefact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+SERVER_START_TIMEOUT_S = 90.0
+UI_TIMEOUT_MS = 90_000
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+
+def write_test_mammogram(path: Path) -> None:
+    """A 12-bit MONOCHROME2 'MG' DICOM (320 x 256) with a window, detector spacing and a fake name."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    rows, columns = 320, 256
+    y, x = np.mgrid[0:rows, 0:columns]
+    breast = ((x / 230.0) ** 2 + ((y - rows / 2) / 150.0) ** 2) <= 1.0
+    pixels = np.where(breast, 1500 + 6 * x, 100).astype(np.uint16)
+    pixels[150:170, 60:200] = 4000  # a bright band (a "vessel")
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"  # Digital Mammography, For Presentation
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.PatientName = "Doe^Jane"
+    ds.PatientID = "SECRET-ID-123"
+    ds.PatientBirthDate = "19600101"
+    ds.Modality = "MG"
+    ds.StudyDate = "20240315"
+    ds.ViewPosition = "CC"
+    ds.ImageLaterality = "L"
+    ds.PresentationIntentType = "FOR PRESENTATION"
+    ds.ImagerPixelSpacing = [0.1, 0.1]
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, columns
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 12, 11
+    ds.PixelRepresentation = 0
+    ds.WindowCenter, ds.WindowWidth = 2000, 4000
+    ds.PixelData = pixels.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the app server exited with {server.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the app server did not answer in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture
+def app_url(tmp_path: Path) -> Iterator[str]:
+    """Run the real app server for one test; always stopped afterwards."""
+    port = _free_port()
+    log = tmp_path / "streamlit.log"
+    env = {
+        **os.environ,
+        "MEDLIM_HOME": str(tmp_path / "medlim_home"),
+        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+    }
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        "--server.headless", "true",
+        "--server.port", str(port),
+        "--server.address", "127.0.0.1",
+        "--server.fileWatcherType", "none",
+    ]  # fmt: skip
+    with log.open("wb") as log_file:
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            _wait_healthy(url, server, log)
+            yield url
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
+                try:
+                    server.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(server.pid, signal.SIGKILL)
+                    server.wait(timeout=15)
+
+
+def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed (bash .ci/run installs it: apt-get install chromium)"
+    dicom = tmp_path / "phantom_mammogram.dcm"
+    write_test_mammogram(dicom)
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            page.goto(app_url)
+            expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
+            expect(page.get_by_text("Research use only").first).to_be_visible()
+
+            page.get_by_role("link", name="Image viewer").click()
+            expect(page.get_by_role("heading", name="Image viewer")).to_be_visible()
+            page.locator("input[type='file']").first.set_input_files(str(dicom))
+
+            table = page.locator("[data-testid='stTable']").first
+            expect(table).to_contain_text("phantom_mammogram.dcm")
+            expect(table).to_contain_text("MG")
+            expect(table).to_contain_text("2024-03-15")
+            expect(table).to_contain_text("at the detector")
+            charts = page.locator("[data-testid='stPlotlyChart']")
+            expect(charts).to_have_count(2)
+            expect(charts.first.locator("image").first).to_be_attached()  # the plotly image trace
+            expect(page.get_by_text("Window centre (level)")).to_be_visible()
+            page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+            page.screenshot(path=str(ARTIFACTS / "viewer.png"), full_page=True)
+
+            body = page.locator("body").inner_text()
+            for identifying in ("Doe", "Jane", "SECRET-ID-123", "1960"):
+                assert identifying not in body, f"identifying text {identifying!r} shown on the page"
+            assert not page.locator("[data-testid='stException']").count()
+        finally:
+            browser.close()

@@ -1,0 +1,97 @@
+"""AppTest tests of the app shell and its pages (run headless, in-process)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+TIMEOUT = 60  # first runs import torch / plotly
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def samples_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A samples folder with one 8-bit gradient PNG and one damaged 'DICOM' file."""
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    gradient = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (32, 1))  # 32 x 64, values 0..252
+    (folder / "gradient.png").write_bytes(_png_bytes(gradient))
+    (folder / "damaged.dcm").write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10")
+    monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(folder))
+    return folder
+
+
+def _table_values(at: AppTest) -> dict[str, str]:
+    frame = at.table[0].value
+    return dict(zip(frame["Field"], frame["Value"]))
+
+
+def test_app_opens_on_home() -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert at.title[0].value == "medlim"
+
+
+def test_home_page_says_research_use_device_and_models() -> None:
+    at = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "Research use only" in at.info[0].body
+    device = at.metric[0]
+    assert device.label == "Compute device"
+    assert device.value.startswith(("CPU", "CUDA"))
+    assert at.subheader[0].value == "Models"
+
+
+def test_viewer_without_input_invites_upload(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(tmp_path / "absent"))
+    at = AppTest.from_file(str(ROOT / "pages" / "viewer.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "Upload one or more images" in at.info[0].body
+    assert not at.error
+
+
+def test_viewer_shows_a_bundled_sample_and_rewindows(samples_dir: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "pages" / "viewer.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    at.multiselect(key="viewer_samples").set_value(["gradient.png"]).run()
+    assert not at.exception and not at.error
+    values = _table_values(at)
+    assert values["Format"] == "PNG"
+    assert values["Size (width × height)"] == "64 × 32 px"
+    assert values["Pixel spacing"].startswith("not recorded")
+    sliders = {slider.label: slider for slider in at.slider}
+    centre, width = sliders["Window centre (level)"], sliders["Window width"]
+    assert (centre.value, width.value) == (126.0, 252.0)  # full range 0..252
+    width.set_value(20.0).run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2  # image and histogram
+
+
+def test_viewer_reports_a_damaged_file_and_still_shows_the_others(samples_dir: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "pages" / "viewer.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key="viewer_samples").set_value(["damaged.dcm", "gradient.png"]).run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert at.error[0].body.startswith("**damaged.dcm:**")
+    assert len(at.table) == 1  # the PNG is still shown
+
+
+def test_viewer_upload(samples_dir: Path) -> None:
+    at = AppTest.from_file(str(ROOT / "pages" / "viewer.py"), default_timeout=TIMEOUT).run()
+    grey16 = (np.arange(12 * 10, dtype=np.uint16).reshape(12, 10) * 500).astype(np.uint16)
+    at.file_uploader(key="viewer_upload").upload("scan.png", _png_bytes(grey16), "image/png").run()
+    assert not at.exception and not at.error
+    values = _table_values(at)
+    assert values["File"] == "scan.png"
+    assert values["Size (width × height)"] == "10 × 12 px"
