@@ -14,14 +14,17 @@ the labels are exact and deterministic. Everything is drawn from one seed.
 
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from medlim.errors import ParameterError
+from medlim.phantoms.base import PhantomKind, check_seed, rng_for
 
-__all__ = ["FluorescencePhantom", "generate_fluorescence"]
+__all__ = ["FluorescencePhantom", "generate_fluorescence", "KIND"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
 def generate_fluorescence(
     seed: int,
     *,
+    index: int = 0,
     size: tuple[int, int] = (1024, 1376),
     radius_range: tuple[float, float] = (20.0, 30.0),
     clump_fraction: float = 0.6,
@@ -68,7 +72,8 @@ def generate_fluorescence(
     """Draw one DAPI-like phantom.
 
     Args:
-        seed: random seed (the image is a pure function of the arguments).
+        seed: non-negative random seed (the image is a pure function of the arguments).
+        index: phantom number within the seed's series (independent streams).
         size: ``(height, width)`` in px, each ≥ 64.
         radius_range: semi-major axis range in px (thesis-like magnification:
             nuclei 40–60 px across).
@@ -89,7 +94,7 @@ def generate_fluorescence(
         raise ParameterError(f"`radius_range` must satisfy 4 ≤ lo ≤ hi, got {radius_range}")
     if not 0.05 <= density <= 0.6:
         raise ParameterError(f"`density` must be in [0.05, 0.6], got {density}")
-    rng = np.random.default_rng(seed)
+    rng = rng_for(check_seed(seed), "fluorescence", int(index))
     yy, xx = np.mgrid[0:height, 0:width]
 
     # Groups are laid out on a jittered grid so that different groups never touch.
@@ -195,3 +200,22 @@ def generate_fluorescence(
     rgb = np.stack([red, green, blue], axis=-1)
     image = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
     return FluorescencePhantom(image=image, labels=labels, clump_of=clump_of, valley=valley, seed=int(seed))
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(1024, 1376),
+                        help="image height and width in px (default 1024 1376, the thesis size)")
+
+
+def _split_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"size": tuple(args.size)}, {}
+
+
+#: Registry entry (``medlim phantom fluorescence``): RGB image + uint16 labels.
+KIND = PhantomKind(
+    name="fluorescence",
+    summary="DAPI fluorescence nuclei with clumps of 2-5 overlapping nuclei and exact instance labels",
+    generate=generate_fluorescence,
+    add_arguments=_add_arguments,
+    split_arguments=_split_arguments,
+)
