@@ -1,0 +1,45 @@
+"""``medlim info``: versions, device, weights status, store URL (text and JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from medlim.cli import main
+from medlim.core import weights as w
+
+
+def test_info_json_reports_versions_device_and_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEDLIM_DATABASE_URL", "postgresql://reader:s3cret@db.example/medlim")
+    assert main(["info", "--json", "--weights-dir", str(tmp_path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["medlim"] == "0.1.0"
+    assert info["packages"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert set(info["packages"]) >= {"torch", "torchvision", "numpy", "pydicom", "faiss", "streamlit"}
+    assert info["device"].startswith("CUDA" if torch.cuda.is_available() else "CPU")
+    assert info["models"] == []
+    assert "s3cret" not in info["database_url"] and "db.example" in info["database_url"]
+
+
+def test_info_text_lists_models_with_checksum_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(w.ARCHITECTURES, "lin", "torch.nn:Linear")
+    fields = {
+        "name": "lin", "version": "1", "task": "test", "architecture": "lin", "preset": "none",
+        "architecture_kwargs": {"in_features": 1, "out_features": 1},
+        "input_contract": w.InputContract(channels=1),
+    }
+    entry = w.save_weights(w.Registry(tmp_path), fields, torch.nn.Linear(1, 1).state_dict())
+    assert main(["info", "--weights-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "lin@1 [test, preset none]: ok" in out
+    assert "research use only" in out.lower()
+    entry.path.write_bytes(b"changed")
+    assert main(["info", "--weights-dir", str(tmp_path)]) == 0
+    assert "lin@1 [test, preset none]: mismatch" in capsys.readouterr().out
