@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ImageMetadata", "ImageRecord"]
+__all__ = ["ImageMetadata", "ImageRecord", "PIXEL_SPACING_LABELS"]
+
+#: Plain-language meaning of each ``pixel_spacing_source``: where the pixel size is
+#: measured. PixelSpacing is at the patient (for a mammogram: the breast);
+#: ImagerPixelSpacing is at the detector, larger than at the breast by the
+#: geometric magnification, which EstimatedRadiographicMagnificationFactor undoes.
+PIXEL_SPACING_LABELS: dict[str, str] = {
+    "PixelSpacing": "at the patient/breast",
+    "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor": "at the breast (detector spacing ÷ magnification)",
+    "ImagerPixelSpacing": "at the detector (not corrected for magnification)",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +58,13 @@ class ImageMetadata:
     number_of_frames: int = 1
     frame_index: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def pixel_spacing_label(self) -> str | None:
+        """Where ``pixel_spacing_mm`` is measured, in words (``None`` without a spacing)."""
+        if self.pixel_spacing_source is None:
+            return None
+        return PIXEL_SPACING_LABELS.get(self.pixel_spacing_source, self.pixel_spacing_source)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,768 @@
+"""DICOM decoding: the grey-level pipeline in standard order, colour, metadata.
+
+Issue 2 ("Image input") and METHODS.md §1 ("DICOM is converted to the 8-bit
+image once, at the reader"). For grey images the order is that of DICOM PS3.4
+Annex N / PS3.3 §C.11:
+
+1. stored values, with Bits Stored respected (high bits masked, sign extended
+   when Pixel Representation is 1);
+2. modality LUT: Modality LUT Sequence, else Rescale Slope/Intercept (top level
+   or the frame's Pixel Value Transformation) → ``ImageRecord.raw``;
+3. VOI: VOI LUT Sequence, else the first Window Center/Width with the VOI LUT
+   Function (LINEAR, LINEAR_EXACT, SIGMOID), else the image's own value range
+   (minimum → black, maximum → white);
+4. MONOCHROME1 inversion, then the Presentation LUT Shape: ``INVERSE`` asks for
+   one inversion. For MONOCHROME1 the standard requires ``INVERSE`` and means the
+   same inversion (PS3.3 C.8.11.6.1, "shall be used if MONOCHROME1"), so an image
+   is inverted when it is MONOCHROME1 **or** its shape is INVERSE — never twice.
+
+Colour (RGB, YBR_* converted to RGB by pydicom, PALETTE COLOR through its
+palette) is scaled by the largest stored value. Compressed transfer syntaxes are
+decoded by the installed pydicom plugins (GDCM, pylibjpeg-openjpeg,
+pylibjpeg-rle, Pillow; never the GPL pylibjpeg-libjpeg).
+
+Speed: stored integers of up to 16 bits go through lookup tables built over all
+2**bits stored patterns (masking, sign, rescale, window and inversion folded in),
+so a 4096×3328 mammogram costs two gathers, not a chain of float64 passes
+(``benchmarks/bench_io.py``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import math
+import struct
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from medlim.core.io.pseudonym import patient_key
+from medlim.core.io.record import ImageMetadata, ImageRecord
+from medlim.core.io.windowing import VOI_FUNCTIONS, apply_lut, apply_value_range, apply_window
+from medlim.errors import (
+    CorruptFileError,
+    ImageTooLargeError,
+    MultiFrameError,
+    NoPixelDataError,
+    NotDicomImageError,
+    ParameterError,
+    TruncatedFileError,
+    UnsupportedFormatError,
+    UnsupportedTransferSyntaxError,
+)
+from medlim.settings import Settings
+
+__all__ = [
+    "FOR_PROCESSING_SOP_CLASSES",
+    "FOR_PROCESSING_WARNING",
+    "decode_dicom",
+    "pixel_spacing",
+    "mammography_view",
+]
+
+#: SOP classes whose images are "For Processing" (raw detector data).
+FOR_PROCESSING_SOP_CLASSES: frozenset[str] = frozenset(
+    {
+        "1.2.840.10008.5.1.4.1.1.1.1.1",  # Digital X-Ray Image Storage - For Processing
+        "1.2.840.10008.5.1.4.1.1.1.2.1",  # Digital Mammography X-Ray Image Storage - For Processing
+        "1.2.840.10008.5.1.4.1.1.1.3.1",  # Digital Intra-Oral X-Ray Image Storage - For Processing
+    }
+)
+
+#: Plain-language warning attached to "For Processing" images.
+FOR_PROCESSING_WARNING = (
+    "This is a 'For Processing' image (raw detector data), not the 'For Presentation' image "
+    "a radiologist reads. Models trained on 'For Presentation' mammograms do not transfer to it: "
+    "treat any analysis result as unreliable and use the 'For Presentation' image instead."
+)
+
+#: More frames than this is taken as a damaged Number of Frames.
+_MAX_FRAMES = 100_000
+
+# Errors pydicom raises while parsing a damaged value lazily.
+_VALUE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error, UnicodeError)
+
+# Mammography view codes (SNOMED-RT "R-..." and SNOMED CT) → ViewPosition terms.
+_VIEW_CODES: dict[str, str] = {
+    "R-10242": "CC",
+    "399162004": "CC",
+    "R-10226": "MLO",
+    "399368009": "MLO",
+    "R-10224": "ML",
+    "399260004": "ML",
+}
+_VIEW_MEANINGS: dict[str, str] = {
+    "cranio-caudal": "CC",
+    "medio-lateral oblique": "MLO",
+    "medio-lateral": "ML",
+    "latero-medial": "LM",
+    "latero-medial oblique": "LMO",
+    "caudo-cranial (from below)": "FB",
+    "exaggerated cranio-caudal": "XCCL",
+}
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _get(ds: Any, keyword: str, default: Any = None) -> Any:
+    """``ds.get(keyword)`` that returns ``default`` for a malformed value."""
+    try:
+        value = ds.get(keyword, default)
+    except _VALUE_ERRORS:
+        return default
+    return default if value is None or value == "" else value
+
+
+def _first(value: Any) -> Any:
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return value[0] if len(value) else None
+    return value
+
+
+def _int(ds: Any, keyword: str, default: int | None = None) -> int | None:
+    value = _first(_get(ds, keyword))
+    try:
+        return default if value is None else int(value)
+    except _VALUE_ERRORS:
+        return default
+
+
+def _float(value: Any) -> float | None:
+    value = _first(value)
+    try:
+        number = float(value)
+    except _VALUE_ERRORS:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _text(ds: Any, keyword: str) -> str | None:
+    value = _first(_get(ds, keyword))
+    if value is None:
+        return None
+    text = str(value).strip().upper()
+    return text or None
+
+
+def _frame_attribute(ds: Any, frame: int, sequence: str, keyword: str) -> Any:
+    """``keyword`` from the frame's functional group ``sequence``, else the shared one (enhanced IODs)."""
+    for groups_keyword, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+        groups = _get(ds, groups_keyword)
+        try:
+            item = groups[index] if groups is not None and len(groups) > index else None
+            inner = _get(item, sequence) if item is not None else None
+            if inner is not None and len(inner):
+                value = _get(inner[0], keyword)
+                if value is not None:
+                    return value
+        except _VALUE_ERRORS:
+            continue
+    return None
+
+
+def _attribute(ds: Any, frame: int, sequence: str, keyword: str) -> Any:
+    value = _get(ds, keyword)
+    return value if value is not None else _frame_attribute(ds, frame, sequence, keyword)
+
+
+# ------------------------------------------------------------------------- metadata
+
+
+def pixel_spacing(ds: Any, *, frame: int = 0) -> tuple[tuple[float, float] | None, str | None]:
+    """Physical pixel size, never guessed.
+
+    Order: PixelSpacing (at the patient; for mammograms, at the breast) — also from
+    the frame's Pixel Measures; else ImagerPixelSpacing ÷
+    EstimatedRadiographicMagnificationFactor (at the breast, corrected for
+    magnification); else ImagerPixelSpacing alone (at the detector).
+
+    Args:
+        ds: a pydicom Dataset.
+        frame: frame whose functional groups to consult (enhanced IODs).
+
+    Returns:
+        ``((row_mm, column_mm), source)`` with ``source`` one of ``"PixelSpacing"``,
+        ``"ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"``,
+        ``"ImagerPixelSpacing"``; ``(None, None)`` when absent or invalid.
+    """
+
+    def pair(value: Any) -> tuple[float, float] | None:
+        try:
+            numbers = [float(item) for item in value] if value is not None else []
+        except _VALUE_ERRORS:
+            return None
+        if len(numbers) != 2 or not all(math.isfinite(n) and n > 0 for n in numbers):
+            return None
+        return (numbers[0], numbers[1])
+
+    spacing = pair(_attribute(ds, frame, "PixelMeasuresSequence", "PixelSpacing"))
+    if spacing is not None:
+        return spacing, "PixelSpacing"
+    imager = pair(_get(ds, "ImagerPixelSpacing"))
+    if imager is None:
+        return None, None
+    magnification = _float(_get(ds, "EstimatedRadiographicMagnificationFactor"))
+    if magnification is not None and magnification > 0:
+        return (imager[0] / magnification, imager[1] / magnification), (
+            "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"
+        )
+    return imager, "ImagerPixelSpacing"
+
+
+def mammography_view(ds: Any) -> str | None:
+    """The view (``"CC"``, ``"MLO"``, ...) from ViewPosition, else ViewCodeSequence."""
+    view = _text(ds, "ViewPosition")
+    if view:
+        return view
+    codes = _get(ds, "ViewCodeSequence")
+    try:
+        item = codes[0] if codes is not None and len(codes) else None
+    except _VALUE_ERRORS:
+        item = None
+    if item is None:
+        return None
+    code = str(_get(item, "CodeValue", "")).strip()
+    if code in _VIEW_CODES:
+        return _VIEW_CODES[code]
+    meaning = str(_get(item, "CodeMeaning", "")).strip().lower()
+    return _VIEW_MEANINGS.get(meaning)
+
+
+def _study_date(ds: Any) -> str | None:
+    value = _get(ds, "StudyDate")
+    text = str(value).strip() if value is not None else ""
+    if len(text) != 8 or not text.isdigit():
+        return None
+    try:
+        return _dt.date(int(text[:4]), int(text[4:6]), int(text[6:])).isoformat()
+    except ValueError:
+        return None
+
+
+def _laterality(ds: Any) -> str | None:
+    for keyword in ("ImageLaterality", "Laterality"):
+        value = _text(ds, keyword)
+        if value in ("L", "R"):
+            return value
+    return None
+
+
+def _presentation_intent(ds: Any) -> str | None:
+    intent = _text(ds, "PresentationIntentType")
+    if intent in ("FOR PRESENTATION", "FOR PROCESSING"):
+        return intent
+    sop_class = str(_get(ds, "SOPClassUID", "")).strip()
+    if sop_class in FOR_PROCESSING_SOP_CLASSES:
+        return "FOR PROCESSING"
+    return None
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _parse(data: bytes, *, name: str, force: bool) -> Any:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(io.BytesIO(data), force=force)
+    except InvalidDicomError as exc:
+        raise UnsupportedFormatError(f"{name} is not a DICOM file (no 'DICM' marker at byte 128).") from exc
+    except (EOFError, struct.error) as exc:
+        raise TruncatedFileError(
+            f"{name} ends in the middle of a DICOM element (the file is truncated); copy or export it again."
+        ) from exc
+    except (*_VALUE_ERRORS, OSError, NotImplementedError, RecursionError, MemoryError) as exc:
+        text = str(exc).lower()
+        if any(word in text for word in ("end of file", "truncat", "not enough", "unexpected end", "fewer", "less than")):
+            raise TruncatedFileError(
+                f"{name} ends in the middle of a DICOM element (the file is truncated); copy or export it again."
+            ) from exc
+        raise CorruptFileError(
+            f"{name} is a damaged DICOM file: its elements cannot be parsed ({type(exc).__name__}). "
+            "Export it again from the PACS or modality."
+        ) from exc
+    if force and not _plausible_dataset(ds):
+        raise UnsupportedFormatError(
+            f"{name} is not a DICOM, PNG, TIFF or JPEG file (it has no 'DICM' marker and its bytes do not "
+            "form DICOM elements)."
+        )
+    return ds
+
+
+def _plausible_dataset(ds: Any) -> bool:
+    """A force-read data set is believed only if it holds standard elements a real file has."""
+    try:
+        tags = [int(tag) for tag in ds.keys()]
+    except _VALUE_ERRORS:
+        return False
+    if not tags:
+        return False
+    known = {0x00080016, 0x00080018, 0x00080060, 0x00280010, 0x00280011, 0x7FE00010, 0x00100020, 0x0020000D}
+    return len(known.intersection(tags)) >= 2 or 0x7FE00010 in tags and 0x00280010 in tags
+
+
+def _ensure_transfer_syntax(ds: Any, *, name: str, encapsulated: bool) -> str:
+    """The transfer syntax UID, filling it in from the read encoding for files that lack it."""
+    from pydicom import uid
+    from pydicom.dataset import FileMetaDataset
+
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(_get(meta, "TransferSyntaxUID", "")).strip() if meta is not None else ""
+    if syntax:
+        return syntax
+    if encapsulated:
+        raise UnsupportedTransferSyntaxError(
+            f"{name} holds compressed pixels but does not say how they are compressed "
+            "(no Transfer Syntax UID); export it again with its file meta information."
+        )
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if not little:
+        syntax = uid.ExplicitVRBigEndian
+    else:
+        syntax = uid.ImplicitVRLittleEndian if implicit else uid.ExplicitVRLittleEndian
+    if meta is None:
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = syntax
+    return str(syntax)
+
+
+def _check_decodable(syntax: str, *, name: str) -> None:
+    from pydicom import uid
+    from pydicom.pixels import get_decoder
+
+    try:
+        decoder = get_decoder(syntax)
+    except NotImplementedError as exc:
+        syntax_name = uid.UID(syntax).name if uid.UID(syntax).is_valid else syntax
+        raise UnsupportedTransferSyntaxError(
+            f"{name} is compressed as '{syntax_name}' ({syntax}), which medlim cannot decode; "
+            "export it uncompressed or as JPEG 2000 / JPEG-LS / RLE."
+        ) from exc
+    if not decoder.is_available:
+        raise UnsupportedTransferSyntaxError(
+            f"{name} is compressed as '{uid.UID(syntax).name}' and no decoder for it is installed "
+            "(install python-gdcm and pylibjpeg-openjpeg / pylibjpeg-rle)."
+        )
+
+
+def _decode_frame(ds: Any, *, index: int, syntax: str, name: str, encapsulated: bool) -> np.ndarray:
+    from pydicom.pixels import pixel_array
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return pixel_array(ds, index=index)
+    except (ValueError, RuntimeError, NotImplementedError, *_VALUE_ERRORS, EOFError, OSError, MemoryError) as exc:
+        text = str(exc)
+        lowered = text.lower()
+        if "less than expected" in lowered or "truncat" in lowered or "fewer" in lowered:
+            raise TruncatedFileError(
+                f"{name} ends before its pixel data does (the file is truncated); copy or export it again."
+            ) from exc
+        if "does not support" in lowered or "no pixel data decoders" in lowered or "not supported" in lowered:
+            if syntax == "1.2.840.10008.1.2.4.51":
+                return _decode_jpeg_extended_with_gdcm(ds, index=index, name=name, cause=exc)
+            raise UnsupportedTransferSyntaxError(
+                f"{name}: the installed decoders cannot decode this compressed image "
+                f"({_decoder_reason(text)}); export it uncompressed."
+            ) from exc
+        if encapsulated:
+            raise CorruptFileError(
+                f"{name}: the pixel data cannot be decoded; the compressed stream is damaged or incomplete "
+                f"({_decoder_reason(text)}). Export it again."
+            ) from exc
+        raise CorruptFileError(
+            f"{name}: the pixels cannot be read because an image description element is damaged "
+            f"({type(exc).__name__}). Export it again."
+        ) from exc
+
+
+def _decoder_reason(text: str) -> str:
+    """The decoders' own reasons, one line (they name codecs and precisions, never patient data)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(lines[1:] if len(lines) > 1 else lines)[:300] or "no reason given"
+
+
+def _decode_jpeg_extended_with_gdcm(ds: Any, *, index: int, name: str, cause: Exception) -> np.ndarray:
+    """12-bit JPEG Extended (1.2.840.10008.1.2.4.51) through GDCM's own 12-bit codec.
+
+    pydicom's GDCM plugin declines 12-bit JPEG Extended, but GDCM ships an IJG
+    12-bit decoder; it is reached by handing GDCM the frame as a one-fragment
+    image. Only Pillow (8-bit) and GDCM are installed: the GPL pylibjpeg-libjpeg is not.
+    """
+    try:
+        import gdcm
+        from pydicom.encaps import get_frame
+    except ImportError as exc:
+        raise UnsupportedTransferSyntaxError(
+            f"{name} is 12-bit JPEG Extended and GDCM is not installed to decode it."
+        ) from exc
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    try:
+        fragment_bytes = get_frame(ds.PixelData, index, number_of_frames=frames)
+        fragment = gdcm.Fragment()
+        fragment.SetByteStringValue(fragment_bytes)
+        fragments = gdcm.SequenceOfFragments.New()
+        fragments.AddFragment(fragment)
+        element = gdcm.DataElement(gdcm.Tag(0x7FE0, 0x0010))
+        element.SetValue(fragments.__ref__())
+        image = gdcm.Image()
+        image.SetNumberOfDimensions(2)
+        image.SetDimensions((columns, rows, 1))
+        image.SetDataElement(element)
+        image.SetPixelFormat(gdcm.PixelFormat(samples, 16, int(ds.BitsStored), int(ds.BitsStored) - 1, 0))
+        photometric = gdcm.PhotometricInterpretation.GetPIType(str(ds.PhotometricInterpretation))
+        image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(photometric))
+        image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGExtendedProcess2_4))
+        buffer = image.GetBuffer()
+    except Exception as exc:  # GDCM's SWIG layer raises bare Exceptions; the boundary maps them to one error
+        raise UnsupportedTransferSyntaxError(
+            f"{name} is 12-bit JPEG Extended, which the installed decoders cannot decode "
+            f"({_decoder_reason(str(cause))})."
+        ) from exc
+    raw = buffer.encode("utf-8", "surrogateescape") if isinstance(buffer, str) else bytes(buffer)
+    expected = rows * columns * samples * 2
+    if len(raw) < expected:
+        raise CorruptFileError(f"{name}: the 12-bit JPEG stream decodes to too few pixels; it is damaged.")
+    array = np.frombuffer(raw[:expected], dtype=np.uint16)
+    return array.reshape((rows, columns, samples) if samples > 1 else (rows, columns))
+
+
+# ------------------------------------------------------------------------ grey chain
+
+
+def _stored_values(patterns: np.ndarray, *, bits_stored: int, signed: bool) -> np.ndarray:
+    """Stored values (int64) of raw bit patterns: high bits masked, sign extended."""
+    values = patterns.astype(np.int64) & ((1 << bits_stored) - 1)
+    if signed:
+        half = 1 << (bits_stored - 1)
+        values = np.where(values >= half, values - (1 << bits_stored), values)
+    return values
+
+
+def _modality_function(ds: Any, *, frame: int, warnings_out: list[str]) -> Callable[[np.ndarray], np.ndarray]:
+    """Stored values (int64 or float) → modality values (float32)."""
+    lut_sequence = _get(ds, "ModalityLUTSequence")
+    if lut_sequence is not None:
+        from pydicom.pixels import apply_modality_lut
+
+        def through_lut(values: np.ndarray) -> np.ndarray:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    return np.asarray(apply_modality_lut(values, ds), dtype=np.float32)
+            except (*_VALUE_ERRORS, NotImplementedError) as exc:
+                raise CorruptFileError(
+                    f"The file's Modality LUT cannot be applied ({type(exc).__name__}); it is damaged."
+                ) from exc
+
+        return through_lut
+    slope = _float(_attribute(ds, frame, "PixelValueTransformationSequence", "RescaleSlope"))
+    intercept = _float(_attribute(ds, frame, "PixelValueTransformationSequence", "RescaleIntercept"))
+    if slope == 0.0:
+        warnings_out.append("The file's Rescale Slope is 0, which would blank the image; it was ignored (slope 1).")
+        slope = None
+    slope = 1.0 if slope is None else slope
+    intercept = 0.0 if intercept is None else intercept
+
+    def rescale(values: np.ndarray) -> np.ndarray:
+        if slope == 1.0 and intercept == 0.0:
+            return values.astype(np.float32)
+        out = values.astype(np.float32)
+        if slope != 1.0:
+            out *= np.float32(slope)
+        if intercept != 0.0:
+            out += np.float32(intercept)
+        return out
+
+    return rescale
+
+
+def _voi_function(
+    ds: Any, *, frame: int, signed: bool, warnings_out: list[str]
+) -> Callable[[np.ndarray, tuple[float, float] | None], np.ndarray]:
+    """Modality values → display values in [0, 1]; the second argument is the image's value range."""
+    lut_sequence = _get(ds, "VOILUTSequence")
+    item = None
+    try:
+        if lut_sequence is not None and len(lut_sequence):
+            item = lut_sequence[0]
+    except _VALUE_ERRORS:
+        item = None
+    descriptor = _get(item, "LUTDescriptor") if item is not None else None
+    lut_data = _get(item, "LUTData") if item is not None else None
+    if descriptor is not None and lut_data is not None:
+        try:
+            entries, first_mapped, bits = (int(value) for value in list(descriptor)[:3])
+        except (*_VALUE_ERRORS, StopIteration):
+            entries = first_mapped = bits = -1
+        if entries >= 0 and 1 <= bits <= 16:
+            entries = entries or 65536
+            if signed and first_mapped >= 32768:
+                first_mapped -= 65536  # US-encoded descriptor of a signed image
+            if isinstance(lut_data, (bytes, bytearray)):
+                order = "<" if getattr(ds, "is_little_endian", True) in (True, None) else ">"
+                table = np.frombuffer(bytes(lut_data), dtype=np.dtype(f"{order}u2")).astype(np.int64)
+            else:
+                table = np.asarray(lut_data if not np.isscalar(lut_data) else [lut_data], dtype=np.int64)
+            table = table[:entries]
+            if table.size:
+                return lambda values, _range: apply_lut(values, lut=table, first_mapped=first_mapped, output_bits=bits)
+        warnings_out.append("The file's VOI LUT is malformed; the window centre/width or value range was used instead.")
+    center = _float(_attribute(ds, frame, "FrameVOILUTSequence", "WindowCenter"))
+    width = _float(_attribute(ds, frame, "FrameVOILUTSequence", "WindowWidth"))
+    function = _first(_attribute(ds, frame, "FrameVOILUTSequence", "VOILUTFunction"))
+    function = str(function).strip().upper() if function else "LINEAR"
+    if function not in VOI_FUNCTIONS:
+        warnings_out.append(f"Unknown VOI LUT Function {function!r}; LINEAR was used.")
+        function = "LINEAR"
+    if center is not None and width is not None:
+        if width >= 1.0 or (function != "LINEAR" and width > 0):
+            return lambda values, _range: apply_window(values, center=center, width=width, function=function)
+        warnings_out.append(f"The file's window width {width} is invalid; the image's value range was used.")
+
+    def value_range(values: np.ndarray, image_range: tuple[float, float] | None) -> np.ndarray:
+        if image_range is None:
+            return apply_value_range(values)
+        return apply_value_range(values, low=image_range[0], high=image_range[1])
+
+    return value_range
+
+
+def _grey_pipeline(
+    stored: np.ndarray,
+    *,
+    bits_stored: int,
+    signed: bool,
+    modality: Callable[[np.ndarray], np.ndarray],
+    voi: Callable[[np.ndarray, tuple[float, float] | None], np.ndarray],
+    invert: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, raw) of a grey frame."""
+    if stored.dtype.kind in "ui" and stored.dtype.itemsize <= 2:
+        container = stored.dtype.itemsize * 8
+        if stored.dtype.byteorder == ">":  # big-endian files: swap once to native order
+            stored = stored.astype(stored.dtype.newbyteorder("="))
+        # Index tables by the bit pattern: masking, sign, rescale and window live in the tables.
+        patterns = np.ascontiguousarray(stored).view(np.uint8 if container == 8 else np.uint16)
+        all_patterns = np.arange(1 << container, dtype=np.int64)
+        modality_table = modality(_stored_values(all_patterns, bits_stored=min(bits_stored, container), signed=signed))
+        raw = np.take(modality_table, patterns)
+        image_range = (float(raw.min()), float(raw.max())) if raw.size else None
+        display_table = voi(modality_table, image_range).astype(np.float32, copy=False)
+        if invert:
+            display_table = np.float32(1.0) - display_table
+        pixels = np.take(display_table, patterns)
+        return pixels, raw
+    # 32-bit integers and floats: plain array arithmetic.
+    values = stored
+    if stored.dtype.kind in "ui" and bits_stored < stored.dtype.itemsize * 8:
+        values = _stored_values(stored, bits_stored=bits_stored, signed=signed)
+    raw = modality(values)
+    pixels = voi(raw, None).astype(np.float32, copy=False)
+    if invert:
+        pixels = np.float32(1.0) - pixels
+    return pixels, raw
+
+
+# -------------------------------------------------------------------------- decoding
+
+
+def decode_dicom(
+    data: bytes,
+    *,
+    name: str,
+    frame: int | None,
+    settings: Settings,
+) -> ImageRecord:
+    """Decode a DICOM file into a display-ready record with non-identifying metadata.
+
+    Args:
+        data: the whole file.
+        name: file name for messages and the record.
+        frame: frame of a multi-frame image; ``None`` is only valid for one frame.
+        settings: limits (``max_pixels``) and the pseudonym secret.
+
+    Returns:
+        An :class:`ImageRecord`: ``pixels`` float32 in [0, 1] ([H, W] or [H, W, 3]),
+        ``raw`` float32 modality values.
+
+    Raises:
+        UnsupportedFormatError, TruncatedFileError, CorruptFileError, NotDicomImageError,
+        NoPixelDataError, UnsupportedTransferSyntaxError, ImageTooLargeError,
+        MultiFrameError, ParameterError.
+    """
+    # pydicom warns (and logs) about malformed values, quoting them; keep them out of
+    # the user's console: the metadata we keep is validated below instead.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _decode_dicom(data, name=name, frame=frame, settings=settings)
+
+
+def _decode_dicom(data: bytes, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
+    from medlim.core.io.formats import has_dicom_preamble
+
+    ds = _parse(data, name=name, force=not has_dicom_preamble(data[:132]))
+    if "PixelData" not in ds:
+        if any(keyword in ds for keyword in ("FloatPixelData", "DoubleFloatPixelData")):
+            raise UnsupportedFormatError(f"{name} holds floating-point pixel data, which medlim does not read.")
+        if "Rows" in ds and "Columns" in ds:
+            raise NoPixelDataError(
+                f"{name} describes an image but holds no pixel data (it may have been stored without its "
+                "pixels); retrieve the complete image."
+            )
+        kind = _sop_class_name(ds)
+        raise NotDicomImageError(f"{name} is a DICOM file but not an image ({kind}); choose an image file.")
+
+    rows = _int(ds, "Rows")
+    columns = _int(ds, "Columns")
+    bits_allocated = _int(ds, "BitsAllocated")
+    if rows is None or columns is None or bits_allocated is None:
+        missing = [k for k, v in (("Rows", rows), ("Columns", columns), ("BitsAllocated", bits_allocated)) if v is None]
+        raise CorruptFileError(
+            f"{name} holds pixel data but lacks {', '.join(missing)}, needed to read it; the file is damaged."
+        )
+    if rows <= 0 or columns <= 0:
+        raise ImageTooLargeError(f"{name} declares an image of {rows}×{columns} pixels, which is not a valid size.")
+    if rows * columns > settings.max_pixels:
+        raise ImageTooLargeError(
+            f"{name} is {rows}×{columns} = {rows * columns:,} pixels, more than the limit of "
+            f"{settings.max_pixels:,} (MEDLIM_MAX_PIXELS)."
+        )
+    if bits_allocated not in (1, 8, 16, 32, 64):
+        raise CorruptFileError(f"{name} declares {bits_allocated} bits per pixel, which is not valid DICOM.")
+    bits_stored = _int(ds, "BitsStored", bits_allocated) or bits_allocated
+    if not 1 <= bits_stored <= bits_allocated:
+        bits_stored = bits_allocated
+    signed = _int(ds, "PixelRepresentation", 0) == 1
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    photometric = _text(ds, "PhotometricInterpretation") or ("MONOCHROME2" if samples == 1 else "RGB")
+    frames = _int(ds, "NumberOfFrames", 1) or 1
+    if not 1 <= frames <= _MAX_FRAMES:
+        raise ImageTooLargeError(f"{name} declares {frames} frames of {rows}×{columns}, which is not plausible.")
+    if samples not in (1, 3):
+        raise UnsupportedFormatError(f"{name} has {samples} samples per pixel; only grey (1) and colour (3) are read.")
+
+    if frame is None:
+        if frames > 1:
+            raise MultiFrameError(
+                f"{name} holds {frames} frames; choose one with frame=0..{frames - 1} "
+                "(on the command line: --frame N)."
+            )
+        index = 0
+    else:
+        if not 0 <= int(frame) < frames:
+            raise ParameterError(f"frame must be in 0..{frames - 1} for {name}; {frame!r} is given.")
+        index = int(frame)
+
+    encapsulated = _is_encapsulated(ds)
+    syntax = _ensure_transfer_syntax(ds, name=name, encapsulated=encapsulated)
+    _check_decodable(syntax, name=name)
+    if not encapsulated:
+        # YBR_FULL_422 stores two values per pixel (chroma shared by pixel pairs), PS3.3 C.7.6.3.1.2.
+        values_per_pixel = 2 if photometric == "YBR_FULL_422" and samples == 3 else samples
+        expected = (rows * columns * values_per_pixel * bits_allocated * frames + 7) // 8
+        available = len(ds.PixelData) if ds.PixelData is not None else 0
+        if available < expected:
+            raise TruncatedFileError(
+                f"{name} ends before its pixel data does ({available:,} of {expected:,} bytes); "
+                "the file is truncated: copy or export it again."
+            )
+    stored = _decode_frame(ds, index=index, syntax=syntax, name=name, encapsulated=encapsulated)
+    if stored.ndim == 3 and stored.shape[-1] == 1:
+        stored = stored[..., 0]
+
+    notes: list[str] = []
+    if samples == 1 and photometric != "PALETTE COLOR":
+        modality = _modality_function(ds, frame=index, warnings_out=notes)
+        voi = _voi_function(ds, frame=index, signed=signed, warnings_out=notes)
+        invert = photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
+        pixels, raw = _grey_pipeline(
+            stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
+        )
+    else:
+        pixels, raw = _colour_pipeline(stored, ds=ds, photometric=photometric, bits_stored=bits_stored, name=name)
+
+    intent = _presentation_intent(ds)
+    if intent == "FOR PROCESSING":
+        notes.insert(0, FOR_PROCESSING_WARNING)
+    spacing, spacing_source = pixel_spacing(ds, frame=index)
+    metadata = ImageMetadata(
+        source_format="dicom",
+        modality=_text(ds, "Modality"),
+        view=mammography_view(ds),
+        laterality=_laterality(ds),
+        study_date=_study_date(ds),
+        bits_stored=bits_stored,
+        photometric=photometric,
+        pixel_spacing_mm=spacing,
+        pixel_spacing_source=spacing_source,
+        patient_key=patient_key(_patient_id(ds), settings=settings),
+        presentation_intent=intent,
+        number_of_frames=frames,
+        frame_index=index,
+        warnings=tuple(notes),
+    )
+    return ImageRecord(pixels=pixels, raw=raw, metadata=metadata, name=name)
+
+
+def _patient_id(ds: Any) -> str | None:
+    value = _get(ds, "PatientID")
+    return None if value is None else str(value)
+
+
+def _sop_class_name(ds: Any) -> str:
+    from pydicom import uid
+
+    sop_class = str(_get(ds, "SOPClassUID", "")).strip()
+    if not sop_class:
+        return "no SOP class given"
+    known = uid.UID(sop_class)
+    return known.name if known.name != sop_class else f"SOP class {sop_class}"
+
+
+def _is_encapsulated(ds: Any) -> bool:
+    try:
+        element = ds["PixelData"]
+    except _VALUE_ERRORS:
+        return False
+    return bool(getattr(element, "is_undefined_length", False))
+
+
+def _colour_pipeline(
+    stored: np.ndarray, *, ds: Any, photometric: str, bits_stored: int, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, raw) of a colour frame: RGB/YBR (already RGB from pydicom) or palette colour."""
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rgb = apply_color_lut(stored, ds)
+        except (*_VALUE_ERRORS, NotImplementedError) as exc:
+            raise CorruptFileError(
+                f"{name} is a palette-colour image whose palette cannot be applied ({type(exc).__name__})."
+            ) from exc
+        top = float(np.iinfo(rgb.dtype).max) if rgb.dtype.kind in "ui" else float(rgb.max() or 1.0)
+    else:
+        if stored.ndim != 3 or stored.shape[-1] != 3:
+            raise UnsupportedFormatError(
+                f"{name} says it is {photometric} with 3 samples but decodes to shape {stored.shape}."
+            )
+        rgb = stored
+        if rgb.dtype.kind in "ui" and bits_stored < rgb.dtype.itemsize * 8:
+            rgb = rgb & np.asarray((1 << bits_stored) - 1, dtype=rgb.dtype)
+        top = float(2**bits_stored - 1) if rgb.dtype.kind in "ui" else float(rgb.max() or 1.0)
+    raw = rgb.astype(np.float32)
+    pixels = np.clip(raw * np.float32(1.0 / top), 0.0, 1.0)
+    return pixels, raw
