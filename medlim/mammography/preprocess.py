@@ -285,11 +285,13 @@ def contrast_stretch(image: np.ndarray, mask: np.ndarray, *, percentiles: tuple[
     if total == 0:
         return image.copy()
     cumulative = np.cumsum(histogram)
-    low = int(np.searchsorted(cumulative, total * low_pct / 100.0, side="left"))
+    # low: first level whose cumulative count exceeds low% (0 % → the darkest breast level);
+    # high: first level whose cumulative count reaches high% (100 % → the brightest).
+    low = int(np.searchsorted(cumulative, total * low_pct / 100.0, side="right"))
     high = int(np.searchsorted(cumulative, total * high_pct / 100.0, side="left"))
     if high <= low:
         return image.copy()
-    lut = np.clip((np.arange(256, dtype=np.float64) - low) * (255.0 / (high - low)), 0, 255)
+    lut = np.clip((np.arange(256, dtype=np.float64) - low) * 255.0 / (high - low), 0, 255)
     lut = np.maximum(np.rint(lut), 1).astype(np.uint8)
     lut[0] = 0
     return lut[image]

@@ -1,0 +1,130 @@
+"""Preprocessing presets: filters, breast mask, contrast stretch, skip rule, normalisation."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from medlim.errors import InputError, ParameterError
+from medlim.mammography.preprocess import (
+    PRESETS,
+    BacPreset,
+    breast_mask,
+    contrast_stretch,
+    get_preset,
+    median_filter,
+    normalise_patches,
+    preprocess_image,
+    skip_background_patches,
+)
+
+
+def test_preset_registry_values() -> None:
+    published = get_preset("published")
+    assert (published.norm_mean, published.norm_std) == (0.2813, 0.1256)
+    assert (published.patch_size, published.stride, published.overlap) == (512, 480, 32)
+    assert (published.merge, published.threshold, published.intensity_rule) == ("max", 0.65, ">=")
+    assert (published.skip_mean_at_most, published.skip_std_at_most) == (20.0, 10.0)
+    assert (published.median_kernel, published.median_footprint, published.breast_mask_rule) == (5, "square", "nonzero")
+    thesis = get_preset("thesis")
+    assert (thesis.overlap, thesis.threshold, thesis.intensity_rule, thesis.intensity_x) == (64, 0.5, ">", 100.0)
+    assert (thesis.median_footprint, thesis.breast_mask_rule, thesis.breast_mask_disk_radius) == ("disk", "opened", 10)
+    assert thesis.normalisation == "patch_zero_mean"
+    assert set(PRESETS) == {"published", "thesis"}
+    assert get_preset(thesis) is thesis and isinstance(thesis, BacPreset)
+    with pytest.raises(ParameterError, match="'nope'"):
+        get_preset("nope")
+
+
+def test_square_median_is_opencv_median_blur() -> None:
+    image = np.random.default_rng(1).integers(0, 256, (40, 33), dtype=np.uint8)
+    np.testing.assert_array_equal(median_filter(image), cv2.medianBlur(image, 5))
+
+
+def test_disk_median_uses_the_13_pixel_disk() -> None:
+    image = np.random.default_rng(2).integers(0, 256, (30, 30), dtype=np.uint8)
+    disk = np.array(
+        [[0, 0, 1, 0, 0], [0, 1, 1, 1, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0], [0, 0, 1, 0, 0]], dtype=bool
+    )
+    expected = ndimage.median_filter(image, footprint=disk)
+    np.testing.assert_array_equal(median_filter(image, footprint="disk")[2:-2, 2:-2], expected[2:-2, 2:-2])
+
+
+def test_median_rejects_bad_input() -> None:
+    with pytest.raises(InputError, match="uint16"):
+        median_filter(np.zeros((4, 4), dtype=np.uint16))
+    with pytest.raises(ParameterError, match="4"):
+        median_filter(np.zeros((4, 4), dtype=np.uint8), kernel=4)
+
+
+def test_nonzero_breast_mask() -> None:
+    image = np.array([[0, 3, 0], [255, 0, 1]], dtype=np.uint8)
+    np.testing.assert_array_equal(breast_mask(image), image > 0)
+
+
+def test_opened_breast_mask_erases_label_and_thin_lines() -> None:
+    image = np.zeros((120, 120), dtype=np.uint8)
+    image[30:110, 0:70] = 150  # the breast
+    image[5:15, 90:110] = 255  # a burned-in label, 10 px tall: gone by opening with a disk of radius 10
+    image[60:62, 70:118] = 200  # a 2-px line attached to the breast: gone too
+    image[40:70, 85:115] = 90  # a separate 30 px block survives opening but is not the largest region
+    mask = breast_mask(image, rule="opened", disk_radius=10)
+    assert mask[70, 35] and not mask[10, 100] and not mask[61, 100] and not mask[55, 100]
+    assert not mask[:, 71:].any()
+
+
+def test_contrast_stretch_hand_computed() -> None:
+    image = np.array([[0, 50, 150], [100, 50, 150]], dtype=np.uint8)
+    mask = np.array([[False, True, True], [False, True, True]])
+    stretched = contrast_stretch(image, mask, percentiles=(0.0, 100.0))
+    # 50 → 0 (kept ≥ 1 as a breast pixel), 150 → 255, 100 → 127.5 → 128; 0 stays 0.
+    np.testing.assert_array_equal(stretched, [[0, 1, 255], [128, 1, 255]])
+
+
+def test_skip_rule_hand_cases() -> None:
+    patches = np.zeros((5, 2, 2), dtype=np.uint8)
+    patches[0] = 20  # mean 20 → skip
+    patches[1] = 100  # std 0 → skip
+    patches[2] = [[0, 255], [255, 0]]  # mean 127.5, std 127.5 → keep
+    patches[3] = [[0, 40], [40, 0]]  # mean 20 exactly → skip
+    patches[4] = [[0, 42], [42, 0]]  # mean 21, std 21 → keep
+    assert skip_background_patches(patches).tolist() == [True, True, False, True, False]
+
+
+def test_published_normalisation() -> None:
+    patches = torch.tensor([0, 255, 72], dtype=torch.uint8).reshape(1, 1, 1, 3)
+    normalised = normalise_patches(patches, "published")
+    assert normalised.shape == (1, 3, 1, 3) and normalised.dtype == torch.float32
+    expected = (np.array([0, 255, 72], dtype=np.float32) / 255 - 0.2813) / 0.1256
+    for channel in range(3):
+        np.testing.assert_allclose(normalised[0, channel, 0].numpy(), expected, rtol=1e-6)
+
+
+def test_thesis_normalisation_is_zero_mean_per_patch() -> None:
+    patches = torch.stack([torch.full((1, 4, 4), 10, dtype=torch.uint8), torch.arange(16, dtype=torch.uint8).reshape(1, 4, 4)])
+    normalised = normalise_patches(patches, "thesis")
+    torch.testing.assert_close(normalised.mean(dim=(1, 2, 3)), torch.zeros(2))
+    torch.testing.assert_close(normalised[1, 0, 0, 1] - normalised[1, 0, 0, 0], torch.tensor(1 / 255))
+
+
+def test_preprocess_published_is_median_only() -> None:
+    image = np.random.default_rng(3).integers(0, 256, (50, 60), dtype=np.uint8)
+    image[:, :10] = 0
+    result = preprocess_image(image, "published")
+    np.testing.assert_array_equal(result.grey, cv2.medianBlur(image, 5))
+    np.testing.assert_array_equal(result.breast_mask, result.grey > 0)
+    assert result.breast_area == int((result.grey > 0).sum())
+
+
+def test_preprocess_thesis_erases_label_outside_breast() -> None:
+    image = np.zeros((200, 160), dtype=np.uint8)
+    image[40:190, 0:100] = np.random.default_rng(4).integers(60, 120, (150, 100), dtype=np.uint8)
+    image[5:20, 120:150] = 255  # label
+    result = preprocess_image(image, "thesis")
+    assert not result.grey[5:20, 120:150].any()
+    assert result.breast_mask[100, 50] and not result.breast_mask[10, 130]
+    breast = result.grey[result.breast_mask]
+    assert breast.min() >= 1 and breast.max() == 255
