@@ -1,0 +1,292 @@
+"""BAC analysis of one mammogram, as the page and the CLI both run it (thesis §3.3).
+
+``load_bac_model`` turns a weights name (registry) or the path of an authors'
+checkpoint (imported on the fly with the ``published`` preset) into a
+:class:`BacModel` that knows its preprocessing preset, overlap, merge rule,
+skip rule, cut-off and output activation from the weights' manifest.
+``analyse_mammogram`` checks that the image is a plausible mammogram, runs
+whole-image inference once and quantifies; ``requantify`` recomputes the
+readouts for another cut-off or X from the cached probability map (no
+re-inference), which is what the page's sliders call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medlim.core.io.record import ImageRecord
+from medlim.errors import ParameterError, WrongModalityError
+
+__all__ = [
+    "DEFAULT_BAC_WEIGHTS",
+    "MIN_MAMMOGRAM_SIDE",
+    "BacModel",
+    "BacAnalysis",
+    "load_bac_model",
+    "check_mammogram",
+    "analyse_mammogram",
+    "requantify",
+]
+
+#: Registry name of the project's own SCU-Net weights.
+DEFAULT_BAC_WEIGHTS = "scunet-bac"
+
+#: Smallest side (pixels) accepted as a mammogram: one SCU-Net patch.
+MIN_MAMMOGRAM_SIDE = 512
+
+
+@dataclass(frozen=True)
+class BacModel:
+    """A loaded SCU-Net with the settings its weights carry.
+
+    Attributes:
+        entry: the weights' manifest entry (name, version, preset, ...).
+        model: the network, in eval mode, on its device.
+        preset: preprocessing preset name.
+        stride: patch stride (512 − overlap).
+        merge: overlap merge rule.
+        skip: whether background patches are skipped.
+        output_activation: ``"identity"`` or ``"sigmoid"``.
+        threshold: default probability cut-off t.
+        x: default intensity threshold X.
+    """
+
+    entry: "WeightsEntry"  # noqa: F821
+    model: "torch.nn.Module"  # noqa: F821
+    preset: str
+    stride: int
+    merge: str
+    skip: bool
+    output_activation: str
+    threshold: float
+    x: float
+
+    @property
+    def label(self) -> str:
+        """``name v<version>`` for reports."""
+        return f"{self.entry.name} v{self.entry.version}"
+
+
+@dataclass(frozen=True)
+class BacAnalysis:
+    """One mammogram analysed.
+
+    Attributes:
+        name: file name.
+        prediction: the inference result (probability map, preprocessed image, breast mask).
+        metrics: readouts at the weights' default cut-off and X.
+        view: ``"CC"``/``"MLO"``/None; laterality ``"L"``/``"R"``/None; study_date ISO or None;
+        patient_key: pseudonymous key or None.
+        pixel_spacing_mm / spacing_source: physical scale, when the file has one.
+        weights: ``name v<version>`` of the weights used.
+        warnings: plain-language warnings (e.g. "For Processing" image).
+        seconds: wall-clock seconds of inference plus quantification.
+    """
+
+    name: str
+    prediction: "BacPrediction"  # noqa: F821
+    metrics: "BacMetrics"  # noqa: F821
+    view: str | None
+    laterality: str | None
+    study_date: str | None
+    patient_key: str | None
+    pixel_spacing_mm: tuple[float, float] | None
+    spacing_source: str | None
+    weights: str
+    warnings: tuple[str, ...]
+    seconds: float
+
+    def mask(self, threshold: float | None = None) -> np.ndarray:
+        """``np.uint8[H, W]`` BAC mask, 255 where ``p > threshold`` (default: the analysis cut-off)."""
+        t = self.metrics.threshold if threshold is None else threshold
+        return np.where(self.prediction.probability > t, np.uint8(255), np.uint8(0))
+
+
+def _bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> BacModel:  # noqa: F821
+    from medlim.mammography.preprocess import get_preset
+
+    preset = get_preset(entry.preset)
+    params = dict(entry.params)
+    overlap = int(params.get("overlap", preset.overlap))
+    if not 0 <= overlap < preset.patch_size:
+        raise ParameterError(f"overlap must be in [0, {preset.patch_size}); the weights give {overlap}.")
+    activation = str(params.get("output_activation", "identity"))
+    return BacModel(
+        entry=entry,
+        model=model,
+        preset=preset.name,
+        stride=preset.patch_size - overlap,
+        merge=str(params.get("merge", preset.merge)),
+        skip=bool(params.get("skip", True)),
+        output_activation=activation,
+        threshold=float(entry.thresholds.get("output", preset.threshold)),
+        x=float(params.get("x", preset.intensity_x)),
+    )
+
+
+def load_bac_model(
+    weights: str | Path | None = None,
+    *,
+    registry: "Registry | None" = None,  # noqa: F821
+    device: "str | torch.device | None" = None,  # noqa: F821
+) -> BacModel:
+    """Load SCU-Net weights by registry name or from an authors' checkpoint file.
+
+    Args:
+        weights: a registry name (optionally ``name:version``), the path of a
+            ``.pt``/``.pth`` checkpoint of the authors (imported in memory with the
+            ``scunet-published`` importer and ``published`` preset), or None for
+            :data:`DEFAULT_BAC_WEIGHTS`.
+        registry: the registry to look names up in (None: the settings' weights folder).
+        device: torch device (None: CUDA when present, else CPU).
+
+    Raises:
+        WeightsError: unknown name, checksum mismatch, or a checkpoint that does not map.
+    """
+    from medlim.core.weights import Registry, build_model
+    from medlim.core.weights.importing import load_checkpoint_in_memory
+
+    target = DEFAULT_BAC_WEIGHTS if weights is None else str(weights)
+    path = Path(target)
+    if path.suffix.lower() in {".pt", ".pth", ".ckpt"} and path.is_file():
+        loaded = load_checkpoint_in_memory(path, importer="scunet-published", device=device, name="published-checkpoint")
+        return _bac_model_from_entry(loaded.entry, loaded.model)
+    registry = registry or Registry.load()
+    name, _, version = target.partition(":")
+    entry = registry.get(name, version or None)
+    return _bac_model_from_entry(entry, build_model(entry, device=device))
+
+
+def check_mammogram(record: ImageRecord) -> tuple[str, ...]:
+    """Refuse images that cannot be mammograms; return warnings for doubtful ones.
+
+    Raises:
+        WrongModalityError: a DICOM of another modality (e.g. CT, MR), a colour
+            image, or an image smaller than one 512-pixel patch.
+
+    Returns:
+        Warnings to show (e.g. "For Processing" images, missing view/laterality).
+    """
+    meta = record.metadata
+    if meta.modality and meta.modality.upper() not in {"MG", "OT"}:
+        raise WrongModalityError(
+            f"{record.name or 'This image'} is a {meta.modality} image, not a mammogram (modality MG). "
+            "Upload a mammography view (CC or MLO)."
+        )
+    if record.is_color:
+        raise WrongModalityError(
+            f"{record.name or 'This image'} is a colour image; mammograms are grey-scale. Upload the DICOM or a grey PNG export."
+        )
+    rows, cols = record.pixels.shape[:2]
+    if min(rows, cols) < MIN_MAMMOGRAM_SIDE:
+        raise WrongModalityError(
+            f"{record.name or 'This image'} is {rows}×{cols} pixels; a full-field mammogram is at least "
+            f"{MIN_MAMMOGRAM_SIDE} pixels on each side (typically 4096×3328 or 3328×2560). Upload the full-resolution image."
+        )
+    if max(rows, cols) / min(rows, cols) > 3.0:
+        raise WrongModalityError(
+            f"{record.name or 'This image'} is {rows}×{cols} pixels, far from a mammogram's shape; upload a single view."
+        )
+    warnings = list(meta.warnings)
+    if meta.view is None or meta.laterality is None:
+        warnings.append(
+            "View or laterality is not recorded in the file; the exam readout needs both (set them on the page)."
+        )
+    return tuple(dict.fromkeys(warnings))
+
+
+def analyse_mammogram(
+    record: ImageRecord,
+    bac_model: BacModel,
+    *,
+    threshold: float | None = None,
+    x: float | None = None,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> BacAnalysis:
+    """Run SCU-Net on one mammogram and compute the five readouts.
+
+    Args:
+        record: the image from :func:`medlim.core.io.read_image`.
+        bac_model: from :func:`load_bac_model`.
+        threshold: probability cut-off t (None: the weights').
+        x: intensity threshold X (None: the weights').
+        batch_size: patches per forward pass.
+        progress: ``progress(done, total)`` over grid patches.
+
+    Returns:
+        :class:`BacAnalysis`.
+    """
+    from medlim.mammography.inference import predict_probability_map
+
+    warnings = check_mammogram(record)
+    started = time.perf_counter()
+    prediction = predict_probability_map(
+        record.to_uint8(),
+        bac_model.model,
+        preset=bac_model.preset,
+        stride=bac_model.stride,
+        merge=bac_model.merge,
+        skip=bac_model.skip,
+        output_activation=bac_model.output_activation,
+        batch_size=batch_size,
+        progress=progress,
+    )
+    meta = record.metadata
+    metrics = _quantify(
+        prediction,
+        threshold=bac_model.threshold if threshold is None else threshold,
+        x=bac_model.x if x is None else x,
+        pixel_spacing_mm=meta.pixel_spacing_mm,
+        spacing_source=meta.pixel_spacing_source,
+    )
+    return BacAnalysis(
+        name=record.name,
+        prediction=prediction,
+        metrics=metrics,
+        view=meta.view,
+        laterality=meta.laterality,
+        study_date=meta.study_date,
+        patient_key=meta.patient_key,
+        pixel_spacing_mm=meta.pixel_spacing_mm,
+        spacing_source=meta.pixel_spacing_source,
+        weights=bac_model.label,
+        warnings=warnings,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _quantify(
+    prediction: "BacPrediction",  # noqa: F821
+    *,
+    threshold: float,
+    x: float,
+    pixel_spacing_mm: tuple[float, float] | None,
+    spacing_source: str | None,
+) -> "BacMetrics":  # noqa: F821
+    from medlim.mammography.quantify import quantify_prediction
+
+    if not 0.0 <= threshold <= 1.0:
+        raise ParameterError(f"probability cut-off must be in [0, 1]; {threshold} is given.")
+    if not 0.0 <= x <= 255.0:
+        raise ParameterError(f"intensity threshold X must be in [0, 255]; {x} is given.")
+    return quantify_prediction(
+        prediction, threshold=threshold, x=x, pixel_spacing_mm=pixel_spacing_mm, spacing_source=spacing_source
+    )
+
+
+def requantify(analysis: BacAnalysis, *, threshold: float, x: float) -> "BacMetrics":  # noqa: F821
+    """Readouts for another cut-off ``threshold`` (in [0, 1]) and intensity threshold ``x``
+    (in [0, 255]), from the cached probability map of ``analysis`` (no re-inference)."""
+    return _quantify(
+        analysis.prediction,
+        threshold=threshold,
+        x=x,
+        pixel_spacing_mm=analysis.pixel_spacing_mm,
+        spacing_source=analysis.spacing_source,
+    )
