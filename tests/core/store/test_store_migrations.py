@@ -1,0 +1,96 @@
+"""Results-store schema: migrations from empty to head and back, models agree with them,
+no identifying columns, migrations shipped as package data."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from medlim.core.store import downgrade_store, open_store, save_preset, upgrade_store
+from medlim.core.store.engine import MIGRATIONS_DIR
+from medlim.core.store.schema import Base
+from medlim.errors import StoreError
+
+ROOT = Path(__file__).resolve().parents[3]
+TABLES = {
+    "alembic_version", "images", "bac_results", "presets", "datasets", "curation_scores", "curation_tags",
+    "retrieval_indexes", "retrieval_items",
+}
+
+
+def test_open_creates_sqlite_in_settings_home(_isolated_medlim_home: Path) -> None:
+    with open_store() as store:
+        assert store.revision() == "0001"
+        assert set(store.table_names()) == TABLES
+    assert (_isolated_medlim_home / "medlim.sqlite").is_file()
+
+
+def test_custom_url_creates_missing_folders(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "results.sqlite"
+    with open_store(f"sqlite:///{path}") as store:
+        assert store.revision() == "0001"
+    assert path.is_file()
+
+
+def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
+    with open_store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
+        save_preset(store, kind="k", name="n", params={"a": 1})
+        downgrade_store(store, "base")
+        assert store.revision() is None
+        assert store.table_names() == ("alembic_version",)
+        assert sa.inspect(store.engine).get_view_names() == []
+        upgrade_store(store)
+        assert store.revision() == "0001"
+        assert set(store.table_names()) == TABLES
+        assert sa.inspect(store.engine).get_view_names() == ["exams"]
+
+
+def test_reopening_is_a_no_op(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.sqlite'}"
+    with open_store(url) as store:
+        save_preset(store, kind="k", name="n", params={"a": 1})
+    with open_store(url) as store:
+        with store.engine.connect() as connection:
+            assert connection.scalar(sa.text("SELECT COUNT(*) FROM presets")) == 1
+
+
+def test_models_match_the_migrated_schema() -> None:
+    with open_store("sqlite://") as store:
+        with store.engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = compare_metadata(context, Base.metadata)
+    assert differences == []
+
+
+def test_no_identifying_columns_anywhere() -> None:
+    forbidden = re.compile(r"patient_?name|patient_?id|birth|dob|sex|gender|address|phone|ssn|mrn|accession|physician")
+    with open_store("sqlite://") as store:
+        inspector = sa.inspect(store.engine)
+        relations = inspector.get_table_names() + inspector.get_view_names()
+        columns = {f"{table}.{c['name']}" for table in relations for c in inspector.get_columns(table)}
+    assert "images.patient_key" in columns and "exams.patient_key" in columns
+    assert [c for c in columns if forbidden.search(c.lower())] == []
+
+
+def test_bad_url_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match="not a valid SQLAlchemy URL"):
+        open_store("not a url at all")
+    with pytest.raises(StoreError):
+        open_store("nosuchdialect://x")
+
+
+def test_migrations_are_package_data() -> None:
+    """setuptools' packages.find needs __init__.py in each folder; the .mako template needs package-data."""
+    assert (MIGRATIONS_DIR / "__init__.py").is_file()
+    assert (MIGRATIONS_DIR / "versions" / "__init__.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = [p for values in config["package-data"].values() for p in values]
+    assert "*.mako" in patterns
+    assert any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), "medlim.core.store.migrations.versions") for p in config["packages"]["find"]["include"])
