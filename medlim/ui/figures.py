@@ -19,6 +19,7 @@ from medlim.errors import ParameterError
 
 __all__ = [
     "WindowSetting",
+    "reader_window",
     "default_window",
     "windowed_pixels",
     "downsample_for_display",
@@ -56,25 +57,71 @@ def _finite_range(values: np.ndarray) -> tuple[float, float]:
     return float(finite.min()), float(finite.max())
 
 
+def reader_window(record: ImageRecord, *, tolerance: float = 0.01) -> tuple[float, float] | None:
+    """The linear window the reader applied to ``raw`` to make ``pixels``, if any.
+
+    Recovered by a least-squares line through the (raw, pixel) pairs strictly
+    between black and white: a DICOM LINEAR window maps ``x`` to
+    ``(x - (c - 0.5)) / (w - 1) + 0.5`` (PS3.3 C.11.2.1.2.1), so slope
+    ``a = 1 / (w - 1)`` and intercept ``b`` give ``w = 1 / a + 1`` and
+    ``c = (0.5 - b) / a + 0.5``. Non-linear mappings (SIGMOID, VOI LUT tables)
+    do not fit a line within ``tolerance`` and give ``None``.
+
+    Args:
+        record: a decoded grey image (colour images give ``None``).
+        tolerance: largest allowed deviation from the line, in display units [0, 1].
+
+    Returns:
+        ``(center, width)`` in raw units for :func:`medlim.core.io.apply_window`
+        with ``function="LINEAR"``, or ``None``.
+    """
+    if record.is_color:
+        return None
+    raw = np.asarray(record.raw, dtype=np.float64).ravel()
+    shown = np.asarray(record.pixels, dtype=np.float64).ravel()
+    if record.metadata.photometric == "MONOCHROME1":
+        shown = 1.0 - shown  # the reader inverts after windowing
+    stride = max(1, raw.size // 1_000_000)  # a million pairs pin a line; keeps large mammograms fast
+    raw, shown = raw[::stride], shown[::stride]
+    inside = np.isfinite(raw) & (shown > 0.01) & (shown < 0.99)
+    if np.unique(raw[inside]).size < 2:
+        return None
+    slope, intercept = np.polyfit(raw[inside], shown[inside], 1)
+    if slope <= 0 or np.max(np.abs(slope * raw[inside] + intercept - shown[inside])) > tolerance:
+        return None
+    # Rounded to 1e-3 raw units: removes float noise of the fit, far below one stored level.
+    return round(float((0.5 - intercept) / slope + 0.5), 3), round(float(1.0 / slope + 1.0), 3)
+
+
 def default_window(record: ImageRecord) -> WindowSetting:
     """The window the viewer opens with.
 
-    The file's first window (when the reader reports one in the metadata as
-    ``window_center``/``window_width``), else the full range of ``raw``:
-    centre = (min + max) / 2, width = max − min (at least 1).
+    For DICOM, the file's window: as reported in the metadata
+    (``window_center``/``window_width``, when the reader provides them) or as
+    recovered from the reader's output by :func:`reader_window`. Otherwise (rasters,
+    non-linear VOI) the full range of ``raw``: centre = (min + max) / 2,
+    width = max − min (at least 1).
 
     Args:
         record: a decoded image.
 
     Returns:
-        The default :class:`WindowSetting`.
+        The default :class:`WindowSetting`; ``low``/``high`` cover both the raw
+        range and the window.
     """
     low, high = _finite_range(record.raw)
-    center = getattr(record.metadata, "window_center", None)
-    width = getattr(record.metadata, "window_width", None)
-    if center is not None and width is not None and float(width) > 0:
-        low, high = min(low, float(center) - float(width) / 2), max(high, float(center) + float(width) / 2)
-        return WindowSetting(float(center), float(width), low, high, from_file=True)
+    window: tuple[float, float] | None = None
+    if record.metadata.source_format == "dicom":
+        center = getattr(record.metadata, "window_center", None)
+        width = getattr(record.metadata, "window_width", None)
+        if center is not None and width is not None and float(width) > 0:
+            window = (float(center), float(width))
+        else:
+            window = reader_window(record)
+    if window is not None:
+        center, width = window
+        low, high = min(low, center - width / 2.0), max(high, center + width / 2.0)
+        return WindowSetting(center, width, low, high, from_file=True)
     return WindowSetting((low + high) / 2.0, max(high - low, 1.0), low, high)
 
 
@@ -210,6 +257,7 @@ def histogram_figure(
         xaxis_title=x_title,
         yaxis_title="pixels (log scale)",
         yaxis_type="log",
+        yaxis_dtick=1,  # label powers of ten only
         bargap=0,
         showlegend=False,
     )

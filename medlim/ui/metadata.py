@@ -11,28 +11,20 @@ import pandas as pd
 
 from medlim.core.io.record import ImageMetadata, ImageRecord
 
-__all__ = ["SPACING_SOURCE_LABELS", "spacing_text", "metadata_rows", "metadata_table"]
-
-#: Where the pixel spacing came from, in words (ImageMetadata.pixel_spacing_source).
-SPACING_SOURCE_LABELS: dict[str, str] = {
-    "PixelSpacing": "at the patient (PixelSpacing)",
-    "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor": (
-        "at the breast (ImagerPixelSpacing ÷ EstimatedRadiographicMagnificationFactor)"
-    ),
-    "ImagerPixelSpacing": "at the detector (ImagerPixelSpacing, not corrected for magnification)",
-}
+__all__ = ["spacing_text", "metadata_rows", "metadata_table"]
 
 
 def spacing_text(metadata: ImageMetadata) -> str:
-    """Pixel spacing with unit and where it was measured, or why there is none.
+    """Pixel spacing with unit and where it is measured, or that the file has none.
 
-    Example: ``"0.0700 × 0.0700 mm (row × column), at the detector (...)"``.
+    Example: ``"0.0700 × 0.0700 mm (row × column), at the detector (not corrected
+    for magnification)"``; the wording of the source comes from
+    :data:`medlim.core.io.record.PIXEL_SPACING_LABELS`.
     """
     if metadata.pixel_spacing_mm is None:
         return "not recorded in the file (sizes shown in pixels)"
     row, column = metadata.pixel_spacing_mm
-    source = metadata.pixel_spacing_source
-    where = SPACING_SOURCE_LABELS.get(source or "", source or "source not recorded")
+    where = metadata.pixel_spacing_label or "source not recorded"
     return f"{row:.4f} × {column:.4f} mm (row × column), {where}"
 
 

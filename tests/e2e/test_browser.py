@@ -138,8 +138,9 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path) -> None:
             executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.set_default_timeout(UI_TIMEOUT_MS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)  # the machine may be busy; waits end as soon as met
             page.goto(app_url)
             expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
             expect(page.get_by_text("Research use only").first).to_be_visible()
@@ -158,7 +159,8 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path) -> None:
             expect(charts.first.locator("image").first).to_be_attached()  # the plotly image trace
             expect(page.get_by_text("Window centre (level)")).to_be_visible()
             page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
-            page.screenshot(path=str(ARTIFACTS / "viewer.png"), full_page=True)
+            # Streamlit scrolls inside its main block, so the tall viewport is what fits the page.
+            page.screenshot(path=str(ARTIFACTS / "viewer.png"))
 
             body = page.locator("body").inner_text()
             for identifying in ("Doe", "Jane", "SECRET-ID-123", "1960"):

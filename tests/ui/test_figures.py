@@ -16,15 +16,15 @@ from medlim.ui.figures import (
 )
 
 
-def _grey(raw: np.ndarray, photometric: str = "MONOCHROME2") -> ImageRecord:
+def _grey(raw: np.ndarray, photometric: str = "MONOCHROME2", source_format: str = "dicom") -> ImageRecord:
     raw = raw.astype(np.float32)
     pixels = (raw - raw.min()) / max(float(raw.max() - raw.min()), 1.0)
-    meta = ImageMetadata(source_format="dicom", photometric=photometric, bits_stored=12)
-    return ImageRecord(pixels=pixels.astype(np.float32), raw=raw, metadata=meta, name="x.dcm")
+    meta = ImageMetadata(source_format=source_format, photometric=photometric, bits_stored=12)
+    return ImageRecord(pixels=pixels.astype(np.float32), raw=raw, metadata=meta, name="x")
 
 
-def test_default_window_is_full_range_without_file_window() -> None:
-    record = _grey(np.array([[100, 300], [500, 4100]]))
+def test_raster_default_window_is_full_range() -> None:
+    record = _grey(np.array([[100, 300], [500, 4100]]), source_format="png")
     window = default_window(record)
     assert (window.low, window.high) == (100.0, 4100.0)
     assert window.center == 2100.0  # (100 + 4100) / 2
@@ -33,7 +33,7 @@ def test_default_window_is_full_range_without_file_window() -> None:
 
 
 def test_default_window_of_constant_image_has_width_one() -> None:
-    window = default_window(_grey(np.full((3, 3), 7)))
+    window = default_window(_grey(np.full((3, 3), 7), source_format="tiff"))
     assert (window.center, window.width) == (7.0, 1.0)
 
 
@@ -94,3 +94,36 @@ def test_histogram_counts_and_axis_titles() -> None:
     assert figure.layout.xaxis.title.text == "stored value"
     assert figure.layout.yaxis.title.text.startswith("pixels")
     assert len(figure.layout.shapes) == 1
+
+
+def _dicom_windowed(raw: np.ndarray, center: float, width: float, photometric: str = "MONOCHROME2") -> ImageRecord:
+    from medlim.core.io.windowing import apply_window
+
+    shown = apply_window(raw.astype(np.float32), center=center, width=width)
+    if photometric == "MONOCHROME1":
+        shown = 1.0 - shown
+    meta = ImageMetadata(source_format="dicom", photometric=photometric, bits_stored=12)
+    return ImageRecord(pixels=shown, raw=raw.astype(np.float32), metadata=meta)
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_dicom_default_window_is_the_files_linear_window(photometric: str) -> None:
+    raw = np.arange(0, 4096, 7, dtype=np.float32).reshape(1, -1)
+    record = _dicom_windowed(raw, center=1000.0, width=801.0, photometric=photometric)
+    window = default_window(record)
+    assert window.from_file
+    assert window.center == pytest.approx(1000.0, abs=1e-3)
+    assert window.width == pytest.approx(801.0, abs=1e-3)
+    assert (window.low, window.high) == (0.0, float(raw.max()))
+    np.testing.assert_allclose(windowed_pixels(record, center=window.center, width=window.width), record.pixels, atol=1e-4)
+
+
+def test_dicom_sigmoid_window_is_not_taken_for_linear() -> None:
+    from medlim.core.io.windowing import apply_window
+
+    raw = np.arange(0, 4096, 3, dtype=np.float32).reshape(1, -1)
+    shown = apply_window(raw, center=2000.0, width=1500.0, function="SIGMOID")
+    record = ImageRecord(pixels=shown, raw=raw, metadata=ImageMetadata(source_format="dicom"))
+    window = default_window(record)
+    assert not window.from_file
+    assert (window.center, window.width) == (float(raw.max()) / 2, float(raw.max()))

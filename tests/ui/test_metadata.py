@@ -20,7 +20,7 @@ def test_spacing_absent_is_said_not_guessed() -> None:
 def test_spacing_labels_detector_and_breast() -> None:
     detector = ImageMetadata(source_format="dicom", pixel_spacing_mm=(0.07, 0.07), pixel_spacing_source="ImagerPixelSpacing")
     assert spacing_text(detector) == (
-        "0.0700 × 0.0700 mm (row × column), at the detector (ImagerPixelSpacing, not corrected for magnification)"
+        "0.0700 × 0.0700 mm (row × column), at the detector (not corrected for magnification)"
     )
     breast = ImageMetadata(
         source_format="dicom",
