@@ -83,7 +83,17 @@ FOR_PROCESSING_WARNING = (
 _MAX_FRAMES = 100_000
 
 # Errors pydicom raises while parsing a damaged value lazily.
-_VALUE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, struct.error, UnicodeError)
+_VALUE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    struct.error,
+    UnicodeError,
+    NotImplementedError,  # "Unknown Value Representation" in a damaged element
+)
 
 # Mammography view codes (SNOMED-RT "R-..." and SNOMED CT) → ViewPosition terms.
 _VIEW_CODES: dict[str, str] = {
@@ -269,8 +279,8 @@ def _parse(data: bytes, *, name: str, force: bool) -> Any:
     from pydicom.errors import InvalidDicomError
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             ds = pydicom.dcmread(io.BytesIO(data), force=force)
     except InvalidDicomError as exc:
         raise UnsupportedFormatError(f"{name} is not a DICOM file (no 'DICM' marker at byte 128).") from exc
@@ -288,6 +298,16 @@ def _parse(data: bytes, *, name: str, force: bool) -> Any:
             f"{name} is a damaged DICOM file: its elements cannot be parsed ({type(exc).__name__}). "
             "Export it again from the PACS or modality."
         ) from exc
+    # pydicom stops quietly (with a warning) when a sequence or the pixel data runs past the end.
+    if any("end of file" in str(warning.message).lower() for warning in caught):
+        raise TruncatedFileError(
+            f"{name} ends before its data set does (the file is truncated); copy or export it again."
+        )
+    if not force and len(ds) == 0:
+        raise TruncatedFileError(
+            f"{name} ends right after its DICOM header, with no data set (the file is truncated); "
+            "copy or export it again."
+        )
     if force and not _plausible_dataset(ds):
         raise UnsupportedFormatError(
             f"{name} is not a DICOM, PNG, TIFF or JPEG file (it has no 'DICM' marker and its bytes do not "
@@ -359,7 +379,12 @@ def _decode_frame(ds: Any, *, index: int, syntax: str, name: str, encapsulated: 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return pixel_array(ds, index=index)
-    except (ValueError, RuntimeError, NotImplementedError, *_VALUE_ERRORS, EOFError, OSError, MemoryError) as exc:
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - see below
+        # Decoder plugins are native code: a damaged stream surfaces as anything from a
+        # ValueError to a Rust panic (pyo3 PanicException derives from BaseException).
+        # This is the decoding boundary: all of them mean "these pixels cannot be decoded".
         text = str(exc)
         lowered = text.lower()
         if "less than expected" in lowered or "truncat" in lowered or "fewer" in lowered:
@@ -621,6 +646,11 @@ def _decode_dicom(data: bytes, *, name: str, frame: int | None, settings: Settin
                 "pixels); retrieve the complete image."
             )
         kind = _sop_class_name(ds)
+        if "Image Storage" in kind:
+            raise NoPixelDataError(
+                f"{name} is a DICOM image file ({kind}) without pixel data: it was stored without its "
+                "pixels or is truncated; retrieve the complete image."
+            )
         raise NotDicomImageError(f"{name} is a DICOM file but not an image ({kind}); choose an image file.")
 
     rows = _int(ds, "Rows")

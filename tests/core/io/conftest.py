@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pydicom import uid
 from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.encaps import encapsulate
 
 #: Digital Mammography X-Ray Image Storage - For Presentation.
 MG_FOR_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.2"
@@ -42,6 +43,10 @@ def build_dicom(
         ds.HighBit = ds.BitsStored - 1
         ds.PixelRepresentation = 1 if signed else 0
         ds.PixelData = np.ascontiguousarray(stored).astype(stored.dtype.newbyteorder("<")).tobytes()
+        if uid.UID(transfer_syntax).is_compressed:
+            ds.PixelData = encapsulate([ds.PixelData])
+            ds["PixelData"].VR = "OB"
+            ds["PixelData"].is_undefined_length = True
     for keyword, value in attributes.items():
         setattr(ds, keyword, value)
     ds.file_meta = FileMetaDataset()

@@ -1,0 +1,86 @@
+"""PNG (8/16-bit), TIFF and JPEG reading; formats chosen by bytes, not suffix."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+
+from medlim.core.io import read_image
+from medlim.errors import MultiFrameError, TruncatedFileError, CorruptFileError
+
+
+def _png(array: np.ndarray) -> bytes:
+    ok, encoded = cv2.imencode(".png", array)
+    assert ok
+    return encoded.tobytes()
+
+
+def test_png_8_bit_grey() -> None:
+    stored = np.array([[0, 51], [102, 255]], dtype=np.uint8)
+    record = read_image(_png(stored), name="grey.png")
+    assert record.metadata.source_format == "png" and record.metadata.bits_stored == 8
+    np.testing.assert_allclose(record.pixels, [[0.0, 0.2], [0.4, 1.0]], atol=1e-7)
+    np.testing.assert_array_equal(record.raw, stored)
+    np.testing.assert_array_equal(record.to_uint8(), stored)
+
+
+def test_png_16_bit_grey_keeps_16_bits() -> None:
+    stored = np.array([[0, 65535], [1000, 4095]], dtype=np.uint16)
+    record = read_image(_png(stored))
+    assert record.metadata.bits_stored == 16
+    np.testing.assert_array_equal(record.raw, stored)
+    np.testing.assert_allclose(record.pixels, stored / 65535.0, atol=1e-7)
+
+
+def test_png_colour_with_alpha_drops_alpha_and_is_rgb() -> None:
+    rgb = np.array([[[255, 0, 0], [0, 255, 0]], [[0, 0, 255], [10, 20, 30]]], dtype=np.uint8)
+    bgra = np.dstack([rgb[..., ::-1], np.full((2, 2), 128, np.uint8)])
+    record = read_image(_png(bgra))
+    assert record.is_color and record.metadata.photometric == "RGB"
+    np.testing.assert_array_equal(record.raw, rgb)
+
+
+def test_tiff_16_bit_and_pages() -> None:
+    buffer = io.BytesIO()
+    pages = np.array([[[0, 4095], [2048, 65535]], [[1, 2], [3, 4]]], dtype=np.uint16)
+    tifffile.imwrite(buffer, pages)
+    data = buffer.getvalue()
+    with pytest.raises(MultiFrameError, match="2 images"):
+        read_image(data, name="stack.tif")
+    record = read_image(data, frame=1)
+    np.testing.assert_array_equal(record.raw, pages[1])
+    single = io.BytesIO()
+    tifffile.imwrite(single, pages[0])
+    record = read_image(single.getvalue())
+    assert record.metadata.source_format == "tiff"
+    np.testing.assert_allclose(record.pixels, pages[0] / 65535.0, atol=1e-7)
+
+
+def test_float_tiff_is_stretched_over_its_range() -> None:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, np.array([[-1.0, 0.0], [1.0, 3.0]], dtype=np.float32))
+    np.testing.assert_allclose(read_image(buffer.getvalue()).pixels, [[0.0, 0.25], [0.5, 1.0]])
+
+
+def test_jpeg_grey() -> None:
+    ok, encoded = cv2.imencode(".jpg", np.full((16, 16), 200, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 100])
+    record = read_image(encoded.tobytes())
+    assert record.metadata.source_format == "jpeg"
+    assert abs(float(record.raw.mean()) - 200.0) <= 1.0
+
+
+def test_suffix_does_not_override_magic_bytes(tmp_path) -> None:
+    path = tmp_path / "actually_png.dcm"
+    path.write_bytes(_png(np.zeros((3, 3), np.uint8)))
+    record = read_image(path)
+    assert record.metadata.source_format == "png" and record.name == "actually_png.dcm"
+
+
+def test_truncated_png_is_reported() -> None:
+    data = _png(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
+    with pytest.raises((TruncatedFileError, CorruptFileError)):
+        read_image(data[: len(data) // 2])
