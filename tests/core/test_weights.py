@@ -96,9 +96,10 @@ def test_importing_the_package_imports_no_model_code() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_shipped_manifest_is_readable() -> None:
+def test_shipped_manifest_is_readable_and_its_files_match() -> None:
     registry = w.Registry.load(ROOT / "weights")
-    assert all(e.sha256 and e.file for e in registry.list())
+    failed = [(v.entry.label, v.status) for v in registry.verify_all() if not v.ok]
+    assert failed == []
 
 
 def test_entry_dict_round_trip_and_defaults() -> None:
@@ -109,6 +110,7 @@ def test_entry_dict_round_trip_and_defaults() -> None:
     assert again.intended_use == "Research use only, not for diagnosis; trained on synthetic phantoms"
     assert again.input_contract.size == (8, 8)
     assert again.provenance.seed == 3
+    assert len({entry, again}) == 1  # hashable despite its dict fields
 
 
 @pytest.mark.parametrize(

@@ -193,6 +193,10 @@ class WeightsEntry:
         object.__setattr__(self, "architecture_kwargs", dict(self.architecture_kwargs))
         object.__setattr__(self, "metrics", dict(self.metrics))
 
+    def __hash__(self) -> int:
+        # The dict fields are unhashable; equal entries share name, version and file digest.
+        return hash((self.name, self.version, self.sha256))
+
     @property
     def key(self) -> tuple[str, str]:
         """(name, version): the identity of the entry in a registry."""
