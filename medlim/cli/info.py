@@ -138,7 +138,10 @@ def _print_text(info: SystemInfo) -> None:
     for label, version in info.packages.items():
         print(f"{label} {version or 'not installed'}")
     print(f"device: {info.device}")
-    faiss = "not installed" if info.faiss_gpus is None else (f"{info.faiss_gpus} GPU(s)" if info.faiss_gpus else "CPU only")
+    if info.faiss_gpus is None:
+        faiss = "not installed"
+    else:
+        faiss = f"{info.faiss_gpus} GPU(s)" if info.faiss_gpus else "CPU only"
     print(f"faiss GPU: {faiss}")
     print(f"weights: {info.weights_dir}")
     if info.weights_error:

@@ -119,7 +119,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     importing.add_argument("--version", default="1", help="version of the new entry (default 1)")
     importing.add_argument("--preset", default=None, help="preprocessing preset (default: the importer's)")
     importing.add_argument(
-        "--output-type", choices=("raw", "probability"), default=None, help="meaning of the output (default: the importer's)"
+        "--output-type",
+        choices=("raw", "probability"),
+        default=None,
+        help="meaning of the output (default: the importer's)",
     )
     importing.add_argument(
         "--threshold", type=float, default=None, help="cut-off on the model output (default: the importer's)"

@@ -103,4 +103,6 @@ def get_tags(target: Store | Session, dataset: str) -> tuple[CurationTag, ...]:
         rows = session.scalars(
             sa.select(CurationTagRow).where(CurationTagRow.dataset_id == owner).order_by(CurationTagRow.file)
         )
-        return tuple(CurationTag(dataset=dataset, file=r.file, tag=r.tag, updated_at=as_utc(r.updated_at)) for r in rows)
+        return tuple(
+            CurationTag(dataset=dataset, file=r.file, tag=r.tag, updated_at=as_utc(r.updated_at)) for r in rows
+        )

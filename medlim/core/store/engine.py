@@ -59,7 +59,9 @@ class Store:
             session.commit()
         except SQLAlchemyError as exc:
             session.rollback()
-            raise StoreError(f"the results store ({self.url}) refused the change: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(
+                f"the results store ({self.url}) refused the change: {exc.__class__.__name__}: {exc}"
+            ) from exc
         except BaseException:
             session.rollback()
             raise
@@ -128,7 +130,8 @@ def _create_engine(url: str) -> sa.Engine:
     try:
         engine = sa.create_engine(parsed, **options)
     except (SQLAlchemyError, ImportError) as exc:
-        raise StoreError(f"cannot use the results-store URL {parsed.render_as_string(hide_password=True)}: {exc}") from None
+        shown = parsed.render_as_string(hide_password=True)
+        raise StoreError(f"cannot use the results-store URL {shown}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "connect", _enable_sqlite_foreign_keys)
     return engine

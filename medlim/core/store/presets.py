@@ -63,7 +63,9 @@ def save_preset(target: Store | Session, *, kind: str, name: str, params: Mappin
     try:
         plain = json.loads(json.dumps(dict(params), allow_nan=False))
     except (TypeError, ValueError) as exc:
-        raise StoreError(f"preset {kind}/{name} parameters must be JSON numbers, text, lists or objects: {exc}") from None
+        raise StoreError(
+            f"preset {kind}/{name} parameters must be JSON numbers, text, lists or objects: {exc}"
+        ) from None
     with transaction(target) as session:
         row = session.scalar(sa.select(PresetRow).filter_by(kind=kind, name=name))
         now = utc_now()
