@@ -122,6 +122,13 @@ def test_entry_rejects_bad_fields(changes: dict[str, object]) -> None:
         w.WeightsEntry(sha256="a" * 64, file="x.safetensors", **tiny_fields(**changes))
 
 
+def test_manifest_is_strict_json_even_with_undefined_metrics(tmp_path: Path, tiny_registered: None) -> None:
+    w.save_weights(w.Registry(tmp_path), tiny_fields(metrics={"r2": {"pm": float("nan")}, "dice": 0.5}), tiny_state())
+    text = (tmp_path / "manifest.json").read_text()
+    data = json.loads(text, parse_constant=lambda name: pytest.fail(f"manifest holds {name}"))
+    assert data["models"][0]["metrics"] == {"r2": {"pm": None}, "dice": 0.5}
+
+
 def test_from_dict_names_the_missing_field() -> None:
     data = w.WeightsEntry(sha256="a" * 64, file="x.safetensors", **tiny_fields()).to_dict()
     del data["preset"]

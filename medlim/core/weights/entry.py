@@ -10,6 +10,7 @@ first user; the format is shared by every room.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -23,6 +24,7 @@ __all__ = [
     "InputContract",
     "TrainingProvenance",
     "WeightsEntry",
+    "json_safe",
     "validate_name",
 ]
 
@@ -42,6 +44,18 @@ def validate_name(value: str, *, what: str) -> str:
             f"{what} must be 1-128 letters, digits, '.', '_' or '-' (starting with a letter "
             f"or digit); {value!r} is given."
         )
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats (NaN, ±inf: e.g. an undefined R²) as ``None``,
+    so manifests stay strict JSON that any tool can read."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -237,8 +251,8 @@ class WeightsEntry:
             "input": self.input_contract.to_dict(),
             "output_type": self.output_type,
             "thresholds": dict(self.thresholds),
-            "params": dict(self.params),
-            "metrics": dict(self.metrics),
+            "params": json_safe(self.params),
+            "metrics": json_safe(self.metrics),
             "provenance": self.provenance.to_dict(),
             "intended_use": self.intended_use,
             "description": self.description,

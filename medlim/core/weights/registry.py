@@ -193,7 +193,7 @@ class Registry:
             "note": "medlim weights registry; edit with `medlim weights import` or medlim.core.weights.",
             "models": [e.to_dict() for e in self.list()],
         }
-        text = json.dumps(payload, indent=2, sort_keys=False) + "\n"
+        text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
         partial = self.manifest_path.with_suffix(".json.partial")
         partial.write_text(text, encoding="utf-8")
         os.replace(partial, self.manifest_path)
