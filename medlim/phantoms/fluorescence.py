@@ -57,6 +57,12 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float
     return field / (field.std() + 1e-12)
 
 
+def _radius_along(a: float, b: float, angle: float, direction: float) -> float:
+    """Distance from an ellipse's centre to its rim in ``direction`` (radians)."""
+    phi = direction - angle
+    return float(a * b / np.sqrt((b * np.cos(phi)) ** 2 + (a * np.sin(phi)) ** 2))
+
+
 def generate_fluorescence(
     seed: int,
     *,
@@ -68,6 +74,7 @@ def generate_fluorescence(
     density: float = 0.35,
     noise: float = 0.03,
     blur: float = 1.5,
+    overlap: tuple[float, float] = (0.7, 0.88),
 ) -> FluorescencePhantom:
     """Draw one DAPI-like phantom.
 
@@ -82,6 +89,9 @@ def generate_fluorescence(
         density: fraction of the image area the groups try to fill (0.05–0.6).
         noise: Gaussian noise standard deviation (intensity in [0, 1]).
         blur: Gaussian blur sigma in px.
+        overlap: range of the centre distance of two touching clump members as
+            a fraction of the sum of their radii along the joining line
+            (< 1 overlaps; smaller is heavier overlap).
 
     Returns:
         :class:`FluorescencePhantom`.
@@ -92,13 +102,15 @@ def generate_fluorescence(
     lo, hi = (float(v) for v in radius_range)
     if not 4.0 <= lo <= hi:
         raise ParameterError(f"`radius_range` must satisfy 4 ≤ lo ≤ hi, got {radius_range}")
+    if not 0.3 <= overlap[0] <= overlap[1] < 1.0:
+        raise ParameterError(f"`overlap` must satisfy 0.3 ≤ lo ≤ hi < 1, got {overlap}")
     if not 0.05 <= density <= 0.6:
         raise ParameterError(f"`density` must be in [0.05, 0.6], got {density}")
     rng = rng_for(check_seed(seed), "fluorescence", int(index))
     yy, xx = np.mgrid[0:height, 0:width]
 
     # Groups are laid out on a jittered grid so that different groups never touch.
-    cell = 2.0 * hi * 2.6
+    cell = 2.0 * hi * 3.2
     centres = [
         (r, c)
         for r in np.arange(cell / 2, height - cell / 2 + 1, cell)
@@ -122,7 +134,7 @@ def generate_fluorescence(
         if members > 1:
             clump_id += 1
             cid = clump_id
-        placed: list[tuple[float, float, float]] = []
+        placed: list[tuple[float, float, float, float, float]] = []  # cy, cx, a, b, angle
         for _ in range(members):
             a = rng.uniform(lo, hi)
             b = a * rng.uniform(0.65, 0.92)
@@ -130,18 +142,31 @@ def generate_fluorescence(
             if not placed:
                 cy, cx = gr, gc
             else:
-                for _attempt in range(30):
-                    py, px, pr = placed[int(rng.integers(len(placed)))]
+                for _attempt in range(40):
+                    py, px, pa, pb, pangle = placed[int(rng.integers(len(placed)))]
                     direction = rng.uniform(0, 2 * np.pi)
-                    dist = (pr + b) * rng.uniform(0.62, 0.85)
+                    # Centre distance = the two radii along the joining line × an
+                    # overlap factor < 1, so members overlap with a visible neck.
+                    reach = _radius_along(pa, pb, pangle, direction) + _radius_along(a, b, angle, direction)
+                    dist = reach * rng.uniform(*overlap)
                     cy, cx = py + dist * np.sin(direction), px + dist * np.cos(direction)
-                    far_enough = all(np.hypot(cy - qy, cx - qx) > 0.6 * (qr + b) for qy, qx, qr in placed)
+                    far_enough = all(
+                        np.hypot(cy - qy, cx - qx)
+                        > 0.95
+                        * overlap[1]
+                        * (
+                            _radius_along(qa, qb, qangle, np.arctan2(cy - qy, cx - qx))
+                            + _radius_along(a, b, angle, np.arctan2(cy - qy, cx - qx))
+                        )
+                        for qy, qx, qa, qb, qangle in placed
+                        if (qy, qx) != (py, px)
+                    )
                     inside = abs(cy - gr) < cell / 2 - a and abs(cx - gc) < cell / 2 - a
                     if far_enough and inside:
                         break
                 else:
                     continue
-            placed.append((cy, cx, b))
+            placed.append((cy, cx, a, b, angle))
             bright = rng.uniform(0.45, 0.9)
             nuclei.append((cy, cx, a, b, angle, bright, cid, has_valley))
 

@@ -31,11 +31,14 @@ class Contour:
             the walk when ``kappa`` sums to +2π.
         kappa: ``np.ndarray[N]`` float64 curvature in 1/px (convex > 0).
         normals: ``np.ndarray[N, 2]`` float64 unit outward normals (row, col).
+        step: ``np.ndarray[N]`` float64 arc length of the smoothed outline per
+            sample (ds), so that Σ κ·ds is the turning angle (≈ 2π in total).
     """
 
     points: np.ndarray
     kappa: np.ndarray
     normals: np.ndarray
+    step: np.ndarray
 
     def __len__(self) -> int:
         return len(self.points)
@@ -100,7 +103,7 @@ def contour_curvature(points: np.ndarray, *, sigma: float = 6.0) -> Contour:
     tangent = np.stack([dy, dx], axis=1) / np.maximum(speed, 1e-12)[:, None]
     # Outward normal: the tangent turned away from the interior.
     normals = -orientation * np.stack([tangent[:, 1], -tangent[:, 0]], axis=1)
-    return Contour(points=points, kappa=kappa, normals=normals)
+    return Contour(points=points, kappa=kappa, normals=normals, step=speed)
 
 
 def concave_runs(kappa: np.ndarray, *, min_depth: float = 0.0) -> list[np.ndarray]:

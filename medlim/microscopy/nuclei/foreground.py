@@ -109,7 +109,7 @@ def clump_candidates(
     *,
     mean_area: float,
     area_factor: float = 1.5,
-    max_solidity: float = 0.9,
+    max_solidity: float = 0.95,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Label the foreground and flag clump candidates.
 

@@ -31,17 +31,22 @@ __all__ = [
 ]
 
 
-def walking_energy(kappa: np.ndarray, start: int, end: int) -> float:
-    """E = Σ κ over the outline walked forward from ``start`` to ``end`` (1 px steps).
+def walking_energy(kappa: np.ndarray, start: int, end: int, *, step: np.ndarray | None = None) -> float:
+    """E = ∫ κ ds over the outline walked forward from ``start`` to ``end``.
 
     Args:
-        kappa: ``np.ndarray[N]`` curvature at unit arc spacing (convex > 0).
+        kappa: ``np.ndarray[N]`` curvature (convex > 0).
         start, end: outline indices; the walk wraps past N − 1.
+        step: ``np.ndarray[N]`` arc element ds per sample (:attr:`Contour.step`);
+            None means unit steps. Weighting by the smoothed ds keeps E a
+            turning angle even where smoothing pinches the outline.
 
     Returns:
         The total turning in radians (positive over convex stretches).
     """
     kappa = np.asarray(kappa, dtype=np.float64)
+    if step is not None:
+        kappa = kappa * np.asarray(step, dtype=np.float64)
     n = len(kappa)
     start, end = int(start) % n, int(end) % n
     if end >= start:
@@ -65,7 +70,7 @@ def merge_adjacent_points(
     points: np.ndarray,
     *,
     r1: float = 45.0,
-    energy_threshold: float = np.pi / 3,
+    energy_threshold: float = 0.4,
 ) -> np.ndarray:
     """Merge adjacent close points that need little Walking Energy.
 
@@ -87,7 +92,7 @@ def merge_adjacent_points(
             if a == b:
                 continue
             distance = float(np.linalg.norm(contour.points[a] - contour.points[b]))
-            if distance < r1 and walking_energy(contour.kappa, a, b) < energy_threshold:
+            if distance < r1 and walking_energy(contour.kappa, a, b, step=contour.step) < energy_threshold:
                 loser = a if abs(contour.kappa[a]) < abs(contour.kappa[b]) else b
                 kept.remove(loser)
                 changed = True
