@@ -159,6 +159,11 @@ def test_save_load_build_round_trip(tmp_path: Path, tiny_registered: None) -> No
     assert torch.equal(model(x), reference(x))
 
 
+def test_saved_file_is_byte_reproducible(tmp_path: Path, tiny_registered: None) -> None:
+    digests = {w.save_weights(w.Registry(tmp_path / str(i)), tiny_fields(), tiny_state()).sha256 for i in range(4)}
+    assert len(digests) == 1
+
+
 def test_manifest_lists_sorted_versions_and_get_picks_highest(tmp_path: Path, tiny_registered: None) -> None:
     registry = w.Registry(tmp_path)
     for version in ["2", "10", "9"]:

@@ -307,7 +307,9 @@ def save_weights(
             raise WeightsError(f"state dict value {key!r} is a {type(value).__name__}, not a tensor.")
         # clone: safetensors refuses tensors that share storage (tied weights, views).
         tensors[str(key)] = value.detach().to("cpu").contiguous().clone()
-    data = save_safetensors(tensors, metadata={"name": name, "version": version, "format": "pt"})
+    # One metadata key only: safetensors writes its metadata map in hash order, so
+    # several keys would make the bytes (and the sha256) differ from run to run.
+    data = save_safetensors(tensors, metadata={"format": "pt"})
 
     try:
         entry = WeightsEntry(sha256=sha256_bytes(data), **fields_)
