@@ -439,7 +439,7 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     envelope = np.exp(-(((X - 0.42) / 0.38) ** 2) - (((Y - centre_q) / 0.62) ** 2))
     envelope += 0.5 * np.exp(-(((X - 0.2) / 0.25) ** 2) - (((Y + 0.75) / 0.45) ** 2))  # towards the axilla
     d = person.density
-    threshold = 1.05 - 1.05 * d
+    threshold = 1.2 - 1.1 * d
     raw = 1.1 * envelope + 0.45 * cloud + 0.15 * lobes - threshold
     density_field = 1.0 / (1.0 + np.exp(-raw / (0.06 + 0.08 * rng.random())))
     density_field = (density_field * (0.55 + 0.45 * d)).astype(np.float32)
@@ -452,8 +452,8 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
         Y_ = pt[1] / half_height
         if X_ < -0.02:
             return False
-        if Y_ < -1.0:  # the axillary tail: only the MLO view shows it, keep vessels in a narrow band
-            return X_ < 0.45 and Y_ > -1.9
+        if Y_ < -0.8 and X_ < 0.45:  # towards the axillary tail (mostly seen on MLO views)
+            return Y_ > -1.6
         return bool(_normalised_radius(np.array(X_), np.array(Y_), proto) < margin)
 
     nipple = (depth * 0.97, 0.0)
@@ -461,7 +461,7 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     n_trunks = int(rng.integers(2, 6))
     for t in range(n_trunks):
         if t == 0 and rng.random() < 0.7:  # lateral thoracic artery from the axilla
-            start = (float(rng.uniform(2.0, 0.25 * depth)), float(rng.uniform(-1.6, -1.0) * half_height))
+            start = (float(rng.uniform(2.0, 0.2 * depth)), float(rng.uniform(-1.35, -0.95) * half_height))
         else:
             start = (float(rng.uniform(0.0, 6.0)), float(rng.uniform(-0.8, 0.7) * half_height))
         target = (nipple[0] * rng.uniform(0.75, 1.0), nipple[1] + rng.normal(0.0, 0.25 * half_height))
@@ -485,10 +485,12 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     all_segments: list[tuple[_Segment, ...]] = []
     final_vessels: list[_Vessel] = []
     calcified_share = 0.25 + 0.75 * person.severity
+    # The longest vessel of a BAC patient is always calcified somewhere.
+    longest = int(np.argmax([len(v.points_mm) for v in vessels])) if vessels else -1
     for v_idx, vessel in enumerate(vessels):
         length = 0.25 * (len(vessel.points_mm) - 1)
         segs: list[_Segment] = []
-        if person.has_bac and (v_idx == 0 or rng.random() < calcified_share):
+        if person.has_bac and (v_idx == longest or rng.random() < calcified_share):
             for _ in range(int(rng.integers(1, 2 + int(3 * person.severity) + 1))):
                 centre = float(rng.uniform(0.1, 0.9) * length)
                 half = float(rng.uniform(2.0, 6.0 + 22.0 * person.severity))
@@ -750,7 +752,7 @@ def generate_mammogram(
 
     # Subcutaneous fat: no glandular tissue in the outer rim of the breast.
     density = density * (1.0 - _smoothstep(0.72, 0.95, rho))
-    tissue = 0.24 + 0.46 * density + 0.045 * fat_tex * (1.0 - 0.5 * density)
+    tissue = 0.24 + 0.40 * density + 0.045 * fat_tex * (1.0 - 0.3 * density)
 
     # Faint soft-tissue arteries and ligaments, drawn at working resolution.
     soft = np.zeros((wr, wc), np.uint8)
@@ -776,7 +778,7 @@ def generate_mammogram(
     if fine_rows != rows:
         fine = cv2.resize(fine, (cols, rows), interpolation=cv2.INTER_LINEAR)
     density_full = up(density)
-    mu = tissue_full + (0.018 + 0.02 * density_full) * fine
+    mu = tissue_full + (0.018 + 0.05 * density_full) * fine
 
     # Periphery: thinner compressed tissue, then the skin line.
     edge_px = (1.0 - rho_full) * breast.depth_mm * geometry.sx / spacing  # ≈ distance to the skin, px
@@ -798,7 +800,7 @@ def generate_mammogram(
         dist = (xx * ph + yy * pw - pw * ph) / length
         fibres = np.sin(dist / (render.uniform(30, 60) * full_scale) + 3.0 * up_noise(render, (wr, wc)))
         muscle = render.uniform(0.42, 0.58) + 0.015 * fibres + 0.08 * _smoothstep(0, -0.3 * length, dist)
-        muscle_full = up(muscle.astype(np.float32)) + 0.5 * (tissue_full - float(np.median(tissue)))
+        muscle_full = up(muscle.astype(np.float32)) + 0.3 * (tissue_full - float(np.median(tissue)))
         soft_edge = cv2.GaussianBlur(pectoral_mask.astype(np.float32), (0, 0), max(0.8, 1.5 * full_scale * 3))
         mu = mu * (1 - soft_edge) + muscle_full * soft_edge
 
