@@ -44,6 +44,8 @@ __all__ = [
     "TrainingConfig",
     "TrainingReport",
     "soft_dice_loss",
+    "extract_image_patches",
+    "combine_patches",
     "extract_training_patches",
     "augment_batch",
     "train_scunet",
@@ -124,6 +126,83 @@ def soft_dice_loss(prediction: torch.Tensor, target: torch.Tensor, *, eps: float
     return 1.0 - 2.0 * intersection / denominator
 
 
+def extract_image_patches(
+    item: TrainingImage,
+    *,
+    preset: str | BacPreset = "thesis",
+    patch_size: int = 512,
+    stride: int | None = None,
+    max_negatives: int = 0,
+    rng: np.random.Generator | None = None,
+) -> tuple[PatchSet, PatchSet]:
+    """Cut one image's grid patches: those with calcification, and up to ``max_negatives`` without.
+
+    Patches lie on the preset's inference grid, so training sees the same
+    framing as inference; patches the preset's skip rule calls background are
+    never used.
+
+    Returns:
+        ``(positives, negatives)`` as :class:`PatchSet`; negatives chosen at random by ``rng``.
+    """
+    from medlim.core.tiling import pad_to_patch, patch_grid
+    from medlim.mammography.preprocess import skip_background_patches
+
+    preset = get_preset(preset)
+    stride = preset.stride if stride is None else stride
+    if item.image.shape != item.bac_mask.shape:
+        raise ParameterError(f"image {item.image.shape} and mask {item.bac_mask.shape} differ in shape.")
+    grey = pad_to_patch(preprocess_image(item.image, preset).grey, patch=patch_size)
+    mask = pad_to_patch(item.bac_mask.astype(np.uint8), patch=patch_size).astype(bool)
+    positive, negative = [], []
+    for top, left in patch_grid(grey.shape, patch=patch_size, stride=stride):
+        g = grey[top : top + patch_size, left : left + patch_size]
+        if skip_background_patches(g[None], mean_at_most=preset.skip_mean_at_most, std_at_most=preset.skip_std_at_most)[0]:
+            continue
+        (positive if mask[top : top + patch_size, left : left + patch_size].any() else negative).append((top, left))
+    if len(negative) > max_negatives:
+        rng = rng or np.random.default_rng(0)
+        negative = [negative[i] for i in sorted(rng.choice(len(negative), size=max_negatives, replace=False))]
+
+    def cut(corners: list[tuple[int, int]]) -> PatchSet:
+        if not corners:
+            return PatchSet(np.zeros((0, patch_size, patch_size), np.uint8), np.zeros((0, patch_size, patch_size), bool))
+        return PatchSet(
+            grey=np.stack([grey[t : t + patch_size, l : l + patch_size] for t, l in corners]),
+            mask=np.stack([mask[t : t + patch_size, l : l + patch_size] for t, l in corners]),
+        )
+
+    return cut(positive), cut(negative)
+
+
+def combine_patches(
+    parts: Iterable[tuple[PatchSet, PatchSet]],
+    *,
+    negative_fraction: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> PatchSet:
+    """All positive patches plus ``negative_fraction`` × as many negatives (0: thesis recipe)."""
+    if not 0.0 <= negative_fraction <= 10.0:
+        raise ParameterError(f"`negative_fraction` must be in [0, 10], {negative_fraction} is given.")
+    positives, negatives = [], []
+    for pos, neg in parts:
+        positives.append(pos)
+        negatives.append(neg)
+    pos_grey = [p.grey for p in positives if len(p)]
+    pos_mask = [p.mask for p in positives if len(p)]
+    neg_grey = np.concatenate([n.grey for n in negatives]) if negatives else np.zeros((0, 1, 1), np.uint8)
+    neg_mask = np.concatenate([n.mask for n in negatives]) if negatives else np.zeros((0, 1, 1), bool)
+    n_pos = int(sum(len(g) for g in pos_grey))
+    n_neg = min(len(neg_grey), int(round(negative_fraction * n_pos)))
+    if n_neg:
+        chosen = np.sort((rng or np.random.default_rng(0)).choice(len(neg_grey), size=n_neg, replace=False))
+        pos_grey.append(neg_grey[chosen])
+        pos_mask.append(neg_mask[chosen])
+    if not pos_grey:
+        size = neg_grey.shape[-1] if neg_grey.ndim == 3 else 512
+        return PatchSet(np.zeros((0, size, size), np.uint8), np.zeros((0, size, size), bool))
+    return PatchSet(grey=np.concatenate(pos_grey), mask=np.concatenate(pos_mask))
+
+
 def extract_training_patches(
     images: Iterable[TrainingImage],
     *,
@@ -134,63 +213,20 @@ def extract_training_patches(
     rng: np.random.Generator | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> PatchSet:
-    """Cut the grid patches that contain calcification from preprocessed images.
-
-    Patches lie on the preset's inference grid (stride = patch − overlap), so
-    training sees the same framing as inference; patches judged background by
-    the preset's skip rule are never used.
-
-    Args:
-        images: annotated mammograms.
-        preset: preprocessing preset.
-        patch_size: patch side (512).
-        stride: grid stride (None: the preset's).
-        negative_fraction: BAC-free patches added, as a fraction of the BAC patches
-            (0: thesis recipe).
-        rng: random generator for choosing negatives.
-        progress: called with the number of images done.
-
-    Returns:
-        :class:`PatchSet`.
-    """
-    from medlim.core.tiling import pad_to_patch, patch_grid
-    from medlim.mammography.preprocess import skip_background_patches
-
-    preset = get_preset(preset)
-    stride = preset.stride if stride is None else stride
-    if not 0.0 <= negative_fraction <= 10.0:
-        raise ParameterError(f"`negative_fraction` must be in [0, 10], {negative_fraction} is given.")
+    """Training patches from many images: every grid patch with calcification, plus
+    ``negative_fraction`` × as many BAC-free patches (0: thesis recipe)."""
     rng = rng or np.random.default_rng(0)
-    positives_grey, positives_mask, negatives_grey, negatives_mask = [], [], [], []
-    for done, item in enumerate(images, start=1):
-        if item.image.shape != item.bac_mask.shape:
-            raise ParameterError(f"image {item.image.shape} and mask {item.bac_mask.shape} differ in shape.")
-        grey = pad_to_patch(preprocess_image(item.image, preset).grey, patch=patch_size)
-        mask = pad_to_patch(item.bac_mask.astype(np.uint8), patch=patch_size).astype(bool)
-        for top, left in patch_grid(grey.shape, patch=patch_size, stride=stride):
-            g = grey[top : top + patch_size, left : left + patch_size]
-            m = mask[top : top + patch_size, left : left + patch_size]
-            if skip_background_patches(
-                g[None], mean_at_most=preset.skip_mean_at_most, std_at_most=preset.skip_std_at_most
-            )[0]:
-                continue
-            if m.any():
-                positives_grey.append(g.copy())
-                positives_mask.append(m.copy())
-            elif negative_fraction > 0:
-                negatives_grey.append(g.copy())
-                negatives_mask.append(m.copy())
-        if progress:
-            progress(done)
-    n_neg = min(len(negatives_grey), int(round(negative_fraction * len(positives_grey))))
-    chosen = rng.choice(len(negatives_grey), size=n_neg, replace=False) if n_neg else np.array([], dtype=int)
-    grey_list = positives_grey + [negatives_grey[i] for i in chosen]
-    mask_list = positives_mask + [negatives_mask[i] for i in chosen]
-    if not grey_list:
-        return PatchSet(
-            grey=np.zeros((0, patch_size, patch_size), np.uint8), mask=np.zeros((0, patch_size, patch_size), bool)
-        )
-    return PatchSet(grey=np.stack(grey_list), mask=np.stack(mask_list))
+
+    def parts():
+        for done, item in enumerate(images, start=1):
+            yield extract_image_patches(
+                item, preset=preset, patch_size=patch_size, stride=stride,
+                max_negatives=4 if negative_fraction > 0 else 0, rng=rng,
+            )
+            if progress:
+                progress(done)
+
+    return combine_patches(parts(), negative_fraction=negative_fraction, rng=rng)
 
 
 def augment_batch(

@@ -1,0 +1,202 @@
+"""The reproducible recipe behind the shipped SCU-Net weights: phantoms from a
+seed → patches → training → evaluation on held-out phantoms → registry entry.
+
+``medlim train scunet`` and ``medlim bac evaluate`` call these functions; the
+exact command, seed and generator are written into the weights' manifest.
+Training and held-out phantoms come from different seeds (the series are
+disjoint patients).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from medlim.errors import ParameterError
+
+__all__ = ["PhantomSpec", "phantom_samples", "phantom_patches", "train_and_register", "HELDOUT_SEED"]
+
+#: Seed of the held-out evaluation phantoms (never used for training).
+HELDOUT_SEED = 90_001
+
+
+@dataclass(frozen=True)
+class PhantomSpec:
+    """Which mammogram phantoms to draw.
+
+    Attributes:
+        seed: series seed.
+        count: number of images.
+        sizes: phantom sizes to alternate (``"full"``, ``"full-small"``, ``"small"``).
+        bac_fraction: fraction of patients with BAC.
+    """
+
+    seed: int
+    count: int
+    sizes: tuple[str, ...] = ("full", "full-small")
+    bac_fraction: float = 0.85
+
+    def __post_init__(self) -> None:
+        if self.count < 1:
+            raise ParameterError(f"`count` must be at least 1, {self.count} is given.")
+        if not self.sizes:
+            raise ParameterError("`sizes` must name at least one phantom size.")
+
+
+def _one(args: tuple[int, int, str, float]) -> tuple[str, np.ndarray, np.ndarray]:
+    from medlim.phantoms.mammogram import generate_mammogram
+
+    seed, index, size, bac_fraction = args
+    # One image per patient (index · 4 picks the patient's first view, then views rotate).
+    phantom = generate_mammogram(seed=seed, index=index, size=size, bac_fraction=bac_fraction)
+    image = np.clip(np.rint(phantom.image * 255.0), 0, 255).astype(np.uint8)
+    name = f"phantom-s{seed}-i{index}-{size}-{phantom.metadata.view_label}"
+    return name, image, phantom.bac_mask
+
+
+def _patches(args: tuple[int, int, str, float, int]) -> tuple["PatchSet", "PatchSet"]:  # noqa: F821
+    from medlim.mammography.train import TrainingImage, extract_image_patches
+
+    seed, index, size, bac_fraction, max_negatives = args
+    _, image, mask = _one((seed, index, size, bac_fraction))
+    return extract_image_patches(
+        TrainingImage(image=image, bac_mask=mask),
+        preset="thesis",
+        max_negatives=max_negatives,
+        rng=np.random.default_rng([seed, index]),
+    )
+
+
+def phantom_patches(
+    spec: PhantomSpec, *, max_negatives: int, workers: int | None = None
+) -> Iterator[tuple["PatchSet", "PatchSet"]]:  # noqa: F821
+    """Per image of the spec: (BAC patches, up to ``max_negatives`` BAC-free patches), preprocessed
+    by the ``thesis`` preset — generation and preprocessing run in worker processes."""
+    jobs = [(spec.seed, i, spec.sizes[i % len(spec.sizes)], spec.bac_fraction, max_negatives) for i in range(spec.count)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if workers == 1:
+        yield from map(_patches, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_patches, jobs, chunksize=1)
+
+
+def phantom_samples(spec: PhantomSpec, *, workers: int | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Yield ``(name, image np.uint8[H, W], bac_mask np.bool_[H, W])`` for the spec, in order.
+
+    Generation runs in ``workers`` processes (default: all CPUs); the 8-bit image is
+    the phantom's presentation image rounded to 0..255, exactly what the reader's
+    ``ImageRecord.to_uint8`` gives for the same phantom written as DICOM.
+    """
+    jobs = [(spec.seed, i, spec.sizes[i % len(spec.sizes)], spec.bac_fraction) for i in range(spec.count)]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    if workers == 1:
+        yield from map(_one, jobs)
+        return
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield from pool.map(_one, jobs, chunksize=1)
+
+
+def train_and_register(
+    *,
+    train_spec: PhantomSpec,
+    heldout_spec: PhantomSpec,
+    config: "TrainingConfig",  # noqa: F821
+    negative_fraction: float,
+    name: str,
+    version: str,
+    command: str,
+    registry: "Registry | None" = None,  # noqa: F821
+    device: str | None = None,
+    workers: int | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple["WeightsEntry", "BacEvaluation"]:  # noqa: F821
+    """Generate phantoms, train SCU-Net (``thesis`` preset), evaluate on held-out phantoms, register.
+
+    Returns:
+        The new registry entry (with the measured metrics) and the evaluation.
+    """
+    import torch
+
+    import medlim
+    from medlim.core.weights import Registry, save_weights
+    from medlim.mammography.analysis import _bac_model_from_entry
+    from medlim.mammography.evaluate import evaluate_bac
+    from medlim.mammography.scunet import build_scunet
+    from medlim.mammography.train import combine_patches, train_scunet
+
+    if train_spec.seed == heldout_spec.seed:
+        raise ParameterError("training and held-out phantoms must come from different seeds.")
+    torch.manual_seed(config.seed)
+    def parts():
+        for done, part in enumerate(phantom_patches(train_spec, max_negatives=4 if negative_fraction else 0,
+                                                    workers=workers), start=1):
+            if done % 20 == 0 or done == train_spec.count:
+                log(f"phantoms {done}/{train_spec.count}")
+            yield part
+
+    patches = combine_patches(parts(), negative_fraction=negative_fraction, rng=np.random.default_rng(config.seed))
+    log(f"training patches: {len(patches)} ({int(sum(m.any() for m in patches.mask))} with BAC)")
+    model = build_scunet()
+    report = train_scunet(
+        model,
+        patches,
+        preset="thesis",
+        config=config,
+        device=device,
+        progress=lambda e, n, loss: log(f"epoch {e}/{n} soft-Dice loss {loss:.4f}"),
+    )
+    model = model.to("cpu").eval()
+    params = {"overlap": 64, "merge": "max", "skip": True, "output_activation": "sigmoid", "x": 100.0,
+              "negative_fraction": negative_fraction}
+    fields = {
+        "name": name,
+        "version": version,
+        "task": "bac-segmentation",
+        "architecture": "scunet",
+        "preset": "thesis",
+        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0]},
+        "output_type": "probability",
+        "thresholds": {"output": 0.5},
+        "params": params,
+        "provenance": {
+            "command": command,
+            "seed": config.seed,
+            "data_generator": f"medlim.phantoms.mammogram (seed {train_spec.seed}, {train_spec.count} images, "
+            f"sizes {','.join(train_spec.sizes)})",
+            "data_generator_version": medlim.__version__,
+        },
+        "description": "SCU-Net for breast arterial calcification, trained on synthetic mammogram phantoms",
+        "metrics": {},
+    }
+    registry = registry or Registry.load()
+    entry = save_weights(registry, fields, model.state_dict())
+    bac_model = _bac_model_from_entry(entry, model)
+    summary, _ = evaluate_bac(
+        bac_model,
+        phantom_samples(heldout_spec, workers=workers),
+        progress=lambda done, n: log(f"evaluated {done}/{heldout_spec.count}: {n}"),
+    )
+    def num(value: float) -> float | None:
+        return None if value != value else round(float(value), 4)  # NaN → null (valid JSON)
+
+    metrics = {
+        "heldout": f"medlim.phantoms.mammogram seed {heldout_spec.seed}, {heldout_spec.count} images",
+        "whole_image_dice": num(summary.whole_image["f1"]),
+        "whole_image_jaccard": num(summary.whole_image["jaccard"]),
+        "whole_image_dice_pooled": num(summary.whole_image_pooled["f1"]),
+        "whole_image_recall": num(summary.whole_image["recall"]),
+        "whole_image_precision": num(summary.whole_image["precision"]),
+        "patch_dice": num(summary.patch_wise["f1"]),
+        "r2": {k: num(a.r2) for k, a in summary.agreement.items()},
+        "bland_altman": {k: {"bias": num(a.bias), "loa": [num(a.loa_low), num(a.loa_high)]}
+                         for k, a in summary.agreement.items()},
+        "training": {"patches": report.patches, "epochs": report.epochs, "final_loss": round(report.final_loss, 4),
+                     "seconds": round(report.seconds, 1), "device": report.device},
+    }
+    entry = save_weights(registry, {**fields, "metrics": metrics}, model.state_dict())
+    return entry, summary
