@@ -144,6 +144,10 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path) -> None:
             page.goto(app_url)
             expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
             expect(page.get_by_text("Research use only").first).to_be_visible()
+            expect(page.get_by_text("Compute device")).to_be_visible()
+            models = page.locator("[data-testid='stTable']").or_(page.get_by_text("No models are registered yet"))
+            expect(models.first).to_be_visible()  # the last element: the page has finished
+            page.screenshot(path=str(ARTIFACTS / "home.png"))
 
             page.get_by_role("link", name="Image viewer").click()
             expect(page.get_by_role("heading", name="Image viewer")).to_be_visible()
@@ -161,6 +165,15 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path) -> None:
             page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
             # Streamlit scrolls inside its main block, so the tall viewport is what fits the page.
             page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+
+            # Narrow the window from the keyboard: the page reruns and redraws without error.
+            width_slider = page.get_by_role("slider", name="Window width").first
+            width_slider.focus()
+            page.keyboard.press("Home")
+            expect(width_slider).to_have_value("1")
+            expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2)
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "viewer_narrow_window.png"))
 
             body = page.locator("body").inner_text()
             for identifying in ("Doe", "Jane", "SECRET-ID-123", "1960"):

@@ -95,3 +95,33 @@ def test_viewer_upload(samples_dir: Path) -> None:
     values = _table_values(at)
     assert values["File"] == "scan.png"
     assert values["Size (width × height)"] == "10 × 12 px"
+
+
+def test_home_without_models_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path))  # no manifest: an empty registry
+    at = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    assert any("No models are registered yet" in caption.value for caption in at.caption)
+
+
+def test_home_with_a_broken_manifest_shows_a_medlim_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "manifest.json").write_text("{not json")
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert len(at.error) == 1
+    assert at.error[0].body.startswith("**Weights registry:**")
+    assert "medlim weights list" in at.error[0].body
+
+
+def test_viewer_opens_a_bundled_dicom_sample() -> None:
+    samples = sorted((ROOT / "data_samples").rglob("*.dcm"))
+    if not samples:
+        pytest.skip("no bundled DICOM samples in data_samples/")
+    label = samples[0].relative_to(ROOT / "data_samples").as_posix()
+    at = AppTest.from_file(str(ROOT / "pages" / "viewer.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key="viewer_samples").set_value([label]).run()
+    assert not at.exception and not at.error
+    values = _table_values(at)
+    assert values["Format"] == "DICOM"
+    assert "Patient" not in " ".join(v for k, v in values.items() if k != "Patient key (pseudonymous)")
