@@ -156,7 +156,7 @@ def load_bac_model(
     if path.suffix.lower() in {".pt", ".pth", ".ckpt"} and path.is_file():
         loaded = load_checkpoint_in_memory(path, importer="scunet-published", device=device, name="published-checkpoint")
         return _bac_model_from_entry(loaded.entry, loaded.model)
-    registry = registry or Registry.load()
+    registry = Registry.load() if registry is None else registry
     name, _, version = target.partition(":")
     entry = registry.get(name, version or None)
     return _bac_model_from_entry(entry, build_model(entry, device=device))

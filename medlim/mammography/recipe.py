@@ -173,7 +173,7 @@ def train_and_register(
         "description": "SCU-Net for breast arterial calcification, trained on synthetic mammogram phantoms",
         "metrics": {},
     }
-    registry = registry or Registry.load()
+    registry = Registry.load() if registry is None else registry
     entry = save_weights(registry, fields, model.state_dict())
     bac_model = _bac_model_from_entry(entry, model)
     summary, _ = evaluate_bac(
