@@ -33,18 +33,27 @@ import datetime as _dt
 import io
 import math
 import struct
+import sys
 import warnings
-from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from medlim.core.io.pseudonym import patient_key
 from medlim.core.io.record import ImageMetadata, ImageRecord
-from medlim.core.io.windowing import VOI_FUNCTIONS, apply_lut, apply_value_range, apply_window
+from medlim.core.io.windowing import (
+    VOI_FUNCTIONS,
+    apply_lut,
+    apply_value_range,
+    apply_window,
+    linear_window_coefficients,
+)
 from medlim.errors import (
     CorruptFileError,
     ImageTooLargeError,
+    InputError,
     MultiFrameError,
     NoPixelDataError,
     NotDicomImageError,
@@ -274,21 +283,23 @@ def _presentation_intent(ds: Any) -> str | None:
 # --------------------------------------------------------------------------- parsing
 
 
-def _parse(data: bytes, *, name: str, force: bool) -> Any:
+def _parse(data: bytes | Path, *, name: str, force: bool) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(io.BytesIO(data), force=force)
+            ds = pydicom.dcmread(data if isinstance(data, Path) else io.BytesIO(data), force=force)
     except InvalidDicomError as exc:
         raise UnsupportedFormatError(f"{name} is not a DICOM file (no 'DICM' marker at byte 128).") from exc
     except (EOFError, struct.error) as exc:
         raise TruncatedFileError(
             f"{name} ends in the middle of a DICOM element (the file is truncated); copy or export it again."
         ) from exc
-    except (*_VALUE_ERRORS, OSError, NotImplementedError, RecursionError, MemoryError) as exc:
+    except OSError as exc:
+        raise InputError(f"{name} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
+    except (*_VALUE_ERRORS, RecursionError, MemoryError) as exc:
         text = str(exc).lower()
         if any(word in text for word in ("end of file", "truncat", "not enough", "unexpected end", "fewer", "less than")):
             raise TruncatedFileError(
@@ -409,6 +420,32 @@ def _decode_frame(ds: Any, *, index: int, syntax: str, name: str, encapsulated: 
         ) from exc
 
 
+_LITTLE_ENDIAN_NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+
+
+def _native_frame(
+    ds: Any, *, index: int, syntax: str, rows: int, columns: int, samples: int, bits_allocated: int, signed: bool
+) -> np.ndarray | None:
+    """A read-only view of one uncompressed little-endian grey frame, without copying.
+
+    pydicom's decoder copies the frame; for the common case (8/16-bit grey,
+    uncompressed) a view on the Pixel Data bytes is enough, since the pipeline
+    never writes into ``stored``. ``None`` when the case is not that simple.
+    """
+    if syntax not in _LITTLE_ENDIAN_NATIVE or samples != 1 or bits_allocated not in (8, 16) or sys.byteorder != "little":
+        return None
+    if _text(ds, "PhotometricInterpretation") not in ("MONOCHROME1", "MONOCHROME2"):
+        return None
+    dtype = np.dtype(f"<{'i' if signed else 'u'}{bits_allocated // 8}")
+    frame_values = rows * columns
+    data = ds.PixelData
+    if len(data) < (index + 1) * frame_values * dtype.itemsize:
+        return None
+    return np.frombuffer(data, dtype=dtype, count=frame_values, offset=index * frame_values * dtype.itemsize).reshape(
+        rows, columns
+    )
+
+
 def _decoder_reason(text: str) -> str:
     """The decoders' own reasons, one line (they name codecs and precisions, never patient data)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -474,48 +511,111 @@ def _stored_values(patterns: np.ndarray, *, bits_stored: int, signed: bool) -> n
     return values
 
 
-def _modality_function(ds: Any, *, frame: int, warnings_out: list[str]) -> Callable[[np.ndarray], np.ndarray]:
-    """Stored values (int64 or float) → modality values (float32)."""
-    lut_sequence = _get(ds, "ModalityLUTSequence")
-    if lut_sequence is not None:
+def _has_stray_bits(stored: np.ndarray, *, bits_stored: int, signed: bool) -> bool:
+    """True when some value lies outside what ``bits_stored`` bits can hold (high bits set)."""
+    if stored.size == 0 or bits_stored >= stored.dtype.itemsize * 8:
+        return False
+    low, high = (-(1 << (bits_stored - 1)), (1 << (bits_stored - 1)) - 1) if signed else (0, (1 << bits_stored) - 1)
+    return int(stored.min()) < low or int(stored.max()) > high
+
+
+def _affine(values: np.ndarray, *, alpha: float, beta: float) -> np.ndarray:
+    """``values * alpha + beta`` as a new float32 array, in one pass for 2D images.
+
+    OpenCV's ``addWeighted`` converts and scales in one vectorised pass; the numpy
+    equivalent (``astype`` then two in-place ops) makes three (benchmarks/bench_io.py).
+    """
+    if alpha == 1.0 and beta == 0.0:
+        return values.astype(np.float32)
+    if values.ndim == 2 and values.size and values.dtype in _CV_DTYPES:
+        import cv2
+
+        source = np.ascontiguousarray(values)
+        return cv2.addWeighted(source, float(alpha), source, 0.0, float(beta), dtype=cv2.CV_32F)
+    out = values.astype(np.float32)
+    if alpha != 1.0:
+        out *= np.float32(alpha)
+    if beta != 0.0:
+        out += np.float32(beta)
+    return out
+
+
+_CV_DTYPES = tuple(np.dtype(name) for name in ("uint8", "int8", "uint16", "int16", "float32"))
+
+
+def _clip_unit(values: np.ndarray) -> np.ndarray:
+    """Clip float32 values to [0, 1] in place."""
+    return np.clip(values, 0.0, 1.0, out=values)
+
+
+@dataclass(frozen=True)
+class _Modality:
+    """Modality LUT stage: rescale slope/intercept, or a Modality LUT Sequence (via pydicom)."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+    lut_dataset: Any = None
+
+    @property
+    def is_affine(self) -> bool:
+        return self.lut_dataset is None
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        if self.is_affine:
+            return _affine(values, alpha=self.slope, beta=self.intercept)
         from pydicom.pixels import apply_modality_lut
 
-        def through_lut(values: np.ndarray) -> np.ndarray:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    return np.asarray(apply_modality_lut(values, ds), dtype=np.float32)
-            except (*_VALUE_ERRORS, NotImplementedError) as exc:
-                raise CorruptFileError(
-                    f"The file's Modality LUT cannot be applied ({type(exc).__name__}); it is damaged."
-                ) from exc
+        try:
+            return np.asarray(apply_modality_lut(values, self.lut_dataset), dtype=np.float32)
+        except _VALUE_ERRORS as exc:
+            raise CorruptFileError(
+                f"The file's Modality LUT cannot be applied ({type(exc).__name__}); it is damaged."
+            ) from exc
 
-        return through_lut
+
+@dataclass(frozen=True)
+class _Voi:
+    """VOI stage: ``"lut"`` (VOI LUT Sequence), ``"window"`` (centre/width) or ``"range"``."""
+
+    kind: str
+    center: float = 0.0
+    width: float = 1.0
+    function: str = "LINEAR"
+    table: np.ndarray | None = None
+    first_mapped: int = 0
+    bits: int = 16
+
+    def linear_coefficients(self, image_range: tuple[float, float]) -> tuple[float, float] | None:
+        """``(low, scale)`` with display = clip((x - low) * scale, 0, 1), or ``None`` if not linear."""
+        if self.kind == "range":
+            low, high = image_range
+            return (low, 1.0 / (high - low)) if high > low else (low, 0.0)
+        if self.kind == "window":
+            return linear_window_coefficients(center=self.center, width=self.width, function=self.function)
+        return None
+
+    def apply(self, values: np.ndarray, image_range: tuple[float, float] | None) -> np.ndarray:
+        if self.kind == "lut":
+            return apply_lut(values, lut=self.table, first_mapped=self.first_mapped, output_bits=self.bits)
+        if self.kind == "window":
+            return apply_window(values, center=self.center, width=self.width, function=self.function)
+        if image_range is None:
+            return apply_value_range(values)
+        return apply_value_range(values, low=image_range[0], high=image_range[1])
+
+
+def _modality_stage(ds: Any, *, frame: int, warnings_out: list[str]) -> _Modality:
+    if _get(ds, "ModalityLUTSequence") is not None:
+        return _Modality(lut_dataset=ds)
     slope = _float(_attribute(ds, frame, "PixelValueTransformationSequence", "RescaleSlope"))
     intercept = _float(_attribute(ds, frame, "PixelValueTransformationSequence", "RescaleIntercept"))
     if slope == 0.0:
         warnings_out.append("The file's Rescale Slope is 0, which would blank the image; it was ignored (slope 1).")
         slope = None
-    slope = 1.0 if slope is None else slope
-    intercept = 0.0 if intercept is None else intercept
-
-    def rescale(values: np.ndarray) -> np.ndarray:
-        if slope == 1.0 and intercept == 0.0:
-            return values.astype(np.float32)
-        out = values.astype(np.float32)
-        if slope != 1.0:
-            out *= np.float32(slope)
-        if intercept != 0.0:
-            out += np.float32(intercept)
-        return out
-
-    return rescale
+    return _Modality(slope=1.0 if slope is None else slope, intercept=0.0 if intercept is None else intercept)
 
 
-def _voi_function(
-    ds: Any, *, frame: int, signed: bool, warnings_out: list[str]
-) -> Callable[[np.ndarray, tuple[float, float] | None], np.ndarray]:
-    """Modality values → display values in [0, 1]; the second argument is the image's value range."""
+def _voi_stage(ds: Any, *, frame: int, signed: bool, warnings_out: list[str]) -> _Voi:
     lut_sequence = _get(ds, "VOILUTSequence")
     item = None
     try:
@@ -541,7 +641,7 @@ def _voi_function(
                 table = np.asarray(lut_data if not np.isscalar(lut_data) else [lut_data], dtype=np.int64)
             table = table[:entries]
             if table.size:
-                return lambda values, _range: apply_lut(values, lut=table, first_mapped=first_mapped, output_bits=bits)
+                return _Voi(kind="lut", table=table, first_mapped=first_mapped, bits=bits)
         warnings_out.append("The file's VOI LUT is malformed; the window centre/width or value range was used instead.")
     center = _float(_attribute(ds, frame, "FrameVOILUTSequence", "WindowCenter"))
     width = _float(_attribute(ds, frame, "FrameVOILUTSequence", "WindowWidth"))
@@ -552,15 +652,9 @@ def _voi_function(
         function = "LINEAR"
     if center is not None and width is not None:
         if width >= 1.0 or (function != "LINEAR" and width > 0):
-            return lambda values, _range: apply_window(values, center=center, width=width, function=function)
+            return _Voi(kind="window", center=center, width=width, function=function)
         warnings_out.append(f"The file's window width {width} is invalid; the image's value range was used.")
-
-    def value_range(values: np.ndarray, image_range: tuple[float, float] | None) -> np.ndarray:
-        if image_range is None:
-            return apply_value_range(values)
-        return apply_value_range(values, low=image_range[0], high=image_range[1])
-
-    return value_range
+    return _Voi(kind="range")
 
 
 def _grey_pipeline(
@@ -568,42 +662,85 @@ def _grey_pipeline(
     *,
     bits_stored: int,
     signed: bool,
-    modality: Callable[[np.ndarray], np.ndarray],
-    voi: Callable[[np.ndarray, tuple[float, float] | None], np.ndarray],
+    modality: _Modality,
+    voi: _Voi,
     invert: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels, raw) of a grey frame."""
+    """(pixels, raw) of a grey frame, both float32."""
+    if stored.dtype.byteorder == ">":  # big-endian files: swap once to native order
+        stored = stored.astype(stored.dtype.newbyteorder("="))
+    if stored.dtype.kind in "ui" and _has_stray_bits(stored, bits_stored=bits_stored, signed=signed):
+        stored = _stored_values(stored, bits_stored=bits_stored, signed=signed).astype(
+            np.int32 if bits_stored > 16 or stored.dtype.itemsize > 2 else np.int16 if signed else np.uint16
+        )
+    if modality.is_affine:
+        # Fast path (every rescale-only file): raw and pixels are each one affine pass.
+        raw = modality.apply(stored)
+        # The value range costs two passes: computed only when the VOI needs it.
+        image_range = _value_range(raw) if voi.kind == "range" else (0.0, 0.0)
+        coefficients = voi.linear_coefficients(image_range) if image_range is not None else None
+        if coefficients is not None:
+            low, scale = coefficients
+            # Window of the modality values, written in stored units: one pass from `stored`.
+            alpha, beta = scale * modality.slope, (modality.intercept - low) * scale
+            if invert:
+                alpha, beta = -alpha, 1.0 - beta
+            return _clip_unit(_affine(stored, alpha=alpha, beta=beta)), raw
+        if stored.dtype.kind in "ui" and stored.dtype.itemsize <= 2:
+            return _through_table(stored, modality=modality, voi=voi, invert=invert, image_range=image_range), raw
+        pixels = voi.apply(raw, image_range)
+        return (np.float32(1.0) - pixels if invert else pixels), raw
     if stored.dtype.kind in "ui" and stored.dtype.itemsize <= 2:
-        container = stored.dtype.itemsize * 8
-        if stored.dtype.byteorder == ">":  # big-endian files: swap once to native order
-            stored = stored.astype(stored.dtype.newbyteorder("="))
-        # Index tables by the bit pattern: masking, sign, rescale and window live in the tables.
-        patterns = np.ascontiguousarray(stored).view(np.uint8 if container == 8 else np.uint16)
-        all_patterns = np.arange(1 << container, dtype=np.int64)
-        modality_table = modality(_stored_values(all_patterns, bits_stored=min(bits_stored, container), signed=signed))
-        raw = np.take(modality_table, patterns)
-        image_range = (float(raw.min()), float(raw.max())) if raw.size else None
-        display_table = voi(modality_table, image_range).astype(np.float32, copy=False)
-        if invert:
-            display_table = np.float32(1.0) - display_table
-        pixels = np.take(display_table, patterns)
-        return pixels, raw
-    # 32-bit integers and floats: plain array arithmetic.
-    values = stored
-    if stored.dtype.kind in "ui" and bits_stored < stored.dtype.itemsize * 8:
-        values = _stored_values(stored, bits_stored=bits_stored, signed=signed)
-    raw = modality(values)
-    pixels = voi(raw, None).astype(np.float32, copy=False)
+        modality_table = modality.apply(_all_stored_values(stored.dtype))
+        raw = modality_table[_patterns(stored)]
+        image_range = _value_range(raw)
+        return _through_table(stored, modality=modality, voi=voi, invert=invert, image_range=image_range,
+                              modality_table=modality_table), raw
+    raw = modality.apply(stored)
+    pixels = voi.apply(raw, _value_range(raw)).astype(np.float32, copy=False)
+    return (np.float32(1.0) - pixels if invert else pixels), raw
+
+
+def _value_range(raw: np.ndarray) -> tuple[float, float] | None:
+    if raw.size == 0:
+        return None
+    return float(raw.min()), float(raw.max())
+
+
+def _all_stored_values(dtype: np.dtype) -> np.ndarray:
+    """Every value of a small integer type, ordered by bit pattern (index = pattern)."""
+    info = np.iinfo(dtype)
+    patterns = np.arange(1 << (dtype.itemsize * 8), dtype=np.int64)
+    return patterns - (1 << (dtype.itemsize * 8)) * (patterns > info.max)
+
+
+def _patterns(stored: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(stored).view(np.uint8 if stored.dtype.itemsize == 1 else np.uint16)
+
+
+def _through_table(
+    stored: np.ndarray,
+    *,
+    modality: _Modality,
+    voi: _Voi,
+    invert: bool,
+    image_range: tuple[float, float] | None,
+    modality_table: np.ndarray | None = None,
+) -> np.ndarray:
+    """Display values by one gather through a table over all bit patterns (non-linear VOI)."""
+    if modality_table is None:
+        modality_table = modality.apply(_all_stored_values(stored.dtype))
+    display_table = voi.apply(modality_table, image_range).astype(np.float32, copy=False)
     if invert:
-        pixels = np.float32(1.0) - pixels
-    return pixels, raw
+        display_table = np.float32(1.0) - display_table
+    return display_table[_patterns(stored)]
 
 
 # -------------------------------------------------------------------------- decoding
 
 
 def decode_dicom(
-    data: bytes,
+    data: bytes | Path,
     *,
     name: str,
     frame: int | None,
@@ -612,7 +749,7 @@ def decode_dicom(
     """Decode a DICOM file into a display-ready record with non-identifying metadata.
 
     Args:
-        data: the whole file.
+        data: the whole file, or its path (read by pydicom directly: one copy less).
         name: file name for messages and the record.
         frame: frame of a multi-frame image; ``None`` is only valid for one frame.
         settings: limits (``max_pixels``) and the pseudonym secret.
@@ -633,10 +770,15 @@ def decode_dicom(
         return _decode_dicom(data, name=name, frame=frame, settings=settings)
 
 
-def _decode_dicom(data: bytes, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
+def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
     from medlim.core.io.formats import has_dicom_preamble
 
-    ds = _parse(data, name=name, force=not has_dicom_preamble(data[:132]))
+    if isinstance(data, Path):
+        with data.open("rb") as handle:
+            head = handle.read(132)
+    else:
+        head = data[:132]
+    ds = _parse(data, name=name, force=not has_dicom_preamble(head))
     if "PixelData" not in ds:
         if any(keyword in ds for keyword in ("FloatPixelData", "DoubleFloatPixelData")):
             raise UnsupportedFormatError(f"{name} holds floating-point pixel data, which medlim does not read.")
@@ -707,14 +849,19 @@ def _decode_dicom(data: bytes, *, name: str, frame: int | None, settings: Settin
                 f"{name} ends before its pixel data does ({available:,} of {expected:,} bytes); "
                 "the file is truncated: copy or export it again."
             )
-    stored = _decode_frame(ds, index=index, syntax=syntax, name=name, encapsulated=encapsulated)
+    stored = _native_frame(
+        ds, index=index, syntax=syntax, rows=rows, columns=columns, samples=samples,
+        bits_allocated=bits_allocated, signed=signed,
+    )
+    if stored is None:
+        stored = _decode_frame(ds, index=index, syntax=syntax, name=name, encapsulated=encapsulated)
     if stored.ndim == 3 and stored.shape[-1] == 1:
         stored = stored[..., 0]
 
     notes: list[str] = []
     if samples == 1 and photometric != "PALETTE COLOR":
-        modality = _modality_function(ds, frame=index, warnings_out=notes)
-        voi = _voi_function(ds, frame=index, signed=signed, warnings_out=notes)
+        modality = _modality_stage(ds, frame=index, warnings_out=notes)
+        voi = _voi_stage(ds, frame=index, signed=signed, warnings_out=notes)
         invert = photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
         pixels, raw = _grey_pipeline(
             stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert

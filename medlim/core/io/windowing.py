@@ -22,6 +22,7 @@ __all__ = [
     "apply_lut",
     "apply_value_range",
     "window_lut",
+    "linear_window_coefficients",
 ]
 
 #: VOI LUT functions understood by :func:`apply_window` (DICOM (0028,1056)).
@@ -87,21 +88,33 @@ def apply_window(
         np.exp(shifted, out=shifted)
         shifted += np.float32(1.0)
         return np.reciprocal(shifted, out=shifted)
-    if name == "LINEAR":
-        if width == 1.0:
-            # A width of 1 is a threshold at c - 0.5 (the linear branch is empty).
-            return (values > center - 0.5).astype(np.float32)
-        low = center - 0.5 - (width - 1.0) / 2.0
-        scale = 1.0 / (width - 1.0)
-    else:
-        low = center - width / 2.0
-        scale = 1.0 / width
-    # Both linear forms are (x - low) * scale clipped to [0, 1]: for LINEAR,
-    # (x - (c - 0.5)) / (w - 1) + 0.5 == (x - low) / (w - 1) with the low edge above.
+    if name == "LINEAR" and width == 1.0:
+        # A width of 1 is a threshold at c - 0.5 (the linear branch is empty).
+        return (values > center - 0.5).astype(np.float32)
+    low, scale = linear_window_coefficients(center=center, width=width, function=name)
     out = values.astype(np.float32, copy=True)
     out -= np.float32(low)
     out *= np.float32(scale)
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def linear_window_coefficients(*, center: float, width: float, function: str) -> tuple[float, float] | None:
+    """``(low, scale)`` such that a linear window is ``clip((x - low) * scale, 0, 1)``.
+
+    For LINEAR, ``(x - (c - 0.5)) / (w - 1) + 0.5 == (x - low) / (w - 1)`` with
+    ``low = c - 0.5 - (w - 1) / 2``; for LINEAR_EXACT, ``low = c - w / 2`` and
+    ``scale = 1 / w``. The reader uses these to window a large image in one pass.
+
+    Returns:
+        The coefficients, or ``None`` for SIGMOID and for a LINEAR width of 1
+        (a threshold), which are not of that form.
+    """
+    name = _check_window(float(center), float(width), function)
+    if name == "SIGMOID" or (name == "LINEAR" and float(width) == 1.0):
+        return None
+    if name == "LINEAR":
+        return center - 0.5 - (width - 1.0) / 2.0, 1.0 / (width - 1.0)
+    return center - width / 2.0, 1.0 / width
 
 
 def apply_value_range(raw: np.ndarray, *, low: float | None = None, high: float | None = None) -> np.ndarray:

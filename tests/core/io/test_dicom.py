@@ -230,3 +230,25 @@ def test_uncompressed_transfer_syntaxes_for_encoded_test_file(make_dicom) -> Non
     # Implicit VR little endian written by pydicom.
     record = _read(make_dicom(STORED_2X2, transfer_syntax=uid.ImplicitVRLittleEndian))
     np.testing.assert_array_equal(record.raw, STORED_2X2)
+
+
+@pytest.mark.parametrize("name", ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "693_J2KI.dcm"])
+def test_real_files_against_pydicom_luts(name: str) -> None:
+    """Oracle: pydicom's own modality LUT and VOI (windowing) functions, rescaled to [0, 1]."""
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    path = get_testdata_file(name)
+    ds = pydicom.dcmread(path)
+    modality = apply_modality_lut(ds.pixel_array, ds)
+    record = read_image(path)
+    np.testing.assert_allclose(record.raw, modality, rtol=1e-6, atol=1e-3)
+    if "WindowCenter" in ds:
+        # pydicom windows onto the stored bit range, rescaled, [y_min, y_max]; ours onto [0, 1].
+        bits = int(ds.BitsStored)
+        y_min, y_max = (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if ds.PixelRepresentation else (0, 2**bits - 1)
+        slope, intercept = float(ds.get("RescaleSlope", 1)), float(ds.get("RescaleIntercept", 0))
+        y_min, y_max = y_min * slope + intercept, y_max * slope + intercept
+        expected = (apply_voi_lut(modality, ds) - y_min) / (y_max - y_min)
+        np.testing.assert_allclose(record.pixels, expected, atol=1e-5)
+    else:
+        np.testing.assert_allclose(record.pixels, (modality - modality.min()) / np.ptp(modality), atol=1e-6)
