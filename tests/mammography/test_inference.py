@@ -157,10 +157,13 @@ def test_bad_inputs() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_half_precision_is_close_to_cpu(shared_dir: Path) -> None:
-    model = _published_model(shared_dir)
+def test_cuda_half_precision_is_close_to_cpu() -> None:
+    torch.manual_seed(0)
+    model = build_scunet().eval()  # random weights: the check is about arithmetic, not the checkpoint
     image = _synthetic_mammogram()
     cpu = predict_probability_map(image, model, device="cpu")
     gpu = predict_probability_map(image, model, device="cuda")
     assert gpu.device.startswith("cuda") and gpu.patches_predicted == cpu.patches_predicted
-    np.testing.assert_allclose(gpu.probability, cpu.probability, atol=2e-2)
+    scale = float(np.abs(cpu.probability).max())
+    assert scale > 0
+    np.testing.assert_allclose(gpu.probability, cpu.probability, atol=0.02 * scale)
