@@ -18,7 +18,6 @@ for the styles written here, used by the tests as an oracle.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 import warnings
 from dataclasses import asdict, dataclass, replace
@@ -266,7 +265,6 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
     the style, BitsStored, photometric, rescale, window/VOI LUT function,
     PresentationLUTShape, de-identification flags and deterministic UIDs.
     """
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
@@ -366,7 +364,6 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
     ds.LossyImageCompression = "00"
     ds.PixelData = stored.tobytes()
     ds["PixelData"].VR = "OW"
-    _ = pydicom  # the module is needed for its encoders below
     return ds
 
 
@@ -405,16 +402,10 @@ def write_mammogram_dicom(phantom: "MammogramPhantom", path: Path, *, style: Dic
         path: file to write (folders are created).
         style: storage style; default the phantom's vendor style, uncompressed.
     """
-    from medlim.phantoms.dicom import style_for as _style_for
-
-    style = style or _style_for(phantom.metadata)
+    style = style or style_for(phantom.metadata)
     ds = mammogram_dataset(phantom, style=style)
     encode(ds, style.transfer_syntax)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     ds.save_as(path, enforce_file_format=True)
     return path
-
-
-def _today() -> str:  # pragma: no cover - kept for symmetry with readers' date parsing
-    return _dt.date.today().isoformat()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -421,7 +422,9 @@ def _layout_dashes(
     return tuple(dashes)
 
 
+@functools.lru_cache(maxsize=32)
 def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: MammogramParams) -> _Breast:
+    """The anatomy of one breast (cached: all views and exams of a breast share it)."""
     rng = rng_for(seed, "mammogram", "patient", patient, "breast", laterality)
     depth = float(rng.uniform(95.0, 165.0))
     half_height = float(rng.uniform(78.0, 118.0))
@@ -445,8 +448,6 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     density_field = (density_field * (0.55 + 0.45 * d)).astype(np.float32)
     fat_texture = _power_law_field(rng, (gy, gx), beta=2.0)
 
-    proto = _Breast(depth, half_height, harmonics, nipple_bump, density_field, fat_texture, (), (), (), (), ())
-
     def inside(pt: np.ndarray, margin: float = 0.93) -> bool:
         X_ = pt[0] / depth
         Y_ = pt[1] / half_height
@@ -454,7 +455,10 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
             return False
         if Y_ < -0.8 and X_ < 0.45:  # towards the axillary tail (mostly seen on MLO views)
             return Y_ > -1.6
-        return bool(_normalised_radius(np.array(X_), np.array(Y_), proto) < margin)
+        phi = math.atan2(Y_, max(X_, 1e-6))
+        radius = 1.0 + sum(a * math.cos(k * phi + ph) for k, a, ph in harmonics)
+        radius += nipple_bump * math.exp(-((phi / 0.07) ** 2))
+        return math.hypot(X_, Y_) / radius < margin
 
     nipple = (depth * 0.97, 0.0)
     vessels: list[_Vessel] = []
@@ -1160,5 +1164,4 @@ KIND = PhantomKind(
     write=_write_kind,
     add_arguments=_add_arguments,
     split_arguments=_split_arguments,
-    extra={"images_per_patient": lambda params: 4 * int(params.get("years", 1))},
 )
