@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+import logging
 import math
 import struct
 import sys
@@ -763,11 +764,27 @@ def decode_dicom(
         NoPixelDataError, UnsupportedTransferSyntaxError, ImageTooLargeError,
         MultiFrameError, ParameterError.
     """
-    # pydicom warns (and logs) about malformed values, quoting them; keep them out of
-    # the user's console: the metadata we keep is validated below instead.
+    # pydicom warns and logs about malformed values, quoting them (a patient's name or
+    # ID among them): silence the warnings here and keep such records from log handlers.
+    _install_log_filter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return _decode_dicom(data, name=name, frame=frame, settings=settings)
+
+
+class _NoValueQuotesFilter(logging.Filter):
+    """Drops pydicom log records that quote element values (value validation, VR repairs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "value" not in message.lower()
+
+
+def _install_log_filter() -> None:
+    """Attach :class:`_NoValueQuotesFilter` to pydicom's logger once (on first use, not at import)."""
+    logger = logging.getLogger("pydicom")
+    if not any(isinstance(existing, _NoValueQuotesFilter) for existing in logger.filters):
+        logger.addFilter(_NoValueQuotesFilter())
 
 
 def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
