@@ -17,13 +17,13 @@ from medlim.ui.metadata import metadata_table
 from medlim.ui.widgets import ImageSource, image_source_picker
 
 
-def _window_controls(record: ImageRecord, key: str) -> tuple[float, float]:
-    """Centre/width sliders over the raw range; returns ``(center, width)``."""
+def _window_controls(record: ImageRecord, key: str) -> tuple[float, float, str]:
+    """Centre/width sliders over the raw range; returns ``(center, width, function)``."""
     window = default_window(record)
     span = max(window.high - window.low, 1e-6)
     # Whole raw units for the usual integer-valued images; finer for small float ranges.
     step = 1.0 if span >= 50 else span / 500.0
-    origin = "the file's window" if window.from_file else "the full range"
+    origin = f"the file's {window.function.lower()} window" if window.from_file else "the full range"
     st.caption(f"Window/level (opens on {origin}; raw values after the modality LUT).")
     center = st.slider(
         "Window centre (level)",
@@ -43,7 +43,7 @@ def _window_controls(record: ImageRecord, key: str) -> tuple[float, float]:
         key=f"{key}_width",
         help="Range of raw values spread from black to white; smaller is more contrast.",
     )
-    return center, width
+    return center, width, window.function
 
 
 def _show_record(record: ImageRecord, key: str) -> None:
@@ -53,13 +53,13 @@ def _show_record(record: ImageRecord, key: str) -> None:
     with side_column:
         if record.is_color:
             st.caption("Colour image: shown as decoded (window/level applies to grey images).")
-            center, width, band = 0.5, 1.0, None
+            center, width, function, band = 0.5, 1.0, "LINEAR", None
         else:
-            center, width = _window_controls(record, key)
+            center, width, function = _window_controls(record, key)
             band = (center - width / 2.0, center + width / 2.0)
     with image_column:
         with show_medlim_errors(subject=record.name) as outcome:
-            display = windowed_pixels(record, center=center, width=width)
+            display = windowed_pixels(record, center=center, width=width, function=function)
         if outcome.failed:
             return
         shrunk, factor = downsample_for_display(display)

@@ -38,8 +38,9 @@ class WindowSetting:
     Attributes:
         center: window centre (level), in raw units.
         width: window width, in raw units (> 0).
-        low: smallest finite raw value in the image.
-        high: largest finite raw value in the image (``>= low``).
+        low: smallest value the centre slider offers (raw minimum or window edge).
+        high: largest value the centre slider offers (``>= low``).
+        function: DICOM VOI LUT function, ``"LINEAR"`` or ``"SIGMOID"``.
         from_file: ``True`` when centre/width come from the file's own window.
     """
 
@@ -47,6 +48,7 @@ class WindowSetting:
     width: float
     low: float
     high: float
+    function: str = "LINEAR"
     from_file: bool = False
 
 
@@ -57,23 +59,29 @@ def _finite_range(values: np.ndarray) -> tuple[float, float]:
     return float(finite.min()), float(finite.max())
 
 
-def reader_window(record: ImageRecord, *, tolerance: float = 0.01) -> tuple[float, float] | None:
-    """The linear window the reader applied to ``raw`` to make ``pixels``, if any.
+def reader_window(record: ImageRecord, *, tolerance: float = 0.01) -> tuple[float, float, str] | None:
+    """The window the reader applied to ``raw`` to make ``pixels``, if it was one.
 
-    Recovered by a least-squares line through the (raw, pixel) pairs strictly
-    between black and white: a DICOM LINEAR window maps ``x`` to
-    ``(x - (c - 0.5)) / (w - 1) + 0.5`` (PS3.3 C.11.2.1.2.1), so slope
-    ``a = 1 / (w - 1)`` and intercept ``b`` give ``w = 1 / a + 1`` and
-    ``c = (0.5 - b) / a + 0.5``. Non-linear mappings (SIGMOID, VOI LUT tables)
-    do not fit a line within ``tolerance`` and give ``None``.
+    The reader applies the file's window (PS3.3 C.11.2.1.2) but the record keeps
+    only its result, so the window is recovered by a least-squares line through
+    the (raw, display) pairs strictly between black and white:
+
+    * LINEAR maps ``x`` to ``(x - (c - 0.5)) / (w - 1) + 0.5``: slope ``a`` and
+      intercept ``b`` give ``w = 1 / a + 1``, ``c = (0.5 - b) / a + 0.5``;
+    * SIGMOID maps ``x`` to ``1 / (1 + exp(-4 (x - c) / w))``, so
+      ``logit(p) = 4 (x - c) / w`` is a line: ``w = 4 / a``, ``c = -b / a``.
+
+    A mapping that fits neither within ``tolerance`` (a VOI LUT table, the value
+    range of a file without a window) gives ``None``.
 
     Args:
         record: a decoded grey image (colour images give ``None``).
-        tolerance: largest allowed deviation from the line, in display units [0, 1].
+        tolerance: largest allowed deviation from the fit, in display units [0, 1].
 
     Returns:
-        ``(center, width)`` in raw units for :func:`medlim.core.io.apply_window`
-        with ``function="LINEAR"``, or ``None``.
+        ``(center, width, function)`` for :func:`medlim.core.io.apply_window`
+        (``function`` is ``"LINEAR"`` or ``"SIGMOID"``), rounded to 1e-3 raw
+        units, or ``None``.
     """
     if record.is_color:
         return None
@@ -84,23 +92,24 @@ def reader_window(record: ImageRecord, *, tolerance: float = 0.01) -> tuple[floa
     stride = max(1, raw.size // 1_000_000)  # a million pairs pin a line; keeps large mammograms fast
     raw, shown = raw[::stride], shown[::stride]
     inside = np.isfinite(raw) & (shown > 0.01) & (shown < 0.99)
-    if np.unique(raw[inside]).size < 2:
+    x, p = raw[inside], shown[inside]
+    if np.unique(x).size < 2:
         return None
-    slope, intercept = np.polyfit(raw[inside], shown[inside], 1)
-    if slope <= 0 or np.max(np.abs(slope * raw[inside] + intercept - shown[inside])) > tolerance:
-        return None
-    # Rounded to 1e-3 raw units: removes float noise of the fit, far below one stored level.
-    return round(float((0.5 - intercept) / slope + 0.5), 3), round(float(1.0 / slope + 1.0), 3)
+    slope, intercept = np.polyfit(x, p, 1)
+    if slope > 0 and np.max(np.abs(slope * x + intercept - p)) <= tolerance:
+        return round(float((0.5 - intercept) / slope + 0.5), 3), round(float(1.0 / slope + 1.0), 3), "LINEAR"
+    slope, intercept = np.polyfit(x, np.log(p / (1.0 - p)), 1)
+    if slope > 0 and np.max(np.abs(1.0 / (1.0 + np.exp(-(slope * x + intercept))) - p)) <= tolerance:
+        return round(float(-intercept / slope), 3), round(float(4.0 / slope), 3), "SIGMOID"
+    return None
 
 
 def default_window(record: ImageRecord) -> WindowSetting:
     """The window the viewer opens with.
 
-    For DICOM, the file's window: as reported in the metadata
-    (``window_center``/``window_width``, when the reader provides them) or as
-    recovered from the reader's output by :func:`reader_window`. Otherwise (rasters,
-    non-linear VOI) the full range of ``raw``: centre = (min + max) / 2,
-    width = max − min (at least 1).
+    For DICOM, the file's window as the reader applied it (:func:`reader_window`).
+    Otherwise (rasters, VOI LUT tables, files without a window) the full range of
+    ``raw``: centre = (min + max) / 2, width = max − min (at least 1), LINEAR.
 
     Args:
         record: a decoded image.
@@ -110,23 +119,16 @@ def default_window(record: ImageRecord) -> WindowSetting:
         range and the window.
     """
     low, high = _finite_range(record.raw)
-    window: tuple[float, float] | None = None
-    if record.metadata.source_format == "dicom":
-        center = getattr(record.metadata, "window_center", None)
-        width = getattr(record.metadata, "window_width", None)
-        if center is not None and width is not None and float(width) > 0:
-            window = (float(center), float(width))
-        else:
-            window = reader_window(record)
+    window = reader_window(record) if record.metadata.source_format == "dicom" else None
     if window is not None:
-        center, width = window
+        center, width, function = window
         low, high = min(low, center - width / 2.0), max(high, center + width / 2.0)
-        return WindowSetting(center, width, low, high, from_file=True)
+        return WindowSetting(center, width, low, high, function=function, from_file=True)
     return WindowSetting((low + high) / 2.0, max(high - low, 1.0), low, high)
 
 
-def windowed_pixels(record: ImageRecord, *, center: float, width: float) -> np.ndarray:
-    """Display values of ``record`` under a linear window.
+def windowed_pixels(record: ImageRecord, *, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
+    """Display values of ``record`` under a window.
 
     Grey images are windowed from ``record.raw`` (then inverted for
     MONOCHROME1, so bright stays dense as in the reader's ``pixels``); colour
@@ -136,12 +138,15 @@ def windowed_pixels(record: ImageRecord, *, center: float, width: float) -> np.n
         record: a decoded image.
         center: window centre in raw units.
         width: window width in raw units, > 0.
+        function: ``"LINEAR"`` (LINEAR_EXACT is used below width 1, where LINEAR
+            is undefined) or ``"SIGMOID"``.
 
     Returns:
         ``np.ndarray[H, W]`` (grey) or ``[H, W, 3]`` (colour), float32 in [0, 1].
 
     Raises:
-        ParameterError: ``width`` is not positive or ``center`` is not finite.
+        ParameterError: ``width`` is not positive, ``center`` is not finite, or
+            ``function`` is unknown.
     """
     if not np.isfinite(center):
         raise ParameterError(f"Window centre must be a finite number; {center!r} is given.")
@@ -151,8 +156,8 @@ def windowed_pixels(record: ImageRecord, *, center: float, width: float) -> np.n
         return record.pixels
     from medlim.core.io import apply_window
 
-    # DICOM LINEAR needs width >= 1; narrower windows (float images) use LINEAR_EXACT.
-    function = "LINEAR" if width >= 1.0 else "LINEAR_EXACT"
+    if function.upper() == "LINEAR" and width < 1.0:
+        function = "LINEAR_EXACT"
     display = np.asarray(apply_window(record.raw, center=center, width=width, function=function), dtype=np.float32)
     if record.metadata.photometric == "MONOCHROME1":
         display = 1.0 - display

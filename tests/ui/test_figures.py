@@ -118,12 +118,24 @@ def test_dicom_default_window_is_the_files_linear_window(photometric: str) -> No
     np.testing.assert_allclose(windowed_pixels(record, center=window.center, width=window.width), record.pixels, atol=1e-4)
 
 
-def test_dicom_sigmoid_window_is_not_taken_for_linear() -> None:
+def test_dicom_sigmoid_window_is_recovered_as_sigmoid() -> None:
     from medlim.core.io.windowing import apply_window
 
     raw = np.arange(0, 4096, 3, dtype=np.float32).reshape(1, -1)
     shown = apply_window(raw, center=2000.0, width=1500.0, function="SIGMOID")
     record = ImageRecord(pixels=shown, raw=raw, metadata=ImageMetadata(source_format="dicom"))
     window = default_window(record)
-    assert not window.from_file
+    assert window.from_file and window.function == "SIGMOID"
+    assert window.center == pytest.approx(2000.0, abs=1e-2)
+    assert window.width == pytest.approx(1500.0, abs=1e-2)
+    redrawn = windowed_pixels(record, center=window.center, width=window.width, function=window.function)
+    np.testing.assert_allclose(redrawn, shown, atol=1e-4)
+
+
+def test_dicom_value_range_or_lut_falls_back_to_full_range() -> None:
+    raw = np.arange(0, 4096, 3, dtype=np.float32).reshape(1, -1)
+    gamma = (raw / raw.max()) ** 2.2  # a curved VOI LUT: neither linear nor sigmoid
+    record = ImageRecord(pixels=gamma.astype(np.float32), raw=raw, metadata=ImageMetadata(source_format="dicom"))
+    window = default_window(record)
+    assert not window.from_file and window.function == "LINEAR"
     assert (window.center, window.width) == (float(raw.max()) / 2, float(raw.max()))
