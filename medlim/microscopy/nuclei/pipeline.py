@@ -87,6 +87,9 @@ class NucleiParams:
         hessian_sigma: Hessian scale in px for the valley search (project 2).
         use_curves: follow intensity valleys (True) or cut straight (False).
         scale: ``"auto"`` or a positive float (see module docstring).
+        mean_area: mean single-nucleus area in px² when known; None estimates
+            it from the isolated nuclei of the image (thesis). Give it for
+            images (or crops) that hold clumps only.
     """
 
     threshold: str | float = "otsu"
@@ -113,6 +116,7 @@ class NucleiParams:
     hessian_sigma: float = 2.0
     use_curves: bool = True
     scale: str | float = "auto"
+    mean_area: float | None = None
 
     def __post_init__(self) -> None:
         positive = ("area_factor", "sigma", "r1", "r2", "alpha", "v_threshold", "hessian_sigma")
@@ -125,6 +129,8 @@ class NucleiParams:
             raise ParameterError(f"`sector_deg` must be in (0, 90), {self.sector_deg} is given.")
         if self.scale != "auto" and not (isinstance(self.scale, (int, float)) and self.scale > 0):
             raise ParameterError(f"`scale` must be 'auto' or a positive number, {self.scale!r} is given.")
+        if self.mean_area is not None and not self.mean_area > 0:
+            raise ParameterError(f"`mean_area` must be positive or None, {self.mean_area!r} is given.")
 
 
 @dataclass(frozen=True)
@@ -361,11 +367,12 @@ def segment_nuclei(
     start = time.perf_counter()
     dapi = dapi_channel(image)
     mask = foreground_mask(dapi, threshold=params.threshold)
-    mean_area = mean_nucleus_area(mask)
+    mean_area = mean_nucleus_area(mask) if params.mean_area is None else float(params.mean_area)
     if mean_area <= 0:
         return NucleiResult(np.zeros(dapi.shape, np.int32), mask, (), 0.0, 1.0, 0, time.perf_counter() - start)
     mask = remove_small_regions(mask, min_area=params.min_area_fraction * mean_area)
-    mean_area = mean_nucleus_area(mask, min_area=int(params.min_area_fraction * mean_area))
+    if params.mean_area is None:
+        mean_area = mean_nucleus_area(mask, min_area=int(params.min_area_fraction * mean_area))
     scale = float(np.sqrt(mean_area / REFERENCE_NUCLEUS_AREA)) if params.scale == "auto" else float(params.scale)
     scale = float(np.clip(scale, 0.1, 10.0))
     regions, is_clump = clump_candidates(

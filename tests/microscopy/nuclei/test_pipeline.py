@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlim.core.metrics import instance_metrics
+from medlim.errors import ParameterError
+from medlim.microscopy.nuclei.pipeline import NucleiParams, segment_nuclei, split_clump
+from medlim.microscopy.nuclei.watershed import watershed_nuclei
+
+
+def _scene(centres, *, shape=(160, 260), radius=(26, 20), valley=True):
+    """RGB image (DAPI in blue) of overlapping ellipses and its truth labels."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    best = np.full(shape, np.inf)
+    blue = np.full(shape, 0.08)
+    for k, (cy, cx) in enumerate(centres, start=1):
+        rho = np.sqrt(((xx - cx) / radius[0]) ** 2 + ((yy - cy) / radius[1]) ** 2)
+        take = (rho <= 1) & (rho < best)
+        labels[take] = k
+        best[take] = rho[take]
+        profile = 0.8 * (1 - (0.5 if valley else 0.1) * np.clip(rho, 0, 1) ** 3)
+        blue = np.where(rho <= 1, np.maximum(blue, profile), blue)
+    rgb = np.zeros((*shape, 3), np.uint8)
+    rgb[..., 2] = np.clip(blue * 255, 0, 255).astype(np.uint8)
+    return rgb, labels
+
+
+def test_single_nucleus_stays_whole():
+    rgb, truth = _scene([(80, 130)])
+    result = segment_nuclei(rgb)
+    assert result.count == 1 and result.cuts == ()
+    assert instance_metrics(truth, result.labels).mean_matched_jaccard > 0.9
+
+
+@pytest.mark.parametrize("valley", [True, False])
+def test_overlapping_pair_and_chain_are_split(valley):
+    # a chain of four plus two isolated nuclei (from which the mean area is learnt)
+    centres = [(60, 70), (60, 110), (60, 150), (60, 190), (140, 60), (140, 200)]
+    rgb, truth = _scene(centres, shape=(180, 260), valley=valley)
+    result = segment_nuclei(rgb)
+    m = instance_metrics(truth, result.labels)
+    assert result.count == 6
+    assert m.f1 == 1.0 and m.mean_matched_jaccard > 0.85
+    assert result.mean_area == pytest.approx(np.pi * 26 * 20, rel=0.05)
+    assert all(cut.kind in ("ellipse", "non_adjacent") for cut in result.cuts)
+    assert len(result.cuts) == 3
+
+
+def test_straight_cuts_option_and_no_concavity_no_cut():
+    rgb, truth = _scene([(80, 110), (80, 150)])
+    # clumps only: the mean area must be given
+    result = segment_nuclei(rgb, params=NucleiParams(use_curves=False, mean_area=float(np.pi * 26 * 20)))
+    assert result.count == 2 and not any(c.followed_valley for c in result.cuts)
+    # a convex region has nothing to cut
+    region = np.zeros((60, 60), bool)
+    region[10:50, 10:50] = True
+    labels, cuts = split_clump(region, None, mean_area=400.0)
+    assert labels.max() == 1 and cuts == []
+
+
+def test_watershed_baseline_runs_and_empty_images():
+    rgb, truth = _scene([(80, 110), (80, 150)])
+    result = watershed_nuclei(rgb)
+    assert result.count >= 1 and result.labels.shape == truth.shape
+    empty = np.zeros((50, 50, 3), np.uint8)
+    assert segment_nuclei(empty).count == 0 and watershed_nuclei(empty).count == 0
+
+
+def test_params_validated():
+    with pytest.raises(ParameterError, match="r2"):
+        NucleiParams(r1=80, r2=70)
+    with pytest.raises(ParameterError, match="scale"):
+        NucleiParams(scale=-1.0)
+    with pytest.raises(ParameterError, match="mean_area"):
+        NucleiParams(mean_area=0.0)
+    with pytest.raises(ParameterError, match="sector_deg"):
+        NucleiParams(sector_deg=120)
