@@ -769,7 +769,7 @@ def generate_mammogram(
         cv2.polylines(soft, [_to_int_points(xy, 4)], False, int(render.uniform(40, 120)),
                       max(1, int(round(0.35 / spacing / work))), cv2.LINE_AA, 4)
     soft_f = cv2.GaussianBlur(soft.astype(np.float32) / 255.0, (0, 0), max(0.6, 0.25 / spacing / work))
-    tissue = tissue + 0.07 * soft_f
+    tissue = tissue + 0.12 * soft_f
 
     rho_full = up(rho)
     breast_mask = rho_full < 1.0
@@ -855,6 +855,15 @@ def generate_mammogram(
     bac_mask = bac_canvas.astype(bool) & allowed
     calc_f = calc.astype(np.float32) / 255.0
     calc_f *= allowed
+    # Calcium is deposited unevenly: blotchy brightness inside each dash (the mask is unchanged).
+    ys_c, xs_c = np.nonzero(calc)
+    if len(ys_c):
+        top, bottom, left, right = ys_c.min(), ys_c.max() + 1, xs_c.min(), xs_c.max() + 1
+        grain_rng = rng_for(seed, "mammogram", "calcium-grain", patient_index, exam, view_label)
+        grain = grain_rng.standard_normal((bottom - top, right - left), dtype=np.float32)
+        grain = cv2.GaussianBlur(grain, (0, 0), max(0.7, 1.2 * full_scale))
+        grain /= grain.std() + 1e-6
+        calc_f[top:bottom, left:right] *= np.clip(1.0 + 0.3 * grain, 0.45, 1.6)
     mu += calc_f
 
     # ---- look-alikes (never on BAC pixels) ------------------------------------------
