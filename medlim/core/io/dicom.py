@@ -30,12 +30,15 @@ so a 4096×3328 mammogram costs two gathers, not a chain of float64 passes
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import io
 import logging
 import math
+import os
 import struct
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -676,6 +679,11 @@ def _grey_pipeline(
         )
     if modality.is_affine:
         # Fast path (every rescale-only file): raw and pixels are each one affine pass.
+        if voi.kind == "window" and stored.ndim == 2:
+            coefficients = voi.linear_coefficients((0.0, 0.0))
+            if coefficients is not None:
+                # The common case (rescale + linear window): raw and pixels in one blocked pass.
+                return _rescale_and_window(stored, modality=modality, coefficients=coefficients, invert=invert)
         raw = modality.apply(stored)
         # The value range costs two passes: computed only when the VOI needs it.
         image_range = _value_range(raw) if voi.kind == "range" else (0.0, 0.0)
@@ -700,6 +708,56 @@ def _grey_pipeline(
     raw = modality.apply(stored)
     pixels = voi.apply(raw, _value_range(raw)).astype(np.float32, copy=False)
     return (np.float32(1.0) - pixels if invert else pixels), raw
+
+
+#: Pixels per block of the blocked pass (4 MiB of float32: a block of ``raw`` is
+#: still in cache when the block of ``pixels`` is computed from it).
+_BLOCK_PIXELS = 1 << 20
+
+
+@functools.lru_cache(maxsize=1)
+def _block_pool() -> ThreadPoolExecutor:
+    """Worker threads for the blocked pass (created on first use; numpy releases the GIL)."""
+    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="medlim-io")
+
+
+def _rescale_and_window(
+    stored: np.ndarray, *, modality: _Modality, coefficients: tuple[float, float], invert: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """(pixels, raw) for rescale + linear window, computed block by block in threads.
+
+    ``raw = stored * slope + intercept``; ``pixels = clip((raw - low) * scale, 0, 1)``
+    (``1 - ...`` when inverted). Blocks keep ``raw`` in cache for the second step and
+    let several cores share the work: on a full mammogram this is the whole cost of
+    the reader beyond pydicom's (benchmarks/bench_io.py).
+    """
+    low, scale = coefficients
+    alpha, beta = np.float32(scale), np.float32(-low * scale)
+    if invert:
+        alpha, beta = -alpha, np.float32(1.0) - beta
+    slope, intercept = np.float32(modality.slope), np.float32(modality.intercept)
+    raw = np.empty(stored.shape, dtype=np.float32)
+    pixels = np.empty(stored.shape, dtype=np.float32)
+
+    def work(rows: slice) -> None:
+        block_raw = raw[rows]
+        np.copyto(block_raw, stored[rows], casting="unsafe")
+        if slope != 1.0:
+            block_raw *= slope
+        if intercept != 0.0:
+            block_raw += intercept
+        block_pixels = pixels[rows]
+        np.multiply(block_raw, alpha, out=block_pixels)
+        block_pixels += beta
+        np.clip(block_pixels, 0.0, 1.0, out=block_pixels)
+
+    rows_per_block = max(1, _BLOCK_PIXELS // max(1, stored.shape[1]))
+    blocks = [slice(start, start + rows_per_block) for start in range(0, stored.shape[0], rows_per_block)]
+    if len(blocks) == 1:
+        work(blocks[0])
+    else:
+        list(_block_pool().map(work, blocks))
+    return pixels, raw
 
 
 def _value_range(raw: np.ndarray) -> tuple[float, float] | None:

@@ -267,3 +267,30 @@ def test_pydicom_value_quotes_never_reach_log_handlers(make_dicom, caplog) -> No
         logging.getLogger("pydicom").warning("unrelated pydicom message")
     assert "19610704" not in caplog.text
     assert "unrelated pydicom message" in caplog.text
+
+
+def test_enhanced_per_frame_rescale_and_window(make_dicom) -> None:
+    """Enhanced IODs keep rescale and window per frame in functional groups (PS3.3 C.7.6.16)."""
+    frames = np.stack([STORED_2X2, STORED_2X2 + 10]).astype(np.uint16)
+
+    def group(slope: float, intercept: float, center: float, width: float) -> Dataset:
+        transform, voi, item = Dataset(), Dataset(), Dataset()
+        transform.RescaleSlope, transform.RescaleIntercept = slope, intercept
+        voi.WindowCenter, voi.WindowWidth = center, width
+        item.PixelValueTransformationSequence = [transform]
+        item.FrameVOILUTSequence = [voi]
+        return item
+
+    data = make_dicom(
+        STORED_2X2,
+        NumberOfFrames=2,
+        PixelData=frames.tobytes(),
+        PerFrameFunctionalGroupsSequence=[group(2, -100, 100, 401), group(1, -10, 500, 1001)],
+    )
+    first = _read(data, frame=0)
+    np.testing.assert_array_equal(first.raw, RAW_2X2)
+    np.testing.assert_allclose(first.pixels, WINDOWED_2X2, atol=1e-7)
+    second = _read(data, frame=1)
+    np.testing.assert_array_equal(second.raw, STORED_2X2)  # (stored + 10) * 1 - 10
+    # c = 500, w = 1001: low = -0.5, scale 1/1000
+    np.testing.assert_allclose(second.pixels, np.clip((STORED_2X2 + 0.5) / 1000.0, 0, 1), atol=1e-6)
