@@ -21,10 +21,11 @@ palette) is scaled by the largest stored value. Compressed transfer syntaxes are
 decoded by the installed pydicom plugins (GDCM, pylibjpeg-openjpeg,
 pylibjpeg-rle, Pillow; never the GPL pylibjpeg-libjpeg).
 
-Speed: stored integers of up to 16 bits go through lookup tables built over all
-2**bits stored patterns (masking, sign, rescale, window and inversion folded in),
-so a 4096×3328 mammogram costs two gathers, not a chain of float64 passes
-(``benchmarks/bench_io.py``).
+Speed (``benchmarks/bench_io.py``): uncompressed little-endian grey frames are
+viewed in place, not copied; rescale + linear window (the usual mammogram) is
+one blocked float32 pass writing ``raw`` and ``pixels`` together; non-linear VOI
+(SIGMOID, VOI LUT, Modality LUT) goes through a table over all 2**bits stored
+patterns and one gather. No float64 image-sized array is ever made.
 """
 
 from __future__ import annotations

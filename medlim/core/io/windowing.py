@@ -21,7 +21,6 @@ __all__ = [
     "apply_window",
     "apply_lut",
     "apply_value_range",
-    "window_lut",
     "linear_window_coefficients",
 ]
 
@@ -196,34 +195,3 @@ def _gather(values: np.ndarray, table: np.ndarray, *, first_mapped: int) -> np.n
     index = np.rint(values.astype(np.float64)) - first_mapped
     np.clip(index, 0, last, out=index)
     return table[index.astype(np.intp)]
-
-
-def window_lut(
-    dtype: np.dtype,
-    *,
-    slope: float,
-    intercept: float,
-    center: float,
-    width: float,
-    function: str = "LINEAR",
-) -> np.ndarray:
-    """A table from every stored value of a small integer type to its windowed value.
-
-    Used by the reader to run rescale + window as one gather over a large image
-    (one pass, no float64 copy) instead of several array passes.
-
-    Args:
-        dtype: stored integer dtype (``uint8``, ``int8``, ``uint16`` or ``int16``).
-        slope: rescale slope.
-        intercept: rescale intercept.
-        center: window centre (in rescaled units).
-        width: window width (in rescaled units).
-        function: VOI LUT function, as in :func:`apply_window`.
-
-    Returns:
-        ``np.ndarray[2**bits]`` float32 in [0, 1]; entry ``k`` is the value for the
-        stored value ``iinfo.min + k``.
-    """
-    info = np.iinfo(np.dtype(dtype))
-    stored = np.arange(int(info.min), int(info.max) + 1, dtype=np.float64)
-    return apply_window(stored * slope + intercept, center=center, width=width, function=function)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from medlim.core.io.windowing import apply_lut, apply_value_range, apply_window, window_lut
+from medlim.core.io.windowing import apply_lut, apply_value_range, apply_window, linear_window_coefficients
 from medlim.errors import ParameterError
 
 
@@ -71,8 +71,13 @@ def test_value_range() -> None:
     np.testing.assert_allclose(apply_value_range(np.array([0.0, 5.0, 20.0]), low=5, high=15), [0.0, 0.0, 1.0])
 
 
-def test_window_lut_matches_direct_window() -> None:
-    table = window_lut(np.int16, slope=2.0, intercept=-1024.0, center=40.0, width=400.0)
-    stored = np.array([-32768, 0, 500, 532, 700, 32767], dtype=np.int16)
-    direct = apply_window(stored.astype(np.float64) * 2.0 - 1024.0, center=40.0, width=400.0)
-    np.testing.assert_allclose(table[stored.astype(np.int64) + 32768], direct)
+def test_linear_coefficients_reproduce_the_window() -> None:
+    raw = np.linspace(-500.0, 800.0, 27)
+    for function, center, width in (("LINEAR", 40.0, 400.0), ("LINEAR_EXACT", 100.0, 50.0)):
+        low, scale = linear_window_coefficients(center=center, width=width, function=function)
+        np.testing.assert_allclose(
+            np.clip((raw - low) * scale, 0, 1), apply_window(raw, center=center, width=width, function=function),
+            atol=1e-6,
+        )
+    assert linear_window_coefficients(center=0.0, width=4.0, function="SIGMOID") is None
+    assert linear_window_coefficients(center=0.0, width=1.0, function="LINEAR") is None
