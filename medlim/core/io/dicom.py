@@ -341,7 +341,7 @@ def _plausible_dataset(ds: Any) -> bool:
     if not tags:
         return False
     known = {0x00080016, 0x00080018, 0x00080060, 0x00280010, 0x00280011, 0x7FE00010, 0x00100020, 0x0020000D}
-    return len(known.intersection(tags)) >= 2 or 0x7FE00010 in tags and 0x00280010 in tags
+    return len(known.intersection(tags)) >= 2
 
 
 def _ensure_transfer_syntax(ds: Any, *, name: str, encapsulated: bool) -> str:

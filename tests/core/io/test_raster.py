@@ -84,3 +84,13 @@ def test_truncated_png_is_reported() -> None:
     data = _png(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64))
     with pytest.raises((TruncatedFileError, CorruptFileError)):
         read_image(data[: len(data) // 2])
+
+
+def test_uploaded_file_object_and_bytes_give_the_same_record() -> None:
+    data = _png(np.array([[0, 255]], dtype=np.uint8))
+    upload = io.BytesIO(data)
+    upload.name = "folder/upload.png"
+    from_object = read_image(upload)
+    assert from_object.name == "upload.png"
+    np.testing.assert_array_equal(from_object.pixels, read_image(data).pixels)
+    assert read_image(data).name == "upload"
