@@ -153,3 +153,19 @@ def test_project_reader_gives_back_the_presentation_image(tmp_path: Path) -> Non
         assert record.metadata.pixel_spacing_mm == pytest.approx((0.28, 0.28))
         error = np.abs(record.pixels - ph.image)[ph.breast_mask]
         assert error.mean() < 4e-3, name
+
+
+def test_encoder_failure_falls_back_to_uncompressed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medlim.phantoms.dicom import encode, mammogram_dataset
+
+    ds = mammogram_dataset(_phantom(0), style=STYLES["C"])
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no encoder here")
+
+    monkeypatch.setattr(type(ds), "compress", broken)
+    with pytest.warns(RuntimeWarning, match="uncompressed"):
+        assert encode(ds, "jpeg2000") == "explicit"
+    assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    with pytest.raises(ParameterError):
+        encode(ds, "jpeg-ls")
