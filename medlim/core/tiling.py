@@ -127,7 +127,8 @@ class PatchBatch:
 
     Attributes:
         origins: ``np.int64[n, 2]`` (row, column) of each patch's top-left corner.
-        patches: ``np.ndarray[n, patch, patch]`` copies, the image's dtype.
+        patches: ``[n, patch, patch]`` copies in the image's type and dtype
+            (``np.ndarray``, or ``torch.Tensor`` on the image's device).
         done: grid patches handled so far, this batch and skipped ones included.
         total: grid patches in all.
     """
@@ -139,7 +140,7 @@ class PatchBatch:
 
 
 def iter_patch_batches(
-    image: np.ndarray,
+    image: np.ndarray | torch.Tensor,
     *,
     patch: int,
     stride: int,
@@ -153,11 +154,13 @@ def iter_patch_batches(
     ``total − Σ len(origins)``.
 
     Args:
-        image: ``np.ndarray[H, W]``, H and W ≥ ``patch`` (see :func:`pad_to_patch`).
+        image: ``np.ndarray[H, W]`` or ``torch.Tensor[H, W]`` (cut where it lives,
+            e.g. on the GPU), H and W ≥ ``patch`` (see :func:`pad_to_patch`).
         patch: patch side.
         stride: step between patch starts.
         batch_size: patches per yielded batch (the last may be smaller), ≥ 1.
-        skip: ``f(patches[n, patch, patch]) -> bool[n]``, True = do not predict.
+        skip: ``f(patches[n, patch, patch]) -> bool[n]`` (patches of the image's
+            type; array-like result), True = do not predict.
 
     Yields:
         :class:`PatchBatch` with at least one patch.
@@ -166,16 +169,21 @@ def iter_patch_batches(
         raise ParameterError(f"`batch_size` must be a positive integer, {batch_size!r} is given.")
     if image.ndim != 2:
         raise ParameterError(f"Tiling expects a 2-D image, got shape {image.shape}.")
-    origins = patch_grid(image.shape, patch=patch, stride=stride)
+    stack = torch.stack if isinstance(image, torch.Tensor) else np.stack
+    origins = patch_grid(tuple(image.shape), patch=patch, stride=stride)
     total = len(origins)
     pending_origins: list[np.ndarray] = []
-    pending_patches: list[np.ndarray] = []
+    pending_patches: list[np.ndarray | torch.Tensor] = []
     for begin in range(0, total, batch_size):
         chunk = origins[begin : begin + batch_size]
-        patches = np.stack([image[r : r + patch, c : c + patch] for r, c in chunk])
+        patches = stack([image[r : r + patch, c : c + patch] for r, c in chunk.tolist()])
         if skip is not None:
-            keep = ~np.asarray(skip(patches), dtype=bool)
-            chunk, patches = chunk[keep], patches[keep]
+            decision = skip(patches)
+            if isinstance(decision, torch.Tensor):
+                decision = decision.cpu().numpy()
+            keep = np.flatnonzero(~np.asarray(decision, dtype=bool))
+            chunk = chunk[keep]
+            patches = patches[torch.from_numpy(keep).to(patches.device)] if isinstance(patches, torch.Tensor) else patches[keep]
         pending_origins.extend(chunk)
         pending_patches.extend(patches)
         done = min(begin + batch_size, total)
@@ -183,7 +191,7 @@ def iter_patch_batches(
             take = min(batch_size, len(pending_origins))
             yield PatchBatch(
                 origins=np.asarray(pending_origins[:take], dtype=np.int64).reshape(-1, 2),
-                patches=np.stack(pending_patches[:take]),
+                patches=stack(pending_patches[:take]),
                 done=done,
                 total=total,
             )

@@ -115,8 +115,9 @@ def predict_probability_map(
             448 thesis). Overlap = ``patch_size − stride``.
         merge: ``"max"`` / ``"mean"`` / ``"gaussian"`` (``None``: the preset's).
         skip: True: the preset's background rule (mean ≤ 20 or std ≤ 10);
-            False: predict every patch; or a callable
-            ``f(np.uint8[n, p, p]) -> bool[n]`` (True = skip).
+            False: predict every patch; or a callable ``f(patches[n, p, p]) -> bool[n]``
+            (True = skip) that receives ``np.uint8`` patches on the CPU and
+            uint8 ``torch.Tensor`` patches on the GPU.
         output_activation: ``"identity"`` (raw output is the probability) or
             ``"sigmoid"`` — from the weights' manifest; applied per patch before merging.
         batch_size: patches per forward pass (memory ≈ batch × 40 MB on CPU).
@@ -157,6 +158,9 @@ def predict_probability_map(
     padded = pad_to_patch(preprocessed.grey, patch=patch)
     merger = PatchMerger(padded.shape, patch=patch, rule=merge, device=run_device)
     use_half = run_device.type == "cuda"
+    # On a GPU the 8-bit image (13 MB) goes over once and is cut, tested and
+    # normalised there; on the CPU patches are numpy views until they are batched.
+    source = torch.from_numpy(padded).to(run_device) if use_half else padded
 
     was_training = model.training
     model.to(run_device).eval()
@@ -164,9 +168,9 @@ def predict_probability_map(
     predicted = 0
     try:
         with torch.inference_mode():
-            batches = iter_patch_batches(padded, patch=patch, stride=stride, batch_size=batch_size, skip=skip_rule)
+            batches = iter_patch_batches(source, patch=patch, stride=stride, batch_size=batch_size, skip=skip_rule)
             for batch in batches:
-                patches = torch.from_numpy(batch.patches).to(run_device, non_blocking=True)[:, None]
+                patches = torch.as_tensor(batch.patches).to(run_device)[:, None]
                 inputs = normalise_patches(patches, preset)
                 with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_half):
                     output = model(inputs)

@@ -321,18 +321,23 @@ def preprocess_image(image: np.ndarray, preset: str | BacPreset = "published") -
 
 
 def skip_background_patches(
-    patches: np.ndarray, *, mean_at_most: float = 20.0, std_at_most: float = 10.0
+    patches: "np.ndarray | torch.Tensor", *, mean_at_most: float = 20.0, std_at_most: float = 10.0  # noqa: F821
 ) -> np.ndarray:
     """Background test of the published code: skip when mean ≤ ``mean_at_most`` or std ≤ ``std_at_most``.
 
     Args:
-        patches: ``np.uint8[N, h, w]`` grey patches.
+        patches: ``[N, h, w]`` uint8 grey patches, ``np.ndarray`` or ``torch.Tensor``
+            (a tensor is tested where it lives, e.g. on the GPU, in float64).
         mean_at_most: mean threshold (8-bit units).
         std_at_most: population standard deviation threshold (8-bit units).
 
     Returns:
         ``np.bool_[N]``, True for patches to skip.
     """
+    if not isinstance(patches, np.ndarray):
+        values = patches.reshape(patches.shape[0], -1).double()
+        skip = (values.mean(dim=1) <= mean_at_most) | (values.std(dim=1, correction=0) <= std_at_most)
+        return skip.cpu().numpy()
     values = patches.reshape(patches.shape[0], -1).astype(np.float64)
     return (values.mean(axis=1) <= mean_at_most) | (values.std(axis=1) <= std_at_most)
 

@@ -141,3 +141,17 @@ def test_bad_merge_rule_and_shapes() -> None:
     merger = PatchMerger((4, 4), patch=2)
     with pytest.raises(ParameterError, match=r"\[n, 2, 2\]"):
         merger.add(np.zeros((1, 3, 3)), np.array([[0, 0]]))
+
+
+def test_torch_image_is_cut_where_it_lives() -> None:
+    image = torch.arange(20 * 30, dtype=torch.int64).reshape(20, 30)
+    batches = list(
+        iter_patch_batches(image, patch=8, stride=6, batch_size=4, skip=lambda p: (p[:, 0, 0] % 2 == 1))
+    )
+    assert all(isinstance(b.patches, torch.Tensor) for b in batches)
+    reference = list(
+        iter_patch_batches(image.numpy(), patch=8, stride=6, batch_size=4, skip=lambda p: (p[:, 0, 0] % 2 == 1))
+    )
+    for got, expected in zip(batches, reference, strict=True):
+        np.testing.assert_array_equal(got.origins, expected.origins)
+        np.testing.assert_array_equal(got.patches.numpy(), expected.patches)

@@ -128,3 +128,9 @@ def test_preprocess_thesis_erases_label_outside_breast() -> None:
     assert result.breast_mask[100, 50] and not result.breast_mask[10, 130]
     breast = result.grey[result.breast_mask]
     assert breast.min() >= 1 and breast.max() == 255
+
+
+def test_skip_rule_on_tensors_matches_numpy() -> None:
+    patches = np.random.default_rng(6).integers(0, 40, (12, 16, 16), dtype=np.uint8)
+    patches[3] = 7
+    np.testing.assert_array_equal(skip_background_patches(torch.from_numpy(patches)), skip_background_patches(patches))
