@@ -331,6 +331,24 @@ def _patient(seed: int, patient: int, params: MammogramParams) -> _Patient:
     return _Patient(density, has_bac, progressing, severity, first_date, tuple(styles))
 
 
+def _radial_streaks(rng: np.random.Generator, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Unit-std noise on the canonical grid, correlated along rays from the nipple (X=1, Y=0)."""
+    import cv2
+
+    n_theta, n_r = 720, 96
+    noise = rng.standard_normal((n_theta, n_r)).astype(np.float32)
+    noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=float(rng.uniform(3.0, 6.0)), sigmaY=2.5,
+                             borderType=cv2.BORDER_REFLECT)
+    noise /= noise.std() + 1e-6
+    r = np.hypot(X - 1.0, Y / 1.5)
+    theta = np.arctan2(Y / 1.5, 1.0 - X)  # 0 along the breast axis towards the chest wall
+    map_r = (r / 2.2 * (n_r - 1)).astype(np.float32)
+    map_theta = ((theta + np.pi) / (2 * np.pi) * (n_theta - 1)).astype(np.float32)
+    streaks = cv2.remap(noise, map_r, map_theta, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    # Fade out towards the nipple, where all rays would meet in a starburst.
+    return streaks * _smoothstep(0.1, 0.6, r).astype(np.float32)
+
+
 def _outline_radius(phi: np.ndarray, harmonics: tuple[tuple[int, float, float], ...], nipple_bump: float) -> np.ndarray:
     radius = np.ones_like(phi)
     for k, amplitude, phase in harmonics:
@@ -447,6 +465,11 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     density_field = 1.0 / (1.0 + np.exp(-raw / (0.06 + 0.08 * rng.random())))
     density_field = (density_field * (0.55 + 0.45 * d)).astype(np.float32)
     fat_texture = _power_law_field(rng, (gy, gx), beta=2.0)
+    # Ducts and fibrous strands converge on the nipple: streaks along rays from it,
+    # made as noise that is long along the ray and thin across it.
+    streaks = _radial_streaks(rng, X, Y)
+    density_field = np.clip(density_field * (1.0 + 0.18 * streaks), 0.0, 1.0).astype(np.float32)
+    fat_texture = (fat_texture + 0.35 * streaks).astype(np.float32)
 
     def inside(pt: np.ndarray, margin: float = 0.93) -> bool:
         X_ = pt[0] / depth
@@ -916,8 +939,8 @@ def generate_mammogram(
         lookalikes.append(Lookalike(kind, cy, cx, 2 * radius_px if kind != "ductal" else size_mm / spacing))
     for strand in breast.strands:
         xy = geometry.to_pixels(strand, breast.half_height_mm)
-        thickness = max(1, int(round(render.uniform(0.3, 0.8) / spacing)))
-        cv2.polylines(look_canvas, [_to_int_points(xy, shift)], False, int(render.uniform(35, 70)), thickness,
+        thickness = max(1, int(round(render.uniform(0.4, 1.2) / spacing)))
+        cv2.polylines(look_canvas, [_to_int_points(xy, shift)], False, int(render.uniform(22, 50)), thickness,
                       cv2.LINE_AA, shift)
         cv2.polylines(look_labels, [_to_int_points(xy, shift)], False, LOOKALIKE_CODES["tissue_strand"], thickness,
                       cv2.LINE_8, shift)
