@@ -1092,6 +1092,7 @@ def write_mammogram(
     png_bits: int = 8,
     transfer_syntax: str = "explicit",
     photometric: str = "auto",
+    for_processing: bool = False,
 ) -> list[dict[str, Any]]:
     """Write one mammogram phantom: the image (DICOM or PNG) and its masks (PNG, 0/255).
 
@@ -1106,6 +1107,7 @@ def write_mammogram(
         png_bits: 8 or 16 (PNG images only).
         transfer_syntax: ``"explicit"``, ``"rle"``, ``"jpeg2000"`` or ``"auto"`` (DICOM only).
         photometric: ``"auto"`` (the vendor style decides), ``"MONOCHROME1"`` or ``"MONOCHROME2"``.
+        for_processing: write "For Processing" objects (raw-like values, no window).
 
     Returns:
         One manifest row (a flat dict, paths relative to ``out_dir``).
@@ -1127,7 +1129,8 @@ def write_mammogram(
     if fmt == "dicom":
         from medlim.phantoms.dicom import style_for, write_mammogram_dicom
 
-        dicom_style = style_for(meta, transfer_syntax=transfer_syntax, photometric=photometric)
+        dicom_style = style_for(meta, transfer_syntax=transfer_syntax, photometric=photometric,
+                                presentation_intent="FOR PROCESSING" if for_processing else "FOR PRESENTATION")
         path = write_mammogram_dicom(phantom, out_dir / f"{stem}.dcm", style=dicom_style)
         row["file"] = path.name
         row.update({f"dicom_{k}": v for k, v in dicom_style.as_row().items()})
@@ -1161,6 +1164,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--transfer-syntax", choices=("explicit", "rle", "jpeg2000", "auto"), default="explicit",
                        help="DICOM transfer syntax (auto: varies per image)")
     group.add_argument("--photometric", choices=("auto", "MONOCHROME1", "MONOCHROME2"), default="auto")
+    group.add_argument("--for-processing", action="store_true",
+                       help='DICOM "For Processing" objects instead of "For Presentation"')
     group.add_argument("--bac-fraction", type=float, default=0.75, help="fraction of patients with BAC")
     group.add_argument("--progress-fraction", type=float, default=0.7)
     group.add_argument("--no-artefacts", action="store_true", help="no grid lines or paddle edges")
@@ -1181,6 +1186,7 @@ def _split_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str
         "png_bits": args.png_bits,
         "transfer_syntax": args.transfer_syntax,
         "photometric": args.photometric,
+        "for_processing": args.for_processing,
     }
     return generate_params, write_options
 

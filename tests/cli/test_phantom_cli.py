@@ -52,7 +52,16 @@ def test_phantom_mammogram_patients_years_dicom(tmp_path: Path) -> None:
     assert len(dates) == 2
 
 
+def test_phantom_mammogram_for_processing(tmp_path: Path) -> None:
+    assert main(["phantom", "mammogram", "--out", str(tmp_path), "--n", "1", "--seed", "2", "--for-processing",
+                 "--quiet"]) == 0
+    ds = pydicom.dcmread(next(tmp_path.glob("*.dcm")))
+    assert ds.PresentationIntentType == "FOR PROCESSING"
+    assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.1.2.1"
+
+
 def test_phantom_bad_options_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["phantom", "mammogram", "--out", str(tmp_path), "--seed", "1"]) == 2
     assert "--n" in capsys.readouterr().err
     assert main(["phantom", "mammogram", "--out", str(tmp_path), "--n", "1", "--seed", "-1"]) == 2
+    assert main(["phantom", "mammogram", "--out", str(tmp_path), "--n", "1", "--years", "0"]) == 2
