@@ -35,7 +35,7 @@ import argparse
 import datetime as _dt
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -548,7 +548,7 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     lookalikes: list[tuple[str, float, float, float, float]] = []
     strands: list[np.ndarray] = []
 
-    def place(kind: str, rho_lo: float, rho_hi: float, size: float, tries: int = 40) -> tuple[float, float] | None:
+    def place(rho_lo: float, rho_hi: float, size: float, tries: int = 40) -> tuple[float, float] | None:
         for _ in range(tries):
             rho = rng.uniform(rho_lo, rho_hi)
             phi = rng.uniform(-1.3, 1.3)
@@ -566,27 +566,27 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     }
     for _ in range(counts["benign_round"]):
         size = float(rng.uniform(0.6, 3.5))
-        at = place("benign_round", 0.15, 0.85, size)
+        at = place(0.15, 0.85, size)
         if at:
             lookalikes.append(("benign_round", at[0], at[1], size, float(rng.random())))
     for _ in range(counts["cluster"]):
-        at = place("cluster", 0.2, 0.8, 6.0)
+        at = place(0.2, 0.8, 6.0)
         if at:
             lookalikes.append(("cluster", at[0], at[1], float(rng.uniform(3.0, 7.0)), float(rng.uniform(0, 1e6))))
     for _ in range(counts["ductal"]):
         size = float(rng.uniform(2.0, 9.0))
-        at = place("ductal", 0.2, 0.8, size)
+        at = place(0.2, 0.8, size)
         if at:
             # Ducts converge on the nipple: rods point towards it.
             angle = math.atan2(nipple[1] - at[1], nipple[0] - at[0]) + rng.normal(0.0, 0.25)
             lookalikes.append(("ductal", at[0], at[1], size, angle))
     for _ in range(counts["skin"]):
         size = float(rng.uniform(0.6, 2.0))
-        at = place("skin", 0.96, 0.985, size)
+        at = place(0.96, 0.985, size)
         if at:
             lookalikes.append(("skin", at[0], at[1], size, float(rng.random())))
     for _ in range(int(rng.integers(0, 4))):
-        at = place("tissue_strand", 0.3, 0.8, 25.0)
+        at = place(0.3, 0.8, 25.0)
         if at is None:
             continue
         theta = rng.uniform(0, 2 * np.pi)
@@ -825,7 +825,7 @@ def generate_mammogram(
         # Muscle fibres run along the muscle edge: stripes in the distance from it.
         yy, xx = np.mgrid[0:wr, 0:wc].astype(np.float32) * work
         dist = (xx * ph + yy * pw - pw * ph) / length
-        fibres = np.sin(dist / (render.uniform(30, 60) * full_scale) + 3.0 * up_noise(render, (wr, wc)))
+        fibres = np.sin(dist / (render.uniform(30, 60) * full_scale) + 3.0 * _bending_noise(render, (wr, wc)))
         muscle = render.uniform(0.42, 0.58) + 0.015 * fibres + 0.08 * _smoothstep(0, -0.3 * length, dist)
         muscle_full = up(muscle.astype(np.float32)) + 0.3 * (tissue_full - float(np.median(tissue)))
         soft_edge = cv2.GaussianBlur(pectoral_mask.astype(np.float32), (0, 0), max(0.8, 1.5 * full_scale * 3))
@@ -1044,7 +1044,7 @@ def generate_mammogram(
     )
 
 
-def up_noise(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+def _bending_noise(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
     """Smooth noise (float32, unit std) used to bend the muscle fibres."""
     return _power_law_field(rng, shape, beta=4.0)
 
