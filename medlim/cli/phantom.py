@@ -57,6 +57,18 @@ def _count(args: argparse.Namespace, generate_params: dict[str, Any]) -> int:
     return args.n
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    """The ``medlim phantom`` command that reproduces this run (from the parsed options)."""
+    parts = ["medlim", "phantom", args.phantom_kind]
+    skip = {"func", "command", "kind", "phantom_kind", "quiet"}
+    for key, value in vars(args).items():
+        if key in skip or value is None or value is False:
+            continue
+        flag = "--" + ("format" if key == "fmt" else key.replace("_", "-"))
+        parts.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")
+    return " ".join(parts)
+
+
 def run_phantom(args: argparse.Namespace) -> int:
     """Generate and write ``n`` phantoms of ``args.phantom_kind``; returns the exit status."""
     from medlim.phantoms.base import write_manifest
@@ -81,7 +93,7 @@ def run_phantom(args: argparse.Namespace) -> int:
             print(f"\rmedlim phantom {kind.name}: {index + 1}/{n}", end="", file=sys.stderr, flush=True)
     if not args.quiet:
         print(file=sys.stderr)
-    command = "medlim phantom " + " ".join(shlex.quote(a) for a in sys.argv[2:]) if len(sys.argv) > 2 else None
+    command = _command_line(args)
     write_manifest(rows, out_dir, kind=kind.name, seed=args.seed,
                    params={**generate_params, **write_options, "n": n}, command=command)
     return 0

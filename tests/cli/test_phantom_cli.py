@@ -22,6 +22,8 @@ def test_phantom_mammogram_png(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert "2/2" in err
     document = json.loads((out / "manifest.json").read_text())
     assert document["seed"] == 4 and document["count"] == 2 and document["params"]["size"] == "small"
+    command = document["command"]
+    assert command.startswith("medlim phantom mammogram ") and "--seed 4" in command and "--format png" in command
     first = document["rows"][0]
     assert first["view_label"] == "LCC" and document["rows"][1]["view_label"] == "RCC"
     image = cv2.imread(str(out / first["file"]), cv2.IMREAD_UNCHANGED)
