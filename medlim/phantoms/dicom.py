@@ -315,6 +315,10 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
     ds.DeidentificationMethod = "synthetic phantom (medlim.phantoms); no real patient"
     ds.BurnedInAnnotation = "NO"  # the burned-in view label identifies no one
     ds.BodyPartExamined = "BREAST"
+    ds.AnatomicRegionSequence = Sequence([_code_item("76752008", "SCT", "Breast")])
+    ds.AcquisitionContextSequence = Sequence([])
+    ds.OrganExposed = "BREAST"
+    ds.DeviceSerialNumber = "PHANTOM"
     ds.ImageLaterality = meta.laterality
     ds.ViewPosition = meta.view
     view_item = _code_item(*VIEW_CODES[meta.view])

@@ -77,6 +77,7 @@ def test_mg_tags(tmp_path: Path, index: int) -> None:
     code = ds.ViewCodeSequence[0]
     assert (code.CodeValue, code.CodingSchemeDesignator) == (
         {"CC": "399162004", "MLO": "399368009"}[meta.view], "SCT")
+    assert ds.AnatomicRegionSequence[0].CodeValue == "76752008" and ds.OrganExposed == "BREAST"
     assert ds.StudyDate == meta.study_date.replace("-", "")
     assert ds.PatientID == meta.patient_id and ds.PatientID.startswith("PHANTOM-")
     assert str(ds.PatientName) == meta.patient_name and str(ds.PatientName).startswith("Phantom^")
