@@ -202,3 +202,20 @@ def test_full_sizes_shape_and_speed(size: str) -> None:
     assert ph.image.shape == (rows, cols)
     assert ph.bac_mask.any() and ph.pectoral_mask.any()
     assert seconds < 30.0  # a few seconds on an idle machine; generous for shared CI
+
+
+def test_registry_generate_and_16_bit_png(tmp_path) -> None:
+    from medlim.phantoms import generate
+    from medlim.phantoms.mammogram import write_mammogram
+
+    ph = generate("mammogram", seed=SEED, index=0)
+    np.testing.assert_array_equal(ph.image, _phantom(SEED, 0).image)
+    row = write_mammogram(ph, tmp_path, fmt="png", png_bits=16)[0]
+    image = cv2.imread(str(tmp_path / row["file"]), cv2.IMREAD_UNCHANGED)
+    assert image.dtype == np.uint16
+    np.testing.assert_array_equal(image, np.rint(ph.image * 65535.0).astype(np.uint16))
+    assert row["patient_id"] == "PHANTOM-0001" and "patient_name" not in row
+    lookalike = cv2.imread(str(tmp_path / row["lookalike_mask"]), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(lookalike, ph.lookalike_mask)
+    with pytest.raises(ParameterError):
+        write_mammogram(ph, tmp_path, fmt="tiff")
