@@ -86,6 +86,12 @@ class NucleiParams:
         sector_deg: dividing-curve search sector half-angle (thesis 45°).
         hessian_sigma: Hessian scale in px for the valley search (project 2).
         use_curves: follow intensity valleys (True) or cut straight (False).
+        split_unpaired: project addition, not in the thesis: after the thesis
+            connections, a concave point left without a partner in a piece that
+            is still a clump candidate may cut along its inward normal to the
+            far side of the piece (which may be an earlier cut: a three-way
+            junction the point pairs cannot express), if the cut-off part
+            passes the same Q test. ``False`` gives the thesis method alone.
         scale: ``"auto"`` or a positive float (see module docstring).
         mean_area: mean single-nucleus area in px² when known; None estimates
             it from the isolated nuclei of the image (thesis). Give it for
@@ -115,6 +121,7 @@ class NucleiParams:
     sector_deg: float = 45.0
     hessian_sigma: float = 2.0
     use_curves: bool = True
+    split_unpaired: bool = True
     scale: str | float = "auto"
     mean_area: float | None = None
 
@@ -139,7 +146,8 @@ class Cut:
 
     Attributes:
         p, q: end points (row, col) in image px.
-        kind: ``"non_adjacent"`` (eq. 3.2 / within r1) or ``"ellipse"`` (eq. 3.3).
+        kind: ``"non_adjacent"`` (eq. 3.2 / within r1), ``"ellipse"`` (eq. 3.3)
+            or ``"unpaired"`` (the project's ``split_unpaired`` addition).
         quality: Q of the connection (NaN for non-adjacent pairs).
         path: ``np.ndarray[M, 2]`` float (row, col) of the dividing curve.
         followed_valley: False when the straight fallback was used.
@@ -313,6 +321,9 @@ def split_clump(
         accepted.append((xy[p_idx], xy[q_idx], "ellipse", quality))
         done.add((min(p_idx, q_idx), max(p_idx, q_idx)))
 
+    if params.split_unpaired:
+        _split_unpaired(pieces, accepted, points, contour, mean_area=mean_area, scale=scale, params=params)
+
     if not accepted:
         return region.astype(np.int32), []
 
@@ -345,6 +356,60 @@ def split_clump(
     for k, piece in enumerate(final, start=1):
         labels[piece] = k
     return labels, cuts
+
+
+def _split_unpaired(
+    pieces: list[np.ndarray],
+    accepted: list[tuple[np.ndarray, np.ndarray, str, float]],
+    points: np.ndarray,
+    contour,
+    *,
+    mean_area: float,
+    scale: float,
+    params: NucleiParams,
+) -> None:
+    """Cut from lone concave points along the inward normal (see ``split_unpaired``); edits in place."""
+    used = [a for a, _, _, _ in accepted] + [b for _, b, _, _ in accepted]
+    min_part = params.min_part_fraction * mean_area
+    progress = True
+    while progress:
+        progress = False
+        best = None
+        for idx in points:
+            p = contour.points[int(idx)]
+            if any(np.linalg.norm(p - u) < 3 * scale for u in used):
+                continue
+            inward = -contour.normals[int(idx)]
+            for k, piece in enumerate(pieces):
+                if not _near(piece, p) or not _splittable(piece, mean_area, params):
+                    continue
+                # March inwards until the piece ends (its far side or an earlier cut).
+                q = None
+                for t in np.arange(2.0, params.r2 * scale, 0.5):
+                    r, c = np.rint(p + t * inward).astype(int)
+                    if not (0 <= r < piece.shape[0] and 0 <= c < piece.shape[1]) or not piece[r, c]:
+                        q = p + (t - 0.5) * inward
+                        break
+                if q is None or np.linalg.norm(q - p) < 5:
+                    continue
+                parts = cut_region(piece, straight_path(p, q))
+                if len(parts) < 2 or parts[1].sum() < min_part:
+                    continue
+                if len(parts) > 2:
+                    continue
+                quality = min(
+                    ellipse_quality(part, p, q, mu=params.mu, nu=params.nu, gamma1=params.gamma1,
+                                    gamma2=params.gamma2, scale=scale)
+                    for part in parts
+                )
+                if quality > params.q_threshold and (best is None or quality > best[0]):
+                    best = (quality, k, p, q, parts)
+        if best is not None:
+            quality, k, p, q, parts = best
+            pieces[k : k + 1] = parts
+            accepted.append((p, q, "unpaired", quality))
+            used.extend([p, q])
+            progress = True
 
 
 def segment_nuclei(

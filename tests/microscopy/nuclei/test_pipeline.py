@@ -77,3 +77,14 @@ def test_params_validated():
         NucleiParams(mean_area=0.0)
     with pytest.raises(ParameterError, match="sector_deg"):
         NucleiParams(sector_deg=120)
+
+
+def test_split_unpaired_is_an_optional_addition():
+    from medlim.phantoms.fluorescence import generate_fluorescence
+
+    phantom = generate_fluorescence(1004, size=(512, 688))  # a development seed
+    thesis_only = segment_nuclei(phantom.image, params=NucleiParams(split_unpaired=False))
+    with_addition = segment_nuclei(phantom.image)
+    assert all(cut.kind != "unpaired" for cut in thesis_only.cuts)
+    assert any(cut.kind == "unpaired" for cut in with_addition.cuts)
+    assert with_addition.count > thesis_only.count
