@@ -20,6 +20,8 @@ __all__ = ["KINDS", "get_kind", "kind_names", "generate"]
 KINDS: dict[str, str] = {
     "mammogram": "medlim.phantoms.mammogram:KIND",
     "fluorescence": "medlim.phantoms.fluorescence:KIND",
+    "he": "medlim.phantoms.he:KIND",
+    "radiograph": "medlim.phantoms.radiograph:KIND",
 }
 
 

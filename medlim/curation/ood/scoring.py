@@ -1,0 +1,219 @@
+"""Scoring single images with a trained OOD detector (thesis §4.1.2 "Anomaly score", eq. 4.8).
+
+Scores, higher = more out-of-distribution:
+
+* AE baseline: ``rec`` = mean squared reconstruction error.
+* TEND: ``S = λ·p + (1 − λ)·d/R`` with the classifier probability ``p``, the
+  squared distance ``d = ‖c − O‖²`` to the stored centre and the margin ``R``.
+* CVAD (eq. 4.8): ``S = 0.5·(rec/(rec_max − rec_min) + dis)``, ``rec`` the mean
+  squared error of the combined reconstruction (latent means, no sampling),
+  ``dis`` the discriminator's probability, and ``rec_min``/``rec_max`` a fixed
+  reference range measured on internal validation data at training time.
+
+Every quantity of an image depends only on that image and the stored weights
+and calibration: the networks run in eval mode, and nothing is normalised over
+the batch (the authors' min-max over the test set cannot score one image).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medlim.errors import ParameterError, WeightsError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from medlim.core.weights import Registry, WeightsEntry
+
+__all__ = [
+    "DETECTOR_KINDS",
+    "ARCHITECTURE_OF",
+    "OodScores",
+    "Detector",
+    "combine_parts",
+    "load_detector",
+]
+
+#: Detector kind → registry architecture name.
+ARCHITECTURE_OF: dict[str, str] = {"ae": "ood-autoencoder", "tend": "tend", "cvad": "cvad"}
+DETECTOR_KINDS: tuple[str, ...] = tuple(ARCHITECTURE_OF)
+_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class OodScores:
+    """Scores of a set of images.
+
+    Attributes:
+        score: ``np.ndarray[N]`` float64, higher = more OOD.
+        threshold: the decision threshold t (OOD when ``score ≥ t``).
+        parts: named parts of the score, each ``np.ndarray[N]`` float64
+            (TEND ``p``, ``d``; CVAD ``rec``, ``dis``; AE ``rec``).
+        files: names of the images (may be empty strings).
+    """
+
+    score: np.ndarray
+    threshold: float
+    parts: Mapping[str, np.ndarray] = field(default_factory=dict)
+    files: tuple[str, ...] = ()
+
+    @property
+    def is_ood(self) -> np.ndarray:
+        """``np.ndarray[N]`` bool: ``score ≥ threshold``."""
+        return self.score >= self.threshold
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-able dict per image: ``file, score, threshold, is_ood`` and the parts."""
+        files = self.files or ("",) * len(self.score)
+        out = []
+        for i, name in enumerate(files):
+            row: dict[str, Any] = {"file": name, "score": float(self.score[i]), "threshold": float(self.threshold),
+                                   "is_ood": bool(self.is_ood[i])}
+            row.update({k: float(v[i]) for k, v in self.parts.items()})
+            out.append(row)
+        return out
+
+
+def combine_parts(kind: str, parts: Mapping[str, np.ndarray], params: Mapping[str, Any]) -> np.ndarray:
+    """The detector's score from its parts.
+
+    Args:
+        kind: ``"ae"``, ``"tend"`` or ``"cvad"``.
+        parts: as :attr:`OodScores.parts`.
+        params: ``weight`` (λ) and ``margin`` (R) for TEND; ``rec_min`` and
+            ``rec_max`` for CVAD.
+
+    Returns:
+        ``np.ndarray[N]`` float64.
+    """
+    if kind == "ae":
+        return np.asarray(parts["rec"], dtype=np.float64)
+    if kind == "tend":
+        weight, margin = float(params["weight"]), float(params["margin"])
+        return weight * np.asarray(parts["p"], np.float64) + (1.0 - weight) * np.asarray(parts["d"], np.float64) / margin
+    if kind == "cvad":
+        span = float(params["rec_max"]) - float(params["rec_min"])
+        if not span > 0:
+            raise ParameterError(f"CVAD reference range must be positive, {params['rec_min']}..{params['rec_max']} is given.")
+        return 0.5 * (np.asarray(parts["rec"], np.float64) / span + np.asarray(parts["dis"], np.float64))
+    raise ParameterError(f"unknown detector kind {kind!r}; known: {', '.join(DETECTOR_KINDS)}.")
+
+
+def _parts(kind: str, model: "torch.nn.Module", batch: "torch.Tensor") -> dict[str, "torch.Tensor"]:
+    if kind == "ae":
+        return {"rec": ((model(batch) - batch) ** 2).mean(dim=(1, 2, 3))}
+    if kind == "tend":
+        p, c = model(batch)
+        return {"p": p, "d": model.distance(c)}
+    if kind == "cvad":
+        recon = model.generator(batch, sample=False).image
+        return {"rec": ((recon - batch) ** 2).mean(dim=(1, 2, 3)), "dis": model.discriminator(batch)}
+    raise ParameterError(f"unknown detector kind {kind!r}; known: {', '.join(DETECTOR_KINDS)}.")
+
+
+class Detector:
+    """A trained detector with its calibration: scores images one by one or in batches.
+
+    Args:
+        kind: ``"ae"``, ``"tend"`` or ``"cvad"``.
+        model: the network (put in eval mode here).
+        params: score parameters (see :func:`combine_parts`) plus ``input_size``
+            and ``id_classes``.
+        threshold: calibrated decision threshold (G-mean on internal validation data).
+        name: label for display.
+    """
+
+    def __init__(self, kind: str, model: "torch.nn.Module", params: Mapping[str, Any], *, threshold: float,
+                 name: str = "") -> None:
+        if kind not in DETECTOR_KINDS:
+            raise ParameterError(f"unknown detector kind {kind!r}; known: {', '.join(DETECTOR_KINDS)}.")
+        self.kind = kind
+        self.model = model.eval()
+        self.params = dict(params)
+        self.threshold = float(threshold)
+        self.name = name or kind
+        self.input_size = int(self.params["input_size"])
+
+    @property
+    def id_classes(self) -> tuple[str, ...]:
+        """The in-distribution classes the detector was trained on."""
+        return tuple(self.params.get("id_classes", ()))
+
+    @property
+    def margin(self) -> float | None:
+        """TEND's margin R (``None`` for other kinds)."""
+        return float(self.params["margin"]) if self.kind == "tend" else None
+
+    def parts(self, images: Sequence[np.ndarray] | np.ndarray) -> dict[str, np.ndarray]:
+        """Raw parts for images (any size; the preset resizes them).
+
+        Args:
+            images: ``np.ndarray[N, H, W]`` or a sequence of ``[H, W]`` / ``[H, W, 3]``
+                float arrays in [0, 1].
+        """
+        import torch
+
+        from medlim.curation.ood.data import stack_inputs
+
+        inputs = stack_inputs(images, self.input_size)
+        device = next(self.model.parameters()).device
+        collected: dict[str, list[np.ndarray]] = {}
+        with torch.no_grad():
+            for start in range(0, len(inputs), _CHUNK):
+                batch = torch.from_numpy(inputs[start : start + _CHUNK]).unsqueeze(1).to(device)
+                for key, value in _parts(self.kind, self.model, batch).items():
+                    collected.setdefault(key, []).append(value.double().cpu().numpy())
+        if not collected:
+            return {key: np.zeros(0) for key in {"ae": ("rec",), "tend": ("p", "d"), "cvad": ("rec", "dis")}[self.kind]}
+        return {key: np.concatenate(values) for key, values in collected.items()}
+
+    def score(self, images: Sequence[np.ndarray] | np.ndarray, *, files: Sequence[str] = (),
+              threshold: float | None = None) -> OodScores:
+        """Score images; ``threshold`` overrides the calibrated one."""
+        parts = self.parts(images)
+        return OodScores(score=combine_parts(self.kind, parts, self.params),
+                         threshold=self.threshold if threshold is None else float(threshold),
+                         parts=parts, files=tuple(str(f) for f in files))
+
+
+def _kind_of(entry: "WeightsEntry") -> str:
+    for kind, architecture in ARCHITECTURE_OF.items():
+        if entry.architecture == architecture:
+            return kind
+    raise WeightsError(f"weights {entry.label} ({entry.architecture}) are not an OOD detector.")
+
+
+def detector_from_entry(entry: "WeightsEntry", *, device: "torch.device | str | None" = "cpu") -> Detector:
+    """A :class:`Detector` for a registry entry (checksum verified, strict load)."""
+    from medlim.core.weights import build_model
+
+    kind = _kind_of(entry)
+    if "score" not in entry.thresholds:
+        raise WeightsError(f"weights {entry.label} carry no calibrated 'score' threshold.")
+    return Detector(kind, build_model(entry, device=device), entry.params, threshold=entry.thresholds["score"],
+                    name=entry.label)
+
+
+def load_detector(name: str, *, version: str | None = None, registry: "Registry | None" = None,
+                  device: "torch.device | str | None" = "cpu") -> Detector:
+    """Load the detector registered as ``name`` (latest version unless given)."""
+    from medlim.core.weights import Registry
+
+    registry = registry if registry is not None else Registry.load()
+    return detector_from_entry(registry.get(name, version), device=device)
+
+
+def list_detectors(registry: "Registry | None" = None) -> list["WeightsEntry"]:
+    """Registry entries that are OOD detectors, sorted by name."""
+    from medlim.core.weights import Registry
+
+    registry = registry if registry is not None else Registry.load()
+    return [e for e in registry.list() if e.architecture in ARCHITECTURE_OF.values()]
+
+
+__all__ += ["detector_from_entry", "list_detectors"]

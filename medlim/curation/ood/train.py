@@ -1,0 +1,274 @@
+"""Training loops of the OOD detectors (thesis §4.1.2 "Joint training", §4.2.2 "Network training").
+
+* :func:`train_autoencoder` — stage 1 of TEND and the AE baseline: MSE
+  reconstruction of in-distribution (ID) images (eq. 4.1).
+* :func:`train_tend` — stage 2: the encoder copied from the autoencoder and
+  frozen (in eval mode, so its batch-norm statistics stay fixed); the head is
+  trained with BCE (ID = 0, distorted = 1; eq. 4.2) on ID images and fake OOD
+  made by :func:`medlim.curation.ood.distortions.distort` (a fresh distortion
+  per image and epoch). After the warm-up epochs the centre O is the mean ID
+  embedding, components with ``|O_i| < 0.1`` pushed to ±0.1 (DeepSVDD), and the
+  margin loss ``g_in + g_out`` (eqs. 4.3–4.4) is added.
+* :func:`train_cvad` — the cascade VAE (eq. 4.7: MSE + KL for each VAE, summed
+  over pixels and latents, α1 = α2 = 1), then, non-adversarially, the
+  discriminator on real ID images (0) vs reconstructions and reconstructions
+  from perturbed latents (1).
+
+Every loop is deterministic for a seed on the CPU and reports progress through
+an optional ``log(line)`` callback.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medlim.curation.ood.distortions import distort
+from medlim.curation.ood.nets import ConvAutoencoder, CvadNet, TendNet
+from medlim.errors import ParameterError
+
+__all__ = ["OodTrainingConfig", "MARGINS", "train_autoencoder", "train_tend", "train_cvad"]
+
+#: The thesis's margin choices R for TEND.
+MARGINS: tuple[float, ...] = (150.0, 250.0, 500.0)
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class OodTrainingConfig:
+    """Hyper-parameters of the OOD detectors (defaults = the shipped recipe).
+
+    Attributes:
+        input_size: square model input side (shipped 64; thesis 256).
+        width: base channel count ``w`` (thesis 16; shipped 8 to keep files < 5 MB).
+        embedding: TEND embedding size K (thesis 512).
+        latent: CVAD main latent size K (thesis 512; shipped 256, branch 4K = 1024).
+        ae_epochs, tend_epochs, warmup_epochs: TEND stages (thesis 50–150; warm-up 10).
+        margin: TEND margin R, one of :data:`MARGINS`.
+        weight: TEND score weight λ (thesis 0.5).
+        cvad_epochs, disc_epochs: CVAD generator and discriminator epochs.
+        latent_noise: std of the latent perturbation for the discriminator's fakes.
+        batch_size, lr: Adam settings (thesis lr 1e-3).
+        seed: torch and numpy seed.
+        threads: torch CPU threads.
+    """
+
+    input_size: int = 64
+    width: int = 8
+    embedding: int = 512
+    latent: int = 256
+    ae_epochs: int = 30
+    tend_epochs: int = 30
+    warmup_epochs: int = 5
+    margin: float = 150.0
+    weight: float = 0.5
+    cvad_epochs: int = 40
+    disc_epochs: int = 12
+    latent_noise: float = 1.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    seed: int = 0
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if float(self.margin) not in MARGINS:
+            raise ParameterError(f"`margin` must be one of {MARGINS}, {self.margin!r} is given.")
+        if not 0.0 <= self.weight <= 1.0:
+            raise ParameterError(f"`weight` (λ) must be in [0, 1], {self.weight!r} is given.")
+        for name in ("ae_epochs", "tend_epochs", "cvad_epochs", "disc_epochs", "batch_size", "threads", "input_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParameterError(f"`{name}` must be a positive integer, {value!r} is given.")
+        if not 0 <= self.warmup_epochs < self.tend_epochs:
+            raise ParameterError(f"`warmup_epochs` must be in [0, tend_epochs), {self.warmup_epochs!r} is given.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _setup(config: OodTrainingConfig, images: np.ndarray) -> torch.Tensor:
+    if images.ndim != 3 or images.shape[1:] != (config.input_size, config.input_size) or len(images) < 2:
+        raise ParameterError(
+            f"training images must be [N ≥ 2, {config.input_size}, {config.input_size}]; shape {images.shape} is given.")
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    return torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).unsqueeze(1)
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    order = torch.randperm(n, generator=generator)
+    # drop a last batch of one (batch norm needs two samples)
+    return [b for b in order.split(batch_size) if len(b) > 1]
+
+
+def train_autoencoder(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None) -> ConvAutoencoder:
+    """Stage 1: the convolutional autoencoder on ID images.
+
+    Args:
+        images: ``np.ndarray[N, s, s]`` float32 in [0, 1], ``s = config.input_size``.
+        config: hyper-parameters.
+        log: progress callback.
+
+    Returns:
+        The trained :class:`ConvAutoencoder` in eval mode.
+    """
+    data = _setup(config, images)
+    model = ConvAutoencoder(channels=1, width=config.width, input_size=config.input_size)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed)
+    model.train()
+    for epoch in range(config.ae_epochs):
+        total = 0.0
+        for index in _batches(len(data), config.batch_size, generator):
+            batch = data[index]
+            loss = nn.functional.mse_loss(model(batch), batch)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(index)
+        if log:
+            log(f"autoencoder epoch {epoch + 1}/{config.ae_epochs}: mse {total / len(data):.5f}")
+    return model.eval()
+
+
+def _distorted(images: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    fakes = np.stack([distort(image, rng) for image in images])
+    return torch.from_numpy(np.clip(fakes, 0.0, 1.0).astype(np.float32)).unsqueeze(1)
+
+
+def _centre(model: TendNet, data: torch.Tensor, batch_size: int) -> torch.Tensor:
+    model.eval()
+    with torch.no_grad():
+        embeddings = torch.cat([model.embedding(data[i : i + batch_size]) for i in range(0, len(data), batch_size)])
+    centre = embeddings.mean(dim=0)
+    small = centre.abs() < 0.1
+    # DeepSVDD: a centre component near zero lets the network collapse onto it
+    centre[small] = torch.where(centre[small] < 0, -0.1, 0.1)
+    return centre
+
+
+def train_tend(
+    images: np.ndarray,
+    autoencoder: ConvAutoencoder,
+    config: OodTrainingConfig,
+    *,
+    log: Log | None = None,
+) -> TendNet:
+    """Stage 2 of TEND: frozen encoder, classifier head and margin learner.
+
+    Args:
+        images: ID training images ``np.ndarray[N, s, s]`` float32 in [0, 1].
+        autoencoder: the stage-1 model (its encoder is copied and frozen).
+        config: hyper-parameters (``margin`` = R, ``warmup_epochs``).
+        log: progress callback.
+
+    Returns:
+        The trained :class:`TendNet` in eval mode, with its centre O set.
+    """
+    data = _setup(config, images)
+    model = TendNet(channels=1, width=config.width, input_size=config.input_size, embedding=config.embedding)
+    model.encoder.load_state_dict(copy.deepcopy(autoencoder.encoder.state_dict()))
+    for parameter in model.encoder.parameters():
+        parameter.requires_grad_(False)
+    head = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(head, lr=config.lr)
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    rng = np.random.default_rng(config.seed + 2)
+    margin = float(config.margin)
+    have_centre = config.warmup_epochs == 0
+    if have_centre:
+        model.centre.copy_(_centre(model, data, config.batch_size))
+    for epoch in range(config.tend_epochs):
+        if not have_centre and epoch == config.warmup_epochs:
+            model.centre.copy_(_centre(model, data, config.batch_size))
+            have_centre = True
+        model.train()
+        model.encoder.eval()  # frozen: keep the stage-1 batch-norm statistics
+        fakes = _distorted(images, rng)
+        sums = {"bce": 0.0, "g_in": 0.0, "g_out": 0.0}
+        for index in _batches(len(data), config.batch_size, generator):
+            batch = torch.cat([data[index], fakes[index]])
+            target = torch.cat([torch.zeros(len(index)), torch.ones(len(index))])
+            p, c = model(batch)
+            loss = nn.functional.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target)
+            sums["bce"] += float(loss.detach()) * len(index)
+            if have_centre:
+                d = model.distance(c)
+                g_in = d[: len(index)].mean()
+                g_out = torch.clamp(margin - d[len(index) :], min=0.0).mean()
+                loss = loss + g_in + g_out
+                sums["g_in"] += float(g_in.detach()) * len(index)
+                sums["g_out"] += float(g_out.detach()) * len(index)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        if log:
+            log(f"tend epoch {epoch + 1}/{config.tend_epochs}: " + ", ".join(
+                f"{k} {v / len(data):.4f}" for k, v in sums.items()))
+    return model.eval()
+
+
+def _vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    n = target.shape[0]
+    mse = ((recon - target) ** 2).sum() / n
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / n
+    return mse + kl
+
+
+def train_cvad(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None) -> CvadNet:
+    """CVAD: the cascade VAE, then the discriminator (two stages, not adversarial).
+
+    Args:
+        images: ID training images ``np.ndarray[N, s, s]`` float32 in [0, 1].
+        config: hyper-parameters (``cvad_epochs``, ``disc_epochs``, ``latent_noise``).
+        log: progress callback.
+
+    Returns:
+        The trained :class:`CvadNet` in eval mode.
+    """
+    data = _setup(config, images)
+    model = CvadNet(channels=1, width=config.width, input_size=config.input_size, latent=config.latent)
+    generator_net, discriminator = model.generator, model.discriminator
+    optimiser = torch.optim.Adam(generator_net.parameters(), lr=config.lr)
+    order = torch.Generator().manual_seed(config.seed + 3)
+    generator_net.train()
+    for epoch in range(config.cvad_epochs):
+        total = 0.0
+        for index in _batches(len(data), config.batch_size, order):
+            batch = data[index]
+            out = generator_net(batch)
+            loss = _vae_loss(out.main, batch, out.mu1, out.logvar1) + _vae_loss(out.branch, batch, out.mu2, out.logvar2)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(index)
+        if log:
+            log(f"cvad generator epoch {epoch + 1}/{config.cvad_epochs}: loss {total / len(data):.3f}")
+    generator_net.eval()
+    optimiser = torch.optim.Adam(discriminator.parameters(), lr=config.lr)
+    discriminator.train()
+    for epoch in range(config.disc_epochs):
+        total = 0.0
+        for index in _batches(len(data), config.batch_size, order):
+            real = data[index]
+            with torch.no_grad():
+                recon = generator_net(real, sample=False).image
+                perturbed = generator_net(real, sample=False, latent_noise=config.latent_noise).image
+            batch = torch.cat([real, recon, perturbed])
+            target = torch.cat([torch.zeros(len(index)), torch.ones(2 * len(index))])
+            # real images weigh as much as both kinds of fakes together
+            weight = torch.cat([torch.full((len(index),), 1.0), torch.full((2 * len(index),), 0.5)])
+            loss = nn.functional.binary_cross_entropy(discriminator(batch).clamp(1e-6, 1 - 1e-6), target, weight=weight)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(index)
+        if log:
+            log(f"cvad discriminator epoch {epoch + 1}/{config.disc_epochs}: bce {total / len(data):.4f}")
+    return model.eval()
