@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from medlim.core.io.isolation import IsolatedCrash, IsolatedFailure, run_isolated
 from medlim.core.io.pseudonym import patient_key
 from medlim.core.io.record import ImageMetadata, ImageRecord
 from medlim.core.io.windowing import (
@@ -57,6 +58,7 @@ from medlim.core.io.windowing import (
 )
 from medlim.errors import (
     CorruptFileError,
+    MedlimError,
     ImageTooLargeError,
     InputError,
     MultiFrameError,
@@ -388,20 +390,54 @@ def _check_decodable(syntax: str, *, name: str) -> None:
         )
 
 
-def _decode_frame(ds: Any, *, index: int, syntax: str, name: str, encapsulated: bool) -> np.ndarray:
-    from pydicom.pixels import pixel_array
+#: Decoder plugins to try first, per transfer syntax. GDCM aborts the whole process
+#: (an uncaught C++ exception) on some damaged JPEG streams, so it is the last
+#: resort wherever another decoder exists; it remains the only decoder here for
+#: JPEG Lossless and JPEG-LS (the alternative, pylibjpeg-libjpeg, is GPL-3).
+_PREFERRED_PLUGINS: dict[str, tuple[str, ...]] = {
+    "1.2.840.10008.1.2.4.50": ("pillow",),  # JPEG Baseline: Pillow reads every 8-bit stream
+    "1.2.840.10008.1.2.4.51": ("pillow", "gdcm"),  # JPEG Extended (8-bit; 12-bit below)
+    "1.2.840.10008.1.2.4.90": ("pylibjpeg", "pillow", "gdcm"),  # JPEG 2000 lossless
+    "1.2.840.10008.1.2.4.91": ("pylibjpeg", "pillow", "gdcm"),  # JPEG 2000
+    "1.2.840.10008.1.2.4.201": ("pylibjpeg",),  # HTJ2K lossless
+    "1.2.840.10008.1.2.4.202": ("pylibjpeg",),  # HTJ2K lossless RPCL
+    "1.2.840.10008.1.2.4.203": ("pylibjpeg",),  # HTJ2K
+    "1.2.840.10008.1.2.5": ("pydicom", "pylibjpeg", "gdcm"),  # RLE Lossless
+}
 
+
+def _decode_frame(ds: Any, *, index: int, syntax: str, name: str, encapsulated: bool) -> np.ndarray:
+    from pydicom.pixels import get_decoder, pixel_array
+
+    available = set(get_decoder(syntax).available_plugins)
+    plugins = [plugin for plugin in _PREFERRED_PLUGINS.get(syntax, ()) if plugin in available] or [""]
+    failures: list[str] = []
+    def decode_with(plugin: str) -> np.ndarray:
+        def decode() -> np.ndarray:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return pixel_array(ds, index=index, decoding_plugin=plugin)
+
+        # GDCM may abort the process on a damaged stream: it runs in a child process.
+        uses_gdcm = plugin == "gdcm" or (plugin == "" and "gdcm" in available)
+        return run_isolated(decode) if uses_gdcm else decode()
+
+    for plugin in plugins[:-1]:
+        try:
+            return decode_with(plugin)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - the next plugin may succeed; the last one reports
+            failures.append(f"{plugin}: {_decoder_reason(str(exc))}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return pixel_array(ds, index=index)
+        return decode_with(plugins[-1])
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # noqa: BLE001 - see below
         # Decoder plugins are native code: a damaged stream surfaces as anything from a
         # ValueError to a Rust panic (pyo3 PanicException derives from BaseException).
         # This is the decoding boundary: all of them mean "these pixels cannot be decoded".
-        text = str(exc)
+        text = "\n".join(["", *failures, f"{plugins[-1] or 'default'}: {_decoder_reason(str(exc))}"])
         lowered = text.lower()
         if "less than expected" in lowered or "truncat" in lowered or "fewer" in lowered:
             raise TruncatedFileError(
@@ -474,7 +510,8 @@ def _decode_jpeg_extended_with_gdcm(ds: Any, *, index: int, name: str, cause: Ex
     rows, columns = int(ds.Rows), int(ds.Columns)
     samples = _int(ds, "SamplesPerPixel", 1) or 1
     frames = _int(ds, "NumberOfFrames", 1) or 1
-    try:
+
+    def decode() -> bytes:
         fragment_bytes = get_frame(ds.PixelData, index, number_of_frames=frames)
         fragment = gdcm.Fragment()
         fragment.SetByteStringValue(fragment_bytes)
@@ -491,12 +528,17 @@ def _decode_jpeg_extended_with_gdcm(ds: Any, *, index: int, name: str, cause: Ex
         image.SetPhotometricInterpretation(gdcm.PhotometricInterpretation(photometric))
         image.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGExtendedProcess2_4))
         buffer = image.GetBuffer()
-    except Exception as exc:  # GDCM's SWIG layer raises bare Exceptions; the boundary maps them to one error
-        raise UnsupportedTransferSyntaxError(
-            f"{name} is 12-bit JPEG Extended, which the installed decoders cannot decode "
-            f"({_decoder_reason(str(cause))})."
+        if buffer is None:
+            raise ValueError("GDCM returned no pixels")
+        return buffer.encode("utf-8", "surrogateescape") if isinstance(buffer, str) else bytes(buffer)
+
+    try:
+        raw = run_isolated(decode)  # GDCM may abort the process on a damaged stream
+    except (IsolatedCrash, IsolatedFailure) as exc:
+        raise CorruptFileError(
+            f"{name} is 12-bit JPEG Extended and its stream cannot be decoded; it is damaged "
+            f"({_decoder_reason(str(cause))}; GDCM: {exc})."
         ) from exc
-    raw = buffer.encode("utf-8", "surrogateescape") if isinstance(buffer, str) else bytes(buffer)
     expected = rows * columns * samples * 2
     if len(raw) < expected:
         raise CorruptFileError(f"{name}: the 12-bit JPEG stream decodes to too few pixels; it is damaged.")
@@ -826,9 +868,32 @@ def decode_dicom(
     # pydicom warns and logs about malformed values, quoting them (a patient's name or
     # ID among them): silence the warnings here and keep such records from log handlers.
     _install_log_filter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _decode_dicom(data, name=name, frame=frame, settings=settings)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _decode_dicom(data, name=name, frame=frame, settings=settings)
+    except Exception as exc:
+        # pydicom parses element values lazily, so a damaged element can raise any of
+        # its exception types wherever it is first touched. Those (and only those:
+        # an exception raised in medlim's own code is a bug and propagates) mean a
+        # damaged file.
+        if isinstance(exc, MedlimError) or not _raised_in_third_party(exc):
+            raise
+        raise CorruptFileError(
+            f"{name} is a damaged DICOM file: an element cannot be parsed ({type(exc).__name__}). "
+            "Export it again from the PACS or modality."
+        ) from exc
+
+
+def _raised_in_third_party(exc: BaseException) -> bool:
+    """True when the innermost frame of ``exc`` is in pydicom or a decoder package."""
+    trace = exc.__traceback__
+    if trace is None:
+        return False
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    filename = trace.tb_frame.f_code.co_filename.replace("\\", "/")
+    return any(f"/{package}/" in filename for package in ("pydicom", "gdcm", "pylibjpeg", "openjpeg", "rle", "PIL"))
 
 
 class _NoValueQuotesFilter(logging.Filter):

@@ -18,7 +18,16 @@ SEED = 20240601
 def _valid_files() -> dict[str, bytes]:
     files = {
         name: open(get_testdata_file(name), "rb").read()  # noqa: SIM115 - tiny files
-        for name in ("CT_small.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm", "SC_rgb_jpeg_dcmtk.dcm", "MR_small_implicit.dcm")
+        for name in (
+            "CT_small.dcm",
+            "MR_small_RLE.dcm",
+            "JPEG2000.dcm",
+            "SC_rgb_jpeg_dcmtk.dcm",  # JPEG baseline (Pillow)
+            "SC_rgb_jpeg_gdcm.dcm",  # JPEG lossless (GDCM, isolated: it aborts on some damaged streams)
+            "MR_small_jpeg_ls_lossless.dcm",  # JPEG-LS (GDCM, isolated)
+            "JPEG-lossy.dcm",  # 12-bit JPEG extended (GDCM fallback, isolated)
+            "MR_small_implicit.dcm",
+        )
     }
     ok, png = cv2.imencode(".png", np.arange(32 * 32, dtype=np.uint16).reshape(32, 32))
     files["ramp.png"] = png.tobytes()
