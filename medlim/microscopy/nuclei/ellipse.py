@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from skimage import measure
+from skimage.segmentation import expand_labels
 
 __all__ = ["EllipseFit", "fit_ellipse", "ellipse_quality", "cut_region", "segment_inside"]
 
@@ -154,8 +155,6 @@ def cut_region(region: np.ndarray, path: np.ndarray, *, extend: float = 3.0) -> 
     if pieces.max() < 2:
         return [region]
     # Hand barrier pixels to the neighbouring piece (nearest label).
-    from skimage.segmentation import expand_labels
-
     grown = expand_labels(pieces, distance=2)
     pieces = np.where(region, grown, 0)
     parts = [pieces == k for k in range(1, int(pieces.max()) + 1)]

@@ -9,7 +9,7 @@ Hausdorff mean (counted in ``n_missed``). Object-level precision, recall and F1
 at IoU ≥ 0.5 (:func:`medlim.core.metrics.instance_metrics`) are reported too,
 over all nuclei and over clumped nuclei only.
 
-Seeds: the project tuned on development seeds 1000–1019 (index 0); the CLI
+Seeds: the project tuned on development seeds 1000–1019 (index 0, 512×688); the CLI
 default evaluates held-out seed 7 with indices 0..n−1 (disjoint streams).
 """
 

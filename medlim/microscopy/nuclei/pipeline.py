@@ -26,7 +26,7 @@ from skimage import measure
 from skimage.segmentation import expand_labels
 
 from medlim.errors import ParameterError
-from medlim.microscopy.nuclei.curvature import contour_curvature, outer_contour, vote_concave_points
+from medlim.microscopy.nuclei.curvature import Contour, contour_curvature, outer_contour, vote_concave_points
 from medlim.microscopy.nuclei.dividing import dividing_curve, straight_path, valley_strength
 from medlim.microscopy.nuclei.ellipse import cut_region, ellipse_quality, segment_inside
 from medlim.microscopy.nuclei.foreground import (
@@ -203,8 +203,9 @@ def _near(mask: np.ndarray, point: np.ndarray) -> bool:
 
 
 def _sharp(p: np.ndarray, q: np.ndarray, cuts: list[tuple[np.ndarray, np.ndarray]], *, limit_deg: float, radius: float) -> bool:
+    """Whether cut p–q meets an earlier cut at a shared end point at less than ``limit_deg``."""
     for a, b in cuts:
-        for shared, other_new, other_old in ((p, q, None), (q, p, None)):
+        for shared, other_new in ((p, q), (q, p)):
             for end, far in ((a, b), (b, a)):
                 if np.linalg.norm(shared - end) <= radius:
                     u, v = other_new - shared, far - end
@@ -362,7 +363,7 @@ def _split_unpaired(
     pieces: list[np.ndarray],
     accepted: list[tuple[np.ndarray, np.ndarray, str, float]],
     points: np.ndarray,
-    contour,
+    contour: Contour,
     *,
     mean_area: float,
     scale: float,
