@@ -197,14 +197,15 @@ def _show_image(view: ui.AnalysedView, *, threshold: float) -> None:
             f"{view.label} · {cols} × {rows} px. Drag to zoom, scroll to zoom, double-click to reset.{note} "
             "Mask pixels on a reduced display are enlarged so thin arteries stay visible."
         )
-    with controls, st.expander("Full-resolution crop"):
-        size = st.select_slider("Crop size (px)", [256, 512, 1024], value=512, key="bac_crop_size")
-        row = st.slider("Crop centre row", 0, rows - 1, rows // 2, key="bac_crop_row")
-        col = st.slider("Crop centre column", 0, cols - 1, cols // 2, key="bac_crop_col")
-    top, left = max(0, min(rows - size, row - size // 2)), max(0, min(cols - size, col - size // 2))
-    crop = (slice(top, top + size), slice(left, left + size))
-    with st.expander("Full-resolution crop", expanded=False):
-        st.plotly_chart(
+    with st.expander("Full-resolution crop"):
+        crop_controls, crop_column = st.columns([1, 3])
+        with crop_controls:
+            size = st.select_slider("Crop size (px)", [256, 512, 1024], value=512, key="bac_crop_size")
+            row = st.slider("Crop centre row", 0, rows - 1, rows // 2, key="bac_crop_row")
+            col = st.slider("Crop centre column", 0, cols - 1, cols // 2, key="bac_crop_col")
+        top, left = max(0, min(rows - size, row - size // 2)), max(0, min(cols - size, col - size // 2))
+        crop = (slice(top, top + size), slice(left, left + size))
+        crop_column.plotly_chart(
             ui.overlay_figure(display[crop], mask[crop] if show else None, origin=(top, left), opacity=opacity,
                               height=560),
             key="bac_crop",
@@ -212,20 +213,30 @@ def _show_image(view: ui.AnalysedView, *, threshold: float) -> None:
         )  # fmt: skip
 
 
+def _area_metric(column, label: str, pixels: int, mm2: float | None, help_text: str) -> None:
+    """An area readout: mm² when the file has a pixel spacing (pixels below), else pixels."""
+    if mm2 is None:
+        column.metric(f"{label} (px)", f"{pixels:,}", help=help_text)
+    else:
+        column.metric(f"{label} (mm²)", f"{mm2:,.2f}", help=help_text)
+        column.caption(f"{pixels:,} px")
+
+
 def _show_view_metrics(view: ui.AnalysedView) -> None:
     m = view.metrics
-    spacing = view.record.metadata
     columns = st.columns(5)
     x = f"{m.x:g}"
-    area_unit = (lambda px, mm: f"{px:,} px" + (f" · {mm:.2f} mm²" if mm is not None else ""))
     columns[0].metric("PM", f"{m.pm:,.0f}", help=ui.METRIC_HELP["PM"])
-    columns[1].metric("AM", area_unit(m.am, m.am_mm2), help=ui.METRIC_HELP["AM"])
+    columns[0].caption("Σ p over the image")
+    _area_metric(columns[1], "AM", m.am, m.am_mm2, ui.METRIC_HELP["AM"])
     columns[2].metric("SIM", f"{m.sim:,}", help=ui.METRIC_HELP["SIM"])
-    columns[3].metric(f"TAM_{x}", area_unit(m.tam_x, m.tam_x_mm2), help=ui.METRIC_HELP["TAM_X"])
+    columns[2].caption("Σ grey (0–255) in the mask")
+    _area_metric(columns[3], f"TAM_{x}", m.tam_x, m.tam_x_mm2, ui.METRIC_HELP["TAM_X"])
     columns[4].metric(f"TSIM_{x}", f"{m.tsim_x:,}", help=ui.METRIC_HELP["TSIM_X"])
+    columns[4].caption(f"Σ grey of the TAM_{x} pixels")
     if m.am_mm2 is not None:
         st.caption(
-            f"mm² from the file's {m.spacing_source} ({spacing.pixel_spacing_label}): "
+            f"mm² from the file's {m.spacing_source} ({view.record.metadata.pixel_spacing_label}): "
             f"{m.pixel_spacing_mm[0]:.4f} × {m.pixel_spacing_mm[1]:.4f} mm per pixel."
         )
     else:

@@ -559,12 +559,23 @@ def history_figure(exams: Sequence[ExamReadout], changes: Sequence[ExamChange], 
                 + f"<br>{label}<extra></extra>",
             )
         )
+    # Pad the date axis by half a year each side (a single exam otherwise gets a
+    # sub-second axis) and start the burden axis at zero.
+    first, last = (np.datetime64(dates[0]), np.datetime64(dates[-1])) if dates else (None, None)
+    pad = np.timedelta64(182, "D")
+    values = [e.total for e in ordered] + [v.normalised for e in ordered for v in e.views]
+    top = max(values) * 1.15 if values and max(values) > 0 else 1e-3
     figure.update_layout(
         height=380,
         margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis={"title": "exam date", "type": "date"},
-        yaxis={"title": f"TAM_{x:g} / breast area", "rangemode": "tozero"},
-        legend={"orientation": "h", "y": -0.2},
+        xaxis={
+            "title": "exam date",
+            "type": "date",
+            "tickformat": "%Y-%m-%d",
+            "range": None if first is None else [str(first - pad), str(last + pad)],
+        },
+        yaxis={"title": f"TAM_{x:g} / breast area", "range": [0, top], "exponentformat": "e"},
+        legend={"orientation": "h", "y": -0.25},
     )
     return figure
 

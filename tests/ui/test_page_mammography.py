@@ -133,8 +133,8 @@ def test_sample_exam_readouts_slider_save_and_history(
     count_inference.clear()  # from here on, any inference would be the page's
     assert at.slider(key="bac_threshold").value == 0.5 and at.slider(key="bac_x").value == 100
     assert _metric(at, "PM") == f"{reference.metrics.pm:,.0f}"
-    assert _metric(at, "AM").startswith(f"{reference.metrics.am:,} px")
-    assert "mm²" in _metric(at, "AM")  # the phantom has a PixelSpacing
+    assert _metric(at, "AM (mm²)") == f"{reference.metrics.am_mm2:,.2f}"  # the phantom has a PixelSpacing
+    assert any(c.value == f"{reference.metrics.am:,} px" for c in at.caption)
     assert any("PixelSpacing" in c.value for c in at.caption)
     assert any("scunet-bac v0-test" in c.value and "preset **thesis**" in c.value for c in at.caption)
 
@@ -144,11 +144,12 @@ def test_sample_exam_readouts_slider_save_and_history(
     assert count_inference == []
     lowered = requantify(reference, threshold=0.0, x=100)
     assert lowered.am > 0
-    assert _metric(at, "AM").startswith(f"{lowered.am:,} px")
-    assert _metric(at, "TAM_100").startswith(f"{lowered.tam_x:,} px")
+    assert _metric(at, "AM (mm²)") == f"{lowered.am_mm2:,.2f}"
+    assert _metric(at, "TAM_100 (mm²)") == f"{lowered.tam_x_mm2:,.2f}"
+    assert any(c.value == f"{lowered.tam_x:,} px" for c in at.caption)
     at.slider(key="bac_x").set_value(120).run()
     assert count_inference == []
-    assert _metric(at, "TAM_120").startswith(f"{requantify(reference, threshold=0.0, x=120).tam_x:,} px")
+    assert _metric(at, "TAM_120 (mm²)") == f"{requantify(reference, threshold=0.0, x=120).tam_x_mm2:,.2f}"
     table = at.dataframe[0].value
     assert int(table["AM (px)"].iloc[0]) == lowered.am
 
