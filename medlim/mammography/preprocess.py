@@ -357,7 +357,7 @@ def normalise_patches(patches: "torch.Tensor", preset: str | BacPreset = "publis
     import torch
 
     preset = get_preset(preset)
-    scaled = patches.to(torch.float32).div_(255.0)
+    scaled = patches.to(torch.float32) / 255.0  # a new tensor: never scale the caller's in place
     if preset.normalisation == "fixed":
         scaled = scaled.sub_(preset.norm_mean).div_(preset.norm_std)
     elif preset.normalisation == "patch_zero_mean":
