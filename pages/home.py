@@ -8,6 +8,7 @@ import streamlit as st
 from medlim import RESEARCH_USE_NOTICE, __version__
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.loaders import model_versions
+from medlim.ui.shell import ensure_app_shell
 
 
 @st.cache_resource(show_spinner=False)
@@ -17,6 +18,7 @@ def _device_text() -> str:
     return device_summary()
 
 
+ensure_app_shell()
 st.title("medlim")
 st.markdown(
     "A workbench for medical image analysis with little or no annotation. "

@@ -14,6 +14,7 @@ from medlim.ui.errors import show_medlim_errors
 from medlim.ui.figures import default_window, downsample_for_display, histogram_figure, image_figure, windowed_pixels
 from medlim.ui.loaders import read_image_cached
 from medlim.ui.metadata import metadata_table
+from medlim.ui.shell import ensure_app_shell
 from medlim.ui.widgets import ImageSource, image_source_picker
 
 
@@ -105,6 +106,7 @@ def _open(source: ImageSource, key: str) -> ImageRecord | None:
     return record
 
 
+ensure_app_shell()
 st.title("Image viewer")
 st.caption("DICOM, PNG (8/16-bit), TIFF and JPEG. Only non-identifying metadata is shown.")
 sources = image_source_picker(key="viewer", samples_dir=get_settings().samples_dir)

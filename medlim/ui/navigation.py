@@ -1,7 +1,9 @@
 """The pages ``app.py`` routes over, grouped by the rooms of the workbench.
 
 Adding a page is one line in :data:`PAGES`; a page is listed only when its file
-exists, so rooms can land one at a time. Pure (no streamlit).
+exists, so rooms can land one at a time. Every page script starts with
+``medlim.ui.shell.ensure_app_shell()`` so that a deep link opened first after a
+server start still gets the app shell. Pure (no streamlit).
 """
 
 from __future__ import annotations

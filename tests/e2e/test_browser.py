@@ -1,7 +1,7 @@
 """End-to-end: the real app server driven in headless Chromium (Debian's package) by Playwright.
 
-Starts ``streamlit run app.py`` on a free port with its own MEDLIM_HOME, opens the
-viewer from the navigation, uploads a generated DICOM mammogram through the file
+Starts ``streamlit run app.py`` on a free port with its own MEDLIM_HOME, opens a
+deep link to the viewer first, goes home and back through the navigation, uploads a generated DICOM mammogram through the file
 input, checks the metadata table and the image, and keeps a screenshot under
 ``artifacts/`` (gitignored) as the test artefact.
 """
@@ -141,7 +141,10 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path) -> None:
             page = browser.new_page(viewport={"width": 1400, "height": 1800})
             page.set_default_timeout(UI_TIMEOUT_MS)
             expect.set_options(timeout=UI_TIMEOUT_MS)  # the machine may be busy; waits end as soon as met
-            page.goto(app_url)
+            # A deep link as the server's first request still gets the app shell (medlim.ui.shell).
+            page.goto(f"{app_url}/viewer")
+            expect(page.get_by_role("heading", name="Image viewer")).to_be_visible()
+            page.get_by_role("link", name="Home", exact=True).click()
             expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
             expect(page.get_by_text("Research use only").first).to_be_visible()
             expect(page.get_by_text("Compute device")).to_be_visible()
