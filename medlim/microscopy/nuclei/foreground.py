@@ -90,7 +90,7 @@ def mean_nucleus_area(mask: np.ndarray, *, min_solidity: float = 0.9, min_area: 
     singles = np.array([r.area for r in regions if r.solidity >= min_solidity], dtype=np.float64)
     if len(singles) == 0:
         singles = np.array([r.area for r in regions], dtype=np.float64)
-    if len(singles) >= 4 and singles.max() > singles.min():
+    if len(singles) >= 3 and singles.max() > singles.min():
         cut = filters.threshold_otsu(singles)
         below = singles[singles <= cut]
         # Otsu splits a unimodal set too; keep the split only when it is clear.

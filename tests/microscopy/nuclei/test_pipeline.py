@@ -88,3 +88,14 @@ def test_split_unpaired_is_an_optional_addition():
     assert all(cut.kind != "unpaired" for cut in thesis_only.cuts)
     assert any(cut.kind == "unpaired" for cut in with_addition.cuts)
     assert with_addition.count > thesis_only.count
+
+
+def test_lengths_scale_with_nucleus_size():
+    # the chain scene at twice the magnification: with scale="auto" r1, r2 and σ
+    # grow with the measured mean area (sqrt(area / 1500) ≈ 2.1), so it still splits
+    centres = [(120, 140), (120, 220), (120, 300), (120, 380), (280, 120), (280, 400)]
+    rgb, truth = _scene(centres, shape=(360, 520), radius=(52, 40))
+    result = segment_nuclei(rgb)
+    assert result.scale == pytest.approx(np.sqrt(np.pi * 52 * 40 / 1500), rel=0.05)
+    assert result.count == 6
+    assert instance_metrics(truth, result.labels).f1 == 1.0
