@@ -29,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scunet.add_argument("--device", default=None)
     scunet.add_argument("--workers", type=int, default=None, help="processes generating phantoms")
     scunet.set_defaults(func=_train_scunet)
+    from medlim.cli.ood import add_train_parsers
+
+    add_train_parsers(sub)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 

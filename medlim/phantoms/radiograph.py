@@ -96,15 +96,27 @@ class _Film:
         self.soft = np.zeros((size, size), np.float32)
         self.bone = np.zeros((size, size), np.float32)
 
-    def _distance(self, a: tuple[float, float], b: tuple[float, float]) -> np.ndarray:
+    def _window(self, a: tuple[float, float], b: tuple[float, float], radius: float) -> tuple[slice, slice] | None:
+        # only pixels within the capsule's bounding box can be touched
+        n = self.x.shape[0]
+        x0 = max(0, int(math.floor((min(a[0], b[0]) - radius) * n)))
+        x1 = min(n, int(math.ceil((max(a[0], b[0]) + radius) * n)) + 1)
+        y0 = max(0, int(math.floor((min(a[1], b[1]) - radius) * n)))
+        y1 = min(n, int(math.ceil((max(a[1], b[1]) + radius) * n)) + 1)
+        if x0 >= x1 or y0 >= y1:
+            return None
+        return slice(y0, y1), slice(x0, x1)
+
+    def _distance(self, a: tuple[float, float], b: tuple[float, float], window: tuple[slice, slice]) -> np.ndarray:
+        x, y = self.x[window], self.y[window]
         ax, ay = a
         bx, by = b
         dx, dy = bx - ax, by - ay
         length2 = dx * dx + dy * dy
         if length2 < 1e-12:
-            return np.hypot(self.x - ax, self.y - ay)
-        t = np.clip(((self.x - ax) * dx + (self.y - ay) * dy) / length2, 0.0, 1.0)
-        return np.hypot(self.x - (ax + t * dx), self.y - (ay + t * dy))
+            return np.hypot(x - ax, y - ay)
+        t = np.clip(((x - ax) * dx + (y - ay) * dy) / length2, 0.0, 1.0)
+        return np.hypot(x - (ax + t * dx), y - (ay + t * dy))
 
     @staticmethod
     def _chord(distance: np.ndarray, radius: float) -> np.ndarray:
@@ -112,13 +124,18 @@ class _Film:
         return 2.0 * np.sqrt(np.clip(radius * radius - distance * distance, 0.0, None))
 
     def tissue(self, a: tuple[float, float], b: tuple[float, float], radius: float) -> None:
-        self.soft = np.maximum(self.soft, self._chord(self._distance(a, b), radius))
+        window = self._window(a, b, radius)
+        if window is not None:
+            self.soft[window] = np.maximum(self.soft[window], self._chord(self._distance(a, b, window), radius))
 
     def bone_tube(self, a: tuple[float, float], b: tuple[float, float], radius: float, *, marrow: float = 0.6) -> None:
-        d = self._distance(a, b)
+        window = self._window(a, b, radius)
+        if window is None:
+            return
+        d = self._distance(a, b, window)
         # hollow shell: cortex bright at the edges, marrow darker in the middle
         shell = self._chord(d, radius) - 0.75 * self._chord(d, marrow * radius)
-        self.bone = np.maximum(self.bone, shell)
+        self.bone[window] = np.maximum(self.bone[window], shell)
 
     def bone_blob(self, centre: tuple[float, float], radius: float, *, stretch: float = 1.0, angle: float = 0.0) -> None:
         c, s = math.cos(angle), math.sin(angle)

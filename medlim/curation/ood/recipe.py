@@ -153,7 +153,12 @@ def _register(
     from medlim import __version__
     from medlim.core.weights import save_weights
 
+    from medlim.core.weights import Registry
+
     size = int(params["input_size"])
+    # re-read the manifest just before writing: training takes minutes and
+    # another process may have registered weights meanwhile
+    registry = Registry.load(registry.directory)
     return save_weights(registry, {
         "name": name,
         "version": version,

@@ -1,0 +1,139 @@
+"""Data and plotly figures for OOD results: the 2D distance plot (thesis Fig. 4.3), ROC, galleries.
+
+Thesis Fig. 4.3 places the voted centre O at the origin and each sample at
+radius ``d`` (its distance to O) and a random angle, ID in green and OOD in
+red, with the margin R as a blue circle; a second panel colours the same points
+by the thresholded prediction. The angles come from a seeded generator, so a
+plot is reproducible. Pure functions (plotly, no streamlit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from medlim.curation.ood.calibration import roc_curve
+from medlim.errors import ParameterError
+
+__all__ = ["distance_points", "distance_figure", "roc_figure", "outcome_groups", "OUTCOMES"]
+
+ID_COLOUR = "#2e9d4f"
+OOD_COLOUR = "#d62728"
+MARGIN_COLOUR = "#1f5fbf"
+#: Confusion outcome names (OOD = positive).
+OUTCOMES: tuple[str, ...] = ("TP", "FP", "TN", "FN")
+
+
+def distance_points(distance: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates at radius ``distance`` and seeded random angles.
+
+    Args:
+        distance: ``np.ndarray[N]`` ≥ 0.
+        seed: angle seed.
+
+    Returns:
+        ``(x, y)``, each ``np.ndarray[N]`` float64 with ``x² + y² = distance²``.
+    """
+    d = np.asarray(distance, dtype=np.float64)
+    if d.ndim != 1 or (d < 0).any() or not np.isfinite(d).all():
+        raise ParameterError("distances must be a 1-D array of finite values ≥ 0.")
+    angle = np.random.default_rng(seed).uniform(0.0, 2.0 * np.pi, d.size)
+    return d * np.cos(angle), d * np.sin(angle)
+
+
+def _circle(radius: float, name: str) -> go.Scatter:
+    t = np.linspace(0.0, 2.0 * np.pi, 181)
+    return go.Scatter(x=radius * np.cos(t), y=radius * np.sin(t), mode="lines", name=name,
+                      line={"color": MARGIN_COLOUR, "width": 2})
+
+
+def distance_figure(
+    distance: np.ndarray,
+    *,
+    margin: float,
+    predicted_ood: np.ndarray,
+    is_ood: np.ndarray | None = None,
+    names: Sequence[str] = (),
+    seed: int = 0,
+    axis_limit: float | None = None,
+) -> go.Figure:
+    """Thesis Fig. 4.3: samples at radius d around the centre O, the margin circle.
+
+    Args:
+        distance: TEND distances ``d`` (``np.ndarray[N]``).
+        margin: R, drawn as a circle.
+        predicted_ood: ``np.ndarray[N]`` bool, the thresholded predictions (right panel).
+        is_ood: true labels (left panel colours); ``None`` when unknown (left panel grey).
+        names: hover labels.
+        seed: angle seed.
+        axis_limit: half-width of both axes (thesis ±1000); default fits the data and R.
+    """
+    from plotly.subplots import make_subplots
+
+    x, y = distance_points(distance, seed=seed)
+    predicted = np.asarray(predicted_ood, dtype=bool)
+    labels = names if len(names) == len(x) else [str(i) for i in range(len(x))]
+    limit = axis_limit or 1.1 * max(float(margin), float(np.max(distance)) if len(x) else 0.0, 1e-9)
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("By label" if is_ood is not None else "Samples",
+                                                           "By prediction"))
+    if is_ood is None:
+        groups_left = [("unlabelled", np.ones(len(x), bool), "#7f7f7f")]
+    else:
+        truth = np.asarray(is_ood, dtype=bool)
+        groups_left = [("ID", ~truth, ID_COLOUR), ("OOD", truth, OOD_COLOUR)]
+    groups_right = [("predicted ID", ~predicted, ID_COLOUR), ("predicted OOD", predicted, OOD_COLOUR)]
+    for col, groups in ((1, groups_left), (2, groups_right)):
+        for name, mask, colour in groups:
+            figure.add_trace(go.Scatter(
+                x=x[mask], y=y[mask], mode="markers", name=name, marker={"color": colour, "size": 7, "opacity": 0.8},
+                text=[labels[i] for i in np.nonzero(mask)[0]], hovertemplate="%{text}<extra>" + name + "</extra>",
+                legendgroup=f"{col}-{name}"), row=1, col=col)
+        figure.add_trace(_circle(float(margin), f"margin R = {margin:g}"), row=1, col=col)
+        figure.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", name="centre O",
+                                    marker={"symbol": "star", "size": 12, "color": "black"},
+                                    showlegend=col == 1), row=1, col=col)
+        figure.update_xaxes(range=[-limit, limit], row=1, col=col, zeroline=False)
+        figure.update_yaxes(range=[-limit, limit], row=1, col=col, zeroline=False, scaleanchor=f"x{'' if col == 1 else 2}")
+    figure.update_layout(height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure
+
+
+def roc_figure(is_ood: np.ndarray, score: np.ndarray, *, threshold: float | None = None) -> go.Figure:
+    """ROC curve with its AUROC, the G-mean point and (optionally) the current threshold's point."""
+    from medlim.curation.ood.calibration import auroc, gmean_threshold, rates_at
+
+    labels = np.asarray(is_ood, dtype=int)
+    curve = roc_curve(labels, score)
+    area = auroc(labels, score)
+    t, tpr, fpr = gmean_threshold(labels, score)
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=curve.fpr, y=curve.tpr, mode="lines", name=f"ROC (AUROC {area:.3f})"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "#999"}))
+    figure.add_trace(go.Scatter(x=[fpr], y=[tpr], mode="markers", name=f"G-mean t = {t:.4g}",
+                                marker={"size": 11, "color": OOD_COLOUR}))
+    if threshold is not None:
+        tpr_t, fpr_t = rates_at(labels, score, threshold)
+        figure.add_trace(go.Scatter(x=[fpr_t], y=[tpr_t], mode="markers", name=f"current t = {threshold:.4g}",
+                                    marker={"size": 11, "symbol": "diamond", "color": MARGIN_COLOUR}))
+    figure.update_layout(xaxis_title="FPR", yaxis_title="TPR", height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure
+
+
+def outcome_groups(is_ood: np.ndarray, predicted_ood: np.ndarray) -> dict[str, np.ndarray]:
+    """Indices of true/false positives/negatives (OOD = positive).
+
+    Returns:
+        ``{"TP": idx, "FP": idx, "TN": idx, "FN": idx}``, each ``np.ndarray`` int.
+    """
+    truth = np.asarray(is_ood, dtype=bool)
+    predicted = np.asarray(predicted_ood, dtype=bool)
+    if truth.shape != predicted.shape:
+        raise ParameterError(f"labels and predictions differ in shape: {truth.shape} vs {predicted.shape}.")
+    return {
+        "TP": np.nonzero(truth & predicted)[0],
+        "FP": np.nonzero(~truth & predicted)[0],
+        "TN": np.nonzero(~truth & ~predicted)[0],
+        "FN": np.nonzero(truth & ~predicted)[0],
+    }
