@@ -43,8 +43,8 @@ def test_published_checkpoint_loads_strictly(shared_dir: Path, name: str) -> Non
     dropped = sum(stripped[k].numel() for k in PUBLISHED_UNUSED_KEYS if "running" not in k and "num_batches" not in k)
     assert dropped == 214_863 - 169_711
     # Values survive the mapping (float64 → float32) under their new names.
-    torch.testing.assert_close(mapped["level2_0.local.weight"], published["module.level2_0.F_loc.conv.weight"].float())
-    torch.testing.assert_close(mapped["head.bias"], published["module.outc.conv.bias"].float())
+    assert torch.equal(mapped["level2_0.local.weight"], published["module.level2_0.F_loc.conv.weight"].float())
+    assert torch.equal(mapped["head.bias"], published["module.outc.conv.bias"].float())
     model.eval()
     with torch.inference_mode():
         assert torch.isfinite(model(torch.randn(1, 3, 64, 64))).all()
@@ -60,7 +60,7 @@ def test_own_state_dict_passes_through() -> None:
     mapped = map_published_scunet(own)
     assert mapped.keys() == own.keys()
     for key in own:
-        torch.testing.assert_close(mapped[key], own[key])
+        assert torch.equal(mapped[key], own[key])
 
 
 def test_unknown_key_is_refused() -> None:
