@@ -37,6 +37,7 @@ __all__ = [
 #: Architecture name -> builder, as ``"module:function"`` (or a callable).
 ARCHITECTURES: dict[str, str | Callable[..., Any]] = {
     "scunet": "medlim.mammography.scunet:build_scunet",
+    "maskrcnn-steatosis": "medlim.microscopy.steatosis.network:build_steatosis_maskrcnn",
     "ood-autoencoder": "medlim.curation.ood.nets:build_ood_autoencoder",
     "tend": "medlim.curation.ood.nets:build_tend",
     "cvad": "medlim.curation.ood.nets:build_cvad",

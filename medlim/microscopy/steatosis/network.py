@@ -1,0 +1,127 @@
+"""Mask R-CNN for steatosis droplets (thesis §3.2.2, "Deep Learning Model") — the network only.
+
+torchvision's :class:`~torchvision.models.detection.MaskRCNN` with two classes
+(background, droplet) and no pretrained weights (none can be downloaded here;
+the thesis started from COCO). Two backbones:
+
+* ``"resnet50"`` — ResNet-50-FPN as in the thesis (256 FPN channels, torchvision
+  heads). A training option; its weights are ~170 MB.
+* ``"resnet18"`` — ResNet-18 stages 1–3 (stage 4 dropped) with a 64-channel
+  FPN and slimmer heads (2-conv mask head, 256-wide box head);
+* ``"resnet10"`` (shipped) — the same with one BasicBlock per stage (a
+  torchvision ``ResNet(BasicBlock, [1, 1, 1, 1])``), half the convolutions,
+  so that training from scratch fits the project's CPU budget (~25 min on
+  2 shared cores) and the weights stay far below 50 MB.
+
+Images are not rescaled inside the model (droplet size is a physical size in
+px at the scanner's magnification), and anchors are set for droplets 8–100 px
+across. Loading, training and inference live in :mod:`.train` and
+:mod:`.inference`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision.models import resnet18
+from torchvision.models.resnet import BasicBlock, ResNet
+from torchvision.models.detection import MaskRCNN
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.backbone_utils import BackboneWithFPN, resnet_fpn_backbone
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+from torchvision.models.detection.rpn import RPNHead
+from torchvision.models.detection.transform import GeneralizedRCNNTransform
+from torchvision.ops import MultiScaleRoIAlign
+from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+from medlim.errors import ParameterError
+
+__all__ = ["BACKBONES", "IMAGE_MEAN", "IMAGE_STD", "NativeScaleTransform", "build_steatosis_maskrcnn"]
+
+#: Backbone names accepted by :func:`build_steatosis_maskrcnn`.
+BACKBONES: tuple[str, ...] = ("resnet10", "resnet18", "resnet50")
+#: Per-channel normalisation of RGB in [0, 1] (typical H&E liver statistics).
+IMAGE_MEAN: tuple[float, float, float] = (0.80, 0.62, 0.76)
+IMAGE_STD: tuple[float, float, float] = (0.14, 0.20, 0.14)
+
+
+class NativeScaleTransform(GeneralizedRCNNTransform):
+    """Normalise and batch images without resizing them (sizes padded to a multiple of 32)."""
+
+    def resize(self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, Any]:
+        return image, target
+
+
+def build_steatosis_maskrcnn(
+    *,
+    backbone: str = "resnet10",
+    num_classes: int = 2,
+    fpn_channels: int = 64,
+    mask_head_layers: int = 2,
+    detections_per_image: int = 400,
+    score_threshold: float = 0.05,
+) -> MaskRCNN:
+    """Build an untrained two-class Mask R-CNN for droplets.
+
+    Args:
+        backbone: ``"resnet10"`` (shipped, lightest), ``"resnet18"`` or
+            ``"resnet50"`` (thesis).
+        num_classes: classes including background (2: background, droplet).
+        fpn_channels: FPN and head width of the ResNet-10/18 backbones
+            (``"resnet50"`` always uses torchvision's 256).
+        mask_head_layers: 3×3 convolutions in the mask head of ResNet-10/18
+            (torchvision and ``"resnet50"``: 4).
+        detections_per_image: most detections kept per image (dense steatosis
+            tiles hold hundreds of droplets).
+        score_threshold: detections below this score are dropped by the model.
+
+    Returns:
+        A ``torchvision.models.detection.MaskRCNN`` in training mode; its input
+        is a list of ``Tensor[3, H, W]`` float32 RGB in [0, 1].
+    """
+    if backbone not in BACKBONES:
+        raise ParameterError(f"`backbone` must be one of {BACKBONES}, {backbone!r} is given.")
+    if num_classes < 2:
+        raise ParameterError(f"`num_classes` must be ≥ 2, {num_classes} is given.")
+    if backbone == "resnet50":
+        features = resnet_fpn_backbone(backbone_name="resnet50", weights=None, norm_layer=nn.BatchNorm2d,
+                                       trainable_layers=5, returned_layers=[1, 2, 3, 4])
+        channels, representation, names, mask_layers = 256, 1024, ["0", "1", "2", "3"], 4
+        sizes: tuple[tuple[int, ...], ...] = ((8, 12), (16, 24), (32, 48), (64, 96), (128, 192))
+    else:
+        if backbone == "resnet18":
+            body = resnet18(weights=None, norm_layer=nn.BatchNorm2d)
+        else:  # one BasicBlock per stage: half of ResNet-18's convolutions
+            body = ResNet(BasicBlock, [1, 1, 1, 1], norm_layer=nn.BatchNorm2d)
+        features = BackboneWithFPN(
+            body, return_layers={"layer1": "0", "layer2": "1", "layer3": "2"},
+            in_channels_list=[64, 128, 256], out_channels=int(fpn_channels), extra_blocks=LastLevelMaxPool(),
+        )
+        channels, representation, names, mask_layers = int(fpn_channels), 256, ["0", "1", "2"], int(mask_head_layers)
+        sizes = ((8, 12), (16, 24), (32, 48), (64, 96))
+    anchors = AnchorGenerator(sizes=sizes, aspect_ratios=((0.7, 1.0, 1.4),) * len(sizes))
+    model = MaskRCNN(
+        features,
+        num_classes=None,
+        rpn_anchor_generator=anchors,
+        rpn_head=RPNHead(channels, anchors.num_anchors_per_location()[0]),
+        box_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=7, sampling_ratio=2),
+        box_head=TwoMLPHead(channels * 7 * 7, representation),
+        box_predictor=FastRCNNPredictor(representation, num_classes),
+        mask_roi_pool=MultiScaleRoIAlign(featmap_names=names, output_size=14, sampling_ratio=2),
+        mask_head=MaskRCNNHeads(channels, [channels] * mask_layers, 1),
+        mask_predictor=MaskRCNNPredictor(channels, channels, num_classes),
+        box_detections_per_img=int(detections_per_image),
+        box_score_thresh=float(score_threshold),
+        rpn_pre_nms_top_n_train=1000,
+        rpn_post_nms_top_n_train=500,
+        rpn_pre_nms_top_n_test=1500,
+        rpn_post_nms_top_n_test=1000,
+        box_batch_size_per_image=128,
+    )
+    model.transform = NativeScaleTransform(min_size=800, max_size=4096, image_mean=list(IMAGE_MEAN),
+                                           image_std=list(IMAGE_STD))
+    return model

@@ -1,0 +1,363 @@
+"""H&E bright-field liver phantoms with steatosis droplets and exact instance labels (thesis §3.2 data).
+
+The thesis trains on 1024×1024 RGB patches of H&E-stained liver sections,
+where fat (steatosis) droplets are round or ovoid white vacuoles of widely
+varying size, many touching in clumps with weak dividing borders. These
+phantoms imitate that with a Beer–Lambert stain model: every pixel holds a
+haematoxylin and an eosin concentration, and the colour is
+``exp(-(c_H · h + c_E · e))`` for stain optical-density vectors ``h`` and ``e``
+drawn per image (so stain colours vary from slide to slide).
+
+Drawn per image: textured eosin cytoplasm; hepatocyte nuclei (dark, round);
+sinusoids (thin, light, elongated channels with flat nuclei — *not*
+steatosis); white non-tissue areas (a central-vein lumen and/or glass beyond a
+tissue edge — *not* steatosis); droplets with radii from a log-uniform range
+(micro- and macro-vesicular), a target droplet area fraction of the tissue
+(0–70 %), clumps of touching and overlapping droplets, a thin eosin rim around
+each droplet and seams of random visibility between touching droplets; blur
+and noise.
+
+Ground truth: a pixel covered by several droplets belongs to the droplet whose
+normalised elliptical radius there is smallest (ties to the lower label), so
+labels are exact and deterministic. Everything comes from one seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from medlim.errors import ParameterError
+from medlim.phantoms.base import PhantomKind, check_seed, rng_for
+
+__all__ = ["HEPhantom", "generate_he", "KIND"]
+
+
+@dataclass(frozen=True)
+class HEPhantom:
+    """One synthetic H&E liver image and its truth.
+
+    Attributes:
+        image: ``np.ndarray[H, W, 3]`` uint8 RGB.
+        labels: ``np.ndarray[H, W]`` uint16 droplet instance labels, 0 = none.
+        tissue: ``np.ndarray[H, W]`` bool, tissue (droplets included); False on
+            glass and vessel lumina.
+        density: the droplet area fraction of the tissue that was aimed at.
+        seed: the seed used.
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    tissue: np.ndarray
+    density: float
+    seed: int
+
+    @property
+    def n_droplets(self) -> int:
+        return int(self.labels.max())
+
+    @property
+    def steatosis_fraction(self) -> float:
+        """Droplet area / tissue area (0.0 when there is no tissue)."""
+        tissue = int(self.tissue.sum())
+        return float((self.labels > 0).sum() / tissue) if tissue else 0.0
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
+    return field / (field.std() + 1e-12)
+
+
+def _stain_vectors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Optical-density vectors (R, G, B) of haematoxylin and eosin, jittered per slide."""
+    haematoxylin = np.array([0.65, 0.70, 0.29]) + rng.uniform(-0.12, 0.12, 3)
+    eosin = np.array([0.07, 0.99, 0.11]) + rng.uniform(-0.06, 0.06, 3) + np.array([rng.uniform(0, 0.15), 0, rng.uniform(0, 0.25)])
+    haematoxylin = np.clip(haematoxylin, 0.05, None)
+    eosin = np.clip(eosin, 0.02, None)
+    return haematoxylin / np.linalg.norm(haematoxylin), eosin / np.linalg.norm(eosin)
+
+
+def _non_tissue(rng: np.random.Generator, height: int, width: int, yy: np.ndarray, xx: np.ndarray,
+                vein_probability: float, edge_probability: float) -> tuple[np.ndarray, np.ndarray]:
+    """White areas that are not steatosis: a vein lumen and glass beyond a tissue edge.
+
+    Returns:
+        ``(glass, vein_wall)`` bool masks.
+    """
+    glass = np.zeros((height, width), bool)
+    wall = np.zeros((height, width), bool)
+    scale = min(height, width)
+    if rng.random() < edge_probability:
+        # A wavy tissue edge across one side of the image.
+        angle = rng.uniform(0, 2 * np.pi)
+        offset = rng.uniform(0.25, 0.45) * scale
+        along = -np.sin(angle) * (xx - width / 2) + np.cos(angle) * (yy - height / 2)
+        across = np.cos(angle) * (xx - width / 2) + np.sin(angle) * (yy - height / 2)
+        wave = 0.05 * scale * np.sin(along / (0.12 * scale) + rng.uniform(0, 6.3))
+        glass |= across + wave > offset
+    if rng.random() < vein_probability:
+        radius = rng.uniform(0.06, 0.12) * scale + 20
+        cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width
+        squash = rng.uniform(0.6, 1.0)
+        theta = np.arctan2(yy - cy, xx - cx)
+        wobble = 1 + 0.08 * np.sin(3 * theta + rng.uniform(0, 6.3))
+        rho = np.hypot(yy - cy, (xx - cx) * squash) / (radius * wobble)
+        glass |= rho <= 1.0
+        wall |= (rho > 1.0) & (rho <= 1.0 + 6.0 / radius)
+    return glass, wall & ~glass
+
+
+def _sinusoids(rng: np.random.Generator, height: int, width: int, count: int) -> np.ndarray:
+    """Thin curved channels (random walks) as a bool mask."""
+    import cv2
+
+    canvas = np.zeros((height, width), np.uint8)
+    for _ in range(count):
+        y, x = rng.uniform(0, height), rng.uniform(0, width)
+        heading = rng.uniform(0, 2 * np.pi)
+        points = [(x, y)]
+        for _step in range(int(rng.integers(4, 12))):
+            heading += rng.normal(0, 0.35)
+            step = rng.uniform(8, 18)
+            x, y = x + step * np.cos(heading), y + step * np.sin(heading)
+            points.append((x, y))
+        thickness = int(rng.integers(2, 6))
+        cv2.polylines(canvas, [np.round(np.array(points)).astype(np.int32)], False, 1, thickness)
+    return canvas.astype(bool)
+
+
+def _place_droplets(
+    rng: np.random.Generator,
+    allowed_distance: np.ndarray,
+    *,
+    target_area: float,
+    radius_range: tuple[float, float],
+    clump_probability: float,
+    overlap: tuple[float, float],
+) -> list[tuple[float, float, float, float, float]]:
+    """Droplets (cy, cx, a, b, angle) until their area reaches ``target_area``."""
+    height, width = allowed_distance.shape
+    lo, hi = radius_range
+    # Per image a mix of micro- and macro-vesicular droplets (log-uniform radii,
+    # skewed small or large).
+    skew = rng.uniform(0.35, 1.3)
+    placed: list[tuple[float, float, float, float, float]] = []
+    capacity = 64
+    centres = np.zeros((capacity, 2))
+    radii = np.zeros(capacity)
+    # A coarse grid of droplet indices keeps the overlap test local (O(1) per try).
+    cell = 2.0 * hi + 2.0
+    grid: dict[tuple[int, int], list[int]] = {}
+    area = 0.0
+    attempts = 0
+    max_attempts = 200 + int(6 * target_area / (np.pi * lo * lo))
+    while area < target_area and attempts < max_attempts:
+        attempts += 1
+        a = float(np.exp(np.log(lo) + (np.log(hi) - np.log(lo)) * rng.random() ** skew))
+        b = a * rng.uniform(0.72, 1.0)
+        angle = rng.uniform(0, np.pi)
+        mean_r = 0.5 * (a + b)
+        parent = -1
+        if placed and rng.random() < clump_probability:
+            parent = int(rng.integers(len(placed)))
+            direction = rng.uniform(0, 2 * np.pi)
+            dist = (radii[parent] + mean_r) * rng.uniform(*overlap)
+            cy = centres[parent, 0] + dist * np.sin(direction)
+            cx = centres[parent, 1] + dist * np.cos(direction)
+        else:
+            cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        iy, ix = int(round(cy)), int(round(cx))
+        if not (0 <= iy < height and 0 <= ix < width) or allowed_distance[iy, ix] < 0.9 * a:
+            continue
+        gy, gx = int(cy // cell), int(cx // cell)
+        near = [j for dy in (-1, 0, 1) for dx in (-1, 0, 1) for j in grid.get((gy + dy, gx + dx), ())]
+        if near:
+            idx = np.array(near)
+            gaps = np.hypot(centres[idx, 0] - cy, centres[idx, 1] - cx) / (radii[idx] + mean_r)
+            limit = np.where(idx == parent, overlap[0] - 1e-9, overlap[1] + 0.02)
+            if np.any(gaps < limit):
+                continue
+        k = len(placed)
+        if k == capacity:
+            capacity *= 2
+            centres = np.resize(centres, (capacity, 2))
+            radii = np.resize(radii, capacity)
+        placed.append((float(cy), float(cx), a, b, float(angle)))
+        centres[k] = (cy, cx)
+        radii[k] = mean_r
+        grid.setdefault((gy, gx), []).append(k)
+        area += np.pi * a * b * (0.85 if parent >= 0 else 1.0)
+    return placed
+
+
+def generate_he(
+    seed: int,
+    *,
+    index: int = 0,
+    size: tuple[int, int] = (1024, 1024),
+    density: float | None = None,
+    density_range: tuple[float, float] = (0.0, 0.7),
+    radius_range: tuple[float, float] = (4.0, 36.0),
+    clump_probability: float | None = None,
+    overlap: tuple[float, float] = (0.72, 0.95),
+    vein_probability: float = 0.35,
+    edge_probability: float = 0.35,
+    blur: float | None = None,
+    noise: float | None = None,
+) -> HEPhantom:
+    """Draw one H&E liver phantom.
+
+    Args:
+        seed: non-negative random seed (the image is a pure function of the arguments).
+        index: phantom number within the seed's series (independent streams).
+        size: ``(height, width)`` in px, each ≥ 64 (tiles 512 and 1024; larger
+            for whole-slide-like regions).
+        density: droplet area fraction of the tissue to aim at, in [0, 0.7];
+            None draws it from ``density_range``.
+        density_range: range for a drawn density.
+        radius_range: droplet semi-major axis range in px (log-uniform).
+        clump_probability: chance that a droplet is placed touching an earlier
+            one; None draws it in [0.3, 0.85].
+        overlap: centre distance of a droplet and the one it touches, as a
+            fraction of the sum of their mean radii (< 1 overlaps).
+        vein_probability: chance of a white central-vein lumen.
+        edge_probability: chance of a tissue edge with glass beyond it.
+        blur: Gaussian blur sigma in px; None draws it in [0.4, 1.6].
+        noise: Gaussian noise standard deviation on [0, 1] intensities; None
+            draws it in [0.005, 0.03].
+
+    Returns:
+        :class:`HEPhantom`.
+    """
+    height, width = (int(v) for v in size)
+    if height < 64 or width < 64:
+        raise ParameterError(f"`size` must be at least 64×64, got {size}")
+    lo, hi = (float(v) for v in radius_range)
+    if not 2.0 <= lo <= hi:
+        raise ParameterError(f"`radius_range` must satisfy 2 ≤ lo ≤ hi, got {radius_range}")
+    if not 0.3 <= overlap[0] <= overlap[1] < 1.0:
+        raise ParameterError(f"`overlap` must satisfy 0.3 ≤ lo ≤ hi < 1, got {overlap}")
+    if not 0.0 <= density_range[0] <= density_range[1] <= 0.7:
+        raise ParameterError(f"`density_range` must lie in [0, 0.7], got {density_range}")
+    rng = rng_for(check_seed(seed), "he", int(index))
+    if density is None:
+        density = float(rng.uniform(*density_range))
+    if not 0.0 <= float(density) <= 0.7:
+        raise ParameterError(f"`density` must be in [0, 0.7], got {density}")
+    clump_probability = float(rng.uniform(0.3, 0.85)) if clump_probability is None else float(clump_probability)
+    blur = float(rng.uniform(0.4, 1.6)) if blur is None else float(blur)
+    noise = float(rng.uniform(0.005, 0.03)) if noise is None else float(noise)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+
+    glass, vein_wall = _non_tissue(rng, height, width, yy, xx, vein_probability, edge_probability)
+    tissue = ~glass
+    sinusoid = _sinusoids(rng, height, width, count=int(height * width / 9000 * rng.uniform(0.5, 1.5))) & tissue
+    allowed = tissue & ~vein_wall
+    allowed_distance = ndimage.distance_transform_edt(allowed)
+
+    droplets = _place_droplets(
+        rng, allowed_distance,
+        target_area=float(density) * float(tissue.sum()),
+        radius_range=(lo, hi), clump_probability=clump_probability, overlap=overlap,
+    )
+    labels = np.zeros((height, width), np.uint16)
+    best = np.full((height, width), np.inf, np.float32)
+    for k, (cy, cx, a, b, angle) in enumerate(droplets, start=1):
+        r0, r1 = int(max(0, cy - a - 2)), int(min(height, cy + a + 3))
+        c0, c1 = int(max(0, cx - a - 2)), int(min(width, cx + a + 3))
+        dy, dx = yy[r0:r1, c0:c1] - cy, xx[r0:r1, c0:c1] - cx
+        u = dx * np.cos(angle) + dy * np.sin(angle)
+        v = -dx * np.sin(angle) + dy * np.cos(angle)
+        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+        take = (rho <= 1.0) & (rho < best[r0:r1, c0:c1]) & allowed[r0:r1, c0:c1]
+        labels[r0:r1, c0:c1][take] = k
+        best[r0:r1, c0:c1][take] = rho[take]
+    # Renumber so labels are 1..n with no gaps (a droplet can be fully covered).
+    present = np.unique(labels[labels > 0])
+    lookup = np.zeros(len(droplets) + 1, np.uint16)
+    lookup[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
+    labels = lookup[labels]
+    droplet = labels > 0
+
+    # Stain concentrations.
+    texture = _smooth_noise(rng, (height, width), 1.5) * 0.07 + _smooth_noise(rng, (height, width), 12.0) * 0.07
+    eosin = rng.uniform(0.5, 0.9) + texture
+    haematoxylin = rng.uniform(0.04, 0.12) + 0.03 * _smooth_noise(rng, (height, width), 3.0)
+    eosin = np.where(sinusoid, eosin * rng.uniform(0.15, 0.35), eosin)
+    # Hepatocyte nuclei (round) and flat sinusoid-lining nuclei, never on droplets or glass.
+    n_nuclei = int(height * width / 1400 * rng.uniform(0.6, 1.2))
+    nucleus = np.zeros((height, width), np.float32)
+    for _ in range(n_nuclei):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        iy, ix = int(cy), int(cx)
+        if not allowed[iy, ix] or droplet[iy, ix]:
+            continue
+        flat = bool(sinusoid[iy, ix])
+        a = rng.uniform(4.0, 6.5) * (1.3 if flat else 1.0)
+        b = a * (rng.uniform(0.3, 0.45) if flat else rng.uniform(0.8, 1.0))
+        angle = rng.uniform(0, np.pi)
+        r0, r1 = int(max(0, cy - a - 2)), int(min(height, cy + a + 3))
+        c0, c1 = int(max(0, cx - a - 2)), int(min(width, cx + a + 3))
+        dy, dx = yy[r0:r1, c0:c1] - cy, xx[r0:r1, c0:c1] - cx
+        u = dx * np.cos(angle) + dy * np.sin(angle)
+        v = -dx * np.sin(angle) + dy * np.cos(angle)
+        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+        blob = np.clip(1.3 - rho, 0, 1) * rng.uniform(0.8, 1.3)
+        nucleus[r0:r1, c0:c1] = np.maximum(nucleus[r0:r1, c0:c1], blob)
+    nucleus *= ~droplet
+    haematoxylin = haematoxylin + 1.1 * nucleus * (1 + 0.2 * texture)
+    eosin = eosin * (1 - 0.5 * np.clip(nucleus, 0, 1))
+
+    # Droplets: near-empty interior, a thin eosin rim against the tissue, and a
+    # seam of random visibility between touching droplets (weak borders).
+    inside_level = rng.uniform(0.0, 0.06)
+    eosin = np.where(droplet, inside_level + 0.02 * texture, eosin)
+    haematoxylin = np.where(droplet, 0.01, haematoxylin)
+    grown = ndimage.grey_dilation(labels, size=3)
+    shrunk = np.where(labels > 0, -ndimage.grey_dilation(-labels.astype(np.int32), size=3), 0)
+    rim = droplet & (ndimage.binary_dilation(~droplet, iterations=1))
+    seam = droplet & ((grown != labels) | ((shrunk != labels) & (shrunk > 0))) & ~rim
+    seam_strength = rng.uniform(0.05, 0.9, len(present) + 1)
+    eosin = np.where(rim, np.maximum(eosin, rng.uniform(0.5, 1.0)), eosin)
+    eosin = np.where(seam, np.maximum(eosin, seam_strength[labels]), eosin)
+    eosin = np.where(vein_wall, eosin + 0.4, eosin)
+    eosin = np.where(glass, 0.0, eosin)
+    haematoxylin = np.where(glass, 0.0, haematoxylin)
+    eosin = np.clip(eosin, 0, None)
+    haematoxylin = np.clip(haematoxylin, 0, None)
+
+    h_vec, e_vec = _stain_vectors(rng)
+    optical_density = haematoxylin[..., None] * h_vec + eosin[..., None] * e_vec
+    rgb = np.exp(-optical_density * rng.uniform(0.8, 1.3))
+    background_white = rng.uniform(0.90, 0.99, 3)
+    rgb = rgb * background_white
+    for channel in range(3):
+        rgb[..., channel] = ndimage.gaussian_filter(rgb[..., channel], blur)
+    rgb = rgb + noise * rng.standard_normal(rgb.shape).astype(np.float32)
+    image = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    return HEPhantom(image=image, labels=labels, tissue=tissue, density=float(density), seed=int(seed))
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(1024, 1024),
+                        help="image height and width in px (default 1024 1024, the thesis tile)")
+    parser.add_argument("--density", type=float, default=None,
+                        help="droplet area fraction of the tissue in [0, 0.7] (default: drawn per image)")
+
+
+def _split_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"size": tuple(args.size), "density": args.density}, {}
+
+
+#: Registry entry (``medlim phantom he``): RGB image + uint16 droplet labels + tissue mask.
+KIND = PhantomKind(
+    name="he",
+    summary="H&E liver tissue with steatosis droplets (clumped, varied size), sinusoids, glass; exact labels",
+    generate=generate_he,
+    add_arguments=_add_arguments,
+    split_arguments=_split_arguments,
+)
