@@ -120,7 +120,8 @@ def predict_probability_map(
             uint8 ``torch.Tensor`` patches on the GPU.
         output_activation: ``"identity"`` (raw output is the probability) or
             ``"sigmoid"`` — from the weights' manifest; applied per patch before merging.
-        batch_size: patches per forward pass (memory ≈ batch × 40 MB on CPU).
+        batch_size: patches per forward pass (CPU memory ≈ 100 MB per patch of the
+            batch: +0.8 GiB at 8, measured by ``benchmarks/bench_bac.py``).
         device: ``"cpu"``, ``"cuda"``, … (``None``: CUDA when available).
         progress: called as ``progress(done, total)`` after each batch (grid patches).
 
