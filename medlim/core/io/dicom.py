@@ -35,11 +35,10 @@ import functools
 import io
 import logging
 import math
-import os
 import struct
 import sys
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -725,8 +724,10 @@ def _grey_pipeline(
         if voi.kind == "window" and stored.ndim == 2:
             coefficients = voi.linear_coefficients((0.0, 0.0))
             if coefficients is not None:
-                # The common case (rescale + linear window): raw and pixels in one blocked pass.
-                return _rescale_and_window(stored, modality=modality, coefficients=coefficients, invert=invert)
+                # The common case (rescale + linear window): the same arithmetic as the deferred path.
+                return _window_from_stored(stored, modality=modality, coefficients=coefficients, invert=invert), (
+                    modality.apply(stored)
+                )
         raw = modality.apply(stored)
         # The value range costs two passes: computed only when the VOI needs it.
         image_range = _value_range(raw) if voi.kind == "range" else (0.0, 0.0)
@@ -753,54 +754,56 @@ def _grey_pipeline(
     return (np.float32(1.0) - pixels if invert else pixels), raw
 
 
-#: Pixels per block of the blocked pass (4 MiB of float32: a block of ``raw`` is
-#: still in cache when the block of ``pixels`` is computed from it).
-_BLOCK_PIXELS = 1 << 20
-
-
-@functools.lru_cache(maxsize=1)
-def _block_pool() -> ThreadPoolExecutor:
-    """Worker threads for the blocked pass (created on first use; numpy releases the GIL)."""
-    return ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="medlim-io")
-
-
-def _rescale_and_window(
+def _window_from_stored(
     stored: np.ndarray, *, modality: _Modality, coefficients: tuple[float, float], invert: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels, raw) for rescale + linear window, computed block by block in threads.
+) -> np.ndarray:
+    """``pixels`` for rescale + linear window in one affine pass from the stored values.
 
-    ``raw = stored * slope + intercept``; ``pixels = clip((raw - low) * scale, 0, 1)``
-    (``1 - ...`` when inverted). Blocks keep ``raw`` in cache for the second step and
-    let several cores share the work: on a full mammogram this is the whole cost of
-    the reader beyond pydicom's (benchmarks/bench_io.py).
+    The rescale (slope, intercept) and the window (low, scale) fold into
+    ``alpha·s + beta`` (``1 − …`` when inverted), then a clip to [0, 1]; one
+    vectorised pass over a full mammogram (benchmarks/bench_io.py).
     """
     low, scale = coefficients
-    alpha, beta = np.float32(scale), np.float32(-low * scale)
+    alpha, beta = scale * modality.slope, (modality.intercept - low) * scale
     if invert:
-        alpha, beta = -alpha, np.float32(1.0) - beta
-    slope, intercept = np.float32(modality.slope), np.float32(modality.intercept)
-    raw = np.empty(stored.shape, dtype=np.float32)
-    pixels = np.empty(stored.shape, dtype=np.float32)
+        alpha, beta = -alpha, 1.0 - beta
+    return _clip_unit(_affine(stored, alpha=alpha, beta=beta))
 
-    def work(rows: slice) -> None:
-        block_raw = raw[rows]
-        np.copyto(block_raw, stored[rows], casting="unsafe")
-        if slope != 1.0:
-            block_raw *= slope
-        if intercept != 0.0:
-            block_raw += intercept
-        block_pixels = pixels[rows]
-        np.multiply(block_raw, alpha, out=block_pixels)
-        block_pixels += beta
-        np.clip(block_pixels, 0.0, 1.0, out=block_pixels)
 
-    rows_per_block = max(1, _BLOCK_PIXELS // max(1, stored.shape[1]))
-    blocks = [slice(start, start + rows_per_block) for start in range(0, stored.shape[0], rows_per_block)]
-    if len(blocks) == 1:
-        work(blocks[0])
-    else:
-        list(_block_pool().map(work, blocks))
-    return pixels, raw
+def _deferred_rescale_and_window(
+    stored: np.ndarray, *, bits_stored: int, signed: bool, modality: _Modality, voi: _Voi, invert: bool
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]] | None:
+    """The fast path of :func:`_grey_pipeline` as two deferred computations, or None.
+
+    Returns ``(render_pixels, render_raw)``: ``pixels`` is one affine pass from
+    the stored values (rescale and linear window folded into ``alpha·s + beta``,
+    then clipped), ``raw`` one rescale pass, each run on first access.
+    Only the common, failure-free case is deferred: native-order 2-D integer
+    frames without stray high bits, an affine modality stage and a linear
+    window. Everything that can raise (LUT tables, stray bits, odd byte order)
+    stays in the eager pipeline, so the reader still reports every error itself.
+    """
+    if not (
+        modality.is_affine
+        and voi.kind == "window"
+        and stored.ndim == 2
+        and stored.dtype.kind in "ui"
+        and stored.dtype.byteorder != ">"
+    ):
+        return None
+    if bits_stored < 8 * stored.dtype.itemsize and _has_stray_bits(stored, bits_stored=bits_stored, signed=signed):
+        return None
+    coefficients = voi.linear_coefficients((0.0, 0.0))
+    if coefficients is None:
+        return None
+
+    def render_pixels() -> np.ndarray:
+        return _window_from_stored(stored, modality=modality, coefficients=coefficients, invert=invert)
+
+    def render_raw() -> np.ndarray:
+        return modality.apply(stored)
+
+    return render_pixels, render_raw
 
 
 def _value_range(raw: np.ndarray) -> tuple[float, float] | None:
@@ -1000,13 +1003,19 @@ def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings:
         stored = stored[..., 0]
 
     notes: list[str] = []
+    deferred = None
+    pixels = raw = None
     if samples == 1 and photometric != "PALETTE COLOR":
         modality = _modality_stage(ds, frame=index, warnings_out=notes)
         voi = _voi_stage(ds, frame=index, signed=signed, warnings_out=notes)
         invert = photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
-        pixels, raw = _grey_pipeline(
+        deferred = _deferred_rescale_and_window(
             stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
         )
+        if deferred is None:
+            pixels, raw = _grey_pipeline(
+                stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
+            )
     else:
         pixels, raw = _colour_pipeline(stored, ds=ds, photometric=photometric, bits_stored=bits_stored, name=name)
 
@@ -1030,7 +1039,10 @@ def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings:
         frame_index=index,
         warnings=tuple(notes),
     )
-    return ImageRecord(pixels=pixels, raw=raw, metadata=metadata, name=name)
+    render_pixels, render_raw = deferred if deferred is not None else (None, None)
+    return ImageRecord(
+        pixels=pixels, raw=raw, metadata=metadata, name=name, render_pixels=render_pixels, render_raw=render_raw
+    )
 
 
 def _patient_id(ds: Any) -> str | None:

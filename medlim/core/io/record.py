@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -67,9 +68,8 @@ class ImageMetadata:
         return PIXEL_SPACING_LABELS.get(self.pixel_spacing_source, self.pixel_spacing_source)
 
 
-@dataclass(frozen=True)
 class ImageRecord:
-    """Decoded image plus metadata.
+    """Decoded image plus metadata (immutable).
 
     Attributes:
         pixels: display-ready values after the full DICOM chain (modality LUT →
@@ -80,12 +80,75 @@ class ImageRecord:
             ``[H, W, 3]``, float32, original units), for re-windowing.
         metadata: non-identifying metadata.
         name: file name (no folders), for display.
+
+    A reader may pass ``render_pixels`` / ``render_raw`` instead of the arrays:
+    functions called once, on first access to ``pixels`` / ``raw``. The reader
+    uses it only for pure arithmetic on values it has already validated (rescale
+    and a linear window, which cannot fail), so every error still surfaces inside
+    the reader; the saving is that a caller who only needs the metadata, or reads
+    many files before looking at one, does not pay for two image-sized float32
+    arrays up front (``benchmarks/bench_io.py`` reports both costs).
     """
 
-    pixels: np.ndarray
-    raw: np.ndarray
-    metadata: ImageMetadata
-    name: str = ""
+    __slots__ = ("_pixels", "_raw", "_render_pixels", "_render_raw", "metadata", "name")
+
+    def __init__(
+        self,
+        pixels: np.ndarray | None = None,
+        raw: np.ndarray | None = None,
+        metadata: ImageMetadata | None = None,
+        name: str = "",
+        *,
+        render_pixels: Callable[[], np.ndarray] | None = None,
+        render_raw: Callable[[], np.ndarray] | None = None,
+    ) -> None:
+        if metadata is None:
+            raise TypeError("ImageRecord needs metadata.")
+        if (pixels is None and render_pixels is None) or (raw is None and render_raw is None):
+            raise TypeError("ImageRecord needs pixels and raw, or functions that render them.")
+        object.__setattr__(self, "_pixels", pixels)
+        object.__setattr__(self, "_raw", raw)
+        object.__setattr__(self, "_render_pixels", None if pixels is not None else render_pixels)
+        object.__setattr__(self, "_render_raw", None if raw is not None else render_raw)
+        object.__setattr__(self, "metadata", metadata)
+        object.__setattr__(self, "name", name)
+
+    def __setattr__(self, key: str, value: object) -> None:
+        raise AttributeError(f"ImageRecord is immutable; cannot set {key!r}.")
+
+    @property
+    def pixels(self) -> np.ndarray:
+        if self._render_pixels is not None:
+            object.__setattr__(self, "_pixels", self._render_pixels())
+            object.__setattr__(self, "_render_pixels", None)
+        return self._pixels  # type: ignore[return-value]
+
+    @property
+    def raw(self) -> np.ndarray:
+        if self._render_raw is not None:
+            object.__setattr__(self, "_raw", self._render_raw())
+            object.__setattr__(self, "_render_raw", None)
+        return self._raw  # type: ignore[return-value]
+
+    def __reduce__(self) -> tuple:
+        # Pickling (e.g. a UI cache) stores the arrays, never the render function.
+        return (_rebuild_record, (self.pixels, self.raw, self.metadata, self.name))
+
+    def __repr__(self) -> str:
+        state = "pending" if self._render_pixels is not None else f"{self._pixels.dtype}{list(self._pixels.shape)}"
+        return f"ImageRecord(name={self.name!r}, pixels={state}, metadata={self.metadata!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ImageRecord):
+            return NotImplemented
+        return (
+            self.name == other.name
+            and self.metadata == other.metadata
+            and np.array_equal(self.pixels, other.pixels)
+            and np.array_equal(self.raw, other.raw, equal_nan=True)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def is_color(self) -> bool:
@@ -94,3 +157,7 @@ class ImageRecord:
     def to_uint8(self) -> np.ndarray:
         """Pixels as ``np.ndarray[H, W(, 3)]`` uint8 in 0..255 (rounded)."""
         return np.clip(np.rint(self.pixels * 255.0), 0, 255).astype(np.uint8)
+
+
+def _rebuild_record(pixels: np.ndarray, raw: np.ndarray, metadata: ImageMetadata, name: str) -> ImageRecord:
+    return ImageRecord(pixels=pixels, raw=raw, metadata=metadata, name=name)
