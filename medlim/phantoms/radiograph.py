@@ -7,7 +7,8 @@ the internal site. These phantoms imitate both:
 * anatomy: seven body-part classes (hand, finger, wrist, forearm, elbow,
   humerus, shoulder), each drawn from bone-like tubes (a hollow cortical shell
   projected along the beam, so edges are brighter than the marrow) inside
-  soft tissue, with per-sample pose, size and proportions;
+  soft tissue, with per-sample view (PA, oblique, lateral: side-by-side
+  bones closer together), pose (rotation, zoom, shift), size and proportions;
 * acquisition: an ``"internal"`` site style (fixed exposure, mild noise and
   blur) and four ``"external-*"`` site styles that each shift acquisition the
   way real sites do — exposure and gamma, noise, blur and lost resolution,
@@ -90,19 +91,23 @@ class RadiographPhantom:
 class _Film:
     """Accumulates projected thickness of soft tissue and bone on a grid."""
 
-    def __init__(self, size: int) -> None:
-        coords = (np.arange(size, dtype=np.float32) + 0.5) / size
+    def __init__(self, size: int, *, margin: float = 0.0) -> None:
+        # the grid covers [-margin, 1 + margin]², so a later pose change finds tissue beyond the frame
+        self.size = size
+        self.offset = int(round(margin * size))
+        total = size + 2 * self.offset
+        coords = (np.arange(total, dtype=np.float32) + 0.5 - self.offset) / size
         self.x, self.y = np.meshgrid(coords, coords)
-        self.soft = np.zeros((size, size), np.float32)
-        self.bone = np.zeros((size, size), np.float32)
+        self.soft = np.zeros((total, total), np.float32)
+        self.bone = np.zeros((total, total), np.float32)
 
     def _window(self, a: tuple[float, float], b: tuple[float, float], radius: float) -> tuple[slice, slice] | None:
         # only pixels within the capsule's bounding box can be touched
-        n = self.x.shape[0]
-        x0 = max(0, int(math.floor((min(a[0], b[0]) - radius) * n)))
-        x1 = min(n, int(math.ceil((max(a[0], b[0]) + radius) * n)) + 1)
-        y0 = max(0, int(math.floor((min(a[1], b[1]) - radius) * n)))
-        y1 = min(n, int(math.ceil((max(a[1], b[1]) + radius) * n)) + 1)
+        n, s, o = self.x.shape[0], self.size, self.offset
+        x0 = max(0, int(math.floor((min(a[0], b[0]) - radius) * s)) + o)
+        x1 = min(n, int(math.ceil((max(a[0], b[0]) + radius) * s)) + o + 1)
+        y0 = max(0, int(math.floor((min(a[1], b[1]) - radius) * s)) + o)
+        y1 = min(n, int(math.ceil((max(a[1], b[1]) + radius) * s)) + o + 1)
         if x0 >= x1 or y0 >= y1:
             return None
         return slice(y0, y1), slice(x0, x1)
@@ -161,28 +166,34 @@ def _finger_ray(film: _Film, base: tuple[float, float], angle: float, lengths: t
     return point
 
 
+def _view_spread(rng: np.random.Generator) -> float:
+    # PA, oblique or lateral view: how far side-by-side bones are apart
+    return float(rng.choice((1.0, 0.55, 0.2), p=(0.5, 0.25, 0.25)))
+
+
 def _draw_hand(film: _Film, rng: np.random.Generator) -> None:
     wrist = (0.5 + rng.uniform(-0.04, 0.04), 0.93)
     up = -math.pi / 2 + rng.uniform(-0.12, 0.12)
     scale = rng.uniform(0.85, 1.05)
+    spread = _view_spread(rng)
     r = 0.016 * scale
-    film.tissue(wrist, _polar(wrist, up, 0.34 * scale), 0.15 * scale)
-    fan = rng.uniform(0.14, 0.24)
+    film.tissue(wrist, _polar(wrist, up, 0.34 * scale), (0.06 + 0.09 * spread) * scale)
+    fan = rng.uniform(0.14, 0.24) * spread
     for k in range(4):
-        offset = (k - 1.5) * 0.055 * scale
+        offset = (k - 1.5) * 0.055 * scale * spread
         base = (wrist[0] + offset, wrist[1] - 0.14 * scale)
         angle = up + (k - 1.5) * fan * 0.5
         film.bone_tube(_polar(base, angle, 0.0), _polar(base, angle, 0.2 * scale), r * 1.1)  # metacarpal
         tip_base = _polar(base, angle, 0.215 * scale)
         lengths = tuple(v * scale * rng.uniform(0.9, 1.1) for v in (0.13, 0.08, 0.055))
         _finger_ray(film, tip_base, angle, lengths, r, gap=0.008, tissue=0.025 * scale)
-    thumb_base = (wrist[0] - 0.13 * scale, wrist[1] - 0.12 * scale)
+    thumb_base = (wrist[0] - (0.05 + 0.08 * spread) * scale, wrist[1] - 0.12 * scale)
     thumb_angle = up - rng.uniform(0.6, 0.9)
     film.bone_tube(thumb_base, _polar(thumb_base, thumb_angle, 0.12 * scale), r * 1.15)
     _finger_ray(film, _polar(thumb_base, thumb_angle, 0.135 * scale), thumb_angle,
                 (0.09 * scale, 0.06 * scale), r * 1.1, gap=0.008, tissue=0.03 * scale)
     for k in range(6):  # a few carpals at the bottom edge
-        film.bone_blob((wrist[0] + (k % 3 - 1) * 0.045 * scale, wrist[1] - 0.03 - (k // 3) * 0.045 * scale),
+        film.bone_blob((wrist[0] + (k % 3 - 1) * 0.045 * scale * spread, wrist[1] - 0.03 - (k // 3) * 0.045 * scale),
                        0.02 * scale)
 
 
@@ -200,17 +211,18 @@ def _draw_wrist(film: _Film, rng: np.random.Generator) -> None:
     cx = 0.5 + rng.uniform(-0.05, 0.05)
     tilt = rng.uniform(-0.15, 0.15)
     down = math.pi / 2 + tilt
-    film.tissue((cx, 1.05), (cx + 0.3 * math.sin(-tilt), -0.05), 0.3 * scale)
-    radius_top = (cx - 0.08 * scale, 0.58)
-    ulna_top = (cx + 0.09 * scale, 0.61)
+    spread = _view_spread(rng)
+    film.tissue((cx, 1.05), (cx + 0.3 * math.sin(-tilt), -0.05), (0.18 + 0.12 * spread) * scale)
+    radius_top = (cx - 0.08 * scale * spread, 0.58)
+    ulna_top = (cx + 0.09 * scale * spread, 0.61)
     film.bone_tube(radius_top, _polar(radius_top, down, 0.5), 0.055 * scale)
     film.bone_tube(ulna_top, _polar(ulna_top, down, 0.5), 0.035 * scale)
     for row in range(2):  # proximal and distal carpal rows
         for k in range(4):
-            film.bone_blob((cx + (k - 1.5) * 0.065 * scale, 0.5 - row * 0.075 * scale),
+            film.bone_blob((cx + (k - 1.5) * 0.065 * scale * (0.4 + 0.6 * spread), 0.5 - row * 0.075 * scale),
                            0.03 * scale * rng.uniform(0.85, 1.15), stretch=1.2, angle=rng.uniform(0, math.pi))
     for k in range(4):
-        base = (cx + (k - 1.5) * 0.06 * scale, 0.37 - 0.02 * scale)
+        base = (cx + (k - 1.5) * 0.06 * scale * spread, 0.37 - 0.02 * scale)
         film.bone_tube(base, _polar(base, -math.pi / 2 + (k - 1.5) * 0.1, 0.4), 0.022 * scale)
 
 
@@ -222,7 +234,7 @@ def _draw_forearm(film: _Film, rng: np.random.Generator) -> None:
     a = _polar(centre, angle, -0.62)
     b = _polar(centre, angle, 0.62)
     film.tissue(a, b, 0.26 * scale)
-    spread = rng.uniform(0.07, 0.1) * scale
+    spread = rng.uniform(0.07, 0.1) * scale * _view_spread(rng)
     for side, r in ((-1, 0.042), (1, 0.036)):
         shift_a = _polar(a, normal, side * spread)
         shift_b = _polar(b, normal, side * spread * 0.8)
@@ -307,13 +319,18 @@ def render_anatomy(body_part: str, rng: np.random.Generator, *, size: int = NATI
 
     if body_part not in _DRAW:
         raise ParameterError(f"unknown body part {body_part!r}; known: {', '.join(BODY_PARTS)}.")
-    film = _Film(size)
+    film = _Film(size, margin=0.25)
     _DRAW[body_part](film, rng)
     flip = rng.random() < 0.5
     attenuation = 2.2 * film.soft + 9.0 * film.bone
+    # positioning differs from patient to patient: rotation, zoom, shift (air outside)
+    centre = film.offset + size / 2
+    pose = cv2.getRotationMatrix2D((centre, centre), float(rng.uniform(-20.0, 20.0)), float(rng.uniform(0.85, 1.2)))
+    pose[:, 2] += rng.uniform(-0.06, 0.06, 2) * size - film.offset  # then crop the frame
+    attenuation = cv2.warpAffine(attenuation.astype(np.float32), pose, (size, size), flags=cv2.INTER_LINEAR,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     image = 0.04 + 0.9 * (1.0 - np.exp(-attenuation))
-    if flip:
-        image = image[:, ::-1]
+    image = image[:, ::-1] if flip else image
     # internal site: a fixed, clean acquisition
     image = cv2.GaussianBlur(np.ascontiguousarray(image, dtype=np.float32), (0, 0), 0.6 * size / NATIVE_SIZE)
     image = image + rng.normal(0.0, 0.012, image.shape).astype(np.float32)

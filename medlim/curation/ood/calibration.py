@@ -113,13 +113,17 @@ def gmean_threshold(labels: np.ndarray, scores: np.ndarray) -> tuple[float, floa
     """The G-mean threshold and its rates.
 
     Returns:
-        ``(t, TPR, FPR)`` maximising √(TPR · (1 − FPR)); ``t`` is a score value,
-        so ``s ≥ t`` reproduces the TPR and FPR (ties: the first, highest t).
+        ``(t, TPR, FPR)`` maximising √(TPR · (1 − FPR)) (ties: the first, highest
+        ROC point). Every t between that point's score and the next lower score
+        gives the same rates; ``t`` is the midpoint of that gap (the widest margin
+        on both sides), or the lowest score itself when it is the last point.
     """
     curve = roc_curve(labels, scores)
     gmean = np.sqrt(curve.tpr * (1.0 - curve.fpr))
     best = int(np.argmax(gmean[1:])) + 1  # never the +inf point
-    return float(curve.thresholds[best]), float(curve.tpr[best]), float(curve.fpr[best])
+    upper = float(curve.thresholds[best])
+    threshold = upper if best + 1 >= len(curve.thresholds) else 0.5 * (upper + float(curve.thresholds[best + 1]))
+    return threshold, float(curve.tpr[best]), float(curve.fpr[best])
 
 
 def rates_at(labels: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float]:

@@ -150,11 +150,18 @@ def affine(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def random_cut(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Black out a random rectangle of 25–50 % of each side (validation only)."""
+    """Black out a rectangle of 25–50 % of each side over the object (validation only).
+
+    The rectangle is centred on a random pixel brighter than the image's median,
+    so the cut removes part of the anatomy rather than empty background.
+    """
     image = _check(image).copy()
     h, w = image.shape
     ch, cw = int(h * rng.uniform(0.25, 0.5)), int(w * rng.uniform(0.25, 0.5))
-    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    bright = np.argwhere(image > np.median(image))
+    cy, cx = bright[int(rng.integers(0, len(bright)))] if len(bright) else (h // 2, w // 2)
+    y0 = int(np.clip(cy - ch // 2, 0, h - ch))
+    x0 = int(np.clip(cx - cw // 2, 0, w - cw))
     image[y0 : y0 + ch, x0 : x0 + cw] = 0.0
     return image
 

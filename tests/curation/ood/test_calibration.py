@@ -36,8 +36,10 @@ def test_auroc_is_the_pair_ranking_probability() -> None:
 
 def test_gmean_threshold_and_rates() -> None:
     t, tpr, fpr = gmean_threshold(LABELS, SCORES)
-    # candidates: t=.8: sqrt(2/3*1)=.816; t=.6: sqrt(1*2/3)=.816 → first (higher t) wins
-    assert (t, tpr, fpr) == (pytest.approx(0.8), pytest.approx(2 / 3), pytest.approx(0.0))
+    # candidates: s≥.8: sqrt(2/3*1)=.816; s≥.6: sqrt(1*2/3)=.816 → first (higher) wins;
+    # any t in (.7, .8] gives it, the midpoint .75 is returned
+    assert (t, tpr, fpr) == (pytest.approx(0.75), pytest.approx(2 / 3), pytest.approx(0.0))
+    assert rates_at(LABELS, SCORES, t) == (pytest.approx(2 / 3), pytest.approx(0.0))
     assert rates_at(LABELS, SCORES, 0.6) == (pytest.approx(1.0), pytest.approx(1 / 3))
 
 

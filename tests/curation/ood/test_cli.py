@@ -1,0 +1,63 @@
+"""``medlim ood score|evaluate`` and ``medlim train tend`` argument handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medlim.cli import main
+from medlim.cli.ood import _id_classes
+from medlim.errors import ParameterError
+
+
+def test_score_jsonl_on_a_folder(ood_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "rad"
+    assert main(["phantom", "radiograph", "--out", str(data), "--n", "3", "--seed", "1", "--size", "64", "--quiet"]) == 0
+    capsys.readouterr()
+    code = main(["ood", "score", "--detector", "tend-test", "--weights-dir", str(ood_registry), str(data), "--jsonl"])
+    assert code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 3
+    assert {"file", "score", "threshold", "is_ood", "p", "d"} <= set(rows[0])
+    assert all(r["threshold"] == 0.3 and r["is_ood"] == (r["score"] >= 0.3) for r in rows)
+    assert rows[0]["score"] == pytest.approx(0.5 * rows[0]["p"] + 0.5 * rows[0]["d"] / 150.0)
+
+
+def test_score_cvad_table_and_threshold_override(ood_registry: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "rad"
+    main(["phantom", "radiograph", "--out", str(data), "--n", "2", "--seed", "1", "--size", "64", "--quiet"])
+    capsys.readouterr()
+    code = main(["ood", "score", "--detector", "cvad-test@1", "--weights-dir", str(ood_registry),
+                 "--threshold", "-1", str(data)])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split("\t") == ["file", "score", "threshold", "is_ood", "rec", "dis"]
+    assert all(line.split("\t")[3] == "True" for line in lines[1:])
+
+
+def test_evaluate_prints_the_protocol(ood_registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ood", "evaluate", "--detector", "ae-test", "--weights-dir", str(ood_registry), "--n", "2"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["setting"] == "one-vs-rest" and report["n_id"] == 2 and report["n_ood"] == 12
+    for key in ("auroc", "aupr", "fpr_at_95_tpr", "gmean_threshold", "tpr", "fpr", "diff", "stored_threshold"):
+        assert key in report
+    assert set(report["transform_accuracy"]) == {"random_cut", "crop_resize", "noise", "blur"}
+
+
+def test_missing_inputs_are_user_errors(ood_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["ood", "score", "--detector", "tend-test", "--weights-dir", str(ood_registry), str(tmp_path / "none")])
+    assert code == 2 and "no such file" in capsys.readouterr().err
+    code = main(["ood", "score", "--detector", "nope", "--weights-dir", str(ood_registry), str(tmp_path)])
+    assert code == 2
+
+
+def test_id_class_syntax() -> None:
+    assert _id_classes("hand") == ("hand",)
+    assert _id_classes("hand, wrist") == ("hand", "wrist")
+    assert _id_classes("!hand") == ("finger", "wrist", "forearm", "elbow", "humerus", "shoulder")
+    with pytest.raises(ParameterError):
+        _id_classes("!knee")

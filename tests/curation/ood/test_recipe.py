@@ -1,0 +1,71 @@
+"""Training smoke test (tiny, default run) and the full shipped recipe (slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medlim.core.weights import Registry
+from medlim.curation.ood.recipe import DataSpec, calibrate, train_and_register
+from medlim.curation.ood.scoring import load_detector
+from medlim.curation.ood.train import OodTrainingConfig
+from medlim.errors import ParameterError
+
+TINY = OodTrainingConfig(input_size=64, width=2, embedding=16, latent=16, ae_epochs=1, tend_epochs=2,
+                         warmup_epochs=1, cvad_epochs=1, disc_epochs=1, batch_size=8)
+TINY_DATA = DataSpec(seed=5, n_train=16, n_calib=2, n_heldout=2)
+
+
+def test_calibration_sets_cvad_range_and_gmean_threshold() -> None:
+    parts = {"rec": np.array([0.01, 0.02, 0.05, 0.06]), "dis": np.array([0.1, 0.2, 0.8, 0.9])}
+    params, threshold, metrics = calibrate("cvad", parts, np.array([0, 0, 1, 1]), {})
+    assert (params["rec_min"], params["rec_max"]) == (0.01, 0.06)
+    # scores 0.5*(rec/0.05 + dis): .15, .3, .9, 1.05 → gap between .3 and .9, midpoint .6
+    assert threshold == pytest.approx(0.6)
+    assert metrics["auroc"] == 1.0
+
+
+def test_tiny_tend_and_cvad_train_register_and_score(tmp_path: Path) -> None:
+    registry = Registry(tmp_path / "weights")
+    results = train_and_register("tend", id_classes=("hand",), data_spec=TINY_DATA, config=TINY,
+                                 command="medlim train tend --id-class hand (tiny)", registry=registry)
+    results.update(train_and_register("cvad", id_classes=("hand",), data_spec=TINY_DATA, config=TINY,
+                                      registry=registry))
+    assert set(results) == {"ae", "tend", "cvad"}
+    manifest = json.loads((tmp_path / "weights" / "manifest.json").read_text())
+    assert sorted(m["name"] for m in manifest["models"]) == ["ae-hand", "cvad-hand", "tend-hand"]
+    for entry in manifest["models"]:
+        assert entry["task"] == "ood-detection" and "score" in entry["thresholds"]
+        held = entry["metrics"]["heldout"]
+        assert held["setting"] == "one-vs-rest" and 0.0 <= held["auroc"] <= 1.0
+        assert set(held["transform_accuracy"]) == {"random_cut", "crop_resize", "noise", "blur"}
+    cvad = next(m for m in manifest["models"] if m["name"] == "cvad-hand")
+    assert cvad["params"]["rec_max"] > cvad["params"]["rec_min"]
+    tend = load_detector("tend-hand", registry=Registry.load(tmp_path / "weights"))
+    assert tend.margin == 150.0 and tend.id_classes == ("hand",)
+    assert np.isfinite(tend.score(np.zeros((2, 64, 64), np.float32)).score).all()
+
+
+def test_bad_training_options() -> None:
+    with pytest.raises(ParameterError, match="margin"):
+        OodTrainingConfig(margin=100.0)
+    with pytest.raises(ParameterError, match="kind"):
+        train_and_register("gan", id_classes=("hand",), data_spec=TINY_DATA, config=TINY)
+    with pytest.raises(ParameterError, match="knee"):
+        train_and_register("tend", id_classes=("knee",), data_spec=TINY_DATA, config=TINY,
+                           registry=Registry(Path("/nonexistent-weights")))
+
+
+@pytest.mark.slow
+def test_shipped_recipe_beats_the_baseline(tmp_path: Path) -> None:
+    """The shipped recipe (defaults of ``medlim train tend|cvad --id-class hand``), minutes on a CPU."""
+    registry = Registry(tmp_path / "weights")
+    config = OodTrainingConfig()
+    tend = train_and_register("tend", id_classes=("hand",), data_spec=DataSpec(), config=config, registry=registry)
+    cvad = train_and_register("cvad", id_classes=("hand",), data_spec=DataSpec(), config=config, registry=registry)
+    ae_auroc = tend["ae"][1].metrics.auroc
+    assert tend["tend"][1].metrics.auroc >= ae_auroc
+    assert cvad["cvad"][1].metrics.auroc >= ae_auroc
