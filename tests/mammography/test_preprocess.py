@@ -134,3 +134,23 @@ def test_skip_rule_on_tensors_matches_numpy() -> None:
     patches = np.random.default_rng(6).integers(0, 40, (12, 16, 16), dtype=np.uint8)
     patches[3] = 7
     np.testing.assert_array_equal(skip_background_patches(torch.from_numpy(patches)), skip_background_patches(patches))
+
+
+def test_disk_median_network_equals_rank_median() -> None:
+    from skimage.filters import rank
+
+    from medlim.mammography.preprocess import _disk, disk_median, median_network
+
+    rng = np.random.default_rng(3)
+    for shape in [(3, 4), (7, 9), (40, 33), (131, 70)]:
+        for radius in (1, 2, 3):
+            image = rng.integers(0, 256, shape).astype(np.uint8)
+            expected = rank.median(image, footprint=_disk(radius))
+            np.testing.assert_array_equal(disk_median(image, radius=radius), expected)
+    # The network selects the 7th smallest of 13 values for every input order.
+    network, lane = median_network(13)
+    for _ in range(200):
+        values = list(rng.permutation(13))
+        for a, b in network:
+            values[a], values[b] = min(values[a], values[b]), max(values[a], values[b])
+        assert values[lane] == 6
