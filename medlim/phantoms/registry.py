@@ -22,6 +22,7 @@ KINDS: dict[str, str] = {
     "fluorescence": "medlim.phantoms.fluorescence:KIND",
     "he": "medlim.phantoms.he:KIND",
     "radiograph": "medlim.phantoms.radiograph:KIND",
+    "chest": "medlim.phantoms.chest:KIND",
 }
 
 

@@ -41,6 +41,8 @@ ARCHITECTURES: dict[str, str | Callable[..., Any]] = {
     "ood-autoencoder": "medlim.curation.ood.nets:build_ood_autoencoder",
     "tend": "medlim.curation.ood.nets:build_tend",
     "cvad": "medlim.curation.ood.nets:build_cvad",
+    "retrieval-resnet18": "medlim.curation.retrieval.nets:build_retrieval_resnet",
+    "pms-resnet18": "medlim.curation.retrieval.nets:build_pms",
 }
 
 #: Importer name -> key mapper, as ``"module:function"`` (or a callable).

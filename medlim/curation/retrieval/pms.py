@@ -1,0 +1,220 @@
+"""PMS: memory bank, class proxies, joint loss and exact dissimilarity search (thesis §6.2.2, eqs. 6.2–6.5).
+
+* Memory bank (k × M, M = 1000): during the warm-up, the branch embedding
+  ``e_i`` of every image positive for class ``i`` is queued in row ``i``,
+  first in first out. Proxies ``c_i`` = mean of the stored entries of row ``i``
+  (the thesis "voted centres"); the bank is frozen afterwards.
+* Loss after the warm-up: ``L = λ·L_cls + (1 − λ)·L_pms``, λ = 0.25, with
+  ``L_pms = (L_pos + L_neg)/k``,
+  ``L_pos = Σ_i (1 − τ_i)·mean_{positives of i}(1 − cos(c_i, e_i))``,
+  ``L_neg = Σ_i τ_i·mean_{negatives of i}|−1 − cos(c_i, e_i)|``,
+  τ_i = positive rate of class i in the training set; ``L_cls`` = Σ_i BCE.
+* Inference: ``s_i = cos(c_i, e_i)``; weighted dissimilarity
+  ``DS(q, t) = Σ_i p_i^q·|s_i^q − s_i^t|`` (unweighted: without ``p_i^q``);
+  rank ascending.
+
+Search is exact: :class:`PmsCollection` scores DS against every stored item (a
+k-column matrix, so 100,000 items are one vectorised pass) and orders by
+``(DS, item position)``. The result is therefore the brute-force ranking by
+construction; ``tests/curation/retrieval/test_pms.py`` checks it against a
+plain Python loop. (A FAISS candidate stage is not used: DS is a query-weighted
+L1 distance, which no FAISS metric expresses, and exact scoring meets the
+latency target — see ``benchmarks/bench_retrieval.py``.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from medlim.errors import ParameterError
+
+__all__ = [
+    "BANK_SIZE",
+    "LAMBDA",
+    "MemoryBank",
+    "imbalance_ratios",
+    "pms_loss",
+    "classification_loss",
+    "dissimilarity",
+    "PmsCollection",
+    "PmsResult",
+]
+
+BANK_SIZE = 1000
+LAMBDA = 0.25
+
+
+class MemoryBank:
+    """A k × M × D FIFO queue of positive branch embeddings per class.
+
+    Args:
+        n_classes: k; size: M per class; dim: D.
+    """
+
+    def __init__(self, n_classes: int, dim: int, *, size: int = BANK_SIZE) -> None:
+        for name, value in (("n_classes", n_classes), ("dim", dim), ("size", size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParameterError(f"`{name}` must be a positive integer, {value!r} is given.")
+        self.size = size
+        self.bank = torch.zeros(n_classes, size, dim)
+        self.count = np.zeros(n_classes, np.int64)  # entries ever pushed per class
+        self.frozen = False
+
+    def push(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
+        """Queue ``e_i`` of every sample positive for class ``i``.
+
+        Args:
+            embeddings: ``Tensor[B, k, D]`` branch embeddings (detached here).
+            labels: ``Tensor[B, k]`` multi-hot {0, 1}.
+        """
+        if self.frozen:
+            return
+        data = embeddings.detach().to("cpu", torch.float32)
+        positive = labels.detach().to("cpu").bool()
+        for i in range(self.bank.shape[0]):
+            rows = data[positive[:, i], i]
+            for row in rows:  # FIFO: the oldest slot is overwritten
+                self.bank[i, self.count[i] % self.size] = row
+                self.count[i] += 1
+
+    def proxies(self) -> torch.Tensor:
+        """``Tensor[k, D]``: the mean of each row's stored entries (zeros for a class never seen)."""
+        filled = np.minimum(self.count, self.size)
+        out = torch.zeros(self.bank.shape[0], self.bank.shape[2])
+        for i, n in enumerate(filled):
+            if n:
+                out[i] = self.bank[i, : int(n)].mean(dim=0)
+        return out
+
+    def freeze(self) -> None:
+        """Stop updating (the thesis freezes the bank after the warm-up)."""
+        self.frozen = True
+
+
+def imbalance_ratios(labels: np.ndarray) -> np.ndarray:
+    """τ_i = N_i^pos / N for a multi-hot ``[N, k]`` matrix: ``np.ndarray[k]`` float64."""
+    matrix = np.asarray(labels)
+    if matrix.ndim != 2 or len(matrix) == 0:
+        raise ParameterError(f"labels must be a non-empty [N, k] matrix, shape {matrix.shape} is given.")
+    return matrix.astype(np.float64).mean(axis=0)
+
+
+def classification_loss(probabilities: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``L_cls = Σ_i BCE(p_i, y_i)`` (mean over the batch, summed over classes)."""
+    bce = torch.nn.functional.binary_cross_entropy(probabilities.clamp(1e-6, 1 - 1e-6), labels.float(),
+                                                   reduction="none")
+    return bce.mean(dim=0).sum()
+
+
+def pms_loss(embeddings: torch.Tensor, labels: torch.Tensor, proxies: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """``L_pms = (L_pos + L_neg)/k`` (eqs. 6.2–6.3).
+
+    Args:
+        embeddings: ``Tensor[B, k, D]``; labels: ``Tensor[B, k]`` multi-hot;
+        proxies: ``Tensor[k, D]``; tau: ``Tensor[k]`` positive rates.
+
+    Returns:
+        Scalar tensor. A class without positives (or negatives) in the batch
+        contributes nothing to that term.
+    """
+    k = embeddings.shape[1]
+    cos = torch.nn.functional.cosine_similarity(embeddings, proxies.unsqueeze(0).to(embeddings), dim=2, eps=1e-8)
+    positive = labels.to(cos.device).bool()
+    total = cos.new_zeros(())
+    for i in range(k):
+        pos, neg = cos[positive[:, i], i], cos[~positive[:, i], i]
+        if len(pos):
+            total = total + (1.0 - tau[i]) * (1.0 - pos).mean()
+        if len(neg):
+            total = total + tau[i] * (-1.0 - neg).abs().mean()
+    return total / k
+
+
+def dissimilarity(query_similarity: np.ndarray, query_probability: np.ndarray | None,
+                  item_similarity: np.ndarray) -> np.ndarray:
+    """DS of one query against items (eq. 6.5).
+
+    Args:
+        query_similarity: ``[k]`` s^q; query_probability: ``[k]`` p^q, or
+            ``None`` for the unweighted DS; item_similarity: ``[N, k]`` s^t.
+
+    Returns:
+        ``np.ndarray[N]`` float64, lower = more similar.
+    """
+    gaps = np.abs(np.asarray(item_similarity, np.float64) - np.asarray(query_similarity, np.float64)[None, :])
+    if query_probability is None:
+        return gaps.sum(axis=1)
+    return gaps @ np.asarray(query_probability, np.float64)
+
+
+@dataclass(frozen=True)
+class PmsResult:
+    """Nearest items by DS, best (lowest) first.
+
+    Attributes:
+        ids: ``np.ndarray[Q, k]`` int64 item ids; distances: ``np.ndarray[Q, k]`` float64 DS.
+    """
+
+    ids: np.ndarray
+    distances: np.ndarray
+
+
+class PmsCollection:
+    """Items as class-similarity vectors ``s`` (``[N, k]``), searched exactly by DS.
+
+    Args:
+        similarity: ``np.ndarray[N, k]`` s^t of the items.
+        ids: ``np.ndarray[N]`` int64 item ids (default ``0..N-1``).
+    """
+
+    def __init__(self, similarity: np.ndarray, *, ids: np.ndarray | None = None) -> None:
+        matrix = np.ascontiguousarray(similarity, dtype=np.float64)
+        if matrix.ndim != 2 or matrix.shape[1] < 1 or not np.all(np.isfinite(matrix)):
+            raise ParameterError(f"similarity must be a finite [N, k] matrix, shape {matrix.shape} is given.")
+        self.similarity = matrix
+        self.ids = np.arange(len(matrix), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
+        if self.ids.shape != (len(matrix),):
+            raise ParameterError(f"{len(matrix)} items but {self.ids.shape} ids are given.")
+
+    def __len__(self) -> int:
+        return len(self.similarity)
+
+    def search(self, query_similarity: np.ndarray, query_probability: np.ndarray | None, k: int, *,
+               exclude: np.ndarray | None = None) -> PmsResult:
+        """The ``k`` items of lowest DS for each query, ties by item position.
+
+        Args:
+            query_similarity: ``[Q, k_classes]``; query_probability: ``[Q, k_classes]``
+                or ``None`` (unweighted DS).
+            k: results per query (capped at the collection size).
+            exclude: ``[Q]`` item positions to leave out (leave-one-out
+                evaluation), ``-1`` for none.
+        """
+        queries = np.atleast_2d(np.asarray(query_similarity, np.float64))
+        weights = None if query_probability is None else np.atleast_2d(np.asarray(query_probability, np.float64))
+        if queries.shape[1] != self.similarity.shape[1] or (weights is not None and weights.shape != queries.shape):
+            raise ParameterError(f"queries must be [Q, {self.similarity.shape[1]}], {queries.shape} is given.")
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ParameterError(f"`k` must be a positive integer, {k!r} is given.")
+        available = len(self) - (0 if exclude is None else 1)
+        k = int(min(k, max(available, 0)))
+        ids = np.empty((len(queries), k), np.int64)
+        distances = np.empty((len(queries), k), np.float64)
+        positions = np.arange(len(self))
+        for q in range(len(queries)):
+            ds = dissimilarity(queries[q], None if weights is None else weights[q], self.similarity)
+            if exclude is not None and exclude[q] >= 0:
+                ds[int(exclude[q])] = np.inf
+            if k < len(ds):
+                # all items with DS ≤ the k-th smallest value, so ties at the boundary are resolved by position
+                cut = np.partition(ds, k - 1)[k - 1]
+                candidates = positions[ds <= cut]
+            else:
+                candidates = positions
+            order = candidates[np.lexsort((candidates, ds[candidates]))][:k]
+            ids[q] = self.ids[order]
+            distances[q] = ds[order]
+        return PmsResult(ids=ids, distances=distances)
