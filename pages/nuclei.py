@@ -1,0 +1,269 @@
+"""Clumped nuclei page, thesis §3.1.
+
+A pathologist uploads a fluorescence image (DAPI in the blue channel) or opens
+a bundled phantom, and sees the thesis method's nuclei with the dividing curves
+it drew through clumps, beside the marker-controlled watershed baseline; the
+counts, a per-nucleus table and the label image (the same file ``medlim nuclei
+segment`` writes). The method runs once per image and parameter set (cached);
+display sliders only redraw. All analysis comes from
+:mod:`medlim.microscopy.nuclei`; this script arranges widgets and results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from medlim import RESEARCH_USE_NOTICE
+from medlim.microscopy.nuclei.foreground import dapi_channel
+from medlim.microscopy.nuclei.pipeline import NucleiParams, NucleiResult
+from medlim.settings import get_settings
+from medlim.ui import nuclei as ui
+from medlim.ui.errors import show_medlim_errors
+from medlim.ui.figures import downsample_for_display
+from medlim.ui.loaders import read_image_cached
+from medlim.ui.shell import ensure_app_shell
+
+KEY = "nuclei"
+DEFAULTS = NucleiParams()
+BACKGROUNDS = ("DAPI channel (grey)", "Original colours")
+
+
+def _choose_source() -> tuple[str, bytes, Path | None] | None:
+    """Upload or bundled sample; ``(name, bytes, sample path or None)``."""
+    samples_dir = get_settings().samples_dir
+    upload_column, sample_column = st.columns(2)
+    with upload_column:
+        uploaded = st.file_uploader(
+            "Upload a fluorescence image (PNG or TIFF, DAPI in the blue channel)",
+            type=["png", "tif", "tiff", "jpg", "jpeg"],
+            key=f"{KEY}_upload",
+            help="Read in memory for this session only. Colour images: nuclei are read from the blue channel; "
+            "grey images are used as they are.",
+        )
+    samples = ui.nuclei_samples(samples_dir)
+    labels = {path.relative_to(samples_dir).as_posix(): path for path in samples}
+    with sample_column:
+        if labels:
+            chosen = st.selectbox(
+                "…or open a bundled sample (synthetic phantom)",
+                list(labels),
+                index=None,
+                key=f"{KEY}_sample",
+                placeholder="Choose a sample",
+            )
+        else:
+            chosen = None
+            st.caption(f"No bundled fluorescence samples in `{samples_dir}`.")
+    if uploaded is not None:
+        return uploaded.name, uploaded.getvalue(), None
+    if chosen is not None:
+        return chosen, labels[chosen].read_bytes(), labels[chosen]
+    return None
+
+
+def _reset_parameters() -> None:
+    for key in list(st.session_state):
+        if str(key).startswith(f"{KEY}_p_"):
+            del st.session_state[key]
+
+
+def _advanced_parameters() -> NucleiParams | None:
+    """The 'Advanced' expander: every method parameter, thesis defaults; None on a bad combination."""
+    with st.expander("Advanced: method parameters (thesis defaults)"):
+        st.caption(
+            "Changing a value re-runs the method on this image. Lengths are in pixels at the thesis "
+            "magnification and are rescaled to the nucleus size found in the image unless the length scale "
+            "is fixed below."
+        )
+        st.button("Reset to thesis defaults", on_click=_reset_parameters, key=f"{KEY}_reset")
+        threshold_mode = st.radio(
+            "Foreground threshold",
+            ("Otsu (thesis: global adaptive threshold)", "Fixed fraction of the intensity range (authors' code)"),
+            key=f"{KEY}_p_threshold_mode",
+            help="Step 1 of thesis §3.1.2: the DAPI channel is thresholded, holes filled.",
+        )
+        threshold_fraction = None
+        if threshold_mode.startswith("Fixed"):
+            threshold_fraction = st.number_input(
+                "Threshold (fraction of the range)", 0.01, 0.99, 0.25, 0.01, key=f"{KEY}_p_threshold_fraction",
+                help="Authors' code: 0.25 of the intensity range.",
+            )
+        mean_area = st.number_input(
+            "Known mean nucleus area (px², 0 = estimate from the isolated nuclei)",
+            min_value=0.0, value=0.0, step=50.0, key=f"{KEY}_p_mean_area",
+            help="The thesis estimates the mean single-nucleus area from isolated nuclei; give it for crops "
+            "that hold clumps only.",
+        )
+        auto_scale = st.checkbox(
+            "Rescale lengths to the nucleus size (automatic length scale)", value=True, key=f"{KEY}_p_auto_scale",
+            help="Multiplies r1, r2, σ and the Hessian scale by √(mean area / 1500 px²). Off: the numbers are used "
+            "as pixels (scale below).",
+        )
+        scale = None
+        if not auto_scale:
+            scale = st.number_input(
+                "Length scale", 0.1, 10.0, 1.0, 0.05, key=f"{KEY}_p_scale",
+                help="1 = the thesis values as pixels.",
+            )
+        values: dict[str, object] = {}
+        group = None
+        columns = None
+        slot = 0
+        for spec in ui.PARAM_SPECS:
+            if spec.group != group:
+                group = spec.group
+                st.markdown(f"**{group}**")
+                columns = st.columns(3)
+                slot = 0
+            assert columns is not None
+            with columns[slot % 3]:
+                default = getattr(DEFAULTS, spec.name)
+                if isinstance(default, bool):
+                    values[spec.name] = st.checkbox(spec.label, value=default, key=f"{KEY}_p_{spec.name}", help=spec.help)
+                else:
+                    values[spec.name] = st.number_input(
+                        spec.label, min_value=float(spec.minimum), max_value=float(spec.maximum),
+                        value=float(default), step=float(spec.step), key=f"{KEY}_p_{spec.name}", help=spec.help,
+                    )
+            slot += 1
+    params = None
+    with show_medlim_errors(subject="Method parameters"):
+        params = ui.params_from_values(
+            values, threshold_fraction=threshold_fraction, scale=scale, mean_area=mean_area or None
+        )
+    return params
+
+
+def _display_controls() -> tuple[float, bool, bool]:
+    """Opacity, background and curve toggles; ``(opacity, grey_background, show_curves)``."""
+    opacity_column, background_column, curves_column = st.columns([2, 2, 1])
+    with opacity_column:
+        opacity = st.slider(
+            "Overlay opacity", 0.0, 1.0, 0.45, 0.05, key=f"{KEY}_opacity",
+            help="0 shows only the outlines over the image; 1 hides the image under the colours.",
+        )
+    with background_column:
+        background = st.radio("Background", BACKGROUNDS, horizontal=True, key=f"{KEY}_background")
+    with curves_column:
+        show_curves = st.checkbox("Show dividing curves", value=True, key=f"{KEY}_curves")
+    return float(opacity), background == BACKGROUNDS[0], bool(show_curves)
+
+
+def _overlay(
+    pixels: np.ndarray, result: NucleiResult, *, opacity: float, grey: bool, curves: bool, title: str
+) -> tuple[go.Figure, int]:
+    background = dapi_channel(pixels) if grey or pixels.ndim == 2 else pixels[..., :3]
+    if grey:
+        # Stretch the DAPI channel for display only (1st–99.8th percentile).
+        low, high = np.percentile(background, [1.0, 99.8])
+        background = np.clip((background - low) / max(float(high - low), 1e-6), 0.0, 1.0)
+    blended = ui.overlay_rgb(background, result.labels, opacity=opacity)
+    shrunk, factor = downsample_for_display(blended)
+    return ui.overlay_figure(shrunk, cuts=result.cuts if curves else (), factor=factor, title=title), factor
+
+
+def _readouts(thesis: NucleiResult, baseline: NucleiResult, truth: int | None) -> None:
+    split = ui.split_clump_labels(thesis.labels)
+    clumps_split = ui.split_clump_count(thesis.labels)
+    columns = st.columns(4)
+    columns[0].metric("Nuclei (thesis method)", thesis.count, help="Instances after splitting clumps.")
+    columns[1].metric(
+        "Clumps split", clumps_split,
+        help=f"Clumps cut into two or more nuclei; {thesis.n_clumps} region(s) were examined as clump candidates "
+        "(area ≥ clump area factor × mean area, or solidity below the limit).",
+    )
+    columns[2].metric(
+        "Mean nucleus area (px²)", f"{thesis.mean_area:,.0f}",
+        help="Mean single-nucleus area estimated from the isolated nuclei (or the value given under Advanced).",
+    )
+    columns[3].metric("Nuclei (watershed baseline)", baseline.count, help="Marker-controlled watershed, thesis §3.1.3.")
+    note = f" Phantom ground truth: **{truth}** nuclei." if truth is not None else ""
+    st.caption(
+        f"{len(split)} of {thesis.count} nuclei came from split clumps; {len(thesis.cuts)} dividing "
+        f"curve(s). Time: thesis method {thesis.seconds:.2f} s, watershed {baseline.seconds:.2f} s.{note}"
+    )
+
+
+def _show(name: str, data: bytes, sample: Path | None) -> None:
+    record = None
+    with show_medlim_errors(subject=name):
+        record = read_image_cached(data, name)
+    if record is None:
+        return
+    pixels = record.pixels
+    warning = ui.dapi_warning(pixels)
+    if warning:
+        st.warning(warning, icon=":material/warning:")
+    params = _advanced_parameters()
+    if params is None:
+        return
+    thesis = baseline = None
+    with show_medlim_errors(subject=name):
+        thesis = ui.segment_cached(pixels, data, method="thesis", params=params, name=name)
+        baseline = ui.segment_cached(pixels, data, method="watershed", name=name)
+    if thesis is None or baseline is None:
+        return
+    if thesis.count == 0:
+        st.info("No nuclei found: is the image a DAPI fluorescence image with nuclei brighter than the background?")
+    _readouts(thesis, baseline, ui.truth_count(sample) if sample is not None else None)
+
+    opacity, grey, curves = _display_controls()
+    left, right = st.columns(2)
+    with left:
+        figure, factor = _overlay(pixels, thesis, opacity=opacity, grey=grey, curves=curves,
+                                  title=f"Thesis method: {thesis.count} nuclei")
+        st.plotly_chart(figure, key=f"{KEY}_thesis_figure", config={"scrollZoom": True, "displaylogo": False})
+    with right:
+        figure, _ = _overlay(pixels, baseline, opacity=opacity, grey=grey, curves=False,
+                             title=f"Watershed baseline: {baseline.count} nuclei")
+        st.plotly_chart(figure, key=f"{KEY}_watershed_figure", config={"scrollZoom": True, "displaylogo": False})
+    height, width = pixels.shape[:2]
+    shrink = f" Shown at 1/{factor} resolution; measurements use every pixel." if factor > 1 else ""
+    st.caption(
+        f"{width} × {height} px. Each nucleus has its own colour (touching nuclei differ); white lines are the "
+        f"dividing curves the method drew through clumps. Drag to zoom (both panels separately), double-click "
+        f"to reset.{shrink}"
+    )
+
+    st.subheader("Per-nucleus measurements (thesis method)")
+    rows = ui.nucleus_rows(thesis.labels)
+    table = pd.DataFrame([asdict(row) for row in rows])
+    st.dataframe(table, hide_index=True, height=260, key=f"{KEY}_table")
+    stem = Path(name).stem
+    download_labels, download_table = st.columns(2)
+    with show_medlim_errors(subject=name) as outcome:
+        png = ui.labels_png(thesis.labels, name=name)
+    if not outcome.failed:
+        download_labels.download_button(
+            "Download label image (16-bit PNG)", png, file_name=f"{stem}_labels.png", mime="image/png",
+            key=f"{KEY}_download_labels",
+            help="uint16 instance labels at the input size, 0 = background: the file `medlim nuclei segment` writes.",
+        )
+    download_table.download_button(
+        "Download per-nucleus table (CSV)", ui.nuclei_csv(rows), file_name=f"{stem}_nuclei.csv", mime="text/csv",
+        key=f"{KEY}_download_csv",
+        help="id, area (px²), centroid (row, column px), perimeter (px), eccentricity, solidity, from a split clump.",
+    )
+
+
+ensure_app_shell()
+st.title("Clumped nuclei")
+st.caption(
+    "Fluorescence (DAPI) nuclei segmentation that splits touching and overlapping nuclei along the curves "
+    "between them (thesis §3.1), beside a marker-controlled watershed. No training data or model is used. "
+    + RESEARCH_USE_NOTICE
+)
+source = _choose_source()
+if source is None:
+    st.info("Upload a fluorescence image or choose a bundled sample to segment its nuclei.")
+else:
+    name, data, sample = source
+    with st.container(border=True):
+        st.subheader(name)
+        _show(name, data, sample)
