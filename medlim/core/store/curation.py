@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from medlim.core.store.engine import Store, transaction
-from medlim.core.store.schema import CurationTagRow, DatasetRow, as_utc, utc_now
+from medlim.core.store.schema import CurationScoreRow, CurationTagRow, DatasetRow, as_utc, utc_now
 from medlim.errors import StoreError
 
-__all__ = ["TAGS", "CurationTag", "dataset_id", "get_tags", "set_tags"]
+__all__ = [
+    "TAGS",
+    "CurationTag",
+    "StoredScore",
+    "dataset_id",
+    "get_tags",
+    "set_tags",
+    "tag_map",
+    "save_scores",
+    "get_scores",
+    "list_datasets",
+    "tag_group",
+]
 
 #: The tags a curator can give a file.
 TAGS: tuple[str, ...] = ("keep", "drop")
@@ -106,3 +118,108 @@ def get_tags(target: Store | Session, dataset: str) -> tuple[CurationTag, ...]:
         return tuple(
             CurationTag(dataset=dataset, file=r.file, tag=r.tag, updated_at=as_utc(r.updated_at)) for r in rows
         )
+
+
+# ---------------------------------------------------------------- anomaly scores and groups (MedShift, thesis ch. 5)
+_INSERT_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    """One file's anomaly score by one method, with its score group (``None`` when ungrouped)."""
+
+    dataset: str
+    file: str
+    class_name: str | None
+    method: str
+    score: float
+    group: int | None
+    updated_at: dt.datetime
+
+
+def tag_map(target: Store | Session, dataset: str) -> dict[str, str]:
+    """file → tag of ``dataset`` (empty for an unknown dataset)."""
+    return {t.file: t.tag for t in get_tags(target, dataset)}
+
+
+def save_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[str, object]], *, method: str) -> int:
+    """Replace the scores of ``method`` in ``dataset`` by ``rows``, in one transaction.
+
+    Args:
+        target: the store or the caller's session.
+        dataset: dataset name (created when missing).
+        rows: mappings with ``file``, ``score`` and optionally ``class`` and ``group``.
+        method: scoring method, e.g. ``"medshift-cvad"``.
+
+    Returns:
+        Number of rows written. Tags are left untouched.
+
+    Raises:
+        StoreError: a row without ``file``/``score``, a non-finite score, or an empty method.
+    """
+    import math
+
+    if not method:
+        raise StoreError("scores need a method name; an empty name is given.")
+    records = []
+    now = utc_now()
+    for row in rows:
+        if "file" not in row or "score" not in row:
+            raise StoreError(f"a score row needs 'file' and 'score'; {dict(row)!r} is given.")
+        score = float(row["score"])  # type: ignore[arg-type]
+        if not math.isfinite(score):
+            raise StoreError(f"score of {row['file']!r} must be finite, {score!r} is given.")
+        group = row.get("group")
+        records.append({"file": str(row["file"]), "class_name": None if row.get("class") is None else str(row["class"]),
+                        "method": method, "score": score, "score_group": None if group is None else int(group),  # type: ignore[arg-type]
+                        "updated_at": now})
+    files = [r["file"] for r in records]
+    if len(set(files)) != len(files):
+        raise StoreError(f"score rows repeat files ({len(files) - len(set(files))} duplicates) in dataset {dataset!r}.")
+    with transaction(target) as session:
+        owner = dataset_id(session, dataset)
+        session.execute(sa.delete(CurationScoreRow).where(CurationScoreRow.dataset_id == owner,
+                                                          CurationScoreRow.method == method))
+        for start in range(0, len(records), _INSERT_CHUNK):
+            chunk = [{**r, "dataset_id": owner} for r in records[start : start + _INSERT_CHUNK]]
+            session.execute(sa.insert(CurationScoreRow), chunk)
+        session.flush()
+    return len(records)
+
+
+def get_scores(target: Store | Session, dataset: str, *, method: str | None = None) -> tuple[StoredScore, ...]:
+    """Scores of ``dataset`` (of one ``method`` when given), sorted by method, class, score, file."""
+    with transaction(target) as session:
+        owner = dataset_id(session, dataset, create=False)
+        if owner is None:
+            return ()
+        query = sa.select(CurationScoreRow).where(CurationScoreRow.dataset_id == owner)
+        if method is not None:
+            query = query.where(CurationScoreRow.method == method)
+        query = query.order_by(CurationScoreRow.method, CurationScoreRow.class_name, CurationScoreRow.score,
+                               CurationScoreRow.file)
+        return tuple(StoredScore(dataset=dataset, file=r.file, class_name=r.class_name, method=r.method,
+                                 score=float(r.score), group=r.score_group, updated_at=as_utc(r.updated_at))
+                     for r in session.scalars(query))
+
+
+def list_datasets(target: Store | Session, *, with_scores: bool = False) -> tuple[str, ...]:
+    """Dataset names, sorted (only those holding scores when ``with_scores``)."""
+    with transaction(target) as session:
+        query = sa.select(DatasetRow.name)
+        if with_scores:
+            query = query.where(DatasetRow.id.in_(sa.select(CurationScoreRow.dataset_id)))
+        return tuple(session.scalars(query.order_by(DatasetRow.name)))
+
+
+def tag_group(target: Store | Session, dataset: str, *, method: str, class_name: str | None, group: int,
+              tag: str | None) -> int:
+    """Tag every file of one score group (of one class, or of all classes when ``class_name`` is ``None``).
+
+    Returns:
+        Number of files whose tag changed.
+    """
+    with transaction(target) as session:
+        files = [s.file for s in get_scores(session, dataset, method=method)
+                 if s.group == group and (class_name is None or s.class_name == class_name)]
+        return set_tags(session, dataset, {f: tag for f in files}) if files else 0

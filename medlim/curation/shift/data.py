@@ -1,0 +1,299 @@
+"""Datasets for MedShift, read lazily so that 100,000 images never sit in memory (thesis ch. 5).
+
+A dataset is a list of files with one class each: a folder laid out as
+``DIR/<class>/*`` (``manifest.csv`` from ``medlim phantom radiograph`` gives the
+class, site and shift severity when present), a zip of such a folder, or
+radiograph phantoms generated on demand from a seed (no files at all). Pixels
+are read only in batches (:func:`iter_batches`) through the ``ood-grey``
+preset of :mod:`medlim.curation.ood.data`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medlim.errors import ParameterError
+
+__all__ = [
+    "PhantomSource",
+    "ImageSet",
+    "folder_set",
+    "phantom_image_set",
+    "extract_zip",
+    "iter_batches",
+    "write_image_set",
+    "parse_dataset",
+]
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class PhantomSource:
+    """Radiograph phantoms generated on demand: sample ``k`` of class ``b`` is
+    ``generate_radiograph(seed=seed, index=k, body_part=b, site=site)``."""
+
+    seed: int
+    site: str
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A labelled image collection whose pixels are read on demand.
+
+    Attributes:
+        name: a label for display and for the results store.
+        files: ``tuple[str, ...]`` of length N: paths relative to ``root`` (folder
+            sets) or ``"<class>/<stem>"`` names (phantom sets).
+        classes: ``tuple[str, ...]`` of length N.
+        root: the folder the files are relative to (``None`` for phantoms).
+        phantom: the generator of a phantom set (``None`` for folders).
+        indices: phantom sample index of each file (phantom sets only).
+        severity: ``np.ndarray[N]`` float shift severity in [0, 1] when known
+            (phantom manifest or generator), else ``None``.
+        sites: acquisition site of each file when known (``"internal"`` or ``"external-*"``).
+    """
+
+    name: str
+    files: tuple[str, ...]
+    classes: tuple[str, ...]
+    root: Path | None = None
+    phantom: PhantomSource | None = None
+    indices: tuple[int, ...] = ()
+    severity: np.ndarray | None = None
+    sites: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Sorted distinct classes."""
+        return tuple(sorted(set(self.classes)))
+
+    @property
+    def shifted(self) -> np.ndarray | None:
+        """Ground-truth flag ``np.ndarray[N]`` bool: the image comes from an external site (``None`` if unknown)."""
+        if not self.sites:
+            return None
+        return np.array([site != "internal" for site in self.sites], dtype=bool)
+
+    @property
+    def source(self) -> str:
+        """A spec :func:`parse_dataset` turns back into this set (folder path or phantom spec)."""
+        if self.phantom is not None:
+            per_class = max(self.indices) + 1 if self.indices else 0
+            return f"phantom:{self.phantom.site}:{self.phantom.seed}:{per_class}:{','.join(self.class_names)}"
+        return str(self.root) if self.root is not None else ""
+
+    def read(self, positions: Sequence[int], size: int) -> np.ndarray:
+        """Pixels of the images at ``positions``: ``np.ndarray[B, size, size]`` float32 in [0, 1]."""
+        from medlim.curation.ood.data import read_inputs, to_model_input
+
+        positions = [int(p) for p in positions]
+        if not positions:
+            return np.zeros((0, size, size), np.float32)
+        if self.phantom is not None:
+            from medlim.phantoms.radiograph import generate_radiograph
+
+            return np.stack([
+                to_model_input(generate_radiograph(seed=self.phantom.seed, index=self.indices[p],
+                                                   body_part=self.classes[p], site=self.phantom.site).image, size)
+                for p in positions
+            ])
+        if self.root is None:
+            raise ParameterError(f"image set {self.name!r} has neither a folder nor a phantom source.")
+        return read_inputs([self.root / self.files[p] for p in positions], size)
+
+    def subset(self, mask: np.ndarray, *, name: str | None = None) -> "ImageSet":
+        """The images where the boolean ``mask`` (``np.ndarray[N]``) is true."""
+        keep = np.nonzero(np.asarray(mask, dtype=bool))[0]
+        pick = lambda values: tuple(values[i] for i in keep) if values else ()  # noqa: E731
+        return ImageSet(name=name or self.name, files=pick(self.files), classes=pick(self.classes), root=self.root,
+                        phantom=self.phantom, indices=pick(self.indices),
+                        severity=None if self.severity is None else self.severity[keep], sites=pick(self.sites))
+
+
+def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
+    """List ``DIR/<class>/*`` images (no pixels are read).
+
+    Classes come from ``manifest.csv`` (columns ``file``, ``class`` and
+    optionally ``site``, ``shift_severity``) when present, else from the
+    sub-folder names. Files directly in ``DIR`` have no class and are refused.
+    """
+    from medlim.curation.ood.data import list_image_files
+
+    root = Path(directory)
+    if not root.is_dir():
+        raise ParameterError(f"dataset folder {str(root)!r} does not exist.")
+    files: list[str] = []
+    classes: list[str] = []
+    sites: list[str] = []
+    severity: list[float] = []
+    manifest = root / "manifest.csv"
+    if manifest.is_file():
+        with manifest.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if "file" not in row or "class" not in row:
+                    raise ParameterError(f"{manifest} needs 'file' and 'class' columns.")
+                files.append(row["file"])
+                classes.append(row["class"])
+                sites.append(row.get("site") or "")
+                severity.append(float(row.get("shift_severity") or 0.0))
+    else:
+        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
+            for path in list_image_files([sub]):
+                files.append(path.relative_to(root).as_posix())
+                classes.append(sub.name)
+    if not files:
+        raise ParameterError(f"no images in class sub-folders under {str(root)!r} (expected DIR/<class>/*.png).")
+    known_sites = all(sites) and len(sites) == len(files)
+    return ImageSet(name=name or root.name, files=tuple(files), classes=tuple(classes), root=root,
+                    severity=np.asarray(severity, np.float64) if known_sites else None,
+                    sites=tuple(sites) if known_sites else ())
+
+
+def phantom_image_set(
+    *,
+    seed: int,
+    per_class: int,
+    site: str = "internal",
+    body_parts: Sequence[str] | None = None,
+    name: str | None = None,
+) -> ImageSet:
+    """A radiograph phantom set, generated on demand (the ground truth is computed here, pixels later).
+
+    Args:
+        seed: phantom series seed (use different seeds for internal and external sets).
+        per_class: images per body part.
+        site: ``"internal"``, ``"external"`` or ``"mixed"`` (half internal, half shifted).
+        body_parts: classes (default: all seven).
+        name: dataset name (default ``"phantoms-<site>-<seed>"``).
+    """
+    from medlim.phantoms.base import rng_for
+    from medlim.phantoms.radiograph import BODY_PARTS, EXTERNAL_STYLES, SITES
+
+    if site not in SITES:
+        raise ParameterError(f"`site` must be one of {SITES}, {site!r} is given.")
+    if isinstance(per_class, bool) or not isinstance(per_class, (int, np.integer)) or per_class < 1:
+        raise ParameterError(f"`per_class` must be a positive integer, {per_class!r} is given.")
+    parts = tuple(body_parts) if body_parts is not None else BODY_PARTS
+    unknown = [b for b in parts if b not in BODY_PARTS]
+    if unknown:
+        raise ParameterError(f"unknown body parts {unknown}; known: {', '.join(BODY_PARTS)}.")
+    files, classes, indices, sites, severity = [], [], [], [], []
+    for part in parts:
+        for k in range(int(per_class)):
+            # the same draws generate_radiograph makes for the site, without rendering the image
+            site_rng = rng_for(int(seed), "radiograph-site", k)
+            external = site == "external" or (site == "mixed" and site_rng.random() < 0.5)
+            style, level = "internal", 0.0
+            if external:
+                style = str(site_rng.choice(sorted(EXTERNAL_STYLES)))
+                level = float(site_rng.uniform(0.0, 1.0))
+            files.append(f"{part}/{site}-{seed}-{k:05d}")
+            classes.append(part)
+            indices.append(k)
+            sites.append(style)
+            severity.append(level)
+    return ImageSet(name=name or f"phantoms-{site}-{seed}", files=tuple(files), classes=tuple(classes),
+                    phantom=PhantomSource(int(seed), site), indices=tuple(indices),
+                    severity=np.asarray(severity, np.float64), sites=tuple(sites))
+
+
+def extract_zip(data: bytes, directory: str | Path) -> Path:
+    """Unpack a zip of ``<class>/*`` images into ``directory/<sha1 of the bytes>`` (once) and return that folder.
+
+    A zip whose single top-level folder holds the class folders is unpacked to
+    that inner folder. Paths leaving the target (``..``, absolute) are refused.
+    """
+    digest = hashlib.sha1(data).hexdigest()[:16]
+    target = Path(directory) / digest
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ParameterError(f"the upload is not a zip file: {exc}.") from None
+    with archive:
+        names = [n for n in archive.namelist() if not n.endswith("/") and not n.startswith("__MACOSX")]
+        for member in names:
+            if member.startswith("/") or ".." in Path(member).parts:
+                raise ParameterError(f"zip member {member!r} would leave the target folder.")
+        if not target.is_dir():
+            for member in names:
+                out = target / member
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(archive.read(member))
+    tops = {Path(n).parts[0] for n in names if len(Path(n).parts) > 2}
+    if len(tops) == 1 and all(len(Path(n).parts) > 2 for n in names if Path(n).name != "manifest.csv"):
+        inner = target / tops.pop()
+        if inner.is_dir():
+            return inner
+    return target
+
+
+def iter_batches(
+    image_set: ImageSet,
+    *,
+    size: int,
+    batch_size: int = 256,
+    positions: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield ``(positions np.ndarray[B] int64, pixels np.ndarray[B, size, size] float32)`` batches.
+
+    Memory holds one batch at a time; ``progress(done, total)`` is called after each.
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ParameterError(f"`batch_size` must be a positive integer, {batch_size!r} is given.")
+    order = np.arange(len(image_set)) if positions is None else np.asarray(positions, dtype=np.int64)
+    total = len(order)
+    for start in range(0, total, batch_size):
+        chunk = order[start : start + batch_size]
+        yield chunk, image_set.read(chunk, size)
+        if progress is not None:
+            progress(min(start + batch_size, total), total)
+
+
+def write_image_set(image_set: ImageSet, directory: str | Path, *, size: int = 256) -> Path:
+    """Write an image set as ``DIR/<class>/*.png`` plus ``manifest.csv`` (file, class, site, shift_severity)."""
+    from medlim.phantoms.base import save_png
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for positions, pixels in iter_batches(image_set, size=size, batch_size=64):
+        for p, image in zip(positions, pixels):
+            relative = image_set.files[p] if image_set.files[p].lower().endswith(".png") else f"{image_set.files[p]}.png"
+            save_png(root / relative, image)
+            rows.append({"file": relative, "class": image_set.classes[p],
+                         "site": image_set.sites[p] if image_set.sites else "",
+                         "shift_severity": float(image_set.severity[p]) if image_set.severity is not None else ""})
+    with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "class", "site", "shift_severity"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return root
+
+
+def parse_dataset(spec: str | Path, *, name: str | None = None) -> ImageSet:
+    """A dataset from the command line: a folder, or ``phantom:SITE:SEED:PER_CLASS[:PART,PART…]`` (generated on demand).
+
+    Examples: ``data/internal``, ``phantom:internal:101:60``, ``phantom:mixed:202:40:hand,elbow``.
+    """
+    text = str(spec)
+    if text.startswith("phantom:"):
+        parts = text.split(":")
+        if len(parts) not in (4, 5) or not parts[2].isdigit() or not parts[3].isdigit():
+            raise ParameterError(f"a phantom dataset is 'phantom:SITE:SEED:PER_CLASS[:PARTS]', {text!r} is given.")
+        body_parts = parts[4].split(",") if len(parts) == 5 and parts[4] else None
+        return phantom_image_set(seed=int(parts[2]), per_class=int(parts[3]), site=parts[1], body_parts=body_parts,
+                                 name=name)
+    return folder_set(text, name=name)

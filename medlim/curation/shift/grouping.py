@@ -1,0 +1,203 @@
+"""Score groups: 1-D k-means per class and the elbow rule for k (thesis ch. 5, MedShift step 3).
+
+Per class, the external images' anomaly scores are clustered with k-means
+(scikit-learn, ``n_init=10``, fixed seed). Groups are renumbered by ascending
+centre, so group 0 holds the lowest scores and group ``k − 1`` the highest.
+
+The elbow rule used here (stated because "the elbow" has many readings): for
+each candidate ``k ∈ [k_min, k_max]`` take the distortion (k-means inertia) of
+every class, divide it by that class's distortion at ``k_min`` so that every
+class weighs the same, and average over classes. Both axes of the mean curve
+are scaled to [0, 1]; the elbow is the ``k`` whose point lies farthest below
+the chord from the first to the last point (the "maximum distance to the
+chord", i.e. the kneedle rule on a decreasing convex curve). Ties go to the
+smaller ``k``. One ``k`` serves every class, as in the thesis (k = 5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from medlim.errors import ParameterError
+
+__all__ = ["ClassGroups", "Grouping", "kmeans_1d", "distortion_curve", "elbow_k", "group_scores", "top_mask"]
+
+
+@dataclass(frozen=True)
+class ClassGroups:
+    """k-means groups of one class.
+
+    Attributes:
+        labels: ``np.ndarray[N]`` int64 group per image, 0 = lowest scores.
+        centres: ``np.ndarray[k]`` float64 ascending group centres.
+        inertia: sum of squared distances to the assigned centres.
+    """
+
+    labels: np.ndarray
+    centres: np.ndarray
+    inertia: float
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """Groups of every class with the k chosen for all of them.
+
+    Attributes:
+        k: the number of groups (the same for every class; a class with fewer
+            distinct scores than ``k`` gets fewer groups).
+        groups: ``np.ndarray[N]`` int64 group of each image (ascending score).
+        ks: candidate k values of the elbow curve.
+        distortion: ``np.ndarray[len(ks)]`` mean normalised distortion (the elbow curve).
+        per_class: class → :class:`ClassGroups`.
+        auto: ``True`` when ``k`` came from the elbow rule.
+    """
+
+    k: int
+    groups: np.ndarray
+    ks: tuple[int, ...]
+    distortion: np.ndarray
+    per_class: Mapping[str, ClassGroups]
+    auto: bool
+
+
+def _check_scores(scores: np.ndarray) -> np.ndarray:
+    values = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if not np.all(np.isfinite(values)):
+        raise ParameterError(f"scores must be finite; {int((~np.isfinite(values)).sum())} are not.")
+    return values
+
+
+def kmeans_1d(scores: np.ndarray, k: int, *, seed: int = 0) -> ClassGroups:
+    """k-means on one-dimensional scores, groups numbered by ascending centre.
+
+    Args:
+        scores: ``np.ndarray[N]`` float.
+        k: wanted groups; reduced to the number of distinct scores when fewer.
+        seed: k-means initialisation seed.
+
+    Returns:
+        :class:`ClassGroups`.
+    """
+    from sklearn.cluster import KMeans
+
+    values = _check_scores(scores)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ParameterError(f"`k` must be a positive integer, {k!r} is given.")
+    if values.size == 0:
+        return ClassGroups(np.zeros(0, np.int64), np.zeros(0), 0.0)
+    k = min(int(k), len(np.unique(values)))
+    if k == 1:
+        centre = values.mean()
+        return ClassGroups(np.zeros(len(values), np.int64), np.array([centre]), float(((values - centre) ** 2).sum()))
+    model = KMeans(n_clusters=k, n_init=10, random_state=seed).fit(values.reshape(-1, 1))
+    centres = model.cluster_centers_.reshape(-1)
+    order = np.argsort(centres, kind="stable")
+    rank = np.empty(k, np.int64)
+    rank[order] = np.arange(k)
+    return ClassGroups(rank[model.labels_].astype(np.int64), centres[order].astype(np.float64), float(model.inertia_))
+
+
+def distortion_curve(scores: np.ndarray, ks: Sequence[int], *, seed: int = 0) -> np.ndarray:
+    """k-means inertia of ``scores`` for each k in ``ks``: ``np.ndarray[len(ks)]`` float64."""
+    return np.array([kmeans_1d(scores, int(k), seed=seed).inertia for k in ks], dtype=np.float64)
+
+
+def elbow_k(ks: Sequence[int], distortion: Sequence[float]) -> int:
+    """The elbow of a decreasing distortion curve: the k farthest below the chord (module doc).
+
+    Args:
+        ks: ascending candidate k values (at least one).
+        distortion: the curve value at each k.
+
+    Returns:
+        The chosen k (the first one when the curve is flat or has < 3 points).
+    """
+    k_values = np.asarray(ks, dtype=np.float64)
+    curve = np.asarray(distortion, dtype=np.float64)
+    if k_values.size == 0 or k_values.shape != curve.shape:
+        raise ParameterError(f"`ks` and `distortion` must be non-empty and equally long, {k_values.size} and {curve.size} are given.")
+    if k_values.size < 3 or np.ptp(curve) <= 0:
+        return int(k_values[0])
+    x = (k_values - k_values[0]) / (k_values[-1] - k_values[0])
+    y = (curve - curve.min()) / np.ptp(curve)
+    # chord from (0, y0) to (1, y_last); a convex decreasing curve lies below it
+    chord = y[0] + (y[-1] - y[0]) * x
+    gap = chord - y
+    best = int(np.argmax(gap))
+    return int(k_values[best]) if gap[best] > 1e-12 else int(k_values[0])
+
+
+def group_scores(
+    scores: np.ndarray,
+    classes: Sequence[str],
+    *,
+    k: int | str = "auto",
+    k_range: tuple[int, int] = (1, 8),
+    seed: int = 0,
+) -> Grouping:
+    """Group every class's scores with one k (the elbow rule when ``k="auto"``).
+
+    Args:
+        scores: ``np.ndarray[N]`` float anomaly scores.
+        classes: class of each score (length N).
+        k: ``"auto"`` or a positive integer.
+        k_range: inclusive candidate range for the elbow curve.
+        seed: k-means seed.
+
+    Returns:
+        :class:`Grouping`.
+    """
+    values = _check_scores(scores)
+    labels = np.asarray(list(classes), dtype=object)
+    if len(labels) != len(values):
+        raise ParameterError(f"{len(values)} scores but {len(labels)} classes are given.")
+    low, high = int(k_range[0]), int(k_range[1])
+    if not 1 <= low < high:
+        raise ParameterError(f"`k_range` must be (low, high) with 1 ≤ low < high, {k_range!r} is given.")
+    if not (k == "auto" or (isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1)):
+        raise ParameterError(f"`k` must be 'auto' or a positive integer, {k!r} is given.")
+    names = sorted(set(labels.tolist()))
+    ks = tuple(range(low, high + 1))
+    curves = []
+    for name in names:
+        curve = distortion_curve(values[labels == name], ks, seed=seed)
+        curves.append(curve / curve[0] if curve[0] > 0 else np.zeros_like(curve))
+    mean_curve = np.mean(curves, axis=0) if curves else np.zeros(len(ks))
+    chosen = elbow_k(ks, mean_curve) if k == "auto" else int(k)
+    groups = np.zeros(len(values), np.int64)
+    per_class: dict[str, ClassGroups] = {}
+    for name in names:
+        mask = labels == name
+        result = kmeans_1d(values[mask], chosen, seed=seed)
+        groups[mask] = result.labels
+        per_class[name] = result
+    return Grouping(k=chosen, groups=groups, ks=ks, distortion=mean_curve, per_class=per_class, auto=k == "auto")
+
+
+def top_mask(groups: np.ndarray, classes: Sequence[str], grouping_k: int, level: int,
+             per_class_k: Mapping[str, int] | None = None) -> np.ndarray:
+    """Images of the TOP-``level`` subset: the ``level`` lowest-score groups of every class.
+
+    TOP k is every image; TOP k−1 drops the highest group of every class, …,
+    TOP 1 keeps only each class's lowest group. A class with fewer groups than
+    ``k`` (``per_class_k``) drops its groups from the top as well, keeping at
+    least its lowest one.
+
+    Returns:
+        ``np.ndarray[N]`` bool.
+    """
+    if not 1 <= level <= grouping_k:
+        raise ParameterError(f"`level` must be in [1, {grouping_k}], {level!r} is given.")
+    groups = np.asarray(groups)
+    if per_class_k is None:
+        return groups < level
+    labels = np.asarray(list(classes), dtype=object)
+    mask = np.zeros(len(groups), bool)
+    for name, k_c in per_class_k.items():
+        rows = labels == name
+        keep = max(1, k_c - (grouping_k - level))
+        mask[rows] = groups[rows] < keep
+    return mask

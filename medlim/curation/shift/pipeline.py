@@ -1,0 +1,381 @@
+"""The MedShift pipeline: internal models → streamed external scores → groups, TOP-k and OTDD (thesis ch. 5).
+
+Three stages, each usable on its own so that a page can show progress and
+keep results between reruns:
+
+1. :func:`fit_internal` reads the internal dataset (it has to be in memory to
+   train on), trains one detector per class and the classifier G, and keeps a
+   capped random sample of internal features for OTDD.
+2. :func:`score_external` streams the external dataset in batches: every batch
+   is scored by its classes' detectors and by G, and only the images of a
+   random OTDD pool (at most ``otdd_pool``) keep their features. Memory is
+   bounded by the batch, the per-image numbers (score and C probabilities)
+   and the pool — not by the size of the dataset.
+3. :func:`analyse` groups the scores per class (one k, the elbow rule of
+   :mod:`.grouping`), evaluates G on TOP k … TOP 1 and measures OTDD between
+   the internal pool and each TOP-j part of the external pool.
+
+:func:`run_shift` runs all three. Progress goes to ``progress(stage, done, total)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from medlim.curation.shift.classifier import ClassifierConfig, TopKRow, predict, topk_table, train_classifier
+from medlim.curation.shift.data import ImageSet, iter_batches
+from medlim.curation.shift.detectors import ClassDetectors, DetectorConfig, fit_class_detectors, score_by_class, split_internal
+from medlim.curation.shift.grouping import Grouping, group_scores
+from medlim.curation.shift.otdd import OtddResult, otdd_repeated
+from medlim.errors import ParameterError
+
+__all__ = [
+    "FEATURES",
+    "ShiftConfig",
+    "InternalModels",
+    "ExternalScores",
+    "ShiftResult",
+    "fit_internal",
+    "score_external",
+    "analyse",
+    "run_shift",
+    "shift_evidence",
+    "dataset_otdd",
+]
+
+FEATURES: tuple[str, ...] = ("embedding", "pixels")
+Progress = Callable[[str, int, int], None]
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class ShiftConfig:
+    """Settings of a MedShift run.
+
+    Attributes:
+        detector: per-class detector settings (its ``input_size`` is also G's input side).
+        classifier: G's settings.
+        k: ``"auto"`` (elbow rule) or the number of groups.
+        k_range: candidate k for the elbow curve.
+        features: OTDD features, ``"embedding"`` (G's pooled features) or ``"pixels"``.
+        otdd_max_samples: per-repeat cap on each side's samples.
+        otdd_repeats: repeats (thesis 10).
+        otdd_pool: at most this many internal and external images keep features.
+        batch_size: images read per streamed batch.
+        seed: seed of k-means, the OTDD pools and the OTDD subsamples.
+    """
+
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    k: int | str = "auto"
+    k_range: tuple[int, int] = (1, 8)
+    features: str = "embedding"
+    otdd_max_samples: int = 500
+    otdd_repeats: int = 10
+    otdd_pool: int = 5000
+    batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.features not in FEATURES:
+            raise ParameterError(f"`features` must be one of {FEATURES}, {self.features!r} is given.")
+        if not (self.k == "auto" or (isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1)):
+            raise ParameterError(f"`k` must be 'auto' or a positive integer, {self.k!r} is given.")
+        for name in ("otdd_max_samples", "otdd_repeats", "otdd_pool", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ParameterError(f"`{name}` must be a positive integer, {value!r} is given.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class InternalModels:
+    """What the internal dataset teaches.
+
+    Attributes:
+        detectors: the per-class detectors and held-back internal scores.
+        classifier: G (eval mode).
+        class_names: G's classes, in label order (sorted internal classes).
+        features: ``np.ndarray[P, F]`` float32 OTDD features of the internal pool.
+        labels: ``np.ndarray[P]`` int class indices of the pool.
+        heldout_accuracy: G's accuracy on the held-back internal images.
+        n_images: internal images.
+    """
+
+    detectors: ClassDetectors
+    classifier: Any
+    class_names: tuple[str, ...]
+    features: np.ndarray
+    labels: np.ndarray
+    heldout_accuracy: float
+    n_images: int
+
+
+@dataclass(frozen=True)
+class ExternalScores:
+    """Streamed results of the external dataset (images of unknown classes left out).
+
+    Attributes:
+        positions: ``np.ndarray[N]`` int positions in the external :class:`ImageSet`.
+        scores: ``np.ndarray[N]`` float64 MedShift scores.
+        probabilities: ``np.ndarray[N, C]`` float64 G's class probabilities.
+        labels: ``np.ndarray[N]`` int true class indices (external folder classes).
+        pool: ``np.ndarray[P]`` int indices into ``positions`` of the OTDD pool.
+        pool_features: ``np.ndarray[P, F]`` float32.
+        skipped: external images whose class the internal data lacks.
+    """
+
+    positions: np.ndarray
+    scores: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+    pool: np.ndarray
+    pool_features: np.ndarray
+    skipped: int
+
+
+@dataclass(frozen=True)
+class ShiftResult:
+    """A MedShift analysis.
+
+    Attributes:
+        internal_name, external_name: dataset names.
+        files, classes: the scored external images (``tuple[str, ...]`` of length N).
+        scores: ``np.ndarray[N]``; groups: ``np.ndarray[N]`` int (0 = lowest scores).
+        grouping: the k-means result with the elbow curve.
+        topk: G on TOP k … TOP 1.
+        otdd: ``((level, OtddResult), …)`` TOP k … TOP 1.
+        internal_scores: class → held-back internal scores (for the histograms).
+        evidence: ground-truth checks when the external set knows its shifted images, else ``None``.
+        settings: the run's settings and sizes.
+    """
+
+    internal_name: str
+    external_name: str
+    files: tuple[str, ...]
+    classes: tuple[str, ...]
+    scores: np.ndarray
+    groups: np.ndarray
+    grouping: Grouping
+    topk: tuple[TopKRow, ...]
+    otdd: tuple[tuple[int, OtddResult], ...]
+    internal_scores: Mapping[str, np.ndarray]
+    evidence: Mapping[str, Any] | None
+    settings: Mapping[str, Any]
+
+    @property
+    def macro_f1_series(self) -> list[float]:
+        """Macro-F1 of G at TOP k, …, TOP 1."""
+        return [row.macro.f1 for row in self.topk]
+
+    @property
+    def otdd_series(self) -> list[float]:
+        """Mean OTDD at TOP k, …, TOP 1."""
+        return [result.mean for _, result in self.otdd]
+
+
+def _report(progress: Progress | None, stage: str) -> Callable[[int, int], None] | None:
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
+
+
+def _features(model: Any, images: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    probabilities, embedding = predict(model, images, embed=kind == "embedding")
+    if kind == "pixels":
+        embedding = images.reshape(len(images), -1).astype(np.float32)
+    return probabilities, embedding
+
+
+def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = None,
+                 progress: Progress | None = None) -> InternalModels:
+    """Stage 1: read the internal set, train the detectors and G, keep the internal OTDD pool.
+
+    Args:
+        internal: the internal dataset (≥ 5 images per class, ≥ 2 classes).
+        config: settings.
+        log: training log lines.
+        progress: ``progress(stage, done, total)`` with stages ``"read internal"``,
+            ``"detectors"`` and ``"classifier"``.
+    """
+    size = config.detector.input_size
+    class_names = internal.class_names
+    if len(class_names) < 2:
+        raise ParameterError(f"the internal dataset needs at least 2 classes, {list(class_names)} is given.")
+    chunks = [pixels for _, pixels in iter_batches(internal, size=size, batch_size=config.batch_size,
+                                                    progress=_report(progress, "read internal"))]
+    images = np.concatenate(chunks)
+    classes = np.asarray(internal.classes, dtype=object)
+    detectors = fit_class_detectors(images, internal.classes, config.detector, log=log,
+                                    progress=_report(progress, "detectors"))
+    labels = np.array([class_names.index(c) for c in internal.classes], dtype=np.int64)
+    held = split_internal(classes)
+    if progress:
+        progress("classifier", 0, 1)
+    classifier = train_classifier(images[~held], labels[~held], len(class_names), config.classifier, log=log)
+    probabilities, _ = predict(classifier, images[held])
+    accuracy = float((probabilities.argmax(1) == labels[held]).mean()) if held.any() else float("nan")
+    if log:
+        log(f"classifier: held-back internal accuracy {accuracy:.3f}")
+    if progress:
+        progress("classifier", 1, 1)
+    rng = np.random.default_rng(config.seed)
+    pool = np.sort(rng.permutation(len(images))[: config.otdd_pool])
+    _, features = _features(classifier, images[pool], config.features)
+    return InternalModels(detectors=detectors, classifier=classifier, class_names=class_names,
+                          features=features, labels=labels[pool], heldout_accuracy=accuracy, n_images=len(images))
+
+
+def score_external(models: InternalModels, external: ImageSet, config: ShiftConfig, *,
+                   progress: Progress | None = None) -> ExternalScores:
+    """Stage 2: stream the external set through the detectors and G (stage ``"score external"``)."""
+    known = np.array([c in models.class_names for c in external.classes], dtype=bool)
+    positions = np.nonzero(known)[0]
+    if len(positions) == 0:
+        raise ParameterError(f"no external image belongs to an internal class {list(models.class_names)}; "
+                             f"external classes: {list(external.class_names)}.")
+    rng = np.random.default_rng(config.seed + 1)
+    in_pool = np.zeros(len(positions), bool)
+    in_pool[rng.permutation(len(positions))[: config.otdd_pool]] = True
+    scores = np.empty(len(positions))
+    probabilities = np.empty((len(positions), len(models.class_names)))
+    pool_rows: list[np.ndarray] = []
+    pool_features: list[np.ndarray] = []
+    start = 0
+    for chunk, pixels in iter_batches(external, size=config.detector.input_size, batch_size=config.batch_size,
+                                      positions=positions, progress=_report(progress, "score external")):
+        rows = np.arange(start, start + len(chunk))
+        classes = [external.classes[p] for p in chunk]
+        scores[rows] = score_by_class(models.detectors, pixels, classes)
+        wanted = in_pool[rows]
+        probs, features = _features(models.classifier, pixels, config.features)
+        probabilities[rows] = probs
+        if wanted.any():
+            pool_rows.append(rows[wanted])
+            pool_features.append(features[wanted])
+        start += len(chunk)
+    labels = np.array([models.class_names.index(external.classes[p]) for p in positions], dtype=np.int64)
+    width = models.features.shape[1]
+    return ExternalScores(positions=positions, scores=scores, probabilities=probabilities, labels=labels,
+                          pool=np.concatenate(pool_rows) if pool_rows else np.zeros(0, np.int64),
+                          pool_features=np.concatenate(pool_features) if pool_features else np.zeros((0, width), np.float32),
+                          skipped=int((~known).sum()))
+
+
+def shift_evidence(scores: np.ndarray, groups: np.ndarray, shifted: np.ndarray, k: int) -> dict[str, Any]:
+    """Ground-truth checks: AUROC of the score against the shifted flag and the shifted share of each group.
+
+    Args:
+        scores: ``np.ndarray[N]``; groups: ``np.ndarray[N]`` (0 = lowest); shifted: ``np.ndarray[N]`` bool.
+        k: number of groups.
+
+    Returns:
+        ``auroc``, ``shifted_fraction_by_group`` (group 0 … k−1, all classes
+        pooled; NaN for an empty group), ``lowest_group_shifted``,
+        ``highest_group_shifted`` and ``n_shifted``.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    shifted = np.asarray(shifted, dtype=bool)
+    auroc = float(roc_auc_score(shifted, scores)) if 0 < shifted.sum() < len(shifted) else float("nan")
+    fractions = [float(shifted[groups == g].mean()) if (groups == g).any() else float("nan") for g in range(k)]
+    return {"auroc": auroc, "shifted_fraction_by_group": fractions, "lowest_group_shifted": fractions[0],
+            "highest_group_shifted": fractions[-1], "n_shifted": int(shifted.sum()), "n": int(len(shifted))}
+
+
+def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, config: ShiftConfig, *,
+            internal_name: str = "internal", progress: Progress | None = None) -> ShiftResult:
+    """Stage 3: groups, TOP-k table and the OTDD curve (stage ``"otdd"`` reports levels done)."""
+    classes = tuple(external.classes[p] for p in scored.positions)
+    grouping = group_scores(scored.scores, classes, k=config.k, k_range=config.k_range, seed=config.seed)
+    k = grouping.k
+    topk = topk_table(scored.labels, scored.probabilities, grouping.groups, models.class_names, k)
+    curve = []
+    pool_groups = grouping.groups[scored.pool]
+    pool_labels = scored.labels[scored.pool]
+    for done, level in enumerate(range(k, 0, -1)):
+        keep = pool_groups < level
+        result = otdd_repeated(models.features, models.labels, scored.pool_features[keep], pool_labels[keep],
+                               max_samples=config.otdd_max_samples, repeats=config.otdd_repeats,
+                               seed=config.seed + level)
+        curve.append((level, result))
+        if progress:
+            progress("otdd", done + 1, k)
+    shifted = external.shifted
+    evidence = None
+    if shifted is not None:
+        evidence = shift_evidence(scored.scores, grouping.groups, shifted[scored.positions], k)
+    files = tuple(external.files[p] for p in scored.positions)
+    settings = {**config.to_dict(), "external_source": external.source, "n_internal": models.n_images, "n_external": len(files),
+                "skipped_unknown_class": scored.skipped, "class_names": list(models.class_names),
+                "classifier_heldout_accuracy": models.heldout_accuracy,
+                "otdd_pool_internal": int(len(models.labels)), "otdd_pool_external": int(len(scored.pool))}
+    return ShiftResult(internal_name=internal_name, external_name=external.name, files=files, classes=classes,
+                       scores=scored.scores, groups=grouping.groups, grouping=grouping, topk=topk, otdd=tuple(curve),
+                       internal_scores=dict(models.detectors.internal_scores), evidence=evidence, settings=settings)
+
+
+def run_shift(internal: ImageSet, external: ImageSet, config: ShiftConfig | None = None, *,
+              log: Log | None = None, progress: Progress | None = None) -> ShiftResult:
+    """Train on ``internal``, score, group and measure ``external`` (all three stages)."""
+    config = config or ShiftConfig()
+    models = fit_internal(internal, config, log=log, progress=progress)
+    scored = score_external(models, external, config, progress=progress)
+    return analyse(models, scored, external, config, internal_name=internal.name, progress=progress)
+
+
+def dataset_otdd(
+    a: ImageSet,
+    b: ImageSet,
+    *,
+    features: str = "pixels",
+    size: int = 32,
+    max_samples: int = 500,
+    repeats: int = 10,
+    seed: int = 0,
+    pool: int = 5000,
+    classifier_epochs: int = 6,
+    log: Log | None = None,
+) -> tuple[OtddResult, dict[str, Any]]:
+    """OTDD between two labelled datasets (``medlim shift otdd``).
+
+    At most ``pool`` random images of each dataset are read (in batches); every
+    repeat subsamples ``max_samples`` of them. Features are the raw pixels at
+    ``size``×``size`` (flattened, in [0, 1]) or the embedding of a ResNet-18 G
+    trained on A's pool for ``classifier_epochs``. Classes are matched by name.
+
+    Returns:
+        ``(OtddResult, settings dict)``.
+    """
+    if features not in FEATURES:
+        raise ParameterError(f"`features` must be one of {FEATURES}, {features!r} is given.")
+    rng = np.random.default_rng(seed)
+    names = sorted(set(a.class_names) | set(b.class_names))
+
+    def load(image_set: ImageSet) -> tuple[np.ndarray, np.ndarray]:
+        positions = np.sort(rng.permutation(len(image_set))[:pool])
+        pixels = np.concatenate([chunk for _, chunk in iter_batches(image_set, size=size, positions=positions)])
+        return pixels, np.array([names.index(image_set.classes[p]) for p in positions], dtype=np.int64)
+
+    pixels_a, labels_a = load(a)
+    pixels_b, labels_b = load(b)
+    settings: dict[str, Any] = {"size": size, "max_samples": max_samples, "pool": pool, "seed": seed,
+                                "inner": "exact W2 between class clouds (ot.emd2, squared Euclidean cost)",
+                                "outer": "exact OT (ot.emd2), cost d = (|x - x'|^2 + W2^2)^(1/2)",
+                                "classes": names}
+    if features == "embedding":
+        config = ClassifierConfig(epochs=classifier_epochs, seed=seed)
+        model = train_classifier(pixels_a, labels_a, len(names), config, log=log)
+        _, feats_a = predict(model, pixels_a, embed=True)
+        _, feats_b = predict(model, pixels_b, embed=True)
+        settings["classifier"] = config.to_dict()
+    else:
+        feats_a, feats_b = pixels_a.reshape(len(pixels_a), -1), pixels_b.reshape(len(pixels_b), -1)
+    result = otdd_repeated(feats_a, labels_a, feats_b, labels_b, max_samples=max_samples, repeats=repeats, seed=seed)
+    return result, settings
