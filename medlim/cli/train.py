@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     steatosis.add_argument("--heldout-n", type=int, default=8)
     steatosis.add_argument("--backbone", default="resnet10", choices=("resnet10", "resnet18", "resnet50"),
                            help="resnet50 = thesis; resnet10 = shipped (CPU budget, small file)")
-    steatosis.add_argument("--iterations", type=int, default=800)
+    steatosis.add_argument("--iterations", type=int, default=600)
     steatosis.add_argument("--batch-size", type=int, default=2)
     steatosis.add_argument("--crop", type=int, default=256, help="training crop side in px")
     steatosis.add_argument("--lr", type=float, default=5e-4, help="AdamW peak learning rate")
@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from medlim.cli.ood import add_train_parsers
 
     add_train_parsers(sub)
+    from medlim.cli.retrieval import add_train_parsers as add_retrieval_train_parsers
+
+    add_retrieval_train_parsers(sub)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 

@@ -62,7 +62,7 @@ class SteatosisTrainingConfig:
             with 2 threads on 2 shared cores a step took 5–10× longer).
     """
 
-    iterations: int = 800
+    iterations: int = 600
     batch_size: int = 2
     crop: int = 256
     learning_rate: float = 5e-4
@@ -226,7 +226,8 @@ def train_maskrcnn(
         optimiser.step()
         schedule.step()
         for key, value in losses.items():
-            running[key] = 0.9 * running.get(key, float(value)) + 0.1 * float(value)
+            value = float(value.detach())
+            running[key] = 0.9 * running.get(key, value) + 0.1 * value
         total = sum(running.values())
         if progress is not None and (step % 10 == 0 or step == config.iterations):
             progress(step, config.iterations, {**running, "total": total})

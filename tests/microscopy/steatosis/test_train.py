@@ -1,0 +1,80 @@
+"""Training on weak labels (medlim.microscopy.steatosis.train)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from medlim.errors import ParameterError
+from medlim.microscopy.steatosis.network import build_steatosis_maskrcnn
+from medlim.microscopy.steatosis.train import (
+    SteatosisTrainingConfig,
+    TrainingTile,
+    sample_batch,
+    train_maskrcnn,
+    weak_training_tiles,
+)
+
+
+def _tile() -> TrainingTile:
+    image = np.full((96, 96, 3), 150, np.uint8)
+    labels = np.zeros((96, 96), np.int32)
+    yy, xx = np.mgrid[0:96, 0:96]
+    for k, (cy, cx, r) in enumerate([(30, 30, 10), (60, 66, 14)], start=1):
+        disk = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+        labels[disk] = k
+        image[disk] = 245
+    return TrainingTile(image=image, labels=labels)
+
+
+def test_sample_batch_targets_match_masks() -> None:
+    images, targets = sample_batch([_tile()], np.random.default_rng(0), batch_size=2, crop=96)
+    assert len(images) == 2 and images[0].shape == (3, 96, 96)
+    for target in targets:
+        assert target["masks"].shape == (2, 96, 96)
+        for box, mask in zip(target["boxes"], target["masks"]):
+            rows, cols = np.nonzero(mask.numpy())
+            assert box.tolist() == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+        assert target["labels"].tolist() == [1, 1]
+
+
+def test_weak_tiles_never_use_ground_truth() -> None:
+    from medlim.phantoms.he import generate_he
+
+    tile = next(weak_training_tiles(seed=3, count=1, size=128))
+    truth = generate_he(3, index=0, size=(128, 128)).labels
+    assert tile.labels.shape == truth.shape
+    assert not np.array_equal(tile.labels, truth)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ParameterError):
+        SteatosisTrainingConfig(iterations=0)
+    with pytest.raises(ParameterError):
+        SteatosisTrainingConfig(crop=32)
+    with pytest.raises(ParameterError):
+        train_maskrcnn(build_steatosis_maskrcnn(), [])
+
+
+def test_training_smoke() -> None:
+    model = build_steatosis_maskrcnn()
+    seen: list[float] = []
+    report = train_maskrcnn(model, [_tile()], config=SteatosisTrainingConfig(iterations=2, batch_size=1, crop=96, warmup=1),
+                            device="cpu", progress=lambda step, total, losses: seen.append(losses["total"]))
+    assert report.iterations == 2 and report.device == "cpu"
+    assert seen and math.isfinite(report.final_loss)
+    assert not model.training
+
+
+@pytest.mark.slow
+def test_short_training_reduces_the_loss() -> None:
+    from medlim.microscopy.steatosis.train import weak_training_tiles
+
+    tiles = list(weak_training_tiles(seed=5, count=4, size=256))
+    model = build_steatosis_maskrcnn()
+    losses: list[float] = []
+    train_maskrcnn(model, tiles, config=SteatosisTrainingConfig(iterations=60, crop=192, warmup=10),
+                   device="cpu", progress=lambda step, total, l: losses.append(l["total"]))
+    assert losses[-1] < losses[0]

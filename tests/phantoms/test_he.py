@@ -1,0 +1,67 @@
+"""H&E steatosis phantoms (medlim.phantoms.he)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlim.errors import ParameterError
+from medlim.phantoms.he import generate_he
+from medlim.phantoms.registry import get_kind
+
+
+def test_same_seed_same_phantom_and_other_index_differs() -> None:
+    a = generate_he(5, index=0, size=(128, 160))
+    b = generate_he(5, index=0, size=(128, 160))
+    c = generate_he(5, index=1, size=(128, 160))
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_types_shapes_and_exact_labels() -> None:
+    p = generate_he(3, size=(200, 256), density=0.4, vein_probability=0.0, edge_probability=0.0)
+    assert p.image.shape == (200, 256, 3) and p.image.dtype == np.uint8
+    assert p.labels.shape == (200, 256) and p.labels.dtype == np.uint16
+    ids = np.unique(p.labels[p.labels > 0])
+    # Labels are 1..n without gaps, every droplet inside the tissue.
+    assert np.array_equal(ids, np.arange(1, p.n_droplets + 1))
+    assert not np.any((p.labels > 0) & ~p.tissue)
+    # Droplets are white vacuoles: brighter than the tissue around them.
+    grey = p.image.mean(axis=2)
+    assert grey[p.labels > 0].mean() > grey[(p.labels == 0) & p.tissue].mean() + 30
+
+
+@pytest.mark.parametrize("density", [0.0, 0.3, 0.6])
+def test_density_is_reached(density: float) -> None:
+    p = generate_he(8, size=(256, 256), density=density, vein_probability=0.0, edge_probability=0.0)
+    assert p.density == density
+    if density == 0.0:
+        assert p.n_droplets == 0
+    else:
+        assert abs(p.steatosis_fraction - density) < 0.12
+
+
+def test_non_tissue_areas_are_white_and_not_droplets() -> None:
+    p = generate_he(4, size=(256, 256), vein_probability=1.0, edge_probability=1.0, density=0.2)
+    glass = ~p.tissue
+    assert glass.mean() > 0.05
+    assert p.image[glass].mean() > 200
+    assert not np.any(p.labels[glass])
+
+
+def test_touching_droplets_exist_in_clumped_phantoms() -> None:
+    from scipy import ndimage
+
+    p = generate_he(2, size=(256, 256), density=0.5, clump_probability=0.9)
+    grown = ndimage.grey_dilation(p.labels, size=3)
+    touching = (grown != p.labels) & (p.labels > 0)
+    assert touching.sum() > 50
+
+
+def test_validation_and_registry() -> None:
+    with pytest.raises(ParameterError):
+        generate_he(1, size=(32, 32))
+    with pytest.raises(ParameterError):
+        generate_he(1, size=(128, 128), density=0.9)
+    kind = get_kind("he")
+    assert kind.generate(seed=1, size=(96, 96)).image.shape == (96, 96, 3)
