@@ -263,6 +263,10 @@ def _readout_table(views: list[ui.AnalysedView], x: float) -> None:
     st.dataframe(frame, hide_index=True, column_config=config, key=None)
 
 
+def _saved_key(views: list[ui.AnalysedView]) -> tuple:
+    return tuple((v.content_sha256, v.metrics.threshold, v.metrics.x) for v in views)
+
+
 def _save(views: list[ui.AnalysedView], bac_model: BacModel) -> None:
     from medlim.mammography.batch import save_analysis
 
@@ -278,7 +282,7 @@ def _save(views: list[ui.AnalysedView], bac_model: BacModel) -> None:
             )  # fmt: skip
         saved += 1
     unplaced = [v.label for v in views if not (v.analysis.patient_key and v.analysis.study_date)]
-    st.session_state["bac_saved_note"] = (
+    st.session_state["bac_saved_note"] = _saved_key(views), (
         f"Saved {saved} view{'s' if saved != 1 else ''} to the results store (saving again updates the same rows)."
         + (f" {', '.join(unplaced)}: no patient or exam date in the file, so not in a history." if unplaced else "")
     )
@@ -384,7 +388,8 @@ def _exam_tab(bac_model: BacModel) -> None:
         "Report (JSON)", ui.report_json(records, bac_model=bac_model, exams=exams, x=x),
         file_name="bac_report.json", mime="application/json", key="bac_download_json",
     )  # fmt: skip
-    if note := st.session_state.get("bac_saved_note"):
+    saved_for, note = st.session_state.get("bac_saved_note", (None, None))
+    if note and saved_for == _saved_key(views):  # only for the exam and settings that were saved
         st.success(note, icon=":material/check_circle:")
     keys = sorted({v.analysis.patient_key for v in views if v.analysis.patient_key})
     _history(keys, bac_model, threshold=threshold)

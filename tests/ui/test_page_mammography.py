@@ -316,3 +316,35 @@ def test_expand_uploads_reads_zip_members_in_memory() -> None:
     assert files == [("study.zip/exam/LCC.dcm", b"dicom"), ("RCC.dcm", b"r")]
     with pytest.raises(InputError, match="bad.zip"):
         expand_uploads([("bad.zip", b"not a zip")])
+
+
+def test_batch_tab_quantifies_a_zip_like_the_cli(
+    phantom_dicom: Path, test_registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medlim.core.store import list_bac_results, open_store
+    from medlim.core.weights import Registry
+    from medlim.mammography.analysis import load_bac_model
+    from medlim.mammography.batch import quantify_files
+
+    monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(tmp_path / "absent"))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("study/LCC.dcm", phantom_dicom.read_bytes())
+        archive.writestr("study/broken.dcm", b"\x00" * 128 + b"DICM" + b"\x02\x00")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="bac_batch_upload").upload("study.zip", buffer.getvalue(), "application/zip").run()
+    at.number_input(key="bac_batch_threshold").set_value(0.0).run()
+    at.button(key="bac_batch_run").click().run()
+    assert not at.exception and not at.error
+    table = at.dataframe[-1].value
+    assert list(table["file"]) == ["study.zip/study/LCC.dcm", "study.zip/study/broken.dcm"]
+    assert list(table["ok"]) == [True, False]
+    assert "1 could not be analysed" in at.markdown[-1].value or any(
+        "1 could not be analysed" in m.value for m in at.markdown
+    )
+    # The CLI's function on the same bytes gives the same numbers.
+    bac_model = load_bac_model("scunet-bac", registry=Registry.load(test_registry), device="cpu")
+    (cli,) = quantify_files([("LCC.dcm", phantom_dicom.read_bytes())], bac_model, threshold=0.0)
+    for key in ("pm", "am", "sim", "tam_x", "tsim_x", "breast_area", "am_mm2"):
+        assert table[key].iloc[0] == pytest.approx(cli.values[key]), key
+    assert len(list_bac_results(open_store())) == 1  # saved once (the broken file is not)
