@@ -90,7 +90,9 @@ def distance_figure(
                 x=x[mask], y=y[mask], mode="markers", name=name, marker={"color": colour, "size": 7, "opacity": 0.8},
                 text=[labels[i] for i in np.nonzero(mask)[0]], hovertemplate="%{text}<extra>" + name + "</extra>",
                 legendgroup=f"{col}-{name}"), row=1, col=col)
-        figure.add_trace(_circle(float(margin), f"margin R = {margin:g}"), row=1, col=col)
+        circle = _circle(float(margin), f"margin R = {margin:g}")
+        circle.showlegend = col == 1
+        figure.add_trace(circle, row=1, col=col)
         figure.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", name="centre O",
                                     marker={"symbol": "star", "size": 12, "color": "black"},
                                     showlegend=col == 1), row=1, col=col)
