@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--n", type=int, default=12, help="number of phantom images")
     evaluate.add_argument("--sizes", default="full,full-small", help="phantom sizes, comma-separated")
     evaluate.add_argument("--threshold", type=float, default=None)
+    evaluate.add_argument(
+        "--thresholds", default=None, help="several cut-offs, comma-separated: one summary line each (choose on validation seeds)"
+    )
     evaluate.add_argument("--x", type=float, default=None)
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
     evaluate.add_argument("--device", default=None)
@@ -152,6 +155,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     bac_model = load_bac_model(args.weights, device=args.device)
     sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
     spec = PhantomSpec(seed=HELDOUT_SEED if args.seed is None else args.seed, count=args.n, sizes=sizes)
+    if args.thresholds:
+        return _sweep(args, bac_model, spec)
     summary, per_image = evaluate_bac(
         bac_model,
         phantom_samples(spec),
@@ -171,4 +176,38 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(f"{'readout':10}{'R2':>8}{'bias':>14}{'LoA low':>14}{'LoA high':>14}")
     for key, a in summary.agreement.items():
         print(f"{key:10}{a.r2:>8.3f}{a.bias:>14.1f}{a.loa_low:>14.1f}{a.loa_high:>14.1f}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace, bac_model, spec) -> int:
+    from medlim.mammography.evaluate import sweep_thresholds
+    from medlim.mammography.recipe import phantom_samples
+
+    thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
+    summaries, _ = sweep_thresholds(
+        bac_model,
+        phantom_samples(spec),
+        thresholds=thresholds,
+        x=args.x,
+        progress=lambda done, name: print(f"[{done}/{spec.count}] {name}", file=sys.stderr, flush=True),
+    )
+    rows = [
+        {
+            "threshold": t,
+            "dice": s.whole_image["f1"],
+            "dice_pooled": s.whole_image_pooled["f1"],
+            "precision": s.whole_image["precision"],
+            "recall": s.whole_image["recall"],
+            "r2": {k: a.r2 for k, a in s.agreement.items()},
+        }
+        for t, s in summaries.items()
+    ]
+    if args.json:
+        print(json.dumps({"weights": bac_model.label, "seed": spec.seed, "images": spec.count, "sweep": rows}, indent=2))
+        return 0
+    print(f"{bac_model.label} on {spec.count} phantoms (seed {spec.seed})")
+    print(f"{'t':>6}{'Dice':>8}{'pooled':>8}{'prec':>8}{'recall':>8}{'R2 TAM_X':>10}{'R2 AM':>8}")
+    for row in rows:
+        print(f"{row['threshold']:>6.2f}{row['dice']:>8.3f}{row['dice_pooled']:>8.3f}{row['precision']:>8.3f}"
+              f"{row['recall']:>8.3f}{row['r2']['tam_x']:>10.3f}{row['r2']['am']:>8.3f}")
     return 0

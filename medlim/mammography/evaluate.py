@@ -16,7 +16,7 @@ differences).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "evaluate_image",
     "summarise",
     "evaluate_bac",
+    "sweep_thresholds",
 ]
 
 #: The five readouts compared against ground truth.
@@ -224,7 +225,7 @@ def evaluate_bac(
     x: float | None = None,
     progress: Callable[[int, str], None] | None = None,
 ) -> tuple[BacEvaluation, list[ImageEvaluation]]:
-    """Run the model on annotated images and summarise.
+    """Run the model on annotated images and summarise at one cut-off.
 
     Args:
         bac_model: loaded weights (:func:`medlim.mammography.analysis.load_bac_model`).
@@ -232,13 +233,35 @@ def evaluate_bac(
         threshold, x: cut-off and X (None: the weights').
         progress: ``progress(done, name)`` after each image.
     """
+    t = bac_model.threshold if threshold is None else threshold
+    summaries, per_image = sweep_thresholds(bac_model, samples, thresholds=(t,), x=x, progress=progress)
+    return summaries[t], per_image[t]
+
+
+def sweep_thresholds(
+    bac_model: "BacModel",  # noqa: F821
+    samples: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    *,
+    thresholds: Sequence[float],
+    x: float | None = None,
+    progress: Callable[[int, str], None] | None = None,
+) -> tuple[dict[float, BacEvaluation], dict[float, list[ImageEvaluation]]]:
+    """Evaluate several cut-offs from one inference per image (the maps are reused).
+
+    This is how a set of weights' cut-off is chosen on validation phantoms,
+    before the held-out evaluation (``medlim bac evaluate --thresholds``).
+    """
     from medlim.mammography.inference import predict_probability_map
     from medlim.mammography.preprocess import get_preset
 
-    t = bac_model.threshold if threshold is None else threshold
+    if not thresholds:
+        raise ParameterError("Give at least one probability cut-off.")
+    for t in thresholds:
+        if not 0.0 <= t <= 1.0:
+            raise ParameterError(f"probability cut-offs must be in [0, 1]; {t} is given.")
     xx = bac_model.x if x is None else x
     preset = get_preset(bac_model.preset)
-    results = []
+    per_image: dict[float, list[ImageEvaluation]] = {t: [] for t in thresholds}
     for done, (name, image, truth) in enumerate(samples, start=1):
         prediction = predict_probability_map(
             image,
@@ -249,9 +272,11 @@ def evaluate_bac(
             skip=bac_model.skip,
             output_activation=bac_model.output_activation,
         )
-        results.append(
-            evaluate_image(name, prediction, truth, threshold=t, x=xx, patch_size=preset.patch_size, stride=448)
-        )
+        for t in thresholds:
+            per_image[t].append(
+                evaluate_image(name, prediction, truth, threshold=t, x=xx, patch_size=preset.patch_size, stride=448)
+            )
         if progress:
             progress(done, name)
-    return summarise(results, threshold=t, x=xx), results
+    summaries = {t: summarise(per_image[t], threshold=t, x=xx) for t in thresholds}
+    return summaries, per_image
