@@ -162,7 +162,25 @@ def train_classifier(
         if log:
             log(f"classifier epoch {epoch + 1}/{config.epochs}: loss {total / len(data):.4f}, "
                 f"train accuracy {correct / len(data):.3f}")
+    _refresh_batch_norm(model, data, config.batch_size)
     return model.eval()
+
+
+def _refresh_batch_norm(model: nn.Module, data: torch.Tensor, batch_size: int) -> None:
+    # After a short training the running statistics (momentum 0.1) lag far behind the
+    # weights; re-estimate them as plain averages over the training images.
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            batch = data[start : start + batch_size]
+            if len(batch) > 1:
+                model(batch)
+    for norm in norms:
+        norm.momentum = 0.1
 
 
 def predict(model: nn.Module, images: np.ndarray, *, embed: bool = False, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray | None]:

@@ -11,7 +11,8 @@ class detector's score (:func:`medlim.curation.ood.scoring.combine_parts`):
   the other external images) and S_dis the discriminator's probability;
 * TEND: ``S = λ·p + (1 − λ)·d/R``.
 
-Default sizes keep a 7-class run to a few CPU minutes: 32×32 inputs, width 4,
+Default sizes keep a 7-class run to a few CPU minutes: 32×32 inputs (TEND's
+network needs a multiple of 64), width 4,
 CVAD latent 32, 8 generator + 4 discriminator epochs (TEND: 8 autoencoder +
 6 head epochs, 2 warm-up). Every fifth internal image of a class (by file order) is held back
 for the reference range and the internal score histogram.
@@ -63,6 +64,11 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if self.kind not in SHIFT_DETECTORS:
             raise ParameterError(f"`detector` must be one of {SHIFT_DETECTORS}, {self.kind!r} is given.")
+        multiple = 64 if self.kind == "tend" else 32
+        if isinstance(self.input_size, bool) or not isinstance(self.input_size, int) or self.input_size % multiple \
+                or self.input_size < multiple:
+            raise ParameterError(f"{self.kind} needs `input_size` a positive multiple of {multiple}, "
+                                 f"{self.input_size!r} is given.")
         if self.kind == "tend" and self.head_epochs < 2:
             raise ParameterError(f"TEND needs `head_epochs` ≥ 2 (one warm-up epoch), {self.head_epochs!r} is given.")
 

@@ -57,8 +57,9 @@ class ShiftConfig:
     """Settings of a MedShift run.
 
     Attributes:
-        detector: per-class detector settings (its ``input_size`` is also G's input side).
+        detector: per-class detector settings (its ``input_size`` is the side images are read at).
         classifier: G's settings.
+        classifier_size: G's input side (images are area-resized from the detector side).
         k: ``"auto"`` (elbow rule) or the number of groups.
         k_range: candidate k for the elbow curve.
         features: OTDD features, ``"embedding"`` (G's pooled features) or ``"pixels"``.
@@ -71,6 +72,7 @@ class ShiftConfig:
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
+    classifier_size: int = 32
     k: int | str = "auto"
     k_range: tuple[int, int] = (1, 8)
     features: str = "embedding"
@@ -85,7 +87,7 @@ class ShiftConfig:
             raise ParameterError(f"`features` must be one of {FEATURES}, {self.features!r} is given.")
         if not (self.k == "auto" or (isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1)):
             raise ParameterError(f"`k` must be 'auto' or a positive integer, {self.k!r} is given.")
-        for name in ("otdd_max_samples", "otdd_repeats", "otdd_pool", "batch_size"):
+        for name in ("otdd_max_samples", "otdd_repeats", "otdd_pool", "batch_size", "classifier_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"`{name}` must be a positive integer, {value!r} is given.")
@@ -186,6 +188,16 @@ def _report(progress: Progress | None, stage: str) -> Callable[[int, int], None]
     return lambda done, total: progress(stage, done, total)
 
 
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    if images.shape[1:] == (size, size):
+        return images
+    interpolation = cv2.INTER_AREA if images.shape[1] > size else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(image, (size, size), interpolation=interpolation) for image in images]) \
+        if len(images) else np.zeros((0, size, size), np.float32)
+
+
 def _features(model: Any, images: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray]:
     probabilities, embedding = predict(model, images, embed=kind == "embedding")
     if kind == "pixels":
@@ -218,8 +230,9 @@ def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = N
     held = split_internal(classes)
     if progress:
         progress("classifier", 0, 1)
-    classifier = train_classifier(images[~held], labels[~held], len(class_names), config.classifier, log=log)
-    probabilities, _ = predict(classifier, images[held])
+    small = _resize(images, config.classifier_size)
+    classifier = train_classifier(small[~held], labels[~held], len(class_names), config.classifier, log=log)
+    probabilities, _ = predict(classifier, small[held])
     accuracy = float((probabilities.argmax(1) == labels[held]).mean()) if held.any() else float("nan")
     if log:
         log(f"classifier: held-back internal accuracy {accuracy:.3f}")
@@ -227,7 +240,7 @@ def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = N
         progress("classifier", 1, 1)
     rng = np.random.default_rng(config.seed)
     pool = np.sort(rng.permutation(len(images))[: config.otdd_pool])
-    _, features = _features(classifier, images[pool], config.features)
+    _, features = _features(classifier, small[pool], config.features)
     return InternalModels(detectors=detectors, classifier=classifier, class_names=class_names,
                           features=features, labels=labels[pool], heldout_accuracy=accuracy, n_images=len(images))
 
@@ -254,7 +267,7 @@ def score_external(models: InternalModels, external: ImageSet, config: ShiftConf
         classes = [external.classes[p] for p in chunk]
         scores[rows] = score_by_class(models.detectors, pixels, classes)
         wanted = in_pool[rows]
-        probs, features = _features(models.classifier, pixels, config.features)
+        probs, features = _features(models.classifier, _resize(pixels, config.classifier_size), config.features)
         probabilities[rows] = probs
         if wanted.any():
             pool_rows.append(rows[wanted])
