@@ -11,6 +11,7 @@ arranges widgets and results.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -116,6 +117,39 @@ def _analyse(sources: list[ImageSource], bac_model: BacModel) -> list[tuple[obje
         if not outcome.failed:
             done.append((analysis, record, digest))
     return done
+
+
+def _complete_view_labels(analysed: list[tuple]) -> list[tuple]:
+    """Let the reader set view and laterality for files that do not record them (e.g. PNG exports).
+
+    What is set replaces the missing fields of the analysis and the record's
+    metadata, so it reaches the exam readout, the report and the store.
+    """
+    missing = [item for item in analysed if not (item[0].view and item[0].laterality)]
+    if not missing:
+        return analysed
+    chosen: dict[str, tuple[str | None, str | None]] = {}
+    with st.expander(f"Set view and laterality ({len(missing)} file(s) do not record them)", expanded=True):
+        for analysis, record, digest in missing:
+            side_column, view_column = st.columns(2)
+            side = side_column.selectbox(f"{record.name}: laterality", ["L", "R"], index=None,
+                                         key=f"bac_set_side_{digest[:16]}")  # fmt: skip
+            view = view_column.selectbox(f"{record.name}: view", ["CC", "MLO"], index=None,
+                                         key=f"bac_set_view_{digest[:16]}")  # fmt: skip
+            chosen[digest] = (side, view)
+    completed = []
+    for analysis, record, digest in analysed:
+        side, view = chosen.get(digest, (None, None))
+        if side or view:
+            side, view = analysis.laterality or side, analysis.view or view
+            warnings = analysis.warnings
+            if side and view:
+                warnings = tuple(w for w in warnings if not w.startswith("View or laterality is not recorded"))
+            analysis = dataclasses.replace(analysis, laterality=side, view=view, warnings=warnings)
+            meta = dataclasses.replace(record.metadata, laterality=side, view=view)
+            record = ImageRecord(pixels=record.pixels, raw=record.raw, metadata=meta, name=record.name)
+        completed.append((analysis, record, digest))
+    return completed
 
 
 def _cutoff_sliders(bac_model: BacModel) -> tuple[float, float]:
@@ -329,7 +363,7 @@ def _exam_tab(bac_model: BacModel) -> None:
     if not sources:
         st.info("Upload a mammogram or a four-view exam, or open a sample exam, to start.", icon=":material/upload:")
         return
-    analysed = _analyse(sources, bac_model)
+    analysed = _complete_view_labels(_analyse(sources, bac_model))
     if not analysed:
         return
     threshold, x = _cutoff_sliders(bac_model)

@@ -348,3 +348,30 @@ def test_batch_tab_quantifies_a_zip_like_the_cli(
     for key in ("pm", "am", "sim", "tam_x", "tsim_x", "breast_area", "am_mm2"):
         assert table[key].iloc[0] == pytest.approx(cli.values[key]), key
     assert len(list_bac_results(open_store())) == 1  # saved once (the broken file is not)
+
+
+def test_png_without_view_gets_view_and_laterality_from_the_reader(
+    test_registry: Path, tmp_path: Path, count_inference: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(tmp_path / "absent"))
+    rows, cols = 600, 520
+    y, x = np.mgrid[0:rows, 0:cols]
+    breast = ((x / 480.0) ** 2 + ((y - rows / 2) / 280.0) ** 2) <= 1.0
+    buffer = io.BytesIO()
+    Image.fromarray(np.where(breast, 90 + (x % 50), 0).astype(np.uint8)).save(buffer, format="PNG")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="bac_upload").upload("export.png", buffer.getvalue(), "image/png").run()
+    assert not at.exception and not at.error
+    assert any("View or laterality is not recorded" in w.body for w in at.warning)
+    assert any("no pixel spacing" in c.value for c in at.caption)
+    assert _metric(at, "AM (px)") == "0"
+    assert at.radio(key="bac_view").options == ["export.png"]
+    side = next(s for s in at.selectbox if s.label == "export.png: laterality")
+    side.set_value("R").run()
+    next(s for s in at.selectbox if s.label == "export.png: view").set_value("MLO").run()
+    assert not at.exception and not at.error
+    assert at.radio(key="bac_view").options == ["RMLO"]
+    assert not any("View or laterality is not recorded" in w.body for w in at.warning)
+    assert len(count_inference) == 1
