@@ -165,7 +165,10 @@ def _overlay(
         background = np.clip((background - low) / max(float(high - low), 1e-6), 0.0, 1.0)
     blended = ui.overlay_rgb(background, result.labels, opacity=opacity)
     shrunk, factor = downsample_for_display(blended)
-    return ui.overlay_figure(shrunk, cuts=result.cuts if curves else (), factor=factor, title=title), factor
+    # Fit the figure to the image's shape in a half-width column (~640 px wide).
+    height = int(np.clip(470 * shrunk.shape[0] / shrunk.shape[1] + 100, 300, 900))
+    figure = ui.overlay_figure(shrunk, cuts=result.cuts if curves else (), factor=factor, title=title, height=height)
+    return figure, factor
 
 
 def _readouts(thesis: NucleiResult, baseline: NucleiResult, truth: int | None) -> None:
@@ -226,15 +229,35 @@ def _show(name: str, data: bytes, sample: Path | None) -> None:
     height, width = pixels.shape[:2]
     shrink = f" Shown at 1/{factor} resolution; measurements use every pixel." if factor > 1 else ""
     st.caption(
-        f"{width} × {height} px. Each nucleus has its own colour (touching nuclei differ); white lines are the "
-        f"dividing curves the method drew through clumps. Drag to zoom (both panels separately), double-click "
-        f"to reset.{shrink}"
+        f"{width} × {height} px. Each nucleus has its own colour (touching nuclei always differ). White lines: "
+        f"the dividing curves the method drew through clumps — solid where it followed the dark valley between "
+        f"nuclei, dashed where it found none and cut straight. Drag to zoom (each panel separately), "
+        f"double-click to reset.{shrink}"
     )
 
     st.subheader("Per-nucleus measurements (thesis method)")
     rows = ui.nucleus_rows(thesis.labels)
     table = pd.DataFrame([asdict(row) for row in rows])
-    st.dataframe(table, hide_index=True, height=260, key=f"{KEY}_table")
+    st.dataframe(
+        table,
+        hide_index=True,
+        height=260,
+        key=f"{KEY}_table",
+        column_config={
+            "id": st.column_config.NumberColumn("Nucleus", help="Its value in the label image."),
+            "area_px2": st.column_config.NumberColumn("Area (px²)"),
+            "centroid_row": st.column_config.NumberColumn("Centre row (px)", format="%.1f"),
+            "centroid_col": st.column_config.NumberColumn("Centre column (px)", format="%.1f"),
+            "perimeter_px": st.column_config.NumberColumn("Perimeter (px)", format="%.1f"),
+            "eccentricity": st.column_config.NumberColumn(
+                "Eccentricity", format="%.2f", help="0 = circle, towards 1 = elongated."
+            ),
+            "solidity": st.column_config.NumberColumn(
+                "Solidity", format="%.2f", help="Area / convex hull area; below ~0.9 = indented outline."
+            ),
+            "from_split_clump": st.column_config.CheckboxColumn("Cut from a clump"),
+        },
+    )
     stem = Path(name).stem
     download_labels, download_table = st.columns(2)
     with show_medlim_errors(subject=name) as outcome:

@@ -287,8 +287,10 @@ def _touching_pairs(labels: np.ndarray) -> np.ndarray:
 def instance_colours(labels: np.ndarray, *, n_colours: int = len(OKABE_ITO)) -> np.ndarray:
     """A palette index per instance such that touching instances differ where possible.
 
-    Greedy colouring in label order: each instance takes the lowest index not used
-    by an already coloured neighbour (label ``k`` modulo ``n_colours`` when all are used).
+    Greedy colouring in label order: instance ``k`` takes the first index, counting
+    cyclically from ``k mod n_colours``, that no already coloured neighbour uses
+    (so isolated nuclei cycle through the palette too); ``k mod n_colours`` when
+    all are used.
 
     Args:
         labels: ``np.ndarray[H, W]`` integer instance labels, 0 = background.
@@ -308,7 +310,7 @@ def instance_colours(labels: np.ndarray, *, n_colours: int = len(OKABE_ITO)) -> 
     done: set[int] = set()
     for k in present.tolist():
         used = {int(colours[n]) for n in neighbours.get(k, []) if n in done}
-        free = [c for c in range(n_colours) if c not in used]
+        free = [(k + step) % n_colours for step in range(n_colours) if (k + step) % n_colours not in used]
         colours[k] = free[0] if free else k % n_colours
         done.add(k)
     return colours
@@ -371,9 +373,10 @@ def overlay_figure(
         height: figure height in pixels.
 
     Returns:
-        A plotly figure: one image trace, then for each kind of cut present a
-        black casing and a white line (solid: follows the intensity valley;
-        dashed: straight fallback), named in the legend.
+        A plotly figure without a legend (so panels with and without cuts line
+        up): one image trace, then for each kind of cut present a black casing
+        and a white line (solid: follows the intensity valley; dashed: straight
+        fallback), named on hover.
     """
     from medlim.ui.figures import image_figure
 
@@ -395,11 +398,7 @@ def overlay_figure(
                                     hoverinfo="skip", showlegend=False))
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, hoverinfo="name",
                                     line={"color": "white", "width": 2, "dash": dash}))
-    figure.update_layout(
-        showlegend=any(chosen for _, _, chosen in groups),
-        legend={"orientation": "h", "yanchor": "top", "y": -0.08, "x": 0},
-        margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
-    )
+    figure.update_layout(showlegend=False, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
     return figure
 
 
