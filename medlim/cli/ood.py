@@ -73,6 +73,8 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--epochs", type=int, default=40, help="generator epochs")
             p.add_argument("--disc-epochs", type=int, default=12)
             p.add_argument("--latent-noise", type=float, default=1.0)
+            p.add_argument("--recon-weight", type=float, default=1.0,
+                           help="1/(2σ²) of the Gaussian likelihood in each VAE loss (1 = σ² 0.5)")
         p.add_argument("--name", default=None, help="registry name (default <kind>-<class>)")
         p.add_argument("--version", default="1")
         p.add_argument("--weights-dir", default=None)
@@ -119,7 +121,7 @@ def _train(args: argparse.Namespace) -> int:
                        warmup_epochs=args.warmup_epochs)
     else:
         options.update(latent=args.latent, cvad_epochs=args.epochs, disc_epochs=args.disc_epochs,
-                       latent_noise=args.latent_noise)
+                       latent_noise=args.latent_noise, recon_weight=args.recon_weight)
     argv = sys.argv[sys.argv.index(kind) + 1 :] if kind in sys.argv else []
     command = f"medlim train {kind} " + " ".join(shlex.quote(a) for a in argv)
     results = train_and_register(

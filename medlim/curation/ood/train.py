@@ -54,6 +54,9 @@ class OodTrainingConfig:
         weight: TEND score weight λ (thesis 0.5).
         cvad_epochs, disc_epochs: CVAD generator and discriminator epochs.
         latent_noise: std of the latent perturbation for the discriminator's fakes.
+        recon_weight: weight of the summed squared error in each VAE loss,
+            ``1/(2σ²)`` for a Gaussian likelihood of variance σ² (1 = σ² of 0.5;
+            larger = sharper, more class-specific reconstructions).
         batch_size, lr: Adam settings (thesis lr 1e-3).
         seed: torch and numpy seed.
         threads: torch CPU threads.
@@ -71,6 +74,7 @@ class OodTrainingConfig:
     cvad_epochs: int = 40
     disc_epochs: int = 12
     latent_noise: float = 1.0
+    recon_weight: float = 1.0
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -85,6 +89,8 @@ class OodTrainingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"`{name}` must be a positive integer, {value!r} is given.")
+        if not self.recon_weight > 0:
+            raise ParameterError(f"`recon_weight` must be positive, {self.recon_weight!r} is given.")
         if not 0 <= self.warmup_epochs < self.tend_epochs:
             raise ParameterError(f"`warmup_epochs` must be in [0, tend_epochs), {self.warmup_epochs!r} is given.")
 
@@ -214,11 +220,13 @@ def train_tend(
     return model.eval()
 
 
-def _vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+def _vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *,
+              recon_weight: float) -> torch.Tensor:
+    # eq. 4.5 with a Gaussian likelihood: −log p(x|z) = Σ (x − x′)² / (2σ²) + const
     n = target.shape[0]
     mse = ((recon - target) ** 2).sum() / n
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / n
-    return mse + kl
+    return recon_weight * mse + kl
 
 
 def train_cvad(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None) -> CvadNet:
@@ -243,7 +251,9 @@ def train_cvad(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None
         for index in _batches(len(data), config.batch_size, order):
             batch = data[index]
             out = generator_net(batch)
-            loss = _vae_loss(out.main, batch, out.mu1, out.logvar1) + _vae_loss(out.branch, batch, out.mu2, out.logvar2)
+            weight = config.recon_weight
+            loss = (_vae_loss(out.main, batch, out.mu1, out.logvar1, recon_weight=weight)
+                    + _vae_loss(out.branch, batch, out.mu2, out.logvar2, recon_weight=weight))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
