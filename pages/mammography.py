@@ -184,12 +184,16 @@ def _sort_key(view: ui.AnalysedView) -> tuple[str, int, str]:
     return (view.analysis.study_date or "", VIEW_ORDER.get(view.label, 9), view.label)
 
 
-def _display_controls(record: ImageRecord) -> tuple[bool, float, tuple[float, float, str] | None]:
+def _display_controls(record: ImageRecord, digest: str) -> tuple[bool, float, tuple[float, float, str] | None]:
     show = st.toggle("Show calcification mask", value=True, key="bac_overlay")
     opacity = st.slider("Mask opacity", 0.1, 1.0, 0.6, 0.05, key="bac_opacity", disabled=not show)
     window = None
     if record.metadata.source_format == "dicom" and not record.is_color:
-        default = default_window(record)
+        # The file's window is recovered by a fit over up to a million pixels: once per image.
+        windows = st.session_state.setdefault("bac_default_windows", {})
+        if digest not in windows:
+            windows[digest] = default_window(record)
+        default = windows[digest]
         span = max(default.high - default.low, 1e-6)
         step = 1.0 if span >= 50 else span / 500.0
         with st.expander("Window / level"):
@@ -209,7 +213,7 @@ def _show_image(view: ui.AnalysedView, *, threshold: float) -> None:
     record = view.record
     controls, image_column = st.columns([1, 3])
     with controls:
-        show, opacity, window = _display_controls(record)
+        show, opacity, window = _display_controls(record, view.content_sha256)
     with image_column:
         with show_medlim_errors(subject=record.name) as outcome:
             if window is None:
@@ -341,7 +345,10 @@ def _history(patient_keys: list[str], bac_model: BacModel, *, threshold: float) 
             exams, changes, _unplaced = exam_rows(values)
         if outcome.failed:
             continue
-        st.markdown(f"**Patient key {patient_key}** (pseudonymous) · {len(exams)} saved exam(s)")
+        st.markdown(
+            f"**Patient key {patient_key}** (pseudonymous) · {len(exams)} saved exam(s) with "
+            f"{bac_model.label}, cut-off p > {threshold:.2f}, X = {ui.HISTORY_X:g}"
+        )
         if not exams:
             st.caption(
                 "No saved exams for this patient with these weights and cut-off yet: "

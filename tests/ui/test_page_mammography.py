@@ -153,6 +153,18 @@ def test_sample_exam_readouts_slider_save_and_history(
     table = at.dataframe[0].value
     assert int(table["AM (px)"].iloc[0]) == lowered.am
 
+    # Display only: overlay off, another window; the readouts stay and nothing is re-run.
+    assert len(at.get("plotly_chart")[0].proto.spec) > 0
+    image_traces = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert [t["name"] for t in image_traces] == ["mammogram", "calcification mask"]
+    at.toggle(key="bac_overlay").set_value(False).run()
+    assert [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]] == ["mammogram"]
+    width = at.slider(key="bac_width")
+    width.set_value(width.value / 2).run()
+    assert not at.exception and not at.error
+    assert count_inference == []
+    assert _metric(at, "AM (mm²)") == f"{lowered.am_mm2:,.2f}"
+
     # A prior exam of the same patient, stored directly: the history then has two dates.
     store = open_store()
     meta = record.metadata
