@@ -45,9 +45,16 @@ def _presets_panel() -> str:
     with show_medlim_errors(subject="Presets"):
         store = ui.open_store_cached(settings.database_url)
         names += [p.name for p in list_presets(store, ui.PRESET_KIND)]
+    pending = st.session_state.pop("steatosis_preset_saved", None)
+    if pending in names:
+        # A preset was just saved from the current sliders: select it, keep the sliders.
+        st.session_state["steatosis_preset"] = pending
+        st.session_state["steatosis_preset_applied"] = pending
     with st.sidebar:
         st.subheader("Cutoff presets")
         chosen = st.selectbox("Preset", names, key="steatosis_preset")
+        if pending in names:
+            st.success(f"Saved preset “{pending}”.", icon=":material/check:")
         if st.session_state.get("steatosis_preset_applied") != chosen:
             if chosen == THESIS:
                 _set_sliders(Cutoffs())
@@ -59,9 +66,11 @@ def _presets_panel() -> str:
             st.session_state["steatosis_preset_applied"] = chosen
         name = st.text_input("Save current cutoffs as", key="steatosis_preset_name", placeholder="e.g. donor-liver")
         if st.button("Save preset", key="steatosis_preset_save", disabled=store is None or not name.strip()):
-            with show_medlim_errors(subject="Save preset"):
+            with show_medlim_errors(subject="Save preset") as outcome:
                 save_preset(store, kind=ui.PRESET_KIND, name=name.strip(), params=_current_cutoffs().as_dict())
-                st.success(f"Saved preset “{name.strip()}”.", icon=":material/check:")
+            if not outcome.failed:
+                st.session_state["steatosis_preset_saved"] = name.strip()
+                st.rerun()
     return chosen
 
 
@@ -137,8 +146,8 @@ def main() -> None:
     d.metric("Donor assessment", values["donor"])
     st.image(ui.overlay_image(pixels, analysis.labels, result.kept),
              caption="Kept droplets in colour; discarded droplets outlined and boxed in black (thesis Fig. 3.5).",
-             use_container_width=True)
-    st.plotly_chart(ui.histogram_figure(analysis, result, cutoffs), use_container_width=True,
+             width="stretch")
+    st.plotly_chart(ui.histogram_figure(analysis, result, cutoffs), width="stretch",
                     key="steatosis_histograms")
     report = {"file": name, "model": analysis.model, "preset": preset, "cutoffs": cutoffs.as_dict(), **values,
               "detection_seconds": round(analysis.seconds, 2)}

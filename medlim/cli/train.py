@@ -32,13 +32,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     steatosis = sub.add_parser("steatosis", help="Mask R-CNN for liver steatosis droplets on weak labels (thesis §3.2)")
     steatosis.add_argument("--seed", type=int, default=11, help="training phantom seed")
-    steatosis.add_argument("--tiles", type=int, default=60, help="training phantoms (weak-labelled)")
+    steatosis.add_argument("--tiles", type=int, default=40, help="training phantoms (weak-labelled)")
     steatosis.add_argument("--tile-size", type=int, default=512, help="training phantom side in px")
     steatosis.add_argument("--heldout-seed", type=int, default=7)
     steatosis.add_argument("--heldout-n", type=int, default=8)
     steatosis.add_argument("--backbone", default="resnet10", choices=("resnet10", "resnet18", "resnet50"),
                            help="resnet50 = thesis; resnet10 = shipped (CPU budget, small file)")
-    steatosis.add_argument("--iterations", type=int, default=600)
+    steatosis.add_argument("--iterations", type=int, default=600, help="most optimiser steps")
+    steatosis.add_argument("--max-minutes", type=float, default=25.0,
+                           help="wall-time budget of the optimisation (the schedule anneals within it; 0 = none)")
     steatosis.add_argument("--batch-size", type=int, default=2)
     steatosis.add_argument("--crop", type=int, default=256, help="training crop side in px")
     steatosis.add_argument("--lr", type=float, default=5e-4, help="AdamW peak learning rate")
@@ -99,7 +101,8 @@ def _train_steatosis(args: argparse.Namespace) -> int:
         seed=args.seed, tiles=args.tiles, tile_size=args.tile_size,
         heldout_seed=args.heldout_seed, heldout_n=args.heldout_n, backbone=args.backbone,
         config=SteatosisTrainingConfig(iterations=args.iterations, batch_size=args.batch_size, crop=args.crop,
-                                       learning_rate=args.lr, seed=args.seed, threads=args.threads),
+                                       learning_rate=args.lr, seed=args.seed, threads=args.threads,
+                                       max_seconds=60.0 * args.max_minutes if args.max_minutes > 0 else None),
         name=args.name, version=args.version, command=command,
         registry=Registry.load(args.weights_dir) if args.weights_dir else None,
         device=args.device,

@@ -27,7 +27,7 @@ WEIGHTS_NAME = "maskrcnn-steatosis"
 def train_and_register(
     *,
     seed: int = TRAIN_SEED,
-    tiles: int = 60,
+    tiles: int = 40,
     tile_size: int = 512,
     heldout_seed: int = 7,
     heldout_n: int = 8,

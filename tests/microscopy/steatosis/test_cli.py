@@ -25,7 +25,7 @@ def registry_dir(tmp_path):
     folder = tmp_path / "weights"
     fields = {
         "name": "maskrcnn-steatosis", "version": "0", "task": "steatosis-instance-segmentation",
-        "architecture": "maskrcnn-steatosis", "architecture_kwargs": {"backbone": "resnet10"}, "preset": "rgb-unit",
+        "architecture": "maskrcnn-steatosis", "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40}, "preset": "rgb-unit",
         "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
         "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5},
         "params": {"tile": 128, "overlap": 32},
