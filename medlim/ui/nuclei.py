@@ -116,7 +116,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "Regions smaller than this fraction of the mean nucleus area are removed as debris (thesis: 1/10).",
               _FG, 0.0, 1.0, 0.01),
     ParamSpec("sigma", "Contour smoothing σ (px)",
-              "Gaussian smoothing of the contour before the curvature κ is computed (authors' code: 6 px; "
+              "Gaussian smoothing of the contour before the curvature κ of eq. 3.1 is computed (authors' code: 6 px; "
               "scaled with nucleus size when the length scale is automatic).", _CURV, 0.5, 30.0, 0.5),
     ParamSpec("min_concavity", "Least concavity (1/px)",
               "A concave run votes for a point (eq. 3.1) only if κ reaches below −this. "
@@ -128,7 +128,7 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "Adjacent points merge when the walking energy E = ∫κ ds between them is below this "
               "(thesis gives no value; project 0.4).", _CURV, 0.0, 3.2, 0.05),
     ParamSpec("r1", "Search radius r1 (px)",
-              "Point pairs closer than r1 are connection candidates (thesis: 45 px).", _PAIRS, 1.0, 200.0, 1.0),
+              "Point pairs closer than r1 are connection candidates (thesis r1 = 45 px, §3.1.2).", _PAIRS, 1.0, 200.0, 1.0),
     ParamSpec("r2", "Ring outer radius r2 (px)",
               "Non-adjacent pairs between r1 and r2 are tested with V of eq. 3.2 (thesis: 70 px; code 76).",
               _PAIRS, 1.0, 300.0, 1.0),
@@ -137,20 +137,20 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
     ParamSpec("beta", "β of eq. 3.2",
               "Weight of the curvatures in V = αθ / (D + β(κp + κq)) (thesis: 0.34).", _PAIRS, 0.0, 10.0, 0.01),
     ParamSpec("v_threshold", "V threshold (eq. 3.2)",
-              "A ring pair is connected when V exceeds this (thesis: 200).", _PAIRS, 1.0, 2000.0, 10.0),
+              "A ring pair is connected when V of eq. 3.2 exceeds this (thesis: 200).", _PAIRS, 1.0, 2000.0, 10.0),
     ParamSpec("mu", "μ of eq. 3.3",
-              "Weight of S⁺ (IoU with the fitted ellipse) in the ellipse-fit quality Q (thesis: 10.70).",
+              "Weight of S⁺ (IoU with the fitted ellipse) in the ellipse-fit quality Q of eq. 3.3 (thesis: 10.70).",
               _ELLIPSE, 0.0, 100.0, 0.1),
     ParamSpec("nu", "ν of eq. 3.3",
-              "Weight of ψ (angle at the ellipse centre between the two points) in Q (thesis: 10.70).",
+              "Weight of ψ (angle at the ellipse centre between the two points) in Q of eq. 3.3 (thesis: 10.70).",
               _ELLIPSE, 0.0, 100.0, 0.1),
     ParamSpec("gamma1", "γ1 of eq. 3.3",
-              "Weight of the perimeter difference ΔL in the denominator of Q (thesis: 0.67).",
+              "Weight of the perimeter difference ΔL in the denominator of Q, eq. 3.3 (thesis: 0.67).",
               _ELLIPSE, 0.0, 20.0, 0.01),
     ParamSpec("gamma2", "γ2 of eq. 3.3",
-              "Weight of the axis ratio η in the denominator of Q (thesis: 3.40).", _ELLIPSE, 0.0, 20.0, 0.01),
+              "Weight of the axis ratio η in the denominator of Q, eq. 3.3 (thesis: 3.40).", _ELLIPSE, 0.0, 20.0, 0.01),
     ParamSpec("q_threshold", "Q threshold (eq. 3.3)",
-              "Pairs are connected, best first, while their ellipse-fit quality Q exceeds this (thesis: 0.7). "
+              "Pairs are connected, best first, while their ellipse-fit quality Q (eq. 3.3) exceeds this (thesis: 0.7). "
               "Lower splits more.", _ELLIPSE, 0.0, 5.0, 0.05),
     ParamSpec("min_part_fraction", "Smallest part of a cut (× mean area)",
               "A cut may not leave a part smaller than this many mean areas (project choice 0.5).",
