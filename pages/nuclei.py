@@ -140,8 +140,8 @@ def _advanced_parameters() -> NucleiParams | None:
     return params
 
 
-def _display_controls() -> tuple[float, bool, bool]:
-    """Opacity, background and curve toggles; ``(opacity, grey_background, show_curves)``."""
+def _display_controls() -> tuple[float, bool, bool, bool]:
+    """Opacity, background and toggles; ``(opacity, grey_background, show_curves, show_numbers)``."""
     opacity_column, background_column, curves_column = st.columns([2, 2, 1])
     with opacity_column:
         opacity = st.slider(
@@ -152,11 +152,23 @@ def _display_controls() -> tuple[float, bool, bool]:
         background = st.radio("Background", BACKGROUNDS, horizontal=True, key=f"{KEY}_background")
     with curves_column:
         show_curves = st.checkbox("Show dividing curves", value=True, key=f"{KEY}_curves")
-    return float(opacity), background == BACKGROUNDS[0], bool(show_curves)
+        show_numbers = st.checkbox(
+            "Number the nuclei", value=False, key=f"{KEY}_numbers",
+            help="Write each nucleus' number (as in the table below) on the thesis-method panel.",
+        )
+    return float(opacity), background == BACKGROUNDS[0], bool(show_curves), bool(show_numbers)
 
 
 def _overlay(
-    pixels: np.ndarray, result: NucleiResult, *, opacity: float, grey: bool, curves: bool, title: str
+    pixels: np.ndarray,
+    result: NucleiResult,
+    *,
+    opacity: float,
+    grey: bool,
+    curves: bool,
+    title: str,
+    rows: list[ui.NucleusRow],
+    numbers: bool = False,
 ) -> tuple[go.Figure, int]:
     background = dapi_channel(pixels) if grey or pixels.ndim == 2 else pixels[..., :3]
     if grey:
@@ -167,7 +179,10 @@ def _overlay(
     shrunk, factor = downsample_for_display(blended)
     # Fit the figure to the image's shape in a half-width column (~640 px wide).
     height = int(np.clip(470 * shrunk.shape[0] / shrunk.shape[1] + 100, 300, 900))
-    figure = ui.overlay_figure(shrunk, cuts=result.cuts if curves else (), factor=factor, title=title, height=height)
+    figure = ui.overlay_figure(
+        shrunk, cuts=result.cuts if curves else (), rows=rows, numbers=numbers, factor=factor, title=title,
+        height=height,
+    )
     return figure, factor
 
 
@@ -216,27 +231,27 @@ def _show(name: str, data: bytes, sample: Path | None) -> None:
         st.info("No nuclei found: is the image a DAPI fluorescence image with nuclei brighter than the background?")
     _readouts(thesis, baseline, ui.truth_count(sample) if sample is not None else None)
 
-    opacity, grey, curves = _display_controls()
+    opacity, grey, curves, numbers = _display_controls()
+    rows = ui.nucleus_rows(thesis.labels)
     left, right = st.columns(2)
     with left:
-        figure, factor = _overlay(pixels, thesis, opacity=opacity, grey=grey, curves=curves,
-                                  title=f"Thesis method: {thesis.count} nuclei")
+        figure, factor = _overlay(pixels, thesis, opacity=opacity, grey=grey, curves=curves, rows=rows,
+                                  numbers=numbers, title=f"Thesis method: {thesis.count} nuclei")
         st.plotly_chart(figure, key=f"{KEY}_thesis_figure", config={"scrollZoom": True, "displaylogo": False})
     with right:
         figure, _ = _overlay(pixels, baseline, opacity=opacity, grey=grey, curves=False,
-                             title=f"Watershed baseline: {baseline.count} nuclei")
+                             rows=ui.nucleus_rows(baseline.labels), title=f"Watershed baseline: {baseline.count} nuclei")
         st.plotly_chart(figure, key=f"{KEY}_watershed_figure", config={"scrollZoom": True, "displaylogo": False})
     height, width = pixels.shape[:2]
     shrink = f" Shown at 1/{factor} resolution; measurements use every pixel." if factor > 1 else ""
     st.caption(
         f"{width} × {height} px. Each nucleus has its own colour (touching nuclei always differ). White lines: "
         f"the dividing curves the method drew through clumps — solid where it followed the dark valley between "
-        f"nuclei, dashed where it found none and cut straight. Drag to zoom (each panel separately), "
-        f"double-click to reset.{shrink}"
+        f"nuclei, dashed where it found none and cut straight. Hover over a nucleus for its number and area; drag to zoom "
+        f"(each panel separately), double-click to reset.{shrink}"
     )
 
     st.subheader("Per-nucleus measurements (thesis method)")
-    rows = ui.nucleus_rows(thesis.labels)
     table = pd.DataFrame([asdict(row) for row in rows])
     st.dataframe(
         table,

@@ -359,6 +359,8 @@ def overlay_figure(
     display: np.ndarray,
     *,
     cuts: Sequence[Cut] = (),
+    rows: Sequence[NucleusRow] = (),
+    numbers: bool = False,
     factor: int = 1,
     title: str | None = None,
     height: int = 560,
@@ -368,6 +370,10 @@ def overlay_figure(
     Args:
         display: ``np.ndarray[h, w, 3]`` float in [0, 1] (possibly shrunk by ``factor``).
         cuts: dividing curves in full-resolution (row, col) pixels.
+        rows: per-nucleus measurements; each nucleus gets a hover point at its
+            centroid (trace ``"nuclei"``) telling its id, area and whether it
+            was cut from a clump.
+        numbers: write each nucleus' id at its centroid (to find it in the table).
         factor: integer factor the display was shrunk by.
         title: figure title.
         height: figure height in pixels.
@@ -398,6 +404,21 @@ def overlay_figure(
                                     hoverinfo="skip", showlegend=False))
         figure.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=name, hoverinfo="name",
                                     line={"color": "white", "width": 2, "dash": dash}))
+    if rows:
+        figure.add_trace(
+            go.Scatter(
+                x=[(row.centroid_col + 0.5) / factor - 0.5 for row in rows],
+                y=[(row.centroid_row + 0.5) / factor - 0.5 for row in rows],
+                mode="markers+text" if numbers else "markers",
+                name="nuclei",
+                text=[str(row.id) for row in rows] if numbers else None,
+                textfont={"color": "white", "size": 11},
+                marker={"size": 10, "opacity": 0.0},
+                customdata=[[row.id, row.area_px2, "yes" if row.from_split_clump else "no"] for row in rows],
+                hovertemplate="Nucleus %{customdata[0]}<br>area %{customdata[1]} px²"
+                "<br>cut from a clump: %{customdata[2]}<extra></extra>",
+            )
+        )
     figure.update_layout(showlegend=False, margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10})
     return figure
 

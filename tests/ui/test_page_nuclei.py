@@ -143,12 +143,16 @@ def test_overlay_figure_draws_both_kinds_of_cut_at_display_scale() -> None:
         Cut(p=(10, 20), q=(12, 22), kind="ellipse", quality=0.9, path=path, followed_valley=True),
         Cut(p=(10, 20), q=(12, 22), kind="non_adjacent", quality=float("nan"), path=path, followed_valley=False),
     ]
-    figure = ui.overlay_figure(np.zeros((20, 20, 3), np.float32), cuts=cuts, factor=2)
-    lines = [trace for trace in figure.data if trace.type == "scatter"]
+    rows = [ui.NucleusRow(4, 12, 9.0, 19.0, 10.0, 0.5, 1.0, True)]
+    figure = ui.overlay_figure(np.zeros((20, 20, 3), np.float32), cuts=cuts, rows=rows, numbers=True, factor=2)
+    lines = [trace for trace in figure.data if trace.type == "scatter" and trace.name != "nuclei"]
     assert len(lines) == 4  # casing + line for each kind
     assert [t.line.dash for t in lines if t.line.color == "white"] == ["solid", "dash"]
     # Full-resolution column 20 at 1/2: (20 + 0.5) / 2 − 0.5 = 9.75.
     assert lines[0].x[:2] == (9.75, 10.75) and lines[0].y[:2] == (4.75, 5.75)
+    (points,) = [trace for trace in figure.data if trace.name == "nuclei"]
+    assert points.x == (9.25,) and points.y == (4.25,) and points.text == ("4",)
+    assert list(points.customdata[0]) == [4, 12, "yes"]
 
 
 def test_dapi_warning() -> None:
@@ -260,7 +264,10 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     # The overlay shows the image and the dividing curves; downloads are offered.
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert [t["type"] for t in figure["data"]][0] == "image"
-    assert sum(t["type"] == "scatter" for t in figure["data"]) >= 2 * (len(thesis.cuts) > 0)
+    curves = [t for t in figure["data"] if t["type"] == "scatter" and t.get("name") != "nuclei"]
+    assert len(curves) >= 2 * (len(thesis.cuts) > 0)
+    (points,) = [t for t in figure["data"] if t.get("name") == "nuclei"]
+    assert len(points["x"]) == thesis.count  # one hover point per nucleus
     downloads = at.get("download_button")
     assert [d.proto.label for d in downloads] == ["Download label image (16-bit PNG)", "Download per-nucleus table (CSV)"]
     table = at.get("arrow_data_frame")[0] if at.get("arrow_data_frame") else at.dataframe[0]
@@ -272,7 +279,8 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     at.checkbox(key="nuclei_curves").uncheck().run()
     assert not at.exception
     assert at.get("plotly_chart")[0].proto.spec != before
-    assert sum(t["type"] == "scatter" for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]) == 0
+    shown = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert [t.get("name") for t in shown if t["type"] == "scatter"] == ["nuclei"]  # curves hidden
     assert _metrics(at)["Nuclei (thesis method)"] == str(thesis.count)
     assert sorted(count_runs) == ["thesis", "watershed"]
 
