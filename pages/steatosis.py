@@ -15,7 +15,7 @@ import json
 
 import streamlit as st
 
-from medlim.microscopy.steatosis.droplets import Cutoffs, kept_labels
+from medlim.microscopy.steatosis.droplets import Cutoffs
 from medlim.microscopy.steatosis.export import droplet_csv, geojson_text
 from medlim.settings import get_settings
 from medlim.ui import steatosis as ui
@@ -162,7 +162,6 @@ def main() -> None:
                            file_name=f"{stem}_droplets.geojson", mime="application/geo+json", key="steatosis_geojson")
     right.download_button("Report (JSON)", json.dumps(report, indent=1), file_name=f"{stem}_steatosis.json",
                           mime="application/json", key="steatosis_report")
-    _ = kept_labels  # label PNG export lives in the CLI (medlim steatosis segment)
 
 
 main()

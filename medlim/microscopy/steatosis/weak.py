@@ -25,7 +25,7 @@ targets, as the deleted ones were in the thesis.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
@@ -241,7 +241,7 @@ def weak_labels(
         return WeakLabels(labels=labels, kept=np.zeros(1, bool), tissue=tissue, mean_area=0.0)
     mean_area = mean_nucleus_area(droplets, min_solidity=params.max_solidity, min_area=params.min_area)
     mean_area = max(mean_area, float(params.min_area))
-    nuclei = params.nuclei if params.nuclei.mean_area is None else replace(params.nuclei, mean_area=None)
+    nuclei = params.nuclei
     scale = float(np.clip(np.sqrt(mean_area / REFERENCE_NUCLEUS_AREA), 0.1, 10.0))
     pad = int(np.ceil(4 * nuclei.hessian_sigma * scale)) + 3
     next_label = 1
