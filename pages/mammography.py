@@ -37,9 +37,11 @@ def _choose_model() -> BacModel | None:
     settings = get_settings()
     with st.sidebar:
         st.subheader("BAC model")
-        options: list[str] = []
+        entries = []
         with show_medlim_errors(subject="Weights registry"):
-            options = ui.bac_weights_options(Registry.load(settings.weights_dir).list())
+            entries = Registry.load(settings.weights_dir).list()
+        options = ui.bac_weights_options(entries)
+        fingerprints = {f"{e.name}:{e.version}": e.sha256 for e in entries}
         if not options:
             st.warning(
                 "No BAC segmentation weights are registered yet in "
@@ -67,8 +69,10 @@ def _choose_model() -> BacModel | None:
             if not Path(weights).is_file():
                 st.error(f"No file at `{weights}`.", icon=":material/error:")
                 return None
+            status = Path(weights).stat()
+            fingerprints[weights] = f"{status.st_size}:{status.st_mtime_ns}"
     with show_medlim_errors(subject="Model"):
-        return ui.load_bac_model_cached(weights, str(settings.weights_dir))
+        return ui.load_bac_model_cached(weights, str(settings.weights_dir), fingerprints.get(weights, ""))
     return None
 
 

@@ -631,13 +631,16 @@ def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model…")
-def load_bac_model_cached(weights: str, weights_dir: str) -> BacModel:
+def load_bac_model_cached(weights: str, weights_dir: str, fingerprint: str = "") -> BacModel:
     """:func:`medlim.mammography.analysis.load_bac_model`, once per process.
 
     Args:
         weights: registry ``name:version`` or the path of an authors' checkpoint.
         weights_dir: the registry folder (part of the cache key, so a changed
             ``MEDLIM_WEIGHTS_DIR`` loads afresh).
+        fingerprint: what identifies the weights' content (the entry's sha256,
+            or a checkpoint's size and modification time), so weights replaced
+            under the same name load afresh.
     """
     from medlim.core.weights import Registry
     from medlim.mammography.analysis import load_bac_model

@@ -103,6 +103,11 @@ def test_page_without_bac_weights_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     at.text_input(key="bac_checkpoint").input(str(tmp_path / "missing.pt")).run()
     assert not at.exception
     assert "No file at" in at.error[0].body
+    checkpoint = ROOT.parent / "shared" / "reference" / "scunet_published" / "SCUNet_dice_512_512_best_nosigmoid.pt"
+    if checkpoint.is_file():  # the authors' checkpoint loads (published preset) and the page invites an upload
+        at.text_input(key="bac_checkpoint").input(str(checkpoint)).run()
+        assert not at.exception and not at.error
+        assert any("Upload a mammogram" in i.body for i in at.info)
 
 
 def test_sample_exam_readouts_slider_save_and_history(
