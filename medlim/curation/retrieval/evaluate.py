@@ -28,7 +28,19 @@ from medlim.curation.retrieval.metrics import (
 from medlim.curation.retrieval.pms import PmsCollection
 from medlim.errors import ParameterError
 
-__all__ = ["RetrievalTable", "leave_one_out_ranking", "evaluate_single_label", "evaluate_pms", "table_from_metrics"]
+__all__ = [
+    "RetrievalTable",
+    "leave_one_out_ranking",
+    "evaluate_single_label",
+    "evaluate_pms",
+    "table_from_metrics",
+    "comparison_tables",
+    "METHOD_TITLES",
+]
+
+#: Row titles of the single-label methods, in table order.
+METHOD_TITLES: dict[str, str] = {"triplet": "Plain triplet (DeepRank-style)", "classification": "Classification embedding",
+                                 "oscars": "OSCARS"}
 
 
 @dataclass(frozen=True)
@@ -122,3 +134,38 @@ def table_from_metrics(title: str, results: Mapping[str, Mapping[str, float]], c
     """Build a :class:`RetrievalTable` from per-method metric dicts (missing columns become NaN)."""
     rows = {method: {c: float(values.get(c, float("nan"))) for c in columns} for method, values in results.items()}
     return RetrievalTable(title=title, columns=tuple(columns), rows=rows, notes=tuple(notes))
+
+
+def comparison_tables(single: Mapping[str, Mapping[str, Any]], pms: Mapping[str, Any], *,
+                      classes: Sequence[str] = ()) -> list[RetrievalTable]:
+    """The thesis-style tables from held-out metrics.
+
+    Args:
+        single: method (``oscars``, ``triplet``, ``classification``) → metrics of
+            :func:`evaluate_single_label` (plus ``n``).
+        pms: ``{"weighted": metrics, "unweighted": metrics, "n": count}`` of :func:`evaluate_pms` (may be empty).
+        classes: PMS class names (AUC columns).
+
+    Returns:
+        Table 6.1-style tables (precision@K, hit rate@K, S@K), then the PMS
+        full/partial precision@K table and the per-class AUC table.
+    """
+    tables: list[RetrievalTable] = []
+    rows = {METHOD_TITLES[m]: single[m] for m in METHOD_TITLES if m in single}
+    if rows:
+        n = next(iter(rows.values())).get("n", "?")
+        for metric, caption in (("precision@", "precision@K (thesis R@K; higher is better)"),
+                                ("hit_rate@", "hit rate@K (thesis P@K; higher is better)"),
+                                ("sensitivity@", "S@K outlier sensitivity (lower is better)")):
+            tables.append(table_from_metrics(
+                f"Radiograph phantoms — {caption}", rows, [f"{metric}{k}" for k in K_VALUES],
+                notes=(f"Held-out external radiograph phantoms (n = {n}, leave-one-out); same backbone in every row.",)))
+    if pms:
+        results = {"Unweighted PMS": pms.get("unweighted", {}), "Weighted PMS": pms.get("weighted", {})}
+        columns = [f"{mode}_precision@{k}" for mode in ("full", "partial") for k in (1, 5, 10, 50)]
+        tables.append(table_from_metrics("Chest phantoms — precision@K, full and partial match", results, columns,
+                                         notes=(f"Held-out chest phantoms (n = {pms.get('n', '?')}, leave-one-out).",)))
+        auc_columns = [f"auc/{c}" for c in classes] + ["auc/micro", "auc/macro", "auc/weighted"]
+        tables.append(table_from_metrics("Chest phantoms — PMS classification AUC per class",
+                                         {"PMS": pms.get("weighted", {})}, auc_columns))
+    return tables

@@ -172,6 +172,7 @@ class RetrievalIndex:
         self.config = config or IndexConfig()
         self.nlist = 0  # effective IVF cells, fixed when trained
         self.next_id = 0
+        self.metadata: dict[str, Any] = {}  # JSON-able notes saved with the index (model, collection name)
         self._ids = np.zeros(0, np.int64)
         self._index: Any = None
         self._gpu_index: Any = None
@@ -244,7 +245,7 @@ class RetrievalIndex:
             target = target.with_name(target.name + ".npz")
         target.parent.mkdir(parents=True, exist_ok=True)
         header = {"format": _FORMAT, "dim": self.dim, "config": asdict(self.config), "nlist": self.nlist,
-                  "next_id": self.next_id}
+                  "next_id": self.next_id, "metadata": self.metadata}
         blob = faiss.serialize_index(self._index) if self._index is not None else np.zeros(0, np.uint8)
         partial = target.with_name(target.name + ".partial")
         with partial.open("wb") as handle:
@@ -272,6 +273,7 @@ class RetrievalIndex:
         index = cls(int(header["dim"]), config=IndexConfig(**header["config"]))
         index.nlist = int(header["nlist"])
         index.next_id = int(header["next_id"])
+        index.metadata = dict(header.get("metadata", {}))
         index._ids = np.asarray(ids, dtype=np.int64)
         if len(blob):
             index._index = faiss.deserialize_index(np.asarray(blob, dtype=np.uint8))
@@ -286,6 +288,18 @@ class RetrievalIndex:
     def ids(self) -> np.ndarray:
         """Item ids in insertion order (``np.ndarray[N]`` int64, a copy)."""
         return self._ids.copy()
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids [N] int64, vectors [N, D] float32)`` as stored (normalised when the config says so).
+
+        Only for ``"flat"`` and ``"hnsw"`` indexes (IVF lists are not kept in insertion order).
+        """
+        if self.config.kind == "ivf":
+            raise ParameterError("an IVF index cannot list its vectors; rebuild it as 'flat' or 'hnsw'.")
+        if self._index is None or len(self) == 0:
+            return self._ids.copy(), np.zeros((0, self.dim), np.float32)
+        inner = self._index.index
+        return self._ids.copy(), inner.reconstruct_n(0, inner.ntotal).astype(np.float32)
 
     @property
     def on_gpu(self) -> bool:

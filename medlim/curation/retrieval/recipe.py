@@ -38,7 +38,7 @@ from medlim.curation.retrieval.train import (
 )
 
 __all__ = ["HELDOUT_SEED", "PRESET", "MODEL_NAMES", "OscarsRun", "train_oscars_family", "train_pms_recipe",
-           "chest_set"]
+           "chest_set", "recompute_tables"]
 
 HELDOUT_SEED = 9000
 #: Input preset of the retrieval models: grey [0, 1], resized square (the ``ood-grey`` preset).
@@ -222,3 +222,51 @@ def train_pms_recipe(
         description="PMS multi-label retrieval for chest radiographs (thesis §6.2)")
     entry = save_weights(registry, fields, model.state_dict())
     return entry, results, seconds
+
+
+def recompute_tables(*, registry: Any = None, log: Log | None = None) -> list[Any]:
+    """Re-run the held-out evaluation of the shipped retrieval models with their weights.
+
+    Regenerates the held-out phantoms (:data:`HELDOUT_SEED`), refits the
+    per-class anomaly detectors from the recorded training seed (for S@K) and
+    evaluates every registered model; returns the comparison tables.
+    """
+    from medlim.curation.ood.data import phantom_set
+    from medlim.curation.retrieval.anomaly import fit_class_anomaly
+    from medlim.curation.retrieval.evaluate import comparison_tables
+    from medlim.curation.retrieval.service import list_retrieval_models, load_retrieval_model
+    from medlim.phantoms.chest import FINDINGS
+    from medlim.phantoms.radiograph import BODY_PARTS
+
+    registry = _registry(registry)
+    entries = {e.params.get("method"): e for e in list_retrieval_models(registry)}
+    single: dict[str, dict[str, Any]] = {}
+    embeddings = [m for m in ("triplet", "classification", "oscars") if m in entries]
+    if embeddings:
+        first = entries[embeddings[0]]
+        size = int(first.params["input_size"])
+        seed = int(first.provenance.seed or 1)
+        held_n = int(first.metrics.get("heldout", {}).get("n", 175)) // len(BODY_PARTS)
+        internal_n = 30
+        internal = phantom_set(seed=seed, per_class=internal_n, body_parts=BODY_PARTS, size=size)
+        heldout = phantom_set(seed=HELDOUT_SEED, per_class=held_n, body_parts=BODY_PARTS, size=size, site="external")
+        anomaly = fit_class_anomaly(internal.images, internal.classes, seed=seed)
+        held_anomaly = anomaly.scaled(anomaly.score(heldout.images, heldout.classes), heldout.classes)
+        classes = np.array([BODY_PARTS.index(c) for c in heldout.classes])
+        for method in embeddings:
+            model = load_retrieval_model(entries[method].name, version=entries[method].version, registry=registry)
+            vectors, _ = model.encode(heldout.images)
+            single[method] = {**evaluate_single_label(vectors, classes, held_anomaly), "n": len(heldout)}
+            if log:
+                log(f"{method}: precision@10 {single[method]['precision@10']:.3f}")
+    pms: dict[str, Any] = {}
+    if "pms" in entries:
+        entry = entries["pms"]
+        n = int(entry.metrics.get("heldout", {}).get("n", 300))
+        images, labels = chest_set(seed=HELDOUT_SEED, n=n, size=int(entry.params["input_size"]))
+        model = load_retrieval_model(entry.name, version=entry.version, registry=registry)
+        similarity, probability = model.encode(images)
+        pms = {mode: evaluate_pms(similarity, probability, labels, weighted=mode == "weighted", names=FINDINGS)
+               for mode in ("weighted", "unweighted")}
+        pms["n"] = n
+    return comparison_tables(single, pms, classes=FINDINGS)

@@ -1,0 +1,54 @@
+"""OSCARS quadruplets obey their definition; eq. 6.1 and the triplet loss by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from medlim.curation.retrieval.oscars import oscars_loss, sample_quadruplets, sample_triplets, triplet_loss
+from medlim.errors import ParameterError
+
+
+def test_quadruplets_respect_class_and_bin() -> None:
+    rng = np.random.default_rng(0)
+    classes = rng.integers(0, 3, 120)
+    bins = rng.integers(0, 5, 120)
+    rows = sample_quadruplets(classes, bins, rng)
+    assert len(rows) > 100
+    a, p, n_intra, n_inter = rows.T
+    assert (classes[p] == classes[a]).all() and (bins[p] == bins[a]).all() and (p != a).all()
+    assert (classes[n_intra] == classes[a]).all() and (bins[n_intra] != bins[a]).all()
+    assert (classes[n_inter] != classes[a]).all()
+
+
+def test_anchors_without_partners_are_skipped_and_pool_is_honoured() -> None:
+    classes = np.array([0, 0, 0, 1])
+    bins = np.array([0, 0, 1, 0])
+    rows = sample_quadruplets(classes, bins, np.random.default_rng(1))
+    # only items 0 and 1 have a same-bin partner, another-bin item and another class
+    assert sorted(rows[:, 0].tolist()) == [0, 1]
+    assert sample_quadruplets(classes, bins, np.random.default_rng(1), pool=np.array([0, 2, 3])).shape == (0, 4)
+    triplets = sample_triplets(classes, np.random.default_rng(2))
+    assert sorted(triplets[:, 0].tolist()) == [0, 1, 2] and (classes[triplets[:, 2]] == 1).all()
+    with pytest.raises(ParameterError):
+        sample_quadruplets(classes, bins[:3], np.random.default_rng(0))
+
+
+def test_oscars_loss_by_hand() -> None:
+    a = torch.tensor([[0.0, 0.0]])
+    p = torch.tensor([[3.0, 0.0]])  # d = 3
+    n_intra = torch.tensor([[0.0, 1.0]])  # d = 1
+    n_inter = torch.tensor([[0.0, 2.0]])  # d = 2
+    # λ·max(3 − 1 + 1, 0) + (1 − λ)·max(1 − 2 + 2, 0) = 0.05·3 + 0.95·1
+    assert float(oscars_loss(a, p, n_intra, n_inter)) == pytest.approx(0.05 * 3 + 0.95 * 1, rel=1e-5)
+    far = torch.tensor([[0.0, 10.0]])
+    assert float(oscars_loss(a, a, far, 3 * far)) == pytest.approx(0.0, abs=1e-5)
+    with pytest.raises(ParameterError):
+        oscars_loss(a, p, n_intra, n_inter, weight=1.5)
+
+
+def test_triplet_loss_by_hand() -> None:
+    a, p, n = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    assert float(triplet_loss(a, p, n)) == pytest.approx(1.0 - 2.0 + 2.0, rel=1e-5)
+    assert float(triplet_loss(a, p, n, margin=0.5)) == pytest.approx(0.0, abs=1e-6)
