@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from medlim import RESEARCH_USE_NOTICE
 from medlim.microscopy.nuclei.foreground import dapi_channel
@@ -73,8 +74,9 @@ def _reset_parameters() -> None:
             del st.session_state[key]
 
 
-def _advanced_parameters() -> NucleiParams | None:
-    """The 'Advanced' expander: every method parameter, thesis defaults; None on a bad combination."""
+def _advanced_parameters(error_area: DeltaGenerator) -> NucleiParams | None:
+    """The 'Advanced' expander: every method parameter, thesis defaults; None on a bad combination
+    (then the error is shown in ``error_area``, above, where the results would be)."""
     with st.expander("Advanced: method parameters (thesis defaults)"):
         st.caption(
             "Changing a value re-runs the method on this image. Lengths are in pixels at the thesis "
@@ -133,7 +135,7 @@ def _advanced_parameters() -> NucleiParams | None:
                     )
             slot += 1
     params = None
-    with show_medlim_errors(subject="Method parameters"):
+    with error_area, show_medlim_errors(subject="Method parameters"):
         params = ui.params_from_values(
             values, threshold_fraction=threshold_fraction, scale=scale, mean_area=mean_area or None
         )
@@ -218,9 +220,16 @@ def _show(name: str, data: bytes, sample: Path | None) -> None:
     warning = ui.dapi_warning(pixels)
     if warning:
         st.warning(warning, icon=":material/warning:")
-    params = _advanced_parameters()
+    # Results first, the parameters below them (a container keeps that order on screen).
+    results = st.container()
+    params = _advanced_parameters(results)
     if params is None:
         return
+    with results:
+        _show_results(name, data, pixels, params, sample)
+
+
+def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiParams, sample: Path | None) -> None:
     thesis = baseline = None
     with show_medlim_errors(subject=name):
         thesis = ui.segment_cached(pixels, data, method="thesis", params=params, name=name)

@@ -412,7 +412,7 @@ def overlay_figure(
                 mode="markers+text" if numbers else "markers",
                 name="nuclei",
                 text=[str(row.id) for row in rows] if numbers else None,
-                textfont={"color": "white", "size": 11},
+                textfont={"color": "black", "size": 12, "weight": "bold", "shadow": "0px 0px 3px white"},
                 marker={"size": 10, "opacity": 0.0},
                 customdata=[[row.id, row.area_px2, "yes" if row.from_split_clump else "no"] for row in rows],
                 hovertemplate="Nucleus %{customdata[0]}<br>area %{customdata[1]} px²"
