@@ -494,9 +494,9 @@ def history_values(
 
 
 _FLAG_STYLE = {
-    True: ("real change", "#C0392B", "star", 16),
-    False: ("within view-to-view noise", "#7F8C8D", "circle", 10),
-    None: ("cannot tell (a CC or MLO view is missing)", "#7F8C8D", "circle-open", 10),
+    True: ("real change", "#C0392B", "star", 18),
+    False: ("within view-to-view noise", "#7F8C8D", "circle", 13),
+    None: ("cannot tell (a CC or MLO view is missing)", "#7F8C8D", "circle-open", 15),
 }
 
 
@@ -509,24 +509,14 @@ def history_figure(exams: Sequence[ExamReadout], changes: Sequence[ExamChange], 
         x: the X of the readout (for the axis title).
 
     Returns:
-        A plotly figure: the exam total (Σ TAM_X / breast area) as a solid line,
-        each view (LCC, RCC, LMLO, RMLO) dashed, and one marker per change at
-        the later exam, styled by its flag (real / within noise / cannot tell).
+        A plotly figure: each view (LCC, RCC, LMLO, RMLO) dotted, the exam total
+        (Σ TAM_X / breast area) as a solid line drawn over them, and one marker
+        per change at the later exam, styled by its flag (real / within noise /
+        cannot tell).
     """
     ordered = sorted(exams, key=lambda e: e.study_date)
     dates = [e.study_date for e in ordered]
     figure = go.Figure()
-    figure.add_trace(
-        go.Scatter(
-            x=dates,
-            y=[e.total for e in ordered],
-            mode="lines+markers",
-            name=f"Exam: Σ TAM_{x:g} / breast area",
-            line={"color": "#1F3A93", "width": 3},
-            customdata=[e.views_counted for e in ordered],
-            hovertemplate="%{x}<br>Σ = %{y:.3g} over %{customdata} views<extra></extra>",
-        )
-    )
     view_names = sorted({(v.laterality, v.view) for e in ordered for v in e.views})
     for laterality, view in view_names:
         points = [(e.study_date, e.view(laterality, view)) for e in ordered]
@@ -542,6 +532,18 @@ def history_figure(exams: Sequence[ExamReadout], changes: Sequence[ExamChange], 
                 hovertemplate=f"{laterality}{view} %{{x}}: %{{y:.3g}}<extra></extra>",
             )
         )
+    figure.add_trace(
+        go.Scatter(
+            x=dates,
+            y=[e.total for e in ordered],
+            mode="lines+markers",
+            name=f"Exam: Σ TAM_{x:g} / breast area",
+            line={"color": "#1F3A93", "width": 3},
+            marker={"size": 11},
+            customdata=[e.views_counted for e in ordered],
+            hovertemplate="%{x}<br>Σ = %{y:.3g} over %{customdata} views<extra></extra>",
+        )
+    )
     total_by_date = {e.study_date: e.total for e in ordered}
     for flag, (label, colour, symbol, size) in _FLAG_STYLE.items():
         selected = [c for c in changes if c.is_real is flag and c.later_date in total_by_date]

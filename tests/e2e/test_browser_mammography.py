@@ -152,6 +152,7 @@ def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path
             charts = page.locator("[data-testid='stPlotlyChart']")
             expect(charts).to_have_count(3)  # mammogram, full-resolution crop, history
             expect(charts.last.locator(".scatterlayer .trace").first).to_be_attached()
+            page.mouse.move(0, 0)  # no button tooltip over the table in the screenshot
             page.wait_for_timeout(1500)
             page.screenshot(path=str(ARTIFACTS / "mammography_history.png"))
 

@@ -194,7 +194,7 @@ def test_sample_exam_readouts_slider_save_and_history(
 
     history = at.get("plotly_chart")[-1].proto
     figure = json.loads(history.spec)
-    exam_trace = figure["data"][0]
+    exam_trace = next(t for t in figure["data"] if t["name"].startswith("Exam"))
     assert exam_trace["x"] == [prior_date, meta.study_date]
     assert exam_trace["y"] == pytest.approx([5 / 200_000, lowered.tam_x / lowered.breast_area])
     changes = at.dataframe[-1].value
@@ -284,8 +284,9 @@ def test_history_values_filter_and_figure_flags() -> None:
     assert changes[0].delta == pytest.approx(0.060) and changes[0].is_real is True
     figure = history_figure(exams, changes)
     names = [trace.name for trace in figure.data]
-    assert names == ["Exam: Σ TAM_100 / breast area", "LCC", "LMLO", "Change: real change"]
-    assert list(figure.data[0].y) == pytest.approx([0.022, 0.082])
+    assert names == ["LCC", "LMLO", "Exam: Σ TAM_100 / breast area", "Change: real change"]
+    assert list(figure.data[2].y) == pytest.approx([0.022, 0.082])
+    assert list(figure.data[3].x) == ["2019-01-01"]
     assert change_rows(changes)[0]["Flag"] == "real change"
 
 
