@@ -170,8 +170,10 @@ def fit_class_detectors(
             raw = Detector("cvad", model, {**params, "rec_min": 0.0, "rec_max": 1.0}, threshold=0.0, name=name)
             rec = raw.parts(reference)["rec"]
             params["rec_min"], params["rec_max"] = float(rec.min()), float(rec.max())
-            if params["rec_max"] <= params["rec_min"]:
-                params["rec_max"] = params["rec_min"] + 1e-12
+            if params["rec_max"] - params["rec_min"] < 0.1 * params["rec_max"]:
+                # too few or too similar reference images for a range: scale by the maximum
+                params["rec_min"] = 0.0
+            params["rec_max"] = max(params["rec_max"], params["rec_min"] + 1e-12)
         detector = Detector(config.kind, model, params, threshold=float("inf"), name=f"{config.kind}-{name}")
         internal_scores[name] = detector.score(reference).score
         # the threshold of a MedShift detector is not used (groups replace it); record the reference maximum

@@ -20,7 +20,7 @@ keep results between reruns:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -281,24 +281,39 @@ def score_external(models: InternalModels, external: ImageSet, config: ShiftConf
                           skipped=int((~known).sum()))
 
 
-def shift_evidence(scores: np.ndarray, groups: np.ndarray, shifted: np.ndarray, k: int) -> dict[str, Any]:
+def shift_evidence(scores: np.ndarray, groups: np.ndarray, shifted: np.ndarray, k: int,
+                   classes: Sequence[str] | None = None) -> dict[str, Any]:
     """Ground-truth checks: AUROC of the score against the shifted flag and the shifted share of each group.
 
     Args:
         scores: ``np.ndarray[N]``; groups: ``np.ndarray[N]`` (0 = lowest); shifted: ``np.ndarray[N]`` bool.
         k: number of groups.
+        classes: class of each image, for the per-class AUROC (each class has its own detector,
+            so scores of different classes are not on one scale).
 
     Returns:
-        ``auroc``, ``shifted_fraction_by_group`` (group 0 … k−1, all classes
-        pooled; NaN for an empty group), ``lowest_group_shifted``,
-        ``highest_group_shifted`` and ``n_shifted``.
+        ``auroc`` (all classes pooled), ``auroc_per_class`` and its mean
+        ``auroc_class_mean``, ``shifted_fraction_by_group`` (group 0 … k−1, all
+        classes pooled; NaN for an empty group), ``lowest_group_shifted``,
+        ``highest_group_shifted``, ``n_shifted`` and ``n``.
     """
     from sklearn.metrics import roc_auc_score
 
+    def auroc_of(mask: np.ndarray) -> float:
+        flags = shifted[mask]
+        return float(roc_auc_score(flags, scores[mask])) if 0 < flags.sum() < len(flags) else float("nan")
+
     shifted = np.asarray(shifted, dtype=bool)
-    auroc = float(roc_auc_score(shifted, scores)) if 0 < shifted.sum() < len(shifted) else float("nan")
+    scores = np.asarray(scores, dtype=np.float64)
     fractions = [float(shifted[groups == g].mean()) if (groups == g).any() else float("nan") for g in range(k)]
-    return {"auroc": auroc, "shifted_fraction_by_group": fractions, "lowest_group_shifted": fractions[0],
+    per_class: dict[str, float] = {}
+    if classes is not None:
+        labels = np.asarray(list(classes), dtype=object)
+        per_class = {name: auroc_of(labels == name) for name in sorted(set(labels.tolist()))}
+    defined = [v for v in per_class.values() if np.isfinite(v)]
+    return {"auroc": auroc_of(np.ones(len(shifted), bool)), "auroc_per_class": per_class,
+            "auroc_class_mean": float(np.mean(defined)) if defined else float("nan"),
+            "shifted_fraction_by_group": fractions, "lowest_group_shifted": fractions[0],
             "highest_group_shifted": fractions[-1], "n_shifted": int(shifted.sum()), "n": int(len(shifted))}
 
 
@@ -323,7 +338,7 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
     shifted = external.shifted
     evidence = None
     if shifted is not None:
-        evidence = shift_evidence(scored.scores, grouping.groups, shifted[scored.positions], k)
+        evidence = shift_evidence(scored.scores, grouping.groups, shifted[scored.positions], k, classes)
     files = tuple(external.files[p] for p in scored.positions)
     settings = {**config.to_dict(), "external_source": external.source, "n_internal": models.n_images, "n_external": len(files),
                 "skipped_unknown_class": scored.skipped, "class_names": list(models.class_names),

@@ -118,8 +118,9 @@ def histogram_figure(internal_scores: Mapping[str, np.ndarray], external_scores:
             figure.add_trace(go.Histogram(x=values, nbinsx=bins, name=label, marker_color=colour, opacity=0.6,
                                           histnorm="probability", legendgroup=label, showlegend=index == 0),
                              row=row, col=col)
-    figure.update_layout(barmode="overlay", height=260 * rows, margin={"t": 40, "b": 30},
-                         legend={"orientation": "h"}, title="Anomaly score, internal vs external")
+    figure.update_layout(barmode="overlay", height=260 * rows + 60, margin={"t": 80, "b": 30},
+                         legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 1.0, "xanchor": "right"},
+                         title="Anomaly score, internal (held back) vs external")
     return figure
 
 

@@ -1,0 +1,106 @@
+"""End-to-end smoke: a tiny MedShift run through the library and the command line."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medlim.curation.shift.classifier import ClassifierConfig
+from medlim.curation.shift.data import phantom_image_set, write_image_set
+from medlim.curation.shift.detectors import DetectorConfig
+from medlim.curation.shift.pipeline import ShiftConfig, dataset_otdd, run_shift
+from medlim.curation.shift.report import curated_manifest, report_dict, write_outputs
+
+TINY = ShiftConfig(detector=DetectorConfig(epochs=1, head_epochs=1), classifier=ClassifierConfig(epochs=1),
+                   k=2, otdd_repeats=2, otdd_max_samples=8, batch_size=5)
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    import torch
+
+    torch.set_num_threads(1)
+    internal = phantom_image_set(seed=11, per_class=6, body_parts=("hand", "elbow"))
+    external = phantom_image_set(seed=12, per_class=6, site="mixed", body_parts=("hand", "elbow", "finger"))
+    stages: list[tuple[str, int, int]] = []
+    result = run_shift(internal, external, TINY, progress=lambda s, d, t: stages.append((s, d, t)))
+    return internal, external, result, stages
+
+
+def test_run_shapes_progress_and_evidence(tiny_run) -> None:
+    internal, external, result, stages = tiny_run
+    assert len(result.files) == 12 and result.settings["skipped_unknown_class"] == 6  # finger is not internal
+    assert set(result.classes) == {"hand", "elbow"} and result.groups.max() <= 1
+    assert [r.level for r in result.topk] == [2, 1] and [level for level, _ in result.otdd] == [2, 1]
+    assert result.topk[0].count == 12 and result.topk[1].count == int((result.groups == 0).sum())
+    # streamed in batches of 5 with progress after each
+    assert [s for s in stages if s[0] == "score external"] == [("score external", 5, 12), ("score external", 10, 12),
+                                                                 ("score external", 12, 12)]
+    truth = np.array([external.sites[external.files.index(f)] != "internal" for f in result.files])
+    assert result.evidence["n_shifted"] == int(truth.sum())
+    # the lowest group of each class holds that class's lowest scores
+    for name in ("hand", "elbow"):
+        rows = np.asarray(result.classes) == name
+        assert result.scores[rows][result.groups[rows] == 0].max() < result.scores[rows][result.groups[rows] == 1].min()
+
+
+def test_outputs_and_manifest(tiny_run, tmp_path: Path) -> None:
+    _, _, result, _ = tiny_run
+    paths = write_outputs(result, tmp_path)
+    report = json.loads(paths["report"].read_text())
+    assert report["series"]["levels"] == [2, 1] and len(report["series"]["otdd_mean"]) == 2
+    assert report == json.loads(json.dumps(report_dict(result)))
+    with paths["images"].open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["file", "class", "score", "group"] and len(rows) == 12
+    assert paths["histograms"].is_file() and (tmp_path / "plotly.min.js").is_file()
+    tags = {rows[0]["file"]: "drop", rows[1]["file"]: "keep"}
+    kept = curated_manifest(rows, tags)
+    assert len(kept) == 11 and rows[0]["file"] not in {r["file"] for r in kept}
+    assert next(r for r in kept if r["file"] == rows[1]["file"])["tag"] == "keep"
+    strict = curated_manifest(rows, tags, drop_groups_from=1)
+    assert all(int(r["group"]) == 0 or r["tag"] == "keep" for r in strict)
+
+
+def test_dataset_otdd_of_a_dataset_with_itself_is_zero() -> None:
+    a = phantom_image_set(seed=5, per_class=4, body_parts=("hand", "elbow"))
+    result, settings = dataset_otdd(a, a, features="pixels", size=16, max_samples=100, repeats=2)
+    assert result.mean == pytest.approx(0.0, abs=1e-9) and (result.n_a, result.n_b) == (8, 8)
+    b = phantom_image_set(seed=6, per_class=4, site="external", body_parts=("hand", "elbow"))
+    other, _ = dataset_otdd(a, b, features="pixels", size=16, max_samples=100, repeats=2)
+    assert other.mean > 0.5 and "exact" in settings["outer"]
+
+
+def test_cli_run_tag_export_otdd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from medlim.cli import main
+
+    monkeypatch.setenv("MEDLIM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MEDLIM_DATABASE_URL", raising=False)
+    internal = write_image_set(phantom_image_set(seed=21, per_class=5, body_parts=("hand", "elbow")),
+                               tmp_path / "internal", size=64)
+    external = write_image_set(phantom_image_set(seed=22, per_class=4, site="mixed", body_parts=("hand", "elbow")),
+                               tmp_path / "external", size=64)
+    out = tmp_path / "out"
+    assert main(["shift", "run", "--internal", str(internal), "--external", str(external), "--k", "2",
+                 "--out", str(out), "--epochs", "1", "--head-epochs", "1", "--classifier-epochs", "1",
+                 "--repeats", "2", "--max-samples", "8", "--dataset", "ext"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["k"] == 2 and summary["levels"] == [2, 1] and len(summary["macro_f1"]) == 2
+    assert (out / "report.json").is_file() and (out / "images.csv").is_file()
+    assert main(["shift", "tag", "--dataset", "ext", "--group", "1", "--tag", "drop"]) == 0
+    dropped = int(capsys.readouterr().out.split()[0])
+    manifest = tmp_path / "kept.csv"
+    assert main(["shift", "export", "--dataset", "ext", "--out", str(manifest)]) == 0
+    with manifest.open() as handle:
+        kept = list(csv.DictReader(handle))
+    assert len(kept) == 8 - dropped and all(r["group"] == "0" for r in kept)
+    capsys.readouterr()
+    assert main(["shift", "otdd", str(internal), str(internal), "--size", "16", "--repeats", "2", "--json"]) == 0
+    otdd = json.loads(capsys.readouterr().out)
+    assert otdd["otdd_mean"] == pytest.approx(0.0, abs=1e-9) and otdd["otdd_std"] == pytest.approx(0.0, abs=1e-9)
+    assert (otdd["repeats"], otdd["n_a"], otdd["n_b"], otdd["features"]) == (2, 10, 10, "pixels")
+    assert otdd["settings"]["size"] == 16
