@@ -277,10 +277,13 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     before = at.get("plotly_chart")[0].proto.spec
     at.slider(key="nuclei_opacity").set_value(1.0).run()
     at.checkbox(key="nuclei_curves").uncheck().run()
+    at.radio(key="nuclei_background").set_value("Original colours").run()
+    at.checkbox(key="nuclei_numbers").check().run()
     assert not at.exception
     assert at.get("plotly_chart")[0].proto.spec != before
     shown = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
     assert [t.get("name") for t in shown if t["type"] == "scatter"] == ["nuclei"]  # curves hidden
+    assert [t["mode"] for t in shown if t.get("name") == "nuclei"] == ["markers+text"]  # numbered
     assert _metrics(at)["Nuclei (thesis method)"] == str(thesis.count)
     assert sorted(count_runs) == ["thesis", "watershed"]
 
