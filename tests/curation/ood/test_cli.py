@@ -61,3 +61,20 @@ def test_id_class_syntax() -> None:
     assert _id_classes("!hand") == ("finger", "wrist", "forearm", "elbow", "humerus", "shoulder")
     with pytest.raises(ParameterError):
         _id_classes("!knee")
+
+
+def test_train_tend_from_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "rad"
+    assert main(["phantom", "radiograph", "--out", str(data), "--n", "35", "--seed", "2", "--size", "64",
+                 "--quiet"]) == 0
+    weights = tmp_path / "weights"
+    code = main(["train", "tend", "--data", str(data), "--id-class", "hand", "--width", "2", "--ae-epochs", "1",
+                 "--epochs", "2", "--warmup-epochs", "1", "--n-heldout", "1", "--batch-size", "4",
+                 "--margin", "250", "--weights-dir", str(weights)])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary) == {"ae", "tend"} and summary["tend"]["name"] == "tend-hand"
+    manifest = json.loads((weights / "manifest.json").read_text())
+    tend = next(m for m in manifest["models"] if m["name"] == "tend-hand")
+    assert tend["params"]["margin"] == 250.0 and tend["params"]["data"]["source"] == str(data)
+    assert tend["metrics"]["n_train"] == 4 and tend["metrics"]["n_calibration"] == 7  # every 5th image
