@@ -103,7 +103,9 @@ def _exam_sources() -> list[ImageSource]:
     with sample_column:
         if exams:
             labels = {exam.label: exam for exam in exams}
-            chosen = st.selectbox("…or open a bundled sample exam (synthetic)", list(labels), index=None, key="bac_sample")
+            chosen = st.selectbox(
+                "…or open a bundled sample exam (synthetic)", list(labels), index=None, key="bac_sample"
+            )
             if chosen is not None:
                 sources.extend(ImageSource(name=p.name, data=p.read_bytes()) for p in labels[chosen].files)
         else:
@@ -202,13 +204,22 @@ def _display_controls(record: ImageRecord, digest: str) -> tuple[bool, float, tu
         step = 1.0 if span >= 50 else span / 500.0
         with st.expander("Window / level"):
             center = st.slider(
-                "Window centre (level)", float(default.low), float(default.low + span),
-                float(min(max(default.center, default.low), default.low + span)), step, key="bac_center",
-            )  # fmt: skip
+                "Window centre (level)",
+                float(default.low),
+                float(default.low + span),
+                float(min(max(default.center, default.low), default.low + span)),
+                step,
+                key=f"bac_center_{digest[:16]}",
+            )
             width = st.slider(
-                "Window width", float(step), float(max(2.0 * span, default.width)), float(default.width), step,
-                key="bac_width", help="Display only: the analysis always uses the file's own window.",
-            )  # fmt: skip
+                "Window width",
+                float(step),
+                float(max(2.0 * span, default.width)),
+                float(default.width),
+                step,
+                key=f"bac_width_{digest[:16]}",
+                help="Display only: the analysis always uses the file's own window.",
+            )
             window = (center, width, default.function)
     return show, opacity, window
 
@@ -243,8 +254,9 @@ def _show_image(view: ui.AnalysedView, *, threshold: float) -> None:
         crop_controls, crop_column = st.columns([1, 3])
         with crop_controls:
             size = st.select_slider("Crop size (px)", [256, 512, 1024], value=512, key="bac_crop_size")
-            row = st.slider("Crop centre row", 0, rows - 1, rows // 2, key="bac_crop_row")
-            col = st.slider("Crop centre column", 0, cols - 1, cols // 2, key="bac_crop_col")
+            # Keys carry the image size: another view may be smaller than the last position.
+            row = st.slider("Crop centre row", 0, rows - 1, rows // 2, key=f"bac_crop_row_{rows}")
+            col = st.slider("Crop centre column", 0, cols - 1, cols // 2, key=f"bac_crop_col_{cols}")
         top, left = max(0, min(rows - size, row - size // 2)), max(0, min(cols - size, col - size // 2))
         crop = (slice(top, top + size), slice(left, left + size))
         crop_column.plotly_chart(

@@ -340,7 +340,9 @@ def overlay_figure(
         rgba = np.zeros(mask.shape + (4,), dtype=np.uint8)
         rgba[mask] = (*_OVERLAY_RGB, 255)
         figure.add_trace(
-            go.Image(source=_png_data_uri(rgba), name="calcification mask", opacity=opacity, hoverinfo="skip", **placement)
+            go.Image(
+                source=_png_data_uri(rgba), name="calcification mask", opacity=opacity, hoverinfo="skip", **placement
+            )
         )
     figure.update_layout(
         title=title,
@@ -348,7 +350,13 @@ def overlay_figure(
         margin={"l": 10, "r": 10, "t": 40 if title else 10, "b": 10},
         dragmode="zoom",
         xaxis={"title": "column (px)", "constrain": "domain"},
-        yaxis={"title": "row (px)", "autorange": "reversed", "scaleanchor": "x", "scaleratio": 1, "constrain": "domain"},
+        yaxis={
+            "title": "row (px)",
+            "autorange": "reversed",
+            "scaleanchor": "x",
+            "scaleratio": 1,
+            "constrain": "domain",
+        },
     )
     return figure
 
@@ -396,6 +404,12 @@ def report_records(views: Sequence[AnalysedView], bac_model: BacModel) -> list[d
     return records
 
 
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return "; ".join(str(v) for v in value)
+    return "" if value is None else value
+
+
 def report_csv(records: Sequence[dict[str, Any]]) -> bytes:
     """``records`` as UTF-8 CSV (lists joined with ``"; "``, ``None`` as empty)."""
     buffer = io.StringIO()
@@ -403,12 +417,7 @@ def report_csv(records: Sequence[dict[str, Any]]) -> bytes:
     writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow(
-            {
-                key: "; ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else ("" if value is None else value)
-                for key, value in record.items()
-            }
-        )
+        writer.writerow({key: _csv_cell(value) for key, value in record.items()})
     return buffer.getvalue().encode("utf-8")
 
 

@@ -164,7 +164,7 @@ def test_sample_exam_readouts_slider_save_and_history(
     assert [t["name"] for t in image_traces] == ["mammogram", "calcification mask"]
     at.toggle(key="bac_overlay").set_value(False).run()
     assert [t["name"] for t in json.loads(at.get("plotly_chart")[0].proto.spec)["data"]] == ["mammogram"]
-    width = at.slider(key="bac_width")
+    width = next(s for s in at.slider if s.label == "Window width")
     width.set_value(width.value / 2).run()
     assert not at.exception and not at.error
     assert count_inference == []
