@@ -88,7 +88,8 @@ def main() -> None:
     default = next((i for i, e in enumerate(entries) if e.architecture == "tend"), 0)
     chosen = st.selectbox("Detector", list(labels), index=default, key="ood_detector")
     entry = labels[chosen]
-    st.caption(entry.description + f" · input {entry.input_contract.size} · calibrated t = {entry.thresholds['score']:.4g}")
+    st.caption(f"{entry.description} · input {entry.input_contract.size} · "
+               f"calibrated t = {entry.thresholds['score']:.4g}")
     with show_medlim_errors(subject=entry.label) as outcome:
         detector = _detector(entry.name, entry.version, weights_dir)
     if outcome.failed:

@@ -98,7 +98,9 @@ def stack_inputs(images: Sequence[np.ndarray] | np.ndarray, size: int) -> np.nda
     """Preset every image and stack: ``np.ndarray[N, size, size]`` float32."""
     if isinstance(images, np.ndarray) and images.ndim == 3 and images.shape[1:] == (size, size):
         return np.clip(images.astype(np.float32, copy=False), 0.0, 1.0)
-    return np.stack([to_model_input(image, size) for image in images]) if len(images) else np.zeros((0, size, size), np.float32)
+    if not len(images):
+        return np.zeros((0, size, size), np.float32)
+    return np.stack([to_model_input(image, size) for image in images])
 
 
 def phantom_set(

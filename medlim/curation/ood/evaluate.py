@@ -104,7 +104,8 @@ def evaluate_detector(detector: Detector, data: LabelledImages, *, seed: int = 0
     labels = (~is_id).astype(int)
     if is_id.all() or not is_id.any():
         raise ParameterError(
-            f"held-out data must hold ID ({', '.join(id_classes)}) and OOD images; classes {sorted(set(data.classes))} are given.")
+            f"held-out data must hold ID ({', '.join(id_classes)}) and OOD images; "
+            f"classes {sorted(set(data.classes))} are given.")
     scores = detector.score(data.images, files=data.files)
     metrics = ood_metrics(labels, scores.score)
     stored_tpr, stored_fpr = rates_at(labels, scores.score, detector.threshold)

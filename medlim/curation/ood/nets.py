@@ -47,7 +47,8 @@ __all__ = [
 
 
 def _check_geometry(input_size: int, channels: int, width: int, *, levels: int) -> None:
-    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size % (2 ** levels) or input_size < 2 ** levels:
+    step = 2 ** levels
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size % step or input_size < step:
         raise ParameterError(f"`input_size` must be a positive multiple of {2 ** levels}, {input_size!r} is given.")
     if not isinstance(channels, int) or channels < 1:
         raise ParameterError(f"`channels` must be a positive integer, {channels!r} is given.")
@@ -168,7 +169,8 @@ class CvadGenerator(nn.Module):
             raise ParameterError(
                 f"4·latent = {4 * latent} must be divisible by (input_size/16)² = {branch_side ** 2}.")
         self.branch_channels = 4 * latent // (branch_side * branch_side)
-        self.e11 = nn.Sequential(_down(channels, w[0], leaky=True), _down(w[0], w[1], leaky=True), _down(w[1], w[2], leaky=True))
+        self.e11 = nn.Sequential(_down(channels, w[0], leaky=True), _down(w[0], w[1], leaky=True),
+                                 _down(w[1], w[2], leaky=True))
         self.e12 = nn.Sequential(_down(w[2], w[3], leaky=True), _down(w[3], w[4], leaky=True))
         flat = w[4] * self.deep_side * self.deep_side
         self.mu1 = nn.Linear(flat, latent)

@@ -111,7 +111,9 @@ def prepare_data(spec: DataSpec, id_classes: Sequence[str], *, size: int, log: L
     return OodData(train=train, calibration=calibration, heldout=heldout)
 
 
-def calibrate(kind: str, parts: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, Any]) -> tuple[dict[str, Any], float, dict[str, Any]]:
+def calibrate(
+    kind: str, parts: dict[str, np.ndarray], labels: np.ndarray, params: dict[str, Any]
+) -> tuple[dict[str, Any], float, dict[str, Any]]:
     """Fix a detector's reference range (CVAD) and G-mean threshold on calibration data.
 
     Args:

@@ -99,7 +99,8 @@ def combine_parts(kind: str, parts: Mapping[str, np.ndarray], params: Mapping[st
     if kind == "cvad":
         span = float(params["rec_max"]) - float(params["rec_min"])
         if not span > 0:
-            raise ParameterError(f"CVAD reference range must be positive, {params['rec_min']}..{params['rec_max']} is given.")
+            raise ParameterError(
+                f"CVAD reference range must be positive, {params['rec_min']}..{params['rec_max']} is given.")
         return 0.5 * (np.asarray(parts["rec"], np.float64) / span + np.asarray(parts["dis"], np.float64))
     raise ParameterError(f"unknown detector kind {kind!r}; known: {', '.join(DETECTOR_KINDS)}.")
 
