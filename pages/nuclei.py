@@ -241,7 +241,7 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
     _readouts(thesis, baseline, ui.truth_count(sample) if sample is not None else None)
 
     opacity, grey, curves, numbers = _display_controls()
-    rows = ui.nucleus_rows(thesis.labels)
+    rows = ui.nucleus_rows_cached(thesis)
     left, right = st.columns(2)
     with left:
         figure, factor = _overlay(pixels, thesis, opacity=opacity, grey=grey, curves=curves, rows=rows,
@@ -249,7 +249,7 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
         st.plotly_chart(figure, key=f"{KEY}_thesis_figure", config={"scrollZoom": True, "displaylogo": False})
     with right:
         figure, _ = _overlay(pixels, baseline, opacity=opacity, grey=grey, curves=False,
-                             rows=ui.nucleus_rows(baseline.labels), title=f"Watershed baseline: {baseline.count} nuclei")
+                             rows=ui.nucleus_rows_cached(baseline), title=f"Watershed baseline: {baseline.count} nuclei")
         st.plotly_chart(figure, key=f"{KEY}_watershed_figure", config={"scrollZoom": True, "displaylogo": False})
     height, width = pixels.shape[:2]
     shrink = f" Shown at 1/{factor} resolution; measurements use every pixel." if factor > 1 else ""

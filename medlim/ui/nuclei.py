@@ -49,6 +49,7 @@ __all__ = [
     "params_from_values",
     "params_digest",
     "segment_cached",
+    "nucleus_rows_cached",
 ]
 
 #: Okabe & Ito (2008) colour-blind-safe palette without black, as RGB in [0, 1].
@@ -355,6 +356,24 @@ def overlay_rgb(
     return out
 
 
+def _png_data_uri(display: np.ndarray) -> str:
+    """``display`` (float RGB in [0, 1]) as a PNG data URI, fast compression.
+
+    OpenCV at compression level 1 encodes a noisy 1024×1376 overlay about five
+    times faster than plotly's own ``binary_string`` path, which matters because
+    every slider move redraws both panels.
+    """
+    import base64
+
+    import cv2
+
+    as_uint8 = np.clip(np.rint(np.asarray(display, np.float32)[..., :3] * 255.0), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(as_uint8[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:  # pragma: no cover
+        raise InputError("could not encode the overlay as PNG.")
+    return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
+
+
 def overlay_figure(
     display: np.ndarray,
     *,
@@ -384,9 +403,14 @@ def overlay_figure(
         and a white line (solid: follows the intensity valley; dashed: straight
         fallback), named on hover.
     """
-    from medlim.ui.figures import image_figure
-
-    figure = image_figure(display, title=title, height=height)
+    figure = go.Figure(go.Image(source=_png_data_uri(display), hoverinfo="x+y"))
+    figure.update_layout(
+        title=title,
+        height=height,
+        dragmode="zoom",
+        xaxis={"title": "column (px)", "constrain": "domain"},
+        yaxis={"title": "row (px)", "scaleanchor": "x", "scaleratio": 1, "constrain": "domain"},
+    )
     groups = (
         ("Dividing curve (follows the intensity valley)", "solid", [c for c in cuts if c.followed_valley]),
         ("Dividing line (straight: no valley found)", "dash", [c for c in cuts if not c.followed_valley]),
@@ -590,3 +614,28 @@ def segment_cached(
     while len(cache) > _SESSION_CACHE_SIZE:
         cache.popitem(last=False)
     return result
+
+
+_ROWS_CACHE = "nuclei_rows_cache"
+
+
+def nucleus_rows_cached(result: NucleiResult) -> list[NucleusRow]:
+    """:func:`nucleus_rows` of ``result.labels``, computed once per result object in this session.
+
+    Keyed by object identity and checked against the stored object, so a
+    recycled id never returns another result's rows; only the last eight are kept.
+    """
+    import streamlit as st
+
+    cache: OrderedDict[int, tuple[NucleiResult, list[NucleusRow]]] = st.session_state.setdefault(
+        _ROWS_CACHE, OrderedDict()
+    )
+    stored = cache.get(id(result))
+    if stored is not None and stored[0] is result:
+        cache.move_to_end(id(result))
+        return stored[1]
+    rows = nucleus_rows(result.labels)
+    cache[id(result)] = (result, rows)
+    while len(cache) > _SESSION_CACHE_SIZE:
+        cache.popitem(last=False)
+    return rows
