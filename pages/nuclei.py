@@ -127,7 +127,9 @@ def _advanced_parameters(error_area: DeltaGenerator) -> NucleiParams | None:
             with columns[slot % 3]:
                 default = getattr(DEFAULTS, spec.name)
                 if isinstance(default, bool):
-                    values[spec.name] = st.checkbox(spec.label, value=default, key=f"{KEY}_p_{spec.name}", help=spec.help)
+                    values[spec.name] = st.checkbox(
+                        spec.label, value=default, key=f"{KEY}_p_{spec.name}", help=spec.help
+                    )
                 else:
                     values[spec.name] = st.number_input(
                         spec.label, min_value=float(spec.minimum), max_value=float(spec.maximum),
@@ -202,7 +204,9 @@ def _readouts(thesis: NucleiResult, baseline: NucleiResult, truth: int | None) -
         "Mean nucleus area (px²)", f"{thesis.mean_area:,.0f}",
         help="Mean single-nucleus area estimated from the isolated nuclei (or the value given under Advanced).",
     )
-    columns[3].metric("Nuclei (watershed baseline)", baseline.count, help="Marker-controlled watershed, thesis §3.1.3.")
+    columns[3].metric(
+        "Nuclei (watershed baseline)", baseline.count, help="Marker-controlled watershed, thesis §3.1.3."
+    )
     note = f" Phantom ground truth: **{truth}** nuclei." if truth is not None else ""
     st.caption(
         f"{len(split)} of {thesis.count} nuclei came from split clumps; {len(thesis.cuts)} dividing "
@@ -248,16 +252,18 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
                                   numbers=numbers, title=f"Thesis method: {thesis.count} nuclei")
         st.plotly_chart(figure, key=f"{KEY}_thesis_figure", config={"scrollZoom": True, "displaylogo": False})
     with right:
-        figure, _ = _overlay(pixels, baseline, opacity=opacity, grey=grey, curves=False,
-                             rows=ui.nucleus_rows_cached(baseline), title=f"Watershed baseline: {baseline.count} nuclei")
+        figure, _ = _overlay(
+            pixels, baseline, opacity=opacity, grey=grey, curves=False, rows=ui.nucleus_rows_cached(baseline),
+            title=f"Watershed baseline: {baseline.count} nuclei",
+        )
         st.plotly_chart(figure, key=f"{KEY}_watershed_figure", config={"scrollZoom": True, "displaylogo": False})
     height, width = pixels.shape[:2]
     shrink = f" Shown at 1/{factor} resolution; measurements use every pixel." if factor > 1 else ""
     st.caption(
         f"{width} × {height} px. Each nucleus has its own colour (touching nuclei always differ). White lines: "
         f"the dividing curves the method drew through clumps — solid where it followed the dark valley between "
-        f"nuclei, dashed where it found none and cut straight. Hover over a nucleus for its number and area; drag to zoom "
-        f"(each panel separately), double-click to reset.{shrink}"
+        f"nuclei, dashed where it found none and cut straight. Hover over a nucleus for its number and area; "
+        f"drag to zoom (each panel separately), double-click to reset.{shrink}"
     )
 
     st.subheader("Per-nucleus measurements (thesis method)")

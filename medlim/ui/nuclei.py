@@ -129,12 +129,14 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "Adjacent points merge when the walking energy E = ∫κ ds between them is below this "
               "(thesis gives no value; project 0.4).", _CURV, 0.0, 3.2, 0.05),
     ParamSpec("r1", "Search radius r1 (px)",
-              "Point pairs closer than r1 are connection candidates (thesis r1 = 45 px, §3.1.2).", _PAIRS, 1.0, 200.0, 1.0),
+              "Point pairs closer than r1 are connection candidates (thesis r1 = 45 px, §3.1.2).",
+              _PAIRS, 1.0, 200.0, 1.0),
     ParamSpec("r2", "Ring outer radius r2 (px)",
               "Non-adjacent pairs between r1 and r2 are tested with V of eq. 3.2 (thesis: 70 px; code 76).",
               _PAIRS, 1.0, 300.0, 1.0),
     ParamSpec("alpha", "α of eq. 3.2",
-              "Weight of the normal angle θ in V = αθ / (D + β(κp + κq)) (thesis: 100).", _PAIRS, 1.0, 1000.0, 1.0),
+              "Weight of the normal angle θ in V = αθ / (D + β(κp + κq)) (thesis: 100).",
+              _PAIRS, 1.0, 1000.0, 1.0),
     ParamSpec("beta", "β of eq. 3.2",
               "Weight of the curvatures in V = αθ / (D + β(κp + κq)) (thesis: 0.34).", _PAIRS, 0.0, 10.0, 0.01),
     ParamSpec("v_threshold", "V threshold (eq. 3.2)",
@@ -149,9 +151,11 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "Weight of the perimeter difference ΔL in the denominator of Q, eq. 3.3 (thesis: 0.67).",
               _ELLIPSE, 0.0, 20.0, 0.01),
     ParamSpec("gamma2", "γ2 of eq. 3.3",
-              "Weight of the axis ratio η in the denominator of Q, eq. 3.3 (thesis: 3.40).", _ELLIPSE, 0.0, 20.0, 0.01),
+              "Weight of the axis ratio η in the denominator of Q, eq. 3.3 (thesis: 3.40).",
+              _ELLIPSE, 0.0, 20.0, 0.01),
     ParamSpec("q_threshold", "Q threshold (eq. 3.3)",
-              "Pairs are connected, best first, while their ellipse-fit quality Q (eq. 3.3) exceeds this (thesis: 0.7). "
+              "Pairs are connected, best first, while their ellipse-fit quality Q (eq. 3.3) exceeds this "
+              "(thesis: 0.7). "
               "Lower splits more.", _ELLIPSE, 0.0, 5.0, 0.05),
     ParamSpec("min_part_fraction", "Smallest part of a cut (× mean area)",
               "A cut may not leave a part smaller than this many mean areas (project choice 0.5).",
@@ -168,7 +172,8 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "The valley walk looks for the next pixel within ± this angle of the direction to the end point "
               "(thesis eq. 3.4: 45°).", _CURVES, 1.0, 89.0, 1.0),
     ParamSpec("hessian_sigma", "Hessian scale (px)",
-              "Gaussian scale of the Hessian whose eigenvalues 0 ≈ λ1 ≪ λ2 mark the valley (eq. 3.4; project 2 px).",
+              "Gaussian scale of the Hessian whose eigenvalues 0 ≈ λ1 ≪ λ2 mark the valley "
+              "(eq. 3.4; project 2 px).",
               _CURVES, 0.5, 10.0, 0.5),
 )
 

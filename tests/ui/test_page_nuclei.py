@@ -269,7 +269,10 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     (points,) = [t for t in figure["data"] if t.get("name") == "nuclei"]
     assert len(points["x"]) == thesis.count  # one hover point per nucleus
     downloads = at.get("download_button")
-    assert [d.proto.label for d in downloads] == ["Download label image (16-bit PNG)", "Download per-nucleus table (CSV)"]
+    assert [d.proto.label for d in downloads] == [
+        "Download label image (16-bit PNG)",
+        "Download per-nucleus table (CSV)",
+    ]
     table = at.get("arrow_data_frame")[0] if at.get("arrow_data_frame") else at.dataframe[0]
     assert len(table.value) == thesis.count
 
