@@ -38,11 +38,51 @@ Progress = Callable[[int, int], None]
 
 @dataclass(frozen=True)
 class PhantomSource:
-    """Radiograph phantoms generated on demand: sample ``k`` of class ``b`` is
-    ``generate_radiograph(seed=seed, index=k, body_part=b, site=site)``."""
+    """Radiograph phantoms generated on demand.
+
+    With ``severity_range=None`` sample ``k`` of class ``b`` is
+    ``generate_radiograph(seed=seed, index=k, body_part=b, site=site)`` (external
+    severity uniform in [0, 1]). With a ``(low, high)`` range the site shift mix
+    is set through the generator's public parts instead: the anatomy of
+    ``render_anatomy``, and, with probability ``shifted_fraction``, one
+    ``apply_site_shift`` style at a severity uniform in ``[low, high]``.
+    """
 
     seed: int
     site: str
+    severity_range: tuple[float, float] | None = None
+    shifted_fraction: float = 0.5
+
+    def site_draw(self, index: int, body_part: str) -> tuple[str, float]:
+        """``(style, severity)`` of one sample without rendering it (``"internal"``, 0 when unshifted)."""
+        from medlim.phantoms.base import rng_for
+        from medlim.phantoms.radiograph import EXTERNAL_STYLES
+
+        if self.severity_range is None:
+            site_rng = rng_for(int(self.seed), "radiograph-site", int(index))
+            external = self.site == "external" or (self.site == "mixed" and site_rng.random() < 0.5)
+            if not external:
+                return "internal", 0.0
+            return str(site_rng.choice(sorted(EXTERNAL_STYLES))), float(site_rng.uniform(0.0, 1.0))
+        site_rng = rng_for(int(self.seed), "medshift-site", int(index), body_part)
+        if site_rng.random() >= self.shifted_fraction:
+            return "internal", 0.0
+        low, high = self.severity_range
+        return str(site_rng.choice(sorted(EXTERNAL_STYLES))), float(site_rng.uniform(low, high))
+
+    def render(self, index: int, body_part: str) -> np.ndarray:
+        """The sample's native image ``np.ndarray[256, 256]`` float32 in [0, 1]."""
+        from medlim.phantoms.base import rng_for
+        from medlim.phantoms.radiograph import apply_site_shift, generate_radiograph, render_anatomy
+
+        if self.severity_range is None:
+            return generate_radiograph(seed=self.seed, index=index, body_part=body_part, site=self.site).image
+        image = render_anatomy(body_part, rng_for(int(self.seed), "radiograph", int(index), body_part))
+        style, severity = self.site_draw(index, body_part)
+        if style == "internal":
+            return image
+        # a fresh stream after the draw of style and severity
+        return apply_site_shift(image, style, severity, rng_for(int(self.seed), "medshift-shift", int(index), body_part))
 
 
 @dataclass(frozen=True)
@@ -91,7 +131,11 @@ class ImageSet:
         """A spec :func:`parse_dataset` turns back into this set (folder path or phantom spec)."""
         if self.phantom is not None:
             per_class = max(self.indices) + 1 if self.indices else 0
-            return f"phantom:{self.phantom.site}:{self.phantom.seed}:{per_class}:{','.join(self.class_names)}"
+            site = self.phantom.site
+            if self.phantom.severity_range is not None:
+                low, high = self.phantom.severity_range
+                site = f"mix{low:g}-{high:g}x{self.phantom.shifted_fraction:g}"
+            return f"phantom:{site}:{self.phantom.seed}:{per_class}:{','.join(dict.fromkeys(self.classes))}"
         return str(self.root) if self.root is not None else ""
 
     def read(self, positions: Sequence[int], size: int) -> np.ndarray:
@@ -102,13 +146,8 @@ class ImageSet:
         if not positions:
             return np.zeros((0, size, size), np.float32)
         if self.phantom is not None:
-            from medlim.phantoms.radiograph import generate_radiograph
-
-            return np.stack([
-                to_model_input(generate_radiograph(seed=self.phantom.seed, index=self.indices[p],
-                                                   body_part=self.classes[p], site=self.phantom.site).image, size)
-                for p in positions
-            ])
+            return np.stack([to_model_input(self.phantom.render(self.indices[p], self.classes[p]), size)
+                             for p in positions])
         if self.root is None:
             raise ParameterError(f"image set {self.name!r} has neither a folder nor a phantom source.")
         return read_inputs([self.root / self.files[p] for p in positions], size)
@@ -168,6 +207,8 @@ def phantom_image_set(
     site: str = "internal",
     body_parts: Sequence[str] | None = None,
     name: str | None = None,
+    severity_range: tuple[float, float] | None = None,
+    shifted_fraction: float = 0.5,
 ) -> ImageSet:
     """A radiograph phantom set, generated on demand (the ground truth is computed here, pixels later).
 
@@ -177,9 +218,12 @@ def phantom_image_set(
         site: ``"internal"``, ``"external"`` or ``"mixed"`` (half internal, half shifted).
         body_parts: classes (default: all seven).
         name: dataset name (default ``"phantoms-<site>-<seed>"``).
+        severity_range: ``(low, high)`` in [0, 1] sets the shift mix (see
+            :class:`PhantomSource`; ``site`` is then ignored); ``None`` uses
+            :func:`~medlim.phantoms.radiograph.generate_radiograph` as is.
+        shifted_fraction: share of shifted images when ``severity_range`` is given.
     """
-    from medlim.phantoms.base import rng_for
-    from medlim.phantoms.radiograph import BODY_PARTS, EXTERNAL_STYLES, SITES
+    from medlim.phantoms.radiograph import BODY_PARTS, SITES
 
     if site not in SITES:
         raise ParameterError(f"`site` must be one of {SITES}, {site!r} is given.")
@@ -189,23 +233,27 @@ def phantom_image_set(
     unknown = [b for b in parts if b not in BODY_PARTS]
     if unknown:
         raise ParameterError(f"unknown body parts {unknown}; known: {', '.join(BODY_PARTS)}.")
+    if severity_range is not None:
+        low, high = (float(v) for v in severity_range)
+        if not 0.0 <= low <= high <= 1.0:
+            raise ParameterError(f"`severity_range` must be (low, high) with 0 ≤ low ≤ high ≤ 1, {severity_range!r} is given.")
+        if not 0.0 <= float(shifted_fraction) <= 1.0:
+            raise ParameterError(f"`shifted_fraction` must be in [0, 1], {shifted_fraction!r} is given.")
+        source = PhantomSource(int(seed), "mix", (low, high), float(shifted_fraction))
+        site = f"mix{low:g}-{high:g}x{float(shifted_fraction):g}"
+    else:
+        source = PhantomSource(int(seed), site)
     files, classes, indices, sites, severity = [], [], [], [], []
     for part in parts:
         for k in range(int(per_class)):
-            # the same draws generate_radiograph makes for the site, without rendering the image
-            site_rng = rng_for(int(seed), "radiograph-site", k)
-            external = site == "external" or (site == "mixed" and site_rng.random() < 0.5)
-            style, level = "internal", 0.0
-            if external:
-                style = str(site_rng.choice(sorted(EXTERNAL_STYLES)))
-                level = float(site_rng.uniform(0.0, 1.0))
+            style, level = source.site_draw(k, part)
             files.append(f"{part}/{site}-{seed}-{k:05d}")
             classes.append(part)
             indices.append(k)
             sites.append(style)
             severity.append(level)
     return ImageSet(name=name or f"phantoms-{site}-{seed}", files=tuple(files), classes=tuple(classes),
-                    phantom=PhantomSource(int(seed), site), indices=tuple(indices),
+                    phantom=source, indices=tuple(indices),
                     severity=np.asarray(severity, np.float64), sites=tuple(sites))
 
 
@@ -286,7 +334,10 @@ def write_image_set(image_set: ImageSet, directory: str | Path, *, size: int = 2
 def parse_dataset(spec: str | Path, *, name: str | None = None) -> ImageSet:
     """A dataset from the command line: a folder, or ``phantom:SITE:SEED:PER_CLASS[:PART,PART…]`` (generated on demand).
 
-    Examples: ``data/internal``, ``phantom:internal:101:60``, ``phantom:mixed:202:40:hand,elbow``.
+    ``SITE`` is ``internal``, ``external``, ``mixed`` or a shift mix
+    ``mixLOW-HIGHxFRACTION`` (that share shifted, severity uniform in [LOW, HIGH]).
+    Examples: ``data/internal``, ``phantom:internal:101:60``, ``phantom:mixed:202:40:hand,elbow``,
+    ``phantom:mix0.3-1x0.5:202:60``.
     """
     text = str(spec)
     if text.startswith("phantom:"):
@@ -294,6 +345,15 @@ def parse_dataset(spec: str | Path, *, name: str | None = None) -> ImageSet:
         if len(parts) not in (4, 5) or not parts[2].isdigit() or not parts[3].isdigit():
             raise ParameterError(f"a phantom dataset is 'phantom:SITE:SEED:PER_CLASS[:PARTS]', {text!r} is given.")
         body_parts = parts[4].split(",") if len(parts) == 5 and parts[4] else None
-        return phantom_image_set(seed=int(parts[2]), per_class=int(parts[3]), site=parts[1], body_parts=body_parts,
-                                 name=name)
+        site, severity_range, fraction = parts[1], None, 0.5
+        if site.startswith("mix") and site != "mixed":  # mixLOW-HIGHxFRACTION: a chosen shift mix
+            try:
+                span, fraction_text = site[3:].split("x")
+                low, high = (float(v) for v in span.split("-"))
+                severity_range, fraction = (low, high), float(fraction_text)
+            except ValueError:
+                raise ParameterError(f"a shift mix is 'mixLOW-HIGHxFRACTION' (e.g. mix0.3-1x0.5), {site!r} is given.") from None
+        return phantom_image_set(seed=int(parts[2]), per_class=int(parts[3]), site=site if severity_range is None else "mixed",
+                                 body_parts=body_parts, name=name, severity_range=severity_range,
+                                 shifted_fraction=fraction)
     return folder_set(text, name=name)

@@ -74,3 +74,24 @@ def test_bad_specs(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ParameterError, match="no images"):
         folder_set(tmp_path / "empty")
+
+
+def test_chosen_shift_mix_uses_the_generator_parts() -> None:
+    from medlim.phantoms.base import rng_for
+    from medlim.phantoms.radiograph import apply_site_shift, render_anatomy
+
+    image_set = parse_dataset("phantom:mix0.4-0.9x0.5:9:6:hand,elbow")
+    shifted = image_set.shifted
+    assert 0 < shifted.sum() < len(image_set)
+    assert np.all((image_set.severity[shifted] >= 0.4) & (image_set.severity[shifted] <= 0.9))
+    assert np.all(image_set.severity[~shifted] == 0.0)
+    assert parse_dataset(image_set.source).files == image_set.files
+    p = int(np.nonzero(shifted)[0][0])
+    part, index = image_set.classes[p], image_set.indices[p]
+    expected = apply_site_shift(render_anatomy(part, rng_for(9, "radiograph", index, part)), image_set.sites[p],
+                                image_set.severity[p], rng_for(9, "medshift-shift", index, part))
+    np.testing.assert_array_equal(image_set.phantom.render(index, part), expected)
+    with pytest.raises(ParameterError, match="severity_range"):
+        phantom_image_set(seed=1, per_class=2, severity_range=(0.8, 0.2))
+    with pytest.raises(ParameterError, match="shift mix"):
+        parse_dataset("phantom:mixbad:1:2")
