@@ -1,0 +1,223 @@
+"""Similar-image search page: OSCARS and PMS collections (thesis ch. 6).
+
+Pick a collection (an index recorded in the results store) or build one from a
+data folder or from generated phantoms (with a progress bar); query with an
+uploaded image or with "More like this" under any collection or result image;
+see the top K with labels, similarity (cosine; DS for PMS) and anomaly score;
+filter by label; read the evaluation tables of the shipped models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from medlim.settings import get_settings
+from medlim.ui.errors import show_medlim_errors
+from medlim.ui.retrieval import (
+    collection_labels,
+    hit_caption,
+    item_caption,
+    items_cached,
+    load_index_cached,
+    load_model_cached,
+    phantom_collection,
+    thumbnail_cached,
+)
+from medlim.ui.shell import ensure_app_shell
+
+COLUMNS = 5
+BROWSE_PER_PAGE = 10
+
+
+def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and registry entries
+    from medlim.curation.retrieval.service import build_collection
+
+    with st.expander("Build a collection", expanded=False):
+        labels = {e.label: e for e in entries}
+        model = st.selectbox("Model", list(labels), key="retrieval_build_model")
+        source = st.radio("Images", ("Generated phantoms", "Data folder"), horizontal=True, key="retrieval_build_source")
+        columns = st.columns(3)
+        name = columns[0].text_input("Collection name", value="phantoms", key="retrieval_build_name")
+        if source == "Data folder":
+            folder = columns[1].text_input("Folder (manifest.csv or <class>/ folders)", key="retrieval_build_folder")
+        else:
+            count = int(columns[1].number_input("Phantoms", min_value=10, max_value=2000, value=70,
+                                                key="retrieval_build_n"))
+            seed = int(columns[2].number_input("Seed", min_value=0, value=9100, key="retrieval_build_seed"))
+        if not st.button("Build", key="retrieval_build", type="primary"):
+            return
+        entry = labels[model]
+        collections = settings.home / "collections"
+        bar = st.progress(0.0, text="Preparing…")
+        with show_medlim_errors(subject="build") as outcome:
+            if source == "Data folder":
+                data = Path(folder)
+            else:
+                kind = "chest" if entry.params.get("method") == "pms" else "radiograph"
+                data = phantom_collection(kind, collections / f"{name}-data", n=count, seed=seed,
+                                          size=int(entry.params["input_size"]),
+                                          progress=lambda d, t: bar.progress(0.5 * d / t, text=f"Phantoms {d}/{t}"))
+            built = build_collection(data, entry.name, collections / f"{name}.npz", name=name,
+                                     registry=_registry(settings),
+                                     progress=lambda d, t: bar.progress(0.5 + 0.5 * d / t, text=f"Encoded {d}/{t}"))
+        if not outcome.failed:
+            bar.progress(1.0, text=f"Built {built.name}: {built.count} images")
+            st.session_state["retrieval_collection"] = built.name
+            st.session_state.pop("retrieval_query_item", None)
+
+
+def _registry(settings):  # noqa: ANN001, ANN202
+    from medlim.core.weights import Registry
+
+    return Registry.load(str(settings.weights_dir))
+
+
+def _grid(rows: list[tuple[int, str, str]], *, key: str) -> None:
+    """Images with captions and a "More like this" button each: rows of (item_id, file, caption)."""
+    for start in range(0, len(rows), COLUMNS):
+        columns = st.columns(COLUMNS)
+        for column, (item_id, file, caption) in zip(columns, rows[start : start + COLUMNS]):
+            column.image(thumbnail_cached(file), caption=caption, width="stretch")
+            column.button("More like this", key=f"{key}_{item_id}", on_click=_select_item, args=(item_id,))
+
+
+def _select_item(item_id: int) -> None:
+    """Button callback: query with this collection item (runs before the page script reruns)."""
+    st.session_state["retrieval_query_item"] = item_id
+
+
+def _evaluation() -> None:
+    from medlim.curation.retrieval.service import evaluation_tables
+
+    with st.expander("Evaluation of the shipped models (thesis Tables 6.1–6.3 style)", expanded=False):
+        with show_medlim_errors(subject="weights registry") as outcome:
+            tables = evaluation_tables(registry=_registry(get_settings()))
+        if outcome.failed:
+            return
+        if not tables:
+            st.caption("No retrieval model is registered.")
+        for number, table in enumerate(tables):
+            st.markdown(f"**{table.title}**")
+            frame = pd.DataFrame(table.records()).set_index("method")
+            frame.columns = [c.replace("_", " ") for c in frame.columns]
+            st.dataframe(frame.style.format("{:.3f}"), key=f"retrieval_table_{number}")
+            for note in table.notes:
+                st.caption(note)
+
+
+def main() -> None:
+    ensure_app_shell()
+    st.title("Similar images")
+    st.caption("Outlier-sensitive retrieval (OSCARS, thesis §6.1) and multi-label retrieval (PMS, §6.2). "
+               "Research use only, not for diagnosis.")
+    from medlim.core.store import open_store
+    from medlim.core.store.retrieval import list_indexes
+    from medlim.curation.retrieval.service import list_retrieval_models
+
+    settings = get_settings()
+    with show_medlim_errors(subject="weights registry") as outcome:
+        entries = list_retrieval_models(_registry(settings))
+    if outcome.failed:
+        return
+    if not entries:
+        st.info("No retrieval model is registered. Train one with `medlim train oscars` or `medlim train pms`.")
+        return
+    _build_form(settings, entries)
+    with show_medlim_errors(subject="results store") as outcome:
+        with open_store(settings.database_url) as store:
+            indexes = {i.name: i for i in list_indexes(store)}
+    if outcome.failed:
+        return
+    if not indexes:
+        st.info("No collection yet: build one above from a data folder or from generated phantoms.")
+        _evaluation()
+        return
+    names = list(indexes)
+    current = st.session_state.get("retrieval_collection")
+    chosen = st.selectbox("Collection", names, index=names.index(current) if current in names else 0,
+                          key="retrieval_collection_select")
+    if chosen != current:
+        st.session_state["retrieval_collection"] = chosen
+        st.session_state.pop("retrieval_query_item", None)
+    stored = indexes[chosen]
+    with show_medlim_errors(subject=chosen) as outcome:
+        path = Path(stored.path)
+        index = load_index_cached(str(path), path.stat().st_mtime if path.exists() else 0.0)
+        model_entry = index.metadata
+        model = load_model_cached(model_entry["model_name"], model_entry["model_version"], str(settings.weights_dir))
+        items = items_cached(settings.database_url, chosen, stored.count)
+    if outcome.failed:
+        return
+    st.caption(f"{stored.count} images · model {stored.model} · "
+               f"{'DS, lower = more similar' if model.kind == 'pms' else 'cosine similarity, higher = more similar'}")
+
+    controls = st.columns([1, 2, 1])
+    k = int(controls[0].number_input("Top K", min_value=1, max_value=100, value=10, key="retrieval_k"))
+    wanted = controls[1].multiselect("Only items with all of these labels", collection_labels(items),
+                                     key="retrieval_labels")
+    weighted = True
+    if model.kind == "pms":
+        weighted = controls[2].toggle("Weighted DS", value=True, key="retrieval_weighted",
+                                      help="Weight each class gap by the query's class probability (thesis eq. 6.5).")
+
+    uploaded = st.file_uploader("Query image", type=None, key="retrieval_upload",
+                                on_change=lambda: st.session_state.pop("retrieval_query_item", None))
+    query_image, query_name, exclude = None, None, -1
+    if st.session_state.get("retrieval_query_item") in items:
+        # a clicked image wins over an earlier upload; a new upload clears the click (on_change above)
+        from medlim.core.io import read_image
+
+        item = items[st.session_state["retrieval_query_item"]]
+        query_name, exclude = Path(item.file).name, item.item_id
+        with show_medlim_errors(subject=item.file) as outcome:
+            query_image = read_image(Path(item.file)).pixels
+        if outcome.failed:
+            return
+    elif uploaded is not None:
+        from medlim.ui.loaders import read_image_cached
+
+        with show_medlim_errors(subject=uploaded.name) as outcome:
+            query_image = read_image_cached(uploaded.getvalue(), Path(uploaded.name).name).pixels
+        if outcome.failed:
+            return
+        query_name = uploaded.name
+
+    if query_image is None:
+        st.info("Upload a query image, or press “More like this” under any image of the collection.")
+        st.subheader("Browse the collection")
+        pages = max(1, -(-len(items) // BROWSE_PER_PAGE))
+        page = int(st.number_input("Page", min_value=1, max_value=pages, value=1, key="retrieval_page"))
+        shown = list(items.values())[(page - 1) * BROWSE_PER_PAGE : page * BROWSE_PER_PAGE]
+        _grid([(i.item_id, i.file, item_caption(i.labels, i.anomaly_score)) for i in shown], key="retrieval_browse")
+        _evaluation()
+        return
+
+    from medlim.curation.retrieval.service import query_collection
+
+    left, right = st.columns([1, 4])
+    left.image(query_image, caption=f"Query: {query_name}", clamp=True, width="stretch")
+    if exclude >= 0:
+        right.button("Clear query", key="retrieval_clear",
+                     on_click=lambda: st.session_state.pop("retrieval_query_item", None))
+    with show_medlim_errors(subject="search") as outcome:
+        hits = query_collection(stored.path, [query_image], k=k, names=[query_name], require_labels=wanted,
+                                weighted=weighted, exclude_ids=[exclude], model=model, index=index,
+                                store=None)[0]
+    if outcome.failed:
+        return
+    if not hits:
+        right.info("No item of the collection carries all the chosen labels.")
+        _evaluation()
+        return
+    right.subheader(f"Top {len(hits)}")
+    right.dataframe(pd.DataFrame([h.to_dict() for h in hits]).drop(columns=["query", "score_name"]),
+                    hide_index=True, key="retrieval_hits", height=180)
+    _grid([(h.item_id, h.file, hit_caption(h.rank, h.labels, h.score, h.score_name, h.anomaly_score)) for h in hits],
+          key="retrieval_hit")
+    _evaluation()
+
+
+main()

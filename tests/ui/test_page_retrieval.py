@@ -1,0 +1,79 @@
+"""AppTest of the retrieval page: no model, build a phantom collection, browse, "More like this", filters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from medlim.ui.retrieval import collection_labels, hit_caption, item_caption
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE = str(ROOT / "pages" / "retrieval.py")
+TIMEOUT = 120
+
+
+def _tiny_registry(folder: Path) -> Path:
+    from medlim.core.weights import Registry, save_weights
+    from medlim.curation.retrieval.nets import EmbeddingNet
+    from medlim.phantoms.radiograph import BODY_PARTS
+
+    torch.manual_seed(0)
+    registry = Registry(folder)
+    save_weights(registry, {
+        "name": "tiny-oscars", "version": "1", "task": "image-retrieval", "architecture": "retrieval-resnet18",
+        "architecture_kwargs": {"width": 4}, "preset": "ood-grey",
+        "input_contract": {"channels": 1, "size": [32, 32], "dtype": "float32", "range": [0.0, 1.0]},
+        "params": {"input_size": 32, "method": "oscars", "classes": list(BODY_PARTS)},
+        "metrics": {"heldout": {"precision@10": 0.5, "n": 10}},
+    }, EmbeddingNet(width=4).state_dict())
+    return folder
+
+
+def test_pure_helpers() -> None:
+    assert hit_caption(1, ("hand",), 0.98123, "cosine", 0.4234) == "#1 · hand · cos 0.981 · A 0.42"
+    assert hit_caption(2, (), 1.5, "ds", None) == "#2 · unlabelled · DS 1.500 · A –"
+    assert item_caption(("a", "b"), None) == "a, b · A –"
+
+    class Item:
+        def __init__(self, labels):
+            self.labels = labels
+
+    assert collection_labels({0: Item(("b",)), 1: Item(("a", "b"))}) == ["a", "b"]
+
+
+def test_page_without_models_says_how_to_train(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "weights").mkdir()
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path / "weights"))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "medlim train oscars" in at.info[0].body
+
+
+def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(_tiny_registry(tmp_path / "weights")))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No collection yet" in at.info[0].body
+    at.number_input(key="retrieval_build_n").set_value(14)
+    at.text_input(key="retrieval_build_name").set_value("demo")
+    at.button(key="retrieval_build").click().run()
+    assert not at.exception
+    assert at.selectbox(key="retrieval_collection_select").value == "demo"
+    assert "14 images" in at.caption[1].value or any("14 images" in c.value for c in at.caption)
+    # browse grid: one "More like this" button per shown image
+    assert len([b for b in at.button if b.key.startswith("retrieval_browse_")]) == 10
+    at.button(key="retrieval_browse_3").click().run()
+    assert not at.exception
+    hits = at.dataframe(key="retrieval_hits").value
+    assert len(hits) == 10 and 3 not in hits["item_id"].tolist()  # the query item itself is left out
+    assert list(hits["rank"]) == list(range(1, 11))
+    assert hits["score"].is_monotonic_decreasing
+    label = hits["labels"].iloc[0][0]
+    at.multiselect(key="retrieval_labels").set_value([label]).run()
+    assert not at.exception
+    filtered = at.dataframe(key="retrieval_hits").value
+    assert all(label in labels for labels in filtered["labels"])
+    assert at.dataframe(key="retrieval_table_0") is not None
