@@ -224,6 +224,8 @@ def _show(name: str, data: bytes, sample: Path | None) -> None:
     warning = ui.dapi_warning(pixels)
     if warning:
         st.warning(warning, icon=":material/warning:")
+    if pixels.ndim == 2:
+        st.caption("Grey image: its values are used as the DAPI channel.")
     # Results first, the parameters below them (a container keeps that order on screen).
     results = st.container()
     params = _advanced_parameters(results)

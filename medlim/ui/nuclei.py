@@ -252,12 +252,10 @@ def dapi_warning(pixels: np.ndarray) -> str | None:
         pixels: ``np.ndarray[H, W]`` grey or ``[H, W, 3|4]`` colour, float in [0, 1].
 
     Returns:
-        The warning, or None: grey images are used as the DAPI channel (told as
-        a note); colour images whose blue channel is much dimmer than the red or
-        green one probably hold DAPI elsewhere.
+        The warning, or None. Grey images give None (they are used as the DAPI
+        channel as they are); colour images whose blue channel is much dimmer
+        than the red or green one probably hold DAPI elsewhere.
     """
-    if pixels.ndim == 2:
-        return "Grey image: it is used as the DAPI channel."
     if pixels.ndim != 3 or pixels.shape[2] < 3:
         return None
     spread = [float(np.percentile(pixels[..., c], 99.5) - np.percentile(pixels[..., c], 5)) for c in range(3)]

@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tifffile
 
 from medlim.errors import ImageTooLargeError, ParameterError
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams
@@ -26,6 +27,7 @@ PAGE = str(ROOT / "pages" / "nuclei.py")
 TIMEOUT = 120  # the first run imports scikit-image, plotly and pandas on a busy CPU
 SAMPLE = "microscopy/nuclei/small_image.png"
 BROKEN = "microscopy/nuclei/broken_image.png"
+GREY_TIFF = "microscopy/nuclei/grey_dapi.tif"
 
 
 # ----------------------------------------------------------------------------- helpers: parameters
@@ -156,7 +158,7 @@ def test_overlay_figure_draws_both_kinds_of_cut_at_display_scale() -> None:
 
 
 def test_dapi_warning() -> None:
-    assert "Grey image" in ui.dapi_warning(np.zeros((8, 8), np.float32))
+    assert ui.dapi_warning(np.zeros((8, 8), np.float32)) is None  # grey: used as DAPI as it is
     rng = np.random.default_rng(0)
     red_only = np.zeros((32, 32, 3), np.float32)
     red_only[..., 0] = rng.uniform(0, 1, (32, 32))
@@ -201,6 +203,7 @@ def samples_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     save_png(root / SAMPLE, phantom.image)
     save_png(root / "microscopy/nuclei/small_labels.png", phantom.labels)
     (root / BROKEN).write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 4)
+    tifffile.imwrite(root / GREY_TIFF, phantom.image[..., 2].astype(np.uint16) * 257)  # 16-bit grey DAPI
     return root
 
 
@@ -249,7 +252,7 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     at = page.run()
     assert not at.exception
     assert "Upload a fluorescence image or choose a bundled sample" in at.info[0].value
-    assert at.selectbox(key="nuclei_sample").options == [BROKEN, SAMPLE]  # sorted
+    assert at.selectbox(key="nuclei_sample").options == [BROKEN, GREY_TIFF, SAMPLE]  # sorted
 
     at.selectbox(key="nuclei_sample").set_value(SAMPLE).run()
     assert not at.exception and not at.error
@@ -301,6 +304,18 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     at.button(key="nuclei_reset").click().run()
     assert _metrics(at)["Nuclei (thesis method)"] == str(thesis.count)
     assert count_runs.count("thesis") == 3
+
+
+def test_page_reads_a_grey_16bit_tiff(page, samples_dir: Path) -> None:
+    from medlim.core.io import read_image
+    from medlim.microscopy.nuclei.pipeline import segment_nuclei
+
+    expected = segment_nuclei(read_image(samples_dir / GREY_TIFF).pixels)
+    at = page.run()
+    at.selectbox(key="nuclei_sample").set_value(GREY_TIFF).run()
+    assert not at.exception and not at.error and not at.warning
+    assert any("Grey image" in c.value for c in at.caption)
+    assert _metrics(at)["Nuclei (thesis method)"] == str(expected.count)
 
 
 def test_page_reports_a_damaged_file_and_a_bad_parameter(page) -> None:
