@@ -112,7 +112,8 @@ def train_and_register(
         "metrics": {},
     }
     registry = Registry.load() if registry is None else registry
-    training = {"backbone": backbone, **asdict(config), "tiles": report.tiles, "weak_masks": report.weak_masks,
+    training = {"backbone": backbone, **{("max_iterations" if k == "iterations" else k): v for k, v in asdict(config).items()},
+                "steps": report.iterations, "tiles": report.tiles, "weak_masks": report.weak_masks,
                 "final_loss": round(report.final_loss, 4), "seconds": round(report.seconds, 1),
                 "data_seconds": round(data_seconds, 1), "device": report.device}
     entry = save_weights(registry, {**fields, "metrics": {"training": training}}, model.state_dict())
