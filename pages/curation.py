@@ -19,6 +19,7 @@ from medlim.ui.errors import show_medlim_errors
 from medlim.ui.shell import ensure_app_shell
 
 PER_PAGE = 12
+GRID = 4
 BODY_PARTS = ("hand", "finger", "wrist", "forearm", "elbow", "humerus", "shoulder")
 
 
@@ -170,18 +171,20 @@ def _workspace(name: str) -> None:
             with show_medlim_errors(subject="thumbnails") as outcome:
                 pictures = thumbnails_cached(source, tuple(r["file"] for r in shown.rows))
             if not outcome.failed:
-                grid = st.columns(6)
+                grid = st.columns(GRID)
                 for i, (row, picture) in enumerate(zip(shown.rows, pictures)):
-                    with grid[i % 6]:
-                        mark = {"keep": " · ✅ keep", "drop": " · ❌ drop"}.get(row["tag"], "")
-                        st.image(picture, caption=f"{row['score']:.4f}{mark}", clamp=True, use_container_width=True)
+                    with grid[i % GRID]:
+                        mark = f" · {row['tag']}" if row["tag"] else ""
+                        st.image(picture, caption=f"score {row['score']:.4f}{mark}", clamp=True,
+                                 use_container_width=True)
                         buttons = st.columns(3)
-                        if buttons[0].button("🔍", key=f"cur_big_{row['file']}", help="enlarge"):
+                        if buttons[0].button("View", key=f"cur_big_{row['file']}", icon=":material/zoom_in:",
+                                             help="enlarge"):
                             _enlarge(source, row["file"], row["score"])
-                        if buttons[1].button("✅", key=f"cur_keep_{row['file']}", help="keep"):
+                        if buttons[1].button("Keep", key=f"cur_keep_{row['file']}", help="tag keep"):
                             set_tags(store, name, {row["file"]: "keep"})
                             st.rerun()
-                        if buttons[2].button("❌", key=f"cur_drop_{row['file']}", help="drop"):
+                        if buttons[2].button("Drop", key=f"cur_drop_{row['file']}", help="tag drop"):
                             set_tags(store, name, {row["file"]: "drop"})
                             st.rerun()
     with topk_tab:

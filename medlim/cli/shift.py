@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from medlim.errors import ParameterError
@@ -107,7 +108,7 @@ def _blas_threads(threads: int) -> "contextlib.AbstractContextManager":
     return threadpool_limits(limits=threads)
 
 
-def _progress_line() -> "callable":
+def _progress_line() -> Callable[[str, int, int], None]:
     last = {"stage": None, "time": 0.0}
 
     def show(stage: str, done: int, total: int) -> None:

@@ -134,7 +134,7 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int]) -> N
             page.locator("[data-testid='stSelectbox']").filter(has_text="Class").first.click()
             page.get_by_role("option", name="hand", exact=True).click()
             expect(page.locator("[data-testid='stImage']").first).to_be_visible()
-            page.get_by_role("button", name="🔍").first.click()
+            page.get_by_role("button", name="View").first.click()
             dialog = page.get_by_role("dialog")
             expect(dialog.locator("img")).to_be_visible()
             page.wait_for_timeout(800)
@@ -143,7 +143,7 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int]) -> N
             expect(dialog).to_have_count(0)
 
             page.get_by_role("button", name="Drop whole group").click()
-            expect(page.get_by_text("❌ drop").first).to_be_visible()
+            expect(page.get_by_text(" · drop").first).to_be_visible()
             page.wait_for_timeout(1000)
             page.screenshot(path=str(ARTIFACTS / "curation_groups.png"))
             with open_store(f"sqlite:///{home / 'medlim.sqlite'}") as store:
