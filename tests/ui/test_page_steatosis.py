@@ -125,4 +125,4 @@ def test_readout_bands() -> None:
                           steatosis_fraction=0.35)
     values = readout(result)
     assert values["steatosis_percent"] == 35.0
-    assert values["nash_crn"].startswith("S2") and values["donor"].startswith("moderate")
+    assert values["nash_crn"].startswith("S2") and values["donor"] == "≥ 30 %"

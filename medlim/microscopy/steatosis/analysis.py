@@ -32,6 +32,7 @@ __all__ = [
     "SteatosisAnalysis",
     "load_steatosis_model",
     "analyse_image",
+    "drop_outside_tissue",
     "SegmentRow",
     "segment_file",
 ]
@@ -124,9 +125,32 @@ def analyse_image(
     found = detect_droplets(model.model, image, tile=model.tile, overlap=model.overlap, min_score=0.05,
                             progress=progress)
     tissue = tissue_mask(image)
-    table = droplet_table(found.labels, found.scores, tissue_area=float(tissue.sum()))
-    return SteatosisAnalysis(labels=found.labels, table=table, tissue=tissue, seconds=found.seconds,
-                             model=model.label)
+    labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
+    table = droplet_table(labels, scores, tissue_area=float(tissue.sum()))
+    return SteatosisAnalysis(labels=labels, table=table, tissue=tissue, seconds=found.seconds, model=model.label)
+
+
+def drop_outside_tissue(labels: np.ndarray, scores: np.ndarray, tissue: np.ndarray, *,
+                        min_inside: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Remove detections lying mostly on non-tissue (glass, lumina are not steatosis).
+
+    Args:
+        labels: ``np.ndarray[H, W]`` int labels 1..n.
+        scores: ``np.ndarray[n]``.
+        tissue: ``np.ndarray[H, W]`` bool.
+        min_inside: a droplet is kept when at least this fraction of it is tissue.
+
+    Returns:
+        ``(labels, scores)`` renumbered 1..k in the original order.
+    """
+    labels = np.asarray(labels)
+    n = int(labels.max(initial=0))
+    total = np.bincount(labels.ravel(), minlength=n + 1)
+    inside = np.bincount(labels[np.asarray(tissue, bool)], minlength=n + 1)
+    keep = inside[1:] >= min_inside * np.maximum(total[1:], 1)
+    lookup = np.zeros(n + 1, np.int32)
+    lookup[1:][keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
+    return lookup[labels], np.asarray(scores)[keep]
 
 
 @dataclass(frozen=True)

@@ -39,8 +39,7 @@ __all__ = [
 NASH_CRN_BANDS: tuple[tuple[float, str], ...] = ((5.0, "S0 (< 5 %)"), (34.0, "S1 (5–33 %)"),
                                                  (67.0, "S2 (34–66 %)"), (float("inf"), "S3 (> 66 %)"))
 #: Donor-liver assessment bands, % of tissue.
-DONOR_BANDS: tuple[tuple[float, str], ...] = ((5.0, "minimal (< 5 %)"), (30.0, "mild (5–29 %)"),
-                                              (float("inf"), "moderate–severe (≥ 30 %)"))
+DONOR_BANDS: tuple[tuple[float, str], ...] = ((5.0, "< 5 %"), (30.0, "5–29 %"), (float("inf"), "≥ 30 %"))
 
 
 @dataclass(frozen=True)

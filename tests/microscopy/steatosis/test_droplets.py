@@ -76,9 +76,20 @@ def test_kept_labels_renumbers_and_uses_uint16() -> None:
 
 @pytest.mark.parametrize(
     ("percent", "nash", "donor"),
-    [(0.0, "S0", "minimal"), (4.4, "S0", "minimal"), (5.0, "S1", "mild"), (29.6, "S1", "moderate"),
-     (33.4, "S1", "moderate"), (33.6, "S2", "moderate"), (66.4, "S2", "moderate"), (67.0, "S3", "moderate")],
+    [(0.0, "S0", "< 5"), (4.4, "S0", "< 5"), (5.0, "S1", "5–29"), (29.6, "S1", "≥ 30"),
+     (33.4, "S1", "≥ 30"), (33.6, "S2", "≥ 30"), (66.4, "S2", "≥ 30"), (67.0, "S3", "≥ 30")],
 )
 def test_grade_bands(percent: float, nash: str, donor: str) -> None:
     assert grade(percent, NASH_CRN_BANDS).startswith(nash)
     assert grade(percent, DONOR_BANDS).startswith(donor)
+
+
+def test_detections_on_glass_are_dropped() -> None:
+    from medlim.microscopy.steatosis.analysis import drop_outside_tissue
+
+    labels = np.array([[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 0, 0]])
+    tissue = np.array([[True, True, False, False], [True, True, False, True], [True, False, True, True]])
+    out, scores = drop_outside_tissue(labels, np.array([0.9, 0.8, 0.7]), tissue)
+    # Droplet 2 is 1/4 tissue → dropped; droplet 3 is 1/2 tissue → kept and renumbered 2.
+    assert out.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [2, 2, 0, 0]]
+    assert scores.tolist() == [0.9, 0.7]
