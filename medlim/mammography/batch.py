@@ -84,7 +84,9 @@ def _skipped(path: Path) -> bool:
     return (
         name.startswith(".")
         or name in _SKIP_NAMES
-        or name.endswith(("_mask.png", "_bac.png", "_breast.png", "_labels.png", ".csv", ".json", ".md", ".txt"))
+        or name.endswith(
+            ("_mask.png", "_bac.png", "_breast.png", "_lookalike.png", "_labels.png", ".csv", ".json", ".md", ".txt")
+        )
     )
 
 
@@ -132,10 +134,10 @@ def _stored_record(stored: Any, *, file: str, weights: str) -> dict[str, Any]:
         "am_mm2": stored.am_mm2,
         "tam_x_mm2": stored.tam_x_mm2,
         "spacing_source": stored.spacing_source,
-        "view": stored.view,
-        "laterality": stored.laterality,
-        "study_date": stored.study_date,
-        "patient_key": stored.patient_key,
+        "view": stored.image.view,
+        "laterality": stored.image.laterality,
+        "study_date": stored.image.study_date,
+        "patient_key": stored.image.patient_key,
         "weights": weights,
         "warnings": [],
         "seconds": 0.0,
