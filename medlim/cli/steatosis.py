@@ -99,7 +99,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     seed = HELD_OUT_SEED if args.seed is None else args.seed
     model = None
-    if str(args.weights).lower() != "none":
+    if args.weights is None or args.weights.lower() != "none":
         from medlim.microscopy.steatosis.analysis import load_steatosis_model
 
         model = load_steatosis_model(args.weights, registry=_registry(args.weights_dir), device=args.device).model
