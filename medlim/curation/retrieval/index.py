@@ -328,8 +328,8 @@ class RetrievalIndex:
             quantiser = faiss.IndexFlatIP(self.dim)
             ivf = faiss.IndexIVFFlat(quantiser, self.dim, self.nlist, faiss.METRIC_INNER_PRODUCT)
             sample = training
-            if len(sample) > 256 * self.nlist:  # k-means on a fixed subsample keeps build time bounded
-                sample = training[np.random.default_rng(0).choice(len(training), 256 * self.nlist, replace=False)]
+            if len(sample) > 64 * self.nlist:  # k-means on a fixed subsample (64 per cell) bounds build time
+                sample = training[np.random.default_rng(0).choice(len(training), 64 * self.nlist, replace=False)]
             ivf.train(l2_normalise(sample) if self.config.normalise else sample)
             self._quantiser = quantiser  # the IVF index does not own its quantiser: keep it alive
             self._index = ivf

@@ -355,8 +355,9 @@ def query_collection(
             pairs = list(zip(found.ids[0].tolist(), found.distances[0].tolist()))
             score_name = "ds"
         else:
-            # exact search over the whole collection when filtering, so no allowed item is missed
-            fetch = len(index) if (allowed is not None or excluded[q] >= 0) else min(k, len(index))
+            # a label filter ranks the whole collection, so no allowed item is missed; an excluded
+            # item can take at most one of the first k + 1 places
+            fetch = len(index) if allowed is not None else min(k + (excluded[q] >= 0), len(index))
             found = index.search(vectors[q : q + 1], max(fetch, 1))
             pairs = [(i, s) for i, s in zip(found.ids[0].tolist(), found.scores[0].tolist())
                      if i >= 0 and i != excluded[q] and (allowed is None or i in allowed)][:k]

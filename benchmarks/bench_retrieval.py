@@ -1,0 +1,148 @@
+"""Benchmark: retrieval index build time, query latency and recall@10 at 100,000 and 1,000,000 items (thesis ch. 6).
+
+Synthetic vectors shaped like retrieval embeddings: ``--dim`` (default 128, the
+shipped OSCARS embedding size) float32 drawn around 2,000 random cluster
+centres (unit-norm centres, Gaussian spread 0.5/√dim per axis), L2-normalised;
+queries are fresh draws from the same mixture (not in the collection).
+1,000,000 × 128 float32 is 0.5 GB (512-d would be 2 GB; the shipped models
+are 128-d, so 128 is the honest size here).
+
+For each size: the exact flat index (``IndexFlatIP``), IVF (``nlist`` = √N
+cells rounded to a power of two, several ``nprobe``) and HNSW (M = 32,
+efConstruction 80, several ``efSearch``): build seconds, single-query latency
+p50/p95 in ms (one query per call, 200 queries, ``faiss.omp_set_num_threads``
+= ``--threads``) and recall@10 against the flat index's exact top 10. PMS: exact
+DS search (:class:`medlim.curation.retrieval.pms.PmsCollection`, 8 classes) at
+100,000 items, p50/p95 per query. Target: p50 ≤ 5 ms at recall@10 ≥ 0.95 on CPU.
+
+Run: ``.venv/bin/python benchmarks/bench_retrieval.py [--sizes 100000,1000000] [--threads 2]``.
+
+Measured: see the ``RESULTS`` block at the end of this docstring (filled from
+a run on this project's 2 shared CPU cores; other jobs were running, so
+latencies are upper bounds).
+
+RESULTS
+(none yet)
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from medlim.curation.retrieval.index import IndexConfig, RetrievalIndex, recall_at_k
+from medlim.curation.retrieval.pms import PmsCollection
+
+__all__ = ["main", "synthetic_vectors"]
+
+
+def synthetic_vectors(n: int, dim: int, *, seed: int, centres: np.ndarray) -> np.ndarray:
+    """``n`` L2-normalised draws around ``centres`` (``[C, dim]``), float32, generated in chunks."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dim), np.float32)
+    spread = 0.5 / np.sqrt(dim)
+    for start in range(0, n, 100_000):
+        stop = min(n, start + 100_000)
+        picks = rng.integers(0, len(centres), stop - start)
+        chunk = centres[picks] + spread * rng.standard_normal((stop - start, dim)).astype(np.float32)
+        out[start:stop] = chunk / np.linalg.norm(chunk, axis=1, keepdims=True)
+    return out
+
+
+def _latencies(index: RetrievalIndex, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, float, float]:
+    found = np.empty((len(queries), k), np.int64)
+    times = []
+    for q in range(len(queries)):
+        start = time.perf_counter()
+        found[q] = index.search(queries[q : q + 1], k).ids[0]
+        times.append((time.perf_counter() - start) * 1000.0)
+    return found, float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def _report(name: str, build_s: float, p50: float, p95: float, recall: float) -> None:
+    flag = "meets target" if p50 <= 5.0 and recall >= 0.95 else ""
+    print(f"  {name:<28} build {build_s:7.1f} s   p50 {p50:7.2f} ms   p95 {p95:7.2f} ms   recall@10 {recall:.3f}  {flag}",
+          flush=True)
+
+
+def bench_size(n: int, dim: int, *, n_queries: int, nprobes: tuple[int, ...], efs: tuple[int, ...],
+               skip_hnsw: bool) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2000, dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    data = synthetic_vectors(n, dim, seed=1, centres=centres)
+    queries = synthetic_vectors(n_queries, dim, seed=2, centres=centres)
+    print(f"N = {n:,} × {dim} float32 ({data.nbytes / 2**30:.2f} GiB), {n_queries} queries", flush=True)
+
+    start = time.perf_counter()
+    flat = RetrievalIndex.build(data, config=IndexConfig(kind="flat", use_gpu=False))
+    build = time.perf_counter() - start
+    exact, p50, p95 = _latencies(flat, queries)
+    _report("flat (exact)", build, p50, p95, 1.0)
+    del flat
+
+    nlist = int(2 ** round(np.log2(np.sqrt(n))))
+    start = time.perf_counter()
+    ivf = RetrievalIndex.build(data, config=IndexConfig(kind="ivf", nlist=nlist, nprobe=nprobes[0], use_gpu=False))
+    build = time.perf_counter() - start
+    import faiss
+
+    for nprobe in nprobes:
+        faiss.extract_index_ivf(ivf._index).nprobe = nprobe
+        found, p50, p95 = _latencies(ivf, queries)
+        _report(f"ivf nlist={ivf.nlist} nprobe={nprobe}", build, p50, p95, recall_at_k(found, exact))
+    del ivf
+
+    if skip_hnsw:
+        print("  hnsw: skipped (--skip-hnsw-above)", flush=True)
+        return
+    start = time.perf_counter()
+    hnsw = RetrievalIndex.build(data, config=IndexConfig(kind="hnsw", hnsw_m=32, ef_construction=80))
+    build = time.perf_counter() - start
+    for ef in efs:
+        faiss.downcast_index(hnsw._index.index).hnsw.efSearch = ef
+        found, p50, p95 = _latencies(hnsw, queries)
+        _report(f"hnsw M=32 efSearch={ef}", build, p50, p95, recall_at_k(found, exact))
+    del hnsw
+
+
+def bench_pms(n: int, classes: int, *, n_queries: int) -> None:
+    rng = np.random.default_rng(3)
+    collection = PmsCollection(rng.uniform(-1.0, 1.0, (n, classes)))
+    queries = rng.uniform(-1.0, 1.0, (n_queries, classes))
+    weights = rng.uniform(0.0, 1.0, (n_queries, classes))
+    times = []
+    for q in range(n_queries):
+        start = time.perf_counter()
+        collection.search(queries[q : q + 1], weights[q : q + 1], 10)
+        times.append((time.perf_counter() - start) * 1000.0)
+    print(f"PMS exact DS search, N = {n:,}, k = {classes} classes: p50 {np.percentile(times, 50):.2f} ms, "
+          f"p95 {np.percentile(times, 95):.2f} ms per query", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import faiss
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="FAISS OpenMP threads (1: no spin contention per query)")
+    parser.add_argument("--nprobe", default="8,16,32,64")
+    parser.add_argument("--ef", default="32,64,128")
+    parser.add_argument("--skip-hnsw-above", type=int, default=10**9, help="skip HNSW for larger N (build time)")
+    parser.add_argument("--pms-n", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    faiss.omp_set_num_threads(args.threads)
+    for n in (int(s) for s in args.sizes.split(",") if s):
+        bench_size(n, args.dim, n_queries=args.queries, nprobes=tuple(int(v) for v in args.nprobe.split(",")),
+                   efs=tuple(int(v) for v in args.ef.split(",")), skip_hnsw=n > args.skip_hnsw_above)
+    if args.pms_n:
+        bench_pms(args.pms_n, 8, n_queries=args.queries)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
