@@ -1,8 +1,8 @@
 """Benchmark: MedShift scoring throughput and OTDD time (thesis ch. 5; issue 6 "Speed").
 
 1. Scoring: external images streamed in batches through per-class detectors
-   (CVAD, the shipped run-time sizes: 32 px, width 4, latent 32; untrained
-   weights, same arithmetic) and the classifier G (ResNet-18, 32 px), as
+   (CVAD at the default run-time sizes: 64 px, width 4, latent 32;
+   untrained weights, same arithmetic) and the classifier G (ResNet-18, 32 px), as
    :func:`medlim.curation.shift.pipeline.score_external` does. Pixels come from
    a synthetic in-memory set (no decoding), so the figure is the models' rate.
    Reports images/s on the CPU and on CUDA when available, and the growth of
@@ -79,7 +79,7 @@ def _models(device: str, size: int):
     return models, config
 
 
-def bench_scoring(n: int, device: str, size: int = 32) -> dict:
+def bench_scoring(n: int, device: str, size: int = 64) -> dict:
     import psutil
 
     from medlim.curation.shift.pipeline import score_external

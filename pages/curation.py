@@ -82,8 +82,7 @@ def _run_form() -> None:
     if not st.button("Train and score", type="primary", key="cur_run", disabled=not (internal_spec and external_spec)):
         return
     config = ShiftConfig(
-        detector=DetectorConfig(kind=detector, input_size=64 if detector == "tend" else 32, epochs=epochs,
-                                head_epochs=max(2, epochs // 2)),
+        detector=DetectorConfig(kind=detector, input_size=64, epochs=epochs, head_epochs=max(2, epochs // 2)),
         classifier=ClassifierConfig(epochs=g_epochs), k="auto" if k_text == "auto" else int(k_text),
         features=features, otdd_max_samples=samples, otdd_repeats=repeats)
     bar = st.progress(0.0, text="starting")

@@ -48,7 +48,7 @@ def _store_tiny_run(home: Path) -> int:
     from medlim.curation.shift.pipeline import ShiftConfig, run_shift
     from medlim.curation.shift.report import save_result
 
-    config = ShiftConfig(detector=DetectorConfig(epochs=1, head_epochs=1), classifier=ClassifierConfig(epochs=1),
+    config = ShiftConfig(detector=DetectorConfig(input_size=32, epochs=1, head_epochs=1), classifier=ClassifierConfig(epochs=1),
                          k=3, otdd_repeats=2, otdd_max_samples=10)
     internal = phantom_image_set(seed=31, per_class=6, body_parts=("hand", "elbow"))
     external = phantom_image_set(seed=32, per_class=9, site="mixed", body_parts=("hand", "elbow"), name="e2e")

@@ -52,7 +52,7 @@ class ClassifierConfig:
     """
 
     architecture: str = "resnet18"
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4

@@ -11,10 +11,12 @@ class detector's score (:func:`medlim.curation.ood.scoring.combine_parts`):
   the other external images) and S_dis the discriminator's probability;
 * TEND: ``S = λ·p + (1 − λ)·d/R``.
 
-Default sizes keep a 7-class run to a few CPU minutes: 32×32 inputs (TEND's
-network needs a multiple of 64), width 4,
-CVAD latent 32, 8 generator + 4 discriminator epochs (TEND: 8 autoencoder +
-6 head epochs, 2 warm-up). Every fifth internal image of a class (by file order) is held back
+Default sizes (64×64 inputs, width 4, CVAD latent 32 / TEND embedding 64,
+20 generator or autoencoder epochs + 10 discriminator or head epochs, batch 16)
+train 7 classes × 96 images in about 3–10 CPU minutes on one core (measured
+under heavy load; ``benchmarks/bench_shift.py``); smaller inputs (32, CVAD only)
+are faster but lose the fine shifts (noise, markers, thin detector lines).
+Every fifth internal image of a class (by file order) is held back
 for the reference range and the internal score histogram.
 """
 
@@ -50,12 +52,12 @@ class DetectorConfig:
     """
 
     kind: str = "cvad"
-    input_size: int = 32
+    input_size: int = 64
     width: int = 4
     latent: int = 32
     embedding: int = 64
-    epochs: int = 8
-    head_epochs: int = 4
+    epochs: int = 20
+    head_epochs: int = 10
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0

@@ -15,7 +15,7 @@ from medlim.curation.shift.detectors import DetectorConfig
 from medlim.curation.shift.pipeline import ShiftConfig, dataset_otdd, run_shift
 from medlim.curation.shift.report import curated_manifest, report_dict, write_outputs
 
-TINY = ShiftConfig(detector=DetectorConfig(epochs=1, head_epochs=1), classifier=ClassifierConfig(epochs=1),
+TINY = ShiftConfig(detector=DetectorConfig(input_size=32, epochs=1, head_epochs=1), classifier=ClassifierConfig(epochs=1),
                    k=2, otdd_repeats=2, otdd_max_samples=8, batch_size=5)
 
 
@@ -86,7 +86,7 @@ def test_cli_run_tag_export_otdd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
                                tmp_path / "external", size=64)
     out = tmp_path / "out"
     assert main(["shift", "run", "--internal", str(internal), "--external", str(external), "--k", "2",
-                 "--out", str(out), "--epochs", "1", "--head-epochs", "1", "--classifier-epochs", "1",
+                 "--out", str(out), "--size", "32", "--epochs", "1", "--head-epochs", "1", "--classifier-epochs", "1",
                  "--repeats", "2", "--max-samples", "8", "--dataset", "ext"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["k"] == 2 and summary["levels"] == [2, 1] and len(summary["macro_f1"]) == 2
