@@ -170,9 +170,15 @@ def save_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[st
         if not math.isfinite(score):
             raise StoreError(f"score of {row['file']!r} must be finite, {score!r} is given.")
         group = row.get("group")
-        records.append({"file": str(row["file"]), "class_name": None if row.get("class") is None else str(row["class"]),
-                        "method": method, "score": score, "score_group": None if group is None else int(group),  # type: ignore[arg-type]
-                        "updated_at": now})
+        class_name = row.get("class")
+        records.append({
+            "file": str(row["file"]),
+            "class_name": None if class_name is None else str(class_name),
+            "method": method,
+            "score": score,
+            "score_group": None if group is None else int(group),  # type: ignore[call-overload]
+            "updated_at": now,
+        })
     files = [r["file"] for r in records]
     if len(set(files)) != len(files):
         raise StoreError(f"score rows repeat files ({len(files) - len(set(files))} duplicates) in dataset {dataset!r}.")
