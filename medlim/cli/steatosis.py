@@ -61,7 +61,7 @@ def _expand(inputs: list[str]) -> list[Path]:
         path = Path(item)
         if path.is_dir():
             files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()
-                                and not p.stem.endswith("_labels")))
+                                and not p.stem.endswith(("_labels", "_tissue"))))  # outputs, phantom truth
         elif path.exists():
             files.append(path)
         else:
