@@ -8,15 +8,6 @@ input, checks the metadata table and the image, and keeps a screenshot under
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +15,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-SERVER_START_TIMEOUT_S = 90.0
-UI_TIMEOUT_MS = 90_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -68,119 +57,59 @@ def write_test_mammogram(path: Path) -> None:
     ds.save_as(path, enforce_file_format=True)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the app server exited with {server.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"the app server did not answer in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
-
-
 @pytest.fixture
-def app_url(tmp_path: Path) -> Iterator[str]:
-    """Run the real app server for one test; always stopped afterwards."""
-    port = _free_port()
-    log = tmp_path / "streamlit.log"
-    env = {
-        **os.environ,
-        "MEDLIM_HOME": str(tmp_path / "medlim_home"),
-        "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
-    }
-    command = [
-        sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-        "--server.headless", "true",
-        "--server.port", str(port),
-        "--server.address", "127.0.0.1",
-        "--server.fileWatcherType", "none",
-    ]  # fmt: skip
-    with log.open("wb") as log_file:
-        server = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_healthy(url, server, log)
-            yield url
-        finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGTERM)
-                try:
-                    server.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    server.wait(timeout=15)
+def app_url(start_app, tmp_path: Path) -> str:
+    """The real app server for this test (harness in ``tests/e2e/conftest.py``)."""
+    return start_app()
 
 
-def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_page) -> None:
+    from playwright.sync_api import expect
 
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed (bash .ci/run installs it: apt-get install chromium)"
     dicom = tmp_path / "phantom_mammogram.dcm"
     write_test_mammogram(dicom)
     ARTIFACTS.mkdir(exist_ok=True)
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1800})
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            expect.set_options(timeout=UI_TIMEOUT_MS)  # the machine may be busy; waits end as soon as met
-            # A deep link as the server's first request still gets the app shell (medlim.ui.shell).
-            page.goto(f"{app_url}/viewer")
-            expect(page.get_by_role("heading", name="Image viewer")).to_be_visible()
-            page.get_by_role("link", name="Home", exact=True).click()
-            expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
-            expect(page.get_by_text("Research use only").first).to_be_visible()
-            expect(page.get_by_text("Compute device")).to_be_visible()
-            models = page.locator("[data-testid='stTable']").or_(page.get_by_text("No models are registered yet"))
-            expect(models.first).to_be_visible()  # the last element: the page has finished
-            page.screenshot(path=str(ARTIFACTS / "home.png"))
+    page = browser_page
+    page.set_viewport_size({"width": 1400, "height": 1800})
+    # A deep link as the server's first request still gets the app shell (medlim.ui.shell).
+    page.goto(f"{app_url}/viewer")
+    expect(page.get_by_role("heading", name="Image viewer")).to_be_visible()
+    page.get_by_role("link", name="Home", exact=True).click()
+    expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
+    expect(page.get_by_text("Research use only").first).to_be_visible()
+    expect(page.get_by_text("Compute device")).to_be_visible()
+    models = page.locator("[data-testid='stTable']").or_(page.get_by_text("No models are registered yet"))
+    expect(models.first).to_be_visible()  # the last element: the page has finished
+    page.screenshot(path=str(ARTIFACTS / "home.png"))
 
-            page.get_by_role("link", name="Image viewer").click()
-            expect(page.get_by_role("heading", name="Image viewer")).to_be_visible()
-            page.locator("input[type='file']").first.set_input_files(str(dicom))
+    page.get_by_role("link", name="Image viewer").click()
+    expect(page.get_by_role("heading", name="Image viewer")).to_be_visible()
+    page.locator("input[type='file']").first.set_input_files(str(dicom))
 
-            table = page.locator("[data-testid='stTable']").first
-            expect(table).to_contain_text("phantom_mammogram.dcm")
-            expect(table).to_contain_text("MG")
-            expect(table).to_contain_text("2024-03-15")
-            expect(table).to_contain_text("at the detector")
-            charts = page.locator("[data-testid='stPlotlyChart']")
-            expect(charts).to_have_count(2)
-            expect(charts.first.locator("image").first).to_be_attached()  # the plotly image trace
-            expect(page.get_by_text("Window centre (level)")).to_be_visible()
-            page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
-            # Streamlit scrolls inside its main block, so the tall viewport is what fits the page.
-            page.screenshot(path=str(ARTIFACTS / "viewer.png"))
+    table = page.locator("[data-testid='stTable']").first
+    expect(table).to_contain_text("phantom_mammogram.dcm")
+    expect(table).to_contain_text("MG")
+    expect(table).to_contain_text("2024-03-15")
+    expect(table).to_contain_text("at the detector")
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    expect(charts).to_have_count(2)
+    expect(charts.first.locator("image").first).to_be_attached()  # the plotly image trace
+    expect(page.get_by_text("Window centre (level)")).to_be_visible()
+    page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+    # Streamlit scrolls inside its main block, so the tall viewport is what fits the page.
+    page.screenshot(path=str(ARTIFACTS / "viewer.png"))
 
-            # Narrow the window from the keyboard: the page reruns and redraws without error.
-            width_slider = page.get_by_role("slider", name="Window width").first
-            width_slider.focus()
-            page.keyboard.press("Home")
-            expect(width_slider).to_have_value("1")
-            expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2)
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / "viewer_narrow_window.png"))
+    # Narrow the window from the keyboard: the page reruns and redraws without error.
+    width_slider = page.get_by_role("slider", name="Window width").first
+    width_slider.focus()
+    page.keyboard.press("Home")
+    expect(width_slider).to_have_value("1")
+    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2)
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "viewer_narrow_window.png"))
 
-            body = page.locator("body").inner_text()
-            for identifying in ("Doe", "Jane", "SECRET-ID-123", "1960"):
-                assert identifying not in body, f"identifying text {identifying!r} shown on the page"
-            assert not page.locator("[data-testid='stException']").count()
-        finally:
-            browser.close()
+    body = page.locator("body").inner_text()
+    for identifying in ("Doe", "Jane", "SECRET-ID-123", "1960"):
+        assert identifying not in body, f"identifying text {identifying!r} shown on the page"
+    assert not page.locator("[data-testid='stException']").count()

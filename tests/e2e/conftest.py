@@ -1,0 +1,121 @@
+"""Shared harness of the real-browser tests: the app server and a Chromium page.
+
+``start_app(env)`` starts ``streamlit run app.py`` on a free local port with the
+given ``MEDLIM_*`` settings (its own ``MEDLIM_HOME`` by default), waits for
+Streamlit's health endpoint and returns the URL; every server it started is
+stopped when the test ends. ``browser_page`` is a page of Debian's Chromium
+driven by Playwright (a Playwright browser download is never used).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+SERVER_START_TIMEOUT_S = 90.0
+UI_TIMEOUT_MS = 90_000
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"the app server exited with {server.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"the app server did not answer in {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=15)
+
+
+@pytest.fixture
+def start_app(tmp_path: Path) -> Iterator[Callable[..., str]]:
+    """A function ``start(env=None) -> url`` that runs the real app server for this test."""
+    servers: list[subprocess.Popen[bytes]] = []
+    logs: list = []
+
+    def start(env: dict[str, str] | None = None) -> str:
+        port = _free_port()
+        log = tmp_path / f"streamlit-{port}.log"
+        full_env = {
+            **os.environ,
+            "MEDLIM_HOME": str(tmp_path / "medlim_home"),
+            "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false",
+            **(env or {}),
+        }
+        command = [
+            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+            "--server.headless", "true",
+            "--server.port", str(port),
+            "--server.address", "127.0.0.1",
+            "--server.fileWatcherType", "none",
+        ]  # fmt: skip
+        log_file = log.open("wb")
+        logs.append(log_file)
+        server = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        servers.append(server)
+        url = f"http://127.0.0.1:{port}"
+        _wait_healthy(url, server, log)
+        return url
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            _stop(server)
+        for log_file in logs:
+            log_file.close()
+
+
+@pytest.fixture
+def browser_page() -> Iterator["playwright.sync_api.Page"]:  # noqa: F821
+    """A headless Chromium page (1500×1900) with long UI timeouts for a loaded CI machine."""
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = shutil.which("chromium")
+    assert chromium, "Debian's chromium is not installed (apt-get install chromium)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1900})
+            page.set_default_timeout(UI_TIMEOUT_MS)
+            expect.set_options(timeout=UI_TIMEOUT_MS)
+            yield page
+        finally:
+            browser.close()
