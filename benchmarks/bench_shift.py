@@ -13,7 +13,14 @@
    clouds + joint cost + exact outer OT) against the baseline, a plain exact
    ``ot.emd`` on the same joint cost matrix (cost built beforehand, not timed).
 
-Run: ``python benchmarks/bench_shift.py [--images 20000] [--otdd-n 5000] [--json]``.
+Run: ``python benchmarks/bench_shift.py [--images 20000] [--otdd-n 5000] [--threads=2] [--json]``.
+
+Measured 2026-11-27 on the shared 2-core CPU (load average ≈ 11, so absolute
+times are pessimistic), ``--images 5000 --otdd-n 5000 --threads=2``: scoring
+30.1 images/s (7 CVAD detectors at 64 px + ResNet-18 G at 32 px), resident
+memory +9.9 MB (mostly the 5,000 × 512 OTDD pool). OTDD 38.4 s (13.2 s of it
+the 49 exact inner W2 problems) vs 18.1 s for the plain ``ot.emd`` on the
+same 5,000 × 5,000 joint cost: ratio 2.12; both give 46.91. No CUDA device here.
 """
 
 from __future__ import annotations

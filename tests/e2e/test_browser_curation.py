@@ -153,6 +153,12 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int]) -> N
             dropped = {s.file for s in scores if s.class_name == "hand" and s.group == top}
             assert dropped and tags == {f: "drop" for f in dropped}
 
+            page.get_by_role("tab", name="TOP-k and OTDD").click()
+            expect(page.get_by_text("TOP 3").first).to_be_visible()
+            expect(page.get_by_text("Dataset distance versus TOP-k")).to_be_visible()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(ARTIFACTS / "curation_topk.png"))
+
             page.get_by_role("tab", name="Export").click()
             expect(page.get_by_text(f"{n_images - len(dropped)} of {n_images} images kept.")).to_be_visible()
             with page.expect_download() as download_info:
