@@ -61,7 +61,8 @@ def _progress(total: int):
 def _run(args: argparse.Namespace, *, keep_analysis: bool):
     from medlim.core.store import open_store
     from medlim.mammography.analysis import load_bac_model
-    from medlim.mammography.batch import collect_files, quantify_files
+    from medlim.core.io.files import collect_files
+    from medlim.mammography.batch import quantify_files
 
     files = collect_files(args.inputs)
     if not files:

@@ -15,9 +15,6 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("nuclei", help="clumped nuclei segmentation in fluorescence (DAPI) images")
     sub = parser.add_subparsers(dest="nuclei_command", metavar="SUBCOMMAND")
@@ -40,18 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _expand(inputs: list[str]) -> list[Path]:
-    from medlim.errors import InputError
+    from medlim.core.io.files import RASTER_SUFFIXES, collect_files
 
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise InputError(f"{item} does not exist.")
-    return files
+    return collect_files(inputs, suffixes=RASTER_SUFFIXES, recursive=False)
 
 
 def _segment(args: argparse.Namespace) -> int:

@@ -18,9 +18,6 @@ from pathlib import Path
 
 __all__ = ["register"]
 
-_IMAGE_SUFFIXES = {".png", ".tif", ".tiff", ".jpg", ".jpeg"}
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("steatosis", help="liver steatosis droplets in H&E images (Mask R-CNN + cutoffs)")
     sub = parser.add_subparsers(dest="steatosis_command", metavar="SUBCOMMAND")
@@ -54,19 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _expand(inputs: list[str]) -> list[Path]:
-    from medlim.errors import InputError
+    from medlim.core.io.files import RASTER_SUFFIXES, collect_files
 
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file()
-                                and not p.stem.endswith(("_labels", "_tissue"))))  # outputs, phantom truth
-        elif path.exists():
-            files.append(path)
-        else:
-            raise InputError(f"{item} does not exist.")
-    return files
+    return collect_files(inputs, suffixes=RASTER_SUFFIXES, recursive=False)
 
 
 def _registry(weights_dir: str | None) -> object | None:

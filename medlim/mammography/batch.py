@@ -19,20 +19,17 @@ from typing import Any
 
 import numpy as np
 
-from medlim.errors import InputError, MedlimError
+from medlim.core.io.files import collect_files
+from medlim.errors import MedlimError
 from medlim.mammography.analysis import BacAnalysis, BacModel, analyse_mammogram
 from medlim.mammography.exam import ExamChange, ExamReadout, ViewReadout, group_exams, longitudinal_changes
 
 __all__ = [
     "FileOutcome",
-    "collect_files",
     "quantify_files",
     "outcome_record",
     "exam_rows",
 ]
-
-_SKIP_NAMES = {"manifest.csv", "manifest.json", "readme.md"}
-
 
 @dataclass(frozen=True)
 class FileOutcome:
@@ -55,39 +52,6 @@ class FileOutcome:
     error: str | None = None
     message: str | None = None
     reused: bool = False
-
-
-def collect_files(inputs: Iterable[str | Path]) -> list[Path]:
-    """Expand files and folders (recursively) into a sorted list of candidate image files.
-
-    Hidden files, ground-truth masks (``*_mask.png``, ``*_bac.png``) and manifests are skipped.
-
-    Raises:
-        InputError: a path that does not exist.
-    """
-    files: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            for child in sorted(path.rglob("*")):
-                if child.is_file() and not _skipped(child):
-                    files.append(child)
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"{path} does not exist; give image files or folders holding them.")
-    return files
-
-
-def _skipped(path: Path) -> bool:
-    name = path.name.lower()
-    return (
-        name.startswith(".")
-        or name in _SKIP_NAMES
-        or name.endswith(
-            ("_mask.png", "_bac.png", "_breast.png", "_lookalike.png", "_labels.png", ".csv", ".json", ".md", ".txt")
-        )
-    )
 
 
 def outcome_record(analysis: BacAnalysis, *, file: str) -> dict[str, Any]:
