@@ -213,8 +213,10 @@ def main() -> None:
         _evaluation()
         return
     right.subheader(f"Top {len(hits)}")
-    right.dataframe(pd.DataFrame([h.to_dict() for h in hits]).drop(columns=["query", "score_name"]),
-                    hide_index=True, key="retrieval_hits", height=180)
+    table = pd.DataFrame([h.to_dict() for h in hits]).drop(columns=["query", "score_name"])
+    table["file"] = [Path(f).name for f in table["file"]]
+    table = table.rename(columns={"score": "cosine" if model.kind != "pms" else "DS"})
+    right.dataframe(table, hide_index=True, key="retrieval_hits", height=180)
     _grid([(h.item_id, h.file, hit_caption(h.rank, h.labels, h.score, h.score_name, h.anomaly_score)) for h in hits],
           key="retrieval_hit")
     _evaluation()

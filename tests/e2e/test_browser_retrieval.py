@@ -117,7 +117,7 @@ def test_build_and_search_in_real_browser(app_url: str) -> None:
             expect(page.get_by_text("No collection yet")).to_be_visible()
 
             page.get_by_text("Build a collection").click()
-            phantoms = page.get_by_label("Phantoms")
+            phantoms = page.get_by_role("spinbutton", name="Phantoms")
             phantoms.fill("21")
             phantoms.press("Enter")
             page.get_by_role("button", name="Build").click()

@@ -71,7 +71,7 @@ def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.Mon
     hits = at.dataframe[0].value  # the results table comes first (AppTest dataframes carry no key)
     assert len(hits) == 10 and 3 not in hits["item_id"].tolist()  # the query item itself is left out
     assert list(hits["rank"]) == list(range(1, 11))
-    assert hits["score"].is_monotonic_decreasing
+    assert hits["cosine"].is_monotonic_decreasing
     label = hits["labels"].iloc[0][0]
     at.multiselect(key="retrieval_labels").set_value([label]).run()
     assert not at.exception
