@@ -24,6 +24,7 @@ from medlim.ui import mammography as ui
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.figures import default_window, downsample_for_display, windowed_pixels
 from medlim.ui.loaders import read_image_cached
+from medlim.ui.shell import ensure_app_shell
 from medlim.ui.widgets import ImageSource
 
 CHECKPOINT_CHOICE = "Authors' checkpoint file (.pt)…"
@@ -505,6 +506,7 @@ def _batch_tab(bac_model: BacModel) -> None:
                            key="bac_batch_download")  # fmt: skip
 
 
+ensure_app_shell()
 st.title("Breast arterial calcification")
 st.caption(
     "SCU-Net marks calcified breast arteries and measures them per view, per exam and across years "
