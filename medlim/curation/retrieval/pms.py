@@ -144,10 +144,19 @@ def dissimilarity(query_similarity: np.ndarray, query_probability: np.ndarray | 
     Returns:
         ``np.ndarray[N]`` float64, lower = more similar.
     """
-    gaps = np.abs(np.asarray(item_similarity, np.float64) - np.asarray(query_similarity, np.float64)[None, :])
-    if query_probability is None:
-        return gaps.sum(axis=1)
-    return gaps @ np.asarray(query_probability, np.float64)
+    columns = np.ascontiguousarray(np.asarray(item_similarity, np.float64).T)
+    return _ds_columns(columns, np.asarray(query_similarity, np.float64),
+                       None if query_probability is None else np.asarray(query_probability, np.float64))
+
+
+def _ds_columns(columns: np.ndarray, query: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    # class by class over contiguous columns ([k, N]): fast, and the sum runs in class order,
+    # exactly like a plain loop over the classes
+    total = np.zeros(columns.shape[1])
+    for i in range(columns.shape[0]):
+        gap = np.abs(columns[i] - query[i])
+        total += gap if weights is None else weights[i] * gap
+    return total
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,7 @@ class PmsCollection:
         if matrix.ndim != 2 or matrix.shape[1] < 1 or not np.all(np.isfinite(matrix)):
             raise ParameterError(f"similarity must be a finite [N, k] matrix, shape {matrix.shape} is given.")
         self.similarity = matrix
+        self._columns = np.ascontiguousarray(matrix.T)
         self.ids = np.arange(len(matrix), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
         if self.ids.shape != (len(matrix),):
             raise ParameterError(f"{len(matrix)} items but {self.ids.shape} ids are given.")
@@ -205,7 +215,7 @@ class PmsCollection:
         distances = np.empty((len(queries), k), np.float64)
         positions = np.arange(len(self))
         for q in range(len(queries)):
-            ds = dissimilarity(queries[q], None if weights is None else weights[q], self.similarity)
+            ds = _ds_columns(self._columns, queries[q], None if weights is None else weights[q])
             if exclude is not None and exclude[q] >= 0:
                 ds[int(exclude[q])] = np.inf
             if k < len(ds):
