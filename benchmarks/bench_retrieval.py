@@ -38,11 +38,11 @@ from medlim.curation.retrieval.pms import PmsCollection
 __all__ = ["main", "synthetic_vectors"]
 
 
-def synthetic_vectors(n: int, dim: int, *, seed: int, centres: np.ndarray) -> np.ndarray:
-    """``n`` L2-normalised draws around ``centres`` (``[C, dim]``), float32, generated in chunks."""
+def synthetic_vectors(n: int, dim: int, *, seed: int, centres: np.ndarray, spread: float = 0.5) -> np.ndarray:
+    """``n`` L2-normalised draws around ``centres`` (``[C, dim]``, noise norm ≈ ``spread``), float32, in chunks."""
     rng = np.random.default_rng(seed)
     out = np.empty((n, dim), np.float32)
-    spread = 0.5 / np.sqrt(dim)
+    spread = spread / np.sqrt(dim)
     for start in range(0, n, 100_000):
         stop = min(n, start + 100_000)
         picks = rng.integers(0, len(centres), stop - start)
@@ -68,13 +68,14 @@ def _report(name: str, build_s: float, p50: float, p95: float, recall: float) ->
 
 
 def bench_size(n: int, dim: int, *, n_queries: int, nprobes: tuple[int, ...], efs: tuple[int, ...],
-               skip_hnsw: bool) -> None:
+               skip_hnsw: bool, spread: float = 0.5) -> None:
     rng = np.random.default_rng(0)
     centres = rng.standard_normal((2000, dim)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    data = synthetic_vectors(n, dim, seed=1, centres=centres)
-    queries = synthetic_vectors(n_queries, dim, seed=2, centres=centres)
-    print(f"N = {n:,} × {dim} float32 ({data.nbytes / 2**30:.2f} GiB), {n_queries} queries", flush=True)
+    data = synthetic_vectors(n, dim, seed=1, centres=centres, spread=spread)
+    queries = synthetic_vectors(n_queries, dim, seed=2, centres=centres, spread=spread)
+    print(f"N = {n:,} × {dim} float32 ({data.nbytes / 2**30:.2f} GiB), spread {spread}, {n_queries} queries",
+          flush=True)
 
     start = time.perf_counter()
     flat = RetrievalIndex.build(data, config=IndexConfig(kind="flat", use_gpu=False))
@@ -134,11 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ef", default="32,64,128")
     parser.add_argument("--skip-hnsw-above", type=int, default=10**9, help="skip HNSW for larger N (build time)")
     parser.add_argument("--pms-n", type=int, default=100_000)
+    parser.add_argument("--spread", type=float, default=0.5, help="noise norm around the cluster centres (1 = hard)")
     args = parser.parse_args(argv)
     faiss.omp_set_num_threads(args.threads)
     for n in (int(s) for s in args.sizes.split(",") if s):
         bench_size(n, args.dim, n_queries=args.queries, nprobes=tuple(int(v) for v in args.nprobe.split(",")),
-                   efs=tuple(int(v) for v in args.ef.split(",")), skip_hnsw=n > args.skip_hnsw_above)
+                   efs=tuple(int(v) for v in args.ef.split(",")), skip_hnsw=n > args.skip_hnsw_above,
+                   spread=args.spread)
     if args.pms_n:
         bench_pms(args.pms_n, 8, n_queries=args.queries)
     return 0

@@ -18,7 +18,8 @@ Kinds (:class:`IndexConfig`):
 The recall reached by the approximate kinds is measured by
 ``benchmarks/bench_retrieval.py`` and by :func:`recall_at_k`. Flat and IVF
 indexes are copied to the GPU for search when FAISS sees a GPU (the GPU build
-of FAISS); the CPU index stays the source of truth for adds and saves.
+of FAISS); the CPU index stays the source of truth for adds and saves. (That
+GPU path could not be exercised here: this project's machine has no GPU.)
 
 Item ids are int64, given by the caller or assigned consecutively from
 ``next_id``; they survive adds, saves and loads, so the results store can key
