@@ -33,6 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--index", type=Path, required=True, help="index file to write (.npz)")
     build.add_argument("--name", default=None, help="collection name in the store (default: the file stem)")
     build.add_argument("--kind", choices=("flat", "hnsw"), default="flat", help="exact (default) or HNSW search")
+    build.add_argument("--append", action="store_true",
+                       help="add the folder's new images to an existing index (ids continue; old ids unchanged)")
     build.add_argument("--weights-dir", default=None)
     build.set_defaults(func=_build)
 
@@ -69,7 +71,7 @@ def _build(args: argparse.Namespace) -> int:
             print(f"encoded {done}/{total}", file=sys.stderr, flush=True)
 
     built = build_collection(args.data, args.model, args.index, name=args.name, registry=_registry(args),
-                             kind=args.kind, progress=progress)
+                             kind=args.kind, append=args.append, progress=progress)
     print(json.dumps({"name": built.name, "index": str(built.path), "model": built.model, "count": built.count,
                       "dim": built.dim}))
     return 0

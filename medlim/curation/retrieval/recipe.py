@@ -21,9 +21,9 @@ Shipped v1 (``medlim train oscars --seed 1``, ``medlim train pms --seed 1``;
 epochs each; 600 chest phantoms, 3 warm-up + 6 joint epochs, batch 32). On
 2 CPU cores shared with other jobs (load 10–19) training took 930 s (OSCARS),
 1663 s (triplet), 537 s (classification) and 1791 s (PMS) — well over the
-5-minute aim, because of the load (one PMS run took ~2 min of the 9 epochs'
-wall time once the machine was quiet). Held-out results (``medlim retrieval
-evaluate``), reported as measured:
+5-minute aim, because of the load (once the machine was quiet, a duplicate
+PMS run reached epoch 8 of 9 in about 2.5 min). Held-out results
+(``medlim retrieval evaluate``), reported as measured:
 
 * radiographs (n = 175): precision@10 triplet 0.446, classification 0.442,
   OSCARS 0.419; S@10 triplet 0.352, classification 0.386, OSCARS 0.389. The

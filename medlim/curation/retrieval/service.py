@@ -192,9 +192,15 @@ def build_collection(
     store: Any = None,
     registry: Any = None,
     kind: str = "flat",
+    append: bool = False,
     progress: Progress | None = None,
 ) -> BuiltCollection:
     """Encode every image of ``data`` with ``model_name``, save the index and record the items.
+
+    With ``append=True`` and an existing index file, only the images whose
+    files are not in the collection yet are encoded and added; their ids
+    continue after the existing ones (``next_id``), so earlier ids and their
+    store records stay valid.
 
     Args:
         data: data folder (see :func:`read_collection`).
@@ -207,13 +213,41 @@ def build_collection(
         progress: ``progress(done, total)`` over the images.
     """
     from medlim.core.store import open_store
-    from medlim.core.store.retrieval import RetrievalItem, add_items, create_index
-    from medlim.curation.retrieval.index import IndexConfig, RetrievalIndex
 
     if kind not in ("flat", "hnsw"):
         raise ParameterError(f"`kind` must be 'flat' or 'hnsw' for a collection, {kind!r} is given.")
+    from medlim.core.store.retrieval import get_items
+
     collection = read_collection(data)
     model = load_retrieval_model(model_name, registry=registry)
+    label = name or Path(index_path).name.removesuffix(".npz")
+    existing = None
+    own = store is None
+    store = store if store is not None else open_store()
+    try:
+        if append and Path(index_path).is_file():
+            existing = open_collection(index_path)
+            if existing.metadata.get("model") != model.label:
+                raise ParameterError(f"{str(index_path)!r} holds {existing.metadata.get('model')} vectors; "
+                                     f"cannot append {model.label} vectors.")
+            label = existing.metadata["name"]
+            known = {item.file for item in get_items(store, label).values()}
+            keep = [i for i, f in enumerate(collection.files) if f not in known]
+            collection = Collection(root=collection.root, files=tuple(collection.files[i] for i in keep),
+                                    labels=tuple(collection.labels[i] for i in keep),
+                                    sites=tuple(collection.sites[i] for i in keep),
+                                    anomaly=tuple(collection.anomaly[i] for i in keep))
+        return _encode_and_save(collection, model, index_path, label, existing, store, kind, progress)
+    finally:
+        if own:
+            store.close()
+
+
+def _encode_and_save(collection: Collection, model: RetrievalModel, index_path: str | Path, label: str,
+                     existing: Any, store: Any, kind: str, progress: Progress | None) -> BuiltCollection:
+    from medlim.core.store.retrieval import RetrievalItem, add_items, create_index
+    from medlim.curation.retrieval.index import IndexConfig, RetrievalIndex
+
     chunk = 256
     vectors, probabilities = [], []
     for start in range(0, len(collection), chunk):
@@ -223,26 +257,25 @@ def build_collection(
         vectors.append(v)
         if p is not None:
             probabilities.append(p)
-    matrix = np.concatenate(vectors)
-    # PMS keeps raw similarity vectors (DS is an L1 distance on them); embeddings are searched by cosine
-    config = IndexConfig(kind="flat", normalise=False) if model.kind == "pms" else IndexConfig(kind=kind)
-    index = RetrievalIndex.build(matrix, config=config)
-    label = name or Path(index_path).name.removesuffix(".npz")
-    index.metadata = {"name": label, "model": model.label, "model_name": model.name, "model_version": model.version,
-                      "model_kind": model.kind, "data": str(Path(data).resolve())}
+    matrix = np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)
+    if existing is None:
+        # PMS keeps raw similarity vectors (DS is an L1 distance on them); embeddings are searched by cosine
+        config = IndexConfig(kind="flat", normalise=False) if model.kind == "pms" else IndexConfig(kind=kind)
+        index = RetrievalIndex.build(matrix, config=config)
+        new_ids = index.ids
+        index.metadata = {"name": label, "model": model.label, "model_name": model.name,
+                          "model_version": model.version, "model_kind": model.kind, "data": str(collection.root.resolve())}
+    else:
+        index = existing
+        new_ids = index.add(matrix) if len(collection) else np.zeros(0, np.int64)
     saved = index.save(index_path)
     items = [RetrievalItem(item_id=int(i), file=f, labels=lab, anomaly_score=a, site=s)
-             for i, f, lab, a, s in zip(index.ids, collection.files, collection.labels, collection.anomaly,
+             for i, f, lab, a, s in zip(new_ids, collection.files, collection.labels, collection.anomaly,
                                         collection.sites)]
-    own = store is None
-    store = store if store is not None else open_store()
-    try:
+    if existing is None:
         create_index(store, name=label, path=str(saved.resolve()), model=model.label, dim=index.dim, replace=True)
-        add_items(store, label, items)
-    finally:
-        if own:
-            store.close()
-    return BuiltCollection(name=label, path=saved, model=model.label, count=len(index), dim=index.dim)
+    stored = add_items(store, label, items)
+    return BuiltCollection(name=label, path=saved, model=model.label, count=stored.count, dim=index.dim)
 
 
 def open_collection(index_path: str | Path) -> Any:

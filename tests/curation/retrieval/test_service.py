@@ -93,3 +93,33 @@ def test_cli_build_query_jsonl(tmp_path, radiograph_folder, tiny_registry, capsy
     assert {"query", "rank", "file", "labels", "score"} <= set(rows[0])
     assert rows[0]["file"] == str(query.resolve()) and rows[0]["labels"] == ["hand"]
     assert main(["retrieval", "query", "--index", str(tmp_path / "none.npz"), str(query)]) == 2
+
+
+def test_append_keeps_old_ids_and_continues_numbering(tmp_path, radiograph_folder, tiny_registry, store) -> None:
+    import shutil
+
+    sources = sorted((radiograph_folder / "hand").glob("*.png")) + sorted((radiograph_folder / "elbow").glob("*.png"))
+    folder = tmp_path / "plain"
+    (folder / "hand").mkdir(parents=True)
+    (folder / "elbow").mkdir()
+    for source in sources[:2] + sources[-1:]:
+        shutil.copy(source, folder / source.parent.name / source.name)
+    first = build_collection(folder, "tiny-embed", tmp_path / "grow.npz", store=store, registry=tiny_registry)
+    before = get_items(store, "grow")
+    assert first.count == 3 and sorted(before) == [0, 1, 2]
+    again = build_collection(folder, "tiny-embed", tmp_path / "grow.npz", store=store, registry=tiny_registry,
+                             append=True)
+    assert again.count == 3  # nothing new
+    added = folder / "hand" / "extra.png"
+    shutil.copy(sources[2], added)  # an image (the first elbow) not yet in the collection
+    grown = build_collection(folder, "tiny-embed", tmp_path / "grow.npz", store=store, registry=tiny_registry,
+                             append=True)
+    after = get_items(store, "grow")
+    assert grown.count == 4 and sorted(after) == [0, 1, 2, 3]
+    assert all(after[i].file == before[i].file for i in before)  # old ids still name the same files
+    assert after[3].file == str(added.resolve()) and after[3].labels == ("hand",)
+    index = open_collection(tmp_path / "grow.npz")
+    assert index.ids.tolist() == [0, 1, 2, 3] and index.next_id == 4
+    hits = query_collection(tmp_path / "grow.npz", [read_image(added).pixels], k=1, store=store,
+                            registry=tiny_registry)[0]
+    assert hits[0].item_id == 3 and hits[0].score == pytest.approx(1.0, abs=1e-4)
