@@ -78,3 +78,31 @@ def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.Mon
     filtered = at.dataframe[0].value
     assert all(label in labels for labels in filtered["labels"])
     assert len(at.dataframe) == 1 + 3  # results + the three Table 6.1-style tables of the registered model
+
+
+def test_pms_collection_ranks_by_ds_and_toggles_weighting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medlim.core.weights import Registry, save_weights
+    from medlim.curation.retrieval.nets import PmsNet
+    from medlim.phantoms.chest import FINDINGS
+
+    torch.manual_seed(1)
+    net = PmsNet(width=4, n_classes=len(FINDINGS), branch_dim=8)
+    net.proxies.copy_(torch.rand(len(FINDINGS), 8))
+    save_weights(Registry(tmp_path / "weights"), {
+        "name": "tiny-pms", "version": "1", "task": "multilabel-retrieval", "architecture": "pms-resnet18",
+        "architecture_kwargs": {"width": 4, "n_classes": len(FINDINGS), "branch_dim": 8}, "preset": "ood-grey",
+        "input_contract": {"channels": 1, "size": [32, 32], "dtype": "float32", "range": [0.0, 1.0]},
+        "params": {"input_size": 32, "method": "pms", "classes": list(FINDINGS)},
+    }, net.state_dict())
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path / "weights"))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.number_input(key="retrieval_build_n").set_value(12)
+    at.button(key="retrieval_build").click().run()
+    assert not at.exception
+    at.button(key="retrieval_browse_0").click().run()
+    assert not at.exception
+    hits = at.dataframe[0].value
+    assert "DS" in hits.columns and hits["DS"].is_monotonic_increasing and 0 not in hits["item_id"].tolist()
+    at.toggle(key="retrieval_weighted").set_value(False).run()
+    assert not at.exception
+    assert at.dataframe[0].value["DS"].is_monotonic_increasing
