@@ -125,6 +125,9 @@ def test_build_and_search_in_real_browser(app_url: str) -> None:
             expect(page.get_by_text("21 images · model tiny-oscars")).to_be_visible()
             more = page.get_by_role("button", name="More like this")
             expect(more).to_have_count(10)  # one page of the collection
+            expect(page.locator("[data-testid='stImage']")).to_have_count(10)
+            expect(page.get_by_text(" · A ").first).to_be_visible()  # captions: labels and anomaly score
+            page.wait_for_timeout(1000)
             page.screenshot(path=str(ARTIFACTS / "retrieval_browse.png"))
 
             more.nth(2).click()
