@@ -12,31 +12,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-SERVER_START_TIMEOUT_S = 90.0
-UI_TIMEOUT_MS = 120_000
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _store_tiny_run(home: Path) -> int:
@@ -59,113 +42,72 @@ def _store_tiny_run(home: Path) -> int:
 
 
 @pytest.fixture
-def curation_app(tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
-    """The real app server over a home holding one stored run; always stopped afterwards."""
+def curation_app(start_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path, int]:
+    """The real app server over a home holding one stored run (harness in ``tests/e2e/conftest.py``)."""
     import torch
 
     torch.set_num_threads(1)
     home = tmp_path / "medlim_home"
     home.mkdir()
     n_images = _store_tiny_run(home)
-    port = _free_port()
-    log = tmp_path / "streamlit.log"
-    env = {**os.environ, "MEDLIM_HOME": str(home), "MEDLIM_DEVICE": "cpu",
-           "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    env.pop("MEDLIM_DATABASE_URL", None)
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"]
-    with log.open("wb") as log_file:
-        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-            while True:
-                if server.poll() is not None:
-                    pytest.fail(f"the app server exited with {server.returncode}:\n{log.read_text()[-4000:]}")
-                try:
-                    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the app server did not answer in {SERVER_START_TIMEOUT_S} s")
-                time.sleep(0.5)
-            yield url, home, n_images
-        finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGTERM)
-                try:
-                    server.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(server.pid, signal.SIGKILL)
-                    server.wait(timeout=15)
+    monkeypatch.delenv("MEDLIM_DATABASE_URL", raising=False)
+    return start_app({"MEDLIM_HOME": str(home), "MEDLIM_DEVICE": "cpu"}), home, n_images
 
 
-def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], browser_page) -> None:
+    from playwright.sync_api import expect
 
     from medlim.core.store import open_store
     from medlim.core.store.curation import get_scores, tag_map
 
     url, home, n_images = curation_app
-    chromium = shutil.which("chromium")
-    assert chromium, "Debian's chromium is not installed (apt-get install chromium)"
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, headless=True,
-                                             args=["--no-sandbox", "--disable-dev-shm-usage"])
-        try:
-            page = browser.new_page(viewport={"width": 1500, "height": 2400}, accept_downloads=True)
-            page.set_default_timeout(UI_TIMEOUT_MS)
-            expect.set_options(timeout=UI_TIMEOUT_MS)
-            page.goto(url)
-            page.get_by_role("link", name="Curation decisions").click()
-            expect(page.get_by_role("heading", name="Curation decisions")).to_be_visible()
-            metrics = page.locator("[data-testid='stMetric']")
-            expect(metrics.first).to_contain_text(str(n_images))
-            expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / "curation_scores.png"))
+    page = browser_page
+    page.set_viewport_size({"width": 1500, "height": 2400})
+    page.goto(url)
+    page.get_by_role("link", name="Curation decisions").click()
+    expect(page.get_by_role("heading", name="Curation decisions")).to_be_visible()
+    metrics = page.locator("[data-testid='stMetric']")
+    expect(metrics.first).to_contain_text(str(n_images))
+    expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "curation_scores.png"))
 
-            page.get_by_role("tab", name="Groups").click()
-            # the gallery opens on the highest-score group of the first class (elbow); pick hand
-            page.locator("[data-testid='stSelectbox']").filter(has_text="Class").first.click()
-            page.get_by_role("option", name="hand", exact=True).click()
-            expect(page.locator("[data-testid='stImage']").first).to_be_visible()
-            page.get_by_role("button", name="View").first.click()
-            dialog = page.get_by_role("dialog")
-            expect(dialog.locator("img")).to_be_visible()
-            page.wait_for_timeout(800)
-            page.screenshot(path=str(ARTIFACTS / "curation_enlarged.png"))
-            page.keyboard.press("Escape")
-            expect(dialog).to_have_count(0)
+    page.get_by_role("tab", name="Groups").click()
+    # the gallery opens on the highest-score group of the first class (elbow); pick hand
+    page.locator("[data-testid='stSelectbox']").filter(has_text="Class").first.click()
+    page.get_by_role("option", name="hand", exact=True).click()
+    expect(page.locator("[data-testid='stImage']").first).to_be_visible()
+    page.get_by_role("button", name="View").first.click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("img")).to_be_visible()
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "curation_enlarged.png"))
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
 
-            page.get_by_role("button", name="Drop whole group").click()
-            expect(page.get_by_text(" · drop").first).to_be_visible()
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / "curation_groups.png"))
-            with open_store(f"sqlite:///{home / 'medlim.sqlite'}") as store:
-                scores = get_scores(store, "e2e")
-                tags = tag_map(store, "e2e")
-            top = max(s.group for s in scores if s.class_name == "hand")
-            dropped = {s.file for s in scores if s.class_name == "hand" and s.group == top}
-            assert dropped and tags == {f: "drop" for f in dropped}
+    page.get_by_role("button", name="Drop whole group").click()
+    expect(page.get_by_text(" · drop").first).to_be_visible()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "curation_groups.png"))
+    with open_store(f"sqlite:///{home / 'medlim.sqlite'}") as store:
+        scores = get_scores(store, "e2e")
+        tags = tag_map(store, "e2e")
+    top = max(s.group for s in scores if s.class_name == "hand")
+    dropped = {s.file for s in scores if s.class_name == "hand" and s.group == top}
+    assert dropped and tags == {f: "drop" for f in dropped}
 
-            page.get_by_role("tab", name="TOP-k and OTDD").click()
-            expect(page.get_by_text("TOP 3").first).to_be_visible()
-            expect(page.get_by_text("Dataset distance versus TOP-k")).to_be_visible()
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(ARTIFACTS / "curation_topk.png"))
+    page.get_by_role("tab", name="TOP-k and OTDD").click()
+    expect(page.get_by_text("TOP 3").first).to_be_visible()
+    expect(page.get_by_text("Dataset distance versus TOP-k")).to_be_visible()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "curation_topk.png"))
 
-            page.get_by_role("tab", name="Export").click()
-            expect(page.get_by_text(f"{n_images - len(dropped)} of {n_images} images kept.")).to_be_visible()
-            with page.expect_download() as download_info:
-                page.get_by_role("button", name="Download the curated manifest (CSV)").click()
-            rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
-            assert len(rows) == n_images - len(dropped) and not dropped & {r["file"] for r in rows}
-            page.screenshot(path=str(ARTIFACTS / "curation_export.png"))
-            assert not page.locator("[data-testid='stException']").count()
-        finally:
-            browser.close()
+    page.get_by_role("tab", name="Export").click()
+    expect(page.get_by_text(f"{n_images - len(dropped)} of {n_images} images kept.")).to_be_visible()
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download the curated manifest (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download_info.value.path()).read_text())))
+    assert len(rows) == n_images - len(dropped) and not dropped & {r["file"] for r in rows}
+    page.screenshot(path=str(ARTIFACTS / "curation_export.png"))
+    assert not page.locator("[data-testid='stException']").count()
