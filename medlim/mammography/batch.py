@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from medlim.core.io.files import collect_files
 from medlim.errors import MedlimError
 from medlim.mammography.analysis import BacAnalysis, BacModel, analyse_mammogram
 from medlim.mammography.exam import ExamChange, ExamReadout, ViewReadout, group_exams, longitudinal_changes

@@ -31,7 +31,6 @@ patterns and one gather. No float64 image-sized array is ever made.
 from __future__ import annotations
 
 import datetime as _dt
-import functools
 import io
 import logging
 import math

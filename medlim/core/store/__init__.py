@@ -54,4 +54,5 @@ __all__ = [
     "set_tags",
     "transaction",
     "upgrade_store",
+    "upsert_bac_result",
 ]
