@@ -28,6 +28,7 @@ __all__ = [
     "BacModel",
     "BacAnalysis",
     "load_bac_model",
+    "bac_model_from_entry",
     "check_mammogram",
     "analyse_mammogram",
     "requantify",
@@ -107,7 +108,8 @@ class BacAnalysis:
         return np.where(self.prediction.probability > t, np.uint8(255), np.uint8(0))
 
 
-def _bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> BacModel:  # noqa: F821
+def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> BacModel:  # noqa: F821
+    """A :class:`BacModel` from a manifest entry and its loaded network (settings read from the entry)."""
     from medlim.mammography.preprocess import get_preset
 
     preset = get_preset(entry.preset)
@@ -155,11 +157,11 @@ def load_bac_model(
     path = Path(target)
     if path.suffix.lower() in {".pt", ".pth", ".ckpt"} and path.is_file():
         loaded = load_checkpoint_in_memory(path, importer="scunet-published", device=device, name="published-checkpoint")
-        return _bac_model_from_entry(loaded.entry, loaded.model)
+        return bac_model_from_entry(loaded.entry, loaded.model)
     registry = Registry.load() if registry is None else registry
     name, _, version = target.partition(":")
     entry = registry.get(name, version or None)
-    return _bac_model_from_entry(entry, build_model(entry, device=device))
+    return bac_model_from_entry(entry, build_model(entry, device=device))
 
 
 def check_mammogram(record: ImageRecord) -> tuple[str, ...]:

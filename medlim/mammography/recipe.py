@@ -124,7 +124,7 @@ def train_and_register(
 
     import medlim
     from medlim.core.weights import Registry, save_weights
-    from medlim.mammography.analysis import _bac_model_from_entry
+    from medlim.mammography.analysis import bac_model_from_entry
     from medlim.mammography.evaluate import evaluate_bac
     from medlim.mammography.scunet import build_scunet
     from medlim.mammography.train import combine_patches, train_scunet
@@ -175,7 +175,7 @@ def train_and_register(
     }
     registry = Registry.load() if registry is None else registry
     entry = save_weights(registry, fields, model.state_dict())
-    bac_model = _bac_model_from_entry(entry, model)
+    bac_model = bac_model_from_entry(entry, model)
     summary, _ = evaluate_bac(
         bac_model,
         phantom_samples(heldout_spec, workers=workers),
