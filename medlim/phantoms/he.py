@@ -130,6 +130,24 @@ def _sinusoids(rng: np.random.Generator, height: int, width: int, count: int) ->
     return canvas.astype(bool)
 
 
+def _tears(rng: np.random.Generator, height: int, width: int, count: int) -> np.ndarray:
+    """Cracks in the section (knife chatter, drying): thin jagged white channels, as a bool mask."""
+    import cv2
+
+    canvas = np.zeros((height, width), np.uint8)
+    for _ in range(count):
+        y, x = rng.uniform(0, height), rng.uniform(0, width)
+        heading = rng.uniform(0, 2 * np.pi)
+        points = [(x, y)]
+        for _step in range(int(rng.integers(3, 14))):
+            heading += rng.normal(0, 0.5)
+            step = rng.uniform(5, 14)
+            x, y = x + step * np.cos(heading), y + step * np.sin(heading)
+            points.append((x, y))
+        cv2.polylines(canvas, [np.round(np.array(points)).astype(np.int32)], False, 1, int(rng.integers(2, 8)))
+    return canvas.astype(bool)
+
+
 def _place_droplets(
     rng: np.random.Generator,
     allowed_distance: np.ndarray,
@@ -208,6 +226,10 @@ def generate_he(
     edge_probability: float = 0.35,
     blur: float | None = None,
     noise: float | None = None,
+    thickness: float | None = None,
+    illumination: float | None = None,
+    tears: float | None = None,
+    filled_fraction: float | None = None,
 ) -> HEPhantom:
     """Draw one H&E liver phantom.
 
@@ -229,6 +251,24 @@ def generate_he(
         blur: Gaussian blur sigma in px; None draws it in [0.4, 1.6].
         noise: Gaussian noise standard deviation on [0, 1] intensities; None
             draws it in [0.005, 0.03].
+        thickness: amplitude of the section's uneven thickness and staining
+            (stain amounts are multiplied by ``1 + thickness · f`` for a smooth
+            unit-variance field ``f`` of ~60 px correlation, floored at 0.25;
+            thin areas turn pale, close to the droplets' white); None draws it
+            in [0, 0.6].
+        illumination: fractional light fall-off of the microscope field
+            towards one off-centre side (uneven illumination / stitching
+            shading); None draws it in [0, 0.15].
+        tears: cracks in the section per 100,000 px² (thin jagged white
+            channels inside the tissue — glass, *not* steatosis); None draws
+            it in [0, 1.5].
+        filled_fraction: fraction of droplets holding pale eosinophilic
+            material (greyer than empty ones); None draws it in [0, 0.3].
+
+    The last four are the artefacts that defeat a global-threshold method on
+    real slides (thesis §3.2: weak labels reached F1 0.45 there); they come
+    from a random stream of their own, so ``thickness = illumination = tears
+    = filled_fraction = 0`` gives the phantom without them.
 
     Returns:
         :class:`HEPhantom`.
@@ -251,9 +291,21 @@ def generate_he(
     clump_probability = float(rng.uniform(0.3, 0.85)) if clump_probability is None else float(clump_probability)
     blur = float(rng.uniform(0.4, 1.6)) if blur is None else float(blur)
     noise = float(rng.uniform(0.005, 0.03)) if noise is None else float(noise)
+    artefacts = rng_for(check_seed(seed), "he-artefacts", int(index))
+    thickness = float(artefacts.uniform(0.0, 0.6)) if thickness is None else float(thickness)
+    illumination = float(artefacts.uniform(0.0, 0.15)) if illumination is None else float(illumination)
+    tears = float(artefacts.uniform(0.0, 1.5)) if tears is None else float(tears)
+    filled_fraction = float(artefacts.uniform(0.0, 0.3)) if filled_fraction is None else float(filled_fraction)
+    for name, value, top in (("thickness", thickness, 2.0), ("illumination", illumination, 0.5),
+                             ("tears", tears, 20.0), ("filled_fraction", filled_fraction, 1.0)):
+        if not 0.0 <= value <= top:
+            raise ParameterError(f"`{name}` must be in [0, {top}], got {value}")
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
 
     glass, vein_wall = _non_tissue(rng, height, width, yy, xx, vein_probability, edge_probability)
+    n_tears = int(artefacts.poisson(tears * height * width / 1e5)) if tears > 0 else 0
+    if n_tears:
+        glass |= _tears(artefacts, height, width, n_tears) & ~vein_wall
     tissue = ~glass
     sinusoid = _sinusoids(rng, height, width, count=int(height * width / 9000 * rng.uniform(0.5, 1.5))) & tissue
     allowed = tissue & ~vein_wall
@@ -315,7 +367,11 @@ def generate_he(
     # Droplets: near-empty interior, a thin eosin rim against the tissue, and a
     # seam of random visibility between touching droplets (weak borders).
     inside_level = rng.uniform(0.0, 0.06)
-    eosin = np.where(droplet, inside_level + 0.02 * texture, eosin)
+    fill = np.zeros(len(present) + 1, np.float32)
+    if filled_fraction > 0 and len(present):
+        filled = artefacts.random(len(present)) < filled_fraction
+        fill[1:] = np.where(filled, artefacts.uniform(0.08, 0.25, len(present)), 0.0)
+    eosin = np.where(droplet, inside_level + fill[labels] + 0.02 * texture, eosin)
     haematoxylin = np.where(droplet, 0.01, haematoxylin)
     grown = ndimage.grey_dilation(labels, size=3)
     shrunk = np.where(labels > 0, -ndimage.grey_dilation(-labels.astype(np.int32), size=3), 0)
@@ -327,6 +383,9 @@ def generate_he(
     eosin = np.where(vein_wall, eosin + 0.4, eosin)
     eosin = np.where(glass, 0.0, eosin)
     haematoxylin = np.where(glass, 0.0, haematoxylin)
+    if thickness > 0:
+        section = np.clip(1.0 + thickness * _smooth_noise(artefacts, (height, width), 60.0), 0.25, None)
+        eosin, haematoxylin = eosin * section, haematoxylin * section
     eosin = np.clip(eosin, 0, None)
     haematoxylin = np.clip(haematoxylin, 0, None)
 
@@ -335,6 +394,10 @@ def generate_he(
     rgb = np.exp(-optical_density * rng.uniform(0.8, 1.3))
     background_white = rng.uniform(0.90, 0.99, 3)
     rgb = rgb * background_white
+    if illumination > 0:
+        angle = artefacts.uniform(0, 2 * np.pi)
+        ramp = (np.cos(angle) * (xx / width - 0.5) + np.sin(angle) * (yy / height - 0.5)) + 0.5
+        rgb = rgb * (1.0 - illumination * np.clip(ramp, 0, 1) ** 2)[..., None]
     for channel in range(3):
         rgb[..., channel] = ndimage.gaussian_filter(rgb[..., channel], blur)
     rgb = rgb + noise * rng.standard_normal(rgb.shape).astype(np.float32)

@@ -65,3 +65,30 @@ def test_validation_and_registry() -> None:
         generate_he(1, size=(128, 128), density=0.9)
     kind = get_kind("he")
     assert kind.generate(seed=1, size=(96, 96)).image.shape == (96, 96, 3)
+
+
+def test_artefacts_change_the_stain_not_the_truth() -> None:
+    plain = generate_he(6, size=(192, 192), density=0.3, thickness=0.0, illumination=0.0, tears=0.0, filled_fraction=0.0)
+    uneven = generate_he(6, size=(192, 192), density=0.3, thickness=0.6, illumination=0.15, tears=0.0, filled_fraction=0.0)
+    assert np.array_equal(plain.labels, uneven.labels)
+    assert not np.array_equal(plain.image, uneven.image)
+    # Uneven thickness spreads the tissue's grey levels.
+    grey_plain, grey_uneven = plain.image.mean(axis=2), uneven.image.mean(axis=2)
+    tissue = plain.tissue & (plain.labels == 0)
+    assert grey_uneven[tissue].std() > grey_plain[tissue].std() * 1.3
+
+
+def test_tears_are_white_glass_never_droplets() -> None:
+    no_tears = generate_he(9, size=(256, 256), density=0.2, tears=0.0, vein_probability=0.0, edge_probability=0.0)
+    torn = generate_he(9, size=(256, 256), density=0.2, tears=15.0, vein_probability=0.0, edge_probability=0.0)
+    assert no_tears.tissue.all()
+    crack = ~torn.tissue
+    assert crack.mean() > 0.01
+    assert not np.any(torn.labels[crack])
+    assert torn.image[crack].mean() > 200
+
+
+@pytest.mark.parametrize("name", ["thickness", "illumination", "tears", "filled_fraction"])
+def test_artefact_bounds(name: str) -> None:
+    with pytest.raises(ParameterError):
+        generate_he(1, size=(96, 96), **{name: -0.1})

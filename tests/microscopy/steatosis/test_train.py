@@ -78,3 +78,24 @@ def test_short_training_reduces_the_loss() -> None:
     train_maskrcnn(model, tiles, config=SteatosisTrainingConfig(iterations=60, crop=192, warmup=10),
                    device="cpu", progress=lambda step, total, l: losses.append(l["total"]))
     assert losses[-1] < losses[0]
+
+
+def test_crops_avoid_rejected_areas() -> None:
+    # One droplet (radius 8 at 30, 30) in the clean corner; everything at row or
+    # column ≥ 60 is covered by rejected masks. A 48-px crop is free of them
+    # only when it starts at row and column ≤ 12, and every such crop holds
+    # the whole droplet: 1 mask of the disc's area in each target.
+    image = np.full((96, 96, 3), 150, np.uint8)
+    labels = np.zeros((96, 96), np.int32)
+    yy, xx = np.mgrid[0:96, 0:96]
+    disk = (yy - 30) ** 2 + (xx - 30) ** 2 <= 64
+    labels[disk] = 1
+    image[disk] = 245
+    rejected = (yy >= 60) | (xx >= 60)
+    tile = TrainingTile(image=image, labels=labels, rejected=rejected)
+    _images, targets = sample_batch([tile], np.random.default_rng(3), batch_size=6, crop=48, max_rejected=0.0, tries=400)
+    assert [int(t["masks"].shape[0]) for t in targets] == [1] * 6
+    assert all(int(t["masks"][0].sum()) == int(disk.sum()) for t in targets)
+    # Without the rejected map the crops land anywhere: some miss the droplet.
+    _images, free = sample_batch([TrainingTile(image=image, labels=labels)], np.random.default_rng(3), batch_size=6, crop=48)
+    assert any(int(t["masks"].shape[0]) == 0 or int(t["masks"][0].sum()) < int(disk.sum()) for t in free)

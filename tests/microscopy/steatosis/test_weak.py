@@ -92,3 +92,24 @@ def test_weak_labels_on_a_phantom_are_useful_but_imperfect() -> None:
     scores = instance_metrics(phantom.labels, weak.screened)
     assert scores.precision > 0.6
     assert 0 < scores.recall <= 1.0
+
+
+def test_contrast_rule_rejects_masks_no_brighter_than_their_ring() -> None:
+    # Two 5×5 masks on a 20×20 image. Mask 1: 0.9 inside, 0.5 around → contrast
+    # 0.4 ≥ 0.12, kept. Mask 2: 0.8 inside, 0.75 around → 0.05, rejected.
+    labels = np.zeros((20, 20), np.int32)
+    labels[2:7, 2:7] = 1
+    labels[12:17, 12:17] = 2
+    normalised = np.full((20, 20), 0.5, np.float32)
+    normalised[:10, :10] = 0.5
+    normalised[2:7, 2:7] = 0.9
+    normalised[10:, 10:] = 0.75
+    normalised[12:17, 12:17] = 0.8
+    tissue = np.ones((20, 20), bool)
+    rule = ScreeningRule(min_area=4)
+    assert screen_masks(labels, tissue, rule=rule, normalised=normalised).tolist() == [False, True, False]
+    # Without the image the contrast is not judged: both squares pass the shape bounds.
+    assert screen_masks(labels, tissue, rule=rule).tolist() == [False, True, True]
+    # The bound is inclusive: contrast exactly 0.05 passes a 0.05 rule.
+    loose = ScreeningRule(min_area=4, min_contrast=0.05 - 1e-6)
+    assert screen_masks(labels, tissue, rule=loose, normalised=normalised).tolist() == [False, True, True]
