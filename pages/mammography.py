@@ -84,7 +84,7 @@ def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str
     return (
         f"Numbers from **{entry.name} v{entry.version}**{quality} · preset **{bac_model.preset}** "
         f"(overlap {512 - bac_model.stride} px, {bac_model.merge} merge, "
-        f"{'background patches skipped' if bac_model.skip else 'all patches'}) · cut-off p > {threshold:.2f}, "
+        f"{'black patches skipped' if bac_model.skip == 'black' else 'background patches skipped' if bac_model.skip else 'all patches'}) · cut-off p > {threshold:.2f}, "
         f"X = {x:g} (I {rule} X)."
     )
 

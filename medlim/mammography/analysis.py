@@ -51,7 +51,8 @@ class BacModel:
         preset: preprocessing preset name.
         stride: patch stride (512 − overlap).
         merge: overlap merge rule.
-        skip: whether background patches are skipped.
+        skip: background patches skipped by the preset's rule (True), only
+            black ones (``"black"``), or none (False).
         output_activation: ``"identity"`` or ``"sigmoid"``.
         threshold: default probability cut-off t.
         x: default intensity threshold X.
@@ -62,7 +63,7 @@ class BacModel:
     preset: str
     stride: int
     merge: str
-    skip: bool
+    skip: bool | str
     output_activation: str
     threshold: float
     x: float
@@ -108,6 +109,15 @@ class BacAnalysis:
         return np.where(self.prediction.probability > t, np.uint8(255), np.uint8(0))
 
 
+def _skip_setting(value: object) -> bool | str:
+    """The manifest's skip rule: true / a mapping of the preset's bounds (imported checkpoints), false, or "black"."""
+    if isinstance(value, dict):
+        return True
+    if value in ("black", True, False):
+        return value  # type: ignore[return-value]
+    raise ParameterError(f"the weights' skip rule must be true, false or 'black'; {value!r} is given.")
+
+
 def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> BacModel:  # noqa: F821
     """A :class:`BacModel` from a manifest entry and its loaded network (settings read from the entry)."""
     from medlim.mammography.preprocess import get_preset
@@ -124,7 +134,7 @@ def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> Bac
         preset=preset.name,
         stride=preset.patch_size - overlap,
         merge=str(params.get("merge", preset.merge)),
-        skip=bool(params.get("skip", True)),
+        skip=_skip_setting(params.get("skip", True)),
         output_activation=activation,
         threshold=float(entry.thresholds.get("output", preset.threshold)),
         x=float(params.get("x", preset.intensity_x)),

@@ -33,6 +33,7 @@ from medlim.mammography.preprocess import (
     get_preset,
     normalise_patches,
     preprocess_image,
+    black_patches,
     skip_background_patches,
 )
 
@@ -96,7 +97,7 @@ def predict_probability_map(
     preset: str | BacPreset = "published",
     stride: int | None = None,
     merge: MergeRule | None = None,
-    skip: bool | Callable[[np.ndarray], np.ndarray] = True,
+    skip: bool | str | Callable[[np.ndarray], np.ndarray] = True,
     output_activation: OutputActivation = "identity",
     batch_size: int = 8,
     device: str | torch.device | None = None,
@@ -115,6 +116,7 @@ def predict_probability_map(
             448 thesis). Overlap = ``patch_size − stride``.
         merge: ``"max"`` / ``"mean"`` / ``"gaussian"`` (``None``: the preset's).
         skip: True: the preset's background rule (mean ≤ 20 or std ≤ 10);
+            ``"black"``: only black patches (:func:`~medlim.mammography.preprocess.black_patches`);
             False: predict every patch; or a callable ``f(patches[n, p, p]) -> bool[n]``
             (True = skip) that receives ``np.uint8`` patches on the CPU and
             uint8 ``torch.Tensor`` patches on the GPU.
@@ -150,10 +152,12 @@ def predict_probability_map(
         )
     elif skip is False:
         skip_rule = None
+    elif skip == "black":
+        skip_rule = black_patches
     elif callable(skip):
         skip_rule = skip
     else:
-        raise ParameterError(f"`skip` must be True, False or a callable, {skip!r} is given.")
+        raise ParameterError(f"`skip` must be True, False, 'black' or a callable, {skip!r} is given.")
 
     preprocessed = preprocess_image(image, preset)
     padded = pad_to_patch(preprocessed.grey, patch=patch)

@@ -141,6 +141,20 @@ def test_custom_skip_callable_and_stride() -> None:
     assert result.patches_predicted == 5  # the callback sees batches of 4: keeps indices 0, 2 of each
 
 
+def test_black_skip_rule_keeps_edge_patches() -> None:
+    # 512×1024: the left patch holds a 40-px strip of breast (mean 8.6 → the
+    # authors' rule skips it), the right patch is black (skipped by both).
+    image = np.zeros((512, 1024), np.uint8)
+    image[:, :40] = 110
+    published = predict_probability_map(image, _MeanOfChannels(), device="cpu", stride=512)
+    black = predict_probability_map(image, _MeanOfChannels(), device="cpu", stride=512, skip="black")
+    assert (published.patches_total, published.patches_predicted) == (2, 0)
+    assert (black.patches_total, black.patches_predicted) == (2, 1)
+    assert black.probability[:, :512].any() and not black.probability[:, 512:].any()
+    with pytest.raises(ParameterError):
+        predict_probability_map(image, _MeanOfChannels(), device="cpu", skip="grey")
+
+
 def test_model_mode_is_restored() -> None:
     model = build_scunet().train()
     predict_probability_map(np.zeros((512, 512), dtype=np.uint8), model, device="cpu")

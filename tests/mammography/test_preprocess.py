@@ -19,6 +19,7 @@ from medlim.mammography.preprocess import (
     normalise_patches,
     preprocess_image,
     skip_background_patches,
+    black_patches,
 )
 
 
@@ -154,3 +155,17 @@ def test_disk_median_network_equals_rank_median() -> None:
         for a, b in network:
             values[a], values[b] = min(values[a], values[b]), max(values[a], values[b])
         assert values[lane] == 6
+
+
+def test_black_patch_rule_hand_cases() -> None:
+    # 20×20 patches (400 px); the rule skips when fewer than 0.5 % (2 px) exceed 20.
+    patches = np.zeros((4, 20, 20), np.uint8)
+    patches[1, 0, 0] = 255  # 1 bright px: 0.25 % → black, skipped
+    patches[2, 0, :2] = 21  # 2 px above 20: 0.5 % → kept
+    patches[3, :, :] = 20  # all exactly 20 (not above) → skipped
+    assert black_patches(patches).tolist() == [True, True, False, True]
+    # An edge patch with a sliver of breast: the authors' rule skips it (mean 12.75 ≤ 20), this one keeps it.
+    edge = np.zeros((1, 20, 20), np.uint8)
+    edge[0, :, :3] = 85
+    assert skip_background_patches(edge).tolist() == [True] and black_patches(edge).tolist() == [False]
+    assert black_patches(torch.from_numpy(patches)).tolist() == black_patches(patches).tolist()
