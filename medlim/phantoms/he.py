@@ -111,8 +111,14 @@ def _non_tissue(rng: np.random.Generator, height: int, width: int, yy: np.ndarra
     return glass, wall & ~glass
 
 
-def _sinusoids(rng: np.random.Generator, height: int, width: int, count: int) -> np.ndarray:
-    """Thin curved channels (random walks) as a bool mask."""
+def _random_walks(rng: np.random.Generator, height: int, width: int, count: int, *, steps: tuple[int, int],
+                  step_length: tuple[float, float], turn: float, thickness: tuple[int, int]) -> np.ndarray:
+    """``count`` curved polylines (random walks from random starts) drawn into a bool mask.
+
+    Each walk draws its start, heading, number of steps (``steps`` as an
+    integer range), per-step turn (normal, sd ``turn`` rad) and length, then
+    its line thickness (integer range), in that order.
+    """
     import cv2
 
     canvas = np.zeros((height, width), np.uint8)
@@ -120,32 +126,23 @@ def _sinusoids(rng: np.random.Generator, height: int, width: int, count: int) ->
         y, x = rng.uniform(0, height), rng.uniform(0, width)
         heading = rng.uniform(0, 2 * np.pi)
         points = [(x, y)]
-        for _step in range(int(rng.integers(4, 12))):
-            heading += rng.normal(0, 0.35)
-            step = rng.uniform(8, 18)
-            x, y = x + step * np.cos(heading), y + step * np.sin(heading)
+        for _step in range(int(rng.integers(*steps))):
+            heading += rng.normal(0, turn)
+            length = rng.uniform(*step_length)
+            x, y = x + length * np.cos(heading), y + length * np.sin(heading)
             points.append((x, y))
-        thickness = int(rng.integers(2, 6))
-        cv2.polylines(canvas, [np.round(np.array(points)).astype(np.int32)], False, 1, thickness)
+        cv2.polylines(canvas, [np.round(np.array(points)).astype(np.int32)], False, 1, int(rng.integers(*thickness)))
     return canvas.astype(bool)
+
+
+def _sinusoids(rng: np.random.Generator, height: int, width: int, count: int) -> np.ndarray:
+    """Thin curved channels (random walks) as a bool mask."""
+    return _random_walks(rng, height, width, count, steps=(4, 12), step_length=(8, 18), turn=0.35, thickness=(2, 6))
 
 
 def _tears(rng: np.random.Generator, height: int, width: int, count: int) -> np.ndarray:
     """Cracks in the section (knife chatter, drying): thin jagged white channels, as a bool mask."""
-    import cv2
-
-    canvas = np.zeros((height, width), np.uint8)
-    for _ in range(count):
-        y, x = rng.uniform(0, height), rng.uniform(0, width)
-        heading = rng.uniform(0, 2 * np.pi)
-        points = [(x, y)]
-        for _step in range(int(rng.integers(3, 14))):
-            heading += rng.normal(0, 0.5)
-            step = rng.uniform(5, 14)
-            x, y = x + step * np.cos(heading), y + step * np.sin(heading)
-            points.append((x, y))
-        cv2.polylines(canvas, [np.round(np.array(points)).astype(np.int32)], False, 1, int(rng.integers(2, 8)))
-    return canvas.astype(bool)
+    return _random_walks(rng, height, width, count, steps=(3, 14), step_length=(5, 14), turn=0.5, thickness=(2, 8))
 
 
 def _place_droplets(
