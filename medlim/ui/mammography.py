@@ -33,6 +33,7 @@ import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
 
+from medlim.core.io.files import is_derived_file
 from medlim.core.io.record import ImageRecord
 from medlim.errors import InputError, ParameterError
 from medlim.mammography.analysis import DEFAULT_BAC_WEIGHTS, BacAnalysis, BacModel
@@ -98,7 +99,6 @@ CHANGE_RULE_HELP = (
     "either exam the noise is unknown and the flag reads **cannot tell**."
 )
 
-_GROUND_TRUTH_SUFFIXES = ("_bac", "_breast", "_lookalike", "_mask", "_labels")
 _IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".tif", ".tiff", ".jpg", ".jpeg", "")
 _OVERLAY_RGB = (255, 48, 32)  # a saturated red-orange: stands out on grey tissue
 
@@ -151,11 +151,6 @@ def bac_weights_options(entries: Iterable[Any]) -> list[str]:
     return [f"{entry.name}:{entry.version}" for entry in chosen]
 
 
-def _is_ground_truth(path: Path) -> bool:
-    stem = path.stem.lower()
-    return stem.startswith(".") or stem.endswith(_GROUND_TRUTH_SUFFIXES)
-
-
 def sample_exams(samples_dir: Path) -> list[SampleExam]:
     """Bundled mammograms grouped into exams by file name (``<patient>_<date>_<view>``).
 
@@ -172,7 +167,7 @@ def sample_exams(samples_dir: Path) -> list[SampleExam]:
         relative = path.relative_to(samples_dir)
         if not path.is_file() or "mammo" not in relative.as_posix().lower():
             continue
-        if path.suffix.lower() not in _IMAGE_SUFFIXES[:-1] or _is_ground_truth(path):
+        if path.suffix.lower() not in _IMAGE_SUFFIXES[:-1] or is_derived_file(path):
             continue
         prefix, _, _view = path.stem.rpartition("_")
         key = f"{relative.parent.as_posix()}/{prefix or path.stem}"
@@ -632,7 +627,7 @@ def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]
                 path = Path(member.filename)
                 if member.is_dir() or "__MACOSX" in path.parts or any(p.startswith(".") for p in path.parts):
                     continue
-                if path.suffix.lower() not in _IMAGE_SUFFIXES or _is_ground_truth(path):
+                if path.suffix.lower() not in _IMAGE_SUFFIXES or is_derived_file(path):
                     continue
                 expanded.append((f"{name}/{member.filename}", archive.read(member)))
     return expanded

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from medlim.core.io.files import is_derived_file
 from medlim.errors import ImageTooLargeError, InputError
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams, NucleiResult
 
@@ -70,7 +71,6 @@ OKABE_ITO: np.ndarray = (
 )
 
 _IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
-_TRUTH_SUFFIXES = ("_labels", "_label", "_mask", "_truth", "_gt")
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -222,9 +222,9 @@ def nuclei_samples(samples_dir: Path) -> list[Path]:
     found = []
     for path in sorted(samples_dir.rglob("*")):
         relative = path.relative_to(samples_dir).as_posix().lower()
-        if not path.is_file() or path.suffix.lower() not in _IMAGE_SUFFIXES or path.name.startswith("."):
+        if not path.is_file() or path.suffix.lower() not in _IMAGE_SUFFIXES or is_derived_file(path):
             continue
-        if ("nuclei" in relative or "fluorescence" in relative) and not path.stem.lower().endswith(_TRUTH_SUFFIXES):
+        if "nuclei" in relative or "fluorescence" in relative:
             found.append(path)
     return found
 

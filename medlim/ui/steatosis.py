@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
+from medlim.core.io.files import is_derived_file
 from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisModel
 from medlim.microscopy.steatosis.droplets import DONOR_BANDS, NASH_CRN_BANDS, CutoffResult, Cutoffs, grade
 
@@ -128,7 +129,7 @@ def steatosis_samples(samples_dir: Path) -> list[Path]:
     folder = Path(samples_dir) / "steatosis"
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.glob("*.png") if not p.stem.endswith(("_labels", "_tissue")))
+    return sorted(p for p in folder.glob("*.png") if not is_derived_file(p))
 
 
 # --------------------------------------------------------------------------- streamlit helpers
