@@ -8,7 +8,9 @@
 * ``export`` writes the curated manifest: images not tagged ``drop`` (and,
   with ``--drop-groups-from G``, untagged images of groups ≥ G left out too).
 * ``otdd`` measures two class-folder datasets: ``otdd_mean, otdd_std, repeats,
-  n_a, n_b, features`` and the settings used.
+  n_a, n_b, features`` and the settings used; ``--per-class`` measures each
+  label separately (has it / has it not: multi-label data such as chest X-rays,
+  whose findings come from a ``labels`` manifest column; else the classes).
 
 Datasets are folders ``DIR/<class>/*`` or generated phantoms ``phantom:SITE:SEED:PER_CLASS``.
 """
@@ -21,8 +23,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medlim.errors import ParameterError
+
+if TYPE_CHECKING:
+    from medlim.curation.shift.data import ImageSet
 
 __all__ = ["register"]
 
@@ -92,6 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     otdd.add_argument("--classifier-epochs", type=int, default=6, help="G's epochs for --features embedding")
     otdd.add_argument("--seed", type=int, default=0)
     otdd.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1)")
+    otdd.add_argument("--per-class", action="store_true",
+                      help="one OTDD per label (binary has / has not; multi-label manifests: column 'labels', A|B)")
     otdd.add_argument("--json", action="store_true", help="print JSON")
     otdd.set_defaults(func=_otdd)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
@@ -193,6 +201,8 @@ def _otdd(args: argparse.Namespace) -> int:
     from medlim.curation.shift.pipeline import dataset_otdd
 
     a, b = parse_dataset(args.a), parse_dataset(args.b)
+    if args.per_class:
+        return _otdd_per_class(a, b, args)
     with _blas_threads(args.threads):
         result, settings = dataset_otdd(a, b, features=args.features, size=args.size, max_samples=args.max_samples,
                                         repeats=args.repeats, seed=args.seed, classifier_epochs=args.classifier_epochs)
@@ -204,4 +214,27 @@ def _otdd(args: argparse.Namespace) -> int:
         print(f"otdd_mean {result.mean:.6g}\notdd_std {result.std:.6g}\nrepeats {result.repeats}\n"
               f"n_a {result.n_a}\nn_b {result.n_b}\nfeatures {args.features}")
         print("settings " + json.dumps(settings))
+    return 0
+
+
+def _otdd_per_class(a: ImageSet, b: ImageSet, args: argparse.Namespace) -> int:
+    from medlim.curation.shift.pipeline import dataset_otdd_per_class
+
+    with _blas_threads(args.threads):
+        results, positives_a, positives_b, settings = dataset_otdd_per_class(
+            a, b, features=args.features, size=args.size, max_samples=args.max_samples, repeats=args.repeats,
+            seed=args.seed, classifier_epochs=args.classifier_epochs)
+    rows = {name: {"otdd_mean": r.mean, "otdd_std": r.std, "repeats": r.repeats, "n_a": r.n_a, "n_b": r.n_b,
+                   "positives_a": positives_a[name], "positives_b": positives_b[name]}
+            for name, r in results.items()}
+    if args.json:
+        print(json.dumps({"per_class": rows, "features": args.features, "settings": settings}, indent=2))
+        return 0
+    width = max(len("class"), *(len(name) for name in rows))
+    print(f"{'class':<{width}}  otdd_mean   otdd_std  repeats  n_a  n_b  positives_a  positives_b")
+    for name, row in rows.items():
+        print(f"{name:<{width}}  {row['otdd_mean']:9.6g}  {row['otdd_std']:9.6g}  {row['repeats']:7d}  "
+              f"{row['n_a']:3d}  {row['n_b']:3d}  {row['positives_a']:11d}  {row['positives_b']:11d}")
+    print(f"features {args.features}")
+    print("settings " + json.dumps(settings))
     return 0

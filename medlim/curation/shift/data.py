@@ -2,7 +2,9 @@
 
 A dataset is a list of files with one class each: a folder laid out as
 ``DIR/<class>/*`` (``manifest.csv`` from ``medlim phantom radiograph`` gives the
-class, site and shift severity when present), a zip of such a folder, or
+class, site and shift severity when present; an optional ``labels`` column
+holds the ``|``-separated findings of multi-label data such as chest X-rays),
+a zip of such a folder, or
 radiograph phantoms generated on demand from a seed (no files at all). Pixels
 are read only in batches (:func:`iter_batches`) through the ``ood-grey``
 preset of :mod:`medlim.curation.ood.data`.
@@ -23,6 +25,7 @@ import numpy as np
 from medlim.errors import ParameterError
 
 __all__ = [
+    "LABEL_SEPARATOR",
     "PhantomSource",
     "ImageSet",
     "folder_set",
@@ -34,6 +37,8 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
+#: Separator of the findings in a manifest's ``labels`` column (``"Effusion|Fracture"``).
+LABEL_SEPARATOR = "|"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ class ImageSet:
         severity: ``np.ndarray[N]`` float shift severity in [0, 1] when known
             (phantom manifest or generator), else ``None``.
         sites: acquisition site of each file when known (``"internal"`` or ``"external-*"``).
+        findings: multi-label data: the labels of each file (``tuple[tuple[str, ...], ...]``
+            of length N, possibly empty per file); ``()`` when the set is single-label.
     """
 
     name: str
@@ -110,6 +117,7 @@ class ImageSet:
     indices: tuple[int, ...] = ()
     severity: np.ndarray | None = None
     sites: tuple[str, ...] = ()
+    findings: tuple[tuple[str, ...], ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -118,6 +126,27 @@ class ImageSet:
     def class_names(self) -> tuple[str, ...]:
         """Sorted distinct classes."""
         return tuple(sorted(set(self.classes)))
+
+    def label_matrix(self, names: Sequence[str]) -> np.ndarray:
+        """Multi-label indicator ``np.ndarray[N, len(names)]`` int64 in {0, 1}.
+
+        A file has label ``names[j]`` when it is among its ``findings``; a
+        single-label set (no ``findings``) has exactly its class.
+        """
+        column = {name: j for j, name in enumerate(names)}
+        matrix = np.zeros((len(self), len(column)), np.int64)
+        for i, labels in enumerate(self.findings or tuple((c,) for c in self.classes)):
+            for label in labels:
+                if label in column:
+                    matrix[i, column[label]] = 1
+        return matrix
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        """Sorted distinct labels: the findings of a multi-label set, else the classes."""
+        if not self.findings:
+            return self.class_names
+        return tuple(sorted({label for labels in self.findings for label in labels}))
 
     @property
     def shifted(self) -> np.ndarray | None:
@@ -158,15 +187,17 @@ class ImageSet:
         pick = lambda values: tuple(values[i] for i in keep) if values else ()  # noqa: E731
         return ImageSet(name=name or self.name, files=pick(self.files), classes=pick(self.classes), root=self.root,
                         phantom=self.phantom, indices=pick(self.indices),
-                        severity=None if self.severity is None else self.severity[keep], sites=pick(self.sites))
+                        severity=None if self.severity is None else self.severity[keep], sites=pick(self.sites),
+                        findings=pick(self.findings))
 
 
 def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
     """List ``DIR/<class>/*`` images (no pixels are read).
 
     Classes come from ``manifest.csv`` (columns ``file``, ``class`` and
-    optionally ``site``, ``shift_severity``) when present, else from the
-    sub-folder names. Files directly in ``DIR`` have no class and are refused.
+    optionally ``site``, ``shift_severity`` and ``labels``, the ``|``-separated
+    findings of multi-label data) when present, else from the sub-folder
+    names. Files directly in ``DIR`` have no class and are refused.
     """
     from medlim.curation.ood.data import list_image_files
 
@@ -177,6 +208,7 @@ def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
     classes: list[str] = []
     sites: list[str] = []
     severity: list[float] = []
+    findings: list[tuple[str, ...]] = []
     manifest = root / "manifest.csv"
     if manifest.is_file():
         with manifest.open(newline="", encoding="utf-8") as handle:
@@ -187,6 +219,9 @@ def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
                 classes.append(row["class"])
                 sites.append(row.get("site") or "")
                 severity.append(float(row.get("shift_severity") or 0.0))
+                if row.get("labels") is not None:
+                    findings.append(tuple(label.strip() for label in row["labels"].split(LABEL_SEPARATOR)
+                                          if label.strip()))
     else:
         for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
             for path in list_image_files([sub]):
@@ -197,7 +232,8 @@ def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
     known_sites = all(sites) and len(sites) == len(files)
     return ImageSet(name=name or root.name, files=tuple(files), classes=tuple(classes), root=root,
                     severity=np.asarray(severity, np.float64) if known_sites else None,
-                    sites=tuple(sites) if known_sites else ())
+                    sites=tuple(sites) if known_sites else (),
+                    findings=tuple(findings) if len(findings) == len(files) else ())
 
 
 def phantom_image_set(
@@ -311,7 +347,7 @@ def iter_batches(
 
 
 def write_image_set(image_set: ImageSet, directory: str | Path, *, size: int = 256) -> Path:
-    """Write an image set as ``DIR/<class>/*.png`` plus ``manifest.csv`` (file, class, site, shift_severity)."""
+    """Write an image set as ``DIR/<class>/*.png`` plus ``manifest.csv`` (file, class, site, shift_severity[, labels])."""
     from medlim.phantoms.base import save_png
 
     root = Path(directory)
@@ -324,8 +360,11 @@ def write_image_set(image_set: ImageSet, directory: str | Path, *, size: int = 2
             rows.append({"file": relative, "class": image_set.classes[p],
                          "site": image_set.sites[p] if image_set.sites else "",
                          "shift_severity": float(image_set.severity[p]) if image_set.severity is not None else ""})
+            if image_set.findings:
+                rows[-1]["labels"] = LABEL_SEPARATOR.join(image_set.findings[p])
+    columns = ["file", "class", "site", "shift_severity"] + (["labels"] if image_set.findings else [])
     with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["file", "class", "site", "shift_severity"])
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     return root

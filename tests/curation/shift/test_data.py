@@ -95,3 +95,22 @@ def test_chosen_shift_mix_uses_the_generator_parts() -> None:
         phantom_image_set(seed=1, per_class=2, severity_range=(0.8, 0.2))
     with pytest.raises(ParameterError, match="shift mix"):
         parse_dataset("phantom:mixbad:1:2")
+
+
+def test_multi_label_manifest_gives_findings_and_a_label_matrix(tmp_path: Path) -> None:
+    from medlim.curation.shift.data import ImageSet
+
+    # a phantom source stands in for the pixels; the findings are what is tested
+    image_set = ImageSet(name="cxr", files=("hand/1", "hand/2", "hand/3"), classes=("hand",) * 3,
+                         phantom=phantom_image_set(seed=1, per_class=3, body_parts=("hand",)).phantom,
+                         indices=(0, 1, 2), findings=(("Effusion", "Fracture"), (), ("Fracture",)))
+    assert image_set.label_names == ("Effusion", "Fracture")
+    assert image_set.label_matrix(["Fracture", "Effusion", "Nodule"]).tolist() == [[1, 1, 0], [0, 0, 0], [1, 0, 0]]
+    root = write_image_set(image_set, tmp_path / "cxr", size=16)
+    read = folder_set(root)
+    assert read.findings == (("Effusion", "Fracture"), (), ("Fracture",)) and read.classes == ("hand",) * 3
+    assert read.subset(np.array([False, True, True])).findings == ((), ("Fracture",))
+    # a single-label set's labels are its classes
+    single = phantom_image_set(seed=1, per_class=2, body_parts=("hand", "elbow"))
+    assert single.findings == () and single.label_names == ("elbow", "hand")
+    assert single.label_matrix(["hand"]).tolist() == [[1], [1], [0], [0]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medlim.curation.shift.grouping import elbow_k, group_scores, kmeans_1d, top_mask
+from medlim.curation.shift.grouping import distortion_curve, elbow_k, group_scores, kmeans_1d, top_mask
 from medlim.errors import ParameterError
 
 
@@ -33,6 +33,54 @@ def test_elbow_is_the_point_farthest_below_the_chord() -> None:
     assert elbow_k([1, 2], [5.0, 1.0]) == 1
     with pytest.raises(ParameterError):
         elbow_k([], [])
+
+
+def test_elbow_of_a_two_slope_curve_is_its_kink() -> None:
+    # distortion falls by 20 per k up to k = 5, then by 2: the elbow is known to be 5.
+    # normalised: y = (D - 14) / 86 = 1, .767, .535, .302, .070, .047, .023, 0; x = (k - 1) / 7;
+    # chord 1 - x = 1, .857, .714, .571, .429, .286, .143, 0;
+    # gaps = 0, .090, .179, .269, .359, .239, .120, 0 -> k = 5
+    ks = list(range(1, 9))
+    assert elbow_k(ks, [100.0, 80.0, 60.0, 40.0, 20.0, 18.0, 16.0, 14.0]) == 5
+    # a kink at k = 3: y = (D − 18)/72 = 1, .583, .167, .125, .083, .042, 0; chord 1 − (k − 1)/6;
+    # gaps 0, .250, .500, .375, .250, .125, 0
+    assert elbow_k(list(range(1, 8)), [90.0, 60.0, 30.0, 27.0, 24.0, 21.0, 18.0]) == 3
+    # scale-free: multiplying or shifting the curve does not move the elbow
+    assert elbow_k(ks, [7.0 * d + 3.0 for d in (100.0, 80.0, 60.0, 40.0, 20.0, 18.0, 16.0, 14.0)]) == 5
+
+
+def test_distortion_curve_and_elbow_by_hand_on_five_pairs() -> None:
+    # five pairs {0,1}, {10,11}, …, {40,41}; optimal 1-D partitions by hand:
+    # k=1: Σ(x − 20.5)² = 2002.5; k=2: {0,1,10,11} (101) + the other six (401.5) = 502.5;
+    # k=3: 101 + 0.5 + 101 = 202.5; k=4: 101 + 3·0.5 = 102.5; k=5: 5·0.5 = 2.5;
+    # k=6, 7, 8 split pairs: 2.0, 1.5, 1.0
+    scores = np.array([0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0, 40.0, 41.0])
+    curve = distortion_curve(scores, range(1, 9))
+    assert curve == pytest.approx([2002.5, 502.5, 202.5, 102.5, 2.5, 2.0, 1.5, 1.0])
+    # the chord rule on this curve: y = (D − 1)/2001.5 = 1, .2506, .1007, .0507, .0007, …;
+    # chord 1 − (k − 1)/7 = 1, .8571, .7143, .5714, .4286, …; gaps 0, .6066, .6136, .5207, .4278, …
+    # -> k = 3, not the 5 pairs: the curve loses 75 %, 60 %, 49 % then 98 % of what is left,
+    # and on linear axes the bend is at 3 (a log-scale reading would say 5). Stated, not tuned.
+    grouping = group_scores(scores, ["hand"] * 10, k="auto", k_range=(1, 8))
+    assert grouping.k == 3 and grouping.class_elbows == {"hand": 3}
+    assert grouping.distortion == pytest.approx(curve / 2002.5)
+
+
+def test_elbow_curve_is_the_mean_of_per_class_curves_normalised_at_k_min() -> None:
+    # class b is class a scaled by 1000: after dividing by D(k=1) both curves are equal,
+    # so the mean curve and the shared k are those of a alone
+    a = np.array([0.0, 1.0, 10.0, 11.0, 20.0, 21.0, 30.0, 31.0, 40.0, 41.0])
+    both = group_scores(np.concatenate([a, 1000.0 * a]), ["a"] * 10 + ["b"] * 10, k="auto", k_range=(1, 8))
+    alone = group_scores(a, ["a"] * 10, k="auto", k_range=(1, 8))
+    assert both.distortion == pytest.approx(alone.distortion) and both.k == alone.k
+    # two classes with different own elbows: the shared k comes from the averaged curve
+    three = np.concatenate([np.full(4, c) + np.array([0.0, 0.1, 0.2, 0.3]) for c in (0.0, 10.0, 20.0)])
+    two = np.concatenate([np.full(6, c) + np.linspace(0.0, 0.3, 6) for c in (0.0, 10.0)])
+    mixed = group_scores(np.concatenate([three, two]), ["three"] * 12 + ["two"] * 12, k="auto", k_range=(1, 6))
+    assert mixed.class_elbows == {"three": 3, "two": 2}
+    curves = [distortion_curve(x, range(1, 7)) for x in (three, two)]
+    mean = (curves[0] / curves[0][0] + curves[1] / curves[1][0]) / 2
+    assert mixed.distortion == pytest.approx(mean) and mixed.k == elbow_k(range(1, 7), mean)
 
 
 def test_group_scores_one_k_for_every_class() -> None:

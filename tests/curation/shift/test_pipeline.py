@@ -104,3 +104,53 @@ def test_cli_run_tag_export_otdd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert otdd["otdd_mean"] == pytest.approx(0.0, abs=1e-9) and otdd["otdd_std"] == pytest.approx(0.0, abs=1e-9)
     assert (otdd["repeats"], otdd["n_a"], otdd["n_b"], otdd["features"]) == (2, 10, 10, "pixels")
     assert otdd["settings"]["size"] == 16
+
+
+def _multi_label_set(root: Path, rows: list[tuple[str, int, str]]) -> Path:
+    """Write 8×8 constant PNGs (value 0 or 255) under ``root/chest/`` with a ``labels`` manifest column."""
+    import cv2
+
+    (root / "chest").mkdir(parents=True)
+    with (root / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "class", "labels"])
+        for name, value, labels in rows:
+            cv2.imwrite(str(root / "chest" / name), np.full((8, 8), value, np.uint8))
+            writer.writerow([f"chest/{name}", "chest", labels])
+    return root
+
+
+def test_cli_otdd_per_class_on_multi_label_data(tmp_path: Path, capsys) -> None:
+    from medlim.cli import main
+
+    # pixel features at 8 px: black = 0 ∈ R^64, white = 1 ∈ R^64, ‖black − white‖² = 64
+    a = _multi_label_set(tmp_path / "a", [("a1.png", 0, "Effusion|Fracture"), ("a2.png", 255, "Fracture|Nodule")])
+    b = _multi_label_set(tmp_path / "b", [("b1.png", 0, "Fracture"), ("b2.png", 255, "Nodule")])
+    assert main(["shift", "otdd", str(a), str(b), "--per-class", "--size", "8", "--repeats", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = out["per_class"]
+    assert list(rows) == ["Effusion", "Fracture", "Nodule"] and out["settings"]["labels"] == list(rows)
+    # Effusion: A has {black} / has-not {white}; B has-not {black, white}. W2² of {0} or {1} vs {0, 1} = ½·64 = 32,
+    # so d(black, black) = d(white, white) = √32 and the crossings √(64 + 32): OTDD = √32
+    assert rows["Effusion"]["otdd_mean"] == pytest.approx(np.sqrt(32.0))
+    # Fracture: A has {black, white}; B has {black}, has-not {white}: again every W2² = 32 -> √32
+    assert rows["Fracture"]["otdd_mean"] == pytest.approx(np.sqrt(32.0))
+    # Nodule: both sets have {white} and have-not {black}: matched clouds, identity coupling -> 0
+    assert rows["Nodule"]["otdd_mean"] == pytest.approx(0.0, abs=1e-9)
+    assert [(r["positives_a"], r["positives_b"]) for r in rows.values()] == [(1, 0), (2, 1), (1, 1)]
+    assert all((r["n_a"], r["n_b"], r["repeats"], r["otdd_std"]) == (2, 2, 2, 0.0) for r in rows.values())
+    # the text form prints one row per label
+    assert main(["shift", "otdd", str(a), str(b), "--per-class", "--size", "8", "--repeats", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:3] == ["class", "otdd_mean", "otdd_std"]
+    assert [line.split()[0] for line in lines[1:4]] == ["Effusion", "Fracture", "Nodule"]
+    assert float(lines[2].split()[1]) == pytest.approx(np.sqrt(32.0), rel=1e-5)
+
+
+def test_per_class_otdd_of_a_single_label_set_uses_its_classes() -> None:
+    from medlim.curation.shift.pipeline import dataset_otdd_per_class
+
+    a = phantom_image_set(seed=5, per_class=3, body_parts=("hand", "elbow"))
+    results, positives_a, positives_b, settings = dataset_otdd_per_class(a, a, size=16, max_samples=100, repeats=1)
+    assert list(results) == ["elbow", "hand"] and positives_a == positives_b == {"elbow": 3, "hand": 3}
+    assert all(r.mean == pytest.approx(0.0, abs=1e-9) for r in results.values())
