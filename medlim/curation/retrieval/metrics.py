@@ -14,6 +14,9 @@ Relevance: same class (single label); for multi-label data full match
 (identical label sets) or partial match (≥ 1 shared label). Per-class AUC for
 PMS: ROC AUC per class, plus micro, macro and positive-count-weighted
 averages (classes with one label value only are left out of macro/weighted).
+AUC is computed from the probabilities; the authors' public PMS code
+(``XiaoyuanGuo/PMS``, ``src/train.py``) scores predictions thresholded at 0.5,
+which is why thesis Table 6.3 shows many classes at exactly 50.0.
 """
 
 from __future__ import annotations

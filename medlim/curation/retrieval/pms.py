@@ -20,6 +20,26 @@ construction; ``tests/curation/retrieval/test_pms.py`` checks it against a
 plain Python loop. (A FAISS candidate stage is not used: DS is a query-weighted
 L1 distance, which no FAISS metric expresses, and exact scoring meets the
 latency target — see ``benchmarks/bench_retrieval.py``.)
+
+Weighted against unweighted DS on full match. Eq. 6.5 weights each class by
+the query's own probability ``p_i^q``, so a class the query is confidently
+*without* (``p_i^q ≈ 0``) hardly counts: an item with every finding of the
+query plus extra ones scores nearly the same DS as an exact match, and only
+the small ``p_i^q`` of the absent classes separate the two (hand-computed in
+``test_weighted_ds_barely_separates_supersets``). The weighting can pay off
+where the class similarities themselves are noisy (the thesis's MIMIC,
+full-match P@10 24.3 for both), and falls behind the unweighted DS on full
+match when the classifier is confident and the ``s_i`` of absent classes are
+informative — as on the chest phantoms (``recipe`` module). The thesis and the
+authors' public code (``XiaoyuanGuo/PMS``, training only; it has no inference
+code) give no other weighting, so eq. 6.5 is kept as written. The authors'
+loss matches eqs. 6.2–6.3 up to sign and constants (it maximises ``cos`` for
+positives and ``relu(1 − cos)`` for negatives); unlike the thesis it applies
+the PMS loss from the first epoch with proxies from an earlier run and uses
+Adam (lr 1e-3, weight decay 1e-5); here the thesis's two stages are followed.
+With ReLU branch embeddings (thesis and authors' code) every ``s_i`` lies in
+[0, 1], so the ``−1`` target of ``L_neg`` is never reached: negatives are
+pushed towards orthogonality with their proxy.
 """
 
 from __future__ import annotations

@@ -25,6 +25,19 @@ def test_dissimilarity_by_hand() -> None:
     np.testing.assert_allclose(dissimilarity(s_q, None, items), [0.0, 0.9, 0.2])
 
 
+def test_weighted_ds_barely_separates_supersets() -> None:
+    # classes (A, B, C); a present class sits at s = 1.0, an absent one at 0.2
+    # query {A}; items: {A} (exact), {A, B} (superset), {B}
+    s_q = np.array([1.0, 0.2, 0.2])
+    items = np.array([[1.0, 0.2, 0.2], [1.0, 1.0, 0.2], [0.2, 1.0, 0.2]])
+    # unweighted: 0, |0.2−1.0| = 0.8, 0.8 + 0.8 = 1.6 → the exact match is well ahead
+    np.testing.assert_allclose(dissimilarity(s_q, None, items), [0.0, 0.8, 1.6])
+    # a certain classifier (p = 1, 0, 0): exact match and superset tie at DS 0
+    np.testing.assert_allclose(dissimilarity(s_q, np.array([1.0, 0.0, 0.0]), items), [0.0, 0.0, 0.8])
+    # p = 0.9, 0.05, 0.05: only p_B·0.8 = 0.04 separates the superset; {B}: 0.9·0.8 + 0.05·0.8 = 0.76
+    np.testing.assert_allclose(dissimilarity(s_q, np.array([0.9, 0.05, 0.05]), items), [0.0, 0.04, 0.76])
+
+
 def _brute_force(similarity: np.ndarray, s_q: np.ndarray, p_q: np.ndarray | None, k: int, skip: int = -1) -> list[int]:
     scored = []
     for t in range(len(similarity)):
