@@ -68,6 +68,9 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--ae-epochs", type=int, default=30)
             p.add_argument("--epochs", type=int, default=30, help="stage-2 epochs")
             p.add_argument("--warmup-epochs", type=int, default=5)
+            p.add_argument("--distortions", default=None,
+                           help="fake-OOD distortions, comma-separated (default: the thesis's six; extra: "
+                                "spread, motion_blur, cut_paste)")
         else:
             p.add_argument("--latent", type=int, default=256, help="main latent K (branch 4K)")
             p.add_argument("--epochs", type=int, default=40, help="generator epochs")
@@ -119,6 +122,8 @@ def _train(args: argparse.Namespace) -> int:
     if kind == "tend":
         options.update(margin=args.margin, ae_epochs=args.ae_epochs, tend_epochs=args.epochs,
                        warmup_epochs=args.warmup_epochs)
+        if args.distortions:
+            options["distortions"] = tuple(name.strip() for name in args.distortions.split(",") if name.strip())
     else:
         options.update(latent=args.latent, cvad_epochs=args.epochs, disc_epochs=args.disc_epochs,
                        latent_noise=args.latent_noise, recon_weight=args.recon_weight)

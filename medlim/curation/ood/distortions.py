@@ -8,6 +8,18 @@ moderate changes used only to test detectors (thesis Tables 4.5–4.6): random
 cut, random crop + resize, additive noise and Gaussian blur. Their strengths
 are set relative to the image side, so they mean the same at any size.
 
+Beyond the thesis's six, two further strong distortions may be added to the
+fake-OOD set (the thesis leaves "more transformations worthwhile being
+explored"; both are ImageMagick operations like the six): ``spread`` (every
+pixel replaced by a random neighbour within a radius of 3–6 % of the side,
+ImageMagick ``-spread``) and ``motion_blur`` (a straight smear 10–20 % of the
+side long at a random angle, ImageMagick ``-motion-blur``). They destroy the
+fine texture and sharpness of the image, which the six warps keep. The four
+validation transforms stay unseen in kind: no additive Gaussian noise and no
+isotropic Gaussian blur is ever used for training — but the two are related in
+effect (texture, sharpness), so a detector trained with them is tested on
+transforms less foreign to its training than in the thesis.
+
 Every function takes a grey ``np.ndarray[H, W]`` float32 in [0, 1] and a
 ``numpy.random.Generator`` and returns a new array of the same shape and dtype.
 """
@@ -30,6 +42,10 @@ __all__ = [
     "polar",
     "tile",
     "affine",
+    "spread",
+    "motion_blur",
+    "cut_paste",
+    "EXTRA_DISTORTIONS",
     "random_cut",
     "crop_resize",
     "additive_noise",
@@ -149,6 +165,53 @@ def affine(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
+def spread(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scatter pixels: each takes the value at a random offset within 3–6 % of the side (ImageMagick ``spread``)."""
+    image = _check(image)
+    h, w = image.shape
+    radius = rng.uniform(0.03, 0.06) * max(h, w)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    dx = rng.uniform(-radius, radius, (h, w)).astype(np.float32)
+    dy = rng.uniform(-radius, radius, (h, w)).astype(np.float32)
+    return _remap(image, x + dx, y + dy)
+
+
+def motion_blur(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Smear along a random direction over 10–20 % of the side (ImageMagick ``motion-blur``)."""
+    import cv2
+
+    image = _check(image)
+    length = max(3, int(round(rng.uniform(0.10, 0.20) * max(image.shape))))
+    angle = rng.uniform(0.0, math.pi)
+    kernel = np.zeros((length, length), np.float32)
+    centre = (length - 1) / 2
+    for t in np.linspace(-centre, centre, 4 * length):
+        kernel[int(round(centre + t * math.sin(angle))), int(round(centre + t * math.cos(angle)))] = 1.0
+    kernel /= kernel.sum()
+    return cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT)
+
+
+def cut_paste(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Copy a patch of 15–30 % of each side, flip or rotate it, and paste it elsewhere (CutPaste).
+
+    The patch is centred on a random pixel brighter than the median (as in
+    :func:`random_cut`), so it carries anatomy rather than empty background.
+    """
+    image = _check(image).copy()
+    h, w = image.shape
+    ph, pw = max(2, int(h * rng.uniform(0.15, 0.3))), max(2, int(w * rng.uniform(0.15, 0.3)))
+    bright = np.argwhere(image > np.median(image))
+    cy, cx = bright[int(rng.integers(0, len(bright)))] if len(bright) else (h // 2, w // 2)
+    y0 = int(np.clip(cy - ph // 2, 0, h - ph))
+    x0 = int(np.clip(cx - pw // 2, 0, w - pw))
+    patch = np.rot90(image[y0 : y0 + ph, x0 : x0 + pw], 2 * int(rng.integers(0, 2)))
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1]
+    y1, x1 = int(rng.integers(0, h - ph + 1)), int(rng.integers(0, w - pw + 1))
+    image[y1 : y1 + ph, x1 : x1 + pw] = patch
+    return image
+
+
 def random_cut(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Black out a rectangle of 25–50 % of each side over the object (validation only).
 
@@ -202,6 +265,12 @@ TRAIN_DISTORTIONS: dict[str, Transform] = {
     "tile": tile,
     "affine": affine,
 }
+#: Further strong distortions that may be added to the fake-OOD set (not in the thesis's six).
+EXTRA_DISTORTIONS: dict[str, Transform] = {
+    "spread": spread,
+    "motion_blur": motion_blur,
+    "cut_paste": cut_paste,
+}
 #: Validation-only transforms (thesis Table 4.5 columns).
 VALIDATION_TRANSFORMS: dict[str, Transform] = {
     "random_cut": random_cut,
@@ -212,12 +281,16 @@ VALIDATION_TRANSFORMS: dict[str, Transform] = {
 
 
 def distort(image: np.ndarray, rng: np.random.Generator, *, kinds: tuple[str, ...] | None = None) -> np.ndarray:
-    """One training distortion chosen uniformly from ``kinds`` (default: all six)."""
-    names = tuple(TRAIN_DISTORTIONS) if kinds is None else kinds
-    unknown = [k for k in names if k not in TRAIN_DISTORTIONS]
+    """One training distortion chosen uniformly from ``kinds`` (default: the thesis's six).
+
+    ``kinds`` may name keys of :data:`TRAIN_DISTORTIONS` and :data:`EXTRA_DISTORTIONS`.
+    """
+    known = {**TRAIN_DISTORTIONS, **EXTRA_DISTORTIONS}
+    names = tuple(TRAIN_DISTORTIONS) if kinds is None else tuple(kinds)
+    unknown = [k for k in names if k not in known]
     if unknown or not names:
-        raise ParameterError(f"unknown distortions {unknown or names}; known: {', '.join(TRAIN_DISTORTIONS)}.")
-    return TRAIN_DISTORTIONS[names[int(rng.integers(0, len(names)))]](image, rng)
+        raise ParameterError(f"unknown distortions {unknown or names}; known: {', '.join(known)}.")
+    return known[names[int(rng.integers(0, len(names)))]](image, rng)
 
 
 def validation_transform(image: np.ndarray, name: str, rng: np.random.Generator) -> np.ndarray:

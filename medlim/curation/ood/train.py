@@ -14,8 +14,15 @@
   discriminator on real ID images (0) vs reconstructions and reconstructions
   from perturbed latents (1).
 
-Every loop is deterministic for a seed on the CPU and reports progress through
-an optional ``log(line)`` callback.
+Every loop is deterministic for a seed on the CPU (``threads`` torch threads,
+``torch.manual_seed`` plus separate seeded generators for the batch order and
+the distortions, no nondeterministic kernels on the CPU), so a shipped file is
+reproduced bit for bit by its recorded command; progress goes through an
+optional ``log(line)`` callback.
+
+Margin learner (eqs. 4.3–4.4): ``d = ‖c − O‖²`` is summed over the K embedding
+components (as in DeepSVDD; the thesis's ``1/K Σ`` is read
+as a mean over the samples), and ``g_in``/``g_out`` are means over the batch.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlim.curation.ood.distortions import distort
+from medlim.curation.ood.distortions import EXTRA_DISTORTIONS, TRAIN_DISTORTIONS, distort
 from medlim.curation.ood.nets import ConvAutoencoder, CvadNet, TendNet
 from medlim.errors import ParameterError
 
@@ -42,7 +49,15 @@ Log = Callable[[str], None]
 
 @dataclass(frozen=True)
 class OodTrainingConfig:
-    """Hyper-parameters of the OOD detectors (defaults = the shipped recipe).
+    """Hyper-parameters of the OOD detectors.
+
+    The defaults are the settings MedShift (:mod:`medlim.curation.shift`) builds
+    on; the shipped detectors change some of them on the command line (each
+    manifest entry records its command and full settings under
+    ``params.training``): TEND ``--margin 500 --epochs 150 --warmup-epochs 10
+    --batch-size 16`` with the three extra distortions, CVAD ``--epochs 150
+    --recon-weight 300`` — chosen on validation phantoms (seed 7000), never on
+    the held-out seed.
 
     Attributes:
         input_size: square model input side (shipped 64; thesis 256).
@@ -53,6 +68,8 @@ class OodTrainingConfig:
         margin: TEND margin R, one of :data:`MARGINS`.
         weight: TEND score weight λ (thesis 0.5).
         cvad_epochs, disc_epochs: CVAD generator and discriminator epochs.
+        distortions: names of the TEND fake-OOD distortions (default the
+            thesis's six; see :mod:`medlim.curation.ood.distortions`).
         latent_noise: std of the latent perturbation for the discriminator's fakes.
         recon_weight: weight of the summed squared error in each VAE loss,
             ``1/(2σ²)`` for a Gaussian likelihood of variance σ² (1 = σ² of 0.5;
@@ -71,6 +88,7 @@ class OodTrainingConfig:
     warmup_epochs: int = 5
     margin: float = 150.0
     weight: float = 0.5
+    distortions: tuple[str, ...] = tuple(TRAIN_DISTORTIONS)
     cvad_epochs: int = 40
     disc_epochs: int = 12
     latent_noise: float = 1.0
@@ -89,6 +107,10 @@ class OodTrainingConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ParameterError(f"`{name}` must be a positive integer, {value!r} is given.")
+        known = {**TRAIN_DISTORTIONS, **EXTRA_DISTORTIONS}
+        if not self.distortions or any(name not in known for name in self.distortions):
+            raise ParameterError(f"`distortions` must name some of {', '.join(known)}; {self.distortions!r} is given.")
+        object.__setattr__(self, "distortions", tuple(self.distortions))
         if not self.recon_weight > 0:
             raise ParameterError(f"`recon_weight` must be positive, {self.recon_weight!r} is given.")
         if not 0 <= self.warmup_epochs < self.tend_epochs:
@@ -143,8 +165,8 @@ def train_autoencoder(images: np.ndarray, config: OodTrainingConfig, *, log: Log
     return model.eval()
 
 
-def _distorted(images: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-    fakes = np.stack([distort(image, rng) for image in images])
+def _distorted(images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...]) -> torch.Tensor:
+    fakes = np.stack([distort(image, rng, kinds=kinds) for image in images])
     return torch.from_numpy(np.clip(fakes, 0.0, 1.0).astype(np.float32)).unsqueeze(1)
 
 
@@ -196,7 +218,7 @@ def train_tend(
             have_centre = True
         model.train()
         model.encoder.eval()  # frozen: keep the stage-1 batch-norm statistics
-        fakes = _distorted(images, rng)
+        fakes = _distorted(images, rng, config.distortions)
         sums = {"bce": 0.0, "g_in": 0.0, "g_out": 0.0}
         for index in _batches(len(data), config.batch_size, generator):
             batch = torch.cat([data[index], fakes[index]])
