@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from medlim.errors import ParameterError
-from medlim.phantoms.chest import FINDINGS, PREVALENCE, generate_chest, labels_to_vector
+from medlim.phantoms.chest import (
+    ACQUISITION,
+    FINDINGS,
+    MIMIC_RATE,
+    PREVALENCE,
+    SUBTLETY,
+    generate_chest,
+    labels_to_vector,
+)
 from medlim.phantoms.registry import generate, get_kind
 
 
@@ -69,3 +77,61 @@ def test_cli_writes_manifest_with_exact_labels(tmp_path) -> None:
     for i, row in enumerate(rows):
         assert row["labels"].split("|") == list(generate_chest(seed=7, index=i).labels)
     assert json.loads((tmp_path / "manifest.json").read_text())["kind"] == "chest"
+
+
+def test_look_parameters_are_validated() -> None:
+    for name, bad in (("subtlety", 1.5), ("mimic_rate", -0.1), ("acquisition", "high"), ("subtlety", True)):
+        with pytest.raises(ParameterError, match=name):
+            generate_chest(seed=1, index=0, size=32, **{name: bad})
+
+
+def test_labels_do_not_depend_on_the_look() -> None:
+    # labels come from their own random stream: the look parameters change only the pixels
+    for i in range(20):
+        clear = generate_chest(seed=6, index=i, size=32, subtlety=0.0, mimic_rate=0.0, acquisition=0.0)
+        default = generate_chest(seed=6, index=i, size=32)
+        assert clear.labels == default.labels
+    assert SUBTLETY == 0.8 and MIMIC_RATE == 0.3 and ACQUISITION == 1.0
+
+
+def test_acquisition_varies_the_exposure() -> None:
+    # the top-left corner is outside the trunk: background 0.05 plus noise (sd 0.015, averaged over the
+    # resize and the 3x3 patch) when acquisition is off; gamma exp(±0.3), gain 1 ± 0.15 and offset
+    # ± 0.05 spread it over about [0.0, 0.17] when it is on
+    fixed = [generate_chest(seed=3, index=i, size=64, mimic_rate=0.0, acquisition=0.0).image[:3, :3].mean()
+             for i in range(40)]
+    varied = [generate_chest(seed=3, index=i, size=64, acquisition=1.0).image[:3, :3].mean() for i in range(40)]
+    assert abs(np.mean(fixed) - 0.05) < 0.004 and np.std(fixed) < 0.006
+    assert np.std(varied) > 0.02
+
+
+def test_subtlety_makes_effusions_less_conspicuous() -> None:
+    # brightness of a band over the lung bases (y 0.6-0.72, both lungs) with against without effusion:
+    # at subtlety 0 every effusion fills the base densely; at the default one a graded share is a blunted
+    # angle or a faint layering haze, so the gap shrinks (by about a quarter) but stays
+    def gap(subtlety: float) -> float:
+        with_fluid, without = [], []
+        for i in range(80):
+            phantom = generate_chest(seed=3, index=i, size=64, subtlety=subtlety, mimic_rate=0.0, acquisition=0.0)
+            band = phantom.image[38:46]
+            value = float(np.concatenate([band[:, 16:26], band[:, 38:48]], axis=1).mean())
+            (with_fluid if "effusion" in phantom.labels else without).append(value)
+        return float(np.mean(with_fluid) - np.mean(without))
+
+    clear, subtle = gap(0.0), gap(SUBTLETY)
+    assert clear > 0.1 and 0.03 < subtle < 0.85 * clear
+
+
+def test_cli_passes_the_look(tmp_path) -> None:
+    from PIL import Image
+
+    from medlim.cli import main
+
+    assert main(["phantom", "chest", "--n", "2", "--seed", "7", "--size", "32", "--subtlety", "0",
+                 "--mimic-rate", "0", "--acquisition", "0", "--out", str(tmp_path)]) == 0
+    with (tmp_path / "manifest.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    for i, row in enumerate(rows):
+        expected = generate_chest(seed=7, index=i, size=32, subtlety=0.0, mimic_rate=0.0, acquisition=0.0)
+        written = np.asarray(Image.open(tmp_path / row["file"]), np.float32) / 255.0
+        assert np.abs(written - expected.image).max() <= 0.5 / 255.0 + 1e-6
