@@ -146,6 +146,10 @@ def _workspace(name: str) -> None:
                         key="cur_hist")
         st.plotly_chart(elbow_figure(report["elbow"]["ks"], report["elbow"]["distortion"], k), key="cur_elbow")
         st.caption(f"k rule: {report['k_rule']}")
+        class_elbows = report["elbow"].get("class_elbows") or {}
+        if class_elbows:
+            st.caption("Each class's own elbow (the shared k comes from the mean curve): "
+                       + ", ".join(f"{name} {value}" for name, value in sorted(class_elbows.items())))
     with groups_tab:
         st.dataframe(pd.DataFrame(group_table(scores, tags)), hide_index=True, key="cur_groups_table")
         classes = sorted({s.class_name for s in scores})

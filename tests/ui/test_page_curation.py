@@ -46,6 +46,9 @@ def test_run_tag_group_and_export(medlim_home: Path) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["External images"] == "12" and metrics["Groups per class (k)"] == "2"
     assert "AUROC vs known shift" in metrics
+    # each class's own elbow is shown beside the shared k
+    elbows = [c.value for c in at.caption if c.value.startswith("Each class's own elbow")]
+    assert len(elbows) == 1 and "elbow " in elbows[0] and "hand " in elbows[0]
 
     # tag the top group of "hand" as drop: stored, and left out of the export
     at.selectbox(key="cur_class").set_value("hand").run()
