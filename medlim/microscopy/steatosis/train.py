@@ -11,9 +11,9 @@ stain, plus a light fall-off ramp and a small gain. Crops avoid the areas of
 masks the screening rejected (at most 2 % of a crop when a few draws allow
 it): there the weak method is known to have failed, so the droplets it
 missed nearby would be taught as background. The optimiser is AdamW with a
-linear warm-up and cosine decay (from random initialisation AdamW converged where SGD at the thesis learning
-rate 0.02 diverged in the project's first trials — no COCO start is possible
-here). The device is picked at run time (:func:`medlim.core.device.select_device`).
+linear warm-up and cosine decay (from random initialisation AdamW converged
+where SGD at the thesis learning rate 0.02 diverged in the project's first
+trials — no COCO start is possible here). The device is picked at run time (:func:`medlim.core.device.select_device`).
 """
 
 from __future__ import annotations
