@@ -15,7 +15,9 @@ tissue edge — *not* steatosis); droplets with radii from a log-uniform range
 (micro- and macro-vesicular), a target droplet area fraction of the tissue
 (0–70 %), clumps of touching and overlapping droplets, a thin eosin rim around
 each droplet and seams of random visibility between touching droplets; blur
-and noise.
+and noise; and the artefacts of real slides that defeat a global threshold —
+uneven section thickness and staining, illumination fall-off, tears (glass
+channels inside the tissue) and droplets holding pale material.
 
 Ground truth: a pixel covered by several droplets belongs to the droplet whose
 normalised elliptical radius there is smallest (ties to the lower label), so
