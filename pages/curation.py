@@ -145,7 +145,9 @@ def _workspace(name: str) -> None:
                                          np.array([s.score for s in scores]), [s.class_name for s in scores]),
                         key="cur_hist")
         st.plotly_chart(elbow_figure(report["elbow"]["ks"], report["elbow"]["distortion"], k), key="cur_elbow")
-        st.caption(f"k rule: {report['k_rule']}")
+        scale = report.get("group_scale", "raw")
+        st.caption(f"k rule: {report['k_rule']} · k-means on {'log' if scale == 'log' else 'raw'} scores"
+                   + (" (groups bordered at score ratios; the thesis clusters raw scores)" if scale == "log" else ""))
         class_elbows = report["elbow"].get("class_elbows") or {}
         if class_elbows:
             st.caption("Each class's own elbow (the shared k comes from the mean curve): "

@@ -44,6 +44,7 @@ def _k(value: str) -> int | str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     from medlim.curation.shift.classifier import ARCHITECTURES
     from medlim.curation.shift.detectors import SHIFT_DETECTORS
+    from medlim.curation.shift.grouping import GROUP_SCALES
     from medlim.curation.shift.pipeline import FEATURES
 
     parser = subparsers.add_parser("shift", help="MedShift: find, group and measure shift data in an external dataset")
@@ -54,11 +55,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("--external", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
     run.add_argument("--detector", choices=SHIFT_DETECTORS, default="cvad", help="per-class detector (default cvad)")
     run.add_argument("--k", type=_k, default="auto", help="groups per class: auto (elbow rule) or N (thesis 5)")
+    run.add_argument("--group-scale", choices=GROUP_SCALES, default="log",
+                     help="k-means on log scores (default; a stated deviation) or raw scores (the thesis)")
     run.add_argument("--out", type=Path, required=True, help="output folder")
     run.add_argument("--size", type=int, default=64,
                      help="detector input side in px: a multiple of 32 for CVAD, of 64 for TEND (default 64)")
-    run.add_argument("--epochs", type=int, default=20, help="detector epochs (CVAD VAE / TEND autoencoder; default 20)")
-    run.add_argument("--head-epochs", type=int, default=10, help="CVAD discriminator / TEND head epochs (default 10)")
+    run.add_argument("--epochs", type=int, default=60, help="detector epochs (CVAD VAE / TEND autoencoder; default 60)")
+    run.add_argument("--head-epochs", type=int, default=20, help="CVAD discriminator / TEND head epochs (default 20)")
     run.add_argument("--classifier", choices=ARCHITECTURES, default="resnet18", help="G's architecture")
     run.add_argument("--classifier-epochs", type=int, default=4, help="G's epochs (default 4)")
     run.add_argument("--features", choices=FEATURES, default="embedding", help="OTDD features (default embedding)")
@@ -141,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
                                 head_epochs=args.head_epochs, seed=args.seed, threads=args.threads),
         classifier=ClassifierConfig(architecture=args.classifier, epochs=args.classifier_epochs, seed=args.seed,
                                     threads=args.threads),
-        k=args.k, features=args.features, otdd_max_samples=args.max_samples, otdd_repeats=args.repeats,
+        k=args.k, group_scale=args.group_scale, features=args.features, otdd_max_samples=args.max_samples, otdd_repeats=args.repeats,
         batch_size=args.batch_size, seed=args.seed)
     internal = parse_dataset(args.internal)
     external = parse_dataset(args.external)

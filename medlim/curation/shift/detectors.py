@@ -46,8 +46,11 @@ class DetectorConfig:
         input_size: square input side (a multiple of 32).
         width: base channel count of the networks.
         latent: CVAD latent size K; embedding: TEND embedding size.
-        epochs: CVAD generator epochs / TEND autoencoder epochs.
-        head_epochs: CVAD discriminator epochs / TEND head epochs.
+        epochs: CVAD generator epochs / TEND autoencoder epochs (default 60:
+            on validation phantoms — internal seed 103, external seed 204 —
+            CVAD AUROC against the known shift rose from 0.834 at 20 + 10
+            epochs to 0.981 at 60 + 20).
+        head_epochs: CVAD discriminator epochs / TEND head epochs (default 20).
         batch_size, lr, seed, threads: training settings.
     """
 
@@ -56,8 +59,8 @@ class DetectorConfig:
     width: int = 4
     latent: int = 32
     embedding: int = 64
-    epochs: int = 20
-    head_epochs: int = 10
+    epochs: int = 60
+    head_epochs: int = 20
     batch_size: int = 16
     lr: float = 1e-3
     seed: int = 0

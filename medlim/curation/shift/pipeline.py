@@ -29,7 +29,7 @@ import numpy as np
 from medlim.curation.shift.classifier import ClassifierConfig, TopKRow, predict, topk_table, train_classifier
 from medlim.curation.shift.data import ImageSet, iter_batches
 from medlim.curation.shift.detectors import ClassDetectors, DetectorConfig, fit_class_detectors, score_by_class, split_internal
-from medlim.curation.shift.grouping import Grouping, group_scores
+from medlim.curation.shift.grouping import GROUP_SCALES, Grouping, group_scores
 from medlim.curation.shift.otdd import OtddResult, otdd_per_class, otdd_repeated
 from medlim.errors import ParameterError
 
@@ -63,6 +63,8 @@ class ShiftConfig:
         classifier_size: G's input side (images are area-resized from the detector side).
         k: ``"auto"`` (elbow rule) or the number of groups.
         k_range: candidate k for the elbow curve.
+        group_scale: ``"log"`` (default; k-means on log scores — a stated
+            deviation, see :mod:`medlim.curation.shift.grouping`) or ``"raw"`` (the thesis).
         features: OTDD features, ``"embedding"`` (G's pooled features) or ``"pixels"``.
         otdd_max_samples: per-repeat cap on each side's samples.
         otdd_repeats: repeats (thesis 10).
@@ -76,6 +78,7 @@ class ShiftConfig:
     classifier_size: int = 32
     k: int | str = "auto"
     k_range: tuple[int, int] = (1, 8)
+    group_scale: str = "log"
     features: str = "embedding"
     otdd_max_samples: int = 500
     otdd_repeats: int = 10
@@ -84,6 +87,8 @@ class ShiftConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.group_scale not in GROUP_SCALES:
+            raise ParameterError(f"`group_scale` must be one of {GROUP_SCALES}, {self.group_scale!r} is given.")
         if self.features not in FEATURES:
             raise ParameterError(f"`features` must be one of {FEATURES}, {self.features!r} is given.")
         if not (self.k == "auto" or (isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1)):
@@ -322,7 +327,8 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
             internal_name: str = "internal", progress: Progress | None = None) -> ShiftResult:
     """Stage 3: groups, TOP-k table and the OTDD curve (stage ``"otdd"`` reports levels done)."""
     classes = tuple(external.classes[p] for p in scored.positions)
-    grouping = group_scores(scored.scores, classes, k=config.k, k_range=config.k_range, seed=config.seed)
+    grouping = group_scores(scored.scores, classes, k=config.k, k_range=config.k_range, seed=config.seed,
+                            scale=config.group_scale)
     k = grouping.k
     topk = topk_table(scored.labels, scored.probabilities, grouping.groups, models.class_names, k)
     curve = []

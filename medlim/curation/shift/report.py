@@ -72,6 +72,7 @@ def report_dict(result: "ShiftResult") -> dict[str, Any]:
         "k": result.grouping.k,
         "k_rule": "elbow: max distance below the chord of the mean per-class normalised distortion curve"
         if result.grouping.auto else "given",
+        "group_scale": result.settings.get("group_scale", "raw"),
         "elbow": {"ks": list(result.grouping.ks), "distortion": result.grouping.distortion.tolist(),
                   "class_elbows": dict(result.grouping.class_elbows)},
         "group_centres": {n: g.centres.tolist() for n, g in result.grouping.per_class.items()},

@@ -130,3 +130,30 @@ def test_bad_inputs() -> None:
         group_scores(np.array([1.0, 2.0]), ["a"])
     with pytest.raises(ParameterError, match="`k`"):
         group_scores(np.array([1.0, 2.0]), ["a", "a"], k=0)
+
+
+def test_log_scale_groups_by_score_ratio() -> None:
+    # Scores 1, 1.2, 10, 12, 100, 1000 of one class, k = 2.
+    # Raw scale: 1000 alone is its own group (the other split leaves far more spread).
+    # Log scale: logs 0, 0.18, 2.30, 2.48, 4.61, 6.91; splitting after 12 leaves
+    # SS 5.32 + 2.65 = 7.97, against 14.0 after 1.2 and 14.4 after 100, so
+    # {1, 1.2, 10, 12} | {100, 1000}, with geometric-mean centres 144^(1/4) and √100000.
+    from medlim.curation.shift.grouping import group_scores
+
+    scores = np.array([1.0, 1.2, 10.0, 12.0, 100.0, 1000.0])
+    classes = ["hand"] * 6
+    raw = group_scores(scores, classes, k=2)
+    log = group_scores(scores, classes, k=2, scale="log")
+    assert raw.groups.tolist() == [0, 0, 0, 0, 0, 1]
+    assert log.groups.tolist() == [0, 0, 0, 0, 1, 1]
+    np.testing.assert_allclose(log.per_class["hand"].centres, [144 ** 0.25, 100000 ** 0.5], rtol=1e-9)
+    with pytest.raises(ParameterError):
+        group_scores(scores, classes, k=2, scale="sqrt")
+
+
+def test_shift_config_defaults_to_log_grouping() -> None:
+    from medlim.curation.shift.pipeline import ShiftConfig
+
+    assert ShiftConfig().group_scale == "log"
+    with pytest.raises(ParameterError):
+        ShiftConfig(group_scale="linear")
