@@ -27,6 +27,8 @@ __all__ = ["N_BINS", "ClassAnomaly", "fit_class_anomaly", "anomaly_bins", "scale
 
 #: OSCARS's number of intra-class bins (thesis: B = 5 by the elbow method).
 N_BINS = 5
+#: (generator, head) epochs of the per-class detectors behind OSCARS's bins and S@K.
+RETRIEVAL_DETECTOR_EPOCHS = (20, 10)
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,10 @@ def fit_class_anomaly(
     from medlim.curation.ood.data import stack_inputs
     from medlim.curation.shift.detectors import DetectorConfig, fit_class_detectors
 
-    config = DetectorConfig(kind=kind, seed=seed)
+    # OSCARS keeps the detector schedule its shipped models were trained with
+    # (MedShift's own default later rose to 60 + 20 epochs).
+    config = DetectorConfig(kind=kind, seed=seed, epochs=RETRIEVAL_DETECTOR_EPOCHS[0],
+                            head_epochs=RETRIEVAL_DETECTOR_EPOCHS[1])
     inputs = stack_inputs(np.asarray(images, np.float32), config.input_size)
     detectors = fit_class_detectors(inputs, classes, config, log=log)
     reference = {name: (float(np.mean(values)), float(np.std(values)) or 1.0)
