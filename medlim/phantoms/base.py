@@ -33,12 +33,51 @@ __all__ = [
     "write_manifest",
     "write_generic",
     "save_png",
+    "smooth_noise",
+    "ellipse_window",
 ]
 
 #: A generator: ``generate(*, seed, index, **params) -> phantom dataclass``.
 GenerateFn = Callable[..., Any]
 #: A writer: ``write(phantom, out_dir, *, stem, **options) -> list[manifest row]``.
 WriteFn = Callable[..., list[dict[str, Any]]]
+
+
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float, *,
+                 dtype: type = np.float64) -> np.ndarray:
+    """A smooth random field: white noise of ``dtype`` blurred by ``sigma`` px, scaled to unit std.
+
+    Returns:
+        ``np.ndarray[shape]`` of ``dtype``, mean ≈ 0, std 1.
+    """
+    from scipy import ndimage
+
+    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(dtype, copy=False), sigma)
+    return field / (field.std() + 1e-12)
+
+
+def ellipse_window(
+    yy: np.ndarray, xx: np.ndarray, cy: float, cx: float, a: float, b: float, angle: float
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Normalised elliptical radius of an object around its bounding window.
+
+    Args:
+        yy, xx: ``np.ndarray[H, W]`` row and column coordinate grids.
+        cy, cx: centre (px).
+        a, b: semi-axes (px), ``a ≥ b``; angle: orientation of ``a`` (rad).
+
+    Returns:
+        ``(window, rho)``: the ``(rows, cols)`` slices of the box
+        ``[c − a − 2, c + a + 3)`` clipped to the grid, and ``rho`` over that
+        window, ``√((u/a)² + (v/b)²)`` in the ellipse's own axes (≤ 1 inside).
+    """
+    height, width = yy.shape
+    rows = slice(int(max(0, cy - a - 2)), int(min(height, cy + a + 3)))
+    cols = slice(int(max(0, cx - a - 2)), int(min(width, cx + a + 3)))
+    dy, dx = yy[rows, cols] - cy, xx[rows, cols] - cx
+    u = dx * np.cos(angle) + dy * np.sin(angle)
+    v = -dx * np.sin(angle) + dy * np.cos(angle)
+    return (rows, cols), np.sqrt((u / a) ** 2 + (v / b) ** 2)
 
 
 def check_seed(seed: int) -> int:

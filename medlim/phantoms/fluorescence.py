@@ -22,7 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from medlim.errors import ParameterError
-from medlim.phantoms.base import PhantomKind, check_seed, rng_for
+from medlim.phantoms.base import PhantomKind, check_seed, ellipse_window, rng_for, smooth_noise
 
 __all__ = ["FluorescencePhantom", "generate_fluorescence", "KIND"]
 
@@ -50,11 +50,6 @@ class FluorescencePhantom:
     @property
     def n_nuclei(self) -> int:
         return int(len(self.clump_of) - 1)
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    field = ndimage.gaussian_filter(rng.standard_normal(shape), sigma)
-    return field / (field.std() + 1e-12)
 
 
 def _radius_along(a: float, b: float, angle: float, direction: float) -> float:
@@ -174,24 +169,19 @@ def generate_fluorescence(
     labels = np.zeros((height, width), np.uint16)
     best_radius = np.full((height, width), np.inf)
     intensity = np.zeros((height, width))
-    texture = 1.0 + 0.12 * _smooth_noise(rng, (height, width), 2.0)
+    texture = 1.0 + 0.12 * smooth_noise(rng, (height, width), 2.0)
     for k, (cy, cx, a, b, angle, bright, _cid, has_valley) in enumerate(nuclei, start=1):
-        r0, r1 = int(max(0, cy - a - 2)), int(min(height, cy + a + 3))
-        c0, c1 = int(max(0, cx - a - 2)), int(min(width, cx + a + 3))
-        dy, dx = yy[r0:r1, c0:c1] - cy, xx[r0:r1, c0:c1] - cx
-        u = dx * np.cos(angle) + dy * np.sin(angle)
-        v = -dx * np.sin(angle) + dy * np.cos(angle)
-        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+        box, rho = ellipse_window(yy, xx, cy, cx, a, b, angle)
         inside = rho <= 1.0
-        window_best = best_radius[r0:r1, c0:c1]
+        window_best = best_radius[box]
         take = inside & (rho < window_best)
-        labels[r0:r1, c0:c1][take] = k
+        labels[box][take] = k
         window_best[take] = rho[take]
         # A valley clump dims each nucleus toward its rim so that the max over
         # members leaves a dark seam; otherwise the profile is nearly flat.
         falloff = 0.55 if has_valley else 0.12
         profile = bright * (1.0 - falloff * np.clip(rho, 0, 1) ** 3)
-        window = intensity[r0:r1, c0:c1]
+        window = intensity[box]
         window[inside] = np.maximum(window[inside], profile[inside])
 
     clump_of = np.zeros(n + 1, np.int32)
@@ -206,7 +196,7 @@ def generate_fluorescence(
         intensity[ndimage.binary_dilation(seam, iterations=1)] *= 0.6
 
     intensity *= np.where(labels > 0, texture, 1.0)
-    background = 0.06 + 0.05 * (yy / height) + 0.04 * (xx / width) + 0.02 * _smooth_noise(rng, (height, width), 60.0)
+    background = 0.06 + 0.05 * (yy / height) + 0.04 * (xx / width) + 0.02 * smooth_noise(rng, (height, width), 60.0)
     blue = np.maximum(intensity, 0) + background
     blue = ndimage.gaussian_filter(blue, blur) + noise * rng.standard_normal((height, width))
 

@@ -34,7 +34,7 @@ import numpy as np
 from scipy import ndimage
 
 from medlim.errors import ParameterError
-from medlim.phantoms.base import PhantomKind, check_seed, rng_for
+from medlim.phantoms.base import PhantomKind, check_seed, ellipse_window, rng_for, smooth_noise
 
 __all__ = ["HEPhantom", "generate_he", "KIND"]
 
@@ -67,11 +67,6 @@ class HEPhantom:
         """Droplet area / tissue area (0.0 when there is no tissue)."""
         tissue = int(self.tissue.sum())
         return float((self.labels > 0).sum() / tissue) if tissue else 0.0
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma)
-    return field / (field.std() + 1e-12)
 
 
 def _stain_vectors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -318,15 +313,10 @@ def generate_he(
     labels = np.zeros((height, width), np.uint16)
     best = np.full((height, width), np.inf, np.float32)
     for k, (cy, cx, a, b, angle) in enumerate(droplets, start=1):
-        r0, r1 = int(max(0, cy - a - 2)), int(min(height, cy + a + 3))
-        c0, c1 = int(max(0, cx - a - 2)), int(min(width, cx + a + 3))
-        dy, dx = yy[r0:r1, c0:c1] - cy, xx[r0:r1, c0:c1] - cx
-        u = dx * np.cos(angle) + dy * np.sin(angle)
-        v = -dx * np.sin(angle) + dy * np.cos(angle)
-        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
-        take = (rho <= 1.0) & (rho < best[r0:r1, c0:c1]) & allowed[r0:r1, c0:c1]
-        labels[r0:r1, c0:c1][take] = k
-        best[r0:r1, c0:c1][take] = rho[take]
+        window, rho = ellipse_window(yy, xx, cy, cx, a, b, angle)
+        take = (rho <= 1.0) & (rho < best[window]) & allowed[window]
+        labels[window][take] = k
+        best[window][take] = rho[take]
     # Renumber so labels are 1..n with no gaps (a droplet can be fully covered).
     present = np.unique(labels[labels > 0])
     lookup = np.zeros(len(droplets) + 1, np.uint16)
@@ -335,9 +325,9 @@ def generate_he(
     droplet = labels > 0
 
     # Stain concentrations.
-    texture = _smooth_noise(rng, (height, width), 1.5) * 0.07 + _smooth_noise(rng, (height, width), 12.0) * 0.07
+    texture = smooth_noise(rng, (height, width), 1.5, dtype=np.float32) * 0.07 + smooth_noise(rng, (height, width), 12.0, dtype=np.float32) * 0.07
     eosin = rng.uniform(0.5, 0.9) + texture
-    haematoxylin = rng.uniform(0.04, 0.12) + 0.03 * _smooth_noise(rng, (height, width), 3.0)
+    haematoxylin = rng.uniform(0.04, 0.12) + 0.03 * smooth_noise(rng, (height, width), 3.0, dtype=np.float32)
     eosin = np.where(sinusoid, eosin * rng.uniform(0.15, 0.35), eosin)
     # Hepatocyte nuclei (round) and flat sinusoid-lining nuclei, never on droplets or glass.
     n_nuclei = int(height * width / 1400 * rng.uniform(0.6, 1.2))
@@ -351,14 +341,9 @@ def generate_he(
         a = rng.uniform(4.0, 6.5) * (1.3 if flat else 1.0)
         b = a * (rng.uniform(0.3, 0.45) if flat else rng.uniform(0.8, 1.0))
         angle = rng.uniform(0, np.pi)
-        r0, r1 = int(max(0, cy - a - 2)), int(min(height, cy + a + 3))
-        c0, c1 = int(max(0, cx - a - 2)), int(min(width, cx + a + 3))
-        dy, dx = yy[r0:r1, c0:c1] - cy, xx[r0:r1, c0:c1] - cx
-        u = dx * np.cos(angle) + dy * np.sin(angle)
-        v = -dx * np.sin(angle) + dy * np.cos(angle)
-        rho = np.sqrt((u / a) ** 2 + (v / b) ** 2)
+        window, rho = ellipse_window(yy, xx, cy, cx, a, b, angle)
         blob = np.clip(1.3 - rho, 0, 1) * rng.uniform(0.8, 1.3)
-        nucleus[r0:r1, c0:c1] = np.maximum(nucleus[r0:r1, c0:c1], blob)
+        nucleus[window] = np.maximum(nucleus[window], blob)
     nucleus *= ~droplet
     haematoxylin = haematoxylin + 1.1 * nucleus * (1 + 0.2 * texture)
     eosin = eosin * (1 - 0.5 * np.clip(nucleus, 0, 1))
@@ -383,7 +368,7 @@ def generate_he(
     eosin = np.where(glass, 0.0, eosin)
     haematoxylin = np.where(glass, 0.0, haematoxylin)
     if thickness > 0:
-        section = np.clip(1.0 + thickness * _smooth_noise(artefacts, (height, width), 60.0), 0.25, None)
+        section = np.clip(1.0 + thickness * smooth_noise(artefacts, (height, width), 60.0, dtype=np.float32), 0.25, None)
         eosin, haematoxylin = eosin * section, haematoxylin * section
     eosin = np.clip(eosin, 0, None)
     haematoxylin = np.clip(haematoxylin, 0, None)

@@ -102,3 +102,21 @@ def test_generic_writer_and_manifest(tmp_path) -> None:
 def test_generic_writer_refuses_options(tmp_path) -> None:
     with pytest.raises(ParameterError):
         write_generic(_toy_generate(seed=0), tmp_path, stem="x", colour="red")
+
+
+def test_ellipse_window_and_smooth_noise() -> None:
+    import numpy as np
+
+    from medlim.phantoms.base import ellipse_window, smooth_noise
+
+    yy, xx = np.mgrid[0:11, 0:11].astype(np.float64)
+    # Ellipse a = 4 along x, b = 2 along y, centred at (5, 5): the box is
+    # [5 − 4 − 2, 5 + 4 + 3) = [−1, 12) clipped to [0, 11) on both axes.
+    (rows, cols), rho = ellipse_window(yy, xx, 5.0, 5.0, 4.0, 2.0, 0.0)
+    assert (rows, cols) == (slice(0, 11), slice(0, 11)) and rho.shape == (11, 11)
+    assert rho[5, 5] == 0.0 and rho[5, 9] == 1.0 and rho[7, 5] == 1.0 and rho[5, 7] == 0.5
+    # Turned by 90°: the long axis runs along y.
+    _, turned = ellipse_window(yy, xx, 5.0, 5.0, 4.0, 2.0, np.pi / 2)
+    assert abs(turned[9, 5] - 1.0) < 1e-12 and abs(turned[5, 7] - 1.0) < 1e-12
+    field = smooth_noise(np.random.default_rng(0), (64, 64), 3.0, dtype=np.float32)
+    assert field.dtype == np.float32 and abs(float(field.std()) - 1.0) < 1e-5
