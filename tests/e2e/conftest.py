@@ -119,3 +119,22 @@ def browser_page() -> Iterator["playwright.sync_api.Page"]:  # noqa: F821
             yield page
         finally:
             browser.close()
+
+
+@pytest.fixture
+def open_page() -> Callable[..., None]:
+    """``open_page(page, url, link=..., heading=..., prompt=None, home=False)``: open the app,
+    click a page in the navigation and wait for its heading (and its opening prompt when given).
+    ``home=True`` first waits for the home page's "medlim" heading."""
+    from playwright.sync_api import expect
+
+    def go(page, url: str, *, link: str, heading: str, prompt: str | None = None, home: bool = False) -> None:
+        page.goto(url)
+        if home:
+            expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
+        page.get_by_role("link", name=link).click()
+        expect(page.get_by_role("heading", name=heading)).to_be_visible()
+        if prompt is not None:
+            expect(page.get_by_text(prompt)).to_be_visible()
+
+    return go

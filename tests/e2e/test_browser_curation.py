@@ -54,7 +54,7 @@ def curation_app(start_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return start_app({"MEDLIM_HOME": str(home), "MEDLIM_DEVICE": "cpu"}), home, n_images
 
 
-def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], browser_page) -> None:
+def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], browser_page, open_page) -> None:
     from playwright.sync_api import expect
 
     from medlim.core.store import open_store
@@ -64,9 +64,7 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], brow
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser_page
     page.set_viewport_size({"width": 1500, "height": 2400})
-    page.goto(url)
-    page.get_by_role("link", name="Curation decisions").click()
-    expect(page.get_by_role("heading", name="Curation decisions")).to_be_visible()
+    open_page(page, url, link="Curation decisions", heading="Curation decisions")
     metrics = page.locator("[data-testid='stMetric']")
     expect(metrics.first).to_contain_text(str(n_images))
     expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()

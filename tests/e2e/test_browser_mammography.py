@@ -51,7 +51,7 @@ def bac_app_url(start_app, tmp_path: Path) -> str:
     )
 
 
-def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path, browser_page) -> None:
+def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path, browser_page, open_page) -> None:
     from playwright.sync_api import expect
 
     dicom = _small_mammogram(tmp_path / "exam_LCC.dcm")
@@ -59,11 +59,8 @@ def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path
 
     page = browser_page
     page.set_viewport_size({"width": 1500, "height": 2600})
-    page.goto(bac_app_url)
-    expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
-    page.get_by_role("link", name="Arterial calcification").click()
-    expect(page.get_by_role("heading", name="Breast arterial calcification")).to_be_visible()
-    expect(page.get_by_text("Upload a mammogram or a four-view exam")).to_be_visible()
+    open_page(page, bac_app_url, link="Arterial calcification", heading="Breast arterial calcification",
+              prompt="Upload a mammogram or a four-view exam", home=True)
     page.locator("input[type='file']").first.set_input_files(str(dicom))
 
     metrics = page.locator("[data-testid='stMetric']")

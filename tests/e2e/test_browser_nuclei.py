@@ -39,7 +39,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app({"MEDLIM_SAMPLES_DIR": str(tmp_path / "no_samples")})
 
 
-def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, browser_page) -> None:
+def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, browser_page, open_page) -> None:
     from playwright.sync_api import expect
 
     image = tmp_path / "dapi_clumps.png"
@@ -48,11 +48,8 @@ def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, br
     ARTIFACTS.mkdir(exist_ok=True)
 
     page = browser_page
-    page.goto(app_url)
-    expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
-    page.get_by_role("link", name="Clumped nuclei").click()
-    expect(page.get_by_role("heading", name="Clumped nuclei")).to_be_visible()
-    expect(page.get_by_text("Upload a fluorescence image or choose a bundled sample")).to_be_visible()
+    open_page(page, app_url, link="Clumped nuclei", heading="Clumped nuclei",
+              prompt="Upload a fluorescence image or choose a bundled sample", home=True)
     page.locator("input[type='file']").first.set_input_files(str(image))
 
     metrics = page.locator("[data-testid='stMetric']")

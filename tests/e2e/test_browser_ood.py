@@ -60,7 +60,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app({"MEDLIM_WEIGHTS_DIR": str(_registry(tmp_path / "weights"))})
 
 
-def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page) -> None:
+def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page, open_page) -> None:
     from playwright.sync_api import expect
 
     archive = tmp_path / "labelled.zip"
@@ -68,10 +68,8 @@ def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page) ->
     ARTIFACTS.mkdir(exist_ok=True)
 
     page = browser_page
-    page.goto(app_url)
-    page.get_by_role("link", name="Out-of-distribution").click()
-    expect(page.get_by_role("heading", name="Out-of-distribution detection")).to_be_visible()
-    expect(page.get_by_text("random-weight TEND for the browser test")).to_be_visible()
+    open_page(page, app_url, link="Out-of-distribution", heading="Out-of-distribution detection",
+              prompt="random-weight TEND for the browser test")
     # generated phantoms (6 per class): table, distance plot, ROC, galleries
     expect(page.get_by_role("heading", name="Galleries")).to_be_visible()
     expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2)

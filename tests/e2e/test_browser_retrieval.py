@@ -43,16 +43,13 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app({"MEDLIM_WEIGHTS_DIR": str(_tiny_registry(tmp_path / "weights"))})
 
 
-def test_build_and_search_in_real_browser(app_url: str, browser_page) -> None:
+def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser_page
     page.set_viewport_size({"width": 1400, "height": 2200})
-    page.goto(app_url)
-    page.get_by_role("link", name="Similar images").click()
-    expect(page.get_by_role("heading", name="Similar images")).to_be_visible()
-    expect(page.get_by_text("No collection yet")).to_be_visible()
+    open_page(page, app_url, link="Similar images", heading="Similar images", prompt="No collection yet")
 
     page.get_by_text("Build a collection").click()
     phantoms = page.get_by_role("spinbutton", name="Phantoms")

@@ -52,17 +52,14 @@ def steatosis_app_url(start_app, tmp_path: Path) -> str:
     )
 
 
-def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, browser_page) -> None:
+def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, browser_page, open_page) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser_page
     page.set_viewport_size({"width": 1400, "height": 2200})
-    page.goto(steatosis_app_url)
-    expect(page.get_by_role("heading", name="medlim", exact=True)).to_be_visible()
-    page.get_by_role("link", name="Liver steatosis").click()
-    expect(page.get_by_role("heading", name="Liver steatosis")).to_be_visible()
-    expect(page.get_by_text("Upload an image or pick a sample to start")).to_be_visible()
+    open_page(page, steatosis_app_url, link="Liver steatosis", heading="Liver steatosis",
+              prompt="Upload an image or pick a sample to start", home=True)
     page.locator("input[type='file']").first.set_input_files(str(SAMPLE))
 
     metrics = page.locator("[data-testid='stMetric']")
