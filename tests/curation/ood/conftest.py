@@ -38,17 +38,6 @@ def make_registry(directory: Path, *, input_size: int = 64, width: int = 2) -> P
     return directory
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> None:
-    # on a shared 2-core machine two threads contend and run many times slower
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture
 def ood_registry(tmp_path: Path) -> Path:
     return make_registry(tmp_path / "weights")

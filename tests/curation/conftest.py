@@ -1,4 +1,4 @@
-"""Fixtures for the MedShift tests: one torch thread (2 shared cores), tiny settings."""
+"""Fixtures shared by the curation tests (OOD, MedShift, retrieval)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread() -> None:
+    # on a shared 2-core machine two threads contend and run many times slower
     import torch
 
     before = torch.get_num_threads()
