@@ -71,7 +71,11 @@ def _run_form() -> None:
         detector = columns[0].selectbox("Detector", ("cvad", "tend"), key="cur_detector")
         k_text = columns[1].selectbox("Groups k", ("auto", "2", "3", "4", "5", "6"), key="cur_k",
                                       help="auto: the elbow of the distortion curve (max distance below the chord)")
-        epochs = int(columns[2].number_input("Detector epochs", min_value=1, max_value=200, value=4, key="cur_epochs"))
+        epochs = int(columns[2].number_input(
+            "Detector epochs", min_value=1, max_value=200, value=60, key="cur_epochs",
+            help="training epochs of each class's detector (the discriminator/head gets a third of them). "
+                 "60 is the setting the shift evidence was measured with; fewer is faster but separates "
+                 "shifted images less well"))
         g_epochs = int(columns[3].number_input("G epochs", min_value=1, max_value=200, value=3, key="cur_g_epochs"))
         columns = st.columns(3)
         repeats = int(columns[0].number_input("OTDD repeats", min_value=1, max_value=50, value=10, key="cur_repeats"))
@@ -82,7 +86,7 @@ def _run_form() -> None:
     if not st.button("Train and score", type="primary", key="cur_run", disabled=not (internal_spec and external_spec)):
         return
     config = ShiftConfig(
-        detector=DetectorConfig(kind=detector, input_size=64, epochs=epochs, head_epochs=max(2, epochs // 2)),
+        detector=DetectorConfig(kind=detector, input_size=64, epochs=epochs, head_epochs=max(2, epochs // 3)),
         classifier=ClassifierConfig(epochs=g_epochs), k="auto" if k_text == "auto" else int(k_text),
         features=features, otdd_max_samples=samples, otdd_repeats=repeats)
     bar = st.progress(0.0, text="starting")

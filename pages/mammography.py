@@ -81,10 +81,13 @@ def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str
     entry = bac_model.entry
     dice = entry.metrics.get("whole_image_dice") if isinstance(entry.metrics, dict) else None
     quality = f", held-out phantom Dice {dice:.2f}" if isinstance(dice, (int, float)) else ""
+    if bac_model.skip == "black":
+        tiles = "only empty black background tiles skipped"
+    else:
+        tiles = "background tiles skipped" if bac_model.skip else "every tile analysed"
     return (
         f"Numbers from **{entry.name} v{entry.version}**{quality} · preset **{bac_model.preset}** "
-        f"(overlap {512 - bac_model.stride} px, {bac_model.merge} merge, "
-        f"{'black patches skipped' if bac_model.skip == 'black' else 'background patches skipped' if bac_model.skip else 'all patches'}) · cut-off p > {threshold:.2f}, "
+        f"(overlap {512 - bac_model.stride} px, {bac_model.merge} merge, {tiles}) · cut-off p > {threshold:.2f}, "
         f"X = {x:g} (I {rule} X)."
     )
 
