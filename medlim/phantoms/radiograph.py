@@ -39,6 +39,7 @@ __all__ = [
     "EXTERNAL_STYLES",
     "RadiographPhantom",
     "generate_radiograph",
+    "MAX_VARIABILITY",
     "render_anatomy",
     "apply_site_shift",
     "write_radiograph",
@@ -304,13 +305,153 @@ _DRAW = {
 }
 
 
-def render_anatomy(body_part: str, rng: np.random.Generator, *, size: int = NATIVE_SIZE) -> np.ndarray:
+# ---------------------------------------------------------------- within-site variation
+#: Largest ``variability``; 1 is the spread of one hospital's archive as modelled below.
+MAX_VARIABILITY = 1.0
+
+
+def _check_variability(variability: float) -> float:
+    if isinstance(variability, bool) or not isinstance(variability, (int, float, np.floating)) \
+            or not 0.0 <= float(variability) <= MAX_VARIABILITY:
+        raise ParameterError(f"`variability` must be a number in [0, {MAX_VARIABILITY}], {variability!r} is given.")
+    return float(variability)
+
+
+def _cast(film: _Film, rng: np.random.Generator) -> np.ndarray:
+    """Projected thickness of a plaster or fibreglass cast around a stretch of the limb."""
+    import cv2
+
+    from medlim.phantoms.base import smooth_noise
+
+    limb = (film.soft > 0).astype(np.uint8)
+    if not limb.any():
+        return np.zeros_like(film.soft)
+    pad = max(1, int(round(0.035 * film.size)))
+    shell = cv2.dilate(limb, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pad + 1, 2 * pad + 1)))
+    # the cast covers a band across the limb: positions along a random axis within a window
+    theta = rng.uniform(0.0, math.pi)
+    along = film.x * math.cos(theta) + film.y * math.sin(theta)
+    ys, xs = np.nonzero(limb)
+    pick = int(rng.integers(0, len(ys)))
+    middle = along[ys[pick], xs[pick]]
+    half = rng.uniform(0.15, 0.35)
+    band = (np.abs(along - middle) < half).astype(np.float32)
+    cast = cv2.GaussianBlur(shell.astype(np.float32) * band, (0, 0), 0.012 * film.size)
+    texture = 1.0 + 0.05 * smooth_noise(rng, cast.shape, 0.008 * film.size, dtype=np.float32)  # plaster grain
+    return (rng.uniform(0.5, 1.1) * cast * texture).astype(np.float32)
+
+
+def _hardware(film: _Film, rng: np.random.Generator) -> np.ndarray:
+    """Projected thickness of a fixation plate with screws along a bone (metal, near-opaque)."""
+    metal = np.zeros_like(film.bone)
+    ys, xs = np.nonzero(film.bone > 0.5 * float(film.bone.max()))
+    if len(ys) < 3:
+        return metal
+    pick = int(rng.integers(0, len(ys)))
+    centre = (float(film.x[ys[pick], xs[pick]]), float(film.y[ys[pick], xs[pick]]))
+    # local bone direction: principal axis of the bone pixels around the chosen point
+    px, py = film.x[ys, xs], film.y[ys, xs]
+    near = np.hypot(px - centre[0], py - centre[1]) < 0.12
+    cov = np.cov(np.stack([px[near], py[near]])) if int(near.sum()) > 2 else np.eye(2)
+    _, vectors = np.linalg.eigh(cov)
+    angle = math.atan2(float(vectors[1, 1]), float(vectors[0, 1]))
+    half = rng.uniform(0.07, 0.14)
+    a, b = _polar(centre, angle, -half), _polar(centre, angle, half)
+    window = film._window(a, b, 0.06)
+    if window is None:
+        return metal
+    width = rng.uniform(0.008, 0.013)
+    metal[window] = np.where(film._distance(a, b, window) < width, 1.0, 0.0)
+    for t in np.linspace(-0.8, 0.8, int(rng.integers(3, 7))):
+        screw = _polar(centre, angle, t * half)
+        length = rng.uniform(0.03, 0.05)
+        end_a = _polar(screw, angle + math.pi / 2, -length)
+        end_b = _polar(screw, angle + math.pi / 2, length)
+        metal[window] = np.maximum(metal[window], np.where(film._distance(end_a, end_b, window) < 0.004, 1.0, 0.0))
+    return metal
+
+
+def _varied_attenuation(film: _Film, v: float, rng: np.random.Generator) -> np.ndarray:
+    """Attenuation with patient and treatment variation (draw order fixed, scaled by ``v``).
+
+    Soft-tissue thickness (habitus, age) × lognormal σ 0.3·v; bone density
+    (age, osteopenia) × lognormal σ 0.2·v; a cast with probability 0.15·v;
+    a plate with screws with probability 0.08·v.
+    """
+    soft_gain = float(np.clip(math.exp(rng.normal(0.0, 0.3 * v)), 0.5, 2.0))
+    bone_gain = float(np.clip(math.exp(rng.normal(0.0, 0.2 * v)), 0.6, 1.5))
+    attenuation = 2.2 * soft_gain * film.soft + 9.0 * bone_gain * film.bone
+    if rng.random() < 0.15 * v:
+        attenuation = attenuation + _cast(film, rng)
+    if rng.random() < 0.08 * v:
+        attenuation = attenuation + 12.0 * _hardware(film, rng)
+    return attenuation.astype(np.float32)
+
+
+def _varied_pose(pose: np.ndarray, size: int, v: float, rng: np.random.Generator) -> np.ndarray:
+    """Extra positioning spread: rotation σ 12°·v, zoom lognormal σ 0.12·v, shift σ 4 %·v of the side."""
+    import cv2
+
+    extra = cv2.getRotationMatrix2D((size / 2, size / 2), float(rng.normal(0.0, 12.0 * v)),
+                                    float(np.clip(math.exp(rng.normal(0.0, 0.12 * v)), 0.7, 1.4)))
+    extra[:, 2] += rng.normal(0.0, 0.04 * v, 2) * size
+    return extra[:, :2] @ pose + np.concatenate([np.zeros((2, 2)), extra[:, 2:]], axis=1)
+
+
+def _varied_acquisition(image: np.ndarray, v: float, rng: np.random.Generator) -> np.ndarray:
+    """Dose, processing and framing within one site (scaled by ``v``).
+
+    Extra quantum noise σ uniform in [0, 0.015·v]; display processing gamma
+    lognormal σ 0.25·v, gain lognormal σ 0.12·v, offset σ 0.04·v; collimator
+    shutters on some sides with probability 0.3·v (up to 8 % of the side); a
+    lead side marker (L/R) with probability 0.6·v.
+    """
+    import cv2
+
+    size = image.shape[0]
+    out = image + rng.normal(0.0, 1.0, image.shape).astype(np.float32) * float(rng.uniform(0.0, 0.015 * v))
+    gamma = math.exp(rng.normal(0.0, 0.25 * v))
+    gain = math.exp(rng.normal(0.0, 0.12 * v))
+    offset = rng.normal(0.0, 0.04 * v)
+    out = np.clip(gain * np.power(np.clip(out, 0.0, 1.0), gamma) + offset, 0.0, 1.0).astype(np.float32)
+    if rng.random() < 0.3 * v:
+        value = 0.02 if rng.random() < 0.7 else 0.9
+        for side in range(4):
+            width = int(round(rng.uniform(0.0, 0.08) * size)) if rng.random() < 0.5 else 0
+            if width > 0:
+                region = (slice(0, width), slice(None)), (slice(size - width, size), slice(None)), \
+                    (slice(None), slice(0, width)), (slice(None), slice(size - width, size))
+                out[region[side]] = value
+    if rng.random() < 0.6 * v:
+        ink = np.zeros(out.shape, np.uint8)
+        scale = rng.uniform(0.5, 0.8) * size / NATIVE_SIZE
+        corner_x = rng.uniform(0.04, 0.2) if rng.random() < 0.5 else rng.uniform(0.8, 0.9)
+        corner_y = rng.uniform(0.1, 0.2) if rng.random() < 0.5 else rng.uniform(0.85, 0.95)
+        cv2.putText(ink, str(rng.choice(("L", "R"))), (int(corner_x * size), int(corner_y * size)),
+                    cv2.FONT_HERSHEY_SIMPLEX, scale, 255, max(1, int(round(2 * scale))), cv2.LINE_AA)
+        alpha = ink.astype(np.float32) / 255.0
+        out = out * (1.0 - alpha) + 0.95 * alpha
+    return out
+
+
+def render_anatomy(
+    body_part: str,
+    rng: np.random.Generator,
+    *,
+    size: int = NATIVE_SIZE,
+    variability: float = 0.0,
+    variation_rng: np.random.Generator | None = None,
+) -> np.ndarray:
     """Internal-site radiograph of one body part.
 
     Args:
         body_part: one of :data:`BODY_PARTS`.
         rng: random stream for pose, size and proportions.
         size: side in pixels of the square render.
+        variability: within-site variation in [0, 1] (see
+            :func:`generate_radiograph`); 0 renders exactly as without it.
+        variation_rng: random stream of that variation (required when
+            ``variability > 0``; ``rng`` is consumed the same either way).
 
     Returns:
         ``np.ndarray[size, size]`` float32 in [0, 1]; bone bright, air dark.
@@ -319,21 +460,32 @@ def render_anatomy(body_part: str, rng: np.random.Generator, *, size: int = NATI
 
     if body_part not in _DRAW:
         raise ParameterError(f"unknown body part {body_part!r}; known: {', '.join(BODY_PARTS)}.")
+    vary = _check_variability(variability) > 0.0
+    if vary and variation_rng is None:
+        raise ParameterError("`variation_rng` is required when `variability` > 0.")
     film = _Film(size, margin=0.25)
     _DRAW[body_part](film, rng)
     flip = rng.random() < 0.5
-    attenuation = 2.2 * film.soft + 9.0 * film.bone
+    if vary:
+        attenuation = _varied_attenuation(film, float(variability), variation_rng)
+    else:
+        attenuation = 2.2 * film.soft + 9.0 * film.bone
     # positioning differs from patient to patient: rotation, zoom, shift (air outside)
     centre = film.offset + size / 2
     pose = cv2.getRotationMatrix2D((centre, centre), float(rng.uniform(-20.0, 20.0)), float(rng.uniform(0.85, 1.2)))
     pose[:, 2] += rng.uniform(-0.06, 0.06, 2) * size - film.offset  # then crop the frame
+    if vary:
+        pose = _varied_pose(pose, size, float(variability), variation_rng)
     attenuation = cv2.warpAffine(attenuation.astype(np.float32), pose, (size, size), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
     image = 0.04 + 0.9 * (1.0 - np.exp(-attenuation))
     image = image[:, ::-1] if flip else image
-    # internal site: a fixed, clean acquisition
-    image = cv2.GaussianBlur(np.ascontiguousarray(image, dtype=np.float32), (0, 0), 0.6 * size / NATIVE_SIZE)
+    # internal site: a fixed, clean acquisition (varied within the site when asked)
+    sigma = 0.6 if not vary else 0.6 + float(variation_rng.uniform(0.0, 0.6)) * variability
+    image = cv2.GaussianBlur(np.ascontiguousarray(image, dtype=np.float32), (0, 0), sigma * size / NATIVE_SIZE)
     image = image + rng.normal(0.0, 0.012, image.shape).astype(np.float32)
+    if vary:
+        image = _varied_acquisition(image, float(variability), variation_rng)
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
@@ -478,6 +630,7 @@ def generate_radiograph(
     site: str = "internal",
     body_part: str | None = None,
     size: int = NATIVE_SIZE,
+    variability: float = 0.0,
 ) -> RadiographPhantom:
     """One radiograph phantom; a pure function of its arguments.
 
@@ -490,6 +643,15 @@ def generate_radiograph(
             with probability 1/2).
         body_part: force one class.
         size: output side in pixels (a resize of the 256×256 native render).
+        variability: within-site variation in [0, 1]. 0 (default) is the
+            fixed internal acquisition (images unchanged from earlier
+            releases). 1 is this module's model of one real hospital's
+            archive: patient habitus and bone density, casts (15 %), plates
+            and screws (8 %), wider positioning and zoom, dose, display
+            processing (gamma, gain, offset), collimator shutters (30 %) and
+            lead side markers (60 %); values between scale the spreads and
+            probabilities. Drawn from its own stream, so the anatomy and the
+            site shift of a sample do not change with it.
 
     Returns:
         :class:`RadiographPhantom`.
@@ -506,8 +668,10 @@ def generate_radiograph(
     part = BODY_PARTS[int(index) % len(BODY_PARTS)] if body_part is None else body_part
     if part not in BODY_PARTS:
         raise ParameterError(f"unknown body part {part!r}; known: {', '.join(BODY_PARTS)}.")
+    variability = _check_variability(variability)
     rng = rng_for(seed, "radiograph", int(index), part)
-    image = render_anatomy(part, rng, size=NATIVE_SIZE)
+    variation_rng = rng_for(seed, "radiograph-variability", int(index), part) if variability > 0 else None
+    image = render_anatomy(part, rng, size=NATIVE_SIZE, variability=variability, variation_rng=variation_rng)
     site_rng = rng_for(seed, "radiograph-site", int(index))
     external = site == "external" or (site == "mixed" and site_rng.random() < 0.5)
     style, severity, shifts = "internal", 0.0, ()
@@ -546,10 +710,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="acquisition site style: internal, external (shifted) or mixed (default internal)")
     parser.add_argument("--size", type=int, default=NATIVE_SIZE, help="image side in px (default 256, native)")
     parser.add_argument("--body-part", choices=BODY_PARTS, default=None, help="only this class (default: all seven)")
+    parser.add_argument("--variability", type=float, default=0.0,
+                        help="within-site variation in [0, 1] (patients, casts, hardware, positioning, "
+                             "processing, markers; 1 = one real hospital's spread; default 0 = fixed acquisition)")
 
 
 def _split_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {"site": args.site, "size": int(args.size), "body_part": args.body_part}, {}
+    return {"site": args.site, "size": int(args.size), "body_part": args.body_part,
+            "variability": float(args.variability)}, {}
 
 
 #: Registry entry (``medlim phantom radiograph``): ``DIR/<class>/*.png`` + manifest.

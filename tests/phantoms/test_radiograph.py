@@ -114,3 +114,49 @@ def test_registry_and_cli_write_class_folders_and_manifest(tmp_path: Path) -> No
         assert cv2.imread(str(path), cv2.IMREAD_UNCHANGED).shape == (64, 64)
         assert (row["site"] == "internal") == (float(row["shift_severity"]) == 0.0) or row["site"] != "internal"
     assert {r["class"] for r in rows} == set(BODY_PARTS)
+
+
+# sha256 of seven phantoms (sites internal/external/mixed, sizes 64–256) computed before `variability` existed
+_DEFAULT_HASH = "6c396c6dfe9d98f3d7cf68294682e0301760e9e8782c7b65a3b9a1a7a82108de"
+
+
+def _phantom_hash(**params: float) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    cases = [("internal", 256), ("internal", 64), ("external", 64), ("mixed", 128), ("external", 256),
+             ("internal", 64), ("mixed", 64)]
+    for i, (site, size) in enumerate(cases):
+        p = generate_radiograph(seed=3, index=i * 5 + 1, site=site, size=size, **params)
+        digest.update(np.ascontiguousarray(p.image, dtype=np.float32).tobytes())
+        digest.update(f"{p.body_part}|{p.site}|{p.shift_severity}|{'+'.join(p.shifts)}".encode())
+    return digest.hexdigest()
+
+
+def test_default_variability_keeps_every_phantom_bit_identical() -> None:
+    assert _phantom_hash() == _DEFAULT_HASH
+    assert _phantom_hash(variability=0.0) == _DEFAULT_HASH
+    assert _phantom_hash(variability=0.5) != _DEFAULT_HASH
+
+
+def test_variability_is_deterministic_keeps_class_and_site_and_varies_intensity() -> None:
+    a = generate_radiograph(seed=5, index=3, size=64, variability=1.0)
+    b = generate_radiograph(seed=5, index=3, size=64, variability=1.0)
+    np.testing.assert_array_equal(a.image, b.image)
+    assert a.body_part == "forearm" and a.site == "internal" and a.image.dtype == np.float32
+    assert 0.0 <= a.image.min() and a.image.max() <= 1.0
+    # the site shift draws are untouched by the variation stream
+    plain = generate_radiograph(seed=5, index=3, site="external", size=64)
+    varied = generate_radiograph(seed=5, index=3, site="external", size=64, variability=1.0)
+    assert (plain.site, plain.shift_severity) == (varied.site, varied.shift_severity)
+    # over a series the mean brightness spreads more than at the fixed acquisition
+    fixed = [generate_radiograph(seed=6, index=k, body_part="forearm", size=32).image.mean() for k in range(16)]
+    spread = [generate_radiograph(seed=6, index=k, body_part="forearm", size=32, variability=1.0).image.mean()
+              for k in range(16)]
+    assert np.std(spread) > 1.5 * np.std(fixed)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, True, "1"])
+def test_bad_variability(bad: object) -> None:
+    with pytest.raises(ParameterError, match="variability"):
+        generate_radiograph(seed=0, index=0, size=32, variability=bad)
