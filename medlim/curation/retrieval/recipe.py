@@ -130,11 +130,17 @@ def _registry(registry: Any) -> Any:
     return registry if registry is not None else Registry.load()
 
 
-def chest_set(*, seed: int, n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` chest phantoms at ``size``: ``(images [n, s, s] float32, labels [n, 8] uint8)``."""
+def chest_set(*, seed: int, n: int, size: int, label_set: str = "chest8",
+              subtlety: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` chest phantoms at ``size``: ``(images [n, s, s] float32, labels [n, k] uint8)``.
+
+    ``label_set`` is ``"chest8"`` (k = 8) or ``"mimic14"`` (k = 14), see
+    :mod:`medlim.phantoms.chest`; ``subtlety`` ``None`` is the label set's default.
+    """
     from medlim.phantoms.chest import generate_chest
 
-    phantoms = [generate_chest(seed=seed, index=i, size=size) for i in range(n)]
+    phantoms = [generate_chest(seed=seed, index=i, size=size, label_set=label_set, subtlety=subtlety)
+                for i in range(n)]
     return np.stack([p.image for p in phantoms]), np.stack([p.vector for p in phantoms])
 
 
@@ -236,6 +242,7 @@ def train_pms_recipe(
     seed: int = 1,
     n: int = 1200,
     heldout_n: int = 600,
+    label_set: str = "chest8",
     config: RetrievalTrainingConfig | None = None,
     registry: Any = None,
     command: str = "",
@@ -243,34 +250,41 @@ def train_pms_recipe(
 ) -> tuple[Any, dict[str, dict[str, float]], float]:
     """Train PMS on chest phantoms, evaluate weighted/unweighted DS held-out, register it.
 
+    Args:
+        label_set: ``"chest8"`` or ``"mimic14"`` (:mod:`medlim.phantoms.chest`);
+            recorded in the manifest with the phantoms' look.
+
     Returns:
         ``(entry, {"weighted": metrics, "unweighted": metrics}, training seconds)``.
     """
     from medlim.core.weights import save_weights
-    from medlim.phantoms.chest import FINDINGS
+    from medlim.phantoms.chest import default_look, label_names
 
+    classes = label_names(label_set)
     config = config or RetrievalTrainingConfig(seed=seed, epochs=10, warmup_epochs=5)
     say = log or (lambda line: None)
     registry = _registry(registry)
-    images, labels = chest_set(seed=seed, n=n, size=config.input_size)
-    held_images, held_labels = chest_set(seed=HELDOUT_SEED, n=heldout_n, size=config.input_size)
-    say(f"chest phantoms: {n} training, {heldout_n} held-out")
+    images, labels = chest_set(seed=seed, n=n, size=config.input_size, label_set=label_set)
+    held_images, held_labels = chest_set(seed=HELDOUT_SEED, n=heldout_n, size=config.input_size, label_set=label_set)
+    say(f"chest phantoms ({label_set}, {len(classes)} classes): {n} training, {heldout_n} held-out")
     start = time.perf_counter()
     model = train_pms(images, labels, config=config, log=say)
     seconds = time.perf_counter() - start
     similarity, probability = pms_outputs(model, held_images)
-    results = {mode: evaluate_pms(similarity, probability, held_labels, weighted=mode == "weighted", names=FINDINGS)
+    results = {mode: evaluate_pms(similarity, probability, held_labels, weighted=mode == "weighted", names=classes)
                for mode in ("weighted", "unweighted")}
     for mode, values in results.items():
         say(f"pms {mode}: full precision@10 {values['full_precision@10']:.3f}, "
             f"partial precision@10 {values['partial_precision@10']:.3f}")
-    kwargs = {"channels": 1, "width": config.width, "n_classes": len(FINDINGS), "branch_dim": config.branch_dim}
+    kwargs = {"channels": 1, "width": config.width, "n_classes": len(classes), "branch_dim": config.branch_dim}
     fields = _entry_fields(
         MODEL_NAMES["pms"], task="multilabel-retrieval", architecture="pms-resnet18", kwargs=kwargs, config=config,
-        params={"method": "pms", "classes": list(FINDINGS), "bank_size": config.bank_size,
+        params={"method": "pms", "classes": list(classes), "label_set": label_set,
+                "phantom_look": default_look(label_set), "bank_size": config.bank_size,
                 "lambda": config.pms_weight, "tau": labels.mean(axis=0).round(4).tolist(), "deviation": _DEVIATION},
         metrics={"heldout": {"weighted": results["weighted"], "unweighted": results["unweighted"], "n": heldout_n,
-                             "seed": HELDOUT_SEED, "protocol": "leave-one-out on held-out chest phantoms"},
+                             "seed": HELDOUT_SEED, "label_set": label_set,
+                             "protocol": "leave-one-out on held-out chest phantoms"},
                  "training_seconds": round(seconds, 1)},
         command=command, seed=seed, generator="medlim.phantoms.chest",
         description="PMS multi-label retrieval for chest radiographs (thesis §6.2)", version=PMS_VERSION)
@@ -289,7 +303,7 @@ def recompute_tables(*, registry: Any = None, log: Log | None = None) -> list[An
     from medlim.curation.retrieval.anomaly import fit_class_anomaly
     from medlim.curation.retrieval.evaluate import comparison_tables
     from medlim.curation.retrieval.service import list_retrieval_models, load_retrieval_model
-    from medlim.phantoms.chest import FINDINGS
+    from medlim.phantoms.chest import label_names
     from medlim.phantoms.radiograph import BODY_PARTS
 
     registry = _registry(registry)
@@ -314,13 +328,16 @@ def recompute_tables(*, registry: Any = None, log: Log | None = None) -> list[An
             if log:
                 log(f"{method}: precision@10 {single[method]['precision@10']:.3f}")
     pms: dict[str, Any] = {}
+    classes: tuple[str, ...] = ()
     if "pms" in entries:
         entry = entries["pms"]
+        label_set = str(entry.params.get("label_set", "chest8"))  # entries before v4 do not record it
+        classes = label_names(label_set)
         n = int(entry.metrics.get("heldout", {}).get("n", 300))
-        images, labels = chest_set(seed=HELDOUT_SEED, n=n, size=int(entry.params["input_size"]))
+        images, labels = chest_set(seed=HELDOUT_SEED, n=n, size=int(entry.params["input_size"]), label_set=label_set)
         model = load_retrieval_model(entry.name, version=entry.version, registry=registry)
         similarity, probability = model.encode(images)
-        pms = {mode: evaluate_pms(similarity, probability, labels, weighted=mode == "weighted", names=FINDINGS)
+        pms = {mode: evaluate_pms(similarity, probability, labels, weighted=mode == "weighted", names=classes)
                for mode in ("weighted", "unweighted")}
         pms["n"] = n
-    return comparison_tables(single, pms, classes=FINDINGS)
+    return comparison_tables(single, pms, classes=classes)
