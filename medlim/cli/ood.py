@@ -37,6 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="folder DIR/<class>/* (internal-site rows); default: held-out phantoms")
     evaluate.add_argument("--seed", type=int, default=None, help="phantom seed when --data is omitted (default 9000)")
     evaluate.add_argument("--n", type=int, default=60, help="phantoms per class when --data is omitted")
+    evaluate.add_argument("--variability", type=float, default=None,
+                          help="within-site variation of the phantoms (default: the detector's training data)")
     evaluate.add_argument("--weights-dir", default=None)
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
@@ -58,6 +60,9 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--n-train", type=int, default=600, help="ID training phantoms (without --data)")
         p.add_argument("--n-calib", type=int, default=40, help="calibration phantoms per class")
         p.add_argument("--n-heldout", type=int, default=60, help="held-out phantoms per class")
+        p.add_argument("--variability", type=float, default=0.0,
+                       help="within-site variation of the training, calibration and held-out phantoms in [0, 1] "
+                            "(1 = one real hospital's spread; default 0 = fixed acquisition)")
         p.add_argument("--input-size", type=int, default=64, help="model input side (shipped 64; thesis 256)")
         p.add_argument("--width", type=int, default=8, help="base channels w (thesis 16)")
         p.add_argument("--batch-size", type=int, default=32)
@@ -133,7 +138,7 @@ def _train(args: argparse.Namespace) -> int:
         kind,
         id_classes=_id_classes(args.id_class),
         data_spec=DataSpec(data_dir=args.data, heldout_dir=args.heldout, seed=args.seed, n_train=args.n_train,
-                           n_calib=args.n_calib, n_heldout=args.n_heldout),
+                           n_calib=args.n_calib, n_heldout=args.n_heldout, variability=args.variability),
         config=OodTrainingConfig(**options),
         name=args.name,
         version=args.version,
@@ -183,7 +188,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         if args.n < 1:
             raise ParameterError(f"--n must be at least 1, {args.n} is given.")
-        data = phantom_set(seed=seed, per_class=args.n, body_parts=BODY_PARTS, size=detector.input_size)
+        variability = args.variability
+        if variability is None:
+            variability = float(detector.params.get("data", {}).get("variability", 0.0))
+        data = phantom_set(seed=seed, per_class=args.n, body_parts=BODY_PARTS, size=detector.input_size,
+                           variability=variability)
     evaluation = evaluate_detector(detector, data, seed=seed)
     print(json.dumps({"detector": detector.name, **evaluation.to_dict()}, indent=2))
     return 0

@@ -110,12 +110,13 @@ def phantom_set(
     body_parts: Sequence[str],
     size: int,
     site: str = "internal",
+    variability: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
 ) -> LabelledImages:
     """``per_class`` radiograph phantoms of each body part, at the model input size.
 
-    Sample ``k`` of class ``b`` is ``generate_radiograph(seed=seed, index=k, body_part=b, site=site)``,
-    so a larger set extends a smaller one.
+    Sample ``k`` of class ``b`` is ``generate_radiograph(seed=seed, index=k, body_part=b, site=site,
+    variability=variability)``, so a larger set extends a smaller one.
     """
     from medlim.phantoms.radiograph import BODY_PARTS, generate_radiograph
 
@@ -128,7 +129,7 @@ def phantom_set(
     total = per_class * len(body_parts)
     for part in body_parts:
         for k in range(per_class):
-            phantom = generate_radiograph(seed=seed, index=k, body_part=part, site=site)
+            phantom = generate_radiograph(seed=seed, index=k, body_part=part, site=site, variability=variability)
             images.append(to_model_input(phantom.image, size))
             classes.append(part)
             sites.append(phantom.site)

@@ -73,6 +73,9 @@ class DataSpec:
         n_train: ID training images in total (split evenly over the ID classes).
         n_calib: calibration images per class.
         n_heldout: held-out images per class.
+        variability: within-site variation of the generated phantoms
+            (``generate_radiograph(variability=...)``), the same for the
+            training, calibration and held-out sets; 0 = fixed acquisition.
     """
 
     data_dir: "Path | None" = None
@@ -81,6 +84,7 @@ class DataSpec:
     n_train: int = 600
     n_calib: int = 40
     n_heldout: int = 60
+    variability: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -116,16 +120,19 @@ def prepare_data(spec: DataSpec, id_classes: Sequence[str], *, size: int, log: L
         per_class = max(1, spec.n_train // len(id_classes))
         if log:
             log(f"generating {per_class * len(id_classes)} training phantoms (seed {spec.seed})")
-        train = phantom_set(seed=spec.seed, per_class=per_class, body_parts=id_classes, size=size)
+        train = phantom_set(seed=spec.seed, per_class=per_class, body_parts=id_classes, size=size,
+                            variability=spec.variability)
         if log:
             log(f"generating {spec.n_calib * len(BODY_PARTS)} calibration phantoms (seed {spec.seed + 1})")
-        calibration = phantom_set(seed=spec.seed + 1, per_class=spec.n_calib, body_parts=BODY_PARTS, size=size)
+        calibration = phantom_set(seed=spec.seed + 1, per_class=spec.n_calib, body_parts=BODY_PARTS, size=size,
+                                  variability=spec.variability)
     if spec.heldout_dir is not None:
         heldout = read_folder(spec.heldout_dir, size=size, sites=("internal",))
     else:
         if log:
             log(f"generating {spec.n_heldout * len(BODY_PARTS)} held-out phantoms (seed {HELDOUT_SEED})")
-        heldout = phantom_set(seed=HELDOUT_SEED, per_class=spec.n_heldout, body_parts=BODY_PARTS, size=size)
+        heldout = phantom_set(seed=HELDOUT_SEED, per_class=spec.n_heldout, body_parts=BODY_PARTS, size=size,
+                              variability=spec.variability)
     return OodData(train=train, calibration=calibration, heldout=heldout)
 
 
@@ -251,7 +258,9 @@ def train_and_register(
     suffix = "-".join(id_classes) if len(id_classes) <= 2 else f"{len(id_classes)}classes"
     base = {"input_size": config.input_size, "id_classes": list(id_classes), "training": config.to_dict(),
             "data": {"seed": data_spec.seed, "calibration_seed": data_spec.seed + 1, "heldout_seed": HELDOUT_SEED,
-                     "source": str(data_spec.data_dir) if data_spec.data_dir else "phantoms"}}
+                     "source": str(data_spec.data_dir) if data_spec.data_dir else "phantoms",
+                     **({"variability": float(data_spec.variability)}
+                        if data_spec.data_dir is None and data_spec.variability else {})}}
     results: dict[str, tuple[WeightsEntry, OodEvaluation]] = {}
     if kind == "tend":
         autoencoder = train_autoencoder(data.train.images, config, log=log)

@@ -44,9 +44,26 @@ def test_tiny_tend_and_cvad_train_register_and_score(tmp_path: Path) -> None:
         assert set(held["transform_accuracy"]) == {"random_cut", "crop_resize", "noise", "blur"}
     cvad = next(m for m in manifest["models"] if m["name"] == "cvad-hand")
     assert cvad["params"]["rec_max"] > cvad["params"]["rec_min"]
+    assert all("variability" not in m["params"]["data"] for m in manifest["models"])  # default: fixed acquisition
     tend = load_detector("tend-hand", registry=Registry.load(tmp_path / "weights"))
     assert tend.margin == 150.0 and tend.id_classes == ("hand",)
     assert np.isfinite(tend.score(np.zeros((2, 64, 64), np.float32)).score).all()
+
+
+def test_variability_reaches_every_data_set_and_the_manifest(tmp_path: Path) -> None:
+    from medlim.curation.ood.data import phantom_set
+    from medlim.curation.ood.recipe import prepare_data
+
+    spec = DataSpec(seed=5, n_train=2, n_calib=1, n_heldout=1, variability=0.7)
+    data = prepare_data(spec, ("hand",), size=32)
+    expected = phantom_set(seed=5, per_class=2, body_parts=("hand",), size=32, variability=0.7)
+    np.testing.assert_array_equal(data.train.images, expected.images)
+    plain = phantom_set(seed=5, per_class=2, body_parts=("hand",), size=32)
+    assert not np.array_equal(data.train.images, plain.images)
+    registry = Registry(tmp_path / "weights")
+    train_and_register("cvad", id_classes=("hand",), data_spec=spec, config=TINY, registry=registry)
+    entry = Registry.load(tmp_path / "weights").get("cvad-hand")
+    assert entry.params["data"]["variability"] == 0.7
 
 
 def test_bad_training_options() -> None:
@@ -74,7 +91,7 @@ def test_shipped_tend_recipe_reproduces_its_manifest_entry(tmp_path: Path) -> No
     entry = shipped.get("tend-humerus")
     config = OodTrainingConfig(**entry.params["training"])
     assert entry.provenance is not None and config.seed == entry.provenance.seed
-    data = DataSpec(seed=entry.params["data"]["seed"])
+    data = DataSpec(seed=entry.params["data"]["seed"], variability=entry.params["data"].get("variability", 0.0))
     tend = train_and_register("tend", id_classes=("humerus",), data_spec=data, config=config,
                               registry=Registry(tmp_path / "weights"))
     for kind in ("ae", "tend"):
@@ -97,8 +114,12 @@ def test_shipped_tend_weights_reproduce_their_manifest_metrics() -> None:
     entries = list_detectors(registry)
     if not entries:
         pytest.skip("no OOD detector is registered")
-    data = phantom_set(seed=HELDOUT_SEED, per_class=60, body_parts=BODY_PARTS, size=64)
+    sets: dict[float, object] = {}
     for entry in entries:
+        variability = float(entry.params["data"].get("variability", 0.0))
+        if variability not in sets:
+            sets[variability] = phantom_set(seed=HELDOUT_SEED, per_class=60, body_parts=BODY_PARTS, size=64,
+                                            variability=variability)
         detector = load_detector(entry.name, version=entry.version, registry=registry)
-        evaluation = evaluate_detector(detector, data, seed=HELDOUT_SEED)
+        evaluation = evaluate_detector(detector, sets[variability], seed=HELDOUT_SEED)
         assert evaluation.metrics.auroc == pytest.approx(entry.metrics["heldout"]["auroc"], abs=1e-3), entry.label
