@@ -83,11 +83,11 @@ def patch_grid(shape: tuple[int, int], *, patch: int, stride: int) -> np.ndarray
     return grid.reshape(-1, 2)
 
 
-def pad_to_patch(image: np.ndarray, *, patch: int, value: float = 0) -> np.ndarray:
+def pad_to_patch(image: np.ndarray | torch.Tensor, *, patch: int, value: float = 0) -> np.ndarray | torch.Tensor:
     """Pad an image at the bottom and right to at least ``patch`` along both axes.
 
     Args:
-        image: ``np.ndarray[H, W]`` of any dtype.
+        image: ``np.ndarray[H, W]`` or ``torch.Tensor[H, W]`` (padded where it lives) of any dtype.
         patch: minimum side.
         value: fill value.
 
@@ -99,6 +99,8 @@ def pad_to_patch(image: np.ndarray, *, patch: int, value: float = 0) -> np.ndarr
     pad_cols = max(0, patch - image.shape[1])
     if pad_rows == 0 and pad_cols == 0:
         return image
+    if isinstance(image, torch.Tensor):
+        return torch.nn.functional.pad(image, (0, pad_cols, 0, pad_rows), mode="constant", value=value)
     return np.pad(image, ((0, pad_rows), (0, pad_cols)), mode="constant", constant_values=value)
 
 

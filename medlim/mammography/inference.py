@@ -33,6 +33,7 @@ from medlim.mammography.preprocess import (
     get_preset,
     normalise_patches,
     preprocess_image,
+    preprocess_tensor,
     black_patches,
     skip_background_patches,
 )
@@ -102,6 +103,7 @@ def predict_probability_map(
     batch_size: int = 8,
     device: str | torch.device | None = None,
     progress: Callable[[int, int], None] | None = None,
+    preprocess_on: Literal["auto", "host", "device"] = "auto",
 ) -> BacPrediction:
     """Predict the BAC map of a whole 8-bit mammogram.
 
@@ -126,6 +128,11 @@ def predict_probability_map(
             batch: +0.8 GiB at 8, measured by ``benchmarks/bench_bac.py``).
         device: ``"cpu"``, ``"cuda"``, … (``None``: CUDA when available).
         progress: called as ``progress(done, total)`` after each batch (grid patches).
+        preprocess_on: ``"host"``: numpy/OpenCV preprocessing, then the grey
+            image goes to the device; ``"device"``: the 8-bit image goes to the
+            device first and is preprocessed there with tensor operations
+            (:func:`~medlim.mammography.preprocess.preprocess_tensor`, the same
+            result pixel for pixel); ``"auto"``: on the device when it is a GPU.
 
     Returns:
         :class:`BacPrediction` with ``probability`` as ``np.float32[H, W]``.
@@ -159,17 +166,27 @@ def predict_probability_map(
     else:
         raise ParameterError(f"`skip` must be True, False, 'black' or a callable, {skip!r} is given.")
 
-    preprocessed = preprocess_image(image, preset)
-    padded = pad_to_patch(preprocessed.grey, patch=patch)
-    merger = PatchMerger(padded.shape, patch=patch, rule=merge, device=run_device)
+    if preprocess_on not in ("auto", "host", "device"):
+        raise ParameterError(f"`preprocess_on` must be 'auto', 'host' or 'device', {preprocess_on!r} is given.")
     use_half = run_device.type == "cuda"
-    # On a GPU the 8-bit image (13 MB) goes over once and is cut, tested and
-    # normalised there; on the CPU patches are numpy views until they are batched.
-    source = torch.from_numpy(padded).to(run_device) if use_half else padded
+    on_device = preprocess_on == "device" or (preprocess_on == "auto" and use_half)
+    if on_device:
+        # The 8-bit image (13 MB) goes over once and is preprocessed, cut,
+        # tested and normalised beside the model.
+        grey, mask = preprocess_tensor(torch.from_numpy(image).to(run_device), preset)
+        preprocessed = PreprocessedImage(grey=grey.cpu().numpy(), breast_mask=mask.cpu().numpy())
+        source = pad_to_patch(grey, patch=patch)
+    else:
+        preprocessed = preprocess_image(image, preset)
+        # on a GPU the grey image goes over once; on the CPU patches are numpy views until they are batched
+        source = pad_to_patch(preprocessed.grey, patch=patch)
+        if use_half:
+            source = torch.from_numpy(source).to(run_device)
+    merger = PatchMerger(tuple(source.shape), patch=patch, rule=merge, device=run_device)
 
     was_training = model.training
     model.to(run_device).eval()
-    total = len(patch_grid(padded.shape, patch=patch, stride=stride))
+    total = len(patch_grid(tuple(source.shape), patch=patch, stride=stride))
     predicted = 0
     try:
         with torch.inference_mode():

@@ -28,8 +28,9 @@ reader produces (DICOM LUTs, window and MONOCHROME1 inversion already applied).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -47,6 +48,8 @@ __all__ = [
     "breast_mask",
     "contrast_stretch",
     "preprocess_image",
+    "preprocess_tensor",
+    "stretch_table",
     "skip_background_patches",
     "normalise_patches",
 ]
@@ -321,24 +324,31 @@ def disk_median(image: np.ndarray, *, radius: int = 2, block_rows: int = 64) -> 
     if rows <= 2 * radius + 2 or cols <= 2 * radius + 2:
         return rank.median(image, footprint=footprint)
     offsets = [(dy - radius, dx - radius) for dy, dx in zip(*np.nonzero(footprint))]
-    network, output_lane = median_network(len(offsets))
     out = np.empty_like(image)
     r = radius
     for top in range(r, rows - r, block_rows):
         bottom = min(top + block_rows, rows - r)
         lanes = [image[top + dy : bottom + dy, r + dx : cols - r + dx] for dy, dx in offsets]
-        for a, b in network:
-            low = np.minimum(lanes[a], lanes[b])
-            lanes[b] = np.maximum(lanes[a], lanes[b])
-            lanes[a] = low
-        out[top:bottom, r : cols - r] = lanes[output_lane]
-    # Border strips: rank.median on a strip wide enough to hold every footprint.
-    edge = 2 * r + 1
-    out[:r] = rank.median(image[: r + edge], footprint=footprint)[:r]
-    out[rows - r :] = rank.median(image[rows - r - edge :], footprint=footprint)[-r:]
-    out[:, :r] = rank.median(image[:, : r + edge], footprint=footprint)[:, :r]
-    out[:, cols - r :] = rank.median(image[:, cols - r - edge :], footprint=footprint)[:, -r:]
+        out[top:bottom, r : cols - r] = _network_median(lanes, minimum=np.minimum, maximum=np.maximum)
+    for source, keep, target in _border_strips(rows, cols, r):
+        out[target] = rank.median(image[source], footprint=footprint)[keep]
     return out
+
+
+def _border_strips(rows: int, cols: int, radius: int) -> list[tuple[tuple[slice, slice], ...]]:
+    """Where a disk median leaves the image: ``(source, keep, target)`` slice pairs.
+
+    ``rank.median`` on ``image[source]`` (a strip wide enough to hold every
+    footprint that touches the border), cut to ``[keep]``, is the exact
+    median of ``image[target]``'s pixels.
+    """
+    r, edge, whole = radius, 2 * radius + 1, slice(None)
+    return [
+        ((slice(0, r + edge), whole), (slice(0, r), whole), (slice(0, r), whole)),
+        ((slice(rows - r - edge, rows), whole), (slice(-r, None), whole), (slice(rows - r, rows), whole)),
+        ((whole, slice(0, r + edge)), (whole, slice(0, r)), (whole, slice(0, r))),
+        ((whole, slice(cols - r - edge, cols)), (whole, slice(-r, None)), (whole, slice(cols - r, cols))),
+    ]
 
 
 def breast_mask(
@@ -391,21 +401,36 @@ def contrast_stretch(image: np.ndarray, mask: np.ndarray, *, percentiles: tuple[
     low_pct, high_pct = percentiles
     if not 0.0 <= low_pct < high_pct <= 100.0:
         raise ParameterError(f"Stretch percentiles must satisfy 0 ≤ low < high ≤ 100, got {percentiles}.")
-    histogram = np.bincount(image[mask], minlength=256)
+    lut = stretch_table(np.bincount(image[mask], minlength=256), percentiles=percentiles)
+    return image.copy() if lut is None else lut[image]
+
+
+def stretch_table(histogram: np.ndarray, *, percentiles: tuple[float, float] = (1.0, 99.0)) -> np.ndarray | None:
+    """The look-up table of :func:`contrast_stretch` from a breast histogram.
+
+    Args:
+        histogram: ``np.int64[256]`` counts of the breast pixels' levels.
+        percentiles: (low, high) in [0, 100], low < high.
+
+    Returns:
+        ``np.uint8[256]`` (0 → 0, every other level → ≥ 1), or None when the
+        stretch is the identity (no breast pixels, or one level holds both percentiles).
+    """
+    low_pct, high_pct = percentiles
     total = int(histogram.sum())
     if total == 0:
-        return image.copy()
+        return None
     cumulative = np.cumsum(histogram)
     # low: first level whose cumulative count exceeds low% (0 % → the darkest breast level);
     # high: first level whose cumulative count reaches high% (100 % → the brightest).
     low = int(np.searchsorted(cumulative, total * low_pct / 100.0, side="right"))
     high = int(np.searchsorted(cumulative, total * high_pct / 100.0, side="left"))
     if high <= low:
-        return image.copy()
+        return None
     lut = np.clip((np.arange(256, dtype=np.float64) - low) * 255.0 / (high - low), 0, 255)
     lut = np.maximum(np.rint(lut), 1).astype(np.uint8)
     lut[0] = 0
-    return lut[image]
+    return lut
 
 
 def preprocess_image(image: np.ndarray, preset: str | BacPreset = "published") -> PreprocessedImage:
@@ -429,6 +454,105 @@ def preprocess_image(image: np.ndarray, preset: str | BacPreset = "published") -
     if preset.mask_image:
         grey = np.where(mask, grey, np.uint8(0))
     return PreprocessedImage(grey=grey, breast_mask=mask)
+
+
+def preprocess_tensor(image: "torch.Tensor", preset: str | BacPreset = "published") -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
+    """:func:`preprocess_image` as tensor operations, on the device where ``image`` lives.
+
+    Used for GPU inference, where sending the 8-bit image over once and
+    preprocessing it beside the model is faster than the host's filters. The
+    result equals :func:`preprocess_image` pixel for pixel (tested on the CPU
+    device against the numpy/OpenCV path): the disk median runs the same
+    selection network with tensor minima and maxima (its few border rows and
+    columns, where the footprint leaves the image, go through ``rank.median``
+    on the host), the opening and largest region come from
+    :mod:`medlim.core.morphology`, and only the 256-bin breast histogram
+    travels to the host for the stretch table. The square median of the
+    ``published`` preset (``cv2.medianBlur``, replicated borders) uses the same
+    network over 25 lanes.
+
+    Args:
+        image: ``Tensor[H, W]`` uint8 on any device.
+        preset: preset name or :class:`BacPreset`.
+
+    Returns:
+        ``(grey, breast_mask)``: ``Tensor[H, W]`` uint8 and ``Tensor[H, W]`` bool on ``image``'s device.
+    """
+    import torch
+
+    from medlim.core.morphology import largest_component, open_disk
+
+    preset = get_preset(preset)
+    if not isinstance(image, torch.Tensor) or image.dtype != torch.uint8 or image.ndim != 2 or min(image.shape) < 1:
+        described = f"{image.dtype}{list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+        raise InputError(f"Expected an 8-bit grey image Tensor[H, W] uint8, got {described}.")
+    grey = _median_tensor(image, kernel=preset.median_kernel, footprint=preset.median_footprint)
+    nonzero = grey > 0
+    if preset.breast_mask_rule == "nonzero":
+        mask = nonzero
+    elif preset.breast_mask_rule == "opened":
+        if preset.breast_mask_disk_radius < 0:
+            raise ParameterError(f"Breast mask disk radius must be ≥ 0, got {preset.breast_mask_disk_radius}.")
+        mask = largest_component(open_disk(nonzero, preset.breast_mask_disk_radius))
+    else:
+        raise ParameterError(f"Breast mask rule must be 'nonzero' or 'opened', got {preset.breast_mask_rule!r}.")
+    if preset.contrast == "percentile_stretch":
+        low_pct, high_pct = preset.stretch_percentiles
+        if not 0.0 <= low_pct < high_pct <= 100.0:
+            raise ParameterError(f"Stretch percentiles must satisfy 0 ≤ low < high ≤ 100, got {preset.stretch_percentiles}.")
+        histogram = torch.bincount(grey[mask].to(torch.int32), minlength=256).cpu().numpy()
+        lut = stretch_table(histogram, percentiles=preset.stretch_percentiles)
+        if lut is not None:
+            grey = torch.from_numpy(lut).to(grey.device)[grey.to(torch.int64)]
+    elif preset.contrast != "none":
+        raise ParameterError(f"Unknown contrast enhancement {preset.contrast!r}.")
+    if preset.mask_image:
+        grey = torch.where(mask, grey, torch.zeros((), dtype=grey.dtype, device=grey.device))
+    return grey, mask
+
+
+def _network_median(lanes: list, *, minimum: Callable, maximum: Callable) -> Any:
+    """Element-wise median of equally shaped arrays (or tensors) by the :func:`median_network` of their count."""
+    network, output = median_network(len(lanes))
+    lanes = list(lanes)
+    for a, b in network:
+        low = minimum(lanes[a], lanes[b])
+        lanes[b] = maximum(lanes[a], lanes[b])
+        lanes[a] = low
+    return lanes[output]
+
+
+def _median_tensor(image: "torch.Tensor", *, kernel: int, footprint: str) -> "torch.Tensor":  # noqa: F821
+    """:func:`median_filter` of a uint8 tensor, where it lives."""
+    import torch
+    import torch.nn.functional as F
+
+    if kernel < 1 or kernel % 2 == 0:
+        raise ParameterError(f"Median kernel must be a positive odd size, got {kernel}.")
+    if kernel == 1:
+        return image.clone()
+    r = kernel // 2
+    rows, cols = image.shape
+    if footprint == "square":
+        # cv2.medianBlur replicates the border pixels
+        padded = F.pad(image[None, None].float(), (r, r, r, r), mode="replicate")[0, 0].to(torch.uint8)
+        lanes = [padded[dy : dy + rows, dx : dx + cols] for dy in range(kernel) for dx in range(kernel)]
+        return _network_median(lanes, minimum=torch.minimum, maximum=torch.maximum)
+    if footprint != "disk":
+        raise ParameterError(f"Median footprint must be 'square' or 'disk', got {footprint!r}.")
+    if rows <= 2 * r + 2 or cols <= 2 * r + 2:
+        return torch.from_numpy(disk_median(image.cpu().numpy(), radius=r)).to(image.device)
+    from skimage.filters import rank
+
+    disk = _disk(r)
+    offsets = [(dy - r, dx - r) for dy, dx in zip(*np.nonzero(disk))]
+    out = image.clone()
+    lanes = [image[r + dy : rows - r + dy, r + dx : cols - r + dx] for dy, dx in offsets]
+    out[r : rows - r, r : cols - r] = _network_median(lanes, minimum=torch.minimum, maximum=torch.maximum)
+    for source, keep, target in _border_strips(rows, cols, r):
+        strip = rank.median(image[source].cpu().numpy(), footprint=disk)[keep]
+        out[target] = torch.from_numpy(np.ascontiguousarray(strip)).to(image.device)
+    return out
 
 
 def skip_background_patches(

@@ -62,6 +62,9 @@ def test_pad_to_patch() -> None:
     assert padded.shape == (8, 700)
     assert padded[:3].all() and not padded[3:].any()
     assert pad_to_patch(padded, patch=8) is padded
+    tensor = pad_to_patch(torch.ones((3, 5), dtype=torch.uint8), patch=4, value=7)
+    assert isinstance(tensor, torch.Tensor) and tuple(tensor.shape) == (4, 5)
+    assert tensor[:3].eq(1).all() and tensor[3].eq(7).all()
 
 
 def test_gaussian_weight() -> None:

@@ -155,6 +155,20 @@ def test_black_skip_rule_keeps_edge_patches() -> None:
         predict_probability_map(image, _MeanOfChannels(), device="cpu", skip="grey")
 
 
+@pytest.mark.parametrize("preset", ["thesis", "published"])
+def test_preprocessing_on_the_device_gives_the_same_map(preset: str) -> None:
+    image = _synthetic_mammogram(700, 600, seed=2)
+    image[20:40, 520:580] = 255  # a burned-in label the thesis preset's opening removes
+    host = predict_probability_map(image, _MeanOfChannels(), preset=preset, device="cpu", preprocess_on="host")
+    device = predict_probability_map(image, _MeanOfChannels(), preset=preset, device="cpu", preprocess_on="device")
+    np.testing.assert_array_equal(device.probability, host.probability)
+    np.testing.assert_array_equal(device.preprocessed.grey, host.preprocessed.grey)
+    np.testing.assert_array_equal(device.preprocessed.breast_mask, host.preprocessed.breast_mask)
+    assert device.patches_predicted == host.patches_predicted > 0
+    with pytest.raises(ParameterError, match="preprocess_on"):
+        predict_probability_map(image, _MeanOfChannels(), device="cpu", preprocess_on="gpu")  # type: ignore[arg-type]
+
+
 def test_model_mode_is_restored() -> None:
     model = build_scunet().train()
     predict_probability_map(np.zeros((512, 512), dtype=np.uint8), model, device="cpu")

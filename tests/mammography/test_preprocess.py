@@ -169,3 +169,21 @@ def test_black_patch_rule_hand_cases() -> None:
     edge[0, :, :3] = 85
     assert skip_background_patches(edge).tolist() == [True] and black_patches(edge).tolist() == [False]
     assert black_patches(torch.from_numpy(patches)).tolist() == black_patches(patches).tolist()
+
+
+@pytest.mark.parametrize("preset", ["thesis", "published"])
+def test_tensor_preprocessing_equals_the_host_path(preset: str) -> None:
+    from medlim.mammography.preprocess import preprocess_tensor
+
+    rng = np.random.default_rng(8)
+    for rows, cols in [(3, 4), (6, 9), (70, 41), (160, 150)]:
+        image = rng.integers(0, 256, (rows, cols)).astype(np.uint8)
+        image[rng.random((rows, cols)) < 0.35] = 0
+        image[rows // 4 : rows // 2, : cols // 2] = 140  # a block that survives opening when large enough
+        expected = preprocess_image(image, preset)
+        grey, mask = preprocess_tensor(torch.from_numpy(image), preset)
+        assert grey.dtype == torch.uint8 and mask.dtype == torch.bool
+        np.testing.assert_array_equal(grey.numpy(), expected.grey)
+        np.testing.assert_array_equal(mask.numpy(), expected.breast_mask)
+    with pytest.raises(InputError):
+        preprocess_tensor(torch.zeros((4, 4), dtype=torch.float32), preset)
