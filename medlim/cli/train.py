@@ -28,6 +28,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scunet.add_argument("--weights-dir", default=None, help="registry folder (default: settings)")
     scunet.add_argument("--device", default=None)
     scunet.add_argument("--workers", type=int, default=None, help="processes generating phantoms")
+    scunet.add_argument("--skip", choices=("authors", "black"), default="authors",
+                        help="background patches left out of training and inference: the authors' rule "
+                             "(mean ≤ 20 or std ≤ 10; the default, which scunet-bac v1 was trained with) or only "
+                             "black patches (the thesis text)")
     scunet.set_defaults(func=_train_scunet)
 
     steatosis = sub.add_parser("steatosis", help="Mask R-CNN for liver steatosis droplets on weak labels (thesis §3.2)")
@@ -82,6 +86,7 @@ def _train_scunet(args: argparse.Namespace) -> int:
         device=args.device,
         workers=args.workers,
         log=lambda line: print(line, file=sys.stderr, flush=True),
+        skip=True if args.skip == "authors" else "black",
     )
     print(json.dumps({"name": entry.name, "version": entry.version, "file": entry.file, "metrics": entry.metrics}, indent=2))
     return 0

@@ -58,25 +58,29 @@ def _one(args: tuple[int, int, str, float]) -> tuple[str, np.ndarray, np.ndarray
     return name, image, phantom.bac_mask
 
 
-def _patches(args: tuple[int, int, str, float, int]) -> tuple["PatchSet", "PatchSet"]:  # noqa: F821
+def _patches(args: tuple[int, int, str, float, int, bool | str]) -> tuple["PatchSet", "PatchSet"]:  # noqa: F821
     from medlim.mammography.train import TrainingImage, extract_image_patches
 
-    seed, index, size, bac_fraction, max_negatives = args
+    seed, index, size, bac_fraction, max_negatives, skip = args
     _, image, mask = _one((seed, index, size, bac_fraction))
     return extract_image_patches(
         TrainingImage(image=image, bac_mask=mask),
         preset="thesis",
         max_negatives=max_negatives,
         rng=np.random.default_rng([seed, index]),
+        skip=skip,
     )
 
 
 def phantom_patches(
-    spec: PhantomSpec, *, max_negatives: int, workers: int | None = None
+    spec: PhantomSpec, *, max_negatives: int, workers: int | None = None, skip: bool | str = True
 ) -> Iterator[tuple["PatchSet", "PatchSet"]]:  # noqa: F821
     """Per image of the spec: (BAC patches, up to ``max_negatives`` BAC-free patches), preprocessed
-    by the ``thesis`` preset — generation and preprocessing run in worker processes."""
-    jobs = [(spec.seed, i, spec.sizes[i % len(spec.sizes)], spec.bac_fraction, max_negatives) for i in range(spec.count)]
+    by the ``thesis`` preset, background by the ``skip`` rule of
+    :func:`~medlim.mammography.train.extract_image_patches` — generation and
+    preprocessing run in worker processes."""
+    jobs = [(spec.seed, i, spec.sizes[i % len(spec.sizes)], spec.bac_fraction, max_negatives, skip)
+            for i in range(spec.count)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers == 1:
         yield from map(_patches, jobs)
@@ -114,8 +118,13 @@ def train_and_register(
     device: str | None = None,
     workers: int | None = None,
     log: Callable[[str], None] = print,
+    skip: bool | str = True,
 ) -> tuple["WeightsEntry", "BacEvaluation"]:  # noqa: F821
     """Generate phantoms, train SCU-Net (``thesis`` preset), evaluate on held-out phantoms, register.
+
+    ``skip`` is the background-patch rule for both the training patches and
+    the registered weights' inference (True: the authors' rule; ``"black"``:
+    only black patches, as the thesis text says).
 
     Returns:
         The new registry entry (with the measured metrics) and the evaluation.
@@ -134,7 +143,7 @@ def train_and_register(
     torch.manual_seed(config.seed)
     def parts():
         for done, part in enumerate(phantom_patches(train_spec, max_negatives=4 if negative_fraction else 0,
-                                                    workers=workers), start=1):
+                                                    workers=workers, skip=skip), start=1):
             if done % 20 == 0 or done == train_spec.count:
                 log(f"phantoms {done}/{train_spec.count}")
             yield part
@@ -151,7 +160,7 @@ def train_and_register(
         progress=lambda e, n, loss: log(f"epoch {e}/{n} soft-Dice loss {loss:.4f}"),
     )
     model = model.to("cpu").eval()
-    params = {"overlap": 64, "merge": "max", "skip": True, "output_activation": "sigmoid", "x": 100.0,
+    params = {"overlap": 64, "merge": "max", "skip": skip, "output_activation": "sigmoid", "x": 100.0,
               "negative_fraction": negative_fraction}
     fields = {
         "name": name,

@@ -134,20 +134,37 @@ def extract_image_patches(
     stride: int | None = None,
     max_negatives: int = 0,
     rng: np.random.Generator | None = None,
+    skip: bool | str = True,
 ) -> tuple[PatchSet, PatchSet]:
     """Cut one image's grid patches: those with calcification, and up to ``max_negatives`` without.
 
     Patches lie on the preset's inference grid, so training sees the same
-    framing as inference; patches the preset's skip rule calls background are
-    never used.
+    framing as inference; patches the skip rule calls background are never
+    used.
+
+    Args:
+        skip: the background rule, as at inference: True — the preset's
+            (the authors' mean ≤ 20 or std ≤ 10); ``"black"`` — only black
+            patches (:func:`~medlim.mammography.preprocess.black_patches`, the
+            thesis text), which keeps edge patches holding a sliver of breast;
+            False — none.
 
     Returns:
         ``(positives, negatives)`` as :class:`PatchSet`; negatives chosen at random by ``rng``.
     """
     from medlim.core.tiling import pad_to_patch, patch_grid
-    from medlim.mammography.preprocess import skip_background_patches
+    from medlim.mammography.preprocess import black_patches, skip_background_patches
 
     preset = get_preset(preset)
+    if skip is True:
+        is_background = lambda g: skip_background_patches(  # noqa: E731
+            g[None], mean_at_most=preset.skip_mean_at_most, std_at_most=preset.skip_std_at_most)[0]
+    elif skip == "black":
+        is_background = lambda g: black_patches(g[None])[0]  # noqa: E731
+    elif skip is False:
+        is_background = lambda g: False  # noqa: E731
+    else:
+        raise ParameterError(f"`skip` must be True, False or 'black', {skip!r} is given.")
     stride = preset.stride if stride is None else stride
     if item.image.shape != item.bac_mask.shape:
         raise ParameterError(f"image {item.image.shape} and mask {item.bac_mask.shape} differ in shape.")
@@ -156,7 +173,7 @@ def extract_image_patches(
     positive, negative = [], []
     for top, left in patch_grid(grey.shape, patch=patch_size, stride=stride):
         g = grey[top : top + patch_size, left : left + patch_size]
-        if skip_background_patches(g[None], mean_at_most=preset.skip_mean_at_most, std_at_most=preset.skip_std_at_most)[0]:
+        if is_background(g):
             continue
         (positive if mask[top : top + patch_size, left : left + patch_size].any() else negative).append((top, left))
     if len(negative) > max_negatives:

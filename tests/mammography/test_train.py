@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from medlim.errors import ParameterError
 from medlim.mammography.train import (
     PatchSet,
     TrainingConfig,
     TrainingImage,
     augment_batch,
+    extract_image_patches,
     extract_training_patches,
     soft_dice_loss,
     train_scunet,
@@ -43,6 +45,26 @@ def test_only_patches_with_calcification_are_kept() -> None:
     )
     assert len(with_negatives) == 2 * len(patches)
     assert sum(not m.any() for m in with_negatives.mask) == len(patches)
+
+
+def test_black_skip_rule_keeps_edge_patches_for_training() -> None:
+    # 512×1024, stride 512: the left patch holds a 30-px strip of breast (mean at most
+    # 30·255/512 ≈ 15 → the authors' rule calls it background) with BAC in it; the right patch is black.
+    rng = np.random.default_rng(2)
+    image = np.zeros((512, 1024), np.uint8)
+    image[:, :30] = rng.integers(90, 130, (512, 30))
+    mask = np.zeros((512, 1024), bool)
+    mask[200:260, 10:14] = True
+    image[mask] = 200
+    item = TrainingImage(image=image, bac_mask=mask)
+    authors, _ = extract_image_patches(item, preset="thesis", stride=512, skip=True)
+    black, black_negatives = extract_image_patches(item, preset="thesis", stride=512, skip="black", max_negatives=5)
+    everything, negatives = extract_image_patches(item, preset="thesis", stride=512, skip=False, max_negatives=5)
+    assert len(authors) == 0
+    assert len(black) == 1 and black.mask[0].sum() == 60 * 4 and len(black_negatives) == 0
+    assert len(everything) == 1 and len(negatives) == 1  # the black patch, kept only without a skip rule
+    with pytest.raises(ParameterError, match="skip"):
+        extract_image_patches(item, preset="thesis", skip="grey")
 
 
 def test_augmentation_moves_mask_with_image() -> None:
