@@ -17,6 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scunet.add_argument("--seed", type=int, default=1, help="phantom series and training seed")
     scunet.add_argument("--n", type=int, default=320, help="training phantom images")
     scunet.add_argument("--heldout-n", type=int, default=24, help="held-out phantom images for evaluation")
+    scunet.add_argument("--eval-seed", type=int, default=None,
+                        help="phantom seed of the evaluation written into the manifest (default: the held-out "
+                             "seed 90001; give the validation seed 80001 while choosing settings)")
     scunet.add_argument("--sizes", default="full,full-small", help="phantom sizes, comma-separated")
     scunet.add_argument("--epochs", type=int, default=30)
     scunet.add_argument("--batch-size", type=int, default=16)
@@ -76,7 +79,8 @@ def _train_scunet(args: argparse.Namespace) -> int:
     ) if "scunet" in sys.argv else "medlim train scunet"
     entry, summary = train_and_register(
         train_spec=PhantomSpec(seed=args.seed, count=args.n, sizes=sizes),
-        heldout_spec=PhantomSpec(seed=HELDOUT_SEED, count=args.heldout_n, sizes=sizes),
+        heldout_spec=PhantomSpec(seed=HELDOUT_SEED if args.eval_seed is None else args.eval_seed,
+                                 count=args.heldout_n, sizes=sizes),
         config=TrainingConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed),
         negative_fraction=args.negative_fraction,
         name=args.name,
