@@ -550,7 +550,7 @@ def _median_tensor(image: "torch.Tensor", *, kernel: int, footprint: str) -> "to
     lanes = [image[r + dy : rows - r + dy, r + dx : cols - r + dx] for dy, dx in offsets]
     out[r : rows - r, r : cols - r] = _network_median(lanes, minimum=torch.minimum, maximum=torch.maximum)
     for source, keep, target in _border_strips(rows, cols, r):
-        strip = rank.median(image[source].cpu().numpy(), footprint=disk)[keep]
+        strip = rank.median(image[source].contiguous().cpu().numpy(), footprint=disk)[keep]
         out[target] = torch.from_numpy(np.ascontiguousarray(strip)).to(image.device)
     return out
 
