@@ -132,6 +132,9 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
     pms.add_argument("--heldout-n", type=int, default=600, help="held-out phantoms")
     pms.add_argument("--warmup-epochs", type=int, default=5, help="thesis 5")
     pms.add_argument("--epochs", type=int, default=10, help="joint epochs after the warm-up (thesis 10)")
+    pms.add_argument("--label-set", choices=("chest8", "mimic14"), default="chest8",
+                     help="chest phantom labels: chest8 (8 independent findings, default) or mimic14 (the 14 "
+                          "MIMIC-CXR classes with hierarchy and co-occurrence); recorded in the manifest")
     pms.add_argument("--weights-dir", default=None)
     pms.set_defaults(func=_train_pms)
 
@@ -161,7 +164,7 @@ def _train_pms(args: argparse.Namespace) -> int:
     from medlim.curation.retrieval.train import RetrievalTrainingConfig
 
     entry, results, _ = train_pms_recipe(
-        seed=args.seed, n=args.n, heldout_n=args.heldout_n,
+        seed=args.seed, n=args.n, heldout_n=args.heldout_n, label_set=args.label_set,
         config=RetrievalTrainingConfig(seed=args.seed, epochs=args.epochs, warmup_epochs=args.warmup_epochs),
         registry=_registry(args), command=_command("pms"), log=lambda line: print(line, file=sys.stderr, flush=True))
     print(json.dumps({"name": entry.name, "version": entry.version, "file": entry.file, "heldout": results}, indent=1))
