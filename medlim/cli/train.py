@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     scunet.add_argument("--weights-dir", default=None, help="registry folder (default: settings)")
     scunet.add_argument("--device", default=None)
     scunet.add_argument("--workers", type=int, default=None, help="processes generating phantoms")
+    scunet.add_argument("--preset", choices=("thesis", "thesis-unclipped"), default="thesis",
+                        help="preprocessing for training and for the registered weights: the thesis preset "
+                             "(1–99 %% breast stretch) or the same with a 1–100 %% stretch that never clips "
+                             "the bright end, where calcifications are")
     scunet.add_argument("--skip", choices=("authors", "black"), default="authors",
                         help="background patches left out of training and inference: the authors' rule "
                              "(mean ≤ 20 or std ≤ 10; the default, which scunet-bac v1 was trained with) or only "
@@ -91,6 +95,7 @@ def _train_scunet(args: argparse.Namespace) -> int:
         workers=args.workers,
         log=lambda line: print(line, file=sys.stderr, flush=True),
         skip=True if args.skip == "authors" else "black",
+        preset=args.preset,
     )
     print(json.dumps({"name": entry.name, "version": entry.version, "file": entry.file, "metrics": entry.metrics}, indent=2))
     return 0

@@ -58,14 +58,14 @@ def _one(args: tuple[int, int, str, float]) -> tuple[str, np.ndarray, np.ndarray
     return name, image, phantom.bac_mask
 
 
-def _patches(args: tuple[int, int, str, float, int, bool | str]) -> tuple["PatchSet", "PatchSet"]:  # noqa: F821
+def _patches(args: tuple[int, int, str, float, int, bool | str, str]) -> tuple["PatchSet", "PatchSet"]:  # noqa: F821
     from medlim.mammography.train import TrainingImage, extract_image_patches
 
-    seed, index, size, bac_fraction, max_negatives, skip = args
+    seed, index, size, bac_fraction, max_negatives, skip, preset = args
     _, image, mask = _one((seed, index, size, bac_fraction))
     return extract_image_patches(
         TrainingImage(image=image, bac_mask=mask),
-        preset="thesis",
+        preset=preset,
         max_negatives=max_negatives,
         rng=np.random.default_rng([seed, index]),
         skip=skip,
@@ -73,13 +73,14 @@ def _patches(args: tuple[int, int, str, float, int, bool | str]) -> tuple["Patch
 
 
 def phantom_patches(
-    spec: PhantomSpec, *, max_negatives: int, workers: int | None = None, skip: bool | str = True
+    spec: PhantomSpec, *, max_negatives: int, workers: int | None = None, skip: bool | str = True,
+    preset: str = "thesis",
 ) -> Iterator[tuple["PatchSet", "PatchSet"]]:  # noqa: F821
     """Per image of the spec: (BAC patches, up to ``max_negatives`` BAC-free patches), preprocessed
-    by the ``thesis`` preset, background by the ``skip`` rule of
+    by ``preset``, background by the ``skip`` rule of
     :func:`~medlim.mammography.train.extract_image_patches` — generation and
     preprocessing run in worker processes."""
-    jobs = [(spec.seed, i, spec.sizes[i % len(spec.sizes)], spec.bac_fraction, max_negatives, skip)
+    jobs = [(spec.seed, i, spec.sizes[i % len(spec.sizes)], spec.bac_fraction, max_negatives, skip, preset)
             for i in range(spec.count)]
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     if workers == 1:
@@ -119,12 +120,14 @@ def train_and_register(
     workers: int | None = None,
     log: Callable[[str], None] = print,
     skip: bool | str = True,
+    preset: str = "thesis",
 ) -> tuple["WeightsEntry", "BacEvaluation"]:  # noqa: F821
-    """Generate phantoms, train SCU-Net (``thesis`` preset), evaluate on held-out phantoms, register.
+    """Generate phantoms, train SCU-Net, evaluate on held-out phantoms, register.
 
     ``skip`` is the background-patch rule for both the training patches and
     the registered weights' inference (True: the authors' rule; ``"black"``:
-    only black patches, as the thesis text says).
+    only black patches, as the thesis text says); ``preset`` the
+    preprocessing (``"thesis"`` or ``"thesis-unclipped"``), likewise both.
 
     Returns:
         The new registry entry (with the measured metrics) and the evaluation.
@@ -143,7 +146,7 @@ def train_and_register(
     torch.manual_seed(config.seed)
     def parts():
         for done, part in enumerate(phantom_patches(train_spec, max_negatives=4 if negative_fraction else 0,
-                                                    workers=workers, skip=skip), start=1):
+                                                    workers=workers, skip=skip, preset=preset), start=1):
             if done % 20 == 0 or done == train_spec.count:
                 log(f"phantoms {done}/{train_spec.count}")
             yield part
@@ -154,7 +157,7 @@ def train_and_register(
     report = train_scunet(
         model,
         patches,
-        preset="thesis",
+        preset=preset,
         config=config,
         device=device,
         progress=lambda e, n, loss: log(f"epoch {e}/{n} soft-Dice loss {loss:.4f}"),
@@ -167,7 +170,7 @@ def train_and_register(
         "version": version,
         "task": "bac-segmentation",
         "architecture": "scunet",
-        "preset": "thesis",
+        "preset": preset,
         "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0]},
         "output_type": "probability",
         "thresholds": {"output": 0.5},

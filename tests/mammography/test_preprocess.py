@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
@@ -34,7 +36,10 @@ def test_preset_registry_values() -> None:
     assert (thesis.overlap, thesis.threshold, thesis.intensity_rule, thesis.intensity_x) == (64, 0.5, ">", 100.0)
     assert (thesis.median_footprint, thesis.breast_mask_rule, thesis.breast_mask_disk_radius) == ("disk", "opened", 10)
     assert thesis.normalisation == "patch_zero_mean"
-    assert set(PRESETS) == {"published", "thesis"}
+    assert set(PRESETS) == {"published", "thesis", "thesis-unclipped"}
+    unclipped = get_preset("thesis-unclipped")
+    assert unclipped.stretch_percentiles == (1.0, 100.0)
+    assert unclipped == dataclasses.replace(thesis, name="thesis-unclipped", stretch_percentiles=(1.0, 100.0))
     assert get_preset(thesis) is thesis and isinstance(thesis, BacPreset)
     with pytest.raises(ParameterError, match="'nope'"):
         get_preset("nope")
@@ -75,6 +80,19 @@ def test_opened_breast_mask_erases_label_and_thin_lines() -> None:
     mask = breast_mask(image, rule="opened", disk_radius=10)
     assert mask[70, 35] and not mask[10, 100] and not mask[61, 100] and not mask[55, 100]
     assert not mask[:, 71:].any()
+
+
+def test_unclipped_stretch_keeps_the_brightest_levels_apart() -> None:
+    # breast levels 10..209, 100 pixels each (20,000 pixels), one calcification pixel at 250.
+    image = np.repeat(np.arange(10, 210, dtype=np.uint8), 100)[None, :].copy()
+    image[0, 0] = 250
+    mask = np.ones_like(image, dtype=bool)
+    clipped = contrast_stretch(image, mask, percentiles=(1.0, 99.0))
+    unclipped = contrast_stretch(image, mask, percentiles=(1.0, 100.0))
+    # 1–99 %: 207 and the calcification both become 255; 1–100 %: low = 12 (cumulative 300 > 200),
+    # high = 250, so level v → round((v − 12)·255/238): 209 → 211, 250 → 255.
+    assert clipped[0, 0] == 255 and clipped[0, -1] == 255
+    assert unclipped[0, 0] == 255 and unclipped[0, -1] == round((209 - 12) * 255 / 238) == 211
 
 
 def test_contrast_stretch_hand_computed() -> None:
