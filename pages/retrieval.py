@@ -59,6 +59,7 @@ def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and regis
                 kind = "chest" if entry.params.get("method") == "pms" else "radiograph"
                 data = phantom_collection(kind, collections / f"{name}-data", n=count, seed=seed,
                                           size=int(entry.params["input_size"]),
+                                          label_set=entry.params.get("label_set"),
                                           progress=lambda d, t: bar.progress(0.5 * d / t, text=f"Phantoms {d}/{t}"))
             built = build_collection(data, entry.name, collections / f"{name}.npz", name=name,
                                      registry=_registry(settings),

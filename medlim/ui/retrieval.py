@@ -47,18 +47,23 @@ def collection_labels(items: Mapping[int, Any]) -> list[str]:
 
 
 def phantom_collection(kind: str, out_dir: Path, *, n: int, seed: int, size: int = 64,
+                       label_set: str | None = None,
                        progress: Callable[[int, int], None] | None = None) -> Path:
     """Write ``n`` phantoms (``"radiograph"``: mixed sites, or ``"chest"``) with a manifest into ``out_dir``.
 
     Radiograph rows carry ``anomaly_score`` = the ground-truth shift severity
     (0 for internal images), so the page can show an anomaly value without
-    training detectors.
+    training detectors. ``label_set`` (chest only) is the PMS model's
+    ``params["label_set"]`` (``None`` or ``"chest8"``: the default 8 findings;
+    ``"mimic14"``: the 14 MIMIC-like classes), so the sample labels match the model's classes.
     """
     from medlim.phantoms.base import write_manifest
     from medlim.phantoms.registry import get_kind
 
     phantom_kind = get_kind(kind)
-    params = {"size": size, "site": "mixed"} if kind == "radiograph" else {"size": size}
+    params: dict[str, Any] = {"size": size, "site": "mixed"} if kind == "radiograph" else {"size": size}
+    if kind == "chest" and label_set not in (None, "chest8"):
+        params["label_set"] = label_set
     rows = []
     for index, phantom in enumerate(phantom_kind.iter_phantoms(n=n, seed=seed, **params)):
         for row in phantom_kind.write_one(phantom, out_dir, stem=f"{kind}-{seed}-{index:05d}"):
