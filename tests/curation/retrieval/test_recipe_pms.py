@@ -30,6 +30,7 @@ def mimic_run(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - (regi
 
 def test_recipe_records_the_label_set_and_14_branches(mimic_run) -> None:
     _, entry, results = mimic_run
+    assert (entry.name, entry.version) == ("pms-chest-mimic14", "1")  # never replaces the shipped pms-chest
     assert entry.params["label_set"] == "mimic14" and entry.params["classes"] == list(MIMIC14_FINDINGS)
     assert entry.params["phantom_look"] == MIMIC14_LOOK
     assert entry.architecture_kwargs["n_classes"] == 14 and len(entry.params["tau"]) == 14
