@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="preprocessing for training and for the registered weights: the thesis preset "
                              "(1–99 %% breast stretch) or the same with a 1–100 %% stretch that never clips "
                              "the bright end, where calcifications are")
+    scunet.add_argument("--init", default=None,
+                        help="registered SCU-Net weights to start from (name or name:version), e.g. to fine-tune")
     scunet.add_argument("--skip", choices=("authors", "black"), default="authors",
                         help="background patches left out of training and inference: the authors' rule "
                              "(mean ≤ 20 or std ≤ 10; the default, which scunet-bac v1 was trained with) or only "
@@ -96,6 +98,7 @@ def _train_scunet(args: argparse.Namespace) -> int:
         log=lambda line: print(line, file=sys.stderr, flush=True),
         skip=True if args.skip == "authors" else "black",
         preset=args.preset,
+        init=args.init,
     )
     print(json.dumps({"name": entry.name, "version": entry.version, "file": entry.file, "metrics": entry.metrics}, indent=2))
     return 0

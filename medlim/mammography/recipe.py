@@ -121,13 +121,17 @@ def train_and_register(
     log: Callable[[str], None] = print,
     skip: bool | str = True,
     preset: str = "thesis",
+    init: str | None = None,
 ) -> tuple["WeightsEntry", "BacEvaluation"]:  # noqa: F821
     """Generate phantoms, train SCU-Net, evaluate on held-out phantoms, register.
 
     ``skip`` is the background-patch rule for both the training patches and
     the registered weights' inference (True: the authors' rule; ``"black"``:
     only black patches, as the thesis text says); ``preset`` the
-    preprocessing (``"thesis"`` or ``"thesis-unclipped"``), likewise both.
+    preprocessing (``"thesis"`` or ``"thesis-unclipped"``), likewise both;
+    ``init`` names registered SCU-Net weights (``name`` or ``name:version``) to
+    start from instead of a fresh network (fine-tuning), recorded in the
+    provenance.
 
     Returns:
         The new registry entry (with the measured metrics) and the evaluation.
@@ -153,7 +157,17 @@ def train_and_register(
 
     patches = combine_patches(parts(), negative_fraction=negative_fraction, rng=np.random.default_rng(config.seed))
     log(f"training patches: {len(patches)} ({int(sum(m.any() for m in patches.mask))} with BAC)")
+    registry = Registry.load() if registry is None else registry
     model = build_scunet()
+    if init is not None:
+        from medlim.core.weights import build_model
+
+        start_name, _, start_version = init.partition(":")
+        start = registry.get(start_name, start_version or None)
+        if start.architecture != "scunet":
+            raise ParameterError(f"--init must name SCU-Net weights; {init!r} is a {start.architecture!r}.")
+        model.load_state_dict(build_model(start, device="cpu").state_dict())
+        log(f"starting from {start.name} v{start.version}")
     report = train_scunet(
         model,
         patches,
@@ -181,11 +195,11 @@ def train_and_register(
             "data_generator": f"medlim.phantoms.mammogram (seed {train_spec.seed}, {train_spec.count} images, "
             f"sizes {','.join(train_spec.sizes)})",
             "data_generator_version": medlim.__version__,
+            "source": None if init is None else f"fine-tuned from registered weights {init}",
         },
         "description": "SCU-Net for breast arterial calcification, trained on synthetic mammogram phantoms",
         "metrics": {},
     }
-    registry = Registry.load() if registry is None else registry
     entry = save_weights(registry, fields, model.state_dict())
     bac_model = bac_model_from_entry(entry, model)
     summary, _ = evaluate_bac(
