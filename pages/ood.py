@@ -30,11 +30,13 @@ def _detector(name: str, version: str, weights_dir: str):  # -> Detector
 
 
 @st.cache_data(show_spinner="Generating phantoms…")
-def _phantoms(seed: int, per_class: int, site: str, size: int) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
+def _phantoms(seed: int, per_class: int, site: str, size: int,
+              variability: float = 0.0) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
     from medlim.curation.ood.data import phantom_set
     from medlim.phantoms.radiograph import BODY_PARTS
 
-    data = phantom_set(seed=seed, per_class=per_class, body_parts=BODY_PARTS, size=size, site=site)
+    data = phantom_set(seed=seed, per_class=per_class, body_parts=BODY_PARTS, size=size, site=site,
+                       variability=variability)
     return data.images, data.classes, data.files
 
 
@@ -99,11 +101,16 @@ def main() -> None:
     images: list[np.ndarray] | np.ndarray
     truth: np.ndarray | None = None
     if source == "Generated phantoms":
-        columns = st.columns(3)
+        columns = st.columns(4)
         seed = int(columns[0].number_input("Seed", min_value=0, value=9000, step=1, key="ood_seed"))
         per_class = int(columns[1].number_input("Per class", min_value=1, max_value=50, value=6, key="ood_n"))
         site = columns[2].selectbox("Site", ("internal", "external", "mixed"), key="ood_site")
-        images, classes, names = _phantoms(seed, per_class, site, detector.input_size)
+        trained = float(detector.params.get("data", {}).get("variability", 0.0))
+        variability = float(columns[3].number_input(
+            "Variability", min_value=0.0, max_value=1.0, value=trained, step=0.1, key=f"ood_variability_{detector.name}",
+            help="within-site variation of the phantoms (patients, casts, hardware, positioning, processing); "
+                 f"default: the detector's training data ({trained:g})"))
+        images, classes, names = _phantoms(seed, per_class, site, detector.input_size, variability)
         names = list(names)
         truth = ~np.isin(np.asarray(classes), detector.id_classes)
     else:

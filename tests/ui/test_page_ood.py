@@ -29,7 +29,7 @@ def _registry(directory: Path) -> Path:
         ("tend-test", "tend", build_tend(width=2, embedding=16), {"width": 2, "embedding": 16},
          {"weight": 0.5, "margin": 150.0}),
         ("cvad-test", "cvad", build_cvad(width=2, latent=16), {"width": 2, "latent": 16},
-         {"rec_min": 0.0, "rec_max": 0.1}),
+         {"rec_min": 0.0, "rec_max": 0.1, "data": {"seed": 1, "variability": 0.7}}),
     ):
         save_weights(registry, {
             "name": name, "version": "1", "task": "ood-detection", "architecture": architecture,
@@ -82,6 +82,17 @@ def test_cvad_has_no_distance_plot(weights: Path) -> None:
     assert not at.exception
     assert {"rec", "dis"} <= set(at.dataframe[0].value.columns)
     assert any("needs TEND's distance" in c.value for c in at.caption)
+
+
+def test_phantom_variability_defaults_to_the_detectors_training_data(weights: Path) -> None:
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.number_input(key="ood_n").set_value(1).run()
+    def variability() -> float:  # the widget's key follows the detector, so it is found by its label
+        return next(n for n in at.number_input if n.label == "Variability").value
+
+    assert variability() == 0.0  # tend-test records none: fixed acquisition
+    at.selectbox(key="ood_detector").set_value("cvad-test@1").run()
+    assert not at.exception and variability() == 0.7
 
 
 def test_upload_of_a_zip_with_folder_labels(weights: Path) -> None:
