@@ -629,7 +629,8 @@ def _draw_pleural_other(rng: np.random.Generator, film: _Film, subtlety: float) 
         shell = (_soft(outer) * np.clip((inner - 1.0) / 0.1, 0.0, 1.0))
         if kind < 0.5:  # lateral thickening over a stretch of the wall
             lo, hi = sorted(rng.uniform(-0.6, 0.9, 2))
-            zone = (film.y > cy + lo * ry) & (film.y < cy + max(hi, lo + 0.3) * ry) & (np.abs(film.x - 0.5) > abs(cx - 0.5))
+            lateral = np.abs(film.x - 0.5) > abs(cx - 0.5)
+            zone = (film.y > cy + lo * ry) & (film.y < cy + max(hi, lo + 0.3) * ry) & lateral
         else:  # an apical cap
             zone = film.y < cy - 0.55 * ry
         film.image += 0.2 * grade * shell * zone

@@ -106,8 +106,8 @@ from medlim.curation.retrieval.train import (
     train_pms,
 )
 
-__all__ = ["HELDOUT_SEED", "VERSION", "PMS_VERSION", "PMS_REGISTRATION", "PRESET", "MODEL_NAMES", "OscarsRun", "train_oscars_family",
-           "train_pms_recipe", "chest_set", "recompute_tables"]
+__all__ = ["HELDOUT_SEED", "VERSION", "PMS_VERSION", "PMS_REGISTRATION", "PRESET", "MODEL_NAMES", "OscarsRun",
+           "train_oscars_family", "train_pms_recipe", "chest_set", "recompute_tables"]
 
 HELDOUT_SEED = 9000
 #: Version written by the recipes (v1: the shorter schedule of the first release; see the module docstring).

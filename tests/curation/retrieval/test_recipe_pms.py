@@ -45,7 +45,8 @@ def test_recompute_regenerates_the_mimic14_heldout_set(mimic_run) -> None:
     registry, _, results = mimic_run
     tables = recompute_tables(registry=registry)
     precision, auc = tables[-2], tables[-1]
-    assert precision.rows["Weighted PMS"]["full_precision@10"] == pytest.approx(results["weighted"]["full_precision@10"])
+    weighted = precision.rows["Weighted PMS"]
+    assert weighted["full_precision@10"] == pytest.approx(results["weighted"]["full_precision@10"])
     assert precision.rows["Unweighted PMS"]["partial_precision@5"] == pytest.approx(
         results["unweighted"]["partial_precision@5"])
     assert auc.columns[:14] == tuple(f"auc/{name}" for name in MIMIC14_FINDINGS) and len(auc.columns) == 17
