@@ -160,3 +160,16 @@ def test_variability_is_deterministic_keeps_class_and_site_and_varies_intensity(
 def test_bad_variability(bad: object) -> None:
     with pytest.raises(ParameterError, match="variability"):
         generate_radiograph(seed=0, index=0, size=32, variability=bad)
+
+
+def test_cli_variability_writes_the_varied_phantoms(tmp_path: Path) -> None:
+    out = tmp_path / "rad"
+    assert main(["phantom", "radiograph", "--out", str(out), "--n", "2", "--seed", "4", "--size", "32",
+                 "--variability", "1", "--quiet"]) == 0
+    with (out / "manifest.csv").open(newline="") as handle:
+        first = next(csv.DictReader(handle))
+    written = cv2.imread(str(out / first["file"]), cv2.IMREAD_UNCHANGED)
+    varied = generate_radiograph(seed=4, index=0, size=32, variability=1.0).image
+    plain = generate_radiograph(seed=4, index=0, size=32).image
+    assert np.abs(written / 255.0 - varied).max() <= 1 / 255 + 1e-6
+    assert np.abs(written / 255.0 - plain).max() > 0.05
