@@ -224,6 +224,10 @@ def train_tend(
             batch = torch.cat([data[index], fakes[index]])
             target = torch.cat([torch.zeros(len(index)), torch.ones(len(index))])
             p, c = model(batch)
+            if not bool(torch.isfinite(p).all()):
+                raise ParameterError(
+                    f"TEND training diverged in epoch {epoch + 1} (non-finite probabilities) with margin {margin:g}, "
+                    f"lr {config.lr:g}, distortions {','.join(config.distortions)}; change these settings.")
             loss = nn.functional.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target)
             sums["bce"] += float(loss.detach()) * len(index)
             if have_centre:

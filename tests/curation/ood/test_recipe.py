@@ -123,3 +123,22 @@ def test_shipped_tend_weights_reproduce_their_manifest_metrics() -> None:
         detector = load_detector(entry.name, version=entry.version, registry=registry)
         evaluation = evaluate_detector(detector, sets[variability], seed=HELDOUT_SEED)
         assert evaluation.metrics.auroc == pytest.approx(entry.metrics["heldout"]["auroc"], abs=1e-3), entry.label
+
+
+def test_tend_training_that_diverges_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from medlim.curation.ood import train as training
+    from medlim.curation.ood.nets import TendNet
+
+    images = np.random.default_rng(0).random((8, 64, 64)).astype(np.float32)
+    autoencoder = training.train_autoencoder(images, TINY)
+    forward = TendNet.forward
+
+    def nan_probabilities(self, x):  # a head whose weights blew up
+        p, c = forward(self, x)
+        return torch.full_like(p, float("nan")), c
+
+    monkeypatch.setattr(TendNet, "forward", nan_probabilities)
+    with pytest.raises(ParameterError, match="diverged in epoch 1"):
+        training.train_tend(images, autoencoder, TINY)
