@@ -48,6 +48,31 @@ def test_evaluate_prints_the_protocol(ood_registry: Path, capsys: pytest.Capture
     assert set(report["transform_accuracy"]) == {"random_cut", "crop_resize", "noise", "blur"}
 
 
+def test_evaluate_uses_the_detectors_training_variability(ood_registry: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+
+    from medlim.curation.ood import data as ood_data
+
+    manifest = ood_registry / "manifest.json"
+    content = json.loads(manifest.read_text())
+    for entry in content["models"]:
+        if entry["name"] == "ae-test":
+            entry["params"]["data"] = {"seed": 1, "variability": 0.6}
+    manifest.write_text(json.dumps(content))
+    seen: list[float] = []
+    original = ood_data.phantom_set
+
+    def recording(**kwargs):  # noqa: ANN003, ANN202 - a pass-through spy
+        seen.append(kwargs["variability"])
+        return original(**kwargs)
+
+    monkeypatch.setattr(ood_data, "phantom_set", recording)
+    args = ["ood", "evaluate", "--detector", "ae-test", "--weights-dir", str(ood_registry), "--n", "1"]
+    assert main(args) == 0 and main([*args, "--variability", "0"]) == 0
+    assert seen == [0.6, 0.0]
+    capsys.readouterr()
+
+
 def test_missing_inputs_are_user_errors(ood_registry: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["ood", "score", "--detector", "tend-test", "--weights-dir", str(ood_registry), str(tmp_path / "none")])
     assert code == 2 and "no such file" in capsys.readouterr().err
