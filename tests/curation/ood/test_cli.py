@@ -50,7 +50,6 @@ def test_evaluate_prints_the_protocol(ood_registry: Path, capsys: pytest.Capture
 
 def test_evaluate_uses_the_detectors_training_variability(ood_registry: Path, monkeypatch: pytest.MonkeyPatch,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
-
     from medlim.curation.ood import data as ood_data
 
     manifest = ood_registry / "manifest.json"
