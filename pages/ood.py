@@ -107,7 +107,8 @@ def main() -> None:
         site = columns[2].selectbox("Site", ("internal", "external", "mixed"), key="ood_site")
         trained = float(detector.params.get("data", {}).get("variability", 0.0))
         variability = float(columns[3].number_input(
-            "Variability", min_value=0.0, max_value=1.0, value=trained, step=0.1, key=f"ood_variability_{detector.name}",
+            "Variability", min_value=0.0, max_value=1.0, value=trained, step=0.1,
+            key=f"ood_variability_{detector.name}",
             help="within-site variation of the phantoms (patients, casts, hardware, positioning, processing); "
                  f"default: the detector's training data ({trained:g})"))
         images, classes, names = _phantoms(seed, per_class, site, detector.input_size, variability)
