@@ -14,7 +14,11 @@ the internal site. These phantoms imitate both:
   way real sites do — exposure and gamma, noise, blur and lost resolution,
   collimation borders, burned-in markers, rotation and cropping, inverted
   polarity, detector artefacts (grid lines, dead columns, vignetting). Every
-  external sample carries its shift severity in [0, 1] as ground truth.
+  external sample carries its shift severity in [0, 1] as ground truth;
+* within-site variation (``variability`` in [0, 1], default 0 = none): what one
+  hospital's archive spans — patient habitus and bone density, casts, plates
+  and screws, positioning and zoom, dose, display processing, collimator
+  shutters, lead side markers — drawn from a stream of its own.
 
 Images are grey ``float32`` in [0, 1] at 256×256 (native); other sizes are a
 resize of the native render, so content does not depend on the size.
