@@ -76,6 +76,8 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--distortions", default=None,
                            help="fake-OOD distortions, comma-separated (default: the thesis's six; extra: "
                                 "spread, motion_blur, cut_paste)")
+            p.add_argument("--train-encoder", action="store_true",
+                           help="train the encoder in stage 2 too (the authors' code); the thesis freezes it")
         else:
             p.add_argument("--latent", type=int, default=256, help="main latent K (branch 4K)")
             p.add_argument("--epochs", type=int, default=40, help="generator epochs")
@@ -126,7 +128,7 @@ def _train(args: argparse.Namespace) -> int:
                    seed=args.seed, threads=args.threads)
     if kind == "tend":
         options.update(margin=args.margin, ae_epochs=args.ae_epochs, tend_epochs=args.epochs,
-                       warmup_epochs=args.warmup_epochs)
+                       warmup_epochs=args.warmup_epochs, train_encoder=args.train_encoder)
         if args.distortions:
             options["distortions"] = tuple(name.strip() for name in args.distortions.split(",") if name.strip())
     else:

@@ -74,6 +74,9 @@ class OodTrainingConfig:
         recon_weight: weight of the summed squared error in each VAE loss,
             ``1/(2σ²)`` for a Gaussian likelihood of variance σ² (1 = σ² of 0.5;
             larger = sharper, more class-specific reconstructions).
+        train_encoder: TEND stage 2 also trains the encoder copied from the
+            autoencoder (the authors' code) instead of freezing it (the thesis,
+            §4.1.2: "the AutoEncoder model is fully frozen"; the default).
         batch_size, lr: Adam settings (thesis lr 1e-3).
         seed: torch and numpy seed.
         threads: torch CPU threads.
@@ -93,6 +96,7 @@ class OodTrainingConfig:
     disc_epochs: int = 12
     latent_noise: float = 1.0
     recon_weight: float = 1.0
+    train_encoder: bool = False
     batch_size: int = 32
     lr: float = 1e-3
     seed: int = 0
@@ -188,7 +192,7 @@ def train_tend(
     *,
     log: Log | None = None,
 ) -> TendNet:
-    """Stage 2 of TEND: frozen encoder, classifier head and margin learner.
+    """Stage 2 of TEND: frozen encoder (unless ``config.train_encoder``), classifier head and margin learner.
 
     Args:
         images: ID training images ``np.ndarray[N, s, s]`` float32 in [0, 1].
@@ -202,10 +206,11 @@ def train_tend(
     data = _setup(config, images)
     model = TendNet(channels=1, width=config.width, input_size=config.input_size, embedding=config.embedding)
     model.encoder.load_state_dict(copy.deepcopy(autoencoder.encoder.state_dict()))
-    for parameter in model.encoder.parameters():
-        parameter.requires_grad_(False)
-    head = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(head, lr=config.lr)
+    if not config.train_encoder:
+        for parameter in model.encoder.parameters():
+            parameter.requires_grad_(False)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.Adam(trained, lr=config.lr)
     generator = torch.Generator().manual_seed(config.seed + 1)
     rng = np.random.default_rng(config.seed + 2)
     margin = float(config.margin)
@@ -217,7 +222,8 @@ def train_tend(
             model.centre.copy_(_centre(model, data, config.batch_size))
             have_centre = True
         model.train()
-        model.encoder.eval()  # frozen: keep the stage-1 batch-norm statistics
+        if not config.train_encoder:
+            model.encoder.eval()  # frozen: keep the stage-1 batch-norm statistics
         fakes = _distorted(images, rng, config.distortions)
         sums = {"bce": 0.0, "g_in": 0.0, "g_out": 0.0}
         for index in _batches(len(data), config.batch_size, generator):

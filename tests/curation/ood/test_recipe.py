@@ -142,3 +142,21 @@ def test_tend_training_that_diverges_says_so(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(TendNet, "forward", nan_probabilities)
     with pytest.raises(ParameterError, match="diverged in epoch 1"):
         training.train_tend(images, autoencoder, TINY)
+
+
+def test_tend_encoder_is_frozen_as_in_the_thesis_unless_asked() -> None:
+    import dataclasses
+
+    import torch
+
+    from medlim.curation.ood import train as training
+
+    images = np.random.default_rng(1).random((8, 64, 64)).astype(np.float32)
+    autoencoder = training.train_autoencoder(images, TINY)
+    start = {k: v.clone() for k, v in autoencoder.encoder.state_dict().items()}
+    frozen = training.train_tend(images, autoencoder, TINY)
+    for key, value in frozen.encoder.state_dict().items():  # weights and batch-norm statistics untouched
+        assert torch.equal(value, start[key]), key
+    trained = training.train_tend(images, autoencoder, dataclasses.replace(TINY, train_encoder=True))
+    changed = [k for k, v in trained.encoder.state_dict().items() if not torch.equal(v, start[k])]
+    assert any(k.endswith("weight") for k in changed)
