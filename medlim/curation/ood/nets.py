@@ -8,7 +8,7 @@ and scoring in :mod:`medlim.curation.ood.scoring`.
   transposed convolutions, each followed by batch norm and ReLU (the last
   decoder layer ends in a sigmoid instead, so outputs are images in [0, 1]).
   ``w = 16`` in the thesis.
-* :class:`TendNet` — the frozen encoder, then the classifier head:
+* :class:`TendNet` — the autoencoder's encoder (frozen in stage 2 by default), then the classifier head:
   Conv(16w → 32w, k4, s2, p1) + BN + ReLU → flatten → FC(→ K) = embedding c →
   ReLU → FC(K → 1) → sigmoid. Table 4.1's FC(2048, 512) belongs to a 128×128
   input; the first FC's input size here follows the input size

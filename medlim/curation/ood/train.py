@@ -55,7 +55,7 @@ class OodTrainingConfig:
     on; the shipped detectors change some of them on the command line (each
     manifest entry records its command and full settings under
     ``params.training``): TEND ``--margin 500 --epochs 150 --warmup-epochs 10
-    --batch-size 16`` with the three extra distortions, CVAD ``--epochs 150
+    --batch-size 16 --train-encoder`` with the three extra distortions, CVAD ``--epochs 150
     --recon-weight 300`` — chosen on validation phantoms (seed 7000), never on
     the held-out seed.
 
