@@ -20,6 +20,8 @@ give the same results as OpenCV (tested against ``cv2.morphologyEx`` and
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -37,7 +39,7 @@ def _check_mask(mask: torch.Tensor) -> None:
 
 def _disk_half_widths(radius: int) -> list[int]:
     """Half-width of the disk ``x² + y² ≤ r²`` in each row ``dy = −r..r``."""
-    return [int((radius * radius - dy * dy) ** 0.5 + 1e-9) for dy in range(-radius, radius + 1)]
+    return [math.isqrt(radius * radius - dy * dy) for dy in range(-radius, radius + 1)]
 
 
 def dilate_disk(mask: torch.Tensor, radius: int) -> torch.Tensor:
