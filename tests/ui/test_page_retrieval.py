@@ -80,25 +80,33 @@ def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(at.dataframe) == 1 + 3  # results + the three Table 6.1-style tables of the registered model
 
 
-def test_pms_collection_ranks_by_ds_and_toggles_weighting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _page_with_tiny_pms(folder: Path, monkeypatch: pytest.MonkeyPatch, classes: tuple[str, ...],
+                        **params: object) -> AppTest:
+    """The page over a registry holding only a tiny random PMS for ``classes``, after building a 12-image collection."""
     from medlim.core.weights import Registry, save_weights
     from medlim.curation.retrieval.nets import PmsNet
-    from medlim.phantoms.chest import FINDINGS
 
     torch.manual_seed(1)
-    net = PmsNet(width=4, n_classes=len(FINDINGS), branch_dim=8)
-    net.proxies.copy_(torch.rand(len(FINDINGS), 8))
-    save_weights(Registry(tmp_path / "weights"), {
-        "name": "tiny-pms", "version": "1", "task": "multilabel-retrieval", "architecture": "pms-resnet18",
-        "architecture_kwargs": {"width": 4, "n_classes": len(FINDINGS), "branch_dim": 8}, "preset": "ood-grey",
-        "input_contract": {"channels": 1, "size": [32, 32], "dtype": "float32", "range": [0.0, 1.0]},
-        "params": {"input_size": 32, "method": "pms", "classes": list(FINDINGS)},
+    net = PmsNet(width=4, n_classes=len(classes), branch_dim=8)
+    net.proxies.copy_(torch.rand(len(classes), 8))
+    save_weights(Registry(folder / "weights"), {
+        "name": f"tiny-pms{len(classes)}", "version": "1", "task": "multilabel-retrieval",
+        "architecture": "pms-resnet18", "architecture_kwargs": {"width": 4, "n_classes": len(classes), "branch_dim": 8},
+        "preset": "ood-grey", "input_contract": {"channels": 1, "size": [32, 32], "dtype": "float32", "range": [0.0, 1.0]},
+        "params": {"input_size": 32, "method": "pms", "classes": list(classes), **params},
     }, net.state_dict())
-    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(folder / "weights"))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.number_input(key="retrieval_build_n").set_value(12)
     at.button(key="retrieval_build").click().run()
     assert not at.exception
+    return at
+
+
+def test_pms_collection_ranks_by_ds_and_toggles_weighting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from medlim.phantoms.chest import FINDINGS
+
+    at = _page_with_tiny_pms(tmp_path, monkeypatch, FINDINGS)
     at.button(key="retrieval_browse_0").click().run()
     assert not at.exception
     hits = at.dataframe[0].value
@@ -112,24 +120,9 @@ def test_pms_model_on_mimic14_labels_builds_matching_sample_phantoms(tmp_path: P
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     # a 14-branch PMS recorded with label_set "mimic14": the page's phantom collection carries the 14 MIMIC-like
     # class names (not the default 8), and the label filter offers them
-    from medlim.core.weights import Registry, save_weights
-    from medlim.curation.retrieval.nets import PmsNet
     from medlim.phantoms.chest import MIMIC14_FINDINGS
 
-    torch.manual_seed(1)
-    net = PmsNet(width=4, n_classes=14, branch_dim=8)
-    net.proxies.copy_(torch.rand(14, 8))
-    save_weights(Registry(tmp_path / "weights"), {
-        "name": "tiny-pms14", "version": "1", "task": "multilabel-retrieval", "architecture": "pms-resnet18",
-        "architecture_kwargs": {"width": 4, "n_classes": 14, "branch_dim": 8}, "preset": "ood-grey",
-        "input_contract": {"channels": 1, "size": [32, 32], "dtype": "float32", "range": [0.0, 1.0]},
-        "params": {"input_size": 32, "method": "pms", "classes": list(MIMIC14_FINDINGS), "label_set": "mimic14"},
-    }, net.state_dict())
-    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path / "weights"))
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
-    at.number_input(key="retrieval_build_n").set_value(12)
-    at.button(key="retrieval_build").click().run()
-    assert not at.exception
+    at = _page_with_tiny_pms(tmp_path, monkeypatch, MIMIC14_FINDINGS, label_set="mimic14")
     offered = set(at.multiselect(key="retrieval_labels").options)
     assert offered and offered <= set(MIMIC14_FINDINGS)
     at.button(key="retrieval_browse_0").click().run()
