@@ -107,10 +107,11 @@ def main() -> None:
         site = columns[2].selectbox("Site", ("internal", "external", "mixed"), key="ood_site")
         trained = float(detector.params.get("data", {}).get("variability", 0.0))
         variability = float(columns[3].number_input(
-            "Variability", min_value=0.0, max_value=1.0, value=trained, step=0.1,
+            "Within-site variation", min_value=0.0, max_value=1.0, value=trained, step=0.1,
             key=f"ood_variability_{detector.name}",
-            help="within-site variation of the phantoms (patients, casts, hardware, positioning, processing); "
-                 f"default: the detector's training data ({trained:g})"))
+            help="How much the generated images vary inside one hospital: 0 = one fixed acquisition, 1 = the "
+                 "spread of a real archive (patient size, casts, metal hardware, positioning, image processing). "
+                 f"Default: what this detector was trained on ({trained:g})."))
         images, classes, names = _phantoms(seed, per_class, site, detector.input_size, variability)
         names = list(names)
         truth = ~np.isin(np.asarray(classes), detector.id_classes)

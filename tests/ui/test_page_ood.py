@@ -88,7 +88,7 @@ def test_phantom_variability_defaults_to_the_detectors_training_data(weights: Pa
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.number_input(key="ood_n").set_value(1).run()
     def variability() -> float:  # the widget's key follows the detector, so it is found by its label
-        return next(n for n in at.number_input if n.label == "Variability").value
+        return next(n for n in at.number_input if n.label == "Within-site variation").value
 
     assert variability() == 0.0  # tend-test records none: fixed acquisition
     at.selectbox(key="ood_detector").set_value("cvad-test@1").run()
