@@ -19,6 +19,7 @@ import streamlit as st
 
 from medlim.core.io.record import ImageRecord
 from medlim.mammography.analysis import BacModel, requantify
+from medlim.mammography.preprocess import PRESET_SUMMARIES
 from medlim.settings import get_settings
 from medlim.ui import mammography as ui
 from medlim.ui.errors import show_medlim_errors
@@ -87,7 +88,8 @@ def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str
         tiles = "background tiles skipped" if bac_model.skip else "every tile analysed"
     return (
         f"Numbers from **{entry.name} v{entry.version}**{quality} · preset **{bac_model.preset}** "
-        f"(overlap {512 - bac_model.stride} px, {bac_model.merge} merge, {tiles}) · cut-off p > {threshold:.2f}, "
+        f"({PRESET_SUMMARIES.get(bac_model.preset, 'custom preprocessing')}; overlap {512 - bac_model.stride} px, "
+        f"{bac_model.merge} merge, {tiles}) · cut-off p > {threshold:.2f}, "
         f"X = {x:g} (I {rule} X)."
     )
 

@@ -44,6 +44,7 @@ __all__ = [
     "BacPreset",
     "PreprocessedImage",
     "PRESETS",
+    "PRESET_SUMMARIES",
     "get_preset",
     "median_filter",
     "breast_mask",
@@ -193,6 +194,15 @@ PRESETS: dict[str, BacPreset] = {
 PRESETS["thesis-unclipped"] = dataclasses.replace(
     PRESETS["thesis"], name="thesis-unclipped", stretch_percentiles=(1.0, 100.0)
 )
+
+
+#: One plain-language line per preset, for people reading a result.
+PRESET_SUMMARIES: dict[str, str] = {
+    "published": "the authors' published code: 5×5 median filter only",
+    "thesis": "thesis: disk median filter, breast outline without labels, contrast stretch (brightest 1 % clipped)",
+    "thesis-unclipped": "thesis: disk median filter, breast outline without labels, contrast stretch that keeps "
+    "the brightest calcifications distinct",
+}
 
 
 def get_preset(preset: str | BacPreset) -> BacPreset:

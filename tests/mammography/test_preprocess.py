@@ -37,6 +37,9 @@ def test_preset_registry_values() -> None:
     assert (thesis.median_footprint, thesis.breast_mask_rule, thesis.breast_mask_disk_radius) == ("disk", "opened", 10)
     assert thesis.normalisation == "patch_zero_mean"
     assert set(PRESETS) == {"published", "thesis", "thesis-unclipped"}
+    from medlim.mammography.preprocess import PRESET_SUMMARIES
+
+    assert set(PRESET_SUMMARIES) == set(PRESETS)  # every preset explains itself on the page
     unclipped = get_preset("thesis-unclipped")
     assert unclipped.stretch_percentiles == (1.0, 100.0)
     assert unclipped == dataclasses.replace(thesis, name="thesis-unclipped", stretch_percentiles=(1.0, 100.0))
