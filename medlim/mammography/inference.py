@@ -34,8 +34,7 @@ from medlim.mammography.preprocess import (
     normalise_patches,
     preprocess_image,
     preprocess_tensor,
-    black_patches,
-    skip_background_patches,
+    background_rule,
 )
 
 __all__ = ["BacPrediction", "OutputActivation", "predict_probability_map"]
@@ -153,18 +152,7 @@ def predict_probability_map(
     patch = preset.patch_size
     run_device = _resolve_device(device)
 
-    if skip is True:
-        skip_rule: Callable[[np.ndarray], np.ndarray] | None = lambda patches: skip_background_patches(
-            patches, mean_at_most=preset.skip_mean_at_most, std_at_most=preset.skip_std_at_most
-        )
-    elif skip is False:
-        skip_rule = None
-    elif skip == "black":
-        skip_rule = black_patches
-    elif callable(skip):
-        skip_rule = skip
-    else:
-        raise ParameterError(f"`skip` must be True, False, 'black' or a callable, {skip!r} is given.")
+    skip_rule = background_rule(skip, preset)
 
     if preprocess_on not in ("auto", "host", "device"):
         raise ParameterError(f"`preprocess_on` must be 'auto', 'host' or 'device', {preprocess_on!r} is given.")

@@ -38,6 +38,7 @@ import numpy as np
 from medlim.errors import InputError, ParameterError
 
 __all__ = [
+    "background_rule",
     "black_patches",
     "disk_median",
     "median_network",
@@ -625,6 +626,36 @@ def black_patches(
         return (bright < fraction).cpu().numpy()
     bright = (patches.reshape(patches.shape[0], -1) > level).mean(axis=1)
     return bright < fraction
+
+
+def background_rule(
+    skip: "bool | str | Callable[[np.ndarray], np.ndarray]", preset: str | BacPreset = "published"
+) -> "Callable[[np.ndarray], np.ndarray] | None":
+    """The background-patch test a weights' ``skip`` setting names (used at inference and for training patches).
+
+    Args:
+        skip: True — the preset's rule (:func:`skip_background_patches` with its
+            bounds; the authors' code); ``"black"`` — :func:`black_patches` (the
+            thesis text); False — none; or a callable ``f(patches[n, p, p]) -> bool[n]``.
+        preset: preset name or :class:`BacPreset` (bounds for True).
+
+    Returns:
+        ``f(patches[n, p, p]) -> bool[n]`` (True = skip), or None for no skipping.
+
+    Raises:
+        ParameterError: any other ``skip``.
+    """
+    if skip is True:
+        bounds = get_preset(preset)
+        return lambda patches: skip_background_patches(
+            patches, mean_at_most=bounds.skip_mean_at_most, std_at_most=bounds.skip_std_at_most)
+    if skip is False:
+        return None
+    if skip == "black":
+        return black_patches
+    if callable(skip):
+        return skip
+    raise ParameterError(f"`skip` must be True, False, 'black' or a callable, {skip!r} is given.")
 
 
 def normalise_patches(patches: "torch.Tensor", preset: str | BacPreset = "published") -> "torch.Tensor":  # noqa: F821

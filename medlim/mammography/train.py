@@ -153,18 +153,10 @@ def extract_image_patches(
         ``(positives, negatives)`` as :class:`PatchSet`; negatives chosen at random by ``rng``.
     """
     from medlim.core.tiling import pad_to_patch, patch_grid
-    from medlim.mammography.preprocess import black_patches, skip_background_patches
+    from medlim.mammography.preprocess import background_rule
 
     preset = get_preset(preset)
-    if skip is True:
-        is_background = lambda g: skip_background_patches(  # noqa: E731
-            g[None], mean_at_most=preset.skip_mean_at_most, std_at_most=preset.skip_std_at_most)[0]
-    elif skip == "black":
-        is_background = lambda g: black_patches(g[None])[0]  # noqa: E731
-    elif skip is False:
-        is_background = lambda g: False  # noqa: E731
-    else:
-        raise ParameterError(f"`skip` must be True, False or 'black', {skip!r} is given.")
+    rule = background_rule(skip, preset)
     stride = preset.stride if stride is None else stride
     if item.image.shape != item.bac_mask.shape:
         raise ParameterError(f"image {item.image.shape} and mask {item.bac_mask.shape} differ in shape.")
@@ -173,7 +165,7 @@ def extract_image_patches(
     positive, negative = [], []
     for top, left in patch_grid(grey.shape, patch=patch_size, stride=stride):
         g = grey[top : top + patch_size, left : left + patch_size]
-        if is_background(g):
+        if rule is not None and rule(g[None])[0]:
             continue
         (positive if mask[top : top + patch_size, left : left + patch_size].any() else negative).append((top, left))
     if len(negative) > max_negatives:
