@@ -24,6 +24,12 @@ __all__ = [
     "CheckpointMappingError",
     "StoreError",
     "ParameterError",
+    "BudgetError",
+    "DecodeBudgetError",
+    "ArchiveError",
+    "ArchiveBudgetError",
+    "PathNotAllowedError",
+    "InvalidNameError",
 ]
 
 
@@ -100,3 +106,43 @@ class StoreError(MedlimError):
 
 class ParameterError(MedlimError):
     """A parameter is out of its valid range."""
+
+
+class BudgetError(MedlimError):
+    """A resource budget (memory, disk, members) would be exceeded.
+
+    Attributes:
+        limit: the budget in force (a number, in the unit the message states).
+        variable: the ``MEDLIM_*`` environment variable that raises it.
+    """
+
+    def __init__(self, message: str, *, limit: int | float, variable: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.variable = variable
+
+
+class DecodeBudgetError(ImageTooLargeError, BudgetError):
+    """Decoding the image would take more memory than ``MEDLIM_DECODE_BUDGET_MB`` allows."""
+
+    def __init__(self, message: str, *, limit: int | float, variable: str = "MEDLIM_DECODE_BUDGET_MB") -> None:
+        BudgetError.__init__(self, message, limit=limit, variable=variable)
+
+
+class ArchiveError(InputError):
+    """An uploaded archive cannot be opened or holds something refused (paths leaving it, nested archives)."""
+
+
+class ArchiveBudgetError(ArchiveError, BudgetError):
+    """An archive would expand beyond a zip limit (size, members, compression ratio)."""
+
+    def __init__(self, message: str, *, limit: int | float, variable: str) -> None:
+        BudgetError.__init__(self, message, limit=limit, variable=variable)
+
+
+class PathNotAllowedError(InputError):
+    """A folder typed into a page lies outside ``MEDLIM_DATA_ROOTS``."""
+
+
+class InvalidNameError(ParameterError):
+    """A name typed by a user (collection, run, preset) is not a safe name."""

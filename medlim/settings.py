@@ -33,6 +33,15 @@ class Settings:
         pseudonym_key: secret for the keyed hash of patient IDs
             (``MEDLIM_PSEUDONYM_KEY``; default a per-installation key file in ``home``).
         max_pixels: images with more pixels are refused (``MEDLIM_MAX_PIXELS``).
+        data_roots: folders a page may read or list (``MEDLIM_DATA_ROOTS``, paths
+            separated by ``os.pathsep``; default the bundled samples and
+            ``home / "datasets"``). The command line is not confined by them.
+        decode_budget_mb: memory one decoded image may take, in MiB, checked from
+            the file's header before decoding (``MEDLIM_DECODE_BUDGET_MB``, default 1024).
+        zip_max_mb: uncompressed MiB an archive may expand to (``MEDLIM_ZIP_MAX_MB``, default 4096).
+        zip_max_members: files an archive may hold (``MEDLIM_ZIP_MAX_MEMBERS``, default 50,000).
+        zip_max_ratio: largest uncompressed ÷ compressed size of an archive or
+            member (``MEDLIM_ZIP_MAX_RATIO``, default 200).
     """
 
     home: Path
@@ -42,6 +51,20 @@ class Settings:
     device: str
     pseudonym_key: str | None
     max_pixels: int
+    data_roots: tuple[Path, ...] = ()
+    decode_budget_mb: int = 1024
+    zip_max_mb: int = 4096
+    zip_max_members: int = 50_000
+    zip_max_ratio: int = 200
+
+    @property
+    def datasets_dir(self) -> Path:
+        """Where datasets a user chose to keep are stored (a data root by default)."""
+        return Path(self.home) / "datasets"
+
+    @property
+    def decode_budget_bytes(self) -> int:
+        return int(self.decode_budget_mb) * (1 << 20)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> "Settings":
@@ -54,15 +77,49 @@ class Settings:
             from medlim.errors import ParameterError
 
             raise ParameterError(f"MEDLIM_DEVICE must be auto, cpu or cuda; {device!r} is given.")
+        samples_dir = Path(env.get("MEDLIM_SAMPLES_DIR", str(root / "data_samples")))
         return cls(
             home=home,
             database_url=database_url,
             weights_dir=Path(env.get("MEDLIM_WEIGHTS_DIR", str(root / "weights"))),
-            samples_dir=Path(env.get("MEDLIM_SAMPLES_DIR", str(root / "data_samples"))),
+            samples_dir=samples_dir,
             device=device,
             pseudonym_key=env.get("MEDLIM_PSEUDONYM_KEY"),
-            max_pixels=int(env.get("MEDLIM_MAX_PIXELS", str(20000 * 20000))),
+            max_pixels=_positive_int(env, "MEDLIM_MAX_PIXELS", 20000 * 20000),
+            data_roots=_data_roots(env, home=home, samples_dir=samples_dir),
+            decode_budget_mb=_positive_int(env, "MEDLIM_DECODE_BUDGET_MB", 1024),
+            zip_max_mb=_positive_int(env, "MEDLIM_ZIP_MAX_MB", 4096),
+            zip_max_members=_positive_int(env, "MEDLIM_ZIP_MAX_MEMBERS", 50_000),
+            zip_max_ratio=_positive_int(env, "MEDLIM_ZIP_MAX_RATIO", 200),
         )
+
+
+def _positive_int(env: dict[str, str], variable: str, default: int) -> int:
+    """``env[variable]`` as a positive integer (``_`` separators allowed), else ``default``.
+
+    Raises:
+        ParameterError: the variable is set to something that is not a positive integer.
+    """
+    text = env.get(variable)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        from medlim.errors import ParameterError
+
+        raise ParameterError(f"{variable} must be a positive whole number; {text!r} is given.")
+    return value
+
+
+def _data_roots(env: dict[str, str], *, home: Path, samples_dir: Path) -> tuple[Path, ...]:
+    """``MEDLIM_DATA_ROOTS`` split on ``os.pathsep`` (empty parts skipped), else the defaults."""
+    text = env.get("MEDLIM_DATA_ROOTS")
+    if text is None or not text.strip():
+        return (samples_dir, home / "datasets")
+    return tuple(Path(part).expanduser() for part in text.split(os.pathsep) if part.strip())
 
 
 def get_settings() -> Settings:

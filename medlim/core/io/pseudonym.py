@@ -19,7 +19,7 @@ from pathlib import Path
 from medlim.errors import InputError
 from medlim.settings import Settings, get_settings
 
-__all__ = ["PATIENT_KEY_HEX_CHARS", "patient_key", "pseudonym_secret"]
+__all__ = ["FILE_LABEL_PREFIX", "PATIENT_KEY_HEX_CHARS", "file_label", "patient_key", "pseudonym_secret"]
 
 #: Hex characters kept from the HMAC (64 bits: collisions are negligible for one site).
 PATIENT_KEY_HEX_CHARS = 16
@@ -84,3 +84,36 @@ def patient_key(patient_id: str | None, *, settings: Settings | None = None) -> 
         return None
     digest = hmac.new(pseudonym_secret(settings), text.encode("utf-8"), hashlib.sha256).hexdigest()
     return digest[:PATIENT_KEY_HEX_CHARS]
+
+
+#: Prefix of pseudonymous file labels (tells them apart from patient keys at a glance).
+FILE_LABEL_PREFIX = "img-"
+
+
+def file_label(name: str | os.PathLike | None, *, data: bytes | None = None, settings: Settings | None = None) -> str:
+    """Pseudonymous label of a file: a keyed hash that stands in for its name.
+
+    Issue 14 ("Identifying data"): archive file names often carry the patient's
+    name, record number and date, so the store, page downloads and recorded
+    training data keep this label instead. The label is HMAC-SHA256 (the same
+    per-installation secret as :func:`patient_key`) of the file's content when
+    ``data`` is given — the same image gets the same label whatever it is called
+    — else of its name; 12 hex characters after :data:`FILE_LABEL_PREFIX`, plus
+    the original suffix (``img-3fa9c2d1e0b4.dcm``) so the kind of file stays
+    visible.
+
+    Args:
+        name: the file name or path (only its suffix is kept), or ``None``.
+        data: the file's bytes, when at hand.
+        settings: settings holding the secret; current settings when ``None``.
+
+    Returns:
+        The label, e.g. ``"img-3fa9c2d1e0b4.png"``.
+    """
+    text = "" if name is None else str(name)
+    suffix = Path(text).suffix.lower() if text else ""
+    if not suffix.isascii() or not suffix[1:].isalnum() or len(suffix) > 8:
+        suffix = ""
+    message = data if data is not None else ("name:" + text).encode("utf-8", "surrogatepass")
+    digest = hmac.new(pseudonym_secret(settings), message, hashlib.sha256).hexdigest()
+    return f"{FILE_LABEL_PREFIX}{digest[:12]}{suffix}"
