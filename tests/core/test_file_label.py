@@ -1,0 +1,26 @@
+"""Pseudonymous file labels (issue 14, "Identifying data")."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from medlim.core.io.pseudonym import file_label
+
+
+def test_the_label_is_a_keyed_hash_of_the_content_with_the_suffix_kept() -> None:
+    expected = hmac.new(b"test-pseudonym-key", b"pixels", hashlib.sha256).hexdigest()[:12]
+    assert file_label("DOE_JOHN_123456_20240101.DCM", data=b"pixels") == f"img-{expected}.dcm"
+    assert file_label("other-name.dcm", data=b"pixels") == f"img-{expected}.dcm"  # same image, same label
+
+
+def test_without_content_the_name_is_hashed_and_never_shown() -> None:
+    label = file_label("DOE_JOHN_123456.png")
+    expected = hmac.new(b"test-pseudonym-key", b"name:DOE_JOHN_123456.png", hashlib.sha256).hexdigest()[:12]
+    assert label == f"img-{expected}.png"
+    assert "DOE" not in label and file_label("DOE_JOHN_123457.png") != label
+
+
+def test_odd_suffixes_are_dropped() -> None:
+    assert file_label("x.a b") .count(".") == 0
+    assert file_label(None).startswith("img-") and file_label("noext").count(".") == 0
