@@ -6,7 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from medlim.errors import MedlimError
 
 __all__ = ["register"]
 
@@ -23,10 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--no-store", action="store_true", help="do not save results to the results store")
     common.add_argument("--resume", action="store_true", help="reuse stored results for files already analysed")
     common.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
+    common.add_argument("--pseudonymise-names", action="store_true",
+                        help="name files (in rows and output files) by a keyed-hash label instead of their path")
 
     quantify = sub.add_parser("quantify", parents=[common], help="PM, AM, SIM, TAM_X, TSIM_X per image")
     quantify.add_argument("--x", type=float, default=None, help="intensity threshold X (default: the weights', 100)")
-    quantify.add_argument("--out", type=Path, default=None, help="folder for <stem>_bac.png masks (0/255)")
+    quantify.add_argument("--out", type=Path, default=None,
+                          help="folder for <stem>_bac.png masks (0/255); repeated stems get their folder added")
     quantify.set_defaults(func=_quantify)
 
     longitudinal = sub.add_parser(
@@ -51,80 +58,83 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 
-def _progress(total: int):
-    def report(index: int, name: str, seconds: float) -> None:
-        print(f"[{index}/{total}] {Path(name).name}: {seconds:.1f} s", file=sys.stderr, flush=True)
-
-    return report
-
-
 def _run(args: argparse.Namespace, *, keep_analysis: bool):
+    """``(BatchFile, FileOutcome)`` pairs, one per input file, streamed."""
+    from medlim.core.batch import plan_files, progress_printer
+    from medlim.core.io.files import collect_files
     from medlim.core.store import open_store
     from medlim.mammography.analysis import load_bac_model
-    from medlim.core.io.files import collect_files
     from medlim.mammography.batch import quantify_files
 
-    files = collect_files(args.inputs)
+    files = plan_files(collect_files(args.inputs), pseudonymise=args.pseudonymise_names)
     if not files:
         print("medlim: no image files found in the given paths", file=sys.stderr)
     bac_model = load_bac_model(args.weights, device=args.device)
     store = None if args.no_store else open_store()
-    return quantify_files(
-        ((str(f), f) for f in files),
+    outcomes = quantify_files(
+        ((f.name, f.path) for f in files),
         bac_model,
         threshold=args.threshold,
         x=args.x,
         store=store,
         reuse_stored=args.resume and store is not None,
         keep_analysis=keep_analysis,
-        progress=_progress(len(files)),
+        progress=progress_printer(len(files)),
+        pseudonymised=args.pseudonymise_names,
     )
+    return zip(files, outcomes)
 
 
 def _quantify(args: argparse.Namespace) -> int:
-    import cv2
+    from medlim.core.batch import output_folder, print_row
+    from medlim.phantoms.base import save_png
 
     if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-    for outcome in _run(args, keep_analysis=args.out is not None):
+        output_folder(args.out)
+    for file, outcome in _run(args, keep_analysis=args.out is not None):
         if outcome.ok:
             row = {"ok": True, **outcome.values, "reused": outcome.reused}
             if args.out is not None and outcome.analysis is not None:
-                mask_path = args.out / f"{Path(outcome.file).stem}_bac.png"
-                cv2.imwrite(str(mask_path), outcome.analysis.mask())
-                row["mask"] = str(mask_path)
+                mask_path = args.out / f"{file.stem}_bac.png"
+                try:
+                    save_png(mask_path, outcome.analysis.mask())
+                    row["mask"] = str(mask_path)
+                except MedlimError as exc:  # the readouts are still worth printing
+                    row["mask_error"] = exc.message
         else:
             row = {"file": outcome.file, "ok": False, "error": outcome.error, "message": outcome.message}
-        _emit(row, args.jsonl)
+        print_row(row, jsonl=args.jsonl, describe=_describe)
     return 0
 
 
-def _emit(row: dict, jsonl: bool) -> None:
-    if jsonl:
-        print(json.dumps(row), flush=True)
-    elif row.get("ok"):
-        print(
-            f"{Path(row['file']).name}: PM={row['pm']:.1f} AM={row['am']} SIM={row['sim']:.0f} "
-            f"TAM_{row['x']:g}={row['tam_x']} TSIM_{row['x']:g}={row['tsim_x']:.0f} breast={row['breast_area']} px "
-            f"(t={row['threshold']}, {row['weights']})",
-            flush=True,
-        )
-    else:
-        print(f"{Path(row['file']).name}: {row['error']}: {row['message']}", flush=True)
+def _describe(row: Mapping[str, Any]) -> str:
+    text = (
+        f"PM={row['pm']:.1f} AM={row['am']} SIM={row['sim']:.0f} TAM_{row['x']:g}={row['tam_x']} "
+        f"TSIM_{row['x']:g}={row['tsim_x']:.0f} breast={row['breast_area']} px (t={row['threshold']}, {row['weights']})"
+    )
+    if row.get("mask_error"):
+        text += f" [mask not written: {row['mask_error']}]"
+    return text
 
 
 def _longitudinal(args: argparse.Namespace) -> int:
+    from medlim.core.text import escape_control
     from medlim.mammography.batch import exam_rows
 
     values = []
-    for outcome in _run(args, keep_analysis=False):
+    for _file, outcome in _run(args, keep_analysis=False):
         if outcome.ok:
             values.append(outcome.values)
+            if outcome.store_error:
+                print(f"medlim: {escape_control(outcome.file)}: not stored: {escape_control(outcome.store_error)}",
+                      file=sys.stderr)
         else:
-            print(f"medlim: {outcome.file}: {outcome.error}: {outcome.message}", file=sys.stderr)
+            print(f"medlim: {escape_control(outcome.file)}: {outcome.error}: {escape_control(outcome.message)}",
+                  file=sys.stderr)
     exams, changes, unplaced = exam_rows(values)
     for name in unplaced:
-        print(f"medlim: {name}: no patient, date, view or laterality in the file; not placed in an exam", file=sys.stderr)
+        print(f"medlim: {escape_control(name)}: no patient, date, view or laterality in the file; not placed in an exam",
+              file=sys.stderr)
     change_by_later = {(c.patient_key, c.later_date): c for c in changes}
     for exam in exams:
         change = change_by_later.get((exam.patient_key, exam.study_date))

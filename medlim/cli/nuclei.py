@@ -1,7 +1,9 @@
 """``medlim nuclei``: clumped-nuclei segmentation of fluorescence images (thesis §3.1).
 
 ``segment`` writes ``<stem>_labels.png`` (uint16 instance labels, 0 =
-background, input size) per image and prints ``file, count, seconds``;
+background, input size) per image and prints ``file, count, seconds, labels,
+warnings`` (a file that cannot be read gets ``file, error, message`` and the run
+goes on; repeated stems get their folder added, :mod:`medlim.core.batch`);
 ``evaluate`` scores the thesis method and the watershed baseline on held-out
 phantoms with the thesis Table 3.1 protocol plus object F1 at IoU ≥ 0.5.
 """
@@ -12,8 +14,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.batch import BatchFile
 
 __all__ = ["register"]
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("nuclei", help="clumped nuclei segmentation in fluorescence (DAPI) images")
@@ -24,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--method", choices=("thesis", "watershed"), default="thesis")
     segment.add_argument("--jsonl", action="store_true", help="JSON Lines on stdout (one object per image)")
+    segment.add_argument("--pseudonymise-names", action="store_true",
+                         help="name files (in rows and output files) by a keyed-hash label instead of their path")
     segment.set_defaults(func=_segment)
 
     evaluate = sub.add_parser("evaluate", help="thesis method vs watershed on held-out phantoms")
@@ -43,6 +52,19 @@ def _expand(inputs: list[str]) -> list[Path]:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from medlim.core.batch import batch_rows, output_folder, plan_files, print_row, progress_printer
+
+    files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
+    out = output_folder(args.out)
+    rows = batch_rows(files, lambda file: _segment_one(file, out, method=args.method),
+                      progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
+    for row in rows:
+        print_row(row, jsonl=args.jsonl, describe=lambda r: f"{r['count']} nuclei in {r['seconds']:.2f} s")
+    return 0
+
+
+def _segment_one(file: BatchFile, out: Path, *, method: str) -> dict[str, Any]:
+    """Segment one image and write ``<stem>_labels.png``; the readouts of its row."""
     import numpy as np
 
     from medlim.core.io import read_image
@@ -51,23 +73,14 @@ def _segment(args: argparse.Namespace) -> int:
     from medlim.microscopy.nuclei.watershed import watershed_nuclei
     from medlim.phantoms.base import save_png
 
-    files = _expand(args.inputs)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        record = read_image(path)
-        if args.method == "thesis":
-            result = segment_nuclei(record.pixels)
-        else:
-            result = watershed_nuclei(record.pixels)
-        if result.labels.max() > 65535:
-            raise ImageTooLargeError(f"{path.name}: {int(result.labels.max())} nuclei do not fit a uint16 label image.")
-        save_png(args.out / f"{path.stem}_labels.png", result.labels.astype(np.uint16))
-        row = {"file": str(path), "count": result.count, "seconds": round(result.seconds, 3)}
-        if args.jsonl:
-            print(json.dumps(row), flush=True)
-        else:
-            print(f"{path.name}: {row['count']} nuclei in {row['seconds']:.2f} s", flush=True)
-    return 0
+    record = read_image(file.path, name=Path(file.name).name)
+    result = segment_nuclei(record.pixels) if method == "thesis" else watershed_nuclei(record.pixels)
+    if result.labels.max() > 65535:
+        raise ImageTooLargeError(f"{int(result.labels.max())} nuclei do not fit a uint16 label image.")
+    labels_path = out / f"{file.stem}_labels.png"
+    save_png(labels_path, result.labels.astype(np.uint16))
+    return {"count": result.count, "seconds": round(result.seconds, 3), "labels": str(labels_path),
+            "warnings": list(record.metadata.warnings)}
 
 
 def _evaluate(args: argparse.Namespace) -> int:

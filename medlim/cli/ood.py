@@ -2,8 +2,11 @@
 
 ``score`` prints one line per image (JSON lines with ``--jsonl``): file, score,
 threshold, is_ood and the detector's parts (TEND ``p``, ``d``; CVAD ``rec``,
-``dis``; AE ``rec``). ``evaluate`` prints AUROC, AUPR, FPR at 95 % TPR, the
-G-mean threshold/TPR/FPR/DIFF and the validation-transform accuracies as JSON.
+``dis``; AE ``rec``); a file that cannot be read gets ``file, error, message``
+and the run goes on. Files are read, resized and scored in small batches, so
+memory does not grow with their number (issue 14). ``evaluate`` prints AUROC,
+AUPR, FPR at 95 % TPR, the G-mean threshold/TPR/FPR/DIFF and the
+validation-transform accuracies as JSON.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("--jsonl", action="store_true", help="JSON lines instead of a table")
     score.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
     score.add_argument("--weights-dir", default=None, help="registry folder (default: settings)")
+    score.add_argument("--pseudonymise-names", action="store_true",
+                       help="name files by a keyed-hash label instead of their path")
     score.set_defaults(func=_score)
 
     evaluate = sub.add_parser("evaluate", help="held-out evaluation (one-vs-rest / rest-vs-one, Table 4.5 transforms)")
@@ -156,25 +161,33 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from medlim.curation.ood.data import list_image_files, read_inputs
+    from medlim.core.batch import json_line, plan_files, progress_printer
+    from medlim.curation.ood.data import list_image_files
+    from medlim.curation.ood.scoring import PART_NAMES, score_files
 
     detector = _detector(args.detector, args.weights_dir)
-    files = list_image_files(args.paths)
+    files = plan_files(list_image_files(args.paths), pseudonymise=args.pseudonymise_names)
     if not files:
         raise ParameterError(f"no images found in {args.paths}.")
-    scores = detector.score(read_inputs(files, detector.input_size), files=[str(f) for f in files],
-                            threshold=args.threshold)
-    rows = scores.rows()
-    if args.jsonl:
-        for row in rows:
-            print(json.dumps(row))
-    else:
-        parts = list(scores.parts)
-        print("\t".join(["file", "score", "threshold", "is_ood", *parts]))
-        for row in rows:
-            print("\t".join([row["file"], f"{row['score']:.5f}", f"{row['threshold']:.5f}", str(row["is_ood"]),
-                             *(f"{row[p]:.5f}" for p in parts)]))
+    rows = score_files(detector, [(f.name, f.path) for f in files], threshold=args.threshold,
+                       progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
+    parts = PART_NAMES[detector.kind]
+    if not args.jsonl:
+        print("\t".join(["file", "score", "threshold", "is_ood", *parts]), flush=True)
+    for row in rows:
+        print(json_line(row) if args.jsonl else _table_line(row, parts), flush=True)
     return 0
+
+
+def _table_line(row: dict, parts: tuple[str, ...]) -> str:
+    """One tab-separated line; names and messages with control characters escaped (no forged lines or cells)."""
+    from medlim.core.text import escape_control
+
+    name = escape_control(row["file"])
+    if "error" in row:
+        return f"{name}\t{row['error']}: {escape_control(row['message'])}"
+    return "\t".join([name, f"{row['score']:.5f}", f"{row['threshold']:.5f}", str(row["is_ood"]),
+                      *(f"{row[p]:.5f}" for p in parts)])
 
 
 def _evaluate(args: argparse.Namespace) -> int:

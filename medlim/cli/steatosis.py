@@ -3,7 +3,9 @@
 ``segment`` runs the Mask R-CNN (tiled, tile-border droplets merged), applies
 the cutoffs relative to the mean droplet (thesis defaults) and a minimum
 score, writes ``<stem>_labels.png`` (uint16, kept droplets only) and prints
-``file, detected, kept, steatosis_fraction, seconds``. ``evaluate`` scores the
+``file, detected, kept, steatosis_fraction, seconds, labels, warnings`` (a file
+that cannot be read gets ``file, error, message`` and the run goes on; repeated
+stems get their folder added, :mod:`medlim.core.batch`). ``evaluate`` scores the
 weak-label method and the network on held-out phantoms (thesis Table 3.2
 protocol: AP, recall, F1, Jaccard with matches at mask IoU ≥ 0.5).
 """
@@ -13,10 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.batch import BatchFile
+    from medlim.microscopy.steatosis.analysis import SteatosisModel
+    from medlim.microscopy.steatosis.droplets import Cutoffs
 
 __all__ = ["register"]
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("steatosis", help="liver steatosis droplets in H&E images (Mask R-CNN + cutoffs)")
@@ -36,6 +45,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--weights-dir", default=None, help="registry folder (default: settings)")
     segment.add_argument("--device", default=None, help="auto, cpu or cuda")
     segment.add_argument("--jsonl", action="store_true", help="JSON Lines on stdout (one object per image)")
+    segment.add_argument("--pseudonymise-names", action="store_true",
+                         help="name files (in rows and output files) by a keyed-hash label instead of their path")
     segment.set_defaults(func=_segment)
 
     evaluate = sub.add_parser("evaluate", help="weak-label method vs network on held-out phantoms (AP, recall, F1, Jaccard)")
@@ -63,22 +74,33 @@ def _registry(weights_dir: str | None) -> object | None:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from medlim.microscopy.steatosis.analysis import load_steatosis_model, segment_file
+    from medlim.core.batch import batch_rows, output_folder, plan_files, print_row, progress_printer
+    from medlim.microscopy.steatosis.analysis import load_steatosis_model
     from medlim.microscopy.steatosis.droplets import Cutoffs
 
     cutoffs = Cutoffs(area=tuple(args.area), perimeter=tuple(args.perimeter),
                       eccentricity=tuple(args.eccentricity), min_score=args.min_score)
-    files = _expand(args.inputs)
+    files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
     model = load_steatosis_model(args.weights, registry=_registry(args.weights_dir), device=args.device)
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path in files:
-        row = segment_file(model, path, args.out, cutoffs=cutoffs)
-        if args.jsonl:
-            print(json.dumps(asdict(row)), flush=True)
-        else:
-            print(f"{path.name}: {row.kept}/{row.detected} droplets kept, steatosis "
-                  f"{100 * row.steatosis_fraction:.1f} % of tissue, {row.seconds:.2f} s", flush=True)
+    out = output_folder(args.out)
+    rows = batch_rows(files, lambda file: _segment_one(model, file, out, cutoffs=cutoffs),
+                      progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
+    for row in rows:
+        print_row(row, jsonl=args.jsonl, describe=_describe)
     return 0
+
+
+def _describe(row: Mapping[str, Any]) -> str:
+    return (f"{row['kept']}/{row['detected']} droplets kept, steatosis {100 * row['steatosis_fraction']:.1f} % "
+            f"of tissue, {row['seconds']:.2f} s")
+
+
+def _segment_one(model: SteatosisModel, file: BatchFile, out: Path, *, cutoffs: Cutoffs) -> dict[str, Any]:
+    """Detect droplets in one image, apply the cutoffs and write ``<stem>_labels.png`` (uint16, kept only)."""
+    from medlim.microscopy.steatosis.analysis import segment_file
+
+    row = segment_file(model, file.path, out / f"{file.stem}_labels.png", name=Path(file.name).name, cutoffs=cutoffs)
+    return row.to_json()
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -2,7 +2,8 @@
 the ``medlim bac`` command line and the mammography page's batch tab.
 
 Each file is read, analysed and (optionally) stored; a bad file is reported as
-a failed :class:`FileOutcome` and the run goes on. With ``reuse_stored`` a file
+a failed :class:`FileOutcome` and the run goes on, and readouts the store
+refuses are still returned, with the store's message (issue 14). With ``reuse_stored`` a file
 whose bytes were already analysed with the same weights, cut-off and X is not
 run again: the stored readouts are returned, so an interrupted study resumes
 where it stopped.
@@ -11,7 +12,6 @@ where it stopped.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from medlim.errors import MedlimError
+from medlim.errors import InputError, StoreError
 from medlim.mammography.analysis import BacAnalysis, BacModel, analyse_mammogram
 from medlim.mammography.exam import ExamChange, ExamReadout, ViewReadout, group_exams, longitudinal_changes
 
@@ -42,6 +42,8 @@ class FileOutcome:
         error: MedlimError class name when not ok.
         message: its message.
         reused: True when the readouts came from the results store.
+        store_error: the store's message when it refused the readouts (they are
+            still in ``values``, with the same message under ``store_error``).
     """
 
     file: str
@@ -51,6 +53,7 @@ class FileOutcome:
     error: str | None = None
     message: str | None = None
     reused: bool = False
+    store_error: str | None = None
 
 
 def outcome_record(analysis: BacAnalysis, *, file: str) -> dict[str, Any]:
@@ -117,8 +120,14 @@ def quantify_files(
     reuse_stored: bool = False,
     keep_analysis: bool = False,
     progress: Callable[[int, str, float], None] | None = None,
+    pseudonymised: bool = False,
 ) -> Iterator[FileOutcome]:
     """Analyse files one by one (a generator: memory holds one image at a time).
+
+    A file that cannot be analysed gives a failed outcome and the run goes on
+    (:func:`medlim.core.batch.attempt_each`). When the store refuses to save (or
+    to look up) a result, the computed readouts still come back, with the
+    store's message in ``store_error``.
 
     Args:
         sources: ``(display name, path or bytes)`` pairs.
@@ -130,40 +139,82 @@ def quantify_files(
             same weights, cut-off and X (needs ``store``).
         keep_analysis: keep the full :class:`BacAnalysis` (probability map) in the outcome.
         progress: ``progress(index, name, seconds)`` after each file.
+        pseudonymised: the display names are labels; a path's real name is kept
+            out of error messages.
 
     Yields:
         :class:`FileOutcome` per file, in order.
     """
-    from medlim.core.io import read_image
+    from medlim.core.batch import attempt_each, real_names
 
     t = bac_model.threshold if threshold is None else float(threshold)
     xx = bac_model.x if x is None else float(x)
-    for index, (name, source) in enumerate(sources, start=1):
-        started = time.perf_counter()
+
+    def quantify_one(name: str, source: bytes | Path) -> FileOutcome:
+        return _quantify_one(name, source, bac_model, threshold=t, x=xx, store=store,
+                             reuse_stored=reuse_stored and store is not None, keep_analysis=keep_analysis)
+
+    attempts = attempt_each(sources, quantify_one, progress=progress, hidden=real_names if pseudonymised else None)
+    for attempt in attempts:
+        if attempt.failure is not None:
+            yield FileOutcome(file=attempt.name, ok=False, error=attempt.failure["error"],
+                              message=attempt.failure["message"])
+        else:
+            yield attempt.result
+
+
+def _quantify_one(
+    name: str,
+    source: bytes | Path,
+    bac_model: BacModel,
+    *,
+    threshold: float,
+    x: float,
+    store: Any,
+    reuse_stored: bool,
+    keep_analysis: bool,
+) -> FileOutcome:
+    """Readouts of one file, reused from the store or computed (then saved)."""
+    from medlim.core.io import read_image
+
+    digest = _sha256(source)
+    lookup_error = None
+    if reuse_stored:
         try:
-            data = source.read_bytes() if isinstance(source, Path) else bytes(source)
-            digest = hashlib.sha256(data).hexdigest()
-            outcome = None
-            if store is not None and reuse_stored:
-                outcome = _reuse(store, digest, bac_model, t, xx, name)
-            if outcome is None:
-                record = read_image(data, name=Path(name).name)
-                analysis = analyse_mammogram(record, bac_model, threshold=t, x=xx)
-                if store is not None:
-                    save_analysis(store, analysis, record=record, content_sha256=digest, bac_model=bac_model)
-                outcome = FileOutcome(
-                    file=name,
-                    ok=True,
-                    values=outcome_record(analysis, file=name),
-                    analysis=analysis if keep_analysis else None,
-                )
-        except MedlimError as exc:
-            outcome = FileOutcome(file=name, ok=False, error=type(exc).__name__, message=exc.message)
-        except OSError as exc:
-            outcome = FileOutcome(file=name, ok=False, error="InputError", message=f"cannot read {name}: {exc.strerror}")
-        if progress:
-            progress(index, name, time.perf_counter() - started)
-        yield outcome
+            reused = _reuse(store, digest, bac_model, threshold, x, name)
+        except StoreError as exc:  # the store cannot be read: compute the readouts anyway
+            reused, lookup_error = None, exc.message
+        if reused is not None:
+            return reused
+    record = read_image(source, name=Path(name).name)
+    analysis = analyse_mammogram(record, bac_model, threshold=threshold, x=x)
+    values = outcome_record(analysis, file=name)
+    store_error = None
+    if store is not None:
+        try:
+            save_analysis(store, analysis, record=record, content_sha256=digest, bac_model=bac_model)
+        except StoreError as exc:  # keep the readouts: the person still gets the numbers
+            store_error = exc.message
+        else:
+            lookup_error = None  # saved after all: nothing for the person to act on
+    store_error = store_error or lookup_error
+    if store_error is not None:
+        values["store_error"] = store_error
+    return FileOutcome(file=name, ok=True, values=values, analysis=analysis if keep_analysis else None,
+                       store_error=store_error)
+
+
+def _sha256(source: bytes | Path) -> str:
+    """SHA-256 of the file's content, read in blocks (a path is not held in memory)."""
+    if not isinstance(source, Path):
+        return hashlib.sha256(bytes(source)).hexdigest()
+    try:
+        with source.open("rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except FileNotFoundError as exc:
+        raise InputError(f"There is no file at {source}; check the path.") from exc
+    except OSError as exc:
+        raise InputError(f"{source.name} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
 
 
 def _reuse(store: Any, digest: str, bac_model: BacModel, threshold: float, x: float, name: str) -> FileOutcome | None:

@@ -4,6 +4,7 @@ randomly initialised SCU-Net (the numbers are checked against the library and th
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -99,3 +100,74 @@ def test_longitudinal_sums_normalised_tam_over_the_exam(
     assert exam["views_counted"] == 4
     assert exam["tam_x_per_breast_area_sum"] == pytest.approx(sum(v["tam_x"] / v["breast_area"] for v in views))
     assert exam["change_from_previous"] is None
+
+
+def _two_studies(exam_dir: Path, root: Path) -> list[Path]:
+    """``study1/IMG0001.dcm`` and ``study2/IMG0001.dcm``: two different views with the same file name."""
+    views = sorted(exam_dir.glob("*CC.dcm"))[:2]
+    copies = []
+    for study, view in zip(("study1", "study2"), views):
+        (root / study).mkdir(parents=True)
+        copies.append(Path(shutil.copy(view, root / study / "IMG0001.dcm")))
+    return copies
+
+
+def test_quantify_keeps_masks_of_same_named_files_apart(
+    exam_dir: Path, weights_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = _two_studies(exam_dir, tmp_path / "in")
+    out = tmp_path / "masks"
+    args = ["bac", "quantify", *map(str, files), "--jsonl", "--out", str(out), "--device", "cpu", "--no-store",
+            "--threshold", "0.5"]
+    assert main(args) == 0
+    rows = _lines(capsys)
+    assert [r["file"] for r in rows] == [str(f) for f in files]
+    assert [r["mask"] for r in rows] == [str(out / "study1__IMG0001_bac.png"), str(out / "study2__IMG0001_bac.png")]
+    masks = [cv2.imread(r["mask"], cv2.IMREAD_UNCHANGED) for r in rows]
+    assert [int((m == 255).sum()) for m in masks] == [r["am"] for r in rows]  # each mask is its own file's
+    assert rows[0]["laterality"] != rows[1]["laterality"]
+
+
+def test_quantify_prints_readouts_the_store_refuses(
+    exam_dir: Path, weights_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medlim.errors import StoreError
+    from medlim.mammography import batch
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise StoreError("The results store is read-only; copy it somewhere writable.")
+
+    monkeypatch.setattr(batch, "save_analysis", refuse)
+    files = sorted(exam_dir.glob("*CC.dcm"))
+    assert main(["bac", "quantify", *map(str, files), "--jsonl", "--device", "cpu"]) == 0
+    rows = _lines(capsys)
+    assert len(rows) == 2 and all(r["ok"] for r in rows)  # both files analysed: the refusal does not stop the run
+    for row in rows:
+        assert row["store_error"] == "The results store is read-only; copy it somewhere writable."
+        assert {"pm", "am", "tam_x", "breast_area", "warnings"} <= set(row) and row["breast_area"] > 0
+    assert main(["bac", "quantify", str(files[0]), "--device", "cpu"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith("[not stored: The results store is read-only; copy it somewhere writable.]")
+
+
+def test_quantify_pseudonymise_names_and_escaped_table(
+    exam_dir: Path, weights_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medlim.core.io.pseudonym import file_label
+
+    named = tmp_path / "Smith\nJohn.dcm"
+    shutil.copy(sorted(exam_dir.glob("*LCC.dcm"))[0], named)
+    broken = exam_dir / "broken.dcm"
+    out = tmp_path / "masks"
+    args = ["bac", "quantify", str(named), str(broken), "--device", "cpu", "--no-store", "--out", str(out)]
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith(str(tmp_path / "Smith\\nJohn.dcm") + ": PM=")
+    assert lines[1].startswith(f"{broken}: ") and "Error: " in lines[1]
+    assert main([*args, "--jsonl", "--pseudonymise-names"]) == 0
+    captured = capsys.readouterr()
+    assert "Smith" not in captured.out + captured.err and "broken" not in captured.out + captured.err
+    good, bad = (json.loads(line) for line in captured.out.splitlines())
+    assert good["file"] == file_label(str(named)) and bad["file"] == file_label(str(broken))
+    assert good["mask"] == str(out / (good["file"].removesuffix(".dcm") + "_bac.png"))
+    assert not bad["ok"] and bad["error"]

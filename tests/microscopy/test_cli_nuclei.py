@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from medlim.cli import main
+from medlim.core.io.pseudonym import file_label
 from medlim.phantoms.base import save_png
 from medlim.phantoms.fluorescence import generate_fluorescence
 
@@ -17,7 +19,8 @@ def test_segment_writes_uint16_labels_and_jsonl(tmp_path, capsys):
         out = tmp_path / method
         assert main(["nuclei", "segment", str(tmp_path / "cells.png"), "--out", str(out), "--method", method, "--jsonl"]) == 0
         row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert set(row) == {"file", "count", "seconds"} and row["count"] > 0
+        assert set(row) == {"file", "count", "seconds", "labels", "warnings"} and row["count"] > 0
+        assert row["labels"] == str(out / "cells_labels.png") and row["warnings"] == []
         labels = cv2.imread(str(out / "cells_labels.png"), cv2.IMREAD_UNCHANGED)
         assert labels.dtype == np.uint16 and labels.shape == (200, 260)
         assert len(np.unique(labels[labels > 0])) == row["count"]
@@ -34,3 +37,94 @@ def test_evaluate_jsonl(capsys):
     assert [line.get("method") for line in lines[:2]] == ["thesis", "watershed"]
     assert {"jaccard", "precision", "recall", "f1", "hausdorff", "object_f1"} <= set(lines[0])
     assert set(lines[-1]["summary"]) == {"thesis", "watershed"}
+
+
+def _rows(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+
+
+def test_segment_answers_every_file_and_goes_on_after_bad_ones(tmp_path, capsys):
+    save_png(tmp_path / "a.png", generate_fluorescence(21, size=(120, 160)).image)
+    (tmp_path / "b_broken.png").write_bytes(b"not an image")
+    (tmp_path / "c_empty.png").write_bytes(b"")
+    save_png(tmp_path / "d.png", generate_fluorescence(22, size=(120, 160)).image)
+    out = tmp_path / "out"
+    assert main(["nuclei", "segment", str(tmp_path), "--out", str(out), "--jsonl"]) == 0
+    rows = _rows(capsys)
+    assert [Path(r["file"]).name for r in rows] == ["a.png", "b_broken.png", "c_empty.png", "d.png"]
+    assert rows[0]["count"] > 0 and rows[3]["count"] > 0  # the file after the bad ones is still analysed
+    assert {k: rows[1][k] for k in ("file", "error")} == {"file": str(tmp_path / "b_broken.png"),
+                                                          "error": "UnsupportedFormatError"}
+    assert rows[2]["error"] == "EmptyFileError" and "empty" in rows[2]["message"]
+    assert set(rows[1]) == {"file", "error", "message"}
+    assert sorted(p.name for p in out.iterdir()) == ["a_labels.png", "d_labels.png"]
+
+
+def test_segment_keeps_outputs_of_same_named_files_apart(tmp_path, capsys):
+    for study, seed in (("study1", 21), ("study2", 22)):
+        save_png(tmp_path / study / "IMG0001.png", generate_fluorescence(seed, size=(120, 160)).image)
+    out = tmp_path / "out"
+    args = ["nuclei", "segment", str(tmp_path / "study1"), str(tmp_path / "study2"), "--out", str(out), "--jsonl"]
+    assert main(args) == 0
+    rows = _rows(capsys)
+    assert [r["file"] for r in rows] == [str(tmp_path / "study1" / "IMG0001.png"), str(tmp_path / "study2" / "IMG0001.png")]
+    assert [r["labels"] for r in rows] == [str(out / "study1__IMG0001_labels.png"), str(out / "study2__IMG0001_labels.png")]
+    first, second = (cv2.imread(row["labels"], cv2.IMREAD_UNCHANGED) for row in rows)
+    assert not np.array_equal(first, second)  # each file's labels, not the last one's twice
+    for row, labels in zip(rows, (first, second)):
+        assert len(np.unique(labels[labels > 0])) == row["count"]
+
+
+def test_segment_table_and_progress_cannot_be_forged_by_a_file_name(tmp_path, capsys):
+    name = "x.png: 999 nuclei\nfake.png"
+    save_png(tmp_path / name, generate_fluorescence(21, size=(120, 160)).image)
+    (tmp_path / "bad\nline.png").write_bytes(b"not an image")
+    assert main(["nuclei", "segment", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(str(tmp_path / "bad\\nline.png") + ": UnsupportedFormatError: ")
+    assert lines[1].startswith(str(tmp_path / "x.png: 999 nuclei\\nfake.png") + ": ") and "nuclei in" in lines[1]
+    progress = captured.err.splitlines()
+    assert len(progress) == 2 and progress[1].startswith("[2/2] ") and "\\nfake.png" in progress[1]
+
+
+def test_segment_pseudonymise_names_uses_labels_for_rows_and_outputs(tmp_path, capsys):
+    good, bad = tmp_path / "Smith_John_1970.png", tmp_path / "Doe_Jane_1980.png"
+    save_png(good, generate_fluorescence(21, size=(120, 160)).image)
+    bad.write_bytes(b"")
+    out = tmp_path / "out"
+    args = ["nuclei", "segment", str(good), str(bad), "--out", str(out), "--jsonl", "--pseudonymise-names"]
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "Smith" not in captured.out + captured.err and "Doe" not in captured.out + captured.err
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    labels = [file_label(str(good)), file_label(str(bad))]
+    assert [r["file"] for r in rows] == labels
+    assert rows[0]["labels"] == str(out / (labels[0].removesuffix(".png") + "_labels.png"))
+    assert rows[1]["error"] == "EmptyFileError" and labels[1] in rows[1]["message"]
+    assert [p.name for p in out.iterdir()] == [Path(rows[0]["labels"]).name]
+
+
+def test_segment_rows_carry_the_readers_warnings(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    import medlim.core.io as io
+    from medlim.core.io.record import ImageRecord
+
+    warning = "3 pixels were not numbers (NaN)\nand were shown as black."
+    original = io.read_image
+
+    def warned(source, **kwargs):
+        record = original(source, **kwargs)
+        metadata = dataclasses.replace(record.metadata, warnings=(warning,))
+        return ImageRecord(record.pixels, record.raw, metadata, record.name)
+
+    monkeypatch.setattr(io, "read_image", warned)
+    save_png(tmp_path / "cells.png", generate_fluorescence(21, size=(120, 160)).image)
+    args = ["nuclei", "segment", str(tmp_path / "cells.png"), "--out", str(tmp_path / "out")]
+    assert main([*args, "--jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out)["warnings"] == [warning]
+    assert main(args) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.endswith("[warning: 3 pixels were not numbers (NaN)\\nand were shown as black.]")

@@ -17,8 +17,9 @@ the batch (the authors' min-max over the test set cannot score one image).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,20 +29,25 @@ from medlim.errors import ParameterError, WeightsError
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from medlim.core.batch import Attempt
     from medlim.core.weights import Registry, WeightsEntry
 
 __all__ = [
     "DETECTOR_KINDS",
+    "PART_NAMES",
     "ARCHITECTURE_OF",
     "OodScores",
     "Detector",
     "combine_parts",
     "load_detector",
+    "score_files",
 ]
 
 #: Detector kind → registry architecture name.
 ARCHITECTURE_OF: dict[str, str] = {"ae": "ood-autoencoder", "tend": "tend", "cvad": "cvad"}
 DETECTOR_KINDS: tuple[str, ...] = tuple(ARCHITECTURE_OF)
+#: Detector kind → names of the parts its score combines (the columns of a score table).
+PART_NAMES: dict[str, tuple[str, ...]] = {"ae": ("rec",), "tend": ("p", "d"), "cvad": ("rec", "dis")}
 _CHUNK = 64
 
 
@@ -170,7 +176,7 @@ class Detector:
                 for key, value in _parts(self.kind, self.model, batch).items():
                     collected.setdefault(key, []).append(value.double().cpu().numpy())
         if not collected:
-            return {key: np.zeros(0) for key in {"ae": ("rec",), "tend": ("p", "d"), "cvad": ("rec", "dis")}[self.kind]}
+            return {key: np.zeros(0) for key in PART_NAMES[self.kind]}
         return {key: np.concatenate(values) for key, values in collected.items()}
 
     def score(self, images: Sequence[np.ndarray] | np.ndarray, *, files: Sequence[str] = (),
@@ -180,6 +186,69 @@ class Detector:
         return OodScores(score=combine_parts(self.kind, parts, self.params),
                          threshold=self.threshold if threshold is None else float(threshold),
                          parts=parts, files=tuple(str(f) for f in files))
+
+
+def score_files(
+    detector: Detector,
+    files: Iterable[tuple[str, Path]],
+    *,
+    threshold: float | None = None,
+    chunk: int = 32,
+    progress: Callable[[int, str, float], None] | None = None,
+    pseudonymised: bool = False,
+) -> Iterator[dict[str, Any]]:
+    """Score image files in small batches: one row per file, a file that cannot be read as an error row.
+
+    Each file is read and brought to the input size at once, so at most
+    ``chunk`` small inputs (never a full-size image) are held, whatever the number
+    of files; a row's score does not depend on the other files (see the module
+    docstring), so the batch size does not change it.
+
+    Args:
+        detector: from :func:`load_detector`.
+        files: ``(display name, path)`` pairs.
+        threshold: overrides the calibrated threshold.
+        chunk: files read before they are scored together (≥ 1).
+        progress: ``progress(index, name, seconds)`` after each file is read.
+        pseudonymised: the names are labels; a path's real name is kept out of error messages.
+
+    Yields:
+        In file order, :meth:`OodScores.rows` rows plus ``warnings`` (the reader's),
+        or :func:`medlim.core.batch.error_row` rows (``file``, ``error``, ``message``).
+    """
+    from medlim.core.batch import attempt_each, real_names
+    from medlim.core.io import read_image
+    from medlim.curation.ood.data import to_model_input
+
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
+        raise ParameterError(f"`chunk` must be a positive integer, {chunk!r} is given.")
+
+    def prepare(name: str, path: Path) -> tuple[np.ndarray, list[str]]:
+        record = read_image(path, name=Path(name).name)
+        return to_model_input(record.pixels, detector.input_size), list(record.metadata.warnings)
+
+    pending: list[Attempt[tuple[np.ndarray, list[str]]]] = []
+    for attempt in attempt_each(files, prepare, progress=progress, hidden=real_names if pseudonymised else None):
+        pending.append(attempt)
+        if len(pending) >= chunk:
+            yield from _scored_rows(detector, pending, threshold)
+            pending = []
+    yield from _scored_rows(detector, pending, threshold)
+
+
+def _scored_rows(
+    detector: Detector, attempts: Sequence["Attempt[tuple[np.ndarray, list[str]]]"], threshold: float | None
+) -> Iterator[dict[str, Any]]:
+    """Rows of read attempts in order: the readable ones scored together."""
+    read = [a for a in attempts if a.ok]
+    size = detector.input_size
+    inputs = np.stack([a.result[0] for a in read]) if read else np.zeros((0, size, size), np.float32)
+    scored = iter(detector.score(inputs, files=[a.name for a in read], threshold=threshold).rows())
+    for attempt in attempts:
+        if attempt.ok:
+            yield {**next(scored), "warnings": attempt.result[1]}
+        else:
+            yield attempt.failure
 
 
 def _kind_of(entry: "WeightsEntry") -> str:

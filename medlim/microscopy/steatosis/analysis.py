@@ -155,25 +155,52 @@ def drop_outside_tissue(labels: np.ndarray, scores: np.ndarray, tissue: np.ndarr
 
 @dataclass(frozen=True)
 class SegmentRow:
-    """One line of ``medlim steatosis segment``."""
+    """One line of ``medlim steatosis segment`` (one image).
 
-    file: str
+    Attributes:
+        detected: droplets the network found.
+        kept: droplets inside the cutoffs.
+        steatosis_fraction: kept droplet area ÷ tissue area, in [0, 1].
+        seconds: time for this image.
+        labels: where the kept droplets' uint16 label image was written.
+        warnings: the reader's plain-language warnings about the image.
+    """
+
     detected: int
     kept: int
     steatosis_fraction: float
     seconds: float
+    labels: str
+    warnings: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {"detected": self.detected, "kept": self.kept, "steatosis_fraction": self.steatosis_fraction,
+                "seconds": self.seconds, "labels": self.labels, "warnings": list(self.warnings)}
 
 
-def segment_file(model: SteatosisModel, path: Path, out_dir: Path, *, cutoffs: Cutoffs = Cutoffs()) -> SegmentRow:
-    """Segment one image file and write ``<stem>_labels.png`` (uint16, kept droplets only).
+def segment_file(
+    model: SteatosisModel, path: Path, labels_path: Path, *, name: str | None = None, cutoffs: Cutoffs = Cutoffs()
+) -> SegmentRow:
+    """Segment one image file and write its kept droplets to ``labels_path`` (uint16 PNG).
 
     The image is read with :func:`medlim.core.io.read_image` (``pixels`` float32 RGB in [0, 1]).
+
+    Args:
+        model: the loaded steatosis model.
+        path: the image file.
+        labels_path: where to write the label image (the caller keeps names distinct).
+        name: the name messages use (``path``'s name when ``None``).
+        cutoffs: which detections are kept.
+
+    Raises:
+        MedlimError: the file cannot be read, or the kept droplets do not fit uint16 labels.
     """
     from medlim.core.io import read_image
+    from medlim.errors import ImageTooLargeError
     from medlim.phantoms.base import save_png
 
     start = time.perf_counter()
-    record = read_image(Path(path))
+    record = read_image(Path(path), name=name)
     pixels = np.asarray(record.pixels)
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
@@ -181,8 +208,9 @@ def segment_file(model: SteatosisModel, path: Path, out_dir: Path, *, cutoffs: C
     result = analysis.cut(cutoffs)
     labels = kept_labels(analysis.labels, result.kept)
     if labels.dtype != np.uint16:
-        raise ParameterError(f"{path}: {result.kept_count} droplets do not fit a uint16 label PNG.")
-    save_png(Path(out_dir) / f"{Path(path).stem}_labels.png", labels)
-    return SegmentRow(file=str(path), detected=result.detected, kept=result.kept_count,
+        raise ImageTooLargeError(f"{result.kept_count} droplets do not fit a uint16 label image.")
+    save_png(Path(labels_path), labels)
+    return SegmentRow(detected=result.detected, kept=result.kept_count,
                       steatosis_fraction=round(result.steatosis_fraction, 6),
-                      seconds=round(time.perf_counter() - start, 3))
+                      seconds=round(time.perf_counter() - start, 3), labels=str(labels_path),
+                      warnings=tuple(record.metadata.warnings))

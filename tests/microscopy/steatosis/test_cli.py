@@ -41,7 +41,7 @@ def test_segment_writes_kept_labels_and_jsonl(tmp_path, registry_dir, capsys):
                  str(registry_dir), "--min-score", "0.0", "--area", "0", "100", "--jsonl"])
     assert code == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "seconds"}
+    assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "seconds", "labels", "warnings"}
     assert 0 <= row["kept"] <= row["detected"] and 0.0 <= row["steatosis_fraction"] <= 1.0
     labels = cv2.imread(str(out / "liver_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.dtype == np.uint16 and labels.shape == (150, 200)
