@@ -3,7 +3,13 @@
 Each module in :data:`SUBCOMMAND_MODULES` exposes ``register(subparsers)`` that
 adds its parser and sets ``func`` (taking the parsed namespace, returning an exit
 code). Command functions call the same ``medlim`` functions the pages call.
-Errors a user can act on (``MedlimError``) print a message and exit 2.
+Errors a user can act on (``MedlimError``, a bad ``MEDLIM_*`` variable among
+them) print a message and exit 2.
+
+Only the module of the command being run is imported (each is named like its
+command): ``medlim image info`` does not load torch, FAISS or scikit-learn,
+whose imports alone cost hundreds of MiB (issue 14). ``medlim --help`` and an
+unknown command load them all, to list every command.
 """
 
 from __future__ import annotations
@@ -32,13 +38,14 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(commands: tuple[str, ...] | None = None) -> argparse.ArgumentParser:
+    """The ``medlim`` parser with the subcommands of ``commands`` (all of :data:`SUBCOMMAND_MODULES` when ``None``)."""
     parser = argparse.ArgumentParser(
         prog="medlim",
         description="medlim: medical image analysis workbench (research use only).",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in SUBCOMMAND_MODULES:
+    for name in SUBCOMMAND_MODULES if commands is None else commands:
         try:
             module = importlib.import_module(f"medlim.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -49,16 +56,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _commands_for(argv: list[str]) -> tuple[str, ...] | None:
+    """Just the command named first in ``argv`` when it is one of ours, else ``None`` (all of them)."""
+    if argv and argv[0] in SUBCOMMAND_MODULES:
+        return (argv[0],)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 1
+    """Run the command line; the exit status (0 ok, 1 nothing to do, 2 misuse or a ``MedlimError``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
+        parser = build_parser(_commands_for(argv))
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 1
         return int(args.func(args) or 0)
     except MedlimError as exc:
         print(f"medlim: {exc.message}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(
+            "medlim: not enough memory to finish; work on fewer or smaller images, or lower "
+            "MEDLIM_DECODE_BUDGET_MB so that images too large for this computer are refused before decoding.",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:  # pragma: no cover - interactive
         print("medlim: interrupted", file=sys.stderr)

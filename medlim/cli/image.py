@@ -6,6 +6,11 @@ bits_stored, view, laterality, study_date, patient_key`` (plus pixel spacing and
 warnings). A file that cannot be read is a result (``ok: false``, ``error`` the
 ``MedlimError`` class name), not a failure of the command: the exit status is 0
 unless the command itself is misused. Only non-identifying metadata is printed.
+
+Issue 14 ("Hardening"): the settings are read once, before any file (a bad
+``MEDLIM_*`` variable exits 2 with its name); an image that runs the computer
+out of memory is an error row (``error: "MemoryError"``), not a traceback; each
+record is dropped before the next file is read, so at most one image is held.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from medlim.core.io import read_image
+from medlim.core.io import ImageRecord, read_image
 from medlim.errors import MedlimError
+from medlim.settings import Settings, get_settings
 
 __all__ = ["register", "image_info", "INFO_FIELDS"]
 
@@ -44,46 +50,65 @@ INFO_FIELDS: tuple[str, ...] = (
 )
 
 
-def image_info(files: Iterable[str], *, frame: int | None = None) -> Iterator[dict[str, Any]]:
+def image_info(
+    files: Iterable[str], *, frame: int | None = None, settings: Settings | None = None
+) -> Iterator[dict[str, Any]]:
     """Describe each file as the reader sees it (one dict per file, keys :data:`INFO_FIELDS`).
 
     Args:
         files: paths.
         frame: frame to read from multi-frame files (``None``: single-frame only).
+        settings: limits and the pseudonym secret (:func:`get_settings` when ``None``,
+            read once before the first file).
 
     Yields:
         Plain JSON-ready dicts; ``ok`` False with ``error``/``message`` when the
-        file raised a :class:`MedlimError`.
+        file raised a :class:`MedlimError` or ran out of memory (``"MemoryError"``).
+
+    Raises:
+        ParameterError: a ``MEDLIM_*`` variable is malformed (before any file is read).
     """
+    settings = settings or get_settings()
     for file in files:
         info: dict[str, Any] = dict.fromkeys(INFO_FIELDS)
         info.update(file=str(file), ok=False, warnings=[])
         try:
-            record = read_image(file, frame=frame)
+            _describe(read_image(file, frame=frame, settings=settings), info)
         except MedlimError as exc:
             info.update(error=type(exc).__name__, message=exc.message)
-            yield info
-            continue
-        meta = record.metadata
-        info.update(
-            ok=True,
-            message="decoded",
-            shape=list(record.pixels.shape),
-            dtype=str(record.pixels.dtype),
-            modality=meta.modality,
-            photometric=meta.photometric,
-            bits_stored=meta.bits_stored,
-            view=meta.view,
-            laterality=meta.laterality,
-            study_date=meta.study_date,
-            patient_key=meta.patient_key,
-            frames=meta.number_of_frames,
-            pixel_spacing_mm=list(meta.pixel_spacing_mm) if meta.pixel_spacing_mm else None,
-            pixel_spacing_at=meta.pixel_spacing_label,
-            presentation_intent=meta.presentation_intent,
-            warnings=list(meta.warnings),
-        )
+        except MemoryError:
+            info.update(
+                error="MemoryError",
+                message=(
+                    f"not enough memory to decode {file}; lower MEDLIM_DECODE_BUDGET_MB (now "
+                    f"{settings.decode_budget_mb:,} MiB) so that such images are refused before decoding, "
+                    "or free memory and try again."
+                ),
+            )
         yield info
+
+
+def _describe(record: ImageRecord, info: dict[str, Any]) -> None:
+    """Fill ``info`` from a decoded record (the caller does not keep the record)."""
+    meta = record.metadata
+    info.update(
+        ok=True,
+        message="decoded",
+        shape=list(record.pixels.shape),
+        dtype=str(record.pixels.dtype),
+        modality=meta.modality,
+        photometric=meta.photometric,
+        bits_stored=meta.bits_stored,
+        view=meta.view,
+        laterality=meta.laterality,
+        study_date=meta.study_date,
+        patient_key=meta.patient_key,
+        frames=meta.number_of_frames,
+        pixel_spacing_mm=list(meta.pixel_spacing_mm) if meta.pixel_spacing_mm else None,
+        pixel_spacing_at=meta.pixel_spacing_label,
+        presentation_intent=meta.presentation_intent,
+        warnings=list(meta.warnings),
+    )
 
 
 def _table_row(info: dict[str, Any]) -> list[str]:
@@ -104,6 +129,8 @@ def _table_row(info: dict[str, Any]) -> list[str]:
         parts.append(f"{row_mm:g}×{column_mm:g} mm {info['pixel_spacing_at']}")
     if info["presentation_intent"] == "FOR PROCESSING":
         parts.append("FOR PROCESSING")
+    if info["warnings"]:
+        parts.append(f"{len(info['warnings'])} warning(s) (see --jsonl)")
     return [info["file"], "ok", ", ".join(parts)]
 
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
+import tifffile
 from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom import uid
@@ -101,3 +107,108 @@ def _subclasses(cls: type) -> set[type]:
     for sub in cls.__subclasses__():
         found |= _subclasses(sub)
     return found
+
+
+# ------------------------------------------------------------------ issue 14: hardening
+
+#: Modules whose import alone costs hundreds of MiB; ``image info`` needs none of them.
+HEAVY_MODULES = ("torch", "torchvision", "faiss", "sklearn", "plotly", "streamlit")
+
+#: Runs ``python -m medlim ARGS`` in this process, then prints which heavy modules were imported.
+_RUN_AND_LIST_MODULES = """
+import json, runpy, sys
+heavy = json.loads(sys.argv[2])
+sys.argv = ["medlim", *json.loads(sys.argv[1])]
+try:
+    runpy.run_module("medlim", run_name="__main__")
+except SystemExit:
+    pass
+print(json.dumps(sorted(name for name in heavy if name in sys.modules)))
+"""
+
+#: Runs ``python -m medlim ARGS`` as a child of a small process and reports the child's peak RSS
+#: (a child's ru_maxrss starts at its parent's, so pytest itself must not be the parent).
+_RUN_AND_MEASURE = """
+import json, resource, subprocess, sys
+done = subprocess.run([sys.executable, "-m", "medlim", *json.loads(sys.argv[1])], capture_output=True, text=True)
+peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"rc": done.returncode, "out": done.stdout, "err": done.stderr, "peak_kib": peak_kib}))
+"""
+
+
+def _python(code: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, **env}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300, env=environment,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_image_info_does_not_import_torch_or_other_heavy_modules(tmp_path) -> None:
+    path = tmp_path / "small.png"
+    ok, encoded = cv2.imencode(".png", np.zeros((4, 4), np.uint8))
+    path.write_bytes(encoded.tobytes())
+    args = ["image", "info", "--jsonl", str(path)]
+    done = _python(_RUN_AND_LIST_MODULES, json.dumps(args), json.dumps(HEAVY_MODULES))
+    lines = done.stdout.splitlines()
+    assert json.loads(lines[0])["ok"] is True, done.stderr
+    assert json.loads(lines[-1]) == []  # none of HEAVY_MODULES was imported
+
+
+def test_a_malformed_setting_exits_2_with_its_name(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MEDLIM_MAX_PIXELS", "abc")
+    assert main(["image", "info", "--jsonl", str(tmp_path / "x.png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "MEDLIM_MAX_PIXELS must be a positive whole number; 'abc' is given." in captured.err
+
+
+def test_running_out_of_memory_is_an_error_row(tmp_path, monkeypatch, capsys) -> None:
+    def exhausted(*_args, **_kwargs):  # noqa: ANN202 - stand-in for numpy failing to allocate
+        raise MemoryError
+
+    monkeypatch.setattr("medlim.cli.image.read_image", exhausted)
+    monkeypatch.setenv("MEDLIM_DECODE_BUDGET_MB", "2048")
+    row = _jsonl(capsys, str(tmp_path / "huge.png"))[0]
+    assert (row["ok"], row["error"]) == (False, "MemoryError")
+    assert "not enough memory to decode" in row["message"]
+    assert "lower MEDLIM_DECODE_BUDGET_MB (now 2,048 MiB)" in row["message"]
+
+
+def test_rows_carry_the_readers_warnings(tmp_path, capsys) -> None:
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, np.array([[np.nan, 1.0], [2.0, np.inf]], dtype=np.float32))
+    row = _jsonl(capsys, str(path))[0]
+    assert row["ok"] is True
+    assert row["warnings"] == [
+        "2 pixels are not finite numbers (NaN or infinity); they are shown as black and left out of the display range."
+    ]
+    assert main(["image", "info", str(path)]) == 0
+    assert "1 warning(s)" in capsys.readouterr().out
+
+
+def test_budget_refusal_is_a_row_naming_the_variable(tmp_path, monkeypatch, capsys) -> None:
+    path = tmp_path / "wide.png"
+    ok, encoded = cv2.imencode(".png", np.zeros((1000, 1000), np.uint8))
+    path.write_bytes(encoded.tobytes())
+    monkeypatch.setenv("MEDLIM_DECODE_BUDGET_MB", "1")
+    row = _jsonl(capsys, str(path))[0]
+    assert row["error"] == "DecodeBudgetError"
+    assert "1000×1000" in row["message"] and "MEDLIM_DECODE_BUDGET_MB" in row["message"]
+
+
+@pytest.mark.parametrize("dtype", [pytest.param(np.uint8, marks=pytest.mark.slow), np.uint16])
+def test_a_12000_square_png_stays_within_1_2_gb(tmp_path, dtype) -> None:
+    # A smooth 12000×12000 PNG is a few hundred KB on disk: the size of the decode, not of the file, matters.
+    rows = np.arange(12_000, dtype=np.uint32)[:, None]
+    image = ((rows // 50 + np.arange(12_000, dtype=np.uint32)[None, :] // 50) % 200).astype(dtype)
+    path = tmp_path / "bomb.png"
+    assert cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    del image, rows
+    assert path.stat().st_size < 2_000_000
+    done = _python(_RUN_AND_MEASURE, json.dumps(["image", "info", "--jsonl", str(path)]))
+    report = json.loads(done.stdout)
+    assert report["rc"] == 0, report["err"]
+    row = json.loads(report["out"])
+    assert row["ok"] is True or row["error"] in {cls.__name__ for cls in _subclasses(MedlimError)}
+    assert report["peak_kib"] * 1024 <= 1.2e9, f"peak RSS {report['peak_kib'] / 1024:.0f} MiB"

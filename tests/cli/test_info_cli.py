@@ -43,3 +43,17 @@ def test_info_text_lists_models_with_checksum_status(
     entry.path.write_bytes(b"changed")
     assert main(["info", "--weights-dir", str(tmp_path)]) == 0
     assert "lin@1 [test, preset none]: mismatch" in capsys.readouterr().out
+
+
+def test_help_lists_every_command_while_a_command_loads_only_its_module(capsys) -> None:
+    from medlim.cli import SUBCOMMAND_MODULES, build_parser
+
+    with pytest.raises(SystemExit) as help_exit:
+        main(["--help"])
+    assert help_exit.value.code == 0
+    listing = capsys.readouterr().out
+    assert all(name in listing for name in ("info", "image", "weights", "bac", "shift"))
+    only_image = build_parser(("image",))
+    choices = next(action.choices for action in only_image._actions if action.dest == "command")
+    assert list(choices) == ["image"]
+    assert set(SUBCOMMAND_MODULES) >= {"info", "image"}

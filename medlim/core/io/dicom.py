@@ -40,11 +40,13 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from medlim.core.io.isolation import IsolatedCrash, IsolatedFailure, run_isolated
+from medlim.core.io.budget import DecodeCost, check_decode_budget, check_held_bytes
+from medlim.core.io.files import open_regular_file
+from medlim.core.io.isolation import IsolatedCrash, IsolatedFailure, IsolatedTimeout, run_isolated
 from medlim.core.io.pseudonym import patient_key
 from medlim.core.io.record import ImageMetadata, ImageRecord
 from medlim.core.io.windowing import (
@@ -288,14 +290,14 @@ def _presentation_intent(ds: Any) -> str | None:
 # --------------------------------------------------------------------------- parsing
 
 
-def _parse(data: bytes | Path, *, name: str, force: bool) -> Any:
+def _parse(data: bytes | BinaryIO, *, name: str, force: bool) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(data if isinstance(data, Path) else io.BytesIO(data), force=force)
+            ds = pydicom.dcmread(io.BytesIO(data) if isinstance(data, (bytes, bytearray)) else data, force=force)
     except InvalidDicomError as exc:
         raise UnsupportedFormatError(f"{name} is not a DICOM file (no 'DICM' marker at byte 128).") from exc
     except (EOFError, struct.error) as exc:
@@ -425,12 +427,16 @@ def _decode_frame(ds: Any, *, index: int, syntax: str, name: str, encapsulated: 
             return decode_with(plugin)
         except (KeyboardInterrupt, SystemExit):
             raise
+        except IsolatedTimeout as exc:
+            raise _timeout_error(name, exc) from exc
         except BaseException as exc:  # noqa: BLE001 - the next plugin may succeed; the last one reports
             failures.append(f"{plugin}: {_decoder_reason(str(exc))}")
     try:
         return decode_with(plugins[-1])
     except (KeyboardInterrupt, SystemExit):
         raise
+    except IsolatedTimeout as exc:
+        raise _timeout_error(name, exc) from exc
     except BaseException as exc:  # noqa: BLE001 - see below
         # Decoder plugins are native code: a damaged stream surfaces as anything from a
         # ValueError to a Rust panic (pyo3 PanicException derives from BaseException).
@@ -459,7 +465,26 @@ def _decode_frame(ds: Any, *, index: int, syntax: str, name: str, encapsulated: 
         ) from exc
 
 
+def _timeout_error(name: str, exc: IsolatedTimeout) -> CorruptFileError:
+    """A decoder that ran out of time: a damaged stream it loops on, reported as such."""
+    return CorruptFileError(
+        f"{name}: decoding its compressed pixel data did not finish within {exc.timeout_s:g} s and was stopped; "
+        "the stream is probably damaged. Export it again, or uncompressed."
+    )
+
+
 _LITTLE_ENDIAN_NATIVE = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+
+
+def _is_native_view(*, syntax: str, samples: int, bits_allocated: int, photometric: str | None) -> bool:
+    """True when :func:`_native_frame` can view the frame in the Pixel Data bytes, without a copy."""
+    return (
+        syntax in _LITTLE_ENDIAN_NATIVE
+        and samples == 1
+        and bits_allocated in (8, 16)
+        and sys.byteorder == "little"
+        and photometric in ("MONOCHROME1", "MONOCHROME2")
+    )
 
 
 def _native_frame(
@@ -471,9 +496,8 @@ def _native_frame(
     uncompressed) a view on the Pixel Data bytes is enough, since the pipeline
     never writes into ``stored``. ``None`` when the case is not that simple.
     """
-    if syntax not in _LITTLE_ENDIAN_NATIVE or samples != 1 or bits_allocated not in (8, 16) or sys.byteorder != "little":
-        return None
-    if _text(ds, "PhotometricInterpretation") not in ("MONOCHROME1", "MONOCHROME2"):
+    photometric = _text(ds, "PhotometricInterpretation")
+    if not _is_native_view(syntax=syntax, samples=samples, bits_allocated=bits_allocated, photometric=photometric):
         return None
     dtype = np.dtype(f"<{'i' if signed else 'u'}{bits_allocated // 8}")
     frame_values = rows * columns
@@ -532,6 +556,8 @@ def _decode_jpeg_extended_with_gdcm(ds: Any, *, index: int, name: str, cause: Ex
 
     try:
         raw = run_isolated(decode)  # GDCM may abort the process on a damaged stream
+    except IsolatedTimeout as exc:
+        raise _timeout_error(name, exc) from exc
     except (IsolatedCrash, IsolatedFailure) as exc:
         raise CorruptFileError(
             f"{name} is 12-bit JPEG Extended and its stream cannot be decoded; it is damaged "
@@ -702,7 +728,7 @@ def _voi_stage(ds: Any, *, frame: int, signed: bool, warnings_out: list[str]) ->
     return _Voi(kind="range")
 
 
-def _grey_pipeline(
+def _grey_renderers(
     stored: np.ndarray,
     *,
     bits_stored: int,
@@ -710,81 +736,145 @@ def _grey_pipeline(
     modality: _Modality,
     voi: _Voi,
     invert: bool,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels, raw) of a grey frame, both float32."""
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+    """``(render_pixels, render_raw)`` of a grey frame, each making one float32 image on first use.
+
+    Everything that can fail (a Modality LUT, the value range, the display
+    table) runs now, so the reader still reports every error itself; what is
+    deferred is pure arithmetic: an affine pass or a gather through a table
+    over all bit patterns. The record thus never holds two float32 images it
+    was not asked for (issue 14: decoded array + one float32 image).
+    """
+    deferred = _deferred_rescale_and_window(
+        stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
+    )
+    if deferred is not None:
+        return deferred
     if stored.dtype.byteorder == ">":  # big-endian files: swap once to native order
         stored = stored.astype(stored.dtype.newbyteorder("="))
+    if stored.dtype.kind in "ui" and stored.dtype.itemsize <= 2:
+        return _table_renderers(
+            stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
+        )
     if stored.dtype.kind in "ui" and _has_stray_bits(stored, bits_stored=bits_stored, signed=signed):
         stored = _stored_values(stored, bits_stored=bits_stored, signed=signed).astype(
-            np.int32 if bits_stored > 16 or stored.dtype.itemsize > 2 else np.int16 if signed else np.uint16
+            np.int64 if bits_stored > 31 else np.int32
         )
     if modality.is_affine:
-        # Fast path (every rescale-only file): raw and pixels are each one affine pass.
-        if voi.kind == "window" and stored.ndim == 2:
-            coefficients = voi.linear_coefficients((0.0, 0.0))
-            if coefficients is not None:
-                # The common case (rescale + linear window): the same arithmetic as the deferred path.
-                return _window_from_stored(stored, modality=modality, coefficients=coefficients, invert=invert), (
-                    modality.apply(stored)
-                )
-        raw = modality.apply(stored)
-        # The value range costs two passes: computed only when the VOI needs it.
-        image_range = _value_range(raw) if voi.kind == "range" else (0.0, 0.0)
-        coefficients = voi.linear_coefficients(image_range) if image_range is not None else None
-        if coefficients is not None:
-            low, scale = coefficients
-            # Window of the modality values, written in stored units: one pass from `stored`.
-            alpha, beta = scale * modality.slope, (modality.intercept - low) * scale
-            if invert:
-                alpha, beta = -alpha, 1.0 - beta
-            return _clip_unit(_affine(stored, alpha=alpha, beta=beta)), raw
-        if stored.dtype.kind in "ui" and stored.dtype.itemsize <= 2:
-            return _through_table(stored, modality=modality, voi=voi, invert=invert, image_range=image_range), raw
-        pixels = voi.apply(raw, image_range)
-        return (np.float32(1.0) - pixels if invert else pixels), raw
-    if stored.dtype.kind in "ui" and stored.dtype.itemsize <= 2:
-        modality_table = modality.apply(_all_stored_values(stored.dtype))
-        raw = modality_table[_patterns(stored)]
-        image_range = _value_range(raw)
-        return _through_table(stored, modality=modality, voi=voi, invert=invert, image_range=image_range,
-                              modality_table=modality_table), raw
-    raw = modality.apply(stored)
-    pixels = voi.apply(raw, _value_range(raw)).astype(np.float32, copy=False)
-    return (np.float32(1.0) - pixels if invert else pixels), raw
+        return _affine_renderers(stored, modality=modality, voi=voi, invert=invert)
+    raw = modality.apply(stored)  # a Modality LUT can fail: applied now
+    image_range = _value_range(raw)
+
+    def render_pixels() -> np.ndarray:
+        return _display(voi.apply(raw, image_range), invert=invert)
+
+    return render_pixels, lambda: raw
 
 
-def _window_from_stored(
-    stored: np.ndarray, *, modality: _Modality, coefficients: tuple[float, float], invert: bool
+def _display(values: np.ndarray, *, invert: bool) -> np.ndarray:
+    """float32 display values, inverted in place when asked (``1 - v``)."""
+    values = values.astype(np.float32, copy=False)
+    return np.subtract(np.float32(1.0), values, out=values) if invert else values
+
+
+def _linear_display(
+    values: np.ndarray, *, modality: _Modality, coefficients: tuple[float, float], invert: bool
 ) -> np.ndarray:
-    """``pixels`` for rescale + linear window in one affine pass from the stored values.
-
-    The rescale (slope, intercept) and the window (low, scale) fold into
-    ``alpha·s + beta`` (``1 − …`` when inverted), then a clip to [0, 1]; one
-    vectorised pass over a full mammogram (benchmarks/bench_io.py).
-    """
+    """Rescale + linear window of ``values`` (stored units) in one affine pass, clipped to [0, 1]."""
     low, scale = coefficients
     alpha, beta = scale * modality.slope, (modality.intercept - low) * scale
     if invert:
         alpha, beta = -alpha, 1.0 - beta
-    return _clip_unit(_affine(stored, alpha=alpha, beta=beta))
+    return _clip_unit(_affine(values, alpha=alpha, beta=beta))
+
+
+def _affine_renderers(
+    stored: np.ndarray, *, modality: _Modality, voi: _Voi, invert: bool
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+    """Renderers for wide integers (32/64-bit) under a rescale; the range comes from the extremes."""
+    image_range = _rescaled_range(stored, modality) if voi.kind == "range" else None
+    coefficients = voi.linear_coefficients(image_range or (0.0, 0.0))
+
+    def render_raw() -> np.ndarray:
+        return modality.apply(stored)
+
+    if coefficients is not None:
+        return (
+            lambda: _linear_display(stored, modality=modality, coefficients=coefficients, invert=invert)
+        ), render_raw
+
+    def render_pixels() -> np.ndarray:
+        return _display(voi.apply(modality.apply(stored), image_range), invert=invert)
+
+    return render_pixels, render_raw
+
+
+def _table_renderers(
+    stored: np.ndarray, *, bits_stored: int, signed: bool, modality: _Modality, voi: _Voi, invert: bool
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+    """Renderers of a ≤16-bit frame: ``raw`` and ``pixels`` are gathers through tables over all bit patterns.
+
+    Stray high bits are masked (and the sign extended) in the table, not in a
+    copy of the image; the value range is taken over the patterns present.
+    """
+    patterns = _patterns(stored)
+    every_pattern = np.arange(1 << (8 * stored.dtype.itemsize), dtype=np.int64)
+    values = _stored_values(every_pattern, bits_stored=bits_stored, signed=signed)
+    modality_table = _modality_table(values, modality=modality, dtype=stored.dtype)
+    image_range = _present_range(modality_table, patterns) if voi.kind == "range" else None
+    coefficients = voi.linear_coefficients(image_range or (0.0, 0.0)) if modality.is_affine else None
+    if coefficients is not None:
+        in_dtype = _in_dtype(values, stored.dtype).reshape(1, -1)
+        display_table = _linear_display(in_dtype, modality=modality, coefficients=coefficients, invert=invert).ravel()
+    else:
+        display_table = _display(voi.apply(modality_table, image_range), invert=invert)
+    return (lambda: display_table[patterns]), (lambda: modality_table[patterns])
+
+
+def _in_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """``values`` in the image's own integer type when they fit (so the table's arithmetic is the image's)."""
+    info = np.iinfo(dtype)
+    return values.astype(dtype) if values.min() >= info.min and values.max() <= info.max else values
+
+
+def _modality_table(values: np.ndarray, *, modality: _Modality, dtype: np.dtype) -> np.ndarray:
+    """float32 modality values of every stored value (index = bit pattern)."""
+    if modality.is_affine:
+        return modality.apply(_in_dtype(values, dtype).reshape(1, -1)).ravel()
+    return modality.apply(values).astype(np.float32, copy=False)
+
+
+def _present_range(table: np.ndarray, patterns: np.ndarray) -> tuple[float, float]:
+    """Lowest and highest ``table`` value over the patterns in the image, in row blocks (no full gather)."""
+    low, high = math.inf, -math.inf
+    step = max(1, _BLOCK_VALUES // max(1, patterns.size // max(1, patterns.shape[0])))
+    for start in range(0, patterns.shape[0], step):
+        block = table[patterns[start : start + step]]
+        low, high = min(low, float(block.min())), max(high, float(block.max()))
+    return low, high
+
+
+#: Values per block of the chunked passes over an image.
+_BLOCK_VALUES = 1 << 22
 
 
 def _deferred_rescale_and_window(
     stored: np.ndarray, *, bits_stored: int, signed: bool, modality: _Modality, voi: _Voi, invert: bool
 ) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]] | None:
-    """The fast path of :func:`_grey_pipeline` as two deferred computations, or None.
+    """The fastest path of :func:`_grey_renderers` (cv2 affine passes), or None.
 
     Returns ``(render_pixels, render_raw)``: ``pixels`` is one affine pass from
     the stored values (rescale and linear window folded into ``alpha·s + beta``,
     then clipped), ``raw`` one rescale pass, each run on first access.
     Only the common, failure-free case is deferred: native-order 2-D integer
     frames without stray high bits, an affine modality stage and a linear
-    window. Everything that can raise (LUT tables, stray bits, odd byte order)
-    stays in the eager pipeline, so the reader still reports every error itself.
+    window or the image's own value range (found from the stored extremes, as
+    the rescale is monotone). Other cases go through :func:`_table_renderers`
+    or :func:`_affine_renderers`.
     """
     if not (
         modality.is_affine
-        and voi.kind == "window"
+        and voi.kind in ("window", "range")
         and stored.ndim == 2
         and stored.dtype.kind in "ui"
         and stored.dtype.byteorder != ">"
@@ -792,17 +882,29 @@ def _deferred_rescale_and_window(
         return None
     if bits_stored < 8 * stored.dtype.itemsize and _has_stray_bits(stored, bits_stored=bits_stored, signed=signed):
         return None
-    coefficients = voi.linear_coefficients((0.0, 0.0))
+    image_range = _rescaled_range(stored, modality) if voi.kind == "range" else (0.0, 0.0)
+    coefficients = voi.linear_coefficients(image_range)
     if coefficients is None:
         return None
 
     def render_pixels() -> np.ndarray:
-        return _window_from_stored(stored, modality=modality, coefficients=coefficients, invert=invert)
+        return _linear_display(stored, modality=modality, coefficients=coefficients, invert=invert)
 
     def render_raw() -> np.ndarray:
         return modality.apply(stored)
 
     return render_pixels, render_raw
+
+
+def _rescaled_range(stored: np.ndarray, modality: _Modality) -> tuple[float, float]:
+    """Lowest and highest value of ``modality.apply(stored)`` without making it.
+
+    An affine rescale is monotone, so the extremes of ``raw`` are the rescaled
+    stored extremes; they go through the same function, in the image's own dtype
+    and shape class (2-D), so they equal what the full rescale gives.
+    """
+    extremes = modality.apply(np.array([[stored.min(), stored.max()]], dtype=stored.dtype))
+    return float(extremes.min()), float(extremes.max())
 
 
 def _value_range(raw: np.ndarray) -> tuple[float, float] | None:
@@ -811,40 +913,15 @@ def _value_range(raw: np.ndarray) -> tuple[float, float] | None:
     return float(raw.min()), float(raw.max())
 
 
-def _all_stored_values(dtype: np.dtype) -> np.ndarray:
-    """Every value of a small integer type, ordered by bit pattern (index = pattern)."""
-    info = np.iinfo(dtype)
-    patterns = np.arange(1 << (dtype.itemsize * 8), dtype=np.int64)
-    return patterns - (1 << (dtype.itemsize * 8)) * (patterns > info.max)
-
-
 def _patterns(stored: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(stored).view(np.uint8 if stored.dtype.itemsize == 1 else np.uint16)
-
-
-def _through_table(
-    stored: np.ndarray,
-    *,
-    modality: _Modality,
-    voi: _Voi,
-    invert: bool,
-    image_range: tuple[float, float] | None,
-    modality_table: np.ndarray | None = None,
-) -> np.ndarray:
-    """Display values by one gather through a table over all bit patterns (non-linear VOI)."""
-    if modality_table is None:
-        modality_table = modality.apply(_all_stored_values(stored.dtype))
-    display_table = voi.apply(modality_table, image_range).astype(np.float32, copy=False)
-    if invert:
-        display_table = np.float32(1.0) - display_table
-    return display_table[_patterns(stored)]
 
 
 # -------------------------------------------------------------------------- decoding
 
 
 def decode_dicom(
-    data: bytes | Path,
+    data: bytes | Path | BinaryIO,
     *,
     name: str,
     frame: int | None,
@@ -852,11 +929,16 @@ def decode_dicom(
 ) -> ImageRecord:
     """Decode a DICOM file into a display-ready record with non-identifying metadata.
 
+    The file's size and then the memory its decode takes (estimated from Rows,
+    Columns, Samples per Pixel, Bits Allocated and the transfer syntax) are
+    checked against ``MEDLIM_DECODE_BUDGET_MB`` before any pixel is decoded.
+
     Args:
-        data: the whole file, or its path (read by pydicom directly: one copy less).
+        data: the whole file, its path (a regular file), or a binary file object
+            open on it (read by pydicom directly: no copy of the file is held).
         name: file name for messages and the record.
         frame: frame of a multi-frame image; ``None`` is only valid for one frame.
-        settings: limits (``max_pixels``) and the pseudonym secret.
+        settings: limits (``max_pixels``, ``decode_budget_mb``) and the pseudonym secret.
 
     Returns:
         An :class:`ImageRecord`: ``pixels`` float32 in [0, 1] ([H, W] or [H, W, 3]),
@@ -865,8 +947,11 @@ def decode_dicom(
     Raises:
         UnsupportedFormatError, TruncatedFileError, CorruptFileError, NotDicomImageError,
         NoPixelDataError, UnsupportedTransferSyntaxError, ImageTooLargeError,
-        MultiFrameError, ParameterError.
+        DecodeBudgetError, MultiFrameError, ParameterError, InputError.
     """
+    if isinstance(data, Path):
+        with open_regular_file(data) as handle:
+            return decode_dicom(handle, name=name, frame=frame, settings=settings)
     # pydicom warns and logs about malformed values, quoting them (a patient's name or
     # ID among them): silence the warnings here and keep such records from log handlers.
     _install_log_filter()
@@ -913,14 +998,42 @@ def _install_log_filter() -> None:
         logger.addFilter(_NoValueQuotesFilter())
 
 
-def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
+def _head_and_size(data: bytes | BinaryIO) -> tuple[bytes, int]:
+    """The first 132 bytes and the size of the file (a file object is left at 0)."""
+    if isinstance(data, (bytes, bytearray)):
+        return bytes(data[:132]), len(data)
+    head = data.read(132)
+    size = data.seek(0, io.SEEK_END)
+    data.seek(0)
+    return head, size
+
+
+def _dicom_cost(
+    *, rows: int, columns: int, samples: int, bits_allocated: int, photometric: str, view: bool,
+    encapsulated: bool, file_bytes: int,
+) -> DecodeCost:
+    """Memory of one frame's decode: the file pydicom holds, the frame, a decoder buffer, one float32 image.
+
+    ``view``: the frame is viewed in the Pixel Data bytes (:func:`_native_frame`), not copied.
+    """
+    pixels = rows * columns
+    frame_bytes = pixels * samples * max(1, bits_allocated // 8)  # 1-bit frames are unpacked to bytes
+    palette = photometric == "PALETTE COLOR"
+    return DecodeCost(
+        height=rows,
+        width=columns,
+        decoded_bytes=(0 if view else frame_bytes) + (pixels * 3 * 2 if palette else 0),
+        transient_bytes=frame_bytes if encapsulated else 0,  # the decoder's own buffer (or GDCM's answer)
+        float_values=pixels * (3 if samples == 3 or palette else 1),
+        held_bytes=file_bytes,
+    )
+
+
+def _decode_dicom(data: bytes | BinaryIO, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
     from medlim.core.io.formats import has_dicom_preamble
 
-    if isinstance(data, Path):
-        with data.open("rb") as handle:
-            head = handle.read(132)
-    else:
-        head = data[:132]
+    head, file_bytes = _head_and_size(data)
+    check_held_bytes(file_bytes, name=name, settings=settings)  # pydicom reads all of it
     ds = _parse(data, name=name, force=not has_dicom_preamble(head))
     if "PixelData" not in ds:
         if any(keyword in ds for keyword in ("FloatPixelData", "DoubleFloatPixelData")):
@@ -982,6 +1095,15 @@ def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings:
     encapsulated = _is_encapsulated(ds)
     syntax = _ensure_transfer_syntax(ds, name=name, encapsulated=encapsulated)
     _check_decodable(syntax, name=name)
+    view = _is_native_view(
+        syntax=syntax, samples=samples, bits_allocated=bits_allocated,
+        photometric=_text(ds, "PhotometricInterpretation"),  # as _native_frame sees it
+    )
+    cost = _dicom_cost(
+        rows=rows, columns=columns, samples=samples, bits_allocated=bits_allocated, photometric=photometric,
+        view=view, encapsulated=encapsulated, file_bytes=file_bytes,
+    )
+    check_decode_budget(cost, name=name, settings=settings)
     if not encapsulated:
         # YBR_FULL_422 stores two values per pixel (chroma shared by pixel pairs), PS3.3 C.7.6.3.1.2.
         values_per_pixel = 2 if photometric == "YBR_FULL_422" and samples == 3 else samples
@@ -1002,21 +1124,17 @@ def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings:
         stored = stored[..., 0]
 
     notes: list[str] = []
-    deferred = None
-    pixels = raw = None
     if samples == 1 and photometric != "PALETTE COLOR":
         modality = _modality_stage(ds, frame=index, warnings_out=notes)
         voi = _voi_stage(ds, frame=index, signed=signed, warnings_out=notes)
         invert = photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
-        deferred = _deferred_rescale_and_window(
+        render_pixels, render_raw = _grey_renderers(
             stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
         )
-        if deferred is None:
-            pixels, raw = _grey_pipeline(
-                stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
-            )
     else:
-        pixels, raw = _colour_pipeline(stored, ds=ds, photometric=photometric, bits_stored=bits_stored, name=name)
+        render_pixels, render_raw = _colour_renderers(
+            stored, ds=ds, photometric=photometric, bits_stored=bits_stored, name=name
+        )
 
     intent = _presentation_intent(ds)
     if intent == "FOR PROCESSING":
@@ -1038,10 +1156,7 @@ def _decode_dicom(data: bytes | Path, *, name: str, frame: int | None, settings:
         frame_index=index,
         warnings=tuple(notes),
     )
-    render_pixels, render_raw = deferred if deferred is not None else (None, None)
-    return ImageRecord(
-        pixels=pixels, raw=raw, metadata=metadata, name=name, render_pixels=render_pixels, render_raw=render_raw
-    )
+    return ImageRecord(metadata=metadata, name=name, render_pixels=render_pixels, render_raw=render_raw)
 
 
 def _patient_id(ds: Any) -> str | None:
@@ -1067,10 +1182,14 @@ def _is_encapsulated(ds: Any) -> bool:
     return bool(getattr(element, "is_undefined_length", False))
 
 
-def _colour_pipeline(
+def _colour_renderers(
     stored: np.ndarray, *, ds: Any, photometric: str, bits_stored: int, name: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """(pixels, raw) of a colour frame: RGB/YBR (already RGB from pydicom) or palette colour."""
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+    """``(render_pixels, render_raw)`` of a colour frame: RGB/YBR (already RGB from pydicom) or palette colour.
+
+    The palette and the bit mask are applied now (they can fail or need the
+    data set); the float32 images are made on first use.
+    """
     if photometric == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
@@ -1092,6 +1211,9 @@ def _colour_pipeline(
         if rgb.dtype.kind in "ui" and bits_stored < rgb.dtype.itemsize * 8:
             rgb = rgb & np.asarray((1 << bits_stored) - 1, dtype=rgb.dtype)
         top = float(2**bits_stored - 1) if rgb.dtype.kind in "ui" else float(rgb.max() or 1.0)
-    raw = rgb.astype(np.float32)
-    pixels = np.clip(raw * np.float32(1.0 / top), 0.0, 1.0)
-    return pixels, raw
+    factor = np.float32(1.0 / top)
+
+    def render_pixels() -> np.ndarray:
+        return _clip_unit(np.multiply(rgb, factor, dtype=np.float32))
+
+    return render_pixels, lambda: rgb.astype(np.float32)

@@ -1,19 +1,34 @@
 """Expanding the files and folders a person names into the image files to read.
 
 Shared by every command line (and the batch tabs), so that all of them skip
-the same things: hidden files, manifests and notes, and the ground-truth or
+the same things: hidden files, manifests and notes, the ground-truth or
 output images that medlim itself writes beside the images (``*_bac.png``,
-``*_mask.png``, ``*_labels.png``, …).
+``*_mask.png``, ``*_labels.png``, …), and anything that is not a regular file.
+
+Issue 14 ("Hardening"): a named pipe (FIFO) blocks whoever opens or reads it
+and a link to ``/dev/zero`` never ends, so :func:`open_regular_file` opens
+without blocking and checks the opened descriptor (not the name, which could
+be swapped in between) before a single byte is read.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
-from medlim.errors import InputError
+from medlim.errors import ImageTooLargeError, InputError
 
-__all__ = ["RASTER_SUFFIXES", "DERIVED_SUFFIXES", "collect_files", "is_derived_file"]
+__all__ = [
+    "RASTER_SUFFIXES",
+    "DERIVED_SUFFIXES",
+    "collect_files",
+    "is_derived_file",
+    "is_regular_file",
+    "open_regular_file",
+]
 
 #: Raster formats (DICOM files often have no suffix, so DICOM-capable commands pass ``suffixes=None``).
 RASTER_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg"})
@@ -71,13 +86,86 @@ def collect_files(
                 sorted(
                     child
                     for child in children
-                    if child.is_file()
+                    if is_regular_file(child)
                     and not is_derived_file(child)
                     and (allowed is None or child.suffix.lower() in allowed)
                 )
             )
-        elif path.is_file():
+        elif is_regular_file(path):
             files.append(path)
+        elif path.exists():
+            raise InputError(f"{path} is not a regular file ({_kind_of(path.stat().st_mode)}); give image files.")
         else:
             raise InputError(f"{path} does not exist; give image files or folders holding them.")
     return files
+
+
+def is_regular_file(path: Path) -> bool:
+    """True when ``path``, after following links, is a regular file (not a FIFO, device or socket)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "it is a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "it is a device"
+    if stat.S_ISSOCK(mode):
+        return "it is a socket"
+    return "it is not a file with contents"
+
+
+def open_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None) -> BinaryIO:
+    """Open ``path`` for binary reading, only if it is a regular file of at most ``max_bytes``.
+
+    The open does not block (``O_NONBLOCK``: a FIFO without a writer would wait
+    forever) and the checks are made on the opened descriptor with ``fstat``.
+
+    Args:
+        path: the file; links are followed (a link to a regular file is fine).
+        max_bytes: refuse larger files (``None``: no size limit).
+
+    Returns:
+        An open binary file object positioned at 0; the caller closes it.
+
+    Raises:
+        InputError: no such file, a folder, not a regular file (FIFO, device,
+            socket, a link to one), or unreadable. ImageTooLargeError: over ``max_bytes``.
+    """
+    path = Path(path)
+    name = path.name or str(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError as exc:
+        raise InputError(f"There is no file at {path}; check the path.") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{name} is a folder, not an image file; choose the files inside it.") from exc
+    except PermissionError as exc:
+        raise InputError(f"{name} cannot be read (permission denied).") from exc
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{name} cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__}).") from exc
+    try:
+        size = _regular_file_size(descriptor, name=name)
+        if max_bytes is not None and size > max_bytes:
+            raise ImageTooLargeError(
+                f"{name} is {size:,} bytes, more than any image within MEDLIM_MAX_PIXELS could need."
+            )
+        handle = os.fdopen(descriptor, "rb")
+        handle.raw.name = str(path)  # readers (tifffile) expect a file's name, not its descriptor
+        return handle
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _regular_file_size(descriptor: int, *, name: str) -> int:
+    info = os.fstat(descriptor)
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(f"{name} is a folder, not an image file; choose the files inside it.")
+    if not stat.S_ISREG(info.st_mode):
+        raise InputError(f"{name} is not a regular file ({_kind_of(info.st_mode)}); give an image file.")
+    return info.st_size

@@ -7,18 +7,27 @@ floating-point and signed TIFFs, which have no such range, are stretched from
 their minimum to their maximum. Alpha channels are dropped. Rasters carry no
 physical scale (a TIFF's dots-per-inch is not a size at the patient), so
 ``pixel_spacing_mm`` stays ``None``.
+
+Issue 14 ("Hardening"): the memory a decode takes is estimated from the header
+(PNG IHDR and JPEG SOF through Pillow, the TIFF page's IFD through tifffile)
+and checked against ``MEDLIM_DECODE_BUDGET_MB`` before any pixel is decoded;
+``pixels`` and ``raw`` are rendered lazily, one float32 image at a time; a float
+image's NaN and infinite pixels are shown black, with a warning that counts them.
 """
 
 from __future__ import annotations
 
 import io
 import struct
+import sys
 import warnings
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from medlim.core.io.budget import DecodeCost, check_decode_budget
 from medlim.core.io.record import ImageMetadata, ImageRecord
-from medlim.core.io.windowing import apply_value_range
 from medlim.errors import (
     CorruptFileError,
     ImageTooLargeError,
@@ -27,8 +36,28 @@ from medlim.errors import (
     TruncatedFileError,
     UnsupportedFormatError,
 )
+from medlim.settings import Settings
 
-__all__ = ["decode_raster"]
+__all__ = ["decode_raster", "nonfinite_warning"]
+
+#: Values per block of the chunked passes over an image (4 Mi: 32 MiB of float64 at a time).
+_BLOCK_VALUES = 1 << 22
+
+#: Pillow modes read as they are (others are converted to grey or RGB strip by strip).
+_DIRECT_MODES = frozenset({"1", "L", "RGB", "I;16", "I;16L", "I;16B", "I;16N", "F", "I"})
+
+
+def nonfinite_warning(count: int) -> str:
+    """The plain-language warning for ``count`` pixels that are NaN or infinite."""
+    if count == 1:
+        return (
+            "1 pixel is not a finite number (NaN or infinity); it is shown as black "
+            "and left out of the display range."
+        )
+    return (
+        f"{count:,} pixels are not finite numbers (NaN or infinity); they are shown as black "
+        "and left out of the display range."
+    )
 
 
 def _check_size(height: int, width: int, *, max_pixels: int, name: str) -> None:
@@ -54,15 +83,72 @@ def _choose_frame(frame: int | None, count: int, *, name: str) -> int:
     return int(frame)
 
 
-def _to_record(
-    stored: np.ndarray,
-    *,
-    source_format: str,
-    name: str,
-    frame_count: int,
-    frame_index: int,
-) -> ImageRecord:
-    """Grey or colour record from a decoded raster (``[H, W]``, ``[H, W, C]``)."""
+# ------------------------------------------------------------------ display values
+
+
+def _row_blocks(values: np.ndarray) -> Iterator[slice]:
+    """Slices of whole rows holding about ``_BLOCK_VALUES`` values each."""
+    rows = values.shape[0] if values.ndim else 0
+    per_row = values.size // rows if rows else 1
+    step = max(1, _BLOCK_VALUES // max(1, per_row))
+    for start in range(0, rows, step):
+        yield slice(start, start + step)
+
+
+def _pixel_is_finite(block: np.ndarray) -> np.ndarray:
+    """``[rows, W]`` bool: every channel of the pixel is a finite number."""
+    finite = np.isfinite(block)
+    return finite.all(axis=-1) if block.ndim == 3 else finite
+
+
+def _finite_range(values: np.ndarray) -> tuple[float | None, float | None, int]:
+    """``(low, high, non-finite pixels)`` over the finite values, in blocks (no image-sized copy)."""
+    low = high = None
+    nonfinite = 0
+    for rows in _row_blocks(values):
+        block = values[rows]
+        if block.dtype.kind == "f":
+            finite = _pixel_is_finite(block)
+            kept = int(np.count_nonzero(finite))
+            nonfinite += finite.size - kept
+            if kept < finite.size:
+                block = block[finite]
+        if block.size == 0:
+            continue
+        block_low, block_high = float(block.min()), float(block.max())
+        low = block_low if low is None else min(low, block_low)
+        high = block_high if high is None else max(high, block_high)
+    return low, high, nonfinite
+
+
+def _stretch(values: np.ndarray, low: float | None, high: float | None) -> np.ndarray:
+    """``[low, high]`` → [0, 1] as float32; non-finite pixels and constant images are black."""
+    out = np.zeros(values.shape, dtype=np.float32)
+    if low is None or high is None or not high > low:
+        return out
+    scale = 1.0 / (high - low)
+    for rows in _row_blocks(values):
+        block = values[rows].astype(np.float64)
+        block -= low
+        block *= scale
+        block[~_pixel_is_finite(block)] = 0.0
+        np.clip(block, 0.0, 1.0, out=block)
+        out[rows] = block
+    return out
+
+
+def _scaled(values: np.ndarray, factor: float) -> np.ndarray:
+    """``values * factor`` as float32 in one pass (one image-sized array)."""
+    return np.multiply(values, np.float32(factor), dtype=np.float32)
+
+
+def _as_float32(values: np.ndarray) -> np.ndarray:
+    """The values as float32; a float32 array is returned as it is (no copy)."""
+    return np.asarray(values, dtype=np.float32)
+
+
+def _grey_or_rgb(stored: np.ndarray, *, name: str) -> np.ndarray:
+    """``[H, W]`` or ``[H, W, 3]``: alpha dropped, one channel squeezed."""
     if stored.ndim == 3:
         channels = stored.shape[2]
         if channels in (2, 4):  # grey + alpha, RGB + alpha
@@ -74,43 +160,131 @@ def _to_record(
             raise UnsupportedFormatError(f"{name} has {channels} channels per pixel; only grey and RGB are supported.")
     elif stored.ndim != 2:
         raise UnsupportedFormatError(f"{name} decodes to an array of shape {stored.shape}, not a 2D image.")
+    return stored
+
+
+def _to_record(
+    stored: np.ndarray,
+    *,
+    source_format: str,
+    name: str,
+    frame_count: int,
+    frame_index: int,
+) -> ImageRecord:
+    """Grey or colour record from a decoded raster (``[H, W]``, ``[H, W, C]``).
+
+    ``pixels`` and ``raw`` are rendered on first access (pure arithmetic on the
+    decoded array), so a caller holds at most the decoded array and the float32
+    images it asks for. Float images are stretched over their finite values;
+    NaN and infinite pixels are black and counted in a warning.
+    """
+    stored = _grey_or_rgb(stored, name=name)
+    notes: list[str] = []
     if stored.dtype == np.bool_:
-        stored = stored.astype(np.uint8)
+        stored = stored.view(np.uint8)
         bits, top = 1, 1.0
     elif stored.dtype.kind == "u":
         bits = stored.dtype.itemsize * 8
         top = float(2**bits - 1)
     else:
         bits, top = stored.dtype.itemsize * 8, None
-    raw = stored.astype(np.float32)
     if top is None:
-        pixels = apply_value_range(raw)
+        low, high, nonfinite = _finite_range(stored)
+        if nonfinite:
+            notes.append(nonfinite_warning(nonfinite))
+
+        def render_pixels() -> np.ndarray:
+            return _stretch(stored, low, high)
     else:
-        pixels = raw * np.float32(1.0 / top)
+        factor = 1.0 / top
+
+        def render_pixels() -> np.ndarray:
+            return _scaled(stored, factor)
+
     metadata = ImageMetadata(
         source_format=source_format,
         bits_stored=bits,
-        photometric="RGB" if raw.ndim == 3 else "MONOCHROME2",
+        photometric="RGB" if stored.ndim == 3 else "MONOCHROME2",
         number_of_frames=frame_count,
         frame_index=frame_index,
+        warnings=tuple(notes),
     )
-    return ImageRecord(pixels=pixels, raw=raw, metadata=metadata, name=name)
+    return ImageRecord(
+        metadata=metadata, name=name, render_pixels=render_pixels, render_raw=lambda: _as_float32(stored)
+    )
 
 
-def _decode_with_pillow(data: bytes, *, source_format: str, name: str, frame: int | None, max_pixels: int) -> ImageRecord:
+# ---------------------------------------------------------------------- Pillow
+
+
+def _pillow_plan(mode: str) -> tuple[str | None, int, int, int]:
+    """``(convert_to, Pillow bytes/pixel, array bytes/pixel, channels shown)`` of a Pillow mode."""
+    internal = 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    if mode in _DIRECT_MODES:
+        array = {"1": 1, "L": 1, "RGB": 3, "F": 4, "I": 4}.get(mode, 2)
+        return None, internal, array, 3 if mode == "RGB" else 1
+    if mode in ("LA", "La"):
+        return "L", internal, 1, 1
+    return "RGB", internal, 3, 3  # palette, CMYK, YCbCr, RGBA, ...
+
+
+def _pillow_cost(mode: str, *, height: int, width: int) -> DecodeCost:
+    _convert, internal, array, channels = _pillow_plan(mode)
+    pixels = height * width
+    return DecodeCost(
+        height=height,
+        width=width,
+        decoded_bytes=pixels * array,
+        transient_bytes=pixels * internal,
+        float_values=pixels * channels,
+    )
+
+
+def _pillow_array(image: Any) -> np.ndarray:
+    """The decoded Pillow image as one numpy array, copied strip by strip.
+
+    ``np.asarray(image)`` goes through ``tobytes()``, which holds the image
+    twice more as bytes; strips keep that overhead to a few MiB.
+    """
+    convert_to = _pillow_plan(image.mode)[0]
+    width, height = image.size
+
+    def strip(top: int, bottom: int) -> np.ndarray:
+        part = image.crop((0, top, width, bottom))
+        return np.asarray(part.convert(convert_to) if convert_to else part)
+
+    first = strip(0, 1)
+    out = np.empty((height, *first.shape[1:]), dtype=first.dtype)
+    step = max(1, (_BLOCK_VALUES * 4) // max(1, first.nbytes))
+    for top in range(0, height, step):
+        bottom = min(height, top + step)
+        out[top:bottom] = strip(top, bottom)
+    if image.mode == "I" and out.size and out.min() >= 0 and out.max() <= 65535:
+        return out.astype(np.uint16)  # Pillow opens some 16-bit greys as 32-bit "I"
+    if out.dtype.byteorder not in ("=", "|"):
+        return out.astype(out.dtype.newbyteorder("="))
+    return out
+
+
+def _decode_with_pillow(
+    source: bytes | BinaryIO, *, source_format: str, name: str, frame: int | None, settings: Settings
+) -> ImageRecord:
     from PIL import Image
 
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: we check sizes ourselves
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            _check_size(height, width, max_pixels=max_pixels, name=name)
-            count = int(getattr(image, "n_frames", 1) or 1)
-            index = _choose_frame(frame, count, name=name)
-            if index:
-                image.seek(index)
-            image.load()
+            with Image.open(stream) as image:
+                width, height = image.size
+                _check_size(height, width, max_pixels=settings.max_pixels, name=name)
+                count = int(getattr(image, "n_frames", 1) or 1)
+                index = _choose_frame(frame, count, name=name)
+                if index:
+                    image.seek(index)
+                check_decode_budget(_pillow_cost(image.mode, height=height, width=width), name=name, settings=settings)
+                image.load()
+                array = _pillow_array(image)
     except (ImageTooLargeError, MultiFrameError, ParameterError):
         raise
     except Image.DecompressionBombError as exc:
@@ -126,29 +300,34 @@ def _decode_with_pillow(data: bytes, *, source_format: str, name: str, frame: in
             f"{name} looks like a {source_format.upper()} file but cannot be decoded ({type(exc).__name__}); "
             "it may be damaged: copy or export it again."
         ) from exc
-    mode = image.mode
-    if mode in ("L", "RGB", "I;16", "I;16L", "I;16B", "I;16N", "F", "I"):
-        array = np.asarray(image)
-    elif mode in ("LA", "La"):
-        array = np.asarray(image.convert("L"))
-    elif mode == "1":
-        array = np.asarray(image).astype(bool)
-    else:  # palette, CMYK, YCbCr, RGBA, ...
-        array = np.asarray(image.convert("RGB"))
-    if mode == "I" and array.size and array.min() >= 0 and array.max() <= 65535:
-        array = array.astype(np.uint16)  # Pillow opens some 16-bit greys as 32-bit "I"
-    elif array.dtype.byteorder not in ("=", "|"):
-        array = array.astype(array.dtype.newbyteorder("="))
     return _to_record(array, source_format=source_format, name=name, frame_count=count, frame_index=index)
 
 
-def _decode_tiff(data: bytes, *, name: str, frame: int | None, max_pixels: int) -> ImageRecord:
+# ---------------------------------------------------------------------- TIFF
+
+
+def _tiff_cost(page: Any, *, shape: tuple[int, ...], height: int, width: int, reordered: bool) -> DecodeCost:
+    """The decoded page (every sample of every plane), a reordering copy, and the float32 image."""
+    values = int(np.prod(shape, dtype=np.int64)) if shape else 0
+    itemsize = page.dtype.itemsize if getattr(page, "dtype", None) is not None else 8
+    decoded = values * itemsize
+    return DecodeCost(
+        height=height,
+        width=width,
+        decoded_bytes=decoded,
+        transient_bytes=decoded if reordered else 0,
+        float_values=values,
+    )
+
+
+def _decode_tiff(source: bytes | BinaryIO, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
     import tifffile
 
+    stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with tifffile.TiffFile(io.BytesIO(data)) as tiff:
+            with tifffile.TiffFile(stream) as tiff:
                 pages = tiff.pages
                 count = len(pages)
                 if count == 0:
@@ -158,7 +337,10 @@ def _decode_tiff(data: bytes, *, name: str, frame: int | None, max_pixels: int) 
                 shape = tuple(int(size) for size in page.shape)
                 planar_separate = int(getattr(page, "planarconfig", 1)) == 2 and len(shape) == 3
                 height, width = (shape[1], shape[2]) if planar_separate else (shape[0], shape[1] if len(shape) > 1 else 1)
-                _check_size(height, width, max_pixels=max_pixels, name=name)
+                _check_size(height, width, max_pixels=settings.max_pixels, name=name)
+                swapped = tiff.byteorder != ("<" if sys.byteorder == "little" else ">")
+                cost = _tiff_cost(page, shape=shape, height=height, width=width, reordered=planar_separate or swapped)
+                check_decode_budget(cost, name=name, settings=settings)
                 array = page.asarray()
     except (ImageTooLargeError, MultiFrameError, ParameterError, CorruptFileError):
         raise
@@ -184,25 +366,27 @@ def _decode_tiff(data: bytes, *, name: str, frame: int | None, max_pixels: int) 
     return _to_record(np.ascontiguousarray(array), source_format="tiff", name=name, frame_count=count, frame_index=index)
 
 
-def decode_raster(data: bytes, *, source_format: str, name: str, frame: int | None, max_pixels: int) -> ImageRecord:
-    """Decode PNG, TIFF or JPEG bytes.
+def decode_raster(
+    source: bytes | BinaryIO, *, source_format: str, name: str, frame: int | None, settings: Settings
+) -> ImageRecord:
+    """Decode a PNG, TIFF or JPEG file, after checking its size and decode budget from the header.
 
     Args:
-        data: the whole file.
+        source: the whole file as bytes, or a binary file object open on it.
         source_format: ``"png"``, ``"tiff"`` or ``"jpeg"``.
         name: file name for messages.
         frame: page/frame of a multi-page file (``None``: the only one).
-        max_pixels: refuse images with more pixels.
+        settings: ``max_pixels`` and ``decode_budget_mb`` are the limits.
 
     Returns:
         An :class:`ImageRecord` (``pixels`` float32 in [0, 1], ``raw`` the stored values as float32).
 
     Raises:
         TruncatedFileError, CorruptFileError, UnsupportedFormatError, ImageTooLargeError,
-        MultiFrameError, ParameterError: as their names say; messages say what to do.
+        DecodeBudgetError, MultiFrameError, ParameterError: as their names say; messages say what to do.
     """
     if source_format == "tiff":
-        return _decode_tiff(data, name=name, frame=frame, max_pixels=max_pixels)
+        return _decode_tiff(source, name=name, frame=frame, settings=settings)
     if source_format in ("png", "jpeg"):
-        return _decode_with_pillow(data, source_format=source_format, name=name, frame=frame, max_pixels=max_pixels)
+        return _decode_with_pillow(source, source_format=source_format, name=name, frame=frame, settings=settings)
     raise UnsupportedFormatError(f"{name}: {source_format!r} is not a raster format medlim reads.")

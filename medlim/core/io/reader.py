@@ -4,6 +4,12 @@ Issue 2 ("Image input"): DICOM, PNG (8/16-bit), TIFF and JPEG, chosen by magic
 bytes (the suffix is only a hint for preamble-less DICOM). Every failure a user
 can cause is a :class:`medlim.errors.MedlimError` subclass with a message saying
 what to do; any other exception escaping :func:`read_image` is a bug.
+
+Issue 14 ("Hardening"): a path is opened only if it is a regular file (a FIFO,
+a device or a link to one is refused without blocking), decoders read the open
+file rather than a copy of its bytes, and each decoder checks the memory its
+decode takes against ``MEDLIM_DECODE_BUDGET_MB`` (:mod:`medlim.core.io.budget`)
+before decoding.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from medlim.core.io.dicom import decode_dicom
+from medlim.core.io.files import open_regular_file
 from medlim.core.io.formats import sniff_format
 from medlim.core.io.raster import decode_raster
 from medlim.core.io.record import ImageRecord
@@ -24,8 +31,10 @@ __all__ = ["read_image", "read_bytes"]
 #: Bytes per pixel above which a file is refused before reading (64-bit RGB plus headroom).
 _MAX_BYTES_PER_PIXEL = 32
 
+_Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryIO
 
-def read_bytes(source: str | os.PathLike | bytes | bytearray | memoryview | BinaryIO, *, max_bytes: int) -> tuple[bytes, str]:
+
+def read_bytes(source: _Source, *, max_bytes: int) -> tuple[bytes, str]:
     """The whole content of ``source`` and a display name (no folders).
 
     Args:
@@ -36,7 +45,8 @@ def read_bytes(source: str | os.PathLike | bytes | bytearray | memoryview | Bina
         ``(data, name)``; ``name`` is ``""`` for bytes.
 
     Raises:
-        InputError: no such file, a folder, or unreadable; ImageTooLargeError: over ``max_bytes``.
+        InputError: no such file, a folder, not a regular file (FIFO, device), or
+            unreadable; ImageTooLargeError: over ``max_bytes``.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), ""
@@ -44,31 +54,25 @@ def read_bytes(source: str | os.PathLike | bytes | bytearray | memoryview | Bina
         content = source.getvalue() if hasattr(source, "getvalue") else source.read()
         return bytes(content), Path(str(getattr(source, "name", "") or "")).name
     path = Path(source)
-    try:
-        if path.is_dir():
-            raise InputError(f"{path.name or path} is a folder, not an image file; choose the files inside it.")
-        size = path.stat().st_size
-        if size > max_bytes:
-            raise ImageTooLargeError(
-                f"{path.name} is {size:,} bytes, more than any image within MEDLIM_MAX_PIXELS could need."
-            )
-        return path.read_bytes(), path.name
-    except FileNotFoundError as exc:
-        raise InputError(f"There is no file at {path}; check the path.") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path.name} cannot be read (permission denied).") from exc
-    except OSError as exc:
-        raise InputError(f"{path.name} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
+    with open_regular_file(path, max_bytes=max_bytes) as handle:
+        data = handle.read(max_bytes + 1)  # never more than allowed, even if the file grows meanwhile
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"{path.name} is more than {max_bytes:,} bytes, more than any image could need.")
+    return data, path.name
 
 
 def read_image(
-    source: str | os.PathLike | bytes | bytearray | memoryview | BinaryIO,
+    source: _Source,
     *,
     name: str | None = None,
     frame: int | None = None,
     settings: Settings | None = None,
 ) -> ImageRecord:
     """Read a DICOM, PNG, TIFF or JPEG image into a display-ready record.
+
+    A path must name a regular file (a FIFO, a device or a link to one is
+    refused before reading). The memory the decode takes is estimated from the
+    header first and refused over ``MEDLIM_DECODE_BUDGET_MB``.
 
     Args:
         source: a path, the file's bytes, or a binary file object (e.g. an upload).
@@ -86,31 +90,45 @@ def read_image(
     Raises:
         EmptyFileError, UnsupportedFormatError, NotDicomImageError, NoPixelDataError,
         TruncatedFileError, CorruptFileError, UnsupportedTransferSyntaxError,
-        ImageTooLargeError, MultiFrameError, ParameterError, InputError: all
-        :class:`medlim.errors.MedlimError`, with a message a person can act on.
+        ImageTooLargeError, DecodeBudgetError, MultiFrameError, ParameterError,
+        InputError: all :class:`medlim.errors.MedlimError`, with a message a person can act on.
     """
     settings = settings or get_settings()
     max_bytes = settings.max_pixels * _MAX_BYTES_PER_PIXEL + (1 << 20)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        head, file_name = _read_head(path, max_bytes=max_bytes)
-        display_name = name or file_name
-        if not head:
-            raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
-        source_format = _format_of(head, suffix=path.suffix, name=display_name)
-        if source_format == "dicom":
-            # pydicom reads the path itself: one copy of a 27 MB mammogram less than via bytes.
-            return decode_dicom(path, name=display_name, frame=frame, settings=settings)
-        data, _ = read_bytes(path, max_bytes=max_bytes)
-    else:
-        data, file_name = read_bytes(source, max_bytes=max_bytes)
-        display_name = name or file_name or "upload"
-        if not data:
-            raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
-        source_format = _format_of(data[:132], suffix=Path(file_name or display_name).suffix, name=display_name)
-        if source_format == "dicom":
-            return decode_dicom(data, name=display_name, frame=frame, settings=settings)
-    return decode_raster(data, source_format=source_format, name=display_name, frame=frame, max_pixels=settings.max_pixels)
+        # Decoders read the open file itself: no copy of its bytes is held beside the image.
+        with open_regular_file(path, max_bytes=max_bytes) as handle:
+            display_name = name or path.name
+            head = _read_head(handle, name=display_name)
+            if not head:
+                raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
+            source_format = _format_of(head, suffix=path.suffix, name=display_name)
+            return _decode(handle, source_format=source_format, name=display_name, frame=frame, settings=settings)
+    data, file_name = read_bytes(source, max_bytes=max_bytes)
+    display_name = name or file_name or "upload"
+    if not data:
+        raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
+    source_format = _format_of(data[:132], suffix=Path(file_name or display_name).suffix, name=display_name)
+    return _decode(data, source_format=source_format, name=display_name, frame=frame, settings=settings)
+
+
+def _decode(
+    source: bytes | BinaryIO, *, source_format: str, name: str, frame: int | None, settings: Settings
+) -> ImageRecord:
+    if source_format == "dicom":
+        return decode_dicom(source, name=name, frame=frame, settings=settings)
+    return decode_raster(source, source_format=source_format, name=name, frame=frame, settings=settings)
+
+
+def _read_head(handle: BinaryIO, *, name: str) -> bytes:
+    """The first 132 bytes (enough for every magic number); the handle is left at 0."""
+    try:
+        head = handle.read(132)
+        handle.seek(0)
+    except OSError as exc:
+        raise InputError(f"{name} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
+    return head
 
 
 def _format_of(head: bytes, *, suffix: str, name: str) -> str:
@@ -120,22 +138,3 @@ def _format_of(head: bytes, *, suffix: str, name: str) -> str:
             f"{name} is not a DICOM, PNG, TIFF or JPEG image (its first bytes match none of them)."
         )
     return source_format
-
-
-def _read_head(path: Path, *, max_bytes: int) -> tuple[bytes, str]:
-    """The first 132 bytes of ``path`` (enough for every magic number) and its name."""
-    try:
-        if path.is_dir():
-            raise InputError(f"{path.name or path} is a folder, not an image file; choose the files inside it.")
-        if path.stat().st_size > max_bytes:
-            raise ImageTooLargeError(
-                f"{path.name} is {path.stat().st_size:,} bytes, more than any image within MEDLIM_MAX_PIXELS could need."
-            )
-        with path.open("rb") as handle:
-            return handle.read(132), path.name
-    except FileNotFoundError as exc:
-        raise InputError(f"There is no file at {path}; check the path.") from exc
-    except PermissionError as exc:
-        raise InputError(f"{path.name} cannot be read (permission denied).") from exc
-    except OSError as exc:
-        raise InputError(f"{path.name} cannot be read ({exc.strerror or type(exc).__name__}).") from exc

@@ -83,11 +83,15 @@ class ImageRecord:
 
     A reader may pass ``render_pixels`` / ``render_raw`` instead of the arrays:
     functions called once, on first access to ``pixels`` / ``raw``. The reader
-    uses it only for pure arithmetic on values it has already validated (rescale
-    and a linear window, which cannot fail), so every error still surfaces inside
-    the reader; the saving is that a caller who only needs the metadata, or reads
-    many files before looking at one, does not pay for two image-sized float32
-    arrays up front (``benchmarks/bench_io.py`` reports both costs).
+    uses it only for pure arithmetic on values it has already validated (a
+    rescale, a window, a gather through a table it has built), so every error
+    still surfaces inside the reader; the saving is that a caller who only needs
+    the metadata, or reads many files before looking at one, does not pay for
+    two image-sized float32 arrays up front (``benchmarks/bench_io.py`` reports
+    both costs). Every reader does so (issue 14): a record holds the decoded
+    array plus the float32 images asked for, one at a time
+    (``benchmarks/bench_decode_memory.py`` measures the peak). Once both are
+    rendered the render functions, and with them the decoded array, are released.
     """
 
     __slots__ = ("_pixels", "_raw", "_render_pixels", "_render_raw", "metadata", "name")
@@ -155,8 +159,11 @@ class ImageRecord:
         return self.pixels.ndim == 3
 
     def to_uint8(self) -> np.ndarray:
-        """Pixels as ``np.ndarray[H, W(, 3)]`` uint8 in 0..255 (rounded)."""
-        return np.clip(np.rint(self.pixels * 255.0), 0, 255).astype(np.uint8)
+        """Pixels as ``np.ndarray[H, W(, 3)]`` uint8 in 0..255 (rounded; one float32 scratch image)."""
+        scaled = np.multiply(self.pixels, np.float32(255.0), dtype=np.float32)
+        np.rint(scaled, out=scaled)
+        np.clip(scaled, 0, 255, out=scaled)
+        return scaled.astype(np.uint8)
 
 
 def _rebuild_record(pixels: np.ndarray, raw: np.ndarray, metadata: ImageMetadata, name: str) -> ImageRecord:

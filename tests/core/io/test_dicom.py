@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import time
 
 import numpy as np
 import pydicom
@@ -14,7 +15,7 @@ from pydicom.data import get_testdata_file
 from pydicom.dataset import Dataset
 
 from medlim.core.io import FOR_PROCESSING_WARNING, read_image
-from medlim.errors import MultiFrameError, ParameterError
+from medlim.errors import CorruptFileError, MultiFrameError, ParameterError
 
 STORED_2X2 = np.array([[0, 100], [200, 1000]], dtype=np.uint16)
 # Rescale slope 2, intercept -100 → raw [[-100, 100], [300, 1900]].
@@ -294,3 +295,44 @@ def test_enhanced_per_frame_rescale_and_window(make_dicom) -> None:
     np.testing.assert_array_equal(second.raw, STORED_2X2)  # (stored + 10) * 1 - 10
     # c = 500, w = 1001: low = -0.5, scale 1/1000
     np.testing.assert_allclose(second.pixels, np.clip((STORED_2X2 + 0.5) / 1000.0, 0, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["MR_small_jpeg_ls_lossless.dcm", "JPEG-lossy.dcm"])
+def test_a_gdcm_decode_past_its_timeout_is_a_corrupt_file(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GDCM decodes JPEG-LS and 12-bit JPEG Extended in a child; one that loops is killed and reported.
+    from medlim.core.io import dicom as dicom_module
+    from medlim.core.io.isolation import run_isolated
+
+    def hanging(_function, **_options):  # noqa: ANN001, ANN202 - stand-in for a decoder that loops
+        return run_isolated(lambda: time.sleep(30), timeout_s=0.5)
+
+    monkeypatch.setattr(dicom_module, "run_isolated", hanging)
+    started = time.monotonic()
+    with pytest.raises(CorruptFileError, match=r"did not finish within 0\.5 s.*probably damaged"):
+        read_image(get_testdata_file(name))
+    assert time.monotonic() - started < 10
+
+
+def test_rescale_with_value_range_is_deferred_and_exact(make_dicom) -> None:
+    # No window: the image's own range [-100, 1900] (slope 2, intercept -100) goes black → white.
+    record = _read(make_dicom(STORED_2X2, RescaleSlope=2, RescaleIntercept=-100))
+    assert "pending" in repr(record)
+    np.testing.assert_array_equal(record.raw, RAW_2X2)
+    np.testing.assert_allclose(record.pixels, [[0.0, 0.1], [0.2, 1.0]], atol=1e-7)
+
+
+def test_stray_high_bits_are_masked_in_the_table_not_the_image(make_dicom) -> None:
+    # 12 bits stored in 16: 0xF064 holds 0x064 = 100 and 0x1000 holds 0; window c=50.5 w=101 → 0..100.
+    stored = np.array([[0xF064, 0x1000], [50, 100]], dtype=np.uint16)
+    record = _read(make_dicom(stored, bits_stored=12, WindowCenter=50.5, WindowWidth=101))
+    assert "pending" in repr(record)
+    np.testing.assert_array_equal(record.raw, [[100.0, 0.0], [50.0, 100.0]])
+    np.testing.assert_allclose(record.pixels, [[1.0, 0.0], [0.5, 1.0]], atol=1e-7)
+
+
+def test_colour_frames_are_deferred(make_dicom) -> None:
+    rgb = np.array([[[0, 51, 255]]], dtype=np.uint8)
+    record = _read(make_dicom(rgb, photometric="RGB"))
+    assert "pending" in repr(record)
+    np.testing.assert_allclose(record.pixels, [[[0.0, 0.2, 1.0]]], atol=1e-7)
+    np.testing.assert_array_equal(record.raw, rgb.astype(np.float32))

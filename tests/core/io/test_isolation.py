@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
 
-from medlim.core.io.isolation import IsolatedCrash, IsolatedFailure, run_isolated
+from medlim.core.io.isolation import IsolatedCrash, IsolatedFailure, IsolatedTimeout, run_isolated
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="isolation needs fork")
 
@@ -27,3 +28,17 @@ def test_exception_in_child_is_reported() -> None:
 def test_abort_in_child_does_not_kill_the_parent() -> None:
     with pytest.raises(IsolatedCrash):
         run_isolated(os.abort)
+
+
+def test_a_child_past_its_timeout_is_killed() -> None:
+    started = time.monotonic()
+    with pytest.raises(IsolatedTimeout, match="did not finish within 0.5 s") as caught:
+        run_isolated(lambda: time.sleep(30), timeout_s=0.5)
+    assert time.monotonic() - started < 10  # not the 30 s the child wanted
+    assert caught.value.timeout_s == 0.5
+    assert isinstance(caught.value, IsolatedCrash)  # callers that handle crashes handle it too
+
+
+def test_a_large_answer_arrives_whole_before_the_timeout() -> None:
+    values = run_isolated(lambda: np.arange(3_000_000, dtype=np.int64), timeout_s=60)
+    assert values.shape == (3_000_000,) and int(values[-1]) == 2_999_999

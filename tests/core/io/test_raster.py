@@ -94,3 +94,50 @@ def test_uploaded_file_object_and_bytes_give_the_same_record() -> None:
     assert from_object.name == "upload.png"
     np.testing.assert_array_equal(from_object.pixels, read_image(data).pixels)
     assert read_image(data).name == "upload"
+
+
+def _float_tiff(array: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_and_infinity_are_black_counted_and_left_out_of_the_range(dtype) -> None:
+    stored = np.array([[0.0, np.nan, 2.0], [np.inf, 4.0, -np.inf]], dtype=dtype)
+    record = read_image(_float_tiff(stored), name="float.tif")
+    # Finite values 0, 2, 4 → range [0, 4]; the three non-finite pixels are 0 (black).
+    np.testing.assert_allclose(record.pixels, [[0.0, 0.0, 0.5], [0.0, 1.0, 0.0]])
+    assert np.isfinite(record.pixels).all()
+    assert record.metadata.warnings == (
+        "3 pixels are not finite numbers (NaN or infinity); they are shown as black "
+        "and left out of the display range.",
+    )
+    np.testing.assert_array_equal(record.raw, stored.astype(np.float32))  # raw keeps the stored values
+
+
+def test_all_non_finite_image_is_black_with_a_warning() -> None:
+    record = read_image(_float_tiff(np.full((2, 2), np.nan, np.float32)), name="nan.tif")
+    np.testing.assert_array_equal(record.pixels, np.zeros((2, 2)))
+    assert record.metadata.warnings[0].startswith("4 pixels are not finite numbers")
+
+
+def test_one_non_finite_colour_pixel_is_black_in_every_channel() -> None:
+    stored = np.array([[[0.0, 1.0, 2.0], [np.nan, 8.0, 8.0]], [[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]], np.float32)
+    record = read_image(_float_tiff(stored, photometric="rgb"), name="rgb.tif")
+    assert record.is_color
+    # Values of finite pixels: 0..2 → [0, 1]; the NaN pixel is black in all three channels (its 8s are left out).
+    np.testing.assert_allclose(record.pixels, [[[0.0, 0.5, 1.0], [0.0, 0.0, 0.0]], [[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]])
+    assert record.metadata.warnings[0].startswith("1 pixel is not a finite number")
+
+
+def test_finite_float_image_has_no_warning() -> None:
+    record = read_image(_float_tiff(np.array([[1.0, 2.0]], dtype=np.float32)))
+    assert record.metadata.warnings == ()
+
+
+def test_raster_pixels_and_raw_are_rendered_on_first_access() -> None:
+    record = read_image(_png(np.array([[0, 51]], dtype=np.uint8)), name="lazy.png")
+    assert "pending" in repr(record)  # nothing float32 made until asked
+    np.testing.assert_allclose(record.pixels, [[0.0, 0.2]], atol=1e-7)
+    np.testing.assert_array_equal(record.raw, [[0.0, 51.0]])
