@@ -9,9 +9,12 @@ from medlim.core.io.pseudonym import file_label
 
 
 def test_the_label_is_a_keyed_hash_of_the_content_with_the_suffix_kept() -> None:
-    expected = hmac.new(b"test-pseudonym-key", b"pixels", hashlib.sha256).hexdigest()[:12]
+    message = b"sha256:" + hashlib.sha256(b"pixels").digest()
+    expected = hmac.new(b"test-pseudonym-key", message, hashlib.sha256).hexdigest()[:12]
     assert file_label("DOE_JOHN_123456_20240101.DCM", data=b"pixels") == f"img-{expected}.dcm"
     assert file_label("other-name.dcm", data=b"pixels") == f"img-{expected}.dcm"  # same image, same label
+    # the digest alone (what the results store keeps) gives the same label
+    assert file_label("x.dcm", content_sha256=hashlib.sha256(b"pixels").hexdigest()) == f"img-{expected}.dcm"
 
 
 def test_without_content_the_name_is_hashed_and_never_shown() -> None:

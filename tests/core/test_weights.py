@@ -358,3 +358,43 @@ def test_load_checkpoint_in_memory_writes_nothing(tmp_path: Path, tiny_registere
     assert torch.allclose(loaded.model.conv.weight, state["conv.weight"])
     with pytest.raises(WeightsError, match="unknown checkpoint importer"):
         w.load_checkpoint_in_memory(checkpoint, importer="nobody")
+
+
+# -- manifest files confined to the weights folder when loaded (issue 14) ---------------------------
+
+
+def _manifest_naming(directory: Path, file: str) -> None:
+    entry = w.WeightsEntry(sha256="a" * 64, file="tiny-seg-1.safetensors", **tiny_fields()).to_dict()
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "manifest.json").write_text(json.dumps({"format": 1, "models": [{**entry, "file": file}]}))
+
+
+@pytest.mark.parametrize("file", ["/etc/passwd", "../outside.safetensors", "sub/../../outside.safetensors"])
+def test_load_refuses_a_manifest_file_outside_the_folder(tmp_path: Path, file: str) -> None:
+    (tmp_path / "outside.safetensors").write_bytes(b"secret")
+    _manifest_naming(tmp_path / "weights", file)
+    with pytest.raises(WeightsError, match=r"tiny-seg@1 must be a path relative to, and inside, the weights folder"):
+        w.Registry.load(tmp_path / "weights")
+
+
+def test_load_refuses_a_link_leading_out_of_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "outside.safetensors").write_bytes(b"secret")
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "tiny.safetensors").symlink_to(tmp_path / "outside.safetensors")
+    _manifest_naming(tmp_path / "weights", "tiny.safetensors")
+    with pytest.raises(WeightsError, match="links to a file outside the weights folder"):
+        w.Registry.load(tmp_path / "weights")
+
+
+def test_a_link_inside_the_folder_is_allowed_and_checked_again_when_read(tmp_path: Path) -> None:
+    weights = tmp_path / "weights"
+    (weights / "store").mkdir(parents=True)
+    (weights / "store" / "real.safetensors").write_bytes(b"x")
+    (weights / "tiny.safetensors").symlink_to(weights / "store" / "real.safetensors")
+    _manifest_naming(weights, "tiny.safetensors")
+    entry = w.Registry.load(weights).get("tiny-seg")
+    assert entry.path == weights / "tiny.safetensors"
+    (weights / "tiny.safetensors").unlink()  # the link is swapped after loading: reading refuses it
+    (weights / "tiny.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
+    with pytest.raises(WeightsError, match="outside the weights folder"):
+        w.load_state_dict(entry)

@@ -90,21 +90,30 @@ def patient_key(patient_id: str | None, *, settings: Settings | None = None) -> 
 FILE_LABEL_PREFIX = "img-"
 
 
-def file_label(name: str | os.PathLike | None, *, data: bytes | None = None, settings: Settings | None = None) -> str:
+def file_label(
+    name: str | os.PathLike | None,
+    *,
+    data: bytes | None = None,
+    content_sha256: str | None = None,
+    settings: Settings | None = None,
+) -> str:
     """Pseudonymous label of a file: a keyed hash that stands in for its name.
 
     Issue 14 ("Identifying data"): archive file names often carry the patient's
     name, record number and date, so the store, page downloads and recorded
     training data keep this label instead. The label is HMAC-SHA256 (the same
-    per-installation secret as :func:`patient_key`) of the file's content when
-    ``data`` is given — the same image gets the same label whatever it is called
-    — else of its name; 12 hex characters after :data:`FILE_LABEL_PREFIX`, plus
+    per-installation secret as :func:`patient_key`) of the SHA-256 digest of the
+    file's content when the content is known (``data``, or its digest
+    ``content_sha256`` — both give the same label, so a page and the results
+    store agree) — the same image gets the same label whatever it is called —
+    else of its name; 12 hex characters after :data:`FILE_LABEL_PREFIX`, plus
     the original suffix (``img-3fa9c2d1e0b4.dcm``) so the kind of file stays
     visible.
 
     Args:
         name: the file name or path (only its suffix is kept), or ``None``.
         data: the file's bytes, when at hand.
+        content_sha256: the SHA-256 of the file's bytes (64 hex digits), instead of ``data``.
         settings: settings holding the secret; current settings when ``None``.
 
     Returns:
@@ -114,6 +123,11 @@ def file_label(name: str | os.PathLike | None, *, data: bytes | None = None, set
     suffix = Path(text).suffix.lower() if text else ""
     if not suffix.isascii() or not suffix[1:].isalnum() or len(suffix) > 8:
         suffix = ""
-    message = data if data is not None else ("name:" + text).encode("utf-8", "surrogatepass")
+    if data is not None:
+        message = b"sha256:" + hashlib.sha256(data).digest()
+    elif content_sha256 is not None:
+        message = b"sha256:" + bytes.fromhex(content_sha256)
+    else:
+        message = ("name:" + text).encode("utf-8", "surrogatepass")
     digest = hmac.new(pseudonym_secret(settings), message, hashlib.sha256).hexdigest()
     return f"{FILE_LABEL_PREFIX}{digest[:12]}{suffix}"

@@ -8,12 +8,17 @@ image and exam (``bac``), named presets (``presets``), curation tags
 (``curation``). Rooms add their repository modules here on the same tables
 (curation scores, retrieval index metadata).
 
-What does not: identifying data (only pseudonymous patient keys are stored),
-pixels, model weights or retrieval vectors (files referenced by path), and any
-analysis logic.
+What does not: identifying data (only pseudonymous patient keys and file
+labels are stored; curated and indexed files as paths relative to their
+dataset folder), pixels, model weights or retrieval vectors (files referenced
+by path), and any analysis logic.
 
-The store is an embedded SQLite file in ``Settings.home`` by default; any
-SQLAlchemy URL works through ``MEDLIM_DATABASE_URL``.
+Every write of a row with a unique key is an atomic upsert (``upsert``), so
+concurrent sessions never collide; errors never quote SQL or its values.
+
+The store is an embedded SQLite file in ``Settings.home`` by default; an
+SQLite file or PostgreSQL URL works through ``MEDLIM_DATABASE_URL`` (an
+in-memory SQLite URL is refused: it would discard every result).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from medlim.core.store.bac import (
     StoredBacResult,
     StoredExam,
     StoredImage,
+    image_label,
     list_bac_results,
     list_exams,
     save_image,
@@ -44,6 +50,7 @@ __all__ = [
     "downgrade_store",
     "get_preset",
     "get_tags",
+    "image_label",
     "list_bac_results",
     "list_exams",
     "list_presets",

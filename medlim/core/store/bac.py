@@ -4,7 +4,10 @@ Images are stored once per file content (sha256); each BAC run on an image is
 one row per (weights name, version, cut-off t, intensity threshold X), so
 re-running an analysis updates the row instead of adding one. The exam
 readout (§3.3.2: Σ TAM_X / breast area over an exam's views) comes from the
-``exams`` view. Only the pseudonymous ``patient_key`` identifies a patient.
+``exams`` view. Only the pseudonymous ``patient_key`` identifies a patient, and
+an image is named by :func:`image_label` (a keyed hash of its content), never by
+its file name (issue 14). Both writes are atomic upserts, so two sessions saving
+the same image or result at once leave one row.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from medlim.core.store.engine import Store, transaction
 from medlim.core.store.schema import BacResultRow, ImageRow, as_utc, exams_view, utc_now
+from medlim.core.store.upsert import upsert
 from medlim.errors import StoreError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,6 +32,7 @@ __all__ = [
     "StoredBacResult",
     "StoredExam",
     "StoredImage",
+    "image_label",
     "list_bac_results",
     "list_exams",
     "save_image",
@@ -43,7 +48,7 @@ class StoredImage:
     Attributes:
         id: row id.
         content_sha256: sha256 of the file bytes.
-        file_name: file name without folders.
+        file_name: pseudonymous label of the file (:func:`image_label`), not its name.
         modality, view, laterality: DICOM-style codes or ``None``.
         study_date: ISO ``"YYYY-MM-DD"`` or ``None``.
         patient_key: pseudonymous key or ``None``.
@@ -192,6 +197,22 @@ def _parse_date(value: str | dt.date | None) -> dt.date | None:
         raise StoreError(f"study date must be an ISO date YYYY-MM-DD; {value!r} is given.") from None
 
 
+def image_label(file_name: str, content_sha256: str) -> str:
+    """The pseudonymous label the store keeps instead of an image's file name.
+
+    A keyed hash (:func:`medlim.core.io.pseudonym.file_label`, the installation's
+    pseudonym secret) of the content digest, plus the file's suffix: the same
+    image gets the same label whatever it is called, e.g. ``"img-3fa9c2d1e0b4.dcm"``.
+
+    Args:
+        file_name: the file's name or path (only its suffix is kept).
+        content_sha256: sha256 of the file bytes (64 lower-case hex digits).
+    """
+    from medlim.core.io.pseudonym import file_label
+
+    return file_label(file_name, content_sha256=content_sha256)
+
+
 def save_image(
     target: Store | Session,
     *,
@@ -209,8 +230,10 @@ def save_image(
 ) -> StoredImage:
     """Store an image's non-identifying metadata, once per file content.
 
-    An image already stored under ``content_sha256`` is returned as it is (the
-    same bytes always carry the same metadata).
+    The file's name is not stored: only its :func:`image_label`. An image
+    already stored under ``content_sha256`` is returned as it is (the same bytes
+    always carry the same metadata), also when another writer stores it at the
+    same moment.
 
     Raises:
         StoreError: malformed sha256, date or size.
@@ -219,28 +242,28 @@ def save_image(
         raise StoreError(f"content_sha256 must be 64 lower-case hex digits; {content_sha256!r} is given.")
     if rows < 1 or cols < 1:
         raise StoreError(f"image size must be positive; rows={rows}, cols={cols} is given.")
-    date = _parse_date(study_date)
+    values = {
+        "content_sha256": content_sha256,
+        "file_name": image_label(file_name, content_sha256),
+        "modality": modality,
+        "view": view,
+        "laterality": laterality,
+        "study_date": _parse_date(study_date),
+        "patient_key": patient_key,
+        "rows": int(rows),
+        "cols": int(cols),
+        "pixel_spacing_row_mm": float(pixel_spacing_mm[0]) if pixel_spacing_mm else None,
+        "pixel_spacing_col_mm": float(pixel_spacing_mm[1]) if pixel_spacing_mm else None,
+        "pixel_spacing_source": pixel_spacing_source,
+        "created_at": utc_now(),
+    }
     with transaction(target) as session:
-        existing = session.scalar(sa.select(ImageRow).where(ImageRow.content_sha256 == content_sha256))
-        if existing is not None:
-            return StoredImage.from_row(existing)
-        row = ImageRow(
-            content_sha256=content_sha256,
-            file_name=file_name.replace("\\", "/").rsplit("/", 1)[-1],
-            modality=modality,
-            view=view,
-            laterality=laterality,
-            study_date=date,
-            patient_key=patient_key,
-            rows=int(rows),
-            cols=int(cols),
-            pixel_spacing_row_mm=float(pixel_spacing_mm[0]) if pixel_spacing_mm else None,
-            pixel_spacing_col_mm=float(pixel_spacing_mm[1]) if pixel_spacing_mm else None,
-            pixel_spacing_source=pixel_spacing_source,
-            created_at=utc_now(),
+        upsert(session, ImageRow.__table__, values, keys=["content_sha256"])
+        row = session.scalar(
+            sa.select(ImageRow)
+            .where(ImageRow.content_sha256 == content_sha256)
+            .execution_options(populate_existing=True)
         )
-        session.add(row)
-        session.flush()
         return StoredImage.from_row(row)
 
 
@@ -320,16 +343,15 @@ def upsert_bac_result(
             "threshold": float(threshold),
             "x": float(x),
         }
-        row = session.scalar(sa.select(BacResultRow).filter_by(**key))
         now = utc_now()
-        if row is None:
-            row = BacResultRow(**key, **values, created_at=now, updated_at=now)
-            session.add(row)
-        else:
-            for name, value in values.items():
-                setattr(row, name, value)
-            row.updated_at = now
-        session.flush()
+        upsert(
+            session,
+            BacResultRow.__table__,
+            {**key, **values, "created_at": now, "updated_at": now},
+            keys=list(key),
+            update=[*values, "updated_at"],
+        )
+        row = session.scalar(sa.select(BacResultRow).filter_by(**key).execution_options(populate_existing=True))
         return StoredBacResult.from_row(row, image)
 
 

@@ -4,6 +4,12 @@ A curator reviews a dataset's files (ordered by anomaly score or shift group)
 and tags each one ``keep`` or ``drop``. Datasets are created on first use.
 Scores and groups (``curation_scores``) get their functions from the curation
 room.
+
+A file is recorded as its path relative to the dataset's folder (what the
+gallery needs to re-open it and what a curated manifest lists), never as a
+server path: an absolute path or one climbing out with ``..`` is refused
+(issue 14). Every write is an atomic upsert, so two sessions tagging or scoring
+the same files at once never collide on the unique keys.
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ from sqlalchemy.orm import Session
 
 from medlim.core.store.engine import Store, transaction
 from medlim.core.store.schema import CurationScoreRow, CurationTagRow, DatasetRow, as_utc, utc_now
+from medlim.core.store.upsert import upsert
 from medlim.errors import StoreError
 
 __all__ = [
     "TAGS",
     "CurationTag",
     "StoredScore",
+    "dataset_file",
     "dataset_id",
     "get_tags",
     "set_tags",
@@ -47,17 +55,35 @@ class CurationTag:
     updated_at: dt.datetime
 
 
+def dataset_file(file: object) -> str:
+    """``file`` as the store records it: a path relative to the dataset folder, with ``/`` separators.
+
+    Raises:
+        StoreError: an empty or absolute path, one with ``..`` or a NUL byte: the
+            store keeps no server paths, only paths inside a dataset. The message
+            does not repeat the path (it may carry a patient's name).
+    """
+    text = str(file).replace("\\", "/")
+    parts = text.split("/")
+    if not text.strip() or "\x00" in text:
+        problem = "an empty path"
+    elif text.startswith("/") or (len(parts[0]) >= 2 and parts[0][1] == ":"):
+        problem = "an absolute path"
+    elif ".." in parts:
+        problem = "a path climbing out with '..'"
+    else:
+        return text
+    raise StoreError(f"a curated file must be a path inside its dataset folder (e.g. 'hand/0001.png'); "
+                     f"{problem} is given.")
+
+
 def dataset_id(session: Session, name: str, *, create: bool = True) -> int | None:
     """Row id of the dataset ``name``; created when missing (unless ``create`` is false)."""
     if not name:
         raise StoreError("a dataset needs a name; an empty name is given.")
-    found = session.scalar(sa.select(DatasetRow.id).where(DatasetRow.name == name))
-    if found is not None or not create:
-        return found
-    row = DatasetRow(name=name, created_at=utc_now())
-    session.add(row)
-    session.flush()
-    return row.id
+    if create:
+        upsert(session, DatasetRow.__table__, {"name": name, "created_at": utc_now()}, keys=["name"])
+    return session.scalar(sa.select(DatasetRow.id).where(DatasetRow.name == name))
 
 
 def set_tags(target: Store | Session, dataset: str, tags: Mapping[str, str | None]) -> int:
@@ -76,34 +102,25 @@ def set_tags(target: Store | Session, dataset: str, tags: Mapping[str, str | Non
     """
     bad = {file: tag for file, tag in tags.items() if tag is not None and tag not in TAGS}
     if bad:
-        raise StoreError(f"tags must be one of {TAGS} or None; {bad} is given.")
+        raise StoreError(f"tags must be one of {TAGS} or None; {len(bad)} other value(s) given, e.g. "
+                         f"{next(iter(bad.values()))!r}.")
+    wanted = {dataset_file(file): tag for file, tag in tags.items()}
     with transaction(target) as session:
         owner = dataset_id(session, dataset)
-        existing = {
-            row.file: row
-            for row in session.scalars(
-                sa.select(CurationTagRow).where(
-                    CurationTagRow.dataset_id == owner, CurationTagRow.file.in_(list(tags))
-                )
-            )
-        }
+        stored = {file: tag for file, tag in session.execute(
+            sa.select(CurationTagRow.file, CurationTagRow.tag).where(
+                CurationTagRow.dataset_id == owner, CurationTagRow.file.in_(list(wanted))))}
+        cleared = [file for file, tag in wanted.items() if tag is None and file in stored]
+        if cleared:
+            session.execute(sa.delete(CurationTagRow).where(CurationTagRow.dataset_id == owner,
+                                                            CurationTagRow.file.in_(cleared)))
         now = utc_now()
-        changed = 0
-        for file, tag in tags.items():
-            row = existing.get(file)
-            if tag is None:
-                if row is not None:
-                    session.delete(row)
-                    changed += 1
-            elif row is None:
-                session.add(CurationTagRow(dataset_id=owner, file=file, tag=tag, updated_at=now))
-                changed += 1
-            elif row.tag != tag:
-                row.tag = tag
-                row.updated_at = now
-                changed += 1
+        upsert(session, CurationTagRow.__table__,
+               [{"dataset_id": owner, "file": file, "tag": tag, "updated_at": now}
+                for file, tag in wanted.items() if tag is not None],
+               keys=["dataset_id", "file"], update=["tag", "updated_at"], only_if_changed=["tag"])
         session.flush()
-        return changed
+        return len(cleared) + sum(1 for file, tag in wanted.items() if tag is not None and stored.get(file) != tag)
 
 
 def get_tags(target: Store | Session, dataset: str) -> tuple[CurationTag, ...]:
@@ -163,16 +180,16 @@ def save_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[st
         raise StoreError("scores need a method name; an empty name is given.")
     records = []
     now = utc_now()
-    for row in rows:
+    for position, row in enumerate(rows):
         if "file" not in row or "score" not in row:
-            raise StoreError(f"a score row needs 'file' and 'score'; {dict(row)!r} is given.")
+            raise StoreError(f"a score row needs 'file' and 'score'; row {position} has columns {sorted(row)}.")
         score = float(row["score"])  # type: ignore[arg-type]
         if not math.isfinite(score):
-            raise StoreError(f"score of {row['file']!r} must be finite, {score!r} is given.")
+            raise StoreError(f"the score of row {position} must be finite, {score!r} is given.")
         group = row.get("group")
         class_name = row.get("class")
         records.append({
-            "file": str(row["file"]),
+            "file": dataset_file(row["file"]),
             "class_name": None if class_name is None else str(class_name),
             "method": method,
             "score": score,
@@ -186,9 +203,12 @@ def save_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[st
         owner = dataset_id(session, dataset)
         session.execute(sa.delete(CurationScoreRow).where(CurationScoreRow.dataset_id == owner,
                                                           CurationScoreRow.method == method))
+        # an upsert, not a plain insert: a second run saving at the same moment may have
+        # written some of these rows after this transaction's delete
         for start in range(0, len(records), _INSERT_CHUNK):
             chunk = [{**r, "dataset_id": owner} for r in records[start : start + _INSERT_CHUNK]]
-            session.execute(sa.insert(CurationScoreRow), chunk)
+            upsert(session, CurationScoreRow.__table__, chunk, keys=["dataset_id", "file", "method"],
+                   update=["class_name", "score", "score_group", "updated_at"])
         session.flush()
     return len(records)
 

@@ -6,6 +6,14 @@ SQLite folder if needed and upgrades the schema with the alembic migrations
 shipped in ``medlim/core/store/migrations``. Every write goes through
 ``with store.session() as s:``, which commits on success and rolls back on any
 error.
+
+Issue 14 ("Results store"): a database error names its class and, at most, the
+database's own one-line reason when that reason is known to carry no values
+(:func:`describe_database_error`); the statement and its parameters (file
+labels, patient keys, dates) never reach a message, and the engine is created
+with ``hide_parameters=True`` so logs do not carry them either. An in-memory
+SQLite URL is refused unless a caller opts in (tests): it would discard every
+result when the command ends.
 """
 
 from __future__ import annotations
@@ -15,19 +23,68 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import re
+
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medlim.errors import StoreError
 
-__all__ = ["HEAD", "MIGRATIONS_DIR", "Store", "downgrade_store", "open_store", "transaction", "upgrade_store"]
+__all__ = [
+    "HEAD",
+    "MIGRATIONS_DIR",
+    "Store",
+    "describe_database_error",
+    "downgrade_store",
+    "is_memory_url",
+    "open_store",
+    "transaction",
+    "upgrade_store",
+]
 
 #: Folder of the alembic environment and its ``versions/``.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 #: Alias of the newest schema revision.
 HEAD = "head"
+
+# Reasons SQLite and PostgreSQL give that name only constraints, tables and
+# columns (never a value), so a message may quote them. Anything else a
+# database says (e.g. PostgreSQL's "invalid input syntax for type date: ...")
+# may quote the data and is left out.
+_SAFE_REASONS = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"(UNIQUE|NOT NULL|CHECK|FOREIGN KEY) constraint failed(: [\w.]+(, [\w.]+)*)?",
+        r"database is (locked|busy)|database or disk is full|disk I/O error|attempt to write a readonly database",
+        r"unable to open database file|file is not a database|database disk image is malformed",
+        r"no such (table|column|view): [\w.]+",
+        r'duplicate key value violates unique constraint "\w+"',
+        r'(insert or update|update or delete) on table "\w+" violates foreign key constraint "\w+"',
+        r'null value in column "\w+"( of relation "\w+")? violates not-null constraint',
+        r'new row for relation "\w+" violates check constraint "\w+"',
+        r'relation "\w+" does not exist|could not serialize access due to \w+ update|deadlock detected',
+    )
+)
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """A database error in words that quote no statement, parameter or value.
+
+    Returns:
+        The error class, plus the database's one-line reason when it is one of the
+        known value-free forms, e.g. ``"IntegrityError: UNIQUE constraint failed:
+        images.content_sha256"``; otherwise ``"OperationalError (the database's
+        details are not shown: they may quote the data)"``.
+    """
+    name = type(exc).__name__
+    original = exc.orig if isinstance(exc, DBAPIError) else None
+    lines = str(original).strip().splitlines() if original is not None else []
+    reason = lines[0].strip() if lines else ""
+    if reason and any(pattern.fullmatch(reason) for pattern in _SAFE_REASONS):
+        return f"{name}: {reason}"
+    return f"{name} (the database's details are not shown: they may quote the data)"
 
 
 class Store:
@@ -60,7 +117,7 @@ class Store:
         except SQLAlchemyError as exc:
             session.rollback()
             raise StoreError(
-                f"the results store ({self.url}) refused the change: {exc.__class__.__name__}: {exc}"
+                f"the results store ({self.url}) refused the change: {describe_database_error(exc)}."
             ) from exc
         except BaseException:
             session.rollback()
@@ -109,14 +166,28 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _create_engine(url: str) -> sa.Engine:
+def is_memory_url(url: sa.URL) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``:memory:``, ``mode=memory``)."""
+    if url.get_backend_name() != "sqlite":
+        return False
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory" or "mode=memory" in database
+
+
+def _create_engine(url: str, *, allow_memory: bool = False) -> sa.Engine:
     try:
         parsed = sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
         raise StoreError(f"the results-store URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"hide_parameters": True}  # logs and exception texts never carry values
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
+        if is_memory_url(parsed) and not allow_memory:
+            raise StoreError(
+                f"MEDLIM_DATABASE_URL is {parsed.render_as_string(hide_password=True)!r}: an in-memory SQLite "
+                "database would discard every result when the command ends; give a file, e.g. "
+                "sqlite:////data/medlim.sqlite."
+            )
         # Streamlit serves sessions from several threads; each pooled connection is
         # used by one thread at a time, so the same-thread check is not needed.
         options["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -153,7 +224,9 @@ def _migrate(store: Store, action: str, revision: str) -> None:
         with store.engine.begin() as connection:
             getattr(command, action)(_alembic_config(connection), revision)
     except SQLAlchemyError as exc:
-        raise StoreError(f"migrating the results store ({store.url}) to {revision} failed: {exc}") from exc
+        raise StoreError(
+            f"migrating the results store ({store.url}) to {revision} failed: {describe_database_error(exc)}."
+        ) from exc
 
 
 def upgrade_store(store: Store, revision: str = HEAD) -> None:
@@ -166,22 +239,24 @@ def downgrade_store(store: Store, revision: str) -> None:
     _migrate(store, "downgrade", revision)
 
 
-def open_store(url: str | None = None, *, upgrade: bool = True) -> Store:
+def open_store(url: str | None = None, *, upgrade: bool = True, allow_memory: bool = False) -> Store:
     """Connect to the results store and bring its schema to the newest version.
 
     Args:
         url: SQLAlchemy URL; ``None`` uses ``Settings.database_url`` (an SQLite
             file in ``Settings.home`` unless ``MEDLIM_DATABASE_URL`` is set).
         upgrade: run the migrations to head (keep ``True`` except in tests).
+        allow_memory: accept an in-memory SQLite URL (``sqlite://``), whose data
+            vanishes with the process (tests only).
 
     Raises:
-        StoreError: invalid URL, unreachable database, or a failed migration.
+        StoreError: invalid or in-memory URL, unreachable database, or a failed migration.
     """
     if url is None:
         from medlim.settings import get_settings
 
         url = get_settings().database_url
-    store = Store(_create_engine(url))
+    store = Store(_create_engine(url, allow_memory=allow_memory))
     if upgrade:
         try:
             upgrade_store(store)

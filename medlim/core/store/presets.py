@@ -1,7 +1,9 @@
 """Repository functions for named parameter presets (preprocessing, inference, cut-offs).
 
 A preset is unique by (kind, name), e.g. ("bac-preprocessing", "published");
-saving one again replaces its parameters. Parameters are stored as JSON.
+saving one again replaces its parameters (an atomic upsert: two sessions saving
+the same preset at once leave one row, the later parameters). Parameters are
+stored as JSON.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from medlim.core.store.engine import Store, transaction
 from medlim.core.store.schema import PresetRow, as_utc, utc_now
+from medlim.core.store.upsert import upsert
 from medlim.errors import StoreError
 
 __all__ = ["StoredPreset", "get_preset", "list_presets", "save_preset"]
@@ -66,16 +69,18 @@ def save_preset(target: Store | Session, *, kind: str, name: str, params: Mappin
         raise StoreError(
             f"preset {kind}/{name} parameters must be JSON numbers, text, lists or objects: {exc}"
         ) from None
+    now = utc_now()
     with transaction(target) as session:
-        row = session.scalar(sa.select(PresetRow).filter_by(kind=kind, name=name))
-        now = utc_now()
-        if row is None:
-            row = PresetRow(kind=kind, name=name, params=plain, created_at=now, updated_at=now)
-            session.add(row)
-        else:
-            row.params = plain
-            row.updated_at = now
-        session.flush()
+        upsert(
+            session,
+            PresetRow.__table__,
+            {"kind": kind, "name": name, "params": plain, "created_at": now, "updated_at": now},
+            keys=["kind", "name"],
+            update=["params", "updated_at"],
+        )
+        row = session.scalar(
+            sa.select(PresetRow).filter_by(kind=kind, name=name).execution_options(populate_existing=True)
+        )
         return StoredPreset.from_row(row)
 
 

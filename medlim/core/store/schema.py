@@ -54,7 +54,13 @@ class Base(DeclarativeBase):
 
 
 class ImageRow(Base):
-    """One analysed image, identified by the sha256 of its file bytes."""
+    """One analysed image, identified by the sha256 of its file bytes.
+
+    ``file_name`` holds a pseudonymous label (``img-<12 hex>.<suffix>``, keyed on
+    the content), never the file's own name: archive names often carry the
+    patient's name, record number and date (issue 14; migration 0002 relabels
+    older rows).
+    """
 
     __tablename__ = "images"
 
@@ -162,7 +168,11 @@ class CurationTagRow(Base):
 
 
 class RetrievalIndexRow(Base):
-    """Metadata of a saved retrieval (FAISS) index; the vectors live in the file at ``path``."""
+    """Metadata of a saved retrieval (FAISS) index; the vectors live in the file at ``path``.
+
+    ``data_root`` is the folder the items' files are relative to (migration 0002);
+    ``None`` for an index recorded before, whose items hold the paths as given.
+    """
 
     __tablename__ = "retrieval_indexes"
 
@@ -173,10 +183,11 @@ class RetrievalIndexRow(Base):
     dim: Mapped[int]
     count: Mapped[int]
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    data_root: Mapped[str | None] = mapped_column(sa.String(1024))
 
 
 class RetrievalItemRow(Base):
-    """One indexed item: its position in the index, file, labels and scores."""
+    """One indexed item: its position in the index, file (relative to the index's data root), labels and scores."""
 
     __tablename__ = "retrieval_items"
     __table_args__ = (sa.UniqueConstraint("index_id", "item_id", name="uq_retrieval_items_item"),)

@@ -24,6 +24,7 @@ __all__ = [
     "InputContract",
     "TrainingProvenance",
     "WeightsEntry",
+    "confined_path",
     "json_safe",
     "validate_name",
 ]
@@ -45,6 +46,43 @@ def validate_name(value: str, *, what: str) -> str:
             f"or digit); {value!r} is given."
         )
     return value
+
+
+def confined_path(root: Path, file: str, *, label: str = "weights") -> Path:
+    """``root / file``, after checking that the file lies inside ``root`` with links resolved.
+
+    Issue 14: a manifest is a file on disk that someone may edit; an entry whose
+    ``file`` is absolute, climbs out with ``..`` or is a link leading out of the
+    weights folder would make medlim read (and hash) any file of the server.
+
+    Args:
+        root: the weights folder.
+        file: the entry's ``file`` field.
+        label: the entry, for the message (``"name@version"``).
+
+    Returns:
+        ``root / file`` (links not resolved, so messages show the folder's own path).
+
+    Raises:
+        WeightsError: the file is absolute, holds ``..`` or resolves outside ``root``.
+    """
+    relative = Path(file)
+    if relative.is_absolute() or ".." in Path(file.replace("\\", "/")).parts:
+        raise WeightsError(
+            f"the weights file of {label} must be a path relative to, and inside, the weights folder {root}; "
+            f"{file!r} is given. Fix the manifest entry or re-import the model."
+        )
+    path = Path(root) / relative
+    try:
+        resolved, base = path.resolve(strict=False), Path(root).resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a link loop
+        raise WeightsError(f"the weights file of {label} ({path}) cannot be resolved: {exc}") from None
+    if resolved != base and base not in resolved.parents:
+        raise WeightsError(
+            f"the weights file of {label} ({path}) links to a file outside the weights folder {root}; "
+            "a weights file must lie inside that folder. Replace the link by the file itself."
+        )
+    return path
 
 
 def json_safe(value: Any) -> Any:
@@ -223,15 +261,23 @@ class WeightsEntry:
 
     @property
     def path(self) -> Path:
-        """Absolute path of the weights file (registry folder / file)."""
-        file = Path(self.file)
-        if file.is_absolute():
-            return file
+        """Absolute path of the weights file (registry folder / file).
+
+        For an entry of a registry (or of the settings' weights folder) the file
+        must lie inside that folder, links resolved (:func:`confined_path`).
+        Only an entry built in memory for an external checkpoint (no registry
+        folder) may name an absolute file.
+
+        Raises:
+            WeightsError: the file lies outside the weights folder.
+        """
         if self.root is None:
+            if Path(self.file).is_absolute():
+                return Path(self.file)
             from medlim.settings import get_settings
 
-            return get_settings().weights_dir / file
-        return self.root / file
+            return confined_path(get_settings().weights_dir, self.file, label=self.label)
+        return confined_path(self.root, self.file, label=self.label)
 
     def with_root(self, root: Path | None) -> "WeightsEntry":
         """The same entry with its files looked up under ``root``."""

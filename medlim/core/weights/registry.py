@@ -101,7 +101,8 @@ class Registry:
         """Read ``<directory>/manifest.json`` (default: ``Settings.weights_dir``).
 
         A folder without a manifest is an empty registry. Raises ``WeightsError``
-        when the manifest is not valid JSON or an entry is malformed.
+        when the manifest is not valid JSON, an entry is malformed, or an entry's
+        file lies outside the folder (absolute, ``..``, or a link leading out).
         """
         if directory is None:
             from medlim.settings import get_settings
@@ -123,6 +124,8 @@ class Registry:
                 f"format {MANIFEST_FORMAT} or older. Update medlim."
             )
         entries = [WeightsEntry.from_dict(item, root=directory) for item in data["models"]]
+        for entry in entries:
+            entry.path  # noqa: B018 - raises WeightsError for a file outside the folder
         keys = [e.key for e in entries]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
@@ -173,11 +176,10 @@ class Registry:
         return bound
 
     def bind(self, entry: WeightsEntry) -> WeightsEntry:
-        """``entry`` with its file looked up in this folder (the file must be relative)."""
-        file = Path(entry.file)
-        if file.is_absolute() or ".." in file.parts:
-            raise WeightsError(f"weights file must be relative to the registry folder; {entry.file!r} is given.")
-        return entry.with_root(self.directory)
+        """``entry`` with its file looked up in this folder (the file must lie inside it)."""
+        bound = entry.with_root(self.directory)
+        bound.path  # noqa: B018 - raises WeightsError for a file outside the folder
+        return bound
 
     def remove(self, name: str, version: str) -> None:
         """Forget an entry (its file is left in place)."""

@@ -12,6 +12,11 @@ internal-site radiographs (from a folder or generated in memory from seeds):
 
 ``tend`` also registers its stage-1 autoencoder as the AE baseline.
 
+Data from a folder is recorded in the manifest by what it is, never by where
+it is (issue 14): the image counts and a content fingerprint
+(:func:`data_record`), and the recorded command shows ``<data folder>`` in
+place of the folder's path.
+
 Shipped (settings chosen on validation phantoms of seed 7000; numbers on the
 held-out seed 9000, 60 images per class, 64×64), every data set generated with
 ``--variability 1`` (within-site variation of one hospital, see
@@ -65,7 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from medlim.core.weights import Registry, WeightsEntry
 
-__all__ = ["HELDOUT_SEED", "DataSpec", "OodData", "prepare_data", "calibrate", "train_and_register"]
+__all__ = ["HELDOUT_SEED", "DataSpec", "OodData", "prepare_data", "calibrate", "data_record", "train_and_register"]
 
 #: Seed of the held-out phantom series (never used for training or calibration).
 HELDOUT_SEED = 9000
@@ -146,6 +151,57 @@ def prepare_data(spec: DataSpec, id_classes: Sequence[str], *, size: int, log: L
         heldout = phantom_set(seed=HELDOUT_SEED, per_class=spec.n_heldout, body_parts=BODY_PARTS, size=size,
                               variability=spec.variability)
     return OodData(train=train, calibration=calibration, heldout=heldout)
+
+
+def data_record(spec: DataSpec, data: OodData) -> dict[str, Any]:
+    """What the manifest records about a run's data: seeds, counts and a fingerprint, no folder names.
+
+    Returns:
+        ``{"seed", "calibration_seed", "heldout_seed", "source"}`` (``source``:
+        ``"phantoms"`` or ``"folder"``), the phantoms' ``variability`` when not 0,
+        and for a folder ``"heldout_source"``, ``"images"`` (counts per set) and
+        ``"fingerprint"``: 16 hex digits of the sha256 of every set's images at the
+        model input size and their classes, which tells whether two runs saw the
+        same data without naming a file.
+    """
+    import hashlib
+
+    record: dict[str, Any] = {"seed": spec.seed, "calibration_seed": spec.seed + 1, "heldout_seed": HELDOUT_SEED,
+                              "source": "folder" if spec.data_dir is not None else "phantoms"}
+    if spec.data_dir is None and spec.variability:
+        record["variability"] = float(spec.variability)
+    if spec.data_dir is None:
+        return record
+    digest = hashlib.sha256()
+    for images in (data.train, data.calibration, data.heldout):
+        digest.update(np.ascontiguousarray(images.images, dtype=np.float32).tobytes())
+        digest.update("\n".join(images.classes).encode("utf-8"))
+    record["heldout_source"] = "folder" if spec.heldout_dir is not None else "phantoms"
+    record["images"] = {"train": len(data.train), "calibration": len(data.calibration), "heldout": len(data.heldout)}
+    record["fingerprint"] = digest.hexdigest()[:16]
+    return record
+
+
+def _without_folders(command: str, spec: DataSpec) -> str:
+    """``command`` with each argument naming a data folder shown as ``<data folder>`` / ``<held-out folder>``."""
+    import shlex
+
+    folders = {str(folder): shown for folder, shown in ((spec.data_dir, "<data folder>"),
+                                                         (spec.heldout_dir, "<held-out folder>")) if folder is not None}
+    if not folders:
+        return command
+    try:
+        words = shlex.split(command)
+    except ValueError:  # not a shell line: keep nothing of it rather than a path
+        return "<command not recorded: it could not be parsed>"
+    shown_words = []
+    for word in words:
+        option, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        if value in folders:
+            shown_words.append(f"{option}{equals}{shlex.quote(folders[value])}")
+        else:
+            shown_words.append(shlex.quote(word))
+    return " ".join(shown_words)
 
 
 def calibrate(
@@ -269,10 +325,8 @@ def train_and_register(
     data = prepare_data(data_spec, id_classes, size=config.input_size, log=log)
     suffix = "-".join(id_classes) if len(id_classes) <= 2 else f"{len(id_classes)}classes"
     base = {"input_size": config.input_size, "id_classes": list(id_classes), "training": config.to_dict(),
-            "data": {"seed": data_spec.seed, "calibration_seed": data_spec.seed + 1, "heldout_seed": HELDOUT_SEED,
-                     "source": str(data_spec.data_dir) if data_spec.data_dir else "phantoms",
-                     **({"variability": float(data_spec.variability)}
-                        if data_spec.data_dir is None and data_spec.variability else {})}}
+            "data": data_record(data_spec, data)}
+    command = _without_folders(command, data_spec)
     results: dict[str, tuple[WeightsEntry, OodEvaluation]] = {}
     if kind == "tend":
         autoencoder = train_autoencoder(data.train.images, config, log=log)

@@ -127,20 +127,30 @@ class Collection:
 
 
 def read_collection(directory: str | Path) -> Collection:
-    """Describe the images under ``directory`` (see the module docstring for the layouts)."""
+    """Describe the images under ``directory`` (see the module docstring for the layouts).
+
+    Every file must lie inside the folder once links are resolved (a manifest row
+    such as ``../../etc/hosts`` or a link leading out is refused): the results
+    store records the files relative to the folder (issue 14).
+
+    Raises:
+        ParameterError: no such folder, no images, a manifest without ``file``, or
+            a file outside the folder.
+    """
     from medlim.curation.ood.data import list_image_files
 
     root = Path(directory)
     if not root.is_dir():
         raise ParameterError(f"data folder {str(root)!r} does not exist.")
+    base = root.resolve()
     manifest = root / "manifest.csv"
     files, labels, sites, anomaly = [], [], [], []
     if manifest.is_file():
         with manifest.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
+            for number, row in enumerate(csv.DictReader(handle), start=2):
                 if not row.get("file"):
                     raise ParameterError(f"{manifest} needs a 'file' column.")
-                files.append(str((root / row["file"]).resolve()))
+                files.append(_inside(base, root / row["file"], f"{manifest.name} line {number}"))
                 if row.get("labels"):
                     labels.append(tuple(x for x in row["labels"].split("|") if x))
                 else:
@@ -149,8 +159,8 @@ def read_collection(directory: str | Path) -> Collection:
                 score = row.get("anomaly_score")
                 anomaly.append(float(score) if score not in (None, "") else None)
     else:
-        for path in list_image_files([root]):
-            files.append(str(path.resolve()))
+        for number, path in enumerate(list_image_files([root]), start=1):
+            files.append(_inside(base, path, f"image {number} of the folder"))
             parent = path.parent
             labels.append((parent.name,) if parent != root else ())
             sites.append(None)
@@ -158,6 +168,15 @@ def read_collection(directory: str | Path) -> Collection:
     if not files:
         raise ParameterError(f"no images found under {str(root)!r}.")
     return Collection(root=root, files=tuple(files), labels=tuple(labels), sites=tuple(sites), anomaly=tuple(anomaly))
+
+
+def _inside(base: Path, path: Path, where: str) -> str:
+    """``path`` resolved, as text, when it lies inside ``base`` (already resolved)."""
+    resolved = path.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise ParameterError(f"{where} leads outside the data folder {str(base)!r}; "
+                             "a collection may hold only files inside its folder.")
+    return str(resolved)
 
 
 @dataclass(frozen=True)
@@ -231,6 +250,10 @@ def build_collection(
                 raise ParameterError(f"{str(index_path)!r} holds {existing.metadata.get('model')} vectors; "
                                      f"cannot append {model.label} vectors.")
             label = existing.metadata["name"]
+            recorded = existing.metadata.get("data")
+            if recorded is not None and Path(recorded) != collection.root.resolve():
+                raise ParameterError(f"{str(index_path)!r} indexes the folder {recorded!r}; append images from "
+                                     "that folder, or build a new collection for another one.")
             known = {item.file for item in get_items(store, label).values()}
             keep = [i for i, f in enumerate(collection.files) if f not in known]
             collection = Collection(root=collection.root, files=tuple(collection.files[i] for i in keep),
@@ -272,8 +295,9 @@ def _encode_and_save(collection: Collection, model: RetrievalModel, index_path: 
     items = [RetrievalItem(item_id=int(i), file=f, labels=lab, anomaly_score=a, site=s)
              for i, f, lab, a, s in zip(new_ids, collection.files, collection.labels, collection.anomaly,
                                         collection.sites)]
-    if existing is None:
-        create_index(store, name=label, path=str(saved.resolve()), model=model.label, dim=index.dim, replace=True)
+    if existing is None:  # items are stored relative to the data folder (issue 14)
+        create_index(store, name=label, path=str(saved.resolve()), model=model.label, dim=index.dim, replace=True,
+                     data_root=str(collection.root.resolve()))
     stored = add_items(store, label, items)
     return BuiltCollection(name=label, path=saved, model=model.label, count=stored.count, dim=index.dim)
 

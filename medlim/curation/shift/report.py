@@ -10,11 +10,14 @@
 * :func:`curated_manifest` — the kept images after tagging;
 * :func:`write_outputs` — writes ``report.json``, ``images.csv`` and the
   figures as HTML into one folder.
+
+Every CSV goes through :func:`medlim.core.text.write_csv` (issue 14): a file
+name starting with ``=`` or holding a newline cannot run as a spreadsheet
+formula or forge a row.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -183,14 +186,14 @@ def curated_manifest(rows: Iterable[Mapping[str, Any]], tags: Mapping[str, str],
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, *, columns: Sequence[str] | None = None) -> Path:
-    """Write dict rows as CSV (columns: ``columns`` or the first row's keys)."""
+    """Write dict rows as CSV (columns: ``columns`` or the first row's keys), formula-safe cells."""
+    from medlim.core.text import write_csv as write_safe_csv
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fields = list(columns) if columns is not None else (list(rows[0]) if rows else ["file", "class", "score", "group"])
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+        write_safe_csv(handle, rows, fields)
     return path
 
 

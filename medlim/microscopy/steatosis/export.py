@@ -10,8 +10,6 @@ ones classified "Steatosis droplet" and discarded ones "Discarded droplet".
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 import numpy as np
@@ -102,14 +100,14 @@ def droplet_geojson(labels: np.ndarray, table: DropletTable, kept: np.ndarray | 
 
 
 def droplet_csv(table: DropletTable, kept: np.ndarray | None = None) -> str:
-    """Per-droplet CSV text: label, row, col, area, perimeter, eccentricity, score, kept."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=["label", "row", "col", "area", "perimeter", "eccentricity", "score", "kept"],
-                            lineterminator="\n")
-    writer.writeheader()
-    for row in table.rows(kept):
-        writer.writerow(row)
-    return buffer.getvalue()
+    """Per-droplet CSV text: label, row, col, area, perimeter, eccentricity, score, kept.
+
+    Written by :func:`medlim.core.text.csv_text`, like every CSV medlim writes, so no
+    cell can run as a spreadsheet formula (issue 14).
+    """
+    from medlim.core.text import csv_text
+
+    return csv_text(table.rows(kept), ["label", "row", "col", "area", "perimeter", "eccentricity", "score", "kept"])
 
 
 def geojson_text(labels: np.ndarray, table: DropletTable, kept: np.ndarray | None = None) -> str:

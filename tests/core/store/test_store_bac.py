@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +62,9 @@ def test_save_image_is_once_per_content(store: Store) -> None:
     first = save_image(store, content_sha256=sha(1), file_name="C:\\scans\\a.dcm", rows=4, cols=3, study_date="2024-01-02")
     again = save_image(store, content_sha256=sha(1), file_name="other.dcm", rows=4, cols=3)
     assert again == first
-    assert first.file_name == "a.dcm"  # folders are not stored
+    # neither folders nor the name are stored: a keyed hash of the content digest, the suffix kept
+    label = hmac.new(b"test-pseudonym-key", b"sha256:" + bytes.fromhex(sha(1)), hashlib.sha256).hexdigest()[:12]
+    assert first.file_name == f"img-{label}.dcm"
     assert first.study_date == "2024-01-02"
     assert first.created_at.tzinfo is not None
     with pytest.raises(StoreError, match="64 lower-case hex"):

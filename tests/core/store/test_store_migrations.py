@@ -18,6 +18,7 @@ from medlim.core.store.schema import Base
 from medlim.errors import StoreError
 
 ROOT = Path(__file__).resolve().parents[3]
+HEAD_REVISION = "0002"
 TABLES = {
     "alembic_version", "images", "bac_results", "presets", "datasets", "curation_scores", "curation_tags",
     "retrieval_indexes", "retrieval_items",
@@ -26,7 +27,7 @@ TABLES = {
 
 def test_open_creates_sqlite_in_settings_home(_isolated_medlim_home: Path) -> None:
     with open_store() as store:
-        assert store.revision() == "0001"
+        assert store.revision() == HEAD_REVISION
         assert set(store.table_names()) == TABLES
     assert (_isolated_medlim_home / "medlim.sqlite").is_file()
 
@@ -34,7 +35,7 @@ def test_open_creates_sqlite_in_settings_home(_isolated_medlim_home: Path) -> No
 def test_custom_url_creates_missing_folders(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "results.sqlite"
     with open_store(f"sqlite:///{path}") as store:
-        assert store.revision() == "0001"
+        assert store.revision() == HEAD_REVISION
     assert path.is_file()
 
 
@@ -46,7 +47,7 @@ def test_downgrade_to_base_and_upgrade_again(tmp_path: Path) -> None:
         assert store.table_names() == ("alembic_version",)
         assert sa.inspect(store.engine).get_view_names() == []
         upgrade_store(store)
-        assert store.revision() == "0001"
+        assert store.revision() == HEAD_REVISION
         assert set(store.table_names()) == TABLES
         assert sa.inspect(store.engine).get_view_names() == ["exams"]
 
@@ -61,7 +62,7 @@ def test_reopening_is_a_no_op(tmp_path: Path) -> None:
 
 
 def test_models_match_the_migrated_schema() -> None:
-    with open_store("sqlite://") as store:
+    with open_store("sqlite://", allow_memory=True) as store:
         with store.engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             differences = compare_metadata(context, Base.metadata)
@@ -70,7 +71,7 @@ def test_models_match_the_migrated_schema() -> None:
 
 def test_no_identifying_columns_anywhere() -> None:
     forbidden = re.compile(r"patient_?name|patient_?id|birth|dob|sex|gender|address|phone|ssn|mrn|accession|physician")
-    with open_store("sqlite://") as store:
+    with open_store("sqlite://", allow_memory=True) as store:
         inspector = sa.inspect(store.engine)
         relations = inspector.get_table_names() + inspector.get_view_names()
         columns = {f"{table}.{c['name']}" for table in relations for c in inspector.get_columns(table)}
@@ -94,3 +95,25 @@ def test_migrations_are_package_data() -> None:
     patterns = [p for values in config["package-data"].values() for p in values]
     assert "*.mako" in patterns
     assert any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), "medlim.core.store.migrations.versions") for p in config["packages"]["find"]["include"])
+
+
+def test_upgrade_to_0002_relabels_stored_file_names(tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+
+    with open_store(f"sqlite:///{tmp_path / 's.sqlite'}", upgrade=False) as store:
+        upgrade_store(store, "0001")
+        with store.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO images (content_sha256, file_name, rows, cols, created_at) "
+                "VALUES (:sha, 'DOE_JOHN_123456_20240101.DCM', 2, 2, '2024-01-01 00:00:00')"), {"sha": "ab" * 32})
+        upgrade_store(store)
+        with store.engine.connect() as connection:
+            stored = connection.scalar(sa.text("SELECT file_name FROM images"))
+            columns = {c["name"] for c in sa.inspect(connection).get_columns("retrieval_indexes")}
+        expected = hmac.new(b"test-pseudonym-key", b"sha256:" + bytes.fromhex("ab" * 32), hashlib.sha256).hexdigest()[:12]
+        assert stored == f"img-{expected}.dcm" and "data_root" in columns
+        downgrade_store(store, "0001")
+        with store.engine.connect() as connection:
+            assert "data_root" not in {c["name"] for c in sa.inspect(connection).get_columns("retrieval_indexes")}
+            assert connection.scalar(sa.text("SELECT file_name FROM images")) == stored  # names cannot come back
