@@ -34,6 +34,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "ood",
     "shift",
     "retrieval",
+    "data",
     "train",
 )
 

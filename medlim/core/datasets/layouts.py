@@ -1,0 +1,326 @@
+"""Finding a dataset's layout and listing its items (no pixels are read).
+
+Issue 12 ("Datasets a user brings") names the layouts imaging people already
+use, looked for in this order:
+
+1. ``DIR/manifest.csv`` (it wins over sub-folders), by its columns:
+   ``image,mask`` (binary masks) or ``image,instances`` (uint16 instance
+   labels) for segmentation (``file`` may stand for ``image``); ``file,class``
+   (one label); ``file,labels`` (several, ``|``-separated); optional ``site``,
+   ``patient``, ``shift_type``; a manifest with only ``file`` lists unlabelled
+   images. Paths are relative to ``DIR`` or absolute.
+2. ``DIR/dataset.json`` of the Medical Segmentation Decathlon
+   (``"training": [{"image": …, "label": …}]``), any non-zero label as foreground.
+3. class folders ``DIR/<class>/*`` (torchvision ``ImageFolder``), searched recursively.
+4. a plain folder of images (unlabelled).
+
+A manifest that cannot be used, or a row that lacks a value, becomes a
+``bad_manifest`` problem of the returned :class:`Dataset`, not an exception:
+``medlim data check`` lists every problem at once.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from medlim.core.datasets.model import TASKS, Dataset, DatasetItem, DatasetProblem, display_name
+from medlim.core.io.files import RASTER_SUFFIXES, is_derived_file, is_regular_file
+from medlim.core.io.formats import DICOM_SUFFIXES
+from medlim.core.text import escape_control
+from medlim.errors import InputError, ParameterError
+
+__all__ = ["MANIFEST_NAME", "MSD_NAME", "LABEL_SEPARATOR", "open_dataset", "is_image_name"]
+
+#: The manifest file looked for in a dataset folder.
+MANIFEST_NAME = "manifest.csv"
+
+#: The Medical Segmentation Decathlon description file.
+MSD_NAME = "dataset.json"
+
+#: Separator between the labels of one image in a ``labels`` column.
+LABEL_SEPARATOR = "|"
+
+#: Largest manifest or dataset.json read (a larger one is surely not a manifest).
+_MAX_DESCRIPTION_BYTES = 256 << 20
+
+
+def open_dataset(directory: str | os.PathLike, *, task: str | None = None) -> Dataset:
+    """Describe the dataset in ``directory``: its layout, items and listing problems.
+
+    Args:
+        directory: the dataset folder.
+        task: one of :data:`medlim.core.datasets.TASKS`, or ``None``. It only
+            breaks a tie: a manifest with both ``class`` and ``labels`` is read
+            as ``manifest_labels`` for ``pms`` and as ``manifest_class`` otherwise.
+
+    Returns:
+        A :class:`Dataset`; its ``problems`` hold what was wrong with the listing.
+
+    Raises:
+        InputError: ``directory`` is not a folder.
+        ParameterError: ``task`` is not a known task.
+    """
+    if task is not None and task not in TASKS:
+        raise ParameterError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}.")
+    root = Path(directory)
+    if not root.is_dir():
+        what = "does not exist" if not root.exists() else "is not a folder"
+        raise InputError(f"{escape_control(root)} {what}; give the folder that holds the dataset.")
+    if (root / MANIFEST_NAME).exists():
+        return _manifest_dataset(root, prefer_labels=task == "pms")
+    if (root / MSD_NAME).exists():
+        return _msd_dataset(root)
+    return _folder_dataset(root)
+
+
+def is_image_name(path: Path) -> bool:
+    """True for names an image may have: raster and DICOM suffixes, no suffix, or a DICOM UID's digits.
+
+    ``DICOMDIR`` (the index of a DICOM CD export, not an image) is not one.
+    """
+    suffix = path.suffix.lower()
+    if path.name.upper() == "DICOMDIR":
+        return False
+    return suffix in RASTER_SUFFIXES or suffix in DICOM_SUFFIXES or suffix == "" or suffix[1:].isdigit()
+
+
+def _image_files(folder: Path, *, recursive: bool) -> list[Path]:
+    """Image-like regular files in ``folder`` (no hidden files, notes, or masks medlim writes), sorted."""
+    children = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        path
+        for path in children
+        if not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and is_image_name(path)
+        and not is_derived_file(path)
+        and is_regular_file(path)
+    )
+
+
+def _folder_dataset(root: Path) -> Dataset:
+    """Class folders when a sub-folder holds images, else a plain folder of images."""
+    sub_folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
+    per_class = {folder.name: _image_files(folder, recursive=True) for folder in sub_folders}
+    if not any(per_class.values()):
+        items = tuple(DatasetItem(image=path) for path in _image_files(root, recursive=False))
+        return Dataset(root=root, layout="unlabelled", items=items)
+    items = tuple(DatasetItem(image=path, label=name) for name, files in per_class.items() for path in files)
+    problems = [
+        DatasetProblem(
+            kind="empty_class",
+            message=f"class folder {escape_control(name)!r} holds no image; add images or remove the folder.",
+        )
+        for name, files in per_class.items()
+        if not files
+    ]
+    problems.extend(
+        DatasetProblem(
+            kind="no_class",
+            item=escape_control(path.name),
+            message=f"{escape_control(path.name)} lies directly in the dataset folder, outside every class "
+            "folder; move it into the folder of its class.",
+        )
+        for path in _image_files(root, recursive=False)
+    )
+    return Dataset(root=root, layout="class_folders", items=items, classes=tuple(per_class), problems=tuple(problems))
+
+
+def _read_description(path: Path) -> str:
+    """The text of a manifest or dataset.json (UTF-8, a leading byte-order mark dropped).
+
+    Raises:
+        ValueError: not a regular file, too large, or not UTF-8 (the message says which).
+    """
+    if not is_regular_file(path):
+        raise ValueError(f"{path.name} is not a regular file")
+    if path.stat().st_size > _MAX_DESCRIPTION_BYTES:
+        raise ValueError(f"{path.name} is larger than {_MAX_DESCRIPTION_BYTES >> 20} MiB")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path.name} is not UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8'") from exc
+
+
+def _bad_description(root: Path, layout: str, message: str) -> Dataset:
+    return Dataset(root=root, layout=layout, items=(), problems=(DatasetProblem(kind="bad_manifest", message=message),))
+
+
+def _manifest_table(text: str) -> tuple[set[str], list[tuple[int, dict[str, str]]]]:
+    """The column names (lower-cased, stripped) and ``(row, cells)`` of each non-blank data row.
+
+    A header without commas but with semicolons (a spreadsheet's export in some
+    locales) is read with ``;`` between cells.
+
+    Raises:
+        csv.Error: the text is not CSV.
+    """
+    header_line = text.split("\n", 1)[0]
+    delimiter = ";" if "," not in header_line and ";" in header_line else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = [name.strip().lower() for name in next(reader, [])]
+    rows = [
+        (number, {name: cell.strip() for name, cell in zip(header, cells) if name})
+        for number, cells in enumerate(reader, start=2)
+        if any(cell.strip() for cell in cells)
+    ]
+    return {name for name in header if name}, rows
+
+
+def _manifest_layout(columns: set[str], *, prefer_labels: bool) -> tuple[str, str | None, str | None]:
+    """``(layout, image column, target column)`` from a manifest's columns.
+
+    Raises:
+        ValueError: no image column, or both ``mask`` and ``instances``.
+    """
+    image_column = "image" if "image" in columns else "file" if "file" in columns else None
+    if image_column is None:
+        raise ValueError(
+            "it has no 'file' or 'image' column; its first line must name the columns, e.g. 'file,class', "
+            "'file,labels', 'image,mask' or 'image,instances'"
+        )
+    if {"mask", "instances"} <= columns:
+        raise ValueError("it has both a 'mask' and an 'instances' column; keep the one the task needs")
+    if "mask" in columns:
+        return "segmentation_mask", image_column, "mask"
+    if "instances" in columns:
+        return "segmentation_instances", image_column, "instances"
+    if "labels" in columns and (prefer_labels or "class" not in columns):
+        return "manifest_labels", image_column, "labels"
+    if "class" in columns:
+        return "manifest_class", image_column, "class"
+    return "unlabelled", image_column, None
+
+
+def _manifest_dataset(root: Path, *, prefer_labels: bool) -> Dataset:
+    manifest = root / MANIFEST_NAME
+    try:
+        columns, rows = _manifest_table(_read_description(manifest))
+        layout, image_column, target_column = _manifest_layout(columns, prefer_labels=prefer_labels)
+    except (ValueError, csv.Error) as exc:
+        return _bad_description(root, "unlabelled", f"{MANIFEST_NAME} cannot be used: {exc}.")
+    builder = _ItemBuilder(root, source=MANIFEST_NAME)
+    for number, cells in rows:
+        builder.add(number, cells, image_column=image_column, target_column=target_column, layout=layout)
+    return builder.dataset(layout)
+
+
+def _msd_dataset(root: Path) -> Dataset:
+    try:
+        document = json.loads(_read_description(root / MSD_NAME))
+    except (ValueError, RecursionError) as exc:
+        return _bad_description(root, "msd", f"{MSD_NAME} cannot be used: {exc}.")
+    entries = document.get("training") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        example = '"training": [{"image": "imagesTr/a.png", "label": "labelsTr/a.png"}]'
+        return _bad_description(root, "msd", f"{MSD_NAME} has no \"training\" list; write {example}.")
+    builder = _ItemBuilder(root, source=MSD_NAME)
+    for number, entry in enumerate(entries, start=1):
+        cells = entry if isinstance(entry, dict) else {}
+        cells = {key: value.strip() for key, value in cells.items() if isinstance(value, str)}
+        builder.add(number, cells, image_column="image", target_column="label", layout="msd")
+    return builder.dataset("msd")
+
+
+class _ItemBuilder:
+    """Turns manifest rows (or dataset.json entries) into items, collecting row problems and duplicates."""
+
+    def __init__(self, root: Path, *, source: str) -> None:
+        self.root = root
+        self.source = source
+        self.items: list[DatasetItem] = []
+        self.problems: list[DatasetProblem] = []
+        self._first_row: dict[str, int] = {}
+
+    def _path(self, cell: str) -> Path:
+        if os.sep == "/" and "\\" in cell and not Path(cell).is_absolute():
+            cell = cell.replace("\\", "/")  # a manifest written on Windows
+        path = Path(cell)
+        return path if path.is_absolute() else self.root / path
+
+    def _bad_row(self, number: int, column: str, item: str | None, hint: str) -> None:
+        where = "entry" if self.source != MANIFEST_NAME else "row"
+        self.problems.append(
+            DatasetProblem(
+                kind="bad_manifest",
+                row=number,
+                item=item,
+                message=f"{self.source} {where} {number} has no {column}; {hint}.",
+            )
+        )
+
+    def add(
+        self, number: int, cells: Mapping[str, str], *, image_column: str, target_column: str | None, layout: str
+    ) -> None:
+        """Add one row: an item, a ``bad_manifest`` problem or a ``duplicate_entry`` problem."""
+        if not cells.get(image_column):
+            self._bad_row(number, f"{image_column!r} value", None, "give the image's path or delete the row")
+            return
+        image = self._path(cells[image_column])
+        name = self._display(image)
+        target = cells.get(target_column) if target_column else None
+        if target_column and not target:
+            self._bad_row(number, f"{target_column!r} value", name, _TARGET_HINTS[layout])
+            return
+        key = os.path.normpath(image)
+        if key in self._first_row:
+            self.problems.append(
+                DatasetProblem(
+                    kind="duplicate_entry",
+                    row=number,
+                    item=name,
+                    message=f"{name} is listed again (first on {self.source} row {self._first_row[key]}); "
+                    "delete one of the rows.",
+                )
+            )
+            return
+        self._first_row[key] = number
+        self.items.append(_item(image, cells, layout=layout, target=target, path=self._path, row=number))
+
+    def _display(self, path: Path) -> str:
+        return display_name(self.root, path)
+
+    def dataset(self, layout: str) -> Dataset:
+        classes = sorted({item.label for item in self.items if item.label is not None})
+        labels = sorted({label for item in self.items for label in item.labels})
+        return Dataset(
+            root=self.root,
+            layout=layout,
+            items=tuple(self.items),
+            classes=tuple(classes),
+            label_set=tuple(labels),
+            problems=tuple(self.problems),
+        )
+
+
+#: What to write when a row lacks its target, per layout.
+_TARGET_HINTS: dict[str, str] = {
+    "segmentation_mask": "give the mask's path (an all-zero mask for an image with nothing to outline)",
+    "segmentation_instances": "give the instance label image's path (all zero when it holds no object)",
+    "msd": "give the label image's path (all zero when nothing is present)",
+    "manifest_class": "give the image's class or delete the row",
+    "manifest_labels": "give its labels separated by '|' ('No Finding' for an image without findings)",
+}
+
+
+def _item(
+    image: Path, cells: Mapping[str, str], *, layout: str, target: str | None, path: Callable[[str], Path], row: int
+) -> DatasetItem:
+    """The item of one manifest row whose image and target cells are present."""
+    labels_cell = cells.get("labels") or ""
+    labels = tuple(dict.fromkeys(part.strip() for part in labels_cell.split(LABEL_SEPARATOR) if part.strip()))
+    return DatasetItem(
+        image=image,
+        mask=path(target) if layout in ("segmentation_mask", "msd") else None,
+        instances=path(target) if layout == "segmentation_instances" else None,
+        label=cells.get("class") or None,
+        labels=labels,
+        site=cells.get("site") or None,
+        patient=cells.get("patient") or None,
+        shift_type=cells.get("shift_type") or None,
+        row=row,
+    )
