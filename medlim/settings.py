@@ -29,6 +29,9 @@ class Settings:
         weights_dir: folder holding ``manifest.json`` and weight files
             (``MEDLIM_WEIGHTS_DIR``, default ``<repo>/weights``).
         samples_dir: bundled samples (``MEDLIM_SAMPLES_DIR``).
+        models_dir: the user registry: models trained by users (``MEDLIM_MODELS_DIR``,
+            default ``home / "models"``); the shipped registry ``weights_dir`` is never
+            written by a user run.
         device: ``auto``, ``cpu`` or ``cuda`` (``MEDLIM_DEVICE``).
         pseudonym_key: secret for the keyed hash of patient IDs
             (``MEDLIM_PSEUDONYM_KEY``; default a per-installation key file in ``home``).
@@ -52,6 +55,7 @@ class Settings:
     pseudonym_key: str | None
     max_pixels: int
     data_roots: tuple[Path, ...] = ()
+    models_dir: Path | None = None
     decode_budget_mb: int = 1024
     zip_max_mb: int = 4096
     zip_max_members: int = 50_000
@@ -87,6 +91,7 @@ class Settings:
             pseudonym_key=env.get("MEDLIM_PSEUDONYM_KEY"),
             max_pixels=_positive_int(env, "MEDLIM_MAX_PIXELS", 20000 * 20000),
             data_roots=_data_roots(env, home=home, samples_dir=samples_dir),
+            models_dir=Path(env.get("MEDLIM_MODELS_DIR", str(home / "models"))).expanduser(),
             decode_budget_mb=_positive_int(env, "MEDLIM_DECODE_BUDGET_MB", 1024),
             zip_max_mb=_positive_int(env, "MEDLIM_ZIP_MAX_MB", 4096),
             zip_max_members=_positive_int(env, "MEDLIM_ZIP_MAX_MEMBERS", 50_000),
