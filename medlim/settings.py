@@ -43,6 +43,8 @@ class Settings:
             the file's header before decoding (``MEDLIM_DECODE_BUDGET_MB``, default 1024).
         zip_max_mb: uncompressed MiB an archive may expand to (``MEDLIM_ZIP_MAX_MB``, default 4096).
         zip_max_members: files an archive may hold (``MEDLIM_ZIP_MAX_MEMBERS``, default 50,000).
+        cache_ttl_s: how long the app keeps a cached decoded image or result, in
+            seconds (``MEDLIM_CACHE_TTL_S``, default 1200).
         zip_max_ratio: largest uncompressed ÷ compressed size of an archive or
             member (``MEDLIM_ZIP_MAX_RATIO``, default 200).
     """
@@ -56,6 +58,7 @@ class Settings:
     max_pixels: int
     data_roots: tuple[Path, ...] = ()
     models_dir: Path | None = None
+    cache_ttl_s: float = 1200.0
     decode_budget_mb: int = 1024
     zip_max_mb: int = 4096
     zip_max_members: int = 50_000
@@ -96,7 +99,28 @@ class Settings:
             zip_max_mb=_positive_int(env, "MEDLIM_ZIP_MAX_MB", 4096),
             zip_max_members=_positive_int(env, "MEDLIM_ZIP_MAX_MEMBERS", 50_000),
             zip_max_ratio=_positive_int(env, "MEDLIM_ZIP_MAX_RATIO", 200),
+            cache_ttl_s=_positive_seconds(env, "MEDLIM_CACHE_TTL_S", 1200.0),
         )
+
+
+def _positive_seconds(env: dict[str, str], variable: str, default: float) -> float:
+    """``env[variable]`` as a positive, finite number of seconds, else ``default``.
+
+    Raises:
+        ParameterError: the variable is set to something else.
+    """
+    text = (env.get(variable) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        from medlim.errors import ParameterError
+
+        raise ParameterError(f"{variable} must be a positive number of seconds; {text!r} is given.")
+    return value
 
 
 def _positive_int(env: dict[str, str], variable: str, default: int) -> int:

@@ -11,6 +11,8 @@ export the curated manifest. A stored run can be reopened later by its name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import streamlit as st
 
@@ -25,8 +27,6 @@ BODY_PARTS = ("hand", "finger", "wrist", "forearm", "elbow", "humerus", "shoulde
 
 def _dataset_picker(role: str, *, default_seed: int, default_site: str, default_n: int) -> str | None:
     """A dataset source spec for ``role`` (``internal`` / ``external``), or ``None`` when incomplete."""
-    from medlim.curation.shift.data import extract_zip
-
     st.markdown(f"**{role.capitalize()} dataset**")
     kind = st.radio("Source", ("Generated phantoms", "Folder on the server", "Upload a zip"), horizontal=True,
                     key=f"cur_{role}_kind", label_visibility="collapsed")
@@ -43,17 +43,73 @@ def _dataset_picker(role: str, *, default_seed: int, default_site: str, default_
             return None
         return f"phantom:{site}:{seed}:{per_class}:{','.join(parts)}"
     if kind == "Folder on the server":
-        folder = st.text_input("Folder with one sub-folder per class", key=f"cur_{role}_folder")
-        return folder.strip() or None
-    upload = st.file_uploader("Zip of <class>/ folders", type=["zip"], key=f"cur_{role}_zip")
+        return _server_folder(role)
+    upload = st.file_uploader("Zip of <class>/ folders", type=["zip"], key=f"cur_{role}_zip",
+                              help="Unpacked for this session only (removed when it ends) unless you keep it.")
     if upload is None:
         return None
-    with show_medlim_errors(subject=upload.name) as outcome:
-        folder = extract_zip(upload.getvalue(), get_settings().home / "shift" / "uploads")
-    return None if outcome.failed else str(folder)
+    kept = st.session_state.get(f"cur_{role}_kept")
+    if kept and kept[0] == upload.file_id and Path(kept[2]).is_dir():
+        st.caption(f"Kept as dataset “{kept[1]}” in `{kept[2]}`: open it later under “Folder on the server”.")
+        return kept[2]
+    folder = _unpacked(role, upload)
+    return None if folder is None else _keep_form(role, upload.file_id, folder)
+
+
+def _server_folder(role: str) -> str | None:
+    """A folder typed by the user, confined to the data roots (one message for anything outside them)."""
+    from medlim.core.paths import allowed_roots_text, confine_to_data_roots
+
+    typed = st.text_input(
+        "Folder with one sub-folder per class", key=f"cur_{role}_folder",
+        help=f"A folder inside the data folders this app may read: {allowed_roots_text()} "
+             "(a relative path is taken under the first). Kept uploads are in the datasets folder.")
+    if not typed.strip():
+        return None
+    folder = None
+    with show_medlim_errors(subject="Dataset folder"):
+        folder = confine_to_data_roots(typed, what="dataset folder")
+    return None if folder is None else str(folder)
+
+
+def _unpacked(role: str, upload) -> str | None:  # noqa: ANN001 - a Streamlit UploadedFile
+    """The upload unpacked (once per upload) into this session's temporary folder; ``None`` when refused."""
+    from medlim.curation.shift.data import extract_zip
+    from medlim.ui.session_files import session_tmp_dir
+
+    state = f"cur_{role}_unpacked"
+    done = st.session_state.get(state)
+    if done and done[0] == upload.file_id and Path(done[1]).is_dir():
+        return done[1]
+    folder = None
+    with show_medlim_errors(subject="Zip upload"):
+        folder = str(extract_zip(upload.getvalue(), session_tmp_dir() / "uploads", label=upload.name))
+    if folder is not None:
+        st.session_state[state] = (upload.file_id, folder)
+    return folder
+
+
+def _keep_form(role: str, file_id: str, folder: str) -> str:
+    """The "Keep this dataset" form: move the unpacked upload to ``MEDLIM_HOME/datasets/<name>``; the folder to use."""
+    from medlim.curation.shift.data import keep_dataset
+
+    columns = st.columns([3, 2], vertical_alignment="bottom")
+    name = columns[0].text_input(
+        "Keep this dataset as", key=f"cur_{role}_keep_name", placeholder="e.g. partner-hospital-2024",
+        help="The unpacked upload is removed when this session ends; kept, it moves to the datasets folder "
+             "(a data folder) and stays.")
+    if columns[1].button("Keep this dataset", key=f"cur_{role}_keep", disabled=not name.strip()):
+        with show_medlim_errors(subject="Keep this dataset") as outcome:
+            path = keep_dataset(folder, get_settings().datasets_dir, name)
+        if not outcome.failed:
+            st.session_state[f"cur_{role}_kept"] = (file_id, path.name, str(path))
+            st.caption(f"Kept as dataset “{path.name}” in `{path}`: open it later under “Folder on the server”.")
+            return str(path)
+    return folder
 
 
 def _run_form() -> None:
+    from medlim.core.paths import validate_name
     from medlim.curation.shift.classifier import ClassifierConfig
     from medlim.curation.shift.data import parse_dataset
     from medlim.curation.shift.detectors import DetectorConfig
@@ -98,6 +154,7 @@ def _run_form() -> None:
         bar.progress(min(1.0, (index + done / max(total, 1)) / len(stages)), text=f"{stage}: {done}/{total}")
 
     with show_medlim_errors(subject="MedShift run") as outcome:
+        name = validate_name(name, what="run name")
         internal = parse_dataset(internal_spec)
         external = parse_dataset(external_spec, name=name)
         result = run_shift(internal, external, config, log=log_box.write, progress=progress)
@@ -118,10 +175,15 @@ def _enlarge(source: str, file: str, score: float) -> None:
     st.image(thumbnails_cached(source, (file,), 512)[0], caption=f"{file} · score {score:.4f}", clamp=True)
 
 
+def _images_present(source: str) -> bool:
+    """Whether the images of a stored run can still be read (phantoms always; a folder while it exists)."""
+    return source.startswith("phantom:") or (bool(source) and Path(source).is_dir())
+
+
 def _workspace(name: str) -> None:
     from medlim.core.store.curation import get_scores, set_tags, tag_group, tag_map
     from medlim.curation.shift.report import curated_manifest, elbow_figure, histogram_figure, load_report, otdd_figure
-    from medlim.ui.curation import gallery_page, group_rows, group_table, thumbnails_cached
+    from medlim.ui.curation import curated_csv, gallery_page, group_rows, group_table, thumbnails_cached
     from medlim.ui.mammography import open_store_cached
 
     settings = get_settings()
@@ -176,6 +238,9 @@ def _workspace(name: str) -> None:
         shown = gallery_page(rows, page, PER_PAGE)
         if not shown.rows:
             st.info("This group is empty.")
+        elif not _images_present(source):
+            st.info("The images of this run were a temporary upload and are no longer on the server; scores and "
+                    "tags remain. Keep an uploaded dataset (“Keep this dataset”) to see its images later.")
         else:
             with show_medlim_errors(subject="thumbnails") as outcome:
                 pictures = thumbnails_cached(source, tuple(r["file"] for r in shown.rows))
@@ -209,8 +274,9 @@ def _workspace(name: str) -> None:
         rows = [{"file": s.file, "class": s.class_name, "score": s.score, "group": s.group} for s in scores]
         kept = curated_manifest(rows, tags, drop_groups_from=None if drop_from == "none" else int(drop_from))
         st.caption(f"{len(kept)} of {len(rows)} images kept.")
-        st.download_button("Download the curated manifest (CSV)",
-                           pd.DataFrame(kept, columns=["file", "class", "score", "group", "tag"]).to_csv(index=False),
+        st.caption("Files are named by pseudonymous labels (a keyed hash of each file's path in the dataset), "
+                   "so the manifest carries no file names.")
+        st.download_button("Download the curated manifest (CSV)", curated_csv(kept),
                            file_name=f"{name}-curated.csv", mime="text/csv", key="cur_export")
 
 

@@ -11,7 +11,7 @@ from medlim.ui.loaders import model_versions
 from medlim.ui.shell import ensure_app_shell
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(max_entries=1, show_spinner=False)
 def _device_text() -> str:
     from medlim.core.device import device_summary
 

@@ -12,16 +12,20 @@ arranges widgets and results.
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
+from medlim.core.io.pseudonym import file_label
 from medlim.core.io.record import ImageRecord
+from medlim.core.paths import allowed_roots_text, confine_to_data_roots
 from medlim.mammography.analysis import BacModel, requantify
 from medlim.mammography.preprocess import PRESET_SUMMARIES
 from medlim.settings import get_settings
 from medlim.ui import mammography as ui
+from medlim.ui.caching import lru_put
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.figures import default_window, downsample_for_display, windowed_pixels
 from medlim.ui.loaders import read_image_cached
@@ -59,23 +63,38 @@ def _choose_model() -> BacModel | None:
         )
         weights = choice
         if choice == CHECKPOINT_CHOICE:
-            weights = st.text_input(
-                "Checkpoint path",
-                key="bac_checkpoint",
-                placeholder="/path/to/SCUNet_dice_512_512_best_nosigmoid.pt",
-                help="An authors' SCU-Net .pt file, imported in memory with the published preset.",
-            ).strip()
-            if not weights:
-                st.info("Give the path of a checkpoint file to start.", icon=":material/info:")
-                return None
-            if not Path(weights).is_file():
-                st.error(f"No file at `{weights}`.", icon=":material/error:")
+            weights = _checkpoint_path()
+            if weights is None:
                 return None
             status = Path(weights).stat()
             fingerprints[weights] = f"{status.st_size}:{status.st_mtime_ns}"
     with show_medlim_errors(subject="Model"):
         return ui.load_bac_model_cached(weights, str(settings.weights_dir), fingerprints.get(weights, ""))
     return None
+
+
+def _checkpoint_path() -> str | None:
+    """The checkpoint file typed in the sidebar, confined to the data roots; ``None`` (with a message) otherwise."""
+    typed = st.text_input(
+        "Checkpoint path",
+        key="bac_checkpoint",
+        placeholder="SCUNet_dice_512_512_best_nosigmoid.pt",
+        help="An authors' SCU-Net .pt file, imported in memory with the published preset. It must lie in "
+        f"one of the data folders this app may read: {allowed_roots_text()} (a relative path is taken "
+        "under the first).",
+    ).strip()
+    if not typed:
+        st.info("Give the path of a checkpoint file to start.", icon=":material/info:")
+        return None
+    path = None
+    with show_medlim_errors(subject="Checkpoint path"):
+        path = confine_to_data_roots(typed, what="checkpoint file")
+    if path is None:
+        return None
+    if not path.is_file():
+        st.error(f"No file at `{path}`.", icon=":material/error:")
+        return None
+    return str(path)
 
 
 def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str) -> str:
@@ -127,8 +146,23 @@ def _analyse(sources: list[ImageSource], bac_model: BacModel) -> list[tuple[obje
             record = read_image_cached(source.data, source.name)
             analysis, digest = ui.analyse_cached(record, source.data, bac_model)
         if not outcome.failed:
+            _remember_file_label(digest, source)
             done.append((analysis, record, digest))
     return done
+
+
+_FILE_LABELS = "bac_file_labels"
+
+
+def _remember_file_label(digest: str, source: ImageSource) -> None:
+    """The file's pseudonymous label, computed once per file content in this session."""
+    labels: OrderedDict[str, str] = st.session_state.setdefault(_FILE_LABELS, OrderedDict())
+    if digest not in labels:
+        lru_put(labels, digest, file_label(source.name, data=source.data), max_entries=64)
+
+
+def _file_label_of(digest: str) -> str:
+    return st.session_state.get(_FILE_LABELS, {}).get(digest, "")
 
 
 def _complete_view_labels(analysed: list[tuple]) -> list[tuple]:
@@ -202,9 +236,9 @@ def _display_controls(record: ImageRecord, digest: str) -> tuple[bool, float, tu
     window = None
     if record.metadata.source_format == "dicom" and not record.is_color:
         # The file's window is recovered by a fit over up to a million pixels: once per image.
-        windows = st.session_state.setdefault("bac_default_windows", {})
+        windows: OrderedDict = st.session_state.setdefault("bac_default_windows", OrderedDict())
         if digest not in windows:
-            windows[digest] = default_window(record)
+            lru_put(windows, digest, default_window(record), max_entries=64)
         default = windows[digest]
         span = max(default.high - default.low, 1e-6)
         step = 1.0 if span >= 50 else span / 500.0
@@ -398,7 +432,8 @@ def _exam_tab(bac_model: BacModel) -> None:
     threshold, x = _cutoff_sliders(bac_model)
     views = sorted(
         (
-            ui.AnalysedView(analysis, requantify(analysis, threshold=threshold, x=x), record, digest)
+            ui.AnalysedView(analysis, requantify(analysis, threshold=threshold, x=x), record, digest,
+                            _file_label_of(digest))
             for analysis, record, digest in analysed
         ),
         key=_sort_key,
@@ -440,7 +475,7 @@ def _exam_tab(bac_model: BacModel) -> None:
     mask_column.download_button(
         f"Mask of {selected.label} (PNG)",
         ui.mask_png(selected.analysis, threshold=threshold),
-        file_name=f"{selected.label}_bac_mask.png",
+        file_name=f"{Path(selected.download_label).stem}_bac_mask.png",
         mime="image/png",
         key="bac_download_mask",
         help="Full-size 8-bit mask: 255 where p > t, else 0.",
@@ -486,6 +521,10 @@ def _batch_tab(bac_model: BacModel) -> None:
         if not sources:
             st.info("Add files first.", icon=":material/upload:")
             return
+        st.session_state["bac_batch_labels"] = {
+            name: file_label(name, data=data if isinstance(data, bytes) else Path(data).read_bytes())
+            for name, data in sources
+        }
         bar = st.progress(0.0, text=f"0 of {len(sources)} files")
 
         def report(index: int, name: str, seconds: float) -> None:
@@ -507,7 +546,9 @@ def _batch_tab(bac_model: BacModel) -> None:
         st.markdown(f"**{len(rows)} files**, {failed} could not be analysed.")
         frame = pd.DataFrame(rows).drop(columns=["patient_key", "warnings"], errors="ignore")
         st.dataframe(frame, hide_index=True, key=None)
-        st.download_button("Results (CSV)", ui.report_csv(rows), file_name="bac_batch.csv", mime="text/csv",
+        labels = st.session_state.get("bac_batch_labels", {})
+        st.download_button("Results (CSV)", ui.report_csv(ui.pseudonymous_rows(rows, labels)),
+                           file_name="bac_batch.csv", mime="text/csv",
                            key="bac_batch_download")  # fmt: skip
 
 

@@ -21,6 +21,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from medlim import RESEARCH_USE_NOTICE
+from medlim.core.io.pseudonym import file_label
 from medlim.microscopy.nuclei.foreground import dapi_channel
 from medlim.microscopy.nuclei.pipeline import NucleiParams, NucleiResult
 from medlim.settings import get_settings
@@ -290,7 +291,7 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
             "from_split_clump": st.column_config.CheckboxColumn("Cut from a clump"),
         },
     )
-    stem = Path(name).stem
+    stem = Path(file_label(name, data=data)).stem  # downloads carry a pseudonymous label, not the file's name
     download_labels, download_table = st.columns(2)
     with show_medlim_errors(subject=name) as outcome:
         png = ui.labels_png(thesis.labels, name=name)

@@ -15,13 +15,14 @@ import pandas as pd
 import streamlit as st
 
 from medlim.settings import get_settings
+from medlim.ui.caching import bounded_cache_data, bounded_cache_resource
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.shell import ensure_app_shell
 
 GALLERY_PER_GROUP = 8
 
 
-@st.cache_resource(show_spinner="Loading detector…")
+@bounded_cache_resource(max_entries=4, show_spinner="Loading detector…")
 def _detector(name: str, version: str, weights_dir: str):  # -> Detector
     from medlim.core.weights import Registry
     from medlim.curation.ood.scoring import load_detector
@@ -29,7 +30,7 @@ def _detector(name: str, version: str, weights_dir: str):  # -> Detector
     return load_detector(name, version=version, registry=Registry.load(weights_dir))
 
 
-@st.cache_data(show_spinner="Generating phantoms…")
+@bounded_cache_data(max_entries=8, show_spinner="Generating phantoms…")
 def _phantoms(seed: int, per_class: int, site: str, size: int,
               variability: float = 0.0) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
     from medlim.curation.ood.data import phantom_set

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from medlim.core.paths import allowed_roots_text, confine_to_data_roots, validate_name
 from medlim.settings import get_settings
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.retrieval import (
@@ -42,7 +43,10 @@ def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and regis
         columns = st.columns(3)
         name = columns[0].text_input("Collection name", value="phantoms", key="retrieval_build_name")
         if source == "Data folder":
-            folder = columns[1].text_input("Folder (manifest.csv or <class>/ folders)", key="retrieval_build_folder")
+            folder = columns[1].text_input(
+                "Folder (manifest.csv or <class>/ folders)", key="retrieval_build_folder",
+                help=f"A folder inside the data folders this app may read: {allowed_roots_text()} "
+                     "(a relative path is taken under the first).")
         else:
             count = int(columns[1].number_input("Phantoms", min_value=10, max_value=2000, value=70,
                                                 key="retrieval_build_n"))
@@ -53,8 +57,9 @@ def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and regis
         collections = settings.home / "collections"
         bar = st.progress(0.0, text="Preparing…")
         with show_medlim_errors(subject="build") as outcome:
+            name = validate_name(name, what="collection name")  # the index file is named by it
             if source == "Data folder":
-                data = Path(folder)
+                data = confine_to_data_roots(folder, what="data folder")
             else:
                 kind = "chest" if entry.params.get("method") == "pms" else "radiograph"
                 data = phantom_collection(kind, collections / f"{name}-data", n=count, seed=seed,

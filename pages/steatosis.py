@@ -12,8 +12,12 @@ here. All analysis comes from :mod:`medlim.microscopy.steatosis`.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import streamlit as st
+
+from medlim.core.io.pseudonym import file_label
+from medlim.core.paths import validate_name
 
 from medlim.microscopy.steatosis.droplets import Cutoffs
 from medlim.microscopy.steatosis.export import droplet_csv, geojson_text
@@ -67,9 +71,10 @@ def _presets_panel() -> str:
         name = st.text_input("Save current cutoffs as", key="steatosis_preset_name", placeholder="e.g. donor-liver")
         if st.button("Save preset", key="steatosis_preset_save", disabled=store is None or not name.strip()):
             with show_medlim_errors(subject="Save preset") as outcome:
-                save_preset(store, kind=ui.PRESET_KIND, name=name.strip(), params=_current_cutoffs().as_dict())
+                name = validate_name(name, what="preset name")
+                save_preset(store, kind=ui.PRESET_KIND, name=name, params=_current_cutoffs().as_dict())
             if not outcome.failed:
-                st.session_state["steatosis_preset_saved"] = name.strip()
+                st.session_state["steatosis_preset_saved"] = name
                 st.rerun()
     return chosen
 
@@ -149,12 +154,13 @@ def main() -> None:
              width="stretch")
     st.plotly_chart(ui.histogram_figure(analysis, result, cutoffs), width="stretch",
                     key="steatosis_histograms")
-    report = {"file": name, "model": analysis.model, "preset": preset, "cutoffs": cutoffs.as_dict(), **values,
+    label = file_label(name, data=data)  # downloads carry this, not the file's name
+    report = {"file": label, "model": analysis.model, "preset": preset, "cutoffs": cutoffs.as_dict(), **values,
               "detection_seconds": round(analysis.seconds, 2)}
     st.markdown(f"**Report** — preset **{preset}**; cutoffs area {cutoffs.area[0]:g}–{cutoffs.area[1]:g}, "
                 f"perimeter {cutoffs.perimeter[0]:g}–{cutoffs.perimeter[1]:g}, eccentricity "
                 f"{cutoffs.eccentricity[0]:g}–{cutoffs.eccentricity[1]:g} × mean; score ≥ {cutoffs.min_score:g}.")
-    stem = name.rsplit(".", 1)[0]
+    stem = Path(label).stem
     left, middle, right = st.columns(3)
     left.download_button("Droplets (CSV)", droplet_csv(analysis.table, result.kept), file_name=f"{stem}_droplets.csv",
                          mime="text/csv", key="steatosis_csv")

@@ -13,6 +13,9 @@ Modules:
   display (pure functions, no streamlit);
 * ``metadata`` – the non-identifying metadata table (pure);
 * ``loaders`` – cached image reading, bundled samples, weights versions;
+* ``caching`` – bounded, expiring caches (``MEDLIM_CACHE_TTL_S``) and memory release;
+* ``session_files`` – per-session temporary folders and the janitor that removes them;
+* ``shell`` – keeps every page in the app shell and sweeps ended sessions;
 * ``widgets`` – the image source picker (upload or bundled sample);
 * ``navigation`` – the page list ``app.py`` routes over.
 """

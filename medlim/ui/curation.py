@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import streamlit as st
+
+from medlim.ui.caching import bounded_cache_data, bounded_cache_resource
 
 __all__ = [
     "THUMBNAIL_SIDE",
@@ -22,6 +23,7 @@ __all__ = [
     "gallery_page",
     "group_rows",
     "group_table",
+    "curated_csv",
 ]
 
 THUMBNAIL_SIDE = 128
@@ -41,7 +43,7 @@ class GalleryPage:
     pages: int
 
 
-@st.cache_resource(max_entries=8, show_spinner="Listing the dataset…")
+@bounded_cache_resource(max_entries=8, show_spinner="Listing the dataset…")
 def image_set_cached(source: str) -> Any:
     """:func:`medlim.curation.shift.data.parse_dataset` once per source, with a file → position map."""
     from medlim.curation.shift.data import parse_dataset
@@ -50,7 +52,7 @@ def image_set_cached(source: str) -> Any:
     return image_set, {name: i for i, name in enumerate(image_set.files)}
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@bounded_cache_data(max_entries=64, show_spinner=False)
 def thumbnails_cached(source: str, files: tuple[str, ...], side: int = THUMBNAIL_SIDE) -> np.ndarray:
     """Grey thumbnails ``np.ndarray[B, side, side]`` float32 in [0, 1] of ``files`` of a dataset."""
     image_set, position = image_set_cached(source)
@@ -69,6 +71,20 @@ def group_rows(scores: Sequence[Any], tags: Mapping[str, str], *, class_name: st
     rows = [{"file": s.file, "class": s.class_name, "score": s.score, "group": s.group, "tag": tags.get(s.file, "")}
             for s in scores if s.class_name == class_name and s.group == group]
     return sorted(rows, key=lambda r: (r["score"], r["file"]))
+
+
+def curated_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The curated manifest as CSV for a download: files named by their pseudonymous label.
+
+    Columns ``file`` (:func:`medlim.core.io.pseudonym.file_label` of the file's
+    path in the dataset), ``class``, ``score``, ``group``, ``tag``; cells
+    neutralised by :func:`medlim.core.text.csv_text`.
+    """
+    from medlim.core.io.pseudonym import file_label
+    from medlim.core.text import csv_text
+
+    columns = ["file", "class", "score", "group", "tag"]
+    return csv_text(({**row, "file": file_label(row["file"])} for row in rows), columns)
 
 
 def group_table(scores: Sequence[Any], tags: Mapping[str, str]) -> list[dict[str, Any]]:

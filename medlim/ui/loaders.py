@@ -2,7 +2,9 @@
 
 Data are cached with ``st.cache_data`` (keyed on the bytes, so re-running a
 page after a slider move does not decode again); models, when pages load them,
-with ``st.cache_resource``.
+with ``st.cache_resource``. Every cache is bounded and expires
+(:mod:`medlim.ui.caching`); decoded uploads are kept per session, so they go
+when the browser disconnects.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import streamlit as st
-
 from medlim.core.io.record import ImageRecord
+from medlim.ui.caching import bounded_cache_data
 
 __all__ = [
+    "READ_CACHE_ENTRIES",
     "SAMPLE_SUFFIXES",
     "ModelVersion",
     "read_image_cached",
@@ -26,9 +28,13 @@ __all__ = [
 SAMPLE_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom", ".png", ".tif", ".tiff", ".jpg", ".jpeg"})
 
 
-@st.cache_data(max_entries=32, show_spinner="Reading image…")
+#: Decoded images kept per session (an 8000 × 8000 image takes about 256 MB).
+READ_CACHE_ENTRIES = 8
+
+
+@bounded_cache_data(max_entries=READ_CACHE_ENTRIES, scope="session", show_spinner="Reading image…")
 def read_image_cached(data: bytes, name: str, frame: int | None = None) -> ImageRecord:
-    """:func:`medlim.core.io.read_image` on uploaded bytes, cached on the content.
+    """:func:`medlim.core.io.read_image` on uploaded bytes, cached on the content in this session.
 
     Args:
         data: the file's bytes.

@@ -17,12 +17,9 @@ same numbers as ``medlim bac quantify|longitudinal``. What lives here:
 from __future__ import annotations
 
 import base64
-import csv
 import dataclasses
 import hashlib
-import io
 import json
-import zipfile
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,11 +31,14 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from medlim.core.io.files import is_derived_file
+from medlim.core.io.pseudonym import file_label
 from medlim.core.io.record import ImageRecord
+from medlim.core.text import csv_text
 from medlim.errors import InputError, ParameterError
 from medlim.mammography.analysis import DEFAULT_BAC_WEIGHTS, BacAnalysis, BacModel
 from medlim.mammography.exam import ExamChange, ExamReadout
 from medlim.mammography.quantify import BacMetrics
+from medlim.ui.caching import bounded_cache_resource, lru_put
 
 __all__ = [
     "BAC_TASK",
@@ -57,6 +57,7 @@ __all__ = [
     "mask_png",
     "report_records",
     "report_csv",
+    "pseudonymous_rows",
     "report_json",
     "history_values",
     "history_figure",
@@ -115,12 +116,15 @@ class AnalysedView:
         metrics: readouts at the current cut-off and X (from ``requantify``).
         record: the decoded image (for display and storing its metadata).
         content_sha256: sha256 of the file bytes (the store's image key).
+        file_label: the file's pseudonymous label (:func:`medlim.core.io.pseudonym.file_label`),
+            which downloads carry instead of its name.
     """
 
     analysis: BacAnalysis
     metrics: BacMetrics
     record: ImageRecord
     content_sha256: str
+    file_label: str = ""
 
     @property
     def current(self) -> BacAnalysis:
@@ -129,7 +133,15 @@ class AnalysedView:
 
     @property
     def label(self) -> str:
+        """The view (``"LCC"``) or, when the file does not record it, the file name (shown in this session only)."""
         return view_label(self.analysis)
+
+    @property
+    def download_label(self) -> str:
+        """The view, or the file's pseudonymous label when the view is unknown: what downloads carry."""
+        if self.analysis.view and self.analysis.laterality:
+            return self.label
+        return self.file_label or file_label(self.record.name)
 
 
 @dataclass(frozen=True)
@@ -371,7 +383,7 @@ def report_records(views: Sequence[AnalysedView], bac_model: BacModel) -> list[d
 
     Keys are those of :func:`medlim.mammography.batch.outcome_record` (the CLI's
     output, so page and CLI agree) without ``file`` (file names may carry names or
-    IDs), plus the image's content sha256, the weights' preset and merge settings,
+    IDs; ``image`` is the view or the file's pseudonymous label), plus the image's content sha256, the weights' preset and merge settings,
     and the medlim version. The patient appears only as the pseudonymous key.
     """
     from medlim import __version__
@@ -383,7 +395,7 @@ def report_records(views: Sequence[AnalysedView], bac_model: BacModel) -> list[d
         values.pop("file")
         records.append(
             {
-                "image": view.label,
+                "image": view.download_label,
                 **values,
                 "breast_area_rule": view.metrics.breast_area_rule,
                 "pixel_spacing_mm": list(view.metrics.pixel_spacing_mm) if view.metrics.pixel_spacing_mm else None,
@@ -399,21 +411,41 @@ def report_records(views: Sequence[AnalysedView], bac_model: BacModel) -> list[d
     return records
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return "; ".join(str(v) for v in value)
-    return "" if value is None else value
-
-
 def report_csv(records: Sequence[dict[str, Any]]) -> bytes:
-    """``records`` as UTF-8 CSV (lists joined with ``"; "``, ``None`` as empty)."""
-    buffer = io.StringIO()
+    """``records`` as UTF-8 CSV (lists joined with ``"; "``, ``None`` as empty, cells neutralised
+    by :func:`medlim.core.text.csv_text`)."""
     keys = list(dict.fromkeys(key for record in records for key in record))
-    writer = csv.DictWriter(buffer, fieldnames=keys, lineterminator="\n")
-    writer.writeheader()
-    for record in records:
-        writer.writerow({key: _csv_cell(value) for key, value in record.items()})
-    return buffer.getvalue().encode("utf-8")
+    rows = [
+        {key: "; ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
+         for key, value in record.items()}
+        for record in records
+    ]
+    return csv_text(rows, keys).encode("utf-8")
+
+
+def pseudonymous_rows(rows: Iterable[dict[str, Any]], labels: dict[str, str]) -> list[dict[str, Any]]:
+    """Rows for a download: ``file`` replaced by its pseudonymous label, in every text value too.
+
+    Args:
+        rows: result rows with a ``file`` key (the name as uploaded).
+        labels: label of each file name (:func:`file_label` of the name when missing).
+    """
+    out = []
+    for row in rows:
+        name = str(row.get("file") or "")
+        if not name:
+            out.append(dict(row))
+            continue
+        label = labels.get(name) or file_label(name)
+        names = sorted({name, Path(name).name} - {""}, key=len, reverse=True)
+        values = {}
+        for key, value in row.items():
+            if isinstance(value, str):
+                for original in names:
+                    value = value.replace(original, label)
+            values[key] = value
+        out.append({**values, "file": label})
+    return out
 
 
 def report_json(
@@ -607,36 +639,34 @@ def change_rows(changes: Sequence[ExamChange]) -> list[dict[str, Any]]:
 def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     """Uploaded files with every ``.zip`` replaced by its image members (in memory).
 
-    Folders, hidden files, macOS resource forks, ground-truth masks and text
-    files inside archives are skipped.
+    Each archive is checked against the zip limits (``MEDLIM_ZIP_MAX_*``) before
+    a member is read (:func:`medlim.core.archives.iter_zip_members`). Folders,
+    hidden files, macOS resource forks, ground-truth masks and text files inside
+    archives are skipped.
 
     Raises:
-        InputError: a ``.zip`` that cannot be opened.
+        ArchiveError: a ``.zip`` that cannot be opened or holds something refused.
+        ArchiveBudgetError: a ``.zip`` beyond the zip limits.
     """
+    from medlim.core.archives import iter_zip_members
+
     expanded: list[tuple[str, bytes]] = []
     for name, data in files:
         if not name.lower().endswith(".zip"):
             expanded.append((name, data))
             continue
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(data))
-        except zipfile.BadZipFile:
-            raise InputError(f"{name} is not a readable zip archive; zip the images again.") from None
-        with archive:
-            for member in sorted(archive.infolist(), key=lambda m: m.filename):
-                path = Path(member.filename)
-                if member.is_dir() or "__MACOSX" in path.parts or any(p.startswith(".") for p in path.parts):
-                    continue
-                if path.suffix.lower() not in _IMAGE_SUFFIXES or is_derived_file(path):
-                    continue
-                expanded.append((f"{name}/{member.filename}", archive.read(member)))
+        for member in iter_zip_members(data, label=name):
+            path = Path(member.name)
+            if path.suffix.lower() not in _IMAGE_SUFFIXES or is_derived_file(path):
+                continue
+            expanded.append((f"{name}/{member.name}", member.data))
     return expanded
 
 
 # --------------------------------------------------------------------------- streamlit helpers
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+@bounded_cache_resource(max_entries=4, show_spinner="Loading the model…")
 def load_bac_model_cached(weights: str, weights_dir: str, fingerprint: str = "") -> BacModel:
     """:func:`medlim.mammography.analysis.load_bac_model`, once per process.
 
@@ -693,9 +723,7 @@ def analyse_cached(record: ImageRecord, data: bytes, bac_model: BacModel) -> tup
         analysis = analyse_mammogram(record, bac_model, progress=report)
     finally:
         bar.empty()
-    cache[key] = analysis
-    while len(cache) > _SESSION_CACHE_SIZE:
-        cache.popitem(last=False)
+    lru_put(cache, key, analysis, max_entries=_SESSION_CACHE_SIZE)
     return analysis, digest
 
 

@@ -15,9 +15,7 @@ drawn white on a black casing, a colour the palette does not use.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -28,6 +26,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from medlim.core.io.files import is_derived_file
+from medlim.core.text import csv_text
 from medlim.errors import ImageTooLargeError, InputError
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams, NucleiResult
 
@@ -529,13 +528,8 @@ def nucleus_rows(labels: np.ndarray) -> list[NucleusRow]:
 
 def nuclei_csv(rows: Sequence[NucleusRow]) -> bytes:
     """``rows`` as UTF-8 CSV with a header (column names are the :class:`NucleusRow` fields)."""
-    buffer = io.StringIO()
     names = [f.name for f in fields(NucleusRow)]
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(names)
-    for row in rows:
-        writer.writerow([getattr(row, name) for name in names])
-    return buffer.getvalue().encode("utf-8")
+    return csv_text(({name: getattr(row, name) for name in names} for row in rows), names).encode("utf-8")
 
 
 def labels_png(labels: np.ndarray, *, name: str = "image") -> bytes:

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import streamlit as st
+
+from medlim.ui.caching import bounded_cache_data, bounded_cache_resource
 
 __all__ = [
     "THUMBNAIL_SIDE",
@@ -76,7 +77,7 @@ def phantom_collection(kind: str, out_dir: Path, *, n: int, seed: int, size: int
     return out_dir
 
 
-@st.cache_resource(show_spinner="Loading retrieval model…")
+@bounded_cache_resource(max_entries=4, show_spinner="Loading retrieval model…")
 def load_model_cached(name: str, version: str, weights_dir: str) -> Any:
     """:func:`medlim.curation.retrieval.service.load_retrieval_model`, cached per process."""
     from medlim.core.weights import Registry
@@ -85,7 +86,7 @@ def load_model_cached(name: str, version: str, weights_dir: str) -> Any:
     return load_retrieval_model(name, version=version, registry=Registry.load(weights_dir))
 
 
-@st.cache_resource(show_spinner="Loading index…")
+@bounded_cache_resource(max_entries=4, show_spinner="Loading index…")
 def load_index_cached(path: str, modified: float) -> Any:
     """The index file at ``path`` (``modified`` = its mtime, so a rebuilt file is reloaded)."""
     from medlim.curation.retrieval.service import open_collection
@@ -93,7 +94,7 @@ def load_index_cached(path: str, modified: float) -> Any:
     return open_collection(path)
 
 
-@st.cache_data(show_spinner=False)
+@bounded_cache_data(max_entries=16, show_spinner=False)
 def items_cached(database_url: str, name: str, count: int) -> dict[int, Any]:
     """Item records of collection ``name`` (``count`` keys the cache to the collection's size)."""
     from medlim.core.store import open_store
@@ -103,7 +104,7 @@ def items_cached(database_url: str, name: str, count: int) -> dict[int, Any]:
         return get_items(store, name)
 
 
-@st.cache_data(max_entries=2048, show_spinner=False)
+@bounded_cache_data(max_entries=512, show_spinner=False)
 def thumbnail_cached(file: str, side: int = THUMBNAIL_SIDE) -> np.ndarray:
     """A grey ``[side, side]`` float32 thumbnail of an image file (blank when unreadable)."""
     from medlim.core.io import read_image

@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 from medlim.core.io.files import is_derived_file
 from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisModel
 from medlim.microscopy.steatosis.droplets import DONOR_BANDS, NASH_CRN_BANDS, CutoffResult, Cutoffs, grade
+from medlim.ui.caching import bounded_cache_resource, lru_put
 
 __all__ = [
     "PRESET_KIND",
@@ -135,7 +136,7 @@ def steatosis_samples(samples_dir: Path) -> list[Path]:
 # --------------------------------------------------------------------------- streamlit helpers
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the steatosis model…")
+@bounded_cache_resource(max_entries=2, show_spinner="Loading the steatosis model…")
 def load_model_cached(weights: str, weights_dir: str) -> SteatosisModel:
     """:func:`medlim.microscopy.steatosis.analysis.load_steatosis_model`, once per process."""
     from medlim.core.weights import Registry
@@ -145,6 +146,7 @@ def load_model_cached(weights: str, weights_dir: str) -> SteatosisModel:
 
 
 _SESSION_CACHE = "steatosis_analysis_cache"
+_SESSION_CACHE_SIZE = 4
 
 
 def analyse_cached(pixels: np.ndarray, data: bytes, model: SteatosisModel) -> SteatosisAnalysis:
@@ -163,9 +165,7 @@ def analyse_cached(pixels: np.ndarray, data: bytes, model: SteatosisModel) -> St
                                                                            text=f"Finding droplets: tile {done} of {total}"))
     finally:
         bar.empty()
-    cache[key] = analysis
-    while len(cache) > 4:
-        cache.popitem(last=False)
+    lru_put(cache, key, analysis, max_entries=_SESSION_CACHE_SIZE)
     return analysis
 
 

@@ -16,3 +16,11 @@ def test_most_specific_advice_wins() -> None:
 def test_error_text_has_subject_message_and_advice() -> None:
     text = error_text(E.EmptyFileError("The file is empty."), subject="scan.dcm")
     assert text == "**scan.dcm:** The file is empty.\n\nThe file is empty: export it again from the source system."
+
+
+def test_hardening_errors_get_their_own_advice() -> None:
+    # issue 14: a refused folder, archive or name says what to do about it, not "upload the file again"
+    assert "data folders" in advice_for(E.PathNotAllowedError("x"))
+    assert advice_for(E.ArchiveBudgetError("x", limit=1, variable="MEDLIM_ZIP_MAX_MB")).startswith("Split the archive")
+    assert advice_for(E.ArchiveError("x")).startswith("Zip the image folders again")
+    assert advice_for(E.InvalidNameError("x")).startswith("Choose a name")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -93,8 +94,10 @@ def _metric(at: AppTest, label: str) -> str:
 
 
 def test_page_without_bac_weights_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoint = ROOT.parent / "shared" / "reference" / "scunet_published" / "SCUNet_dice_512_512_best_nosigmoid.pt"
     monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path))  # an empty registry
     monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(tmp_path / "absent"))
+    monkeypatch.setenv("MEDLIM_DATA_ROOTS", f"{tmp_path}{os.pathsep}{checkpoint.parent}")
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception and not at.error
     assert any("No BAC segmentation weights are registered yet" in w.body for w in at.warning)
@@ -103,7 +106,6 @@ def test_page_without_bac_weights_says_so(tmp_path: Path, monkeypatch: pytest.Mo
     at.text_input(key="bac_checkpoint").input(str(tmp_path / "missing.pt")).run()
     assert not at.exception
     assert "No file at" in at.error[0].body
-    checkpoint = ROOT.parent / "shared" / "reference" / "scunet_published" / "SCUNet_dice_512_512_best_nosigmoid.pt"
     if checkpoint.is_file():  # the authors' checkpoint loads (published preset) and the page invites an upload
         at.text_input(key="bac_checkpoint").input(str(checkpoint)).run()
         assert not at.exception and not at.error
@@ -336,8 +338,61 @@ def test_expand_uploads_reads_zip_members_in_memory() -> None:
         expand_uploads([("bad.zip", b"not a zip")])
 
 
+def test_checkpoint_path_is_confined_to_the_data_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    outside = tmp_path / "outside.pt"
+    outside.write_bytes(b"not a checkpoint")
+    (root / "linked.pt").symlink_to(outside)
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(tmp_path / "absent"))
+    monkeypatch.setenv("MEDLIM_DATA_ROOTS", str(root))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert str(root) in at.text_input(key="bac_checkpoint").help
+    messages = []
+    for typed in ("/etc/passwd", "../../outside.pt", "linked.pt", str(outside), "/no/such/file.pt"):
+        at.text_input(key="bac_checkpoint").input(typed).run()
+        assert not at.exception
+        messages.append(at.error[0].body)
+    assert all("checkpoint file must lie inside one of the data folders" in m and str(root) in m for m in messages)
+    assert len(set(messages)) == 1  # whether or not the file exists outside the roots
+
+
+def test_zip_bomb_in_a_batch_upload_is_refused_before_it_is_read() -> None:
+    from medlim.errors import ArchiveBudgetError
+    from medlim.ui.mammography import expand_uploads
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("exam/LCC.dcm", bytes(200 << 20))  # 200 MiB of zeros, ~200 KB compressed
+    with pytest.raises(ArchiveBudgetError, match="MEDLIM_ZIP_MAX_RATIO") as caught:
+        expand_uploads([("exam.zip", buffer.getvalue())])
+    assert caught.value.message.startswith("exam.zip")
+
+
+def test_downloads_name_an_unlabelled_view_by_its_pseudonymous_label(phantom_dicom: Path, test_registry: Path) -> None:
+    import dataclasses
+
+    from medlim.core.io import read_image
+    from medlim.core.io.pseudonym import file_label
+    from medlim.core.weights import Registry
+    from medlim.mammography.analysis import analyse_mammogram, load_bac_model, requantify
+    from medlim.ui.mammography import AnalysedView, report_records
+
+    bac_model = load_bac_model("scunet-bac", registry=Registry.load(test_registry), device="cpu")
+    data = phantom_dicom.read_bytes()
+    record = read_image(data, name="SMITH_ANN_export.dcm")
+    analysis = dataclasses.replace(analyse_mammogram(record, bac_model), view=None, laterality=None,
+                                   name="SMITH_ANN_export.dcm")
+    label = file_label("SMITH_ANN_export.dcm", data=data)
+    view = AnalysedView(analysis, requantify(analysis, threshold=0.5, x=100), record, "a" * 64, label)
+    assert view.label == "SMITH_ANN_export.dcm"  # on screen, in the user's own session
+    assert view.download_label == label and report_records([view], bac_model)[0]["image"] == label
+
+
 def test_batch_tab_quantifies_a_zip_like_the_cli(
-    phantom_dicom: Path, test_registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    phantom_dicom: Path, test_registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    recorded_downloads: list[dict],
 ) -> None:
     from medlim.core.store import list_bac_results, open_store
     from medlim.core.weights import Registry
@@ -357,6 +412,13 @@ def test_batch_tab_quantifies_a_zip_like_the_cli(
     table = at.dataframe[-1].value
     assert list(table["file"]) == ["study.zip/study/LCC.dcm", "study.zip/study/broken.dcm"]
     assert list(table["ok"]) == [True, False]
+    # issue 14: names are shown in this session, but the downloaded CSV carries pseudonymous labels
+    from medlim.core.io.pseudonym import file_label
+
+    (csv_offer,) = [offer for offer in recorded_downloads if offer["file_name"] == "bac_batch.csv"][-1:]
+    text = csv_offer["data"].decode()
+    assert "study.zip" not in text and "broken.dcm" not in text and "LCC.dcm" not in text
+    assert file_label("study.zip/study/LCC.dcm", data=phantom_dicom.read_bytes()) in text
     assert "1 could not be analysed" in at.markdown[-1].value or any(
         "1 could not be analysed" in m.value for m in at.markdown
     )

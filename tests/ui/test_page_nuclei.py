@@ -240,7 +240,8 @@ def _metrics(at) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
 
-def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path, count_runs: list[str]) -> None:
+def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path, count_runs: list[str],
+                                                         recorded_downloads: list[dict]) -> None:
     from medlim.core.io import read_image
     from medlim.microscopy.nuclei.pipeline import segment_nuclei
     from medlim.microscopy.nuclei.watershed import watershed_nuclei
@@ -278,6 +279,12 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     ]
     table = at.get("arrow_data_frame")[0] if at.get("arrow_data_frame") else at.dataframe[0]
     assert len(table.value) == thesis.count
+    # issue 14: downloaded files are named by the image's pseudonymous label, not its file name
+    from medlim.core.io.pseudonym import file_label
+
+    stem = Path(file_label(SAMPLE, data=(samples_dir / SAMPLE).read_bytes())).stem
+    names = {offer["file_name"] for offer in recorded_downloads}
+    assert names == {f"{stem}_labels.png", f"{stem}_nuclei.csv"} and stem.startswith("img-")
 
     # Display controls redraw without re-running either method.
     before = at.get("plotly_chart")[0].proto.spec

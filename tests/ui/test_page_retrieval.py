@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -129,3 +130,55 @@ def test_pms_model_on_mimic14_labels_builds_matching_sample_phantoms(tmp_path: P
     assert not at.exception
     hits = at.dataframe[0].value
     assert "DS" in hits.columns and hits["DS"].is_monotonic_increasing
+
+
+# ----------------------------------------------------------------------------- issue 14: data roots and names
+
+
+REFUSED = "must lie inside one of the data folders this app may read"
+
+
+def _build_from_folder(at: AppTest, folder: str) -> str:
+    at.radio(key="retrieval_build_source").set_value("Data folder").run()
+    at.text_input(key="retrieval_build_folder").set_value(folder)
+    at.button(key="retrieval_build").click().run()
+    assert not at.exception
+    return at.error[0].body if at.error else ""
+
+
+def test_data_folder_is_confined_to_the_data_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(_tiny_registry(tmp_path / "weights")))
+    root = tmp_path / "data"
+    (root / "inside").mkdir(parents=True)
+    outside = tmp_path / "outside" / "hand"
+    outside.mkdir(parents=True)
+    (root / "escape").symlink_to(outside.parent, target_is_directory=True)
+    monkeypatch.setenv("MEDLIM_DATA_ROOTS", str(root))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.radio(key="retrieval_build_source").set_value("Data folder").run()
+    help_text = at.text_input(key="retrieval_build_folder").help
+    assert str(root) in help_text
+    messages = {typed: _build_from_folder(at, typed)
+                for typed in ("/etc", "../../", "escape", str(root / "escape" / "hand"), "/no/such/folder")}
+    for typed, message in messages.items():
+        assert REFUSED in message and str(root) in message, typed
+    # the same words whether or not the path exists outside the roots: nothing is revealed
+    assert len({m.split("**build:** ", 1)[-1] for m in messages.values()}) == 1
+    assert not (tmp_path / "home").joinpath("collections").exists()
+
+
+def test_collection_name_never_becomes_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(_tiny_registry(tmp_path / "weights")))
+    home = Path(os.environ["MEDLIM_HOME"])
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.number_input(key="retrieval_build_n").set_value(10)
+    for bad in ("../../evil", "a/b", "..", "x" * 65):
+        at.text_input(key="retrieval_build_name").set_value(bad)
+        at.button(key="retrieval_build").click().run()
+        assert not at.exception
+        assert "collection name" in at.error[0].body
+    assert not list(home.parent.rglob("*evil*")) and not (home / "collections").exists()
+    at.text_input(key="retrieval_build_name").set_value("ward 7.v2")
+    at.button(key="retrieval_build").click().run()
+    assert not at.exception and not at.error
+    assert (home / "collections" / "ward 7.v2.npz").is_file()

@@ -9,6 +9,7 @@ numbers are the library's, presets save and load.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,8 @@ def test_page_without_weights_says_so(tmp_path: Path, monkeypatch: pytest.Monkey
     assert any("medlim train steatosis" in w.body for w in at.warning)
 
 
-def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytest.MonkeyPatch,
+                                             recorded_downloads: list[dict]) -> None:
     from medlim.microscopy.steatosis import analysis as steatosis_analysis
 
     calls: list[int] = []
@@ -77,6 +79,18 @@ def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytes
     assert detected > 0 and 0 <= kept <= detected
     assert _metric(at, "NASH-CRN grade").startswith("S")
     assert any("preset **Thesis defaults**" in m.value for m in at.markdown)
+    # issue 14: downloads carry the image's pseudonymous label, never its file name
+    import json
+
+    from medlim.core.io.pseudonym import file_label
+
+    label = file_label("he_00001_image.png",
+                       data=(ROOT / "data_samples" / "steatosis" / "he_00001_image.png").read_bytes())
+    offered = {offer["file_name"]: offer["data"] for offer in recorded_downloads}
+    stem = Path(label).stem
+    assert set(offered) == {f"{stem}_droplets.csv", f"{stem}_droplets.geojson", f"{stem}_steatosis.json"}
+    assert json.loads(offered[f"{stem}_steatosis.json"])["file"] == label
+    assert not any("he_00001" in str(data) for data in offered.values())
 
     # Moving the score slider to 1 discards everything without re-detection.
     at.slider(key="steatosis_min_score").set_value(1.0).run()
@@ -126,3 +140,17 @@ def test_readout_bands() -> None:
     values = readout(result)
     assert values["steatosis_percent"] == 35.0
     assert values["nash_crn"].startswith("S2") and values["donor"] == "≥ 30 %"
+
+
+def test_preset_name_is_validated_before_it_is_stored(page_env: Path) -> None:
+    from medlim.core.store import open_store
+    from medlim.core.store.presets import list_presets
+
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    at.text_input(key="steatosis_preset_name").input("../../etc/evil").run()
+    at.button(key="steatosis_preset_save").click().run()
+    assert not at.exception
+    assert "preset name" in at.error[0].body
+    with open_store(f"sqlite:///{Path(os.environ['MEDLIM_HOME']) / 'medlim.sqlite'}") as store:
+        assert [p.name for p in list_presets(store, "steatosis")] == []

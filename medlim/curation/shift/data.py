@@ -4,7 +4,7 @@ A dataset is a list of files with one class each: a folder laid out as
 ``DIR/<class>/*`` (``manifest.csv`` from ``medlim phantom radiograph`` gives the
 class, site and shift severity when present; an optional ``labels`` column
 holds the ``|``-separated findings of multi-label data such as chest X-rays),
-a zip of such a folder, or
+a zip of such a folder (checked against the zip limits before it is unpacked), or
 radiograph phantoms generated on demand from a seed (no files at all). Pixels
 are read only in batches (:func:`iter_batches`) through the ``ood-grey``
 preset of :mod:`medlim.curation.ood.data`.
@@ -13,15 +13,17 @@ preset of :mod:`medlim.curation.ood.data`.
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
-import io
-import zipfile
+import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from medlim.core.archives import ZipLimits
 from medlim.errors import ParameterError
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "folder_set",
     "phantom_image_set",
     "extract_zip",
+    "keep_dataset",
     "iter_batches",
     "write_image_set",
     "parse_dataset",
@@ -293,34 +296,86 @@ def phantom_image_set(
                     severity=np.asarray(severity, np.float64), sites=tuple(sites))
 
 
-def extract_zip(data: bytes, directory: str | Path) -> Path:
+def extract_zip(data: bytes, directory: str | Path, *, label: str = "the upload",
+                limits: ZipLimits | None = None) -> Path:
     """Unpack a zip of ``<class>/*`` images into ``directory/<sha1 of the bytes>`` (once) and return that folder.
 
-    A zip whose single top-level folder holds the class folders is unpacked to
-    that inner folder. Paths leaving the target (``..``, absolute) are refused.
+    The archive is checked against the zip limits (``MEDLIM_ZIP_MAX_*``) before
+    anything is written and unpacked into a fresh folder renamed into place
+    (:func:`medlim.core.archives.extract_zip`), so a refused, failed or
+    concurrent extraction never leaves a half folder. A zip whose single
+    top-level folder holds the class folders is unpacked to that inner folder.
+
+    Args:
+        data: the archive's bytes.
+        directory: where the content-named folder is made (a session's temporary folder in the app).
+        label: how messages name the archive (its upload name; never a server path).
+        limits: the zip budgets; from the current settings when ``None``.
+
+    Raises:
+        ArchiveError: not a zip, or it holds paths leaving the folder, nested
+            archives or duplicate members.
+        ArchiveBudgetError: beyond the size, member-count or compression-ratio limit.
     """
-    digest = hashlib.sha1(data).hexdigest()[:16]
-    target = Path(directory) / digest
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise ParameterError(f"the upload is not a zip file: {exc}.") from None
-    with archive:
-        names = [n for n in archive.namelist() if not n.endswith("/") and not n.startswith("__MACOSX")]
-        for member in names:
-            if member.startswith("/") or ".." in Path(member).parts:
-                raise ParameterError(f"zip member {member!r} would leave the target folder.")
-        if not target.is_dir():
-            for member in names:
-                out = target / member
-                out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_bytes(archive.read(member))
-    tops = {Path(n).parts[0] for n in names if len(Path(n).parts) > 2}
-    if len(tops) == 1 and all(len(Path(n).parts) > 2 for n in names if Path(n).name != "manifest.csv"):
+    from medlim.core.archives import extract_zip as extract_checked
+
+    target = Path(directory) / hashlib.sha1(data).hexdigest()[:16]
+    if target.is_dir() and not any(target.iterdir()):
+        target.rmdir()  # emptied by keep_dataset: unpack afresh
+    extract_checked(data, target, limits=limits, label=label)
+    return _unwrapped(target)
+
+
+def _unwrapped(target: Path) -> Path:
+    """``target``'s single top-level folder when every image lies two levels below it, else ``target``."""
+    names = [path.relative_to(target).parts for path in target.rglob("*") if path.is_file()]
+    tops = {parts[0] for parts in names if len(parts) > 2}
+    if len(tops) == 1 and all(len(parts) > 2 for parts in names if parts[-1] != "manifest.csv"):
         inner = target / tops.pop()
         if inner.is_dir():
             return inner
     return target
+
+
+def keep_dataset(folder: str | Path, datasets_dir: str | Path, name: str) -> Path:
+    """Move an unpacked dataset to ``datasets_dir/<name>``, where it persists, in one rename.
+
+    Args:
+        folder: the unpacked dataset (from :func:`extract_zip`).
+        datasets_dir: ``Settings.datasets_dir`` (a data root by default).
+        name: the name the user chose (checked by :func:`medlim.core.paths.validate_name`).
+
+    Returns:
+        The kept folder.
+
+    Raises:
+        InvalidNameError: the name is not a safe name.
+        ParameterError: a dataset of that name exists already, or ``folder`` is not a folder.
+    """
+    from medlim.core.paths import validate_name
+
+    name = validate_name(name, what="dataset name")
+    source = Path(folder)
+    if not source.is_dir():
+        raise ParameterError("the unpacked dataset is no longer on the server; upload the zip again.")
+    destination = Path(datasets_dir) / name
+    if destination.exists():
+        raise ParameterError(f"a dataset named {name!r} is kept already; choose another name.")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(source, destination)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise ParameterError(f"the dataset could not be kept as {name!r} ({exc.strerror}).") from None
+        staging = destination.with_name(f".{name}.{os.getpid()}.partial")  # another file system: copy, then rename
+        try:
+            shutil.copytree(source, staging)
+            os.rename(staging, destination)
+        except OSError as copy_error:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ParameterError(f"the dataset could not be kept as {name!r} ({copy_error.strerror}).") from None
+        shutil.rmtree(source, ignore_errors=True)
+    return destination
 
 
 def iter_batches(

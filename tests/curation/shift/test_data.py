@@ -12,12 +12,13 @@ import pytest
 from medlim.curation.shift.data import (
     extract_zip,
     folder_set,
+    keep_dataset,
     iter_batches,
     parse_dataset,
     phantom_image_set,
     write_image_set,
 )
-from medlim.errors import ParameterError
+from medlim.errors import ArchiveBudgetError, ArchiveError, ParameterError
 
 
 def test_phantom_ground_truth_matches_the_generator() -> None:
@@ -57,13 +58,65 @@ def test_zip_is_unpacked_once_and_unwrapped(tmp_path: Path) -> None:
         archive.writestr("data/elbow/b.png", b"y")
     target = extract_zip(buffer.getvalue(), tmp_path)
     assert target.name == "data" and (target / "hand" / "a.png").read_bytes() == b"x"
+    assert extract_zip(buffer.getvalue(), tmp_path) == target  # the complete folder is reused
+    assert [p.name for p in tmp_path.iterdir()] == [target.parent.name]  # no staging folder left
     bad = io.BytesIO()
     with zipfile.ZipFile(bad, "w") as archive:
         archive.writestr("../evil.png", b"z")
-    with pytest.raises(ParameterError, match="leave"):
+    with pytest.raises(ArchiveError, match="leaves"):
         extract_zip(bad.getvalue(), tmp_path)
-    with pytest.raises(ParameterError, match="zip"):
+    with pytest.raises(ArchiveError, match="zip"):
         extract_zip(b"not a zip", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [target.parent.name]
+
+
+def _zip(members: dict[str, bytes], *, compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_zip_bomb_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    bomb = _zip({"hand/zeros.png": bytes(200 << 20)})  # 200 MiB of zeros: ~200 KB compressed
+    assert len(bomb) < 1 << 20
+    with pytest.raises(ArchiveBudgetError, match="MEDLIM_ZIP_MAX_RATIO") as caught:
+        extract_zip(bomb, tmp_path / "uploads", label="bomb.zip")
+    assert "bomb.zip" in caught.value.message and str(tmp_path) not in caught.value.message
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_zip_limits_on_members_and_size_come_from_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDLIM_ZIP_MAX_MEMBERS", "3")
+    many = _zip({f"hand/{i}.png": b"x" for i in range(4)})
+    with pytest.raises(ArchiveBudgetError, match="MEDLIM_ZIP_MAX_MEMBERS"):
+        extract_zip(many, tmp_path)
+    monkeypatch.setenv("MEDLIM_ZIP_MAX_MEMBERS", "100")
+    monkeypatch.setenv("MEDLIM_ZIP_MAX_MB", "1")
+    large = _zip({"hand/a.png": np.random.default_rng(0).bytes(2 << 20)}, compression=zipfile.ZIP_STORED)
+    with pytest.raises(ArchiveBudgetError, match="MEDLIM_ZIP_MAX_MB"):
+        extract_zip(large, tmp_path)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_keep_dataset_moves_the_upload_and_refuses_bad_or_taken_names(tmp_path: Path) -> None:
+    from medlim.errors import InvalidNameError
+
+    wrapped = _zip({"data/hand/a.png": b"x", "data/elbow/b.png": b"y"})
+    folder = extract_zip(wrapped, tmp_path / "session")
+    datasets = tmp_path / "datasets"
+    with pytest.raises(InvalidNameError):
+        keep_dataset(folder, datasets, "../outside")
+    assert folder.is_dir() and not datasets.exists()
+    kept = keep_dataset(folder, datasets, "partner 2024")
+    assert kept == datasets / "partner 2024" and (kept / "hand" / "a.png").read_bytes() == b"x"
+    assert not folder.exists()
+    again = extract_zip(_zip({"hand/c.png": b"z", "elbow/d.png": b"w"}), tmp_path / "session")
+    with pytest.raises(ParameterError, match="kept already"):
+        keep_dataset(again, datasets, "partner 2024")
+    # the same upload unpacked again after its inner folder was kept: unpacked afresh, not an empty folder
+    assert (extract_zip(wrapped, tmp_path / "session") / "hand" / "a.png").is_file()
 
 
 def test_bad_specs(tmp_path: Path) -> None:

@@ -1,0 +1,31 @@
+"""Fixtures of the AppTest tests of the pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def recorded_downloads(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """Every ``download_button`` a page offers, as the keyword arguments plus ``label`` and ``data``.
+
+    AppTest shows a download button's label but not its file name or bytes;
+    the pages run in this process, so the button is wrapped to record them.
+    """
+    import streamlit as st
+    from streamlit.delta_generator import DeltaGenerator
+
+    offered: list[dict[str, Any]] = []
+    original = DeltaGenerator.download_button
+
+    def recording(self, label, data, *args, **kwargs):  # noqa: ANN001, ANN202
+        offered.append({"label": label, "data": data, **kwargs})
+        return original(self, label, data, *args, **kwargs)
+
+    monkeypatch.setattr(DeltaGenerator, "download_button", recording)
+    # ``st.download_button`` is bound to the main container when streamlit is imported
+    main = st.download_button.__self__
+    monkeypatch.setattr(st, "download_button", lambda *args, **kwargs: recording(main, *args, **kwargs))
+    return offered
