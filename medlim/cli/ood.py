@@ -4,9 +4,17 @@
 threshold, is_ood and the detector's parts (TEND ``p``, ``d``; CVAD ``rec``,
 ``dis``; AE ``rec``); a file that cannot be read gets ``file, error, message``
 and the run goes on. Files are read, resized and scored in small batches, so
-memory does not grow with their number (issue 14). ``evaluate`` prints AUROC,
-AUPR, FPR at 95 % TPR, the G-mean threshold/TPR/FPR/DIFF and the
-validation-transform accuracies as JSON.
+memory does not grow with their number (issue 14). ``evaluate`` prints the
+thesis's tables (AUROC, AUPR, FPR at 95 % TPR, the G-mean threshold/TPR/FPR/DIFF,
+the stored threshold's rates, the validation-transform accuracies, the OOD
+rate per class and per shift type), for held-out phantoms or a user's folder
+(``--data``); ``--json`` prints them as one object.
+
+Detectors are found in the shipped and the user registry
+(:class:`medlim.core.weights.Registries`). ``train tend|cvad --data DIR``
+trains on a user's folder under the training harness and writes to the user
+registry (:func:`medlim.curation.ood.folder.train_on_folder`); without
+``--data`` the phantom recipe reproduces the shipped detectors.
 """
 
 from __future__ import annotations
@@ -22,77 +30,129 @@ from medlim.errors import ParameterError
 __all__ = ["register", "add_train_parsers"]
 
 
+def _registry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights-dir", default=None,
+                        help="shipped registry folder (default: MEDLIM_WEIGHTS_DIR or weights/)")
+    parser.add_argument("--models-dir", default=None,
+                        help="user registry folder (default: MEDLIM_MODELS_DIR or MEDLIM_HOME/models)")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("ood", help="out-of-distribution scores with TEND, CVAD or the AE baseline")
     sub = parser.add_subparsers(dest="ood_command", metavar="ACTION")
 
     score = sub.add_parser("score", help="score images (files or folders) with a registered detector")
-    score.add_argument("--detector", required=True, help="registry name, e.g. tend-hand (name@version allowed)")
+    score.add_argument("--detector", required=True,
+                       help="model name, e.g. tend-humerus (NAME@VERSION or NAME:VERSION allowed); shipped or yours")
     score.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     score.add_argument("--jsonl", action="store_true", help="JSON lines instead of a table")
     score.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
-    score.add_argument("--weights-dir", default=None, help="registry folder (default: settings)")
+    _registry_options(score)
     score.add_argument("--pseudonymise-names", action="store_true",
                        help="name files by a keyed-hash label instead of their path")
     score.set_defaults(func=_score)
 
-    evaluate = sub.add_parser("evaluate", help="held-out evaluation (one-vs-rest / rest-vs-one, Table 4.5 transforms)")
-    evaluate.add_argument("--detector", required=True)
+    evaluate = sub.add_parser(
+        "evaluate", help="thesis-protocol evaluation: one-vs-rest AUROC, AUPR, FPR@95, G-mean rates, Table 4.5 "
+                         "transforms, per class and per shift type")
+    evaluate.add_argument("--detector", required=True, help="model name (NAME@VERSION allowed)")
     evaluate.add_argument("--data", type=Path, default=None,
-                          help="folder DIR/<class>/* (internal-site rows); default: held-out phantoms")
-    evaluate.add_argument("--seed", type=int, default=None, help="phantom seed when --data is omitted (default 9000)")
+                          help="your labelled folder (class folders, or manifest.csv with file,class[,shift_type]): "
+                               "the detector's ID classes against the others; default: held-out phantoms")
+    evaluate.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
+    evaluate.add_argument("--skip-bad", action="store_true", help="leave out files with problems instead of refusing")
+    evaluate.add_argument("--seed", type=int, default=None,
+                          help="phantom seed without --data (default 9000), and seed of the validation transforms")
     evaluate.add_argument("--n", type=int, default=60, help="phantoms per class when --data is omitted")
     evaluate.add_argument("--variability", type=float, default=None,
                           help="within-site variation of the phantoms (default: the detector's training data)")
-    evaluate.add_argument("--weights-dir", default=None)
+    _registry_options(evaluate)
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 
-def add_train_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add ``tend`` and ``cvad`` to ``medlim train``."""
-    from medlim.curation.ood.train import MARGINS
+#: Training settings a command line may give: option dest → (flag, OodTrainingConfig field, kinds).
+_SETTINGS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "input_size": ("--input-size", "input_size", ("tend", "cvad")),
+    "width": ("--width", "width", ("tend", "cvad")),
+    "batch_size": ("--batch-size", "batch_size", ("tend", "cvad")),
+    "lr": ("--lr", "lr", ("tend", "cvad")),
+    "threads": ("--threads", "threads", ("tend", "cvad")),
+    "margin": ("--margin", "margin", ("tend",)),
+    "ae_epochs": ("--ae-epochs", "ae_epochs", ("tend",)),
+    "epochs": ("--epochs", "tend_epochs", ("tend",)),
+    "warmup_epochs": ("--warmup-epochs", "warmup_epochs", ("tend",)),
+    "distortions": ("--distortions", "distortions", ("tend",)),
+    "train_encoder": ("--train-encoder", "train_encoder", ("tend",)),
+    "latent": ("--latent", "latent", ("cvad",)),
+    "cvad_epochs": ("--epochs", "cvad_epochs", ("cvad",)),
+    "disc_epochs": ("--disc-epochs", "disc_epochs", ("cvad",)),
+    "latent_noise": ("--latent-noise", "latent_noise", ("cvad",)),
+    "recon_weight": ("--recon-weight", "recon_weight", ("cvad",)),
+}
+_PHANTOM_ONLY = ("n_train", "n_calib", "n_heldout", "variability")
 
+
+def add_train_parsers(sub: argparse._SubParsersAction) -> None:
+    """Add ``tend`` and ``cvad`` to ``medlim train`` (imports no torch: the settings are checked when used)."""
     for kind, text in (("tend", "TEND novelty detector + its AE baseline (thesis §4.1)"),
                        ("cvad", "CVAD cascade-VAE anomaly detector (thesis §4.2)")):
-        p = sub.add_parser(kind, help=text)
+        p = sub.add_parser(kind, help=text, description=(
+            f"{text}. With --data DIR: trained on your folder (checked as `medlim data check --task ood`; "
+            "settings planned from the data, each overridable), validated against the folder's other classes "
+            "(else generated distortions), registered in the user registry; the last line of stdout is "
+            '{"registered": [...], "validation": {...}}. Without --data: the phantom recipe that reproduces '
+            "the shipped detectors."))
         p.add_argument("--id-class", required=True,
-                       help="in-distribution class(es), comma-separated; '!NAME' = every phantom class but NAME")
+                       help="in-distribution class(es), comma-separated; '!NAME' = every class but NAME")
         p.add_argument("--data", type=Path, default=None,
-                       help="folder DIR/<class>/*.png (+ manifest.csv); default: phantoms generated from --seed")
-        p.add_argument("--heldout", type=Path, default=None, help="held-out folder; default: phantoms of seed 9000")
-        p.add_argument("--seed", type=int, default=1, help="phantom and training seed")
-        p.add_argument("--n-train", type=int, default=600, help="ID training phantoms (without --data)")
-        p.add_argument("--n-calib", type=int, default=40, help="calibration phantoms per class")
-        p.add_argument("--n-heldout", type=int, default=60, help="held-out phantoms per class")
-        p.add_argument("--variability", type=float, default=0.0,
-                       help="within-site variation of the training, calibration and held-out phantoms in [0, 1] "
-                            "(1 = one real hospital's spread; default 0 = fixed acquisition)")
-        p.add_argument("--input-size", type=int, default=64, help="model input side (shipped 64; thesis 256)")
-        p.add_argument("--width", type=int, default=8, help="base channels w (thesis 16)")
-        p.add_argument("--batch-size", type=int, default=32)
-        p.add_argument("--lr", type=float, default=1e-3)
-        p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+                       help="your folder: DIR/<class>/* or DIR/manifest.csv (file,class[,patient]); "
+                            "default: phantoms generated from --seed")
+        p.add_argument("--val", type=Path, default=None,
+                       help="a validation folder (default: 20%% of --data, by patient when a patient column exists)")
+        p.add_argument("--heldout", type=Path, default=None,
+                       help="held-out folder evaluated after training; without --data default phantoms of seed 9000")
+        p.add_argument("--max-minutes", type=float, default=None,
+                       help="time budget of the whole command with --data (stops at an epoch boundary, keeps the "
+                            "best validated state)")
+        p.add_argument("--skip-bad", action="store_true",
+                       help="leave out the rows with problems (reported) instead of refusing the dataset")
+        p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0; phantoms 1)")
+        p.add_argument("--n-train", type=int, default=None, help="ID training phantoms (without --data; 600)")
+        p.add_argument("--n-calib", type=int, default=None, help="calibration phantoms per class (40)")
+        p.add_argument("--n-heldout", type=int, default=None, help="held-out phantoms per class (60)")
+        p.add_argument("--variability", type=float, default=None,
+                       help="within-site variation of the phantoms in [0, 1] (1 = one real hospital's spread; "
+                            "default 0 = fixed acquisition)")
+        p.add_argument("--input-size", type=int, default=None,
+                       help="model input side (default: planned from the data; phantoms 64; thesis 256)")
+        p.add_argument("--width", type=int, default=None, help="base channels w (default 8; thesis 16)")
+        p.add_argument("--batch-size", type=int, default=None, help="default: planned (phantoms 32)")
+        p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
+        p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1)")
         if kind == "tend":
-            p.add_argument("--margin", type=float, default=150.0, choices=MARGINS, help="margin R")
-            p.add_argument("--ae-epochs", type=int, default=30)
-            p.add_argument("--epochs", type=int, default=30, help="stage-2 epochs")
-            p.add_argument("--warmup-epochs", type=int, default=5)
+            p.add_argument("--margin", type=float, default=None,
+                           help="margin R: 150, 250 or 500 (thesis choices; default: planned 500; phantoms 150)")
+            p.add_argument("--ae-epochs", type=int, default=None)
+            p.add_argument("--epochs", type=int, default=None, help="stage-2 epochs")
+            p.add_argument("--warmup-epochs", type=int, default=None)
             p.add_argument("--distortions", default=None,
-                           help="fake-OOD distortions, comma-separated (default: the thesis's six; extra: "
-                                "spread, motion_blur, cut_paste)")
-            p.add_argument("--train-encoder", action="store_true",
-                           help="train the encoder in stage 2 too (the authors' code); the thesis freezes it")
+                           help="fake-OOD distortions, comma-separated (the thesis's six: barrel, perspective, arc, "
+                                "polar, tile, affine; extra: spread, motion_blur, cut_paste)")
+            p.add_argument("--train-encoder", action="store_true", default=None,
+                           help="train the encoder in stage 2 too (the authors' code; planned with --data); "
+                                "the thesis freezes it")
         else:
-            p.add_argument("--latent", type=int, default=256, help="main latent K (branch 4K)")
-            p.add_argument("--epochs", type=int, default=40, help="generator epochs")
-            p.add_argument("--disc-epochs", type=int, default=12)
-            p.add_argument("--latent-noise", type=float, default=1.0)
-            p.add_argument("--recon-weight", type=float, default=1.0,
-                           help="1/(2σ²) of the Gaussian likelihood in each VAE loss (1 = σ² 0.5)")
+            p.add_argument("--latent", type=int, default=None, help="main latent K (branch 4K; default 256)")
+            p.add_argument("--epochs", type=int, default=None, dest="cvad_epochs", help="generator epochs")
+            p.add_argument("--disc-epochs", type=int, default=None)
+            p.add_argument("--latent-noise", type=float, default=None)
+            p.add_argument("--recon-weight", type=float, default=None,
+                           help="1/(2σ²) of the Gaussian likelihood in each VAE loss (planned 300; phantoms 1)")
         p.add_argument("--name", default=None, help="registry name (default <kind>-<class>)")
-        p.add_argument("--version", default="1")
-        p.add_argument("--weights-dir", default=None)
+        p.add_argument("--version", default=None, help="registry version (default: the next free one)")
+        p.add_argument("--weights-dir", default=None,
+                       help="write into this registry folder instead of the user registry (MEDLIM_MODELS_DIR)")
         p.set_defaults(func=_train, ood_kind=kind)
 
 
@@ -111,52 +171,129 @@ def _id_classes(text: str) -> tuple[str, ...]:
     return classes
 
 
-def _registry(directory: str | None):  # -> Registry
-    from medlim.core.weights import Registry
+def _registries(args: argparse.Namespace):  # -> Registries
+    from medlim.core.weights import Registries
 
-    return Registry.load(directory) if directory else Registry.load()
+    return Registries.load(weights_dir=getattr(args, "weights_dir", None), models_dir=getattr(args, "models_dir", None))
 
 
-def _detector(spec: str, weights_dir: str | None):
-    from medlim.curation.ood.scoring import load_detector
+def _detector(args: argparse.Namespace):  # -> Detector
+    from medlim.curation.ood.scoring import detector_from_entry
 
-    name, _, version = spec.partition("@")
-    return load_detector(name, version=version or None, registry=_registry(weights_dir))
+    return detector_from_entry(_registries(args).find(args.detector))
+
+
+def _settings(args: argparse.Namespace, kind: str) -> tuple[dict, list[tuple[str, object]]]:
+    """Training settings given on the command line: config fields and the recorded ``(flag, value)`` pairs."""
+    given, recorded = {}, []
+    for dest, (flag, config_field, kinds) in _SETTINGS.items():
+        value = getattr(args, dest, None)
+        if kind not in kinds or value is None:
+            continue
+        if dest == "distortions":
+            value = tuple(name.strip() for name in value.split(",") if name.strip())
+            recorded.append((flag, ",".join(value)))
+        else:
+            recorded.append((flag, value))
+        given[config_field] = value
+    return given, recorded
 
 
 def _train(args: argparse.Namespace) -> int:
+    from medlim.core.training import Deadline
+
+    deadline = Deadline(args.max_minutes)  # the budget covers everything from here on
+    if args.data is None:
+        return _train_phantoms(args)
+    from medlim.core.training import stderr_progress
+    from medlim.curation.ood.folder import FolderRun, train_on_folder
+
+    phantom_only = [f"--{name.replace('_', '-')}" for name in _PHANTOM_ONLY if getattr(args, name) is not None]
+    if phantom_only:
+        raise ParameterError(f"{', '.join(phantom_only)} only apply to phantoms (without --data).")
+    kind = args.ood_kind
+    given, recorded = _settings(args, kind)
+    registries = _write_registries(args)
+    run = FolderRun(kind=kind, data_dir=args.data, id_classes=args.id_class, val_dir=args.val,
+                    heldout_dir=args.heldout, name=args.name, version=args.version,
+                    seed=0 if args.seed is None else args.seed, skip_bad=args.skip_bad, overrides=given,
+                    command_options=[("--name", args.name), ("--version", args.version),
+                                     ("--max-minutes", args.max_minutes), ("--skip-bad", args.skip_bad),
+                                     ("--seed", args.seed), *recorded])
+    outcome = train_on_folder(run, registries=registries, deadline=deadline, progress=stderr_progress,
+                              allow_shipped_folder=args.weights_dir is not None)
+    print(outcome.result_line(), flush=True)
+    return 0
+
+
+def _write_registries(args: argparse.Namespace):  # -> Registries
+    """Where a training run writes: the user registry, or ``--weights-dir`` when given (checked writable)."""
+    from medlim.core.weights import Registries
+
+    registries = Registries.load(models_dir=args.weights_dir)
+    registries.check_writable(allow_shipped_folder=args.weights_dir is not None)
+    return registries
+
+
+def _phantom_names(kind: str, id_classes: tuple[str, ...], name: str | None) -> dict[str, str]:
+    """The registry names :func:`medlim.curation.ood.recipe.train_and_register` gives (``ae`` for TEND too)."""
+    suffix = "-".join(id_classes) if len(id_classes) <= 2 else f"{len(id_classes)}classes"
+    names = {kind: name or f"{kind}-{suffix}"}
+    if kind == "tend":
+        names["ae"] = f"ae-{suffix}" if name is None else f"{name}-ae"
+    return names
+
+
+def _train_phantoms(args: argparse.Namespace) -> int:
+    """The phantom recipe (reproduces the shipped detectors from their recorded commands)."""
+    from medlim.core.training import TrainingOutcome, stderr_progress
     from medlim.curation.ood.recipe import DataSpec, train_and_register
     from medlim.curation.ood.train import OodTrainingConfig
 
+    user_only = [flag for flag, value in (("--val", args.val), ("--max-minutes", args.max_minutes),
+                                          ("--skip-bad", args.skip_bad or None)) if value is not None]
+    if user_only:
+        raise ParameterError(f"{', '.join(user_only)} apply to training on your folder (--data DIR); the phantom "
+                             "recipe runs its recorded epochs.")
     kind = args.ood_kind
-    options = dict(input_size=args.input_size, width=args.width, batch_size=args.batch_size, lr=args.lr,
-                   seed=args.seed, threads=args.threads)
-    if kind == "tend":
-        options.update(margin=args.margin, ae_epochs=args.ae_epochs, tend_epochs=args.epochs,
-                       warmup_epochs=args.warmup_epochs, train_encoder=args.train_encoder)
-        if args.distortions:
-            options["distortions"] = tuple(name.strip() for name in args.distortions.split(",") if name.strip())
+    seed = 1 if args.seed is None else args.seed
+    given, _ = _settings(args, kind)
+    id_classes = _id_classes(args.id_class)
+    registries = _write_registries(args)
+    names = _phantom_names(kind, id_classes, args.name)
+    if args.version is not None:
+        version = args.version
+        for model_name in names.values():
+            registries.claim(model_name, version)
     else:
-        options.update(latent=args.latent, cvad_epochs=args.epochs, disc_epochs=args.disc_epochs,
-                       latent_noise=args.latent_noise, recon_weight=args.recon_weight)
+        version = max((registries.next_version(n) for n in names.values()), key=int)
     argv = sys.argv[sys.argv.index(kind) + 1 :] if kind in sys.argv else []
     command = f"medlim train {kind} " + " ".join(shlex.quote(a) for a in argv)
+    defaults = DataSpec()
     results = train_and_register(
         kind,
-        id_classes=_id_classes(args.id_class),
-        data_spec=DataSpec(data_dir=args.data, heldout_dir=args.heldout, seed=args.seed, n_train=args.n_train,
-                           n_calib=args.n_calib, n_heldout=args.n_heldout, variability=args.variability),
-        config=OodTrainingConfig(**options),
+        id_classes=id_classes,
+        data_spec=DataSpec(heldout_dir=args.heldout, seed=seed,
+                           n_train=args.n_train if args.n_train is not None else defaults.n_train,
+                           n_calib=args.n_calib if args.n_calib is not None else defaults.n_calib,
+                           n_heldout=args.n_heldout if args.n_heldout is not None else defaults.n_heldout,
+                           variability=args.variability if args.variability is not None else 0.0),
+        config=OodTrainingConfig(**given, seed=seed),
         name=args.name,
-        version=args.version,
+        version=version,
         command=command.strip(),
-        registry=_registry(args.weights_dir),
-        log=lambda line: print(line, file=sys.stderr, flush=True),
+        registry=registries.user,
+        log=stderr_progress,
     )
-    summary = {k: {"name": e.name, "version": e.version, "file": e.file, "threshold": e.thresholds["score"],
-                   "heldout": {m: e.metrics["heldout"][m] for m in ("auroc", "aupr", "fpr_at_95_tpr", "transform_accuracy")}}
-               for k, (e, _) in results.items()}
-    print(json.dumps(summary, indent=2))
+    entries = tuple(entry for entry, _ in results.values())
+    outcome = TrainingOutcome(
+        registered=entries,
+        validation={e.name: e.metrics["calibration"] for e in entries},
+        extra={"heldout": {e.name: {m: e.metrics["heldout"][m] for m in ("auroc", "aupr", "fpr_at_95_tpr",
+                                                                          "transform_accuracy")}
+                           for e in entries}},
+    )
+    print(outcome.result_line(), flush=True)
     return 0
 
 
@@ -165,7 +302,7 @@ def _score(args: argparse.Namespace) -> int:
     from medlim.curation.ood.data import list_image_files
     from medlim.curation.ood.scoring import PART_NAMES, score_files
 
-    detector = _detector(args.detector, args.weights_dir)
+    detector = _detector(args)
     files = plan_files(list_image_files(args.paths), pseudonymise=args.pseudonymise_names)
     if not files:
         raise ParameterError(f"no images found in {args.paths}.")
@@ -191,23 +328,32 @@ def _table_line(row: dict, parts: tuple[str, ...]) -> str:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from medlim.curation.ood.data import phantom_set, read_folder
-    from medlim.curation.ood.evaluate import evaluate_detector
+    from medlim.core.training import stderr_progress
+    from medlim.curation.ood.data import phantom_set
+    from medlim.curation.ood.evaluate import evaluate_detector, evaluation_lines
     from medlim.curation.ood.recipe import HELDOUT_SEED
     from medlim.phantoms.radiograph import BODY_PARTS
 
-    detector = _detector(args.detector, args.weights_dir)
+    detector = _detector(args)
     seed = HELDOUT_SEED if args.seed is None else args.seed
     if args.data is not None:
-        data = read_folder(args.data, size=detector.input_size, sites=("internal",))
+        from medlim.curation.ood.folder import evaluation_data
+
+        data = evaluation_data(args.data, size=detector.input_size, skip_bad=args.skip_bad,
+                               progress=stderr_progress)
+        evaluation = evaluate_detector(detector, data.clean, seed=seed, shifted=data.shifted,
+                                       shift_types=data.shift_types)
     else:
         if args.n < 1:
             raise ParameterError(f"--n must be at least 1, {args.n} is given.")
         variability = args.variability
         if variability is None:
             variability = float(detector.params.get("data", {}).get("variability", 0.0))
-        data = phantom_set(seed=seed, per_class=args.n, body_parts=BODY_PARTS, size=detector.input_size,
-                           variability=variability)
-    evaluation = evaluate_detector(detector, data, seed=seed)
-    print(json.dumps({"detector": detector.name, **evaluation.to_dict()}, indent=2))
+        phantoms = phantom_set(seed=seed, per_class=args.n, body_parts=BODY_PARTS, size=detector.input_size,
+                               variability=variability)
+        evaluation = evaluate_detector(detector, phantoms, seed=seed)
+    if args.json:
+        print(json.dumps({"detector": detector.name, **evaluation.to_dict()}, indent=2))
+    else:
+        print("\n".join(evaluation_lines(evaluation, detector=detector.name)))
     return 0

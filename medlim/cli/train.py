@@ -1,4 +1,11 @@
-"""``medlim train``: reproduce the shipped weights from a seed (each room adds a subcommand)."""
+"""``medlim train``: train on your folder (``--data DIR``) or reproduce the shipped weights from a seed.
+
+Each room adds a subcommand. Trainers that learn from a user's folder use the
+harness of :mod:`medlim.core.training` (dataset check, split, time budget,
+best validated state, user registry) and print one JSON object
+``{"registered": [...], "validation": {...}}`` as the last line of stdout;
+progress goes to stderr.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +17,8 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("train", help="train a model on phantoms (reproduces the shipped weights)")
+    parser = subparsers.add_parser(
+        "train", help="train a model on your folder (--data DIR), or on phantoms (reproduces the shipped weights)")
     sub = parser.add_subparsers(dest="train_command", metavar="MODEL")
 
     scunet = sub.add_parser("scunet", help="SCU-Net for breast arterial calcification (thesis §3.3)")

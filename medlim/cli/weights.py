@@ -1,6 +1,12 @@
-"""``medlim weights list|verify|import``: the weights registry from the command line.
+"""``medlim weights list|verify|import|set-default|reset-default``: both registries from the command line.
 
-Calls the same functions as the app (``medlim.core.weights``).
+Models are found in the shipped registry (``MEDLIM_WEIGHTS_DIR``, default
+``weights/``) and the user registry (``MEDLIM_MODELS_DIR``, default
+``MEDLIM_HOME/models``); ``list`` shows both with a column saying which, and
+each task's default (issue 17). ``import`` writes to the user registry (or to
+the folder ``--to DIR`` names) at the next free version unless ``--version``
+is given, never replacing an entry of either registry. Calls the same
+functions as the app (:mod:`medlim.core.weights`).
 """
 
 from __future__ import annotations
@@ -10,14 +16,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medlim.core.weights import IMPORTERS, Registry, import_checkpoint
+from medlim.core.weights import IMPORTERS, Registries, Registry, import_checkpoint
 from medlim.errors import ParameterError
 
 __all__ = ["register"]
 
 
-def _registry(args: argparse.Namespace) -> Registry:
-    return Registry.load(args.weights_dir)
+def _registries(args: argparse.Namespace) -> Registries:
+    return Registries.load(weights_dir=args.weights_dir, models_dir=args.models_dir)
 
 
 def _parse_param(text: str) -> tuple[str, Any]:
@@ -31,26 +37,29 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    entries = _registry(args).list()
+    registries = _registries(args)
+    models = registries.models(args.task)
     if args.json:
-        print(json.dumps([e.to_dict() for e in entries], indent=2))
+        print(json.dumps([m.to_dict() for m in models], indent=2))
         return 0
-    if not entries:
-        print(f"no weights registered in {_registry(args).directory}")
+    if not models:
+        print(f"no weights registered in {registries.shipped.directory} or {registries.user.directory}")
         return 0
-    header = ("NAME", "VERSION", "TASK", "ARCHITECTURE", "PRESET", "OUTPUT", "THRESHOLDS", "FILE")
+    header = ("NAME", "VERSION", "TASK", "SOURCE", "DEFAULT", "ARCHITECTURE", "PRESET", "OUTPUT", "THRESHOLDS", "FILE")
     rows = [
         (
-            e.name,
-            e.version,
-            e.task,
-            e.architecture,
-            e.preset,
-            e.output_type,
-            ",".join(f"{k}={v:g}" for k, v in e.thresholds.items()) or "-",
-            e.file,
+            m.entry.name,
+            m.entry.version,
+            m.entry.task,
+            m.source,
+            "default" if m.task_default else "-",
+            m.entry.architecture,
+            m.entry.preset,
+            m.entry.output_type,
+            ",".join(f"{k}={v:g}" for k, v in m.entry.thresholds.items()) or "-",
+            m.entry.file,
         )
-        for e in entries
+        for m in models
     ]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
@@ -59,7 +68,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    results = _registry(args).verify_all(args.names or None)
+    results = _registries(args).verify_all(args.names or None)
     for result in results:
         detail = "" if result.ok else f" (file {result.entry.path}"
         if result.status == "mismatch":
@@ -84,52 +93,81 @@ def _cmd_import(args: argparse.Namespace) -> int:
         output_type=args.output_type,
         thresholds=thresholds,
         params=params,
-        registry=_registry(args),
+        registry=Registry.load(args.to) if args.to is not None else _registries(args),
     )
     print(f"imported {args.checkpoint} as {entry.label} -> {entry.path} (sha256 {entry.sha256})")
     return 0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("weights", help="list, verify and import model weights")
-    parser.set_defaults(func=lambda _args: parser.print_help() or 1)
-    commands = parser.add_subparsers(dest="weights_command", metavar="ACTION")
+def _cmd_set_default(args: argparse.Namespace) -> int:
+    entry = _registries(args).set_default(args.model, task=args.task)
+    print(f"{entry.label} is now the default {entry.task} model")
+    return 0
 
-    def common(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument(
-            "--weights-dir", type=Path, default=None, help="registry folder (default: MEDLIM_WEIGHTS_DIR or weights/)"
-        )
 
-    listing = commands.add_parser("list", help="registered weights")
-    listing.add_argument("--json", action="store_true", help="print the manifest entries as JSON")
-    common(listing)
-    listing.set_defaults(func=_cmd_list)
+def _cmd_reset_default(args: argparse.Namespace) -> int:
+    shipped = _registries(args).clear_default(args.task)
+    now = shipped.label if shipped is not None else "none (no shipped default)"
+    print(f"the default {args.task} model is the shipped one again: {now}")
+    return 0
 
-    verify = commands.add_parser("verify", help="check files against their sha256 (exit 1 on any mismatch)")
-    verify.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: all)")
-    common(verify)
-    verify.set_defaults(func=_cmd_verify)
 
+def _common(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--weights-dir", type=Path, default=None,
+                     help="shipped registry folder (default: MEDLIM_WEIGHTS_DIR or weights/)")
+    sub.add_argument("--models-dir", type=Path, default=None,
+                     help="user registry folder (default: MEDLIM_MODELS_DIR or MEDLIM_HOME/models)")
+
+
+def _add_import(commands: argparse._SubParsersAction) -> None:
     importing = commands.add_parser(
-        "import", help="convert an external checkpoint into the registry (explicit key mapping, strict load)"
+        "import", help="convert an external checkpoint into the user registry (explicit key mapping, strict load)"
     )
     importing.add_argument("checkpoint", type=Path, metavar="CHECKPOINT")
     importing.add_argument("--importer", required=True, help=f"key mapping to use ({', '.join(sorted(IMPORTERS))})")
     importing.add_argument("--name", required=True, help="name of the new registry entry")
-    importing.add_argument("--version", default="1", help="version of the new entry (default 1)")
+    importing.add_argument("--version", default=None,
+                           help="version of the new entry (default: the next free one; a taken one is refused)")
     importing.add_argument("--preset", default=None, help="preprocessing preset (default: the importer's)")
-    importing.add_argument(
-        "--output-type",
-        choices=("raw", "probability"),
-        default=None,
-        help="meaning of the output (default: the importer's)",
-    )
-    importing.add_argument(
-        "--threshold", type=float, default=None, help="cut-off on the model output (default: the importer's)"
-    )
-    importing.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
-        help="inference parameter (repeatable; VALUE parsed as JSON), replaces the importer's params",
-    )
-    common(importing)
+    importing.add_argument("--output-type", choices=("raw", "probability"), default=None,
+                           help="meaning of the output (default: the importer's)")
+    importing.add_argument("--threshold", type=float, default=None,
+                           help="cut-off on the model output (default: the importer's)")
+    importing.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                           help="inference parameter (repeatable; VALUE parsed as JSON), replaces the importer's params")
+    importing.add_argument("--to", type=Path, default=None,
+                           help="write into this registry folder instead of the user registry (a maintainer's "
+                                "folder; an entry of the same name and version there is replaced)")
+    _common(importing)
     importing.set_defaults(func=_cmd_import)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("weights", help="list, verify, import model weights and choose task defaults")
+    parser.set_defaults(func=lambda _args: parser.print_help() or 1)
+    commands = parser.add_subparsers(dest="weights_command", metavar="ACTION")
+
+    listing = commands.add_parser("list", help="models of the shipped and the user registry, with each task's default")
+    listing.add_argument("--task", default=None, help="only this task's models (e.g. ood-detection)")
+    listing.add_argument("--json", action="store_true",
+                         help="print the manifest entries as JSON, each with its source and task_default")
+    _common(listing)
+    listing.set_defaults(func=_cmd_list)
+
+    verify = commands.add_parser("verify", help="check files against their sha256 (exit 1 on any mismatch)")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="models to check (default: all)")
+    _common(verify)
+    verify.set_defaults(func=_cmd_verify)
+
+    _add_import(commands)
+
+    default = commands.add_parser("set-default", help="make a model (shipped or yours) its task's default for you")
+    default.add_argument("model", metavar="NAME@VERSION", help="the model (NAME:VERSION, or NAME for its highest version)")
+    default.add_argument("--task", default=None, help="refuse unless the model is of this task")
+    _common(default)
+    default.set_defaults(func=_cmd_set_default)
+
+    reset = commands.add_parser("reset-default", help="return a task to the shipped default")
+    reset.add_argument("task", metavar="TASK", help="the task, e.g. bac-segmentation")
+    _common(reset)
+    reset.set_defaults(func=_cmd_reset_default)

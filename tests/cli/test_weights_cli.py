@@ -56,12 +56,13 @@ def test_import_then_list_then_verify(tmp_path: Path, tiny: None, capsys: pytest
     registry = tmp_path / "weights"
     code = main([
         "weights", "import", str(checkpoint), "--importer", "tiny-pub", "--name", "tiny", "--version", "3",
-        "--threshold", "0.5", "--param", "overlap=64", "--param", "merge=max", "--weights-dir", str(registry),
+        "--threshold", "0.5", "--param", "overlap=64", "--param", "merge=max", "--models-dir", str(registry),
     ])
     assert code == 0
     assert "imported" in capsys.readouterr().out
 
-    assert main(["weights", "list", "--json", "--weights-dir", str(registry)]) == 0
+    shipped = ["--weights-dir", str(tmp_path / "shipped")]  # an empty shipped registry
+    assert main(["weights", "list", "--json", "--models-dir", str(registry), *shipped]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [(m["name"], m["version"]) for m in listed] == [("tiny", "3")]
     assert listed[0]["thresholds"] == {"output": 0.5}
@@ -69,17 +70,17 @@ def test_import_then_list_then_verify(tmp_path: Path, tiny: None, capsys: pytest
     assert listed[0]["preset"] == "published"
     assert "--threshold 0.5" in listed[0]["provenance"]["command"]
 
-    assert main(["weights", "list", "--weights-dir", str(registry)]) == 0
+    assert main(["weights", "list", "--models-dir", str(registry), *shipped]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:2] == ["NAME", "VERSION"]
     assert table[1].split()[:2] == ["tiny", "3"]
 
-    assert main(["weights", "verify", "--weights-dir", str(registry)]) == 0
+    assert main(["weights", "verify", "--models-dir", str(registry), *shipped]) == 0
     assert capsys.readouterr().out.strip() == "tiny@3: ok"
 
     file = registry / "tiny-3.safetensors"
     file.write_bytes(file.read_bytes() + b"\0")
-    assert main(["weights", "verify", "tiny", "--weights-dir", str(registry)]) == 1
+    assert main(["weights", "verify", "tiny", "--models-dir", str(registry)]) == 1
     assert "tiny@3: mismatch" in capsys.readouterr().out
 
 
@@ -111,7 +112,7 @@ def test_import_published_scunet_checkpoint(tmp_path: Path, shared_dir: Path, ca
     checkpoint = shared_dir / "reference" / "scunet_published" / "SCUNet_dice_512_512_best_nosigmoid.pt"
     code = main([
         "weights", "import", str(checkpoint), "--importer", "scunet-published", "--name", "scunet-published",
-        "--weights-dir", str(tmp_path),
+        "--to", str(tmp_path),
     ])
     assert code == 0, capsys.readouterr().err
     entry = w.Registry.load(tmp_path).get("scunet-published")
@@ -119,3 +120,52 @@ def test_import_published_scunet_checkpoint(tmp_path: Path, shared_dir: Path, ca
     assert "5c8e535b083826ec3f8a8dfaeb3d65264ee7c4f5d75b7f0d0b9bd4b45a8a5db7" in (entry.provenance.source or "")
     model = w.build_model(entry, device="cpu")
     assert sum(p.numel() for p in model.parameters()) == 169_711
+
+
+def _register_tiny(registry: Path, version: str, *, default: bool = False) -> None:
+    torch.manual_seed(int(version))
+    w.save_weights(w.Registry(registry), {
+        "name": "tiny", "version": version, "task": "test", "architecture": "tiny-conv", "preset": "published",
+        "input_contract": {"channels": 1, "size": None}, "default": default,
+    }, build_tiny().state_dict())
+
+
+def test_list_shows_both_registries_and_the_default_then_set_and_reset_it(
+    tmp_path: Path, tiny: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _register_tiny(tmp_path / "shipped", "1", default=True)
+    _register_tiny(tmp_path / "mine", "2")
+    dirs = ["--weights-dir", str(tmp_path / "shipped"), "--models-dir", str(tmp_path / "mine")]
+    assert main(["weights", "list", *dirs]) == 0
+    table = [line.split()[:5] for line in capsys.readouterr().out.splitlines()]
+    assert table == [["NAME", "VERSION", "TASK", "SOURCE", "DEFAULT"], ["tiny", "1", "test", "shipped", "default"],
+                     ["tiny", "2", "test", "user", "-"]]
+
+    assert main(["weights", "set-default", "tiny@2", *dirs]) == 0
+    assert capsys.readouterr().out.strip() == "tiny@2 is now the default test model"
+    assert main(["weights", "list", "--json", *dirs]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(m["version"], m["source"], m["task_default"]) for m in listed] == [("1", "shipped", False),
+                                                                               ("2", "user", True)]
+    assert listed[0]["default"] is True  # the shipped mark itself is unchanged
+
+    assert main(["weights", "reset-default", "test", *dirs]) == 0
+    assert "tiny@1" in capsys.readouterr().out
+    assert w.Registries.load(weights_dir=tmp_path / "shipped", models_dir=tmp_path / "mine").default("test").version == "1"
+    assert main(["weights", "set-default", "tiny@7", *dirs]) == 2
+    assert "no version '7'" in capsys.readouterr().err
+
+
+def test_import_without_a_version_takes_the_next_free_one(
+    tmp_path: Path, tiny: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    checkpoint = tmp_path / "ext.pt"
+    write_checkpoint(checkpoint)
+    _register_tiny(tmp_path / "shipped", "1")
+    dirs = ["--weights-dir", str(tmp_path / "shipped"), "--models-dir", str(tmp_path / "mine")]
+    assert main(["weights", "import", str(checkpoint), "--importer", "tiny-pub", "--name", "tiny", *dirs]) == 0
+    assert "as tiny@2" in capsys.readouterr().out
+    assert main(["weights", "import", str(checkpoint), "--importer", "tiny-pub", "--name", "tiny", "--version", "1",
+                 *dirs]) == 2
+    assert "already exists in the shipped registry" in capsys.readouterr().err
+    assert len(w.Registry.load(tmp_path / "shipped")) == 1

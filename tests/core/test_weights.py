@@ -398,3 +398,145 @@ def test_a_link_inside_the_folder_is_allowed_and_checked_again_when_read(tmp_pat
     (weights / "tiny.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
     with pytest.raises(WeightsError, match="outside the weights folder"):
         w.load_state_dict(entry)
+
+
+# -- the shipped and the user registry together (issue 12) and task defaults (issue 17) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "version"),
+    [("scunet-bac", "scunet-bac", None), ("scunet-bac@2", "scunet-bac", "2"), ("scunet-bac:2", "scunet-bac", "2"),
+     (" tend-x@1.10 ", "tend-x", "1.10")],
+)
+def test_model_names_parse_in_one_place(text: str, name: str, version: str | None) -> None:
+    assert w.parse_model_spec(text) == w.ModelSpec(name, version)
+
+
+@pytest.mark.parametrize("text", ["", "@2", "scunet@", "a b", "a@b@c", "../x"])
+def test_bad_model_names_are_refused(text: str) -> None:
+    with pytest.raises(WeightsError):
+        w.parse_model_spec(text)
+
+
+def _two_registries(tmp_path: Path) -> w.Registries:
+    """Shipped: tiny-seg v1 and v3 (v3 the task default). User: empty."""
+    shipped = w.Registry(tmp_path / "shipped")
+    w.save_weights(shipped, tiny_fields(version="1"), tiny_state(1))
+    w.save_weights(shipped, tiny_fields(version="3", default=True), tiny_state(3))
+    return w.Registries.load(weights_dir=tmp_path / "shipped", models_dir=tmp_path / "user")
+
+
+def test_user_models_never_replace_shipped_ones_and_take_the_next_free_version(
+    tmp_path: Path, tiny_registered: None
+) -> None:
+    registries = _two_registries(tmp_path)
+    shipped_text = (tmp_path / "shipped" / "manifest.json").read_text()
+    assert registries.next_version("tiny-seg") == "4" and registries.next_version("other") == "1"
+    mine = registries.register({**tiny_fields(), "version": None}, tiny_state(4))
+    assert (mine.version, mine.path.parent) == ("4", tmp_path / "user")
+    assert (tmp_path / "shipped" / "manifest.json").read_text() == shipped_text
+    assert not (tmp_path / "shipped" / "tiny-seg-4.safetensors").exists()
+    with pytest.raises(WeightsError, match="tiny-seg@3 already exists in the shipped registry.*next free one \\(5\\)"):
+        registries.register(tiny_fields(version="3"), tiny_state())
+    with pytest.raises(WeightsError, match="tiny-seg@4 already exists in the user registry"):
+        registries.register(tiny_fields(version="4"), tiny_state())
+    with pytest.raises(WeightsError, match="default"):
+        registries.register(tiny_fields(version="9", default=True), tiny_state())
+    again = w.Registries.load(weights_dir=tmp_path / "shipped", models_dir=tmp_path / "user")
+    assert again.find("tiny-seg").version == "4"  # the highest over both
+    assert again.source_of(again.find("tiny-seg@1")) == "shipped" and again.source_of(again.find("tiny-seg:4")) == "user"
+    assert [(m.entry.version, m.source) for m in again.models()] == [("1", "shipped"), ("3", "shipped"), ("4", "user")]
+    assert [e.version for e in again.list(task="test-segmentation")] == ["1", "3", "4"] and again.list(task="x") == ()
+    with pytest.raises(WeightsError, match="no weights named 'nope'.*registered: tiny-seg"):
+        again.find("nope")
+    with pytest.raises(WeightsError, match="versions: 1, 3, 4"):
+        again.find("tiny-seg@2")
+    assert [v.status for v in again.verify_all()] == ["ok", "ok", "ok"]
+
+
+def test_a_user_run_never_writes_the_shipped_folder(tmp_path: Path, tiny_registered: None) -> None:
+    same = w.Registries.load(weights_dir=tmp_path / "w", models_dir=tmp_path / "w")
+    assert same.user is same.shipped
+    with pytest.raises(WeightsError, match="MEDLIM_MODELS_DIR"):
+        same.register(tiny_fields(), tiny_state())
+    assert not (tmp_path / "w" / "manifest.json").exists()
+    entry = same.register(tiny_fields(), tiny_state(), allow_shipped_folder=True)  # a maintainer, on purpose
+    assert entry.label == "tiny-seg@1" and len(same.models()) == 1
+
+
+def test_task_default_is_the_users_choice_else_the_shipped_mark(tmp_path: Path, tiny_registered: None) -> None:
+    registries = _two_registries(tmp_path)
+    task = "test-segmentation"
+    assert registries.default(task).label == "tiny-seg@3" and registries.default("other-task") is None
+    mine = registries.register(tiny_fields(name="my-seg", version=None), tiny_state(7))
+    assert registries.set_default("my-seg", task=task).label == "my-seg@1"  # the version is pinned
+    assert json.loads((tmp_path / "user" / "defaults.json").read_text()) == {
+        "format": 1, "defaults": {task: {"name": "my-seg", "version": "1"}}}
+    again = w.Registries.load(weights_dir=tmp_path / "shipped", models_dir=tmp_path / "user")
+    assert again.default(task) == mine
+    assert [m.entry.label for m in again.models() if m.task_default] == ["my-seg@1"]
+    with pytest.raises(WeightsError, match="not a bac-segmentation model"):
+        again.set_default("tiny-seg@1", task="bac-segmentation")
+    again.user.remove("my-seg", "1")
+    again.user.save_manifest()  # the chosen model is gone: back to the shipped default
+    assert w.Registries.load(weights_dir=tmp_path / "shipped", models_dir=tmp_path / "user").default(task).version == "3"
+    assert again.clear_default(task).label == "tiny-seg@3"
+    assert json.loads((tmp_path / "user" / "defaults.json").read_text())["defaults"] == {}
+    (tmp_path / "user" / "defaults.json").write_text("{broken")
+    with pytest.raises(WeightsError, match="delete it"):
+        again.default(task)
+
+
+def test_module_functions_read_the_settings(tmp_path: Path, tiny_registered: None,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    _two_registries(tmp_path)
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(tmp_path / "shipped"))
+    monkeypatch.setenv("MEDLIM_MODELS_DIR", str(tmp_path / "user"))
+    assert w.find_weights("tiny-seg@1").version == "1"
+    assert w.default_model("test-segmentation").version == "3"
+    assert w.set_default("tiny-seg:1").version == "1" and w.default_model("test-segmentation").version == "1"
+    assert [(m.entry.version, m.task_default) for m in w.list_models(task="test-segmentation")] == [
+        ("1", True), ("3", False)]
+
+
+def test_one_default_per_task_in_a_manifest(tmp_path: Path, tiny_registered: None) -> None:
+    registry = w.Registry(tmp_path)
+    w.save_weights(registry, tiny_fields(version="1", default=True), tiny_state())
+    w.save_weights(registry, tiny_fields(version="2", default=True), tiny_state())
+    with pytest.raises(WeightsError, match="more than one default"):
+        w.Registry.load(tmp_path)
+
+
+def test_shipped_manifest_marks_the_best_model_of_each_task_as_default() -> None:
+    registry = w.Registry.load(ROOT / "weights")
+    defaults = {e.task: e.label for e in registry.list() if e.default}
+    assert defaults == {
+        "bac-segmentation": "scunet-bac@2",
+        "ood-detection": "tend-humerus@3",
+        "image-retrieval": "oscars-radiograph@2",
+        "multilabel-retrieval": "pms-chest@3",
+        "steatosis-instance-segmentation": "maskrcnn-steatosis@2",
+    }
+    assert {e.task for e in registry.list()} == set(defaults)
+
+
+def test_default_data_and_plan_are_written_only_when_set() -> None:
+    plain = w.WeightsEntry(sha256="a" * 64, file="x.safetensors", **tiny_fields())
+    assert not {"default", "data", "plan"} & set(plain.to_dict())
+    marked = w.WeightsEntry(sha256="a" * 64, file="x.safetensors", **tiny_fields(
+        default=True, data={"source": "user", "fingerprint": {"id": "ab12"}}, plan={"task": "tiny"}))
+    data = json.loads(json.dumps(marked.to_dict()))
+    assert (data["default"], data["data"]["fingerprint"], data["plan"]) == (True, {"id": "ab12"}, {"task": "tiny"})
+    assert w.WeightsEntry.from_dict(data) == marked
+    with pytest.raises(WeightsError, match="true or false"):
+        w.WeightsEntry(sha256="a" * 64, file="x.safetensors", **tiny_fields(default="yes"))
+
+
+def test_import_goes_to_the_user_registry_at_the_next_free_version(tmp_path: Path, tiny_registered: None) -> None:
+    checkpoint = tmp_path / "external.pt"
+    published_style_checkpoint(checkpoint)
+    registries = _two_registries(tmp_path)
+    entry = w.import_checkpoint(checkpoint, importer="tiny-published", name="tiny-seg", registry=registries)
+    assert entry.version == "4" and entry.path.parent == tmp_path / "user"
+    with pytest.raises(WeightsError, match="already exists in the shipped registry"):
+        w.import_checkpoint(checkpoint, importer="tiny-published", name="tiny-seg", version="1", registry=registries)

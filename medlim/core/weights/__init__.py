@@ -3,7 +3,10 @@
 What lives here: the manifest record of a set of weights (:class:`WeightsEntry`
 with its input contract, preprocessing preset, thresholds, metrics, training
 provenance and intended use), the :class:`Registry` that reads and writes
-``weights/manifest.json``, safetensors loading behind a sha256 check, the
+``weights/manifest.json``, :class:`Registries` that sees the shipped registry
+and the user registry (``MEDLIM_MODELS_DIR``) as one (``find_weights("name@2")``,
+``list_models(task=...)``, ``default_model(task)``; user runs write only to the
+user registry, never replacing an entry, at the next free version), safetensors loading behind a sha256 check, the
 by-name table of architectures and checkpoint importers (resolved lazily, so
 importing this package imports no model code), and the import of external
 PyTorch checkpoints through an explicit key mapping.
@@ -43,6 +46,19 @@ from medlim.core.weights.importing import (
     load_checkpoint_in_memory,
     read_checkpoint,
 )
+from medlim.core.weights.registries import (
+    DEFAULTS_NAME,
+    SHIPPED,
+    USER,
+    ListedModel,
+    ModelSpec,
+    Registries,
+    default_model,
+    find_weights,
+    list_models,
+    parse_model_spec,
+    set_default,
+)
 from medlim.core.weights.registry import (
     MANIFEST_NAME,
     Registry,
@@ -54,6 +70,17 @@ from medlim.core.weights.registry import (
 
 __all__ = [
     "ARCHITECTURES",
+    "DEFAULTS_NAME",
+    "SHIPPED",
+    "USER",
+    "ListedModel",
+    "ModelSpec",
+    "Registries",
+    "default_model",
+    "find_weights",
+    "list_models",
+    "parse_model_spec",
+    "set_default",
     "DEFAULT_INTENDED_USE",
     "IMPORTERS",
     "IMPORTER_DEFAULTS",

@@ -196,7 +196,7 @@ def build_model(entry: WeightsEntry, device: "torch.device | str | None" = None)
         CheckpointMappingError: the file's keys or shapes do not fit the architecture.
     """
     from medlim.core.device import select_device
-    from medlim.core.weights.registry import load_state_dict
+    from medlim.core.weights.files import load_state_dict
 
     state_dict = load_state_dict(entry)
     model = build_architecture(entry)

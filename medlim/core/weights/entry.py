@@ -207,6 +207,14 @@ class WeightsEntry:
         provenance: how the weights were made.
         intended_use: what the weights may be used for.
         description: one line for people.
+        default: this entry is its task's default model (issue 17; at most one
+            per task in the shipped manifest; a user's own choice of default is
+            kept apart, see :func:`medlim.core.weights.default_model`).
+        data: what the model was trained on when it came from a user's folder:
+            ``{"source": "user", "fingerprint": {...}, "split": {...}}`` (the
+            dataset's fingerprint, never a path or file name); empty otherwise.
+        plan: the training plan derived from that data (input size, normalisation,
+            augmentation, schedule, early stopping, ...), with the reason of each choice.
         root: folder the ``file`` is relative to (set by the registry; not saved).
     """
 
@@ -226,6 +234,9 @@ class WeightsEntry:
     provenance: TrainingProvenance = field(default_factory=TrainingProvenance)
     intended_use: str = DEFAULT_INTENDED_USE
     description: str = ""
+    default: bool = False
+    data: Mapping[str, Any] = field(default_factory=dict)
+    plan: Mapping[str, Any] = field(default_factory=dict)
     root: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -244,6 +255,10 @@ class WeightsEntry:
         object.__setattr__(self, "params", dict(self.params))
         object.__setattr__(self, "architecture_kwargs", dict(self.architecture_kwargs))
         object.__setattr__(self, "metrics", dict(self.metrics))
+        if not isinstance(self.default, bool):
+            raise WeightsError(f"`default` of {self.label} must be true or false; {self.default!r} is given.")
+        object.__setattr__(self, "data", dict(self.data))
+        object.__setattr__(self, "plan", dict(self.plan))
 
     def __hash__(self) -> int:
         # The dict fields are unhashable; equal entries share name, version and file digest.
@@ -284,8 +299,12 @@ class WeightsEntry:
         return replace(self, root=None if root is None else Path(root))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able form, as written in ``manifest.json``."""
-        return {
+        """Plain JSON-able form, as written in ``manifest.json``.
+
+        ``default``, ``data`` and ``plan`` appear only when set, so manifests
+        written before they existed read and write back unchanged.
+        """
+        out: dict[str, Any] = {
             "name": self.name,
             "version": self.version,
             "task": self.task,
@@ -303,6 +322,13 @@ class WeightsEntry:
             "intended_use": self.intended_use,
             "description": self.description,
         }
+        if self.default:
+            out["default"] = True
+        if self.data:
+            out["data"] = json_safe(self.data)
+        if self.plan:
+            out["plan"] = json_safe(self.plan)
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, root: Path | None = None) -> "WeightsEntry":
@@ -329,6 +355,9 @@ class WeightsEntry:
                 provenance=TrainingProvenance.from_dict(data.get("provenance", {})),
                 intended_use=str(data.get("intended_use", DEFAULT_INTENDED_USE)),
                 description=str(data.get("description", "")),
+                default=data.get("default", False),
+                data=dict(data.get("data") or {}),
+                plan=dict(data.get("plan") or {}),
                 root=root,
             )
         except KeyError as exc:

@@ -23,6 +23,7 @@ from medlim.core.weights.architectures import (
     resolve_importer,
 )
 from medlim.core.weights.entry import InputContract, TrainingProvenance, WeightsEntry
+from medlim.core.weights.registries import Registries
 from medlim.core.weights.registry import Registry, save_weights, sha256_file
 from medlim.errors import CheckpointMappingError, WeightsError
 
@@ -166,12 +167,12 @@ def import_checkpoint(
     *,
     importer: str,
     name: str,
-    version: str = "1",
+    version: str | None = None,
     preset: str | None = None,
     output_type: str | None = None,
     thresholds: Mapping[str, float] | None = None,
     params: Mapping[str, Any] | None = None,
-    registry: Registry | None = None,
+    registry: Registry | Registries | None = None,
     task: str | None = None,
     input_contract: InputContract | None = None,
     metrics: Mapping[str, Any] | None = None,
@@ -183,11 +184,14 @@ def import_checkpoint(
     Args:
         path: the checkpoint (``.pt``/``.pth``/``.safetensors``).
         importer: key of :data:`medlim.core.weights.IMPORTERS` (e.g. ``"scunet-published"``).
-        name, version: identity of the new entry (an existing one is replaced).
+        name, version: identity of the new entry; ``version=None`` takes the next free one.
         preset, output_type, thresholds, params, task, input_contract, metrics,
             intended_use, description: manifest fields; ``None`` takes the
             importer's default from :data:`IMPORTER_DEFAULTS`.
-        registry: where to write (default: ``Registry.load()`` of the settings' folder).
+        registry: where to write. Default (or a :class:`Registries`): the user
+            registry, refusing a name and version taken in either registry. A
+            plain :class:`Registry` folder (a maintainer's) is written as is, an
+            entry of the same name and version replaced.
 
     Returns:
         The saved entry.
@@ -198,7 +202,12 @@ def import_checkpoint(
             tensors that do not fit the architecture.
     """
     path = Path(path)
-    registry = Registry.load() if registry is None else registry
+    registry = Registries.load() if registry is None else registry
+    if isinstance(registry, Registries):
+        version = registry.claim(name, version)  # before any work: a taken name fails at once
+    elif version is None:
+        taken = [int(e.version) for e in registry.list() if e.name == name and e.version.isdigit()]
+        version = str(max(taken, default=0) + 1)
     overrides = {
         "name": name,
         "version": version,
@@ -224,6 +233,8 @@ def import_checkpoint(
         command=shlex.join(command), seed=None, source=fields["provenance"].source
     )
     # The strict load above already proved the tensors fit; no need to build twice.
+    if isinstance(registry, Registries):
+        return registry.register(fields, tensors, check_architecture=False)
     return save_weights(registry, fields, tensors, check_architecture=False)
 
 

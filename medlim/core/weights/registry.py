@@ -1,13 +1,12 @@
 """The registry: ``manifest.json`` plus safetensors files, checksum first.
 
 Weights are loaded only after their sha256 matches the manifest, and only from
-safetensors (no pickle, so no code runs while loading). See ``STYLE.md``
-("Weights are typed, versioned, checksummed records").
+safetensors (no pickle, so no code runs while loading; see :mod:`.files`). See
+``STYLE.md`` ("Weights are typed, versioned, checksummed records").
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from medlim.core.weights.entry import WeightsEntry, validate_name
-from medlim.errors import ChecksumError, WeightsError
+from medlim.core.weights.files import load_state_dict, sha256_bytes, sha256_file
+from medlim.errors import WeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -37,20 +37,6 @@ MANIFEST_NAME = "manifest.json"
 
 #: Version of the manifest layout (bumped on incompatible changes).
 MANIFEST_FORMAT = 1
-
-
-def sha256_bytes(data: bytes) -> str:
-    """Hex sha256 of ``data``."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path | str) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version_key(version: str) -> tuple[tuple[int, Any], ...]:
@@ -130,6 +116,16 @@ class Registry:
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise WeightsError(f"the weights manifest {manifest} lists {duplicates} more than once.")
+        defaults: dict[str, list[str]] = {}
+        for entry in entries:
+            if entry.default:
+                defaults.setdefault(entry.task, []).append(entry.label)
+        several = {task: labels for task, labels in defaults.items() if len(labels) > 1}
+        if several:
+            raise WeightsError(
+                f"the weights manifest {manifest} marks more than one default model for a task ({several}); "
+                "mark one entry per task with \"default\": true."
+            )
         return cls(directory, entries)
 
     def list(self) -> tuple[WeightsEntry, ...]:
@@ -220,43 +216,6 @@ class Registry:
                 self.get(name)  # raises with the list of known names
                 selected.extend(e for e in self.list() if e.name == name)
         return tuple(self.verify(e) for e in selected)
-
-
-def load_state_dict(entry: WeightsEntry) -> dict[str, "torch.Tensor"]:
-    """Read an entry's safetensors file after checking its sha256.
-
-    The file is read once; the checksum is computed over those bytes and the
-    tensors are decoded from the same bytes (no window between check and use).
-
-    Returns:
-        ``{parameter name: torch.Tensor}`` on the CPU, dtypes as stored.
-
-    Raises:
-        WeightsError: the file is missing or not safetensors.
-        ChecksumError: the file's sha256 differs from the manifest.
-    """
-    path = entry.path
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise WeightsError(
-            f"the weights file for {entry.label} is missing: {path}. Restore it or re-import the model."
-        ) from None
-    except OSError as exc:
-        raise WeightsError(f"the weights file {path} cannot be read: {exc}") from None
-    actual = sha256_bytes(data)
-    if actual != entry.sha256:
-        raise ChecksumError(
-            f"the weights file {path} does not match the manifest for {entry.label} "
-            f"(sha256 {actual}, expected {entry.sha256}); it was changed or damaged."
-        )
-    from safetensors import SafetensorError
-    from safetensors.torch import load as load_safetensors
-
-    try:
-        return load_safetensors(data)
-    except (SafetensorError, ValueError) as exc:
-        raise WeightsError(f"the weights file {path} is not a valid safetensors file: {exc}") from None
 
 
 def _safe_file_name(name: str, version: str) -> str:

@@ -8,6 +8,8 @@ shrinking), float32. Nothing depends on the other images of a batch.
 Radiograph phantoms (:mod:`medlim.phantoms.radiograph`) supply the training,
 calibration and held-out sets in memory from a seed, or a folder written by
 ``medlim phantom radiograph`` (``DIR/<class>/*.png`` + ``manifest.csv``) is read.
+A user's dataset (any layout of :mod:`medlim.core.datasets`) is read with
+:func:`read_dataset`, which keeps each item's class, site and shift type.
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import csv
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medlim.errors import ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.datasets import Dataset
 
 __all__ = [
     "PRESET",
@@ -31,6 +37,8 @@ __all__ = [
     "read_folder",
     "list_image_files",
     "read_inputs",
+    "DatasetImages",
+    "read_dataset",
 ]
 
 PRESET = "ood-grey"
@@ -66,6 +74,32 @@ class LabelledImages:
         """Boolean ``np.ndarray[N]``: the class is one of ``names``."""
         wanted = set(names)
         return np.array([c in wanted for c in self.classes], dtype=bool)
+
+    @staticmethod
+    def concatenate(parts: Sequence["LabelledImages"], size: int) -> "LabelledImages":
+        """The rows of ``parts`` one after the other (an empty set at side ``size`` when none)."""
+        parts = [part for part in parts if len(part)]
+        if not parts:
+            return LabelledImages(np.zeros((0, size, size), np.float32), (), (), ())
+        return LabelledImages(np.concatenate([part.images for part in parts]),
+                              tuple(c for part in parts for c in part.classes),
+                              tuple(s for part in parts for s in part.sites),
+                              tuple(f for part in parts for f in part.files))
+
+
+@dataclass(frozen=True)
+class DatasetImages:
+    """Items of a user's dataset at the model input size (see :func:`read_dataset`).
+
+    Attributes:
+        images: the items' pixels with class (``""`` when the item has none), site and display name.
+        shift_types: per item, its ``shift_type`` column (``""`` when none).
+        colour: how many of the items were colour images (scored as luminance).
+    """
+
+    images: LabelledImages
+    shift_types: tuple[str, ...]
+    colour: int
 
 
 def to_model_input(pixels: np.ndarray, size: int) -> np.ndarray:
@@ -192,3 +226,34 @@ def read_folder(directory: str | Path, *, size: int, sites: Sequence[str] | None
     images = read_inputs([r[0] for r in rows], size)
     return LabelledImages(images, tuple(r[1] for r in rows), tuple(r[2] for r in rows),
                           tuple(str(r[0].relative_to(root)) if r[0].is_relative_to(root) else str(r[0]) for r in rows))
+
+
+def read_dataset(dataset: "Dataset", indices: Sequence[int] | None = None, *, size: int,
+                 progress: Callable[[int, int], None] | None = None) -> DatasetImages:
+    """Read items of a dataset (:func:`medlim.core.datasets.open_dataset`) and preset them.
+
+    Args:
+        dataset: the dataset (checked beforehand, so every file decodes).
+        indices: which items (default all), in this order.
+        size: model input side.
+        progress: ``progress(done, total)`` after each image.
+
+    Returns:
+        A :class:`DatasetImages`; the display names are relative to the dataset folder.
+    """
+    from medlim.core.io import read_image
+
+    chosen = list(range(len(dataset))) if indices is None else [int(i) for i in indices]
+    arrays, colour = [], 0
+    for done, index in enumerate(chosen, start=1):
+        pixels = read_image(dataset.items[index].image).pixels
+        colour += int(np.ndim(pixels) == 3)
+        arrays.append(to_model_input(pixels, size))
+        if progress is not None:
+            progress(done, len(chosen))
+    items = [dataset.items[i] for i in chosen]
+    images = LabelledImages(np.stack(arrays) if arrays else np.zeros((0, size, size), np.float32),
+                            tuple(item.label or "" for item in items),
+                            tuple(item.site or "internal" for item in items),
+                            tuple(dataset.display_name(item.image) for item in items))
+    return DatasetImages(images=images, shift_types=tuple(item.shift_type or "" for item in items), colour=colour)

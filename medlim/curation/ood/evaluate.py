@@ -11,7 +11,8 @@ the held-out ID images (all of them OOD, so accuracy = share with ``s ≥ t``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from medlim.curation.ood.distortions import VALIDATION_TRANSFORMS, validation_tr
 from medlim.curation.ood.scoring import Detector, OodScores
 from medlim.errors import ParameterError
 
-__all__ = ["OodEvaluation", "setting_name", "transformed_set", "evaluate_detector"]
+__all__ = ["OodEvaluation", "setting_name", "transformed_set", "evaluate_detector", "evaluation_lines"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class OodEvaluation:
         class_ood_rate: class → share predicted OOD at the stored threshold.
         scores: the held-out scores (labels: 1 = OOD).
         labels: ``np.ndarray[N]`` int.
+        shift_types: shift type → ``{"images", "detected", "detected_gmean"}``: how many
+            images carry it and the share flagged OOD at the stored and at the
+            held-out G-mean threshold (empty without shift types).
     """
 
     setting: str
@@ -53,6 +57,7 @@ class OodEvaluation:
     class_ood_rate: dict[str, float]
     scores: OodScores
     labels: np.ndarray
+    shift_types: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (no per-image arrays)."""
@@ -68,6 +73,7 @@ class OodEvaluation:
             "transform_accuracy": dict(self.transform_accuracy),
             "transform_accuracy_gmean": dict(self.transform_accuracy_gmean),
             "class_ood_rate": dict(self.class_ood_rate),
+            **({"shift_type_rate": {k: dict(v) for k, v in self.shift_types.items()}} if self.shift_types else {}),
         }
 
 
@@ -89,13 +95,22 @@ def transformed_set(images: np.ndarray, name: str, *, seed: int) -> np.ndarray:
                      for k, image in enumerate(images)]) if len(images) else images
 
 
-def evaluate_detector(detector: Detector, data: LabelledImages, *, seed: int = 0) -> OodEvaluation:
+def evaluate_detector(
+    detector: Detector,
+    data: LabelledImages,
+    *,
+    seed: int = 0,
+    shifted: LabelledImages | None = None,
+    shift_types: Sequence[str] = (),
+) -> OodEvaluation:
     """Evaluate ``detector`` on held-out ``data`` (ID = the detector's classes).
 
     Args:
         detector: a loaded detector (its ``id_classes`` must be set).
         data: labelled held-out images at any size.
         seed: seed of the validation transforms.
+        shifted: images that carry a shift type (scored apart from ``data``), or ``None``.
+        shift_types: the shift type of each image of ``shifted``.
     """
     id_classes = detector.id_classes
     if not id_classes:
@@ -117,6 +132,7 @@ def evaluate_detector(detector: Detector, data: LabelledImages, *, seed: int = 0
         transform_gmean[name] = float((transformed >= metrics.threshold).mean())
     classes = np.asarray(data.classes)
     class_rate = {c: float(scores.is_ood[classes == c].mean()) for c in sorted(set(data.classes))}
+    by_shift = _shift_rates(detector, shifted, shift_types, metrics.threshold)
     return OodEvaluation(
         setting=setting_name(id_classes, tuple(data.classes)),
         id_classes=id_classes,
@@ -129,4 +145,61 @@ def evaluate_detector(detector: Detector, data: LabelledImages, *, seed: int = 0
         class_ood_rate=class_rate,
         scores=scores,
         labels=labels,
+        shift_types=by_shift,
     )
+
+
+def _shift_rates(detector: Detector, shifted: LabelledImages | None, shift_types: Sequence[str],
+                 gmean_threshold: float) -> dict[str, dict[str, float]]:
+    """Shift type → images and the share detected at the stored and the G-mean threshold."""
+    if shifted is None or not len(shifted):
+        return {}
+    if len(shift_types) != len(shifted):
+        raise ParameterError(f"give one shift type per shifted image ({len(shifted)}), {len(shift_types)} are given.")
+    score = detector.score(shifted.images).score
+    kinds = np.asarray(shift_types, dtype=object)
+    return {kind: {"images": int((kinds == kind).sum()),
+                   "detected": float((score[kinds == kind] >= detector.threshold).mean()),
+                   "detected_gmean": float((score[kinds == kind] >= gmean_threshold).mean())}
+            for kind in sorted(set(shift_types))}
+
+
+def _rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return ["  " + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in [header, *rows]]
+
+
+def evaluation_lines(evaluation: OodEvaluation, *, detector: str = "") -> list[str]:
+    """The evaluation as the thesis's tables (text lines).
+
+    Table 4.3 style (AUROC, AUPR, FPR at 95 % TPR; G-mean threshold with TPR,
+    FPR, DIFF), the stored threshold's rates, Table 4.5 style (share of each
+    validation transform detected), the OOD rate per class and, when present,
+    the share of each shift type detected.
+    """
+    from medlim.core.text import escape_control
+
+    m = evaluation.metrics
+    ids = ", ".join(escape_control(c) for c in evaluation.id_classes)
+    lines = [f"{escape_control(detector) or 'detector'}: {evaluation.setting}, ID = {ids} "
+             f"({m.n_id} ID / {m.n_ood} OOD images)", "", "detection (OOD = positive; Table 4.3):"]
+    lines += _rows(("AUROC", "AUPR", "FPR@95%TPR", "G-mean t", "TPR", "FPR", "DIFF"),
+                   [(f"{m.auroc:.3f}", f"{m.aupr:.3f}", f"{m.fpr_at_95_tpr:.3f}", f"{m.threshold:.4g}",
+                     f"{m.tpr:.3f}", f"{m.fpr:.3f}", f"{m.diff:.3f}")])
+    lines.append(f"  stored threshold {evaluation.stored_threshold:.4g}: TPR {evaluation.stored_tpr:.3f}, "
+                 f"FPR {evaluation.stored_fpr:.3f}, DIFF {evaluation.stored_tpr - evaluation.stored_fpr:.3f}")
+    lines += ["", "validation transforms of the ID images, share detected (Table 4.5):"]
+    lines += _rows(("transform", "G-mean t", "stored t"),
+                   [(name, f"{evaluation.transform_accuracy_gmean[name]:.3f}", f"{value:.3f}")
+                    for name, value in evaluation.transform_accuracy.items()])
+    lines += ["", "share predicted OOD per class (stored threshold):"]
+    lines += _rows(("class", "ID/OOD", "predicted OOD"),
+                   [(escape_control(c), "ID" if c in evaluation.id_classes else "OOD", f"{rate:.3f}")
+                    for c, rate in evaluation.class_ood_rate.items()])
+    if evaluation.shift_types:
+        lines += ["", "images with a shift type, share detected:"]
+        lines += _rows(("shift type", "images", "G-mean t", "stored t"),
+                       [(escape_control(kind), str(int(v["images"])), f"{v['detected_gmean']:.3f}",
+                         f"{v['detected']:.3f}") for kind, v in evaluation.shift_types.items()])
+    return lines

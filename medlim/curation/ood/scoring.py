@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from medlim.core.batch import Attempt
-    from medlim.core.weights import Registry, WeightsEntry
+    from medlim.core.weights import Registries, Registry, WeightsEntry
 
 __all__ = [
     "DETECTOR_KINDS",
@@ -269,20 +269,24 @@ def detector_from_entry(entry: "WeightsEntry", *, device: "torch.device | str | 
                     name=entry.label)
 
 
-def load_detector(name: str, *, version: str | None = None, registry: "Registry | None" = None,
+def load_detector(name: str, *, version: str | None = None, registry: "Registry | Registries | None" = None,
                   device: "torch.device | str | None" = "cpu") -> Detector:
-    """Load the detector registered as ``name`` (latest version unless given)."""
-    from medlim.core.weights import Registry
+    """Load the detector registered as ``name`` (latest version unless given).
 
-    registry = registry if registry is not None else Registry.load()
+    ``registry`` defaults to the shipped and the user registry together
+    (:class:`medlim.core.weights.Registries`).
+    """
+    from medlim.core.weights import Registries
+
+    registry = registry if registry is not None else Registries.load()
     return detector_from_entry(registry.get(name, version), device=device)
 
 
-def list_detectors(registry: "Registry | None" = None) -> list["WeightsEntry"]:
-    """Registry entries that are OOD detectors, sorted by name."""
-    from medlim.core.weights import Registry
+def list_detectors(registry: "Registry | Registries | None" = None) -> list["WeightsEntry"]:
+    """Registry entries that are OOD detectors, sorted by name (default: shipped and user registry)."""
+    from medlim.core.weights import Registries
 
-    registry = registry if registry is not None else Registry.load()
+    registry = registry if registry is not None else Registries.load()
     return [e for e in registry.list() if e.architecture in ARCHITECTURE_OF.values()]
 
 

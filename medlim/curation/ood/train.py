@@ -18,7 +18,11 @@ Every loop is deterministic for a seed on the CPU (``threads`` torch threads,
 ``torch.manual_seed`` plus separate seeded generators for the batch order and
 the distortions, no nondeterministic kernels on the CPU), so a shipped file is
 reproduced bit for bit by its recorded command; progress goes through an
-optional ``log(line)`` callback.
+optional ``log(line)`` callback. Each loop keeps its state in a small trainer
+(:class:`AutoencoderTrainer`, :class:`TendTrainer`, :class:`CvadTrainer`) that
+trains one epoch per call, so the training harness (:func:`medlim.core.training.fit`)
+can validate between epochs and stop at an epoch boundary; a full run calls it
+``epochs`` times, exactly as before.
 
 Margin learner (eqs. 4.3–4.4): ``d = ‖c − O‖²`` is summed over the K embedding
 components (as in DeepSVDD; the thesis's ``1/K Σ`` is read
@@ -40,7 +44,8 @@ from medlim.curation.ood.distortions import EXTRA_DISTORTIONS, TRAIN_DISTORTIONS
 from medlim.curation.ood.nets import ConvAutoencoder, CvadNet, TendNet
 from medlim.errors import ParameterError
 
-__all__ = ["OodTrainingConfig", "MARGINS", "train_autoencoder", "train_tend", "train_cvad"]
+__all__ = ["OodTrainingConfig", "MARGINS", "AutoencoderTrainer", "TendTrainer", "CvadTrainer",
+           "train_autoencoder", "train_tend", "train_cvad"]
 
 #: The thesis's margin choices R for TEND.
 MARGINS: tuple[float, ...] = (150.0, 250.0, 500.0)
@@ -139,6 +144,46 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return [b for b in order.split(batch_size) if len(b) > 1]
 
 
+def _run(train_epoch: Callable[[], str], epochs: int, log: Log | None) -> None:
+    for _ in range(epochs):
+        line = train_epoch()
+        if log:
+            log(line)
+
+
+class AutoencoderTrainer:
+    """Stage 1 state (model, optimiser, seeded batch order), trained one epoch per call.
+
+    Args:
+        images: ID training images ``np.ndarray[N, s, s]`` float32 in [0, 1], ``s = config.input_size``.
+        config: hyper-parameters (``ae_epochs`` is the epoch count of a full run).
+    """
+
+    def __init__(self, images: np.ndarray, config: OodTrainingConfig) -> None:
+        self.config = config
+        self.data = _setup(config, images)
+        self.model = ConvAutoencoder(channels=1, width=config.width, input_size=config.input_size)
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.epochs = config.ae_epochs
+        self.done = 0
+
+    def train_epoch(self) -> str:
+        """One pass over the images (MSE, eq. 4.1); returns a progress line."""
+        model, data, config = self.model, self.data, self.config
+        model.train()
+        total = 0.0
+        for index in _batches(len(data), config.batch_size, self.generator):
+            batch = data[index]
+            loss = nn.functional.mse_loss(model(batch), batch)
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+            total += float(loss.detach()) * len(index)
+        self.done += 1
+        return f"autoencoder epoch {self.done}/{self.epochs}: mse {total / len(data):.5f}"
+
+
 def train_autoencoder(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None) -> ConvAutoencoder:
     """Stage 1: the convolutional autoencoder on ID images.
 
@@ -150,23 +195,9 @@ def train_autoencoder(images: np.ndarray, config: OodTrainingConfig, *, log: Log
     Returns:
         The trained :class:`ConvAutoencoder` in eval mode.
     """
-    data = _setup(config, images)
-    model = ConvAutoencoder(channels=1, width=config.width, input_size=config.input_size)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
-    model.train()
-    for epoch in range(config.ae_epochs):
-        total = 0.0
-        for index in _batches(len(data), config.batch_size, generator):
-            batch = data[index]
-            loss = nn.functional.mse_loss(model(batch), batch)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(index)
-        if log:
-            log(f"autoencoder epoch {epoch + 1}/{config.ae_epochs}: mse {total / len(data):.5f}")
-    return model.eval()
+    trainer = AutoencoderTrainer(images, config)
+    _run(trainer.train_epoch, trainer.epochs, log)
+    return trainer.model.eval()
 
 
 def _distorted(images: np.ndarray, rng: np.random.Generator, kinds: tuple[str, ...]) -> torch.Tensor:
@@ -183,6 +214,69 @@ def _centre(model: TendNet, data: torch.Tensor, batch_size: int) -> torch.Tensor
     # DeepSVDD: a centre component near zero lets the network collapse onto it
     centre[small] = torch.where(centre[small] < 0, -0.1, 0.1)
     return centre
+
+
+class TendTrainer:
+    """TEND stage-2 state, trained one epoch per call (see :func:`train_tend`).
+
+    Args:
+        images: ID training images ``np.ndarray[N, s, s]`` float32 in [0, 1].
+        autoencoder: the stage-1 model (its encoder is copied; frozen unless ``config.train_encoder``).
+        config: hyper-parameters (``tend_epochs`` is the epoch count of a full run).
+    """
+
+    def __init__(self, images: np.ndarray, autoencoder: ConvAutoencoder, config: OodTrainingConfig) -> None:
+        self.config, self.images = config, images
+        self.data = _setup(config, images)
+        model = TendNet(channels=1, width=config.width, input_size=config.input_size, embedding=config.embedding)
+        model.encoder.load_state_dict(copy.deepcopy(autoencoder.encoder.state_dict()))
+        if not config.train_encoder:
+            for parameter in model.encoder.parameters():
+                parameter.requires_grad_(False)
+        self.model = model
+        self.optimiser = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed + 1)
+        self.rng = np.random.default_rng(config.seed + 2)
+        self.epochs = config.tend_epochs
+        self.done = 0
+        self.have_centre = config.warmup_epochs == 0
+        if self.have_centre:
+            model.centre.copy_(_centre(model, self.data, config.batch_size))
+
+    def train_epoch(self) -> str:
+        """One epoch: BCE on ID vs fresh fake OOD, plus the margin loss after the warm-up; a progress line."""
+        model, data, config = self.model, self.data, self.config
+        epoch, margin = self.done, float(config.margin)
+        if not self.have_centre and epoch == config.warmup_epochs:
+            model.centre.copy_(_centre(model, data, config.batch_size))
+            self.have_centre = True
+        model.train()
+        if not config.train_encoder:
+            model.encoder.eval()  # frozen: keep the stage-1 batch-norm statistics
+        fakes = _distorted(self.images, self.rng, config.distortions)
+        sums = {"bce": 0.0, "g_in": 0.0, "g_out": 0.0}
+        for index in _batches(len(data), config.batch_size, self.generator):
+            batch = torch.cat([data[index], fakes[index]])
+            target = torch.cat([torch.zeros(len(index)), torch.ones(len(index))])
+            p, c = model(batch)
+            if not bool(torch.isfinite(p).all()):
+                raise ParameterError(
+                    f"TEND training diverged in epoch {epoch + 1} (non-finite probabilities) with margin {margin:g}, "
+                    f"lr {config.lr:g}, distortions {','.join(config.distortions)}; change these settings.")
+            loss = nn.functional.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target)
+            sums["bce"] += float(loss.detach()) * len(index)
+            if self.have_centre:
+                d = model.distance(c)
+                g_in = d[: len(index)].mean()
+                g_out = torch.clamp(margin - d[len(index) :], min=0.0).mean()
+                loss = loss + g_in + g_out
+                sums["g_in"] += float(g_in.detach()) * len(index)
+                sums["g_out"] += float(g_out.detach()) * len(index)
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+        self.done += 1
+        return f"tend epoch {self.done}/{self.epochs}: " + ", ".join(f"{k} {v / len(data):.4f}" for k, v in sums.items())
 
 
 def train_tend(
@@ -203,53 +297,9 @@ def train_tend(
     Returns:
         The trained :class:`TendNet` in eval mode, with its centre O set.
     """
-    data = _setup(config, images)
-    model = TendNet(channels=1, width=config.width, input_size=config.input_size, embedding=config.embedding)
-    model.encoder.load_state_dict(copy.deepcopy(autoencoder.encoder.state_dict()))
-    if not config.train_encoder:
-        for parameter in model.encoder.parameters():
-            parameter.requires_grad_(False)
-    trained = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.Adam(trained, lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    rng = np.random.default_rng(config.seed + 2)
-    margin = float(config.margin)
-    have_centre = config.warmup_epochs == 0
-    if have_centre:
-        model.centre.copy_(_centre(model, data, config.batch_size))
-    for epoch in range(config.tend_epochs):
-        if not have_centre and epoch == config.warmup_epochs:
-            model.centre.copy_(_centre(model, data, config.batch_size))
-            have_centre = True
-        model.train()
-        if not config.train_encoder:
-            model.encoder.eval()  # frozen: keep the stage-1 batch-norm statistics
-        fakes = _distorted(images, rng, config.distortions)
-        sums = {"bce": 0.0, "g_in": 0.0, "g_out": 0.0}
-        for index in _batches(len(data), config.batch_size, generator):
-            batch = torch.cat([data[index], fakes[index]])
-            target = torch.cat([torch.zeros(len(index)), torch.ones(len(index))])
-            p, c = model(batch)
-            if not bool(torch.isfinite(p).all()):
-                raise ParameterError(
-                    f"TEND training diverged in epoch {epoch + 1} (non-finite probabilities) with margin {margin:g}, "
-                    f"lr {config.lr:g}, distortions {','.join(config.distortions)}; change these settings.")
-            loss = nn.functional.binary_cross_entropy(p.clamp(1e-6, 1 - 1e-6), target)
-            sums["bce"] += float(loss.detach()) * len(index)
-            if have_centre:
-                d = model.distance(c)
-                g_in = d[: len(index)].mean()
-                g_out = torch.clamp(margin - d[len(index) :], min=0.0).mean()
-                loss = loss + g_in + g_out
-                sums["g_in"] += float(g_in.detach()) * len(index)
-                sums["g_out"] += float(g_out.detach()) * len(index)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-        if log:
-            log(f"tend epoch {epoch + 1}/{config.tend_epochs}: " + ", ".join(
-                f"{k} {v / len(data):.4f}" for k, v in sums.items()))
-    return model.eval()
+    trainer = TendTrainer(images, autoencoder, config)
+    _run(trainer.train_epoch, trainer.epochs, log)
+    return trainer.model.eval()
 
 
 def _vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *,
@@ -259,6 +309,74 @@ def _vae_loss(recon: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logva
     mse = ((recon - target) ** 2).sum() / n
     kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / n
     return recon_weight * mse + kl
+
+
+class CvadTrainer:
+    """CVAD state: the cascade VAE's epochs, then the discriminator's (see :func:`train_cvad`).
+
+    Both stages draw their batch order from one seeded generator, so a full run
+    is :attr:`generator_epochs` calls of :meth:`generator_epoch` then
+    :attr:`discriminator_epochs` calls of :meth:`discriminator_epoch`.
+
+    Args:
+        images: ID training images ``np.ndarray[N, s, s]`` float32 in [0, 1].
+        config: hyper-parameters (``cvad_epochs``, ``disc_epochs``, ``latent_noise``, ``recon_weight``).
+    """
+
+    def __init__(self, images: np.ndarray, config: OodTrainingConfig) -> None:
+        self.config = config
+        self.data = _setup(config, images)
+        self.model = CvadNet(channels=1, width=config.width, input_size=config.input_size, latent=config.latent)
+        self.optimiser = torch.optim.Adam(self.model.generator.parameters(), lr=config.lr)
+        self.disc_optimiser: torch.optim.Optimizer | None = None
+        self.order = torch.Generator().manual_seed(config.seed + 3)
+        self.generator_epochs, self.discriminator_epochs = config.cvad_epochs, config.disc_epochs
+        self.generator_done = self.discriminator_done = 0
+
+    def generator_epoch(self) -> str:
+        """One epoch of the cascade VAE (eq. 4.7); returns a progress line."""
+        generator_net, data, config = self.model.generator, self.data, self.config
+        generator_net.train()
+        total = 0.0
+        for index in _batches(len(data), config.batch_size, self.order):
+            batch = data[index]
+            out = generator_net(batch)
+            weight = config.recon_weight
+            loss = (_vae_loss(out.main, batch, out.mu1, out.logvar1, recon_weight=weight)
+                    + _vae_loss(out.branch, batch, out.mu2, out.logvar2, recon_weight=weight))
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+            total += float(loss.detach()) * len(index)
+        self.generator_done += 1
+        return f"cvad generator epoch {self.generator_done}/{self.generator_epochs}: loss {total / len(data):.3f}"
+
+    def discriminator_epoch(self) -> str:
+        """One epoch of the discriminator: real ID (0) vs reconstructions and perturbed ones (1)."""
+        generator_net, discriminator = self.model.generator, self.model.discriminator
+        data, config = self.data, self.config
+        generator_net.eval()
+        if self.disc_optimiser is None:
+            self.disc_optimiser = torch.optim.Adam(discriminator.parameters(), lr=config.lr)
+        discriminator.train()
+        total = 0.0
+        for index in _batches(len(data), config.batch_size, self.order):
+            real = data[index]
+            with torch.no_grad():
+                recon = generator_net(real, sample=False).image
+                perturbed = generator_net(real, sample=False, latent_noise=config.latent_noise).image
+            batch = torch.cat([real, recon, perturbed])
+            target = torch.cat([torch.zeros(len(index)), torch.ones(2 * len(index))])
+            # real images weigh as much as both kinds of fakes together
+            weight = torch.cat([torch.full((len(index),), 1.0), torch.full((2 * len(index),), 0.5)])
+            loss = nn.functional.binary_cross_entropy(discriminator(batch).clamp(1e-6, 1 - 1e-6), target, weight=weight)
+            self.disc_optimiser.zero_grad()
+            loss.backward()
+            self.disc_optimiser.step()
+            total += float(loss.detach()) * len(index)
+        self.discriminator_done += 1
+        return (f"cvad discriminator epoch {self.discriminator_done}/{self.discriminator_epochs}: "
+                f"bce {total / len(data):.4f}")
 
 
 def train_cvad(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None) -> CvadNet:
@@ -272,45 +390,7 @@ def train_cvad(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None
     Returns:
         The trained :class:`CvadNet` in eval mode.
     """
-    data = _setup(config, images)
-    model = CvadNet(channels=1, width=config.width, input_size=config.input_size, latent=config.latent)
-    generator_net, discriminator = model.generator, model.discriminator
-    optimiser = torch.optim.Adam(generator_net.parameters(), lr=config.lr)
-    order = torch.Generator().manual_seed(config.seed + 3)
-    generator_net.train()
-    for epoch in range(config.cvad_epochs):
-        total = 0.0
-        for index in _batches(len(data), config.batch_size, order):
-            batch = data[index]
-            out = generator_net(batch)
-            weight = config.recon_weight
-            loss = (_vae_loss(out.main, batch, out.mu1, out.logvar1, recon_weight=weight)
-                    + _vae_loss(out.branch, batch, out.mu2, out.logvar2, recon_weight=weight))
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(index)
-        if log:
-            log(f"cvad generator epoch {epoch + 1}/{config.cvad_epochs}: loss {total / len(data):.3f}")
-    generator_net.eval()
-    optimiser = torch.optim.Adam(discriminator.parameters(), lr=config.lr)
-    discriminator.train()
-    for epoch in range(config.disc_epochs):
-        total = 0.0
-        for index in _batches(len(data), config.batch_size, order):
-            real = data[index]
-            with torch.no_grad():
-                recon = generator_net(real, sample=False).image
-                perturbed = generator_net(real, sample=False, latent_noise=config.latent_noise).image
-            batch = torch.cat([real, recon, perturbed])
-            target = torch.cat([torch.zeros(len(index)), torch.ones(2 * len(index))])
-            # real images weigh as much as both kinds of fakes together
-            weight = torch.cat([torch.full((len(index),), 1.0), torch.full((2 * len(index),), 0.5)])
-            loss = nn.functional.binary_cross_entropy(discriminator(batch).clamp(1e-6, 1 - 1e-6), target, weight=weight)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(index)
-        if log:
-            log(f"cvad discriminator epoch {epoch + 1}/{config.disc_epochs}: bce {total / len(data):.4f}")
-    return model.eval()
+    trainer = CvadTrainer(images, config)
+    _run(trainer.generator_epoch, trainer.generator_epochs, log)
+    _run(trainer.discriminator_epoch, trainer.discriminator_epochs, log)
+    return trainer.model.eval()

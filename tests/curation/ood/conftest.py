@@ -41,3 +41,44 @@ def make_registry(directory: Path, *, input_size: int = 64, width: int = 2) -> P
 @pytest.fixture
 def ood_registry(tmp_path: Path) -> Path:
     return make_registry(tmp_path / "weights")
+
+
+SHAPES = ("disc", "square", "stripes")
+
+
+def write_shapes(root: Path, *, per_class: int = 18, classes: tuple[str, ...] = SHAPES, seed: int = 0,
+                 size: int = 32) -> Path:
+    """A tiny class-folder dataset ``root/<class>/<class>_NN.png``: grey noise with a disc, a square or stripes.
+
+    18 per class gives a stratified 20 % validation part of 4 per class (≥ 10 images, as the check requires).
+    """
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for k in range(per_class):
+            image = rng.normal(0.2, 0.05, (size, size))
+            cx, cy = rng.uniform(0.3 * size, 0.7 * size, 2)
+            radius = rng.uniform(0.15 * size, 0.28 * size)
+            if name == "disc":
+                image[(xx - cx) ** 2 + (yy - cy) ** 2 < radius**2] += 0.6
+            elif name == "square":
+                image[(abs(xx - cx) < radius) & (abs(yy - cy) < radius)] += 0.6
+            else:
+                image += 0.3 * (np.sin(xx / rng.uniform(1.5, 3.0)) > 0)
+            cv2.imwrite(str(root / name / f"{name}_{k:02d}.png"), (np.clip(image, 0, 1) * 255).astype(np.uint8))
+    return root
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> Path:
+    return write_shapes(tmp_path / "shapes")
+
+
+@pytest.fixture
+def make_shapes():
+    """:func:`write_shapes`, for tests that need other sizes or seeds."""
+    return write_shapes

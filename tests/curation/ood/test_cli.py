@@ -39,7 +39,7 @@ def test_score_cvad_table_and_threshold_override(ood_registry: Path, tmp_path: P
 
 
 def test_evaluate_prints_the_protocol(ood_registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["ood", "evaluate", "--detector", "ae-test", "--weights-dir", str(ood_registry), "--n", "2"])
+    code = main(["ood", "evaluate", "--detector", "ae-test", "--weights-dir", str(ood_registry), "--n", "2", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
     assert report["setting"] == "one-vs-rest" and report["n_id"] == 2 and report["n_ood"] == 12
@@ -87,20 +87,36 @@ def test_id_class_syntax() -> None:
         _id_classes("!knee")
 
 
-def test_train_tend_from_a_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    data = tmp_path / "rad"
-    assert main(["phantom", "radiograph", "--out", str(data), "--n", "35", "--seed", "2", "--size", "64",
-                 "--quiet"]) == 0
-    weights = tmp_path / "weights"
-    code = main(["train", "tend", "--data", str(data), "--id-class", "hand", "--width", "2", "--ae-epochs", "1",
-                 "--epochs", "2", "--warmup-epochs", "1", "--n-heldout", "1", "--batch-size", "4",
-                 "--margin", "250", "--weights-dir", str(weights)])
-    assert code == 0
-    summary = json.loads(capsys.readouterr().out)
-    assert set(summary) == {"ae", "tend"} and summary["tend"]["name"] == "tend-hand"
-    manifest = json.loads((weights / "manifest.json").read_text())
-    tend = next(m for m in manifest["models"] if m["name"] == "tend-hand")
-    assert tend["params"]["margin"] == 250.0 and tend["params"]["data"]["source"] == "folder"
-    assert str(data) not in json.dumps(tend)  # recorded by counts and a fingerprint, not by its path
-    assert tend["params"]["data"]["images"] == {"train": 4, "calibration": 7, "heldout": 7}
-    assert tend["metrics"]["n_train"] == 4 and tend["metrics"]["n_calibration"] == 7  # every 5th image
+def test_evaluate_prints_the_thesis_tables(ood_registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["ood", "evaluate", "--detector", "ae-test@1", "--weights-dir", str(ood_registry), "--n", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("ae-test@1: one-vs-rest, ID = hand (2 ID / 12 OOD images)")
+    for heading in ("AUROC  AUPR", "Table 4.3", "Table 4.5", "random_cut", "share predicted OOD per class"):
+        assert heading in text
+    assert "shift type" not in text  # phantoms carry none
+
+
+def test_phantom_recipe_refuses_options_of_user_training(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "tend", "--id-class", "hand", "--max-minutes", "1"]) == 2
+    assert "--max-minutes apply to training on your folder (--data DIR)" in capsys.readouterr().err
+
+
+def test_phantom_recipe_registers_in_the_user_registry_at_the_next_free_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped tend-humerus is v3: a phantom run of the same name becomes v4 of the user registry."""
+    shipped = Path(__file__).resolve().parents[3] / "weights" / "manifest.json"
+    before = shipped.read_bytes()
+    code = main(["train", "cvad", "--id-class", "humerus", "--name", "tend-humerus", "--n-train", "4", "--n-calib",
+                 "1", "--n-heldout", "1", "--width", "2", "--latent", "16", "--epochs", "1", "--disc-epochs", "1",
+                 "--batch-size", "2"])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert result["registered"] == [{"name": "tend-humerus", "version": "4"}]
+    assert set(result["validation"]["tend-humerus"]) >= {"auroc", "threshold"}
+    assert shipped.read_bytes() == before
+    from medlim.settings import get_settings
+
+    assert (get_settings().models_dir / "tend-humerus-4.safetensors").is_file()
+    assert main(["train", "cvad", "--id-class", "humerus", "--name", "tend-humerus", "--version", "3"]) == 2
+    assert "already exists in the shipped registry" in capsys.readouterr().err
