@@ -44,6 +44,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/shift.py", "Dataset shift", ":material/compare_arrows:", "Curation"),
     PageSpec("pages/curation.py", "Curation decisions", ":material/fact_check:", "Curation"),
     PageSpec("pages/retrieval.py", "Similar images", ":material/image_search:", "Curation"),
+    PageSpec("pages/models.py", "Models", ":material/model_training:", "Your data"),
 )
 
 
