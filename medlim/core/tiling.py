@@ -1,5 +1,10 @@
 """Patch tiling for whole-image inference: grid, batching with a skip rule, and merging.
 
+The one implementation of tile grids in medlim: SCU-Net patches (square,
+merged pixel by pixel, below) and steatosis tiles (:func:`overlapping_tiles`:
+tiles cut short at the image edge, each owning a *core* so that an object is
+kept from exactly one tile) share :func:`patch_starts`.
+
 Generic (any 2-D image, any patch model). Large images (a 4096×3328 mammogram,
 thesis §3.3.2: "we crop images into fixed-size patches of 512×512") are cut
 into square patches on a regular grid whose last start is snapped to the edge
@@ -34,6 +39,9 @@ __all__ = [
     "MergeRule",
     "patch_starts",
     "patch_grid",
+    "Tile",
+    "core_spans",
+    "overlapping_tiles",
     "pad_to_patch",
     "gaussian_weight",
     "PatchBatch",
@@ -81,6 +89,93 @@ def patch_grid(shape: tuple[int, int], *, patch: int, stride: int) -> np.ndarray
     cols = patch_starts(int(shape[1]), patch=patch, stride=stride)
     grid = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1)
     return grid.reshape(-1, 2)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One tile of :func:`overlapping_tiles` and the part of the plane it owns.
+
+    Attributes:
+        top, left, bottom, right: the tile's box in px (bottom and right
+            exclusive), cut short at the image edge.
+        core: ``(top, left, bottom, right)`` float bounds of the tile's core —
+            up to the middle of each overlap with a neighbour, ±inf on the image
+            border; the cores of a grid partition the plane.
+    """
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    core: tuple[float, float, float, float]
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        """``image[tile.window]`` is the tile's view of the image."""
+        return slice(self.top, self.bottom), slice(self.left, self.right)
+
+    def owns(self, row: float, col: float) -> bool:
+        """Whether ``(row, col)`` (image px) lies in the tile's core (lower bounds inclusive)."""
+        core_top, core_left, core_bottom, core_right = self.core
+        return core_top <= row < core_bottom and core_left <= col < core_right
+
+
+def _tile_starts(length: int, *, tile: int, stride: int) -> np.ndarray:
+    """:func:`patch_starts`, except that an axis no longer than the tile is one tile at 0 (cut short)."""
+    if length <= tile:
+        _check_patch_stride(tile, stride)
+        return np.zeros(1, dtype=np.int64)
+    return patch_starts(length, patch=tile, stride=stride)
+
+
+def core_spans(starts: np.ndarray, *, tile: int) -> list[tuple[float, float]]:
+    """Per tile along one axis, the span it owns: from the middle of the overlap with
+    the previous tile to the middle of the overlap with the next one.
+
+    Args:
+        starts: ``np.int64[K]`` tile starts, increasing, consecutive tiles
+            overlapping or touching (as :func:`patch_starts` gives).
+        tile: tile side.
+
+    Returns:
+        ``K`` pairs ``(low, high)``; the first ``low`` is −inf and the last
+        ``high`` +inf, so every position belongs to exactly one span.
+    """
+    starts = [int(s) for s in starts]
+    middles = [(starts[i + 1] + starts[i] + tile) / 2 for i in range(len(starts) - 1)]
+    return list(zip([-np.inf, *middles], [*middles, np.inf]))
+
+
+def overlapping_tiles(shape: tuple[int, int], *, tile: int, overlap: int) -> list[Tile]:
+    """Overlapping tiles covering an image, each with the core it owns, row by row.
+
+    Tiles start every ``tile − overlap`` px with the last one snapped to the edge
+    (:func:`patch_starts`), so neighbours overlap by at least ``overlap`` px; an
+    image side no longer than ``tile`` is one tile, cut short.
+
+    Args:
+        shape: ``(H, W)`` of the image.
+        tile: tile side in px (≥ 1).
+        overlap: overlap of neighbouring tiles in px, in ``[0, tile)``.
+
+    Returns:
+        :class:`Tile` per grid position, row-major.
+    """
+    if not isinstance(overlap, int) or not 0 <= overlap < tile:
+        raise ParameterError(f"`overlap` must be an integer in [0, tile={tile}), {overlap!r} is given.")
+    height, width = int(shape[0]), int(shape[1])
+    row_starts = _tile_starts(height, tile=tile, stride=tile - overlap)
+    col_starts = _tile_starts(width, tile=tile, stride=tile - overlap)
+    row_cores = core_spans(row_starts, tile=tile)
+    col_cores = core_spans(col_starts, tile=tile)
+    return [
+        Tile(
+            top=int(top), left=int(left), bottom=min(int(top) + tile, height), right=min(int(left) + tile, width),
+            core=(row_core[0], col_core[0], row_core[1], col_core[1]),
+        )
+        for top, row_core in zip(row_starts, row_cores)
+        for left, col_core in zip(col_starts, col_cores)
+    ]
 
 
 def pad_to_patch(image: np.ndarray | torch.Tensor, *, patch: int, value: float = 0) -> np.ndarray | torch.Tensor:

@@ -17,7 +17,7 @@ memory: one batch of patches plus the output map.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,16 +25,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from medlim.core.tiling import MergeRule, PatchMerger, iter_patch_batches, pad_to_patch, patch_grid
+from medlim.core.device import select_device
+from medlim.core.tiling import MergeRule, PatchBatch, PatchMerger, iter_patch_batches, pad_to_patch, patch_grid
 from medlim.errors import InputError, ParameterError
 from medlim.mammography.preprocess import (
     BacPreset,
     PreprocessedImage,
+    background_rule,
     get_preset,
     normalise_patches,
     preprocess_image,
     preprocess_tensor,
-    background_rule,
 )
 
 __all__ = ["BacPrediction", "OutputActivation", "predict_probability_map"]
@@ -81,8 +82,6 @@ class BacPrediction:
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None:
-        from medlim.core.device import select_device
-
         return select_device()
     resolved = torch.device(device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
@@ -142,57 +141,18 @@ def predict_probability_map(
     """
     started = time.perf_counter()
     preset = get_preset(preset)
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
-        described = f"{image.dtype}{list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
-        raise InputError(f"Expected an 8-bit grey mammogram np.uint8[H, W], got {described}.")
-    if output_activation not in ("identity", "sigmoid"):
-        raise ParameterError(f"`output_activation` must be 'identity' or 'sigmoid', {output_activation!r} is given.")
+    _check_inputs(image, output_activation=output_activation, preprocess_on=preprocess_on)
     stride = preset.stride if stride is None else stride
     merge = preset.merge if merge is None else merge
     patch = preset.patch_size
     run_device = _resolve_device(device)
-
     skip_rule = background_rule(skip, preset)
-
-    if preprocess_on not in ("auto", "host", "device"):
-        raise ParameterError(f"`preprocess_on` must be 'auto', 'host' or 'device', {preprocess_on!r} is given.")
-    use_half = run_device.type == "cuda"
-    on_device = preprocess_on == "device" or (preprocess_on == "auto" and use_half)
-    if on_device:
-        # The 8-bit image (13 MB) goes over once and is preprocessed, cut,
-        # tested and normalised beside the model.
-        grey, mask = preprocess_tensor(torch.from_numpy(image).to(run_device), preset)
-        preprocessed = PreprocessedImage(grey=grey.cpu().numpy(), breast_mask=mask.cpu().numpy())
-        source = pad_to_patch(grey, patch=patch)
-    else:
-        preprocessed = preprocess_image(image, preset)
-        # on a GPU the grey image goes over once; on the CPU patches are numpy views until they are batched
-        source = pad_to_patch(preprocessed.grey, patch=patch)
-        if use_half:
-            source = torch.from_numpy(source).to(run_device)
+    preprocessed, source = _prepare_source(image, preset, run_device, preprocess_on=preprocess_on)
     merger = PatchMerger(tuple(source.shape), patch=patch, rule=merge, device=run_device)
-
-    was_training = model.training
-    model.to(run_device).eval()
     total = len(patch_grid(tuple(source.shape), patch=patch, stride=stride))
-    predicted = 0
-    try:
-        with torch.inference_mode():
-            batches = iter_patch_batches(source, patch=patch, stride=stride, batch_size=batch_size, skip=skip_rule)
-            for batch in batches:
-                patches = torch.as_tensor(batch.patches).to(run_device)[:, None]
-                inputs = normalise_patches(patches, preset)
-                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_half):
-                    output = model(inputs)
-                output = output[:, 0].float()
-                if output_activation == "sigmoid":
-                    output = torch.sigmoid(output)
-                merger.add(output, batch.origins)
-                predicted += len(batch.origins)
-                if progress is not None:
-                    progress(batch.done, batch.total)
-    finally:
-        model.train(was_training)
+    batches = iter_patch_batches(source, patch=patch, stride=stride, batch_size=batch_size, skip=skip_rule)
+    predicted = _predict_batches(model, batches, merger, preset, run_device, output_activation=output_activation,
+                                 progress=progress)
     if predicted == 0 and progress is not None:  # every patch skipped: no batch was reported
         progress(total, total)
 
@@ -209,3 +169,71 @@ def predict_probability_map(
         device=str(run_device),
         seconds=time.perf_counter() - started,
     )
+
+
+def _check_inputs(image: np.ndarray, *, output_activation: str, preprocess_on: str) -> None:
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
+        described = f"{image.dtype}{list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
+        raise InputError(f"Expected an 8-bit grey mammogram np.uint8[H, W], got {described}.")
+    if output_activation not in ("identity", "sigmoid"):
+        raise ParameterError(f"`output_activation` must be 'identity' or 'sigmoid', {output_activation!r} is given.")
+    if preprocess_on not in ("auto", "host", "device"):
+        raise ParameterError(f"`preprocess_on` must be 'auto', 'host' or 'device', {preprocess_on!r} is given.")
+
+
+def _prepare_source(
+    image: np.ndarray, preset: BacPreset, run_device: torch.device, *, preprocess_on: str
+) -> tuple[PreprocessedImage, np.ndarray | torch.Tensor]:
+    """The preprocessed image and the grey image to cut, padded to a patch (a tensor on the GPU, else numpy)."""
+    patch = preset.patch_size
+    use_half = run_device.type == "cuda"
+    on_device = preprocess_on == "device" or (preprocess_on == "auto" and use_half)
+    if on_device:
+        # The 8-bit image (13 MB) goes over once and is preprocessed, cut,
+        # tested and normalised beside the model.
+        grey, mask = preprocess_tensor(torch.from_numpy(image).to(run_device), preset)
+        preprocessed = PreprocessedImage(grey=grey.cpu().numpy(), breast_mask=mask.cpu().numpy())
+        return preprocessed, pad_to_patch(grey, patch=patch)
+    preprocessed = preprocess_image(image, preset)
+    # on a GPU the grey image goes over once; on the CPU patches are numpy views until they are batched
+    source = pad_to_patch(preprocessed.grey, patch=patch)
+    if use_half:
+        source = torch.from_numpy(source).to(run_device)
+    return preprocessed, source
+
+
+def _predict_batches(
+    model: nn.Module,
+    batches: Iterator[PatchBatch],
+    merger: PatchMerger,
+    preset: BacPreset,
+    run_device: torch.device,
+    *,
+    output_activation: OutputActivation,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    """Run the model on every batch (float16 autocast on CUDA) and merge its output; return the patches predicted.
+
+    The model runs in eval mode; its train/eval flag is restored afterwards.
+    """
+    use_half = run_device.type == "cuda"
+    was_training = model.training
+    model.to(run_device).eval()
+    predicted = 0
+    try:
+        with torch.inference_mode():
+            for batch in batches:
+                patches = torch.as_tensor(batch.patches).to(run_device)[:, None]
+                inputs = normalise_patches(patches, preset)
+                with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_half):
+                    output = model(inputs)
+                output = output[:, 0].float()
+                if output_activation == "sigmoid":
+                    output = torch.sigmoid(output)
+                merger.add(output, batch.origins)
+                predicted += len(batch.origins)
+                if progress is not None:
+                    progress(batch.done, batch.total)
+    finally:
+        model.train(was_training)
+    return predicted

@@ -31,11 +31,17 @@ import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from medlim.errors import InputError, ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+# torch, OpenCV and scikit-image are imported inside the functions that use them:
+# the mammography page reads the presets from this module when it loads.
 
 __all__ = [
     "background_rule",
@@ -480,7 +486,7 @@ def preprocess_image(image: np.ndarray, preset: str | BacPreset = "published") -
     return PreprocessedImage(grey=grey, breast_mask=mask)
 
 
-def preprocess_tensor(image: "torch.Tensor", preset: str | BacPreset = "published") -> tuple["torch.Tensor", "torch.Tensor"]:  # noqa: F821
+def preprocess_tensor(image: torch.Tensor, preset: str | BacPreset = "published") -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`preprocess_image` as tensor operations, on the device where ``image`` lives.
 
     Used for GPU inference, where sending the 8-bit image over once and
@@ -546,7 +552,7 @@ def _network_median(lanes: list, *, minimum: Callable, maximum: Callable) -> Any
     return lanes[output]
 
 
-def _median_tensor(image: "torch.Tensor", *, kernel: int, footprint: str) -> "torch.Tensor":  # noqa: F821
+def _median_tensor(image: torch.Tensor, *, kernel: int, footprint: str) -> torch.Tensor:
     """:func:`median_filter` of a uint8 tensor, where it lives."""
     import torch
     import torch.nn.functional as F
@@ -580,7 +586,7 @@ def _median_tensor(image: "torch.Tensor", *, kernel: int, footprint: str) -> "to
 
 
 def skip_background_patches(
-    patches: "np.ndarray | torch.Tensor", *, mean_at_most: float = 20.0, std_at_most: float = 10.0  # noqa: F821
+    patches: np.ndarray | torch.Tensor, *, mean_at_most: float = 20.0, std_at_most: float = 10.0
 ) -> np.ndarray:
     """Background test of the published code: skip when mean ≤ ``mean_at_most`` or std ≤ ``std_at_most``.
 
@@ -602,7 +608,7 @@ def skip_background_patches(
 
 
 def black_patches(
-    patches: "np.ndarray | torch.Tensor", *, level: float = 20.0, fraction: float = 0.005  # noqa: F821
+    patches: np.ndarray | torch.Tensor, *, level: float = 20.0, fraction: float = 0.005
 ) -> np.ndarray:
     """Background test of the thesis text: skip only black patches.
 
@@ -629,8 +635,8 @@ def black_patches(
 
 
 def background_rule(
-    skip: "bool | str | Callable[[np.ndarray], np.ndarray]", preset: str | BacPreset = "published"
-) -> "Callable[[np.ndarray], np.ndarray] | None":
+    skip: bool | str | Callable[[np.ndarray], np.ndarray], preset: str | BacPreset = "published"
+) -> Callable[[np.ndarray], np.ndarray] | None:
     """The background-patch test a weights' ``skip`` setting names (used at inference and for training patches).
 
     Args:
@@ -658,7 +664,7 @@ def background_rule(
     raise ParameterError(f"`skip` must be True, False, 'black' or a callable, {skip!r} is given.")
 
 
-def normalise_patches(patches: "torch.Tensor", preset: str | BacPreset = "published") -> "torch.Tensor":  # noqa: F821
+def normalise_patches(patches: torch.Tensor, preset: str | BacPreset = "published") -> torch.Tensor:
     """8-bit grey patches → SCU-Net input.
 
     Args:

@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from medlim.errors import InputError, ParameterError
+from medlim.mammography.preprocess import get_preset
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.mammography.inference import BacPrediction
 
 __all__ = ["BacMetrics", "IntensityRule", "quantify_bac", "quantify_prediction"]
 
@@ -130,6 +134,51 @@ def quantify_bac(
         ParameterError: non-finite threshold or X, unknown rule, bad spacing.
     """
     probability = np.asarray(probability)
+    _check_inputs(probability, image, breast_mask, threshold=threshold, x=x, intensity_rule=intensity_rule)
+
+    bac = probability > threshold
+    histogram = np.bincount(image[bac], minlength=256).astype(np.int64)
+    levels = np.arange(256, dtype=np.int64)
+    passes = levels > x if intensity_rule == ">" else levels >= x
+
+    am = int(histogram.sum())
+    tam_x = int(histogram[passes].sum())
+    if breast_mask is not None:
+        breast_area = int(np.count_nonzero(breast_mask))
+        breast_area_rule = "mask"
+    else:
+        breast_area = int(np.count_nonzero(image))
+        breast_area_rule = "nonzero"
+
+    spacing = am_mm2 = tam_x_mm2 = None
+    if pixel_spacing_mm is not None:
+        spacing = _spacing_pair(pixel_spacing_mm)
+        pixel_mm2 = spacing[0] * spacing[1]
+        am_mm2 = am * pixel_mm2
+        tam_x_mm2 = tam_x * pixel_mm2
+    return BacMetrics(
+        pm=float(probability.sum(dtype=np.float64)),
+        am=am,
+        sim=int(histogram @ levels),
+        tam_x=tam_x,
+        tsim_x=int(histogram[passes] @ levels[passes]),
+        x=float(x),
+        threshold=float(threshold),
+        intensity_rule=intensity_rule,
+        breast_area=breast_area,
+        breast_area_rule=breast_area_rule,
+        tam_x_per_breast_area=tam_x / breast_area if breast_area > 0 else float("nan"),
+        pixel_spacing_mm=spacing,
+        am_mm2=am_mm2,
+        tam_x_mm2=tam_x_mm2,
+        spacing_source=spacing_source if spacing is not None else None,
+    )
+
+
+def _check_inputs(
+    probability: np.ndarray, image: np.ndarray, breast_mask: np.ndarray | None, *, threshold: float, x: float,
+    intensity_rule: str,
+) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
         described = f"{image.dtype}{list(image.shape)}" if isinstance(image, np.ndarray) else type(image).__name__
         raise InputError(f"Expected the 8-bit image np.uint8[H, W], got {described}.")
@@ -145,52 +194,9 @@ def quantify_bac(
     if intensity_rule not in (">", ">="):
         raise ParameterError(f"`intensity_rule` must be '>' or '>=', {intensity_rule!r} is given.")
 
-    bac = probability > threshold
-    histogram = np.bincount(image[bac], minlength=256).astype(np.int64)
-    levels = np.arange(256, dtype=np.int64)
-    passes = levels > x if intensity_rule == ">" else levels >= x
-
-    am = int(histogram.sum())
-    sim = int(histogram @ levels)
-    tam_x = int(histogram[passes].sum())
-    tsim_x = int(histogram[passes] @ levels[passes])
-    pm = float(probability.sum(dtype=np.float64))
-
-    if breast_mask is not None:
-        breast_area = int(np.count_nonzero(breast_mask))
-        breast_area_rule = "mask"
-    else:
-        breast_area = int(np.count_nonzero(image))
-        breast_area_rule = "nonzero"
-    per_area = tam_x / breast_area if breast_area > 0 else float("nan")
-
-    spacing = am_mm2 = tam_x_mm2 = None
-    if pixel_spacing_mm is not None:
-        spacing = _spacing_pair(pixel_spacing_mm)
-        pixel_mm2 = spacing[0] * spacing[1]
-        am_mm2 = am * pixel_mm2
-        tam_x_mm2 = tam_x * pixel_mm2
-    return BacMetrics(
-        pm=pm,
-        am=am,
-        sim=sim,
-        tam_x=tam_x,
-        tsim_x=tsim_x,
-        x=float(x),
-        threshold=float(threshold),
-        intensity_rule=intensity_rule,
-        breast_area=breast_area,
-        breast_area_rule=breast_area_rule,
-        tam_x_per_breast_area=per_area,
-        pixel_spacing_mm=spacing,
-        am_mm2=am_mm2,
-        tam_x_mm2=tam_x_mm2,
-        spacing_source=spacing_source if spacing is not None else None,
-    )
-
 
 def quantify_prediction(
-    prediction: "BacPrediction",  # noqa: F821
+    prediction: BacPrediction,
     *,
     threshold: float | None = None,
     x: float | None = None,
@@ -215,8 +221,6 @@ def quantify_prediction(
     Returns:
         :class:`BacMetrics`.
     """
-    from medlim.mammography.preprocess import get_preset
-
     preset = get_preset(prediction.preset)
     return quantify_bac(
         prediction.probability,

@@ -13,10 +13,27 @@ import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import torch
 
+import medlim
+from medlim.core.weights import Registry, WeightsEntry, build_model, save_weights
 from medlim.errors import ParameterError
+from medlim.mammography.analysis import bac_model_from_entry
+from medlim.mammography.evaluate import BacEvaluation, evaluate_bac
+from medlim.mammography.scunet import build_scunet
+from medlim.mammography.train import (
+    PatchSet,
+    TrainingConfig,
+    TrainingImage,
+    TrainingReport,
+    combine_patches,
+    extract_image_patches,
+    train_scunet,
+)
+from medlim.phantoms.mammogram import generate_mammogram
 
 __all__ = ["PhantomSpec", "phantom_samples", "phantom_patches", "train_and_register", "HELDOUT_SEED"]
 
@@ -48,8 +65,6 @@ class PhantomSpec:
 
 
 def _one(args: tuple[int, int, str, float]) -> tuple[str, np.ndarray, np.ndarray]:
-    from medlim.phantoms.mammogram import generate_mammogram
-
     seed, index, size, bac_fraction = args
     # One image per patient (index · 4 picks the patient's first view, then views rotate).
     phantom = generate_mammogram(seed=seed, index=index, size=size, bac_fraction=bac_fraction)
@@ -58,9 +73,7 @@ def _one(args: tuple[int, int, str, float]) -> tuple[str, np.ndarray, np.ndarray
     return name, image, phantom.bac_mask
 
 
-def _patches(args: tuple[int, int, str, float, int, bool | str, str]) -> tuple["PatchSet", "PatchSet"]:  # noqa: F821
-    from medlim.mammography.train import TrainingImage, extract_image_patches
-
+def _patches(args: tuple[int, int, str, float, int, bool | str, str]) -> tuple[PatchSet, PatchSet]:
     seed, index, size, bac_fraction, max_negatives, skip, preset = args
     _, image, mask = _one((seed, index, size, bac_fraction))
     return extract_image_patches(
@@ -75,7 +88,7 @@ def _patches(args: tuple[int, int, str, float, int, bool | str, str]) -> tuple["
 def phantom_patches(
     spec: PhantomSpec, *, max_negatives: int, workers: int | None = None, skip: bool | str = True,
     preset: str = "thesis",
-) -> Iterator[tuple["PatchSet", "PatchSet"]]:  # noqa: F821
+) -> Iterator[tuple[PatchSet, PatchSet]]:
     """Per image of the spec: (BAC patches, up to ``max_negatives`` BAC-free patches), preprocessed
     by ``preset``, background by the ``skip`` rule of
     :func:`~medlim.mammography.train.extract_image_patches` — generation and
@@ -110,19 +123,19 @@ def train_and_register(
     *,
     train_spec: PhantomSpec,
     heldout_spec: PhantomSpec,
-    config: "TrainingConfig",  # noqa: F821
+    config: TrainingConfig,
     negative_fraction: float,
     name: str,
     version: str,
     command: str,
-    registry: "Registry | None" = None,  # noqa: F821
+    registry: Registry | None = None,
     device: str | None = None,
     workers: int | None = None,
     log: Callable[[str], None] = print,
     skip: bool | str = True,
     preset: str = "thesis",
     init: str | None = None,
-) -> tuple["WeightsEntry", "BacEvaluation"]:  # noqa: F821
+) -> tuple[WeightsEntry, BacEvaluation]:
     """Generate phantoms, train SCU-Net, evaluate on held-out phantoms, register.
 
     ``skip`` is the background-patch rule for both the training patches and
@@ -136,38 +149,14 @@ def train_and_register(
     Returns:
         The new registry entry (with the measured metrics) and the evaluation.
     """
-    import torch
-
-    import medlim
-    from medlim.core.weights import Registry, save_weights
-    from medlim.mammography.analysis import bac_model_from_entry
-    from medlim.mammography.evaluate import evaluate_bac
-    from medlim.mammography.scunet import build_scunet
-    from medlim.mammography.train import combine_patches, train_scunet
-
     if train_spec.seed == heldout_spec.seed:
         raise ParameterError("training and held-out phantoms must come from different seeds.")
     torch.manual_seed(config.seed)
-    def parts():
-        for done, part in enumerate(phantom_patches(train_spec, max_negatives=4 if negative_fraction else 0,
-                                                    workers=workers, skip=skip, preset=preset), start=1):
-            if done % 20 == 0 or done == train_spec.count:
-                log(f"phantoms {done}/{train_spec.count}")
-            yield part
-
-    patches = combine_patches(parts(), negative_fraction=negative_fraction, rng=np.random.default_rng(config.seed))
+    patches = _training_patches(train_spec, config=config, negative_fraction=negative_fraction, workers=workers,
+                                skip=skip, preset=preset, log=log)
     log(f"training patches: {len(patches)} ({int(sum(m.any() for m in patches.mask))} with BAC)")
     registry = Registry.load() if registry is None else registry
-    model = build_scunet()
-    if init is not None:
-        from medlim.core.weights import build_model
-
-        start_name, _, start_version = init.partition(":")
-        start = registry.get(start_name, start_version or None)
-        if start.architecture != "scunet":
-            raise ParameterError(f"--init must name SCU-Net weights; {init!r} is a {start.architecture!r}.")
-        model.load_state_dict(build_model(start, device="cpu").state_dict())
-        log(f"starting from {start.name} v{start.version}")
+    model = _starting_model(registry, init, log=log)
     report = train_scunet(
         model,
         patches,
@@ -177,9 +166,57 @@ def train_and_register(
         progress=lambda e, n, loss: log(f"epoch {e}/{n} soft-Dice loss {loss:.4f}"),
     )
     model = model.to("cpu").eval()
+    fields = _entry_fields(name=name, version=version, command=command, train_spec=train_spec, config=config,
+                           negative_fraction=negative_fraction, skip=skip, preset=preset, init=init)
+    entry = save_weights(registry, fields, model.state_dict())
+    bac_model = bac_model_from_entry(entry, model)
+    summary, _ = evaluate_bac(
+        bac_model,
+        phantom_samples(heldout_spec, workers=workers),
+        progress=lambda done, n: log(f"evaluated {done}/{heldout_spec.count}: {n}"),
+    )
+    metrics = _heldout_metrics(summary, heldout_spec, report)
+    entry = save_weights(registry, {**fields, "metrics": metrics}, model.state_dict())
+    return entry, summary
+
+
+def _training_patches(
+    spec: PhantomSpec, *, config: TrainingConfig, negative_fraction: float, workers: int | None, skip: bool | str,
+    preset: str, log: Callable[[str], None],
+) -> PatchSet:
+    """The training phantoms' patches, BAC-free ones mixed in at ``negative_fraction`` (progress every 20 images)."""
+    def parts() -> Iterator[tuple[PatchSet, PatchSet]]:
+        for done, part in enumerate(phantom_patches(spec, max_negatives=4 if negative_fraction else 0,
+                                                    workers=workers, skip=skip, preset=preset), start=1):
+            if done % 20 == 0 or done == spec.count:
+                log(f"phantoms {done}/{spec.count}")
+            yield part
+
+    return combine_patches(parts(), negative_fraction=negative_fraction, rng=np.random.default_rng(config.seed))
+
+
+def _starting_model(registry: Registry, init: str | None, *, log: Callable[[str], None]) -> torch.nn.Module:
+    """A fresh SCU-Net, or one holding the registered SCU-Net weights named by ``init`` (``name[:version]``)."""
+    model = build_scunet()
+    if init is None:
+        return model
+    start_name, _, start_version = init.partition(":")
+    start = registry.get(start_name, start_version or None)
+    if start.architecture != "scunet":
+        raise ParameterError(f"--init must name SCU-Net weights; {init!r} is a {start.architecture!r}.")
+    model.load_state_dict(build_model(start, device="cpu").state_dict())
+    log(f"starting from {start.name} v{start.version}")
+    return model
+
+
+def _entry_fields(
+    *, name: str, version: str, command: str, train_spec: PhantomSpec, config: TrainingConfig,
+    negative_fraction: float, skip: bool | str, preset: str, init: str | None,
+) -> dict[str, Any]:
+    """The registry fields of trained SCU-Net weights (metrics still empty)."""
     params = {"overlap": 64, "merge": "max", "skip": skip, "output_activation": "sigmoid", "x": 100.0,
               "negative_fraction": negative_fraction}
-    fields = {
+    return {
         "name": name,
         "version": version,
         "task": "bac-segmentation",
@@ -200,17 +237,14 @@ def train_and_register(
         "description": "SCU-Net for breast arterial calcification, trained on synthetic mammogram phantoms",
         "metrics": {},
     }
-    entry = save_weights(registry, fields, model.state_dict())
-    bac_model = bac_model_from_entry(entry, model)
-    summary, _ = evaluate_bac(
-        bac_model,
-        phantom_samples(heldout_spec, workers=workers),
-        progress=lambda done, n: log(f"evaluated {done}/{heldout_spec.count}: {n}"),
-    )
+
+
+def _heldout_metrics(summary: BacEvaluation, heldout_spec: PhantomSpec, report: TrainingReport) -> dict[str, Any]:
+    """The evaluation on held-out phantoms and the training summary, as manifest metrics (NaN → null)."""
     def num(value: float) -> float | None:
         return None if value != value else round(float(value), 4)  # NaN → null (valid JSON)
 
-    metrics = {
+    return {
         "heldout": f"medlim.phantoms.mammogram seed {heldout_spec.seed}, {heldout_spec.count} images",
         "whole_image_dice": num(summary.whole_image["f1"]),
         "whole_image_jaccard": num(summary.whole_image["jaccard"]),
@@ -224,5 +258,3 @@ def train_and_register(
         "training": {"patches": report.patches, "epochs": report.epochs, "final_loss": round(report.final_loss, 4),
                      "seconds": round(report.seconds, 1), "device": report.device},
     }
-    entry = save_weights(registry, {**fields, "metrics": metrics}, model.state_dict())
-    return entry, summary

@@ -35,8 +35,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from medlim.core.device import select_device
+from medlim.core.tiling import pad_to_patch, patch_grid
 from medlim.errors import ParameterError
-from medlim.mammography.preprocess import BacPreset, get_preset, normalise_patches, preprocess_image
+from medlim.mammography.preprocess import (
+    BacPreset,
+    background_rule,
+    get_preset,
+    normalise_patches,
+    preprocess_image,
+)
 
 __all__ = [
     "TrainingImage",
@@ -152,9 +160,6 @@ def extract_image_patches(
     Returns:
         ``(positives, negatives)`` as :class:`PatchSet`; negatives chosen at random by ``rng``.
     """
-    from medlim.core.tiling import pad_to_patch, patch_grid
-    from medlim.mammography.preprocess import background_rule
-
     preset = get_preset(preset)
     rule = background_rule(skip, preset)
     stride = preset.stride if stride is None else stride
@@ -300,8 +305,6 @@ def train_scunet(
     Returns:
         :class:`TrainingReport`.
     """
-    from medlim.core.device import select_device
-
     if len(patches) == 0:
         raise ParameterError("No training patches: the images hold no calcification inside the breast.")
     preset = get_preset(preset)

@@ -3,8 +3,9 @@
 Charter: seeded generators (a phantom is a pure function of kind, parameters
 and seed), the registry of kinds, the common write step (images, masks, manifest)
 and the DICOM writer. Modality kinds live in their own modules
-(``mammogram`` for thesis §3.3, ``fluorescence`` for §3.1). Analysis code does
-not live here.
+(``mammogram`` for thesis §3.3, with its records in ``mammogram_records`` so that
+the generator and the DICOM writer need not import each other; ``fluorescence``
+for §3.1). Analysis code does not live here.
 """
 
 from __future__ import annotations

@@ -27,11 +27,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medlim.errors import ParameterError
+from medlim.phantoms.mammogram_records import MammogramMetadata, MammogramPhantom
 
 if TYPE_CHECKING:  # pragma: no cover
     from pydicom.dataset import Dataset
 
-    from medlim.phantoms.mammogram import MammogramMetadata, MammogramPhantom
+# pydicom (about 1 s to import) is imported where a data set is built: the mammogram
+# generator imports this module, and most phantoms are never written as DICOM.
 
 __all__ = [
     "DicomStyle",
@@ -158,7 +160,7 @@ STYLES: dict[str, DicomStyle] = {
 
 
 def style_for(
-    metadata: "MammogramMetadata",
+    metadata: MammogramMetadata,
     *,
     transfer_syntax: str = "explicit",
     photometric: str = "auto",
@@ -246,7 +248,7 @@ def _uid(*parts: object) -> str:
     return str(generate_uid(entropy_srcs=["medlim-phantom", *map(str, parts)]))
 
 
-def _code_item(value: str, scheme: str, meaning: str) -> "Dataset":
+def _code_item(value: str, scheme: str, meaning: str) -> Dataset:
     from pydicom.dataset import Dataset
 
     item = Dataset()
@@ -256,27 +258,17 @@ def _code_item(value: str, scheme: str, meaning: str) -> "Dataset":
     return item
 
 
-def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dataset":
-    """A complete, uncompressed MG dataset for a mammogram phantom (not yet compressed).
-
-    Tags: SOP class Digital Mammography X-Ray Image (For Presentation or For
-    Processing), Modality MG, ImageLaterality, ViewPosition, ViewCodeSequence,
-    PatientOrientation, StudyDate, synthetic PatientID/PatientName, spacing tags per
-    the style, BitsStored, photometric, rescale, window/VOI LUT function,
-    PresentationLUTShape, de-identification flags and deterministic UIDs.
-    """
+def _new_dataset(meta: MammogramMetadata, style: DicomStyle) -> Dataset:
+    """An empty MG dataset with its file meta information, SOP class and deterministic UIDs."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.sequence import Sequence
     from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
-    meta = phantom.metadata
     for_processing = style.presentation_intent == "FOR PROCESSING"
     sop_class = _SOP_FOR_PROCESSING if for_processing else _SOP_FOR_PRESENTATION
     study_uid = _uid("study", meta.seed, meta.patient_id, meta.exam_index, meta.study_date)
     series_uid = _uid("series", meta.seed, meta.patient_id, meta.exam_index, meta.study_date, style.presentation_intent)
     instance_uid = _uid("instance", meta.seed, meta.index, meta.patient_id, meta.study_date, meta.view_label,
                         sorted(asdict(style).items()))
-    date = meta.study_date.replace("-", "")
 
     file_meta = FileMetaDataset()
     file_meta.MediaStorageSOPClassUID = sop_class
@@ -292,6 +284,13 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
     ds.SOPInstanceUID = instance_uid
     ds.StudyInstanceUID = study_uid
     ds.SeriesInstanceUID = series_uid
+    return ds
+
+
+def _set_study(ds: Dataset, meta: MammogramMetadata, style: DicomStyle) -> None:
+    """Modality, dates and times, numbering and the (synthetic) equipment."""
+    for_processing = style.presentation_intent == "FOR PROCESSING"
+    date = meta.study_date.replace("-", "")
     ds.Modality = "MG"
     ds.ImageType = ["ORIGINAL", "PRIMARY", ""]
     ds.PresentationIntentType = style.presentation_intent
@@ -306,6 +305,12 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
     ds.ManufacturerModelName = f"synthetic style {style.name}"
     ds.SoftwareVersions = "medlim"
     ds.InstitutionName = ""
+
+
+def _set_patient_and_view(ds: Dataset, meta: MammogramMetadata) -> None:
+    """The synthetic pseudonym, de-identification flags, body part, laterality and view."""
+    from pydicom.sequence import Sequence
+
     # Identity: a synthetic pseudonym only; there is no patient behind it.
     ds.PatientName = meta.patient_name
     ds.PatientID = meta.patient_id
@@ -330,6 +335,9 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
     ds.BreastImplantPresent = "NO"
     ds.PartialView = "NO"
 
+
+def _set_spacing(ds: Dataset, meta: MammogramMetadata, style: DicomStyle) -> None:
+    """Pixel spacing in the style's tags: at the breast, at the detector with the magnification, or both."""
     spacing = float(meta.pixel_spacing_mm)
     if style.spacing_tags in ("pixel", "both"):
         ds.PixelSpacing = [f"{spacing:.6g}", f"{spacing:.6g}"]
@@ -340,7 +348,11 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
         ds.DistanceSourceToDetector = "660"
         ds.DistanceSourceToPatient = f"{660 / style.magnification:.1f}"
 
-    stored = stored_from_presentation(phantom.image, style)
+
+def _set_pixels(ds: Dataset, presentation: np.ndarray, style: DicomStyle) -> None:
+    """The stored pixels and the tags of their display chain: bits, photometric, rescale, window/VOI LUT."""
+    for_processing = style.presentation_intent == "FOR PROCESSING"
+    stored = stored_from_presentation(presentation, style)
     rows, cols = stored.shape
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = style.photometric
@@ -368,10 +380,27 @@ def mammogram_dataset(phantom: "MammogramPhantom", *, style: DicomStyle) -> "Dat
     ds.LossyImageCompression = "00"
     ds.PixelData = stored.tobytes()
     ds["PixelData"].VR = "OW"
+
+
+def mammogram_dataset(phantom: MammogramPhantom, *, style: DicomStyle) -> Dataset:
+    """A complete, uncompressed MG dataset for a mammogram phantom (not yet compressed).
+
+    Tags: SOP class Digital Mammography X-Ray Image (For Presentation or For
+    Processing), Modality MG, ImageLaterality, ViewPosition, ViewCodeSequence,
+    PatientOrientation, StudyDate, synthetic PatientID/PatientName, spacing tags per
+    the style, BitsStored, photometric, rescale, window/VOI LUT function,
+    PresentationLUTShape, de-identification flags and deterministic UIDs.
+    """
+    meta = phantom.metadata
+    ds = _new_dataset(meta, style)
+    _set_study(ds, meta, style)
+    _set_patient_and_view(ds, meta)
+    _set_spacing(ds, meta, style)
+    _set_pixels(ds, phantom.image, style)
     return ds
 
 
-def encode(ds: "Dataset", transfer_syntax: str) -> str:
+def encode(ds: Dataset, transfer_syntax: str) -> str:
     """Compress ``ds`` in place with ``transfer_syntax`` (``explicit``, ``rle``, ``jpeg2000``).
 
     RLE uses pylibjpeg-rle (else pydicom's own encoder); JPEG 2000 lossless uses
@@ -400,7 +429,7 @@ def encode(ds: "Dataset", transfer_syntax: str) -> str:
     return "explicit"
 
 
-def write_mammogram_dicom(phantom: "MammogramPhantom", path: Path, *, style: DicomStyle | None = None) -> Path:
+def write_mammogram_dicom(phantom: MammogramPhantom, path: Path, *, style: DicomStyle | None = None) -> Path:
     """Write a mammogram phantom as an MG DICOM file and return its path.
 
     Args:

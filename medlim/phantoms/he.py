@@ -206,6 +206,195 @@ def _place_droplets(
     return placed
 
 
+@dataclass(frozen=True)
+class _Look:
+    """The per-image choices of :func:`generate_he`, given or drawn (see its arguments)."""
+
+    density: float
+    clump_probability: float
+    blur: float
+    noise: float
+    thickness: float
+    illumination: float
+    tears: float
+    filled_fraction: float
+
+
+def _check_he_arguments(
+    size: tuple[int, int], radius_range: tuple[float, float], overlap: tuple[float, float],
+    density_range: tuple[float, float],
+) -> tuple[int, int, float, float]:
+    """``(height, width, lo, hi)`` after checking the shape arguments of :func:`generate_he`."""
+    height, width = (int(v) for v in size)
+    if height < 64 or width < 64:
+        raise ParameterError(f"`size` must be at least 64×64, got {size}")
+    lo, hi = (float(v) for v in radius_range)
+    if not 2.0 <= lo <= hi:
+        raise ParameterError(f"`radius_range` must satisfy 2 ≤ lo ≤ hi, got {radius_range}")
+    if not 0.3 <= overlap[0] <= overlap[1] < 1.0:
+        raise ParameterError(f"`overlap` must satisfy 0.3 ≤ lo ≤ hi < 1, got {overlap}")
+    if not 0.0 <= density_range[0] <= density_range[1] <= 0.7:
+        raise ParameterError(f"`density_range` must lie in [0, 0.7], got {density_range}")
+    return height, width, lo, hi
+
+
+def _draw_look(
+    rng: np.random.Generator, artefacts: np.random.Generator, *, density: float | None,
+    density_range: tuple[float, float], clump_probability: float | None, blur: float | None, noise: float | None,
+    thickness: float | None, illumination: float | None, tears: float | None, filled_fraction: float | None,
+) -> _Look:
+    """The choices left as None drawn (the artefacts from their own stream), then all checked."""
+    if density is None:
+        density = float(rng.uniform(*density_range))
+    if not 0.0 <= float(density) <= 0.7:
+        raise ParameterError(f"`density` must be in [0, 0.7], got {density}")
+    clump_probability = float(rng.uniform(0.3, 0.85)) if clump_probability is None else float(clump_probability)
+    blur = float(rng.uniform(0.4, 1.6)) if blur is None else float(blur)
+    noise = float(rng.uniform(0.005, 0.03)) if noise is None else float(noise)
+    thickness = float(artefacts.uniform(0.0, 0.6)) if thickness is None else float(thickness)
+    illumination = float(artefacts.uniform(0.0, 0.15)) if illumination is None else float(illumination)
+    tears = float(artefacts.uniform(0.0, 1.5)) if tears is None else float(tears)
+    filled_fraction = float(artefacts.uniform(0.0, 0.3)) if filled_fraction is None else float(filled_fraction)
+    for name, value, top in (("thickness", thickness, 2.0), ("illumination", illumination, 0.5),
+                             ("tears", tears, 20.0), ("filled_fraction", filled_fraction, 1.0)):
+        if not 0.0 <= value <= top:
+            raise ParameterError(f"`{name}` must be in [0, {top}], got {value}")
+    return _Look(float(density), clump_probability, blur, noise, thickness, illumination, tears, filled_fraction)
+
+
+def _slide_layout(
+    rng: np.random.Generator, artefacts: np.random.Generator, yy: np.ndarray, xx: np.ndarray, *, tears: float,
+    vein_probability: float, edge_probability: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(glass, vein_wall, sinusoid)``: non-tissue (vein lumen, glass beyond an edge, tears), the vein's wall, and
+    the sinusoids in the tissue; bool ``[H, W]`` each."""
+    height, width = yy.shape
+    glass, vein_wall = _non_tissue(rng, height, width, yy, xx, vein_probability, edge_probability)
+    n_tears = int(artefacts.poisson(tears * height * width / 1e5)) if tears > 0 else 0
+    if n_tears:
+        glass |= _tears(artefacts, height, width, n_tears) & ~vein_wall
+    sinusoid = _sinusoids(rng, height, width, count=int(height * width / 9000 * rng.uniform(0.5, 1.5))) & ~glass
+    return glass, vein_wall, sinusoid
+
+
+def _label_droplets(
+    droplets: list[tuple[float, float, float, float, float]], yy: np.ndarray, xx: np.ndarray, allowed: np.ndarray
+) -> np.ndarray:
+    """Exact droplet labels 1..n, uint16: smallest normalised radius wins, renumbered without gaps (a droplet
+    can be fully covered by others)."""
+    height, width = yy.shape
+    labels = np.zeros((height, width), np.uint16)
+    best = np.full((height, width), np.inf, np.float32)
+    for k, (cy, cx, a, b, angle) in enumerate(droplets, start=1):
+        window, rho = ellipse_window(yy, xx, cy, cx, a, b, angle)
+        take = (rho <= 1.0) & (rho < best[window]) & allowed[window]
+        labels[window][take] = k
+        best[window][take] = rho[take]
+    present = np.unique(labels[labels > 0])
+    lookup = np.zeros(len(droplets) + 1, np.uint16)
+    lookup[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
+    return lookup[labels]
+
+
+def _tissue_stains(
+    rng: np.random.Generator, yy: np.ndarray, xx: np.ndarray, *, sinusoid: np.ndarray, allowed: np.ndarray,
+    droplet: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(eosin, haematoxylin, texture)`` of the tissue: textured cytoplasm, pale sinusoids, and hepatocyte
+    nuclei (round) and flat sinusoid-lining nuclei, never on droplets or glass."""
+    height, width = yy.shape
+    texture = (smooth_noise(rng, (height, width), 1.5, dtype=np.float32) * 0.07
+               + smooth_noise(rng, (height, width), 12.0, dtype=np.float32) * 0.07)
+    eosin = rng.uniform(0.5, 0.9) + texture
+    haematoxylin = rng.uniform(0.04, 0.12) + 0.03 * smooth_noise(rng, (height, width), 3.0, dtype=np.float32)
+    eosin = np.where(sinusoid, eosin * rng.uniform(0.15, 0.35), eosin)
+    n_nuclei = int(height * width / 1400 * rng.uniform(0.6, 1.2))
+    nucleus = np.zeros((height, width), np.float32)
+    for _ in range(n_nuclei):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        iy, ix = int(cy), int(cx)
+        if not allowed[iy, ix] or droplet[iy, ix]:
+            continue
+        flat = bool(sinusoid[iy, ix])
+        a = rng.uniform(4.0, 6.5) * (1.3 if flat else 1.0)
+        b = a * (rng.uniform(0.3, 0.45) if flat else rng.uniform(0.8, 1.0))
+        angle = rng.uniform(0, np.pi)
+        window, rho = ellipse_window(yy, xx, cy, cx, a, b, angle)
+        blob = np.clip(1.3 - rho, 0, 1) * rng.uniform(0.8, 1.3)
+        nucleus[window] = np.maximum(nucleus[window], blob)
+    nucleus *= ~droplet
+    haematoxylin = haematoxylin + 1.1 * nucleus * (1 + 0.2 * texture)
+    eosin = eosin * (1 - 0.5 * np.clip(nucleus, 0, 1))
+    return eosin, haematoxylin, texture
+
+
+def _droplet_stains(
+    rng: np.random.Generator, artefacts: np.random.Generator, labels: np.ndarray, eosin: np.ndarray,
+    haematoxylin: np.ndarray, texture: np.ndarray, *, filled_fraction: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Droplets: near-empty interior (some holding pale material), a thin eosin rim against the tissue, and a
+    seam of random visibility between touching droplets (weak borders)."""
+    droplet = labels > 0
+    n_droplets = int(labels.max())
+    inside_level = rng.uniform(0.0, 0.06)
+    fill = np.zeros(n_droplets + 1, np.float32)
+    if filled_fraction > 0 and n_droplets:
+        filled = artefacts.random(n_droplets) < filled_fraction
+        fill[1:] = np.where(filled, artefacts.uniform(0.08, 0.25, n_droplets), 0.0)
+    eosin = np.where(droplet, inside_level + fill[labels] + 0.02 * texture, eosin)
+    haematoxylin = np.where(droplet, 0.01, haematoxylin)
+    grown = ndimage.grey_dilation(labels, size=3)
+    shrunk = np.where(labels > 0, -ndimage.grey_dilation(-labels.astype(np.int32), size=3), 0)
+    rim = droplet & (ndimage.binary_dilation(~droplet, iterations=1))
+    seam = droplet & ((grown != labels) | ((shrunk != labels) & (shrunk > 0))) & ~rim
+    seam_strength = rng.uniform(0.05, 0.9, n_droplets + 1)
+    eosin = np.where(rim, np.maximum(eosin, rng.uniform(0.5, 1.0)), eosin)
+    eosin = np.where(seam, np.maximum(eosin, seam_strength[labels]), eosin)
+    return eosin, haematoxylin
+
+
+def _stain_concentrations(
+    rng: np.random.Generator, artefacts: np.random.Generator, yy: np.ndarray, xx: np.ndarray, labels: np.ndarray,
+    *, sinusoid: np.ndarray, allowed: np.ndarray, glass: np.ndarray, vein_wall: np.ndarray, look: _Look,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(eosin, haematoxylin)`` ≥ 0 everywhere: tissue, droplets, a denser vein wall, nothing on glass, and the
+    section's uneven thickness."""
+    height, width = yy.shape
+    eosin, haematoxylin, texture = _tissue_stains(rng, yy, xx, sinusoid=sinusoid, allowed=allowed, droplet=labels > 0)
+    eosin, haematoxylin = _droplet_stains(rng, artefacts, labels, eosin, haematoxylin, texture,
+                                          filled_fraction=look.filled_fraction)
+    eosin = np.where(vein_wall, eosin + 0.4, eosin)
+    eosin = np.where(glass, 0.0, eosin)
+    haematoxylin = np.where(glass, 0.0, haematoxylin)
+    if look.thickness > 0:
+        section = np.clip(1.0 + look.thickness * smooth_noise(artefacts, (height, width), 60.0, dtype=np.float32),
+                          0.25, None)
+        eosin, haematoxylin = eosin * section, haematoxylin * section
+    return np.clip(eosin, 0, None), np.clip(haematoxylin, 0, None)
+
+
+def _bright_field(
+    rng: np.random.Generator, artefacts: np.random.Generator, eosin: np.ndarray, haematoxylin: np.ndarray,
+    yy: np.ndarray, xx: np.ndarray, look: _Look,
+) -> np.ndarray:
+    """The RGB image, uint8: Beer–Lambert colour of the stains, background white, illumination fall-off,
+    blur and noise."""
+    height, width = yy.shape
+    h_vec, e_vec = _stain_vectors(rng)
+    optical_density = haematoxylin[..., None] * h_vec + eosin[..., None] * e_vec
+    rgb = np.exp(-optical_density * rng.uniform(0.8, 1.3))
+    background_white = rng.uniform(0.90, 0.99, 3)
+    rgb = rgb * background_white
+    if look.illumination > 0:
+        angle = artefacts.uniform(0, 2 * np.pi)
+        ramp = (np.cos(angle) * (xx / width - 0.5) + np.sin(angle) * (yy / height - 0.5)) + 0.5
+        rgb = rgb * (1.0 - look.illumination * np.clip(ramp, 0, 1) ** 2)[..., None]
+    for channel in range(3):
+        rgb[..., channel] = ndimage.gaussian_filter(rgb[..., channel], look.blur)
+    rgb = rgb + look.noise * rng.standard_normal(rgb.shape).astype(np.float32)
+    return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+
+
 def generate_he(
     seed: int,
     *,
@@ -267,126 +456,25 @@ def generate_he(
     Returns:
         :class:`HEPhantom`.
     """
-    height, width = (int(v) for v in size)
-    if height < 64 or width < 64:
-        raise ParameterError(f"`size` must be at least 64×64, got {size}")
-    lo, hi = (float(v) for v in radius_range)
-    if not 2.0 <= lo <= hi:
-        raise ParameterError(f"`radius_range` must satisfy 2 ≤ lo ≤ hi, got {radius_range}")
-    if not 0.3 <= overlap[0] <= overlap[1] < 1.0:
-        raise ParameterError(f"`overlap` must satisfy 0.3 ≤ lo ≤ hi < 1, got {overlap}")
-    if not 0.0 <= density_range[0] <= density_range[1] <= 0.7:
-        raise ParameterError(f"`density_range` must lie in [0, 0.7], got {density_range}")
+    height, width, lo, hi = _check_he_arguments(size, radius_range, overlap, density_range)
+    # Two random streams, each drawn in the order below: the slide's and its artefacts'.
     rng = rng_for(check_seed(seed), "he", int(index))
-    if density is None:
-        density = float(rng.uniform(*density_range))
-    if not 0.0 <= float(density) <= 0.7:
-        raise ParameterError(f"`density` must be in [0, 0.7], got {density}")
-    clump_probability = float(rng.uniform(0.3, 0.85)) if clump_probability is None else float(clump_probability)
-    blur = float(rng.uniform(0.4, 1.6)) if blur is None else float(blur)
-    noise = float(rng.uniform(0.005, 0.03)) if noise is None else float(noise)
     artefacts = rng_for(check_seed(seed), "he-artefacts", int(index))
-    thickness = float(artefacts.uniform(0.0, 0.6)) if thickness is None else float(thickness)
-    illumination = float(artefacts.uniform(0.0, 0.15)) if illumination is None else float(illumination)
-    tears = float(artefacts.uniform(0.0, 1.5)) if tears is None else float(tears)
-    filled_fraction = float(artefacts.uniform(0.0, 0.3)) if filled_fraction is None else float(filled_fraction)
-    for name, value, top in (("thickness", thickness, 2.0), ("illumination", illumination, 0.5),
-                             ("tears", tears, 20.0), ("filled_fraction", filled_fraction, 1.0)):
-        if not 0.0 <= value <= top:
-            raise ParameterError(f"`{name}` must be in [0, {top}], got {value}")
+    look = _draw_look(rng, artefacts, density=density, density_range=density_range,
+                      clump_probability=clump_probability, blur=blur, noise=noise, thickness=thickness,
+                      illumination=illumination, tears=tears, filled_fraction=filled_fraction)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-
-    glass, vein_wall = _non_tissue(rng, height, width, yy, xx, vein_probability, edge_probability)
-    n_tears = int(artefacts.poisson(tears * height * width / 1e5)) if tears > 0 else 0
-    if n_tears:
-        glass |= _tears(artefacts, height, width, n_tears) & ~vein_wall
-    tissue = ~glass
-    sinusoid = _sinusoids(rng, height, width, count=int(height * width / 9000 * rng.uniform(0.5, 1.5))) & tissue
-    allowed = tissue & ~vein_wall
-    allowed_distance = ndimage.distance_transform_edt(allowed)
-
-    droplets = _place_droplets(
-        rng, allowed_distance,
-        target_area=float(density) * float(tissue.sum()),
-        radius_range=(lo, hi), clump_probability=clump_probability, overlap=overlap,
-    )
-    labels = np.zeros((height, width), np.uint16)
-    best = np.full((height, width), np.inf, np.float32)
-    for k, (cy, cx, a, b, angle) in enumerate(droplets, start=1):
-        window, rho = ellipse_window(yy, xx, cy, cx, a, b, angle)
-        take = (rho <= 1.0) & (rho < best[window]) & allowed[window]
-        labels[window][take] = k
-        best[window][take] = rho[take]
-    # Renumber so labels are 1..n with no gaps (a droplet can be fully covered).
-    present = np.unique(labels[labels > 0])
-    lookup = np.zeros(len(droplets) + 1, np.uint16)
-    lookup[present] = np.arange(1, len(present) + 1, dtype=np.uint16)
-    labels = lookup[labels]
-    droplet = labels > 0
-
-    # Stain concentrations.
-    texture = smooth_noise(rng, (height, width), 1.5, dtype=np.float32) * 0.07 + smooth_noise(rng, (height, width), 12.0, dtype=np.float32) * 0.07
-    eosin = rng.uniform(0.5, 0.9) + texture
-    haematoxylin = rng.uniform(0.04, 0.12) + 0.03 * smooth_noise(rng, (height, width), 3.0, dtype=np.float32)
-    eosin = np.where(sinusoid, eosin * rng.uniform(0.15, 0.35), eosin)
-    # Hepatocyte nuclei (round) and flat sinusoid-lining nuclei, never on droplets or glass.
-    n_nuclei = int(height * width / 1400 * rng.uniform(0.6, 1.2))
-    nucleus = np.zeros((height, width), np.float32)
-    for _ in range(n_nuclei):
-        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
-        iy, ix = int(cy), int(cx)
-        if not allowed[iy, ix] or droplet[iy, ix]:
-            continue
-        flat = bool(sinusoid[iy, ix])
-        a = rng.uniform(4.0, 6.5) * (1.3 if flat else 1.0)
-        b = a * (rng.uniform(0.3, 0.45) if flat else rng.uniform(0.8, 1.0))
-        angle = rng.uniform(0, np.pi)
-        window, rho = ellipse_window(yy, xx, cy, cx, a, b, angle)
-        blob = np.clip(1.3 - rho, 0, 1) * rng.uniform(0.8, 1.3)
-        nucleus[window] = np.maximum(nucleus[window], blob)
-    nucleus *= ~droplet
-    haematoxylin = haematoxylin + 1.1 * nucleus * (1 + 0.2 * texture)
-    eosin = eosin * (1 - 0.5 * np.clip(nucleus, 0, 1))
-
-    # Droplets: near-empty interior, a thin eosin rim against the tissue, and a
-    # seam of random visibility between touching droplets (weak borders).
-    inside_level = rng.uniform(0.0, 0.06)
-    fill = np.zeros(len(present) + 1, np.float32)
-    if filled_fraction > 0 and len(present):
-        filled = artefacts.random(len(present)) < filled_fraction
-        fill[1:] = np.where(filled, artefacts.uniform(0.08, 0.25, len(present)), 0.0)
-    eosin = np.where(droplet, inside_level + fill[labels] + 0.02 * texture, eosin)
-    haematoxylin = np.where(droplet, 0.01, haematoxylin)
-    grown = ndimage.grey_dilation(labels, size=3)
-    shrunk = np.where(labels > 0, -ndimage.grey_dilation(-labels.astype(np.int32), size=3), 0)
-    rim = droplet & (ndimage.binary_dilation(~droplet, iterations=1))
-    seam = droplet & ((grown != labels) | ((shrunk != labels) & (shrunk > 0))) & ~rim
-    seam_strength = rng.uniform(0.05, 0.9, len(present) + 1)
-    eosin = np.where(rim, np.maximum(eosin, rng.uniform(0.5, 1.0)), eosin)
-    eosin = np.where(seam, np.maximum(eosin, seam_strength[labels]), eosin)
-    eosin = np.where(vein_wall, eosin + 0.4, eosin)
-    eosin = np.where(glass, 0.0, eosin)
-    haematoxylin = np.where(glass, 0.0, haematoxylin)
-    if thickness > 0:
-        section = np.clip(1.0 + thickness * smooth_noise(artefacts, (height, width), 60.0, dtype=np.float32), 0.25, None)
-        eosin, haematoxylin = eosin * section, haematoxylin * section
-    eosin = np.clip(eosin, 0, None)
-    haematoxylin = np.clip(haematoxylin, 0, None)
-
-    h_vec, e_vec = _stain_vectors(rng)
-    optical_density = haematoxylin[..., None] * h_vec + eosin[..., None] * e_vec
-    rgb = np.exp(-optical_density * rng.uniform(0.8, 1.3))
-    background_white = rng.uniform(0.90, 0.99, 3)
-    rgb = rgb * background_white
-    if illumination > 0:
-        angle = artefacts.uniform(0, 2 * np.pi)
-        ramp = (np.cos(angle) * (xx / width - 0.5) + np.sin(angle) * (yy / height - 0.5)) + 0.5
-        rgb = rgb * (1.0 - illumination * np.clip(ramp, 0, 1) ** 2)[..., None]
-    for channel in range(3):
-        rgb[..., channel] = ndimage.gaussian_filter(rgb[..., channel], blur)
-    rgb = rgb + noise * rng.standard_normal(rgb.shape).astype(np.float32)
-    image = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
-    return HEPhantom(image=image, labels=labels, tissue=tissue, density=float(density), seed=int(seed))
+    glass, vein_wall, sinusoid = _slide_layout(rng, artefacts, yy, xx, tears=look.tears,
+                                               vein_probability=vein_probability, edge_probability=edge_probability)
+    tissue, allowed = ~glass, ~glass & ~vein_wall  # droplets and nuclei stay off glass and the vein wall
+    droplets = _place_droplets(rng, ndimage.distance_transform_edt(allowed),
+                               target_area=look.density * float(tissue.sum()), radius_range=(lo, hi),
+                               clump_probability=look.clump_probability, overlap=overlap)
+    labels = _label_droplets(droplets, yy, xx, allowed)
+    eosin, haematoxylin = _stain_concentrations(rng, artefacts, yy, xx, labels, sinusoid=sinusoid, allowed=allowed,
+                                                glass=glass, vein_wall=vein_wall, look=look)
+    image = _bright_field(rng, artefacts, eosin, haematoxylin, yy, xx, look)
+    return HEPhantom(image=image, labels=labels, tissue=tissue, density=look.density, seed=int(seed))
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

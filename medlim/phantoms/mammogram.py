@@ -35,14 +35,20 @@ import argparse
 import datetime as _dt
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.spatial import cKDTree
 
 from medlim.errors import ParameterError
 from medlim.phantoms.base import PhantomKind, check_seed, rng_for, save_png
+from medlim.phantoms.dicom import style_for, write_mammogram_dicom
+from medlim.phantoms.mammogram_records import Lookalike, MammogramMetadata, MammogramPhantom
 
 __all__ = [
     "SIZES",
@@ -124,100 +130,6 @@ class MammogramParams:
     @property
     def images_per_patient(self) -> int:
         return 4 * self.years
-
-
-@dataclass(frozen=True)
-class MammogramMetadata:
-    """What a phantom image is (no real person behind any of it).
-
-    Attributes:
-        seed, index: the generator inputs.
-        patient_index: 0-based patient number within the series.
-        patient_id: synthetic pseudonym, e.g. ``"PHANTOM-0003"``.
-        patient_name: synthetic name, e.g. ``"Phantom^0003"``.
-        exam_index: 0-based yearly exam number.
-        study_date: ISO ``"YYYY-MM-DD"``; exams are one year apart.
-        laterality: ``"L"`` or ``"R"``.
-        view: ``"CC"`` or ``"MLO"``.
-        view_label: ``"RMLO"`` etc., as burned into the image.
-        size: size name; ``shape`` (rows, cols); ``pixel_spacing_mm`` at the breast.
-        density: fibroglandular density in [0, 1]; ``birads_density`` ``"a".."d"``.
-        has_bac: the patient has BAC at some exam; ``progressing``: it grows.
-        bac_length_mm: visible calcified length along the vessels (mm, breast frame).
-        bac_area_px: pixels in the BAC mask.
-        style: vendor-style name (storage and look, see :mod:`medlim.phantoms.dicom`).
-        tone_gamma, noise_sigma, blur_sigma_px: the rendering choices.
-        chest_wall: ``"left"`` or ``"right"`` image edge.
-    """
-
-    seed: int
-    index: int
-    patient_index: int
-    patient_id: str
-    patient_name: str
-    exam_index: int
-    study_date: str
-    laterality: str
-    view: str
-    view_label: str
-    size: str
-    shape: tuple[int, int]
-    pixel_spacing_mm: float
-    density: float
-    birads_density: str
-    has_bac: bool
-    progressing: bool
-    bac_length_mm: float
-    bac_area_px: int
-    style: str
-    tone_gamma: float
-    noise_sigma: float
-    blur_sigma_px: float
-    chest_wall: str
-
-
-@dataclass(frozen=True)
-class Lookalike:
-    """One look-alike (not BAC), in image pixels.
-
-    Attributes:
-        kind: a key of :data:`LOOKALIKE_CODES`.
-        row, col: centre (pixels, float).
-        size_px: diameter or length in pixels.
-    """
-
-    kind: str
-    row: float
-    col: float
-    size_px: float
-
-
-@dataclass(frozen=True)
-class MammogramPhantom:
-    """One synthetic mammogram and its exact ground truth.
-
-    Attributes:
-        image: presentation image ``np.ndarray[H, W]`` float32 in [0, 1],
-            brighter = denser; background 0; the burned-in label is 1.
-        bac_mask: ``np.ndarray[H, W]`` bool, the calcified artery pixels.
-        breast_mask: ``np.ndarray[H, W]`` bool, the breast (pectoral muscle
-            included, label and background excluded).
-        pectoral_mask: ``np.ndarray[H, W]`` bool (all False on CC views).
-        lookalike_mask: ``np.ndarray[H, W]`` uint8 codes of :data:`LOOKALIKE_CODES`
-            (never set where ``bac_mask`` is).
-        label_mask: ``np.ndarray[H, W]`` bool, the burned-in view label.
-        lookalikes: the look-alikes drawn.
-        metadata: what the image is.
-    """
-
-    image: np.ndarray
-    bac_mask: np.ndarray
-    breast_mask: np.ndarray
-    pectoral_mask: np.ndarray
-    lookalike_mask: np.ndarray
-    label_mask: np.ndarray
-    lookalikes: tuple[Lookalike, ...]
-    metadata: MammogramMetadata
 
 
 # --------------------------------------------------------------------------------------
@@ -333,8 +245,6 @@ def _patient(seed: int, patient: int, params: MammogramParams) -> _Patient:
 
 def _radial_streaks(rng: np.random.Generator, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Unit-std noise on the canonical grid, correlated along rays from the nipple (X=1, Y=0)."""
-    import cv2
-
     n_theta, n_r = 720, 96
     noise = rng.standard_normal((n_theta, n_r)).astype(np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), sigmaX=float(rng.uniform(3.0, 6.0)), sigmaY=2.5,
@@ -369,9 +279,9 @@ def _random_walk_vessel(
     heading: float,
     target: tuple[float, float],
     length_mm: float,
-    inside: Any,
+    inside: Callable[[np.ndarray], bool],
 ) -> np.ndarray:
-    """A tortuous path in breast mm from ``start`` drawn towards ``target``."""
+    """A tortuous path in breast mm from ``start`` drawn towards ``target``, stopping where ``inside`` fails."""
     step = 1.0
     points = [np.asarray(start, dtype=np.float64)]
     theta = heading
@@ -388,8 +298,6 @@ def _random_walk_vessel(
     if len(path) < 8:
         return path
     # Smooth, then add a small meander (arteries are tortuous at the mm scale).
-    from scipy.ndimage import gaussian_filter1d
-
     path = gaussian_filter1d(path, 2.0, axis=0, mode="nearest")
     seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
     s = np.concatenate([[0.0], np.cumsum(seg)])
@@ -440,16 +348,29 @@ def _layout_dashes(
     return tuple(dashes)
 
 
-@functools.lru_cache(maxsize=32)
-def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: MammogramParams) -> _Breast:
-    """The anatomy of one breast (cached: all views and exams of a breast share it)."""
-    rng = rng_for(seed, "mammogram", "patient", patient, "breast", laterality)
-    depth = float(rng.uniform(95.0, 165.0))
-    half_height = float(rng.uniform(78.0, 118.0))
-    harmonics = tuple((k, float(rng.normal(0.0, 0.03 / k)), float(rng.uniform(0, 2 * np.pi))) for k in (2, 3, 4, 5))
-    nipple_bump = float(rng.uniform(0.0, 0.05))
+def _inside_outline(
+    pt: np.ndarray, depth: float, half_height: float, harmonics: tuple[tuple[int, float, float], ...],
+    nipple_bump: float, margin: float = 0.93,
+) -> bool:
+    """Whether a point (breast mm) lies inside the outline shrunk to ``margin``, axillary tail included."""
+    X_ = pt[0] / depth
+    Y_ = pt[1] / half_height
+    if X_ < -0.02:
+        return False
+    if Y_ < -0.8 and X_ < 0.45:  # towards the axillary tail (mostly seen on MLO views)
+        return Y_ > -1.6
+    phi = math.atan2(Y_, max(X_, 1e-6))
+    radius = 1.0 + sum(a * math.cos(k * phi + ph) for k, a, ph in harmonics)
+    radius += nipple_bump * math.exp(-((phi / 0.07) ** 2))
+    return math.hypot(X_, Y_) / radius < margin
 
-    # Density: clouds concentrated behind the nipple and in the upper-outer part.
+
+def _tissue_fields(rng: np.random.Generator, density: float) -> tuple[np.ndarray, np.ndarray]:
+    """Fibroglandular density and fat texture on the canonical grid, both ``float32[GY, GX]``.
+
+    Density clouds concentrate behind the nipple and in the upper-outer part;
+    ducts and fibrous strands add streaks converging on the nipple.
+    """
     gy, gx = _GRID_SHAPE
     Y, X = np.meshgrid(
         np.linspace(*_GRID_Y, gy, dtype=np.float32), np.linspace(*_GRID_X, gx, dtype=np.float32), indexing="ij"
@@ -459,7 +380,7 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     centre_q = float(rng.normal(-0.1, 0.12))
     envelope = np.exp(-(((X - 0.42) / 0.38) ** 2) - (((Y - centre_q) / 0.62) ** 2))
     envelope += 0.5 * np.exp(-(((X - 0.2) / 0.25) ** 2) - (((Y + 0.75) / 0.45) ** 2))  # towards the axilla
-    d = person.density
+    d = density
     threshold = 1.2 - 1.1 * d
     raw = 1.1 * envelope + 0.45 * cloud + 0.15 * lobes - threshold
     density_field = 1.0 / (1.0 + np.exp(-raw / (0.06 + 0.08 * rng.random())))
@@ -470,19 +391,13 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     streaks = _radial_streaks(rng, X, Y)
     density_field = np.clip(density_field * (1.0 + 0.18 * streaks), 0.0, 1.0).astype(np.float32)
     fat_texture = (fat_texture + 0.35 * streaks).astype(np.float32)
+    return density_field, fat_texture
 
-    def inside(pt: np.ndarray, margin: float = 0.93) -> bool:
-        X_ = pt[0] / depth
-        Y_ = pt[1] / half_height
-        if X_ < -0.02:
-            return False
-        if Y_ < -0.8 and X_ < 0.45:  # towards the axillary tail (mostly seen on MLO views)
-            return Y_ > -1.6
-        phi = math.atan2(Y_, max(X_, 1e-6))
-        radius = 1.0 + sum(a * math.cos(k * phi + ph) for k, a, ph in harmonics)
-        radius += nipple_bump * math.exp(-((phi / 0.07) ** 2))
-        return math.hypot(X_, Y_) / radius < margin
 
+def _arteries(
+    rng: np.random.Generator, depth: float, half_height: float, inside: Callable[[np.ndarray], bool]
+) -> list[_Vessel]:
+    """Tortuous arterial trunks running towards the nipple, with branches (not yet calcified)."""
     nipple = (depth * 0.97, 0.0)
     vessels: list[_Vessel] = []
     n_trunks = int(rng.integers(2, 6))
@@ -506,8 +421,13 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
                                          rng.uniform(0.3, 0.8) * depth, inside)
             if len(branch) >= 30:
                 vessels.append(_Vessel(branch, float(rng.uniform(0.5, 1.2)), ()))
+    return vessels
 
-    # Calcified segments (same stream whatever the exam, so anatomy is stable).
+
+def _calcify(
+    rng: np.random.Generator, vessels: list[_Vessel], person: _Patient, params: MammogramParams
+) -> tuple[list[_Vessel], list[tuple[_Segment, ...]]]:
+    """Calcified segments per vessel and their dashes (same stream whatever the exam, so anatomy is stable)."""
     max_exam = params.years - 1
     all_segments: list[tuple[_Segment, ...]] = []
     final_vessels: list[_Vessel] = []
@@ -527,8 +447,11 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
         dashes = _layout_dashes(rng, length, tuple(segs), vessel.diameter_mm, max_exam) if segs else ()
         final_vessels.append(_Vessel(vessel.points_mm, vessel.diameter_mm, dashes))
         all_segments.append(tuple(segs))
+    return final_vessels, all_segments
 
-    # Cooper's ligaments: short arcs roughly parallel to the skin, in the outer breast.
+
+def _ligaments(rng: np.random.Generator, depth: float, half_height: float) -> list[np.ndarray]:
+    """Cooper's ligaments: short arcs roughly parallel to the skin, in the outer breast (polylines in mm)."""
     ligaments = []
     for _ in range(int(rng.integers(25, 70))):
         rho = rng.uniform(0.45, 0.93)
@@ -539,25 +462,41 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
         rr = rho + bend * (1 - (2 * t) ** 2) + rng.normal(0, 0.01)
         pp = phi + span * t
         ligaments.append(np.stack([rr * np.cos(pp) * depth, rr * np.sin(pp) * half_height], axis=1))
+    return ligaments
 
-    # Look-alikes, kept clear of every artery.
-    from scipy.spatial import cKDTree
 
-    vessel_points = np.concatenate([v.points_mm for v in final_vessels]) if final_vessels else np.zeros((1, 2)) + 1e6
-    tree = cKDTree(vessel_points)
-    lookalikes: list[tuple[str, float, float, float, float]] = []
-    strands: list[np.ndarray] = []
+@dataclass(frozen=True)
+class _Placer:
+    """Places look-alikes inside the outline, clear of every artery."""
 
-    def place(rho_lo: float, rho_hi: float, size: float, tries: int = 40) -> tuple[float, float] | None:
+    rng: np.random.Generator
+    tree: cKDTree
+    depth: float
+    half_height: float
+    harmonics: tuple[tuple[int, float, float], ...]
+    nipple_bump: float
+
+    def place(self, rho_lo: float, rho_hi: float, size: float, tries: int = 40) -> tuple[float, float] | None:
+        """A point (breast mm) at a normalised radius in ``[rho_lo, rho_hi)`` farther than the clearance + size
+        from every artery, or None after ``tries`` draws."""
+        rng = self.rng
         for _ in range(tries):
             rho = rng.uniform(rho_lo, rho_hi)
             phi = rng.uniform(-1.3, 1.3)
-            radius = _outline_radius(np.array(phi), harmonics, nipple_bump)
-            p, q = float(rho * radius * math.cos(phi) * depth), float(rho * radius * math.sin(phi) * half_height)
-            if tree.query((p, q))[0] > _VESSEL_CLEARANCE_MM + size:
+            radius = _outline_radius(np.array(phi), self.harmonics, self.nipple_bump)
+            p = float(rho * radius * math.cos(phi) * self.depth)
+            q = float(rho * radius * math.sin(phi) * self.half_height)
+            if self.tree.query((p, q))[0] > _VESSEL_CLEARANCE_MM + size:
                 return p, q
         return None
 
+
+def _lookalike_calcifications(
+    placer: _Placer, nipple: tuple[float, float]
+) -> list[tuple[str, float, float, float, float]]:
+    """Benign round, clustered, ductal and skin calcifications: ``(kind, p, q, size_mm, extra)`` each."""
+    rng = placer.rng
+    lookalikes: list[tuple[str, float, float, float, float]] = []
     counts = {
         "benign_round": int(rng.integers(0, 6)),
         "cluster": int(rng.integers(0, 3)),
@@ -566,27 +505,34 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
     }
     for _ in range(counts["benign_round"]):
         size = float(rng.uniform(0.6, 3.5))
-        at = place(0.15, 0.85, size)
+        at = placer.place(0.15, 0.85, size)
         if at:
             lookalikes.append(("benign_round", at[0], at[1], size, float(rng.random())))
     for _ in range(counts["cluster"]):
-        at = place(0.2, 0.8, 6.0)
+        at = placer.place(0.2, 0.8, 6.0)
         if at:
             lookalikes.append(("cluster", at[0], at[1], float(rng.uniform(3.0, 7.0)), float(rng.uniform(0, 1e6))))
     for _ in range(counts["ductal"]):
         size = float(rng.uniform(2.0, 9.0))
-        at = place(0.2, 0.8, size)
+        at = placer.place(0.2, 0.8, size)
         if at:
             # Ducts converge on the nipple: rods point towards it.
             angle = math.atan2(nipple[1] - at[1], nipple[0] - at[0]) + rng.normal(0.0, 0.25)
             lookalikes.append(("ductal", at[0], at[1], size, angle))
     for _ in range(counts["skin"]):
         size = float(rng.uniform(0.6, 2.0))
-        at = place(0.96, 0.985, size)
+        at = placer.place(0.96, 0.985, size)
         if at:
             lookalikes.append(("skin", at[0], at[1], size, float(rng.random())))
+    return lookalikes
+
+
+def _tissue_strands(placer: _Placer) -> list[np.ndarray]:
+    """Bright tissue strands (look-alikes of a calcified vessel), polylines in mm clear of every artery."""
+    rng = placer.rng
+    strands: list[np.ndarray] = []
     for _ in range(int(rng.integers(0, 4))):
-        at = place(0.3, 0.8, 25.0)
+        at = placer.place(0.3, 0.8, 25.0)
         if at is None:
             continue
         theta = rng.uniform(0, 2 * np.pi)
@@ -595,11 +541,35 @@ def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: 
         angles = theta + curve * t
         path = np.stack([at[0] + np.cumsum(np.cos(angles)) * (t[1] - t[0]),
                          at[1] + np.cumsum(np.sin(angles)) * (t[1] - t[0])], axis=1)
-        if tree.query(path)[0].min() > _VESSEL_CLEARANCE_MM + 1.0:
+        if placer.tree.query(path)[0].min() > _VESSEL_CLEARANCE_MM + 1.0:
             strands.append(path)
+    return strands
 
-    return _Breast(depth, half_height, harmonics, nipple_bump, density_field, fat_texture, tuple(final_vessels),
-                   tuple(all_segments), tuple(ligaments), tuple(lookalikes), tuple(strands))
+
+@functools.lru_cache(maxsize=32)
+def _breast(seed: int, patient: int, laterality: str, person: _Patient, params: MammogramParams) -> _Breast:
+    """The anatomy of one breast (cached: all views and exams of a breast share it).
+
+    One random stream, drawn in this order: outline, tissue fields, arteries,
+    calcified segments, ligaments, look-alikes.
+    """
+    rng = rng_for(seed, "mammogram", "patient", patient, "breast", laterality)
+    depth = float(rng.uniform(95.0, 165.0))
+    half_height = float(rng.uniform(78.0, 118.0))
+    harmonics = tuple((k, float(rng.normal(0.0, 0.03 / k)), float(rng.uniform(0, 2 * np.pi))) for k in (2, 3, 4, 5))
+    nipple_bump = float(rng.uniform(0.0, 0.05))
+    density_field, fat_texture = _tissue_fields(rng, person.density)
+    inside = functools.partial(_inside_outline, depth=depth, half_height=half_height, harmonics=harmonics,
+                               nipple_bump=nipple_bump)
+    vessels, segments = _calcify(rng, _arteries(rng, depth, half_height, inside), person, params)
+    ligaments = _ligaments(rng, depth, half_height)
+    # Look-alikes, kept clear of every artery.
+    vessel_points = np.concatenate([v.points_mm for v in vessels]) if vessels else np.zeros((1, 2)) + 1e6
+    placer = _Placer(rng, cKDTree(vessel_points), depth, half_height, harmonics, nipple_bump)
+    lookalikes = _lookalike_calcifications(placer, nipple=(depth * 0.97, 0.0))
+    strands = _tissue_strands(placer)
+    return _Breast(depth, half_height, harmonics, nipple_bump, density_field, fat_texture, tuple(vessels),
+                   tuple(segments), tuple(ligaments), tuple(lookalikes), tuple(strands))
 
 
 # --------------------------------------------------------------------------------------
@@ -670,8 +640,6 @@ def _view_geometry(seed: int, patient: int, laterality: str, view: str, exam: in
 
 
 def _sample_canonical(field_: np.ndarray, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    import cv2
-
     gy, gx = field_.shape
     map_x = ((X - _GRID_X[0]) / (_GRID_X[1] - _GRID_X[0]) * (gx - 1)).astype(np.float32)
     map_y = ((Y - _GRID_Y[0]) / (_GRID_Y[1] - _GRID_Y[0]) * (gy - 1)).astype(np.float32)
@@ -697,7 +665,8 @@ def _pectoral_polygon(geometry: _ViewGeometry, n: int = 64) -> np.ndarray:
 
 
 # Vendor-style looks: (gamma range, contrast range, noise range, blur range px at full size, grid prob).
-_STYLE_LOOK: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float], float]] = {
+_Look = tuple[tuple[float, float], tuple[float, float], tuple[float, float], tuple[float, float], float]
+_STYLE_LOOK: dict[str, _Look] = {
     "A": ((0.85, 1.1), (5.0, 7.0), (0.006, 0.012), (0.3, 0.9), 0.3),
     "B": ((1.0, 1.35), (4.0, 6.0), (0.008, 0.016), (0.5, 1.3), 0.1),
     "C": ((0.75, 0.95), (6.0, 8.5), (0.004, 0.010), (0.2, 0.7), 0.4),
@@ -705,8 +674,413 @@ _STYLE_LOOK: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[flo
 }
 
 
+# Sub-pixel bits of the OpenCV drawing calls (coordinates in 1/16 px).
+_SHIFT = 4
+
+
 def _shifted_year(first: _dt.date, years: int) -> _dt.date:
     return first.replace(year=first.year + years)  # day ≤ 28, so always valid
+
+
+@dataclass(frozen=True)
+class _Frame:
+    """One image's pixel grid: full size, and the coarser working grid of the smooth fields.
+
+    Attributes:
+        rows, cols: image size in px.
+        spacing: pixel spacing at the breast in mm.
+        work: working-grid divisor (smooth fields are computed at ``rows // work``
+            × ``cols // work`` px, then upsampled).
+    """
+
+    rows: int
+    cols: int
+    spacing: float
+    work: int
+
+    @property
+    def full_scale(self) -> float:
+        """Pixel lengths in this module are quoted at full size (0.07 mm); multiply by this."""
+        return 0.07 / self.spacing
+
+    @property
+    def working_shape(self) -> tuple[int, int]:
+        return self.rows // self.work, self.cols // self.work
+
+    def up(self, field_: np.ndarray) -> np.ndarray:
+        """A working-grid field upsampled to the image, float32."""
+        if self.work == 1:
+            return field_.astype(np.float32, copy=False)
+        return cv2.resize(field_.astype(np.float32), (self.cols, self.rows), interpolation=cv2.INTER_LINEAR)
+
+
+def _soft_tissue_lines(
+    frame: _Frame, geometry: _ViewGeometry, breast: _Breast, render: np.random.Generator
+) -> np.ndarray:
+    """Faint soft-tissue arteries and ligaments drawn on the working grid, float32 in [0, 1]."""
+    spacing, work = frame.spacing, frame.work
+    soft = np.zeros(frame.working_shape, np.uint8)
+    for vessel in breast.vessels:
+        xy = geometry.to_pixels(vessel.points_mm, breast.half_height_mm) / work
+        thickness = max(1, int(round(vessel.diameter_mm * geometry.sx / spacing / work)))
+        cv2.polylines(soft, [_to_int_points(xy, 4)], False, int(render.uniform(50, 110)), thickness, cv2.LINE_AA, 4)
+    for ligament in breast.ligaments:
+        xy = geometry.to_pixels(ligament, breast.half_height_mm) / work
+        cv2.polylines(soft, [_to_int_points(xy, 4)], False, int(render.uniform(40, 120)),
+                      max(1, int(round(0.35 / spacing / work))), cv2.LINE_AA, 4)
+    return cv2.GaussianBlur(soft.astype(np.float32) / 255.0, (0, 0), max(0.6, 0.25 / spacing / work))
+
+
+def _working_tissue(
+    frame: _Frame, geometry: _ViewGeometry, breast: _Breast, render: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(rho, density, tissue)`` on the working grid: normalised breast radius, glandular density, tissue signal."""
+    rows, cols = frame.rows, frame.cols
+    wr, wc = frame.working_shape
+    ys, xs = np.meshgrid(
+        (np.arange(wr, dtype=np.float32) + 0.5) * (rows / wr) - 0.5,
+        (np.arange(wc, dtype=np.float32) + 0.5) * (cols / wc) - 0.5,
+        indexing="ij",
+    )
+    p, q = geometry.to_breast(xs, ys)
+    X = (p / breast.depth_mm).astype(np.float32)
+    Y = (q / breast.half_height_mm).astype(np.float32)
+    rho = _normalised_radius(X, Y, breast).astype(np.float32)
+    rho = np.where(X < 0, np.maximum(rho, 0.0), rho)
+    density = _sample_canonical(breast.density_field, X, Y)
+    fat_tex = _sample_canonical(breast.fat_texture, X, Y)
+    # Subcutaneous fat: no glandular tissue in the outer rim of the breast.
+    density = density * (1.0 - _smoothstep(0.72, 0.95, rho))
+    tissue = 0.24 + 0.40 * density + 0.045 * fat_tex * (1.0 - 0.3 * density)
+    tissue = tissue + 0.12 * _soft_tissue_lines(frame, geometry, breast, render)
+    return rho, density, tissue
+
+
+def _parenchyma(
+    frame: _Frame, geometry: _ViewGeometry, breast: _Breast, render: np.random.Generator,
+    rho: np.ndarray, density: np.ndarray, tissue: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(mu, breast_mask, edge_px, tissue_full)`` at full size: the tissue signal with fine texture, the thinner
+    periphery and the skin line; the breast; the distance to the skin in px; the upsampled smooth tissue."""
+    rows, cols, spacing = frame.rows, frame.cols, frame.spacing
+    rho_full = frame.up(rho)
+    breast_mask = rho_full < 1.0
+    tissue_full = frame.up(tissue)
+    # Fine parenchymal texture at (up to) half the full resolution.
+    fine_rows = min(rows, 2048)
+    fine_cols = int(round(cols * fine_rows / rows))
+    fine = _power_law_field(render, (fine_rows, fine_cols), beta=2.6)
+    if fine_rows != rows:
+        fine = cv2.resize(fine, (cols, rows), interpolation=cv2.INTER_LINEAR)
+    density_full = frame.up(density)
+    mu = tissue_full + (0.018 + 0.05 * density_full) * fine
+    # Periphery: thinner compressed tissue, then the skin line.
+    edge_px = (1.0 - rho_full) * breast.depth_mm * geometry.sx / spacing  # ≈ distance to the skin, px
+    mu *= 0.72 + 0.28 * _smoothstep(0.0, 14.0 / spacing, edge_px)
+    skin_px = render.uniform(1.2, 2.4) / spacing
+    mu += 0.10 * np.exp(-((edge_px / max(skin_px, 0.8)) ** 2)) * breast_mask
+    return mu, breast_mask, edge_px, tissue_full
+
+
+def _add_pectoral(
+    frame: _Frame, geometry: _ViewGeometry, render: np.random.Generator, mu: np.ndarray, breast_mask: np.ndarray,
+    tissue_full: np.ndarray, tissue: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(mu, pectoral_mask)``: the pectoral muscle blended in on MLO views (unchanged, all False on CC)."""
+    rows, cols, work, full_scale = frame.rows, frame.cols, frame.work, frame.full_scale
+    pectoral_mask = np.zeros((rows, cols), bool)
+    if geometry.pectoral is None:
+        return mu, pectoral_mask
+    wr, wc = frame.working_shape
+    poly = _pectoral_polygon(geometry)
+    canvas = np.zeros((rows, cols), np.uint8)
+    cv2.fillPoly(canvas, [_to_int_points(poly, 4)], 1, cv2.LINE_8, 4)
+    pectoral_mask = canvas.astype(bool) & breast_mask
+    pw, ph, _ = geometry.pectoral
+    length = math.hypot(pw, ph)
+    # Muscle fibres run along the muscle edge: stripes in the distance from it.
+    yy, xx = np.mgrid[0:wr, 0:wc].astype(np.float32) * work
+    dist = (xx * ph + yy * pw - pw * ph) / length
+    fibres = np.sin(dist / (render.uniform(30, 60) * full_scale) + 3.0 * _bending_noise(render, (wr, wc)))
+    muscle = render.uniform(0.42, 0.58) + 0.015 * fibres + 0.08 * _smoothstep(0, -0.3 * length, dist)
+    muscle_full = frame.up(muscle.astype(np.float32)) + 0.3 * (tissue_full - float(np.median(tissue)))
+    soft_edge = cv2.GaussianBlur(pectoral_mask.astype(np.float32), (0, 0), max(0.8, 1.5 * full_scale * 3))
+    return mu * (1 - soft_edge) + muscle_full * soft_edge, pectoral_mask
+
+
+def _wall_lines(xy: np.ndarray, form: str, sides: int, half_sep: float) -> list[np.ndarray]:
+    """The polylines of one dash: its centre line when solid, else the walls named by ``sides`` (tram track)."""
+    if form == "solid":
+        return [xy]
+    tangent = np.gradient(xy, axis=0)
+    tangent /= np.linalg.norm(tangent, axis=1, keepdims=True) + 1e-9
+    normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
+    lines = []
+    if sides & 1:
+        lines.append(xy + normal * half_sep)
+    if sides & 2:
+        lines.append(xy - normal * half_sep)
+    return lines
+
+
+def _draw_calcified_dashes(
+    frame: _Frame, geometry: _ViewGeometry, breast: _Breast, render: np.random.Generator, *, exam: int, years: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(calc, bac_canvas, bac_length)``: the calcified dashes visible at ``exam`` drawn anti-aliased
+    (uint8 brightness) and as the exact mask (uint8 0/1), and their length along the vessels (mm)."""
+    spacing, shift = frame.spacing, _SHIFT
+    calc = np.zeros((frame.rows, frame.cols), np.uint8)
+    bac_canvas = np.zeros((frame.rows, frame.cols), np.uint8)
+    bac_length = 0.0
+    for vessel, segs in zip(breast.vessels, breast.segments):
+        if not vessel.dashes:
+            continue
+        pts = vessel.points_mm
+        s_axis = np.arange(len(pts)) * 0.25
+        sep_mm = vessel.diameter_mm * float(render.uniform(0.75, 1.0))
+        for (s0, s1, amp, form, width_mm, sides, centre, seg_id) in vessel.dashes:
+            seg = segs[int(seg_id)]
+            if exam < seg.onset_exam:
+                continue
+            half = seg.half_length_mm + seg.growth_mm_per_year * (exam - seg.onset_exam)
+            lo, hi = max(s0, seg.centre_mm - half), min(s1, seg.centre_mm + half)
+            if hi - lo < 0.1:
+                continue
+            ss = np.arange(lo, hi + 1e-9, max(0.05, min(0.25, (hi - lo) / 4)))
+            centre_line = np.stack([np.interp(ss, s_axis, pts[:, 0]), np.interp(ss, s_axis, pts[:, 1])], axis=1)
+            xy = geometry.to_pixels(centre_line, breast.half_height_mm)
+            if len(xy) < 2:
+                xy = np.vstack([xy, xy + 0.5])
+            thickness = max(1, int(round(width_mm / spacing)))
+            colour = int(round(255 * amp * (1.0 + 0.25 * exam / max(1, years))))  # calcium densifies
+            half_sep = max(1.5, 0.5 * sep_mm * geometry.sx / spacing)
+            for line in _wall_lines(xy, form, sides, half_sep):
+                pts_i = _to_int_points(line, shift)
+                cv2.polylines(calc, [pts_i], False, min(colour, 255), thickness, cv2.LINE_AA, shift)
+                cv2.polylines(bac_canvas, [pts_i], False, 1, thickness, cv2.LINE_8, shift)
+            bac_length += hi - lo
+    return calc, bac_canvas, bac_length
+
+
+def _calcium_signal(
+    calc: np.ndarray, allowed: np.ndarray, grain_rng: np.random.Generator, full_scale: float
+) -> np.ndarray:
+    """The calcium's added signal, float32: the dashes inside ``allowed``, blotchy inside each dash
+    (calcium is deposited unevenly; the mask is unchanged)."""
+    calc_f = calc.astype(np.float32) / 255.0
+    calc_f *= allowed
+    ys_c, xs_c = np.nonzero(calc)
+    if len(ys_c):
+        top, bottom, left, right = ys_c.min(), ys_c.max() + 1, xs_c.min(), xs_c.max() + 1
+        grain = grain_rng.standard_normal((bottom - top, right - left), dtype=np.float32)
+        grain = cv2.GaussianBlur(grain, (0, 0), max(0.7, 1.2 * full_scale))
+        grain /= grain.std() + 1e-6
+        calc_f[top:bottom, left:right] *= np.clip(1.0 + 0.3 * grain, 0.45, 1.6)
+    return calc_f
+
+
+def _draw_lookalike(
+    canvas: np.ndarray, labels: np.ndarray, kind: str, centre: tuple[float, float], size_mm: float, extra: float,
+    *, local: np.random.Generator, seed: int, spacing: float,
+) -> float:
+    """Draw one calcification look-alike at ``centre`` (x, y px) on ``canvas`` (brightness) and ``labels`` (its code);
+    return its size in px (diameter, or length for ductal rods). ``local`` is its own random stream; a cluster
+    draws its members from the series' cluster stream named by ``extra``."""
+    shift = _SHIFT
+    cx, cy = centre
+    code = LOOKALIKE_CODES[kind]
+    radius_px = max(1.0, 0.5 * size_mm / spacing)
+    brightness = int(local.uniform(90, 200))
+    if kind in ("benign_round", "skin"):
+        c = _to_int_points(np.array([[cx, cy]]), shift)[0, 0]
+        r = int(round(radius_px * (1 << shift)))
+        if kind == "skin" or extra < 0.35:  # rim ("eggshell") calcification with a lucent centre
+            ring = max(1, int(round(radius_px * 0.35)))
+            cv2.circle(canvas, tuple(c), r, brightness, ring, cv2.LINE_AA, shift)
+            cv2.circle(labels, tuple(c), r, code, ring, cv2.LINE_8, shift)
+        else:
+            cv2.circle(canvas, tuple(c), r, brightness, -1, cv2.LINE_AA, shift)
+            cv2.circle(labels, tuple(c), r, code, -1, cv2.LINE_8, shift)
+    elif kind == "cluster":
+        rng = rng_for(seed, "mammogram", "cluster", int(extra))
+        for _ in range(int(rng.integers(5, 16))):
+            off = rng.normal(0.0, 0.3 * size_mm / spacing, 2)
+            rr = max(0.6, rng.uniform(0.1, 0.3) / spacing)
+            c = _to_int_points(np.array([[cx + off[0], cy + off[1]]]), shift)[0, 0]
+            cv2.circle(canvas, tuple(c), int(rr * (1 << shift)), int(rng.uniform(90, 180)), -1, cv2.LINE_AA, shift)
+            cv2.circle(labels, tuple(c), int(rr * (1 << shift)), code, -1, cv2.LINE_8, shift)
+    elif kind == "ductal":
+        length_px = size_mm / spacing
+        direction = np.array([math.cos(extra), math.sin(extra)])
+        start = np.array([cx, cy]) - 0.5 * length_px * direction
+        end = start + length_px * direction
+        thickness = max(1, int(round(local.uniform(0.25, 0.8) / spacing)))
+        seg_pts = [np.stack([start, end])]
+        if local.random() < 0.4:  # a branching rod
+            turn = extra + local.choice([-1, 1]) * local.uniform(0.4, 0.8)
+            seg_pts.append(np.stack([end - 0.3 * length_px * direction,
+                                     end - 0.3 * length_px * direction
+                                     + 0.5 * length_px * np.array([math.cos(turn), math.sin(turn)])]))
+        for sp in seg_pts:
+            cv2.polylines(canvas, [_to_int_points(sp, shift)], False, brightness, thickness, cv2.LINE_AA, shift)
+            cv2.polylines(labels, [_to_int_points(sp, shift)], False, code, thickness, cv2.LINE_8, shift)
+    return 2 * radius_px if kind != "ductal" else size_mm / spacing
+
+
+def _draw_lookalikes(
+    frame: _Frame, geometry: _ViewGeometry, breast: _Breast, breast_mask: np.ndarray, pectoral_mask: np.ndarray,
+    *, seed: int, patient_index: int, laterality: str,
+) -> tuple[np.ndarray, np.ndarray, list[Lookalike]]:
+    """``(canvas, labels, lookalikes)``: the breast's calcification look-alikes that fall on the breast (not
+    the muscle) in this view, as uint8 brightness, uint8 codes and records (each from its own random stream)."""
+    rows, cols = frame.rows, frame.cols
+    canvas = np.zeros((rows, cols), np.uint8)
+    labels = np.zeros((rows, cols), np.uint8)
+    lookalikes: list[Lookalike] = []
+    for kind, lp, lq, size_mm, extra in breast.lookalikes:
+        centre = geometry.to_pixels(np.array([[lp, lq]]), breast.half_height_mm)[0]
+        cx, cy = float(centre[0]), float(centre[1])
+        if not (0 <= cx < cols and 0 <= cy < rows) or not breast_mask[int(cy), int(cx)] or pectoral_mask[int(cy), int(cx)]:
+            continue
+        local = rng_for(seed, "mammogram", "lookalike", patient_index, laterality, kind, f"{lp:.3f},{lq:.3f}")
+        size_px = _draw_lookalike(
+            canvas, labels, kind, (cx, cy), size_mm, extra, local=local, seed=seed, spacing=frame.spacing
+        )
+        lookalikes.append(Lookalike(kind, cy, cx, size_px))
+    return canvas, labels, lookalikes
+
+
+def _draw_strands_and_paddle(
+    frame: _Frame, geometry: _ViewGeometry, breast: _Breast, render: np.random.Generator, canvas: np.ndarray,
+    labels: np.ndarray, lookalikes: list[Lookalike], *, artefacts: bool,
+) -> None:
+    """Draw the bright tissue strands and, sometimes, the compression paddle's edge (edits in place)."""
+    spacing, shift = frame.spacing, _SHIFT
+    for strand in breast.strands:
+        xy = geometry.to_pixels(strand, breast.half_height_mm)
+        thickness = max(1, int(round(render.uniform(0.4, 1.2) / spacing)))
+        cv2.polylines(canvas, [_to_int_points(xy, shift)], False, int(render.uniform(22, 50)), thickness,
+                      cv2.LINE_AA, shift)
+        cv2.polylines(labels, [_to_int_points(xy, shift)], False, LOOKALIKE_CODES["tissue_strand"], thickness,
+                      cv2.LINE_8, shift)
+        mid = xy[len(xy) // 2]
+        lookalikes.append(Lookalike("tissue_strand", float(mid[1]), float(mid[0]), float(len(xy))))
+    # Artefacts: the compression paddle's edge across the breast.
+    if artefacts and render.random() < 0.2:
+        rows, cols = frame.rows, frame.cols
+        x_edge = float(render.uniform(0.15, 0.5)) * cols
+        tilt = render.normal(0.0, 0.01) * rows
+        line = np.array([[x_edge, 0.0], [x_edge + tilt, rows - 1.0]])
+        thickness = max(1, int(round(3 * frame.full_scale)))
+        cv2.polylines(canvas, [_to_int_points(line, shift)], False, int(render.uniform(15, 35)), thickness,
+                      cv2.LINE_AA, shift)
+        cv2.polylines(labels, [_to_int_points(line, shift)], False, LOOKALIKE_CODES["paddle_edge"], thickness,
+                      cv2.LINE_8, shift)
+
+
+def _add_lookalikes(
+    frame: _Frame, geometry: _ViewGeometry, breast: _Breast, render: np.random.Generator, mu: np.ndarray,
+    breast_mask: np.ndarray, pectoral_mask: np.ndarray, bac_mask: np.ndarray, *, seed: int, patient_index: int,
+    laterality: str, artefacts: bool,
+) -> tuple[np.ndarray, list[Lookalike]]:
+    """Draw every look-alike and add its signal to ``mu`` in place, on the breast but never on BAC pixels.
+
+    Returns:
+        ``(lookalike_mask, lookalikes)``: uint8 codes of :data:`LOOKALIKE_CODES`, and the records.
+    """
+    canvas, labels, lookalikes = _draw_lookalikes(frame, geometry, breast, breast_mask, pectoral_mask, seed=seed,
+                                                  patient_index=patient_index, laterality=laterality)
+    _draw_strands_and_paddle(frame, geometry, breast, render, canvas, labels, lookalikes, artefacts=artefacts)
+    inside_soft = breast_mask & ~bac_mask
+    mu += (canvas.astype(np.float32) / 255.0) * inside_soft
+    return np.where(inside_soft, labels, 0).astype(np.uint8), lookalikes
+
+
+@dataclass(frozen=True)
+class _Tone:
+    """The rendering choices drawn for one image (recorded in its metadata)."""
+
+    gamma: float
+    noise_sigma: float
+    blur_sigma: float
+
+
+def _tone_blur_noise(
+    frame: _Frame, render: np.random.Generator, look: _Look, mu: np.ndarray, breast_mask: np.ndarray, *,
+    artefacts: bool,
+) -> tuple[np.ndarray, _Tone]:
+    """The presentation image from the tissue signal: vendor tone curve, blur, grid lines, quantum noise;
+    background exact zeros or faint detector noise. Returns the image (float, in [0, 0.995]) and the choices."""
+    rows, cols, full_scale = frame.rows, frame.cols, frame.full_scale
+    gamma = float(render.uniform(*look[0]))
+    contrast = float(render.uniform(*look[1]))
+    mu = np.clip(mu, 0.0, 1.2)
+    lo_t = 1.0 / (1.0 + math.exp(contrast * 0.45))
+    hi_t = 1.0 / (1.0 + math.exp(-contrast * 0.65))
+    toned = (1.0 / (1.0 + np.exp(-contrast * (mu - 0.45))) - lo_t) / (hi_t - lo_t)
+    image = np.clip(toned, 0.0, 1.0) ** gamma
+    image = np.where(breast_mask, image, 0.0).astype(np.float32)
+    # A narrow dark halo outside the skin is how processed images look; keep background at 0.
+    blur_sigma = float(render.uniform(*look[3])) * full_scale
+    if blur_sigma > 0.3:
+        image = cv2.GaussianBlur(image, (0, 0), blur_sigma)
+    if artefacts and render.random() < look[4]:
+        period = float(render.uniform(3.0, 9.0))
+        axis_cols = render.random() < 0.5
+        n = cols if axis_cols else rows
+        stripe = (0.006 * np.sin(2 * np.pi * np.arange(n, dtype=np.float32) / period)).astype(np.float32)
+        image += stripe[None, :] if axis_cols else stripe[:, None]
+    # Quoted per full-size pixel; larger pixels average the quantum noise down.
+    noise_sigma = float(render.uniform(*look[2])) * max(0.3, full_scale)
+    noise = render.standard_normal((rows, cols), dtype=np.float32)
+    image += noise * (noise_sigma * (0.5 + 0.5 * np.sqrt(np.clip(image, 0, 1))))
+    # Background: exact zeros, with faint detector noise on some styles (half the pixels stay 0).
+    background = np.maximum(noise, 0.0) * (0.004 if render.random() < 0.5 else 0.0)
+    image = np.where(breast_mask, image, background)
+    image = np.clip(image, 0.0, 0.995)
+    return image, _Tone(gamma=gamma, noise_sigma=noise_sigma, blur_sigma=blur_sigma)
+
+
+def _mirrored(
+    arrays: tuple[np.ndarray, ...], lookalikes: list[Lookalike], *, cols: int
+) -> tuple[tuple[np.ndarray, ...], list[Lookalike]]:
+    """Images and look-alike records flipped left to right (contiguous copies)."""
+    flipped = tuple(np.ascontiguousarray(a[:, ::-1]) for a in arrays)
+    return flipped, [Lookalike(item.kind, item.row, cols - 1 - item.col, item.size_px) for item in lookalikes]
+
+
+def _metadata(
+    *, seed: int, index: int, params: MammogramParams, person: _Patient, patient_index: int, exam: int,
+    view_label: str, frame: _Frame, style: str, bac_length: float, bac_area_px: int, tone: _Tone,
+) -> MammogramMetadata:
+    laterality = view_label[0]
+    number = patient_index + 1 + params.patient_offset
+    return MammogramMetadata(
+        seed=seed,
+        index=int(index),
+        patient_index=patient_index,
+        patient_id=f"PHANTOM-{number:04d}",
+        patient_name=f"Phantom^{number:04d}",
+        exam_index=exam,
+        study_date=_shifted_year(person.first_date, exam).isoformat(),
+        laterality=laterality,
+        view=view_label[1:],
+        view_label=view_label,
+        size=params.size,
+        shape=(frame.rows, frame.cols),
+        pixel_spacing_mm=frame.spacing,
+        density=round(person.density, 4),
+        birads_density="abcd"[min(3, int(person.density * 4))],
+        has_bac=person.has_bac,
+        progressing=person.progressing,
+        bac_length_mm=round(bac_length, 3),
+        bac_area_px=bac_area_px,
+        style=style,
+        tone_gamma=round(tone.gamma, 4),
+        noise_sigma=round(tone.noise_sigma, 5),
+        blur_sigma_px=round(tone.blur_sigma, 3),
+        chest_wall="left" if laterality == "L" else "right",
+    )
 
 
 def generate_mammogram(
@@ -739,299 +1113,46 @@ def generate_mammogram(
     Raises:
         ParameterError: a parameter out of range.
     """
-    import cv2
-
     seed = check_seed(seed)
     params = MammogramParams(size=size, years=years, bac_fraction=bac_fraction, progress_fraction=progress_fraction,
                              artefacts=artefacts, patient_offset=patient_offset, first_year=first_year)
     patient_index, exam, view_label = image_position(index, years=params.years)
     laterality, view = view_label[0], view_label[1:]
     rows, cols, spacing = SIZES[params.size]
-    full_scale = 0.07 / spacing  # pixel lengths below are quoted at full size (0.07 mm)
-
+    frame = _Frame(rows, cols, spacing, work=max(1, rows // 1024))
     person = _patient(seed, patient_index, params)
     breast = _breast(seed, patient_index, laterality, person, params)
     geometry = _view_geometry(seed, patient_index, laterality, view, exam, breast, (rows, cols), spacing)
-    style = person.style_seq[exam]
-    look = _STYLE_LOOK[style]
+    # The image's own random stream, drawn in the order of the steps below.
     render = rng_for(seed, "mammogram", "image", patient_index, exam, view_label)
 
-    # ---- smooth fields at a working resolution, then upsampled --------------------
-    work = max(1, rows // 1024)
-    wr, wc = rows // work, cols // work
-    ys, xs = np.meshgrid(
-        (np.arange(wr, dtype=np.float32) + 0.5) * (rows / wr) - 0.5,
-        (np.arange(wc, dtype=np.float32) + 0.5) * (cols / wc) - 0.5,
-        indexing="ij",
-    )
-    p, q = geometry.to_breast(xs, ys)
-    X = (p / breast.depth_mm).astype(np.float32)
-    Y = (q / breast.half_height_mm).astype(np.float32)
-    rho = _normalised_radius(X, Y, breast).astype(np.float32)
-    rho = np.where(X < 0, np.maximum(rho, 0.0), rho)
-    density = _sample_canonical(breast.density_field, X, Y)
-    fat_tex = _sample_canonical(breast.fat_texture, X, Y)
-
-    def up(a: np.ndarray) -> np.ndarray:
-        if work == 1:
-            return a.astype(np.float32, copy=False)
-        return cv2.resize(a.astype(np.float32), (cols, rows), interpolation=cv2.INTER_LINEAR)
-
-    # Subcutaneous fat: no glandular tissue in the outer rim of the breast.
-    density = density * (1.0 - _smoothstep(0.72, 0.95, rho))
-    tissue = 0.24 + 0.40 * density + 0.045 * fat_tex * (1.0 - 0.3 * density)
-
-    # Faint soft-tissue arteries and ligaments, drawn at working resolution.
-    soft = np.zeros((wr, wc), np.uint8)
-    for vessel in breast.vessels:
-        xy = geometry.to_pixels(vessel.points_mm, breast.half_height_mm) / work
-        thickness = max(1, int(round(vessel.diameter_mm * geometry.sx / spacing / work)))
-        cv2.polylines(soft, [_to_int_points(xy, 4)], False, int(render.uniform(50, 110)), thickness, cv2.LINE_AA, 4)
-    for ligament in breast.ligaments:
-        xy = geometry.to_pixels(ligament, breast.half_height_mm) / work
-        cv2.polylines(soft, [_to_int_points(xy, 4)], False, int(render.uniform(40, 120)),
-                      max(1, int(round(0.35 / spacing / work))), cv2.LINE_AA, 4)
-    soft_f = cv2.GaussianBlur(soft.astype(np.float32) / 255.0, (0, 0), max(0.6, 0.25 / spacing / work))
-    tissue = tissue + 0.12 * soft_f
-
-    rho_full = up(rho)
-    breast_mask = rho_full < 1.0
-    tissue_full = up(tissue)
-
-    # Fine parenchymal texture at (up to) half the full resolution.
-    fine_rows = min(rows, 2048)
-    fine_cols = int(round(cols * fine_rows / rows))
-    fine = _power_law_field(render, (fine_rows, fine_cols), beta=2.6)
-    if fine_rows != rows:
-        fine = cv2.resize(fine, (cols, rows), interpolation=cv2.INTER_LINEAR)
-    density_full = up(density)
-    mu = tissue_full + (0.018 + 0.05 * density_full) * fine
-
-    # Periphery: thinner compressed tissue, then the skin line.
-    edge_px = (1.0 - rho_full) * breast.depth_mm * geometry.sx / spacing  # ≈ distance to the skin, px
-    mu *= 0.72 + 0.28 * _smoothstep(0.0, 14.0 / spacing, edge_px)
-    skin_px = render.uniform(1.2, 2.4) / spacing
-    mu += 0.10 * np.exp(-((edge_px / max(skin_px, 0.8)) ** 2)) * breast_mask
-
-    # Pectoral muscle (MLO).
-    pectoral_mask = np.zeros((rows, cols), bool)
-    if geometry.pectoral is not None:
-        poly = _pectoral_polygon(geometry)
-        canvas = np.zeros((rows, cols), np.uint8)
-        cv2.fillPoly(canvas, [_to_int_points(poly, 4)], 1, cv2.LINE_8, 4)
-        pectoral_mask = canvas.astype(bool) & breast_mask
-        pw, ph, _ = geometry.pectoral
-        length = math.hypot(pw, ph)
-        # Muscle fibres run along the muscle edge: stripes in the distance from it.
-        yy, xx = np.mgrid[0:wr, 0:wc].astype(np.float32) * work
-        dist = (xx * ph + yy * pw - pw * ph) / length
-        fibres = np.sin(dist / (render.uniform(30, 60) * full_scale) + 3.0 * _bending_noise(render, (wr, wc)))
-        muscle = render.uniform(0.42, 0.58) + 0.015 * fibres + 0.08 * _smoothstep(0, -0.3 * length, dist)
-        muscle_full = up(muscle.astype(np.float32)) + 0.3 * (tissue_full - float(np.median(tissue)))
-        soft_edge = cv2.GaussianBlur(pectoral_mask.astype(np.float32), (0, 0), max(0.8, 1.5 * full_scale * 3))
-        mu = mu * (1 - soft_edge) + muscle_full * soft_edge
-
-    # ---- calcified arteries: the exact BAC mask ------------------------------------
-    calc = np.zeros((rows, cols), np.uint8)
-    bac_canvas = np.zeros((rows, cols), np.uint8)
-    bac_length = 0.0
-    shift = 4
-    for vessel, segs in zip(breast.vessels, breast.segments):
-        if not vessel.dashes:
-            continue
-        pts = vessel.points_mm
-        s_axis = np.arange(len(pts)) * 0.25
-        sep_mm = vessel.diameter_mm * float(render.uniform(0.75, 1.0))
-        for (s0, s1, amp, form, width_mm, sides, centre, seg_id) in vessel.dashes:
-            seg = segs[int(seg_id)]
-            if exam < seg.onset_exam:
-                continue
-            half = seg.half_length_mm + seg.growth_mm_per_year * (exam - seg.onset_exam)
-            lo, hi = max(s0, seg.centre_mm - half), min(s1, seg.centre_mm + half)
-            if hi - lo < 0.1:
-                continue
-            ss = np.arange(lo, hi + 1e-9, max(0.05, min(0.25, (hi - lo) / 4)))
-            centre_line = np.stack([np.interp(ss, s_axis, pts[:, 0]), np.interp(ss, s_axis, pts[:, 1])], axis=1)
-            xy = geometry.to_pixels(centre_line, breast.half_height_mm)
-            if len(xy) < 2:
-                xy = np.vstack([xy, xy + 0.5])
-            thickness = max(1, int(round(width_mm / spacing)))
-            colour = int(round(255 * amp * (1.0 + 0.25 * exam / max(1, params.years))))  # calcium densifies
-            lines = []
-            if form == "solid":
-                lines.append(xy)
-            else:
-                tangent = np.gradient(xy, axis=0)
-                tangent /= np.linalg.norm(tangent, axis=1, keepdims=True) + 1e-9
-                normal = np.stack([-tangent[:, 1], tangent[:, 0]], axis=1)
-                half_sep = max(1.5, 0.5 * sep_mm * geometry.sx / spacing)
-                if sides & 1:
-                    lines.append(xy + normal * half_sep)
-                if sides & 2:
-                    lines.append(xy - normal * half_sep)
-            for line in lines:
-                pts_i = _to_int_points(line, shift)
-                cv2.polylines(calc, [pts_i], False, min(colour, 255), thickness, cv2.LINE_AA, shift)
-                cv2.polylines(bac_canvas, [pts_i], False, 1, thickness, cv2.LINE_8, shift)
-            bac_length += hi - lo
+    rho, density, tissue = _working_tissue(frame, geometry, breast, render)
+    mu, breast_mask, edge_px, tissue_full = _parenchyma(frame, geometry, breast, render, rho, density, tissue)
+    mu, pectoral_mask = _add_pectoral(frame, geometry, render, mu, breast_mask, tissue_full, tissue)
+    # Calcified arteries: the exact BAC mask (inside the breast, off the muscle, off the skin line).
+    calc, bac_canvas, bac_length = _draw_calcified_dashes(frame, geometry, breast, render, exam=exam,
+                                                          years=params.years)
     allowed = breast_mask & ~pectoral_mask & (edge_px > 1.5 / spacing * 0.5)
     bac_mask = bac_canvas.astype(bool) & allowed
-    calc_f = calc.astype(np.float32) / 255.0
-    calc_f *= allowed
-    # Calcium is deposited unevenly: blotchy brightness inside each dash (the mask is unchanged).
-    ys_c, xs_c = np.nonzero(calc)
-    if len(ys_c):
-        top, bottom, left, right = ys_c.min(), ys_c.max() + 1, xs_c.min(), xs_c.max() + 1
-        grain_rng = rng_for(seed, "mammogram", "calcium-grain", patient_index, exam, view_label)
-        grain = grain_rng.standard_normal((bottom - top, right - left), dtype=np.float32)
-        grain = cv2.GaussianBlur(grain, (0, 0), max(0.7, 1.2 * full_scale))
-        grain /= grain.std() + 1e-6
-        calc_f[top:bottom, left:right] *= np.clip(1.0 + 0.3 * grain, 0.45, 1.6)
-    mu += calc_f
-
-    # ---- look-alikes (never on BAC pixels) ------------------------------------------
-    look_canvas = np.zeros((rows, cols), np.uint8)
-    look_labels = np.zeros((rows, cols), np.uint8)
-    lookalikes: list[Lookalike] = []
-    for kind, lp, lq, size_mm, extra in breast.lookalikes:
-        centre = geometry.to_pixels(np.array([[lp, lq]]), breast.half_height_mm)[0]
-        cx, cy = float(centre[0]), float(centre[1])
-        if not (0 <= cx < cols and 0 <= cy < rows) or not breast_mask[int(cy), int(cx)] or pectoral_mask[int(cy), int(cx)]:
-            continue
-        code = LOOKALIKE_CODES[kind]
-        radius_px = max(1.0, 0.5 * size_mm / spacing)
-        local = rng_for(seed, "mammogram", "lookalike", patient_index, laterality, kind, f"{lp:.3f},{lq:.3f}")
-        brightness = int(local.uniform(90, 200))
-        if kind in ("benign_round", "skin"):
-            c = _to_int_points(np.array([[cx, cy]]), shift)[0, 0]
-            r = int(round(radius_px * (1 << shift)))
-            if kind == "skin" or extra < 0.35:  # rim ("eggshell") calcification with a lucent centre
-                ring = max(1, int(round(radius_px * 0.35)))
-                cv2.circle(look_canvas, tuple(c), r, brightness, ring, cv2.LINE_AA, shift)
-                cv2.circle(look_labels, tuple(c), r, code, ring, cv2.LINE_8, shift)
-            else:
-                cv2.circle(look_canvas, tuple(c), r, brightness, -1, cv2.LINE_AA, shift)
-                cv2.circle(look_labels, tuple(c), r, code, -1, cv2.LINE_8, shift)
-        elif kind == "cluster":
-            cluster_rng = rng_for(seed, "mammogram", "cluster", int(extra))
-            for _ in range(int(cluster_rng.integers(5, 16))):
-                off = cluster_rng.normal(0.0, 0.3 * size_mm / spacing, 2)
-                rr = max(0.6, cluster_rng.uniform(0.1, 0.3) / spacing)
-                c = _to_int_points(np.array([[cx + off[0], cy + off[1]]]), shift)[0, 0]
-                cv2.circle(look_canvas, tuple(c), int(rr * (1 << shift)), int(cluster_rng.uniform(90, 180)), -1,
-                           cv2.LINE_AA, shift)
-                cv2.circle(look_labels, tuple(c), int(rr * (1 << shift)), code, -1, cv2.LINE_8, shift)
-        elif kind == "ductal":
-            length_px = size_mm / spacing
-            direction = np.array([math.cos(extra), math.sin(extra)])
-            start = np.array([cx, cy]) - 0.5 * length_px * direction
-            end = start + length_px * direction
-            thickness = max(1, int(round(local.uniform(0.25, 0.8) / spacing)))
-            seg_pts = [np.stack([start, end])]
-            if local.random() < 0.4:  # a branching rod
-                turn = extra + local.choice([-1, 1]) * local.uniform(0.4, 0.8)
-                seg_pts.append(np.stack([end - 0.3 * length_px * direction,
-                                         end - 0.3 * length_px * direction
-                                         + 0.5 * length_px * np.array([math.cos(turn), math.sin(turn)])]))
-            for sp in seg_pts:
-                cv2.polylines(look_canvas, [_to_int_points(sp, shift)], False, brightness, thickness, cv2.LINE_AA, shift)
-                cv2.polylines(look_labels, [_to_int_points(sp, shift)], False, code, thickness, cv2.LINE_8, shift)
-        lookalikes.append(Lookalike(kind, cy, cx, 2 * radius_px if kind != "ductal" else size_mm / spacing))
-    for strand in breast.strands:
-        xy = geometry.to_pixels(strand, breast.half_height_mm)
-        thickness = max(1, int(round(render.uniform(0.4, 1.2) / spacing)))
-        cv2.polylines(look_canvas, [_to_int_points(xy, shift)], False, int(render.uniform(22, 50)), thickness,
-                      cv2.LINE_AA, shift)
-        cv2.polylines(look_labels, [_to_int_points(xy, shift)], False, LOOKALIKE_CODES["tissue_strand"], thickness,
-                      cv2.LINE_8, shift)
-        mid = xy[len(xy) // 2]
-        lookalikes.append(Lookalike("tissue_strand", float(mid[1]), float(mid[0]), float(len(xy))))
-
-    # Artefacts: the compression paddle's edge across the breast.
-    if params.artefacts and render.random() < 0.2:
-        x_edge = float(render.uniform(0.15, 0.5)) * cols
-        tilt = render.normal(0.0, 0.01) * rows
-        line = np.array([[x_edge, 0.0], [x_edge + tilt, rows - 1.0]])
-        thickness = max(1, int(round(3 * full_scale)))
-        cv2.polylines(look_canvas, [_to_int_points(line, shift)], False, int(render.uniform(15, 35)), thickness,
-                      cv2.LINE_AA, shift)
-        cv2.polylines(look_labels, [_to_int_points(line, shift)], False, LOOKALIKE_CODES["paddle_edge"], thickness,
-                      cv2.LINE_8, shift)
-    inside_soft = breast_mask & ~bac_mask
-    mu += (look_canvas.astype(np.float32) / 255.0) * inside_soft
-    lookalike_mask = np.where(inside_soft, look_labels, 0).astype(np.uint8)
-
-    # ---- vendor tone curve, blur, noise ---------------------------------------------
-    gamma = float(render.uniform(*look[0]))
-    contrast = float(render.uniform(*look[1]))
-    mu = np.clip(mu, 0.0, 1.2)
-    lo_t = 1.0 / (1.0 + math.exp(contrast * 0.45))
-    hi_t = 1.0 / (1.0 + math.exp(-contrast * 0.65))
-    toned = (1.0 / (1.0 + np.exp(-contrast * (mu - 0.45))) - lo_t) / (hi_t - lo_t)
-    image = np.clip(toned, 0.0, 1.0) ** gamma
-    image = np.where(breast_mask, image, 0.0).astype(np.float32)
-    # A narrow dark halo outside the skin is how processed images look; keep background at 0.
-    blur_sigma = float(render.uniform(*look[3])) * full_scale
-    if blur_sigma > 0.3:
-        image = cv2.GaussianBlur(image, (0, 0), blur_sigma)
-    if params.artefacts and render.random() < look[4]:
-        period = float(render.uniform(3.0, 9.0))
-        axis_cols = render.random() < 0.5
-        n = cols if axis_cols else rows
-        stripe = (0.006 * np.sin(2 * np.pi * np.arange(n, dtype=np.float32) / period)).astype(np.float32)
-        image += stripe[None, :] if axis_cols else stripe[:, None]
-    # Quoted per full-size pixel; larger pixels average the quantum noise down.
-    noise_sigma = float(render.uniform(*look[2])) * max(0.3, full_scale)
-    noise = render.standard_normal((rows, cols), dtype=np.float32)
-    image += noise * (noise_sigma * (0.5 + 0.5 * np.sqrt(np.clip(image, 0, 1))))
-    # Background: exact zeros, with faint detector noise on some styles (half the pixels stay 0).
-    background = np.maximum(noise, 0.0) * (0.004 if render.random() < 0.5 else 0.0)
-    image = np.where(breast_mask, image, background)
-    image = np.clip(image, 0.0, 0.995)
-
-    # Mirror right breasts: their chest wall is at the right image edge.
+    grain_rng = rng_for(seed, "mammogram", "calcium-grain", patient_index, exam, view_label)
+    mu += _calcium_signal(calc, allowed, grain_rng, frame.full_scale)
+    # Look-alikes (never on BAC pixels).
+    lookalike_mask, lookalikes = _add_lookalikes(frame, geometry, breast, render, mu, breast_mask, pectoral_mask,
+                                                 bac_mask, seed=seed, patient_index=patient_index,
+                                                 laterality=laterality, artefacts=params.artefacts)
+    # Presentation image, mirrored for right breasts (chest wall at the right image edge), then the view label.
+    image, tone = _tone_blur_noise(frame, render, _STYLE_LOOK[person.style_seq[exam]], mu, breast_mask,
+                                   artefacts=params.artefacts)
     if laterality == "R":
-        image, bac_mask, breast_mask, pectoral_mask, lookalike_mask = (
-            np.ascontiguousarray(a[:, ::-1]) for a in (image, bac_mask, breast_mask, pectoral_mask, lookalike_mask))
-        lookalikes = [Lookalike(item.kind, item.row, cols - 1 - item.col, item.size_px) for item in lookalikes]
-
-    # ---- burned-in view label, in a corner away from the chest wall ---------------------
+        (image, bac_mask, breast_mask, pectoral_mask, lookalike_mask), lookalikes = _mirrored(
+            (image, bac_mask, breast_mask, pectoral_mask, lookalike_mask), lookalikes, cols=cols)
     label_mask = _draw_label(view_label, breast_mask, rows, cols, chest_wall_left=laterality == "L")
     image[label_mask] = 1.0
-    breast_mask = breast_mask & ~label_mask
-    bac_mask = bac_mask & ~label_mask
-    pectoral_mask = pectoral_mask & ~label_mask
+    breast_mask, bac_mask, pectoral_mask = (mask & ~label_mask for mask in (breast_mask, bac_mask, pectoral_mask))
     lookalike_mask[label_mask] = 0
-
-    study_date = _shifted_year(person.first_date, exam)
-    number = patient_index + 1 + params.patient_offset
-    birads = "abcd"[min(3, int(person.density * 4))]
-    metadata = MammogramMetadata(
-        seed=seed,
-        index=int(index),
-        patient_index=patient_index,
-        patient_id=f"PHANTOM-{number:04d}",
-        patient_name=f"Phantom^{number:04d}",
-        exam_index=exam,
-        study_date=study_date.isoformat(),
-        laterality=laterality,
-        view=view,
-        view_label=view_label,
-        size=params.size,
-        shape=(rows, cols),
-        pixel_spacing_mm=spacing,
-        density=round(person.density, 4),
-        birads_density=birads,
-        has_bac=person.has_bac,
-        progressing=person.progressing,
-        bac_length_mm=round(bac_length, 3),
-        bac_area_px=int(bac_mask.sum()),
-        style=style,
-        tone_gamma=round(gamma, 4),
-        noise_sigma=round(noise_sigma, 5),
-        blur_sigma_px=round(blur_sigma, 3),
-        chest_wall="left" if laterality == "L" else "right",
-    )
+    metadata = _metadata(seed=seed, index=index, params=params, person=person, patient_index=patient_index,
+                         exam=exam, view_label=view_label, frame=frame, style=person.style_seq[exam],
+                         bac_length=bac_length, bac_area_px=int(bac_mask.sum()), tone=tone)
     return MammogramPhantom(
         image=image.astype(np.float32),
         bac_mask=bac_mask,
@@ -1050,8 +1171,6 @@ def _bending_noise(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarr
 
 
 def _label_box(view_label: str, rows: int, cols: int) -> tuple[float, int, tuple[int, int], int]:
-    import cv2
-
     scale = rows / 1024 * 1.3
     thickness = max(1, int(round(rows / 1024 * 2.5)))
     (w, h), base = cv2.getTextSize(view_label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
@@ -1061,8 +1180,6 @@ def _label_box(view_label: str, rows: int, cols: int) -> tuple[float, int, tuple
 def _draw_label(view_label: str, breast_mask: np.ndarray, rows: int, cols: int, *, chest_wall_left: bool) -> np.ndarray:
     """Mask of the burned-in view label: top or bottom corner on the side away from the
     chest wall, whichever overlaps the breast less."""
-    import cv2
-
     scale, thickness, (w, h), base = _label_box(view_label, rows, cols)
     margin = int(rows * 0.03)
     best = None
@@ -1127,8 +1244,6 @@ def write_mammogram(
         "lookalike_mask": f"{stem}_lookalike.png",
     }
     if fmt == "dicom":
-        from medlim.phantoms.dicom import style_for, write_mammogram_dicom
-
         dicom_style = style_for(meta, transfer_syntax=transfer_syntax, photometric=photometric,
                                 presentation_intent="FOR PROCESSING" if for_processing else "FOR PRESENTATION")
         path = write_mammogram_dicom(phantom, out_dir / f"{stem}.dcm", style=dicom_style)

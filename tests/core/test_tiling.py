@@ -8,8 +8,10 @@ import torch
 
 from medlim.core.tiling import (
     PatchMerger,
+    core_spans,
     gaussian_weight,
     iter_patch_batches,
+    overlapping_tiles,
     pad_to_patch,
     patch_grid,
     patch_starts,
@@ -158,3 +160,55 @@ def test_torch_image_is_cut_where_it_lives() -> None:
     for got, expected in zip(batches, reference, strict=True):
         np.testing.assert_array_equal(got.origins, expected.origins)
         np.testing.assert_array_equal(got.patches.numpy(), expected.patches)
+
+
+def test_overlapping_tiles_hand_case() -> None:
+    # 300 × 200, tile 128, overlap 32 → stride 96.
+    # Rows: starts 0, 96, then 300 − 128 = 172; overlaps [96, 128) and [172, 224) → cores split at 112 and 198.
+    # Columns: starts 0, then 200 − 128 = 72; overlap [72, 128) → core split at 100.
+    tiles = overlapping_tiles((300, 200), tile=128, overlap=32)
+    assert [(t.top, t.left, t.bottom, t.right) for t in tiles] == [
+        (0, 0, 128, 128), (0, 72, 128, 200),
+        (96, 0, 224, 128), (96, 72, 224, 200),
+        (172, 0, 300, 128), (172, 72, 300, 200),
+    ]
+    inf = float("inf")
+    assert [t.core for t in tiles] == [
+        (-inf, -inf, 112.0, 100.0), (-inf, 100.0, 112.0, inf),
+        (112.0, -inf, 198.0, 100.0), (112.0, 100.0, 198.0, inf),
+        (198.0, -inf, inf, 100.0), (198.0, 100.0, inf, inf),
+    ]
+    assert tiles[2].window == (slice(96, 224), slice(0, 128))
+
+
+def test_overlapping_tiles_short_sides_are_one_cut_tile() -> None:
+    assert [(t.top, t.left, t.bottom, t.right, t.core) for t in overlapping_tiles((50, 128), tile=128, overlap=32)] == [
+        (0, 0, 50, 128, (-np.inf, -np.inf, np.inf, np.inf))
+    ]
+    # One px longer than the tile: a second tile one px further, split in the middle of their overlap.
+    tiles = overlapping_tiles((129, 10), tile=128, overlap=32)
+    assert [(t.top, t.bottom) for t in tiles] == [(0, 128), (1, 129)]
+    assert tiles[0].core[2] == tiles[1].core[0] == 64.5
+
+
+def test_cores_partition_the_image() -> None:
+    tiles = overlapping_tiles((301, 250), tile=96, overlap=40)
+    owners = np.zeros((301, 250), int)
+    for t in tiles:
+        rows, cols = np.mgrid[0:301, 0:250]
+        owned = np.vectorize(t.owns)(rows + 0.5, cols + 0.5)
+        assert not (owned & ((rows < t.top) | (rows >= t.bottom) | (cols < t.left) | (cols >= t.right))).any()
+        owners += owned
+    assert (owners == 1).all()
+
+
+def test_core_spans_hand_case() -> None:
+    assert core_spans(np.array([0, 96, 172]), tile=128) == [(-np.inf, 112.0), (112.0, 198.0), (198.0, np.inf)]
+    assert core_spans(np.array([0]), tile=128) == [(-np.inf, np.inf)]
+
+
+def test_bad_overlap() -> None:
+    with pytest.raises(ParameterError, match="overlap"):
+        overlapping_tiles((100, 100), tile=64, overlap=64)
+    with pytest.raises(ParameterError, match="overlap"):
+        overlapping_tiles((100, 100), tile=64, overlap=-1)

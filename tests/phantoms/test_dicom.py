@@ -170,3 +170,28 @@ def test_encoder_failure_falls_back_to_uncompressed(monkeypatch: pytest.MonkeyPa
     assert ds.file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
     with pytest.raises(ParameterError):
         encode(ds, "jpeg-ls")
+
+
+@pytest.mark.parametrize(
+    ("style", "intent", "expected"),
+    [
+        # sha256 of the written file (seed 11, image 2; the pydicom implementation UID pinned), recorded from the generator before it was split into named steps (issue 17) and checked equal to it.
+        ("A", "FOR PRESENTATION", "b148c5e06bda2d4372dc3f5482a2e10057e8ea2ae82c772d368e603e94748771"),
+        ("B", "FOR PRESENTATION", "ca83c01f92d2044c00b58177c93af9fd0b53b76a5efbc80357529b0785e53611"),
+        ("C", "FOR PRESENTATION", "26be25d515253ccc65a0470c437c8bea2e25b84761ff434e81167b09d34526c6"),
+        ("D", "FOR PRESENTATION", "6851f4fef3de76c773c07e5de79fa59f5938a772c5793983411931e9bccb36f5"),
+        ("B", "FOR PROCESSING", "55390126fa01eb37ab5004c0be5327f6fc39d33b23724556bddb7db5f02aca19"),
+    ],
+)
+def test_golden_datasets(style: str, intent: str, expected: str) -> None:
+    import hashlib
+    import io
+
+    from medlim.phantoms.dicom import mammogram_dataset
+
+    style_object = dataclasses.replace(STYLES[style], presentation_intent=intent)
+    ds = mammogram_dataset(generate_mammogram(seed=11, index=2), style=style_object)
+    ds.file_meta.ImplementationClassUID = "1.2.3"  # pydicom's own UID changes with its version
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    assert hashlib.sha256(buffer.getvalue()).hexdigest() == expected

@@ -92,3 +92,26 @@ def test_tears_are_white_glass_never_droplets() -> None:
 def test_artefact_bounds(name: str) -> None:
     with pytest.raises(ParameterError):
         generate_he(1, size=(96, 96), **{name: -0.1})
+
+
+_ARTEFACTS = {"index": 1, "vein_probability": 1.0, "edge_probability": 1.0, "tears": 2.0, "filled_fraction": 0.5,
+              "thickness": 0.5, "illumination": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("seed", "size", "params", "expected"),
+    [
+        # sha256 of image, labels, tissue and density, recorded from the generator before it was split into named steps (issue 17) and checked equal to it.
+        (1, (200, 256), {}, "e7bcb8b5fd618ca25b2d022f48fdbbb10cc8ff82b7279be9ba4f7f65e77bcac7"),
+        (4, (256, 192), _ARTEFACTS, "333d3e0afa4b6835a4e1360bedd69363515a50ff063811b8b013421533c8352f"),
+    ],
+)
+def test_golden_phantoms(seed: int, size: tuple[int, int], params: dict, expected: str) -> None:
+    import hashlib
+
+    p = generate_he(seed=seed, size=size, **params)
+    digest = hashlib.sha256()
+    for part in (p.image, p.labels, p.tissue):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update(repr(p.density).encode())
+    assert digest.hexdigest() == expected

@@ -56,6 +56,7 @@ __all__ = [
     "Cut",
     "NucleiResult",
     "split_clump",
+    "split_clumps",
     "segment_nuclei",
 ]
 
@@ -200,6 +201,10 @@ class NucleiResult:
         return int(len(np.unique(self.labels[self.labels > 0])))
 
 
+# A connection before its dividing curve is drawn: end points, kind, Q.
+_Connection = tuple[np.ndarray, np.ndarray, str, float]
+
+
 def _splittable(piece: np.ndarray, mean_area: float, params: NucleiParams) -> bool:
     area = int(piece.sum())
     if area >= params.area_factor * mean_area:
@@ -224,6 +229,194 @@ def _sharp(p: np.ndarray, q: np.ndarray, cuts: list[tuple[np.ndarray, np.ndarray
                     cosine = np.dot(u, v) / (np.linalg.norm(u) * np.linalg.norm(v) + 1e-12)
                     if np.degrees(np.arccos(np.clip(cosine, -1, 1))) < limit_deg:
                         return True
+    return False
+
+
+def _two_parts(piece: np.ndarray, parts: list[np.ndarray]) -> list[np.ndarray]:
+    """The first two parts of a cut piece, with any further crumbs given to the nearer of them."""
+    canvas = np.zeros(piece.shape, np.int32)
+    canvas[parts[0]] = 1
+    canvas[parts[1]] = 2
+    canvas = np.where(piece, expand_labels(canvas, distance=max(piece.shape)), 0)
+    return [canvas == 1, canvas == 2]
+
+
+def _try_split(
+    pieces: list[np.ndarray],
+    accepted: list[_Connection],
+    p: np.ndarray,
+    q: np.ndarray,
+    *,
+    mean_area: float,
+    scale: float,
+    params: NucleiParams,
+) -> tuple[int, list[np.ndarray]] | None:
+    """The first piece that the straight cut p–q may split, and its two parts (None: no piece may).
+
+    A piece may be cut when both ends lie on it, it is still a clump candidate,
+    the segment runs inside it, the second part keeps ``min_part_fraction`` ×
+    mean area and the cut meets no earlier cut at a sharp angle.
+    """
+    min_part = params.min_part_fraction * mean_area
+    for k, piece in enumerate(pieces):
+        if not (_near(piece, p) and _near(piece, q)):
+            continue
+        if not _splittable(piece, mean_area, params) or not segment_inside(piece, p, q):
+            continue
+        parts = cut_region(piece, straight_path(p, q))
+        if len(parts) < 2 or parts[1].sum() < min_part:
+            continue
+        if _sharp(p, q, [(a, b) for a, b, _, _ in accepted], limit_deg=params.sharp_angle_deg, radius=4 * scale):
+            continue
+        if len(parts) > 2:
+            parts = _two_parts(piece, parts)
+        return k, parts
+    return None
+
+
+def _connect_non_adjacent(
+    pieces: list[np.ndarray],
+    accepted: list[_Connection],
+    done: set[tuple[int, int]],
+    non_adjacent: list[tuple[int, int]],
+    xy: np.ndarray,
+    *,
+    mean_area: float,
+    scale: float,
+    params: NucleiParams,
+) -> None:
+    """C⁻: the non-adjacent pairs partition the clump first, nearest pairs first (edits in place)."""
+    for p_idx, q_idx in sorted(non_adjacent, key=lambda pq: np.linalg.norm(xy[pq[0]] - xy[pq[1]])):
+        found = _try_split(pieces, accepted, xy[p_idx], xy[q_idx], mean_area=mean_area, scale=scale, params=params)
+        if found is not None:
+            k, parts = found
+            pieces[k : k + 1] = parts
+            accepted.append((xy[p_idx], xy[q_idx], "non_adjacent", float("nan")))
+            done.add((p_idx, q_idx))
+
+
+def _free_part_quality(
+    parts: list[np.ndarray], p_idx: int, q_idx: int, others: list[int], xy: np.ndarray, *, scale: float,
+    params: NucleiParams,
+) -> float | None:
+    """Q of a cut over its part(s) holding no other candidate point (the minimum when both do; None when neither)."""
+    # A part is free when no other candidate point lies on it and not on the other part too.
+    free = [
+        part for part in parts
+        if not any(_near(part, xy[i]) and not _near(parts[0] if part is parts[1] else parts[1], xy[i]) for i in others)
+    ]
+    if not free:
+        return None
+    return min(
+        ellipse_quality(part, xy[p_idx], xy[q_idx], mu=params.mu, nu=params.nu,
+                        gamma1=params.gamma1, gamma2=params.gamma2, scale=scale)
+        for part in free
+    )
+
+
+def _best_adjacent_cut(
+    pieces: list[np.ndarray],
+    accepted: list[_Connection],
+    done: set[tuple[int, int]],
+    points: np.ndarray,
+    xy: np.ndarray,
+    *,
+    mean_area: float,
+    scale: float,
+    params: NucleiParams,
+) -> tuple[float, int, int, int, list[np.ndarray]] | None:
+    """Among consecutive candidate points of each piece closer than r1 (C⁺), the cut with the largest Q > threshold.
+
+    Returns:
+        ``(Q, piece index, p index, q index, parts)``, or None when no cut passes.
+    """
+    best: tuple[float, int, int, int, list[np.ndarray]] | None = None
+    for piece in pieces:
+        if not _splittable(piece, mean_area, params):
+            continue
+        on_piece = [int(i) for i in points if _near(piece, xy[i])]
+        if len(on_piece) < 2:
+            continue
+        for a in range(len(on_piece)):
+            p_idx, q_idx = on_piece[a], on_piece[(a + 1) % len(on_piece)]
+            if p_idx == q_idx or (min(p_idx, q_idx), max(p_idx, q_idx)) in done:
+                continue
+            if np.linalg.norm(xy[p_idx] - xy[q_idx]) >= params.r1 * scale:
+                continue
+            found = _try_split(pieces, accepted, xy[p_idx], xy[q_idx], mean_area=mean_area, scale=scale, params=params)
+            if found is None:
+                continue
+            k, parts = found
+            others = [i for i in on_piece if i not in (p_idx, q_idx)]
+            quality = _free_part_quality(parts, p_idx, q_idx, others, xy, scale=scale, params=params)
+            if quality is None:
+                continue
+            if quality > params.q_threshold and (best is None or quality > best[0]):
+                best = (quality, k, p_idx, q_idx, parts)
+    return best
+
+
+def _connect_adjacent(
+    pieces: list[np.ndarray],
+    accepted: list[_Connection],
+    done: set[tuple[int, int]],
+    points: np.ndarray,
+    xy: np.ndarray,
+    *,
+    mean_area: float,
+    scale: float,
+    params: NucleiParams,
+) -> None:
+    """C⁺ in every piece: make the best adjacent cut while its Q > threshold (edits in place)."""
+    while True:
+        best = _best_adjacent_cut(pieces, accepted, done, points, xy, mean_area=mean_area, scale=scale, params=params)
+        if best is None:
+            return
+        quality, k, p_idx, q_idx, parts = best
+        pieces[k : k + 1] = parts
+        accepted.append((xy[p_idx], xy[q_idx], "ellipse", quality))
+        done.add((min(p_idx, q_idx), max(p_idx, q_idx)))
+
+
+def _cut_along_curves(
+    region: np.ndarray,
+    strength: np.ndarray | None,
+    accepted: list[_Connection],
+    *,
+    min_part: float,
+    params: NucleiParams,
+) -> tuple[np.ndarray, list[Cut]]:
+    """Replace the straight connections by dividing curves (straight fallback) and cut the clump along them."""
+    final: list[np.ndarray] = [region]
+    cuts: list[Cut] = []
+    for p, q, kind, quality in accepted:
+        if params.use_curves and strength is not None:
+            path, followed = dividing_curve(strength, region, p, q, sector_deg=params.sector_deg)
+        else:
+            path, followed = straight_path(p, q), False
+        for candidate, flag in ((path, followed), (straight_path(p, q), False)):
+            if _cut_first_piece(final, p, q, candidate, min_part=min_part):
+                cuts.append(Cut(p=tuple(p), q=tuple(q), kind=kind, quality=quality, path=candidate,
+                                followed_valley=flag))
+                break
+    labels = np.zeros(region.shape, np.int32)
+    for k, piece in enumerate(final, start=1):
+        labels[piece] = k
+    return labels, cuts
+
+
+def _cut_first_piece(
+    final: list[np.ndarray], p: np.ndarray, q: np.ndarray, path: np.ndarray, *, min_part: float
+) -> bool:
+    """Cut the first piece holding p and q along ``path`` when that leaves a second part of at least half
+    ``min_part``; edits ``final`` in place and says whether it cut."""
+    for k, piece in enumerate(final):
+        if not (_near(piece, p) and _near(piece, q)):
+            continue
+        parts = cut_region(piece, path)
+        if len(parts) >= 2 and parts[1].sum() >= 0.5 * min_part:
+            final[k : k + 1] = _two_parts(piece, parts)
+            return True
     return False
 
 
@@ -273,119 +466,22 @@ def split_clump(
         contour, points, r1=params.r1 * scale, r2=params.r2 * scale,
         alpha=params.alpha, beta=params.beta, v_threshold=params.v_threshold,
     )
-    xy = contour.points
-    min_part = params.min_part_fraction * mean_area
     pieces: list[np.ndarray] = [region]
-    accepted: list[tuple[np.ndarray, np.ndarray, str, float]] = []
+    accepted: list[_Connection] = []
     done: set[tuple[int, int]] = set()
-
-    def try_split(p_idx: int, q_idx: int) -> tuple[int, list[np.ndarray]] | None:
-        p, q = xy[p_idx], xy[q_idx]
-        for k, piece in enumerate(pieces):
-            if not (_near(piece, p) and _near(piece, q)):
-                continue
-            if not _splittable(piece, mean_area, params) or not segment_inside(piece, p, q):
-                continue
-            parts = cut_region(piece, straight_path(p, q))
-            if len(parts) < 2 or parts[1].sum() < min_part:
-                continue
-            if _sharp(p, q, [(a, b) for a, b, _, _ in accepted], limit_deg=params.sharp_angle_deg, radius=4 * scale):
-                continue
-            if len(parts) > 2:
-                merged = np.zeros(piece.shape, np.int32)
-                merged[parts[0]] = 1
-                merged[parts[1]] = 2
-                merged = np.where(piece, expand_labels(merged, distance=max(piece.shape)), 0)
-                parts = [merged == 1, merged == 2]
-            return k, parts
-        return None
-
-    # C⁻: non-adjacent pairs partition the clump first (nearest pairs first).
-    for p_idx, q_idx in sorted(non_adjacent, key=lambda pq: np.linalg.norm(xy[pq[0]] - xy[pq[1]])):
-        found = try_split(p_idx, q_idx)
-        if found is not None:
-            k, parts = found
-            pieces[k : k + 1] = parts
-            accepted.append((xy[p_idx], xy[q_idx], "non_adjacent", float("nan")))
-            done.add((p_idx, q_idx))
-
-    # C⁺ in every piece: connect the best adjacent pair while Q > threshold.
-    while True:
-        best: tuple[float, int, int, int, list[np.ndarray]] | None = None
-        for piece in pieces:
-            if not _splittable(piece, mean_area, params):
-                continue
-            on_piece = [int(i) for i in points if _near(piece, xy[i])]
-            if len(on_piece) < 2:
-                continue
-            for a in range(len(on_piece)):
-                p_idx, q_idx = on_piece[a], on_piece[(a + 1) % len(on_piece)]
-                if p_idx == q_idx or (min(p_idx, q_idx), max(p_idx, q_idx)) in done:
-                    continue
-                if np.linalg.norm(xy[p_idx] - xy[q_idx]) >= params.r1 * scale:
-                    continue
-                found = try_split(p_idx, q_idx)
-                if found is None:
-                    continue
-                k, parts = found
-                others = [i for i in on_piece if i not in (p_idx, q_idx)]
-                free = [part for part in parts if not any(_near(part, xy[i]) and not _near(parts[0] if part is parts[1] else parts[1], xy[i]) for i in others)]
-                if not free:
-                    continue
-                quality = min(
-                    ellipse_quality(part, xy[p_idx], xy[q_idx], mu=params.mu, nu=params.nu,
-                                    gamma1=params.gamma1, gamma2=params.gamma2, scale=scale)
-                    for part in free
-                )
-                if quality > params.q_threshold and (best is None or quality > best[0]):
-                    best = (quality, k, p_idx, q_idx, parts)
-        if best is None:
-            break
-        quality, k, p_idx, q_idx, parts = best
-        pieces[k : k + 1] = parts
-        accepted.append((xy[p_idx], xy[q_idx], "ellipse", quality))
-        done.add((min(p_idx, q_idx), max(p_idx, q_idx)))
-
+    xy = contour.points
+    _connect_non_adjacent(pieces, accepted, done, non_adjacent, xy, mean_area=mean_area, scale=scale, params=params)
+    _connect_adjacent(pieces, accepted, done, points, xy, mean_area=mean_area, scale=scale, params=params)
     if params.split_unpaired:
         _split_unpaired(pieces, accepted, points, contour, mean_area=mean_area, scale=scale, params=params)
-
     if not accepted:
         return region.astype(np.int32), []
-
-    # Draw the dividing curves and cut the clump along them.
-    final: list[np.ndarray] = [region]
-    cuts: list[Cut] = []
-    for p, q, kind, quality in accepted:
-        if params.use_curves and strength is not None:
-            path, followed = dividing_curve(strength, region, p, q, sector_deg=params.sector_deg)
-        else:
-            path, followed = straight_path(p, q), False
-        for candidate, flag in ((path, followed), (straight_path(p, q), False)):
-            split_done = False
-            for k, piece in enumerate(final):
-                if not (_near(piece, p) and _near(piece, q)):
-                    continue
-                parts = cut_region(piece, candidate)
-                if len(parts) >= 2 and parts[1].sum() >= 0.5 * min_part:
-                    canvas = np.zeros(piece.shape, np.int32)
-                    canvas[parts[0]] = 1
-                    canvas[parts[1]] = 2
-                    canvas = np.where(piece, expand_labels(canvas, distance=max(piece.shape)), 0)
-                    final[k : k + 1] = [canvas == 1, canvas == 2]
-                    cuts.append(Cut(p=tuple(p), q=tuple(q), kind=kind, quality=quality, path=candidate, followed_valley=flag))
-                    split_done = True
-                    break
-            if split_done:
-                break
-    labels = np.zeros(region.shape, np.int32)
-    for k, piece in enumerate(final, start=1):
-        labels[piece] = k
-    return labels, cuts
+    return _cut_along_curves(region, strength, accepted, min_part=params.min_part_fraction * mean_area, params=params)
 
 
 def _split_unpaired(
     pieces: list[np.ndarray],
-    accepted: list[tuple[np.ndarray, np.ndarray, str, float]],
+    accepted: list[_Connection],
     points: np.ndarray,
     contour: Contour,
     *,
@@ -437,6 +533,71 @@ def _split_unpaired(
             progress = True
 
 
+def split_clumps(
+    regions: np.ndarray,
+    is_clump: np.ndarray,
+    intensity: np.ndarray,
+    *,
+    mean_area: float,
+    scale: float,
+    params: NucleiParams,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, list[Cut]]:
+    """Instance labels of a labelled foreground: each region whole, or split by :func:`split_clump` when a clump.
+
+    Every clump is cropped with a margin wide enough for the Hessian, and split
+    with the valley strength of ``intensity`` (dark valleys between bright
+    objects) when ``params.use_curves``. Used by :func:`segment_nuclei` (DAPI)
+    and by the steatosis weak labels (the normalised grey image of bright field).
+
+    Args:
+        regions: ``np.ndarray[H, W]`` int connected regions 1..n (0 = background).
+        is_clump: ``np.ndarray[n + 1]`` bool indexed by region label, True = split it.
+        intensity: ``np.ndarray[H, W]`` float image in which objects are bright.
+        mean_area: mean single-object area in px².
+        scale: length scale (see module docstring).
+        params: method parameters.
+        progress: optional ``progress(done, total)`` called once per clump.
+
+    Returns:
+        ``(labels, cuts)``: ``labels`` ``np.ndarray[H, W]`` int32 numbered 1..k in
+        region order; cuts in image coordinates.
+    """
+    labels = np.zeros(regions.shape, np.int32)
+    total = int(np.count_nonzero(is_clump[1:]))
+    pad = int(np.ceil(4 * params.hessian_sigma * scale)) + 3
+    next_label = 1
+    cuts: list[Cut] = []
+    done = 0
+    for k, window in enumerate(ndimage.find_objects(regions), start=1):
+        if window is None:
+            continue
+        if not is_clump[k]:
+            labels[window][regions[window] == k] = next_label
+            next_label += 1
+            continue
+        r0, r1 = max(window[0].start - pad, 0), min(window[0].stop + pad, regions.shape[0])
+        c0, c1 = max(window[1].start - pad, 0), min(window[1].stop + pad, regions.shape[1])
+        region = regions[r0:r1, c0:c1] == k
+        strength = None
+        if params.use_curves:
+            strength = valley_strength(intensity[r0:r1, c0:c1], sigma=params.hessian_sigma * scale)
+        sub_labels, sub_cuts = split_clump(region, strength, mean_area=mean_area, scale=scale, params=params)
+        for sub in range(1, int(sub_labels.max()) + 1):
+            selected = sub_labels == sub
+            if selected.any():
+                labels[r0:r1, c0:c1][selected] = next_label
+                next_label += 1
+        offset = np.array([r0, c0], float)
+        for cut in sub_cuts:
+            cuts.append(replace(cut, p=tuple(np.add(cut.p, offset)), q=tuple(np.add(cut.q, offset)),
+                                path=cut.path + offset))
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    return labels, cuts
+
+
 def segment_nuclei(
     image: np.ndarray,
     *,
@@ -468,44 +629,14 @@ def segment_nuclei(
     regions, is_clump = clump_candidates(
         mask, mean_area=mean_area, area_factor=params.area_factor, max_solidity=params.max_solidity
     )
-    labels = np.zeros(dapi.shape, np.int32)
-    slices = ndimage.find_objects(regions)
-    clump_ids = [k for k in range(1, len(is_clump)) if is_clump[k]]
-    next_label = 1
-    cuts: list[Cut] = []
-    pad = int(np.ceil(4 * params.hessian_sigma * scale)) + 3
-    done = 0
-    for k, window in enumerate(slices, start=1):
-        if window is None:
-            continue
-        if not is_clump[k]:
-            labels[window][regions[window] == k] = next_label
-            next_label += 1
-            continue
-        r0 = max(window[0].start - pad, 0)
-        r1 = min(window[0].stop + pad, dapi.shape[0])
-        c0 = max(window[1].start - pad, 0)
-        c1 = min(window[1].stop + pad, dapi.shape[1])
-        region = regions[r0:r1, c0:c1] == k
-        strength = valley_strength(dapi[r0:r1, c0:c1], sigma=params.hessian_sigma * scale) if params.use_curves else None
-        sub_labels, sub_cuts = split_clump(region, strength, mean_area=mean_area, scale=scale, params=params)
-        for sub in range(1, int(sub_labels.max()) + 1):
-            sel = sub_labels == sub
-            if sel.any():
-                labels[r0:r1, c0:c1][sel] = next_label
-                next_label += 1
-        offset = np.array([r0, c0], float)
-        for cut in sub_cuts:
-            cuts.append(replace(cut, p=tuple(np.add(cut.p, offset)), q=tuple(np.add(cut.q, offset)), path=cut.path + offset))
-        done += 1
-        if progress is not None:
-            progress(done, len(clump_ids))
+    labels, cuts = split_clumps(regions, is_clump, dapi, mean_area=mean_area, scale=scale, params=params,
+                                progress=progress)
     return NucleiResult(
         labels=labels,
         foreground=mask,
         cuts=tuple(cuts),
         mean_area=mean_area,
         scale=scale,
-        n_clumps=len(clump_ids),
+        n_clumps=int(np.count_nonzero(is_clump[1:])),
         seconds=time.perf_counter() - start,
     )

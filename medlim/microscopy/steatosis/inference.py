@@ -2,9 +2,10 @@
 
 Whole-slide regions are larger than one network input, so the image is cut
 into overlapping tiles (default 1024 px, the thesis tile, with 128 px
-overlap — more than the widest droplet). A detection is kept only from the
+overlap — more than the widest droplet; the grid is
+:func:`medlim.core.tiling.overlapping_tiles`). A detection is kept only from the
 tile whose *core* (the tile minus half the overlap on every side that has a
-neighbour) holds its box centre, so each droplet comes from the one tile that
+neighbour) holds its mask centre, so each droplet comes from the one tile that
 sees it whole. Detections of neighbouring tiles that still overlap (a centre
 right on a core border) are merged into one: their masks are united and the
 higher score kept. Finally every pixel goes to the highest-scoring droplet
@@ -16,21 +17,21 @@ Tiles, batches and merges stay in memory (no temporary files).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from medlim.core.tiling import overlapping_tiles
 from medlim.errors import ParameterError
 
 __all__ = [
     "Detection",
     "DropletDetections",
-    "tile_grid",
     "detect_tile",
     "merge_detections",
     "detect_droplets",
-    "iter_tiles",
 ]
 
 
@@ -78,40 +79,7 @@ class DropletDetections:
         return int(len(self.scores))
 
 
-def _starts(length: int, *, tile: int, overlap: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    positions = list(range(0, length - tile, tile - overlap)) + [length - tile]
-    return sorted(set(positions))
-
-
-def _core_bounds(length: int, *, tile: int, overlap: int) -> list[tuple[float, float]]:
-    """Per tile along one axis, the span it owns: up to the middle of each overlap."""
-    starts = _starts(length, tile=tile, overlap=overlap)
-    ends = [min(s + tile, length) for s in starts]
-    middles = [(starts[i + 1] + ends[i]) / 2 for i in range(len(starts) - 1)]
-    lows = [-np.inf] + middles
-    highs = middles + [np.inf]
-    return list(zip(lows, highs))
-
-
-def tile_grid(height: int, width: int, *, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping tiles covering an image.
-
-    Returns:
-        ``(top, left, bottom, right)`` per tile, row by row; neighbours overlap
-        by at least ``overlap`` px; an image side shorter than ``tile`` is one tile.
-    """
-    if tile < 32 or not 0 <= overlap < tile:
-        raise ParameterError(f"need tile ≥ 32 and 0 ≤ overlap < tile; tile={tile}, overlap={overlap} given.")
-    return [
-        (r, c, min(r + tile, height), min(c + tile, width))
-        for r in _starts(height, tile=tile, overlap=overlap)
-        for c in _starts(width, tile=tile, overlap=overlap)
-    ]
-
-
-def detect_tile(model: "torch.nn.Module", tile: np.ndarray, *, device: "torch.device", mask_threshold: float = 0.5,  # noqa: F821
+def detect_tile(model: torch.nn.Module, tile: np.ndarray, *, device: torch.device, mask_threshold: float = 0.5,
                 min_score: float = 0.05) -> list[Detection]:
     """Run the network on one tile.
 
@@ -125,8 +93,6 @@ def detect_tile(model: "torch.nn.Module", tile: np.ndarray, *, device: "torch.de
     Returns:
         Detections in tile coordinates.
     """
-    import torch
-
     tensor = torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1), dtype=np.float32)).to(device)
     with torch.inference_mode():
         output = model([tensor])[0]
@@ -218,12 +184,12 @@ def _paint(detections: list[Detection], shape: tuple[int, int], *, min_area: int
 
 
 def detect_droplets(
-    model: "torch.nn.Module",  # noqa: F821
+    model: torch.nn.Module,
     image: np.ndarray,
     *,
     tile: int = 1024,
     overlap: int = 128,
-    device: "torch.device | str | None" = None,  # noqa: F821
+    device: torch.device | str | None = None,
     min_score: float = 0.05,
     min_area: int = 6,
     progress: Callable[[int, int], None] | None = None,
@@ -243,12 +209,12 @@ def detect_droplets(
     Returns:
         :class:`DropletDetections`.
     """
-    import torch
-
     start = time.perf_counter()
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] < 3:
         raise ParameterError(f"expected an H×W×3 RGB image, got shape {image.shape}")
+    if tile < 32 or not 0 <= overlap < tile:
+        raise ParameterError(f"need tile ≥ 32 and 0 ≤ overlap < tile; tile={tile}, overlap={overlap} given.")
     if np.issubdtype(image.dtype, np.integer):
         pixels = image[..., :3].astype(np.float32) / float(np.iinfo(image.dtype).max)
     else:
@@ -258,28 +224,18 @@ def detect_droplets(
     device = torch.device(device)
     model.to(device).eval()
     height, width = pixels.shape[:2]
-    grid = tile_grid(height, width, tile=tile, overlap=overlap)
-    row_cores = dict(zip(_starts(height, tile=tile, overlap=overlap), _core_bounds(height, tile=tile, overlap=overlap)))
-    col_cores = dict(zip(_starts(width, tile=tile, overlap=overlap), _core_bounds(width, tile=tile, overlap=overlap)))
+    tiles = overlapping_tiles((height, width), tile=tile, overlap=overlap)
     groups: list[list[Detection]] = []
-    for done, box in enumerate(grid, start=1):
-        top, left, bottom, right = box
-        (core_top, core_bottom), (core_left, core_right) = row_cores[top], col_cores[left]
+    for done, box in enumerate(tiles, start=1):
         kept = []
-        for d in detect_tile(model, pixels[top:bottom, left:right], device=device, min_score=min_score):
-            shifted = Detection(top=d.top + top, left=d.left + left, mask=d.mask, score=d.score)
-            cy, cx = shifted.centre
-            if core_top <= cy < core_bottom and core_left <= cx < core_right:
+        for d in detect_tile(model, pixels[box.window], device=device, min_score=min_score):
+            shifted = Detection(top=d.top + box.top, left=d.left + box.left, mask=d.mask, score=d.score)
+            if box.owns(*shifted.centre):
                 kept.append(shifted)
         groups.append(kept)
         if progress is not None:
-            progress(done, len(grid))
+            progress(done, len(tiles))
     detections = merge_detections(groups)
     labels, scores = _paint(detections, (height, width), min_area=min_area)
-    return DropletDetections(labels=labels, scores=scores, tiles=len(grid), seconds=time.perf_counter() - start)
+    return DropletDetections(labels=labels, scores=scores, tiles=len(tiles), seconds=time.perf_counter() - start)
 
-
-def iter_tiles(image: np.ndarray, *, tile: int, overlap: int) -> Iterator[tuple[tuple[int, int, int, int], np.ndarray]]:
-    """``(box, view)`` for every tile of :func:`tile_grid` (views, no copies)."""
-    for box in tile_grid(image.shape[0], image.shape[1], tile=tile, overlap=overlap):
-        yield box, image[box[0] : box[2], box[1] : box[3]]

@@ -10,11 +10,25 @@ evaluated against the ground truth of held-out phantoms of another seed
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
+import torch
+
+import medlim
+from medlim.core.weights import Registry, WeightsEntry, save_weights
 from medlim.errors import ParameterError
-from medlim.microscopy.steatosis.train import SteatosisTrainingConfig
+from medlim.microscopy.steatosis.evaluation import evaluate_methods
+from medlim.microscopy.steatosis.network import build_steatosis_maskrcnn
+from medlim.microscopy.steatosis.train import (
+    SteatosisTrainingConfig,
+    SteatosisTrainingReport,
+    TrainingTile,
+    train_maskrcnn,
+    weak_training_tiles,
+)
 
 __all__ = ["TRAIN_SEED", "WEIGHTS_NAME", "train_and_register"]
 
@@ -37,10 +51,10 @@ def train_and_register(
     name: str = WEIGHTS_NAME,
     version: str = "1",
     command: str = "medlim train steatosis",
-    registry: object | None = None,
+    registry: Registry | None = None,
     device: str | None = None,
     log: Callable[[str], None] = lambda line: None,
-) -> object:
+) -> WeightsEntry:
     """Train, register and evaluate the steatosis network; return the registry entry.
 
     Args:
@@ -59,24 +73,11 @@ def train_and_register(
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         log: receives progress lines.
     """
-    import time
-
-    import medlim
-    from medlim.core.weights import Registry, save_weights
-    from medlim.microscopy.steatosis.network import build_steatosis_maskrcnn
-    from medlim.microscopy.steatosis.train import train_maskrcnn, weak_training_tiles
-
     if seed == heldout_seed:
         raise ParameterError(f"training and held-out phantoms must use different seeds, both are {seed}.")
-    import torch
-
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    training_tiles = []
-    for index, tile in enumerate(weak_training_tiles(seed=seed, count=tiles, size=tile_size), start=1):
-        training_tiles.append(tile)
-        if index % 10 == 0 or index == tiles:
-            log(f"weak labels {index}/{tiles} ({time.perf_counter() - start:.0f} s)")
+    training_tiles = _weak_tiles(seed=seed, tiles=tiles, tile_size=tile_size, log=log)
     data_seconds = time.perf_counter() - start
     model = build_steatosis_maskrcnn(backbone=backbone)
     report = train_maskrcnn(
@@ -88,7 +89,34 @@ def train_and_register(
     )
     model = model.to("cpu").eval()
     log(f"trained {report.iterations} steps in {report.seconds:.0f} s on {report.device}")
-    fields = {
+    fields = _entry_fields(name=name, version=version, command=command, seed=seed, backbone=backbone, tiles=tiles,
+                           tile_size=tile_size)
+    registry = Registry.load() if registry is None else registry
+    training = _training_summary(report, config=config, backbone=backbone, data_seconds=data_seconds)
+    entry = save_weights(registry, {**fields, "metrics": {"training": training}}, model.state_dict())
+    log(f"saved {entry.label}; evaluating on held-out seed {heldout_seed}")
+    summary = evaluate_methods(model, seed=heldout_seed, n=heldout_n, size=heldout_size, log=log)
+    metrics = {"training": training, "heldout": f"medlim.phantoms.he seed {heldout_seed}, {heldout_n} images "
+               f"{heldout_size}px", **summary}
+    return save_weights(registry, {**fields, "metrics": metrics}, model.state_dict())
+
+
+def _weak_tiles(*, seed: int, tiles: int, tile_size: int, log: Callable[[str], None]) -> list[TrainingTile]:
+    """The training phantoms with their screened weak labels (a progress line every 10)."""
+    start = time.perf_counter()
+    training_tiles = []
+    for index, tile in enumerate(weak_training_tiles(seed=seed, count=tiles, size=tile_size), start=1):
+        training_tiles.append(tile)
+        if index % 10 == 0 or index == tiles:
+            log(f"weak labels {index}/{tiles} ({time.perf_counter() - start:.0f} s)")
+    return training_tiles
+
+
+def _entry_fields(
+    *, name: str, version: str, command: str, seed: int, backbone: str, tiles: int, tile_size: int
+) -> dict[str, Any]:
+    """The registry fields of trained steatosis weights (metrics still empty)."""
+    return {
         "name": name,
         "version": version,
         "task": "steatosis-instance-segmentation",
@@ -111,17 +139,14 @@ def train_and_register(
         ),
         "metrics": {},
     }
-    registry = Registry.load() if registry is None else registry
-    training = {"backbone": backbone, **{("max_iterations" if k == "iterations" else k): v for k, v in asdict(config).items()},
-                "steps": report.iterations, "tiles": report.tiles, "weak_masks": report.weak_masks,
-                "final_loss": round(report.final_loss, 4), "seconds": round(report.seconds, 1),
-                "data_seconds": round(data_seconds, 1), "device": report.device}
-    entry = save_weights(registry, {**fields, "metrics": {"training": training}}, model.state_dict())
-    log(f"saved {entry.label}; evaluating on held-out seed {heldout_seed}")
 
-    from medlim.microscopy.steatosis.evaluation import evaluate_methods
 
-    summary = evaluate_methods(model, seed=heldout_seed, n=heldout_n, size=heldout_size, log=log)
-    metrics = {"training": training, "heldout": f"medlim.phantoms.he seed {heldout_seed}, {heldout_n} images "
-               f"{heldout_size}px", **summary}
-    return save_weights(registry, {**fields, "metrics": metrics}, model.state_dict())
+def _training_summary(
+    report: SteatosisTrainingReport, *, config: SteatosisTrainingConfig, backbone: str, data_seconds: float
+) -> dict[str, Any]:
+    """The training settings and outcome recorded in the manifest's metrics."""
+    settings = {("max_iterations" if k == "iterations" else k): v for k, v in asdict(config).items()}
+    return {"backbone": backbone, **settings,
+            "steps": report.iterations, "tiles": report.tiles, "weak_masks": report.weak_masks,
+            "final_loss": round(report.final_loss, 4), "seconds": round(report.seconds, 1),
+            "data_seconds": round(data_seconds, 1), "device": report.device}

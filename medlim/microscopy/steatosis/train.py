@@ -24,9 +24,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
+from scipy import ndimage
 
+from medlim.core.device import select_device
 from medlim.errors import ParameterError
 from medlim.microscopy.steatosis.weak import ScreeningRule, WeakLabelParams, weak_labels
+from medlim.phantoms.he import generate_he
 
 __all__ = [
     "TrainingTile",
@@ -117,8 +121,6 @@ def weak_training_tiles(
 
     The phantoms' ground truth is never used.
     """
-    from medlim.phantoms.he import generate_he
-
     for index in range(int(count)):
         phantom = generate_he(seed, index=index, size=(size, size))
         weak = weak_labels(phantom.image, params=params, rule=rule)
@@ -133,8 +135,6 @@ def _augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) ->
         image, labels = image[:, ::-1], labels[:, ::-1]
     image = np.ascontiguousarray(image, dtype=np.float32) / 255.0
     if rng.random() < 0.3:
-        from scipy import ndimage
-
         sigma = float(rng.uniform(0.5, 1.5))
         image = np.stack([ndimage.gaussian_filter(image[..., c], sigma) for c in range(3)], axis=-1)
     # Stain amount (section thickness): scale the optical densities.
@@ -154,7 +154,7 @@ def _augment(image: np.ndarray, labels: np.ndarray, rng: np.random.Generator) ->
 def sample_batch(
     tiles: Sequence[TrainingTile], rng: np.random.Generator, *, batch_size: int, crop: int, min_area: int = 12,
     max_rejected: float = 0.02, tries: int = 8,
-) -> tuple[list["torch.Tensor"], list[dict[str, "torch.Tensor"]]]:  # noqa: F821
+) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
     """Random augmented crops with Mask R-CNN targets.
 
     A crop position is drawn up to ``tries`` times until at most
@@ -166,9 +166,6 @@ def sample_batch(
         dicts with ``boxes`` (``Tensor[N, 4]`` x0, y0, x1, y1), ``labels``
         (``Tensor[N]`` int64, all 1) and ``masks`` (``Tensor[N, crop, crop]`` uint8).
     """
-    import torch
-    from scipy import ndimage
-
     images, targets = [], []
     for _ in range(batch_size):
         tile = tiles[int(rng.integers(len(tiles)))]
@@ -202,7 +199,7 @@ def sample_batch(
 
 
 def train_maskrcnn(
-    model: "torch.nn.Module",  # noqa: F821
+    model: torch.nn.Module,
     tiles: Sequence[TrainingTile],
     *,
     config: SteatosisTrainingConfig = SteatosisTrainingConfig(),
@@ -221,10 +218,6 @@ def train_maskrcnn(
     Returns:
         :class:`SteatosisTrainingReport`; the model is left on ``device`` in eval mode.
     """
-    import torch
-
-    from medlim.core.device import select_device
-
     if not tiles:
         raise ParameterError("no training tiles were given.")
     target_device = select_device(device)

@@ -37,9 +37,8 @@ from skimage import filters, measure, morphology
 from skimage.segmentation import expand_labels
 
 from medlim.errors import ParameterError
-from medlim.microscopy.nuclei.dividing import valley_strength
 from medlim.microscopy.nuclei.foreground import mean_nucleus_area
-from medlim.microscopy.nuclei.pipeline import REFERENCE_NUCLEUS_AREA, NucleiParams, split_clump
+from medlim.microscopy.nuclei.pipeline import REFERENCE_NUCLEUS_AREA, NucleiParams, split_clumps
 
 __all__ = [
     "WeakLabelParams",
@@ -70,7 +69,7 @@ class WeakLabelParams:
             threshold stops inside the droplet's membrane rim, which belongs
             to the droplet (project choice 1 px; 0 is the bare thesis recipe).
         nuclei: parameters handed to the nuclei method's clump splitting
-            (:func:`medlim.microscopy.nuclei.pipeline.split_clump`); its length
+            (:func:`medlim.microscopy.nuclei.pipeline.split_clumps`); its length
             scale is set from the mean droplet area as in the nuclei pipeline.
     """
 
@@ -233,6 +232,18 @@ def screen_masks(labels: np.ndarray, tissue: np.ndarray, *, rule: ScreeningRule 
     return kept
 
 
+def _clump_flags(regions: np.ndarray, *, max_solidity: float) -> np.ndarray:
+    """``np.ndarray[n + 1]`` bool indexed by region label: True where the solidity is not above ``max_solidity``
+    (thesis §3.2.2: those are split, the others kept whole)."""
+    is_clump = np.zeros(int(regions.max()) + 1, bool)
+    for k, window in enumerate(ndimage.find_objects(regions), start=1):
+        if window is None:
+            continue
+        props = measure.regionprops((regions[window] == k).astype(np.uint8))[0]
+        is_clump[k] = not props.solidity > max_solidity
+    return is_clump
+
+
 def weak_labels(
     image: np.ndarray,
     *,
@@ -257,34 +268,13 @@ def weak_labels(
     droplets = morphology.remove_small_objects(white & tissue, max_size=params.min_area - 1)
     droplets = ndimage.binary_fill_holes(droplets)
     regions = measure.label(droplets, connectivity=1).astype(np.int32)
-    labels = np.zeros(grey.shape, np.int32)
     if regions.max() == 0:
-        return WeakLabels(labels=labels, kept=np.zeros(1, bool), tissue=tissue, mean_area=0.0)
+        return WeakLabels(labels=np.zeros(grey.shape, np.int32), kept=np.zeros(1, bool), tissue=tissue, mean_area=0.0)
     mean_area = mean_nucleus_area(droplets, min_solidity=params.max_solidity, min_area=params.min_area)
     mean_area = max(mean_area, float(params.min_area))
-    nuclei = params.nuclei
     scale = float(np.clip(np.sqrt(mean_area / REFERENCE_NUCLEUS_AREA), 0.1, 10.0))
-    pad = int(np.ceil(4 * nuclei.hessian_sigma * scale)) + 3
-    next_label = 1
-    for k, window in enumerate(ndimage.find_objects(regions), start=1):
-        if window is None:
-            continue
-        piece = regions[window] == k
-        props = measure.regionprops(piece.astype(np.uint8))[0]
-        if props.solidity > params.max_solidity:
-            labels[window][piece] = next_label
-            next_label += 1
-            continue
-        r0, r1 = max(window[0].start - pad, 0), min(window[0].stop + pad, grey.shape[0])
-        c0, c1 = max(window[1].start - pad, 0), min(window[1].stop + pad, grey.shape[1])
-        region = regions[r0:r1, c0:c1] == k
-        strength = valley_strength(normalised[r0:r1, c0:c1], sigma=nuclei.hessian_sigma * scale) if nuclei.use_curves else None
-        sub_labels, _cuts = split_clump(region, strength, mean_area=mean_area, scale=scale, params=nuclei)
-        for sub in range(1, int(sub_labels.max()) + 1):
-            selected = sub_labels == sub
-            if selected.any():
-                labels[r0:r1, c0:c1][selected] = next_label
-                next_label += 1
+    is_clump = _clump_flags(regions, max_solidity=params.max_solidity)
+    labels, _cuts = split_clumps(regions, is_clump, normalised, mean_area=mean_area, scale=scale, params=params.nuclei)
     if params.grow > 0:
         labels = expand_labels(labels, distance=params.grow) * tissue
     kept = screen_masks(labels, tissue, rule=rule, normalised=normalised)

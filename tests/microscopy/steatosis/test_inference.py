@@ -11,8 +11,9 @@ import pytest
 import torch
 from scipy import ndimage
 
+from medlim.core.tiling import overlapping_tiles
 from medlim.errors import ParameterError
-from medlim.microscopy.steatosis.inference import Detection, detect_droplets, merge_detections, tile_grid
+from medlim.microscopy.steatosis.inference import Detection, detect_droplets, merge_detections
 
 
 class ThresholdNet(torch.nn.Module):
@@ -48,17 +49,23 @@ def _disk(shape: tuple[int, int], centre: tuple[float, float], radius: float) ->
 
 
 def test_tile_grid_covers_with_overlap() -> None:
-    grid = tile_grid(300, 200, tile=128, overlap=32)
+    grid = overlapping_tiles((300, 200), tile=128, overlap=32)
     covered = np.zeros((300, 200), int)
-    for top, left, bottom, right in grid:
-        assert bottom - top <= 128 and right - left <= 128
-        covered[top:bottom, left:right] += 1
+    for box in grid:
+        assert box.bottom - box.top <= 128 and box.right - box.left <= 128
+        covered[box.window] += 1
     assert covered.min() >= 1
-    tops = sorted({box[0] for box in grid})
+    tops = sorted({box.top for box in grid})
     assert all(b - a <= 128 - 32 for a, b in zip(tops, tops[1:]))
-    assert tile_grid(50, 60, tile=128, overlap=32) == [(0, 0, 50, 60)]
-    with pytest.raises(ParameterError):
-        tile_grid(100, 100, tile=64, overlap=64)
+    assert [(b.top, b.left, b.bottom, b.right) for b in overlapping_tiles((50, 60), tile=128, overlap=32)] == [(0, 0, 50, 60)]
+
+
+def test_bad_tiling_is_refused() -> None:
+    image = np.zeros((100, 100, 3), np.float32)
+    with pytest.raises(ParameterError, match="overlap"):
+        detect_droplets(ThresholdNet(), image, tile=64, overlap=64, device="cpu")
+    with pytest.raises(ParameterError, match="tile ≥ 32"):
+        detect_droplets(ThresholdNet(), image, tile=16, overlap=0, device="cpu")
 
 
 def test_droplet_straddling_a_tile_border_is_one_droplet() -> None:
@@ -71,7 +78,7 @@ def test_droplet_straddling_a_tile_border_is_one_droplet() -> None:
     image[straddling | inner] = 1.0
     net = ThresholdNet()
     found = detect_droplets(net, image, tile=160, overlap=64, device="cpu")
-    assert net.calls == len(tile_grid(*shape, tile=160, overlap=64)) == 3
+    assert net.calls == len(overlapping_tiles(shape, tile=160, overlap=64)) == 3
     assert found.count == 2
     assert found.labels.max() == 2
     for mask in (straddling, inner):

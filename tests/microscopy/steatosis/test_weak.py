@@ -113,3 +113,16 @@ def test_contrast_rule_rejects_masks_no_brighter_than_their_ring() -> None:
     # The bound is inclusive: contrast exactly 0.05 passes a 0.05 rule.
     loose = ScreeningRule(min_area=4, min_contrast=0.05 - 1e-6)
     assert screen_masks(labels, tissue, rule=loose, normalised=normalised).tolist() == [False, True, True]
+
+
+def test_weak_labels_on_a_phantom_are_unchanged() -> None:
+    # sha256 of labels and screening flags for H&E phantom seed 3 at 256×256, recorded from the code
+    # before the clump loop was shared with the nuclei pipeline (issue 17) and checked equal to it.
+    import hashlib
+
+    from medlim.phantoms.he import generate_he
+
+    weak = weak_labels(generate_he(seed=3, size=(256, 256)).image)
+    digest = hashlib.sha256(np.ascontiguousarray(weak.labels).tobytes() + weak.kept.tobytes()).hexdigest()
+    assert int(weak.labels.max()) == 36
+    assert digest == "433657c25a7dd0d9c9d4270569e214c8cb8612ed5a40505397e16af9974ed354"
