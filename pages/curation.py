@@ -7,11 +7,17 @@ score histograms (Figs. 5.5–5.6), the elbow curve, the group galleries in
 ascending score (Figs. 5.8–5.9), the TOP-k table (Table 5.2) and the OTDD
 curve, tag images or whole groups keep/drop (saved in the results store) and
 export the curated manifest. A stored run can be reopened later by its name.
+
+Every number here comes from :mod:`medlim.curation.shift.service`, which
+``medlim shift run|show|topk|export`` call too; the run settings start at
+:class:`~medlim.curation.shift.service.ShiftRunConfig`'s defaults, the CLI's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -22,22 +28,30 @@ from medlim.ui.shell import ensure_app_shell
 
 PER_PAGE = 12
 GRID = 4
-BODY_PARTS = ("hand", "finger", "wrist", "forearm", "elbow", "humerus", "shoulder")
+SITES = ("internal", "mixed", "external", "mix0.3-1x0.5")
+SITE_NAMES = {"internal": "internal", "mixed": "mixed (half shifted, severity 0–1)", "external": "external (all shifted)",
+              "mix0.3-1x0.5": "half shifted, severity 0.3–1"}
 
 
-def _dataset_picker(role: str, *, default_seed: int, default_site: str, default_n: int) -> str | None:
-    """A dataset source spec for ``role`` (``internal`` / ``external``), or ``None`` when incomplete."""
+def _dataset_picker(role: str, default: Any) -> str | None:
+    """A dataset source spec for ``role`` (``internal`` / ``external``), or ``None`` when incomplete.
+
+    ``default`` is a :class:`~medlim.curation.shift.service.PhantomChoice` (the README's evidence sets).
+    """
+    from medlim.phantoms.radiograph import BODY_PARTS
+
     st.markdown(f"**{role.capitalize()} dataset**")
     kind = st.radio("Source", ("Generated phantoms", "Folder on the server", "Upload a zip"), horizontal=True,
                     key=f"cur_{role}_kind", label_visibility="collapsed")
     if kind == "Generated phantoms":
         columns = st.columns(3)
-        seed = int(columns[0].number_input("Seed", min_value=0, value=default_seed, key=f"cur_{role}_seed"))
-        per_class = int(columns[1].number_input("Per class", min_value=5, max_value=2000, value=default_n,
+        seed = int(columns[0].number_input("Seed", min_value=0, value=default.seed, key=f"cur_{role}_seed"))
+        per_class = int(columns[1].number_input("Per class", min_value=5, max_value=2000, value=default.per_class,
                                                 key=f"cur_{role}_n"))
-        sites = ("internal", "mixed", "external")
-        site = columns[2].selectbox("Site", sites, index=sites.index(default_site), key=f"cur_{role}_site")
-        parts = st.multiselect("Body parts", BODY_PARTS, default=["hand", "elbow", "shoulder"], key=f"cur_{role}_parts")
+        site = columns[2].selectbox("Site", SITES, index=SITES.index(default.site), key=f"cur_{role}_site",
+                                    format_func=SITE_NAMES.get)
+        parts = st.multiselect("Body parts", BODY_PARTS, default=list(default.body_parts or BODY_PARTS),
+                               key=f"cur_{role}_parts")
         if len(parts) < 2:
             st.info("Pick at least two body parts.")
             return None
@@ -108,43 +122,81 @@ def _keep_form(role: str, file_id: str, folder: str) -> str:
     return folder
 
 
-def _run_form() -> None:
-    from medlim.core.paths import validate_name
-    from medlim.curation.shift.classifier import ClassifierConfig
+def _settings_form() -> Any:
+    """The run settings, every widget starting at :class:`ShiftRunConfig`'s default (the CLI's)."""
+    from medlim.curation.shift.service import ShiftRunConfig
+
+    default = ShiftRunConfig()
+    with st.expander("Settings"):
+        columns = st.columns(4)
+        detector = columns[0].selectbox("Detector", ("cvad", "tend"), index=("cvad", "tend").index(default.detector),
+                                        key="cur_detector")
+        k_options = ("auto", "2", "3", "4", "5", "6", "7", "8")
+        k_text = columns[1].selectbox("Groups k", k_options, index=k_options.index(str(default.k)), key="cur_k",
+                                      help="auto: the elbow of the distortion curve (max distance below the chord); "
+                                           "the thesis used 5")
+        scales = ("log", "raw")
+        scale = columns[2].selectbox("Grouping scale", scales, index=scales.index(default.group_scale), key="cur_scale",
+                                     help="k-means on log scores (a stated deviation) or on raw scores (the thesis)")
+        size = int(columns[3].number_input("Detector side (px)", min_value=32, max_value=256, step=32,
+                                           value=default.size, key="cur_size",
+                                           help="a multiple of 32 for CVAD, of 64 for TEND"))
+        columns = st.columns(3)
+        epochs = int(columns[0].number_input(
+            "Detector epochs", min_value=1, max_value=500, value=default.epochs, key="cur_epochs",
+            help="each class's detector (CVAD VAE / TEND autoencoder); the shift evidence was measured with "
+                 f"{default.epochs}; fewer is faster but separates shifted images less well"))
+        head_epochs = int(columns[1].number_input("Head epochs", min_value=1, max_value=500, value=default.head_epochs,
+                                                  key="cur_head_epochs", help="CVAD discriminator / TEND head epochs"))
+        g_epochs = int(columns[2].number_input("G epochs", min_value=1, max_value=200, value=default.classifier_epochs,
+                                               key="cur_g_epochs", help="epochs of the classifier G (ResNet-18)"))
+        columns = st.columns(3)
+        repeats = int(columns[0].number_input("OTDD repeats", min_value=1, max_value=50, value=default.otdd_repeats,
+                                              key="cur_repeats"))
+        samples = int(columns[1].number_input("OTDD samples", min_value=10, max_value=5000,
+                                              value=default.otdd_max_samples, key="cur_samples",
+                                              help="samples per side and repeat"))
+        features = ("embedding", "pixels")
+        feature = columns[2].selectbox("OTDD features", features, index=features.index(default.features),
+                                       key="cur_features")
+    return dataclasses.replace(default, detector=detector, k="auto" if k_text == "auto" else int(k_text),
+                               group_scale=scale, size=size, epochs=epochs, head_epochs=head_epochs,
+                               classifier_epochs=g_epochs, otdd_repeats=repeats, otdd_max_samples=samples,
+                               features=feature)
+
+
+def _replace_confirmed(name: str, stored: tuple[str, ...]) -> bool | None:
+    """Whether a run may be saved as ``name``: ``False`` free, ``True`` replacing confirmed, ``None`` not confirmed."""
+    if name.strip() not in stored:
+        return False
+    st.warning(f"A run is saved as “{name.strip()}”. Saving this one under the same name replaces it.")
+    confirmed = st.checkbox(f"Replace the saved run {name.strip()} (its tags are deleted)", key="cur_replace")
+    return True if confirmed else None
+
+
+def _run_form(stored: tuple[str, ...]) -> None:
     from medlim.curation.shift.data import parse_dataset
-    from medlim.curation.shift.detectors import DetectorConfig
-    from medlim.curation.shift.pipeline import ShiftConfig, run_shift
     from medlim.curation.shift.report import save_result
-    from medlim.ui.mammography import open_store_cached
+    from medlim.curation.shift.service import (
+        EVIDENCE_EXTERNAL,
+        EVIDENCE_INTERNAL,
+        check_run_name,
+        run_configured,
+    )
+    from medlim.ui.stores import open_store_cached
 
     left, right = st.columns(2)
     with left:
-        internal_spec = _dataset_picker("internal", default_seed=101, default_site="internal", default_n=20)
+        internal_spec = _dataset_picker("internal", EVIDENCE_INTERNAL)
     with right:
-        external_spec = _dataset_picker("external", default_seed=202, default_site="mixed", default_n=16)
-    with st.expander("Settings"):
-        columns = st.columns(4)
-        detector = columns[0].selectbox("Detector", ("cvad", "tend"), key="cur_detector")
-        k_text = columns[1].selectbox("Groups k", ("auto", "2", "3", "4", "5", "6"), key="cur_k",
-                                      help="auto: the elbow of the distortion curve (max distance below the chord)")
-        epochs = int(columns[2].number_input(
-            "Detector epochs", min_value=1, max_value=200, value=60, key="cur_epochs",
-            help="training epochs of each class's detector (the discriminator/head gets a third of them). "
-                 "60 is the setting the shift evidence was measured with; fewer is faster but separates "
-                 "shifted images less well"))
-        g_epochs = int(columns[3].number_input("G epochs", min_value=1, max_value=200, value=3, key="cur_g_epochs"))
-        columns = st.columns(3)
-        repeats = int(columns[0].number_input("OTDD repeats", min_value=1, max_value=50, value=10, key="cur_repeats"))
-        samples = int(columns[1].number_input("OTDD samples", min_value=10, max_value=5000, value=300, key="cur_samples"))
-        features = columns[2].selectbox("OTDD features", ("embedding", "pixels"), key="cur_features")
+        external_spec = _dataset_picker("external", EVIDENCE_EXTERNAL)
+    config = _settings_form()
     name = st.text_input("Save the run as", value="external", key="cur_name",
                          help="the dataset name in the results store; reopen it later from the list above")
-    if not st.button("Train and score", type="primary", key="cur_run", disabled=not (internal_spec and external_spec)):
+    replace = _replace_confirmed(name, stored)
+    ready = bool(internal_spec and external_spec) and replace is not None
+    if not st.button("Train and score", type="primary", key="cur_run", disabled=not ready):
         return
-    config = ShiftConfig(
-        detector=DetectorConfig(kind=detector, input_size=64, epochs=epochs, head_epochs=max(2, epochs // 3)),
-        classifier=ClassifierConfig(epochs=g_epochs), k="auto" if k_text == "auto" else int(k_text),
-        features=features, otdd_max_samples=samples, otdd_repeats=repeats)
     bar = st.progress(0.0, text="starting")
     log_box = st.status("Training and scoring…", expanded=False)
     stages = ("read internal", "detectors", "classifier", "score external", "otdd")
@@ -154,12 +206,12 @@ def _run_form() -> None:
         bar.progress(min(1.0, (index + done / max(total, 1)) / len(stages)), text=f"{stage}: {done}/{total}")
 
     with show_medlim_errors(subject="MedShift run") as outcome:
-        name = validate_name(name, what="run name")
+        store = open_store_cached(get_settings().database_url)
+        name = check_run_name(store, name, replace=bool(replace))
         internal = parse_dataset(internal_spec)
         external = parse_dataset(external_spec, name=name)
-        result = run_shift(internal, external, config, log=log_box.write, progress=progress)
-        store = open_store_cached(get_settings().database_url)
-        save_result(store, result, home=get_settings().home, dataset=name)
+        result = run_configured(internal, external, config, log=log_box.write, progress=progress)
+        save_result(store, result, home=get_settings().home, dataset=name, replace=bool(replace))
     if outcome.failed:
         log_box.update(label="Failed", state="error")
         return
@@ -180,104 +232,126 @@ def _images_present(source: str) -> bool:
     return source.startswith("phantom:") or (bool(source) and Path(source).is_dir())
 
 
+def _metrics(run: Any) -> None:
+    summary = run.summary()
+    columns = st.columns(4)
+    columns[0].metric("External images", summary["external_images"])
+    columns[1].metric("Groups per class (k)", summary["k"])
+    columns[2].metric("Tagged", summary["tagged"])
+    if summary["auroc"] is not None:
+        columns[3].metric("AUROC vs known shift", f"{summary['auroc']:.3f}",
+                          help="AUROC of the score against the images known to be shifted (phantoms' ground truth)")
+
+
+def _scores_tab(run: Any) -> None:
+    from medlim.curation.shift.report import elbow_figure, histogram_figure
+
+    report = run.report
+    st.plotly_chart(histogram_figure(report.internal_scores, [s.score for s in run.scores],
+                                     [s.class_name for s in run.scores]), key="cur_hist")
+    st.plotly_chart(elbow_figure(report.elbow_ks, report.elbow_distortion, report.k), key="cur_elbow")
+    log = report.group_scale == "log"
+    st.caption(f"k rule: {report.k_rule} · k-means on {'log' if log else 'raw'} scores"
+               + (" (groups bordered at score ratios; the thesis clusters raw scores)" if log else ""))
+    if report.class_elbows:
+        st.caption("Each class's own elbow (the shared k comes from the mean curve): "
+                   + ", ".join(f"{name} {value}" for name, value in sorted(report.class_elbows.items())))
+
+
+def _groups_tab(run: Any, store: Any) -> None:
+    from medlim.core.store.curation import tag_group
+    from medlim.ui.curation import gallery_page
+
+    st.dataframe(pd.DataFrame([g.to_json() for g in run.group_table()]), hide_index=True, key="cur_groups_table")
+    k = run.report.k
+    columns = st.columns(3)
+    class_name = columns[0].selectbox("Class", run.classes, key="cur_class")
+    group = int(columns[1].selectbox("Group (0 = lowest scores)", list(range(k)), index=k - 1, key="cur_group"))
+    items = run.gallery(class_name, group)
+    page_count = max(1, -(-len(items) // PER_PAGE))
+    page = int(columns[2].number_input(f"Page (of {page_count})", min_value=1, max_value=page_count, value=1,
+                                       key="cur_page")) - 1
+    actions = st.columns(3)
+    for column, (label, tag) in zip(actions, (("Keep whole group", "keep"), ("Drop whole group", "drop"),
+                                              ("Clear group tags", None))):
+        if column.button(label, key=f"cur_group_{tag or 'clear'}"):
+            changed = tag_group(store, run.name, method=run.report.method, class_name=class_name, group=group, tag=tag)
+            st.toast(f"{changed} image(s) changed")
+            st.rerun()
+    _gallery(run, store, gallery_page(items, page, PER_PAGE).rows)
+
+
+def _gallery(run: Any, store: Any, shown: tuple[Any, ...]) -> None:
+    from medlim.core.store.curation import set_tags
+    from medlim.ui.curation import thumbnails_cached
+
+    source = run.report.external_source
+    if not shown:
+        st.info("This group is empty.")
+        return
+    if not _images_present(source):
+        st.info("The images of this run were a temporary upload and are no longer on the server; scores and "
+                "tags remain. Keep an uploaded dataset (“Keep this dataset”) to see its images later.")
+        return
+    with show_medlim_errors(subject="thumbnails") as outcome:
+        pictures = thumbnails_cached(source, tuple(item.file for item in shown))
+    if outcome.failed:
+        return
+    grid = st.columns(GRID)
+    for i, (item, picture) in enumerate(zip(shown, pictures)):
+        with grid[i % GRID]:
+            mark = f" · {item.tag}" if item.tag else ""
+            st.image(picture, caption=f"score {item.score:.4f}{mark}", clamp=True, use_container_width=True)
+            buttons = st.columns(3)
+            if buttons[0].button("View", key=f"cur_big_{item.file}", icon=":material/zoom_in:", help="enlarge"):
+                _enlarge(source, item.file, item.score)
+            for column, tag in ((buttons[1], "keep"), (buttons[2], "drop")):
+                if column.button(tag.capitalize(), key=f"cur_{tag}_{item.file}", help=f"tag {tag}"):
+                    set_tags(store, run.name, {item.file: tag})
+                    st.rerun()
+
+
+def _topk_tab(run: Any) -> None:
+    from medlim.curation.shift.report import otdd_figure
+
+    st.dataframe(pd.DataFrame([row.to_json() for row in run.topk_table()]), hide_index=True, key="cur_topk")
+    report = run.report
+    st.plotly_chart(otdd_figure(report.levels, report.otdd_mean, report.otdd_std, report.macro_f1), key="cur_otdd")
+
+
+def _export_tab(run: Any) -> None:
+    from medlim.ui.curation import curated_csv
+
+    options = ["none", *range(1, run.report.k)]
+    drop_from = st.selectbox("Also leave out untagged images of groups ≥", options, key="cur_drop_from")
+    kept = run.curated(None if drop_from == "none" else int(drop_from))
+    st.caption(f"{len(kept)} of {run.images} images kept.")
+    st.caption("Files are named by pseudonymous labels (a keyed hash of each file's path in the dataset), "
+               "so the manifest carries no file names.")
+    st.download_button("Download the curated manifest (CSV)", curated_csv(kept),
+                       file_name=f"{run.name}-curated.csv", mime="text/csv", key="cur_export")
+
+
 def _workspace(name: str) -> None:
-    from medlim.core.store.curation import get_scores, set_tags, tag_group, tag_map
-    from medlim.curation.shift.report import curated_manifest, elbow_figure, histogram_figure, load_report, otdd_figure
-    from medlim.ui.curation import curated_csv, gallery_page, group_rows, group_table, thumbnails_cached
-    from medlim.ui.mammography import open_store_cached
+    from medlim.curation.shift.service import open_run
+    from medlim.ui.stores import open_store_cached
 
     settings = get_settings()
-    report = load_report(settings.home, name)
-    store = open_store_cached(settings.database_url)
-    if report is None:
-        st.warning(f"No saved report for {name!r}; run MedShift again.")
+    with show_medlim_errors(subject=name) as outcome:
+        store = open_store_cached(settings.database_url)
+        run = open_run(store, settings.home, name)
+    if outcome.failed:
         return
-    method = report["method"]
-    scores = get_scores(store, name, method=method)
-    tags = tag_map(store, name)
-    source = report["settings"].get("external_source", "")
-    k = int(report["k"])
-    columns = st.columns(4)
-    columns[0].metric("External images", len(scores))
-    columns[1].metric("Groups per class (k)", k)
-    columns[2].metric("Tagged", len(tags))
-    if report.get("evidence") and report["evidence"].get("auroc") is not None:
-        columns[3].metric("AUROC vs known shift", f"{report['evidence']['auroc']:.3f}")
+    _metrics(run)
     scores_tab, groups_tab, topk_tab, export_tab = st.tabs(["Scores", "Groups", "TOP-k and OTDD", "Export"])
     with scores_tab:
-        import numpy as np
-
-        st.plotly_chart(histogram_figure({c: np.asarray(v) for c, v in report.get("internal_scores", {}).items()},
-                                         np.array([s.score for s in scores]), [s.class_name for s in scores]),
-                        key="cur_hist")
-        st.plotly_chart(elbow_figure(report["elbow"]["ks"], report["elbow"]["distortion"], k), key="cur_elbow")
-        scale = report.get("group_scale", "raw")
-        st.caption(f"k rule: {report['k_rule']} · k-means on {'log' if scale == 'log' else 'raw'} scores"
-                   + (" (groups bordered at score ratios; the thesis clusters raw scores)" if scale == "log" else ""))
-        class_elbows = report["elbow"].get("class_elbows") or {}
-        if class_elbows:
-            st.caption("Each class's own elbow (the shared k comes from the mean curve): "
-                       + ", ".join(f"{name} {value}" for name, value in sorted(class_elbows.items())))
+        _scores_tab(run)
     with groups_tab:
-        st.dataframe(pd.DataFrame(group_table(scores, tags)), hide_index=True, key="cur_groups_table")
-        classes = sorted({s.class_name for s in scores})
-        columns = st.columns(3)
-        class_name = columns[0].selectbox("Class", classes, key="cur_class")
-        group = int(columns[1].selectbox("Group (0 = lowest scores)", list(range(k)), index=k - 1, key="cur_group"))
-        rows = group_rows(scores, tags, class_name=class_name, group=group)
-        page_count = max(1, -(-len(rows) // PER_PAGE))
-        page = int(columns[2].number_input(f"Page (of {page_count})", min_value=1, max_value=page_count, value=1,
-                                           key="cur_page")) - 1
-        actions = st.columns(3)
-        for column, (label, tag) in zip(actions, (("Keep whole group", "keep"), ("Drop whole group", "drop"),
-                                                  ("Clear group tags", None))):
-            if column.button(label, key=f"cur_group_{tag or 'clear'}"):
-                changed = tag_group(store, name, method=method, class_name=class_name, group=group, tag=tag)
-                st.toast(f"{changed} image(s) changed")
-                st.rerun()
-        shown = gallery_page(rows, page, PER_PAGE)
-        if not shown.rows:
-            st.info("This group is empty.")
-        elif not _images_present(source):
-            st.info("The images of this run were a temporary upload and are no longer on the server; scores and "
-                    "tags remain. Keep an uploaded dataset (“Keep this dataset”) to see its images later.")
-        else:
-            with show_medlim_errors(subject="thumbnails") as outcome:
-                pictures = thumbnails_cached(source, tuple(r["file"] for r in shown.rows))
-            if not outcome.failed:
-                grid = st.columns(GRID)
-                for i, (row, picture) in enumerate(zip(shown.rows, pictures)):
-                    with grid[i % GRID]:
-                        mark = f" · {row['tag']}" if row["tag"] else ""
-                        st.image(picture, caption=f"score {row['score']:.4f}{mark}", clamp=True,
-                                 use_container_width=True)
-                        buttons = st.columns(3)
-                        if buttons[0].button("View", key=f"cur_big_{row['file']}", icon=":material/zoom_in:",
-                                             help="enlarge"):
-                            _enlarge(source, row["file"], row["score"])
-                        if buttons[1].button("Keep", key=f"cur_keep_{row['file']}", help="tag keep"):
-                            set_tags(store, name, {row["file"]: "keep"})
-                            st.rerun()
-                        if buttons[2].button("Drop", key=f"cur_drop_{row['file']}", help="tag drop"):
-                            set_tags(store, name, {row["file"]: "drop"})
-                            st.rerun()
+        _groups_tab(run, store)
     with topk_tab:
-        table = pd.DataFrame([{"subset": f"TOP {row['level']}", "class": item["name"], "precision": item["precision"],
-                               "recall": item["recall"], "f1": item["f1"], "auc": item["auc"], "images": item["count"]}
-                              for row in report["topk"] for item in (*row["per_class"], row["macro"], row["weighted"])])
-        st.dataframe(table, hide_index=True, key="cur_topk")
-        series = report["series"]
-        st.plotly_chart(otdd_figure(series["levels"], series["otdd_mean"], series["otdd_std"], series["macro_f1"]),
-                        key="cur_otdd")
+        _topk_tab(run)
     with export_tab:
-        drop_from = st.selectbox("Also leave out untagged images of groups ≥", ["none", *range(1, k)], key="cur_drop_from")
-        rows = [{"file": s.file, "class": s.class_name, "score": s.score, "group": s.group} for s in scores]
-        kept = curated_manifest(rows, tags, drop_groups_from=None if drop_from == "none" else int(drop_from))
-        st.caption(f"{len(kept)} of {len(rows)} images kept.")
-        st.caption("Files are named by pseudonymous labels (a keyed hash of each file's path in the dataset), "
-                   "so the manifest carries no file names.")
-        st.download_button("Download the curated manifest (CSV)", curated_csv(kept),
-                           file_name=f"{name}-curated.csv", mime="text/csv", key="cur_export")
+        _export_tab(run)
 
 
 def main() -> None:
@@ -286,7 +360,7 @@ def main() -> None:
     st.caption("MedShift (thesis ch. 5): find the shift data of an external dataset, group it by anomaly score, "
                "measure it, keep or drop it. Research use only, not for diagnosis.")
     from medlim.core.store.curation import list_datasets
-    from medlim.ui.mammography import open_store_cached
+    from medlim.ui.stores import open_store_cached
 
     with show_medlim_errors(subject="results store") as outcome:
         stored = list_datasets(open_store_cached(get_settings().database_url), with_scores=True)
@@ -299,7 +373,7 @@ def main() -> None:
     choice = st.selectbox("Run", options, index=1 if stored else 0, key="cur_choice",
                           help="a stored run (scores, groups and tags are kept in the results store)")
     if choice == "New run…":
-        _run_form()
+        _run_form(stored)
     else:
         _workspace(choice)
 

@@ -5,26 +5,28 @@ data folder or from generated phantoms (with a progress bar); query with an
 uploaded image or with "More like this" under any collection or result image;
 see the top K with labels, similarity (cosine; DS for PMS) and anomaly score;
 filter by label; read the evaluation tables of the shipped models.
+
+The neighbours are a :class:`~medlim.curation.retrieval.service.RetrievalResult`
+from :func:`~medlim.curation.retrieval.service.query_collection`, the function
+``medlim retrieval query`` prints; the captions are its ``QueryHit.caption``.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from medlim.core.paths import allowed_roots_text, confine_to_data_roots, validate_name
+from medlim.curation.retrieval.service import collection_labels, item_caption
 from medlim.settings import get_settings
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.retrieval import (
-    collection_labels,
-    hit_caption,
-    item_caption,
     items_cached,
     load_index_cached,
     load_model_cached,
-    phantom_collection,
     thumbnail_cached,
 )
 from medlim.ui.shell import ensure_app_shell
@@ -34,7 +36,10 @@ BROWSE_PER_PAGE = 10
 
 
 def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and registry entries
-    from medlim.curation.retrieval.service import build_collection
+    from medlim.curation.retrieval.service import (
+        build_collection,
+        write_phantom_collection,
+    )
 
     with st.expander("Build a collection", expanded=False):
         labels = {e.label: e for e in entries}
@@ -62,7 +67,7 @@ def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and regis
                 data = confine_to_data_roots(folder, what="data folder")
             else:
                 kind = "chest" if entry.params.get("method") == "pms" else "radiograph"
-                data = phantom_collection(kind, collections / f"{name}-data", n=count, seed=seed,
+                data = write_phantom_collection(kind, collections / f"{name}-data", n=count, seed=seed,
                                           size=int(entry.params["input_size"]),
                                           label_set=entry.params.get("label_set"),
                                           progress=lambda d, t: bar.progress(0.5 * d / t, text=f"Phantoms {d}/{t}"))
@@ -114,13 +119,118 @@ def _evaluation() -> None:
                 st.caption(note)
 
 
+def _collection_choice(settings: Any) -> Any:
+    """The chosen stored collection (``None`` when there is none yet, or the store failed)."""
+    from medlim.core.store.retrieval import list_indexes
+    from medlim.ui.stores import open_store_cached
+
+    with show_medlim_errors(subject="results store") as outcome:
+        indexes = {i.name: i for i in list_indexes(open_store_cached(settings.database_url))}
+    if outcome.failed:
+        return None
+    if not indexes:
+        st.info("No collection yet: build one above from a data folder or from generated phantoms.")
+        _evaluation()
+        return None
+    names = list(indexes)
+    current = st.session_state.get("retrieval_collection")
+    chosen = st.selectbox("Collection", names, index=names.index(current) if current in names else 0,
+                          key="retrieval_collection_select")
+    if chosen != current:
+        st.session_state["retrieval_collection"] = chosen
+        st.session_state.pop("retrieval_query_item", None)
+    return indexes[chosen]
+
+
+def _opened(settings: Any, stored: Any) -> tuple[Any, Any, dict[int, Any]] | None:
+    """``(index, model, items)`` of a stored collection, loaded once (``None`` when that failed)."""
+    with show_medlim_errors(subject=stored.name) as outcome:
+        path = Path(stored.path)
+        index = load_index_cached(str(path), path.stat().st_mtime if path.exists() else 0.0)
+        model = load_model_cached(index.metadata["model_name"], index.metadata["model_version"],
+                                  str(settings.weights_dir))
+        items = items_cached(settings.database_url, stored.name, stored.count)
+    if outcome.failed:
+        return None
+    st.caption(f"{stored.count} images · model {stored.model} · "
+               f"{'DS, lower = more similar' if model.kind == 'pms' else 'cosine similarity, higher = more similar'}")
+    return index, model, items
+
+
+def _controls(model: Any, items: dict[int, Any]) -> tuple[int, list[str], bool]:
+    """``(k, required labels, weighted)``."""
+    controls = st.columns([1, 2, 1])
+    k = int(controls[0].number_input("Top K", min_value=1, max_value=100, value=10, key="retrieval_k"))
+    wanted = controls[1].multiselect("Only items with all of these labels", collection_labels(items),
+                                     key="retrieval_labels")
+    weighted = True
+    if model.kind == "pms":
+        weighted = controls[2].toggle("Weighted DS", value=True, key="retrieval_weighted",
+                                      help="Weight each class gap by the query's class probability (thesis eq. 6.5).")
+    return k, wanted, weighted
+
+
+def _query(items: dict[int, Any]) -> tuple[Any, str, int] | None | bool:
+    """``(image, name, excluded item id)`` of the query; ``None`` without one; ``False`` when reading failed."""
+    from medlim.core.io import read_image
+
+    uploaded = st.file_uploader("Query image", type=None, key="retrieval_upload",
+                                on_change=lambda: st.session_state.pop("retrieval_query_item", None))
+    if st.session_state.get("retrieval_query_item") in items:
+        # a clicked image wins over an earlier upload; a new upload clears the click (on_change above)
+        item = items[st.session_state["retrieval_query_item"]]
+        with show_medlim_errors(subject=item.file) as outcome:
+            image = read_image(Path(item.file)).pixels
+        return False if outcome.failed else (image, Path(item.file).name, item.item_id)
+    if uploaded is None:
+        return None
+    from medlim.ui.loaders import read_image_cached
+
+    with show_medlim_errors(subject=uploaded.name) as outcome:
+        image = read_image_cached(uploaded.getvalue(), Path(uploaded.name).name).pixels
+    return False if outcome.failed else (image, uploaded.name, -1)
+
+
+def _browse(items: dict[int, Any]) -> None:
+    st.info("Upload a query image, or press “More like this” under any image of the collection.")
+    st.subheader("Browse the collection")
+    pages = max(1, -(-len(items) // BROWSE_PER_PAGE))
+    page = int(st.number_input("Page", min_value=1, max_value=pages, value=1, key="retrieval_page"))
+    shown = list(items.values())[(page - 1) * BROWSE_PER_PAGE : page * BROWSE_PER_PAGE]
+    _grid([(i.item_id, i.file, item_caption(i.labels, i.anomaly_score)) for i in shown], key="retrieval_browse")
+
+
+def _results(stored: Any, opened: tuple[Any, Any, dict[int, Any]], query: tuple[Any, str, int],
+             k: int, wanted: list[str], weighted: bool) -> None:
+    from medlim.curation.retrieval.service import query_collection
+    from medlim.ui.stores import open_store_cached
+
+    index, model, _ = opened
+    image, name, exclude = query
+    left, right = st.columns([1, 4])
+    left.image(image, caption=f"Query: {name}", clamp=True, width="stretch")
+    if exclude >= 0:
+        right.button("Clear query", key="retrieval_clear",
+                     on_click=lambda: st.session_state.pop("retrieval_query_item", None))
+    with show_medlim_errors(subject="search") as outcome:
+        result = query_collection(stored.path, [image], k=k, names=[name], require_labels=wanted, weighted=weighted,
+                                  exclude_ids=[exclude], model=model, index=index,
+                                  store=open_store_cached(get_settings().database_url))[0]
+    if outcome.failed:
+        return
+    if not result.neighbours:
+        right.info("No item of the collection carries all the chosen labels.")
+        return
+    right.subheader(f"Top {len(result)}")
+    right.dataframe(pd.DataFrame(result.table()), hide_index=True, key="retrieval_hits", height=180)
+    _grid([(h.item_id, h.file, h.caption) for h in result.neighbours], key="retrieval_hit")
+
+
 def main() -> None:
     ensure_app_shell()
     st.title("Similar images")
     st.caption("Outlier-sensitive retrieval (OSCARS, thesis §6.1) and multi-label retrieval (PMS, §6.2). "
                "Research use only, not for diagnosis.")
-    from medlim.core.store import open_store
-    from medlim.core.store.retrieval import list_indexes
     from medlim.curation.retrieval.service import list_retrieval_models
 
     settings = get_settings()
@@ -132,99 +242,18 @@ def main() -> None:
         st.info("No retrieval model is registered. Train one with `medlim train oscars` or `medlim train pms`.")
         return
     _build_form(settings, entries)
-    with show_medlim_errors(subject="results store") as outcome:
-        with open_store(settings.database_url) as store:
-            indexes = {i.name: i for i in list_indexes(store)}
-    if outcome.failed:
+    stored = _collection_choice(settings)
+    opened = None if stored is None else _opened(settings, stored)
+    if opened is None:
         return
-    if not indexes:
-        st.info("No collection yet: build one above from a data folder or from generated phantoms.")
-        _evaluation()
+    k, wanted, weighted = _controls(opened[1], opened[2])
+    query = _query(opened[2])
+    if query is False:
         return
-    names = list(indexes)
-    current = st.session_state.get("retrieval_collection")
-    chosen = st.selectbox("Collection", names, index=names.index(current) if current in names else 0,
-                          key="retrieval_collection_select")
-    if chosen != current:
-        st.session_state["retrieval_collection"] = chosen
-        st.session_state.pop("retrieval_query_item", None)
-    stored = indexes[chosen]
-    with show_medlim_errors(subject=chosen) as outcome:
-        path = Path(stored.path)
-        index = load_index_cached(str(path), path.stat().st_mtime if path.exists() else 0.0)
-        model_entry = index.metadata
-        model = load_model_cached(model_entry["model_name"], model_entry["model_version"], str(settings.weights_dir))
-        items = items_cached(settings.database_url, chosen, stored.count)
-    if outcome.failed:
-        return
-    st.caption(f"{stored.count} images · model {stored.model} · "
-               f"{'DS, lower = more similar' if model.kind == 'pms' else 'cosine similarity, higher = more similar'}")
-
-    controls = st.columns([1, 2, 1])
-    k = int(controls[0].number_input("Top K", min_value=1, max_value=100, value=10, key="retrieval_k"))
-    wanted = controls[1].multiselect("Only items with all of these labels", collection_labels(items),
-                                     key="retrieval_labels")
-    weighted = True
-    if model.kind == "pms":
-        weighted = controls[2].toggle("Weighted DS", value=True, key="retrieval_weighted",
-                                      help="Weight each class gap by the query's class probability (thesis eq. 6.5).")
-
-    uploaded = st.file_uploader("Query image", type=None, key="retrieval_upload",
-                                on_change=lambda: st.session_state.pop("retrieval_query_item", None))
-    query_image, query_name, exclude = None, None, -1
-    if st.session_state.get("retrieval_query_item") in items:
-        # a clicked image wins over an earlier upload; a new upload clears the click (on_change above)
-        from medlim.core.io import read_image
-
-        item = items[st.session_state["retrieval_query_item"]]
-        query_name, exclude = Path(item.file).name, item.item_id
-        with show_medlim_errors(subject=item.file) as outcome:
-            query_image = read_image(Path(item.file)).pixels
-        if outcome.failed:
-            return
-    elif uploaded is not None:
-        from medlim.ui.loaders import read_image_cached
-
-        with show_medlim_errors(subject=uploaded.name) as outcome:
-            query_image = read_image_cached(uploaded.getvalue(), Path(uploaded.name).name).pixels
-        if outcome.failed:
-            return
-        query_name = uploaded.name
-
-    if query_image is None:
-        st.info("Upload a query image, or press “More like this” under any image of the collection.")
-        st.subheader("Browse the collection")
-        pages = max(1, -(-len(items) // BROWSE_PER_PAGE))
-        page = int(st.number_input("Page", min_value=1, max_value=pages, value=1, key="retrieval_page"))
-        shown = list(items.values())[(page - 1) * BROWSE_PER_PAGE : page * BROWSE_PER_PAGE]
-        _grid([(i.item_id, i.file, item_caption(i.labels, i.anomaly_score)) for i in shown], key="retrieval_browse")
-        _evaluation()
-        return
-
-    from medlim.curation.retrieval.service import query_collection
-
-    left, right = st.columns([1, 4])
-    left.image(query_image, caption=f"Query: {query_name}", clamp=True, width="stretch")
-    if exclude >= 0:
-        right.button("Clear query", key="retrieval_clear",
-                     on_click=lambda: st.session_state.pop("retrieval_query_item", None))
-    with show_medlim_errors(subject="search") as outcome:
-        hits = query_collection(stored.path, [query_image], k=k, names=[query_name], require_labels=wanted,
-                                weighted=weighted, exclude_ids=[exclude], model=model, index=index,
-                                store=None)[0]
-    if outcome.failed:
-        return
-    if not hits:
-        right.info("No item of the collection carries all the chosen labels.")
-        _evaluation()
-        return
-    right.subheader(f"Top {len(hits)}")
-    table = pd.DataFrame([h.to_dict() for h in hits]).drop(columns=["query", "score_name"])
-    table["file"] = [Path(f).name for f in table["file"]]
-    table = table.rename(columns={"score": "cosine" if model.kind != "pms" else "DS"})
-    right.dataframe(table, hide_index=True, key="retrieval_hits", height=180)
-    _grid([(h.item_id, h.file, hit_caption(h.rank, h.labels, h.score, h.score_name, h.anomaly_score)) for h in hits],
-          key="retrieval_hit")
+    if query is None:
+        _browse(opened[2])
+    else:
+        _results(stored, opened, query, k, wanted, weighted)
     _evaluation()
 
 

@@ -29,8 +29,6 @@ ALLOWED_LONG_FUNCTIONS: dict[str, str] = {
     "medlim/core/store/migrations/versions/0001_initial.py::upgrade": "migration",
     # Outside the rooms reworked so far (issue 17, other parts): still to be split.
     "medlim/core/io/dicom.py::_decode_dicom": "to split (core/io)",
-    "pages/curation.py::_workspace": "to split (pages)",
-    "pages/retrieval.py::main": "to split (pages)",
 }
 
 #: Where ``streamlit`` may be imported.

@@ -2,8 +2,9 @@
 
 * ``build --data DIR --model NAME --index PATH``: encode a data folder, save the
   index file and record its items in the results store.
-* ``query --index PATH --k K FILES...``: the top K of each query image; a table,
-  or JSON lines (``query, rank, file, labels, score`` plus ``score_name``,
+* ``query --index PATH --k K FILES...``: the top K of each query image; one line
+  per neighbour with the caption the page shows under it (``#rank · labels ·
+  cos 0.9810 · A 0.423``) and the file, or JSON lines (``query, rank, file, labels, score`` plus ``score_name``,
   ``item_id``, ``anomaly_score``, ``site``) with ``--jsonl``. The score is the
   cosine similarity for embedding models and the dissimilarity DS for PMS.
 * ``evaluate``: the comparison tables (Tables 6.1–6.3 style) of the shipped
@@ -79,21 +80,19 @@ def _build(args: argparse.Namespace) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from medlim.core.io import read_image
-    from medlim.curation.ood.data import list_image_files
+    from medlim.core.io.files import IMAGE_SUFFIXES, collect_files
     from medlim.curation.retrieval.service import query_collection
 
-    files = list_image_files(args.files)
+    files = collect_files(args.files, suffixes=IMAGE_SUFFIXES)
     images = [read_image(f).pixels for f in files]
     results = query_collection(args.index, images, k=args.k, names=[str(f) for f in files],
                                require_labels=args.label, weighted=not args.unweighted, registry=_registry(args))
-    for hits in results:
-        for hit in hits:
+    for result in results:
+        for hit in result.neighbours:
             if args.jsonl:
                 print(json.dumps(hit.to_dict()))
-            else:
-                anomaly = "" if hit.anomaly_score is None else f"{hit.anomaly_score:.3f}"
-                print(f"{hit.query}\t{hit.rank}\t{hit.score_name}={hit.score:.4f}\t{'|'.join(hit.labels)}\t"
-                      f"{anomaly}\t{hit.file}")
+            else:  # the caption the page writes under each neighbour, then the file
+                print(f"{hit.query}\t{hit.caption}\t{hit.file}")
     return 0
 
 

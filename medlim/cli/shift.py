@@ -1,9 +1,15 @@
-"""``medlim shift run|tag|export|otdd``: MedShift from the command line (thesis ch. 5).
+"""``medlim shift run|show|topk|tag|export|otdd``: MedShift from the command line (thesis ch. 5).
 
 * ``run`` trains per-class detectors and G on ``--internal``, scores, groups
   and measures ``--external`` and writes ``report.json``, ``images.csv`` (file,
   class, score, group), ``topk.csv`` and HTML plots to ``--out``; scores and
   groups go to the results store (dataset = the external name or ``--dataset``).
+  A name holding a run already is refused unless ``--replace`` is given
+  (the old run's scores and tags are then deleted). Its defaults are
+  :class:`~medlim.curation.shift.service.ShiftRunConfig`'s, the page's too.
+* ``show`` prints a stored run's numbers as the Curation page shows them
+  (images, k, tags, AUROC, the group table, the OTDD and macro-F1 curves).
+* ``topk`` prints a stored run's TOP-k table (thesis Table 5.2), as the page does.
 * ``tag`` tags a whole score group keep/drop in the store.
 * ``export`` writes the curated manifest: images not tagged ``drop`` (and,
   with ``--drop-groups-from G``, untagged images of groups ≥ G left out too).
@@ -19,11 +25,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from medlim.errors import ParameterError
 
@@ -41,54 +48,78 @@ def _k(value: str) -> int | str:
     return int(value)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def _add_run(sub: argparse._SubParsersAction) -> None:
     from medlim.curation.shift.classifier import ARCHITECTURES
     from medlim.curation.shift.detectors import SHIFT_DETECTORS
     from medlim.curation.shift.grouping import GROUP_SCALES
-    from medlim.curation.shift.pipeline import FEATURES
+    from medlim.curation.shift.otdd import FEATURES
+    from medlim.curation.shift.service import ShiftRunConfig
 
-    parser = subparsers.add_parser("shift", help="MedShift: find, group and measure shift data in an external dataset")
-    sub = parser.add_subparsers(dest="shift_command", metavar="ACTION")
-
+    d = ShiftRunConfig()  # the one set of defaults (the page's widgets start at them too)
     run = sub.add_parser("run", help="train on --internal, score and group --external, write the report")
     run.add_argument("--internal", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
     run.add_argument("--external", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
-    run.add_argument("--detector", choices=SHIFT_DETECTORS, default="cvad", help="per-class detector (default cvad)")
-    run.add_argument("--k", type=_k, default="auto", help="groups per class: auto (elbow rule) or N (thesis 5)")
-    run.add_argument("--group-scale", choices=GROUP_SCALES, default="log",
+    run.add_argument("--detector", choices=SHIFT_DETECTORS, default=d.detector, help=f"per-class detector (default {d.detector})")
+    run.add_argument("--k", type=_k, default=d.k, help=f"groups per class: auto (elbow rule) or N (thesis 5; default {d.k})")
+    run.add_argument("--group-scale", choices=GROUP_SCALES, default=d.group_scale,
                      help="k-means on log scores (default; a stated deviation) or raw scores (the thesis)")
     run.add_argument("--out", type=Path, required=True, help="output folder")
-    run.add_argument("--size", type=int, default=64,
-                     help="detector input side in px: a multiple of 32 for CVAD, of 64 for TEND (default 64)")
-    run.add_argument("--epochs", type=int, default=60, help="detector epochs (CVAD VAE / TEND autoencoder; default 60)")
-    run.add_argument("--head-epochs", type=int, default=20, help="CVAD discriminator / TEND head epochs (default 20)")
-    run.add_argument("--classifier", choices=ARCHITECTURES, default="resnet18", help="G's architecture")
-    run.add_argument("--classifier-epochs", type=int, default=4, help="G's epochs (default 4)")
-    run.add_argument("--features", choices=FEATURES, default="embedding", help="OTDD features (default embedding)")
-    run.add_argument("--max-samples", type=int, default=500, help="OTDD samples per side and repeat (default 500)")
-    run.add_argument("--repeats", type=int, default=10, help="OTDD repeats (default 10)")
-    run.add_argument("--batch-size", type=int, default=256, help="images per streamed batch")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--threads", type=int, default=1, help="torch and BLAS CPU threads (default 1)")
+    run.add_argument("--size", type=int, default=d.size,
+                     help=f"detector input side in px: a multiple of 32 for CVAD, of 64 for TEND (default {d.size})")
+    run.add_argument("--epochs", type=int, default=d.epochs,
+                     help=f"detector epochs (CVAD VAE / TEND autoencoder; default {d.epochs})")
+    run.add_argument("--head-epochs", type=int, default=d.head_epochs,
+                     help=f"CVAD discriminator / TEND head epochs (default {d.head_epochs})")
+    run.add_argument("--classifier", choices=ARCHITECTURES, default=d.classifier, help="G's architecture")
+    run.add_argument("--classifier-epochs", type=int, default=d.classifier_epochs,
+                     help=f"G's epochs (default {d.classifier_epochs})")
+    run.add_argument("--features", choices=FEATURES, default=d.features, help=f"OTDD features (default {d.features})")
+    run.add_argument("--max-samples", dest="otdd_max_samples", type=int, default=d.otdd_max_samples,
+                     help=f"OTDD samples per side and repeat (default {d.otdd_max_samples})")
+    run.add_argument("--repeats", dest="otdd_repeats", type=int, default=d.otdd_repeats,
+                     help=f"OTDD repeats (default {d.otdd_repeats})")
+    run.add_argument("--batch-size", type=int, default=d.batch_size, help="images per streamed batch")
+    run.add_argument("--seed", type=int, default=d.seed)
+    run.add_argument("--threads", type=int, default=d.threads, help=f"torch and BLAS CPU threads (default {d.threads})")
     run.add_argument("--dataset", default=None, help="results-store name of the external dataset")
+    run.add_argument("--replace", action="store_true",
+                     help="replace the run saved under that name (its scores and keep/drop tags are deleted)")
     run.add_argument("--no-store", action="store_true", help="do not write scores to the results store")
     run.set_defaults(func=_run)
 
+
+def _add_stored(sub: argparse._SubParsersAction) -> None:
+    from medlim.curation.shift.detectors import SHIFT_DETECTORS
+
+    show = sub.add_parser("show", help="a stored run's numbers, as the Curation page shows them")
+    show.add_argument("--dataset", required=True)
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_show)
+    topk = sub.add_parser("topk", help="a stored run's TOP-k table (thesis Table 5.2)")
+    topk.add_argument("--dataset", required=True)
+    topk.add_argument("--json", action="store_true", help="print JSON")
+    topk.set_defaults(func=_topk)
+
+    detector_help = "the run's detector (default: the one in its saved report, else cvad)"
     tag = sub.add_parser("tag", help="tag a whole score group keep or drop")
     tag.add_argument("--dataset", required=True)
     tag.add_argument("--group", type=int, required=True, help="group number (0 = lowest scores)")
     tag.add_argument("--class", dest="class_name", default=None, help="only this class (default: every class)")
     tag.add_argument("--tag", choices=("keep", "drop", "clear"), required=True)
-    tag.add_argument("--detector", choices=SHIFT_DETECTORS, default="cvad")
+    tag.add_argument("--detector", choices=SHIFT_DETECTORS, default=None, help=detector_help)
     tag.set_defaults(func=_tag)
 
     export = sub.add_parser("export", help="write the curated manifest (kept images) after tagging")
     export.add_argument("--dataset", required=True)
     export.add_argument("--out", type=Path, required=True, help="manifest CSV to write")
-    export.add_argument("--detector", choices=SHIFT_DETECTORS, default="cvad")
+    export.add_argument("--detector", choices=SHIFT_DETECTORS, default=None, help=detector_help)
     export.add_argument("--drop-groups-from", type=int, default=None,
                         help="also leave out untagged images of groups ≥ this")
     export.set_defaults(func=_export)
+
+
+def _add_otdd(sub: argparse._SubParsersAction) -> None:
+    from medlim.curation.shift.otdd import FEATURES
 
     otdd = sub.add_parser("otdd", help="OTDD between two class-folder datasets (mean ± std over repeats)")
     otdd.add_argument("a", help="dataset A (folder or phantom spec)")
@@ -105,19 +136,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="one OTDD per label (binary has / has not; multi-label manifests: column 'labels', A|B)")
     otdd.add_argument("--json", action="store_true", help="print JSON")
     otdd.set_defaults(func=_otdd)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("shift", help="MedShift: find, group and measure shift data in an external dataset")
+    sub = parser.add_subparsers(dest="shift_command", metavar="ACTION")
+    _add_run(sub)
+    _add_stored(sub)
+    _add_otdd(sub)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
-
-
-def _blas_threads(threads: int) -> "contextlib.AbstractContextManager":
-    # numpy's BLAS starts one thread per core by default; on a shared CPU that is many
-    # times slower for the small products of OTDD. threadpoolctl comes with scikit-learn.
-    import contextlib
-
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn always brings it
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=threads)
 
 
 def _progress_line() -> Callable[[str, int, int], None]:
@@ -133,50 +160,113 @@ def _progress_line() -> Callable[[str, int, int], None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from medlim.curation.shift.classifier import ClassifierConfig
     from medlim.curation.shift.data import parse_dataset
-    from medlim.curation.shift.detectors import DetectorConfig
-    from medlim.curation.shift.pipeline import ShiftConfig, run_shift
-    from medlim.curation.shift.report import report_dict, save_result, write_outputs
+    from medlim.curation.shift.report import ShiftReport, save_result, write_outputs
+    from medlim.curation.shift.service import (
+        ShiftRunConfig,
+        check_run_name,
+        run_configured,
+    )
 
-    config = ShiftConfig(
-        detector=DetectorConfig(kind=args.detector, input_size=args.size, epochs=args.epochs,
-                                head_epochs=args.head_epochs, seed=args.seed, threads=args.threads),
-        classifier=ClassifierConfig(architecture=args.classifier, epochs=args.classifier_epochs, seed=args.seed,
-                                    threads=args.threads),
-        k=args.k, group_scale=args.group_scale, features=args.features, otdd_max_samples=args.max_samples, otdd_repeats=args.repeats,
-        batch_size=args.batch_size, seed=args.seed)
+    config = ShiftRunConfig.from_options(args)
     internal = parse_dataset(args.internal)
     external = parse_dataset(args.external)
+    name = None
+    if not args.no_store:  # a taken name is refused before minutes of training, not after
+        from medlim.core.store import open_store
+
+        with open_store() as store:
+            name = check_run_name(store, args.dataset or external.name, replace=args.replace)
     started = time.monotonic()
-    with _blas_threads(args.threads):
-        result = run_shift(internal, external, config, log=lambda line: print(line, file=sys.stderr),
-                           progress=_progress_line())
+    result = run_configured(internal, external, config, log=lambda line: print(line, file=sys.stderr),
+                            progress=_progress_line())
     paths = write_outputs(result, args.out)
-    report = report_dict(result)
-    if not args.no_store:
+    report = ShiftReport.from_result(result)
+    if name is not None:
         from medlim.core.store import open_store
         from medlim.settings import get_settings
 
         with open_store() as store:
-            name = save_result(store, result, home=get_settings().home, dataset=args.dataset)
+            name = save_result(store, result, home=get_settings().home, dataset=name, replace=args.replace)
         print(f"scores and groups stored as dataset {name!r}", file=sys.stderr)
-    series = report["series"]
-    print(json.dumps({"k": report["k"], "levels": series["levels"], "macro_f1": series["macro_f1"],
-                      "otdd_mean": series["otdd_mean"], "otdd_std": series["otdd_std"],
-                      "evidence": report["evidence"], "seconds": round(time.monotonic() - started, 1),
-                      "outputs": {k: str(v) for k, v in paths.items()}}, indent=2))
+    evidence = None if report.evidence is None else report.evidence.to_json()
+    summary = {"k": report.k, "levels": report.levels, "macro_f1": report.macro_f1, "otdd_mean": report.otdd_mean,
+               "otdd_std": report.otdd_std, "evidence": evidence, "seconds": round(time.monotonic() - started, 1),
+               "outputs": {k: str(v) for k, v in paths.items()}}
+    print(json.dumps(_json_safe(summary), indent=2))
     return 0
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN → ``None`` (JSON has no NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _stored_run(name: str) -> Any:
+    from medlim.core.store import open_store
+    from medlim.curation.shift.service import open_run
+    from medlim.settings import get_settings
+
+    with open_store() as store:
+        return open_run(store, get_settings().home, name)
+
+
+def _show(args: argparse.Namespace) -> int:
+    run = _stored_run(args.dataset)
+    summary = run.summary()
+    if args.json:
+        print(json.dumps(_json_safe(summary), indent=2))
+        return 0
+    auroc = "–" if summary["auroc"] is None else f"{summary['auroc']:.3f}"
+    print(f"dataset {run.name}\nexternal images {run.images}\ngroups per class (k) {run.report.k}\n"
+          f"tagged {run.tagged}\nAUROC vs known shift {auroc}")
+    print(f"{'class':<12} {'group':>5} {'images':>6} {'min score':>10} {'max score':>10} {'keep':>4} {'drop':>4}")
+    for g in run.group_table():
+        print(f"{g.class_name:<12} {g.group:>5} {g.images:>6} {g.min_score:>10.4f} {g.max_score:>10.4f} "
+              f"{g.keep:>4} {g.drop:>4}")
+    curve = summary["otdd"]
+    for level, mean, std, f1 in zip(curve["levels"], curve["otdd_mean"], curve["otdd_std"], curve["macro_f1"]):
+        print(f"TOP {level}: OTDD {mean:.4f} ± {std:.4f}, macro-F1 {f1:.4f}")
+    return 0
+
+
+def _topk(args: argparse.Namespace) -> int:
+    rows = _stored_run(args.dataset).topk_table()
+    if args.json:
+        print(json.dumps(_json_safe([row.to_json() for row in rows]), indent=2))
+        return 0
+    print(f"{'subset':<7} {'class':<12} {'precision':>9} {'recall':>9} {'f1':>9} {'auc':>9} {'images':>6}")
+    for row in rows:
+        print(f"{row.subset:<7} {row.class_name:<12} {row.precision:>9.4f} {row.recall:>9.4f} {row.f1:>9.4f} "
+              f"{row.auc:>9.4f} {row.images:>6}")
+    return 0
+
+
+def _method(dataset: str, detector: str | None) -> str:
+    """The store method of ``dataset``'s run: ``--detector``'s, else its saved report's, else CVAD's."""
+    from medlim.curation.shift.report import load_report, method_name
+    from medlim.settings import get_settings
+
+    if detector is not None:
+        return method_name(detector)
+    report = load_report(get_settings().home, dataset)
+    return report.method if report is not None else method_name("cvad")
 
 
 def _tag(args: argparse.Namespace) -> int:
     from medlim.core.store import open_store
     from medlim.core.store.curation import tag_group
-    from medlim.curation.shift.report import method_name
 
     with open_store() as store:
-        changed = tag_group(store, args.dataset, method=method_name(args.detector), class_name=args.class_name,
-                            group=args.group, tag=None if args.tag == "clear" else args.tag)
+        changed = tag_group(store, args.dataset, method=_method(args.dataset, args.detector),
+                            class_name=args.class_name, group=args.group,
+                            tag=None if args.tag == "clear" else args.tag)
     print(f"{changed} file(s) changed")
     return 0
 
@@ -184,60 +274,58 @@ def _tag(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from medlim.core.store import open_store
     from medlim.core.store.curation import get_scores, tag_map
-    from medlim.curation.shift.report import curated_manifest, method_name, write_csv
+    from medlim.curation.shift.report import CURATED_COLUMNS, curated_rows, write_csv
 
     with open_store() as store:
-        scores = get_scores(store, args.dataset, method=method_name(args.detector))
+        method = _method(args.dataset, args.detector)
+        scores = get_scores(store, args.dataset, method=method)
         tags = tag_map(store, args.dataset)
     if not scores:
-        raise ParameterError(f"no {method_name(args.detector)} scores for dataset {args.dataset!r}; "
-                             "run `medlim shift run` first.")
-    rows = [{"file": s.file, "class": s.class_name, "score": s.score, "group": s.group} for s in scores]
-    kept = curated_manifest(rows, tags, drop_groups_from=args.drop_groups_from)
-    write_csv(kept, args.out, columns=["file", "class", "score", "group", "tag"])
-    print(f"kept {len(kept)} of {len(rows)} images -> {args.out}")
+        raise ParameterError(f"no {method} scores for dataset {args.dataset!r}; run `medlim shift run` first.")
+    kept = curated_rows(scores, tags, drop_groups_from=args.drop_groups_from)
+    write_csv(kept, args.out, columns=list(CURATED_COLUMNS))
+    print(f"kept {len(kept)} of {len(scores)} images -> {args.out}")
     return 0
 
 
 def _otdd(args: argparse.Namespace) -> int:
     from medlim.curation.shift.data import parse_dataset
-    from medlim.curation.shift.pipeline import dataset_otdd
+    from medlim.curation.shift.distance import dataset_otdd
+    from medlim.curation.shift.service import blas_threads
 
     a, b = parse_dataset(args.a), parse_dataset(args.b)
     if args.per_class:
         return _otdd_per_class(a, b, args)
-    with _blas_threads(args.threads):
-        result, settings = dataset_otdd(a, b, features=args.features, size=args.size, max_samples=args.max_samples,
-                                        repeats=args.repeats, seed=args.seed, classifier_epochs=args.classifier_epochs)
-    output = {"otdd_mean": result.mean, "otdd_std": result.std, "repeats": result.repeats, "n_a": result.n_a,
-              "n_b": result.n_b, "features": args.features, "settings": settings}
+    with blas_threads(args.threads):
+        measured = dataset_otdd(a, b, features=args.features, size=args.size, max_samples=args.max_samples,
+                                repeats=args.repeats, seed=args.seed, classifier_epochs=args.classifier_epochs)
     if args.json:
-        print(json.dumps(output, indent=2))
+        print(json.dumps(measured.to_json(), indent=2))
     else:
-        print(f"otdd_mean {result.mean:.6g}\notdd_std {result.std:.6g}\nrepeats {result.repeats}\n"
-              f"n_a {result.n_a}\nn_b {result.n_b}\nfeatures {args.features}")
-        print("settings " + json.dumps(settings))
+        r = measured.result
+        print(f"otdd_mean {r.mean:.6g}\notdd_std {r.std:.6g}\nrepeats {r.repeats}\n"
+              f"n_a {r.n_a}\nn_b {r.n_b}\nfeatures {measured.features}")
+        print("settings " + json.dumps(dict(measured.settings)))
     return 0
 
 
 def _otdd_per_class(a: ImageSet, b: ImageSet, args: argparse.Namespace) -> int:
-    from medlim.curation.shift.pipeline import dataset_otdd_per_class
+    from medlim.curation.shift.distance import dataset_otdd_per_class
+    from medlim.curation.shift.service import blas_threads
 
-    with _blas_threads(args.threads):
-        results, positives_a, positives_b, settings = dataset_otdd_per_class(
-            a, b, features=args.features, size=args.size, max_samples=args.max_samples, repeats=args.repeats,
-            seed=args.seed, classifier_epochs=args.classifier_epochs)
-    rows = {name: {"otdd_mean": r.mean, "otdd_std": r.std, "repeats": r.repeats, "n_a": r.n_a, "n_b": r.n_b,
-                   "positives_a": positives_a[name], "positives_b": positives_b[name]}
-            for name, r in results.items()}
+    with blas_threads(args.threads):
+        measured = dataset_otdd_per_class(a, b, features=args.features, size=args.size, max_samples=args.max_samples,
+                                          repeats=args.repeats, seed=args.seed,
+                                          classifier_epochs=args.classifier_epochs)
     if args.json:
-        print(json.dumps({"per_class": rows, "features": args.features, "settings": settings}, indent=2))
+        print(json.dumps(measured.to_json(), indent=2))
         return 0
-    width = max(len("class"), *(len(name) for name in rows))
+    width = max(len("class"), *(len(item.label) for item in measured.labels))
     print(f"{'class':<{width}}  otdd_mean   otdd_std  repeats  n_a  n_b  positives_a  positives_b")
-    for name, row in rows.items():
-        print(f"{name:<{width}}  {row['otdd_mean']:9.6g}  {row['otdd_std']:9.6g}  {row['repeats']:7d}  "
-              f"{row['n_a']:3d}  {row['n_b']:3d}  {row['positives_a']:11d}  {row['positives_b']:11d}")
-    print(f"features {args.features}")
-    print("settings " + json.dumps(settings))
+    for item in measured.labels:
+        r = item.result
+        print(f"{item.label:<{width}}  {r.mean:9.6g}  {r.std:9.6g}  {r.repeats:7d}  "
+              f"{r.n_a:3d}  {r.n_b:3d}  {item.positives_a:11d}  {item.positives_b:11d}")
+    print(f"features {measured.features}")
+    print("settings " + json.dumps(dict(measured.settings)))
     return 0

@@ -1,13 +1,13 @@
-"""Helpers of the retrieval page: cached model/index loading, thumbnails, result captions (thesis ch. 6).
+"""Caches of the retrieval page: the model, the index, the item records and thumbnails (thesis ch. 6).
 
-Pure helpers (:func:`hit_caption`, :func:`collection_labels`,
-:func:`phantom_collection`) are testable without Streamlit; the cached
-loaders wrap :mod:`medlim.curation.retrieval.service`.
+What the page shows (neighbours, their captions, the labels to filter by, the
+sample phantom collection) comes from :mod:`medlim.curation.retrieval.service`,
+which ``medlim retrieval`` calls too; this module only keeps loaded things
+between reruns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,6 @@ from medlim.ui.caching import bounded_cache_data, bounded_cache_resource
 
 __all__ = [
     "THUMBNAIL_SIDE",
-    "hit_caption",
-    "item_caption",
-    "collection_labels",
-    "phantom_collection",
     "load_model_cached",
     "load_index_cached",
     "items_cached",
@@ -28,53 +24,6 @@ __all__ = [
 ]
 
 THUMBNAIL_SIDE = 112
-
-
-def hit_caption(rank: int, labels: tuple[str, ...], score: float, score_name: str, anomaly: float | None) -> str:
-    """One result's caption: ``#1 · hand · cos 0.981 · A 0.42`` (DS for PMS; ``A –`` when unknown)."""
-    score_text = f"cos {score:.3f}" if score_name == "cosine" else f"DS {score:.3f}"
-    anomaly_text = "A –" if anomaly is None else f"A {anomaly:.2f}"
-    return f"#{rank} · {', '.join(labels) or 'unlabelled'} · {score_text} · {anomaly_text}"
-
-
-def item_caption(labels: tuple[str, ...], anomaly: float | None) -> str:
-    """A collection image's caption: ``hand · A 0.42``."""
-    return f"{', '.join(labels) or 'unlabelled'} · " + ("A –" if anomaly is None else f"A {anomaly:.2f}")
-
-
-def collection_labels(items: Mapping[int, Any]) -> list[str]:
-    """Every label present in a collection's items, sorted."""
-    return sorted({label for item in items.values() for label in item.labels})
-
-
-def phantom_collection(kind: str, out_dir: Path, *, n: int, seed: int, size: int = 64,
-                       label_set: str | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> Path:
-    """Write ``n`` phantoms (``"radiograph"``: mixed sites, or ``"chest"``) with a manifest into ``out_dir``.
-
-    Radiograph rows carry ``anomaly_score`` = the ground-truth shift severity
-    (0 for internal images), so the page can show an anomaly value without
-    training detectors. ``label_set`` (chest only) is the PMS model's
-    ``params["label_set"]`` (``None`` or ``"chest8"``: the default 8 findings;
-    ``"mimic14"``: the 14 MIMIC-like classes), so the sample labels match the model's classes.
-    """
-    from medlim.phantoms.base import write_manifest
-    from medlim.phantoms.registry import get_kind
-
-    phantom_kind = get_kind(kind)
-    params: dict[str, Any] = {"size": size, "site": "mixed"} if kind == "radiograph" else {"size": size}
-    if kind == "chest" and label_set not in (None, "chest8"):
-        params["label_set"] = label_set
-    rows = []
-    for index, phantom in enumerate(phantom_kind.iter_phantoms(n=n, seed=seed, **params)):
-        for row in phantom_kind.write_one(phantom, out_dir, stem=f"{kind}-{seed}-{index:05d}"):
-            if kind == "radiograph":
-                row["anomaly_score"] = row["shift_severity"]
-            rows.append(row)
-        if progress is not None:
-            progress(index + 1, n)
-    write_manifest(rows, out_dir, kind=kind, seed=seed, params=params)
-    return out_dir
 
 
 @bounded_cache_resource(max_entries=4, show_spinner="Loading retrieval model…")
@@ -97,11 +46,10 @@ def load_index_cached(path: str, modified: float) -> Any:
 @bounded_cache_data(max_entries=16, show_spinner=False)
 def items_cached(database_url: str, name: str, count: int) -> dict[int, Any]:
     """Item records of collection ``name`` (``count`` keys the cache to the collection's size)."""
-    from medlim.core.store import open_store
     from medlim.core.store.retrieval import get_items
+    from medlim.ui.stores import open_store_cached
 
-    with open_store(database_url) as store:
-        return get_items(store, name)
+    return get_items(open_store_cached(database_url), name)
 
 
 @bounded_cache_data(max_entries=512, show_spinner=False)

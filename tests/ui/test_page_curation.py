@@ -24,6 +24,16 @@ def medlim_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     torch.set_num_threads(before)
 
 
+def _tiny_settings(at: AppTest) -> None:
+    """Seconds-long training: 1 detector epoch, 2 head epochs, 1 G epoch, 2 × 10 OTDD samples, k = 2."""
+    at.number_input(key="cur_epochs").set_value(1)
+    at.number_input(key="cur_head_epochs").set_value(2)
+    at.number_input(key="cur_g_epochs").set_value(1)
+    at.number_input(key="cur_repeats").set_value(2)
+    at.number_input(key="cur_samples").set_value(10)
+    at.selectbox(key="cur_k").set_value("2")
+
+
 def test_run_tag_group_and_export(medlim_home: Path) -> None:
     from medlim.core.store import open_store
     from medlim.core.store.curation import get_scores, tag_map
@@ -34,11 +44,7 @@ def test_run_tag_group_and_export(medlim_home: Path) -> None:
     for role, n in (("internal", 6), ("external", 6)):
         at.multiselect(key=f"cur_{role}_parts").set_value(["hand", "elbow"])
         at.number_input(key=f"cur_{role}_n").set_value(n)
-    at.number_input(key="cur_epochs").set_value(1)
-    at.number_input(key="cur_g_epochs").set_value(1)
-    at.number_input(key="cur_repeats").set_value(2)
-    at.number_input(key="cur_samples").set_value(10)
-    at.selectbox(key="cur_k").set_value("2")
+    _tiny_settings(at)
     at.text_input(key="cur_name").set_value("tiny-ext")
     at.button(key="cur_run").click().run()
     assert not at.exception and not at.error
@@ -164,3 +170,125 @@ def test_run_name_is_validated(medlim_home: Path) -> None:
     assert not at.exception
     assert "run name" in at.error[0].body
     assert not list(medlim_home.parent.rglob("*escape*"))
+
+
+# ----------------------------------------------------------------------------- issue 17: one config, replace, page = CLI
+
+
+@pytest.fixture(scope="module")
+def tiny_result():
+    """A seconds-long MedShift run on two classes of phantoms (a third of its external images shifted or more)."""
+    import torch
+
+    from medlim.curation.shift.classifier import ClassifierConfig
+    from medlim.curation.shift.data import phantom_image_set
+    from medlim.curation.shift.detectors import DetectorConfig
+    from medlim.curation.shift.pipeline import ShiftConfig, run_shift
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    config = ShiftConfig(detector=DetectorConfig(input_size=32, epochs=1, head_epochs=1),
+                         classifier=ClassifierConfig(epochs=1), k=2, otdd_repeats=2, otdd_max_samples=10)
+    internal = phantom_image_set(seed=31, per_class=6, body_parts=("hand", "elbow"))
+    external = phantom_image_set(seed=32, per_class=7, site="mixed", body_parts=("hand", "elbow"))
+    result = run_shift(internal, external, config)
+    torch.set_num_threads(before)
+    return result
+
+
+def _store(home: Path):  # noqa: ANN202 - a Store
+    from medlim.core.store import open_store
+
+    return open_store(f"sqlite:///{home / 'medlim.sqlite'}")
+
+
+def test_run_settings_start_at_the_cli_defaults(medlim_home: Path) -> None:
+    from medlim.curation.shift.service import (
+        EVIDENCE_EXTERNAL,
+        EVIDENCE_INTERNAL,
+        ShiftRunConfig,
+    )
+    from medlim.phantoms.radiograph import BODY_PARTS
+
+    default = ShiftRunConfig()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    widgets = {"cur_epochs": default.epochs, "cur_head_epochs": default.head_epochs,
+               "cur_g_epochs": default.classifier_epochs, "cur_repeats": default.otdd_repeats,
+               "cur_samples": default.otdd_max_samples, "cur_size": default.size}
+    assert {key: at.number_input(key=key).value for key in widgets} == widgets
+    assert (at.selectbox(key="cur_detector").value, at.selectbox(key="cur_k").value,
+            at.selectbox(key="cur_scale").value, at.selectbox(key="cur_features").value) == (
+        default.detector, str(default.k), default.group_scale, default.features)
+    # the datasets start as the README's evidence sets: 120 internal and 60 half-shifted per body part, all seven
+    for role, choice in (("internal", EVIDENCE_INTERNAL), ("external", EVIDENCE_EXTERNAL)):
+        assert (at.number_input(key=f"cur_{role}_seed").value, at.number_input(key=f"cur_{role}_n").value,
+                at.selectbox(key=f"cur_{role}_site").value) == (choice.seed, choice.per_class, choice.site)
+        assert at.multiselect(key=f"cur_{role}_parts").value == list(BODY_PARTS)
+
+
+def test_saving_under_a_taken_name_needs_confirmation_and_drops_the_old_tags(medlim_home: Path, tiny_result) -> None:
+    from medlim.core.store.curation import get_scores, set_tags, tag_map
+    from medlim.curation.shift.report import save_result
+
+    with _store(medlim_home) as store:
+        save_result(store, tiny_result, home=medlim_home, dataset="taken")
+        old = {s.file for s in get_scores(store, "taken")}
+        set_tags(store, "taken", {min(old): "drop"})
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key="cur_choice").set_value("New run…").run()
+    for role in ("internal", "external"):
+        at.multiselect(key=f"cur_{role}_parts").set_value(["hand", "elbow"])
+        at.number_input(key=f"cur_{role}_n").set_value(5)
+    _tiny_settings(at)
+    at.text_input(key="cur_name").set_value("taken").run()
+    assert not at.exception
+    assert any("A run is saved as “taken”" in w.body for w in at.warning)
+    assert at.button(key="cur_run").disabled  # refused until the replacement is confirmed
+    assert at.checkbox(key="cur_replace").label == "Replace the saved run taken (its tags are deleted)"
+    at.checkbox(key="cur_replace").check().run()
+    assert not at.button(key="cur_run").disabled
+    at.button(key="cur_run").click().run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="cur_choice").value == "taken"
+    with _store(medlim_home) as store:
+        new = {s.file for s in get_scores(store, "taken")}
+        assert len(new) == 10 and new != old and tag_map(store, "taken") == {}
+    assert {m.label: m.value for m in at.metric}["Tagged"] == "0"
+
+
+def test_every_number_shown_equals_the_cli_output(medlim_home: Path, tiny_result, capsys) -> None:
+    import json
+    import math
+
+    import pandas as pd
+
+    from medlim.cli import main
+    from medlim.core.store.curation import set_tags
+    from medlim.curation.shift.report import save_result
+
+    with _store(medlim_home) as store:
+        save_result(store, tiny_result, home=medlim_home, dataset="cmp")
+        set_tags(store, "cmp", {tiny_result.files[0]: "drop", tiny_result.files[1]: "keep"})
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error and at.selectbox(key="cur_choice").value == "cmp"
+    at.selectbox(key="cur_drop_from").set_value(1).run()
+    metrics = {m.label: m.value for m in at.metric}
+    groups, topk = at.dataframe[0].value, at.dataframe[1].value
+
+    capsys.readouterr()
+    assert main(["shift", "show", "--dataset", "cmp"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert metrics == {"External images": printed[1].rsplit(" ", 1)[1], "Groups per class (k)": printed[2].rsplit(" ", 1)[1],
+                       "Tagged": printed[3].rsplit(" ", 1)[1], "AUROC vs known shift": printed[4].rsplit(" ", 1)[1]}
+    assert main(["shift", "show", "--dataset", "cmp", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    pd.testing.assert_frame_equal(groups, pd.DataFrame(shown["groups"]), check_dtype=False)
+    assert main(["shift", "topk", "--dataset", "cmp", "--json"]) == 0
+    printed_topk = pd.DataFrame(json.loads(capsys.readouterr().out)).astype({"auc": float})
+    pd.testing.assert_frame_equal(topk, printed_topk, check_dtype=False)
+    assert not any(math.isnan(v) for v in topk["f1"])
+    assert main(["shift", "export", "--dataset", "cmp", "--out", str(medlim_home / "kept.csv"),
+                 "--drop-groups-from", "1"]) == 0
+    kept, total = capsys.readouterr().out.split()[1:4:2]
+    assert any(c.value == f"{kept} of {total} images kept." for c in at.caption)

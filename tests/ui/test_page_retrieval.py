@@ -9,7 +9,7 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from medlim.ui.retrieval import collection_labels, hit_caption, item_caption
+from medlim.curation.retrieval.service import QueryHit, collection_labels, item_caption
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = str(ROOT / "pages" / "retrieval.py")
@@ -33,10 +33,16 @@ def _tiny_registry(folder: Path) -> Path:
     return folder
 
 
+def _hit(rank: int, labels: tuple[str, ...], score: float, score_name: str, anomaly: float | None) -> QueryHit:
+    return QueryHit(query="q", rank=rank, item_id=0, file="f.png", labels=labels, score=score, score_name=score_name,
+                    anomaly_score=anomaly, site=None)
+
+
 def test_pure_helpers() -> None:
-    assert hit_caption(1, ("hand",), 0.98123, "cosine", 0.4234) == "#1 · hand · cos 0.981 · A 0.42"
-    assert hit_caption(2, (), 1.5, "ds", None) == "#2 · unlabelled · DS 1.500 · A –"
+    assert _hit(1, ("hand",), 0.98123, "cosine", 0.4234).caption == "#1 · hand · cos 0.9812 · A 0.423"
+    assert _hit(2, (), 1.5, "ds", None).caption == "#2 · unlabelled · DS 1.5000 · A –"
     assert item_caption(("a", "b"), None) == "a, b · A –"
+    assert item_caption(("hand",), 0.25) == "hand · A 0.250"
 
     class Item:
         def __init__(self, labels):
@@ -182,3 +188,47 @@ def test_collection_name_never_becomes_a_path(tmp_path: Path, monkeypatch: pytes
     at.button(key="retrieval_build").click().run()
     assert not at.exception and not at.error
     assert (home / "collections" / "ward 7.v2.npz").is_file()
+
+
+# ----------------------------------------------------------------------------- issue 17: the page shows the CLI's numbers
+
+
+def test_neighbours_shown_equal_the_cli_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    import json
+
+    import pandas as pd
+
+    from medlim.cli import main
+
+    weights = _tiny_registry(tmp_path / "weights")
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(weights))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.number_input(key="retrieval_build_n").set_value(14)
+    at.text_input(key="retrieval_build_name").set_value("cmp")
+    at.button(key="retrieval_build").click().run()
+    assert not at.exception and not at.error
+    home = Path(os.environ["MEDLIM_HOME"])
+    query = sorted((home / "collections" / "cmp-data").rglob("*.png"))[5]
+    at.number_input(key="retrieval_k").set_value(6)
+    at.file_uploader(key="retrieval_upload").upload(query.name, query.read_bytes(), "image/png").run()
+    assert not at.exception and not at.error
+    shown = at.dataframe[0].value
+    assert len(shown) == 6
+
+    capsys.readouterr()
+    command = ["retrieval", "query", "--index", str(home / "collections" / "cmp.npz"), "--k", "6", str(query),
+               "--weights-dir", str(weights)]
+    assert main([*command, "--jsonl"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert shown["rank"].tolist() == [r["rank"] for r in printed]
+    assert shown["item_id"].tolist() == [r["item_id"] for r in printed]
+    assert shown["file"].tolist() == [Path(r["file"]).name for r in printed]
+    assert shown["cosine"].tolist() == [r["score"] for r in printed]
+    assert [list(v) for v in shown["labels"]] == [r["labels"] for r in printed]
+    assert [None if pd.isna(v) else v for v in shown["anomaly_score"]] == [r["anomaly_score"] for r in printed]
+    # the captions under the images are the lines the CLI prints
+    assert main(command) == 0
+    lines = [line.split("\t")[1] for line in capsys.readouterr().out.splitlines()]
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert captions[0] == f"Query: {query.name}" and captions[1:] == lines
+    assert lines[0].startswith("#1 · ") and " · cos " in lines[0]

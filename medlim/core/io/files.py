@@ -19,10 +19,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from medlim.core.io.formats import DICOM_SUFFIXES
 from medlim.errors import ImageTooLargeError, InputError
 
 __all__ = [
     "RASTER_SUFFIXES",
+    "IMAGE_SUFFIXES",
+    "has_image_suffix",
     "DERIVED_SUFFIXES",
     "collect_files",
     "is_derived_file",
@@ -32,6 +35,10 @@ __all__ = [
 
 #: Raster formats (DICOM files often have no suffix, so DICOM-capable commands pass ``suffixes=None``).
 RASTER_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg"})
+
+#: Every suffix an image file may have: the rasters and DICOM's (``.dcm``, ``.dicom``, ``.dic``, ``.ima``).
+#: The one list of image suffixes (issue 17); the reader itself goes by magic bytes.
+IMAGE_SUFFIXES: frozenset[str] = RASTER_SUFFIXES | DICOM_SUFFIXES
 
 #: Endings of files medlim writes beside images (truth masks, outputs) and of non-image files.
 DERIVED_SUFFIXES = (
@@ -50,6 +57,11 @@ DERIVED_SUFFIXES = (
     ".md",
     ".txt",
 )
+
+
+def has_image_suffix(path: str | os.PathLike) -> bool:
+    """True when ``path`` ends in one of :data:`IMAGE_SUFFIXES` (any case)."""
+    return Path(path).suffix.lower() in IMAGE_SUFFIXES
 
 
 def is_derived_file(path: Path) -> bool:

@@ -3,7 +3,10 @@
 A curator reviews a dataset's files (ordered by anomaly score or shift group)
 and tags each one ``keep`` or ``drop``. Datasets are created on first use.
 Scores and groups (``curation_scores``) get their functions from the curation
-room.
+room. A MedShift run is stored under its dataset name: saving a new run under a
+name that holds scores already is refused (:class:`RunExistsError`) unless the
+caller replaces it, and replacing deletes the old run's scores and tags in the
+same transaction (issue 17), so no stale decision survives on a new run.
 
 A file is recorded as its path relative to the dataset's folder (what the
 gallery needs to re-open it and what a curated manifest lists), never as a
@@ -15,19 +18,26 @@ the same files at once never collide on the unique keys.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from medlim.core.store.engine import Store, transaction
-from medlim.core.store.schema import CurationScoreRow, CurationTagRow, DatasetRow, as_utc, utc_now
+from medlim.core.store.schema import (
+    CurationScoreRow,
+    CurationTagRow,
+    DatasetRow,
+    as_utc,
+    utc_now,
+)
 from medlim.core.store.upsert import upsert
 from medlim.errors import StoreError
 
 __all__ = [
     "TAGS",
+    "RunExistsError",
     "CurationTag",
     "StoredScore",
     "dataset_file",
@@ -36,6 +46,8 @@ __all__ = [
     "set_tags",
     "tag_map",
     "save_scores",
+    "save_run_scores",
+    "run_exists",
     "get_scores",
     "list_datasets",
     "tag_group",
@@ -43,6 +55,10 @@ __all__ = [
 
 #: The tags a curator can give a file.
 TAGS: tuple[str, ...] = ("keep", "drop")
+
+
+class RunExistsError(StoreError):
+    """A run is saved under this dataset name already and replacing it was not asked for."""
 
 
 @dataclass(frozen=True)
@@ -159,20 +175,12 @@ def tag_map(target: Store | Session, dataset: str) -> dict[str, str]:
     return {t.file: t.tag for t in get_tags(target, dataset)}
 
 
-def save_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[str, object]], *, method: str) -> int:
-    """Replace the scores of ``method`` in ``dataset`` by ``rows``, in one transaction.
-
-    Args:
-        target: the store or the caller's session.
-        dataset: dataset name (created when missing).
-        rows: mappings with ``file``, ``score`` and optionally ``class`` and ``group``.
-        method: scoring method, e.g. ``"medshift-cvad"``.
-
-    Returns:
-        Number of rows written. Tags are left untouched.
+def _score_records(dataset: str, rows: Iterable[Mapping[str, object]], method: str) -> list[dict[str, object]]:
+    """Checked ``curation_scores`` values of ``rows`` (without the dataset id).
 
     Raises:
-        StoreError: a row without ``file``/``score``, a non-finite score, or an empty method.
+        StoreError: an empty method, a row without ``file``/``score``, a non-finite
+            score, or a file given twice.
     """
     import math
 
@@ -199,16 +207,88 @@ def save_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[st
     files = [r["file"] for r in records]
     if len(set(files)) != len(files):
         raise StoreError(f"score rows repeat files ({len(files) - len(set(files))} duplicates) in dataset {dataset!r}.")
+    return records
+
+
+def _write_scores(session: Session, owner: int | None, records: list[dict[str, object]]) -> None:
+    # an upsert, not a plain insert: a second run saving at the same moment may have
+    # written some of these rows after this transaction's delete
+    for start in range(0, len(records), _INSERT_CHUNK):
+        chunk = [{**r, "dataset_id": owner} for r in records[start : start + _INSERT_CHUNK]]
+        upsert(session, CurationScoreRow.__table__, chunk, keys=["dataset_id", "file", "method"],
+               update=["class_name", "score", "score_group", "updated_at"])
+
+
+def save_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[str, object]], *, method: str) -> int:
+    """Replace the scores of ``method`` in ``dataset`` by ``rows``, in one transaction.
+
+    Args:
+        target: the store or the caller's session.
+        dataset: dataset name (created when missing).
+        rows: mappings with ``file``, ``score`` and optionally ``class`` and ``group``.
+        method: scoring method, e.g. ``"medshift-cvad"``.
+
+    Returns:
+        Number of rows written. Tags are left untouched (a saved run is
+        replaced with :func:`save_run_scores`, which deletes them).
+
+    Raises:
+        StoreError: a row without ``file``/``score``, a non-finite score, or an empty method.
+    """
+    records = _score_records(dataset, rows, method)
     with transaction(target) as session:
         owner = dataset_id(session, dataset)
         session.execute(sa.delete(CurationScoreRow).where(CurationScoreRow.dataset_id == owner,
                                                           CurationScoreRow.method == method))
-        # an upsert, not a plain insert: a second run saving at the same moment may have
-        # written some of these rows after this transaction's delete
-        for start in range(0, len(records), _INSERT_CHUNK):
-            chunk = [{**r, "dataset_id": owner} for r in records[start : start + _INSERT_CHUNK]]
-            upsert(session, CurationScoreRow.__table__, chunk, keys=["dataset_id", "file", "method"],
-                   update=["class_name", "score", "score_group", "updated_at"])
+        _write_scores(session, owner, records)
+        session.flush()
+    return len(records)
+
+
+def run_exists(target: Store | Session, dataset: str) -> bool:
+    """Whether a run is saved under ``dataset`` (the dataset holds scores of any method)."""
+    with transaction(target) as session:
+        owner = dataset_id(session, dataset, create=False)
+        return owner is not None and session.scalar(
+            sa.select(CurationScoreRow.id).where(CurationScoreRow.dataset_id == owner).limit(1)) is not None
+
+
+def save_run_scores(target: Store | Session, dataset: str, rows: Iterable[Mapping[str, object]], *, method: str,
+                    replace: bool = False) -> int:
+    """Store a new run's scores under ``dataset``: refused when a run is saved there, unless ``replace``.
+
+    Replacing deletes every score (of every method) and every tag of the dataset
+    before the new rows are written, all in one transaction: the old run's
+    keep/drop decisions belong to the old run. The dataset row is written
+    first, so on SQLite the transaction holds the write lock before it looks
+    for an existing run (and on PostgreSQL the row is locked), and two sessions
+    saving a new run under the same name at once cannot both see it free.
+
+    Args:
+        target: the store or the caller's session.
+        dataset: dataset name (created when missing).
+        rows: mappings with ``file``, ``score`` and optionally ``class`` and ``group``.
+        method: scoring method, e.g. ``"medshift-cvad"``.
+        replace: replace a run saved under this name (its scores and tags are deleted).
+
+    Returns:
+        Number of rows written.
+
+    Raises:
+        RunExistsError: a run is saved under ``dataset`` and ``replace`` is false (nothing is written).
+        StoreError: bad rows (see :func:`save_scores`).
+    """
+    records = _score_records(dataset, rows, method)
+    with transaction(target) as session:
+        upsert(session, DatasetRow.__table__, {"name": dataset, "created_at": utc_now()}, keys=["name"])
+        owner = session.scalar(sa.select(DatasetRow.id).where(DatasetRow.name == dataset).with_for_update())
+        held = session.scalar(sa.select(CurationScoreRow.id).where(CurationScoreRow.dataset_id == owner).limit(1))
+        if held is not None and not replace:
+            raise RunExistsError(f"a run is saved as {dataset!r} already; replace it (its tags are deleted) "
+                                 "or choose another name.")
+        session.execute(sa.delete(CurationScoreRow).where(CurationScoreRow.dataset_id == owner))
+        session.execute(sa.delete(CurationTagRow).where(CurationTagRow.dataset_id == owner))
+        _write_scores(session, owner, records)
         session.flush()
     return len(records)
 

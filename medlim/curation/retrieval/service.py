@@ -11,19 +11,20 @@ both call these functions:
 * :func:`build_collection` — encode every image, save the index file
   (embedding models: exact cosine index; PMS: the class-similarity vectors,
   searched exactly by DS) and record the items in the results store;
-* :func:`query_collection` — the top K of query images, with files, labels,
-  scores and anomaly scores, optionally restricted to items carrying a label;
+* :func:`query_collection` — the top K of query images as typed
+  :class:`RetrievalResult` lists of neighbours (files, labels, scores and
+  anomaly scores), optionally restricted to items carrying a label; the page
+  renders them and ``medlim retrieval query`` prints the same numbers;
 * :func:`evaluation_tables` — the comparison tables of the shipped models
   (Tables 6.1–6.3 style), from their manifest metrics or recomputed.
 
 Scores: cosine similarity (higher = closer) for embedding models, DS (lower =
-closer) for PMS; ``QueryHit.score_name`` says which.
+closer) for PMS; ``RetrievalResult.score_name`` says which.
 """
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ __all__ = [
     "Collection",
     "BuiltCollection",
     "QueryHit",
+    "RetrievalResult",
+    "score_text",
+    "anomaly_text",
     "load_retrieval_model",
     "list_retrieval_models",
     "read_collection",
@@ -44,6 +48,9 @@ __all__ = [
     "open_collection",
     "query_collection",
     "evaluation_tables",
+    "item_caption",
+    "collection_labels",
+    "write_phantom_collection",
 ]
 
 _ARCHITECTURES = ("retrieval-resnet18", "pms-resnet18")
@@ -127,47 +134,60 @@ class Collection:
 
 
 def read_collection(directory: str | Path) -> Collection:
-    """Describe the images under ``directory`` (see the module docstring for the layouts).
+    """Describe the images under ``directory`` through the dataset layer (layouts in the module docstring).
 
-    Every file must lie inside the folder once links are resolved (a manifest row
-    such as ``../../etc/hosts`` or a link leading out is refused): the results
-    store records the files relative to the folder (issue 14).
+    :func:`medlim.core.datasets.open_dataset` lists the items: a manifest wins
+    (its ``anomaly_score`` column is read beside it), else class folders (the
+    label is the top folder under ``directory``), else a plain folder of
+    images. Every file must lie inside the folder once links are resolved (a
+    manifest row such as ``../../etc/hosts`` or a link leading out is refused):
+    the results store records the files relative to the folder (issue 14).
 
     Raises:
-        ParameterError: no such folder, no images, a manifest without ``file``, or
-            a file outside the folder.
+        ParameterError: no such folder, no images, a manifest without ``file``,
+            a row without a value, or a file outside the folder.
     """
-    from medlim.curation.ood.data import list_image_files
+    from medlim.core.datasets import MANIFEST_NAME, open_dataset
+    from medlim.errors import InputError
 
     root = Path(directory)
     if not root.is_dir():
         raise ParameterError(f"data folder {str(root)!r} does not exist.")
-    base = root.resolve()
-    manifest = root / "manifest.csv"
-    files, labels, sites, anomaly = [], [], [], []
-    if manifest.is_file():
-        with manifest.open(newline="", encoding="utf-8") as handle:
-            for number, row in enumerate(csv.DictReader(handle), start=2):
-                if not row.get("file"):
-                    raise ParameterError(f"{manifest} needs a 'file' column.")
-                files.append(_inside(base, root / row["file"], f"{manifest.name} line {number}"))
-                if row.get("labels"):
-                    labels.append(tuple(x for x in row["labels"].split("|") if x))
-                else:
-                    labels.append((row["class"],) if row.get("class") else ())
-                sites.append(row.get("site") or None)
-                score = row.get("anomaly_score")
-                anomaly.append(float(score) if score not in (None, "") else None)
-    else:
-        for number, path in enumerate(list_image_files([root]), start=1):
-            files.append(_inside(base, path, f"image {number} of the folder"))
-            parent = path.parent
-            labels.append((parent.name,) if parent != root else ())
-            sites.append(None)
-            anomaly.append(None)
-    if not files:
+    try:
+        dataset = open_dataset(root)
+    except InputError as exc:
+        raise ParameterError(exc.message) from None
+    refused = [p for p in dataset.problems if p.kind == "bad_manifest"]
+    if refused:
+        more = f" ({len(refused) - 1} more: `medlim data check` lists them)" if len(refused) > 1 else ""
+        raise ParameterError(refused[0].message + more)
+    if not dataset.items:
         raise ParameterError(f"no images found under {str(root)!r}.")
-    return Collection(root=root, files=tuple(files), labels=tuple(labels), sites=tuple(sites), anomaly=tuple(anomaly))
+    base = root.resolve()
+    manifest = (root / MANIFEST_NAME).exists()
+    anomaly = _anomaly_scores(root, dataset.items) if manifest else (None,) * len(dataset.items)
+    files = tuple(_inside(base, item.image, f"{MANIFEST_NAME} line {item.row}" if manifest
+                          else f"image {number} of the folder") for number, item in enumerate(dataset.items, start=1))
+    labels = tuple(item.labels or ((item.label,) if item.label else ()) for item in dataset.items)
+    return Collection(root=root, files=files, labels=labels, sites=tuple(item.site for item in dataset.items),
+                      anomaly=anomaly)
+
+
+def _anomaly_scores(root: Path, items: Sequence[Any]) -> tuple[float | None, ...]:
+    """The manifest's ``anomaly_score`` of each item (``None`` where the cell is empty)."""
+    from medlim.core.datasets import MANIFEST_NAME
+    from medlim.core.manifest import read_manifest_columns
+
+    cells = read_manifest_columns(root / MANIFEST_NAME, ("anomaly_score",))
+    scores = []
+    for item in items:
+        text = cells.value(item.row, "anomaly_score")
+        try:
+            scores.append(float(text) if text else None)
+        except ValueError:
+            raise ParameterError(f"{MANIFEST_NAME} line {item.row} has anomaly_score {text!r}; give a number "
+                                 "or leave the cell empty.") from None
+    return tuple(scores)
 
 
 def _inside(base: Path, path: Path, where: str) -> str:
@@ -314,7 +334,7 @@ def open_collection(index_path: str | Path) -> Any:
 
 @dataclass(frozen=True)
 class QueryHit:
-    """One result row.
+    """One neighbour of a query.
 
     Attributes:
         query: query name; rank: 1-based; item_id: id in the index; file; labels;
@@ -337,6 +357,125 @@ class QueryHit:
                 "score": self.score, "score_name": self.score_name, "item_id": self.item_id,
                 "anomaly_score": self.anomaly_score, "site": self.site}
 
+    @property
+    def caption(self) -> str:
+        """``#1 · hand · cos 0.9810 · A 0.423``: what the page writes under the image and the CLI prints."""
+        return f"#{self.rank} · {', '.join(self.labels) or 'unlabelled'} · {score_text(self.score, self.score_name)} " \
+               f"· {anomaly_text(self.anomaly_score)}"
+
+
+def score_text(score: float, score_name: str) -> str:
+    """A neighbour's score as shown: ``cos 0.9810`` (cosine, higher = closer) or ``DS 1.5000`` (PMS, lower = closer)."""
+    return f"cos {score:.4f}" if score_name == "cosine" else f"DS {score:.4f}"
+
+
+def anomaly_text(anomaly: float | None) -> str:
+    """An item's anomaly score as shown: ``A 0.423``, or ``A –`` when unknown."""
+    return "A –" if anomaly is None else f"A {anomaly:.3f}"
+
+
+@dataclass(frozen=True)
+class RetrievalResult:
+    """The neighbours of one query image, best first (thesis ch. 6).
+
+    Attributes:
+        query: the query's name.
+        score_name: ``"cosine"`` (embedding models, higher = closer) or ``"ds"`` (PMS, lower = closer).
+        neighbours: the top items, best first (fewer than ``k`` when a label filter leaves fewer).
+        k: neighbours asked for.
+        required_labels: the label filter (items carry all of them).
+        weighted: PMS: weighted DS (eq. 6.5); ``None`` for embedding models.
+        excluded_id: the item left out ("more like this" on an item), ``-1`` for none.
+    """
+
+    query: str
+    score_name: str
+    neighbours: tuple[QueryHit, ...]
+    k: int
+    required_labels: tuple[str, ...] = ()
+    weighted: bool | None = None
+    excluded_id: int = -1
+
+    def __len__(self) -> int:
+        return len(self.neighbours)
+
+    @property
+    def score_title(self) -> str:
+        """The score's column title: ``cosine`` or ``DS``."""
+        return "cosine" if self.score_name == "cosine" else "DS"
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per neighbour: ``rank, item_id, file`` (the name), ``labels``, the score
+        under :attr:`score_title`, ``anomaly_score``, ``site`` (the page's table)."""
+        return [{"rank": h.rank, "item_id": h.item_id, "file": Path(h.file).name, "labels": list(h.labels),
+                 self.score_title: h.score, "anomaly_score": h.anomaly_score, "site": h.site} for h in self.neighbours]
+
+    def to_json(self) -> dict[str, Any]:
+        """The query, its settings and every neighbour (``QueryHit.to_dict``)."""
+        return {"query": self.query, "score_name": self.score_name, "k": self.k,
+                "required_labels": list(self.required_labels), "weighted": self.weighted,
+                "excluded_id": self.excluded_id, "neighbours": [h.to_dict() for h in self.neighbours]}
+
+
+def _loaded(index_path: str | Path, index: Any, model: RetrievalModel | None, registry: Any) -> tuple[Any, RetrievalModel]:
+    """The index and its model (loaded unless given), checked to belong together."""
+    index = index if index is not None else open_collection(index_path)
+    if model is None:
+        model = load_retrieval_model(index.metadata["model_name"], version=index.metadata["model_version"],
+                                     registry=registry)
+    if model.label != index.metadata["model"]:
+        raise ParameterError(f"index {str(index_path)!r} was built with {index.metadata['model']}, not {model.label}.")
+    return index, model
+
+
+def _collection_items(name: str, store: Any) -> dict[int, Any]:
+    from medlim.core.store import open_store
+    from medlim.core.store.retrieval import get_items
+
+    own = store is None
+    store = store if store is not None else open_store()
+    try:
+        return get_items(store, name)
+    finally:
+        if own:
+            store.close()
+
+
+def _pms_pairs(index: Any, similarity: np.ndarray, probability: np.ndarray | None, k: int,
+               allowed: set[int] | None, excluded: int) -> list[tuple[int, float]]:
+    """``(item_id, DS)`` of the k lowest-DS items among the allowed ones (exact)."""
+    from medlim.curation.retrieval.pms import PmsCollection
+
+    ids, stored = index.vectors()
+    keep = ids != excluded
+    if allowed is not None:
+        keep &= np.isin(ids, list(allowed))
+    if not keep.any():
+        return []
+    found = PmsCollection(stored[keep], ids=ids[keep]).search(similarity, probability, k)
+    return list(zip(found.ids[0].tolist(), found.distances[0].tolist()))
+
+
+def _embedding_pairs(index: Any, vector: np.ndarray, k: int, allowed: set[int] | None,
+                     excluded: int) -> list[tuple[int, float]]:
+    """``(item_id, cosine)`` of the k most similar allowed items."""
+    # a label filter ranks the whole collection, so no allowed item is missed; an excluded
+    # item can take at most one of the first k + 1 places
+    fetch = len(index) if allowed is not None else min(k + (excluded >= 0), len(index))
+    found = index.search(vector, max(fetch, 1))
+    return [(i, s) for i, s in zip(found.ids[0].tolist(), found.scores[0].tolist())
+            if i >= 0 and i != excluded and (allowed is None or i in allowed)][:k]
+
+
+def _hits(name: str, pairs: Sequence[tuple[int, float]], items: dict[int, Any], score_name: str) -> tuple[QueryHit, ...]:
+    hits = []
+    for rank, (item_id, score) in enumerate(pairs, start=1):
+        item = items.get(int(item_id))
+        hits.append(QueryHit(query=name, rank=rank, item_id=int(item_id), file=item.file if item else "",
+                             labels=item.labels if item else (), score=float(score), score_name=score_name,
+                             anomaly_score=item.anomaly_score if item else None, site=item.site if item else None))
+    return tuple(hits)
+
 
 def query_collection(
     index_path: str | Path,
@@ -351,7 +490,7 @@ def query_collection(
     registry: Any = None,
     model: RetrievalModel | None = None,
     index: Any = None,
-) -> list[list[QueryHit]]:
+) -> list[RetrievalResult]:
     """The top ``k`` items for each query image.
 
     Args:
@@ -368,65 +507,72 @@ def query_collection(
         model, index: already loaded ones (the page caches them).
 
     Returns:
-        One list of :class:`QueryHit` per query, best first.
+        One :class:`RetrievalResult` per query, neighbours best first.
     """
-    from medlim.core.store import open_store
-    from medlim.core.store.retrieval import get_items
-    from medlim.curation.retrieval.pms import PmsCollection
-
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ParameterError(f"`k` must be a positive integer, {k!r} is given.")
-    index = index if index is not None else open_collection(index_path)
-    if model is None:
-        model = load_retrieval_model(index.metadata["model_name"], version=index.metadata["model_version"],
-                                     registry=registry)
-    if model.label != index.metadata["model"]:
-        raise ParameterError(f"index {str(index_path)!r} was built with {index.metadata['model']}, not {model.label}.")
-    own = store is None
-    store = store if store is not None else open_store()
-    try:
-        items = get_items(store, index.metadata["name"])
-    finally:
-        if own:
-            store.close()
+    index, model = _loaded(index_path, index, model, registry)
+    items = _collection_items(index.metadata["name"], store)
     names = list(names) if names is not None else [f"query-{i}" for i in range(len(images))]
-    excluded = list(exclude_ids) if exclude_ids is not None else [-1] * len(images)
+    excluded = [int(i) for i in exclude_ids] if exclude_ids is not None else [-1] * len(images)
     vectors, probabilities = model.encode(images)
-    wanted = set(require_labels)
-    allowed = None
-    if wanted:
-        allowed = {i for i, item in items.items() if wanted <= set(item.labels)}
-    results: list[list[QueryHit]] = []
-    ids, stored = index.vectors() if model.kind == "pms" else (None, None)
+    wanted = tuple(dict.fromkeys(require_labels))
+    allowed = {i for i, item in items.items() if set(wanted) <= set(item.labels)} if wanted else None
+    score_name = "ds" if model.kind == "pms" else "cosine"
+    results: list[RetrievalResult] = []
     for q in range(len(vectors)):
         if model.kind == "pms":
-            keep = np.ones(len(ids), bool)
-            if allowed is not None:
-                keep &= np.isin(ids, list(allowed))
-            keep &= ids != excluded[q]
-            collection = PmsCollection(stored[keep], ids=ids[keep]) if keep.any() else None
-            if collection is None:
-                results.append([])
-                continue
-            found = collection.search(vectors[q : q + 1], probabilities[q : q + 1] if weighted else None, k)
-            pairs = list(zip(found.ids[0].tolist(), found.distances[0].tolist()))
-            score_name = "ds"
+            probability = probabilities[q : q + 1] if weighted else None
+            pairs = _pms_pairs(index, vectors[q : q + 1], probability, int(k), allowed, excluded[q])
         else:
-            # a label filter ranks the whole collection, so no allowed item is missed; an excluded
-            # item can take at most one of the first k + 1 places
-            fetch = len(index) if allowed is not None else min(k + (excluded[q] >= 0), len(index))
-            found = index.search(vectors[q : q + 1], max(fetch, 1))
-            pairs = [(i, s) for i, s in zip(found.ids[0].tolist(), found.scores[0].tolist())
-                     if i >= 0 and i != excluded[q] and (allowed is None or i in allowed)][:k]
-            score_name = "cosine"
-        hits = []
-        for rank, (item_id, score) in enumerate(pairs, start=1):
-            item = items.get(int(item_id))
-            hits.append(QueryHit(query=names[q], rank=rank, item_id=int(item_id), file=item.file if item else "",
-                                 labels=item.labels if item else (), score=float(score), score_name=score_name,
-                                 anomaly_score=item.anomaly_score if item else None, site=item.site if item else None))
-        results.append(hits)
+            pairs = _embedding_pairs(index, vectors[q : q + 1], int(k), allowed, excluded[q])
+        results.append(RetrievalResult(query=names[q], score_name=score_name,
+                                       neighbours=_hits(names[q], pairs, items, score_name), k=int(k),
+                                       required_labels=wanted, weighted=bool(weighted) if model.kind == "pms" else None,
+                                       excluded_id=excluded[q]))
     return results
+
+
+def item_caption(labels: Sequence[str], anomaly: float | None) -> str:
+    """A collection image's caption: ``hand · A 0.423`` (``unlabelled`` without labels)."""
+    return f"{', '.join(labels) or 'unlabelled'} · {anomaly_text(anomaly)}"
+
+
+def collection_labels(items: Mapping[int, Any]) -> list[str]:
+    """Every label carried by a collection's items (:class:`~medlim.core.store.retrieval.RetrievalItem`), sorted."""
+    return sorted({label for item in items.values() for label in item.labels})
+
+
+def write_phantom_collection(kind: str, out_dir: Path, *, n: int, seed: int, size: int = 64,
+                             label_set: str | None = None, progress: Progress | None = None) -> Path:
+    """Write ``n`` phantoms (``"radiograph"``: mixed sites, or ``"chest"``) with a manifest into ``out_dir``.
+
+    Radiograph rows carry ``anomaly_score`` = the ground-truth shift severity
+    (0 for internal images), so a sample collection shows an anomaly value
+    without training detectors. ``label_set`` (chest only) is the PMS model's
+    ``params["label_set"]`` (``None`` or ``"chest8"``: the default 8 findings;
+    ``"mimic14"``: the 14 MIMIC-like classes), so the labels match the model's classes.
+
+    Returns:
+        ``out_dir``, ready for :func:`build_collection`.
+    """
+    from medlim.phantoms.base import write_manifest
+    from medlim.phantoms.registry import get_kind
+
+    phantom_kind = get_kind(kind)
+    params: dict[str, Any] = {"size": size, "site": "mixed"} if kind == "radiograph" else {"size": size}
+    if kind == "chest" and label_set not in (None, "chest8"):
+        params["label_set"] = label_set
+    rows = []
+    for index, phantom in enumerate(phantom_kind.iter_phantoms(n=n, seed=seed, **params)):
+        for row in phantom_kind.write_one(phantom, out_dir, stem=f"{kind}-{seed}-{index:05d}"):
+            if kind == "radiograph":
+                row["anomaly_score"] = row["shift_severity"]
+            rows.append(row)
+        if progress is not None:
+            progress(index + 1, n)
+    write_manifest(rows, out_dir, kind=kind, seed=seed, params=params)
+    return out_dir
 
 
 def evaluation_tables(*, registry: Any = None) -> list[Any]:

@@ -20,10 +20,12 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from medlim.core.archives import ZipLimits
+from medlim.core.datasets.layouts import LABEL_SEPARATOR
 from medlim.errors import ParameterError
 
 __all__ = [
@@ -40,8 +42,7 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
-#: Separator of the findings in a manifest's ``labels`` column (``"Effusion|Fracture"``).
-LABEL_SEPARATOR = "|"
+# LABEL_SEPARATOR (the dataset layer's "|") separates the findings of a manifest's ``labels`` ("Effusion|Fracture").
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,11 @@ class PhantomSource:
     def render(self, index: int, body_part: str) -> np.ndarray:
         """The sample's native image ``np.ndarray[256, 256]`` float32 in [0, 1]."""
         from medlim.phantoms.base import rng_for
-        from medlim.phantoms.radiograph import apply_site_shift, generate_radiograph, render_anatomy
+        from medlim.phantoms.radiograph import (
+            apply_site_shift,
+            generate_radiograph,
+            render_anatomy,
+        )
 
         if self.severity_range is None:
             return generate_radiograph(seed=self.seed, index=index, body_part=body_part, site=self.site).image
@@ -184,7 +189,7 @@ class ImageSet:
             raise ParameterError(f"image set {self.name!r} has neither a folder nor a phantom source.")
         return read_inputs([self.root / self.files[p] for p in positions], size)
 
-    def subset(self, mask: np.ndarray, *, name: str | None = None) -> "ImageSet":
+    def subset(self, mask: np.ndarray, *, name: str | None = None) -> ImageSet:
         """The images where the boolean ``mask`` (``np.ndarray[N]``) is true."""
         keep = np.nonzero(np.asarray(mask, dtype=bool))[0]
         pick = lambda values: tuple(values[i] for i in keep) if values else ()  # noqa: E731
@@ -195,48 +200,81 @@ class ImageSet:
 
 
 def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
-    """List ``DIR/<class>/*`` images (no pixels are read).
+    """List ``DIR/<class>/*`` images (no pixels are read) through the dataset layer.
 
-    Classes come from ``manifest.csv`` (columns ``file``, ``class`` and
-    optionally ``site``, ``shift_severity`` and ``labels``, the ``|``-separated
-    findings of multi-label data) when present, else from the sub-folder
-    names. Files directly in ``DIR`` have no class and are refused.
+    :func:`medlim.core.datasets.open_dataset` finds the layout: a
+    ``manifest.csv`` with ``file`` and ``class`` columns wins (optionally
+    ``site``, ``shift_severity`` and ``labels``, the ``|``-separated findings
+    of multi-label data), else the class sub-folders. Images lying directly in
+    ``DIR`` beside class folders have no class and are left out. Every file is
+    kept as its path relative to ``DIR``: a manifest row naming a file outside
+    the folder is refused (the results store records only paths inside it).
+
+    Raises:
+        ParameterError: no such folder, no images in class folders, a manifest
+            without ``file`` and ``class`` columns, a manifest row without a
+            value or listed twice, or a file outside the folder.
     """
-    from medlim.curation.ood.data import list_image_files
+    from medlim.core.datasets import MANIFEST_NAME, open_dataset
+    from medlim.errors import InputError
 
     root = Path(directory)
     if not root.is_dir():
         raise ParameterError(f"dataset folder {str(root)!r} does not exist.")
-    files: list[str] = []
-    classes: list[str] = []
-    sites: list[str] = []
-    severity: list[float] = []
-    findings: list[tuple[str, ...]] = []
-    manifest = root / "manifest.csv"
-    if manifest.is_file():
-        with manifest.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if "file" not in row or "class" not in row:
-                    raise ParameterError(f"{manifest} needs 'file' and 'class' columns.")
-                files.append(row["file"])
-                classes.append(row["class"])
-                sites.append(row.get("site") or "")
-                severity.append(float(row.get("shift_severity") or 0.0))
-                if row.get("labels") is not None:
-                    findings.append(tuple(label.strip() for label in row["labels"].split(LABEL_SEPARATOR)
-                                          if label.strip()))
-    else:
-        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))):
-            for path in list_image_files([sub]):
-                files.append(path.relative_to(root).as_posix())
-                classes.append(sub.name)
-    if not files:
+    try:
+        dataset = open_dataset(root)
+    except InputError as exc:
+        raise ParameterError(exc.message) from None
+    if (root / MANIFEST_NAME).exists():
+        return _manifest_set(root, dataset, name=name)
+    if dataset.layout != "class_folders" or not dataset.items:
         raise ParameterError(f"no images in class sub-folders under {str(root)!r} (expected DIR/<class>/*.png).")
-    known_sites = all(sites) and len(sites) == len(files)
-    return ImageSet(name=name or root.name, files=tuple(files), classes=tuple(classes), root=root,
-                    severity=np.asarray(severity, np.float64) if known_sites else None,
-                    sites=tuple(sites) if known_sites else (),
-                    findings=tuple(findings) if len(findings) == len(files) else ())
+    files = tuple(_inside_root(root, item.image, None) for item in dataset.items)
+    return ImageSet(name=name or root.name, files=files, classes=tuple(str(item.label) for item in dataset.items),
+                    root=root)
+
+
+def _inside_root(root: Path, image: Path, row: int | None) -> str:
+    """``image`` as a ``/``-separated path relative to ``root``; refused when it lies outside."""
+    try:
+        return Path(os.path.normpath(image)).relative_to(os.path.normpath(root)).as_posix()
+    except ValueError:
+        where = f"manifest.csv row {row}" if row is not None else "a file"
+        raise ParameterError(f"{where} names a file outside the dataset folder; a dataset may list only "
+                             "files inside its folder.") from None
+
+
+def _severity(cell: str, row: int | None) -> float:
+    """A ``shift_severity`` cell as a number (0 when empty)."""
+    try:
+        return float(cell or 0.0)
+    except ValueError:
+        raise ParameterError(f"manifest.csv row {row} has shift_severity {cell!r}; give a number in [0, 1] "
+                             "or leave the cell empty.") from None
+
+
+def _manifest_set(root: Path, dataset: Any, *, name: str | None) -> ImageSet:
+    """The image set of a ``file,class`` manifest listed by the dataset layer."""
+    from medlim.core.datasets import MANIFEST_NAME
+    from medlim.core.manifest import read_manifest_columns
+
+    refused = [p for p in dataset.problems if p.kind in ("bad_manifest", "duplicate_entry")]
+    if refused:
+        more = f" ({len(refused) - 1} more: `medlim data check` lists them)" if len(refused) > 1 else ""
+        raise ParameterError(refused[0].message + more)
+    if dataset.layout != "manifest_class":
+        raise ParameterError(f"{MANIFEST_NAME} in {str(root)!r} needs 'file' and 'class' columns.")
+    extra = read_manifest_columns(root / MANIFEST_NAME, ("shift_severity",))
+    items = dataset.items
+    if not items:
+        raise ParameterError(f"no images in class sub-folders under {str(root)!r} (expected DIR/<class>/*.png).")
+    files = tuple(_inside_root(root, item.image, item.row) for item in items)
+    sites = tuple(item.site or "" for item in items)
+    known_sites = all(sites)
+    severity = np.asarray([_severity(extra.value(item.row, "shift_severity"), item.row) for item in items], np.float64)
+    return ImageSet(name=name or root.name, files=files, classes=tuple(str(item.label) for item in items), root=root,
+                    severity=severity if known_sites else None, sites=sites if known_sites else (),
+                    findings=tuple(item.labels for item in items) if "labels" in extra.header else ())
 
 
 def phantom_image_set(

@@ -38,7 +38,10 @@ import numpy as np
 
 from medlim.errors import ParameterError
 
-__all__ = ["OtddResult", "label_distances", "joint_cost", "otdd", "otdd_repeated", "otdd_per_class"]
+__all__ = ["FEATURES", "OtddResult", "label_distances", "joint_cost", "otdd", "otdd_repeated", "otdd_per_class"]
+
+#: Feature spaces OTDD is measured in: G's pooled embedding or the raw pixels.
+FEATURES: tuple[str, ...] = ("embedding", "pixels")
 
 #: Iteration cap of POT's network simplex (its default 100,000 stops early on 5,000 × 5,000 problems).
 NUM_ITER_MAX = 10_000_000

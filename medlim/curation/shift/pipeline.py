@@ -26,11 +26,23 @@ from typing import Any
 
 import numpy as np
 
-from medlim.curation.shift.classifier import ClassifierConfig, TopKRow, predict, topk_table, train_classifier
+from medlim.curation.shift.classifier import (
+    ClassifierConfig,
+    TopKRow,
+    predict,
+    topk_table,
+    train_classifier,
+)
 from medlim.curation.shift.data import ImageSet, iter_batches
-from medlim.curation.shift.detectors import ClassDetectors, DetectorConfig, fit_class_detectors, score_by_class, split_internal
+from medlim.curation.shift.detectors import (
+    ClassDetectors,
+    DetectorConfig,
+    fit_class_detectors,
+    score_by_class,
+    split_internal,
+)
 from medlim.curation.shift.grouping import GROUP_SCALES, Grouping, group_scores
-from medlim.curation.shift.otdd import OtddResult, otdd_per_class, otdd_repeated
+from medlim.curation.shift.otdd import FEATURES, OtddResult, otdd_repeated
 from medlim.errors import ParameterError
 
 __all__ = [
@@ -44,11 +56,8 @@ __all__ = [
     "analyse",
     "run_shift",
     "shift_evidence",
-    "dataset_otdd",
-    "dataset_otdd_per_class",
 ]
 
-FEATURES: tuple[str, ...] = ("embedding", "pixels")
 Progress = Callable[[str, int, int], None]
 Log = Callable[[str], None]
 
@@ -363,109 +372,3 @@ def run_shift(internal: ImageSet, external: ImageSet, config: ShiftConfig | None
     models = fit_internal(internal, config, log=log, progress=progress)
     scored = score_external(models, external, config, progress=progress)
     return analyse(models, scored, external, config, internal_name=internal.name, progress=progress)
-
-
-def _dataset_features(
-    a: ImageSet, b: ImageSet, *, features: str, size: int, pool: int, seed: int, classifier_epochs: int,
-    log: Log | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-    """Read at most ``pool`` random images of each set: ``(features_a, positions_a, features_b, positions_b, settings)``."""
-    if features not in FEATURES:
-        raise ParameterError(f"`features` must be one of {FEATURES}, {features!r} is given.")
-    rng = np.random.default_rng(seed)
-    names = sorted(set(a.class_names) | set(b.class_names))
-
-    def load(image_set: ImageSet) -> tuple[np.ndarray, np.ndarray]:
-        positions = np.sort(rng.permutation(len(image_set))[:pool])
-        pixels = np.concatenate([chunk for _, chunk in iter_batches(image_set, size=size, positions=positions)])
-        return pixels, positions
-
-    pixels_a, positions_a = load(a)
-    pixels_b, positions_b = load(b)
-    settings: dict[str, Any] = {"size": size, "pool": pool, "seed": seed,
-                                "inner": "exact W2 between class clouds (ot.emd2, squared Euclidean cost)",
-                                "outer": "exact OT (ot.emd2), cost d = (|x - x'|^2 + W2^2)^(1/2)",
-                                "classes": names}
-    if features == "embedding":
-        labels_a = np.array([names.index(a.classes[p]) for p in positions_a], dtype=np.int64)
-        config = ClassifierConfig(epochs=classifier_epochs, seed=seed)
-        model = train_classifier(pixels_a, labels_a, len(names), config, log=log)
-        _, feats_a = predict(model, pixels_a, embed=True)
-        _, feats_b = predict(model, pixels_b, embed=True)
-        settings["classifier"] = config.to_dict()
-    else:
-        feats_a, feats_b = pixels_a.reshape(len(pixels_a), -1), pixels_b.reshape(len(pixels_b), -1)
-    return feats_a, positions_a, feats_b, positions_b, settings
-
-
-def dataset_otdd(
-    a: ImageSet,
-    b: ImageSet,
-    *,
-    features: str = "pixels",
-    size: int = 32,
-    max_samples: int = 500,
-    repeats: int = 10,
-    seed: int = 0,
-    pool: int = 5000,
-    classifier_epochs: int = 6,
-    log: Log | None = None,
-) -> tuple[OtddResult, dict[str, Any]]:
-    """OTDD between two labelled datasets (``medlim shift otdd``).
-
-    At most ``pool`` random images of each dataset are read (in batches); every
-    repeat subsamples ``max_samples`` of them. Features are the raw pixels at
-    ``size``×``size`` (flattened, in [0, 1]) or the embedding of a ResNet-18 G
-    trained on A's pool for ``classifier_epochs``. Classes are matched by name.
-
-    Returns:
-        ``(OtddResult, settings dict)``.
-    """
-    feats_a, positions_a, feats_b, positions_b, settings = _dataset_features(
-        a, b, features=features, size=size, pool=pool, seed=seed, classifier_epochs=classifier_epochs, log=log)
-    names = settings["classes"]
-    labels_a = np.array([names.index(a.classes[p]) for p in positions_a], dtype=np.int64)
-    labels_b = np.array([names.index(b.classes[p]) for p in positions_b], dtype=np.int64)
-    settings["max_samples"] = max_samples
-    result = otdd_repeated(feats_a, labels_a, feats_b, labels_b, max_samples=max_samples, repeats=repeats, seed=seed)
-    return result, settings
-
-
-def dataset_otdd_per_class(
-    a: ImageSet,
-    b: ImageSet,
-    *,
-    features: str = "pixels",
-    size: int = 32,
-    max_samples: int = 500,
-    repeats: int = 10,
-    seed: int = 0,
-    pool: int = 5000,
-    classifier_epochs: int = 6,
-    log: Log | None = None,
-) -> tuple[dict[str, OtddResult], dict[str, int], dict[str, int], dict[str, Any]]:
-    """Per-class OTDD for multi-label data (``medlim shift otdd --per-class``; thesis ch. 5, METHODS §5).
-
-    For every label c (the findings of a multi-label set — manifest column
-    ``labels`` — else the classes), each sample is labelled "has c" / "has not
-    c" and :func:`~medlim.curation.shift.otdd.otdd_repeated` measures A against
-    B with those binary labels (:func:`~medlim.curation.shift.otdd.otdd_per_class`).
-    The same features and pools as :func:`dataset_otdd` (G, for embeddings, is
-    trained on A's folder classes).
-
-    Returns:
-        ``(label → OtddResult, label → positives in A's pool, label → positives
-        in B's pool, settings dict)``; labels sorted, the union of A's and B's.
-    """
-    feats_a, positions_a, feats_b, positions_b, settings = _dataset_features(
-        a, b, features=features, size=size, pool=pool, seed=seed, classifier_epochs=classifier_epochs, log=log)
-    names = sorted(set(a.label_names) | set(b.label_names))
-    matrix_a = a.label_matrix(names)[positions_a]
-    matrix_b = b.label_matrix(names)[positions_b]
-    settings.update(max_samples=max_samples, labels=names,
-                    per_class="binary labels has-c / has-not-c per label c, then OTDD as above")
-    results = otdd_per_class(feats_a, matrix_a, feats_b, matrix_b, class_names=names, max_samples=max_samples,
-                             repeats=repeats, seed=seed)
-    positives_a = {name: int(matrix_a[:, j].sum()) for j, name in enumerate(names)}
-    positives_b = {name: int(matrix_b[:, j].sum()) for j, name in enumerate(names)}
-    return results, positives_a, positives_b, settings

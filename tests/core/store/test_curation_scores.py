@@ -7,7 +7,14 @@ import math
 import pytest
 
 from medlim.core.store import open_store
-from medlim.core.store.curation import get_scores, list_datasets, save_scores, set_tags, tag_group, tag_map
+from medlim.core.store.curation import (
+    get_scores,
+    list_datasets,
+    save_scores,
+    set_tags,
+    tag_group,
+    tag_map,
+)
 from medlim.errors import StoreError
 
 
@@ -53,3 +60,77 @@ def test_bad_rows_write_nothing(store) -> None:
     with pytest.raises(StoreError, match="method"):
         save_scores(store, "ext", [], method="")
     assert get_scores(store, "ext") == ()
+
+
+# ----------------------------------------------------------------------------- issue 17: saving a run under a taken name
+
+
+def _rows(prefix: str, n: int) -> list[dict]:
+    return [{"file": f"hand/{prefix}{i}.png", "class": "hand", "score": float(i), "group": i % 2} for i in range(n)]
+
+
+def test_a_run_saved_under_a_taken_name_is_refused_and_nothing_changes(store) -> None:
+    from medlim.core.store.curation import RunExistsError, run_exists, save_run_scores
+
+    assert not run_exists(store, "ext")
+    assert save_run_scores(store, "ext", _rows("old", 3), method="medshift-cvad") == 3
+    set_tags(store, "ext", {"hand/old0.png": "drop"})
+    assert run_exists(store, "ext")
+    with pytest.raises(RunExistsError, match="'ext'.*replace it"):
+        save_run_scores(store, "ext", _rows("new", 2), method="medshift-cvad")
+    assert [s.file for s in get_scores(store, "ext")] == ["hand/old0.png", "hand/old1.png", "hand/old2.png"]
+    assert tag_map(store, "ext") == {"hand/old0.png": "drop"}
+
+
+def test_replacing_a_run_deletes_its_scores_of_every_method_and_its_tags(store) -> None:
+    from medlim.core.store.curation import save_run_scores
+
+    save_run_scores(store, "ext", _rows("old", 3), method="medshift-cvad")
+    set_tags(store, "ext", {"hand/old0.png": "drop", "hand/old1.png": "keep"})
+    assert save_run_scores(store, "ext", _rows("new", 2), method="medshift-tend", replace=True) == 2
+    assert [(s.file, s.method) for s in get_scores(store, "ext")] == [("hand/new0.png", "medshift-tend"),
+                                                                       ("hand/new1.png", "medshift-tend")]
+    assert tag_map(store, "ext") == {}
+    # a file of the same name in the new run does not inherit the old run's tag either
+    set_tags(store, "ext", {"hand/new0.png": "drop"})
+    save_run_scores(store, "ext", _rows("new", 2), method="medshift-tend", replace=True)
+    assert tag_map(store, "ext") == {}
+
+
+def test_bad_rows_of_a_replacing_run_leave_the_old_run(store) -> None:
+    from medlim.core.store.curation import save_run_scores
+
+    save_run_scores(store, "ext", _rows("old", 2), method="m")
+    set_tags(store, "ext", {"hand/old0.png": "keep"})
+    with pytest.raises(StoreError, match="finite"):
+        save_run_scores(store, "ext", [{"file": "a.png", "score": math.inf}], method="m", replace=True)
+    assert len(get_scores(store, "ext")) == 2 and tag_map(store, "ext") == {"hand/old0.png": "keep"}
+
+
+def test_two_sessions_saving_a_new_run_under_one_name_cannot_both_win(tmp_path) -> None:
+    import threading
+
+    from medlim.core.store.curation import RunExistsError, save_run_scores
+
+    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    open_store(url).close()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def save(prefix: str) -> None:
+        with open_store(url, upgrade=False) as own:
+            barrier.wait(timeout=60)
+            try:
+                save_run_scores(own, "ext", _rows(prefix, 50), method="m")
+                outcomes.append(prefix)
+            except RunExistsError:
+                outcomes.append("refused")
+
+    threads = [threading.Thread(target=save, args=(prefix,)) for prefix in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert max(outcomes) == "refused" and min(outcomes) in ("a", "b")
+    with open_store(url) as shared:
+        assert {s.file[5] for s in get_scores(shared, "ext")} == {min(outcomes)}

@@ -46,15 +46,16 @@ def test_build_and_query_embedding_collection(tmp_path, radiograph_folder, tiny_
     assert sorted(items) == index.ids.tolist() == list(range(14))
     query_file = items[3].file
     image = read_image(query_file).pixels
-    hits = query_collection(built.path, [image], k=5, store=store, registry=tiny_registry)[0]
+    hits = query_collection(built.path, [image], k=5, store=store, registry=tiny_registry)[0].neighbours
     assert hits[0].file == query_file and hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
     assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
-    more = query_collection(built.path, [image], k=13, exclude_ids=[3], store=store, registry=tiny_registry)[0]
+    more = query_collection(built.path, [image], k=13, exclude_ids=[3], store=store,
+                            registry=tiny_registry)[0].neighbours
     assert 3 not in [h.item_id for h in more] and len(more) == 13
     label = items[3].labels[0]
     filtered = query_collection(built.path, [image], k=10, require_labels=[label], store=store,
-                                registry=tiny_registry)[0]
+                                registry=tiny_registry)[0].neighbours
     expected = sum(1 for item in items.values() if label in item.labels)
     assert len(filtered) == min(10, expected) and all(label in h.labels for h in filtered)
 
@@ -70,7 +71,7 @@ def test_pms_collection_ranks_by_exact_ds(tmp_path, chest_folder, tiny_registry,
     s, p = model.encode([image])
     for weighted in (True, False):
         hits = query_collection(built.path, [image], k=20, weighted=weighted, store=store, registry=tiny_registry,
-                                model=model)[0]
+                                model=model)[0].neighbours
         ds = dissimilarity(s[0], p[0] if weighted else None, stored)
         expected = [int(ids[i]) for i in np.lexsort((np.arange(len(ds)), ds))]
         assert [h.item_id for h in hits] == expected
@@ -93,6 +94,36 @@ def test_cli_build_query_jsonl(tmp_path, radiograph_folder, tiny_registry, capsy
     assert {"query", "rank", "file", "labels", "score"} <= set(rows[0])
     assert rows[0]["file"] == str(query.resolve()) and rows[0]["labels"] == ["hand"]
     assert main(["retrieval", "query", "--index", str(tmp_path / "none.npz"), str(query)]) == 2
+    capsys.readouterr()
+    # the text form prints each neighbour's caption (the page's) and its file, with the JSON lines' numbers
+    assert main(["retrieval", "query", "--index", str(index), "--k", "3", str(query),
+                 "--weights-dir", str(tiny_registry.directory)]) == 0
+    lines = [line.split("\t") for line in capsys.readouterr().out.strip().splitlines()]
+    assert [line[2] for line in lines] == [r["file"] for r in rows]
+    assert [line[1] for line in lines] == [
+        f"#{r['rank']} · {', '.join(r['labels'])} · cos {r['score']:.4f} · "
+        + ("A –" if r["anomaly_score"] is None else f"A {r['anomaly_score']:.3f}") for r in rows]
+
+
+def test_retrieval_result_is_typed_and_serialisable() -> None:
+    from medlim.curation.retrieval.service import (
+        QueryHit,
+        RetrievalResult,
+        anomaly_text,
+        score_text,
+    )
+
+    hit = QueryHit(query="q", rank=1, item_id=7, file="/data/hand/a.png", labels=("hand",), score=0.98123,
+                   score_name="cosine", anomaly_score=0.4234, site="internal")
+    result = RetrievalResult(query="q", score_name="cosine", neighbours=(hit,), k=5, required_labels=("hand",))
+    assert hit.caption == "#1 · hand · cos 0.9812 · A 0.423"
+    assert score_text(1.5, "ds") == "DS 1.5000" and anomaly_text(None) == "A –"
+    assert result.table() == [{"rank": 1, "item_id": 7, "file": "a.png", "labels": ["hand"], "cosine": 0.98123,
+                               "anomaly_score": 0.4234, "site": "internal"}]
+    assert json.loads(json.dumps(result.to_json())) == {
+        "query": "q", "score_name": "cosine", "k": 5, "required_labels": ["hand"], "weighted": None,
+        "excluded_id": -1, "neighbours": [hit.to_dict() | {"labels": ["hand"]}]}
+    assert len(result) == 1 and result.score_title == "cosine"
 
 
 def test_append_keeps_old_ids_and_continues_numbering(tmp_path, radiograph_folder, tiny_registry, store) -> None:
@@ -121,5 +152,5 @@ def test_append_keeps_old_ids_and_continues_numbering(tmp_path, radiograph_folde
     index = open_collection(tmp_path / "grow.npz")
     assert index.ids.tolist() == [0, 1, 2, 3] and index.next_id == 4
     hits = query_collection(tmp_path / "grow.npz", [read_image(added).pixels], k=1, store=store,
-                            registry=tiny_registry)[0]
+                            registry=tiny_registry)[0].neighbours
     assert hits[0].item_id == 3 and hits[0].score == pytest.approx(1.0, abs=1e-4)

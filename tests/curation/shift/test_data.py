@@ -12,8 +12,8 @@ import pytest
 from medlim.curation.shift.data import (
     extract_zip,
     folder_set,
-    keep_dataset,
     iter_batches,
+    keep_dataset,
     parse_dataset,
     phantom_image_set,
     write_image_set,
@@ -167,3 +167,35 @@ def test_multi_label_manifest_gives_findings_and_a_label_matrix(tmp_path: Path) 
     single = phantom_image_set(seed=1, per_class=2, body_parts=("hand", "elbow"))
     assert single.findings == () and single.label_names == ("elbow", "hand")
     assert single.label_matrix(["hand"]).tolist() == [[1], [1], [0], [0]]
+
+
+def test_folder_set_lists_through_the_dataset_layer(tmp_path: Path) -> None:
+    import cv2
+
+    root = tmp_path / "ds"
+    for relative in ("hand/a.png", "hand/deep/b.png", "elbow/c.tif", "hand/.hidden.png", "hand/a_mask.png", "loose.png"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / relative), np.zeros((4, 4), np.uint8))
+    listed = folder_set(root)
+    # the class is the top folder; hidden files, masks medlim writes and loose files are left out
+    assert list(zip(listed.files, listed.classes)) == [("elbow/c.tif", "elbow"), ("hand/a.png", "hand"),
+                                                       ("hand/deep/b.png", "hand")]
+
+
+def test_a_manifest_row_outside_the_folder_or_without_a_class_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "ds"
+    (root / "hand").mkdir(parents=True)
+    (root / "manifest.csv").write_text("file,class\nhand/a.png,hand\n../secret.png,hand\n", encoding="utf-8")
+    with pytest.raises(ParameterError, match="row 3 names a file outside the dataset folder"):
+        folder_set(root)
+    (root / "manifest.csv").write_text("file,class\nhand/a.png,hand\nhand/b.png,\n", encoding="utf-8")
+    with pytest.raises(ParameterError, match="row 3 has no 'class' value"):
+        folder_set(root)
+    (root / "manifest.csv").write_text("file,labels\nhand/a.png,Effusion\n", encoding="utf-8")
+    with pytest.raises(ParameterError, match="needs 'file' and 'class' columns"):
+        folder_set(root)
+    (root / "manifest.csv").write_text("file,class,site,shift_severity\nhand/a.png,hand,internal,\n"
+                                       "hand/b.png,hand,external-a,0.25\n", encoding="utf-8")
+    read = folder_set(root)
+    assert read.files == ("hand/a.png", "hand/b.png") and read.severity.tolist() == [0.0, 0.25]
+    assert read.shifted.tolist() == [False, True]

@@ -2,10 +2,12 @@
 
 Internal: 120 internal-site phantoms per body part (seed 101). External: 60 per
 body part (seed 202), half of them shifted by one external site style at a
-severity uniform in [0.3, 1] (``phantom:mix0.3-1x0.5``). The default settings
-(``medlim shift run`` defaults): CVAD per class at 64 px (60 + 20 epochs),
-k-means on log scores (a stated deviation, see medlim.curation.shift.grouping),
-G = ResNet-18 at 32 px (4 epochs), k = 5, OTDD on G's embedding, 300 samples × 10 repeats.
+severity uniform in [0.3, 1] (``phantom:mix0.3-1x0.5``; the Curation page's default
+datasets, ``medlim.curation.shift.service.EVIDENCE_*``). The run defaults
+(``ShiftRunConfig``, the page's and ``medlim shift run``'s): CVAD per class at 64 px
+(60 + 20 epochs), k-means on log scores (a stated deviation, see
+medlim.curation.shift.grouping), G = ResNet-18 at 32 px (4 epochs), OTDD on G's
+embedding × 10 repeats; here k = 5 (the thesis) and 300 OTDD samples (the default is 500).
 The detector epochs and the log scale were chosen on validation seeds 103/204.
 
 Measured on 2026-11-27 (CPU, one thread, 132 s): AUROC 0.996 (per-class mean

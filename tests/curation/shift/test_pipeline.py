@@ -12,7 +12,8 @@ import pytest
 from medlim.curation.shift.classifier import ClassifierConfig
 from medlim.curation.shift.data import phantom_image_set, write_image_set
 from medlim.curation.shift.detectors import DetectorConfig
-from medlim.curation.shift.pipeline import ShiftConfig, dataset_otdd, run_shift
+from medlim.curation.shift.distance import dataset_otdd
+from medlim.curation.shift.pipeline import ShiftConfig, run_shift
 from medlim.curation.shift.report import curated_manifest, report_dict, write_outputs
 
 TINY = ShiftConfig(detector=DetectorConfig(input_size=32, epochs=1, head_epochs=1), classifier=ClassifierConfig(epochs=1),
@@ -68,11 +69,13 @@ def test_outputs_and_manifest(tiny_run, tmp_path: Path) -> None:
 
 def test_dataset_otdd_of_a_dataset_with_itself_is_zero() -> None:
     a = phantom_image_set(seed=5, per_class=4, body_parts=("hand", "elbow"))
-    result, settings = dataset_otdd(a, a, features="pixels", size=16, max_samples=100, repeats=2)
+    measured = dataset_otdd(a, a, features="pixels", size=16, max_samples=100, repeats=2)
+    result, settings = measured.result, measured.settings
     assert result.mean == pytest.approx(0.0, abs=1e-9) and (result.n_a, result.n_b) == (8, 8)
     b = phantom_image_set(seed=6, per_class=4, site="external", body_parts=("hand", "elbow"))
-    other, _ = dataset_otdd(a, b, features="pixels", size=16, max_samples=100, repeats=2)
+    other = dataset_otdd(a, b, features="pixels", size=16, max_samples=100, repeats=2).result
     assert other.mean > 0.5 and "exact" in settings["outer"]
+    assert measured.to_json()["otdd_mean"] == result.mean and measured.to_json()["features"] == "pixels"
 
 
 def test_cli_run_tag_export_otdd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
@@ -148,9 +151,93 @@ def test_cli_otdd_per_class_on_multi_label_data(tmp_path: Path, capsys) -> None:
 
 
 def test_per_class_otdd_of_a_single_label_set_uses_its_classes() -> None:
-    from medlim.curation.shift.pipeline import dataset_otdd_per_class
+    from medlim.curation.shift.distance import dataset_otdd_per_class
 
     a = phantom_image_set(seed=5, per_class=3, body_parts=("hand", "elbow"))
-    results, positives_a, positives_b, settings = dataset_otdd_per_class(a, a, size=16, max_samples=100, repeats=1)
-    assert list(results) == ["elbow", "hand"] and positives_a == positives_b == {"elbow": 3, "hand": 3}
-    assert all(r.mean == pytest.approx(0.0, abs=1e-9) for r in results.values())
+    measured = dataset_otdd_per_class(a, a, size=16, max_samples=100, repeats=1)
+    assert [item.label for item in measured.labels] == ["elbow", "hand"]
+    assert [(item.positives_a, item.positives_b) for item in measured.labels] == [(3, 3), (3, 3)]
+    assert all(item.result.mean == pytest.approx(0.0, abs=1e-9) for item in measured.labels)
+    assert measured["hand"].positives_a == 3 and list(measured.to_json()["per_class"]) == ["elbow", "hand"]
+
+
+# ----------------------------------------------------------------------------- issue 17: typed report, one config, replace
+
+
+def test_report_round_trips_through_json(tiny_run, tmp_path: Path) -> None:
+    from medlim.curation.shift.report import ShiftReport
+
+    _, _, result, _ = tiny_run
+    report = ShiftReport.from_result(result)
+    data = json.loads(json.dumps(report.to_json()))
+    again = ShiftReport.from_json(data)
+    assert again.to_json() == data
+    assert again.levels == [2, 1] and again.otdd_mean == [level.result.mean for level in report.otdd]
+    assert again.method == "medshift-cvad" and again.external_source == result.settings["external_source"]
+    assert again.internal_scores.keys() == result.internal_scores.keys()
+    paths = write_outputs(result, tmp_path)
+    assert ShiftReport.from_json(json.loads(paths["report"].read_text())).to_json() == data
+
+
+def test_run_defaults_are_the_pipelines() -> None:
+    from medlim.curation.shift.service import ShiftRunConfig
+
+    config = ShiftRunConfig()
+    assert config.shift_config() == ShiftConfig()
+    assert (config.epochs, config.head_epochs, config.classifier_epochs, config.otdd_max_samples) == (60, 20, 4, 500)
+
+
+def test_cli_run_refuses_a_taken_name_unless_replace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from medlim.cli import main
+    from medlim.core.store import open_store
+    from medlim.core.store.curation import get_scores, set_tags, tag_map
+
+    monkeypatch.setenv("MEDLIM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MEDLIM_DATABASE_URL", raising=False)
+    tiny = ["--size", "32", "--epochs", "1", "--head-epochs", "1", "--classifier-epochs", "1", "--repeats", "1",
+            "--max-samples", "8", "--k", "2", "--dataset", "ext"]
+    first = ["shift", "run", "--internal", "phantom:internal:21:5:hand,elbow",
+             "--external", "phantom:mixed:22:4:hand,elbow", "--out", str(tmp_path / "one"), *tiny]
+    assert main(first) == 0
+    url = f"sqlite:///{tmp_path / 'home' / 'medlim.sqlite'}"
+    with open_store(url) as store:
+        old = {s.file for s in get_scores(store, "ext")}
+        set_tags(store, "ext", {min(old): "drop"})
+    capsys.readouterr()
+    second = ["shift", "run", "--internal", "phantom:internal:21:5:hand,elbow",
+              "--external", "phantom:mixed:23:3:hand,elbow", "--out", str(tmp_path / "two"), *tiny]
+    assert main(second) == 2
+    assert "a run is saved as 'ext' already" in capsys.readouterr().err
+    assert not (tmp_path / "two").exists()  # refused before any training
+    with open_store(url) as store:
+        assert {s.file for s in get_scores(store, "ext")} == old and len(tag_map(store, "ext")) == 1
+    assert main([*second, "--replace"]) == 0
+    with open_store(url) as store:
+        new = {s.file for s in get_scores(store, "ext")}
+        assert len(new) == 6 and new != old and tag_map(store, "ext") == {}
+
+
+def test_cli_show_and_topk_print_the_stored_run(tiny_run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys) -> None:
+    from medlim.cli import main
+    from medlim.core.store import open_store
+    from medlim.core.store.curation import set_tags
+    from medlim.curation.shift.report import ShiftReport, save_result, topk_table_rows
+
+    _, _, result, _ = tiny_run
+    monkeypatch.setenv("MEDLIM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MEDLIM_DATABASE_URL", raising=False)
+    with open_store(f"sqlite:///{tmp_path / 'home' / 'medlim.sqlite'}") as store:
+        save_result(store, result, home=tmp_path / "home", dataset="tiny")
+        set_tags(store, "tiny", {result.files[0]: "keep"})
+    assert main(["shift", "show", "--dataset", "tiny", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["external_images"], shown["k"], shown["tagged"]) == (12, 2, 1)
+    assert sum(g["images"] for g in shown["groups"]) == 12
+    assert shown["otdd"]["otdd_mean"] == pytest.approx(result.otdd_series)
+    assert main(["shift", "topk", "--dataset", "tiny", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    expected = json.loads(json.dumps(ShiftReport.from_result(result).to_json()))["topk"]
+    assert len(table) == len(topk_table_rows(result.topk)) == 2 * (2 + 2)  # 2 levels × (2 classes + macro + weighted)
+    assert table[0]["subset"] == "TOP 2" and table[0]["images"] == expected[0]["per_class"][0]["count"]
+    assert main(["shift", "show", "--dataset", "unknown"]) == 2
