@@ -1,4 +1,4 @@
-"""Home page: what medlim does, for whom, the device and the model versions."""
+"""Home page: what medlim does, for whom, the device and the models of both registries."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from medlim import RESEARCH_USE_NOTICE, __version__
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.loaders import model_versions
 from medlim.ui.shell import ensure_app_shell
+
+
+#: How the table names each registry.
+_REGISTRY_WORDS = {"shipped": "shipped", "user": "yours"}
 
 
 @st.cache_resource(max_entries=1, show_spinner=False)
@@ -46,10 +50,16 @@ if not outcome.failed:
     if models:
         st.table(
             pd.DataFrame(
-                [(m.name, m.version, m.task, m.intended_use) for m in models],
-                columns=["Model", "Version", "Task", "Intended use"],
+                [
+                    (m.name, m.version, m.task, _REGISTRY_WORDS.get(m.source, m.source),
+                     "yes" if m.task_default else "", m.intended_use)
+                    for m in models
+                ],
+                columns=["Model", "Version", "Task", "Registry", "Task default", "Intended use"],
             ),
             hide_index=True,
         )
+        st.caption("*shipped*: comes with medlim (`MEDLIM_WEIGHTS_DIR`); *yours*: trained or imported by you "
+                   "(`MEDLIM_MODELS_DIR`). A task's default is the model its pages open on.")
     else:
         st.caption("No models are registered yet (see `medlim weights list`).")

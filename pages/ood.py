@@ -1,176 +1,174 @@
 """Out-of-distribution page: score images with TEND, CVAD or the AE baseline (thesis §4.1–4.2).
 
-Pick a registered detector, score uploaded images (or a zip), or generated
-radiograph phantoms; adjust the threshold (default: the calibrated one); see
-the 2D distance plot (thesis Fig. 4.3), the ROC when labels are known, and
-galleries of true/false positives/negatives with d, p, s and t (thesis Fig. 4.4).
+Pick a detector of the shipped or your registry (it opens on the task's
+default), score uploaded images (or a zip), or generated radiograph phantoms;
+adjust the threshold (default: the calibrated one); see the 2D distance plot
+(thesis Fig. 4.3, in colour-blind-safe colours), the ROC when labels are known,
+and galleries of true/false positives/negatives with d, p, s and t (thesis
+Fig. 4.4). The numbers come from :mod:`medlim.curation.ood.service`, the same
+functions ``medlim ood score`` prints.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from medlim.settings import get_settings
-from medlim.ui.caching import bounded_cache_data, bounded_cache_resource
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.shell import ensure_app_shell
 
 GALLERY_PER_GROUP = 8
+TASK = "ood-detection"
 
 
-@bounded_cache_resource(max_entries=4, show_spinner="Loading detector…")
-def _detector(name: str, version: str, weights_dir: str):  # -> Detector
-    from medlim.core.weights import Registry
-    from medlim.curation.ood.scoring import load_detector
+def _pick_detector():  # -> tuple[PickedModel, Detector] | None
+    from medlim.curation.ood.scoring import ARCHITECTURE_OF
+    from medlim.ui.loaders import model_picker
+    from medlim.ui.ood import detector_cached
 
-    return load_detector(name, version=version, registry=Registry.load(weights_dir))
-
-
-@bounded_cache_data(max_entries=8, show_spinner="Generating phantoms…")
-def _phantoms(seed: int, per_class: int, site: str, size: int,
-              variability: float = 0.0) -> tuple[np.ndarray, tuple[str, ...], tuple[str, ...]]:
-    from medlim.curation.ood.data import phantom_set
-    from medlim.phantoms.radiograph import BODY_PARTS
-
-    data = phantom_set(seed=seed, per_class=per_class, body_parts=BODY_PARTS, size=size, site=site,
-                       variability=variability)
-    return data.images, data.classes, data.files
-
-
-def _uploads(files: list[tuple[str, bytes]], size: int) -> tuple[list[np.ndarray], list[str]]:
-    from medlim.core.io import read_image
-    from medlim.curation.ood.data import to_model_input
-    from medlim.ui.mammography import expand_uploads
-
-    images, names = [], []
-    with show_medlim_errors(subject="upload") as outcome:
-        expanded = expand_uploads(files)
+    with show_medlim_errors(subject="weights registry") as outcome:
+        picked = model_picker(TASK, key="ood_detector", label="Detector",
+                              keep=lambda entry: entry.architecture in ARCHITECTURE_OF.values(),
+                              help="Detectors of the shipped registry and yours; opens on the task's default.")
     if outcome.failed:
-        return images, names
-    for name, data in expanded:
-        with show_medlim_errors(subject=name) as outcome:
-            record = read_image(data, name=Path(name).name)
-        if not outcome.failed:
-            images.append(to_model_input(record.pixels, size))
-            names.append(name)
-    return images, names
+        return None
+    if picked is None:
+        st.info("No OOD detector is registered. Train one with `medlim train tend --id-class hand` "
+                "or `medlim train cvad --id-class hand`.")
+        return None
+    entry = picked.entry
+    st.caption(f"{entry.description} · ID class {', '.join(entry.params.get('id_classes', ())) or 'not recorded'} · "
+               f"input {entry.input_contract.size} · calibrated t = {entry.thresholds['score']:.4g}")
+    with show_medlim_errors(subject=entry.label) as outcome:
+        detector = detector_cached(entry.name, entry.version, str(picked.directory), entry.sha256)
+    return None if outcome.failed else (picked, detector)
 
 
-def _caption(row: pd.Series, kind: str, threshold: float) -> str:
-    parts = []
-    if kind == "tend":
-        parts = [f"d {row['d']:.1f}", f"p {row['p']:.2f}"]
-    elif kind == "cvad":
-        parts = [f"rec {row['rec']:.4f}", f"dis {row['dis']:.2f}"]
+def _phantom_report(detector, detector_key: str):  # -> OodReport
+    from medlim.ui.ood import phantom_report_cached
+
+    columns = st.columns(4)
+    seed = int(columns[0].number_input("Seed", min_value=0, value=9000, step=1, key="ood_seed"))
+    per_class = int(columns[1].number_input("Per class", min_value=1, max_value=50, value=6, key="ood_n"))
+    site = columns[2].selectbox("Site", ("internal", "external", "mixed"), key="ood_site")
+    trained = float(detector.params.get("data", {}).get("variability", 0.0))
+    variability = float(columns[3].number_input(
+        "Within-site variation", min_value=0.0, max_value=1.0, value=trained, step=0.1,
+        key=f"ood_variability_{detector.name}",
+        help="How much the generated images vary inside one hospital: 0 = one fixed acquisition, 1 = the "
+             "spread of a real archive (patient size, casts, metal hardware, positioning, image processing). "
+             f"Default: what this detector was trained on ({trained:g})."))
+    st.caption(f"The same images as `medlim ood evaluate --detector {detector.name} --seed {seed} --n {per_class}`"
+               + ("" if site == "internal" and variability == trained else " (at this site and variation)") + ".")
+    return phantom_report_cached(detector, detector_key, seed, per_class, site, variability)
+
+
+def _upload_report(detector, detector_key: str):  # -> OodReport | None
+    from medlim.ui.ood import upload_report_cached
+
+    uploaded = st.file_uploader("Images or a .zip", accept_multiple_files=True, key="ood_upload")
+    files = tuple((f.name, f.getvalue()) for f in (uploaded or []))
+    label_folders = st.checkbox(
+        "Labels from folder names", key="ood_labels",
+        help="An image is ID when one of its folders in the zip names the detector's class — case, separators, "
+             "a modality prefix such as MURA's XR_ and words such as 'images' do not matter (XR_HUMERUS, "
+             "Humerus_images and humerus all name 'humerus'); every other image is OOD. "
+             "Same as `medlim ood score --labels-from-folders`.")
+    if not files:
+        return None
+    with show_medlim_errors(subject="upload") as outcome:
+        report = upload_report_cached(detector, detector_key, files, label_folders)
+    if outcome.failed:
+        return None
+    for failure in report.failures:
+        st.error(f"**{failure['file']}:** {failure['message']}", icon=":material/error:")
+    return report
+
+
+def _threshold(report, detector):  # -> OodReport
+    low, high = float(report.scores.score.min()), float(report.scores.score.max())
+    span = max(high - low, abs(detector.threshold) * 0.1, 1e-6)
+    threshold = st.slider("Threshold t (OOD when s ≥ t)", min_value=min(low, detector.threshold) - 0.1 * span,
+                          max_value=max(high, detector.threshold) + 0.1 * span, value=float(detector.threshold),
+                          format="%.4f", key="ood_threshold",
+                          help="Starts at the G-mean threshold calibrated on internal validation data at training time.")
+    return report.with_threshold(threshold)
+
+
+def _summary(report) -> None:
+    from medlim.ui.ood import METRIC_HELP
+
+    texts = report.summary_texts()
+    columns = st.columns(3)
+    for column, (label, value) in zip(columns, texts.items()):
+        column.metric(label, value, help=METRIC_HELP[label])
+    for note in report.notes:
+        st.warning(note, icon=":material/warning:")
+    table = pd.DataFrame(report.rows())
+    if any(report.warnings):
+        table["warnings"] = ["; ".join(w) for w in report.warnings]
+    st.dataframe(table, hide_index=True, key="ood_table")
+
+
+def _plots(report, detector) -> None:
+    from medlim.curation.ood.plots import distance_figure, roc_figure
+
+    truth = report.labels.is_ood if report.labels is not None else None
+    if detector.kind == "tend":
+        st.subheader("Distance to the centre O (thesis Fig. 4.3)")
+        st.caption("Blue circles: ID; orange diamonds: OOD; dashed circle: the margin R.")
+        st.plotly_chart(distance_figure(report.scores.parts["d"], margin=float(detector.margin),
+                                        predicted_ood=report.flagged, is_ood=truth, names=list(report.files), seed=0),
+                        key="ood_distance")
     else:
-        parts = [f"rec {row['rec']:.4f}"]
-    return " · ".join([*parts, f"s {row['score']:.3f}", f"t {threshold:.3f}"])
+        st.caption("The 2D distance plot needs TEND's distance d; this detector has none.")
+    if report.labels is None or not report.labels.usable:
+        st.caption("Give labelled images (ID and OOD) for the ROC curve and the TP/FP/TN/FN galleries.")
+        return
+    st.subheader("ROC")
+    st.plotly_chart(roc_figure(truth, report.scores.score, threshold=report.threshold), key="ood_roc")
+    _galleries(report)
+
+
+def _galleries(report) -> None:
+    from medlim.curation.ood.plots import outcome_groups
+    from medlim.ui.ood import gallery_caption
+
+    st.subheader("Galleries")
+    rows = report.rows()
+    for group, index in outcome_groups(report.labels.is_ood, report.flagged).items():
+        st.markdown(f"**{group}** ({len(index)})")
+        if len(index) == 0 or report.inputs is None:
+            continue
+        shown = index[:GALLERY_PER_GROUP]
+        st.image([np.clip(report.inputs[i], 0.0, 1.0) for i in shown], width=110,
+                 caption=[gallery_caption(rows[i], report.kind, report.threshold) for i in shown])
 
 
 def main() -> None:
     ensure_app_shell()
     st.title("Out-of-distribution detection")
     st.caption("TEND (thesis §4.1), CVAD (§4.2) and an autoencoder baseline. Research use only, not for diagnosis.")
-    from medlim.core.weights import Registry
-    from medlim.curation.ood.scoring import list_detectors
-
-    weights_dir = str(get_settings().weights_dir)
-    with show_medlim_errors(subject="weights registry") as outcome:
-        entries = list_detectors(Registry.load(weights_dir))
-    if outcome.failed:
+    chosen = _pick_detector()
+    if chosen is None:
         return
-    if not entries:
-        st.info("No OOD detector is registered. Train one with `medlim train tend --id-class hand` "
-                "or `medlim train cvad --id-class hand`.")
-        return
-    labels = {e.label: e for e in entries}
-    default = next((i for i, e in enumerate(entries) if e.architecture == "tend"), 0)
-    chosen = st.selectbox("Detector", list(labels), index=default, key="ood_detector")
-    entry = labels[chosen]
-    st.caption(f"{entry.description} · input {entry.input_contract.size} · "
-               f"calibrated t = {entry.thresholds['score']:.4g}")
-    with show_medlim_errors(subject=entry.label) as outcome:
-        detector = _detector(entry.name, entry.version, weights_dir)
-    if outcome.failed:
-        return
-
+    picked, detector = chosen
+    detector_key = f"{picked.label}:{picked.entry.sha256}"
     source = st.radio("Images", ("Generated phantoms", "Upload"), horizontal=True, key="ood_source")
-    images: list[np.ndarray] | np.ndarray
-    truth: np.ndarray | None = None
-    if source == "Generated phantoms":
-        columns = st.columns(4)
-        seed = int(columns[0].number_input("Seed", min_value=0, value=9000, step=1, key="ood_seed"))
-        per_class = int(columns[1].number_input("Per class", min_value=1, max_value=50, value=6, key="ood_n"))
-        site = columns[2].selectbox("Site", ("internal", "external", "mixed"), key="ood_site")
-        trained = float(detector.params.get("data", {}).get("variability", 0.0))
-        variability = float(columns[3].number_input(
-            "Within-site variation", min_value=0.0, max_value=1.0, value=trained, step=0.1,
-            key=f"ood_variability_{detector.name}",
-            help="How much the generated images vary inside one hospital: 0 = one fixed acquisition, 1 = the "
-                 "spread of a real archive (patient size, casts, metal hardware, positioning, image processing). "
-                 f"Default: what this detector was trained on ({trained:g})."))
-        images, classes, names = _phantoms(seed, per_class, site, detector.input_size, variability)
-        names = list(names)
-        truth = ~np.isin(np.asarray(classes), detector.id_classes)
-    else:
-        uploaded = st.file_uploader("Images or a .zip", accept_multiple_files=True, key="ood_upload")
-        files = [(f.name, f.getvalue()) for f in (uploaded or [])]
-        images, names = _uploads(files, detector.input_size)
-        if names and st.checkbox("Labels from folder names (a folder named like an ID class = ID)", key="ood_labels"):
-            truth = np.array([Path(n).parent.name not in detector.id_classes for n in names])
-    if len(images) == 0:
+    with show_medlim_errors(subject="scoring") as outcome:
+        if source == "Generated phantoms":
+            report = _phantom_report(detector, detector_key)
+        else:
+            report = _upload_report(detector, detector_key)
+    if outcome.failed:
+        return
+    if report is None or len(report) == 0:
         st.info("Upload images (PNG, JPEG, TIFF, DICOM or a zip of them) to score them.")
         return
-
-    with show_medlim_errors(subject="scoring") as outcome:
-        scores = detector.score(images, files=names)
-    if outcome.failed:
-        return
-    low, high = float(scores.score.min()), float(scores.score.max())
-    span = max(high - low, abs(detector.threshold) * 0.1, 1e-6)
-    threshold = st.slider("Threshold t (OOD when s ≥ t)", min_value=min(low, detector.threshold) - 0.1 * span,
-                          max_value=max(high, detector.threshold) + 0.1 * span, value=float(detector.threshold),
-                          format="%.4f", key="ood_threshold",
-                          help="Starts at the G-mean threshold calibrated on internal validation data at training time.")
-    predicted = scores.score >= threshold
-    table = pd.DataFrame(scores.rows()).assign(threshold=threshold, is_ood=predicted)
-    if truth is not None:
-        table["label"] = np.where(truth, "OOD", "ID")
-    metrics = st.columns(3)
-    metrics[0].metric("Images", len(table))
-    metrics[1].metric("Predicted OOD", int(predicted.sum()))
-    if truth is not None and truth.any() and not truth.all():
-        from medlim.curation.ood.calibration import auroc
-
-        metrics[2].metric("AUROC", f"{auroc(truth.astype(int), scores.score):.3f}")
-    st.dataframe(table, hide_index=True, key="ood_table")
-
-    from medlim.curation.ood.plots import distance_figure, outcome_groups, roc_figure
-
-    if detector.kind == "tend":
-        st.subheader("Distance to the centre O (thesis Fig. 4.3)")
-        st.plotly_chart(distance_figure(scores.parts["d"], margin=float(detector.margin), predicted_ood=predicted,
-                                        is_ood=truth, names=names, seed=0), key="ood_distance")
-    else:
-        st.caption("The 2D distance plot needs TEND's distance d; this detector has none.")
-    if truth is None or truth.all() or not truth.any():
-        st.caption("Give labelled images (ID and OOD) for the ROC curve and the TP/FP/TN/FN galleries.")
-        return
-    st.subheader("ROC")
-    st.plotly_chart(roc_figure(truth, scores.score, threshold=threshold), key="ood_roc")
-    st.subheader("Galleries")
-    stack = np.asarray(images)
-    for group, index in outcome_groups(truth, predicted).items():
-        st.markdown(f"**{group}** ({len(index)})")
-        if len(index) == 0:
-            continue
-        shown = index[:GALLERY_PER_GROUP]
-        st.image([np.clip(stack[i], 0.0, 1.0) for i in shown], width=110,
-                 caption=[_caption(table.iloc[i], detector.kind, threshold) for i in shown])
+    report = _threshold(report, detector)
+    _summary(report)
+    _plots(report, detector)
 
 
 main()

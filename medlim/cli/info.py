@@ -1,7 +1,10 @@
 """``medlim info``: versions, device, weights and results store in one place.
 
 :func:`collect_info` returns a typed :class:`SystemInfo` (the home page may
-show the same facts); the command prints it as text or ``--json``.
+show the same facts); the command prints it as text or ``--json``. Models are
+listed from the shipped and the user registry together
+(:class:`medlim.core.weights.Registries`), each with its registry and whether
+it is its task's default.
 """
 
 from __future__ import annotations
@@ -32,13 +35,22 @@ _PACKAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
 
 @dataclass(frozen=True)
 class ModelStatus:
-    """One registered model and whether its file matches its checksum."""
+    """One registered model and whether its file matches its checksum.
+
+    Attributes:
+        name, version, task, preset: from its manifest entry.
+        status: ``"ok"``, ``"missing"``, ``"mismatch"`` or ``"unchecked"``.
+        source: ``"shipped"`` (with medlim) or ``"user"`` (trained or imported by a user).
+        task_default: it is its task's default model now.
+    """
 
     name: str
     version: str
     task: str
     preset: str
-    status: str  # "ok", "missing", "mismatch"
+    status: str
+    source: str = "shipped"
+    task_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,10 +63,11 @@ class SystemInfo:
         packages: distribution label -> version (``None`` when not installed).
         device: device summary, e.g. ``"CPU (2 threads)"`` or ``"CUDA: NVIDIA H100"``.
         faiss_gpus: GPUs FAISS can use (0 for the CPU build; ``None`` without FAISS).
-        weights_dir: registry folder.
-        models: registered models with their checksum status.
-        weights_error: why the manifest could not be read, or ``None``.
+        weights_dir: the shipped registry folder.
+        models: registered models of both registries with their checksum status.
+        weights_error: why a manifest could not be read, or ``None``.
         database_url: results-store URL (password hidden).
+        models_dir: the user registry folder (models trained or imported by users).
     """
 
     medlim: str
@@ -66,6 +79,7 @@ class SystemInfo:
     models: tuple[ModelStatus, ...]
     weights_error: str | None
     database_url: str
+    models_dir: str = ""
 
 
 def _version(candidates: tuple[str, ...]) -> str | None:
@@ -96,27 +110,32 @@ def _safe_url(url: str) -> str:
         return "(invalid URL)"
 
 
-def collect_info(*, weights_dir: Path | None = None, verify: bool = True) -> SystemInfo:
-    """Gather versions, device, weights and store location.
+def collect_info(*, weights_dir: Path | None = None, models_dir: Path | None = None, verify: bool = True) -> SystemInfo:
+    """Gather versions, device, the models of both registries and the store location.
 
     Args:
-        weights_dir: registry folder (default: ``Settings.weights_dir``).
+        weights_dir: the shipped registry folder (default: ``Settings.weights_dir``).
+        models_dir: the user registry folder (default: ``Settings.models_dir``).
         verify: check every weights file's sha256 (reads each file once).
     """
     from medlim.core.device import device_summary
-    from medlim.core.weights import Registry
+    from medlim.core.weights import Registries
     from medlim.errors import WeightsError
     from medlim.settings import get_settings
 
     settings = get_settings()
-    directory = Path(weights_dir) if weights_dir is not None else settings.weights_dir
+    directory = Path(weights_dir) if weights_dir is not None else Path(settings.weights_dir)
+    user_directory = Path(models_dir) if models_dir is not None else Path(settings.models_dir or settings.home / "models")
     models: list[ModelStatus] = []
     weights_error = None
     try:
-        registry = Registry.load(directory)
-        for entry in registry.list():
+        registries = Registries.load(settings, weights_dir=directory, models_dir=user_directory)
+        for listed in registries.models():
+            entry = listed.entry
+            registry = registries.shipped if listed.source == "shipped" else registries.user
             status = registry.verify(entry).status if verify else "unchecked"
-            models.append(ModelStatus(entry.name, entry.version, entry.task, entry.preset, status))
+            models.append(ModelStatus(entry.name, entry.version, entry.task, entry.preset, status,
+                                      listed.source, listed.task_default))
     except WeightsError as exc:
         weights_error = exc.message
     return SystemInfo(
@@ -129,6 +148,7 @@ def collect_info(*, weights_dir: Path | None = None, verify: bool = True) -> Sys
         models=tuple(models),
         weights_error=weights_error,
         database_url=_safe_url(settings.database_url),
+        models_dir=str(user_directory),
     )
 
 
@@ -143,18 +163,21 @@ def _print_text(info: SystemInfo) -> None:
     else:
         faiss = f"{info.faiss_gpus} GPU(s)" if info.faiss_gpus else "CPU only"
     print(f"faiss GPU: {faiss}")
-    print(f"weights: {info.weights_dir}")
+    print(f"weights (shipped): {info.weights_dir}")
+    print(f"your models: {info.models_dir}")
     if info.weights_error:
         print(f"  manifest error: {info.weights_error}")
     elif not info.models:
         print("  (no models registered)")
     for model in info.models:
-        print(f"  {model.name}@{model.version} [{model.task}, preset {model.preset}]: {model.status}")
+        marks = ["yours" if model.source == "user" else "shipped"] + (["task default"] if model.task_default else [])
+        print(f"  {model.name}@{model.version} [{model.task}, preset {model.preset}]: {model.status} "
+              f"({', '.join(marks)})")
     print(f"results store: {info.database_url}")
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    info = collect_info(weights_dir=args.weights_dir, verify=not args.no_verify)
+    info = collect_info(weights_dir=args.weights_dir, models_dir=args.models_dir, verify=not args.no_verify)
     if args.json:
         print(json.dumps(asdict(info), indent=2))
     else:
@@ -165,6 +188,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("info", help="versions, device, weights and results store")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--weights-dir", type=Path, default=None, help="registry folder (default: settings)")
+    parser.add_argument("--weights-dir", type=Path, default=None,
+                        help="shipped registry folder (default: MEDLIM_WEIGHTS_DIR or weights/)")
+    parser.add_argument("--models-dir", type=Path, default=None,
+                        help="user registry folder (default: MEDLIM_MODELS_DIR or MEDLIM_HOME/models)")
     parser.add_argument("--no-verify", action="store_true", help="skip checking weights checksums")
     parser.set_defaults(func=_cmd_info)

@@ -4,7 +4,12 @@
 threshold, is_ood and the detector's parts (TEND ``p``, ``d``; CVAD ``rec``,
 ``dis``; AE ``rec``); a file that cannot be read gets ``file, error, message``
 and the run goes on. Files are read, resized and scored in small batches, so
-memory does not grow with their number (issue 14). ``evaluate`` prints the
+memory does not grow with their number (issue 14). ``--labels-from-folders``
+labels each image ID or OOD by its folders (``XR_HUMERUS`` counts as class
+``humerus``, :mod:`medlim.curation.ood.labels`) and, like ``--summary``, ends
+with the numbers the OOD page shows (images, predicted OOD, AUROC and its
+notes; :class:`medlim.curation.ood.service.OodReport`): ``# `` lines after the
+table, or one ``{"summary": ...}`` object with ``--jsonl``. ``evaluate`` prints the
 thesis's tables (AUROC, AUPR, FPR at 95 % TPR, the G-mean threshold/TPR/FPR/DIFF,
 the stored threshold's rates, the validation-transform accuracies, the OOD
 rate per class and per shift type), for held-out phantoms or a user's folder
@@ -23,11 +28,15 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from medlim.errors import ParameterError
 
 __all__ = ["register", "add_train_parsers"]
+
+#: The registry task of OOD detectors.
+TASK = "ood-detection"
 
 
 def _registry_options(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="ood_command", metavar="ACTION")
 
     score = sub.add_parser("score", help="score images (files or folders) with a registered detector")
-    score.add_argument("--detector", required=True,
-                       help="model name, e.g. tend-humerus (NAME@VERSION or NAME:VERSION allowed); shipped or yours")
+    score.add_argument("--detector", default=None,
+                       help="model name, e.g. tend-humerus (NAME@VERSION or NAME:VERSION allowed); shipped or yours "
+                            "(default: the ood-detection default model)")
     score.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     score.add_argument("--jsonl", action="store_true", help="JSON lines instead of a table")
     score.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
+    score.add_argument("--labels-from-folders", action="store_true",
+                       help="label images ID when a folder names the detector's class (XR_HUMERUS, Humerus_images "
+                            "and humerus all name 'humerus'), else OOD; add a label column and the AUROC")
+    score.add_argument("--summary", action="store_true",
+                       help="end with the summary: images, predicted OOD (and AUROC with --labels-from-folders)")
     _registry_options(score)
     score.add_argument("--pseudonymise-names", action="store_true",
                        help="name files by a keyed-hash label instead of their path")
@@ -55,10 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser(
         "evaluate", help="thesis-protocol evaluation: one-vs-rest AUROC, AUPR, FPR@95, G-mean rates, Table 4.5 "
                          "transforms, per class and per shift type")
-    evaluate.add_argument("--detector", required=True, help="model name (NAME@VERSION allowed)")
+    evaluate.add_argument("--detector", default=None,
+                          help="model name (NAME@VERSION allowed; default: the ood-detection default model)")
     evaluate.add_argument("--data", type=Path, default=None,
                           help="your labelled folder (class folders, or manifest.csv with file,class[,shift_type]): "
-                               "the detector's ID classes against the others; default: held-out phantoms")
+                               "the detector's ID classes against the others, a class matched tolerantly "
+                               "(XR_HUMERUS, Humerus_images and humerus all name 'humerus'); default: held-out phantoms")
     evaluate.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
     evaluate.add_argument("--skip-bad", action="store_true", help="leave out files with problems instead of refusing")
     evaluate.add_argument("--seed", type=int, default=None,
@@ -179,8 +196,16 @@ def _registries(args: argparse.Namespace):  # -> Registries
 
 def _detector(args: argparse.Namespace):  # -> Detector
     from medlim.curation.ood.scoring import detector_from_entry
+    from medlim.errors import WeightsError
 
-    return detector_from_entry(_registries(args).find(args.detector))
+    registries = _registries(args)
+    if args.detector is not None:
+        return detector_from_entry(registries.find(args.detector))
+    entry = registries.default(TASK)
+    if entry is None:
+        raise WeightsError(f"no {TASK} model is marked default; name one with --detector NAME[@VERSION] "
+                           "(see `medlim weights list`).")
+    return detector_from_entry(entry)
 
 
 def _settings(args: argparse.Namespace, kind: str) -> tuple[dict, list[tuple[str, object]]]:
@@ -298,25 +323,35 @@ def _train_phantoms(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from medlim.core.batch import json_line, plan_files, progress_printer
-    from medlim.curation.ood.data import list_image_files
-    from medlim.curation.ood.scoring import PART_NAMES, score_files
+    from medlim.core.batch import json_line, progress_printer
+    from medlim.curation.ood.scoring import PART_NAMES
+    from medlim.curation.ood.service import inputs_from_paths, score_inputs
 
     detector = _detector(args)
-    files = plan_files(list_image_files(args.paths), pseudonymise=args.pseudonymise_names)
-    if not files:
+    inputs = inputs_from_paths(args.paths, pseudonymise=args.pseudonymise_names)
+    if not inputs:
         raise ParameterError(f"no images found in {args.paths}.")
-    rows = score_files(detector, [(f.name, f.path) for f in files], threshold=args.threshold,
-                       progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
-    parts = PART_NAMES[detector.kind]
+    columns = [*PART_NAMES[detector.kind], *(["label"] if args.labels_from_folders else [])]
     if not args.jsonl:
-        print("\t".join(["file", "score", "threshold", "is_ood", *parts]), flush=True)
-    for row in rows:
-        print(json_line(row) if args.jsonl else _table_line(row, parts), flush=True)
+        print("\t".join(["file", "score", "threshold", "is_ood", *columns]), flush=True)
+
+    def show(row: dict) -> None:
+        print(json_line(row) if args.jsonl else _table_line(row, columns), flush=True)
+
+    report = score_inputs(detector, inputs, threshold=args.threshold, label_folders=args.labels_from_folders,
+                          pseudonymised=args.pseudonymise_names, progress=progress_printer(len(inputs)),
+                          on_row=show)
+    if args.summary or args.labels_from_folders:
+        if args.jsonl:
+            print(json.dumps({"summary": report.summary()}), flush=True)
+        else:
+            from medlim.core.text import escape_control
+
+            print("\n".join(escape_control(line) for line in report.summary_lines()), flush=True)
     return 0
 
 
-def _table_line(row: dict, parts: tuple[str, ...]) -> str:
+def _table_line(row: dict, parts: Sequence[str]) -> str:
     """One tab-separated line; names and messages with control characters escaped (no forged lines or cells)."""
     from medlim.core.text import escape_control
 
@@ -324,7 +359,7 @@ def _table_line(row: dict, parts: tuple[str, ...]) -> str:
     if "error" in row:
         return f"{name}\t{row['error']}: {escape_control(row['message'])}"
     return "\t".join([name, f"{row['score']:.5f}", f"{row['threshold']:.5f}", str(row["is_ood"]),
-                      *(f"{row[p]:.5f}" for p in parts)])
+                      *(f"{row[p]:.5f}" if isinstance(row[p], float) else str(row[p]) for p in parts)])
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -8,6 +8,11 @@ that cannot be read gets ``file, error, message`` and the run goes on; repeated
 stems get their folder added, :mod:`medlim.core.batch`). ``evaluate`` scores the
 weak-label method and the network on held-out phantoms (thesis Table 3.2
 protocol: AP, recall, F1, Jaccard with matches at mask IoU ≥ 0.5).
+
+``--weights`` names a model of the shipped or the user registry
+(:class:`medlim.core.weights.Registries`) as ``NAME``, ``NAME@VERSION`` or
+``NAME:VERSION``; without it the task's default model is used (the user's own
+default, else the shipped entry marked ``default: true``).
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--eccentricity", type=float, nargs=2, metavar=("LO", "HI"), default=(0.2, 1.5),
                          help="eccentricity cutoffs × mean (thesis 0.2 1.5)")
     segment.add_argument("--min-score", type=float, default=0.5, help="minimum detection score (default 0.5)")
-    segment.add_argument("--weights", default=None, help="registry name[:version] (default maskrcnn-steatosis)")
-    segment.add_argument("--weights-dir", default=None, help="registry folder (default: settings)")
+    segment.add_argument("--weights", default=None,
+                         help="model NAME, NAME@VERSION or NAME:VERSION, shipped or yours (default: the task's default)")
+    _registry_options(segment)
     segment.add_argument("--device", default=None, help="auto, cpu or cuda")
     segment.add_argument("--jsonl", action="store_true", help="JSON Lines on stdout (one object per image)")
     segment.add_argument("--pseudonymise-names", action="store_true",
@@ -53,8 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--n", type=int, default=8, help="number of phantoms (default 8)")
     evaluate.add_argument("--seed", type=int, default=None, help="phantom seed (default: held-out seed 7)")
     evaluate.add_argument("--size", type=int, default=512, help="phantom side in px (default 512)")
-    evaluate.add_argument("--weights", default=None, help="registry name[:version]; 'none' scores the weak labels only")
-    evaluate.add_argument("--weights-dir", default=None)
+    evaluate.add_argument("--weights", default=None,
+                          help="model NAME[@VERSION], shipped or yours (default: the task's default); 'none' scores "
+                               "the weak labels only")
+    _registry_options(evaluate)
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--jsonl", action="store_true", help="JSON Lines: one object per image and method, then the summary")
     evaluate.set_defaults(func=_evaluate)
@@ -67,21 +75,38 @@ def _expand(inputs: list[str]) -> list[Path]:
     return collect_files(inputs, suffixes=RASTER_SUFFIXES, recursive=False)
 
 
-def _registry(weights_dir: str | None) -> object | None:
-    from medlim.core.weights import Registry
+#: The registry task of steatosis models.
+TASK = "steatosis-instance-segmentation"
 
-    return Registry.load(weights_dir) if weights_dir else None
+
+def _registry_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights-dir", default=None,
+                        help="shipped registry folder (default: MEDLIM_WEIGHTS_DIR or weights/)")
+    parser.add_argument("--models-dir", default=None,
+                        help="user registry folder (default: MEDLIM_MODELS_DIR or MEDLIM_HOME/models)")
+
+
+def _load_model(args: argparse.Namespace) -> SteatosisModel:
+    """The model ``--weights`` names (default: the task's default) from the shipped or the user registry."""
+    from medlim.core.weights import Registries
+    from medlim.microscopy.steatosis.analysis import DEFAULT_STEATOSIS_WEIGHTS, load_steatosis_model
+
+    registries = Registries.load(weights_dir=args.weights_dir, models_dir=args.models_dir)
+    if args.weights is not None:
+        entry = registries.find(args.weights)
+    else:
+        entry = registries.default(TASK) or registries.get(DEFAULT_STEATOSIS_WEIGHTS)
+    return load_steatosis_model(f"{entry.name}:{entry.version}", registry=registries, device=args.device)
 
 
 def _segment(args: argparse.Namespace) -> int:
     from medlim.core.batch import batch_rows, output_folder, plan_files, print_row, progress_printer
-    from medlim.microscopy.steatosis.analysis import load_steatosis_model
     from medlim.microscopy.steatosis.droplets import Cutoffs
 
     cutoffs = Cutoffs(area=tuple(args.area), perimeter=tuple(args.perimeter),
                       eccentricity=tuple(args.eccentricity), min_score=args.min_score)
     files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
-    model = load_steatosis_model(args.weights, registry=_registry(args.weights_dir), device=args.device)
+    model = _load_model(args)
     out = output_folder(args.out)
     rows = batch_rows(files, lambda file: _segment_one(model, file, out, cutoffs=cutoffs),
                       progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
@@ -109,9 +134,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     seed = HELD_OUT_SEED if args.seed is None else args.seed
     model = None
     if args.weights is None or args.weights.lower() != "none":
-        from medlim.microscopy.steatosis.analysis import load_steatosis_model
-
-        model = load_steatosis_model(args.weights, registry=_registry(args.weights_dir), device=args.device).model
+        model = _load_model(args).model
     summary = evaluate_methods(model, seed=seed, n=args.n, size=args.size, device=args.device,
                                log=lambda line: print(line, file=sys.stderr, flush=True))
     if args.jsonl:

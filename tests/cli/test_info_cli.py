@@ -57,3 +57,29 @@ def test_help_lists_every_command_while_a_command_loads_only_its_module(capsys) 
     choices = next(action.choices for action in only_image._actions if action.dest == "command")
     assert list(choices) == ["image"]
     assert set(SUBCOMMAND_MODULES) >= {"info", "image"}
+
+
+def test_info_lists_both_registries_with_source_and_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(w.ARCHITECTURES, "lin", "torch.nn:Linear")
+    fields = {
+        "name": "lin", "task": "test", "architecture": "lin", "preset": "none",
+        "architecture_kwargs": {"in_features": 1, "out_features": 1},
+        "input_contract": w.InputContract(channels=1),
+    }
+    shipped, user = tmp_path / "weights", tmp_path / "models"
+    w.save_weights(w.Registry(shipped), {**fields, "version": "1", "default": True}, torch.nn.Linear(1, 1).state_dict())
+    registries = w.Registries.load(weights_dir=shipped, models_dir=user)
+    assert registries.register(fields, torch.nn.Linear(1, 1).state_dict()).label == "lin@2"
+    args = ["info", "--weights-dir", str(shipped), "--models-dir", str(user)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"your models: {user}" in out
+    assert "lin@1 [test, preset none]: ok (shipped, task default)" in out
+    assert "lin@2 [test, preset none]: ok (yours)" in out
+    registries.set_default("lin@2")
+    assert main([*args, "--json"]) == 0
+    models = {m["version"]: m for m in json.loads(capsys.readouterr().out)["models"]}
+    assert (models["1"]["source"], models["1"]["task_default"]) == ("shipped", False)
+    assert (models["2"]["source"], models["2"]["task_default"], models["2"]["status"]) == ("user", True, "ok")

@@ -125,3 +125,62 @@ def test_viewer_opens_a_bundled_dicom_sample() -> None:
     values = _table_values(at)
     assert values["Format"] == "DICOM"
     assert "Patient" not in " ".join(v for k, v in values.items() if k != "Patient key (pseudonymous)")
+
+
+def _steatosis_fields(version: str, *, default: bool = False) -> dict:
+    return {
+        "name": "maskrcnn-steatosis", "version": version, "task": "steatosis-instance-segmentation",
+        "architecture": "maskrcnn-steatosis",
+        "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40}, "preset": "rgb-unit",
+        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
+        "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5},
+        "params": {"tile": 1024, "overlap": 128}, "default": default,
+    }
+
+
+@pytest.fixture
+def two_registries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A shipped registry with steatosis versions 1 and 2 (2 the default) and a user registry with version 3."""
+    import torch
+
+    from medlim.core.weights import Registries, Registry, save_weights
+    from medlim.microscopy.steatosis.network import build_steatosis_maskrcnn
+
+    torch.manual_seed(0)
+    state = build_steatosis_maskrcnn().eval().state_dict()
+    shipped, user = tmp_path / "weights", tmp_path / "models"
+    save_weights(Registry.load(shipped), _steatosis_fields("1"), state)
+    save_weights(Registry.load(shipped), _steatosis_fields("2", default=True), state)
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(shipped))
+    monkeypatch.setenv("MEDLIM_MODELS_DIR", str(user))
+    monkeypatch.setenv("MEDLIM_DEVICE", "cpu")
+    fields = {k: v for k, v in _steatosis_fields("3").items() if k not in ("version", "default")}
+    assert Registries.load().register(fields, state).label == "maskrcnn-steatosis@3"
+    return shipped, user
+
+
+def test_home_lists_both_registries_with_their_source_and_default(two_registries: tuple[Path, Path]) -> None:
+    at = AppTest.from_file(str(ROOT / "pages" / "home.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception and not at.error
+    frame = at.table[0].value
+    rows = {(r["Model"], r["Version"]): r for r in frame.to_dict("records")}
+    assert set(rows) == {("maskrcnn-steatosis", "1"), ("maskrcnn-steatosis", "2"), ("maskrcnn-steatosis", "3")}
+    assert [rows[("maskrcnn-steatosis", v)]["Registry"] for v in ("1", "2", "3")] == ["shipped", "shipped", "yours"]
+    assert [rows[("maskrcnn-steatosis", v)]["Task default"] for v in ("1", "2", "3")] == ["", "yes", ""]
+
+
+def test_steatosis_picker_opens_on_the_default_and_keeps_a_choice_across_pages(
+    two_registries: tuple[Path, Path],
+) -> None:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=180).run()
+    at.switch_page("pages/steatosis.py").run()
+    assert not at.exception and not at.error
+    picker = at.selectbox(key="steatosis_model")
+    assert picker.value == "maskrcnn-steatosis@2"  # the shipped default, not the highest version
+    assert picker.options == ["maskrcnn-steatosis@1", "maskrcnn-steatosis@2 (default)", "maskrcnn-steatosis@3 (yours)"]
+    picker.set_value("maskrcnn-steatosis@3").run()  # your own model loads from the user registry
+    assert not at.exception and not at.error
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/steatosis.py").run()
+    assert not at.exception and not at.error
+    assert at.selectbox(key="steatosis_model").value == "maskrcnn-steatosis@3"

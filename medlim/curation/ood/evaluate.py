@@ -20,10 +20,11 @@ import numpy as np
 from medlim.curation.ood.calibration import OodMetrics, ood_metrics, rates_at
 from medlim.curation.ood.data import LabelledImages
 from medlim.curation.ood.distortions import VALIDATION_TRANSFORMS, validation_transform
+from medlim.curation.ood.labels import FolderLabels, auroc_notes, folder_labels, matching_class
 from medlim.curation.ood.scoring import Detector, OodScores
 from medlim.errors import ParameterError
 
-__all__ = ["OodEvaluation", "setting_name", "transformed_set", "evaluate_detector", "evaluation_lines"]
+__all__ = ["OodEvaluation", "setting_name", "transformed_set", "evaluate_detector", "class_labels", "evaluation_lines"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class OodEvaluation:
         shift_types: shift type → ``{"images", "detected", "detected_gmean"}``: how many
             images carry it and the share flagged OOD at the stored and at the
             held-out G-mean threshold (empty without shift types).
+        id_folders: ``(class folder, ID class)`` pairs that made images ID
+            (``("XR_HUMERUS", "humerus")``; see :mod:`medlim.curation.ood.labels`).
+        notes: plain warnings about the labels and the AUROC (an AUROC below 0.5, a missing ID class).
     """
 
     setting: str
@@ -58,6 +62,12 @@ class OodEvaluation:
     scores: OodScores
     labels: np.ndarray
     shift_types: dict[str, dict[str, float]] = field(default_factory=dict)
+    id_folders: tuple[tuple[str, str], ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def is_id_class(self, class_name: str) -> bool:
+        """True when images of ``class_name`` count as ID (its name matches an ID class)."""
+        return matching_class((class_name,), self.id_classes) is not None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (no per-image arrays)."""
@@ -74,6 +84,8 @@ class OodEvaluation:
             "transform_accuracy_gmean": dict(self.transform_accuracy_gmean),
             "class_ood_rate": dict(self.class_ood_rate),
             **({"shift_type_rate": {k: dict(v) for k, v in self.shift_types.items()}} if self.shift_types else {}),
+            "id_folders": [list(pair) for pair in self.id_folders],
+            "notes": list(self.notes),
         }
 
 
@@ -115,12 +127,13 @@ def evaluate_detector(
     id_classes = detector.id_classes
     if not id_classes:
         raise ParameterError(f"detector {detector.name} records no ID classes; cannot evaluate.")
-    is_id = data.in_classes(id_classes)
-    labels = (~is_id).astype(int)
-    if is_id.all() or not is_id.any():
-        raise ParameterError(
-            f"held-out data must hold ID ({', '.join(id_classes)}) and OOD images; "
-            f"classes {sorted(set(data.classes))} are given.")
+    labelled = class_labels(data.classes, id_classes)
+    is_id = ~labelled.is_ood
+    labels = labelled.is_ood.astype(int)
+    if not labelled.usable:
+        why = labelled.notes[0] if labelled.notes else f"classes {sorted(set(data.classes))} are given."
+        raise ParameterError(f"cannot evaluate: the data must hold ID ({', '.join(id_classes)}) and OOD images; "
+                             f"{why}")
     scores = detector.score(data.images, files=data.files)
     metrics = ood_metrics(labels, scores.score)
     stored_tpr, stored_fpr = rates_at(labels, scores.score, detector.threshold)
@@ -134,7 +147,7 @@ def evaluate_detector(
     class_rate = {c: float(scores.is_ood[classes == c].mean()) for c in sorted(set(data.classes))}
     by_shift = _shift_rates(detector, shifted, shift_types, metrics.threshold)
     return OodEvaluation(
-        setting=setting_name(id_classes, tuple(data.classes)),
+        setting=setting_name(tuple(sorted({folder for folder, _ in labelled.matched})), tuple(data.classes)),
         id_classes=id_classes,
         metrics=metrics,
         stored_threshold=detector.threshold,
@@ -146,7 +159,18 @@ def evaluate_detector(
         scores=scores,
         labels=labels,
         shift_types=by_shift,
+        id_folders=labelled.matched,
+        notes=labelled.notes + auroc_notes(metrics.auroc, labelled),
     )
+
+
+def class_labels(classes: Sequence[str], id_classes: Sequence[str]) -> FolderLabels:
+    """ID/OOD labels of images by their class (a class folder's name, or a manifest's class column).
+
+    The same tolerant rule as folder labels (:func:`medlim.curation.ood.labels.folder_labels`):
+    class ``XR_HUMERUS`` is the detector's class ``humerus``. An image without a class is OOD.
+    """
+    return folder_labels([(c,) if c else () for c in classes], id_classes)
 
 
 def _shift_rates(detector: Detector, shifted: LabelledImages | None, shift_types: Sequence[str],
@@ -183,7 +207,12 @@ def evaluation_lines(evaluation: OodEvaluation, *, detector: str = "") -> list[s
     m = evaluation.metrics
     ids = ", ".join(escape_control(c) for c in evaluation.id_classes)
     lines = [f"{escape_control(detector) or 'detector'}: {evaluation.setting}, ID = {ids} "
-             f"({m.n_id} ID / {m.n_ood} OOD images)", "", "detection (OOD = positive; Table 4.3):"]
+             f"({m.n_id} ID / {m.n_ood} OOD images)"]
+    renamed = [(folder, c) for folder, c in evaluation.id_folders if folder != c]
+    if renamed:
+        lines.append("ID folders: " + ", ".join(f"{escape_control(f)} → {escape_control(c)}" for f, c in renamed))
+    lines += [f"note: {escape_control(note)}" for note in evaluation.notes]
+    lines += ["", "detection (OOD = positive; Table 4.3):"]
     lines += _rows(("AUROC", "AUPR", "FPR@95%TPR", "G-mean t", "TPR", "FPR", "DIFF"),
                    [(f"{m.auroc:.3f}", f"{m.aupr:.3f}", f"{m.fpr_at_95_tpr:.3f}", f"{m.threshold:.4g}",
                      f"{m.tpr:.3f}", f"{m.fpr:.3f}", f"{m.diff:.3f}")])
@@ -195,7 +224,7 @@ def evaluation_lines(evaluation: OodEvaluation, *, detector: str = "") -> list[s
                     for name, value in evaluation.transform_accuracy.items()])
     lines += ["", "share predicted OOD per class (stored threshold):"]
     lines += _rows(("class", "ID/OOD", "predicted OOD"),
-                   [(escape_control(c), "ID" if c in evaluation.id_classes else "OOD", f"{rate:.3f}")
+                   [(escape_control(c), "ID" if evaluation.is_id_class(c) else "OOD", f"{rate:.3f}")
                     for c, rate in evaluation.class_ood_rate.items()])
     if evaluation.shift_types:
         lines += ["", "images with a shift type, share detected:"]

@@ -1,10 +1,14 @@
 """Data and plotly figures for OOD results: the 2D distance plot (thesis Fig. 4.3), ROC, galleries.
 
 Thesis Fig. 4.3 places the voted centre O at the origin and each sample at
-radius ``d`` (its distance to O) and a random angle, ID in green and OOD in
-red, with the margin R as a blue circle; a second panel colours the same points
-by the thresholded prediction. The angles come from a seeded generator, so a
-plot is reproducible. Pure functions (plotly, no streamlit).
+radius ``d`` (its distance to O) and a random angle, with the margin R as a
+circle; a second panel shows the same points by the thresholded prediction.
+The thesis draws ID green and OOD red; issue 17 ("colour-blind-safe overlays
+and plots, no red/green pairs") replaces them with the Okabe–Ito blue (ID,
+circles) and orange (OOD, diamonds) — told apart by shape as well as colour —
+and a black dashed margin circle. Every chart has axis titles. The angles come
+from a seeded generator, so a plot is reproducible. Pure functions (plotly, no
+streamlit).
 """
 
 from __future__ import annotations
@@ -14,14 +18,23 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from medlim.core.colours import OKABE_ITO
 from medlim.curation.ood.calibration import roc_curve
 from medlim.errors import ParameterError
 
-__all__ = ["distance_points", "distance_figure", "roc_figure", "outcome_groups", "OUTCOMES"]
+__all__ = ["distance_points", "distance_figure", "roc_figure", "outcome_groups", "OUTCOMES",
+           "ID_STYLE", "OOD_STYLE"]
 
-ID_COLOUR = "#2e9d4f"
-OOD_COLOUR = "#d62728"
-MARGIN_COLOUR = "#1f5fbf"
+#: Okabe & Ito (2008) colours (:mod:`medlim.core.colours`), apart for every common colour-vision deficiency.
+ID_COLOUR = OKABE_ITO["blue"]
+OOD_COLOUR = OKABE_ITO["orange"]
+UNLABELLED_COLOUR = "#999999"  # grey
+MARGIN_COLOUR = OKABE_ITO["black"]  # dashed
+GMEAN_COLOUR = OKABE_ITO["vermillion"]
+#: Marker of ID and OOD points: colour and shape both differ, so neither alone carries the meaning.
+ID_STYLE: dict[str, object] = {"color": ID_COLOUR, "symbol": "circle"}
+OOD_STYLE: dict[str, object] = {"color": OOD_COLOUR, "symbol": "diamond"}
+_UNLABELLED_STYLE: dict[str, object] = {"color": UNLABELLED_COLOUR, "symbol": "circle-open"}
 #: Confusion outcome names (OOD = positive).
 OUTCOMES: tuple[str, ...] = ("TP", "FP", "TN", "FN")
 
@@ -46,7 +59,7 @@ def distance_points(distance: np.ndarray, *, seed: int = 0) -> tuple[np.ndarray,
 def _circle(radius: float, name: str) -> go.Scatter:
     t = np.linspace(0.0, 2.0 * np.pi, 181)
     return go.Scatter(x=radius * np.cos(t), y=radius * np.sin(t), mode="lines", name=name,
-                      line={"color": MARGIN_COLOUR, "width": 2})
+                      line={"color": MARGIN_COLOUR, "width": 2, "dash": "dash"})
 
 
 def distance_figure(
@@ -79,15 +92,15 @@ def distance_figure(
     figure = make_subplots(rows=1, cols=2, subplot_titles=("By label" if is_ood is not None else "Samples",
                                                            "By prediction"))
     if is_ood is None:
-        groups_left = [("unlabelled", np.ones(len(x), bool), "#7f7f7f")]
+        groups_left = [("unlabelled", np.ones(len(x), bool), _UNLABELLED_STYLE)]
     else:
         truth = np.asarray(is_ood, dtype=bool)
-        groups_left = [("ID", ~truth, ID_COLOUR), ("OOD", truth, OOD_COLOUR)]
-    groups_right = [("predicted ID", ~predicted, ID_COLOUR), ("predicted OOD", predicted, OOD_COLOUR)]
+        groups_left = [("ID", ~truth, ID_STYLE), ("OOD", truth, OOD_STYLE)]
+    groups_right = [("predicted ID", ~predicted, ID_STYLE), ("predicted OOD", predicted, OOD_STYLE)]
     for col, groups in ((1, groups_left), (2, groups_right)):
-        for name, mask, colour in groups:
+        for name, mask, style in groups:
             figure.add_trace(go.Scatter(
-                x=x[mask], y=y[mask], mode="markers", name=name, marker={"color": colour, "size": 7, "opacity": 0.8},
+                x=x[mask], y=y[mask], mode="markers", name=name, marker={**style, "size": 8, "opacity": 0.85},
                 text=[labels[i] for i in np.nonzero(mask)[0]], hovertemplate="%{text}<extra>" + name + "</extra>",
                 legendgroup=f"{col}-{name}"), row=1, col=col)
         circle = _circle(float(margin), f"margin R = {margin:g}")
@@ -96,9 +109,11 @@ def distance_figure(
         figure.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", name="centre O",
                                     marker={"symbol": "star", "size": 12, "color": "black"},
                                     showlegend=col == 1), row=1, col=col)
-        figure.update_xaxes(range=[-limit, limit], row=1, col=col, zeroline=False)
-        figure.update_yaxes(range=[-limit, limit], row=1, col=col, zeroline=False, scaleanchor=f"x{'' if col == 1 else 2}")
-    figure.update_layout(height=460, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        figure.update_xaxes(range=[-limit, limit], row=1, col=col, zeroline=False,
+                            title_text="d · cos θ (distance to O; angle θ random)")
+        figure.update_yaxes(range=[-limit, limit], row=1, col=col, zeroline=False, scaleanchor=f"x{'' if col == 1 else 2}",
+                            title_text="d · sin θ")
+    figure.update_layout(height=480, margin={"l": 60, "r": 10, "t": 40, "b": 60})
     return figure
 
 
@@ -111,15 +126,19 @@ def roc_figure(is_ood: np.ndarray, score: np.ndarray, *, threshold: float | None
     area = auroc(labels, score)
     t, tpr, fpr = gmean_threshold(labels, score)
     figure = go.Figure()
-    figure.add_trace(go.Scatter(x=curve.fpr, y=curve.tpr, mode="lines", name=f"ROC (AUROC {area:.3f})"))
-    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line={"dash": "dot", "color": "#999"}))
+    figure.add_trace(go.Scatter(x=curve.fpr, y=curve.tpr, mode="lines", name=f"ROC (AUROC {area:.3f})",
+                                line={"color": ID_COLOUR, "width": 2}))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                line={"dash": "dot", "color": UNLABELLED_COLOUR}))
     figure.add_trace(go.Scatter(x=[fpr], y=[tpr], mode="markers", name=f"G-mean t = {t:.4g}",
-                                marker={"size": 11, "color": OOD_COLOUR}))
+                                marker={"size": 11, "color": GMEAN_COLOUR, "symbol": "circle"}))
     if threshold is not None:
         tpr_t, fpr_t = rates_at(labels, score, threshold)
         figure.add_trace(go.Scatter(x=[fpr_t], y=[tpr_t], mode="markers", name=f"current t = {threshold:.4g}",
                                     marker={"size": 11, "symbol": "diamond", "color": MARGIN_COLOUR}))
-    figure.update_layout(xaxis_title="FPR", yaxis_title="TPR", height=420, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    figure.update_layout(xaxis_title="False positive rate (ID images flagged OOD)",
+                         yaxis_title="True positive rate (OOD images flagged)", height=420,
+                         margin={"l": 60, "r": 10, "t": 30, "b": 50})
     return figure
 
 

@@ -41,6 +41,8 @@ __all__ = [
     "combine_parts",
     "load_detector",
     "score_files",
+    "ScoredBatch",
+    "scored_batches",
 ]
 
 #: Detector kind → registry architecture name.
@@ -190,7 +192,7 @@ class Detector:
 
 def score_files(
     detector: Detector,
-    files: Iterable[tuple[str, Path]],
+    files: Iterable[tuple[str, Path | bytes]],
     *,
     threshold: float | None = None,
     chunk: int = 32,
@@ -206,7 +208,7 @@ def score_files(
 
     Args:
         detector: from :func:`load_detector`.
-        files: ``(display name, path)`` pairs.
+        files: ``(display name, path or file bytes)`` pairs.
         threshold: overrides the calibrated threshold.
         chunk: files read before they are scored together (≥ 1).
         progress: ``progress(index, name, seconds)`` after each file is read.
@@ -216,6 +218,45 @@ def score_files(
         In file order, :meth:`OodScores.rows` rows plus ``warnings`` (the reader's),
         or :func:`medlim.core.batch.error_row` rows (``file``, ``error``, ``message``).
     """
+    for batch in scored_batches(detector, files, threshold=threshold, chunk=chunk, progress=progress,
+                                pseudonymised=pseudonymised):
+        yield from batch.rows()
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """One batch of :func:`scored_batches`: the read attempts and the scores of the readable ones.
+
+    Attributes:
+        attempts: every file of the batch, in order (failed reads carry their error row).
+        scores: scores of the readable files, in order.
+        inputs: ``np.ndarray[M, s, s]`` float32, the readable files at the model input size.
+    """
+
+    attempts: tuple["Attempt[tuple[np.ndarray, list[str]]]", ...]
+    scores: OodScores
+    inputs: np.ndarray
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        """:func:`score_files` rows of the batch, in file order."""
+        scored = iter(self.scores.rows())
+        for attempt in self.attempts:
+            if attempt.ok:
+                yield {**next(scored), "warnings": attempt.result[1]}
+            else:
+                yield attempt.failure
+
+
+def scored_batches(
+    detector: Detector,
+    files: Iterable[tuple[str, Path | bytes]],
+    *,
+    threshold: float | None = None,
+    chunk: int = 32,
+    progress: Callable[[int, str, float], None] | None = None,
+    pseudonymised: bool = False,
+) -> Iterator[ScoredBatch]:
+    """Read and score files ``chunk`` at a time (the work behind :func:`score_files`; same arguments)."""
     from medlim.core.batch import attempt_each, real_names
     from medlim.core.io import read_image
     from medlim.curation.ood.data import to_model_input
@@ -223,32 +264,29 @@ def score_files(
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ParameterError(f"`chunk` must be a positive integer, {chunk!r} is given.")
 
-    def prepare(name: str, path: Path) -> tuple[np.ndarray, list[str]]:
-        record = read_image(path, name=Path(name).name)
+    def prepare(name: str, source: Path | bytes) -> tuple[np.ndarray, list[str]]:
+        record = read_image(source, name=Path(name).name)
         return to_model_input(record.pixels, detector.input_size), list(record.metadata.warnings)
 
     pending: list[Attempt[tuple[np.ndarray, list[str]]]] = []
     for attempt in attempt_each(files, prepare, progress=progress, hidden=real_names if pseudonymised else None):
         pending.append(attempt)
         if len(pending) >= chunk:
-            yield from _scored_rows(detector, pending, threshold)
+            yield _scored_batch(detector, pending, threshold)
             pending = []
-    yield from _scored_rows(detector, pending, threshold)
+    if pending:
+        yield _scored_batch(detector, pending, threshold)
 
 
-def _scored_rows(
+def _scored_batch(
     detector: Detector, attempts: Sequence["Attempt[tuple[np.ndarray, list[str]]]"], threshold: float | None
-) -> Iterator[dict[str, Any]]:
-    """Rows of read attempts in order: the readable ones scored together."""
+) -> ScoredBatch:
+    """The readable files of ``attempts`` scored together."""
     read = [a for a in attempts if a.ok]
     size = detector.input_size
     inputs = np.stack([a.result[0] for a in read]) if read else np.zeros((0, size, size), np.float32)
-    scored = iter(detector.score(inputs, files=[a.name for a in read], threshold=threshold).rows())
-    for attempt in attempts:
-        if attempt.ok:
-            yield {**next(scored), "warnings": attempt.result[1]}
-        else:
-            yield attempt.failure
+    scores = detector.score(inputs, files=[a.name for a in read], threshold=threshold)
+    return ScoredBatch(attempts=tuple(attempts), scores=scores, inputs=inputs)
 
 
 def _kind_of(entry: "WeightsEntry") -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from medlim.cli import main
@@ -120,3 +121,81 @@ def test_phantom_recipe_registers_in_the_user_registry_at_the_next_free_version(
     assert (get_settings().models_dir / "tend-humerus-4.safetensors").is_file()
     assert main(["train", "cvad", "--id-class", "humerus", "--name", "tend-humerus", "--version", "3"]) == 2
     assert "already exists in the shipped registry" in capsys.readouterr().err
+
+
+def _mura(root: Path, folders: dict[str, str], n: int = 3) -> Path:
+    """``root/<folder>/patient<k>/image.png`` radiograph phantoms (``{folder: body part}``), MURA style."""
+    import cv2
+
+    from medlim.phantoms.radiograph import generate_radiograph
+
+    for folder, part in folders.items():
+        for k in range(n):
+            path = root / folder / f"patient{k}" / "image.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image = generate_radiograph(seed=3, index=k, body_part=part, size=64).image
+            cv2.imwrite(str(path), (image * 255).astype("uint8"))
+    return root
+
+
+def test_evaluate_counts_mura_folders_as_the_detectors_class(ood_registry: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    data = _mura(tmp_path / "mura", {"XR_HAND": "hand", "XR_ELBOW": "elbow", "XR_SHOULDER": "shoulder"})
+    args = ["ood", "evaluate", "--detector", "tend-test", "--weights-dir", str(ood_registry), "--data", str(data)]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["n_id"], report["n_ood"], report["setting"]) == (3, 6, "one-vs-rest")
+    assert report["id_folders"] == [["XR_HAND", "hand"]]
+    assert report["class_ood_rate"].keys() == {"XR_ELBOW", "XR_HAND", "XR_SHOULDER"}
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "ID folders: XR_HAND → hand" in text
+    assert any(line.split()[:2] == ["XR_HAND", "ID"] for line in text.splitlines())
+    assert ("note: AUROC" in text) == (report["auroc"] < 0.5)
+
+
+def test_evaluate_says_plainly_when_no_folder_names_the_class(ood_registry: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    data = _mura(tmp_path / "mura", {"XR_ELBOW": "elbow", "XR_SHOULDER": "shoulder"})
+    assert main(["ood", "evaluate", "--detector", "tend-test", "--weights-dir", str(ood_registry),
+                 "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert "no folder matched class 'hand' (folders: XR_ELBOW, XR_SHOULDER)" in err
+    assert "every image is counted as OOD; AUROC is not meaningful" in err
+
+
+def test_score_labels_from_folders_ends_with_the_pages_summary(ood_registry: Path, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    data = _mura(tmp_path / "mura", {"XR_HAND": "hand", "XR_ELBOW": "elbow"}, n=2)
+    base = ["ood", "score", "--detector", "tend-test", "--weights-dir", str(ood_registry), str(data)]
+    assert main([*base, "--labels-from-folders", "--jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    rows, summary = lines[:-1], lines[-1]["summary"]
+    assert [r["label"] for r in rows] == ["OOD", "OOD", "ID", "ID"]  # XR_ELBOW sorts before XR_HAND
+    assert (summary["images"], summary["n_id"], summary["n_ood"]) == (4, 2, 2)
+    assert summary["predicted_ood"] == sum(r["is_ood"] for r in rows)
+    from medlim.curation.ood.calibration import auroc
+
+    assert summary["auroc"] == pytest.approx(auroc(np.array([r["label"] == "OOD" for r in rows]),
+                                                   np.array([r["score"] for r in rows])))
+    assert main([*base, "--labels-from-folders"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split("\t")[-1] == "label" and table[1].split("\t")[-1] == "OOD"
+    assert table[5] == "# tend-test@1: 4 images scored"
+    assert table[7] == f"# labels from folders: 2 ID / 2 OOD; AUROC {summary['auroc']:.3f}"
+    assert main([*base, "--summary", "--jsonl"]) == 0  # the summary without labels
+    last = json.loads(capsys.readouterr().out.splitlines()[-1])["summary"]
+    assert last["auroc"] is None and "n_id" not in last and last["images"] == 4
+
+
+def test_score_without_detector_uses_the_tasks_default(ood_registry: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from medlim.core.weights import Registries
+
+    data = _mura(tmp_path / "mura", {"hand": "hand"}, n=1)
+    args = ["ood", "score", "--weights-dir", str(ood_registry), str(data), "--jsonl"]
+    assert main(args) == 2
+    assert "no ood-detection model is marked default" in capsys.readouterr().err
+    Registries.load(weights_dir=ood_registry).set_default("cvad-test@1")  # the user's own default
+    assert main(args) == 0
+    assert {"rec", "dis"} <= set(json.loads(capsys.readouterr().out.splitlines()[0]))

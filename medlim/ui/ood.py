@@ -1,0 +1,77 @@
+"""Caches and small display helpers of the OOD page (``pages/ood.py``).
+
+The page calls the OOD room's service (:mod:`medlim.curation.ood.service`), the
+same functions ``medlim ood score`` calls; this module only keeps the loaded
+detector (``st.cache_resource``) and the scored reports (``st.cache_data``), so a
+threshold or gallery change reruns no model, and words the page shows beside
+the numbers. Nothing here computes a number the command line does not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medlim.ui.caching import bounded_cache_data, bounded_cache_resource
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.curation.ood.scoring import Detector
+    from medlim.curation.ood.service import OodReport
+
+__all__ = ["detector_cached", "phantom_report_cached", "upload_report_cached", "gallery_caption", "METRIC_HELP"]
+
+#: Tooltips of the page's metrics: how each number is computed.
+METRIC_HELP: dict[str, str] = {
+    "Images": "Images scored (files that could not be read are listed above and not counted).",
+    "Predicted OOD": "Images whose score s is at least the threshold t.",
+    "AUROC": "Area under the ROC of the scores against the labels (OOD = positive): the chance that an OOD image "
+             "scores higher than an ID one. Needs both ID and OOD images; 0.5 is chance.",
+}
+
+
+@bounded_cache_resource(max_entries=4, show_spinner="Loading detector…")
+def detector_cached(name: str, version: str, directory: str, sha256: str = "") -> Detector:
+    """:func:`medlim.curation.ood.scoring.load_detector` from the registry folder holding it, once per process.
+
+    Args:
+        name, version: the registry entry.
+        directory: the folder of the (shipped or user) registry that holds it.
+        sha256: the weights' checksum, so weights replaced under the same name load afresh.
+    """
+    from medlim.core.weights import Registry
+    from medlim.curation.ood.scoring import load_detector
+
+    return load_detector(name, version=version, registry=Registry.load(Path(directory)))
+
+
+@bounded_cache_data(max_entries=8, show_spinner="Scoring generated phantoms…")
+def phantom_report_cached(_detector: Detector, detector_key: str, seed: int, per_class: int, site: str,
+                          variability: float) -> OodReport:
+    """:func:`medlim.curation.ood.service.phantom_report`, cached on the detector's key and the settings."""
+    from medlim.curation.ood.service import phantom_report
+
+    return phantom_report(_detector, seed=seed, per_class=per_class, site=site, variability=variability)
+
+
+@bounded_cache_data(max_entries=4, scope="session", show_spinner="Scoring images…")
+def upload_report_cached(_detector: Detector, detector_key: str, files: tuple[tuple[str, bytes], ...],
+                         label_folders: bool) -> OodReport:
+    """Uploads (zips expanded) scored by :func:`medlim.curation.ood.service.score_inputs`, cached per session.
+
+    Raises:
+        ArchiveError: a zip that cannot be read or is refused (not cached).
+    """
+    from medlim.curation.ood.service import expand_uploads, score_inputs
+
+    return score_inputs(_detector, expand_uploads(files), label_folders=label_folders, keep_inputs=True)
+
+
+def gallery_caption(row: dict[str, Any], kind: str, threshold: float) -> str:
+    """A gallery image's caption: its parts (TEND d, p; CVAD rec, dis; AE rec), score s and threshold t."""
+    if kind == "tend":
+        parts = [f"d {row['d']:.1f}", f"p {row['p']:.2f}"]
+    elif kind == "cvad":
+        parts = [f"rec {row['rec']:.4f}", f"dis {row['dis']:.2f}"]
+    else:
+        parts = [f"rec {row['rec']:.4f}"]
+    return " · ".join([*parts, f"s {row['score']:.3f}", f"t {threshold:.3f}"])
