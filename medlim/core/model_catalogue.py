@@ -1,0 +1,499 @@
+"""What the Models page shows about tasks, models and datasets, as typed records any front end prints.
+
+Issue 12 ("Models page") and issue 17 ("Each task's default"): a person picks a
+task, points at a dataset, sees what ``medlim data check`` sees, trains, and
+finds the new version beside the shipped ones. Everything the page shows comes
+from here, so the command line can emit the same:
+
+* :data:`TASKS` — the tasks a person brings data for (:class:`TaskInfo`):
+  which registry task holds their models, which ``data check`` task checks
+  their data, whether the page trains them today, and which figures matter.
+* :func:`model_catalogue` → :class:`ModelCatalogue` of :class:`ModelRow`:
+  both registries' models of a task, with source, default mark, date, dataset
+  fingerprint and the task's key figures (``to_json()``, ``lines()``).
+* :func:`inspect_dataset` → :class:`DatasetReport`: the check and fingerprint
+  of a folder (``medlim data check --task T --json`` computes the same), its
+  summary as labelled rows and every problem in plain words.
+* :class:`TrainingCurve` — loss and validation figure per epoch, read from the
+  progress lines of :func:`medlim.core.training.fit` and the trainers, so a
+  page draws a live curve and a CLI could print it.
+
+What does not live here: training itself (each room's trainer), the
+registries (:mod:`medlim.core.weights`), and drawing (:mod:`medlim.ui.models`).
+No streamlit, no torch.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from medlim.core.datasets import (
+    PROBLEM_KINDS,
+    DatasetCheck,
+    DatasetFingerprint,
+    DatasetProblem,
+    check_dataset,
+    dataset_fingerprint,
+    open_dataset,
+)
+from medlim.core.text import escape_control
+from medlim.core.weights import ListedModel, Registries
+from medlim.errors import ParameterError, WeightsError
+
+__all__ = [
+    "TASKS",
+    "DatasetReport",
+    "EpochPoint",
+    "KeyMetric",
+    "ModelCatalogue",
+    "ModelRow",
+    "ProblemRow",
+    "TaskInfo",
+    "TrainingCurve",
+    "inspect_dataset",
+    "model_catalogue",
+    "task_info",
+]
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """A task a person can bring data for.
+
+    Attributes:
+        key: the ``medlim data check --task`` name (``"ood"``, ``"bac"``, ...).
+        title: the task for people.
+        registry_task: the ``task`` of its models in the registries.
+        page: the page that uses its models (title in the navigation).
+        trains_from_page: the Models page trains it on a user's folder today.
+        command: the command that trains it on a user's folder today, or ``None``.
+        today: one sentence on what the command line does for this task today.
+        key_metrics: ``(column, path)`` of the figures shown per model; ``path``
+            is dot-separated keys into the entry's ``metrics``.
+    """
+
+    key: str
+    title: str
+    registry_task: str
+    page: str
+    trains_from_page: bool
+    command: str | None
+    today: str
+    key_metrics: tuple[tuple[str, str], ...]
+
+
+#: The tasks, in menu order.
+TASKS: tuple[TaskInfo, ...] = (
+    TaskInfo(
+        "bac", "Breast arterial calcification (SCU-Net segmentation)", "bac-segmentation",
+        "Arterial calcification", False, None,
+        "no command trains SCU-Net on your folder yet: `medlim train scunet` reproduces the shipped weights from "
+        "phantoms (`--init NAME@VERSION` fine-tunes registered weights on phantoms).",
+        (("validation Dice", "validation.whole_image_dice"), ("held-out Dice", "whole_image_dice"),
+         ("held-out patch Dice", "patch_dice")),
+    ),
+    TaskInfo(
+        "steatosis", "Liver steatosis (Mask R-CNN droplets)", "steatosis-instance-segmentation",
+        "Liver steatosis", False, None,
+        "no command trains the droplet model on your folder yet: `medlim train steatosis` reproduces the shipped "
+        "weights from H&E phantoms with weak labels.",
+        (("held-out F1", "network.f1"), ("held-out AP", "network.ap")),
+    ),
+    TaskInfo(
+        "ood", "Out-of-distribution detection (TEND / CVAD)", "ood-detection", "Out-of-distribution", True,
+        "medlim train tend|cvad --data DIR --id-class CLASS --max-minutes M",
+        "`medlim train tend|cvad --data DIR --id-class CLASS --max-minutes M` trains on your class folders.",
+        (("validation AUROC", "validation.auroc"), ("validation FPR@95%TPR", "validation.fpr_at_95_tpr"),
+         ("held-out AUROC", "heldout.auroc")),
+    ),
+    TaskInfo(
+        "oscars", "Similar-image search (OSCARS)", "image-retrieval", "Similar images", False, None,
+        "no command trains OSCARS on your folder yet: `medlim train oscars` reproduces the shipped embeddings "
+        "from radiograph phantoms.",
+        (("validation precision@10", "validation.precision@10"), ("held-out precision@1", "heldout.precision@1"),
+         ("held-out hit rate@5", "heldout.hit_rate@5")),
+    ),
+    TaskInfo(
+        "pms", "Multi-label search (PMS)", "multilabel-retrieval", "Similar images", False, None,
+        "no command trains PMS on your folder yet: `medlim train pms` reproduces the shipped model from chest "
+        "phantoms.",
+        (("held-out precision@1 (weighted)", "heldout.weighted.full_precision@1"),
+         ("held-out hit rate@5 (weighted)", "heldout.weighted.full_hit_rate@5")),
+    ),
+)
+
+
+def task_info(key: str) -> TaskInfo:
+    """The :class:`TaskInfo` of ``key`` (a ``data check`` task name or a registry task).
+
+    Raises:
+        ParameterError: an unknown task (the message lists the known ones).
+    """
+    for task in TASKS:
+        if key in (task.key, task.registry_task):
+            return task
+    raise ParameterError(f"unknown task {key!r}; known: {', '.join(t.key for t in TASKS)}.")
+
+
+# -------------------------------------------------------------------------------------------------
+# models
+
+
+@dataclass(frozen=True)
+class KeyMetric:
+    """One figure of a model: ``column`` (e.g. ``"validation AUROC"``) and its value, or ``None``."""
+
+    column: str
+    value: float | None
+
+
+def _lookup(metrics: Mapping[str, Any], path: str) -> float | None:
+    """The number at ``path`` (dot-separated keys) in ``metrics``, or ``None``."""
+    value: Any = metrics
+    for key in path.split("."):
+        if not isinstance(value, Mapping) or key not in value:
+            return None
+        value = value[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ModelRow:
+    """One model of a task as the catalogue lists it.
+
+    Attributes:
+        label: ``name@version``.
+        name: registry name.
+        version: registry version.
+        source: ``"shipped"`` or ``"user"``.
+        default: the task's default now (the user's choice, else the shipped mark).
+        date: ``YYYY-MM-DD`` the model was made (recorded, else — for a user
+            model — the day its weights file was written), or ``None``.
+        fingerprint: id of the dataset it was trained on (user models), or ``None``.
+        metrics: the task's key figures, in :attr:`TaskInfo.key_metrics` order.
+        description: the entry's one line for people.
+    """
+
+    label: str
+    name: str
+    version: str
+    source: str
+    default: bool
+    date: str | None
+    fingerprint: str | None
+    metrics: tuple[KeyMetric, ...]
+    description: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.label, "name": self.name, "version": self.version, "source": self.source,
+            "default": self.default, "date": self.date, "fingerprint": self.fingerprint,
+            "metrics": {m.column: m.value for m in self.metrics}, "description": self.description,
+        }
+
+
+def _entry_date(listed: ListedModel) -> str | None:
+    """The recorded date of an entry, else the write date of a user model's file (``None`` for shipped)."""
+    recorded = listed.entry.to_dict()
+    for key in ("created", "date"):  # written by registries that record it
+        if isinstance(recorded.get(key), str) and recorded[key]:
+            return str(recorded[key])[:10]
+    if listed.source != "user":
+        return None  # a shipped file's date is the day it was checked out, not the day it was trained
+    try:
+        stamp = listed.entry.path.stat().st_mtime
+    except (OSError, ValueError, WeightsError):  # a missing file, or one outside the folder: no date to show
+        return None
+    return _dt.datetime.fromtimestamp(stamp, tz=_dt.UTC).date().isoformat()
+
+
+def _row(listed: ListedModel, task: TaskInfo) -> ModelRow:
+    entry = listed.entry
+    fingerprint = entry.data.get("fingerprint")
+    fingerprint_id = fingerprint.get("id") if isinstance(fingerprint, Mapping) else None
+    return ModelRow(
+        label=entry.label, name=entry.name, version=entry.version, source=listed.source,
+        default=listed.task_default, date=_entry_date(listed),
+        fingerprint=str(fingerprint_id) if fingerprint_id else None,
+        metrics=tuple(KeyMetric(column, _lookup(entry.metrics, path)) for column, path in task.key_metrics),
+        description=entry.description,
+    )
+
+
+@dataclass(frozen=True)
+class ModelCatalogue:
+    """The models of one task in both registries.
+
+    Attributes:
+        task: the task.
+        rows: its models, sorted by name then version.
+        default: ``name@version`` of its default now, or ``None``.
+        user_default: the default is the user's own choice (not the shipped mark).
+    """
+
+    task: TaskInfo
+    rows: tuple[ModelRow, ...]
+    default: str | None
+    user_default: bool
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The key-figure columns of the task."""
+        return tuple(column for column, _ in self.task.key_metrics)
+
+    def find(self, label: str) -> ModelRow | None:
+        """The row ``name@version``, or ``None``."""
+        return next((row for row in self.rows if row.label == label), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"task": self.task.key, "registry_task": self.task.registry_task, "default": self.default,
+                "user_default": self.user_default, "models": [row.to_json() for row in self.rows]}
+
+    def lines(self) -> list[str]:
+        """A text table (one line per model), as a command line prints it."""
+        header = ("MODEL", "SOURCE", "DEFAULT", "DATE", "DATASET", *self.columns)
+        table = [header] + [
+            (row.label, row.source, "default" if row.default else "-", row.date or "-", row.fingerprint or "-",
+             *("-" if m.value is None else f"{m.value:.3f}" for m in row.metrics))
+            for row in self.rows
+        ]
+        widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+        return ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
+
+
+def model_catalogue(task: str | TaskInfo, *, registries: Registries | None = None) -> ModelCatalogue:
+    """Both registries' models of ``task``, with source, default mark, date, dataset and key figures.
+
+    Args:
+        task: a :class:`TaskInfo`, or its key or registry task.
+        registries: where to look (default: :meth:`Registries.load` from the settings).
+
+    Raises:
+        ParameterError: an unknown task.
+        WeightsError: a manifest or the defaults file cannot be read.
+    """
+    info = task if isinstance(task, TaskInfo) else task_info(task)
+    registries = registries if registries is not None else Registries.load()
+    rows = tuple(_row(listed, info) for listed in registries.models(info.registry_task))
+    default = registries.default(info.registry_task)
+    shipped = registries.shipped_default(info.registry_task)
+    user_default = default is not None and (shipped is None or default.key != shipped.key)
+    return ModelCatalogue(task=info, rows=rows, default=None if default is None else default.label,
+                          user_default=user_default)
+
+
+# -------------------------------------------------------------------------------------------------
+# datasets
+
+
+@dataclass(frozen=True)
+class ProblemRow:
+    """One dataset problem in plain words.
+
+    Attributes:
+        kind: the problem kind (a key of :data:`medlim.core.datasets.PROBLEM_KINDS`).
+        what: what that kind means.
+        where: ``"row 4, hand/x.png"``, or ``"the whole dataset"``.
+        message: what is wrong and what to do.
+    """
+
+    kind: str
+    what: str
+    where: str
+    message: str
+
+
+def _problem_row(problem: DatasetProblem) -> ProblemRow:
+    where = ([f"row {problem.row}"] if problem.row is not None else []) + (
+        [problem.item] if problem.item is not None else [])
+    return ProblemRow(kind=problem.kind, what=PROBLEM_KINDS.get(problem.kind, problem.kind),
+                      where=", ".join(where) or "the whole dataset", message=escape_control(problem.message))
+
+
+def _counts(pairs: Sequence[tuple[str, int]]) -> str:
+    return ", ".join(f"{escape_control(name)}: {count}" for name, count in pairs)
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """A folder checked for a task, as ``medlim data check --task T`` checks it.
+
+    Attributes:
+        task: the task it was checked for.
+        check: the check (summary, problems, split).
+        fingerprint: the dataset's fingerprint (it names the data in a trained model's record).
+    """
+
+    task: TaskInfo
+    check: DatasetCheck
+    fingerprint: DatasetFingerprint
+
+    @property
+    def ok(self) -> bool:
+        """Nothing is wrong: a trainer will accept the folder."""
+        return self.check.ok
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        """Classes that hold at least one image."""
+        return tuple(name for name, count in self.check.summary.classes if count > 0)
+
+    def summary_rows(self) -> tuple[tuple[str, str], ...]:
+        """``(what, value)`` per line of the summary: layout, images, classes, sizes, spacing, split, fingerprint."""
+        s = self.check.summary
+        rows = [("layout", s.layout), ("images", f"{s.images}" + (f" ({s.decoded} decoded)" if s.decoded != s.images
+                                                                    else ""))]
+        rows += [("images per class", _counts(s.classes))] if s.classes else []
+        rows += [("images per label", _counts(s.labels))] if s.labels else []
+        rows.append(("patients", str(s.patients) if s.patients is not None else "not given (split by image)"))
+        rows += [("images per site", _counts(s.sites))] if s.sites else []
+        if s.height and s.width:
+            sizes = (f"height {s.height.minimum}–{s.height.maximum} (median {s.height.median}), "
+                     f"width {s.width.minimum}–{s.width.maximum} (median {s.width.median})")
+            rows.append(("size (px)", sizes))
+        if s.decoded:
+            spacing = [f"{r:g}×{c:g} mm ({n} images)" for r, c, n in s.spacings]
+            spacing += [f"none in the file ({s.no_spacing} images)"] if s.no_spacing else []
+            rows.append(("pixel spacing", ", ".join(spacing)))
+        if s.masks_with_foreground is not None:
+            rows.append(("masks", f"{s.masks_with_foreground} with foreground, {s.masks_empty} empty"))
+        if self.check.split is not None:
+            split = self.check.split
+            parts = (f"{len(split.train)} training / {len(split.val)} validation images, "
+                     f"{split.fraction:.0%} held out by {split.by}, seed {split.seed}")
+            rows.append(("validation split", parts))
+        rows.append(("fingerprint", self.fingerprint.id))
+        return tuple(rows)
+
+    def problem_rows(self) -> tuple[ProblemRow, ...]:
+        """Every problem, in the order the check found them."""
+        return tuple(_problem_row(problem) for problem in self.check.problems)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"summary", "problems", "fingerprint", "split"}``, as ``medlim data check --json`` prints."""
+        document = self.check.to_json()
+        return {"summary": document["summary"], "problems": document["problems"],
+                "fingerprint": self.fingerprint.to_json(), "split": document["split"]}
+
+
+def inspect_dataset(
+    directory: str | Path,
+    task: str | TaskInfo,
+    *,
+    seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> DatasetReport:
+    """Check a dataset folder for a task and fingerprint it (reads every image once).
+
+    Args:
+        directory: the dataset folder (any layout :func:`medlim.core.datasets.open_dataset` reads).
+        task: the task (a :class:`TaskInfo` or its key).
+        seed: the validation split's seed (the trainers' default is 0).
+        progress: ``progress(done, total)`` after each image.
+
+    Raises:
+        ParameterError: an unknown task.
+        InputError: the folder does not exist.
+    """
+    info = task if isinstance(task, TaskInfo) else task_info(task)
+    dataset = open_dataset(Path(directory), task=info.key)
+    check = check_dataset(dataset, task=info.key, seed=seed, progress=progress)
+    return DatasetReport(task=info, check=check, fingerprint=dataset_fingerprint(dataset, check=check))
+
+
+# -------------------------------------------------------------------------------------------------
+# training progress, as a curve
+
+# The harness's validation line (medlim.core.training.fit) and the trainers' epoch lines
+# ("tend epoch 3/300: bce 0.24, g_in 107.1"): the first figure of an epoch line is its loss.
+_VALIDATION_LINE = re.compile(r"^(?P<stage>.+?) validation after epoch (?P<epoch>\d+): (?P<metric>\S+) (?P<value>\S+)")
+_EPOCH_LINE = re.compile(r"^(?P<stage>.+?) epoch (?P<epoch>\d+)/(?P<planned>\d+): (?P<metric>[^\s,]+) (?P<value>[^\s,]+)")
+
+
+@dataclass(frozen=True)
+class EpochPoint:
+    """One point of a training curve.
+
+    Attributes:
+        stage: the trainer stage (``"autoencoder"``, ``"tend"``, ``"cvad generator"``, ...).
+        epoch: the epoch of that stage (1-based).
+        kind: ``"loss"`` (training loss of the epoch) or ``"validation"`` (the figure that picks the best state).
+        metric: the figure's name (``"bce"``, ``"mse"``, ``"auroc"``).
+        value: its value.
+        planned: epochs the stage planned (loss points), or ``None``.
+    """
+
+    stage: str
+    epoch: int
+    kind: str
+    metric: str
+    value: float
+    planned: int | None = None
+
+
+def _number(text: str) -> float | None:
+    """The finite number ``text`` holds, else ``None`` (a NaN loss has no place on a log axis)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class TrainingCurve:
+    """Loss and validation points of a run, built from its progress lines.
+
+    Attributes:
+        points: in the order they came.
+    """
+
+    points: tuple[EpochPoint, ...] = field(default_factory=tuple)
+
+    def with_line(self, line: str) -> TrainingCurve:
+        """This curve plus the point ``line`` carries (the same curve when it carries none).
+
+        A validation line belongs to the stage of the last epoch line (the
+        harness names stages its own way, e.g. ``"AE baseline"`` for ``"autoencoder"``).
+        """
+        text = line.strip()
+        match = _VALIDATION_LINE.match(text)
+        if match is not None:
+            value = _number(match["value"])
+            stage = self.points[-1].stage if self.points else match["stage"]
+            if value is None:
+                return self
+            return TrainingCurve(self.points + (EpochPoint(stage, int(match["epoch"]), "validation",
+                                                           match["metric"], value),))
+        match = _EPOCH_LINE.match(text)
+        if match is None or _number(match["value"]) is None:
+            return self
+        point = EpochPoint(match["stage"], int(match["epoch"]), "loss", match["metric"], float(match["value"]),
+                           planned=int(match["planned"]))
+        return TrainingCurve(self.points + (point,))
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """Stages in the order they started."""
+        return tuple(dict.fromkeys(point.stage for point in self.points))
+
+    def series(self, stage: str, kind: str) -> tuple[tuple[int, ...], tuple[float, ...], str]:
+        """``(epochs, values, metric name)`` of one stage and kind (empty tuples when none)."""
+        chosen = [p for p in self.points if p.stage == stage and p.kind == kind]
+        return (tuple(p.epoch for p in chosen), tuple(p.value for p in chosen), chosen[0].metric if chosen else "")
+
+    def latest(self) -> EpochPoint | None:
+        """The last loss point (the epoch running now), or ``None``."""
+        return next((p for p in reversed(self.points) if p.kind == "loss"), None)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{"stage": p.stage, "epoch": p.epoch, "kind": p.kind, "metric": p.metric, "value": p.value}
+                for p in self.points]

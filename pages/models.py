@@ -1,0 +1,64 @@
+"""Models page: your dataset, checked; a detector trained on it; the models of each task and its default.
+
+Issue 12 ("Models page"): pick a task and a dataset (a zip for a small set, a
+folder under the data roots for a large one), see the ``medlim data check``
+summary and every problem, train (OOD: TEND / CVAD on class folders, with a
+progress bar and a live loss / validation curve), read the figures on the
+validation split, and find the new version beside the shipped ones. Issue 17:
+make one of the task's models its default. The page draws what
+:mod:`medlim.core.model_catalogue` and :mod:`medlim.ui.models` compute; the
+command line emits the same (``medlim data check``, ``medlim train``,
+``medlim weights list|set-default``).
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from medlim.core.model_catalogue import TASKS, TaskInfo
+from medlim.ui.shell import ensure_app_shell
+
+
+def _training_section(task: TaskInfo) -> None:
+    from medlim.ui.models import (
+        checked_dataset,
+        dataset_picker,
+        ood_training,
+        show_dataset_report,
+    )
+
+    st.subheader("Train on your data")
+    if not task.trains_from_page:
+        st.info(f"Training {task.title} on your own data from this page is coming. Today: {task.today} "
+                "You can already check a dataset for this task below.", icon=":material/schedule:")
+    folder = dataset_picker()
+    if folder is None:
+        st.caption("Class folders (`<class>/*.png`), a `manifest.csv`, or a Decathlon `dataset.json`, as "
+                   "`medlim data check` reads them.")
+        return
+    report = checked_dataset(folder, task)
+    if report is None:
+        return
+    show_dataset_report(report)
+    if task.trains_from_page:
+        ood_training(folder, report)
+
+
+def main() -> None:
+    ensure_app_shell()
+    st.title("Models")
+    st.caption("Train on your own images, compare versions and choose each task's default. "
+               "Research use only, not for diagnosis.")
+    from medlim.ui.models import show_catalogue, show_training_result
+
+    keys = [task.key for task in TASKS]
+    titles = {task.key: task.title for task in TASKS}
+    key = st.selectbox("Task", keys, index=keys.index("ood"), format_func=titles.__getitem__, key="models_task")
+    task = next(t for t in TASKS if t.key == key)
+    st.subheader(f"Models of this task ({task.registry_task})")
+    show_catalogue(task)
+    show_training_result(task)
+    _training_section(task)
+
+
+main()
