@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 __all__ = ["select_device", "device_summary"]
 
 
-def select_device(preference: str | None = None) -> "torch.device":  # noqa: F821
+def select_device(preference: str | None = None) -> torch.device:
     """Return the torch device to use.
 
     Args:

@@ -26,9 +26,9 @@ every rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -141,8 +141,8 @@ def core_spans(starts: np.ndarray, *, tile: int) -> list[tuple[float, float]]:
         ``K`` pairs ``(low, high)``; the first ``low`` is −inf and the last
         ``high`` +inf, so every position belongs to exactly one span.
     """
-    starts = [int(s) for s in starts]
-    middles = [(starts[i + 1] + starts[i] + tile) / 2 for i in range(len(starts) - 1)]
+    positions = [int(s) for s in starts]
+    middles = [(positions[i + 1] + positions[i] + tile) / 2 for i in range(len(positions) - 1)]
     return list(zip([-np.inf, *middles], [*middles, np.inf]))
 
 
@@ -231,7 +231,7 @@ class PatchBatch:
     """
 
     origins: np.ndarray
-    patches: np.ndarray
+    patches: np.ndarray | torch.Tensor
     done: int
     total: int
 
@@ -242,7 +242,7 @@ def iter_patch_batches(
     patch: int,
     stride: int,
     batch_size: int,
-    skip: Callable[[np.ndarray], np.ndarray] | None = None,
+    skip: Callable[[Any], Any] | None = None,
 ) -> Iterator[PatchBatch]:
     """Cut an image into grid patches and yield them ``batch_size`` at a time.
 
@@ -266,14 +266,14 @@ def iter_patch_batches(
         raise ParameterError(f"`batch_size` must be a positive integer, {batch_size!r} is given.")
     if image.ndim != 2:
         raise ParameterError(f"Tiling expects a 2-D image, got shape {image.shape}.")
-    stack = torch.stack if isinstance(image, torch.Tensor) else np.stack
+    as_tensor = isinstance(image, torch.Tensor)
     origins = patch_grid(tuple(image.shape), patch=patch, stride=stride)
     total = len(origins)
     pending_origins: list[np.ndarray] = []
     pending_patches: list[np.ndarray | torch.Tensor] = []
     for begin in range(0, total, batch_size):
         chunk = origins[begin : begin + batch_size]
-        patches = stack([image[r : r + patch, c : c + patch] for r, c in chunk.tolist()])
+        patches = _stack_like([image[r : r + patch, c : c + patch] for r, c in chunk.tolist()], tensor=as_tensor)
         if skip is not None:
             decision = skip(patches)
             if isinstance(decision, torch.Tensor):
@@ -288,11 +288,18 @@ def iter_patch_batches(
             take = min(batch_size, len(pending_origins))
             yield PatchBatch(
                 origins=np.asarray(pending_origins[:take], dtype=np.int64).reshape(-1, 2),
-                patches=stack(pending_patches[:take]),
+                patches=_stack_like(pending_patches[:take], tensor=as_tensor),
                 done=done,
                 total=total,
             )
             del pending_origins[:take], pending_patches[:take]
+
+
+def _stack_like(parts: Sequence[np.ndarray | torch.Tensor], *, tensor: bool) -> np.ndarray | torch.Tensor:
+    """``torch.stack(parts)`` for a tensor image, ``np.stack(parts)`` for an array (parts of that type)."""
+    if tensor:
+        return torch.stack([torch.as_tensor(part) for part in parts])
+    return np.stack([np.asanyarray(part) for part in parts])
 
 
 class PatchMerger:
@@ -333,21 +340,32 @@ class PatchMerger:
                 f"Predictions must be [n, {self.patch}, {self.patch}] with one origin each; "
                 f"got {tuple(values.shape)} and {len(origins)} origins."
             )
-        for prediction, (row, col) in zip(values, np.asarray(origins).tolist()):
-            region = (slice(row, row + self.patch), slice(col, col + self.patch))
-            if self.rule == "max":
+        places = np.asarray(origins).tolist()
+        if self.rule == "max":
+            for prediction, (row, col) in zip(values, places):
+                region = (slice(row, row + self.patch), slice(col, col + self.patch))
                 torch.maximum(self._values[region], prediction, out=self._values[region])
-            else:
-                self._values[region] += prediction * self._patch_weight
-                self._weights[region] += self._patch_weight
+        else:
+            weights, patch_weight = self._mean_accumulators()
+            for prediction, (row, col) in zip(values, places):
+                region = (slice(row, row + self.patch), slice(col, col + self.patch))
+                self._values[region] += prediction * patch_weight
+                weights[region] += patch_weight
         self.patches_added += len(values)
+
+    def _mean_accumulators(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(weight sums, one patch's weights)`` of the ``"mean"`` and ``"gaussian"`` rules."""
+        if self._weights is None or self._patch_weight is None:
+            raise RuntimeError(f"the {self.rule!r} merge rule keeps no weights")
+        return self._weights, self._patch_weight
 
     def result(self) -> np.ndarray:
         """The merged map, ``np.float32[H, W]`` (0 where no patch was added)."""
         if self.rule == "max":
             merged = self._values
         else:
-            merged = torch.where(self._weights > 0, self._values / self._weights.clamp_min(1e-12), 0.0)
+            weights, _ = self._mean_accumulators()
+            merged = torch.where(weights > 0, self._values / weights.clamp_min(1e-12), 0.0)
         if merged.device.type == "cuda":
             # A 4096×3328 float32 map takes ~50 ms to reach pageable memory on an H200
             # and ~1 ms through a pinned buffer (benchmarks/bench_bac.py); the final

@@ -493,7 +493,7 @@ def prepare_training_data(
                                        skip_bad=skip_bad, progress=progress)
     fingerprint = dataset_fingerprint(dataset, check=check)
     reports = [dropped] if dropped is not None else []
-    if not separate:
+    if val_dir is None:
         split = check.split
         assert split is not None  # a checked dataset without problems holds images
         return TrainingData(dataset=dataset, train=split.train, val_dataset=dataset, val=split.val, check=check,
@@ -508,11 +508,11 @@ def prepare_training_data(
     if val_fingerprint.sha256 == fingerprint.sha256:
         raise ParameterError("the validation folder (--val) holds the same images as the training folder; "
                              "give a validation folder with other images, or leave out --val.")
-    split = {"by": "folder", "seed": seed, "train_images": len(dataset), "val_images": len(val_dataset),
-             "val_fingerprint": val_fingerprint.to_json()}
+    folder_split = {"by": "folder", "seed": seed, "train_images": len(dataset), "val_images": len(val_dataset),
+                    "val_fingerprint": val_fingerprint.to_json()}
     return TrainingData(dataset=dataset, train=tuple(range(len(dataset))), val_dataset=val_dataset,
                         val=tuple(range(len(val_dataset))), check=check, fingerprint=fingerprint,
-                        val_fingerprint=val_fingerprint, split=split,
+                        val_fingerprint=val_fingerprint, split=folder_split,
                         dropped=tuple(reports) if skip_bad else None)
 
 

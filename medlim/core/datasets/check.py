@@ -558,6 +558,7 @@ def _counts(values: Sequence[str]) -> tuple[tuple[str, int], ...]:
 
 def _summary(dataset: Dataset, task: str | None, facts: list[tuple[_FileFacts, _FileFacts | None]]) -> DatasetSummary:
     images = [image for image, _ in facts if image.shape is not None]
+    shapes = [image.shape for image in images if image.shape is not None]
     # masks are counted where both the image and the mask decoded
     masks = [mask for image, mask in facts if image.shape and mask is not None and mask.foreground is not None]
     class_counts = Counter(item.label for item in dataset.items if item.label is not None)
@@ -577,11 +578,11 @@ def _summary(dataset: Dataset, task: str | None, facts: list[tuple[_FileFacts, _
         patients=_patient_count(dataset),
         sites=_counts([item.site for item in dataset.items if item.site]),
         shift_types=_counts([item.shift_type for item in dataset.items if item.shift_type]),
-        height=SizeRange.of([image.shape[0] for image in images]),
-        width=SizeRange.of([image.shape[1] for image in images]),
+        height=SizeRange.of([shape[0] for shape in shapes]),
+        width=SizeRange.of([shape[1] for shape in shapes]),
         spacings=tuple((r, c, n) for (r, c), n in sorted(spacing_counts.items(), key=lambda kv: (-kv[1], kv[0]))),
         no_spacing=sum(1 for image in images if not image.spacing),
-        masks_with_foreground=sum(mask.foreground for mask in masks) if has_masks else None,
-        masks_empty=sum(not mask.foreground for mask in masks) if has_masks else None,
+        masks_with_foreground=sum(1 for mask in masks if mask.foreground) if has_masks else None,
+        masks_empty=sum(1 for mask in masks if not mask.foreground) if has_masks else None,
         instances=sum(mask.objects or 0 for mask in masks) if has_instances else None,
     )

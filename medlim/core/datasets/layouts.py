@@ -171,7 +171,7 @@ def _manifest_table(text: str) -> tuple[set[str], list[tuple[int, dict[str, str]
     return {name for name in header if name}, rows
 
 
-def _manifest_layout(columns: set[str], *, prefer_labels: bool) -> tuple[str, str | None, str | None]:
+def _manifest_layout(columns: set[str], *, prefer_labels: bool) -> tuple[str, str, str | None]:
     """``(layout, image column, target column)`` from a manifest's columns.
 
     Raises:
@@ -313,10 +313,11 @@ def _item(
     """The item of one manifest row whose image and target cells are present."""
     labels_cell = cells.get("labels") or ""
     labels = tuple(dict.fromkeys(part.strip() for part in labels_cell.split(LABEL_SEPARATOR) if part.strip()))
+    target_path = path(target) if target is not None else None
     return DatasetItem(
         image=image,
-        mask=path(target) if layout in ("segmentation_mask", "msd") else None,
-        instances=path(target) if layout == "segmentation_instances" else None,
+        mask=target_path if layout in ("segmentation_mask", "msd") else None,
+        instances=target_path if layout == "segmentation_instances" else None,
         label=cells.get("class") or None,
         labels=labels,
         site=cells.get("site") or None,

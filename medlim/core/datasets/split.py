@@ -116,10 +116,11 @@ def split_dataset(
     rng = np.random.default_rng(int(seed))
     if dataset.has_patients:
         return _split_by_patient(dataset, keys, rng, fraction=float(fraction), seed=int(seed))
-    if dataset.items and all(item.label is not None for item in dataset.items):
+    labels = [item.label for item in dataset.items if item.label is not None]
+    if dataset.items and len(labels) == len(dataset.items):
         groups: dict[str, list[int]] = {}
-        for index, item in enumerate(dataset.items):
-            groups.setdefault(item.label, []).append(index)
+        for index, label in enumerate(labels):
+            groups.setdefault(label, []).append(index)
         strata = [groups[label] for label in sorted(groups)]
     else:
         strata = [list(range(len(dataset)))]

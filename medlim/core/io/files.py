@@ -13,6 +13,7 @@ be swapped in between) before a single byte is read.
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from collections.abc import Iterable
@@ -167,7 +168,9 @@ def open_regular_file(path: str | os.PathLike, *, max_bytes: int | None = None) 
                 f"{name} is {size:,} bytes, more than any image within MEDLIM_MAX_PIXELS could need."
             )
         handle = os.fdopen(descriptor, "rb")
-        handle.raw.name = str(path)  # readers (tifffile) expect a file's name, not its descriptor
+        raw = handle.raw  # a FileIO for a descriptor opened "rb"
+        if isinstance(raw, io.FileIO):
+            raw.name = str(path)  # readers (tifffile) expect a file's name, not its descriptor
         return handle
     except BaseException:
         os.close(descriptor)

@@ -18,18 +18,20 @@ result when the command ends.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-import re
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from medlim.errors import StoreError
+
+if TYPE_CHECKING:
+    import alembic.config
 
 __all__ = [
     "HEAD",
@@ -208,7 +210,7 @@ def _create_engine(url: str, *, allow_memory: bool = False) -> sa.Engine:
     return engine
 
 
-def _alembic_config(connection: sa.Connection) -> "alembic.config.Config":  # noqa: F821
+def _alembic_config(connection: sa.Connection) -> alembic.config.Config:
     from alembic.config import Config
 
     config = Config()

@@ -78,9 +78,9 @@ def save_preset(target: Store | Session, *, kind: str, name: str, params: Mappin
             keys=["kind", "name"],
             update=["params", "updated_at"],
         )
-        row = session.scalar(
+        row = session.scalars(
             sa.select(PresetRow).filter_by(kind=kind, name=name).execution_options(populate_existing=True)
-        )
+        ).one()
         return StoredPreset.from_row(row)
 
 

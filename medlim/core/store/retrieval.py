@@ -137,8 +137,8 @@ def create_index(target: Store | Session, *, name: str, path: str, model: str, d
                    update=["path", "model", "dim", "count", "created_at", "data_root"])
         elif upsert(session, RetrievalIndexRow.__table__, values, keys=["name"]) == 0:
             raise StoreError(f"an index named {name!r} exists already.")
-        row = session.scalar(sa.select(RetrievalIndexRow).where(RetrievalIndexRow.name == name)
-                             .execution_options(populate_existing=True))
+        row = session.scalars(sa.select(RetrievalIndexRow).where(RetrievalIndexRow.name == name)
+                              .execution_options(populate_existing=True)).one()
         if replace:
             session.execute(sa.delete(RetrievalItemRow).where(RetrievalItemRow.index_id == row.id))
         return _stored(row)
@@ -173,7 +173,9 @@ def add_items(target: Store | Session, name: str, items: Sequence[RetrievalItem]
                 clash = session.scalars(sa.select(RetrievalItemRow.item_id).where(
                     RetrievalItemRow.index_id == row.id, RetrievalItemRow.item_id.in_(chunk))).first()
                 raise StoreError(f"item id {clash} is already recorded for index {name!r}.")
-        row.count = int(session.scalar(sa.select(sa.func.count()).where(RetrievalItemRow.index_id == row.id)))
+        row.count = int(
+            session.execute(sa.select(sa.func.count()).where(RetrievalItemRow.index_id == row.id)).scalar_one()
+        )
         session.flush()
         return _stored(row)
 

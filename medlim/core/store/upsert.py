@@ -12,12 +12,15 @@ and PostgreSQL spell it the same way but SQLAlchemy builds it per dialect, so
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from medlim.errors import StoreError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 __all__ = ["UPSERT_DIALECTS", "upsert", "upsert_statement"]
 
@@ -26,7 +29,7 @@ UPSERT_DIALECTS: tuple[str, ...] = ("sqlite", "postgresql")
 
 
 def upsert_statement(
-    table: sa.Table,
+    table: sa.FromClause,
     dialect: str,
     *,
     keys: Sequence[str],
@@ -36,7 +39,7 @@ def upsert_statement(
     """``INSERT INTO table … ON CONFLICT (keys) DO UPDATE SET update = excluded.update`` (or ``DO NOTHING``).
 
     Args:
-        table: the table (``Row.__table__``).
+        table: the table (``Row.__table__``, a :class:`sqlalchemy.Table`).
         dialect: ``"sqlite"`` or ``"postgresql"``.
         keys: the columns of the unique constraint the conflict is on.
         update: columns overwritten by the new values on conflict; empty: keep the
@@ -47,16 +50,22 @@ def upsert_statement(
     Raises:
         StoreError: a database other than SQLite or PostgreSQL.
     """
+    if not isinstance(table, sa.Table):
+        raise TypeError(f"upsert needs a table (Row.__table__), not {type(table).__name__}")
+    statement: sqlite.Insert | postgresql.Insert
     if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table)
     elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        statement = postgresql_insert(table)
     else:
         raise StoreError(
             f"the results store supports SQLite and PostgreSQL; a {dialect!r} database is given. "
             "Set MEDLIM_DATABASE_URL to an sqlite:/// or postgresql+psycopg:// URL."
         )
-    statement = insert(table)
     if not update:
         return statement.on_conflict_do_nothing(index_elements=list(keys))
     changed = None
@@ -69,7 +78,7 @@ def upsert_statement(
 
 def upsert(
     session: Session,
-    table: sa.Table,
+    table: sa.FromClause,
     rows: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     *,
     keys: Sequence[str],
@@ -80,7 +89,7 @@ def upsert(
 
     Args:
         session: the transaction to write in.
-        table: the table (``Row.__table__``).
+        table: the table (``Row.__table__``, a :class:`sqlalchemy.Table`).
         rows: one row or several, as column → value mappings.
         keys, update, only_if_changed: see :func:`upsert_statement`.
 
@@ -88,11 +97,15 @@ def upsert(
         Rows inserted or updated as the database counts them (for one row: 1, or 0
         when ``DO NOTHING`` kept the stored row); -1 where the driver cannot tell.
     """
-    many = not isinstance(rows, Mapping)
-    if many and not rows:
-        return 0
+    parameters: dict[str, Any] | list[Mapping[str, Any]]
+    if isinstance(rows, Mapping):
+        parameters = dict(rows)
+    else:
+        if not rows:
+            return 0
+        parameters = list(rows)
     statement = upsert_statement(
         table, session.get_bind().dialect.name, keys=keys, update=update, only_if_changed=only_if_changed
     )
-    result = session.execute(statement, list(rows) if many else dict(rows))
+    result = session.execute(statement, parameters)
     return int(getattr(result, "rowcount", -1))

@@ -149,7 +149,9 @@ class Registries:
             weights_dir: the shipped registry folder instead of ``settings.weights_dir``.
             models_dir: the user registry folder instead of ``settings.models_dir``.
         """
-        if settings is None and (weights_dir is None or models_dir is None):
+        if weights_dir is not None and models_dir is not None:
+            return cls(Registry.load(Path(weights_dir)), Registry.load(Path(models_dir)))
+        if settings is None:
             from medlim.settings import get_settings
 
             settings = get_settings()
@@ -180,11 +182,11 @@ class Registries:
     def models(self, task: str | None = None) -> tuple[ListedModel, ...]:
         """Entries with their source and whether each is its task's default now."""
         defaults = {task_: self.default(task_) for task_ in self.tasks()}
-        listed = [
-            ListedModel(entry, source, defaults.get(entry.task) is not None and defaults[entry.task].key == entry.key)
-            for entry, source in self._sources()
-            if task is None or entry.task == task
-        ]
+        listed = []
+        for entry, source in self._sources():
+            if task is None or entry.task == task:
+                default = defaults.get(entry.task)
+                listed.append(ListedModel(entry, source, default is not None and default.key == entry.key))
         return tuple(sorted(listed, key=lambda m: (m.entry.name, _version_key(m.entry.version))))
 
     def names(self) -> tuple[str, ...]:

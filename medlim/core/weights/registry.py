@@ -208,8 +208,9 @@ class Registry:
 
     def verify_all(self, names: Iterable[str] | None = None) -> tuple[Verification, ...]:
         """Verify every entry, or every version of the given names (unknown name: ``WeightsError``)."""
+        selected: list[WeightsEntry]
         if names is None:
-            selected = self.list()
+            selected = list(self.list())
         else:
             selected = []
             for name in names:
