@@ -10,7 +10,6 @@ from medlim.ui.errors import show_medlim_errors
 from medlim.ui.loaders import model_versions
 from medlim.ui.shell import ensure_app_shell
 
-
 #: How the table names each registry.
 _REGISTRY_WORDS = {"shipped": "shipped", "user": "yours"}
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import functools
 import gc
-import os
 import threading
 import time
 from collections import OrderedDict

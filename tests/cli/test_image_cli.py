@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 import tifffile
+from pydicom import uid
 from pydicom.data import get_testdata_file, get_testdata_files
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom import uid
 
 from medlim.cli import main
 from medlim.errors import MedlimError

@@ -59,7 +59,8 @@ def test_largest_component_uses_diagonal_links() -> None:
     for k in range(4):
         mask[k, k] = True
     mask[5, 5:8] = True
-    np.testing.assert_array_equal(largest_component(torch.from_numpy(mask)).numpy(), np.eye(6, 8, dtype=bool) & (np.arange(6)[:, None] < 4))
+    expected = np.eye(6, 8, dtype=bool) & (np.arange(6)[:, None] < 4)
+    np.testing.assert_array_equal(largest_component(torch.from_numpy(mask)).numpy(), expected)
 
 
 def test_tie_goes_to_the_first_component_like_opencv() -> None:

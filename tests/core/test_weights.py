@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from medlim.core import weights as w
-from medlim.errors import ChecksumError, CheckpointMappingError, WeightsError
+from medlim.errors import CheckpointMappingError, ChecksumError, WeightsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,7 +31,8 @@ class TinyNet(nn.Module):
 
 def map_tiny(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Test importer: strip ``module.``, drop exactly ``unused.weight``, refuse anything else."""
-    known = {"conv.weight", "conv.bias", "norm.weight", "norm.bias", "norm.running_mean", "norm.running_var", "norm.num_batches_tracked"}
+    known = {"conv.weight", "conv.bias", "norm.weight", "norm.bias", "norm.running_mean", "norm.running_var",
+             "norm.num_batches_tracked"}
     out = {}
     for key, value in state.items():
         bare = key.removeprefix("module.")

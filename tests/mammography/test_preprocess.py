@@ -14,6 +14,7 @@ from medlim.errors import InputError, ParameterError
 from medlim.mammography.preprocess import (
     PRESETS,
     BacPreset,
+    black_patches,
     breast_mask,
     contrast_stretch,
     get_preset,
@@ -21,7 +22,6 @@ from medlim.mammography.preprocess import (
     normalise_patches,
     preprocess_image,
     skip_background_patches,
-    black_patches,
 )
 
 

@@ -31,7 +31,8 @@ def test_fine_tuning_starts_from_registered_weights_and_records_its_settings(tmp
     # one epoch at learning rate 0: the registered parameters must be the starting ones (BN statistics may move)
     entry, summary = train_and_register(
         train_spec=PhantomSpec(seed=11, count=1, **SPEC), heldout_spec=PhantomSpec(seed=12, count=1, **SPEC),
-        config=TrainingConfig(epochs=1, batch_size=2, learning_rate=0.0, seed=3), negative_fraction=0.0, name="tuned", version="1",
+        config=TrainingConfig(epochs=1, batch_size=2, learning_rate=0.0, seed=3), negative_fraction=0.0, name="tuned",
+        version="1",
         command="medlim train scunet --init start", registry=registry, workers=1, device="cpu", log=lambda _: None,
         skip="black", preset="thesis-unclipped", init="start:1",
     )

@@ -175,7 +175,8 @@ def test_encoder_failure_falls_back_to_uncompressed(monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize(
     ("style", "intent", "expected"),
     [
-        # sha256 of the written file (seed 11, image 2; the pydicom implementation UID pinned), recorded from the generator before it was split into named steps (issue 17) and checked equal to it.
+        # sha256 of the written file (seed 11, image 2; the pydicom implementation UID pinned), recorded from the
+        # generator before it was split into named steps (issue 17) and checked equal to it.
         ("A", "FOR PRESENTATION", "b148c5e06bda2d4372dc3f5482a2e10057e8ea2ae82c772d368e603e94748771"),
         ("B", "FOR PRESENTATION", "ca83c01f92d2044c00b58177c93af9fd0b53b76a5efbc80357529b0785e53611"),
         ("C", "FOR PRESENTATION", "26be25d515253ccc65a0470c437c8bea2e25b84761ff434e81167b09d34526c6"),

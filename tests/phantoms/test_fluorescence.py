@@ -60,7 +60,8 @@ def test_registry_kind_and_validation():
 @pytest.mark.parametrize(
     ("seed", "params", "expected"),
     [
-        # sha256 of image, labels, clump ids and valley flags, recorded from the generator before it was split into named steps (issue 17) and checked equal to it.
+        # sha256 of image, labels, clump ids and valley flags, recorded from the generator before it was split into
+        # named steps (issue 17) and checked equal to it.
         (1, {"size": (256, 344)}, "3d7466577dae12a1bc54b8c0377bcd502fcadd5e6538a98c3d8f204f4570a08c"),
         (3, {"index": 2, "size": (200, 300), "clump_fraction": 1.0, "valley_fraction": 1.0},
          "98436aa48f3d58da999e5e20efcc60cd7a106595e841c4e141d7e794a9e4d099"),

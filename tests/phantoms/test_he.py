@@ -101,7 +101,8 @@ _ARTEFACTS = {"index": 1, "vein_probability": 1.0, "edge_probability": 1.0, "tea
 @pytest.mark.parametrize(
     ("seed", "size", "params", "expected"),
     [
-        # sha256 of image, labels, tissue and density, recorded from the generator before it was split into named steps (issue 17) and checked equal to it.
+        # sha256 of image, labels, tissue and density, recorded from the generator before it was split into named
+        # steps (issue 17) and checked equal to it.
         (1, (200, 256), {}, "e7bcb8b5fd618ca25b2d022f48fdbbb10cc8ff82b7279be9ba4f7f65e77bcac7"),
         (4, (256, 192), _ARTEFACTS, "333d3e0afa4b6835a4e1360bedd69363515a50ff063811b8b013421533c8352f"),
     ],

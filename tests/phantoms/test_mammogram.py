@@ -234,7 +234,8 @@ def _truth_digest(ph: MammogramPhantom) -> str:
 
 
 # sha256 of image, masks, look-alikes and metadata (seed 11, the four views of patient 0; seed 3 patient 0's
-# second-year RMLO without artefacts), recorded from the generator before it was split into named steps (issue 17) and checked equal to it. A change here means the random streams moved.
+# second-year RMLO without artefacts), recorded from the generator before it was split into named steps
+# (issue 17) and checked equal to it. A change here means the random streams moved.
 _GOLDEN = {
     (11, 0, 1, True): "e6618cb05eab14305eba0e3a1b143b9c6289ba0855cbb610db2329206eb7ef9f",
     (11, 1, 1, True): "aba304819f00091fe28253f82e2437ee6b12f6070c320720ea2e8fd1809cb6e7",

@@ -246,9 +246,7 @@ def _register(
     description: str,
 ) -> "WeightsEntry":
     from medlim import __version__
-    from medlim.core.weights import save_weights
-
-    from medlim.core.weights import Registry
+    from medlim.core.weights import Registry, save_weights
 
     size = int(params["input_size"])
     # re-read the manifest just before writing: training takes minutes and

@@ -188,7 +188,9 @@ def _refresh_batch_norm(model: nn.Module, data: torch.Tensor, batch_size: int) -
         norm.momentum = 0.1
 
 
-def predict(model: nn.Module, images: np.ndarray, *, embed: bool = False, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray | None]:
+def predict(
+    model: nn.Module, images: np.ndarray, *, embed: bool = False, batch_size: int = 128
+) -> tuple[np.ndarray, np.ndarray | None]:
     """Class probabilities (and optionally embeddings) of G.
 
     Args:

@@ -164,7 +164,9 @@ def elbow_k(ks: Sequence[int], distortion: Sequence[float]) -> int:
     k_values = np.asarray(ks, dtype=np.float64)
     curve = np.asarray(distortion, dtype=np.float64)
     if k_values.size == 0 or k_values.shape != curve.shape:
-        raise ParameterError(f"`ks` and `distortion` must be non-empty and equally long, {k_values.size} and {curve.size} are given.")
+        raise ParameterError(
+            f"`ks` and `distortion` must be non-empty and equally long, {k_values.size} and {curve.size} are given."
+        )
     if k_values.size < 3 or np.ptp(curve) <= 0:
         return int(k_values[0])
     x = (k_values - k_values[0]) / (k_values[-1] - k_values[0])

@@ -1,4 +1,6 @@
-"""MedShift outputs: the typed report, per-image table, TOP-k table, plots and the curated manifest (thesis ch. 5, Figs. 5.5–5.10, Table 5.2).
+"""MedShift outputs: the typed report, per-image table, TOP-k table, plots and the curated manifest.
+
+Thesis ch. 5, Figs. 5.5–5.10, Table 5.2.
 
 * :class:`ShiftReport` — everything a curator needs, typed: settings, k and
   the elbow curve, the TOP-k rows, the OTDD curve, ground-truth evidence when

@@ -103,10 +103,11 @@ def classification_report(
     macro = ClassReport("macro", float(precision[present].mean()), float(recall[present].mean()),
                         float(f1[present].mean()), float(aucs[defined].mean()) if defined.any() else float("nan"),
                         int(support.sum()))
+    weighted_auc = (
+        float((aucs[defined] * support[defined]).sum() / support[defined].sum()) if defined.any() else float("nan")
+    )
     weighted = ClassReport("weighted", float((precision * weights).sum()), float((recall * weights).sum()),
-                           float((f1 * weights).sum()),
-                           float((aucs[defined] * support[defined]).sum() / support[defined].sum()) if defined.any() else float("nan"),
-                           int(support.sum()))
+                           float((f1 * weights).sum()), weighted_auc, int(support.sum()))
     return TopKRow(level=level, count=len(y_true), per_class=per_class, macro=macro, weighted=weighted,
                    accuracy=float((predicted == y_true).mean()))
 

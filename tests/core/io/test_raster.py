@@ -10,7 +10,7 @@ import pytest
 import tifffile
 
 from medlim.core.io import read_image
-from medlim.errors import MultiFrameError, TruncatedFileError, CorruptFileError
+from medlim.errors import CorruptFileError, MultiFrameError, TruncatedFileError
 
 
 def _png(array: np.ndarray) -> bytes:

@@ -27,9 +27,9 @@ def _score(registry: Path, *args: str) -> int:
 
 def test_score_answers_every_file_and_goes_on(ood_registry: Path, radiographs: list[Path], tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from medlim.core.weights import Registry
     from medlim.curation.ood.data import read_inputs
     from medlim.curation.ood.scoring import load_detector
-    from medlim.core.weights import Registry
 
     broken, empty = tmp_path / "broken.png", tmp_path / "empty.png"
     broken.write_bytes(b"not an image")
