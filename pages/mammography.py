@@ -3,16 +3,17 @@
 A radiologist uploads one mammogram or a whole exam (or opens a bundled sample
 exam) and sees where SCU-Net finds calcified arteries, the five readouts per
 view and per exam, and how the patient's burden changed across saved exams.
-The sliders recompute from the cached probability map (no re-inference). The
-batch tab runs the same quantification as ``medlim bac quantify`` over many
-files. All analysis comes from :mod:`medlim.mammography`; this script only
-arranges widgets and results.
+The sliders recompute from the cached probability map (no re-inference) and
+keep their values for the session (an upload never resets them); the chosen
+weights stick too. The batch tab runs the same quantification as
+``medlim bac quantify`` over many files. All analysis, reports and history come
+from :mod:`medlim.mammography`; this script only arranges widgets and results.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections import OrderedDict
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -21,33 +22,37 @@ import streamlit as st
 from medlim.core.io.pseudonym import file_label
 from medlim.core.io.record import ImageRecord
 from medlim.core.paths import allowed_roots_text, confine_to_data_roots
-from medlim.mammography.analysis import BacModel, requantify
+from medlim.mammography.analysis import BAC_TASK, DEFAULT_BAC_WEIGHTS, BacModel, requantify
 from medlim.mammography.preprocess import PRESET_SUMMARIES
+from medlim.mammography.readout import AnalysedView, BacReadout, with_view_labels
+from medlim.mammography.samples import expand_uploads, sample_exams
 from medlim.settings import get_settings
 from medlim.ui import mammography as ui
-from medlim.ui.caching import lru_put
 from medlim.ui.errors import show_medlim_errors
-from medlim.ui.figures import default_window, downsample_for_display, windowed_pixels
-from medlim.ui.loaders import read_image_cached
+from medlim.ui.figures import WindowSetting, default_window, windowed_region
 from medlim.ui.shell import ensure_app_shell
-from medlim.ui.widgets import ImageSource
+from medlim.ui.widgets import ImageSource, owned_selectbox, owned_slider, owned_toggle, set_owned
 
 CHECKPOINT_CHOICE = "Authors' checkpoint file (.pt)…"
 VIEW_ORDER = {"RCC": 0, "LCC": 1, "RMLO": 2, "LMLO": 3}
+ZOOM_SIZES = [256, 512, 1024]
+
+
+# ----------------------------------------------------------------------------- model
 
 
 def _choose_model() -> BacModel | None:
     """Sidebar weights picker; the loaded model, or None (with a message) when there is none."""
-    from medlim.core.weights import Registry
+    from medlim.core.weights import Registries
 
     settings = get_settings()
     with st.sidebar:
         st.subheader("BAC model")
-        entries = []
+        registries, models = None, ()
         with show_medlim_errors(subject="Weights registry"):
-            entries = Registry.load(settings.weights_dir).list()
-        options = ui.bac_weights_options(entries)
-        fingerprints = {f"{e.name}:{e.version}": e.sha256 for e in entries}
+            registries = Registries.load(settings)
+            models = registries.models(task=BAC_TASK)
+        options, default = ui.weights_options(models)
         if not options:
             st.warning(
                 "No BAC segmentation weights are registered yet in "
@@ -55,21 +60,28 @@ def _choose_model() -> BacModel | None:
                 "checkpoint with `medlim weights import`, or give a checkpoint file below.",
                 icon=":material/warning:",
             )
-        choice = st.selectbox(
-            "Weights",
-            options + [CHECKPOINT_CHOICE],
-            key="bac_weights",
-            help="Registry entries with task bac-segmentation; the default is scunet-bac.",
-        )
-        weights = choice
+        fallback = next((o for o in reversed(options) if o.startswith(f"{DEFAULT_BAC_WEIGHTS}@")), None)
+        choice = owned_selectbox(
+            "Weights", options + [CHECKPOINT_CHOICE], key="bac_weights",
+            default=default or fallback or (options[0] if options else CHECKPOINT_CHOICE), keep_default=False,
+            format_func=functools.partial(ui.weights_option_label, models=models),
+            help="BAC segmentation models of the shipped and your own registry. It opens on the task's default "
+            "(marked; set on the Models page); a model you choose here is kept for this session.",
+        )  # fmt: skip
+        weights, fingerprint = choice, next((m.entry.sha256 for m in models if
+                                             f"{m.entry.name}@{m.entry.version}" == choice), "")  # fmt: skip
         if choice == CHECKPOINT_CHOICE:
             weights = _checkpoint_path()
             if weights is None:
                 return None
             status = Path(weights).stat()
-            fingerprints[weights] = f"{status.st_size}:{status.st_mtime_ns}"
+            fingerprint = f"{status.st_size}:{status.st_mtime_ns}"
+    if registries is None:
+        return None
     with show_medlim_errors(subject="Model"):
-        return ui.load_bac_model_cached(weights, str(settings.weights_dir), fingerprints.get(weights, ""))
+        return ui.load_bac_model_cached(
+            weights, str(registries.shipped.directory), str(registries.user.directory), fingerprint
+        )
     return None
 
 
@@ -113,6 +125,9 @@ def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str
     )
 
 
+# ----------------------------------------------------------------------------- inputs
+
+
 def _exam_sources() -> list[ImageSource]:
     """Uploaded files, or the files of a chosen bundled sample exam."""
     upload_column, sample_column = st.columns([3, 2])
@@ -123,60 +138,47 @@ def _exam_sources() -> list[ImageSource]:
             key="bac_upload",
             help="Files are read in memory for this session; names and IDs in the files are never shown.",
         )
-    sources = [ImageSource(name=file.name, data=file.getvalue()) for file in uploaded or []]
-    exams = ui.sample_exams(get_settings().samples_dir)
+    sources = [ImageSource(file.name, file.getvalue(), f"upload:{file.file_id}") for file in uploaded or []]
+    exams = sample_exams(get_settings().samples_dir)
     with sample_column:
         if exams:
             labels = {exam.label: exam for exam in exams}
             chosen = st.selectbox(
                 "…or open a bundled sample exam (synthetic)", list(labels), index=None, key="bac_sample"
             )
-            if chosen is not None:
-                sources.extend(ImageSource(name=p.name, data=p.read_bytes()) for p in labels[chosen].files)
+            for path in labels[chosen].files if chosen is not None else ():
+                status = path.stat()
+                sources.append(ImageSource(path.name, path.read_bytes(),
+                                           f"sample:{path}:{status.st_size}:{status.st_mtime_ns}"))  # fmt: skip
         else:
             st.caption("No bundled sample mammograms found.")
     return sources
 
 
-def _analyse(sources: list[ImageSource], bac_model: BacModel) -> list[tuple[object, ImageRecord, str]]:
-    """Read and analyse each file once (cached); errors are shown per file and skipped."""
+def _analyse(sources: list[ImageSource], bac_model: BacModel) -> list[tuple]:
+    """Read and analyse each file once (cached per content and weights); errors are shown per file and skipped.
+
+    Returns:
+        ``(analysis, record, content_sha256, pseudonymous label, cut-off table)`` per file analysed.
+    """
     done = []
     for source in sources:
         with show_medlim_errors(subject=source.name) as outcome:
-            record = read_image_cached(source.data, source.name)
-            analysis, digest = ui.analyse_cached(record, source.data, bac_model)
+            digest = ui.content_digest(source.data, source.identity)
+            analysis, record, table = ui.analyse_cached(source.data, source.name, digest, bac_model)
         if not outcome.failed:
-            _remember_file_label(digest, source)
-            done.append((analysis, record, digest))
+            done.append((analysis, record, digest, file_label(source.name, content_sha256=digest), table))
     return done
 
 
-_FILE_LABELS = "bac_file_labels"
-
-
-def _remember_file_label(digest: str, source: ImageSource) -> None:
-    """The file's pseudonymous label, computed once per file content in this session."""
-    labels: OrderedDict[str, str] = st.session_state.setdefault(_FILE_LABELS, OrderedDict())
-    if digest not in labels:
-        lru_put(labels, digest, file_label(source.name, data=source.data), max_entries=64)
-
-
-def _file_label_of(digest: str) -> str:
-    return st.session_state.get(_FILE_LABELS, {}).get(digest, "")
-
-
 def _complete_view_labels(analysed: list[tuple]) -> list[tuple]:
-    """Let the reader set view and laterality for files that do not record them (e.g. PNG exports).
-
-    What is set replaces the missing fields of the analysis and the record's
-    metadata, so it reaches the exam readout, the report and the store.
-    """
+    """Let the reader set view and laterality for files that do not record them (e.g. PNG exports)."""
     missing = [item for item in analysed if not (item[0].view and item[0].laterality)]
     if not missing:
         return analysed
     chosen: dict[str, tuple[str | None, str | None]] = {}
     with st.expander(f"Set view and laterality ({len(missing)} file(s) do not record them)", expanded=True):
-        for analysis, record, digest in missing:
+        for _analysis, record, digest, _label, _table in missing:
             side_column, view_column = st.columns(2)
             side = side_column.selectbox(f"{record.name}: laterality", ["L", "R"], index=None,
                                          key=f"bac_set_side_{digest[:16]}")  # fmt: skip
@@ -184,127 +186,135 @@ def _complete_view_labels(analysed: list[tuple]) -> list[tuple]:
                                          key=f"bac_set_view_{digest[:16]}")  # fmt: skip
             chosen[digest] = (side, view)
     completed = []
-    for analysis, record, digest in analysed:
+    for analysis, record, digest, label, table in analysed:
         side, view = chosen.get(digest, (None, None))
-        if side or view:
-            side, view = analysis.laterality or side, analysis.view or view
-            warnings = analysis.warnings
-            if side and view:
-                warnings = tuple(w for w in warnings if not w.startswith("View or laterality is not recorded"))
-            analysis = dataclasses.replace(analysis, laterality=side, view=view, warnings=warnings)
-            meta = dataclasses.replace(record.metadata, laterality=side, view=view)
-            record = ImageRecord(pixels=record.pixels, raw=record.raw, metadata=meta, name=record.name)
-        completed.append((analysis, record, digest))
+        analysis, record = with_view_labels(analysis, record, laterality=side, view=view)
+        completed.append((analysis, record, digest, label, table))
     return completed
 
 
 def _cutoff_sliders(bac_model: BacModel) -> tuple[float, float]:
-    """Cut-off t and X sliders; they reset to the weights' defaults when the weights change."""
-    if st.session_state.get("bac_defaults_for") != bac_model.label:
-        st.session_state["bac_defaults_for"] = bac_model.label
-        st.session_state["bac_threshold"] = round(float(bac_model.threshold), 2)
-        st.session_state["bac_x"] = int(round(bac_model.x))
+    """Cut-off t and X sliders, each value owned by the page (set to the weights' defaults when the weights change)."""
+    weights = (bac_model.entry.name, str(bac_model.entry.version), bac_model.entry.sha256)
+    if st.session_state.get("bac_defaults_for") != weights:
+        st.session_state["bac_defaults_for"] = weights
+        set_owned("bac_threshold", round(float(bac_model.threshold), 2))
+        set_owned("bac_x", int(round(bac_model.x)))
     left, right = st.columns(2)
-    threshold = left.slider(
-        "Probability cut-off t",
-        min_value=0.0,
-        max_value=1.0,
-        step=0.01,
-        key="bac_threshold",
+    threshold = owned_slider(
+        "Probability cut-off t", key="bac_threshold", default=round(float(bac_model.threshold), 2),
+        min_value=0.0, max_value=1.0, step=0.01, container=left,
         help="A pixel is calcification when the model's output p > t. Recomputed instantly from the stored "
         f"probability map. Default of these weights: {bac_model.threshold:g}.",
-    )
-    x = right.slider(
-        "Intensity threshold X",
-        min_value=0,
-        max_value=255,
-        step=1,
-        key="bac_x",
+    )  # fmt: skip
+    x = owned_slider(
+        "Intensity threshold X", key="bac_x", default=int(round(bac_model.x)), min_value=0, max_value=255, step=1,
+        container=right,
         help="TAM_X and TSIM_X keep only mask pixels brighter than X on the 8-bit preprocessed image "
-        f"(0–255). The longitudinal readout uses X = 100. Default of these weights: {bac_model.x:g}.",
-    )
+        f"(0–255). The history always uses X = 100. Default of these weights: {bac_model.x:g}.",
+    )  # fmt: skip
     return float(threshold), float(x)
 
 
-def _sort_key(view: ui.AnalysedView) -> tuple[str, int, str]:
-    return (view.analysis.study_date or "", VIEW_ORDER.get(view.label, 9), view.label)
+# ----------------------------------------------------------------------------- image
 
 
-def _display_controls(record: ImageRecord, digest: str) -> tuple[bool, float, tuple[float, float, str] | None]:
-    show = st.toggle("Show calcification mask", value=True, key="bac_overlay")
-    opacity = st.slider("Mask opacity", 0.1, 1.0, 0.6, 0.05, key="bac_opacity", disabled=not show)
-    window = None
-    if record.metadata.source_format == "dicom" and not record.is_color:
-        # The file's window is recovered by a fit over up to a million pixels: once per image.
-        windows: OrderedDict = st.session_state.setdefault("bac_default_windows", OrderedDict())
-        if digest not in windows:
-            lru_put(windows, digest, default_window(record), max_entries=64)
-        default = windows[digest]
-        span = max(default.high - default.low, 1e-6)
-        step = 1.0 if span >= 50 else span / 500.0
-        with st.expander("Window / level"):
-            center = st.slider(
-                "Window centre (level)",
-                float(default.low),
-                float(default.low + span),
-                float(min(max(default.center, default.low), default.low + span)),
-                step,
-                key=f"bac_center_{digest[:16]}",
-            )
-            width = st.slider(
-                "Window width",
-                float(step),
-                float(max(2.0 * span, default.width)),
-                float(default.width),
-                step,
-                key=f"bac_width_{digest[:16]}",
-                help="Display only: the analysis always uses the file's own window.",
-            )
-            window = (center, width, default.function)
-    return show, opacity, window
+def _window_controls(record: ImageRecord, digest: str) -> tuple[float, float, str] | None:
+    """Window/level sliders for grey DICOM; ``None`` while they show what the reader applied."""
+    if record.metadata.source_format != "dicom" or record.is_color:
+        return None
+    windows = st.session_state.setdefault("bac_default_windows", {})
+    if digest not in windows:
+        if len(windows) >= 64:
+            windows.pop(next(iter(windows)))
+        windows[digest] = default_window(record)
+    default: WindowSetting = windows[digest]
+    span = max(default.high - default.low, 1e-6)
+    step = 1.0 if span >= 50 else span / 500.0
+    with st.expander("Window / level"):
+        if default.description:
+            st.caption(f"Opens on what the reader applied: {default.description}.")
+        center = owned_slider(
+            "Window centre (level)", key=f"bac_center_{digest[:16]}",
+            default=float(min(max(default.center, default.low), default.low + span)),
+            min_value=float(default.low), max_value=float(default.low + span), step=step,
+        )  # fmt: skip
+        width = owned_slider(
+            "Window width", key=f"bac_width_{digest[:16]}", default=float(default.width), min_value=float(step),
+            max_value=float(max(2.0 * span, default.width)), step=step,
+            help="Display only: the analysis always uses the file's own window.",
+        )  # fmt: skip
+    if center == default.center and width == default.width:
+        return None  # the reader's pixels, exactly (also for a VOI LUT, which a window only approximates)
+    return center, width, default.function
 
 
-def _show_image(view: ui.AnalysedView, *, threshold: float) -> None:
-    record = view.record
+def _display(record: ImageRecord, window: tuple[float, float, str] | None, region=None):
+    if window is None:
+        return record.pixels if region is None else record.pixels[region]
+    return windowed_region(record, center=window[0], width=window[1], function=window[2], region=region)
+
+
+def _zoom_to_selection(chart_key: str, digest: str, shape: tuple[int, int]) -> None:
+    """Plotly selection callback: a click (or a box) on the overview moves the zoom there."""
+    state = st.session_state.get(chart_key)
+    centre = ui.zoom_centre(state.get("selection") if state else None, shape)
+    if centre is not None:
+        set_owned(f"bac_zoom_row_{digest[:16]}", centre[0])
+        set_owned(f"bac_zoom_col_{digest[:16]}", centre[1])
+
+
+def _show_image(view: AnalysedView, bac_model: BacModel, *, threshold: float) -> None:
+    record, digest = view.record, view.content_sha256
+    probability = view.analysis.prediction.probability
+    rows, cols = probability.shape
     controls, image_column = st.columns([1, 3])
     with controls:
-        show, opacity, window = _display_controls(record, view.content_sha256)
+        show = owned_toggle("Show calcification mask", key="bac_overlay", default=True)
+        opacity = owned_slider("Mask opacity", key="bac_opacity", default=0.6, min_value=0.1, max_value=1.0,
+                               step=0.05, disabled=not show)  # fmt: skip
+        window = _window_controls(record, digest)
     with image_column:
         with show_medlim_errors(subject=record.name) as outcome:
-            if window is None:
-                display = record.pixels
-            else:
-                display = windowed_pixels(record, center=window[0], width=window[1], function=window[2])
+            base = ui.overlay_base_cached((digest, bac_model.label, window), lambda: _display(record, window),
+                                          probability)  # fmt: skip
         if outcome.failed:
             return
-        mask = view.analysis.prediction.probability > threshold
-        shrunk, factor = downsample_for_display(display)
+        chart_key = f"bac_image_{digest[:16]}"
         st.plotly_chart(
-            ui.overlay_figure(shrunk, ui.block_max(mask, factor) if show else None, factor=factor, opacity=opacity),
-            key="bac_image",
-            config={"scrollZoom": True, "displaylogo": False},
-        )
-        rows, cols = mask.shape
-        note = f" Shown at 1/{factor} resolution; use the crop below for full resolution." if factor > 1 else ""
-        st.caption(
-            f"{view.label} · {cols} × {rows} px. Drag to zoom, scroll to zoom, double-click to reset.{note} "
-            "Mask pixels on a reduced display are enlarged so thin arteries stay visible."
-        )
-    with st.expander("Full-resolution crop"):
-        crop_controls, crop_column = st.columns([1, 3])
-        with crop_controls:
-            size = st.select_slider("Crop size (px)", [256, 512, 1024], value=512, key="bac_crop_size")
-            # Keys carry the image size: another view may be smaller than the last position.
-            row = st.slider("Crop centre row", 0, rows - 1, rows // 2, key=f"bac_crop_row_{rows}")
-            col = st.slider("Crop centre column", 0, cols - 1, cols // 2, key=f"bac_crop_col_{cols}")
-        top, left = max(0, min(rows - size, row - size // 2)), max(0, min(cols - size, col - size // 2))
-        crop = (slice(top, top + size), slice(left, left + size))
-        crop_column.plotly_chart(
-            ui.overlay_figure(display[crop], mask[crop] if show else None, origin=(top, left), opacity=opacity,
-                              height=560),
-            key="bac_crop",
-            config={"scrollZoom": True, "displaylogo": False},
+            ui.overlay_figure(base, threshold=threshold, show_mask=show, opacity=opacity),
+            key=chart_key, on_select=functools.partial(_zoom_to_selection, chart_key, digest, (rows, cols)),
+            selection_mode=("points", "box"), config={"scrollZoom": True, "displaylogo": False},
         )  # fmt: skip
+        note = f" Shown at 1/{base.factor} resolution; mask pixels are enlarged so thin arteries stay visible." \
+            if base.factor > 1 else ""  # fmt: skip
+        st.caption(f"{view.label} · {cols} × {rows} px. **Click** the image (or draw a box) to zoom to full "
+                   f"resolution there; drag or scroll to zoom this view, double-click to reset.{note}")  # fmt: skip
+    _show_zoom(view, window, threshold=threshold, show=show, opacity=opacity)
+
+
+def _show_zoom(view: AnalysedView, window, *, threshold: float, show: bool, opacity: float) -> None:
+    digest = view.content_sha256[:16]
+    probability = view.analysis.prediction.probability
+    rows, cols = probability.shape
+    st.markdown("**Full resolution**")
+    zoom_controls, zoom_column = st.columns([1, 3])
+    with zoom_controls:
+        size = owned_selectbox("Zoom size (px)", ZOOM_SIZES, key="bac_zoom_size", default=512)
+        row = owned_slider("Zoom centre row", key=f"bac_zoom_row_{digest}", default=rows // 2, min_value=0,
+                           max_value=rows - 1, step=1)  # fmt: skip
+        col = owned_slider("Zoom centre column", key=f"bac_zoom_col_{digest}", default=cols // 2, min_value=0,
+                           max_value=cols - 1, step=1)  # fmt: skip
+    top, left, bottom, right = ui.crop_box((rows, cols), (row, col), size)
+    region = (slice(top, bottom), slice(left, right))
+    zoom_column.plotly_chart(
+        ui.zoom_figure(_display(view.record, window, region), probability[region], origin=(top, left),
+                       threshold=threshold, show_mask=show, opacity=opacity),
+        key="bac_zoom", config={"scrollZoom": True, "displaylogo": False},
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- readouts
 
 
 def _area_metric(column, label: str, pixels: int, mm2: float | None, help_text: str) -> None:
@@ -316,75 +326,104 @@ def _area_metric(column, label: str, pixels: int, mm2: float | None, help_text: 
         column.caption(f"{pixels:,} px")
 
 
-def _show_view_metrics(view: ui.AnalysedView) -> None:
-    m = view.metrics
+def _show_view_metrics(readout: BacReadout, record: ImageRecord) -> None:
     columns = st.columns(5)
-    x = f"{m.x:g}"
-    columns[0].metric("PM", f"{m.pm:,.0f}", help=ui.METRIC_HELP["PM"])
+    x = f"{readout.x:g}"
+    columns[0].metric("PM", f"{readout.pm:,.0f}", help=ui.METRIC_HELP["PM"])
     columns[0].caption("Σ p over the image")
-    _area_metric(columns[1], "AM", m.am, m.am_mm2, ui.METRIC_HELP["AM"])
-    columns[2].metric("SIM", f"{m.sim:,}", help=ui.METRIC_HELP["SIM"])
+    _area_metric(columns[1], "AM", readout.am, readout.am_mm2, ui.METRIC_HELP["AM"])
+    columns[2].metric("SIM", f"{readout.sim:,.0f}", help=ui.METRIC_HELP["SIM"])
     columns[2].caption("Σ grey (0–255) in the mask")
-    _area_metric(columns[3], f"TAM_{x}", m.tam_x, m.tam_x_mm2, ui.METRIC_HELP["TAM_X"])
-    columns[4].metric(f"TSIM_{x}", f"{m.tsim_x:,}", help=ui.METRIC_HELP["TSIM_X"])
+    _area_metric(columns[3], f"TAM_{x}", readout.tam_x, readout.tam_x_mm2, ui.METRIC_HELP["TAM_X"])
+    columns[4].metric(f"TSIM_{x}", f"{readout.tsim_x:,.0f}", help=ui.METRIC_HELP["TSIM_X"])
     columns[4].caption(f"Σ grey of the TAM_{x} pixels")
-    if m.am_mm2 is not None:
+    if readout.am_mm2 is not None and readout.pixel_spacing_mm is not None:
         st.caption(
-            f"mm² from the file's {m.spacing_source} ({view.record.metadata.pixel_spacing_label}): "
-            f"{m.pixel_spacing_mm[0]:.4f} × {m.pixel_spacing_mm[1]:.4f} mm per pixel."
+            f"mm² from the file's {readout.spacing_source} ({record.metadata.pixel_spacing_label}): "
+            f"{readout.pixel_spacing_mm[0]:.4f} × {readout.pixel_spacing_mm[1]:.4f} mm per pixel."
         )
     else:
         st.caption("The file records no pixel spacing: areas in pixels only.")
 
 
-def _readout_table(views: list[ui.AnalysedView], x: float) -> None:
-    frame = pd.DataFrame(ui.readout_rows(views))
-    frame = frame.rename(columns=lambda c: c.replace("TAM_X", f"TAM_{x:g}").replace("TSIM_X", f"TSIM_{x:g}"))
+def _readout_table(views: list[AnalysedView], readouts: dict[str, BacReadout], x: float) -> None:
+    rows = ui.readout_rows([readouts[v.content_sha256] for v in views], [v.label for v in views],
+                           [v.analysis.study_date for v in views])  # fmt: skip
+    frame = pd.DataFrame(rows).rename(columns=lambda c: c.replace("TAM_X", f"TAM_{x:g}").replace("TSIM_X", f"TSIM_{x:g}"))
     help_for = {
-        "PM": ui.METRIC_HELP["PM"],
-        "AM (px)": ui.METRIC_HELP["AM"],
-        "AM (mm²)": ui.METRIC_HELP["AM"],
-        "SIM": ui.METRIC_HELP["SIM"],
-        f"TAM_{x:g} (px)": ui.METRIC_HELP["TAM_X"],
-        f"TAM_{x:g} (mm²)": ui.METRIC_HELP["TAM_X"],
-        f"TSIM_{x:g}": ui.METRIC_HELP["TSIM_X"],
-        f"TAM_{x:g} / breast area": ui.METRIC_HELP["TAM_X / breast area"],
-    }
+        "PM": ui.METRIC_HELP["PM"], "AM (px)": ui.METRIC_HELP["AM"], "AM (mm²)": ui.METRIC_HELP["AM"],
+        "SIM": ui.METRIC_HELP["SIM"], f"TAM_{x:g} (px)": ui.METRIC_HELP["TAM_X"],
+        f"TAM_{x:g} (mm²)": ui.METRIC_HELP["TAM_X"], f"TSIM_{x:g}": ui.METRIC_HELP["TSIM_X"],
+    }  # fmt: skip
     config = {name: st.column_config.NumberColumn(name, help=text) for name, text in help_for.items()}
-    config[f"TAM_{x:g} / breast area"] = st.column_config.NumberColumn(
-        f"TAM_{x:g} / breast area", help=help_for[f"TAM_{x:g} / breast area"], format="%.2e"
-    )
+    ratio = f"TAM_{x:g} / breast area"
+    config[ratio] = st.column_config.NumberColumn(ratio, help=ui.METRIC_HELP["TAM_X / breast area"], format="%.2e")
     st.dataframe(frame, hide_index=True, column_config=config, key=None)
 
 
-def _saved_key(views: list[ui.AnalysedView]) -> tuple:
+def _exam_groups(views: list[AnalysedView]) -> dict[tuple[str | None, str | None], list[AnalysedView]]:
+    groups: dict[tuple[str | None, str | None], list[AnalysedView]] = {}
+    for view in views:
+        groups.setdefault((view.analysis.patient_key, view.analysis.study_date), []).append(view)
+    return groups
+
+
+# ----------------------------------------------------------------------------- save, downloads, history
+
+
+def _saved_key(views: list[AnalysedView]) -> tuple:
     return tuple((v.content_sha256, v.metrics.threshold, v.metrics.x) for v in views)
 
 
-def _save(views: list[ui.AnalysedView], bac_model: BacModel) -> None:
-    from medlim.mammography.batch import save_analysis
+def _save(views: list[AnalysedView], bac_model: BacModel) -> None:
+    from medlim.mammography.batch import save_views
 
-    store = ui.open_store_cached(get_settings().database_url)
-    saved = 0
-    for view in views:
-        save_analysis(store, view.current, record=view.record, content_sha256=view.content_sha256, bac_model=bac_model)
-        if view.metrics.x != ui.HISTORY_X:  # the longitudinal readout is TAM_100: keep it too
-            at_100 = requantify(view.analysis, threshold=view.metrics.threshold, x=ui.HISTORY_X)
-            save_analysis(
-                store, ui.AnalysedView(view.analysis, at_100, view.record, view.content_sha256).current,
-                record=view.record, content_sha256=view.content_sha256, bac_model=bac_model,
-            )  # fmt: skip
-        saved += 1
+    ids = save_views(ui.open_store_cached(get_settings().database_url), views, bac_model)
     unplaced = [v.label for v in views if not (v.analysis.patient_key and v.analysis.study_date)]
     st.session_state["bac_saved_note"] = _saved_key(views), (
-        f"Saved {saved} view{'s' if saved != 1 else ''} to the results store (saving again updates the same rows)."
+        f"Saved {len(ids)} view{'s' if len(ids) != 1 else ''} to the results store with TAM_100 "
+        f"(analyses {', '.join(map(str, ids))}; saving again updates the same rows)."
         + (f" {', '.join(unplaced)}: no patient or exam date in the file, so not in a history." if unplaced else "")
     )
 
 
-def _history(patient_keys: list[str], bac_model: BacModel, *, threshold: float) -> None:
-    from medlim.core.store import list_bac_results
-    from medlim.mammography.batch import exam_rows
+def _report_builder(views: list[AnalysedView], bac_model: BacModel) -> Callable[[], object]:
+    """Builds the exam's report when a download is asked for (TAM_100 costs one more pass per view)."""
+    from medlim.mammography.report import WeightsSummary, build_reports, reported_view
+
+    def build():
+        return build_reports([reported_view(v) for v in views], WeightsSummary.of(bac_model))[0]
+
+    return build
+
+
+def _downloads(views: list[AnalysedView], selected: AnalysedView, bac_model: BacModel, *, threshold: float) -> None:
+    from medlim.mammography.report import report_stem
+
+    save_column, mask_column, csv_column, json_column = st.columns(4)
+    if save_column.button("Save to the patient's history", key="bac_save", type="primary",
+                          help="Stores the readouts and TAM_100 (not the image) under the pseudonymous patient "
+                          "key. Idempotent: saving again updates the same rows."):  # fmt: skip
+        with show_medlim_errors(subject="Results store"):
+            _save(views, bac_model)
+    probability = selected.analysis.prediction.probability
+    mask_column.download_button(
+        f"Mask of {selected.label} (PNG)", lambda: ui.mask_png(probability, threshold=threshold),
+        file_name=f"{Path(selected.download_label).stem}_bac_mask.png", mime="image/png", key="bac_download_mask",
+        help="Full-size 8-bit mask: 255 where p > t, else 0.", on_click="ignore",
+    )  # fmt: skip
+    for index, ((patient_key, date), members) in enumerate(_exam_groups(views).items()):
+        build, stem, suffix = _report_builder(members, bac_model), report_stem(patient_key, date), f"_{index}" if index else ""
+        csv_column.download_button(f"Report {date or ''} (CSV)".replace("  ", " "), lambda b=build: b().to_csv(),
+                                   file_name=f"{stem}.csv", mime="text/csv", key=f"bac_download_csv{suffix}",
+                                   on_click="ignore")  # fmt: skip
+        json_column.download_button(f"Report {date or ''} (JSON)".replace("  ", " "), lambda b=build: b().to_json(),
+                                    file_name=f"{stem}.json", mime="application/json",
+                                    key=f"bac_download_json{suffix}", on_click="ignore")  # fmt: skip
+
+
+def _history(patient_keys: list[str], bac_model: BacModel) -> None:
+    from medlim.mammography.history import patient_history
 
     st.subheader("History")
     st.caption(ui.CHANGE_RULE_HELP)
@@ -392,36 +431,35 @@ def _history(patient_keys: list[str], bac_model: BacModel, *, threshold: float) 
         st.info("The files carry no patient key, so there is no history to show.", icon=":material/info:")
         return
     store = ui.open_store_cached(get_settings().database_url)
+    entry = bac_model.entry
     for patient_key in patient_keys:
-        stored = list_bac_results(store, patient_key=patient_key, weights_name=bac_model.entry.name)
-        values = ui.history_values(
-            stored, weights_name=bac_model.entry.name, weights_version=bac_model.entry.version, threshold=threshold
-        )
         with show_medlim_errors(subject=f"Patient {patient_key}") as outcome:
-            exams, changes, _unplaced = exam_rows(values)
+            history = patient_history(store, patient_key, weights_name=entry.name, weights_version=str(entry.version))
         if outcome.failed:
             continue
-        st.markdown(
-            f"**Patient key {patient_key}** (pseudonymous) · {len(exams)} saved exam(s) with "
-            f"{bac_model.label}, cut-off p > {threshold:.2f}, X = {ui.HISTORY_X:g}"
-        )
-        if not exams:
-            st.caption(
-                "No saved exams for this patient with these weights and cut-off yet: "
-                "press *Save to the patient's history*."
-            )
+        st.markdown(f"**Patient key {patient_key}** (pseudonymous) · {len(history.exams)} saved exam(s) with "
+                    f"{bac_model.label} · Σ TAM_100 / breast area")  # fmt: skip
+        if history.without_tam_100:
+            st.caption(f"{history.without_tam_100} image(s) were saved before TAM_100 was kept: save them again.")
+        if not history.exams:
+            others = f" Saved with other weights: {', '.join(history.other_weights)}." if history.other_weights else ""
+            st.caption("No saved exams for this patient with these weights yet: press *Save to the patient's "
+                       f"history*.{others}")  # fmt: skip
             continue
-        st.plotly_chart(ui.history_figure(exams, changes), key=f"bac_history_{patient_key}",
-                        config={"displaylogo": False})  # fmt: skip
-        if changes:
-            st.dataframe(pd.DataFrame(ui.change_rows(changes)), hide_index=True)
+        if len(history.thresholds) > 1:
+            st.caption("The exams were saved at different cut-offs "
+                       f"({', '.join(f'{t:g}' for t in history.thresholds)}); compare with care.")  # fmt: skip
+        st.plotly_chart(ui.history_figure(history), key=f"bac_history_{patient_key}", config={"displaylogo": False})
+        if history.changes:
+            st.dataframe(pd.DataFrame(ui.change_rows(history.changes)), hide_index=True)
         else:
             st.caption("One exam saved: the change flags appear from the second exam on.")
 
 
-def _exam_tab(bac_model: BacModel) -> None:
-    from medlim.mammography.batch import exam_rows, outcome_record
+# ----------------------------------------------------------------------------- tabs
 
+
+def _exam_tab(bac_model: BacModel) -> None:
     sources = _exam_sources()
     if not sources:
         st.info("Upload a mammogram or a four-view exam, or open a sample exam, to start.", icon=":material/upload:")
@@ -431,15 +469,12 @@ def _exam_tab(bac_model: BacModel) -> None:
         return
     threshold, x = _cutoff_sliders(bac_model)
     views = sorted(
-        (
-            ui.AnalysedView(analysis, requantify(analysis, threshold=threshold, x=x), record, digest,
-                            _file_label_of(digest))
-            for analysis, record, digest in analysed
-        ),
-        key=_sort_key,
-    )
-    rule = views[0].metrics.intensity_rule
-    st.caption(_model_caption(bac_model, threshold=threshold, x=x, rule=rule))
+        (AnalysedView(analysis, requantify(analysis, threshold=threshold, x=x, table=table), record, digest, label,
+                      table) for analysis, record, digest, label, table in analysed),
+        key=lambda v: (v.analysis.study_date or "", VIEW_ORDER.get(v.label, 9), v.label),
+    )  # fmt: skip
+    readouts = {v.content_sha256: v.readout() for v in views}
+    st.caption(_model_caption(bac_model, threshold=threshold, x=x, rule=views[0].metrics.intensity_rule))
     for view in views:
         for warning in view.analysis.warnings:
             st.warning(f"**{view.label}** ({view.record.name}): {warning}", icon=":material/warning:")
@@ -448,53 +483,30 @@ def _exam_tab(bac_model: BacModel) -> None:
     labels = [f"{v.label} {v.analysis.study_date}" if len(dates) > 1 else v.label for v in views]
     chosen = st.radio("View", labels, horizontal=True, key="bac_view")
     selected = views[labels.index(chosen)] if chosen in labels else views[0]
-    _show_view_metrics(selected)
-    _show_image(selected, threshold=threshold)
+    _show_view_metrics(readouts[selected.content_sha256], selected.record)
+    _show_image(selected, bac_model, threshold=threshold)
 
     st.subheader("Readouts per view and per exam")
-    groups: dict[tuple[str, str], list[ui.AnalysedView]] = {}
-    for view in views:
-        groups.setdefault((view.analysis.patient_key or "—", view.analysis.study_date or "—"), []).append(view)
+    groups = _exam_groups(views)
     for (patient_key, date), members in groups.items():
         if len(groups) > 1:
-            st.markdown(f"**Exam {date}** · patient key {patient_key}")
-        _readout_table(members, x)
-    exams, _changes, unplaced = exam_rows(outcome_record(v.current, file=v.record.name) for v in views)
+            st.markdown(f"**Exam {date or '—'}** · patient key {patient_key or '—'}")
+        _readout_table(members, readouts, x)
+    unplaced = [v.label for v in views if not (v.analysis.patient_key and v.analysis.study_date
+                                                and v.analysis.view and v.analysis.laterality)]  # fmt: skip
     if unplaced:
-        st.caption(
-            f"Not in an exam readout (no patient, date, view or laterality in the file): {', '.join(unplaced)}."
-        )
+        st.caption(f"Not in an exam readout (no patient, date, view or laterality in the file): {', '.join(unplaced)}.")
 
-    records = ui.report_records(views, bac_model)
-    save_column, mask_column, csv_column, json_column = st.columns(4)
-    if save_column.button("Save to the patient's history", key="bac_save", type="primary",
-                          help="Stores the readouts (not the image) under the pseudonymous patient key. "
-                          "Idempotent: saving again updates the same rows."):  # fmt: skip
-        with show_medlim_errors(subject="Results store"):
-            _save(views, bac_model)
-    mask_column.download_button(
-        f"Mask of {selected.label} (PNG)",
-        ui.mask_png(selected.analysis, threshold=threshold),
-        file_name=f"{Path(selected.download_label).stem}_bac_mask.png",
-        mime="image/png",
-        key="bac_download_mask",
-        help="Full-size 8-bit mask: 255 where p > t, else 0.",
-    )
-    csv_column.download_button("Report (CSV)", ui.report_csv(records), file_name="bac_report.csv",
-                               mime="text/csv", key="bac_download_csv")  # fmt: skip
-    json_column.download_button(
-        "Report (JSON)", ui.report_json(records, bac_model=bac_model, exams=exams, x=x),
-        file_name="bac_report.json", mime="application/json", key="bac_download_json",
-    )  # fmt: skip
+    _downloads(views, selected, bac_model, threshold=threshold)
     saved_for, note = st.session_state.get("bac_saved_note", (None, None))
     if note and saved_for == _saved_key(views):  # only for the exam and settings that were saved
         st.success(note, icon=":material/check_circle:")
-    keys = sorted({v.analysis.patient_key for v in views if v.analysis.patient_key})
-    _history(keys, bac_model, threshold=threshold)
+    _history(sorted({v.analysis.patient_key for v in views if v.analysis.patient_key}), bac_model)
 
 
 def _batch_tab(bac_model: BacModel) -> None:
     from medlim.mammography.batch import quantify_files
+    from medlim.mammography.report import csv_bytes, pseudonymous_rows
 
     st.caption(
         "Many mammograms at once — the same numbers as `medlim bac quantify`. A bad file is reported in the "
@@ -503,7 +515,7 @@ def _batch_tab(bac_model: BacModel) -> None:
     uploaded = st.file_uploader(
         "Mammograms or .zip archives of them", accept_multiple_files=True, key="bac_batch_upload"
     )
-    exams = ui.sample_exams(get_settings().samples_dir)
+    exams = sample_exams(get_settings().samples_dir)
     use_samples = bool(exams) and st.checkbox("Add all bundled sample mammograms", key="bac_batch_samples")
     left, middle, right = st.columns(3)
     threshold = left.number_input("Probability cut-off t", 0.0, 1.0, float(bac_model.threshold), 0.01,
@@ -514,7 +526,7 @@ def _batch_tab(bac_model: BacModel) -> None:
     if st.button("Quantify", key="bac_batch_run", type="primary"):
         sources: list[tuple[str, bytes | Path]] = []
         with show_medlim_errors(subject="Upload"):
-            sources = ui.expand_uploads((f.name, f.getvalue()) for f in uploaded or [])
+            sources = expand_uploads((f.name, f.getvalue()) for f in uploaded or [])
         if use_samples:
             root = get_settings().samples_dir
             sources += [(p.relative_to(root).as_posix(), p) for exam in exams for p in exam.files]
@@ -531,15 +543,10 @@ def _batch_tab(bac_model: BacModel) -> None:
             bar.progress(index / len(sources), text=f"{index} of {len(sources)}: {Path(name).name} ({seconds:.1f} s)")
 
         store = ui.open_store_cached(get_settings().database_url) if save else None
-        rows = []
-        for outcome in quantify_files(sources, bac_model, threshold=threshold, x=x, store=store,
-                                      reuse_stored=resume and save, progress=report):  # fmt: skip
-            if outcome.ok:
-                rows.append({"ok": True, **outcome.values, "reused": outcome.reused})
-            else:
-                rows.append({"file": outcome.file, "ok": False, "error": outcome.error, "message": outcome.message})
+        outcomes = quantify_files(sources, bac_model, threshold=threshold, x=x, store=store,
+                                  reuse_stored=resume and save, progress=report)  # fmt: skip
+        st.session_state["bac_batch_rows"] = [outcome.row() for outcome in outcomes]
         bar.empty()
-        st.session_state["bac_batch_rows"] = rows
     rows = st.session_state.get("bac_batch_rows")
     if rows:
         failed = sum(not row["ok"] for row in rows)
@@ -547,9 +554,8 @@ def _batch_tab(bac_model: BacModel) -> None:
         frame = pd.DataFrame(rows).drop(columns=["patient_key", "warnings"], errors="ignore")
         st.dataframe(frame, hide_index=True, key=None)
         labels = st.session_state.get("bac_batch_labels", {})
-        st.download_button("Results (CSV)", ui.report_csv(ui.pseudonymous_rows(rows, labels)),
-                           file_name="bac_batch.csv", mime="text/csv",
-                           key="bac_batch_download")  # fmt: skip
+        st.download_button("Results (CSV)", csv_bytes(pseudonymous_rows(rows, labels)), file_name="bac_batch.csv",
+                           mime="text/csv", key="bac_batch_download")  # fmt: skip
 
 
 ensure_app_shell()

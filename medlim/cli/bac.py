@@ -1,5 +1,12 @@
 """``medlim bac``: BAC quantification of mammograms from the command line
-(the same functions as the mammography page; thesis §3.3)."""
+(the same functions as the mammography page; thesis §3.3).
+
+``quantify`` prints one :class:`~medlim.mammography.readout.BacReadout` per file,
+``longitudinal`` the exam readouts of the given files, ``report`` writes the
+page's ``<patient key>_<study date>_report.csv``/``.json`` per exam, and
+``history`` prints a patient's saved exams (Σ TAM_100 / breast area) from the
+results store — the numbers the page shows for the same input (issue 17).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("inputs", nargs="+", metavar="FILES_OR_DIRS", help="mammograms (DICOM/PNG/TIFF) or folders")
-    common.add_argument("--weights", default=None, help="registry name (default scunet-bac) or an authors' .pt checkpoint")
+    common.add_argument("--weights", default=None,
+                        help="NAME, NAME@VERSION or an authors' .pt checkpoint (default: the task's default model)")
     common.add_argument("--threshold", type=float, default=None, help="probability cut-off t (default: the weights')")
     common.add_argument("--jsonl", action="store_true", help="JSON Lines on stdout")
     common.add_argument("--no-store", action="store_true", help="do not save results to the results store")
@@ -42,6 +50,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     longitudinal.add_argument("--x", type=float, default=100.0, help="intensity threshold X (default 100)")
     longitudinal.set_defaults(func=_longitudinal)
 
+    report = sub.add_parser(
+        "report", parents=[common],
+        help="write <patient key>_<study date>_report.csv and .json per exam (the page's report)",
+    )  # fmt: skip
+    report.add_argument("--x", type=float, default=None, help="intensity threshold X (default: the weights', 100)")
+    report.add_argument("--out", type=Path, required=True, help="folder for the reports")
+    report.set_defaults(func=_report)
+
+    history = sub.add_parser(
+        "history", help="a patient's saved exams from the results store: Σ TAM_100 / breast area per exam"
+    )
+    history.add_argument("patient_key", metavar="PATIENT_KEY", help="the pseudonymous patient key")
+    history.add_argument("--weights", default=None,
+                         help="NAME or NAME@VERSION whose analyses count (default: the task's default model)")
+    history.add_argument("--jsonl", action="store_true", help="JSON Lines on stdout, one per exam")
+    history.set_defaults(func=_history)
+
     evaluate = sub.add_parser("evaluate", help="segmentation and quantification metrics on held-out phantoms")
     evaluate.add_argument("--weights", default=None, help="registry name or an authors' .pt checkpoint")
     evaluate.add_argument("--seed", type=int, default=None, help="phantom seed (default: the held-out seed)")
@@ -59,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace, *, keep_analysis: bool):
-    """``(BatchFile, FileOutcome)`` pairs, one per input file, streamed."""
+    """The loaded weights and ``(BatchFile, FileOutcome)`` pairs, one per input file, streamed."""
     from medlim.core.batch import plan_files, progress_printer
     from medlim.core.io.files import collect_files
     from medlim.core.store import open_store
@@ -82,7 +107,7 @@ def _run(args: argparse.Namespace, *, keep_analysis: bool):
         progress=progress_printer(len(files)),
         pseudonymised=args.pseudonymise_names,
     )
-    return zip(files, outcomes)
+    return bac_model, zip(files, outcomes)
 
 
 def _quantify(args: argparse.Namespace) -> int:
@@ -91,9 +116,10 @@ def _quantify(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         output_folder(args.out)
-    for file, outcome in _run(args, keep_analysis=args.out is not None):
+    _bac_model, outcomes = _run(args, keep_analysis=args.out is not None)
+    for file, outcome in outcomes:
+        row = outcome.row()
         if outcome.ok:
-            row = {"ok": True, **outcome.values, "reused": outcome.reused}
             if args.out is not None and outcome.analysis is not None:
                 mask_path = args.out / f"{file.stem}_bac.png"
                 try:
@@ -101,8 +127,6 @@ def _quantify(args: argparse.Namespace) -> int:
                     row["mask"] = str(mask_path)
                 except MedlimError as exc:  # the readouts are still worth printing
                     row["mask_error"] = exc.message
-        else:
-            row = {"file": outcome.file, "ok": False, "error": outcome.error, "message": outcome.message}
         print_row(row, jsonl=args.jsonl, describe=_describe)
     return 0
 
@@ -117,35 +141,45 @@ def _describe(row: Mapping[str, Any]) -> str:
     return text
 
 
-def _longitudinal(args: argparse.Namespace) -> int:
+def _readouts(args: argparse.Namespace) -> tuple[Any, list]:
+    """The weights and ``(readout, content sha256)`` of the files that could be analysed;
+    failures and store refusals on stderr."""
     from medlim.core.text import escape_control
-    from medlim.mammography.batch import exam_rows
 
-    values = []
-    for _file, outcome in _run(args, keep_analysis=False):
+    readouts = []
+    bac_model, outcomes = _run(args, keep_analysis=False)
+    for _file, outcome in outcomes:
         if outcome.ok:
-            values.append(outcome.values)
+            readouts.append((outcome.readout, outcome.content_sha256))
             if outcome.store_error:
                 print(f"medlim: {escape_control(outcome.file)}: not stored: {escape_control(outcome.store_error)}",
                       file=sys.stderr)
         else:
             print(f"medlim: {escape_control(outcome.file)}: {outcome.error}: {escape_control(outcome.message)}",
                   file=sys.stderr)
-    exams, changes, unplaced = exam_rows(values)
-    for name in unplaced:
+    return bac_model, readouts
+
+
+def _flag_text(change) -> str:
+    if change is None:
+        return ""
+    return f"  Δ={change.delta:+.5f} ({'real' if change.is_real else change.flag})"
+
+
+def _longitudinal(args: argparse.Namespace) -> int:
+    from medlim.core.text import escape_control
+    from medlim.mammography.exam import summarise_exams
+
+    _bac_model, readouts = _readouts(args)
+    summary = summarise_exams(readout for readout, _digest in readouts)
+    for name in summary.unplaced:
         print(f"medlim: {escape_control(name)}: no patient, date, view or laterality in the file; not placed in an exam",
               file=sys.stderr)
-    change_by_later = {(c.patient_key, c.later_date): c for c in changes}
-    for exam in exams:
-        change = change_by_later.get((exam.patient_key, exam.study_date))
+    for exam in summary.exams:
+        change = summary.change_before(exam)
         row = {
-            "patient_key": exam.patient_key,
-            "study_date": exam.study_date,
+            **exam.to_dict(),
             "x": args.x,
-            "tam_x_per_breast_area_sum": exam.total,
-            "views_counted": exam.views_counted,
-            "views": [f"{v.laterality}{v.view}" for v in exam.views],
-            "cc_mlo_disagreement": exam.disagreement,
             "change_from_previous": None if change is None else change.delta,
             "change_noise": None if change is None else change.noise,
             "change_is_real": None if change is None else change.is_real,
@@ -153,9 +187,66 @@ def _longitudinal(args: argparse.Namespace) -> int:
         if args.jsonl:
             print(json.dumps(row), flush=True)
         else:
-            flag = "" if change is None else f"  Δ={change.delta:+.5f} ({'real' if change.is_real else 'within view noise' if change.is_real is False else 'cannot tell'})"
-            print(f"{exam.patient_key} {exam.study_date}: ΣTAM_{args.x:g}/area={exam.total:.5f} over {exam.views_counted} views{flag}")
+            print(f"{exam.patient_key} {exam.study_date}: ΣTAM_{args.x:g}/area={exam.total:.5f} "
+                  f"over {exam.views_counted} views{_flag_text(change)}")
     return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    """One report per exam of the given files, written as the page writes it."""
+    from medlim.core.io.pseudonym import file_label
+    from medlim.mammography.report import ReportedView, WeightsSummary, build_reports
+
+    bac_model, readouts = _readouts(args)
+    views = []
+    for readout, digest in readouts:
+        image = readout.view_name or file_label(readout.file, content_sha256=digest)
+        views.append(ReportedView(image=image, readout=readout.with_file(image), content_sha256=digest))
+    if not views:
+        print("medlim: no file could be analysed; no report written", file=sys.stderr)
+        return 1
+    for report in build_reports(views, WeightsSummary.of(bac_model)):
+        csv_path, json_path = report.write(args.out)
+        print(json.dumps({"csv": str(csv_path), "json": str(json_path), "views": len(report.views)}) if args.jsonl
+              else f"{csv_path}\n{json_path}", flush=True)
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from medlim.core.store import open_store
+    from medlim.core.weights import Registries, parse_model_spec
+    from medlim.mammography.analysis import default_bac_weights
+    from medlim.mammography.history import patient_history
+
+    registries = Registries.load()
+    spec = parse_model_spec(args.weights or default_bac_weights(registries))
+    version = spec.version or registries.get(spec.name).version
+    with open_store() as store:
+        history = patient_history(store, args.patient_key, weights_name=spec.name, weights_version=version)
+    _history_notes(history)
+    for exam, row in zip(history.exams, history.rows()):
+        if args.jsonl:
+            print(json.dumps(row), flush=True)
+        else:
+            change = history.summary.change_before(exam)
+            cutoffs = ", ".join(f"{t:g}" for t in row["thresholds"])
+            print(f"{row['patient_key']} {row['study_date']}: ΣTAM_100/area={row['tam_100_per_breast_area_sum']:.5f} "
+                  f"over {row['views_counted']} views (t={cutoffs}; analyses {row['analysis_ids']}){_flag_text(change)}")
+    return 0
+
+
+def _history_notes(history) -> None:
+    """What a person should know when the history is empty or incomplete (on stderr)."""
+    if not history.entries:
+        print(f"medlim: no saved analyses of patient {history.patient_key} with {history.weights_label}", file=sys.stderr)
+        if history.other_weights:
+            print(f"medlim: saved with other weights: {', '.join(history.other_weights)} (choose with --weights)",
+                  file=sys.stderr)
+    if history.without_tam_100:
+        print(f"medlim: {history.without_tam_100} image(s) were saved before TAM_100 was kept; analyse them again "
+              "to bring them into the history", file=sys.stderr)
+    for name in history.summary.unplaced:
+        print(f"medlim: {name}: no date, view or laterality stored; not placed in an exam", file=sys.stderr)
 
 
 def _evaluate(args: argparse.Namespace) -> int:

@@ -23,7 +23,9 @@ from medlim.core.io.record import ImageRecord
 from medlim.errors import ParameterError, WrongModalityError
 
 __all__ = [
+    "BAC_TASK",
     "DEFAULT_BAC_WEIGHTS",
+    "default_bac_weights",
     "MIN_MAMMOGRAM_SIDE",
     "BacModel",
     "BacAnalysis",
@@ -34,7 +36,10 @@ __all__ = [
     "requantify",
 ]
 
-#: Registry name of the project's own SCU-Net weights.
+#: Registry task of SCU-Net BAC weights.
+BAC_TASK = "bac-segmentation"
+
+#: Registry name of the project's own SCU-Net weights (used when no entry is marked as the task's default).
 DEFAULT_BAC_WEIGHTS = "scunet-bac"
 
 #: Smallest side (pixels) accepted as a mammogram: one SCU-Net patch.
@@ -141,36 +146,59 @@ def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> Bac
     )
 
 
+def default_bac_weights(registry: "Registries | None" = None) -> str:  # noqa: F821
+    """``name@version`` of the BAC weights used when none are named.
+
+    The task's default (:meth:`medlim.core.weights.Registries.default`: the
+    user's own choice on the Models page while it exists, else the shipped entry
+    marked ``"default": true``); without one, the highest version of
+    :data:`DEFAULT_BAC_WEIGHTS`.
+
+    Args:
+        registry: the shipped and user registries (None: from the settings).
+    """
+    from medlim.core.weights import Registries
+
+    registry = Registries.load() if registry is None else registry
+    entry = registry.default(BAC_TASK)
+    return DEFAULT_BAC_WEIGHTS if entry is None else f"{entry.name}@{entry.version}"
+
+
 def load_bac_model(
     weights: str | Path | None = None,
     *,
-    registry: "Registry | None" = None,  # noqa: F821
+    registry: "Registry | Registries | None" = None,  # noqa: F821
     device: "str | torch.device | None" = None,  # noqa: F821
 ) -> BacModel:
     """Load SCU-Net weights by registry name or from an authors' checkpoint file.
 
     Args:
-        weights: a registry name (optionally ``name:version``), the path of a
-            ``.pt``/``.pth`` checkpoint of the authors (imported in memory with the
-            ``scunet-published`` importer and ``published`` preset), or None for
-            :data:`DEFAULT_BAC_WEIGHTS`.
-        registry: the registry to look names up in (None: the settings' weights folder).
+        weights: a registry name (``NAME``, ``NAME@VERSION`` or ``NAME:VERSION``),
+            the path of a ``.pt``/``.pth`` checkpoint of the authors (imported in
+            memory with the ``scunet-published`` importer and ``published``
+            preset), or None for the task's default (:func:`default_bac_weights`).
+        registry: where names are looked up (None: the shipped and user
+            registries of the settings, :class:`medlim.core.weights.Registries`).
         device: torch device (None: CUDA when present, else CPU).
 
     Raises:
         WeightsError: unknown name, checksum mismatch, or a checkpoint that does not map.
     """
-    from medlim.core.weights import Registry, build_model
+    from medlim.core.weights import Registries, build_model, parse_model_spec
     from medlim.core.weights.importing import load_checkpoint_in_memory
 
-    target = DEFAULT_BAC_WEIGHTS if weights is None else str(weights)
-    path = Path(target)
-    if path.suffix.lower() in {".pt", ".pth", ".ckpt"} and path.is_file():
-        loaded = load_checkpoint_in_memory(path, importer="scunet-published", device=device, name="published-checkpoint")
-        return bac_model_from_entry(loaded.entry, loaded.model)
-    registry = Registry.load() if registry is None else registry
-    name, _, version = target.partition(":")
-    entry = registry.get(name, version or None)
+    if weights is not None:
+        path = Path(str(weights))
+        if path.suffix.lower() in {".pt", ".pth", ".ckpt"} and path.is_file():
+            loaded = load_checkpoint_in_memory(
+                path, importer="scunet-published", device=device, name="published-checkpoint"
+            )
+            return bac_model_from_entry(loaded.entry, loaded.model)
+    registry = Registries.load() if registry is None else registry
+    if weights is None:
+        weights = default_bac_weights(registry) if isinstance(registry, Registries) else DEFAULT_BAC_WEIGHTS
+    spec = parse_model_spec(str(weights))
+    entry = registry.get(spec.name, spec.version)
     return bac_model_from_entry(entry, build_model(entry, device=device))
 
 
@@ -292,9 +320,26 @@ def _quantify(
     )
 
 
-def requantify(analysis: BacAnalysis, *, threshold: float, x: float) -> "BacMetrics":  # noqa: F821
+def requantify(
+    analysis: BacAnalysis,
+    *,
+    threshold: float,
+    x: float,
+    table: "CutoffTable | None" = None,  # noqa: F821
+) -> "BacMetrics":  # noqa: F821
     """Readouts for another cut-off ``threshold`` (in [0, 1]) and intensity threshold ``x``
-    (in [0, 255]), from the cached probability map of ``analysis`` (no re-inference)."""
+    (in [0, 255]), from the cached probability map of ``analysis`` (no re-inference).
+
+    Args:
+        analysis: the analysis whose map is re-read.
+        threshold: probability cut-off t.
+        x: intensity threshold X.
+        table: the analysis' :class:`~medlim.mammography.cutoffs.CutoffTable`, when
+            kept: a cut-off on its grid is answered from it in microseconds, with
+            the same numbers (the page's sliders); others make the full pass.
+    """
+    if table is not None and table.covers(threshold):
+        return table.metrics(threshold=threshold, x=x)
     return _quantify(
         analysis.prediction,
         threshold=threshold,

@@ -13,22 +13,22 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from medlim.errors import InputError, StoreError
 from medlim.mammography.analysis import BacAnalysis, BacModel, analyse_mammogram
-from medlim.mammography.exam import ExamChange, ExamReadout, ViewReadout, group_exams, longitudinal_changes
+from medlim.mammography.readout import AnalysedView, BacReadout, readout_of, tam_100_of
 
 __all__ = [
     "FileOutcome",
     "quantify_files",
     "outcome_record",
-    "exam_rows",
+    "save_analysis",
+    "save_views",
 ]
+
 
 @dataclass(frozen=True)
 class FileOutcome:
@@ -37,77 +37,45 @@ class FileOutcome:
     Attributes:
         file: the path or name as given.
         ok: True when the readouts were computed (or reused).
-        values: the JSON-able readouts (keys of :func:`outcome_record`).
-        analysis: the full analysis (None when reused from the store or failed).
+        readout: the readouts (with TAM_100) when ok, else ``None``.
+        analysis: the full analysis (None when reused from the store, failed, or not kept).
+        content_sha256: sha256 of the file's bytes (``""`` when it could not be read).
         error: MedlimError class name when not ok.
         message: its message.
         reused: True when the readouts came from the results store.
-        store_error: the store's message when it refused the readouts (they are
-            still in ``values``, with the same message under ``store_error``).
+        store_error: the store's message when it refused the readouts (they are still in ``readout``).
     """
 
     file: str
     ok: bool
-    values: dict[str, Any] = field(default_factory=dict)
+    readout: BacReadout | None = None
     analysis: BacAnalysis | None = None
+    content_sha256: str = ""
     error: str | None = None
     message: str | None = None
     reused: bool = False
     store_error: str | None = None
 
+    @property
+    def values(self) -> dict[str, Any]:
+        """The JSON-able readouts (:meth:`BacReadout.to_dict`), with ``store_error`` when the store refused them."""
+        if self.readout is None:
+            return {}
+        values = self.readout.to_dict()
+        if self.store_error is not None:
+            values["store_error"] = self.store_error
+        return values
+
+    def row(self) -> dict[str, Any]:
+        """The row ``medlim bac quantify`` prints: ``ok``, the readouts and ``reused``, or the error."""
+        if not self.ok:
+            return {"file": self.file, "ok": False, "error": self.error, "message": self.message}
+        return {"ok": True, **self.values, "reused": self.reused}
+
 
 def outcome_record(analysis: BacAnalysis, *, file: str) -> dict[str, Any]:
-    """The JSON-able readouts of one analysis (the CLI's output keys)."""
-    m = analysis.metrics
-    return {
-        "file": file,
-        "pm": round(float(m.pm), 4),
-        "am": int(m.am),
-        "sim": round(float(m.sim), 4),
-        "tam_x": int(m.tam_x),
-        "tsim_x": round(float(m.tsim_x), 4),
-        "x": float(m.x),
-        "threshold": float(m.threshold),
-        "intensity_rule": m.intensity_rule,
-        "breast_area": int(m.breast_area),
-        "tam_x_per_breast_area": None if np.isnan(m.tam_x_per_breast_area) else float(m.tam_x_per_breast_area),
-        "am_mm2": None if m.am_mm2 is None else round(float(m.am_mm2), 4),
-        "tam_x_mm2": None if m.tam_x_mm2 is None else round(float(m.tam_x_mm2), 4),
-        "spacing_source": m.spacing_source,
-        "view": analysis.view,
-        "laterality": analysis.laterality,
-        "study_date": analysis.study_date,
-        "patient_key": analysis.patient_key,
-        "weights": analysis.weights,
-        "warnings": list(analysis.warnings),
-        "seconds": round(float(analysis.seconds), 3),
-    }
-
-
-def _stored_record(stored: Any, *, file: str, weights: str) -> dict[str, Any]:
-    area = int(stored.breast_area)
-    return {
-        "file": file,
-        "pm": round(float(stored.pm), 4),
-        "am": int(stored.am),
-        "sim": round(float(stored.sim), 4),
-        "tam_x": int(stored.tam_x),
-        "tsim_x": round(float(stored.tsim_x), 4),
-        "x": float(stored.x),
-        "threshold": float(stored.threshold),
-        "breast_area": area,
-        "tam_x_per_breast_area": (int(stored.tam_x) / area) if area else None,
-        "am_mm2": stored.am_mm2,
-        "tam_x_mm2": stored.tam_x_mm2,
-        "spacing_source": stored.spacing_source,
-        "view": stored.image.view,
-        "laterality": stored.image.laterality,
-        "study_date": stored.image.study_date,
-        "patient_key": stored.image.patient_key,
-        "weights": weights,
-        "warnings": [],
-        "seconds": 0.0,
-    }
+    """The JSON-able readouts of one analysis (the CLI's output keys): :func:`readout_of` as a dict."""
+    return readout_of(analysis, file=file).to_dict()
 
 
 def quantify_files(
@@ -188,20 +156,18 @@ def _quantify_one(
             return reused
     record = read_image(source, name=Path(name).name)
     analysis = analyse_mammogram(record, bac_model, threshold=threshold, x=x)
-    values = outcome_record(analysis, file=name)
+    readout = readout_of(analysis, file=name)
     store_error = None
     if store is not None:
         try:
-            save_analysis(store, analysis, record=record, content_sha256=digest, bac_model=bac_model)
+            save_analysis(store, analysis, record=record, content_sha256=digest, bac_model=bac_model,
+                          tam_100=readout.tam_100)
         except StoreError as exc:  # keep the readouts: the person still gets the numbers
             store_error = exc.message
         else:
             lookup_error = None  # saved after all: nothing for the person to act on
-    store_error = store_error or lookup_error
-    if store_error is not None:
-        values["store_error"] = store_error
-    return FileOutcome(file=name, ok=True, values=values, analysis=analysis if keep_analysis else None,
-                       store_error=store_error)
+    return FileOutcome(file=name, ok=True, readout=readout, analysis=analysis if keep_analysis else None,
+                       content_sha256=digest, store_error=store_error or lookup_error)
 
 
 def _sha256(source: bytes | Path) -> str:
@@ -229,20 +195,44 @@ def _reuse(store: Any, digest: str, bac_model: BacModel, threshold: float, x: fl
     if image_id is None:
         return None
     for stored in list_bac_results(store, image_id=image_id, weights_name=bac_model.entry.name):
+        # Resuming re-uses only the very analysis asked for (same weights, cut-off and X) and
+        # one that keeps TAM_100 (rows saved before migration 0003 are run again).
         if (
             stored.weights_version == bac_model.entry.version
             and abs(stored.threshold - threshold) < 1e-9
             and abs(stored.x - x) < 1e-9
+            and stored.tam_100 is not None
         ):
-            return FileOutcome(file=name, ok=True, values=_stored_record(stored, file=name, weights=bac_model.label), reused=True)
+            readout = BacReadout.from_stored(stored, file=name, weights=bac_model.label)
+            return FileOutcome(file=name, ok=True, readout=readout, content_sha256=digest, reused=True)
     return None
 
 
 def save_analysis(
-    store: Any, analysis: BacAnalysis, *, record: Any, content_sha256: str, bac_model: BacModel
+    store: Any,
+    analysis: BacAnalysis,
+    *,
+    record: Any,
+    content_sha256: str,
+    bac_model: BacModel,
+    tam_100: int | None = None,
 ) -> int:
-    """Store the image's non-identifying metadata and its readouts (idempotent). Returns the result id."""
+    """Store the image's non-identifying metadata and its readouts, TAM_100 included (idempotent).
+
+    Args:
+        store: the results store.
+        analysis: the analysis, its ``metrics`` at the chosen cut-off and X.
+        record: the decoded image (its non-identifying metadata is stored).
+        content_sha256: sha256 of the file's bytes.
+        bac_model: the weights used.
+        tam_100: TAM_X at X = 100 and the same cut-off, when already computed
+            (else computed here from the probability map).
+
+    Returns:
+        The stored result's id (the key of the analysis in a patient's history).
+    """
     from medlim.core.store.bac import save_image_record, upsert_bac_result
+    from medlim.mammography.readout import tam_100_of
 
     image = save_image_record(store, record, content_sha256=content_sha256)
     m = analysis.metrics
@@ -264,33 +254,22 @@ def save_analysis(
         tam_x_mm2=m.tam_x_mm2,
         spacing_source=m.spacing_source,
         seconds=analysis.seconds,
+        tam_100=tam_100_of(analysis, m) if tam_100 is None else int(tam_100),
     )
     return stored.id
 
 
-def exam_rows(values: Iterable[dict[str, Any]]) -> tuple[list[ExamReadout], list[ExamChange], list[str]]:
-    """Group per-file readouts into exams and consecutive-exam changes.
+def save_views(store: Any, views: Iterable[AnalysedView], bac_model: BacModel) -> tuple[int, ...]:
+    """Store each analysed view at its chosen cut-off and X, with TAM_100 (idempotent).
 
-    Files without patient key, study date, view or laterality cannot be placed
-    in an exam; their names come back in the third element.
+    What the page's "Save to the patient's history" does; one row per view (the
+    longitudinal TAM_100 rides in the same row, so no second row at X = 100).
+
+    Returns:
+        The stored results' ids, in the order of ``views``.
     """
-    readouts, unplaced = [], []
-    for v in values:
-        if not (v.get("patient_key") and v.get("study_date") and v.get("view") and v.get("laterality")) or not v.get(
-            "breast_area"
-        ):
-            unplaced.append(str(v.get("file")))
-            continue
-        readouts.append(
-            ViewReadout(
-                patient_key=v["patient_key"],
-                study_date=v["study_date"],
-                laterality=v["laterality"],
-                view=v["view"],
-                tam=float(v["tam_x"]),
-                breast_area=float(v["breast_area"]),
-                file=str(v["file"]),
-            )
-        )
-    exams = group_exams(readouts)
-    return exams, longitudinal_changes(exams), unplaced
+    return tuple(
+        save_analysis(store, view.current, record=view.record, content_sha256=view.content_sha256, bac_model=bac_model,
+                      tam_100=tam_100_of(view.analysis, view.metrics, view.cutoffs))
+        for view in views
+    )

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from medlim.errors import ParameterError
 
@@ -35,6 +36,8 @@ __all__ = [
     "ExamChange",
     "group_exams",
     "longitudinal_changes",
+    "ExamSummary",
+    "summarise_exams",
 ]
 
 _VIEWS = ("CC", "MLO")
@@ -103,6 +106,22 @@ class ExamReadout:
                 return readout
         return None
 
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        """``("LCC", "LMLO", ...)`` in the exam's order."""
+        return tuple(f"{v.laterality}{v.view}" for v in self.views)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able values (the key names of ``medlim bac longitudinal --jsonl``)."""
+        return {
+            "patient_key": self.patient_key,
+            "study_date": self.study_date,
+            "tam_x_per_breast_area_sum": self.total,
+            "views_counted": self.views_counted,
+            "views": list(self.view_names),
+            "cc_mlo_disagreement": dict(self.disagreement),
+        }
+
 
 @dataclass(frozen=True)
 class ViewChange:
@@ -128,6 +147,15 @@ class ExamChange:
     noise: float | None
     is_real: bool | None
     views: tuple[ViewChange, ...]
+
+    @property
+    def flag(self) -> str:
+        """The flag in words: ``"real change"``, ``"within view-to-view noise"`` or ``"cannot tell"``."""
+        return CHANGE_WORDS[self.is_real]
+
+
+#: Each change flag in words.
+CHANGE_WORDS: dict[bool | None, str] = {True: "real change", False: "within view-to-view noise", None: "cannot tell"}
 
 
 def _breast_disagreement(views: Iterable[ViewReadout], laterality: str) -> float | None:
@@ -223,3 +251,63 @@ def longitudinal_changes(exams: Iterable[ExamReadout]) -> list[ExamChange]:
                 )
             )
     return changes
+
+
+@dataclass(frozen=True)
+class ExamSummary:
+    """View readouts grouped into exams, with the changes between consecutive exams.
+
+    Attributes:
+        exams: one per patient and study date, sorted by patient then date.
+        changes: between consecutive exams of each patient.
+        unplaced: the files that could not be placed in an exam (no patient key,
+            study date, view, laterality or breast area).
+    """
+
+    exams: tuple[ExamReadout, ...]
+    changes: tuple[ExamChange, ...]
+    unplaced: tuple[str, ...]
+
+    def change_before(self, exam: ExamReadout) -> ExamChange | None:
+        """The change from the previous exam of the same patient to ``exam``, or ``None`` for a first exam."""
+        for change in self.changes:
+            if change.patient_key == exam.patient_key and change.later_date == exam.study_date:
+                return change
+        return None
+
+
+def summarise_exams(readouts: Iterable[Any], *, tam_100: bool = False) -> ExamSummary:
+    """Group per-view readouts into exams and flag the changes between them.
+
+    Args:
+        readouts: objects with ``patient_key``, ``study_date``, ``view``,
+            ``laterality``, ``tam_x``, ``breast_area``, ``file`` and ``tam_100``
+            attributes (:class:`medlim.mammography.readout.BacReadout`).
+        tam_100: sum TAM_100 (the longitudinal readout) instead of each readout's TAM_X.
+
+    Returns:
+        An :class:`ExamSummary`.
+
+    Raises:
+        ParameterError: two readouts of one view in one exam.
+    """
+    placed, unplaced = [], []
+    for readout in readouts:
+        tam = readout.tam_100 if tam_100 else readout.tam_x
+        known = readout.patient_key and readout.study_date and readout.view and readout.laterality
+        if not known or not readout.breast_area or tam is None:
+            unplaced.append(str(readout.file))
+            continue
+        placed.append(
+            ViewReadout(
+                patient_key=readout.patient_key,
+                study_date=readout.study_date,
+                laterality=readout.laterality,
+                view=readout.view,
+                tam=float(tam),
+                breast_area=float(readout.breast_area),
+                file=str(readout.file),
+            )
+        )
+    exams = group_exams(placed)
+    return ExamSummary(tuple(exams), tuple(longitudinal_changes(exams)), tuple(unplaced))

@@ -4,7 +4,9 @@ Pure functions returning plotly figures or arrays (no streamlit), so they can be
 tested without a running app. Window/level follows the DICOM linear window
 (PS3.3 C.11.2.1.2) through :func:`medlim.core.io.apply_window`, applied to the
 record's ``raw`` values (modality LUT only), as in the reader (METHODS.md, image
-input).
+input). The viewer opens on the window the reader recorded as applied
+(:class:`medlim.core.io.record.DisplayWindow`, issue 17: one reader contract),
+never on one estimated back from the pixels.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ __all__ = [
     "reader_window",
     "default_window",
     "windowed_pixels",
+    "windowed_region",
+    "block_max",
     "downsample_for_display",
     "image_figure",
     "histogram_figure",
@@ -40,8 +44,12 @@ class WindowSetting:
         width: window width, in raw units (> 0).
         low: smallest value the centre slider offers (raw minimum or window edge).
         high: largest value the centre slider offers (``>= low``).
-        function: DICOM VOI LUT function, ``"LINEAR"`` or ``"SIGMOID"``.
-        from_file: ``True`` when centre/width come from the file's own window.
+        function: VOI LUT function, ``"LINEAR"``, ``"LINEAR_EXACT"`` or ``"SIGMOID"``.
+        from_file: ``True`` when centre/width are what the reader applied (the
+            file's window, the value range it stretched, or a VOI LUT's input range).
+        exact: windowing ``raw`` with these values gives the reader's ``pixels``
+            (false for a VOI LUT table, which a window only approximates).
+        description: what the reader applied, in words (``""`` when unknown).
     """
 
     center: float
@@ -50,6 +58,8 @@ class WindowSetting:
     high: float
     function: str = "LINEAR"
     from_file: bool = False
+    exact: bool = False
+    description: str = ""
 
 
 def _finite_range(values: np.ndarray) -> tuple[float, float]:
@@ -59,57 +69,33 @@ def _finite_range(values: np.ndarray) -> tuple[float, float]:
     return float(finite.min()), float(finite.max())
 
 
-def reader_window(record: ImageRecord, *, tolerance: float = 0.01) -> tuple[float, float, str] | None:
-    """The window the reader applied to ``raw`` to make ``pixels``, if it was one.
-
-    The reader applies the file's window (PS3.3 C.11.2.1.2) but the record keeps
-    only its result, so the window is recovered by a least-squares line through
-    the (raw, display) pairs strictly between black and white:
-
-    * LINEAR maps ``x`` to ``(x - (c - 0.5)) / (w - 1) + 0.5``: slope ``a`` and
-      intercept ``b`` give ``w = 1 / a + 1``, ``c = (0.5 - b) / a + 0.5``;
-    * SIGMOID maps ``x`` to ``1 / (1 + exp(-4 (x - c) / w))``, so
-      ``logit(p) = 4 (x - c) / w`` is a line: ``w = 4 / a``, ``c = -b / a``.
-
-    A mapping that fits neither within ``tolerance`` (a VOI LUT table, the value
-    range of a file without a window) gives ``None``.
+def reader_window(record: ImageRecord) -> tuple[float, float, str] | None:
+    """The window the reader recorded as applied to ``raw`` to make ``pixels``.
 
     Args:
-        record: a decoded grey image (colour images give ``None``).
-        tolerance: largest allowed deviation from the fit, in display units [0, 1].
+        record: a decoded image.
 
     Returns:
-        ``(center, width, function)`` for :func:`medlim.core.io.apply_window`
-        (``function`` is ``"LINEAR"`` or ``"SIGMOID"``), rounded to 1e-3 raw
-        units, or ``None``.
+        ``(center, width, function)`` for :func:`medlim.core.io.apply_window`, or
+        ``None`` for colour images, records without a recorded window and VOI
+        LUT tables (which a window does not reproduce).
     """
-    if record.is_color:
+    window = record.metadata.display_window
+    if window is None or not window.exact or record.is_color:
         return None
-    raw = np.asarray(record.raw, dtype=np.float64).ravel()
-    shown = np.asarray(record.pixels, dtype=np.float64).ravel()
-    if record.metadata.photometric == "MONOCHROME1":
-        shown = 1.0 - shown  # the reader inverts after windowing
-    stride = max(1, raw.size // 1_000_000)  # a million pairs pin a line; keeps large mammograms fast
-    raw, shown = raw[::stride], shown[::stride]
-    inside = np.isfinite(raw) & (shown > 0.01) & (shown < 0.99)
-    x, p = raw[inside], shown[inside]
-    if np.unique(x).size < 2:
-        return None
-    slope, intercept = np.polyfit(x, p, 1)
-    if slope > 0 and np.max(np.abs(slope * x + intercept - p)) <= tolerance:
-        return round(float((0.5 - intercept) / slope + 0.5), 3), round(float(1.0 / slope + 1.0), 3), "LINEAR"
-    slope, intercept = np.polyfit(x, np.log(p / (1.0 - p)), 1)
-    if slope > 0 and np.max(np.abs(1.0 / (1.0 + np.exp(-(slope * x + intercept))) - p)) <= tolerance:
-        return round(float(-intercept / slope), 3), round(float(4.0 / slope), 3), "SIGMOID"
-    return None
+    return float(window.center), float(window.width), window.function
 
 
 def default_window(record: ImageRecord) -> WindowSetting:
-    """The window the viewer opens with.
+    """The window the viewer opens with: for DICOM, what the reader applied.
 
-    For DICOM, the file's window as the reader applied it (:func:`reader_window`).
-    Otherwise (rasters, VOI LUT tables, files without a window) the full range of
-    ``raw``: centre = (min + max) / 2, width = max − min (at least 1), LINEAR.
+    A grey DICOM opens on the record's
+    :attr:`~medlim.core.io.record.ImageMetadata.display_window` (the file's
+    window, the value range the reader stretched, or a VOI LUT's input range).
+    Rasters — whose applied window is their bit depth, which leaves a 12-bit
+    image in a 16-bit PNG nearly black — and records without a recorded window
+    open on the full range of ``raw``: centre = (min + max) / 2,
+    width = max − min (at least 1), LINEAR.
 
     Args:
         record: a decoded image.
@@ -119,20 +105,24 @@ def default_window(record: ImageRecord) -> WindowSetting:
         range and the window.
     """
     low, high = _finite_range(record.raw)
-    window = reader_window(record) if record.metadata.source_format == "dicom" else None
+    dicom = record.metadata.source_format == "dicom"
+    window = record.metadata.display_window if dicom and not record.is_color else None
     if window is not None:
-        center, width, function = window
-        low, high = min(low, center - width / 2.0), max(high, center + width / 2.0)
-        return WindowSetting(center, width, low, high, function=function, from_file=True)
+        low, high = min(low, window.center - window.width / 2.0), max(high, window.center + window.width / 2.0)
+        return WindowSetting(
+            float(window.center), float(window.width), low, high, function=window.function, from_file=True,
+            exact=window.exact, description=window.description,
+        )  # fmt: skip
     return WindowSetting((low + high) / 2.0, max(high - low, 1.0), low, high)
 
 
 def windowed_pixels(record: ImageRecord, *, center: float, width: float, function: str = "LINEAR") -> np.ndarray:
     """Display values of ``record`` under a window.
 
-    Grey images are windowed from ``record.raw`` (then inverted for
-    MONOCHROME1, so bright stays dense as in the reader's ``pixels``); colour
-    images are returned as decoded (``record.pixels``).
+    Grey images are windowed from ``record.raw`` (then inverted when the reader
+    inverted — MONOCHROME1 or an INVERSE presentation LUT — so bright stays dense
+    as in the reader's ``pixels``); colour images are returned as decoded
+    (``record.pixels``).
 
     Args:
         record: a decoded image.
@@ -154,14 +144,75 @@ def windowed_pixels(record: ImageRecord, *, center: float, width: float, functio
         raise ParameterError(f"Window width must be a positive number; {width!r} is given.")
     if record.is_color:
         return record.pixels
+    return windowed_region(record, center=center, width=width, function=function)
+
+
+def _inverted(record: ImageRecord) -> bool:
+    """Whether the reader inverted the image (MONOCHROME1 or an INVERSE presentation LUT)."""
+    window = record.metadata.display_window
+    return window.inverted if window is not None else record.metadata.photometric == "MONOCHROME1"
+
+
+def windowed_region(
+    record: ImageRecord,
+    *,
+    center: float,
+    width: float,
+    function: str = "LINEAR",
+    region: tuple[slice, slice] | None = None,
+) -> np.ndarray:
+    """Display values of a grey record (or of a ``region`` of it) under a window.
+
+    Windowing only the region a zoomed view shows keeps a full-resolution crop
+    of a large mammogram fast.
+
+    Args:
+        record: a decoded grey image.
+        center, width, function: as :func:`windowed_pixels`.
+        region: ``(rows, cols)`` slices, or ``None`` for the whole image.
+
+    Returns:
+        ``np.ndarray[h, w]`` float32 in [0, 1], inverted when the reader inverted.
+
+    Raises:
+        ParameterError: a bad window (see :func:`windowed_pixels`).
+    """
+    if not np.isfinite(center):
+        raise ParameterError(f"Window centre must be a finite number; {center!r} is given.")
+    if not (np.isfinite(width) and width > 0):
+        raise ParameterError(f"Window width must be a positive number; {width!r} is given.")
     from medlim.core.io import apply_window
 
     if function.upper() == "LINEAR" and width < 1.0:
         function = "LINEAR_EXACT"
-    display = np.asarray(apply_window(record.raw, center=center, width=width, function=function), dtype=np.float32)
-    if record.metadata.photometric == "MONOCHROME1":
-        display = 1.0 - display
+    raw = record.raw if region is None else record.raw[region]
+    display = np.asarray(apply_window(raw, center=center, width=width, function=function), dtype=np.float32)
+    if _inverted(record):
+        display = np.subtract(np.float32(1.0), display, out=display)
     return display
+
+
+def block_max(mask: np.ndarray, factor: int) -> np.ndarray:
+    """Shrink a boolean mask by an integer ``factor`` keeping any set pixel (block maximum).
+
+    Thin arteries stay visible on a downsampled display, where averaging would
+    wash them out. Crops to whole blocks like :func:`downsample_for_display`.
+
+    Args:
+        mask: ``np.ndarray[H, W]`` of bool (or 0/nonzero).
+        factor: integer >= 1.
+
+    Returns:
+        ``np.bool_[H // factor, W // factor]``.
+    """
+    if factor < 1:
+        raise ParameterError(f"factor must be >= 1; {factor} is given.")
+    mask = np.asarray(mask) != 0
+    if factor == 1:
+        return mask
+    rows, cols = (mask.shape[0] // factor) * factor, (mask.shape[1] // factor) * factor
+    blocks = mask[:rows, :cols].reshape(rows // factor, factor, cols // factor, factor)
+    return blocks.any(axis=(1, 3))
 
 
 def downsample_for_display(image: np.ndarray, *, max_side: int = DISPLAY_MAX_SIDE) -> tuple[np.ndarray, int]:
@@ -249,12 +300,12 @@ def histogram_figure(
             x=(edges[:-1] + edges[1:]) / 2.0,
             y=counts,
             width=np.diff(edges),
-            marker_color="#4C72B0",
+            marker_color="#0072B2",  # Okabe–Ito blue
             hovertemplate="value %{x:.4g}<br>pixels %{y}<extra></extra>",
         )
     )
     if window is not None:
-        figure.add_vrect(x0=window[0], x1=window[1], fillcolor="#DD8452", opacity=0.2, line_width=0)
+        figure.add_vrect(x0=window[0], x1=window[1], fillcolor="#E69F00", opacity=0.2, line_width=0)  # Okabe–Ito orange
     figure.update_layout(
         title=title,
         height=280,

@@ -171,3 +171,74 @@ def test_quantify_pseudonymise_names_and_escaped_table(
     assert good["file"] == file_label(str(named)) and bad["file"] == file_label(str(broken))
     assert good["mask"] == str(out / (good["file"].removesuffix(".dcm") + "_bac.png"))
     assert not bad["ok"] and bad["error"]
+
+
+def test_history_prints_tam_100_per_exam_whatever_x_the_analysis_used(
+    exam_dir: Path, weights_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bac", "quantify", str(exam_dir), "--jsonl", "--x", "120", "--device", "cpu"]) == 0
+    views = [r for r in _lines(capsys) if r["ok"]]
+    assert all(r["x"] == 120.0 and r["tam_100"] >= r["tam_x"] for r in views)
+    assert main(["bac", "history", views[0]["patient_key"], "--jsonl"]) == 0
+    (exam,) = _lines(capsys)
+    assert exam["views_counted"] == 4 and exam["weights"] == "scunet-bac@0" and exam["thresholds"] == [0.5]
+    assert exam["tam_100_per_breast_area_sum"] == pytest.approx(sum(v["tam_100"] / v["breast_area"] for v in views))
+    assert len(exam["analysis_ids"]) == 4 and exam["change_from_previous"] is None
+    assert main(["bac", "history", views[0]["patient_key"]]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"{views[0]['patient_key']} {views[0]['study_date']}: ΣTAM_100/area=")
+    assert main(["bac", "history", "nobody", "--jsonl"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and "no saved analyses of patient nobody with scunet-bac@0" in captured.err
+
+
+def test_report_writes_the_pages_report_per_exam(
+    exam_dir: Path, weights_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["bac", "quantify", str(exam_dir), "--jsonl", "--no-store", "--device", "cpu"]) == 0
+    views = {f"{r['laterality']}{r['view']}": r for r in _lines(capsys) if r["ok"]}
+    out = tmp_path / "reports"
+    assert main(["bac", "report", str(exam_dir), "--out", str(out), "--no-store", "--device", "cpu", "--jsonl"]) == 0
+    (written,) = _lines(capsys)
+    lcc = views["LCC"]
+    stem = f"{lcc['patient_key']}_{lcc['study_date']}_report"
+    assert written == {"csv": str(out / f"{stem}.csv"), "json": str(out / f"{stem}.json"), "views": 4}
+    document = json.loads((out / f"{stem}.json").read_text())
+    assert sorted(v["image"] for v in document["views"]) == ["LCC", "LMLO", "RCC", "RMLO"]
+    for view in document["views"]:
+        expected = views[view["image"]]
+        assert {k: view[k] for k in ("am", "tam_x", "tam_100", "breast_area")} == {
+            k: expected[k] for k in ("am", "tam_x", "tam_100", "breast_area")}
+    assert document["exam"]["views_counted"] == 4
+    assert document["exam"]["tam_x_per_breast_area_sum"] == pytest.approx(
+        sum(v["tam_x"] / v["breast_area"] for v in views.values()))
+    text = (out / f"{stem}.csv").read_text() + (out / f"{stem}.json").read_text()
+    assert str(exam_dir) not in text and "PHANTOM" not in text  # no paths, no names
+
+
+def test_quantify_without_weights_uses_the_task_default(
+    exam_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Before issue 17 no weights meant the highest version, not the one the manifest marks as default."""
+    from medlim.core.weights import Registry, save_weights
+    from medlim.mammography.scunet import build_scunet
+
+    folder = tmp_path / "weights"
+    for version, threshold, default in (("1", 0.3, True), ("2", 0.5, False)):
+        torch.manual_seed(0)
+        fields = {
+            "name": "scunet-bac", "version": version, "task": "bac-segmentation", "architecture": "scunet",
+            "preset": "published", "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32",
+                                                      "range": [-2.24, 5.72]},
+            "output_type": "probability", "thresholds": {"output": threshold},
+            "params": {"overlap": 32, "merge": "max", "output_activation": "sigmoid"}, "default": default,
+        }  # fmt: skip
+        save_weights(Registry.load(folder), fields, build_scunet().state_dict())
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(folder))
+    lcc = sorted(exam_dir.glob("*LCC.dcm"))[0]
+    assert main(["bac", "quantify", str(lcc), "--jsonl", "--no-store", "--device", "cpu"]) == 0
+    (row,) = _lines(capsys)
+    assert (row["weights"], row["threshold"]) == ("scunet-bac v1", 0.3)
+    assert main(["bac", "quantify", str(lcc), "--jsonl", "--no-store", "--device", "cpu", "--weights",
+                 "scunet-bac@2"]) == 0  # fmt: skip
+    assert _lines(capsys)[0]["weights"] == "scunet-bac v2"

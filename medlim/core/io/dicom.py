@@ -48,7 +48,7 @@ from medlim.core.io.budget import DecodeCost, check_decode_budget, check_held_by
 from medlim.core.io.files import open_regular_file
 from medlim.core.io.isolation import IsolatedCrash, IsolatedFailure, IsolatedTimeout, run_isolated
 from medlim.core.io.pseudonym import patient_key
-from medlim.core.io.record import ImageMetadata, ImageRecord
+from medlim.core.io.record import DisplayWindow, ImageMetadata, ImageRecord
 from medlim.core.io.windowing import (
     VOI_FUNCTIONS,
     apply_lut,
@@ -58,9 +58,9 @@ from medlim.core.io.windowing import (
 )
 from medlim.errors import (
     CorruptFileError,
-    MedlimError,
     ImageTooLargeError,
     InputError,
+    MedlimError,
     MultiFrameError,
     NoPixelDataError,
     NotDicomImageError,
@@ -736,8 +736,12 @@ def _grey_renderers(
     modality: _Modality,
     voi: _Voi,
     invert: bool,
-) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
-    """``(render_pixels, render_raw)`` of a grey frame, each making one float32 image on first use.
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray], tuple[float, float] | None]:
+    """``(render_pixels, render_raw, value_range)`` of a grey frame, each render making one float32 image on first use.
+
+    ``value_range`` is the ``(low, high)`` of ``raw`` stretched to black–white
+    when the VOI stage is ``"range"`` (``None`` otherwise), so the reader can
+    record what it applied (:class:`medlim.core.io.record.DisplayWindow`).
 
     Everything that can fail (a Modality LUT, the value range, the display
     table) runs now, so the reader still reports every error itself; what is
@@ -768,7 +772,7 @@ def _grey_renderers(
     def render_pixels() -> np.ndarray:
         return _display(voi.apply(raw, image_range), invert=invert)
 
-    return render_pixels, lambda: raw
+    return render_pixels, lambda: raw, image_range if voi.kind == "range" else None
 
 
 def _display(values: np.ndarray, *, invert: bool) -> np.ndarray:
@@ -790,7 +794,7 @@ def _linear_display(
 
 def _affine_renderers(
     stored: np.ndarray, *, modality: _Modality, voi: _Voi, invert: bool
-) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray], tuple[float, float] | None]:
     """Renderers for wide integers (32/64-bit) under a rescale; the range comes from the extremes."""
     image_range = _rescaled_range(stored, modality) if voi.kind == "range" else None
     coefficients = voi.linear_coefficients(image_range or (0.0, 0.0))
@@ -801,17 +805,17 @@ def _affine_renderers(
     if coefficients is not None:
         return (
             lambda: _linear_display(stored, modality=modality, coefficients=coefficients, invert=invert)
-        ), render_raw
+        ), render_raw, image_range
 
     def render_pixels() -> np.ndarray:
         return _display(voi.apply(modality.apply(stored), image_range), invert=invert)
 
-    return render_pixels, render_raw
+    return render_pixels, render_raw, image_range
 
 
 def _table_renderers(
     stored: np.ndarray, *, bits_stored: int, signed: bool, modality: _Modality, voi: _Voi, invert: bool
-) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]]:
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray], tuple[float, float] | None]:
     """Renderers of a ≤16-bit frame: ``raw`` and ``pixels`` are gathers through tables over all bit patterns.
 
     Stray high bits are masked (and the sign extended) in the table, not in a
@@ -828,7 +832,7 @@ def _table_renderers(
         display_table = _linear_display(in_dtype, modality=modality, coefficients=coefficients, invert=invert).ravel()
     else:
         display_table = _display(voi.apply(modality_table, image_range), invert=invert)
-    return (lambda: display_table[patterns]), (lambda: modality_table[patterns])
+    return (lambda: display_table[patterns]), (lambda: modality_table[patterns]), image_range
 
 
 def _in_dtype(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -860,7 +864,7 @@ _BLOCK_VALUES = 1 << 22
 
 def _deferred_rescale_and_window(
     stored: np.ndarray, *, bits_stored: int, signed: bool, modality: _Modality, voi: _Voi, invert: bool
-) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray]] | None:
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray], tuple[float, float] | None] | None:
     """The fastest path of :func:`_grey_renderers` (cv2 affine passes), or None.
 
     Returns ``(render_pixels, render_raw)``: ``pixels`` is one affine pass from
@@ -893,7 +897,7 @@ def _deferred_rescale_and_window(
     def render_raw() -> np.ndarray:
         return modality.apply(stored)
 
-    return render_pixels, render_raw
+    return render_pixels, render_raw, image_range if voi.kind == "range" else None
 
 
 def _rescaled_range(stored: np.ndarray, modality: _Modality) -> tuple[float, float]:
@@ -1128,13 +1132,15 @@ def _decode_dicom(data: bytes | BinaryIO, *, name: str, frame: int | None, setti
         modality = _modality_stage(ds, frame=index, warnings_out=notes)
         voi = _voi_stage(ds, frame=index, signed=signed, warnings_out=notes)
         invert = photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
-        render_pixels, render_raw = _grey_renderers(
+        render_pixels, render_raw, value_range = _grey_renderers(
             stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
         )
+        display_window = _applied_window(voi, value_range, invert=invert)
     else:
         render_pixels, render_raw = _colour_renderers(
             stored, ds=ds, photometric=photometric, bits_stored=bits_stored, name=name
         )
+        display_window = None
 
     intent = _presentation_intent(ds)
     if intent == "FOR PROCESSING":
@@ -1155,8 +1161,24 @@ def _decode_dicom(data: bytes | BinaryIO, *, name: str, frame: int | None, setti
         number_of_frames=frames,
         frame_index=index,
         warnings=tuple(notes),
+        display_window=display_window,
     )
     return ImageRecord(metadata=metadata, name=name, render_pixels=render_pixels, render_raw=render_raw)
+
+
+def _applied_window(voi: _Voi, value_range: tuple[float, float] | None, *, invert: bool) -> DisplayWindow:
+    """What the VOI stage applied, as the record keeps it (the viewer opens on it, issue 17)."""
+    if voi.kind == "window":
+        return DisplayWindow("window", float(voi.center), float(voi.width), voi.function, invert)
+    if voi.kind == "lut" and voi.table is not None:
+        entries = int(voi.table.size)
+        first = int(voi.first_mapped)
+        return DisplayWindow(
+            "lut", first + (entries - 1) / 2.0, float(max(entries - 1, 1)), "LINEAR_EXACT", invert,
+            lut_first_mapped=first, lut_entries=entries, lut_bits=int(voi.bits),
+        )  # fmt: skip
+    low, high = value_range if value_range is not None else (0.0, 1.0)
+    return DisplayWindow.value_range(low, high, inverted=invert)
 
 
 def _patient_id(ds: Any) -> str | None:

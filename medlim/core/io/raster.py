@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from medlim.core.io.budget import DecodeCost, check_decode_budget
-from medlim.core.io.record import ImageMetadata, ImageRecord
+from medlim.core.io.record import DisplayWindow, ImageMetadata, ImageRecord
 from medlim.errors import (
     CorruptFileError,
     ImageTooLargeError,
@@ -196,18 +196,22 @@ def _to_record(
         def render_pixels() -> np.ndarray:
             return _stretch(stored, low, high)
     else:
+        low, high = 0.0, top
         factor = 1.0 / top
 
         def render_pixels() -> np.ndarray:
             return _scaled(stored, factor)
 
+    grey = stored.ndim == 2
     metadata = ImageMetadata(
         source_format=source_format,
         bits_stored=bits,
-        photometric="RGB" if stored.ndim == 3 else "MONOCHROME2",
+        photometric="MONOCHROME2" if grey else "RGB",
         number_of_frames=frame_count,
         frame_index=frame_index,
         warnings=tuple(notes),
+        # What ``pixels`` is: raw / (2**bits - 1), or the finite range of a float image, stretched.
+        display_window=DisplayWindow.value_range(low or 0.0, high if high is not None else 1.0) if grey else None,
     )
     return ImageRecord(
         metadata=metadata, name=name, render_pixels=render_pixels, render_raw=lambda: _as_float32(stored)

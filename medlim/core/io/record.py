@@ -7,7 +7,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ImageMetadata", "ImageRecord", "PIXEL_SPACING_LABELS"]
+from medlim.errors import ParameterError
+
+__all__ = ["DISPLAY_WINDOW_KINDS", "DisplayWindow", "ImageMetadata", "ImageRecord", "PIXEL_SPACING_LABELS"]
+
+#: How a reader turned ``raw`` into ``pixels`` (:attr:`DisplayWindow.kind`).
+DISPLAY_WINDOW_KINDS: tuple[str, ...] = ("window", "lut", "range")
 
 #: Plain-language meaning of each ``pixel_spacing_source``: where the pixel size is
 #: measured. PixelSpacing is at the patient (for a mammogram: the breast);
@@ -18,6 +23,70 @@ PIXEL_SPACING_LABELS: dict[str, str] = {
     "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor": "at the breast (detector spacing ÷ magnification)",
     "ImagerPixelSpacing": "at the detector (not corrected for magnification)",
 }
+
+
+@dataclass(frozen=True)
+class DisplayWindow:
+    """The grey-level mapping a reader applied to ``raw`` to make ``pixels`` (DICOM PS3.3 C.11.2).
+
+    The reader records it so that a viewer opens on exactly what was applied,
+    instead of estimating it back from the pixels.
+
+    Attributes:
+        kind: ``"window"`` (the file's Window Center/Width), ``"lut"`` (the
+            file's VOI LUT table) or ``"range"`` (no VOI in the file, or a raster:
+            ``low``..``high`` of ``raw`` stretched to 0..1).
+        center: window centre in raw units. For ``"range"``, ``(low + high) / 2``;
+            for ``"lut"``, the centre of the table's input range.
+        width: window width in raw units (> 0). For ``"range"``, ``high - low``
+            (at least 1e-12); for ``"lut"``, the table's input range.
+        function: ``"LINEAR"``, ``"LINEAR_EXACT"`` or ``"SIGMOID"`` such that
+            ``apply_window(raw, center=center, width=width, function=function)``
+            is what was applied — exact for ``"window"`` and ``"range"``
+            (``"range"`` is LINEAR_EXACT), a linear stand-in for ``"lut"``.
+        inverted: the result was inverted (MONOCHROME1, or Presentation LUT Shape INVERSE).
+        lut_first_mapped: for ``"lut"``, the input value mapped to the first entry.
+        lut_entries: for ``"lut"``, the number of table entries.
+        lut_bits: for ``"lut"``, the bits per table entry.
+    """
+
+    kind: str
+    center: float
+    width: float
+    function: str = "LINEAR"
+    inverted: bool = False
+    lut_first_mapped: int | None = None
+    lut_entries: int | None = None
+    lut_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in DISPLAY_WINDOW_KINDS:
+            raise ParameterError(f"kind must be one of {DISPLAY_WINDOW_KINDS}; {self.kind!r} is given.")
+        if not self.width > 0:
+            raise ParameterError(f"width must be positive; {self.width!r} is given.")
+
+    @classmethod
+    def value_range(cls, low: float, high: float, *, inverted: bool = False) -> "DisplayWindow":
+        """``low`` → black, ``high`` → white, linear in between (LINEAR_EXACT over ``[low, high]``)."""
+        width = max(float(high) - float(low), 1e-12)
+        return cls("range", (float(low) + float(high)) / 2.0, width, "LINEAR_EXACT", inverted)
+
+    @property
+    def exact(self) -> bool:
+        """``apply_window`` with these values reproduces ``pixels`` (false for a VOI LUT table)."""
+        return self.kind != "lut"
+
+    @property
+    def description(self) -> str:
+        """In words, for a caption: which mapping and its values."""
+        flip = ", inverted" if self.inverted else ""
+        if self.kind == "window":
+            return f"the file's window (centre {self.center:g}, width {self.width:g}, {self.function}{flip})"
+        if self.kind == "lut":
+            return (f"the file's VOI LUT ({self.lut_entries} entries from {self.lut_first_mapped}, "
+                    f"{self.lut_bits} bits{flip})")
+        low, high = self.center - self.width / 2.0, self.center + self.width / 2.0
+        return f"the value range {low:g}–{high:g} stretched to black–white{flip}"
 
 
 @dataclass(frozen=True)
@@ -43,6 +112,8 @@ class ImageMetadata:
         number_of_frames: frames in the file (the record holds one).
         frame_index: which frame the pixels are.
         warnings: plain-language warnings (e.g. a "For Processing" mammogram).
+        display_window: the mapping from ``raw`` to ``pixels`` the reader applied
+            (grey images), or ``None`` (colour, or a record not made by a reader).
     """
 
     source_format: str
@@ -59,6 +130,7 @@ class ImageMetadata:
     number_of_frames: int = 1
     frame_index: int = 0
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    display_window: DisplayWindow | None = None
 
     @property
     def pixel_spacing_label(self) -> str | None:

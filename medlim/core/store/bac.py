@@ -2,7 +2,10 @@
 
 Images are stored once per file content (sha256); each BAC run on an image is
 one row per (weights name, version, cut-off t, intensity threshold X), so
-re-running an analysis updates the row instead of adding one. The exam
+re-running an analysis updates the row instead of adding one. Every row also
+keeps TAM_100 (TAM_X at X = 100, same cut-off), the longitudinal readout, so a
+patient's history reads one number per analysis whatever X was chosen, keyed by
+the result's id rather than by a float cut-off (issue 17). The exam
 readout (§3.3.2: Σ TAM_X / breast area over an exam's views) comes from the
 ``exams`` view. Only the pseudonymous ``patient_key`` identifies a patient, and
 an image is named by :func:`image_label` (a keyed hash of its content), never by
@@ -32,6 +35,7 @@ __all__ = [
     "StoredBacResult",
     "StoredExam",
     "StoredImage",
+    "get_bac_result",
     "image_label",
     "list_bac_results",
     "list_exams",
@@ -107,6 +111,8 @@ class StoredBacResult:
         pm: Σ p (float). am: Σ 1[p > t] (pixels). sim: Σ I over p > t.
         tam_x: Σ 1[p > t and I > X] (pixels). tsim_x: Σ I over that set.
         breast_area: breast pixels.
+        tam_100: TAM_X at X = 100 and the same cut-off (the longitudinal readout),
+            or ``None`` for rows stored before it was kept (migration 0003).
         am_mm2, tam_x_mm2: the areas in mm² when the pixel spacing is known, else ``None``.
         spacing_source: which spacing was used for mm² (or ``None``).
         seconds: analysis time.
@@ -132,6 +138,7 @@ class StoredBacResult:
     seconds: float | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    tam_100: int | None = None
 
     @property
     def tam_x_per_area(self) -> float:
@@ -160,6 +167,7 @@ class StoredBacResult:
             seconds=row.seconds,
             created_at=as_utc(row.created_at),
             updated_at=as_utc(row.updated_at),
+            tam_100=None if row.tam_100 is None else int(row.tam_100),
         )
 
 
@@ -305,20 +313,29 @@ def upsert_bac_result(
     tam_x_mm2: float | None = None,
     spacing_source: str | None = None,
     seconds: float | None = None,
+    tam_100: int | None = None,
 ) -> StoredBacResult:
     """Insert or update the BAC result of (image, weights, version, t, X).
 
     Re-running the same analysis replaces the numbers and ``updated_at`` and
     keeps ``id`` and ``created_at``: storing is idempotent.
 
+    Args:
+        tam_100: TAM_X at X = 100 and cut-off ``threshold`` (the longitudinal
+            readout); when ``None`` and ``x`` is 100, ``tam_x``.
+
     Raises:
         StoreError: unknown image, negative counts or areas.
     """
-    for name, value in (("am", am), ("tam_x", tam_x), ("breast_area", breast_area)):
-        if int(value) < 0:
+    if tam_100 is None and float(x) == 100.0:
+        tam_100 = tam_x
+    counts = (("am", am), ("tam_x", tam_x), ("breast_area", breast_area), ("tam_100", tam_100))
+    for name, value in counts:
+        if value is not None and int(value) < 0:
             raise StoreError(f"{name} must be a non-negative pixel count; {value!r} is given.")
-    if tam_x > am:
-        raise StoreError(f"tam_x ({tam_x}) cannot exceed am ({am}): TAM_X counts a subset of AM's pixels.")
+    for name, value in (("tam_x", tam_x), ("tam_100", tam_100)):
+        if value is not None and value > am:
+            raise StoreError(f"{name} ({value}) cannot exceed am ({am}): it counts a subset of AM's pixels.")
     values = {
         "preset": preset,
         "pm": float(pm),
@@ -327,6 +344,7 @@ def upsert_bac_result(
         "tam_x": int(tam_x),
         "tsim_x": float(tsim_x),
         "breast_area": int(breast_area),
+        "tam_100": None if tam_100 is None else int(tam_100),
         "am_mm2": None if am_mm2 is None else float(am_mm2),
         "tam_x_mm2": None if tam_x_mm2 is None else float(tam_x_mm2),
         "spacing_source": spacing_source,
@@ -377,6 +395,20 @@ def list_bac_results(
     query = query.order_by(ImageRow.study_date, ImageRow.laterality, ImageRow.view, BacResultRow.id)
     with transaction(target) as session:
         return tuple(StoredBacResult.from_row(result, image) for result, image in session.execute(query))
+
+
+def get_bac_result(target: Store | Session, result_id: int) -> StoredBacResult:
+    """The stored result with id ``result_id`` (the key a history entry carries).
+
+    Raises:
+        StoreError: no result has that id.
+    """
+    with transaction(target) as session:
+        row = session.get(BacResultRow, int(result_id))
+        image = None if row is None else session.get(ImageRow, row.image_id)
+        if row is None or image is None:
+            raise StoreError(f"no stored BAC result with id {result_id}.")
+        return StoredBacResult.from_row(row, image)
 
 
 def list_exams(

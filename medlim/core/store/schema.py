@@ -103,6 +103,9 @@ class BacResultRow(Base):
     tam_x: Mapped[int] = mapped_column(sa.BigInteger)
     tsim_x: Mapped[float]
     breast_area: Mapped[int] = mapped_column(sa.BigInteger)
+    # TAM_X at X = 100 and the same cut-off, kept beside the chosen X so a patient's
+    # history (Σ TAM_100 / breast area, thesis §3.3.2) never depends on X (issue 17, migration 0003).
+    tam_100: Mapped[int | None] = mapped_column(sa.BigInteger)
     am_mm2: Mapped[float | None]
     tam_x_mm2: Mapped[float | None]
     spacing_source: Mapped[str | None] = mapped_column(sa.String(96))

@@ -174,3 +174,52 @@ def test_deleting_an_image_deletes_its_results(store: Store) -> None:
     with store.session() as session:
         session.execute(sa.text("DELETE FROM images WHERE id = :id"), {"id": image_id})
     assert list_bac_results(store) == ()
+
+
+def test_tam_100_is_kept_beside_the_chosen_x(store: Store) -> None:
+    from medlim.core.store.bac import get_bac_result
+
+    image_id = image(store, 40)
+    at_100 = run(store, image_id, x=100.0, tam_x=30)
+    at_120 = run(store, image_id, x=120.0, tam_x=20, tam_100=30)
+    at_110 = run(store, image_id, x=110.0, tam_x=25)
+    assert (at_100.tam_100, at_120.tam_100, at_110.tam_100) == (30, 30, None)  # X = 100: TAM_100 is TAM_X
+    assert get_bac_result(store, at_120.id) == at_120
+    with pytest.raises(StoreError, match="no stored BAC result with id 9999"):
+        get_bac_result(store, 9999)
+    with pytest.raises(StoreError, match="tam_100 .* cannot exceed am"):
+        run(store, image_id, x=130.0, tam_x=1, tam_100=41)
+    with pytest.raises(StoreError, match="non-negative"):
+        run(store, image_id, x=130.0, tam_x=1, tam_100=-1)
+
+
+def test_migration_0003_fills_tam_100_where_it_is_known(tmp_path: Path) -> None:
+    from medlim.core.store import upgrade_store
+
+    with open_store(f"sqlite:///{tmp_path / 'old.sqlite'}", upgrade=False) as old:
+        upgrade_store(old, "0002")
+        with old.engine.begin() as connection:
+            for n in (1, 2):
+                connection.execute(sa.text(
+                    "INSERT INTO images (id, content_sha256, file_name, rows, cols, created_at) "
+                    "VALUES (:id, :sha, 'x.dcm', 2, 2, '2024-01-01 00:00:00')"), {"id": n, "sha": sha(n)})
+            rows = [  # (image, t, x, tam_x): image 1 has a row at X = 100 for t = 0.5, not for t = 0.6
+                (1, 0.5, 100.0, 7), (1, 0.5, 120.0, 3), (1, 0.6, 120.0, 2), (2, 0.5, 120.0, 1),
+            ]
+            for n, (image_id, t, x, tam_x) in enumerate(rows, start=1):
+                connection.execute(sa.text(
+                    "INSERT INTO bac_results (id, image_id, weights_name, weights_version, preset, threshold, x, "
+                    "pm, am, sim, tam_x, tsim_x, breast_area, created_at, updated_at) VALUES (:id, :image, 'w', "
+                    "'1', 'thesis', :t, :x, 1, 10, 1, :tam, 1, 100, '2024-01-01', '2024-01-01')"),
+                    {"id": n, "image": image_id, "t": t, "x": x, "tam": tam_x})  # fmt: skip
+        upgrade_store(old)
+        assert old.revision() == "0003"
+        with old.engine.connect() as connection:
+            filled = connection.execute(sa.text("SELECT id, tam_100 FROM bac_results ORDER BY id")).all()
+        assert [tuple(row) for row in filled] == [(1, 7), (2, 7), (3, None), (4, None)]
+        from medlim.core.store import downgrade_store
+
+        downgrade_store(old, "0002")
+        with old.engine.connect() as connection:
+            assert "tam_100" not in {c["name"] for c in sa.inspect(connection).get_columns("bac_results")}
+            assert connection.scalar(sa.text("SELECT COUNT(*) FROM exams")) == 0  # the view survives

@@ -18,7 +18,7 @@ from medlim.core.store.schema import Base
 from medlim.errors import StoreError
 
 ROOT = Path(__file__).resolve().parents[3]
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 TABLES = {
     "alembic_version", "images", "bac_results", "presets", "datasets", "curation_scores", "curation_tags",
     "retrieval_indexes", "retrieval_items",
@@ -94,7 +94,8 @@ def test_migrations_are_package_data() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     patterns = [p for values in config["package-data"].values() for p in values]
     assert "*.mako" in patterns
-    assert any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), "medlim.core.store.migrations.versions") for p in config["packages"]["find"]["include"])
+    patterns = config["packages"]["find"]["include"]
+    assert any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), "medlim.core.store.migrations.versions") for p in patterns)
 
 
 def test_upgrade_to_0002_relabels_stored_file_names(tmp_path: Path) -> None:

@@ -1,0 +1,92 @@
+"""The BAC report of an exam (medlim.mammography.report): grouping, file names, no identifying fields.
+
+Hand-computed on the 2×3 image of ``conftest.py`` at t = 0.5, X = 95: per view
+TAM_95 = 3, TAM_100 = 2, breast area 6, so an exam of LCC and LMLO sums
+TAM_95 / area to 1.0 and TAM_100 / area to 4/6.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from medlim.mammography.analysis import requantify
+from medlim.mammography.readout import AnalysedView
+from medlim.mammography.report import (
+    NO_DATE,
+    NO_PATIENT_KEY,
+    WeightsSummary,
+    build_reports,
+    csv_bytes,
+    pseudonymous_rows,
+    report_stem,
+    reported_view,
+)
+
+WEIGHTS = WeightsSummary(name="scunet-bac", version="2", sha256="f" * 64, preset="thesis", overlap_px=64,
+                         merge="max", skip_background=True, output_activation="sigmoid",
+                         intended_use="Research use only.")  # fmt: skip
+
+
+def _view(tiny_analysis, n: int, **fields) -> AnalysedView:
+    analysis, record = tiny_analysis(**fields)
+    return AnalysedView(analysis, requantify(analysis, threshold=0.5, x=95), record, f"{n:064x}", f"img-{n}.dcm")
+
+
+def test_one_report_per_exam_with_the_exam_readouts(tiny_analysis) -> None:
+    views = [
+        _view(tiny_analysis, 1, view="CC"), _view(tiny_analysis, 2, view="MLO"),
+        _view(tiny_analysis, 3, study_date="2021-01-02"),
+    ]  # fmt: skip
+    reports = build_reports([reported_view(v) for v in views], WEIGHTS)
+    assert [(r.patient_key, r.study_date, len(r.views)) for r in reports] == [
+        ("pk1", "2020-01-02", 2), ("pk1", "2021-01-02", 1)
+    ]  # fmt: skip
+    first = reports[0]
+    assert first.stem == "pk1_2020-01-02_report"
+    assert first.exam.total == pytest.approx(1.0) and first.exam_tam_100 == pytest.approx(4 / 6)
+    document = json.loads(first.to_json())
+    assert document["weights"]["name"] == "scunet-bac" and document["weights"]["preset"] == "thesis"
+    assert document["exam"]["views"] == ["LCC", "LMLO"] and document["exam"]["x"] == 95.0
+    assert document["exam"]["tam_100_per_breast_area_sum"] == pytest.approx(4 / 6)
+    assert [v["image"] for v in document["views"]] == ["LCC", "LMLO"]
+    assert document["views"][0]["tam_100"] == 2 and document["views"][0]["content_sha256"] == f"{1:064x}"
+    assert "Research use only" in document["notice"]
+
+
+def test_report_files_carry_no_identifying_names(tiny_analysis, tmp_path: Path) -> None:
+    view = _view(tiny_analysis, 7, view=None, laterality=None, patient_key=None, study_date=None)
+    (report,) = build_reports([reported_view(view)], WEIGHTS)
+    assert report.stem == f"{NO_PATIENT_KEY}_{NO_DATE}_report" and report.exam is None
+    csv_path, json_path = report.write(tmp_path / "out")
+    text = csv_path.read_text() + json_path.read_text()
+    assert "DOE" not in text and "JANE" not in text
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    assert rows[0]["image"] == "img-7.dcm" and rows[0]["warnings"] == "a warning"
+
+
+def test_report_stem_keeps_only_safe_characters() -> None:
+    assert report_stem("a/b c", "2020-01-02") == "a-b-c_2020-01-02_report"
+
+
+def test_csv_is_neutralised_and_flattens_lists() -> None:
+    text = csv_bytes([{"image": "=cmd()", "spacing": [0.1, 0.2], "none": None}]).decode()
+    assert text.splitlines()[1] == "'=cmd(),0.1; 0.2,"
+
+
+def test_pseudonymous_rows_replace_the_name_everywhere() -> None:
+    rows = pseudonymous_rows([{"file": "x/SMITH.dcm", "message": "SMITH.dcm is damaged"}], {"x/SMITH.dcm": "img-1.dcm"})
+    assert rows == [{"file": "img-1.dcm", "message": "img-1.dcm is damaged"}]
+
+
+def test_weights_summary_of_a_loaded_model() -> None:
+    entry = SimpleNamespace(name="n", version="3", sha256="e" * 64, intended_use="use")
+    model = SimpleNamespace(entry=entry, preset="published", stride=480, merge="mean", skip="black",
+                            output_activation="identity")  # fmt: skip
+    summary = WeightsSummary.of(model)
+    assert (summary.version, summary.overlap_px, summary.skip_background) == ("3", 32, "black")
