@@ -41,10 +41,9 @@ from medlim.mammography.cutoffs import CutoffTable
 from medlim.mammography.exam import CHANGE_WORDS, ExamChange
 from medlim.mammography.history import PatientHistory
 from medlim.mammography.readout import BacReadout, total_readouts
-from medlim.mammography.report import csv_bytes, pseudonymous_rows
-from medlim.mammography.samples import expand_uploads
 from medlim.ui.caching import bounded_cache_resource, lru_put
 from medlim.ui.figures import downsample_for_display
+from medlim.ui.stores import open_store_cached
 
 __all__ = [
     "CHANGE_RULE_HELP",
@@ -69,10 +68,6 @@ __all__ = [
     "weights_options",
     "zoom_centre",
     "zoom_figure",
-    # Kept for the pages that still import them from here (ood, curation): they live in the room.
-    "expand_uploads",
-    "pseudonymous_rows",
-    "report_csv",
 ]
 
 #: How each readout is computed (thesis eq. 3.8–3.9), for tooltips. ``p``: model
@@ -116,10 +111,6 @@ _FLAG_STYLE = {
     False: ("within view-to-view noise", "#7F7F7F", "circle", 13),
     None: ("cannot tell (a CC or MLO view is missing)", "#7F7F7F", "circle-open", 15),
 }
-
-
-#: The batch tab's CSV (the room's :func:`medlim.mammography.report.csv_bytes`).
-report_csv = csv_bytes
 
 
 # --------------------------------------------------------------------------- weights
@@ -616,11 +607,4 @@ def overlay_base_cached(
     cache.move_to_end(key)
     return cache[key]
 
-
-@st.cache_resource(max_entries=2, show_spinner=False)
-def open_store_cached(database_url: str) -> "Store":  # noqa: F821
-    """:func:`medlim.core.store.open_store` once per database URL (migrations run on first open)."""
-    from medlim.core.store import open_store
-
-    return open_store(database_url)
 

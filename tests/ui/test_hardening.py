@@ -187,7 +187,8 @@ def test_curated_manifest_download_names_files_by_label_and_neutralises_cells() 
 
 
 def test_batch_rows_for_download_carry_labels_in_every_text_field() -> None:
-    from medlim.ui.mammography import pseudonymous_rows, report_csv
+    from medlim.mammography.report import csv_bytes as report_csv
+    from medlim.mammography.report import pseudonymous_rows
 
     rows = [
         {"file": "exam.zip/SMITH_ANN/LCC.dcm", "ok": False, "error": "InputError",
@@ -203,7 +204,7 @@ def test_batch_rows_for_download_carry_labels_in_every_text_field() -> None:
 
 
 def test_report_csv_neutralises_formula_cells() -> None:
-    from medlim.ui.mammography import report_csv
+    from medlim.mammography.report import csv_bytes as report_csv
 
     text = report_csv([{"image": "@SUM(A1)", "warnings": ["=1+1", "ok"], "pm": -0.5, "note": None}]).decode()
     assert text.splitlines() == ["image,warnings,pm,note", "'@SUM(A1),'=1+1; ok,-0.5,"]
