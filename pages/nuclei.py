@@ -11,7 +11,7 @@ display sliders only redraw. All analysis comes from
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from streamlit.delta_generator import DeltaGenerator
 from medlim import RESEARCH_USE_NOTICE
 from medlim.core.io.pseudonym import file_label
 from medlim.microscopy.nuclei.foreground import dapi_channel
+from medlim.microscopy.nuclei.measure import NUCLEUS_COLUMNS, NucleiReadout, NucleusRow, nuclei_readout
 from medlim.microscopy.nuclei.pipeline import NucleiParams, NucleiResult
 from medlim.settings import get_settings
 from medlim.ui import nuclei as ui
@@ -172,7 +173,7 @@ def _overlay(
     grey: bool,
     curves: bool,
     title: str,
-    rows: list[ui.NucleusRow],
+    rows: Sequence[NucleusRow],
     numbers: bool = False,
 ) -> tuple[go.Figure, int]:
     background = dapi_channel(pixels) if grey or pixels.ndim == 2 else pixels[..., :3]
@@ -191,18 +192,17 @@ def _overlay(
     return figure, factor
 
 
-def _readouts(thesis: NucleiResult, baseline: NucleiResult, truth: int | None) -> None:
-    split = ui.split_clump_labels(thesis.labels)
-    clumps_split = ui.split_clump_count(thesis.labels)
+def _readouts(method: NucleiReadout, baseline: NucleiReadout, truth: int | None) -> None:
+    """The readouts as metrics: the numbers ``medlim nuclei segment`` prints for the same image."""
     columns = st.columns(4)
-    columns[0].metric("Nuclei (thesis method)", thesis.count, help="Instances after splitting clumps.")
+    columns[0].metric("Nuclei (thesis method)", method.count, help="Instances after splitting clumps.")
     columns[1].metric(
-        "Clumps split", clumps_split,
-        help=f"Clumps cut into two or more nuclei; {thesis.n_clumps} region(s) were examined as clump candidates "
-        "(area ≥ clump area factor × mean area, or solidity below the limit).",
+        "Clumps split", method.clumps_split,
+        help=f"Clumps cut into two or more nuclei; {method.clump_candidates} region(s) were examined as clump "
+        "candidates (area ≥ clump area factor × mean area, or solidity below the limit).",
     )
     columns[2].metric(
-        "Mean nucleus area (px²)", f"{thesis.mean_area:,.0f}",
+        "Mean nucleus area (px²)", f"{method.mean_area_px2:,.0f}",
         help="Mean single-nucleus area estimated from the isolated nuclei (or the value given under Advanced).",
     )
     columns[3].metric(
@@ -210,8 +210,8 @@ def _readouts(thesis: NucleiResult, baseline: NucleiResult, truth: int | None) -
     )
     note = f" Phantom ground truth: **{truth}** nuclei." if truth is not None else ""
     st.caption(
-        f"{len(split)} of {thesis.count} nuclei came from split clumps; {len(thesis.cuts)} dividing "
-        f"curve(s). Time: thesis method {thesis.seconds:.2f} s, watershed {baseline.seconds:.2f} s.{note}"
+        f"{method.from_split_clumps} of {method.count} nuclei came from split clumps; {method.cuts} dividing "
+        f"curve(s). Time: thesis method {method.seconds:.2f} s, watershed {baseline.seconds:.2f} s.{note}"
     )
 
 
@@ -245,10 +245,12 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
         return
     if thesis.count == 0:
         st.info("No nuclei found: is the image a DAPI fluorescence image with nuclei brighter than the background?")
-    _readouts(thesis, baseline, ui.truth_count(sample) if sample is not None else None)
+    table, baseline_table = ui.nucleus_table_cached(thesis), ui.nucleus_table_cached(baseline)
+    _readouts(nuclei_readout(thesis, table), nuclei_readout(baseline, baseline_table),
+              ui.truth_count(sample) if sample is not None else None)
 
     opacity, grey, curves, numbers = _display_controls()
-    rows = ui.nucleus_rows_cached(thesis)
+    rows = table.rows
     left, right = st.columns(2)
     with left:
         figure, factor = _overlay(pixels, thesis, opacity=opacity, grey=grey, curves=curves, rows=rows,
@@ -256,7 +258,7 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
         st.plotly_chart(figure, key=f"{KEY}_thesis_figure", config={"scrollZoom": True, "displaylogo": False})
     with right:
         figure, _ = _overlay(
-            pixels, baseline, opacity=opacity, grey=grey, curves=False, rows=ui.nucleus_rows_cached(baseline),
+            pixels, baseline, opacity=opacity, grey=grey, curves=False, rows=baseline_table.rows,
             title=f"Watershed baseline: {baseline.count} nuclei",
         )
         st.plotly_chart(figure, key=f"{KEY}_watershed_figure", config={"scrollZoom": True, "displaylogo": False})
@@ -270,9 +272,9 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
     )
 
     st.subheader("Per-nucleus measurements (thesis method)")
-    table = pd.DataFrame([asdict(row) for row in rows])
+    frame = pd.DataFrame(table.to_csv_rows(), columns=list(NUCLEUS_COLUMNS))
     st.dataframe(
-        table,
+        frame,
         hide_index=True,
         height=260,
         key=f"{KEY}_table",
@@ -302,9 +304,10 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
             help="uint16 instance labels at the input size, 0 = background: the file `medlim nuclei segment` writes.",
         )
     download_table.download_button(
-        "Download per-nucleus table (CSV)", ui.nuclei_csv(rows), file_name=f"{stem}_nuclei.csv", mime="text/csv",
-        key=f"{KEY}_download_csv",
-        help="id, area (px²), centroid (row, column px), perimeter (px), eccentricity, solidity, from a split clump.",
+        "Download per-nucleus table (CSV)", table.to_csv().encode("utf-8"), file_name=f"{stem}_nuclei.csv",
+        mime="text/csv", key=f"{KEY}_download_csv",
+        help="id, area (px²), centroid (row, column px), perimeter (px), eccentricity, solidity, from a split clump: "
+        "the table `medlim nuclei segment --csv` writes.",
     )
 
 

@@ -5,8 +5,12 @@ Mask R-CNN finds droplets once (cached for the session); the cutoff and score
 sliders then only re-apply cutoffs to the cached droplet table, so the
 overlay, counts, steatosis percentage with its grade bands and the morphology
 histograms follow immediately. Cutoffs can be saved and loaded as named
-presets; the per-droplet CSV and the GeoJSON polygons (QuPath) download from
-here. All analysis comes from :mod:`medlim.microscopy.steatosis`.
+presets (built in: ``default``, validated for the steatosis % of tissue, and
+``thesis``); the report names a preset only while the cutoffs are its values.
+The per-droplet CSV, the GeoJSON polygons (QuPath) and the report download
+from here. All numbers come from
+:class:`medlim.microscopy.steatosis.report.SteatosisReport`, the report
+``medlim steatosis segment`` prints.
 """
 
 from __future__ import annotations
@@ -14,88 +18,118 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 
 from medlim.core.io.pseudonym import file_label
 from medlim.core.paths import validate_name
-
-from medlim.microscopy.steatosis.droplets import Cutoffs
+from medlim.errors import ParameterError
+from medlim.microscopy.steatosis.analysis import SteatosisAnalysis
+from medlim.microscopy.steatosis.droplets import BUILTIN_PRESETS, REFERENCES, Cutoffs
 from medlim.microscopy.steatosis.export import droplet_csv, geojson_text
+from medlim.microscopy.steatosis.report import SteatosisReport
 from medlim.settings import get_settings
 from medlim.ui import steatosis as ui
 from medlim.ui.errors import show_medlim_errors
-from medlim.ui.loaders import read_image_cached
+from medlim.ui.loaders import model_picker, read_image_cached
 from medlim.ui.shell import ensure_app_shell
 
 ensure_app_shell()
 
-THESIS = "Thesis defaults"
 _SLIDERS = {"area": "steatosis_area", "perimeter": "steatosis_perimeter",
             "eccentricity": "steatosis_eccentricity", "min_score": "steatosis_min_score"}
+_REFERENCE_KEY = "steatosis_reference"
+_REFERENCE_LABELS = {"scored": "Mean of the droplets passing the score (medlim)",
+                     "all-detections": "Mean of all detections (thesis)"}
 
 
 def _set_sliders(cutoffs: Cutoffs) -> None:
-    for name, key in _SLIDERS.items():
-        st.session_state[key] = getattr(cutoffs, name)
+    for name, value in ui.slider_values(cutoffs).items():
+        st.session_state[_SLIDERS[name]] = value
+    st.session_state[_SLIDERS["min_score"]] = cutoffs.min_score
+    st.session_state[_REFERENCE_KEY] = cutoffs.reference
 
 
-def _presets_panel() -> str:
-    """Preset picker and saver in the sidebar; returns the name of the preset in use."""
-    from medlim.core.store.presets import get_preset, list_presets, save_preset
+def _stored_presets(store: object) -> dict[str, Cutoffs]:
+    """The user's saved presets (name → cutoffs); built-in names win over stored ones."""
+    from medlim.core.store.presets import list_presets
 
-    settings = get_settings()
-    names = [THESIS]
+    stored = {}
+    for preset in list_presets(store, ui.PRESET_KIND):
+        if preset.name not in BUILTIN_PRESETS:
+            stored[preset.name] = Cutoffs.from_dict(dict(preset.params))
+    return stored
+
+
+def _presets_panel() -> tuple[str, dict[str, Cutoffs]]:
+    """Preset picker and saver in the sidebar; ``(picked name, every preset by name)``."""
+    from medlim.core.store.presets import save_preset
+
+    presets: dict[str, Cutoffs] = dict(BUILTIN_PRESETS)
     store = None
     with show_medlim_errors(subject="Presets"):
-        store = ui.open_store_cached(settings.database_url)
-        names += [p.name for p in list_presets(store, ui.PRESET_KIND)]
+        store = ui.open_store_cached(get_settings().database_url)
+        presets.update(_stored_presets(store))
     pending = st.session_state.pop("steatosis_preset_saved", None)
-    if pending in names:
+    if pending in presets:
         # A preset was just saved from the current sliders: select it, keep the sliders.
         st.session_state["steatosis_preset"] = pending
         st.session_state["steatosis_preset_applied"] = pending
     with st.sidebar:
         st.subheader("Cutoff presets")
-        chosen = st.selectbox("Preset", names, key="steatosis_preset")
-        if pending in names:
+        chosen = st.selectbox("Preset", list(presets), key="steatosis_preset",
+                              help="default: validated for the steatosis % of tissue (no feature limit, every "
+                              "detection on tissue); thesis: the thesis's cutoffs × the mean of all detections.")
+        if pending in presets:
             st.success(f"Saved preset “{pending}”.", icon=":material/check:")
         if st.session_state.get("steatosis_preset_applied") != chosen:
-            if chosen == THESIS:
-                _set_sliders(Cutoffs())
-            elif store is not None:
-                with show_medlim_errors(subject=f"Preset {chosen}"):
-                    stored = get_preset(store, ui.PRESET_KIND, chosen)
-                    if stored is not None:
-                        _set_sliders(Cutoffs.from_dict(dict(stored.params)))
+            _set_sliders(presets[chosen])
             st.session_state["steatosis_preset_applied"] = chosen
         name = st.text_input("Save current cutoffs as", key="steatosis_preset_name", placeholder="e.g. donor-liver")
         if st.button("Save preset", key="steatosis_preset_save", disabled=store is None or not name.strip()):
             with show_medlim_errors(subject="Save preset") as outcome:
                 name = validate_name(name, what="preset name")
+                if name in BUILTIN_PRESETS:
+                    raise ParameterError(f"“{name}” is a built-in preset; choose another preset name.")
                 save_preset(store, kind=ui.PRESET_KIND, name=name, params=_current_cutoffs().as_dict())
             if not outcome.failed:
                 st.session_state["steatosis_preset_saved"] = name
                 st.rerun()
-    return chosen
+    return chosen, presets
 
 
 def _current_cutoffs() -> Cutoffs:
     state = st.session_state
-    return Cutoffs(area=tuple(state[_SLIDERS["area"]]), perimeter=tuple(state[_SLIDERS["perimeter"]]),
-                   eccentricity=tuple(state[_SLIDERS["eccentricity"]]), min_score=float(state[_SLIDERS["min_score"]]))
+    values = {name: tuple(state[_SLIDERS[name]]) for name in ui.SLIDER_RANGES}
+    return ui.cutoffs_from_sliders(values, min_score=float(state[_SLIDERS["min_score"]]),
+                                   reference=state[_REFERENCE_KEY])
 
 
 def _sliders() -> Cutoffs:
-    defaults = Cutoffs()
-    for name, key in _SLIDERS.items():
-        st.session_state.setdefault(key, getattr(defaults, name))
-    st.markdown("**Cutoffs** (× the mean over detected droplets)")
+    _set_defaults(BUILTIN_PRESETS["default"])
+    st.markdown("**Cutoffs** (× the reference droplet; a slider at its right end sets no upper limit)")
+    st.radio("Reference droplet", REFERENCES, key=_REFERENCE_KEY, horizontal=True,
+             format_func=_REFERENCE_LABELS.__getitem__,
+             help="What the cutoffs multiply. The thesis uses the mean of all detections, which many faint small "
+             "detections pull down; medlim uses the mean of the droplets that pass the minimum score.")
     left, right = st.columns(2)
-    left.slider("Area", 0.0, 10.0, step=0.001, key=_SLIDERS["area"], format="%.3f")
-    left.slider("Perimeter", 0.0, 8.0, step=0.05, key=_SLIDERS["perimeter"])
-    right.slider("Eccentricity", 0.0, 3.0, step=0.05, key=_SLIDERS["eccentricity"])
-    right.slider("Minimum score", 0.0, 1.0, step=0.01, key=_SLIDERS["min_score"])
+    for column, name in ((left, "area"), (left, "perimeter"), (right, "eccentricity")):
+        low, high, step = ui.SLIDER_RANGES[name]
+        column.slider(name.capitalize(), low, high, step=step, key=_SLIDERS[name],
+                      format="%.3f" if name == "area" else "%.2f",
+                      help=f"Keep droplets whose {name} lies between the two values × the reference droplet's; "
+                      f"right end ({high:g}) = no upper limit.")
+    right.slider("Minimum score", 0.0, 1.0, step=0.01, key=_SLIDERS["min_score"],
+                 help="Keep droplets the network scored at least this (it reports nothing below 0.05).")
     return _current_cutoffs()
+
+
+def _set_defaults(cutoffs: Cutoffs) -> None:
+    """Give the widgets their first values (once per session)."""
+    for name, value in ui.slider_values(cutoffs).items():
+        st.session_state.setdefault(_SLIDERS[name], value)
+    st.session_state.setdefault(_SLIDERS["min_score"], cutoffs.min_score)
+    st.session_state.setdefault(_REFERENCE_KEY, cutoffs.reference)
 
 
 def _source() -> tuple[str, bytes] | None:
@@ -115,17 +149,19 @@ def _source() -> tuple[str, bytes] | None:
 
 def main() -> None:
     st.title("Liver steatosis")
-    st.caption("Mask R-CNN finds fat droplets in H&E tissue; cutoffs relative to the mean droplet keep the ones "
-               "you accept (thesis §3.2). Research use only — not for diagnosis.")
-    settings = get_settings()
+    st.caption("Mask R-CNN finds fat droplets in H&E tissue (thesis §3.2); cutoffs relative to a reference droplet "
+               "and a minimum score keep the ones you accept — the default preset keeps every detection on tissue, "
+               "the thesis preset applies the thesis's cutoffs. Research use only — not for diagnosis.")
     model = None
     with show_medlim_errors(subject="Steatosis model"):
-        model = ui.load_model_cached("maskrcnn-steatosis", str(settings.weights_dir))
+        picked = model_picker("steatosis-instance-segmentation", key="steatosis_model", label="Model")
+        if picked is not None:  # loaded from the registry (shipped or yours) that holds it
+            model = ui.load_model_cached(f"{picked.entry.name}:{picked.entry.version}", str(picked.directory))
     if model is None:
         st.warning("No steatosis weights are registered. Train them with `medlim train steatosis`.",
                    icon=":material/warning:")
         return
-    preset = _presets_panel()
+    preset, presets = _presets_panel()
     source = _source()
     if source is None:
         st.info("Upload an image or pick a sample to start.", icon=":material/upload:")
@@ -142,32 +178,43 @@ def main() -> None:
     if analysis is None:
         return
     cutoffs = _sliders()
-    result = analysis.cut(cutoffs)
-    values = ui.readout(result)
+    _show_report(name, data, pixels, analysis, analysis.report(cutoffs, presets=presets, chosen=preset))
+
+
+def _show_report(name: str, data: bytes, pixels: np.ndarray, analysis: SteatosisAnalysis,
+                 report: SteatosisReport) -> None:
+    """Metrics, overlay, histograms and downloads of one :class:`SteatosisReport`."""
     a, b, c, d = st.columns(4)
-    a.metric("Droplets kept", f"{values['kept']} / {values['detected']}")
-    b.metric("Steatosis (% of tissue)", f"{values['steatosis_percent']:.1f} %")
-    c.metric("NASH-CRN grade", values["nash_crn"])
-    d.metric("Donor assessment", values["donor"])
-    st.image(ui.overlay_image(pixels, analysis.labels, result.kept),
-             caption="Kept droplets in colour; discarded droplets outlined and boxed in black (thesis Fig. 3.5).",
+    a.metric("Droplets kept", f"{report.kept} / {report.detected}",
+             help="Droplets inside the cutoffs / droplets the network found on tissue.")
+    b.metric("Steatosis (% of tissue)", f"{100 * report.steatosis_fraction:.1f} %",
+             help="Kept droplet area ÷ tissue area (the section without glass, lumina and tears).")
+    c.metric("NASH-CRN grade", report.nash_crn_band, help="S0 < 5 %, S1 5–33 %, S2 34–66 %, S3 > 66 %.")
+    d.metric("Donor assessment", report.donor_band, help="Donor-liver bands < 5 / 5–29 / ≥ 30 % of tissue.")
+    st.image(ui.overlay_image(pixels, analysis.labels, report.kept_flags),
+             caption="Kept droplets in blue; discarded droplets outlined and boxed in vermillion (thesis Fig. 3.5).",
              width="stretch")
-    st.plotly_chart(ui.histogram_figure(analysis, result, cutoffs), width="stretch",
-                    key="steatosis_histograms")
+    st.plotly_chart(ui.histogram_figure(analysis, report), width="stretch", key="steatosis_histograms")
     label = file_label(name, data=data)  # downloads carry this, not the file's name
-    report = {"file": label, "model": analysis.model, "preset": preset, "cutoffs": cutoffs.as_dict(), **values,
-              "detection_seconds": round(analysis.seconds, 2)}
-    st.markdown(f"**Report** — preset **{preset}**; cutoffs area {cutoffs.area[0]:g}–{cutoffs.area[1]:g}, "
-                f"perimeter {cutoffs.perimeter[0]:g}–{cutoffs.perimeter[1]:g}, eccentricity "
-                f"{cutoffs.eccentricity[0]:g}–{cutoffs.eccentricity[1]:g} × mean; score ≥ {cutoffs.min_score:g}.")
+    st.markdown(f"**Report** — preset **{report.preset}**; {_cutoff_text(report.cutoffs)}")
     stem = Path(label).stem
     left, middle, right = st.columns(3)
-    left.download_button("Droplets (CSV)", droplet_csv(analysis.table, result.kept), file_name=f"{stem}_droplets.csv",
-                         mime="text/csv", key="steatosis_csv")
-    middle.download_button("Polygons (GeoJSON, QuPath)", geojson_text(analysis.labels, analysis.table, result.kept),
+    left.download_button("Droplets (CSV)", droplet_csv(analysis.table, report.kept_flags),
+                         file_name=f"{stem}_droplets.csv", mime="text/csv", key="steatosis_csv")
+    middle.download_button("Polygons (GeoJSON, QuPath)",
+                           geojson_text(analysis.labels, analysis.table, report.kept_flags),
                            file_name=f"{stem}_droplets.geojson", mime="application/geo+json", key="steatosis_geojson")
-    right.download_button("Report (JSON)", json.dumps(report, indent=1), file_name=f"{stem}_steatosis.json",
-                          mime="application/json", key="steatosis_report")
+    right.download_button("Report (JSON)", json.dumps({"file": label, **report.to_json()}, indent=1),
+                          file_name=f"{stem}_steatosis.json", mime="application/json", key="steatosis_report")
+
+
+def _cutoff_text(cutoffs: Cutoffs) -> str:
+    """The cutoffs in words, e.g. ``cutoffs area 0.001–6, … × mean of all detections (thesis); score ≥ 0.5.``"""
+    parts = []
+    for name in ui.SLIDER_RANGES:
+        low, high = getattr(cutoffs, name)
+        parts.append(f"{name} {low:g}–{high:g}" if high != float("inf") else f"{name} ≥ {low:g} (no upper limit)")
+    return f"cutoffs {', '.join(parts)} × {_REFERENCE_LABELS[cutoffs.reference].lower()}; score ≥ {cutoffs.min_score:g}."
 
 
 main()

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medlim.cli.evaluate_data import add_nuclei_data_evaluation, run_nuclei_data_evaluation
+
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.batch import BatchFile
 
@@ -30,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("inputs", nargs="+", metavar="FILES", help="RGB images with DAPI in blue (PNG/TIFF/JPEG) or folders")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--method", choices=("thesis", "watershed"), default="thesis")
+    segment.add_argument("--csv", action="store_true",
+                         help="also write <stem>_nuclei.csv, the per-nucleus table the page shows (id, area px², "
+                              "centroid, perimeter, eccentricity, solidity, cut from a clump)")
     segment.add_argument("--jsonl", action="store_true", help="JSON Lines on stdout (one object per image)")
     segment.add_argument("--pseudonymise-names", action="store_true",
                          help="name files (in rows and output files) by a keyed-hash label instead of their path")
@@ -42,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="phantom size (default 1024 1376, the thesis size)")
     evaluate.add_argument("--jsonl", action="store_true", help="JSON Lines: one object per image and method, then the summary")
     evaluate.set_defaults(func=_evaluate)
+    add_nuclei_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 
@@ -56,19 +62,22 @@ def _segment(args: argparse.Namespace) -> int:
 
     files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
     out = output_folder(args.out)
-    rows = batch_rows(files, lambda file: _segment_one(file, out, method=args.method),
+    rows = batch_rows(files, lambda file: _segment_one(file, out, method=args.method, csv=args.csv),
                       progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
     for row in rows:
-        print_row(row, jsonl=args.jsonl, describe=lambda r: f"{r['count']} nuclei in {r['seconds']:.2f} s")
+        print_row(row, jsonl=args.jsonl,
+                  describe=lambda r: f"{r['count']} nuclei in {r['seconds']:.2f} s ({r['clumps_split']} clumps split, "
+                                     f"mean nucleus area {r['mean_area_px2']:,.0f} px²)")
     return 0
 
 
-def _segment_one(file: BatchFile, out: Path, *, method: str) -> dict[str, Any]:
-    """Segment one image and write ``<stem>_labels.png``; the readouts of its row."""
+def _segment_one(file: BatchFile, out: Path, *, method: str, csv: bool = False) -> dict[str, Any]:
+    """Segment one image and write ``<stem>_labels.png`` (and ``<stem>_nuclei.csv``); the readouts of its row."""
     import numpy as np
 
     from medlim.core.io import read_image
     from medlim.errors import ImageTooLargeError
+    from medlim.microscopy.nuclei.measure import nuclei_readout, nucleus_table
     from medlim.microscopy.nuclei.pipeline import segment_nuclei
     from medlim.microscopy.nuclei.watershed import watershed_nuclei
     from medlim.phantoms.base import save_png
@@ -79,11 +88,17 @@ def _segment_one(file: BatchFile, out: Path, *, method: str) -> dict[str, Any]:
         raise ImageTooLargeError(f"{int(result.labels.max())} nuclei do not fit a uint16 label image.")
     labels_path = out / f"{file.stem}_labels.png"
     save_png(labels_path, result.labels.astype(np.uint16))
-    return {"count": result.count, "seconds": round(result.seconds, 3), "labels": str(labels_path),
-            "warnings": list(record.metadata.warnings)}
+    table = nucleus_table(result.labels)
+    row: dict[str, Any] = {**nuclei_readout(result, table).to_json(), "labels": str(labels_path)}
+    if csv:
+        row["csv"] = str(out / f"{file.stem}_nuclei.csv")
+        (out / f"{file.stem}_nuclei.csv").write_text(table.to_csv(), encoding="utf-8")
+    return {**row, "warnings": list(record.metadata.warnings)}
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        return run_nuclei_data_evaluation(args)
     from medlim.microscopy.nuclei.evaluation import HELD_OUT_SEED, evaluate_phantoms, summarise
 
     seed = HELD_OUT_SEED if args.seed is None else args.seed

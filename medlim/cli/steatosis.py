@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medlim.cli.evaluate_data import add_steatosis_data_evaluation, run_steatosis_data_evaluation
+
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.batch import BatchFile
     from medlim.microscopy.steatosis.analysis import SteatosisModel
@@ -39,13 +41,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment = sub.add_parser("segment", help="kept droplets per image (<stem>_labels.png, uint16) and steatosis fraction")
     segment.add_argument("inputs", nargs="+", metavar="FILES", help="RGB H&E images (PNG/TIFF/JPEG) or folders")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
-    segment.add_argument("--area", type=float, nargs=2, metavar=("LO", "HI"), default=(0.001, 6.0),
-                         help="area cutoffs × mean droplet area (thesis 0.001 6)")
-    segment.add_argument("--perimeter", type=float, nargs=2, metavar=("LO", "HI"), default=(0.5, 4.0),
-                         help="perimeter cutoffs × mean (thesis 0.5 4)")
-    segment.add_argument("--eccentricity", type=float, nargs=2, metavar=("LO", "HI"), default=(0.2, 1.5),
-                         help="eccentricity cutoffs × mean (thesis 0.2 1.5)")
-    segment.add_argument("--min-score", type=float, default=0.5, help="minimum detection score (default 0.5)")
+    segment.add_argument("--preset", choices=("default", "thesis"), default="default",
+                         help="cutoffs: 'default' (every detection on tissue, score ≥ 0.05; chosen on validation "
+                              "phantoms for the steatosis %% of tissue) or 'thesis' (area 0.001–6, perimeter 0.5–4, "
+                              "eccentricity 0.2–1.5 × the mean of all detections, score ≥ 0.5); the options below "
+                              "override its values")
+    segment.add_argument("--area", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                         help="area cutoffs × the reference droplet's area; HI may be inf (no upper limit)")
+    segment.add_argument("--perimeter", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                         help="perimeter cutoffs × the reference droplet's; HI may be inf")
+    segment.add_argument("--eccentricity", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                         help="eccentricity cutoffs × the reference droplet's; HI may be inf")
+    segment.add_argument("--min-score", type=float, default=None, help="minimum detection score (default: the preset's)")
     segment.add_argument("--weights", default=None,
                          help="model NAME, NAME@VERSION or NAME:VERSION, shipped or yours (default: the task's default)")
     _registry_options(segment)
@@ -66,6 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--jsonl", action="store_true", help="JSON Lines: one object per image and method, then the summary")
     evaluate.set_defaults(func=_evaluate)
+    add_steatosis_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 
@@ -101,10 +109,10 @@ def _load_model(args: argparse.Namespace) -> SteatosisModel:
 
 def _segment(args: argparse.Namespace) -> int:
     from medlim.core.batch import batch_rows, output_folder, plan_files, print_row, progress_printer
-    from medlim.microscopy.steatosis.droplets import Cutoffs
+    from medlim.microscopy.steatosis.report import preset_cutoffs
 
-    cutoffs = Cutoffs(area=tuple(args.area), perimeter=tuple(args.perimeter),
-                      eccentricity=tuple(args.eccentricity), min_score=args.min_score)
+    cutoffs = preset_cutoffs(args.preset, area=args.area, perimeter=args.perimeter, eccentricity=args.eccentricity,
+                             min_score=args.min_score)
     files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
     model = _load_model(args)
     out = output_folder(args.out)
@@ -117,7 +125,8 @@ def _segment(args: argparse.Namespace) -> int:
 
 def _describe(row: Mapping[str, Any]) -> str:
     return (f"{row['kept']}/{row['detected']} droplets kept, steatosis {100 * row['steatosis_fraction']:.1f} % "
-            f"of tissue, {row['seconds']:.2f} s")
+            f"of tissue (NASH-CRN {row['nash_crn_band']}, donor {row['donor_band']}), preset {row['preset']}, "
+            f"{row['seconds']:.2f} s")
 
 
 def _segment_one(model: SteatosisModel, file: BatchFile, out: Path, *, cutoffs: Cutoffs) -> dict[str, Any]:
@@ -129,6 +138,8 @@ def _segment_one(model: SteatosisModel, file: BatchFile, out: Path, *, cutoffs: 
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        return run_steatosis_data_evaluation(args)
     from medlim.microscopy.steatosis.evaluation import HELD_OUT_SEED, evaluate_methods
 
     seed = HELD_OUT_SEED if args.seed is None else args.seed

@@ -12,16 +12,32 @@ and X): the coefficient of determination R² of the least-squares line of
 predicted on true values (the "R² correlation" of thesis Fig. 3.11), and the
 Bland–Altman bias and 95 % limits of agreement (bias ± 1.96 SD of the
 differences).
+
+Two figures a reader of a BAC burden asks first (issue 13): the relative bias
+of the summed burden, ``(Σ predicted TAM_100 − Σ true TAM_100) / Σ true
+TAM_100`` over the images, and the false calcified area on views without BAC
+(median AM in mm² over the BAC-free views, when the files carry a pixel
+spacing; in pixels always).
+
+:func:`evaluate_bac_data` runs the same protocol on a user's folder of
+annotated views (``image,mask`` manifest or a Decathlon ``dataset.json``): the
+figures of ``medlim bac evaluate --data DIR``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medlim.errors import ParameterError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.datasets import Dataset
 
 __all__ = [
     "READOUTS",
@@ -34,6 +50,11 @@ __all__ = [
     "summarise",
     "evaluate_bac",
     "sweep_thresholds",
+    "AnnotatedView",
+    "read_annotated_view",
+    "BacDataEvaluation",
+    "evaluate_bac_data",
+    "evaluation_table_lines",
 ]
 
 #: The five readouts compared against ground truth.
@@ -58,7 +79,17 @@ class Agreement:
 
 @dataclass(frozen=True)
 class ImageEvaluation:
-    """One image: pixel metrics, patch metrics and both sets of readouts."""
+    """One image: pixel metrics, patch metrics and both sets of readouts.
+
+    Attributes:
+        name: image name.
+        whole: whole-image pixel metrics.
+        patches: pixel metrics of each grid patch holding BAC.
+        predicted, truth: the five readouts from the map and from the mask.
+        counts: ``(tp, fp, fn, tn)`` pixels.
+        tam_100: ``(predicted, true)`` TAM_100 (X = 100 whatever X the readouts use).
+        pixel_area_mm2: area of one pixel in mm², or ``None`` without a spacing.
+    """
 
     name: str
     whole: dict[str, float]
@@ -66,11 +97,32 @@ class ImageEvaluation:
     predicted: dict[str, float]
     truth: dict[str, float]
     counts: tuple[int, int, int, int]
+    tam_100: tuple[float, float] = (math.nan, math.nan)
+    pixel_area_mm2: float | None = None
+
+    @property
+    def has_bac(self) -> bool:
+        """True when the ground truth holds a BAC pixel."""
+        return self.counts[0] + self.counts[2] > 0
 
 
 @dataclass(frozen=True)
 class BacEvaluation:
-    """Summary over images (the figures written into a weights manifest)."""
+    """Summary over images (the figures written into a weights manifest).
+
+    Attributes:
+        images: images evaluated; ``patches``: grid patches holding BAC.
+        whole_image, whole_image_std: mean and SD over the images with BAC.
+        whole_image_pooled: metrics of all pixels pooled.
+        patch_wise: mean over the BAC patches.
+        agreement: readout → :class:`Agreement` with ground truth.
+        threshold, x: cut-off t and intensity threshold X.
+        tam_relative_bias: ``(Σ predicted − Σ true) / Σ true`` of TAM_100 (NaN when Σ true is 0).
+        bac_free_images: images whose mask holds no BAC.
+        false_am_px_median: median predicted AM (px) over those (NaN without any).
+        false_am_mm2_median: the same in mm² over those whose file gives a pixel
+            spacing (``None`` when none does).
+    """
 
     images: int
     patches: int
@@ -81,6 +133,10 @@ class BacEvaluation:
     agreement: dict[str, Agreement]
     threshold: float
     x: float
+    tam_relative_bias: float = math.nan
+    bac_free_images: int = 0
+    false_am_px_median: float = math.nan
+    false_am_mm2_median: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -132,6 +188,7 @@ def evaluate_image(
     x: float,
     patch_size: int = 512,
     stride: int = 448,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
 ) -> ImageEvaluation:
     """Compare one prediction with its ground-truth mask.
 
@@ -142,6 +199,7 @@ def evaluate_image(
         threshold: probability cut-off t.
         x: intensity threshold X.
         patch_size, stride: grid of the patch-wise evaluation (thesis: 512, 64 px overlap).
+        pixel_spacing_mm: the file's pixel spacing (one number or (row, column)), or ``None``.
     """
     from medlim.core.metrics import confusion_counts, pixel_metrics
     from medlim.core.tiling import patch_grid
@@ -169,6 +227,13 @@ def evaluate_image(
         breast_mask=prediction.preprocessed.breast_mask,
         intensity_rule=pred.intensity_rule,
     )
+    if x == 100.0:
+        tam_100 = (float(pred.tam_x), float(true.tam_x))
+    else:
+        tam_100 = (float(quantify_prediction(prediction, threshold=threshold, x=100.0).tam_x),
+                   float(quantify_bac(truth_mask.astype(np.float32), prediction.preprocessed.grey, threshold=0.5,
+                                      x=100.0, breast_mask=prediction.preprocessed.breast_mask,
+                                      intensity_rule=pred.intensity_rule).tam_x))
     return ImageEvaluation(
         name=name,
         whole=whole,
@@ -176,7 +241,33 @@ def evaluate_image(
         predicted={k: float(getattr(pred, k)) for k in READOUTS},
         truth={k: float(getattr(true, k)) for k in READOUTS},
         counts=confusion_counts(truth_mask, predicted_mask),
+        tam_100=tam_100,
+        pixel_area_mm2=_pixel_area(pixel_spacing_mm),
     )
+
+
+def _pixel_area(pixel_spacing_mm: float | tuple[float, float] | None) -> float | None:
+    """mm² of one pixel, or ``None`` without a usable spacing."""
+    if pixel_spacing_mm is None:
+        return None
+    pair = (pixel_spacing_mm, pixel_spacing_mm) if np.isscalar(pixel_spacing_mm) else tuple(pixel_spacing_mm)
+    if len(pair) != 2 or not all(math.isfinite(float(v)) and float(v) > 0 for v in pair):
+        raise ParameterError(f"pixel spacing must be one positive number or (row, column) in mm; {pixel_spacing_mm!r}.")
+    return float(pair[0]) * float(pair[1])
+
+
+def _burden_figures(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
+    """TAM_100 relative bias over all images and the false AM of the BAC-free ones (issue 13)."""
+    predicted = float(sum(e.tam_100[0] for e in evaluations))
+    true = float(sum(e.tam_100[1] for e in evaluations))
+    free = [e for e in evaluations if not e.has_bac]
+    in_mm2 = [e.predicted["am"] * e.pixel_area_mm2 for e in free if e.pixel_area_mm2 is not None]
+    return {
+        "tam_relative_bias": (predicted - true) / true if true > 0 else math.nan,
+        "bac_free_images": len(free),
+        "false_am_px_median": float(np.median([e.predicted["am"] for e in free])) if free else math.nan,
+        "false_am_mm2_median": float(np.median(in_mm2)) if in_mm2 else None,
+    }
 
 
 def summarise(evaluations: Iterable[ImageEvaluation], *, threshold: float, x: float) -> BacEvaluation:
@@ -185,7 +276,7 @@ def summarise(evaluations: Iterable[ImageEvaluation], *, threshold: float, x: fl
     if not evaluations:
         raise ParameterError("No images to evaluate.")
     keys = ("recall", "precision", "accuracy", "f1", "jaccard")
-    with_bac = [e for e in evaluations if e.counts[0] + e.counts[2] > 0] or evaluations
+    with_bac = [e for e in evaluations if e.has_bac] or evaluations
     whole = {k: float(np.mean([e.whole[k] for e in with_bac])) for k in keys}
     whole_std = {k: float(np.std([e.whole[k] for e in with_bac])) for k in keys}
     tp, fp, fn, tn = (int(sum(e.counts[i] for e in evaluations)) for i in range(4))
@@ -214,12 +305,13 @@ def summarise(evaluations: Iterable[ImageEvaluation], *, threshold: float, x: fl
         agreement=agreement,
         threshold=threshold,
         x=x,
+        **_burden_figures(evaluations),
     )
 
 
 def evaluate_bac(
     bac_model: "BacModel",  # noqa: F821
-    samples: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    samples: Iterable[tuple[Any, ...]],
     *,
     threshold: float | None = None,
     x: float | None = None,
@@ -229,7 +321,8 @@ def evaluate_bac(
 
     Args:
         bac_model: loaded weights (:func:`medlim.mammography.analysis.load_bac_model`).
-        samples: ``(name, image np.uint8[H, W], truth np.bool_[H, W])`` triples.
+        samples: ``(name, image np.uint8[H, W], truth np.bool_[H, W])`` triples, or quadruples
+            with the pixel spacing in mm (one number, ``(row, column)`` or ``None``) last.
         threshold, x: cut-off and X (None: the weights').
         progress: ``progress(done, name)`` after each image.
     """
@@ -240,7 +333,7 @@ def evaluate_bac(
 
 def sweep_thresholds(
     bac_model: "BacModel",  # noqa: F821
-    samples: Iterable[tuple[str, np.ndarray, np.ndarray]],
+    samples: Iterable[tuple[Any, ...]],
     *,
     thresholds: Sequence[float],
     x: float | None = None,
@@ -262,7 +355,8 @@ def sweep_thresholds(
     xx = bac_model.x if x is None else x
     preset = get_preset(bac_model.preset)
     per_image: dict[float, list[ImageEvaluation]] = {t: [] for t in thresholds}
-    for done, (name, image, truth) in enumerate(samples, start=1):
+    for done, (name, image, truth, *rest) in enumerate(samples, start=1):
+        spacing = rest[0] if rest else None
         prediction = predict_probability_map(
             image,
             bac_model.model,
@@ -274,9 +368,175 @@ def sweep_thresholds(
         )
         for t in thresholds:
             per_image[t].append(
-                evaluate_image(name, prediction, truth, threshold=t, x=xx, patch_size=preset.patch_size, stride=448)
+                evaluate_image(name, prediction, truth, threshold=t, x=xx, patch_size=preset.patch_size, stride=448,
+                               pixel_spacing_mm=spacing)
             )
         if progress:
             progress(done, name)
     summaries = {t: summarise(per_image[t], threshold=t, x=xx) for t in thresholds}
     return summaries, per_image
+
+
+# -------------------------------------------------------------------------------------------------
+# a user's annotated views (``medlim bac evaluate --data DIR``)
+
+
+@dataclass(frozen=True)
+class AnnotatedView:
+    """One view of a user's folder, read once.
+
+    Attributes:
+        name: the file, relative to the folder (for progress lines; never recorded in a manifest).
+        image: ``np.uint8[H, W]`` the reader's 8-bit grey image (DICOM windowing and
+            MONOCHROME1 applied; a colour export turned to its channel mean).
+        mask: ``np.bool_[H, W]`` ground-truth BAC (any non-zero mask pixel).
+        pixel_spacing_mm: ``(row, column)`` mm, or ``None`` when the file has none.
+    """
+
+    name: str
+    image: np.ndarray
+    mask: np.ndarray
+    pixel_spacing_mm: tuple[float, float] | None
+
+    def sample(self) -> tuple[str, np.ndarray, np.ndarray, tuple[float, float] | None]:
+        """The quadruple :func:`evaluate_bac` takes."""
+        return self.name, self.image, self.mask, self.pixel_spacing_mm
+
+
+def read_annotated_view(dataset: "Dataset", index: int) -> AnnotatedView:
+    """Read item ``index`` of a ``segmentation_mask`` or ``msd`` dataset.
+
+    Raises:
+        MedlimError: a file cannot be read; InputError: the mask is not the image's size.
+    """
+    from medlim.core.io import read_image
+    from medlim.errors import InputError
+
+    item = dataset.items[index]
+    name = dataset.display_name(item.image)
+    record = read_image(item.image, name=name)
+    image = record.to_uint8()
+    if image.ndim == 3:
+        image = np.rint(image.astype(np.float32).mean(axis=2)).astype(np.uint8)
+    if item.mask is None:
+        raise InputError(f"{name} has no mask; the BAC tasks need an image,mask manifest or a dataset.json.")
+    mask = np.asarray(read_image(item.mask, name=dataset.display_name(item.mask)).raw)
+    mask = (mask.max(axis=2) if mask.ndim == 3 else mask) != 0
+    if mask.shape != image.shape:
+        raise InputError(f"the mask of {name} is {mask.shape[0]}×{mask.shape[1]} px, its image "
+                         f"{image.shape[0]}×{image.shape[1]} px.")
+    spacing = record.metadata.pixel_spacing_mm
+    return AnnotatedView(name=name, image=image, mask=mask,
+                         pixel_spacing_mm=None if spacing is None else (float(spacing[0]), float(spacing[1])))
+
+
+@dataclass(frozen=True)
+class BacDataEvaluation:
+    """``medlim bac evaluate --data DIR``: the thesis protocol on a user's annotated views.
+
+    Attributes:
+        weights: ``name@version`` of the weights evaluated.
+        fingerprint: the folder's dataset fingerprint id (names the data, never a path).
+        summary: the figures (:class:`BacEvaluation`, as for phantoms).
+        views_with_spacing: views whose file carries a pixel spacing.
+        dropped: rows left out by ``--skip-bad``.
+    """
+
+    weights: str
+    fingerprint: str
+    summary: BacEvaluation
+    views_with_spacing: int
+    dropped: int = 0
+    per_image: tuple[ImageEvaluation, ...] = field(default=(), repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """Strict-JSON summary: today's keys (``images``, ``whole_image.f1``, ``agreement``, …) and
+        ``tam_relative_bias``, ``false_am_mm2_median``; non-finite numbers as ``null``."""
+        from medlim.core.weights.entry import json_safe
+
+        return json_safe({"weights": self.weights, "data": {"fingerprint": self.fingerprint,
+                                                            "views_with_spacing": self.views_with_spacing,
+                                                            "dropped": self.dropped},
+                          **self.summary.to_dict()})
+
+    def table_lines(self) -> list[str]:
+        """The text report: the phantom evaluation's tables for the user's views."""
+        head = (f"{self.weights} on {self.summary.images} annotated views of dataset {self.fingerprint}, "
+                f"t={self.summary.threshold:g}, X={self.summary.x:g}")
+        return evaluation_table_lines(self.summary, head)
+
+
+def _number(value: float | None, fmt: str) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def evaluation_table_lines(summary: BacEvaluation, head: str) -> list[str]:
+    """The segmentation and agreement tables of a :class:`BacEvaluation` (phantoms or a user's views)."""
+    lines = [head, f"{'':14}{'recall':>9}{'precision':>11}{'accuracy':>10}{'F1/Dice':>9}{'Jaccard':>9}"]
+    for label, values in (("patch-wise", summary.patch_wise), ("whole image", summary.whole_image),
+                          ("pooled", summary.whole_image_pooled)):
+        lines.append(f"{label:14}" + "".join(f"{_number(values[k], '.3f'):>{w}}" for k, w in
+                                               (("recall", 9), ("precision", 11), ("accuracy", 10), ("f1", 9),
+                                                ("jaccard", 9))))
+    lines.append(f"{'readout':10}{'R2':>8}{'bias':>14}{'LoA low':>14}{'LoA high':>14}")
+    for key, a in summary.agreement.items():
+        lines.append(f"{key:10}{_number(a.r2, '.3f'):>8}{_number(a.bias, '.1f'):>14}{_number(a.loa_low, '.1f'):>14}"
+                     f"{_number(a.loa_high, '.1f'):>14}")
+    bias = summary.tam_relative_bias
+    lines.append(f"TAM_100 relative bias (Σpredicted − Σtrue)/Σtrue: "
+                 f"{'n/a (no BAC in the masks)' if not math.isfinite(bias) else f'{100 * bias:+.1f} %'}")
+    if summary.bac_free_images:
+        area = ("" if summary.false_am_mm2_median is None else f"{summary.false_am_mm2_median:.2f} mm², ")
+        lines.append(f"false AM on {summary.bac_free_images} BAC-free views (median): {area}"
+                     f"{summary.false_am_px_median:.0f} px")
+    else:
+        lines.append("false AM: no BAC-free view to measure it on")
+    return lines
+
+
+def _views(dataset: "Dataset") -> Iterator[tuple[str, np.ndarray, np.ndarray, tuple[float, float] | None]]:
+    for index in range(len(dataset)):
+        yield read_annotated_view(dataset, index).sample()
+
+
+def evaluate_bac_data(
+    bac_model: "BacModel",  # noqa: F821
+    directory: str | Path,
+    *,
+    threshold: float | None = None,
+    x: float | None = None,
+    skip_bad: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BacDataEvaluation:
+    """Evaluate BAC weights on a user's annotated views with the phantom protocol.
+
+    The folder is checked as ``medlim data check --task bac`` checks it (a
+    small folder is fine here); problems are refused unless ``skip_bad``
+    leaves out the rows that have them.
+
+    Args:
+        bac_model: loaded weights (:func:`medlim.mammography.analysis.load_bac_model`).
+        directory: an ``image,mask`` manifest folder or a Decathlon ``dataset.json`` folder.
+        threshold, x: cut-off and X (None: the weights').
+        skip_bad: leave out rows with problems.
+        progress: receives one line per view.
+
+    Returns:
+        :class:`BacDataEvaluation`.
+
+    Raises:
+        DatasetProblemsError: the folder has problems (exit 2 at the command line).
+    """
+    from medlim.core.datasets import dataset_fingerprint
+    from medlim.core.training import check_folder
+
+    dataset, check, dropped = check_folder(directory, task="bac", what="evaluation folder", skip_bad=skip_bad,
+                                           ignore=("too_few_images", "too_few_patients"), progress=progress)
+    fingerprint = dataset_fingerprint(dataset, check=check).id
+    total = len(dataset)
+    summary, per_image = evaluate_bac(
+        bac_model, _views(dataset), threshold=threshold, x=x,
+        progress=None if progress is None else lambda done, name: progress(f"[{done}/{total}] {name}"))
+    return BacDataEvaluation(weights=bac_model.label, fingerprint=fingerprint, summary=summary,
+                             views_with_spacing=sum(1 for e in per_image if e.pixel_area_mm2 is not None),
+                             dropped=0 if dropped is None else len(dropped.dropped), per_image=tuple(per_image))

@@ -64,18 +64,18 @@ class PhantomSpec:
             raise ParameterError("`sizes` must name at least one phantom size.")
 
 
-def _one(args: tuple[int, int, str, float]) -> tuple[str, np.ndarray, np.ndarray]:
+def _one(args: tuple[int, int, str, float]) -> tuple[str, np.ndarray, np.ndarray, float]:
     seed, index, size, bac_fraction = args
     # One image per patient (index · 4 picks the patient's first view, then views rotate).
     phantom = generate_mammogram(seed=seed, index=index, size=size, bac_fraction=bac_fraction)
     image = np.clip(np.rint(phantom.image * 255.0), 0, 255).astype(np.uint8)
     name = f"phantom-s{seed}-i{index}-{size}-{phantom.metadata.view_label}"
-    return name, image, phantom.bac_mask
+    return name, image, phantom.bac_mask, float(phantom.metadata.pixel_spacing_mm)
 
 
 def _patches(args: tuple[int, int, str, float, int, bool | str, str]) -> tuple[PatchSet, PatchSet]:
     seed, index, size, bac_fraction, max_negatives, skip, preset = args
-    _, image, mask = _one((seed, index, size, bac_fraction))
+    _, image, mask, _spacing = _one((seed, index, size, bac_fraction))
     return extract_image_patches(
         TrainingImage(image=image, bac_mask=mask),
         preset=preset,
@@ -103,8 +103,10 @@ def phantom_patches(
         yield from pool.map(_patches, jobs, chunksize=1)
 
 
-def phantom_samples(spec: PhantomSpec, *, workers: int | None = None) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
-    """Yield ``(name, image np.uint8[H, W], bac_mask np.bool_[H, W])`` for the spec, in order.
+def phantom_samples(
+    spec: PhantomSpec, *, workers: int | None = None
+) -> Iterator[tuple[str, np.ndarray, np.ndarray, float]]:
+    """Yield ``(name, image np.uint8[H, W], bac_mask np.bool_[H, W], pixel spacing mm)`` for the spec, in order.
 
     Generation runs in ``workers`` processes (default: all CPUs); the 8-bit image is
     the phantom's presentation image rounded to 0..255, exactly what the reader's
@@ -253,6 +255,8 @@ def _heldout_metrics(summary: BacEvaluation, heldout_spec: PhantomSpec, report: 
         "whole_image_precision": num(summary.whole_image["precision"]),
         "patch_dice": num(summary.patch_wise["f1"]),
         "r2": {k: num(a.r2) for k, a in summary.agreement.items()},
+        "tam_relative_bias": num(summary.tam_relative_bias),
+        "false_am_mm2_median": None if summary.false_am_mm2_median is None else num(summary.false_am_mm2_median),
         "bland_altman": {k: {"bias": num(a.bias), "loa": [num(a.loa_low), num(a.loa_high)]}
                          for k, a in summary.agreement.items()},
         "training": {"patches": report.patches, "epochs": report.epochs, "final_loss": round(report.final_loss, 4),

@@ -22,6 +22,13 @@ before the Dice loss, so the shipped weights' output activation is
 ``"sigmoid"`` (a manifest field) and ``p`` is a probability in [0, 1].
 
 Long work takes a ``progress`` callback; nothing is written to disk between stages.
+
+For a user's folder (:mod:`medlim.mammography.folder`) the same patches are
+cut into crops (:func:`sample_crops`, centred near a calcification for BAC
+patches) and augmented with the fuller policy of
+:class:`~medlim.mammography.plan.AugmentationPolicy` (:func:`augment_patches`:
+flips, turns, and inside the breast brightness/contrast, gamma, noise, blur
+and a lower resolution); :func:`augment_batch` stays the phantom recipe's.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from torch import nn
 from medlim.core.device import select_device
 from medlim.core.tiling import pad_to_patch, patch_grid
 from medlim.errors import ParameterError
+from medlim.mammography.plan import AugmentationPolicy
 from medlim.mammography.preprocess import (
     BacPreset,
     background_rule,
@@ -56,6 +64,8 @@ __all__ = [
     "combine_patches",
     "extract_training_patches",
     "augment_batch",
+    "sample_crops",
+    "augment_patches",
     "train_scunet",
 ]
 
@@ -278,6 +288,117 @@ def augment_batch(
         # Black (outside-breast) pixels stay black, as in real images.
         g = torch.where(g > 0, ((g - mean) * factor + mean + shift).clamp(0.0, 1.0), g)
         out_grey.append(g)
+        out_mask.append(m)
+    return torch.stack(out_grey), torch.stack(out_mask)
+
+
+def sample_crops(
+    grey: np.ndarray, mask: np.ndarray, *, size: int, rng: np.random.Generator, tries: int = 4
+) -> tuple[np.ndarray, np.ndarray]:
+    """Square crops of ``size`` px, one per patch.
+
+    A patch with calcification is cut around one of its BAC pixels (drawn at
+    random, placed between a quarter and three quarters of the crop); a patch
+    without is cut where the most breast (non-zero) pixels are among ``tries``
+    random positions.
+
+    Args:
+        grey: ``np.uint8[N, P, P]`` preprocessed patches.
+        mask: ``np.bool_[N, P, P]`` ground truth.
+        size: crop side (≤ P).
+        rng: draws positions.
+        tries: positions compared for a BAC-free patch.
+
+    Returns:
+        ``(np.uint8[N, size, size], np.bool_[N, size, size])``.
+    """
+    n, side = grey.shape[0], grey.shape[-1]
+    if not 0 < size <= side:
+        raise ParameterError(f"crop size must be in (0, {side}], {size} is given.")
+    if size == side:
+        return grey.copy(), mask.copy()
+    limit = side - size
+    out_grey = np.empty((n, size, size), np.uint8)
+    out_mask = np.empty((n, size, size), bool)
+    for i in range(n):
+        bac = np.flatnonzero(mask[i])
+        if len(bac):
+            row, col = divmod(int(bac[int(rng.integers(len(bac)))]), side)
+            offset = rng.integers(size // 4, 3 * size // 4 + 1, size=2)
+            top, left = int(np.clip(row - offset[0], 0, limit)), int(np.clip(col - offset[1], 0, limit))
+        else:
+            corners = rng.integers(0, limit + 1, size=(max(1, tries), 2))
+            filled = [np.count_nonzero(grey[i, t : t + size, l : l + size]) for t, l in corners]
+            top, left = (int(v) for v in corners[int(np.argmax(filled))])
+        out_grey[i] = grey[i, top : top + size, left : left + size]
+        out_mask[i] = mask[i, top : top + size, left : left + size]
+    return out_grey, out_mask
+
+
+def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``Tensor[1, H, W]`` blurred by a separable Gaussian of SD ``sigma`` px (reflected borders)."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    padded = nn.functional.pad(image[None], (radius, radius, radius, radius), mode="reflect")
+    rows = nn.functional.conv2d(padded, kernel.view(1, 1, 1, -1))
+    return nn.functional.conv2d(rows, kernel.view(1, 1, -1, 1))[0]
+
+
+def _intensity(g: torch.Tensor, draws: torch.Tensor, policy: AugmentationPolicy,
+               generator: torch.Generator) -> torch.Tensor:
+    """One patch's intensity augmentation inside the breast (``g > 0``); black stays black."""
+    breast = g > 0
+    if not bool(breast.any()):
+        return g
+    if draws[0] < policy.contrast_p:
+        factor = 1.0 + policy.contrast * (2 * float(draws[1]) - 1)
+        shift = policy.brightness * (2 * float(draws[2]) - 1)
+        mean = g[breast].mean()
+        g = (g - mean) * factor + mean + shift
+    if draws[3] < policy.gamma_p:
+        low, high = policy.gamma
+        g = g.clamp(0.0, 1.0) ** (low + (high - low) * float(draws[4]))
+    if draws[5] < policy.noise_p:
+        g = g + torch.randn(g.shape, generator=generator, dtype=g.dtype) * (policy.noise * float(draws[6]))
+    if draws[7] < policy.blur_p:
+        low, high = policy.blur
+        g = _gaussian_blur(g, low + (high - low) * float(draws[8]))
+    if draws[9] < policy.resolution_p:
+        scale = policy.resolution + (1.0 - policy.resolution) * float(draws[10])
+        small = nn.functional.interpolate(g[None], scale_factor=scale, mode="area")
+        g = nn.functional.interpolate(small, size=g.shape[-2:], mode="bilinear", align_corners=False)[0]
+    return torch.where(breast, g.clamp(1.0 / 255.0, 1.0), torch.zeros_like(g))
+
+
+def augment_patches(
+    grey: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator, policy: AugmentationPolicy
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mammography augmentation of a batch (CPU tensors): geometry on both, intensity on the image.
+
+    Args:
+        grey: ``Tensor[N, 1, P, P]`` float in [0, 1] (0 outside the breast).
+        mask: ``Tensor[N, 1, P, P]`` float in {0, 1}.
+        generator: torch random generator (CPU).
+        policy: probabilities and ranges (:class:`~medlim.mammography.plan.AugmentationPolicy`).
+
+    Returns:
+        Augmented ``(grey, mask)``.
+    """
+    n = grey.shape[0]
+    draws = torch.rand(n, 14, generator=generator)
+    out_grey, out_mask = [], []
+    for i in range(n):
+        g, m = grey[i], mask[i]
+        if draws[i, 11] < policy.flip:
+            g, m = g.flip(-1), m.flip(-1)
+        if draws[i, 12] < policy.flip:
+            g, m = g.flip(-2), m.flip(-2)
+        if draws[i, 13] < policy.rotate:
+            turns = 1 if draws[i, 13] < policy.rotate / 2 else 3
+            g, m = torch.rot90(g, turns, (-2, -1)), torch.rot90(m, turns, (-2, -1))
+        out_grey.append(_intensity(g, draws[i], policy, generator))
         out_mask.append(m)
     return torch.stack(out_grey), torch.stack(out_mask)
 

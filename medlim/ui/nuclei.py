@@ -1,11 +1,14 @@
-"""Helpers for the clumped-nuclei page (thesis §3.1): overlay, per-nucleus table, downloads.
+"""Helpers for the clumped-nuclei page (thesis §3.1): widgets' specs, overlay, figures, downloads, caches.
 
 The page runs :func:`medlim.microscopy.nuclei.pipeline.segment_nuclei` (the
 thesis method) and :func:`medlim.microscopy.nuclei.watershed.watershed_nuclei`
 (the baseline of thesis §3.1.3) on one fluorescence image and renders their
-typed results with these functions. Everything here is pure (arrays in, arrays,
-tables, figures or bytes out) except :func:`segment_cached`, which keeps
-results in the Streamlit session and shows a progress bar.
+typed results with these functions. The per-nucleus table and the readout
+(counts, clumps split) are the room's
+(:mod:`medlim.microscopy.nuclei.measure`), so ``medlim nuclei segment`` prints
+the same numbers. Everything here is pure (arrays in, arrays, figures or
+bytes out) except :func:`segment_cached` and :func:`nucleus_table_cached`,
+which keep results in the Streamlit session.
 
 Colours: instances are filled from the Okabe–Ito palette (distinguishable with
 the common colour-vision deficiencies; black left out), chosen so that touching
@@ -26,8 +29,8 @@ import numpy as np
 import plotly.graph_objects as go
 
 from medlim.core.io.files import is_derived_file
-from medlim.core.text import csv_text
 from medlim.errors import ImageTooLargeError, InputError
+from medlim.microscopy.nuclei.measure import NucleusRow, NucleusTable, nucleus_table
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams, NucleiResult
 
 __all__ = [
@@ -40,16 +43,13 @@ __all__ = [
     "dapi_warning",
     "instance_colours",
     "overlay_rgb",
-    "split_clump_labels",
-    "split_clump_count",
-    "nucleus_rows",
     "nuclei_csv",
     "labels_png",
     "overlay_figure",
     "params_from_values",
     "params_digest",
     "segment_cached",
-    "nucleus_rows_cached",
+    "nucleus_table_cached",
 ]
 
 #: Okabe & Ito (2008) colour-blind-safe palette without black, as RGB in [0, 1].
@@ -449,87 +449,16 @@ def overlay_figure(
     return figure
 
 
-# ----------------------------------------------------------------------------- per-nucleus table
-
-
-def split_clump_labels(labels: np.ndarray) -> set[int]:
-    """Instances that share a connected foreground region with another instance,
-    i.e. came from splitting a clump (8-connectivity)."""
-    from skimage import measure
-
-    components = measure.label(labels > 0, connectivity=2)
-    pairs = np.unique(np.stack([components[labels > 0], labels[labels > 0]], 1), axis=0)
-    if pairs.size == 0:
-        return set()
-    ids, counts = np.unique(pairs[:, 0], return_counts=True)
-    shared = set(ids[counts > 1].tolist())
-    return {int(label) for component, label in pairs if int(component) in shared}
-
-
-def split_clump_count(labels: np.ndarray) -> int:
-    """Connected foreground regions holding two or more instances (clumps that were split)."""
-    from skimage import measure
-
-    components = measure.label(labels > 0, connectivity=2)
-    inside = labels > 0
-    pairs = np.unique(np.stack([components[inside], labels[inside]], 1), axis=0)
-    if pairs.size == 0:
-        return 0
-    _, counts = np.unique(pairs[:, 0], return_counts=True)
-    return int((counts > 1).sum())
-
-
-@dataclass(frozen=True)
-class NucleusRow:
-    """Measurements of one nucleus (pixel units).
-
-    Attributes:
-        id: instance label in the label image.
-        area_px2: area in px².
-        centroid_row, centroid_col: centroid in px (row down, column right, from the top-left pixel).
-        perimeter_px: perimeter in px (scikit-image, 4-connectivity estimate).
-        eccentricity: of the ellipse with the same second moments, in [0, 1).
-        solidity: area / convex hull area, in (0, 1].
-        from_split_clump: the nucleus was cut from a clump.
-    """
-
-    id: int
-    area_px2: int
-    centroid_row: float
-    centroid_col: float
-    perimeter_px: float
-    eccentricity: float
-    solidity: float
-    from_split_clump: bool
-
-
-def nucleus_rows(labels: np.ndarray) -> list[NucleusRow]:
-    """One :class:`NucleusRow` per instance of ``labels`` (``np.ndarray[H, W]`` int), by id."""
-    from skimage import measure
-
-    labels = np.asarray(labels)
-    split = split_clump_labels(labels)
-    rows = []
-    for region in measure.regionprops(labels.astype(np.int32)):
-        rows.append(
-            NucleusRow(
-                id=int(region.label),
-                area_px2=int(region.area),
-                centroid_row=round(float(region.centroid[0]), 2),
-                centroid_col=round(float(region.centroid[1]), 2),
-                perimeter_px=round(float(region.perimeter), 2),
-                eccentricity=round(float(region.eccentricity), 4),
-                solidity=round(float(region.solidity), 4),
-                from_split_clump=int(region.label) in split,
-            )
-        )
-    return rows
+# ----------------------------------------------------------------------------- per-nucleus table (downloads)
 
 
 def nuclei_csv(rows: Sequence[NucleusRow]) -> bytes:
-    """``rows`` as UTF-8 CSV with a header (column names are the :class:`NucleusRow` fields)."""
-    names = [f.name for f in fields(NucleusRow)]
-    return csv_text(({name: getattr(row, name) for name in names} for row in rows), names).encode("utf-8")
+    """``rows`` as the UTF-8 bytes of the per-nucleus CSV download.
+
+    The text is :meth:`medlim.microscopy.nuclei.measure.NucleusTable.to_csv`, the
+    file ``medlim nuclei segment --csv`` writes (columns: the :class:`NucleusRow` fields).
+    """
+    return NucleusTable(rows=tuple(rows), clumps_split=0).to_csv().encode("utf-8")
 
 
 def labels_png(labels: np.ndarray, *, name: str = "image") -> bytes:
@@ -613,26 +542,26 @@ def segment_cached(
     return result
 
 
-_ROWS_CACHE = "nuclei_rows_cache"
+_TABLE_CACHE = "nuclei_table_cache"
 
 
-def nucleus_rows_cached(result: NucleiResult) -> list[NucleusRow]:
-    """:func:`nucleus_rows` of ``result.labels``, computed once per result object in this session.
+def nucleus_table_cached(result: NucleiResult) -> NucleusTable:
+    """:func:`medlim.microscopy.nuclei.measure.nucleus_table` of ``result.labels``, once per result in this session.
 
     Keyed by object identity and checked against the stored object, so a
-    recycled id never returns another result's rows; only the last eight are kept.
+    recycled id never returns another result's table; only the last eight are kept.
     """
     import streamlit as st
 
-    cache: OrderedDict[int, tuple[NucleiResult, list[NucleusRow]]] = st.session_state.setdefault(
-        _ROWS_CACHE, OrderedDict()
+    cache: OrderedDict[int, tuple[NucleiResult, NucleusTable]] = st.session_state.setdefault(
+        _TABLE_CACHE, OrderedDict()
     )
     stored = cache.get(id(result))
     if stored is not None and stored[0] is result:
         cache.move_to_end(id(result))
         return stored[1]
-    rows = nucleus_rows(result.labels)
-    cache[id(result)] = (result, rows)
+    table = nucleus_table(result.labels)
+    cache[id(result)] = (result, table)
     while len(cache) > _SESSION_CACHE_SIZE:
         cache.popitem(last=False)
-    return rows
+    return table

@@ -1,16 +1,22 @@
-"""Figures and cached helpers of the liver steatosis page (thesis §3.2.3, Fig. 3.5).
+"""Widgets' ranges, figures and cached helpers of the liver steatosis page (thesis §3.2.3, Fig. 3.5).
 
-Pure helpers first (overlay image, morphology histograms, readout rows), then
-the Streamlit caches (model once per process, detections once per image and
-weights in the session). The page only arranges them.
+Pure helpers first (slider ↔ cutoff mapping, overlay image, morphology
+histograms), then the Streamlit caches (model once per process, detections
+once per image and weights in the session). The numbers the page shows come
+from :class:`medlim.microscopy.steatosis.report.SteatosisReport` — the room's,
+which ``medlim steatosis segment`` prints too; the page only arranges them.
+
+Colours (colour-blind safe, Okabe & Ito 2008; no red/green pair): kept
+droplets blue, discarded ones vermillion (outline and box), cutoff bounds
+black dashed lines.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
@@ -19,15 +25,19 @@ from plotly.subplots import make_subplots
 
 from medlim.core.io.files import is_derived_file
 from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisModel
-from medlim.microscopy.steatosis.droplets import DONOR_BANDS, NASH_CRN_BANDS, CutoffResult, Cutoffs, grade
+from medlim.microscopy.steatosis.droplets import FEATURES, Cutoffs
+from medlim.microscopy.steatosis.report import SteatosisReport
 from medlim.ui.caching import bounded_cache_resource, lru_put
 
 __all__ = [
     "PRESET_KIND",
+    "SLIDER_RANGES",
+    "KEPT_RGB",
     "DISCARDED_RGB",
+    "slider_values",
+    "cutoffs_from_sliders",
     "overlay_image",
     "histogram_figure",
-    "readout",
     "steatosis_samples",
     "load_model_cached",
     "analyse_cached",
@@ -36,23 +46,45 @@ __all__ = [
 
 #: Preset kind of saved cutoffs in the store.
 PRESET_KIND = "steatosis"
-#: Colour of discarded droplets' outlines and boxes (thesis Fig. 3.5 marks them with boxes).
-DISCARDED_RGB: tuple[int, int, int] = (20, 20, 20)
-_KEPT_OUTLINE_RGB = (0, 200, 255)
+#: ``(widest low, widest high, step)`` of each relative-cutoff slider (× the reference). A high slider at its
+#: widest position means "no upper limit" (issue 17: the largest droplets must be keepable whatever the mean).
+SLIDER_RANGES: dict[str, tuple[float, float, float]] = {
+    "area": (0.0, 10.0, 0.001), "perimeter": (0.0, 8.0, 0.05), "eccentricity": (0.0, 3.0, 0.05),
+}
+#: Okabe–Ito blue: fill and outline of kept droplets.
+KEPT_RGB: tuple[int, int, int] = (0, 114, 178)
+#: Okabe–Ito vermillion: outline and box of discarded droplets (thesis Fig. 3.5 marks them with boxes).
+DISCARDED_RGB: tuple[int, int, int] = (213, 94, 0)
 
 
-def _palette(n: int) -> np.ndarray:
-    """Distinct, stable fill colours per droplet (golden-angle hues), ``uint8[n + 1, 3]``."""
-    hues = (np.arange(n + 1) * 0.618034) % 1.0
-    rgb = np.stack([np.abs(hues * 6 - 3) - 1, 2 - np.abs(hues * 6 - 2), 2 - np.abs(hues * 6 - 4)], axis=1)
-    colours = (np.clip(rgb, 0, 1) * 200 + 40).astype(np.uint8)
-    colours[0] = 0
-    return colours
+def slider_values(cutoffs: Cutoffs) -> dict[str, tuple[float, float]]:
+    """``{feature: (low, high)}`` to set the sliders to; an open upper limit sits at the slider's end."""
+    values = {}
+    for name in FEATURES:
+        low, high = getattr(cutoffs, name)
+        top = SLIDER_RANGES[name][1]
+        values[name] = (min(low, top), top if high >= top else high)
+    return values
+
+
+def cutoffs_from_sliders(values: dict[str, tuple[float, float]], *, min_score: float, reference: str) -> Cutoffs:
+    """The cutoffs the sliders show; a high slider at its widest position is ``inf`` (no upper limit).
+
+    Args:
+        values: ``{feature: (low, high)}`` for every feature of :data:`SLIDER_RANGES`.
+        min_score: the score slider.
+        reference: ``"scored"`` or ``"all-detections"``.
+    """
+    chosen = {}
+    for name in FEATURES:
+        low, high = (float(v) for v in values[name])
+        chosen[name] = (low, math.inf if high >= SLIDER_RANGES[name][1] else high)
+    return Cutoffs(**chosen, min_score=float(min_score), reference=reference)
 
 
 def overlay_image(image: np.ndarray, labels: np.ndarray, kept: np.ndarray, *, alpha: float = 0.45,
                   boxes: bool = True) -> np.ndarray:
-    """Kept droplets filled in colour; discarded ones outlined and boxed in near-black.
+    """Kept droplets filled and outlined in blue; discarded ones outlined and boxed in vermillion.
 
     Args:
         image: ``np.ndarray[H, W, 3]`` RGB, uint8 or float in [0, 1].
@@ -77,11 +109,10 @@ def overlay_image(image: np.ndarray, labels: np.ndarray, kept: np.ndarray, *, al
     kept = np.asarray(kept, bool)
     kept_of = np.r_[False, kept]
     discarded_of = np.r_[False, ~kept]
-    colours = _palette(len(kept)).astype(np.float32)
     fill = kept_of[labels]
-    rgb[fill] = (1 - alpha) * rgb[fill] + alpha * colours[labels[fill]]
+    rgb[fill] = (1 - alpha) * rgb[fill] + alpha * np.asarray(KEPT_RGB, np.float32)
     edge = (ndimage.grey_dilation(labels, size=3) != labels) | (ndimage.grey_erosion(labels, size=3) != labels)
-    rgb[edge & fill] = _KEPT_OUTLINE_RGB
+    rgb[edge & fill] = KEPT_RGB
     rgb[edge & discarded_of[labels]] = DISCARDED_RGB
     out = np.clip(rgb, 0, 255).astype(np.uint8)
     if boxes and (~kept).any():
@@ -93,36 +124,34 @@ def overlay_image(image: np.ndarray, labels: np.ndarray, kept: np.ndarray, *, al
     return out
 
 
-def histogram_figure(analysis: SteatosisAnalysis, result: CutoffResult, cutoffs: Cutoffs) -> go.Figure:
-    """Area, perimeter and eccentricity histograms, kept vs discarded, with the cutoff bounds."""
-    figure = make_subplots(rows=1, cols=3, subplot_titles=("Area (px²)", "Perimeter (px)", "Eccentricity"))
-    table = analysis.table
-    for column, name in enumerate(("area", "perimeter", "eccentricity"), start=1):
-        values = getattr(table, name)
-        for subset, label, colour in ((result.kept, "kept", "rgb(0,150,220)"), (~result.kept, "discarded", "rgb(40,40,40)")):
+_AXIS_TITLES = {"area": "Area (px²)", "perimeter": "Perimeter (px)", "eccentricity": "Eccentricity (0 = circle)"}
+
+
+def histogram_figure(analysis: SteatosisAnalysis, report: SteatosisReport) -> go.Figure:
+    """Area, perimeter and eccentricity histograms, kept vs discarded, with the cutoff bounds.
+
+    Every panel has x and y axis titles; bounds are black dashed lines at
+    ``low × reference`` and ``high × reference`` (none for an open limit or a low of 0).
+    """
+    figure = make_subplots(rows=1, cols=3, subplot_titles=tuple(_AXIS_TITLES.values()))
+    kept = report.kept_flags
+    colours = (("kept", f"rgb{KEPT_RGB}", kept), ("discarded", f"rgb{DISCARDED_RGB}", ~kept))
+    for column, name in enumerate(FEATURES, start=1):
+        values = getattr(analysis.table, name)
+        for label, colour, subset in colours:
             figure.add_trace(go.Histogram(x=values[subset], name=label, marker_color=colour, opacity=0.75,
                                           nbinsx=30, legendgroup=label, showlegend=column == 1),
                              row=1, col=column)
-        low, high = getattr(cutoffs, name)
-        mean = result.means.get(name, 0.0)
-        for bound in (low * mean, high * mean):
-            figure.add_vline(x=bound, line_dash="dash", line_color="rgb(220,80,0)", row=1, col=column)
-    figure.update_layout(barmode="overlay", height=300, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", y=-0.2))
+        low, high = getattr(report.cutoffs, name)
+        reference = report.reference.get(name, 0.0)
+        for bound in (low, high):
+            if 0 < bound < math.inf:
+                figure.add_vline(x=bound * reference, line_dash="dash", line_color="black", row=1, col=column)
+        figure.update_xaxes(title_text=_AXIS_TITLES[name], row=1, col=column)
+        figure.update_yaxes(title_text="Droplets", row=1, col=column)
+    figure.update_layout(barmode="overlay", height=320, margin=dict(l=10, r=10, t=40, b=10),
+                         legend=dict(orientation="h", y=-0.3))
     return figure
-
-
-def readout(result: CutoffResult) -> dict[str, Any]:
-    """Count, steatosis percentage of tissue and the grade bands."""
-    percent = 100.0 * result.steatosis_fraction
-    return {
-        "detected": result.detected,
-        "kept": result.kept_count,
-        "discarded": result.detected - result.kept_count,
-        "steatosis_percent": round(percent, 2),
-        "nash_crn": grade(percent, NASH_CRN_BANDS),
-        "donor": grade(percent, DONOR_BANDS),
-    }
 
 
 def steatosis_samples(samples_dir: Path) -> list[Path]:

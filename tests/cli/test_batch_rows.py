@@ -71,7 +71,8 @@ def test_steatosis_answers_every_file_and_keeps_same_named_outputs_apart(
     assert [r.get("error") for r in rows] == [None, "UnsupportedFormatError", "EmptyFileError", None]
     assert set(rows[1]) == {"file", "error", "message"}
     for row, shape in ((rows[0], (96, 128)), (rows[3], (80, 112))):
-        assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "seconds", "labels", "warnings"}
+        assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band", "preset",
+                            "seconds", "labels", "warnings"}
         labels = cv2.imread(row["labels"], cv2.IMREAD_UNCHANGED)
         assert labels.dtype == np.uint16 and labels.shape == shape and row["warnings"] == []
     assert [rows[0]["labels"], rows[3]["labels"]] == [str(out / "study1__IMG0001_labels.png"),

@@ -56,3 +56,77 @@ def test_a_dataset_too_small_to_split_is_refused_with_exit_2(tmp_path: Path,
     error = capsys.readouterr().err
     assert "too_few_images: the validation part has 2 images" in error
     assert "too_few_images: the training part" not in error  # 10 training images are enough
+
+
+@pytest.mark.parametrize("kind", ["scunet", "steatosis"])
+def test_room_trainers_take_the_common_options_and_name_the_init_default(
+    kind: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["train", kind, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--data", "--val", "--name", "--version", "--max-minutes", "--skip-bad", "--init", "--seed"):
+        assert option in text, option
+    assert "the default is the task's default model" in text and "'none' trains from scratch" in text
+
+
+class _Recorded:
+    """Stands in for a room's ``train_and_register``: keeps the arguments, returns a plausible entry."""
+
+    def __init__(self) -> None:
+        self.kwargs: dict = {}
+
+    def __call__(self, **kwargs):
+        from types import SimpleNamespace
+
+        self.kwargs = kwargs
+        entry = SimpleNamespace(name=kwargs["name"], version=kwargs["version"], file="x.safetensors", metrics={})
+        return (entry, None) if "train_spec" in kwargs else entry
+
+
+def test_the_shipped_scunet_commands_still_mean_what_they_meant(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """The recorded commands of scunet-bac v1 and v2 (weights/manifest.json) reach the phantom recipe unchanged."""
+    import medlim.mammography.recipe as recipe
+    from medlim.mammography.train import TrainingConfig
+
+    recorded = _Recorded()
+    monkeypatch.setattr(recipe, "train_and_register", recorded)
+    assert main(["train", "scunet", "--seed", "1", "--n", "160", "--heldout-n", "16", "--epochs", "25",
+                 "--batch-size", "32", "--workers", "16"]) == 0
+    v1 = recorded.kwargs
+    assert (v1["train_spec"], v1["heldout_spec"]) == (recipe.PhantomSpec(seed=1, count=160),
+                                                      recipe.PhantomSpec(seed=90001, count=16))
+    assert v1["config"] == TrainingConfig(epochs=25, batch_size=32, learning_rate=1e-3, seed=1)
+    assert (v1["negative_fraction"], v1["name"], v1["version"], v1["skip"], v1["preset"], v1["init"]) == (
+        0.5, "scunet-bac", "1", True, "thesis", None)
+    assert main(["train", "scunet", "--init", "scunet-bac:1", "--preset", "thesis-unclipped", "--skip", "black",
+                 "--seed", "2", "--n", "80", "--epochs", "3", "--batch-size", "4", "--lr", "3e-4", "--heldout-n",
+                 "12", "--eval-seed", "80001", "--workers", "1", "--version", "2", "--device", "cpu"]) == 0
+    v2 = recorded.kwargs
+    assert v2["config"] == TrainingConfig(epochs=3, batch_size=4, learning_rate=3e-4, seed=2)
+    assert v2["heldout_spec"] == recipe.PhantomSpec(seed=80001, count=12)
+    assert (v2["skip"], v2["preset"], v2["init"], v2["version"], v2["device"]) == (
+        "black", "thesis-unclipped", "scunet-bac:1", "2", "cpu")
+    # with no option at all: the recipe's defaults
+    assert main(["train", "scunet"]) == 0
+    assert recorded.kwargs["train_spec"] == recipe.PhantomSpec(seed=1, count=320)
+    assert recorded.kwargs["config"] == TrainingConfig(epochs=30, batch_size=16, learning_rate=1e-3, seed=1)
+
+
+def test_the_shipped_steatosis_command_still_means_what_it_meant(monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    import medlim.microscopy.steatosis.recipe as recipe
+    from medlim.microscopy.steatosis.train import SteatosisTrainingConfig
+
+    recorded = _Recorded()
+    monkeypatch.setattr(recipe, "train_and_register", recorded)
+    assert main(["train", "steatosis", "--version", "2"]) == 0
+    kwargs = recorded.kwargs
+    assert (kwargs["seed"], kwargs["tiles"], kwargs["tile_size"], kwargs["heldout_seed"], kwargs["heldout_n"],
+            kwargs["backbone"], kwargs["name"], kwargs["version"]) == (11, 40, 512, 7, 8, "resnet10",
+                                                                      "maskrcnn-steatosis", "2")
+    assert kwargs["config"] == SteatosisTrainingConfig(iterations=450, batch_size=2, crop=256, learning_rate=5e-4,
+                                                       seed=11, threads=1, max_seconds=None)
+    assert main(["train", "steatosis", "--max-minutes", "2"]) == 0  # phantoms: the optimisation's budget
+    assert recorded.kwargs["config"].max_seconds == 120.0

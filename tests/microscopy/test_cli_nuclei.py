@@ -19,7 +19,8 @@ def test_segment_writes_uint16_labels_and_jsonl(tmp_path, capsys):
         out = tmp_path / method
         assert main(["nuclei", "segment", str(tmp_path / "cells.png"), "--out", str(out), "--method", method, "--jsonl"]) == 0
         row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-        assert set(row) == {"file", "count", "seconds", "labels", "warnings"} and row["count"] > 0
+        assert set(row) == {"file", "count", "clumps_split", "from_split_clumps", "cuts", "clump_candidates",
+                            "mean_area_px2", "seconds", "labels", "warnings"} and row["count"] > 0
         assert row["labels"] == str(out / "cells_labels.png") and row["warnings"] == []
         labels = cv2.imread(str(out / "cells_labels.png"), cv2.IMREAD_UNCHANGED)
         assert labels.dtype == np.uint16 and labels.shape == (200, 260)

@@ -3,7 +3,8 @@
 Helpers are checked on hand-made label images with hand-computed answers. The
 page runs in AppTest on a small generated fluorescence phantom (256×344,
 nuclei of radius 10–15 px) placed in a temporary samples folder: its numbers
-must equal the library's, display sliders must not re-run the method, and a
+must equal the room's (:mod:`medlim.microscopy.nuclei.measure`, what ``medlim
+nuclei segment`` prints), display sliders must not re-run the method, and a
 changed method parameter must.
 """
 
@@ -19,6 +20,7 @@ import pytest
 import tifffile
 
 from medlim.errors import ImageTooLargeError, ParameterError
+from medlim.microscopy.nuclei.measure import nuclei_readout, nucleus_table, split_clump_count
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams
 from medlim.ui import nuclei as ui
 
@@ -76,38 +78,16 @@ def test_touching_nuclei_get_different_colours_isolated_ones_cycle() -> None:
     assert ui.instance_colours(diagonal)[[1, 8]].tolist() == [1, 2]
 
 
-def test_split_clump_labels_and_count() -> None:
-    labels = np.zeros((6, 9), np.int32)
-    labels[0:2, 0:2] = 1
-    labels[0:2, 2:4] = 2  # 1 and 2 share one region: a split clump
-    labels[4:6, 0:2] = 3  # alone
-    labels[3:4, 6:7] = 4
-    labels[4:5, 7:8] = 5  # touches 4 only at a corner: still one region (8-connectivity)
-    assert ui.split_clump_labels(labels) == {1, 2, 4, 5}
-    assert ui.split_clump_count(labels) == 2
-    assert ui.split_clump_labels(np.zeros((3, 3), np.int32)) == set()
-
-
-def test_nucleus_rows_of_a_rectangle() -> None:
-    labels = np.zeros((10, 10), np.int32)
-    labels[2:5, 3:7] = 7  # 3 rows × 4 columns
-    (row,) = ui.nucleus_rows(labels)
-    assert (row.id, row.area_px2) == (7, 12)
-    assert (row.centroid_row, row.centroid_col) == (3.0, 4.5)
-    # Second moments: rows (3² − 1)/12, columns (4² − 1)/12; e = sqrt(1 − λmin/λmax).
-    assert row.eccentricity == pytest.approx(np.sqrt(1 - (8 / 12) / (15 / 12)), abs=1e-4)
-    assert row.solidity == 1.0
-    assert 0 < row.perimeter_px <= 14  # at most the outer boundary length 2 × (3 + 4)
-    assert row.from_split_clump is False
-
-
-def test_nuclei_csv_header_and_rows() -> None:
+def test_nuclei_csv_is_the_room_table_as_bytes() -> None:
+    # Per-nucleus measurement lives in the room (medlim.microscopy.nuclei.measure, tested there); the page only
+    # encodes its CSV for the download.
     rows = [ui.NucleusRow(3, 12, 3.0, 4.5, 10.0, 0.6831, 1.0, True)]
     text = ui.nuclei_csv(rows).decode("utf-8").splitlines()
     assert text == [
         "id,area_px2,centroid_row,centroid_col,perimeter_px,eccentricity,solidity,from_split_clump",
         "3,12,3.0,4.5,10.0,0.6831,1.0,True",
     ]
+    assert not hasattr(ui, "nucleus_rows") and not hasattr(ui, "split_clump_labels")
 
 
 def test_labels_png_is_uint16_at_input_size() -> None:
@@ -261,7 +241,7 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     assert metrics["Nuclei (thesis method)"] == str(thesis.count)
     assert metrics["Nuclei (watershed baseline)"] == str(baseline.count)
     assert metrics["Mean nucleus area (px²)"] == f"{thesis.mean_area:,.0f}"
-    assert metrics["Clumps split"] == str(ui.split_clump_count(thesis.labels))
+    assert metrics["Clumps split"] == str(split_clump_count(thesis.labels))
     assert any("Phantom ground truth: **17** nuclei" in c.value for c in at.caption)
     assert sorted(count_runs) == ["thesis", "watershed"]
 
@@ -351,3 +331,34 @@ def test_page_labels_match_the_command_line(samples_dir: Path, tmp_path: Path) -
     offered = cv2.imdecode(np.frombuffer(ui.labels_png(result.labels), np.uint8), cv2.IMREAD_UNCHANGED)
     assert offered.dtype == written.dtype == np.uint16
     np.testing.assert_array_equal(offered, written)
+
+
+def test_page_numbers_equal_the_room_readout_and_table(page, samples_dir: Path,
+                                                        recorded_downloads: list[dict]) -> None:
+    """Issue 17: every number the page shows is the room's readout for the same file, as the CLI computes it
+    (``medlim nuclei segment``: ``read_image`` → ``segment_nuclei`` → :func:`nuclei_readout`; ``--csv`` writes
+    :meth:`NucleusTable.to_csv`)."""
+    from medlim.core.io import read_image
+    from medlim.microscopy.nuclei.pipeline import segment_nuclei
+    from medlim.microscopy.nuclei.watershed import watershed_nuclei
+
+    pixels = read_image(samples_dir / SAMPLE).pixels
+    thesis, baseline = segment_nuclei(pixels), watershed_nuclei(pixels)
+    table = nucleus_table(thesis.labels)
+    readout, baseline_readout = nuclei_readout(thesis, table), nuclei_readout(baseline)
+
+    at = page.run()
+    at.selectbox(key="nuclei_sample").set_value(SAMPLE).run()
+    assert not at.exception and not at.error
+    assert _metrics(at) == {
+        "Nuclei (thesis method)": str(readout.count),
+        "Clumps split": str(readout.clumps_split),
+        "Mean nucleus area (px²)": f"{readout.mean_area_px2:,.0f}",
+        "Nuclei (watershed baseline)": str(baseline_readout.count),
+    }
+    assert any(f"{readout.from_split_clumps} of {readout.count} nuclei came from split clumps; {readout.cuts} "
+               f"dividing curve(s)" in c.value for c in at.caption)
+    shown = at.dataframe[0].value
+    assert shown.to_dict("records") == table.to_csv_rows()
+    (csv,) = [offer["data"] for offer in recorded_downloads if offer["file_name"].endswith("_nuclei.csv")]
+    assert csv.decode("utf-8") == table.to_csv()

@@ -4,7 +4,9 @@ AppTest runs the page on a bundled H&E sample with a randomly initialised
 Mask R-CNN (seed 0) saved into a temporary registry, so no trained weights
 are needed: its detections are arbitrary but real objects, which is enough to
 check the plumbing — detections run once, sliders only re-apply cutoffs, the
-numbers are the library's, presets save and load.
+numbers are the room's report (what ``medlim steatosis segment`` prints for the
+same file), presets save and load and the report names one only while its
+values are in use.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def register_test_model(directory: Path) -> None:
     torch.manual_seed(0)
     fields = {
         "name": "maskrcnn-steatosis", "version": "0-test", "task": "steatosis-instance-segmentation",
-        "architecture": "maskrcnn-steatosis", "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40}, "preset": "rgb-unit",
+        "architecture": "maskrcnn-steatosis", "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40},
+        "preset": "rgb-unit",
         "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
         "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5},
         "params": {"tile": 1024, "overlap": 128},
@@ -60,6 +63,20 @@ def test_page_without_weights_says_so(tmp_path: Path, monkeypatch: pytest.Monkey
     assert any("medlim train steatosis" in w.body for w in at.warning)
 
 
+def _model(weights: Path):
+    from medlim.core.weights import Registry
+    from medlim.microscopy.steatosis.analysis import load_steatosis_model
+
+    return load_steatosis_model("maskrcnn-steatosis:0-test", registry=Registry.load(weights), device="cpu")
+
+
+def _open_sample(at: AppTest, name: str = "he_00001_image.png") -> None:
+    sample = at.selectbox(key="steatosis_sample")
+    assert sample.options == ["he_00000_image.png", "he_00001_image.png"]
+    sample.set_value(name).run()
+    assert not at.exception and not at.error
+
+
 def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytest.MonkeyPatch,
                                              recorded_downloads: list[dict]) -> None:
     from medlim.microscopy.steatosis import analysis as steatosis_analysis
@@ -70,15 +87,13 @@ def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytes
 
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
-    sample = at.selectbox(key="steatosis_sample")
-    assert sample.options == ["he_00000_image.png", "he_00001_image.png"]
-    sample.set_value("he_00001_image.png").run()
-    assert not at.exception and not at.error
+    assert at.selectbox(key="steatosis_preset").options[:2] == ["default", "thesis"]
+    _open_sample(at)
     assert len(calls) == 1
     kept, detected = (int(v) for v in _metric(at, "Droplets kept").split(" / "))
     assert detected > 0 and 0 <= kept <= detected
     assert _metric(at, "NASH-CRN grade").startswith("S")
-    assert any("preset **Thesis defaults**" in m.value for m in at.markdown)
+    assert any("preset **default**" in m.value for m in at.markdown)
     # issue 14: downloads carry the image's pseudonymous label, never its file name
     import json
 
@@ -92,15 +107,16 @@ def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytes
     assert json.loads(offered[f"{stem}_steatosis.json"])["file"] == label
     assert not any("he_00001" in str(data) for data in offered.values())
 
-    # Moving the score slider to 1 discards everything without re-detection.
+    # Moving the score slider to 1 discards everything without re-detection; the report is no longer "default".
     at.slider(key="steatosis_min_score").set_value(1.0).run()
     assert not at.exception
     assert _metric(at, "Droplets kept") == f"0 / {detected}"
     assert _metric(at, "Steatosis (% of tissue)") == "0.0 %"
     assert _metric(at, "NASH-CRN grade").startswith("S0")
+    assert any("preset **custom**" in m.value for m in at.markdown)
     assert len(calls) == 1
 
-    # Save the cutoffs as a preset, go back to the thesis defaults, then load the preset.
+    # Save the cutoffs as a preset, go to the thesis preset, then load the saved one.
     at.text_input(key="steatosis_preset_name").input("strict").run()
     at.button(key="steatosis_preset_save").click().run()
     assert not at.exception
@@ -108,38 +124,127 @@ def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytes
     assert at.selectbox(key="steatosis_preset").value == "strict"
     assert at.slider(key="steatosis_min_score").value == 1.0
     assert any("Saved preset" in s.body for s in at.success)
-    at.selectbox(key="steatosis_preset").set_value("Thesis defaults").run()
+    assert any("preset **strict**" in m.value for m in at.markdown)
+    at.selectbox(key="steatosis_preset").set_value("thesis").run()
     assert at.slider(key="steatosis_min_score").value == 0.5
+    assert at.slider(key="steatosis_area").value == (0.001, 6.0)
+    assert at.radio(key="steatosis_reference").value == "all-detections"
+    assert any("preset **thesis**" in m.value for m in at.markdown)
     at.selectbox(key="steatosis_preset").set_value("strict").run()
     assert at.slider(key="steatosis_min_score").value == 1.0
+    assert at.radio(key="steatosis_reference").value == "scored"
     assert any("preset **strict**" in m.value for m in at.markdown)
+    # Changing one cutoff of a named preset makes the report "custom" (issue 17).
+    at.slider(key="steatosis_min_score").set_value(0.9).run()
+    assert any("preset **custom**" in m.value for m in at.markdown)
     assert len(calls) == 1
 
 
-def test_overlay_marks_discarded_droplets() -> None:
-    from medlim.ui.steatosis import DISCARDED_RGB, overlay_image
+def test_every_cutoff_at_its_widest_discards_nothing(page_env: Path) -> None:
+    """Issue 17: at their widest positions the sliders set no limit, so no droplet is discarded — also under the
+    thesis's reference (the mean of all detections), which would otherwise cap the area at 10 × that mean."""
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    _open_sample(at)
+    detected = int(_metric(at, "Droplets kept").split(" / ")[1])
+    at.selectbox(key="steatosis_preset").set_value("thesis").run()
+    for name, (low, high, _step) in ui_ranges().items():
+        at.slider(key=f"steatosis_{name}").set_value((low, high)).run()
+    at.slider(key="steatosis_min_score").set_value(0.0).run()
+    assert not at.exception
+    assert _metric(at, "Droplets kept") == f"{detected} / {detected}"
+    assert any("no upper limit" in m.value and "preset **custom**" in m.value for m in at.markdown)
 
+
+def ui_ranges() -> dict[str, tuple[float, float, float]]:
+    from medlim.ui.steatosis import SLIDER_RANGES
+
+    return SLIDER_RANGES
+
+
+def test_page_numbers_equal_the_command_line_row(page_env: Path, tmp_path: Path,
+                                                 recorded_downloads: list[dict]) -> None:
+    """Issue 17: the page's numbers for a file are those of the room service the CLI calls for it
+    (:func:`medlim.microscopy.steatosis.analysis.segment_file`, one image of ``medlim steatosis segment``),
+    at the default cutoffs and at the thesis preset."""
+    import json
+
+    from medlim.microscopy.steatosis.analysis import segment_file
+    from medlim.microscopy.steatosis.droplets import THESIS_CUTOFFS
+
+    path = ROOT / "data_samples" / "steatosis" / "he_00001_image.png"
+    model = _model(page_env)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    _open_sample(at)
+    for preset, cutoffs in (("default", None), ("thesis", THESIS_CUTOFFS)):
+        if cutoffs is not None:
+            at.selectbox(key="steatosis_preset").set_value(preset).run()
+        kwargs = {} if cutoffs is None else {"cutoffs": cutoffs}
+        row = segment_file(model, path, tmp_path / f"{preset}_labels.png", **kwargs).to_json()
+        assert _metric(at, "Droplets kept") == f"{row['kept']} / {row['detected']}"
+        assert _metric(at, "Steatosis (% of tissue)") == f"{100 * row['steatosis_fraction']:.1f} %"
+        assert _metric(at, "NASH-CRN grade") == row["nash_crn_band"]
+        assert _metric(at, "Donor assessment") == row["donor_band"]
+        assert row["preset"] == preset and any(f"preset **{preset}**" in m.value for m in at.markdown)
+        report = json.loads(next(o["data"] for o in reversed(recorded_downloads)
+                                 if o["file_name"].endswith("_steatosis.json")))
+        assert {k: report[k] for k in ("detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band",
+                                       "preset")} == {k: row[k] for k in ("detected", "kept", "steatosis_fraction",
+                                                                          "nash_crn_band", "donor_band", "preset")}
+
+
+def test_overlay_marks_kept_blue_and_discarded_vermillion() -> None:
+    from medlim.ui.steatosis import DISCARDED_RGB, KEPT_RGB, overlay_image
+
+    assert (KEPT_RGB, DISCARDED_RGB) == ((0, 114, 178), (213, 94, 0))  # Okabe–Ito: no red/green pair
     image = np.full((40, 40, 3), 200, np.uint8)
     labels = np.zeros((40, 40), np.int32)
     labels[5:15, 5:15] = 1
     labels[25:35, 25:35] = 2
-    out = overlay_image(image, labels, np.array([True, False]))
+    out = overlay_image(image, labels, np.array([True, False]), alpha=0.5)
     assert out.shape == (40, 40, 3) and out.dtype == np.uint8
-    assert not np.array_equal(out[10, 10], image[10, 10])  # kept: filled
+    assert tuple(out[10, 10]) == (100, 157, 189)  # kept: 0.5 × 200 + 0.5 × (0, 114, 178)
+    assert tuple(out[5, 10]) == KEPT_RGB  # … outlined
     assert np.array_equal(out[30, 30], image[30, 30])  # discarded: inside untouched
     assert tuple(out[25, 30]) == DISCARDED_RGB  # … but outlined
     assert tuple(out[23, 30]) == DISCARDED_RGB  # … and boxed
 
 
-def test_readout_bands() -> None:
-    from medlim.microscopy.steatosis.droplets import CutoffResult
-    from medlim.ui.steatosis import readout
+def test_sliders_at_their_widest_set_no_limit() -> None:
+    import math
 
-    result = CutoffResult(kept=np.array([True, False]), means={}, detected=2, kept_count=1, kept_area=35.0,
-                          steatosis_fraction=0.35)
-    values = readout(result)
-    assert values["steatosis_percent"] == 35.0
-    assert values["nash_crn"].startswith("S2") and values["donor"] == "≥ 30 %"
+    from medlim.microscopy.steatosis.droplets import DEFAULT_CUTOFFS, THESIS_CUTOFFS
+    from medlim.ui.steatosis import SLIDER_RANGES, cutoffs_from_sliders, slider_values
+
+    widest = {name: (low, high) for name, (low, high, _) in SLIDER_RANGES.items()}
+    cutoffs = cutoffs_from_sliders(widest, min_score=0.0, reference="all-detections")
+    assert cutoffs.area == cutoffs.perimeter == cutoffs.eccentricity == (0.0, math.inf)
+    assert cutoffs_from_sliders(slider_values(DEFAULT_CUTOFFS), min_score=0.05, reference="scored") == DEFAULT_CUTOFFS
+    assert cutoffs_from_sliders(slider_values(THESIS_CUTOFFS), min_score=0.5,
+                                reference="all-detections") == THESIS_CUTOFFS
+    assert slider_values(DEFAULT_CUTOFFS)["area"] == (0.0, 10.0)
+
+
+def test_histograms_have_axis_titles_and_colour_blind_safe_colours() -> None:
+    from medlim.microscopy.steatosis.analysis import SteatosisAnalysis
+    from medlim.microscopy.steatosis.droplets import THESIS_CUTOFFS, DropletTable
+    from medlim.microscopy.steatosis.report import steatosis_report
+    from medlim.ui.steatosis import histogram_figure
+
+    table = DropletTable(area=np.array([10.0, 50.0, 140.0, 200.0]), perimeter=np.array([10.0, 30.0, 50.0, 70.0]),
+                         eccentricity=np.array([0.05, 0.5, 0.6, 0.85]), score=np.array([0.9, 0.9, 0.4, 0.9]),
+                         centroid=np.zeros((4, 2)), tissue_area=1000.0)
+    analysis = SteatosisAnalysis(labels=np.zeros((2, 2), np.int32), table=table, tissue=np.ones((2, 2), bool),
+                                 seconds=0.0, model="m")
+    figure = histogram_figure(analysis, steatosis_report(table, THESIS_CUTOFFS, model="m"))
+    layout = figure.layout
+    assert [layout[f"xaxis{i}"].title.text for i in ("", "2", "3")] == [
+        "Area (px²)", "Perimeter (px)", "Eccentricity (0 = circle)"]
+    assert all(layout[f"yaxis{i}"].title.text == "Droplets" for i in ("", "2", "3"))
+    assert {trace.marker.color for trace in figure.data} == {"rgb(0, 114, 178)", "rgb(213, 94, 0)"}
+    # Bounds at low/high × the mean of all (area 100, perimeter 40, eccentricity 0.5): six dashed black lines.
+    lines = [shape for shape in layout.shapes if shape.line.dash == "dash"]
+    assert sorted(round(shape.x0, 6) for shape in lines) == [0.1, 0.1, 0.75, 20.0, 160.0, 600.0]
+    assert {shape.line.color for shape in lines} == {"black"}
 
 
 def test_preset_name_is_validated_before_it_is_stored(page_env: Path) -> None:

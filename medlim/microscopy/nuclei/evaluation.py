@@ -11,12 +11,20 @@ over all nuclei and over clumped nuclei only.
 
 Seeds: the project tuned on development seeds 1000–1019 (index 0, 512×688); the CLI
 default evaluates held-out seed 7 with indices 0..n−1 (disjoint streams).
+
+:func:`evaluate_nuclei_data` scores the same methods with the same protocol on
+a user's images with outlined nuclei (``image,instances`` manifest, uint16
+instance labels): ``medlim nuclei evaluate --data DIR``. A user's labels say
+nothing of clumps, so there a nucleus counts as clumped when its outline
+touches another nucleus's (8-connected).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -36,6 +44,10 @@ __all__ = [
     "run_method",
     "evaluate_phantoms",
     "summarise",
+    "score_image",
+    "touching_labels",
+    "NucleiDataEvaluation",
+    "evaluate_nuclei_data",
 ]
 
 #: Method names accepted by :func:`run_method`.
@@ -48,7 +60,7 @@ HELD_OUT_SEED = 7
 
 @dataclass(frozen=True)
 class ImageEvaluation:
-    """Scores of one method on one phantom."""
+    """Scores of one method on one image (a phantom, or an image of a user's folder, then ``seed`` is −1)."""
 
     method: str
     seed: int
@@ -67,8 +79,9 @@ class ImageEvaluation:
     mean_matched_jaccard: float
     clumped_object_recall: float
     seconds: float
+    name: str | None = None
 
-    def as_dict(self) -> dict[str, float | int | str]:
+    def as_dict(self) -> dict[str, float | int | str | None]:
         return asdict(self)
 
 
@@ -155,29 +168,32 @@ def evaluate_phantoms(
         clumped = np.nonzero(phantom.clump_of > 0)[0]
         for method in methods:
             labels, seconds = run_method(phantom.image, method, params=params)
-            table = table31_metrics(truth, labels)
-            objects = instance_metrics(truth, labels)
-            matched = {t for t, _, _ in objects.pairs}
-            clumped_recall = float(np.mean([k in matched for k in clumped])) if len(clumped) else 1.0
-            yield ImageEvaluation(
-                method=method,
-                seed=int(seed),
-                index=int(index),
-                n_true=objects.n_true,
-                n_pred=objects.n_pred,
-                jaccard=float(table["jaccard"]),
-                precision=float(table["precision"]),
-                recall=float(table["recall"]),
-                f1=float(table["f1"]),
-                hausdorff=float(table["hausdorff"]),
-                n_missed=int(table["n_missed"]),
-                object_precision=objects.precision,
-                object_recall=objects.recall,
-                object_f1=objects.f1,
-                mean_matched_jaccard=objects.mean_matched_jaccard,
-                clumped_object_recall=clumped_recall,
-                seconds=float(seconds),
-            )
+            yield score_image(method, truth, labels, clumped=clumped, seconds=seconds, seed=int(seed), index=index)
+
+
+def score_image(method: str, truth: np.ndarray, labels: np.ndarray, *, clumped: np.ndarray, seconds: float,
+                seed: int = -1, index: int = 0, name: str | None = None) -> ImageEvaluation:
+    """Table 3.1 and object scores of one segmentation against its truth.
+
+    Args:
+        method: the method's name.
+        truth: ``np.ndarray[H, W]`` int truth labels.
+        labels: ``np.ndarray[H, W]`` int predicted labels.
+        clumped: truth labels of the nuclei that are part of a clump (their object recall is reported apart).
+        seconds: the method's wall time.
+        seed, index, name: where the image comes from.
+    """
+    table = table31_metrics(truth, labels)
+    objects = instance_metrics(truth, labels)
+    matched = {t for t, _, _ in objects.pairs}
+    clumped_recall = float(np.mean([k in matched for k in clumped])) if len(clumped) else 1.0
+    return ImageEvaluation(
+        method=method, seed=int(seed), index=int(index), n_true=objects.n_true, n_pred=objects.n_pred,
+        jaccard=float(table["jaccard"]), precision=float(table["precision"]), recall=float(table["recall"]),
+        f1=float(table["f1"]), hausdorff=float(table["hausdorff"]), n_missed=int(table["n_missed"]),
+        object_precision=objects.precision, object_recall=objects.recall, object_f1=objects.f1,
+        mean_matched_jaccard=objects.mean_matched_jaccard, clumped_object_recall=clumped_recall,
+        seconds=float(seconds), name=name)
 
 
 def summarise(evaluations: Sequence[ImageEvaluation]) -> dict[str, dict[str, float]]:
@@ -194,3 +210,105 @@ def summarise(evaluations: Sequence[ImageEvaluation]) -> dict[str, dict[str, flo
             summary[f"{key}_std"] = float(values.std())
         out[method] = summary
     return out
+
+
+def touching_labels(labels: np.ndarray) -> np.ndarray:
+    """Labels whose objects touch another object (8-connected): a user's data's stand-in for "clumped".
+
+    Args:
+        labels: ``np.ndarray[H, W]`` int instance labels, 0 = background.
+
+    Returns:
+        ``np.ndarray[k]`` int, sorted labels.
+    """
+    labels = np.asarray(labels, np.int64)
+    if labels.max(initial=0) == 0:
+        return np.zeros(0, np.int64)
+    above = int(labels.max()) + 1  # stands for background in the minimum (a small value: filters work in float)
+    highest = ndimage.maximum_filter(labels, size=3, mode="constant", cval=0)
+    lowest = ndimage.minimum_filter(np.where(labels > 0, labels, above), size=3, mode="constant", cval=above)
+    inside = labels > 0
+    touching = inside & ((highest != labels) | (lowest != labels))
+    return np.unique(labels[touching])
+
+
+@dataclass(frozen=True)
+class NucleiDataEvaluation:
+    """``medlim nuclei evaluate --data DIR``: Table 3.1 on a user's images with outlined nuclei.
+
+    Attributes:
+        fingerprint: the folder's dataset fingerprint id.
+        images: images evaluated.
+        summary: :func:`summarise` of the rows (per method: mean and SD of every score).
+        rows: every image and method.
+    """
+
+    fingerprint: str
+    images: int
+    summary: dict[str, dict[str, float]]
+    rows: tuple[ImageEvaluation, ...] = field(default=(), repr=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"data": {"fingerprint", "images"}, "summary": {method: {...}}}``."""
+        return {"data": {"fingerprint": self.fingerprint, "images": self.images}, "summary": self.summary}
+
+    def table_lines(self) -> list[str]:
+        """The text report (the phantom evaluation's table)."""
+        lines = [f"{self.images} images of dataset {self.fingerprint} (mean ± std):"]
+        for method, values in self.summary.items():
+            lines.append(
+                f"  {method:9s} Jaccard {values['jaccard']:.3f}±{values['jaccard_std']:.3f}  "
+                f"P {values['precision']:.3f}  R {values['recall']:.3f}  F1 {values['f1']:.3f}  "
+                f"HD {values['hausdorff']:.1f}±{values['hausdorff_std']:.1f}  object P/R/F1 "
+                f"{values['object_precision']:.3f}/{values['object_recall']:.3f}/{values['object_f1']:.3f}  "
+                f"{values['seconds']:.2f} s/image")
+        return lines
+
+
+def evaluate_nuclei_data(
+    directory: str | Path,
+    *,
+    methods: Sequence[str] = METHODS,
+    params: NucleiParams | None = None,
+    skip_bad: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> NucleiDataEvaluation:
+    """Score each method on a user's images with outlined nuclei (thesis Table 3.1 protocol).
+
+    Args:
+        directory: a folder with ``manifest.csv`` ``image,instances`` (uint16 labels, 0 = background);
+            images RGB with DAPI in blue, or grey.
+        methods: methods to score (:data:`METHODS`).
+        params: the thesis method's parameters.
+        skip_bad: leave out rows with problems.
+        progress: receives one line per image and method.
+
+    Raises:
+        DatasetProblemsError: the folder has problems (exit 2 at the command line).
+        ParameterError: an unknown method.
+    """
+    from medlim.core.datasets import dataset_fingerprint
+    from medlim.core.io import read_image
+    from medlim.core.training import check_folder
+
+    for method in methods:
+        if method not in METHODS:
+            raise ParameterError(f"unknown nuclei method {method!r}; use one of {', '.join(METHODS)}.")
+    dataset, check, _ = check_folder(directory, task="nuclei", what="evaluation folder", skip_bad=skip_bad,
+                                     ignore=("too_few_images", "too_few_patients"), progress=progress)
+    rows: list[ImageEvaluation] = []
+    for index, item in enumerate(dataset.items):
+        name = dataset.display_name(item.image)
+        image = read_image(item.image, name=name).pixels
+        truth = np.rint(np.asarray(read_image(item.instances, name=dataset.display_name(item.instances)).raw))
+        truth = truth.astype(np.int32)
+        clumped = touching_labels(truth)
+        for method in methods:
+            labels, seconds = run_method(image, method, params=params)
+            rows.append(score_image(method, truth, labels, clumped=clumped, seconds=seconds, index=index, name=name))
+            if progress is not None:
+                row = rows[-1]
+                progress(f"[{index + 1}/{len(dataset)}] {method:9s} Jaccard {row.jaccard:.3f} object F1 "
+                         f"{row.object_f1:.3f} ({row.seconds:.2f} s)")
+    return NucleiDataEvaluation(fingerprint=dataset_fingerprint(dataset, check=check).id, images=len(dataset),
+                                summary=summarise(rows), rows=tuple(rows))

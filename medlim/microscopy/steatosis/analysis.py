@@ -2,14 +2,16 @@
 
 Detect droplets once (:func:`analyse_image` → :class:`SteatosisAnalysis`, the
 cacheable part), then apply cutoffs as often as the pathologist moves a slider
-(:func:`medlim.microscopy.steatosis.droplets.apply_cutoffs`, vectorised).
-Weights come from the registry (:func:`load_steatosis_model`).
+(:meth:`SteatosisAnalysis.report` → :class:`~medlim.microscopy.steatosis.report.SteatosisReport`,
+vectorised). :func:`segment_file` is one image of ``medlim steatosis
+segment``: its row carries the same report. Weights come from the registry
+(:func:`load_steatosis_model`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from medlim.errors import ParameterError
 from medlim.microscopy.steatosis.droplets import (
+    DEFAULT_CUTOFFS,
     CutoffResult,
     Cutoffs,
     DropletTable,
@@ -25,6 +28,7 @@ from medlim.microscopy.steatosis.droplets import (
     kept_labels,
     tissue_mask,
 )
+from medlim.microscopy.steatosis.report import SteatosisReport, steatosis_report
 
 __all__ = [
     "DEFAULT_STEATOSIS_WEIGHTS",
@@ -32,6 +36,7 @@ __all__ = [
     "SteatosisAnalysis",
     "load_steatosis_model",
     "analyse_image",
+    "analysis_from_detections",
     "drop_outside_tissue",
     "SegmentRow",
     "segment_file",
@@ -70,9 +75,21 @@ class SteatosisAnalysis:
     seconds: float
     model: str
 
-    def cut(self, cutoffs: Cutoffs = Cutoffs()) -> CutoffResult:
+    def cut(self, cutoffs: Cutoffs = DEFAULT_CUTOFFS) -> CutoffResult:
         """Apply cutoffs (cheap; no re-detection)."""
         return apply_cutoffs(self.table, cutoffs)
+
+    def report(self, cutoffs: Cutoffs = DEFAULT_CUTOFFS, *, presets: Mapping[str, Cutoffs] | None = None,
+               chosen: str | None = None) -> SteatosisReport:
+        """The :class:`~medlim.microscopy.steatosis.report.SteatosisReport` under ``cutoffs`` (no re-detection).
+
+        Args:
+            cutoffs: the cutoffs to apply.
+            presets: the named presets the report may name (None = the built-in ones).
+            chosen: the preset the user picked (it wins when several hold the same values).
+        """
+        return steatosis_report(self.table, cutoffs, model=self.model, detection_seconds=self.seconds,
+                                presets=presets, chosen=chosen)
 
 
 def load_steatosis_model(
@@ -124,10 +141,25 @@ def analyse_image(
         raise ParameterError(f"steatosis analysis needs an H×W×3 RGB image, got shape {image.shape}")
     found = detect_droplets(model.model, image, tile=model.tile, overlap=model.overlap, min_score=0.05,
                             progress=progress)
+    return analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds, model=model.label)
+
+
+def analysis_from_detections(image: np.ndarray, labels: np.ndarray, scores: np.ndarray, *, seconds: float,
+                             model: str) -> SteatosisAnalysis:
+    """The analysis of raw detections: tissue mask, detections off tissue dropped, droplet features.
+
+    Args:
+        image: ``np.ndarray[H, W, 3]`` RGB, uint8 or float in [0, 1].
+        labels: ``np.ndarray[H, W]`` int droplet labels 1..n from
+            :func:`medlim.microscopy.steatosis.inference.detect_droplets`.
+        scores: ``np.ndarray[n]`` their scores.
+        seconds: the detection's wall time.
+        model: label of the weights.
+    """
     tissue = tissue_mask(image)
-    labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
+    labels, scores = drop_outside_tissue(labels, scores, tissue)
     table = droplet_table(labels, scores, tissue_area=float(tissue.sum()))
-    return SteatosisAnalysis(labels=labels, table=table, tissue=tissue, seconds=found.seconds, model=model.label)
+    return SteatosisAnalysis(labels=labels, table=table, tissue=tissue, seconds=float(seconds), model=model)
 
 
 def drop_outside_tissue(labels: np.ndarray, scores: np.ndarray, tissue: np.ndarray, *,
@@ -158,9 +190,12 @@ class SegmentRow:
     """One line of ``medlim steatosis segment`` (one image).
 
     Attributes:
-        detected: droplets the network found.
+        detected: droplets the network found on tissue.
         kept: droplets inside the cutoffs.
         steatosis_fraction: kept droplet area ÷ tissue area, in [0, 1].
+        nash_crn_band: NASH-CRN steatosis grade of that percentage.
+        donor_band: donor-liver band of that percentage.
+        preset: the preset the cutoffs equal, else ``"custom"``.
         seconds: time for this image.
         labels: where the kept droplets' uint16 label image was written.
         warnings: the reader's plain-language warnings about the image.
@@ -169,21 +204,28 @@ class SegmentRow:
     detected: int
     kept: int
     steatosis_fraction: float
+    nash_crn_band: str
+    donor_band: str
+    preset: str
     seconds: float
     labels: str
     warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
+        """The row as a JSON-able dict, in the order the CLI prints it."""
         return {"detected": self.detected, "kept": self.kept, "steatosis_fraction": self.steatosis_fraction,
+                "nash_crn_band": self.nash_crn_band, "donor_band": self.donor_band, "preset": self.preset,
                 "seconds": self.seconds, "labels": self.labels, "warnings": list(self.warnings)}
 
 
 def segment_file(
-    model: SteatosisModel, path: Path, labels_path: Path, *, name: str | None = None, cutoffs: Cutoffs = Cutoffs()
+    model: SteatosisModel, path: Path, labels_path: Path, *, name: str | None = None,
+    cutoffs: Cutoffs = DEFAULT_CUTOFFS, presets: Mapping[str, Cutoffs] | None = None,
 ) -> SegmentRow:
     """Segment one image file and write its kept droplets to ``labels_path`` (uint16 PNG).
 
-    The image is read with :func:`medlim.core.io.read_image` (``pixels`` float32 RGB in [0, 1]).
+    The image is read with :func:`medlim.core.io.read_image` (``pixels`` float32 RGB in [0, 1]),
+    as the page reads an upload, so the row's numbers are the page's for the same file.
 
     Args:
         model: the loaded steatosis model.
@@ -191,6 +233,7 @@ def segment_file(
         labels_path: where to write the label image (the caller keeps names distinct).
         name: the name messages use (``path``'s name when ``None``).
         cutoffs: which detections are kept.
+        presets: the named presets the row may name (None = the built-in ones).
 
     Raises:
         MedlimError: the file cannot be read, or the kept droplets do not fit uint16 labels.
@@ -205,12 +248,12 @@ def segment_file(
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
     analysis = analyse_image(model, pixels)
-    result = analysis.cut(cutoffs)
-    labels = kept_labels(analysis.labels, result.kept)
+    report = analysis.report(cutoffs, presets=presets)
+    labels = kept_labels(analysis.labels, report.kept_flags)
     if labels.dtype != np.uint16:
-        raise ImageTooLargeError(f"{result.kept_count} droplets do not fit a uint16 label image.")
+        raise ImageTooLargeError(f"{report.kept} droplets do not fit a uint16 label image.")
     save_png(Path(labels_path), labels)
-    return SegmentRow(detected=result.detected, kept=result.kept_count,
-                      steatosis_fraction=round(result.steatosis_fraction, 6),
+    return SegmentRow(detected=report.detected, kept=report.kept, steatosis_fraction=report.steatosis_fraction,
+                      nash_crn_band=report.nash_crn_band, donor_band=report.donor_band, preset=report.preset,
                       seconds=round(time.perf_counter() - start, 3), labels=str(labels_path),
                       warnings=tuple(record.metadata.warnings))

@@ -6,6 +6,9 @@ QuPath (≥ 0.3) imports a GeoJSON ``FeatureCollection`` whose features carry a
 optional ``classification`` (``name`` and ``color`` as ``[r, g, b]``) and
 ``measurements`` (name → number). Droplets are written as detections, kept
 ones classified "Steatosis droplet" and discarded ones "Discarded droplet".
+
+Each droplet's exported values are built once, by :func:`droplet_rows`; the
+CSV writes those rows and the GeoJSON measurements carry the same numbers.
 """
 
 from __future__ import annotations
@@ -18,11 +21,49 @@ from scipy import ndimage
 from medlim.errors import ParameterError
 from medlim.microscopy.steatosis.droplets import DropletTable
 
-__all__ = ["KEPT_CLASS", "DISCARDED_CLASS", "droplet_polygon", "droplet_geojson", "droplet_csv", "geojson_text"]
+__all__ = [
+    "KEPT_CLASS",
+    "DISCARDED_CLASS",
+    "DROPLET_COLUMNS",
+    "droplet_rows",
+    "droplet_polygon",
+    "droplet_geojson",
+    "droplet_csv",
+    "geojson_text",
+]
 
-#: QuPath classes of kept and discarded droplets (name, RGB colour).
-KEPT_CLASS: tuple[str, tuple[int, int, int]] = ("Steatosis droplet", (0, 170, 255))
-DISCARDED_CLASS: tuple[str, tuple[int, int, int]] = ("Discarded droplet", (255, 80, 0))
+#: QuPath classes of kept and discarded droplets (name, RGB colour): Okabe–Ito blue and vermillion, the page's
+#: colours (colour-blind safe, no red/green pair).
+KEPT_CLASS: tuple[str, tuple[int, int, int]] = ("Steatosis droplet", (0, 114, 178))
+DISCARDED_CLASS: tuple[str, tuple[int, int, int]] = ("Discarded droplet", (213, 94, 0))
+#: Columns of the per-droplet CSV, in order.
+DROPLET_COLUMNS: tuple[str, ...] = ("label", "row", "col", "area", "perimeter", "eccentricity", "score", "kept")
+#: GeoJSON measurement name of each numeric column.
+_MEASUREMENTS = {"area": "Area px^2", "perimeter": "Perimeter px", "eccentricity": "Eccentricity", "score": "Score"}
+
+
+def droplet_rows(table: DropletTable, kept: np.ndarray | None = None) -> list[dict[str, object]]:
+    """One dict per droplet with the :data:`DROPLET_COLUMNS` keys: label, centroid (row, col px), area (px²),
+    perimeter (px, 3 decimals), eccentricity and score (4 decimals), kept.
+
+    Args:
+        table: the droplets' features.
+        kept: ``np.ndarray[n]`` bool (None: all kept).
+
+    Raises:
+        ParameterError: ``kept`` does not have one flag per droplet.
+    """
+    n = len(table)
+    kept = np.ones(n, bool) if kept is None else np.asarray(kept, bool)
+    if len(kept) != n:
+        raise ParameterError(f"{len(kept)} kept flags for {n} droplets.")
+    return [
+        {"label": i + 1, "row": round(float(table.centroid[i, 0]), 2), "col": round(float(table.centroid[i, 1]), 2),
+         "area": float(table.area[i]), "perimeter": round(float(table.perimeter[i]), 3),
+         "eccentricity": round(float(table.eccentricity[i]), 4), "score": round(float(table.score[i]), 4),
+         "kept": bool(kept[i])}
+        for i in range(n)
+    ]
 
 
 def droplet_polygon(mask: np.ndarray, *, top: int = 0, left: int = 0) -> list[list[float]]:
@@ -71,12 +112,13 @@ def droplet_geojson(labels: np.ndarray, table: DropletTable, kept: np.ndarray | 
     kept = np.ones(n, bool) if kept is None else np.asarray(kept, bool)
     if len(kept) != n or int(labels.max(initial=0)) != n:
         raise ParameterError(f"labels hold {int(labels.max(initial=0))} droplets, table {n}, kept flags {len(kept)}.")
+    rows = droplet_rows(table, kept)
     features = []
     for k, window in enumerate(ndimage.find_objects(labels), start=1):
         if window is None:
             continue
-        i = k - 1
-        name, colour = KEPT_CLASS if kept[i] else DISCARDED_CLASS
+        row = rows[k - 1]
+        name, colour = KEPT_CLASS if row["kept"] else DISCARDED_CLASS
         ring = droplet_polygon(labels[window] == k, top=window[0].start, left=window[1].start)
         features.append({
             "type": "Feature",
@@ -87,13 +129,8 @@ def droplet_geojson(labels: np.ndarray, table: DropletTable, kept: np.ndarray | 
                 "name": f"droplet {k}",
                 "classification": {"name": name, "color": list(colour)},
                 "isLocked": False,
-                "measurements": {
-                    "Area px^2": float(table.area[i]),
-                    "Perimeter px": float(round(table.perimeter[i], 3)),
-                    "Eccentricity": float(round(table.eccentricity[i], 4)),
-                    "Score": float(round(table.score[i], 4)),
-                    "Kept": 1.0 if kept[i] else 0.0,
-                },
+                "measurements": {**{title: float(row[column]) for column, title in _MEASUREMENTS.items()},  # type: ignore[arg-type]
+                                 "Kept": 1.0 if row["kept"] else 0.0},
             },
         })
     return {"type": "FeatureCollection", "features": features}
@@ -107,7 +144,7 @@ def droplet_csv(table: DropletTable, kept: np.ndarray | None = None) -> str:
     """
     from medlim.core.text import csv_text
 
-    return csv_text(table.rows(kept), ["label", "row", "col", "area", "perimeter", "eccentricity", "score", "kept"])
+    return csv_text(droplet_rows(table, kept), list(DROPLET_COLUMNS))
 
 
 def geojson_text(labels: np.ndarray, table: DropletTable, kept: np.ndarray | None = None) -> str:

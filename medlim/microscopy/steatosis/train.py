@@ -38,6 +38,7 @@ __all__ = [
     "SteatosisTrainingReport",
     "weak_training_tiles",
     "sample_batch",
+    "SteatosisTrainer",
     "train_maskrcnn",
 ]
 
@@ -198,6 +199,72 @@ def sample_batch(
     return images, targets
 
 
+class SteatosisTrainer:
+    """One Mask R-CNN optimisation at a time, on weak-labelled tiles (the state :func:`train_maskrcnn` steps).
+
+    The schedule is a linear warm-up then a cosine decay to 2 % by the larger
+    of the step fraction (``config.iterations``) and the time fraction
+    (``config.max_seconds``), so a run cut by its budget still ends annealed.
+
+    Args:
+        model: a :func:`medlim.microscopy.steatosis.network.build_steatosis_maskrcnn` network (trained in place).
+        tiles: training tiles (screened weak labels).
+        config: hyper-parameters.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; None uses the settings.
+    """
+
+    def __init__(self, model: torch.nn.Module, tiles: Sequence[TrainingTile], *,
+                 config: SteatosisTrainingConfig = SteatosisTrainingConfig(), device: str | None = None) -> None:
+        if not tiles:
+            raise ParameterError("no training tiles were given.")
+        self.tiles, self.config = tiles, config
+        self.device = select_device(device)
+        if self.device.type == "cpu":
+            torch.set_num_threads(int(config.threads))
+        torch.manual_seed(config.seed)
+        self.rng = np.random.default_rng(config.seed)
+        self.model = model.to(self.device).train()
+        self.optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                           lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.start = time.perf_counter()
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimiser, self._factor)
+        self.running: dict[str, float] = {}
+        self.steps = 0
+
+    def _factor(self, step: int) -> float:
+        config = self.config
+        if step < config.warmup:
+            return (step + 1) / config.warmup
+        done = (step - config.warmup) / max(1, config.iterations - config.warmup)
+        if config.max_seconds is not None:
+            done = max(done, (time.perf_counter() - self.start) / config.max_seconds)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+    @property
+    def total(self) -> float:
+        """The running (exponentially averaged) total loss."""
+        return sum(self.running.values()) if self.running else float("nan")
+
+    def step(self) -> dict[str, float]:
+        """One optimiser step on a fresh augmented batch; the running losses (with ``"total"``)."""
+        self.model.train()
+        images, targets = sample_batch(self.tiles, self.rng, batch_size=self.config.batch_size, crop=self.config.crop)
+        images = [im.to(self.device) for im in images]
+        targets = [{k: v.to(self.device) for k, v in t.items()} for t in targets]
+        losses = self.model(images, targets)
+        loss = sum(losses.values())
+        self.optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 10.0)
+        self.optimiser.step()
+        self.schedule.step()
+        for key, value in losses.items():
+            value = float(value.detach())
+            self.running[key] = 0.9 * self.running.get(key, value) + 0.1 * value
+        self.steps += 1
+        return {**self.running, "total": self.total}
+
+
 def train_maskrcnn(
     model: torch.nn.Module,
     tiles: Sequence[TrainingTile],
@@ -218,59 +285,21 @@ def train_maskrcnn(
     Returns:
         :class:`SteatosisTrainingReport`; the model is left on ``device`` in eval mode.
     """
-    if not tiles:
-        raise ParameterError("no training tiles were given.")
-    target_device = select_device(device)
-    if target_device.type == "cpu":
-        torch.set_num_threads(int(config.threads))
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model.to(target_device).train()
-    optimiser = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                  lr=config.learning_rate, weight_decay=config.weight_decay)
-
-    start = time.perf_counter()
-
-    def factor(step: int) -> float:
-        if step < config.warmup:
-            return (step + 1) / config.warmup
-        done = (step - config.warmup) / max(1, config.iterations - config.warmup)
-        if config.max_seconds is not None:
-            done = max(done, (time.perf_counter() - start) / config.max_seconds)
-        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, factor)
-    running: dict[str, float] = {}
-    total = float("nan")
-    steps_done = 0
+    trainer = SteatosisTrainer(model, tiles, config=config, device=device)
     for step in range(1, config.iterations + 1):
-        if config.max_seconds is not None and time.perf_counter() - start >= config.max_seconds:
+        if config.max_seconds is not None and time.perf_counter() - trainer.start >= config.max_seconds:
             break
-        steps_done = step
-        images, targets = sample_batch(tiles, rng, batch_size=config.batch_size, crop=config.crop)
-        images = [im.to(target_device) for im in images]
-        targets = [{k: v.to(target_device) for k, v in t.items()} for t in targets]
-        losses = model(images, targets)
-        loss = sum(losses.values())
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        optimiser.step()
-        schedule.step()
-        for key, value in losses.items():
-            value = float(value.detach())
-            running[key] = 0.9 * running.get(key, value) + 0.1 * value
-        total = sum(running.values())
+        losses = trainer.step()
         if progress is not None and (step % 10 == 0 or step == config.iterations):
-            progress(step, config.iterations, {**running, "total": total})
-    if progress is not None and steps_done % 10:
-        progress(steps_done, config.iterations, {**running, "total": total})
+            progress(step, config.iterations, losses)
+    if progress is not None and trainer.steps % 10:
+        progress(trainer.steps, config.iterations, {**trainer.running, "total": trainer.total})
     model.eval()
     return SteatosisTrainingReport(
-        iterations=steps_done,
+        iterations=trainer.steps,
         tiles=len(tiles),
         weak_masks=int(sum(int(t.labels.max()) for t in tiles)),
-        final_loss=float(total),
-        seconds=time.perf_counter() - start,
-        device=str(target_device),
+        final_loss=float(trainer.total),
+        seconds=time.perf_counter() - trainer.start,
+        device=str(trainer.device),
     )

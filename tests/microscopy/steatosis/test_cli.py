@@ -25,7 +25,8 @@ def registry_dir(tmp_path):
     folder = tmp_path / "weights"
     fields = {
         "name": "maskrcnn-steatosis", "version": "0", "task": "steatosis-instance-segmentation",
-        "architecture": "maskrcnn-steatosis", "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40}, "preset": "rgb-unit",
+        "architecture": "maskrcnn-steatosis", "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40},
+        "preset": "rgb-unit",
         "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
         "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5},
         "params": {"tile": 128, "overlap": 32},
@@ -41,7 +42,8 @@ def test_segment_writes_kept_labels_and_jsonl(tmp_path, registry_dir, capsys):
                  str(registry_dir), "--min-score", "0.0", "--area", "0", "100", "--jsonl"])
     assert code == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "seconds", "labels", "warnings"}
+    assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band", "preset",
+                        "seconds", "labels", "warnings"}
     assert 0 <= row["kept"] <= row["detected"] and 0.0 <= row["steatosis_fraction"] <= 1.0
     labels = cv2.imread(str(out / "liver_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.dtype == np.uint16 and labels.shape == (150, 200)
@@ -63,3 +65,42 @@ def test_evaluate_weak_only_jsonl(capsys):
     assert [line["method"] for line in lines[:2]] == ["weak", "weak_screened"]
     assert {"ap", "recall", "f1", "jaccard"} <= set(lines[0])
     assert set(lines[-1]["summary"]) >= {"weak", "weak_screened", "protocol"}
+
+
+def test_segment_finds_your_model_by_name_at_version_and_uses_the_default(tmp_path, registry_dir, capsys):
+    """``--weights NAME@VERSION`` finds models of the user registry; without it the task default is used."""
+    import torch
+
+    from medlim.cli import build_parser
+    from medlim.cli.steatosis import _load_model
+    from medlim.core.weights import Registries
+    from medlim.microscopy.steatosis import analysis
+    from medlim.microscopy.steatosis.network import build_steatosis_maskrcnn
+
+    user = tmp_path / "models"
+    fields = {
+        "name": "maskrcnn-steatosis", "task": "steatosis-instance-segmentation", "architecture": "maskrcnn-steatosis",
+        "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40}, "preset": "rgb-unit",
+        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
+        "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5}, "params": {"tile": 128, "overlap": 32},
+    }
+    torch.manual_seed(1)
+    registries = Registries.load(weights_dir=registry_dir, models_dir=user)
+    assert registries.register(fields, build_steatosis_maskrcnn().state_dict()).label == "maskrcnn-steatosis@1"
+    save_png(tmp_path / "liver.png", generate_he(4, size=(96, 96)).image)
+    base = ["steatosis", "segment", str(tmp_path / "liver.png"), "--out", str(tmp_path / "out"), "--weights-dir",
+            str(registry_dir), "--models-dir", str(user), "--min-score", "0.0", "--jsonl"]
+    assert main([*base, "--weights", "maskrcnn-steatosis@1"]) == 0  # your model, end to end
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["kept"] >= 0
+
+    def chosen(*extra: str) -> str:
+        asked = []
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(analysis, "load_steatosis_model", lambda weights, **_: asked.append(weights))
+            _load_model(build_parser().parse_args([*base, *extra]))
+        return asked[0]
+
+    assert chosen("--weights", "maskrcnn-steatosis:0") == "maskrcnn-steatosis:0"
+    assert chosen() == "maskrcnn-steatosis:1"  # no default marked: the highest version
+    registries.set_default("maskrcnn-steatosis@0")
+    assert chosen() == "maskrcnn-steatosis:0"  # your default

@@ -1,20 +1,30 @@
-"""Droplet features, cutoffs relative to the mean, grades (medlim.microscopy.steatosis.droplets)."""
+"""Droplet features, cutoffs relative to a reference droplet, presets, tissue, grades (medlim.microscopy.steatosis.droplets)."""
 
 from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from medlim.errors import ParameterError
 from medlim.microscopy.steatosis.droplets import (
+    BUILTIN_PRESETS,
+    DEFAULT_CUTOFFS,
     DONOR_BANDS,
     NASH_CRN_BANDS,
+    REFERENCES,
+    THESIS_CUTOFFS,
     Cutoffs,
     DropletTable,
     apply_cutoffs,
     droplet_table,
     grade,
     kept_labels,
+    reference_values,
+    tissue_mask,
 )
 
 
@@ -25,10 +35,11 @@ def _table(area, perimeter, eccentricity, score, tissue_area=1000.0) -> DropletT
                         centroid=np.zeros((n, 2)), tissue_area=tissue_area)
 
 
-def test_cutoffs_are_relative_to_the_mean() -> None:
+def test_thesis_cutoffs_are_relative_to_the_mean_of_all_detections() -> None:
     # Means: area 100, perimeter 40, eccentricity 0.5.
     table = _table([10, 50, 140, 200], [10, 30, 50, 70], [0.05, 0.5, 0.6, 0.85], [0.9, 0.9, 0.4, 0.9])
-    result = apply_cutoffs(table, Cutoffs(area=(0.2, 1.9), perimeter=(0.5, 2.0), eccentricity=(0.2, 1.5), min_score=0.5))
+    result = apply_cutoffs(table, Cutoffs(area=(0.2, 1.9), perimeter=(0.5, 2.0), eccentricity=(0.2, 1.5), min_score=0.5,
+                                          reference="all-detections"))
     # 1: area 10 < 20 (and perimeter 10 < 20) → out; 2: in; 3: score 0.4 → out; 4: area 200 > 190 → out.
     assert result.means == {"area": 100.0, "perimeter": 40.0, "eccentricity": 0.5}
     assert result.kept.tolist() == [False, True, False, False]
@@ -36,11 +47,70 @@ def test_cutoffs_are_relative_to_the_mean() -> None:
     assert result.steatosis_fraction == pytest.approx(50 / 1000)
 
 
-def test_thesis_defaults_and_empty_table() -> None:
-    cutoffs = Cutoffs()
+def test_thesis_preset_and_empty_table() -> None:
+    cutoffs = BUILTIN_PRESETS["thesis"]
+    assert cutoffs == THESIS_CUTOFFS
     assert (cutoffs.area, cutoffs.perimeter, cutoffs.eccentricity) == ((0.001, 6.0), (0.5, 4.0), (0.2, 1.5))
+    assert (cutoffs.min_score, cutoffs.reference) == (0.5, "all-detections")
     empty = apply_cutoffs(_table([], [], [], []))
     assert empty.detected == 0 and empty.steatosis_fraction == 0.0
+
+
+def _small_false_detections_and_one_huge_droplet() -> DropletTable:
+    """90 faint 10 px² detections, 9 droplets of 100 px² and one of 2,000 px² (all scored 0.9), tissue 10,000 px².
+
+    Mean area of all: (90·10 + 9·100 + 2000) / 100 = 38; of the ten scored ≥ 0.5: (900 + 2000) / 10 = 290.
+    """
+    area = [10.0] * 90 + [100.0] * 9 + [2000.0]
+    return _table(area, [12.0] * 90 + [36.0] * 9 + [160.0], [0.5] * 100, [0.1] * 90 + [0.9] * 10,
+                  tissue_area=10_000.0)
+
+
+def test_the_thesis_rule_discards_the_largest_droplet_among_many_small_false_detections() -> None:
+    table = _small_false_detections_and_one_huge_droplet()
+    result = apply_cutoffs(table, THESIS_CUTOFFS)
+    # 6 × 38 = 228 px² < 2,000 px²: the droplet holding two thirds of the fat is discarded.
+    assert result.means["area"] == pytest.approx(38.0)
+    assert result.kept.tolist() == [False] * 90 + [True] * 9 + [False]
+    assert result.steatosis_fraction == pytest.approx(900 / 10_000)
+
+
+def test_the_scored_reference_ignores_faint_detections() -> None:
+    table = _small_false_detections_and_one_huge_droplet()
+    cutoffs = Cutoffs(area=(0.001, 6.0), perimeter=(0.0, math.inf), eccentricity=(0.0, math.inf), min_score=0.5)
+    assert cutoffs.reference == "scored"
+    result = apply_cutoffs(table, cutoffs)
+    # Reference = mean of the ten scored droplets: 290 px², perimeter (9·36 + 160) / 10 = 48.4; 6 × 290 = 1,740.
+    assert result.means == pytest.approx({"area": 290.0, "perimeter": 48.4, "eccentricity": 0.5})
+    assert reference_values(table, cutoffs) == result.means
+    assert result.kept.tolist() == [False] * 90 + [True] * 9 + [False]  # 2,000 > 1,740: still too big at 6 ×
+    wider = apply_cutoffs(table, replace(cutoffs, area=(0.001, 7.0)))  # 7 × 290 = 2,030 ≥ 2,000
+    assert wider.kept.tolist() == [False] * 90 + [True] * 10
+    assert wider.steatosis_fraction == pytest.approx(2900 / 10_000)
+    # Nothing passes the score: reference 0, nothing kept.
+    assert reference_values(table, replace(cutoffs, min_score=0.95)) == {"area": 0.0, "perimeter": 0.0,
+                                                                          "eccentricity": 0.0}
+
+
+def test_every_cutoff_at_its_widest_discards_nothing_whatever_the_reference() -> None:
+    table = _small_false_detections_and_one_huge_droplet()
+    for reference in REFERENCES:
+        widest = Cutoffs(area=(0.0, math.inf), perimeter=(0.0, math.inf), eccentricity=(0.0, math.inf),
+                         min_score=0.0, reference=reference)
+        result = apply_cutoffs(table, widest)
+        assert result.kept.all() and result.kept_count == 100
+        assert result.steatosis_fraction == pytest.approx(3800 / 10_000)
+    # An open upper limit holds even with a reference of 0 (no droplet passes the score): inf × 0 is no bound.
+    assert not apply_cutoffs(table, Cutoffs(min_score=1.0)).kept.any()
+
+
+def test_default_cutoffs_keep_every_detection_the_network_reports() -> None:
+    # Chosen on validation phantoms (benchmarks/eval_steatosis_cutoffs.py): no feature limit, score ≥ 0.05.
+    assert DEFAULT_CUTOFFS == Cutoffs() == BUILTIN_PRESETS["default"]
+    assert DEFAULT_CUTOFFS.area == DEFAULT_CUTOFFS.perimeter == DEFAULT_CUTOFFS.eccentricity == (0.0, math.inf)
+    assert (DEFAULT_CUTOFFS.min_score, DEFAULT_CUTOFFS.reference) == (0.05, "scored")
+    table = _small_false_detections_and_one_huge_droplet()
+    assert apply_cutoffs(table).kept.tolist() == [True] * 100
 
 
 def test_cutoffs_validation_and_round_trip() -> None:
@@ -50,8 +120,26 @@ def test_cutoffs_validation_and_round_trip() -> None:
         Cutoffs(min_score=1.5)
     with pytest.raises(ParameterError):
         Cutoffs.from_dict({"colour": 1})
+    with pytest.raises(ParameterError, match="reference"):
+        Cutoffs(reference="median")
+    with pytest.raises(ParameterError):
+        Cutoffs(area=(0.0, float("nan")))
     cutoffs = Cutoffs(area=(0.1, 3.0), min_score=0.7)
     assert Cutoffs.from_dict(cutoffs.as_dict()) == cutoffs
+    # An open upper limit is JSON null (presets are stored as strict JSON), and reads back as inf.
+    assert cutoffs.as_dict()["perimeter"] == [0.0, None]
+    assert json.loads(json.dumps(cutoffs.as_dict(), allow_nan=False))["perimeter"] == [0.0, None]
+    # Presets saved before the reference was a choice were made for the thesis's rule.
+    old = Cutoffs.from_dict({"area": [0.001, 6.0], "perimeter": [0.5, 4.0], "eccentricity": [0.2, 1.5],
+                             "min_score": 0.5})
+    assert old == THESIS_CUTOFFS
+
+
+def test_matching_tolerates_float_rounding_only() -> None:
+    assert THESIS_CUTOFFS.matches(replace(THESIS_CUTOFFS, area=(0.001 + 1e-15, 6.0)))
+    assert not THESIS_CUTOFFS.matches(replace(THESIS_CUTOFFS, area=(0.002, 6.0)))
+    assert not THESIS_CUTOFFS.matches(replace(THESIS_CUTOFFS, reference="scored"))
+    assert DEFAULT_CUTOFFS.matches(Cutoffs())
 
 
 def test_droplet_table_of_known_shapes() -> None:
@@ -93,3 +181,17 @@ def test_detections_on_glass_are_dropped() -> None:
     # Droplet 2 is 1/4 tissue → dropped; droplet 3 is 1/2 tissue → kept and renumbered 2.
     assert out.tolist() == [[1, 1, 0, 0], [1, 1, 0, 0], [2, 2, 0, 0]]
     assert scores.tolist() == [0.9, 0.7]
+
+
+def test_dim_neutral_glass_is_not_tissue() -> None:
+    """Glass dimmed by uneven illumination below the brightness threshold is still found by its lack of colour."""
+    image = np.empty((200, 200, 3), np.uint8)
+    image[:] = (220, 150, 205)  # pink cytoplasm: saturation (220 − 150) / 220 ≈ 0.32, grey 177.2 (1st percentile)
+    image[:20, :20] = (250, 250, 250)  # a white droplet-sized patch, 1 % of the pixels: grey 250 = 99.5th percentile
+    image[100:, :] = (225, 222, 220)  # dim glass: saturation 0.022; grey 222.7, normalised (222.7 − 177.2) / 72.8 ≈ 0.63
+    tissue = tissue_mask(image)
+    # The glass margin (inscribed radius 50 px > 45 px) is background, grown by 2 px; the cytoplasm is tissue.
+    assert not tissue[102:, :].any()
+    assert tissue[:98, 25:].all()
+    # The edge sits within a pixel of row 98 (the 2 px smoothing of the saturation blurs it).
+    assert 200 * 97 <= tissue.sum() <= 200 * 99

@@ -1,0 +1,563 @@
+"""SCU-Net trained or fine-tuned on a user's annotated mammograms (issue 12; thesis §3.3.2).
+
+``medlim train scunet --data DIR`` calls :func:`train_scunet_on_folder`:
+
+1. the folder (``image,mask`` manifest or a Decathlon ``dataset.json``;
+   DICOM or PNG, any size) is checked as ``medlim data check --task bac`` does
+   and split 20 % by patient (or ``--val DIR``) by
+   :func:`medlim.core.training.prepare_training_data`;
+2. the starting weights are the task's default (``scunet-bac``) unless
+   ``--init`` names others or ``none`` (a fresh network); their preset and
+   background rule preprocess the data;
+3. every view is read once (:func:`~medlim.mammography.evaluate.read_annotated_view`),
+   preprocessed and cut into the preset's 512 px grid: all patches with BAC
+   and a seeded sample of BAC-free ones (BAC-free views included) stay in
+   memory; the validation views give a fixed crop set;
+4. the settings are planned from the data and the machine (:mod:`.plan`);
+5. training runs under the harness (:func:`medlim.core.training.fit`):
+   balanced crops, mammography augmentation, AdamW with a cosine schedule
+   inside the budget, validated after every epoch (pooled Dice on the fixed
+   crops, the cut-off chosen there), the best state kept, early stopping;
+6. if time is left, the whole validation views are evaluated once with the
+   thesis protocol (Dice, TAM_100 R², relative bias, false AM on BAC-free
+   views; :func:`~medlim.mammography.evaluate.evaluate_bac`), view by view
+   while the budget lasts;
+7. the model goes to the user registry with the dataset's fingerprint, the
+   split, the plan and the figures; the recorded command names the data by
+   fingerprint and the starting weights by name and version.
+
+Nothing is written between stages; a run that was never validated registers nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+import medlim
+from medlim.core.training import (
+    Deadline,
+    NotValidatedError,
+    Progress,
+    TrainingData,
+    TrainingOutcome,
+    ValidationScore,
+    fit,
+    prepare_training_data,
+    recorded_command,
+)
+from medlim.errors import ParameterError
+from medlim.mammography.evaluate import BacEvaluation, evaluate_bac, read_annotated_view
+from medlim.mammography.plan import (
+    CUTOFFS,
+    FRESH_PRESET,
+    NEGATIVES_PER_VIEW,
+    PatchCounts,
+    ScunetPlan,
+    plan_scunet,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from medlim.core.datasets import Dataset
+    from medlim.core.weights import Registries, WeightsEntry
+
+__all__ = ["BAC_TASK", "ScunetRun", "PatchPool", "ScunetFolderTrainer", "train_scunet_on_folder"]
+
+#: Registry task of SCU-Net weights.
+BAC_TASK = "bac-segmentation"
+#: ``--init`` value meaning "a freshly initialised network".
+NO_INIT = "none"
+#: Share of the budget left when the whole-view evaluation may not take more.
+_EVALUATION_SHARE_MAX = 0.5
+
+
+@dataclass(frozen=True)
+class ScunetRun:
+    """What ``medlim train scunet --data DIR`` asked for.
+
+    Attributes:
+        data_dir: the training folder.
+        val_dir: a separate validation folder, or ``None`` (20 % held out by patient).
+        init: starting weights ``NAME[@VERSION]``, ``"none"`` for a fresh network, or
+            ``None`` for the task's default weights.
+        name: registry name (default ``scunet-bac-<first 8 characters of the fingerprint>``).
+        version: registry version (default: the next free one).
+        seed: split, sampling and initialisation seed.
+        skip_bad: leave out bad rows instead of refusing the dataset.
+        device: ``"cpu"``, ``"cuda"`` or ``None`` (CUDA when present).
+        preset, skip: preprocessing and background rule given on the command line (default: the starting weights').
+        overrides: planned settings given on the command line (``patch_size``, ``batch_size``,
+            ``learning_rate``, ``epochs``, ``steps_per_epoch``).
+        command_options: further ``(flag, value)`` pairs of the recorded command (no paths).
+    """
+
+    data_dir: Path
+    val_dir: Path | None = None
+    init: str | None = None
+    name: str | None = None
+    version: str | None = None
+    seed: int = 0
+    skip_bad: bool = False
+    device: str | None = None
+    preset: str | None = None
+    skip: bool | str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    command_options: Sequence[tuple[str, Any]] = ()
+
+
+@dataclass(frozen=True)
+class PatchPool:
+    """Preprocessed 512 px grid patches in memory.
+
+    Attributes:
+        grey: ``np.uint8[N, P, P]`` patches as the preset preprocesses them.
+        mask: ``np.bool_[N, P, P]`` ground truth.
+        views: views read; ``bac_free_views``: those without BAC.
+        grid_patches: grid patches not skipped as background (the inference work of these views).
+        seconds: wall time of reading and preprocessing.
+    """
+
+    grey: np.ndarray
+    mask: np.ndarray
+    views: int
+    bac_free_views: int
+    grid_patches: int
+    seconds: float
+
+    @property
+    def positive(self) -> np.ndarray:
+        """``np.bool_[N]``: the patch holds calcification."""
+        return self.mask.reshape(len(self.mask), -1).any(axis=1)
+
+
+@dataclass(frozen=True)
+class _Start:
+    """The starting network and where it came from."""
+
+    model: "torch.nn.Module"
+    entry: "WeightsEntry | None"
+    preset: str
+    skip: bool | str
+
+    @property
+    def label(self) -> str:
+        return NO_INIT if self.entry is None else self.entry.label
+
+
+def _starting_point(registries: "Registries", run: ScunetRun, progress: Progress | None) -> _Start:
+    """The network to train: the task's default weights, the ``--init`` weights, or a fresh one."""
+    import torch
+
+    from medlim.core.weights import build_model, parse_model_spec
+    from medlim.mammography.analysis import DEFAULT_BAC_WEIGHTS, bac_model_from_entry
+    from medlim.mammography.scunet import build_scunet
+
+    torch.manual_seed(run.seed)
+    if run.init is not None and run.init.strip().lower() == NO_INIT:
+        return _Start(build_scunet(), None, run.preset or FRESH_PRESET, True if run.skip is None else run.skip)
+    if run.init is None:
+        entry = registries.default(BAC_TASK) or registries.get(DEFAULT_BAC_WEIGHTS)
+    else:
+        spec = parse_model_spec(run.init)
+        entry = registries.get(spec.name, spec.version)
+    if entry.architecture != "scunet":
+        raise ParameterError(f"--init must name SCU-Net weights; {entry.label} is a {entry.architecture!r}.")
+    model = build_scunet()
+    model.load_state_dict(build_model(entry, device="cpu").state_dict())
+    if progress is not None:
+        progress(f"starting from {entry.label} (fine-tuning; --init none trains from scratch)")
+    settings = bac_model_from_entry(entry, model)  # the skip rule and preset as inference reads them
+    return _Start(model, entry, run.preset or settings.preset, settings.skip if run.skip is None else run.skip)
+
+
+def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: np.random.Generator,
+             deadline: Deadline, what: str, progress: Progress | None) -> PatchPool:
+    """Read, preprocess and cut ``indices`` of ``dataset`` once: every BAC patch, a sample of BAC-free ones."""
+    from medlim.mammography.preprocess import background_rule, get_preset
+    from medlim.mammography.train import TrainingImage, extract_image_patches
+
+    started = time.perf_counter()
+    greys, masks = [], []
+    bac_free = grid = 0
+    rule = background_rule(start.skip, start.preset)
+    for done, index in enumerate(indices, start=1):
+        if deadline.expired():
+            raise NotValidatedError(f"the time budget of {deadline.describe()} ran out while reading the {what} "
+                                    f"({done - 1} of {len(indices)} views). Nothing was registered; give more "
+                                    "minutes, or fewer views.")
+        view = read_annotated_view(dataset, index)
+        positives, negatives = extract_image_patches(TrainingImage(view.image, view.mask), preset=start.preset,
+                                                     max_negatives=NEGATIVES_PER_VIEW, rng=rng, skip=start.skip)
+        bac_free += int(not view.mask.any())
+        grid += _grid_patches(view.image.shape, get_preset(start.preset).patch_size, len(positives), rule)
+        greys += [positives.grey, negatives.grey]
+        masks += [positives.mask, negatives.mask]
+        if progress is not None and (done % 10 == 0 or done == len(indices)):
+            progress(f"preprocessed {done}/{len(indices)} {what} views")
+    return PatchPool(grey=np.concatenate(greys), mask=np.concatenate(masks), views=len(indices),
+                     bac_free_views=bac_free, grid_patches=grid, seconds=time.perf_counter() - started)
+
+
+def _grid_patches(shape: tuple[int, ...], patch: int, positives: int, rule: Any) -> int:
+    """An estimate of the patches inference predicts on a view (for the time the whole-view evaluation needs):
+    the 64 px overlap grid, two thirds of it when a background rule skips some, never fewer than its BAC patches."""
+    rows, cols = (max(patch, int(side)) for side in shape[:2])
+    stride = patch - 64
+    count = (math.ceil((rows - patch) / stride) + 1) * (math.ceil((cols - patch) / stride) + 1)
+    return max(positives, count if rule is None else max(1, (2 * count) // 3))
+
+
+def _validation_crops(pool: PatchPool, size: int, limit: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed validation set: BAC crops and as many BAC-free ones, at most ``limit`` (seeded)."""
+    from medlim.mammography.train import sample_crops
+
+    rng = np.random.default_rng([seed, 8001])
+    positive = np.flatnonzero(pool.positive)
+    negative = np.flatnonzero(~pool.positive)
+    if len(positive) == 0:
+        raise ParameterError("the validation part holds no view with BAC, so a segmentation cannot be validated; "
+                             "give a validation folder with annotated BAC (--val DIR), or add views with BAC.")
+    take_pos = min(len(positive), max(1, limit // 2))
+    take_neg = min(len(negative), limit - take_pos)
+    chosen = np.sort(np.r_[rng.choice(positive, take_pos, replace=False), rng.choice(negative, take_neg,
+                                                                                         replace=False)])
+    return sample_crops(pool.grey[chosen], pool.mask[chosen], size=size, rng=rng)
+
+
+class ScunetFolderTrainer:
+    """SCU-Net training state on in-memory patches: epochs, validation, snapshots.
+
+    Args:
+        model: the network (trained in place).
+        pool: training patches.
+        val_grey, val_mask: the fixed validation crops (``np.uint8[M, s, s]``, ``np.bool_[M, s, s]``).
+        plan: the planned settings.
+        device: torch device.
+        train_seconds: the training stage's budget in seconds (``inf``: none) for the schedule.
+    """
+
+    def __init__(self, model: "torch.nn.Module", pool: PatchPool, val_grey: np.ndarray, val_mask: np.ndarray,
+                 plan: ScunetPlan, *, device: "torch.device", train_seconds: float = math.inf) -> None:
+        import torch
+
+        self.plan, self.device, self.pool = plan, device, pool
+        self.model = model.to(device).train()
+        self.val_grey, self.val_mask = val_grey, val_mask
+        self.positive = np.flatnonzero(pool.positive)
+        self.negative = np.flatnonzero(~pool.positive)
+        self.rng = np.random.default_rng(plan.seed)
+        self.generator = torch.Generator().manual_seed(plan.seed)
+        self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=plan.learning_rate,
+                                           weight_decay=plan.weight_decay)
+        self.total_steps = plan.epochs * plan.steps_per_epoch
+        self.train_seconds, self.started, self.step = train_seconds, time.perf_counter(), 0
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimiser, self._factor)
+
+    def _factor(self, step: int) -> float:
+        """Linear warm-up, then cosine to 2 % by the larger of the step and the time fractions."""
+        warmup = self.plan.warmup_steps
+        if step < warmup:
+            return (step + 1) / warmup
+        done = (step - warmup) / max(1, self.total_steps - warmup)
+        if math.isfinite(self.train_seconds) and self.train_seconds > 0:
+            done = max(done, (time.perf_counter() - self.started) / self.train_seconds)
+        return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+    def _epoch_order(self) -> np.ndarray:
+        """Every BAC patch and ``negative_ratio`` × as many BAC-free ones, shuffled, cycled to the epoch's length."""
+        wanted = int(round(self.plan.negative_ratio * len(self.positive)))
+        negatives = (self.rng.choice(self.negative, min(wanted, len(self.negative)), replace=False)
+                     if len(self.negative) and wanted else np.zeros(0, int))
+        order = self.rng.permutation(np.r_[self.positive, negatives])
+        return np.resize(order, self.plan.steps_per_epoch * self.plan.batch_size)
+
+    def _inputs(self, grey: np.ndarray) -> "torch.Tensor":
+        import torch
+
+        from medlim.mammography.preprocess import normalise_patches
+
+        patches = torch.from_numpy(np.ascontiguousarray(grey))[:, None].to(self.device)
+        return normalise_patches(patches, self.plan.preset)
+
+    def train_epoch(self, epoch: int) -> str:
+        """One epoch of ``steps_per_epoch`` optimiser steps; returns a progress line."""
+        import torch
+
+        from medlim.mammography.train import (
+            augment_patches,
+            sample_crops,
+            soft_dice_loss,
+        )
+
+        self.model.train()
+        order, total = self._epoch_order(), 0.0
+        autocast = self.device.type == "cuda"
+        for k in range(self.plan.steps_per_epoch):
+            chosen = order[k * self.plan.batch_size : (k + 1) * self.plan.batch_size]
+            grey, mask = sample_crops(self.pool.grey[chosen], self.pool.mask[chosen], size=self.plan.patch_size,
+                                      rng=self.rng)
+            grey_t, mask_t = augment_patches(torch.from_numpy(grey)[:, None].float() / 255.0,
+                                             torch.from_numpy(mask)[:, None].float(), generator=self.generator,
+                                             policy=self.plan.augmentation)
+            inputs = self._inputs((grey_t[:, 0] * 255.0).round().to(torch.uint8).numpy())
+            with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                logits = self.model(inputs)
+            loss = soft_dice_loss(torch.sigmoid(logits.float()), mask_t.to(self.device))
+            self.optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimiser.step()
+            self.schedule.step()
+            self.step += 1
+            total += float(loss.detach())
+        return (f"SCU-Net epoch {epoch}/{self.plan.epochs}: soft-Dice loss {total / self.plan.steps_per_epoch:.4f}, "
+                f"lr {self.optimiser.param_groups[0]['lr']:.2e}")
+
+    def probabilities(self) -> np.ndarray:
+        """``np.float32[M, s, s]`` probabilities of the validation crops (eval mode, no augmentation)."""
+        import torch
+
+        self.model.eval()
+        out = []
+        with torch.inference_mode():
+            for first in range(0, len(self.val_grey), 2 * self.plan.batch_size):
+                batch = self.val_grey[first : first + 2 * self.plan.batch_size]
+                out.append(torch.sigmoid(self.model(self._inputs(batch)).float())[:, 0].cpu().numpy())
+        self.model.train()
+        return np.concatenate(out)
+
+    def validate(self) -> ValidationScore:
+        """Pooled Dice of the validation crops at the best cut-off of :data:`~medlim.mammography.plan.CUTOFFS`."""
+        probability = self.probabilities()
+        truth = self.val_mask
+        dice = {}
+        for cutoff in CUTOFFS:
+            predicted = probability > cutoff
+            tp = int(np.count_nonzero(predicted & truth))
+            wrong = int(np.count_nonzero(predicted ^ truth))
+            dice[cutoff] = 2 * tp / (2 * tp + wrong) if tp + wrong else 1.0
+        best = max(CUTOFFS, key=lambda c: (dice[c], -abs(c - 0.5)))
+        soft = 1.0 - 2.0 * float((probability * truth).sum()) / (float(truth.sum() + (probability ** 2).sum()) + 1e-6)
+        free = ~truth.reshape(len(truth), -1).any(axis=1)
+        false_px = float((probability[free] > best).sum() / max(1, int(free.sum())))
+        metrics = {"cutoff": best, "dice_at_0.5": dice[0.5], "soft_dice_loss": soft,
+                   "val_crops_bac": int((~free).sum()), "val_crops_bac_free": int(free.sum()),
+                   "false_px_per_bac_free_crop": false_px}
+        return ValidationScore(score=dice[best], metric="dice", tiebreak=-soft, metrics=metrics, payload=best)
+
+    def snapshot(self) -> dict[str, "torch.Tensor"]:
+        """A CPU copy of the network's state."""
+        return {key: value.detach().to("cpu").clone() for key, value in self.model.state_dict().items()}
+
+
+def _seconds_per_patch(model: "torch.nn.Module", device: "torch.device", preset: str) -> float:
+    """Measured seconds of one 512 px inference patch (two patches timed once)."""
+    import torch
+
+    from medlim.mammography.preprocess import get_preset, normalise_patches
+
+    size = get_preset(preset).patch_size
+    patches = torch.zeros((2, 1, size, size), dtype=torch.uint8, device=device)
+    model.to(device).eval()
+    tick = time.perf_counter()
+    with torch.inference_mode():
+        model(normalise_patches(patches, preset))
+    model.train()
+    return (time.perf_counter() - tick) / 2
+
+
+def _provisional_entry(fields: Mapping[str, Any]) -> "WeightsEntry":
+    """An in-memory entry of the fields (no file yet) so the evaluation reads the same settings as the registry."""
+    from medlim.core.weights.entry import (
+        InputContract,
+        TrainingProvenance,
+        WeightsEntry,
+    )
+
+    values = {**fields, "version": fields.get("version") or "0", "file": "unregistered.safetensors", "sha256": "0" * 64,
+              "input_contract": InputContract.from_dict(fields["input_contract"]),
+              "provenance": TrainingProvenance.from_dict(fields["provenance"])}
+    return WeightsEntry(**values)
+
+
+def _whole_views(data: TrainingData, deadline: Deadline, per_view: float, progress: Progress | None
+                 ) -> Iterator[tuple[Any, ...]]:
+    """The validation views, read one at a time while the budget covers one more."""
+    total = len(data.val)
+    for done, index in enumerate(data.val):
+        if done and deadline.limited and deadline.remaining() < per_view:  # the caller checked the first
+            if progress is not None:
+                progress(f"whole-view evaluation stopped by the time budget after {done} of {total} views")
+            return
+        yield read_annotated_view(data.val_dataset, index).sample()
+
+
+def _whole_view_metrics(summary: BacEvaluation | None, evaluated: int, total: int) -> dict[str, Any]:
+    """The figures of the whole-view evaluation for the manifest (NaN → null)."""
+    if summary is None:
+        return {"views": 0, "of": total, "skipped": "the time budget (--max-minutes) was spent"}
+
+    def num(value: float | None) -> float | None:
+        return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+    return {"views": evaluated, "of": total, "cutoff": summary.threshold, "x": summary.x,
+            "dice": num(summary.whole_image["f1"]), "dice_pooled": num(summary.whole_image_pooled["f1"]),
+            "tam_100_r2": num(summary.agreement["tam_x"].r2) if summary.x == 100 else None,
+            "r2": {k: num(a.r2) for k, a in summary.agreement.items()},
+            "tam_relative_bias": num(summary.tam_relative_bias), "bac_free_views": summary.bac_free_images,
+            "false_am_px_median": num(summary.false_am_px_median),
+            "false_am_mm2_median": num(summary.false_am_mm2_median)}
+
+
+def _evaluate_whole_views(model: "torch.nn.Module", fields: Mapping[str, Any], data: TrainingData, *,
+                          deadline: Deadline, per_view: float, progress: Progress | None) -> dict[str, Any]:
+    """Evaluate the validation views once with the thesis protocol, while the budget lasts."""
+    from medlim.mammography.analysis import bac_model_from_entry
+
+    total = len(data.val)
+    if deadline.limited and deadline.remaining() < per_view:
+        if progress is not None:
+            progress("whole-view evaluation skipped: the time budget (--max-minutes) is spent")
+        return _whole_view_metrics(None, 0, total)
+    bac_model = bac_model_from_entry(_provisional_entry(fields), model.eval())
+    summary, per_image = evaluate_bac(
+        bac_model, _whole_views(data, deadline, per_view, progress),
+        progress=None if progress is None else lambda done, _name: progress(f"evaluated view {done}/{total}"))
+    if not per_image:
+        return _whole_view_metrics(None, 0, total)
+    return _whole_view_metrics(summary, len(per_image), total)
+
+
+def _entry_fields(*, name: str, version: str | None, start: _Start, planned: ScunetPlan, cutoff: float,
+                  data: TrainingData, command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest fields of SCU-Net weights trained on a user's folder."""
+    how = f"fine-tuned from {start.label}" if start.entry is not None else "trained from scratch"
+    source = f"user dataset {data.fingerprint.id}, {how}"
+    return {
+        "name": name, "version": version, "task": BAC_TASK, "architecture": "scunet", "preset": planned.preset,
+        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0]},
+        "output_type": "probability", "thresholds": {"output": float(cutoff)},
+        "params": {"overlap": 64, "merge": "max", "skip": planned.skip, "output_activation": "sigmoid", "x": 100.0,
+                   "threshold_selection": f"cut-off {cutoff:g}: best pooled Dice of the validation crops among "
+                                          f"{', '.join(map(str, CUTOFFS))} (validation data only)"},
+        "metrics": dict(metrics),
+        "provenance": {"command": command, "seed": planned.seed, "source": source,
+                       "data_generator_version": medlim.__version__},
+        "intended_use": "Research use only, not for diagnosis; trained on a user's dataset",
+        "description": f"SCU-Net for breast arterial calcification, {how} on the user dataset {data.fingerprint.id}",
+        "data": data.record(), "plan": planned.plan.to_json(),
+    }
+
+
+def _prepare(run: ScunetRun, data: TrainingData, start: _Start, device: str, deadline: Deadline,
+             progress: Progress | None) -> tuple[PatchPool, PatchPool, ScunetPlan]:
+    """Cut the training and validation views into patches and plan the run."""
+    rng = np.random.default_rng(run.seed)
+    train = _extract(data.dataset, data.train, start=start, rng=rng, deadline=deadline, what="training",
+                     progress=progress)
+    val = _extract(data.val_dataset, data.val, start=start, rng=rng, deadline=deadline, what="validation",
+                   progress=progress)
+    counts = PatchCounts(train_views=train.views, train_bac_free_views=train.bac_free_views,
+                         positives=int(train.positive.sum()), negatives=int((~train.positive).sum()),
+                         val_views=val.views, val_bac_free_views=val.bac_free_views,
+                         val_positives=int(val.positive.sum()), val_negatives=int((~val.positive).sum()))
+    if counts.positives == 0:
+        raise ParameterError("the training views hold no calcification inside the breast (every mask is empty, "
+                             "or its BAC lies in background patches); SCU-Net needs outlined BAC to learn from.")
+    summary = data.check.summary
+    side = (summary.height.median, summary.width.median) if summary.height and summary.width else None
+    planned = plan_scunet(device=device, fine_tune=start.entry is not None, preset=start.preset, skip=start.skip,
+                          counts=counts, median_side=side, spacings=data.fingerprint.spacings, seed=run.seed,
+                          overrides=run.overrides, starting_point=start.label if start.entry else "fresh",
+                          given=tuple(k for k, v in (("preset", run.preset), ("skip", run.skip)) if v is not None))
+    if progress is not None:
+        progress(f"{counts.positives} BAC patches and {counts.negatives} BAC-free ones from {counts.train_views} "
+                 f"training views; plan: {planned.patch_size} px crops, batch {planned.batch_size}, "
+                 f"{planned.epochs} epochs of {planned.steps_per_epoch} steps, lr {planned.learning_rate:g}")
+    return train, val, planned
+
+
+def _budgets(deadline: Deadline, *, per_view: float, views: int) -> tuple[Deadline, float]:
+    """The training stage's budget, leaving time for the whole-view evaluation (at most half the rest)."""
+    if not deadline.limited:
+        return deadline, math.inf
+    wanted = 1.2 * per_view * views
+    remaining = deadline.remaining()
+    share = 1.0 - min(_EVALUATION_SHARE_MAX, wanted / remaining) if remaining > 0 else 1.0
+    stage = deadline.share(max(share, 1e-6))
+    return stage, stage.remaining()
+
+
+def train_scunet_on_folder(
+    run: ScunetRun,
+    *,
+    registries: "Registries",
+    deadline: Deadline,
+    progress: Progress | None = None,
+    allow_shipped_folder: bool = False,
+) -> TrainingOutcome:
+    """Check, split, plan, train, validate, evaluate and register SCU-Net on a user's annotated views.
+
+    Args:
+        run: what the command asked for.
+        registries: where names are looked up and the model written (its user registry).
+        deadline: the command's ``--max-minutes`` budget, started when the command started.
+        progress: callback for progress lines (the CLI writes them to stderr).
+        allow_shipped_folder: see :meth:`medlim.core.weights.Registries.register`.
+
+    Returns:
+        The registered entry, its best validation and the whole-view figures.
+
+    Raises:
+        DatasetProblemsError: the folder has problems (and ``skip_bad`` is off or cannot fix them).
+        NotValidatedError: the budget ran out before a validation; nothing is registered.
+        ParameterError: no BAC to learn from or to validate on; bad settings.
+        WeightsError: unknown ``--init`` weights, or the name and version are taken.
+    """
+    from medlim.core.device import select_device
+
+    data = prepare_training_data(run.data_dir, "bac", val_dir=run.val_dir, skip_bad=run.skip_bad, seed=run.seed,
+                                 progress=progress)
+    name = run.name or f"scunet-bac-{data.fingerprint.id[:8]}"
+    registries.claim(name, run.version)  # fail before training, not after
+    start = _starting_point(registries, run, progress)
+    device = select_device(run.device)
+    train, val, planned = _prepare(run, data, start, device.type, deadline, progress)
+    if planned.threads is not None:
+        import torch
+
+        torch.set_num_threads(planned.threads)
+    val_grey, val_mask = _validation_crops(val, planned.patch_size, planned.val_crops, run.seed)
+    per_view = _seconds_per_patch(start.model, device, planned.preset) * val.grid_patches / max(1, val.views) + (
+        val.seconds / max(1, val.views))
+    stage, train_seconds = _budgets(deadline, per_view=per_view, views=val.views)
+    trainer = ScunetFolderTrainer(start.model, train, val_grey, val_mask, planned, device=device,
+                                  train_seconds=train_seconds)
+    result = fit(trainer.train_epoch, epochs=planned.epochs, validate=trainer.validate, snapshot=trainer.snapshot,
+                 deadline=stage, patience=planned.patience, label="SCU-Net", progress=progress)
+    trainer.model.load_state_dict(result.state)
+    model = trainer.model.to("cpu").eval()
+    options = [*data.command_options(), ("--init", start.label), *run.command_options]
+    command = recorded_command("medlim train scunet", options)
+    fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=result.best.payload,
+                           data=data, command=command, metrics={})
+    whole = _evaluate_whole_views(model, fields, data, deadline=deadline, per_view=per_view, progress=progress)
+    metrics = {"validation": result.to_json(), "whole_view": whole, "n_train_views": train.views,
+               "n_validation_views": val.views, "patches": {"bac": int(train.positive.sum()),
+                                                            "bac_free": int((~train.positive).sum())}}
+    entry = registries.register({**fields, "metrics": metrics}, model.state_dict(),
+                                allow_shipped_folder=allow_shipped_folder)
+    if progress is not None:
+        progress(f"registered {entry.label} in {registries.directory}")
+    extra: dict[str, Any] = {"data": {"fingerprint": data.fingerprint.id, "split": dict(data.split)},
+                             "plan": planned.plan.to_json()["settings"], "whole_view": whole, "init": start.label}
+    if data.dropped is not None:
+        extra["data"]["dropped"] = [p.to_json() for report in data.dropped for p in report.dropped]
+    return TrainingOutcome(registered=(entry,), validation={entry.name: result.to_json()}, extra=extra)

@@ -1,0 +1,176 @@
+"""The steatosis report of one image: what the page shows and ``medlim steatosis segment`` prints (thesis §3.2.3).
+
+:func:`steatosis_report` applies cutoffs to a cached droplet table (the page
+and ``medlim steatosis segment`` reach it through
+:meth:`medlim.microscopy.steatosis.analysis.SteatosisAnalysis.report`) and
+returns a :class:`SteatosisReport`: kept and discarded droplets, the steatosis fraction
+of tissue (kept droplet area ÷ tissue area, 0–1) with its NASH-CRN and donor
+bands, the cutoffs used, and the name of the preset those cutoffs are — or
+``"custom"`` once any cutoff differs from every named preset (issue 17: a
+report must not keep a preset's name after its cutoffs were changed).
+
+:func:`preset_cutoffs` turns a preset name plus per-feature overrides (the
+CLI's ``--preset`` and ``--area``/``--perimeter``/``--eccentricity``/
+``--min-score``) into :class:`~medlim.microscopy.steatosis.droplets.Cutoffs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from medlim.errors import ParameterError
+from medlim.microscopy.steatosis.droplets import (
+    BUILTIN_PRESETS,
+    DONOR_BANDS,
+    NASH_CRN_BANDS,
+    Cutoffs,
+    DropletTable,
+    apply_cutoffs,
+    grade,
+)
+
+__all__ = ["CUSTOM", "SteatosisReport", "preset_name", "preset_cutoffs", "steatosis_report"]
+
+#: The preset name of cutoffs that match no named preset.
+CUSTOM = "custom"
+
+
+@dataclass(frozen=True)
+class SteatosisReport:
+    """Steatosis readout of one image under one set of cutoffs.
+
+    Attributes:
+        model: label of the weights that found the droplets.
+        preset: name of the preset the cutoffs equal, else ``"custom"``.
+        cutoffs: the cutoffs applied.
+        reference: value of each feature the relative cutoffs multiplied.
+        detected: droplets the network found on tissue.
+        kept: droplets inside the cutoffs.
+        kept_area_px2: their area in px².
+        tissue_area_px2: tissue area in px² (section without glass, lumina and tears).
+        steatosis_fraction: ``kept_area_px2 / tissue_area_px2`` in [0, 1] (6 decimals).
+        nash_crn_band: NASH-CRN steatosis grade of the percentage.
+        donor_band: donor-liver band of the percentage (< 5 / 5–29 / ≥ 30 %).
+        detection_seconds: the network's wall time.
+        kept_flags: ``np.ndarray[detected]`` bool, droplet ``k`` kept at ``k − 1``
+            (not in :meth:`to_json`; the per-droplet export carries it).
+    """
+
+    model: str
+    preset: str
+    cutoffs: Cutoffs
+    reference: Mapping[str, float]
+    detected: int
+    kept: int
+    kept_area_px2: float
+    tissue_area_px2: float
+    steatosis_fraction: float
+    nash_crn_band: str
+    donor_band: str
+    detection_seconds: float
+    kept_flags: np.ndarray
+
+    @property
+    def discarded(self) -> int:
+        """Droplets outside the cutoffs."""
+        return self.detected - self.kept
+
+    @property
+    def steatosis_percent(self) -> float:
+        """The fraction in % of tissue, 2 decimals."""
+        return round(100.0 * self.steatosis_fraction, 2)
+
+    def to_json(self) -> dict[str, object]:
+        """Every readout as a JSON-able dict (open upper cutoffs written ``null``)."""
+        return {"model": self.model, "preset": self.preset, "cutoffs": self.cutoffs.as_dict(),
+                "reference": {k: round(float(v), 4) for k, v in self.reference.items()},
+                "detected": self.detected, "kept": self.kept, "discarded": self.discarded,
+                "kept_area_px2": self.kept_area_px2, "tissue_area_px2": self.tissue_area_px2,
+                "steatosis_fraction": self.steatosis_fraction, "steatosis_percent": self.steatosis_percent,
+                "nash_crn_band": self.nash_crn_band, "donor_band": self.donor_band,
+                "detection_seconds": self.detection_seconds}
+
+
+def preset_name(cutoffs: Cutoffs, presets: Mapping[str, Cutoffs] | None = None, *, chosen: str | None = None) -> str:
+    """The name of the preset ``cutoffs`` equal, else :data:`CUSTOM`.
+
+    Args:
+        cutoffs: the cutoffs in use.
+        presets: name → cutoffs; None = the built-in presets.
+        chosen: the preset the user picked; it wins when several presets hold the same values.
+    """
+    presets = BUILTIN_PRESETS if presets is None else presets
+    if chosen is not None and chosen in presets and presets[chosen].matches(cutoffs):
+        return chosen
+    return next((name for name, values in presets.items() if values.matches(cutoffs)), CUSTOM)
+
+
+def preset_cutoffs(
+    name: str = "default",
+    *,
+    area: Sequence[float] | None = None,
+    perimeter: Sequence[float] | None = None,
+    eccentricity: Sequence[float] | None = None,
+    min_score: float | None = None,
+    presets: Mapping[str, Cutoffs] | None = None,
+) -> Cutoffs:
+    """A named preset's cutoffs with some values replaced (None keeps the preset's).
+
+    Args:
+        name: a key of ``presets`` (built-in: ``"default"``, ``"thesis"``).
+        area, perimeter, eccentricity: ``(low, high)`` × the reference; ``high`` may be ``inf``.
+        min_score: minimum detection score in [0, 1].
+        presets: name → cutoffs; None = the built-in presets.
+
+    Raises:
+        ParameterError: an unknown preset or values :class:`Cutoffs` rejects.
+    """
+    presets = BUILTIN_PRESETS if presets is None else presets
+    if name not in presets:
+        raise ParameterError(f"unknown cutoff preset {name!r}; known: {sorted(presets)}.")
+    base = presets[name]
+    bounds = {}
+    for key, value in (("area", area), ("perimeter", perimeter), ("eccentricity", eccentricity)):
+        if value is None:
+            bounds[key] = getattr(base, key)
+        elif len(value) != 2:
+            raise ParameterError(f"`{key}` needs two values (low, high), {list(value)} is given.")
+        else:
+            bounds[key] = (float(value[0]), float(value[1]))
+    return replace(base, area=bounds["area"], perimeter=bounds["perimeter"], eccentricity=bounds["eccentricity"],
+                   min_score=base.min_score if min_score is None else float(min_score))
+
+
+def steatosis_report(
+    table: DropletTable,
+    cutoffs: Cutoffs,
+    *,
+    model: str,
+    detection_seconds: float = 0.0,
+    presets: Mapping[str, Cutoffs] | None = None,
+    chosen: str | None = None,
+) -> SteatosisReport:
+    """Apply ``cutoffs`` to a cached droplet table and report (cheap: no re-detection).
+
+    Args:
+        table: the droplets of one image (``SteatosisAnalysis.table``).
+        cutoffs: the cutoffs to apply.
+        model: label of the weights that found the droplets.
+        detection_seconds: the network's wall time.
+        presets: the named presets the report may name (None = built-in ones).
+        chosen: the preset the user picked (see :func:`preset_name`).
+    """
+    result = apply_cutoffs(table, cutoffs)
+    fraction = round(result.steatosis_fraction, 6)
+    percent = 100.0 * fraction
+    return SteatosisReport(
+        model=model, preset=preset_name(cutoffs, presets, chosen=chosen), cutoffs=cutoffs,
+        reference=dict(result.means), detected=result.detected, kept=result.kept_count,
+        kept_area_px2=float(result.kept_area), tissue_area_px2=float(table.tissue_area),
+        steatosis_fraction=fraction, nash_crn_band=grade(percent, NASH_CRN_BANDS),
+        donor_band=grade(percent, DONOR_BANDS), detection_seconds=round(float(detection_seconds), 3),
+        kept_flags=result.kept,
+    )

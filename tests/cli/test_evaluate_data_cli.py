@@ -1,0 +1,200 @@
+"""``medlim bac|nuclei|steatosis evaluate --data DIR`` (issue 12): the rooms' evaluate options plus the data ones.
+
+The three ``evaluate`` parsers are rebuilt here with the options they have and
+the ``add_*_data_evaluation`` functions :mod:`medlim.cli.evaluate_data` gives
+them; ``run_*_data_evaluation`` is what the commands call when ``--data`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medlim.cli.evaluate_data import (
+    add_bac_data_evaluation,
+    add_nuclei_data_evaluation,
+    add_steatosis_data_evaluation,
+    run_bac_data_evaluation,
+    run_nuclei_data_evaluation,
+    run_steatosis_data_evaluation,
+)
+from medlim.core.training import DatasetProblemsError
+
+
+def _bac_parser() -> argparse.ArgumentParser:
+    """``medlim bac evaluate``'s options, and the data ones."""
+    parser = argparse.ArgumentParser(prog="medlim bac evaluate")
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--threshold", type=float, default=None)
+    parser.add_argument("--thresholds", default=None)
+    parser.add_argument("--x", type=float, default=None)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--device", default=None)
+    add_bac_data_evaluation(parser)
+    return parser
+
+
+def _nuclei_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medlim nuclei evaluate")
+    parser.add_argument("--n", type=int, default=5)
+    parser.add_argument("--jsonl", action="store_true")
+    add_nuclei_data_evaluation(parser)
+    return parser
+
+
+def _steatosis_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medlim steatosis evaluate")
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--weights-dir", default=None)
+    parser.add_argument("--models-dir", default=None)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--jsonl", action="store_true")
+    add_steatosis_data_evaluation(parser)
+    return parser
+
+
+def _write_manifest(root: Path, rows: list[dict[str, str]]) -> None:
+    with (root / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _constant_bac_weights() -> str:
+    """SCU-Net whose output is +20 everywhere (sigmoid ≈ 1): every pixel of a predicted patch is BAC."""
+    import torch
+
+    from medlim.core.weights import Registries
+    from medlim.mammography.scunet import build_scunet
+
+    model = build_scunet().eval()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.fill_(20.0)
+    Registries.load().register({
+        "name": "const-bac", "version": "1", "task": "bac-segmentation", "architecture": "scunet", "preset": "thesis",
+        "input_contract": {"channels": 3, "size": [512, 512], "range": [-1.0, 1.0]}, "output_type": "probability",
+        "thresholds": {"output": 0.5},
+        "params": {"overlap": 64, "merge": "max", "skip": "black", "output_activation": "sigmoid", "x": 100.0},
+    }, model.state_dict())
+    return "const-bac@1"
+
+
+def _two_tone_views(root: Path) -> Path:
+    """Three 512×512 views, left half dark and right half bright: the thesis preset turns them into 1 | 255.
+
+    BAC outlined in the bright half: 1000 px (view 0), 500 px (view 1), none (view 2).
+    """
+    from medlim.phantoms.base import save_png
+
+    root.mkdir()
+    boxes = [(slice(100, 110), slice(300, 400)), (slice(200, 210), slice(300, 350)), None]
+    rows = []
+    for index, box in enumerate(boxes):
+        image = np.full((512, 512), 200, np.uint8)
+        image[:, :256] = 60 + index  # different bytes, the same preprocessed view
+        mask = np.zeros((512, 512), bool)
+        if box is not None:
+            mask[box] = True
+        save_png(root / f"v{index}.png", image)
+        save_png(root / f"v{index}_mask.png", mask)
+        rows.append({"image": f"v{index}.png", "mask": f"v{index}_mask.png"})
+    _write_manifest(root, rows)
+    return root
+
+
+def test_bac_evaluate_data_hand_computed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    weights = _constant_bac_weights()
+    folder = _two_tone_views(tmp_path / "views")
+    args = _bac_parser().parse_args(["--data", str(folder), "--weights", weights, "--json"])
+    assert run_bac_data_evaluation(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    # every one of the 512 × 512 pixels is predicted: Dice = 2|T| / (|T| + 262144) on the views with BAC
+    assert report["images"] == 3 and report["weights"] == "const-bac v1"  # as the phantom evaluation names them
+    assert report["whole_image"]["f1"] == pytest.approx((2000 / 263144 + 1000 / 262644) / 2)
+    assert report["whole_image"]["recall"] == 1.0
+    assert report["whole_image_pooled"]["f1"] == pytest.approx(3000 / (3000 + 3 * 262144 - 1500))
+    # TAM_100: the bright half (131072 px) predicted in each view, 1000 + 500 px true
+    assert report["tam_relative_bias"] == pytest.approx((3 * 131072 - 1500) / 1500)
+    assert report["agreement"]["tam_x"]["r2"] is None  # the same prediction for every view: R² undefined
+    assert report["bac_free_images"] == 1 and report["false_am_px_median"] == 262144
+    assert report["false_am_mm2_median"] is None  # PNG views carry no pixel spacing
+    assert len(report["data"]["fingerprint"]) == 16 and str(tmp_path) not in json.dumps(report)
+
+    assert run_bac_data_evaluation(_bac_parser().parse_args(["--data", str(folder), "--weights", weights])) == 0
+    text = capsys.readouterr().out
+    assert f"const-bac v1 on 3 annotated views of dataset {report['data']['fingerprint']}" in text
+    assert "TAM_100 relative bias" in text and "false AM on 1 BAC-free views (median): 262144 px" in text
+
+
+def test_bac_evaluate_data_refuses_a_sweep_and_a_folder_without_masks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medlim.errors import ParameterError
+    from medlim.phantoms.base import save_png
+
+    with pytest.raises(ParameterError, match="--thresholds"):
+        run_bac_data_evaluation(_bac_parser().parse_args(["--data", str(tmp_path), "--thresholds", "0.5,0.6"]))
+    (tmp_path / "plain").mkdir()
+    save_png(tmp_path / "plain" / "a.png", np.full((64, 64), 90, np.uint8))
+    with pytest.raises(DatasetProblemsError, match="wrong_layout"):
+        run_bac_data_evaluation(_bac_parser().parse_args(["--data", str(tmp_path / "plain"), "--weights",
+                                                          "scunet-bac"]))
+
+
+def test_nuclei_evaluate_data_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medlim.phantoms.base import save_png
+    from medlim.phantoms.fluorescence import generate_fluorescence
+
+    folder = tmp_path / "nuclei"
+    folder.mkdir()
+    phantom = generate_fluorescence(7, index=0, size=(96, 128))
+    save_png(folder / "a.png", phantom.image)
+    save_png(folder / "a_labels.png", phantom.labels.astype(np.uint16))
+    _write_manifest(folder, [{"image": "a.png", "instances": "a_labels.png"}])
+    assert run_nuclei_data_evaluation(_nuclei_parser().parse_args(["--data", str(folder), "--json"])) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["data"]["images"] == 1 and set(report["summary"]) == {"thesis", "watershed"}
+    assert 0.0 <= report["summary"]["thesis"]["object_f1"] <= 1.0 and "[1/1] thesis" in captured.err
+
+
+def _he_folder(root: Path, count: int) -> Path:
+    from medlim.phantoms.base import save_png
+    from medlim.phantoms.he import generate_he
+
+    root.mkdir()
+    rows = []
+    for index in range(count):
+        phantom = generate_he(7, index=index, size=(128, 128))
+        save_png(root / f"he{index}.png", phantom.image)
+        save_png(root / f"he{index}_droplets.png", phantom.labels.astype(np.uint16))
+        rows.append({"image": f"he{index}.png", "instances": f"he{index}_droplets.png"})
+    _write_manifest(root, rows)
+    return root
+
+
+def test_steatosis_evaluate_data_scores_the_weak_labels_as_the_phantom_evaluation_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medlim.microscopy.steatosis.evaluation import evaluate_methods
+
+    folder = _he_folder(tmp_path / "he", 2)
+    args = _steatosis_parser().parse_args(["--data", str(folder), "--weights", "none", "--json"])
+    assert run_steatosis_data_evaluation(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    oracle = evaluate_methods(None, seed=7, n=2, size=128)
+    assert report["weights"] is None and report["data"]["images"] == 2 and "network" not in report
+    for method in ("weak", "weak_screened"):
+        for key in ("ap", "precision", "recall", "f1", "jaccard"):
+            assert report[method][key] == oracle[method][key], (method, key)
+
+    args = _steatosis_parser().parse_args(["--data", str(folder)])  # the task's default network
+    assert run_steatosis_data_evaluation(args) == 0
+    text = capsys.readouterr().out
+    assert "2 images of dataset" in text and "network" in text and "network F1 − weak F1" in text
