@@ -92,17 +92,19 @@ class TaskInfo:
 TASKS: tuple[TaskInfo, ...] = (
     TaskInfo(
         "bac", "Breast arterial calcification (SCU-Net segmentation)", "bac-segmentation",
-        "Arterial calcification", False, None,
-        "no command trains SCU-Net on your folder yet: `medlim train scunet` reproduces the shipped weights from "
-        "phantoms (`--init NAME@VERSION` fine-tunes registered weights on phantoms).",
+        "Arterial calcification", False,
+        "medlim train scunet --data DIR --max-minutes M",
+        "training from this page is coming; `medlim train scunet --data DIR --max-minutes M` fine-tunes the "
+        "default model on your images with BAC masks (manifest.csv with image,mask[,patient]).",
         (("validation Dice", "validation.whole_image_dice"), ("held-out Dice", "whole_image_dice"),
          ("held-out patch Dice", "patch_dice")),
     ),
     TaskInfo(
         "steatosis", "Liver steatosis (Mask R-CNN droplets)", "steatosis-instance-segmentation",
-        "Liver steatosis", False, None,
-        "no command trains the droplet model on your folder yet: `medlim train steatosis` reproduces the shipped "
-        "weights from H&E phantoms with weak labels.",
+        "Liver steatosis", False,
+        "medlim train steatosis --data DIR --max-minutes M",
+        "training from this page is coming; `medlim train steatosis --data DIR --max-minutes M` trains on your "
+        "unlabelled H&E images with the thesis's weak labels.",
         (("held-out F1", "network.f1"), ("held-out AP", "network.ap")),
     ),
     TaskInfo(

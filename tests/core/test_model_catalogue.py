@@ -52,7 +52,9 @@ def test_every_data_check_task_has_one_entry_and_only_ood_trains_from_the_page()
     assert [t.key for t in TASKS if t.trains_from_page] == ["ood"]
     assert task_info("ood-detection") is task_info("ood")
     assert task_info("ood").command.startswith("medlim train tend|cvad --data DIR")
-    assert all(t.command is None and "no command trains" in t.today for t in TASKS if t.key != "ood")
+    assert task_info("bac").command == "medlim train scunet --data DIR --max-minutes M"
+    assert task_info("steatosis").command == "medlim train steatosis --data DIR --max-minutes M"
+    assert all(t.command is None and "no command trains" in t.today for t in TASKS if t.key in ("oscars", "pms"))
     with pytest.raises(ParameterError, match="unknown task 'nuclei'; known: bac, steatosis, ood, oscars, pms"):
         task_info("nuclei")
 
