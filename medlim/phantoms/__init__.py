@@ -5,7 +5,10 @@ and seed), the registry of kinds, the common write step (images, masks, manifest
 and the DICOM writer. Modality kinds live in their own modules
 (``mammogram`` for thesis §3.3, with its records in ``mammogram_records`` so that
 the generator and the DICOM writer need not import each other; ``fluorescence``
-for §3.1). Analysis code does not live here.
+for §3.1). ``mammogram_b`` and ``radiograph_b`` (with their drawing code in
+``family_b``) are a second family written from a description rather than from
+the first generators — another anatomy model and acquisition chain — to measure
+how models trained on one family do on the other. Analysis code does not live here.
 """
 
 from __future__ import annotations

@@ -23,6 +23,10 @@ KINDS: dict[str, str] = {
     "he": "medlim.phantoms.he:KIND",
     "radiograph": "medlim.phantoms.radiograph:KIND",
     "chest": "medlim.phantoms.chest:KIND",
+    # A second family, written from a description rather than from the first generator (issues 12, 13):
+    # another anatomy model and acquisition chain, to measure the generalisation gap.
+    "mammogram-b": "medlim.phantoms.mammogram_b:KIND",
+    "radiograph-b": "medlim.phantoms.radiograph_b:KIND",
 }
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medlim.core.io.files import IMAGE_SUFFIXES
 from medlim.core.io.record import ImageRecord
 from medlim.ui.caching import bounded_cache_data
 
@@ -39,7 +40,7 @@ __all__ = [
 ]
 
 #: File suffixes offered as bundled samples (the reader itself goes by magic bytes).
-SAMPLE_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom", ".png", ".tif", ".tiff", ".jpg", ".jpeg"})
+SAMPLE_SUFFIXES: frozenset[str] = IMAGE_SUFFIXES
 
 
 #: Decoded images kept per session (an 8000 × 8000 image takes about 256 MB).

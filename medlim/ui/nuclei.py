@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from medlim.core.io.files import is_derived_file
+from medlim.core.io.files import RASTER_SUFFIXES, is_derived_file
 from medlim.errors import ImageTooLargeError, InputError
 from medlim.microscopy.nuclei.measure import NucleusRow, NucleusTable, nucleus_table
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams, NucleiResult
+from medlim.ui.images import png_data_uri
 
 __all__ = [
     "OKABE_ITO",
@@ -69,7 +70,6 @@ OKABE_ITO: np.ndarray = (
     / 255.0
 )
 
-_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg")
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -221,7 +221,7 @@ def nuclei_samples(samples_dir: Path) -> list[Path]:
     found = []
     for path in sorted(samples_dir.rglob("*")):
         relative = path.relative_to(samples_dir).as_posix().lower()
-        if not path.is_file() or path.suffix.lower() not in _IMAGE_SUFFIXES or is_derived_file(path):
+        if not path.is_file() or path.suffix.lower() not in RASTER_SUFFIXES or is_derived_file(path):
             continue
         if "nuclei" in relative or "fluorescence" in relative:
             found.append(path)
@@ -358,24 +358,6 @@ def overlay_rgb(
     return out
 
 
-def _png_data_uri(display: np.ndarray) -> str:
-    """``display`` (float RGB in [0, 1]) as a PNG data URI, fast compression.
-
-    OpenCV at compression level 1 encodes a noisy 1024×1376 overlay about five
-    times faster than plotly's own ``binary_string`` path, which matters because
-    every slider move redraws both panels.
-    """
-    import base64
-
-    import cv2
-
-    as_uint8 = np.clip(np.rint(np.asarray(display, np.float32)[..., :3] * 255.0), 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(as_uint8[..., ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    if not ok:  # pragma: no cover
-        raise InputError("could not encode the overlay as PNG.")
-    return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
-
-
 def overlay_figure(
     display: np.ndarray,
     *,
@@ -405,7 +387,7 @@ def overlay_figure(
         and a white line (solid: follows the intensity valley; dashed: straight
         fallback), named on hover.
     """
-    figure = go.Figure(go.Image(source=_png_data_uri(display), hoverinfo="x+y"))
+    figure = go.Figure(go.Image(source=png_data_uri(np.asarray(display, np.float32)[..., :3]), hoverinfo="x+y"))
     figure.update_layout(
         title=title,
         height=height,

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medlim.core.io.files import IMAGE_SUFFIXES as _CORE_IMAGE_SUFFIXES
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +43,8 @@ __all__ = [
 ]
 
 PRESET = "ood-grey"
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".dcm", ".dicom")
+#: Re-exported from :mod:`medlim.core.io.files` (the one list of image suffixes).
+IMAGE_SUFFIXES = _CORE_IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
