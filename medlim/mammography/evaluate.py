@@ -203,7 +203,7 @@ def evaluate_image(
     """
     from medlim.core.metrics import confusion_counts, pixel_metrics
     from medlim.core.tiling import patch_grid
-    from medlim.mammography.quantify import quantify_prediction, quantify_bac
+    from medlim.mammography.quantify import quantify_bac, quantify_prediction
 
     probability = prediction.probability
     if truth_mask.shape != probability.shape:

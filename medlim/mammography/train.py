@@ -191,8 +191,8 @@ def extract_image_patches(
         if not corners:
             return PatchSet(np.zeros((0, patch_size, patch_size), np.uint8), np.zeros((0, patch_size, patch_size), bool))
         return PatchSet(
-            grey=np.stack([grey[t : t + patch_size, l : l + patch_size] for t, l in corners]),
-            mask=np.stack([mask[t : t + patch_size, l : l + patch_size] for t, l in corners]),
+            grey=np.stack([grey[t : t + patch_size, left : left + patch_size] for t, left in corners]),
+            mask=np.stack([mask[t : t + patch_size, left : left + patch_size] for t, left in corners]),
         )
 
     return cut(positive), cut(negative)
@@ -328,7 +328,7 @@ def sample_crops(
             top, left = int(np.clip(row - offset[0], 0, limit)), int(np.clip(col - offset[1], 0, limit))
         else:
             corners = rng.integers(0, limit + 1, size=(max(1, tries), 2))
-            filled = [np.count_nonzero(grey[i, t : t + size, l : l + size]) for t, l in corners]
+            filled = [np.count_nonzero(grey[i, t : t + size, left : left + size]) for t, left in corners]
             top, left = (int(v) for v in corners[int(np.argmax(filled))])
         out_grey[i] = grey[i, top : top + size, left : left + size]
         out_mask[i] = mask[i, top : top + size, left : left + size]

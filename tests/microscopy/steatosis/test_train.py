@@ -76,7 +76,7 @@ def test_short_training_reduces_the_loss() -> None:
     model = build_steatosis_maskrcnn()
     losses: list[float] = []
     train_maskrcnn(model, tiles, config=SteatosisTrainingConfig(iterations=60, crop=192, warmup=10),
-                   device="cpu", progress=lambda step, total, l: losses.append(l["total"]))
+                   device="cpu", progress=lambda step, total, loss: losses.append(loss["total"]))
     assert losses[-1] < losses[0]
 
 
