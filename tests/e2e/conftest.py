@@ -138,3 +138,30 @@ def open_page() -> Callable[..., None]:
             expect(page.get_by_text(prompt)).to_be_visible()
 
     return go
+
+
+#: JavaScript: true once every plotly chart on the page has been laid out and drawn.
+_CHARTS_DRAWN = (
+    "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+    ".every(chart => chart._fullLayout && chart.querySelector('.main-svg'))"
+)
+
+
+def settle_page(page: "playwright.sync_api.Page") -> None:  # noqa: F821
+    """Wait for a state, not a time: the script run finished and every chart is drawn.
+
+    Streamlit shows its status widget ("Running…") while a script run is in flight;
+    plotly marks a drawn chart with ``_fullLayout`` and an SVG. Waiting for both
+    replaces the fixed pauses the browser tests used before screenshots and clicks,
+    which failed on a loaded 2-core machine (issue 17).
+    """
+    from playwright.sync_api import expect
+
+    expect(page.locator("[data-testid='stStatusWidget']")).to_have_count(0)
+    page.wait_for_function(_CHARTS_DRAWN)
+
+
+@pytest.fixture
+def settle() -> Callable[["playwright.sync_api.Page"], None]:  # noqa: F821
+    """:func:`settle_page`, for tests."""
+    return settle_page

@@ -63,7 +63,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app()
 
 
-def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_page) -> None:
+def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_page, settle) -> None:
     from playwright.sync_api import expect
 
     dicom = tmp_path / "phantom_mammogram.dcm"
@@ -96,7 +96,7 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_pag
     expect(charts).to_have_count(2)
     expect(charts.first.locator("image").first).to_be_attached()  # the plotly image trace
     expect(page.get_by_text("Window centre (level)")).to_be_visible()
-    page.wait_for_timeout(1000)  # let plotly finish drawing before the screenshot
+    settle(page)
     # Streamlit scrolls inside its main block, so the tall viewport is what fits the page.
     page.screenshot(path=str(ARTIFACTS / "viewer.png"))
 
@@ -106,7 +106,7 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_pag
     page.keyboard.press("Home")
     expect(width_slider).to_have_value("1")
     expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2)
-    page.wait_for_timeout(1000)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "viewer_narrow_window.png"))
 
     body = page.locator("body").inner_text()

@@ -54,7 +54,7 @@ def curation_app(start_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     return start_app({"MEDLIM_HOME": str(home), "MEDLIM_DEVICE": "cpu"}), home, n_images
 
 
-def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], browser_page, open_page) -> None:
+def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], browser_page, open_page, settle) -> None:
     from playwright.sync_api import expect
 
     from medlim.core.store import open_store
@@ -68,7 +68,7 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], brow
     metrics = page.locator("[data-testid='stMetric']")
     expect(metrics.first).to_contain_text(str(n_images))
     expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_visible()
-    page.wait_for_timeout(1000)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "curation_scores.png"))
 
     page.get_by_role("tab", name="Groups").click()
@@ -76,17 +76,18 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], brow
     page.locator("[data-testid='stSelectbox']").filter(has_text="Class").first.click()
     page.get_by_role("option", name="hand", exact=True).click()
     expect(page.locator("[data-testid='stImage']").first).to_be_visible()
+    settle(page)  # the class change's rerun has finished: the View buttons are the final ones
     page.get_by_role("button", name="View").first.click()
     dialog = page.get_by_role("dialog")
     expect(dialog.locator("img")).to_be_visible()
-    page.wait_for_timeout(800)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "curation_enlarged.png"))
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
 
     page.get_by_role("button", name="Drop whole group").click()
     expect(page.get_by_text(" · drop").first).to_be_visible()
-    page.wait_for_timeout(1000)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "curation_groups.png"))
     with open_store(f"sqlite:///{home / 'medlim.sqlite'}") as store:
         scores = get_scores(store, "e2e")
@@ -98,7 +99,7 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], brow
     page.get_by_role("tab", name="TOP-k and OTDD").click()
     expect(page.get_by_text("TOP 3").first).to_be_visible()
     expect(page.get_by_text("Dataset distance versus TOP-k")).to_be_visible()
-    page.wait_for_timeout(1000)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "curation_topk.png"))
 
     page.get_by_role("tab", name="Export").click()

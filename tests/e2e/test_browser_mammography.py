@@ -51,7 +51,7 @@ def bac_app_url(start_app, tmp_path: Path) -> str:
     )
 
 
-def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path, browser_page, open_page) -> None:
+def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path, browser_page, open_page, settle) -> None:
     from playwright.sync_api import expect
 
     dicom = _small_mammogram(tmp_path / "exam_LCC.dcm")
@@ -70,7 +70,7 @@ def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path
     expect(am_value).to_have_text("0.00")  # nothing above the default cut-off
     expect(page.get_by_text("scunet-bac v0-test").first).to_be_visible()
     expect(page.locator("[data-testid='stPlotlyChart']").first.locator("image").first).to_be_attached()
-    page.wait_for_timeout(1500)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "mammography.png"))
 
     # Cut-off to 0 from the keyboard: recomputed from the cached map.
@@ -89,7 +89,7 @@ def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path
     expect(charts).to_have_count(3)  # mammogram, full-resolution crop, history
     expect(charts.last.locator(".scatterlayer .trace").first).to_be_attached()
     page.mouse.move(0, 0)  # no button tooltip over the table in the screenshot
-    page.wait_for_timeout(1500)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "mammography_history.png"))
 
     body = page.locator("body").inner_text()

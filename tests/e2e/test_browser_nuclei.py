@@ -39,7 +39,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app({"MEDLIM_SAMPLES_DIR": str(tmp_path / "no_samples")})
 
 
-def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, browser_page, open_page) -> None:
+def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, browser_page, open_page, settle) -> None:
     from playwright.sync_api import expect
 
     image = tmp_path / "dapi_clumps.png"
@@ -67,7 +67,7 @@ def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, br
     overlay = page.locator("[data-testid='stPlotlyChart']").first.locator("image").first
     expect(overlay).to_be_attached()
     before = overlay.get_attribute("href")
-    page.wait_for_timeout(1500)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "nuclei.png"), full_page=True)
 
     # Opacity to 1 from the keyboard: the overlay is redrawn, the counts stay.
@@ -77,6 +77,6 @@ def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, br
     expect(opacity).to_have_value("1")
     expect(overlay).not_to_have_attribute("href", before or "")
     expect(metrics.nth(0).locator("[data-testid='stMetricValue']")).to_have_text(str(thesis_count))
-    page.wait_for_timeout(1500)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "nuclei_opacity.png"), full_page=True)
     assert not page.locator("[data-testid='stException']").count()

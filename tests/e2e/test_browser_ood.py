@@ -60,7 +60,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app({"MEDLIM_WEIGHTS_DIR": str(_registry(tmp_path / "weights"))})
 
 
-def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page, open_page) -> None:
+def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page, open_page, settle) -> None:
     from playwright.sync_api import expect
 
     archive = tmp_path / "labelled.zip"
@@ -76,7 +76,7 @@ def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page, op
     expect(page.get_by_text("Distance to the centre O")).to_be_visible()
     expect(page.locator("[data-testid='stDataFrame']").first).to_be_visible()
     expect(page.locator("[data-testid='stImage']").first).to_be_visible()
-    page.wait_for_timeout(1500)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "ood_generated.png"))
 
     page.get_by_text("Upload", exact=True).click()
@@ -89,6 +89,6 @@ def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page, op
     # each labelled upload lands in one gallery, captioned with d, p, s and t
     captions = page.get_by_text(re.compile(r"^d [0-9.]+ · p [0-9.]+ · s [0-9.-]+ · t 0\.300$"))
     expect(captions).to_have_count(4)
-    page.wait_for_timeout(1500)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "ood_upload.png"))
     assert not page.locator("[data-testid='stException']").count()

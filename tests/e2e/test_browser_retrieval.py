@@ -43,7 +43,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app({"MEDLIM_WEIGHTS_DIR": str(_tiny_registry(tmp_path / "weights"))})
 
 
-def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page) -> None:
+def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page, settle) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -62,7 +62,7 @@ def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page)
     expect(more).to_have_count(10)  # one page of the collection
     expect(page.locator("[data-testid='stImage']")).to_have_count(10)
     expect(page.get_by_text(" · A ").first).to_be_visible()  # captions: labels and anomaly score
-    page.wait_for_timeout(1000)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "retrieval_browse.png"))
 
     more.nth(2).click()
@@ -70,7 +70,7 @@ def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page)
     expect(page.get_by_text("#1 ·").first).to_be_visible()
     expect(page.get_by_text("cos ").first).to_be_visible()
     expect(page.get_by_role("button", name="More like this")).to_have_count(10)
-    page.wait_for_timeout(1000)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "retrieval_results.png"))
 
     page.get_by_role("button", name="Clear query").click()

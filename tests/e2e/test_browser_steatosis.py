@@ -52,7 +52,7 @@ def steatosis_app_url(start_app, tmp_path: Path) -> str:
     )
 
 
-def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, browser_page, open_page) -> None:
+def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, browser_page, open_page, settle) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -70,7 +70,7 @@ def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, brows
     expect(page.locator("[data-testid='stImage'] img").first).to_be_visible()
     expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_attached()
     expect(page.get_by_role("button", name="Polygons (GeoJSON, QuPath)")).to_be_visible()
-    page.wait_for_timeout(1500)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "steatosis.png"), full_page=True)
 
     detected = kept.inner_text().split(" / ")[1]
@@ -80,6 +80,6 @@ def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, brows
     expect(score).to_have_value("1")
     expect(kept).to_have_text(f"0 / {detected}")
     expect(metrics.nth(2)).to_contain_text("S0")
-    page.wait_for_timeout(1000)
+    settle(page)
     page.screenshot(path=str(ARTIFACTS / "steatosis_all_discarded.png"), full_page=True)
     assert not page.locator("[data-testid='stException']").count()

@@ -515,7 +515,7 @@ def _decoder_reason(text: str) -> str:
     return "; ".join(lines[1:] if len(lines) > 1 else lines)[:300] or "no reason given"
 
 
-def _decode_jpeg_extended_with_gdcm(ds: Any, *, index: int, name: str, cause: Exception) -> np.ndarray:
+def _decode_jpeg_extended_with_gdcm(ds: Any, *, index: int, name: str, cause: BaseException) -> np.ndarray:
     """12-bit JPEG Extended (1.2.840.10008.1.2.4.51) through GDCM's own 12-bit codec.
 
     pydicom's GDCM plugin declines 12-bit JPEG Extended, but GDCM ships an IJG
@@ -667,6 +667,7 @@ class _Voi:
 
     def apply(self, values: np.ndarray, image_range: tuple[float, float] | None) -> np.ndarray:
         if self.kind == "lut":
+            assert self.table is not None  # _voi_stage makes a "lut" stage only with its table
             return apply_lut(values, lut=self.table, first_mapped=self.first_mapped, output_bits=self.bits)
         if self.kind == "window":
             return apply_window(values, center=self.center, width=self.width, function=self.function)
@@ -1033,28 +1034,69 @@ def _dicom_cost(
     )
 
 
+@dataclass(frozen=True)
+class _PixelLayout:
+    """How the file says its pixels are stored (PS3.3 C.7.6.3), checked against medlim's limits.
+
+    Attributes:
+        rows, columns: frame size in pixels (> 0, ``rows * columns <= max_pixels``).
+        bits_allocated: 1, 8, 16, 32 or 64.
+        bits_stored: 1..``bits_allocated`` (``bits_allocated`` when the file's value is invalid).
+        signed: Pixel Representation is 1 (two's complement).
+        samples: 1 (grey) or 3 (colour).
+        photometric: PhotometricInterpretation as read, else MONOCHROME2 / RGB by ``samples``.
+        frames: Number of Frames, 1..``_MAX_FRAMES``.
+    """
+
+    rows: int
+    columns: int
+    bits_allocated: int
+    bits_stored: int
+    signed: bool
+    samples: int
+    photometric: str
+    frames: int
+
+
 def _decode_dicom(data: bytes | BinaryIO, *, name: str, frame: int | None, settings: Settings) -> ImageRecord:
+    """:func:`decode_dicom` of bytes or a file object: parse, check, decode one frame, defer the float images."""
     from medlim.core.io.formats import has_dicom_preamble
 
     head, file_bytes = _head_and_size(data)
     check_held_bytes(file_bytes, name=name, settings=settings)  # pydicom reads all of it
     ds = _parse(data, name=name, force=not has_dicom_preamble(head))
-    if "PixelData" not in ds:
-        if any(keyword in ds for keyword in ("FloatPixelData", "DoubleFloatPixelData")):
-            raise UnsupportedFormatError(f"{name} holds floating-point pixel data, which medlim does not read.")
-        if "Rows" in ds and "Columns" in ds:
-            raise NoPixelDataError(
-                f"{name} describes an image but holds no pixel data (it may have been stored without its "
-                "pixels); retrieve the complete image."
-            )
-        kind = _sop_class_name(ds)
-        if "Image Storage" in kind:
-            raise NoPixelDataError(
-                f"{name} is a DICOM image file ({kind}) without pixel data: it was stored without its "
-                "pixels or is truncated; retrieve the complete image."
-            )
-        raise NotDicomImageError(f"{name} is a DICOM file but not an image ({kind}); choose an image file.")
+    _require_pixel_data(ds, name=name)
+    layout = _pixel_layout(ds, name=name, settings=settings)
+    index = _frame_index(frame, frames=layout.frames, name=name)
+    stored = _stored_frame(ds, layout, index=index, name=name, file_bytes=file_bytes, settings=settings)
+    notes: list[str] = []
+    render_pixels, render_raw, display_window = _frame_renderers(ds, stored, layout, index=index, name=name, warnings_out=notes)
+    metadata = _dicom_metadata(ds, layout, index=index, notes=notes, display_window=display_window, settings=settings)
+    return ImageRecord(metadata=metadata, name=name, render_pixels=render_pixels, render_raw=render_raw)
 
+
+def _require_pixel_data(ds: Any, *, name: str) -> None:
+    """Raise, saying what the file is instead, when it holds no (integer) Pixel Data."""
+    if "PixelData" in ds:
+        return
+    if any(keyword in ds for keyword in ("FloatPixelData", "DoubleFloatPixelData")):
+        raise UnsupportedFormatError(f"{name} holds floating-point pixel data, which medlim does not read.")
+    if "Rows" in ds and "Columns" in ds:
+        raise NoPixelDataError(
+            f"{name} describes an image but holds no pixel data (it may have been stored without its "
+            "pixels); retrieve the complete image."
+        )
+    kind = _sop_class_name(ds)
+    if "Image Storage" in kind:
+        raise NoPixelDataError(
+            f"{name} is a DICOM image file ({kind}) without pixel data: it was stored without its "
+            "pixels or is truncated; retrieve the complete image."
+        )
+    raise NotDicomImageError(f"{name} is a DICOM file but not an image ({kind}); choose an image file.")
+
+
+def _pixel_layout(ds: Any, *, name: str, settings: Settings) -> _PixelLayout:
+    """The Image Pixel module's values, each checked before any pixel is decoded (``max_pixels`` among them)."""
     rows = _int(ds, "Rows")
     columns = _int(ds, "Columns")
     bits_allocated = _int(ds, "BitsAllocated")
@@ -1083,87 +1125,116 @@ def _decode_dicom(data: bytes | BinaryIO, *, name: str, frame: int | None, setti
         raise ImageTooLargeError(f"{name} declares {frames} frames of {rows}×{columns}, which is not plausible.")
     if samples not in (1, 3):
         raise UnsupportedFormatError(f"{name} has {samples} samples per pixel; only grey (1) and colour (3) are read.")
+    return _PixelLayout(
+        rows=rows, columns=columns, bits_allocated=bits_allocated, bits_stored=bits_stored, signed=signed,
+        samples=samples, photometric=photometric, frames=frames,
+    )
 
+
+def _frame_index(frame: int | None, *, frames: int, name: str) -> int:
+    """The frame asked for, checked against the file's ``frames``; ``None`` only for a one-frame file."""
     if frame is None:
         if frames > 1:
             raise MultiFrameError(
                 f"{name} holds {frames} frames; choose one with frame=0..{frames - 1} "
                 "(on the command line: --frame N)."
             )
-        index = 0
-    else:
-        if not 0 <= int(frame) < frames:
-            raise ParameterError(f"frame must be in 0..{frames - 1} for {name}; {frame!r} is given.")
-        index = int(frame)
+        return 0
+    if not 0 <= int(frame) < frames:
+        raise ParameterError(f"frame must be in 0..{frames - 1} for {name}; {frame!r} is given.")
+    return int(frame)
 
+
+def _stored_frame(
+    ds: Any, layout: _PixelLayout, *, index: int, name: str, file_bytes: int, settings: Settings
+) -> np.ndarray:
+    """Stored values of frame ``index`` (``[H, W]`` or ``[H, W, 3]``), after the decode budget allows it.
+
+    Uncompressed little-endian grey frames are a read-only view on the Pixel Data
+    bytes (:func:`_native_frame`); anything else goes through the decoder plugins
+    (:func:`_decode_frame`, GDCM isolated in a child process).
+    """
     encapsulated = _is_encapsulated(ds)
     syntax = _ensure_transfer_syntax(ds, name=name, encapsulated=encapsulated)
     _check_decodable(syntax, name=name)
     view = _is_native_view(
-        syntax=syntax, samples=samples, bits_allocated=bits_allocated,
+        syntax=syntax, samples=layout.samples, bits_allocated=layout.bits_allocated,
         photometric=_text(ds, "PhotometricInterpretation"),  # as _native_frame sees it
     )
     cost = _dicom_cost(
-        rows=rows, columns=columns, samples=samples, bits_allocated=bits_allocated, photometric=photometric,
-        view=view, encapsulated=encapsulated, file_bytes=file_bytes,
+        rows=layout.rows, columns=layout.columns, samples=layout.samples, bits_allocated=layout.bits_allocated,
+        photometric=layout.photometric, view=view, encapsulated=encapsulated, file_bytes=file_bytes,
     )
     check_decode_budget(cost, name=name, settings=settings)
     if not encapsulated:
-        # YBR_FULL_422 stores two values per pixel (chroma shared by pixel pairs), PS3.3 C.7.6.3.1.2.
-        values_per_pixel = 2 if photometric == "YBR_FULL_422" and samples == 3 else samples
-        expected = (rows * columns * values_per_pixel * bits_allocated * frames + 7) // 8
-        available = len(ds.PixelData) if ds.PixelData is not None else 0
-        if available < expected:
-            raise TruncatedFileError(
-                f"{name} ends before its pixel data does ({available:,} of {expected:,} bytes); "
-                "the file is truncated: copy or export it again."
-            )
+        _check_native_length(ds, layout, name=name)
     stored = _native_frame(
-        ds, index=index, syntax=syntax, rows=rows, columns=columns, samples=samples,
-        bits_allocated=bits_allocated, signed=signed,
+        ds, index=index, syntax=syntax, rows=layout.rows, columns=layout.columns, samples=layout.samples,
+        bits_allocated=layout.bits_allocated, signed=layout.signed,
     )
     if stored is None:
         stored = _decode_frame(ds, index=index, syntax=syntax, name=name, encapsulated=encapsulated)
     if stored.ndim == 3 and stored.shape[-1] == 1:
         stored = stored[..., 0]
+    return stored
 
-    notes: list[str] = []
-    if samples == 1 and photometric != "PALETTE COLOR":
-        modality = _modality_stage(ds, frame=index, warnings_out=notes)
-        voi = _voi_stage(ds, frame=index, signed=signed, warnings_out=notes)
-        invert = photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
+
+def _check_native_length(ds: Any, layout: _PixelLayout, *, name: str) -> None:
+    """Raise :class:`TruncatedFileError` when uncompressed Pixel Data is shorter than all its frames."""
+    # YBR_FULL_422 stores two values per pixel (chroma shared by pixel pairs), PS3.3 C.7.6.3.1.2.
+    values_per_pixel = 2 if layout.photometric == "YBR_FULL_422" and layout.samples == 3 else layout.samples
+    expected = (layout.rows * layout.columns * values_per_pixel * layout.bits_allocated * layout.frames + 7) // 8
+    available = len(ds.PixelData) if ds.PixelData is not None else 0
+    if available < expected:
+        raise TruncatedFileError(
+            f"{name} ends before its pixel data does ({available:,} of {expected:,} bytes); "
+            "the file is truncated: copy or export it again."
+        )
+
+
+def _frame_renderers(
+    ds: Any, stored: np.ndarray, layout: _PixelLayout, *, index: int, name: str, warnings_out: list[str]
+) -> tuple[Callable[[], np.ndarray], Callable[[], np.ndarray], DisplayWindow | None]:
+    """``(render_pixels, render_raw, display_window)`` of the frame: the grey chain, or colour (no window)."""
+    if layout.samples == 1 and layout.photometric != "PALETTE COLOR":
+        modality = _modality_stage(ds, frame=index, warnings_out=warnings_out)
+        voi = _voi_stage(ds, frame=index, signed=layout.signed, warnings_out=warnings_out)
+        invert = layout.photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
         render_pixels, render_raw, value_range = _grey_renderers(
-            stored, bits_stored=bits_stored, signed=signed, modality=modality, voi=voi, invert=invert
+            stored, bits_stored=layout.bits_stored, signed=layout.signed, modality=modality, voi=voi, invert=invert
         )
-        display_window = _applied_window(voi, value_range, invert=invert)
-    else:
-        render_pixels, render_raw = _colour_renderers(
-            stored, ds=ds, photometric=photometric, bits_stored=bits_stored, name=name
-        )
-        display_window = None
+        return render_pixels, render_raw, _applied_window(voi, value_range, invert=invert)
+    render_pixels, render_raw = _colour_renderers(
+        stored, ds=ds, photometric=layout.photometric, bits_stored=layout.bits_stored, name=name
+    )
+    return render_pixels, render_raw, None
 
+
+def _dicom_metadata(
+    ds: Any, layout: _PixelLayout, *, index: int, notes: list[str], display_window: DisplayWindow | None,
+    settings: Settings,
+) -> ImageMetadata:
+    """The record's non-identifying metadata; a "For Processing" image gets its warning first."""
     intent = _presentation_intent(ds)
-    if intent == "FOR PROCESSING":
-        notes.insert(0, FOR_PROCESSING_WARNING)
+    warnings_first = (FOR_PROCESSING_WARNING,) if intent == "FOR PROCESSING" else ()
     spacing, spacing_source = pixel_spacing(ds, frame=index)
-    metadata = ImageMetadata(
+    return ImageMetadata(
         source_format="dicom",
         modality=_text(ds, "Modality"),
         view=mammography_view(ds),
         laterality=_laterality(ds),
         study_date=_study_date(ds),
-        bits_stored=bits_stored,
-        photometric=photometric,
+        bits_stored=layout.bits_stored,
+        photometric=layout.photometric,
         pixel_spacing_mm=spacing,
         pixel_spacing_source=spacing_source,
         patient_key=patient_key(_patient_id(ds), settings=settings),
         presentation_intent=intent,
-        number_of_frames=frames,
+        number_of_frames=layout.frames,
         frame_index=index,
-        warnings=tuple(notes),
+        warnings=(*warnings_first, *notes),
         display_window=display_window,
     )
-    return ImageRecord(metadata=metadata, name=name, render_pixels=render_pixels, render_raw=render_raw)
 
 
 def _applied_window(voi: _Voi, value_range: tuple[float, float] | None, *, invert: bool) -> DisplayWindow:

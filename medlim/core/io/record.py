@@ -168,6 +168,15 @@ class ImageRecord:
 
     __slots__ = ("_pixels", "_raw", "_render_pixels", "_render_raw", "metadata", "name")
 
+    # The slots' types (annotations only: a value here would clash with ``__slots__``).
+    # Exactly one of ``_pixels`` / ``_render_pixels`` is set, likewise for ``raw``.
+    _pixels: np.ndarray | None
+    _raw: np.ndarray | None
+    _render_pixels: Callable[[], np.ndarray] | None
+    _render_raw: Callable[[], np.ndarray] | None
+    metadata: ImageMetadata
+    name: str
+
     def __init__(
         self,
         pixels: np.ndarray | None = None,
@@ -197,21 +206,24 @@ class ImageRecord:
         if self._render_pixels is not None:
             object.__setattr__(self, "_pixels", self._render_pixels())
             object.__setattr__(self, "_render_pixels", None)
-        return self._pixels  # type: ignore[return-value]
+        assert self._pixels is not None  # __init__ keeps the array or the function that renders it
+        return self._pixels
 
     @property
     def raw(self) -> np.ndarray:
         if self._render_raw is not None:
             object.__setattr__(self, "_raw", self._render_raw())
             object.__setattr__(self, "_render_raw", None)
-        return self._raw  # type: ignore[return-value]
+        assert self._raw is not None  # __init__ keeps the array or the function that renders it
+        return self._raw
 
     def __reduce__(self) -> tuple:
         # Pickling (e.g. a UI cache) stores the arrays, never the render function.
         return (_rebuild_record, (self.pixels, self.raw, self.metadata, self.name))
 
     def __repr__(self) -> str:
-        state = "pending" if self._render_pixels is not None else f"{self._pixels.dtype}{list(self._pixels.shape)}"
+        pixels = self._pixels  # None exactly while the render function is pending
+        state = "pending" if pixels is None else f"{pixels.dtype}{list(pixels.shape)}"
         return f"ImageRecord(name={self.name!r}, pixels={state}, metadata={self.metadata!r})"
 
     def __eq__(self, other: object) -> bool:

@@ -90,7 +90,7 @@ def apply_window(
     if name == "LINEAR" and width == 1.0:
         # A width of 1 is a threshold at c - 0.5 (the linear branch is empty).
         return (values > center - 0.5).astype(np.float32)
-    low, scale = linear_window_coefficients(center=center, width=width, function=name)
+    low, scale = _linear_coefficients(center, width, name)
     out = values.astype(np.float32, copy=True)
     out -= np.float32(low)
     out *= np.float32(scale)
@@ -111,6 +111,11 @@ def linear_window_coefficients(*, center: float, width: float, function: str) ->
     name = _check_window(float(center), float(width), function)
     if name == "SIGMOID" or (name == "LINEAR" and float(width) == 1.0):
         return None
+    return _linear_coefficients(center, width, name)
+
+
+def _linear_coefficients(center: float, width: float, name: str) -> tuple[float, float]:
+    """``(low, scale)`` of a checked LINEAR (width > 1) or LINEAR_EXACT window (``name`` upper case)."""
     if name == "LINEAR":
         return center - 0.5 - (width - 1.0) / 2.0, 1.0 / (width - 1.0)
     return center - width / 2.0, 1.0 / width

@@ -267,11 +267,11 @@ def save_image(
     }
     with transaction(target) as session:
         upsert(session, ImageRow.__table__, values, keys=["content_sha256"])
-        row = session.scalar(
+        row = session.scalars(
             sa.select(ImageRow)
             .where(ImageRow.content_sha256 == content_sha256)
             .execution_options(populate_existing=True)
-        )
+        ).one()
         return StoredImage.from_row(row)
 
 
@@ -369,7 +369,7 @@ def upsert_bac_result(
             keys=list(key),
             update=[*values, "updated_at"],
         )
-        row = session.scalar(sa.select(BacResultRow).filter_by(**key).execution_options(populate_existing=True))
+        row = session.scalars(sa.select(BacResultRow).filter_by(**key).execution_options(populate_existing=True)).one()
         return StoredBacResult.from_row(row, image)
 
 

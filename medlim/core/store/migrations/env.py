@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from alembic import context
 
 from medlim.core.store.schema import Base
+from medlim.errors import StoreError
 
 config = context.config
 
@@ -29,7 +30,13 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:  # plain `alembic` command line use with sqlalchemy.url set in the config
-    engine = sa.create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if not url:
+        raise StoreError(
+            "the migrations need a database: hand alembic a connection (as medlim.core.store.upgrade_store does) "
+            "or set sqlalchemy.url in its configuration, e.g. sqlite:///medlim.db; neither is given."
+        )
+    engine = sa.create_engine(url)
     with engine.connect() as new_connection:
         _run(new_connection)
     engine.dispose()
