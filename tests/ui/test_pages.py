@@ -184,3 +184,38 @@ def test_steatosis_picker_opens_on_the_default_and_keeps_a_choice_across_pages(
     at.switch_page("pages/steatosis.py").run()
     assert not at.exception and not at.error
     assert at.selectbox(key="steatosis_model").value == "maskrcnn-steatosis@3"
+
+
+@pytest.mark.parametrize("suffix", [".dcm", ".png"])
+def test_viewer_metadata_equals_what_image_info_prints(suffix: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17: every number the viewer shows for a file equals ``medlim image info --jsonl`` for it."""
+    import json
+
+    from medlim.cli import main
+
+    samples = sorted((ROOT / "data_samples").rglob(f"*{suffix}"))
+    samples = [s for s in samples if not s.name.endswith(("_bac.png", "_mask.png", "_labels.png", "_truth.png"))]
+    if not samples:
+        pytest.skip(f"no bundled {suffix} samples")
+    sample = samples[0]
+    at = AppTest.from_file(str(ROOT / "pages" / "viewer.py"), default_timeout=TIMEOUT).run()
+    at.multiselect(key="viewer_samples").set_value([sample.relative_to(ROOT / "data_samples").as_posix()]).run()
+    assert not at.exception and not at.error
+    shown = _table_values(at)
+    assert main(["image", "info", str(sample), "--jsonl"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    height, width = row["shape"][:2]
+    assert shown["Size (width × height)"].startswith(f"{width} × {height} px")
+    for field, key in (("Modality", "modality"), ("View", "view"), ("Laterality", "laterality"),
+                       ("Study date", "study_date"), ("Patient key (pseudonymous)", "patient_key"),
+                       ("Presentation intent", "presentation_intent")):
+        assert shown[field] == ("—" if row[key] in (None, "") else str(row[key])), field
+    assert shown["Bits stored"] == str(row["bits_stored"])
+    assert shown["Photometric interpretation"] == row["photometric"]
+    assert shown["Frame"].endswith(f"of {row['frames']}")
+    if row["pixel_spacing_mm"] is None:
+        assert shown["Pixel spacing"].startswith("not recorded")
+    else:
+        assert shown["Pixel spacing"].startswith("{:.4f} × {:.4f} mm".format(*row["pixel_spacing_mm"]))
+    warnings = [value for field, value in zip(at.table[0].value["Field"], at.table[0].value["Value"]) if field == "Warning"]
+    assert warnings == row["warnings"]
