@@ -1,4 +1,4 @@
-"""``medlim retrieval build|query|evaluate`` and ``medlim train oscars|pms`` (thesis ch. 6).
+"""``medlim retrieval build|query|evaluate`` (thesis ch. 6); ``medlim train oscars|pms`` is :mod:`medlim.cli.train_retrieval`.
 
 * ``build --data DIR --model NAME --index PATH``: encode a data folder, save the
   index file and record its items in the results store.
@@ -6,19 +6,26 @@
   per neighbour with the caption the page shows under it (``#rank · labels ·
   cos 0.9810 · A 0.423``) and the file, or JSON lines (``query, rank, file, labels, score`` plus ``score_name``,
   ``item_id``, ``anomaly_score``, ``site``) with ``--jsonl``. The score is the
-  cosine similarity for embedding models and the dissimilarity DS for PMS.
+  cosine similarity for embedding models and the dissimilarity DS for PMS,
+  weighted as ``--ds thesis|symmetric|unweighted`` says (default
+  :data:`medlim.curation.retrieval.pms.DEFAULT_DS`; ``--unweighted`` is
+  ``--ds unweighted``).
 * ``evaluate``: the comparison tables (Tables 6.1–6.3 style) of the shipped
   models, from their manifest; ``--recompute`` re-runs the held-out
-  evaluation with the shipped weights.
+  evaluation with the shipped weights. ``evaluate --model NAME --data DIR``
+  makes the same tables for registered models on a labelled folder
+  (leave-one-out): P@K (precision) beside hit@K (the thesis's hit rate),
+  S@K with an ``anomaly_score`` column; PMS with every ``--ds`` weighting.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
+
+from medlim.errors import ParameterError
 
 __all__ = ["register", "add_train_parsers"]
 
@@ -44,24 +51,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     query.add_argument("--k", type=int, default=10)
     query.add_argument("files", nargs="+", help="query image files or folders")
     query.add_argument("--label", action="append", default=[], help="keep only items with this label (repeatable)")
-    query.add_argument("--unweighted", action="store_true", help="PMS: unweighted DS")
+    query.add_argument("--ds", choices=_DS_CHOICES, default=None,
+                       help="PMS: DS weighting — thesis (eq. 6.5, weights p^q), symmetric (weights max(p^q, p^t): "
+                            "a candidate's extra findings count; a deviation), unweighted (default: "
+                            f"{_default_ds()})")
+    query.add_argument("--unweighted", action="store_true", help="PMS: the same as --ds unweighted")
     query.add_argument("--jsonl", action="store_true", help="JSON lines instead of a table")
     query.add_argument("--weights-dir", default=None)
     query.set_defaults(func=_query)
 
-    evaluate = sub.add_parser("evaluate", help="comparison tables of the shipped retrieval models")
+    evaluate = sub.add_parser("evaluate", help="comparison tables of the shipped models, or of models on your data")
     evaluate.add_argument("--recompute", action="store_true",
                           help="re-run the held-out evaluation with the shipped weights (minutes on a CPU)")
+    evaluate.add_argument("--model", action="append", default=[],
+                          help="with --data: a registered retrieval model NAME[@VERSION] (repeatable, one per "
+                               "method, e.g. NAME and NAME-triplet; or one PMS model)")
+    evaluate.add_argument("--data", type=Path, default=None,
+                          help="with --model: a labelled folder (class folders / file,class manifest, optional "
+                               "anomaly_score column; PMS: file,labels manifest); leave-one-out over its images")
+    evaluate.add_argument("--ds", choices=_DS_CHOICES, action="append", default=None,
+                          help="with a PMS model: the DS weighting(s) to report (repeatable; default all three)")
+    evaluate.add_argument("--skip-bad", action="store_true",
+                          help="with --data: leave out rows with problems instead of refusing the folder")
     evaluate.add_argument("--json", action="store_true", help="JSON instead of Markdown tables")
     evaluate.add_argument("--weights-dir", default=None)
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 
-def _registry(args: argparse.Namespace):  # noqa: ANN202 - Registry is imported lazily
-    from medlim.core.weights import Registry
+_DS_CHOICES = ("thesis", "symmetric", "unweighted")
 
-    return Registry.load(args.weights_dir) if args.weights_dir else None
+
+def _default_ds() -> str:
+    from medlim.curation.retrieval.weighting import DEFAULT_DS
+
+    return DEFAULT_DS
+
+
+def _registry(args: argparse.Namespace):  # noqa: ANN202 - Registries is imported lazily
+    """The shipped registry (``--weights-dir`` or the settings') with the user registry (MEDLIM_MODELS_DIR)."""
+    from medlim.core.weights import Registries
+
+    return Registries.load(weights_dir=args.weights_dir) if args.weights_dir else None
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -83,10 +114,13 @@ def _query(args: argparse.Namespace) -> int:
     from medlim.core.io.files import IMAGE_SUFFIXES, collect_files
     from medlim.curation.retrieval.service import query_collection
 
+    if args.unweighted and args.ds not in (None, "unweighted"):
+        raise ParameterError(f"--unweighted and --ds {args.ds} contradict each other; give one.")
+    ds = "unweighted" if args.unweighted else (args.ds or _default_ds())
     files = collect_files(args.files, suffixes=IMAGE_SUFFIXES)
     images = [read_image(f).pixels for f in files]
     results = query_collection(args.index, images, k=args.k, names=[str(f) for f in files],
-                               require_labels=args.label, weighted=not args.unweighted, registry=_registry(args))
+                               require_labels=args.label, ds=ds, registry=_registry(args))
     for result in results:
         for hit in result.neighbours:
             if args.jsonl:
@@ -100,6 +134,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from medlim.curation.retrieval.recipe import recompute_tables
     from medlim.curation.retrieval.service import evaluation_tables
 
+    if args.model or args.data is not None:
+        return _evaluate_folder(args)
+    if args.ds:
+        raise ParameterError("--ds applies with --model NAME --data DIR (the shipped tables show every weighting).")
     registry = _registry(args)
     tables = recompute_tables(registry=registry) if args.recompute else evaluation_tables(registry=registry)
     if not tables:
@@ -114,57 +152,22 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def add_train_parsers(sub: argparse._SubParsersAction) -> None:
-    """Add ``oscars`` and ``pms`` to ``medlim train``."""
-    oscars = sub.add_parser("oscars", help="OSCARS + plain-triplet + classification embeddings (thesis §6.1)")
-    oscars.add_argument("--seed", type=int, default=1, help="phantom and training seed")
-    oscars.add_argument("--per-class", type=int, default=140, help="external training phantoms per class")
-    oscars.add_argument("--internal-per-class", type=int, default=30, help="internal phantoms per class (detectors)")
-    oscars.add_argument("--heldout-per-class", type=int, default=50, help="held-out external phantoms per class")
-    oscars.add_argument("--methods", default="oscars,triplet,classification", help="comma-separated")
-    oscars.add_argument("--epochs", type=int, default=30)
-    oscars.add_argument("--weights-dir", default=None)
-    oscars.set_defaults(func=_train_oscars)
+    """Add ``oscars`` and ``pms`` to ``medlim train`` (kept for callers; see :mod:`medlim.cli.train_retrieval`)."""
+    from medlim.cli.train_retrieval import register_train_commands
 
-    pms = sub.add_parser("pms", help="PMS multi-label retrieval on chest phantoms (thesis §6.2)")
-    pms.add_argument("--seed", type=int, default=1)
-    pms.add_argument("--n", type=int, default=1200, help="training phantoms")
-    pms.add_argument("--heldout-n", type=int, default=600, help="held-out phantoms")
-    pms.add_argument("--warmup-epochs", type=int, default=5, help="thesis 5")
-    pms.add_argument("--epochs", type=int, default=10, help="joint epochs after the warm-up (thesis 10)")
-    pms.add_argument("--label-set", choices=("chest8", "mimic14"), default="chest8",
-                     help="chest phantom labels: chest8 (8 independent findings, default) or mimic14 (the 14 "
-                          "MIMIC-CXR classes with hierarchy and co-occurrence); recorded in the manifest")
-    pms.add_argument("--weights-dir", default=None)
-    pms.set_defaults(func=_train_pms)
+    register_train_commands(sub)
 
 
-def _command(name: str) -> str:
-    argv = sys.argv[sys.argv.index(name) + 1 :] if name in sys.argv else []
-    return " ".join(["medlim", "train", name, *(shlex.quote(a) for a in argv)])
+def _evaluate_folder(args: argparse.Namespace) -> int:
+    from medlim.core.training import stderr_progress
+    from medlim.curation.retrieval.folder import evaluate_on_folder
 
-
-def _train_oscars(args: argparse.Namespace) -> int:
-    from medlim.curation.retrieval.recipe import train_oscars_family
-    from medlim.curation.retrieval.train import RetrievalTrainingConfig
-
-    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    run = train_oscars_family(seed=args.seed, per_class=args.per_class, internal_per_class=args.internal_per_class,
-                              heldout_per_class=args.heldout_per_class, methods=methods,
-                              config=RetrievalTrainingConfig(seed=args.seed, epochs=args.epochs),
-                              registry=_registry(args), command=_command("oscars"),
-                              log=lambda line: print(line, file=sys.stderr, flush=True))
-    print(json.dumps({m: {"name": e.name, "version": e.version, "file": e.file, "heldout": run.metrics[m]}
-                      for m, e in run.entries.items()}, indent=1))
-    return 0
-
-
-def _train_pms(args: argparse.Namespace) -> int:
-    from medlim.curation.retrieval.recipe import train_pms_recipe
-    from medlim.curation.retrieval.train import RetrievalTrainingConfig
-
-    entry, results, _ = train_pms_recipe(
-        seed=args.seed, n=args.n, heldout_n=args.heldout_n, label_set=args.label_set,
-        config=RetrievalTrainingConfig(seed=args.seed, epochs=args.epochs, warmup_epochs=args.warmup_epochs),
-        registry=_registry(args), command=_command("pms"), log=lambda line: print(line, file=sys.stderr, flush=True))
-    print(json.dumps({"name": entry.name, "version": entry.version, "file": entry.file, "heldout": results}, indent=1))
+    if not args.model or args.data is None or args.recompute:
+        raise ParameterError("evaluate a model on your data with both --model NAME and --data DIR (not --recompute).")
+    result = evaluate_on_folder(args.model, args.data, weightings=tuple(args.ds or _DS_CHOICES), registry=_registry(args),
+                                skip_bad=args.skip_bad, progress=stderr_progress)
+    if args.json:
+        print(json.dumps(result.to_json(), allow_nan=False, ensure_ascii=False))
+    else:
+        print("\n\n".join(t.to_markdown() for t in result.tables))
     return 0

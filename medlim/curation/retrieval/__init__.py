@@ -7,10 +7,13 @@ small grey inputs, the PMS multi-branch head), OSCARS quadruplet sampling and
 its weighted intra/inter triplet loss with the plain-triplet and
 classification baselines (:mod:`.oscars`), per-class anomaly scores and their
 bins (:mod:`.anomaly`), the PMS memory bank, proxies, loss and exact
-dissimilarity search (:mod:`.pms`), training loops (:mod:`.train`), retrieval
-metrics (:mod:`.metrics`), evaluation tables (:mod:`.evaluate`), the
-train-and-register recipes (:mod:`.recipe`) and the collection service the
-CLI and the page share (:mod:`.service`).
+dissimilarity search (:mod:`.pms`) with its DS weightings (:mod:`.weighting`:
+the thesis's eq. 6.5, a symmetric deviation, unweighted), training loops
+(:mod:`.train`), retrieval metrics (:mod:`.metrics`), evaluation tables
+(:mod:`.evaluate`), the train-and-register recipes on phantoms
+(:mod:`.recipe`), training on and evaluating a user's folders
+(:mod:`.folder`, planned from the data by :mod:`.plan`) and the collection
+service the CLI and the page share (:mod:`.service`).
 
 What does not: the OOD detectors (``medlim.curation.ood``), phantoms
 (``medlim.phantoms``), the index metadata tables (``medlim.core.store.retrieval``)

@@ -7,6 +7,11 @@ k-means (bins ordered by ascending score). This module is a thin adapter over
 :mod:`medlim.curation.shift` (``fit_class_detectors``, ``score_by_class``,
 ``group_scores``) so that retrieval uses exactly MedShift's scores and bins.
 
+On a user's internal folder (``medlim train oscars --data E --internal I``)
+the detectors train inside the command's time budget
+(:func:`fit_class_anomaly_within`): each class gets an equal share of the
+detectors' budget and stops at an epoch boundary when it is spent.
+
 For the outlier-sensitivity metric S@K the thesis squashes MURA's scores into
 [0, 1] with a sigmoid; here each score is first standardised with its class's
 internal reference scores (a fixed reference, never the batch being scored):
@@ -23,7 +28,8 @@ import numpy as np
 
 from medlim.errors import ParameterError
 
-__all__ = ["N_BINS", "ClassAnomaly", "fit_class_anomaly", "anomaly_bins", "scaled_anomaly"]
+__all__ = ["N_BINS", "ClassAnomaly", "fit_class_anomaly", "fit_class_anomaly_within", "anomaly_bins",
+           "scaled_anomaly"]
 
 #: OSCARS's number of intra-class bins (thesis: B = 5 by the elbow method).
 N_BINS = 5
@@ -83,6 +89,98 @@ def fit_class_anomaly(
     reference = {name: (float(np.mean(values)), float(np.std(values)) or 1.0)
                  for name, values in detectors.internal_scores.items()}
     return ClassAnomaly(detectors=detectors, reference=reference)
+
+
+def _epochs_within(train_epoch: Callable[[], str], epochs: int, deadline: Any, progress: Callable[[str], None] | None
+                   ) -> int:
+    """Run up to ``epochs`` epochs: the first always, each further one while the budget covers the last one's time."""
+    done, last = 0, 0.0
+    while done < epochs and (done == 0 or deadline.remaining() >= last):
+        tick = deadline.clock()
+        line = train_epoch()
+        last, done = deadline.clock() - tick, done + 1
+        if progress is not None and (done == epochs or done % 10 == 0):
+            progress(line)
+    return done
+
+
+def _calibrated_detector(model: Any, size: int, name: str, reference: np.ndarray) -> Any:
+    """A class's CVAD with its reconstruction range measured on the held-back internal images.
+
+    The same rule as :func:`medlim.curation.shift.detectors.fit_class_detectors`.
+    """
+    from medlim.curation.ood.scoring import Detector
+
+    params: dict[str, Any] = {"input_size": size, "id_classes": [name]}
+    raw = Detector("cvad", model, {**params, "rec_min": 0.0, "rec_max": 1.0}, threshold=0.0, name=name)
+    rec = raw.parts(reference)["rec"]
+    params["rec_min"], params["rec_max"] = float(rec.min()), float(rec.max())
+    if params["rec_max"] - params["rec_min"] < 0.1 * params["rec_max"]:
+        params["rec_min"] = 0.0  # too few or too similar reference images for a range: scale by the maximum
+    params["rec_max"] = max(params["rec_max"], params["rec_min"] + 1e-12)
+    return Detector("cvad", model, params, threshold=float("inf"), name=f"cvad-{name}")
+
+
+def fit_class_anomaly_within(images: np.ndarray, classes: Sequence[str], config: Any, *, deadline: Any,
+                             budget: Any = None, progress: Callable[[str], None] | None = None) -> ClassAnomaly:
+    """MedShift's per-class CVADs on internal images, inside a time budget.
+
+    Each class gets an equal share of what is left of ``deadline`` and trains
+    its generator, then its discriminator, epoch by epoch (at least one each)
+    until its planned epochs are done or its share is spent. Every fifth image
+    of a class is held back for its reference range and scores.
+
+    Args:
+        images: internal ``np.ndarray[N, s, s]`` float32 in [0, 1], ``s = config.input_size``.
+        classes: class of each image.
+        config: :class:`medlim.curation.shift.detectors.DetectorConfig` (``kind="cvad"``).
+        deadline: the detectors' :class:`medlim.core.training.Deadline`.
+        budget: the whole command's deadline (default ``deadline``): once it is spent no
+            further detector starts.
+        progress: progress lines.
+
+    Raises:
+        ParameterError: a class with fewer than 5 internal images, or images of the wrong size.
+        NotValidatedError: the command's budget ran out before every class had its detector.
+    """
+    from medlim.core.training import NotValidatedError
+    from medlim.curation.ood.train import CvadTrainer
+    from medlim.curation.shift.detectors import ClassDetectors, split_internal
+
+    images = np.asarray(images, dtype=np.float32)
+    labels = np.asarray(list(classes), dtype=object)
+    if images.ndim != 3 or images.shape[1:] != (config.input_size, config.input_size) or len(labels) != len(images):
+        raise ParameterError(f"internal images must be [N, {config.input_size}, {config.input_size}] with N classes; "
+                             f"shape {images.shape} and {len(labels)} classes are given.")
+    held = split_internal(labels.tolist())
+    names = sorted(set(labels.tolist()))
+    detectors, internal_scores = {}, {}
+    for done, name in enumerate(names):
+        train, reference = images[(labels == name) & ~held], images[(labels == name) & held]
+        if len(train) < 2 or len(reference) < 1:
+            raise ParameterError(f"class {name!r} has {int((labels == name).sum())} internal images; "
+                                 "its anomaly detector needs at least 5.")
+        if (budget or deadline).expired():
+            raise NotValidatedError(
+                f"the time budget ({(budget or deadline).describe()}) ran out after "
+                f"{(budget or deadline).elapsed():.1f} s, before the anomaly detector of class {name!r} (OSCARS's "
+                "bins) was trained; nothing was registered. Give more minutes, or fewer or smaller images.")
+        share = deadline.share(1.0 / (len(names) - done))
+        trainer = CvadTrainer(train, config.training_config())
+        generator_share = share.share(config.epochs / (config.epochs + config.head_epochs))
+        ran = (_epochs_within(trainer.generator_epoch, config.epochs, generator_share, progress),
+               _epochs_within(trainer.discriminator_epoch, config.head_epochs, share, progress))
+        detector = _calibrated_detector(trainer.model.eval(), config.input_size, name, reference)
+        internal_scores[name] = detector.score(reference).score
+        detector.threshold = float(internal_scores[name].max())  # unused by MedShift: the reference maximum
+        detectors[name] = detector
+        if progress is not None:
+            progress(f"anomaly detector {done + 1}/{len(names)} ({name}): {ran[0]} generator + {ran[1]} "
+                     f"discriminator epochs on {len(train)} internal images")
+    fitted = ClassDetectors(kind="cvad", detectors=detectors, internal_scores=internal_scores, config=config)
+    reference_stats = {name: (float(np.mean(values)), float(np.std(values)) or 1.0)
+                       for name, values in internal_scores.items()}
+    return ClassAnomaly(detectors=fitted, reference=reference_stats)
 
 
 def anomaly_bins(scores: np.ndarray, classes: Sequence[str], *, n_bins: int = N_BINS, seed: int = 0) -> np.ndarray:

@@ -4,7 +4,14 @@ Protocol (both chapters): every held-out image queries all other held-out
 images (leave-one-out), so K ≤ 100 needs a held-out set of more than 100
 images. OSCARS and its baselines rank by cosine similarity on an exact
 :class:`~medlim.curation.retrieval.index.RetrievalIndex`; PMS ranks by DS on
-an exact :class:`~medlim.curation.retrieval.pms.PmsCollection`.
+an exact :class:`~medlim.curation.retrieval.pms.PmsCollection`, with each of
+the DS weightings asked for.
+
+The tables name metrics by what they compute: P@K is precision (the share of
+the top K that is relevant; the thesis's OSCARS "R@K"), shown beside hit@K,
+the thesis's OSCARS "P@K" (at least one relevant item in the top K). The same
+functions make the tables of the shipped phantom models and of a user's data
+(``medlim retrieval evaluate --model NAME --data DIR``).
 """
 
 from __future__ import annotations
@@ -35,12 +42,27 @@ __all__ = [
     "evaluate_pms",
     "table_from_metrics",
     "comparison_tables",
+    "column_header",
     "METHOD_TITLES",
+    "DS_TITLES",
 ]
 
 #: Row titles of the single-label methods, in table order.
 METHOD_TITLES: dict[str, str] = {"triplet": "Plain triplet (DeepRank-style)", "classification": "Classification embedding",
                                  "oscars": "OSCARS"}
+#: Row titles of the PMS DS weightings, in table order (``weighted`` is eq. 6.5, the ``--ds thesis`` weighting).
+DS_TITLES: dict[str, str] = {"unweighted": "Unweighted PMS", "weighted": "Weighted PMS",
+                             "symmetric": "Symmetric PMS"}
+_SHORT = (("full_precision@", "full P@"), ("partial_precision@", "partial P@"), ("full_hit_rate@", "full hit@"),
+          ("partial_hit_rate@", "partial hit@"), ("precision@", "P@"), ("hit_rate@", "hit@"), ("sensitivity@", "S@"))
+
+
+def column_header(column: str) -> str:
+    """A metric's column header: ``precision@10`` → ``P@10``, ``hit_rate@10`` → ``hit@10``, ``sensitivity@10`` → ``S@10``."""
+    for key, short in _SHORT:
+        if column.startswith(key):
+            return short + column[len(key):]
+    return column
 
 
 @dataclass(frozen=True)
@@ -64,7 +86,7 @@ class RetrievalTable:
 
     def to_markdown(self, *, digits: int = 3) -> str:
         """A Markdown table (values rounded to ``digits``)."""
-        lines = [f"**{self.title}**", "", "| method | " + " | ".join(self.columns) + " |",
+        lines = [f"**{self.title}**", "", "| method | " + " | ".join(column_header(c) for c in self.columns) + " |",
                  "|---" * (len(self.columns) + 1) + "|"]
         for record in self.records():
             cells = [f"{record[c]:.{digits}f}" if isinstance(record[c], float) else str(record[c]) for c in self.columns]
@@ -106,18 +128,22 @@ def evaluate_single_label(vectors: np.ndarray, classes: np.ndarray, anomaly: np.
     return out
 
 
-def evaluate_pms(similarity: np.ndarray, probability: np.ndarray, labels: np.ndarray, *, weighted: bool,
-                 names: Sequence[str], ks: Sequence[int] = (1, 5, 10, 50)) -> dict[str, float]:
+def evaluate_pms(similarity: np.ndarray, probability: np.ndarray, labels: np.ndarray, *, weighted: bool | None = None,
+                 names: Sequence[str], ks: Sequence[int] = (1, 5, 10, 50), ds: str | None = None) -> dict[str, float]:
     """Full- and partial-match precision@K and hit rate@K of PMS (leave-one-out), plus class AUCs.
 
     Args:
         similarity: ``[N, k]`` s; probability: ``[N, k]`` p; labels: ``[N, k]`` multi-hot.
-        weighted: weighted DS (eq. 6.5) or unweighted.
+        weighted: weighted DS (eq. 6.5) or unweighted, when ``ds`` is not given.
         names: class names for the AUC keys (``auc/<name>``).
+        ks: cut-offs (each below N).
+        ds: ``"thesis"``, ``"symmetric"`` or ``"unweighted"`` (wins over ``weighted``).
     """
-    collection = PmsCollection(similarity)
-    result = collection.search(similarity, probability if weighted else None, max(ks),
-                               exclude=np.arange(len(collection)))
+    if ds is None and weighted is None:
+        raise ParameterError("give the DS weighting: `ds` (or `weighted`).")
+    weighting = ds if ds is not None else ("thesis" if weighted else "unweighted")
+    collection = PmsCollection(similarity, probability=probability)
+    result = collection.search(similarity, probability, max(ks), exclude=np.arange(len(collection)), ds=weighting)
     out: dict[str, float] = {}
     for mode in ("full", "partial"):
         relevant = relevance_multilabel(labels, labels, result.ids, mode=mode)
@@ -136,36 +162,67 @@ def table_from_metrics(title: str, results: Mapping[str, Mapping[str, float]], c
     return RetrievalTable(title=title, columns=tuple(columns), rows=rows, notes=tuple(notes))
 
 
+def _cutoffs(results: Mapping[str, Mapping[str, Any]], prefix: str) -> list[int]:
+    """The K of every ``<prefix>K`` key in any of the results, ascending."""
+    return sorted({int(key[len(prefix):]) for values in results.values() for key in values
+                   if key.startswith(prefix) and key[len(prefix):].isdigit()})
+
+
 def comparison_tables(single: Mapping[str, Mapping[str, Any]], pms: Mapping[str, Any], *,
-                      classes: Sequence[str] = ()) -> list[RetrievalTable]:
+                      classes: Sequence[str] = (), source: str | None = None,
+                      row_titles: Mapping[str, str] | None = None) -> list[RetrievalTable]:
     """The thesis-style tables from held-out metrics.
 
     Args:
         single: method (``oscars``, ``triplet``, ``classification``) → metrics of
             :func:`evaluate_single_label` (plus ``n``).
-        pms: ``{"weighted": metrics, "unweighted": metrics, "n": count}`` of :func:`evaluate_pms` (may be empty).
+        pms: ``{"weighted": metrics, "unweighted": metrics[, "symmetric": metrics], "n": count}`` of
+            :func:`evaluate_pms` (may be empty; ``weighted`` is the thesis's eq. 6.5).
         classes: PMS class names (AUC columns).
+        source: what was evaluated, for captions (``None``: the held-out phantoms of the shipped models).
+        row_titles: method → row title instead of :data:`METHOD_TITLES` (e.g. with the model's label).
 
     Returns:
-        Table 6.1-style tables (precision@K, hit rate@K, S@K), then the PMS
-        full/partial precision@K table and the per-class AUC table.
+        Table 6.1-style tables (P@K, hit@K beside it, then S@K — left out for a
+        user's data without anomaly scores), then the PMS full/partial P@K and
+        hit@K table and the per-class AUC table.
     """
     tables: list[RetrievalTable] = []
-    rows = {METHOD_TITLES[m]: single[m] for m in METHOD_TITLES if m in single}
+    titles = {**METHOD_TITLES, **dict(row_titles or {})}
+    rows = {titles[m]: single[m] for m in METHOD_TITLES if m in single}
     if rows:
         n = next(iter(rows.values())).get("n", "?")
-        for metric, caption in (("precision@", "precision@K (thesis R@K; higher is better)"),
-                                ("hit_rate@", "hit rate@K (thesis P@K; higher is better)"),
-                                ("sensitivity@", "S@K outlier sensitivity (lower is better)")):
-            tables.append(table_from_metrics(
-                f"Radiograph phantoms — {caption}", rows, [f"{metric}{k}" for k in K_VALUES],
-                notes=(f"Held-out external radiograph phantoms (n = {n}, leave-one-out); same backbone in every row.",)))
+        ks = _cutoffs(rows, "precision@") or list(K_VALUES)
+        title = "Radiograph phantoms" if source is None else "Your data"
+        note = (f"Held-out external radiograph phantoms (n = {n}, leave-one-out); same backbone in every row."
+                if source is None else f"{source} (n = {n}, leave-one-out).")
+        sensitivity = [f"sensitivity@{k}" for k in ks]
+        scored = source is None or any(np.isfinite(float(values.get(c, float("nan"))))
+                                       for values in rows.values() for c in sensitivity)
+        captions = [("precision@", "P@K, precision: share of the top K in the query's class (thesis R@K); "
+                                   "higher is better"),
+                    ("hit_rate@", "hit@K, hit rate: at least one of the top K in the query's class (thesis P@K); "
+                                  "higher is better")]
+        if scored:
+            captions.append(("sensitivity@", "S@K outlier sensitivity (lower is better)"))
+        notes = (note,) if scored else (note, "S@K is not shown: the images have no anomaly scores "
+                                              "(give an anomaly_score column).")
+        for metric, caption in captions:
+            tables.append(table_from_metrics(f"{title} — {caption}", rows, [f"{metric}{k}" for k in ks], notes=notes))
     if pms:
-        results = {"Unweighted PMS": pms.get("unweighted", {}), "Weighted PMS": pms.get("weighted", {})}
-        columns = [f"{mode}_precision@{k}" for mode in ("full", "partial") for k in (1, 5, 10, 50)]
-        tables.append(table_from_metrics("Chest phantoms — precision@K, full and partial match", results, columns,
-                                         notes=(f"Held-out chest phantoms (n = {pms.get('n', '?')}, leave-one-out).",)))
+        results = {title: pms[mode] for mode, title in DS_TITLES.items() if mode in pms}
+        ks = _cutoffs(results, "full_precision@") or [1, 5, 10, 50]
+        columns = [f"{mode}_{m}{k}" for mode in ("full", "partial") for k in ks for m in ("precision@", "hit_rate@")]
+        title = "Chest phantoms" if source is None else "Your data"
+        note = (f"Held-out chest phantoms (n = {pms.get('n', '?')}, leave-one-out)." if source is None
+                else f"{source} (n = {pms.get('n', '?')}, leave-one-out).")
+        tables.append(table_from_metrics(f"{title} — P@K beside hit@K, full and partial match", results, columns,
+                                         notes=(note, "Weighted PMS = eq. 6.5 (--ds thesis); symmetric = "
+                                                      "weights max(p^q, p^t), a deviation (--ds symmetric).")))
         auc_columns = [f"auc/{c}" for c in classes] + ["auc/micro", "auc/macro", "auc/weighted"]
-        tables.append(table_from_metrics("Chest phantoms — PMS classification AUC per class",
-                                         {"PMS": pms.get("weighted", {})}, auc_columns))
+        # the AUCs depend on the probabilities only: every weighting's metrics hold the same ones
+        source_metrics: Mapping[str, Any] = next(
+            (pms[mode] for mode in ("weighted", "symmetric", "unweighted") if mode in pms), {})
+        tables.append(table_from_metrics(f"{title} — PMS classification AUC per class", {"PMS": source_metrics},
+                                         auc_columns))
     return tables

@@ -25,6 +25,10 @@ Item ids are int64, given by the caller or assigned consecutively from
 ``next_id``; they survive adds, saves and loads, so the results store can key
 item metadata by them. A saved index is one ``.npz`` file holding the
 serialised FAISS index and a JSON header (no pickles).
+
+An index may carry per-item *attributes*: named float arrays with one row per
+item in insertion order (PMS keeps each item's class probabilities ``p^t``
+there for the symmetric DS). They follow every add and are saved with the index.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ __all__ = [
 
 INDEX_KINDS: tuple[str, ...] = ("flat", "ivf", "hnsw")
 _FORMAT = 1
+_ATTRIBUTE_PREFIX = "attribute_"
 
 
 @dataclass(frozen=True)
@@ -175,33 +180,42 @@ class RetrievalIndex:
         self.next_id = 0
         self.metadata: dict[str, Any] = {}  # JSON-able notes saved with the index (model, collection name)
         self._ids = np.zeros(0, np.int64)
+        self._attributes: dict[str, np.ndarray] = {}
         self._index: Any = None
         self._gpu_index: Any = None
 
     # ------------------------------------------------------------------ verbs
     @classmethod
     def build(cls, vectors: np.ndarray, *, ids: np.ndarray | None = None,
-              config: IndexConfig | None = None) -> "RetrievalIndex":
+              config: IndexConfig | None = None,
+              attributes: dict[str, np.ndarray] | None = None) -> "RetrievalIndex":
         """A new index holding ``vectors`` (``[N, D]``); IVF trains on them.
 
         Args:
             vectors: ``np.ndarray[N, D]`` float.
             ids: ``np.ndarray[N]`` int64 unique non-negative ids (default ``0..N-1``).
             config: index kind and parameters.
+            attributes: name → ``np.ndarray[N, ...]`` per-item values kept with the index
+                (every later :meth:`add` must give the same names).
         """
         matrix = _check_matrix(vectors, dim=None, what="vectors")
         index = cls(matrix.shape[1], config=config)
         index._create(matrix)
-        index.add(matrix, ids=ids)
+        index._attributes = {name: np.zeros((0, *np.shape(values)[1:]), np.float32)
+                             for name, values in (attributes or {}).items()}
+        index.add(matrix, ids=ids, attributes=attributes)
         return index
 
-    def add(self, vectors: np.ndarray, *, ids: np.ndarray | None = None) -> np.ndarray:
+    def add(self, vectors: np.ndarray, *, ids: np.ndarray | None = None,
+            attributes: dict[str, np.ndarray] | None = None) -> np.ndarray:
         """Append vectors; returns their ids (``np.ndarray[N]`` int64).
 
         Ids default to ``next_id, next_id + 1, …``; given ids must be unique,
-        non-negative and not yet in the index.
+        non-negative and not yet in the index. ``attributes`` must name exactly
+        the index's attributes (see :meth:`attribute`), one row per vector.
         """
         matrix = _check_matrix(vectors, dim=self.dim, what="vectors")
+        extra = self._checked_attributes(attributes, len(matrix))
         if self._index is None:
             self._create(matrix)
         if ids is None:
@@ -220,6 +234,8 @@ class RetrievalIndex:
             data = l2_normalise(matrix) if self.config.normalise else matrix
             self._index.add_with_ids(data, new_ids)
             self._ids = np.concatenate([self._ids, new_ids])
+            for name, values in extra.items():
+                self._attributes[name] = np.concatenate([self._attributes[name], values])
             self.next_id = max(self.next_id, int(new_ids.max()) + 1)
             self._gpu_index = None
         return new_ids
@@ -250,8 +266,9 @@ class RetrievalIndex:
         blob = faiss.serialize_index(self._index) if self._index is not None else np.zeros(0, np.uint8)
         partial = target.with_name(target.name + ".partial")
         with partial.open("wb") as handle:
+            arrays: dict[str, Any] = {_ATTRIBUTE_PREFIX + name: values for name, values in self._attributes.items()}
             np.savez(handle, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
-                     faiss=np.asarray(blob, dtype=np.uint8), ids=self._ids)
+                     faiss=np.asarray(blob, dtype=np.uint8), ids=self._ids, **arrays)
         partial.replace(target)
         return target
 
@@ -267,6 +284,8 @@ class RetrievalIndex:
             with np.load(source, allow_pickle=False) as data:
                 header = json.loads(bytes(data["header"]).decode("utf-8"))
                 blob, ids = data["faiss"], data["ids"]
+                attributes = {key[len(_ATTRIBUTE_PREFIX):]: np.asarray(data[key]) for key in data.files
+                              if key.startswith(_ATTRIBUTE_PREFIX)}
         except (OSError, ValueError, KeyError) as exc:
             raise ParameterError(f"{str(source)!r} is not a medlim retrieval index: {exc}") from None
         if header.get("format") != _FORMAT:
@@ -276,6 +295,9 @@ class RetrievalIndex:
         index.next_id = int(header["next_id"])
         index.metadata = dict(header.get("metadata", {}))
         index._ids = np.asarray(ids, dtype=np.int64)
+        index._attributes = attributes
+        if any(len(values) != len(index._ids) for values in attributes.values()):
+            raise ParameterError(f"{str(source)!r} holds item attributes that do not match its items.")
         if len(blob):
             index._index = faiss.deserialize_index(np.asarray(blob, dtype=np.uint8))
             index._apply_search_parameters()
@@ -289,6 +311,31 @@ class RetrievalIndex:
     def ids(self) -> np.ndarray:
         """Item ids in insertion order (``np.ndarray[N]`` int64, a copy)."""
         return self._ids.copy()
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        """Names of the per-item attributes, sorted."""
+        return tuple(sorted(self._attributes))
+
+    def attribute(self, name: str) -> np.ndarray | None:
+        """Per-item values ``np.ndarray[N, ...]`` float32 in insertion order (a copy), or ``None`` when absent."""
+        values = self._attributes.get(name)
+        return None if values is None else values.copy()
+
+    def _checked_attributes(self, attributes: dict[str, np.ndarray] | None, count: int) -> dict[str, np.ndarray]:
+        given = dict(attributes or {})
+        if set(given) != set(self._attributes):
+            raise ParameterError(f"this index keeps the item attributes {sorted(self._attributes)}; "
+                                 f"{sorted(given)} are given.")
+        checked = {}
+        for name, values in given.items():
+            array = np.asarray(values, dtype=np.float32)
+            if len(array) != count or array.shape[1:] != self._attributes[name].shape[1:] \
+                    or not np.all(np.isfinite(array)):
+                raise ParameterError(f"attribute {name!r} must be {count} finite rows shaped like "
+                                     f"{self._attributes[name].shape[1:]}, {array.shape} is given.")
+            checked[name] = array
+        return checked
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """``(ids [N] int64, vectors [N, D] float32)`` as stored (normalised when the config says so).

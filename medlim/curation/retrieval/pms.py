@@ -50,6 +50,13 @@ Adam (lr 1e-3, weight decay 1e-5); here the thesis's two stages are followed.
 With ReLU branch embeddings (thesis and authors' code) every ``s_i`` lies in
 [0, 1], so the ``−1`` target of ``L_neg`` is never reached: negatives are
 pushed towards orthogonality with their proxy.
+
+Three weightings of DS (``--ds`` on the command line; :mod:`medlim.curation.retrieval.weighting`):
+``"thesis"`` (eq. 6.5 as written), ``"symmetric"`` (a deviation that also
+counts the candidate's predicted findings, so a candidate with findings the
+query lacks is no longer level with an exact match) and ``"unweighted"``.
+The weightings and :data:`DEFAULT_DS` live there, without torch, so the
+command line can name them without loading it.
 """
 
 from __future__ import annotations
@@ -59,11 +66,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from medlim.curation.retrieval.weighting import DEFAULT_DS, DS_WEIGHTINGS, ds_weights, resolve_ds
 from medlim.errors import ParameterError
 
 __all__ = [
     "BANK_SIZE",
     "LAMBDA",
+    "DS_WEIGHTINGS",
+    "DEFAULT_DS",
+    "resolve_ds",
+    "ds_weights",
     "MemoryBank",
     "imbalance_ratios",
     "pms_loss",
@@ -164,24 +176,30 @@ def pms_loss(embeddings: torch.Tensor, labels: torch.Tensor, proxies: torch.Tens
 
 
 def dissimilarity(query_similarity: np.ndarray, query_probability: np.ndarray | None,
-                  item_similarity: np.ndarray) -> np.ndarray:
-    """DS of one query against items (eq. 6.5).
+                  item_similarity: np.ndarray, *, item_probability: np.ndarray | None = None,
+                  ds: str | None = None) -> np.ndarray:
+    """DS of one query against items (eq. 6.5 and the weightings of the module docstring).
 
     Args:
         query_similarity: ``[k]`` s^q; query_probability: ``[k]`` p^q, or
             ``None`` for the unweighted DS; item_similarity: ``[N, k]`` s^t.
+        item_probability: ``[N, k]`` p^t (``ds="symmetric"`` only).
+        ds: a weighting of :data:`DS_WEIGHTINGS`; ``None``: ``"thesis"`` when
+            ``query_probability`` is given, else ``"unweighted"``.
 
     Returns:
         ``np.ndarray[N]`` float64, lower = more similar.
     """
+    weighting = resolve_ds(ds, query_probability)
     columns = np.ascontiguousarray(np.asarray(item_similarity, np.float64).T)
-    return _ds_columns(columns, np.asarray(query_similarity, np.float64),
-                       None if query_probability is None else np.asarray(query_probability, np.float64))
+    item_columns = None if item_probability is None else np.asarray(item_probability, np.float64).T
+    weights = ds_weights(weighting, query_probability, item_columns)
+    return _ds_columns(columns, np.asarray(query_similarity, np.float64), weights)
 
 
 def _ds_columns(columns: np.ndarray, query: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
     # class by class over contiguous columns ([k, N]): fast, and the sum runs in class order,
-    # exactly like a plain loop over the classes
+    # exactly like a plain loop over the classes; weights are None, [k] or [k, N]
     total = np.zeros(columns.shape[1])
     for i in range(columns.shape[0]):
         gap = np.abs(columns[i] - query[i])
@@ -207,9 +225,12 @@ class PmsCollection:
     Args:
         similarity: ``np.ndarray[N, k]`` s^t of the items.
         ids: ``np.ndarray[N]`` int64 item ids (default ``0..N-1``).
+        probability: ``np.ndarray[N, k]`` p^t of the items, or ``None`` (then the
+            ``"symmetric"`` DS is not available).
     """
 
-    def __init__(self, similarity: np.ndarray, *, ids: np.ndarray | None = None) -> None:
+    def __init__(self, similarity: np.ndarray, *, ids: np.ndarray | None = None,
+                 probability: np.ndarray | None = None) -> None:
         matrix = np.ascontiguousarray(similarity, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] < 1 or not np.all(np.isfinite(matrix)):
             raise ParameterError(f"similarity must be a finite [N, k] matrix, shape {matrix.shape} is given.")
@@ -218,12 +239,19 @@ class PmsCollection:
         self.ids = np.arange(len(matrix), dtype=np.int64) if ids is None else np.asarray(ids, dtype=np.int64)
         if self.ids.shape != (len(matrix),):
             raise ParameterError(f"{len(matrix)} items but {self.ids.shape} ids are given.")
+        self._probability_columns = None
+        if probability is not None:
+            chances = np.asarray(probability, dtype=np.float64)
+            if chances.shape != matrix.shape or not np.all(np.isfinite(chances)):
+                raise ParameterError(f"probability must be a finite {matrix.shape} matrix, shape {chances.shape} "
+                                     "is given.")
+            self._probability_columns = np.ascontiguousarray(chances.T)
 
     def __len__(self) -> int:
         return len(self.similarity)
 
     def search(self, query_similarity: np.ndarray, query_probability: np.ndarray | None, k: int, *,
-               exclude: np.ndarray | None = None) -> PmsResult:
+               exclude: np.ndarray | None = None, ds: str | None = None) -> PmsResult:
         """The ``k`` items of lowest DS for each query, ties by item position.
 
         Args:
@@ -232,7 +260,10 @@ class PmsCollection:
             k: results per query (capped at the collection size).
             exclude: ``[Q]`` item positions to leave out (leave-one-out
                 evaluation), ``-1`` for none.
+            ds: a weighting of :data:`DS_WEIGHTINGS`; ``None``: ``"thesis"`` when
+                probabilities are given, else ``"unweighted"``.
         """
+        weighting = resolve_ds(ds, query_probability)
         queries = np.atleast_2d(np.asarray(query_similarity, np.float64))
         weights = None if query_probability is None else np.atleast_2d(np.asarray(query_probability, np.float64))
         if queries.shape[1] != self.similarity.shape[1] or (weights is not None and weights.shape != queries.shape):
@@ -245,16 +276,17 @@ class PmsCollection:
         distances = np.empty((len(queries), k), np.float64)
         positions = np.arange(len(self))
         for q in range(len(queries)):
-            ds = _ds_columns(self._columns, queries[q], None if weights is None else weights[q])
+            class_weights = ds_weights(weighting, None if weights is None else weights[q], self._probability_columns)
+            ds_values = _ds_columns(self._columns, queries[q], class_weights)
             if exclude is not None and exclude[q] >= 0:
-                ds[int(exclude[q])] = np.inf
-            if k < len(ds):
+                ds_values[int(exclude[q])] = np.inf
+            if k < len(ds_values):
                 # all items with DS ≤ the k-th smallest value, so ties at the boundary are resolved by position
-                cut = np.partition(ds, k - 1)[k - 1]
-                candidates = positions[ds <= cut]
+                cut = np.partition(ds_values, k - 1)[k - 1]
+                candidates = positions[ds_values <= cut]
             else:
                 candidates = positions
-            order = candidates[np.lexsort((candidates, ds[candidates]))][:k]
+            order = candidates[np.lexsort((candidates, ds_values[candidates]))][:k]
             ids[q] = self.ids[order]
-            distances[q] = ds[order]
+            distances[q] = ds_values[order]
         return PmsResult(ids=ids, distances=distances)

@@ -14,12 +14,16 @@ both call these functions:
 * :func:`query_collection` — the top K of query images as typed
   :class:`RetrievalResult` lists of neighbours (files, labels, scores and
   anomaly scores), optionally restricted to items carrying a label; the page
-  renders them and ``medlim retrieval query`` prints the same numbers;
+  renders them and ``medlim retrieval query`` prints the same numbers (PMS:
+  DS weighted as ``ds`` says, :data:`~medlim.curation.retrieval.pms.DS_WEIGHTINGS`);
 * :func:`evaluation_tables` — the comparison tables of the shipped models
   (Tables 6.1–6.3 style), from their manifest metrics or recomputed.
 
 Scores: cosine similarity (higher = closer) for embedding models, DS (lower =
-closer) for PMS; ``RetrievalResult.score_name`` says which.
+closer) for PMS; ``RetrievalResult.score_name`` says which. A PMS collection
+keeps each item's class probabilities beside its similarities (the index
+attribute ``probability``), which the symmetric DS needs; collections built
+before that can still be searched with the thesis and unweighted DS.
 """
 
 from __future__ import annotations
@@ -51,9 +55,13 @@ __all__ = [
     "item_caption",
     "collection_labels",
     "write_phantom_collection",
+    "manifest_anomaly_scores",
+    "PROBABILITY_ATTRIBUTE",
 ]
 
 _ARCHITECTURES = ("retrieval-resnet18", "pms-resnet18")
+#: The index attribute holding a PMS collection's class probabilities ``p^t`` (``[N, k]``).
+PROBABILITY_ATTRIBUTE = "probability"
 Progress = Callable[[int, int], None]
 
 
@@ -93,23 +101,28 @@ class RetrievalModel:
 
 
 def list_retrieval_models(registry: Any = None) -> list[Any]:
-    """Registry entries that are retrieval models, by name."""
-    from medlim.core.weights import Registry
+    """Registry entries that are retrieval models, by name (default: the shipped and the user registry)."""
+    from medlim.core.weights import Registries
 
-    registry = registry if registry is not None else Registry.load()
+    registry = registry if registry is not None else Registries.load()
     return [e for e in registry.list() if e.architecture in _ARCHITECTURES]
 
 
 def load_retrieval_model(name: str, *, version: str | None = None, registry: Any = None) -> RetrievalModel:
-    """Load the retrieval model registered as ``name`` (checksum verified, strict load, CPU)."""
-    from medlim.core.weights import Registry, build_model
+    """Load the retrieval model registered as ``name`` (checksum verified, strict load, CPU).
 
-    registry = registry if registry is not None else Registry.load()
+    ``registry`` defaults to the shipped and the user registry together, so models trained on a
+    user's folder (``medlim train oscars|pms --data``) load like the shipped ones.
+    """
+    from medlim.core.weights import Registries, build_model
+
+    registry = registry if registry is not None else Registries.load()
     entry = registry.get(name, version)
     if entry.architecture not in _ARCHITECTURES:
         raise WeightsError(f"weights {entry.label} ({entry.architecture}) are not a retrieval model.")
     net = build_model(entry, device="cpu").eval()
-    return RetrievalModel(label=entry.label, name=entry.name, version=entry.version, kind="pms" if entry.architecture == "pms-resnet18" else "embedding",
+    kind = "pms" if entry.architecture == "pms-resnet18" else "embedding"
+    return RetrievalModel(label=entry.label, name=entry.name, version=entry.version, kind=kind,
                           net=net, classes=tuple(entry.params.get("classes", ())),
                           input_size=int(entry.params["input_size"]))
 
@@ -171,6 +184,16 @@ def read_collection(directory: str | Path) -> Collection:
     labels = tuple(item.labels or ((item.label,) if item.label else ()) for item in dataset.items)
     return Collection(root=root, files=files, labels=labels, sites=tuple(item.site for item in dataset.items),
                       anomaly=anomaly)
+
+
+def manifest_anomaly_scores(dataset: Any) -> tuple[float | None, ...]:
+    """The ``anomaly_score`` of each item of a dataset (:func:`medlim.core.datasets.open_dataset`):
+    ``None`` where the manifest has no such cell, or the dataset no manifest."""
+    from medlim.core.datasets import MANIFEST_NAME
+
+    if not (Path(dataset.root) / MANIFEST_NAME).exists() or not dataset.items or dataset.items[0].row is None:
+        return (None,) * len(dataset.items)
+    return _anomaly_scores(Path(dataset.root), dataset.items)
 
 
 def _anomaly_scores(root: Path, items: Sequence[Any]) -> tuple[float | None, ...]:
@@ -301,16 +324,20 @@ def _encode_and_save(collection: Collection, model: RetrievalModel, index_path: 
         if p is not None:
             probabilities.append(p)
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)
+    # PMS keeps each item's class probabilities beside its similarities (the symmetric DS needs them)
+    attributes = {PROBABILITY_ATTRIBUTE: np.concatenate(probabilities) if probabilities
+                  else np.zeros((0, matrix.shape[1]), np.float32)} if model.kind == "pms" else None
     if existing is None:
         # PMS keeps raw similarity vectors (DS is an L1 distance on them); embeddings are searched by cosine
         config = IndexConfig(kind="flat", normalise=False) if model.kind == "pms" else IndexConfig(kind=kind)
-        index = RetrievalIndex.build(matrix, config=config)
+        index = RetrievalIndex.build(matrix, config=config, attributes=attributes)
         new_ids = index.ids
         index.metadata = {"name": label, "model": model.label, "model_name": model.name,
                           "model_version": model.version, "model_kind": model.kind, "data": str(collection.root.resolve())}
     else:
         index = existing
-        new_ids = index.add(matrix) if len(collection) else np.zeros(0, np.int64)
+        kept = attributes if attributes is not None and PROBABILITY_ATTRIBUTE in index.attribute_names else None
+        new_ids = index.add(matrix, attributes=kept) if len(collection) else np.zeros(0, np.int64)
     saved = index.save(index_path)
     items = [RetrievalItem(item_id=int(i), file=f, labels=lab, anomaly_score=a, site=s)
              for i, f, lab, a, s in zip(new_ids, collection.files, collection.labels, collection.anomaly,
@@ -384,8 +411,9 @@ class RetrievalResult:
         neighbours: the top items, best first (fewer than ``k`` when a label filter leaves fewer).
         k: neighbours asked for.
         required_labels: the label filter (items carry all of them).
-        weighted: PMS: weighted DS (eq. 6.5); ``None`` for embedding models.
+        weighted: PMS: a weighted DS (not ``"unweighted"``); ``None`` for embedding models.
         excluded_id: the item left out ("more like this" on an item), ``-1`` for none.
+        ds: PMS: the DS weighting (``"thesis"``, ``"symmetric"``, ``"unweighted"``); ``None`` for embedding models.
     """
 
     query: str
@@ -395,6 +423,7 @@ class RetrievalResult:
     required_labels: tuple[str, ...] = ()
     weighted: bool | None = None
     excluded_id: int = -1
+    ds: str | None = None
 
     def __len__(self) -> int:
         return len(self.neighbours)
@@ -411,10 +440,11 @@ class RetrievalResult:
                  self.score_title: h.score, "anomaly_score": h.anomaly_score, "site": h.site} for h in self.neighbours]
 
     def to_json(self) -> dict[str, Any]:
-        """The query, its settings and every neighbour (``QueryHit.to_dict``)."""
-        return {"query": self.query, "score_name": self.score_name, "k": self.k,
-                "required_labels": list(self.required_labels), "weighted": self.weighted,
-                "excluded_id": self.excluded_id, "neighbours": [h.to_dict() for h in self.neighbours]}
+        """The query, its settings (``ds`` for PMS results) and every neighbour (``QueryHit.to_dict``)."""
+        out = {"query": self.query, "score_name": self.score_name, "k": self.k,
+               "required_labels": list(self.required_labels), "weighted": self.weighted,
+               "excluded_id": self.excluded_id, "neighbours": [h.to_dict() for h in self.neighbours]}
+        return out if self.ds is None else {**out, "ds": self.ds}
 
 
 def _loaded(index_path: str | Path, index: Any, model: RetrievalModel | None, registry: Any) -> tuple[Any, RetrievalModel]:
@@ -442,17 +472,20 @@ def _collection_items(name: str, store: Any) -> dict[int, Any]:
 
 
 def _pms_pairs(index: Any, similarity: np.ndarray, probability: np.ndarray | None, k: int,
-               allowed: set[int] | None, excluded: int) -> list[tuple[int, float]]:
+               allowed: set[int] | None, excluded: int, ds: str | None = None) -> list[tuple[int, float]]:
     """``(item_id, DS)`` of the k lowest-DS items among the allowed ones (exact)."""
     from medlim.curation.retrieval.pms import PmsCollection
 
     ids, stored = index.vectors()
+    item_probability = index.attribute(PROBABILITY_ATTRIBUTE)
     keep = ids != excluded
     if allowed is not None:
         keep &= np.isin(ids, list(allowed))
     if not keep.any():
         return []
-    found = PmsCollection(stored[keep], ids=ids[keep]).search(similarity, probability, k)
+    collection = PmsCollection(stored[keep], ids=ids[keep],
+                               probability=None if item_probability is None else item_probability[keep])
+    found = collection.search(similarity, probability, k, ds=ds)
     return list(zip(found.ids[0].tolist(), found.distances[0].tolist()))
 
 
@@ -490,6 +523,7 @@ def query_collection(
     registry: Any = None,
     model: RetrievalModel | None = None,
     index: Any = None,
+    ds: str | None = None,
 ) -> list[RetrievalResult]:
     """The top ``k`` items for each query image.
 
@@ -500,17 +534,21 @@ def query_collection(
         names: query names for the output (default ``query-<i>``).
         require_labels: keep only items carrying all of these labels (exact:
             the whole collection is ranked before filtering).
-        weighted: PMS only — weighted (eq. 6.5) or unweighted DS.
+        weighted: PMS only, when ``ds`` is ``None`` — the thesis's weighted DS (eq. 6.5) or the unweighted one.
         exclude_ids: per query, an item id to leave out (``-1`` none), e.g. the
             item itself for "more like this".
         store, registry: defaults from the settings.
         model, index: already loaded ones (the page caches them).
+        ds: PMS only — ``"thesis"``, ``"symmetric"`` or ``"unweighted"`` (wins over ``weighted``).
 
     Returns:
         One :class:`RetrievalResult` per query, neighbours best first.
     """
+    from medlim.curation.retrieval.weighting import resolve_ds
+
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ParameterError(f"`k` must be a positive integer, {k!r} is given.")
+    weighting = resolve_ds(ds if ds is not None else ("thesis" if weighted else "unweighted"))
     index, model = _loaded(index_path, index, model, registry)
     items = _collection_items(index.metadata["name"], store)
     names = list(names) if names is not None else [f"query-{i}" for i in range(len(images))]
@@ -521,15 +559,17 @@ def query_collection(
     score_name = "ds" if model.kind == "pms" else "cosine"
     results: list[RetrievalResult] = []
     for q in range(len(vectors)):
-        if model.kind == "pms":
-            probability = probabilities[q : q + 1] if weighted else None
-            pairs = _pms_pairs(index, vectors[q : q + 1], probability, int(k), allowed, excluded[q])
+        pms = model.kind == "pms" and probabilities is not None
+        if pms:
+            assert probabilities is not None  # a PMS model returns them
+            pairs = _pms_pairs(index, vectors[q : q + 1], probabilities[q : q + 1], int(k), allowed, excluded[q],
+                               weighting)
         else:
             pairs = _embedding_pairs(index, vectors[q : q + 1], int(k), allowed, excluded[q])
         results.append(RetrievalResult(query=names[q], score_name=score_name,
                                        neighbours=_hits(names[q], pairs, items, score_name), k=int(k),
-                                       required_labels=wanted, weighted=bool(weighted) if model.kind == "pms" else None,
-                                       excluded_id=excluded[q]))
+                                       required_labels=wanted, weighted=weighting != "unweighted" if pms else None,
+                                       excluded_id=excluded[q], ds=weighting if pms else None))
     return results
 
 
@@ -583,7 +623,8 @@ def evaluation_tables(*, registry: Any = None) -> list[Any]:
     """
     from medlim.curation.retrieval.evaluate import comparison_tables
 
-    entries = {e.params.get("method"): e for e in list_retrieval_models(registry)}
+    # models a user trained on their own folder have their own evaluation (`--model NAME --data DIR`)
+    entries = {e.params.get("method"): e for e in list_retrieval_models(registry) if e.data.get("source") != "user"}
     single = {m: dict(entries[m].metrics.get("heldout", {})) for m in ("triplet", "classification", "oscars")
               if m in entries}
     pms = dict(entries["pms"].metrics.get("heldout", {})) if "pms" in entries else {}

@@ -34,9 +34,11 @@ from medlim.curation.retrieval.oscars import oscars_loss, sample_quadruplets, sa
 from medlim.curation.retrieval.pms import LAMBDA, MemoryBank, classification_loss, imbalance_ratios, pms_loss
 from medlim.errors import ParameterError
 
-__all__ = ["EMBEDDING_METHODS", "RetrievalTrainingConfig", "train_embedding", "train_pms", "embed", "pms_outputs"]
+__all__ = ["EMBEDDING_METHODS", "RetrievalTrainingConfig", "EmbeddingTrainer", "PmsTrainer", "LR_SCHEDULES", "augment_batch",
+           "train_embedding", "train_pms", "embed", "pms_outputs"]
 
 EMBEDDING_METHODS: tuple[str, ...] = ("oscars", "triplet", "classification")
+LR_SCHEDULES: tuple[str, ...] = ("constant", "poly")
 Log = Callable[[str], None]
 
 
@@ -57,6 +59,11 @@ class RetrievalTrainingConfig:
         pms_weight: PMS λ (thesis 0.25).
         seed, threads: determinism and CPU threads (one by default: the shipped models were
             trained on one thread of a shared machine).
+        augment: light augmentation of every training batch (:func:`augment_batch`); off in
+            the phantom recipes (the shipped models were trained without it), planned on for a
+            user's folder.
+        lr_schedule: ``"constant"`` (the phantom recipes) or ``"poly"`` (nnU-Net's
+            ``lr·(1 − epoch/epochs)^0.9``, set at the start of every epoch).
     """
 
     input_size: int = 64
@@ -71,8 +78,12 @@ class RetrievalTrainingConfig:
     pms_weight: float = LAMBDA
     seed: int = 0
     threads: int = 1
+    augment: bool = False
+    lr_schedule: str = "constant"
 
     def __post_init__(self) -> None:
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ParameterError(f"`lr_schedule` must be one of {LR_SCHEDULES}, {self.lr_schedule!r} is given.")
         for name in ("input_size", "width", "epochs", "anchors", "batch_size", "branch_dim", "bank_size", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -96,6 +107,49 @@ def _tensor(images: np.ndarray, config: RetrievalTrainingConfig) -> torch.Tensor
     return torch.from_numpy(np.ascontiguousarray(array)).unsqueeze(1)
 
 
+#: Augmentation strengths: zoom-crop of up to this share of the side, contrast factor 1 ± this, brightness ± this.
+AUGMENT_ZOOM, AUGMENT_CONTRAST, AUGMENT_BRIGHTNESS = 0.1, 0.1, 0.05
+
+
+def augment_batch(batch: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A randomly zoomed, shifted and contrast-jittered copy of a batch (no flips: laterality carries meaning).
+
+    Each image is cropped to a random square of ``1 − u·AUGMENT_ZOOM`` of its side at a random place
+    and resized back (bilinear, border padding), then its contrast about its mean is scaled by
+    ``1 ± AUGMENT_CONTRAST`` and ``± AUGMENT_BRIGHTNESS`` is added; values stay in [0, 1].
+
+    Args:
+        batch: ``Tensor[B, 1, s, s]`` float in [0, 1].
+        generator: the augmentation's own random stream (the training's other streams are untouched).
+    """
+    n = batch.shape[0]
+    scale = 1.0 - AUGMENT_ZOOM * torch.rand(n, generator=generator)
+    shift = (2.0 * torch.rand(n, 2, generator=generator) - 1.0) * (1.0 - scale).unsqueeze(1)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1], theta[:, :, 2] = scale, scale, shift
+    grid = torch.nn.functional.affine_grid(theta.to(batch), list(batch.shape), align_corners=False)
+    out = torch.nn.functional.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    contrast = 1.0 + AUGMENT_CONTRAST * (2.0 * torch.rand(n, 1, 1, 1, generator=generator) - 1.0)
+    brightness = AUGMENT_BRIGHTNESS * (2.0 * torch.rand(n, 1, 1, 1, generator=generator) - 1.0)
+    mean = out.mean(dim=(2, 3), keepdim=True)
+    return ((out - mean) * contrast.to(out) + mean + brightness.to(out)).clamp(0.0, 1.0)
+
+
+def _augmenter(config: RetrievalTrainingConfig) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The batch transform of a run: :func:`augment_batch` on its own seeded stream, or the identity."""
+    if not config.augment:
+        return lambda batch: batch
+    generator = torch.Generator().manual_seed(config.seed + 17)
+    return lambda batch: augment_batch(batch, generator)
+
+
+def _set_learning_rate(optimiser: torch.optim.Optimizer, config: RetrievalTrainingConfig, done: int, total: int) -> None:
+    """The epoch's learning rate: constant, or poly decay ``lr·(1 − done/total)^0.9``."""
+    if config.lr_schedule == "poly":
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr * (1.0 - done / max(total, 1)) ** 0.9
+
+
 def _partnered_batches(groups: np.ndarray, anchors: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Batches of ``anchors`` random anchors, each followed by one partner of the same group (when one exists)."""
     order = rng.permutation(len(groups))
@@ -115,6 +169,93 @@ def _partnered_batches(groups: np.ndarray, anchors: int, rng: np.random.Generato
     return batches
 
 
+def _checked_groups(method: str, labels: np.ndarray, count: int, bins: np.ndarray | None) -> np.ndarray:
+    """The partner groups of a batch: class (triplet, classification) or class and bin (OSCARS)."""
+    if method not in EMBEDDING_METHODS:
+        raise ParameterError(f"`method` must be one of {EMBEDDING_METHODS}, {method!r} is given.")
+    if labels.shape != (count,) or labels.min() < 0:
+        raise ParameterError(f"`classes` must be {count} non-negative integers, shape {labels.shape} is given.")
+    if method != "oscars":
+        return labels
+    if bins is None or np.shape(bins) != (count,):
+        raise ParameterError("OSCARS needs one anomaly bin per image (`bins`).")
+    return labels * 1000 + np.asarray(bins, dtype=np.int64)
+
+
+class EmbeddingTrainer:
+    """One embedding being trained with OSCARS, plain triplets or classification, an epoch at a time.
+
+    :func:`train_embedding` runs ``config.epochs`` calls of :meth:`train_epoch`;
+    the training harness (:func:`medlim.core.training.fit`) calls it with a
+    validation after each epoch. The random streams are drawn in the same
+    order either way, so a seed gives the same network.
+
+    Args:
+        images: ``np.ndarray[N, s, s]`` float32 in [0, 1].
+        classes: ``np.ndarray[N]`` int class labels in ``[0, C)``.
+        method: one of :data:`EMBEDDING_METHODS`.
+        config: hyper-parameters.
+        bins: ``np.ndarray[N]`` int anomaly bins (required for ``"oscars"``).
+        n_classes: classes of the classifier head (default ``max(classes) + 1``).
+    """
+
+    def __init__(self, images: np.ndarray, classes: np.ndarray, *, method: str, config: RetrievalTrainingConfig,
+                 bins: np.ndarray | None = None, n_classes: int | None = None) -> None:
+        if method not in EMBEDDING_METHODS:
+            raise ParameterError(f"`method` must be one of {EMBEDDING_METHODS}, {method!r} is given.")
+        self.data = _tensor(images, config)
+        self.labels = np.asarray(classes, dtype=np.int64)
+        self.groups = _checked_groups(method, self.labels, len(self.data), bins)
+        self.bins = None if bins is None else np.asarray(bins)
+        self.method, self.config = method, config
+        heads = n_classes if n_classes is not None else int(self.labels.max()) + 1
+        self.model = EmbeddingNet(channels=1, width=config.width, n_classes=heads if method == "classification" else 0)
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.rng = np.random.default_rng(config.seed)
+        self.target = torch.from_numpy(self.labels)
+        self.augment = _augmenter(config)
+        self.epochs_done = 0
+
+    def _batch_loss(self, batch: np.ndarray) -> tuple[torch.Tensor, int] | None:
+        """The loss of one batch and how many anchors (or images) it averages over; ``None`` when no tuple exists."""
+        index = torch.from_numpy(batch)
+        if self.method == "classification":
+            logits = self.model.logits(self.augment(self.data[index]))
+            return torch.nn.functional.cross_entropy(logits, self.target[index]), len(batch)
+        embeddings = self.model(self.augment(self.data[index]))
+        if self.method == "oscars":
+            assert self.bins is not None  # checked by _checked_groups
+            rows = sample_quadruplets(self.labels[batch], self.bins[batch], self.rng)
+            if not len(rows):
+                return None
+            r = torch.from_numpy(rows)
+            return oscars_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]], embeddings[r[:, 3]]), len(rows)
+        rows = sample_triplets(self.labels[batch], self.rng)
+        if not len(rows):
+            return None
+        r = torch.from_numpy(rows)
+        return triplet_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]]), len(rows)
+
+    def train_epoch(self) -> str:
+        """One epoch over the training images; returns a progress line."""
+        _set_learning_rate(self.optimiser, self.config, self.epochs_done, self.config.epochs)
+        self.model.train()
+        total, count = 0.0, 0
+        for batch in _partnered_batches(self.groups, self.config.anchors, self.rng):
+            step = self._batch_loss(batch)
+            if step is None:
+                continue
+            loss, used = step
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+            total += float(loss.detach()) * used
+            count += used
+        self.epochs_done += 1
+        self.model.eval()
+        return f"{self.method} epoch {self.epochs_done}/{self.config.epochs}: loss {total / max(count, 1):.4f}"
+
+
 def train_embedding(
     images: np.ndarray,
     classes: np.ndarray,
@@ -124,7 +265,7 @@ def train_embedding(
     bins: np.ndarray | None = None,
     log: Log | None = None,
 ) -> EmbeddingNet:
-    """Train an embedding with OSCARS, plain triplets or classification.
+    """Train an embedding with OSCARS, plain triplets or classification (``config.epochs`` epochs).
 
     Args:
         images: ``np.ndarray[N, s, s]`` float32 in [0, 1].
@@ -138,54 +279,77 @@ def train_embedding(
         The trained :class:`EmbeddingNet` in eval mode (with a classifier for
         ``"classification"``).
     """
-    if method not in EMBEDDING_METHODS:
-        raise ParameterError(f"`method` must be one of {EMBEDDING_METHODS}, {method!r} is given.")
-    data = _tensor(images, config)
-    labels = np.asarray(classes, dtype=np.int64)
-    if labels.shape != (len(data),) or labels.min() < 0:
-        raise ParameterError(f"`classes` must be {len(data)} non-negative integers, shape {labels.shape} is given.")
-    if method == "oscars":
-        if bins is None or np.shape(bins) != (len(data),):
-            raise ParameterError("OSCARS needs one anomaly bin per image (`bins`).")
-        groups = labels * 1000 + np.asarray(bins, dtype=np.int64)
-    else:
-        groups = labels
-    n_classes = int(labels.max()) + 1
-    model = EmbeddingNet(channels=1, width=config.width, n_classes=n_classes if method == "classification" else 0)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    rng = np.random.default_rng(config.seed)
-    target = torch.from_numpy(labels)
-    model.train()
-    for epoch in range(config.epochs):
-        total, count = 0.0, 0
-        for batch in _partnered_batches(groups, config.anchors, rng):
-            index = torch.from_numpy(batch)
-            if method == "classification":
-                loss = torch.nn.functional.cross_entropy(model.logits(data[index]), target[index])
-                used = len(batch)
-            else:
-                embeddings = model(data[index])
-                if method == "oscars":
-                    rows = sample_quadruplets(labels[batch], np.asarray(bins)[batch], rng)
-                    if not len(rows):
-                        continue
-                    r = torch.from_numpy(rows)
-                    loss = oscars_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]], embeddings[r[:, 3]])
-                else:
-                    rows = sample_triplets(labels[batch], rng)
-                    if not len(rows):
-                        continue
-                    r = torch.from_numpy(rows)
-                    loss = triplet_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]])
-                used = len(rows)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * used
-            count += used
+    trainer = EmbeddingTrainer(images, classes, method=method, config=config, bins=bins)
+    for _ in range(config.epochs):
+        line = trainer.train_epoch()
         if log:
-            log(f"{method} epoch {epoch + 1}/{config.epochs}: loss {total / max(count, 1):.4f}")
-    return model.eval()
+            log(line)
+    return trainer.model.eval()
+
+
+class PmsTrainer:
+    """PMS being trained an epoch at a time: warm-up epochs fill the bank, then joint epochs.
+
+    The bank is frozen and the proxies set at the start of the first joint
+    epoch; :func:`train_pms` runs ``warmup_epochs + epochs`` calls of
+    :meth:`train_epoch`.
+
+    Args:
+        images: ``np.ndarray[N, s, s]`` float32 in [0, 1].
+        labels: ``np.ndarray[N, k]`` multi-hot {0, 1}.
+        config: hyper-parameters.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, config: RetrievalTrainingConfig) -> None:
+        self.data = _tensor(images, config)
+        targets = np.asarray(labels)
+        if targets.ndim != 2 or len(targets) != len(self.data) or not np.isin(targets, (0, 1)).all():
+            raise ParameterError(f"`labels` must be a {{0, 1}} matrix [{len(self.data)}, k], shape {targets.shape} "
+                                 "is given.")
+        self.config = config
+        self.target = torch.from_numpy(targets.astype(np.float32))
+        self.tau = torch.from_numpy(imbalance_ratios(targets).astype(np.float32))
+        self.model = PmsNet(channels=1, width=config.width, n_classes=targets.shape[1], branch_dim=config.branch_dim)
+        self.bank = MemoryBank(targets.shape[1], config.branch_dim, size=config.bank_size)
+        self.optimiser = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.proxies: torch.Tensor | None = None
+        self.augment = _augmenter(config)
+        self.epochs_done = 0
+
+    @property
+    def total_epochs(self) -> int:
+        return self.config.warmup_epochs + self.config.epochs
+
+    def train_epoch(self) -> str:
+        """One warm-up or joint epoch; returns a progress line."""
+        config, model = self.config, self.model
+        warm = self.epochs_done < config.warmup_epochs
+        if not warm and self.proxies is None:
+            self.bank.freeze()
+            self.proxies = self.bank.proxies()
+            model.proxies.copy_(self.proxies)
+        _set_learning_rate(self.optimiser, config, self.epochs_done, self.total_epochs)
+        model.train()
+        total = 0.0
+        for index in torch.randperm(len(self.data), generator=self.generator).split(config.batch_size):
+            if len(index) < 2:
+                continue  # batch norm needs two samples
+            embeddings, probabilities = model(self.augment(self.data[index]))
+            loss = classification_loss(probabilities, self.target[index])
+            if warm or self.proxies is None:
+                self.bank.push(embeddings, self.target[index])
+            else:
+                loss = config.pms_weight * loss + (1.0 - config.pms_weight) * pms_loss(
+                    embeddings, self.target[index], self.proxies, self.tau)
+            self.optimiser.zero_grad()
+            loss.backward()
+            self.optimiser.step()
+            total += float(loss.detach()) * len(index)
+        self.epochs_done += 1
+        model.eval()
+        stage = "warm-up" if warm else "joint"
+        return f"pms {stage} epoch {self.epochs_done}/{self.total_epochs}: loss {total / len(self.data):.4f}"
 
 
 def train_pms(images: np.ndarray, labels: np.ndarray, *, config: RetrievalTrainingConfig,
@@ -201,43 +365,12 @@ def train_pms(images: np.ndarray, labels: np.ndarray, *, config: RetrievalTraini
     Returns:
         The trained :class:`PmsNet` in eval mode, its ``proxies`` buffer set.
     """
-    data = _tensor(images, config)
-    targets = np.asarray(labels)
-    if targets.ndim != 2 or len(targets) != len(data) or not np.isin(targets, (0, 1)).all():
-        raise ParameterError(f"`labels` must be a {{0, 1}} matrix [{len(data)}, k], shape {targets.shape} is given.")
-    target = torch.from_numpy(targets.astype(np.float32))
-    tau = torch.from_numpy(imbalance_ratios(targets).astype(np.float32))
-    model = PmsNet(channels=1, width=config.width, n_classes=targets.shape[1], branch_dim=config.branch_dim)
-    bank = MemoryBank(targets.shape[1], config.branch_dim, size=config.bank_size)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr)
-    generator = torch.Generator().manual_seed(config.seed)
-    proxies = None
-    model.train()
-    for epoch in range(config.warmup_epochs + config.epochs):
-        warm = epoch < config.warmup_epochs
-        if not warm and proxies is None:
-            bank.freeze()
-            proxies = bank.proxies()
-            model.proxies.copy_(proxies)
-        total = 0.0
-        for index in torch.randperm(len(data), generator=generator).split(config.batch_size):
-            if len(index) < 2:
-                continue  # batch norm needs two samples
-            embeddings, probabilities = model(data[index])
-            loss = classification_loss(probabilities, target[index])
-            if warm:
-                bank.push(embeddings, target[index])
-            else:
-                loss = config.pms_weight * loss + (1.0 - config.pms_weight) * pms_loss(
-                    embeddings, target[index], proxies, tau)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            total += float(loss.detach()) * len(index)
+    trainer = PmsTrainer(images, labels, config=config)
+    for _ in range(trainer.total_epochs):
+        line = trainer.train_epoch()
         if log:
-            stage = "warm-up" if warm else "joint"
-            log(f"pms {stage} epoch {epoch + 1}/{config.warmup_epochs + config.epochs}: loss {total / len(data):.4f}")
-    return model.eval()
+            log(line)
+    return trainer.model.eval()
 
 
 def _batched(model: torch.nn.Module, images: np.ndarray, fn: Callable[[torch.Tensor], Any], *, chunk: int = 128) -> list[Any]:

@@ -1,0 +1,102 @@
+"""Issue 12's retrieval targets on phantom folders, through the command line (slow: about 20 minutes each on a CPU).
+
+* OSCARS, ``--max-minutes 20``, 7 classes × 120 external and × 200 internal
+  radiographs (256 px, planned down to 64): on held-out external radiographs
+  (seed 9000, 7 × 50, ``anomaly_score`` = the phantom's true shift severity),
+  precision@10 ≥ 0.85, and S@10 below the triplet baseline's at ≤ 0.02 lower
+  precision@10. Measured once: precision@10 0.690 (triplet 0.672), S@10
+  0.267 (triplet 0.276): the S@10 target is met, the precision one is not
+  (an expected failure, strict, so that reaching it is noticed).
+* PMS, ``--max-minutes 20``, 600 labelled chest films: held-out (seed 9000,
+  n = 600) full-match precision@10 ≥ 0.35 with the default DS, and the default
+  DS not below the unweighted one. Measured once: symmetric (default) 0.468,
+  unweighted 0.462, thesis 0.370.
+
+Run: ``pytest -m slow tests/curation/retrieval/test_targets.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from medlim.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _phantoms(root: Path, kind: str, *args: str) -> Path:
+    assert main(["phantom", kind, *args, "--size", "256", "--quiet", "--out", str(root)]) == 0
+    return root
+
+
+def _scored(folder: Path) -> Path:
+    """Rewrite a radiograph phantom manifest with the true shift severity as ``anomaly_score``."""
+    with (folder / "manifest.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with (folder / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "class", "anomaly_score"])
+        writer.writeheader()
+        writer.writerows({"file": r["file"], "class": r["class"], "anomaly_score": r["shift_severity"]} for r in rows)
+    return folder
+
+
+def _last_json(capsys: pytest.CaptureFixture[str]) -> dict:
+    return json.loads(capsys.readouterr().out.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def oscars_heldout(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Train the OSCARS family on phantom folders under the issue's budget; its held-out metrics per model."""
+    import contextlib
+    import io
+
+    root = tmp_path_factory.mktemp("oscars_target")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDLIM_HOME", str(root / "home"))
+        external = _phantoms(root / "external", "radiograph", "--n", "840", "--seed", "1", "--site", "external")
+        internal = _phantoms(root / "internal", "radiograph", "--n", "1400", "--seed", "2", "--site", "internal")
+        heldout = _scored(_phantoms(root / "heldout", "radiograph", "--n", "350", "--seed", "9000",
+                                    "--site", "external"))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["train", "oscars", "--data", str(external), "--internal", str(internal), "--name", "target",
+                         "--max-minutes", "20"]) == 0
+        assert [r["name"] for r in json.loads(out.getvalue().splitlines()[-1])["registered"]] == \
+            ["target", "target-triplet"]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["retrieval", "evaluate", "--model", "target", "--model", "target-triplet", "--data",
+                         str(heldout), "--json"]) == 0
+    metrics = json.loads(out.getvalue())["metrics"]
+    print(json.dumps(metrics))
+    return {"oscars": metrics["target@1"], "triplet": metrics["target-triplet@1"]}
+
+
+def test_oscars_is_less_outlier_sensitive_than_its_triplet_baseline(oscars_heldout: dict) -> None:
+    oscars, triplet = oscars_heldout["oscars"], oscars_heldout["triplet"]
+    assert oscars["sensitivity@10"] < triplet["sensitivity@10"]
+    assert oscars["precision@10"] >= triplet["precision@10"] - 0.02
+
+
+@pytest.mark.xfail(strict=True, reason="measured once on held-out (seed 9000): precision@10 0.690 (triplet 0.672); "
+                                       "the 0.85 target of issue 12 is not reached on these phantoms")
+def test_oscars_precision_target(oscars_heldout: dict) -> None:
+    assert oscars_heldout["oscars"]["precision@10"] >= 0.85
+
+
+def test_pms_target(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    films = _phantoms(tmp_path / "films", "chest", "--n", "600", "--seed", "1")
+    heldout = _phantoms(tmp_path / "heldout", "chest", "--n", "600", "--seed", "9000")
+    assert main(["train", "pms", "--data", str(films), "--name", "target-pms", "--max-minutes", "20"]) == 0
+    _last_json(capsys)
+    assert main(["retrieval", "evaluate", "--model", "target-pms", "--data", str(heldout), "--json"]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]["target-pms@1"]
+    print(json.dumps({ds: metrics[ds]["full_precision@10"] for ds in metrics}))
+    from medlim.curation.retrieval.weighting import DEFAULT_DS
+
+    assert metrics[DEFAULT_DS]["full_precision@10"] >= 0.35
+    assert metrics[DEFAULT_DS]["full_precision@10"] >= metrics["unweighted"]["full_precision@10"]
