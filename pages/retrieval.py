@@ -21,6 +21,7 @@ import streamlit as st
 
 from medlim.core.paths import allowed_roots_text, confine_to_data_roots, validate_name
 from medlim.curation.retrieval.service import collection_labels, item_caption
+from medlim.curation.retrieval.weighting import DEFAULT_DS, DS_WEIGHTINGS
 from medlim.settings import get_settings
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.retrieval import (
@@ -157,17 +158,20 @@ def _opened(settings: Any, stored: Any) -> tuple[Any, Any, dict[int, Any]] | Non
     return index, model, items
 
 
-def _controls(model: Any, items: dict[int, Any]) -> tuple[int, list[str], bool]:
-    """``(k, required labels, weighted)``."""
+def _controls(model: Any, items: dict[int, Any]) -> tuple[int, list[str], str | None]:
+    """``(k, required labels, DS weighting)``; the weighting is ``None`` for models other than PMS."""
     controls = st.columns([1, 2, 1])
     k = int(controls[0].number_input("Top K", min_value=1, max_value=100, value=10, key="retrieval_k"))
     wanted = controls[1].multiselect("Only items with all of these labels", collection_labels(items),
                                      key="retrieval_labels")
-    weighted = True
+    ds = None
     if model.kind == "pms":
-        weighted = controls[2].toggle("Weighted DS", value=True, key="retrieval_weighted",
-                                      help="Weight each class gap by the query's class probability (thesis eq. 6.5).")
-    return k, wanted, weighted
+        ds = controls[2].selectbox(
+            "DS weighting", DS_WEIGHTINGS, index=DS_WEIGHTINGS.index(DEFAULT_DS), key="retrieval_ds",
+            help="thesis: each class gap weighted by the query's probability (eq. 6.5); symmetric (default): by the "
+                 "larger of the query's and the candidate's, so extra findings count (a deviation, chosen on "
+                 "validation); unweighted: every class alike.")
+    return k, wanted, ds
 
 
 def _query(items: dict[int, Any]) -> tuple[Any, str, int] | None | bool:
@@ -201,7 +205,7 @@ def _browse(items: dict[int, Any]) -> None:
 
 
 def _results(stored: Any, opened: tuple[Any, Any, dict[int, Any]], query: tuple[Any, str, int],
-             k: int, wanted: list[str], weighted: bool) -> None:
+             k: int, wanted: list[str], ds: str | None) -> None:
     from medlim.curation.retrieval.service import query_collection
     from medlim.ui.stores import open_store_cached
 
@@ -213,7 +217,7 @@ def _results(stored: Any, opened: tuple[Any, Any, dict[int, Any]], query: tuple[
         right.button("Clear query", key="retrieval_clear",
                      on_click=lambda: st.session_state.pop("retrieval_query_item", None))
     with show_medlim_errors(subject="search") as outcome:
-        result = query_collection(stored.path, [image], k=k, names=[name], require_labels=wanted, weighted=weighted,
+        result = query_collection(stored.path, [image], k=k, names=[name], require_labels=wanted, ds=ds,
                                   exclude_ids=[exclude], model=model, index=index,
                                   store=open_store_cached(get_settings().database_url))[0]
     if outcome.failed:
@@ -246,14 +250,14 @@ def main() -> None:
     opened = None if stored is None else _opened(settings, stored)
     if opened is None:
         return
-    k, wanted, weighted = _controls(opened[1], opened[2])
+    k, wanted, ds = _controls(opened[1], opened[2])
     query = _query(opened[2])
     if query is False:
         return
     if query is None:
         _browse(opened[2])
     else:
-        _results(stored, opened, query, k, wanted, weighted)
+        _results(stored, opened, query, k, wanted, ds)
     _evaluation()
 
 

@@ -115,16 +115,18 @@ TASKS: tuple[TaskInfo, ...] = (
          ("held-out AUROC", "heldout.auroc")),
     ),
     TaskInfo(
-        "oscars", "Similar-image search (OSCARS)", "image-retrieval", "Similar images", False, None,
-        "no command trains OSCARS on your folder yet: `medlim train oscars` reproduces the shipped embeddings "
-        "from radiograph phantoms.",
+        "oscars", "Similar-image search (OSCARS)", "image-retrieval", "Similar images", False,
+        "medlim train oscars --data EXTERNAL --internal INTERNAL --name NAME --max-minutes M",
+        "training from this page is coming; `medlim train oscars --data EXTERNAL --internal INTERNAL --name NAME` "
+        "trains OSCARS and the triplet baseline on your class folders.",
         (("validation precision@10", "validation.precision@10"), ("held-out precision@1", "heldout.precision@1"),
          ("held-out hit rate@5", "heldout.hit_rate@5")),
     ),
     TaskInfo(
-        "pms", "Multi-label search (PMS)", "multilabel-retrieval", "Similar images", False, None,
-        "no command trains PMS on your folder yet: `medlim train pms` reproduces the shipped model from chest "
-        "phantoms.",
+        "pms", "Multi-label search (PMS)", "multilabel-retrieval", "Similar images", False,
+        "medlim train pms --data DIR --name NAME --max-minutes M",
+        "training from this page is coming; `medlim train pms --data DIR --name NAME` trains on your multi-label "
+        "manifest (labels separated by |).",
         (("held-out precision@1 (weighted)", "heldout.weighted.full_precision@1"),
          ("held-out hit rate@5 (weighted)", "heldout.weighted.full_hit_rate@5")),
     ),

@@ -29,10 +29,10 @@ THUMBNAIL_SIDE = 112
 @bounded_cache_resource(max_entries=4, show_spinner="Loading retrieval model…")
 def load_model_cached(name: str, version: str, weights_dir: str) -> Any:
     """:func:`medlim.curation.retrieval.service.load_retrieval_model`, cached per process."""
-    from medlim.core.weights import Registry
+    from medlim.core.weights import Registries
     from medlim.curation.retrieval.service import load_retrieval_model
 
-    return load_retrieval_model(name, version=version, registry=Registry.load(weights_dir))
+    return load_retrieval_model(name, version=version, registry=Registries.load(weights_dir=weights_dir))
 
 
 @bounded_cache_resource(max_entries=4, show_spinner="Loading index…")

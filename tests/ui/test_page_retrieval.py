@@ -110,7 +110,7 @@ def _page_with_tiny_pms(folder: Path, monkeypatch: pytest.MonkeyPatch, classes: 
     return at
 
 
-def test_pms_collection_ranks_by_ds_and_toggles_weighting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pms_collection_ranks_by_ds_and_switches_weighting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from medlim.phantoms.chest import FINDINGS
 
     at = _page_with_tiny_pms(tmp_path, monkeypatch, FINDINGS)
@@ -118,9 +118,13 @@ def test_pms_collection_ranks_by_ds_and_toggles_weighting(tmp_path: Path, monkey
     assert not at.exception
     hits = at.dataframe[0].value
     assert "DS" in hits.columns and hits["DS"].is_monotonic_increasing and 0 not in hits["item_id"].tolist()
-    at.toggle(key="retrieval_weighted").set_value(False).run()
-    assert not at.exception
-    assert at.dataframe[0].value["DS"].is_monotonic_increasing
+    from medlim.curation.retrieval.weighting import DEFAULT_DS
+
+    assert at.selectbox(key="retrieval_ds").value == DEFAULT_DS == "symmetric"
+    for ds in ("thesis", "unweighted"):
+        at.selectbox(key="retrieval_ds").set_value(ds).run()
+        assert not at.exception
+        assert at.dataframe[0].value["DS"].is_monotonic_increasing
 
 
 def test_pms_model_on_mimic14_labels_builds_matching_sample_phantoms(tmp_path: Path,
