@@ -68,8 +68,9 @@ def _choose_model() -> BacModel | None:
             help="BAC segmentation models of the shipped and your own registry. It opens on the task's default "
             "(marked; set on the Models page); a model you choose here is kept for this session.",
         )  # fmt: skip
-        weights, fingerprint = choice, next((m.entry.sha256 for m in models if
-                                             f"{m.entry.name}@{m.entry.version}" == choice), "")  # fmt: skip
+        # the training-data check's digest too: a recalibrated check loads afresh
+        weights, fingerprint = choice, next((f"{m.entry.sha256}:{m.entry.familiarity.get('sha256', '')}"
+                                             for m in models if f"{m.entry.name}@{m.entry.version}" == choice), "")  # fmt: skip
         if choice == CHECKPOINT_CHOICE:
             weights = _checkpoint_path()
             if weights is None:
@@ -344,6 +345,7 @@ def _show_view_metrics(readout: BacReadout, record: ImageRecord) -> None:
         )
     else:
         st.caption("The file records no pixel spacing: areas in pixels only.")
+    st.caption(f"Training-data check: {ui.unlike_training_text(readout)}.", help=ui.UNLIKE_TRAINING_HELP)
 
 
 def _readout_table(views: list[AnalysedView], readouts: dict[str, BacReadout], x: float) -> None:
@@ -358,6 +360,9 @@ def _readout_table(views: list[AnalysedView], readouts: dict[str, BacReadout], x
     config = {name: st.column_config.NumberColumn(name, help=text) for name, text in help_for.items()}
     ratio = f"TAM_{x:g} / breast area"
     config[ratio] = st.column_config.NumberColumn(ratio, help=ui.METRIC_HELP["TAM_X / breast area"], format="%.2e")
+    config["Unlike training"] = st.column_config.TextColumn(
+        "Unlike training", help=ui.UNLIKE_TRAINING_HELP + " Shown as score / limit."
+    )
     st.dataframe(frame, hide_index=True, column_config=config, key=None)
 
 
@@ -545,7 +550,7 @@ def _batch_tab(bac_model: BacModel) -> None:
         store = ui.open_store_cached(get_settings().database_url) if save else None
         outcomes = quantify_files(sources, bac_model, threshold=threshold, x=x, store=store,
                                   reuse_stored=resume and save, progress=report)  # fmt: skip
-        st.session_state["bac_batch_rows"] = [outcome.row() for outcome in outcomes]
+        st.session_state["bac_batch_rows"] = [ui.flat_batch_row(outcome.row()) for outcome in outcomes]
         bar.empty()
     rows = st.session_state.get("bac_batch_rows")
     if rows:

@@ -1,7 +1,8 @@
 """``medlim bac``: BAC quantification of mammograms from the command line
 (the same functions as the mammography page; thesis §3.3).
 
-``quantify`` prints one :class:`~medlim.mammography.readout.BacReadout` per file,
+``quantify`` prints one :class:`~medlim.mammography.readout.BacReadout` per file
+(with the weights' training-data check, ``unlike_training``, and its warning),
 ``longitudinal`` the exam readouts of the given files, ``report`` writes the
 page's ``<patient key>_<study date>_report.csv``/``.json`` per exam, and
 ``history`` prints a patient's saved exams (Σ TAM_100 / breast area) from the
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from medlim.cli.evaluate_data import add_bac_data_evaluation, run_bac_data_evaluation
 from medlim.errors import MedlimError
 
 __all__ = ["register"]
@@ -80,6 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
     evaluate.add_argument("--device", default=None)
     evaluate.set_defaults(func=_evaluate)
+    add_bac_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 
@@ -136,6 +139,10 @@ def _describe(row: Mapping[str, Any]) -> str:
         f"PM={row['pm']:.1f} AM={row['am']} SIM={row['sim']:.0f} TAM_{row['x']:g}={row['tam_x']} "
         f"TSIM_{row['x']:g}={row['tsim_x']:.0f} breast={row['breast_area']} px (t={row['threshold']}, {row['weights']})"
     )
+    check = row.get("unlike_training")
+    if check:
+        verdict = "FLAGGED" if check["flagged"] else "ok"
+        text += f" unlike-training={check['score']:.2f}/{check['threshold']:.2f} {verdict}"
     if row.get("mask_error"):
         text += f" [mask not written: {row['mask_error']}]"
     return text
@@ -250,6 +257,8 @@ def _history_notes(history) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.data is not None:
+        return run_bac_data_evaluation(args)
     from medlim.mammography.analysis import load_bac_model
     from medlim.mammography.evaluate import evaluate_bac
     from medlim.mammography.recipe import HELDOUT_SEED, PhantomSpec, phantom_samples

@@ -1,18 +1,24 @@
-"""``medlim weights list|verify|import|set-default|reset-default``: both registries from the command line.
+"""``medlim weights list|verify|import|set-default|reset-default|calibrate-familiarity``: both registries
+from the command line.
 
 Models are found in the shipped registry (``MEDLIM_WEIGHTS_DIR``, default
 ``weights/``) and the user registry (``MEDLIM_MODELS_DIR``, default
 ``MEDLIM_HOME/models``); ``list`` shows both with a column saying which, and
 each task's default (issue 17). ``import`` writes to the user registry (or to
 the folder ``--to DIR`` names) at the next free version unless ``--version``
-is given, never replacing an entry of either registry. Calls the same
+is given, never replacing an entry of either registry. ``calibrate-familiarity``
+(re)writes the "unlike my training data" check stored beside weights trained on
+phantoms medlim can regenerate (issue 13; :mod:`medlim.core.familiarity`), or
+with ``--check`` only compares it with the stored file. Calls the same
 functions as the app (:mod:`medlim.core.weights`).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,18 +73,81 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _familiarity_status(entry: Any) -> tuple[bool, str]:
+    """``(ok, text)`` for the training-data check stored with an entry ("" when it has none)."""
+    path = entry.familiarity_path
+    if path is None:
+        return True, ""
+    if not path.is_file():
+        return False, f"; training-data check missing (file {path} not found)"
+    actual = hashlib.sha256(path.read_bytes()).hexdigest()
+    if actual != entry.familiarity.get("sha256"):
+        return False, (f"; training-data check mismatch (file {path} has sha256 {actual}, "
+                       f"manifest says {entry.familiarity.get('sha256')})")
+    return True, "; training-data check ok"
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     results = _registries(args).verify_all(args.names or None)
+    all_ok = True
     for result in results:
         detail = "" if result.ok else f" (file {result.entry.path}"
         if result.status == "mismatch":
             detail += f" has sha256 {result.actual_sha256}, manifest says {result.entry.sha256})"
         elif result.status == "missing":
             detail += " not found)"
-        print(f"{result.entry.label}: {result.status}{detail}")
+        check_ok, check_text = _familiarity_status(result.entry)
+        all_ok = all_ok and result.ok and check_ok
+        print(f"{result.entry.label}: {result.status}{detail}{check_text}")
     if not results:
         print("no weights registered")
-    return 0 if all(r.ok for r in results) else 1
+    return 0 if all_ok else 1
+
+
+def _cmd_calibrate_familiarity(args: argparse.Namespace) -> int:
+    """Fit the training-data check of phantom-trained BAC weights and store it beside them (or compare)."""
+    from medlim.core.familiarity import attach_familiarity
+    from medlim.mammography.analysis import BAC_TASK
+    from medlim.mammography.familiarity import (
+        DEFAULT_CALIBRATION_N,
+        DEFAULT_VALIDATION_N,
+        calibrate_phantom_weights,
+        calibration_command,
+    )
+
+    n = DEFAULT_CALIBRATION_N if args.n is None else args.n
+    validation_n = DEFAULT_VALIDATION_N if args.validation_n is None else args.validation_n
+    entry = _registries(args).find(args.model)
+    if entry.task != BAC_TASK:
+        raise ParameterError(
+            f"{entry.label} is a {entry.task} model; calibrate-familiarity calibrates {BAC_TASK} weights trained "
+            "on phantoms (other models get their check when they are trained)."
+        )
+    check = calibrate_phantom_weights(
+        entry, n=n, validation_n=validation_n, workers=args.workers,
+        progress=lambda done, total: print(f"[{done}/{total}] images described", file=sys.stderr, flush=True),
+    )
+    text = check.to_json()
+    if args.check:
+        path = entry.familiarity_path
+        same = path is not None and path.is_file() and path.read_text(encoding="utf-8") == text
+        print(f"{entry.label}: training-data check {'reproduced exactly' if same else 'differs from the stored file'}"
+              f" ({path})")
+        return 0 if same else 1
+    selection = check.selection
+    summary = {
+        "threshold": round(check.threshold, 4),
+        "n_calibration": check.n_calibration,
+        "calibration_seed": selection["calibration"]["seed"],
+        "validation_seed": selection["validation"]["seed"],
+        "n_validation": selection["validation"]["n"],
+        "validation_flagged": selection.get("validation_flagged"),
+        "preset": entry.preset,
+    }
+    updated = attach_familiarity(entry, check, command=calibration_command(entry, n, validation_n),
+                                 summary=summary)
+    print(json.dumps({"model": updated.label, "file": str(updated.familiarity_path), **updated.familiarity}, indent=2))
+    return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -142,6 +211,23 @@ def _add_import(commands: argparse._SubParsersAction) -> None:
     importing.set_defaults(func=_cmd_import)
 
 
+def _add_calibrate(commands: argparse._SubParsersAction) -> None:
+    calibrate = commands.add_parser(
+        "calibrate-familiarity",
+        help="fit the 'unlike my training data' check of phantom-trained BAC weights and store it beside them",
+    )
+    calibrate.add_argument("model", metavar="NAME@VERSION", help="the weights (NAME:VERSION, or NAME for its highest)")
+    calibrate.add_argument("--n", type=int, default=None,
+                           help="training phantoms to fit on (default 80, at most the training count)")
+    calibrate.add_argument("--validation-n", type=int, default=None,
+                           help="validation phantoms (seed 80001) that choose the limit (default 50)")
+    calibrate.add_argument("--workers", type=int, default=None, help="processes generating phantoms (default: all CPUs)")
+    calibrate.add_argument("--check", action="store_true",
+                           help="only compare with the stored file (exit 1 when it differs); write nothing")
+    _common(calibrate)
+    calibrate.set_defaults(func=_cmd_calibrate_familiarity)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("weights", help="list, verify, import model weights and choose task defaults")
     parser.set_defaults(func=lambda _args: parser.print_help() or 1)
@@ -160,6 +246,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     verify.set_defaults(func=_cmd_verify)
 
     _add_import(commands)
+    _add_calibrate(commands)
 
     default = commands.add_parser("set-default", help="make a model (shipped or yours) its task's default for you")
     default.add_argument("model", metavar="NAME@VERSION", help="the model (NAME:VERSION, or NAME for its highest version)")

@@ -5,7 +5,9 @@ checkpoint (imported on the fly with the ``published`` preset) into a
 :class:`BacModel` that knows its preprocessing preset, overlap, merge rule,
 skip rule, cut-off and output activation from the weights' manifest.
 ``analyse_mammogram`` checks that the image is a plausible mammogram, runs
-whole-image inference once and quantifies; ``requantify`` recomputes the
+whole-image inference once, scores the image the model saw against the
+training-data check stored with the weights (issue 13; :mod:`.familiarity`) and
+quantifies; ``requantify`` recomputes the
 readouts for another cut-off or X from the cached probability map (no
 re-inference), which is what the page's sliders call.
 """
@@ -61,6 +63,9 @@ class BacModel:
         output_activation: ``"identity"`` or ``"sigmoid"``.
         threshold: default probability cut-off t.
         x: default intensity threshold X.
+        familiarity: the "unlike my training data" check stored with the weights
+            (:func:`medlim.core.familiarity.load_familiarity`, sha256 checked), or
+            ``None`` when the weights carry none (e.g. an authors' checkpoint).
     """
 
     entry: "WeightsEntry"  # noqa: F821
@@ -72,6 +77,7 @@ class BacModel:
     output_activation: str
     threshold: float
     x: float
+    familiarity: "FamiliarityCheck | None" = None  # noqa: F821
 
     @property
     def label(self) -> str:
@@ -91,8 +97,10 @@ class BacAnalysis:
         patient_key: pseudonymous key or None.
         pixel_spacing_mm / spacing_source: physical scale, when the file has one.
         weights: ``name v<version>`` of the weights used.
-        warnings: plain-language warnings (e.g. "For Processing" image).
+        warnings: plain-language warnings (e.g. "For Processing" image, unlike the training data).
         seconds: wall-clock seconds of inference plus quantification.
+        unlike_training: the training-data check's score, limit and flag, or
+            ``None`` when the weights carry no check.
     """
 
     name: str
@@ -107,6 +115,7 @@ class BacAnalysis:
     weights: str
     warnings: tuple[str, ...]
     seconds: float
+    unlike_training: "FamiliarityResult | None" = None  # noqa: F821
 
     def mask(self, threshold: float | None = None) -> np.ndarray:
         """``np.uint8[H, W]`` BAC mask, 255 where ``p > threshold`` (default: the analysis cut-off)."""
@@ -124,7 +133,15 @@ def _skip_setting(value: object) -> bool | str:
 
 
 def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> BacModel:  # noqa: F821
-    """A :class:`BacModel` from a manifest entry and its loaded network (settings read from the entry)."""
+    """A :class:`BacModel` from a manifest entry and its loaded network (settings read from the entry).
+
+    The training-data check named by the entry is read and its sha256 checked here.
+
+    Raises:
+        WeightsError: the entry's check file is missing or malformed.
+        ChecksumError: the check file does not match the manifest.
+    """
+    from medlim.core.familiarity import load_familiarity
     from medlim.mammography.preprocess import get_preset
 
     preset = get_preset(entry.preset)
@@ -143,6 +160,7 @@ def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> Bac
         output_activation=activation,
         threshold=float(entry.thresholds.get("output", preset.threshold)),
         x=float(params.get("x", preset.intensity_x)),
+        familiarity=load_familiarity(entry),
     )
 
 
@@ -277,6 +295,9 @@ def analyse_mammogram(
         batch_size=batch_size,
         progress=progress,
     )
+    unlike_training, warning = _unlike_training(bac_model, prediction, record)
+    if warning:
+        warnings = (*warnings, warning)
     meta = record.metadata
     metrics = _quantify(
         prediction,
@@ -298,7 +319,20 @@ def analyse_mammogram(
         weights=bac_model.label,
         warnings=warnings,
         seconds=time.perf_counter() - started,
+        unlike_training=unlike_training,
     )
+
+
+def _unlike_training(
+    bac_model: BacModel, prediction: "BacPrediction", record: ImageRecord  # noqa: F821
+) -> tuple["FamiliarityResult | None", str | None]:  # noqa: F821
+    """The weights' training-data check on the image inference already preprocessed (no second pass)."""
+    if bac_model.familiarity is None:
+        return None, None
+    from medlim.mammography.familiarity import assess_mammogram
+
+    return assess_mammogram(bac_model.familiarity, prediction.preprocessed,
+                            presentation_intent=record.metadata.presentation_intent)
 
 
 def _quantify(

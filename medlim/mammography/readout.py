@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.familiarity import FamiliarityResult
     from medlim.core.io.record import ImageRecord
     from medlim.core.store.bac import StoredBacResult
     from medlim.mammography.analysis import BacAnalysis
@@ -79,8 +80,12 @@ class BacReadout:
         view, laterality, study_date, patient_key: from the file (``None`` when absent);
             the patient only as the pseudonymous key.
         weights: ``name v<version>`` of the weights.
-        warnings: plain-language warnings about the image.
+        warnings: plain-language warnings about the image (one of them when the
+            training-data check flags it).
         seconds: analysis time (0 for readouts taken from the store).
+        unlike_training: the weights' training-data check (issue 13): score, limit and
+            flag; ``None`` when the weights carry no check or the readout comes from
+            the store (which keeps no warnings).
     """
 
     file: str
@@ -107,6 +112,7 @@ class BacReadout:
     weights: str
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
+    unlike_training: FamiliarityResult | None = None
 
     @property
     def tam_100_per_breast_area(self) -> float | None:
@@ -126,6 +132,7 @@ class BacReadout:
         values["warnings"] = list(self.warnings)
         values["pixel_spacing_mm"] = list(self.pixel_spacing_mm) if self.pixel_spacing_mm else None
         values["tam_100_per_breast_area"] = self.tam_100_per_breast_area
+        values["unlike_training"] = None if self.unlike_training is None else self.unlike_training.to_dict()
         return values
 
     def to_json(self) -> str:
@@ -231,6 +238,7 @@ def readout_of(
         weights=analysis.weights,
         warnings=tuple(analysis.warnings),
         seconds=round(float(analysis.seconds), 3),
+        unlike_training=analysis.unlike_training,
     )
 
 

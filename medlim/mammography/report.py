@@ -258,13 +258,23 @@ def csv_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     by :func:`medlim.core.text.csv_text` (no formula injection)."""
     from medlim.core.text import csv_text
 
-    keys = list(dict.fromkeys(key for record in records for key in record))
-    rows = [
-        {key: "; ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else value
-         for key, value in record.items()}
-        for record in records
-    ]  # fmt: skip
+    rows = [_flat_cells(record) for record in records]
+    keys = list(dict.fromkeys(key for row in rows for key in row))
     return csv_text(rows, keys).encode("utf-8")
+
+
+def _flat_cells(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One CSV row: a nested object becomes ``<key>_<field>`` columns (``unlike_training_score`` …),
+    a list one cell joined with ``"; "``."""
+    row: dict[str, Any] = {}
+    for key, value in record.items():
+        if isinstance(value, Mapping):
+            row.update({f"{key}_{field}": inner for field, inner in value.items()})
+        elif isinstance(value, (list, tuple)):
+            row[key] = "; ".join(str(v) for v in value)
+        else:
+            row[key] = value
+    return row
 
 
 def pseudonymous_rows(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -49,6 +49,7 @@ __all__ = [
     "CHANGE_RULE_HELP",
     "METRIC_HELP",
     "OVERLAY_RGB",
+    "UNLIKE_TRAINING_HELP",
     "OVERVIEW_MAX_SIDE",
     "OverlayBase",
     "VIEW_COLOURS",
@@ -56,6 +57,7 @@ __all__ = [
     "change_rows",
     "content_digest",
     "crop_box",
+    "flat_batch_row",
     "history_figure",
     "load_bac_model_cached",
     "mask_png",
@@ -64,6 +66,7 @@ __all__ = [
     "overlay_base_cached",
     "overlay_figure",
     "readout_rows",
+    "unlike_training_text",
     "weights_option_label",
     "weights_options",
     "zoom_centre",
@@ -144,6 +147,44 @@ def weights_option_label(option: str, models: Sequence[Any]) -> str:
 # --------------------------------------------------------------------------- readout table
 
 
+#: Tooltip of the training-data check (issue 13).
+UNLIKE_TRAINING_HELP = (
+    "How far this image, as the model sees it after preprocessing, lies from the images the model was trained "
+    "on: a robust Mahalanobis distance over a few image statistics (intensity quantiles, breast shape, texture), "
+    "calibrated on the model's own training images. Above the limit the image is flagged: its numbers are "
+    "still given, but may be wrong."
+)
+
+
+def unlike_training_text(readout: BacReadout) -> str:
+    """The training-data check of a readout in words, with the numbers of its JSON object
+    (``unlike_training`` of :meth:`~medlim.mammography.readout.BacReadout.to_dict`)."""
+    if readout.unlike_training is None:
+        return "no training-data check stored with these weights"
+    values = readout.unlike_training.to_dict()
+    verdict = "flagged: unlike the training images" if values["flagged"] else "like the training images"
+    return f"{verdict} (score {values['score']:.2f}, limit {values['threshold']:.2f})"
+
+
+def flat_batch_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``medlim bac quantify`` row with its ``unlike_training`` object as three flat columns
+    (``unlike_training_score``, ``unlike_training_threshold``, ``unlike_training_flagged``), for tables and CSV."""
+    flat = {key: value for key, value in row.items() if key != "unlike_training"}
+    if "unlike_training" in row:
+        check = row["unlike_training"] or {}
+        flat["unlike_training_score"] = check.get("score")
+        flat["unlike_training_threshold"] = check.get("threshold")
+        flat["unlike_training_flagged"] = check.get("flagged")
+    return flat
+
+
+def _check_cell(readout: BacReadout) -> str:
+    if readout.unlike_training is None:
+        return "—"
+    check = readout.unlike_training.to_dict()
+    return f"{'flagged' if check['flagged'] else 'ok'} ({check['score']:.2f} / {check['threshold']:.2f})"
+
+
 def _none_if_nan(value: float | None) -> float | None:
     return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
 
@@ -158,8 +199,9 @@ def readout_rows(readouts: Sequence[BacReadout], labels: Sequence[str], dates: S
 
     Returns:
         Rows with keys ``View, Date, PM, AM (px), AM (mm²), SIM, TAM_X (px),
-        TAM_X (mm²), TSIM_X, Breast area (px), TAM_X / breast area``; the totals
-        come from :func:`medlim.mammography.readout.total_readouts`.
+        TAM_X (mm²), TSIM_X, Breast area (px), TAM_X / breast area, Unlike training``;
+        the totals come from :func:`medlim.mammography.readout.total_readouts`
+        (their ``Unlike training`` counts the flagged views).
     """
     rows = [
         {
@@ -174,6 +216,7 @@ def readout_rows(readouts: Sequence[BacReadout], labels: Sequence[str], dates: S
             "TSIM_X": r.tsim_x,
             "Breast area (px)": r.breast_area,
             "TAM_X / breast area": _none_if_nan(r.tam_x_per_breast_area),
+            "Unlike training": _check_cell(r),
         }
         for r, label, date in zip(readouts, labels, dates)
     ]
@@ -192,9 +235,17 @@ def readout_rows(readouts: Sequence[BacReadout], labels: Sequence[str], dates: S
                 "TSIM_X": total.tsim_x,
                 "Breast area (px)": total.breast_area,
                 "TAM_X / breast area": total.tam_x_per_breast_area_sum,
+                "Unlike training": _flag_count(readouts),
             }
         )
     return rows
+
+
+def _flag_count(readouts: Sequence[BacReadout]) -> str:
+    checked = [r.unlike_training for r in readouts if r.unlike_training is not None]
+    if not checked:
+        return "—"
+    return f"{sum(c.flagged for c in checked)} of {len(checked)} flagged"
 
 
 # --------------------------------------------------------------------------- overlay
@@ -570,10 +621,10 @@ def analyse_cached(
     from medlim.mammography.analysis import analyse_mammogram
     from medlim.mammography.cutoffs import cutoff_table
 
-    cache: OrderedDict[tuple[str, str, str], tuple] = st.session_state.setdefault(
+    cache: OrderedDict[tuple[str, str, str, str], tuple] = st.session_state.setdefault(
         _ANALYSES, OrderedDict()
     )
-    key = (digest, bac_model.label, bac_model.entry.sha256)
+    key = (digest, bac_model.label, bac_model.entry.sha256, str(bac_model.entry.familiarity.get("sha256", "")))
     if key in cache:
         cache.move_to_end(key)
         return cache[key]

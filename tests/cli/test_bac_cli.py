@@ -242,3 +242,73 @@ def test_quantify_without_weights_uses_the_task_default(
     assert main(["bac", "quantify", str(lcc), "--jsonl", "--no-store", "--device", "cpu", "--weights",
                  "scunet-bac@2"]) == 0  # fmt: skip
     assert _lines(capsys)[0]["weights"] == "scunet-bac v2"
+
+
+# ----------------------------------------------------------------------------- issue 13: unlike my training data
+
+
+def _radiograph_png(folder: Path) -> Path:
+    from PIL import Image
+
+    from medlim.phantoms.radiograph import generate_radiograph
+
+    image = np.clip(np.rint(generate_radiograph(seed=11, body_part="hand", size=512).image * 255), 0, 255)
+    path = folder / "hand.png"
+    Image.fromarray(image.astype(np.uint8)).save(path)
+    return path
+
+
+def test_quantify_shows_the_training_data_check_in_rows_and_table(
+    exam_dir: Path, weights_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped v2 check stored beside the test weights: a radiograph PNG is flagged, its numbers still printed."""
+    from medlim.core.familiarity import attach_familiarity, load_familiarity
+    from medlim.core.weights import Registry
+
+    root = Path(__file__).resolve().parents[2]
+    check = load_familiarity(Registry.load(root / "weights").get("scunet-bac", "2"))
+    attach_familiarity(Registry.load(weights_dir).get("scunet-bac", "0"), check, command="test")
+    hand = _radiograph_png(tmp_path)
+    lcc = sorted(exam_dir.glob("*LCC.dcm"))[0]
+    assert main(["bac", "quantify", str(hand), str(lcc), "--jsonl", "--no-store", "--device", "cpu"]) == 0
+    radiograph, mammogram = _lines(capsys)
+    assert radiograph["ok"] and radiograph["breast_area"] > 0
+    flag = radiograph["unlike_training"]
+    assert set(flag) == {"score", "threshold", "flagged", "reason"}
+    assert flag["flagged"] is True and flag["score"] > flag["threshold"] == round(check.threshold, 2)
+    (warning,) = [w for w in radiograph["warnings"] if "unlike the images the model was trained on" in w]
+    assert f"(score {flag['score']:.2f}, limit {flag['threshold']:.2f})" in warning
+    assert set(mammogram["unlike_training"]) == {"score", "threshold", "flagged", "reason"}
+    assert main(["bac", "quantify", str(hand), "--no-store", "--device", "cpu"]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert f"unlike-training={flag['score']:.2f}/{flag['threshold']:.2f} FLAGGED" in line
+    assert "[warning: This image looks unlike the images the model was trained on" in line
+
+
+def test_weights_without_a_check_print_null(exam_dir: Path, weights_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    lcc = sorted(exam_dir.glob("*LCC.dcm"))[0]
+    assert main(["bac", "quantify", str(lcc), "--jsonl", "--no-store", "--device", "cpu"]) == 0
+    (row,) = _lines(capsys)
+    assert row["unlike_training"] is None
+    assert not any("unlike the images" in w for w in row["warnings"])
+
+
+def test_weights_verify_and_calibrate_refusal(weights_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medlim.core.familiarity import FamiliarityCheck, attach_familiarity
+    from medlim.core.weights import Registry
+
+    entry = Registry.load(weights_dir).get("scunet-bac", "0")
+    check = FamiliarityCheck(feature_names=("a",), mean=(0.0,), scale=(1.0,), precision=((1.0,),), threshold=3.0,
+                             n_calibration=8)
+    attached = attach_familiarity(entry, check, command="test")
+    assert main(["weights", "verify", "scunet-bac", "--weights-dir", str(weights_dir),
+                 "--models-dir", str(weights_dir)]) == 0  # fmt: skip
+    assert "training-data check ok" in capsys.readouterr().out
+    attached.familiarity_path.write_text("{}")
+    assert main(["weights", "verify", "scunet-bac", "--weights-dir", str(weights_dir),
+                 "--models-dir", str(weights_dir)]) == 1  # fmt: skip
+    assert "training-data check mismatch" in capsys.readouterr().out
+    # weights with no recorded phantom command cannot be recalibrated from phantoms
+    assert main(["weights", "calibrate-familiarity", "scunet-bac@0", "--weights-dir", str(weights_dir),
+                 "--models-dir", str(weights_dir)]) != 0  # fmt: skip
+    assert "not trained on phantoms" in capsys.readouterr().err

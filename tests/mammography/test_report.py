@@ -90,3 +90,12 @@ def test_weights_summary_of_a_loaded_model() -> None:
                             output_activation="identity")  # fmt: skip
     summary = WeightsSummary.of(model)
     assert (summary.version, summary.overlap_px, summary.skip_background) == ("3", 32, "black")
+
+
+def test_csv_flattens_nested_objects_into_named_columns() -> None:
+    from medlim.mammography.report import csv_bytes
+
+    text = csv_bytes([{"image": "a", "unlike_training": {"score": 7.5, "threshold": 6.25, "flagged": True},
+                       "warnings": ["w1", "w2"]}]).decode()
+    assert text.splitlines() == ["image,unlike_training_score,unlike_training_threshold,unlike_training_flagged,warnings",
+                                 "a,7.5,6.25,True,w1; w2"]

@@ -492,3 +492,44 @@ def test_png_without_view_gets_view_and_laterality_from_the_reader(
     assert at.radio(key="bac_view").options == ["RMLO"]
     assert not any("View or laterality is not recorded" in w.body for w in at.warning)
     assert len(count_inference) == 1
+
+
+# ----------------------------------------------------------------------------- issue 13: unlike my training data
+
+
+def test_training_data_check_warns_on_a_radiograph_and_shows_the_clis_object(
+    test_registry: Path, no_samples: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped v2 check stored beside the test model: the page shows the CLI's warning and object."""
+    from PIL import Image
+
+    from medlim.core.familiarity import attach_familiarity, load_familiarity
+    from medlim.core.weights import Registry
+    from medlim.phantoms.radiograph import generate_radiograph
+
+    check = load_familiarity(Registry.load(ROOT / "weights").get("scunet-bac", "2"))
+    attach_familiarity(Registry.load(test_registry).get("scunet-bac", "0-test"), check, command="test")
+    image = np.clip(np.rint(generate_radiograph(seed=12, body_part="forearm", size=512).image * 255), 0, 255)
+    path = tmp_path / "forearm.png"
+    Image.fromarray(image.astype(np.uint8)).save(path)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="bac_upload").upload(path.name, path.read_bytes(), "image/png").run()
+    assert not at.exception and not at.error
+    (cli,) = _cli_rows(["bac", "quantify", str(path), "--jsonl", "--no-store", "--device", "cpu"], capsys)
+    flag = cli["unlike_training"]
+    assert flag["flagged"] is True and flag["score"] > flag["threshold"]
+    (cli_warning,) = [w for w in cli["warnings"] if "unlike the images the model was trained on" in w]
+    assert [w.body for w in at.warning if "unlike the images" in w.body] == [f"**forearm.png** (forearm.png): {cli_warning}"]
+    shown = f"flagged: unlike the training images (score {flag['score']:.2f}, limit {flag['threshold']:.2f})"
+    assert f"Training-data check: {shown}." in {c.value for c in at.caption}
+    (row,) = at.dataframe[0].value.to_dict("records")
+    assert row["Unlike training"] == f"flagged ({flag['score']:.2f} / {flag['threshold']:.2f})"
+    assert row["AM (px)"] == cli["am"]  # the numbers are still given
+
+
+def test_weights_without_a_check_say_so(phantom_dicom: Path, test_registry: Path, no_samples: None) -> None:
+    at = _upload(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), phantom_dicom)
+    assert not at.exception and not at.error
+    assert "Training-data check: no training-data check stored with these weights." in {c.value for c in at.caption}
+    (row,) = at.dataframe[0].value.to_dict("records")
+    assert row["Unlike training"] == "—"

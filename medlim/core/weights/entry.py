@@ -215,6 +215,11 @@ class WeightsEntry:
             dataset's fingerprint, never a path or file name); empty otherwise.
         plan: the training plan derived from that data (input size, normalisation,
             augmentation, schedule, early stopping, ...), with the reason of each choice.
+        familiarity: the "unlike my training data" check stored beside the weights
+            (issue 13): ``{"file": "<name>-<version>.familiarity.json", "sha256": ...}``
+            plus what people should know of it (threshold, seeds, the command that
+            reproduces it); empty when the weights carry none
+            (:mod:`medlim.core.familiarity`).
         root: folder the ``file`` is relative to (set by the registry; not saved).
     """
 
@@ -237,6 +242,7 @@ class WeightsEntry:
     default: bool = False
     data: Mapping[str, Any] = field(default_factory=dict)
     plan: Mapping[str, Any] = field(default_factory=dict)
+    familiarity: Mapping[str, Any] = field(default_factory=dict)
     root: Path | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -259,6 +265,14 @@ class WeightsEntry:
             raise WeightsError(f"`default` of {self.label} must be true or false; {self.default!r} is given.")
         object.__setattr__(self, "data", dict(self.data))
         object.__setattr__(self, "plan", dict(self.plan))
+        object.__setattr__(self, "familiarity", dict(self.familiarity))
+        if self.familiarity:
+            file, digest = self.familiarity.get("file"), self.familiarity.get("sha256")
+            if not isinstance(file, str) or not file or not re.fullmatch(r"[0-9a-f]{64}", str(digest)):
+                raise WeightsError(
+                    f"`familiarity` of {self.label} must name a file and its sha256 (64 lower-case hex digits); "
+                    f"{self.familiarity!r} is given."
+                )
 
     def __hash__(self) -> int:
         # The dict fields are unhashable; equal entries share name, version and file digest.
@@ -294,6 +308,23 @@ class WeightsEntry:
             return confined_path(get_settings().weights_dir, self.file, label=self.label)
         return confined_path(self.root, self.file, label=self.label)
 
+    @property
+    def familiarity_path(self) -> Path | None:
+        """Absolute path of the stored training-data check, or ``None`` when the weights carry none.
+
+        The file must lie inside the weights folder, like the weights file (:func:`confined_path`).
+        """
+        if not self.familiarity:
+            return None
+        file = str(self.familiarity["file"])
+        if self.root is None:
+            if Path(file).is_absolute():
+                return Path(file)
+            from medlim.settings import get_settings
+
+            return confined_path(get_settings().weights_dir, file, label=self.label)
+        return confined_path(self.root, file, label=self.label)
+
     def with_root(self, root: Path | None) -> "WeightsEntry":
         """The same entry with its files looked up under ``root``."""
         return replace(self, root=None if root is None else Path(root))
@@ -301,7 +332,7 @@ class WeightsEntry:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form, as written in ``manifest.json``.
 
-        ``default``, ``data`` and ``plan`` appear only when set, so manifests
+        ``default``, ``data``, ``plan`` and ``familiarity`` appear only when set, so manifests
         written before they existed read and write back unchanged.
         """
         out: dict[str, Any] = {
@@ -328,6 +359,8 @@ class WeightsEntry:
             out["data"] = json_safe(self.data)
         if self.plan:
             out["plan"] = json_safe(self.plan)
+        if self.familiarity:
+            out["familiarity"] = json_safe(self.familiarity)
         return out
 
     @classmethod
@@ -358,6 +391,7 @@ class WeightsEntry:
                 default=data.get("default", False),
                 data=dict(data.get("data") or {}),
                 plan=dict(data.get("plan") or {}),
+                familiarity=dict(data.get("familiarity") or {}),
                 root=root,
             )
         except KeyError as exc:
