@@ -45,7 +45,7 @@ def _choose(page, label: str, option: str) -> None:
 
 
 def test_models_page_trains_on_an_upload_and_the_ood_page_picks_the_new_version(
-    start_app, tmp_path: Path, browser_page, open_page
+    start_app, tmp_path: Path, browser_page, open_page, settle
 ) -> None:
     from playwright.sync_api import expect
 
@@ -64,11 +64,14 @@ def test_models_page_trains_on_an_upload_and_the_ood_page_picks_the_new_version(
     expect(page.get_by_text("No problems found")).to_be_visible()
     expect(page.get_by_text(fingerprint, exact=True)).to_be_visible()  # the summary's fingerprint row
 
+    settle(page)
     _choose(page, "In-distribution class", "hand")
+    settle(page)  # the class choice's rerun has finished: typing now is not lost to it
     minutes = page.get_by_role("spinbutton", name="Minutes")
     minutes.fill("0.5")
     minutes.press("Enter")
     expect(minutes).to_have_value("0.50")
+    settle(page)
     expect(page.get_by_text("keep the tab open")).to_be_visible()
     page.get_by_role("button", name="Train", exact=True).click()
     expect(page.locator("[data-testid='stProgress']")).to_be_visible()  # the live progress bar
@@ -78,6 +81,7 @@ def test_models_page_trains_on_an_upload_and_the_ood_page_picks_the_new_version(
     expect(page.get_by_text("the held-out 20 % of your dataset")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "models_trained.png"), full_page=True)
 
+    settle(page)
     page.get_by_role("button", name="Make tend-hand@1 the default for Out-of-distribution").click()
     expect(page.get_by_text("tend-hand@1 is now the default ood-detection model.")).to_be_visible()
 
