@@ -18,11 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from medlim.core.io.record import ImageRecord
 from medlim.errors import ParameterError, WrongModalityError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+
+    from medlim.core.familiarity import FamiliarityCheck, FamiliarityResult
+    from medlim.core.weights import Registries, Registry, WeightsEntry
+    from medlim.mammography.inference import BacPrediction
+    from medlim.mammography.quantify import BacMetrics
 
 __all__ = [
     "BAC_TASK",
@@ -68,8 +77,8 @@ class BacModel:
             ``None`` when the weights carry none (e.g. an authors' checkpoint).
     """
 
-    entry: "WeightsEntry"  # noqa: F821
-    model: "torch.nn.Module"  # noqa: F821
+    entry: WeightsEntry
+    model: torch.nn.Module
     preset: str
     stride: int
     merge: str
@@ -77,7 +86,7 @@ class BacModel:
     output_activation: str
     threshold: float
     x: float
-    familiarity: "FamiliarityCheck | None" = None  # noqa: F821
+    familiarity: FamiliarityCheck | None = None
 
     @property
     def label(self) -> str:
@@ -104,8 +113,8 @@ class BacAnalysis:
     """
 
     name: str
-    prediction: "BacPrediction"  # noqa: F821
-    metrics: "BacMetrics"  # noqa: F821
+    prediction: BacPrediction
+    metrics: BacMetrics
     view: str | None
     laterality: str | None
     study_date: str | None
@@ -115,7 +124,7 @@ class BacAnalysis:
     weights: str
     warnings: tuple[str, ...]
     seconds: float
-    unlike_training: "FamiliarityResult | None" = None  # noqa: F821
+    unlike_training: FamiliarityResult | None = None
 
     def mask(self, threshold: float | None = None) -> np.ndarray:
         """``np.uint8[H, W]`` BAC mask, 255 where ``p > threshold`` (default: the analysis cut-off)."""
@@ -132,7 +141,7 @@ def _skip_setting(value: object) -> bool | str:
     raise ParameterError(f"the weights' skip rule must be true, false or 'black'; {value!r} is given.")
 
 
-def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> BacModel:  # noqa: F821
+def bac_model_from_entry(entry: WeightsEntry, model: torch.nn.Module) -> BacModel:
     """A :class:`BacModel` from a manifest entry and its loaded network (settings read from the entry).
 
     The training-data check named by the entry is read and its sha256 checked here.
@@ -164,7 +173,7 @@ def bac_model_from_entry(entry: "WeightsEntry", model: "torch.nn.Module") -> Bac
     )
 
 
-def default_bac_weights(registry: "Registries | None" = None) -> str:  # noqa: F821
+def default_bac_weights(registry: Registries | None = None) -> str:
     """``name@version`` of the BAC weights used when none are named.
 
     The task's default (:meth:`medlim.core.weights.Registries.default`: the
@@ -185,8 +194,8 @@ def default_bac_weights(registry: "Registries | None" = None) -> str:  # noqa: F
 def load_bac_model(
     weights: str | Path | None = None,
     *,
-    registry: "Registry | Registries | None" = None,  # noqa: F821
-    device: "str | torch.device | None" = None,  # noqa: F821
+    registry: Registry | Registries | None = None,
+    device: str | torch.device | None = None,
 ) -> BacModel:
     """Load SCU-Net weights by registry name or from an authors' checkpoint file.
 
@@ -324,8 +333,8 @@ def analyse_mammogram(
 
 
 def _unlike_training(
-    bac_model: BacModel, prediction: "BacPrediction", record: ImageRecord  # noqa: F821
-) -> tuple["FamiliarityResult | None", str | None]:  # noqa: F821
+    bac_model: BacModel, prediction: BacPrediction, record: ImageRecord
+) -> tuple[FamiliarityResult | None, str | None]:
     """The weights' training-data check on the image inference already preprocessed (no second pass)."""
     if bac_model.familiarity is None:
         return None, None
@@ -336,13 +345,13 @@ def _unlike_training(
 
 
 def _quantify(
-    prediction: "BacPrediction",  # noqa: F821
+    prediction: BacPrediction,
     *,
     threshold: float,
     x: float,
     pixel_spacing_mm: tuple[float, float] | None,
     spacing_source: str | None,
-) -> "BacMetrics":  # noqa: F821
+) -> BacMetrics:
     from medlim.mammography.quantify import quantify_prediction
 
     if not 0.0 <= threshold <= 1.0:
@@ -359,8 +368,8 @@ def requantify(
     *,
     threshold: float,
     x: float,
-    table: "CutoffTable | None" = None,  # noqa: F821
-) -> "BacMetrics":  # noqa: F821
+    table: "CutoffTable | None" = None,  # noqa: F821 - cutoffs imports this module (no cycle, even for types)
+) -> BacMetrics:
     """Readouts for another cut-off ``threshold`` (in [0, 1]) and intensity threshold ``x``
     (in [0, 255]), from the cached probability map of ``analysis`` (no re-inference).
 

@@ -15,11 +15,14 @@ import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medlim.errors import InputError, StoreError
 from medlim.mammography.analysis import BacAnalysis, BacModel, analyse_mammogram
 from medlim.mammography.readout import AnalysedView, BacReadout, readout_of, tam_100_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.store import Store
 
 __all__ = [
     "FileOutcome",
@@ -84,7 +87,7 @@ def quantify_files(
     *,
     threshold: float | None = None,
     x: float | None = None,
-    store: "Store | None" = None,  # noqa: F821
+    store: Store | None = None,
     reuse_stored: bool = False,
     keep_analysis: bool = False,
     progress: Callable[[int, str, float], None] | None = None,

@@ -38,6 +38,8 @@ from medlim.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.datasets import Dataset
+    from medlim.mammography.analysis import BacModel
+    from medlim.mammography.inference import BacPrediction
 
 __all__ = [
     "READOUTS",
@@ -181,7 +183,7 @@ def _metric_dict(m) -> dict[str, float]:
 
 def evaluate_image(
     name: str,
-    prediction: "BacPrediction",  # noqa: F821
+    prediction: BacPrediction,
     truth_mask: np.ndarray,
     *,
     threshold: float,
@@ -310,7 +312,7 @@ def summarise(evaluations: Iterable[ImageEvaluation], *, threshold: float, x: fl
 
 
 def evaluate_bac(
-    bac_model: "BacModel",  # noqa: F821
+    bac_model: BacModel,
     samples: Iterable[tuple[Any, ...]],
     *,
     threshold: float | None = None,
@@ -332,7 +334,7 @@ def evaluate_bac(
 
 
 def sweep_thresholds(
-    bac_model: "BacModel",  # noqa: F821
+    bac_model: BacModel,
     samples: Iterable[tuple[Any, ...]],
     *,
     thresholds: Sequence[float],
@@ -500,7 +502,7 @@ def _views(dataset: "Dataset") -> Iterator[tuple[str, np.ndarray, np.ndarray, tu
 
 
 def evaluate_bac_data(
-    bac_model: "BacModel",  # noqa: F821
+    bac_model: BacModel,
     directory: str | Path,
     *,
     threshold: float | None = None,

@@ -28,6 +28,7 @@ from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisMod
 from medlim.microscopy.steatosis.droplets import FEATURES, Cutoffs
 from medlim.microscopy.steatosis.report import SteatosisReport
 from medlim.ui.caching import bounded_cache_resource, lru_put
+from medlim.ui.stores import open_store_cached
 
 __all__ = [
     "PRESET_KIND",
@@ -197,10 +198,3 @@ def analyse_cached(pixels: np.ndarray, data: bytes, model: SteatosisModel) -> St
     lru_put(cache, key, analysis, max_entries=_SESSION_CACHE_SIZE)
     return analysis
 
-
-@st.cache_resource(max_entries=2, show_spinner=False)
-def open_store_cached(database_url: str) -> "Store":  # noqa: F821
-    """:func:`medlim.core.store.open_store` once per database URL (for cutoff presets)."""
-    from medlim.core.store import open_store
-
-    return open_store(database_url)
