@@ -76,9 +76,18 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], brow
     page.locator("[data-testid='stSelectbox']").filter(has_text="Class").first.click()
     page.get_by_role("option", name="hand", exact=True).click()
     expect(page.locator("[data-testid='stImage']").first).to_be_visible()
-    settle(page)  # the class change's rerun has finished: the View buttons are the final ones
-    page.get_by_role("button", name="View").first.click()
     dialog = page.get_by_role("dialog")
+    for attempt in range(3):
+        # A click that lands while a rerun replaces the gallery is lost: wait for the run to finish, click,
+        # and click again if no dialog opened (a state, never a fixed pause, decides).
+        settle(page)
+        page.get_by_role("button", name="View").first.click()
+        try:
+            expect(page.locator("[data-testid='stDialog']")).to_have_count(1, timeout=30_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     expect(dialog.locator("img")).to_be_visible()
     settle(page)
     page.screenshot(path=str(ARTIFACTS / "curation_enlarged.png"))
