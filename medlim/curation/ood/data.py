@@ -14,7 +14,6 @@ A user's dataset (any layout of :mod:`medlim.core.datasets`) is read with
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,21 +204,19 @@ def read_folder(directory: str | Path, *, size: int, sites: Sequence[str] | None
         size: model input side.
         sites: keep only rows whose site is listed (needs ``manifest.csv``; ``None`` keeps all).
     """
+    from medlim.core.datasets import open_dataset
+
     root = Path(directory)
     if not root.is_dir():
         raise ParameterError(f"data folder {str(root)!r} does not exist.")
-    manifest = root / "manifest.csv"
-    rows: list[tuple[Path, str, str]] = []
-    if manifest.is_file():
-        with manifest.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if "file" not in row or "class" not in row:
-                    raise ParameterError(f"{manifest} needs 'file' and 'class' columns.")
-                rows.append((root / row["file"], row["class"], row.get("site") or "internal"))
-    else:
-        for sub in sorted(p for p in root.iterdir() if p.is_dir()):
-            for f in list_image_files([sub]):
-                rows.append((f, sub.name, "internal"))
+    # The one folder reader (issue 17): class folders or a manifest.csv with file/class (the manifest wins).
+    dataset = open_dataset(root, task="ood")
+    if dataset.layout not in ("class_folders", "manifest_class"):
+        raise ParameterError(f"{str(root)!r} needs one sub-folder per class or a manifest.csv with 'file' and "
+                             f"'class' columns (found the {dataset.layout.replace('_', ' ')} layout).")
+    rows: list[tuple[Path, str, str]] = [
+        (Path(item.image), str(item.label), item.site or "internal") for item in dataset.items if item.label is not None
+    ]
     if sites is not None:
         wanted = set(sites)
         rows = [r for r in rows if r[2] in wanted or (r[2].startswith("external") and "external" in wanted)]
