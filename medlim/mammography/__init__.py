@@ -10,6 +10,8 @@ What lives here:
   (generic tiling in :mod:`medlim.core.tiling`);
 * ``quantify`` — PM, AM, SIM, TAM_X, TSIM_X (eq. 3.8–3.9), breast area, mm²;
 * exam grouping, longitudinal readout, training and evaluation in their own modules.
+* ``overlay``, ``dicom_export``, ``pdf_report`` — the calcification overlay, DICOM SEG
+  and TID 1500 SR, and the exam's PDF report (issue 16).
 
 What does not: image reading and DICOM windowing (:mod:`medlim.core.io`), the
 weights registry (:mod:`medlim.core.weights`), pages (``pages/``, ``medlim.ui``),
