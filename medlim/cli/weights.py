@@ -7,8 +7,9 @@ Models are found in the shipped registry (``MEDLIM_WEIGHTS_DIR``, default
 each task's default (issue 17). ``import`` writes to the user registry (or to
 the folder ``--to DIR`` names) at the next free version unless ``--version``
 is given, never replacing an entry of either registry. ``calibrate-familiarity``
-(re)writes the "unlike my training data" check stored beside weights trained on
-phantoms medlim can regenerate (issue 13; :mod:`medlim.core.familiarity`), or
+(re)writes the "unlike my training data" check stored beside SCU-Net or
+steatosis weights trained on phantoms medlim can regenerate (issue 13;
+:mod:`medlim.core.familiarity`), or
 with ``--check`` only compares it with the stored file. Calls the same
 functions as the app (:mod:`medlim.core.weights`).
 """
@@ -104,10 +105,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 0 if all_ok else 1
 
 
-def _cmd_calibrate_familiarity(args: argparse.Namespace) -> int:
-    """Fit the training-data check of phantom-trained BAC weights and store it beside them (or compare)."""
-    from medlim.core.familiarity import attach_familiarity
-    from medlim.mammography.analysis import BAC_TASK
+def _calibrate_bac(entry: Any, args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]]:
+    """The check of phantom-trained SCU-Net weights, its command and its manifest summary."""
     from medlim.mammography.familiarity import (
         DEFAULT_CALIBRATION_N,
         DEFAULT_VALIDATION_N,
@@ -117,16 +116,45 @@ def _cmd_calibrate_familiarity(args: argparse.Namespace) -> int:
 
     n = DEFAULT_CALIBRATION_N if args.n is None else args.n
     validation_n = DEFAULT_VALIDATION_N if args.validation_n is None else args.validation_n
-    entry = _registries(args).find(args.model)
-    if entry.task != BAC_TASK:
-        raise ParameterError(
-            f"{entry.label} is a {entry.task} model; calibrate-familiarity calibrates {BAC_TASK} weights trained "
-            "on phantoms (other models get their check when they are trained)."
-        )
-    check = calibrate_phantom_weights(
-        entry, n=n, validation_n=validation_n, workers=args.workers,
-        progress=lambda done, total: print(f"[{done}/{total}] images described", file=sys.stderr, flush=True),
+    check = calibrate_phantom_weights(entry, n=n, validation_n=validation_n, workers=args.workers,
+                                      progress=_described)
+    return check, calibration_command(entry, n, validation_n), {"preset": entry.preset}
+
+
+def _calibrate_steatosis(entry: Any, args: argparse.Namespace) -> tuple[Any, str, dict[str, Any]]:
+    """The check of phantom-trained steatosis weights (every training tile), its command and its manifest summary."""
+    from medlim.microscopy.steatosis.familiarity import (
+        BLOCK,
+        DEFAULT_VALIDATION_N,
+        calibrate_phantom_weights,
+        calibration_command,
     )
+
+    if args.n is not None:
+        raise ParameterError("--n applies to BAC weights; a steatosis check is fitted on every training tile.")
+    validation_n = DEFAULT_VALIDATION_N if args.validation_n is None else args.validation_n
+    check = calibrate_phantom_weights(entry, validation_n=validation_n, progress=_described)
+    return check, calibration_command(entry, validation_n), {"block": BLOCK}
+
+
+def _described(done: int, total: int) -> None:
+    print(f"[{done}/{total}] images described", file=sys.stderr, flush=True)
+
+
+def _cmd_calibrate_familiarity(args: argparse.Namespace) -> int:
+    """Fit the training-data check of phantom-trained BAC or steatosis weights and store it beside them (or compare)."""
+    from medlim.core.familiarity import attach_familiarity
+    from medlim.mammography.analysis import BAC_TASK
+    from medlim.microscopy.steatosis.folder import STEATOSIS_TASK
+
+    entry = _registries(args).find(args.model)
+    calibrators = {BAC_TASK: _calibrate_bac, STEATOSIS_TASK: _calibrate_steatosis}
+    if entry.task not in calibrators:
+        raise ParameterError(
+            f"{entry.label} is a {entry.task} model; calibrate-familiarity calibrates {' and '.join(calibrators)} "
+            "weights trained on phantoms (other models get their check when they are trained)."
+        )
+    check, command, extra = calibrators[entry.task](entry, args)
     text = check.to_json()
     if args.check:
         path = entry.familiarity_path
@@ -142,10 +170,9 @@ def _cmd_calibrate_familiarity(args: argparse.Namespace) -> int:
         "validation_seed": selection["validation"]["seed"],
         "n_validation": selection["validation"]["n"],
         "validation_flagged": selection.get("validation_flagged"),
-        "preset": entry.preset,
+        **extra,
     }
-    updated = attach_familiarity(entry, check, command=calibration_command(entry, n, validation_n),
-                                 summary=summary)
+    updated = attach_familiarity(entry, check, command=command, summary=summary)
     print(json.dumps({"model": updated.label, "file": str(updated.familiarity_path), **updated.familiarity}, indent=2))
     return 0
 
@@ -214,13 +241,16 @@ def _add_import(commands: argparse._SubParsersAction) -> None:
 def _add_calibrate(commands: argparse._SubParsersAction) -> None:
     calibrate = commands.add_parser(
         "calibrate-familiarity",
-        help="fit the 'unlike my training data' check of phantom-trained BAC weights and store it beside them",
+        help="fit the 'unlike my training data' check of phantom-trained BAC or steatosis weights and store it "
+             "beside them",
     )
     calibrate.add_argument("model", metavar="NAME@VERSION", help="the weights (NAME:VERSION, or NAME for its highest)")
     calibrate.add_argument("--n", type=int, default=None,
-                           help="training phantoms to fit on (default 80, at most the training count)")
+                           help="BAC: training phantoms to fit on (default 80, at most the training count); "
+                                "steatosis: every training tile is used")
     calibrate.add_argument("--validation-n", type=int, default=None,
-                           help="validation phantoms (seed 80001) that choose the limit (default 50)")
+                           help="validation phantoms that choose the limit (BAC: seed 80001, default 50; "
+                                "steatosis: seed 5, default 24)")
     calibrate.add_argument("--workers", type=int, default=None, help="processes generating phantoms (default: all CPUs)")
     calibrate.add_argument("--check", action="store_true",
                            help="only compare with the stored file (exit 1 when it differs); write nothing")

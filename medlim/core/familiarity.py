@@ -27,7 +27,9 @@ in-distribution images; both figures are recorded.
 
 Room-specific calibration (which training images, which preprocessing) lives
 in each room, e.g. :mod:`medlim.mammography.familiarity`; storing the record
-beside registered weights is :func:`attach_familiarity`.
+beside registered weights is :func:`attach_familiarity`, and a trainer that has
+just registered a model on a person's folder calls :func:`attach_training_check`
+with the features of that run's training and validation images (issue 12).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +56,10 @@ __all__ = [
     "SCORE_REASON",
     "FamiliarityCheck",
     "FamiliarityResult",
+    "MIN_CALIBRATION_IMAGES",
     "attach_familiarity",
+    "attach_training_check",
+    "attach_input_checks",
     "familiarity_file_name",
     "fit_familiarity",
     "grid_features",
@@ -93,6 +98,9 @@ FEATURE_NAMES: tuple[str, ...] = (
     "pixel_contrast",
     "saturation_mean",
 )
+
+#: Fewest calibration images a check is fitted on.
+MIN_CALIBRATION_IMAGES = 8
 
 #: ``FamiliarityResult.reason`` of an input flagged by its score.
 SCORE_REASON = "score above the limit"
@@ -413,12 +421,24 @@ class FamiliarityCheck:
         Raises:
             WeightsError: the record was fitted on other features than this medlim computes.
         """
+        self._check_feature_names()
+        return self.evaluate(image_features(image, foreground=foreground, grid=self.grid))
+
+    def check_features(self, features: np.ndarray) -> FamiliarityResult:
+        """:meth:`evaluate` of :func:`image_features` a room computed its own way (e.g. on fixed-size blocks).
+
+        Raises:
+            WeightsError: the record was fitted on other features than this medlim computes.
+        """
+        self._check_feature_names()
+        return self.evaluate(features)
+
+    def _check_feature_names(self) -> None:
         if tuple(self.feature_names) != FEATURE_NAMES:
             raise WeightsError(
                 "the familiarity check stored with these weights describes images by other features than this "
                 "medlim computes; recalibrate it (`medlim weights calibrate-familiarity`)."
             )
-        return self.evaluate(image_features(image, foreground=foreground, grid=self.grid))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -554,7 +574,7 @@ def fit_familiarity(
         ParameterError: too few rows, non-finite features or bad options.
     """
     matrix = np.asarray(features, dtype=np.float64)
-    if matrix.ndim != 2 or matrix.shape[0] < 8 or matrix.shape[1] != len(feature_names):
+    if matrix.ndim != 2 or matrix.shape[0] < MIN_CALIBRATION_IMAGES or matrix.shape[1] != len(feature_names):
         raise ParameterError(f"calibration needs at least 8 rows of {len(feature_names)} features; {matrix.shape} given.")
     if not np.all(np.isfinite(matrix)) or (validation is not None and not np.all(np.isfinite(validation))):
         raise ParameterError("calibration features must be finite.")
@@ -678,3 +698,91 @@ def attach_familiarity(
     registry.add(updated)
     registry.save_manifest()
     return updated
+
+
+def attach_training_check(
+    entry: WeightsEntry,
+    training: np.ndarray,
+    validation: np.ndarray | None,
+    *,
+    source: str,
+    selection: Mapping[str, Any] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[WeightsEntry, dict[str, Any]]:
+    """Fit the check of a just-trained model on its own training images and store it with the entry.
+
+    The record's command is the entry's training command: training again on the
+    same data reproduces the file.
+
+    Args:
+        entry: the registered weights (bound to their registry folder).
+        training: ``np.float64[N, F]`` features of the run's training images, as the model saw them.
+        validation: ``np.float64[M, F]`` features of the run's validation images (they choose the limit), or ``None``.
+        source: plain description of the images (never a path or a patient's name).
+        selection: what served what (counts, seeds), recorded in the file.
+        progress: progress lines.
+
+    Returns:
+        ``(entry, summary)``: the entry with its check (unchanged when fewer than
+        :data:`MIN_CALIBRATION_IMAGES` training images left nothing to fit), and
+        ``{"threshold", "n_calibration", "n_validation", "validation_flagged"}`` or
+        ``{"skipped": reason}`` for the command's result line.
+    """
+    rows = np.asarray(training, dtype=np.float64).reshape(len(training), -1)
+    if len(rows) < MIN_CALIBRATION_IMAGES:
+        reason = (f"{len(rows)} training images, at least {MIN_CALIBRATION_IMAGES} are needed for the "
+                  "'unlike my training data' check; the model carries none")
+        if progress is not None:
+            progress(f"no training-data check: {reason}")
+        return entry, {"skipped": reason}
+    check = fit_familiarity(rows, validation=None if validation is None or not len(validation) else validation,
+                            source=source, selection=selection)
+    updated = attach_familiarity(entry, check, command=entry.provenance.command or "")
+    summary = {"threshold": round(check.threshold, 4), "n_calibration": check.n_calibration,
+               "n_validation": int(check.selection.get("n_validation", 0)),
+               "validation_flagged": check.selection.get("validation_flagged")}
+    if progress is not None:
+        progress(f"training-data check fitted on {check.n_calibration} training images (limit {check.threshold:.2f})")
+    return updated, summary
+
+
+def attach_input_checks(
+    entries: Sequence[WeightsEntry],
+    training: Sequence[np.ndarray] | np.ndarray,
+    validation: Sequence[np.ndarray] | np.ndarray | None,
+    *,
+    dataset: str,
+    what: str = "training images",
+    progress: Callable[[str], None] | None = None,
+) -> tuple[tuple[WeightsEntry, ...], dict[str, dict[str, Any]]]:
+    """The check of models that read images as given (already resized to their input), for each entry.
+
+    Every entry gets the same check, fitted on :func:`image_features` of the
+    training images (the whole image is the foreground), its limit chosen with
+    the validation images (:func:`attach_training_check`).
+
+    Args:
+        entries: the registered weights trained on these images.
+        training: the training images, each ``np.ndarray[H, W]`` or ``[H, W, 3]`` (uint8, uint16 or float in [0, 1]).
+        validation: in-distribution validation images, or ``None``.
+        dataset: the user dataset's fingerprint id (recorded; never a path).
+        what: what the training images are, in words (e.g. ``"ID training images"``).
+        progress: progress lines.
+
+    Returns:
+        ``(entries, summaries)``: the updated entries in order and ``name → summary``.
+    """
+    rows = np.stack([image_features(image) for image in training]) if len(training) else np.zeros((0, 0))
+    validation_rows = (np.stack([image_features(image) for image in validation])
+                       if validation is not None and len(validation) else None)
+    selection = {"dataset": dataset, "calibration": {"images": len(rows), "role": what},
+                 "validation": {"images": 0 if validation_rows is None else len(validation_rows),
+                                "role": "validation images (choose the limit)"}}
+    source = f"{len(rows)} {what} of the user dataset {dataset}, at the model's input size"
+    updated, summaries = [], {}
+    for entry in entries:
+        checked, summary = attach_training_check(entry, rows, validation_rows, source=source, selection=selection,
+                                                 progress=progress)
+        updated.append(checked)
+        summaries[entry.name] = summary
+    return tuple(updated), summaries

@@ -5,7 +5,9 @@ checkpoint (imported on the fly with the ``published`` preset) into a
 :class:`BacModel` that knows its preprocessing preset, overlap, merge rule,
 skip rule, cut-off and output activation from the weights' manifest.
 ``analyse_mammogram`` checks that the image is a plausible mammogram, runs
-whole-image inference once, scores the image the model saw against the
+whole-image inference once — at the weights' pixel spacing, resampling the
+image when its own lies outside their training range and mapping the maps back
+(issue 13; :mod:`.spacing`) — scores the image the model saw against the
 training-data check stored with the weights (issue 13; :mod:`.familiarity`) and
 quantifies; ``requantify`` recomputes the
 readouts for another cut-off or X from the cached probability map (no
@@ -30,7 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from medlim.core.familiarity import FamiliarityCheck, FamiliarityResult
     from medlim.core.weights import Registries, Registry, WeightsEntry
+    from medlim.mammography.cutoffs import CutoffTable
     from medlim.mammography.inference import BacPrediction
+    from medlim.mammography.preprocess import PreprocessedImage
     from medlim.mammography.quantify import BacMetrics
 
 __all__ = [
@@ -104,12 +108,17 @@ class BacAnalysis:
         metrics: readouts at the weights' default cut-off and X.
         view: ``"CC"``/``"MLO"``/None; laterality ``"L"``/``"R"``/None; study_date ISO or None;
         patient_key: pseudonymous key or None.
-        pixel_spacing_mm / spacing_source: physical scale, when the file has one.
+        pixel_spacing_mm / spacing_source: physical scale of the image as given and where
+            it came from: ``"user"``, the file's tag (``"PixelSpacing"`` …) or
+            ``"model-default"`` (the file states none; the weights' own is assumed),
+            ``None`` when neither the file nor the weights have one.
         weights: ``name v<version>`` of the weights used.
         warnings: plain-language warnings (e.g. "For Processing" image, unlike the training data).
         seconds: wall-clock seconds of inference plus quantification.
         unlike_training: the training-data check's score, limit and flag, or
             ``None`` when the weights carry no check.
+        model_spacing_mm: the weights' spacing when the image was resampled to it for
+            inference (issue 13; maps and readouts are back on the image's grid), else ``None``.
     """
 
     name: str
@@ -125,6 +134,7 @@ class BacAnalysis:
     warnings: tuple[str, ...]
     seconds: float
     unlike_training: FamiliarityResult | None = None
+    model_spacing_mm: tuple[float, float] | None = None
 
     def mask(self, threshold: float | None = None) -> np.ndarray:
         """``np.uint8[H, W]`` BAC mask, 255 where ``p > threshold`` (default: the analysis cut-off)."""
@@ -275,8 +285,13 @@ def analyse_mammogram(
     x: float | None = None,
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
 ) -> BacAnalysis:
     """Run SCU-Net on one mammogram and compute the five readouts.
+
+    An image whose spacing lies outside the weights' training range is resampled
+    to the weights' spacing for inference and its maps brought back
+    (:mod:`medlim.mammography.spacing`); readouts count pixels of the image as given.
 
     Args:
         record: the image from :func:`medlim.core.io.read_image`.
@@ -285,35 +300,33 @@ def analyse_mammogram(
         x: intensity threshold X (None: the weights').
         batch_size: patches per forward pass.
         progress: ``progress(done, total)`` over grid patches.
+        pixel_spacing_mm: the spacing the person states (mm; one number or (row, column)),
+            overriding the file's; ``None``: the file's, else the weights' own (with a warning).
 
     Returns:
         :class:`BacAnalysis`.
     """
-    from medlim.mammography.inference import predict_probability_map
+    from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing
 
     warnings = check_mammogram(record)
     started = time.perf_counter()
-    prediction = predict_probability_map(
-        record.to_uint8(),
-        bac_model.model,
-        preset=bac_model.preset,
-        stride=bac_model.stride,
-        merge=bac_model.merge,
-        skip=bac_model.skip,
-        output_activation=bac_model.output_activation,
-        batch_size=batch_size,
-        progress=progress,
-    )
-    unlike_training, warning = _unlike_training(bac_model, prediction, record)
+    meta = record.metadata
+    decision = bac_spacing(bac_model, file_spacing_mm=meta.pixel_spacing_mm, file_source=meta.pixel_spacing_source,
+                           pixel_spacing_mm=pixel_spacing_mm)
+    if decision.warning:
+        warnings = (*warnings, decision.warning)
+    scaled = predict_at_model_spacing(record.to_uint8(), bac_model, decision, batch_size=batch_size,
+                                      progress=progress)
+    prediction = scaled.prediction
+    unlike_training, warning = _unlike_training(bac_model, scaled.model_view, record)
     if warning:
         warnings = (*warnings, warning)
-    meta = record.metadata
     metrics = _quantify(
         prediction,
         threshold=bac_model.threshold if threshold is None else threshold,
         x=bac_model.x if x is None else x,
-        pixel_spacing_mm=meta.pixel_spacing_mm,
-        spacing_source=meta.pixel_spacing_source,
+        pixel_spacing_mm=decision.pixel_spacing_mm,
+        spacing_source=decision.spacing_source,
     )
     return BacAnalysis(
         name=record.name,
@@ -323,24 +336,26 @@ def analyse_mammogram(
         laterality=meta.laterality,
         study_date=meta.study_date,
         patient_key=meta.patient_key,
-        pixel_spacing_mm=meta.pixel_spacing_mm,
-        spacing_source=meta.pixel_spacing_source,
+        pixel_spacing_mm=decision.pixel_spacing_mm,
+        spacing_source=decision.spacing_source,
         weights=bac_model.label,
         warnings=warnings,
         seconds=time.perf_counter() - started,
         unlike_training=unlike_training,
+        model_spacing_mm=decision.model_spacing_mm,
     )
 
 
 def _unlike_training(
-    bac_model: BacModel, prediction: BacPrediction, record: ImageRecord
+    bac_model: BacModel, model_view: PreprocessedImage, record: ImageRecord
 ) -> tuple[FamiliarityResult | None, str | None]:
-    """The weights' training-data check on the image inference already preprocessed (no second pass)."""
+    """The weights' training-data check on the image inference already preprocessed, on the
+    model's grid (no second pass)."""
     if bac_model.familiarity is None:
         return None, None
     from medlim.mammography.familiarity import assess_mammogram
 
-    return assess_mammogram(bac_model.familiarity, prediction.preprocessed,
+    return assess_mammogram(bac_model.familiarity, model_view,
                             presentation_intent=record.metadata.presentation_intent)
 
 
@@ -368,7 +383,7 @@ def requantify(
     *,
     threshold: float,
     x: float,
-    table: "CutoffTable | None" = None,  # noqa: F821 - cutoffs imports this module (no cycle, even for types)
+    table: CutoffTable | None = None,
 ) -> BacMetrics:
     """Readouts for another cut-off ``threshold`` (in [0, 1]) and intensity threshold ``x``
     (in [0, 255]), from the cached probability map of ``analysis`` (no re-inference).

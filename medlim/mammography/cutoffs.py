@@ -18,23 +18,38 @@ then makes the full pass. A test holds the table to ``quantify_bac`` as an oracl
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from medlim.errors import InputError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from medlim.mammography.analysis import BacAnalysis
+    from medlim.mammography.inference import BacPrediction
     from medlim.mammography.quantify import BacMetrics
 
-__all__ = ["CUTOFF_STEPS", "CutoffTable", "cutoff_table"]
+__all__ = ["CUTOFF_STEPS", "AnalysedMap", "CutoffTable", "cutoff_table"]
 
 #: Grid cut-offs per unit: the slider's step of 0.01.
 CUTOFF_STEPS = 100
 
 _LEVELS = np.arange(256, dtype=np.int64)
 _BLOCK_ROWS = 256
+
+
+class AnalysedMap(Protocol):
+    """What a table is built from: a prediction and its metrics.
+
+    :class:`medlim.mammography.analysis.BacAnalysis` is one. Described here
+    rather than imported, because ``analysis`` uses this module's table for its
+    sliders (``requantify``): the two modules must not import each other.
+    """
+
+    @property
+    def prediction(self) -> BacPrediction: ...
+
+    @property
+    def metrics(self) -> BacMetrics: ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +122,7 @@ class CutoffTable:
         )
 
 
-def cutoff_table(analysis: BacAnalysis, *, steps: int = CUTOFF_STEPS) -> CutoffTable:
+def cutoff_table(analysis: AnalysedMap, *, steps: int = CUTOFF_STEPS) -> CutoffTable:
     """Build the :class:`CutoffTable` of an analysis in one blocked pass (no image-sized temporaries).
 
     Args:

@@ -25,6 +25,11 @@
 7. the model goes to the user registry with the dataset's fingerprint, the
    split, the plan and the figures; the recorded command names the data by
    fingerprint and the starting weights by name and version.
+8. the "unlike my training data" check (issue 13; :mod:`.familiarity`) is
+   fitted on the training views as the model saw them (features taken while
+   they were preprocessed in step 3, no second pass), its limit chosen with the
+   validation views, and stored beside the weights; ``medlim bac quantify``
+   and the BAC page run it as they do the shipped weights' check.
 
 Nothing is written between stages; a run that was never validated registers nothing.
 """
@@ -123,6 +128,8 @@ class PatchPool:
         views: views read; ``bac_free_views``: those without BAC.
         grid_patches: grid patches not skipped as background (the inference work of these views).
         seconds: wall time of reading and preprocessing.
+        features: ``np.float64[views, F]``, each view's training-data features as the model
+            sees it (:func:`medlim.mammography.familiarity.preprocessed_features`).
     """
 
     grey: np.ndarray
@@ -131,6 +138,7 @@ class PatchPool:
     bac_free_views: int
     grid_patches: int
     seconds: float
+    features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def positive(self) -> np.ndarray:
@@ -181,11 +189,12 @@ def _starting_point(registries: "Registries", run: ScunetRun, progress: Progress
 def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: np.random.Generator,
              deadline: Deadline, what: str, progress: Progress | None) -> PatchPool:
     """Read, preprocess and cut ``indices`` of ``dataset`` once: every BAC patch, a sample of BAC-free ones."""
-    from medlim.mammography.preprocess import background_rule, get_preset
+    from medlim.mammography.familiarity import preprocessed_features
+    from medlim.mammography.preprocess import background_rule, get_preset, preprocess_image
     from medlim.mammography.train import TrainingImage, extract_image_patches
 
     started = time.perf_counter()
-    greys, masks = [], []
+    greys, masks, features = [], [], []
     bac_free = grid = 0
     rule = background_rule(start.skip, start.preset)
     for done, index in enumerate(indices, start=1):
@@ -194,8 +203,11 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
                                     f"({done - 1} of {len(indices)} views). Nothing was registered; give more "
                                     "minutes, or fewer views.")
         view = read_annotated_view(dataset, index)
+        preprocessed = preprocess_image(view.image, start.preset)
+        features.append(preprocessed_features(preprocessed))
         positives, negatives = extract_image_patches(TrainingImage(view.image, view.mask), preset=start.preset,
-                                                     max_negatives=NEGATIVES_PER_VIEW, rng=rng, skip=start.skip)
+                                                     max_negatives=NEGATIVES_PER_VIEW, rng=rng, skip=start.skip,
+                                                     preprocessed=preprocessed)
         bac_free += int(not view.mask.any())
         grid += _grid_patches(view.image.shape, get_preset(start.preset).patch_size, len(positives), rule)
         greys += [positives.grey, negatives.grey]
@@ -203,7 +215,8 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
         if progress is not None and (done % 10 == 0 or done == len(indices)):
             progress(f"preprocessed {done}/{len(indices)} {what} views")
     return PatchPool(grey=np.concatenate(greys), mask=np.concatenate(masks), views=len(indices),
-                     bac_free_views=bac_free, grid_patches=grid, seconds=time.perf_counter() - started)
+                     bac_free_views=bac_free, grid_patches=grid, seconds=time.perf_counter() - started,
+                     features=np.stack(features) if features else np.zeros((0, 0)))
 
 
 def _grid_patches(shape: tuple[int, ...], patch: int, positives: int, rule: Any) -> int:
@@ -438,11 +451,14 @@ def _evaluate_whole_views(model: "torch.nn.Module", fields: Mapping[str, Any], d
 def _entry_fields(*, name: str, version: str | None, start: _Start, planned: ScunetPlan, cutoff: float,
                   data: TrainingData, command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest fields of SCU-Net weights trained on a user's folder."""
+    from medlim.core.spacing import training_spacing
+
     how = f"fine-tuned from {start.label}" if start.entry is not None else "trained from scratch"
     source = f"user dataset {data.fingerprint.id}, {how}"
+    spacing = training_spacing(data.fingerprint.spacings, where=f"user dataset {data.fingerprint.id}")
     return {
         "name": name, "version": version, "task": BAC_TASK, "architecture": "scunet", "preset": planned.preset,
-        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0]},
+        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0], **spacing},
         "output_type": "probability", "thresholds": {"output": float(cutoff)},
         "params": {"overlap": 64, "merge": "max", "skip": planned.skip, "output_activation": "sigmoid", "x": 100.0,
                    "threshold_selection": f"cut-off {cutoff:g}: best pooled Dice of the validation crops among "
@@ -493,6 +509,19 @@ def _budgets(deadline: Deadline, *, per_view: float, views: int) -> tuple[Deadli
     share = 1.0 - min(_EVALUATION_SHARE_MAX, wanted / remaining) if remaining > 0 else 1.0
     stage = deadline.share(max(share, 1e-6))
     return stage, stage.remaining()
+
+
+def _attach_check(entry: "WeightsEntry", train: PatchPool, val: PatchPool, *, data: TrainingData, preset: str,
+                  progress: Progress | None) -> tuple["WeightsEntry", dict[str, Any]]:
+    """Fit the training-data check on the training views' features, its limit on the validation views'."""
+    from medlim.core.familiarity import attach_training_check
+
+    selection = {"preset": preset, "calibration": {"views": train.views, "role": "the training views of the run"},
+                 "validation": {"views": val.views, "role": "the run's validation views (choose the limit)"},
+                 "dataset": data.fingerprint.id}
+    return attach_training_check(entry, train.features, val.features, selection=selection, progress=progress,
+                                 source=f"{train.views} training views of the user dataset {data.fingerprint.id}, "
+                                        f"preprocessed by the '{preset}' preset")
 
 
 def train_scunet_on_folder(
@@ -556,8 +585,10 @@ def train_scunet_on_folder(
                                 allow_shipped_folder=allow_shipped_folder)
     if progress is not None:
         progress(f"registered {entry.label} in {registries.directory}")
+    entry, familiarity = _attach_check(entry, train, val, data=data, preset=planned.preset, progress=progress)
     extra: dict[str, Any] = {"data": {"fingerprint": data.fingerprint.id, "split": dict(data.split)},
-                             "plan": planned.plan.to_json()["settings"], "whole_view": whole, "init": start.label}
+                             "plan": planned.plan.to_json()["settings"], "whole_view": whole, "init": start.label,
+                             "familiarity": familiarity}
     if data.dropped is not None:
         extra["data"]["dropped"] = [p.to_json() for report in data.dropped for p in report.dropped]
     return TrainingOutcome(registered=(entry,), validation={entry.name: result.to_json()}, extra=extra)

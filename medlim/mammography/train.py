@@ -48,6 +48,7 @@ from medlim.errors import ParameterError
 from medlim.mammography.plan import AugmentationPolicy
 from medlim.mammography.preprocess import (
     BacPreset,
+    PreprocessedImage,
     background_rule,
     get_preset,
     normalise_patches,
@@ -153,6 +154,7 @@ def extract_image_patches(
     max_negatives: int = 0,
     rng: np.random.Generator | None = None,
     skip: bool | str = True,
+    preprocessed: PreprocessedImage | None = None,
 ) -> tuple[PatchSet, PatchSet]:
     """Cut one image's grid patches: those with calcification, and up to ``max_negatives`` without.
 
@@ -166,6 +168,7 @@ def extract_image_patches(
             patches (:func:`~medlim.mammography.preprocess.black_patches`, the
             thesis text), which keeps edge patches holding a sliver of breast;
             False — none.
+        preprocessed: ``item.image`` already preprocessed by ``preset`` (not preprocessed again).
 
     Returns:
         ``(positives, negatives)`` as :class:`PatchSet`; negatives chosen at random by ``rng``.
@@ -175,7 +178,9 @@ def extract_image_patches(
     stride = preset.stride if stride is None else stride
     if item.image.shape != item.bac_mask.shape:
         raise ParameterError(f"image {item.image.shape} and mask {item.bac_mask.shape} differ in shape.")
-    grey = pad_to_patch(preprocess_image(item.image, preset).grey, patch=patch_size)
+    if preprocessed is None:
+        preprocessed = preprocess_image(item.image, preset)
+    grey = pad_to_patch(preprocessed.grey, patch=patch_size)
     mask = pad_to_patch(item.bac_mask.astype(np.uint8), patch=patch_size).astype(bool)
     positive, negative = [], []
     for top, left in patch_grid(grey.shape, patch=patch_size, stride=stride):

@@ -258,3 +258,39 @@ def test_attach_needs_a_registry_folder() -> None:
                          preset="thesis", input_contract=InputContract(channels=1))
     with pytest.raises(WeightsError, match="no registry"):
         fam.attach_familiarity(entry, _check())
+
+
+def test_a_trainer_attaches_the_check_of_its_own_training_images(tmp_path: Path) -> None:
+    """Issue 12: :func:`attach_training_check` fits on the run's features, stores the file beside the weights with
+    the training command, and refuses nothing when too few images leave nothing to fit."""
+    entry = _registered(tmp_path)
+    rng = np.random.default_rng(3)
+    size = len(fam.FEATURE_NAMES)
+    few, progress = rng.normal(0.5, 0.05, (7, size)), []
+    same, summary = fam.attach_training_check(entry, few, None, source="seven", progress=progress.append)
+    assert same is entry and fam.load_familiarity(same) is None
+    assert summary == {"skipped": "7 training images, at least 8 are needed for the 'unlike my training data' "
+                                  "check; the model carries none"}
+    assert progress == [f"no training-data check: {summary['skipped']}"]
+
+    training, validation = rng.normal(0.5, 0.05, (12, size)), rng.normal(0.5, 0.05, (5, size))
+    updated, summary = fam.attach_training_check(entry, training, validation, source="twelve",
+                                                 selection={"dataset": "abc"})
+    check = fam.load_familiarity(Registry.load(tmp_path).get("tiny", "1"))
+    assert updated.familiarity_path == tmp_path / "tiny-1.familiarity.json"
+    assert updated.familiarity["command"] == "hand-made"  # the training command reproduces the file
+    assert check == fam.fit_familiarity(training, validation=validation, source="twelve", selection={"dataset": "abc"})
+    assert (summary["n_calibration"], summary["n_validation"]) == (12, 5)
+    assert summary["threshold"] == round(check.threshold, 4)
+
+
+def test_input_checks_describe_the_images_as_given(tmp_path: Path) -> None:
+    entry = _registered(tmp_path)
+    images = [np.full((16, 16), k / 20.0) + np.eye(16) * 0.01 * k for k in range(10)]
+    entries, summaries = fam.attach_input_checks([entry], images, images[:3], dataset="abc", what="ID images")
+    check = fam.load_familiarity(entries[0])
+    rows = np.stack([fam.image_features(image) for image in images])
+    assert check is not None and check.mean == fam.fit_familiarity(rows, validation=rows[:3]).mean
+    assert check.selection["calibration"] == {"images": 10, "role": "ID images"}
+    assert check.source == "10 ID images of the user dataset abc, at the model's input size"
+    assert summaries["tiny"]["n_validation"] == 3

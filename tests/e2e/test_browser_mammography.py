@@ -4,7 +4,8 @@ Starts ``streamlit run app.py`` with its own MEDLIM_HOME and a temporary weights
 registry holding a randomly initialised SCU-Net (``scunet-bac:0-test``), opens
 the BAC page from the navigation, uploads a small (1024×832) MG DICOM phantom,
 checks the readouts, moves the probability cut-off from the keyboard, saves to
-the history and checks the history plot. Screenshots go to ``artifacts/``.
+the history and checks the history plot; a click on the overview moves the
+full-resolution view to that point (issue 17). Screenshots go to ``artifacts/``.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path
     expect(page.locator("[data-testid='stPlotlyChart']").first.locator("image").first).to_be_attached()
     settle(page)
     page.screenshot(path=str(ARTIFACTS / "mammography.png"))
+    _click_zooms_there(page, settle)
 
     # Cut-off to 0 from the keyboard: recomputed from the cached map.
     cutoff = page.get_by_role("slider", name="Probability cut-off t").first
@@ -96,3 +98,41 @@ def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path
     for identifying in ("PHANTOM-0001", "Phantom^0001"):
         assert identifying not in body, f"identifying text {identifying!r} shown on the page"
     assert not page.locator("[data-testid='stException']").count()
+
+
+#: JavaScript: the page position of a file pixel ``[row, column]`` on the overview chart (the first plotly chart).
+_PIXEL_ON_PAGE = """([row, column]) => {
+    const chart = document.querySelectorAll('.js-plotly-plot')[0];
+    const layout = chart._fullLayout, box = chart.getBoundingClientRect();
+    return [box.left + layout.xaxis._offset + layout.xaxis.l2p(column),
+            box.top + layout.yaxis._offset + layout.yaxis.l2p(row)];
+}"""
+
+#: JavaScript: ``[row, column]`` of the top-left pixel the full-resolution chart (the second) shows.
+_ZOOM_ORIGIN = """() => {
+    const image = document.querySelectorAll('.js-plotly-plot')[1].data[0];
+    return [image.y0, image.x0];
+}"""
+
+
+def _click_zooms_there(page, settle) -> None:
+    """Issue 17: a real click on the overview moves the full-resolution view to the clicked pixel of the file.
+
+    The 1024×832 view is shown at full size (factor 1), so the click targets sit every 24 px from 12: pixel
+    (row 300, column 204) is one. The zoom is 512 px: it spans rows 300 − 256 = 44 … 555 and columns 0 … 511 (204 −
+    256 < 0 is moved inside the image); before the click it is centred on the middle, rows 256 …, columns 160 ….
+    """
+    from playwright.sync_api import expect
+
+    row_slider = page.get_by_role("slider", name="Zoom centre row").first
+    column_slider = page.get_by_role("slider", name="Zoom centre column").first
+    expect(row_slider).to_have_value("512")
+    assert page.evaluate(_ZOOM_ORIGIN) == [256, 160]
+    x, y = page.evaluate(_PIXEL_ON_PAGE, [300, 204])
+    page.mouse.move(x, y)  # plotly selects the hovered point on click
+    page.mouse.click(x, y)
+    expect(row_slider).to_have_value("300")
+    expect(column_slider).to_have_value("204")
+    settle(page)
+    page.wait_for_function(f"() => ({_ZOOM_ORIGIN})().join() === '44,0'")
+    page.screenshot(path=str(ARTIFACTS / "mammography_zoom.png"))

@@ -103,7 +103,9 @@ def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytes
                        data=(ROOT / "data_samples" / "steatosis" / "he_00001_image.png").read_bytes())
     offered = {offer["file_name"]: offer["data"] for offer in recorded_downloads}
     stem = Path(label).stem
-    assert set(offered) == {f"{stem}_droplets.csv", f"{stem}_droplets.geojson", f"{stem}_steatosis.json"}
+    # issue 16: the per-droplet CSV and QuPath GeoJSON under the names `medlim steatosis segment --csv --geojson` writes
+    assert set(offered) == {f"{stem}_objects.csv", f"{stem}.geojson", f"{stem}_steatosis.json"}
+    assert len(json.loads(offered[f"{stem}.geojson"])["features"]) == detected
     assert json.loads(offered[f"{stem}_steatosis.json"])["file"] == label
     assert not any("he_00001" in str(data) for data in offered.values())
 
@@ -161,25 +163,34 @@ def ui_ranges() -> dict[str, tuple[float, float, float]]:
     return SLIDER_RANGES
 
 
-def test_page_numbers_equal_the_command_line_row(page_env: Path, tmp_path: Path,
-                                                 recorded_downloads: list[dict]) -> None:
-    """Issue 17: the page's numbers for a file are those of the room service the CLI calls for it
-    (:func:`medlim.microscopy.steatosis.analysis.segment_file`, one image of ``medlim steatosis segment``),
-    at the default cutoffs and at the thesis preset."""
+def _cli_row(weights: Path, path: Path, out: Path, preset: str, capsys: pytest.CaptureFixture[str]) -> dict:
+    """What ``medlim steatosis segment FILE --preset PRESET --jsonl`` prints for the file (one JSON line)."""
     import json
 
-    from medlim.microscopy.steatosis.analysis import segment_file
-    from medlim.microscopy.steatosis.droplets import THESIS_CUTOFFS
+    from medlim.cli import main
+
+    capsys.readouterr()
+    assert main(["steatosis", "segment", str(path), "--out", str(out), "--preset", preset, "--jsonl",
+                 "--weights", "maskrcnn-steatosis:0-test", "--weights-dir", str(weights), "--device", "cpu"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    return json.loads(lines[0])
+
+
+def test_page_numbers_equal_the_command_line_row(page_env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                 recorded_downloads: list[dict]) -> None:
+    """Issue 17: the page's numbers for a file are those ``medlim steatosis segment`` prints for it (the CLI run
+    through its entry point on the same file), at the default cutoffs and at the thesis preset."""
+    import json
 
     path = ROOT / "data_samples" / "steatosis" / "he_00001_image.png"
-    model = _model(page_env)
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     _open_sample(at)
-    for preset, cutoffs in (("default", None), ("thesis", THESIS_CUTOFFS)):
-        if cutoffs is not None:
+    for preset in ("default", "thesis"):
+        if preset != "default":
             at.selectbox(key="steatosis_preset").set_value(preset).run()
-        kwargs = {} if cutoffs is None else {"cutoffs": cutoffs}
-        row = segment_file(model, path, tmp_path / f"{preset}_labels.png", **kwargs).to_json()
+        row = _cli_row(page_env, path, tmp_path / preset, preset, capsys)
+        assert row["file"] == str(path) and "error" not in row
         assert _metric(at, "Droplets kept") == f"{row['kept']} / {row['detected']}"
         assert _metric(at, "Steatosis (% of tissue)") == f"{100 * row['steatosis_fraction']:.1f} %"
         assert _metric(at, "NASH-CRN grade") == row["nash_crn_band"]
@@ -187,9 +198,36 @@ def test_page_numbers_equal_the_command_line_row(page_env: Path, tmp_path: Path,
         assert row["preset"] == preset and any(f"preset **{preset}**" in m.value for m in at.markdown)
         report = json.loads(next(o["data"] for o in reversed(recorded_downloads)
                                  if o["file_name"].endswith("_steatosis.json")))
-        assert {k: report[k] for k in ("detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band",
-                                       "preset")} == {k: row[k] for k in ("detected", "kept", "steatosis_fraction",
-                                                                          "nash_crn_band", "donor_band", "preset")}
+        keys = ("detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band", "preset", "unlike_training")
+        assert {k: report[k] for k in keys} == {k: row[k] for k in keys}
+        assert row["unlike_training"] is None  # the test weights carry no training-data check
+
+
+def test_an_image_unlike_the_training_images_is_flagged_beside_its_numbers(page_env: Path,
+                                                                          recorded_downloads: list[dict]) -> None:
+    """Issue 13: with weights whose training-data check was fitted on grey pictures, the H&E sample is flagged: the
+    page still shows its numbers, with the warning and the check's figures, and the report download carries them."""
+    import json
+
+    from medlim.core.familiarity import attach_familiarity, fit_familiarity
+    from medlim.core.weights import Registry
+    from medlim.microscopy.steatosis.familiarity import he_features
+
+    rng = np.random.default_rng(0)
+    greys = [np.clip(rng.normal(120 + 5 * k, 10, (96, 96)), 0, 255).astype(np.uint8) for k in range(10)]
+    check = fit_familiarity(np.stack([he_features(np.repeat(g[..., None], 3, axis=2)) for g in greys]),
+                            source="grey test pictures")
+    attach_familiarity(Registry.load(page_env).get("maskrcnn-steatosis", "0-test"), check)
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    _open_sample(at)
+    assert any("unlike the images the model was trained on" in w.body for w in at.warning)
+    assert any("unlike the training images" in c.value for c in at.caption)
+    assert int(_metric(at, "Droplets kept").split(" / ")[1]) >= 0
+    report = json.loads(next(o["data"] for o in reversed(recorded_downloads)
+                             if o["file_name"].endswith("_steatosis.json")))
+    assert report["unlike_training"]["flagged"] is True and report["unlike_training"]["threshold"] == round(
+        check.threshold, 2)
+    assert report["warnings"] and "H&E image of liver tissue" in report["warnings"][0]
 
 
 def test_overlay_marks_kept_blue_and_discarded_vermillion() -> None:
@@ -238,7 +276,7 @@ def test_histograms_have_axis_titles_and_colour_blind_safe_colours() -> None:
     figure = histogram_figure(analysis, steatosis_report(table, THESIS_CUTOFFS, model="m"))
     layout = figure.layout
     assert [layout[f"xaxis{i}"].title.text for i in ("", "2", "3")] == [
-        "Area (px²)", "Perimeter (px)", "Eccentricity (0 = circle)"]
+        "Area (px²)", "Perimeter (px)", "Eccentricity"]
     assert all(layout[f"yaxis{i}"].title.text == "Droplets" for i in ("", "2", "3"))
     assert {trace.marker.color for trace in figure.data} == {"rgb(0, 114, 178)", "rgb(213, 94, 0)"}
     # Bounds at low/high × the mean of all (area 100, perimeter 40, eccentricity 0.5): six dashed black lines.
@@ -259,3 +297,73 @@ def test_preset_name_is_validated_before_it_is_stored(page_env: Path) -> None:
     assert "preset name" in at.error[0].body
     with open_store(f"sqlite:///{Path(os.environ['MEDLIM_HOME']) / 'medlim.sqlite'}") as store:
         assert [p.name for p in list_presets(store, "steatosis")] == []
+
+
+def test_histograms_in_microns_with_absolute_bounds() -> None:
+    """Issue 16: with a pixel size the axes are µm² and µm, relative bounds scale with them, absolute ones show."""
+    import math
+
+    from medlim.microscopy.objects import MicronSpacing
+    from medlim.microscopy.steatosis.analysis import SteatosisAnalysis
+    from medlim.microscopy.steatosis.droplets import Cutoffs, DropletTable
+    from medlim.microscopy.steatosis.report import steatosis_report
+    from medlim.ui.steatosis import histogram_figure
+
+    table = DropletTable(area=np.array([10.0, 50.0, 140.0, 200.0]), perimeter=np.array([10.0, 30.0, 50.0, 70.0]),
+                         eccentricity=np.array([0.05, 0.5, 0.6, 0.85]), score=np.array([0.9, 0.9, 0.4, 0.9]),
+                         centroid=np.zeros((4, 2)), tissue_area=1000.0, spacing=MicronSpacing(0.5, "user"))
+    analysis = SteatosisAnalysis(labels=np.zeros((2, 2), np.int32), table=table, tissue=np.ones((2, 2), bool),
+                                 seconds=0.0, model="m")
+    cutoffs = Cutoffs(area=(0.0, 1.5), min_score=0.0, reference="all-detections", area_um2=(5.0, math.inf))
+    report = steatosis_report(table, cutoffs, model="m")
+    assert report.kept_flags.tolist() == [False, True, True, False]  # 2.5 µm² < 5; 200 px² > 1.5 × 100 px²
+    figure = histogram_figure(analysis, report)
+    assert [figure.layout[f"xaxis{i}"].title.text for i in ("", "2", "3")] == [
+        "Area (µm²)", "Perimeter (µm)", "Eccentricity"]
+    lines = sorted(round(shape.x0, 6) for shape in figure.layout.shapes if shape.line.dash == "dash")
+    assert lines == [5.0, 37.5]  # the absolute 5 µm², and 1.5 × 100 px² × 0.25 µm²/px²
+
+
+def test_page_pixel_size_absolute_area_and_old_presets(page_env: Path) -> None:
+    """Issue 16: the pixel-size field enables absolute µm² cutoffs; presets saved before them still load."""
+    from medlim.core.store import open_store
+    from medlim.core.store.presets import save_preset
+
+    with open_store(f"sqlite:///{Path(os.environ['MEDLIM_HOME']) / 'medlim.sqlite'}") as store:
+        save_preset(store, kind="steatosis", name="old", params={
+            "area": [0.0, None], "perimeter": [0.0, None], "eccentricity": [0.0, None], "min_score": 0.0})
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    _open_sample(at)
+    assert at.number_input(key="steatosis_area_um2_high").disabled
+    at.selectbox(key="steatosis_preset").set_value("old").run()
+    assert not at.exception and at.radio(key="steatosis_reference").value == "all-detections"
+    detected = int(_metric(at, "Droplets kept").split(" / ")[1])
+    assert _metric(at, "Droplets kept") == f"{detected} / {detected}"
+    at.number_input(key="steatosis_pixel_size").set_value(0.5).run()
+    assert not at.number_input(key="steatosis_area_um2_high").disabled
+    assert "area_um2" in at.dataframe[0].value.columns
+    at.number_input(key="steatosis_area_um2_low").set_value(1e6).run()  # larger than the whole field
+    assert not at.exception and _metric(at, "Droplets kept") == f"0 / {detected}"
+    assert any("area ≥ 1e+06 µm²" in m.value for m in at.markdown)
+
+
+def test_whole_slide_uploads_are_kept_as_session_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tiled TIFF upload is written once into the session's folder (tiffslide reads files); other images are
+    not slides and leave nothing behind."""
+    import tifffile
+
+    from medlim.ui import session_files
+    from medlim.ui.steatosis import slide_upload_path
+
+    monkeypatch.setattr(session_files, "session_tmp_dir", lambda *a, **k: tmp_path)
+    image = np.full((300, 300, 3), 200, np.uint8)
+    tifffile.imwrite(tmp_path / "tiled.tif", image, tile=(128, 128), photometric="rgb")
+    tifffile.imwrite(tmp_path / "strips.tif", image, photometric="rgb")
+    data = (tmp_path / "tiled.tif").read_bytes()
+    kept = slide_upload_path(data, "slide.tif")
+    assert kept is not None and kept.parent == tmp_path and kept.read_bytes() == data
+    assert slide_upload_path(data, "slide.tif") == kept  # written once
+    before = set(tmp_path.iterdir())
+    assert slide_upload_path((tmp_path / "strips.tif").read_bytes(), "strips.tif") is None
+    assert slide_upload_path(b"\x89PNG\r\n\x1a\n....", "a.png") is None
+    assert set(tmp_path.iterdir()) == before

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlim.core.familiarity import attach_input_checks
 from medlim.core.training import (
     Deadline,
     FitResult,
@@ -428,8 +429,12 @@ def train_on_folder(
         validation[entry.name] = result.to_json()
         if progress is not None:
             progress(f"registered {entry.label} in {registries.directory}")
-    return TrainingOutcome(registered=tuple(registered), validation=validation,
-                           extra=_outcome_extra(data, planned, heldout, names))
+    # issue 12/13: each detector's "unlike my training data" check, on its ID training images as it reads them
+    entries, familiarity = attach_input_checks(registered, train, val.images.images[val.labels == 0],
+                                               dataset=data.fingerprint.id, what="ID training images",
+                                               progress=progress)
+    return TrainingOutcome(registered=entries, validation=validation,
+                           extra={**_outcome_extra(data, planned, heldout, names), "familiarity": familiarity})
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ OSCARS follows MedShift (thesis ch. 5): one anomaly detector per class is
 trained on the clean internal data, every external image is scored by its
 class's detector, and each class's scores are split into B = 5 bins by 1-D
 k-means (bins ordered by ascending score). This module is a thin adapter over
-:mod:`medlim.curation.shift` (``fit_class_detectors``, ``score_by_class``,
-``group_scores``) so that retrieval uses exactly MedShift's scores and bins.
+:mod:`medlim.curation.shift` (``fit_class_detectors``, ``class_detector``,
+``score_by_class``, ``group_scores``) so that retrieval uses exactly MedShift's
+scores, calibration and bins.
 
 On a user's internal folder (``medlim train oscars --data E --internal I``)
 the detectors train inside the command's time budget
@@ -104,23 +105,6 @@ def _epochs_within(train_epoch: Callable[[], str], epochs: int, deadline: Any, p
     return done
 
 
-def _calibrated_detector(model: Any, size: int, name: str, reference: np.ndarray) -> Any:
-    """A class's CVAD with its reconstruction range measured on the held-back internal images.
-
-    The same rule as :func:`medlim.curation.shift.detectors.fit_class_detectors`.
-    """
-    from medlim.curation.ood.scoring import Detector
-
-    params: dict[str, Any] = {"input_size": size, "id_classes": [name]}
-    raw = Detector("cvad", model, {**params, "rec_min": 0.0, "rec_max": 1.0}, threshold=0.0, name=name)
-    rec = raw.parts(reference)["rec"]
-    params["rec_min"], params["rec_max"] = float(rec.min()), float(rec.max())
-    if params["rec_max"] - params["rec_min"] < 0.1 * params["rec_max"]:
-        params["rec_min"] = 0.0  # too few or too similar reference images for a range: scale by the maximum
-    params["rec_max"] = max(params["rec_max"], params["rec_min"] + 1e-12)
-    return Detector("cvad", model, params, threshold=float("inf"), name=f"cvad-{name}")
-
-
 def fit_class_anomaly_within(images: np.ndarray, classes: Sequence[str], config: Any, *, deadline: Any,
                              budget: Any = None, progress: Callable[[str], None] | None = None) -> ClassAnomaly:
     """MedShift's per-class CVADs on internal images, inside a time budget.
@@ -145,7 +129,7 @@ def fit_class_anomaly_within(images: np.ndarray, classes: Sequence[str], config:
     """
     from medlim.core.training import NotValidatedError
     from medlim.curation.ood.train import CvadTrainer
-    from medlim.curation.shift.detectors import ClassDetectors, split_internal
+    from medlim.curation.shift.detectors import ClassDetectors, class_detector, split_internal
 
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(list(classes), dtype=object)
@@ -170,10 +154,8 @@ def fit_class_anomaly_within(images: np.ndarray, classes: Sequence[str], config:
         generator_share = share.share(config.epochs / (config.epochs + config.head_epochs))
         ran = (_epochs_within(trainer.generator_epoch, config.epochs, generator_share, progress),
                _epochs_within(trainer.discriminator_epoch, config.head_epochs, share, progress))
-        detector = _calibrated_detector(trainer.model.eval(), config.input_size, name, reference)
-        internal_scores[name] = detector.score(reference).score
-        detector.threshold = float(internal_scores[name].max())  # unused by MedShift: the reference maximum
-        detectors[name] = detector
+        detectors[name], internal_scores[name] = class_detector(
+            "cvad", trainer.model.eval(), {"input_size": config.input_size, "id_classes": [name]}, reference, name=name)
         if progress is not None:
             progress(f"anomaly detector {done + 1}/{len(names)} ({name}): {ran[0]} generator + {ran[1]} "
                      f"discriminator epochs on {len(train)} internal images")

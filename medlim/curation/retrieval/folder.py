@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlim.core.familiarity import attach_input_checks
 from medlim.core.training import (
     Deadline,
     FitResult,
@@ -339,9 +340,13 @@ def _register_family(run: OscarsFolderRun, fitted: Mapping[str, tuple[Any, FitRe
         validation[entry.name] = result.to_json()
         if progress is not None:
             progress(f"registered {entry.label} in {registries.directory}")
+    # issue 12/13: each model's "unlike my training data" check, on the training images as the network reads them
+    entries, familiarity = attach_input_checks(registered, single.train, single.val, dataset=data.fingerprint.id,
+                                               progress=progress)
     extra = {"data": {"fingerprint": data.fingerprint.id, "internal_fingerprint": internal_id,
-                      "split": dict(data.split)}, "plan": planned.plan.to_json()["settings"]}
-    return TrainingOutcome(registered=tuple(registered), validation=validation, extra=extra)
+                      "split": dict(data.split)}, "plan": planned.plan.to_json()["settings"],
+             "familiarity": familiarity}
+    return TrainingOutcome(registered=entries, validation=validation, extra=extra)
 
 
 def train_oscars_on_folder(run: OscarsFolderRun, *, registries: "Registries", deadline: Deadline,
@@ -468,9 +473,11 @@ def train_pms_on_folder(run: PmsFolderRun, *, registries: "Registries", deadline
     entry = registries.register(fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
     if progress is not None:
         progress(f"registered {entry.label} in {registries.directory}")
+    entries, familiarity = attach_input_checks([entry], train, val, dataset=data.fingerprint.id, progress=progress)
     extra = {"data": {"fingerprint": data.fingerprint.id, "split": dict(data.split)},
-             "plan": planned.plan.to_json()["settings"], "validation_ds": {entry.name: metrics["validation_ds"]}}
-    return TrainingOutcome(registered=(entry,), validation={entry.name: result.to_json()}, extra=extra)
+             "plan": planned.plan.to_json()["settings"], "validation_ds": {entry.name: metrics["validation_ds"]},
+             "familiarity": familiarity}
+    return TrainingOutcome(registered=entries, validation={entry.name: result.to_json()}, extra=extra)
 
 
 # -------------------------------------------------------------------------------------------------

@@ -30,8 +30,8 @@ import numpy as np
 
 from medlim.errors import ParameterError
 
-__all__ = ["SHIFT_DETECTORS", "DetectorConfig", "ClassDetectors", "split_internal", "fit_class_detectors",
-           "score_by_class"]
+__all__ = ["SHIFT_DETECTORS", "DetectorConfig", "ClassDetectors", "split_internal", "class_detector",
+           "fit_class_detectors", "score_by_class"]
 
 SHIFT_DETECTORS: tuple[str, ...] = ("cvad", "tend")
 Log = Callable[[str], None]
@@ -130,6 +130,43 @@ def _train_one(images: np.ndarray, config: DetectorConfig, log: Log | None) -> t
     return train_tend(images, autoencoder, training, log=log), params
 
 
+def class_detector(kind: str, model: Any, params: Mapping[str, Any], reference: np.ndarray, *,
+                   name: str) -> tuple[Any, np.ndarray]:
+    """A class's trained detector calibrated on its held-back images, and their scores.
+
+    The range makes one image's score independent of the other images scored
+    (thesis eq. 4.8 with a fixed reference, not the authors' min-max over the
+    test set). When the reference images are too few or too alike for a range
+    (span under a tenth of the maximum), the error is scaled by the maximum alone.
+
+    Args:
+        kind: ``"cvad"`` or ``"tend"`` (TEND needs no range).
+        model: the trained network.
+        params: score parameters with ``input_size`` and ``id_classes``.
+        reference: the class's held-back internal images, ``np.ndarray[M, s, s]`` float32 in [0, 1].
+        name: the class (the detector is named ``f"{kind}-{name}"``).
+
+    Returns:
+        ``(detector, reference scores)``: a :class:`medlim.curation.ood.scoring.Detector`
+        whose threshold is the reference maximum (unused by MedShift: its groups
+        replace it), and the ``np.ndarray[M]`` float64 scores of the reference images.
+    """
+    from medlim.curation.ood.scoring import Detector
+
+    calibrated = dict(params)
+    if kind == "cvad":
+        raw = Detector("cvad", model, {**calibrated, "rec_min": 0.0, "rec_max": 1.0}, threshold=0.0, name=name)
+        rec = raw.parts(reference)["rec"]
+        low, high = float(rec.min()), float(rec.max())
+        if high - low < 0.1 * high:
+            low = 0.0
+        calibrated["rec_min"], calibrated["rec_max"] = low, max(high, low + 1e-12)
+    detector = Detector(kind, model, calibrated, threshold=float("inf"), name=f"{kind}-{name}")
+    scores = detector.score(reference).score
+    detector.threshold = float(scores.max())
+    return detector, scores
+
+
 def fit_class_detectors(
     images: np.ndarray,
     classes: Sequence[str],
@@ -150,8 +187,6 @@ def fit_class_detectors(
     Returns:
         :class:`ClassDetectors`.
     """
-    from medlim.curation.ood.scoring import Detector
-
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(list(classes), dtype=object)
     if images.ndim != 3 or images.shape[1:] != (config.input_size, config.input_size) or len(labels) != len(images):
@@ -170,20 +205,8 @@ def fit_class_detectors(
         if log:
             log(f"{config.kind} detector for {name!r}: {len(train)} training, {len(reference)} reference images")
         model, params = _train_one(train, config, log)
-        params["id_classes"] = [name]
-        if config.kind == "cvad":
-            raw = Detector("cvad", model, {**params, "rec_min": 0.0, "rec_max": 1.0}, threshold=0.0, name=name)
-            rec = raw.parts(reference)["rec"]
-            params["rec_min"], params["rec_max"] = float(rec.min()), float(rec.max())
-            if params["rec_max"] - params["rec_min"] < 0.1 * params["rec_max"]:
-                # too few or too similar reference images for a range: scale by the maximum
-                params["rec_min"] = 0.0
-            params["rec_max"] = max(params["rec_max"], params["rec_min"] + 1e-12)
-        detector = Detector(config.kind, model, params, threshold=float("inf"), name=f"{config.kind}-{name}")
-        internal_scores[name] = detector.score(reference).score
-        # the threshold of a MedShift detector is not used (groups replace it); record the reference maximum
-        detector.threshold = float(internal_scores[name].max())
-        detectors[name] = detector
+        detectors[name], internal_scores[name] = class_detector(
+            config.kind, model, {**params, "id_classes": [name]}, reference, name=name)
         if progress is not None:
             progress(done + 1, len(names))
     return ClassDetectors(kind=config.kind, detectors=detectors, internal_scores=internal_scores, config=config)

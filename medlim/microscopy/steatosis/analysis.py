@@ -5,19 +5,31 @@ cacheable part), then apply cutoffs as often as the pathologist moves a slider
 (:meth:`SteatosisAnalysis.report` → :class:`~medlim.microscopy.steatosis.report.SteatosisReport`,
 vectorised). :func:`segment_file` is one image of ``medlim steatosis
 segment``: its row carries the same report. Weights come from the registry
-(:func:`load_steatosis_model`).
+(:func:`load_steatosis_model`), with their training-data check when they carry
+one (issue 13; :mod:`.familiarity`): every analysed image is scored against it.
+
+Whole slides (issue 16): :func:`analyse_slide` runs the same detection tile by
+tile on a region of a :class:`medlim.core.io.slide.Slide`
+(:func:`medlim.microscopy.slides.segment_slide`), droplets on tile borders kept
+once, and returns a :class:`SteatosisAnalysis` without image-sized arrays (its
+droplet outlines instead). Every analysis carries the pixel size
+(:class:`~medlim.microscopy.objects.MicronSpacing`) in its table, so reports
+and exports give µm² beside px².
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medlim.errors import ParameterError
+from medlim.microscopy.objects import NO_SPACING, MicronSpacing
 from medlim.microscopy.steatosis.droplets import (
     DEFAULT_CUTOFFS,
     CutoffResult,
@@ -30,6 +42,12 @@ from medlim.microscopy.steatosis.droplets import (
 )
 from medlim.microscopy.steatosis.report import SteatosisReport, steatosis_report
 
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.familiarity import FamiliarityCheck, FamiliarityResult
+    from medlim.core.io.slide import Slide
+    from medlim.microscopy.qupath import ObjectExports
+    from medlim.microscopy.slides import Region
+
 __all__ = [
     "DEFAULT_STEATOSIS_WEIGHTS",
     "SteatosisModel",
@@ -37,24 +55,35 @@ __all__ = [
     "load_steatosis_model",
     "analyse_image",
     "analysis_from_detections",
+    "analyse_slide",
+    "file_spacing",
+    "slide_tissue_mask",
     "drop_outside_tissue",
     "SegmentRow",
     "segment_file",
 ]
 
+#: Smallest overlap of whole-slide tiles, px: twice the widest droplet (90 px), see :func:`slide_tissue_mask`.
+SLIDE_OVERLAP = 192
 #: Registry name of the shipped steatosis weights.
 DEFAULT_STEATOSIS_WEIGHTS = "maskrcnn-steatosis"
 
 
 @dataclass(frozen=True)
 class SteatosisModel:
-    """A loaded network with the inference settings its weights record."""
+    """A loaded network with the inference settings its weights record.
+
+    Attributes:
+        familiarity: the training-data check stored with the weights (sha256 checked),
+            or ``None`` when they carry none.
+    """
 
     model: object
     label: str
     tile: int
     overlap: int
     mask_threshold: float
+    familiarity: FamiliarityCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -62,18 +91,50 @@ class SteatosisAnalysis:
     """Detections of one image with their features (everything cutoffs need).
 
     Attributes:
-        labels: ``np.ndarray[H, W]`` int32 droplet labels 1..n.
-        table: :class:`DropletTable` (index ``k − 1`` is label ``k``).
-        tissue: ``np.ndarray[H, W]`` bool tissue mask.
+        labels: ``np.ndarray[H, W]`` int32 droplet labels 1..n (``None`` for a whole-slide region).
+        table: :class:`DropletTable` (index ``k − 1`` is label ``k``), with the pixel size.
+        tissue: ``np.ndarray[H, W]`` bool tissue mask (``None`` for a whole-slide region).
         seconds: detection wall time.
         model: label of the weights used.
+        unlike_training: the image against the weights' training-data check (``None``: no check).
+        warnings: the check's plain-language warning when the image is flagged.
+        outlines: one shapely outline per droplet when already made (a slide's), else ``None``
+            (:meth:`droplet_outlines` makes them from ``labels``).
     """
 
-    labels: np.ndarray
+    labels: np.ndarray | None
     table: DropletTable
-    tissue: np.ndarray
+    tissue: np.ndarray | None
     seconds: float
     model: str
+    unlike_training: FamiliarityResult | None = None
+    warnings: tuple[str, ...] = ()
+    outlines: tuple[Any, ...] | None = None
+
+    @property
+    def spacing(self) -> MicronSpacing:
+        """The pixel size the analysis measured with."""
+        return self.table.spacing
+
+    def droplet_outlines(self) -> list[Any]:
+        """One shapely outline per droplet (QuPath coordinates)."""
+        from medlim.microscopy.steatosis.export import droplet_outlines
+
+        if self.outlines is not None:
+            return list(self.outlines)
+        if self.labels is None:
+            raise ParameterError("this analysis keeps neither labels nor outlines.")
+        return droplet_outlines(self.labels, self.table)
+
+    def with_spacing(self, spacing: MicronSpacing) -> SteatosisAnalysis:
+        """The same detections measured with another pixel size (no re-detection)."""
+        return dataclasses.replace(self, table=self.table.with_spacing(spacing))
+
+    def exports(self, report: SteatosisReport) -> ObjectExports:
+        """The per-droplet CSV and QuPath GeoJSON under ``report``'s cutoffs (page downloads = CLI files)."""
+        from medlim.microscopy.steatosis.export import droplet_exports
+
+        return droplet_exports(self.droplet_outlines(), self.table, report.kept_flags)
 
     def cut(self, cutoffs: Cutoffs = DEFAULT_CUTOFFS) -> CutoffResult:
         """Apply cutoffs (cheap; no re-detection)."""
@@ -89,7 +150,8 @@ class SteatosisAnalysis:
             chosen: the preset the user picked (it wins when several hold the same values).
         """
         return steatosis_report(self.table, cutoffs, model=self.model, detection_seconds=self.seconds,
-                                presets=presets, chosen=chosen)
+                                presets=presets, chosen=chosen, unlike_training=self.unlike_training,
+                                warnings=self.warnings)
 
 
 def load_steatosis_model(
@@ -106,9 +168,12 @@ def load_steatosis_model(
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or None (settings).
 
     Raises:
-        WeightsError: unknown name, checksum mismatch or keys that do not fit.
+        WeightsError: unknown name, checksum mismatch or keys that do not fit; the
+            training-data check named by the entry is missing or malformed.
+        ChecksumError: the check file does not match the manifest.
     """
     from medlim.core.device import select_device
+    from medlim.core.familiarity import load_familiarity
     from medlim.core.weights import Registry, build_model
 
     registry = Registry.load() if registry is None else registry
@@ -118,13 +183,15 @@ def load_steatosis_model(
     params = dict(entry.params)
     return SteatosisModel(model=model, label=entry.label, tile=int(params.get("tile", 1024)),
                           overlap=int(params.get("overlap", 128)),
-                          mask_threshold=float(entry.thresholds.get("mask", 0.5)))
+                          mask_threshold=float(entry.thresholds.get("mask", 0.5)),
+                          familiarity=load_familiarity(entry))
 
 
 def analyse_image(
     model: SteatosisModel,
     image: np.ndarray,
     *,
+    spacing: MicronSpacing = NO_SPACING,
     progress: Callable[[int, int], None] | None = None,
 ) -> SteatosisAnalysis:
     """Detect droplets (tiled) and measure them.
@@ -132,6 +199,7 @@ def analyse_image(
     Args:
         model: from :func:`load_steatosis_model`.
         image: ``np.ndarray[H, W, 3]`` RGB, uint8 or float in [0, 1].
+        spacing: the image's pixel size.
         progress: ``progress(done, total)`` per tile.
     """
     from medlim.microscopy.steatosis.inference import detect_droplets
@@ -141,11 +209,18 @@ def analyse_image(
         raise ParameterError(f"steatosis analysis needs an H×W×3 RGB image, got shape {image.shape}")
     found = detect_droplets(model.model, image, tile=model.tile, overlap=model.overlap, min_score=0.05,
                             progress=progress)
-    return analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds, model=model.label)
+    analysis = analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds, model=model.label,
+                                        spacing=spacing)
+    if model.familiarity is None:
+        return analysis
+    from medlim.microscopy.steatosis.familiarity import assess_he
+
+    result, warning = assess_he(model.familiarity, image)
+    return dataclasses.replace(analysis, unlike_training=result, warnings=() if warning is None else (warning,))
 
 
 def analysis_from_detections(image: np.ndarray, labels: np.ndarray, scores: np.ndarray, *, seconds: float,
-                             model: str) -> SteatosisAnalysis:
+                             model: str, spacing: MicronSpacing = NO_SPACING) -> SteatosisAnalysis:
     """The analysis of raw detections: tissue mask, detections off tissue dropped, droplet features.
 
     Args:
@@ -155,10 +230,11 @@ def analysis_from_detections(image: np.ndarray, labels: np.ndarray, scores: np.n
         scores: ``np.ndarray[n]`` their scores.
         seconds: the detection's wall time.
         model: label of the weights.
+        spacing: the image's pixel size.
     """
     tissue = tissue_mask(image)
     labels, scores = drop_outside_tissue(labels, scores, tissue)
-    table = droplet_table(labels, scores, tissue_area=float(tissue.sum()))
+    table = droplet_table(labels, scores, tissue_area=float(tissue.sum()), spacing=spacing)
     return SteatosisAnalysis(labels=labels, table=table, tissue=tissue, seconds=float(seconds), model=model)
 
 
@@ -198,7 +274,12 @@ class SegmentRow:
         preset: the preset the cutoffs equal, else ``"custom"``.
         seconds: time for this image.
         labels: where the kept droplets' uint16 label image was written.
-        warnings: the reader's plain-language warnings about the image.
+        warnings: plain-language warnings about the image: the reader's, then the
+            training-data check's when the image looks unlike the training images.
+        unlike_training: the image against the weights' training-data check (``None``: no check).
+        pixel_spacing_um: the pixel size used, µm (``None``: unknown, sizes in px only).
+        spacing_source: ``"file"``, ``"user"`` or ``"none"``.
+        files: the exports written (``{"csv": path, "geojson": path}``, those asked for).
     """
 
     detected: int
@@ -210,22 +291,125 @@ class SegmentRow:
     seconds: float
     labels: str
     warnings: tuple[str, ...] = ()
+    unlike_training: FamiliarityResult | None = None
+    pixel_spacing_um: float | None = None
+    spacing_source: str = "none"
+    files: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         """The row as a JSON-able dict, in the order the CLI prints it."""
         return {"detected": self.detected, "kept": self.kept, "steatosis_fraction": self.steatosis_fraction,
                 "nash_crn_band": self.nash_crn_band, "donor_band": self.donor_band, "preset": self.preset,
-                "seconds": self.seconds, "labels": self.labels, "warnings": list(self.warnings)}
+                "seconds": self.seconds, "labels": self.labels, "pixel_spacing_um": self.pixel_spacing_um,
+                "spacing_source": self.spacing_source, **dict(self.files),
+                "unlike_training": None if self.unlike_training is None else self.unlike_training.to_dict(),
+                "warnings": list(self.warnings)}
+
+
+def analyse_slide(
+    model: SteatosisModel,
+    slide: Slide,
+    *,
+    region: Region | None = None,
+    tile: int | None = None,
+    overlap: int | None = None,
+    spacing: MicronSpacing = NO_SPACING,
+    progress: Callable[[int, int], None] | None = None,
+) -> SteatosisAnalysis:
+    """Detect and measure the droplets of a whole-slide region, tile by tile (memory bounded by the tile).
+
+    Each tile goes through the single-image path (detection, tissue mask,
+    detections off tissue dropped); a droplet is kept from the tile whose core
+    holds its centroid, so droplets on tile seams count once with their whole
+    area (the overlap exceeds the widest droplet, 90 px). Tissue area sums each
+    tile's core (:func:`slide_tissue_mask`).
+
+    Args:
+        model: from :func:`load_steatosis_model`.
+        slide: an open slide.
+        region: the part to analyse (None: the whole slide; tiles without tissue on the overview are skipped).
+        tile: tile side in px (None: the model's tile, 1024 for the shipped weights).
+        overlap: slide tiles' overlap in px (None: the model's overlap, at least :data:`SLIDE_OVERLAP`).
+        spacing: the slide's pixel size.
+        progress: ``progress(done, total)`` per tile.
+    """
+    from medlim.microscopy.slides import TileSegmentation, segment_slide
+    from medlim.microscopy.steatosis.droplets import table_from_shapes
+    from medlim.microscopy.steatosis.inference import detect_droplets
+
+    def segment(pixels: np.ndarray) -> TileSegmentation:
+        found = detect_droplets(model.model, pixels, tile=model.tile, overlap=model.overlap, min_score=0.05)
+        tissue = slide_tissue_mask(pixels)
+        labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
+        return TileSegmentation(labels=labels, extra={"score": scores}, tissue=tissue)
+
+    objects = segment_slide(slide, segment, region=region, tile=tile or model.tile,
+                            overlap=max(model.overlap, SLIDE_OVERLAP) if overlap is None else overlap,
+                            progress=progress)
+    table = table_from_shapes(objects.shapes, objects.extra.get("score", np.zeros(0)), tissue_area=objects.tissue_px,
+                              spacing=spacing)
+    return SteatosisAnalysis(labels=None, table=table, tissue=None, seconds=objects.seconds, model=model.label,
+                             outlines=objects.outlines)
+
+
+def slide_tissue_mask(pixels: np.ndarray) -> np.ndarray:
+    """Tissue of one slide tile: :func:`tissue_mask`, less glass found by absolute colour.
+
+    :func:`tissue_mask` stretches each image's grey levels, which suits a field
+    with tissue and glass but not a tile that is nearly all glass (stretched, its
+    glass no longer looks pale). Glass is therefore also found without
+    stretching — near-white, colourless regions too wide to be a droplet
+    (:func:`medlim.microscopy.slides.bright_field_foreground`). Glass that the
+    tile's edge cuts off from the wide glass it belongs to (a narrow gap between
+    sections, a tear) would look narrow, so pale regions touching the tile's edge
+    count as glass: the tile is padded with glass wider than any droplet. A
+    droplet touching the edge is then not tissue in that tile, which matters
+    only when it reaches the tile's core: the slide overlap (≥ 192 px by
+    default) is twice the widest droplet, so it does not.
+
+    Args:
+        pixels: ``np.ndarray[h, w, 3]`` uint8 RGB.
+
+    Returns:
+        ``np.ndarray[h, w]`` bool.
+    """
+    from scipy import ndimage
+
+    from medlim.microscopy.slides import bright_field_foreground
+    from medlim.microscopy.steatosis.weak import background_mask
+
+    margin = 48  # > the widest droplet's radius (45 px), so the padding alone is "too wide to be a droplet"
+    pale = np.pad(~bright_field_foreground(pixels), margin, constant_values=True)
+    glass = background_mask(pale)[margin:-margin, margin:-margin]
+    return tissue_mask(pixels) & ~ndimage.binary_dilation(glass, iterations=2)  # grown as tissue_mask grows it
+
+
+def file_spacing(path: Path, pixel_spacing_um: float | None) -> tuple[MicronSpacing, tuple[str, ...]]:
+    """The pixel size of an image file: ``pixel_spacing_um`` when given, else the TIFF / OME-TIFF metadata's.
+
+    Returns:
+        ``(spacing, warnings)`` (:func:`medlim.microscopy.objects.resolve_spacing`).
+    """
+    from medlim.core.io.slide import file_spacing_um
+    from medlim.microscopy.objects import resolve_spacing
+
+    found = file_spacing_um(Path(path))
+    return resolve_spacing(None if found is None else found[0], pixel_spacing_um,
+                           file_detail=None if found is None else found[1])
 
 
 def segment_file(
     model: SteatosisModel, path: Path, labels_path: Path, *, name: str | None = None,
     cutoffs: Cutoffs = DEFAULT_CUTOFFS, presets: Mapping[str, Cutoffs] | None = None,
+    pixel_spacing_um: float | None = None, exports: Callable[[ObjectExports], Mapping[str, str]] | None = None,
+    region: Region | None = None, tile: int | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> SegmentRow:
     """Segment one image file and write its kept droplets to ``labels_path`` (uint16 PNG).
 
     The image is read with :func:`medlim.core.io.read_image` (``pixels`` float32 RGB in [0, 1]),
-    as the page reads an upload, so the row's numbers are the page's for the same file.
+    as the page reads an upload, so the row's numbers are the page's for the same file. A whole
+    slide (SVS, NDPI, tiled TIFF, or any file with ``region`` / ``tile`` given) is read tile by
+    tile instead (:func:`analyse_slide`); it writes no label image (one would be slide-sized).
 
     Args:
         model: the loaded steatosis model.
@@ -234,10 +418,19 @@ def segment_file(
         name: the name messages use (``path``'s name when ``None``).
         cutoffs: which detections are kept.
         presets: the named presets the row may name (None = the built-in ones).
+        pixel_spacing_um: the pixel size in µm (None: the file's, if it states one).
+        exports: called with the per-droplet CSV and GeoJSON; returns the paths it wrote.
+        region: a whole-slide region to analyse; tile: the slide's tile side.
+        progress: ``progress(done, total)`` per slide tile.
 
     Raises:
         MedlimError: the file cannot be read, or the kept droplets do not fit uint16 labels.
     """
+    from medlim.core.io.slide import is_slide
+
+    if region is not None or tile is not None or is_slide(path):
+        return _segment_slide_file(model, Path(path), cutoffs=cutoffs, presets=presets, exports=exports,
+                                   pixel_spacing_um=pixel_spacing_um, region=region, tile=tile, progress=progress)
     from medlim.core.io import read_image
     from medlim.errors import ImageTooLargeError
     from medlim.phantoms.base import save_png
@@ -247,8 +440,11 @@ def segment_file(
     pixels = np.asarray(record.pixels)
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
-    analysis = analyse_image(model, pixels)
+    spacing, notes = file_spacing(Path(path), pixel_spacing_um)
+    analysis = analyse_image(model, pixels, spacing=spacing)
     report = analysis.report(cutoffs, presets=presets)
+    files = {} if exports is None else dict(exports(analysis.exports(report)))
+    assert analysis.labels is not None  # a single image keeps its labels
     labels = kept_labels(analysis.labels, report.kept_flags)
     if labels.dtype != np.uint16:
         raise ImageTooLargeError(f"{report.kept} droplets do not fit a uint16 label image.")
@@ -256,4 +452,30 @@ def segment_file(
     return SegmentRow(detected=report.detected, kept=report.kept, steatosis_fraction=report.steatosis_fraction,
                       nash_crn_band=report.nash_crn_band, donor_band=report.donor_band, preset=report.preset,
                       seconds=round(time.perf_counter() - start, 3), labels=str(labels_path),
-                      warnings=tuple(record.metadata.warnings))
+                      warnings=(*record.metadata.warnings, *notes, *report.warnings),
+                      unlike_training=report.unlike_training, pixel_spacing_um=spacing.um,
+                      spacing_source=spacing.source, files=files)
+
+
+def _segment_slide_file(
+    model: SteatosisModel, path: Path, *, cutoffs: Cutoffs, presets: Mapping[str, Cutoffs] | None,
+    exports: Callable[[ObjectExports], Mapping[str, str]] | None, pixel_spacing_um: float | None,
+    region: Region | None, tile: int | None, progress: Callable[[int, int], None] | None,
+) -> SegmentRow:
+    """:func:`segment_file` for a whole slide: tile by tile, exports only (no label image)."""
+    from medlim.core.io.slide import open_slide
+    from medlim.microscopy.objects import resolve_spacing
+
+    start = time.perf_counter()
+    with open_slide(path) as slide:
+        found = slide.spacing
+        spacing, notes = resolve_spacing(None if found is None else found[0], pixel_spacing_um,
+                                         file_detail=None if found is None else found[1])
+        analysis = analyse_slide(model, slide, region=region, tile=tile, spacing=spacing, progress=progress)
+    report = analysis.report(cutoffs, presets=presets)
+    files = {} if exports is None else dict(exports(analysis.exports(report)))
+    return SegmentRow(detected=report.detected, kept=report.kept, steatosis_fraction=report.steatosis_fraction,
+                      nash_crn_band=report.nash_crn_band, donor_band=report.donor_band, preset=report.preset,
+                      seconds=round(time.perf_counter() - start, 3), labels="",
+                      warnings=(*notes, *report.warnings), pixel_spacing_um=spacing.um,
+                      spacing_source=spacing.source, files=files)

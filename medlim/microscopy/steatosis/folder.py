@@ -24,7 +24,11 @@ are accepted and masks, if any, are ignored — and :func:`train_steatosis_on_fo
    weak method is known to fail); the best state is kept;
 6. registers the model in the user registry with the dataset's fingerprint,
    the split, the plan and the figures; the recorded command names the data by
-   fingerprint and the starting weights by name and version.
+   fingerprint and the starting weights by name and version;
+7. fits the "unlike my training data" check (issue 13; :mod:`.familiarity`) on
+   the weak-labelled training tiles, its limit chosen with the validation crops,
+   and stores it beside the weights: ``medlim steatosis segment`` and the page
+   score every image against it.
 """
 
 from __future__ import annotations
@@ -439,6 +443,22 @@ def _fit(start: _Start, tiles: Sequence["TrainingTile"], val: Sequence[Validatio
     return result
 
 
+def _attach_check(entry: "WeightsEntry", tiles: Sequence["TrainingTile"], val: Sequence[ValidationCrop], *,
+                  data: TrainingData, progress: Progress | None) -> tuple["WeightsEntry", dict[str, Any]]:
+    """Fit the training-data check on the training tiles as the network reads them, its limit on the validation crops."""
+    from medlim.core.familiarity import attach_training_check
+    from medlim.microscopy.steatosis.familiarity import BLOCK, he_features
+
+    training = np.stack([he_features(tile.image) for tile in tiles]) if tiles else np.zeros((0, 0))
+    validation = np.stack([he_features(crop.image) for crop in val]) if val else None
+    selection = {"block": BLOCK, "dataset": data.fingerprint.id,
+                 "calibration": {"tiles": len(tiles), "role": "the run's weak-labelled training tiles"},
+                 "validation": {"crops": len(val), "role": "the run's validation crops (choose the limit)"}}
+    return attach_training_check(entry, training, validation, selection=selection, progress=progress,
+                                 source=f"{len(tiles)} training tiles of the user dataset {data.fingerprint.id}, "
+                                        f"RGB on {BLOCK} px blocks")
+
+
 def train_steatosis_on_folder(
     run: SteatosisRun,
     *,
@@ -489,8 +509,10 @@ def train_steatosis_on_folder(
     entry = registries.register(fields, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
     if progress is not None:
         progress(f"registered {entry.label} in {registries.directory}")
+    entry, familiarity = _attach_check(entry, tiles, val, data=data, progress=progress)
     extra: dict[str, Any] = {"data": {"fingerprint": data.fingerprint.id, "split": dict(data.split)},
-                             "plan": planned.plan.to_json()["settings"], "init": start.label}
+                             "plan": planned.plan.to_json()["settings"], "init": start.label,
+                             "familiarity": familiarity}
     if data.dropped is not None:
         extra["data"]["dropped"] = [p.to_json() for report in data.dropped for p in report.dropped]
     return TrainingOutcome(registered=(entry,), validation={entry.name: result.to_json()}, extra=extra)

@@ -12,12 +12,18 @@ report must not keep a preset's name after its cutoffs were changed).
 :func:`preset_cutoffs` turns a preset name plus per-feature overrides (the
 CLI's ``--preset`` and ``--area``/``--perimeter``/``--eccentricity``/
 ``--min-score``) into :class:`~medlim.microscopy.steatosis.droplets.Cutoffs`.
+
+A report also carries the weights' training-data check of the image (issue 13;
+:mod:`.familiarity`): ``unlike_training`` (score, limit, flagged) and, when the
+image is flagged, a plain-language sentence in ``warnings`` — the numbers are
+still given.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,6 +37,9 @@ from medlim.microscopy.steatosis.droplets import (
     apply_cutoffs,
     grade,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.familiarity import FamiliarityResult
 
 __all__ = ["CUSTOM", "SteatosisReport", "preset_name", "preset_cutoffs", "steatosis_report"]
 
@@ -57,6 +66,12 @@ class SteatosisReport:
         detection_seconds: the network's wall time.
         kept_flags: ``np.ndarray[detected]`` bool, droplet ``k`` kept at ``k − 1``
             (not in :meth:`to_json`; the per-droplet export carries it).
+        unlike_training: the weights' training-data check of the image, or ``None``
+            when the weights carry none.
+        warnings: plain-language warnings about the image (e.g. that it looks unlike
+            the training images).
+        pixel_spacing_um: the pixel size in µm, or ``None`` when unknown (areas in px² only).
+        spacing_source: ``"file"``, ``"user"`` or ``"none"``.
     """
 
     model: str
@@ -72,6 +87,13 @@ class SteatosisReport:
     donor_band: str
     detection_seconds: float
     kept_flags: np.ndarray
+    unlike_training: FamiliarityResult | None = None
+    warnings: tuple[str, ...] = ()
+    pixel_spacing_um: float | None = None
+    spacing_source: str = "none"
+
+    def _um2(self, area_px2: float) -> float | None:
+        return None if self.pixel_spacing_um is None else round(area_px2 * self.pixel_spacing_um**2, 4)
 
     @property
     def discarded(self) -> int:
@@ -89,9 +111,13 @@ class SteatosisReport:
                 "reference": {k: round(float(v), 4) for k, v in self.reference.items()},
                 "detected": self.detected, "kept": self.kept, "discarded": self.discarded,
                 "kept_area_px2": self.kept_area_px2, "tissue_area_px2": self.tissue_area_px2,
+                "kept_area_um2": self._um2(self.kept_area_px2), "tissue_area_um2": self._um2(self.tissue_area_px2),
+                "pixel_spacing_um": self.pixel_spacing_um, "spacing_source": self.spacing_source,
                 "steatosis_fraction": self.steatosis_fraction, "steatosis_percent": self.steatosis_percent,
                 "nash_crn_band": self.nash_crn_band, "donor_band": self.donor_band,
-                "detection_seconds": self.detection_seconds}
+                "detection_seconds": self.detection_seconds,
+                "unlike_training": None if self.unlike_training is None else self.unlike_training.to_dict(),
+                "warnings": list(self.warnings)}
 
 
 def preset_name(cutoffs: Cutoffs, presets: Mapping[str, Cutoffs] | None = None, *, chosen: str | None = None) -> str:
@@ -116,6 +142,7 @@ def preset_cutoffs(
     eccentricity: Sequence[float] | None = None,
     min_score: float | None = None,
     presets: Mapping[str, Cutoffs] | None = None,
+    area_um2: Sequence[float] | None = None,
 ) -> Cutoffs:
     """A named preset's cutoffs with some values replaced (None keeps the preset's).
 
@@ -124,6 +151,7 @@ def preset_cutoffs(
         area, perimeter, eccentricity: ``(low, high)`` × the reference; ``high`` may be ``inf``.
         min_score: minimum detection score in [0, 1].
         presets: name → cutoffs; None = the built-in presets.
+        area_um2: ``(low, high)`` absolute droplet area in µm²; ``high`` may be ``inf``.
 
     Raises:
         ParameterError: an unknown preset or values :class:`Cutoffs` rejects.
@@ -133,7 +161,8 @@ def preset_cutoffs(
         raise ParameterError(f"unknown cutoff preset {name!r}; known: {sorted(presets)}.")
     base = presets[name]
     bounds = {}
-    for key, value in (("area", area), ("perimeter", perimeter), ("eccentricity", eccentricity)):
+    for key, value in (("area", area), ("perimeter", perimeter), ("eccentricity", eccentricity),
+                       ("area_um2", area_um2)):
         if value is None:
             bounds[key] = getattr(base, key)
         elif len(value) != 2:
@@ -141,7 +170,7 @@ def preset_cutoffs(
         else:
             bounds[key] = (float(value[0]), float(value[1]))
     return replace(base, area=bounds["area"], perimeter=bounds["perimeter"], eccentricity=bounds["eccentricity"],
-                   min_score=base.min_score if min_score is None else float(min_score))
+                   area_um2=bounds["area_um2"], min_score=base.min_score if min_score is None else float(min_score))
 
 
 def steatosis_report(
@@ -152,6 +181,8 @@ def steatosis_report(
     detection_seconds: float = 0.0,
     presets: Mapping[str, Cutoffs] | None = None,
     chosen: str | None = None,
+    unlike_training: FamiliarityResult | None = None,
+    warnings: Sequence[str] = (),
 ) -> SteatosisReport:
     """Apply ``cutoffs`` to a cached droplet table and report (cheap: no re-detection).
 
@@ -162,6 +193,8 @@ def steatosis_report(
         detection_seconds: the network's wall time.
         presets: the named presets the report may name (None = built-in ones).
         chosen: the preset the user picked (see :func:`preset_name`).
+        unlike_training: the image's training-data check (from the analysis).
+        warnings: the image's warnings (from the analysis).
     """
     result = apply_cutoffs(table, cutoffs)
     fraction = round(result.steatosis_fraction, 6)
@@ -172,5 +205,7 @@ def steatosis_report(
         kept_area_px2=float(result.kept_area), tissue_area_px2=float(table.tissue_area),
         steatosis_fraction=fraction, nash_crn_band=grade(percent, NASH_CRN_BANDS),
         donor_band=grade(percent, DONOR_BANDS), detection_seconds=round(float(detection_seconds), 3),
-        kept_flags=result.kept,
+        kept_flags=result.kept, unlike_training=unlike_training,
+        warnings=tuple(warnings) + ((table.spacing.warning,) if table.spacing.warning else ()),
+        pixel_spacing_um=table.spacing.um, spacing_source=table.spacing.source,
     )

@@ -88,6 +88,12 @@ def test_cvad_plans_32_px_and_calibrates_its_range(shapes: Path, capsys: pytest.
     # 8 ID validation images (4 square + 4 stripes) against the 18 discs
     assert (result["validation"]["cvad-shapes"]["n_id"], result["validation"]["cvad-shapes"]["n_ood"]) == (8, 18)
     assert "--id-class '!disc' --name cvad-shapes" in entry.provenance.command
+    # issue 12/13: the "unlike my training data" record, fitted on the ID training images at the 32 px input, its
+    # limit chosen with the 8 ID validation images (the discs are not in-distribution, so they do not choose it)
+    assert entry.familiarity_path is not None and entry.familiarity_path.is_file()
+    assert entry.familiarity["command"] == entry.provenance.command
+    assert result["familiarity"]["cvad-shapes"]["n_validation"] == 8
+    assert result["familiarity"]["cvad-shapes"]["n_calibration"] == entry.metrics["n_train"]
 
 
 def test_a_budget_too_small_to_validate_registers_nothing(shapes: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -177,10 +183,12 @@ def test_evaluate_reports_each_shift_type(ood_registry: Path, shapes: Path, caps
     assert (report["n_id"], report["n_ood"]) == (6, 6)
     detector = load_detector("tend-test", registry=Registry.load(ood_registry))
     noise = detector.score(read_inputs([shapes / r["file"] for r in rows[12:15]], 64)).score
-    assert report["shift_type_rate"]["noise"] == {
+    assert {k: v for k, v in report["shift_type_rate"]["noise"].items() if k != "auroc"} == {
         "images": 3, "detected": float(np.mean(noise >= 0.3)),
         "detected_gmean": float(np.mean(noise >= report["gmean_threshold"]))}
+    assert 0.0 <= report["shift_type_rate"]["noise"]["auroc"] <= 1.0  # against the 6 ID (hand) images
+    assert report["shift_types"]["rows"][0]["detector"] == "tend-test@1"  # side by side with cvad-test, ae-test
     assert report["shift_type_rate"]["blur"]["images"] == 2
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "images with a shift type, share detected:" in text and "noise" in text
+    assert "ID images with a shift type, share detected and AUROC" in text and "noise" in text

@@ -73,6 +73,10 @@ def test_oscars_family_trains_on_folders_and_evaluates(folders: dict[str, Path],
     assert entry.data["internal_fingerprint"] == internal and entry.data["fingerprint"]["id"] == external
     assert entry.params["method"] == "oscars" and entry.params["loss"]["lambda"] == 0.05
     assert sorted(entry.plan["overridden"]) == ["detector_epochs", "epochs", "input_size", "width"]
+    # issue 12/13: every model of the family carries the "unlike my training data" record of its training images
+    for name in names:
+        assert Registry.load(models).get(name).familiarity_path.is_file()
+        assert result["familiarity"][name]["n_validation"] == 14
     assert entry.plan["reasons"]["input_size"] == "given on the command line (planned: 32)"
     assert Registry.load(models).get("mine-classification").architecture_kwargs["n_classes"] == 7
     assert (ROOT / "weights" / "manifest.json").read_bytes() == shipped_before
