@@ -12,7 +12,9 @@ from pathlib import Path
 
 import streamlit as st
 
+from medlim.errors import MedlimError
 from medlim.ui.navigation import available_pages, pages_by_section
+from medlim.ui.worker_launcher import ensure_worker
 
 ROOT = Path(__file__).resolve().parent
 
@@ -20,6 +22,10 @@ ROOT = Path(__file__).resolve().parent
 def main() -> None:
     """Configure the app and run the selected page."""
     st.set_page_config(page_title="medlim", page_icon=":material/biotech:", layout="wide")
+    try:  # jobs run in a worker beside the server, so they outlive a closed tab (issue 15)
+        ensure_worker()
+    except MedlimError as exc:
+        st.sidebar.warning(f"Background jobs will wait: {exc.message}")
     sections = pages_by_section(available_pages(ROOT))
     navigation = st.navigation(
         {

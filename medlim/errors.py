@@ -30,6 +30,7 @@ __all__ = [
     "ArchiveBudgetError",
     "PathNotAllowedError",
     "InvalidNameError",
+    "JobError",
 ]
 
 
@@ -146,3 +147,7 @@ class PathNotAllowedError(InputError):
 
 class InvalidNameError(ParameterError):
     """A name typed by a user (collection, run, preset) is not a safe name."""
+
+
+class JobError(MedlimError):
+    """A job cannot be submitted, found, run or changed (unknown id or kind, bad parameters)."""

@@ -47,6 +47,19 @@ class Settings:
             seconds (``MEDLIM_CACHE_TTL_S``, default 1200).
         zip_max_ratio: largest uncompressed ÷ compressed size of an archive or
             member (``MEDLIM_ZIP_MAX_RATIO``, default 200).
+        worker: ``auto`` (the app starts a job worker beside itself) or ``external``
+            (workers are started by hand or by compose: ``medlim worker``) (``MEDLIM_WORKER``).
+        job_stale_s: seconds without a heartbeat after which a running job is taken to
+            have lost its worker and is queued again, and a worker is taken to be gone
+            (``MEDLIM_JOB_STALE_S``, default 60).
+        engine: where batch commands run their per-file work, ``local`` or ``ray``
+            (``MEDLIM_ENGINE``, default ``local``; :mod:`medlim.core.engines`).
+        ray_address: the Ray cluster of the ``ray`` engine (``MEDLIM_RAY_ADDRESS``;
+            unset: Ray starts on this machine).
+        ray_workers: model workers of the ``ray`` engine when the cluster has no GPU
+            (``MEDLIM_RAY_WORKERS``, default 2; with GPUs one per GPU).
+        cache_mb: MiB the on-disk cache of computed maps may take (``MEDLIM_CACHE_MB``,
+            default 2048; least recently used entries are evicted; :mod:`medlim.core.disk_cache`).
     """
 
     home: Path
@@ -63,6 +76,12 @@ class Settings:
     zip_max_mb: int = 4096
     zip_max_members: int = 50_000
     zip_max_ratio: int = 200
+    worker: str = "auto"
+    job_stale_s: int = 60
+    engine: str = "local"
+    ray_address: str | None = None
+    ray_workers: int = 2
+    cache_mb: int = 2048
 
     @property
     def datasets_dir(self) -> Path:
@@ -84,7 +103,17 @@ class Settings:
             from medlim.errors import ParameterError
 
             raise ParameterError(f"MEDLIM_DEVICE must be auto, cpu or cuda; {device!r} is given.")
+        engine = env.get("MEDLIM_ENGINE", "local").strip().lower() or "local"
+        if engine not in {"local", "ray"}:
+            from medlim.errors import ParameterError
+
+            raise ParameterError(f"MEDLIM_ENGINE must be local or ray; {engine!r} is given.")
         samples_dir = Path(env.get("MEDLIM_SAMPLES_DIR", str(root / "data_samples")))
+        worker = (env.get("MEDLIM_WORKER") or "auto").strip().lower()
+        if worker not in {"auto", "external"}:
+            from medlim.errors import ParameterError
+
+            raise ParameterError(f"MEDLIM_WORKER must be auto or external; {worker!r} is given.")
         return cls(
             home=home,
             database_url=database_url,
@@ -100,6 +129,12 @@ class Settings:
             zip_max_members=_positive_int(env, "MEDLIM_ZIP_MAX_MEMBERS", 50_000),
             zip_max_ratio=_positive_int(env, "MEDLIM_ZIP_MAX_RATIO", 200),
             cache_ttl_s=_positive_seconds(env, "MEDLIM_CACHE_TTL_S", 1200.0),
+            worker=worker,
+            job_stale_s=_positive_int(env, "MEDLIM_JOB_STALE_S", 60),
+            engine=engine,
+            ray_address=(env.get("MEDLIM_RAY_ADDRESS") or "").strip() or None,
+            ray_workers=_positive_int(env, "MEDLIM_RAY_WORKERS", 2),
+            cache_mb=_positive_int(env, "MEDLIM_CACHE_MB", 2048),
         )
 
 

@@ -11,6 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+#: The session's PostgreSQL server (``postgres_server``) and a fresh database per test
+#: (``postgres_url``), for the store's tests on PostgreSQL (issue 15): one server per session.
+pytest_plugins = ("tests.pg_server",)
+
 #: Read-only reference material beside the checkout (thesis, published checkpoints).
 SHARED = ROOT.parent / "shared"
 
@@ -20,6 +24,7 @@ def _isolated_medlim_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
     home = tmp_path_factory.mktemp("medlim_home")
     monkeypatch.setenv("MEDLIM_HOME", str(home))
     monkeypatch.setenv("MEDLIM_PSEUDONYM_KEY", "test-pseudonym-key")
+    monkeypatch.setenv("MEDLIM_WORKER", "external")  # an app under test starts no job worker (issue 15)
     return home
 
 

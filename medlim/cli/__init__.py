@@ -36,6 +36,8 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "retrieval",
     "data",
     "train",
+    "jobs",
+    "worker",
 )
 
 
@@ -73,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "func", None):
             parser.print_help()
             return 1
+        if getattr(args, "background", False):  # queue it for a worker (issue 15)
+            from medlim.cli.jobs import submit_background
+
+            return submit_background(args, argv)
         return int(args.func(args) or 0)
     except MedlimError as exc:
         print(f"medlim: {exc.message}", file=sys.stderr)

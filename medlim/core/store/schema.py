@@ -24,9 +24,12 @@ __all__ = [
     "CurationTagRow",
     "DatasetRow",
     "ImageRow",
+    "JobLogRow",
+    "JobRow",
     "PresetRow",
     "RetrievalIndexRow",
     "RetrievalItemRow",
+    "WorkerRow",
     "exams_view",
     "as_utc",
     "utc_now",
@@ -202,6 +205,69 @@ class RetrievalItemRow(Base):
     labels: Mapped[dict[str, Any]]
     anomaly_score: Mapped[float | None]
     site: Mapped[str | None] = mapped_column(sa.String(128))
+
+
+class JobRow(Base):
+    """A recorded request for long work and where it stands (issue 15; ``medlim.core.jobs``).
+
+    ``parameters`` is what the job runs (e.g. the command's argv); ``worker`` and
+    ``attempts`` together are the lease of the worker running it: every write of a
+    running job is conditional on both, so a worker that lost the job cannot touch it.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "state IN ('queued', 'running', 'done', 'failed', 'cancelled')", name="ck_jobs_state"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(64))
+    parameters: Mapped[dict[str, Any]]
+    origin: Mapped[str] = mapped_column(sa.String(16))
+    dataset_fingerprint: Mapped[str | None] = mapped_column(sa.String(128))
+    state: Mapped[str] = mapped_column(sa.String(16), index=True)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    progress_done: Mapped[int] = mapped_column(default=0)
+    progress_total: Mapped[int | None]
+    stage: Mapped[str] = mapped_column(sa.String(128), default="")
+    message: Mapped[str] = mapped_column(sa.String(512), default="")
+    result: Mapped[dict[str, Any] | None]
+    error_class: Mapped[str | None] = mapped_column(sa.String(128))
+    error_message: Mapped[str | None] = mapped_column(sa.Text)
+    checkpoint: Mapped[dict[str, Any] | None]
+    worker: Mapped[str | None] = mapped_column(sa.String(128))
+    attempts: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    heartbeat_at: Mapped[dt.datetime | None]
+
+
+class JobLogRow(Base):
+    """One line of a job's log (bounded per job by ``medlim.core.jobs``)."""
+
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(sa.ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int]
+    at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    line: Mapped[str] = mapped_column(sa.String(1000))
+
+
+class WorkerRow(Base):
+    """A job worker that is (or was lately) alive: its heartbeat says which."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(256))
+    pid: Mapped[int]
+    started_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
+    job_id: Mapped[int | None]
 
 
 #: The per-exam BAC readout (thesis §3.3.2), a view created by migration 0001:
