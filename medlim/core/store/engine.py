@@ -14,10 +14,19 @@ labels, patient keys, dates) never reach a message, and the engine is created
 with ``hide_parameters=True`` so logs do not carry them either. An in-memory
 SQLite URL is refused unless a caller opts in (tests): it would discard every
 result when the command ends.
+
+Issue 15 ("PostgreSQL for real"): a ``postgresql+psycopg://`` URL (or a
+driverless ``postgresql://``/``postgres://`` one, read as psycopg 3) runs the same
+migrations; processes opening a new store together take turns on a lock (a
+PostgreSQL advisory lock, SQLite's write lock) so its tables are created once;
+pooled PostgreSQL connections are pinged before use (a restarted server); and an
+unreachable server is reported as such, naming host, port and PostgreSQL's
+reason, never a password.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -67,6 +76,13 @@ _SAFE_REASONS = tuple(
         r'null value in column "\w+"( of relation "\w+")? violates not-null constraint',
         r'new row for relation "\w+" violates check constraint "\w+"',
         r'relation "\w+" does not exist|could not serialize access due to \w+ update|deadlock detected',
+        # psycopg's connection failures name the server, the port, the role or the database, never data
+        r'connection (failed|is bad): connection to server (at "[\w.:-]+", port \d+|on socket "[\w./-]+") failed: '
+        r'(Connection refused|No such file or directory|timeout expired|server closed the connection unexpectedly'
+        r'|FATAL:  (role|database) "[\w-]+" does not exist|FATAL:  password authentication failed for user "[\w-]+"'
+        r'|FATAL:  the database system is (starting up|shutting down|in recovery mode)'
+        r'|FATAL:  sorry, too many clients already)',
+        r"failed to resolve host '[\w.-]+': \[Errno -?\d+\] [\w ]+",
     )
 )
 
@@ -176,12 +192,26 @@ def is_memory_url(url: sa.URL) -> bool:
     return database in ("", ":memory:") or url.query.get("mode") == "memory" or "mode=memory" in database
 
 
-def _create_engine(url: str, *, allow_memory: bool = False) -> sa.Engine:
+def _parse_url(url: str) -> sa.URL:
+    """``url`` parsed; PostgreSQL URLs without a driver (``postgresql://``, ``postgres://``, as
+    docker images and hosting services write them) use psycopg 3, the driver medlim ships."""
+    for bare in ("postgres://", "postgresql://"):
+        if url.startswith(bare):
+            url = "postgresql+psycopg://" + url[len(bare) :]
     try:
-        parsed = sa.make_url(url)
+        return sa.make_url(url)
     except (sa.exc.ArgumentError, ValueError) as exc:
-        raise StoreError(f"the results-store URL {url!r} is not a valid SQLAlchemy URL: {exc}") from None
+        shown = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)  # no password in the message
+        raise StoreError(f"the results-store URL {shown!r} is not a valid SQLAlchemy URL: {exc}") from None
+
+
+def _create_engine(url: str, *, allow_memory: bool = False) -> sa.Engine:
+    parsed = _parse_url(url)
     options: dict[str, Any] = {"hide_parameters": True}  # logs and exception texts never carry values
+    if parsed.get_backend_name() == "postgresql":
+        # A server restarted under a running app or worker (compose, a failover) leaves dead
+        # pooled connections; a ping before use replaces them instead of failing one request.
+        options["pool_pre_ping"] = True
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if is_memory_url(parsed) and not allow_memory:
@@ -219,11 +249,33 @@ def _alembic_config(connection: sa.Connection) -> alembic.config.Config:
     return config
 
 
+#: Key of the PostgreSQL advisory lock held while migrating (any constant shared by all medlim versions).
+_MIGRATION_LOCK_KEY = 0x6D65646C696D  # "medlim"
+
+
+def _lock_for_migration(connection: sa.Connection) -> None:
+    """Make concurrent migrations of one database take turns, inside the migration's transaction.
+
+    An app and its worker (or two batch commands) opening a new store at the same
+    moment would otherwise both create the tables, and one would fail. PostgreSQL:
+    a transaction-scoped advisory lock. SQLite: ``BEGIN IMMEDIATE`` takes the
+    write lock before alembic reads the schema version (pysqlite would begin only
+    at the first INSERT); a waiting opener retries for the connection's timeout.
+    Either way the second opener then finds the schema at head and changes nothing.
+    """
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    elif dialect == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def _migrate(store: Store, action: str, revision: str) -> None:
     from alembic import command
 
     try:
         with store.engine.begin() as connection:
+            _lock_for_migration(connection)
             getattr(command, action)(_alembic_config(connection), revision)
     except SQLAlchemyError as exc:
         raise StoreError(
@@ -231,8 +283,26 @@ def _migrate(store: Store, action: str, revision: str) -> None:
         ) from exc
 
 
+@functools.lru_cache(maxsize=1)
+def _head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+
+
 def upgrade_store(store: Store, revision: str = HEAD) -> None:
-    """Apply migrations up to ``revision`` (default: the newest)."""
+    """Apply migrations up to ``revision`` (default: the newest).
+
+    A store already at the newest revision is left alone without taking the
+    migration lock (a read), so opening a store never waits for another
+    process's long write.
+    """
+    if revision == HEAD:
+        try:
+            if store.revision() == _head_revision():
+                return
+        except SQLAlchemyError:
+            pass  # the migration below reports it
     _migrate(store, "upgrade", revision)
 
 
@@ -252,17 +322,32 @@ def open_store(url: str | None = None, *, upgrade: bool = True, allow_memory: bo
             vanishes with the process (tests only).
 
     Raises:
-        StoreError: invalid or in-memory URL, unreachable database, or a failed migration.
+        StoreError: invalid or in-memory URL, unreachable database (server down, unknown
+            role or database, wrong password), or a failed migration.
     """
     if url is None:
         from medlim.settings import get_settings
 
         url = get_settings().database_url
     store = Store(_create_engine(url, allow_memory=allow_memory))
-    if upgrade:
-        try:
+    try:
+        _check_reachable(store)
+        if upgrade:
             upgrade_store(store)
-        except BaseException:
-            store.close()
-            raise
+    except BaseException:
+        store.close()
+        raise
     return store
+
+
+def _check_reachable(store: Store) -> None:
+    """Connect once (the connection goes back to the pool), so an unreachable server is named as such."""
+    try:
+        with store.engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        hint = ("Can this user read and write that file and its folder?" if store.engine.dialect.name == "sqlite"
+                else "Is the database server running, and is MEDLIM_DATABASE_URL right?")
+        raise StoreError(
+            f"cannot connect to the results store ({store.url}): {describe_database_error(exc)}. {hint}"
+        ) from exc

@@ -95,7 +95,7 @@ def upsert(
 
     Returns:
         Rows inserted or updated as the database counts them (for one row: 1, or 0
-        when ``DO NOTHING`` kept the stored row); -1 where the driver cannot tell.
+        when ``DO NOTHING`` kept the stored row), on SQLite and PostgreSQL alike.
     """
     parameters: dict[str, Any] | list[Mapping[str, Any]]
     if isinstance(rows, Mapping):
@@ -107,5 +107,9 @@ def upsert(
     statement = upsert_statement(
         table, session.get_bind().dialect.name, keys=keys, update=update, only_if_changed=only_if_changed
     )
-    result = session.execute(statement, parameters)
-    return int(getattr(result, "rowcount", -1))
+    # The rows written are counted from RETURNING, which both databases fill with exactly
+    # the rows inserted or updated (DO NOTHING and an unmet DO UPDATE ... WHERE return
+    # none): psycopg's row count of an INSERT is -1 once SQLAlchemy has closed its cursor,
+    # and of a batch of rows is never kept.
+    returned: list[Any] = list(session.execute(statement.returning(sa.literal_column("1")), parameters))
+    return len(returned)

@@ -18,12 +18,6 @@ from medlim.core.store.curation import (
 from medlim.errors import StoreError
 
 
-@pytest.fixture
-def store(tmp_path):
-    with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as opened:
-        yield opened
-
-
 def test_scores_replace_and_order(store) -> None:
     rows = [{"file": "hand/b.png", "class": "hand", "score": 0.9, "group": 1},
             {"file": "hand/a.png", "class": "hand", "score": 0.1, "group": 0},
@@ -107,12 +101,12 @@ def test_bad_rows_of_a_replacing_run_leave_the_old_run(store) -> None:
     assert len(get_scores(store, "ext")) == 2 and tag_map(store, "ext") == {"hand/old0.png": "keep"}
 
 
-def test_two_sessions_saving_a_new_run_under_one_name_cannot_both_win(tmp_path) -> None:
+def test_two_sessions_saving_a_new_run_under_one_name_cannot_both_win(store_url: str) -> None:
     import threading
 
     from medlim.core.store.curation import RunExistsError, save_run_scores
 
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    url = store_url
     open_store(url).close()
     barrier = threading.Barrier(2)
     outcomes: list[str] = []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from medlim.core.store import open_store
 from medlim.core.store.retrieval import (
     RetrievalItem,
     add_items,
@@ -15,12 +14,6 @@ from medlim.core.store.retrieval import (
     list_indexes,
 )
 from medlim.errors import StoreError
-
-
-@pytest.fixture
-def store(tmp_path):
-    with open_store(f"sqlite:///{tmp_path / 'store.sqlite'}") as opened:
-        yield opened
 
 
 def test_items_round_trip_and_count(store) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,12 +20,6 @@ from medlim.core.store import (
     upsert_bac_result,
 )
 from medlim.errors import StoreError
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with open_store(f"sqlite:///{tmp_path / 'results.sqlite'}") as opened:
-        yield opened
 
 
 def sha(n: int) -> str:
@@ -193,10 +186,10 @@ def test_tam_100_is_kept_beside_the_chosen_x(store: Store) -> None:
         run(store, image_id, x=130.0, tam_x=1, tam_100=-1)
 
 
-def test_migration_0003_fills_tam_100_where_it_is_known(tmp_path: Path) -> None:
+def test_migration_0003_fills_tam_100_where_it_is_known(store_url: str) -> None:
     from medlim.core.store import upgrade_store
 
-    with open_store(f"sqlite:///{tmp_path / 'old.sqlite'}", upgrade=False) as old:
+    with open_store(store_url, upgrade=False) as old:
         upgrade_store(old, "0002")
         with old.engine.begin() as connection:
             for n in (1, 2):
@@ -212,7 +205,7 @@ def test_migration_0003_fills_tam_100_where_it_is_known(tmp_path: Path) -> None:
                     "pm, am, sim, tam_x, tsim_x, breast_area, created_at, updated_at) VALUES (:id, :image, 'w', "
                     "'1', 'thesis', :t, :x, 1, 10, 1, :tam, 1, 100, '2024-01-01', '2024-01-01')"),
                     {"id": n, "image": image_id, "t": t, "x": x, "tam": tam_x})  # fmt: skip
-        upgrade_store(old)
+        upgrade_store(old, "0003")
         assert old.revision() == "0003"
         with old.engine.connect() as connection:
             filled = connection.execute(sa.text("SELECT id, tam_100 FROM bac_results ORDER BY id")).all()

@@ -1,9 +1,9 @@
-"""Concurrent writers of the same rows (issue 14): atomic upserts, never a UNIQUE error."""
+"""Concurrent writers of the same rows (issue 14), on SQLite and PostgreSQL (issue 15): atomic upserts,
+never a UNIQUE error."""
 
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -33,8 +33,8 @@ def _writer(url: str, barrier: threading.Barrier, errors: list[BaseException]) -
                 errors.append(exc)
 
 
-def test_two_writers_saving_the_same_rows_leave_one_row_each(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+def test_two_writers_saving_the_same_rows_leave_one_row_each(store_url: str) -> None:
+    url = store_url
     open_store(url).close()  # migrate once, before the writers start
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -50,8 +50,8 @@ def test_two_writers_saving_the_same_rows_leave_one_row_each(tmp_path: Path) -> 
             assert connection.scalar(sa.text(f"SELECT COUNT(*) FROM {table}")) == ROUNDS, table
 
 
-def test_concurrent_retrieval_items_are_recorded_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+def test_concurrent_retrieval_items_are_recorded_once(store_url: str) -> None:
+    url = store_url
     with open_store(url) as store:
         create_index(store, name="x", path="x.npz", model="m:1", dim=4)
     barrier = threading.Barrier(2)
@@ -75,3 +75,27 @@ def test_concurrent_retrieval_items_are_recorded_once(tmp_path: Path) -> None:
     assert all("already recorded" in str(e) for e in errors), [str(e) for e in errors]
     with open_store(url) as store, store.engine.connect() as connection:
         assert connection.scalar(sa.text("SELECT COUNT(*) FROM retrieval_items")) == ROUNDS
+
+
+def test_openers_of_a_new_store_at_the_same_moment_migrate_it_once(store_url: str) -> None:
+    """An app and its worker (or two batch commands) starting together on an empty database."""
+    openers = 4
+    barrier = threading.Barrier(openers)
+    errors: list[BaseException] = []
+
+    def open_new() -> None:
+        barrier.wait(timeout=60)
+        try:
+            open_store(store_url).close()
+        except BaseException as exc:  # noqa: BLE001 - collected and reported by the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_new) for _ in range(openers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert [f"{type(e).__name__}: {e}" for e in errors] == []
+    with open_store(store_url, upgrade=False) as store, store.engine.connect() as connection:
+        assert store.revision() is not None
+        assert connection.scalar(sa.text("SELECT COUNT(*) FROM alembic_version")) == 1

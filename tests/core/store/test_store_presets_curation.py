@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from medlim.core.store import Store, get_preset, get_tags, list_presets, open_store, save_preset, set_tags
+from medlim.core.store import Store, get_preset, get_tags, list_presets, save_preset, set_tags
 from medlim.errors import StoreError
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Store:
-    with open_store(f"sqlite:///{tmp_path / 'results.sqlite'}") as opened:
-        yield opened
 
 
 def test_presets_are_unique_per_kind_and_replaced(store: Store) -> None:
