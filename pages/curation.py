@@ -2,7 +2,8 @@
 
 Choose the internal and the external dataset (generated phantoms, a folder on
 the server, or an uploaded zip of ``<class>/`` folders), train the per-class
-detectors and G and score the external images with progress; then see the
+detectors and G and score the external images as a job (it survives a closed
+tab; the page finds it again and follows its progress); then see the
 score histograms (Figs. 5.5–5.6), the elbow curve, the group galleries in
 ascending score (Figs. 5.8–5.9), the TOP-k table (Table 5.2) and the OTDD
 curve, tag images or whole groups keep/drop (saved in the results store) and
@@ -28,9 +29,12 @@ from medlim.ui.shell import ensure_app_shell
 
 PER_PAGE = 12
 GRID = 4
-SITES = ("internal", "mixed", "external", "mix0.3-1x0.5")
+JOB_KEY = "cur_job"
+SITES = ("internal", "mixed", "external", "mix0.3-1x0.5", "named0.05-1x0.5")
 SITE_NAMES = {"internal": "internal", "mixed": "mixed (half shifted, severity 0–1)", "external": "external (all shifted)",
-              "mix0.3-1x0.5": "half shifted, severity 0.3–1"}
+              "mix0.3-1x0.5": "half shifted, severity 0.3–1",
+              "named0.05-1x0.5": "half shifted by one named shift each (blur, low resolution, cast, noise, grid, "
+                                 "exposure, tint), severity 0.05–1"}
 
 
 def _dataset_picker(role: str, default: Any) -> str | None:
@@ -175,14 +179,17 @@ def _replace_confirmed(name: str, stored: tuple[str, ...]) -> bool | None:
 
 
 def _run_form(stored: tuple[str, ...]) -> None:
-    from medlim.curation.shift.data import parse_dataset
-    from medlim.curation.shift.report import save_result
+    """The run's datasets and settings; "Train and score" queues ``medlim shift run`` as a job (issue 15)."""
+    import uuid
+
+    from medlim.core.job_folders import job_folder
     from medlim.curation.shift.service import (
         EVIDENCE_EXTERNAL,
         EVIDENCE_INTERNAL,
         check_run_name,
-        run_configured,
+        shift_run_argv,
     )
+    from medlim.ui.jobs import submit_page_job
     from medlim.ui.stores import open_store_cached
 
     left, right = st.columns(2)
@@ -195,29 +202,64 @@ def _run_form(stored: tuple[str, ...]) -> None:
                          help="the dataset name in the results store; reopen it later from the list above")
     replace = _replace_confirmed(name, stored)
     ready = bool(internal_spec and external_spec) and replace is not None
+    st.caption("The run is a job in the app's worker: it goes on when you leave this page or close the tab.")
     if not st.button("Train and score", type="primary", key="cur_run", disabled=not ready):
         return
-    bar = st.progress(0.0, text="starting")
-    log_box = st.status("Training and scoring…", expanded=False)
-    stages = ("read internal", "detectors", "classifier", "score external", "otdd")
+    argv = None
+    with show_medlim_errors(subject="MedShift run"):  # a taken or unsafe name is refused before the job
+        name = check_run_name(open_store_cached(get_settings().database_url), name, replace=bool(replace))
+        argv = shift_run_argv(_job_readable(internal_spec), _job_readable(external_spec), config,
+                              out=job_folder("shift-runs", f"run-{uuid.uuid4().hex[:12]}"), dataset=name,
+                              replace=bool(replace))
+    if argv is not None and submit_page_job("shift.run", argv, state_key=JOB_KEY) is not None:
+        st.rerun()
 
-    def progress(stage: str, done: int, total: int) -> None:
-        index = stages.index(stage) if stage in stages else 0
-        bar.progress(min(1.0, (index + done / max(total, 1)) / len(stages)), text=f"{stage}: {done}/{total}")
 
-    with show_medlim_errors(subject="MedShift run") as outcome:
-        store = open_store_cached(get_settings().database_url)
-        name = check_run_name(store, name, replace=bool(replace))
-        internal = parse_dataset(internal_spec)
-        external = parse_dataset(external_spec, name=name)
-        result = run_configured(internal, external, config, log=log_box.write, progress=progress)
-        save_result(store, result, home=get_settings().home, dataset=name, replace=bool(replace))
-    if outcome.failed:
-        log_box.update(label="Failed", state="error")
-        return
-    log_box.update(label="Done", state="complete")
-    st.session_state["cur_pending"] = name  # selected in the run list on the rerun
-    st.rerun()
+def _job_readable(spec: str) -> str:
+    """A dataset spec the worker can read after the tab closes: an unpacked upload is copied into the data roots."""
+    import shutil
+    import uuid
+
+    from medlim.core.job_folders import job_folder
+    from medlim.core.paths import is_within_data_roots
+
+    if spec.startswith("phantom:") or is_within_data_roots(spec):
+        return spec
+    copy = job_folder("uploads", f"shift-{uuid.uuid4().hex[:12]}")
+    shutil.copytree(spec, copy, dirs_exist_ok=True)
+    return str(copy)
+
+
+def _run_done(job: Any) -> None:
+    from medlim.ui.jobs import dismiss_job, result_output
+
+    argv = job.parameters.get("argv") or []
+    name = argv[argv.index("--dataset") + 1] if "--dataset" in argv else None
+    summary = next((value for value in result_output(job) if isinstance(value, dict)), {})
+    took = f" in {summary['seconds']:.0f} s" if isinstance(summary.get("seconds"), (int, float)) else ""
+    st.success(f"MedShift run “{name}” finished{took}: it is open below, and stays in the run list.",
+               icon=":material/check_circle:")
+    if name and st.session_state.get("cur_job_opened") != job.id:  # open the new run once, then leave the choice
+        st.session_state["cur_job_opened"] = job.id
+        st.session_state["cur_pending"] = name
+    if name and st.button(f"Open the run “{name}”", key="cur_job_open"):
+        dismiss_job(JOB_KEY)
+        st.session_state["cur_pending"] = name
+        st.rerun()
+
+
+def _run_job() -> bool:
+    """The MedShift job this page follows, drawn; whether one is shown."""
+    from medlim.ui.jobs import follow_job, page_job
+
+    job = None
+    with show_medlim_errors(subject="MedShift job"):
+        job = page_job(JOB_KEY, "shift.run")
+    if job is None:
+        return False
+    st.subheader("MedShift run")
+    follow_job(job, key=JOB_KEY, render_done=_run_done)
+    return True
 
 
 @st.dialog("Image", width="large")
@@ -256,6 +298,20 @@ def _scores_tab(run: Any) -> None:
     if report.class_elbows:
         st.caption("Each class's own elbow (the shared k comes from the mean curve): "
                    + ", ".join(f"{name} {value}" for name, value in sorted(report.class_elbows.items())))
+
+
+def _shift_types(run: Any) -> None:
+    """Detection per shift type, when the external images carried one (``medlim shift show``'s table)."""
+    from medlim.curation.ood.plots import shift_type_figure
+
+    table = run.shift_types
+    st.subheader("Detection per shift type")
+    st.caption(f"Share of each shift type above its class detector's calibrated threshold, and its AUROC against "
+               f"the {table.source} (`medlim shift show {run.name}`).")
+    st.dataframe(pd.DataFrame(table.wide_rows()), hide_index=True, key="cur_shift_table")
+    columns = st.columns(2)
+    columns[0].plotly_chart(shift_type_figure(table, metric="detected"), key="cur_shift_detected")
+    columns[1].plotly_chart(shift_type_figure(table, metric="auroc"), key="cur_shift_auroc")
 
 
 def _groups_tab(run: Any, store: Any) -> None:
@@ -343,7 +399,8 @@ def _workspace(name: str) -> None:
     if outcome.failed:
         return
     _metrics(run)
-    scores_tab, groups_tab, topk_tab, export_tab = st.tabs(["Scores", "Groups", "TOP-k and OTDD", "Export"])
+    names = ["Scores", "Groups", "TOP-k and OTDD", "Export"] + (["Shift types"] if run.shift_types is not None else [])
+    scores_tab, groups_tab, topk_tab, export_tab, *shift_tab = st.tabs(names)
     with scores_tab:
         _scores_tab(run)
     with groups_tab:
@@ -352,6 +409,9 @@ def _workspace(name: str) -> None:
         _topk_tab(run)
     with export_tab:
         _export_tab(run)
+    for tab in shift_tab:
+        with tab:
+            _shift_types(run)
 
 
 def main() -> None:
@@ -366,6 +426,7 @@ def main() -> None:
         stored = list_datasets(open_store_cached(get_settings().database_url), with_scores=True)
     if outcome.failed:
         return
+    _run_job()
     options = ["New run…", *stored]
     pending = st.session_state.pop("cur_pending", None)
     if pending in options:

@@ -1,7 +1,8 @@
 """Out-of-distribution page: score images with TEND, CVAD or the AE baseline (thesis §4.1–4.2).
 
 Pick a detector of the shipped or your registry (it opens on the task's
-default), score uploaded images (or a zip), or generated radiograph phantoms;
+default), score uploaded images (or a zip), generated radiograph phantoms, or a
+folder on the server (a job that survives a closed tab; issue 15);
 adjust the threshold (default: the calibrated one); see the 2D distance plot
 (thesis Fig. 4.3, in colour-blind-safe colours), the ROC when labels are known,
 and galleries of true/false positives/negatives with d, p, s and t (thesis
@@ -20,6 +21,7 @@ from medlim.ui.shell import ensure_app_shell
 
 GALLERY_PER_GROUP = 8
 TASK = "ood-detection"
+JOB_KEY = "ood_job"
 
 
 def _pick_detector():  # -> tuple[PickedModel, Detector] | None
@@ -86,6 +88,58 @@ def _upload_report(detector, detector_key: str):  # -> OodReport | None
     return report
 
 
+def _folder_job(picked) -> None:  # noqa: ANN001 - the picked registry model
+    """Score a folder on the server as an ``ood.score`` job (issue 15); the finished job's rows and summary."""
+    from medlim.core.paths import allowed_roots_text, confine_to_data_roots
+    from medlim.ui.jobs import follow_job, page_job, submit_page_job
+
+    job = None
+    with show_medlim_errors(subject="scoring job"):
+        job = page_job(JOB_KEY, "ood.score")
+    if job is not None:
+        follow_job(job, key=JOB_KEY, render_done=_folder_done)
+    typed = st.text_input("Folder on the server", key="ood_folder",
+                          help=f"A folder inside the data folders this app may read: {allowed_roots_text()}. "
+                               "A large folder is scored by a job in the app's worker: it goes on when you close "
+                               "the tab.")
+    label_folders = st.checkbox("Labels from folder names", key="ood_folder_labels",
+                                help="As `medlim ood score --labels-from-folders`: an image is ID when one of its "
+                                     "folders names the detector's class.")
+    if not st.button("Score the folder", key="ood_folder_score", type="primary", disabled=not typed.strip()):
+        return
+    folder = None
+    with show_medlim_errors(subject="Folder on the server"):
+        folder = confine_to_data_roots(typed, what="folder")
+    if folder is None:
+        return
+    argv = ["ood", "score", str(folder), "--detector", picked.label, "--jsonl",
+            *(["--labels-from-folders"] if label_folders else [])]
+    if submit_page_job("ood.score", argv, state_key=JOB_KEY) is not None:
+        st.rerun()
+
+
+def _folder_done(job) -> None:  # noqa: ANN001 - a finished Job
+    from medlim.curation.ood.plots import roc_figure
+    from medlim.ui.jobs import result_output
+    from medlim.ui.ood import METRIC_HELP
+
+    output = [value for value in result_output(job) if isinstance(value, dict)]
+    summary = next((value["summary"] for value in output if isinstance(value.get("summary"), dict)), {})
+    rows = pd.DataFrame([value for value in output if "file" in value])
+    auroc = summary.get("auroc")
+    texts = {"Images": str(summary.get("images", len(rows))), "Predicted OOD": str(summary.get("predicted_ood", "—")),
+             "AUROC": "—" if auroc is None else f"{auroc:.3f}"}
+    for column, (label, value) in zip(st.columns(3), texts.items()):
+        column.metric(label, value, help=METRIC_HELP[label])
+    for note in summary.get("notes", []):
+        st.warning(note, icon=":material/warning:")
+    st.dataframe(rows, hide_index=True, key="ood_job_table")
+    if auroc is not None and {"label", "score"} <= set(rows.columns):
+        scored = rows.dropna(subset=["score"])
+        st.plotly_chart(roc_figure((scored["label"] == "OOD").to_numpy(), scored["score"].to_numpy(dtype=float),
+                                   threshold=float(summary.get("threshold", 0.0))), key="ood_job_roc")
+
+
 def _threshold(report, detector):  # -> OodReport
     low, high = float(report.scores.score.min()), float(report.scores.score.max())
     span = max(high - low, abs(detector.threshold) * 0.1, 1e-6)
@@ -146,6 +200,30 @@ def _galleries(report) -> None:
                  caption=[gallery_caption(rows[i], report.kind, report.threshold) for i in shown])
 
 
+def _shift_types(detector, picked, seed: int, per_class: int, variability: float) -> None:
+    """Per shift type, TEND, CVAD and the AE baseline side by side (the same as `medlim ood evaluate`)."""
+    from medlim.curation.ood.plots import shift_type_figure
+    from medlim.ui.ood import companion_detectors, shift_comparison_cached
+
+    st.subheader("Shift types: detectors side by side")
+    if not st.checkbox("Score held-out ID phantoms under each shift (blur, low resolution, cast, noise, grid lines, "
+                       "exposure, intensity tint; severities 0.05–1)", key="ood_shift_types"):
+        return
+    per_type = int(st.number_input("Images per shift type", min_value=1, max_value=60, value=6, key="ood_n_shift"))
+    with show_medlim_errors(subject="shift types") as outcome:
+        detectors = tuple(companion_detectors(detector, picked.entry.name))
+        key = "|".join(d.name for d in detectors)
+        table = shift_comparison_cached(detectors, key, seed, per_class, per_type, variability)
+    if outcome.failed:
+        return
+    st.caption(f"{table.source}. The same numbers as `medlim ood evaluate --detector {detector.name} --seed {seed} "
+               f"--n {per_class} --n-shift {per_type} --variability {variability:g} --json` (key `shift_types`).")
+    st.dataframe(pd.DataFrame(table.wide_rows()), hide_index=True, key="ood_shift_table")
+    columns = st.columns(2)
+    columns[0].plotly_chart(shift_type_figure(table, metric="detected"), key="ood_shift_detected")
+    columns[1].plotly_chart(shift_type_figure(table, metric="auroc"), key="ood_shift_auroc")
+
+
 def main() -> None:
     ensure_app_shell()
     st.title("Out-of-distribution detection")
@@ -155,7 +233,11 @@ def main() -> None:
         return
     picked, detector = chosen
     detector_key = f"{picked.label}:{picked.entry.sha256}"
-    source = st.radio("Images", ("Generated phantoms", "Upload"), horizontal=True, key="ood_source")
+    source = st.radio("Images", ("Generated phantoms", "Upload", "Folder on the server"), horizontal=True,
+                      key="ood_source")
+    if source == "Folder on the server":
+        _folder_job(picked)
+        return
     with show_medlim_errors(subject="scoring") as outcome:
         if source == "Generated phantoms":
             report = _phantom_report(detector, detector_key)
@@ -169,6 +251,9 @@ def main() -> None:
     report = _threshold(report, detector)
     _summary(report)
     _plots(report, detector)
+    if source == "Generated phantoms":
+        _shift_types(detector, picked, int(st.session_state["ood_seed"]), int(st.session_state["ood_n"]),
+                     float(st.session_state[f"ood_variability_{detector.name}"]))
 
 
 main()

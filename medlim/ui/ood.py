@@ -17,8 +17,10 @@ from medlim.ui.caching import bounded_cache_data, bounded_cache_resource
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.curation.ood.scoring import Detector
     from medlim.curation.ood.service import OodReport
+    from medlim.curation.ood.shift_types import ShiftTypeTable
 
-__all__ = ["detector_cached", "phantom_report_cached", "upload_report_cached", "gallery_caption", "METRIC_HELP"]
+__all__ = ["detector_cached", "phantom_report_cached", "upload_report_cached", "gallery_caption", "METRIC_HELP",
+           "companion_detectors", "shift_comparison_cached"]
 
 #: Tooltips of the page's metrics: how each number is computed.
 METRIC_HELP: dict[str, str] = {
@@ -42,6 +44,30 @@ def detector_cached(name: str, version: str, directory: str, sha256: str = "") -
     from medlim.curation.ood.scoring import load_detector
 
     return load_detector(name, version=version, registry=Registry.load(Path(directory)))
+
+
+def companion_detectors(detector: Detector, name: str) -> list[Detector]:
+    """The detector followed by the registered TEND, CVAD and AE detectors of its ID classes (as
+    ``medlim ood evaluate --compare auto`` picks them), each loaded once per process."""
+    from medlim.core.weights import USER, Registries
+    from medlim.curation.ood.shift_types import companion_entries
+
+    registries = Registries.load()
+    found = [detector]
+    for entry in companion_entries(registries.list("ood-detection"), id_classes=detector.id_classes, exclude=name):
+        folder = registries.user.directory if registries.source_of(entry) == USER else registries.shipped.directory
+        found.append(detector_cached(entry.name, entry.version, str(folder), entry.sha256))
+    return found
+
+
+@bounded_cache_data(max_entries=4, show_spinner="Scoring shifted phantoms with each detector…")
+def shift_comparison_cached(_detectors: tuple[Detector, ...], detectors_key: str, seed: int, per_class: int,
+                            per_type: int, variability: float) -> ShiftTypeTable:
+    """:func:`medlim.curation.ood.shift_types.phantom_shift_comparison`, cached on the detectors' keys and settings."""
+    from medlim.curation.ood.shift_types import phantom_shift_comparison
+
+    return phantom_shift_comparison(list(_detectors), seed=seed, per_class=per_class, per_type=per_type,
+                                    variability=variability)
 
 
 @bounded_cache_data(max_entries=8, show_spinner="Scoring generated phantoms…")

@@ -18,7 +18,11 @@ fine texture and sharpness of the image, which the six warps keep. The four
 validation transforms stay unseen in kind: no additive Gaussian noise and no
 isotropic Gaussian blur is ever used for training — but the two are related in
 effect (texture, sharpness), so a detector trained with them is tested on
-transforms less foreign to its training than in the thesis.
+transforms less foreign to its training than in the thesis. Each of the three
+extras resembles one Table 4.5 transform (:data:`LOOKALIKES`: spread ~ noise,
+motion blur ~ blur, cut-paste ~ random cut); ``--distortions thesis`` (or
+``thesis`` in :func:`distortion_names`) trains without them, and the README's
+OOD section reports both (issue 13).
 
 Every function takes a grey ``np.ndarray[H, W]`` float32 in [0, 1] and a
 ``numpy.random.Generator`` and returns a new array of the same shape and dtype.
@@ -52,6 +56,9 @@ __all__ = [
     "gaussian_blur",
     "distort",
     "validation_transform",
+    "LOOKALIKES",
+    "DISTORTION_SETS",
+    "distortion_names",
 ]
 
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
@@ -278,6 +285,27 @@ VALIDATION_TRANSFORMS: dict[str, Transform] = {
     "noise": additive_noise,
     "blur": gaussian_blur,
 }
+
+
+#: Extra training distortion → the validation transform (Table 4.5) it resembles in effect.
+LOOKALIKES: dict[str, str] = {"spread": "noise", "motion_blur": "blur", "cut_paste": "random_cut"}
+#: Named sets a command line may give instead of a list: the thesis's six (no look-alikes) or all nine.
+DISTORTION_SETS: dict[str, tuple[str, ...]] = {
+    "thesis": tuple(TRAIN_DISTORTIONS),
+    "all": tuple(TRAIN_DISTORTIONS) + tuple(EXTRA_DISTORTIONS),
+}
+
+
+def distortion_names(text: str) -> tuple[str, ...]:
+    """A ``--distortions`` value as names: a set of :data:`DISTORTION_SETS` or a comma-separated list.
+
+    ``"thesis"`` gives the six warps without the Table 4.5 look-alikes; ``"all"`` the nine.
+    Names are checked when the training configuration is built.
+    """
+    value = str(text).strip()
+    if value in DISTORTION_SETS:
+        return DISTORTION_SETS[value]
+    return tuple(name.strip() for name in value.split(",") if name.strip())
 
 
 def distort(image: np.ndarray, rng: np.random.Generator, *, kinds: tuple[str, ...] | None = None) -> np.ndarray:

@@ -42,9 +42,10 @@ class OodEvaluation:
         class_ood_rate: class → share predicted OOD at the stored threshold.
         scores: the held-out scores (labels: 1 = OOD).
         labels: ``np.ndarray[N]`` int.
-        shift_types: shift type → ``{"images", "detected", "detected_gmean"}``: how many
-            images carry it and the share flagged OOD at the stored and at the
-            held-out G-mean threshold (empty without shift types).
+        shift_types: shift type → ``{"images", "detected", "detected_gmean", "auroc"}``: how many
+            shifted images of an ID class (or of no class) carry it, the share flagged OOD at the
+            stored and at the held-out G-mean threshold, and the AUROC of those images against
+            the held-out ID images (empty without shift types).
         id_folders: ``(class folder, ID class)`` pairs that made images ID
             (``("XR_HUMERUS", "humerus")``; see :mod:`medlim.curation.ood.labels`).
         notes: plain warnings about the labels and the AUROC (an AUROC below 0.5, a missing ID class).
@@ -145,7 +146,8 @@ def evaluate_detector(
         transform_gmean[name] = float((transformed >= metrics.threshold).mean())
     classes = np.asarray(data.classes)
     class_rate = {c: float(scores.is_ood[classes == c].mean()) for c in sorted(set(data.classes))}
-    by_shift = _shift_rates(detector, shifted, shift_types, metrics.threshold)
+    by_shift = _shift_rates(detector, shifted, shift_types, gmean_threshold=metrics.threshold,
+                            id_scores=scores.score[is_id])
     return OodEvaluation(
         setting=setting_name(tuple(sorted({folder for folder, _ in labelled.matched})), tuple(data.classes)),
         id_classes=id_classes,
@@ -173,19 +175,31 @@ def class_labels(classes: Sequence[str], id_classes: Sequence[str]) -> FolderLab
     return folder_labels([(c,) if c else () for c in classes], id_classes)
 
 
-def _shift_rates(detector: Detector, shifted: LabelledImages | None, shift_types: Sequence[str],
-                 gmean_threshold: float) -> dict[str, dict[str, float]]:
-    """Shift type → images and the share detected at the stored and the G-mean threshold."""
+def _shift_rates(detector: Detector, shifted: LabelledImages | None, shift_types: Sequence[str], *,
+                 gmean_threshold: float, id_scores: np.ndarray) -> dict[str, dict[str, float]]:
+    """Shift type → images, the share detected at the stored and the G-mean threshold, AUROC against ID.
+
+    Only shifted images of the detector's ID classes (or without a class) count: a shift is judged on
+    the anatomy the detector calls normal (a shifted image of another class is OOD anyway).
+    """
+    from medlim.curation.ood.shift_types import shift_type_rows
+
     if shifted is None or not len(shifted):
         return {}
     if len(shift_types) != len(shifted):
         raise ParameterError(f"give one shift type per shifted image ({len(shifted)}), {len(shift_types)} are given.")
-    score = detector.score(shifted.images).score
-    kinds = np.asarray(shift_types, dtype=object)
-    return {kind: {"images": int((kinds == kind).sum()),
-                   "detected": float((score[kinds == kind] >= detector.threshold).mean()),
-                   "detected_gmean": float((score[kinds == kind] >= gmean_threshold).mean())}
-            for kind in sorted(set(shift_types))}
+    other_class = class_labels(shifted.classes, detector.id_classes).is_ood
+    keep = np.array([not c or not flag for c, flag in zip(shifted.classes, other_class)], dtype=bool)
+    if not keep.any():
+        return {}
+    score = detector.score(shifted.images[keep]).score
+    kinds = [kind for kind, flag in zip(shift_types, keep) if flag]
+    rows = shift_type_rows(detector=detector.name, scores=score, shift_types=kinds, reference_scores=id_scores,
+                           threshold=detector.threshold)
+    gmean = shift_type_rows(detector=detector.name, scores=score, shift_types=kinds, reference_scores=id_scores,
+                            threshold=gmean_threshold)
+    return {row.shift_type: {"images": row.images, "detected": row.detected, "detected_gmean": at_gmean.detected,
+                             "auroc": row.auroc} for row, at_gmean in zip(rows, gmean)}
 
 
 def _rows(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -227,8 +241,8 @@ def evaluation_lines(evaluation: OodEvaluation, *, detector: str = "") -> list[s
                    [(escape_control(c), "ID" if evaluation.is_id_class(c) else "OOD", f"{rate:.3f}")
                     for c, rate in evaluation.class_ood_rate.items()])
     if evaluation.shift_types:
-        lines += ["", "images with a shift type, share detected:"]
-        lines += _rows(("shift type", "images", "G-mean t", "stored t"),
+        lines += ["", "ID images with a shift type, share detected and AUROC against the ID images:"]
+        lines += _rows(("shift type", "images", "G-mean t", "stored t", "AUROC"),
                        [(escape_control(kind), str(int(v["images"])), f"{v['detected_gmean']:.3f}",
-                         f"{v['detected']:.3f}") for kind, v in evaluation.shift_types.items()])
+                         f"{v['detected']:.3f}", f"{v['auroc']:.3f}") for kind, v in evaluation.shift_types.items()])
     return lines

@@ -14,6 +14,7 @@ streamlit).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -22,8 +23,11 @@ from medlim.core.colours import OKABE_ITO
 from medlim.curation.ood.calibration import roc_curve
 from medlim.errors import ParameterError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.curation.ood.shift_types import ShiftTypeTable
+
 __all__ = ["distance_points", "distance_figure", "roc_figure", "outcome_groups", "OUTCOMES",
-           "ID_STYLE", "OOD_STYLE"]
+           "ID_STYLE", "OOD_STYLE", "shift_type_figure"]
 
 #: Okabe & Ito (2008) colours (:mod:`medlim.core.colours`), apart for every common colour-vision deficiency.
 ID_COLOUR = OKABE_ITO["blue"]
@@ -158,3 +162,29 @@ def outcome_groups(is_ood: np.ndarray, predicted_ood: np.ndarray) -> dict[str, n
         "TN": np.nonzero(~truth & ~predicted)[0],
         "FN": np.nonzero(truth & ~predicted)[0],
     }
+
+
+def shift_type_figure(table: ShiftTypeTable, *, metric: str = "detected") -> go.Figure:
+    """Grouped bars: per shift type, one bar per detector (Okabe–Ito series colours).
+
+    Args:
+        table: a :class:`medlim.curation.ood.shift_types.ShiftTypeTable`.
+        metric: ``"detected"`` (share flagged at each detector's calibrated threshold) or ``"auroc"``.
+    """
+    from medlim.core.colours import SERIES
+
+    titles = {"detected": "share detected at the calibrated threshold", "auroc": "AUROC against the ID images"}
+    if metric not in titles:
+        raise ParameterError(f"`metric` must be one of {', '.join(titles)}, {metric!r} is given.")
+    figure = go.Figure()
+    for i, name in enumerate(table.detectors):
+        rows = [row for row in table.rows if row.detector == name]
+        figure.add_trace(go.Bar(x=[row.shift_type for row in rows], y=[getattr(row, metric) for row in rows],
+                                name=name, marker_color=SERIES[i % len(SERIES)],
+                                customdata=[row.images for row in rows],
+                                hovertemplate="%{x}: %{y:.3f} (%{customdata} images)<extra>" + name + "</extra>"))
+    if metric == "auroc":
+        figure.add_hline(y=0.5, line_dash="dot", line_color=OKABE_ITO["black"], annotation_text="chance")
+    figure.update_layout(barmode="group", xaxis_title="shift type", yaxis_title=titles[metric],
+                         yaxis_range=[0.0, 1.0], legend_title_text="detector", margin={"t": 30})
+    return figure

@@ -54,13 +54,17 @@ class PhantomSource:
     severity uniform in [0, 1]). With a ``(low, high)`` range the site shift mix
     is set through the generator's public parts instead: the anatomy of
     ``render_anatomy``, and, with probability ``shifted_fraction``, one
-    ``apply_site_shift`` style at a severity uniform in ``[low, high]``.
+    ``apply_site_shift`` style at a severity uniform in ``[low, high]``. With
+    ``named=True`` a shifted sample gets one named shift of
+    :mod:`medlim.phantoms.radiograph_shifts` (blur, lowres, cast, noise, grid,
+    exposure, tint) instead of a style, so results can be read per shift type.
     """
 
     seed: int
     site: str
     severity_range: tuple[float, float] | None = None
     shifted_fraction: float = 0.5
+    named: bool = False
 
     def site_draw(self, index: int, body_part: str) -> tuple[str, float]:
         """``(style, severity)`` of one sample without rendering it (``"internal"``, 0 when unshifted)."""
@@ -77,6 +81,10 @@ class PhantomSource:
         if site_rng.random() >= self.shifted_fraction:
             return "internal", 0.0
         low, high = self.severity_range
+        if self.named:
+            from medlim.phantoms.radiograph_shifts import NAMED_SHIFTS
+
+            return str(site_rng.choice(NAMED_SHIFTS)), float(site_rng.uniform(low, high))
         return str(site_rng.choice(sorted(EXTERNAL_STYLES))), float(site_rng.uniform(low, high))
 
     def render(self, index: int, body_part: str) -> np.ndarray:
@@ -95,7 +103,12 @@ class PhantomSource:
         if style == "internal":
             return image
         # a fresh stream after the draw of style and severity
-        return apply_site_shift(image, style, severity, rng_for(int(self.seed), "medshift-shift", int(index), body_part))
+        stream = rng_for(int(self.seed), "medshift-shift", int(index), body_part)
+        if self.named:
+            from medlim.phantoms.radiograph_shifts import apply_named_shift
+
+            return apply_named_shift(image, style, severity, stream)
+        return apply_site_shift(image, style, severity, stream)
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,8 @@ class ImageSet:
         sites: acquisition site of each file when known (``"internal"`` or ``"external-*"``).
         findings: multi-label data: the labels of each file (``tuple[tuple[str, ...], ...]``
             of length N, possibly empty per file); ``()`` when the set is single-label.
+        shift_types: the shift type of each file (``""`` when unshifted) when known — a
+            manifest's ``shift_type`` column, a phantom's style or named shift — else ``()``.
     """
 
     name: str
@@ -126,6 +141,7 @@ class ImageSet:
     severity: np.ndarray | None = None
     sites: tuple[str, ...] = ()
     findings: tuple[tuple[str, ...], ...] = ()
+    shift_types: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -158,9 +174,10 @@ class ImageSet:
 
     @property
     def shifted(self) -> np.ndarray | None:
-        """Ground-truth flag ``np.ndarray[N]`` bool: the image comes from an external site (``None`` if unknown)."""
+        """Ground-truth flag ``np.ndarray[N]`` bool: the image comes from an external site or carries a
+        shift type (``None`` if unknown)."""
         if not self.sites:
-            return None
+            return np.array([bool(kind) for kind in self.shift_types], dtype=bool) if self.shift_types else None
         return np.array([site != "internal" for site in self.sites], dtype=bool)
 
     @property
@@ -171,7 +188,7 @@ class ImageSet:
             site = self.phantom.site
             if self.phantom.severity_range is not None:
                 low, high = self.phantom.severity_range
-                site = f"mix{low:g}-{high:g}x{self.phantom.shifted_fraction:g}"
+                site = f"{'named' if self.phantom.named else 'mix'}{low:g}-{high:g}x{self.phantom.shifted_fraction:g}"
             return f"phantom:{site}:{self.phantom.seed}:{per_class}:{','.join(dict.fromkeys(self.classes))}"
         return str(self.root) if self.root is not None else ""
 
@@ -196,7 +213,7 @@ class ImageSet:
         return ImageSet(name=name or self.name, files=pick(self.files), classes=pick(self.classes), root=self.root,
                         phantom=self.phantom, indices=pick(self.indices),
                         severity=None if self.severity is None else self.severity[keep], sites=pick(self.sites),
-                        findings=pick(self.findings))
+                        findings=pick(self.findings), shift_types=pick(self.shift_types))
 
 
 def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
@@ -274,7 +291,15 @@ def _manifest_set(root: Path, dataset: Any, *, name: str | None) -> ImageSet:
     severity = np.asarray([_severity(extra.value(item.row, "shift_severity"), item.row) for item in items], np.float64)
     return ImageSet(name=name or root.name, files=files, classes=tuple(str(item.label) for item in items), root=root,
                     severity=severity if known_sites else None, sites=sites if known_sites else (),
-                    findings=tuple(item.labels for item in items) if "labels" in extra.header else ())
+                    findings=tuple(item.labels for item in items) if "labels" in extra.header else (),
+                    shift_types=_shift_types(items))
+
+
+def _shift_types(items: Sequence[Any]) -> tuple[str, ...]:
+    """The items' ``shift_type`` cells (``""`` for none or ``none``); ``()`` when no item has one."""
+    kinds = tuple("" if (item.shift_type or "").strip().lower() in ("", "none") else str(item.shift_type).strip()
+                  for item in items)
+    return kinds if any(kinds) else ()
 
 
 def phantom_image_set(
@@ -286,6 +311,7 @@ def phantom_image_set(
     name: str | None = None,
     severity_range: tuple[float, float] | None = None,
     shifted_fraction: float = 0.5,
+    named_shifts: bool = False,
 ) -> ImageSet:
     """A radiograph phantom set, generated on demand (the ground truth is computed here, pixels later).
 
@@ -299,6 +325,8 @@ def phantom_image_set(
             :class:`PhantomSource`; ``site`` is then ignored); ``None`` uses
             :func:`~medlim.phantoms.radiograph.generate_radiograph` as is.
         shifted_fraction: share of shifted images when ``severity_range`` is given.
+        named_shifts: with ``severity_range``, one named shift per shifted image
+            (blur, lowres, cast, noise, grid, exposure, tint) instead of a site style.
     """
     from medlim.phantoms.radiograph import BODY_PARTS, SITES
 
@@ -316,8 +344,8 @@ def phantom_image_set(
             raise ParameterError(f"`severity_range` must be (low, high) with 0 ≤ low ≤ high ≤ 1, {severity_range!r} is given.")
         if not 0.0 <= float(shifted_fraction) <= 1.0:
             raise ParameterError(f"`shifted_fraction` must be in [0, 1], {shifted_fraction!r} is given.")
-        source = PhantomSource(int(seed), "mix", (low, high), float(shifted_fraction))
-        site = f"mix{low:g}-{high:g}x{float(shifted_fraction):g}"
+        source = PhantomSource(int(seed), "mix", (low, high), float(shifted_fraction), bool(named_shifts))
+        site = f"{'named' if named_shifts else 'mix'}{low:g}-{high:g}x{float(shifted_fraction):g}"
     else:
         source = PhantomSource(int(seed), site)
     files, classes, indices, sites, severity = [], [], [], [], []
@@ -331,7 +359,8 @@ def phantom_image_set(
             severity.append(level)
     return ImageSet(name=name or f"phantoms-{site}-{seed}", files=tuple(files), classes=tuple(classes),
                     phantom=source, indices=tuple(indices),
-                    severity=np.asarray(severity, np.float64), sites=tuple(sites))
+                    severity=np.asarray(severity, np.float64), sites=tuple(sites),
+                    shift_types=tuple("" if style == "internal" else style for style in sites))
 
 
 def extract_zip(data: bytes, directory: str | Path, *, label: str = "the upload",
@@ -453,9 +482,12 @@ def write_image_set(image_set: ImageSet, directory: str | Path, *, size: int = 2
             rows.append({"file": relative, "class": image_set.classes[p],
                          "site": image_set.sites[p] if image_set.sites else "",
                          "shift_severity": float(image_set.severity[p]) if image_set.severity is not None else ""})
+            if image_set.shift_types:
+                rows[-1]["shift_type"] = image_set.shift_types[p]
             if image_set.findings:
                 rows[-1]["labels"] = LABEL_SEPARATOR.join(image_set.findings[p])
-    columns = ["file", "class", "site", "shift_severity"] + (["labels"] if image_set.findings else [])
+    columns = ["file", "class", "site", "shift_severity"] + (["labels"] if image_set.findings else []) \
+        + (["shift_type"] if image_set.shift_types else [])
     with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
@@ -466,8 +498,10 @@ def write_image_set(image_set: ImageSet, directory: str | Path, *, size: int = 2
 def parse_dataset(spec: str | Path, *, name: str | None = None) -> ImageSet:
     """A dataset from the command line: a folder, or ``phantom:SITE:SEED:PER_CLASS[:PART,PART…]`` (generated on demand).
 
-    ``SITE`` is ``internal``, ``external``, ``mixed`` or a shift mix
-    ``mixLOW-HIGHxFRACTION`` (that share shifted, severity uniform in [LOW, HIGH]).
+    ``SITE`` is ``internal``, ``external``, ``mixed``, a shift mix
+    ``mixLOW-HIGHxFRACTION`` (that share shifted by a site style, severity uniform in [LOW, HIGH]) or
+    ``namedLOW-HIGHxFRACTION`` (the same with one named shift per shifted image: blur, lowres,
+    cast, noise, grid, exposure or tint, kept as the image's shift type).
     Examples: ``data/internal``, ``phantom:internal:101:60``, ``phantom:mixed:202:40:hand,elbow``,
     ``phantom:mix0.3-1x0.5:202:60``.
     """
@@ -478,14 +512,15 @@ def parse_dataset(spec: str | Path, *, name: str | None = None) -> ImageSet:
             raise ParameterError(f"a phantom dataset is 'phantom:SITE:SEED:PER_CLASS[:PARTS]', {text!r} is given.")
         body_parts = parts[4].split(",") if len(parts) == 5 and parts[4] else None
         site, severity_range, fraction = parts[1], None, 0.5
-        if site.startswith("mix") and site != "mixed":  # mixLOW-HIGHxFRACTION: a chosen shift mix
+        named = site.startswith("named")
+        if (site.startswith("mix") and site != "mixed") or named:  # mixLOW-HIGHxFRACTION: a chosen shift mix
             try:
-                span, fraction_text = site[3:].split("x")
+                span, fraction_text = site[5 if named else 3:].split("x")
                 low, high = (float(v) for v in span.split("-"))
                 severity_range, fraction = (low, high), float(fraction_text)
             except ValueError:
                 raise ParameterError(f"a shift mix is 'mixLOW-HIGHxFRACTION' (e.g. mix0.3-1x0.5), {site!r} is given.") from None
         return phantom_image_set(seed=int(parts[2]), per_class=int(parts[3]), site=site if severity_range is None else "mixed",
                                  body_parts=body_parts, name=name, severity_range=severity_range,
-                                 shifted_fraction=fraction)
+                                 shifted_fraction=fraction, named_shifts=named)
     return folder_set(text, name=name)

@@ -10,7 +10,10 @@ keep results between reruns:
    is scored by its classes' detectors and by G, and only the images of a
    random OTDD pool (at most ``otdd_pool``) keep their features. Memory is
    bounded by the batch, the per-image numbers (score and C probabilities)
-   and the pool — not by the size of the dataset.
+   and the pool — not by the size of the dataset. Its per-batch work is
+   :func:`score_images`; with a Ray engine (:mod:`medlim.core.engines`, issue 15)
+   the images are read in Ray tasks (:func:`read_external_image`) and the same
+   :func:`score_images` runs in model actors (:func:`score_read_images`).
 3. :func:`analyse` groups the scores per class (one k, the elbow rule of
    :mod:`.grouping`), evaluates G on TOP k … TOP 1 and measures OTDD between
    the internal pool and each TOP-j part of the external pool.
@@ -20,9 +23,10 @@ keep results between reruns:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +49,9 @@ from medlim.curation.shift.grouping import GROUP_SCALES, Grouping, group_scores
 from medlim.curation.shift.otdd import FEATURES, OtddResult, otdd_repeated
 from medlim.errors import ParameterError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.engines import Engine
+
 __all__ = [
     "FEATURES",
     "ShiftConfig",
@@ -53,9 +60,14 @@ __all__ = [
     "ShiftResult",
     "fit_internal",
     "score_external",
+    "ScoringModels",
+    "score_images",
+    "read_external_image",
+    "score_read_images",
     "analyse",
     "run_shift",
     "shift_evidence",
+    "shift_type_evidence",
 ]
 
 Progress = Callable[[str, int, int], None]
@@ -260,9 +272,91 @@ def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = N
                           features=features, labels=labels[pool], heldout_accuracy=accuracy, n_images=len(images))
 
 
+@dataclass(frozen=True)
+class ScoringModels:
+    """What scoring external images needs (stage 2's model step; sent once to each Ray model worker).
+
+    Attributes:
+        detectors: the per-class detectors.
+        classifier: G (eval mode).
+        classifier_size: G's input side in px.
+        features: OTDD features, ``"embedding"`` or ``"pixels"``.
+    """
+
+    detectors: ClassDetectors
+    classifier: Any
+    classifier_size: int
+    features: str
+
+
+def score_images(models: ScoringModels, pixels: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, ...]:
+    """Scores, G's probabilities and OTDD features of a batch of external images.
+
+    Args:
+        models: the internal models.
+        pixels: ``np.ndarray[B, s, s]`` float32 in [0, 1], at the detectors' input size.
+        classes: the class of each image (its detector).
+
+    Returns:
+        ``np.ndarray[B]`` float64 scores, ``np.ndarray[B, C]`` probabilities, ``np.ndarray[B, F]`` float32 features.
+    """
+    scores = score_by_class(models.detectors, pixels, classes)
+    probabilities, features = _features(models.classifier, _resize(pixels, models.classifier_size), models.features)
+    return scores, probabilities, features
+
+
+def read_external_image(name: str, source: tuple[int, str], *, image_set: ImageSet, size: int) -> tuple[np.ndarray, str]:
+    """The pixels (``np.ndarray[size, size]`` float32) and class of the image at ``source = (position, class)``."""
+    position, class_name = source
+    return image_set.read([position], size)[0], class_name
+
+
+def score_read_images(
+    models: ScoringModels, names: Sequence[str], decoded: Sequence[tuple[np.ndarray, str]]
+) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """:func:`score_images` of read images, one ``(score, probabilities, features)`` per image in order."""
+    scores, probabilities, features = score_images(models, np.stack([pixels for pixels, _ in decoded]),
+                                                   [class_name for _, class_name in decoded])
+    return [(float(scores[i]), probabilities[i], features[i]) for i in range(len(decoded))]
+
+
+def _scored_batches(
+    scoring: ScoringModels, external: ImageSet, positions: np.ndarray, config: ShiftConfig, *,
+    engine: Engine | None, progress: Progress | None,
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(images, scores, probabilities, features)`` of each batch of ``positions``, in order."""
+    size = config.detector.input_size
+    if engine is None or engine.name == "local":
+        for chunk, pixels in iter_batches(external, size=size, batch_size=config.batch_size, positions=positions,
+                                          progress=_report(progress, "score external")):
+            yield (len(chunk), *score_images(scoring, pixels, [external.classes[p] for p in chunk]))
+        return
+    from medlim import errors
+    from medlim.core.engines import FileWork, given
+
+    work = FileWork(read=partial(read_external_image, image_set=external, size=size), infer=score_read_images,
+                    load_model=partial(given, scoring), batch=config.batch_size)
+    items = ((external.files[p] if external.files else str(p), (int(p), external.classes[p])) for p in positions)
+    done: list[tuple[float, np.ndarray, np.ndarray]] = []
+    for attempt in engine.attempts(work, items, model=scoring):
+        if attempt.failure is not None:  # as locally, an image that cannot be read stops the run
+            raise getattr(errors, attempt.failure["error"], errors.MedlimError)(attempt.failure["message"])
+        done.append(attempt.result)
+        if len(done) == config.batch_size or attempt.index == len(positions):
+            yield (len(done), np.array([d[0] for d in done]), np.stack([d[1] for d in done]),
+                   np.stack([d[2] for d in done]))
+            done = []
+            if progress is not None:
+                progress("score external", attempt.index, len(positions))
+
+
 def score_external(models: InternalModels, external: ImageSet, config: ShiftConfig, *,
-                   progress: Progress | None = None) -> ExternalScores:
-    """Stage 2: stream the external set through the detectors and G (stage ``"score external"``)."""
+                   progress: Progress | None = None, engine: Engine | None = None) -> ExternalScores:
+    """Stage 2: stream the external set through the detectors and G (stage ``"score external"``).
+
+    ``engine`` says where the images are read and scored (None: this process; a Ray
+    engine reads in tasks and scores in model actors, with the same results).
+    """
     known = np.array([c in models.class_names for c in external.classes], dtype=bool)
     positions = np.nonzero(known)[0]
     if len(positions) == 0:
@@ -275,19 +369,19 @@ def score_external(models: InternalModels, external: ImageSet, config: ShiftConf
     probabilities = np.empty((len(positions), len(models.class_names)))
     pool_rows: list[np.ndarray] = []
     pool_features: list[np.ndarray] = []
+    scoring = ScoringModels(detectors=models.detectors, classifier=models.classifier,
+                            classifier_size=config.classifier_size, features=config.features)
     start = 0
-    for chunk, pixels in iter_batches(external, size=config.detector.input_size, batch_size=config.batch_size,
-                                      positions=positions, progress=_report(progress, "score external")):
-        rows = np.arange(start, start + len(chunk))
-        classes = [external.classes[p] for p in chunk]
-        scores[rows] = score_by_class(models.detectors, pixels, classes)
-        wanted = in_pool[rows]
-        probs, features = _features(models.classifier, _resize(pixels, config.classifier_size), config.features)
+    for count, batch_scores, probs, features in _scored_batches(scoring, external, positions, config, engine=engine,
+                                                                progress=progress):
+        rows = np.arange(start, start + count)
+        scores[rows] = batch_scores
         probabilities[rows] = probs
+        wanted = in_pool[rows]
         if wanted.any():
             pool_rows.append(rows[wanted])
             pool_features.append(features[wanted])
-        start += len(chunk)
+        start += count
     labels = np.array([models.class_names.index(external.classes[p]) for p in positions], dtype=np.int64)
     width = models.features.shape[1]
     return ExternalScores(positions=positions, scores=scores, probabilities=probabilities, labels=labels,
@@ -332,6 +426,33 @@ def shift_evidence(scores: np.ndarray, groups: np.ndarray, shifted: np.ndarray, 
             "highest_group_shifted": fractions[-1], "n_shifted": int(shifted.sum()), "n": int(len(shifted))}
 
 
+def shift_type_evidence(scores: np.ndarray, shift_types: Sequence[str], classes: Sequence[str],
+                        internal_scores: Mapping[str, np.ndarray], *, method: str,
+                        severity: np.ndarray | None = None) -> dict[str, Any]:
+    """Per shift type: images, the share above their class detector's calibrated threshold, AUROC.
+
+    The threshold of a class detector is the maximum score of its held-back internal images
+    (:func:`medlim.curation.shift.detectors.class_detector`); the AUROC sets the images of a shift
+    type against the external images without a shift (against the held-back internal images when
+    every external image is shifted). Returns a
+    :meth:`medlim.curation.ood.shift_types.ShiftTypeTable.to_dict`.
+    """
+    from medlim.curation.ood.shift_types import ShiftTypeTable, shift_type_rows
+
+    scores = np.asarray(scores, dtype=np.float64)
+    kinds = np.asarray([str(k) for k in shift_types], dtype=object)
+    moved = kinds != ""
+    cut = np.array([float(np.max(internal_scores[c])) if len(internal_scores.get(c, ())) else np.inf
+                    for c in classes], dtype=np.float64)
+    reference = scores[~moved] if (~moved).any() else np.concatenate(
+        [np.asarray(internal_scores[c], np.float64) for c in sorted(set(classes)) if c in internal_scores] or [[]])
+    rows = shift_type_rows(detector=method, scores=scores[moved], shift_types=kinds[moved].tolist(),
+                           reference_scores=reference, threshold=cut[moved],
+                           severities=None if severity is None else np.asarray(severity)[moved])
+    where = "external images without a shift" if (~moved).any() else "held-back internal images"
+    return ShiftTypeTable(rows=rows, reference_images={method: int(len(reference))}, source=where).to_dict()
+
+
 def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, config: ShiftConfig, *,
             internal_name: str = "internal", progress: Progress | None = None) -> ShiftResult:
     """Stage 3: groups, TOP-k table and the OTDD curve (stage ``"otdd"`` reports levels done)."""
@@ -355,6 +476,11 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
     evidence = None
     if shifted is not None:
         evidence = shift_evidence(scored.scores, grouping.groups, shifted[scored.positions], k, classes)
+        if external.shift_types:  # issue 13: detection per shift type
+            evidence["shift_types"] = shift_type_evidence(
+                scored.scores, [external.shift_types[p] for p in scored.positions], classes,
+                models.detectors.internal_scores, method=f"medshift-{config.detector.kind}",
+                severity=None if external.severity is None else external.severity[scored.positions])
     files = tuple(external.files[p] for p in scored.positions)
     settings = {**config.to_dict(), "external_source": external.source, "n_internal": models.n_images, "n_external": len(files),
                 "skipped_unknown_class": scored.skipped, "class_names": list(models.class_names),
@@ -366,9 +492,9 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
 
 
 def run_shift(internal: ImageSet, external: ImageSet, config: ShiftConfig | None = None, *,
-              log: Log | None = None, progress: Progress | None = None) -> ShiftResult:
-    """Train on ``internal``, score, group and measure ``external`` (all three stages)."""
+              log: Log | None = None, progress: Progress | None = None, engine: Engine | None = None) -> ShiftResult:
+    """Train on ``internal``, score, group and measure ``external`` (all three stages; ``engine``: stage 2's)."""
     config = config or ShiftConfig()
     models = fit_internal(internal, config, log=log, progress=progress)
-    scored = score_external(models, external, config, progress=progress)
+    scored = score_external(models, external, config, progress=progress, engine=engine)
     return analyse(models, scored, external, config, internal_name=internal.name, progress=progress)

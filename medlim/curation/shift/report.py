@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medlim.core.colours import OKABE_ITO
+from medlim.curation.ood.shift_types import ShiftTypeTable
 from medlim.curation.shift.otdd import OtddResult
 from medlim.curation.shift.topk import ClassReport, TopKRow
 from medlim.errors import ParameterError
@@ -105,6 +106,8 @@ class ShiftEvidence:
         shifted_fraction_by_group: shifted share of groups 0 … k−1 (NaN for an empty group).
         lowest_group_shifted, highest_group_shifted: the first and last of those.
         n_shifted, n: shifted and scored images.
+        shift_types: per shift type (when the external images carry one): images, the share above
+            their class detector's calibrated threshold and the AUROC against the unshifted images.
     """
 
     auroc: float
@@ -115,10 +118,13 @@ class ShiftEvidence:
     highest_group_shifted: float
     n_shifted: int
     n: int
+    shift_types: ShiftTypeTable | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return _clean({**asdict(self), "auroc_per_class": dict(self.auroc_per_class),
-                       "shifted_fraction_by_group": list(self.shifted_fraction_by_group)})
+        plain = {k: v for k, v in asdict(self).items() if k != "shift_types"}
+        return _clean({**plain, "auroc_per_class": dict(self.auroc_per_class),
+                       "shifted_fraction_by_group": list(self.shifted_fraction_by_group),
+                       **({"shift_types": self.shift_types.to_dict()} if self.shift_types is not None else {})})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ShiftEvidence:
@@ -128,7 +134,8 @@ class ShiftEvidence:
                    auroc_class_mean=_number(data.get("auroc_class_mean")), shifted_fraction_by_group=fractions,
                    lowest_group_shifted=_number(data.get("lowest_group_shifted")),
                    highest_group_shifted=_number(data.get("highest_group_shifted")),
-                   n_shifted=int(data.get("n_shifted", 0)), n=int(data.get("n", 0)))
+                   n_shifted=int(data.get("n_shifted", 0)), n=int(data.get("n", 0)),
+                   shift_types=ShiftTypeTable.from_dict(data["shift_types"]) if data.get("shift_types") else None)
 
 
 @dataclass(frozen=True)

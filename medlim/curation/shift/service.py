@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.engines import Engine
+    from medlim.curation.ood.shift_types import ShiftTypeTable
     from medlim.curation.shift.data import ImageSet
     from medlim.curation.shift.pipeline import ShiftConfig, ShiftResult
     from medlim.curation.shift.report import ShiftReport, TopKTableRow
@@ -44,6 +46,7 @@ __all__ = [
     "run_configured",
     "blas_threads",
     "open_run",
+    "shift_run_argv",
 ]
 
 
@@ -134,6 +137,16 @@ class ShiftRunConfig:
         if self.k != "auto":
             _positive("k", self.k)
 
+    def command_options(self) -> list[str]:
+        """These settings as ``medlim shift run`` options (``from_options`` of its parsed line gives them back)."""
+        flags = (("--detector", self.detector), ("--size", self.size), ("--epochs", self.epochs),
+                 ("--head-epochs", self.head_epochs), ("--classifier", self.classifier),
+                 ("--classifier-epochs", self.classifier_epochs), ("--k", self.k), ("--group-scale", self.group_scale),
+                 ("--features", self.features), ("--max-samples", self.otdd_max_samples),
+                 ("--repeats", self.otdd_repeats), ("--batch-size", self.batch_size), ("--seed", self.seed),
+                 ("--threads", self.threads))
+        return [text for flag, value in flags for text in (flag, str(value))]
+
     @classmethod
     def from_options(cls, options: Any) -> ShiftRunConfig:
         """The settings from an object with one attribute per field (``medlim shift run``'s namespace)."""
@@ -189,12 +202,13 @@ def _blas_threads(threads: int) -> Iterator[None]:
 
 
 def run_configured(internal: ImageSet, external: ImageSet, config: ShiftRunConfig, *, log: Log | None = None,
-                   progress: Progress | None = None) -> ShiftResult:
-    """:func:`~medlim.curation.shift.pipeline.run_shift` with ``config``, BLAS held to ``config.threads``."""
+                   progress: Progress | None = None, engine: Engine | None = None) -> ShiftResult:
+    """:func:`~medlim.curation.shift.pipeline.run_shift` with ``config``, BLAS held to ``config.threads``
+    (``engine``: where the external images are scored; None: this process)."""
     from medlim.curation.shift.pipeline import run_shift
 
     with _blas_threads(config.threads):
-        return run_shift(internal, external, config.shift_config(), log=log, progress=progress)
+        return run_shift(internal, external, config.shift_config(), log=log, progress=progress, engine=engine)
 
 
 def blas_threads(threads: int) -> contextlib.AbstractContextManager[None]:
@@ -309,7 +323,14 @@ class StoredRun:
             "groups": [g.to_json() for g in self.group_table()],
             "otdd": {"levels": report.levels, "otdd_mean": report.otdd_mean, "otdd_std": report.otdd_std,
                      "macro_f1": report.macro_f1},
+            **({"shift_types": self.shift_types.to_dict()} if self.shift_types is not None else {}),
         }
+
+    @property
+    def shift_types(self) -> ShiftTypeTable | None:
+        """Detection per shift type when the external images carried one (issue 13), else ``None``."""
+        evidence = self.report.evidence
+        return None if evidence is None else evidence.shift_types
 
 
 def open_run(store: Any, home: str | Path, name: str) -> StoredRun:
@@ -327,3 +348,19 @@ def open_run(store: Any, home: str | Path, name: str) -> StoredRun:
                              "or a new run on the Curation page.")
     return StoredRun(name=name, report=report, scores=get_scores(store, name, method=report.method),
                      tags=tag_map(store, name))
+
+
+def shift_run_argv(internal: str, external: str, config: ShiftRunConfig, *, out: str | Path, dataset: str,
+                   replace: bool = False) -> list[str]:
+    """``["shift", "run", ...]``: the command (without ``medlim``) a page queues as a ``shift.run`` job (issue 15).
+
+    Args:
+        internal, external: dataset specs (a folder, or ``phantom:SITE:SEED:PER_CLASS[:PARTS]``).
+        config: the run settings.
+        out: the output folder.
+        dataset: the run's name in the results store.
+        replace: replace a run saved under that name.
+    """
+    argv = ["shift", "run", "--internal", str(internal), "--external", str(external), "--out", str(out),
+            "--dataset", dataset, *config.command_options()]
+    return argv + (["--replace"] if replace else [])
