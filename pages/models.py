@@ -1,13 +1,16 @@
-"""Models page: your dataset, checked; a detector trained on it; the models of each task and its default.
+"""Models page: your dataset, checked; any task's model trained on it as a job; each task's models and default.
 
 Issue 12 ("Models page"): pick a task and a dataset (a zip for a small set, a
 folder under the data roots for a large one), see the ``medlim data check``
-summary and every problem, train (OOD: TEND / CVAD on class folders, with a
-progress bar and a live loss / validation curve), read the figures on the
-validation split, and find the new version beside the shipped ones. Issue 17:
-make one of the task's models its default. The page draws what
-:mod:`medlim.core.model_catalogue` and :mod:`medlim.ui.models` compute; the
-command line emits the same (``medlim data check``, ``medlim train``,
+summary and every problem, train or fine-tune (SCU-Net, steatosis, TEND /
+CVAD, OSCARS, PMS), follow the progress and the live loss / validation curve,
+read the figures on the validation split, and find the new version beside the
+shipped ones. Issue 15: training is a ``train`` job (``medlim train <trainer>
+--data DIR ...``) run by the app's worker, so it survives navigation and a
+closed tab; the page finds it again. Issue 17: make one of the task's models
+its default. The page draws what :mod:`medlim.core.model_catalogue`,
+:mod:`medlim.ui.models` and :mod:`medlim.ui.jobs` compute; the command line
+emits the same (``medlim data check``, ``medlim train``, ``medlim jobs``,
 ``medlim weights list|set-default``).
 """
 
@@ -23,8 +26,8 @@ def _training_section(task: TaskInfo) -> None:
     from medlim.ui.models import (
         checked_dataset,
         dataset_picker,
-        ood_training,
         show_dataset_report,
+        start_training,
     )
 
     st.subheader("Train on your data")
@@ -34,14 +37,14 @@ def _training_section(task: TaskInfo) -> None:
     folder = dataset_picker()
     if folder is None:
         st.caption("Class folders (`<class>/*.png`), a `manifest.csv`, or a Decathlon `dataset.json`, as "
-                   "`medlim data check` reads them.")
+                   f"`medlim data check` reads them. From the command line: `{task.command}`.")
         return
     report = checked_dataset(folder, task)
     if report is None:
         return
     show_dataset_report(report)
     if task.trains_from_page:
-        ood_training(folder, report)
+        start_training(task, folder, report)
 
 
 def main() -> None:
@@ -49,7 +52,7 @@ def main() -> None:
     st.title("Models")
     st.caption("Train on your own images, compare versions and choose each task's default. "
                "Research use only, not for diagnosis.")
-    from medlim.ui.models import show_catalogue, show_training_result
+    from medlim.ui.models import show_catalogue, show_training_job
 
     keys = [task.key for task in TASKS]
     titles = {task.key: task.title for task in TASKS}
@@ -57,7 +60,7 @@ def main() -> None:
     task = next(t for t in TASKS if t.key == key)
     st.subheader(f"Models of this task ({task.registry_task})")
     show_catalogue(task)
-    show_training_result(task)
+    show_training_job(task)
     _training_section(task)
 
 

@@ -1,7 +1,8 @@
 """Similar-image search page: OSCARS and PMS collections (thesis ch. 6).
 
 Pick a collection (an index recorded in the results store) or build one from a
-data folder or from generated phantoms (with a progress bar); query with an
+data folder or from generated phantoms (a job that survives a closed tab, with
+its progress; issue 15); query with an
 uploaded image or with "More like this" under any collection or result image;
 see the top K with labels, similarity (cosine; DS for PMS) and anomaly score;
 filter by label; read the evaluation tables of the shipped models.
@@ -34,15 +35,17 @@ from medlim.ui.shell import ensure_app_shell
 
 COLUMNS = 5
 BROWSE_PER_PAGE = 10
+JOB_KEY = "ret_job"
 
 
 def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and registry entries
-    from medlim.curation.retrieval.service import (
-        build_collection,
-        write_phantom_collection,
-    )
+    """Build a collection: phantoms are written here, the encoding is a ``retrieval.build`` job (issue 15)."""
+    from medlim.core.job_folders import job_folder
+    from medlim.curation.retrieval.service import write_phantom_collection
+    from medlim.ui.jobs import submit_page_job
 
-    with st.expander("Build a collection", expanded=False):
+    with st.expander("Build a collection", expanded=st.session_state.get(JOB_KEY) is not None):
+        _build_job()
         labels = {e.label: e for e in entries}
         model = st.selectbox("Model", list(labels), key="retrieval_build_model")
         source = st.radio("Images", ("Generated phantoms", "Data folder"), horizontal=True, key="retrieval_build_source")
@@ -57,28 +60,51 @@ def _build_form(settings, entries) -> None:  # noqa: ANN001 - settings and regis
             count = int(columns[1].number_input("Phantoms", min_value=10, max_value=2000, value=70,
                                                 key="retrieval_build_n"))
             seed = int(columns[2].number_input("Seed", min_value=0, value=9100, key="retrieval_build_seed"))
+        st.caption("Encoding runs as a job in the app's worker: it goes on when you leave this page or close the tab.")
         if not st.button("Build", key="retrieval_build", type="primary"):
             return
         entry = labels[model]
-        collections = settings.home / "collections"
-        bar = st.progress(0.0, text="Preparing…")
-        with show_medlim_errors(subject="build") as outcome:
+        argv = None
+        with show_medlim_errors(subject="build"):
             name = validate_name(name, what="collection name")  # the index file is named by it
-            if source == "Data folder":
-                data = confine_to_data_roots(folder, what="data folder")
-            else:
+            data = confine_to_data_roots(folder, what="data folder") if source == "Data folder" else None
+            collections = job_folder("collections", name)  # inside the data roots: the worker reads and writes it
+            if data is None:
+                bar = st.progress(0.0, text="Preparing…")
                 kind = "chest" if entry.params.get("method") == "pms" else "radiograph"
-                data = write_phantom_collection(kind, collections / f"{name}-data", n=count, seed=seed,
-                                          size=int(entry.params["input_size"]),
-                                          label_set=entry.params.get("label_set"),
-                                          progress=lambda d, t: bar.progress(0.5 * d / t, text=f"Phantoms {d}/{t}"))
-            built = build_collection(data, entry.name, collections / f"{name}.npz", name=name,
-                                     registry=_registry(settings),
-                                     progress=lambda d, t: bar.progress(0.5 + 0.5 * d / t, text=f"Encoded {d}/{t}"))
-        if not outcome.failed:
-            bar.progress(1.0, text=f"Built {built.name}: {built.count} images")
-            st.session_state["retrieval_collection"] = built.name
-            st.session_state.pop("retrieval_query_item", None)
+                data = write_phantom_collection(kind, collections / "data", n=count, seed=seed,
+                                                size=int(entry.params["input_size"]),
+                                                label_set=entry.params.get("label_set"),
+                                                progress=lambda d, t: bar.progress(d / t, text=f"Phantoms {d}/{t}"))
+            argv = ["retrieval", "build", "--data", str(data), "--model", entry.name,
+                    "--index", str(collections / f"{name}.npz"), "--name", name]
+        if argv is not None and submit_page_job("retrieval.build", argv, state_key=JOB_KEY) is not None:
+            st.rerun()
+
+
+def _build_done(job: Any) -> None:
+    from medlim.ui.jobs import result_output
+
+    built = next((value for value in result_output(job) if isinstance(value, dict) and "name" in value), None)
+    if built is None:
+        return
+    st.success(f"Built {built['name']}: {built.get('count', '?')} images.", icon=":material/check_circle:")
+    if st.session_state.get("retrieval_job_opened") != job.id:  # open the new collection once
+        st.session_state["retrieval_job_opened"] = job.id
+        st.session_state["retrieval_collection"] = built["name"]
+        st.session_state.pop("retrieval_collection_select", None)
+        st.session_state.pop("retrieval_query_item", None)
+
+
+def _build_job() -> None:
+    """The build job this page follows (started here, or found again after a closed tab)."""
+    from medlim.ui.jobs import follow_job, page_job
+
+    job = None
+    with show_medlim_errors(subject="build job"):
+        job = page_job(JOB_KEY, "retrieval.build")
+    if job is not None:
+        follow_job(job, key=JOB_KEY, render_done=_build_done)
 
 
 def _registry(settings):  # noqa: ANN001, ANN202

@@ -17,6 +17,11 @@ from here, so the command line can emit the same:
 * :class:`TrainingCurve` — loss and validation figure per epoch, read from the
   progress lines of :func:`medlim.core.training.fit` and the trainers, so a
   page draws a live curve and a CLI could print it.
+* :class:`TrainingRequest` → :func:`training_argv`: the ``medlim train <trainer>
+  --data DIR ...`` arguments a page queues as a ``train`` job (issue 15), so
+  a page's training is the command line's, run by a worker.
+* :func:`picker_label`: a model as the pages' weights pickers list it, with its
+  dataset fingerprint, key figure and date.
 
 What does not live here: training itself (each room's trainer), the
 registries (:mod:`medlim.core.weights`), and drawing (:mod:`medlim.ui.models`).
@@ -54,11 +59,16 @@ __all__ = [
     "ModelCatalogue",
     "ModelRow",
     "ProblemRow",
+    "TRAINERS",
     "TaskInfo",
     "TrainingCurve",
+    "TrainingRequest",
     "inspect_dataset",
     "model_catalogue",
+    "picker_label",
     "task_info",
+    "trainer_task",
+    "training_argv",
 ]
 
 
@@ -92,19 +102,19 @@ class TaskInfo:
 TASKS: tuple[TaskInfo, ...] = (
     TaskInfo(
         "bac", "Breast arterial calcification (SCU-Net segmentation)", "bac-segmentation",
-        "Arterial calcification", False,
+        "Arterial calcification", True,
         "medlim train scunet --data DIR --max-minutes M",
-        "training from this page is coming; `medlim train scunet --data DIR --max-minutes M` fine-tunes the "
-        "default model on your images with BAC masks (manifest.csv with image,mask[,patient]).",
+        "`medlim train scunet --data DIR --max-minutes M` fine-tunes the default model (or `--init NAME`) on your "
+        "images with BAC masks (manifest.csv with image,mask[,patient]).",
         (("validation Dice", "validation.whole_image_dice"), ("held-out Dice", "whole_image_dice"),
          ("held-out patch Dice", "patch_dice")),
     ),
     TaskInfo(
         "steatosis", "Liver steatosis (Mask R-CNN droplets)", "steatosis-instance-segmentation",
-        "Liver steatosis", False,
+        "Liver steatosis", True,
         "medlim train steatosis --data DIR --max-minutes M",
-        "training from this page is coming; `medlim train steatosis --data DIR --max-minutes M` trains on your "
-        "unlabelled H&E images with the thesis's weak labels.",
+        "`medlim train steatosis --data DIR --max-minutes M` trains on your unlabelled H&E images with the "
+        "thesis's weak labels.",
         (("held-out F1", "network.f1"), ("held-out AP", "network.ap")),
     ),
     TaskInfo(
@@ -115,18 +125,17 @@ TASKS: tuple[TaskInfo, ...] = (
          ("held-out AUROC", "heldout.auroc")),
     ),
     TaskInfo(
-        "oscars", "Similar-image search (OSCARS)", "image-retrieval", "Similar images", False,
+        "oscars", "Similar-image search (OSCARS)", "image-retrieval", "Similar images", True,
         "medlim train oscars --data EXTERNAL --internal INTERNAL --name NAME --max-minutes M",
-        "training from this page is coming; `medlim train oscars --data EXTERNAL --internal INTERNAL --name NAME` "
-        "trains OSCARS and the triplet baseline on your class folders.",
+        "`medlim train oscars --data EXTERNAL --internal INTERNAL --name NAME` trains OSCARS and the triplet "
+        "baseline on your class folders.",
         (("validation precision@10", "validation.precision@10"), ("held-out precision@1", "heldout.precision@1"),
          ("held-out hit rate@5", "heldout.hit_rate@5")),
     ),
     TaskInfo(
-        "pms", "Multi-label search (PMS)", "multilabel-retrieval", "Similar images", False,
+        "pms", "Multi-label search (PMS)", "multilabel-retrieval", "Similar images", True,
         "medlim train pms --data DIR --name NAME --max-minutes M",
-        "training from this page is coming; `medlim train pms --data DIR --name NAME` trains on your multi-label "
-        "manifest (labels separated by |).",
+        "`medlim train pms --data DIR --name NAME` trains on your multi-label manifest (labels separated by |).",
         (("held-out precision@1 (weighted)", "heldout.weighted.full_precision@1"),
          ("held-out hit rate@5 (weighted)", "heldout.weighted.full_hit_rate@5")),
     ),
@@ -501,3 +510,113 @@ class TrainingCurve:
     def to_json(self) -> list[dict[str, Any]]:
         return [{"stage": p.stage, "epoch": p.epoch, "kind": p.kind, "metric": p.metric, "value": p.value}
                 for p in self.points]
+
+
+# -------------------------------------------------------------------------------------------------
+# training as a job: the command line a page queues
+
+#: Task key → the ``medlim train`` trainers that train it (the first is the default).
+TRAINERS: dict[str, tuple[str, ...]] = {
+    "bac": ("scunet",), "steatosis": ("steatosis",), "ood": ("tend", "cvad"), "oscars": ("oscars",), "pms": ("pms",),
+}
+#: Trainers that start from registered weights (``--init``).
+_FINE_TUNED = ("scunet", "steatosis")
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What a person asks a trainer to do on their folder (the options of ``medlim train``).
+
+    Attributes:
+        trainer: ``scunet``, ``steatosis``, ``tend``, ``cvad``, ``oscars`` or ``pms``.
+        data: the dataset folder (absolute; a page's job confines it to the data roots when it runs).
+        max_minutes: time budget of the whole command (> 0).
+        name: registry name, or ``""`` for the trainer's default.
+        id_class: the in-distribution class (``tend`` / ``cvad`` only).
+        internal: the internal folder whose detectors bin the external images (``oscars`` only).
+        init: weights to start from, ``NAME[@VERSION]``, ``"none"`` (from scratch), or ``""`` (the task's
+            default model; ``scunet`` / ``steatosis`` only).
+        skip_bad: leave out the rows with problems instead of refusing the dataset.
+    """
+
+    trainer: str
+    data: Path
+    max_minutes: float
+    name: str = ""
+    id_class: str = ""
+    internal: Path | None = None
+    init: str = ""
+    skip_bad: bool = False
+
+
+def trainer_task(trainer: str) -> TaskInfo:
+    """The task a trainer's models belong to.
+
+    Raises:
+        ParameterError: an unknown trainer.
+    """
+    for key, trainers in TRAINERS.items():
+        if trainer in trainers:
+            return task_info(key)
+    known = ", ".join(t for trainers in TRAINERS.values() for t in trainers)
+    raise ParameterError(f"unknown trainer {trainer!r}; known: {known}.")
+
+
+def training_argv(request: TrainingRequest) -> list[str]:
+    """``["train", trainer, "--data", DIR, ...]``: the command a ``train`` job runs (without ``medlim``).
+
+    Raises:
+        ParameterError: an unknown trainer, a budget that is not a positive number of minutes, an OOD
+            trainer without its class, OSCARS without its internal folder, or ``--init`` where the trainer
+            does not fine-tune.
+    """
+    trainer_task(request.trainer)
+    minutes = request.max_minutes
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not minutes > 0:
+        raise ParameterError(f"the time budget must be a positive number of minutes; {minutes!r} is given.")
+    argv = ["train", request.trainer, "--data", str(request.data), "--max-minutes", f"{float(minutes):g}"]
+    if request.trainer in ("tend", "cvad"):
+        if not request.id_class.strip():
+            raise ParameterError(f"`medlim train {request.trainer}` needs the in-distribution class (--id-class).")
+        argv += ["--id-class", request.id_class.strip()]
+    if request.trainer == "oscars":
+        if request.internal is None:
+            raise ParameterError("`medlim train oscars` needs the internal folder (--internal) for its detectors.")
+        argv += ["--internal", str(request.internal)]
+    if request.init.strip():
+        if request.trainer not in _FINE_TUNED:
+            raise ParameterError(f"`medlim train {request.trainer}` does not start from other weights (--init).")
+        argv += ["--init", request.init.strip()]
+    if request.name.strip():
+        argv += ["--name", request.name.strip()]
+    if request.skip_bad:
+        argv.append("--skip-bad")
+    return argv
+
+
+def picker_label(listed: ListedModel) -> str:
+    """A model as a page's weights picker lists it.
+
+    ``name@version`` with its marks (yours, default); a user's model also shows
+    the dataset it was trained on, its first key figure and the day it was made
+    (``"tend-hand@2 (yours, default) · data 3f2a9c1e0b7d · validation AUROC 0.912 ·
+    2026-12-05"``), so a version trained on the Models page is told apart from the others.
+    """
+    entry = listed.entry
+    marks = [word for word, on in (("yours", listed.source == "user"), ("default", listed.task_default)) if on]
+    parts = [f"{entry.name}@{entry.version}" + (f" ({', '.join(marks)})" if marks else "")]
+    task = getattr(entry, "task", None)
+    if listed.source != "user" or not isinstance(task, str):
+        return parts[0]
+    try:
+        row = _row(listed, task_info(task))
+    except ParameterError:  # a task no page trains: name and marks only
+        return parts[0]
+    if row.fingerprint:
+        parts.append(f"data {row.fingerprint[:12]}")
+    figure = next((metric for metric in row.metrics if metric.value is not None), None)
+    if figure is not None:
+        parts.append(f"{figure.column} {figure.value:.3f}")
+    if row.date:
+        parts.append(row.date)
+    return " · ".join(parts)

@@ -193,9 +193,9 @@ def model_picker(
     st.session_state[key] = _opening_label(registries, task, options, key)
 
     def describe(option: str) -> str:
-        model = by_label[option]
-        marks = [word for word, on in (("yours", model.source == USER), ("default", model.task_default)) if on]
-        return f"{option} ({', '.join(marks)})" if marks else option
+        from medlim.core.model_catalogue import picker_label
+
+        return picker_label(by_label[option])  # a user's model: with its dataset, figure and date
 
     chosen = (container or st).selectbox(label, options, key=key, format_func=describe, help=help)
     st.session_state[f"{key}{CHOICE_SUFFIX}"] = chosen

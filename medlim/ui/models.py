@@ -1,20 +1,19 @@
-"""The Models page's parts: dataset source, check report, OOD training with a live curve, models table.
+"""The Models page's parts: dataset source, check report, training as a job with a live curve, models table.
 
-Issue 12 ("Models page"): the page is a thin skin over
+Issue 12 ("Models page") and issue 15 (jobs): the page is a thin skin over
 :mod:`medlim.core.model_catalogue` (tasks, models, dataset reports, training
-curves) and :func:`medlim.curation.ood.page_training.train_detectors` (the
-room's training service; re-exported here for the page). The figures and
+curves, the ``medlim train`` argv of a request). Training is a ``train`` job
+that runs ``medlim train <trainer> --data DIR ...`` in the worker, so it goes on
+when the tab is closed; the page follows it with :mod:`medlim.ui.jobs` and
+draws the live loss / validation curve from the job's log. The figures and
 tables take no streamlit and are tested without a running app; the ``show_*``
 and ``*_picker`` parts draw widgets.
-
-Training runs inside the page's script run: the tab must stay open until it
-ends (jobs that survive a closed tab come later; the page says so).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,47 +21,42 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from medlim.core.model_catalogue import (
+    TRAINERS,
     DatasetReport,
     ModelCatalogue,
     TaskInfo,
     TrainingCurve,
-)
-from medlim.curation.ood.page_training import (
-    DETECTOR_KINDS,
-    PageTraining,
-    TrainingUpdate,
-    detector_names,
-    train_detectors,
+    TrainingRequest,
+    trainer_task,
 )
 from medlim.errors import MedlimError
 
 if TYPE_CHECKING:  # pragma: no cover
-    pass
+    from medlim.core.jobs import Job
 
 __all__ = [
     "COLOURS",
-    "DETECTOR_KINDS",
-    "PageTraining",
-    "TrainingUpdate",
+    "JOB_KEY",
     "catalogue_frame",
     "checked_dataset",
     "curve_figure",
     "dataset_picker",
-    "detector_names",
-    "ood_training",
+    "job_curve",
     "problems_frame",
     "show_catalogue",
     "show_dataset_report",
-    "show_training_result",
+    "show_training_job",
+    "start_training",
     "summary_frame",
-    "train_detectors",
+    "training_form",
+    "training_summary",
     "validation_frame",
 ]
 
 #: Okabe–Ito colours (distinct for colour-blind readers), one per training stage.
 COLOURS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
-#: Shortest time between two redraws of the live curve (seconds).
-REDRAW_S = 0.5
+#: The session key of the training job the page follows (:mod:`medlim.ui.jobs`).
+JOB_KEY = "models_job"
 _SOURCES = ("Upload a zip", "Folder on the server")
 
 
@@ -128,20 +122,40 @@ def problems_frame(report: DatasetReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["problem", "where", "details"])
 
 
-_VALIDATION_COLUMNS = (("auroc", "AUROC"), ("aupr", "AUPR"), ("fpr_at_95_tpr", "FPR@95%TPR"), ("tpr", "TPR at t"),
-                       ("fpr", "FPR at t"), ("threshold", "threshold t"), ("n_id", "ID images"),
-                       ("n_ood", "OOD images"), ("best_epoch", "kept epoch"), ("epochs_run", "epochs run"),
-                       ("stopped", "stopped by"))
+def _flat(figures: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Numbers, words and flags of a validation record, nested keys joined by dots (lists left out)."""
+    flat: dict[str, Any] = {}
+    for key, value in figures.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        elif isinstance(value, (int, float, str, bool)) or value is None:
+            flat[f"{prefix}{key}"] = value
+    return flat
 
 
-def validation_frame(training: PageTraining) -> pd.DataFrame:
-    """One row per registered model: its figures on the validation split, and how its training ended."""
+def training_summary(result_output: list[Any]) -> dict[str, Any] | None:
+    """The ``{"registered": [...], "validation": {...}}`` line a trainer printed last, or ``None``."""
+    return next((value for value in reversed(result_output)
+                 if isinstance(value, dict) and isinstance(value.get("registered"), list)), None)
+
+
+def validation_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
+    """One row per registered model: its figures on the validation split (``summary["validation"]``)."""
+    validation = summary.get("validation") or {}
     rows = []
-    for outcome in training.outcomes:
-        for entry in outcome.registered:
-            figures: dict[str, Any] = outcome.validation.get(entry.name, {})
-            rows.append({"model": entry.label, **{label: figures.get(key) for key, label in _VALIDATION_COLUMNS}})
-    return pd.DataFrame(rows, columns=["model", *(label for _, label in _VALIDATION_COLUMNS)])
+    for entry in summary.get("registered") or []:
+        figures = validation.get(entry.get("name"), {}) if isinstance(validation, Mapping) else {}
+        rows.append({"model": f"{entry.get('name')}@{entry.get('version')}",
+                     **_flat(figures if isinstance(figures, Mapping) else {})})
+    return pd.DataFrame(rows)
+
+
+def job_curve(lines: list[str]) -> TrainingCurve:
+    """The training curve a job's log lines carry (the trainers' epoch and validation lines)."""
+    curve = TrainingCurve()
+    for line in lines:
+        curve = curve.with_line(line)
+    return curve
 
 
 # -------------------------------------------------------------------------------------------------
@@ -335,100 +349,187 @@ def show_catalogue(task: TaskInfo) -> ModelCatalogue | None:
     return catalogue
 
 
+
 # -------------------------------------------------------------------------------------------------
-# OOD training on the page
+# training as a job
 
 
-@dataclass
-class _LiveView:
-    """The progress bar and the live curve of a run (redrawn at most every :data:`REDRAW_S`)."""
-
-    bar: Any
-    chart: Any
-    drawn: float = 0.0
-    draws: int = 0
-
-    def __call__(self, update: TrainingUpdate) -> None:
-        latest = update.curve.latest()
-        where = f"{latest.stage} epoch {latest.epoch}/{latest.planned} · " if latest is not None else ""
-        self.bar.progress(update.fraction, text=f"{update.kind.upper()}: {where}{update.line[:120]}")
-        now = time.monotonic()
-        if update.curve.points and now - self.drawn >= REDRAW_S:
-            self.drawn, self.draws = now, self.draws + 1
-            self.chart.plotly_chart(curve_figure(update.curve), key=f"models_curve_live_{self.draws}")
-
-
-def _training_form(report: DatasetReport) -> dict[str, Any] | None:
-    """The OOD settings; ``None`` until they are complete."""
+def _init_choice(task: TaskInfo, trainer: str) -> str:
+    """``--init`` for trainers that fine-tune: the task's default, from scratch, or a registered version."""
     import streamlit as st
 
-    classes = list(report.classes)
-    if not classes:
-        st.info("The dataset holds no class folder with images: OOD training needs at least one class.")
+    from medlim.core.model_catalogue import model_catalogue
+
+    if trainer not in ("scunet", "steatosis"):
+        return ""
+    default, scratch = "the task's default model", "none (train from scratch)"
+    labels = []
+    try:
+        labels = [row.label for row in model_catalogue(task).rows]
+    except MedlimError:
+        labels = []
+    choice = st.selectbox("Start from", [default, scratch, *labels], key="models_init",
+                          help="Fine-tune registered weights (`--init NAME@VERSION`), or train from scratch.")
+    return "" if choice == default else "none" if choice == scratch else choice
+
+
+def _task_options(task: TaskInfo, report: DatasetReport) -> dict[str, Any] | None:
+    """The options only some trainers take; ``None`` until they are complete."""
+    import streamlit as st
+
+    from medlim.core.paths import confine_to_data_roots
+    from medlim.ui.errors import show_medlim_errors
+
+    trainers = TRAINERS[task.key]
+    trainer = trainers[0] if len(trainers) == 1 else st.radio(
+        "Detector", trainers, horizontal=True, key="models_trainer", format_func=str.upper,
+        help="TEND (thesis §4.1; also registers its autoencoder baseline) or CVAD (§4.2).")
+    options: dict[str, Any] = {"trainer": trainer, "init": _init_choice(task, trainer)}
+    if trainer in ("tend", "cvad"):
+        classes = list(report.classes)
+        if not classes:
+            st.info("The dataset holds no class folder with images: OOD training needs at least one class.")
+            return None
+        options["id_class"] = st.selectbox("In-distribution class", classes, key="models_id_class",
+                                           help="The detector learns this class; the other classes validate it.")
+    if trainer == "oscars":
+        typed = st.text_input("Internal folder (same classes)", key="models_internal",
+                              help="Class folders of your internal data: one anomaly detector per class is trained "
+                                   "on them to bin the external images (thesis §6.1).")
+        if not typed.strip():
+            st.info("Type the internal folder the anomaly detectors train on.")
+            return None
+        internal = None
+        with show_medlim_errors(subject="Internal folder"):
+            internal = confine_to_data_roots(typed, what="internal folder")
+        if internal is None:
+            return None
+        options["internal"] = internal
+    return options
+
+
+def training_form(task: TaskInfo, folder: Path, report: DatasetReport) -> TrainingRequest | None:
+    """The task's training settings as a :class:`TrainingRequest`; ``None`` until they are complete."""
+    import streamlit as st
+
+    options = _task_options(task, report)
+    if options is None:
         return None
-    columns = st.columns([2, 2, 1, 2])
-    id_class = columns[0].selectbox("In-distribution class", classes, key="models_id_class",
-                                    help="The detector learns this class; the other classes validate it as OOD.")
-    kinds = columns[1].multiselect("Detectors", list(DETECTOR_KINDS), default=["TEND"], key="models_kinds",
-                                   help="TEND (thesis §4.1) also registers its autoencoder baseline; "
-                                        "CVAD (§4.2). Two kinds share the time budget.")
-    minutes = columns[2].number_input("Minutes", min_value=0.1, max_value=240.0, value=2.0, step=0.5,
-                                      key="models_minutes", help="Time budget of the whole training (all detectors).")
-    name = columns[3].text_input("Name (optional)", key="models_name", placeholder=f"tend-{id_class}",
-                                 help="Registry name; the version is the next free one. Default: <kind>-<class>.")
+    columns = st.columns([1, 2])
+    minutes = columns[0].number_input("Minutes", min_value=0.1, max_value=240.0, value=2.0, step=0.5,
+                                      key="models_minutes", help="Time budget of the whole training (--max-minutes).")
+    name = columns[1].text_input("Name (optional)", key="models_name",
+                                 help="Registry name; the version is the next free one. Default: the trainer's.")
     skip_bad = False
     if not report.ok:
         skip_bad = st.checkbox("Leave out the images with problems", key="models_skip_bad",
                                help="As `--skip-bad`: bad images are left out and listed; problems of the whole "
                                     "dataset (too few images, an empty class) cannot be fixed this way.")
-    if not kinds:
-        st.info("Choose at least one detector.")
-        return None
-    return {"id_class": id_class, "kinds": [DETECTOR_KINDS[k] for k in kinds], "minutes": float(minutes),
-            "name": name, "skip_bad": skip_bad}
+    return TrainingRequest(data=folder, max_minutes=float(minutes), name=name, skip_bad=skip_bad, **options)
 
 
-def ood_training(folder: Path, report: DatasetReport) -> None:
-    """Settings, the Train button, the live progress and curve; the result is kept for :func:`show_training_result`."""
+def _job_dataset(folder: Path, report: DatasetReport) -> Path:
+    """A folder the worker may read: ``folder`` itself inside the data roots, else a copy kept for jobs.
+
+    An unpacked zip lives in the session's temporary folder, which is outside the
+    data roots and removed when the tab closes; the job reads a copy under
+    :func:`medlim.core.job_folders.job_folder` (named by the dataset fingerprint).
+    """
+    import shutil
+
+    from medlim.core.job_folders import job_folder
+    from medlim.core.paths import is_within_data_roots
+
+    if is_within_data_roots(folder):
+        return folder
+    copy = job_folder("uploads", f"dataset-{report.fingerprint.id[:16]}")
+    if not any(copy.iterdir()):
+        shutil.copytree(folder, copy, dirs_exist_ok=True)
+    return copy
+
+
+def start_training(task: TaskInfo, folder: Path, report: DatasetReport) -> None:
+    """The settings and the Train button: queues ``medlim train ...`` as a job this page then follows."""
     import streamlit as st
 
-    from medlim.core.weights import Registries
+    from medlim.core.model_catalogue import training_argv
     from medlim.ui.errors import show_medlim_errors
+    from medlim.ui.jobs import submit_page_job
 
-    settings = _training_form(report)
-    if settings is None:
+    request = training_form(task, folder, report)
+    if request is None:
         return
-    st.info("Training runs in this browser tab: keep the tab open and leave this page alone until it ends. "
-            "(Training as a job that survives closing the tab is coming.)", icon=":material/info:")
-    if not st.button("Train", key="models_train", type="primary", disabled=not (report.ok or settings["skip_bad"])):
+    st.caption("Training runs as a job in the app's worker: it goes on when you leave this page or close the tab, "
+               "and this page finds it again.")
+    if not st.button("Train", key="models_train", type="primary", disabled=not (report.ok or request.skip_bad)):
         return
-    view = _LiveView(bar=st.progress(0.0, text="Checking the dataset…"), chart=st.empty())
-    training = None
+    argv = None
     with show_medlim_errors(subject="Training"):
-        training = train_detectors(folder, registries=Registries.load(), on_update=view, **settings)
-    view.bar.empty()
-    if training is not None:
-        st.session_state["models_result"] = training
-        st.rerun()  # the models table above shows the new versions
+        argv = training_argv(dataclasses.replace(request, data=_job_dataset(folder, report)))
+    if argv is not None and submit_page_job("train", argv, state_key=JOB_KEY,
+                                            dataset_fingerprint=report.fingerprint.id) is not None:
+        st.rerun()  # the job's progress shows above the form
 
 
-def show_training_result(task: TaskInfo) -> None:
-    """The last run's curve, validation figures, registered versions and "Make this the default" buttons."""
+def _job_task(job: Job) -> TaskInfo | None:
+    argv = job.parameters.get("argv") or []
+    try:
+        return trainer_task(str(argv[1]))
+    except (IndexError, MedlimError):
+        return None
+
+
+def _live_curve(job: Job) -> None:
     import streamlit as st
 
-    training: PageTraining | None = st.session_state.get("models_result")
-    if training is None or training.registry_task != task.registry_task:
+    from medlim.core.jobs import job_log
+    from medlim.ui.jobs import jobs_store
+
+    curve = job_curve([line.line for line in job_log(jobs_store(), job.id)])
+    latest = curve.latest()
+    if latest is not None:
+        st.caption(f"{latest.stage}: epoch {latest.epoch} of {latest.planned}")
+    if curve.points:
+        st.plotly_chart(curve_figure(curve), key=f"models_curve_live_{job.id}")
+
+
+def _training_done(job: Job) -> None:
+    import streamlit as st
+
+    from medlim.core.jobs import job_log
+    from medlim.ui.jobs import jobs_store, result_output
+
+    task = _job_task(job)
+    summary = training_summary(result_output(job)) or {}
+    labels = [f"{entry.get('name')}@{entry.get('version')}" for entry in summary.get("registered") or []]
+    if labels:
+        where = f"the “{task.page}” page's model picker" if task is not None else "its page's model picker"
+        st.success("Registered " + ", ".join(f"**{label}**" for label in labels) + f" in your models. Find "
+                   f"{'them' if len(labels) > 1 else 'it'} in {where}.", icon=":material/check_circle:")
+    curve = job_curve([line.line for line in job_log(jobs_store(), job.id)])
+    if curve.points:
+        st.plotly_chart(curve_figure(curve), key="models_curve")
+    if summary:
+        st.markdown("**Validation split** (the held-out 20 % of your dataset, or your --val folder; the kept "
+                    "state's figures)")
+        st.dataframe(validation_frame(summary), hide_index=True, key="models_validation", width="stretch")
+    if task is not None and labels:
+        columns = st.columns(len(labels))
+        for column, label in zip(columns, labels):
+            column.button(f"Make {label} the default for {task.page}", key=f"models_default_{label}",
+                          on_click=_set_default, args=(label, task.registry_task))
+
+
+def show_training_job(task: TaskInfo) -> None:
+    """The training job this page follows (started here, or found again after a closed tab), live or finished."""
+    import streamlit as st
+
+    from medlim.ui.jobs import follow_job, page_job
+
+    job = page_job(JOB_KEY, "train")
+    if job is None:
         return
-    st.subheader("Last training")
-    st.success("Registered " + ", ".join(f"**{label}**" for label in training.registered) + " in your models. "
-               f"Find {'them' if len(training.registered) > 1 else 'it'} in the detector picker of the "
-               f"“{task.page}” page.", icon=":material/check_circle:")
-    for kind, message in training.failures:
-        st.error(f"**{kind.upper()}** registered nothing: {message}", icon=":material/error:")
-    st.plotly_chart(curve_figure(training.curve), key="models_curve")
-    st.markdown("**Validation split** (the held-out 20 % of your dataset; the kept epoch's figures)")
-    st.dataframe(validation_frame(training), hide_index=True, key="models_validation", width="stretch")
-    columns = st.columns(max(1, len(training.detectors)))
-    for column, label in zip(columns, training.detectors):
-        column.button(f"Make {label} the default for {task.page}", key=f"models_default_{label}",
-                      on_click=_set_default, args=(label, task.registry_task))
+    job_task = _job_task(job)
+    title = "Training job" if job_task is None or job_task == task else f"Training job ({job_task.title})"
+    st.subheader(title)
+    follow_job(job, key=JOB_KEY, render_done=_training_done, render_live=_live_curve)

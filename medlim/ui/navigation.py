@@ -45,6 +45,7 @@ PAGES: tuple[PageSpec, ...] = (
     PageSpec("pages/curation.py", "Curation decisions", ":material/fact_check:", "Curation"),
     PageSpec("pages/retrieval.py", "Similar images", ":material/image_search:", "Curation"),
     PageSpec("pages/models.py", "Models", ":material/model_training:", "Your data"),
+    PageSpec("pages/jobs.py", "Jobs", ":material/work_history:", "Your data"),
 )
 
 

@@ -17,7 +17,7 @@ __all__ = ["RECHECK_S", "ensure_worker"]
 RECHECK_S = 60
 
 
-@st.cache_resource(ttl=RECHECK_S, show_spinner=False)
+@st.cache_resource(ttl=RECHECK_S, max_entries=1, show_spinner=False)
 def ensure_worker() -> WorkerLaunch:
     """A worker beside this server: started if none is alive (nothing when ``MEDLIM_WORKER=external``)."""
     return start_worker_beside()

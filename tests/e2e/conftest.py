@@ -165,3 +165,27 @@ def settle_page(page: "playwright.sync_api.Page") -> None:  # noqa: F821
 def settle() -> Callable[["playwright.sync_api.Page"], None]:  # noqa: F821
     """:func:`settle_page`, for tests."""
     return settle_page
+
+
+@pytest.fixture
+def app_worker() -> Iterator[Callable[[Path], None]]:
+    """``app_worker(home)``: the job worker an app started for ``MEDLIM_HOME=home`` is stopped when the test ends.
+
+    With ``MEDLIM_WORKER=auto`` the app starts a worker in a session of its own
+    (issue 15), so stopping the server leaves it running; its pid is in the
+    home's worker lock.
+    """
+    homes: list[Path] = []
+    yield homes.append
+    from medlim.core.jobs.launch import LOCK_NAME
+
+    for home in homes:
+        try:
+            pid = int((home / LOCK_NAME).read_text().strip() or 0)
+        except (OSError, ValueError):
+            continue
+        if pid > 0:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass

@@ -38,9 +38,13 @@ def _tiny_registry(folder: Path) -> Path:
 
 
 @pytest.fixture
-def app_url(start_app, tmp_path: Path) -> str:
-    """The real app server for this test (harness in ``tests/e2e/conftest.py``)."""
-    return start_app({"MEDLIM_WEIGHTS_DIR": str(_tiny_registry(tmp_path / "weights"))})
+def app_url(start_app, app_worker, tmp_path: Path) -> str:
+    """The real app server for this test (harness in ``tests/e2e/conftest.py``), with the job worker it starts
+    (the build is a job, issue 15)."""
+    home = tmp_path / "medlim_home"
+    app_worker(home)
+    return start_app({"MEDLIM_WEIGHTS_DIR": str(_tiny_registry(tmp_path / "weights")), "MEDLIM_HOME": str(home),
+                      "MEDLIM_WORKER": "auto", "MEDLIM_DATABASE_URL": f"sqlite:///{home / 'medlim.sqlite'}"})
 
 
 def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page, settle) -> None:
@@ -56,7 +60,8 @@ def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page,
     phantoms.fill("21")
     phantoms.press("Enter")
     page.get_by_role("button", name="Build").click()
-    expect(page.get_by_text("Built phantoms: 21 images")).to_be_visible()
+    # the encoding is a job in the app's worker (its own process): minutes on a loaded machine
+    expect(page.get_by_text("Built phantoms: 21 images")).to_be_visible(timeout=480_000)
     expect(page.get_by_text("21 images · model tiny-oscars")).to_be_visible()
     more = page.get_by_role("button", name="More like this")
     expect(more).to_have_count(10)  # one page of the collection

@@ -29,3 +29,25 @@ def recorded_downloads(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     main = st.download_button.__self__
     monkeypatch.setattr(st, "download_button", lambda *args, **kwargs: recording(main, *args, **kwargs))
     return offered
+
+
+@pytest.fixture
+def run_jobs():  # noqa: ANN201 - returns the runner
+    """``run_jobs() -> [Job, ...]``: run every queued job in this process, as a worker would (issue 15).
+
+    A page under AppTest queues its long work as a job; the test runs it here
+    (the kind's own runner, through :func:`medlim.core.jobs.runner.run_job`), then
+    runs the page again to see the finished job's results.
+    """
+    from medlim.core.jobs import claim_next_job
+    from medlim.core.jobs.runner import run_job
+    from medlim.core.store import open_store
+
+    def run() -> list:
+        finished = []
+        with open_store() as store:
+            while (lease := claim_next_job(store, "test-worker")) is not None:
+                finished.append(run_job(store, lease))
+        return finished
+
+    return run

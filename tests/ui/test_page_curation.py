@@ -34,7 +34,8 @@ def _tiny_settings(at: AppTest) -> None:
     at.selectbox(key="cur_k").set_value("2")
 
 
-def test_run_tag_group_and_export(medlim_home: Path) -> None:
+def test_run_tag_group_and_export(medlim_home: Path, run_jobs) -> None:
+    from medlim.core.jobs import list_jobs
     from medlim.core.store import open_store
     from medlim.core.store.curation import get_scores, tag_map
 
@@ -48,6 +49,18 @@ def test_run_tag_group_and_export(medlim_home: Path) -> None:
     at.text_input(key="cur_name").set_value("tiny-ext")
     at.button(key="cur_run").click().run()
     assert not at.exception and not at.error
+    with open_store() as store:  # the run is a job (issue 15): `medlim shift run ...` queued by the page
+        (job,) = list_jobs(store, kind="shift.run")
+    argv = job.parameters["argv"]
+    assert (job.origin, job.state) == ("page", "queued") and argv[:2] == ["shift", "run"]
+    assert argv[argv.index("--internal") + 1] == "phantom:internal:101:6:hand,elbow"
+    assert argv[argv.index("--dataset") + 1] == "tiny-ext" and argv[argv.index("--k") + 1] == "2"
+    assert at.button(key=f"cur_job_cancel_{job.id}")  # followed with progress and Cancel while queued
+    (ended,) = run_jobs()
+    assert ended.state == "done", ended.error
+    at.run()
+    assert not at.exception and not at.error
+    assert "MedShift run “tiny-ext” finished" in at.success[0].value
     assert at.selectbox(key="cur_choice").value == "tiny-ext"
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["External images"] == "12" and metrics["Groups per class (k)"] == "2"
@@ -227,7 +240,8 @@ def test_run_settings_start_at_the_cli_defaults(medlim_home: Path) -> None:
         assert at.multiselect(key=f"cur_{role}_parts").value == list(BODY_PARTS)
 
 
-def test_saving_under_a_taken_name_needs_confirmation_and_drops_the_old_tags(medlim_home: Path, tiny_result) -> None:
+def test_saving_under_a_taken_name_needs_confirmation_and_drops_the_old_tags(medlim_home: Path, tiny_result,
+                                                                           run_jobs) -> None:
     from medlim.core.store.curation import get_scores, set_tags, tag_map
     from medlim.curation.shift.report import save_result
 
@@ -249,6 +263,8 @@ def test_saving_under_a_taken_name_needs_confirmation_and_drops_the_old_tags(med
     at.checkbox(key="cur_replace").check().run()
     assert not at.button(key="cur_run").disabled
     at.button(key="cur_run").click().run()
+    assert [job.state for job in run_jobs()] == ["done"]
+    at.run()
     assert not at.exception and not at.error
     assert at.selectbox(key="cur_choice").value == "taken"
     with _store(medlim_home) as store:

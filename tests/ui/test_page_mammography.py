@@ -150,6 +150,26 @@ def test_page_without_bac_weights_says_so(tmp_path: Path, monkeypatch: pytest.Mo
         assert any("Upload a mammogram" in i.body for i in at.info)
 
 
+def test_an_exam_opened_again_in_a_new_session_is_read_back_without_inference(
+    phantom_dicom: Path, test_registry: Path, count_inference: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: a finished analysis is a stored result (disk cache under MEDLIM_CACHE_MB): another tab opening
+    the same exam with the same weights and settings shows it, and its live sliders work, with no inference."""
+    import os
+
+    monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(phantom_dicom.parents[1]))
+    readouts = []
+    for _tab in range(2):
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+        sample = at.selectbox(key="bac_sample")
+        sample.set_value(sample.options[0]).run()
+        assert not at.exception and not at.error
+        at.slider(key="bac_threshold").set_value(0.0).run()
+        readouts.append((_metric(at, "PM"), _metric(at, "AM (mm²)")))
+    assert len(count_inference) == 1 and readouts[0] == readouts[1]
+    assert list((Path(os.environ["MEDLIM_HOME"]) / "cache" / "bac_analyses").glob("*.npz"))
+
+
 def test_sample_exam_readouts_slider_save_and_history(
     phantom_dicom: Path, test_registry: Path, count_inference: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -434,9 +454,10 @@ def test_checkpoint_path_is_confined_to_the_data_roots(tmp_path: Path, monkeypat
 
 
 def test_batch_tab_quantifies_a_zip_like_the_cli(
-    phantom_dicom: Path, test_registry: Path, no_samples: None, recorded_downloads: list[dict]
+    phantom_dicom: Path, test_registry: Path, no_samples: None, recorded_downloads: list[dict], run_jobs
 ) -> None:
     from medlim.core.io.pseudonym import file_label
+    from medlim.core.jobs import list_jobs
     from medlim.core.store import list_bac_results, open_store
     from medlim.core.weights import Registry
     from medlim.mammography.analysis import load_bac_model
@@ -450,6 +471,15 @@ def test_batch_tab_quantifies_a_zip_like_the_cli(
     at.file_uploader(key="bac_batch_upload").upload("study.zip", buffer.getvalue(), "application/zip").run()
     at.number_input(key="bac_batch_threshold").set_value(0.0).run()
     at.button(key="bac_batch_run").click().run()
+    assert not at.exception and not at.error
+    with open_store() as store:  # the batch is a job (issue 15): `medlim bac quantify FILES ...`, uploads on disk
+        (job,) = list_jobs(store, kind="bac.quantify")
+    argv = job.parameters["argv"]
+    assert argv[:2] == ["bac", "quantify"] and argv[argv.index("--threshold") + 1] == "0.0"
+    assert [Path(path).name for path in argv[2:4]] == ["00001-LCC.dcm", "00002-broken.dcm"]
+    assert all(Path(path).is_file() for path in argv[2:4])
+    assert [ended.state for ended in run_jobs()] == ["done"]
+    at.run()
     assert not at.exception and not at.error
     table = at.dataframe[-1].value
     assert list(table["file"]) == ["study.zip/study/LCC.dcm", "study.zip/study/broken.dcm"]

@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from medlim.core.model_catalogue import TrainingCurve
+from medlim.core.model_catalogue import TrainingCurve, TrainingRequest, training_argv
 from medlim.errors import ParameterError
 from medlim.ui.models import (
     COLOURS,
     catalogue_frame,
     curve_figure,
-    detector_names,
-    train_detectors,
+    job_curve,
+    training_summary,
+    validation_frame,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,61 +56,33 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 # -- the parts, without a running app --------------------------------------------------------------------
 
 
-def test_detector_names_follow_the_command_line_defaults() -> None:
-    assert detector_names(["tend"], "") == {"tend": None}  # train_on_folder's default: tend-<class>
-    assert detector_names(["tend"], " mine ") == {"tend": "mine"}
-    assert detector_names(["tend", "cvad"], "mine") == {"tend": "mine-tend", "cvad": "mine-cvad"}
-    with pytest.raises(ParameterError, match="at least one detector kind"):
-        detector_names([], "")
-    with pytest.raises(ParameterError, match="unknown detector kind"):
-        detector_names(["ae"], "")
+def test_a_request_is_the_command_line_of_its_trainer() -> None:
+    data = Path("/data/clinic")
+    assert training_argv(TrainingRequest("tend", data, 0.5, id_class="hand")) == [
+        "train", "tend", "--data", "/data/clinic", "--max-minutes", "0.5", "--id-class", "hand"]
+    assert training_argv(TrainingRequest("scunet", data, 2, name="mine", init="scunet-bac@2", skip_bad=True)) == [
+        "train", "scunet", "--data", "/data/clinic", "--max-minutes", "2", "--init", "scunet-bac@2", "--name", "mine",
+        "--skip-bad"]
+    assert training_argv(TrainingRequest("oscars", data, 1, internal=Path("/data/internal")))[-2:] == [
+        "--internal", "/data/internal"]
+    for bad, message in ((TrainingRequest("cvad", data, 1), "in-distribution class"),
+                         (TrainingRequest("oscars", data, 1), "internal folder"),
+                         (TrainingRequest("pms", data, 1, init="x"), "does not start from"),
+                         (TrainingRequest("pms", data, 0), "positive number of minutes"),
+                         (TrainingRequest("unet", data, 1), "unknown trainer")):
+        with pytest.raises(ParameterError, match=message):
+            training_argv(bad)
 
 
-def test_the_budget_is_shared_and_progress_reports_the_share_spent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Two kinds in 2 minutes: 1 minute each; 30 s into the first run is 25 % of the whole budget."""
-    from medlim.core.training import TrainingOutcome
-    from medlim.curation.ood import folder
-
-    now = [100.0]
-    runs = []
-
-    def fake_train(run, *, registries, deadline, progress):
-        runs.append((run.kind, run.name, deadline.max_minutes, dict(run.command_options)))
-        now[0] += 30.0
-        progress(f"{run.kind} epoch 1/5: loss 0.5")
-        progress(f"{run.kind.upper()} validation after epoch 1: auroc 0.75")
-        return TrainingOutcome(registered=(), validation={})
-
-    monkeypatch.setattr(folder, "train_on_folder", fake_train)
-    updates = []
-    result = train_detectors("/nowhere", id_class="hand", kinds=["tend", "cvad"], minutes=2.0, name="mine",
-                             registries=None, on_update=updates.append, clock=lambda: now[0])
-    assert runs == [("tend", "mine-tend", 1.0, {"--max-minutes": "1"}),
-                    ("cvad", "mine-cvad", 1.0, {"--max-minutes": "1"})]
-    assert [(u.kind, u.fraction) for u in updates] == [("tend", 0.25), ("tend", 0.25), ("cvad", 0.75), ("cvad", 0.75)]
-    assert result.curve.stages == ("tend", "cvad") and result.kinds == ("tend", "cvad")
-    assert result.curve.series("cvad", "validation") == ((1,), (0.75,), "auroc")
-    with pytest.raises(ParameterError, match="positive number of minutes"):
-        train_detectors("/nowhere", id_class="hand", kinds=["tend"], minutes=0, registries=None)
-
-
-def test_a_kind_that_registers_nothing_is_reported_beside_the_one_that_did(monkeypatch: pytest.MonkeyPatch) -> None:
-    from medlim.core.training import NotValidatedError, TrainingOutcome
-    from medlim.curation.ood import folder
-
-    failing = {"tend"}
-
-    def fake_train(run, *, registries, deadline, progress):
-        if run.kind in failing:
-            raise NotValidatedError(f"{run.kind} was never validated")
-        return TrainingOutcome(registered=(), validation={})
-
-    monkeypatch.setattr(folder, "train_on_folder", fake_train)
-    result = train_detectors("/nowhere", id_class="hand", kinds=["tend", "cvad"], minutes=1.0, registries=None)
-    assert result.failures == (("tend", "tend was never validated"),) and result.kinds == ("cvad",)
-    failing.add("cvad")
-    with pytest.raises(NotValidatedError, match="cvad was never validated"):
-        train_detectors("/nowhere", id_class="hand", kinds=["tend", "cvad"], minutes=1.0, registries=None)
+def test_a_jobs_log_and_result_give_the_curve_and_the_validation_table() -> None:
+    curve = job_curve(["tend epoch 1/9: bce 0.3, g_in 1.0", "noise", "TEND validation after epoch 1: auroc 0.8"])
+    assert curve.series("tend", "validation") == ((1,), (0.8,), "auroc")
+    summary = training_summary([{"other": 1}, {"registered": [{"name": "tend-hand", "version": "1"}],
+                                                "validation": {"tend-hand": {"auroc": 0.8, "fit": {"epochs": 3},
+                                                                             "curve": [1, 2]}}}])
+    frame = validation_frame(summary)
+    assert frame.to_dict("records") == [{"model": "tend-hand@1", "auroc": 0.8, "fit.epochs": 3}]
+    assert training_summary([{"k": 3}]) is None
 
 
 def test_the_curve_has_axis_titles_and_one_colour_blind_safe_colour_per_stage() -> None:
@@ -172,17 +145,17 @@ def test_the_page_opens_on_ood_with_the_shipped_models() -> None:
     assert at.radio(key="models_source").value == "Upload a zip"
 
 
-def test_other_tasks_say_honestly_that_training_here_is_coming(data_root: Path) -> None:
+def test_every_task_trains_here_and_a_wrong_layout_waits_for_its_problems(data_root: Path) -> None:
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.selectbox(key="models_task").set_value("bac").run()
-    notice = at.info[0].value
-    assert "coming" in notice and "medlim train scunet" in notice
-    # the data check still works for the task: class folders are not a BAC layout
+    assert not at.info or all("coming" not in info.value for info in at.info)
+    # the data check works for the task: class folders are not a BAC layout
     _point_at(at, "clinic")
     assert not at.exception
     assert "wrong_layout" not in _frame(at, "problem")["problem"].tolist()  # plain words, not the kind
     assert any("layout" in text for text in _frame(at, "problem")["problem"])
-    assert not [b for b in at.button if b.key == "models_train"]
+    assert at.selectbox(key="models_init").value == "the task's default model"  # SCU-Net fine-tunes
+    assert at.button(key="models_train").disabled
 
 
 def test_a_folder_outside_the_data_roots_is_refused(data_root: Path, tmp_path: Path) -> None:
@@ -203,10 +176,12 @@ def test_problems_are_listed_and_training_waits_for_them(data_root: Path) -> Non
     assert not at.button(key="models_train").disabled  # the trainer says whether leaving out rows can fix it
 
 
-def test_train_a_detector_see_it_in_the_table_make_it_default_and_pick_it_on_the_ood_page(
-    data_root: Path, capsys: pytest.CaptureFixture[str]
+def test_train_a_detector_as_a_job_see_it_in_the_table_make_it_default_and_pick_it_on_the_ood_page(
+    data_root: Path, capsys: pytest.CaptureFixture[str], run_jobs
 ) -> None:
     from medlim.cli import main
+    from medlim.core.jobs import list_jobs
+    from medlim.core.store import open_store
     from medlim.core.weights import default_model
 
     at = _point_at(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "clinic")
@@ -219,24 +194,34 @@ def test_train_a_detector_see_it_in_the_table_make_it_default_and_pick_it_on_the
     fingerprint = json.loads(capsys.readouterr().out)["fingerprint"]["id"]
     assert summary["fingerprint"] == fingerprint
 
+    assert at.radio(key="models_trainer").options == ["TEND", "CVAD"]
     assert at.selectbox(key="models_id_class").options == ["elbow", "hand", "shoulder"]
     at.selectbox(key="models_id_class").set_value("hand")
-    at.number_input(key="models_minutes").set_value(0.5)
-    assert any("keep the tab open" in info.value for info in at.info)
+    at.number_input(key="models_minutes").set_value(2.0)
+    assert not any("keep the tab open" in info.value for info in at.info)
     at.button(key="models_train").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
+    with open_store() as store:
+        (job,) = list_jobs(store, kind="train")
+    assert (job.origin, job.state, job.dataset_fingerprint) == ("page", "queued", fingerprint)
+    assert job.parameters["argv"] == ["train", "tend", "--data", str((data_root / "clinic").resolve()),
+                                      "--max-minutes", "2", "--id-class", "hand"]
+    assert at.subheader[1].value == "Training job" and at.button(key=f"models_job_cancel_{job.id}")
+
+    (ended,) = run_jobs()  # a worker's run of the job, in this process
+    assert ended.state == "done", ended.error
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
     assert "**ae-hand@1**, **tend-hand@1**" in at.success[0].value
-    assert len(at.get("plotly_chart")) == 1  # the loss / validation curve of the run
-    validation = _frame(at, "AUROC")
+    assert len(at.get("plotly_chart")) == 1  # the loss / validation curve of the run, from the job's log
+    validation = _frame(at, "auroc")
     assert validation["model"].tolist() == ["ae-hand@1", "tend-hand@1"]
-    assert validation["AUROC"].between(0.0, 1.0).all()
-    # 4 held-out hands (20 % of 18) against every elbow and shoulder (never trained on): 2 × 18
-    assert (validation["ID images"] == 4).all() and (validation["OOD images"] == 36).all()
+    assert validation["auroc"].between(0.0, 1.0).all()
 
     table = _frame(at, "source").set_index("model")
     assert table.loc["tend-hand@1", "source"] == "user" and table.loc["tend-hand@1", "dataset"] == fingerprint
     assert table.loc["tend-hand@1", "date"] != "" and table.loc["tend-hand@1", "default"] == ""
-    assert table.loc["tend-hand@1", "validation AUROC"] == pytest.approx(validation["AUROC"].iloc[1])
+    assert table.loc["tend-hand@1", "validation AUROC"] == pytest.approx(validation["auroc"].iloc[1])
 
     at.button(key="models_default_tend-hand@1").click().run()
     assert "tend-hand@1 is now the default ood-detection model." in at.success[0].value
@@ -247,6 +232,8 @@ def test_train_a_detector_see_it_in_the_table_make_it_default_and_pick_it_on_the
     assert not ood.exception
     picker = ood.selectbox(key="ood_detector")
     assert picker.value == "tend-hand@1"  # the page opens on the task's default: the new version
+    label = picker.format_func("tend-hand@1")  # with its dataset, key figure and date
+    assert label.startswith(f"tend-hand@1 (yours, default) · data {fingerprint[:12]} · validation AUROC ")
 
     at.button(key="models_reset_default").click().run()
     assert default_model("ood-detection").label != "tend-hand@1"

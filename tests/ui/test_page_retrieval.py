@@ -59,7 +59,10 @@ def test_page_without_models_says_how_to_train(tmp_path: Path, monkeypatch: pyte
     assert "medlim train oscars" in at.info[0].body
 
 
-def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_jobs) -> None:
+    from medlim.core.jobs import list_jobs
+    from medlim.core.store import open_store
+
     monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(_tiny_registry(tmp_path / "weights")))
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not at.exception
@@ -67,7 +70,16 @@ def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.Mon
     at.number_input(key="retrieval_build_n").set_value(14)
     at.text_input(key="retrieval_build_name").set_value("demo")
     at.button(key="retrieval_build").click().run()
-    assert not at.exception
+    assert not at.exception and not at.error
+    with open_store() as store:  # the encoding is a job (issue 15): `medlim retrieval build ...`
+        (job,) = list_jobs(store, kind="retrieval.build")
+    argv = job.parameters["argv"]
+    assert argv[:2] == ["retrieval", "build"] and argv[argv.index("--name") + 1] == "demo"
+    assert argv[argv.index("--index") + 1].endswith("/.medlim-jobs/collections/demo/demo.npz")
+    assert [ended.state for ended in run_jobs()] == ["done"]
+    at.run()
+    assert not at.exception and not at.error
+    assert any(s.value.startswith("Built demo: 14 images") for s in at.success)
     assert at.selectbox(key="retrieval_collection_select").value == "demo"
     assert "14 images" in at.caption[1].value or any("14 images" in c.value for c in at.caption)
     # browse grid: one "More like this" button per shown image
@@ -87,7 +99,7 @@ def test_build_browse_and_more_like_this(tmp_path: Path, monkeypatch: pytest.Mon
     assert len(at.dataframe) == 1 + 3  # results + the three Table 6.1-style tables of the registered model
 
 
-def _page_with_tiny_pms(folder: Path, monkeypatch: pytest.MonkeyPatch, classes: tuple[str, ...],
+def _page_with_tiny_pms(folder: Path, monkeypatch: pytest.MonkeyPatch, classes: tuple[str, ...], run_jobs,
                         **params: object) -> AppTest:
     """The page over a registry holding only a tiny random PMS for ``classes``, after building a 12-image collection."""
     from medlim.core.weights import Registry, save_weights
@@ -106,14 +118,17 @@ def _page_with_tiny_pms(folder: Path, monkeypatch: pytest.MonkeyPatch, classes: 
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     at.number_input(key="retrieval_build_n").set_value(12)
     at.button(key="retrieval_build").click().run()
+    assert [ended.state for ended in run_jobs()] == ["done"]  # the build job, run here as a worker would
+    at.run()
     assert not at.exception
     return at
 
 
-def test_pms_collection_ranks_by_ds_and_switches_weighting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pms_collection_ranks_by_ds_and_switches_weighting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           run_jobs) -> None:
     from medlim.phantoms.chest import FINDINGS
 
-    at = _page_with_tiny_pms(tmp_path, monkeypatch, FINDINGS)
+    at = _page_with_tiny_pms(tmp_path, monkeypatch, FINDINGS, run_jobs)
     at.button(key="retrieval_browse_0").click().run()
     assert not at.exception
     hits = at.dataframe[0].value
@@ -127,13 +142,13 @@ def test_pms_collection_ranks_by_ds_and_switches_weighting(tmp_path: Path, monke
         assert at.dataframe[0].value["DS"].is_monotonic_increasing
 
 
-def test_pms_model_on_mimic14_labels_builds_matching_sample_phantoms(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pms_model_on_mimic14_labels_builds_matching_sample_phantoms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      run_jobs) -> None:
     # a 14-branch PMS recorded with label_set "mimic14": the page's phantom collection carries the 14 MIMIC-like
     # class names (not the default 8), and the label filter offers them
     from medlim.phantoms.chest import MIMIC14_FINDINGS
 
-    at = _page_with_tiny_pms(tmp_path, monkeypatch, MIMIC14_FINDINGS, label_set="mimic14")
+    at = _page_with_tiny_pms(tmp_path, monkeypatch, MIMIC14_FINDINGS, run_jobs, label_set="mimic14")
     offered = set(at.multiselect(key="retrieval_labels").options)
     assert offered and offered <= set(MIMIC14_FINDINGS)
     at.button(key="retrieval_browse_0").click().run()
@@ -177,7 +192,7 @@ def test_data_folder_is_confined_to_the_data_roots(tmp_path: Path, monkeypatch: 
     assert not (tmp_path / "home").joinpath("collections").exists()
 
 
-def test_collection_name_never_becomes_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_collection_name_never_becomes_a_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_jobs) -> None:
     monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(_tiny_registry(tmp_path / "weights")))
     home = Path(os.environ["MEDLIM_HOME"])
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
@@ -190,14 +205,16 @@ def test_collection_name_never_becomes_a_path(tmp_path: Path, monkeypatch: pytes
     assert not list(home.parent.rglob("*evil*")) and not (home / "collections").exists()
     at.text_input(key="retrieval_build_name").set_value("ward 7.v2")
     at.button(key="retrieval_build").click().run()
+    assert [ended.state for ended in run_jobs()] == ["done"]
     assert not at.exception and not at.error
-    assert (home / "collections" / "ward 7.v2.npz").is_file()
+    assert (home / "datasets" / ".medlim-jobs" / "collections" / "ward 7.v2" / "ward 7.v2.npz").is_file()
 
 
 # ----------------------------------------------------------------------------- issue 17: the page shows the CLI's numbers
 
 
-def test_neighbours_shown_equal_the_cli_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_neighbours_shown_equal_the_cli_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys,
+                                              run_jobs) -> None:
     import json
 
     import pandas as pd
@@ -210,9 +227,11 @@ def test_neighbours_shown_equal_the_cli_output(tmp_path: Path, monkeypatch: pyte
     at.number_input(key="retrieval_build_n").set_value(14)
     at.text_input(key="retrieval_build_name").set_value("cmp")
     at.button(key="retrieval_build").click().run()
+    assert [ended.state for ended in run_jobs()] == ["done"]
+    at.run()
     assert not at.exception and not at.error
-    home = Path(os.environ["MEDLIM_HOME"])
-    query = sorted((home / "collections" / "cmp-data").rglob("*.png"))[5]
+    collections = Path(os.environ["MEDLIM_HOME"]) / "datasets" / ".medlim-jobs" / "collections" / "cmp"
+    query = sorted((collections / "data").rglob("*.png"))[5]
     at.number_input(key="retrieval_k").set_value(6)
     at.file_uploader(key="retrieval_upload").upload(query.name, query.read_bytes(), "image/png").run()
     assert not at.exception and not at.error
@@ -220,7 +239,7 @@ def test_neighbours_shown_equal_the_cli_output(tmp_path: Path, monkeypatch: pyte
     assert len(shown) == 6
 
     capsys.readouterr()
-    command = ["retrieval", "query", "--index", str(home / "collections" / "cmp.npz"), "--k", "6", str(query),
+    command = ["retrieval", "query", "--index", str(collections / "cmp.npz"), "--k", "6", str(query),
                "--weights-dir", str(weights)]
     assert main([*command, "--jsonl"]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

@@ -177,7 +177,8 @@ def test_steatosis_picker_opens_on_the_default_and_keeps_a_choice_across_pages(
     assert not at.exception and not at.error
     picker = at.selectbox(key="steatosis_model")
     assert picker.value == "maskrcnn-steatosis@2"  # the shipped default, not the highest version
-    assert picker.options == ["maskrcnn-steatosis@1", "maskrcnn-steatosis@2 (default)", "maskrcnn-steatosis@3 (yours)"]
+    assert picker.options[:2] == ["maskrcnn-steatosis@1", "maskrcnn-steatosis@2 (default)"]
+    assert picker.options[2].startswith("maskrcnn-steatosis@3 (yours) · ")  # a user's model: with its date
     picker.set_value("maskrcnn-steatosis@3").run()  # your own model loads from the user registry
     assert not at.exception and not at.error
     at.switch_page("pages/home.py").run()
