@@ -36,6 +36,11 @@ from medlim.ui.widgets import ImageSource, owned_selectbox, owned_slider, owned_
 CHECKPOINT_CHOICE = "Authors' checkpoint file (.pt)…"
 VIEW_ORDER = {"RCC": 0, "LCC": 1, "RMLO": 2, "LMLO": 3}
 ZOOM_SIZES = [256, 512, 1024]
+#: Session keys of the batch job the page follows (issue 15) and of the weights a job names (`--weights`).
+BATCH_JOB_KEY = "bac_job"
+WEIGHTS_ARG_KEY = "bac_job_weights"
+#: The two DICOM export modes, as the reader chooses them, and whether each links to the source.
+DICOM_MODES = {"De-identified copy (default)": False, "Return to PACS (linked to the source study)": True}
 
 
 # ----------------------------------------------------------------------------- model
@@ -77,6 +82,7 @@ def _choose_model() -> BacModel | None:
                 return None
             status = Path(weights).stat()
             fingerprint = f"{status.st_size}:{status.st_mtime_ns}"
+        st.session_state[WEIGHTS_ARG_KEY] = weights  # what a batch job's `--weights` names
     if registries is None:
         return None
     with show_medlim_errors(subject="Model"):
@@ -156,8 +162,20 @@ def _exam_sources() -> list[ImageSource]:
     return sources
 
 
-def _analyse(sources: list[ImageSource], bac_model: BacModel) -> list[tuple]:
-    """Read and analyse each file once (cached per content and weights); errors are shown per file and skipped.
+def _pixel_spacing_field(container, key: str) -> float | None:
+    """The pixel spacing a person states (mm), or ``None`` (0 in the field) for the files' own."""
+    value = container.number_input(
+        "Pixel spacing (mm, 0 = from the file)", min_value=0.0, max_value=5.0, value=0.0, step=0.005,
+        format="%.4f", key=key,
+        help="At the breast. Overrides the file's spacing; a file without one gets the weights' own (with a "
+             "warning). Images outside the weights' training spacing are resampled to it for inference; the "
+             "readouts stay in pixels of your image and in mm² at this spacing.")
+    return float(value) if value and value > 0 else None
+
+
+def _analyse(sources: list[ImageSource], bac_model: BacModel, pixel_spacing_mm: float | None = None) -> list[tuple]:
+    """Read and analyse each file once (cached per content, weights and stated spacing); errors are shown per
+    file and skipped.
 
     Returns:
         ``(analysis, record, content_sha256, pseudonymous label, cut-off table)`` per file analysed.
@@ -166,7 +184,8 @@ def _analyse(sources: list[ImageSource], bac_model: BacModel) -> list[tuple]:
     for source in sources:
         with show_medlim_errors(subject=source.name) as outcome:
             digest = ui.content_digest(source.data, source.identity)
-            analysis, record, table = ui.analyse_cached(source.data, source.name, digest, bac_model)
+            analysis, record, table = ui.analyse_cached(source.data, source.name, digest, bac_model,
+                                                        pixel_spacing_mm=pixel_spacing_mm)
         if not outcome.failed:
             done.append((analysis, record, digest, file_label(source.name, content_sha256=digest), table))
     return done
@@ -338,13 +357,7 @@ def _show_view_metrics(readout: BacReadout, record: ImageRecord) -> None:
     _area_metric(columns[3], f"TAM_{x}", readout.tam_x, readout.tam_x_mm2, ui.METRIC_HELP["TAM_X"])
     columns[4].metric(f"TSIM_{x}", f"{readout.tsim_x:,.0f}", help=ui.METRIC_HELP["TSIM_X"])
     columns[4].caption(f"Σ grey of the TAM_{x} pixels")
-    if readout.am_mm2 is not None and readout.pixel_spacing_mm is not None:
-        st.caption(
-            f"mm² from the file's {readout.spacing_source} ({record.metadata.pixel_spacing_label}): "
-            f"{readout.pixel_spacing_mm[0]:.4f} × {readout.pixel_spacing_mm[1]:.4f} mm per pixel."
-        )
-    else:
-        st.caption("The file records no pixel spacing: areas in pixels only.")
+    st.caption(readout.spacing_text)
     st.caption(f"Training-data check: {ui.unlike_training_text(readout)}.", help=ui.UNLIKE_TRAINING_HELP)
 
 
@@ -427,6 +440,57 @@ def _downloads(views: list[AnalysedView], selected: AnalysedView, bac_model: Bac
                                     key=f"bac_download_json{suffix}", on_click="ignore")  # fmt: skip
 
 
+def _dicom_downloads(selected: AnalysedView, source: bytes | None, weights, columns) -> None:
+    """SEG and SR of the selected view, in the mode the reader chose (DICOM sources only)."""
+    from medlim.mammography.dicom_export import dataset_bytes, export_view_dicom
+
+    mode = st.radio(
+        "DICOM SEG and SR", list(DICOM_MODES), horizontal=True, key="bac_dicom_mode",
+        help="De-identified: new study, series and instance UIDs and the pseudonymous patient key; no name, "
+             "birth date, institution, accession number or physician from the file. Return to PACS: the "
+             "source's UIDs, patient and study, so a viewer overlays the segmentation on the original.",
+    )  # fmt: skip
+    fmt = selected.record.metadata.source_format
+    if fmt != "dicom" or source is None:
+        columns[0].caption(f"DICOM SEG and SR are made from DICOM mammograms only; {selected.label} is a "
+                           f"{fmt.upper()} file (its mask and the CSV/JSON/PDF reports are still offered).")  # fmt: skip
+        return
+    link, stem = DICOM_MODES.get(mode or "", False), Path(selected.download_label).stem
+    build = functools.cache(lambda: export_view_dicom(selected, source, weights, link_to_source=link))
+    columns[0].download_button(f"Segmentation of {selected.label} (DICOM SEG)",
+                               lambda: dataset_bytes(build().segmentation), file_name=f"{stem}_seg.dcm",
+                               mime="application/dicom", key="bac_download_seg", on_click="ignore")  # fmt: skip
+    columns[1].download_button(f"Readouts of {selected.label} (DICOM SR)", lambda: dataset_bytes(build().report),
+                               file_name=f"{stem}_sr.dcm", mime="application/dicom", key="bac_download_sr",
+                               on_click="ignore")  # fmt: skip
+
+
+def _clinical_downloads(views: list[AnalysedView], selected: AnalysedView, bac_model: BacModel,
+                        sources: dict[str, bytes]) -> None:  # fmt: skip
+    """DICOM SEG/SR of the selected view and a PDF report per exam, built by the room's functions."""
+    from medlim.mammography.pdf_report import patient_exams, views_pdf
+    from medlim.mammography.report import WeightsSummary, report_stem
+
+    weights = WeightsSummary.of(bac_model)
+    columns = st.columns(3)
+    _dicom_downloads(selected, sources.get(selected.content_sha256), weights, columns)
+    entry = bac_model.entry
+
+    def pdf(members: list[AnalysedView], patient_key: str | None) -> bytes:
+        store = ui.open_store_cached(get_settings().database_url) if patient_key else None
+        history = patient_exams(patient_key, [v.readout() for v in members], store=store,
+                                weights_name=entry.name, weights_version=str(entry.version))  # fmt: skip
+        return views_pdf(members, weights, history=history)[1]
+
+    for index, ((patient_key, date), members) in enumerate(_exam_groups(views).items()):
+        columns[2].download_button(f"Report {date or ''} (PDF)".replace("  ", " "),
+                                   lambda m=members, k=patient_key: pdf(m, k),
+                                   file_name=f"{report_stem(patient_key, date)}.pdf", mime="application/pdf",
+                                   key=f"bac_download_pdf{f'_{index}' if index else ''}", on_click="ignore",
+                                   help="Views with the overlay, readouts per view and exam, the patient's "
+                                   "history, the model and settings; no names or IDs.")  # fmt: skip
+
+
 def _history(patient_keys: list[str], bac_model: BacModel) -> None:
     from medlim.mammography.history import patient_history
 
@@ -469,7 +533,8 @@ def _exam_tab(bac_model: BacModel) -> None:
     if not sources:
         st.info("Upload a mammogram or a four-view exam, or open a sample exam, to start.", icon=":material/upload:")
         return
-    analysed = _complete_view_labels(_analyse(sources, bac_model))
+    spacing = _pixel_spacing_field(st, "bac_pixel_spacing")
+    analysed = _complete_view_labels(_analyse(sources, bac_model, spacing))
     if not analysed:
         return
     threshold, x = _cutoff_sliders(bac_model)
@@ -503,20 +568,81 @@ def _exam_tab(bac_model: BacModel) -> None:
         st.caption(f"Not in an exam readout (no patient, date, view or laterality in the file): {', '.join(unplaced)}.")
 
     _downloads(views, selected, bac_model, threshold=threshold)
+    _clinical_downloads(views, selected, bac_model, {ui.content_digest(s.data, s.identity): s.data for s in sources})
     saved_for, note = st.session_state.get("bac_saved_note", (None, None))
     if note and saved_for == _saved_key(views):  # only for the exam and settings that were saved
         st.success(note, icon=":material/check_circle:")
     _history(sorted({v.analysis.patient_key for v in views if v.analysis.patient_key}), bac_model)
 
 
-def _batch_tab(bac_model: BacModel) -> None:
-    from medlim.mammography.batch import quantify_files
+def _batch_sources(uploaded, use_samples: bool, exams) -> list[tuple[str, bytes | Path]]:  # noqa: ANN001
+    """The uploads (zips expanded) and, when asked, the bundled samples, as ``(name, bytes or path)``."""
+    sources: list[tuple[str, bytes | Path]] = []
+    with show_medlim_errors(subject="Upload"):
+        sources = list(expand_uploads((f.name, f.getvalue()) for f in uploaded or []))
+    if use_samples:
+        root = get_settings().samples_dir
+        sources += [(p.relative_to(root).as_posix(), p) for exam in exams for p in exam.files]
+    return sources
+
+
+def _submit_batch(sources: list[tuple[str, bytes | Path]], argv_options: list[str]) -> None:
+    """Queue ``medlim bac quantify`` over the files as a job (issue 15): uploads are written to a job folder
+    inside the data roots first, so the worker reads them after the tab has closed."""
+    import uuid
+
+    from medlim.core.job_folders import job_folder, write_job_files
+    from medlim.core.paths import is_within_data_roots
+    from medlim.ui.jobs import submit_page_job
+
+    paths: list[str] = []
+    with show_medlim_errors(subject="Upload"):
+        readable = [isinstance(data, Path) and is_within_data_roots(data) for _name, data in sources]
+        written = iter(write_job_files(job_folder("uploads", f"bac-{uuid.uuid4().hex[:12]}"), [
+            (name, data if isinstance(data, bytes) else Path(data).read_bytes())
+            for (name, data), ok in zip(sources, readable) if not ok]))
+        paths = [str(data) if ok else str(next(written)) for (_name, data), ok in zip(sources, readable)]
+    if not paths:
+        return
+    job = submit_page_job("bac.quantify", ["bac", "quantify", *paths, *argv_options], state_key=BATCH_JOB_KEY)
+    if job is not None:  # the names shown in this session (the job's rows carry pseudonymous labels)
+        st.session_state.setdefault("bac_batch_names", {})[job.id] = [name for name, _data in sources]
+        st.rerun()
+
+
+def _batch_done(job) -> None:  # noqa: ANN001 - a finished Job
     from medlim.mammography.report import csv_bytes, pseudonymous_rows
 
+    result = job.result or {}
+    rows = [ui.flat_batch_row(row) for row in result.get("rows", [])]
+    names = st.session_state.get("bac_batch_names", {}).get(job.id)
+    labels = {}
+    for row in rows:
+        label = str(row.get("file") or "")
+        if names and 0 < int(row.get("index", 0)) <= len(names):
+            row["file"] = names[int(row["index"]) - 1]
+        labels[str(row.get("file") or "")] = label
+    st.markdown(f"**{result.get('files', len(rows))} files**, {result.get('failed', 0)} could not be analysed"
+                + (f", {result['reused']} read back from the results store." if result.get("reused") else "."))
+    frame = pd.DataFrame(rows).drop(columns=["patient_key", "warnings", "index"], errors="ignore")
+    st.dataframe(frame, hide_index=True, key=None)
+    st.download_button("Results (CSV)", csv_bytes(pseudonymous_rows(rows, labels)), file_name="bac_batch.csv",
+                       mime="text/csv", key="bac_batch_download")  # fmt: skip
+
+
+def _batch_tab(bac_model: BacModel) -> None:
+    from medlim.ui.jobs import follow_job, page_job
+
     st.caption(
-        "Many mammograms at once — the same numbers as `medlim bac quantify`. A bad file is reported in the "
-        "table and the run goes on."
+        "Many mammograms at once — the same numbers as `medlim bac quantify`, run as a job in the app's worker: "
+        "it goes on when you leave this page or close the tab. A bad file is reported in the table and the run "
+        "goes on."
     )
+    job = None
+    with show_medlim_errors(subject="Batch job"):
+        job = page_job(BATCH_JOB_KEY, "bac.quantify")
+    if job is not None:
+        follow_job(job, key=BATCH_JOB_KEY, render_done=_batch_done)
     uploaded = st.file_uploader(
         "Mammograms or .zip archives of them", accept_multiple_files=True, key="bac_batch_upload"
     )
@@ -528,39 +654,17 @@ def _batch_tab(bac_model: BacModel) -> None:
     x = middle.number_input("Intensity threshold X", 0.0, 255.0, float(bac_model.x), 1.0, key="bac_batch_x")
     save = right.checkbox("Save to the results store", value=True, key="bac_batch_save")
     resume = right.checkbox("Reuse stored results (resume)", value=False, key="bac_batch_resume", disabled=not save)
+    spacing = _pixel_spacing_field(left, "bac_batch_pixel_spacing")
     if st.button("Quantify", key="bac_batch_run", type="primary"):
-        sources: list[tuple[str, bytes | Path]] = []
-        with show_medlim_errors(subject="Upload"):
-            sources = expand_uploads((f.name, f.getvalue()) for f in uploaded or [])
-        if use_samples:
-            root = get_settings().samples_dir
-            sources += [(p.relative_to(root).as_posix(), p) for exam in exams for p in exam.files]
+        sources = _batch_sources(uploaded, use_samples, exams)
         if not sources:
             st.info("Add files first.", icon=":material/upload:")
             return
-        st.session_state["bac_batch_labels"] = {
-            name: file_label(name, data=data if isinstance(data, bytes) else Path(data).read_bytes())
-            for name, data in sources
-        }
-        bar = st.progress(0.0, text=f"0 of {len(sources)} files")
-
-        def report(index: int, name: str, seconds: float) -> None:
-            bar.progress(index / len(sources), text=f"{index} of {len(sources)}: {Path(name).name} ({seconds:.1f} s)")
-
-        store = ui.open_store_cached(get_settings().database_url) if save else None
-        outcomes = quantify_files(sources, bac_model, threshold=threshold, x=x, store=store,
-                                  reuse_stored=resume and save, progress=report)  # fmt: skip
-        st.session_state["bac_batch_rows"] = [ui.flat_batch_row(outcome.row()) for outcome in outcomes]
-        bar.empty()
-    rows = st.session_state.get("bac_batch_rows")
-    if rows:
-        failed = sum(not row["ok"] for row in rows)
-        st.markdown(f"**{len(rows)} files**, {failed} could not be analysed.")
-        frame = pd.DataFrame(rows).drop(columns=["patient_key", "warnings"], errors="ignore")
-        st.dataframe(frame, hide_index=True, key=None)
-        labels = st.session_state.get("bac_batch_labels", {})
-        st.download_button("Results (CSV)", csv_bytes(pseudonymous_rows(rows, labels)), file_name="bac_batch.csv",
-                           mime="text/csv", key="bac_batch_download")  # fmt: skip
+        options = ["--weights", str(st.session_state.get(WEIGHTS_ARG_KEY) or bac_model.entry.label),
+                   "--threshold", repr(float(threshold)), "--x", repr(float(x)),
+                   *(["--resume"] if resume and save else []), *([] if save else ["--no-store"]),
+                   *(["--pixel-spacing", repr(float(spacing))] if spacing is not None else [])]
+        _submit_batch(sources, options)
 
 
 ensure_app_shell()

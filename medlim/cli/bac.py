@@ -18,7 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from medlim.cli.bac_exports import QuantifyExports, add_export_options
+from medlim.cli.engine_options import add_engine_options, engine_of
 from medlim.cli.evaluate_data import add_bac_data_evaluation, run_bac_data_evaluation
+from medlim.cli.jobs import add_background_option
 from medlim.errors import MedlimError
 
 __all__ = ["register"]
@@ -39,12 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     common.add_argument("--pseudonymise-names", action="store_true",
                         help="name files (in rows and output files) by a keyed-hash label instead of their path")
+    _add_pixel_spacing(common)
+    add_engine_options(common)
 
     quantify = sub.add_parser("quantify", parents=[common], help="PM, AM, SIM, TAM_X, TSIM_X per image")
     quantify.add_argument("--x", type=float, default=None, help="intensity threshold X (default: the weights', 100)")
     quantify.add_argument("--out", type=Path, default=None,
                           help="folder for <stem>_bac.png masks (0/255); repeated stems get their folder added")
+    add_export_options(quantify)
     quantify.set_defaults(func=_quantify)
+    add_background_option(quantify, kind="bac.quantify")
 
     longitudinal = sub.add_parser(
         "longitudinal", parents=[common], help="per patient and exam date: Σ TAM_100 / breast area over views"
@@ -81,9 +88,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--x", type=float, default=None)
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
     evaluate.add_argument("--device", default=None)
+    _add_pixel_spacing(evaluate)
     evaluate.set_defaults(func=_evaluate)
     add_bac_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
+
+
+def _pixel_spacing(text: str) -> float | tuple[float, float]:
+    """``MM`` or ``ROW,COLUMN`` in mm, each positive (argparse type)."""
+    from medlim.core.spacing import spacing_pair
+
+    try:
+        values = [float(part) for part in text.split(",")]
+        pair = spacing_pair(values[0] if len(values) == 1 else values)
+    except (ValueError, MedlimError):
+        raise argparse.ArgumentTypeError(f"give the pixel spacing as MM or ROW,COLUMN in mm (positive); {text!r}")
+    return pair[0] if len(values) == 1 else pair
+
+
+def _add_pixel_spacing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--pixel-spacing", type=_pixel_spacing, default=None, metavar="MM",
+        help="pixel spacing at the breast in mm (MM or ROW,COLUMN), overriding the files'; images outside the "
+             "weights' training spacing are resampled to it for inference (default: the file's, else the weights')")
 
 
 def _run(args: argparse.Namespace, *, keep_analysis: bool):
@@ -109,6 +136,8 @@ def _run(args: argparse.Namespace, *, keep_analysis: bool):
         keep_analysis=keep_analysis,
         progress=progress_printer(len(files)),
         pseudonymised=args.pseudonymise_names,
+        pixel_spacing_mm=args.pixel_spacing,
+        engine=engine_of(args),
     )
     return bac_model, zip(files, outcomes)
 
@@ -117,9 +146,13 @@ def _quantify(args: argparse.Namespace) -> int:
     from medlim.core.batch import output_folder, print_row
     from medlim.phantoms.base import save_png
 
+    exports = QuantifyExports(args)
+    if (problem := exports.problem()) is not None:
+        print(f"medlim: {problem}", file=sys.stderr)
+        return 2
     if args.out is not None:
         output_folder(args.out)
-    _bac_model, outcomes = _run(args, keep_analysis=args.out is not None)
+    bac_model, outcomes = _run(args, keep_analysis=args.out is not None)
     for file, outcome in outcomes:
         row = outcome.row()
         if outcome.ok:
@@ -130,8 +163,9 @@ def _quantify(args: argparse.Namespace) -> int:
                     row["mask"] = str(mask_path)
                 except MedlimError as exc:  # the readouts are still worth printing
                     row["mask_error"] = exc.message
+            row.update(exports.add(file, outcome, bac_model))
         print_row(row, jsonl=args.jsonl, describe=_describe)
-    return 0
+    return exports.finish(bac_model)
 
 
 def _describe(row: Mapping[str, Any]) -> str:
@@ -139,12 +173,19 @@ def _describe(row: Mapping[str, Any]) -> str:
         f"PM={row['pm']:.1f} AM={row['am']} SIM={row['sim']:.0f} TAM_{row['x']:g}={row['tam_x']} "
         f"TSIM_{row['x']:g}={row['tsim_x']:.0f} breast={row['breast_area']} px (t={row['threshold']}, {row['weights']})"
     )
+    spacing, model = row.get("pixel_spacing_mm"), row.get("model_spacing_mm")
+    if spacing:
+        text += f" spacing={spacing[0]:g}×{spacing[1]:g} mm ({row.get('spacing_source')})"
+        if model:
+            text += f" resampled to {model[0]:g}×{model[1]:g} mm"
     check = row.get("unlike_training")
     if check:
         verdict = "FLAGGED" if check["flagged"] else "ok"
         text += f" unlike-training={check['score']:.2f}/{check['threshold']:.2f} {verdict}"
     if row.get("mask_error"):
         text += f" [mask not written: {row['mask_error']}]"
+    if row.get("export_error"):
+        text += f" [not exported: {row['export_error']}]"
     return text
 
 
@@ -274,6 +315,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         x=args.x,
         progress=lambda done, name: print(f"[{done}/{spec.count}] {name}", file=sys.stderr, flush=True),
+        pixel_spacing_mm=args.pixel_spacing,
     )
     if args.json:
         print(json.dumps({"weights": bac_model.label, "seed": spec.seed, **summary.to_dict()}, indent=2))
@@ -301,6 +343,7 @@ def _sweep(args: argparse.Namespace, bac_model, spec) -> int:
         thresholds=thresholds,
         x=args.x,
         progress=lambda done, name: print(f"[{done}/{spec.count}] {name}", file=sys.stderr, flush=True),
+        pixel_spacing_mm=args.pixel_spacing,
     )
     rows = [
         {

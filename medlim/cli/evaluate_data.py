@@ -72,7 +72,8 @@ def run_bac_data_evaluation(args: argparse.Namespace) -> int:
         raise ParameterError("--thresholds sweeps cut-offs on phantoms; with --data give one --threshold.")
     bac_model = load_bac_model(getattr(args, "weights", None), device=getattr(args, "device", None))
     result = evaluate_bac_data(bac_model, args.data, threshold=getattr(args, "threshold", None),
-                               x=getattr(args, "x", None), skip_bad=args.skip_bad, progress=_progress)
+                               x=getattr(args, "x", None), skip_bad=args.skip_bad, progress=_progress,
+                               pixel_spacing_mm=getattr(args, "pixel_spacing", None))
     return _print(result, as_json=bool(getattr(args, "json", False)))
 
 

@@ -7,13 +7,20 @@ refuses are still returned, with the store's message (issue 14). With ``reuse_st
 whose bytes were already analysed with the same weights, cut-off and X is not
 run again: the stored readouts are returned, so an interrupted study resumes
 where it stopped.
+
+The per-file work is a :class:`medlim.core.engines.FileWork`: :func:`read_mammogram_file`
+(hash and decode, no model) and :func:`quantify_decoded` (SCU-Net and the readouts),
+so ``--engine ray`` runs the very functions the local run calls, reading in Ray
+tasks and inferring in model actors; the store is written here, as results come
+(issue 15).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +29,17 @@ from medlim.mammography.analysis import BacAnalysis, BacModel, analyse_mammogram
 from medlim.mammography.readout import AnalysedView, BacReadout, readout_of, tam_100_of
 
 if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.engines import Engine
+    from medlim.core.io import ImageRecord
     from medlim.core.store import Store
 
 __all__ = [
+    "DecodedFile",
     "FileOutcome",
+    "QuantifiedFile",
+    "model_for_worker",
+    "quantify_decoded",
+    "read_mammogram_file",
     "quantify_files",
     "outcome_record",
     "save_analysis",
@@ -81,6 +95,75 @@ def outcome_record(analysis: BacAnalysis, *, file: str) -> dict[str, Any]:
     return readout_of(analysis, file=file).to_dict()
 
 
+@dataclass(frozen=True)
+class DecodedFile:
+    """A mammogram file read and decoded, before inference.
+
+    Attributes:
+        record: the decoded image (:func:`medlim.core.io.read_image`).
+        content_sha256: sha256 of the file's bytes.
+    """
+
+    record: ImageRecord
+    content_sha256: str
+
+
+@dataclass(frozen=True)
+class QuantifiedFile:
+    """A decoded mammogram with its analysis and readouts (TAM_100 included), not yet stored."""
+
+    record: ImageRecord
+    content_sha256: str
+    analysis: BacAnalysis
+    readout: BacReadout
+
+
+def read_mammogram_file(name: str, source: bytes | Path) -> DecodedFile:
+    """Hash and decode one file (the reading step of a BAC batch; no model).
+
+    Raises:
+        InputError: the file is missing, unreadable or not an image medlim reads.
+    """
+    from medlim.core.io import read_image
+
+    digest = _sha256(source)
+    return DecodedFile(read_image(source, name=Path(name).name), digest)
+
+
+def quantify_decoded(
+    bac_model: BacModel,
+    names: Sequence[str],
+    decoded: Sequence[DecodedFile],
+    *,
+    threshold: float,
+    x: float,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+) -> list[QuantifiedFile]:
+    """SCU-Net and the readouts of decoded files (the model step of a BAC batch), one per file in order.
+
+    ``pixel_spacing_mm`` is the spacing a person states for every file (see
+    :func:`medlim.mammography.analysis.analyse_mammogram`); ``None``: each file's.
+
+    Raises:
+        MedlimError: an image that cannot be a mammogram (:func:`medlim.mammography.analysis.check_mammogram`).
+    """
+    quantified = []
+    for name, file in zip(names, decoded):
+        analysis = analyse_mammogram(file.record, bac_model, threshold=threshold, x=x,
+                                     pixel_spacing_mm=pixel_spacing_mm)
+        quantified.append(QuantifiedFile(file.record, file.content_sha256, analysis, readout_of(analysis, file=name)))
+    return quantified
+
+
+def model_for_worker(bac_model: BacModel) -> BacModel:
+    """The model as a worker process uses it: on its GPU when it has one (Ray sets which), else as loaded."""
+    import torch
+
+    if torch.cuda.is_available():
+        bac_model.model.to(torch.device("cuda"))
+    return bac_model
+
+
 def quantify_files(
     sources: Iterable[tuple[str, bytes | Path]],
     bac_model: BacModel,
@@ -92,11 +175,13 @@ def quantify_files(
     keep_analysis: bool = False,
     progress: Callable[[int, str, float], None] | None = None,
     pseudonymised: bool = False,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+    engine: Engine | None = None,
 ) -> Iterator[FileOutcome]:
     """Analyse files one by one (a generator: memory holds one image at a time).
 
     A file that cannot be analysed gives a failed outcome and the run goes on
-    (:func:`medlim.core.batch.attempt_each`). When the store refuses to save (or
+    (:func:`medlim.core.batch.error_row`). When the store refuses to save (or
     to look up) a result, the computed readouts still come back, with the
     store's message in ``store_error``.
 
@@ -112,65 +197,65 @@ def quantify_files(
         progress: ``progress(index, name, seconds)`` after each file.
         pseudonymised: the display names are labels; a path's real name is kept
             out of error messages.
+        pixel_spacing_mm: the spacing the person states for every file, overriding the
+            files' (mm; one number or (row, column)); ``None``: each file's.
+        engine: where reading and inference run (None: this process,
+            :class:`medlim.core.engines.LocalEngine`); the store is written here either way.
 
     Yields:
         :class:`FileOutcome` per file, in order.
     """
-    from medlim.core.batch import attempt_each, real_names
+    from medlim.core.batch import real_names
+    from medlim.core.engines import FileWork, LocalEngine
 
     t = bac_model.threshold if threshold is None else float(threshold)
     xx = bac_model.x if x is None else float(x)
-
-    def quantify_one(name: str, source: bytes | Path) -> FileOutcome:
-        return _quantify_one(name, source, bac_model, threshold=t, x=xx, store=store,
-                             reuse_stored=reuse_stored and store is not None, keep_analysis=keep_analysis)
-
-    attempts = attempt_each(sources, quantify_one, progress=progress, hidden=real_names if pseudonymised else None)
+    work = FileWork(read=read_mammogram_file,
+                    infer=partial(quantify_decoded, threshold=t, x=xx, pixel_spacing_mm=pixel_spacing_mm),
+                    load_model=partial(model_for_worker, bac_model))
+    skip = partial(_stored_outcome, store=store, bac_model=bac_model, threshold=t, x=xx) \
+        if reuse_stored and store is not None else None
+    attempts = (engine or LocalEngine()).attempts(work, sources, model=bac_model, skip=skip, progress=progress,
+                                                   hidden=real_names if pseudonymised else None)
     for attempt in attempts:
         if attempt.failure is not None:
             yield FileOutcome(file=attempt.name, ok=False, error=attempt.failure["error"],
                               message=attempt.failure["message"])
-        else:
+        elif isinstance(attempt.result, FileOutcome):  # reused from the store
             yield attempt.result
+        else:
+            yield _saved_outcome(attempt.name, attempt.result, bac_model, store=store, keep_analysis=keep_analysis)
 
 
-def _quantify_one(
-    name: str,
-    source: bytes | Path,
-    bac_model: BacModel,
-    *,
-    threshold: float,
-    x: float,
-    store: Any,
-    reuse_stored: bool,
-    keep_analysis: bool,
-) -> FileOutcome:
-    """Readouts of one file, reused from the store or computed (then saved)."""
-    from medlim.core.io import read_image
+def _stored_outcome(
+    name: str, source: bytes | Path, *, store: Any, bac_model: BacModel, threshold: float, x: float
+) -> FileOutcome | None:
+    """The stored readouts of the file, when it was analysed so before (``None``: analyse it).
 
+    A store that cannot be read does not stop the file: it is analysed again (and
+    saving it then reports the store's trouble, if it lasts).
+    """
     digest = _sha256(source)
-    lookup_error = None
-    if reuse_stored:
-        try:
-            reused = _reuse(store, digest, bac_model, threshold, x, name)
-        except StoreError as exc:  # the store cannot be read: compute the readouts anyway
-            reused, lookup_error = None, exc.message
-        if reused is not None:
-            return reused
-    record = read_image(source, name=Path(name).name)
-    analysis = analyse_mammogram(record, bac_model, threshold=threshold, x=x)
-    readout = readout_of(analysis, file=name)
+    try:
+        return _reuse(store, digest, bac_model, threshold, x, name)
+    except StoreError:
+        return None
+
+
+def _saved_outcome(name: str, quantified: QuantifiedFile, bac_model: BacModel, *, store: Any,
+                   keep_analysis: bool) -> FileOutcome:
+    """The outcome of an analysed file, saved to the store first when there is one."""
     store_error = None
     if store is not None:
         try:
-            save_analysis(store, analysis, record=record, content_sha256=digest, bac_model=bac_model,
-                          tam_100=readout.tam_100)
+            save_analysis(store, quantified.analysis, record=quantified.record,
+                          content_sha256=quantified.content_sha256, bac_model=bac_model,
+                          tam_100=quantified.readout.tam_100)
         except StoreError as exc:  # keep the readouts: the person still gets the numbers
             store_error = exc.message
-        else:
-            lookup_error = None  # saved after all: nothing for the person to act on
-    return FileOutcome(file=name, ok=True, readout=readout, analysis=analysis if keep_analysis else None,
-                       content_sha256=digest, store_error=store_error or lookup_error)
+    return FileOutcome(file=name, ok=True, readout=quantified.readout,
+                       analysis=quantified.analysis if keep_analysis else None,
+                       content_sha256=quantified.content_sha256, store_error=store_error)
 
 
 def _sha256(source: bytes | Path) -> str:

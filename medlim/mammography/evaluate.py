@@ -248,6 +248,13 @@ def evaluate_image(
     )
 
 
+def _pair(spacing: float | tuple[float, float]) -> tuple[float, float]:
+    """(row, column) from one number or a pair (a sample's spacing)."""
+    from medlim.core.spacing import spacing_pair
+
+    return spacing_pair(spacing)
+
+
 def _pixel_area(pixel_spacing_mm: float | tuple[float, float] | None) -> float | None:
     """mm² of one pixel, or ``None`` without a usable spacing."""
     if pixel_spacing_mm is None:
@@ -318,6 +325,7 @@ def evaluate_bac(
     threshold: float | None = None,
     x: float | None = None,
     progress: Callable[[int, str], None] | None = None,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
 ) -> tuple[BacEvaluation, list[ImageEvaluation]]:
     """Run the model on annotated images and summarise at one cut-off.
 
@@ -327,9 +335,11 @@ def evaluate_bac(
             with the pixel spacing in mm (one number, ``(row, column)`` or ``None``) last.
         threshold, x: cut-off and X (None: the weights').
         progress: ``progress(done, name)`` after each image.
+        pixel_spacing_mm: the spacing the person states for every image, overriding the samples'.
     """
     t = bac_model.threshold if threshold is None else threshold
-    summaries, per_image = sweep_thresholds(bac_model, samples, thresholds=(t,), x=x, progress=progress)
+    summaries, per_image = sweep_thresholds(bac_model, samples, thresholds=(t,), x=x, progress=progress,
+                                            pixel_spacing_mm=pixel_spacing_mm)
     return summaries[t], per_image[t]
 
 
@@ -340,14 +350,19 @@ def sweep_thresholds(
     thresholds: Sequence[float],
     x: float | None = None,
     progress: Callable[[int, str], None] | None = None,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
 ) -> tuple[dict[float, BacEvaluation], dict[float, list[ImageEvaluation]]]:
     """Evaluate several cut-offs from one inference per image (the maps are reused).
 
     This is how a set of weights' cut-off is chosen on validation phantoms,
     before the held-out evaluation (``medlim bac evaluate --thresholds``).
+    Each image is resampled to the weights' pixel spacing for inference when its
+    own (``pixel_spacing_mm`` when given, else the sample's) lies outside their
+    training range, and compared with its mask on its own grid (issue 13).
     """
-    from medlim.mammography.inference import predict_probability_map
+    from medlim.core.spacing import MODEL_DEFAULT
     from medlim.mammography.preprocess import get_preset
+    from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing
 
     if not thresholds:
         raise ParameterError("Give at least one probability cut-off.")
@@ -358,16 +373,12 @@ def sweep_thresholds(
     preset = get_preset(bac_model.preset)
     per_image: dict[float, list[ImageEvaluation]] = {t: [] for t in thresholds}
     for done, (name, image, truth, *rest) in enumerate(samples, start=1):
-        spacing = rest[0] if rest else None
-        prediction = predict_probability_map(
-            image,
-            bac_model.model,
-            preset=preset,
-            stride=bac_model.stride,
-            merge=bac_model.merge,
-            skip=bac_model.skip,
-            output_activation=bac_model.output_activation,
-        )
+        file_spacing = rest[0] if rest else None
+        decision = bac_spacing(bac_model, file_spacing_mm=None if file_spacing is None else _pair(file_spacing),
+                               file_source="file", pixel_spacing_mm=pixel_spacing_mm)
+        prediction = predict_at_model_spacing(image, bac_model, decision).prediction
+        # mm² only where the spacing is known (a stated or file spacing), never an assumed one
+        spacing = None if decision.spacing_source == MODEL_DEFAULT else decision.pixel_spacing_mm
         for t in thresholds:
             per_image[t].append(
                 evaluate_image(name, prediction, truth, threshold=t, x=xx, patch_size=preset.patch_size, stride=448,
@@ -509,6 +520,7 @@ def evaluate_bac_data(
     x: float | None = None,
     skip_bad: bool = False,
     progress: Callable[[str], None] | None = None,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
 ) -> BacDataEvaluation:
     """Evaluate BAC weights on a user's annotated views with the phantom protocol.
 
@@ -522,6 +534,7 @@ def evaluate_bac_data(
         threshold, x: cut-off and X (None: the weights').
         skip_bad: leave out rows with problems.
         progress: receives one line per view.
+        pixel_spacing_mm: the spacing the person states for every view (mm), overriding the files'.
 
     Returns:
         :class:`BacDataEvaluation`.
@@ -537,7 +550,7 @@ def evaluate_bac_data(
     fingerprint = dataset_fingerprint(dataset, check=check).id
     total = len(dataset)
     summary, per_image = evaluate_bac(
-        bac_model, _views(dataset), threshold=threshold, x=x,
+        bac_model, _views(dataset), threshold=threshold, x=x, pixel_spacing_mm=pixel_spacing_mm,
         progress=None if progress is None else lambda done, name: progress(f"[{done}/{total}] {name}"))
     return BacDataEvaluation(weights=bac_model.label, fingerprint=fingerprint, summary=summary,
                              views_with_spacing=sum(1 for e in per_image if e.pixel_area_mm2 is not None),

@@ -57,6 +57,7 @@ from medlim.core.training import (
     prepare_training_data,
     recorded_command,
 )
+from medlim.core.training_resume import claim_once, fit_resume, register_once
 from medlim.errors import ParameterError
 from medlim.mammography.evaluate import BacEvaluation, evaluate_bac, read_annotated_view
 from medlim.mammography.plan import (
@@ -369,6 +370,16 @@ class ScunetFolderTrainer:
         """A CPU copy of the network's state."""
         return {key: value.detach().to("cpu").clone() for key, value in self.model.state_dict().items()}
 
+    def resume_parts(self) -> dict[str, Any]:
+        """What a job's checkpoint keeps (:func:`medlim.core.training_resume.capture_state`)."""
+        return {"model": self.model, "optimiser": self.optimiser, "schedule": self.schedule, "rng": self.rng,
+                "generator": self.generator, "step": self.step, "train_elapsed": time.perf_counter() - self.started}
+
+    def resume_apply(self, values: Mapping[str, Any]) -> None:
+        """Set the counters a checkpoint kept (the schedule's time fraction goes on where it stopped)."""
+        self.step = int(values["step"])
+        self.started = time.perf_counter() - float(values["train_elapsed"])
+
 
 def _seconds_per_patch(model: "torch.nn.Module", device: "torch.device", preset: str) -> float:
     """Measured seconds of one 512 px inference patch (two patches timed once)."""
@@ -555,7 +566,7 @@ def train_scunet_on_folder(
     data = prepare_training_data(run.data_dir, "bac", val_dir=run.val_dir, skip_bad=run.skip_bad, seed=run.seed,
                                  progress=progress)
     name = run.name or f"scunet-bac-{data.fingerprint.id[:8]}"
-    registries.claim(name, run.version)  # fail before training, not after
+    claim_once(registries, name, run.version)  # fail before training, not after
     start = _starting_point(registries, run, progress)
     device = select_device(run.device)
     train, val, planned = _prepare(run, data, start, device.type, deadline, progress)
@@ -569,20 +580,21 @@ def train_scunet_on_folder(
     stage, train_seconds = _budgets(deadline, per_view=per_view, views=val.views)
     trainer = ScunetFolderTrainer(start.model, train, val_grey, val_mask, planned, device=device,
                                   train_seconds=train_seconds)
-    result = fit(trainer.train_epoch, epochs=planned.epochs, validate=trainer.validate, snapshot=trainer.snapshot,
-                 deadline=stage, patience=planned.patience, label="SCU-Net", progress=progress)
-    trainer.model.load_state_dict(result.state)
-    model = trainer.model.to("cpu").eval()
     options = [*data.command_options(), ("--init", start.label), *run.command_options]
     command = recorded_command("medlim train scunet", options)
+    resume = fit_resume("scunet", (command, planned.plan.to_json()), trainer.resume_parts, apply=trainer.resume_apply)
+    result = fit(trainer.train_epoch, epochs=planned.epochs, validate=trainer.validate, snapshot=trainer.snapshot,
+                 deadline=stage, patience=planned.patience, label="SCU-Net", progress=progress, resume=resume)
+    trainer.model.load_state_dict(result.state)
+    model = trainer.model.to("cpu").eval()
     fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=result.best.payload,
                            data=data, command=command, metrics={})
     whole = _evaluate_whole_views(model, fields, data, deadline=deadline, per_view=per_view, progress=progress)
     metrics = {"validation": result.to_json(), "whole_view": whole, "n_train_views": train.views,
                "n_validation_views": val.views, "patches": {"bac": int(train.positive.sum()),
                                                             "bac_free": int((~train.positive).sum())}}
-    entry = registries.register({**fields, "metrics": metrics}, model.state_dict(),
-                                allow_shipped_folder=allow_shipped_folder)
+    entry = register_once(registries, {**fields, "metrics": metrics}, model.state_dict(),
+                          allow_shipped_folder=allow_shipped_folder)
     if progress is not None:
         progress(f"registered {entry.label} in {registries.directory}")
     entry, familiarity = _attach_check(entry, train, val, data=data, preset=planned.preset, progress=progress)

@@ -13,8 +13,10 @@ starting point, see ``weights/manifest.json``):
 * preprocessing: the starting weights' preset and background-patch rule
   (fine-tuning must see what the weights saw); a fresh network takes
   ``thesis-unclipped`` (the 1–100 % stretch that keeps the brightest
-  calcifications distinct). Images are not resampled: inference does not
-  resample either, so the pixel spacing of the data is recorded, not used.
+  calcifications distinct). Training images are not resampled; the
+  dataset's (lower) median pixel spacing and its range are recorded with the
+  weights, and inference resamples an image outside that range to the median
+  (issue 13, :mod:`medlim.mammography.spacing`).
 * patches: every grid patch of the preset (512 px, the inference grid) with
   BAC, plus :data:`NEGATIVES_PER_VIEW` BAC-free patches per view (BAC-free
   views included), preprocessed once and kept in memory. The network trains
@@ -214,7 +216,8 @@ def _data_reasons(counts: PatchCounts, *, median_side: tuple[int, int] | None,
     spacing = (", ".join(f"{r:g}×{c:g} mm ({n} views)" for r, c, n in spacings[:3]) if spacings
                else "no pixel spacing in the files")
     return {
-        "resampling": f"none: inference does not resample; {size}; {spacing}",
+        "resampling": f"none in training; the median spacing is recorded with the weights and inference resamples "
+                      f"images outside the training range to it; {size}; {spacing}",
         "patches": f"{counts.positives} grid patches with BAC from {counts.train_views} training views, and "
                    f"{counts.negatives} BAC-free patches ({NEGATIVES_PER_VIEW} per view, a seeded sample, from "
                    f"{counts.train_bac_free_views} BAC-free views too), preprocessed once and kept in memory",

@@ -73,8 +73,10 @@ class BacReadout:
         breast_area_rule: ``"mask"`` or ``"nonzero"``.
         tam_x_per_breast_area: TAM_X / breast area, or ``None`` when the breast area is 0.
         am_mm2, tam_x_mm2: the areas in mm² (4 decimals), or ``None`` without a pixel spacing.
-        pixel_spacing_mm: (row, column) spacing in mm, or ``None``.
-        spacing_source: which DICOM attribute the spacing came from, or ``None``.
+        pixel_spacing_mm: (row, column) spacing in mm of the image as given, or ``None``.
+        spacing_source: where the spacing came from: the file's DICOM attribute
+            (``"PixelSpacing"`` …), ``"user"`` (stated by the person) or
+            ``"model-default"`` (the file states none; the weights' own is assumed), or ``None``.
         tam_100: TAM_X at X = 100 and the same cut-off (the longitudinal readout),
             or ``None`` when not computed.
         view, laterality, study_date, patient_key: from the file (``None`` when absent);
@@ -86,6 +88,8 @@ class BacReadout:
         unlike_training: the weights' training-data check (issue 13): score, limit and
             flag; ``None`` when the weights carry no check or the readout comes from
             the store (which keeps no warnings).
+        model_spacing_mm: the weights' spacing (mm) when the image was resampled to it for
+            inference (issue 13; areas are still pixels of the image as given), else ``None``.
     """
 
     file: str
@@ -113,6 +117,28 @@ class BacReadout:
     warnings: tuple[str, ...] = ()
     seconds: float = 0.0
     unlike_training: FamiliarityResult | None = None
+    model_spacing_mm: tuple[float, float] | None = None
+
+    @property
+    def spacing_text(self) -> str:
+        """Where the mm² come from, in words (the page's caption under the readouts)."""
+        from medlim.core.io.record import PIXEL_SPACING_LABELS
+        from medlim.core.spacing import MODEL_DEFAULT, USER
+
+        if self.pixel_spacing_mm is None:
+            return "The file records no pixel spacing and the weights none: areas in pixels only."
+        spacing = f"{self.pixel_spacing_mm[0]:.4g} × {self.pixel_spacing_mm[1]:.4g} mm per pixel"
+        if self.spacing_source == USER:
+            text = f"mm² at the spacing you stated: {spacing}."
+        elif self.spacing_source == MODEL_DEFAULT:
+            text = f"The file states no pixel spacing: mm² assume the weights' own, {spacing}."
+        else:
+            where = PIXEL_SPACING_LABELS.get(self.spacing_source or "", "")
+            text = f"mm² from the file's {self.spacing_source}{f' ({where})' if where else ''}: {spacing}."
+        if self.model_spacing_mm is not None:
+            text += (f" Resampled to the weights' {self.model_spacing_mm[0]:.4g} × {self.model_spacing_mm[1]:.4g} mm "
+                     "for inference; areas count pixels of the image as given.")
+        return text
 
     @property
     def tam_100_per_breast_area(self) -> float | None:
@@ -131,6 +157,7 @@ class BacReadout:
         values = dataclasses.asdict(self)
         values["warnings"] = list(self.warnings)
         values["pixel_spacing_mm"] = list(self.pixel_spacing_mm) if self.pixel_spacing_mm else None
+        values["model_spacing_mm"] = list(self.model_spacing_mm) if self.model_spacing_mm else None
         values["tam_100_per_breast_area"] = self.tam_100_per_breast_area
         values["unlike_training"] = None if self.unlike_training is None else self.unlike_training.to_dict()
         return values
@@ -239,6 +266,7 @@ def readout_of(
         warnings=tuple(analysis.warnings),
         seconds=round(float(analysis.seconds), 3),
         unlike_training=analysis.unlike_training,
+        model_spacing_mm=analysis.model_spacing_mm,
     )
 
 

@@ -216,15 +216,22 @@ def _entry_fields(
     negative_fraction: float, skip: bool | str, preset: str, init: str | None,
 ) -> dict[str, Any]:
     """The registry fields of trained SCU-Net weights (metrics still empty)."""
+    from medlim.core.spacing import training_spacing
+    from medlim.phantoms.mammogram import SIZES
+
     params = {"overlap": 64, "merge": "max", "skip": skip, "output_activation": "sigmoid", "x": 100.0,
               "negative_fraction": negative_fraction}
+    per_size = [sum(1 for i in range(train_spec.count) if train_spec.sizes[i % len(train_spec.sizes)] == size)
+                for size in train_spec.sizes]  # images alternate between the sizes
+    spacing = training_spacing(((SIZES[size][2], SIZES[size][2], n) for size, n in zip(train_spec.sizes, per_size)),
+                               where=f"phantom sizes {','.join(train_spec.sizes)}")
     return {
         "name": name,
         "version": version,
         "task": "bac-segmentation",
         "architecture": "scunet",
         "preset": preset,
-        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0]},
+        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0], **spacing},
         "output_type": "probability",
         "thresholds": {"output": 0.5},
         "params": params,

@@ -40,6 +40,7 @@ from medlim.mammography.analysis import BacAnalysis, BacModel
 from medlim.mammography.cutoffs import CutoffTable
 from medlim.mammography.exam import CHANGE_WORDS, ExamChange
 from medlim.mammography.history import PatientHistory
+from medlim.mammography.overlay import OVERLAY_RGB, block_max, grey_uint8
 from medlim.mammography.readout import BacReadout, total_readouts
 from medlim.ui.caching import bounded_cache_resource, lru_put
 from medlim.ui.figures import downsample_for_display
@@ -100,9 +101,6 @@ CHANGE_RULE_HELP = (
     "latest saved analysis with these weights, whatever cut-off and X it was saved at."
 )
 
-#: Mask colour: magenta stands out on grey tissue for every colour vision (never red on green).
-OVERLAY_RGB = (255, 0, 255)
-
 #: Longest side of the overview image sent to the browser (the zoom shows full resolution).
 OVERVIEW_MAX_SIDE = 1024
 
@@ -137,10 +135,11 @@ def weights_options(models: Sequence[Any]) -> tuple[list[str], str | None]:
 
 def weights_option_label(option: str, models: Sequence[Any]) -> str:
     """What the picker shows for ``option``: ``name@version``, marked default and/or yours."""
+    from medlim.core.model_catalogue import picker_label
+
     for model in models:
         if f"{model.entry.name}@{model.entry.version}" == option:
-            marks = (["default"] if model.task_default else []) + (["yours"] if model.source == "user" else [])
-            return f"{option} ({', '.join(marks)})" if marks else option
+            return picker_label(model)  # a user's model: with its dataset, figure and date
     return option
 
 
@@ -263,10 +262,6 @@ def _png_data_uri(array: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(encoded.tobytes()).decode("ascii")
 
 
-def _grey_uint8(display: np.ndarray) -> np.ndarray:
-    return np.clip(np.rint(np.asarray(display, dtype=np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
 @dataclass(frozen=True)
 class OverlayBase:
     """What the overview needs, computed once per image and display window.
@@ -291,14 +286,6 @@ class OverlayBase:
         return self.probability_max > threshold
 
 
-def _block_max_float(values: np.ndarray, factor: int) -> np.ndarray:
-    if factor == 1:
-        return np.asarray(values, dtype=np.float32)
-    rows, cols = (values.shape[0] // factor) * factor, (values.shape[1] // factor) * factor
-    blocks = np.asarray(values[:rows, :cols], dtype=np.float32).reshape(rows // factor, factor, cols // factor, factor)
-    return blocks.max(axis=(1, 3))
-
-
 def overlay_base(display: np.ndarray, probability: np.ndarray, *, max_side: int = OVERVIEW_MAX_SIDE) -> OverlayBase:
     """Downsample a grey display image and the probability map once, for the overview.
 
@@ -314,8 +301,8 @@ def overlay_base(display: np.ndarray, probability: np.ndarray, *, max_side: int 
         raise InputError(f"probability map {probability.shape} differs from the image {display.shape[:2]}.")
     shrunk, factor = downsample_for_display(display, max_side=max_side)
     return OverlayBase(
-        grey_uri=_png_data_uri(_grey_uint8(shrunk)),
-        probability_max=_block_max_float(probability, factor),
+        grey_uri=_png_data_uri(grey_uint8(shrunk)),
+        probability_max=block_max(probability, factor),
         factor=factor,
         shape=(int(probability.shape[0]), int(probability.shape[1])),
     )
@@ -431,7 +418,7 @@ def zoom_figure(
     if display_crop.shape[:2] != probability_crop.shape:
         raise InputError(f"mask shape {probability_crop.shape} differs from the crop {display_crop.shape[:2]}.")
     placement = {"x0": origin[1], "y0": origin[0], "dx": 1, "dy": 1}
-    figure = go.Figure(go.Image(source=_png_data_uri(_grey_uint8(display_crop)), name="mammogram",
+    figure = go.Figure(go.Image(source=_png_data_uri(grey_uint8(display_crop)), name="mammogram",
                                 hoverinfo="x+y", **placement))  # fmt: skip
     if show_mask:
         figure.add_trace(go.Image(source=_mask_uri(probability_crop > threshold), name="calcification mask",
@@ -585,6 +572,8 @@ def load_bac_model_cached(weights: str, weights_dir: str, models_dir: str, finge
 
 _ANALYSES = "bac_analysis_cache"
 _ANALYSES_SIZE = 12  # an exam and two priors
+#: Bumped when what an analysis holds changes, so older entries of the disk cache are not read back.
+ANALYSIS_CACHE_VERSION = 1
 _DIGESTS = "bac_content_digests"
 _OVERLAYS = "bac_overlay_cache"
 
@@ -601,9 +590,9 @@ def content_digest(data: bytes, identity: str = "") -> str:
 
 
 def analyse_cached(
-    data: bytes, name: str, digest: str, bac_model: BacModel
+    data: bytes, name: str, digest: str, bac_model: BacModel, *, pixel_spacing_mm: float | None = None
 ) -> tuple[BacAnalysis, ImageRecord, CutoffTable]:
-    """Read and analyse a file once per (content, weights) in this session.
+    """Read and analyse a file once per (content, weights, stated pixel spacing) in this session.
 
     The record, its probability map and its cut-off table
     (:func:`medlim.mammography.cutoffs.cutoff_table`) stay in
@@ -611,34 +600,52 @@ def analyse_cached(
     move finds them here and reads its readouts from the table. A progress bar
     follows the patches during inference.
 
+    Args:
+        data, name, digest: the file's bytes, name and content digest.
+        bac_model: the weights.
+        pixel_spacing_mm: the spacing the person states (mm), or ``None`` for the file's.
+
     Returns:
         ``(analysis, record, cut-off table)``.
 
     Raises:
         MedlimError: unreadable file, not a mammogram (``WrongModalityError``) or inference errors.
     """
+    import dataclasses
+
+    from medlim.core.disk_cache import cache_key, default_cache
     from medlim.core.io import read_image
     from medlim.mammography.analysis import analyse_mammogram
     from medlim.mammography.cutoffs import cutoff_table
 
-    cache: OrderedDict[tuple[str, str, str, str], tuple] = st.session_state.setdefault(
+    cache: OrderedDict[tuple[str, str, str, str, str], tuple] = st.session_state.setdefault(
         _ANALYSES, OrderedDict()
     )
-    key = (digest, bac_model.label, bac_model.entry.sha256, str(bac_model.entry.familiarity.get("sha256", "")))
+    key = (digest, bac_model.label, bac_model.entry.sha256, str(bac_model.entry.familiarity.get("sha256", "")),
+           repr(pixel_spacing_mm))
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     record = read_image(data, name=name)
+    # issue 15: a finished analysis is a stored result; an exam opened again (same content, weights and stated
+    # spacing), in this session or another, is read back from the disk cache (MEDLIM_CACHE_MB) without inference
+    disk, disk_key = default_cache("bac_analyses"), cache_key(*key, ANALYSIS_CACHE_VERSION)
+    stored = disk.get_record(disk_key)
+    if isinstance(stored, tuple) and len(stored) == 2:
+        lru_put(cache, key, (dataclasses.replace(stored[0], name=name), record, stored[1]), max_entries=_ANALYSES_SIZE)
+        return cache[key]
     bar = st.progress(0.0, text=f"Finding calcifications in {name}…")
 
     def report(done: int, total: int) -> None:
         bar.progress(done / max(total, 1), text=f"Finding calcifications in {name}: patch {done} of {total}")
 
     try:
-        analysis = analyse_mammogram(record, bac_model, progress=report)
+        analysis = analyse_mammogram(record, bac_model, progress=report, pixel_spacing_mm=pixel_spacing_mm)
     finally:
         bar.empty()
-    lru_put(cache, key, (analysis, record, cutoff_table(analysis)), max_entries=_ANALYSES_SIZE)
+    table = cutoff_table(analysis)
+    disk.put_record(disk_key, (analysis, table))
+    lru_put(cache, key, (analysis, record, table), max_entries=_ANALYSES_SIZE)
     return cache[key]
 
 

@@ -160,7 +160,7 @@ def test_nuclei_evaluate_data_json(tmp_path: Path, capsys: pytest.CaptureFixture
     assert run_nuclei_data_evaluation(_nuclei_parser().parse_args(["--data", str(folder), "--json"])) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
-    assert report["data"]["images"] == 1 and set(report["summary"]) == {"thesis", "watershed"}
+    assert report["data"]["images"] == 1 and set(report["summary"]) == {"thesis", "watershed", "watershed-basic"}
     assert 0.0 <= report["summary"]["thesis"]["object_f1"] <= 1.0 and "[1/1] thesis" in captured.err
 
 

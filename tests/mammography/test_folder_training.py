@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def write_bac_folder(root: Path, *, seed: int, views: int = 10, patients: int = 5) -> Path:
-    """``views`` small phantom mammograms (the ``small`` size halved to 512×416) with their BAC masks as PNG,
-    and ``manifest.csv`` (image,mask,patient); about a third of the phantom patients have no BAC."""
+    """``views`` small phantom mammograms (the ``small`` size scaled by 0.625 to 640×520: each side at least one
+    512 px patch, so that ``medlim bac quantify`` takes them too) with their BAC masks as PNG, and
+    ``manifest.csv`` (image,mask,patient); about a third of the phantom patients have no BAC."""
     import cv2
 
     from medlim.phantoms.base import save_png
@@ -33,8 +34,8 @@ def write_bac_folder(root: Path, *, seed: int, views: int = 10, patients: int = 
     for index in range(views):
         phantom = generate_mammogram(seed=seed, index=index, size="small", bac_fraction=0.7)
         image = np.clip(np.rint(phantom.image * 255.0), 0, 255).astype(np.uint8)
-        image = cv2.resize(image, (416, 512), interpolation=cv2.INTER_AREA)
-        mask = cv2.resize(phantom.bac_mask.astype(np.float32), (416, 512), interpolation=cv2.INTER_AREA) > 0.25
+        image = cv2.resize(image, (520, 640), interpolation=cv2.INTER_AREA)
+        mask = cv2.resize(phantom.bac_mask.astype(np.float32), (520, 640), interpolation=cv2.INTER_AREA) > 0.25
         save_png(root / f"view{index}.png", image)
         save_png(root / f"view{index}_bac.png", mask)
         rows.append({"image": f"view{index}.png", "mask": f"view{index}_bac.png", "patient": f"p{index % patients}"})
@@ -155,7 +156,7 @@ TINY = ["--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "64", "--batc
 
 
 def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
-    bac_folders: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+    bac_folders: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from medlim.core.weights import Registries
 
@@ -183,7 +184,35 @@ def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
     assert entry.thresholds["output"] == validation["cutoff"]
     assert entry.plan["settings"]["patch_size"] == 64 and "patch_size" in entry.plan["overridden"]
     assert entry.metrics["whole_view"]["views"] == 10 and "tam_relative_bias" in entry.metrics["whole_view"]
+    # issue 13: PNG views state no spacing, so none is recorded (inference resamples nothing) and `scale` says so
+    assert entry.input_contract.pixel_spacing_mm is None and "no pixel spacing" in entry.input_contract.scale
     assert (ROOT / "weights" / "manifest.json").read_bytes() == shipped_before
+    # issue 12/13: the model carries its training-data check, fitted on its 10 training views as it saw them, the
+    # limit chosen with the 10 validation views, stored beside its weights in the user registry
+    assert entry.familiarity_path == get_settings().models_dir / f"{name}-1.familiarity.json"
+    assert entry.familiarity_path.is_file() and entry.familiarity["command"] == entry.provenance.command
+    assert result["familiarity"]["n_calibration"] == 10 and result["familiarity"]["n_validation"] == 10
+    _check_runs_at_inference(name, train, tmp_path, capsys)
+
+
+def _check_runs_at_inference(name: str, train: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``medlim bac quantify`` with the user's model finds its check as it finds a shipped model's: a training view
+    passes it, a radiograph-like picture of the same size is flagged (its numbers still given, with the warning)."""
+    from medlim.phantoms.base import save_png
+    from medlim.phantoms.radiograph import generate_radiograph
+
+    radiograph = generate_radiograph(seed=1, index=0, size=640)
+    save_png(tmp_path / "radiograph.png", np.clip(np.rint(radiograph.image * 255.0), 0, 255).astype(np.uint8))
+    save_png(tmp_path / "grey.png", np.full((640, 520), 128, np.uint8))
+    assert main(["bac", "quantify", str(train / "view0.png"), str(tmp_path / "radiograph.png"),
+                 str(tmp_path / "grey.png"), "--weights", name, "--jsonl", "--no-store"]) == 0
+    rows = {Path(row["file"]).name: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    own = rows["view0.png"]
+    assert own["weights"] == f"{name} v1" and own["unlike_training"]["flagged"] is False
+    assert not any("unlike the images" in warning for warning in own["warnings"])
+    for other in (rows["radiograph.png"], rows["grey.png"]):
+        assert other["unlike_training"]["flagged"] is True and "tam_x" in other
+        assert any("unlike the images the model was trained on" in warning for warning in other["warnings"])
 
 
 def test_a_budget_too_small_registers_nothing(bac_folders: tuple[Path, Path],

@@ -8,6 +8,7 @@ import numpy as np
 
 from medlim.cli import main
 from medlim.core.io.pseudonym import file_label
+from medlim.microscopy.objects import NO_SPACING
 from medlim.phantoms.base import save_png
 from medlim.phantoms.fluorescence import generate_fluorescence
 
@@ -15,13 +16,16 @@ from medlim.phantoms.fluorescence import generate_fluorescence
 def test_segment_writes_uint16_labels_and_jsonl(tmp_path, capsys):
     phantom = generate_fluorescence(21, size=(200, 260))
     save_png(tmp_path / "cells.png", phantom.image)
-    for method in ("thesis", "watershed"):
+    for method in ("thesis", "watershed", "watershed-basic"):
         out = tmp_path / method
         assert main(["nuclei", "segment", str(tmp_path / "cells.png"), "--out", str(out), "--method", method, "--jsonl"]) == 0
         row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert set(row) == {"file", "count", "clumps_split", "from_split_clumps", "cuts", "clump_candidates",
-                            "mean_area_px2", "seconds", "labels", "warnings"} and row["count"] > 0
-        assert row["labels"] == str(out / "cells_labels.png") and row["warnings"] == []
+                            "mean_area_px2", "seconds", "labels", "warnings", "pixel_spacing_um", "spacing_source",
+                            "mean_area_um2"} and row["count"] > 0
+        # A PNG states no pixel size: pixel units only, and a plain warning that says so.
+        assert (row["pixel_spacing_um"], row["spacing_source"], row["mean_area_um2"]) == (None, "none", None)
+        assert row["labels"] == str(out / "cells_labels.png") and row["warnings"] == [NO_SPACING.warning]
         labels = cv2.imread(str(out / "cells_labels.png"), cv2.IMREAD_UNCHANGED)
         assert labels.dtype == np.uint16 and labels.shape == (200, 260)
         assert len(np.unique(labels[labels > 0])) == row["count"]
@@ -35,9 +39,9 @@ def test_segment_missing_file_is_a_user_error(tmp_path, capsys):
 def test_evaluate_jsonl(capsys):
     assert main(["nuclei", "evaluate", "--n", "1", "--size", "200", "260", "--jsonl"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
-    assert [line.get("method") for line in lines[:2]] == ["thesis", "watershed"]
+    assert [line.get("method") for line in lines[:3]] == ["thesis", "watershed", "watershed-basic"]
     assert {"jaccard", "precision", "recall", "f1", "hausdorff", "object_f1"} <= set(lines[0])
-    assert set(lines[-1]["summary"]) == {"thesis", "watershed"}
+    assert set(lines[-1]["summary"]) == {"thesis", "watershed", "watershed-basic"}
 
 
 def _rows(capsys) -> list[dict]:
@@ -123,9 +127,46 @@ def test_segment_rows_carry_the_readers_warnings(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(io, "read_image", warned)
     save_png(tmp_path / "cells.png", generate_fluorescence(21, size=(120, 160)).image)
-    args = ["nuclei", "segment", str(tmp_path / "cells.png"), "--out", str(tmp_path / "out")]
+    args = ["nuclei", "segment", str(tmp_path / "cells.png"), "--out", str(tmp_path / "out"), "--pixel-spacing-um", "0.5"]
     assert main([*args, "--jsonl"]) == 0
     assert json.loads(capsys.readouterr().out)["warnings"] == [warning]
     assert main(args) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert line.endswith("[warning: 3 pixels were not numbers (NaN)\\nand were shown as black.]")
+
+
+def test_segment_csv_and_geojson_are_the_pages_exports_in_microns(tmp_path, capsys):
+    """``--csv --geojson`` write <stem>_objects.csv and <stem>.geojson: what the page downloads for the same
+    image (one builder), with µm from a TIFF's resolution tags or from --pixel-spacing-um (which wins)."""
+    import tifffile
+
+    from medlim.microscopy.nuclei.measure import nuclei_exports, nucleus_outlines, nucleus_table
+    from medlim.microscopy.nuclei.pipeline import segment_nuclei
+    from medlim.microscopy.objects import MicronSpacing
+
+    phantom = generate_fluorescence(21, size=(200, 260))
+    # 2 pixels per µm in centimetres: 20,000 px/cm → 0.5 µm per pixel.
+    tifffile.imwrite(tmp_path / "cells.tif", phantom.image, photometric="rgb", resolution=(20000, 20000),
+                     resolutionunit="CENTIMETER")
+    out = tmp_path / "out"
+    assert main(["nuclei", "segment", str(tmp_path / "cells.tif"), "--out", str(out), "--csv", "--geojson",
+                 "--jsonl"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (row["pixel_spacing_um"], row["spacing_source"], row["warnings"]) == (0.5, "file", [])
+    assert row["mean_area_um2"] == round(row["mean_area_px2"] * 0.25, 4)
+    assert row["csv"] == str(out / "cells_objects.csv") and row["geojson"] == str(out / "cells.geojson")
+    from medlim.core.io import read_image
+
+    labels = segment_nuclei(read_image(tmp_path / "cells.tif").pixels).labels
+    table = nucleus_table(labels, spacing=MicronSpacing(0.5, "file", "TIFF XResolution/YResolution (cm)"))
+    page = nuclei_exports(nucleus_outlines(labels, table), table.objects)
+    assert (out / "cells_objects.csv").read_text(encoding="utf-8") == page.csv
+    assert (out / "cells.geojson").read_text(encoding="utf-8") == page.geojson
+    document = json.loads(page.geojson)
+    assert len(document["features"]) == row["count"]
+    assert document["features"][0]["properties"]["classification"]["name"] == "Nucleus"
+    assert "Area µm^2" in document["features"][0]["properties"]["measurements"]
+    assert main(["nuclei", "segment", str(tmp_path / "cells.tif"), "--out", str(out), "--pixel-spacing-um", "0.25",
+                 "--csv", "--jsonl"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (row["pixel_spacing_um"], row["spacing_source"]) == (0.25, "user") and "0.5 µm" in row["warnings"][0]

@@ -108,12 +108,24 @@ class InputContract:
         dtype: tensor dtype name, e.g. ``"float32"``.
         value_range: (low, high) of input values after the preset, e.g.
             ``(0.0, 1.0)``.
+        pixel_spacing_mm: (row, column) pixel spacing in mm the network was
+            trained at (issue 13): inference resamples an image whose file states
+            another spacing to it, as nnU-Net and MONAI's ``Spacing`` do; ``None``
+            when the training data had no physical scale.
+        spacing_range_mm: (finest, coarsest) spacing in mm of the training images;
+            an image inside it is not resampled (the network saw that scale).
+            ``None``: only ``pixel_spacing_mm`` itself.
+        scale: what one input pixel is, in words (where the spacing is measured,
+            or that images are resized to ``size`` whatever their spacing).
     """
 
     channels: int
     size: tuple[int, int] | None = None
     dtype: str = "float32"
     value_range: tuple[float, float] = (0.0, 1.0)
+    pixel_spacing_mm: tuple[float, float] | None = None
+    spacing_range_mm: tuple[float, float] | None = None
+    scale: str = ""
 
     def __post_init__(self) -> None:
         if not isinstance(self.channels, int) or self.channels < 1:
@@ -127,14 +139,27 @@ class InputContract:
         if not low < high:
             raise WeightsError(f"input value range must be (low, high) with low < high; {self.value_range!r} is given.")
         object.__setattr__(self, "value_range", (low, high))
+        for name in ("pixel_spacing_mm", "spacing_range_mm"):
+            object.__setattr__(self, name, _positive_pair(getattr(self, name), what=f"input {name}"))
+        if self.spacing_range_mm is not None and self.spacing_range_mm[0] > self.spacing_range_mm[1]:
+            raise WeightsError(f"input spacing_range_mm must be (finest, coarsest); {self.spacing_range_mm!r} is given.")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """The manifest's ``input`` object; the spacing fields appear only when set, so
+        manifests written before they existed read and write back unchanged."""
+        out: dict[str, Any] = {
             "channels": self.channels,
             "size": list(self.size) if self.size is not None else None,
             "dtype": self.dtype,
             "range": list(self.value_range),
         }
+        if self.pixel_spacing_mm is not None:
+            out["pixel_spacing_mm"] = list(self.pixel_spacing_mm)
+        if self.spacing_range_mm is not None:
+            out["spacing_range_mm"] = list(self.spacing_range_mm)
+        if self.scale:
+            out["scale"] = self.scale
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "InputContract":
@@ -144,7 +169,23 @@ class InputContract:
             size=tuple(size) if size is not None else None,
             dtype=str(data.get("dtype", "float32")),
             value_range=tuple(data.get("range", (0.0, 1.0))),
+            pixel_spacing_mm=data.get("pixel_spacing_mm"),
+            spacing_range_mm=data.get("spacing_range_mm"),
+            scale=str(data.get("scale") or ""),
         )
+
+
+def _positive_pair(value: Any, *, what: str) -> tuple[float, float] | None:
+    """``(a, b)`` of positive finite floats from one number or a pair; ``None`` stays ``None``."""
+    if value is None:
+        return None
+    try:
+        numbers = [float(value)] * 2 if isinstance(value, (int, float)) else [float(v) for v in value]
+    except (TypeError, ValueError):
+        numbers = []
+    if len(numbers) != 2 or not all(math.isfinite(n) and n > 0 for n in numbers):
+        raise WeightsError(f"{what} must be one positive number or a pair of them (mm); {value!r} is given.")
+    return (numbers[0], numbers[1])
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from scipy import ndimage
 from medlim.core.metrics import hausdorff_distance, instance_metrics, iou_matrix, pixel_metrics
 from medlim.errors import ParameterError
 from medlim.microscopy.nuclei.pipeline import NucleiParams, segment_nuclei
-from medlim.microscopy.nuclei.watershed import watershed_nuclei
+from medlim.microscopy.nuclei.watershed import watershed_basic_nuclei, watershed_nuclei
 from medlim.phantoms.fluorescence import generate_fluorescence
 
 __all__ = [
@@ -50,8 +50,9 @@ __all__ = [
     "evaluate_nuclei_data",
 ]
 
-#: Method names accepted by :func:`run_method`.
-METHODS: tuple[str, ...] = ("thesis", "watershed")
+#: Method names accepted by :func:`run_method`: the thesis method, the strong watershed
+#: baseline (h-maxima markers, size-aware smoothing; issue 13) and the basic one.
+METHODS: tuple[str, ...] = ("thesis", "watershed", "watershed-basic")
 #: Seeds used while choosing the project defaults (never report these as held out).
 DEVELOPMENT_SEEDS: range = range(1000, 1020)
 #: Default seed of ``medlim nuclei evaluate`` (disjoint from the development seeds).
@@ -138,6 +139,8 @@ def run_method(image: np.ndarray, method: str, *, params: NucleiParams | None = 
         result = segment_nuclei(image, params=params or NucleiParams())
     elif method == "watershed":
         result = watershed_nuclei(image)
+    elif method == "watershed-basic":
+        result = watershed_basic_nuclei(image)
     else:
         raise ParameterError(f"unknown nuclei method {method!r}; use one of {', '.join(METHODS)}.")
     return result.labels, result.seconds
@@ -257,7 +260,7 @@ class NucleiDataEvaluation:
         lines = [f"{self.images} images of dataset {self.fingerprint} (mean ± std):"]
         for method, values in self.summary.items():
             lines.append(
-                f"  {method:9s} Jaccard {values['jaccard']:.3f}±{values['jaccard_std']:.3f}  "
+                f"  {method:15s} Jaccard {values['jaccard']:.3f}±{values['jaccard_std']:.3f}  "
                 f"P {values['precision']:.3f}  R {values['recall']:.3f}  F1 {values['f1']:.3f}  "
                 f"HD {values['hausdorff']:.1f}±{values['hausdorff_std']:.1f}  object P/R/F1 "
                 f"{values['object_precision']:.3f}/{values['object_recall']:.3f}/{values['object_f1']:.3f}  "

@@ -66,7 +66,7 @@ def test_a_folder_scores_as_its_phantoms_do(tmp_path: Path) -> None:
             assert getattr(mine, key) == pytest.approx(getattr(theirs, key)), key
     assert result.rows[0].name == "dapi0.png"
     report = result.to_json()
-    assert report["data"]["images"] == 2 and set(report["summary"]) == {"thesis", "watershed"}
+    assert report["data"]["images"] == 2 and set(report["summary"]) == {"thesis", "watershed", "watershed-basic"}
     assert result.table_lines()[0].startswith(f"2 images of dataset {report['data']['fingerprint']}")
 
 

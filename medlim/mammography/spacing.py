@@ -1,0 +1,176 @@
+"""BAC inference at the pixel spacing SCU-Net was trained at (issue 13, "Pixel spacing").
+
+SCU-Net's filters are tuned to calcified arteries of a physical width at the
+training images' spacing (the shipped weights: phantoms at 0.07 and 0.085 mm
+at the breast, ``input.pixel_spacing_mm`` and ``input.spacing_range_mm`` of the
+manifest). :func:`bac_spacing` settles an image's spacing
+(:func:`medlim.core.spacing.decide_spacing`: the person's, else the file's,
+else the model's own with a warning); :func:`predict_at_model_spacing`
+resamples the 8-bit image to the model's spacing when it lies outside the
+training range, runs whole-image inference there, and maps the probability
+map, the preprocessed image and the breast mask back to the original grid, so
+every readout counts pixels of the image as given (and mm² at its spacing).
+
+Deviation from the thesis: §3.3 runs SCU-Net on the images at whatever spacing
+they have (its data came from one site); resampling is medlim's addition, as
+nnU-Net and MONAI's ``Spacing`` do it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import numpy as np
+
+from medlim.core.spacing import SpacingDecision, decide_spacing, resample_to_shape
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.tiling import MergeRule
+    from medlim.core.weights import WeightsEntry
+    from medlim.mammography.inference import BacPrediction, OutputActivation
+    from medlim.mammography.preprocess import PreprocessedImage
+
+__all__ = ["ScaledPrediction", "bac_spacing", "model_spacing", "predict_at_model_spacing", "to_original_grid"]
+
+
+class BacModel(Protocol):
+    """What this module reads of :class:`medlim.mammography.analysis.BacModel`.
+
+    Described here rather than imported: ``analysis`` calls this module, and the
+    two must not import each other.
+    """
+
+    @property
+    def entry(self) -> WeightsEntry: ...
+
+    @property
+    def label(self) -> str: ...
+
+    @property
+    def model(self) -> Any: ...
+
+    @property
+    def preset(self) -> str: ...
+
+    @property
+    def stride(self) -> int: ...
+
+    @property
+    def merge(self) -> str: ...
+
+    @property
+    def skip(self) -> bool | str: ...
+
+    @property
+    def output_activation(self) -> str: ...
+
+
+def model_spacing(entry: WeightsEntry) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+    """``(pixel spacing, training range)`` in mm from the weights' input contract (``None`` when not recorded)."""
+    contract = entry.input_contract
+    return contract.pixel_spacing_mm, contract.spacing_range_mm
+
+
+def bac_spacing(
+    bac_model: BacModel,
+    *,
+    file_spacing_mm: tuple[float, float] | None,
+    file_source: str | None,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+) -> SpacingDecision:
+    """The spacing of one mammogram for these weights (:func:`medlim.core.spacing.decide_spacing`).
+
+    Args:
+        bac_model: the loaded weights (their manifest gives the model's spacing).
+        file_spacing_mm, file_source: what the reader found in the file.
+        pixel_spacing_mm: the spacing the person states (mm), overriding the file's.
+    """
+    spacing, spacing_range = model_spacing(bac_model.entry)
+    return decide_spacing(file_spacing_mm=file_spacing_mm, file_source=file_source, model_spacing_mm=spacing,
+                          model_range_mm=spacing_range, user_spacing_mm=pixel_spacing_mm,
+                          model_label=bac_model.label)
+
+
+@dataclass(frozen=True)
+class ScaledPrediction:
+    """Inference at the model's spacing, mapped back.
+
+    Attributes:
+        prediction: probability map, preprocessed image and breast mask on the
+            image's own grid (``np.float32[H, W]``, ``np.uint8[H, W]``, ``np.bool_[H, W]``).
+        model_view: the preprocessed image on the grid the model saw (what the
+            training-data check scores); the same object as
+            ``prediction.preprocessed`` when nothing was resampled.
+        decision: the spacing decision it followed.
+    """
+
+    prediction: BacPrediction
+    model_view: PreprocessedImage
+    decision: SpacingDecision
+
+
+def to_original_grid(prediction: BacPrediction, shape: tuple[int, int]) -> BacPrediction:
+    """The prediction's maps resampled to ``shape`` (area-averaged when shrinking, bilinear when growing).
+
+    The probability is resampled as a map, then thresholded by the readouts, so
+    a mask keeps its area to within its boundary pixels; the breast mask keeps
+    pixels at least half inside the breast.
+    """
+    from medlim.mammography.preprocess import PreprocessedImage
+
+    grey = resample_to_shape(prediction.preprocessed.grey, shape)
+    mask = resample_to_shape(prediction.preprocessed.breast_mask, shape)
+    probability = resample_to_shape(prediction.probability.astype(np.float32, copy=False), shape)
+    return replace(prediction, probability=np.ascontiguousarray(probability),
+                   preprocessed=PreprocessedImage(grey=grey, breast_mask=mask))
+
+
+def predict_at_model_spacing(
+    image: np.ndarray,
+    bac_model: BacModel,
+    decision: SpacingDecision,
+    *,
+    batch_size: int = 8,
+    device: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScaledPrediction:
+    """Whole-image SCU-Net inference on the model's grid, mapped back to the image's.
+
+    Args:
+        image: ``np.uint8[H, W]`` grey mammogram.
+        bac_model: the loaded weights.
+        decision: from :func:`bac_spacing`.
+        batch_size: patches per forward pass.
+        device: torch device (``None``: where the model's inference puts it).
+        progress: ``progress(done, total)`` over grid patches.
+
+    Returns:
+        :class:`ScaledPrediction`; ``prediction.seconds`` includes the resampling.
+    """
+    import time
+
+    from medlim.mammography.inference import predict_probability_map
+
+    started = time.perf_counter()
+    shape = (int(image.shape[0]), int(image.shape[1]))
+    model_shape = decision.model_shape(shape)
+    source = image if model_shape == shape else resample_to_shape(image, model_shape)
+    prediction = predict_probability_map(
+        source,
+        bac_model.model,
+        preset=bac_model.preset,
+        stride=bac_model.stride,
+        merge=cast("MergeRule", bac_model.merge),
+        skip=bac_model.skip,
+        output_activation=cast("OutputActivation", bac_model.output_activation),
+        batch_size=batch_size,
+        device=device,
+        progress=progress,
+    )
+    if model_shape == shape:
+        return ScaledPrediction(prediction, prediction.preprocessed, decision)
+    back = to_original_grid(prediction, shape)
+    back = replace(back, seconds=time.perf_counter() - started)
+    return ScaledPrediction(back, prediction.preprocessed, decision)

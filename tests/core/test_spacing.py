@@ -1,0 +1,99 @@
+"""Pixel spacing at inference (issue 13): the decision, the resampling and the manifest record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from medlim.core.spacing import (
+    MODEL_DEFAULT,
+    USER,
+    decide_spacing,
+    grid_shape,
+    resample_to_shape,
+    spacing_pair,
+    training_spacing,
+)
+from medlim.core.weights.entry import InputContract
+from medlim.errors import ParameterError, WeightsError
+
+MODEL = (0.07, 0.07)
+
+
+def test_precedence_user_then_file_then_model() -> None:
+    user = decide_spacing(file_spacing_mm=(0.1, 0.1), file_source="PixelSpacing", model_spacing_mm=MODEL,
+                          user_spacing_mm=0.07)  # fmt: skip
+    assert (user.pixel_spacing_mm, user.spacing_source, user.resampled) == ((0.07, 0.07), USER, False)
+    file = decide_spacing(file_spacing_mm=(0.1, 0.1), file_source="ImagerPixelSpacing", model_spacing_mm=MODEL)
+    assert file.spacing_source == "ImagerPixelSpacing" and file.model_spacing_mm == MODEL and file.warning is None
+    none = decide_spacing(file_spacing_mm=None, file_source=None, model_spacing_mm=MODEL, model_label="scunet-bac v2")
+    assert (none.pixel_spacing_mm, none.spacing_source, none.resampled) == (MODEL, MODEL_DEFAULT, False)
+    assert "scunet-bac v2's own, 0.07 × 0.07 mm" in none.warning
+    nothing = decide_spacing(file_spacing_mm=None, file_source=None, model_spacing_mm=None)
+    assert (nothing.pixel_spacing_mm, nothing.spacing_source, nothing.warning) == (None, None, None)
+
+
+def test_resampling_only_outside_the_training_range() -> None:
+    def resampled(spacing: float) -> bool:
+        return decide_spacing(file_spacing_mm=(spacing, spacing), file_source="PixelSpacing", model_spacing_mm=MODEL,
+                              model_range_mm=(0.07, 0.085)).resampled  # fmt: skip
+
+    # range 0.07–0.085 widened by 2 %: 0.0686 … 0.0867 mm
+    assert not resampled(0.0687) and not resampled(0.085) and not resampled(0.0866)
+    assert resampled(0.0685) and resampled(0.0868) and resampled(0.28) and resampled(0.05)
+    # one axis outside is enough
+    assert decide_spacing(file_spacing_mm=(0.07, 0.1), file_source="PixelSpacing", model_spacing_mm=MODEL).resampled
+
+
+def test_grid_shape_and_model_shape() -> None:
+    assert grid_shape((1024, 832), (0.28, 0.28), MODEL) == (4096, 3328)
+    assert grid_shape((3, 3), (0.01, 0.01), (1.0, 1.0)) == (1, 1)  # never empty
+    decision = decide_spacing(file_spacing_mm=(0.14, 0.105), file_source="PixelSpacing", model_spacing_mm=MODEL)
+    assert decision.model_shape((640, 512)) == (1280, 768)
+
+
+def test_resample_preserves_area_and_values() -> None:
+    image = np.zeros((8, 8), np.uint8)
+    image[2:6, 2:6] = 200
+    # 2× down by area: each 2×2 block averaged: the 4×4 square becomes a 2×2 square of 200
+    down = resample_to_shape(image, (4, 4))
+    assert down.dtype == np.uint8 and down[1:3, 1:3].tolist() == [[200, 200], [200, 200]] and down.sum() == 800
+    # a mask keeps pixels at least half covered: rows/columns 3–8 at half size cover the 2×2 blocks
+    # 1..4 by ½, 1, 1, ½, so 4 cells are covered fully, 8 by ½ (kept) and 4 corners by ¼ (dropped): 12
+    mask = np.zeros((12, 12), bool)
+    mask[3:9, 3:9] = True
+    half = resample_to_shape(mask, (6, 6))
+    assert half.dtype == np.bool_ and half.sum() == 12 and not half[1, 1] and half[1, 2]
+    aligned = np.zeros((12, 12), bool)
+    aligned[4:8, 4:8] = True
+    assert resample_to_shape(aligned, (6, 6)).sum() == 4
+    # 2× up is bilinear: values stay within the input's range; a constant stays constant
+    probability = np.full((4, 5), 0.75, np.float32)
+    up = resample_to_shape(probability, (8, 10))
+    assert up.dtype == np.float32 and np.allclose(up, 0.75)
+    # one axis shrinks, the other grows
+    mixed = resample_to_shape(np.ones((10, 4), np.float32), (5, 8))
+    assert mixed.shape == (5, 8) and np.allclose(mixed, 1.0)
+    with pytest.raises(Exception, match="2-D"):
+        resample_to_shape(np.zeros((2, 2, 3), np.uint8), (1, 1))
+
+
+def test_training_spacing_is_the_lower_median() -> None:
+    even = training_spacing([(0.07, 0.07, 80), (0.085, 0.085, 80)], where="phantoms")
+    assert even["pixel_spacing_mm"] == [0.07, 0.07] and even["spacing_range_mm"] == [0.07, 0.085]
+    assert training_spacing([(0.1, 0.1, 3), (0.05, 0.05, 1)], where="x")["pixel_spacing_mm"] == [0.1, 0.1]
+    assert set(training_spacing([], where="a folder")) == {"scale"}
+
+
+def test_input_contract_round_trip_and_validation() -> None:
+    old = {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0]}
+    assert InputContract.from_dict(old).to_dict() == old  # manifests without a spacing write back unchanged
+    new = {**old, "pixel_spacing_mm": [0.07, 0.07], "spacing_range_mm": [0.07, 0.085], "scale": "mm at the breast"}
+    contract = InputContract.from_dict(new)
+    assert contract.pixel_spacing_mm == (0.07, 0.07) and contract.to_dict() == new
+    with pytest.raises(WeightsError, match="pixel_spacing_mm"):
+        InputContract(channels=1, pixel_spacing_mm=(0.07, -1.0))
+    with pytest.raises(WeightsError, match="finest, coarsest"):
+        InputContract(channels=1, spacing_range_mm=(0.1, 0.05))
+    with pytest.raises(ParameterError, match="positive"):
+        spacing_pair((0.1, 0.0))

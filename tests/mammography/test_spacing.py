@@ -1,0 +1,211 @@
+"""BAC inference at the weights' pixel spacing (issue 13, "Pixel spacing").
+
+One continuous scene — a breast of grey 80 with three discs of radius 2 mm and a
+1 × 20 mm bar of grey 250 — is rendered at 0.07 mm and at 0.14 mm (each pixel
+the mean of 4×4 samples) and written as DICOM with PixelSpacing. A stand-in
+"SCU-Net" (a 1×1 convolution, p = sigmoid(10·(z − z₀)) with z the published
+preset's normalised grey and z₀ that of grey 153) marks the bright objects. The
+weights record 0.07 mm, so the 0.14 mm file is resampled ×2 for inference and
+its maps brought back.
+
+Hand-computed expectations: true area = 3·π·2² + 1·20 = 57.70 mm²; total
+perimeter = 3·2π·2 + 2·(20 + 1) = 79.70 mm. On either grid the mask boundary
+lies within half a 0.14 mm pixel (0.07 mm) of where it lies on the other, so the
+mm² areas differ by at most 79.70 × 0.07 = 5.58 mm², and the masks compared on
+the 0.14 mm grid differ by at most one ring of boundary pixels,
+79.70 / 0.14 = 569 pixels (of about 57.70 / 0.14² = 2944).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medlim.core.io import read_image
+from medlim.core.spacing import MODEL_DEFAULT, USER, resample_to_shape
+from medlim.core.weights.entry import InputContract, WeightsEntry
+from medlim.mammography.analysis import analyse_mammogram, bac_model_from_entry
+from medlim.mammography.readout import readout_of
+
+FIELD_MM = (89.6, 71.68)  # 1280 × 1024 px at 0.07 mm, 640 × 512 px at 0.14 mm
+DISCS_MM = ((20.0, 20.0), (50.0, 30.0), (30.0, 50.0))  # (row, column) centres, radius 2 mm
+BAR_MM = (60.0, 80.0, 40.0, 41.0)  # rows 60–80, columns 40–41
+TRUE_AREA_MM2 = 3 * math.pi * 4 + 20.0
+PERIMETER_MM = 3 * 2 * math.pi * 2 + 2 * (20.0 + 1.0)
+
+
+def render_scene(spacing: float, samples: int = 4) -> np.ndarray:
+    """The scene at ``spacing`` mm, ``np.uint8[H, W]``: 0 outside the breast (columns ≥ 63 mm), 80 inside, 250 objects."""
+    rows, cols = (int(round(extent / spacing)) for extent in FIELD_MM)
+    offsets = (np.arange(samples) + 0.5) / samples
+    y = ((np.arange(rows)[:, None] + offsets[None, :]) * spacing).reshape(-1)[:, None]
+    x = ((np.arange(cols)[:, None] + offsets[None, :]) * spacing).reshape(-1)[None, :]
+    bright = np.zeros((y.size, x.size), bool)
+    for cy, cx in DISCS_MM:
+        bright |= (y - cy) ** 2 + (x - cx) ** 2 <= 4.0
+    top, bottom, left, right = BAR_MM
+    bright |= (y >= top) & (y < bottom) & (x >= left) & (x < right)
+    fine = np.where(bright, 250.0, np.where(x < 63.0, 80.0, 0.0))
+    image = fine.reshape(rows, samples, cols, samples).mean(axis=(1, 3))
+    return np.rint(image).astype(np.uint8)
+
+
+def write_mammogram(path: Path, image: np.ndarray, spacing: float | None) -> Path:
+    """A 16-bit MG DICOM (PixelSpacing when ``spacing``), or a PNG when ``spacing`` is None."""
+    if spacing is None:
+        assert cv2.imwrite(str(path), image)
+        return path
+    from pydicom import uid
+    from pydicom.dataset import Dataset, FileMetaDataset
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.1.2"
+    ds.SOPInstanceUID = uid.generate_uid(entropy_srcs=["medlim-spacing", str(spacing)])
+    ds.Modality, ds.ViewPosition, ds.ImageLaterality = "MG", "CC", "L"
+    ds.Rows, ds.Columns = image.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelSpacing = [spacing, spacing]
+    ds.PixelData = image.astype("<u2").tobytes()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid.ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.preamble = b"\x00" * 128
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+class BrightObjects(nn.Module):
+    """p = sigmoid(10·(z − z₀)) on the published preset's normalised grey z (z₀: grey 153)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 1, 1)
+        z0 = (153 / 255 - 0.2813) / 0.1256
+        with torch.no_grad():
+            self.conv.weight.fill_(10.0 / 3)
+            self.conv.bias.fill_(-10.0 * z0)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.conv(inputs)
+
+
+def toy_model(spacing_mm: tuple[float, float] | None = (0.07, 0.07)):
+    contract = InputContract(channels=3, size=(512, 512), value_range=(-3.0, 6.0), pixel_spacing_mm=spacing_mm)
+    entry = WeightsEntry(
+        name="toy-bac", version="1", task="bac-segmentation", architecture="scunet", file="toy.safetensors",
+        sha256="0" * 64, preset="published", input_contract=contract, output_type="probability",
+        thresholds={"output": 0.5},
+        params={"overlap": 64, "merge": "max", "skip": False, "output_activation": "sigmoid", "x": 100.0},
+    )  # fmt: skip
+    return bac_model_from_entry(entry, BrightObjects())
+
+
+@pytest.fixture(scope="module")
+def scene_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("spacing")
+    fine, coarse = render_scene(0.07), render_scene(0.14)
+    return {
+        "fine": write_mammogram(folder / "fine.dcm", fine, 0.07),
+        "coarse": write_mammogram(folder / "coarse.dcm", coarse, 0.14),
+        "png": write_mammogram(folder / "fine.png", fine, None),
+    }
+
+
+def test_scene_is_rendered_at_both_spacings() -> None:
+    fine, coarse = render_scene(0.07), render_scene(0.14)
+    assert fine.shape == (1280, 1024) and coarse.shape == (640, 512)
+    # the bright area of each rendering is the true area to within its boundary pixels
+    for image, spacing in ((fine, 0.07), (coarse, 0.14)):
+        area = np.count_nonzero(image > 165) * spacing**2
+        assert abs(area - TRUE_AREA_MM2) <= PERIMETER_MM * spacing / 2
+
+
+def test_a_coarser_file_is_resampled_and_its_readouts_agree_with_the_fine_one(scene_files) -> None:
+    bac_model = toy_model()
+    fine = analyse_mammogram(read_image(scene_files["fine"]), bac_model)
+    coarse = analyse_mammogram(read_image(scene_files["coarse"]), bac_model)
+
+    assert fine.model_spacing_mm is None and fine.spacing_source == "PixelSpacing"
+    assert coarse.model_spacing_mm == (0.07, 0.07) and coarse.pixel_spacing_mm == (0.14, 0.14)
+    # the model saw the 0.07 mm grid (9 patches of 512 at stride 448 on 1280 × 1024), the
+    # readouts are on the file's own 640 × 512 grid
+    assert coarse.prediction.patches_total == fine.prediction.patches_total == 9
+    assert coarse.prediction.probability.shape == (640, 512)
+    assert coarse.prediction.preprocessed.grey.shape == (640, 512)
+
+    fine_mm2, coarse_mm2 = fine.metrics.am_mm2, coarse.metrics.am_mm2
+    assert coarse_mm2 == pytest.approx(coarse.metrics.am * 0.14**2)
+    assert abs(coarse_mm2 - fine_mm2) <= PERIMETER_MM * 0.07  # 5.58 mm²
+    for area in (fine_mm2, coarse_mm2):
+        assert abs(area - TRUE_AREA_MM2) <= PERIMETER_MM * 0.07
+
+    fine_on_coarse = resample_to_shape(fine.mask() > 0, (640, 512))
+    differing = np.count_nonzero(fine_on_coarse != (coarse.mask() > 0))
+    assert differing <= PERIMETER_MM / 0.14  # one ring of 0.14 mm boundary pixels: 569
+
+    values = readout_of(coarse, file="coarse").to_dict()
+    assert values["pixel_spacing_mm"] == [0.14, 0.14] and values["model_spacing_mm"] == [0.07, 0.07]
+    assert values["spacing_source"] == "PixelSpacing"
+    assert "Resampled to the weights' 0.07 × 0.07 mm" in readout_of(coarse).spacing_text
+
+
+def test_a_file_without_spacing_gets_the_models_with_a_warning(scene_files) -> None:
+    analysis = analyse_mammogram(read_image(scene_files["png"]), toy_model())
+
+    assert analysis.spacing_source == MODEL_DEFAULT and analysis.pixel_spacing_mm == (0.07, 0.07)
+    assert analysis.model_spacing_mm is None
+    assert any("states no pixel spacing" in w and "0.07 × 0.07 mm" in w for w in analysis.warnings)
+    assert analysis.metrics.am_mm2 == pytest.approx(analysis.metrics.am * 0.0049)
+    assert "assume the weights' own" in readout_of(analysis).spacing_text
+
+
+def test_weights_without_a_spacing_leave_the_image_alone(scene_files) -> None:
+    analysis = analyse_mammogram(read_image(scene_files["png"]), toy_model(None))
+
+    assert analysis.pixel_spacing_mm is None and analysis.spacing_source is None and analysis.metrics.am_mm2 is None
+    assert not any("pixel spacing" in w for w in analysis.warnings)
+
+
+def test_a_stated_spacing_overrides_the_files(scene_files) -> None:
+    bac_model = toy_model()
+    # the 0.14 mm file stated at 0.07 mm: taken as the model's spacing, not resampled
+    stated = analyse_mammogram(read_image(scene_files["coarse"]), bac_model, pixel_spacing_mm=0.07)
+    assert stated.spacing_source == USER and stated.pixel_spacing_mm == (0.07, 0.07)
+    assert stated.model_spacing_mm is None and stated.prediction.patches_total == 2
+    assert stated.metrics.am_mm2 == pytest.approx(stated.metrics.am * 0.0049)
+    # a spacing inside the training range (here the model's ± 2 %) is not resampled either
+    near = analyse_mammogram(read_image(scene_files["coarse"]), bac_model, pixel_spacing_mm=(0.0705, 0.0695))
+    assert near.model_spacing_mm is None and near.spacing_source == USER
+
+
+def test_cli_pixel_spacing_reaches_the_readouts(scene_files, monkeypatch, capsys) -> None:
+    import json
+
+    import medlim.mammography.analysis as analysis_module
+    from medlim.cli import main
+
+    monkeypatch.setattr(analysis_module, "load_bac_model", lambda *args, **kwargs: toy_model())
+    assert main(["bac", "quantify", str(scene_files["coarse"]), "--jsonl", "--no-store", "--device", "cpu",
+                 "--pixel-spacing", "0.07"]) == 0  # fmt: skip
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["spacing_source"] == "user" and row["pixel_spacing_mm"] == [0.07, 0.07]
+    assert row["model_spacing_mm"] is None
+
+    assert main(["bac", "quantify", str(scene_files["coarse"]), "--no-store", "--device", "cpu"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "spacing=0.14×0.14 mm (PixelSpacing) resampled to 0.07×0.07 mm" in line
+
+    with pytest.raises(SystemExit):
+        main(["bac", "quantify", str(scene_files["coarse"]), "--pixel-spacing", "-1"])
