@@ -15,6 +15,10 @@ file and a pseudonymised row per file in its result; a resumed attempt reuses th
 again. The other kinds run the foreground command's own function: its stdout
 becomes the result (JSON lines parsed), its stderr the job's log, and its
 ``done/total`` progress lines the job's progress; they resume by running again.
+A ``train`` job resumes after its last finished epoch and never registers twice:
+the harness keeps its epochs in ``MEDLIM_HOME/jobs/<id>`` (named in
+``MEDLIM_JOB_CHECKPOINT_DIR``) and its registrations and result in the job's
+checkpoint (:mod:`medlim.core.training_resume`).
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
-from contextlib import redirect_stderr, redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,20 +217,81 @@ def run_command(context: JobContext, parameters: dict[str, Any]) -> dict[str, An
         JobError: the command ended with a non-zero exit status.
     """
     job = context.job
+    if job.kind == "train" and isinstance(context.checkpoint.get("result"), dict):
+        return dict(context.checkpoint["result"])  # an earlier attempt finished the command: nothing runs twice
     args = parse_job_argv(job.kind, parameters, origin=job.origin)
     if hasattr(args, "jsonl"):
         args.jsonl = True
     stdout, stderr = io.StringIO(), _StderrToJob(context, stage=job.kind)
     context.progress(0, None, stage=job.kind, message="started")
-    with redirect_stdout(stdout), redirect_stderr(stderr):
+    with _training_folder(context) as folder, redirect_stdout(stdout), redirect_stderr(stderr):
         code = int(args.func(args) or 0)
     stderr.flush()
     if code != 0:
+        if folder is not None:
+            _drop_epochs(folder)  # the job fails for good: its epochs are of no use
         raise JobError(f"`medlim {' '.join(COMMANDS[job.kind])}` ended with exit status {code}; the job's log says why.")
     result = _stdout_result(stdout.getvalue())
     if hasattr(args, "jsonl") and not getattr(args, "pseudonymise_names", False):
         result["output"] = _label_rows(result["output"])
+    if folder is not None:
+        _finish_training_folder(context, folder, {"exit_code": code, **result})
     return {"exit_code": code, **result}
+
+
+@contextmanager
+def _training_folder(context: JobContext) -> Iterator[Path | None]:
+    """A ``train`` job's resume folder (``MEDLIM_HOME/jobs/<id>``), named in ``MEDLIM_JOB_CHECKPOINT_DIR``.
+
+    The harness saves its epochs there and records what it registered; each registration is also
+    kept in the job's checkpoint in the store (and written back into the folder when a resumed
+    attempt finds it missing, e.g. on another machine), so a resumed job never registers twice.
+    Other kinds get ``None`` and no variable.
+    """
+    if context.job.kind != "train":
+        yield None
+        return
+    from medlim.core import training_resume
+    from medlim.core.jobs.model import JobLost
+
+    identity = json.dumps({"job": context.job.id, "created_at": str(context.job.created_at),
+                           "parameters": context.job.parameters}, sort_keys=True, default=str)
+    folder = training_resume.job_training_folder(context.job.id, identity=identity)
+    recorded = context.checkpoint.get("registered")
+    if isinstance(recorded, list) and recorded and not training_resume.recorded_registrations(folder):
+        training_resume.record_registrations(folder, recorded)
+
+    def keep(rows: list[dict[str, str]]) -> None:
+        context.save_checkpoint({**context.checkpoint, "registered": rows})
+
+    token = training_resume.registration_listener.set(keep)
+    previous = os.environ.get(training_resume.ENV_VARIABLE)
+    os.environ[training_resume.ENV_VARIABLE] = str(folder)
+    try:
+        yield folder
+    except Exception as exc:  # the job ends failed or cancelled (a killed process raises nothing here)
+        if not isinstance(exc, JobLost):  # a lost lease: the attempt that owns the job now needs them
+            _drop_epochs(folder)
+        raise
+    finally:
+        training_resume.registration_listener.reset(token)
+        if previous is None:
+            os.environ.pop(training_resume.ENV_VARIABLE, None)
+        else:
+            os.environ[training_resume.ENV_VARIABLE] = previous
+
+
+def _finish_training_folder(context: JobContext, folder: Path, result: dict[str, Any]) -> None:
+    """Keep the finished command's result in the job's checkpoint, then drop the epoch files (the model is
+    registered; a resumed attempt returns the kept result)."""
+    context.save_checkpoint({**context.checkpoint, "result": result})
+    _drop_epochs(folder)
+
+
+def _drop_epochs(folder: Path) -> None:
+    """Remove a training job's epoch files (``registered.json`` stays: it is small and proves what was written)."""
+    for path in folder.glob("train-*.pt"):
+        path.unlink(missing_ok=True)
 
 
 def _bac_row(index: int, file: Any, outcome: Any, *, pseudonymised: bool, mask_written: bool | None) -> dict[str, Any]:

@@ -18,6 +18,9 @@ trainers:
   without improvement, and stops before an epoch (plus its validation) would
   overrun the budget. A run that never validated raises
   :class:`NotValidatedError`: nothing unvalidated is ever registered.
+* Inside a ``train`` job, :func:`fit` saves the trainer after every epoch and a
+  resumed attempt goes on after the last saved epoch; the model is registered
+  once per job (:mod:`medlim.core.training_resume`).
 * :class:`TrainingPlan` — the settings a trainer derived from the data (as
   nnU-Net derives its plan from a dataset fingerprint), with the reason for
   each, recorded in the manifest entry (``plan``).
@@ -55,6 +58,7 @@ from medlim.core.datasets import (
     open_dataset,
 )
 from medlim.core.text import escape_control
+from medlim.core.training_resume import FitResume
 from medlim.core.weights.entry import WeightsEntry, json_safe
 from medlim.errors import ParameterError
 
@@ -122,6 +126,7 @@ class Deadline:
         self.max_minutes = float(max_minutes) if max_minutes else None
         self.started = clock()
         self.ends = None if self.max_minutes is None else self.started + 60.0 * self.max_minutes
+        self.parent: Deadline | None = None  # the budget this one was shared from
 
     @property
     def limited(self) -> bool:
@@ -145,9 +150,31 @@ class Deadline:
             raise ParameterError(f"`fraction` must be in (0, 1], {fraction!r} is given.")
         stage = Deadline(None, clock=self.clock)
         stage.max_minutes = self.max_minutes
+        stage.parent = self
         if self.ends is not None:
             stage.ends = min(self.ends, stage.started + fraction * self.remaining())
         return stage
+
+    def command_elapsed(self) -> float:
+        """Seconds the whole command's budget has spent (the outermost budget this stage was shared from)."""
+        return self.parent.command_elapsed() if self.parent is not None else self.elapsed()
+
+    def catch_up(self, spent: float) -> None:
+        """Count ``spent`` seconds as spent by the command, when it has spent less so far.
+
+        A resumed training job calls it with what its earlier attempt had spent at its last
+        checkpoint, so it goes on with the rest of the budget; this stage and every budget it
+        was shared from move their start and end earlier by the difference.
+        """
+        extra = float(spent) - self.command_elapsed()
+        if not math.isfinite(extra) or extra <= 0:
+            return
+        budget: Deadline | None = self
+        while budget is not None:
+            budget.started -= extra
+            if budget.ends is not None:
+                budget.ends -= extra
+            budget = budget.parent
 
     def describe(self) -> str:
         """``"0.5 min (--max-minutes)"`` or ``"no time limit"``."""
@@ -213,6 +240,57 @@ class FitResult(Generic[State]):
         }
 
 
+@dataclass
+class _FitProgress:
+    """How far a fit is (what a checkpoint keeps besides the trainer)."""
+
+    epoch: int = 0  # the last epoch trained (and validated when due)
+    best: ValidationScore | None = None
+    state: Any = None
+    best_epoch: int = 0
+    since_best: int = 0
+    history: list[tuple[int, float]] = field(default_factory=list)
+    epoch_seconds: float = 0.0
+    validation_seconds: float = 0.0
+    stopped: str = ""  # "", or "early stopping" once patience ran out
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        best = None if self.best is None else {
+            "score": float(self.best.score), "metric": self.best.metric, "tiebreak": float(self.best.tiebreak),
+            "metrics": dict(self.best.metrics), "payload": self.best.payload}
+        return {"epoch": self.epoch, "best": best, "state": self.state, "best_epoch": self.best_epoch,
+                "since_best": self.since_best, "history": [list(pair) for pair in self.history],
+                "epoch_seconds": self.epoch_seconds, "validation_seconds": self.validation_seconds,
+                "stopped": self.stopped}
+
+    @classmethod
+    def from_checkpoint(cls, saved: Mapping[str, Any]) -> _FitProgress:
+        best = None if saved["best"] is None else ValidationScore(**saved["best"])
+        return cls(epoch=int(saved["epoch"]), best=best, state=saved["state"], best_epoch=int(saved["best_epoch"]),
+                   since_best=int(saved["since_best"]), history=[(int(e), float(v)) for e, v in saved["history"]],
+                   epoch_seconds=float(saved["epoch_seconds"]), validation_seconds=float(saved["validation_seconds"]),
+                   stopped=str(saved["stopped"]))
+
+
+def _resumed(resume: FitResume | None, deadline: Deadline, label: str, progress: Progress | None) -> _FitProgress:
+    """The progress saved by an earlier attempt of this job (trainer restored, budget caught up), or a fresh one."""
+    saved = resume.checkpoint.load() if resume is not None else None
+    if resume is None or saved is None:
+        return _FitProgress()
+    resume.restore(saved["trainer"])
+    deadline.catch_up(float(saved["spent"]))
+    done = _FitProgress.from_checkpoint(saved["fit"])
+    if progress is not None:
+        progress(f"{label}: resumed after epoch {done.epoch} from the job's checkpoint")
+    return done
+
+
+def _save(resume: FitResume | None, done: _FitProgress, deadline: Deadline) -> None:
+    if resume is not None:
+        resume.checkpoint.save({"trainer": resume.capture(), "fit": done.to_checkpoint(),
+                                "spent": deadline.command_elapsed()})
+
+
 def fit(
     train_epoch: Callable[[int], str | None],
     *,
@@ -224,6 +302,7 @@ def fit(
     first_validation: int = 1,
     label: str = "model",
     progress: Progress | None = None,
+    resume: FitResume | None = None,
 ) -> FitResult[State]:
     """Train epoch by epoch, validate after each, keep the best state; stop on budget or patience.
 
@@ -241,6 +320,8 @@ def fit(
         first_validation: first epoch after which to validate (e.g. after a warm-up).
         label: the model, for messages.
         progress: callback for progress lines.
+        resume: inside a job (:func:`medlim.core.training_resume.fit_resume`): save after every epoch,
+            and go on after the last saved epoch of an earlier attempt with the rest of the budget.
 
     Returns:
         A :class:`FitResult` holding the best state.
@@ -251,46 +332,54 @@ def fit(
     """
     _check_fit_options(epochs, first_validation, patience)
     clock, started = deadline.clock, deadline.clock()
-    best: ValidationScore | None = None
-    state: Any = None
-    best_epoch = epochs_run = since_best = 0
-    history: list[tuple[int, float]] = []
-    epoch_seconds = validation_seconds = 0.0
-    stopped = "completed"  # or "time budget", "early stopping"
-    for epoch in range(1, epochs + 1):
-        needed = epoch_seconds + (validation_seconds if epoch >= first_validation else 0.0)
+    done = _resumed(resume, deadline, label, progress)
+    stopped = done.stopped or "completed"  # or "time budget", "early stopping"
+    for epoch in range(done.epoch + 1, epochs + 1 if not done.stopped else 0):
+        needed = done.epoch_seconds + (done.validation_seconds if epoch >= first_validation else 0.0)
         if deadline.expired() or deadline.remaining() < needed:
             stopped = "time budget"
             break
         tick = clock()
         line = train_epoch(epoch)
-        epoch_seconds, epochs_run = clock() - tick, epoch
+        done.epoch_seconds, done.epoch = clock() - tick, epoch
         if progress is not None and line:
             progress(line)
-        if epoch < first_validation:
-            continue
-        if deadline.expired():
+        if epoch >= first_validation and deadline.expired():
             stopped = "time budget"
             break
-        tick = clock()
-        result = validate()
-        validation_seconds = clock() - tick
-        history.append((epoch, float(result.score)))
-        improved = best is None or (result.score, result.tiebreak) > (best.score, best.tiebreak)
-        best, state, best_epoch = (result, snapshot(), epoch) if improved else (best, state, best_epoch)
-        since_best = 0 if improved else since_best + 1
-        if progress is not None:
-            progress(f"{label} validation after epoch {epoch}: {result.metric} {result.score:.4f}"
-                     + (" (best so far)" if improved else ""))
-        if patience is not None and since_best >= patience:
-            stopped = "early stopping"
+        if epoch >= first_validation:
+            tick = clock()
+            result = validate()
+            done.validation_seconds = clock() - tick
+            _keep_if_better(done, epoch, result, snapshot, label, progress)
+            if patience is not None and done.since_best >= patience:
+                stopped = done.stopped = "early stopping"
+        _save(resume, done, deadline)
+        if done.stopped:
             break
+    best = done.best
     if best is None:
-        raise NotValidatedError(_never_validated(label, deadline, epochs_run, epochs, first_validation))
+        raise NotValidatedError(_never_validated(label, deadline, done.epoch, epochs, first_validation))
     if progress is not None:
-        progress(f"{label}: kept epoch {best_epoch} ({best.metric} {best.score:.4f}); stopped: {stopped}")
-    return FitResult(state=state, best=best, best_epoch=best_epoch, epochs_run=epochs_run, epochs_planned=epochs,
-                     validations=len(history), stopped=stopped, history=tuple(history), seconds=clock() - started)
+        progress(f"{label}: kept epoch {done.best_epoch} ({best.metric} {best.score:.4f}); stopped: {stopped}")
+    return FitResult(state=done.state, best=best, best_epoch=done.best_epoch, epochs_run=done.epoch,
+                     epochs_planned=epochs, validations=len(done.history), stopped=stopped,
+                     history=tuple(done.history), seconds=clock() - started)
+
+
+def _keep_if_better(done: _FitProgress, epoch: int, result: ValidationScore, snapshot: Callable[[], Any],
+                    label: str, progress: Progress | None) -> None:
+    """Record a validation; keep a snapshot when it beats the best so far."""
+    done.history.append((epoch, float(result.score)))
+    best = done.best
+    improved = best is None or (result.score, result.tiebreak) > (best.score, best.tiebreak)
+    if improved:
+        done.best, done.state, done.best_epoch, done.since_best = result, snapshot(), epoch, 0
+    else:
+        done.since_best += 1
+    if progress is not None:
+        progress(f"{label} validation after epoch {epoch}: {result.metric} {result.score:.4f}"
+                 + (" (best so far)" if improved else ""))
 
 
 def _check_fit_options(epochs: int, first_validation: int, patience: int | None) -> None:

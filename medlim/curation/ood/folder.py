@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,6 +52,7 @@ from medlim.core.training import (
     prepare_training_data,
     recorded_command,
 )
+from medlim.core.training_resume import FitResume, claim_once, fit_resume, register_once
 from medlim.curation.ood.calibration import ood_metrics
 from medlim.curation.ood.data import PRESET, LabelledImages, read_dataset
 from medlim.curation.ood.distortions import EXTRA_DISTORTIONS, TRAIN_DISTORTIONS, distort
@@ -242,21 +243,42 @@ def _state(model: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
     return copy.deepcopy(model.state_dict())
 
 
+def _trainer_parts(trainer: Any, *names: str) -> Callable[[], dict[str, Any]]:
+    """The trainer's attributes ``names`` (model, optimisers, random streams, counters) for a job's checkpoint."""
+    return lambda: {name: getattr(trainer, name) for name in names}
+
+
+def _trainer_apply(trainer: Any) -> Callable[[Mapping[str, Any]], None]:
+    """Sets the plain values a checkpoint kept (counters, flags) back on the trainer."""
+
+    def apply(values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(trainer, name, value)
+
+    return apply
+
+
 def _fit_stage(train_epoch, epochs: int, model: "torch.nn.Module", validate, *, deadline: Deadline,
                planned: DetectorPlan, label: str, progress: Progress | None, first_validation: int = 1,
-               snapshot_model: "torch.nn.Module | None" = None) -> FitResult:
+               snapshot_model: "torch.nn.Module | None" = None, resume: FitResume | None = None) -> FitResult:
     """One stage under the harness; the best state is loaded back into ``snapshot_model`` (default ``model``)."""
     kept = snapshot_model if snapshot_model is not None else model
     result = fit(lambda _epoch: train_epoch(), epochs=epochs, validate=validate, snapshot=lambda: _state(kept),
                  deadline=deadline, patience=planned.patience, first_validation=first_validation, label=label,
-                 progress=progress)
+                 progress=progress, resume=resume)
     kept.load_state_dict(result.state)
     return result
 
 
 def _train_models(kind: str, train: np.ndarray, val: ValidationSet, base: Mapping[str, Any], planned: DetectorPlan,
-                  *, deadline: Deadline, progress: Progress | None) -> dict[str, tuple[Any, FitResult]]:
-    """Fit the stages of ``kind``; ``{"ae"?: (model, fit), kind: (model, fit)}``, best states loaded."""
+                  *, deadline: Deadline, progress: Progress | None,
+                  key: Sequence[Any] = ()) -> dict[str, tuple[Any, FitResult]]:
+    """Fit the stages of ``kind``; ``{"ae"?: (model, fit), kind: (model, fit)}``, best states loaded.
+
+    Inside a job each stage is saved after every epoch and resumed (``key``: what identifies the run).
+    """
+    import torch
+
     from medlim.curation.ood.train import AutoencoderTrainer, CvadTrainer, TendTrainer
 
     config = planned.config
@@ -264,22 +286,33 @@ def _train_models(kind: str, train: np.ndarray, val: ValidationSet, base: Mappin
         stage1 = AutoencoderTrainer(train, config)
         share = config.ae_epochs / (config.ae_epochs + config.tend_epochs)
         ae_fit = _fit_stage(stage1.train_epoch, config.ae_epochs, stage1.model, _validator("ae", stage1.model, base, val),
-                            deadline=deadline.share(share), planned=planned, label="AE baseline", progress=progress)
+                            deadline=deadline.share(share), planned=planned, label="AE baseline", progress=progress,
+                            resume=fit_resume("ae", key, _trainer_parts(stage1, "model", "optimiser", "generator",
+                                                                        "done"), apply=_trainer_apply(stage1)))
         stage2 = TendTrainer(train, stage1.model.eval(), config)
         params = {**base, "weight": config.weight, "margin": float(config.margin)}
+        tend_parts = _trainer_parts(stage2, "model", "optimiser", "generator", "rng", "done", "have_centre")
         tend_fit = _fit_stage(stage2.train_epoch, config.tend_epochs, stage2.model,
                               _validator("tend", stage2.model, params, val), deadline=deadline, planned=planned,
-                              label="TEND", progress=progress, first_validation=config.warmup_epochs + 1)
+                              label="TEND", progress=progress, first_validation=config.warmup_epochs + 1,
+                              resume=fit_resume("tend", key, tend_parts, apply=_trainer_apply(stage2)))
         return {"ae": (stage1.model.eval(), ae_fit), "tend": (stage2.model.eval(), tend_fit)}
     trainer = CvadTrainer(train, config)
     share = config.cvad_epochs / (config.cvad_epochs + config.disc_epochs)
     _fit_stage(trainer.generator_epoch, config.cvad_epochs, trainer.model,
                _validator("cvad", trainer.model, base, val, reconstruction_only=True),
                deadline=deadline.share(share), planned=planned, label="CVAD generator", progress=progress,
-               snapshot_model=trainer.model.generator)
+               snapshot_model=trainer.model.generator,
+               resume=fit_resume("cvad-generator", key, _trainer_parts(trainer, "model", "optimiser", "order",
+                                                                       "generator_done"), apply=_trainer_apply(trainer)))
+    if trainer.disc_optimiser is None:  # made here rather than in its first epoch, so a checkpoint can hold it
+        trainer.disc_optimiser = torch.optim.Adam(trainer.model.discriminator.parameters(), lr=config.lr)
+    disc_parts = _trainer_parts(trainer, "model", "optimiser", "disc_optimiser", "order", "generator_done",
+                                "discriminator_done")
     cvad_fit = _fit_stage(trainer.discriminator_epoch, config.disc_epochs, trainer.model,
                           _validator("cvad", trainer.model, base, val), deadline=deadline, planned=planned,
-                          label="CVAD discriminator", progress=progress)
+                          label="CVAD discriminator", progress=progress,
+                          resume=fit_resume("cvad-discriminator", key, disc_parts, apply=_trainer_apply(trainer)))
     return {"cvad": (trainer.model.eval(), cvad_fit)}
 
 
@@ -402,11 +435,13 @@ def train_on_folder(
     id_classes = resolve_id_classes(run.id_classes, data.dataset.classes)
     names = _model_names(run, id_classes)
     for model_name in names.values():
-        registries.claim(model_name, run.version)  # fail before training, not after
+        claim_once(registries, model_name, run.version)  # fail before training, not after
     train, val, planned = _planned_data(run, data, id_classes, progress)
     size = planned.config.input_size
     base = {"input_size": size, "id_classes": list(id_classes), "training": planned.config.to_dict()}
-    fitted = _train_models(run.kind, train, val, base, planned, deadline=deadline, progress=progress)
+    key = (recorded_command(f"medlim train {run.kind}", [*data.command_options(), ("--id-class", run.id_classes),
+                                                          *run.command_options]), base)
+    fitted = _train_models(run.kind, train, val, base, planned, deadline=deadline, progress=progress, key=key)
     detectors = {kind: Detector(kind, model, result.best.payload[0], threshold=result.best.payload[1],
                                 name=names[kind]) for kind, (model, result) in fitted.items()}
     heldout, heldout_id = _heldout(run, detectors, size=size, deadline=deadline, progress=progress)
@@ -424,7 +459,7 @@ def train_on_folder(
         fields_ = _entry_fields(kind, model, result, name=names[kind], version=run.version,
                                 config=planned.config, id_classes=id_classes, data=data, planned=planned,
                                 command=command, metrics=metrics)
-        entry = registries.register(fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
+        entry = register_once(registries, fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
         registered.append(entry)
         validation[entry.name] = result.to_json()
         if progress is not None:

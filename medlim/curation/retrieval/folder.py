@@ -42,6 +42,7 @@ evaluation) from the folder's classes or label sets.
 from __future__ import annotations
 
 import copy
+import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from medlim.core.training import (
     prepare_training_data,
     recorded_command,
 )
+from medlim.core.training_resume import claim_once, fit_resume, register_once
 from medlim.curation.retrieval.evaluate import evaluate_pms, evaluate_single_label
 from medlim.curation.retrieval.metrics import K_VALUES
 from medlim.curation.retrieval.plan import DETECTOR_SHARE, RetrievalPlan, plan_oscars, plan_pms
@@ -268,17 +270,28 @@ def _single_validator(model: Any, single: _SingleData):  # -> Callable[[], Valid
     return validate
 
 
+def _embedding_parts(trainer: Any) -> dict[str, Any]:
+    """What a job's checkpoint keeps of an :class:`~medlim.curation.retrieval.train.EmbeddingTrainer`."""
+    parts = {"model": trainer.model, "optimiser": trainer.optimiser, "rng": trainer.rng,
+             "epochs_done": trainer.epochs_done}
+    return parts if trainer.augment.generator is None else {**parts, "augment": trainer.augment.generator}
+
+
 def _fit_method(method: str, single: _SingleData, planned: RetrievalPlan, *, deadline: Deadline,
-                progress: Progress | None) -> tuple[Any, FitResult]:
-    """Train one method under the harness; the best state is loaded back."""
+                progress: Progress | None, key: Sequence[Any] = ()) -> tuple[Any, FitResult]:
+    """Train one method under the harness; the best state is loaded back (inside a job: saved every epoch,
+    resumed; ``key`` identifies the run, the anomaly bins included)."""
     from medlim.curation.retrieval.train import EmbeddingTrainer
 
     trainer = EmbeddingTrainer(single.train, single.train_classes, method=method, config=planned.config,
                                bins=single.bins if method == "oscars" else None, n_classes=len(single.classes))
+    bins = hashlib.sha256(np.ascontiguousarray(single.bins).tobytes()).hexdigest()
+    resume = fit_resume(method, (*key, bins), lambda: _embedding_parts(trainer),
+                        apply=lambda values: setattr(trainer, "epochs_done", int(values["epochs_done"])))
     result = fit(lambda _epoch: trainer.train_epoch(), epochs=planned.config.epochs,
                  validate=_single_validator(trainer.model, single),
                  snapshot=lambda: copy.deepcopy(trainer.model.state_dict()), deadline=deadline,
-                 patience=planned.patience, label=method, progress=progress)
+                 patience=planned.patience, label=method, progress=progress, resume=resume)
     trainer.model.load_state_dict(result.state)
     return trainer.model.eval(), result
 
@@ -335,7 +348,7 @@ def _register_family(run: OscarsFolderRun, fitted: Mapping[str, tuple[Any, FitRe
             data_record=record, seed=run.seed,
             description=f"{titles[method]} image retrieval (thesis §6.1), trained on the user dataset "
                         f"{data.fingerprint.id} with anomaly bins from detectors on {internal_id}")
-        entry = registries.register(fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
+        entry = register_once(registries, fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
         registered.append(entry)
         validation[entry.name] = result.to_json()
         if progress is not None:
@@ -372,14 +385,16 @@ def train_oscars_on_folder(run: OscarsFolderRun, *, registries: "Registries", de
                                  progress=progress)
     names = family_names(run.name or f"oscars-{_slug(data.fingerprint.id)}", run.methods)
     for model_name in names.values():
-        registries.claim(model_name, run.version)  # fail before training, not after
+        claim_once(registries, model_name, run.version)  # fail before training, not after
     internal, internal_id = _internal(run, data.dataset.classes, progress)
     single, planned = _oscars_data(run, data, internal, deadline=deadline, progress=progress)
+    key = (recorded_command("medlim train oscars", [*data.command_options(), ("--internal", internal_id),
+                                                     *run.command_options]), planned.plan.to_json())
     fitted: dict[str, tuple[Any, FitResult]] = {}
     methods = list(names)
     for done, method in enumerate(methods):
         share = deadline.share(1.0 / (len(methods) - done))  # the same time for every method of the family
-        fitted[method] = _fit_method(method, single, planned, deadline=share, progress=progress)
+        fitted[method] = _fit_method(method, single, planned, deadline=share, progress=progress, key=key)
     return _register_family(run, fitted, names, single, planned, data, internal_id, registries=registries,
                             allow_shipped_folder=allow_shipped_folder, progress=progress)
 
@@ -435,6 +450,20 @@ def _pms_data(run: PmsFolderRun, data: TrainingData, progress: Progress | None
     return train, train_labels, val, val_labels, label_set, planned
 
 
+def _pms_parts(trainer: Any) -> dict[str, Any]:
+    """What a job's checkpoint keeps of a :class:`~medlim.curation.retrieval.train.PmsTrainer` (its memory bank too)."""
+    parts = {"model": trainer.model, "optimiser": trainer.optimiser, "generator": trainer.generator,
+             "epochs_done": trainer.epochs_done, "proxies": trainer.proxies, "bank": trainer.bank.bank,
+             "bank_count": trainer.bank.count, "bank_frozen": trainer.bank.frozen}
+    return parts if trainer.augment.generator is None else {**parts, "augment": trainer.augment.generator}
+
+
+def _pms_apply(trainer: Any, values: Mapping[str, Any]) -> None:
+    trainer.epochs_done, trainer.proxies = int(values["epochs_done"]), values["proxies"]
+    trainer.bank.bank, trainer.bank.count = values["bank"], np.asarray(values["bank_count"], dtype=np.int64)
+    trainer.bank.frozen = bool(values["bank_frozen"])
+
+
 def train_pms_on_folder(run: PmsFolderRun, *, registries: "Registries", deadline: Deadline,
                         progress: Progress | None = None, allow_shipped_folder: bool = False) -> TrainingOutcome:
     """Check, split, plan, train, validate and register PMS from a multi-label manifest (arguments as
@@ -449,20 +478,22 @@ def train_pms_on_folder(run: PmsFolderRun, *, registries: "Registries", deadline
     data = prepare_training_data(run.data_dir, "pms", val_dir=run.val_dir, skip_bad=run.skip_bad, seed=run.seed,
                                  progress=progress)
     name = run.name or f"pms-{_slug(data.fingerprint.id)}"
-    registries.claim(name, run.version)  # fail before training, not after
+    claim_once(registries, name, run.version)  # fail before training, not after
     train, train_labels, val, val_labels, label_set, planned = _pms_data(run, data, progress)
     trainer = PmsTrainer(train, train_labels, config=planned.config)
+    command = recorded_command("medlim train pms", [*data.command_options(), *run.command_options])
+    resume = fit_resume("pms", (command, planned.plan.to_json()), lambda: _pms_parts(trainer),
+                        apply=lambda values: _pms_apply(trainer, values))
     result = fit(lambda _epoch: trainer.train_epoch(), epochs=trainer.total_epochs,
                  validate=_pms_validator(trainer.model, val, val_labels, label_set),
                  snapshot=lambda: copy.deepcopy(trainer.model.state_dict()), deadline=deadline,
                  patience=planned.patience, first_validation=planned.config.warmup_epochs + 1, label="pms",
-                 progress=progress)
+                 progress=progress, resume=resume)
     trainer.model.load_state_dict(result.state)
     model = trainer.model.eval()
     config = planned.config
     metrics = {"validation": result.to_json(), "validation_ds": _weightings(model, val, val_labels, label_set),
                "n_train": len(train), "n_validation": len(val)}
-    command = recorded_command("medlim train pms", [*data.command_options(), *run.command_options])
     fields_ = _entry_fields(
         name, run.version, task="multilabel-retrieval", architecture="pms-resnet18",
         kwargs={"channels": 1, "width": config.width, "n_classes": len(label_set), "branch_dim": config.branch_dim},
@@ -470,7 +501,7 @@ def train_pms_on_folder(run: PmsFolderRun, *, registries: "Registries", deadline
         params={"method": "pms", "classes": list(label_set), "bank_size": config.bank_size,
                 "lambda": config.pms_weight, "tau": train_labels.mean(axis=0).round(4).tolist(), "ds": DEFAULT_DS},
         description=f"PMS multi-label retrieval (thesis §6.2), trained on the user dataset {data.fingerprint.id}")
-    entry = registries.register(fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
+    entry = register_once(registries, fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
     if progress is not None:
         progress(f"registered {entry.label} in {registries.directory}")
     entries, familiarity = attach_input_checks([entry], train, val, dataset=data.fingerprint.id, progress=progress)

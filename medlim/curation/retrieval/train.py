@@ -135,12 +135,20 @@ def augment_batch(batch: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return ((out - mean) * contrast.to(out) + mean + brightness.to(out)).clamp(0.0, 1.0)
 
 
-def _augmenter(config: RetrievalTrainingConfig) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The batch transform of a run: :func:`augment_batch` on its own seeded stream, or the identity."""
-    if not config.augment:
-        return lambda batch: batch
-    generator = torch.Generator().manual_seed(config.seed + 17)
-    return lambda batch: augment_batch(batch, generator)
+class _Augmenter:
+    """The batch transform of a run: :func:`augment_batch` on its own seeded stream (``generator``, which a
+    job's checkpoint keeps), or the identity when ``config.augment`` is off (``generator`` is ``None``)."""
+
+    def __init__(self, config: RetrievalTrainingConfig) -> None:
+        self.generator = torch.Generator().manual_seed(config.seed + 17) if config.augment else None
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        return batch if self.generator is None else augment_batch(batch, self.generator)
+
+
+def _augmenter(config: RetrievalTrainingConfig) -> _Augmenter:
+    """The batch transform of a run (see :class:`_Augmenter`)."""
+    return _Augmenter(config)
 
 
 def _set_learning_rate(optimiser: torch.optim.Optimizer, config: RetrievalTrainingConfig, done: int, total: int) -> None:

@@ -34,6 +34,7 @@ are accepted and masks, if any, are ignored — and :func:`train_steatosis_on_fo
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,7 @@ from medlim.core.training import (
     prepare_training_data,
     recorded_command,
 )
+from medlim.core.training_resume import claim_once, fit_resume, register_once
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -410,8 +412,12 @@ def _prepare(run: SteatosisRun, data: TrainingData, start: _Start, device: str, 
 
 
 def _fit(start: _Start, tiles: Sequence["TrainingTile"], val: Sequence[ValidationCrop], planned: SteatosisPlan,
-         *, seed: int, device: str | None, deadline: Deadline, progress: Progress | None):  # -> FitResult
-    """Train under the harness; the best validated state is loaded back into ``start.model``."""
+         *, seed: int, device: str | None, deadline: Deadline, progress: Progress | None,
+         key: Sequence[Any] = ()):  # -> FitResult
+    """Train under the harness; the best validated state is loaded back into ``start.model``.
+
+    Inside a job the trainer is saved after every epoch (``key``: what identifies the run) and resumed.
+    """
     from medlim.microscopy.steatosis.train import (
         SteatosisTrainer,
         SteatosisTrainingConfig,
@@ -437,8 +443,18 @@ def _fit(start: _Start, tiles: Sequence["TrainingTile"], val: Sequence[Validatio
     def snapshot() -> dict[str, Any]:
         return {key: value.detach().to("cpu").clone() for key, value in trainer.model.state_dict().items()}
 
+    def parts() -> dict[str, Any]:
+        return {"model": trainer.model, "optimiser": trainer.optimiser, "schedule": trainer.schedule,
+                "rng": trainer.rng, "steps": trainer.steps, "running": dict(trainer.running),
+                "train_elapsed": time.perf_counter() - trainer.start}
+
+    def apply(values: Mapping[str, Any]) -> None:
+        trainer.steps, trainer.running = int(values["steps"]), dict(values["running"])
+        trainer.start = time.perf_counter() - float(values["train_elapsed"])  # the schedule's time fraction
+
     result = fit(train_epoch, epochs=planned.epochs, validate=validate, snapshot=snapshot, deadline=deadline,
-                 patience=planned.patience, label="Mask R-CNN", progress=progress)
+                 patience=planned.patience, label="Mask R-CNN", progress=progress,
+                 resume=fit_resume("maskrcnn", key, parts, apply=apply))
     trainer.model.load_state_dict(result.state)
     return result
 
@@ -490,23 +506,24 @@ def train_steatosis_on_folder(
     data = prepare_training_data(run.data_dir, "steatosis", val_dir=run.val_dir, skip_bad=run.skip_bad,
                                  seed=run.seed, progress=progress)
     name = run.name or f"maskrcnn-steatosis-{data.fingerprint.id[:8]}"
-    registries.claim(name, run.version)  # fail before training, not after
+    claim_once(registries, name, run.version)  # fail before training, not after
     start = _starting_point(registries, run, progress)
     device = select_device(run.device).type
     tiles, val, planned = _prepare(run, data, start, device, deadline, progress)
     if progress is not None:
         progress(f"{len(tiles)} weak-labelled training tiles, {len(val)} validation crops; plan: {planned.crop} px "
                  f"crops, batch {planned.batch_size}, {planned.epochs} epochs of {planned.steps_per_epoch} steps")
-    result = _fit(start, tiles, val, planned, seed=run.seed, device=run.device, deadline=deadline, progress=progress)
-    model = start.model.to("cpu").eval()
     command = recorded_command("medlim train steatosis",
                                [*data.command_options(), ("--init", start.label), *run.command_options])
+    result = _fit(start, tiles, val, planned, seed=run.seed, device=run.device, deadline=deadline, progress=progress,
+                  key=(command, planned.plan.to_json()))
+    model = start.model.to("cpu").eval()
     metrics = {"validation": result.to_json(), "reference": "screened weak labels of the validation crops "
                "(no annotation): agreement, not accuracy", "n_train_tiles": len(tiles),
                "weak_droplets": int(sum(int(t.labels.max()) for t in tiles))}
     fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, data=data, command=command,
                            metrics=metrics)
-    entry = registries.register(fields, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
+    entry = register_once(registries, fields, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
     if progress is not None:
         progress(f"registered {entry.label} in {registries.directory}")
     entry, familiarity = _attach_check(entry, tiles, val, data=data, progress=progress)
