@@ -3,8 +3,12 @@
 A pathologist uploads a fluorescence image (DAPI in the blue channel) or opens
 a bundled phantom, and sees the thesis method's nuclei with the dividing curves
 it drew through clumps, beside the marker-controlled watershed baseline; the
-counts, a per-nucleus table and the label image (the same file ``medlim nuclei
-segment`` writes). The method runs once per image and parameter set (cached);
+counts, a per-nucleus table with sizes in px and — when the file states its
+pixel size or the "Pixel size (µm)" field gives it — in µm / µm², histograms of
+those sizes, and the downloads ``medlim nuclei segment --csv --geojson`` writes
+(the label image, ``<stem>_objects.csv``, ``<stem>.geojson`` for QuPath). The
+method's parameters can be saved and loaded as named presets (built in:
+``thesis``). The method runs once per image and parameter set (cached);
 display sliders only redraw. All analysis comes from
 :mod:`medlim.microscopy.nuclei`; this script arranges widgets and results.
 """
@@ -15,7 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
@@ -23,9 +26,11 @@ from streamlit.delta_generator import DeltaGenerator
 from medlim import RESEARCH_USE_NOTICE
 from medlim.core.io.pseudonym import file_label
 from medlim.microscopy.nuclei.foreground import dapi_channel
-from medlim.microscopy.nuclei.measure import NUCLEUS_COLUMNS, NucleiReadout, NucleusRow, nuclei_readout
+from medlim.microscopy.nuclei.measure import NucleiReadout, NucleusRow, NucleusTable, nuclei_readout
 from medlim.microscopy.nuclei.pipeline import NucleiParams, NucleiResult
+from medlim.microscopy.objects import MicronSpacing
 from medlim.settings import get_settings
+from medlim.ui import microscopy as shared
 from medlim.ui import nuclei as ui
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.figures import downsample_for_display
@@ -76,6 +81,25 @@ def _reset_parameters() -> None:
             del st.session_state[key]
 
 
+def _parameter_values() -> dict[str, object]:
+    """The method widgets' current values by name (what a preset saves)."""
+    return {name: st.session_state.get(f"{KEY}_p_{name}", default) for name, default in ui.parameter_defaults().items()}
+
+
+def _apply_preset(values: object) -> None:
+    for name, value in dict(values).items():  # type: ignore[call-overload]
+        st.session_state[f"{KEY}_p_{name}"] = value
+
+
+def _presets_panel() -> None:
+    """Named presets of the method's parameters in the sidebar (built in: the thesis defaults)."""
+    shared.presets_panel(
+        kind=ui.PRESET_KIND, builtin={"thesis": ui.parameter_defaults()}, key=KEY, current=_parameter_values,
+        apply=_apply_preset, read=ui.preset_values, title="Parameter presets", save_label="Save current parameters as",
+        help_text="thesis: the thesis's values (§3.1.2) with medlim's documented additions; your own presets are "
+        "saved in medlim's store.")
+
+
 def _advanced_parameters(error_area: DeltaGenerator) -> NucleiParams | None:
     """The 'Advanced' expander: every method parameter, thesis defaults; None on a bad combination
     (then the error is shown in ``error_area``, above, where the results would be)."""
@@ -86,33 +110,34 @@ def _advanced_parameters(error_area: DeltaGenerator) -> NucleiParams | None:
             "is fixed below."
         )
         st.button("Reset to thesis defaults", on_click=_reset_parameters, key=f"{KEY}_reset")
+        # Values live in the session (presets set them), so widgets take no value of their own.
+        for name, default in ui.parameter_defaults().items():
+            st.session_state.setdefault(f"{KEY}_p_{name}", default)
         threshold_mode = st.radio(
-            "Foreground threshold",
-            ("Otsu (thesis: global adaptive threshold)", "Fixed fraction of the intensity range (authors' code)"),
-            key=f"{KEY}_p_threshold_mode",
+            "Foreground threshold", ui.THRESHOLD_MODES, key=f"{KEY}_p_threshold_mode",
             help="Step 1 of thesis §3.1.2: the DAPI channel is thresholded, holes filled.",
         )
         threshold_fraction = None
         if threshold_mode.startswith("Fixed"):
             threshold_fraction = st.number_input(
-                "Threshold (fraction of the range)", 0.01, 0.99, 0.25, 0.01, key=f"{KEY}_p_threshold_fraction",
+                "Threshold (fraction of the range)", 0.01, 0.99, step=0.01, key=f"{KEY}_p_threshold_fraction",
                 help="Authors' code: 0.25 of the intensity range.",
             )
         mean_area = st.number_input(
             "Known mean nucleus area (px², 0 = estimate from the isolated nuclei)",
-            min_value=0.0, value=0.0, step=50.0, key=f"{KEY}_p_mean_area",
+            min_value=0.0, step=50.0, key=f"{KEY}_p_mean_area",
             help="The thesis estimates the mean single-nucleus area from isolated nuclei; give it for crops "
             "that hold clumps only.",
         )
         auto_scale = st.checkbox(
-            "Rescale lengths to the nucleus size (automatic length scale)", value=True, key=f"{KEY}_p_auto_scale",
+            "Rescale lengths to the nucleus size (automatic length scale)", key=f"{KEY}_p_auto_scale",
             help="Multiplies r1, r2, σ and the Hessian scale by √(mean area / 1500 px²). Off: the numbers are used "
             "as pixels (scale below).",
         )
         scale = None
         if not auto_scale:
             scale = st.number_input(
-                "Length scale", 0.1, 10.0, 1.0, 0.05, key=f"{KEY}_p_scale",
+                "Length scale", 0.1, 10.0, step=0.05, key=f"{KEY}_p_scale",
                 help="1 = the thesis values as pixels.",
             )
         values: dict[str, object] = {}
@@ -129,13 +154,11 @@ def _advanced_parameters(error_area: DeltaGenerator) -> NucleiParams | None:
             with columns[slot % 3]:
                 default = getattr(DEFAULTS, spec.name)
                 if isinstance(default, bool):
-                    values[spec.name] = st.checkbox(
-                        spec.label, value=default, key=f"{KEY}_p_{spec.name}", help=spec.help
-                    )
+                    values[spec.name] = st.checkbox(spec.label, key=f"{KEY}_p_{spec.name}", help=spec.help)
                 else:
                     values[spec.name] = st.number_input(
                         spec.label, min_value=float(spec.minimum), max_value=float(spec.maximum),
-                        value=float(default), step=float(spec.step), key=f"{KEY}_p_{spec.name}", help=spec.help,
+                        step=float(spec.step), key=f"{KEY}_p_{spec.name}", help=spec.help,
                     )
             slot += 1
     params = None
@@ -202,8 +225,10 @@ def _readouts(method: NucleiReadout, baseline: NucleiReadout, truth: int | None)
         "candidates (area ≥ clump area factor × mean area, or solidity below the limit).",
     )
     columns[2].metric(
-        "Mean nucleus area (px²)", f"{method.mean_area_px2:,.0f}",
-        help="Mean single-nucleus area estimated from the isolated nuclei (or the value given under Advanced).",
+        "Mean nucleus area (µm²)" if method.mean_area_um2 is not None else "Mean nucleus area (px²)",
+        f"{method.mean_area_um2:,.1f}" if method.mean_area_um2 is not None else f"{method.mean_area_px2:,.0f}",
+        help=f"Mean single-nucleus area estimated from the isolated nuclei (or the value given under Advanced): "
+        f"{method.mean_area_px2:,.0f} px².",
     )
     columns[3].metric(
         "Nuclei (watershed baseline)", baseline.count, help="Marker-controlled watershed, thesis §3.1.3."
@@ -227,16 +252,18 @@ def _show(name: str, data: bytes, sample: Path | None) -> None:
         st.warning(warning, icon=":material/warning:")
     if pixels.ndim == 2:
         st.caption("Grey image: its values are used as the DAPI channel.")
+    spacing = shared.spacing_field(key=f"{KEY}_pixel_size", found=shared.file_spacing_cached(data))
     # Results first, the parameters below them (a container keeps that order on screen).
     results = st.container()
     params = _advanced_parameters(results)
     if params is None:
         return
     with results:
-        _show_results(name, data, pixels, params, sample)
+        _show_results(name, data, pixels, params, sample, spacing)
 
 
-def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiParams, sample: Path | None) -> None:
+def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiParams, sample: Path | None,
+                  spacing: MicronSpacing) -> None:
     thesis = baseline = None
     with show_medlim_errors(subject=name):
         thesis = ui.segment_cached(pixels, data, method="thesis", params=params, name=name)
@@ -245,7 +272,7 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
         return
     if thesis.count == 0:
         st.info("No nuclei found: is the image a DAPI fluorescence image with nuclei brighter than the background?")
-    table, baseline_table = ui.nucleus_table_cached(thesis), ui.nucleus_table_cached(baseline)
+    table, baseline_table = ui.nucleus_table_cached(thesis, spacing), ui.nucleus_table_cached(baseline, spacing)
     _readouts(nuclei_readout(thesis, table), nuclei_readout(baseline, baseline_table),
               ui.truth_count(sample) if sample is not None else None)
 
@@ -271,44 +298,26 @@ def _show_results(name: str, data: bytes, pixels: np.ndarray, params: NucleiPara
         f"drag to zoom (each panel separately), double-click to reset.{shrink}"
     )
 
+    _measurements_and_downloads(name, data, thesis, table)
+
+
+def _measurements_and_downloads(name: str, data: bytes, thesis: NucleiResult, table: NucleusTable) -> None:
+    """The per-nucleus table, its histograms and the downloads (label image, CSV, QuPath GeoJSON)."""
     st.subheader("Per-nucleus measurements (thesis method)")
-    frame = pd.DataFrame(table.to_csv_rows(), columns=list(NUCLEUS_COLUMNS))
-    st.dataframe(
-        frame,
-        hide_index=True,
-        height=260,
-        key=f"{KEY}_table",
-        column_config={
-            "id": st.column_config.NumberColumn("Nucleus", help="Its value in the label image."),
-            "area_px2": st.column_config.NumberColumn("Area (px²)"),
-            "centroid_row": st.column_config.NumberColumn("Centre row (px)", format="%.1f"),
-            "centroid_col": st.column_config.NumberColumn("Centre column (px)", format="%.1f"),
-            "perimeter_px": st.column_config.NumberColumn("Perimeter (px)", format="%.1f"),
-            "eccentricity": st.column_config.NumberColumn(
-                "Eccentricity", format="%.2f", help="0 = circle, towards 1 = elongated."
-            ),
-            "solidity": st.column_config.NumberColumn(
-                "Solidity", format="%.2f", help="Area / convex hull area; below ~0.9 = indented outline."
-            ),
-            "from_split_clump": st.column_config.CheckboxColumn("Cut from a clump"),
-        },
-    )
+    shared.object_table_view(table.objects, key=f"{KEY}_table")
+    if len(table):
+        st.plotly_chart(shared.object_histograms(table.objects, ui.histogram_columns(table.spacing), objects="Nuclei"),
+                        key=f"{KEY}_histograms", width="stretch")
     stem = Path(file_label(name, data=data)).stem  # downloads carry a pseudonymous label, not the file's name
-    download_labels, download_table = st.columns(2)
     with show_medlim_errors(subject=name) as outcome:
         png = ui.labels_png(thesis.labels, name=name)
     if not outcome.failed:
-        download_labels.download_button(
+        st.download_button(
             "Download label image (16-bit PNG)", png, file_name=f"{stem}_labels.png", mime="image/png",
             key=f"{KEY}_download_labels",
             help="uint16 instance labels at the input size, 0 = background: the file `medlim nuclei segment` writes.",
         )
-    download_table.download_button(
-        "Download per-nucleus table (CSV)", table.to_csv().encode("utf-8"), file_name=f"{stem}_nuclei.csv",
-        mime="text/csv", key=f"{KEY}_download_csv",
-        help="id, area (px²), centroid (row, column px), perimeter (px), eccentricity, solidity, from a split clump: "
-        "the table `medlim nuclei segment --csv` writes.",
-    )
+    shared.exports_downloads(ui.exports_cached(thesis, table), stem=stem, key=f"{KEY}_download", objects="Nuclei")
 
 
 ensure_app_shell()
@@ -318,6 +327,7 @@ st.caption(
     "between them (thesis §3.1), beside a marker-controlled watershed. No training data or model is used. "
     + RESEARCH_USE_NOTICE
 )
+_presets_panel()
 source = _choose_source()
 if source is None:
     st.info("Upload a fluorescence image or choose a bundled sample to segment its nuclei.")

@@ -7,8 +7,11 @@ overlay, counts, steatosis percentage with its grade bands and the morphology
 histograms follow immediately. Cutoffs can be saved and loaded as named
 presets (built in: ``default``, validated for the steatosis % of tissue, and
 ``thesis``); the report names a preset only while the cutoffs are its values.
-The per-droplet CSV, the GeoJSON polygons (QuPath) and the report download
-from here. All numbers come from
+With a pixel size (from the TIFF / OME-TIFF file, or the "Pixel size (µm)"
+field) areas are given in µm² too and droplets can be kept by absolute area
+(µm²) beside the relative cutoffs. The per-droplet CSV and the QuPath GeoJSON
+(outlines with holes) download under the names ``medlim steatosis segment
+--csv --geojson`` writes, with the same content; the report downloads too. All numbers come from
 :class:`medlim.microscopy.steatosis.report.SteatosisReport`, the report
 ``medlim steatosis segment`` prints.
 """
@@ -22,13 +25,12 @@ import numpy as np
 import streamlit as st
 
 from medlim.core.io.pseudonym import file_label
-from medlim.core.paths import validate_name
-from medlim.errors import ParameterError
-from medlim.microscopy.steatosis.analysis import SteatosisAnalysis
+from medlim.microscopy.objects import MicronSpacing
+from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisModel
 from medlim.microscopy.steatosis.droplets import BUILTIN_PRESETS, REFERENCES, Cutoffs
-from medlim.microscopy.steatosis.export import droplet_csv, geojson_text
 from medlim.microscopy.steatosis.report import SteatosisReport
 from medlim.settings import get_settings
+from medlim.ui import microscopy as shared
 from medlim.ui import steatosis as ui
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.loaders import model_picker, read_image_cached
@@ -37,7 +39,8 @@ from medlim.ui.shell import ensure_app_shell
 ensure_app_shell()
 
 _SLIDERS = {"area": "steatosis_area", "perimeter": "steatosis_perimeter",
-            "eccentricity": "steatosis_eccentricity", "min_score": "steatosis_min_score"}
+            "eccentricity": "steatosis_eccentricity", "min_score": "steatosis_min_score",
+            "area_um2_low": "steatosis_area_um2_low", "area_um2_high": "steatosis_area_um2_high"}
 _REFERENCE_KEY = "steatosis_reference"
 _REFERENCE_LABELS = {"scored": "Mean of the droplets passing the score (medlim)",
                      "all-detections": "Mean of all detections (thesis)"}
@@ -48,64 +51,33 @@ def _set_sliders(cutoffs: Cutoffs) -> None:
         st.session_state[_SLIDERS[name]] = value
     st.session_state[_SLIDERS["min_score"]] = cutoffs.min_score
     st.session_state[_REFERENCE_KEY] = cutoffs.reference
-
-
-def _stored_presets(store: object) -> dict[str, Cutoffs]:
-    """The user's saved presets (name → cutoffs); built-in names win over stored ones."""
-    from medlim.core.store.presets import list_presets
-
-    stored = {}
-    for preset in list_presets(store, ui.PRESET_KIND):
-        if preset.name not in BUILTIN_PRESETS:
-            stored[preset.name] = Cutoffs.from_dict(dict(preset.params))
-    return stored
+    for key, value in ui.absolute_area_values(cutoffs).items():
+        st.session_state[_SLIDERS[key]] = value
 
 
 def _presets_panel() -> tuple[str, dict[str, Cutoffs]]:
-    """Preset picker and saver in the sidebar; ``(picked name, every preset by name)``."""
-    from medlim.core.store.presets import save_preset
-
-    presets: dict[str, Cutoffs] = dict(BUILTIN_PRESETS)
-    store = None
-    with show_medlim_errors(subject="Presets"):
-        store = ui.open_store_cached(get_settings().database_url)
-        presets.update(_stored_presets(store))
-    pending = st.session_state.pop("steatosis_preset_saved", None)
-    if pending in presets:
-        # A preset was just saved from the current sliders: select it, keep the sliders.
-        st.session_state["steatosis_preset"] = pending
-        st.session_state["steatosis_preset_applied"] = pending
-    with st.sidebar:
-        st.subheader("Cutoff presets")
-        chosen = st.selectbox("Preset", list(presets), key="steatosis_preset",
-                              help="default: validated for the steatosis % of tissue (no feature limit, every "
-                              "detection on tissue); thesis: the thesis's cutoffs × the mean of all detections.")
-        if pending in presets:
-            st.success(f"Saved preset “{pending}”.", icon=":material/check:")
-        if st.session_state.get("steatosis_preset_applied") != chosen:
-            _set_sliders(presets[chosen])
-            st.session_state["steatosis_preset_applied"] = chosen
-        name = st.text_input("Save current cutoffs as", key="steatosis_preset_name", placeholder="e.g. donor-liver")
-        if st.button("Save preset", key="steatosis_preset_save", disabled=store is None or not name.strip()):
-            with show_medlim_errors(subject="Save preset") as outcome:
-                name = validate_name(name, what="preset name")
-                if name in BUILTIN_PRESETS:
-                    raise ParameterError(f"“{name}” is a built-in preset; choose another preset name.")
-                save_preset(store, kind=ui.PRESET_KIND, name=name, params=_current_cutoffs().as_dict())
-            if not outcome.failed:
-                st.session_state["steatosis_preset_saved"] = name
-                st.rerun()
-    return chosen, presets
+    """Preset picker and saver in the sidebar (:func:`medlim.ui.microscopy.presets_panel`);
+    ``(picked name, every preset by name)``. Presets saved before absolute areas existed load unchanged."""
+    chosen, presets = shared.presets_panel(
+        kind=ui.PRESET_KIND, builtin={name: c.as_dict() for name, c in BUILTIN_PRESETS.items()}, key="steatosis",
+        current=lambda: _current_cutoffs().as_dict(), apply=lambda params: _set_sliders(Cutoffs.from_dict(dict(params))),
+        read=lambda params: Cutoffs.from_dict(dict(params)).as_dict(), title="Cutoff presets",
+        save_label="Save current cutoffs as",
+        help_text="default: validated for the steatosis % of tissue (no feature limit, every detection on tissue); "
+        "thesis: the thesis's cutoffs × the mean of all detections.")
+    return chosen, {name: Cutoffs.from_dict(dict(params)) for name, params in presets.items()}
 
 
 def _current_cutoffs() -> Cutoffs:
     state = st.session_state
     values = {name: tuple(state[_SLIDERS[name]]) for name in ui.SLIDER_RANGES}
     return ui.cutoffs_from_sliders(values, min_score=float(state[_SLIDERS["min_score"]]),
-                                   reference=state[_REFERENCE_KEY])
+                                   reference=state[_REFERENCE_KEY],
+                                   area_um2=(float(state[_SLIDERS["area_um2_low"]]),
+                                             float(state[_SLIDERS["area_um2_high"]])))
 
 
-def _sliders() -> Cutoffs:
+def _sliders(spacing: MicronSpacing) -> Cutoffs:
     _set_defaults(BUILTIN_PRESETS["default"])
     st.markdown("**Cutoffs** (× the reference droplet; a slider at its right end sets no upper limit)")
     st.radio("Reference droplet", REFERENCES, key=_REFERENCE_KEY, horizontal=True,
@@ -121,6 +93,13 @@ def _sliders() -> Cutoffs:
                       f"right end ({high:g}) = no upper limit.")
     right.slider("Minimum score", 0.0, 1.0, step=0.01, key=_SLIDERS["min_score"],
                  help="Keep droplets the network scored at least this (it reports nothing below 0.05).")
+    low, high = st.columns(2)
+    unknown = "Needs the pixel size (the file's, or the “Pixel size (µm)” field)." if not spacing.known else ""
+    low.number_input("Absolute area at least (µm²)", min_value=0.0, step=1.0, key=_SLIDERS["area_um2_low"],
+                     disabled=not spacing.known, help=unknown or "Keep droplets at least this large (0 = no limit).")
+    high.number_input("Absolute area at most (µm², 0 = no limit)", min_value=0.0, step=10.0,
+                      key=_SLIDERS["area_um2_high"], disabled=not spacing.known,
+                      help=unknown or "Keep droplets at most this large, beside the relative cutoffs.")
     return _current_cutoffs()
 
 
@@ -130,6 +109,8 @@ def _set_defaults(cutoffs: Cutoffs) -> None:
         st.session_state.setdefault(_SLIDERS[name], value)
     st.session_state.setdefault(_SLIDERS["min_score"], cutoffs.min_score)
     st.session_state.setdefault(_REFERENCE_KEY, cutoffs.reference)
+    for key, value in ui.absolute_area_values(cutoffs).items():
+        st.session_state.setdefault(_SLIDERS[key], value)
 
 
 def _source() -> tuple[str, bytes] | None:
@@ -167,6 +148,12 @@ def main() -> None:
         st.info("Upload an image or pick a sample to start.", icon=":material/upload:")
         return
     name, data = source
+    slide_path = None
+    with show_medlim_errors(subject=name):
+        slide_path = ui.slide_upload_path(data, name)
+    if slide_path is not None:
+        _show_slide(name, data, slide_path, model, preset, presets)
+        return
     analysis = None
     with show_medlim_errors(subject=name):
         record = read_image_cached(data, name)
@@ -177,13 +164,47 @@ def main() -> None:
         analysis = ui.analyse_cached(pixels, data, model)
     if analysis is None:
         return
-    cutoffs = _sliders()
-    _show_report(name, data, pixels, analysis, analysis.report(cutoffs, presets=presets, chosen=preset))
+    spacing = shared.spacing_field(key="steatosis_pixel_size", found=shared.file_spacing_cached(data))
+    analysis = analysis.with_spacing(spacing)
+    cutoffs = _sliders(spacing)
+    report = None
+    with show_medlim_errors(subject="Cutoffs"):
+        report = analysis.report(cutoffs, presets=presets, chosen=preset)
+    if report is not None:
+        _show_report(name, data, pixels, analysis, report)
 
 
-def _show_report(name: str, data: bytes, pixels: np.ndarray, analysis: SteatosisAnalysis,
+def _show_slide(name: str, data: bytes, path: Path, model: SteatosisModel, preset: str,
+                presets: dict[str, Cutoffs]) -> None:
+    """A whole slide: a region (or the whole tissue) analysed tile by tile, with a progress bar."""
+    st.caption("Whole slide: read tile by tile (only one tile in memory), droplets on tile seams counted once. "
+               "Tiles without tissue on the slide's overview are skipped.")
+    region = st.text_input("Region x,y,w,h in pixels (empty: the whole tissue)", key="steatosis_region",
+                           placeholder="e.g. 0,0,8192,8192")
+    if not st.button("Analyse the slide", key="steatosis_slide_run") and st.session_state.get(
+            "steatosis_slide_started") != str(path):
+        return
+    st.session_state["steatosis_slide_started"] = str(path)  # later reruns (sliders) keep showing this slide
+    analysis = None
+    with show_medlim_errors(subject=name):
+        analysis, found = ui.analyse_slide_cached(path, model, region)
+    if analysis is None:
+        return
+    spacing = shared.spacing_field(key="steatosis_pixel_size", found=found)
+    analysis = analysis.with_spacing(spacing)
+    cutoffs = _sliders(spacing)
+    report = None
+    with show_medlim_errors(subject="Cutoffs"):
+        report = analysis.report(cutoffs, presets=presets, chosen=preset)
+    if report is not None:
+        _show_report(name, data, None, analysis, report)
+
+
+def _show_report(name: str, data: bytes, pixels: np.ndarray | None, analysis: SteatosisAnalysis,
                  report: SteatosisReport) -> None:
     """Metrics, overlay, histograms and downloads of one :class:`SteatosisReport`."""
+    for warning in analysis.warnings:  # the image looks unlike the training images (issue 13); the pixel-size
+        st.warning(warning, icon=":material/warning:")  # note among report.warnings is shown by its field
     a, b, c, d = st.columns(4)
     a.metric("Droplets kept", f"{report.kept} / {report.detected}",
              help="Droplets inside the cutoffs / droplets the network found on tissue.")
@@ -191,21 +212,29 @@ def _show_report(name: str, data: bytes, pixels: np.ndarray, analysis: Steatosis
              help="Kept droplet area ÷ tissue area (the section without glass, lumina and tears).")
     c.metric("NASH-CRN grade", report.nash_crn_band, help="S0 < 5 %, S1 5–33 %, S2 34–66 %, S3 > 66 %.")
     d.metric("Donor assessment", report.donor_band, help="Donor-liver bands < 5 / 5–29 / ≥ 30 % of tissue.")
-    st.image(ui.overlay_image(pixels, analysis.labels, report.kept_flags),
-             caption="Kept droplets in blue; discarded droplets outlined and boxed in vermillion (thesis Fig. 3.5).",
-             width="stretch")
+    if report.unlike_training is not None:
+        check = report.unlike_training.to_dict()
+        st.caption(f"Training-data check: score {check['score']:.2f}, limit {check['threshold']:.2f} — "
+                   + ("**unlike the training images**" if check["flagged"] else "like the training images"))
+    if report.pixel_spacing_um is not None:
+        st.caption(f"Kept droplets: {report.kept_area_px2 * report.pixel_spacing_um ** 2:,.0f} µm² of "
+                   f"{report.tissue_area_px2 * report.pixel_spacing_um ** 2:,.0f} µm² tissue.")
+    if pixels is not None and analysis.labels is not None:
+        st.image(ui.overlay_image(pixels, analysis.labels, report.kept_flags),
+                 caption="Kept droplets in blue; discarded droplets outlined and boxed in vermillion (thesis Fig. 3.5).",
+                 width="stretch")
+    else:
+        st.caption("Whole slide: open the GeoJSON in QuPath over the slide to see the droplets.")
     st.plotly_chart(ui.histogram_figure(analysis, report), width="stretch", key="steatosis_histograms")
     label = file_label(name, data=data)  # downloads carry this, not the file's name
     st.markdown(f"**Report** — preset **{report.preset}**; {_cutoff_text(report.cutoffs)}")
     stem = Path(label).stem
-    left, middle, right = st.columns(3)
-    left.download_button("Droplets (CSV)", droplet_csv(analysis.table, report.kept_flags),
-                         file_name=f"{stem}_droplets.csv", mime="text/csv", key="steatosis_csv")
-    middle.download_button("Polygons (GeoJSON, QuPath)",
-                           geojson_text(analysis.labels, analysis.table, report.kept_flags),
-                           file_name=f"{stem}_droplets.geojson", mime="application/geo+json", key="steatosis_geojson")
-    right.download_button("Report (JSON)", json.dumps({"file": label, **report.to_json()}, indent=1),
-                          file_name=f"{stem}_steatosis.json", mime="application/json", key="steatosis_report")
+    exports = ui.exports_cached(analysis, report)
+    st.markdown("**Per-droplet table**")
+    shared.object_table_view(exports.table, key="steatosis_table")
+    shared.exports_downloads(exports, stem=stem, key="steatosis", objects="Droplets")
+    st.download_button("Report (JSON)", json.dumps({"file": label, **report.to_json()}, indent=1),
+                       file_name=f"{stem}_steatosis.json", mime="application/json", key="steatosis_report")
 
 
 def _cutoff_text(cutoffs: Cutoffs) -> str:
@@ -214,7 +243,12 @@ def _cutoff_text(cutoffs: Cutoffs) -> str:
     for name in ui.SLIDER_RANGES:
         low, high = getattr(cutoffs, name)
         parts.append(f"{name} {low:g}–{high:g}" if high != float("inf") else f"{name} ≥ {low:g} (no upper limit)")
-    return f"cutoffs {', '.join(parts)} × {_REFERENCE_LABELS[cutoffs.reference].lower()}; score ≥ {cutoffs.min_score:g}."
+    absolute = ""
+    if cutoffs.absolute:
+        low, high = cutoffs.area_um2
+        absolute = f"; area {low:g}–{high:g} µm²" if high != float("inf") else f"; area ≥ {low:g} µm²"
+    return (f"cutoffs {', '.join(parts)} × {_REFERENCE_LABELS[cutoffs.reference].lower()}; "
+            f"score ≥ {cutoffs.min_score:g}{absolute}.")
 
 
 main()

@@ -3,9 +3,16 @@
 ``segment`` runs the Mask R-CNN (tiled, tile-border droplets merged), applies
 the cutoffs relative to the mean droplet (thesis defaults) and a minimum
 score, writes ``<stem>_labels.png`` (uint16, kept droplets only) and prints
-``file, detected, kept, steatosis_fraction, seconds, labels, warnings`` (a file
+``file, detected, kept, steatosis_fraction, seconds, labels, unlike_training, warnings``
+(the weights' training-data check, issue 13, and its warning when flagged; a file
 that cannot be read gets ``file, error, message`` and the run goes on; repeated
-stems get their folder added, :mod:`medlim.core.batch`). ``evaluate`` scores the
+stems get their folder added, :mod:`medlim.core.batch`). ``--csv`` and
+``--geojson`` add ``<stem>_objects.csv`` and ``<stem>.geojson`` (QuPath), the
+page's downloads; sizes are in µm² too when the file states its pixel size or
+``--pixel-spacing-um`` gives it, and ``--area-um2`` keeps droplets by absolute
+area. Whole slides (SVS, NDPI, OME-TIFF, tiled TIFF) are read tile by tile
+(``--region``, ``--tile``; :func:`medlim.microscopy.steatosis.analysis.analyse_slide`).
+``evaluate`` scores the
 weak-label method and the network on held-out phantoms (thesis Table 3.2
 protocol: AP, recall, F1, Jaccard with matches at mask IoU ≥ 0.5).
 
@@ -25,9 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlim.cli.evaluate_data import add_steatosis_data_evaluation, run_steatosis_data_evaluation
+from medlim.cli.microscopy_options import add_microscopy_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.batch import BatchFile
+    from medlim.microscopy.slides import Region
     from medlim.microscopy.steatosis.analysis import SteatosisModel
     from medlim.microscopy.steatosis.droplets import Cutoffs
 
@@ -53,6 +62,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--eccentricity", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                          help="eccentricity cutoffs × the reference droplet's; HI may be inf")
     segment.add_argument("--min-score", type=float, default=None, help="minimum detection score (default: the preset's)")
+    segment.add_argument("--area-um2", type=float, nargs=2, metavar=("LO", "HI"), default=None,
+                         help="absolute droplet area cutoffs in µm², beside the relative ones; HI may be inf; needs "
+                              "the pixel size (from the file or --pixel-spacing-um)")
+    add_microscopy_options(segment, objects="droplets")
     segment.add_argument("--weights", default=None,
                          help="model NAME, NAME@VERSION or NAME:VERSION, shipped or yours (default: the task's default)")
     _registry_options(segment)
@@ -79,8 +92,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _expand(inputs: list[str]) -> list[Path]:
     from medlim.core.io.files import RASTER_SUFFIXES, collect_files
+    from medlim.core.io.slide import SLIDE_SUFFIXES
 
-    return collect_files(inputs, suffixes=RASTER_SUFFIXES, recursive=False)
+    return collect_files(inputs, suffixes=RASTER_SUFFIXES | set(SLIDE_SUFFIXES), recursive=False)
 
 
 #: The registry task of steatosis models.
@@ -108,15 +122,17 @@ def _load_model(args: argparse.Namespace) -> SteatosisModel:
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from medlim.cli.microscopy_options import region_option
     from medlim.core.batch import batch_rows, output_folder, plan_files, print_row, progress_printer
     from medlim.microscopy.steatosis.report import preset_cutoffs
 
     cutoffs = preset_cutoffs(args.preset, area=args.area, perimeter=args.perimeter, eccentricity=args.eccentricity,
-                             min_score=args.min_score)
+                             min_score=args.min_score, area_um2=args.area_um2)
+    region = region_option(args.region)
     files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
     model = _load_model(args)
     out = output_folder(args.out)
-    rows = batch_rows(files, lambda file: _segment_one(model, file, out, cutoffs=cutoffs),
+    rows = batch_rows(files, lambda file: _segment_one(model, file, out, cutoffs=cutoffs, args=args, region=region),
                       progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
     for row in rows:
         print_row(row, jsonl=args.jsonl, describe=_describe)
@@ -124,16 +140,26 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _describe(row: Mapping[str, Any]) -> str:
-    return (f"{row['kept']}/{row['detected']} droplets kept, steatosis {100 * row['steatosis_fraction']:.1f} % "
+    text = (f"{row['kept']}/{row['detected']} droplets kept, steatosis {100 * row['steatosis_fraction']:.1f} % "
             f"of tissue (NASH-CRN {row['nash_crn_band']}, donor {row['donor_band']}), preset {row['preset']}, "
             f"{row['seconds']:.2f} s")
+    check = row.get("unlike_training")
+    if check:  # the weights' training-data check (issue 13); its warning follows in brackets when flagged
+        text += f" unlike-training={check['score']:.2f}/{check['threshold']:.2f} {'FLAGGED' if check['flagged'] else 'ok'}"
+    return text
 
 
-def _segment_one(model: SteatosisModel, file: BatchFile, out: Path, *, cutoffs: Cutoffs) -> dict[str, Any]:
-    """Detect droplets in one image, apply the cutoffs and write ``<stem>_labels.png`` (uint16, kept only)."""
+def _segment_one(model: SteatosisModel, file: BatchFile, out: Path, *, cutoffs: Cutoffs, args: argparse.Namespace,
+                 region: Region | None) -> dict[str, Any]:
+    """Detect droplets in one image, apply the cutoffs and write ``<stem>_labels.png`` (uint16, kept only)
+    and the exports asked for."""
+    from medlim.cli.microscopy_options import exports_writer, tile_progress
     from medlim.microscopy.steatosis.analysis import segment_file
 
-    row = segment_file(model, file.path, out / f"{file.stem}_labels.png", name=Path(file.name).name, cutoffs=cutoffs)
+    row = segment_file(model, file.path, out / f"{file.stem}_labels.png", name=Path(file.name).name, cutoffs=cutoffs,
+                       pixel_spacing_um=args.pixel_spacing_um, region=region, tile=args.tile,
+                       exports=exports_writer(out, file.stem, csv=args.csv, geojson=args.geojson),
+                       progress=tile_progress(file.name))
     return row.to_json()
 
 

@@ -6,6 +6,11 @@
   baseline, and the Table 3.1 evaluation protocol.
 * liver steatosis droplets in H&E bright field (thesis §3.2) live beside it.
 
+Shared by both rooms (issue 16): :mod:`.objects` (per-object measurements in
+px and µm, the pixel size and where it came from), :mod:`.qupath` (the one
+builder of the per-object CSV and the QuPath GeoJSON) and :mod:`.slides`
+(whole slides in overlapping tiles, objects on seams kept once).
+
 Shared metrics live in :mod:`medlim.core.metrics`, phantoms in
 :mod:`medlim.phantoms`; nothing here imports Streamlit.
 """

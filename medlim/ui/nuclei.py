@@ -32,6 +32,8 @@ from medlim.core.io.files import RASTER_SUFFIXES, is_derived_file
 from medlim.errors import ImageTooLargeError, InputError
 from medlim.microscopy.nuclei.measure import NucleusRow, NucleusTable, nucleus_table
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams, NucleiResult
+from medlim.microscopy.objects import NO_SPACING, MicronSpacing
+from medlim.microscopy.qupath import ObjectExports
 from medlim.ui.images import png_data_uri
 
 __all__ = [
@@ -51,7 +53,19 @@ __all__ = [
     "params_digest",
     "segment_cached",
     "nucleus_table_cached",
+    "exports_cached",
+    "PRESET_KIND",
+    "THRESHOLD_MODES",
+    "parameter_defaults",
+    "preset_values",
+    "histogram_columns",
 ]
+
+#: Preset kind of saved method parameters in the store.
+PRESET_KIND = "nuclei"
+#: The foreground threshold choices of the page (thesis Otsu, authors' fixed fraction).
+THRESHOLD_MODES: tuple[str, ...] = ("Otsu (thesis: global adaptive threshold)",
+                                    "Fixed fraction of the intensity range (authors' code)")
 
 #: Okabe & Ito (2008) colour-blind-safe palette without black, as RGB in [0, 1].
 OKABE_ITO: np.ndarray = (
@@ -175,6 +189,48 @@ PARAM_SPECS: tuple[ParamSpec, ...] = (
               "(eq. 3.4; project 2 px).",
               _CURVES, 0.5, 10.0, 0.5),
 )
+
+
+def parameter_defaults() -> dict[str, Any]:
+    """Every method widget's value at the thesis defaults, by name (the ``nuclei_p_<name>`` widgets):
+    the threshold mode and fraction, the known mean area (0 = estimate), the length-scale switch and
+    value, and each :data:`PARAM_SPECS` field."""
+    defaults = NucleiParams()
+    values: dict[str, Any] = {"threshold_mode": THRESHOLD_MODES[0], "threshold_fraction": 0.25, "mean_area": 0.0,
+                              "auto_scale": True, "scale": 1.0}
+    for spec in PARAM_SPECS:
+        value = getattr(defaults, spec.name)
+        values[spec.name] = value if isinstance(value, bool) else float(value)
+    return values
+
+
+def preset_values(params: dict[str, Any]) -> dict[str, Any]:
+    """A stored nuclei preset checked against :func:`parameter_defaults` (unknown names refused, missing
+    ones at their defaults, so presets saved before a parameter existed still load).
+
+    Raises:
+        ParameterError: an unknown name, or a value of the wrong kind.
+    """
+    from medlim.errors import ParameterError
+
+    defaults = parameter_defaults()
+    unknown = set(params) - set(defaults)
+    if unknown:
+        raise ParameterError(f"unknown nuclei preset values {sorted(unknown)}; known: {sorted(defaults)}.")
+    values = dict(defaults)
+    for name, value in params.items():
+        default = defaults[name]
+        if isinstance(default, bool) != isinstance(value, bool) or (
+                isinstance(default, str) and value not in THRESHOLD_MODES):
+            raise ParameterError(f"nuclei preset value {name}={value!r} is not a {type(default).__name__}.")
+        values[name] = value if isinstance(default, (bool, str)) else float(value)
+    return values
+
+
+def histogram_columns(spacing: MicronSpacing) -> list[str]:
+    """The per-nucleus columns the page's histograms show: sizes in µm when known, else px."""
+    unit, area = ("um", "um2") if spacing.known else ("px", "px2")
+    return [f"area_{area}", f"perimeter_{unit}", f"equivalent_diameter_{unit}", "eccentricity"]
 
 
 def params_from_values(
@@ -434,13 +490,10 @@ def overlay_figure(
 # ----------------------------------------------------------------------------- per-nucleus table (downloads)
 
 
-def nuclei_csv(rows: Sequence[NucleusRow]) -> bytes:
-    """``rows`` as the UTF-8 bytes of the per-nucleus CSV download.
-
-    The text is :meth:`medlim.microscopy.nuclei.measure.NucleusTable.to_csv`, the
-    file ``medlim nuclei segment --csv`` writes (columns: the :class:`NucleusRow` fields).
-    """
-    return NucleusTable(rows=tuple(rows), clumps_split=0).to_csv().encode("utf-8")
+def nuclei_csv(table: NucleusTable) -> bytes:
+    """The per-nucleus CSV download as UTF-8 bytes: :meth:`medlim.microscopy.nuclei.measure.NucleusTable.to_csv`,
+    the file ``medlim nuclei segment --csv`` writes (``<stem>_objects.csv``)."""
+    return table.to_csv().encode("utf-8")
 
 
 def labels_png(labels: np.ndarray, *, name: str = "image") -> bytes:
@@ -527,23 +580,45 @@ def segment_cached(
 _TABLE_CACHE = "nuclei_table_cache"
 
 
-def nucleus_table_cached(result: NucleiResult) -> NucleusTable:
-    """:func:`medlim.microscopy.nuclei.measure.nucleus_table` of ``result.labels``, once per result in this session.
+def nucleus_table_cached(result: NucleiResult, spacing: MicronSpacing = NO_SPACING) -> NucleusTable:
+    """:func:`medlim.microscopy.nuclei.measure.nucleus_table` of ``result.labels``, once per result and pixel
+    size in this session.
 
     Keyed by object identity and checked against the stored object, so a
     recycled id never returns another result's table; only the last eight are kept.
     """
     import streamlit as st
 
-    cache: OrderedDict[int, tuple[NucleiResult, NucleusTable]] = st.session_state.setdefault(
+    cache: OrderedDict[tuple[int, MicronSpacing], tuple[NucleiResult, NucleusTable]] = st.session_state.setdefault(
         _TABLE_CACHE, OrderedDict()
     )
-    stored = cache.get(id(result))
+    key = (id(result), spacing)
+    stored = cache.get(key)
     if stored is not None and stored[0] is result:
-        cache.move_to_end(id(result))
+        cache.move_to_end(key)
         return stored[1]
-    table = nucleus_table(result.labels)
-    cache[id(result)] = (result, table)
+    table = nucleus_table(result.labels, spacing=spacing)
+    cache[key] = (result, table)
     while len(cache) > _SESSION_CACHE_SIZE:
         cache.popitem(last=False)
     return table
+
+
+_EXPORT_CACHE = "nuclei_export_cache"
+
+
+def exports_cached(result: NucleiResult, table: NucleusTable) -> ObjectExports:
+    """The per-nucleus CSV and QuPath GeoJSON (:func:`medlim.microscopy.nuclei.measure.nuclei_exports`, the files
+    ``medlim nuclei segment --csv --geojson`` writes); outlines are traced once per result in this session."""
+    import streamlit as st
+
+    from medlim.microscopy.nuclei.measure import nuclei_exports, nucleus_outlines
+
+    cache: OrderedDict[int, tuple[NucleiResult, list[Any]]] = st.session_state.setdefault(_EXPORT_CACHE, OrderedDict())
+    stored = cache.get(id(result))
+    if stored is None or stored[0] is not result:
+        stored = (result, nucleus_outlines(result.labels, table))
+        cache[id(result)] = stored
+        while len(cache) > _SESSION_CACHE_SIZE:
+            cache.popitem(last=False)
+    return nuclei_exports(stored[1], table.objects)

@@ -17,13 +17,14 @@ import hashlib
 import math
 from collections import OrderedDict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
-from plotly.subplots import make_subplots
 
 from medlim.core.io.files import is_derived_file
+from medlim.microscopy.qupath import ObjectExports
 from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisModel
 from medlim.microscopy.steatosis.droplets import FEATURES, Cutoffs
 from medlim.microscopy.steatosis.report import SteatosisReport
@@ -37,6 +38,10 @@ __all__ = [
     "DISCARDED_RGB",
     "slider_values",
     "cutoffs_from_sliders",
+    "absolute_area_values",
+    "exports_cached",
+    "slide_upload_path",
+    "analyse_slide_cached",
     "overlay_image",
     "histogram_figure",
     "steatosis_samples",
@@ -68,19 +73,29 @@ def slider_values(cutoffs: Cutoffs) -> dict[str, tuple[float, float]]:
     return values
 
 
-def cutoffs_from_sliders(values: dict[str, tuple[float, float]], *, min_score: float, reference: str) -> Cutoffs:
+def cutoffs_from_sliders(values: dict[str, tuple[float, float]], *, min_score: float, reference: str,
+                         area_um2: tuple[float, float] = (0.0, 0.0)) -> Cutoffs:
     """The cutoffs the sliders show; a high slider at its widest position is ``inf`` (no upper limit).
 
     Args:
         values: ``{feature: (low, high)}`` for every feature of :data:`SLIDER_RANGES`.
         min_score: the score slider.
         reference: ``"scored"`` or ``"all-detections"``.
+        area_um2: the absolute area fields ``(at least, at most)`` in µm²; an "at most" of 0 is no limit.
     """
     chosen = {}
     for name in FEATURES:
         low, high = (float(v) for v in values[name])
         chosen[name] = (low, math.inf if high >= SLIDER_RANGES[name][1] else high)
-    return Cutoffs(**chosen, min_score=float(min_score), reference=reference)
+    low_um2, high_um2 = (float(v) for v in area_um2)
+    return Cutoffs(**chosen, min_score=float(min_score), reference=reference,
+                   area_um2=(low_um2, math.inf if high_um2 <= 0 else max(high_um2, low_um2)))
+
+
+def absolute_area_values(cutoffs: Cutoffs) -> dict[str, float]:
+    """The absolute area fields for ``cutoffs``: ``{"area_um2_low": …, "area_um2_high": …}`` (0 = no upper limit)."""
+    low, high = cutoffs.area_um2
+    return {"area_um2_low": float(low), "area_um2_high": 0.0 if math.isinf(high) else float(high)}
 
 
 def overlay_image(image: np.ndarray, labels: np.ndarray, kept: np.ndarray, *, alpha: float = 0.45,
@@ -125,34 +140,34 @@ def overlay_image(image: np.ndarray, labels: np.ndarray, kept: np.ndarray, *, al
     return out
 
 
-_AXIS_TITLES = {"area": "Area (px²)", "perimeter": "Perimeter (px)", "eccentricity": "Eccentricity (0 = circle)"}
-
-
 def histogram_figure(analysis: SteatosisAnalysis, report: SteatosisReport) -> go.Figure:
     """Area, perimeter and eccentricity histograms, kept vs discarded, with the cutoff bounds.
 
-    Every panel has x and y axis titles; bounds are black dashed lines at
-    ``low × reference`` and ``high × reference`` (none for an open limit or a low of 0).
+    Drawn by :func:`medlim.ui.microscopy.object_histograms` from the per-droplet
+    table: areas in µm² and perimeters in µm when the pixel size is known, else
+    px² and px, the unit on every axis. Bounds are black dashed lines at
+    ``low × reference`` and ``high × reference`` (none for an open limit or a
+    low of 0), in the axis' unit; absolute µm² bounds are drawn too.
     """
-    figure = make_subplots(rows=1, cols=3, subplot_titles=tuple(_AXIS_TITLES.values()))
-    kept = report.kept_flags
-    colours = (("kept", f"rgb{KEPT_RGB}", kept), ("discarded", f"rgb{DISCARDED_RGB}", ~kept))
-    for column, name in enumerate(FEATURES, start=1):
-        values = getattr(analysis.table, name)
-        for label, colour, subset in colours:
-            figure.add_trace(go.Histogram(x=values[subset], name=label, marker_color=colour, opacity=0.75,
-                                          nbinsx=30, legendgroup=label, showlegend=column == 1),
-                             row=1, col=column)
-        low, high = getattr(report.cutoffs, name)
+    from medlim.microscopy.steatosis.export import droplet_object_table
+    from medlim.ui.microscopy import object_histograms
+
+    table = droplet_object_table(analysis.table, report.kept_flags)
+    um = analysis.table.spacing.um
+    columns = {"area": "area_px2", "perimeter": "perimeter_px", "eccentricity": "eccentricity"}
+    scale = {"area": 1.0, "perimeter": 1.0, "eccentricity": 1.0}
+    if um is not None:
+        columns.update(area="area_um2", perimeter="perimeter_um")
+        scale.update(area=um**2, perimeter=um)
+    bounds: dict[str, list[float]] = {}
+    for name, column in columns.items():
         reference = report.reference.get(name, 0.0)
-        for bound in (low, high):
-            if 0 < bound < math.inf:
-                figure.add_vline(x=bound * reference, line_dash="dash", line_color="black", row=1, col=column)
-        figure.update_xaxes(title_text=_AXIS_TITLES[name], row=1, col=column)
-        figure.update_yaxes(title_text="Droplets", row=1, col=column)
-    figure.update_layout(barmode="overlay", height=320, margin=dict(l=10, r=10, t=40, b=10),
-                         legend=dict(orientation="h", y=-0.3))
-    return figure
+        bounds[column] = [bound * reference * scale[name] for bound in getattr(report.cutoffs, name)]
+    if um is not None and report.cutoffs.absolute:
+        bounds["area_um2"].extend(report.cutoffs.area_um2)
+    kept = report.kept_flags
+    return object_histograms(table, list(columns.values()), objects="Droplets", bounds=bounds,
+                             groups=(("kept", f"rgb{KEPT_RGB}", kept), ("discarded", f"rgb{DISCARDED_RGB}", ~kept)))
 
 
 def steatosis_samples(samples_dir: Path) -> list[Path]:
@@ -198,3 +213,74 @@ def analyse_cached(pixels: np.ndarray, data: bytes, model: SteatosisModel) -> St
     lru_put(cache, key, analysis, max_entries=_SESSION_CACHE_SIZE)
     return analysis
 
+
+_OUTLINE_CACHE = "steatosis_outline_cache"
+
+
+def exports_cached(analysis: SteatosisAnalysis, report: SteatosisReport) -> ObjectExports:
+    """The per-droplet CSV and GeoJSON under ``report`` (:meth:`SteatosisAnalysis.exports`); outlines are
+    traced once per detection result in this session, so moving a slider only re-labels them."""
+    from medlim.microscopy.steatosis.export import droplet_exports
+
+    cache: OrderedDict[int, tuple[Any, list[Any]]] = st.session_state.setdefault(_OUTLINE_CACHE, OrderedDict())
+    owner = analysis.labels if analysis.labels is not None else analysis.outlines
+    stored = cache.get(id(owner))
+    if stored is None or stored[0] is not owner:
+        stored = (owner, analysis.droplet_outlines())
+        lru_put(cache, id(owner), stored, max_entries=_SESSION_CACHE_SIZE)
+    return droplet_exports(stored[1], analysis.table, report.kept_flags)
+
+
+def slide_upload_path(data: bytes, name: str) -> Path | None:
+    """Where an uploaded whole slide (SVS, NDPI, tiled TIFF) is kept for this session, or None for other images.
+
+    tiffslide reads a file, not bytes, so the upload is written once into the session's own folder
+    (:func:`medlim.ui.session_files.session_tmp_dir`, removed when the session ends).
+    """
+    from medlim.core.io.slide import SLIDE_SUFFIXES, is_slide
+    from medlim.ui.session_files import session_tmp_dir
+
+    suffix = Path(name).suffix.lower()
+    if suffix not in SLIDE_SUFFIXES and (suffix not in (".tif", ".tiff") or data[:2] not in (b"II", b"MM")):
+        return None
+    path = session_tmp_dir() / f"slide-{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
+    if not path.exists():
+        path.write_bytes(data)
+    if is_slide(path):
+        return path
+    path.unlink(missing_ok=True)
+    return None
+
+
+_SLIDE_CACHE = "steatosis_slide_cache"
+
+
+def analyse_slide_cached(path: Path, model: SteatosisModel, region_text: str) -> tuple[SteatosisAnalysis, Any]:
+    """Analyse a slide region once per (file, weights, region) in this session, with a progress bar.
+
+    Returns:
+        ``(analysis, spacing found in the file or None)``.
+    """
+    from medlim.core.io.slide import open_slide
+    from medlim.microscopy.objects import NO_SPACING
+    from medlim.microscopy.slides import parse_region
+    from medlim.microscopy.steatosis.analysis import analyse_slide
+
+    key = (str(path), model.label, region_text.strip())
+    cache: OrderedDict[tuple[str, str, str], tuple[SteatosisAnalysis, Any]] = st.session_state.setdefault(
+        _SLIDE_CACHE, OrderedDict())
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    region = parse_region(region_text) if region_text.strip() else None
+    bar = st.progress(0.0, text="Reading the slide…")
+    try:
+        with open_slide(path) as slide:
+            analysis = analyse_slide(model, slide, region=region, spacing=NO_SPACING,
+                                     progress=lambda done, total: bar.progress(
+                                         done / max(total, 1), text=f"Finding droplets: slide tile {done} of {total}"))
+            found = slide.spacing
+    finally:
+        bar.empty()
+    lru_put(cache, key, (analysis, found), max_entries=2)
+    return analysis, found

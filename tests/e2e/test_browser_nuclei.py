@@ -63,7 +63,8 @@ def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, br
     expect(curves.first).to_be_attached()  # the white dividing curves are drawn
     expect(page.get_by_text("White lines: the dividing curves")).to_be_visible()
     expect(page.get_by_role("button", name="Download label image (16-bit PNG)")).to_be_visible()
-    expect(page.get_by_role("button", name="Download per-nucleus table (CSV)")).to_be_visible()
+    expect(page.get_by_role("button", name="Nuclei (CSV)")).to_be_visible()
+    expect(page.get_by_role("button", name="Outlines (GeoJSON, QuPath)")).to_be_visible()
     overlay = page.locator("[data-testid='stPlotlyChart']").first.locator("image").first
     expect(overlay).to_be_attached()
     before = overlay.get_attribute("href")

@@ -69,7 +69,7 @@ def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, brows
     expect(metrics.nth(2)).to_contain_text("NASH-CRN grade")
     expect(page.locator("[data-testid='stImage'] img").first).to_be_visible()
     expect(page.locator("[data-testid='stPlotlyChart']").first).to_be_attached()
-    expect(page.get_by_role("button", name="Polygons (GeoJSON, QuPath)")).to_be_visible()
+    expect(page.get_by_role("button", name="Outlines (GeoJSON, QuPath)")).to_be_visible()
     settle(page)
     page.screenshot(path=str(ARTIFACTS / "steatosis.png"), full_page=True)
 

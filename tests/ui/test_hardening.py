@@ -211,12 +211,20 @@ def test_report_csv_neutralises_formula_cells() -> None:
 
 
 def test_nuclei_csv_goes_through_the_neutralising_writer() -> None:
-    from medlim.ui.nuclei import NucleusRow, nuclei_csv
+    import dataclasses
 
-    row = NucleusRow(id=1, area_px2=10, centroid_row=1.5, centroid_col=2.0, perimeter_px=9.0,
-                     eccentricity=0.1, solidity=0.9, from_split_clump=False)
-    lines = nuclei_csv([row]).decode().splitlines()
-    assert lines[0].startswith("id,area_px2") and lines[1] == "1,10,1.5,2.0,9.0,0.1,0.9,False"
+    import numpy as np
+
+    from medlim.microscopy.nuclei.measure import nucleus_table
+    from medlim.microscopy.objects import measure_shapes, object_table
+    from medlim.ui.nuclei import nuclei_csv
+
+    labels = np.zeros((6, 6), np.int32)
+    labels[1:3, 1:4] = 1
+    table = nucleus_table(labels)
+    forged = dataclasses.replace(table, objects=object_table(measure_shapes(labels), classes=["=1+1"]))
+    lines = nuclei_csv(forged).decode().splitlines()
+    assert lines[0].startswith("id,class,centroid_row_px") and lines[1].startswith("1,'=1+1,1.5,2.0,6.0,")
 
 
 def test_janitor_pass_sweeps_ended_sessions_and_releases_memory(tmp_path: Path,

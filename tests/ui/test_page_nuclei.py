@@ -81,12 +81,10 @@ def test_touching_nuclei_get_different_colours_isolated_ones_cycle() -> None:
 def test_nuclei_csv_is_the_room_table_as_bytes() -> None:
     # Per-nucleus measurement lives in the room (medlim.microscopy.nuclei.measure, tested there); the page only
     # encodes its CSV for the download.
-    rows = [ui.NucleusRow(3, 12, 3.0, 4.5, 10.0, 0.6831, 1.0, True)]
-    text = ui.nuclei_csv(rows).decode("utf-8").splitlines()
-    assert text == [
-        "id,area_px2,centroid_row,centroid_col,perimeter_px,eccentricity,solidity,from_split_clump",
-        "3,12,3.0,4.5,10.0,0.6831,1.0,True",
-    ]
+    labels = np.zeros((8, 8), np.int32)
+    labels[2:5, 3:7] = 3
+    table = nucleus_table(labels)
+    assert ui.nuclei_csv(table).decode("utf-8") == table.to_csv()
     assert not hasattr(ui, "nucleus_rows") and not hasattr(ui, "split_clump_labels")
 
 
@@ -255,7 +253,8 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
     downloads = at.get("download_button")
     assert [d.proto.label for d in downloads] == [
         "Download label image (16-bit PNG)",
-        "Download per-nucleus table (CSV)",
+        "Nuclei (CSV)",
+        "Outlines (GeoJSON, QuPath)",
     ]
     table = at.get("arrow_data_frame")[0] if at.get("arrow_data_frame") else at.dataframe[0]
     assert len(table.value) == thesis.count
@@ -264,7 +263,7 @@ def test_page_sample_counts_sliders_parameters_downloads(page, samples_dir: Path
 
     stem = Path(file_label(SAMPLE, data=(samples_dir / SAMPLE).read_bytes())).stem
     names = {offer["file_name"] for offer in recorded_downloads}
-    assert names == {f"{stem}_labels.png", f"{stem}_nuclei.csv"} and stem.startswith("img-")
+    assert names == {f"{stem}_labels.png", f"{stem}_objects.csv", f"{stem}.geojson"} and stem.startswith("img-")
 
     # Display controls redraw without re-running either method.
     before = at.get("plotly_chart")[0].proto.spec
@@ -359,6 +358,42 @@ def test_page_numbers_equal_the_room_readout_and_table(page, samples_dir: Path,
     assert any(f"{readout.from_split_clumps} of {readout.count} nuclei came from split clumps; {readout.cuts} "
                f"dividing curve(s)" in c.value for c in at.caption)
     shown = at.dataframe[0].value
-    assert shown.to_dict("records") == table.to_csv_rows()
-    (csv,) = [offer["data"] for offer in recorded_downloads if offer["file_name"].endswith("_nuclei.csv")]
-    assert csv.decode("utf-8") == table.to_csv()
+    assert shown.to_dict("records") == [dict(row) for row in table.objects.rows]
+    (csv,) = [offer["data"] for offer in recorded_downloads if offer["file_name"].endswith("_objects.csv")]
+    assert csv == table.to_csv()
+    (geojson,) = [offer["data"] for offer in recorded_downloads if offer["file_name"].endswith(".geojson")]
+    from medlim.microscopy.nuclei.measure import nuclei_exports, nucleus_outlines
+
+    assert geojson == nuclei_exports(nucleus_outlines(thesis.labels, table), table.objects).geojson
+
+
+def test_page_microns_histograms_and_presets(page, samples_dir: Path) -> None:
+    """Issue 16: a pixel size turns the table, histograms and mean area into µm; method parameters save and
+    load as named presets."""
+    from medlim.core.io import read_image
+    from medlim.microscopy.nuclei.pipeline import segment_nuclei
+    from medlim.microscopy.objects import MicronSpacing
+
+    at = page.run()
+    at.selectbox(key="nuclei_sample").set_value(SAMPLE).run()
+    assert any("states no pixel size" in i.value for i in at.info)
+    at.number_input(key="nuclei_pixel_size").set_value(0.5).run()
+    assert not at.exception and not at.error
+    thesis = segment_nuclei(read_image(samples_dir / SAMPLE).pixels)
+    table = nucleus_table(thesis.labels, spacing=MicronSpacing(0.5, "user"))
+    assert _metrics(at)["Mean nucleus area (µm²)"] == f"{round(thesis.mean_area, 1) * 0.25:,.1f}"
+    assert "area_um2" in at.dataframe[0].value.columns
+    assert at.dataframe[0].value["area_um2"].tolist() == [row["area_um2"] for row in table.objects.rows]
+    histograms = json.loads(at.get("plotly_chart")[2].proto.spec)
+    titles = [histograms["layout"][axis]["title"]["text"] for axis in ("xaxis", "xaxis2", "xaxis3", "xaxis4")]
+    assert titles == ["Area (µm²)", "Perimeter (µm)", "Equivalent diameter (µm)", "Eccentricity"]
+    assert histograms["layout"]["yaxis"]["title"]["text"] == "Nuclei"
+
+    at.number_input(key="nuclei_p_area_factor").set_value(3.0).run()
+    at.text_input(key="nuclei_preset_name").set_value("loose").run()
+    at.button(key="nuclei_preset_save").click().run()
+    assert not at.exception and "loose" in at.selectbox(key="nuclei_preset").options
+    at.selectbox(key="nuclei_preset").set_value("thesis").run()
+    assert at.number_input(key="nuclei_p_area_factor").value == NucleiParams().area_factor
+    at.selectbox(key="nuclei_preset").set_value("loose").run()
+    assert at.number_input(key="nuclei_p_area_factor").value == 3.0 and not at.exception

@@ -56,7 +56,6 @@ __all__ = [
     "analyse_image",
     "analysis_from_detections",
     "analyse_slide",
-    "file_spacing",
     "slide_tissue_mask",
     "drop_outside_tissue",
     "SegmentRow",
@@ -329,7 +328,8 @@ def analyse_slide(
         slide: an open slide.
         region: the part to analyse (None: the whole slide; tiles without tissue on the overview are skipped).
         tile: tile side in px (None: the model's tile, 1024 for the shipped weights).
-        overlap: slide tiles' overlap in px (None: the model's overlap, at least :data:`SLIDE_OVERLAP`).
+        overlap: slide tiles' overlap in px (None: the model's overlap, at least :data:`SLIDE_OVERLAP`,
+            at most half the tile).
         spacing: the slide's pixel size.
         progress: ``progress(done, total)`` per tile.
     """
@@ -343,9 +343,10 @@ def analyse_slide(
         labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
         return TileSegmentation(labels=labels, extra={"score": scores}, tissue=tissue)
 
-    objects = segment_slide(slide, segment, region=region, tile=tile or model.tile,
-                            overlap=max(model.overlap, SLIDE_OVERLAP) if overlap is None else overlap,
-                            progress=progress)
+    tile = tile or model.tile
+    if overlap is None:  # at least SLIDE_OVERLAP, but never more than half a (small) tile
+        overlap = min(max(model.overlap, SLIDE_OVERLAP), tile // 2)
+    objects = segment_slide(slide, segment, region=region, tile=tile, overlap=overlap, progress=progress)
     table = table_from_shapes(objects.shapes, objects.extra.get("score", np.zeros(0)), tissue_area=objects.tissue_px,
                               spacing=spacing)
     return SteatosisAnalysis(labels=None, table=table, tissue=None, seconds=objects.seconds, model=model.label,
@@ -384,20 +385,6 @@ def slide_tissue_mask(pixels: np.ndarray) -> np.ndarray:
     return tissue_mask(pixels) & ~ndimage.binary_dilation(glass, iterations=2)  # grown as tissue_mask grows it
 
 
-def file_spacing(path: Path, pixel_spacing_um: float | None) -> tuple[MicronSpacing, tuple[str, ...]]:
-    """The pixel size of an image file: ``pixel_spacing_um`` when given, else the TIFF / OME-TIFF metadata's.
-
-    Returns:
-        ``(spacing, warnings)`` (:func:`medlim.microscopy.objects.resolve_spacing`).
-    """
-    from medlim.core.io.slide import file_spacing_um
-    from medlim.microscopy.objects import resolve_spacing
-
-    found = file_spacing_um(Path(path))
-    return resolve_spacing(None if found is None else found[0], pixel_spacing_um,
-                           file_detail=None if found is None else found[1])
-
-
 def segment_file(
     model: SteatosisModel, path: Path, labels_path: Path, *, name: str | None = None,
     cutoffs: Cutoffs = DEFAULT_CUTOFFS, presets: Mapping[str, Cutoffs] | None = None,
@@ -433,6 +420,7 @@ def segment_file(
                                    pixel_spacing_um=pixel_spacing_um, region=region, tile=tile, progress=progress)
     from medlim.core.io import read_image
     from medlim.errors import ImageTooLargeError
+    from medlim.microscopy.objects import file_spacing
     from medlim.phantoms.base import save_png
 
     start = time.perf_counter()

@@ -25,6 +25,12 @@ A high cutoff of ``inf`` means "no upper limit" (the page's sliders give it
 at their widest position), and a low cutoff of 0 "no lower limit", so with
 every cutoff at its widest no droplet is discarded by the feature cutoffs.
 
+Beside the relative rule, absolute area cutoffs in µm² (``Cutoffs.area_um2``,
+issue 16) keep droplets by their real size; they need the pixel size
+(:class:`~medlim.microscopy.objects.MicronSpacing`, carried by the
+:class:`DropletTable`) and are open (0 to ∞, no effect) in every built-in preset,
+so presets saved before they existed load unchanged.
+
 Named cutoff sets (:data:`BUILTIN_PRESETS`): ``"default"`` (chosen on
 validation phantoms for an accurate steatosis % of tissue, see
 ``benchmarks/eval_steatosis_cutoffs.py``) and ``"thesis"`` (the thesis's rule
@@ -45,6 +51,7 @@ import numpy as np
 from scipy import ndimage
 
 from medlim.errors import ParameterError
+from medlim.microscopy.objects import NO_SPACING, MicronSpacing, ObjectShapes, measure_shapes
 
 __all__ = [
     "NASH_CRN_BANDS",
@@ -58,6 +65,7 @@ __all__ = [
     "DropletTable",
     "CutoffResult",
     "droplet_table",
+    "table_from_shapes",
     "reference_values",
     "apply_cutoffs",
     "kept_labels",
@@ -89,6 +97,9 @@ class Cutoffs:
         reference: ``"scored"`` (the mean over detections with score ≥
             ``min_score``, medlim's) or ``"all-detections"`` (the mean over
             every detection, the thesis).
+        area_um2: ``(low, high)`` absolute droplet area in µm² (``(0, inf)``:
+            no absolute limit); applied beside the relative cutoffs and only
+            possible when the pixel size is known.
 
     The class defaults are :data:`DEFAULT_CUTOFFS`.
     """
@@ -98,9 +109,10 @@ class Cutoffs:
     eccentricity: tuple[float, float] = (0.0, math.inf)
     min_score: float = 0.05
     reference: str = "scored"
+    area_um2: tuple[float, float] = (0.0, math.inf)
 
     def __post_init__(self) -> None:
-        for name in FEATURES:
+        for name in (*FEATURES, "area_um2"):
             low, high = (float(v) for v in getattr(self, name))
             if not (0 <= low <= high and not math.isnan(high)):
                 raise ParameterError(f"`{name}` cutoffs must satisfy 0 ≤ low ≤ high, {getattr(self, name)} is given.")
@@ -115,9 +127,14 @@ class Cutoffs:
         """Same cutoffs up to float rounding (1e-9 relative): slider values read back as they were set."""
         if self.reference != other.reference:
             return False
-        mine = [self.min_score, *(v for name in FEATURES for v in getattr(self, name))]
-        theirs = [other.min_score, *(v for name in FEATURES for v in getattr(other, name))]
+        mine = [self.min_score, *(v for name in (*FEATURES, "area_um2") for v in getattr(self, name))]
+        theirs = [other.min_score, *(v for name in (*FEATURES, "area_um2") for v in getattr(other, name))]
         return all(a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) for a, b in zip(mine, theirs))
+
+    @property
+    def absolute(self) -> bool:
+        """Whether an absolute µm² area limit is set (it needs the pixel size)."""
+        return self.area_um2 != (0.0, math.inf)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-able form (for presets and reports); an open upper limit is written ``None``."""
@@ -133,6 +150,7 @@ class Cutoffs:
 
         Cutoffs saved before the reference was a choice carry no ``reference``
         key; they were made for the thesis's rule, so they read as ``"all-detections"``.
+        Cutoffs saved before absolute areas existed carry no ``area_um2``: no absolute limit.
         """
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -169,6 +187,9 @@ class DropletTable:
         score: ``np.ndarray[n]`` float64 in [0, 1].
         centroid: ``np.ndarray[n, 2]`` float64 (row, col).
         tissue_area: tissue px of the image (for the steatosis fraction).
+        shapes: every shape measurement of the droplets (diameters, solidity…), or
+            ``None`` for a table built from the four features alone.
+        spacing: the pixel size (µm columns and absolute cutoffs need it).
     """
 
     area: np.ndarray
@@ -177,9 +198,34 @@ class DropletTable:
     score: np.ndarray
     centroid: np.ndarray
     tissue_area: float
+    shapes: ObjectShapes | None = None
+    spacing: MicronSpacing = NO_SPACING
 
     def __len__(self) -> int:
         return int(len(self.area))
+
+    @property
+    def area_um2(self) -> np.ndarray | None:
+        """``np.ndarray[n]`` droplet areas in µm², or ``None`` when the pixel size is unknown."""
+        return None if self.spacing.um is None else self.area * self.spacing.um**2
+
+    def object_shapes(self) -> ObjectShapes:
+        """:attr:`shapes`, or one made of the four features (other measurements NaN) when there are none."""
+        if self.shapes is not None:
+            return self.shapes
+        n = len(self)
+        unknown = np.full(n, np.nan)
+        values = {"centroid_row_px": self.centroid[:, 0], "centroid_col_px": self.centroid[:, 1],
+                  "area_px2": self.area, "perimeter_px": self.perimeter, "equivalent_diameter_px": unknown,
+                  "major_axis_px": unknown, "minor_axis_px": unknown, "eccentricity": self.eccentricity,
+                  "solidity": unknown}
+        return ObjectShapes(ids=np.arange(1, n + 1, dtype=np.int64), values=values)
+
+    def with_spacing(self, spacing: MicronSpacing) -> DropletTable:
+        """The same droplets with another pixel size."""
+        from dataclasses import replace
+
+        return replace(self, spacing=spacing)
 
 
 @dataclass(frozen=True)
@@ -204,36 +250,47 @@ class CutoffResult:
     steatosis_fraction: float
 
 
-def droplet_table(labels: np.ndarray, scores: np.ndarray, *, tissue_area: float | None = None) -> DropletTable:
+def droplet_table(labels: np.ndarray, scores: np.ndarray, *, tissue_area: float | None = None,
+                  spacing: MicronSpacing = NO_SPACING) -> DropletTable:
     """Features of every droplet in a label image.
 
     Args:
-        labels: ``np.ndarray[H, W]`` int labels 1..n (0 = none).
+        labels: ``np.ndarray[H, W]`` int labels 1..n (0 = none), every label present.
         scores: ``np.ndarray[n]`` detection scores (score of label ``k`` at ``k − 1``).
         tissue_area: tissue px; None uses the whole image.
+        spacing: the image's pixel size.
 
     Returns:
         :class:`DropletTable`.
     """
-    from skimage import measure
-
     labels = np.asarray(labels)
     scores = np.asarray(scores, np.float64)
     n = int(labels.max()) if labels.size else 0
     if len(scores) != n:
         raise ParameterError(f"{len(scores)} scores for {n} labels.")
-    area = np.zeros(n)
-    eccentricity = np.zeros(n)
-    perimeter = np.zeros(n)
-    centroid = np.zeros((n, 2))
-    for region in measure.regionprops(labels):
-        i = region.label - 1
-        area[i] = region.area
-        eccentricity[i] = region.eccentricity
-        perimeter[i] = region.perimeter
-        centroid[i] = region.centroid
-    return DropletTable(area=area, perimeter=perimeter, eccentricity=eccentricity, score=scores,
-                        centroid=centroid, tissue_area=float(labels.size if tissue_area is None else tissue_area))
+    shapes = measure_shapes(labels)
+    if len(shapes) != n:
+        raise ParameterError(f"labels 1..{n} are not all present ({len(shapes)} droplets found).")
+    return table_from_shapes(shapes, scores, tissue_area=float(labels.size if tissue_area is None else tissue_area),
+                             spacing=spacing)
+
+
+def table_from_shapes(shapes: ObjectShapes, scores: np.ndarray, *, tissue_area: float,
+                      spacing: MicronSpacing = NO_SPACING) -> DropletTable:
+    """The :class:`DropletTable` of measured droplets (e.g. joined from the tiles of a slide).
+
+    Args:
+        shapes: the droplets' measurements, droplet ``k`` at index ``k − 1``.
+        scores: ``np.ndarray[n]`` their detection scores.
+        tissue_area: tissue px.
+        spacing: the pixel size.
+    """
+    scores = np.asarray(scores, np.float64)
+    if len(scores) != len(shapes):
+        raise ParameterError(f"{len(scores)} scores for {len(shapes)} droplets.")
+    return DropletTable(area=shapes["area_px2"].copy(), perimeter=shapes["perimeter_px"].copy(),
+                        eccentricity=shapes["eccentricity"].copy(), score=scores, centroid=shapes.centroid,
+                        tissue_area=float(tissue_area), shapes=shapes, spacing=spacing)
 
 
 def reference_values(table: DropletTable, cutoffs: Cutoffs) -> dict[str, float]:
@@ -274,10 +331,21 @@ def apply_cutoffs(table: DropletTable, cutoffs: Cutoffs = DEFAULT_CUTOFFS) -> Cu
         kept &= values >= low * reference[name]
         if math.isfinite(high):
             kept &= values <= high * reference[name]
+    if cutoffs.absolute:
+        kept &= _inside_absolute_area(table, cutoffs.area_um2)
     kept_area = float(table.area[kept].sum())
     fraction = kept_area / table.tissue_area if table.tissue_area > 0 else 0.0
     return CutoffResult(kept=kept, means=reference, detected=n, kept_count=int(kept.sum()), kept_area=kept_area,
                         steatosis_fraction=float(min(fraction, 1.0)))
+
+
+def _inside_absolute_area(table: DropletTable, bounds: tuple[float, float]) -> np.ndarray:
+    """``bool[n]``: droplet area in µm² within ``bounds``; the pixel size must be known."""
+    area_um2 = table.area_um2
+    if area_um2 is None:
+        raise ParameterError(f"area cutoffs in µm² ({bounds[0]:g}–{bounds[1]:g}) need the pixel size; the image "
+                             "states none — give it with --pixel-spacing-um or the page's “Pixel size (µm)” field.")
+    return (area_um2 >= bounds[0]) & (area_um2 <= bounds[1])
 
 
 def kept_labels(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:

@@ -1,50 +1,54 @@
-"""Exports of steatosis results: per-droplet CSV and GeoJSON polygons for QuPath (thesis §3.2.3).
+"""Exports of steatosis results: the per-droplet CSV and QuPath GeoJSON (thesis §3.2.3, issue 16).
 
-QuPath (≥ 0.3) imports a GeoJSON ``FeatureCollection`` whose features carry a
-``Polygon`` in image pixel coordinates (x to the right, y down) and
-``properties`` with ``objectType`` (``"annotation"`` or ``"detection"``), an
-optional ``classification`` (``name`` and ``color`` as ``[r, g, b]``) and
-``measurements`` (name → number). Droplets are written as detections, kept
-ones classified "Steatosis droplet" and discarded ones "Discarded droplet".
-
-Each droplet's exported values are built once, by :func:`droplet_rows`; the
-CSV writes those rows and the GeoJSON measurements carry the same numbers.
+Droplets go through the microscopy rooms' one builder
+(:func:`medlim.microscopy.qupath.object_exports`): each is a QuPath
+*detection* with a UUID, its outline with holes, classified "Steatosis
+droplet" when kept and "Discarded droplet" when the cutoffs discard it, and
+the measurements of its row in the per-droplet table (px and, when the pixel
+size is known, µm / µm²; the detection score; kept 1/0). The page's downloads
+and ``medlim steatosis segment --csv --geojson`` both call
+:func:`droplet_exports`, so they hold the same text.
 """
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from medlim.errors import ParameterError
+from medlim.microscopy.objects import ObjectTable, object_table
+from medlim.microscopy.qupath import ObjectExports, label_polygons, object_exports
 from medlim.microscopy.steatosis.droplets import DropletTable
 
 __all__ = [
     "KEPT_CLASS",
     "DISCARDED_CLASS",
-    "DROPLET_COLUMNS",
-    "droplet_rows",
-    "droplet_polygon",
-    "droplet_geojson",
-    "droplet_csv",
-    "geojson_text",
+    "DROPLET_COLOURS",
+    "droplet_object_table",
+    "droplet_outlines",
+    "droplet_exports",
 ]
 
 #: QuPath classes of kept and discarded droplets (name, RGB colour): Okabe–Ito blue and vermillion, the page's
 #: colours (colour-blind safe, no red/green pair).
 KEPT_CLASS: tuple[str, tuple[int, int, int]] = ("Steatosis droplet", (0, 114, 178))
 DISCARDED_CLASS: tuple[str, tuple[int, int, int]] = ("Discarded droplet", (213, 94, 0))
-#: Columns of the per-droplet CSV, in order.
-DROPLET_COLUMNS: tuple[str, ...] = ("label", "row", "col", "area", "perimeter", "eccentricity", "score", "kept")
-#: GeoJSON measurement name of each numeric column.
-_MEASUREMENTS = {"area": "Area px^2", "perimeter": "Perimeter px", "eccentricity": "Eccentricity", "score": "Score"}
+#: Class name → colour, as the GeoJSON gives them.
+DROPLET_COLOURS: dict[str, tuple[int, int, int]] = dict((KEPT_CLASS, DISCARDED_CLASS))
 
 
-def droplet_rows(table: DropletTable, kept: np.ndarray | None = None) -> list[dict[str, object]]:
-    """One dict per droplet with the :data:`DROPLET_COLUMNS` keys: label, centroid (row, col px), area (px²),
-    perimeter (px, 3 decimals), eccentricity and score (4 decimals), kept.
+def _kept_flags(table: DropletTable, kept: np.ndarray | None) -> np.ndarray:
+    kept = np.ones(len(table), bool) if kept is None else np.asarray(kept, bool)
+    if len(kept) != len(table):
+        raise ParameterError(f"{len(kept)} kept flags for {len(table)} droplets.")
+    return kept
+
+
+def droplet_object_table(table: DropletTable, kept: np.ndarray | None = None) -> ObjectTable:
+    """The per-droplet table: id (label ``k``), class, shape columns in px (and µm when the table's
+    spacing is known), ``score`` (4 decimals) and ``kept``.
 
     Args:
         table: the droplets' features.
@@ -53,100 +57,28 @@ def droplet_rows(table: DropletTable, kept: np.ndarray | None = None) -> list[di
     Raises:
         ParameterError: ``kept`` does not have one flag per droplet.
     """
-    n = len(table)
-    kept = np.ones(n, bool) if kept is None else np.asarray(kept, bool)
-    if len(kept) != n:
-        raise ParameterError(f"{len(kept)} kept flags for {n} droplets.")
-    return [
-        {"label": i + 1, "row": round(float(table.centroid[i, 0]), 2), "col": round(float(table.centroid[i, 1]), 2),
-         "area": float(table.area[i]), "perimeter": round(float(table.perimeter[i]), 3),
-         "eccentricity": round(float(table.eccentricity[i]), 4), "score": round(float(table.score[i]), 4),
-         "kept": bool(kept[i])}
-        for i in range(n)
-    ]
+    kept = _kept_flags(table, kept)
+    classes = [KEPT_CLASS[0] if flag else DISCARDED_CLASS[0] for flag in kept]
+    return object_table(table.object_shapes(), classes=classes, spacing=table.spacing,
+                        ids=list(range(1, len(table) + 1)),
+                        extra={"score": [round(float(s), 4) for s in table.score], "kept": [bool(k) for k in kept]})
 
 
-def droplet_polygon(mask: np.ndarray, *, top: int = 0, left: int = 0) -> list[list[float]]:
-    """Outer boundary of one droplet mask as a closed ring of ``[x, y]`` pixel coordinates.
-
-    The ring follows pixel edges' mid-level (``skimage.measure.find_contours``
-    at 0.5 on the zero-padded mask), so a single pixel at (r, c) gives a small
-    diamond around (c, r). Only the longest contour (the outer one) is returned.
-
-    Args:
-        mask: ``np.ndarray[h, w]`` bool, one connected droplet.
-        top, left: offset of ``mask`` in the image.
-
-    Returns:
-        ``[[x0, y0], [x1, y1], …, [x0, y0]]`` (first point repeated), ≥ 4 points.
-    """
-    from skimage import measure
-
-    mask = np.asarray(mask, bool)
-    if not mask.any():
-        raise ParameterError("cannot outline an empty droplet mask.")
-    padded = np.pad(mask, 1).astype(np.float32)
-    contours = measure.find_contours(padded, 0.5)
-    ring = max(contours, key=len)
-    points = [[round(float(c) - 1 + left, 2), round(float(r) - 1 + top, 2)] for r, c in ring]
-    if points[0] != points[-1]:
-        points.append(points[0])
-    while len(points) < 4:
-        points.insert(-1, points[0])
-    return points
-
-
-def droplet_geojson(labels: np.ndarray, table: DropletTable, kept: np.ndarray | None = None) -> dict[str, object]:
-    """A GeoJSON FeatureCollection with one polygon per droplet.
-
-    Args:
-        labels: ``np.ndarray[H, W]`` int droplet labels 1..n.
-        table: features of those droplets.
-        kept: ``np.ndarray[n]`` bool (None: all kept).
-
-    Returns:
-        A JSON-able dict (``json.dumps`` it to write a ``.geojson`` file).
-    """
+def droplet_outlines(labels: np.ndarray, table: DropletTable) -> list[Any]:
+    """One shapely outline per droplet of ``labels`` (labels 1..n, n = ``len(table)``)."""
     labels = np.asarray(labels)
     n = len(table)
-    kept = np.ones(n, bool) if kept is None else np.asarray(kept, bool)
-    if len(kept) != n or int(labels.max(initial=0)) != n:
-        raise ParameterError(f"labels hold {int(labels.max(initial=0))} droplets, table {n}, kept flags {len(kept)}.")
-    rows = droplet_rows(table, kept)
-    features = []
-    for k, window in enumerate(ndimage.find_objects(labels), start=1):
-        if window is None:
-            continue
-        row = rows[k - 1]
-        name, colour = KEPT_CLASS if row["kept"] else DISCARDED_CLASS
-        ring = droplet_polygon(labels[window] == k, top=window[0].start, left=window[1].start)
-        features.append({
-            "type": "Feature",
-            "id": f"droplet-{k}",
-            "geometry": {"type": "Polygon", "coordinates": [ring]},
-            "properties": {
-                "objectType": "detection",
-                "name": f"droplet {k}",
-                "classification": {"name": name, "color": list(colour)},
-                "isLocked": False,
-                "measurements": {**{title: float(row[column]) for column, title in _MEASUREMENTS.items()},  # type: ignore[arg-type]
-                                 "Kept": 1.0 if row["kept"] else 0.0},
-            },
-        })
-    return {"type": "FeatureCollection", "features": features}
+    if int(labels.max(initial=0)) != n:
+        raise ParameterError(f"labels hold {int(labels.max(initial=0))} droplets, table {n}.")
+    return label_polygons(labels, range(1, n + 1))
 
 
-def droplet_csv(table: DropletTable, kept: np.ndarray | None = None) -> str:
-    """Per-droplet CSV text: label, row, col, area, perimeter, eccentricity, score, kept.
+def droplet_exports(outlines: Sequence[Any], table: DropletTable, kept: np.ndarray | None = None) -> ObjectExports:
+    """The per-droplet CSV and the QuPath GeoJSON of one image or slide region.
 
-    Written by :func:`medlim.core.text.csv_text`, like every CSV medlim writes, so no
-    cell can run as a spreadsheet formula (issue 14).
+    Args:
+        outlines: one shapely outline per droplet (:func:`droplet_outlines`, or a slide's).
+        table: the droplets' features (with their pixel size).
+        kept: ``np.ndarray[n]`` bool (None: all kept).
     """
-    from medlim.core.text import csv_text
-
-    return csv_text(droplet_rows(table, kept), list(DROPLET_COLUMNS))
-
-
-def geojson_text(labels: np.ndarray, table: DropletTable, kept: np.ndarray | None = None) -> str:
-    """:func:`droplet_geojson` as compact JSON text."""
-    return json.dumps(droplet_geojson(labels, table, kept), separators=(",", ":"))
+    return object_exports(outlines, droplet_object_table(table, kept), colours=DROPLET_COLOURS, kind="droplet")

@@ -98,19 +98,38 @@ def detect_tile(model: torch.nn.Module, tile: np.ndarray, *, device: torch.devic
         output = model([tensor])[0]
     boxes = output["boxes"].cpu().numpy()
     scores = output["scores"].cpu().numpy()
-    masks = output["masks"][:, 0].cpu().numpy() if len(scores) else np.zeros((0,) + tile.shape[:2], np.float32)
     found: list[Detection] = []
     height, width = tile.shape[:2]
-    for box, score, probability in zip(boxes, scores, masks):
+    for index, (box, score) in enumerate(zip(boxes, scores)):
         if score < min_score:
             continue
         x0, y0 = max(int(np.floor(box[0])) - 1, 0), max(int(np.floor(box[1])) - 1, 0)
         x1, y1 = min(int(np.ceil(box[2])) + 1, width), min(int(np.ceil(box[3])) + 1, height)
-        mask = probability[y0:y1, x0:x1] >= mask_threshold
+        mask = _mask_window(output, index, (y0, y1, x0, x1)) >= mask_threshold
         if mask.sum() < 4:
             continue
         found.append(Detection(top=y0, left=x0, mask=mask, score=float(score)))
     return found
+
+
+def _mask_window(output: dict, index: int, window: tuple[int, int, int, int]) -> np.ndarray:
+    """Detection ``index``'s mask probabilities over ``window`` (y0, y1, x0, x1) of the tile, float32.
+
+    From the per-box ``"mask_crops"`` of :class:`~medlim.microscopy.steatosis.network.NativeScaleTransform`
+    (0 outside the crop), or from full-size ``"masks"`` (torchvision's output, and stand-in networks').
+    """
+    y0, y1, x0, x1 = window
+    if "mask_crops" not in output:
+        return output["masks"][index, 0, y0:y1, x0:x1].cpu().numpy()
+    top, left, crop = output["mask_crops"][index]
+    crop = crop.cpu().numpy()
+    values = np.zeros((y1 - y0, x1 - x0), np.float32)
+    rows = slice(max(top, y0), min(top + crop.shape[0], y1))
+    cols = slice(max(left, x0), min(left + crop.shape[1], x1))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        values[rows.start - y0 : rows.stop - y0, cols.start - x0 : cols.stop - x0] = \
+            crop[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
+    return values
 
 
 def _iou(a: Detection, b: Detection) -> float:

@@ -49,10 +49,40 @@ IMAGE_STD: tuple[float, float, float] = (0.14, 0.20, 0.14)
 
 
 class NativeScaleTransform(GeneralizedRCNNTransform):
-    """Normalise and batch images without resizing them (sizes padded to a multiple of 32)."""
+    """Normalise and batch images without resizing them (sizes padded to a multiple of 32).
+
+    In inference each detection's mask is pasted into its own box only
+    (``"mask_crops"``: ``(top, left, probability[h, w])`` per detection, the
+    values torchvision's ``paste_masks_in_image`` gives inside the box) instead of
+    into a full-size image per detection (``"masks"``): with up to 1,000
+    detections per 1024² tile, the full-size masks alone took 4 GiB (issue 16,
+    whole slides in bounded memory).
+    """
 
     def resize(self, image: torch.Tensor, target: dict[str, torch.Tensor] | None = None) -> tuple[torch.Tensor, Any]:
         return image, target
+
+    def postprocess(self, result: list[dict[str, torch.Tensor]], image_shapes: list[tuple[int, int]],
+                    original_image_sizes: list[tuple[int, int]]) -> list[dict[str, Any]]:  # type: ignore[override]
+        from torchvision.models.detection.roi_heads import expand_boxes, expand_masks, paste_mask_in_image
+
+        if self.training:
+            return result
+        out: list[dict[str, Any]] = []
+        for prediction, (height, width) in zip(result, original_image_sizes):
+            prediction = dict(prediction)  # no resize: boxes are already in image pixels
+            if "masks" in prediction:
+                masks, scale = expand_masks(prediction.pop("masks"), padding=1)
+                boxes = expand_boxes(prediction["boxes"], scale).to(dtype=torch.int64)
+                crops = []
+                for mask, box in zip(masks, boxes):
+                    x0, y0 = max(int(box[0]), 0), max(int(box[1]), 0)
+                    x1, y1 = min(int(box[2]) + 1, width), min(int(box[3]) + 1, height)
+                    # One full-size paste at a time (4 MiB at 1024²), cropped at once.
+                    crops.append((y0, x0, paste_mask_in_image(mask[0], box, height, width)[y0:y1, x0:x1]))
+                prediction["mask_crops"] = crops
+            out.append(prediction)
+        return out
 
 
 def build_steatosis_maskrcnn(

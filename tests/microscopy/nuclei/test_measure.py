@@ -9,8 +9,6 @@ import pytest
 
 from medlim.microscopy.nuclei.measure import (
     NUCLEUS_COLUMNS,
-    NucleusRow,
-    NucleusTable,
     nuclei_readout,
     nucleus_rows,
     nucleus_table,
@@ -63,12 +61,21 @@ def test_nucleus_table_rows_csv_and_json() -> None:
     assert json.loads(json.dumps(data)) == data
 
 
-def test_nucleus_csv_header_and_rows() -> None:
-    table = NucleusTable(rows=(NucleusRow(3, 12, 3.0, 4.5, 10.0, 0.6831, 1.0, True),), clumps_split=0)
-    assert table.to_csv().splitlines() == [
-        "id,area_px2,centroid_row,centroid_col,perimeter_px,eccentricity,solidity,from_split_clump",
-        "3,12,3.0,4.5,10.0,0.6831,1.0,True",
-    ]
+def test_nucleus_csv_is_the_shared_object_table() -> None:
+    """The per-nucleus CSV is the microscopy rooms' object table (issue 16): px, µm with a spacing, split flag."""
+    from medlim.microscopy.objects import MicronSpacing
+
+    labels = np.zeros((10, 10), np.int32)
+    labels[2:5, 3:7] = 3  # 3 rows × 4 columns: area 12, centroid (3, 4.5)
+    plain = nucleus_table(labels)
+    lines = plain.to_csv().splitlines()
+    assert lines[0] == ("id,class,centroid_row_px,centroid_col_px,area_px2,perimeter_px,equivalent_diameter_px,"
+                        "major_axis_px,minor_axis_px,eccentricity,solidity,from_split_clump")
+    assert lines[1].startswith("3,Nucleus,3.0,4.5,12.0,") and lines[1].endswith(",1.0,False")
+    microns = nucleus_table(labels, spacing=MicronSpacing(2.0, "user"))
+    row = microns.objects.rows[0]
+    assert row["area_um2"] == 48.0 and row["perimeter_um"] == pytest.approx(2 * row["perimeter_px"], abs=1e-3)
+    assert microns.spacing.um == 2.0
 
 
 def test_readout_counts() -> None:
@@ -77,5 +84,6 @@ def test_readout_counts() -> None:
                           seconds=0.12345)
     readout = nuclei_readout(result)
     assert readout.to_json() == {"count": 5, "clumps_split": 2, "from_split_clumps": 4, "cuts": 0,
-                                 "clump_candidates": 3, "mean_area_px2": 1234.6, "seconds": 0.123}
+                                 "clump_candidates": 3, "mean_area_px2": 1234.6, "seconds": 0.123,
+                                 "pixel_spacing_um": None, "spacing_source": "none", "mean_area_um2": None}
     assert readout.count == result.count

@@ -43,7 +43,8 @@ def test_segment_writes_kept_labels_and_jsonl(tmp_path, registry_dir, capsys):
     assert code == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band", "preset",
-                        "seconds", "labels", "warnings"}
+                        "seconds", "labels", "warnings", "unlike_training", "pixel_spacing_um", "spacing_source"}
+    assert (row["pixel_spacing_um"], row["spacing_source"]) == (None, "none")
     assert 0 <= row["kept"] <= row["detected"] and 0.0 <= row["steatosis_fraction"] <= 1.0
     labels = cv2.imread(str(out / "liver_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.dtype == np.uint16 and labels.shape == (150, 200)
@@ -104,3 +105,54 @@ def test_segment_finds_your_model_by_name_at_version_and_uses_the_default(tmp_pa
     assert chosen() == "maskrcnn-steatosis:1"  # no default marked: the highest version
     registries.set_default("maskrcnn-steatosis@0")
     assert chosen() == "maskrcnn-steatosis:0"  # your default
+
+
+def test_segment_exports_microns_and_absolute_area_cutoffs(tmp_path, registry_dir, capsys):
+    """``--csv --geojson`` write the page's per-droplet exports; ``--area-um2`` keeps droplets by absolute area
+    and needs a pixel size (issue 16)."""
+    from medlim.microscopy.objects import NO_SPACING
+
+    save_png(tmp_path / "liver.png", generate_he(4, size=(150, 200)).image)
+    out = tmp_path / "out"
+    base = ["steatosis", "segment", str(tmp_path / "liver.png"), "--out", str(out), "--weights-dir", str(registry_dir),
+            "--min-score", "0.0", "--jsonl"]
+    assert main([*base, "--csv", "--geojson", "--pixel-spacing-um", "0.5"]) == 0
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (row["pixel_spacing_um"], row["spacing_source"]) == (0.5, "user")
+    assert row["csv"] == str(out / "liver_objects.csv") and row["geojson"] == str(out / "liver.geojson")
+    document = json.loads((out / "liver.geojson").read_text(encoding="utf-8"))
+    lines = (out / "liver_objects.csv").read_text(encoding="utf-8").strip().splitlines()
+    assert len(document["features"]) == row["detected"] == len(lines) - 1
+    assert "area_um2" in lines[0].split(",")
+    # Absolute cutoffs: no droplet of this 150 × 200 px field exceeds 7,500 µm² (30,000 px² at 0.5 µm).
+    assert main([*base, "--pixel-spacing-um", "0.5", "--area-um2", "0", "7500"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kept"] == row["detected"]
+    assert main([*base, "--pixel-spacing-um", "0.5", "--area-um2", "8000", "inf"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kept"] == 0
+    assert main([*base, "--area-um2", "0", "100"]) == 0  # no pixel size: the file's row says why
+    row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert row["error"] == "ParameterError" and "pixel size" in row["message"]
+    assert NO_SPACING.warning is not None
+
+
+def test_segment_reads_a_tiled_tiff_as_a_whole_slide(tmp_path, registry_dir, capsys):
+    import shapely
+    import tifffile
+
+    image = generate_he(4, size=(300, 360)).image
+    with tifffile.TiffWriter(tmp_path / "slide.tif") as tiff:
+        tiff.write(image, tile=(128, 128), photometric="rgb", compression="deflate", resolution=(40000, 40000),
+                   resolutionunit="CENTIMETER")
+    out = tmp_path / "out"
+    assert main(["steatosis", "segment", str(tmp_path / "slide.tif"), "--out", str(out), "--weights-dir",
+                 str(registry_dir), "--min-score", "0.0", "--geojson", "--region", "0,0,300,200", "--tile", "256",
+                 "--jsonl"]) == 0
+    captured = capsys.readouterr()
+    row = json.loads(captured.out.strip().splitlines()[-1])
+    assert (row["pixel_spacing_um"], row["spacing_source"]) == (0.25, "file") and row["labels"] == ""
+    assert "tile" in captured.err and (out / "slide.geojson").is_file() and not (out / "slide_labels.png").exists()
+    features = json.loads((out / "slide.geojson").read_text(encoding="utf-8"))["features"]
+    assert len(features) == row["detected"]
+    for feature in features:  # inside the region x < 300, y < 200
+        _, _, right, bottom = shapely.geometry.shape(feature["geometry"]).bounds
+        assert right <= 300 and bottom <= 200

@@ -100,6 +100,35 @@ def test_trains_on_images_without_annotation(he_folders: tuple[Path, Path],
     assert entry.data["fingerprint"]["layout"] == "unlabelled" and entry.architecture_kwargs["backbone"] == "resnet10"
     assert "agreement, not accuracy" in entry.metrics["reference"] and entry.plan["settings"]["crop"] == 64
     assert (ROOT / "weights" / "manifest.json").read_bytes() == shipped_before
+    # issue 12/13: the model carries its training-data check, fitted on its 10 training tiles (one per 160 px
+    # image), the limit chosen with the 8 validation crops, stored beside its weights in the user registry
+    assert entry.familiarity_path == get_settings().models_dir / f"{name}-1.familiarity.json"
+    assert entry.familiarity_path.is_file() and entry.familiarity["command"] == entry.provenance.command
+    assert result["familiarity"]["n_calibration"] == 10 and result["familiarity"]["n_validation"] == 8
+    _check_runs_at_inference(name, train, capsys)
+
+
+def _check_runs_at_inference(name: str, train: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``medlim steatosis segment`` with the user's model: a training image passes its check, a grey picture and a
+    radiograph-like picture are flagged (their numbers still given, with the warning)."""
+    from medlim.phantoms.base import save_png
+
+    out = train.parent / "segment_out"
+    grey = np.full((160, 160, 3), 128, np.uint8)
+    ramp = np.repeat(np.linspace(20, 230, 160, dtype=np.uint8)[None, :, None], 160, axis=0)
+    radiograph = np.repeat(ramp, 3, axis=2)  # grey, smooth: nothing like stained tissue
+    save_png(out / "inputs" / "grey.png", grey)
+    save_png(out / "inputs" / "radiograph.png", radiograph)
+    assert main(["steatosis", "segment", str(train / "liver0.png"), str(out / "inputs" / "grey.png"),
+                 str(out / "inputs" / "radiograph.png"), "--out", str(out), "--weights", name, "--jsonl"]) == 0
+    rows = {Path(row["file"]).name: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
+    own, *others = rows["liver0.png"], rows["grey.png"], rows["radiograph.png"]
+    assert own["unlike_training"]["flagged"] is False
+    assert not any("unlike the images" in warning for warning in own["warnings"])
+    assert own["unlike_training"]["score"] <= own["unlike_training"]["threshold"]
+    for row in others:
+        assert row["unlike_training"]["flagged"] is True and "detected" in row
+        assert any("unlike the images the model was trained on" in warning for warning in row["warnings"])
 
 
 def test_a_budget_too_small_registers_nothing(he_folders: tuple[Path, Path],

@@ -19,7 +19,9 @@ def test_shipped_backbone_is_small_and_runs_at_native_scale() -> None:
         image = torch.rand(3, 96, 80)
         output = model([image])[0]
         transformed, _ = model.transform([image])
-    assert set(output) == {"boxes", "labels", "scores", "masks"}
+    # Masks come pasted into their own boxes (issue 16: no full-size mask per detection).
+    assert set(output) == {"boxes", "labels", "scores", "mask_crops"}
+    assert len(output["mask_crops"]) == len(output["scores"])
     # No resizing: only padding to a multiple of 32.
     assert tuple(transformed.tensors.shape[-2:]) == (96, 96)
     assert transformed.image_sizes == [(96, 80)]
@@ -41,3 +43,20 @@ def test_registered_architecture() -> None:
 def test_thesis_backbone_builds() -> None:
     model = build_steatosis_maskrcnn(backbone="resnet50")
     assert model.backbone.out_channels == 256
+
+
+def test_mask_crops_equal_torchvision_full_size_masks_inside_their_boxes() -> None:
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    from medlim.microscopy.steatosis.network import NativeScaleTransform
+
+    transform = NativeScaleTransform(min_size=800, max_size=4096, image_mean=[0.5] * 3, image_std=[0.2] * 3).eval()
+    torch.manual_seed(0)
+    boxes = torch.tensor([[2.0, 3.0, 20.0, 15.0], [30.0, 1.0, 47.0, 39.0], [-3.0, 35.0, 10.0, 45.0]])
+    masks = torch.rand(3, 1, 28, 28)
+    (lean,) = transform.postprocess([{"boxes": boxes, "masks": masks}], [(40, 48)], [(40, 48)])
+    full = paste_masks_in_image(masks, boxes, (40, 48))[:, 0]
+    for (top, left, crop), reference in zip(lean["mask_crops"], full):
+        rebuilt = torch.zeros_like(reference)
+        rebuilt[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
+        assert torch.equal(rebuilt, reference)
