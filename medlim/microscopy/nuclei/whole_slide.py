@@ -86,14 +86,14 @@ def _segmenter(method: str, params: NucleiParams | None) -> Callable[[np.ndarray
     from medlim.microscopy.slides import TileSegmentation
 
     baselines = {"watershed": watershed.watershed_nuclei,
-                 "watershed-basic": getattr(watershed, "watershed_basic_nuclei", None)}
+                 "watershed-basic": watershed.watershed_basic_nuclei}
 
     def segment(pixels: np.ndarray) -> TileSegmentation:
         image = pixels.astype(np.float32) / 255.0
         if method == "thesis":
             labels = segment_nuclei(image, params=params or NucleiParams()).labels
         else:
-            labels = baselines[method](image).labels  # type: ignore[misc]
+            labels = baselines[method](image).labels
         labels = _consecutive(labels)
         split = split_clump_labels(labels)
         flags = np.array([k in split for k in range(1, int(labels.max(initial=0)) + 1)], bool)
