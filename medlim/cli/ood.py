@@ -31,6 +31,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from medlim.cli.engine_options import add_engine_options, engine_of
+from medlim.cli.jobs import add_background_option
 from medlim.errors import ParameterError
 
 __all__ = ["register", "add_train_parsers"]
@@ -65,7 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _registry_options(score)
     score.add_argument("--pseudonymise-names", action="store_true",
                        help="name files by a keyed-hash label instead of their path")
+    add_engine_options(score)
     score.set_defaults(func=_score)
+    add_background_option(score, kind="ood.score")
 
     evaluate = sub.add_parser(
         "evaluate", help="thesis-protocol evaluation: one-vs-rest AUROC, AUPR, FPR@95, G-mean rates, Table 4.5 "
@@ -83,6 +87,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--n", type=int, default=60, help="phantoms per class when --data is omitted")
     evaluate.add_argument("--variability", type=float, default=None,
                           help="within-site variation of the phantoms (default: the detector's training data)")
+    evaluate.add_argument("--n-shift", type=int, default=20,
+                          help="without --data: held-out ID phantoms per named shift (blur, lowres, cast, noise, "
+                               "grid, exposure, tint), severities spread evenly from 0.05 to 1 (default 20; 0 = none)")
+    evaluate.add_argument("--compare", default="auto",
+                          help="detectors reported beside this one per shift type: comma-separated names, 'auto' "
+                               "(default: the registered TEND, CVAD and AE detectors of the same ID classes) "
+                               "or 'none'")
     _registry_options(evaluate)
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
@@ -155,7 +166,8 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--warmup-epochs", type=int, default=None)
             p.add_argument("--distortions", default=None,
                            help="fake-OOD distortions, comma-separated (the thesis's six: barrel, perspective, arc, "
-                                "polar, tile, affine; extra: spread, motion_blur, cut_paste)")
+                                "polar, tile, affine; extra: spread, motion_blur, cut_paste, which resemble the "
+                                "Table 4.5 noise, blur and random cut), or 'thesis' (the six) or 'all' (the nine)")
             p.add_argument("--train-encoder", action="store_true", default=None,
                            help="train the encoder in stage 2 too (the authors' code; planned with --data); "
                                 "the thesis freezes it")
@@ -216,7 +228,9 @@ def _settings(args: argparse.Namespace, kind: str) -> tuple[dict, list[tuple[str
         if kind not in kinds or value is None:
             continue
         if dest == "distortions":
-            value = tuple(name.strip() for name in value.split(",") if name.strip())
+            from medlim.curation.ood.distortions import distortion_names
+
+            value = distortion_names(value)  # "thesis": the six warps without the Table 4.5 look-alikes
             recorded.append((flag, ",".join(value)))
         else:
             recorded.append((flag, value))
@@ -340,7 +354,7 @@ def _score(args: argparse.Namespace) -> int:
 
     report = score_inputs(detector, inputs, threshold=args.threshold, label_folders=args.labels_from_folders,
                           pseudonymised=args.pseudonymise_names, progress=progress_printer(len(inputs)),
-                          on_row=show)
+                          on_row=show, engine=engine_of(args))
     if args.summary or args.labels_from_folders:
         if args.jsonl:
             print(json.dumps({"summary": report.summary()}), flush=True)
@@ -367,15 +381,20 @@ def _evaluate(args: argparse.Namespace) -> int:
     from medlim.curation.ood.data import phantom_set
     from medlim.curation.ood.evaluate import evaluate_detector, evaluation_lines
     from medlim.curation.ood.recipe import HELDOUT_SEED
+    from medlim.curation.ood.shift_types import shifted_phantom_set
     from medlim.phantoms.radiograph import BODY_PARTS
 
     detector = _detector(args)
     seed = HELDOUT_SEED if args.seed is None else args.seed
+    read: dict[int, object] = {}  # the folder as read at each input side
+    if args.n_shift < 0:
+        raise ParameterError(f"--n-shift must be 0 or more, {args.n_shift} is given.")
     if args.data is not None:
         from medlim.curation.ood.folder import evaluation_data
 
         data = evaluation_data(args.data, size=detector.input_size, skip_bad=args.skip_bad,
                                progress=stderr_progress)
+        read[detector.input_size] = data
         evaluation = evaluate_detector(detector, data.clean, seed=seed, shifted=data.shifted,
                                        shift_types=data.shift_types)
     else:
@@ -386,9 +405,62 @@ def _evaluate(args: argparse.Namespace) -> int:
             variability = float(detector.params.get("data", {}).get("variability", 0.0))
         phantoms = phantom_set(seed=seed, per_class=args.n, body_parts=BODY_PARTS, size=detector.input_size,
                                variability=variability)
-        evaluation = evaluate_detector(detector, phantoms, seed=seed)
+        moved = shifted_phantom_set(seed=seed, per_type=args.n_shift, body_parts=detector.id_classes,
+                                    size=detector.input_size, variability=variability) \
+            if args.n_shift and set(detector.id_classes) <= set(BODY_PARTS) else None
+        evaluation = evaluate_detector(detector, phantoms, seed=seed, shifted=moved.images if moved else None,
+                                       shift_types=moved.shift_types if moved else ())
+    table = _shift_comparison(args, detector, seed, read) if evaluation.shift_types else None
     if args.json:
-        print(json.dumps({"detector": detector.name, **evaluation.to_dict()}, indent=2))
+        print(json.dumps({"detector": detector.name, **evaluation.to_dict(),
+                          **({"shift_types": table.to_dict()} if table is not None else {})}, indent=2))
     else:
-        print("\n".join(evaluation_lines(evaluation, detector=detector.name)))
+        lines = evaluation_lines(evaluation, detector=detector.name)
+        if table is not None and len(table.detectors) > 1:
+            lines += ["", "per shift type, detectors side by side (share detected at each one's calibrated "
+                          "threshold / AUROC against the ID images):", *table.lines()]
+        print("\n".join(lines))
     return 0
+
+
+def _compared(args: argparse.Namespace, detector):  # -> list[Detector]
+    """The evaluated detector followed by those ``--compare`` names (``auto``: same ID classes)."""
+    from medlim.curation.ood.scoring import detector_from_entry
+    from medlim.curation.ood.shift_types import companion_entries
+
+    choice = (args.compare or "auto").strip()
+    if choice == "none":
+        return [detector]
+    registries = _registries(args)
+    if choice == "auto":
+        entries = companion_entries(registries.list(TASK), id_classes=detector.id_classes,
+                                    exclude=detector.name.split("@")[0])
+    else:
+        entries = tuple(registries.find(name.strip()) for name in choice.split(",") if name.strip())
+    return [detector, *(detector_from_entry(entry) for entry in entries)]
+
+
+def _shift_comparison(args: argparse.Namespace, detector, seed: int, read: dict):  # -> ShiftTypeTable
+    """Per-shift-type rows of the detector and its companions on the evaluation's images (``read``: the
+    folder already read, by input side)."""
+    from medlim.curation.ood.shift_types import ShiftedSet, compare_shift_types, phantom_shift_comparison
+
+    detectors = _compared(args, detector)
+    if args.data is None:
+        return phantom_shift_comparison(detectors, seed=seed, per_class=args.n, per_type=args.n_shift,
+                                        variability=args.variability)
+    import numpy as np
+
+    from medlim.curation.ood.folder import evaluation_data
+
+    def data_at(size: int):  # -> EvaluationData
+        if size not in read:
+            read[size] = evaluation_data(args.data, size=size, skip_bad=args.skip_bad)
+        return read[size]
+
+    def shifted(size: int) -> ShiftedSet:
+        data = data_at(size)
+        return ShiftedSet(data.shifted, data.shift_types, np.full(len(data.shift_types), np.nan))
+
+    return compare_shift_types(detectors, reference=lambda size: data_at(size).clean, shifted=shifted,
+                               source=args.data.name)

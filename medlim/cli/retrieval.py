@@ -25,6 +25,8 @@ import json
 import sys
 from pathlib import Path
 
+from medlim.cli.engine_options import add_engine_options, engine_of
+from medlim.cli.jobs import add_background_option
 from medlim.errors import ParameterError
 
 __all__ = ["register", "add_train_parsers"]
@@ -44,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     build.add_argument("--append", action="store_true",
                        help="add the folder's new images to an existing index (ids continue; old ids unchanged)")
     build.add_argument("--weights-dir", default=None)
+    add_engine_options(build)
     build.set_defaults(func=_build)
+    add_background_option(build, kind="retrieval.build")
 
     query = sub.add_parser("query", help="top-K similar items of query images")
     query.add_argument("--index", type=Path, required=True)
@@ -103,7 +107,7 @@ def _build(args: argparse.Namespace) -> int:
             print(f"encoded {done}/{total}", file=sys.stderr, flush=True)
 
     built = build_collection(args.data, args.model, args.index, name=args.name, registry=_registry(args),
-                             kind=args.kind, append=args.append, progress=progress)
+                             kind=args.kind, append=args.append, progress=progress, engine=engine_of(args))
     print(json.dumps({"name": built.name, "index": str(built.path), "model": built.model, "count": built.count,
                       "dim": built.dim}))
     return 0

@@ -32,6 +32,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medlim.cli.engine_options import add_engine_options, engine_of
+from medlim.cli.jobs import add_background_option
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -85,7 +87,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--replace", action="store_true",
                      help="replace the run saved under that name (its scores and keep/drop tags are deleted)")
     run.add_argument("--no-store", action="store_true", help="do not write scores to the results store")
+    add_engine_options(run)  # the scoring stage (external images) scales out; training stays in this process
     run.set_defaults(func=_run)
+    add_background_option(run, kind="shift.run")
 
 
 def _add_stored(sub: argparse._SubParsersAction) -> None:
@@ -179,7 +183,7 @@ def _run(args: argparse.Namespace) -> int:
             name = check_run_name(store, args.dataset or external.name, replace=args.replace)
     started = time.monotonic()
     result = run_configured(internal, external, config, log=lambda line: print(line, file=sys.stderr),
-                            progress=_progress_line())
+                            progress=_progress_line(), engine=engine_of(args))
     paths = write_outputs(result, args.out)
     report = ShiftReport.from_result(result)
     if name is not None:
@@ -233,6 +237,10 @@ def _show(args: argparse.Namespace) -> int:
     curve = summary["otdd"]
     for level, mean, std, f1 in zip(curve["levels"], curve["otdd_mean"], curve["otdd_std"], curve["macro_f1"]):
         print(f"TOP {level}: OTDD {mean:.4f} ± {std:.4f}, macro-F1 {f1:.4f}")
+    if run.shift_types is not None:  # issue 13: detection per shift type
+        print(f"per shift type (share above each class detector's calibrated threshold / AUROC against the "
+              f"{run.shift_types.source}):")
+        print("\n".join(run.shift_types.lines()))
     return 0
 
 

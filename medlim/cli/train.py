@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from medlim.cli.jobs import add_background_option
 from medlim.errors import ParameterError
 
 __all__ = ["register"]
@@ -37,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     from medlim.cli.retrieval import add_train_parsers as add_retrieval_train_parsers
 
     add_retrieval_train_parsers(sub)
+    for trainer in sub.choices.values():  # every `medlim train MODEL` can be queued as a job
+        add_background_option(trainer, kind="train")
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
 

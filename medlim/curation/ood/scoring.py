@@ -13,12 +13,16 @@ Scores, higher = more out-of-distribution:
 Every quantity of an image depends only on that image and the stored weights
 and calibration: the networks run in eval mode, and nothing is normalised over
 the batch (the authors' min-max over the test set cannot score one image).
+So files can be scored anywhere in any grouping: :func:`scored_batches` runs
+its two steps, :func:`read_model_input` and :func:`score_model_inputs`, on a
+:mod:`medlim.core.engines` engine (this process, or Ray tasks and actors; issue 15).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from medlim.core.batch import Attempt
+    from medlim.core.engines import Engine
     from medlim.core.weights import Registries, Registry, WeightsEntry
 
 __all__ = [
@@ -43,6 +48,9 @@ __all__ = [
     "score_files",
     "ScoredBatch",
     "scored_batches",
+    "read_model_input",
+    "score_model_inputs",
+    "detector_for_worker",
 ]
 
 #: Detector kind → registry architecture name.
@@ -198,6 +206,7 @@ def score_files(
     chunk: int = 32,
     progress: Callable[[int, str, float], None] | None = None,
     pseudonymised: bool = False,
+    engine: Engine | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Score image files in small batches: one row per file, a file that cannot be read as an error row.
 
@@ -213,27 +222,33 @@ def score_files(
         chunk: files read before they are scored together (≥ 1).
         progress: ``progress(index, name, seconds)`` after each file is read.
         pseudonymised: the names are labels; a path's real name is kept out of error messages.
+        engine: where files are read and scored (None: this process).
 
     Yields:
         In file order, :meth:`OodScores.rows` rows plus ``warnings`` (the reader's),
         or :func:`medlim.core.batch.error_row` rows (``file``, ``error``, ``message``).
     """
     for batch in scored_batches(detector, files, threshold=threshold, chunk=chunk, progress=progress,
-                                pseudonymised=pseudonymised):
+                                pseudonymised=pseudonymised, engine=engine):
         yield from batch.rows()
+
+
+#: What :func:`score_model_inputs` gives per file: the model input, the reader's warnings and the score's parts.
+ScoredInput = tuple[np.ndarray, list[str], dict[str, float]]
 
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    """One batch of :func:`scored_batches`: the read attempts and the scores of the readable ones.
+    """One batch of :func:`scored_batches`: the attempts and the scores of the readable files.
 
     Attributes:
-        attempts: every file of the batch, in order (failed reads carry their error row).
+        attempts: every file of the batch, in order (failed reads carry their error row;
+            a read file's ``result`` is its :data:`ScoredInput`).
         scores: scores of the readable files, in order.
         inputs: ``np.ndarray[M, s, s]`` float32, the readable files at the model input size.
     """
 
-    attempts: tuple["Attempt[tuple[np.ndarray, list[str]]]", ...]
+    attempts: tuple["Attempt[ScoredInput]", ...]
     scores: OodScores
     inputs: np.ndarray
 
@@ -247,6 +262,37 @@ class ScoredBatch:
                 yield attempt.failure
 
 
+def read_model_input(name: str, source: Path | bytes, *, size: int) -> tuple[np.ndarray, list[str]]:
+    """One file read and brought to the model input (the reading step of scoring; no model).
+
+    Returns:
+        ``np.ndarray[size, size]`` float32 in [0, 1] and the reader's warnings.
+    """
+    from medlim.core.io import read_image
+    from medlim.curation.ood.data import to_model_input
+
+    record = read_image(source, name=Path(name).name)
+    return to_model_input(record.pixels, size), list(record.metadata.warnings)
+
+
+def score_model_inputs(
+    detector: Detector, names: Sequence[str], prepared: Sequence[tuple[np.ndarray, list[str]]]
+) -> list[ScoredInput]:
+    """The score's parts of read files, scored together (the model step of scoring), one per file in order."""
+    parts = detector.parts(np.stack([inputs for inputs, _ in prepared]))
+    return [(inputs, warnings, {key: float(values[i]) for key, values in parts.items()})
+            for i, (inputs, warnings) in enumerate(prepared)]
+
+
+def detector_for_worker(detector: Detector) -> Detector:
+    """The detector as a worker process uses it: on its GPU when it has one (Ray sets which)."""
+    import torch
+
+    if torch.cuda.is_available():
+        detector.model.to(torch.device("cuda"))
+    return detector
+
+
 def scored_batches(
     detector: Detector,
     files: Iterable[tuple[str, Path | bytes]],
@@ -255,21 +301,19 @@ def scored_batches(
     chunk: int = 32,
     progress: Callable[[int, str, float], None] | None = None,
     pseudonymised: bool = False,
+    engine: Engine | None = None,
 ) -> Iterator[ScoredBatch]:
     """Read and score files ``chunk`` at a time (the work behind :func:`score_files`; same arguments)."""
-    from medlim.core.batch import attempt_each, real_names
-    from medlim.core.io import read_image
-    from medlim.curation.ood.data import to_model_input
+    from medlim.core.batch import real_names
+    from medlim.core.engines import FileWork, LocalEngine
 
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ParameterError(f"`chunk` must be a positive integer, {chunk!r} is given.")
-
-    def prepare(name: str, source: Path | bytes) -> tuple[np.ndarray, list[str]]:
-        record = read_image(source, name=Path(name).name)
-        return to_model_input(record.pixels, detector.input_size), list(record.metadata.warnings)
-
-    pending: list[Attempt[tuple[np.ndarray, list[str]]]] = []
-    for attempt in attempt_each(files, prepare, progress=progress, hidden=real_names if pseudonymised else None):
+    work = FileWork(read=partial(read_model_input, size=detector.input_size), infer=score_model_inputs,
+                    load_model=partial(detector_for_worker, detector), batch=chunk)
+    pending: list[Attempt[ScoredInput]] = []
+    for attempt in (engine or LocalEngine()).attempts(work, files, model=detector, progress=progress,
+                                                       hidden=real_names if pseudonymised else None):
         pending.append(attempt)
         if len(pending) >= chunk:
             yield _scored_batch(detector, pending, threshold)
@@ -279,13 +323,16 @@ def scored_batches(
 
 
 def _scored_batch(
-    detector: Detector, attempts: Sequence["Attempt[tuple[np.ndarray, list[str]]]"], threshold: float | None
+    detector: Detector, attempts: Sequence["Attempt[ScoredInput]"], threshold: float | None
 ) -> ScoredBatch:
-    """The readable files of ``attempts`` scored together."""
-    read = [a for a in attempts if a.ok]
+    """The scores of the readable files of ``attempts``, from their parts (:func:`combine_parts`)."""
+    read = [a.result for a in attempts if a.ok and a.result is not None]
     size = detector.input_size
-    inputs = np.stack([a.result[0] for a in read]) if read else np.zeros((0, size, size), np.float32)
-    scores = detector.score(inputs, files=[a.name for a in read], threshold=threshold)
+    inputs = np.stack([r[0] for r in read]) if read else np.zeros((0, size, size), np.float32)
+    parts = {key: np.array([r[2][key] for r in read], dtype=np.float64) for key in PART_NAMES[detector.kind]}
+    scores = OodScores(score=combine_parts(detector.kind, parts, detector.params),
+                       threshold=detector.threshold if threshold is None else float(threshold),
+                       parts=parts, files=tuple(a.name for a in attempts if a.ok))
     return ScoredBatch(attempts=tuple(attempts), scores=scores, inputs=inputs)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from medlim.curation.ood.calibration import auroc as area_under_roc
 from medlim.curation.ood.data import IMAGE_SUFFIXES, list_image_files
 from medlim.curation.ood.labels import FolderLabels, auroc_notes, folder_labels, matching_class
 from medlim.curation.ood.scoring import Detector, OodScores, scored_batches
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.engines import Engine
 
 __all__ = [
     "OodInput",
@@ -183,6 +186,7 @@ def score_inputs(
     chunk: int = 32,
     progress: Callable[[int, str, float], None] | None = None,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    engine: Engine | None = None,
 ) -> OodReport:
     """Read, score and (optionally) label images, a small batch at a time.
 
@@ -197,6 +201,7 @@ def score_inputs(
         progress: ``progress(index, name, seconds)`` after each file is read.
         on_row: called with each row as soon as its batch is scored (the CLI prints it),
             in file order; rows carry ``warnings`` and, with ``label_folders``, ``label``.
+        engine: where files are read and scored (None: this process; :mod:`medlim.core.engines`).
 
     Returns:
         The report (failures listed, not raised).
@@ -206,7 +211,7 @@ def score_inputs(
     parts: list[OodScores] = []
     folders, warnings, failures, kept = [], [], [], []
     for batch in scored_batches(detector, ((i.name, i.source) for i in items), threshold=threshold, chunk=chunk,
-                                progress=progress, pseudonymised=pseudonymised):
+                                progress=progress, pseudonymised=pseudonymised, engine=engine):
         parts.append(batch.scores)
         if keep_inputs:
             kept.append(batch.inputs)

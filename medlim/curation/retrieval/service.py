@@ -10,7 +10,10 @@ both call these functions:
   sub-folders, or just images;
 * :func:`build_collection` — encode every image, save the index file
   (embedding models: exact cosine index; PMS: the class-similarity vectors,
-  searched exactly by DS) and record the items in the results store;
+  searched exactly by DS) and record the items in the results store; the
+  images are read (:func:`read_retrieval_input`) and encoded
+  (:func:`encode_inputs`) on a :mod:`medlim.core.engines` engine: this
+  process, or Ray tasks and model actors (issue 15);
 * :func:`query_collection` — the top K of query images as typed
   :class:`RetrievalResult` lists of neighbours (files, labels, scores and
   anomaly scores), optionally restricted to items carrying a label; the page
@@ -30,14 +33,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medlim.errors import ParameterError, WeightsError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.core.engines import Engine
+
 __all__ = [
+    "encode_inputs",
+    "read_retrieval_input",
     "RetrievalModel",
     "Collection",
     "BuiltCollection",
@@ -233,16 +242,41 @@ class BuiltCollection:
     dim: int
 
 
-def _read_images(files: Sequence[str], size: int, progress: Progress | None, offset: int, total: int) -> np.ndarray:
+def read_retrieval_input(name: str, source: Path, *, size: int) -> np.ndarray:
+    """One image read and brought to the model input, ``np.ndarray[size, size]`` float32 in [0, 1] (no model)."""
     from medlim.core.io import read_image
     from medlim.curation.ood.data import to_model_input
 
-    out = np.zeros((len(files), size, size), np.float32)
-    for i, file in enumerate(files):
-        out[i] = to_model_input(read_image(Path(file)).pixels, size)
-        if progress is not None:
-            progress(offset + i + 1, total)
-    return out
+    return to_model_input(read_image(source).pixels, size)
+
+
+def encode_inputs(
+    model: RetrievalModel, names: Sequence[str], inputs: Sequence[np.ndarray]
+) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """:meth:`RetrievalModel.encode` of read images together: ``(vector, probabilities or None)`` per image."""
+    vectors, probabilities = model.encode(np.stack(inputs))
+    return [(vectors[i], None if probabilities is None else probabilities[i]) for i in range(len(inputs))]
+
+
+def _encoded(files: Sequence[str], model: RetrievalModel, engine: Engine | None,
+             progress: Progress | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The vectors ``[N, D]`` (and PMS probabilities) of ``files``, 256 encoded together; a bad file stops the build."""
+    from medlim import errors
+    from medlim.core.engines import FileWork, LocalEngine, given
+
+    work = FileWork(read=partial(read_retrieval_input, size=model.input_size), infer=encode_inputs,
+                    load_model=partial(given, model), batch=256)
+    report = None if progress is None else lambda index, _name, _seconds: progress(index, len(files))
+    encoded = []
+    for attempt in (engine or LocalEngine()).attempts(work, ((f, Path(f)) for f in files), model=model,
+                                                       progress=report):
+        if attempt.failure is not None:
+            raise getattr(errors, attempt.failure["error"], errors.MedlimError)(attempt.failure["message"])
+        encoded.append(attempt.result)
+    if not encoded:
+        return np.zeros((0, 1), np.float32), None
+    probabilities = None if encoded[0][1] is None else np.stack([p for _, p in encoded])
+    return np.stack([v for v, _ in encoded]), probabilities
 
 
 def build_collection(
@@ -256,6 +290,7 @@ def build_collection(
     kind: str = "flat",
     append: bool = False,
     progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> BuiltCollection:
     """Encode every image of ``data`` with ``model_name``, save the index and record the items.
 
@@ -273,6 +308,7 @@ def build_collection(
         registry: weights registry (default the settings' one).
         kind: ``"flat"`` (exact) or ``"hnsw"`` for embedding models; PMS is always exact.
         progress: ``progress(done, total)`` over the images.
+        engine: where the images are read and encoded (None: this process).
     """
     from medlim.core.store import open_store
 
@@ -303,29 +339,21 @@ def build_collection(
                                     labels=tuple(collection.labels[i] for i in keep),
                                     sites=tuple(collection.sites[i] for i in keep),
                                     anomaly=tuple(collection.anomaly[i] for i in keep))
-        return _encode_and_save(collection, model, index_path, label, existing, store, kind, progress)
+        return _encode_and_save(collection, model, index_path, label, existing, store, kind, progress, engine)
     finally:
         if own:
             store.close()
 
 
 def _encode_and_save(collection: Collection, model: RetrievalModel, index_path: str | Path, label: str,
-                     existing: Any, store: Any, kind: str, progress: Progress | None) -> BuiltCollection:
+                     existing: Any, store: Any, kind: str, progress: Progress | None,
+                     engine: Engine | None = None) -> BuiltCollection:
     from medlim.core.store.retrieval import RetrievalItem, add_items, create_index
     from medlim.curation.retrieval.index import IndexConfig, RetrievalIndex
 
-    chunk = 256
-    vectors, probabilities = [], []
-    for start in range(0, len(collection), chunk):
-        images = _read_images(collection.files[start : start + chunk], model.input_size, progress, start,
-                              len(collection))
-        v, p = model.encode(images)
-        vectors.append(v)
-        if p is not None:
-            probabilities.append(p)
-    matrix = np.concatenate(vectors) if vectors else np.zeros((0, 1), np.float32)
+    matrix, probabilities = _encoded(collection.files, model, engine, progress)
     # PMS keeps each item's class probabilities beside its similarities (the symmetric DS needs them)
-    attributes = {PROBABILITY_ATTRIBUTE: np.concatenate(probabilities) if probabilities
+    attributes = {PROBABILITY_ATTRIBUTE: probabilities if probabilities is not None
                   else np.zeros((0, matrix.shape[1]), np.float32)} if model.kind == "pms" else None
     if existing is None:
         # PMS keeps raw similarity vectors (DS is an L1 distance on them); embeddings are searched by cosine
