@@ -6,7 +6,12 @@ it drew through clumps, beside the marker-controlled watershed baseline; the
 counts, a per-nucleus table with sizes in px and — when the file states its
 pixel size or the "Pixel size (µm)" field gives it — in µm / µm², histograms of
 those sizes, and the downloads ``medlim nuclei segment --csv --geojson`` writes
-(the label image, ``<stem>_objects.csv``, ``<stem>.geojson`` for QuPath). The
+(the label image, ``<stem>_objects.csv``, ``<stem>.geojson`` for QuPath). A
+whole slide (an SVS / NDPI / tiled TIFF upload kept inside the data roots, or a
+slide on the server) is analysed by ``medlim nuclei segment`` as a
+``nuclei.segment`` job (:mod:`medlim.ui.slide_jobs`): the page follows it and
+shows the count, the per-nucleus table and histograms of the CSV it wrote and
+its CSV and GeoJSON as downloads. The
 method's parameters can be saved and loaded as named presets (built in:
 ``thesis``). The method runs once per image and parameter set (cached);
 display sliders only redraw. All analysis comes from
@@ -29,15 +34,19 @@ from medlim.microscopy.nuclei.foreground import dapi_channel
 from medlim.microscopy.nuclei.measure import NucleiReadout, NucleusRow, NucleusTable, nuclei_readout
 from medlim.microscopy.nuclei.pipeline import NucleiParams, NucleiResult
 from medlim.microscopy.objects import MicronSpacing
+from medlim.microscopy.slide_runs import SlideRun
 from medlim.settings import get_settings
 from medlim.ui import microscopy as shared
 from medlim.ui import nuclei as ui
+from medlim.ui import slide_jobs
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.figures import downsample_for_display
 from medlim.ui.loaders import read_image_cached
 from medlim.ui.shell import ensure_app_shell
 
 KEY = "nuclei"
+#: The session key of the whole-slide job this page follows (:data:`medlim.ui.jobs.JOB_PAGES`).
+JOB_KEY = "nuclei_job"
 DEFAULTS = NucleiParams()
 BACKGROUNDS = ("DAPI channel (grey)", "Original colours")
 
@@ -49,10 +58,11 @@ def _choose_source() -> tuple[str, bytes, Path | None] | None:
     with upload_column:
         uploaded = st.file_uploader(
             "Upload a fluorescence image (PNG or TIFF, DAPI in the blue channel)",
-            type=["png", "tif", "tiff", "jpg", "jpeg"],
+            type=["png", "tif", "tiff", "jpg", "jpeg", "svs", "ndpi"],
             key=f"{KEY}_upload",
             help="Read in memory for this session only. Colour images: nuclei are read from the blue channel; "
-            "grey images are used as they are.",
+            "grey images are used as they are. A whole slide (SVS, NDPI, tiled TIFF) is kept in the data folders "
+            "and analysed as a job.",
         )
     samples = ui.nuclei_samples(samples_dir)
     labels = {path.relative_to(samples_dir).as_posix(): path for path in samples}
@@ -320,6 +330,34 @@ def _measurements_and_downloads(name: str, data: bytes, thesis: NucleiResult, ta
     shared.exports_downloads(ui.exports_cached(thesis, table), stem=stem, key=f"{KEY}_download", objects="Nuclei")
 
 
+def _slide_job(path: Path) -> None:
+    """A whole slide: the pixel size to run it with, then ``medlim nuclei segment`` (thesis method) as a job."""
+    spacing = shared.spacing_field(key=f"{KEY}_pixel_size", found=slide_jobs.slide_spacing(path))
+    stated = [] if spacing.source != "user" else ["--pixel-spacing-um", repr(spacing.um)]
+    slide_jobs.slide_job_panel("nuclei", path, key=JOB_KEY, render_done=_show_slide_run,
+                               options=lambda: ["--method", "thesis", *stated])
+
+
+def _show_slide_run(run: SlideRun) -> None:
+    """A finished whole-slide job: the command's count, the per-nucleus table and histograms from the CSV it wrote,
+    and its CSV and GeoJSON as downloads."""
+    row = run.row
+    a, b, c = st.columns(3)
+    a.metric("Nuclei", f"{row['count']}", help="Nuclei of the thesis method in the slide region.")
+    b.metric("From split clumps", f"{row['from_split_clumps']}", help="Nuclei cut out of a clump by a dividing curve.")
+    c.metric("Mean area (px²)", f"{row['mean_area_px2']:.1f}")
+    st.caption(f"{row['tiles']} tiles analysed, {row['skipped_tiles']} without tissue skipped; {row['seconds']:.0f} s. "
+               "Open the GeoJSON in QuPath over the slide to see the nuclei.")
+    for warning in row.get("warnings") or ():
+        st.caption(str(warning))
+    st.subheader("Per-nucleus measurements (thesis method)")
+    shared.object_table_view(run.table, key=f"{KEY}_slide_table")
+    if len(run.table):
+        st.plotly_chart(shared.object_histograms(run.table, ui.histogram_columns(run.table.spacing), objects="Nuclei"),
+                        key=f"{KEY}_slide_histograms", width="stretch")
+    slide_jobs.slide_run_downloads(run, key=f"{KEY}_slide", objects="Nuclei")
+
+
 ensure_app_shell()
 st.title("Clumped nuclei")
 st.caption(
@@ -329,8 +367,14 @@ st.caption(
 )
 _presets_panel()
 source = _choose_source()
-if source is None:
-    st.info("Upload a fluorescence image or choose a bundled sample to segment its nuclei.")
+slide_path = slide_jobs.server_slide_input(key=f"{KEY}_slide_path")
+if slide_path is None and source is not None and source[2] is None:
+    slide_path = slide_jobs.uploaded_slide(source[0], source[1])
+if slide_path is not None:
+    _slide_job(slide_path)
+elif source is None:
+    if not slide_jobs.follow_slide_job("nuclei", key=JOB_KEY, render_done=_show_slide_run):
+        st.info("Upload a fluorescence image or choose a bundled sample to segment its nuclei.")
 else:
     name, data, sample = source
     with st.container(border=True):

@@ -14,6 +14,14 @@ field) areas are given in µm² too and droplets can be kept by absolute area
 --csv --geojson`` writes, with the same content; the report downloads too. All numbers come from
 :class:`medlim.microscopy.steatosis.report.SteatosisReport`, the report
 ``medlim steatosis segment`` prints.
+
+A whole slide (an SVS / NDPI / OME / tiled TIFF upload, kept inside the data
+roots, or a slide already on the server) is not analysed in the page: "Analyse
+the slide" queues ``medlim steatosis segment SLIDE --csv --geojson`` with the
+current cutoffs as a ``steatosis.segment`` job (:mod:`medlim.ui.slide_jobs`);
+the page follows its tile progress and, once done, shows the numbers the
+command printed, the per-droplet table and histograms of the CSV it wrote, and
+that CSV and GeoJSON as downloads.
 """
 
 from __future__ import annotations
@@ -26,11 +34,13 @@ import streamlit as st
 
 from medlim.core.io.pseudonym import file_label
 from medlim.microscopy.objects import MicronSpacing
-from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisModel
+from medlim.microscopy.slide_runs import SlideRun, steatosis_options
+from medlim.microscopy.steatosis.analysis import SteatosisAnalysis
 from medlim.microscopy.steatosis.droplets import BUILTIN_PRESETS, REFERENCES, Cutoffs
 from medlim.microscopy.steatosis.report import SteatosisReport
 from medlim.settings import get_settings
 from medlim.ui import microscopy as shared
+from medlim.ui import slide_jobs
 from medlim.ui import steatosis as ui
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.loaders import model_picker, read_image_cached
@@ -42,6 +52,8 @@ _SLIDERS = {"area": "steatosis_area", "perimeter": "steatosis_perimeter",
             "eccentricity": "steatosis_eccentricity", "min_score": "steatosis_min_score",
             "area_um2_low": "steatosis_area_um2_low", "area_um2_high": "steatosis_area_um2_high"}
 _REFERENCE_KEY = "steatosis_reference"
+#: The session key of the whole-slide job this page follows (:data:`medlim.ui.jobs.JOB_PAGES`).
+JOB_KEY = "steatosis_job"
 _REFERENCE_LABELS = {"scored": "Mean of the droplets passing the score (medlim)",
                      "all-detections": "Mean of all detections (thesis)"}
 
@@ -133,7 +145,7 @@ def main() -> None:
     st.caption("Mask R-CNN finds fat droplets in H&E tissue (thesis §3.2); cutoffs relative to a reference droplet "
                "and a minimum score keep the ones you accept — the default preset keeps every detection on tissue, "
                "the thesis preset applies the thesis's cutoffs. Research use only — not for diagnosis.")
-    model = None
+    model = picked = None
     with show_medlim_errors(subject="Steatosis model"):
         picked = model_picker("steatosis-instance-segmentation", key="steatosis_model", label="Model")
         if picked is not None:  # loaded from the registry (shipped or yours) that holds it
@@ -144,16 +156,17 @@ def main() -> None:
         return
     preset, presets = _presets_panel()
     source = _source()
+    slide_path = slide_jobs.server_slide_input(key="steatosis_slide_path")
+    if slide_path is None and source is not None:
+        slide_path = slide_jobs.uploaded_slide(*source)
+    if slide_path is not None:
+        _slide_job(slide_path, weights=f"{picked.entry.name}@{picked.entry.version}" if picked else None)
+        return
     if source is None:
-        st.info("Upload an image or pick a sample to start.", icon=":material/upload:")
+        if not slide_jobs.follow_slide_job("steatosis", key=JOB_KEY, render_done=_show_slide_run):
+            st.info("Upload an image or pick a sample to start.", icon=":material/upload:")
         return
     name, data = source
-    slide_path = None
-    with show_medlim_errors(subject=name):
-        slide_path = ui.slide_upload_path(data, name)
-    if slide_path is not None:
-        _show_slide(name, data, slide_path, model, preset, presets)
-        return
     analysis = None
     with show_medlim_errors(subject=name):
         record = read_image_cached(data, name)
@@ -174,30 +187,43 @@ def main() -> None:
         _show_report(name, data, pixels, analysis, report)
 
 
-def _show_slide(name: str, data: bytes, path: Path, model: SteatosisModel, preset: str,
-                presets: dict[str, Cutoffs]) -> None:
-    """A whole slide: a region (or the whole tissue) analysed tile by tile, with a progress bar."""
-    st.caption("Whole slide: read tile by tile (only one tile in memory), droplets on tile seams counted once. "
-               "Tiles without tissue on the slide's overview are skipped.")
-    region = st.text_input("Region x,y,w,h in pixels (empty: the whole tissue)", key="steatosis_region",
-                           placeholder="e.g. 0,0,8192,8192")
-    if not st.button("Analyse the slide", key="steatosis_slide_run") and st.session_state.get(
-            "steatosis_slide_started") != str(path):
-        return
-    st.session_state["steatosis_slide_started"] = str(path)  # later reruns (sliders) keep showing this slide
-    analysis = None
-    with show_medlim_errors(subject=name):
-        analysis, found = ui.analyse_slide_cached(path, model, region)
-    if analysis is None:
-        return
-    spacing = shared.spacing_field(key="steatosis_pixel_size", found=found)
-    analysis = analysis.with_spacing(spacing)
+def _slide_job(path: Path, *, weights: str | None) -> None:
+    """A whole slide: the cutoffs and pixel size to run it with, then ``medlim steatosis segment`` as a job."""
+    spacing = shared.spacing_field(key="steatosis_pixel_size", found=slide_jobs.slide_spacing(path))
     cutoffs = _sliders(spacing)
-    report = None
-    with show_medlim_errors(subject="Cutoffs"):
-        report = analysis.report(cutoffs, presets=presets, chosen=preset)
-    if report is not None:
-        _show_report(name, data, None, analysis, report)
+    stated = spacing.um if spacing.source == "user" else None
+    slide_jobs.slide_job_panel(
+        "steatosis", path, key=JOB_KEY, render_done=_show_slide_run,
+        options=lambda: steatosis_options(cutoffs, weights=weights, pixel_spacing_um=stated))
+
+
+def _show_slide_run(run: SlideRun) -> None:
+    """A finished whole-slide job: the command's numbers, the per-droplet table and histograms from the CSV it
+    wrote, and its CSV and GeoJSON as downloads."""
+    row = run.row
+    a, b, c, d = st.columns(4)
+    a.metric("Droplets kept", f"{row['kept']} / {row['detected']}",
+             help="Droplets inside the cutoffs / droplets the network found on tissue.")
+    b.metric("Steatosis (% of tissue)", f"{100 * row['steatosis_fraction']:.1f} %",
+             help="Kept droplet area ÷ tissue area (the section without glass, lumina and tears).")
+    c.metric("NASH-CRN grade", row["nash_crn_band"], help="S0 < 5 %, S1 5–33 %, S2 34–66 %, S3 > 66 %.")
+    d.metric("Donor assessment", row["donor_band"], help="Donor-liver bands < 5 / 5–29 / ≥ 30 % of tissue.")
+    for warning in row.get("warnings") or ():
+        st.caption(str(warning))
+    st.caption(f"Preset {row['preset']}; {row['seconds']:.0f} s. Open the GeoJSON in QuPath over the slide to see "
+               "the droplets.")
+    table = run.table
+    if len(table):
+        kept = np.asarray([bool(r["kept"]) for r in table.rows])
+        unit = ("um2", "um") if table.spacing.known else ("px2", "px")
+        columns = [f"area_{unit[0]}", f"perimeter_{unit[1]}", "eccentricity"]
+        st.plotly_chart(shared.object_histograms(
+            table, columns, objects="Droplets",
+            groups=(("kept", f"rgb{ui.KEPT_RGB}", kept), ("discarded", f"rgb{ui.DISCARDED_RGB}", ~kept))),
+            width="stretch", key="steatosis_slide_histograms")
+    st.markdown("**Per-droplet table**")
+    shared.object_table_view(table, key="steatosis_slide_table")
+    slide_jobs.slide_run_downloads(run, key="steatosis_slide", objects="Droplets")
 
 
 def _show_report(name: str, data: bytes, pixels: np.ndarray | None, analysis: SteatosisAnalysis,

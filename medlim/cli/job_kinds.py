@@ -15,6 +15,10 @@ file and a pseudonymised row per file in its result; a resumed attempt reuses th
 again. The other kinds run the foreground command's own function: its stdout
 becomes the result (JSON lines parsed), its stderr the job's log, and its
 ``done/total`` progress lines the job's progress; they resume by running again.
+``steatosis.segment`` and ``nuclei.segment`` are whole-slide runs a page started
+(issue 16): the command's ``tile i/n`` lines become the job's progress and its
+``--csv`` / ``--geojson`` files, written into ``--out`` inside the data roots,
+are read back by the page.
 A ``train`` job resumes after its last finished epoch and never registers twice:
 the harness keeps its epochs in ``MEDLIM_HOME/jobs/<id>`` (named in
 ``MEDLIM_JOB_CHECKPOINT_DIR``) and its registrations and result in the job's
@@ -47,6 +51,8 @@ KINDS: dict[str, str] = {
     "ood.score": "medlim.cli.job_kinds:run_command",
     "retrieval.build": "medlim.cli.job_kinds:run_command",
     "train": "medlim.cli.job_kinds:run_command",
+    "steatosis.segment": "medlim.cli.job_kinds:run_command",
+    "nuclei.segment": "medlim.cli.job_kinds:run_command",
 }
 
 #: kind → the command words its argv starts with.
@@ -56,6 +62,8 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "ood.score": ("ood", "score"),
     "retrieval.build": ("retrieval", "build"),
     "train": ("train",),
+    "steatosis.segment": ("steatosis", "segment"),
+    "nuclei.segment": ("nuclei", "segment"),
 }
 
 #: Parsed options holding paths (read or written): made absolute from ``cwd``, confined for a page's job.

@@ -35,7 +35,8 @@ def add_microscopy_options(parser: argparse.ArgumentParser, *, objects: str) -> 
     parser.add_argument("--region", default=None, metavar="X,Y,W,H",
                         help="whole slides: analyse only this region (level-0 px); default the whole tissue")
     parser.add_argument("--tile", type=int, default=None, metavar="N",
-                        help="whole slides: tile side in px (memory follows it); default the method's tile")
+                        help="whole slides: tile side in px (memory follows it); default 512 for steatosis (the shipped "
+                             "Mask R-CNN peaks at ~1.2 GiB), 1024 for nuclei")
 
 
 def region_option(text: str | None) -> Region | None:
@@ -54,7 +55,11 @@ def exports_writer(out: Path, stem: str, *, csv: bool, geojson: bool
 
 
 def tile_progress(name: str) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` printing ``name: tile done/total`` on stderr about twenty times per slide."""
+    """A ``progress(done, total)`` printing ``tile done/total: name`` on stderr about twenty times per slide.
+
+    The line starts with the stage and its count, the ``stage done/total`` form a job reads as its progress
+    (:func:`medlim.cli.job_kinds.run_command`), so digits in a file's name are never taken for the count.
+    """
 
     from medlim.core.text import escape_control
 
@@ -63,6 +68,6 @@ def tile_progress(name: str) -> Callable[[int, int], None]:
     def report(done: int, total: int) -> None:
         step = max(1, total // 20)
         if total > 1 and (done % step == 0 or done == total):
-            print(f"  {shown}: tile {done}/{total}", file=sys.stderr, flush=True)
+            print(f"  tile {done}/{total}: {shown}", file=sys.stderr, flush=True)
 
     return report

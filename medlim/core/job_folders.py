@@ -33,7 +33,7 @@ JOB_FOLDERS = ".medlim-jobs"
 #: Days a job folder is kept after it was last written.
 KEEP_DAYS = 7.0
 #: The kinds of job folders that are swept (the others hold what the results store points at).
-SWEPT: tuple[str, ...] = ("uploads", "shift-runs")
+SWEPT: tuple[str, ...] = ("uploads", "shift-runs", "slide-runs")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 

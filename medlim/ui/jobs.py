@@ -69,6 +69,8 @@ JOB_PAGES: dict[str, JobPage] = {
     "bac.quantify": JobPage("pages/mammography.py", "Arterial calcification", "bac_job"),
     "retrieval.build": JobPage("pages/retrieval.py", "Similar images", "ret_job"),
     "ood.score": JobPage("pages/ood.py", "Out-of-distribution", "ood_job"),
+    "steatosis.segment": JobPage("pages/steatosis.py", "Liver steatosis", "steatosis_job"),
+    "nuclei.segment": JobPage("pages/nuclei.py", "Clumped nuclei", "nuclei_job"),
 }
 
 

@@ -40,8 +40,6 @@ __all__ = [
     "cutoffs_from_sliders",
     "absolute_area_values",
     "exports_cached",
-    "slide_upload_path",
-    "analyse_slide_cached",
     "overlay_image",
     "histogram_figure",
     "steatosis_samples",
@@ -229,58 +227,3 @@ def exports_cached(analysis: SteatosisAnalysis, report: SteatosisReport) -> Obje
         stored = (owner, analysis.droplet_outlines())
         lru_put(cache, id(owner), stored, max_entries=_SESSION_CACHE_SIZE)
     return droplet_exports(stored[1], analysis.table, report.kept_flags)
-
-
-def slide_upload_path(data: bytes, name: str) -> Path | None:
-    """Where an uploaded whole slide (SVS, NDPI, tiled TIFF) is kept for this session, or None for other images.
-
-    tiffslide reads a file, not bytes, so the upload is written once into the session's own folder
-    (:func:`medlim.ui.session_files.session_tmp_dir`, removed when the session ends).
-    """
-    from medlim.core.io.slide import SLIDE_SUFFIXES, is_slide
-    from medlim.ui.session_files import session_tmp_dir
-
-    suffix = Path(name).suffix.lower()
-    if suffix not in SLIDE_SUFFIXES and (suffix not in (".tif", ".tiff") or data[:2] not in (b"II", b"MM")):
-        return None
-    path = session_tmp_dir() / f"slide-{hashlib.sha256(data).hexdigest()[:20]}{suffix}"
-    if not path.exists():
-        path.write_bytes(data)
-    if is_slide(path):
-        return path
-    path.unlink(missing_ok=True)
-    return None
-
-
-_SLIDE_CACHE = "steatosis_slide_cache"
-
-
-def analyse_slide_cached(path: Path, model: SteatosisModel, region_text: str) -> tuple[SteatosisAnalysis, Any]:
-    """Analyse a slide region once per (file, weights, region) in this session, with a progress bar.
-
-    Returns:
-        ``(analysis, spacing found in the file or None)``.
-    """
-    from medlim.core.io.slide import open_slide
-    from medlim.microscopy.objects import NO_SPACING
-    from medlim.microscopy.slides import parse_region
-    from medlim.microscopy.steatosis.analysis import analyse_slide
-
-    key = (str(path), model.label, region_text.strip())
-    cache: OrderedDict[tuple[str, str, str], tuple[SteatosisAnalysis, Any]] = st.session_state.setdefault(
-        _SLIDE_CACHE, OrderedDict())
-    if key in cache:
-        cache.move_to_end(key)
-        return cache[key]
-    region = parse_region(region_text) if region_text.strip() else None
-    bar = st.progress(0.0, text="Reading the slide…")
-    try:
-        with open_slide(path) as slide:
-            analysis = analyse_slide(model, slide, region=region, spacing=NO_SPACING,
-                                     progress=lambda done, total: bar.progress(
-                                         done / max(total, 1), text=f"Finding droplets: slide tile {done} of {total}"))
-            found = slide.spacing
-    finally:
-        bar.empty()
-    lru_put(cache, key, (analysis, found), max_entries=2)
-    return analysis, found

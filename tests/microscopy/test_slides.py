@@ -131,7 +131,7 @@ def test_steatosis_on_a_slide_matches_the_single_image(seam_slide) -> None:
     truth, path = seam_slide
     model = SteatosisModel(model=ThresholdNet(), label="threshold", tile=256, overlap=64, mask_threshold=0.5)
     with open_slide(path) as slide:
-        tiled = analyse_slide(model, slide, overlap=64, spacing=MicronSpacing(0.5, "file"))
+        tiled = analyse_slide(model, slide, tile=256, overlap=64, spacing=MicronSpacing(0.5, "file"))
     whole_model = SteatosisModel(model=ThresholdNet(), label="threshold", tile=1024, overlap=64, mask_threshold=0.5)
     single = analyse_image(whole_model, truth.render(0, 0, 700, 760))
     assert len(tiled.table) == len(single.table) == 36

@@ -345,25 +345,3 @@ def test_page_pixel_size_absolute_area_and_old_presets(page_env: Path) -> None:
     at.number_input(key="steatosis_area_um2_low").set_value(1e6).run()  # larger than the whole field
     assert not at.exception and _metric(at, "Droplets kept") == f"0 / {detected}"
     assert any("area ≥ 1e+06 µm²" in m.value for m in at.markdown)
-
-
-def test_whole_slide_uploads_are_kept_as_session_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A tiled TIFF upload is written once into the session's folder (tiffslide reads files); other images are
-    not slides and leave nothing behind."""
-    import tifffile
-
-    from medlim.ui import session_files
-    from medlim.ui.steatosis import slide_upload_path
-
-    monkeypatch.setattr(session_files, "session_tmp_dir", lambda *a, **k: tmp_path)
-    image = np.full((300, 300, 3), 200, np.uint8)
-    tifffile.imwrite(tmp_path / "tiled.tif", image, tile=(128, 128), photometric="rgb")
-    tifffile.imwrite(tmp_path / "strips.tif", image, photometric="rgb")
-    data = (tmp_path / "tiled.tif").read_bytes()
-    kept = slide_upload_path(data, "slide.tif")
-    assert kept is not None and kept.parent == tmp_path and kept.read_bytes() == data
-    assert slide_upload_path(data, "slide.tif") == kept  # written once
-    before = set(tmp_path.iterdir())
-    assert slide_upload_path((tmp_path / "strips.tif").read_bytes(), "strips.tif") is None
-    assert slide_upload_path(b"\x89PNG\r\n\x1a\n....", "a.png") is None
-    assert set(tmp_path.iterdir()) == before

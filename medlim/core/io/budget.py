@@ -65,13 +65,14 @@ class DecodeCost:
         return self.held_bytes + max(decoding, rendering)
 
 
-def check_decode_budget(cost: DecodeCost, *, name: str, settings: Settings) -> None:
+def check_decode_budget(cost: DecodeCost, *, name: str, settings: Settings, hint: str = "") -> None:
     """Refuse an image whose decode would take more than ``MEDLIM_DECODE_BUDGET_MB``.
 
     Args:
         cost: the estimate made from the header.
         name: file name for the message.
         settings: ``decode_budget_mb`` is the limit.
+        hint: a sentence ending the message (e.g. where a whole slide is read instead).
 
     Raises:
         DecodeBudgetError: the estimate exceeds the budget; the message gives the
@@ -83,7 +84,7 @@ def check_decode_budget(cost: DecodeCost, *, name: str, settings: Settings) -> N
         f"{name} is {cost.height}×{cost.width} pixels; decoding it would take about "
         f"{mib(cost.peak_bytes):,} MiB of memory, more than the limit of {settings.decode_budget_mb:,} MiB "
         "(MEDLIM_DECODE_BUDGET_MB). Crop or downsample it first, or raise MEDLIM_DECODE_BUDGET_MB "
-        "if this computer has the memory.",
+        "if this computer has the memory." + (f" {hint}" if hint else ""),
         limit=settings.decode_budget_mb,
     )
 

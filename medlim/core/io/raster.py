@@ -38,7 +38,7 @@ from medlim.errors import (
 )
 from medlim.settings import Settings
 
-__all__ = ["decode_raster", "nonfinite_warning"]
+__all__ = ["TILED_TIFF_HINT", "decode_raster", "nonfinite_warning"]
 
 #: Values per block of the chunked passes over an image (4 Mi: 32 MiB of float64 at a time).
 _BLOCK_VALUES = 1 << 22
@@ -60,13 +60,20 @@ def nonfinite_warning(count: int) -> str:
     )
 
 
-def _check_size(height: int, width: int, *, max_pixels: int, name: str) -> None:
+#: Ends the refusal of a tiled TIFF too big to decode whole: where such a file is read instead (issue 16).
+TILED_TIFF_HINT = (
+    "It is a tiled TIFF: whole slides are read tile by tile by `medlim steatosis segment` and "
+    "`medlim nuclei segment` and by the microscopy pages (Liver steatosis, Clumped nuclei)."
+)
+
+
+def _check_size(height: int, width: int, *, max_pixels: int, name: str, hint: str = "") -> None:
     if height <= 0 or width <= 0:
         raise ImageTooLargeError(f"{name} declares an image of {height}×{width} pixels, which is not a valid size.")
     if height * width > max_pixels:
         raise ImageTooLargeError(
             f"{name} is {height}×{width} = {height * width:,} pixels, more than the limit of "
-            f"{max_pixels:,} (MEDLIM_MAX_PIXELS); crop or downsample it first."
+            f"{max_pixels:,} (MEDLIM_MAX_PIXELS); crop or downsample it first." + (f" {hint}" if hint else "")
         )
 
 
@@ -341,10 +348,11 @@ def _decode_tiff(source: bytes | BinaryIO, *, name: str, frame: int | None, sett
                 shape = tuple(int(size) for size in page.shape)
                 planar_separate = int(getattr(page, "planarconfig", 1)) == 2 and len(shape) == 3
                 height, width = (shape[1], shape[2]) if planar_separate else (shape[0], shape[1] if len(shape) > 1 else 1)
-                _check_size(height, width, max_pixels=settings.max_pixels, name=name)
+                hint = TILED_TIFF_HINT if getattr(page, "is_tiled", False) else ""
+                _check_size(height, width, max_pixels=settings.max_pixels, name=name, hint=hint)
                 swapped = tiff.byteorder != ("<" if sys.byteorder == "little" else ">")
                 cost = _tiff_cost(page, shape=shape, height=height, width=width, reordered=planar_separate or swapped)
-                check_decode_budget(cost, name=name, settings=settings)
+                check_decode_budget(cost, name=name, settings=settings, hint=hint)
                 array = page.asarray()
     except (ImageTooLargeError, MultiFrameError, ParameterError, CorruptFileError):
         raise

@@ -72,3 +72,26 @@ def test_slides_open_lazily_and_regions_fit_the_budget(tmp_path) -> None:
     (tmp_path / "junk.svs").write_bytes(b"not a slide")
     with pytest.raises(UnsupportedFormatError):
         open_slide(tmp_path / "junk.svs")
+
+
+def test_a_tiled_tiff_too_big_to_decode_whole_says_where_slides_are_read(tmp_path, monkeypatch) -> None:
+    """Issue 16: `read_image` refuses a tiled TIFF over the decode budget and names the commands and pages that
+    read whole slides tile by tile; a strip TIFF over the budget gets the plain refusal."""
+    from medlim.core.io import read_image
+
+    image = np.full((600, 640, 3), 200, np.uint8)
+    tifffile.imwrite(tmp_path / "tiled.tif", image, photometric="rgb", tile=(256, 256), compression="deflate")
+    tifffile.imwrite(tmp_path / "strips.tif", image, photometric="rgb", compression="deflate")
+    monkeypatch.setenv("MEDLIM_DECODE_BUDGET_MB", "1")
+    with pytest.raises(DecodeBudgetError) as refused:
+        read_image(tmp_path / "tiled.tif")
+    assert "tile by tile by `medlim steatosis segment` and `medlim nuclei segment`" in str(refused.value)
+    assert "microscopy pages" in str(refused.value)
+    with pytest.raises(DecodeBudgetError) as plain:
+        read_image(tmp_path / "strips.tif")
+    assert "tile by tile" not in str(plain.value)
+    monkeypatch.setenv("MEDLIM_DECODE_BUDGET_MB", "1024")
+    monkeypatch.setenv("MEDLIM_MAX_PIXELS", "100000")
+    with pytest.raises(Exception, match="MEDLIM_MAX_PIXELS.*tile by tile") as too_many:
+        read_image(tmp_path / "tiled.tif")
+    assert type(too_many.value).__name__ == "ImageTooLargeError"
