@@ -109,3 +109,31 @@ def test_the_jobs_page_opens_a_job_on_its_page(queued_job) -> None:
     assert [t.value for t in at.title] == ["Curation decisions"]
     assert "MedShift run" in [s.value for s in at.subheader]  # the page follows the opened job
     assert at.button(key=f"cur_job_cancel_{queued_job.id}")
+
+
+def test_the_jobs_table_equals_medlim_jobs_list_json(queued_job, run_jobs,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 17: what the Jobs page shows is what ``medlim jobs list --json`` prints for the same jobs."""
+    import json
+
+    from medlim.cli import main as medlim
+    from medlim.core.jobs import submit_job
+    from medlim.core.store import open_store
+
+    with open_store() as store:  # a second job that fails when run: refused dataset outside the data roots
+        submit_job(store, "shift.run", {"argv": [*_SHIFT_ARGV[:2], "--internal", "/etc", *_SHIFT_ARGV[4:]]},
+                   origin="cli")
+    with open_store() as store:  # run only the failing one: cancel the first (queued) before the runner sees it
+        from medlim.core.jobs import cancel_job
+
+        cancel_job(store, queued_job.id)
+    assert [job.state for job in run_jobs()] == ["failed"]
+    capsys.readouterr()
+    assert medlim(["jobs", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    at = AppTest.from_file(JOBS_PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert table[["job", "kind", "state", "from"]].values.tolist() == [
+        [row["id"], row["kind"], row["state"], row["origin"]] for row in listed]
+    assert sorted(r["state"] for r in listed) == ["cancelled", "failed"]
