@@ -26,7 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from medlim.core.datasets.model import TASK_LAYOUTS, TASKS, Dataset, DatasetProblem
-from medlim.core.datasets.split import DEFAULT_VAL_FRACTION, DatasetSplit, split_dataset, validate_split_options
+from medlim.core.datasets.split import (
+    DEFAULT_VAL_FRACTION,
+    MIN_PATIENTS_PER_SIDE,
+    DatasetSplit,
+    split_dataset,
+    validate_split_options,
+)
 from medlim.core.io.files import open_regular_file
 from medlim.core.io.reader import read_image
 from medlim.core.text import escape_control
@@ -48,7 +54,7 @@ __all__ = [
 MIN_IMAGES_PER_PART = 10
 
 #: Fewest patients each part may have (when the dataset names its patients).
-MIN_PATIENTS_PER_PART = 2
+MIN_PATIENTS_PER_PART = MIN_PATIENTS_PER_SIDE
 
 #: How to lay out the data of each layout, for ``wrong_layout`` messages.
 _LAYOUT_HOWTO: dict[str, str] = {

@@ -20,7 +20,14 @@ import numpy as np
 from medlim.core.datasets.model import Dataset
 from medlim.errors import ParameterError
 
-__all__ = ["DEFAULT_VAL_FRACTION", "DatasetSplit", "split_dataset", "validate_split_options", "validation_count"]
+__all__ = [
+    "DEFAULT_VAL_FRACTION",
+    "MIN_PATIENTS_PER_SIDE",
+    "DatasetSplit",
+    "split_dataset",
+    "validate_split_options",
+    "validation_count",
+]
 
 #: Share of the data held out for validation.
 DEFAULT_VAL_FRACTION = 0.2
@@ -59,6 +66,12 @@ class DatasetSplit:
             "train_patients": self.train_patients,
             "val_patients": self.val_patients,
         }
+
+
+#: A split by patient keeps at least this many patients on each side when the dataset has
+#: twice as many (issue 12: "fewer than 2 patients for a split" is a problem, and a site with
+#: 4 annotated patients must still be able to train; 20 % of 4 rounds to 1).
+MIN_PATIENTS_PER_SIDE = 2
 
 
 def validation_count(total: int, fraction: float) -> int:
@@ -138,6 +151,8 @@ def _split_by_patient(
         groups.setdefault(item.patient if item.patient else f"\x00item {index}", []).append(index)
     ordered = sorted(groups.values(), key=lambda members: min(keys[i] for i in members))
     count = validation_count(len(ordered), fraction)
+    if len(ordered) >= 2 * MIN_PATIENTS_PER_SIDE:
+        count = min(max(count, MIN_PATIENTS_PER_SIDE), len(ordered) - MIN_PATIENTS_PER_SIDE)
     chosen = rng.permutation(len(ordered))[:count]
     val = sorted(index for group in chosen for index in ordered[int(group)])
     train = sorted(set(range(len(dataset))) - set(val))

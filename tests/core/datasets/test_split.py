@@ -90,10 +90,19 @@ def test_order_keys_make_the_split_follow_content_not_names() -> None:
 
 def test_to_json_records_how_and_sizes_only() -> None:
     split = split_dataset(_patients(5, 2), seed=2)
+    # 20 % of 5 patients rounds to 1, but a split by patient keeps at least 2 on each side
+    # when there are 4 or more (MIN_PATIENTS_PER_SIDE): 2 patients of 2 images each validate.
     assert split.to_json() == {
         "by": "patient", "seed": 2, "fraction": 0.2,
-        "train_images": 8, "val_images": 2, "train_patients": 4, "val_patients": 1,
+        "train_images": 6, "val_images": 4, "train_patients": 3, "val_patients": 2,
     }
+
+
+@pytest.mark.parametrize(("patients", "val"), [(3, 1), (4, 2), (5, 2), (10, 2), (13, 3), (20, 4)])
+def test_a_split_by_patient_keeps_two_patients_a_side_from_four_patients_on(patients: int, val: int) -> None:
+    split = split_dataset(_patients(patients, 3), seed=1)
+    assert (split.train_patients, split.val_patients) == (patients - val, val)
+    assert (len(split.train), len(split.val)) == (3 * (patients - val), 3 * val)
 
 
 @pytest.mark.parametrize(
