@@ -23,31 +23,6 @@ def exam_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.fixture
-def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from medlim.core.weights import Registry, save_weights
-    from medlim.mammography.scunet import build_scunet
-
-    torch.manual_seed(0)
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    registry = Registry(folder)
-    fields = {
-        "name": "scunet-bac",
-        "version": "0",
-        "task": "bac-segmentation",
-        "architecture": "scunet",
-        "preset": "published",
-        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-2.24, 5.72]},
-        "output_type": "probability",
-        "thresholds": {"output": 0.5},
-        "params": {"overlap": 32, "merge": "max", "output_activation": "sigmoid"},
-    }
-    save_weights(registry, fields, build_scunet().state_dict())
-    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(folder))
-    return folder
-
-
 def _lines(capsys: pytest.CaptureFixture[str]) -> list[dict]:
     return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
 

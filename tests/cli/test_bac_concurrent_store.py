@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,23 +26,9 @@ _PROCESS_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
-def bac_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def bac_weights(tmp_path_factory: pytest.TempPathFactory, random_scunet_registry: Callable[[Path], Path]) -> Path:
     """A registry holding a randomly initialised SCU-Net (the numbers do not matter here, the writes do)."""
-    import torch
-
-    from medlim.core.weights import Registry, save_weights
-    from medlim.mammography.scunet import build_scunet
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("weights")
-    fields = {
-        "name": "scunet-bac", "version": "0", "task": "bac-segmentation", "architecture": "scunet",
-        "preset": "published", "output_type": "probability", "thresholds": {"output": 0.5},
-        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-2.24, 5.72]},
-        "params": {"overlap": 32, "merge": "max", "output_activation": "sigmoid"},
-    }
-    save_weights(Registry(folder), fields, build_scunet().state_dict())
-    return folder
+    return random_scunet_registry(tmp_path_factory.mktemp("weights"))
 
 
 def _phantoms(folder: Path, n: int) -> Path:

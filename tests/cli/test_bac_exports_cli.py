@@ -12,7 +12,6 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-import torch
 
 from medlim.cli import main
 
@@ -44,26 +43,6 @@ def exam(phantom_exam: Path, tmp_path: Path) -> Path:
         for keyword, value in IDENTIFYING.items():
             setattr(ds, keyword, value)
         ds.save_as(folder / path.name.replace("PHANTOM-0001", "view"), enforce_file_format=True)
-    return folder
-
-
-@pytest.fixture
-def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from medlim.core.weights import Registry, save_weights
-    from medlim.mammography.scunet import build_scunet
-
-    torch.manual_seed(0)
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    fields = {
-        "name": "scunet-bac", "version": "0", "task": "bac-segmentation", "architecture": "scunet",
-        "preset": "published",
-        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-2.24, 5.72]},
-        "output_type": "probability", "thresholds": {"output": 0.5},
-        "params": {"overlap": 32, "merge": "max", "output_activation": "sigmoid"},
-    }  # fmt: skip
-    save_weights(Registry(folder), fields, build_scunet().state_dict())
-    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(folder))
     return folder
 
 

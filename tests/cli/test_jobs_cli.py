@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from medlim.cli import main
 
@@ -29,24 +28,10 @@ def views(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.fixture
-def weights_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A tiny randomly initialised SCU-Net as the task's default model (the child processes see it too)."""
-    from medlim.core.weights import Registry, save_weights
-    from medlim.mammography.scunet import build_scunet
-
-    torch.manual_seed(0)
-    folder = tmp_path / "weights"
-    folder.mkdir()
-    fields = {
-        "name": "scunet-bac", "version": "0", "task": "bac-segmentation", "architecture": "scunet",
-        "preset": "published", "output_type": "probability", "thresholds": {"output": 0.5},
-        "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-2.24, 5.72]},
-        "params": {"overlap": 32, "merge": "max", "output_activation": "sigmoid"},
-    }
-    save_weights(Registry(folder), fields, build_scunet().state_dict())
-    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(folder))
+def weights_dir(weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared random SCU-Net as the task's default model, on the CPU (the child processes see it too)."""
     monkeypatch.setenv("MEDLIM_DEVICE", "cpu")
-    return folder
+    return weights_dir
 
 
 def _json_lines(text: str) -> list[dict]:
