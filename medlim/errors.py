@@ -31,6 +31,7 @@ __all__ = [
     "PathNotAllowedError",
     "InvalidNameError",
     "JobError",
+    "WorkerLostError",
 ]
 
 
@@ -151,3 +152,10 @@ class InvalidNameError(ParameterError):
 
 class JobError(MedlimError):
     """A job cannot be submitted, found, run or changed (unknown id or kind, bad parameters)."""
+
+
+class WorkerLostError(MedlimError):
+    """A worker process stopped while it held a file (killed, out of memory, its machine lost).
+
+    The file gets this error and the run goes on: the engine starts the worker again.
+    """

@@ -18,6 +18,11 @@ error handling (:func:`medlim.core.batch.error_row`) and yield one
 :class:`medlim.core.batch.Attempt` per file, in input order, so everything
 after them — rows, store writes, progress lines, ``--resume`` — is one code path.
 
+A model actor that dies (killed, out of memory, its machine lost) is restarted
+by Ray; the files it held are sent once more, and a file whose second try dies
+too gets a :class:`medlim.errors.WorkerLostError` row while the run goes on
+(:class:`_LostWork`).
+
 With no address (``MEDLIM_RAY_ADDRESS`` unset) :class:`RayEngine` starts Ray on
 this machine (no dashboard, warnings only) and stops it afterwards; with one it
 connects to that cluster. A Ray session that is already running is used as it
@@ -36,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from medlim.core.batch import Attempt, Progress, error_row
-from medlim.errors import MedlimError, ParameterError
+from medlim.errors import MedlimError, ParameterError, WorkerLostError
 from medlim.settings import Settings
 
 __all__ = [
@@ -62,6 +67,8 @@ ENGINES: tuple[str, ...] = ("local", "ray")
 _READ_CPUS = 0.5
 #: Model calls queued per actor beyond the running one (keeps every actor busy without holding many images).
 _QUEUED_PER_ACTOR = 1
+#: Chunks whose model worker died (also on the retry) before a run stops: one bad file is a row, many are a fault.
+_MAX_LOST_CHUNKS = 3
 
 
 @dataclass(frozen=True)
@@ -377,7 +384,8 @@ class RayEngine(Engine):
                 "would leave none for reading files; ask for fewer workers (--ray-workers, MEDLIM_RAY_WORKERS).")
         actor_class: Any = ray.remote(_ModelActor)
         actors: tuple[Any, ...] = tuple(
-            actor_class.options(**per_actor, runtime_env=environment).remote(work.load_model, work.infer, threads)
+            actor_class.options(**per_actor, runtime_env=environment, max_restarts=-1)
+            .remote(work.load_model, work.infer, threads)
             for _ in range(count))
         ray.get([actor.ready.remote() for actor in actors])  # a model that cannot load stops the run here
         read = ray.remote(_read_steps).options(num_cpus=_READ_CPUS, runtime_env=environment)
@@ -419,23 +427,75 @@ class RayEngine(Engine):
         in_flight: deque[tuple[list[_Planned], Any]] = deque()
         limit = len(pool.actors) * (1 + _QUEUED_PER_ACTOR)
         read = ray.put(work.read)  # sent once, however many tasks use it (it may hold a whole dataset's file list)
-        start, turn = 1, 0
-        for chunk in _planned_chunks(items, work.batch, skip, hidden):
+        turn = 0
+
+        def submit(chunk: Sequence[_Planned]) -> Any:
+            nonlocal turn
             todo = [planned for planned in chunk if planned.done is None]
-            answer = None
-            if todo:
-                reads = pool.read.remote(read, [(p.name, p.source, p.hidden) for p in todo])
-                answer = pool.actors[turn % len(pool.actors)].infer.remote([p.hidden for p in todo], reads)
-                turn += 1
-            in_flight.append((chunk, answer))
+            if not todo:
+                return None
+            reads = pool.read.remote(read, [(p.name, p.source, p.hidden) for p in todo])
+            turn += 1
+            return pool.actors[(turn - 1) % len(pool.actors)].infer.remote([p.hidden for p in todo], reads)
+
+        lost = _LostWork(submit)
+        start = 1
+        for chunk in _planned_chunks(items, work.batch, skip, hidden):
+            in_flight.append((chunk, submit(chunk)))
             while len(in_flight) > limit or (in_flight and in_flight[0][1] is None):
                 done, ref = in_flight.popleft()
-                yield from _attempts_of(_merged(done, [] if ref is None else ray.get(ref)), start, progress)
+                yield from _attempts_of(_merged(done, lost.answers(done, ref)), start, progress)
                 start += len(done)
         while in_flight:
             done, ref = in_flight.popleft()
-            yield from _attempts_of(_merged(done, [] if ref is None else ray.get(ref)), start, progress)
+            yield from _attempts_of(_merged(done, lost.answers(done, ref)), start, progress)
             start += len(done)
+
+
+class _LostWork:
+    """The answers of a chunk sent to Ray; sent once more, alone, when the worker holding it was lost.
+
+    A model actor that dies (killed, out of memory, its node lost) takes the calls
+    queued on it along; Ray restarts it (``max_restarts``). Each lost chunk is sent
+    once more when its turn comes, while nothing is queued behind it, so a file that
+    kills its worker takes no innocent file along the second time. When the second
+    try dies too, the chunk's files get a :class:`medlim.errors.WorkerLostError` row
+    and the run goes on. After :data:`_MAX_LOST_CHUNKS` such chunks the run stops
+    with that error (something is wrong with every file, not one): the files
+    already answered are kept, and ``--resume`` goes on from them.
+
+    Args:
+        submit: sends a chunk to the pool, returns the call's reference (``None``: nothing to run).
+    """
+
+    def __init__(self, submit: Callable[[Sequence[_Planned]], Any]) -> None:
+        self.submit = submit
+        self.count = 0
+
+    def answers(self, chunk: Sequence[_Planned], ref: Any) -> list[_Step]:
+        import ray
+
+        if ref is None:
+            return []
+        lost_kinds = (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                      ray.exceptions.ObjectLostError, ray.exceptions.OutOfMemoryError,
+                      ray.exceptions.NodeDiedError)
+        for attempt in range(2):
+            try:
+                return list(ray.get(ref if attempt == 0 else self.submit(chunk)))
+            except lost_kinds as exc:
+                reason = type(exc).__name__
+        self.count += 1
+        if self.count > _MAX_LOST_CHUNKS:
+            raise WorkerLostError(
+                f"Ray's model workers stopped {self.count} times in this run ({reason}), so the run stops; "
+                "the files already answered are kept. Check the workers' memory (fewer workers: "
+                "--ray-workers), then run again with --resume.")
+        error = WorkerLostError(
+            "The model worker stopped while it held this file (killed, out of memory or its machine lost), "
+            "also when tried again; the run went on without it. Run again with --resume to retry it.")
+        todo = [planned for planned in chunk if planned.done is None]
+        return [_Step(p.name, None, error_row(p.name, error, hidden=p.hidden), 0.0) for p in todo]
 
 
 def engine_from_settings(

@@ -27,7 +27,7 @@ import pytest
 
 from medlim.cli import main
 from medlim.core.engines import FileWork, LocalEngine, RayEngine, engine_from_settings
-from medlim.errors import InputError, ParameterError
+from medlim.errors import InputError, ParameterError, WorkerLostError
 from medlim.settings import Settings
 
 #: The phantom mammograms' probability maps of the random test SCU-Net lie in about 0.45–0.47:
@@ -144,6 +144,32 @@ def test_ray_engine_gives_the_local_attempts_from_two_worker_processes(ray_sessi
     assert progress == list(range(1, 9))
     workers = {a.result[1] for a in remote if a.ok and a.result[0] != "stored"}
     assert len(workers) == 2 and os.getpid() not in workers  # two actor processes did the model work
+
+
+def _square_or_die(model: int, names: Sequence[str], numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """The toy model, except that a 66 kills the worker process (as an out-of-memory kill would)."""
+    if 66 in numbers:
+        os._exit(1)
+    return _square_numbers(model, names, numbers)
+
+
+def test_a_worker_that_dies_on_a_file_fails_that_file_and_the_run_goes_on(ray_session: None) -> None:
+    work = FileWork(read=_read_number, infer=_square_or_die, load_model=_model_two)
+    items = [("a", "1"), ("b", "66"), ("c", "3"), ("d", "4"), ("e", "5")]
+    attempts = _summary(RayEngine(workers=2).attempts(work, items))
+    assert [a[:3] for a in attempts] == [(1, "a", 2), (2, "b", None), (3, "c", 18), (4, "d", 32), (5, "e", 50)]
+    assert attempts[1][3]["error"] == "WorkerLostError" and "--resume" in attempts[1][3]["message"]
+
+
+@pytest.mark.slow
+def test_workers_dying_on_many_files_stop_the_run_after_the_answered_ones(ray_session: None) -> None:
+    work = FileWork(read=_read_number, infer=_square_or_die, load_model=_model_two)
+    items = [("a", "1"), *((f"x{i}", "66") for i in range(5)), ("z", "2")]
+    answered = []
+    with pytest.raises(WorkerLostError, match="stopped 4 times"):
+        for attempt in RayEngine(workers=1).attempts(work, items):
+            answered.append((attempt.name, attempt.ok))
+    assert answered == [("a", True), ("x0", False), ("x1", False), ("x2", False)]
 
 
 def test_ray_engine_refuses_more_workers_than_the_cluster_holds(ray_session: None) -> None:
