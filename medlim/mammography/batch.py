@@ -44,6 +44,7 @@ __all__ = [
     "outcome_record",
     "save_analysis",
     "save_views",
+    "spacing_request",
 ]
 
 
@@ -88,6 +89,33 @@ class FileOutcome:
         if not self.ok:
             return {"file": self.file, "ok": False, "error": self.error, "message": self.message}
         return {"ok": True, **self.values, "reused": self.reused}
+
+
+def spacing_request(pixel_spacing_mm: float | tuple[float, float] | None) -> str:
+    """How the pixel spacing of an analysis was asked for, as the store keeps it (migration 0005).
+
+    Args:
+        pixel_spacing_mm: the spacing a person stated (mm; one number or (row, column)),
+            or ``None`` for the file's own (the model's when the file states none).
+
+    Returns:
+        ``"file"``, or ``"user R×C"`` with each spacing to 6 significant digits
+        (``0.07`` → ``"user 0.07x0.07"``).
+    """
+    from medlim.core.spacing import spacing_pair
+
+    if pixel_spacing_mm is None:
+        return "file"
+    rows, columns = spacing_pair(pixel_spacing_mm)
+    return f"user {rows:.6g}x{columns:.6g}"
+
+
+def _spacing_request_of(analysis: BacAnalysis) -> str:
+    """:func:`spacing_request` of a finished analysis (a stated spacing is the one it used)."""
+    from medlim.core.spacing import USER
+
+    stated = analysis.metrics.pixel_spacing_mm if analysis.metrics.spacing_source == USER else None
+    return spacing_request(stated)
 
 
 def outcome_record(analysis: BacAnalysis, *, file: str) -> dict[str, Any]:
@@ -213,7 +241,8 @@ def quantify_files(
     work = FileWork(read=read_mammogram_file,
                     infer=partial(quantify_decoded, threshold=t, x=xx, pixel_spacing_mm=pixel_spacing_mm),
                     load_model=partial(model_for_worker, bac_model))
-    skip = partial(_stored_outcome, store=store, bac_model=bac_model, threshold=t, x=xx) \
+    skip = partial(_stored_outcome, store=store, bac_model=bac_model, threshold=t, x=xx,
+                   asked=spacing_request(pixel_spacing_mm)) \
         if reuse_stored and store is not None else None
     attempts = (engine or LocalEngine()).attempts(work, sources, model=bac_model, skip=skip, progress=progress,
                                                    hidden=real_names if pseudonymised else None)
@@ -228,7 +257,7 @@ def quantify_files(
 
 
 def _stored_outcome(
-    name: str, source: bytes | Path, *, store: Any, bac_model: BacModel, threshold: float, x: float
+    name: str, source: bytes | Path, *, store: Any, bac_model: BacModel, threshold: float, x: float, asked: str
 ) -> FileOutcome | None:
     """The stored readouts of the file, when it was analysed so before (``None``: analyse it).
 
@@ -237,7 +266,7 @@ def _stored_outcome(
     """
     digest = _sha256(source)
     try:
-        return _reuse(store, digest, bac_model, threshold, x, name)
+        return _reuse(store, digest, bac_model, threshold, x, name, asked)
     except StoreError:
         return None
 
@@ -271,7 +300,8 @@ def _sha256(source: bytes | Path) -> str:
         raise InputError(f"{source.name} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
 
 
-def _reuse(store: Any, digest: str, bac_model: BacModel, threshold: float, x: float, name: str) -> FileOutcome | None:
+def _reuse(store: Any, digest: str, bac_model: BacModel, threshold: float, x: float, name: str,
+           asked: str) -> FileOutcome | None:
     import sqlalchemy as sa
 
     from medlim.core.store import transaction
@@ -283,13 +313,15 @@ def _reuse(store: Any, digest: str, bac_model: BacModel, threshold: float, x: fl
     if image_id is None:
         return None
     for stored in list_bac_results(store, image_id=image_id, weights_name=bac_model.entry.name):
-        # Resuming re-uses only the very analysis asked for (same weights, cut-off and X) and
-        # one that keeps TAM_100 (rows saved before migration 0003 are run again).
+        # Resuming re-uses only the very analysis asked for (same weights, cut-off, X and
+        # pixel spacing asked for) and one that keeps TAM_100 (rows saved before migration
+        # 0003 or 0005 are run again: they may come from before resampling).
         if (
             stored.weights_version == bac_model.entry.version
             and abs(stored.threshold - threshold) < 1e-9
             and abs(stored.x - x) < 1e-9
             and stored.tam_100 is not None
+            and stored.spacing_request == asked
         ):
             readout = BacReadout.from_stored(stored, file=name, weights=bac_model.label)
             return FileOutcome(file=name, ok=True, readout=readout, content_sha256=digest, reused=True)
@@ -343,6 +375,7 @@ def save_analysis(
         spacing_source=m.spacing_source,
         seconds=analysis.seconds,
         tam_100=tam_100_of(analysis, m) if tam_100 is None else int(tam_100),
+        spacing_request=_spacing_request_of(analysis),
     )
     return stored.id
 

@@ -63,6 +63,14 @@ def test_quantify_writes_masks_reports_bad_files_and_is_idempotent(
     again = [r for r in _lines(capsys) if r["ok"]]
     assert all(r["reused"] for r in again)
     assert len(list_bac_results(store)) == first  # re-running is idempotent
+    assert {r.spacing_request for r in list_bac_results(store)} == {"file"}
+    # Another stated pixel spacing is another analysis (the view is resampled otherwise): not reused ...
+    stated = ["bac", "quantify", str(exam_dir), "--jsonl", "--device", "cpu", "--resume", "--pixel-spacing", "0.1"]
+    assert main(stated) == 0
+    assert not any(r["reused"] for r in _lines(capsys) if r["ok"])
+    assert {r.spacing_request for r in list_bac_results(store)} == {"user 0.1x0.1"}
+    assert main(stated) == 0  # ... until it was stored so
+    assert all(r["reused"] for r in _lines(capsys) if r["ok"])
 
 
 def test_longitudinal_sums_normalised_tam_over_the_exam(

@@ -115,6 +115,8 @@ class StoredBacResult:
             or ``None`` for rows stored before it was kept (migration 0003).
         am_mm2, tam_x_mm2: the areas in mm² when the pixel spacing is known, else ``None``.
         spacing_source: which spacing was used for mm² (or ``None``).
+        spacing_request: the spacing asked for, ``"file"`` or ``"user R×C"`` (mm), or ``None``
+            for rows stored before it was kept (migration 0005; never reused by ``--resume``).
         seconds: analysis time.
         created_at, updated_at: UTC timestamps (updated on re-run).
     """
@@ -139,6 +141,7 @@ class StoredBacResult:
     created_at: dt.datetime
     updated_at: dt.datetime
     tam_100: int | None = None
+    spacing_request: str | None = None
 
     @property
     def tam_x_per_area(self) -> float:
@@ -168,6 +171,7 @@ class StoredBacResult:
             created_at=as_utc(row.created_at),
             updated_at=as_utc(row.updated_at),
             tam_100=None if row.tam_100 is None else int(row.tam_100),
+            spacing_request=row.spacing_request,
         )
 
 
@@ -314,6 +318,7 @@ def upsert_bac_result(
     spacing_source: str | None = None,
     seconds: float | None = None,
     tam_100: int | None = None,
+    spacing_request: str | None = None,
 ) -> StoredBacResult:
     """Insert or update the BAC result of (image, weights, version, t, X).
 
@@ -323,6 +328,8 @@ def upsert_bac_result(
     Args:
         tam_100: TAM_X at X = 100 and cut-off ``threshold`` (the longitudinal
             readout); when ``None`` and ``x`` is 100, ``tam_x``.
+        spacing_request: the pixel spacing asked for (``"file"`` or ``"user R×C"``;
+            :func:`medlim.mammography.batch.spacing_request`).
 
     Raises:
         StoreError: unknown image, negative counts or areas.
@@ -348,6 +355,7 @@ def upsert_bac_result(
         "am_mm2": None if am_mm2 is None else float(am_mm2),
         "tam_x_mm2": None if tam_x_mm2 is None else float(tam_x_mm2),
         "spacing_source": spacing_source,
+        "spacing_request": spacing_request,
         "seconds": None if seconds is None else float(seconds),
     }
     with transaction(target) as session:

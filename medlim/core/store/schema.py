@@ -112,6 +112,8 @@ class BacResultRow(Base):
     am_mm2: Mapped[float | None]
     tam_x_mm2: Mapped[float | None]
     spacing_source: Mapped[str | None] = mapped_column(sa.String(96))
+    # The spacing asked for: "file" or "user R×C" (mm); NULL before migration 0005 (never reused).
+    spacing_request: Mapped[str | None] = mapped_column(sa.String(64))
     seconds: Mapped[float | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now)

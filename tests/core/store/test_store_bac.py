@@ -216,3 +216,28 @@ def test_migration_0003_fills_tam_100_where_it_is_known(store_url: str) -> None:
         with old.engine.connect() as connection:
             assert "tam_100" not in {c["name"] for c in sa.inspect(connection).get_columns("bac_results")}
             assert connection.scalar(sa.text("SELECT COUNT(*) FROM exams")) == 0  # the view survives
+
+
+def test_migration_0005_keeps_the_spacing_asked_for_and_older_rows_have_none(store_url: str) -> None:
+    from medlim.core.store import downgrade_store, upgrade_store
+
+    with open_store(store_url, upgrade=False) as old:
+        upgrade_store(old, "0004")
+        with old.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO images (id, content_sha256, file_name, rows, cols, created_at) "
+                "VALUES (1, :sha, 'x.dcm', 2, 2, '2024-01-01 00:00:00')"), {"sha": sha(1)})
+            connection.execute(sa.text(
+                "INSERT INTO bac_results (id, image_id, weights_name, weights_version, preset, threshold, x, "
+                "pm, am, sim, tam_x, tsim_x, breast_area, tam_100, created_at, updated_at) VALUES (1, 1, 'w', "
+                "'1', 'thesis', 0.5, 100, 1, 10, 1, 7, 1, 100, 7, '2024-01-01', '2024-01-01')"))  # fmt: skip
+        upgrade_store(old, "0005")
+        (before,) = list_bac_results(old)
+        assert before.spacing_request is None  # stored before: maybe before resampling, never reused
+        again = upsert_bac_result(old, image_id=1, weights_name="w", weights_version="1", preset="thesis",
+                                  threshold=0.5, x=100.0, pm=1, am=10, sim=1, tam_x=7, tsim_x=1, breast_area=100,
+                                  spacing_request="user 0.1x0.1")
+        assert (again.id, again.spacing_request) == (1, "user 0.1x0.1")
+        downgrade_store(old, "0004")
+        with old.engine.connect() as connection:
+            assert "spacing_request" not in {c["name"] for c in sa.inspect(connection).get_columns("bac_results")}
