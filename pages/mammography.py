@@ -39,6 +39,9 @@ ZOOM_SIZES = [256, 512, 1024]
 #: Session keys of the batch job the page follows (issue 15) and of the weights a job names (`--weights`).
 BATCH_JOB_KEY = "bac_job"
 WEIGHTS_ARG_KEY = "bac_job_weights"
+#: Session keys of the tabs, and of a batch job's view opened in the exam viewer (``{"job", "index", "name"}``).
+TABS_KEY = "bac_tabs"
+OPENED_VIEW_KEY = "bac_opened_view"
 #: The two DICOM export modes, as the reader chooses them, and whether each links to the source.
 DICOM_MODES = {"De-identified copy (default)": False, "Return to PACS (linked to the source study)": True}
 
@@ -159,13 +162,51 @@ def _exam_sources() -> list[ImageSource]:
                                            f"sample:{path}:{status.st_size}:{status.st_mtime_ns}"))  # fmt: skip
         else:
             st.caption("No bundled sample mammograms found.")
-    return sources
+    opened = _opened_batch_view()
+    return sources + ([opened] if opened is not None else [])
+
+
+def _batch_request(job):  # noqa: ANN001, ANN202 - a Job → its BacJobRequest
+    """What the batch job was asked (its files in row order, weights, cut-off, X, stated spacing)."""
+    from medlim.cli.job_kinds import bac_job_request
+
+    return bac_job_request(job.parameters, origin=job.origin)
+
+
+def _opened_batch_view() -> ImageSource | None:
+    """The view of a finished batch job opened from the Batch tab (issue 15), read from the job's file; the
+    analysis comes back from the stored result (the job kept it), so the model does not run again."""
+    from medlim.core.jobs import get_job
+    from medlim.errors import InputError
+    from medlim.ui.jobs import jobs_store
+
+    opened = st.session_state.get(OPENED_VIEW_KEY)
+    if not opened:
+        return None
+    source = None
+    with show_medlim_errors(subject=f"View {opened['index']} of batch job {opened['job']}"):
+        job = get_job(jobs_store(), int(opened["job"]))
+        path = _batch_request(job).file(int(opened["index"]))
+        try:
+            data, status = path.read_bytes(), path.stat()
+        except OSError as exc:
+            raise InputError(f"the file of {opened['name']} is no longer where the job read it; run the batch "
+                             "again to open its views.") from exc
+        source = ImageSource(str(opened["name"]), data,
+                             f"batch:{job.id}:{opened['index']}:{status.st_size}:{status.st_mtime_ns}")
+    note, close = st.columns([5, 1], vertical_alignment="center")
+    note.info(f"Opened **{opened['name']}** from batch job {opened['job']}, at the batch's cut-off, X and pixel "
+              "spacing; its analysis is the job's stored result (the model does not run again).",
+              icon=":material/open_in_new:")  # fmt: skip
+    close.button("Close", key="bac_opened_close", on_click=st.session_state.pop, args=(OPENED_VIEW_KEY, None),
+                 help="Take this view out of the exam viewer (the batch's results stay in the Batch tab).")
+    return source
 
 
 def _pixel_spacing_field(container, key: str) -> float | None:
     """The pixel spacing a person states (mm), or ``None`` (0 in the field) for the files' own."""
     value = container.number_input(
-        "Pixel spacing (mm, 0 = from the file)", min_value=0.0, max_value=5.0, value=0.0, step=0.005,
+        "Pixel spacing (mm, 0 = from the file)", min_value=0.0, max_value=5.0, step=0.005,  # 0 at first
         format="%.4f", key=key,
         help="At the breast. Overrides the file's spacing; a file without one gets the weights' own (with a "
              "warning). Images outside the weights' training spacing are resampled to it for inference; the "
@@ -610,11 +651,8 @@ def _submit_batch(sources: list[tuple[str, bytes | Path]], argv_options: list[st
         st.rerun()
 
 
-def _batch_done(job) -> None:  # noqa: ANN001 - a finished Job
-    from medlim.mammography.report import csv_bytes, pseudonymous_rows
-
-    result = job.result or {}
-    rows = [ui.flat_batch_row(row) for row in result.get("rows", [])]
+def _batch_names(job, rows: list[dict]) -> dict[str, str]:  # noqa: ANN001 - a finished Job
+    """Put the names this session uploaded into ``rows`` (in place); returns shown name → pseudonymous label."""
     names = st.session_state.get("bac_batch_names", {}).get(job.id)
     labels = {}
     for row in rows:
@@ -622,12 +660,119 @@ def _batch_done(job) -> None:  # noqa: ANN001 - a finished Job
         if names and 0 < int(row.get("index", 0)) <= len(names):
             row["file"] = names[int(row["index"]) - 1]
         labels[str(row.get("file") or "")] = label
-    st.markdown(f"**{result.get('files', len(rows))} files**, {result.get('failed', 0)} could not be analysed"
-                + (f", {result['reused']} read back from the results store." if result.get("reused") else "."))
+    return labels
+
+
+def _batch_done(job, *, bac_model: BacModel) -> None:  # noqa: ANN001 - a finished Job
+    """A finished batch: the views, the exams, a distribution, CSV/JSON, and any view opened in the exam viewer.
+
+    Every number comes from the job's stored result (``medlim jobs show ID --json``: ``rows`` and ``exams``),
+    through :func:`medlim.mammography.batch_results.batch_results`.
+    """
+    import json
+
+    from medlim.mammography.batch_results import batch_results
+    from medlim.mammography.report import csv_bytes, pseudonymous_rows
+
+    results = None
+    with show_medlim_errors(subject=f"Batch job {job.id}"):
+        results = batch_results(job.result or {})
+    if results is None:
+        return
+    rows = [ui.flat_batch_row(row) for row in results.rows]
+    labels = _batch_names(job, rows)
+    st.markdown(f"**{results.files} files**, {results.failed} could not be analysed"
+                + (f", {results.reused} read back from the results store." if results.reused else "."))
     frame = pd.DataFrame(rows).drop(columns=["patient_key", "warnings", "index"], errors="ignore")
     st.dataframe(frame, hide_index=True, key=None)
-    st.download_button("Results (CSV)", csv_bytes(pseudonymous_rows(rows, labels)), file_name="bac_batch.csv",
-                       mime="text/csv", key="bac_batch_download")  # fmt: skip
+    x = next((float(r.x) for r in results.readouts if r is not None), 100.0)
+    if results.exams:
+        st.markdown("**Per exam** (views of one patient key at one study date, summed)",
+                    help=ui.METRIC_HELP["TAM_X / breast area"])  # fmt: skip
+        help_for = {"PM": "PM", "AM (px)": "AM", "AM (mm²)": "AM", "SIM": "SIM", f"TAM_{x:g} (px)": "TAM_X",
+                    f"TAM_{x:g} (mm²)": "TAM_X", f"TSIM_{x:g}": "TSIM_X",
+                    f"Σ TAM_{x:g} / breast area": "TAM_X / breast area"}  # fmt: skip
+        config = {name: st.column_config.NumberColumn(name, help=f"Summed over the exam's views. {ui.METRIC_HELP[key]}")
+                  for name, key in help_for.items()}  # fmt: skip
+        config["Σ TAM_100 / breast area"] = st.column_config.NumberColumn(
+            "Σ TAM_100 / breast area", help="The exam's burden in the patient's history (X = 100).", format="%.2e")
+        st.dataframe(pd.DataFrame(ui.batch_exam_rows(results.exams, x)), hide_index=True, column_config=config,
+                     key=None)  # fmt: skip
+    elif any(r is not None for r in results.readouts):
+        st.caption("No per-exam totals: the files record no patient key and study date.")
+    if results.views_in_no_exam and results.exams:
+        st.caption(f"{results.views_in_no_exam} view(s) record no patient key or study date: in no exam.")
+    _batch_distribution(results, x)
+    csv_column, json_column = st.columns(2)
+    csv_column.download_button("Results (CSV)", csv_bytes(pseudonymous_rows(rows, labels)), file_name="bac_batch.csv",
+                               mime="text/csv", key="bac_batch_download")  # fmt: skip
+    json_column.download_button(
+        "Results (JSON)", json.dumps({"job": job.id, **(job.result or {})}, ensure_ascii=False).encode("utf-8"),
+        file_name="bac_batch.json", mime="application/json", key="bac_batch_download_json",
+        help="The job's result as `medlim jobs show ID --json` prints it: rows by pseudonymous label, and exams.",
+    )  # fmt: skip
+    _batch_open_view(job, results, rows, bac_model)
+
+
+def _batch_distribution(results, x: float) -> None:  # noqa: ANN001 - BatchResults
+    from medlim.mammography.batch_results import DISTRIBUTION_METRICS
+
+    present = {key: label.replace("_X", f"_{x:g}") for key, label in DISTRIBUTION_METRICS.items()
+               if results.distribution(key)[0]}
+    if not present:
+        return
+    metric = st.selectbox("Distribution over the views", list(present), format_func=present.get,
+                          key="bac_batch_metric")  # fmt: skip
+    values, views = results.distribution(metric or next(iter(present)))
+    st.plotly_chart(ui.batch_distribution_figure(values, views, title=present[metric or next(iter(present))]),
+                    key="bac_batch_distribution", config={"displaylogo": False})  # fmt: skip
+
+
+def _open_batch_view(job_id: int, names: dict[int, str], cutoffs: dict[int, tuple[float, float]],
+                     spacing: float | None, weights: tuple[str, str, str]) -> None:
+    """Open the chosen view in the Exam tab at the batch's cut-off, X and stated spacing (a button's callback)."""
+    index = int(st.session_state["bac_batch_view"])
+    st.session_state[OPENED_VIEW_KEY] = {"job": job_id, "index": index, "name": names[index]}
+    threshold, x = cutoffs[index]
+    st.session_state["bac_defaults_for"] = weights  # these weights' sliders: not reset to their defaults
+    set_owned("bac_threshold", round(threshold, 2))
+    set_owned("bac_x", int(round(x)))
+    st.session_state["bac_pixel_spacing"] = spacing if spacing is not None and 0 < spacing <= 5.0 else 0.0
+    st.session_state[TABS_KEY] = "Exam"
+
+
+def _batch_open_view(job, results, rows: list[dict], bac_model: BacModel) -> None:  # noqa: ANN001 - Job, BatchResults
+    """Choose one analysed view of the batch and open it in the exam viewer (Exam tab)."""
+    openable = {int(row["index"]): str(row.get("file") or row["index"]) for row, readout in zip(rows, results.readouts)
+                if readout is not None and "index" in row}  # fmt: skip
+    if not openable:
+        return
+    request = None
+    with show_medlim_errors(subject=f"Batch job {job.id}"):
+        request = _batch_request(job)
+    if request is None:
+        return
+    argv = list(job.parameters.get("argv", []))
+    weights = argv[argv.index("--weights") + 1] if "--weights" in argv[:-1] else None
+    current = st.session_state.get(WEIGHTS_ARG_KEY)
+    same = weights is None or weights == current
+    spacing = request.pixel_spacing_mm if isinstance(request.pixel_spacing_mm, float) else None
+    cutoffs = {int(row["index"]): (float(r.threshold), float(r.x)) for row, r in zip(rows, results.readouts)
+               if r is not None and "index" in row}  # fmt: skip
+    choice_column, button_column = st.columns([3, 1], vertical_alignment="bottom")
+    choice_column.selectbox("Open a view in the exam viewer", list(openable), format_func=openable.get,
+                            key="bac_batch_view")  # fmt: skip
+    button_column.button(
+        "Open in the Exam tab", key="bac_batch_open", on_click=_open_batch_view,
+        args=(job.id, openable, cutoffs, spacing,
+              (bac_model.entry.name, str(bac_model.entry.version), bac_model.entry.sha256)), disabled=not same,
+        help="The view with its overlay, zoom and live sliders, from the job's stored analysis (no new "
+             "inference)." if same else f"This batch ran with {weights}: choose those weights in the sidebar to "
+             "open its views.",
+    )  # fmt: skip
+    if not same:
+        st.caption(f"This batch ran with **{weights}**; the sidebar has **{current}**. Choose the batch's weights "
+                   "to open its views.")  # fmt: skip
 
 
 def _batch_tab(bac_model: BacModel) -> None:
@@ -642,7 +787,7 @@ def _batch_tab(bac_model: BacModel) -> None:
     with show_medlim_errors(subject="Batch job"):
         job = page_job(BATCH_JOB_KEY, "bac.quantify")
     if job is not None:
-        follow_job(job, key=BATCH_JOB_KEY, render_done=_batch_done)
+        follow_job(job, key=BATCH_JOB_KEY, render_done=functools.partial(_batch_done, bac_model=bac_model))
     uploaded = st.file_uploader(
         "Mammograms or .zip archives of them", accept_multiple_files=True, key="bac_batch_upload"
     )
@@ -675,7 +820,8 @@ st.caption(
 )
 bac_model = _choose_model()
 if bac_model is not None:
-    exam_tab, batch_tab = st.tabs(["Exam", "Batch"])
+    # keyed, so opening a view of a finished batch can bring the Exam tab forward (both tabs still run)
+    exam_tab, batch_tab = st.tabs(["Exam", "Batch"], key=TABS_KEY, on_change="rerun")
     with exam_tab:
         _exam_tab(bac_model)
     with batch_tab:

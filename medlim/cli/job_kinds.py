@@ -34,6 +34,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,8 @@ from medlim.errors import JobError
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.jobs.context import JobContext
 
-__all__ = ["COMMANDS", "KINDS", "parse_job_argv", "run_bac_quantify", "run_command"]
+__all__ = ["COMMANDS", "KINDS", "BacJobRequest", "bac_job_request", "parse_job_argv", "run_bac_quantify",
+           "run_command"]
 
 #: kind → its runner, ``"module:function"``.
 KINDS: dict[str, str] = {
@@ -329,19 +331,67 @@ def _write_mask(args: argparse.Namespace, file: Any, outcome: Any) -> bool | Non
     return True
 
 
+@dataclass(frozen=True)
+class BacJobRequest:
+    """What a ``bac.quantify`` job was asked to do, as its runner reads it.
+
+    Attributes:
+        files: the files the command plans, in its order (a row's ``index`` is its place here, 1-based).
+        weights: ``--weights`` as given (``None``: the task's default model).
+        threshold, x: ``--threshold`` and ``--x`` (``None``: the weights').
+        pixel_spacing_mm: ``--pixel-spacing`` (mm), or ``None`` for each file's.
+    """
+
+    files: tuple[Path, ...]
+    weights: str | None
+    threshold: float | None
+    x: float | None
+    pixel_spacing_mm: float | tuple[float, float] | None
+
+    def file(self, index: int) -> Path:
+        """The file of row ``index`` (1-based).
+
+        Raises:
+            JobError: no such row.
+        """
+        if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= len(self.files):
+            raise JobError(f"the job has files 1 to {len(self.files)}; {index!r} is given.")
+        return self.files[index - 1]
+
+
+def bac_job_request(parameters: dict[str, Any], *, origin: str = "cli") -> BacJobRequest:
+    """The request of a ``bac.quantify`` job (its argv parsed as the runner parses it; a page's paths confined).
+
+    Raises:
+        JobError: not a ``bac.quantify`` argv, or arguments the command refuses.
+        InputError: a path that no longer exists.
+    """
+    from medlim.core.io.files import collect_files
+
+    args = parse_job_argv("bac.quantify", parameters, origin=origin)
+    return BacJobRequest(files=tuple(collect_files(args.inputs)), weights=args.weights, threshold=args.threshold,
+                         x=args.x, pixel_spacing_mm=args.pixel_spacing)
+
+
 def run_bac_quantify(context: JobContext, parameters: dict[str, Any]) -> dict[str, Any]:
     """``medlim bac quantify`` as a job: the foreground command's own loop, one progress step and log line per file.
 
     A resumed attempt turns ``--resume`` on, so the files stored by an earlier attempt are read back from the
     results store, not analysed again.
 
+    A job started from a page also keeps each analysed view's probability map in the disk cache
+    (:mod:`medlim.mammography.stored_analysis`), so the page opens any view of the finished batch without
+    running the model again; a command-line job (a decade of archived exams) does not fill the cache.
+
     Returns:
-        ``{"files": n, "ok": .., "failed": .., "analysed": .., "reused": .., "rows": [...]}``; each row is
-        the command's JSON row named by its pseudonymous label, with ``index`` (its place in the inputs).
+        ``{"files": n, "ok": .., "failed": .., "analysed": .., "reused": .., "rows": [...], "exams": [...]}``;
+        each row is the command's JSON row named by its pseudonymous label, with ``index`` (its place in the
+        inputs); ``exams`` are the per-exam totals (:func:`medlim.mammography.batch_results.exam_rows`).
     """
     from medlim.cli.bac import _run as quantify_command
     from medlim.core.batch import output_folder
     from medlim.core.io.files import collect_files
+    from medlim.mammography.batch_results import exam_rows
 
     args = parse_job_argv("bac.quantify", parameters, origin=context.job.origin)
     args.resume = bool(args.resume or (context.resumed and not args.no_store))
@@ -352,20 +402,37 @@ def run_bac_quantify(context: JobContext, parameters: dict[str, Any]) -> dict[st
         raise JobError("no image files were found in the job's paths.")
     context.progress(int(context.checkpoint.get("done", 0)), total, stage="loading weights")
     stderr = _StderrToJob(context, stage="quantify", progress_lines=False)
+    keep_maps = context.job.origin == "page"  # a page opens the views of its batch in its viewer
     with redirect_stderr(stderr):  # the command's "[i/n] <path>" lines stay out of logs; its notes go to the job's
-        _model, pairs = quantify_command(args, keep_analysis=args.out is not None)
-        counts, rows = _follow_bac_files(context, args, pairs, total)
+        bac_model, pairs = quantify_command(args, keep_analysis=args.out is not None or keep_maps)
+        counts, rows = _follow_bac_files(context, args, pairs, total, keep_maps_of=bac_model if keep_maps else None)
     stderr.flush()
-    return {"files": total, **counts, "rows": rows}
+    return {"files": total, **counts, "rows": rows, "exams": exam_rows(rows)}
+
+
+def _keep_map(context: JobContext, args: argparse.Namespace, outcome: Any, bac_model: Any) -> None:
+    """Keep an analysed view in the disk cache for the page's viewer (a failure to keep it is logged, not fatal)."""
+    from medlim.errors import MedlimError
+    from medlim.mammography.stored_analysis import store_analysis
+
+    if not outcome.ok or outcome.analysis is None or not outcome.content_sha256:
+        return
+    try:
+        store_analysis(outcome.content_sha256, bac_model, outcome.analysis, args.pixel_spacing)
+    except (OSError, MedlimError) as exc:
+        context.log(f"the probability map was not kept for the viewer ({type(exc).__name__})")
 
 
 def _follow_bac_files(
-    context: JobContext, args: argparse.Namespace, pairs: Any, total: int
+    context: JobContext, args: argparse.Namespace, pairs: Any, total: int, *, keep_maps_of: Any = None
 ) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """Consume the command's ``(file, outcome)`` pairs: masks, rows, a log line, checkpoint and progress per file."""
+    """Consume the command's ``(file, outcome)`` pairs: masks, rows, a log line, checkpoint and progress per file
+    (and, with ``keep_maps_of`` — the weights — each analysed view kept for the page's viewer)."""
     counts = {"ok": 0, "failed": 0, "analysed": 0, "reused": 0}
     rows: list[dict[str, Any]] = []
     for index, (file, outcome) in enumerate(pairs, start=1):
+        if keep_maps_of is not None:
+            _keep_map(context, args, outcome, keep_maps_of)
         row = _bac_row(index, file, outcome, pseudonymised=args.pseudonymise_names,
                        mask_written=_write_mask(args, file, outcome))
         how = "failed" if not outcome.ok else "reused" if outcome.reused else "analysed"

@@ -21,6 +21,9 @@ trainers:
 * Inside a ``train`` job, :func:`fit` saves the trainer after every epoch and a
   resumed attempt goes on after the last saved epoch; the model is registered
   once per job (:mod:`medlim.core.training_resume`).
+* :func:`run_epochs` — the same epoch loop for a stage that is not validated
+  (OSCARS's anomaly detectors, the phantom recipes): saved and resumed inside
+  a job exactly as :func:`fit`.
 * :class:`TrainingPlan` — the settings a trainer derived from the data (as
   nnU-Net derives its plan from a dataset fingerprint), with the reason for
   each, recorded in the manifest entry (``plan``).
@@ -71,6 +74,7 @@ __all__ = [
     "ValidationScore",
     "FitResult",
     "fit",
+    "run_epochs",
     "TrainingData",
     "prepare_training_data",
     "check_folder",
@@ -365,6 +369,60 @@ def fit(
     return FitResult(state=done.state, best=best, best_epoch=done.best_epoch, epochs_run=done.epoch,
                      epochs_planned=epochs, validations=len(done.history), stopped=stopped,
                      history=tuple(done.history), seconds=clock() - started)
+
+
+def run_epochs(
+    train_epoch: Callable[[int], str | None],
+    *,
+    epochs: int,
+    deadline: Deadline | None = None,
+    label: str = "model",
+    progress: Progress | None = None,
+    report_every: int = 1,
+    resume: FitResume | None = None,
+) -> int:
+    """Train the epochs of a stage that is not validated, saved and resumed inside a job as :func:`fit` does.
+
+    For stages whose result is not chosen by a validation score: OSCARS's
+    per-class anomaly detectors and the phantom recipes (their schedule is
+    fixed; they are judged on a held-out set afterwards). The first epoch always
+    runs; each further one only while ``deadline`` has at least the last epoch's
+    duration left.
+
+    Args:
+        train_epoch: trains epoch ``k`` (1-based); returns a progress line or ``None``.
+        epochs: epochs planned (≥ 1).
+        deadline: the stage's budget (default: none).
+        label: the stage, for messages.
+        progress: callback for progress lines.
+        report_every: pass on every ``report_every``-th epoch's line (and the last one's).
+        resume: inside a job (:func:`medlim.core.training_resume.fit_resume`): save after every epoch,
+            and go on after the last saved epoch of an earlier attempt (a finished stage is not trained again).
+
+    Returns:
+        The epochs trained, those of an earlier attempt included.
+
+    Raises:
+        ParameterError: bad ``epochs`` or ``report_every``.
+    """
+    _check_fit_options(epochs, 1, None)
+    if isinstance(report_every, bool) or not isinstance(report_every, int) or report_every < 1:
+        raise ParameterError(f"`report_every` must be an integer ≥ 1, {report_every!r} is given.")
+    deadline = deadline if deadline is not None else Deadline(None)
+    clock = deadline.clock
+    done = _resumed(resume, deadline, label, progress)
+    while done.epoch < epochs and not done.stopped:
+        if done.epoch > 0 and deadline.remaining() < done.epoch_seconds:
+            done.stopped = "time budget"
+            _save(resume, done, deadline)
+            break
+        tick = clock()
+        line = train_epoch(done.epoch + 1)
+        done.epoch_seconds, done.epoch = clock() - tick, done.epoch + 1
+        if progress is not None and line and (done.epoch == epochs or done.epoch % report_every == 0):
+            progress(line)
+        _save(resume, done, deadline)
+    return done.epoch
 
 
 def _keep_if_better(done: _FitProgress, epoch: int, result: ValidationScore, snapshot: Callable[[], Any],

@@ -37,6 +37,7 @@ import streamlit as st
 from medlim.core.io.record import ImageRecord
 from medlim.errors import InputError, ParameterError
 from medlim.mammography.analysis import BacAnalysis, BacModel
+from medlim.mammography.batch_results import BatchExam
 from medlim.mammography.cutoffs import CutoffTable
 from medlim.mammography.exam import CHANGE_WORDS, ExamChange
 from medlim.mammography.history import PatientHistory
@@ -55,6 +56,8 @@ __all__ = [
     "OverlayBase",
     "VIEW_COLOURS",
     "analyse_cached",
+    "batch_distribution_figure",
+    "batch_exam_rows",
     "change_rows",
     "content_digest",
     "crop_box",
@@ -238,6 +241,62 @@ def readout_rows(readouts: Sequence[BacReadout], labels: Sequence[str], dates: S
             }
         )
     return rows
+
+
+def batch_exam_rows(exams: Sequence[BatchExam], x: float) -> list[dict[str, Any]]:
+    """One row per exam of a finished batch (:class:`~medlim.mammography.batch_results.BatchExam`).
+
+    Keys: ``Patient key, Date, Views, PM, AM (px), AM (mm²), SIM, TAM_<X> (px), TAM_<X> (mm²), TSIM_<X>,
+    Breast area (px), Σ TAM_<X> / breast area, Σ TAM_100 / breast area`` (mm² ``None`` unless every view has them).
+    """
+    label = f"{x:g}"
+    return [
+        {
+            "Patient key": exam.patient_key,
+            "Date": exam.study_date,
+            "Views": ", ".join(exam.views),
+            "PM": round(exam.totals.pm, 1),
+            "AM (px)": exam.totals.am,
+            "AM (mm²)": None if exam.totals.am_mm2 is None else round(exam.totals.am_mm2, 2),
+            "SIM": exam.totals.sim,
+            f"TAM_{label} (px)": exam.totals.tam_x,
+            f"TAM_{label} (mm²)": None if exam.totals.tam_x_mm2 is None else round(exam.totals.tam_x_mm2, 2),
+            f"TSIM_{label}": exam.totals.tsim_x,
+            "Breast area (px)": exam.totals.breast_area,
+            f"Σ TAM_{label} / breast area": exam.totals.tam_x_per_breast_area_sum,
+            "Σ TAM_100 / breast area": exam.tam_100_per_breast_area_sum,
+        }
+        for exam in exams
+    ]
+
+
+def batch_distribution_figure(values: Sequence[float], views: Sequence[str], *, title: str) -> go.Figure:
+    """A histogram of one readout over a batch's views, stacked by view in its Okabe–Ito colour.
+
+    Args:
+        values: the readout of each view (:meth:`~medlim.mammography.batch_results.BatchResults.distribution`).
+        views: each view's name (``"LCC"``, ...; ``"?"`` when the file records none), same order.
+        title: the readout with its unit (the x axis title).
+
+    Returns:
+        A plotly figure with one bar trace per view name (shared bins), axes titled.
+    """
+    if len(values) != len(views):
+        raise ParameterError(f"{len(values)} values but {len(views)} view names are given.")
+    finite = [float(v) for v in values if np.isfinite(v)]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 1.0)
+    size = (high - low) / 20.0 if high > low else max(abs(low) * 0.1, 1e-9)
+    figure = go.Figure()
+    for name in [*[n for n in VIEW_COLOURS if n in views], *sorted(set(views) - set(VIEW_COLOURS))]:
+        chosen = [v for v, view in zip(values, views) if view == name]
+        figure.add_trace(go.Histogram(
+            x=chosen, name="view unknown" if name == "?" else name, marker_color=VIEW_COLOURS.get(name, "#7F7F7F"),
+            xbins={"start": low - size / 2.0, "end": high + size / 2.0, "size": size},
+            hovertemplate=f"{name}: %{{y}} views at %{{x}}<extra></extra>",
+        ))  # fmt: skip
+    figure.update_layout(barmode="stack", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                         xaxis_title=title, yaxis_title="views", legend_title_text="View")  # fmt: skip
+    return figure
 
 
 def _flag_count(readouts: Sequence[BacReadout]) -> str:
@@ -572,8 +631,6 @@ def load_bac_model_cached(weights: str, weights_dir: str, models_dir: str, finge
 
 _ANALYSES = "bac_analysis_cache"
 _ANALYSES_SIZE = 12  # an exam and two priors
-#: Bumped when what an analysis holds changes, so older entries of the disk cache are not read back.
-ANALYSIS_CACHE_VERSION = 1
 _DIGESTS = "bac_content_digests"
 _OVERLAYS = "bac_overlay_cache"
 
@@ -611,12 +668,10 @@ def analyse_cached(
     Raises:
         MedlimError: unreadable file, not a mammogram (``WrongModalityError``) or inference errors.
     """
-    import dataclasses
-
-    from medlim.core.disk_cache import cache_key, default_cache
     from medlim.core.io import read_image
     from medlim.mammography.analysis import analyse_mammogram
     from medlim.mammography.cutoffs import cutoff_table
+    from medlim.mammography.stored_analysis import load_analysis, store_analysis
 
     cache: OrderedDict[tuple[str, str, str, str, str], tuple] = st.session_state.setdefault(
         _ANALYSES, OrderedDict()
@@ -628,11 +683,11 @@ def analyse_cached(
         return cache[key]
     record = read_image(data, name=name)
     # issue 15: a finished analysis is a stored result; an exam opened again (same content, weights and stated
-    # spacing), in this session or another, is read back from the disk cache (MEDLIM_CACHE_MB) without inference
-    disk, disk_key = default_cache("bac_analyses"), cache_key(*key, ANALYSIS_CACHE_VERSION)
-    stored = disk.get_record(disk_key)
-    if isinstance(stored, tuple) and len(stored) == 2:
-        lru_put(cache, key, (dataclasses.replace(stored[0], name=name), record, stored[1]), max_entries=_ANALYSES_SIZE)
+    # spacing), in this session or another, or a view of a finished batch job, is read back from the disk cache
+    # (MEDLIM_CACHE_MB) without inference
+    stored = load_analysis(digest, bac_model, pixel_spacing_mm, name=name)
+    if stored is not None:
+        lru_put(cache, key, (stored[0], record, stored[1]), max_entries=_ANALYSES_SIZE)
         return cache[key]
     bar = st.progress(0.0, text=f"Finding calcifications in {name}…")
 
@@ -644,7 +699,7 @@ def analyse_cached(
     finally:
         bar.empty()
     table = cutoff_table(analysis)
-    disk.put_record(disk_key, (analysis, table))
+    store_analysis(digest, bac_model, analysis, pixel_spacing_mm, table=table)
     lru_put(cache, key, (analysis, record, table), max_entries=_ANALYSES_SIZE)
     return cache[key]
 

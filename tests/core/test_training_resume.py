@@ -183,3 +183,63 @@ def test_a_folder_left_by_another_job_with_the_same_id_is_emptied() -> None:
     assert training_resume.recorded_registrations(folder) and (folder / "train-tiny.pt").is_file()
     training_resume.job_training_folder(7, identity="job 7 of a new store")
     assert training_resume.recorded_registrations(folder) == [] and not (folder / "train-tiny.pt").exists()
+
+
+# -------------------------------------------------------------------------------------------------
+# run_epochs: a stage without validation (OSCARS's detectors, the phantom recipes)
+
+
+def _run(trainer: _TinyTrainer, folder: Path | None, *, epochs: int = 5, deadline: Deadline | None = None,
+         progress=None) -> int:  # noqa: ANN001
+    from medlim.core.training import run_epochs
+
+    resume = None if folder is None else fit_resume("plain", ("recipe", 1), trainer.parts, apply=trainer.apply,
+                                                    folder=folder)
+    return run_epochs(trainer.train_epoch, epochs=epochs, deadline=deadline, label="plain", progress=progress,
+                      resume=resume)
+
+
+@pytest.mark.parametrize("stop_at", [2, 5])
+def test_interrupted_run_epochs_resumes_at_the_next_epoch_with_the_same_weights(tmp_path: Path,
+                                                                                stop_at: int) -> None:
+    straight = _TinyTrainer()
+    assert _run(straight, None) == 5
+    first = _TinyTrainer()
+    first.stop_at = stop_at
+    with pytest.raises(_Stop):
+        _run(first, tmp_path)
+    saved = FitCheckpoint(tmp_path, "plain", ("recipe", 1)).load()
+    assert saved is not None and saved["fit"]["epoch"] == stop_at - 1
+    second, lines = _TinyTrainer(seed=7), []
+    trained: list[int] = []
+    train_epoch = second.train_epoch
+    second.train_epoch = lambda epoch: (trained.append(epoch), train_epoch(epoch))[1]  # type: ignore[method-assign]
+    assert _run(second, tmp_path, progress=lines.append) == 5
+    assert trained == list(range(stop_at, 6))  # epochs 1..stop_at-1 are not trained again
+    assert lines[0] == f"plain: resumed after epoch {stop_at - 1} from the job's checkpoint"
+    assert _same(second.model.state_dict(), straight.model.state_dict()) and second.steps == straight.steps == 20
+
+
+def test_a_finished_stage_is_restored_without_training(tmp_path: Path) -> None:
+    done = _TinyTrainer()
+    assert _run(done, tmp_path, epochs=3) == 3
+    again = _TinyTrainer(seed=3)
+    again.stop_at = 1  # any epoch would raise
+    assert _run(again, tmp_path, epochs=3) == 3
+    assert _same(again.model.state_dict(), done.model.state_dict()) and again.steps == 12
+
+
+def test_run_epochs_stops_when_the_budget_does_not_cover_another_epoch(tmp_path: Path) -> None:
+    now = [0.0]
+    trainer = _TinyTrainer()
+    train_epoch = trainer.train_epoch
+
+    def slow_epoch(epoch: int) -> str:  # every epoch takes 40 s of a 1-minute budget
+        now[0] += 40.0
+        return train_epoch(epoch)
+
+    trainer.train_epoch = slow_epoch  # type: ignore[method-assign]
+    assert _run(trainer, tmp_path, deadline=Deadline(1.0, clock=lambda: now[0])) == 1  # 20 s left < 40 s
+    again = _TinyTrainer()
+    again.stop_at = 1
+    assert _run(again, tmp_path, deadline=Deadline(1.0, clock=lambda: now[0])) == 1  # the stop is kept

@@ -481,7 +481,7 @@ def test_batch_tab_quantifies_a_zip_like_the_cli(
     assert [ended.state for ended in run_jobs()] == ["done"]
     at.run()
     assert not at.exception and not at.error
-    table = at.dataframe[-1].value
+    table = next(frame.value for frame in at.dataframe if "file" in frame.value.columns)  # the views (exams below)
     assert list(table["file"]) == ["study.zip/study/LCC.dcm", "study.zip/study/broken.dcm"]
     assert list(table["ok"]) == [True, False]
     # issue 14: names are shown in this session, but the downloaded CSV carries pseudonymous labels
@@ -563,3 +563,61 @@ def test_weights_without_a_check_say_so(phantom_dicom: Path, test_registry: Path
     assert "Training-data check: no training-data check stored with these weights." in {c.value for c in at.caption}
     (row,) = at.dataframe[0].value.to_dict("records")
     assert row["Unlike training"] == "—"
+
+
+def test_a_finished_batch_opens_as_a_result_and_any_view_opens_in_the_viewer_without_inference(
+    exam_files: tuple[Path, Path], test_registry: Path, no_samples: None, recorded_downloads: list[dict], run_jobs,
+    count_inference: list[str], capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 15: a finished BAC batch job opens like a result — its views (the job's stored rows, as
+    `medlim jobs show ID --json` prints them), its exams' totals, a distribution, CSV and JSON — and any view
+    opens in the exam viewer from the analysis the job stored, at the batch's cut-off, without inference."""
+    earlier, later = exam_files
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("LCC-2019.dcm", earlier.read_bytes())
+        archive.writestr("LCC-2020.dcm", later.read_bytes())
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.file_uploader(key="bac_batch_upload").upload("exams.zip", buffer.getvalue(), "application/zip").run()
+    at.number_input(key="bac_batch_threshold").set_value(0.0).run()  # the tiny model's ~0.46 everywhere
+    at.button(key="bac_batch_run").click().run()
+    (job,) = run_jobs()
+    assert job.state == "done" and len(count_inference) == 2  # the worker analysed both views
+    count_inference.clear()
+    at.run()
+    assert not at.exception and not at.error
+    shown = _cli_rows(["jobs", "show", str(job.id), "--json"], capsys)[0]["result"]
+
+    views = at.dataframe[-2].value  # the views, as the job stored them (names of this session's upload)
+    assert list(views["file"]) == ["exams.zip/LCC-2019.dcm", "exams.zip/LCC-2020.dcm"]
+    for key in ("pm", "am", "sim", "tam_x", "tsim_x", "breast_area", "tam_100", "threshold", "x", "study_date"):
+        assert list(views[key]) == [row[key] for row in shown["rows"]], key
+    exams = at.dataframe[-1].value  # one exam per study date of the one patient
+    assert len(shown["exams"]) == 2 and list(exams["Date"]) == [exam["study_date"] for exam in shown["exams"]]
+    assert list(exams["Patient key"]) == [shown["rows"][0]["patient_key"]] * 2
+    assert list(exams["TAM_100 (px)"]) == [row["tam_x"] for row in shown["rows"]]  # one view each: Σ = the view
+    assert list(exams["Σ TAM_100 / breast area"]) == pytest.approx(
+        [row["tam_100"] / row["breast_area"] for row in shown["rows"]])
+    (distribution,) = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    assert distribution["layout"]["xaxis"]["title"]["text"] == "TAM_100 / breast area"
+    assert [trace["name"] for trace in distribution["data"]] == ["LCC"]
+    assert distribution["data"][0]["marker"]["color"] == "#0072B2"  # Okabe–Ito, as the history's views
+    assert sorted(distribution["data"][0]["x"]) == pytest.approx(
+        sorted(row["tam_x_per_breast_area"] for row in shown["rows"]))
+    offers = {offer["file_name"]: offer["data"] for offer in recorded_downloads}
+    assert json.loads(offers["bac_batch.json"]) == {"job": job.id, **shown}
+    assert "LCC-2019" not in offers["bac_batch.csv"].decode() and "LCC-2019" not in offers["bac_batch.json"].decode()
+
+    at.selectbox(key="bac_batch_view").set_value(2).run()
+    at.button(key="bac_batch_open").click().run()
+    assert not at.exception and not at.error
+    assert at.session_state["bac_tabs"] == "Exam"
+    assert any("Opened **exams.zip/LCC-2020.dcm** from batch job" in i.value for i in at.info)
+    row = shown["rows"][1]
+    assert at.slider(key="bac_threshold").value == 0.0 and at.slider(key="bac_x").value == 100
+    assert _metric(at, "PM") == f"{row['pm']:,.0f}" and _metric(at, "AM (mm²)") == f"{row['am_mm2']:,.2f}"
+    at.slider(key="bac_threshold").set_value(0.5).run()  # live sliders on the stored map
+    assert not at.exception and not at.error
+    assert count_inference == []  # opened from the job's stored analysis: no inference
+    at.button(key="bac_opened_close").click().run()
+    assert not any("Opened" in i.value for i in at.info)

@@ -298,6 +298,17 @@ def save_image_record(target: Store | Session, record: "ImageRecord", *, content
     )
 
 
+def _check_counts(*, am: int, tam_x: int, breast_area: int, tam_100: int | None) -> None:
+    """Refuse negative pixel counts, and TAM counts above AM (they count a subset of its pixels)."""
+    counts = (("am", am), ("tam_x", tam_x), ("breast_area", breast_area), ("tam_100", tam_100))
+    for name, value in counts:
+        if value is not None and int(value) < 0:
+            raise StoreError(f"{name} must be a non-negative pixel count; {value!r} is given.")
+    for name, value in (("tam_x", tam_x), ("tam_100", tam_100)):
+        if value is not None and value > am:
+            raise StoreError(f"{name} ({value}) cannot exceed am ({am}): it counts a subset of AM's pixels.")
+
+
 def upsert_bac_result(
     target: Store | Session,
     *,
@@ -336,13 +347,7 @@ def upsert_bac_result(
     """
     if tam_100 is None and float(x) == 100.0:
         tam_100 = tam_x
-    counts = (("am", am), ("tam_x", tam_x), ("breast_area", breast_area), ("tam_100", tam_100))
-    for name, value in counts:
-        if value is not None and int(value) < 0:
-            raise StoreError(f"{name} must be a non-negative pixel count; {value!r} is given.")
-    for name, value in (("tam_x", tam_x), ("tam_100", tam_100)):
-        if value is not None and value > am:
-            raise StoreError(f"{name} ({value}) cannot exceed am ({am}): it counts a subset of AM's pixels.")
+    _check_counts(am=am, tam_x=tam_x, breast_area=breast_area, tam_100=tam_100)
     values = {
         "preset": preset,
         "pm": float(pm),

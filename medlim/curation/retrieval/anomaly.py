@@ -11,7 +11,9 @@ scores, calibration and bins.
 On a user's internal folder (``medlim train oscars --data E --internal I``)
 the detectors train inside the command's time budget
 (:func:`fit_class_anomaly_within`): each class gets an equal share of the
-detectors' budget and stops at an epoch boundary when it is spent.
+detectors' budget and stops at an epoch boundary when it is spent. Inside a
+job every detector epoch is saved and a resumed job goes on from there
+(issue 15; :func:`medlim.core.training.run_epochs`).
 
 For the outlier-sensitivity metric S@K the thesis squashes MURA's scores into
 [0, 1] with a sigmoid; here each score is first standardised with its class's
@@ -68,8 +70,14 @@ def fit_class_anomaly(
     seed: int = 0,
     kind: str = "cvad",
     log: Callable[[str], None] | None = None,
+    key: Sequence[Any] | None = None,
 ) -> ClassAnomaly:
     """Train MedShift's per-class detectors on internal images (at the detector's input size).
+
+    CVADs (the thesis's and the recipes' choice) train through
+    :func:`fit_class_anomaly_within` without a time limit: the same networks as
+    MedShift's :func:`~medlim.curation.shift.detectors.fit_class_detectors`,
+    saved after every epoch and resumed inside a job when ``key`` is given.
 
     Args:
         images: internal ``np.ndarray[N, H, W]`` float32 in [0, 1] (resized to the detector size here).
@@ -77,7 +85,9 @@ def fit_class_anomaly(
         seed: training seed.
         kind: ``"cvad"`` (thesis) or ``"tend"``.
         log: training log lines.
+        key: what identifies the run (a recipe's settings), for a job's per-epoch checkpoints; ``None``: none.
     """
+    from medlim.core.training import Deadline
     from medlim.curation.ood.data import stack_inputs
     from medlim.curation.shift.detectors import DetectorConfig, fit_class_detectors
 
@@ -86,33 +96,74 @@ def fit_class_anomaly(
     config = DetectorConfig(kind=kind, seed=seed, epochs=RETRIEVAL_DETECTOR_EPOCHS[0],
                             head_epochs=RETRIEVAL_DETECTOR_EPOCHS[1])
     inputs = stack_inputs(np.asarray(images, np.float32), config.input_size)
+    if kind == "cvad":
+        return fit_class_anomaly_within(inputs, classes, config, deadline=Deadline(None), progress=log,
+                                        report_every=1, key=key)
     detectors = fit_class_detectors(inputs, classes, config, log=log)
     reference = {name: (float(np.mean(values)), float(np.std(values)) or 1.0)
                  for name, values in detectors.internal_scores.items()}
     return ClassAnomaly(detectors=detectors, reference=reference)
 
 
-def _epochs_within(train_epoch: Callable[[], str], epochs: int, deadline: Any, progress: Callable[[str], None] | None
-                   ) -> int:
-    """Run up to ``epochs`` epochs: the first always, each further one while the budget covers the last one's time."""
-    done, last = 0, 0.0
-    while done < epochs and (done == 0 or deadline.remaining() >= last):
-        tick = deadline.clock()
-        line = train_epoch()
-        last, done = deadline.clock() - tick, done + 1
-        if progress is not None and (done == epochs or done % 10 == 0):
-            progress(line)
-    return done
+def _detector_parts(trainer: Any, *names: str) -> Callable[[], dict[str, Any]]:
+    """The CVAD trainer's attributes ``names`` (network, optimisers, batch order, counters) for a job's checkpoint."""
+    return lambda: {name: getattr(trainer, name) for name in names}
+
+
+def _detector_apply(trainer: Any) -> Callable[[Mapping[str, Any]], None]:
+    def apply(values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(trainer, name, int(value))
+
+    return apply
+
+
+def _train_class_cvad(trainer: Any, index: int, name: str, train: np.ndarray, config: Any, *, share: Any,
+                      progress: Callable[[str], None] | None, report_every: int,
+                      key: Sequence[Any] | None) -> tuple[int, int]:
+    """The generator's epochs, then the discriminator's, of one class's CVAD (each saved per epoch in a job)."""
+    import hashlib
+
+    import torch
+
+    from medlim.core.training import run_epochs
+    from medlim.core.training_resume import fit_resume
+
+    def resume(stage: str, parts: Callable[[], dict[str, Any]]) -> Any:
+        if key is None:
+            return None
+        digest = hashlib.sha256(np.ascontiguousarray(train).tobytes()).hexdigest()
+        return fit_resume(f"detector-{index}-{stage}", (*key, name, config.to_dict(), digest), parts,
+                          apply=_detector_apply(trainer))
+
+    generator_share = share.share(config.epochs / (config.epochs + config.head_epochs))
+    generator = run_epochs(lambda _epoch: trainer.generator_epoch(), epochs=config.epochs, deadline=generator_share,
+                           label=f"anomaly detector {name!r} generator", progress=progress,
+                           report_every=report_every,
+                           resume=resume("generator", _detector_parts(trainer, "model", "optimiser", "order",
+                                                                      "generator_done")))
+    if trainer.disc_optimiser is None:  # made here rather than in its first epoch, so a checkpoint can hold it
+        trainer.disc_optimiser = torch.optim.Adam(trainer.model.discriminator.parameters(), lr=trainer.config.lr)
+    parts = _detector_parts(trainer, "model", "optimiser", "disc_optimiser", "order", "generator_done",
+                            "discriminator_done")
+    discriminator = run_epochs(lambda _epoch: trainer.discriminator_epoch(), epochs=config.head_epochs,
+                               deadline=share, label=f"anomaly detector {name!r} discriminator", progress=progress,
+                               report_every=report_every, resume=resume("discriminator", parts))
+    return generator, discriminator
 
 
 def fit_class_anomaly_within(images: np.ndarray, classes: Sequence[str], config: Any, *, deadline: Any,
-                             budget: Any = None, progress: Callable[[str], None] | None = None) -> ClassAnomaly:
+                             budget: Any = None, progress: Callable[[str], None] | None = None,
+                             report_every: int = 10, key: Sequence[Any] | None = None) -> ClassAnomaly:
     """MedShift's per-class CVADs on internal images, inside a time budget.
 
     Each class gets an equal share of what is left of ``deadline`` and trains
     its generator, then its discriminator, epoch by epoch (at least one each)
     until its planned epochs are done or its share is spent. Every fifth image
-    of a class is held back for its reference range and scores.
+    of a class is held back for its reference range and scores. The epochs run
+    under :func:`medlim.core.training.run_epochs`: inside a job (and with a
+    ``key``) each is saved, and a resumed job goes on after the last saved
+    epoch — a finished detector is restored, not trained again.
 
     Args:
         images: internal ``np.ndarray[N, s, s]`` float32 in [0, 1], ``s = config.input_size``.
@@ -122,6 +173,9 @@ def fit_class_anomaly_within(images: np.ndarray, classes: Sequence[str], config:
         budget: the whole command's deadline (default ``deadline``): once it is spent no
             further detector starts.
         progress: progress lines.
+        report_every: pass on every ``report_every``-th epoch's line (and each stage's last).
+        key: what identifies the run (the recorded command and plan, or a recipe's settings) for a job's
+            per-epoch checkpoints; ``None``: nothing saved or read.
 
     Raises:
         ParameterError: a class with fewer than 5 internal images, or images of the wrong size.
@@ -151,9 +205,8 @@ def fit_class_anomaly_within(images: np.ndarray, classes: Sequence[str], config:
                 "bins) was trained; nothing was registered. Give more minutes, or fewer or smaller images.")
         share = deadline.share(1.0 / (len(names) - done))
         trainer = CvadTrainer(train, config.training_config())
-        generator_share = share.share(config.epochs / (config.epochs + config.head_epochs))
-        ran = (_epochs_within(trainer.generator_epoch, config.epochs, generator_share, progress),
-               _epochs_within(trainer.discriminator_epoch, config.head_epochs, share, progress))
+        ran = _train_class_cvad(trainer, done, name, train, config, share=share, progress=progress,
+                                report_every=report_every, key=key)
         detectors[name], internal_scores[name] = class_detector(
             "cvad", trainer.model.eval(), {"input_size": config.input_size, "id_classes": [name]}, reference, name=name)
         if progress is not None:

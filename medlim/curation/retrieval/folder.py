@@ -221,8 +221,11 @@ def _input_size(run_overrides: Mapping[str, Any], data: TrainingData) -> int:
 
 
 def _oscars_data(run: OscarsFolderRun, data: TrainingData, internal: "Dataset", *, deadline: Deadline,
-                 progress: Progress | None) -> tuple[_SingleData, RetrievalPlan]:
-    """Read the images, plan the run, train the detectors on the internal images and bin the external ones."""
+                 progress: Progress | None, command: str = "") -> tuple[_SingleData, RetrievalPlan]:
+    """Read the images, plan the run, train the detectors on the internal images and bin the external ones.
+
+    Inside a job the detectors are saved after every epoch and resumed; ``command`` (the recorded command)
+    and the plan identify the run."""
     from medlim.curation.retrieval.anomaly import N_BINS, anomaly_bins, fit_class_anomaly_within
 
     classes = data.dataset.classes
@@ -244,7 +247,7 @@ def _oscars_data(run: OscarsFolderRun, data: TrainingData, internal: "Dataset", 
                  + (f" (at most {DETECTOR_SHARE:.0%} of the time left)" if deadline.limited else ""))
     anomaly = fit_class_anomaly_within(internal_images, internal_names, planned.detector,
                                        deadline=deadline.share(DETECTOR_SHARE), budget=deadline,
-                                       progress=progress)
+                                       progress=progress, key=(command, planned.plan.to_json()))
     train_names = [classes[k] for k in train_classes]
     val_names = [classes[k] for k in val_classes]
     bins = anomaly_bins(anomaly.score(train, train_names), train_names, n_bins=N_BINS, seed=run.seed)
@@ -270,13 +273,6 @@ def _single_validator(model: Any, single: _SingleData):  # -> Callable[[], Valid
     return validate
 
 
-def _embedding_parts(trainer: Any) -> dict[str, Any]:
-    """What a job's checkpoint keeps of an :class:`~medlim.curation.retrieval.train.EmbeddingTrainer`."""
-    parts = {"model": trainer.model, "optimiser": trainer.optimiser, "rng": trainer.rng,
-             "epochs_done": trainer.epochs_done}
-    return parts if trainer.augment.generator is None else {**parts, "augment": trainer.augment.generator}
-
-
 def _fit_method(method: str, single: _SingleData, planned: RetrievalPlan, *, deadline: Deadline,
                 progress: Progress | None, key: Sequence[Any] = ()) -> tuple[Any, FitResult]:
     """Train one method under the harness; the best state is loaded back (inside a job: saved every epoch,
@@ -286,8 +282,7 @@ def _fit_method(method: str, single: _SingleData, planned: RetrievalPlan, *, dea
     trainer = EmbeddingTrainer(single.train, single.train_classes, method=method, config=planned.config,
                                bins=single.bins if method == "oscars" else None, n_classes=len(single.classes))
     bins = hashlib.sha256(np.ascontiguousarray(single.bins).tobytes()).hexdigest()
-    resume = fit_resume(method, (*key, bins), lambda: _embedding_parts(trainer),
-                        apply=lambda values: setattr(trainer, "epochs_done", int(values["epochs_done"])))
+    resume = fit_resume(method, (*key, bins), trainer.resume_parts, apply=trainer.resume_apply)
     result = fit(lambda _epoch: trainer.train_epoch(), epochs=planned.config.epochs,
                  validate=_single_validator(trainer.model, single),
                  snapshot=lambda: copy.deepcopy(trainer.model.state_dict()), deadline=deadline,
@@ -387,9 +382,10 @@ def train_oscars_on_folder(run: OscarsFolderRun, *, registries: "Registries", de
     for model_name in names.values():
         claim_once(registries, model_name, run.version)  # fail before training, not after
     internal, internal_id = _internal(run, data.dataset.classes, progress)
-    single, planned = _oscars_data(run, data, internal, deadline=deadline, progress=progress)
-    key = (recorded_command("medlim train oscars", [*data.command_options(), ("--internal", internal_id),
-                                                     *run.command_options]), planned.plan.to_json())
+    command = recorded_command("medlim train oscars", [*data.command_options(), ("--internal", internal_id),
+                                                        *run.command_options])
+    single, planned = _oscars_data(run, data, internal, deadline=deadline, progress=progress, command=command)
+    key = (command, planned.plan.to_json())
     fitted: dict[str, tuple[Any, FitResult]] = {}
     methods = list(names)
     for done, method in enumerate(methods):
@@ -450,20 +446,6 @@ def _pms_data(run: PmsFolderRun, data: TrainingData, progress: Progress | None
     return train, train_labels, val, val_labels, label_set, planned
 
 
-def _pms_parts(trainer: Any) -> dict[str, Any]:
-    """What a job's checkpoint keeps of a :class:`~medlim.curation.retrieval.train.PmsTrainer` (its memory bank too)."""
-    parts = {"model": trainer.model, "optimiser": trainer.optimiser, "generator": trainer.generator,
-             "epochs_done": trainer.epochs_done, "proxies": trainer.proxies, "bank": trainer.bank.bank,
-             "bank_count": trainer.bank.count, "bank_frozen": trainer.bank.frozen}
-    return parts if trainer.augment.generator is None else {**parts, "augment": trainer.augment.generator}
-
-
-def _pms_apply(trainer: Any, values: Mapping[str, Any]) -> None:
-    trainer.epochs_done, trainer.proxies = int(values["epochs_done"]), values["proxies"]
-    trainer.bank.bank, trainer.bank.count = values["bank"], np.asarray(values["bank_count"], dtype=np.int64)
-    trainer.bank.frozen = bool(values["bank_frozen"])
-
-
 def train_pms_on_folder(run: PmsFolderRun, *, registries: "Registries", deadline: Deadline,
                         progress: Progress | None = None, allow_shipped_folder: bool = False) -> TrainingOutcome:
     """Check, split, plan, train, validate and register PMS from a multi-label manifest (arguments as
@@ -482,8 +464,7 @@ def train_pms_on_folder(run: PmsFolderRun, *, registries: "Registries", deadline
     train, train_labels, val, val_labels, label_set, planned = _pms_data(run, data, progress)
     trainer = PmsTrainer(train, train_labels, config=planned.config)
     command = recorded_command("medlim train pms", [*data.command_options(), *run.command_options])
-    resume = fit_resume("pms", (command, planned.plan.to_json()), lambda: _pms_parts(trainer),
-                        apply=lambda values: _pms_apply(trainer, values))
+    resume = fit_resume("pms", (command, planned.plan.to_json()), trainer.resume_parts, apply=trainer.resume_apply)
     result = fit(lambda _epoch: trainer.train_epoch(), epochs=trainer.total_epochs,
                  validate=_pms_validator(trainer.model, val, val_labels, label_set),
                  snapshot=lambda: copy.deepcopy(trainer.model.state_dict()), deadline=deadline,

@@ -14,7 +14,10 @@ OSCARS family (:func:`train_oscars_family`), on radiograph phantoms
 PMS (:func:`train_pms_recipe`), on chest phantoms (:mod:`medlim.phantoms.chest`):
 train, then evaluate weighted and unweighted DS and per-class AUC on a
 held-out set. Each model is written with :func:`medlim.core.weights.save_weights`
-with its held-out table in ``metrics`` and the reproducing command.
+with its held-out table in ``metrics`` and the reproducing command. Run as a
+job (``medlim train oscars|pms --background``), every epoch of the detectors
+and of each network is saved, and a job whose worker died goes on after the
+last saved epoch (issue 15).
 
 Shipped v2 (``medlim train oscars --seed 1``, ``medlim train pms --seed 1``
 with the defaults: 64×64 inputs, width 16, Adam 1e-3, one CPU thread; 980
@@ -232,7 +235,9 @@ def train_oscars_family(
     heldout = phantom_set(seed=HELDOUT_SEED, per_class=heldout_per_class, body_parts=BODY_PARTS,
                           size=config.input_size, site="external")
     say(f"phantoms: {len(internal)} internal, {len(external)} external training, {len(heldout)} held-out")
-    anomaly = fit_class_anomaly(internal.images, internal.classes, seed=seed, log=None)
+    # inside a job (issue 15) every epoch of every stage is saved; these settings identify the run
+    key = ("oscars-recipe", seed, per_class, internal_per_class, heldout_per_class, list(methods), config.to_dict())
+    anomaly = fit_class_anomaly(internal.images, internal.classes, seed=seed, log=None, key=key)
     train_scores = anomaly.score(external.images, external.classes)
     bins = anomaly_bins(train_scores, external.classes, n_bins=N_BINS, seed=seed)
     held_scores = anomaly.score(heldout.images, heldout.classes)
@@ -246,7 +251,7 @@ def train_oscars_family(
     for method in methods:
         start = time.perf_counter()
         model = train_embedding(external.images, classes, method=method, config=config,
-                                bins=bins if method == "oscars" else None, log=say)
+                                bins=bins if method == "oscars" else None, log=say, key=key)
         seconds[method] = time.perf_counter() - start
         metrics[method] = evaluate_single_label(embed(model, heldout.images), held_classes, held_anomaly, ks=K_VALUES)
         say(f"{method}: {seconds[method]:.0f} s; held-out precision@10 {metrics[method]['precision@10']:.3f}, "
@@ -301,7 +306,8 @@ def train_pms_recipe(
     held_images, held_labels = chest_set(seed=HELDOUT_SEED, n=heldout_n, size=config.input_size, label_set=label_set)
     say(f"chest phantoms ({label_set}, {len(classes)} classes): {n} training, {heldout_n} held-out")
     start = time.perf_counter()
-    model = train_pms(images, labels, config=config, log=say)
+    model = train_pms(images, labels, config=config, log=say,
+                      key=("pms-recipe", seed, n, heldout_n, label_set))  # inside a job: resumed per epoch
     seconds = time.perf_counter() - start
     similarity, probability = pms_outputs(model, held_images)
     results = {mode: evaluate_pms(similarity, probability, held_labels, ds=PMS_TABLE_DS[mode], names=classes)

@@ -17,12 +17,14 @@ training from scratch (no ImageNet weights) with Adam (lr 1e-3) for 30
 epochs (PMS: 5 warm-up + 10 joint, the thesis's schedule) instead of SGD for
 50 epochs from a pre-trained backbone, because
 the shipped models must train on a CPU in minutes. Deterministic for a seed on
-the CPU; progress through an optional ``log(line)`` callback.
+the CPU; progress through an optional ``log(line)`` callback. Inside a job
+(issue 15) each epoch is saved and a resumed job goes on after the last saved
+one (:func:`medlim.core.training.run_epochs`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -263,6 +265,15 @@ class EmbeddingTrainer:
         self.model.eval()
         return f"{self.method} epoch {self.epochs_done}/{self.config.epochs}: loss {total / max(count, 1):.4f}"
 
+    def resume_parts(self) -> dict[str, Any]:
+        """What a job's checkpoint keeps (:func:`medlim.core.training_resume.capture_state`)."""
+        parts = {"model": self.model, "optimiser": self.optimiser, "rng": self.rng, "epochs_done": self.epochs_done}
+        return parts if self.augment.generator is None else {**parts, "augment": self.augment.generator}
+
+    def resume_apply(self, values: Mapping[str, Any]) -> None:
+        """Set back the plain values of a checkpoint (the epoch counter)."""
+        self.epochs_done = int(values["epochs_done"])
+
 
 def train_embedding(
     images: np.ndarray,
@@ -272,6 +283,7 @@ def train_embedding(
     config: RetrievalTrainingConfig,
     bins: np.ndarray | None = None,
     log: Log | None = None,
+    key: Sequence[Any] | None = None,
 ) -> EmbeddingNet:
     """Train an embedding with OSCARS, plain triplets or classification (``config.epochs`` epochs).
 
@@ -282,16 +294,15 @@ def train_embedding(
         config: hyper-parameters.
         bins: ``np.ndarray[N]`` int anomaly bins (required for ``"oscars"``).
         log: progress callback.
+        key: what identifies the run (a recipe's settings): inside a job each epoch is saved and a
+            resumed job goes on after the last saved one (issue 15); ``None``: nothing saved or read.
 
     Returns:
         The trained :class:`EmbeddingNet` in eval mode (with a classifier for
         ``"classification"``).
     """
     trainer = EmbeddingTrainer(images, classes, method=method, config=config, bins=bins)
-    for _ in range(config.epochs):
-        line = trainer.train_epoch()
-        if log:
-            log(line)
+    _run_trainer(trainer, config.epochs, stage=method, label=method, log=log, key=key)
     return trainer.model.eval()
 
 
@@ -359,9 +370,34 @@ class PmsTrainer:
         stage = "warm-up" if warm else "joint"
         return f"pms {stage} epoch {self.epochs_done}/{self.total_epochs}: loss {total / len(self.data):.4f}"
 
+    def resume_parts(self) -> dict[str, Any]:
+        """What a job's checkpoint keeps (:func:`medlim.core.training_resume.capture_state`), the bank too."""
+        parts = {"model": self.model, "optimiser": self.optimiser, "generator": self.generator,
+                 "epochs_done": self.epochs_done, "proxies": self.proxies, "bank": self.bank.bank,
+                 "bank_count": self.bank.count, "bank_frozen": self.bank.frozen}
+        return parts if self.augment.generator is None else {**parts, "augment": self.augment.generator}
+
+    def resume_apply(self, values: Mapping[str, Any]) -> None:
+        """Set back the plain values of a checkpoint (counter, proxies, memory bank)."""
+        self.epochs_done, self.proxies = int(values["epochs_done"]), values["proxies"]
+        self.bank.bank, self.bank.count = values["bank"], np.asarray(values["bank_count"], dtype=np.int64)
+        self.bank.frozen = bool(values["bank_frozen"])
+
+
+def _run_trainer(trainer: EmbeddingTrainer | PmsTrainer, epochs: int, *, stage: str, label: str, log: Log | None,
+                 key: Sequence[Any] | None) -> None:
+    """``epochs`` epochs of ``trainer`` under :func:`medlim.core.training.run_epochs` (inside a job and with a
+    ``key``: saved after every epoch and resumed)."""
+    from medlim.core.training import run_epochs
+    from medlim.core.training_resume import fit_resume
+
+    resume = None if key is None else fit_resume(stage, (*key, trainer.config.to_dict()), trainer.resume_parts,
+                                                 apply=trainer.resume_apply)
+    run_epochs(lambda _epoch: trainer.train_epoch(), epochs=epochs, label=label, progress=log, resume=resume)
+
 
 def train_pms(images: np.ndarray, labels: np.ndarray, *, config: RetrievalTrainingConfig,
-              log: Log | None = None) -> PmsNet:
+              log: Log | None = None, key: Sequence[Any] | None = None) -> PmsNet:
     """Train PMS: warm-up (classification, bank filling), then the joint loss.
 
     Args:
@@ -369,15 +405,13 @@ def train_pms(images: np.ndarray, labels: np.ndarray, *, config: RetrievalTraini
         labels: ``np.ndarray[N, k]`` multi-hot {0, 1}.
         config: hyper-parameters (``warmup_epochs`` + ``epochs`` joint epochs).
         log: progress callback.
+        key: as :func:`train_embedding`.
 
     Returns:
         The trained :class:`PmsNet` in eval mode, its ``proxies`` buffer set.
     """
     trainer = PmsTrainer(images, labels, config=config)
-    for _ in range(trainer.total_epochs):
-        line = trainer.train_epoch()
-        if log:
-            log(line)
+    _run_trainer(trainer, trainer.total_epochs, stage="pms", label="pms", log=log, key=key)
     return trainer.model.eval()
 
 
