@@ -18,7 +18,7 @@ on a 2-core machine: ≥ 1.3). Each engine runs ``--repeats`` times in turn and
 the best rates are kept. The results of every run are checked against the
 local ones (same readouts, same scores).
 
-Run: ``.venv/bin/python benchmarks/bench_ray_engine.py [--bac 16] [--ood 1024] [--repeats 2]``
+Run: ``.venv/bin/python benchmarks/bench_ray_engine.py [--bac 32] [--ood 1024] [--repeats 2] [--reading-tasks]``
 (a few minutes on 2 CPU cores; no dependencies beyond medlim's own).
 
 Measured 2026-12-05 on the 2-core development machine while six other jobs
@@ -129,12 +129,15 @@ def _same(reference: list[Any], results: list[Any]) -> bool:
 
 
 def _workload(label: str, count: int, run: Callable[[Any], Iterator[Any]], workers: tuple[int, ...],
-              batch: int, repeats: int) -> dict[str, Any]:
+              batch: int, repeats: int, reading_tasks: bool = False) -> dict[str, Any]:
     """Each engine ``repeats`` times, in turn (local, ray x1, ray x2, local, …); the best rates are kept
-    (on a shared machine the other jobs only ever slow a run down)."""
+    (on a shared machine the other jobs only ever slow a run down). With ``reading_tasks`` also Ray
+    with the files read in Ray tasks (the GPU layout) instead of in the model actors (the CPU default)."""
     from medlim.core.engines import LocalEngine, RayEngine
 
     engines: dict[str, Any] = {"local": LocalEngine(), **{f"ray x{n}": RayEngine(workers=n) for n in workers}}
+    if reading_tasks:
+        engines.update({f"ray x{n} rt": RayEngine(workers=n, reading="tasks") for n in workers})
     rows: dict[str, tuple[float, float]] = {}
     reference: list[Any] | None = None
     for _ in range(repeats):
@@ -150,18 +153,24 @@ def _workload(label: str, count: int, run: Callable[[Any], Iterator[Any]], worke
     print(f"  {'engine':<9}{'img/s':>9}{'× local':>9}{'steady img/s':>14}{'× local':>9}  (steady: after the first batch)")
     for name, (end_to_end, steady) in rows.items():
         print(f"  {name:<9}{end_to_end:>9.2f}{end_to_end / local_total:>9.2f}{steady:>14.2f}{steady / local_steady:>9.2f}")
-    if "ray x1" in rows and "ray x2" in rows:
-        print(f"  ray x2 ÷ ray x1: end to end {rows['ray x2'][0] / rows['ray x1'][0]:.2f}, "
-              f"steady {rows['ray x2'][1] / rows['ray x1'][1]:.2f}")
+    for suffix in ("", " rt"):
+        one, two = f"ray x1{suffix}", f"ray x2{suffix}"
+        if one in rows and two in rows:
+            print(f"  {two} ÷ {one}: end to end {rows[two][0] / rows[one][0]:.2f}, "
+                  f"steady {rows[two][1] / rows[one][1]:.2f}")
+    print("  (rt: files read in Ray tasks, as with GPUs; otherwise in the model actors, the CPU default)"
+          if reading_tasks else "")
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bac", type=int, default=16, help="small phantom mammograms (default 16; 0: skip)")
+    parser.add_argument("--bac", type=int, default=32, help="small phantom mammograms (default 32; 0: skip)")
     parser.add_argument("--ood", type=int, default=1024, help="64 px radiographs (default 1024; 0: skip)")
     parser.add_argument("--workers", default="1,2", help="Ray model workers to compare, comma-separated")
     parser.add_argument("--repeats", type=int, default=2, help="runs of each engine, the best kept (default 2)")
+    parser.add_argument("--reading-tasks", action="store_true",
+                        help="also run Ray with the files read in Ray tasks (the GPU layout)")
     args = parser.parse_args()
     import ray
     import torch
@@ -180,7 +189,8 @@ def main() -> None:
                  logging_level=logging.WARNING, _temp_dir=str(scratch / "ray"))
         if mammograms:
             _workload("BAC quantify (small phantoms)", len(mammograms),
-                      lambda engine: _bac_runs(mammograms, bac_model, engine), workers, batch=1, repeats=args.repeats)
+                      lambda engine: _bac_runs(mammograms, bac_model, engine), workers, batch=1, repeats=args.repeats,
+                      reading_tasks=args.reading_tasks)
         if radiographs:
             _workload("OOD scoring (TEND, 64 px)", len(radiographs),
                       lambda engine: _ood_runs(radiographs, detector, engine), workers, batch=32, repeats=args.repeats)

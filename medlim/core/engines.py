@@ -9,7 +9,9 @@ local|ray``. A room describes its per-file work once, as a :class:`FileWork`:
 * ``load_model()`` gives the model (a Ray actor calls it once).
 
 :class:`LocalEngine` runs both steps in this process. :class:`RayEngine` runs
-``read`` as Ray CPU tasks (one per ``batch`` of files) and ``infer`` in a pool of model actors: one per GPU
+``infer`` in a pool of model actors, and ``read`` as Ray CPU tasks (one per ``batch`` of
+files) when the actors hold GPUs, else in the actor just before ``infer`` (see
+:class:`RayEngine` for why). The actors are one per GPU
 (``num_gpus=1`` each) when the cluster has GPUs, else ``workers`` CPU actors of
 ``threads`` torch threads and as many logical CPUs each, so the actors, the
 reading tasks and Ray's own processes (raylet, GCS, the driver) do not fight
@@ -332,34 +334,53 @@ class _ModelActor:
     def infer(self, hidden: Sequence[tuple[str, ...]], reads: Sequence[_Step]) -> list[_Step]:
         return _infer_steps(self._infer, self._model, reads, hidden)
 
+    def read_infer(self, read: Callable[[str, Any], Any], files: Sequence[tuple[str, Any, tuple[str, ...]]]
+                   ) -> list[_Step]:
+        """Read the files here, then infer (a CPU pool: see :class:`RayEngine`'s ``reading``)."""
+        return _infer_steps(self._infer, self._model, _read_steps(read, files), [texts for _, _, texts in files])
+
 
 @dataclass(frozen=True)
 class _Pool:
-    """The model actors of a run and the reading task, with the resources each takes."""
+    """The model actors of a run and the reading task (``None``: the actors read their own files)."""
 
     actors: tuple[Any, ...]
-    read: Any
+    read: Any | None
 
 
 class RayEngine(Engine):
     """Reads files in Ray CPU tasks and runs the model in a pool of Ray actors.
+
+    Where files are read (``reading``): with GPUs, in Ray CPU tasks beside the
+    actors, so decoding never waits on a GPU and the GPU never waits on decoding;
+    without, by default in the model actor itself, just before it infers. Measured
+    on 2 cores (``benchmarks/bench_ray_engine.py``), a reading task costs more
+    than the read it moves off the actor: a worker process each new task may start
+    (importing medlim and its libraries: seconds), an object-store hop for the
+    decoded image, and CPU taken from the model actors, which on a CPU-only
+    cluster are the work; reading a small mammogram is ~2 % of its inference.
 
     Args:
         address: the cluster (``None``: Ray on this machine).
         workers: model actors when the cluster has no GPU (≥ 1); with GPUs, one actor
             per GPU (at most ``workers`` when it is given).
         threads: torch threads of a CPU actor, and the logical CPUs it reserves (≥ 1).
+        reading: ``"tasks"`` or ``"actors"``; ``None``: tasks with GPUs, actors without.
     """
 
     name = "ray"
 
-    def __init__(self, *, address: str | None = None, workers: int | None = None, threads: int = 1) -> None:
+    def __init__(self, *, address: str | None = None, workers: int | None = None, threads: int = 1,
+                 reading: str | None = None) -> None:
         for label, value in (("workers", workers), ("threads", threads)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ParameterError(f"`{label}` must be a positive integer, {value!r} is given.")
+        if reading not in (None, "tasks", "actors"):
+            raise ParameterError(f"`reading` must be 'tasks' or 'actors', {reading!r} is given.")
         self.address = address or None
         self.workers = workers
         self.threads = threads
+        self.reading = reading
 
     def _local_cpus(self) -> int:
         """Logical CPUs of a Ray started here: the cores, and at least what the actors and one read need."""
@@ -388,6 +409,8 @@ class RayEngine(Engine):
             .remote(work.load_model, work.infer, threads)
             for _ in range(count))
         ray.get([actor.ready.remote() for actor in actors])  # a model that cannot load stops the run here
+        if (self.reading or ("tasks" if gpus else "actors")) == "actors":
+            return _Pool(actors=actors, read=None)
         read = ray.remote(_read_steps).options(num_cpus=_READ_CPUS, runtime_env=environment)
         return _Pool(actors=actors, read=read)
 
@@ -434,9 +457,12 @@ class RayEngine(Engine):
             todo = [planned for planned in chunk if planned.done is None]
             if not todo:
                 return None
-            reads = pool.read.remote(read, [(p.name, p.source, p.hidden) for p in todo])
+            files = [(p.name, p.source, p.hidden) for p in todo]
+            actor = pool.actors[turn % len(pool.actors)]
             turn += 1
-            return pool.actors[(turn - 1) % len(pool.actors)].infer.remote([p.hidden for p in todo], reads)
+            if pool.read is None:
+                return actor.read_infer.remote(read, files)
+            return actor.infer.remote([p.hidden for p in todo], pool.read.remote(read, files))
 
         lost = _LostWork(submit)
         start = 1

@@ -102,6 +102,8 @@ def test_engine_from_settings() -> None:
         engine_from_settings("spark", settings=settings)
     with pytest.raises(ParameterError, match="workers"):
         RayEngine(workers=0)
+    with pytest.raises(ParameterError, match="reading"):
+        RayEngine(reading="threads")
 
 
 # --- one Ray session for the module ------------------------------------------------------------------------------
@@ -134,12 +136,13 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
-def test_ray_engine_gives_the_local_attempts_from_two_worker_processes(ray_session: None) -> None:
+@pytest.mark.parametrize("reading", ["actors", "tasks"])  # without GPUs the default is "actors"
+def test_ray_engine_gives_the_local_attempts_from_two_worker_processes(ray_session: None, reading: str) -> None:
     skip = lambda name, source: ("stored", 0) if name == "g" else None  # noqa: E731
     local = list(LocalEngine().attempts(_toy_work(), _toy_items(), skip=skip))
     progress: list[int] = []
-    remote = list(RayEngine(workers=2).attempts(_toy_work(), _toy_items(), skip=skip,
-                                                progress=lambda i, n, s: progress.append(i)))
+    remote = list(RayEngine(workers=2, reading=reading).attempts(_toy_work(), _toy_items(), skip=skip,
+                                                                 progress=lambda i, n, s: progress.append(i)))
     assert _summary(iter(remote)) == _summary(iter(local))
     assert progress == list(range(1, 9))
     workers = {a.result[1] for a in remote if a.ok and a.result[0] != "stored"}
