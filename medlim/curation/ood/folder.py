@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -243,21 +243,6 @@ def _state(model: "torch.nn.Module") -> dict[str, "torch.Tensor"]:
     return copy.deepcopy(model.state_dict())
 
 
-def _trainer_parts(trainer: Any, *names: str) -> Callable[[], dict[str, Any]]:
-    """The trainer's attributes ``names`` (model, optimisers, random streams, counters) for a job's checkpoint."""
-    return lambda: {name: getattr(trainer, name) for name in names}
-
-
-def _trainer_apply(trainer: Any) -> Callable[[Mapping[str, Any]], None]:
-    """Sets the plain values a checkpoint kept (counters, flags) back on the trainer."""
-
-    def apply(values: Mapping[str, Any]) -> None:
-        for name, value in values.items():
-            setattr(trainer, name, value)
-
-    return apply
-
-
 def _fit_stage(train_epoch, epochs: int, model: "torch.nn.Module", validate, *, deadline: Deadline,
                planned: DetectorPlan, label: str, progress: Progress | None, first_validation: int = 1,
                snapshot_model: "torch.nn.Module | None" = None, resume: FitResume | None = None) -> FitResult:
@@ -277,9 +262,17 @@ def _train_models(kind: str, train: np.ndarray, val: ValidationSet, base: Mappin
 
     Inside a job each stage is saved after every epoch and resumed (``key``: what identifies the run).
     """
-    import torch
-
-    from medlim.curation.ood.train import AutoencoderTrainer, CvadTrainer, TendTrainer
+    from medlim.curation.ood.train import (
+        AUTOENCODER_PARTS,
+        CVAD_DISCRIMINATOR_PARTS,
+        CVAD_GENERATOR_PARTS,
+        TEND_PARTS,
+        AutoencoderTrainer,
+        CvadTrainer,
+        TendTrainer,
+        trainer_apply,
+        trainer_parts,
+    )
 
     config = planned.config
     if kind == "tend":
@@ -287,15 +280,15 @@ def _train_models(kind: str, train: np.ndarray, val: ValidationSet, base: Mappin
         share = config.ae_epochs / (config.ae_epochs + config.tend_epochs)
         ae_fit = _fit_stage(stage1.train_epoch, config.ae_epochs, stage1.model, _validator("ae", stage1.model, base, val),
                             deadline=deadline.share(share), planned=planned, label="AE baseline", progress=progress,
-                            resume=fit_resume("ae", key, _trainer_parts(stage1, "model", "optimiser", "generator",
-                                                                        "done"), apply=_trainer_apply(stage1)))
+                            resume=fit_resume("ae", key, trainer_parts(stage1, *AUTOENCODER_PARTS),
+                                              apply=trainer_apply(stage1)))
         stage2 = TendTrainer(train, stage1.model.eval(), config)
         params = {**base, "weight": config.weight, "margin": float(config.margin)}
-        tend_parts = _trainer_parts(stage2, "model", "optimiser", "generator", "rng", "done", "have_centre")
+        tend_parts = trainer_parts(stage2, *TEND_PARTS)
         tend_fit = _fit_stage(stage2.train_epoch, config.tend_epochs, stage2.model,
                               _validator("tend", stage2.model, params, val), deadline=deadline, planned=planned,
                               label="TEND", progress=progress, first_validation=config.warmup_epochs + 1,
-                              resume=fit_resume("tend", key, tend_parts, apply=_trainer_apply(stage2)))
+                              resume=fit_resume("tend", key, tend_parts, apply=trainer_apply(stage2)))
         return {"ae": (stage1.model.eval(), ae_fit), "tend": (stage2.model.eval(), tend_fit)}
     trainer = CvadTrainer(train, config)
     share = config.cvad_epochs / (config.cvad_epochs + config.disc_epochs)
@@ -303,16 +296,14 @@ def _train_models(kind: str, train: np.ndarray, val: ValidationSet, base: Mappin
                _validator("cvad", trainer.model, base, val, reconstruction_only=True),
                deadline=deadline.share(share), planned=planned, label="CVAD generator", progress=progress,
                snapshot_model=trainer.model.generator,
-               resume=fit_resume("cvad-generator", key, _trainer_parts(trainer, "model", "optimiser", "order",
-                                                                       "generator_done"), apply=_trainer_apply(trainer)))
-    if trainer.disc_optimiser is None:  # made here rather than in its first epoch, so a checkpoint can hold it
-        trainer.disc_optimiser = torch.optim.Adam(trainer.model.discriminator.parameters(), lr=config.lr)
-    disc_parts = _trainer_parts(trainer, "model", "optimiser", "disc_optimiser", "order", "generator_done",
-                                "discriminator_done")
+               resume=fit_resume("cvad-generator", key, trainer_parts(trainer, *CVAD_GENERATOR_PARTS),
+                                 apply=trainer_apply(trainer)))
+    trainer.ensure_discriminator_optimiser()  # before its first epoch, so a checkpoint can hold it
+    disc_parts = trainer_parts(trainer, *CVAD_DISCRIMINATOR_PARTS)
     cvad_fit = _fit_stage(trainer.discriminator_epoch, config.disc_epochs, trainer.model,
                           _validator("cvad", trainer.model, base, val), deadline=deadline, planned=planned,
                           label="CVAD discriminator", progress=progress,
-                          resume=fit_resume("cvad-discriminator", key, disc_parts, apply=_trainer_apply(trainer)))
+                          resume=fit_resume("cvad-discriminator", key, disc_parts, apply=trainer_apply(trainer)))
     return {"cvad": (trainer.model.eval(), cvad_fit)}
 
 

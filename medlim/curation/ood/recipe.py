@@ -246,13 +246,17 @@ def _register(
     description: str,
 ) -> "WeightsEntry":
     from medlim import __version__
+    from medlim.core.training_resume import job_checkpoint_folder, record_registrations, recorded_registrations
     from medlim.core.weights import Registry, save_weights
 
     size = int(params["input_size"])
     # re-read the manifest just before writing: training takes minutes and
     # another process may have registered weights meanwhile
     registry = Registry.load(registry.directory)
-    return save_weights(registry, {
+    recorded = recorded_registrations()
+    if {"name": name, "version": version} in recorded:  # a resumed job registered it before it was stopped
+        return registry.get(name, version)
+    entry = save_weights(registry, {
         "name": name,
         "version": version,
         "task": "ood-detection",
@@ -268,6 +272,10 @@ def _register(
                        "data_generator_version": __version__},
         "description": description,
     }, model.state_dict())
+    folder = job_checkpoint_folder()
+    if folder is not None:
+        record_registrations(folder, [*recorded, {"name": entry.name, "version": entry.version}])
+    return entry
 
 
 def _fit_detector(kind: str, model: "torch.nn.Module", params: dict[str, Any], data: OodData, *, name: str,
@@ -326,8 +334,9 @@ def train_and_register(
             "data": data_record(data_spec, data)}
     command = _without_folders(command, data_spec)
     results: dict[str, tuple[WeightsEntry, OodEvaluation]] = {}
+    key = ("ood-recipe", kind, list(id_classes), name, version, command)  # inside a job: resumed per epoch
     if kind == "tend":
-        autoencoder = train_autoencoder(data.train.images, config, log=log)
+        autoencoder = train_autoencoder(data.train.images, config, log=log, key=key)
         ae_name = f"ae-{suffix}" if name is None else f"{name}-ae"
         baseline, metrics, evaluation = _fit_detector("ae", autoencoder, dict(base), data, name=ae_name,
                                                       id_classes=id_classes)
@@ -339,13 +348,13 @@ def train_and_register(
         results["ae"] = (entry, evaluation)
         if log:
             log(f"AE baseline: held-out AUROC {evaluation.metrics.auroc:.3f}")
-        model = train_tend(data.train.images, autoencoder, config, log=log)
+        model = train_tend(data.train.images, autoencoder, config, log=log, key=key)
         params = {**base, "weight": config.weight, "margin": float(config.margin)}
         architecture_kwargs = {"channels": 1, "width": config.width, "input_size": config.input_size,
                                "embedding": config.embedding}
         description = f"TEND-{int(config.margin)} novelty detector, ID = {', '.join(id_classes)}"
     else:
-        model = train_cvad(data.train.images, config, log=log)
+        model = train_cvad(data.train.images, config, log=log, key=key)
         params = dict(base)
         architecture_kwargs = {"channels": 1, "width": config.width, "input_size": config.input_size,
                                "latent": config.latent}

@@ -32,7 +32,7 @@ as a mean over the samples), and ``g_in``/``g_out`` are means over the batch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -44,7 +44,8 @@ from medlim.curation.ood.distortions import EXTRA_DISTORTIONS, TRAIN_DISTORTIONS
 from medlim.curation.ood.nets import ConvAutoencoder, CvadNet, TendNet
 from medlim.errors import ParameterError
 
-__all__ = ["OodTrainingConfig", "MARGINS", "AutoencoderTrainer", "TendTrainer", "CvadTrainer",
+__all__ = ["OodTrainingConfig", "MARGINS", "AutoencoderTrainer", "TendTrainer", "CvadTrainer", "trainer_parts",
+           "trainer_apply", "AUTOENCODER_PARTS", "TEND_PARTS", "CVAD_GENERATOR_PARTS", "CVAD_DISCRIMINATOR_PARTS",
            "train_autoencoder", "train_tend", "train_cvad"]
 
 #: The thesis's margin choices R for TEND.
@@ -144,11 +145,38 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.
     return [b for b in order.split(batch_size) if len(b) > 1]
 
 
-def _run(train_epoch: Callable[[], str], epochs: int, log: Log | None) -> None:
-    for _ in range(epochs):
-        line = train_epoch()
-        if log:
-            log(line)
+def trainer_parts(trainer: Any, *names: str) -> Callable[[], dict[str, Any]]:
+    """The trainer's attributes ``names`` (model, optimisers, random streams, counters) for a job's checkpoint."""
+    return lambda: {name: getattr(trainer, name) for name in names}
+
+
+def trainer_apply(trainer: Any) -> Callable[[Mapping[str, Any]], None]:
+    """Sets the plain values a checkpoint kept (counters, flags) back on the trainer."""
+
+    def apply(values: Mapping[str, Any]) -> None:
+        for name, value in values.items():
+            setattr(trainer, name, value)
+
+    return apply
+
+
+def _run(train_epoch: Callable[[], str], epochs: int, log: Log | None, *, stage: str,
+         key: Sequence[Any] | None, trainer: Any, parts: tuple[str, ...]) -> None:
+    """``epochs`` epochs; inside a job and with a ``key`` (what identifies the run), saved after every
+    epoch and resumed after the last saved one (:func:`medlim.core.training.run_epochs`)."""
+    from medlim.core.training import run_epochs
+    from medlim.core.training_resume import fit_resume
+
+    resume = None if key is None else fit_resume(stage, (*key, trainer.config.to_dict()),
+                                                 trainer_parts(trainer, *parts), apply=trainer_apply(trainer))
+    run_epochs(lambda _epoch: train_epoch(), epochs=epochs, label=stage, progress=log, resume=resume)
+
+
+#: What a job's checkpoint keeps of each trainer's stage (the model, optimisers, random streams, counters).
+AUTOENCODER_PARTS = ("model", "optimiser", "generator", "done")
+TEND_PARTS = ("model", "optimiser", "generator", "rng", "done", "have_centre")
+CVAD_GENERATOR_PARTS = ("model", "optimiser", "order", "generator_done")
+CVAD_DISCRIMINATOR_PARTS = ("model", "optimiser", "disc_optimiser", "order", "generator_done", "discriminator_done")
 
 
 class AutoencoderTrainer:
@@ -184,19 +212,22 @@ class AutoencoderTrainer:
         return f"autoencoder epoch {self.done}/{self.epochs}: mse {total / len(data):.5f}"
 
 
-def train_autoencoder(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None) -> ConvAutoencoder:
+def train_autoencoder(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None,
+                      key: Sequence[Any] | None = None) -> ConvAutoencoder:
     """Stage 1: the convolutional autoencoder on ID images.
 
     Args:
         images: ``np.ndarray[N, s, s]`` float32 in [0, 1], ``s = config.input_size``.
         config: hyper-parameters.
         log: progress callback.
+        key: what identifies the run (inside a job: saved per epoch and resumed).
 
     Returns:
         The trained :class:`ConvAutoencoder` in eval mode.
     """
     trainer = AutoencoderTrainer(images, config)
-    _run(trainer.train_epoch, trainer.epochs, log)
+    _run(trainer.train_epoch, trainer.epochs, log, stage="ae", key=key, trainer=trainer,
+         parts=AUTOENCODER_PARTS)
     return trainer.model.eval()
 
 
@@ -285,6 +316,7 @@ def train_tend(
     config: OodTrainingConfig,
     *,
     log: Log | None = None,
+    key: Sequence[Any] | None = None,
 ) -> TendNet:
     """Stage 2 of TEND: frozen encoder (unless ``config.train_encoder``), classifier head and margin learner.
 
@@ -293,12 +325,13 @@ def train_tend(
         autoencoder: the stage-1 model (its encoder is copied and frozen).
         config: hyper-parameters (``margin`` = R, ``warmup_epochs``).
         log: progress callback.
+        key: what identifies the run (inside a job: saved per epoch and resumed).
 
     Returns:
         The trained :class:`TendNet` in eval mode, with its centre O set.
     """
     trainer = TendTrainer(images, autoencoder, config)
-    _run(trainer.train_epoch, trainer.epochs, log)
+    _run(trainer.train_epoch, trainer.epochs, log, stage="tend", key=key, trainer=trainer, parts=TEND_PARTS)
     return trainer.model.eval()
 
 
@@ -351,13 +384,18 @@ class CvadTrainer:
         self.generator_done += 1
         return f"cvad generator epoch {self.generator_done}/{self.generator_epochs}: loss {total / len(data):.3f}"
 
+    def ensure_discriminator_optimiser(self) -> torch.optim.Optimizer:
+        """The discriminator's optimiser, made before its first epoch (so a checkpoint can hold it)."""
+        if self.disc_optimiser is None:
+            self.disc_optimiser = torch.optim.Adam(self.model.discriminator.parameters(), lr=self.config.lr)
+        return self.disc_optimiser
+
     def discriminator_epoch(self) -> str:
         """One epoch of the discriminator: real ID (0) vs reconstructions and perturbed ones (1)."""
         generator_net, discriminator = self.model.generator, self.model.discriminator
         data, config = self.data, self.config
         generator_net.eval()
-        if self.disc_optimiser is None:
-            self.disc_optimiser = torch.optim.Adam(discriminator.parameters(), lr=config.lr)
+        self.ensure_discriminator_optimiser()
         discriminator.train()
         total = 0.0
         for index in _batches(len(data), config.batch_size, self.order):
@@ -379,18 +417,23 @@ class CvadTrainer:
                 f"bce {total / len(data):.4f}")
 
 
-def train_cvad(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None) -> CvadNet:
+def train_cvad(images: np.ndarray, config: OodTrainingConfig, *, log: Log | None = None,
+               key: Sequence[Any] | None = None) -> CvadNet:
     """CVAD: the cascade VAE, then the discriminator (two stages, not adversarial).
 
     Args:
         images: ID training images ``np.ndarray[N, s, s]`` float32 in [0, 1].
         config: hyper-parameters (``cvad_epochs``, ``disc_epochs``, ``latent_noise``).
         log: progress callback.
+        key: what identifies the run (inside a job: each stage saved per epoch and resumed).
 
     Returns:
         The trained :class:`CvadNet` in eval mode.
     """
     trainer = CvadTrainer(images, config)
-    _run(trainer.generator_epoch, trainer.generator_epochs, log)
-    _run(trainer.discriminator_epoch, trainer.discriminator_epochs, log)
+    _run(trainer.generator_epoch, trainer.generator_epochs, log, stage="cvad-generator", key=key, trainer=trainer,
+         parts=CVAD_GENERATOR_PARTS)
+    trainer.ensure_discriminator_optimiser()
+    _run(trainer.discriminator_epoch, trainer.discriminator_epochs, log, stage="cvad-discriminator", key=key,
+         trainer=trainer, parts=CVAD_DISCRIMINATOR_PARTS)
     return trainer.model.eval()
