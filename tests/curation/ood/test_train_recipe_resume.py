@@ -10,14 +10,13 @@ an uninterrupted run (CPU, same seed: bit-equal). Tiny sizes: a second each.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from medlim.core.training_resume import ENV_VARIABLE, FitCheckpoint
+from medlim.core.training_resume import ENV_VARIABLE
 from medlim.curation.ood.train import (
     AutoencoderTrainer,
     CvadTrainer,
@@ -27,14 +26,11 @@ from medlim.curation.ood.train import (
     train_cvad,
     train_tend,
 )
+from tests.resume_helpers import Crash, counting, killed_after, same_tensors
 
 CONFIG = OodTrainingConfig(input_size=64, width=2, embedding=8, latent=8, ae_epochs=2, tend_epochs=3, warmup_epochs=1,
                            cvad_epochs=3, disc_epochs=2, batch_size=4, seed=3)
 KEY = ("ood-recipe", "test")
-
-
-class Crash(BaseException):
-    """Stands for the worker dying right after a checkpoint."""
 
 
 def _images() -> np.ndarray:
@@ -50,35 +46,6 @@ def _cvad(key: tuple | None) -> dict[str, torch.Tensor]:
     return train_cvad(_images(), CONFIG, key=key).state_dict()
 
 
-def _same(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> bool:
-    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
-
-
-def _crash_after(monkeypatch: pytest.MonkeyPatch, saves: int) -> None:
-    real, saved = FitCheckpoint.save, []
-
-    def save(self: FitCheckpoint, state) -> None:  # noqa: ANN001
-        real(self, state)
-        saved.append(self.stage)
-        if len(saved) == saves:
-            raise Crash(f"killed after {saved}")
-
-    monkeypatch.setattr(FitCheckpoint, "save", save)
-
-
-def _count(monkeypatch: pytest.MonkeyPatch, owner: type, *methods: str) -> Counter:
-    calls: Counter = Counter()
-    for name in methods:
-        real = getattr(owner, name)
-
-        def counted(self, _real=real, _name=name):  # noqa: ANN001, ANN202
-            calls[_name] += 1
-            return _real(self)
-
-        monkeypatch.setattr(owner, name, counted)
-    return calls
-
-
 # AE: 2 saves, then TEND: 3 saves; killed in the AE stage, between the stages, and in TEND
 @pytest.mark.parametrize(("crash_after", "ae_left", "tend_left"), [(1, 1, 3), (2, 0, 3), (4, 0, 1)])
 def test_tend_recipe_resumes_after_the_last_saved_epoch(crash_after: int, ae_left: int, tend_left: int,
@@ -86,15 +53,15 @@ def test_tend_recipe_resumes_after_the_last_saved_epoch(crash_after: int, ae_lef
     straight = _tend(KEY)  # outside a job: nothing saved
     monkeypatch.setenv(ENV_VARIABLE, str(tmp_path / "job"))
     with monkeypatch.context() as patch, pytest.raises(Crash):
-        _crash_after(patch, crash_after)
+        killed_after(patch, crash_after)
         _tend(KEY)
     with monkeypatch.context() as patch:
-        ae_calls = _count(patch, AutoencoderTrainer, "train_epoch")
-        tend_calls = _count(patch, TendTrainer, "train_epoch")
+        ae_calls = counting(patch, AutoencoderTrainer, "train_epoch")
+        tend_calls = counting(patch, TendTrainer, "train_epoch")
         torch.manual_seed(99)  # a fresh process's global stream: everything used is restored
         resumed = _tend(KEY)
     assert (ae_calls["train_epoch"], tend_calls["train_epoch"]) == (ae_left, tend_left)
-    assert _same(resumed, straight)
+    assert same_tensors(resumed, straight)
 
 
 # generator: 3 saves, then the discriminator: 2
@@ -105,13 +72,13 @@ def test_cvad_recipe_resumes_after_the_last_saved_epoch(crash_after: int, genera
     straight = _cvad(KEY)
     monkeypatch.setenv(ENV_VARIABLE, str(tmp_path / "job"))
     with monkeypatch.context() as patch, pytest.raises(Crash):
-        _crash_after(patch, crash_after)
+        killed_after(patch, crash_after)
         _cvad(KEY)
     with monkeypatch.context() as patch:
-        calls = _count(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
+        calls = counting(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
         resumed = _cvad(KEY)
     assert (calls["generator_epoch"], calls["discriminator_epoch"]) == (generator_left, discriminator_left)
-    assert _same(resumed, straight)
+    assert same_tensors(resumed, straight)
 
 
 def test_without_a_key_nothing_is_saved_even_in_a_job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

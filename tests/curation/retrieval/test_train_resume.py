@@ -9,7 +9,6 @@ same seed, bit-equal). Tiny sizes keep each case to a few seconds.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pytest
 import torch
 
 from medlim.core.training import Deadline
-from medlim.core.training_resume import ENV_VARIABLE, FitCheckpoint
+from medlim.core.training_resume import ENV_VARIABLE
 from medlim.core.weights import Registry
 from medlim.core.weights.files import load_state_dict
 from medlim.curation.ood.train import CvadTrainer
@@ -27,10 +26,7 @@ from medlim.curation.retrieval import recipe
 from medlim.curation.retrieval.anomaly import fit_class_anomaly_within
 from medlim.curation.retrieval.train import EmbeddingTrainer, PmsTrainer, RetrievalTrainingConfig
 from medlim.curation.shift.detectors import DetectorConfig
-
-
-class Crash(BaseException):
-    """Stands for the worker dying right after a checkpoint."""
+from tests.resume_helpers import Crash, counting, killed_after, same_tensors
 
 
 @pytest.fixture()
@@ -39,38 +35,6 @@ def job_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "job"
     monkeypatch.setenv(ENV_VARIABLE, str(folder))
     return folder
-
-
-def _killed_after(monkeypatch: pytest.MonkeyPatch, saves: int) -> list[str]:
-    """Make the ``saves``-th checkpoint the last thing the worker does; returns the stages saved."""
-    real, saved = FitCheckpoint.save, []
-
-    def save(self: FitCheckpoint, state) -> None:  # noqa: ANN001
-        real(self, state)
-        saved.append(self.stage)
-        if len(saved) == saves:
-            raise Crash(f"killed after {saved}")
-
-    monkeypatch.setattr(FitCheckpoint, "save", save)
-    return saved
-
-
-def _counting(monkeypatch: pytest.MonkeyPatch, owner: type, *methods: str) -> Counter:
-    """Count the calls of ``owner.<method>`` (an epoch each)."""
-    calls: Counter = Counter()
-    for name in methods:
-        real = getattr(owner, name)
-
-        def counted(self, _real=real, _name=name):  # noqa: ANN001, ANN202
-            calls[_name] += 1
-            return _real(self)
-
-        monkeypatch.setattr(owner, name, counted)
-    return calls
-
-
-def _same(left: dict[str, torch.Tensor], right: dict[str, torch.Tensor]) -> bool:
-    return left.keys() == right.keys() and all(torch.equal(left[k], right[k]) for k in left)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -102,11 +66,11 @@ def test_oscars_detectors_resume_after_the_last_saved_epoch(crash_after: int, jo
     straight = _detectors()
     monkeypatch.setenv(ENV_VARIABLE, str(job_folder))
     with monkeypatch.context() as patch, pytest.raises(Crash):
-        _killed_after(patch, crash_after)
+        killed_after(patch, crash_after)
         _detectors()
     lines: list[str] = []
     with monkeypatch.context() as patch:
-        epochs = _counting(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
+        epochs = counting(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
         torch.manual_seed(123)  # a fresh process: other global streams, all restored from the checkpoint
         resumed = _detectors(lines)
     assert sum(epochs.values()) == 2 * (3 + 2) - crash_after  # nothing trained twice
@@ -116,7 +80,7 @@ def test_oscars_detectors_resume_after_the_last_saved_epoch(crash_after: int, jo
     name = "hand" if crash_after <= 5 else "knee"
     assert f"anomaly detector {name!r} {stage}: resumed after epoch {epoch} from the job's checkpoint" in lines
     for cls in ("hand", "knee"):
-        assert _same(resumed.detectors.detectors[cls].model.state_dict(),
+        assert same_tensors(resumed.detectors.detectors[cls].model.state_dict(),
                      straight.detectors.detectors[cls].model.state_dict())
         assert np.array_equal(resumed.detectors.internal_scores[cls], straight.detectors.internal_scores[cls])
     assert resumed.reference == straight.reference
@@ -125,11 +89,11 @@ def test_oscars_detectors_resume_after_the_last_saved_epoch(crash_after: int, jo
 def test_detectors_of_another_run_are_not_resumed(job_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     images, classes = _internal()
     with monkeypatch.context() as patch, pytest.raises(Crash):
-        _killed_after(patch, 2)
+        killed_after(patch, 2)
         _detectors()
     lines: list[str] = []
     with monkeypatch.context() as patch:
-        epochs = _counting(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
+        epochs = counting(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
         fit_class_anomaly_within(images, classes, _CONFIG, deadline=Deadline(None), progress=lines.append,
                                  key=("another command", {"plan": 1}))
     assert sum(epochs.values()) == 10 and not any("resumed" in line for line in lines)
@@ -173,18 +137,18 @@ def test_pms_recipe_resumes_with_the_weights_of_an_uninterrupted_run(crash_after
                                                                      monkeypatch: pytest.MonkeyPatch,
                                                                      straight_pms: dict) -> None:
     with monkeypatch.context() as patch, pytest.raises(Crash):
-        _killed_after(patch, crash_after)
+        killed_after(patch, crash_after)
         _pms_recipe(tmp_path / "resumed")
     lines: list[str] = []
     with monkeypatch.context() as patch:
-        epochs = _counting(patch, PmsTrainer, "train_epoch")
+        epochs = counting(patch, PmsTrainer, "train_epoch")
         torch.manual_seed(99)
         _pms_recipe(tmp_path / "resumed", lines)
     assert epochs["train_epoch"] == 3 - crash_after
     assert f"pms: resumed after epoch {crash_after} from the job's checkpoint" in lines
     straight, resumed = straight_pms, _tensors(tmp_path / "resumed")
     assert list(resumed) == list(straight) == [("pms-chest", recipe.PMS_VERSION)]
-    assert _same(resumed[("pms-chest", recipe.PMS_VERSION)], straight[("pms-chest", recipe.PMS_VERSION)])
+    assert same_tensors(resumed[("pms-chest", recipe.PMS_VERSION)], straight[("pms-chest", recipe.PMS_VERSION)])
 
 
 def _oscars_recipe(registry: Path) -> None:
@@ -216,12 +180,12 @@ def test_oscars_recipe_resumes_after_its_detectors_with_the_same_weights(tmp_pat
     monkeypatch.setenv(ENV_VARIABLE, str(job_folder))
     detector_saves = 3 * len(BODY_PARTS)
     with monkeypatch.context() as patch, pytest.raises(Crash):
-        saved = _killed_after(patch, detector_saves + 1)  # every detector, then OSCARS's first epoch
+        saved = killed_after(patch, detector_saves + 1)  # every detector, then OSCARS's first epoch
         _oscars_recipe(tmp_path / "resumed")
     assert saved[-1] == "oscars" and saved[-2] == f"detector-{len(BODY_PARTS) - 1}-discriminator"
     with monkeypatch.context() as patch:
-        detector_epochs = _counting(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
-        embedding_epochs = _counting(patch, EmbeddingTrainer, "train_epoch")
+        detector_epochs = counting(patch, CvadTrainer, "generator_epoch", "discriminator_epoch")
+        embedding_epochs = counting(patch, EmbeddingTrainer, "train_epoch")
         torch.manual_seed(7)
         _oscars_recipe(tmp_path / "resumed")
     assert sum(detector_epochs.values()) == 0  # the detectors are restored, not trained again
@@ -230,4 +194,4 @@ def test_oscars_recipe_resumes_after_its_detectors_with_the_same_weights(tmp_pat
     assert sorted(resumed) == sorted(straight) == [("oscars-radiograph", recipe.VERSION),
                                                    ("triplet-radiograph", recipe.VERSION)]
     for key, tensors in straight.items():
-        assert _same(resumed[key], tensors), key
+        assert same_tensors(resumed[key], tensors), key
