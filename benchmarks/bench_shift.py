@@ -8,6 +8,10 @@
    Reports images/s on the CPU and on CUDA when available, and the growth of
    the process's resident memory while streaming (bounded: one batch plus
    a score and C probabilities per image).
+   The scoring figure is CVAD + G alone (``stats=False``); the acquisition
+   statistics that ``medlim shift run`` fuses by default (issue 13) are timed
+   on their own (``--stats-images``): 256 px images through
+   :func:`medlim.curation.image_statistics.acquisition_feature_matrix`.
 2. OTDD: 5,000 vs 5,000 samples of 512-d features with 7 classes:
    :func:`medlim.curation.shift.otdd.otdd` (exact inner W2 between class
    clouds + joint cost + exact outer OT) against the baseline, a plain exact
@@ -21,6 +25,9 @@ times are pessimistic), ``--images 5000 --otdd-n 5000 --threads=2``: scoring
 memory +9.9 MB (mostly the 5,000 × 512 OTDD pool). OTDD 38.4 s (13.2 s of it
 the 49 exact inner W2 problems) vs 18.1 s for the plain ``ot.emd`` on the
 same 5,000 × 5,000 joint cost: ratio 2.12; both give 46.91. No CUDA device here.
+Measured 2026-12-05 (load average ≈ 10), ``--images 200 --skip-otdd --stats-images 300
+--threads=1``: scoring 33.5 images/s; acquisition statistics 14.9 images/s (67 ms per
+256 px image; about 25 ms on the phantoms at a load average under 4).
 """
 
 from __future__ import annotations
@@ -74,7 +81,7 @@ def _models(device: str, size: int):
     from medlim.curation.shift.pipeline import InternalModels, ShiftConfig
 
     torch.manual_seed(0)
-    config = ShiftConfig(detector=DetectorConfig(input_size=size))
+    config = ShiftConfig(detector=DetectorConfig(input_size=size), stats=False)
     detectors = {}
     for name in CLASSES:
         net = CvadNet(channels=1, width=4, input_size=size, latent=32).to(device)
@@ -105,6 +112,19 @@ def bench_scoring(n: int, device: str, size: int = 64) -> dict:
     grown = process.memory_info().rss - before
     return {"device": device, "images": n, "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 1),
             "rss_growth_mb": round(grown / 2**20, 1), "pool_features": int(len(scored.pool))}
+
+
+def bench_statistics(n: int, size: int = 256) -> dict:
+    """Acquisition statistics of ``n`` synthetic images at ``size`` px (images/s, ms per image)."""
+    from medlim.curation.image_statistics import acquisition_feature_matrix
+
+    images = _SyntheticSet(n, size).read(list(range(n)), size)
+    acquisition_feature_matrix(images[:8])  # warm-up
+    start = time.perf_counter()
+    acquisition_feature_matrix(images)
+    seconds = time.perf_counter() - start
+    return {"images": n, "size": size, "seconds": round(seconds, 2), "images_per_s": round(n / seconds, 1),
+            "ms_per_image": round(1000 * seconds / n, 2)}
 
 
 def bench_otdd(n: int, dim: int = 512, classes: int = 7, seed: int = 0) -> dict:
@@ -141,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=20000, help="images streamed for the throughput")
     parser.add_argument("--otdd-n", type=int, default=5000, help="samples per side for OTDD")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (BLAS: give as --threads=N)")
+    parser.add_argument("--stats-images", type=int, default=1000, help="images for the acquisition statistics (0: skip)")
     parser.add_argument("--skip-otdd", action="store_true")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -148,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"threads": args.threads, "scoring": [bench_scoring(args.images, "cpu")]}
     if torch.cuda.is_available():
         result["scoring"].append(bench_scoring(args.images, "cuda"))
+    if args.stats_images:
+        result["statistics"] = bench_statistics(args.stats_images)
     if not args.skip_otdd:
         result["otdd"] = bench_otdd(args.otdd_n)
     if args.json:
@@ -156,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         for row in result["scoring"]:
             print(f"scoring on {row['device']}: {row['images_per_s']} images/s "
                   f"({row['images']} in {row['seconds']} s, RSS +{row['rss_growth_mb']} MB)")
+        if "statistics" in result:
+            st = result["statistics"]
+            print(f"acquisition statistics at {st['size']} px: {st['images_per_s']} images/s "
+                  f"({st['ms_per_image']} ms per image)")
         if "otdd" in result:
             o = result["otdd"]
             print(f"OTDD {o['n']} vs {o['n']} × {o['dim']}-d: {o['otdd_seconds']} s "

@@ -50,6 +50,12 @@ def _k(value: str) -> int | str:
     return int(value)
 
 
+def _on_off(value: str) -> bool:
+    if value not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"--stats must be 'on' or 'off', {value!r} is given")
+    return value == "on"
+
+
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from medlim.curation.shift.classifier import ARCHITECTURES
     from medlim.curation.shift.detectors import SHIFT_DETECTORS
@@ -62,6 +68,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--internal", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
     run.add_argument("--external", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
     run.add_argument("--detector", choices=SHIFT_DETECTORS, default=d.detector, help=f"per-class detector (default {d.detector})")
+    run.add_argument("--stats", type=_on_off, default=d.stats, metavar="{on,off}",
+                     help="fuse the detector's score with acquisition statistics at 256 px (default on, a stated "
+                          "deviation for mild shifts; off: the thesis)")
     run.add_argument("--k", type=_k, default=d.k, help=f"groups per class: auto (elbow rule) or N (thesis 5; default {d.k})")
     run.add_argument("--group-scale", choices=GROUP_SCALES, default=d.group_scale,
                      help="k-means on log scores (default; a stated deviation) or raw scores (the thesis)")

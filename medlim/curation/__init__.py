@@ -2,7 +2,9 @@
 
 What lives here: out-of-distribution detection for single images
 (:mod:`medlim.curation.ood` — TEND, CVAD and an autoencoder baseline, thesis
-§4.1–4.2), and, in sibling subpackages, dataset shift between sites (MedShift,
+§4.1–4.2), a cheap acquisition-statistics score for the mild shifts those
+detectors miss (:mod:`medlim.curation.image_statistics`, issue 13), and, in
+sibling subpackages, dataset shift between sites (MedShift,
 thesis ch. 5) and shift-aware retrieval (thesis ch. 6).
 
 What does not: image reading (``medlim.core.io``), the weights registry

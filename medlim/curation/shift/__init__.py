@@ -2,7 +2,8 @@
 
 What lives here: lazily read class-folder datasets and generated phantom sets
 (:mod:`.data`), per-class detector training and streaming scoring
-(:mod:`.detectors`), 1-D k-means grouping with the elbow rule
+(:mod:`.detectors`), the per-class acquisition-statistics references fused
+with them for mild shifts (:mod:`.acquisition`, issue 13), 1-D k-means grouping with the elbow rule
 (:mod:`.grouping`), the classifier G and its TOP-k evaluation
 (:mod:`.classifier`), OTDD with POT (:mod:`.otdd`), the pipeline that ties them
 together (:mod:`.pipeline`), and report, plot and manifest export

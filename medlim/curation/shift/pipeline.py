@@ -14,6 +14,13 @@ keep results between reruns:
    :func:`score_images`; with a Ray engine (:mod:`medlim.core.engines`, issue 15)
    the images are read in Ray tasks (:func:`read_external_image`) and the same
    :func:`score_images` runs in model actors (:func:`score_read_images`).
+With ``ShiftConfig.stats`` on (the default; a stated deviation, issue 13) the
+images are read at ``stats_size`` (256 px), their acquisition statistics
+(:mod:`medlim.curation.image_statistics`) are scored against a per-class
+reference (:mod:`.acquisition`) and fused with the class detector's score;
+the detectors still see the images area-resized to their input side.
+``stats=False`` is the thesis's MedShift (the detector's score alone).
+
 3. :func:`analyse` groups the scores per class (one k, the elbow rule of
    :mod:`.grouping`), evaluates G on TOP k … TOP 1 and measures OTDD between
    the internal pool and each TOP-j part of the external pool.
@@ -30,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlim.curation.image_statistics import FUSION_RULES, STATS_SIZE, acquisition_feature_matrix
+from medlim.curation.shift.acquisition import ClassAcquisition, acquisition_by_class, fit_class_acquisition, fuse_by_class
 from medlim.curation.shift.classifier import (
     ClassifierConfig,
     TopKRow,
@@ -92,6 +101,11 @@ class ShiftConfig:
         otdd_pool: at most this many internal and external images keep features.
         batch_size: images read per streamed batch.
         seed: seed of k-means, the OTDD pools and the OTDD subsamples.
+        stats: fuse the detector's score with the acquisition-statistics score
+            (default on, a stated deviation chosen on validation phantoms — see
+            :mod:`medlim.curation.shift.acquisition`); ``False``: the thesis.
+        fusion: how the two are fused, ``"max"`` or ``"mean"`` of the calibrated ratios.
+        stats_size: side in px the statistics are computed at (images are read at it).
     """
 
     detector: DetectorConfig = field(default_factory=DetectorConfig)
@@ -106,8 +120,17 @@ class ShiftConfig:
     otdd_pool: int = 5000
     batch_size: int = 256
     seed: int = 0
+    stats: bool = True
+    fusion: str = "max"
+    stats_size: int = STATS_SIZE
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stats, bool):
+            raise ParameterError(f"`stats` must be True or False, {self.stats!r} is given.")
+        if self.fusion not in FUSION_RULES:
+            raise ParameterError(f"`fusion` must be one of {FUSION_RULES}, {self.fusion!r} is given.")
+        if isinstance(self.stats_size, bool) or not isinstance(self.stats_size, int) or self.stats_size < 16:
+            raise ParameterError(f"`stats_size` must be an integer ≥ 16, {self.stats_size!r} is given.")
         if self.group_scale not in GROUP_SCALES:
             raise ParameterError(f"`group_scale` must be one of {GROUP_SCALES}, {self.group_scale!r} is given.")
         if self.features not in FEATURES:
@@ -122,6 +145,16 @@ class ShiftConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def read_size(self) -> int:
+        """Side in px images are read at: the larger of ``stats_size`` and the detector's with the statistics on."""
+        return max(self.stats_size, self.detector.input_size) if self.stats else self.detector.input_size
+
+    @property
+    def method(self) -> str:
+        """What scores the images, for reports: ``"medshift-cvad"`` or ``"medshift-cvad+stats"``."""
+        return f"medshift-{self.detector.kind}{'+stats' if self.stats else ''}"
+
 
 @dataclass(frozen=True)
 class InternalModels:
@@ -135,6 +168,9 @@ class InternalModels:
         labels: ``np.ndarray[P]`` int class indices of the pool.
         heldout_accuracy: G's accuracy on the held-back internal images.
         n_images: internal images.
+        acquisition: the per-class acquisition references (``None`` with the statistics off).
+        internal_scores: class → held-back internal MedShift scores (fused with the
+            statistics on, else the detectors').
     """
 
     detectors: ClassDetectors
@@ -144,6 +180,13 @@ class InternalModels:
     labels: np.ndarray
     heldout_accuracy: float
     n_images: int
+    acquisition: ClassAcquisition | None = None
+    internal_scores: Mapping[str, np.ndarray] | None = None
+
+    @property
+    def scores_of_internal(self) -> Mapping[str, np.ndarray]:
+        """class → held-back internal MedShift scores."""
+        return self.internal_scores if self.internal_scores is not None else self.detectors.internal_scores
 
 
 @dataclass(frozen=True)
@@ -158,6 +201,8 @@ class ExternalScores:
         pool: ``np.ndarray[P]`` int indices into ``positions`` of the OTDD pool.
         pool_features: ``np.ndarray[P, F]`` float32.
         skipped: external images whose class the internal data lacks.
+        parts: with the statistics on, ``"detector"`` (the class detector's score) and
+            ``"stats"`` (the acquisition ratio), each ``np.ndarray[N]``; else empty.
     """
 
     positions: np.ndarray
@@ -167,6 +212,7 @@ class ExternalScores:
     pool: np.ndarray
     pool_features: np.ndarray
     skipped: int
+    parts: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -247,12 +293,26 @@ def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = N
     class_names = internal.class_names
     if len(class_names) < 2:
         raise ParameterError(f"the internal dataset needs at least 2 classes, {list(class_names)} is given.")
-    chunks = [pixels for _, pixels in iter_batches(internal, size=size, batch_size=config.batch_size,
-                                                    progress=_report(progress, "read internal"))]
+    chunks, statistics = [], []
+    for _, pixels in iter_batches(internal, size=config.read_size, batch_size=config.batch_size,
+                                  progress=_report(progress, "read internal")):
+        if config.stats:  # at the statistics' side, then down to the detectors' (one read of each image)
+            statistics.append(acquisition_feature_matrix(_resize(pixels, config.stats_size)))
+        chunks.append(_resize(pixels, size))
     images = np.concatenate(chunks)
     classes = np.asarray(internal.classes, dtype=object)
     detectors = fit_class_detectors(images, internal.classes, config.detector, log=log,
                                     progress=_report(progress, "detectors"))
+    acquisition, fused_internal = None, None
+    if config.stats:
+        acquisition = fit_class_acquisition(np.concatenate(statistics), internal.classes)
+        fused_internal = {name: fuse_by_class(detectors.internal_scores[name], detectors.internal_scores,
+                                              acquisition.internal_scores[name], acquisition.internal_scores,
+                                              [name] * len(detectors.internal_scores[name]), rule=config.fusion)[0]
+                          for name in detectors.internal_scores}
+        if log:
+            log("acquisition statistics: one reference per class, fused with the detectors by "
+                f"{config.fusion!r} of the calibrated ratios")
     labels = np.array([class_names.index(c) for c in internal.classes], dtype=np.int64)
     held = split_internal(classes)
     if progress:
@@ -269,7 +329,8 @@ def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = N
     pool = np.sort(rng.permutation(len(images))[: config.otdd_pool])
     _, features = _features(classifier, small[pool], config.features)
     return InternalModels(detectors=detectors, classifier=classifier, class_names=class_names,
-                          features=features, labels=labels[pool], heldout_accuracy=accuracy, n_images=len(images))
+                          features=features, labels=labels[pool], heldout_accuracy=accuracy, n_images=len(images),
+                          acquisition=acquisition, internal_scores=fused_internal)
 
 
 @dataclass(frozen=True)
@@ -281,28 +342,48 @@ class ScoringModels:
         classifier: G (eval mode).
         classifier_size: G's input side in px.
         features: OTDD features, ``"embedding"`` or ``"pixels"``.
+        acquisition: the per-class acquisition references (``None``: the detectors' scores alone).
+        fusion: how the statistics are fused (see :class:`ShiftConfig`).
+        stats_size: side in px the statistics are computed at.
     """
 
     detectors: ClassDetectors
     classifier: Any
     classifier_size: int
     features: str
+    acquisition: ClassAcquisition | None = None
+    fusion: str = "max"
+    stats_size: int = STATS_SIZE
 
 
 def score_images(models: ScoringModels, pixels: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, ...]:
-    """Scores, G's probabilities and OTDD features of a batch of external images.
+    """Scores, G's probabilities, OTDD features and score parts of a batch of external images.
 
     Args:
         models: the internal models.
-        pixels: ``np.ndarray[B, s, s]`` float32 in [0, 1], at the detectors' input size.
+        pixels: ``np.ndarray[B, s, s]`` float32 in [0, 1], at the detectors' input size, or at
+            the statistics' side (``read_size``) when ``models.acquisition`` is set.
         classes: the class of each image (its detector).
 
     Returns:
-        ``np.ndarray[B]`` float64 scores, ``np.ndarray[B, C]`` probabilities, ``np.ndarray[B, F]`` float32 features.
+        ``np.ndarray[B]`` float64 scores, ``np.ndarray[B, C]`` probabilities, ``np.ndarray[B, F]`` float32
+        features, and ``np.ndarray[B, 2]`` float64 parts (the detector's score and the acquisition
+        ratio; NaN with the statistics off).
     """
-    scores = score_by_class(models.detectors, pixels, classes)
-    probabilities, features = _features(models.classifier, _resize(pixels, models.classifier_size), models.features)
-    return scores, probabilities, features
+    size = models.detectors.config.input_size
+    detector_pixels = _resize(pixels, size)
+    deep = score_by_class(models.detectors, detector_pixels, classes)
+    parts = np.full((len(pixels), 2), np.nan)
+    scores = deep
+    if models.acquisition is not None:
+        statistics = acquisition_feature_matrix(_resize(pixels, models.stats_size))
+        distance = acquisition_by_class(models.acquisition, statistics, classes)
+        scores, ratio = fuse_by_class(deep, models.detectors.internal_scores, distance,
+                                      models.acquisition.internal_scores, classes, rule=models.fusion)
+        parts = np.stack([deep, ratio], axis=1)
+    probabilities, features = _features(models.classifier, _resize(detector_pixels, models.classifier_size),
+                                        models.features)
+    return scores, probabilities, features, parts
 
 
 def read_external_image(name: str, source: tuple[int, str], *, image_set: ImageSet, size: int) -> tuple[np.ndarray, str]:
@@ -313,23 +394,25 @@ def read_external_image(name: str, source: tuple[int, str], *, image_set: ImageS
 
 def score_read_images(
     models: ScoringModels, names: Sequence[str], decoded: Sequence[tuple[np.ndarray, str]]
-) -> list[tuple[float, np.ndarray, np.ndarray]]:
-    """:func:`score_images` of read images, one ``(score, probabilities, features)`` per image in order."""
-    scores, probabilities, features = score_images(models, np.stack([pixels for pixels, _ in decoded]),
-                                                   [class_name for _, class_name in decoded])
-    return [(float(scores[i]), probabilities[i], features[i]) for i in range(len(decoded))]
+) -> list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`score_images` of read images, one ``(score, probabilities, features, parts)`` per image in order."""
+    scores, probabilities, features, parts = score_images(models, np.stack([pixels for pixels, _ in decoded]),
+                                                          [class_name for _, class_name in decoded])
+    return [(float(scores[i]), probabilities[i], features[i], parts[i]) for i in range(len(decoded))]
 
 
 def _scored_batches(
     scoring: ScoringModels, external: ImageSet, positions: np.ndarray, config: ShiftConfig, *,
     engine: Engine | None, progress: Progress | None,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(images, scores, probabilities, features)`` of each batch of ``positions``, in order."""
-    size = config.detector.input_size
+) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(images, scores, probabilities, features, parts)`` of each batch of ``positions``, in order."""
+    size = config.read_size
     if engine is None or engine.name == "local":
         for chunk, pixels in iter_batches(external, size=size, batch_size=config.batch_size, positions=positions,
                                           progress=_report(progress, "score external")):
-            yield (len(chunk), *score_images(scoring, pixels, [external.classes[p] for p in chunk]))
+            scores, probabilities, features, parts = score_images(scoring, pixels,
+                                                                  [external.classes[p] for p in chunk])
+            yield len(chunk), scores, probabilities, features, parts
         return
     from medlim import errors
     from medlim.core.engines import FileWork, given
@@ -337,14 +420,14 @@ def _scored_batches(
     work = FileWork(read=partial(read_external_image, image_set=external, size=size), infer=score_read_images,
                     load_model=partial(given, scoring), batch=config.batch_size)
     items = ((external.files[p] if external.files else str(p), (int(p), external.classes[p])) for p in positions)
-    done: list[tuple[float, np.ndarray, np.ndarray]] = []
+    done: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
     for attempt in engine.attempts(work, items, model=scoring):
         if attempt.failure is not None:  # as locally, an image that cannot be read stops the run
             raise getattr(errors, attempt.failure["error"], errors.MedlimError)(attempt.failure["message"])
         done.append(attempt.result)
         if len(done) == config.batch_size or attempt.index == len(positions):
             yield (len(done), np.array([d[0] for d in done]), np.stack([d[1] for d in done]),
-                   np.stack([d[2] for d in done]))
+                   np.stack([d[2] for d in done]), np.stack([d[3] for d in done]))
             done = []
             if progress is not None:
                 progress("score external", attempt.index, len(positions))
@@ -366,16 +449,19 @@ def score_external(models: InternalModels, external: ImageSet, config: ShiftConf
     in_pool = np.zeros(len(positions), bool)
     in_pool[rng.permutation(len(positions))[: config.otdd_pool]] = True
     scores = np.empty(len(positions))
+    parts = np.full((len(positions), 2), np.nan)
     probabilities = np.empty((len(positions), len(models.class_names)))
     pool_rows: list[np.ndarray] = []
     pool_features: list[np.ndarray] = []
     scoring = ScoringModels(detectors=models.detectors, classifier=models.classifier,
-                            classifier_size=config.classifier_size, features=config.features)
+                            classifier_size=config.classifier_size, features=config.features,
+                            acquisition=models.acquisition, fusion=config.fusion, stats_size=config.stats_size)
     start = 0
-    for count, batch_scores, probs, features in _scored_batches(scoring, external, positions, config, engine=engine,
+    for count, batch_scores, probs, features, batch_parts in _scored_batches(scoring, external, positions, config, engine=engine,
                                                                 progress=progress):
         rows = np.arange(start, start + count)
         scores[rows] = batch_scores
+        parts[rows] = batch_parts
         probabilities[rows] = probs
         wanted = in_pool[rows]
         if wanted.any():
@@ -387,7 +473,8 @@ def score_external(models: InternalModels, external: ImageSet, config: ShiftConf
     return ExternalScores(positions=positions, scores=scores, probabilities=probabilities, labels=labels,
                           pool=np.concatenate(pool_rows) if pool_rows else np.zeros(0, np.int64),
                           pool_features=np.concatenate(pool_features) if pool_features else np.zeros((0, width), np.float32),
-                          skipped=int((~known).sum()))
+                          skipped=int((~known).sum()),
+                          parts={"detector": parts[:, 0], "stats": parts[:, 1]} if models.acquisition is not None else {})
 
 
 def shift_evidence(scores: np.ndarray, groups: np.ndarray, shifted: np.ndarray, k: int,
@@ -477,18 +564,36 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
     if shifted is not None:
         evidence = shift_evidence(scored.scores, grouping.groups, shifted[scored.positions], k, classes)
         if external.shift_types:  # issue 13: detection per shift type
-            evidence["shift_types"] = shift_type_evidence(
-                scored.scores, [external.shift_types[p] for p in scored.positions], classes,
-                models.detectors.internal_scores, method=f"medshift-{config.detector.kind}",
-                severity=None if external.severity is None else external.severity[scored.positions])
+            kinds = [external.shift_types[p] for p in scored.positions]
+            severity = None if external.severity is None else external.severity[scored.positions]
+            # labelled by the store's method name (the fused score with the statistics on: settings say which)
+            evidence["shift_types"] = shift_type_evidence(scored.scores, kinds, classes, models.scores_of_internal,
+                                                          method=f"medshift-{config.detector.kind}", severity=severity)
+            if models.acquisition is not None and scored.parts:  # each view alone, beside the fused score
+                evidence["shift_types_parts"] = {
+                    config.detector.kind: shift_type_evidence(
+                        scored.parts["detector"], kinds, classes, models.detectors.internal_scores,
+                        method=config.detector.kind, severity=severity),
+                    "stats": shift_type_evidence(
+                        scored.parts["stats"], kinds, classes,
+                        {name: scores / max(float(np.median(scores)), 1e-12)
+                         for name, scores in models.acquisition.internal_scores.items()},
+                        method="stats", severity=severity)}
+        if scored.parts:
+            evidence["auroc_parts"] = {
+                config.detector.kind: shift_evidence(scored.parts["detector"], grouping.groups,
+                                                     shifted[scored.positions], k, classes)["auroc"],
+                "stats": shift_evidence(scored.parts["stats"], grouping.groups, shifted[scored.positions], k,
+                                        classes)["auroc"]}
     files = tuple(external.files[p] for p in scored.positions)
     settings = {**config.to_dict(), "external_source": external.source, "n_internal": models.n_images, "n_external": len(files),
                 "skipped_unknown_class": scored.skipped, "class_names": list(models.class_names),
+                "method": config.method,
                 "classifier_heldout_accuracy": models.heldout_accuracy,
                 "otdd_pool_internal": int(len(models.labels)), "otdd_pool_external": int(len(scored.pool))}
     return ShiftResult(internal_name=internal_name, external_name=external.name, files=files, classes=classes,
                        scores=scored.scores, groups=grouping.groups, grouping=grouping, topk=topk, otdd=tuple(curve),
-                       internal_scores=dict(models.detectors.internal_scores), evidence=evidence, settings=settings)
+                       internal_scores=dict(models.scores_of_internal), evidence=evidence, settings=settings)
 
 
 def run_shift(internal: ImageSet, external: ImageSet, config: ShiftConfig | None = None, *,

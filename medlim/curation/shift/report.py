@@ -108,6 +108,11 @@ class ShiftEvidence:
         n_shifted, n: shifted and scored images.
         shift_types: per shift type (when the external images carry one): images, the share above
             their class detector's calibrated threshold and the AUROC against the unshifted images.
+        auroc_parts: with the acquisition statistics fused in (issue 13), the pooled AUROC of each
+            view alone (``"cvad"`` or ``"tend"``: the class detector's score, ``"stats"``: the
+            acquisition ratio); empty otherwise. ``shift_types`` then holds the fused score
+            (labelled by the store's method name, e.g. ``"medshift-cvad"``).
+        shift_types_parts: the same views' tables per shift type.
     """
 
     auroc: float
@@ -119,12 +124,17 @@ class ShiftEvidence:
     n_shifted: int
     n: int
     shift_types: ShiftTypeTable | None = None
+    auroc_parts: Mapping[str, float] = field(default_factory=dict)
+    shift_types_parts: Mapping[str, ShiftTypeTable] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        plain = {k: v for k, v in asdict(self).items() if k != "shift_types"}
+        plain = {k: v for k, v in asdict(self).items() if k not in ("shift_types", "auroc_parts", "shift_types_parts")}
         return _clean({**plain, "auroc_per_class": dict(self.auroc_per_class),
                        "shifted_fraction_by_group": list(self.shifted_fraction_by_group),
-                       **({"shift_types": self.shift_types.to_dict()} if self.shift_types is not None else {})})
+                       **({"shift_types": self.shift_types.to_dict()} if self.shift_types is not None else {}),
+                       **({"auroc_parts": dict(self.auroc_parts)} if self.auroc_parts else {}),
+                       **({"shift_types_parts": {name: table.to_dict() for name, table in self.shift_types_parts.items()}}
+                          if self.shift_types_parts else {})})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ShiftEvidence:
@@ -135,7 +145,10 @@ class ShiftEvidence:
                    lowest_group_shifted=_number(data.get("lowest_group_shifted")),
                    highest_group_shifted=_number(data.get("highest_group_shifted")),
                    n_shifted=int(data.get("n_shifted", 0)), n=int(data.get("n", 0)),
-                   shift_types=ShiftTypeTable.from_dict(data["shift_types"]) if data.get("shift_types") else None)
+                   shift_types=ShiftTypeTable.from_dict(data["shift_types"]) if data.get("shift_types") else None,
+                   auroc_parts={str(k): _number(v) for k, v in (data.get("auroc_parts") or {}).items()},
+                   shift_types_parts={str(k): ShiftTypeTable.from_dict(v)
+                                      for k, v in (data.get("shift_types_parts") or {}).items()})
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,11 @@ Measured on 2026-11-27 (CPU, one thread, 132 s): AUROC 0.996 (per-class mean
 0.997), shifted share by group 0.02 / 0.48 / 0.96 / 1.0 / 1.0, macro-F1 TOP 5 → TOP 1
 0.622 / 0.708 / 0.821 / 0.900 / 0.936, OTDD 63.8 / 44.6 / 30.8 / 17.9 / 17.1.
 (Before: 20 + 10 epochs on raw scores gave AUROC 0.883 and a lowest group 23 % shifted.)
+Those figures are CVAD's score alone; since issue 13 the default fuses the acquisition
+statistics (``ShiftConfig.stats``, :mod:`medlim.curation.shift.acquisition`). Fused, measured
+on 2026-12-05 (785 s under a load average of 8–49): AUROC 1.000 (CVAD part 0.996), shifted share
+by group 0.00 / 0.38 / 1.0 / 1.0 / 1.0, macro-F1 0.598 / 0.669 / 0.728 / 0.929 / 0.955, OTDD
+81.9 / 80.0 / 54.6 / 16.1 / 14.1.
 """
 
 from __future__ import annotations

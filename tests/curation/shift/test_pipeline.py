@@ -49,6 +49,14 @@ def test_run_shapes_progress_and_evidence(tiny_run) -> None:
         assert result.scores[rows][result.groups[rows] == 0].max() < result.scores[rows][result.groups[rows] == 1].min()
 
 
+def test_the_default_run_fuses_the_acquisition_statistics(tiny_run) -> None:
+    _, _, result, _ = tiny_run
+    assert result.settings["stats"] is True and result.settings["method"] == "medshift-cvad+stats"
+    assert set(result.evidence["auroc_parts"]) == {"cvad", "stats"}
+    assert result.evidence["shift_types"]["rows"][0]["detector"] == "medshift-cvad"  # the store's method
+    assert set(result.evidence["shift_types_parts"]) == {"cvad", "stats"}
+
+
 def test_outputs_and_manifest(tiny_run, tmp_path: Path) -> None:
     _, _, result, _ = tiny_run
     paths = write_outputs(result, tmp_path)

@@ -1,0 +1,335 @@
+"""Acquisition statistics: a cheap score for the mild shifts deep detectors miss (issue 13).
+
+CVAD and TEND (thesis ch. 4–5) read images at 64 px, where the area
+down-sampling and the networks' own smoothing wash out what a mild change of
+acquisition does to the pixels: a little blur or lost resolution, more noise,
+faint anti-scatter grid lines, a small change of exposure or a brightness
+ramp. This module describes an image at :data:`STATS_SIZE` px (the native side
+of the radiograph phantoms; a file of another size is area-resized to it by the
+``ood-grey`` preset) by :data:`ACQUISITION_FEATURES`:
+
+* noise: a robust (MAD) estimate of the noise σ from Immerkær's 3×3 Laplacian
+  difference (Immerkær, CVIU 1996), over the whole image, the darkest fifth
+  (air: noise only) and the brightest third (both chosen on the image smoothed
+  by σ = 2 px), and on the image halved (coarser grain);
+* sharpness: the lag-1 correlation of neighbouring horizontal differences in
+  the air (−0.5 for white noise; blur and lost resolution raise it), the log
+  energy of the Laplacian at full size and of the gradient at half size;
+* periodic lines: the log ratio of the highest to the median power of the
+  row-mean and column-mean profiles (high-passed) at 0.15–0.5 cycles/px, the
+  larger of the two;
+* intensity: the 1st, 20th, 50th, 80th and 99th percentiles and the mean;
+* background: the air level's difference between the left and right and the
+  top and bottom halves (a brightness ramp), and the mean grey of a band just
+  outside the object (a cast, a halo) above the air level.
+
+:class:`AcquisitionReference` is fitted per class on internal images — centre
+the median, scale the standard deviation (floored at 10⁻⁶; a feature constant
+in the fit is scaled by 1 % of its median's magnitude, so it still counts), winsorised
+at ±10, Ledoit–Wolf shrunk covariance with at least 10 % shrinkage, as
+:mod:`medlim.core.familiarity` does with smaller floors: the radiograph
+features here move by fractions of a percent under mild shifts, where the
+familiarity check's 0.3 % absolute floor would hide them — and scores an image
+by its robust Mahalanobis distance. Nothing is trained on distortions, so the
+evaluation shifts cannot be training distortions in disguise; the feature
+*list* was, however, chosen knowing which families of acquisition change the
+named phantom shifts (:mod:`medlim.phantoms.radiograph_shifts`) contain, and
+its figures on phantoms with one fixed internal acquisition are an upper bound
+for data whose internal images already vary in acquisition.
+
+:func:`fused_scores` combines the statistics score with a deep detector's
+score: each is divided by the median of its class's held-back internal scores
+(so 1 is a typical internal image; no other external image is involved) and
+the two ratios are combined (``"max"`` or the geometric ``"mean"``).
+:class:`AcquisitionDetector` is the statistics alone as a single-image detector
+with a calibrated threshold, in the shape the OOD room's per-shift-type tables
+take (:func:`medlim.curation.ood.shift_types.compare_shift_types`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medlim.errors import ParameterError
+
+__all__ = [
+    "STATS_SIZE",
+    "ACQUISITION_FEATURES",
+    "FUSION_RULES",
+    "acquisition_features",
+    "acquisition_feature_matrix",
+    "AcquisitionReference",
+    "fit_acquisition_reference",
+    "score_ratio",
+    "fused_scores",
+    "AcquisitionDetector",
+    "fit_acquisition_detector",
+]
+
+#: Side in px the statistics are computed at (the radiograph phantoms' native side).
+STATS_SIZE = 256
+
+#: The features of :func:`acquisition_features`, in order.
+ACQUISITION_FEATURES: tuple[str, ...] = (
+    "noise_all",
+    "noise_dark",
+    "noise_bright",
+    "noise_half",
+    "difference_correlation",
+    "laplacian_log_energy",
+    "gradient_half_log_energy",
+    "periodic_peak",
+    "q01",
+    "q20",
+    "q50",
+    "q80",
+    "q99",
+    "mean",
+    "air_left_right",
+    "air_top_bottom",
+    "rim_above_air",
+)
+
+#: How :func:`fused_scores` combines the two calibrated ratios.
+FUSION_RULES: tuple[str, ...] = ("max", "mean")
+
+_IMMERKAER = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=np.float32) / 6.0
+_MAD_TO_SIGMA = 1.4826
+_CLIP_Z = 10.0
+
+
+def _noise_sigma(residual: np.ndarray) -> float:
+    """Robust σ of an Immerkær residual (white noise of σ gives σ)."""
+    return float(_MAD_TO_SIGMA * np.median(np.abs(residual))) if residual.size else 0.0
+
+
+def _difference_correlation(image: np.ndarray, mask: np.ndarray) -> float:
+    """Lag-1 correlation of horizontal first differences where three neighbours lie in ``mask``."""
+    difference = np.diff(image, axis=1)
+    keep = mask[:, 2:] & mask[:, 1:-1] & mask[:, :-2]
+    left, right = difference[:, :-1][keep].astype(np.float64), difference[:, 1:][keep].astype(np.float64)
+    if left.size < 16:
+        return -0.5
+    left, right = left - left.mean(), right - right.mean()
+    denominator = math.sqrt(float((left * left).sum()) * float((right * right).sum()))
+    return float((left * right).sum() / denominator) if denominator > 0 else -0.5
+
+
+def _periodic_peak(image: np.ndarray) -> float:
+    """log(max / median) of the high-passed row- and column-mean profiles' power at 0.15–0.5 cycles/px (larger axis)."""
+    import cv2
+
+    peaks = []
+    for axis in (0, 1):
+        profile = image.mean(axis=axis).astype(np.float32)
+        smooth = cv2.GaussianBlur(profile.reshape(1, -1), (0, 0), 3.0).ravel()
+        power = np.abs(np.fft.rfft((profile - smooth).astype(np.float64))) ** 2
+        frequency = np.fft.rfftfreq(profile.size)
+        band = power[(frequency >= 0.15) & (frequency <= 0.5)]
+        peaks.append(math.log((float(band.max()) + 1e-20) / (float(np.median(band)) + 1e-20)) if band.size else 0.0)
+    return max(peaks)
+
+
+def acquisition_features(image: np.ndarray) -> np.ndarray:
+    """Describe one grey image by :data:`ACQUISITION_FEATURES`.
+
+    Args:
+        image: ``np.ndarray[H, W]`` float in [0, 1], best at :data:`STATS_SIZE` px (H, W ≥ 16).
+
+    Returns:
+        ``np.float64[len(ACQUISITION_FEATURES)]``.
+
+    Raises:
+        ParameterError: not a 2-D image of sides ≥ 16.
+    """
+    import cv2
+
+    array = np.ascontiguousarray(image, dtype=np.float32)
+    if array.ndim != 2 or min(array.shape) < 16:
+        raise ParameterError(f"acquisition statistics need a grey image with sides ≥ 16, shape {np.shape(image)} is given.")
+    residual = cv2.filter2D(array, -1, _IMMERKAER, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    q01, q20, q50, q80, q99 = (float(v) for v in np.quantile(array, (0.01, 0.2, 0.5, 0.8, 0.99)))
+    # regions by the smoothed image (σ 2 px), so that choosing them hardly chooses the pixels' own noise
+    smooth = cv2.GaussianBlur(array, (0, 0), 2.0)
+    dark_level, bright_level = (float(v) for v in np.quantile(smooth, (0.2, 0.7)))
+    air = smooth <= dark_level
+    dark, bright = air[1:-1, 1:-1], (smooth >= bright_level)[1:-1, 1:-1]
+    half = cv2.resize(array, (array.shape[1] // 2, array.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    half_residual = cv2.filter2D(half, -1, _IMMERKAER, borderType=cv2.BORDER_REFLECT)[1:-1, 1:-1]
+    laplacian = cv2.Laplacian(array, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT)
+    gy, gx = np.gradient(half.astype(np.float64))
+    # the object: clearly brighter than the air; the rim: a band of about 6 % of the side just outside it
+    inside = (smooth > q20 + 0.08).astype(np.uint8)
+    reach = max(2, int(round(0.06 * array.shape[0])))
+    near = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
+    touch = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
+    rim = (near > 0) & (touch == 0)
+    rows, cols = array.shape
+    left, right = air[:, : cols // 2], air[:, cols // 2 :]
+    top, bottom = air[: rows // 2], air[rows // 2 :]
+
+    def air_mean(part: np.ndarray, where: np.ndarray) -> float:
+        return float(part[where].mean()) if where.any() else q20
+
+    air_level = float(array[air].mean()) if air.any() else q20
+    features = [
+        _noise_sigma(residual),
+        _noise_sigma(residual[dark]),
+        _noise_sigma(residual[bright]),
+        _noise_sigma(half_residual),
+        _difference_correlation(array, air),
+        math.log(float((laplacian.astype(np.float64) ** 2).mean()) + 1e-12),
+        math.log(float((gx * gx + gy * gy).mean()) + 1e-12),
+        _periodic_peak(array),
+        q01, q20, q50, q80, q99,
+        float(array.mean()),
+        air_mean(array[:, : cols // 2], left) - air_mean(array[:, cols // 2 :], right),
+        air_mean(array[: rows // 2], top) - air_mean(array[rows // 2 :], bottom),
+        (float(array[rim].mean()) if rim.any() else air_level) - air_level,
+    ]
+    return np.asarray(features, dtype=np.float64)
+
+
+def acquisition_feature_matrix(images: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """:func:`acquisition_features` of each image: ``np.float64[N, F]`` (``[0, F]`` for no image)."""
+    rows = [acquisition_features(image) for image in images]
+    return np.stack(rows) if rows else np.zeros((0, len(ACQUISITION_FEATURES)), np.float64)
+
+
+@dataclass(frozen=True)
+class AcquisitionReference:
+    """A robust Gaussian reference of internal images' acquisition features.
+
+    Attributes:
+        centre: ``np.float64[F]`` per-feature centre; scale: ``np.float64[F]`` (> 0).
+        precision: ``np.float64[F, F]`` inverse of the shrunk covariance of the standardised features.
+        n_images: images it was fitted on.
+    """
+
+    centre: np.ndarray
+    scale: np.ndarray
+    precision: np.ndarray
+    n_images: int
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Robust Mahalanobis distances ``np.float64[N]`` (≥ 0) of ``features`` ``np.float64[N, F]``."""
+        matrix = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if matrix.shape[1] != self.centre.size:
+            raise ParameterError(f"expected {self.centre.size} features per image, {matrix.shape[1]} are given.")
+        z = np.clip((matrix - self.centre) / self.scale, -1e6, 1e6)
+        return np.sqrt(np.maximum(0.0, np.einsum("ni,ij,nj->n", z, self.precision, z)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"feature_names": list(ACQUISITION_FEATURES), "centre": self.centre.tolist(),
+                "scale": self.scale.tolist(), "precision": self.precision.tolist(), "n_images": self.n_images}
+
+
+def _ledoit_wolf(z: np.ndarray, min_shrinkage: float) -> np.ndarray:
+    """Covariance of centred rows shrunk towards ``μ·I`` (Ledoit & Wolf 2004), at least ``min_shrinkage``."""
+    n, p = z.shape
+    sample = z.T @ z / n
+    mu = float(np.trace(sample)) / p
+    target = mu * np.eye(p)
+    d2 = float(((sample - target) ** 2).sum())
+    b2 = min(float(sum(((np.outer(row, row) - sample) ** 2).sum() for row in z)) / n**2, d2)
+    shrinkage = max(min_shrinkage, b2 / d2 if d2 > 0 else 1.0)
+    return shrinkage * target + (1.0 - shrinkage) * sample
+
+
+def fit_acquisition_reference(features: np.ndarray, *, min_shrinkage: float = 0.1) -> AcquisitionReference:
+    """Fit :class:`AcquisitionReference` to internal images' features.
+
+    Args:
+        features: ``np.float64[N, F]``, N ≥ 3.
+        min_shrinkage: least weight of the identity target in the covariance.
+
+    Raises:
+        ParameterError: fewer than 3 rows or non-finite features.
+    """
+    matrix = np.asarray(features, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] < 3 or not np.all(np.isfinite(matrix)):
+        raise ParameterError(f"an acquisition reference needs at least 3 rows of finite features; {matrix.shape} given.")
+    median = np.median(matrix, axis=0)
+    spread = matrix.std(axis=0)
+    scale = np.maximum(spread, np.maximum(1e-6, 0.01 * np.abs(median) * (spread == 0)))
+    z = np.clip((matrix - median) / scale, -_CLIP_Z, _CLIP_Z)
+    offset = z.mean(axis=0)
+    covariance = _ledoit_wolf(z - offset, min_shrinkage)
+    return AcquisitionReference(centre=median + offset * scale, scale=scale, precision=np.linalg.inv(covariance),
+                                n_images=int(matrix.shape[0]))
+
+
+def score_ratio(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``scores`` divided by the median of ``reference`` (held-back internal scores of the same detector and class)."""
+    reference = np.asarray(reference, dtype=np.float64)
+    if reference.size == 0:
+        raise ParameterError("a calibrated ratio needs at least one reference score.")
+    return np.asarray(scores, dtype=np.float64) / max(float(np.median(reference)), 1e-12)
+
+
+def fused_scores(deep: np.ndarray, deep_reference: np.ndarray, stats: np.ndarray, stats_reference: np.ndarray, *,
+                 rule: str = "max") -> np.ndarray:
+    """Combine a deep detector's score with the acquisition-statistics score of the same images.
+
+    Args:
+        deep, stats: ``np.ndarray[N]`` scores (≥ 0) of one class's images.
+        deep_reference, stats_reference: the class's held-back internal scores of each.
+        rule: ``"max"`` (an image is as unusual as its more unusual view) or ``"mean"`` (geometric mean).
+
+    Returns:
+        ``np.ndarray[N]`` float64 > 0; 1 is a typical internal image.
+    """
+    if rule not in FUSION_RULES:
+        raise ParameterError(f"`rule` must be one of {FUSION_RULES}, {rule!r} is given.")
+    a = np.maximum(score_ratio(deep, deep_reference), 1e-6)
+    b = np.maximum(score_ratio(stats, stats_reference), 1e-6)
+    return np.maximum(a, b) if rule == "max" else np.sqrt(a * b)
+
+
+@dataclass(frozen=True)
+class AcquisitionDetector:
+    """The acquisition statistics alone as an OOD detector (the shape
+    :func:`medlim.curation.ood.shift_types.compare_shift_types` takes).
+
+    Attributes:
+        name: label in tables; id_classes: the ID classes its reference was fitted on.
+        reference: the fitted reference; threshold: the largest held-back ID distance
+            (OOD when ``score ≥ threshold``, as the other detectors' calibrated threshold).
+        input_size: the side images are given at (:data:`STATS_SIZE`).
+    """
+
+    name: str
+    id_classes: tuple[str, ...]
+    reference: AcquisitionReference
+    threshold: float
+    input_size: int = STATS_SIZE
+
+    def score(self, images: np.ndarray | Sequence[np.ndarray]) -> Any:
+        """:class:`medlim.curation.ood.scoring.OodScores` of ``images`` (``[N, s, s]`` float in [0, 1])."""
+        from medlim.curation.ood.scoring import OodScores
+
+        return OodScores(score=self.reference.score(acquisition_feature_matrix(images)), threshold=self.threshold)
+
+
+def fit_acquisition_detector(images: np.ndarray, *, id_classes: Sequence[str], name: str = "stats",
+                             every: int = 5) -> AcquisitionDetector:
+    """Fit :class:`AcquisitionDetector` on ID images: every ``every``-th image is held back for the threshold.
+
+    Args:
+        images: ``np.ndarray[N, s, s]`` float in [0, 1] ID images at :data:`STATS_SIZE` px, N ≥ 2·``every``.
+        id_classes: the classes they show; name: the detector's label.
+    """
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim != 3 or len(array) < 2 * every:
+        raise ParameterError(f"need at least {2 * every} ID images [N, s, s]; shape {array.shape} is given.")
+    held = np.zeros(len(array), bool)
+    held[every - 1 :: every] = True
+    features = acquisition_feature_matrix(array)
+    reference = fit_acquisition_reference(features[~held])
+    return AcquisitionDetector(name=name, id_classes=tuple(id_classes), reference=reference,
+                               threshold=float(reference.score(features[held]).max()), input_size=array.shape[1])
