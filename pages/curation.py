@@ -154,7 +154,12 @@ def _settings_form() -> Any:
                                                   key="cur_head_epochs", help="CVAD discriminator / TEND head epochs"))
         g_epochs = int(columns[2].number_input("G epochs", min_value=1, max_value=200, value=default.classifier_epochs,
                                                key="cur_g_epochs", help="epochs of the classifier G (ResNet-18)"))
-        columns = st.columns(3)
+        columns = st.columns(4)
+        stats = columns[3].checkbox(
+            "Acquisition statistics", value=default.stats, key="cur_stats",
+            help="fuse each image's detector score with a score of its acquisition statistics (noise, sharpness, "
+                 "grid lines, exposure, casts) — a stated deviation that finds mild shifts; off: the thesis's "
+                 "detector score alone (--stats off)")
         repeats = int(columns[0].number_input("OTDD repeats", min_value=1, max_value=50, value=default.otdd_repeats,
                                               key="cur_repeats"))
         samples = int(columns[1].number_input("OTDD samples", min_value=10, max_value=5000,
@@ -166,7 +171,7 @@ def _settings_form() -> Any:
     return dataclasses.replace(default, detector=detector, k="auto" if k_text == "auto" else int(k_text),
                                group_scale=scale, size=size, epochs=epochs, head_epochs=head_epochs,
                                classifier_epochs=g_epochs, otdd_repeats=repeats, otdd_max_samples=samples,
-                               features=feature)
+                               features=feature, stats=stats)
 
 
 def _replace_confirmed(name: str, stored: tuple[str, ...]) -> bool | None:

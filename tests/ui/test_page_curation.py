@@ -32,6 +32,7 @@ def _tiny_settings(at: AppTest) -> None:
     at.number_input(key="cur_repeats").set_value(2)
     at.number_input(key="cur_samples").set_value(10)
     at.selectbox(key="cur_k").set_value("2")
+    at.checkbox(key="cur_stats").uncheck()  # the thesis's score alone (--stats off)
 
 
 def test_run_tag_group_and_export(medlim_home: Path, run_jobs) -> None:
@@ -55,6 +56,7 @@ def test_run_tag_group_and_export(medlim_home: Path, run_jobs) -> None:
     assert (job.origin, job.state) == ("page", "queued") and argv[:2] == ["shift", "run"]
     assert argv[argv.index("--internal") + 1] == "phantom:internal:101:6:hand,elbow"
     assert argv[argv.index("--dataset") + 1] == "tiny-ext" and argv[argv.index("--k") + 1] == "2"
+    assert argv[argv.index("--stats") + 1] == "off"
     assert at.button(key=f"cur_job_cancel_{job.id}")  # followed with progress and Cancel while queued
     (ended,) = run_jobs()
     assert ended.state == "done", ended.error
@@ -233,6 +235,7 @@ def test_run_settings_start_at_the_cli_defaults(medlim_home: Path) -> None:
     assert (at.selectbox(key="cur_detector").value, at.selectbox(key="cur_k").value,
             at.selectbox(key="cur_scale").value, at.selectbox(key="cur_features").value) == (
         default.detector, str(default.k), default.group_scale, default.features)
+    assert at.checkbox(key="cur_stats").value is default.stats is True
     # the datasets start as the README's evidence sets: 120 internal and 60 half-shifted per body part, all seven
     for role, choice in (("internal", EVIDENCE_INTERNAL), ("external", EVIDENCE_EXTERNAL)):
         assert (at.number_input(key=f"cur_{role}_seed").value, at.number_input(key=f"cur_{role}_n").value,
