@@ -106,7 +106,7 @@ TASKS: tuple[TaskInfo, ...] = (
         "medlim train scunet --data DIR --max-minutes M",
         "`medlim train scunet --data DIR --max-minutes M` fine-tunes the default model (or `--init NAME`) on your "
         "images with BAC masks (manifest.csv with image,mask[,patient]).",
-        (("validation Dice", "validation.whole_image_dice"), ("held-out Dice", "whole_image_dice"),
+        (("validation whole-view Dice", "whole_view.dice"), ("held-out Dice", "whole_image_dice"),
          ("held-out patch Dice", "patch_dice")),
     ),
     TaskInfo(

@@ -15,9 +15,14 @@
    memory; the validation views give a fixed crop set;
 4. the settings are planned from the data and the machine (:mod:`.plan`);
 5. training runs under the harness (:func:`medlim.core.training.fit`):
-   balanced crops, mammography augmentation, AdamW with a cosine schedule
-   inside the budget, validated after every epoch (pooled Dice on the fixed
-   crops, the cut-off chosen there), the best state kept, early stopping;
+   crops of every BAC patch and 1.5× as many BAC-free ones, half of those hard
+   negatives (where the network fired at their last visit, mined from the
+   training steps' own outputs at no extra cost), mammography augmentation,
+   AdamW with a cosine schedule inside the budget, validated after every epoch
+   on whole validation views through the inference path of ``medlim bac
+   evaluate`` (:mod:`.selection`: the epoch and the cut-off by Dice on the
+   views with BAC less a penalty for false area on BAC-free views; balanced
+   crops alone missed those false positives), the best state kept, early stopping;
 6. if time is left, the whole validation views are evaluated once with the
    thesis protocol (Dice, TAM_100 R², relative bias, false AM on BAC-free
    views; :func:`~medlim.mammography.evaluate.evaluate_bac`), view by view
@@ -38,7 +43,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -68,6 +73,7 @@ from medlim.mammography.plan import (
     ScunetPlan,
     plan_scunet,
 )
+from medlim.mammography.selection import WHOLE_VIEW_CUTOFFS, WholeViewScore, WholeViewValidation, spread_views
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -81,8 +87,10 @@ __all__ = ["BAC_TASK", "ScunetRun", "PatchPool", "ScunetFolderTrainer", "train_s
 BAC_TASK = "bac-segmentation"
 #: ``--init`` value meaning "a freshly initialised network".
 NO_INIT = "none"
-#: Share of the budget left when the whole-view evaluation may not take more.
-_EVALUATION_SHARE_MAX = 0.5
+#: Share of the budget left when the closing whole-view evaluation may not take more (a fifth: the epoch and the
+#: cut-off are already chosen on whole views during training, so the closing pass over every validation view is a
+#: record, not a choice; on 2 busy cores half the budget left one epoch of training, 2026-12-05).
+_EVALUATION_SHARE_MAX = 0.2
 
 
 @dataclass(frozen=True)
@@ -131,6 +139,7 @@ class PatchPool:
         seconds: wall time of reading and preprocessing.
         features: ``np.float64[views, F]``, each view's training-data features as the model
             sees it (:func:`medlim.mammography.familiarity.preprocessed_features`).
+        view_has_bac: per view read, whether its mask holds BAC.
     """
 
     grey: np.ndarray
@@ -140,11 +149,12 @@ class PatchPool:
     grid_patches: int
     seconds: float
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    view_has_bac: tuple[bool, ...] = ()
 
     @property
     def positive(self) -> np.ndarray:
         """``np.bool_[N]``: the patch holds calcification."""
-        return self.mask.reshape(len(self.mask), -1).any(axis=1)
+        return np.asarray(self.mask.reshape(len(self.mask), -1).any(axis=1))
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,7 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
     from medlim.mammography.train import TrainingImage, extract_image_patches
 
     started = time.perf_counter()
-    greys, masks, features = [], [], []
+    greys, masks, features, has_bac = [], [], [], []
     bac_free = grid = 0
     rule = background_rule(start.skip, start.preset)
     for done, index in enumerate(indices, start=1):
@@ -209,7 +219,8 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
         positives, negatives = extract_image_patches(TrainingImage(view.image, view.mask), preset=start.preset,
                                                      max_negatives=NEGATIVES_PER_VIEW, rng=rng, skip=start.skip,
                                                      preprocessed=preprocessed)
-        bac_free += int(not view.mask.any())
+        has_bac.append(bool(view.mask.any()))
+        bac_free += int(not has_bac[-1])
         grid += _grid_patches(view.image.shape, get_preset(start.preset).patch_size, len(positives), rule)
         greys += [positives.grey, negatives.grey]
         masks += [positives.mask, negatives.mask]
@@ -217,7 +228,7 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
             progress(f"preprocessed {done}/{len(indices)} {what} views")
     return PatchPool(grey=np.concatenate(greys), mask=np.concatenate(masks), views=len(indices),
                      bac_free_views=bac_free, grid_patches=grid, seconds=time.perf_counter() - started,
-                     features=np.stack(features) if features else np.zeros((0, 0)))
+                     features=np.stack(features) if features else np.zeros((0, 0)), view_has_bac=tuple(has_bac))
 
 
 def _grid_patches(shape: tuple[int, ...], patch: int, positives: int, rule: Any) -> int:
@@ -256,17 +267,23 @@ class ScunetFolderTrainer:
         plan: the planned settings.
         device: torch device.
         train_seconds: the training stage's budget in seconds (``inf``: none) for the schedule.
+        whole_views: scores the live network on whole validation views and chooses the cut-off
+            (:class:`~medlim.mammography.selection.WholeViewValidation`); ``None``: the crops choose.
     """
 
     def __init__(self, model: "torch.nn.Module", pool: PatchPool, val_grey: np.ndarray, val_mask: np.ndarray,
-                 plan: ScunetPlan, *, device: "torch.device", train_seconds: float = math.inf) -> None:
+                 plan: ScunetPlan, *, device: "torch.device", train_seconds: float = math.inf,
+                 whole_views: Callable[[], WholeViewScore] | None = None) -> None:
         import torch
 
-        self.plan, self.device, self.pool = plan, device, pool
+        self.plan, self.device, self.pool, self.whole_views = plan, device, pool, whole_views
         self.model = model.to(device).train()
         self.val_grey, self.val_mask = val_grey, val_mask
         self.positive = np.flatnonzero(pool.positive)
         self.negative = np.flatnonzero(~pool.positive)
+        # hard negatives: false-positive pixels of each pool patch at its last visit, and where the strongest was
+        self.hardness = np.zeros(len(pool.grey))
+        self.hot_spot = np.full((len(pool.grey), 2), -1, np.int64)
         self.rng = np.random.default_rng(plan.seed)
         self.generator = torch.Generator().manual_seed(plan.seed)
         self.optimiser = torch.optim.AdamW(self.model.parameters(), lr=plan.learning_rate,
@@ -286,12 +303,27 @@ class ScunetFolderTrainer:
         return 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
     def _epoch_order(self) -> np.ndarray:
-        """Every BAC patch and ``negative_ratio`` × as many BAC-free ones, shuffled, cycled to the epoch's length."""
-        wanted = int(round(self.plan.negative_ratio * len(self.positive)))
-        negatives = (self.rng.choice(self.negative, min(wanted, len(self.negative)), replace=False)
-                     if len(self.negative) and wanted else np.zeros(0, int))
-        order = self.rng.permutation(np.r_[self.positive, negatives])
+        """Every BAC patch and ``negative_ratio`` × as many BAC-free ones (a ``hard_negative_share`` of them hard),
+        each group shuffled, the BAC patches spread evenly, cycled to the epoch's length."""
+        from medlim.mammography.train import draw_negatives, interleave
+
+        wanted = min(int(round(self.plan.negative_ratio * len(self.positive))), len(self.negative))
+        picked = draw_negatives(self.hardness[self.negative], wanted, hard_share=self.plan.hard_negative_share,
+                                rng=self.rng)
+        order = interleave(self.rng.permutation(self.positive), self.rng.permutation(self.negative[picked]))
         return np.resize(order, self.plan.steps_per_epoch * self.plan.batch_size)
+
+    def _remember_hard(self, chosen: np.ndarray, probability: np.ndarray, coordinates: np.ndarray) -> None:
+        """Record where the BAC-free crops of a step fired (``probability`` ``np.float32[N, s, s]``, ``coordinates``
+        ``np.float32[N, 2, s, s]`` their pixels' patch positions) for the next epochs' hard negatives."""
+        from medlim.mammography.train import false_positive_spots
+
+        free = ~self.pool.positive[chosen]
+        if not free.any():
+            return
+        counts, spots = false_positive_spots(probability[free], coordinates[free])
+        self.hardness[chosen[free]] = counts
+        self.hot_spot[chosen[free]] = spots
 
     def _inputs(self, grey: np.ndarray) -> "torch.Tensor":
         import torch
@@ -305,26 +337,31 @@ class ScunetFolderTrainer:
         """One epoch of ``steps_per_epoch`` optimiser steps; returns a progress line."""
         import torch
 
-        from medlim.mammography.train import (
-            augment_patches,
-            sample_crops,
-            soft_dice_loss,
-        )
+        from medlim.mammography.train import augment_patches, crop_corners, cut_crops, soft_dice_loss
 
         self.model.train()
         order, total = self._epoch_order(), 0.0
         autocast = self.device.type == "cuda"
+        size = self.plan.patch_size
+        # each crop pixel's (row, column) in the crop; augmented with the mask, so that a false positive of the
+        # flipped or turned crop is traced back to its place in the patch
+        within = torch.from_numpy(np.indices((size, size), dtype=np.float32))
         for k in range(self.plan.steps_per_epoch):
             chosen = order[k * self.plan.batch_size : (k + 1) * self.plan.batch_size]
-            grey, mask = sample_crops(self.pool.grey[chosen], self.pool.mask[chosen], size=self.plan.patch_size,
-                                      rng=self.rng)
-            grey_t, mask_t = augment_patches(torch.from_numpy(grey)[:, None].float() / 255.0,
-                                             torch.from_numpy(mask)[:, None].float(), generator=self.generator,
-                                             policy=self.plan.augmentation)
+            corners = crop_corners(self.pool.grey[chosen], self.pool.mask[chosen], size=size, rng=self.rng,
+                                   centres=self.hot_spot[chosen])
+            grey, mask = cut_crops(self.pool.grey[chosen], self.pool.mask[chosen], corners, size)
+            target = torch.cat([torch.from_numpy(mask)[:, None].float(),
+                                within.expand(len(chosen), 2, size, size)], dim=1)
+            grey_t, target_t = augment_patches(torch.from_numpy(grey)[:, None].float() / 255.0, target,
+                                               generator=self.generator, policy=self.plan.augmentation)
             inputs = self._inputs((grey_t[:, 0] * 255.0).round().to(torch.uint8).numpy())
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = self.model(inputs)
-            loss = soft_dice_loss(torch.sigmoid(logits.float()), mask_t.to(self.device))
+            probability = torch.sigmoid(logits.float())
+            loss = soft_dice_loss(probability, target_t[:, :1].to(self.device))
+            coordinates = target_t[:, 1:].numpy() + corners[:, :, None, None].astype(np.float32)
+            self._remember_hard(chosen, probability.detach()[:, 0].float().cpu().numpy(), coordinates)
             self.optimiser.zero_grad(set_to_none=True)
             loss.backward()
             self.optimiser.step()
@@ -348,6 +385,18 @@ class ScunetFolderTrainer:
         return np.concatenate(out)
 
     def validate(self) -> ValidationScore:
+        """The whole-view score and cut-off (:mod:`~medlim.mammography.selection`), the crops' pooled Dice breaking
+        ties; without whole views, the crops' pooled Dice and its best cut-off of
+        :data:`~medlim.mammography.plan.CUTOFFS`."""
+        crops = self._validate_crops()
+        if self.whole_views is None:
+            return crops
+        whole = self.whole_views()
+        metrics = {**crops.metrics, "crop_dice": crops.score, "crop_cutoff": crops.payload, **whole.to_json()}
+        return ValidationScore(score=whole.score, metric="whole_view_score", tiebreak=crops.score, metrics=metrics,
+                               payload=whole.cutoff)
+
+    def _validate_crops(self) -> ValidationScore:
         """Pooled Dice of the validation crops at the best cut-off of :data:`~medlim.mammography.plan.CUTOFFS`."""
         probability = self.probabilities()
         truth = self.val_mask
@@ -459,6 +508,23 @@ def _evaluate_whole_views(model: "torch.nn.Module", fields: Mapping[str, Any], d
     return _whole_view_metrics(summary, len(per_image), total)
 
 
+def _whole_view_validation(model: "torch.nn.Module", data: TrainingData, val: PatchPool, *, start: _Start,
+                           planned: ScunetPlan, command: str, name: str, version: str | None,
+                           progress: Progress | None) -> WholeViewValidation:
+    """Up to ``whole_view_views`` validation views (half with BAC) in memory, scored with the live ``model``
+    under the settings it will be registered with (:func:`_provisional_entry`), as ``medlim bac evaluate`` would."""
+    from medlim.mammography.analysis import bac_model_from_entry
+
+    chosen = spread_views(val.view_has_bac, planned.whole_view_views)
+    samples = [read_annotated_view(data.val_dataset, data.val[i]).sample() for i in chosen]
+    fields = _entry_fields(name=name, version=version, start=start, planned=planned, cutoff=0.5, data=data,
+                           command=command, metrics={})
+    if progress is not None:
+        progress(f"validating on {len(samples)} whole views ({sum(val.view_has_bac[i] for i in chosen)} with BAC) "
+                 f"of {val.views}: epoch and cut-off by the whole-view score")
+    return WholeViewValidation(samples, bac_model_from_entry(_provisional_entry(fields), model))
+
+
 def _entry_fields(*, name: str, version: str | None, start: _Start, planned: ScunetPlan, cutoff: float,
                   data: TrainingData, command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest fields of SCU-Net weights trained on a user's folder."""
@@ -472,8 +538,11 @@ def _entry_fields(*, name: str, version: str | None, start: _Start, planned: Scu
         "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0], **spacing},
         "output_type": "probability", "thresholds": {"output": float(cutoff)},
         "params": {"overlap": 64, "merge": "max", "skip": planned.skip, "output_activation": "sigmoid", "x": 100.0,
-                   "threshold_selection": f"cut-off {cutoff:g}: best pooled Dice of the validation crops among "
-                                          f"{', '.join(map(str, CUTOFFS))} (validation data only)"},
+                   "threshold_selection": f"cut-off {cutoff:g}: best whole-view score (mean Dice of the views with "
+                                         "BAC − 0.5 × mean f/(f + 0.5 mm²) of the false area f of the BAC-free "
+                                         "views) of the validation views among "
+                                         f"{', '.join(map(str, WHOLE_VIEW_CUTOFFS))}, at the epoch chosen by the "
+                                         "same score (validation data only; medlim.mammography.selection)"},
         "metrics": dict(metrics),
         "provenance": {"command": command, "seed": planned.seed, "source": source,
                        "data_generator_version": medlim.__version__},
@@ -512,7 +581,7 @@ def _prepare(run: ScunetRun, data: TrainingData, start: _Start, device: str, dea
 
 
 def _budgets(deadline: Deadline, *, per_view: float, views: int) -> tuple[Deadline, float]:
-    """The training stage's budget, leaving time for the whole-view evaluation (at most half the rest)."""
+    """The training stage's budget, leaving time for the closing whole-view evaluation (at most a fifth of the rest)."""
     if not deadline.limited:
         return deadline, math.inf
     wanted = 1.2 * per_view * views
@@ -578,10 +647,12 @@ def train_scunet_on_folder(
     per_view = _seconds_per_patch(start.model, device, planned.preset) * val.grid_patches / max(1, val.views) + (
         val.seconds / max(1, val.views))
     stage, train_seconds = _budgets(deadline, per_view=per_view, views=val.views)
-    trainer = ScunetFolderTrainer(start.model, train, val_grey, val_mask, planned, device=device,
-                                  train_seconds=train_seconds)
     options = [*data.command_options(), ("--init", start.label), *run.command_options]
     command = recorded_command("medlim train scunet", options)
+    whole_views = _whole_view_validation(start.model, data, val, start=start, planned=planned, command=command,
+                                         name=name, version=run.version, progress=progress)
+    trainer = ScunetFolderTrainer(start.model, train, val_grey, val_mask, planned, device=device,
+                                  train_seconds=train_seconds, whole_views=whole_views)
     resume = fit_resume("scunet", (command, planned.plan.to_json()), trainer.resume_parts, apply=trainer.resume_apply)
     result = fit(trainer.train_epoch, epochs=planned.epochs, validate=trainer.validate, snapshot=trainer.snapshot,
                  deadline=stage, patience=planned.patience, label="SCU-Net", progress=progress, resume=resume)

@@ -23,15 +23,23 @@ starting point, see ``weights/manifest.json``):
   on crops of ``patch_size`` cut from them — 512 on a GPU; 256 on a CPU
   (a quarter of the pixels per step; SCU-Net is fully convolutional and its
   context blocks average over the crop), centred near a BAC pixel for BAC patches.
-* class balance: each epoch draws ``negative_ratio`` BAC-free crops per BAC crop.
+* class balance: each epoch draws ``negative_ratio`` BAC-free crops per BAC crop
+  (1.5), spread so that every batch holds BAC crops; half of the BAC-free ones
+  are hard negatives — patches where the network fired at their last visit,
+  drawn in proportion to their false-positive pixels and cut around the
+  strongest one (:func:`~medlim.mammography.train.draw_negatives`).
 * schedule: AdamW (weight decay 0.01 as published), 3e-4 when fine-tuning (the
   shipped v2 fine-tune) and 1e-3 from scratch (thesis), cosine-annealed to 2 %
   over the planned steps or the time budget, whichever ends first; early
   stopping after :data:`PATIENCE_STEPS` steps (at least :data:`PATIENCE`
   validations) without a better Dice.
-* validation: a fixed crop set of the validation views (BAC crops and as many
-  BAC-free crops, at most ``val_crops``), pooled Dice at the best cut-off of
-  :data:`CUTOFFS` (the cut-off is chosen there, never on training data).
+* validation: whole validation views (at most ``whole_view_views``, half with
+  BAC), predicted as ``medlim bac evaluate`` predicts them; the epoch and the
+  cut-off are chosen by the whole-view score of :mod:`.selection` (Dice on the
+  views with BAC less a penalty for false area on BAC-free views), never on
+  training data. A fixed crop set (BAC crops and as many BAC-free crops, at most
+  ``val_crops``) is scored too, its pooled Dice at the best of :data:`CUTOFFS`
+  (the rule before issue 12's whole-view selection; it breaks ties).
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ from medlim.errors import ParameterError
 
 __all__ = [
     "NEGATIVES_PER_VIEW",
+    "NEGATIVE_RATIO",
+    "HARD_NEGATIVE_SHARE",
     "PATIENCE",
     "PATIENCE_STEPS",
     "CUTOFFS",
@@ -57,8 +67,12 @@ __all__ = [
     "plan_scunet",
 ]
 
-#: BAC-free grid patches kept per view (a seeded sample; the phantom recipe's 4).
-NEGATIVES_PER_VIEW = 4
+#: BAC-free grid patches kept per view (a seeded sample; the pool hard negatives are mined from).
+NEGATIVES_PER_VIEW = 8
+#: BAC-free crops per BAC crop in an epoch.
+NEGATIVE_RATIO = 1.5
+#: Share of an epoch's BAC-free crops drawn as hard negatives.
+HARD_NEGATIVE_SHARE = 0.5
 #: Fewest validations without a better validation Dice before training stops.
 PATIENCE = 5
 #: Optimisation steps without a better validation Dice before training stops (when that is more validations).
@@ -68,11 +82,13 @@ CUTOFFS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: Preprocessing of a network trained from scratch.
 FRESH_PRESET = "thesis-unclipped"
 #: Optimisation steps aimed at: (fine-tune, fresh) on (CPU, GPU).
-_TARGET_STEPS = {("fine-tune", "cpu"): 600, ("fine-tune", "cuda"): 3000, ("fresh", "cpu"): 2000,
+_TARGET_STEPS = {("fine-tune", "cpu"): 900, ("fine-tune", "cuda"): 3000, ("fresh", "cpu"): 2000,
                  ("fresh", "cuda"): 12000}
 _EPOCH_BOUNDS = (2, 100)
-_STEPS_PER_EPOCH_MAX = {"cpu": 50, "cuda": 250}
+_STEPS_PER_EPOCH_MAX = {"cpu": 100, "cuda": 250}
 _VAL_CROPS = {"cpu": 64, "cuda": 256}
+#: Most whole validation views scored at every validation (each costs a whole-view inference).
+_WHOLE_VIEWS = {"cpu": 8, "cuda": 32}
 
 
 @dataclass(frozen=True)
@@ -147,7 +163,9 @@ class ScunetPlan:
         steps_per_epoch, epochs: an epoch is the step boundary of the time budget and of validation.
         patience: validations without improvement before stopping.
         negative_ratio: BAC-free crops per BAC crop in each epoch.
+        hard_negative_share: share of those drawn as hard negatives.
         val_crops: most validation crops (half BAC, half BAC-free when there are enough).
+        whole_view_views: most whole validation views scored at each validation.
         augmentation: the augmentation policy.
         seed: sampling and initialisation seed.
         threads: torch CPU threads (``None`` on a GPU).
@@ -165,7 +183,9 @@ class ScunetPlan:
     epochs: int
     patience: int
     negative_ratio: float
+    hard_negative_share: float
     val_crops: int
+    whole_view_views: int
     augmentation: AugmentationPolicy
     seed: int
     threads: int | None
@@ -186,7 +206,7 @@ def _check_overrides(overrides: Mapping[str, Any]) -> None:
 
 
 def _schedule(mode: str, device: str, positives: int, batch: int) -> tuple[dict[str, Any], dict[str, str]]:
-    steps_per_epoch = int(min(_STEPS_PER_EPOCH_MAX[device], max(5, math.ceil(2 * positives / batch))))
+    steps_per_epoch = int(min(_STEPS_PER_EPOCH_MAX[device], max(5, math.ceil((1 + NEGATIVE_RATIO) * positives / batch))))
     target = _TARGET_STEPS[(mode, device)]
     epochs = int(min(_EPOCH_BOUNDS[1], max(_EPOCH_BOUNDS[0], math.ceil(target / steps_per_epoch))))
     settings = {"learning_rate": 3e-4 if mode == "fine-tune" else 1e-3, "weight_decay": 0.01,
@@ -199,13 +219,13 @@ def _schedule(mode: str, device: str, positives: int, batch: int) -> tuple[dict[
         "weight_decay": "0.01, the published code's",
         "schedule": "cosine from the rate to 2 % of it over the planned steps or the time budget (--max-minutes), "
                     "whichever ends first, so a run cut by the budget still ends annealed",
-        "steps_per_epoch": f"one pass over the {positives} BAC patches and as many BAC-free ones "
-                           f"({batch} crops a step), at most {_STEPS_PER_EPOCH_MAX[device]} on {device} so that "
-                           "validation and the time budget see frequent boundaries",
+        "steps_per_epoch": f"one pass over the {positives} BAC patches and {NEGATIVE_RATIO:g}× as many BAC-free "
+                           f"ones ({batch} crops a step), at most {_STEPS_PER_EPOCH_MAX[device]} on {device} so that "
+                           "validation (whole views) and the time budget see frequent boundaries",
         "epochs": f"about {target} optimisation steps ({mode} on {device}), between {_EPOCH_BOUNDS[0]} and "
                   f"{_EPOCH_BOUNDS[1]} epochs; the best validated epoch is kept",
         "early_stopping": f"after about {PATIENCE_STEPS} optimisation steps (at least {PATIENCE} validations) "
-                          "without a better validation Dice",
+                          "without a better whole-view validation score",
     }
     return settings, reasons
 
@@ -221,7 +241,10 @@ def _data_reasons(counts: PatchCounts, *, median_side: tuple[int, int] | None,
         "patches": f"{counts.positives} grid patches with BAC from {counts.train_views} training views, and "
                    f"{counts.negatives} BAC-free patches ({NEGATIVES_PER_VIEW} per view, a seeded sample, from "
                    f"{counts.train_bac_free_views} BAC-free views too), preprocessed once and kept in memory",
-        "class_balance": "each epoch: every BAC crop and as many BAC-free crops, drawn anew from the pool",
+        "class_balance": f"each epoch: every BAC crop and {NEGATIVE_RATIO:g}× as many BAC-free crops, spread over the "
+                         f"batches so that each holds BAC; {HARD_NEGATIVE_SHARE:.0%} of the BAC-free ones are hard "
+                         "negatives (where the network fired at their last visit, drawn in proportion to the false "
+                         "pixels and cut around the strongest), the rest drawn anew from the pool",
         "loss": "soft Dice on the sigmoid output over the batch (the shipped weights' loss)",
     }
 
@@ -245,8 +268,12 @@ def _setting_reasons(mode: str, device: str, patch: int, batch: int, fine_tune: 
                     else "not set on a GPU"),
         "augmentation": "flips, 90° turns; inside the breast: brightness/contrast, gamma, noise, blur, "
                         "lower resolution (nnU-Net's kinds at lighter settings); no scaling",
-        "validation": f"fixed crops of the validation views: BAC crops and as many BAC-free ones, at most "
-                      f"{_VAL_CROPS[device]}; pooled Dice at the best cut-off of {', '.join(map(str, CUTOFFS))}",
+        "validation": f"up to {_WHOLE_VIEWS[device]} whole validation views (half with BAC), predicted as `medlim "
+                      "bac evaluate` does; epoch and cut-off by the whole-view score (mean Dice of the views with "
+                      "BAC − 0.5 × mean f/(f + 0.5 mm²) of the false area f of the BAC-free views, "
+                      "medlim.mammography.selection); ties broken by the pooled Dice of fixed crops (BAC crops "
+                      f"and as many BAC-free ones, at most {_VAL_CROPS[device]}, best of "
+                      f"{', '.join(map(str, CUTOFFS))})",
     }
 
 
@@ -293,7 +320,9 @@ def plan_scunet(
     patch = int(overrides.get("patch_size") or (512 if device == "cuda" else 256))
     batch = int(overrides.get("batch_size") or (16 if device == "cuda" else 4))
     settings: dict[str, Any] = {"preset": preset, "skip": skip, "patch_size": patch, "batch_size": batch,
-                                "negative_ratio": 1.0, "val_crops": _VAL_CROPS[device], "seed": seed,
+                                "negative_ratio": NEGATIVE_RATIO,
+                                "hard_negative_share": HARD_NEGATIVE_SHARE, "val_crops": _VAL_CROPS[device],
+                                "whole_view_views": _WHOLE_VIEWS[device], "seed": seed,
                                 "device": device, "start": starting_point or mode,
                                 "threads": max(1, min(4, (os.cpu_count() or 2) // 2)) if device == "cpu" else None}
     schedule, schedule_reasons = _schedule(mode, device, counts.positives, batch)
@@ -316,5 +345,6 @@ def plan_scunet(
                       weight_decay=float(settings["weight_decay"]), warmup_steps=int(settings["warmup_steps"]),
                       steps_per_epoch=int(settings["steps_per_epoch"]), epochs=int(settings["epochs"]),
                       patience=int(settings["patience"]), negative_ratio=float(settings["negative_ratio"]),
-                      val_crops=int(settings["val_crops"]), augmentation=policy, seed=int(seed),
+                      hard_negative_share=float(settings["hard_negative_share"]), val_crops=int(settings["val_crops"]),
+                      whole_view_views=int(settings["whole_view_views"]), augmentation=policy, seed=int(seed),
                       threads=None if settings["threads"] is None else int(settings["threads"]), plan=record)

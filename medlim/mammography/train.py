@@ -24,8 +24,10 @@ before the Dice loss, so the shipped weights' output activation is
 Long work takes a ``progress`` callback; nothing is written to disk between stages.
 
 For a user's folder (:mod:`medlim.mammography.folder`) the same patches are
-cut into crops (:func:`sample_crops`, centred near a calcification for BAC
-patches) and augmented with the fuller policy of
+cut into crops (:func:`crop_corners`, centred near a calcification for BAC
+patches and near the last false positive for hard negatives — BAC-free patches
+where the network fired, :func:`false_positive_spots`, drawn again by
+:func:`draw_negatives`; :func:`interleave` gives every batch its BAC crops) and augmented with the fuller policy of
 :class:`~medlim.mammography.plan.AugmentationPolicy` (:func:`augment_patches`:
 flips, turns, and inside the breast brightness/contrast, gamma, noise, blur
 and a lower resolution); :func:`augment_batch` stays the phantom recipe's.
@@ -65,7 +67,12 @@ __all__ = [
     "combine_patches",
     "extract_training_patches",
     "augment_batch",
+    "crop_corners",
+    "cut_crops",
     "sample_crops",
+    "interleave",
+    "draw_negatives",
+    "false_positive_spots",
     "augment_patches",
     "train_scunet",
 ]
@@ -180,10 +187,11 @@ def extract_image_patches(
         raise ParameterError(f"image {item.image.shape} and mask {item.bac_mask.shape} differ in shape.")
     if preprocessed is None:
         preprocessed = preprocess_image(item.image, preset)
-    grey = pad_to_patch(preprocessed.grey, patch=patch_size)
-    mask = pad_to_patch(item.bac_mask.astype(np.uint8), patch=patch_size).astype(bool)
-    positive, negative = [], []
-    for top, left in patch_grid(grey.shape, patch=patch_size, stride=stride):
+    grey = np.asarray(pad_to_patch(preprocessed.grey, patch=patch_size))
+    mask = np.asarray(pad_to_patch(item.bac_mask.astype(np.uint8), patch=patch_size)).astype(bool)
+    positive: list[tuple[int, int]] = []
+    negative: list[tuple[int, int]] = []
+    for top, left in patch_grid((grey.shape[0], grey.shape[1]), patch=patch_size, stride=stride):
         g = grey[top : top + patch_size, left : left + patch_size]
         if rule is not None and rule(g[None])[0]:
             continue
@@ -297,47 +305,133 @@ def augment_batch(
     return torch.stack(out_grey), torch.stack(out_mask)
 
 
-def sample_crops(
-    grey: np.ndarray, mask: np.ndarray, *, size: int, rng: np.random.Generator, tries: int = 4
-) -> tuple[np.ndarray, np.ndarray]:
-    """Square crops of ``size`` px, one per patch.
+def crop_corners(
+    grey: np.ndarray, mask: np.ndarray, *, size: int, rng: np.random.Generator, tries: int = 4,
+    centres: np.ndarray | None = None,
+) -> np.ndarray:
+    """Top-left corners of square crops of ``size`` px, one per patch.
 
     A patch with calcification is cut around one of its BAC pixels (drawn at
-    random, placed between a quarter and three quarters of the crop); a patch
-    without is cut where the most breast (non-zero) pixels are among ``tries``
-    random positions.
+    random, placed between a quarter and three quarters of the crop); so is a
+    BAC-free patch around its ``centres`` row (a hard negative's false positive,
+    :func:`false_positive_spots`); any other BAC-free patch is cut where the most
+    breast (non-zero) pixels are among ``tries`` random positions.
 
     Args:
         grey: ``np.uint8[N, P, P]`` preprocessed patches.
         mask: ``np.bool_[N, P, P]`` ground truth.
         size: crop side (≤ P).
         rng: draws positions.
-        tries: positions compared for a BAC-free patch.
+        tries: positions compared for a BAC-free patch without a centre.
+        centres: ``np.int64[N, 2]`` (row, column) in patch pixels to cut around, −1 for none.
 
     Returns:
-        ``(np.uint8[N, size, size], np.bool_[N, size, size])``.
+        ``np.int64[N, 2]`` (top, left).
     """
     n, side = grey.shape[0], grey.shape[-1]
     if not 0 < size <= side:
         raise ParameterError(f"crop size must be in (0, {side}], {size} is given.")
+    corners = np.zeros((n, 2), np.int64)
     if size == side:
-        return grey.copy(), mask.copy()
+        return corners
     limit = side - size
-    out_grey = np.empty((n, size, size), np.uint8)
-    out_mask = np.empty((n, size, size), bool)
     for i in range(n):
         bac = np.flatnonzero(mask[i])
+        centre = None if centres is None or centres[i][0] < 0 else (int(centres[i][0]), int(centres[i][1]))
         if len(bac):
-            row, col = divmod(int(bac[int(rng.integers(len(bac)))]), side)
+            centre = divmod(int(bac[int(rng.integers(len(bac)))]), side)
+        if centre is not None:
             offset = rng.integers(size // 4, 3 * size // 4 + 1, size=2)
-            top, left = int(np.clip(row - offset[0], 0, limit)), int(np.clip(col - offset[1], 0, limit))
+            corners[i] = np.clip(np.asarray(centre) - offset, 0, limit)
         else:
-            corners = rng.integers(0, limit + 1, size=(max(1, tries), 2))
-            filled = [np.count_nonzero(grey[i, t : t + size, left : left + size]) for t, left in corners]
-            top, left = (int(v) for v in corners[int(np.argmax(filled))])
-        out_grey[i] = grey[i, top : top + size, left : left + size]
-        out_mask[i] = mask[i, top : top + size, left : left + size]
+            draws = rng.integers(0, limit + 1, size=(max(1, tries), 2))
+            filled = [np.count_nonzero(grey[i, t : t + size, left : left + size]) for t, left in draws]
+            corners[i] = draws[int(np.argmax(filled))]
+    return corners
+
+
+def cut_crops(grey: np.ndarray, mask: np.ndarray, corners: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(np.uint8[N, size, size], np.bool_[N, size, size])`` cut at ``corners`` (``np.int64[N, 2]``, top, left)."""
+    out_grey = np.stack([g[t : t + size, left : left + size] for g, (t, left) in zip(grey, corners)])
+    out_mask = np.stack([m[t : t + size, left : left + size] for m, (t, left) in zip(mask, corners)])
     return out_grey, out_mask
+
+
+def sample_crops(
+    grey: np.ndarray, mask: np.ndarray, *, size: int, rng: np.random.Generator, tries: int = 4,
+    centres: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Square crops of ``size`` px, one per patch, placed by :func:`crop_corners`.
+
+    Returns:
+        ``(np.uint8[N, size, size], np.bool_[N, size, size])``.
+    """
+    corners = crop_corners(grey, mask, size=size, rng=rng, tries=tries, centres=centres)
+    return cut_crops(grey, mask, corners, size)
+
+
+def interleave(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """Both index arrays in one order with the positives spread evenly (every batch gets its share of BAC crops:
+    a batch of BAC-free crops alone gives the soft Dice loss nothing to learn from).
+
+    Slot ``k`` of ``n = len(positives) + len(negatives)`` takes the next positive when
+    ``⌊(k + 1)·p / n⌋ > ⌊k·p / n⌋`` (``p = len(positives)``), else the next negative.
+    """
+    total = len(positives) + len(negatives)
+    slots = np.arange(total)
+    is_positive = (slots + 1) * len(positives) // max(1, total) > slots * len(positives) // max(1, total)
+    order = np.empty(total, np.int64)
+    order[is_positive] = positives
+    order[~is_positive] = negatives
+    return order
+
+
+def draw_negatives(hardness: np.ndarray, count: int, *, hard_share: float, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``count`` BAC-free patches: a ``hard_share`` of them hard (drawn with probability ∝ their
+    false-positive pixels at their last visit, among those with any), the rest uniformly from the others.
+
+    Args:
+        hardness: ``np.float64[M]``, false-positive pixels of each BAC-free patch at its last visit (0: none or
+            not visited yet).
+        count: patches to draw (at most ``M``).
+        hard_share: share in [0, 1] drawn by hardness.
+        rng: draws.
+
+    Returns:
+        ``np.int64[count]`` distinct indices into ``hardness``.
+    """
+    if not 0.0 <= hard_share <= 1.0:
+        raise ParameterError(f"`hard_share` must be in [0, 1], {hard_share} is given.")
+    count = min(int(count), len(hardness))
+    hard = np.flatnonzero(hardness > 0)
+    take_hard = min(len(hard), int(round(hard_share * count)))
+    chosen = (rng.choice(hard, take_hard, replace=False, p=hardness[hard] / hardness[hard].sum())
+              if take_hard else np.zeros(0, np.int64))
+    rest = np.setdiff1d(np.arange(len(hardness)), chosen)
+    return np.r_[chosen, rng.choice(rest, count - take_hard, replace=False)].astype(np.int64)
+
+
+def false_positive_spots(probability: np.ndarray, coordinates: np.ndarray, *,
+                         threshold: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Where BAC-free crops fire: their pixels above ``threshold`` and the most probable one.
+
+    Args:
+        probability: ``np.float32[N, s, s]``, the network's output on (augmented) BAC-free crops.
+        coordinates: ``np.float32[N, 2, s, s]``, each output pixel's (row, column) in its patch before
+            augmentation (the crop's corner added; flips and turns moved them with the image).
+        threshold: the cut-off counted.
+
+    Returns:
+        ``(np.int64[N] pixels above threshold, np.int64[N, 2] patch (row, column) of the maximum, −1 where none
+        is above)``.
+    """
+    n = probability.shape[0]
+    flat = probability.reshape(n, -1)
+    counts = (flat > threshold).sum(axis=1).astype(np.int64)
+    peak = flat.argmax(axis=1)
+    spots = np.rint(coordinates.reshape(n, 2, -1)[np.arange(n), :, peak]).astype(np.int64)
+    spots[counts == 0] = -1
+    return counts, spots
 
 
 def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -104,6 +104,12 @@ def test_nested_figures_are_found_by_their_path(tmp_path: Path) -> None:
                                                              Registry(tmp_path / "none")))
     assert [(m.column, m.value) for m in catalogue.rows[0].metrics] == [
         ("held-out precision@1 (weighted)", 0.3125), ("held-out hit rate@5 (weighted)", 0.625)]
+    # a fine-tuned SCU-Net keeps its closing whole-view evaluation of the validation views under "whole_view"
+    _save(shipped, "scunet-site", "1", task="bac-segmentation",
+          metrics={"validation": {"score": 0.2}, "whole_view": {"views": 16, "dice": 0.269}})
+    catalogue = model_catalogue("bac", registries=Registries(Registry.load(tmp_path / "shipped"),
+                                                             Registry(tmp_path / "none")))
+    assert [(m.column, m.value) for m in catalogue.rows[0].metrics][0] == ("validation whole-view Dice", 0.269)
 
 
 def _class_folders(root: Path, per_class: int) -> Path:

@@ -60,22 +60,23 @@ def _counts(positives: int = 30) -> PatchCounts:
 
 def test_plan_follows_the_device_and_the_starting_point() -> None:
     cpu = plan_scunet(device="cpu", fine_tune=True, preset="thesis-unclipped", skip="black", counts=_counts())
-    # 30 BAC patches + as many BAC-free, 4 crops a step: ceil(60 / 4) = 15 steps; 600 steps / 15 = 40 epochs
-    assert (cpu.patch_size, cpu.batch_size, cpu.steps_per_epoch, cpu.epochs) == (256, 4, 15, 40)
+    # 30 BAC patches + 1.5 × as many BAC-free, 4 crops a step: ceil(75 / 4) = 19 steps; ceil(900 / 19) = 48 epochs
+    assert (cpu.patch_size, cpu.batch_size, cpu.steps_per_epoch, cpu.epochs) == (256, 4, 19, 48)
     assert cpu.learning_rate == 3e-4 and cpu.warmup_steps == 0 and cpu.val_crops == 64 and cpu.threads >= 1
-    assert cpu.patience == 17  # ceil(250 steps / 15 an epoch)
+    assert (cpu.negative_ratio, cpu.hard_negative_share, cpu.whole_view_views) == (1.5, 0.5, 8)
+    assert cpu.patience == 14  # ceil(250 steps / 19 an epoch)
     fresh = plan_scunet(device="cpu", fine_tune=False, preset="thesis-unclipped", skip=True, counts=_counts())
-    assert fresh.learning_rate == 1e-3 and fresh.warmup_steps == 15 and fresh.epochs == 100  # ceil(2000/15) capped
+    assert fresh.learning_rate == 1e-3 and fresh.warmup_steps == 19 and fresh.epochs == 100  # ceil(2000/19) capped
     gpu = plan_scunet(device="cuda", fine_tune=False, preset="thesis", skip=True, counts=_counts(positives=2))
     # ceil(4 / 16) = 1 step, raised to 5; 12000 / 5 = 2400 epochs, capped at 100
     assert (gpu.patch_size, gpu.batch_size, gpu.steps_per_epoch, gpu.epochs, gpu.threads) == (512, 16, 5, 100, None)
     assert gpu.patience == 50  # 250 steps of 5
     given = plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=_counts(),
                         overrides={"patch_size": 128, "epochs": 3}, given=("skip",))
-    assert (given.patch_size, given.epochs, given.patience) == (128, 3, 17)
+    assert (given.patch_size, given.epochs, given.patience) == (128, 3, 14)
     record = given.plan.to_json()
     assert record["overridden"] == ["epochs", "patch_size", "skip"]
-    assert record["reasons"]["epochs"].startswith("given on the command line (planned: 40)")
+    assert record["reasons"]["epochs"].startswith("given on the command line (planned: 48)")
     assert record["settings"]["augmentation"]["gamma"] == [0.7, 1.5]
     for reason in ("resampling", "class_balance", "schedule", "early_stopping", "augmentation", "normalisation"):
         assert reason in record["reasons"], reason
@@ -168,8 +169,15 @@ def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
     name = f"scunet-bac-{data_id[:8]}"
     assert result["registered"] == [{"name": name, "version": "1"}]
     validation = result["validation"][name]
-    assert validation["validations"] == 1 and validation["stopped"] == "completed" and 0.0 <= validation["dice"] <= 1
-    assert validation["cutoff"] in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    assert validation["validations"] == 1 and validation["stopped"] == "completed"
+    # issue 12: epoch and cut-off chosen on whole validation views (8 of the 10, 4 with BAC and 4 without), the
+    # balanced crops' Dice kept beside it
+    assert -0.5 <= validation["whole_view_score"] <= 1 and 0.0 <= validation["crop_dice"] <= 1
+    assert validation["whole_views"] == 8 and validation["whole_views_bac_free"] == 4
+    assert validation["whole_view_score"] == pytest.approx(
+        validation["whole_view_dice_bac"] - 0.5 * validation["whole_view_false_penalty"], abs=2e-4)
+    assert validation["cutoff"] in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
+    assert "validating on 8 whole views (4 with BAC) of 10" in progress
     assert result["init"] == "scunet-bac@2" and result["data"]["fingerprint"] == data_id
     assert result["whole_view"]["views"] == 10 and result["whole_view"]["bac_free_views"] >= 1
     assert "starting from scunet-bac@2" in progress and "preprocessed 10/10 training views" in progress

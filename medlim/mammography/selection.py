@@ -1,0 +1,198 @@
+"""Choosing a fine-tuned SCU-Net's epoch and cut-off on whole validation views (issue 12).
+
+Dice on balanced crops does not see false positives spread over BAC-free
+tissue: a fine-tuned model scored 0.89–0.90 on validation crops while the
+whole views of the same patients gave Dice 0.40–0.42 and 15–20 mm² of false
+calcified area (README, "Fine-tuning on a site's own annotated views"). So a
+run on a user's folder validates on whole views too, through the inference and
+evaluation path of ``medlim bac evaluate`` (:func:`~medlim.mammography.evaluate.sweep_thresholds`:
+the real preprocessing, tiling, max merge and spacing rule), and scores each
+cut-off by the issue's target:
+
+    score = mean Dice over the views with BAC
+            − 0.5 × mean over the BAC-free views of  f / (f + 0.5 mm²)
+
+where ``f`` is the view's false calcified area (AM, mm²; in pixels with a
+100 px scale when the file gives no spacing). A BAC-free view costs nothing
+without false area, a quarter at the target's 0.5 mm², and at most a half.
+The cut-off with the best score is the weights' cut-off, and the epoch with the
+best score the weights' state (validation data only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from medlim.errors import ParameterError
+from medlim.mammography.evaluate import ImageEvaluation
+
+if TYPE_CHECKING:  # pragma: no cover
+    from medlim.mammography.analysis import BacModel
+
+__all__ = [
+    "WHOLE_VIEW_CUTOFFS",
+    "FALSE_AREA_SCALE_MM2",
+    "FALSE_AREA_SCALE_PX",
+    "FALSE_AREA_WEIGHT",
+    "WholeViewScore",
+    "whole_view_score",
+    "choose_cutoff",
+    "spread_views",
+    "WholeViewValidation",
+]
+
+#: Probability cut-offs tried on the whole validation views (up to 0.99: a fine-tuned network's sigmoid output
+#: saturates, and a short family-B run chose 0.95, the top of a grid that ended there).
+WHOLE_VIEW_CUTOFFS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
+#: False area of a BAC-free view that costs half the most a view can cost (issue 12's target, mm²).
+FALSE_AREA_SCALE_MM2 = 0.5
+#: The same in pixels, for files without a spacing (0.5 mm² at 0.07 mm pixels).
+FALSE_AREA_SCALE_PX = 100.0
+#: Weight of the BAC-free views' false-area penalty against the Dice of the views with BAC.
+FALSE_AREA_WEIGHT = 0.5
+
+
+@dataclass(frozen=True)
+class WholeViewScore:
+    """One cut-off's score on whole validation views.
+
+    Attributes:
+        cutoff: the probability cut-off.
+        score: ``dice_bac − FALSE_AREA_WEIGHT × false_penalty`` (higher is better).
+        dice_bac: mean whole-image Dice over the views with BAC.
+        false_penalty: mean of ``f / (f + scale)`` over the BAC-free views (0 without any), in [0, 1).
+        false_mm2_median: median false area (mm²) of the BAC-free views with a spacing (``None`` without).
+        false_px_median: median false area (px) of the BAC-free views (NaN without any).
+        tam_relative_bias: ``(Σ predicted − Σ true) / Σ true`` of TAM_100 over all views.
+        views, bac_free_views: views scored, and those without BAC.
+    """
+
+    cutoff: float
+    score: float
+    dice_bac: float
+    false_penalty: float
+    false_mm2_median: float | None
+    false_px_median: float
+    tam_relative_bias: float
+    views: int
+    bac_free_views: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready figures (NaN → ``None``), rounded to 4 decimals."""
+        def num(value: float | None) -> float | None:
+            return None if value is None or not math.isfinite(value) else round(float(value), 4)
+
+        return {"cutoff": self.cutoff, "whole_view_score": num(self.score), "whole_view_dice_bac": num(self.dice_bac),
+                "whole_view_false_penalty": num(self.false_penalty),
+                "whole_view_false_mm2_median": num(self.false_mm2_median),
+                "whole_view_false_px_median": num(self.false_px_median),
+                "whole_view_tam_relative_bias": num(self.tam_relative_bias), "whole_views": self.views,
+                "whole_views_bac_free": self.bac_free_views}
+
+
+def _false_cost(view: ImageEvaluation) -> float:
+    """``f / (f + scale)`` of a BAC-free view: its predicted area in mm² (px without a spacing)."""
+    area_px = float(view.predicted["am"])
+    if view.pixel_area_mm2 is None:
+        return area_px / (area_px + FALSE_AREA_SCALE_PX)
+    area = area_px * view.pixel_area_mm2
+    return area / (area + FALSE_AREA_SCALE_MM2)
+
+
+def whole_view_score(views: Sequence[ImageEvaluation], *, cutoff: float) -> WholeViewScore:
+    """Score one cut-off's evaluations of whole views (module docstring).
+
+    Args:
+        views: one :class:`~medlim.mammography.evaluate.ImageEvaluation` per view, all at ``cutoff``.
+        cutoff: the cut-off they were evaluated at.
+
+    Raises:
+        ParameterError: no view holds BAC (Dice cannot be measured).
+    """
+    with_bac = [v for v in views if v.has_bac]
+    free = [v for v in views if not v.has_bac]
+    if not with_bac:
+        raise ParameterError("whole-view validation needs at least one view with BAC; none of "
+                             f"{len(views)} views holds any.")
+    dice = float(np.mean([v.whole["f1"] for v in with_bac]))
+    penalty = float(np.mean([_false_cost(v) for v in free])) if free else 0.0
+    in_mm2 = [v.predicted["am"] * v.pixel_area_mm2 for v in free if v.pixel_area_mm2 is not None]
+    predicted = sum(v.tam_100[0] for v in views)
+    true = sum(v.tam_100[1] for v in views)
+    return WholeViewScore(
+        cutoff=float(cutoff), score=dice - FALSE_AREA_WEIGHT * penalty, dice_bac=dice, false_penalty=penalty,
+        false_mm2_median=float(np.median(in_mm2)) if in_mm2 else None,
+        false_px_median=float(np.median([v.predicted["am"] for v in free])) if free else math.nan,
+        tam_relative_bias=(predicted - true) / true if true > 0 else math.nan, views=len(views),
+        bac_free_views=len(free))
+
+
+def choose_cutoff(per_cutoff: Mapping[float, Sequence[ImageEvaluation]]) -> WholeViewScore:
+    """The cut-off with the best whole-view score (ties: the one nearer 0.5).
+
+    Args:
+        per_cutoff: cut-off → the views evaluated at it (:func:`~medlim.mammography.evaluate.sweep_thresholds`).
+    """
+    if not per_cutoff:
+        raise ParameterError("choose_cutoff needs at least one cut-off.")
+    scores = [whole_view_score(views, cutoff=cutoff) for cutoff, views in per_cutoff.items()]
+    return max(scores, key=lambda s: (s.score, -abs(s.cutoff - 0.5)))
+
+
+def spread_views(has_bac: Sequence[bool], limit: int) -> list[int]:
+    """At most ``limit`` view indices, half with BAC and half without where there are enough, spread evenly
+    over each group's order (the folder's order keeps a patient's views together, so several patients are taken).
+
+    Args:
+        has_bac: per view, whether its mask holds BAC.
+        limit: most views (≥ 1).
+
+    Returns:
+        Sorted indices.
+    """
+    if limit < 1:
+        raise ParameterError(f"`limit` must be at least 1, {limit} is given.")
+    bac = [i for i, flag in enumerate(has_bac) if flag]
+    free = [i for i, flag in enumerate(has_bac) if not flag]
+    take_bac = min(len(bac), max(limit - len(free), (limit + 1) // 2))
+    take_free = min(len(free), limit - take_bac)
+
+    def spread(group: list[int], count: int) -> list[int]:
+        if count <= 0:
+            return []
+        positions = np.unique(np.round(np.linspace(0, len(group) - 1, count)).astype(int))
+        return [group[p] for p in positions]
+
+    return sorted(spread(bac, take_bac) + spread(free, take_free))
+
+
+class WholeViewValidation:
+    """Whole validation views kept in memory and scored with the live network at every validation.
+
+    Args:
+        samples: ``(name, image np.uint8[H, W], truth np.bool_[H, W], spacing)`` per view
+            (:meth:`~medlim.mammography.evaluate.AnnotatedView.sample`).
+        bac_model: the weights' settings around the network being trained (it is read, not copied).
+        cutoffs: cut-offs scored.
+    """
+
+    def __init__(self, samples: Sequence[tuple[Any, ...]], bac_model: "BacModel", *,
+                 cutoffs: Sequence[float] = WHOLE_VIEW_CUTOFFS) -> None:
+        if not any(np.any(sample[2]) for sample in samples):
+            raise ParameterError("whole-view validation needs at least one view with BAC.")
+        self.samples, self.bac_model, self.cutoffs = list(samples), bac_model, tuple(cutoffs)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __call__(self) -> WholeViewScore:
+        """Predict every view once (eval mode; the network's mode is restored) and choose the cut-off."""
+        from medlim.mammography.evaluate import sweep_thresholds
+
+        _summaries, per_image = sweep_thresholds(self.bac_model, self.samples, thresholds=self.cutoffs)
+        return choose_cutoff(per_image)

@@ -1,0 +1,158 @@
+"""Issue 12: epoch and cut-off chosen on whole validation views, and hard negatives mined where the network fires."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from medlim.errors import ParameterError
+from medlim.mammography.evaluate import ImageEvaluation, evaluate_image
+from medlim.mammography.inference import BacPrediction
+from medlim.mammography.plan import AugmentationPolicy, PatchCounts, plan_scunet
+from medlim.mammography.preprocess import PreprocessedImage
+from medlim.mammography.selection import choose_cutoff, spread_views, whole_view_score
+from medlim.mammography.train import crop_corners, draw_negatives, false_positive_spots, interleave
+
+
+def _view(name: str, *, dice: float = 0.0, false_px: int = 0, area: float | None = 0.01,
+          has_bac: bool = False) -> ImageEvaluation:
+    """A view evaluated at one cut-off: with BAC and Dice ``dice``, or BAC-free with ``false_px`` predicted pixels."""
+    metrics = {"recall": dice, "precision": dice, "accuracy": 1.0, "f1": dice, "jaccard": dice}
+    readouts = {"pm": float(false_px), "am": float(false_px), "sim": 0.0, "tam_x": 0.0, "tsim_x": 0.0}
+    counts = (10, 0, 0, 90) if has_bac else (0, false_px, 0, 100 - false_px)
+    return ImageEvaluation(name=name, whole=metrics, patches=(), predicted=readouts, truth=readouts, counts=counts,
+                           tam_100=(1.0, 1.0) if has_bac else (0.0, 0.0), pixel_area_mm2=area)
+
+
+def test_whole_view_score_hand_computed() -> None:
+    views = [_view("a", dice=0.8, has_bac=True), _view("b", dice=0.6, has_bac=True),
+             _view("free1", false_px=50, area=0.01),   # 0.5 mm²: 0.5 / (0.5 + 0.5) = 0.5
+             _view("free2", false_px=0),                # nothing predicted: 0
+             _view("free3", false_px=100, area=None)]  # no spacing: 100 px / (100 + 100 px) = 0.5
+    score = whole_view_score(views, cutoff=0.7)
+    # Dice (0.8 + 0.6) / 2 = 0.7; penalty (0.5 + 0 + 0.5) / 3 = 1/3; score 0.7 − 0.5 · 1/3
+    assert score.dice_bac == pytest.approx(0.7) and score.false_penalty == pytest.approx(1 / 3)
+    assert score.score == pytest.approx(0.7 - 0.5 / 3)
+    assert score.false_mm2_median == pytest.approx(0.25)  # median of 0.5 and 0 mm² (free3 has no spacing)
+    assert score.false_px_median == 50.0 and (score.views, score.bac_free_views) == (5, 3)
+    assert score.to_json()["whole_view_score"] == round(0.7 - 0.5 / 3, 4)
+    with pytest.raises(ParameterError, match="at least one view with BAC"):
+        whole_view_score(views[2:], cutoff=0.5)
+
+
+def _prediction(probability: np.ndarray) -> BacPrediction:
+    grey = np.full(probability.shape, 200, np.uint8)
+    return BacPrediction(probability=probability.astype(np.float32),
+                         preprocessed=PreprocessedImage(grey=grey, breast_mask=np.ones(probability.shape, bool)),
+                         preset="thesis", merge="max", stride=448, patches_total=1, patches_predicted=1, device="cpu",
+                         seconds=0.0)
+
+
+def test_the_cutoff_is_chosen_on_whole_views_where_false_area_counts() -> None:
+    # a view with 4 BAC pixels at p 0.9 and two false pixels at 0.65 and 0.45; a BAC-free view (0.5 mm pixels,
+    # 0.25 mm² each) with false pixels at 0.75 and 0.55
+    with_bac = np.zeros((8, 8), np.float32)
+    truth = np.zeros((8, 8), bool)
+    truth[2, 2:6] = True
+    with_bac[truth] = 0.9
+    with_bac[6, 1], with_bac[6, 5] = 0.65, 0.45
+    free = np.zeros((8, 8), np.float32)
+    free[1, 1], free[5, 5] = 0.75, 0.55
+    per_cutoff = {t: [evaluate_image("bac", _prediction(with_bac), truth, threshold=t, x=100.0),
+                      evaluate_image("free", _prediction(free), np.zeros((8, 8), bool), threshold=t, x=100.0,
+                                     pixel_spacing_mm=0.5)]
+                  for t in (0.4, 0.5, 0.7, 0.85)}
+    scores = {t: whole_view_score(v, cutoff=t).score for t, v in per_cutoff.items()}
+    # 0.4: Dice 8/10, 0.5 mm² → cost 0.5;  0.5: Dice 8/9, 0.5 mm² → 0.5;  0.7: Dice 1, 0.25 mm² → 1/3;  0.85: 1, 0
+    assert scores[0.4] == pytest.approx(0.8 - 0.25)
+    assert scores[0.5] == pytest.approx(8 / 9 - 0.25)
+    assert scores[0.7] == pytest.approx(1 - 1 / 6)
+    assert scores[0.85] == pytest.approx(1.0)
+    best = choose_cutoff(per_cutoff)
+    assert best.cutoff == 0.85 and best.false_mm2_median == 0.0
+    # balanced crops around the BAC alone would call 0.7 as good as 0.85: only the BAC-free view separates them
+    assert choose_cutoff({t: per_cutoff[t][:1] for t in (0.7, 0.85)}).cutoff == 0.7  # tie: the one nearer 0.5
+
+
+def test_validation_views_are_spread_over_both_kinds() -> None:
+    assert spread_views([True, True, True, False, False, False, False, False, False], 4) == [0, 2, 3, 8]
+    # one view with BAC: it and 7 of the 9 BAC-free views, evenly spread (positions 0, 1, 3, 4, 5, 7, 8)
+    assert spread_views([True] + [False] * 9, 8) == [0, 1, 2, 4, 5, 6, 8, 9]
+    assert spread_views([True, False], 8) == [0, 1]
+    with pytest.raises(ParameterError, match="limit"):
+        spread_views([True], 0)
+
+
+def test_batches_interleave_bac_crops_and_hard_negatives_are_drawn_by_hardness() -> None:
+    # slots 2 and 5 of 6 hold the BAC patches: every batch of 3 gets one
+    assert interleave(np.array([10, 11]), np.array([20, 21, 22, 23])).tolist() == [20, 21, 10, 22, 23, 11]
+    hardness = np.array([0.0, 5.0, 0.0, 15.0])
+    rng = np.random.default_rng(0)
+    assert sorted(draw_negatives(hardness, 2, hard_share=1.0, rng=rng).tolist()) == [1, 3]
+    first = [draw_negatives(hardness, 2, hard_share=0.5, rng=rng) for _ in range(2000)]
+    assert all(d[0] in (1, 3) and len(set(d)) == 2 for d in first)
+    assert np.mean([d[0] == 3 for d in first]) == pytest.approx(0.75, abs=0.04)  # 15 / (5 + 15)
+    assert sorted(draw_negatives(np.zeros(3), 3, hard_share=0.5, rng=rng).tolist()) == [0, 1, 2]  # none hard yet
+
+
+def test_false_positive_spots_trace_the_strongest_pixel_back_to_the_patch() -> None:
+    probability = np.zeros((2, 4, 4), np.float32)
+    probability[0, 1, 2], probability[0, 3, 3] = 0.9, 0.6
+    # crop 0 was cut at (10, 20) and flipped left-right: output column c came from crop column 3 − c
+    rows, cols = np.mgrid[0:4, 0:4].astype(np.float32)
+    coordinates = np.stack([np.stack([10 + rows, 20 + 3 - cols]), np.stack([rows, cols])])
+    counts, spots = false_positive_spots(probability, coordinates)
+    assert counts.tolist() == [2, 0] and spots.tolist() == [[11, 21], [-1, -1]]
+
+
+def test_crops_of_a_hard_negative_hold_its_false_positive() -> None:
+    grey = np.full((1, 128, 128), 100, np.uint8)
+    mask = np.zeros((1, 128, 128), bool)
+    for seed in range(20):
+        (top, left), = crop_corners(grey, mask, size=64, rng=np.random.default_rng(seed), centres=np.array([[5, 120]]))
+        # between a quarter and three quarters of the crop from the spot, clipped to the patch
+        assert top <= 5 < top + 64 and left <= 120 < left + 64 and top == 0 and left == 64
+        (top, left), = crop_corners(grey, mask, size=64, rng=np.random.default_rng(seed), centres=np.array([[64, 70]]))
+        assert 64 - 48 <= top <= 64 - 16 and 70 - 48 <= left <= 70 - 16  # the spot 16–48 px inside the crop
+    # without a centre the crop is the fullest of the random positions, as before
+    assert crop_corners(grey, mask, size=64, rng=np.random.default_rng(0), centres=np.array([[-1, -1]])).shape == (1, 2)
+
+
+class _FiresOnBrightSpots(nn.Module):
+    """A fake network: logit +12 where the normalised input is 0.3 above the patch mean, −12 elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(()))
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.weight * 40.0 * (inputs[:, :1] - 0.3)
+
+
+def test_training_steps_mine_where_the_network_fires() -> None:
+    from medlim.mammography.folder import PatchPool, ScunetFolderTrainer
+
+    grey = np.full((3, 64, 64), 100, np.uint8)
+    grey[1, 40, 10] = 255  # a BAC-free patch with one bright spot the fake network reads as BAC
+    mask = np.zeros((3, 64, 64), bool)
+    mask[0, 30:34, 30] = True  # the BAC patch
+    pool = PatchPool(grey=grey, mask=mask, views=3, bac_free_views=2, grid_patches=3, seconds=0.0)
+    counts = PatchCounts(train_views=3, train_bac_free_views=2, positives=1, negatives=2, val_views=1,
+                         val_bac_free_views=0, val_positives=1, val_negatives=0)
+    plan = plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=counts,
+                       overrides={"patch_size": 64, "batch_size": 3, "steps_per_epoch": 1, "epochs": 1})
+    # every crop flipped both ways and turned, no intensity change: the spot must be traced back through them
+    flips_only = AugmentationPolicy(flip=1.0, rotate=1.0, contrast_p=0.0, gamma_p=0.0, noise_p=0.0, blur_p=0.0,
+                                    resolution_p=0.0)
+    plan = dataclasses.replace(plan, augmentation=flips_only)
+    trainer = ScunetFolderTrainer(_FiresOnBrightSpots(), pool, grey[:1], mask[:1], plan, device=torch.device("cpu"))
+    trainer.train_epoch(1)
+    # 1 BAC patch and round(1.5 × 1) = 2 BAC-free ones: both negatives visited
+    assert trainer.hardness.tolist() == [0.0, 1.0, 0.0]
+    assert trainer.hot_spot.tolist() == [[-1, -1], [40, 10], [-1, -1]]
+    assert draw_negatives(trainer.hardness[trainer.negative], 1, hard_share=1.0,
+                          rng=np.random.default_rng(0)).tolist() == [0]  # the spotted patch, first negative
