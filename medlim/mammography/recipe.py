@@ -166,6 +166,7 @@ def train_and_register(
         config=config,
         device=device,
         progress=lambda e, n, loss: log(f"epoch {e}/{n} soft-Dice loss {loss:.4f}"),
+        key=("scunet-recipe", command, name, version),  # inside a job: resumed per epoch
     )
     model = model.to("cpu").eval()
     fields = _entry_fields(name=name, version=version, command=command, train_spec=train_spec, config=config,

@@ -37,8 +37,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -510,6 +511,7 @@ def train_scunet(
     config: TrainingConfig = TrainingConfig(),
     device: str | torch.device | None = None,
     progress: Callable[[int, int, float], None] | None = None,
+    key: Sequence[Any] | None = None,
 ) -> TrainingReport:
     """Train SCU-Net with soft Dice on sigmoid outputs (see module docstring).
 
@@ -521,10 +523,16 @@ def train_scunet(
         device: torch device (None: CUDA when present, else CPU). On CUDA, bf16
             autocast is used for speed.
         progress: called as ``progress(epoch, epochs, mean_loss)`` after each epoch.
+        key: what identifies the run (the recorded command): inside a job each epoch is
+            saved and a resumed job goes on after the last saved one
+            (:func:`medlim.core.training.run_epochs`); ``None``: nothing saved.
 
     Returns:
         :class:`TrainingReport`.
     """
+    from medlim.core.training import run_epochs
+    from medlim.core.training_resume import fit_resume
+
     if len(patches) == 0:
         raise ParameterError("No training patches: the images hold no calcification inside the breast.")
     preset = get_preset(preset)
@@ -540,7 +548,9 @@ def train_scunet(
     started = time.perf_counter()
     n = len(patches)
     steps_per_epoch = max(1, math.ceil(n / config.batch_size))
-    for epoch in range(1, config.epochs + 1):
+
+    def train_epoch(epoch: int) -> None:
+        model.train()
         order = torch.randperm(n, generator=generator)
         total = 0.0
         for step in range(steps_per_epoch):
@@ -562,6 +572,15 @@ def train_scunet(
         losses.append(total / steps_per_epoch)
         if progress:
             progress(epoch, config.epochs, losses[-1])
+
+    def restore_losses(values: Mapping[str, Any]) -> None:
+        losses[:] = list(values["losses"])
+
+    resume = None if key is None else fit_resume(
+        "scunet", (*key, asdict(config), len(patches)),
+        lambda: {"model": model, "optimiser": optimizer, "scheduler": scheduler, "generator": generator,
+                 "losses": list(losses)}, apply=restore_losses)
+    run_epochs(train_epoch, epochs=config.epochs, label="SCU-Net", resume=resume)
     model.eval()
     return TrainingReport(
         epochs=config.epochs,

@@ -89,3 +89,35 @@ def test_training_reduces_dice_loss_on_tiny_problem() -> None:
     model = build_scunet()
     report = train_scunet(model, patches, config=TrainingConfig(epochs=25, batch_size=4, learning_rate=1e-2), device="cpu")
     assert report.losses[-1] < report.losses[0] - 0.2
+
+
+@pytest.mark.parametrize("crash_after", [1, 2])
+def test_the_scunet_recipe_loop_resumes_after_its_last_saved_epoch(crash_after: int, tmp_path, monkeypatch) -> None:
+    """Inside a job (issue 15) a run killed right after epoch k's checkpoint trains epochs k+1… only, and ends
+    with the weights and losses of an uninterrupted run (CPU, same seed: bit-equal)."""
+    from medlim.core.training_resume import ENV_VARIABLE
+    from medlim.mammography.scunet import build_scunet
+    from tests.resume_helpers import Crash, killed_after, same_tensors
+
+    rng = np.random.default_rng(1)
+    grey = rng.normal(90, 20, (4, 64, 64)).clip(1, 255).astype(np.uint8)
+    mask = np.zeros((4, 64, 64), bool)
+    mask[:, 20:23, :] = True
+    patches = PatchSet(grey=grey, mask=mask)
+    config = TrainingConfig(epochs=3, batch_size=2, learning_rate=1e-3)
+
+    def run() -> tuple[dict, tuple[float, ...], list[int]]:
+        torch.manual_seed(0)
+        model, epochs = build_scunet(), []
+        report = train_scunet(model, patches, config=config, device="cpu", key=("test",),
+                              progress=lambda e, n, loss: epochs.append(e))
+        return model.state_dict(), report.losses, epochs
+
+    straight = run()  # outside a job: nothing saved
+    monkeypatch.setenv(ENV_VARIABLE, str(tmp_path / "job"))
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        killed_after(patch, crash_after)
+        run()
+    weights, losses, epochs = run()
+    assert epochs == list(range(crash_after + 1, 4))
+    assert losses == straight[1] and same_tensors(weights, straight[0])
