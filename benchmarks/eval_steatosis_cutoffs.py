@@ -4,35 +4,45 @@ Issue 13 asks that, at the page's and CLI's default cutoffs, the steatosis %
 of tissue (kept droplet area ÷ tissue area) lies within 3 percentage points of
 the truth on average (mean absolute error) and falls in the right NASH-CRN and
 donor bands on ≥ 90 % of tiles. The truth is the phantom's exact droplet area
-÷ its tissue area (:attr:`medlim.phantoms.he.HEPhantom.steatosis_fraction`).
+÷ its tissue area (:attr:`medlim.phantoms.he.HEPhantom.steatosis_fraction`). Both that truth and
+medlim's tissue mask leave out glass, vein lumina and tears but count sinusoid lumina as tissue (2.6–4.8 %
+of the tissue on phantoms 7000–7003), which the issue's definition leaves out: against that definition
+both read about 1–2 points low.
 
-Protocol: the shipped model (registry default ``maskrcnn-steatosis``) runs once
-per 1024² phantom (the steps of :func:`medlim.microscopy.steatosis.analysis.analyse_image`,
-exactly as the page and ``medlim steatosis segment`` run it); cutoffs are then
-applied to the cached droplet table. Seeds 7000–7007 are the *validation* set:
-``--select`` searches a small grid of cutoffs on them only and prints the best
-(that is how :data:`~medlim.microscopy.steatosis.droplets.DEFAULT_CUTOFFS` was
-chosen). Seeds 9000–9007 are *held out*: the report compares the ``thesis``
-and ``default`` presets there, once, beside "every detection" (no cutoff at
-all: the floor the cutoffs cannot beat, set by the network's masks).
+Protocol: the shipped model (registry default ``maskrcnn-steatosis``, with the inference settings its
+manifest records: mask threshold 0.35, at most 3,000 detections) runs once per 1024² phantom (the steps of
+:func:`medlim.microscopy.steatosis.analysis.analyse_image`, exactly as the page and ``medlim steatosis
+segment`` run it); cutoffs are then applied to the cached droplet table. Seeds 7000–7007 (the generator's
+defaults) and 7100–7107 (a sparser configuration, ``validation-sparse``) are the *validation* sets: the
+inference settings and ``--select``'s cutoffs were chosen on them only. Seeds 9000–9007 and 9100–9107 are
+*held out*: the report compares the ``thesis`` and ``default`` presets there beside "every detection"
+(score ≥ 0.05, no cutoff at all).
 
-Run: ``python benchmarks/eval_steatosis_cutoffs.py [--split validation|held-out|both] [--select]
-[--size 1024] [--n 8] [--cache DIR] [--json]`` (about 30 s per 1024² tile on 2 CPU threads).
+Run: ``python benchmarks/eval_steatosis_cutoffs.py [--split validation|held-out|validation-sparse|
+held-out-sparse|both|all] [--select] [--size 1024] [--n 8] [--cache DIR] [--json]`` (20–60 s per 1024²
+tile on one shared CPU thread).
 
-Recorded (``maskrcnn-steatosis@2``, 8 + 8 tiles of 1024², CPU; truth 24–42 % on validation,
-3.9–67.7 % held out)::
+Recorded 2026-12-05 (``maskrcnn-steatosis@2``, 8 tiles of 1024² per split, CPU, ``--threads 1``, load
+average 3.5–7; truth 24–42 % on validation, 7.5–30.6 % on validation-sparse, 3.9–67.7 % held out,
+4.3–30.3 % held-out-sparse)::
 
-    split       cutoffs          MAE (pp)  bias (pp)  NASH-CRN right  donor right  both right
-    validation  default              4.70      -4.70             50 %         88 %        50 %
-    validation  thesis              10.95     -10.95             25 %         50 %        25 %
-    held-out    default              8.96      -7.45             62 %         88 %        62 %
-    held-out    thesis              12.85     -12.85             62 %         62 %        62 %
+    split              cutoffs          MAE (pp)  bias (pp)  NASH-CRN right  donor right  both right
+    validation         default              1.57      -0.86            100 %        100 %       100 %
+    validation         thesis              10.63     -10.63             25 %         50 %        25 %
+    validation-sparse  default              0.88      +0.21            100 %        100 %       100 %
+    validation-sparse  thesis               3.59      -3.59             88 %         75 %        75 %
+    held-out           default              3.54      -2.00             75 %         75 %        62 %
+    held-out           thesis              11.93     -11.93             62 %         75 %        62 %
+    held-out-sparse    default              0.64      +0.38             88 %         75 %        75 %
+    held-out-sparse    thesis               3.79      -3.79             88 %         75 %        75 %
 
-"every detection" equals ``default`` on both splits (the default sets no limit). The issue 13
-target (MAE ≤ 3 pp, bands ≥ 90 %) is not met by cutoffs alone: the network's masks miss the
-droplets' one-pixel rim, a 1024² tile is capped at 1,000 detections (dense held-out tiles at
-64.5 % and 67.7 % read 44.0 % and 36.4 %), and at < 5 % steatosis faint false detections
-over-read (3.9 % → 7.6 %).
+Before (mask threshold 0.5, 1,000 detections, default score ≥ 0.05): validation 4.70 pp, held-out 8.96 pp.
+The held-out sets were looked at twice: first with box NMS 0.7 besides (held-out 3.61 pp, held-out-sparse
+0.64 pp, same bands), which was dropped because it cost 0.06 of object F1 on the network's own held-out
+phantoms (seed 7), not because of these numbers. The issue 13 target (MAE ≤ 3 pp, bands ≥ 90 %) is met on
+both validation sets and on held-out-sparse's MAE, not on held-out: the densest tile (9001, truth 67.7 %)
+still reads 53.8 % (the network misses many small droplets packed in clumps), and the band misses are
+tiles within one or two points of a band edge (3.9 → 6.1 %, 29.1 → 31.4 %, 4.3 → 4.9 %).
 """
 
 from __future__ import annotations
@@ -58,8 +68,16 @@ from medlim.microscopy.steatosis.droplets import (  # noqa: E402
     grade,
 )
 
-#: First seed of each split; tile ``i`` of a split is ``generate_he(first + i)``.
-SPLITS = {"validation": 7000, "held-out": 9000}
+#: First seed of each split; tile ``i`` of a split is ``generate_he(first + i, **SPLIT_PHANTOMS[split])``.
+SPLITS = {"validation": 7000, "held-out": 9000, "validation-sparse": 7100, "held-out-sparse": 9100}
+#: Generator options of each split: the generator's defaults (steatosis 0–70 %, radii 4–36 px), and a sparser,
+#: differently configured set (3–30 %, radii 5–30 px, like the independent testers' tiles) so that settings
+#: are not fitted to one configuration of the generator.
+SPLIT_PHANTOMS: dict[str, dict[str, tuple[float, float]]] = {
+    "validation": {}, "held-out": {},
+    "validation-sparse": {"density_range": (0.03, 0.30), "radius_range": (5.0, 30.0)},
+    "held-out-sparse": {"density_range": (0.03, 0.30), "radius_range": (5.0, 30.0)},
+}
 #: No cutoff at all: every detection the network returned (score ≥ 0.05).
 EVERYTHING = Cutoffs(min_score=0.0)
 
@@ -116,7 +134,7 @@ def load_tiles(split: str, *, n: int, size: int, cache: Path | None, log=print) 
     model = None
     tiles = []
     for seed in range(SPLITS[split], SPLITS[split] + n):
-        phantom = generate_he(seed, size=(size, size))
+        phantom = generate_he(seed, size=(size, size), **SPLIT_PHANTOMS[split])
         path = None if cache is None else cache / f"steatosis_{seed}_{size}.npz"
         if path is not None and path.is_file():
             stored = np.load(path)
@@ -124,7 +142,7 @@ def load_tiles(split: str, *, n: int, size: int, cache: Path | None, log=print) 
         else:
             model = model or load_steatosis_model(device="cpu")
             found = detect_droplets(model.model, phantom.image, tile=model.tile, overlap=model.overlap,
-                                    min_score=0.05)  # the arguments of analyse_image
+                                    min_score=0.05, mask_threshold=model.mask_threshold)  # analyse_image's
             labels, scores, label = found.labels, found.scores, model.label
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,7 +189,8 @@ def table_rows(split: str, tiles: list[Tile]) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--split", choices=("validation", "held-out", "both"), default="both")
+    parser.add_argument("--split", choices=(*SPLITS, "both", "all"), default="both",
+                        help="both = validation and held-out; all = every split")
     parser.add_argument("--select", action="store_true", help="grid-search cutoffs on the validation split")
     parser.add_argument("--n", type=int, default=8, help="tiles per split (default 8)")
     parser.add_argument("--size", type=int, default=1024, help="tile side in px (default 1024)")
@@ -186,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    splits = ["validation", "held-out"] if args.split == "both" else [args.split]
+    splits = {"both": ["validation", "held-out"], "all": list(SPLITS)}.get(args.split, [args.split])
     if args.select:
         tiles = load_tiles("validation", n=args.n, size=args.size, cache=args.cache, log=log)
         for result, cutoffs in select(tiles)[:10]:

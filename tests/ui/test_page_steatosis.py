@@ -256,7 +256,8 @@ def test_sliders_at_their_widest_set_no_limit() -> None:
     widest = {name: (low, high) for name, (low, high, _) in SLIDER_RANGES.items()}
     cutoffs = cutoffs_from_sliders(widest, min_score=0.0, reference="all-detections")
     assert cutoffs.area == cutoffs.perimeter == cutoffs.eccentricity == (0.0, math.inf)
-    assert cutoffs_from_sliders(slider_values(DEFAULT_CUTOFFS), min_score=0.05, reference="scored") == DEFAULT_CUTOFFS
+    assert cutoffs_from_sliders(slider_values(DEFAULT_CUTOFFS), min_score=DEFAULT_CUTOFFS.min_score,
+                                reference="scored") == DEFAULT_CUTOFFS
     assert cutoffs_from_sliders(slider_values(THESIS_CUTOFFS), min_score=0.5,
                                 reference="all-detections") == THESIS_CUTOFFS
     assert slider_values(DEFAULT_CUTOFFS)["area"] == (0.0, 10.0)

@@ -213,7 +213,7 @@ def analyse_image(
     if image.ndim != 3 or image.shape[2] < 3:
         raise ParameterError(f"steatosis analysis needs an H×W×3 RGB image, got shape {image.shape}")
     found = detect_droplets(model.model, image, tile=model.tile, overlap=model.overlap, min_score=0.05,
-                            progress=progress)
+                            mask_threshold=model.mask_threshold, progress=progress)
     analysis = analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds, model=model.label,
                                         spacing=spacing)
     if model.familiarity is None:
@@ -344,7 +344,8 @@ def analyse_slide(
     from medlim.microscopy.steatosis.inference import detect_droplets
 
     def segment(pixels: np.ndarray) -> TileSegmentation:
-        found = detect_droplets(model.model, pixels, tile=model.tile, overlap=model.overlap, min_score=0.05)
+        found = detect_droplets(model.model, pixels, tile=model.tile, overlap=model.overlap, min_score=0.05,
+                                mask_threshold=model.mask_threshold)
         tissue = slide_tissue_mask(pixels)
         labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
         return TileSegmentation(labels=labels, extra={"score": scores}, tissue=tissue)

@@ -367,12 +367,14 @@ def _starting_point(registries: "Registries", run: SteatosisRun, progress: Progr
 def _entry_fields(*, name: str, version: str | None, start: _Start, planned: SteatosisPlan, data: TrainingData,
                   command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest fields of steatosis weights trained on a user's images."""
+    from medlim.microscopy.steatosis.inference import MASK_THRESHOLD
+
     how = f"fine-tuned from {start.label}" if start.entry is not None else "trained from scratch"
     return {
         "name": name, "version": version, "task": STEATOSIS_TASK, "architecture": "maskrcnn-steatosis",
         "architecture_kwargs": dict(start.architecture_kwargs), "preset": "rgb-unit",
         "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
-        "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5},
+        "output_type": "probability", "thresholds": {"mask": MASK_THRESHOLD, "score": 0.5},
         "params": {"tile": start.tile, "overlap": start.overlap, "classes": ["background", "droplet"]},
         "metrics": dict(metrics),
         "provenance": {"command": command, "seed": int(planned.plan.settings["seed"]),

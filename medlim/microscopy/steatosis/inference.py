@@ -32,7 +32,16 @@ __all__ = [
     "detect_tile",
     "merge_detections",
     "detect_droplets",
+    "MASK_THRESHOLD",
 ]
+
+#: Mask probability at or above which a pixel belongs to a droplet, for the shipped weights and for weights
+#: trained by ``medlim train steatosis`` (their manifests record it as ``thresholds["mask"]``). Below
+#: torchvision's 0.5: the mask head's probability falls off across the droplet's rim, and at 0.5 the masks
+#: missed 4–7 % of the droplet area on the validation phantoms (seeds 7000–7007, pixels within 1 px of a
+#: mask), which read the steatosis % of tissue low (issue 13). 0.35 was the best of 0.3–0.5 on validation
+#: phantoms 7000–7007 and 7100–7107 (``benchmarks/eval_steatosis_cutoffs.py``).
+MASK_THRESHOLD = 0.35
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,7 @@ def detect_droplets(
     device: torch.device | str | None = None,
     min_score: float = 0.05,
     min_area: int = 6,
+    mask_threshold: float = 0.5,
     progress: Callable[[int, int], None] | None = None,
 ) -> DropletDetections:
     """Detect droplets in an image of any size.
@@ -223,6 +233,8 @@ def detect_droplets(
         device: where to run; None = the model's device.
         min_score: detections below this are not returned.
         min_area: droplets left with fewer px after overlaps are resolved are dropped.
+        mask_threshold: mask probability cut in (0, 1) (0.5, torchvision's convention; the weights'
+            own is :attr:`medlim.microscopy.steatosis.analysis.SteatosisModel.mask_threshold`).
         progress: ``progress(done, total)`` after each tile.
 
     Returns:
@@ -234,6 +246,8 @@ def detect_droplets(
         raise ParameterError(f"expected an H×W×3 RGB image, got shape {image.shape}")
     if tile < 32 or not 0 <= overlap < tile:
         raise ParameterError(f"need tile ≥ 32 and 0 ≤ overlap < tile; tile={tile}, overlap={overlap} given.")
+    if not 0 < mask_threshold < 1:
+        raise ParameterError(f"`mask_threshold` must be in (0, 1), {mask_threshold} is given.")
     if np.issubdtype(image.dtype, np.integer):
         pixels = image[..., :3].astype(np.float32) / float(np.iinfo(image.dtype).max)
     else:
@@ -247,7 +261,8 @@ def detect_droplets(
     groups: list[list[Detection]] = []
     for done, box in enumerate(tiles, start=1):
         kept = []
-        for d in detect_tile(model, pixels[box.window], device=device, min_score=min_score):
+        for d in detect_tile(model, pixels[box.window], device=device, mask_threshold=mask_threshold,
+                             min_score=min_score):
             shifted = Detection(top=d.top + box.top, left=d.left + box.left, mask=d.mask, score=d.score)
             if box.owns(*shifted.centre):
                 kept.append(shifted)

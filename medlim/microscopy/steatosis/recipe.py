@@ -21,7 +21,8 @@ import medlim
 from medlim.core.weights import Registry, WeightsEntry, save_weights
 from medlim.errors import ParameterError
 from medlim.microscopy.steatosis.evaluation import evaluate_methods
-from medlim.microscopy.steatosis.network import build_steatosis_maskrcnn
+from medlim.microscopy.steatosis.inference import MASK_THRESHOLD
+from medlim.microscopy.steatosis.network import DENSE_TILE_SETTINGS, build_steatosis_maskrcnn
 from medlim.microscopy.steatosis.train import (
     SteatosisTrainingConfig,
     SteatosisTrainingReport,
@@ -121,11 +122,11 @@ def _entry_fields(
         "version": version,
         "task": "steatosis-instance-segmentation",
         "architecture": "maskrcnn-steatosis",
-        "architecture_kwargs": {"backbone": backbone},
+        "architecture_kwargs": {"backbone": backbone, **DENSE_TILE_SETTINGS},
         "preset": "rgb-unit",
         "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
         "output_type": "probability",
-        "thresholds": {"mask": 0.5, "score": 0.5},
+        "thresholds": {"mask": MASK_THRESHOLD, "score": 0.5},
         "params": {"tile": 1024, "overlap": 128, "classes": ["background", "droplet"]},
         "provenance": {
             "command": command,

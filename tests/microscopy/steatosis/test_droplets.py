@@ -104,13 +104,21 @@ def test_every_cutoff_at_its_widest_discards_nothing_whatever_the_reference() ->
     assert not apply_cutoffs(table, Cutoffs(min_score=1.0)).kept.any()
 
 
-def test_default_cutoffs_keep_every_detection_the_network_reports() -> None:
-    # Chosen on validation phantoms (benchmarks/eval_steatosis_cutoffs.py): no feature limit, score ≥ 0.05.
+def test_default_cutoffs_keep_every_detection_scoring_at_least_a_tenth() -> None:
+    # Chosen on validation phantoms (benchmarks/eval_steatosis_cutoffs.py): no feature limit, score ≥ 0.1.
     assert DEFAULT_CUTOFFS == Cutoffs() == BUILTIN_PRESETS["default"]
     assert DEFAULT_CUTOFFS.area == DEFAULT_CUTOFFS.perimeter == DEFAULT_CUTOFFS.eccentricity == (0.0, math.inf)
-    assert (DEFAULT_CUTOFFS.min_score, DEFAULT_CUTOFFS.reference) == (0.05, "scored")
+    assert (DEFAULT_CUTOFFS.min_score, DEFAULT_CUTOFFS.reference) == (0.1, "scored")
     table = _small_false_detections_and_one_huge_droplet()
-    assert apply_cutoffs(table).kept.tolist() == [True] * 100
+    assert apply_cutoffs(table).kept.tolist() == [True] * 100  # the faint ones score exactly 0.1
+    # Scores 0.05, 0.09, 0.1, 0.8 with areas 100, 200, 300, 400 on 2,000 px² of tissue: the first two go,
+    # (300 + 400) / 2,000 = 35 % is left; the largest droplet stays whatever its size.
+    table = _table([100, 200, 300, 400], [40, 50, 60, 70], [0.3, 0.3, 0.3, 0.3], [0.05, 0.09, 0.1, 0.8],
+                   tissue_area=2000.0)
+    result = apply_cutoffs(table)
+    assert result.kept.tolist() == [False, False, True, True]
+    assert result.steatosis_fraction == pytest.approx(0.35)
+    assert apply_cutoffs(table, Cutoffs(min_score=0.05)).steatosis_fraction == pytest.approx(0.5)
 
 
 def test_cutoffs_validation_and_round_trip() -> None:

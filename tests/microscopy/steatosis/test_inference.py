@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from medlim.core.tiling import overlapping_tiles
 from medlim.errors import ParameterError
-from medlim.microscopy.steatosis.inference import Detection, detect_droplets, merge_detections
+from medlim.microscopy.steatosis.inference import MASK_THRESHOLD, Detection, detect_droplets, merge_detections
 
 
 class ThresholdNet(torch.nn.Module):
@@ -103,3 +103,41 @@ def test_uint8_input_and_empty_image() -> None:
     assert found.count == 0 and found.labels.shape == (64, 64)
     with pytest.raises(ParameterError):
         detect_droplets(net, np.zeros((64, 64)), device="cpu")
+
+
+class RimNet(torch.nn.Module):
+    """One detection: probability 0.9 on a disk of radius 6 at (16, 16) and 0.45 on the ring out to radius 7."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        height, width = images[0].shape[-2:]
+        probability = np.where(_disk((height, width), (16, 16), 6), 0.9,
+                               np.where(_disk((height, width), (16, 16), 7), 0.45, 0.0)).astype(np.float32)
+        return [{"boxes": torch.tensor([[9.0, 9.0, 24.0, 24.0]]), "scores": torch.tensor([0.8]),
+                 "labels": torch.ones(1, dtype=torch.int64), "masks": torch.from_numpy(probability)[None, None]}]
+
+
+def test_mask_threshold_decides_whether_the_rim_is_droplet() -> None:
+    image = np.zeros((32, 32, 3), np.float32)
+    inner, outer = int(_disk((32, 32), (16, 16), 6).sum()), int(_disk((32, 32), (16, 16), 7).sum())
+    assert (inner, outer) == (113, 149)  # lattice points within radius 6 and 7
+    at_half = detect_droplets(RimNet(), image, tile=32, overlap=0, device="cpu")
+    below = detect_droplets(RimNet(), image, tile=32, overlap=0, device="cpu", mask_threshold=MASK_THRESHOLD)
+    assert int((at_half.labels > 0).sum()) == inner
+    assert int((below.labels > 0).sum()) == outer
+    with pytest.raises(ParameterError, match="mask_threshold"):
+        detect_droplets(RimNet(), image, tile=32, overlap=0, device="cpu", mask_threshold=1.0)
+
+
+def test_the_page_and_cli_use_the_weights_mask_threshold() -> None:
+    from medlim.microscopy.steatosis.analysis import SteatosisModel, analyse_image
+
+    assert MASK_THRESHOLD == 0.35
+    # A mid-grey field is tissue, so the droplet is kept; its area follows the model's own threshold.
+    image = np.full((32, 32, 3), 0.5, np.float32)
+    for threshold, area in ((0.5, 113), (MASK_THRESHOLD, 149)):
+        model = SteatosisModel(model=RimNet(), label="rim:1", tile=32, overlap=0, mask_threshold=threshold)
+        assert analyse_image(model, image).table.area.tolist() == [float(area)]

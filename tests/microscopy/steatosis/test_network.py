@@ -60,3 +60,37 @@ def test_mask_crops_equal_torchvision_full_size_masks_inside_their_boxes() -> No
         rebuilt = torch.zeros_like(reference)
         rebuilt[top : top + crop.shape[0], left : left + crop.shape[1]] = crop
         assert torch.equal(rebuilt, reference)
+
+
+def test_inference_keeps_dense_tiles_and_touching_droplets() -> None:
+    # Issue 13: 1,000 detections capped dense 1024² tiles.
+    from medlim.core.weights import Registry
+    from medlim.microscopy.steatosis.network import DENSE_TILE_SETTINGS
+
+    assert DENSE_TILE_SETTINGS == {"detections_per_image": 3000}
+    model = build_steatosis_maskrcnn(**DENSE_TILE_SETTINGS)
+    assert (model.roi_heads.detections_per_img, model.roi_heads.nms_thresh) == (3000, 0.5)
+    assert model.rpn._pre_nms_top_n["testing"] == model.rpn._post_nms_top_n["testing"] == 6000
+    default = build_steatosis_maskrcnn()  # torchvision's NMS, 1,000 detections, proposals 3,000 / 2,000 as before
+    assert (default.roi_heads.detections_per_img, default.roi_heads.nms_thresh) == (1000, 0.5)
+    assert (default.rpn._pre_nms_top_n["testing"], default.rpn._post_nms_top_n["testing"]) == (3000, 2000)
+    shipped = Registry.load().get("maskrcnn-steatosis")
+    assert dict(shipped.architecture_kwargs) == {"backbone": "resnet10", **DENSE_TILE_SETTINGS}
+    assert shipped.thresholds["mask"] == 0.35
+    with pytest.raises(ParameterError, match="detections_per_image"):
+        build_steatosis_maskrcnn(detections_per_image=0)
+    with pytest.raises(ParameterError, match="box_nms_threshold"):
+        build_steatosis_maskrcnn(box_nms_threshold=0.0)
+    assert build_steatosis_maskrcnn(box_nms_threshold=0.7).roi_heads.nms_thresh == 0.7
+
+
+def test_mask_crops_do_not_hold_the_full_size_paste() -> None:
+    from medlim.microscopy.steatosis.network import NativeScaleTransform
+
+    transform = NativeScaleTransform(min_size=800, max_size=4096, image_mean=[0.5] * 3, image_std=[0.2] * 3).eval()
+    boxes = torch.tensor([[2.0, 3.0, 12.0, 11.0], [100.0, 100.0, 110.0, 120.0]])
+    (lean,) = transform.postprocess([{"boxes": boxes, "masks": torch.rand(2, 1, 28, 28)}], [(256, 256)],
+                                    [(256, 256)])
+    for _top, _left, crop in lean["mask_crops"]:
+        # A view would keep the whole 256×256 float32 paste (262,144 bytes) alive per detection.
+        assert crop.untyped_storage().nbytes() == crop.numel() * 4 < 256 * 256 * 4

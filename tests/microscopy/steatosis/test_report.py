@@ -23,7 +23,7 @@ def _table() -> DropletTable:
 
 def test_report_of_the_default_cutoffs() -> None:
     report = steatosis_report(_table(), DEFAULT_CUTOFFS, model="m:1", detection_seconds=1.23456)
-    # Every droplet scores ≥ 0.05 and no feature is limited: 400 px² of 1,000 → 40 %.
+    # Every droplet scores ≥ 0.1 and no feature is limited: 400 px² of 1,000 → 40 %.
     assert (report.detected, report.kept, report.discarded) == (4, 4, 0)
     assert report.steatosis_fraction == 0.4 and report.steatosis_percent == 40.0
     assert report.nash_crn_band.startswith("S2") and report.donor_band == "≥ 30 %"
