@@ -21,9 +21,9 @@ local ones (same readouts, same scores).
 Run: ``.venv/bin/python benchmarks/bench_ray_engine.py [--bac 32] [--ood 1024] [--repeats 2] [--reading-tasks]``
 (a few minutes on 2 CPU cores; no dependencies beyond medlim's own).
 
-Measured 2026-12-05 on the 2-core development machine while six other jobs
-shared it (load average 5–8, so absolute rates are noisy): see the README,
-"Running on a Ray cluster", for the figures.
+Measured 2026-12-05 on the idle 2-core development machine (``--bac 32 --ood 0
+--reading-tasks``): Ray ×2 ÷ ×1 = 1.51 end to end, 1.88 steady; see the README,
+"Running on a Ray cluster", for the table.
 """
 
 from __future__ import annotations
