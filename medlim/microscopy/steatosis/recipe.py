@@ -87,6 +87,7 @@ def train_and_register(
             f"step {step}/{total} loss {losses['total']:.3f} (mask {losses.get('loss_mask', 0):.3f}, "
             f"cls {losses.get('loss_classifier', 0):.3f}, rpn {losses.get('loss_objectness', 0):.3f})"
         ),
+        key=("steatosis-recipe", command, name, version, seed, tiles, tile_size, backbone),  # in a job: resumed
     )
     model = model.to("cpu").eval()
     log(f"trained {report.iterations} steps in {report.seconds:.0f} s on {report.device}")

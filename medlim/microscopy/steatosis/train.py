@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,6 +200,10 @@ def sample_batch(
     return images, targets
 
 
+#: Optimiser steps saved as one "epoch" of a job's checkpoint (:func:`train_maskrcnn` inside a job).
+RESUME_STEPS = 25
+
+
 class SteatosisTrainer:
     """One Mask R-CNN optimisation at a time, on weak-labelled tiles (the state :func:`train_maskrcnn` steps).
 
@@ -272,6 +277,7 @@ def train_maskrcnn(
     config: SteatosisTrainingConfig = SteatosisTrainingConfig(),
     device: str | None = None,
     progress: Callable[[int, int, dict[str, float]], None] | None = None,
+    key: Sequence[Any] | None = None,
 ) -> SteatosisTrainingReport:
     """Train ``model`` in place on weak-labelled tiles.
 
@@ -281,17 +287,35 @@ def train_maskrcnn(
         config: hyper-parameters.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; None uses the settings.
         progress: ``progress(step, total, losses)`` called every 10 steps and at the end.
+        key: what identifies the run (the recorded command): inside a job every
+            :data:`RESUME_STEPS` steps are saved as an "epoch" and a resumed job goes on
+            after the last saved one (:func:`medlim.core.training.run_epochs`; the
+            ``max_seconds`` clock starts again on resume); ``None``: nothing saved.
 
     Returns:
         :class:`SteatosisTrainingReport`; the model is left on ``device`` in eval mode.
     """
+    from medlim.core.training import run_epochs
+    from medlim.core.training_resume import fit_resume
+
     trainer = SteatosisTrainer(model, tiles, config=config, device=device)
-    for step in range(1, config.iterations + 1):
-        if config.max_seconds is not None and time.perf_counter() - trainer.start >= config.max_seconds:
-            break
-        losses = trainer.step()
-        if progress is not None and (step % 10 == 0 or step == config.iterations):
-            progress(step, config.iterations, losses)
+
+    def train_chunk(chunk: int) -> None:
+        for step in range((chunk - 1) * RESUME_STEPS + 1, min(chunk * RESUME_STEPS, config.iterations) + 1):
+            if config.max_seconds is not None and time.perf_counter() - trainer.start >= config.max_seconds:
+                return
+            losses = trainer.step()
+            if progress is not None and (step % 10 == 0 or step == config.iterations):
+                progress(step, config.iterations, losses)
+
+    def restore(values: Mapping[str, Any]) -> None:
+        trainer.running, trainer.steps = dict(values["running"]), int(values["steps"])
+
+    resume = None if key is None else fit_resume(
+        "steatosis", (*key, asdict(config), len(tiles)),
+        lambda: {"model": trainer.model, "optimiser": trainer.optimiser, "schedule": trainer.schedule,
+                 "rng": trainer.rng, "running": dict(trainer.running), "steps": trainer.steps}, apply=restore)
+    run_epochs(train_chunk, epochs=math.ceil(config.iterations / RESUME_STEPS), label="Mask R-CNN", resume=resume)
     if progress is not None and trainer.steps % 10:
         progress(trainer.steps, config.iterations, {**trainer.running, "total": trainer.total})
     model.eval()

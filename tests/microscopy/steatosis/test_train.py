@@ -117,3 +117,34 @@ def test_training_is_reproducible_from_its_seed() -> None:
     torch.manual_seed(1)
     other = build_steatosis_maskrcnn()
     assert not all(torch.equal(states[0][k], v) for k, v in other.state_dict().items())
+
+
+@pytest.mark.parametrize("crash_after", [1, 2])
+def test_training_in_a_job_resumes_after_its_last_saved_steps(crash_after: int, tmp_path, monkeypatch) -> None:
+    """Inside a job (issue 15) a run killed right after the k-th checkpoint takes only the steps after it and
+    ends with the weights of an uninterrupted run (CPU, no time limit: bit-equal)."""
+    import torch
+
+    from medlim.core.training_resume import ENV_VARIABLE
+    from medlim.microscopy.steatosis import train as train_module
+    from tests.resume_helpers import Crash, counting, killed_after, same_tensors
+
+    monkeypatch.setattr(train_module, "RESUME_STEPS", 1)  # a checkpoint after every step
+    config = SteatosisTrainingConfig(iterations=3, batch_size=1, crop=96, warmup=1)
+
+    def run() -> tuple[dict, int]:
+        torch.manual_seed(0)
+        model = build_steatosis_maskrcnn()
+        report = train_maskrcnn(model, [_tile()], config=config, device="cpu", key=("test",))
+        return model.state_dict(), report.iterations
+
+    straight = run()  # outside a job: nothing saved
+    monkeypatch.setenv(ENV_VARIABLE, str(tmp_path / "job"))
+    with monkeypatch.context() as patch, pytest.raises(Crash):
+        killed_after(patch, crash_after)
+        run()
+    with monkeypatch.context() as patch:
+        steps = counting(patch, train_module.SteatosisTrainer, "step")
+        weights, iterations = run()
+    assert steps["step"] == 3 - crash_after and iterations == 3
+    assert same_tensors(weights, straight[0])
