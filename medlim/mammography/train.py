@@ -503,6 +503,23 @@ def augment_patches(
     return torch.stack(out_grey), torch.stack(out_mask)
 
 
+def _scunet_step(model: nn.Module, optimizer: torch.optim.Optimizer, grey_u8: torch.Tensor, mask: torch.Tensor, *,
+                 generator: torch.Generator, config: TrainingConfig, preset: BacPreset, device: torch.device) -> float:
+    """One optimiser step on a batch of patches (augmented, normalised; bf16 autocast on CUDA); its loss."""
+    grey = grey_u8.to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
+    target = mask.to(device, non_blocking=True).unsqueeze(1).float()
+    grey, target = augment_batch(grey, target, generator=generator, brightness=config.brightness,
+                                 contrast=config.contrast)
+    inputs = normalise_patches((grey * 255.0).round().to(torch.uint8), preset)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(inputs)
+    loss = soft_dice_loss(torch.sigmoid(logits.float()), target)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return float(loss.detach())
+
+
 def train_scunet(
     model: nn.Module,
     patches: PatchSet,
@@ -543,7 +560,6 @@ def train_scunet(
     generator = torch.Generator().manual_seed(config.seed)
     grey_all = torch.from_numpy(patches.grey)
     mask_all = torch.from_numpy(patches.mask)
-    use_autocast = device.type == "cuda"
     losses: list[float] = []
     started = time.perf_counter()
     n = len(patches)
@@ -555,19 +571,8 @@ def train_scunet(
         total = 0.0
         for step in range(steps_per_epoch):
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            grey = grey_all[index].to(device, non_blocking=True).unsqueeze(1).float().div_(255.0)
-            mask = mask_all[index].to(device, non_blocking=True).unsqueeze(1).float()
-            grey, mask = augment_batch(
-                grey, mask, generator=generator, brightness=config.brightness, contrast=config.contrast
-            )
-            inputs = normalise_patches((grey * 255.0).round().to(torch.uint8), preset)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
-                logits = model(inputs)
-            loss = soft_dice_loss(torch.sigmoid(logits.float()), mask)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach())
+            total += _scunet_step(model, optimizer, grey_all[index], mask_all[index], generator=generator,
+                                  config=config, preset=preset, device=device)
         scheduler.step()
         losses.append(total / steps_per_epoch)
         if progress:
