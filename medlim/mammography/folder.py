@@ -422,12 +422,16 @@ class ScunetFolderTrainer:
     def resume_parts(self) -> dict[str, Any]:
         """What a job's checkpoint keeps (:func:`medlim.core.training_resume.capture_state`)."""
         return {"model": self.model, "optimiser": self.optimiser, "schedule": self.schedule, "rng": self.rng,
-                "generator": self.generator, "step": self.step, "train_elapsed": time.perf_counter() - self.started}
+                "generator": self.generator, "step": self.step, "train_elapsed": time.perf_counter() - self.started,
+                "hardness": self.hardness, "hot_spot": self.hot_spot}
 
     def resume_apply(self, values: Mapping[str, Any]) -> None:
-        """Set the counters a checkpoint kept (the schedule's time fraction goes on where it stopped)."""
+        """Set the counters and the hard-negative memory a checkpoint kept (the schedule's time fraction goes
+        on where it stopped)."""
         self.step = int(values["step"])
         self.started = time.perf_counter() - float(values["train_elapsed"])
+        self.hardness = np.asarray(values["hardness"], dtype=np.float64).copy()
+        self.hot_spot = np.asarray(values["hot_spot"], dtype=np.int64).copy()
 
 
 def _seconds_per_patch(model: "torch.nn.Module", device: "torch.device", preset: str) -> float:
