@@ -40,7 +40,7 @@ def test_shift_types_tab_equals_shift_show(medlim_home: Path, capsys: pytest.Cap
 
     assert main(["shift", "show", "--dataset", "named", "--json"]) == 0
     printed = ShiftTypeTable.from_dict(json.loads(capsys.readouterr().out)["shift_types"])
-    assert printed.detectors == ("medshift-cvad",) and set(printed.shift_types) == set(k for k in external.shift_types
+    assert printed.detectors == ("medshift-cvad+stats",) and set(printed.shift_types) == set(k for k in external.shift_types
                                                                                           if k)
     assert sum(row.images for row in printed.rows) == sum(bool(k) for k in external.shift_types)
     for record, expected in zip(shown.to_dict("records"), printed.wide_rows()):
@@ -49,7 +49,7 @@ def test_shift_types_tab_equals_shift_show(medlim_home: Path, capsys: pytest.Cap
             assert (value is None and (got is None or math.isnan(got))) or got == value, (column, got, value)
     assert main(["shift", "show", "--dataset", "named"]) == 0
     text = capsys.readouterr().out
-    assert "per shift type" in text and "medshift-cvad det / AUROC" in text
+    assert "per shift type" in text and "medshift-cvad+stats det / AUROC" in text
     charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")[-2:]]
     for spec in charts:
         assert spec["layout"]["xaxis"]["title"]["text"] == "shift type" and spec["layout"]["yaxis"]["title"]["text"]

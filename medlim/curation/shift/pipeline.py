@@ -566,9 +566,10 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
         if external.shift_types:  # issue 13: detection per shift type
             kinds = [external.shift_types[p] for p in scored.positions]
             severity = None if external.severity is None else external.severity[scored.positions]
-            # labelled by the store's method name (the fused score with the statistics on: settings say which)
+            # labelled by what scored the images ("medshift-cvad+stats" when the statistics are fused), so the
+            # table never passes the fused score off as CVAD alone; the parts below give each view alone
             evidence["shift_types"] = shift_type_evidence(scored.scores, kinds, classes, models.scores_of_internal,
-                                                          method=f"medshift-{config.detector.kind}", severity=severity)
+                                                          method=config.method, severity=severity)
             if models.acquisition is not None and scored.parts:  # each view alone, beside the fused score
                 evidence["shift_types_parts"] = {
                     config.detector.kind: shift_type_evidence(

@@ -53,7 +53,8 @@ def test_the_default_run_fuses_the_acquisition_statistics(tiny_run) -> None:
     _, _, result, _ = tiny_run
     assert result.settings["stats"] is True and result.settings["method"] == "medshift-cvad+stats"
     assert set(result.evidence["auroc_parts"]) == {"cvad", "stats"}
-    assert result.evidence["shift_types"]["rows"][0]["detector"] == "medshift-cvad"  # the store's method
+    # the table is labelled by what scored the images, never passing the fused score off as CVAD alone
+    assert result.evidence["shift_types"]["rows"][0]["detector"] == "medshift-cvad+stats"
     assert set(result.evidence["shift_types_parts"]) == {"cvad", "stats"}
 
 
