@@ -58,6 +58,9 @@ class Settings:
             unset: Ray starts on this machine).
         ray_workers: model workers of the ``ray`` engine when the cluster has no GPU
             (``MEDLIM_RAY_WORKERS``, default 2; with GPUs one per GPU).
+        ray_reading: where the ``ray`` engine reads files: ``auto`` (Ray CPU tasks
+            with GPUs, the model actors without), ``tasks`` or ``actors``
+            (``MEDLIM_RAY_READING``, default ``auto``).
         cache_mb: MiB the on-disk cache of computed maps may take (``MEDLIM_CACHE_MB``,
             default 2048; least recently used entries are evicted; :mod:`medlim.core.disk_cache`).
     """
@@ -81,6 +84,7 @@ class Settings:
     engine: str = "local"
     ray_address: str | None = None
     ray_workers: int = 2
+    ray_reading: str = "auto"
     cache_mb: int = 2048
 
     @property
@@ -108,6 +112,11 @@ class Settings:
             from medlim.errors import ParameterError
 
             raise ParameterError(f"MEDLIM_ENGINE must be local or ray; {engine!r} is given.")
+        ray_reading = (env.get("MEDLIM_RAY_READING") or "auto").strip().lower()
+        if ray_reading not in {"auto", "tasks", "actors"}:
+            from medlim.errors import ParameterError
+
+            raise ParameterError(f"MEDLIM_RAY_READING must be auto, tasks or actors; {ray_reading!r} is given.")
         samples_dir = Path(env.get("MEDLIM_SAMPLES_DIR", str(root / "data_samples")))
         worker = (env.get("MEDLIM_WORKER") or "auto").strip().lower()
         if worker not in {"auto", "external"}:
@@ -134,6 +143,7 @@ class Settings:
             engine=engine,
             ray_address=(env.get("MEDLIM_RAY_ADDRESS") or "").strip() or None,
             ray_workers=_positive_int(env, "MEDLIM_RAY_WORKERS", 2),
+            ray_reading=ray_reading,
             cache_mb=_positive_int(env, "MEDLIM_CACHE_MB", 2048),
         )
 

@@ -525,17 +525,20 @@ class _LostWork:
 
 
 def engine_from_settings(
-    name: str | None = None, *, workers: int | None = None, settings: Settings | None = None
+    name: str | None = None, *, workers: int | None = None, reading: str | None = None,
+    settings: Settings | None = None,
 ) -> Engine:
     """The engine asked for: ``name`` (``local`` or ``ray``), else ``MEDLIM_ENGINE``.
 
     Args:
         name: ``"local"`` or ``"ray"`` (``None``: the settings').
         workers: Ray's CPU model workers (``None``: ``MEDLIM_RAY_WORKERS``).
+        reading: where Ray reads files, ``"auto"``, ``"tasks"`` or ``"actors"``
+            (``None``: ``MEDLIM_RAY_READING``; see :class:`RayEngine`).
         settings: current settings when ``None``.
 
     Raises:
-        ParameterError: an unknown engine name.
+        ParameterError: an unknown engine name or reading layout.
     """
     from medlim.settings import get_settings
 
@@ -545,4 +548,8 @@ def engine_from_settings(
         raise ParameterError(f"the engine must be one of {', '.join(ENGINES)}; {chosen!r} is given.")
     if chosen == "local":
         return LocalEngine()
-    return RayEngine(address=settings.ray_address, workers=workers or settings.ray_workers)
+    layout = (reading or settings.ray_reading or "auto").lower()
+    if layout not in ("auto", "tasks", "actors"):
+        raise ParameterError(f"the Ray reading layout must be auto, tasks or actors; {layout!r} is given.")
+    return RayEngine(address=settings.ray_address, workers=workers or settings.ray_workers,
+                     reading=None if layout == "auto" else layout)

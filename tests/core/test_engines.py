@@ -102,6 +102,18 @@ def test_engine_from_settings() -> None:
         engine_from_settings("spark", settings=settings)
     with pytest.raises(ParameterError, match="workers"):
         RayEngine(workers=0)
+
+
+def test_the_ray_reading_layout_comes_from_the_option_else_the_environment() -> None:
+    assert engine_from_settings("ray", settings=Settings.from_env({})).reading is None  # auto: by the cluster
+    from_env = Settings.from_env({"MEDLIM_RAY_READING": "Tasks"})
+    assert from_env.ray_reading == "tasks" and engine_from_settings("ray", settings=from_env).reading == "tasks"
+    assert engine_from_settings("ray", reading="actors", settings=from_env).reading == "actors"
+    assert engine_from_settings("ray", reading="auto", settings=from_env).reading is None
+    with pytest.raises(ParameterError, match="MEDLIM_RAY_READING"):
+        Settings.from_env({"MEDLIM_RAY_READING": "threads"})
+    with pytest.raises(ParameterError, match="reading"):
+        engine_from_settings("ray", reading="threads", settings=from_env)
     with pytest.raises(ParameterError, match="reading"):
         RayEngine(reading="threads")
 
