@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +91,8 @@ class ImageEvaluation:
         counts: ``(tp, fp, fn, tn)`` pixels.
         tam_100: ``(predicted, true)`` TAM_100 (X = 100 whatever X the readouts use).
         pixel_area_mm2: area of one pixel in mm², or ``None`` without a spacing.
+        unlike_training: whether the weights' training-data check flagged the view
+            (``None``: the weights carry no check).
     """
 
     name: str
@@ -101,6 +103,7 @@ class ImageEvaluation:
     counts: tuple[int, int, int, int]
     tam_100: tuple[float, float] = (math.nan, math.nan)
     pixel_area_mm2: float | None = None
+    unlike_training: bool | None = None
 
     @property
     def has_bac(self) -> bool:
@@ -124,6 +127,9 @@ class BacEvaluation:
         false_am_px_median: median predicted AM (px) over those (NaN without any).
         false_am_mm2_median: the same in mm² over those whose file gives a pixel
             spacing (``None`` when none does).
+        unlike_training_checked, unlike_training_flagged: views the weights'
+            training-data check scored, and those it flagged as unlike the
+            training data (issue 13: a model's own kind of images should rarely be).
     """
 
     images: int
@@ -139,6 +145,8 @@ class BacEvaluation:
     bac_free_images: int = 0
     false_am_px_median: float = math.nan
     false_am_mm2_median: float | None = None
+    unlike_training_checked: int = 0
+    unlike_training_flagged: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -276,6 +284,8 @@ def _burden_figures(evaluations: Sequence[ImageEvaluation]) -> dict[str, Any]:
         "bac_free_images": len(free),
         "false_am_px_median": float(np.median([e.predicted["am"] for e in free])) if free else math.nan,
         "false_am_mm2_median": float(np.median(in_mm2)) if in_mm2 else None,
+        "unlike_training_checked": sum(1 for e in evaluations if e.unlike_training is not None),
+        "unlike_training_flagged": sum(1 for e in evaluations if e.unlike_training),
     }
 
 
@@ -376,18 +386,27 @@ def sweep_thresholds(
         file_spacing = rest[0] if rest else None
         decision = bac_spacing(bac_model, file_spacing_mm=None if file_spacing is None else _pair(file_spacing),
                                file_source="file", pixel_spacing_mm=pixel_spacing_mm)
-        prediction = predict_at_model_spacing(image, bac_model, decision).prediction
+        scaled = predict_at_model_spacing(image, bac_model, decision)
+        flagged = _flagged(bac_model, scaled.model_view)
         # mm² only where the spacing is known (a stated or file spacing), never an assumed one
         spacing = None if decision.spacing_source == MODEL_DEFAULT else decision.pixel_spacing_mm
         for t in thresholds:
-            per_image[t].append(
-                evaluate_image(name, prediction, truth, threshold=t, x=xx, patch_size=preset.patch_size, stride=448,
-                               pixel_spacing_mm=spacing)
-            )
+            evaluation = evaluate_image(name, scaled.prediction, truth, threshold=t, x=xx,
+                                        patch_size=preset.patch_size, stride=448, pixel_spacing_mm=spacing)
+            per_image[t].append(replace(evaluation, unlike_training=flagged))
         if progress:
             progress(done, name)
     summaries = {t: summarise(per_image[t], threshold=t, x=xx) for t in thresholds}
     return summaries, per_image
+
+
+def _flagged(bac_model: BacModel, model_view: Any) -> bool | None:
+    """Whether the weights' training-data check flags a view as inference saw it (``None``: no check)."""
+    if bac_model.familiarity is None:
+        return None
+    from medlim.mammography.familiarity import assess_mammogram
+
+    return bool(assess_mammogram(bac_model.familiarity, model_view)[0].flagged)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -504,6 +523,9 @@ def evaluation_table_lines(summary: BacEvaluation, head: str) -> list[str]:
                      f"{summary.false_am_px_median:.0f} px")
     else:
         lines.append("false AM: no BAC-free view to measure it on")
+    if summary.unlike_training_checked:
+        lines.append(f"training-data check: {summary.unlike_training_flagged} of {summary.unlike_training_checked} "
+                     "views flagged as unlike the weights' training data")
     return lines
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from medlim.cli import main
 from medlim.errors import ParameterError
-from medlim.mammography.evaluate import ImageEvaluation, summarise
+from medlim.mammography.evaluate import ImageEvaluation, evaluation_table_lines, summarise
 from medlim.mammography.plan import AugmentationPolicy, PatchCounts, plan_scunet
 from medlim.settings import get_settings
 
@@ -114,20 +114,20 @@ def test_crops_hold_the_calcification_and_augmentation_keeps_background_black() 
 
 
 def _evaluation(name: str, tam: tuple[float, float], *, truth_px: int, am: float,
-                area: float | None) -> ImageEvaluation:
+                area: float | None, flagged: bool | None = None) -> ImageEvaluation:
     readouts = {"pm": am, "am": am, "sim": 0.0, "tam_x": tam[0], "tsim_x": 0.0}
     truth = {"pm": float(truth_px), "am": float(truth_px), "sim": 0.0, "tam_x": tam[1], "tsim_x": 0.0}
     metrics = {"recall": 1.0, "precision": 1.0, "accuracy": 1.0, "f1": 1.0, "jaccard": 1.0}
     counts = (truth_px, int(am) - truth_px if am >= truth_px else 0, 0, 100)
     return ImageEvaluation(name=name, whole=metrics, patches=(), predicted=readouts, truth=truth, counts=counts,
-                           tam_100=tam, pixel_area_mm2=area)
+                           tam_100=tam, pixel_area_mm2=area, unlike_training=flagged)
 
 
 def test_burden_figures_hand_computed() -> None:
     views = [
-        _evaluation("a", (120.0, 100.0), truth_px=100, am=130, area=0.01),
-        _evaluation("b", (80.0, 100.0), truth_px=100, am=90, area=0.01),
-        _evaluation("free1", (6.0, 0.0), truth_px=0, am=10, area=0.01),  # 10 px × 0.01 mm² = 0.1 mm²
+        _evaluation("a", (120.0, 100.0), truth_px=100, am=130, area=0.01, flagged=False),
+        _evaluation("b", (80.0, 100.0), truth_px=100, am=90, area=0.01, flagged=True),
+        _evaluation("free1", (6.0, 0.0), truth_px=0, am=10, area=0.01, flagged=True),  # 10 px × 0.01 mm² = 0.1 mm²
         _evaluation("free2", (0.0, 0.0), truth_px=0, am=30, area=0.04),  # 1.2 mm²
         _evaluation("free3", (0.0, 0.0), truth_px=0, am=50, area=None),  # no spacing: px only
     ]
@@ -137,6 +137,9 @@ def test_burden_figures_hand_computed() -> None:
     assert summary.bac_free_images == 3 and summary.false_am_px_median == 30.0
     assert summary.false_am_mm2_median == pytest.approx(0.65)  # median of 0.1 and 1.2
     assert summary.to_dict()["false_am_mm2_median"] == pytest.approx(0.65)
+    # the training-data check scored 3 views (two unchecked: weights without a check) and flagged 2
+    assert (summary.unlike_training_checked, summary.unlike_training_flagged) == (3, 2)
+    assert "training-data check: 2 of 3 views flagged" in "\n".join(evaluation_table_lines(summary, "head"))
     no_bac = summarise(views[2:], threshold=0.5, x=100)
     assert math.isnan(no_bac.tam_relative_bias)
     with_bac_only = summarise(views[:2], threshold=0.5, x=100)
