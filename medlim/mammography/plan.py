@@ -196,7 +196,7 @@ def _check_overrides(overrides: Mapping[str, Any]) -> None:
     size = overrides.get("patch_size")
     if size is not None and (not isinstance(size, int) or size % 32 or not 64 <= size <= 512):
         raise ParameterError(f"--patch-size must be a multiple of 32 between 64 and 512; {size!r} is given.")
-    for name in ("batch_size", "epochs", "steps_per_epoch", "threads"):
+    for name in ("batch_size", "epochs", "steps_per_epoch", "threads", "patience", "whole_view_views"):
         value = overrides.get(name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ParameterError(f"--{name.replace('_', '-')} must be a positive integer; {value!r} is given.")
@@ -302,7 +302,8 @@ def plan_scunet(
         spacings: ``(row mm, column mm, views)`` per pixel spacing (from the fingerprint).
         seed: sampling seed.
         overrides: settings given on the command line (``patch_size``, ``batch_size``,
-            ``learning_rate``, ``epochs``, ``steps_per_epoch``, ``threads``).
+            ``learning_rate``, ``epochs``, ``steps_per_epoch``, ``threads``, ``patience``,
+            ``whole_view_views``).
         starting_point: where the weights start, for the record (``"scunet-bac@2"``, ``"fresh"``).
         given: ``"preset"`` and/or ``"skip"`` when the command line chose them.
 
@@ -335,7 +336,8 @@ def plan_scunet(
         reasons[key] = "given on the command line" + (f" (planned: {planned})" if planned is not None else "")
     settings.update(overrides)
     steps_per_epoch = int(settings["steps_per_epoch"])
-    settings["patience"] = max(PATIENCE, math.ceil(PATIENCE_STEPS / steps_per_epoch))
+    if "patience" not in overrides:
+        settings["patience"] = max(PATIENCE, math.ceil(PATIENCE_STEPS / steps_per_epoch))
     settings["warmup_steps"] = 0 if fine_tune else min(50, steps_per_epoch)
     policy = AugmentationPolicy()
     record = TrainingPlan(task="scunet", settings={**settings, "augmentation": policy.to_json()}, reasons=reasons,

@@ -83,6 +83,13 @@ def test_plan_follows_the_device_and_the_starting_point() -> None:
     with pytest.raises(ParameterError, match="--patch-size"):
         plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=_counts(),
                     overrides={"patch_size": 100})
+    steady = plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=_counts(),
+                         overrides={"patience": 30, "whole_view_views": 16})
+    assert (steady.patience, steady.whole_view_views) == (30, 16)  # given, not recomputed from the steps
+    assert steady.plan.to_json()["reasons"]["patience"].startswith("given on the command line")
+    with pytest.raises(ParameterError, match="--patience"):
+        plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=_counts(),
+                    overrides={"patience": 0})
 
 
 def test_crops_hold_the_calcification_and_augmentation_keeps_background_black() -> None:
