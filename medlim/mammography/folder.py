@@ -542,9 +542,10 @@ def _entry_fields(*, name: str, version: str | None, start: _Start, planned: Scu
         "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0], **spacing},
         "output_type": "probability", "thresholds": {"output": float(cutoff)},
         "params": {"overlap": 64, "merge": "max", "skip": planned.skip, "output_activation": "sigmoid", "x": 100.0,
-                   "threshold_selection": f"cut-off {cutoff:g}: best whole-view score (mean Dice of the views with "
-                                         "BAC − 0.5 × mean f/(f + 0.5 mm²) of the false area f of the BAC-free "
-                                         "views) of the validation views among "
+                   "threshold_selection": f"cut-off {cutoff:g}: best whole-view score (the mean Dice of the views "
+                                         "with BAC, among cut-offs whose median false area on the BAC-free views "
+                                         "is at most 0.5 mm²; the least false area when none is) of the "
+                                         "validation views among "
                                          f"{', '.join(map(str, WHOLE_VIEW_CUTOFFS))}, at the epoch chosen by the "
                                          "same score (validation data only; medlim.mammography.selection)"},
         "metrics": dict(metrics),

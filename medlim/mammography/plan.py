@@ -36,7 +36,8 @@ starting point, see ``weights/manifest.json``):
 * validation: whole validation views (at most ``whole_view_views``, half with
   BAC), predicted as ``medlim bac evaluate`` predicts them; the epoch and the
   cut-off are chosen by the whole-view score of :mod:`.selection` (Dice on the
-  views with BAC less a penalty for false area on BAC-free views), never on
+  views with BAC, among cut-offs that keep the median false area on BAC-free
+  views within 0.5 mm²), never on
   training data. A fixed crop set (BAC crops and as many BAC-free crops, at most
   ``val_crops``) is scored too, its pooled Dice at the best of :data:`CUTOFFS`
   (the rule before issue 12's whole-view selection; it breaks ties).
@@ -269,8 +270,9 @@ def _setting_reasons(mode: str, device: str, patch: int, batch: int, fine_tune: 
         "augmentation": "flips, 90° turns; inside the breast: brightness/contrast, gamma, noise, blur, "
                         "lower resolution (nnU-Net's kinds at lighter settings); no scaling",
         "validation": f"up to {_WHOLE_VIEWS[device]} whole validation views (half with BAC), predicted as `medlim "
-                      "bac evaluate` does; epoch and cut-off by the whole-view score (mean Dice of the views with "
-                      "BAC − 0.5 × mean f/(f + 0.5 mm²) of the false area f of the BAC-free views, "
+                      "bac evaluate` does; epoch and cut-off by the whole-view score (the mean Dice of the views "
+                      "with BAC among cut-offs whose median false area on the BAC-free views is at most 0.5 mm², "
+                      "the least false area when none is; "
                       "medlim.mammography.selection); ties broken by the pooled Dice of fixed crops (BAC crops "
                       f"and as many BAC-free ones, at most {_VAL_CROPS[device]}, best of "
                       f"{', '.join(map(str, CUTOFFS))})",

@@ -34,12 +34,16 @@ def test_whole_view_score_hand_computed() -> None:
              _view("free2", false_px=0),                # nothing predicted: 0
              _view("free3", false_px=100, area=None)]  # no spacing: 100 px / (100 + 100 px) = 0.5
     score = whole_view_score(views, cutoff=0.7)
-    # Dice (0.8 + 0.6) / 2 = 0.7; penalty (0.5 + 0 + 0.5) / 3 = 1/3; score 0.7 − 0.5 · 1/3
+    # Dice (0.8 + 0.6) / 2 = 0.7; costs 0.5, 0, 0.5: mean 1/3, median 0.5 — within the target, so the score is the Dice
     assert score.dice_bac == pytest.approx(0.7) and score.false_penalty == pytest.approx(1 / 3)
-    assert score.score == pytest.approx(0.7 - 0.5 / 3)
+    assert score.feasible and score.score == pytest.approx(0.7)
     assert score.false_mm2_median == pytest.approx(0.25)  # median of 0.5 and 0 mm² (free3 has no spacing)
     assert score.false_px_median == 50.0 and (score.views, score.bac_free_views) == (5, 3)
-    assert score.to_json()["whole_view_score"] == round(0.7 - 0.5 / 3, 4)
+    assert score.to_json()["whole_view_score"] == 0.7 and score.to_json()["whole_view_false_area_within_target"]
+    # one more false pixel on free1 (0.51 mm², cost 0.51 / 1.01) and free2 at 1 mm² (cost 2/3): median cost 0.5050 > ½
+    over = [*views[:2], _view("free1", false_px=51, area=0.01), _view("free2", false_px=100, area=0.01), views[4]]
+    missed = whole_view_score(over, cutoff=0.7)
+    assert not missed.feasible and missed.score == pytest.approx(-0.51 / 1.01)  # minus the median cost
     with pytest.raises(ParameterError, match="at least one view with BAC"):
         whole_view_score(views[2:], cutoff=0.5)
 
@@ -67,15 +71,21 @@ def test_the_cutoff_is_chosen_on_whole_views_where_false_area_counts() -> None:
                                      pixel_spacing_mm=0.5)]
                   for t in (0.4, 0.5, 0.7, 0.85)}
     scores = {t: whole_view_score(v, cutoff=t).score for t, v in per_cutoff.items()}
-    # 0.4: Dice 8/10, 0.5 mm² → cost 0.5;  0.5: Dice 8/9, 0.5 mm² → 0.5;  0.7: Dice 1, 0.25 mm² → 1/3;  0.85: 1, 0
-    assert scores[0.4] == pytest.approx(0.8 - 0.25)
-    assert scores[0.5] == pytest.approx(8 / 9 - 0.25)
-    assert scores[0.7] == pytest.approx(1 - 1 / 6)
-    assert scores[0.85] == pytest.approx(1.0)
-    best = choose_cutoff(per_cutoff)
+    # every cut-off keeps the false area within 0.5 mm² (0.5, 0.5, 0.25, 0 mm²): the Dice decides
+    assert scores[0.4] == pytest.approx(0.8) and scores[0.5] == pytest.approx(8 / 9)
+    assert scores[0.7] == pytest.approx(1.0) and scores[0.85] == pytest.approx(1.0)
+    assert choose_cutoff(per_cutoff).cutoff == 0.7  # 0.7 and 0.85 tie: the one nearer 0.5
+    # 0.75 mm pixels (0.5625 mm² each): only 0.85 keeps the BAC-free view within the target
+    coarse = {t: [views[0], evaluate_image("free", _prediction(free), np.zeros((8, 8), bool), threshold=t, x=100.0,
+                                            pixel_spacing_mm=0.75)] for t, views in per_cutoff.items()}
+    scores = {t: whole_view_score(v, cutoff=t).score for t, v in coarse.items()}
+    # 0.4 and 0.5: 1.125 mm² → −1.125 / 1.625;  0.7: 0.5625 mm² → −0.5625 / 1.0625;  0.85: Dice 1
+    assert scores[0.4] == pytest.approx(-1.125 / 1.625) and scores[0.5] == pytest.approx(-1.125 / 1.625)
+    assert scores[0.7] == pytest.approx(-0.5625 / 1.0625) and scores[0.85] == pytest.approx(1.0)
+    best = choose_cutoff(coarse)
     assert best.cutoff == 0.85 and best.false_mm2_median == 0.0
-    # balanced crops around the BAC alone would call 0.7 as good as 0.85: only the BAC-free view separates them
-    assert choose_cutoff({t: per_cutoff[t][:1] for t in (0.7, 0.85)}).cutoff == 0.7  # tie: the one nearer 0.5
+    # the view with BAC alone would call 0.7 as good as 0.85: only the BAC-free view separates them
+    assert choose_cutoff({t: coarse[t][:1] for t in (0.7, 0.85)}).cutoff == 0.7  # tie: the one nearer 0.5
 
 
 def test_validation_views_are_spread_over_both_kinds() -> None:
