@@ -1,5 +1,5 @@
 """'Unlike my training data' for SCU-Net (issue 13): the checks shipped with scunet-bac v2 (and, for
-wrong kinds, v3) on wrong kinds of images, For-Processing files and in-family phantoms, its calibration record and its plumbing.
+wrong kinds, scunet-bac-dr) on wrong kinds of images, For-Processing files and in-family phantoms, its calibration record and its plumbing.
 
 The wrong-kind images here use seeds 11-15, not the seeds 1-2 that served to choose the feature
 scales (``medlim/core/familiarity.py``); images are 512 px (the smallest the page accepts) or the
@@ -43,10 +43,11 @@ def shipped() -> tuple:
     return entry, check
 
 
-@pytest.fixture(scope="module", params=["2", "3"])
+@pytest.fixture(scope="module", params=[("scunet-bac", "2"), ("scunet-bac-dr", "1")])
 def any_shipped(request: pytest.FixtureRequest) -> tuple:
-    """Each shipped SCU-Net with a check: v2 (family A phantoms) and v3 (both phantom families)."""
-    entry = Registry.load(ROOT / "weights").get("scunet-bac", request.param)
+    """Each shipped SCU-Net with a check: scunet-bac v2 (family A phantoms) and scunet-bac-dr (both families)."""
+    name, version = request.param
+    entry = Registry.load(ROOT / "weights").get(name, version)
     check = load_familiarity(entry)
     assert check is not None
     return entry, check
