@@ -1,5 +1,6 @@
 """'Unlike my training data' for SCU-Net (issue 13): the checks shipped with scunet-bac v2 (and, for
-wrong kinds, scunet-bac-dr) on wrong kinds of images, For-Processing files and in-family phantoms, its calibration record and its plumbing.
+wrong kinds, scunet-bac-dr) on wrong kinds of images, For-Processing files and in-family phantoms, its
+calibration record and its plumbing.
 
 The wrong-kind images here use seeds 11-15, not the seeds 1-2 that served to choose the feature
 scales (``medlim/core/familiarity.py``); images are 512 px (the smallest the page accepts) or the
