@@ -256,3 +256,19 @@ def test_calibration_reproduces_the_shipped_file_exactly(capsys: pytest.CaptureF
     assert main(["weights", "calibrate-familiarity", "scunet-bac@2", "--check",
                  "--weights-dir", str(ROOT / "weights")]) == 0  # fmt: skip
     assert "reproduced exactly" in capsys.readouterr().out
+
+
+def test_the_evaluation_counts_the_views_the_check_flags() -> None:
+    """`medlim bac evaluate` reports how many views the weights' check flagged (issue 13's flag rate)."""
+    from medlim.core.weights import Registries
+    from medlim.mammography.analysis import load_bac_model
+    from medlim.mammography.evaluate import sweep_thresholds
+    from medlim.phantoms.radiograph import generate_radiograph
+
+    model = load_bac_model("scunet-bac@2", registry=Registries.load(weights_dir=ROOT / "weights"), device="cpu")
+    radiograph = _u8(generate_radiograph(seed=SEEDS[0], index=0, body_part="humerus", size=512).image)
+    truth = np.zeros(radiograph.shape, bool)
+    truth[100:104, 100:140] = True  # a view needs BAC somewhere for the whole-image figures
+    summaries, per_image = sweep_thresholds(model, [("radiograph", radiograph, truth)], thresholds=(0.6,))
+    assert per_image[0.6][0].unlike_training is True  # a limb radiograph is not a mammogram
+    assert (summaries[0.6].unlike_training_checked, summaries[0.6].unlike_training_flagged) == (1, 1)
