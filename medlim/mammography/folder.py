@@ -337,7 +337,7 @@ class ScunetFolderTrainer:
         """One epoch of ``steps_per_epoch`` optimiser steps; returns a progress line."""
         import torch
 
-        from medlim.mammography.train import augment_patches, crop_corners, cut_crops, soft_dice_loss
+        from medlim.mammography.train import augment_patches, crop_corners, cut_crops, segmentation_loss
 
         self.model.train()
         order, total = self._epoch_order(), 0.0
@@ -359,7 +359,7 @@ class ScunetFolderTrainer:
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=autocast):
                 logits = self.model(inputs)
             probability = torch.sigmoid(logits.float())
-            loss = soft_dice_loss(probability, target_t[:, :1].to(self.device))
+            loss = segmentation_loss(logits, target_t[:, :1].to(self.device), kind=self.plan.loss)
             coordinates = target_t[:, 1:].numpy() + corners[:, :, None, None].astype(np.float32)
             self._remember_hard(chosen, probability.detach()[:, 0].float().cpu().numpy(), coordinates)
             self.optimiser.zero_grad(set_to_none=True)

@@ -62,6 +62,7 @@ __all__ = [
     "PATIENCE_STEPS",
     "CUTOFFS",
     "FRESH_PRESET",
+    "LOSSES",
     "AugmentationPolicy",
     "ScunetPlan",
     "PatchCounts",
@@ -82,6 +83,9 @@ PATIENCE_STEPS = 250
 CUTOFFS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: Preprocessing of a network trained from scratch.
 FRESH_PRESET = "thesis-unclipped"
+#: Training losses: the thesis's soft Dice over the batch, and that plus pixel-wise binary cross-entropy (nnU-Net's
+#: Dice + CE; a stated deviation, :func:`medlim.mammography.train.segmentation_loss`).
+LOSSES: tuple[str, ...] = ("dice", "dice+bce")
 #: Optimisation steps aimed at: (fine-tune, fresh) on (CPU, GPU).
 _TARGET_STEPS = {("fine-tune", "cpu"): 900, ("fine-tune", "cuda"): 3000, ("fresh", "cpu"): 2000,
                  ("fresh", "cuda"): 12000}
@@ -168,6 +172,7 @@ class ScunetPlan:
         val_crops: most validation crops (half BAC, half BAC-free when there are enough).
         whole_view_views: most whole validation views scored at each validation.
         augmentation: the augmentation policy.
+        loss: one of :data:`LOSSES`.
         seed: sampling and initialisation seed.
         threads: torch CPU threads (``None`` on a GPU).
         plan: the record (settings, reasons, overridden).
@@ -191,6 +196,7 @@ class ScunetPlan:
     seed: int
     threads: int | None
     plan: TrainingPlan
+    loss: str = "dice"
 
 
 def _check_overrides(overrides: Mapping[str, Any]) -> None:
@@ -201,6 +207,9 @@ def _check_overrides(overrides: Mapping[str, Any]) -> None:
         value = overrides.get(name)
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ParameterError(f"--{name.replace('_', '-')} must be a positive integer; {value!r} is given.")
+    loss = overrides.get("loss")
+    if loss is not None and loss not in LOSSES:
+        raise ParameterError(f"--loss must be one of {', '.join(LOSSES)}; {loss!r} is given.")
     lr = overrides.get("learning_rate")
     if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ParameterError(f"--lr must be a positive number; {lr!r} is given.")
@@ -305,7 +314,7 @@ def plan_scunet(
         seed: sampling seed.
         overrides: settings given on the command line (``patch_size``, ``batch_size``,
             ``learning_rate``, ``epochs``, ``steps_per_epoch``, ``threads``, ``patience``,
-            ``whole_view_views``).
+            ``whole_view_views``, ``loss``).
         starting_point: where the weights start, for the record (``"scunet-bac@2"``, ``"fresh"``).
         given: ``"preset"`` and/or ``"skip"`` when the command line chose them.
 
@@ -325,7 +334,7 @@ def plan_scunet(
     settings: dict[str, Any] = {"preset": preset, "skip": skip, "patch_size": patch, "batch_size": batch,
                                 "negative_ratio": NEGATIVE_RATIO,
                                 "hard_negative_share": HARD_NEGATIVE_SHARE, "val_crops": _VAL_CROPS[device],
-                                "whole_view_views": _WHOLE_VIEWS[device], "seed": seed,
+                                "whole_view_views": _WHOLE_VIEWS[device], "seed": seed, "loss": "dice",
                                 "device": device, "start": starting_point or mode,
                                 "threads": max(1, min(4, (os.cpu_count() or 2) // 2)) if device == "cpu" else None}
     schedule, schedule_reasons = _schedule(mode, device, counts.positives, batch)
@@ -351,4 +360,5 @@ def plan_scunet(
                       patience=int(settings["patience"]), negative_ratio=float(settings["negative_ratio"]),
                       hard_negative_share=float(settings["hard_negative_share"]), val_crops=int(settings["val_crops"]),
                       whole_view_views=int(settings["whole_view_views"]), augmentation=policy, seed=int(seed),
-                      threads=None if settings["threads"] is None else int(settings["threads"]), plan=record)
+                      threads=None if settings["threads"] is None else int(settings["threads"]), plan=record,
+                      loss=str(settings["loss"]))

@@ -64,6 +64,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingReport",
     "soft_dice_loss",
+    "segmentation_loss",
     "extract_image_patches",
     "combine_patches",
     "extract_training_patches",
@@ -151,6 +152,28 @@ def soft_dice_loss(prediction: torch.Tensor, target: torch.Tensor, *, eps: float
     intersection = (prediction * target).sum()
     denominator = (target * target).sum() + (prediction * prediction).sum() + eps
     return 1.0 - 2.0 * intersection / denominator
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor, *, kind: str = "dice") -> torch.Tensor:
+    """The training loss of SCU-Net on a user's views.
+
+    ``"dice"``: :func:`soft_dice_loss` of ``sigmoid(logits)`` over the batch (the thesis's loss). ``"dice+bce"``:
+    that plus the mean pixel-wise binary cross-entropy, as nnU-Net trains (Dice + CE; a stated deviation). Over the
+    batch, Dice weighs a calcification by its share of the batch's BAC pixels, so a few faint specks of mild BAC
+    among heavy BAC barely move it; cross-entropy charges every missed pixel by its own probability.
+
+    Args:
+        logits: ``Tensor[N, 1, H, W]`` the network's output before the sigmoid.
+        target: ``Tensor[N, 1, H, W]`` in {0, 1}.
+        kind: ``"dice"`` or ``"dice+bce"``.
+    """
+    probability = torch.sigmoid(logits.float())
+    loss = soft_dice_loss(probability, target)
+    if kind == "dice":
+        return loss
+    if kind == "dice+bce":
+        return loss + nn.functional.binary_cross_entropy_with_logits(logits.float(), target.float())
+    raise ParameterError(f"unknown loss {kind!r}; known: dice, dice+bce.")
 
 
 def extract_image_patches(

@@ -90,6 +90,13 @@ def test_plan_follows_the_device_and_the_starting_point() -> None:
     with pytest.raises(ParameterError, match="--patience"):
         plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=_counts(),
                     overrides={"patience": 0})
+    assert cpu.loss == "dice" and cpu.plan.to_json()["settings"]["loss"] == "dice"
+    bce = plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=_counts(),
+                      overrides={"loss": "dice+bce"})
+    assert bce.loss == "dice+bce" and bce.plan.to_json()["reasons"]["loss"].startswith("given on the command line")
+    with pytest.raises(ParameterError, match="--loss"):
+        plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=_counts(),
+                    overrides={"loss": "focal"})
 
 
 def test_crops_hold_the_calcification_and_augmentation_keeps_background_black() -> None:

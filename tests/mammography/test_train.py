@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from medlim.mammography.train import (
     augment_batch,
     extract_image_patches,
     extract_training_patches,
+    segmentation_loss,
     soft_dice_loss,
     train_scunet,
 )
@@ -24,6 +27,17 @@ def test_soft_dice_hand_computed() -> None:
     expected = 1 - 2 * 1.5 / (2 + 1.5 + 1e-6)
     assert float(soft_dice_loss(p, y)) == pytest.approx(expected, rel=1e-6)
     assert float(soft_dice_loss(y, y)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_segmentation_loss_dice_and_dice_plus_bce_hand_computed() -> None:
+    logits = torch.zeros(1, 1, 1, 2)  # ŷ = 0.5 everywhere
+    y = torch.tensor([[[[1.0, 0.0]]]])
+    # Dice: Σ y·ŷ = 0.5, Σ y² = 1, Σ ŷ² = 0.5 → 1 − 1/1.5 = 1/3; BCE of ŷ = 0.5 is ln 2 on every pixel
+    dice = 1 - 2 * 0.5 / (1 + 0.5 + 1e-6)
+    assert float(segmentation_loss(logits, y)) == pytest.approx(dice, rel=1e-6)
+    assert float(segmentation_loss(logits, y, kind="dice+bce")) == pytest.approx(dice + math.log(2), rel=1e-6)
+    with pytest.raises(ParameterError):
+        segmentation_loss(logits, y, kind="focal")
 
 
 def _image_with_bac(size: int = 1100) -> TrainingImage:
