@@ -155,6 +155,12 @@ def _settings_form() -> Any:
         g_epochs = int(columns[2].number_input("G epochs", min_value=1, max_value=200, value=default.classifier_epochs,
                                                key="cur_g_epochs", help="epochs of the classifier G (ResNet-18)"))
         columns = st.columns(4)
+        anchored = columns[3].checkbox(
+            "Lowest group below threshold", value=default.group_anchor == "threshold", key="cur_anchor",
+            help="each class's lowest group is exactly its images scoring below the class detector's calibrated "
+                 "threshold (like the internal data), k-means groups the rest — a stated deviation; off: k-means "
+                 "of all scores (the thesis, --group-anchor none)")
+        columns = st.columns(4)
         stats = columns[3].checkbox(
             "Acquisition statistics", value=default.stats, key="cur_stats",
             help="fuse each image's detector score with a score of its acquisition statistics (noise, sharpness, "
@@ -169,7 +175,8 @@ def _settings_form() -> Any:
         feature = columns[2].selectbox("OTDD features", features, index=features.index(default.features),
                                        key="cur_features")
     return dataclasses.replace(default, detector=detector, k="auto" if k_text == "auto" else int(k_text),
-                               group_scale=scale, size=size, epochs=epochs, head_epochs=head_epochs,
+                               group_scale=scale, group_anchor="threshold" if anchored else "none",
+                               size=size, epochs=epochs, head_epochs=head_epochs,
                                classifier_epochs=g_epochs, otdd_repeats=repeats, otdd_max_samples=samples,
                                features=feature, stats=stats)
 
@@ -299,7 +306,9 @@ def _scores_tab(run: Any) -> None:
     st.plotly_chart(elbow_figure(report.elbow_ks, report.elbow_distortion, report.k), key="cur_elbow")
     log = report.group_scale == "log"
     st.caption(f"k rule: {report.k_rule} · k-means on {'log' if log else 'raw'} scores"
-               + (" (groups bordered at score ratios; the thesis clusters raw scores)" if log else ""))
+               + (" (groups bordered at score ratios; the thesis clusters raw scores)" if log else "")
+               + (" · group 0 is each class's images below its detector's calibrated threshold, k-means groups the "
+                  "rest (the thesis clusters all scores)" if report.group_anchor == "threshold" else ""))
     if report.class_elbows:
         st.caption("Each class's own elbow (the shared k comes from the mean curve): "
                    + ", ".join(f"{name} {value}" for name, value in sorted(report.class_elbows.items())))

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from medlim.cli.engine_options import add_engine_options, engine_of
 from medlim.cli.jobs import add_background_option
+from medlim.cli.stats_option import on_off
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:
@@ -50,16 +51,10 @@ def _k(value: str) -> int | str:
     return int(value)
 
 
-def _on_off(value: str) -> bool:
-    if value not in ("on", "off"):
-        raise argparse.ArgumentTypeError(f"--stats must be 'on' or 'off', {value!r} is given")
-    return value == "on"
-
-
 def _add_run(sub: argparse._SubParsersAction) -> None:
     from medlim.curation.shift.classifier import ARCHITECTURES
     from medlim.curation.shift.detectors import SHIFT_DETECTORS
-    from medlim.curation.shift.grouping import GROUP_SCALES
+    from medlim.curation.shift.grouping import GROUP_ANCHORS, GROUP_SCALES
     from medlim.curation.shift.otdd import FEATURES
     from medlim.curation.shift.service import ShiftRunConfig
 
@@ -68,12 +63,16 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--internal", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
     run.add_argument("--external", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
     run.add_argument("--detector", choices=SHIFT_DETECTORS, default=d.detector, help=f"per-class detector (default {d.detector})")
-    run.add_argument("--stats", type=_on_off, default=d.stats, metavar="{on,off}",
+    run.add_argument("--stats", type=on_off, default=d.stats, metavar="{on,off}",
                      help="fuse the detector's score with acquisition statistics at 256 px (default on, a stated "
                           "deviation for mild shifts; off: the thesis)")
     run.add_argument("--k", type=_k, default=d.k, help=f"groups per class: auto (elbow rule) or N (thesis 5; default {d.k})")
     run.add_argument("--group-scale", choices=GROUP_SCALES, default=d.group_scale,
                      help="k-means on log scores (default; a stated deviation) or raw scores (the thesis)")
+    run.add_argument("--group-anchor", choices=GROUP_ANCHORS, default=d.group_anchor,
+                     help="threshold (default; a stated deviation): each class's lowest group is exactly its images "
+                          "below the class detector's calibrated threshold, k-means groups the rest; none: k-means "
+                          "of all scores (the thesis)")
     run.add_argument("--out", type=Path, required=True, help="output folder")
     run.add_argument("--size", type=int, default=d.size,
                      help=f"detector input side in px: a multiple of 32 for CVAD, of 64 for TEND (default {d.size})")
@@ -239,6 +238,9 @@ def _show(args: argparse.Namespace) -> int:
     auroc = "–" if summary["auroc"] is None else f"{summary['auroc']:.3f}"
     print(f"dataset {run.name}\nexternal images {run.images}\ngroups per class (k) {run.report.k}\n"
           f"tagged {run.tagged}\nAUROC vs known shift {auroc}")
+    if run.report.group_anchor == "threshold":
+        print("group 0 of each class: its images below the class detector's calibrated threshold ("
+              + ", ".join(f"{name} {value:.4g}" for name, value in sorted(run.report.group_floors.items())) + ")")
     print(f"{'class':<12} {'group':>5} {'images':>6} {'min score':>10} {'max score':>10} {'keep':>4} {'drop':>4}")
     for g in run.group_table():
         print(f"{g.class_name:<12} {g.group:>5} {g.images:>6} {g.min_score:>10.4f} {g.max_score:>10.4f} "

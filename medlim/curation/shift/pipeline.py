@@ -30,6 +30,7 @@ the detectors still see the images area-resized to their input side.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -54,7 +55,7 @@ from medlim.curation.shift.detectors import (
     score_by_class,
     split_internal,
 )
-from medlim.curation.shift.grouping import GROUP_SCALES, Grouping, group_scores
+from medlim.curation.shift.grouping import GROUP_ANCHORS, GROUP_SCALES, Grouping, group_scores
 from medlim.curation.shift.otdd import FEATURES, OtddResult, otdd_repeated
 from medlim.errors import ParameterError
 
@@ -95,6 +96,9 @@ class ShiftConfig:
         k_range: candidate k for the elbow curve.
         group_scale: ``"log"`` (default; k-means on log scores — a stated
             deviation, see :mod:`medlim.curation.shift.grouping`) or ``"raw"`` (the thesis).
+        group_anchor: ``"threshold"`` (default; each class's lowest group is exactly its
+            images below the class detector's calibrated threshold, k-means groups the rest —
+            a stated deviation, :mod:`medlim.curation.shift.grouping`) or ``"none"`` (the thesis).
         features: OTDD features, ``"embedding"`` (G's pooled features) or ``"pixels"``.
         otdd_max_samples: per-repeat cap on each side's samples.
         otdd_repeats: repeats (thesis 10).
@@ -114,6 +118,7 @@ class ShiftConfig:
     k: int | str = "auto"
     k_range: tuple[int, int] = (1, 8)
     group_scale: str = "log"
+    group_anchor: str = "threshold"
     features: str = "embedding"
     otdd_max_samples: int = 500
     otdd_repeats: int = 10
@@ -133,6 +138,8 @@ class ShiftConfig:
             raise ParameterError(f"`stats_size` must be an integer ≥ 16, {self.stats_size!r} is given.")
         if self.group_scale not in GROUP_SCALES:
             raise ParameterError(f"`group_scale` must be one of {GROUP_SCALES}, {self.group_scale!r} is given.")
+        if self.group_anchor not in GROUP_ANCHORS:
+            raise ParameterError(f"`group_anchor` must be one of {GROUP_ANCHORS}, {self.group_anchor!r} is given.")
         if self.features not in FEATURES:
             raise ParameterError(f"`features` must be one of {FEATURES}, {self.features!r} is given.")
         if not (self.k == "auto" or (isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1)):
@@ -544,8 +551,10 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
             internal_name: str = "internal", progress: Progress | None = None) -> ShiftResult:
     """Stage 3: groups, TOP-k table and the OTDD curve (stage ``"otdd"`` reports levels done)."""
     classes = tuple(external.classes[p] for p in scored.positions)
+    floors = ({name: float(np.max(values)) for name, values in models.scores_of_internal.items() if len(values)}
+              if config.group_anchor == "threshold" else None)
     grouping = group_scores(scored.scores, classes, k=config.k, k_range=config.k_range, seed=config.seed,
-                            scale=config.group_scale)
+                            scale=config.group_scale, floors=floors)
     k = grouping.k
     topk = topk_table(scored.labels, scored.probabilities, grouping.groups, models.class_names, k)
     curve = []
@@ -553,9 +562,12 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
     pool_labels = scored.labels[scored.pool]
     for done, level in enumerate(range(k, 0, -1)):
         keep = pool_groups < level
-        result = otdd_repeated(models.features, models.labels, scored.pool_features[keep], pool_labels[keep],
-                               max_samples=config.otdd_max_samples, repeats=config.otdd_repeats,
-                               seed=config.seed + level)
+        if keep.any():
+            result = otdd_repeated(models.features, models.labels, scored.pool_features[keep], pool_labels[keep],
+                                   max_samples=config.otdd_max_samples, repeats=config.otdd_repeats,
+                                   seed=config.seed + level)
+        else:  # an empty TOP level (anchored: nothing scored like the internal data); OTDD is undefined
+            result = OtddResult(mean=math.nan, std=math.nan, values=(), n_a=0, n_b=0, repeats=0)
         curve.append((level, result))
         if progress:
             progress("otdd", done + 1, k)

@@ -196,6 +196,9 @@ class ShiftReport:
         evidence: ground-truth checks, or ``None`` when the shifted images are unknown.
         settings: the run's settings and sizes (``external_source`` reopens the images).
         internal_scores: class → held-back internal scores (the histograms' internal side).
+        group_anchor: ``"threshold"`` when each class's group 0 is its images below
+            ``group_floors[class]`` (its detector's calibrated threshold), ``"none"`` when k-means
+            alone set the groups (the thesis; reports saved before the anchor existed).
     """
 
     internal: str
@@ -214,6 +217,8 @@ class ShiftReport:
     evidence: ShiftEvidence | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     internal_scores: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+    group_anchor: str = "none"
+    group_floors: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def levels(self) -> list[int]:
@@ -259,13 +264,16 @@ class ShiftReport:
             evidence=None if result.evidence is None else ShiftEvidence.from_json(_clean(dict(result.evidence))),
             settings=_clean(dict(result.settings)),
             internal_scores={n: tuple(float(v) for v in np.asarray(values))
-                             for n, values in result.internal_scores.items()})
+                             for n, values in result.internal_scores.items()},
+            group_anchor="threshold" if grouping.floors else "none",
+            group_floors={str(n): float(v) for n, v in grouping.floors.items()})
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON-able data (NaN → ``None``); ``series`` holds the curves for plotting tools."""
         return _clean({
             "internal": self.internal, "external": self.external, "method": self.method, "k": self.k,
-            "k_rule": self.k_rule, "group_scale": self.group_scale,
+            "k_rule": self.k_rule, "group_scale": self.group_scale, "group_anchor": self.group_anchor,
+            "group_floors": dict(self.group_floors),
             "elbow": {"ks": list(self.elbow_ks), "distortion": list(self.elbow_distortion),
                       "class_elbows": dict(self.class_elbows)},
             "group_centres": {n: list(v) for n, v in self.group_centres.items()},
@@ -303,7 +311,9 @@ class ShiftReport:
                 evidence=None if not data.get("evidence") else ShiftEvidence.from_json(data["evidence"]),
                 settings=settings,
                 internal_scores={str(n): tuple(_number(v) for v in values)
-                                 for n, values in (data.get("internal_scores") or {}).items()})
+                                 for n, values in (data.get("internal_scores") or {}).items()},
+                group_anchor=str(data.get("group_anchor", "none")),
+                group_floors={str(n): float(v) for n, v in (data.get("group_floors") or {}).items()})
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(f"a MedShift report lacks or mangles a field ({exc!s}); run MedShift again.") from None
 

@@ -101,6 +101,8 @@ class ShiftRunConfig:
         classifier: G's architecture; classifier_epochs: G's epochs.
         k: groups per class, ``"auto"`` (the elbow rule) or a number (the thesis: 5).
         group_scale: k-means on ``"log"`` scores (a stated deviation) or ``"raw"`` (the thesis).
+        group_anchor: ``"threshold"`` (the lowest group is what scores below the class detector's
+            calibrated threshold; a stated deviation) or ``"none"`` (the thesis's k-means of all scores).
         features: OTDD features, ``"embedding"`` (G's) or ``"pixels"``.
         otdd_max_samples: OTDD samples per side and repeat; otdd_repeats: repeats (thesis 10).
         batch_size: images per streamed batch; seed: training, k-means and OTDD seed;
@@ -119,6 +121,7 @@ class ShiftRunConfig:
     classifier_epochs: int = 4
     k: int | str = "auto"
     group_scale: str = "log"
+    group_anchor: str = "threshold"
     features: str = "embedding"
     otdd_max_samples: int = 500
     otdd_repeats: int = 10
@@ -129,11 +132,12 @@ class ShiftRunConfig:
 
     def __post_init__(self) -> None:
         from medlim.curation.shift.detectors import SHIFT_DETECTORS
-        from medlim.curation.shift.grouping import GROUP_SCALES
+        from medlim.curation.shift.grouping import GROUP_ANCHORS, GROUP_SCALES
         from medlim.curation.shift.otdd import FEATURES
 
         for name, value, allowed in (("detector", self.detector, SHIFT_DETECTORS),
                                      ("group_scale", self.group_scale, GROUP_SCALES),
+                                     ("group_anchor", self.group_anchor, GROUP_ANCHORS),
                                      ("features", self.features, FEATURES)):
             if value not in allowed:
                 raise ParameterError(f"`{name}` must be one of {allowed}, {value!r} is given.")
@@ -150,6 +154,7 @@ class ShiftRunConfig:
         flags = (("--detector", self.detector), ("--size", self.size), ("--epochs", self.epochs),
                  ("--head-epochs", self.head_epochs), ("--classifier", self.classifier),
                  ("--classifier-epochs", self.classifier_epochs), ("--k", self.k), ("--group-scale", self.group_scale),
+                 ("--group-anchor", self.group_anchor),
                  ("--features", self.features), ("--max-samples", self.otdd_max_samples),
                  ("--repeats", self.otdd_repeats), ("--batch-size", self.batch_size), ("--seed", self.seed),
                  ("--threads", self.threads), ("--stats", "on" if self.stats else "off"))
@@ -171,7 +176,8 @@ class ShiftRunConfig:
                                     head_epochs=self.head_epochs, seed=self.seed, threads=self.threads),
             classifier=ClassifierConfig(architecture=self.classifier, epochs=self.classifier_epochs, seed=self.seed,
                                         threads=self.threads),
-            k=self.k, group_scale=self.group_scale, features=self.features, otdd_max_samples=self.otdd_max_samples,
+            k=self.k, group_scale=self.group_scale, group_anchor=self.group_anchor, features=self.features,
+            otdd_max_samples=self.otdd_max_samples,
             otdd_repeats=self.otdd_repeats, batch_size=self.batch_size, seed=self.seed, stats=self.stats)
 
 
@@ -327,7 +333,8 @@ class StoredRun:
             "dataset": self.name, "method": report.method, "external_images": self.images, "k": report.k,
             "tagged": self.tagged, "auroc": None if evidence is None or not math.isfinite(evidence.auroc)
             else evidence.auroc,
-            "k_rule": report.k_rule, "group_scale": report.group_scale, "class_elbows": dict(report.class_elbows),
+            "k_rule": report.k_rule, "group_scale": report.group_scale, "group_anchor": report.group_anchor,
+            "class_elbows": dict(report.class_elbows),
             "groups": [g.to_json() for g in self.group_table()],
             "otdd": {"levels": report.levels, "otdd_mean": report.otdd_mean, "otdd_std": report.otdd_std,
                      "macro_f1": report.macro_f1},

@@ -1,13 +1,15 @@
-"""Issue 13 evidence: MedShift on mild named shifts, held-out seeds. Slow (~3–6 min on 1 core).
+"""Issue 13 evidence: MedShift on mild named shifts. Slow (~2–6 min on 1 core).
 
 Internal: 60 internal-site phantoms per body part (seed 101), humerus, forearm, hand.
 External: 40 per body part (seed 202), half of them with one named shift (blur, lowres,
 cast, noise, grid, exposure, tint) at a severity uniform in [0.05, 1]. The run defaults
 (``ShiftRunConfig``: CVAD 60 + 20 epochs fused with the acquisition statistics,
-elbow-rule k, log scale). The fusion and its rule were chosen on validation seeds 103/204
-(:mod:`medlim.curation.shift.acquisition`); these seeds were measured once, 2026-12-05
-(README "MedShift"): AUROC 1.000, shifted share by group 0.110 / 1.0 (k = 2), 887 s wall
-under a load average of 8–53. The thesis's score alone (``stats=False``) gave AUROC 0.622 here.
+elbow-rule k, log scale, lowest group anchored at each class's calibrated threshold).
+These seeds were held out once (2026-12-05: AUROC 1.000, shifted share by group
+0.110 / 1.0 with k = 2, unanchored); that figure led to the anchored lowest group, so they
+are validation data since (anchored: 0.0 / 1.0 / 1.0, k = 3). The held-out figures of the
+anchored defaults are on seeds 107/208 (README "MedShift"). The thesis's score alone
+(``stats=False``) gave AUROC 0.622 here.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ def test_fused_score_separates_mild_shifts(mild_run) -> None:
     assert mild_run.evidence["auroc"] >= 0.85
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 target not met: the elbow rule's lowest group held 11.0 % "
-                   "shifted images on 2026-12-05 (k = 2), though every shifted image scores above every "
-                   "held-back internal image")
 def test_lowest_group_is_mostly_unshifted(mild_run) -> None:
     assert mild_run.evidence["lowest_group_shifted"] <= 0.10
+    assert mild_run.evidence["highest_group_shifted"] >= 0.80

@@ -157,3 +157,50 @@ def test_shift_config_defaults_to_log_grouping() -> None:
     assert ShiftConfig().group_scale == "log"
     with pytest.raises(ParameterError):
         ShiftConfig(group_scale="linear")
+
+
+def test_anchored_lowest_group_is_what_scores_below_the_floor() -> None:
+    # Scores 1, 1.2, 3, 1000 of one class, k = 2, log scale: logs 0, 0.18, 1.10, 6.91. k-means alone splits
+    # {1, 1.2, 3} | {1000} (SS 0.65 against 5.4 after 1.2), so the 3 — above the floor 2 — stays in the lowest group.
+    # Anchored at 2: group 0 = {1, 1.2} (geometric centre √1.2), group 1 = {3, 1000} (centre √3000).
+    scores = np.array([1.0, 1.2, 3.0, 1000.0])
+    plain = group_scores(scores, ["hand"] * 4, k=2, scale="log")
+    assert plain.groups.tolist() == [0, 0, 0, 1] and plain.floors == {}
+    anchored = group_scores(scores, ["hand"] * 4, k=2, scale="log", floors={"hand": 2.0})
+    assert anchored.groups.tolist() == [0, 0, 1, 1] and anchored.floors == {"hand": 2.0}
+    np.testing.assert_allclose(anchored.per_class["hand"].centres, [1.2 ** 0.5, 3000 ** 0.5], rtol=1e-9)
+    # k = 3: the four scores 1, 1.2, 10, 12 / 100, 1000 above a floor of 5 go to two k-means groups: logs 2.30, 2.48,
+    # 4.61, 6.91 split after 12 (SS 0.016 + 2.65) rather than after 10 (9.8) or 100 (3.3)
+    six = group_scores(np.array([1.0, 1.2, 10.0, 12.0, 100.0, 1000.0]), ["hand"] * 6, k=3, scale="log",
+                       floors={"hand": 5.0})
+    assert six.groups.tolist() == [0, 0, 1, 1, 2, 2]
+
+
+def test_anchored_grouping_edge_cases() -> None:
+    scores = np.array([3.0, 4.0, 0.5, 0.7])
+    classes = ["hand", "hand", "knee", "knee"]
+    # hand: nothing below its floor → an empty group 0 (NaN centre); knee: nothing above → all in group 0
+    grouping = group_scores(scores, classes, k=2, floors={"hand": 1.0, "knee": 1.0})
+    assert grouping.groups.tolist() == [1, 1, 0, 0]
+    assert np.isnan(grouping.per_class["hand"].centres[0]) and grouping.per_class["hand"].centres[1] == 3.5
+    assert grouping.per_class["knee"].centres[0] == pytest.approx(0.6)
+    # anchored grouping has at least 2 groups (k = 1 asked, or the elbow's candidates start at 2)
+    assert group_scores(scores, classes, k=1, floors={"hand": 1.0, "knee": 1.0}).k == 2
+    auto = group_scores(np.r_[np.linspace(0.1, 0.9, 20), np.linspace(5, 9, 20)], ["hand"] * 40,
+                        floors={"hand": 1.0})
+    assert auto.ks[0] == 2 and auto.k >= 2 and (auto.groups[:20] == 0).all() and (auto.groups[20:] > 0).all()
+    # a class without a floor is grouped by k-means alone
+    mixed = group_scores(scores, classes, k=2, floors={"hand": 1.0})
+    assert mixed.groups.tolist() == [1, 1, 0, 1] and mixed.floors == {"hand": 1.0}
+
+
+def test_shift_config_anchors_the_lowest_group_by_default() -> None:
+    from medlim.curation.shift.pipeline import ShiftConfig
+    from medlim.curation.shift.service import ShiftRunConfig
+
+    assert ShiftConfig().group_anchor == "threshold" and ShiftRunConfig().group_anchor == "threshold"
+    assert "--group-anchor" in ShiftRunConfig(group_anchor="none").command_options()
+    with pytest.raises(ParameterError):
+        ShiftConfig(group_anchor="median")
+    with pytest.raises(ParameterError):
+        ShiftRunConfig(group_anchor="median")
