@@ -42,8 +42,13 @@ def _pick_detector():  # -> tuple[PickedModel, Detector] | None
     entry = picked.entry
     st.caption(f"{entry.description} · ID class {', '.join(entry.params.get('id_classes', ())) or 'not recorded'} · "
                f"input {entry.input_contract.size} · calibrated t = {entry.thresholds['score']:.4g}")
+    stats = bool(entry.params.get("acquisition")) and st.checkbox(
+        "Acquisition statistics", value=True, key="ood_stats",
+        help="This detector was trained with acquisition statistics (noise, sharpness, grid lines, exposure at "
+             "256 px): fuse them with its score, with the fused threshold — a stated deviation that finds another "
+             "site's images; off: the detector alone (the thesis, `--stats off`).")
     with show_medlim_errors(subject=entry.label) as outcome:
-        detector = detector_cached(entry.name, entry.version, str(picked.directory), entry.sha256)
+        detector = detector_cached(entry.name, entry.version, str(picked.directory), entry.sha256, stats)
     return None if outcome.failed else (picked, detector)
 
 
@@ -113,6 +118,7 @@ def _folder_job(picked) -> None:  # noqa: ANN001 - the picked registry model
     if folder is None:
         return
     argv = ["ood", "score", str(folder), "--detector", picked.label, "--jsonl",
+            "--stats", "on" if st.session_state.get("ood_stats", True) else "off",
             *(["--labels-from-folders"] if label_folders else [])]
     if submit_page_job("ood.score", argv, state_key=JOB_KEY) is not None:
         st.rerun()
@@ -211,8 +217,8 @@ def _shift_types(detector, picked, seed: int, per_class: int, variability: float
         return
     per_type = int(st.number_input("Images per shift type", min_value=1, max_value=60, value=6, key="ood_n_shift"))
     with show_medlim_errors(subject="shift types") as outcome:
-        detectors = tuple(companion_detectors(detector, picked.entry.name))
-        key = "|".join(d.name for d in detectors)
+        detectors = tuple(companion_detectors(detector, picked.entry.name, detector.fused or not detector.has_statistics))
+        key = "|".join(f"{d.name}:{d.fused}" for d in detectors)
         table = shift_comparison_cached(detectors, key, seed, per_class, per_type, variability)
     if outcome.failed:
         return
@@ -232,7 +238,7 @@ def main() -> None:
     if chosen is None:
         return
     picked, detector = chosen
-    detector_key = f"{picked.label}:{picked.entry.sha256}"
+    detector_key = f"{picked.label}:{picked.entry.sha256}:{'fused' if detector.fused else 'alone'}"
     source = st.radio("Images", ("Generated phantoms", "Upload", "Folder on the server"), horizontal=True,
                       key="ood_source")
     if source == "Folder on the server":

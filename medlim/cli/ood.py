@@ -33,6 +33,7 @@ from pathlib import Path
 
 from medlim.cli.engine_options import add_engine_options, engine_of
 from medlim.cli.jobs import add_background_option
+from medlim.cli.stats_option import on_off
 from medlim.errors import ParameterError
 
 __all__ = ["register", "add_train_parsers"]
@@ -59,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     score.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     score.add_argument("--jsonl", action="store_true", help="JSON lines instead of a table")
     score.add_argument("--threshold", type=float, default=None, help="override the calibrated threshold")
+    _stats_option(score)
     score.add_argument("--labels-from-folders", action="store_true",
                        help="label images ID when a folder names the detector's class (XR_HUMERUS, Humerus_images "
                             "and humerus all name 'humerus'), else OOD; add a label column and the AUROC")
@@ -94,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="detectors reported beside this one per shift type: comma-separated names, 'auto' "
                                "(default: the registered TEND, CVAD and AE detectors of the same ID classes) "
                                "or 'none'")
+    _stats_option(evaluate)
     _registry_options(evaluate)
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
@@ -145,6 +148,10 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
                             "best validated state)")
         p.add_argument("--skip-bad", action="store_true",
                        help="leave out the rows with problems (reported) instead of refusing the dataset")
+        p.add_argument("--stats", type=on_off, default=None, metavar="{on,off}",
+                       help="with --data: fit acquisition statistics (noise, sharpness, grid lines, exposure at 256 "
+                            "px) beside each detector, which then scores fused with them by default (default on, a "
+                            "stated deviation for another site's images; off: the thesis's detector alone)")
         p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0; phantoms 1)")
         p.add_argument("--n-train", type=int, default=None, help="ID training phantoms (without --data; 600)")
         p.add_argument("--n-calib", type=int, default=None, help="calibration phantoms per class (40)")
@@ -206,18 +213,26 @@ def _registries(args: argparse.Namespace):  # -> Registries
     return Registries.load(weights_dir=getattr(args, "weights_dir", None), models_dir=getattr(args, "models_dir", None))
 
 
+def _stats_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stats", type=on_off, default=True, metavar="{on,off}",
+                        help="a detector trained with acquisition statistics (noise, sharpness, grid lines, exposure "
+                             "at 256 px) scores fused with them, with the fused threshold (default on, a stated "
+                             "deviation for another site's images); off: the detector alone (the thesis). Detectors "
+                             "without them score alone either way")
+
+
 def _detector(args: argparse.Namespace):  # -> Detector
     from medlim.curation.ood.scoring import detector_from_entry
     from medlim.errors import WeightsError
 
     registries = _registries(args)
     if args.detector is not None:
-        return detector_from_entry(registries.find(args.detector))
+        return detector_from_entry(registries.find(args.detector), stats=args.stats)
     entry = registries.default(TASK)
     if entry is None:
         raise WeightsError(f"no {TASK} model is marked default; name one with --detector NAME[@VERSION] "
                            "(see `medlim weights list`).")
-    return detector_from_entry(entry)
+    return detector_from_entry(entry, stats=args.stats)
 
 
 def _settings(args: argparse.Namespace, kind: str) -> tuple[dict, list[tuple[str, object]]]:
@@ -256,9 +271,12 @@ def _train(args: argparse.Namespace) -> int:
     run = FolderRun(kind=kind, data_dir=args.data, id_classes=args.id_class, val_dir=args.val,
                     heldout_dir=args.heldout, name=args.name, version=args.version,
                     seed=0 if args.seed is None else args.seed, skip_bad=args.skip_bad, overrides=given,
+                    stats=args.stats is not False,
                     command_options=[("--name", args.name), ("--version", args.version),
                                      ("--max-minutes", args.max_minutes), ("--skip-bad", args.skip_bad),
-                                     ("--seed", args.seed), *recorded])
+                                     ("--seed", args.seed),
+                                     ("--stats", None if args.stats is None else "on" if args.stats else "off"),
+                                     *recorded])
     outcome = train_on_folder(run, registries=registries, deadline=deadline, progress=stderr_progress,
                               allow_shipped_folder=args.weights_dir is not None)
     print(outcome.result_line(), flush=True)
@@ -290,7 +308,8 @@ def _train_phantoms(args: argparse.Namespace) -> int:
     from medlim.curation.ood.train import OodTrainingConfig
 
     user_only = [flag for flag, value in (("--val", args.val), ("--max-minutes", args.max_minutes),
-                                          ("--skip-bad", args.skip_bad or None)) if value is not None]
+                                          ("--skip-bad", args.skip_bad or None), ("--stats", args.stats))
+                 if value is not None]
     if user_only:
         raise ParameterError(f"{', '.join(user_only)} apply to training on your folder (--data DIR); the phantom "
                              "recipe runs its recorded epochs.")
@@ -392,9 +411,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.data is not None:
         from medlim.curation.ood.folder import evaluation_data
 
-        data = evaluation_data(args.data, size=detector.input_size, skip_bad=args.skip_bad,
+        data = evaluation_data(args.data, size=detector.read_size, skip_bad=args.skip_bad,
                                progress=stderr_progress)
-        read[detector.input_size] = data
+        read[detector.read_size] = data
         evaluation = evaluate_detector(detector, data.clean, seed=seed, shifted=data.shifted,
                                        shift_types=data.shift_types)
     else:
@@ -403,10 +422,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         variability = args.variability
         if variability is None:
             variability = float(detector.params.get("data", {}).get("variability", 0.0))
-        phantoms = phantom_set(seed=seed, per_class=args.n, body_parts=BODY_PARTS, size=detector.input_size,
+        phantoms = phantom_set(seed=seed, per_class=args.n, body_parts=BODY_PARTS, size=detector.read_size,
                                variability=variability)
         moved = shifted_phantom_set(seed=seed, per_type=args.n_shift, body_parts=detector.id_classes,
-                                    size=detector.input_size, variability=variability) \
+                                    size=detector.read_size, variability=variability) \
             if args.n_shift and set(detector.id_classes) <= set(BODY_PARTS) else None
         evaluation = evaluate_detector(detector, phantoms, seed=seed, shifted=moved.images if moved else None,
                                        shift_types=moved.shift_types if moved else ())
@@ -437,7 +456,7 @@ def _compared(args: argparse.Namespace, detector):  # -> list[Detector]
                                     exclude=detector.name.split("@")[0])
     else:
         entries = tuple(registries.find(name.strip()) for name in choice.split(",") if name.strip())
-    return [detector, *(detector_from_entry(entry) for entry in entries)]
+    return [detector, *(detector_from_entry(entry, stats=args.stats) for entry in entries)]
 
 
 def _shift_comparison(args: argparse.Namespace, detector, seed: int, read: dict):  # -> ShiftTypeTable

@@ -41,9 +41,8 @@ for data whose internal images already vary in acquisition.
 score: each is divided by the median of its class's held-back internal scores
 (so 1 is a typical internal image; no other external image is involved) and
 the two ratios are combined (``"max"`` or the geometric ``"mean"``).
-:class:`AcquisitionDetector` is the statistics alone as a single-image detector
-with a calibrated threshold, in the shape the OOD room's per-shift-type tables
-take (:func:`medlim.curation.ood.shift_types.compare_shift_types`).
+:class:`medlim.curation.ood.scoring.AcquisitionDetector` is the statistics
+alone as a single-image detector with a calibrated threshold.
 """
 
 from __future__ import annotations
@@ -67,8 +66,7 @@ __all__ = [
     "fit_acquisition_reference",
     "score_ratio",
     "fused_scores",
-    "AcquisitionDetector",
-    "fit_acquisition_detector",
+    "fuse_ratios",
 ]
 
 #: Side in px the statistics are computed at (the radiograph phantoms' native side).
@@ -228,6 +226,27 @@ class AcquisitionReference:
         return {"feature_names": list(ACQUISITION_FEATURES), "centre": self.centre.tolist(),
                 "scale": self.scale.tolist(), "precision": self.precision.tolist(), "n_images": self.n_images}
 
+    @classmethod
+    def from_dict(cls, data: Any) -> AcquisitionReference:
+        """The reference from :meth:`to_dict`'s data.
+
+        Raises:
+            ParameterError: other feature names, or arrays of the wrong shape or not finite.
+        """
+        try:
+            names = tuple(data["feature_names"])
+            centre, scale = np.asarray(data["centre"], np.float64), np.asarray(data["scale"], np.float64)
+            precision, n_images = np.asarray(data["precision"], np.float64), int(data["n_images"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ParameterError(f"an acquisition reference lacks or mangles a field ({exc!s}).") from None
+        size = len(ACQUISITION_FEATURES)
+        if names != ACQUISITION_FEATURES:
+            raise ParameterError("the acquisition reference was fitted on other features than this version computes.")
+        if centre.shape != (size,) or scale.shape != (size,) or precision.shape != (size, size) or not (
+                np.all(np.isfinite(centre)) and np.all(scale > 0) and np.all(np.isfinite(precision))):
+            raise ParameterError("an acquisition reference has arrays of the wrong shape or non-finite values.")
+        return cls(centre=centre, scale=scale, precision=precision, n_images=n_images)
+
 
 def _ledoit_wolf(z: np.ndarray, min_shrinkage: float) -> np.ndarray:
     """Covariance of centred rows shrunk towards ``μ·I`` (Ledoit & Wolf 2004), at least ``min_shrinkage``."""
@@ -284,52 +303,13 @@ def fused_scores(deep: np.ndarray, deep_reference: np.ndarray, stats: np.ndarray
     Returns:
         ``np.ndarray[N]`` float64 > 0; 1 is a typical internal image.
     """
+    return fuse_ratios(score_ratio(deep, deep_reference), score_ratio(stats, stats_reference), rule=rule)
+
+
+def fuse_ratios(deep: np.ndarray, stats: np.ndarray, *, rule: str = "max") -> np.ndarray:
+    """Combine two calibrated ratios (1 = a typical internal image) by ``rule`` (:data:`FUSION_RULES`)."""
     if rule not in FUSION_RULES:
         raise ParameterError(f"`rule` must be one of {FUSION_RULES}, {rule!r} is given.")
-    a = np.maximum(score_ratio(deep, deep_reference), 1e-6)
-    b = np.maximum(score_ratio(stats, stats_reference), 1e-6)
+    a = np.maximum(np.asarray(deep, dtype=np.float64), 1e-6)
+    b = np.maximum(np.asarray(stats, dtype=np.float64), 1e-6)
     return np.maximum(a, b) if rule == "max" else np.sqrt(a * b)
-
-
-@dataclass(frozen=True)
-class AcquisitionDetector:
-    """The acquisition statistics alone as an OOD detector (the shape
-    :func:`medlim.curation.ood.shift_types.compare_shift_types` takes).
-
-    Attributes:
-        name: label in tables; id_classes: the ID classes its reference was fitted on.
-        reference: the fitted reference; threshold: the largest held-back ID distance
-            (OOD when ``score ≥ threshold``, as the other detectors' calibrated threshold).
-        input_size: the side images are given at (:data:`STATS_SIZE`).
-    """
-
-    name: str
-    id_classes: tuple[str, ...]
-    reference: AcquisitionReference
-    threshold: float
-    input_size: int = STATS_SIZE
-
-    def score(self, images: np.ndarray | Sequence[np.ndarray]) -> Any:
-        """:class:`medlim.curation.ood.scoring.OodScores` of ``images`` (``[N, s, s]`` float in [0, 1])."""
-        from medlim.curation.ood.scoring import OodScores
-
-        return OodScores(score=self.reference.score(acquisition_feature_matrix(images)), threshold=self.threshold)
-
-
-def fit_acquisition_detector(images: np.ndarray, *, id_classes: Sequence[str], name: str = "stats",
-                             every: int = 5) -> AcquisitionDetector:
-    """Fit :class:`AcquisitionDetector` on ID images: every ``every``-th image is held back for the threshold.
-
-    Args:
-        images: ``np.ndarray[N, s, s]`` float in [0, 1] ID images at :data:`STATS_SIZE` px, N ≥ 2·``every``.
-        id_classes: the classes they show; name: the detector's label.
-    """
-    array = np.asarray(images, dtype=np.float32)
-    if array.ndim != 3 or len(array) < 2 * every:
-        raise ParameterError(f"need at least {2 * every} ID images [N, s, s]; shape {array.shape} is given.")
-    held = np.zeros(len(array), bool)
-    held[every - 1 :: every] = True
-    features = acquisition_feature_matrix(array)
-    reference = fit_acquisition_reference(features[~held])
-    return AcquisitionDetector(name=name, id_classes=tuple(id_classes), reference=reference,
-                               threshold=float(reference.score(features[held]).max()), input_size=array.shape[1])

@@ -32,21 +32,22 @@ METRIC_HELP: dict[str, str] = {
 
 
 @bounded_cache_resource(max_entries=4, show_spinner="Loading detector…")
-def detector_cached(name: str, version: str, directory: str, sha256: str = "") -> Detector:
+def detector_cached(name: str, version: str, directory: str, sha256: str = "", stats: bool = True) -> Detector:
     """:func:`medlim.curation.ood.scoring.load_detector` from the registry folder holding it, once per process.
 
     Args:
         name, version: the registry entry.
         directory: the folder of the (shipped or user) registry that holds it.
         sha256: the weights' checksum, so weights replaced under the same name load afresh.
+        stats: fuse with the detector's acquisition statistics when it has them.
     """
     from medlim.core.weights import Registry
     from medlim.curation.ood.scoring import load_detector
 
-    return load_detector(name, version=version, registry=Registry.load(Path(directory)))
+    return load_detector(name, version=version, registry=Registry.load(Path(directory)), stats=stats)
 
 
-def companion_detectors(detector: Detector, name: str) -> list[Detector]:
+def companion_detectors(detector: Detector, name: str, stats: bool = True) -> list[Detector]:
     """The detector followed by the registered TEND, CVAD and AE detectors of its ID classes (as
     ``medlim ood evaluate --compare auto`` picks them), each loaded once per process."""
     from medlim.core.weights import USER, Registries
@@ -56,7 +57,7 @@ def companion_detectors(detector: Detector, name: str) -> list[Detector]:
     found = [detector]
     for entry in companion_entries(registries.list("ood-detection"), id_classes=detector.id_classes, exclude=name):
         folder = registries.user.directory if registries.source_of(entry) == USER else registries.shipped.directory
-        found.append(detector_cached(entry.name, entry.version, str(folder), entry.sha256))
+        found.append(detector_cached(entry.name, entry.version, str(folder), entry.sha256, stats))
     return found
 
 

@@ -82,7 +82,7 @@ def test_fusion_divides_by_the_held_back_median_and_keeps_the_larger_ratio() -> 
 
 
 def test_the_statistics_as_a_detector_flag_noise_at_their_calibrated_threshold() -> None:
-    from medlim.curation.image_statistics import fit_acquisition_detector
+    from medlim.curation.ood.scoring import fit_acquisition_detector
 
     clean = np.stack([_noise(0.02, seed=s) for s in range(10)])  # ID: one noise level
     detector = fit_acquisition_detector(clean, id_classes=("flat",), name="stats-flat")

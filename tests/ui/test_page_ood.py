@@ -250,3 +250,62 @@ def test_the_page_imports_nothing_from_the_mammography_room() -> None:
     modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     assert not {m for m in modules if m and m.startswith("medlim.ui.mammography")}
+
+
+@pytest.fixture
+def stats_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A random-weight TEND (ID = hand) carrying acquisition statistics, as `medlim train tend --data` stores them."""
+    import torch
+
+    from medlim.core.weights import Registry, save_weights
+    from medlim.curation.ood.acquisition import fit_companion, statistics_features
+    from medlim.curation.ood.nets import build_tend
+    from medlim.curation.ood.scoring import Detector
+    from medlim.phantoms.radiograph import generate_radiograph
+
+    torch.manual_seed(0)
+    model = build_tend(width=2, embedding=16).eval()
+    params = {"input_size": 64, "id_classes": ["hand"], "weight": 0.5, "margin": 150.0}
+
+    def images(part: str, first: int, n: int) -> np.ndarray:
+        return np.stack([generate_radiograph(seed=3, index=first + k, body_part=part, size=256).image
+                         for k in range(n)]).astype(np.float32)
+
+    val = np.r_[images("hand", 8, 4), images("elbow", 0, 4)]
+    deep = Detector("tend", model, params, threshold=0.3).score(val).score
+    companion = fit_companion(statistics_features(images("hand", 0, 8)), statistics_features(val),
+                              np.r_[np.zeros(4, int), np.ones(4, int)], deep)
+    directory = tmp_path / "weights"
+    save_weights(Registry(directory), {
+        "name": "tend-stats", "version": "1", "task": "ood-detection", "architecture": "tend",
+        "architecture_kwargs": {"channels": 1, "input_size": 64, "width": 2, "embedding": 16}, "preset": "ood-grey",
+        "input_contract": {"channels": 1, "size": [64, 64]}, "thresholds": {"score": 0.3},
+        "params": {**params, "acquisition": companion.to_json()}, "description": "tend-stats for tests",
+        "default": True}, model.state_dict())
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(directory))
+    return directory
+
+
+def test_a_detector_with_acquisition_statistics_scores_fused_unless_switched_off(
+        stats_weights: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medlim.cli import main
+
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.number_input(key="ood_n").set_value(2).run()
+    assert not at.exception and at.checkbox(key="ood_stats").value is True
+    for switch in ("on", "off"):
+        if switch == "off":
+            at.checkbox(key="ood_stats").uncheck().run()
+            assert not at.exception
+        shown = _metrics(at)
+        assert main(["ood", "evaluate", "--detector", "tend-stats", "--weights-dir", str(stats_weights), "--n", "2",
+                     "--stats", switch, "--json"]) == 0
+        printed = json.loads(capsys.readouterr().out)
+        assert shown["AUROC"] == f"{printed['auroc']:.3f}", switch
+        flagged = round(printed["stored_tpr"] * printed["n_ood"] + printed["stored_fpr"] * printed["n_id"])
+        assert shown["Predicted OOD"] == str(flagged), switch
+    stored = json.loads((stats_weights / "manifest.json").read_text())["models"][0]["params"]["acquisition"]
+    assert printed["stored_threshold"] == pytest.approx(0.3)  # off: the detector's own threshold
+    assert main(["ood", "evaluate", "--detector", "tend-stats", "--weights-dir", str(stats_weights), "--n", "2",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stored_threshold"] == pytest.approx(stored["threshold"])

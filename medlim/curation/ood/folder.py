@@ -18,9 +18,14 @@
    is spent. TEND trains its autoencoder first (the AE baseline, registered
    too); CVAD its generator (validated by reconstruction error) then its
    discriminator;
-5. with ``--heldout DIR`` the detector is evaluated on it with the thesis's
-   protocol (:func:`medlim.curation.ood.evaluate.evaluate_detector`);
-6. the models go to the user registry (:class:`medlim.core.weights.Registries`)
+5. unless ``--stats off``, each detector gets its acquisition statistics
+   (:mod:`medlim.curation.ood.acquisition`; a stated deviation): fitted on the ID
+   training images at 256 px, calibrated on the validation set (read again at
+   256 px), stored in its manifest entry — it then scores fused by default;
+6. with ``--heldout DIR`` the detector is evaluated on it with the thesis's
+   protocol (:func:`medlim.curation.ood.evaluate.evaluate_detector`), as it
+   scores by default (fused when it has the statistics);
+7. the models go to the user registry (:class:`medlim.core.weights.Registries`)
    with the dataset's fingerprint, the split and the plan; the recorded
    command names the data by fingerprint.
 
@@ -93,6 +98,7 @@ class FolderRun:
         version: registry version (default: the next free one).
         seed: split and training seed.
         skip_bad: leave out bad rows instead of refusing the dataset.
+        stats: fit and store the acquisition statistics beside each detector (``--stats on``, the default).
         overrides: :class:`~medlim.curation.ood.train.OodTrainingConfig` fields given on the command line.
         command_options: further ``(flag, value)`` pairs of the recorded command (no paths).
     """
@@ -106,6 +112,7 @@ class FolderRun:
     version: str | None = None
     seed: int = 0
     skip_bad: bool = False
+    stats: bool = True
     overrides: Mapping[str, Any] = field(default_factory=dict)
     command_options: Sequence[tuple[str, Any]] = ()
 
@@ -333,6 +340,44 @@ def _entry_fields(kind: str, model: "torch.nn.Module", result: FitResult, *, nam
     }
 
 
+def _acquisition(run: FolderRun, data: TrainingData, id_classes: tuple[str, ...],
+                 fitted: Mapping[str, tuple[Any, FitResult]], names: Mapping[str, str], *, deadline: Deadline,
+                 progress: Progress | None) -> dict[str, dict[str, Any]]:
+    """Each detector kind's acquisition statistics as stored (``params["acquisition"]``); ``{}`` when off or late.
+
+    The ID training images and the validation set are read again at the statistics' side; the detectors score
+    the validation images (resized to their side) for the calibration.
+    """
+    from medlim.curation.image_statistics import STATS_SIZE
+    from medlim.curation.ood.acquisition import fit_companion, statistics_features
+
+    if not run.stats:
+        return {}
+    if deadline.expired():
+        if progress is not None:
+            progress("acquisition statistics skipped: the time budget (--max-minutes) is spent; the detectors "
+                     "score alone")
+        return {}
+    items = [i for i in data.train if data.dataset.items[i].label in set(id_classes)]
+    if progress is not None:
+        progress(f"acquisition statistics: reading {len(items)} ID training images and the validation set at "
+                 f"{STATS_SIZE} px")
+    train = statistics_features(read_dataset(data.dataset, items, size=STATS_SIZE).images.images)
+    val = validation_set(data, id_classes, size=STATS_SIZE, seed=run.seed)
+    features = statistics_features(val.images.images)
+    stored: dict[str, dict[str, Any]] = {}
+    for kind, (model, result) in fitted.items():
+        params, threshold = result.best.payload
+        deep = Detector(kind, model, params, threshold=threshold).score(val.images.images).score
+        companion = fit_companion(train, features, val.labels, deep)
+        stored[kind] = companion.to_json()
+        if progress is not None:
+            metrics = companion.metrics
+            progress(f"{names[kind]}: validation AUROC alone {metrics['validation_auroc_detector']:.3f}, statistics "
+                     f"{metrics['validation_auroc_stats']:.3f}, fused {metrics['validation_auroc_fused']:.3f}")
+    return stored
+
+
 def _heldout(run: FolderRun, detectors: Mapping[str, Detector], *, size: int, deadline: Deadline,
              progress: Progress | None) -> tuple[dict[str, OodEvaluation], str | None]:
     """Held-out evaluations per detector kind, and the held-out folder's fingerprint id (``{}`` when skipped)."""
@@ -433,9 +478,12 @@ def train_on_folder(
     key = (recorded_command(f"medlim train {run.kind}", [*data.command_options(), ("--id-class", run.id_classes),
                                                           *run.command_options]), base)
     fitted = _train_models(run.kind, train, val, base, planned, deadline=deadline, progress=progress, key=key)
-    detectors = {kind: Detector(kind, model, result.best.payload[0], threshold=result.best.payload[1],
-                                name=names[kind]) for kind, (model, result) in fitted.items()}
-    heldout, heldout_id = _heldout(run, detectors, size=size, deadline=deadline, progress=progress)
+    acquisition = _acquisition(run, data, id_classes, fitted, names, deadline=deadline, progress=progress)
+    detectors = {kind: Detector(kind, model, {**result.best.payload[0], **_companion(acquisition, kind)},
+                                threshold=result.best.payload[1], name=names[kind])
+                 for kind, (model, result) in fitted.items()}
+    heldout, heldout_id = _heldout(run, detectors, size=max(d.read_size for d in detectors.values()),
+                                   deadline=deadline, progress=progress)
     options = [*data.command_options(), ("--id-class", run.id_classes), ("--heldout", heldout_id),
                *run.command_options]
     command = recorded_command(f"medlim train {run.kind}", options)
@@ -447,12 +495,16 @@ def train_on_folder(
                                    "n_validation_ood": int((val.labels == 1).sum())}
         if kind in heldout:
             metrics["heldout"] = heldout[kind].to_dict()
+        if kind in acquisition:
+            metrics["acquisition"] = dict(acquisition[kind]["metrics"])
         fields_ = _entry_fields(kind, model, result, name=names[kind], version=run.version,
                                 config=planned.config, id_classes=id_classes, data=data, planned=planned,
                                 command=command, metrics=metrics)
+        fields_["params"].update(_companion(acquisition, kind))
         entry = register_once(registries, fields_, model.state_dict(), allow_shipped_folder=allow_shipped_folder)
         registered.append(entry)
-        validation[entry.name] = result.to_json()
+        validation[entry.name] = {**result.to_json(),
+                                  **({"acquisition": metrics["acquisition"]} if "acquisition" in metrics else {})}
         if progress is not None:
             progress(f"registered {entry.label} in {registries.directory}")
     # issue 12/13: each detector's "unlike my training data" check, on its ID training images as it reads them
@@ -461,6 +513,13 @@ def train_on_folder(
                                                progress=progress)
     return TrainingOutcome(registered=entries, validation=validation,
                            extra={**_outcome_extra(data, planned, heldout, names), "familiarity": familiarity})
+
+
+def _companion(acquisition: Mapping[str, dict[str, Any]], kind: str) -> dict[str, Any]:
+    """``{"acquisition": …}`` for a kind that has the statistics, else ``{}`` (merged into its params)."""
+    from medlim.curation.ood.acquisition import COMPANION_KEY
+
+    return {COMPANION_KEY: acquisition[kind]} if kind in acquisition else {}
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.batch import Attempt
     from medlim.core.engines import Engine
     from medlim.core.weights import Registries, Registry, WeightsEntry
+    from medlim.curation.image_statistics import AcquisitionReference
 
 __all__ = [
     "DETECTOR_KINDS",
@@ -141,20 +142,54 @@ class Detector:
         model: the network (put in eval mode here).
         params: score parameters (see :func:`combine_parts`) plus ``input_size``
             and ``id_classes``.
-        threshold: calibrated decision threshold (G-mean on internal validation data).
+        threshold: calibrated decision threshold (G-mean on internal validation data) of the detector alone.
         name: label for display.
+        stats: fuse the detector's score with the acquisition statistics stored in ``params["acquisition"]``
+            (:mod:`medlim.curation.ood.acquisition`) when it has them; then images are read at the statistics'
+            side and :attr:`threshold` is the fused score's. ``False``: the detector alone (the thesis).
     """
 
     def __init__(self, kind: str, model: "torch.nn.Module", params: Mapping[str, Any], *, threshold: float,
-                 name: str = "") -> None:
+                 name: str = "", stats: bool = True) -> None:
+        from medlim.curation.ood.acquisition import COMPANION_KEY, AcquisitionCompanion
+
         if kind not in DETECTOR_KINDS:
             raise ParameterError(f"unknown detector kind {kind!r}; known: {', '.join(DETECTOR_KINDS)}.")
         self.kind = kind
         self.model = model.eval()
         self.params = dict(params)
-        self.threshold = float(threshold)
         self.name = name or kind
         self.input_size = int(self.params["input_size"])
+        stored = self.params.get(COMPANION_KEY)
+        self.acquisition = AcquisitionCompanion.from_json(stored) if stats and stored else None
+        self.threshold = float(threshold) if self.acquisition is None else self.acquisition.threshold
+
+    @property
+    def fused(self) -> bool:
+        """Whether scores are fused with the acquisition statistics."""
+        return self.acquisition is not None
+
+    @property
+    def has_statistics(self) -> bool:
+        """Whether the detector was trained with acquisition statistics (used or not)."""
+        return bool(self.params.get("acquisition"))
+
+    @property
+    def read_size(self) -> int:
+        """The side images are read at: the statistics' (256 px) when fused, else the input side."""
+        return self.acquisition.size if self.acquisition is not None else self.input_size
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """The parts of a score (the columns of a score table); ``stats`` is the statistics distance when fused."""
+        return PART_NAMES[self.kind] + (("stats",) if self.fused else ())
+
+    def combine(self, parts: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The score from its parts: :func:`combine_parts`, fused with ``parts["stats"]`` when :attr:`fused`."""
+        score = combine_parts(self.kind, parts, self.params)
+        if self.acquisition is None:
+            return score
+        return self.acquisition.fuse(score, parts["stats"])
 
     @property
     def id_classes(self) -> tuple[str, ...]:
@@ -180,20 +215,22 @@ class Detector:
         inputs = stack_inputs(images, self.input_size)
         device = next(self.model.parameters()).device
         collected: dict[str, list[np.ndarray]] = {}
+        if self.acquisition is not None:
+            collected["stats"] = [self.acquisition.distances(images)]
         with torch.no_grad():
             for start in range(0, len(inputs), _CHUNK):
                 batch = torch.from_numpy(inputs[start : start + _CHUNK]).unsqueeze(1).to(device)
                 for key, value in _parts(self.kind, self.model, batch).items():
                     collected.setdefault(key, []).append(value.double().cpu().numpy())
-        if not collected:
-            return {key: np.zeros(0) for key in PART_NAMES[self.kind]}
+        if not len(inputs):
+            return {key: np.zeros(0) for key in self.part_names}
         return {key: np.concatenate(values) for key, values in collected.items()}
 
     def score(self, images: Sequence[np.ndarray] | np.ndarray, *, files: Sequence[str] = (),
               threshold: float | None = None) -> OodScores:
         """Score images; ``threshold`` overrides the calibrated one."""
         parts = self.parts(images)
-        return OodScores(score=combine_parts(self.kind, parts, self.params),
+        return OodScores(score=self.combine(parts),
                          threshold=self.threshold if threshold is None else float(threshold),
                          parts=parts, files=tuple(str(f) for f in files))
 
@@ -309,7 +346,7 @@ def scored_batches(
 
     if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
         raise ParameterError(f"`chunk` must be a positive integer, {chunk!r} is given.")
-    work = FileWork(read=partial(read_model_input, size=detector.input_size), infer=score_model_inputs,
+    work = FileWork(read=partial(read_model_input, size=detector.read_size), infer=score_model_inputs,
                     load_model=partial(detector_for_worker, detector), batch=chunk)
     pending: list[Attempt[ScoredInput]] = []
     for attempt in (engine or LocalEngine()).attempts(work, files, model=detector, progress=progress,
@@ -327,10 +364,10 @@ def _scored_batch(
 ) -> ScoredBatch:
     """The scores of the readable files of ``attempts``, from their parts (:func:`combine_parts`)."""
     read = [a.result for a in attempts if a.ok and a.result is not None]
-    size = detector.input_size
+    size = detector.read_size
     inputs = np.stack([r[0] for r in read]) if read else np.zeros((0, size, size), np.float32)
-    parts = {key: np.array([r[2][key] for r in read], dtype=np.float64) for key in PART_NAMES[detector.kind]}
-    scores = OodScores(score=combine_parts(detector.kind, parts, detector.params),
+    parts = {key: np.array([r[2][key] for r in read], dtype=np.float64) for key in detector.part_names}
+    scores = OodScores(score=detector.combine(parts),
                        threshold=detector.threshold if threshold is None else float(threshold),
                        parts=parts, files=tuple(a.name for a in attempts if a.ok))
     return ScoredBatch(attempts=tuple(attempts), scores=scores, inputs=inputs)
@@ -343,28 +380,29 @@ def _kind_of(entry: "WeightsEntry") -> str:
     raise WeightsError(f"weights {entry.label} ({entry.architecture}) are not an OOD detector.")
 
 
-def detector_from_entry(entry: "WeightsEntry", *, device: "torch.device | str | None" = "cpu") -> Detector:
-    """A :class:`Detector` for a registry entry (checksum verified, strict load)."""
+def detector_from_entry(entry: "WeightsEntry", *, device: "torch.device | str | None" = "cpu",
+                        stats: bool = True) -> Detector:
+    """A :class:`Detector` for a registry entry (checksum verified, strict load); ``stats``: see :class:`Detector`."""
     from medlim.core.weights import build_model
 
     kind = _kind_of(entry)
     if "score" not in entry.thresholds:
         raise WeightsError(f"weights {entry.label} carry no calibrated 'score' threshold.")
     return Detector(kind, build_model(entry, device=device), entry.params, threshold=entry.thresholds["score"],
-                    name=entry.label)
+                    name=entry.label, stats=stats)
 
 
 def load_detector(name: str, *, version: str | None = None, registry: "Registry | Registries | None" = None,
-                  device: "torch.device | str | None" = "cpu") -> Detector:
+                  device: "torch.device | str | None" = "cpu", stats: bool = True) -> Detector:
     """Load the detector registered as ``name`` (latest version unless given).
 
     ``registry`` defaults to the shipped and the user registry together
-    (:class:`medlim.core.weights.Registries`).
+    (:class:`medlim.core.weights.Registries`); ``stats``: see :class:`Detector`.
     """
     from medlim.core.weights import Registries
 
     registry = registry if registry is not None else Registries.load()
-    return detector_from_entry(registry.get(name, version), device=device)
+    return detector_from_entry(registry.get(name, version), device=device, stats=stats)
 
 
 def list_detectors(registry: "Registry | Registries | None" = None) -> list["WeightsEntry"]:
@@ -375,4 +413,50 @@ def list_detectors(registry: "Registry | Registries | None" = None) -> list["Wei
     return [e for e in registry.list() if e.architecture in ARCHITECTURE_OF.values()]
 
 
-__all__ += ["detector_from_entry", "list_detectors"]
+@dataclass(frozen=True)
+class AcquisitionDetector:
+    """The acquisition statistics alone as an OOD detector (the shape
+    :func:`medlim.curation.ood.shift_types.compare_shift_types` takes).
+
+    Attributes:
+        name: label in tables; id_classes: the ID classes its reference was fitted on.
+        reference: the fitted reference; threshold: the largest held-back ID distance
+            (OOD when ``score ≥ threshold``, as the other detectors' calibrated threshold).
+        input_size: the side images are given at (:data:`STATS_SIZE`).
+    """
+
+    name: str
+    id_classes: tuple[str, ...]
+    reference: "AcquisitionReference"
+    threshold: float
+    input_size: int = 256
+
+    def score(self, images: np.ndarray | Sequence[np.ndarray]) -> Any:
+        """:class:`medlim.curation.ood.scoring.OodScores` of ``images`` (``[N, s, s]`` float in [0, 1])."""
+        from medlim.curation.image_statistics import acquisition_feature_matrix
+
+        return OodScores(score=self.reference.score(acquisition_feature_matrix(images)), threshold=self.threshold)
+
+
+def fit_acquisition_detector(images: np.ndarray, *, id_classes: Sequence[str], name: str = "stats",
+                             every: int = 5) -> AcquisitionDetector:
+    """Fit :class:`AcquisitionDetector` on ID images: every ``every``-th image is held back for the threshold.
+
+    Args:
+        images: ``np.ndarray[N, s, s]`` float in [0, 1] ID images at :data:`STATS_SIZE` px, N ≥ 2·``every``.
+        id_classes: the classes they show; name: the detector's label.
+    """
+    from medlim.curation.image_statistics import acquisition_feature_matrix, fit_acquisition_reference
+
+    array = np.asarray(images, dtype=np.float32)
+    if array.ndim != 3 or len(array) < 2 * every:
+        raise ParameterError(f"need at least {2 * every} ID images [N, s, s]; shape {array.shape} is given.")
+    held = np.zeros(len(array), bool)
+    held[every - 1 :: every] = True
+    features = acquisition_feature_matrix(array)
+    reference = fit_acquisition_reference(features[~held])
+    return AcquisitionDetector(name=name, id_classes=tuple(id_classes), reference=reference,
+                               threshold=float(reference.score(features[held]).max()), input_size=array.shape[1])
+
+
+__all__ += ["detector_from_entry", "list_detectors", "AcquisitionDetector", "fit_acquisition_detector"]

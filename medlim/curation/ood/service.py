@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medlim.curation.ood.calibration import auroc as area_under_roc
-from medlim.curation.ood.data import IMAGE_SUFFIXES, list_image_files
+from medlim.curation.ood.data import IMAGE_SUFFIXES, list_image_files, stack_inputs
 from medlim.curation.ood.labels import FolderLabels, auroc_notes, folder_labels, matching_class
 from medlim.curation.ood.scoring import Detector, OodScores, scored_batches
 
@@ -213,8 +213,8 @@ def score_inputs(
     for batch in scored_batches(detector, ((i.name, i.source) for i in items), threshold=threshold, chunk=chunk,
                                 progress=progress, pseudonymised=pseudonymised, engine=engine):
         parts.append(batch.scores)
-        if keep_inputs:
-            kept.append(batch.inputs)
+        if keep_inputs:  # at the network's side (a fused detector reads at the statistics' larger side)
+            kept.append(stack_inputs(batch.inputs, detector.input_size))
         for attempt, row in zip(batch.attempts, batch.rows()):
             item_folders = items[attempt.index - 1].folders
             if attempt.ok:
@@ -224,19 +224,16 @@ def score_inputs(
                 failures.append(row)
             if on_row is not None:
                 on_row(_labelled(row, item_folders, id_classes) if label_folders else row)
-    scores = _concatenate(parts, detector.threshold if threshold is None else float(threshold), detector.kind)
+    scores = _concatenate(parts, detector.threshold if threshold is None else float(threshold), detector.part_names)
     labels = folder_labels(folders, id_classes, show_folders=not pseudonymised) if label_folders else None
     size = detector.input_size
     stacked = (np.concatenate(kept) if kept else np.zeros((0, size, size), np.float32)) if keep_inputs else None
     return build_report(detector, scores, labels=labels, warnings=warnings, failures=failures, inputs=stacked)
 
 
-def _concatenate(parts: Sequence[OodScores], threshold: float, kind: str) -> OodScores:
-    from medlim.curation.ood.scoring import PART_NAMES
-
+def _concatenate(parts: Sequence[OodScores], threshold: float, part_names: Sequence[str]) -> OodScores:
     if not parts:
-        return OodScores(score=np.zeros(0), threshold=threshold,
-                         parts={name: np.zeros(0) for name in PART_NAMES[kind]})
+        return OodScores(score=np.zeros(0), threshold=threshold, parts={name: np.zeros(0) for name in part_names})
     names = parts[0].parts.keys()
     return OodScores(score=np.concatenate([p.score for p in parts]), threshold=threshold,
                      parts={name: np.concatenate([p.parts[name] for p in parts]) for name in names},
@@ -260,11 +257,11 @@ def phantom_report(
     from medlim.curation.ood.data import phantom_set
     from medlim.phantoms.radiograph import BODY_PARTS
 
-    data = phantom_set(seed=seed, per_class=per_class, body_parts=BODY_PARTS, size=detector.input_size, site=site,
+    data = phantom_set(seed=seed, per_class=per_class, body_parts=BODY_PARTS, size=detector.read_size, site=site,
                        variability=variability)
     scores = detector.score(data.images, files=data.files, threshold=threshold)
     labels = folder_labels([(c,) for c in data.classes], detector.id_classes)
-    return build_report(detector, scores, labels=labels, inputs=data.images)
+    return build_report(detector, scores, labels=labels, inputs=stack_inputs(data.images, detector.input_size))
 
 
 def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[OodInput]:

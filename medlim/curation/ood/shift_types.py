@@ -278,7 +278,7 @@ def compare_shift_types(detectors: Sequence[Detector], *, reference: Callable[[i
     rows: list[ShiftTypeRow] = []
     counts: dict[str, int] = {}
     for detector in detectors:
-        clean, moved = reference(detector.input_size), shifted(detector.input_size)
+        clean, moved = reference(detector.read_size), shifted(detector.read_size)
         ref = clean.select(~class_labels(clean.classes, detector.id_classes).is_ood)
         keep = np.array([not c or not flag for c, flag in
                          zip(moved.images.classes, class_labels(moved.images.classes, detector.id_classes).is_ood)],

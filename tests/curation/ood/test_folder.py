@@ -59,6 +59,12 @@ def test_tend_trains_on_a_folder_and_registers_tend_and_its_baseline(
     assert entry.plan["overridden"] == ["ae_epochs", "batch_size", "tend_epochs", "warmup_epochs", "width"]
     assert entry.thresholds["score"] == pytest.approx(tend["threshold"])
     assert entry.metrics["validation"]["auroc"] == tend["auroc"]
+    # the acquisition statistics (on by default): fitted on the 14 ID training images, calibrated on the 4 + 36
+    # validation images, stored in the entry; its fused threshold is its own, the detector's stays in thresholds
+    stored = entry.params["acquisition"]
+    assert stored["metrics"]["n_train"] == 14 and stored["metrics"]["n_validation_ood"] == 36
+    assert tend["acquisition"] == stored["metrics"] and stored["size"] == 256
+    assert "acquisition statistics: reading 14 ID training images" in progress
     assert (ROOT / "weights" / "manifest.json").read_bytes() == shipped_before
 
     assert main(["ood", "evaluate", "--detector", "tend-disc@1", "--data", str(shapes), "--json"]) == 0
@@ -68,7 +74,12 @@ def test_tend_trains_on_a_folder_and_registers_tend_and_its_baseline(
     assert main(["ood", "evaluate", "--detector", "ae-disc", "--data", str(shapes)]) == 0
     assert capsys.readouterr().out.startswith("ae-disc@1: one-vs-rest, ID = disc (18 ID / 36 OOD images)")
     assert main(["ood", "score", "--detector", "tend-disc:1", "--jsonl", str(shapes / "square")]) == 0
-    assert len(capsys.readouterr().out.splitlines()) == 18
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 18 and all(row["threshold"] == pytest.approx(stored["threshold"]) for row in rows)
+    assert {"p", "d", "stats"} <= set(rows[0])
+    assert main(["ood", "score", "--detector", "tend-disc:1", "--jsonl", "--stats", "off", str(shapes / "square")]) == 0
+    alone = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "stats" not in alone[0] and alone[0]["threshold"] == pytest.approx(tend["threshold"])
 
     # a second run of the same command: the next free versions, nothing replaced
     assert main(["train", "tend", "--data", str(shapes), "--id-class", "disc", *TINY_TEND]) == 0
@@ -78,7 +89,7 @@ def test_tend_trains_on_a_folder_and_registers_tend_and_its_baseline(
 
 def test_cvad_plans_32_px_and_calibrates_its_range(shapes: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "cvad", "--data", str(shapes), "--id-class", "!disc", "--name", "cvad-shapes",
-                 *TINY_CVAD]) == 0
+                 "--stats", "off", *TINY_CVAD]) == 0
     result, progress = _result(capsys)
     assert result["registered"] == [{"name": "cvad-shapes", "version": "1"}]
     assert "CVAD generator validation after epoch 1" in progress and "CVAD discriminator" in progress
@@ -88,6 +99,7 @@ def test_cvad_plans_32_px_and_calibrates_its_range(shapes: Path, capsys: pytest.
     # 8 ID validation images (4 square + 4 stripes) against the 18 discs
     assert (result["validation"]["cvad-shapes"]["n_id"], result["validation"]["cvad-shapes"]["n_ood"]) == (8, 18)
     assert "--id-class '!disc' --name cvad-shapes" in entry.provenance.command
+    assert "--stats off" in entry.provenance.command and "acquisition" not in entry.params  # the thesis's detector
     # issue 12/13: the "unlike my training data" record, fitted on the ID training images at the 32 px input, its
     # limit chosen with the 8 ID validation images (the discs are not in-distribution, so they do not choose it)
     assert entry.familiarity_path is not None and entry.familiarity_path.is_file()
