@@ -431,10 +431,11 @@ def _evaluate(args: argparse.Namespace) -> int:
                                        shift_types=moved.shift_types if moved else ())
     table = _shift_comparison(args, detector, seed, read) if evaluation.shift_types else None
     if args.json:
-        print(json.dumps({"detector": detector.name, **evaluation.to_dict(),
+        print(json.dumps({"detector": detector.name, "acquisition_statistics": detector.fused, **evaluation.to_dict(),
                           **({"shift_types": table.to_dict()} if table is not None else {})}, indent=2))
     else:
-        lines = evaluation_lines(evaluation, detector=detector.name)
+        lines = evaluation_lines(evaluation, detector=detector.name + (" + acquisition statistics" if detector.fused
+                                                                       else ""))
         if table is not None and len(table.detectors) > 1:
             lines += ["", "per shift type, detectors side by side (share detected at each one's calibrated "
                           "threshold / AUROC against the ID images):", *table.lines()]

@@ -70,9 +70,11 @@ def test_tend_trains_on_a_folder_and_registers_tend_and_its_baseline(
     assert main(["ood", "evaluate", "--detector", "tend-disc@1", "--data", str(shapes), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert (report["setting"], report["n_id"], report["n_ood"]) == ("one-vs-rest", 18, 36)
+    assert report["acquisition_statistics"] is True and report["stored_threshold"] == pytest.approx(stored["threshold"])
     assert set(report["class_ood_rate"]) == {"disc", "square", "stripes"} and "shift_type_rate" not in report
     assert main(["ood", "evaluate", "--detector", "ae-disc", "--data", str(shapes)]) == 0
-    assert capsys.readouterr().out.startswith("ae-disc@1: one-vs-rest, ID = disc (18 ID / 36 OOD images)")
+    assert capsys.readouterr().out.startswith("ae-disc@1 + acquisition statistics: one-vs-rest, ID = disc (18 ID / 36 "
+                                              "OOD images)")
     assert main(["ood", "score", "--detector", "tend-disc:1", "--jsonl", str(shapes / "square")]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 18 and all(row["threshold"] == pytest.approx(stored["threshold"]) for row in rows)
