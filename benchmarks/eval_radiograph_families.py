@@ -35,6 +35,9 @@ Run (models go to ``$MEDLIM_HOME/models``, never to ``weights/``)::
 
     MEDLIM_HOME=/tmp/xfam-home nice -n 10 .venv/bin/python benchmarks/eval_radiograph_families.py
 
+``--both`` also trains every model on the two families' training folders merged
+(family "AB": the domain-randomised variant, tested on each family's held-out set).
+
 Options: ``--train-seed S`` (the trainers' split and training seed, default 0;
 seed 1 was run as a replicate), ``--minutes-tend 6 --minutes-cvad 4
 --minutes-oscars 6`` (the defaults), ``--no-cvad``, ``--no-retrieval``,
@@ -106,10 +109,10 @@ def _phantoms(family: str, out: Path, *, n: int, seed: int, site: str = "interna
 
 
 def _merge(sources: list[Path], out: Path) -> Path:
-    """Copy the class folders of ``sources`` into ``out`` (file names prefixed by source, no manifest)."""
+    """Copy the class folders of ``sources`` into ``out`` (file names prefixed by family and source, no manifest)."""
     for source in sources:
         for image in sorted(source.glob("*/*.png")):
-            target = out / image.parent.name / f"{source.name}_{image.name}"
+            target = out / image.parent.name / f"{source.parent.name}_{source.name}_{image.name}"
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(image, target)
     return out
@@ -153,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every set size (smoke tests)")
     parser.add_argument("--tag", default=time.strftime("%m%d%H%M"), help="suffix of the registered names")
     parser.add_argument("--work", type=Path, default=None, help="keep the generated data here")
+    parser.add_argument("--both", action="store_true",
+                        help="also train on both families' training folders merged (family AB)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if "MEDLIM_HOME" not in os.environ:
@@ -183,10 +188,15 @@ def main(argv: list[str] | None = None) -> int:
             data[family, "ret_heldout"] = _phantoms(family, root / "ret_heldout", n=n(40) * 7,
                                                     seed=SEEDS["heldout_ret"], site="external", log=log)
 
+    trained_families = [*FAMILIES, *(["AB"] if args.both else [])]
+    if args.both:
+        for key in ("ood_train", "ret_internal", "ret_external"):
+            if ("A", key) in data:
+                data["AB", key] = _merge([data["A", key], data["B", key]], work / "AB" / key)
     rows: list[dict] = []
     detectors = [("tend", args.minutes_tend)] + ([] if args.no_cvad else [("cvad", args.minutes_cvad)])
     for kind, minutes in detectors:
-        for trained_on in FAMILIES:
+        for trained_on in trained_families:
             name = f"xfam-{kind}-{trained_on}-{args.tag}"
             t0 = time.time()
             try:
@@ -209,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
 
     if not args.no_retrieval:
-        for trained_on in FAMILIES:
+        for trained_on in trained_families:
             name = f"xfam-oscars-{trained_on}-{args.tag}"
             t0 = time.time()
             try:

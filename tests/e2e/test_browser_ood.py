@@ -23,19 +23,34 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(400)]
 
 
 def _registry(directory: Path) -> Path:
+    """A random-weight TEND (ID = hand) with acquisition statistics, as `medlim train tend --data` stores them."""
     import torch
 
     from medlim.core.weights import Registry, save_weights
+    from medlim.curation.ood.acquisition import fit_companion, statistics_features
     from medlim.curation.ood.nets import build_tend
+    from medlim.curation.ood.scoring import Detector
+    from medlim.phantoms.radiograph import generate_radiograph
 
     torch.manual_seed(0)
+    model = build_tend(width=2, embedding=16).eval()
+    params = {"input_size": 64, "id_classes": ["hand"], "weight": 0.5, "margin": 150.0}
+
+    def images(part: str, first: int, n: int) -> np.ndarray:
+        return np.stack([generate_radiograph(seed=3, index=first + k, body_part=part, size=256).image
+                         for k in range(n)]).astype(np.float32)
+
+    val = np.r_[images("hand", 8, 4), images("elbow", 0, 4)]
+    companion = fit_companion(statistics_features(images("hand", 0, 8)), statistics_features(val),
+                              np.r_[np.zeros(4, int), np.ones(4, int)],
+                              Detector("tend", model, params, threshold=0.3).score(val).score)
     save_weights(Registry(directory), {
         "name": "tend-e2e", "version": "1", "task": "ood-detection", "architecture": "tend",
         "architecture_kwargs": {"channels": 1, "input_size": 64, "width": 2, "embedding": 16}, "preset": "ood-grey",
         "input_contract": {"channels": 1, "size": [64, 64]}, "thresholds": {"score": 0.3},
-        "params": {"input_size": 64, "id_classes": ["hand"], "weight": 0.5, "margin": 150.0},
+        "params": {**params, "acquisition": companion.to_json()},
         "description": "random-weight TEND for the browser test",
-    }, build_tend(width=2, embedding=16).eval().state_dict())
+    }, model.state_dict())
     return directory
 
 
@@ -79,6 +94,11 @@ def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page, op
     settle(page)
     page.screenshot(path=str(ARTIFACTS / "ood_generated.png"))
 
+    # the detector carries acquisition statistics: scored fused by default; switched off, it scores alone with its
+    # own threshold, 0.3, which the upload's gallery captions below show
+    expect(page.get_by_text("Acquisition statistics", exact=True)).to_be_visible()
+    page.get_by_text("Acquisition statistics", exact=True).click()
+    settle(page)
     page.get_by_text("Upload", exact=True).click()
     expect(page.get_by_text("Upload images (PNG")).to_be_visible()
     page.locator("input[type='file']").first.set_input_files(str(archive))
