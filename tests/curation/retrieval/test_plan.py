@@ -17,16 +17,22 @@ def test_input_size_from_the_median_image(height: int | None, width: int | None,
     assert plan_input_size(height, width)[0] == size
 
 
+@pytest.mark.parametrize(("height", "width", "size"), [(512, 400, 128), (256, 256, 128), (100, 90, 64), (48, 40, 32)])
+def test_an_oscars_family_plans_up_to_128(height: int, width: int, size: int) -> None:
+    assert plan_input_size(height, width, cap=128)[0] == size
+
+
 def test_oscars_plan_matches_the_shipped_steps() -> None:
     # 7 × 120 external images, 80 % trained on: 672 → 21 batches of 32 anchors → ceil(2800 / 21) = 134 epochs;
     # 200 internal per class, every fifth held back: 160 → 10 batches of 16 → ceil(360 / 10) = 36 generator
     # and ceil(120 / 10) = 12 discriminator epochs
     planned = plan_oscars(median_height=512, median_width=512, n_train=672, class_counts=SEVEN,
                           internal_counts={c: 200 for c in SEVEN}, colour=0, images=672, seed=3)
-    assert (planned.config.input_size, planned.config.epochs, planned.config.anchors) == (64, 134, 32)
+    assert (planned.config.input_size, planned.config.epochs, planned.config.anchors) == (128, 134, 32)
     assert planned.config.lr_schedule == "poly" and planned.patience == 34  # a quarter of 134, rounded up
     assert planned.config.augment and planned.plan.settings["augment"] is True
-    assert (planned.detector.epochs, planned.detector.head_epochs, planned.detector.input_size) == (36, 12, 64)
+    assert (planned.detector.epochs, planned.detector.head_epochs, planned.detector.input_size) == (36, 12, 128)
+    assert "chosen on validation radiographs" in planned.plan.reasons["input_size"]
     settings = planned.plan.settings
     assert settings["detector"]["generator_epochs"] == 36 and settings["patience"] == 34 and settings["seed"] == 3
     assert set(planned.plan.reasons) >= {"input_size", "normalisation", "augment", "epochs", "early_stopping",
