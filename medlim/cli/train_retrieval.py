@@ -55,7 +55,7 @@ def _add_common(p: argparse.ArgumentParser, *, folder: str) -> None:
                    help="leave out the rows with problems (reported) instead of refusing the dataset")
     p.add_argument("--seed", type=int, default=None, help="split and training seed (default 0; phantoms 1)")
     p.add_argument("--input-size", type=int, default=None,
-                   help="input side (default: planned from the data, 32–64; phantoms 64; thesis 224)")
+                   help="input side (default: planned from the data, 32–128 for OSCARS, 32–64 for PMS; phantoms 64; thesis 224)")
     p.add_argument("--width", type=int, default=None, help="ResNet-18 base width (default 16)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 1e-3)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: half the cores, ≤ 4)")
