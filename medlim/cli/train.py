@@ -90,6 +90,9 @@ def _add_scunet(sub: argparse._SubParsersAction) -> None:
     scunet.add_argument("--loss", choices=("dice", "dice+bce"), default=None,
                         help="with --data: training loss (default: planned; dice is the thesis's soft Dice over the "
                              "batch, dice+bce adds pixel-wise cross-entropy as nnU-Net does)")
+    scunet.add_argument("--balance", choices=("patches", "views"), default=None,
+                        help="with --data: how an epoch draws its BAC patches (default: planned, patches: each once; "
+                             "views: every view's BAC patches weigh the same, so mild BAC is seen as often as heavy)")
     scunet.add_argument("--threads", type=int, default=None,
                         help="with --data on a CPU: torch threads (default: half the cores, at most 4)")
     scunet.add_argument("--name", default=None,
@@ -188,7 +191,8 @@ def _train_scunet(args: argparse.Namespace) -> int:
     deadline = Deadline(args.max_minutes)  # the budget covers everything from here on
     if args.data is None:
         _refuse(args, _DATA_ONLY + ("max_minutes", "patch_size", "steps_per_epoch", "threads", "patience",
-                                    "val_views", "loss"), reason="apply to training on your folder (--data DIR)")
+                                    "val_views", "loss", "balance"),
+                reason="apply to training on your folder (--data DIR)")
         return _train_scunet_phantoms(args)
     from medlim.core.training import stderr_progress
     from medlim.mammography.folder import ScunetRun, train_scunet_on_folder
@@ -196,13 +200,14 @@ def _train_scunet(args: argparse.Namespace) -> int:
     _refuse(args, _SCUNET_PHANTOM_ONLY, reason="only apply to phantoms (without --data)")
     overrides = {"patch_size": args.patch_size, "batch_size": args.batch_size, "learning_rate": args.lr,
                  "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "threads": args.threads,
-                 "patience": args.patience, "whole_view_views": args.val_views, "loss": args.loss}
+                 "patience": args.patience, "whole_view_views": args.val_views, "loss": args.loss,
+                 "positive_balance": args.balance}
     recorded = _given(args, (("--name", "name"), ("--version", "version"), ("--max-minutes", "max_minutes"),
                              ("--skip-bad", "skip_bad"), ("--seed", "seed"), ("--preset", "preset"),
                              ("--skip", "skip"), ("--epochs", "epochs"), ("--batch-size", "batch_size"),
                              ("--lr", "lr"), ("--patch-size", "patch_size"), ("--steps-per-epoch", "steps_per_epoch"),
                              ("--threads", "threads"), ("--patience", "patience"), ("--val-views", "val_views"),
-                             ("--loss", "loss")))
+                             ("--loss", "loss"), ("--balance", "balance")))
     run = ScunetRun(data_dir=args.data, val_dir=args.val, init=args.init, name=args.name, version=args.version,
                     seed=0 if args.seed is None else args.seed, skip_bad=args.skip_bad, device=args.device,
                     preset=args.preset, skip=_skip_rule(args.skip),

@@ -140,6 +140,7 @@ class PatchPool:
         features: ``np.float64[views, F]``, each view's training-data features as the model
             sees it (:func:`medlim.mammography.familiarity.preprocessed_features`).
         view_has_bac: per view read, whether its mask holds BAC.
+        view_of: ``np.int64[N]`` the view (0-based, in reading order) each patch was cut from.
     """
 
     grey: np.ndarray
@@ -150,6 +151,7 @@ class PatchPool:
     seconds: float
     features: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     view_has_bac: tuple[bool, ...] = ()
+    view_of: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def positive(self) -> np.ndarray:
@@ -205,7 +207,7 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
     from medlim.mammography.train import TrainingImage, extract_image_patches
 
     started = time.perf_counter()
-    greys, masks, features, has_bac = [], [], [], []
+    greys, masks, features, has_bac, view_of = [], [], [], [], []
     bac_free = grid = 0
     rule = background_rule(start.skip, start.preset)
     for done, index in enumerate(indices, start=1):
@@ -224,11 +226,13 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
         grid += _grid_patches(view.image.shape, get_preset(start.preset).patch_size, len(positives), rule)
         greys += [positives.grey, negatives.grey]
         masks += [positives.mask, negatives.mask]
+        view_of.append(np.full(len(positives.grey) + len(negatives.grey), done - 1, np.int64))
         if progress is not None and (done % 10 == 0 or done == len(indices)):
             progress(f"preprocessed {done}/{len(indices)} {what} views")
     return PatchPool(grey=np.concatenate(greys), mask=np.concatenate(masks), views=len(indices),
                      bac_free_views=bac_free, grid_patches=grid, seconds=time.perf_counter() - started,
-                     features=np.stack(features) if features else np.zeros((0, 0)), view_has_bac=tuple(has_bac))
+                     features=np.stack(features) if features else np.zeros((0, 0)), view_has_bac=tuple(has_bac),
+                     view_of=np.concatenate(view_of) if view_of else np.zeros(0, np.int64))
 
 
 def _grid_patches(shape: tuple[int, ...], patch: int, positives: int, rule: Any) -> int:
@@ -310,8 +314,20 @@ class ScunetFolderTrainer:
         wanted = min(int(round(self.plan.negative_ratio * len(self.positive))), len(self.negative))
         picked = draw_negatives(self.hardness[self.negative], wanted, hard_share=self.plan.hard_negative_share,
                                 rng=self.rng)
-        order = interleave(self.rng.permutation(self.positive), self.rng.permutation(self.negative[picked]))
+        order = interleave(self._positives(), self.rng.permutation(self.negative[picked]))
         return np.resize(order, self.plan.steps_per_epoch * self.plan.batch_size)
+
+    def _positives(self) -> np.ndarray:
+        """The epoch's BAC patches: each once (``"patches"``), or as many drawn with every view's BAC patches
+        weighing the same in all (``"views"``: a view with one speck of mild BAC counts as much as one with heavy
+        BAC over twenty patches)."""
+        view_of = self.pool.view_of
+        if self.plan.positive_balance != "views" or len(view_of) != len(self.pool.grey) or not len(self.positive):
+            return self.rng.permutation(self.positive)
+        views = view_of[self.positive]
+        per_view = np.bincount(views)
+        weight = 1.0 / per_view[views]
+        return self.rng.choice(self.positive, size=len(self.positive), replace=True, p=weight / weight.sum())
 
     def _remember_hard(self, chosen: np.ndarray, probability: np.ndarray, coordinates: np.ndarray) -> None:
         """Record where the BAC-free crops of a step fired (``probability`` ``np.float32[N, s, s]``, ``coordinates``

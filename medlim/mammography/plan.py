@@ -63,6 +63,7 @@ __all__ = [
     "CUTOFFS",
     "FRESH_PRESET",
     "LOSSES",
+    "POSITIVE_BALANCES",
     "AugmentationPolicy",
     "ScunetPlan",
     "PatchCounts",
@@ -86,6 +87,8 @@ FRESH_PRESET = "thesis-unclipped"
 #: Training losses: the thesis's soft Dice over the batch, and that plus pixel-wise binary cross-entropy (nnU-Net's
 #: Dice + CE; a stated deviation, :func:`medlim.mammography.train.segmentation_loss`).
 LOSSES: tuple[str, ...] = ("dice", "dice+bce")
+#: How an epoch draws its BAC patches: each once, or with every view's BAC patches weighing the same.
+POSITIVE_BALANCES: tuple[str, ...] = ("patches", "views")
 #: Optimisation steps aimed at: (fine-tune, fresh) on (CPU, GPU).
 _TARGET_STEPS = {("fine-tune", "cpu"): 900, ("fine-tune", "cuda"): 3000, ("fresh", "cpu"): 2000,
                  ("fresh", "cuda"): 12000}
@@ -173,6 +176,7 @@ class ScunetPlan:
         whole_view_views: most whole validation views scored at each validation.
         augmentation: the augmentation policy.
         loss: one of :data:`LOSSES`.
+        positive_balance: one of :data:`POSITIVE_BALANCES`.
         seed: sampling and initialisation seed.
         threads: torch CPU threads (``None`` on a GPU).
         plan: the record (settings, reasons, overridden).
@@ -197,6 +201,7 @@ class ScunetPlan:
     threads: int | None
     plan: TrainingPlan
     loss: str = "dice"
+    positive_balance: str = "patches"
 
 
 def _check_overrides(overrides: Mapping[str, Any]) -> None:
@@ -210,6 +215,9 @@ def _check_overrides(overrides: Mapping[str, Any]) -> None:
     loss = overrides.get("loss")
     if loss is not None and loss not in LOSSES:
         raise ParameterError(f"--loss must be one of {', '.join(LOSSES)}; {loss!r} is given.")
+    balance = overrides.get("positive_balance")
+    if balance is not None and balance not in POSITIVE_BALANCES:
+        raise ParameterError(f"--balance must be one of {', '.join(POSITIVE_BALANCES)}; {balance!r} is given.")
     lr = overrides.get("learning_rate")
     if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
         raise ParameterError(f"--lr must be a positive number; {lr!r} is given.")
@@ -314,7 +322,7 @@ def plan_scunet(
         seed: sampling seed.
         overrides: settings given on the command line (``patch_size``, ``batch_size``,
             ``learning_rate``, ``epochs``, ``steps_per_epoch``, ``threads``, ``patience``,
-            ``whole_view_views``, ``loss``).
+            ``whole_view_views``, ``loss``, ``positive_balance``).
         starting_point: where the weights start, for the record (``"scunet-bac@2"``, ``"fresh"``).
         given: ``"preset"`` and/or ``"skip"`` when the command line chose them.
 
@@ -335,6 +343,7 @@ def plan_scunet(
                                 "negative_ratio": NEGATIVE_RATIO,
                                 "hard_negative_share": HARD_NEGATIVE_SHARE, "val_crops": _VAL_CROPS[device],
                                 "whole_view_views": _WHOLE_VIEWS[device], "seed": seed, "loss": "dice",
+                                "positive_balance": "patches",
                                 "device": device, "start": starting_point or mode,
                                 "threads": max(1, min(4, (os.cpu_count() or 2) // 2)) if device == "cpu" else None}
     schedule, schedule_reasons = _schedule(mode, device, counts.positives, batch)
@@ -361,4 +370,4 @@ def plan_scunet(
                       hard_negative_share=float(settings["hard_negative_share"]), val_crops=int(settings["val_crops"]),
                       whole_view_views=int(settings["whole_view_views"]), augmentation=policy, seed=int(seed),
                       threads=None if settings["threads"] is None else int(settings["threads"]), plan=record,
-                      loss=str(settings["loss"]))
+                      loss=str(settings["loss"]), positive_balance=str(settings["positive_balance"]))

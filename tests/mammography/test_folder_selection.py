@@ -166,3 +166,32 @@ def test_training_steps_mine_where_the_network_fires() -> None:
     assert trainer.hot_spot.tolist() == [[-1, -1], [40, 10], [-1, -1]]
     assert draw_negatives(trainer.hardness[trainer.negative], 1, hard_share=1.0,
                           rng=np.random.default_rng(0)).tolist() == [0]  # the spotted patch, first negative
+
+
+def test_view_balance_draws_each_views_bac_patches_as_often_in_all() -> None:
+    from medlim.mammography.folder import PatchPool, ScunetFolderTrainer
+
+    # view 0: three BAC patches (heavy BAC), view 1: one (a speck of mild BAC), view 2: a BAC-free patch
+    grey = np.full((5, 64, 64), 100, np.uint8)
+    mask = np.zeros((5, 64, 64), bool)
+    mask[:4, 30, 30] = True
+    view_of = np.array([0, 0, 0, 1, 2])
+    pool = PatchPool(grey=grey, mask=mask, views=3, bac_free_views=1, grid_patches=5, seconds=0.0, view_of=view_of)
+    counts = PatchCounts(train_views=3, train_bac_free_views=1, positives=4, negatives=1, val_views=1,
+                         val_bac_free_views=0, val_positives=1, val_negatives=0)
+
+    def trainer(balance: str | None) -> ScunetFolderTrainer:
+        plan = plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=counts,
+                           overrides={"patch_size": 64, "positive_balance": balance})
+        return ScunetFolderTrainer(_FiresOnBrightSpots(), pool, grey[:1], mask[:1], plan, device=torch.device("cpu"))
+
+    plain = trainer(None)
+    assert plain.plan.positive_balance == "patches" and sorted(plain._positives().tolist()) == [0, 1, 2, 3]
+    balanced = trainer("views")
+    # weights 1/3, 1/3, 1/3 and 1: the single patch of view 1 is half of all draws
+    draws = np.concatenate([balanced._positives() for _ in range(2000)])
+    assert len(balanced._positives()) == 4 and set(draws.tolist()) <= {0, 1, 2, 3}
+    assert (draws == 3).mean() == pytest.approx(0.5, abs=0.02)
+    with pytest.raises(ParameterError, match="--balance"):
+        plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=counts,
+                    overrides={"positive_balance": "classes"})
