@@ -118,7 +118,7 @@ def _folder_job(picked) -> None:  # noqa: ANN001 - the picked registry model
     if folder is None:
         return
     argv = ["ood", "score", str(folder), "--detector", picked.label, "--jsonl",
-            "--stats", "on" if st.session_state.get("ood_stats", True) else "off",
+            *([] if st.session_state.get("ood_stats", True) else ["--stats", "off"]),
             *(["--labels-from-folders"] if label_folders else [])]
     if submit_page_job("ood.score", argv, state_key=JOB_KEY) is not None:
         st.rerun()

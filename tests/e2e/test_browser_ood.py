@@ -101,7 +101,10 @@ def test_ood_page_in_real_browser(app_url: str, tmp_path: Path, browser_page, op
     settle(page)
     page.get_by_text("Upload", exact=True).click()
     expect(page.get_by_text("Upload images (PNG")).to_be_visible()
+    settle(page)
     page.locator("input[type='file']").first.set_input_files(str(archive))
+    expect(page.get_by_text("labelled.zip")).to_be_visible()  # the upload arrived before the next click
+    settle(page)
     expect(page.get_by_text("Labels from folder names")).to_be_visible()
     page.get_by_text("Labels from folder names").click()
     expect(page.get_by_role("heading", name="Galleries")).to_be_visible()
