@@ -172,7 +172,9 @@ class Detector:
     @property
     def has_statistics(self) -> bool:
         """Whether the detector was trained with acquisition statistics (used or not)."""
-        return bool(self.params.get("acquisition"))
+        from medlim.curation.ood.acquisition import COMPANION_KEY
+
+        return bool(self.params.get(COMPANION_KEY))
 
     @property
     def read_size(self) -> int:
@@ -282,7 +284,8 @@ class ScoredBatch:
         attempts: every file of the batch, in order (failed reads carry their error row;
             a read file's ``result`` is its :data:`ScoredInput`).
         scores: scores of the readable files, in order.
-        inputs: ``np.ndarray[M, s, s]`` float32, the readable files at the model input size.
+        inputs: ``np.ndarray[M, s, s]`` float32, the readable files at the detector's :attr:`Detector.read_size`
+            (the model input side; the statistics' 256 px when the detector scores fused).
     """
 
     attempts: tuple["Attempt[ScoredInput]", ...]
