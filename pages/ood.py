@@ -40,9 +40,12 @@ def _pick_detector():  # -> tuple[PickedModel, Detector] | None
                 "or `medlim train cvad --id-class hand`.")
         return None
     entry = picked.entry
+    stored = entry.params.get("acquisition") or {}
+    fused_t = f" · with acquisition statistics t = {stored['threshold']:.4g}" if "threshold" in stored else ""
     st.caption(f"{entry.description} · ID class {', '.join(entry.params.get('id_classes', ())) or 'not recorded'} · "
-               f"input {entry.input_contract.size} · calibrated t = {entry.thresholds['score']:.4g}")
-    stats = bool(entry.params.get("acquisition")) and st.checkbox(
+               f"input {entry.input_contract.size} · calibrated t = {entry.thresholds['score']:.4g} (detector alone)"
+               f"{fused_t}")
+    stats = bool(stored) and st.checkbox(
         "Acquisition statistics", value=True, key="ood_stats",
         help="This detector was trained with acquisition statistics (noise, sharpness, grid lines, exposure at "
              "256 px): fuse them with its score, with the fused threshold — a stated deviation that finds another "
