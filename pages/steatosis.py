@@ -54,6 +54,8 @@ _SLIDERS = {"area": "steatosis_area", "perimeter": "steatosis_perimeter",
 _REFERENCE_KEY = "steatosis_reference"
 #: The session key of the whole-slide job this page follows (:data:`medlim.ui.jobs.JOB_PAGES`).
 JOB_KEY = "steatosis_job"
+#: Help of the "Steatosis (% of tissue)" metric (single image and whole slide).
+PERCENT_HELP = "Kept droplet area ÷ tissue area (the section without glass, vessel and sinusoid lumina, and tears)."
 _REFERENCE_LABELS = {"scored": "Mean of the droplets passing the score (medlim)",
                      "all-detections": "Mean of all detections (thesis)"}
 
@@ -205,7 +207,7 @@ def _show_slide_run(run: SlideRun) -> None:
     a.metric("Droplets kept", f"{row['kept']} / {row['detected']}",
              help="Droplets inside the cutoffs / droplets the network found on tissue.")
     b.metric("Steatosis (% of tissue)", f"{100 * row['steatosis_fraction']:.1f} %",
-             help="Kept droplet area ÷ tissue area (the section without glass, lumina and tears).")
+             help=PERCENT_HELP)
     c.metric("NASH-CRN grade", row["nash_crn_band"], help="S0 < 5 %, S1 5–33 %, S2 34–66 %, S3 > 66 %.")
     d.metric("Donor assessment", row["donor_band"], help="Donor-liver bands < 5 / 5–29 / ≥ 30 % of tissue.")
     for warning in row.get("warnings") or ():
@@ -235,7 +237,7 @@ def _show_report(name: str, data: bytes, pixels: np.ndarray | None, analysis: St
     a.metric("Droplets kept", f"{report.kept} / {report.detected}",
              help="Droplets inside the cutoffs / droplets the network found on tissue.")
     b.metric("Steatosis (% of tissue)", f"{100 * report.steatosis_fraction:.1f} %",
-             help="Kept droplet area ÷ tissue area (the section without glass, lumina and tears).")
+             help=PERCENT_HELP)
     c.metric("NASH-CRN grade", report.nash_crn_band, help="S0 < 5 %, S1 5–33 %, S2 34–66 %, S3 > 66 %.")
     d.metric("Donor assessment", report.donor_band, help="Donor-liver bands < 5 / 5–29 / ≥ 30 % of tissue.")
     if report.unlike_training is not None:

@@ -46,10 +46,12 @@ class HEPhantom:
     Attributes:
         image: ``np.ndarray[H, W, 3]`` uint8 RGB.
         labels: ``np.ndarray[H, W]`` uint16 droplet instance labels, 0 = none.
-        tissue: ``np.ndarray[H, W]`` bool, tissue (droplets included); False on
-            glass and vessel lumina.
+        tissue: ``np.ndarray[H, W]`` bool, the section (droplets and sinusoids
+            included); False on glass, tears and vessel lumina.
         density: the droplet area fraction of the tissue that was aimed at.
         seed: the seed used.
+        lumen: ``np.ndarray[H, W]`` bool, the sinusoid lumina inside the section
+            not covered by a droplet (None: not recorded).
     """
 
     image: np.ndarray
@@ -57,6 +59,7 @@ class HEPhantom:
     tissue: np.ndarray
     density: float
     seed: int
+    lumen: np.ndarray | None = None
 
     @property
     def n_droplets(self) -> int:
@@ -64,9 +67,18 @@ class HEPhantom:
 
     @property
     def steatosis_fraction(self) -> float:
-        """Droplet area / tissue area (0.0 when there is no tissue)."""
-        tissue = int(self.tissue.sum())
-        return float((self.labels > 0).sum() / tissue) if tissue else 0.0
+        """Droplet area / tissue area, tissue as issue 13 defines it: the section without sinusoid lumina
+        (:attr:`steatosis_fraction_with_lumina` counts them as tissue, as this property did before); 0.0 with no
+        tissue."""
+        tissue = self.tissue if self.lumen is None else self.tissue & ~self.lumen
+        area = int(tissue.sum())
+        return float((self.labels > 0).sum() / area) if area else 0.0
+
+    @property
+    def steatosis_fraction_with_lumina(self) -> float:
+        """Droplet area / area of the whole section, sinusoid lumina included (0.0 when there is no tissue)."""
+        area = int(self.tissue.sum())
+        return float((self.labels > 0).sum() / area) if area else 0.0
 
 
 def _stain_vectors(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -474,7 +486,8 @@ def generate_he(
     eosin, haematoxylin = _stain_concentrations(rng, artefacts, yy, xx, labels, sinusoid=sinusoid, allowed=allowed,
                                                 glass=glass, vein_wall=vein_wall, look=look)
     image = _bright_field(rng, artefacts, eosin, haematoxylin, yy, xx, look)
-    return HEPhantom(image=image, labels=labels, tissue=tissue, density=look.density, seed=int(seed))
+    return HEPhantom(image=image, labels=labels, tissue=tissue, density=look.density, seed=int(seed),
+                     lumen=sinusoid & tissue & (labels == 0))
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -116,3 +116,17 @@ def test_golden_phantoms(seed: int, size: tuple[int, int], params: dict, expecte
         digest.update(np.ascontiguousarray(part).tobytes())
     digest.update(repr(p.density).encode())
     assert digest.hexdigest() == expected
+
+
+def test_steatosis_fraction_leaves_sinusoid_lumina_out_of_the_tissue() -> None:
+    """Issue 13's tissue: the section without sinusoid lumina (lumina under a droplet are droplet)."""
+    p = generate_he(5, size=(256, 256), density=0.3, vein_probability=0.0, edge_probability=0.0, tears=0.0)
+    assert p.lumen is not None and p.lumen.any()
+    assert not np.any(p.lumen & ~p.tissue) and not np.any(p.lumen & (p.labels > 0))
+    droplet = int((p.labels > 0).sum())
+    assert p.steatosis_fraction == droplet / int((p.tissue & ~p.lumen).sum())
+    assert p.steatosis_fraction_with_lumina == droplet / int(p.tissue.sum()) < p.steatosis_fraction
+    # Built without lumina (a phantom from before they were recorded), both readings agree.
+    from dataclasses import replace
+
+    assert replace(p, lumen=None).steatosis_fraction == p.steatosis_fraction_with_lumina

@@ -70,6 +70,7 @@ __all__ = [
     "apply_cutoffs",
     "kept_labels",
     "tissue_mask",
+    "thin_pale_channels",
     "grade",
 ]
 
@@ -357,9 +358,9 @@ def kept_labels(labels: np.ndarray, kept: np.ndarray) -> np.ndarray:
     return out.astype(np.uint16 if out.max(initial=0) < 65536 else np.int32)
 
 
-def tissue_mask(image: np.ndarray, *, max_droplet_radius: float = 45.0, max_glass_saturation: float = 0.09
-                ) -> np.ndarray:
-    """Tissue pixels: everything but pale regions too wide to be a droplet (glass, lumina).
+def tissue_mask(image: np.ndarray, *, max_droplet_radius: float = 45.0, max_glass_saturation: float = 0.09,
+                exclude_channels: bool = True) -> np.ndarray:
+    """Tissue pixels: everything but pale regions too wide to be a droplet (glass, lumina) and thin pale channels.
 
     A pixel is pale when it is bright (normalised grey above 0.78, the weak
     labels' threshold) or nearly colourless (saturation ``(max − min) / max``
@@ -372,10 +373,16 @@ def tissue_mask(image: np.ndarray, *, max_droplet_radius: float = 45.0, max_glas
     Connected pale regions whose largest inscribed disc is wider than
     ``max_droplet_radius`` are background, grown by 2 px.
 
+    Issue 13 defines tissue as the section without background, tears and
+    sinusoid lumina; with ``exclude_channels`` the thin, long, pale channels of
+    :func:`thin_pale_channels` (sinusoid lumina, narrow tears) are left out
+    too. Droplets are round, so they stay tissue.
+
     Args:
         image: ``np.ndarray[H, W, 3]`` RGB (uint8 or float in [0, 1]).
         max_droplet_radius: radius of the largest droplet in px.
         max_glass_saturation: saturation below which a bright pixel may be glass, in [0, 1].
+        exclude_channels: leave thin pale channels out of the tissue (False: the mask before issue 13's definition).
 
     Returns:
         ``np.ndarray[H, W]`` bool.
@@ -385,7 +392,65 @@ def tissue_mask(image: np.ndarray, *, max_droplet_radius: float = 45.0, max_glas
     white, normalised = white_mask(grey_image(image))
     pale = white | ((_saturation(image) < max_glass_saturation) & (normalised > 0.5))
     background = background_mask(pale, max_droplet_radius=max_droplet_radius)
-    return ~ndimage.binary_dilation(background, iterations=2)
+    tissue = ~ndimage.binary_dilation(background, iterations=2)
+    if exclude_channels:
+        tissue &= ~thin_pale_channels(normalised)
+    return tissue
+
+
+def thin_pale_channels(normalised: np.ndarray, *, width: int = 4, contrast: float = 0.15, min_length: float = 15.0,
+                       elongation: float = 3.0) -> np.ndarray:
+    """Thin, long structures paler than the tissue beside them: sinusoid lumina and narrow tears.
+
+    A pixel belongs to a thin pale structure when its normalised grey exceeds
+    the grey opening of the image by a disc of radius ``width`` px (a white
+    top-hat: what is paler than its surroundings and narrower than the disc)
+    by more than ``contrast``. A connected structure (8-connected) is a channel
+    when the major axis of its moment ellipse is at least ``min_length`` px and
+    ``elongation`` × its minor axis: a droplet's pale interior is round, so it
+    stays. Set on validation H&E phantoms (seeds 7000–7007 and 7100–7106, the
+    phantoms' sinusoid lumina as truth): lumen recall 0.54 at precision 0.86,
+    0.12 % of droplet pixels taken; a smaller ``contrast`` or wider disc found
+    more lumen but took more droplet pixels.
+
+    Args:
+        normalised: ``np.ndarray[H, W]`` float grey image stretched to [0, 1]
+            (:func:`medlim.microscopy.steatosis.weak.white_mask`'s second output).
+        width: disc radius of the top-hat, px.
+        contrast: how much paler than the opening a channel pixel is, in normalised grey.
+        min_length: shortest channel (major axis), px.
+        elongation: smallest major ÷ minor axis ratio of a channel.
+
+    Returns:
+        ``np.ndarray[H, W]`` bool.
+    """
+    import cv2
+    from skimage import measure
+    from skimage.morphology import disk
+
+    normalised = np.ascontiguousarray(normalised, np.float32)
+    opened = cv2.morphologyEx(normalised, cv2.MORPH_OPEN, disk(int(width)).astype(np.uint8),
+                              borderType=cv2.BORDER_REPLICATE)
+    paler = normalised - opened > float(contrast)
+    regions = measure.label(paler, connectivity=2)
+    n = int(regions.max())
+    if n == 0:
+        return np.zeros(paler.shape, bool)
+    # axes of each structure's moment ellipse (as skimage's axis_major/minor_length), from per-label sums
+    rows, cols = np.nonzero(regions)
+    index = regions[rows, cols]
+    count = np.bincount(index, minlength=n + 1).astype(np.float64)
+    count[0] = 1.0
+    mean_r, mean_c = np.bincount(index, rows, n + 1) / count, np.bincount(index, cols, n + 1) / count
+    dr, dc = rows - mean_r[index], cols - mean_c[index]
+    var_r, var_c = np.bincount(index, dr * dr, n + 1) / count, np.bincount(index, dc * dc, n + 1) / count
+    cov = np.bincount(index, dr * dc, n + 1) / count
+    spread = np.sqrt(((var_r - var_c) / 2.0) ** 2 + cov ** 2)
+    major = 4.0 * np.sqrt(np.maximum((var_r + var_c) / 2.0 + spread, 0.0))
+    minor = 4.0 * np.sqrt(np.maximum((var_r + var_c) / 2.0 - spread, 0.0))
+    channel = (major >= min_length) & (major >= elongation * np.maximum(minor, 1.0))
+    channel[0] = False
+    return channel[regions]
 
 
 def _saturation(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:

@@ -59,7 +59,7 @@ class SteatosisReport:
         detected: droplets the network found on tissue.
         kept: droplets inside the cutoffs.
         kept_area_px2: their area in px².
-        tissue_area_px2: tissue area in px² (section without glass, lumina and tears).
+        tissue_area_px2: tissue area in px² (section without glass, vessel and sinusoid lumina, and tears).
         steatosis_fraction: ``kept_area_px2 / tissue_area_px2`` in [0, 1] (6 decimals).
         nash_crn_band: NASH-CRN steatosis grade of the percentage.
         donor_band: donor-liver band of the percentage (< 5 / 5–29 / ≥ 30 %).

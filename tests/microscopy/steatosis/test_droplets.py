@@ -203,3 +203,52 @@ def test_dim_neutral_glass_is_not_tissue() -> None:
     assert tissue[:98, 25:].all()
     # The edge sits within a pixel of row 98 (the 2 px smoothing of the saturation blurs it).
     assert 200 * 97 <= tissue.sum() <= 200 * 99
+
+
+def _tissue_with_channel_and_droplet() -> np.ndarray:
+    image = np.empty((160, 200, 3), np.uint8)
+    image[:] = (220, 150, 205)  # pink cytoplasm, grey 177.2
+    image[:4, :4] = (120, 60, 110)  # a dark corner so that the cytoplasm is not the 1st percentile's floor
+    image[40:43, 30:130] = (250, 250, 250)  # a sinusoid lumen: 3 px wide, 100 px long
+    rows, cols = np.mgrid[:160, :200]
+    image[(rows - 110) ** 2 + (cols - 100) ** 2 <= 12 ** 2] = (250, 250, 250)  # a droplet, radius 12 px
+    return image
+
+
+def test_thin_pale_channels_are_not_tissue_round_droplets_are() -> None:
+    """Issue 13's tissue leaves out sinusoid lumina: a 3 × 100 px white channel goes, a round droplet stays."""
+    from medlim.microscopy.steatosis.droplets import thin_pale_channels
+    from medlim.microscopy.steatosis.weak import grey_image, white_mask
+
+    image = _tissue_with_channel_and_droplet()
+    channel = thin_pale_channels(white_mask(grey_image(image))[1])
+    # The channel is narrower than the top-hat's disc (radius 4) and its moment ellipse is 100 × ~3.5 px long:
+    # every one of its 300 pixels, and nothing else (the droplet is wider than the disc, the cytoplasm flat).
+    assert channel.sum() == 300 and channel[40:43, 30:130].all()
+    tissue, section = tissue_mask(image), tissue_mask(image, exclude_channels=False)
+    assert section.all() and tissue.sum() == 160 * 200 - 300
+    assert tissue[(np.mgrid[:160, :200][0] - 110) ** 2 + (np.mgrid[:160, :200][1] - 100) ** 2 <= 144].all()
+
+
+def test_a_short_or_round_pale_spot_is_not_a_channel() -> None:
+    """Below 15 px long (a 3 × 10 px sliver) or not 3 × longer than wide (a 9 × 9 px square): kept as tissue."""
+    from medlim.microscopy.steatosis.droplets import thin_pale_channels
+
+    normalised = np.full((80, 80), 0.3, np.float32)
+    normalised[10:13, 10:20] = 1.0  # 3 × 10: major axis ≈ 11.5 px < 15
+    normalised[40:43, 20:60] = 1.0  # 3 × 40: a channel
+    assert thin_pale_channels(normalised).sum() == 120
+    assert not thin_pale_channels(normalised, min_length=50.0).any()
+
+
+def test_channels_on_an_he_phantom_are_its_sinusoid_lumina() -> None:
+    """On a generated H&E tile most channel pixels lie on the phantom's sinusoid lumina and almost none on droplets."""
+    from medlim.microscopy.steatosis.droplets import thin_pale_channels
+    from medlim.microscopy.steatosis.weak import grey_image, white_mask
+    from medlim.phantoms.he import generate_he
+
+    phantom = generate_he(11, size=(384, 384), density=0.3, vein_probability=0.0, edge_probability=0.0, tears=0.0)
+    channel = thin_pale_channels(white_mask(grey_image(phantom.image))[1])
+    assert phantom.lumen is not None and channel.any()
+    assert (channel & phantom.lumen).sum() >= 0.6 * channel.sum()
+    assert (channel & (phantom.labels > 0)).sum() <= 0.01 * (phantom.labels > 0).sum()
