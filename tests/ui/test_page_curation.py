@@ -33,6 +33,7 @@ def _tiny_settings(at: AppTest) -> None:
     at.number_input(key="cur_samples").set_value(10)
     at.selectbox(key="cur_k").set_value("2")
     at.checkbox(key="cur_stats").uncheck()  # the thesis's score alone (--stats off)
+    at.checkbox(key="cur_anchor").uncheck()  # k-means of all scores, the thesis (--group-anchor none)
 
 
 def test_run_tag_group_and_export(medlim_home: Path, run_jobs) -> None:
@@ -56,7 +57,7 @@ def test_run_tag_group_and_export(medlim_home: Path, run_jobs) -> None:
     assert (job.origin, job.state) == ("page", "queued") and argv[:2] == ["shift", "run"]
     assert argv[argv.index("--internal") + 1] == "phantom:internal:101:6:hand,elbow"
     assert argv[argv.index("--dataset") + 1] == "tiny-ext" and argv[argv.index("--k") + 1] == "2"
-    assert argv[argv.index("--stats") + 1] == "off"
+    assert argv[argv.index("--stats") + 1] == "off" and argv[argv.index("--group-anchor") + 1] == "none"
     assert at.button(key=f"cur_job_cancel_{job.id}")  # followed with progress and Cancel while queued
     (ended,) = run_jobs()
     assert ended.state == "done", ended.error
@@ -70,6 +71,9 @@ def test_run_tag_group_and_export(medlim_home: Path, run_jobs) -> None:
     # each class's own elbow is shown beside the shared k
     elbows = [c.value for c in at.caption if c.value.startswith("Each class's own elbow")]
     assert len(elbows) == 1 and "elbow " in elbows[0] and "hand " in elbows[0]
+    # unanchored, as asked: the k rule's caption does not claim a group below the threshold
+    rule = [c.value for c in at.caption if c.value.startswith("k rule:")]
+    assert len(rule) == 1 and "calibrated threshold" not in rule[0]
 
     # tag the top group of "hand" as drop: stored, and left out of the export
     at.selectbox(key="cur_class").set_value("hand").run()
@@ -236,6 +240,7 @@ def test_run_settings_start_at_the_cli_defaults(medlim_home: Path) -> None:
             at.selectbox(key="cur_scale").value, at.selectbox(key="cur_features").value) == (
         default.detector, str(default.k), default.group_scale, default.features)
     assert at.checkbox(key="cur_stats").value is default.stats is True
+    assert at.checkbox(key="cur_anchor").value is (default.group_anchor == "threshold") is True
     # the datasets start as the README's evidence sets: 120 internal and 60 half-shifted per body part, all seven
     for role, choice in (("internal", EVIDENCE_INTERNAL), ("external", EVIDENCE_EXTERNAL)):
         assert (at.number_input(key=f"cur_{role}_seed").value, at.number_input(key=f"cur_{role}_n").value,
