@@ -40,8 +40,10 @@ __all__ = [
 #: torchvision's 0.5: the mask head's probability falls off across the droplet's rim, and at 0.5 the masks
 #: missed 4–7 % of the droplet area on the validation phantoms (seeds 7000–7007, pixels within 1 px of a
 #: mask), which read the steatosis % of tissue low (issue 13). 0.35 was the best of 0.3–0.5 on validation
-#: phantoms 7000–7007 and 7100–7107 (``benchmarks/eval_steatosis_cutoffs.py``).
-MASK_THRESHOLD = 0.35
+#: phantoms 7000–7007 and 7100–7107 with at most 3,000 detections; with 6,000
+#: (:data:`~medlim.microscopy.steatosis.network.DENSE_TILE_SETTINGS`) 0.25 had the lowest mean error over those
+#: and the validation-dense phantoms 7200–7207 (``benchmarks/eval_steatosis_cutoffs.py``).
+MASK_THRESHOLD = 0.25
 
 
 @dataclass(frozen=True)

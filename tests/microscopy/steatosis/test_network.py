@@ -63,20 +63,20 @@ def test_mask_crops_equal_torchvision_full_size_masks_inside_their_boxes() -> No
 
 
 def test_inference_keeps_dense_tiles_and_touching_droplets() -> None:
-    # Issue 13: 1,000 detections capped dense 1024² tiles.
+    # Issue 13: 1,000 (then 3,000) detections capped dense 1024² tiles.
     from medlim.core.weights import Registry
     from medlim.microscopy.steatosis.network import DENSE_TILE_SETTINGS
 
-    assert DENSE_TILE_SETTINGS == {"detections_per_image": 3000}
+    assert DENSE_TILE_SETTINGS == {"detections_per_image": 6000}
     model = build_steatosis_maskrcnn(**DENSE_TILE_SETTINGS)
-    assert (model.roi_heads.detections_per_img, model.roi_heads.nms_thresh) == (3000, 0.5)
-    assert model.rpn._pre_nms_top_n["testing"] == model.rpn._post_nms_top_n["testing"] == 6000
+    assert (model.roi_heads.detections_per_img, model.roi_heads.nms_thresh) == (6000, 0.5)
+    assert model.rpn._pre_nms_top_n["testing"] == model.rpn._post_nms_top_n["testing"] == 12000
     default = build_steatosis_maskrcnn()  # torchvision's NMS, 1,000 detections, proposals 3,000 / 2,000 as before
     assert (default.roi_heads.detections_per_img, default.roi_heads.nms_thresh) == (1000, 0.5)
     assert (default.rpn._pre_nms_top_n["testing"], default.rpn._post_nms_top_n["testing"]) == (3000, 2000)
     shipped = Registry.load().get("maskrcnn-steatosis")
     assert dict(shipped.architecture_kwargs) == {"backbone": "resnet10", **DENSE_TILE_SETTINGS}
-    assert shipped.thresholds["mask"] == 0.35
+    assert shipped.thresholds["mask"] == 0.25
     with pytest.raises(ParameterError, match="detections_per_image"):
         build_steatosis_maskrcnn(detections_per_image=0)
     with pytest.raises(ParameterError, match="box_nms_threshold"):
