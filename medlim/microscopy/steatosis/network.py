@@ -50,14 +50,12 @@ IMAGE_STD: tuple[float, float, float] = (0.14, 0.20, 0.14)
 #: Builder options the shipped weights record (``architecture_kwargs``; issue 13, chosen on validation phantoms
 #: with ``benchmarks/eval_steatosis_cutoffs.py``). A dense 1024² tile holds thousands of droplets (4,700 on
 #: validation-dense phantom 7205): with at most 1,000 detections the densest validation tiles read up to 3
-#: points of steatosis low, with 3,000 (and 6,000 region proposals) the validation-dense tiles (7200–7207,
-#: 45–70 % steatosis) still read 7.9 points low on average; 6,000 detections (12,000 proposals) with the mask
-#: threshold 0.25 read them 2.5 points off and kept the other validation sets within 1.3 points — the lowest
-#: mean error over the three validation sets of {3,000, 6,000} × mask {0.35, 0.25} (object F1 on the network's
-#: validation phantoms, seed 5: 0.724 vs 0.727). Box NMS stays at 0.5: 0.7 kept touching droplets too (similar
-#: steatosis %), but also duplicate detections, which cost 0.06 of object F1 on the network's held-out phantoms.
-#: Not the builder's default: an untrained network returns the full 6,000 detections on any image and runs
-#: many times slower.
+#: points of steatosis low; with 3,000 (and 6,000 region proposals) the validation-dense tiles (7200–7207,
+#: 45–70 % steatosis) still read 7.9 points low on average, with 6,000 detections (12,000 proposals) 4.7, while
+#: the other validation sets stayed within 1.5 points (README, "Steatosis cutoffs"). Box NMS stays at 0.5:
+#: 0.7 kept touching droplets too (similar steatosis %), but also duplicate detections, which cost 0.06 of
+#: object F1 on the network's held-out phantoms. Not the builder's default: an untrained network returns the
+#: full 6,000 detections on any image and runs many times slower.
 DENSE_TILE_SETTINGS: dict[str, int] = {"detections_per_image": 6000}
 
 

@@ -135,7 +135,7 @@ def test_mask_threshold_decides_whether_the_rim_is_droplet() -> None:
 def test_the_page_and_cli_use_the_weights_mask_threshold() -> None:
     from medlim.microscopy.steatosis.analysis import SteatosisModel, analyse_image
 
-    assert MASK_THRESHOLD == 0.25
+    assert MASK_THRESHOLD == 0.35
     # A mid-grey field is tissue, so the droplet is kept; its area follows the model's own threshold.
     image = np.full((32, 32, 3), 0.5, np.float32)
     for threshold, area in ((0.5, 113), (MASK_THRESHOLD, 149)):

@@ -76,7 +76,7 @@ def test_inference_keeps_dense_tiles_and_touching_droplets() -> None:
     assert (default.rpn._pre_nms_top_n["testing"], default.rpn._post_nms_top_n["testing"]) == (3000, 2000)
     shipped = Registry.load().get("maskrcnn-steatosis")
     assert dict(shipped.architecture_kwargs) == {"backbone": "resnet10", **DENSE_TILE_SETTINGS}
-    assert shipped.thresholds["mask"] == 0.25
+    assert shipped.thresholds["mask"] == 0.35
     with pytest.raises(ParameterError, match="detections_per_image"):
         build_steatosis_maskrcnn(detections_per_image=0)
     with pytest.raises(ParameterError, match="box_nms_threshold"):
