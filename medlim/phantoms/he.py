@@ -470,8 +470,7 @@ def generate_he(
     """
     height, width, lo, hi = _check_he_arguments(size, radius_range, overlap, density_range)
     # Two random streams, each drawn in the order below: the slide's and its artefacts'.
-    rng = rng_for(check_seed(seed), "he", int(index))
-    artefacts = rng_for(check_seed(seed), "he-artefacts", int(index))
+    rng, artefacts = (rng_for(check_seed(seed), stream, int(index)) for stream in ("he", "he-artefacts"))
     look = _draw_look(rng, artefacts, density=density, density_range=density_range,
                       clump_probability=clump_probability, blur=blur, noise=noise, thickness=thickness,
                       illumination=illumination, tears=tears, filled_fraction=filled_fraction)
