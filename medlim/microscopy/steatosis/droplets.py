@@ -436,7 +436,20 @@ def thin_pale_channels(normalised: np.ndarray, *, width: int = 4, contrast: floa
     n = int(regions.max())
     if n == 0:
         return np.zeros(paler.shape, bool)
-    # axes of each structure's moment ellipse (as skimage's axis_major/minor_length), from per-label sums
+    major, minor = _moment_axes(regions, n)
+    channel = (major >= min_length) & (major >= elongation * np.maximum(minor, 1.0))
+    channel[0] = False
+    return channel[regions]
+
+
+def _moment_axes(regions: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Major and minor axis lengths (px) of each labelled object's moment ellipse, index 0 = background.
+
+    The same values as scikit-image's ``axis_major_length`` / ``axis_minor_length``
+    (:func:`medlim.microscopy.objects.measure_shapes`), from per-label sums at
+    once: ``measure_shapes`` also computes perimeters and convex hulls object by
+    object, about 0.4 s on the thousands of specks of a 1024² H&E tile.
+    """
     rows, cols = np.nonzero(regions)
     index = regions[rows, cols]
     count = np.bincount(index, minlength=n + 1).astype(np.float64)
@@ -448,9 +461,7 @@ def thin_pale_channels(normalised: np.ndarray, *, width: int = 4, contrast: floa
     spread = np.sqrt(((var_r - var_c) / 2.0) ** 2 + cov ** 2)
     major = 4.0 * np.sqrt(np.maximum((var_r + var_c) / 2.0 + spread, 0.0))
     minor = 4.0 * np.sqrt(np.maximum((var_r + var_c) / 2.0 - spread, 0.0))
-    channel = (major >= min_length) & (major >= elongation * np.maximum(minor, 1.0))
-    channel[0] = False
-    return channel[regions]
+    return major, minor
 
 
 def _saturation(image: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:

@@ -252,3 +252,18 @@ def test_channels_on_an_he_phantom_are_its_sinusoid_lumina() -> None:
     assert phantom.lumen is not None and channel.any()
     assert (channel & phantom.lumen).sum() >= 0.6 * channel.sum()
     assert (channel & (phantom.labels > 0)).sum() <= 0.01 * (phantom.labels > 0).sum()
+
+
+def test_channel_axes_are_the_moment_ellipse_axes_of_measure_shapes() -> None:
+    """The vectorised axes that decide a channel equal scikit-image's, as medlim's object tables report them."""
+    from skimage import measure
+
+    from medlim.microscopy.objects import measure_shapes
+    from medlim.microscopy.steatosis.droplets import _moment_axes
+
+    rng = np.random.default_rng(3)
+    regions = measure.label(rng.random((120, 150)) > 0.6, connectivity=2)
+    major, minor = _moment_axes(regions, int(regions.max()))
+    shapes = measure_shapes(regions)
+    np.testing.assert_allclose(major[shapes.ids], shapes.values["major_axis_px"], atol=1e-9)
+    np.testing.assert_allclose(minor[shapes.ids], shapes.values["minor_axis_px"], atol=1e-9)
