@@ -21,7 +21,16 @@ of the radiograph phantoms; a file of another size is area-resized to it by the
 * intensity: the 1st, 20th, 50th, 80th and 99th percentiles and the mean;
 * background: the air level's difference between the left and right and the
   top and bottom halves (a brightness ramp), and the mean grey of a band just
-  outside the object (a cast, a halo) above the air level.
+  outside the object (a cast, a halo) above the air level;
+* the unclipped pixels (added 2026-12-06): many radiographs are clipped — air
+  burnt to black, bone or collimation to white — and where half an image sits
+  at one value the noise and texture estimates above read 0. The pixels whose
+  3×3 neighbourhood lies strictly inside the image's grey range (1 % of it from
+  either end) give the noise σ at full and half size, the lag-1 correlation of
+  neighbouring differences (noise texture: fine grain near −0.5, coarse grain
+  higher), the 10th, 50th and 90th percentiles of their grey (the tone curve
+  over the anatomy), and the shares of pixels clipped at the dark and the
+  bright end.
 
 :class:`AcquisitionReference` is fitted per class on internal images — centre
 the median, scale the standard deviation (floored at 10⁻⁶; a feature constant
@@ -59,6 +68,7 @@ from medlim.errors import ParameterError
 __all__ = [
     "STATS_SIZE",
     "ACQUISITION_FEATURES",
+    "FIRST_FEATURES",
     "FUSION_RULES",
     "acquisition_features",
     "acquisition_feature_matrix",
@@ -91,7 +101,21 @@ ACQUISITION_FEATURES: tuple[str, ...] = (
     "air_left_right",
     "air_top_bottom",
     "rim_above_air",
+    "noise_unclipped",
+    "noise_half_unclipped",
+    "difference_correlation_unclipped",
+    "unclipped_q10",
+    "unclipped_q50",
+    "unclipped_q90",
+    "clipped_dark",
+    "clipped_bright",
 )
+
+#: The first version's features (2026-12-05): references stored with these score on them alone.
+FIRST_FEATURES: tuple[str, ...] = ACQUISITION_FEATURES[:17]
+
+#: Share of the image's grey range counted as clipped at either end (see :func:`_unclipped_features`).
+_CLIP_MARGIN = 0.01
 
 #: How :func:`fused_scores` combines the two calibrated ratios.
 FUSION_RULES: tuple[str, ...] = ("max", "mean")
@@ -131,6 +155,27 @@ def _periodic_peak(image: np.ndarray) -> float:
         band = power[(frequency >= 0.15) & (frequency <= 0.5)]
         peaks.append(math.log((float(band.max()) + 1e-20) / (float(np.median(band)) + 1e-20)) if band.size else 0.0)
     return max(peaks)
+
+
+def _unclipped_features(array: np.ndarray, residual: np.ndarray) -> list[float]:
+    """The unclipped-pixel features (module doc) of a float32 image and its Immerkær residual ([1:-1, 1:-1])."""
+    import cv2
+
+    low, high = float(array.min()), float(array.max())
+    margin = _CLIP_MARGIN * (high - low)
+    dark, bright = array <= low + margin, array >= high - margin
+    kernel = np.ones((3, 3), np.uint8)
+    inner = cv2.erode((~dark & ~bright).astype(np.uint8), kernel, borderType=cv2.BORDER_REFLECT) > 0
+    half = cv2.resize(array, (array.shape[1] // 2, array.shape[0] // 2), interpolation=cv2.INTER_AREA)
+    half_inner = cv2.erode(cv2.resize(inner.astype(np.uint8), (half.shape[1], half.shape[0]),
+                                      interpolation=cv2.INTER_NEAREST), kernel, borderType=cv2.BORDER_REFLECT) > 0
+    half_residual = cv2.filter2D(half, -1, _IMMERKAER, borderType=cv2.BORDER_REFLECT)
+    values = array[inner]
+    quantiles = (np.quantile(values, (0.1, 0.5, 0.9)) if values.size >= 16
+                 else np.full(3, 0.5 * (low + high)))
+    return [_noise_sigma(residual[inner[1:-1, 1:-1]]), _noise_sigma(half_residual[half_inner]),
+            _difference_correlation(array, inner), *(float(q) for q in quantiles),
+            float(dark.mean()), float(bright.mean())]
 
 
 def acquisition_features(image: np.ndarray) -> np.ndarray:
@@ -189,6 +234,7 @@ def acquisition_features(image: np.ndarray) -> np.ndarray:
         air_mean(array[:, : cols // 2], left) - air_mean(array[:, cols // 2 :], right),
         air_mean(array[: rows // 2], top) - air_mean(array[rows // 2 :], bottom),
         (float(array[rim].mean()) if rim.any() else air_level) - air_level,
+        *_unclipped_features(array, residual),
     ]
     return np.asarray(features, dtype=np.float64)
 
@@ -207,23 +253,34 @@ class AcquisitionReference:
         centre: ``np.float64[F]`` per-feature centre; scale: ``np.float64[F]`` (> 0).
         precision: ``np.float64[F, F]`` inverse of the shrunk covariance of the standardised features.
         n_images: images it was fitted on.
+        feature_names: the features it was fitted on, in order: :data:`ACQUISITION_FEATURES`, or
+            :data:`FIRST_FEATURES` for a reference stored by the first version (it keeps scoring on those).
     """
 
     centre: np.ndarray
     scale: np.ndarray
     precision: np.ndarray
     n_images: int
+    feature_names: tuple[str, ...] = ACQUISITION_FEATURES
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """Robust Mahalanobis distances ``np.float64[N]`` (≥ 0) of ``features`` ``np.float64[N, F]``."""
+        """Robust Mahalanobis distances ``np.float64[N]`` (≥ 0) of ``features``.
+
+        Args:
+            features: ``np.float64[N, F]``, :func:`acquisition_feature_matrix` rows (all of
+                :data:`ACQUISITION_FEATURES`; a reference of fewer features takes its own columns) or rows of
+                exactly this reference's features.
+        """
         matrix = np.atleast_2d(np.asarray(features, dtype=np.float64))
+        if matrix.shape[1] == len(ACQUISITION_FEATURES) and self.centre.size != matrix.shape[1]:
+            matrix = matrix[:, [ACQUISITION_FEATURES.index(name) for name in self.feature_names]]
         if matrix.shape[1] != self.centre.size:
             raise ParameterError(f"expected {self.centre.size} features per image, {matrix.shape[1]} are given.")
         z = np.clip((matrix - self.centre) / self.scale, -1e6, 1e6)
         return np.sqrt(np.maximum(0.0, np.einsum("ni,ij,nj->n", z, self.precision, z)))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"feature_names": list(ACQUISITION_FEATURES), "centre": self.centre.tolist(),
+        return {"feature_names": list(self.feature_names), "centre": self.centre.tolist(),
                 "scale": self.scale.tolist(), "precision": self.precision.tolist(), "n_images": self.n_images}
 
     @classmethod
@@ -231,7 +288,7 @@ class AcquisitionReference:
         """The reference from :meth:`to_dict`'s data.
 
         Raises:
-            ParameterError: other feature names, or arrays of the wrong shape or not finite.
+            ParameterError: features this version does not compute, or arrays of the wrong shape or not finite.
         """
         try:
             names = tuple(data["feature_names"])
@@ -239,13 +296,13 @@ class AcquisitionReference:
             precision, n_images = np.asarray(data["precision"], np.float64), int(data["n_images"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ParameterError(f"an acquisition reference lacks or mangles a field ({exc!s}).") from None
-        size = len(ACQUISITION_FEATURES)
-        if names != ACQUISITION_FEATURES:
+        if names not in (ACQUISITION_FEATURES, FIRST_FEATURES):
             raise ParameterError("the acquisition reference was fitted on other features than this version computes.")
+        size = len(names)
         if centre.shape != (size,) or scale.shape != (size,) or precision.shape != (size, size) or not (
                 np.all(np.isfinite(centre)) and np.all(scale > 0) and np.all(np.isfinite(precision))):
             raise ParameterError("an acquisition reference has arrays of the wrong shape or non-finite values.")
-        return cls(centre=centre, scale=scale, precision=precision, n_images=n_images)
+        return cls(centre=centre, scale=scale, precision=precision, n_images=n_images, feature_names=names)
 
 
 def _ledoit_wolf(z: np.ndarray, min_shrinkage: float) -> np.ndarray:
@@ -264,7 +321,8 @@ def fit_acquisition_reference(features: np.ndarray, *, min_shrinkage: float = 0.
     """Fit :class:`AcquisitionReference` to internal images' features.
 
     Args:
-        features: ``np.float64[N, F]``, N ≥ 3.
+        features: ``np.float64[N, F]``, N ≥ 3: :data:`ACQUISITION_FEATURES` (or :data:`FIRST_FEATURES`) columns;
+            columns of another count are named ``f0``, ``f1``, … (such a reference cannot be stored).
         min_shrinkage: least weight of the identity target in the covariance.
 
     Raises:
@@ -279,8 +337,10 @@ def fit_acquisition_reference(features: np.ndarray, *, min_shrinkage: float = 0.
     z = np.clip((matrix - median) / scale, -_CLIP_Z, _CLIP_Z)
     offset = z.mean(axis=0)
     covariance = _ledoit_wolf(z - offset, min_shrinkage)
+    names = ACQUISITION_FEATURES if matrix.shape[1] == len(ACQUISITION_FEATURES) else tuple(
+        FIRST_FEATURES if matrix.shape[1] == len(FIRST_FEATURES) else (f"f{i}" for i in range(matrix.shape[1])))
     return AcquisitionReference(centre=median + offset * scale, scale=scale, precision=np.linalg.inv(covariance),
-                                n_images=int(matrix.shape[0]))
+                                n_images=int(matrix.shape[0]), feature_names=names)
 
 
 def score_ratio(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -92,3 +92,46 @@ def test_the_statistics_as_a_detector_flag_noise_at_their_calibrated_threshold()
     assert noisy.score[0] > detector.threshold and noisy.score[0] > noisy.score[1]
     with pytest.raises(ParameterError, match="at least 10"):
         fit_acquisition_detector(clean[:5], id_classes=("flat",))
+
+
+def _half_clipped(sigma: float, seed: int = 0) -> np.ndarray:
+    """Rows 0–127 burnt to black, rows 128–159 burnt to white, rows 160–255 grey 0.5 with white noise of σ."""
+    image = _noise(sigma, seed)
+    image[:128], image[128:160] = 0.0, 1.0  # the noisy rows stay > 12 σ away from either end
+    return image
+
+
+def test_noise_on_a_half_clipped_image_is_read_on_its_unclipped_pixels() -> None:
+    image = _half_clipped(0.02)
+    # grey range 0…1, so "clipped" is ≤ 0.01 or ≥ 0.99: 128 black rows and 32 white rows of 256
+    assert image.min() == 0.0 and image.max() == 1.0
+    features = acquisition_features(image)
+    assert features[F["clipped_dark"]] == pytest.approx(128 / 256)
+    assert features[F["clipped_bright"]] == pytest.approx(32 / 256)
+    # more than half the pixels are flat, so the whole-image MAD reads no noise at all …
+    assert features[F["noise_all"]] == pytest.approx(0.0, abs=1e-6)
+    # … while the 94 noisy rows left after one pixel's erosion on each side give σ, and their grey its median
+    assert features[F["noise_unclipped"]] == pytest.approx(0.02, rel=0.05)
+    assert features[F["difference_correlation_unclipped"]] == pytest.approx(-0.5, abs=0.05)
+    assert features[F["unclipped_q50"]] == pytest.approx(0.5, abs=0.002)
+    # 10th / 90th percentiles of N(0.5, 0.02): 0.5 ∓ 1.2816 · 0.02
+    assert features[F["unclipped_q10"]] == pytest.approx(0.5 - 1.2816 * 0.02, abs=0.002)
+    assert features[F["unclipped_q90"]] == pytest.approx(0.5 + 1.2816 * 0.02, abs=0.002)
+    assert acquisition_features(_half_clipped(0.04))[F["noise_unclipped"]] == pytest.approx(0.04, rel=0.05)
+
+
+def test_a_reference_stored_by_the_first_version_scores_on_its_own_seventeen_features() -> None:
+    from medlim.curation.image_statistics import FIRST_FEATURES, AcquisitionReference
+
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(30, len(ACQUISITION_FEATURES)))
+    first = fit_acquisition_reference(rows[:, :17])
+    stored = {**first.to_dict(), "feature_names": list(FIRST_FEATURES)}
+    loaded = AcquisitionReference.from_dict(stored)
+    assert loaded.feature_names == FIRST_FEATURES == ACQUISITION_FEATURES[:17]
+    # today's full rows: the old reference takes its first 17 columns
+    assert loaded.score(rows[:5]) == pytest.approx(first.score(rows[:5, :17]))
+    full = fit_acquisition_reference(rows)
+    assert AcquisitionReference.from_dict(full.to_dict()).feature_names == ACQUISITION_FEATURES
+    with pytest.raises(ParameterError, match="other features"):
+        AcquisitionReference.from_dict({**stored, "feature_names": ["noise_all"] * 17})

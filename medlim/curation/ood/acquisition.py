@@ -27,8 +27,13 @@ no companion and score as before.
 
 Measured (README "OOD detectors on another site's images"; 230 internal humerus
 radiographs, fresh held-out internal against another site's humerus, AUROC
-fused / alone): family A TEND 0.962 / 0.887, CVAD 0.961 / 0.929, AE 0.970 /
-0.899; family B TEND 0.743 / 0.716, CVAD 0.787 / 0.560, AE 0.861 / 0.714.
+fused / alone), with the 25 statistics of 2026-12-06 (seeds 41202/41203,
+42202/42203): family A TEND 0.963 / 0.899, CVAD 0.972 / 0.941, AE 0.980 /
+0.877; family B 1.000 / 0.609, 1.000 / 0.547, 1.000 / 0.726. With the first
+17 (seeds 41102/41103, 42102/42103): family A 0.962, 0.961, 0.970; family B
+0.743, 0.787, 0.861 — family B's images are clipped (air black, bone white),
+where the first version's noise figures read 0. A detector stored with the
+first 17 keeps scoring on them (:class:`~medlim.curation.image_statistics.AcquisitionReference`).
 """
 
 from __future__ import annotations
