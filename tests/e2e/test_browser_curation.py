@@ -119,3 +119,49 @@ def test_curation_tag_group_and_export(curation_app: tuple[str, Path, int], brow
     assert len(rows) == n_images - len(dropped) and not dropped & {r["file"] for r in rows}
     page.screenshot(path=str(ARTIFACTS / "curation_export.png"))
     assert not page.locator("[data-testid='stException']").count()
+
+
+def test_curation_anchor_switch_reaches_the_queued_run(start_app, tmp_path: Path, browser_page, open_page,
+                                                      settle) -> None:
+    """Unticking "Lowest group below threshold" in the browser queues ``medlim shift run --group-anchor none``.
+
+    No worker runs (``MEDLIM_WORKER=external``), so the job stays queued and the test reads its argv from the
+    jobs store; what the run then does with the flag is the AppTest's and the CLI's (``--group-anchor none``).
+    """
+    from playwright.sync_api import expect
+
+    from medlim.core.jobs import list_jobs
+    from medlim.core.store import open_store
+
+    home = tmp_path / "medlim_home"
+    home.mkdir()
+    database = f"sqlite:///{home / 'medlim.sqlite'}"
+    url = start_app({"MEDLIM_HOME": str(home), "MEDLIM_WORKER": "external", "MEDLIM_DEVICE": "cpu",
+                     "MEDLIM_DATABASE_URL": database})
+    page = browser_page
+    page.set_viewport_size({"width": 1500, "height": 2400})
+    open_page(page, url, link="Curation decisions", heading="Curation decisions")
+    settle(page)
+    page.get_by_text("Settings", exact=True).click()
+    switch = page.get_by_role("checkbox", name="Lowest group below threshold")
+    expect(switch).to_be_checked()  # the default, as `medlim shift run`'s --group-anchor threshold
+    for attempt in range(3):  # a click that lands during a rerun is lost: click again until the state holds
+        settle(page)
+        if switch.is_checked():
+            switch.click(force=True)
+        try:
+            expect(switch).not_to_be_checked(timeout=20_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+    settle(page)
+    page.get_by_role("button", name="Train and score").click()
+    expect(page.get_by_text("No job worker is running")).to_be_visible()
+    with open_store(database) as store:
+        (job,) = list_jobs(store, kind="shift.run")
+    argv = job.parameters["argv"]
+    assert (job.origin, job.state) == ("page", "queued") and argv[:2] == ["shift", "run"]
+    assert argv[argv.index("--group-anchor") + 1] == "none"
+    page.screenshot(path=str(ARTIFACTS / "curation_anchor_off.png"))
+    assert not page.locator("[data-testid='stException']").count()
