@@ -47,7 +47,7 @@ def _pick_detector():  # -> tuple[PickedModel, Detector] | None
                f"{fused_t}")
     stats = bool(stored) and st.checkbox(
         "Acquisition statistics", value=True, key="ood_stats",
-        help="This detector was trained with acquisition statistics (noise, sharpness, grid lines, exposure at "
+        help="This detector was trained with acquisition statistics (noise, sharpness, grid lines, exposure, tone at "
              "256 px): fuse them with its score, with the fused threshold — a stated deviation that finds another "
              "site's images; off: the detector alone (the thesis, `--stats off`).")
     with show_medlim_errors(subject=entry.label) as outcome:

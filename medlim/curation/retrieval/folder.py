@@ -214,10 +214,16 @@ class _SingleData:
     classes: tuple[str, ...]
 
 
-def _input_size(run_overrides: Mapping[str, Any], data: TrainingData) -> int:
-    from medlim.curation.retrieval.plan import plan_input_size
+def _input_size(run_overrides: Mapping[str, Any], data: TrainingData, *, task: str) -> int:
+    """The side images are read at: ``--input-size``, else the plan's for ``task`` (``"oscars"`` or ``"pms"``).
 
-    return int(run_overrides.get("input_size") or plan_input_size(*_median_size(data))[0])
+    It must be the side :func:`~medlim.curation.retrieval.plan.plan_oscars` / ``plan_pms`` record, since the
+    networks and the OSCARS detectors are built at the plan's side.
+    """
+    from medlim.curation.retrieval.plan import MAX_INPUT_SIZE, OSCARS_MAX_INPUT_SIZE, plan_input_size
+
+    cap = OSCARS_MAX_INPUT_SIZE if task == "oscars" else MAX_INPUT_SIZE
+    return int(run_overrides.get("input_size") or plan_input_size(*_median_size(data), cap=cap)[0])
 
 
 def _oscars_data(run: OscarsFolderRun, data: TrainingData, internal: "Dataset", *, deadline: Deadline,
@@ -229,7 +235,7 @@ def _oscars_data(run: OscarsFolderRun, data: TrainingData, internal: "Dataset", 
     from medlim.curation.retrieval.anomaly import N_BINS, anomaly_bins, fit_class_anomaly_within
 
     classes = data.dataset.classes
-    size = _input_size(run.overrides, data)
+    size = _input_size(run.overrides, data, task="oscars")
     train, colour = _read(data.dataset, data.train, size, progress, "external training images")
     val, _ = _read(data.val_dataset, data.val, size, progress, "validation images")
     train_classes = _class_indices(data.dataset, data.train, classes, "training folder")
@@ -434,7 +440,7 @@ def _pms_data(run: PmsFolderRun, data: TrainingData, progress: Progress | None
     if len(label_set) < 2:
         raise ParameterError(f"PMS needs at least 2 labels in the manifest's labels column; {list(label_set)} is "
                              "given.")
-    size = _input_size(run.overrides, data)
+    size = _input_size(run.overrides, data, task="pms")
     train, colour = _read(data.dataset, data.train, size, progress, "training images")
     val, _ = _read(data.val_dataset, data.val, size, progress, "validation images")
     train_labels = _label_matrix(data.dataset, data.train, label_set, "training folder")

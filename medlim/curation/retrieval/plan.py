@@ -12,10 +12,11 @@ Rules (the shipped phantom models' settings are the starting point; see
 :mod:`medlim.curation.retrieval.recipe`):
 
 * input side: the median image's shorter side, rounded down to a multiple of
-  32 (the detectors' step), between 32 and :data:`MAX_INPUT_SIZE` = 64 for
-  PMS, the shipped models' side, and :data:`OSCARS_MAX_INPUT_SIZE` = 128 for an
-  OSCARS family (the thesis uses 224 with a pre-trained backbone; a CPU trains
-  64 in minutes, and retrieval by finding works on global appearance). Images
+  32, between 32 and :data:`MAX_INPUT_SIZE` = 64 for PMS, the shipped
+  models' side; for an OSCARS family down to 32, 64 or
+  :data:`OSCARS_MAX_INPUT_SIZE` = 128, the sides its per-class CVADs take
+  (the thesis uses 224 with a pre-trained backbone; a CPU trains 64 in
+  minutes, and retrieval by finding works on global appearance). Images
   are resized to it (area interpolation when shrinking). OSCARS's cap was
   chosen on validation: 7 × 120 external and 7 × 200 internal radiographs of
   256 px (seeds 1, 2), scored on 7 × 50 external radiographs of seed 9001,
@@ -74,6 +75,8 @@ MAX_INPUT_SIZE = 64
 OSCARS_MAX_INPUT_SIZE = 128
 #: Smallest input side (one step of the CVAD detectors).
 MIN_INPUT_SIZE = 32
+#: Sides an OSCARS family may plan: its per-class CVADs take 32, 64 and 128 (``(side / 16)²`` divides 128).
+OSCARS_SIDES = (32, 64, 128)
 #: Validations without a better validation score before training stops.
 PATIENCE = 10
 #: Share of the time left that the OSCARS anomaly detectors may use under ``--max-minutes``.
@@ -106,17 +109,23 @@ def plan_input_size(median_height: int | None, median_width: int | None, *,
                     cap: int = MAX_INPUT_SIZE) -> tuple[int, str]:
     """The input side from the median image size (at most ``cap``), and the reason.
 
-    Examples: 512×400 px → 64 (capped at 64), → 128 (capped at 128); 48×40 px → 32; 32×32 px → 32.
+    Examples: 512×400 px → 64 (capped at 64), → 128 (capped at 128); 48×40 px → 32; 32×32 px → 32;
+    160×160 px → 64 for PMS (160 capped), 128 for an OSCARS family (32, 64 or 128, as its detectors need);
+    100×100 px → 64 both ways.
     """
     if not median_height or not median_width:
         return MAX_INPUT_SIZE, f"no image size measured; the shipped models' {MAX_INPUT_SIZE}"
     side = min(int(median_height), int(median_width))
-    size = min(cap, max(MIN_INPUT_SIZE, (side // MIN_INPUT_SIZE) * MIN_INPUT_SIZE))
+    if cap <= MAX_INPUT_SIZE:
+        size = min(cap, max(MIN_INPUT_SIZE, (side // MIN_INPUT_SIZE) * MIN_INPUT_SIZE))
+        rule = f"a multiple of {MIN_INPUT_SIZE} not above the side"
+    else:  # the per-class CVADs need (side / 16)² to divide 4 · latent = 128: 32, 64 or 128
+        size = max([MIN_INPUT_SIZE] + [s for s in OSCARS_SIDES if s <= min(side, cap)])
+        rule = f"the largest of {', '.join(map(str, OSCARS_SIDES))} not above the side (the anomaly detectors' sides)"
     why = ("the shipped models' side" if cap == MAX_INPUT_SIZE else
            f"chosen on validation radiographs: precision@10 0.758 at 128 against 0.715 at {MAX_INPUT_SIZE}")
-    return size, (f"median image {median_height}×{median_width} px: its shorter side {side} → {size}, a multiple of "
-                  f"{MIN_INPUT_SIZE} not above the side, between {MIN_INPUT_SIZE} and {cap} ({why}; the thesis uses "
-                  "224 with a pre-trained backbone)")
+    return size, (f"median image {median_height}×{median_width} px: its shorter side {side} → {size}, {rule}, "
+                  f"between {MIN_INPUT_SIZE} and {cap} ({why}; the thesis uses 224 with a pre-trained backbone)")
 
 
 def _epochs(stage: str, batches_per_epoch: int) -> int:

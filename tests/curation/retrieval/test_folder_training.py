@@ -166,3 +166,24 @@ def test_a_budget_spent_before_validation_registers_nothing(folders: dict[str, P
     assert main(["train", "pms", "--data", str(folders["chest"]), "--max-minutes", "0.0001", *TINY_PMS]) == 2
     assert "was never validated" in capsys.readouterr().err
     assert not (get_settings().models_dir / "manifest.json").exists()
+
+
+def test_oscars_reads_its_folders_at_the_planned_side_above_the_pms_cap(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    # 128 px images: an OSCARS family plans 128, PMS would plan 64. Images, embeddings and the per-class
+    # detectors must all be at 128 (before 2026-12-06 the images were read at PMS's 64 and the detectors,
+    # built at 128, refused them; every other test gives --input-size).
+    def radiographs(out: Path, seed: int, site: str) -> Path:
+        assert main(["phantom", "radiograph", "--n", "56", "--seed", str(seed), "--site", site, "--size", "128",
+                     "--quiet", "--out", str(out)]) == 0
+        return out
+
+    external, internal = radiographs(tmp_path / "ext", 5, "external"), radiographs(tmp_path / "int", 6, "internal")
+    capsys.readouterr()
+    assert main(["train", "oscars", "--data", str(external), "--internal", str(internal), "--name", "wide",
+                 "--methods", "oscars", "--width", "4", "--epochs", "1", "--detector-epochs", "1"]) == 0
+    result, progress = _result(capsys)
+    assert result["registered"] == [{"name": "wide", "version": "1"}]
+    assert result["plan"]["input_size"] == 128 and result["plan"]["detector"]["input_size"] == 128
+    assert "reading 56 internal images at 128×128" in progress
+    assert Registry.load(get_settings().models_dir).get("wide").params["input_size"] == 128

@@ -17,7 +17,8 @@ def test_input_size_from_the_median_image(height: int | None, width: int | None,
     assert plan_input_size(height, width)[0] == size
 
 
-@pytest.mark.parametrize(("height", "width", "size"), [(512, 400, 128), (256, 256, 128), (100, 90, 64), (48, 40, 32)])
+@pytest.mark.parametrize(("height", "width", "size"), [(512, 400, 128), (256, 256, 128), (100, 90, 64), (48, 40, 32),
+                                                       (127, 200, 64), (160, 160, 128), (96, 96, 64), (20, 20, 32)])
 def test_an_oscars_family_plans_up_to_128(height: int, width: int, size: int) -> None:
     assert plan_input_size(height, width, cap=128)[0] == size
 
