@@ -80,7 +80,8 @@ class DetectorPlan:
 def plan_input_size(kind: str, median_height: int | None, median_width: int | None) -> tuple[int, str]:
     """The input side for ``kind`` from the median image size, and the reason.
 
-    Examples: 512×400 px → 128 (capped); 100×90 px for TEND → 64; 32×32 px for CVAD → 32.
+    Examples: 512×400 px → 128 (capped); 100×90 px for TEND → 64; 32×32 px for CVAD → 32; 100×300 px for
+    CVAD → 64 (its branch latent of 4·256 values needs (side / 16)² to divide 1,024: 32, 64 or 128).
     """
     if kind not in _STEP:
         raise ParameterError(f"`kind` must be 'tend' or 'cvad', {kind!r} is given.")
@@ -88,10 +89,15 @@ def plan_input_size(kind: str, median_height: int | None, median_width: int | No
     if not median_height or not median_width:
         return 64, "no image size measured; the shipped detectors' 64"
     side = min(int(median_height), int(median_width))
-    size = min(MAX_INPUT_SIZE, max(step, (side // step) * step))
-    return size, (f"median image {median_height}×{median_width} px: its shorter side {side} → {size}, a multiple "
-                  f"of {step} (the {kind.upper()} network's step) not above the side, between {step} and "
-                  f"{MAX_INPUT_SIZE} (the thesis uses 256; {MAX_INPUT_SIZE} keeps CPU training practical)")
+    if kind == "cvad":
+        size = max([step] + [s for s in (32, 64, 128) if s <= min(side, MAX_INPUT_SIZE)])
+        rule = "the largest of 32, 64 and 128 not above the side (the sides CVAD's latent of 256 takes)"
+    else:
+        size = min(MAX_INPUT_SIZE, max(step, (side // step) * step))
+        rule = f"a multiple of {step} (the {kind.upper()} network's step) not above the side"
+    return size, (f"median image {median_height}×{median_width} px: its shorter side {side} → {size}, {rule}, "
+                  f"between {step} and {MAX_INPUT_SIZE} (the thesis uses 256; {MAX_INPUT_SIZE} keeps CPU training "
+                  "practical)")
 
 
 def _epochs(stage: str, batches_per_epoch: int) -> int:

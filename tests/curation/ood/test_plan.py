@@ -12,7 +12,8 @@ from medlim.errors import ParameterError
 @pytest.mark.parametrize(
     ("kind", "height", "width", "size"),
     [("tend", 512, 400, 128), ("tend", 100, 90, 64), ("tend", 32, 32, 64), ("cvad", 32, 32, 32),
-     ("cvad", 100, 300, 96), ("cvad", 2000, 2000, 128), ("tend", None, None, 64)],
+     ("cvad", 100, 300, 64), ("cvad", 2000, 2000, 128), ("tend", None, None, 64), ("cvad", 127, 127, 64),
+     ("cvad", 200, 160, 128), ("tend", 200, 160, 128)],
 )
 def test_input_size_follows_the_median_image(kind: str, height: int | None, width: int | None, size: int) -> None:
     assert plan_input_size(kind, height, width)[0] == size
@@ -61,3 +62,23 @@ def test_id_classes_against_the_folders_classes() -> None:
         resolve_id_classes("!hand", classes)
     with pytest.raises(ParameterError, match="give class folders"):
         resolve_id_classes("hand", ())
+
+
+@pytest.mark.parametrize("side", [20, 40, 70, 96, 100, 127, 150, 160, 200, 255, 300, 1000])
+def test_every_planned_side_builds_its_networks(side: int) -> None:
+    # the plans round sides so that the networks accept them: CVAD's branch latent (4 · latent values on a
+    # (side / 16)² grid) took 96 or 160 nowhere — before 2026-12-06 a folder of ~100 px images failed to train
+    from medlim.curation.ood.nets import CvadNet, TendNet
+    from medlim.curation.retrieval.plan import plan_oscars
+
+    for kind in ("tend", "cvad"):
+        config = plan_detector(kind, median_height=side, median_width=side + 7, n_train=40, id_counts={"hand": 40},
+                               colour=0, images=40, negatives="other classes").config
+        if kind == "cvad":
+            CvadNet(width=4, input_size=config.input_size, latent=config.latent)
+        else:
+            TendNet(width=4, input_size=config.input_size, embedding=config.embedding)
+    family = plan_oscars(median_height=side, median_width=side, n_train=56, class_counts={"a": 28, "b": 28},
+                         internal_counts={"a": 20, "b": 20}, colour=0, images=56)
+    assert family.detector.input_size == family.config.input_size
+    CvadNet(width=4, input_size=family.detector.input_size, latent=family.detector.latent)
