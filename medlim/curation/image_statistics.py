@@ -157,8 +157,10 @@ def _periodic_peak(image: np.ndarray) -> float:
     return max(peaks)
 
 
-def _unclipped_features(array: np.ndarray, residual: np.ndarray) -> list[float]:
-    """The unclipped-pixel features (module doc) of a float32 image and its Immerkær residual ([1:-1, 1:-1])."""
+def _unclipped_features(array: np.ndarray, residual: np.ndarray, half: np.ndarray,
+                        half_residual: np.ndarray) -> list[float]:
+    """The unclipped-pixel features (module doc) of a float32 image, its Immerkær residual ([1:-1, 1:-1]),
+    its half-size image and that one's residual ([1:-1, 1:-1])."""
     import cv2
 
     low, high = float(array.min()), float(array.max())
@@ -166,14 +168,12 @@ def _unclipped_features(array: np.ndarray, residual: np.ndarray) -> list[float]:
     dark, bright = array <= low + margin, array >= high - margin
     kernel = np.ones((3, 3), np.uint8)
     inner = cv2.erode((~dark & ~bright).astype(np.uint8), kernel, borderType=cv2.BORDER_REFLECT) > 0
-    half = cv2.resize(array, (array.shape[1] // 2, array.shape[0] // 2), interpolation=cv2.INTER_AREA)
     half_inner = cv2.erode(cv2.resize(inner.astype(np.uint8), (half.shape[1], half.shape[0]),
                                       interpolation=cv2.INTER_NEAREST), kernel, borderType=cv2.BORDER_REFLECT) > 0
-    half_residual = cv2.filter2D(half, -1, _IMMERKAER, borderType=cv2.BORDER_REFLECT)
     values = array[inner]
     quantiles = (np.quantile(values, (0.1, 0.5, 0.9)) if values.size >= 16
                  else np.full(3, 0.5 * (low + high)))
-    return [_noise_sigma(residual[inner[1:-1, 1:-1]]), _noise_sigma(half_residual[half_inner]),
+    return [_noise_sigma(residual[inner[1:-1, 1:-1]]), _noise_sigma(half_residual[half_inner[1:-1, 1:-1]]),
             _difference_correlation(array, inner), *(float(q) for q in quantiles),
             float(dark.mean()), float(bright.mean())]
 
@@ -234,7 +234,7 @@ def acquisition_features(image: np.ndarray) -> np.ndarray:
         air_mean(array[:, : cols // 2], left) - air_mean(array[:, cols // 2 :], right),
         air_mean(array[: rows // 2], top) - air_mean(array[rows // 2 :], bottom),
         (float(array[rim].mean()) if rim.any() else air_level) - air_level,
-        *_unclipped_features(array, residual),
+        *_unclipped_features(array, residual, half, half_residual),
     ]
     return np.asarray(features, dtype=np.float64)
 
@@ -272,7 +272,8 @@ class AcquisitionReference:
                 exactly this reference's features.
         """
         matrix = np.atleast_2d(np.asarray(features, dtype=np.float64))
-        if matrix.shape[1] == len(ACQUISITION_FEATURES) and self.centre.size != matrix.shape[1]:
+        if (matrix.shape[1] == len(ACQUISITION_FEATURES) and self.centre.size != matrix.shape[1]
+                and set(self.feature_names) <= set(ACQUISITION_FEATURES)):
             matrix = matrix[:, [ACQUISITION_FEATURES.index(name) for name in self.feature_names]]
         if matrix.shape[1] != self.centre.size:
             raise ParameterError(f"expected {self.centre.size} features per image, {matrix.shape[1]} are given.")
