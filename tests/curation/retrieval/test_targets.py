@@ -30,7 +30,9 @@ import pytest
 
 from medlim.cli import main
 
-pytestmark = pytest.mark.slow
+# each training runs its 20-minute budget plus reading and evaluation: above pytest's default 600 s timeout,
+# which (until 2026-12-06) cut the OSCARS fixture short, and the expected failures below hid it
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
 
 
 def _phantoms(root: Path, kind: str, *args: str) -> Path:
@@ -81,19 +83,19 @@ def oscars_heldout(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return {"oscars": metrics["target@1"], "triplet": metrics["target-triplet@1"]}
 
 
-@pytest.mark.xfail(strict=False, reason="measured once on held-out (seed 9000) at the planned 128 px: S@10 0.291 "
-                                        "against the triplet baseline's 0.269 (at 64 px: 0.267 against 0.276); not "
-                                        "strict: the 20-minute budget makes the epochs, and so the margin, depend on "
-                                        "the machine's load")
+@pytest.mark.xfail(strict=False, raises=AssertionError,  # a crash or a timeout is a failure, not this
+                   reason="measured once on held-out (seed 9000) at the planned 128 px: S@10 0.291 against the "
+                          "triplet baseline's 0.269 (at 64 px: 0.267 against 0.276); not strict: the 20-minute "
+                          "budget makes the epochs, and so the margin, depend on the machine's load")
 def test_oscars_is_less_outlier_sensitive_than_its_triplet_baseline(oscars_heldout: dict) -> None:
     oscars, triplet = oscars_heldout["oscars"], oscars_heldout["triplet"]
     assert oscars["sensitivity@10"] < triplet["sensitivity@10"]
     assert oscars["precision@10"] >= triplet["precision@10"] - 0.02
 
 
-@pytest.mark.xfail(strict=True, reason="measured on held-out (seed 9000): precision@10 0.749 at the planned 128 px "
-                                       "(0.690 at 64; triplet 0.721 and 0.672); the 0.85 target of issue 12 is not "
-                                       "reached on these phantoms")
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="measured on held-out (seed 9000): precision@10 0.749 at the planned 128 px (0.690 at 64; "
+                          "triplet 0.721 and 0.672); the 0.85 target of issue 12 is not reached on these phantoms")
 def test_oscars_precision_target(oscars_heldout: dict) -> None:
     assert oscars_heldout["oscars"]["precision@10"] >= 0.85
 
