@@ -29,7 +29,9 @@ Measured (README "OOD detectors on another site's images"; 230 internal humerus
 radiographs, fresh held-out internal against another site's humerus, AUROC
 fused / alone), with the 25 statistics of 2026-12-06 (seeds 41202/41203,
 42202/42203): family A TEND 0.963 / 0.899, CVAD 0.972 / 0.941, AE 0.980 /
-0.877; family B 1.000 / 0.609, 1.000 / 0.547, 1.000 / 0.726. With the first
+0.877; family B 1.000 / 0.609, 1.000 / 0.547, 1.000 / 0.726 (measured just
+before a refactor that leaves the 1 px border out of the half-size unclipped
+noise; the validation AUROCs of the statistics did not change). With the first
 17 (seeds 41102/41103, 42102/42103): family A 0.962, 0.961, 0.970; family B
 0.743, 0.787, 0.861 — family B's images are clipped (air black, bone white),
 where the first version's noise figures read 0. A detector stored with the
