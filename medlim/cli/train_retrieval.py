@@ -85,6 +85,12 @@ def _add_oscars(sub: argparse._SubParsersAction) -> None:
     oscars.add_argument("--detector-epochs", type=int, default=None,
                         help="with --data: generator epochs of each class's CVAD (discriminator: a third; default "
                              "planned)")
+    oscars.add_argument("--augmentation", choices=("light", "strong"), default=None,
+                        help="with --data: batch augmentation (default planned: strong — zoom, turns, contrast, "
+                             "gamma, noise, blur, resolution; light: zoom-crop and contrast only)")
+    oscars.add_argument("--mining", choices=("random", "semihard"), default=None,
+                        help="with --data: negatives of OSCARS and the triplet baseline (default planned: semihard; "
+                             "random: the thesis)")
     oscars.add_argument("--per-class", type=int, default=None, help="phantoms: external training phantoms per class (140)")
     oscars.add_argument("--internal-per-class", type=int, default=None,
                         help="phantoms: internal phantoms per class for the detectors (30)")
@@ -143,7 +149,7 @@ def _train_oscars(args: argparse.Namespace) -> int:
 
     deadline = Deadline(args.max_minutes)  # the budget covers everything from here on
     if args.data is None:
-        _refuse(args, _DATA_ONLY + ("internal", "anchors", "detector_epochs"),
+        _refuse(args, _DATA_ONLY + ("internal", "anchors", "detector_epochs", "augmentation", "mining"),
                 reason="apply to training on your folders (--data EXTERNAL --internal INTERNAL)")
         return _oscars_phantoms(args)
     from medlim.core.training import stderr_progress
@@ -154,11 +160,13 @@ def _train_oscars(args: argparse.Namespace) -> int:
         raise ParameterError("--data needs --internal INTERNAL: the internal folder whose per-class anomaly "
                              "detectors give OSCARS its bins (thesis §6.1.2).")
     overrides = {"input_size": args.input_size, "width": args.width, "lr": args.lr, "threads": args.threads,
-                 "epochs": args.epochs, "anchors": args.anchors, "detector_epochs": args.detector_epochs}
+                 "epochs": args.epochs, "anchors": args.anchors, "detector_epochs": args.detector_epochs,
+                 "augmentation": args.augmentation, "mining": args.mining}
     methods = _methods(args.methods, DEFAULT_METHODS)
     recorded = [*_given(args, ("name", "version", "max_minutes", "skip_bad", "seed")),
                 *([("--methods", ",".join(methods))] if args.methods is not None else []),
-                *_given(args, ("input_size", "width", "lr", "threads", "epochs", "anchors", "detector_epochs"))]
+                *_given(args, ("input_size", "width", "lr", "threads", "epochs", "anchors", "detector_epochs",
+                               "augmentation", "mining"))]
     run = OscarsFolderRun(data_dir=args.data, internal_dir=args.internal, val_dir=args.val, name=args.name,
                           version=args.version, methods=methods, seed=0 if args.seed is None else args.seed,
                           skip_bad=args.skip_bad, overrides=overrides, command_options=recorded)

@@ -159,6 +159,15 @@ class Deadline:
             stage.ends = min(self.ends, stage.started + fraction * self.remaining())
         return stage
 
+    def spent_fraction(self) -> float:
+        """Share of this budget spent so far, in [0, 1]; 0 without a limit. A learning-rate schedule's time
+        fraction: a trainer that anneals by the larger of it and its step fraction still ends annealed when the
+        budget cuts it short (it moves with :meth:`catch_up`, so a resumed job keeps its place)."""
+        if self.ends is None:
+            return 0.0
+        length = self.ends - self.started
+        return 1.0 if length <= 0 else min(1.0, max(0.0, (self.clock() - self.started) / length))
+
     def command_elapsed(self) -> float:
         """Seconds the whole command's budget has spent (the outermost budget this stage was shared from)."""
         return self.parent.command_elapsed() if self.parent is not None else self.elapsed()

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from medlim.core.augmentation import augment_intensity
 from medlim.core.device import select_device
 from medlim.core.tiling import pad_to_patch, patch_grid
 from medlim.errors import ParameterError
@@ -458,43 +459,6 @@ def false_positive_spots(probability: np.ndarray, coordinates: np.ndarray, *,
     return counts, spots
 
 
-def _gaussian_blur(image: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``Tensor[1, H, W]`` blurred by a separable Gaussian of SD ``sigma`` px (reflected borders)."""
-    radius = max(1, int(math.ceil(3 * sigma)))
-    taps = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    padded = nn.functional.pad(image[None], (radius, radius, radius, radius), mode="reflect")
-    rows = nn.functional.conv2d(padded, kernel.view(1, 1, 1, -1))
-    return nn.functional.conv2d(rows, kernel.view(1, 1, -1, 1))[0]
-
-
-def _intensity(g: torch.Tensor, draws: torch.Tensor, policy: AugmentationPolicy,
-               generator: torch.Generator) -> torch.Tensor:
-    """One patch's intensity augmentation inside the breast (``g > 0``); black stays black."""
-    breast = g > 0
-    if not bool(breast.any()):
-        return g
-    if draws[0] < policy.contrast_p:
-        factor = 1.0 + policy.contrast * (2 * float(draws[1]) - 1)
-        shift = policy.brightness * (2 * float(draws[2]) - 1)
-        mean = g[breast].mean()
-        g = (g - mean) * factor + mean + shift
-    if draws[3] < policy.gamma_p:
-        low, high = policy.gamma
-        g = g.clamp(0.0, 1.0) ** (low + (high - low) * float(draws[4]))
-    if draws[5] < policy.noise_p:
-        g = g + torch.randn(g.shape, generator=generator, dtype=g.dtype) * (policy.noise * float(draws[6]))
-    if draws[7] < policy.blur_p:
-        low, high = policy.blur
-        g = _gaussian_blur(g, low + (high - low) * float(draws[8]))
-    if draws[9] < policy.resolution_p:
-        scale = policy.resolution + (1.0 - policy.resolution) * float(draws[10])
-        small = nn.functional.interpolate(g[None], scale_factor=scale, mode="area")
-        g = nn.functional.interpolate(small, size=g.shape[-2:], mode="bilinear", align_corners=False)[0]
-    return torch.where(breast, g.clamp(1.0 / 255.0, 1.0), torch.zeros_like(g))
-
-
 def augment_patches(
     grey: torch.Tensor, mask: torch.Tensor, *, generator: torch.Generator, policy: AugmentationPolicy
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -521,7 +485,7 @@ def augment_patches(
         if draws[i, 13] < policy.rotate:
             turns = 1 if draws[i, 13] < policy.rotate / 2 else 3
             g, m = torch.rot90(g, turns, (-2, -1)), torch.rot90(m, turns, (-2, -1))
-        out_grey.append(_intensity(g, draws[i], policy, generator))
+        out_grey.append(augment_intensity(g, draws[i], policy, generator, region=g > 0))
         out_mask.append(m)
     return torch.stack(out_grey), torch.stack(out_mask)
 

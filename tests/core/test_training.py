@@ -49,6 +49,21 @@ def test_deadline_counts_from_its_start_and_shares_what_is_left() -> None:
         Deadline(-1.0)
 
 
+def test_spent_fraction_is_a_schedules_time_fraction_and_survives_a_resume() -> None:
+    clock = FakeClock()
+    deadline = Deadline(1.0, clock=clock)  # 60 s
+    clock.now += 15.0
+    stage = deadline.share(0.5)  # 22.5 s of the 45 s left
+    clock.now += 9.0
+    assert deadline.spent_fraction() == pytest.approx(24 / 60) and stage.spent_fraction() == pytest.approx(9 / 22.5)
+    clock.now += 100.0
+    assert stage.spent_fraction() == 1.0 and Deadline(None, clock=clock).spent_fraction() == 0.0
+    # a resumed job catches up what its earlier attempt spent: start and end move together
+    resumed = Deadline(1.0, clock=clock)
+    resumed.catch_up(30.0)
+    assert resumed.spent_fraction() == pytest.approx(0.5)
+
+
 def _loop(clock: FakeClock, scores: list[float], *, epoch_s: float = 10.0, val_s: float = 2.0):
     """train_epoch / validate / snapshot over a fake clock; the state is the epoch number."""
     trained: list[int] = []

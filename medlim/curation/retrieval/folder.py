@@ -287,6 +287,7 @@ def _fit_method(method: str, single: _SingleData, planned: RetrievalPlan, *, dea
 
     trainer = EmbeddingTrainer(single.train, single.train_classes, method=method, config=planned.config,
                                bins=single.bins if method == "oscars" else None, n_classes=len(single.classes))
+    trainer.budget = deadline if deadline.limited else None
     bins = hashlib.sha256(np.ascontiguousarray(single.bins).tobytes()).hexdigest()
     resume = fit_resume(method, (*key, bins), trainer.resume_parts, apply=trainer.resume_apply)
     result = fit(lambda _epoch: trainer.train_epoch(), epochs=planned.config.epochs,

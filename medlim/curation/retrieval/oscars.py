@@ -12,6 +12,9 @@ triplets ``(a, p, n)`` with ``p`` any other image of the anchor's class and
 
 Sampling draws from a pool of indices (a training batch) with a
 ``numpy.random.Generator``; anchors without a valid partner are skipped.
+The thesis draws every partner at random. :func:`semihard_negatives` is
+medlim's option (a stated deviation, planned for a user's folders): the
+negative becomes FaceNet's semi-hard one among the batch's other classes.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "TRIPLET_MARGIN",
     "sample_quadruplets",
     "sample_triplets",
+    "semihard_negatives",
     "oscars_loss",
     "triplet_loss",
 ]
@@ -97,6 +101,38 @@ def sample_triplets(
         if len(positive) and len(negative):
             rows.append((a, rng.choice(positive), rng.choice(negative)))
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def semihard_negatives(distances: np.ndarray, classes: Sequence[int] | np.ndarray, anchors: np.ndarray,
+                       reference: np.ndarray, *, fallback: np.ndarray) -> np.ndarray:
+    """Each anchor's semi-hard negative (FaceNet): of the items of another class farther from the anchor than
+    ``reference``, the closest; ``fallback`` where there is none.
+
+    Such a negative still violates the margin (it is harder than a random one) without being closer than the
+    positive, which early in training makes the hardest negative collapse all vectors to one point.
+
+    Args:
+        distances: ``[B, B]`` distances between the pool's items.
+        classes: ``[B]`` int class of every item.
+        anchors: ``[Q]`` int positions of the anchors in the pool.
+        reference: ``[Q]`` float — the distance each negative must exceed (a triplet's anchor–positive
+            distance; an OSCARS quadruplet's anchor–intra-class-negative distance).
+        fallback: ``[Q]`` int positions used where no item qualifies (the random draw).
+
+    Returns:
+        ``np.ndarray[Q]`` int64 positions.
+    """
+    labels = _labels(classes, "classes")
+    matrix = np.asarray(distances, dtype=np.float64)
+    rows = np.asarray(anchors, dtype=np.int64)
+    if matrix.shape != (len(labels), len(labels)):
+        raise ParameterError(f"`distances` must be [{len(labels)}, {len(labels)}], {matrix.shape} is given.")
+    if not (len(rows) == len(reference) == len(fallback)):
+        raise ParameterError("`anchors`, `reference` and `fallback` differ in length.")
+    near = matrix[rows]
+    allowed = (labels[None, :] != labels[rows][:, None]) & (near > np.asarray(reference, dtype=np.float64)[:, None])
+    closest = np.where(allowed, near, np.inf).argmin(axis=1)
+    return np.where(allowed.any(axis=1), closest, np.asarray(fallback, dtype=np.int64)).astype(np.int64)
 
 
 def _distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -25,10 +25,15 @@ Rules (the shipped phantom models' settings are the starting point; see
 * normalisation: none beyond the reader's [0, 1] in grey (DICOM windowing and
   LUTs applied there; colour read as luminance, the ``ood-grey`` preset); no
   dataset statistics, so an image's vector never depends on other images.
-* augmentation: a random zoom-crop (≤ 10 % of the side) and a small
-  contrast and brightness jitter of every training batch; no flips or
-  rotations, since orientation and laterality carry meaning in radiographs
-  (chosen on validation chest films, see the ``augment`` reason).
+* augmentation: PMS — a random zoom-crop (≤ 10 % of the side) and a small
+  contrast and brightness jitter of every training batch (chosen on
+  validation chest films, see the ``augment`` reason); an OSCARS family —
+  the ``strong`` augmentation (zoom, turns of ±10°, contrast, gamma, noise,
+  blur, lower resolution; :class:`~medlim.curation.retrieval.train.StrongAugmentation`),
+  chosen on validation radiographs (the ``augmentation`` reason). No flips:
+  orientation and laterality carry meaning in radiographs.
+* negatives (OSCARS family): semi-hard (the ``mining`` reason; a stated
+  deviation from the thesis's random draw, ``--mining random`` restores it).
 * schedule: Adam from 1e-3 with nnU-Net's poly decay; epochs set so that
   training makes three times the optimisation steps of the shipped
   embeddings and twice those of the shipped PMS (within bounds); the state
@@ -138,6 +143,20 @@ def _patience(epochs: int) -> int:
     return max(PATIENCE, math.ceil(epochs / 4))
 
 
+#: Why an OSCARS family plans the strong augmentation and semi-hard negatives (validation figures).
+STRONG_AUGMENTATION_REASON = (
+    "strong augmentation of every training batch (a stated addition; same for every method of the family): "
+    "zoom-crop up to 20 % of the side, turns up to ±10°, contrast ×(1 ± 0.3) and brightness ± 0.1 on every image; "
+    "gamma 0.67–1.5, Gaussian noise up to σ 0.05, blur σ 0.5–1.5 px and down-sampling to 0.5–1 of the side on "
+    "half each; no flips. Sites' radiographs differ in exactly these (processing, noise, resolution, "
+    "positioning). Chosen on validation radiographs (VALIDATION_FIGURES)")
+SEMIHARD_REASON = (
+    "semi-hard negatives (FaceNet; a stated deviation — the thesis draws every partner at random): OSCARS's "
+    "inter-class negative and the triplet baseline's negative are, among the batch's images of other classes "
+    "farther from the anchor than the hinge's other member, the closest. The hardest negative collapsed the "
+    "embedding on validation; chosen on validation radiographs (VALIDATION_FIGURES)")
+
+
 def _threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2) // 2))
 
@@ -235,6 +254,9 @@ def plan_oscars(*, median_height: int | None, median_width: int | None, n_train:
                                 + ", ".join(f"{name} {count}" for name, count in sorted(class_counts.items())))
     reasons["validation"] = ("best state by validation precision@10 (leave-one-out on the validation images); ties "
                              "broken by the lower S@10")
+    settings.update(augmentation="strong", mining="semihard")
+    reasons["augmentation"] = STRONG_AUGMENTATION_REASON
+    reasons["mining"] = SEMIHARD_REASON
     detector, detector_settings, detector_reasons = _detector_config(size, internal_counts, seed,
                                                                      settings["threads"], overrides)
     reasons.update(detector_reasons)

@@ -24,23 +24,40 @@ one (:func:`medlim.core.training.run_epochs`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from medlim.core.augmentation import INTENSITY_DRAWS, augment_intensity
 from medlim.curation.retrieval.nets import EmbeddingNet, PmsNet
-from medlim.curation.retrieval.oscars import oscars_loss, sample_quadruplets, sample_triplets, triplet_loss
+from medlim.curation.retrieval.oscars import (
+    oscars_loss,
+    sample_quadruplets,
+    sample_triplets,
+    semihard_negatives,
+    triplet_loss,
+)
 from medlim.curation.retrieval.pms import LAMBDA, MemoryBank, classification_loss, imbalance_ratios, pms_loss
 from medlim.errors import ParameterError
 
-__all__ = ["EMBEDDING_METHODS", "RetrievalTrainingConfig", "EmbeddingTrainer", "PmsTrainer", "LR_SCHEDULES", "augment_batch",
+if TYPE_CHECKING:
+    from medlim.core.training import Deadline
+
+__all__ = ["EMBEDDING_METHODS", "RetrievalTrainingConfig", "EmbeddingTrainer", "PmsTrainer", "LR_SCHEDULES",
+           "AUGMENTATIONS", "MININGS", "StrongAugmentation", "augment_batch", "augment_batch_strong",
            "train_embedding", "train_pms", "embed", "pms_outputs"]
 
 EMBEDDING_METHODS: tuple[str, ...] = ("oscars", "triplet", "classification")
 LR_SCHEDULES: tuple[str, ...] = ("constant", "poly")
+#: Batch augmentations: :func:`augment_batch` (``"light"``) and :func:`augment_batch_strong` (``"strong"``).
+AUGMENTATIONS: tuple[str, ...] = ("light", "strong")
+#: How the negative of a triplet (OSCARS: the inter-class negative) is drawn: at random among the batch's other
+#: classes (the thesis), or the semi-hard one (:func:`~medlim.curation.retrieval.oscars.semihard_negatives`).
+MININGS: tuple[str, ...] = ("random", "semihard")
 Log = Callable[[str], None]
 
 
@@ -61,9 +78,12 @@ class RetrievalTrainingConfig:
         pms_weight: PMS λ (thesis 0.25).
         seed, threads: determinism and CPU threads (one by default: the shipped models were
             trained on one thread of a shared machine).
-        augment: light augmentation of every training batch (:func:`augment_batch`); off in
-            the phantom recipes (the shipped models were trained without it), planned on for a
-            user's folder.
+        augment: augmentation of every training batch; off in the phantom recipes (the shipped
+            models were trained without it), planned on for a user's folder.
+        augmentation: which, when ``augment`` is on: ``"light"`` (:func:`augment_batch`) or
+            ``"strong"`` (:func:`augment_batch_strong`, planned for an OSCARS family).
+        mining: ``"random"`` negatives (the thesis) or ``"semihard"`` ones (planned for an OSCARS
+            family; a stated deviation) for OSCARS's inter-class negative and the triplet baseline's.
         lr_schedule: ``"constant"`` (the phantom recipes) or ``"poly"`` (nnU-Net's
             ``lr·(1 − epoch/epochs)^0.9``, set at the start of every epoch).
     """
@@ -82,10 +102,13 @@ class RetrievalTrainingConfig:
     threads: int = 1
     augment: bool = False
     lr_schedule: str = "constant"
+    augmentation: str = "light"
+    mining: str = "random"
 
     def __post_init__(self) -> None:
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ParameterError(f"`lr_schedule` must be one of {LR_SCHEDULES}, {self.lr_schedule!r} is given.")
+        for name, allowed in (("lr_schedule", LR_SCHEDULES), ("augmentation", AUGMENTATIONS), ("mining", MININGS)):
+            if getattr(self, name) not in allowed:
+                raise ParameterError(f"`{name}` must be one of {allowed}, {getattr(self, name)!r} is given.")
         for name in ("input_size", "width", "epochs", "anchors", "batch_size", "branch_dim", "bank_size", "threads"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -137,15 +160,69 @@ def augment_batch(batch: torch.Tensor, generator: torch.Generator) -> torch.Tens
     return ((out - mean) * contrast.to(out) + mean + brightness.to(out)).clamp(0.0, 1.0)
 
 
+@dataclass(frozen=True)
+class StrongAugmentation:
+    """The ``"strong"`` batch augmentation's ranges: what varies between sites' radiographs (issue 12).
+
+    Geometry: a zoom-crop of up to ``zoom`` of the side, a turn of up to ``rotate_degrees`` either way
+    (positioning) and a shift within the crop; no flips (laterality carries meaning). Intensity
+    (:func:`medlim.core.augmentation.augment_intensity`, the fields below as there): contrast and brightness
+    on every image, gamma, noise, blur and a lower resolution on half of them each. Chosen on validation
+    radiographs (``medlim.curation.retrieval.plan``).
+    """
+
+    zoom: float = 0.2
+    rotate_degrees: float = 10.0
+    contrast_p: float = 1.0
+    contrast: float = 0.3
+    brightness: float = 0.1
+    gamma_p: float = 0.5
+    gamma: tuple[float, float] = (0.67, 1.5)
+    noise_p: float = 0.5
+    noise: float = 0.05
+    blur_p: float = 0.5
+    blur: tuple[float, float] = (0.5, 1.5)
+    resolution_p: float = 0.5
+    resolution: float = 0.5
+
+
+def augment_batch_strong(batch: torch.Tensor, generator: torch.Generator,
+                         policy: StrongAugmentation = StrongAugmentation()) -> torch.Tensor:
+    """A randomly zoomed, turned, shifted and intensity-augmented copy of a batch (see :class:`StrongAugmentation`).
+
+    Args:
+        batch: ``Tensor[B, 1, s, s]`` float in [0, 1].
+        generator: the augmentation's own random stream.
+        policy: the ranges.
+
+    Returns:
+        ``Tensor[B, 1, s, s]`` in [1/255, 1].
+    """
+    n = batch.shape[0]
+    scale = 1.0 - policy.zoom * torch.rand(n, generator=generator)
+    angle = (2.0 * torch.rand(n, generator=generator) - 1.0) * math.radians(policy.rotate_degrees)
+    shift = (2.0 * torch.rand(n, 2, generator=generator) - 1.0) * (1.0 - scale).unsqueeze(1)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = scale * torch.cos(angle), -scale * torch.sin(angle)
+    theta[:, 1, 0], theta[:, 1, 1] = scale * torch.sin(angle), scale * torch.cos(angle)
+    theta[:, :, 2] = shift
+    grid = torch.nn.functional.affine_grid(theta.to(batch), list(batch.shape), align_corners=False)
+    moved = torch.nn.functional.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    draws = torch.rand(n, INTENSITY_DRAWS, generator=generator)
+    return torch.stack([augment_intensity(moved[i], draws[i], policy, generator) for i in range(n)])
+
+
 class _Augmenter:
-    """The batch transform of a run: :func:`augment_batch` on its own seeded stream (``generator``, which a
-    job's checkpoint keeps), or the identity when ``config.augment`` is off (``generator`` is ``None``)."""
+    """The batch transform of a run: :func:`augment_batch` or :func:`augment_batch_strong` (``config.augmentation``)
+    on its own seeded stream (``generator``, which a job's checkpoint keeps), or the identity when
+    ``config.augment`` is off (``generator`` is ``None``)."""
 
     def __init__(self, config: RetrievalTrainingConfig) -> None:
         self.generator = torch.Generator().manual_seed(config.seed + 17) if config.augment else None
+        self.transform = augment_batch_strong if config.augmentation == "strong" else augment_batch
 
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
-        return batch if self.generator is None else augment_batch(batch, self.generator)
+        return batch if self.generator is None else self.transform(batch, self.generator)
 
 
 def _augmenter(config: RetrievalTrainingConfig) -> _Augmenter:
@@ -153,11 +230,17 @@ def _augmenter(config: RetrievalTrainingConfig) -> _Augmenter:
     return _Augmenter(config)
 
 
-def _set_learning_rate(optimiser: torch.optim.Optimizer, config: RetrievalTrainingConfig, done: int, total: int) -> None:
-    """The epoch's learning rate: constant, or poly decay ``lr·(1 − done/total)^0.9``."""
+def _set_learning_rate(optimiser: torch.optim.Optimizer, config: RetrievalTrainingConfig, done: int, total: int,
+                       budget: "Deadline | None" = None) -> None:
+    """The epoch's learning rate: constant, or poly decay ``lr·(1 − f)^0.9`` with ``f`` the larger of the epoch
+    fraction ``done/total`` and the share of the training budget spent (``budget``, a ``--max-minutes`` share;
+    so a run the budget cuts short still ends annealed, as the SCU-Net and Mask R-CNN trainers do)."""
     if config.lr_schedule == "poly":
+        fraction = done / max(total, 1)
+        if budget is not None:
+            fraction = max(fraction, budget.spent_fraction())
         for group in optimiser.param_groups:
-            group["lr"] = config.lr * (1.0 - done / max(total, 1)) ** 0.9
+            group["lr"] = config.lr * (1.0 - min(fraction, 1.0)) ** 0.9
 
 
 def _partnered_batches(groups: np.ndarray, anchors: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -225,6 +308,7 @@ class EmbeddingTrainer:
         self.target = torch.from_numpy(self.labels)
         self.augment = _augmenter(config)
         self.epochs_done = 0
+        self.budget: Deadline | None = None  # the --max-minutes share the poly schedule also follows
 
     def _batch_loss(self, batch: np.ndarray) -> tuple[torch.Tensor, int] | None:
         """The loss of one batch and how many anchors (or images) it averages over; ``None`` when no tuple exists."""
@@ -235,20 +319,35 @@ class EmbeddingTrainer:
         embeddings = self.model(self.augment(self.data[index]))
         if self.method == "oscars":
             assert self.bins is not None  # checked by _checked_groups
-            rows = sample_quadruplets(self.labels[batch], self.bins[batch], self.rng)
+            rows = self._mined(sample_quadruplets(self.labels[batch], self.bins[batch], self.rng), embeddings, batch)
             if not len(rows):
                 return None
             r = torch.from_numpy(rows)
             return oscars_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]], embeddings[r[:, 3]]), len(rows)
-        rows = sample_triplets(self.labels[batch], self.rng)
+        rows = self._mined(sample_triplets(self.labels[batch], self.rng), embeddings, batch)
         if not len(rows):
             return None
         r = torch.from_numpy(rows)
         return triplet_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]]), len(rows)
 
+    def _mined(self, rows: np.ndarray, embeddings: torch.Tensor, batch: np.ndarray) -> np.ndarray:
+        """The sampled tuples with their last negative replaced by the semi-hard one (``config.mining``).
+
+        The negative must lie farther from the anchor than the tuple's previous member — the positive of a
+        triplet, the intra-class negative of an OSCARS quadruplet (the two distances the hinge compares)."""
+        if self.config.mining != "semihard" or not len(rows):
+            return rows
+        with torch.no_grad():
+            distances = torch.cdist(embeddings, embeddings).numpy()
+        anchors, previous = rows[:, 0], rows[:, -2]
+        mined = rows.copy()
+        mined[:, -1] = semihard_negatives(distances, self.labels[batch], anchors, distances[anchors, previous],
+                                          fallback=rows[:, -1])
+        return mined
+
     def train_epoch(self) -> str:
         """One epoch over the training images; returns a progress line."""
-        _set_learning_rate(self.optimiser, self.config, self.epochs_done, self.config.epochs)
+        _set_learning_rate(self.optimiser, self.config, self.epochs_done, self.config.epochs, self.budget)
         self.model.train()
         total, count = 0.0, 0
         for batch in _partnered_batches(self.groups, self.config.anchors, self.rng):

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from medlim.curation.retrieval.oscars import oscars_loss, sample_quadruplets, sample_triplets, triplet_loss
+from medlim.curation.retrieval.oscars import (
+    oscars_loss,
+    sample_quadruplets,
+    sample_triplets,
+    semihard_negatives,
+    triplet_loss,
+)
 from medlim.errors import ParameterError
 
 
@@ -52,3 +58,21 @@ def test_triplet_loss_by_hand() -> None:
     a, p, n = torch.tensor([[0.0, 0.0]]), torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
     assert float(triplet_loss(a, p, n)) == pytest.approx(1.0 - 2.0 + 2.0, rel=1e-5)
     assert float(triplet_loss(a, p, n, margin=0.5)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_semihard_negative_is_the_closest_other_class_item_beyond_the_reference() -> None:
+    # items on a line at 0, 1, 2, 3, 5; classes 0, 0, 1, 1, 2; the anchor is item 0
+    places = np.array([0.0, 1.0, 2.0, 3.0, 5.0])
+    distances = np.abs(places[:, None] - places[None, :])
+    classes = np.array([0, 0, 1, 1, 2])
+    anchors, fallback = np.array([0, 0, 0, 1]), np.array([4, 3, 3, 4])
+    # reference 1 (its positive at 1): items 2 (d 2), 3 (d 3), 4 (d 5) qualify → 2;
+    # reference 2.5: 3 (d 3) and 4 (d 5) → 3; reference 6: none → the fallback 3;
+    # anchor 1 (at 1) with reference 1.5: item 2 (d 1) is too close, 3 (d 2) qualifies → 3
+    chosen = semihard_negatives(distances, classes, anchors, np.array([1.0, 2.5, 6.0, 1.5]), fallback=fallback)
+    assert chosen.tolist() == [2, 3, 3, 3]
+    # never the anchor's own class, even when it is the closest item beyond the reference
+    assert semihard_negatives(distances, np.array([0, 1, 0, 1, 1]), np.array([0]), np.array([1.5]),
+                              fallback=np.array([1])).tolist() == [3]
+    with pytest.raises(ParameterError):
+        semihard_negatives(distances[:4], classes, anchors, np.zeros(4), fallback=fallback)

@@ -32,6 +32,10 @@ def test_oscars_plan_matches_the_shipped_steps() -> None:
     assert (planned.config.input_size, planned.config.epochs, planned.config.anchors) == (128, 134, 32)
     assert planned.config.lr_schedule == "poly" and planned.patience == 34  # a quarter of 134, rounded up
     assert planned.config.augment and planned.plan.settings["augment"] is True
+    # the planned deviations for a user's folders, recorded with their reasons (the thesis: random partners)
+    assert (planned.config.augmentation, planned.config.mining) == ("strong", "semihard")
+    assert planned.plan.settings["mining"] == "semihard" and "thesis draws every partner at random" in \
+        planned.plan.reasons["mining"]
     assert (planned.detector.epochs, planned.detector.head_epochs, planned.detector.input_size) == (36, 12, 128)
     assert "chosen on validation radiographs" in planned.plan.reasons["input_size"]
     settings = planned.plan.settings
@@ -44,9 +48,10 @@ def test_oscars_plan_matches_the_shipped_steps() -> None:
 def test_command_line_settings_win_and_are_recorded() -> None:
     planned = plan_oscars(median_height=32, median_width=32, n_train=40, class_counts={"a": 20, "b": 20},
                           internal_counts={"a": 10, "b": 10}, colour=0, images=40,
-                          overrides={"width": 4, "detector_epochs": 3, "epochs": None})
+                          overrides={"width": 4, "detector_epochs": 3, "epochs": None, "mining": "random"})
     assert planned.config.width == 4 and planned.detector.epochs == 3 and planned.detector.head_epochs == 1
-    assert planned.plan.overridden == ("detector_epochs", "width")
+    assert planned.config.mining == "random" and planned.config.augmentation == "strong"
+    assert planned.plan.overridden == ("detector_epochs", "mining", "width")
     assert planned.plan.reasons["width"] == "given on the command line (planned: 16)"
 
 
