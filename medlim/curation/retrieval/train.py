@@ -85,7 +85,8 @@ class RetrievalTrainingConfig:
         mining: ``"random"`` negatives (the thesis) or ``"semihard"`` ones (planned for an OSCARS
             family; a stated deviation) for OSCARS's inter-class negative and the triplet baseline's.
         lr_schedule: ``"constant"`` (the phantom recipes) or ``"poly"`` (nnU-Net's
-            ``lr·(1 − epoch/epochs)^0.9``, set at the start of every epoch).
+            ``lr·(1 − epoch/epochs)^0.9``, set at the start of every epoch; an OSCARS family on a
+            user's folders also follows its ``--max-minutes`` share, see :func:`_set_learning_rate`).
     """
 
     input_size: int = 64
