@@ -33,7 +33,9 @@ __all__ = [
     "TRIPLET_MARGIN",
     "sample_quadruplets",
     "sample_triplets",
+    "semihard_partners",
     "semihard_negatives",
+    "semihard_intra_negatives",
     "oscars_loss",
     "triplet_loss",
 ]
@@ -103,6 +105,36 @@ def sample_triplets(
     return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
 
 
+def semihard_partners(distances: np.ndarray, candidates: np.ndarray, anchors: np.ndarray, reference: np.ndarray, *,
+                      fallback: np.ndarray) -> np.ndarray:
+    """Each anchor's semi-hard partner (FaceNet): of its candidates farther from the anchor than ``reference``,
+    the closest; ``fallback`` where none is.
+
+    Args:
+        distances: ``[B, B]`` distances between the pool's items.
+        candidates: ``[Q, B]`` bool — which items may be each anchor's partner.
+        anchors: ``[Q]`` int positions of the anchors in the pool.
+        reference: ``[Q]`` float — the distance each partner must exceed.
+        fallback: ``[Q]`` int positions used where no item qualifies (the random draw).
+
+    Returns:
+        ``np.ndarray[Q]`` int64 positions.
+    """
+    matrix = np.asarray(distances, dtype=np.float64)
+    rows = np.asarray(anchors, dtype=np.int64)
+    allowed = np.asarray(candidates, dtype=bool)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ParameterError(f"`distances` must be a square matrix, {matrix.shape} is given.")
+    if allowed.shape != (len(rows), matrix.shape[0]):
+        raise ParameterError(f"`candidates` must be [{len(rows)}, {matrix.shape[0]}], {allowed.shape} is given.")
+    if not (len(rows) == len(reference) == len(fallback)):
+        raise ParameterError("`anchors`, `reference` and `fallback` differ in length.")
+    near = matrix[rows]
+    allowed = allowed & (near > np.asarray(reference, dtype=np.float64)[:, None])
+    closest = np.where(allowed, near, np.inf).argmin(axis=1)
+    return np.where(allowed.any(axis=1), closest, np.asarray(fallback, dtype=np.int64)).astype(np.int64)
+
+
 def semihard_negatives(distances: np.ndarray, classes: Sequence[int] | np.ndarray, anchors: np.ndarray,
                        reference: np.ndarray, *, fallback: np.ndarray) -> np.ndarray:
     """Each anchor's semi-hard negative (FaceNet): of the items of another class farther from the anchor than
@@ -123,16 +155,25 @@ def semihard_negatives(distances: np.ndarray, classes: Sequence[int] | np.ndarra
         ``np.ndarray[Q]`` int64 positions.
     """
     labels = _labels(classes, "classes")
-    matrix = np.asarray(distances, dtype=np.float64)
     rows = np.asarray(anchors, dtype=np.int64)
-    if matrix.shape != (len(labels), len(labels)):
-        raise ParameterError(f"`distances` must be [{len(labels)}, {len(labels)}], {matrix.shape} is given.")
-    if not (len(rows) == len(reference) == len(fallback)):
-        raise ParameterError("`anchors`, `reference` and `fallback` differ in length.")
-    near = matrix[rows]
-    allowed = (labels[None, :] != labels[rows][:, None]) & (near > np.asarray(reference, dtype=np.float64)[:, None])
-    closest = np.where(allowed, near, np.inf).argmin(axis=1)
-    return np.where(allowed.any(axis=1), closest, np.asarray(fallback, dtype=np.int64)).astype(np.int64)
+    if np.asarray(distances).shape != (len(labels), len(labels)):
+        raise ParameterError(f"`distances` must be [{len(labels)}, {len(labels)}], {np.asarray(distances).shape} "
+                             "is given.")
+    return semihard_partners(distances, labels[None, :] != labels[rows][:, None], rows, reference, fallback=fallback)
+
+
+def semihard_intra_negatives(distances: np.ndarray, classes: Sequence[int] | np.ndarray,
+                             bins: Sequence[int] | np.ndarray, anchors: np.ndarray, reference: np.ndarray, *,
+                             fallback: np.ndarray) -> np.ndarray:
+    """Each anchor's semi-hard intra-class negative for OSCARS: of the items of its own class in another anomaly
+    bin farther from the anchor than ``reference`` (the anchor–positive distance), the closest; ``fallback``
+    where there is none. The OSCARS term it feeds (λ of eq. 6.1) orders a class's images by anomaly."""
+    labels, groups = _labels(classes, "classes"), _labels(bins, "bins")
+    if labels.shape != groups.shape:
+        raise ParameterError(f"`classes` and `bins` differ in length: {len(labels)} and {len(groups)}.")
+    rows = np.asarray(anchors, dtype=np.int64)
+    candidates = (labels[None, :] == labels[rows][:, None]) & (groups[None, :] != groups[rows][:, None])
+    return semihard_partners(distances, candidates, rows, reference, fallback=fallback)
 
 
 def _distance(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,7 @@ from medlim.curation.retrieval.oscars import (
     oscars_loss,
     sample_quadruplets,
     sample_triplets,
+    semihard_intra_negatives,
     semihard_negatives,
     triplet_loss,
 )
@@ -57,7 +58,7 @@ LR_SCHEDULES: tuple[str, ...] = ("constant", "poly")
 AUGMENTATIONS: tuple[str, ...] = ("light", "strong")
 #: How the negative of a triplet (OSCARS: the inter-class negative) is drawn: at random among the batch's other
 #: classes (the thesis), or the semi-hard one (:func:`~medlim.curation.retrieval.oscars.semihard_negatives`).
-MININGS: tuple[str, ...] = ("random", "semihard")
+MININGS: tuple[str, ...] = ("random", "semihard", "semihard-all")
 Log = Callable[[str], None]
 
 
@@ -83,7 +84,8 @@ class RetrievalTrainingConfig:
         augmentation: which, when ``augment`` is on: ``"light"`` (:func:`augment_batch`) or
             ``"strong"`` (:func:`augment_batch_strong`, planned for an OSCARS family).
         mining: ``"random"`` negatives (the thesis) or ``"semihard"`` ones (planned for an OSCARS
-            family; a stated deviation) for OSCARS's inter-class negative and the triplet baseline's.
+            family; a stated deviation) for OSCARS's inter-class negative and the triplet baseline's;
+            ``"semihard-all"`` also mines OSCARS's intra-class negative (the triplet is as ``"semihard"``).
         lr_schedule: ``"constant"`` (the phantom recipes) or ``"poly"`` (nnU-Net's
             ``lr·(1 − epoch/epochs)^0.9``, set at the start of every epoch; an OSCARS family on a
             user's folders also follows its ``--max-minutes`` share, see :func:`_set_learning_rate`).
@@ -332,17 +334,20 @@ class EmbeddingTrainer:
         return triplet_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]]), len(rows)
 
     def _mined(self, rows: np.ndarray, embeddings: torch.Tensor, batch: np.ndarray) -> np.ndarray:
-        """The sampled tuples with their last negative replaced by the semi-hard one (``config.mining``).
+        """The sampled tuples with their negatives replaced by semi-hard ones (``config.mining``).
 
-        The negative must lie farther from the anchor than the tuple's previous member — the positive of a
-        triplet, the intra-class negative of an OSCARS quadruplet (the two distances the hinge compares)."""
-        if self.config.mining != "semihard" or not len(rows):
+        The last negative must lie farther from the anchor than the tuple's previous member — the positive of a
+        triplet, the intra-class negative of an OSCARS quadruplet (the two distances the hinge compares). With
+        ``"semihard-all"`` an OSCARS quadruplet's intra-class negative is mined first, against the positive."""
+        if self.config.mining == "random" or not len(rows):
             return rows
         with torch.no_grad():
             distances = torch.cdist(embeddings, embeddings).numpy()
-        anchors, previous = rows[:, 0], rows[:, -2]
-        mined = rows.copy()
-        mined[:, -1] = semihard_negatives(distances, self.labels[batch], anchors, distances[anchors, previous],
+        anchors, mined = rows[:, 0], rows.copy()
+        if self.config.mining == "semihard-all" and rows.shape[1] == 4:
+            mined[:, 2] = semihard_intra_negatives(distances, self.labels[batch], self.bins[batch], anchors,
+                                                   distances[anchors, rows[:, 1]], fallback=rows[:, 2])
+        mined[:, -1] = semihard_negatives(distances, self.labels[batch], anchors, distances[anchors, mined[:, -2]],
                                           fallback=rows[:, -1])
         return mined
 

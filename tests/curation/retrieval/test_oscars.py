@@ -10,7 +10,9 @@ from medlim.curation.retrieval.oscars import (
     oscars_loss,
     sample_quadruplets,
     sample_triplets,
+    semihard_intra_negatives,
     semihard_negatives,
+    semihard_partners,
     triplet_loss,
 )
 from medlim.errors import ParameterError
@@ -76,3 +78,23 @@ def test_semihard_negative_is_the_closest_other_class_item_beyond_the_reference(
                               fallback=np.array([1])).tolist() == [3]
     with pytest.raises(ParameterError):
         semihard_negatives(distances[:4], classes, anchors, np.zeros(4), fallback=fallback)
+
+
+def test_semihard_intra_negative_is_the_closest_own_class_item_of_another_bin_beyond_the_positive() -> None:
+    # items on a line at 0, 1, 2, 3, 4, 6; classes 0, 0, 0, 0, 1, 0; bins 0, 0, 1, 1, 0, 2; the anchor is item 0
+    places = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 6.0])
+    distances = np.abs(places[:, None] - places[None, :])
+    classes, bins = np.array([0, 0, 0, 0, 1, 0]), np.array([0, 0, 1, 1, 0, 2])
+    anchors, fallback = np.array([0, 0, 0]), np.array([5, 5, 3])
+    # reference 1 (positive at 1): own class, other bin, farther than 1: items 2 (d 2), 3 (d 3), 5 (d 6) → 2
+    # (item 1 shares the anchor's bin, item 4 is another class); reference 2.5 → 3; reference 7 → the fallback 3
+    chosen = semihard_intra_negatives(distances, classes, bins, anchors, np.array([1.0, 2.5, 7.0]), fallback=fallback)
+    assert chosen.tolist() == [2, 3, 3]
+    # the general form takes any candidate mask: here only item 5
+    only_five = np.zeros((1, 6), bool)
+    only_five[0, 5] = True
+    assert semihard_partners(distances, only_five, np.array([0]), np.array([0.5]), fallback=np.array([1])).tolist() == [5]
+    with pytest.raises(ParameterError):
+        semihard_intra_negatives(distances, classes, bins[:5], anchors, np.zeros(3), fallback=fallback)
+    with pytest.raises(ParameterError):
+        semihard_partners(distances, only_five[:, :5], np.array([0]), np.array([0.5]), fallback=np.array([1]))

@@ -75,6 +75,32 @@ def test_semihard_mining_replaces_only_the_negative_with_a_farther_other_class_i
     assert (random._mined(rows, embeddings, batch) == rows).all()  # the thesis's random negatives stay
 
 
+
+def test_semihard_all_mines_the_intra_class_negative_then_the_inter_class_one_against_it() -> None:
+    rng = np.random.default_rng(1)
+    images = rng.random((24, 16, 16)).astype(np.float32)
+    classes = np.repeat(np.arange(3), 8)
+    bins = np.tile([0, 0, 0, 0, 1, 1, 1, 1], 3)
+    config = RetrievalTrainingConfig(input_size=16, width=4, epochs=1, anchors=8, mining="semihard-all", seed=0)
+    trainer = EmbeddingTrainer(images, classes, method="oscars", config=config, bins=bins)
+    batch = np.arange(24)
+    embeddings = trainer.model(trainer.data[torch.from_numpy(batch)]).detach()
+    rows = np.array([[0, 1, 5, 20], [12, 13, 9, 0]])
+    mined = trainer._mined(rows, embeddings, batch)
+    distances = torch.cdist(embeddings, embeddings).numpy()
+    assert (mined[:, :2] == rows[:, :2]).all()
+    for (a, p, intra, inter), (_, _, m_intra, m_inter) in zip(rows, mined):
+        same = [j for j in range(24) if classes[j] == classes[a] and bins[j] != bins[a] and distances[a, j] > distances[a, p]]
+        assert m_intra == (min(same, key=lambda j: distances[a, j]) if same else intra)
+        others = [j for j in range(24) if classes[j] != classes[a] and distances[a, j] > distances[a, m_intra]]
+        assert m_inter == (min(others, key=lambda j: distances[a, j]) if others else inter)
+    # "semihard" keeps the random intra-class negative and mines the inter-class one against it
+    plain = EmbeddingTrainer(images, classes, method="oscars", bins=bins,
+                             config=RetrievalTrainingConfig(input_size=16, width=4, epochs=1, anchors=8,
+                                                            mining="semihard", seed=0))
+    kept = plain._mined(rows, embeddings, batch)
+    assert (kept[:, :3] == rows[:, :3]).all()
+
 def test_poly_schedule_follows_the_larger_of_the_epoch_and_the_budget_fraction() -> None:
     optimiser = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
     config = RetrievalTrainingConfig(lr=1e-3, lr_schedule="poly")
