@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlim.core.weights.entry import WeightsEntry, validate_name
-from medlim.core.weights.registry import Registry, Verification, _version_key, save_weights
+from medlim.core.weights.registry import Registry, Verification, _version_key, manifest_lock, save_weights
 from medlim.errors import WeightsError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -313,13 +313,15 @@ class Registries:
             WeightsError: the name and version are taken, ``default`` is set, or
                 the user registry is the shipped folder.
         """
-        fresh = self.reload()
-        fresh.check_writable(allow_shipped_folder=allow_shipped_folder)
         fields_ = dict(entry_fields)
         if fields_.get("default"):
             raise WeightsError("a newly registered model cannot mark itself as default; use set_default.")
-        fields_["version"] = fresh.claim(str(fields_.get("name", "")), fields_.get("version"))
-        entry = save_weights(fresh.user, fields_, state_dict, check_architecture=check_architecture)
+        self.reload().check_writable(allow_shipped_folder=allow_shipped_folder)
+        # read, claim the version and write under the folder's lock: two jobs ending together get two versions
+        with manifest_lock(self.user.directory):
+            fresh = self.reload()
+            fields_["version"] = fresh.claim(str(fields_.get("name", "")), fields_.get("version"))
+            entry = save_weights(fresh.user, fields_, state_dict, check_architecture=check_architecture)
         self.shipped, self.user = fresh.shipped, fresh.user
         return entry
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
@@ -24,7 +27,9 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "MANIFEST_NAME",
     "MANIFEST_FORMAT",
+    "LOCK_NAME",
     "Registry",
+    "manifest_lock",
     "Verification",
     "load_state_dict",
     "save_weights",
@@ -37,6 +42,64 @@ MANIFEST_NAME = "manifest.json"
 
 #: Version of the manifest layout (bumped on incompatible changes).
 MANIFEST_FORMAT = 1
+
+#: Lock file beside the manifest: held while a process reads, merges and writes it.
+LOCK_NAME = "manifest.json.lock"
+
+# Per-process state of the folder locks: a re-entrant lock per folder (threads of one process take turns), and
+# the locked file with its nesting depth while this process holds the folder.
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_FILES: dict[str, Any] = {}
+_DEPTH: dict[str, int] = {}
+_GUARD = threading.Lock()
+
+
+@contextmanager
+def manifest_lock(directory: Path | str) -> Iterator[None]:
+    """Hold the folder's manifest lock (an exclusive ``flock`` on :data:`LOCK_NAME`) for the block.
+
+    Two processes that register models in one folder at the same moment (two training jobs ending together)
+    each read the manifest, add their entry and write it back; without the lock the later writer dropped the
+    other's entry. The lock nests within a thread, makes the threads of one process take turns, and is
+    only the thread lock where ``fcntl`` is missing (Windows).
+    """
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = str(folder.resolve())
+    with _GUARD:
+        lock = _THREAD_LOCKS.setdefault(key, threading.RLock())
+    with lock:
+        depth = _DEPTH.get(key, 0)
+        if depth == 0:
+            _FILES[key] = _lock_file(folder / LOCK_NAME)
+        _DEPTH[key] = depth + 1
+        try:
+            yield
+        finally:
+            _DEPTH[key] -= 1
+            if _DEPTH[key] == 0:
+                _unlock_file(_FILES.pop(key))
+
+
+def _lock_file(path: Path) -> Any:
+    handle = path.open("a")
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return handle
+    fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+    return handle
+
+
+def _unlock_file(handle: Any) -> None:
+    try:
+        import fcntl
+
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    except ImportError:  # pragma: no cover - not POSIX
+        pass
+    finally:
+        handle.close()
 
 
 def _version_key(version: str) -> tuple[tuple[int, Any], ...]:
@@ -67,8 +130,10 @@ class Verification:
 class Registry:
     """A weights folder: ``manifest.json`` and the files it lists.
 
-    The state is the manifest on disk; :meth:`add` changes the in-memory list
-    and :meth:`save_manifest` writes it (atomically: write beside, then rename).
+    The state is the manifest on disk; :meth:`add` and :meth:`remove` change the
+    in-memory list and :meth:`save_manifest` writes them (atomically: write
+    beside, then rename), merged under the folder's lock into what the manifest
+    holds by then — so entries another process wrote since this one read it stay.
     """
 
     def __init__(self, directory: Path | str, entries: Iterable[WeightsEntry] = ()) -> None:
@@ -76,6 +141,9 @@ class Registry:
         self._entries: dict[tuple[str, str], WeightsEntry] = {}
         for entry in entries:
             self._entries[entry.key] = entry.with_root(self.directory)
+        # what this object changed since it was read (written by save_manifest over the manifest on disk)
+        self._changed: set[tuple[str, str]] = set(self._entries)
+        self._removed: set[tuple[str, str]] = set()
 
     # -- reading ---------------------------------------------------------------------------
     @property
@@ -126,7 +194,9 @@ class Registry:
                 f"the weights manifest {manifest} marks more than one default model for a task ({several}); "
                 "mark one entry per task with \"default\": true."
             )
-        return cls(directory, entries)
+        registry = cls(directory, entries)
+        registry._changed.clear()
+        return registry
 
     def list(self) -> tuple[WeightsEntry, ...]:
         """All entries, sorted by name then version (natural order)."""
@@ -169,6 +239,8 @@ class Registry:
         """
         bound = self.bind(entry)
         self._entries[entry.key] = bound
+        self._changed.add(entry.key)
+        self._removed.discard(entry.key)
         return bound
 
     def bind(self, entry: WeightsEntry) -> WeightsEntry:
@@ -182,20 +254,40 @@ class Registry:
         if (name, version) not in self._entries:
             raise WeightsError(f"no weights {name}@{version} to remove.")
         del self._entries[(name, version)]
+        self._changed.discard((name, version))
+        self._removed.add((name, version))
 
     def save_manifest(self) -> Path:
-        """Write ``manifest.json`` (sorted, indented, atomic replace). Returns its path."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        payload = {
-            "format": MANIFEST_FORMAT,
-            "note": "medlim weights registry; edit with `medlim weights import` or medlim.core.weights.",
-            "models": [e.to_dict() for e in self.list()],
-        }
-        text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
-        partial = self.manifest_path.with_suffix(".json.partial")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, self.manifest_path)
+        """Write ``manifest.json`` (sorted, indented, atomic replace) under the folder's lock, merged into the
+        manifest as it is on disk by then: this object's additions and removals win, every other entry stays.
+        Afterwards this object holds the merged list. Returns the manifest's path."""
+        with manifest_lock(self.directory):
+            self._entries = self._merged_with_disk()
+            self._changed.clear()
+            self._removed.clear()
+            payload = {
+                "format": MANIFEST_FORMAT,
+                "note": "medlim weights registry; edit with `medlim weights import` or medlim.core.weights.",
+                "models": [e.to_dict() for e in self.list()],
+            }
+            text = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+            partial = self.manifest_path.with_suffix(f".json.{os.getpid()}.partial")
+            partial.write_text(text, encoding="utf-8")
+            os.replace(partial, self.manifest_path)
         return self.manifest_path
+
+    def _merged_with_disk(self) -> dict[tuple[str, str], WeightsEntry]:
+        """The manifest on disk with this object's changes applied (only this object's list when the manifest is
+        missing or unreadable, as before)."""
+        try:
+            merged = dict(Registry.load(self.directory)._entries)
+        except WeightsError:
+            return dict(self._entries)
+        for key in self._removed:
+            merged.pop(key, None)
+        for key in self._changed:
+            merged[key] = self._entries[key]
+        return merged
 
     # -- checking --------------------------------------------------------------------------
     def verify(self, entry: WeightsEntry) -> Verification:
