@@ -89,8 +89,9 @@ def _add_oscars(sub: argparse._SubParsersAction) -> None:
                         help="with --data: batch augmentation (default planned: strong — zoom, turns, contrast, "
                              "gamma, noise, blur, resolution; light: zoom-crop and contrast only)")
     oscars.add_argument("--mining", choices=("random", "semihard", "semihard-all"), default=None,
-                        help="with --data: negatives of OSCARS and the triplet baseline (default planned: semihard; "
-                             "random: the thesis; semihard-all also mines OSCARS's intra-class negative)")
+                        help="with --data: negatives of OSCARS and the triplet baseline (default planned: semihard-all, "
+                             "which mines OSCARS's intra-class negative too; semihard: only the other-class one; "
+                             "random: the thesis)")
     oscars.add_argument("--per-class", type=int, default=None, help="phantoms: external training phantoms per class (140)")
     oscars.add_argument("--internal-per-class", type=int, default=None,
                         help="phantoms: internal phantoms per class for the detectors (30)")

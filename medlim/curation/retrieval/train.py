@@ -83,9 +83,9 @@ class RetrievalTrainingConfig:
             models were trained without it), planned on for a user's folder.
         augmentation: which, when ``augment`` is on: ``"light"`` (:func:`augment_batch`) or
             ``"strong"`` (:func:`augment_batch_strong`, planned for an OSCARS family).
-        mining: ``"random"`` negatives (the thesis) or ``"semihard"`` ones (planned for an OSCARS
-            family; a stated deviation) for OSCARS's inter-class negative and the triplet baseline's;
-            ``"semihard-all"`` also mines OSCARS's intra-class negative (the triplet is as ``"semihard"``).
+        mining: ``"random"`` negatives (the thesis) or ``"semihard"`` ones (a stated deviation) for
+            OSCARS's inter-class negative and the triplet baseline's; ``"semihard-all"`` (planned for an
+            OSCARS family) also mines OSCARS's intra-class negative (the triplet is as ``"semihard"``).
         lr_schedule: ``"constant"`` (the phantom recipes) or ``"poly"`` (nnU-Net's
             ``lr·(1 − epoch/epochs)^0.9``, set at the start of every epoch; an OSCARS family on a
             user's folders also follows its ``--max-minutes`` share, see :func:`_set_learning_rate`).

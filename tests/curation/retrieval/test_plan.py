@@ -33,9 +33,9 @@ def test_oscars_plan_matches_the_shipped_steps() -> None:
     assert planned.config.lr_schedule == "poly" and planned.patience == 34  # a quarter of 134, rounded up
     assert planned.config.augment and planned.plan.settings["augment"] is True
     # the planned deviations for a user's folders, recorded with their reasons (the thesis: random partners)
-    assert (planned.config.augmentation, planned.config.mining) == ("strong", "semihard")
-    assert planned.plan.settings["mining"] == "semihard" and "thesis draws every partner at random" in \
-        planned.plan.reasons["mining"]
+    assert (planned.config.augmentation, planned.config.mining) == ("strong", "semihard-all")
+    assert planned.plan.settings["mining"] == "semihard-all" and "thesis draws every partner at random" in \
+        planned.plan.reasons["mining"] and "intra-class negative" in planned.plan.reasons["mining"]
     assert (planned.detector.epochs, planned.detector.head_epochs, planned.detector.input_size) == (36, 12, 128)
     assert "chosen on validation radiographs" in planned.plan.reasons["input_size"]
     settings = planned.plan.settings
