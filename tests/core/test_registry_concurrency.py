@@ -97,6 +97,8 @@ def test_two_registrations_of_one_name_get_two_versions(tmp_path: Path) -> None:
     shipped.mkdir()
     early = Registries(w.Registry.load(shipped), w.Registry.load(user))
     late = Registries(w.Registry.load(shipped), w.Registry.load(user))  # both read an empty user registry
+    # called one after the other this also held before the lock (register read the folder again first); the lock
+    # makes it hold when the two calls overlap, which the tests above exercise at the manifest level
     first = early.register(tiny_fields(name="site-model", version=None), tiny_state())
     second = late.register(tiny_fields(name="site-model", version=None), tiny_state(1))
     assert (first.version, second.version) == ("1", "2")
