@@ -92,6 +92,9 @@ def _add_oscars(sub: argparse._SubParsersAction) -> None:
                         help="with --data: negatives of OSCARS and the triplet baseline (default planned: semihard-all, "
                              "which mines OSCARS's intra-class negative too; semihard: only the other-class one; "
                              "random: the thesis)")
+    oscars.add_argument("--oscars-lambda", type=float, default=None,
+                        help="with --data: OSCARS's λ, the weight of its intra-class hinge (Eq. 6.1; default the "
+                             "thesis's 0.05); the triplet baseline has no such term")
     oscars.add_argument("--per-class", type=int, default=None, help="phantoms: external training phantoms per class (140)")
     oscars.add_argument("--internal-per-class", type=int, default=None,
                         help="phantoms: internal phantoms per class for the detectors (30)")
@@ -150,7 +153,8 @@ def _train_oscars(args: argparse.Namespace) -> int:
 
     deadline = Deadline(args.max_minutes)  # the budget covers everything from here on
     if args.data is None:
-        _refuse(args, _DATA_ONLY + ("internal", "anchors", "detector_epochs", "augmentation", "mining"),
+        _refuse(args, _DATA_ONLY + ("internal", "anchors", "detector_epochs", "augmentation", "mining",
+                               "oscars_lambda"),
                 reason="apply to training on your folders (--data EXTERNAL --internal INTERNAL)")
         return _oscars_phantoms(args)
     from medlim.core.training import stderr_progress
@@ -162,12 +166,12 @@ def _train_oscars(args: argparse.Namespace) -> int:
                              "detectors give OSCARS its bins (thesis §6.1.2).")
     overrides = {"input_size": args.input_size, "width": args.width, "lr": args.lr, "threads": args.threads,
                  "epochs": args.epochs, "anchors": args.anchors, "detector_epochs": args.detector_epochs,
-                 "augmentation": args.augmentation, "mining": args.mining}
+                 "augmentation": args.augmentation, "mining": args.mining, "oscars_weight": args.oscars_lambda}
     methods = _methods(args.methods, DEFAULT_METHODS)
     recorded = [*_given(args, ("name", "version", "max_minutes", "skip_bad", "seed")),
                 *([("--methods", ",".join(methods))] if args.methods is not None else []),
                 *_given(args, ("input_size", "width", "lr", "threads", "epochs", "anchors", "detector_epochs",
-                               "augmentation", "mining"))]
+                               "augmentation", "mining", "oscars_lambda"))]
     run = OscarsFolderRun(data_dir=args.data, internal_dir=args.internal, val_dir=args.val, name=args.name,
                           version=args.version, methods=methods, seed=0 if args.seed is None else args.seed,
                           skip_bad=args.skip_bad, overrides=overrides, command_options=recorded)

@@ -48,6 +48,11 @@ def test_folder_runs_default_to_oscars_and_its_triplet_baseline(monkeypatch: pyt
     assert run.command_options == [("--max-minutes", 20.0), ("--seed", 2)]  # no path in the record
     assert seen["deadline"].max_minutes == 20.0
     assert json.loads(capsys.readouterr().out.splitlines()[-1]) == {"registered": [], "validation": {}}
+    # OSCARS's λ reaches the plan's overrides and is recorded under its own flag
+    assert main(["train", "oscars", "--data", str(tmp_path / "e"), "--internal", str(tmp_path / "i"),
+                 "--oscars-lambda", "0.2"]) == 0
+    assert seen["run"].overrides["oscars_weight"] == 0.2
+    assert ("--oscars-lambda", 0.2) in seen["run"].command_options
 
 
 def test_phantom_recipes_keep_their_recorded_commands(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

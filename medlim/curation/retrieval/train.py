@@ -34,6 +34,7 @@ import torch
 
 from medlim.core.augmentation import INTENSITY_DRAWS, augment_intensity
 from medlim.curation.retrieval.nets import EmbeddingNet, PmsNet
+from medlim.curation.retrieval.oscars import LAMBDA as OSCARS_LAMBDA
 from medlim.curation.retrieval.oscars import (
     oscars_loss,
     sample_quadruplets,
@@ -77,6 +78,7 @@ class RetrievalTrainingConfig:
         branch_dim: PMS class-embedding size (thesis 256).
         bank_size: PMS memory bank M per class (thesis 1000).
         pms_weight: PMS λ (thesis 0.25).
+        oscars_weight: OSCARS's λ, the weight of its intra-class hinge (Eq. 6.1; thesis 0.05).
         seed, threads: determinism and CPU threads (one by default: the shipped models were
             trained on one thread of a shared machine).
         augment: augmentation of every training batch; off in the phantom recipes (the shipped
@@ -107,6 +109,7 @@ class RetrievalTrainingConfig:
     lr_schedule: str = "constant"
     augmentation: str = "light"
     mining: str = "random"
+    oscars_weight: float = OSCARS_LAMBDA
 
     def __post_init__(self) -> None:
         for name, allowed in (("lr_schedule", LR_SCHEDULES), ("augmentation", AUGMENTATIONS), ("mining", MININGS)):
@@ -120,6 +123,8 @@ class RetrievalTrainingConfig:
             raise ParameterError(f"`warmup_epochs` must be ≥ 1 (the bank needs it), {self.warmup_epochs!r} is given.")
         if not 0.0 <= self.pms_weight <= 1.0:
             raise ParameterError(f"`pms_weight` (λ) must be in [0, 1], {self.pms_weight!r} is given.")
+        if not 0.0 <= self.oscars_weight <= 1.0:
+            raise ParameterError(f"`oscars_weight` (OSCARS's λ) must be in [0, 1], {self.oscars_weight!r} is given.")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -326,7 +331,8 @@ class EmbeddingTrainer:
             if not len(rows):
                 return None
             r = torch.from_numpy(rows)
-            return oscars_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]], embeddings[r[:, 3]]), len(rows)
+            return oscars_loss(embeddings[r[:, 0]], embeddings[r[:, 1]], embeddings[r[:, 2]], embeddings[r[:, 3]],
+                               weight=self.config.oscars_weight), len(rows)
         rows = self._mined(sample_triplets(self.labels[batch], self.rng), embeddings, batch)
         if not len(rows):
             return None

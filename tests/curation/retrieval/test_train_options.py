@@ -113,3 +113,27 @@ def test_poly_schedule_follows_the_larger_of_the_epoch_and_the_budget_fraction()
     assert optimiser.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.25 ** 0.9)
     _set_learning_rate(optimiser, config, 10, 100)  # no budget: the epochs alone (the phantom recipes)
     assert optimiser.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.9 ** 0.9)
+
+
+def test_oscars_lambda_weights_the_intra_class_hinge_of_the_batch_loss() -> None:
+    from medlim.curation.retrieval.oscars import LAMBDA, sample_quadruplets
+
+    rng = np.random.default_rng(2)
+    images = rng.random((24, 16, 16)).astype(np.float32)
+    classes = np.repeat(np.arange(3), 8)
+    bins = np.tile([0, 0, 0, 0, 1, 1, 1, 1], 3)
+    assert RetrievalTrainingConfig().oscars_weight == LAMBDA == 0.05  # the thesis's λ by default
+    config = RetrievalTrainingConfig(input_size=16, width=4, epochs=1, anchors=8, seed=0, oscars_weight=0.3)
+    trainer = EmbeddingTrainer(images, classes, method="oscars", config=config, bins=bins)
+    batch = np.arange(24)
+    trainer.rng = np.random.default_rng(5)
+    loss, count = trainer._batch_loss(batch)
+    rows = sample_quadruplets(classes, bins, np.random.default_rng(5))
+    with torch.no_grad():
+        e = trainer.model(trainer.data).numpy().astype(np.float64)
+    d = lambda i, j: float(np.sqrt(((e[i] - e[j]) ** 2).sum()))  # noqa: E731
+    by_hand = np.mean([0.3 * max(d(a, p) - d(a, ni) + 1.0, 0.0) + 0.7 * max(d(a, ni) - d(a, nx) + 2.0, 0.0)
+                       for a, p, ni, nx in rows])
+    assert count == len(rows) and float(loss.detach()) == pytest.approx(by_hand, rel=1e-4)
+    with pytest.raises(Exception, match="oscars_weight"):
+        RetrievalTrainingConfig(oscars_weight=1.5)
