@@ -93,8 +93,8 @@ def _add_oscars(sub: argparse._SubParsersAction) -> None:
                              "which mines OSCARS's intra-class negative too; semihard: only the other-class one; "
                              "random: the thesis)")
     oscars.add_argument("--oscars-lambda", type=float, default=None,
-                        help="with --data: OSCARS's λ, the weight of its intra-class hinge (Eq. 6.1; default the "
-                             "thesis's 0.05); the triplet baseline has no such term")
+                        help="with --data: OSCARS's λ, the weight of its intra-class hinge (Eq. 6.1; default planned: "
+                             "0.2; the thesis 0.05); the triplet baseline has no such term")
     oscars.add_argument("--per-class", type=int, default=None, help="phantoms: external training phantoms per class (140)")
     oscars.add_argument("--internal-per-class", type=int, default=None,
                         help="phantoms: internal phantoms per class for the detectors (30)")

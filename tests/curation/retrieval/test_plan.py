@@ -36,6 +36,9 @@ def test_oscars_plan_matches_the_shipped_steps() -> None:
     assert (planned.config.augmentation, planned.config.mining) == ("strong", "semihard-all")
     assert planned.plan.settings["mining"] == "semihard-all" and "thesis draws every partner at random" in \
         planned.plan.reasons["mining"] and "intra-class negative" in planned.plan.reasons["mining"]
+    # OSCARS's λ: 0.2 for a user's folders, stated as a deviation from the thesis's 0.05
+    assert planned.config.oscars_weight == planned.plan.settings["oscars_weight"] == 0.2
+    assert "thesis's λ is 0.05" in planned.plan.reasons["oscars_weight"]
     assert (planned.detector.epochs, planned.detector.head_epochs, planned.detector.input_size) == (36, 12, 128)
     assert "chosen on validation radiographs" in planned.plan.reasons["input_size"]
     settings = planned.plan.settings
@@ -53,6 +56,10 @@ def test_command_line_settings_win_and_are_recorded() -> None:
     assert planned.config.mining == "random" and planned.config.augmentation == "strong"
     assert planned.plan.overridden == ("detector_epochs", "mining", "width")
     assert planned.plan.reasons["width"] == "given on the command line (planned: 16)"
+    thesis = plan_oscars(median_height=32, median_width=32, n_train=40, class_counts={"a": 20, "b": 20},
+                         internal_counts={"a": 10, "b": 10}, colour=0, images=40, overrides={"oscars_weight": 0.05})
+    assert thesis.config.oscars_weight == 0.05 and thesis.plan.settings["oscars_weight"] == 0.05
+    assert thesis.plan.reasons["oscars_weight"] == "given on the command line (planned: 0.2)"
 
 
 def test_pms_plan_keeps_the_thesis_steps_on_fewer_images() -> None:
