@@ -161,6 +161,8 @@ def _train_oscars(args: argparse.Namespace) -> int:
     from medlim.curation.retrieval.folder import DEFAULT_METHODS, OscarsFolderRun, train_oscars_on_folder
 
     _refuse(args, _OSCARS_PHANTOM_ONLY, reason="only apply to phantoms (without --data)")
+    if args.oscars_lambda is not None and not 0.0 <= args.oscars_lambda <= 1.0:
+        raise ParameterError(f"--oscars-lambda must be in [0, 1] (the thesis 0.05), {args.oscars_lambda:g} is given.")
     if args.internal is None:
         raise ParameterError("--data needs --internal INTERNAL: the internal folder whose per-class anomaly "
                              "detectors give OSCARS its bins (thesis §6.1.2).")

@@ -27,6 +27,8 @@ def test_options_of_the_other_mode_are_refused(tmp_path: Path, capsys: pytest.Ca
     assert "--label-set only apply to phantoms" in capsys.readouterr().err
     assert main(["train", "oscars", "--data", str(tmp_path)]) == 2
     assert "--data needs --internal INTERNAL" in capsys.readouterr().err
+    assert main(["train", "oscars", "--data", str(tmp_path), "--internal", str(tmp_path), "--oscars-lambda", "1.5"]) == 2
+    assert "--oscars-lambda must be in [0, 1] (the thesis 0.05), 1.5 is given" in capsys.readouterr().err
 
 
 def test_folder_runs_default_to_oscars_and_its_triplet_baseline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
