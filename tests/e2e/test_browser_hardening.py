@@ -73,12 +73,14 @@ def hostile_setup(start_app, tmp_path: Path) -> dict:
     return {"url": url, "root": root, "outside": outside, "home": home, "tmp": tmp_path}
 
 
-def _refused(page, field, typed: str, *, submit=None) -> None:  # noqa: ANN001
+def _refused(page, field, typed: str, *, submit=None, settle=None) -> None:  # noqa: ANN001
     from playwright.sync_api import expect
 
     field.fill(typed)
     field.press("Enter")
     if submit is not None:
+        if settle is not None:
+            settle(page)  # a click during the rerun the new value started can be lost
         submit.click()
     alert = page.get_by_role("alert").filter(has_text=REFUSED)
     expect(alert.first).to_be_visible()
@@ -89,7 +91,7 @@ def _refused(page, field, typed: str, *, submit=None) -> None:  # noqa: ANN001
     expect(alert).to_have_count(0)  # the next value's message is a fresh one
 
 
-def test_hostile_paths_names_and_zips_are_refused(hostile_setup: dict, browser_page, open_page) -> None:
+def test_hostile_paths_names_and_zips_are_refused(hostile_setup: dict, browser_page, open_page, settle) -> None:
     from playwright.sync_api import expect
 
     url, root, outside, home = (hostile_setup[k] for k in ("url", "root", "outside", "home"))
@@ -104,11 +106,12 @@ def test_hostile_paths_names_and_zips_are_refused(hostile_setup: dict, browser_p
     folder = page.get_by_role("textbox", name="Folder (manifest.csv or <class>/ folders)")
     build = page.get_by_role("button", name="Build")
     for typed in ("/etc", "../../", "escape", "escape/hand"):
-        _refused(page, folder, typed, submit=build)
+        _refused(page, folder, typed, submit=build, settle=settle)
     page.get_by_text("Generated phantoms", exact=True).click()
     name = page.get_by_role("textbox", name="Collection name")
     name.fill("../../evil")
     name.press("Enter")
+    settle(page)
     build.click()
     expect(page.get_by_role("alert").filter(has_text="collection name may hold only")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "hardening_retrieval.png"))

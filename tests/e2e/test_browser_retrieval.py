@@ -59,6 +59,7 @@ def test_build_and_search_in_real_browser(app_url: str, browser_page, open_page,
     phantoms = page.get_by_role("spinbutton", name="Phantoms")
     phantoms.fill("21")
     phantoms.press("Enter")
+    settle(page)  # the rerun the new count started has ended: a click during it can be lost (a CI run, 2026-12-06)
     page.get_by_role("button", name="Build").click()
     # the encoding is a job in the app's worker (its own process): minutes on a loaded machine
     expect(page.get_by_text("Built phantoms: 21 images")).to_be_visible(timeout=480_000)
