@@ -14,6 +14,7 @@ from medlim.curation.retrieval.train import (
     _set_learning_rate,
     augment_batch_strong,
 )
+from medlim.errors import ParameterError
 
 
 class _Clock:
@@ -135,5 +136,5 @@ def test_oscars_lambda_weights_the_intra_class_hinge_of_the_batch_loss() -> None
     by_hand = np.mean([0.3 * max(d(a, p) - d(a, ni) + 1.0, 0.0) + 0.7 * max(d(a, ni) - d(a, nx) + 2.0, 0.0)
                        for a, p, ni, nx in rows])
     assert count == len(rows) and float(loss.detach()) == pytest.approx(by_hand, rel=1e-4)
-    with pytest.raises(Exception, match="oscars_weight"):
+    with pytest.raises(ParameterError, match="oscars_weight"):
         RetrievalTrainingConfig(oscars_weight=1.5)
