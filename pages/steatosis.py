@@ -50,6 +50,7 @@ ensure_app_shell()
 
 _SLIDERS = {"area": "steatosis_area", "perimeter": "steatosis_perimeter",
             "eccentricity": "steatosis_eccentricity", "min_score": "steatosis_min_score",
+            "crowded_min_score": "steatosis_crowded_min_score",
             "area_um2_low": "steatosis_area_um2_low", "area_um2_high": "steatosis_area_um2_high"}
 _REFERENCE_KEY = "steatosis_reference"
 #: The session key of the whole-slide job this page follows (:data:`medlim.ui.jobs.JOB_PAGES`).
@@ -64,6 +65,7 @@ def _set_sliders(cutoffs: Cutoffs) -> None:
     for name, value in ui.slider_values(cutoffs).items():
         st.session_state[_SLIDERS[name]] = value
     st.session_state[_SLIDERS["min_score"]] = cutoffs.min_score
+    st.session_state[_SLIDERS["crowded_min_score"]] = ui.crowded_slider_value(cutoffs)
     st.session_state[_REFERENCE_KEY] = cutoffs.reference
     for key, value in ui.absolute_area_values(cutoffs).items():
         st.session_state[_SLIDERS[key]] = value
@@ -77,7 +79,8 @@ def _presets_panel() -> tuple[str, dict[str, Cutoffs]]:
         current=lambda: _current_cutoffs().as_dict(), apply=lambda params: _set_sliders(Cutoffs.from_dict(dict(params))),
         read=lambda params: Cutoffs.from_dict(dict(params)).as_dict(), title="Cutoff presets",
         save_label="Save current cutoffs as",
-        help_text="default: validated for the steatosis % of tissue (no feature limit, every detection on tissue); "
+        help_text="default: validated for the steatosis % of tissue (no feature limit, score ≥ 0.2, ≥ 0.02 in "
+        "crowded fat); "
         "thesis: the thesis's cutoffs × the mean of all detections.")
     return chosen, {name: Cutoffs.from_dict(dict(params)) for name, params in presets.items()}
 
@@ -86,6 +89,7 @@ def _current_cutoffs() -> Cutoffs:
     state = st.session_state
     values = {name: tuple(state[_SLIDERS[name]]) for name in ui.SLIDER_RANGES}
     return ui.cutoffs_from_sliders(values, min_score=float(state[_SLIDERS["min_score"]]),
+                                   crowded_min_score=float(state[_SLIDERS["crowded_min_score"]]),
                                    reference=state[_REFERENCE_KEY],
                                    area_um2=(float(state[_SLIDERS["area_um2_low"]]),
                                              float(state[_SLIDERS["area_um2_high"]])))
@@ -106,7 +110,12 @@ def _sliders(spacing: MicronSpacing) -> Cutoffs:
                       help=f"Keep droplets whose {name} lies between the two values × the reference droplet's; "
                       f"right end ({high:g}) = no upper limit.")
     right.slider("Minimum score", 0.0, 1.0, step=0.01, key=_SLIDERS["min_score"],
-                 help="Keep droplets the network scored at least this (it reports nothing below 0.05).")
+                 help="Keep droplets the network scored at least this (it reports nothing below 0.02).")
+    right.slider("Minimum score in crowded fat", 0.0, 1.0, step=0.01, key=_SLIDERS["crowded_min_score"],
+                 help="Where droplets pack together the network's scores fall although the droplets are real: a "
+                 "droplet surrounded by fat (other droplets cover ≥ 30 % of the 191 px square around it) needs only "
+                 "this score, between 10 and 30 % a score in between (medlim's addition). At or above the minimum "
+                 "score: one minimum score everywhere, as in the thesis.")
     low, high = st.columns(2)
     unknown = "Needs the pixel size (the file's, or the “Pixel size (µm)” field)." if not spacing.known else ""
     low.number_input("Absolute area at least (µm²)", min_value=0.0, step=1.0, key=_SLIDERS["area_um2_low"],
@@ -122,6 +131,7 @@ def _set_defaults(cutoffs: Cutoffs) -> None:
     for name, value in ui.slider_values(cutoffs).items():
         st.session_state.setdefault(_SLIDERS[name], value)
     st.session_state.setdefault(_SLIDERS["min_score"], cutoffs.min_score)
+    st.session_state.setdefault(_SLIDERS["crowded_min_score"], ui.crowded_slider_value(cutoffs))
     st.session_state.setdefault(_REFERENCE_KEY, cutoffs.reference)
     for key, value in ui.absolute_area_values(cutoffs).items():
         st.session_state.setdefault(_SLIDERS[key], value)
@@ -275,8 +285,9 @@ def _cutoff_text(cutoffs: Cutoffs) -> str:
     if cutoffs.absolute:
         low, high = cutoffs.area_um2
         absolute = f"; area {low:g}–{high:g} µm²" if high != float("inf") else f"; area ≥ {low:g} µm²"
+    crowded = "" if cutoffs.crowded_min_score is None else f" (≥ {cutoffs.crowded_min_score:g} in crowded fat)"
     return (f"cutoffs {', '.join(parts)} × {_REFERENCE_LABELS[cutoffs.reference].lower()}; "
-            f"score ≥ {cutoffs.min_score:g}{absolute}.")
+            f"score ≥ {cutoffs.min_score:g}{crowded}{absolute}.")
 
 
 main()

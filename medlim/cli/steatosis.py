@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("inputs", nargs="+", metavar="FILES", help="RGB H&E images (PNG/TIFF/JPEG) or folders")
     segment.add_argument("--out", type=Path, required=True, help="output folder")
     segment.add_argument("--preset", choices=("default", "thesis"), default="default",
-                         help="cutoffs: 'default' (every detection on tissue, score ≥ 0.05; chosen on validation "
-                              "phantoms for the steatosis %% of tissue) or 'thesis' (area 0.001–6, perimeter 0.5–4, "
+                         help="cutoffs: 'default' (every detection on tissue with score ≥ 0.2, ≥ 0.02 in crowded "
+                              "fat; chosen on validation phantoms for the steatosis %% of tissue) or 'thesis' (area "
+                              "0.001–6, perimeter 0.5–4, "
                               "eccentricity 0.2–1.5 × the mean of all detections, score ≥ 0.5); the options below "
                               "override its values")
     segment.add_argument("--area", type=float, nargs=2, metavar=("LO", "HI"), default=None,
@@ -62,6 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     segment.add_argument("--eccentricity", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                          help="eccentricity cutoffs × the reference droplet's; HI may be inf")
     segment.add_argument("--min-score", type=float, default=None, help="minimum detection score (default: the preset's)")
+    segment.add_argument("--crowded-min-score", type=float, default=None, metavar="S",
+                         help="minimum score of a droplet in crowded fat, where faint detections are mostly real "
+                              "droplets (medlim's addition; default: the preset's, 0.02 for 'default', none for "
+                              "'thesis'); a value ≥ --min-score turns it off")
     segment.add_argument("--area-um2", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                          help="absolute droplet area cutoffs in µm², beside the relative ones; HI may be inf; needs "
                               "the pixel size (from the file or --pixel-spacing-um)")
@@ -127,7 +132,8 @@ def _segment(args: argparse.Namespace) -> int:
     from medlim.microscopy.steatosis.report import preset_cutoffs
 
     cutoffs = preset_cutoffs(args.preset, area=args.area, perimeter=args.perimeter, eccentricity=args.eccentricity,
-                             min_score=args.min_score, area_um2=args.area_um2)
+                             min_score=args.min_score, area_um2=args.area_um2,
+                             crowded_min_score=args.crowded_min_score)
     region = region_option(args.region)
     files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
     model = _load_model(args)

@@ -38,6 +38,7 @@ __all__ = [
     "DISCARDED_RGB",
     "slider_values",
     "cutoffs_from_sliders",
+    "crowded_slider_value",
     "absolute_area_values",
     "exports_cached",
     "overlay_image",
@@ -72,7 +73,7 @@ def slider_values(cutoffs: Cutoffs) -> dict[str, tuple[float, float]]:
 
 
 def cutoffs_from_sliders(values: dict[str, tuple[float, float]], *, min_score: float, reference: str,
-                         area_um2: tuple[float, float] = (0.0, 0.0)) -> Cutoffs:
+                         area_um2: tuple[float, float] = (0.0, 0.0), crowded_min_score: float | None = None) -> Cutoffs:
     """The cutoffs the sliders show; a high slider at its widest position is ``inf`` (no upper limit).
 
     Args:
@@ -80,6 +81,7 @@ def cutoffs_from_sliders(values: dict[str, tuple[float, float]], *, min_score: f
         min_score: the score slider.
         reference: ``"scored"`` or ``"all-detections"``.
         area_um2: the absolute area fields ``(at least, at most)`` in µm²; an "at most" of 0 is no limit.
+        crowded_min_score: the crowded-fat score slider (None, or at or above ``min_score``: one floor everywhere).
     """
     chosen = {}
     for name in FEATURES:
@@ -87,7 +89,13 @@ def cutoffs_from_sliders(values: dict[str, tuple[float, float]], *, min_score: f
         chosen[name] = (low, math.inf if high >= SLIDER_RANGES[name][1] else high)
     low_um2, high_um2 = (float(v) for v in area_um2)
     return Cutoffs(**chosen, min_score=float(min_score), reference=reference,
-                   area_um2=(low_um2, math.inf if high_um2 <= 0 else max(high_um2, low_um2)))
+                   area_um2=(low_um2, math.inf if high_um2 <= 0 else max(high_um2, low_um2)),
+                   crowded_min_score=None if crowded_min_score is None else float(crowded_min_score))
+
+
+def crowded_slider_value(cutoffs: Cutoffs) -> float:
+    """The crowded-fat score slider for ``cutoffs``: its floor, or the minimum score when there is none."""
+    return cutoffs.min_score if cutoffs.crowded_min_score is None else cutoffs.crowded_min_score
 
 
 def absolute_area_values(cutoffs: Cutoffs) -> dict[str, float]:

@@ -109,7 +109,10 @@ def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytes
     assert json.loads(offered[f"{stem}_steatosis.json"])["file"] == label
     assert not any("he_00001" in str(data) for data in offered.values())
 
-    # Moving the score slider to 1 discards everything without re-detection; the report is no longer "default".
+    # Moving both score sliders to 1 discards everything without re-detection; the report is no longer "default".
+    assert at.slider(key="steatosis_crowded_min_score").value == 0.02
+    at.slider(key="steatosis_crowded_min_score").set_value(1.0).run()
+    assert any("preset **custom**" in m.value for m in at.markdown)  # 1 ≥ the minimum score: no crowded floor
     at.slider(key="steatosis_min_score").set_value(1.0).run()
     assert not at.exception
     assert _metric(at, "Droplets kept") == f"0 / {detected}"
@@ -129,6 +132,7 @@ def test_sample_sliders_presets_and_downloads(page_env: Path, monkeypatch: pytes
     assert any("preset **strict**" in m.value for m in at.markdown)
     at.selectbox(key="steatosis_preset").set_value("thesis").run()
     assert at.slider(key="steatosis_min_score").value == 0.5
+    assert at.slider(key="steatosis_crowded_min_score").value == 0.5  # no crowded-fat floor in the thesis
     assert at.slider(key="steatosis_area").value == (0.001, 6.0)
     assert at.radio(key="steatosis_reference").value == "all-detections"
     assert any("preset **thesis**" in m.value for m in at.markdown)
@@ -251,14 +255,17 @@ def test_sliders_at_their_widest_set_no_limit() -> None:
     import math
 
     from medlim.microscopy.steatosis.droplets import DEFAULT_CUTOFFS, THESIS_CUTOFFS
-    from medlim.ui.steatosis import SLIDER_RANGES, cutoffs_from_sliders, slider_values
+    from medlim.ui.steatosis import SLIDER_RANGES, crowded_slider_value, cutoffs_from_sliders, slider_values
 
     widest = {name: (low, high) for name, (low, high, _) in SLIDER_RANGES.items()}
     cutoffs = cutoffs_from_sliders(widest, min_score=0.0, reference="all-detections")
     assert cutoffs.area == cutoffs.perimeter == cutoffs.eccentricity == (0.0, math.inf)
     assert cutoffs_from_sliders(slider_values(DEFAULT_CUTOFFS), min_score=DEFAULT_CUTOFFS.min_score,
+                                crowded_min_score=crowded_slider_value(DEFAULT_CUTOFFS),
                                 reference="scored") == DEFAULT_CUTOFFS
-    assert cutoffs_from_sliders(slider_values(THESIS_CUTOFFS), min_score=0.5,
+    # The thesis has no crowded-fat floor: its slider shows the minimum score, which reads back as none.
+    assert crowded_slider_value(THESIS_CUTOFFS) == 0.5
+    assert cutoffs_from_sliders(slider_values(THESIS_CUTOFFS), min_score=0.5, crowded_min_score=0.5,
                                 reference="all-detections") == THESIS_CUTOFFS
     assert slider_values(DEFAULT_CUTOFFS)["area"] == (0.0, 10.0)
 

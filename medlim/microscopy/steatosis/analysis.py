@@ -50,6 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "DEFAULT_STEATOSIS_WEIGHTS",
+    "DETECTION_MIN_SCORE",
     "SLIDE_OVERLAP",
     "SLIDE_TILE",
     "SteatosisModel",
@@ -72,6 +73,10 @@ SLIDE_OVERLAP = 192
 SLIDE_TILE = 512
 #: Registry name of the shipped steatosis weights.
 DEFAULT_STEATOSIS_WEIGHTS = "maskrcnn-steatosis"
+#: The lowest detection score an analysis keeps (the network's own threshold is lowered to it on loading):
+#: the floor the default cutoffs reach in crowded fat (``DEFAULT_CUTOFFS.crowded_min_score``), where faint
+#: detections are mostly real droplets; cutoffs decide the rest.
+DETECTION_MIN_SCORE = 0.02
 
 
 @dataclass(frozen=True)
@@ -185,6 +190,9 @@ def load_steatosis_model(
     name, _, version = (weights or DEFAULT_STEATOSIS_WEIGHTS).partition(":")
     entry = registry.get(name, version or None)  # type: ignore[attr-defined]
     model = build_model(entry, device=select_device(device))
+    heads = getattr(model, "roi_heads", None)
+    if heads is not None and float(getattr(heads, "score_thresh", 0.0)) > DETECTION_MIN_SCORE:
+        heads.score_thresh = DETECTION_MIN_SCORE  # the cutoffs, not the network, decide what is kept
     params = dict(entry.params)
     return SteatosisModel(model=model, label=entry.label, tile=int(params.get("tile", 1024)),
                           overlap=int(params.get("overlap", 128)),
@@ -212,7 +220,7 @@ def analyse_image(
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] < 3:
         raise ParameterError(f"steatosis analysis needs an H×W×3 RGB image, got shape {image.shape}")
-    found = detect_droplets(model.model, image, tile=model.tile, overlap=model.overlap, min_score=0.05,
+    found = detect_droplets(model.model, image, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
                             mask_threshold=model.mask_threshold, progress=progress)
     analysis = analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds, model=model.label,
                                         spacing=spacing)
@@ -344,7 +352,7 @@ def analyse_slide(
     from medlim.microscopy.steatosis.inference import detect_droplets
 
     def segment(pixels: np.ndarray) -> TileSegmentation:
-        found = detect_droplets(model.model, pixels, tile=model.tile, overlap=model.overlap, min_score=0.05,
+        found = detect_droplets(model.model, pixels, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
                                 mask_threshold=model.mask_threshold)
         tissue = slide_tissue_mask(pixels)
         labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)

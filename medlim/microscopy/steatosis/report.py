@@ -143,6 +143,7 @@ def preset_cutoffs(
     min_score: float | None = None,
     presets: Mapping[str, Cutoffs] | None = None,
     area_um2: Sequence[float] | None = None,
+    crowded_min_score: float | None = None,
 ) -> Cutoffs:
     """A named preset's cutoffs with some values replaced (None keeps the preset's).
 
@@ -152,6 +153,7 @@ def preset_cutoffs(
         min_score: minimum detection score in [0, 1].
         presets: name → cutoffs; None = the built-in presets.
         area_um2: ``(low, high)`` absolute droplet area in µm²; ``high`` may be ``inf``.
+        crowded_min_score: the minimum score in crowded fat (a value ≥ the minimum score: one floor everywhere).
 
     Raises:
         ParameterError: an unknown preset or values :class:`Cutoffs` rejects.
@@ -169,8 +171,10 @@ def preset_cutoffs(
             raise ParameterError(f"`{key}` needs two values (low, high), {list(value)} is given.")
         else:
             bounds[key] = (float(value[0]), float(value[1]))
+    crowded = base.crowded_min_score if crowded_min_score is None else float(crowded_min_score)
     return replace(base, area=bounds["area"], perimeter=bounds["perimeter"], eccentricity=bounds["eccentricity"],
-                   area_um2=bounds["area_um2"], min_score=base.min_score if min_score is None else float(min_score))
+                   area_um2=bounds["area_um2"], min_score=base.min_score if min_score is None else float(min_score),
+                   crowded_min_score=crowded)
 
 
 def steatosis_report(

@@ -51,6 +51,30 @@ def test_segment_writes_kept_labels_and_jsonl(tmp_path, registry_dir, capsys):
     assert len(np.unique(labels[labels > 0])) == row["kept"]
 
 
+def test_loading_lowers_the_networks_score_threshold_to_the_cutoffs_floor(registry_dir):
+    from medlim.core.weights import Registry
+    from medlim.microscopy.steatosis.analysis import DETECTION_MIN_SCORE, load_steatosis_model
+
+    model = load_steatosis_model("maskrcnn-steatosis", registry=Registry.load(registry_dir), device="cpu")
+    assert model.model.roi_heads.score_thresh == DETECTION_MIN_SCORE == 0.02
+
+
+def test_segment_takes_the_crowded_fat_floor(tmp_path, registry_dir, capsys):
+    save_png(tmp_path / "liver.png", generate_he(4, size=(96, 96)).image)
+    rows = []
+    for extra in ([], ["--crowded-min-score", "0.05"], ["--crowded-min-score", "0.2"]):
+        code = main(["steatosis", "segment", str(tmp_path / "liver.png"), "--out", str(tmp_path / "out"),
+                     "--weights-dir", str(registry_dir), "--jsonl", *extra])
+        assert code == 0
+        rows.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    # the preset's floor (0.02) is the default; another makes the cutoffs custom; one ≥ the minimum score (0.2)
+    # is no floor at all, which is not the default preset either
+    assert [row["preset"] for row in rows] == ["default", "custom", "custom"]
+    assert main(["steatosis", "segment", str(tmp_path / "liver.png"), "--out", str(tmp_path / "out"),
+                 "--weights-dir", str(registry_dir), "--crowded-min-score", "2"]) == 2
+    assert "crowded_min_score" in capsys.readouterr().err
+
+
 def test_segment_rejects_bad_cutoffs_and_missing_files(tmp_path, registry_dir, capsys):
     assert main(["steatosis", "segment", str(tmp_path / "nope.png"), "--out", str(tmp_path),
                  "--weights-dir", str(registry_dir)]) == 2

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from medlim.errors import ParameterError
+from medlim.microscopy.steatosis.analysis import DETECTION_MIN_SCORE
 from medlim.microscopy.steatosis.droplets import (
     BUILTIN_PRESETS,
     DEFAULT_CUTOFFS,
@@ -20,10 +21,12 @@ from medlim.microscopy.steatosis.droplets import (
     Cutoffs,
     DropletTable,
     apply_cutoffs,
+    droplet_crowding,
     droplet_table,
     grade,
     kept_labels,
     reference_values,
+    score_floors,
     tissue_mask,
 )
 
@@ -104,21 +107,73 @@ def test_every_cutoff_at_its_widest_discards_nothing_whatever_the_reference() ->
     assert not apply_cutoffs(table, Cutoffs(min_score=1.0)).kept.any()
 
 
-def test_default_cutoffs_keep_every_detection_scoring_at_least_a_tenth() -> None:
-    # Chosen on validation phantoms (benchmarks/eval_steatosis_cutoffs.py): no feature limit, score ≥ 0.1.
+def test_default_cutoffs_keep_isolated_droplets_from_a_fifth_and_crowded_ones_from_0_02() -> None:
+    # Chosen on seven validation splits (benchmarks/eval_steatosis_cutoffs.py --crowding-grid): no feature limit,
+    # score ≥ 0.2 for an isolated droplet, ≥ 0.02 in crowded fat.
     assert DEFAULT_CUTOFFS == Cutoffs() == BUILTIN_PRESETS["default"]
     assert DEFAULT_CUTOFFS.area == DEFAULT_CUTOFFS.perimeter == DEFAULT_CUTOFFS.eccentricity == (0.0, math.inf)
-    assert (DEFAULT_CUTOFFS.min_score, DEFAULT_CUTOFFS.reference) == (0.1, "scored")
-    table = _small_false_detections_and_one_huge_droplet()
-    assert apply_cutoffs(table).kept.tolist() == [True] * 100  # the faint ones score exactly 0.1
-    # Scores 0.05, 0.09, 0.1, 0.8 with areas 100, 200, 300, 400 on 2,000 px² of tissue: the first two go,
-    # (300 + 400) / 2,000 = 35 % is left; the largest droplet stays whatever its size.
-    table = _table([100, 200, 300, 400], [40, 50, 60, 70], [0.3, 0.3, 0.3, 0.3], [0.05, 0.09, 0.1, 0.8],
-                   tissue_area=2000.0)
+    assert (DEFAULT_CUTOFFS.min_score, DEFAULT_CUTOFFS.crowded_min_score, DEFAULT_CUTOFFS.reference) == (
+        0.2, 0.02, "scored")
+    assert DETECTION_MIN_SCORE <= DEFAULT_CUTOFFS.crowded_min_score  # the analysis returns what the floor may keep
+    # Isolated droplets (centroids 1,000 px apart, so no crowding): scores 0.05, 0.19, 0.2, 0.8 with areas 100,
+    # 200, 300, 400 on 2,000 px² of tissue: the first two go, (300 + 400) / 2,000 = 35 % is left.
+    table = DropletTable(area=np.array([100.0, 200, 300, 400]), perimeter=np.full(4, 50.0),
+                         eccentricity=np.full(4, 0.3), score=np.array([0.05, 0.19, 0.2, 0.8]),
+                         centroid=np.array([[0.0, 0], [1000, 0], [0, 1000], [1000, 1000]]), tissue_area=2000.0)
+    assert table.crowding.tolist() == [0.0] * 4
     result = apply_cutoffs(table)
     assert result.kept.tolist() == [False, False, True, True]
     assert result.steatosis_fraction == pytest.approx(0.35)
     assert apply_cutoffs(table, Cutoffs(min_score=0.05)).steatosis_fraction == pytest.approx(0.5)
+
+
+def test_crowding_is_the_share_of_the_square_covered_by_other_confident_droplets() -> None:
+    # Window 100 px (half-side 50, edge included); droplets A–D at (row, col) (0, 0), (0, 50), (30, 30), (0, 51)
+    # with areas 3,000, 1,000, 500, 200 and scores 0.9, 0.4, 0.05 (not confident: never counted), 0.9.
+    centroid = np.array([[0.0, 0], [0, 50], [30, 30], [0, 51]])
+    crowding = droplet_crowding(centroid, np.array([3000.0, 1000, 500, 200]), np.array([0.9, 0.4, 0.05, 0.9]),
+                                window=100, confident=0.3)
+    # A: B (50 away, on the edge) → 1,000 / 10,000; B: A and D → 3,200; C: A, B and D → 4,200; D: B only (A is 51
+    # away) → 1,000.
+    assert crowding == pytest.approx([0.1, 0.32, 0.42, 0.1])
+    assert droplet_crowding(np.zeros((0, 2)), np.zeros(0), np.zeros(0)).shape == (0,)
+    # Nothing confident: no crowding anywhere; and at most 1 however much fat is counted.
+    assert droplet_crowding(centroid, np.full(4, 100.0), np.full(4, 0.1)).tolist() == [0.0] * 4
+    assert droplet_crowding(np.zeros((2, 2)), np.array([9e4, 9e4]), np.ones(2), window=100).tolist() == [1.0, 1.0]
+
+
+def test_the_score_floor_falls_with_crowding_from_min_score_to_the_crowded_floor() -> None:
+    table = _table([100.0] * 5, [40.0] * 5, [0.3] * 5, [0.15, 0.15, 0.05, 0.05, 0.05])
+    table = replace(table, crowding=np.array([0.0, 0.2, 0.2, 0.3, 0.5]))
+    # Ramp 0.1 → 0.3: 0.2 below 0.1, 0.02 from 0.3 on, halfway (0.11) at 0.2.
+    assert score_floors(table, DEFAULT_CUTOFFS) == pytest.approx([0.2, 0.11, 0.11, 0.02, 0.02])
+    assert apply_cutoffs(table).kept.tolist() == [False, True, False, True, True]
+    # The thesis, and a floor at or above min_score: one minimum score everywhere.
+    assert score_floors(table, THESIS_CUTOFFS).tolist() == [0.5] * 5
+    assert Cutoffs(min_score=0.1, crowded_min_score=0.3).crowded_min_score is None
+    assert score_floors(table, Cutoffs(min_score=0.1, crowded_min_score=0.1)).tolist() == [0.1] * 5
+    # The scored reference is the mean of the droplets passing their own floor.
+    assert reference_values(replace(table, area=np.array([100.0, 200, 300, 400, 500])), DEFAULT_CUTOFFS)["area"] == (
+        pytest.approx((200 + 400 + 500) / 3))
+
+
+def test_a_faint_droplet_is_kept_among_confident_fat_and_dropped_alone() -> None:
+    # One confident droplet of 12,000 px² at the origin; a faint one (score 0.05) 10 px away sees 12,000 / 191² =
+    # 0.33 of its square covered (≥ 0.3: floor 0.02) and is kept; the same droplet 500 px away is not.
+    area, score = np.array([12_000.0, 100.0]), np.array([0.9, 0.05])
+    near = droplet_table_from(np.array([[0.0, 0], [10, 10]]), area, score)
+    far = droplet_table_from(np.array([[0.0, 0], [500, 500]]), area, score)
+    assert near.crowding[1] == pytest.approx(12_000 / 191**2)
+    assert apply_cutoffs(near).kept.tolist() == [True, True]
+    assert apply_cutoffs(far).kept.tolist() == [True, False]
+    assert apply_cutoffs(near, Cutoffs(min_score=0.2, crowded_min_score=None)).kept.tolist() == [
+        True, False]
+
+
+def droplet_table_from(centroid: np.ndarray, area: np.ndarray, score: np.ndarray) -> DropletTable:
+    n = len(area)
+    return DropletTable(area=area, perimeter=np.full(n, 40.0), eccentricity=np.full(n, 0.3), score=score,
+                        centroid=centroid, tissue_area=1e6)
 
 
 def test_cutoffs_validation_and_round_trip() -> None:
@@ -137,6 +192,14 @@ def test_cutoffs_validation_and_round_trip() -> None:
     # An open upper limit is JSON null (presets are stored as strict JSON), and reads back as inf.
     assert cutoffs.as_dict()["perimeter"] == [0.0, None]
     assert json.loads(json.dumps(cutoffs.as_dict(), allow_nan=False))["perimeter"] == [0.0, None]
+    with pytest.raises(ParameterError, match="crowded_min_score"):
+        Cutoffs(crowded_min_score=1.5)
+    assert Cutoffs.from_dict(DEFAULT_CUTOFFS.as_dict()) == DEFAULT_CUTOFFS
+    assert json.loads(json.dumps(THESIS_CUTOFFS.as_dict()))["crowded_min_score"] is None
+    # Presets saved before the crowded-fat floor existed keep one minimum score everywhere.
+    saved = {"area": [0.0, None], "perimeter": [0.0, None], "eccentricity": [0.0, None], "min_score": 0.1,
+             "reference": "scored"}
+    assert Cutoffs.from_dict(saved).crowded_min_score is None
     # Presets saved before the reference was a choice were made for the thesis's rule.
     old = Cutoffs.from_dict({"area": [0.001, 6.0], "perimeter": [0.5, 4.0], "eccentricity": [0.2, 1.5],
                              "min_score": 0.5})
@@ -148,6 +211,9 @@ def test_matching_tolerates_float_rounding_only() -> None:
     assert not THESIS_CUTOFFS.matches(replace(THESIS_CUTOFFS, area=(0.002, 6.0)))
     assert not THESIS_CUTOFFS.matches(replace(THESIS_CUTOFFS, reference="scored"))
     assert DEFAULT_CUTOFFS.matches(Cutoffs())
+    assert DEFAULT_CUTOFFS.matches(replace(DEFAULT_CUTOFFS, crowded_min_score=0.02 + 1e-15))
+    assert not DEFAULT_CUTOFFS.matches(replace(DEFAULT_CUTOFFS, crowded_min_score=None))
+    assert not DEFAULT_CUTOFFS.matches(replace(DEFAULT_CUTOFFS, crowded_min_score=0.05))
 
 
 def test_droplet_table_of_known_shapes() -> None:

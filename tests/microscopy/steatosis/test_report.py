@@ -65,7 +65,12 @@ def test_preset_cutoffs_with_overrides() -> None:
     assert preset_cutoffs("thesis") == THESIS_CUTOFFS
     changed = preset_cutoffs("thesis", area=(0.001, math.inf), min_score=0.3)
     assert changed == Cutoffs(area=(0.001, math.inf), perimeter=(0.5, 4.0), eccentricity=(0.2, 1.5), min_score=0.3,
-                              reference="all-detections")
+                              reference="all-detections", crowded_min_score=None)
+    # The crowded-fat floor: the preset's unless given; one at or above the minimum score is none.
+    assert preset_cutoffs(min_score=0.3).crowded_min_score == 0.02
+    assert preset_cutoffs(crowded_min_score=0.05).crowded_min_score == 0.05
+    assert preset_cutoffs(crowded_min_score=0.2).crowded_min_score is None
+    assert preset_cutoffs("thesis", crowded_min_score=0.1).crowded_min_score == 0.1
     assert preset_name(changed) == CUSTOM
     with pytest.raises(ParameterError, match="unknown cutoff preset 'strict'"):
         preset_cutoffs("strict")
