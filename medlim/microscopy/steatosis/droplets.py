@@ -74,6 +74,7 @@ __all__ = [
     "BUILTIN_PRESETS",
     "DropletTable",
     "CutoffResult",
+    "NETWORK_MIN_SCORE",
     "CROWDING_WINDOW_PX",
     "CROWDING_CONFIDENT_SCORE",
     "CROWDING_RAMP",
@@ -99,6 +100,8 @@ DONOR_BANDS: tuple[tuple[float, str], ...] = ((5.0, "< 5 %"), (30.0, "5–29 %")
 FEATURES: tuple[str, ...] = ("area", "perimeter", "eccentricity")
 #: What the relative cutoffs multiply: the thesis's mean of all detections, or medlim's robust reference.
 REFERENCES: tuple[str, ...] = ("all-detections", "scored")
+#: The network's usual detection threshold (torchvision's Mask R-CNN default): the thesis's "all detections".
+NETWORK_MIN_SCORE = 0.05
 #: Side of the square around a droplet's centroid over which :func:`droplet_crowding` measures fat (px of the
 #: model's scale; the steatosis network reads images unresampled).
 CROWDING_WINDOW_PX = 191
@@ -393,7 +396,9 @@ def score_floors(table: DropletTable, cutoffs: Cutoffs) -> np.ndarray:
 def reference_values(table: DropletTable, cutoffs: Cutoffs) -> dict[str, float]:
     """The value of each feature the relative cutoffs multiply.
 
-    ``"all-detections"`` (thesis): the mean over every droplet of the table.
+    ``"all-detections"`` (thesis): the mean over every detection the network reports at its usual threshold,
+    :data:`NETWORK_MIN_SCORE` (the analysis keeps fainter ones for the crowded-fat floor; counting them would
+    pull the thesis's mean further down than the thesis's network did).
     ``"scored"``: the mean over the droplets that pass their score floor (:func:`score_floors`)
     (0 for every feature when none passes — then nothing is kept anyway).
 
@@ -401,7 +406,7 @@ def reference_values(table: DropletTable, cutoffs: Cutoffs) -> dict[str, float]:
         ``{"area": …, "perimeter": …, "eccentricity": …}``.
     """
     if cutoffs.reference == "all-detections":
-        chosen = np.ones(len(table), bool)
+        chosen = table.score >= NETWORK_MIN_SCORE
     else:
         chosen = table.score >= score_floors(table, cutoffs)
     if not chosen.any():

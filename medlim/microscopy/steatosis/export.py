@@ -48,7 +48,8 @@ def _kept_flags(table: DropletTable, kept: np.ndarray | None) -> np.ndarray:
 
 def droplet_object_table(table: DropletTable, kept: np.ndarray | None = None) -> ObjectTable:
     """The per-droplet table: id (label ``k``), class, shape columns in px (and µm when the table's
-    spacing is known), ``score`` (4 decimals) and ``kept``.
+    spacing is known), ``score`` (4 decimals), ``crowding`` (the share of the square around the droplet covered
+    by other confident droplets, which lowers its score floor; 3 decimals) and ``kept``.
 
     Args:
         table: the droplets' features.
@@ -61,7 +62,13 @@ def droplet_object_table(table: DropletTable, kept: np.ndarray | None = None) ->
     classes = [KEPT_CLASS[0] if flag else DISCARDED_CLASS[0] for flag in kept]
     return object_table(table.object_shapes(), classes=classes, spacing=table.spacing,
                         ids=list(range(1, len(table) + 1)),
-                        extra={"score": [round(float(s), 4) for s in table.score], "kept": [bool(k) for k in kept]})
+                        extra={"score": [round(float(s), 4) for s in table.score],
+                               "crowding": [round(float(c), 3) for c in _crowding(table)],
+                               "kept": [bool(k) for k in kept]})
+
+
+def _crowding(table: DropletTable) -> np.ndarray:
+    return table.crowding if table.crowding is not None else np.zeros(len(table))
 
 
 def droplet_outlines(labels: np.ndarray, table: DropletTable) -> list[Any]:

@@ -333,3 +333,11 @@ def test_channel_axes_are_the_moment_ellipse_axes_of_measure_shapes() -> None:
     shapes = measure_shapes(regions)
     np.testing.assert_allclose(major[shapes.ids], shapes.values["major_axis_px"], atol=1e-9)
     np.testing.assert_allclose(minor[shapes.ids], shapes.values["minor_axis_px"], atol=1e-9)
+
+
+def test_the_thesis_mean_of_all_detections_leaves_out_what_the_network_did_not_report() -> None:
+    # The analysis keeps detections down to 0.02 for the crowded-fat floor; the thesis's "all detections" are the
+    # network's usual ones (score ≥ 0.05): areas 100 and 300 (scores 0.9, 0.05) count, 10 (0.03) does not.
+    table = _table([100.0, 300.0, 10.0], [40.0, 60.0, 10.0], [0.2, 0.4, 0.9], [0.9, 0.05, 0.03])
+    assert reference_values(table, THESIS_CUTOFFS) == pytest.approx({"area": 200.0, "perimeter": 50.0,
+                                                                      "eccentricity": 0.3})

@@ -54,6 +54,8 @@ def test_csv_and_geojson_carry_the_same_rows() -> None:
     assert [(r["id"], r["centroid_row_px"], r["centroid_col_px"], r["area_px2"], r["score"], r["kept"])
             for r in rows] == [(1, 4.5, 4.5, 36.0, 0.9123, True), (2, 19.5, 16.96, 46.0, 0.4, False)]
     # Droplet 2's column centroid: (50 × 17 − 4 × 17.5) / 46 = 16.957 (the hole sits right of centre).
+    # Crowding: the other droplet's area over the 191 px square, 46 / 191² = 0.0013 and 36 / 191² = 0.0010.
+    assert [r["crowding"] for r in rows] == [0.001, 0.001]
     assert rows[0]["area_um2"] == 2.25 and rows[1]["area_um2"] == 2.875  # × 0.0625 µm² per px²
     exports = droplet_exports(droplet_outlines(labels, table), table, np.array([True, False]))
     lines = exports.csv.strip().splitlines()
