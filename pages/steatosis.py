@@ -155,7 +155,8 @@ def _source() -> tuple[str, bytes] | None:
 def main() -> None:
     st.title("Liver steatosis")
     st.caption("Mask R-CNN finds fat droplets in H&E tissue (thesis §3.2); cutoffs relative to a reference droplet "
-               "and a minimum score keep the ones you accept — the default preset keeps every detection on tissue, "
+               "and a minimum score keep the ones you accept — the default preset keeps every detection on tissue "
+               "scoring at least 0.2, or 0.02 among packed droplets (crowded fat, where the network's scores fall); "
                "the thesis preset applies the thesis's cutoffs. Research use only — not for diagnosis.")
     model = picked = None
     with show_medlim_errors(subject="Steatosis model"):

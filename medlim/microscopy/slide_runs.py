@@ -69,12 +69,15 @@ def slide_job_argv(room: str, slide: str | Path, out: str | Path, *, region: str
 def steatosis_options(cutoffs: Cutoffs, *, weights: str | None = None,
                       pixel_spacing_um: float | None = None) -> list[str]:
     """``medlim steatosis segment`` options that give exactly ``cutoffs`` (the preset of their reference droplet,
-    every bound and the score stated), the weights ``NAME@VERSION`` and the pixel size a page chose."""
+    every bound and both score floors stated), the weights ``NAME@VERSION`` and the pixel size a page chose."""
     preset = "thesis" if cutoffs.reference == "all-detections" else "default"
     options = ["--preset", preset]
     for name in ("area", "perimeter", "eccentricity"):
         options += [f"--{name}", *(_bound(value) for value in getattr(cutoffs, name))]
     options += ["--min-score", _bound(cutoffs.min_score)]
+    # the crowded-fat floor; without one, the minimum score itself (a floor at or above it is none)
+    crowded = cutoffs.min_score if cutoffs.crowded_min_score is None else cutoffs.crowded_min_score
+    options += ["--crowded-min-score", _bound(crowded)]
     if cutoffs.absolute:
         options += ["--area-um2", *(_bound(value) for value in cutoffs.area_um2)]
     if weights is not None:

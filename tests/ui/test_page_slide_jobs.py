@@ -97,7 +97,8 @@ def test_steatosis_page_runs_a_slide_as_a_job_and_shows_the_commands_numbers(
                         "--pseudonymise-names"]
     assert out.is_dir() and out.parent == data_root / ".medlim-jobs" / "slide-runs"
     assert argv[argv.index("--region") + 1] == "0,0,760,512"
-    assert argv[argv.index("--preset") + 1] == "default" and argv[argv.index("--min-score") + 1] == "0.1"
+    assert argv[argv.index("--preset") + 1] == "default" and argv[argv.index("--min-score") + 1] == "0.2"
+    assert argv[argv.index("--crowded-min-score") + 1] == "0.02"  # the page's crowded-fat floor goes along
     assert argv[argv.index("--weights") + 1] == "maskrcnn-steatosis@0-test"
 
     (ended,) = run_jobs()
