@@ -24,13 +24,25 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+def _floor(cutoffs, crowding: float) -> float:
+    """One droplet's score floor: the crowded-fat ramp written out for one value."""
+    from medlim.microscopy.steatosis.droplets import CROWDING_RAMP
+
+    if cutoffs.crowded_min_score is None:
+        return cutoffs.min_score
+    start, end = CROWDING_RAMP
+    share = min(max((crowding - start) / (end - start), 0.0), 1.0)
+    return cutoffs.min_score + share * (cutoffs.crowded_min_score - cutoffs.min_score)
+
+
 def _loop_cutoffs(table, cutoffs):
-    """Baseline: one droplet at a time, means recomputed in Python."""
+    """Baseline: one droplet at a time, means recomputed in Python (every feature cutoff is open in the timed
+    default, so the reference does not matter)."""
     n = len(table)
     means = {name: sum(getattr(table, name)) / n for name in ("area", "perimeter", "eccentricity")}
     kept = []
     for i in range(n):
-        ok = table.score[i] >= cutoffs.min_score
+        ok = table.score[i] >= _floor(cutoffs, float(table.crowding[i]))
         for name in ("area", "perimeter", "eccentricity"):
             low, high = getattr(cutoffs, name)
             value = getattr(table, name)[i]
