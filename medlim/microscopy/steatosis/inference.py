@@ -16,6 +16,7 @@ Tiles, batches and merges stay in memory (no temporary files).
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from medlim.core.tiling import overlapping_tiles
 from medlim.errors import ParameterError
 
 __all__ = [
+    "density_matched",
     "Detection",
     "DropletDetections",
     "detect_tile",
@@ -89,6 +91,28 @@ class DropletDetections:
     @property
     def count(self) -> int:
         return int(len(self.scores))
+
+
+def density_matched(model: torch.nn.Module, scale: float) -> torch.nn.Module:
+    """``model`` with its per-image limits — region proposals before and after NMS, detections kept — × ``scale``
+    (each at least 1), so that a tile smaller than the one the limits were set for gets as many proposals per
+    pixel: with the full limits a 512² slide tile had four times the proposal density of a 1024² image, and
+    its extra faint detections read dense tissue 4–7 points higher than the same image in one piece. A shallow
+    copy sharing the weights; ``model`` itself is unchanged (it may be in use elsewhere). A model without
+    Mask R-CNN's heads, or ``scale`` ≥ 1, comes back as it is.
+    """
+    rpn, heads = getattr(model, "rpn", None), getattr(model, "roi_heads", None)
+    if scale >= 1 or rpn is None or heads is None:
+        return model
+    scaled = copy.copy(model)
+    scaled._modules = dict(model._modules)  # the copy's own children table: the original keeps its heads
+    proposals = copy.copy(rpn)
+    proposals._pre_nms_top_n = {k: max(1, round(v * scale)) for k, v in rpn._pre_nms_top_n.items()}
+    proposals._post_nms_top_n = {k: max(1, round(v * scale)) for k, v in rpn._post_nms_top_n.items()}
+    boxes = copy.copy(heads)
+    boxes.detections_per_img = max(1, round(heads.detections_per_img * scale))
+    scaled.rpn, scaled.roi_heads = proposals, boxes
+    return scaled
 
 
 def detect_tile(model: torch.nn.Module, tile: np.ndarray, *, device: torch.device, mask_threshold: float = 0.5,
@@ -231,7 +255,8 @@ def detect_droplets(
     Args:
         model: the steatosis Mask R-CNN (eval mode).
         image: ``np.ndarray[H, W, 3]`` RGB, uint8 or float in [0, 1].
-        tile: tile side in px (thesis 1024).
+        tile: tile side in px (thesis 1024); the network's per-image limits hold for a tile of this side, a
+            smaller piece (an image or a slide tile under it) gets them scaled to its area (:func:`density_matched`).
         overlap: overlap of neighbouring tiles in px (> widest droplet).
         device: where to run; None = the model's device.
         min_score: detections below this are not returned.
@@ -264,8 +289,9 @@ def detect_droplets(
     groups: list[list[Detection]] = []
     for done, box in enumerate(tiles, start=1):
         kept = []
-        for d in detect_tile(model, pixels[box.window], device=device, mask_threshold=mask_threshold,
-                             min_score=min_score):
+        window = pixels[box.window]
+        net = density_matched(model, window.shape[0] * window.shape[1] / float(tile * tile))
+        for d in detect_tile(net, window, device=device, mask_threshold=mask_threshold, min_score=min_score):
             shifted = Detection(top=d.top + box.top, left=d.left + box.left, mask=d.mask, score=d.score)
             if box.owns(*shifted.centre):
                 kept.append(shifted)

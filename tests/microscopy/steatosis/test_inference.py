@@ -141,3 +141,23 @@ def test_the_page_and_cli_use_the_weights_mask_threshold() -> None:
     for threshold, area in ((0.5, 113), (MASK_THRESHOLD, 149)):
         model = SteatosisModel(model=RimNet(), label="rim:1", tile=32, overlap=0, mask_threshold=threshold)
         assert analyse_image(model, image).table.area.tolist() == [float(area)]
+
+
+def test_a_smaller_tile_gets_the_networks_limits_scaled_to_its_area() -> None:
+    from medlim.microscopy.steatosis.inference import density_matched
+    from medlim.microscopy.steatosis.network import build_steatosis_maskrcnn
+
+    model = build_steatosis_maskrcnn(detections_per_image=6000).eval()
+    model.rpn._pre_nms_top_n["testing"] = model.rpn._post_nms_top_n["testing"] = 12_000
+    quarter = density_matched(model, 512 * 512 / 1024**2)  # a 512² slide tile under 1024² limits
+    assert quarter.rpn._pre_nms_top_n["testing"] == quarter.rpn._post_nms_top_n["testing"] == 3000
+    assert quarter.roi_heads.detections_per_img == 1500
+    # the model itself is untouched (the page's cached model may be running an image meanwhile); weights shared
+    assert model.rpn._pre_nms_top_n["testing"] == 12_000 and model.roi_heads.detections_per_img == 6000
+    assert model.rpn is not quarter.rpn and model.backbone is quarter.backbone
+    assert quarter.roi_heads.mask_predictor is model.roi_heads.mask_predictor
+    # a full tile, or something that is not a Mask R-CNN, comes back as it is; never fewer than one
+    assert density_matched(model, 1.0) is model and density_matched(model, 2.0) is model
+    plain = torch.nn.Linear(2, 2)
+    assert density_matched(plain, 0.1) is plain
+    assert density_matched(model, 1e-9).roi_heads.detections_per_img == 1
