@@ -109,8 +109,10 @@ def _sliders(spacing: MicronSpacing) -> Cutoffs:
                       format="%.3f" if name == "area" else "%.2f",
                       help=f"Keep droplets whose {name} lies between the two values × the reference droplet's; "
                       f"right end ({high:g}) = no upper limit.")
-    right.slider("Minimum score", 0.0, 1.0, step=0.01, key=_SLIDERS["min_score"],
-                 help="Keep droplets the network scored at least this (it reports nothing below 0.02).")
+    right.slider("Minimum score (isolated droplets)", 0.0, 1.0, step=0.01, key=_SLIDERS["min_score"],
+                 help="Keep a droplet with little fat around it when the network scored it at least this. Droplets "
+                 "packed among others need only the score of the next slider; to discard everything, move both to "
+                 "the right. The network reports nothing below 0.02.")
     right.slider("Minimum score in crowded fat", 0.0, 1.0, step=0.01, key=_SLIDERS["crowded_min_score"],
                  help="Where droplets pack together the network's scores fall although the droplets are real: a "
                  "droplet surrounded by fat (other droplets cover ≥ 30 % of the 191 px square around it) needs only "

@@ -62,7 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="perimeter cutoffs × the reference droplet's; HI may be inf")
     segment.add_argument("--eccentricity", type=float, nargs=2, metavar=("LO", "HI"), default=None,
                          help="eccentricity cutoffs × the reference droplet's; HI may be inf")
-    segment.add_argument("--min-score", type=float, default=None, help="minimum detection score (default: the preset's)")
+    segment.add_argument("--min-score", type=float, default=None,
+                         help="minimum detection score of an isolated droplet (default: the preset's); crowded "
+                              "droplets need only --crowded-min-score")
     segment.add_argument("--crowded-min-score", type=float, default=None, metavar="S",
                          help="minimum score of a droplet in crowded fat, where faint detections are mostly real "
                               "droplets (medlim's addition; default: the preset's, 0.02 for 'default', none for "
