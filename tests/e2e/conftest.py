@@ -161,10 +161,39 @@ def settle_page(page: "playwright.sync_api.Page") -> None:  # noqa: F821
     page.wait_for_function(_CHARTS_DRAWN)
 
 
+def move_slider(page: "playwright.sync_api.Page", slider: "playwright.sync_api.Locator", key: str,  # noqa: F821
+                value: str, attempts: int = 5) -> None:
+    """Press ``key`` on ``slider`` until it shows ``value`` (a state, not a time).
+
+    A key pressed while Streamlit redraws the page after the previous widget's
+    change can land on an element that is being replaced and is lost; the press
+    is then repeated after the run settles. The last attempt's assertion error
+    is raised when the value never comes.
+    """
+    from playwright.sync_api import expect
+
+    for attempt in range(attempts):
+        settle_page(page)
+        slider.focus()
+        page.keyboard.press(key)
+        try:
+            expect(slider).to_have_value(value, timeout=UI_TIMEOUT_MS // attempts)
+            return
+        except AssertionError:
+            if attempt == attempts - 1:
+                raise
+
+
 @pytest.fixture
 def settle() -> Callable[["playwright.sync_api.Page"], None]:  # noqa: F821
     """:func:`settle_page`, for tests."""
     return settle_page
+
+
+@pytest.fixture
+def slide() -> Callable[..., None]:
+    """:func:`move_slider`, for tests: ``slide(page, slider, key, value)``."""
+    return move_slider
 
 
 @pytest.fixture

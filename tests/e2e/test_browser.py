@@ -63,7 +63,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app()
 
 
-def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_page, settle) -> None:
+def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_page, settle, slide) -> None:
     from playwright.sync_api import expect
 
     dicom = tmp_path / "phantom_mammogram.dcm"
@@ -102,9 +102,7 @@ def test_viewer_upload_in_real_browser(app_url: str, tmp_path: Path, browser_pag
 
     # Narrow the window from the keyboard: the page reruns and redraws without error.
     width_slider = page.get_by_role("slider", name="Window width").first
-    width_slider.focus()
-    page.keyboard.press("Home")
-    expect(width_slider).to_have_value("1")
+    slide(page, width_slider, "Home", "1")
     expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(2)
     settle(page)
     page.screenshot(path=str(ARTIFACTS / "viewer_narrow_window.png"))

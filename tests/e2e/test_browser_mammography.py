@@ -52,7 +52,7 @@ def bac_app_url(start_app, tmp_path: Path) -> str:
     )
 
 
-def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path, browser_page, open_page, settle) -> None:
+def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path, browser_page, open_page, settle, slide) -> None:
     from playwright.sync_api import expect
 
     dicom = _small_mammogram(tmp_path / "exam_LCC.dcm")
@@ -77,9 +77,7 @@ def test_mammography_upload_slider_save_history(bac_app_url: str, tmp_path: Path
 
     # Cut-off to 0 from the keyboard: recomputed from the cached map.
     cutoff = page.get_by_role("slider", name="Probability cut-off t").first
-    cutoff.focus()
-    page.keyboard.press("Home")
-    expect(cutoff).to_have_value("0")
+    slide(page, cutoff, "Home", "0")
     expect(am_value).not_to_have_text("0.00")
 
     page.get_by_role("button", name="Save to the patient's history").click()

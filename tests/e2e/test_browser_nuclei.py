@@ -39,7 +39,7 @@ def app_url(start_app, tmp_path: Path) -> str:
     return start_app({"MEDLIM_SAMPLES_DIR": str(tmp_path / "no_samples")})
 
 
-def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, browser_page, open_page, settle) -> None:
+def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, browser_page, open_page, settle, slide) -> None:
     from playwright.sync_api import expect
 
     image = tmp_path / "dapi_clumps.png"
@@ -73,9 +73,7 @@ def test_nuclei_upload_count_and_opacity_slider(app_url: str, tmp_path: Path, br
 
     # Opacity to 1 from the keyboard: the overlay is redrawn, the counts stay.
     opacity = page.get_by_role("slider", name="Overlay opacity").first
-    opacity.focus()
-    page.keyboard.press("End")
-    expect(opacity).to_have_value("1")
+    slide(page, opacity, "End", "1")
     expect(overlay).not_to_have_attribute("href", before or "")
     expect(metrics.nth(0).locator("[data-testid='stMetricValue']")).to_have_text(str(thesis_count))
     settle(page)

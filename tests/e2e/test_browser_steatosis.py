@@ -52,7 +52,7 @@ def steatosis_app_url(start_app, tmp_path: Path) -> str:
     )
 
 
-def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, browser_page, open_page, settle) -> None:
+def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, browser_page, open_page, settle, slide) -> None:
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -77,15 +77,10 @@ def test_steatosis_upload_overlay_and_score_slider(steatosis_app_url: str, brows
     # The minimum score to 1 leaves only droplets in crowded fat (their floor stays 0.02); the crowded-fat floor
     # to 1 too (at or above the minimum score it is none): nothing is kept.
     score = page.get_by_role("slider", name="Minimum score").first
-    score.focus()
-    page.keyboard.press("End")
-    expect(score).to_have_value("1")
-    settle(page)
+    slide(page, score, "End", "1")
     crowded = page.get_by_role("group", name="Minimum score in crowded fat", exact=True).get_by_role("slider").first
     expect(crowded).to_have_value("0.02")
-    crowded.focus()
-    page.keyboard.press("End")
-    expect(crowded).to_have_value("1")
+    slide(page, crowded, "End", "1")
     expect(kept).to_have_text(f"0 / {detected}")
     expect(metrics.nth(2)).to_contain_text("S0")
     settle(page)
