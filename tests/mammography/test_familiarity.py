@@ -44,9 +44,9 @@ def shipped() -> tuple:
     return entry, check
 
 
-@pytest.fixture(scope="module", params=[("scunet-bac", "2"), ("scunet-bac-dr", "1")])
+@pytest.fixture(scope="module", params=[("scunet-bac", "2"), ("scunet-bac-dr", "1"), ("scunet-bac-dr", "2")])
 def any_shipped(request: pytest.FixtureRequest) -> tuple:
-    """Each shipped SCU-Net with a check: scunet-bac v2 (family A phantoms) and scunet-bac-dr (both families)."""
+    """Each shipped SCU-Net with a check: scunet-bac v2 (family A phantoms) and scunet-bac-dr v1 and v2 (both families)."""
     name, version = request.param
     entry = Registry.load(ROOT / "weights").get(name, version)
     check = load_familiarity(entry)
