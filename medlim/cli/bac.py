@@ -20,9 +20,9 @@ from typing import Any
 
 from medlim.cli.bac_exports import QuantifyExports, add_export_options
 from medlim.cli.engine_options import add_engine_options, engine_of
-from medlim.cli.evaluate_data import add_bac_data_evaluation, run_bac_data_evaluation
+from medlim.cli.evaluate_data import add_bac_data_evaluation, parse_cutoffs, print_sweep, run_bac_data_evaluation
 from medlim.cli.jobs import add_background_option
-from medlim.errors import MedlimError
+from medlim.errors import MedlimError, ParameterError
 
 __all__ = ["register"]
 
@@ -83,7 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--sizes", default="full,full-small", help="phantom sizes, comma-separated")
     evaluate.add_argument("--threshold", type=float, default=None)
     evaluate.add_argument(
-        "--thresholds", default=None, help="several cut-offs, comma-separated: one summary line each (choose on validation seeds)"
+        "--thresholds", default=None,
+        help="several cut-offs, comma-separated, or `grid` (the trainer's): one line each and the cut-off the "
+             "trainer's rule would choose (choose on validation views or seeds)"
     )
     evaluate.add_argument("--x", type=float, default=None)
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -308,6 +310,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     sizes = tuple(s.strip() for s in args.sizes.split(",") if s.strip())
     spec = PhantomSpec(seed=HELDOUT_SEED if args.seed is None else args.seed, count=args.n, sizes=sizes)
     if args.thresholds:
+        if args.threshold is not None:
+            raise ParameterError("give one --threshold or several --thresholds, not both.")
         return _sweep(args, bac_model, spec)
     summary, per_image = evaluate_bac(
         bac_model,
@@ -333,35 +337,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace, bac_model, spec) -> int:
-    from medlim.mammography.evaluate import sweep_thresholds
+    from medlim.mammography.evaluate import sweep_cutoffs
     from medlim.mammography.recipe import phantom_samples
 
-    thresholds = [float(t) for t in args.thresholds.split(",") if t.strip()]
-    summaries, _ = sweep_thresholds(
+    sweep = sweep_cutoffs(
         bac_model,
         phantom_samples(spec),
-        thresholds=thresholds,
+        thresholds=parse_cutoffs(args.thresholds),
+        source={"seed": spec.seed},
         x=args.x,
         progress=lambda done, name: print(f"[{done}/{spec.count}] {name}", file=sys.stderr, flush=True),
         pixel_spacing_mm=args.pixel_spacing,
     )
-    rows = [
-        {
-            "threshold": t,
-            "dice": s.whole_image["f1"],
-            "dice_pooled": s.whole_image_pooled["f1"],
-            "precision": s.whole_image["precision"],
-            "recall": s.whole_image["recall"],
-            "r2": {k: a.r2 for k, a in s.agreement.items()},
-        }
-        for t, s in summaries.items()
-    ]
-    if args.json:
-        print(json.dumps({"weights": bac_model.label, "seed": spec.seed, "images": spec.count, "sweep": rows}, indent=2))
-        return 0
-    print(f"{bac_model.label} on {spec.count} phantoms (seed {spec.seed})")
-    print(f"{'t':>6}{'Dice':>8}{'pooled':>8}{'prec':>8}{'recall':>8}{'R2 TAM_X':>10}{'R2 AM':>8}")
-    for row in rows:
-        print(f"{row['threshold']:>6.2f}{row['dice']:>8.3f}{row['dice_pooled']:>8.3f}{row['precision']:>8.3f}"
-              f"{row['recall']:>8.3f}{row['r2']['tam_x']:>10.3f}{row['r2']['am']:>8.3f}")
-    return 0
+    return print_sweep(sweep, as_json=args.json)

@@ -21,6 +21,8 @@ import sys
 from medlim.errors import ParameterError
 
 __all__ = [
+    "parse_cutoffs",
+    "print_sweep",
     "add_bac_data_evaluation",
     "run_bac_data_evaluation",
     "add_nuclei_data_evaluation",
@@ -57,6 +59,33 @@ def _print(result, *, as_json: bool) -> int:  # result: an evaluation with to_js
     return 0
 
 
+def parse_cutoffs(text: str) -> list[float]:
+    """``--thresholds 0.5,0.6,…``: the cut-offs, or the trainer's grid for ``grid``."""
+    from medlim.mammography.selection import WHOLE_VIEW_CUTOFFS
+
+    if text.strip().lower() == "grid":
+        return list(WHOLE_VIEW_CUTOFFS)
+    try:
+        values = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ParameterError(f"--thresholds takes cut-offs in [0, 1], comma-separated, or `grid`; {text!r} is given.")
+    if not values:
+        raise ParameterError("--thresholds needs at least one cut-off.")
+    outside = [v for v in values if not 0.0 <= v <= 1.0]
+    if outside:
+        raise ParameterError(f"probability cut-offs must be in [0, 1]; {', '.join(f'{v:g}' for v in outside)} given.")
+    return values
+
+
+def print_sweep(sweep, *, as_json: bool) -> int:  # sweep: medlim.mammography.evaluate.BacSweep
+    """The sweep as one JSON object (``--json``) or a table."""
+    if as_json:
+        print(json.dumps(sweep.to_json(), allow_nan=False, ensure_ascii=False), flush=True)
+    else:
+        print("\n".join(sweep.table_lines()), flush=True)
+    return 0
+
+
 def add_bac_data_evaluation(parser: argparse.ArgumentParser) -> None:
     """Add ``--data DIR`` and ``--skip-bad`` to ``medlim bac evaluate`` (it has ``--weights``, ``--json`` …)."""
     _add_common(parser, folder="DIR/manifest.csv with image,mask (DICOM or PNG views, binary BAC masks) or a "
@@ -64,13 +93,20 @@ def add_bac_data_evaluation(parser: argparse.ArgumentParser) -> None:
 
 
 def run_bac_data_evaluation(args: argparse.Namespace) -> int:
-    """``medlim bac evaluate --data DIR [--weights NAME] [--threshold T] [--x X] [--json]``."""
+    """``medlim bac evaluate --data DIR [--weights NAME] [--threshold T | --thresholds T,…|grid] [--x X] [--json]``."""
     from medlim.mammography.analysis import load_bac_model
-    from medlim.mammography.evaluate import evaluate_bac_data
+    from medlim.mammography.evaluate import evaluate_bac_data, sweep_bac_data
 
-    if getattr(args, "thresholds", None):
-        raise ParameterError("--thresholds sweeps cut-offs on phantoms; with --data give one --threshold.")
+    thresholds = getattr(args, "thresholds", None)
+    if thresholds and getattr(args, "threshold", None) is not None:
+        raise ParameterError("give one --threshold or several --thresholds, not both.")
+    cutoffs = parse_cutoffs(thresholds) if thresholds else None  # refused before the model is loaded
     bac_model = load_bac_model(getattr(args, "weights", None), device=getattr(args, "device", None))
+    if cutoffs is not None:
+        sweep = sweep_bac_data(bac_model, args.data, thresholds=cutoffs, x=getattr(args, "x", None),
+                               skip_bad=args.skip_bad, progress=_progress,
+                               pixel_spacing_mm=getattr(args, "pixel_spacing", None))
+        return print_sweep(sweep, as_json=bool(getattr(args, "json", False)))
     result = evaluate_bac_data(bac_model, args.data, threshold=getattr(args, "threshold", None),
                                x=getattr(args, "x", None), skip_bad=args.skip_bad, progress=_progress,
                                pixel_spacing_mm=getattr(args, "pixel_spacing", None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -65,8 +66,8 @@ def _write_manifest(root: Path, rows: list[dict[str, str]]) -> None:
         writer.writerows(rows)
 
 
-def _constant_bac_weights() -> str:
-    """SCU-Net whose output is +20 everywhere (sigmoid ≈ 1): every pixel of a predicted patch is BAC."""
+def _constant_bac_weights(logit: float = 20.0, name: str = "const-bac") -> str:
+    """SCU-Net whose output is ``logit`` everywhere (20: sigmoid ≈ 1, every pixel of a predicted patch is BAC)."""
     import torch
 
     from medlim.core.weights import Registries
@@ -75,14 +76,14 @@ def _constant_bac_weights() -> str:
     model = build_scunet().eval()
     with torch.no_grad():
         model.head.weight.zero_()
-        model.head.bias.fill_(20.0)
+        model.head.bias.fill_(logit)
     Registries.load().register({
-        "name": "const-bac", "version": "1", "task": "bac-segmentation", "architecture": "scunet", "preset": "thesis",
+        "name": name, "version": "1", "task": "bac-segmentation", "architecture": "scunet", "preset": "thesis",
         "input_contract": {"channels": 3, "size": [512, 512], "range": [-1.0, 1.0]}, "output_type": "probability",
         "thresholds": {"output": 0.5},
         "params": {"overlap": 64, "merge": "max", "skip": "black", "output_activation": "sigmoid", "x": 100.0},
     }, model.state_dict())
-    return "const-bac@1"
+    return f"{name}@1"
 
 
 def _two_tone_views(root: Path) -> Path:
@@ -132,14 +133,49 @@ def test_bac_evaluate_data_hand_computed(tmp_path: Path, capsys: pytest.CaptureF
     assert "TAM_100 relative bias" in text and "false AM on 1 BAC-free views (median): 262144 px" in text
 
 
-def test_bac_evaluate_data_refuses_a_sweep_and_a_folder_without_masks(
+def test_bac_evaluate_data_sweeps_cutoffs_and_names_the_one_the_trainer_would_choose(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # every pixel's probability is sigmoid(0.8473) = 0.7: at 0.5 everything is BAC, at 0.8 nothing
+    weights = _constant_bac_weights(logit=math.log(0.7 / 0.3), name="flat-bac")
+    folder = _two_tone_views(tmp_path / "views")
+    args = _bac_parser().parse_args(["--data", str(folder), "--weights", weights, "--thresholds", "0.5,0.8", "--json"])
+    assert run_bac_data_evaluation(args) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["images"] == 3 and [row["threshold"] for row in report["sweep"]] == [0.5, 0.8]
+    low, high = report["sweep"]
+    assert low["dice"] == pytest.approx((2000 / 263144 + 1000 / 262644) / 2)  # as the single cut-off above
+    assert low["false_am_px_median"] == 262144 and low["false_area_within_target"] is False
+    assert low["tam_relative_bias"] == pytest.approx((3 * 131072 - 1500) / 1500)
+    assert high["dice"] == 0.0 and high["recall"] == 0.0 and high["false_am_px_median"] == 0
+    assert high["tam_relative_bias"] == -1.0 and high["false_area_within_target"] is True
+    # the trainer's rule: a cut-off within the false-area target beats any outside it, whatever the Dice
+    assert report["chosen"] == 0.8
+    assert report["data"] == {"fingerprint": report["data"]["fingerprint"], "dropped": 0}
+    assert str(tmp_path) not in json.dumps(report)
+
+    args = _bac_parser().parse_args(["--data", str(folder), "--weights", weights, "--thresholds", "0.5,0.8"])
+    assert run_bac_data_evaluation(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"flat-bac v1 on 3 annotated views of dataset {report['data']['fingerprint']}, X=100"
+    assert lines[2].split()[:2] == ["0.50", f"{low['dice']:.3f}"] and lines[2].endswith("262144 px")
+    assert lines[3].split()[:2] == ["0.80", "0.000"] and "-100 %" in lines[3] and lines[3].endswith("0 px")
+    assert "would choose t=0.8" in lines[-1]
+
+
+def test_bac_evaluate_data_refuses_bad_cutoffs_and_a_folder_without_masks(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from medlim.errors import ParameterError
     from medlim.phantoms.base import save_png
 
-    with pytest.raises(ParameterError, match="--thresholds"):
-        run_bac_data_evaluation(_bac_parser().parse_args(["--data", str(tmp_path), "--thresholds", "0.5,0.6"]))
+    with pytest.raises(ParameterError, match="not both"):
+        run_bac_data_evaluation(_bac_parser().parse_args(["--data", str(tmp_path), "--thresholds", "0.5,0.6",
+                                                          "--threshold", "0.5"]))
+    with pytest.raises(ParameterError, match="comma-separated"):
+        run_bac_data_evaluation(_bac_parser().parse_args(["--data", str(tmp_path), "--thresholds", "half"]))
+    with pytest.raises(ParameterError, match=r"\[0, 1\]"):
+        run_bac_data_evaluation(_bac_parser().parse_args(["--data", str(tmp_path), "--thresholds", "0.5,1.5"]))
     (tmp_path / "plain").mkdir()
     save_png(tmp_path / "plain" / "a.png", np.full((64, 64), 90, np.uint8))
     with pytest.raises(DatasetProblemsError, match="wrong_layout"):

@@ -48,3 +48,20 @@ def test_evaluate_image_against_truth() -> None:
     summary = summarise([ev], threshold=0.5, x=100)
     assert summary.whole_image_pooled["f1"] == pytest.approx(0.5)
     assert summary.agreement["am"].bias == 0.0
+
+
+def test_phantom_sweep_gives_one_row_per_cutoff_from_the_same_maps(capsys: pytest.CaptureFixture[str]) -> None:
+    """`medlim bac evaluate --thresholds` on phantoms: rows in the order given, fewer pixels at a higher cut-off."""
+    import json
+
+    from medlim.cli import main
+
+    assert main(["bac", "evaluate", "--n", "1", "--sizes", "full-small", "--seed", "4242",
+                 "--thresholds", "0.9,0.3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["seed"] == 4242 and report["images"] == 1 and "data" not in report
+    high, low = report["sweep"]
+    assert (high["threshold"], low["threshold"]) == (0.9, 0.3)
+    # one probability map thresholded twice: everything above 0.9 is above 0.3
+    assert high["recall"] <= low["recall"] and high["tam_relative_bias"] <= low["tam_relative_bias"]
+    assert report["chosen"] in (0.9, 0.3)
