@@ -21,6 +21,7 @@ import streamlit as st
 
 from medlim.core.io.pseudonym import file_label
 from medlim.core.io.record import ImageRecord
+from medlim.core.model_catalogue import picker_caption
 from medlim.core.paths import allowed_roots_text, confine_to_data_roots
 from medlim.mammography.analysis import BAC_TASK, DEFAULT_BAC_WEIGHTS, BacModel, requantify
 from medlim.mammography.preprocess import PRESET_SUMMARIES
@@ -76,9 +77,12 @@ def _choose_model() -> BacModel | None:
             help="BAC segmentation models of the shipped and your own registry. It opens on the task's default "
             "(marked; set on the Models page); a model you choose here is kept for this session.",
         )  # fmt: skip
+        picked = next((m for m in models if f"{m.entry.name}@{m.entry.version}" == choice), None)
+        if picked is not None:
+            st.caption(picker_caption(picked))
         # the training-data check's digest too: a recalibrated check loads afresh
-        weights, fingerprint = choice, next((f"{m.entry.sha256}:{m.entry.familiarity.get('sha256', '')}"
-                                             for m in models if f"{m.entry.name}@{m.entry.version}" == choice), "")  # fmt: skip
+        weights = choice
+        fingerprint = "" if picked is None else f"{picked.entry.sha256}:{picked.entry.familiarity.get('sha256', '')}"
         if choice == CHECKPOINT_CHOICE:
             weights = _checkpoint_path()
             if weights is None:

@@ -66,6 +66,7 @@ __all__ = [
     "inspect_dataset",
     "model_catalogue",
     "picker_label",
+    "picker_caption",
     "task_info",
     "trainer_task",
     "training_argv",
@@ -620,3 +621,15 @@ def picker_label(listed: ListedModel) -> str:
     if row.date:
         parts.append(row.date)
     return " · ".join(parts)
+
+
+def picker_caption(listed: ListedModel) -> str:
+    """The line a page shows under its weights picker for the chosen model: what it is, in the manifest's words.
+
+    The manifest's ``description`` with where the model comes from (``"shipped: …"`` or ``"yours: …"``); the
+    ``name@version`` alone when it has none, so two shipped versions are told apart by more than their numbers.
+    """
+    entry = listed.entry
+    source = "yours" if listed.source == "user" else "shipped"
+    description = " ".join(str(getattr(entry, "description", "") or "").split())
+    return f"{source}: {description}" if description else f"{source}: {entry.name}@{entry.version}"

@@ -297,6 +297,7 @@ def test_bug_weights_picker_opens_on_the_task_default(
     assert not at.exception and not at.error
     assert at.selectbox(key="bac_weights").value == "scunet-bac@2"
     assert at.selectbox(key="bac_weights").format_func("scunet-bac@2") == "scunet-bac@2 (default)"
+    assert "shipped: scunet-bac@2" in [c.value for c in at.sidebar.caption]  # what the chosen model is
     _upload(at, phantom_dicom)
     assert at.slider(key="bac_threshold").value == 0.6
     assert any("scunet-bac v2" in c.value for c in at.caption)

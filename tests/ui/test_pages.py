@@ -135,6 +135,7 @@ def _steatosis_fields(version: str, *, default: bool = False) -> dict:
         "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
         "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5},
         "params": {"tile": 1024, "overlap": 128}, "default": default,
+        "description": f"droplet model {version},  trained\non test tiles" if version == "2" else "",
     }
 
 
@@ -179,8 +180,11 @@ def test_steatosis_picker_opens_on_the_default_and_keeps_a_choice_across_pages(
     assert picker.value == "maskrcnn-steatosis@2"  # the shipped default, not the highest version
     assert picker.options[:2] == ["maskrcnn-steatosis@1", "maskrcnn-steatosis@2 (default)"]
     assert picker.options[2].startswith("maskrcnn-steatosis@3 (yours) · ")  # a user's model: with its date
+    # under the picker, what the chosen model is: the manifest's description in one line, or its name
+    assert "shipped: droplet model 2, trained on test tiles" in [c.value for c in at.caption]
     picker.set_value("maskrcnn-steatosis@3").run()  # your own model loads from the user registry
     assert not at.exception and not at.error
+    assert "yours: maskrcnn-steatosis@3" in [c.value for c in at.caption]
     at.switch_page("pages/home.py").run()
     at.switch_page("pages/steatosis.py").run()
     assert not at.exception and not at.error
