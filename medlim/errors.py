@@ -55,7 +55,7 @@ class EmptyFileError(InputError):
 
 
 class UnsupportedFormatError(InputError):
-    """Not a DICOM, PNG, TIFF or JPEG file."""
+    """Not a DICOM, PNG, TIFF, JPEG or 2-D NIfTI file."""
 
 
 class NotDicomImageError(InputError):

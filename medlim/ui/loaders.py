@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medlim.core.io.files import IMAGE_SUFFIXES
+from medlim.core.io.files import IMAGE_SUFFIXES, image_suffix
 from medlim.core.io.record import ImageRecord
 from medlim.ui.caching import bounded_cache_data
 
@@ -71,7 +71,7 @@ def list_samples(samples_dir: Path) -> list[Path]:
     return sorted(
         path
         for path in samples_dir.rglob("*")
-        if path.is_file() and path.suffix.lower() in SAMPLE_SUFFIXES and not path.name.startswith(".")
+        if path.is_file() and image_suffix(path) in SAMPLE_SUFFIXES and not path.name.startswith(".")
     )
 
 

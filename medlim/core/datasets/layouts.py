@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from medlim.core.datasets.model import TASKS, Dataset, DatasetItem, DatasetProblem, display_name
-from medlim.core.io.files import RASTER_SUFFIXES, is_derived_file, is_regular_file
+from medlim.core.io.files import NIFTI_SUFFIXES, RASTER_SUFFIXES, image_suffix, is_derived_file, is_regular_file
 from medlim.core.io.formats import DICOM_SUFFIXES
 from medlim.core.text import escape_control
 from medlim.errors import InputError, ParameterError
@@ -79,13 +79,15 @@ def open_dataset(directory: str | os.PathLike, *, task: str | None = None) -> Da
 
 
 def is_image_name(path: Path) -> bool:
-    """True for names an image may have: raster and DICOM suffixes, no suffix, or a DICOM UID's digits.
+    """True for names an image may have: raster, DICOM and NIfTI suffixes, no suffix, or a DICOM UID's digits.
 
     ``DICOMDIR`` (the index of a DICOM CD export, not an image) is not one.
     """
     suffix = path.suffix.lower()
     if path.name.upper() == "DICOMDIR":
         return False
+    if image_suffix(path) in NIFTI_SUFFIXES:
+        return True
     return suffix in RASTER_SUFFIXES or suffix in DICOM_SUFFIXES or suffix == "" or suffix[1:].isdigit()
 
 

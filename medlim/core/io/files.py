@@ -26,6 +26,8 @@ from medlim.errors import ImageTooLargeError, InputError
 __all__ = [
     "RASTER_SUFFIXES",
     "IMAGE_SUFFIXES",
+    "NIFTI_SUFFIXES",
+    "image_suffix",
     "has_image_suffix",
     "DERIVED_SUFFIXES",
     "collect_files",
@@ -37,9 +39,13 @@ __all__ = [
 #: Raster formats (DICOM files often have no suffix, so DICOM-capable commands pass ``suffixes=None``).
 RASTER_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg"})
 
-#: Every suffix an image file may have: the rasters and DICOM's (``.dcm``, ``.dicom``, ``.dic``, ``.ima``).
+#: 2-D NIfTI, plain or gzip-compressed (what a Decathlon ``dataset.json`` names; :func:`image_suffix` gives
+#: ``.nii.gz`` for such a name).
+NIFTI_SUFFIXES = frozenset({".nii", ".nii.gz"})
+
+#: Every suffix an image file may have: the rasters, DICOM's (``.dcm``, ``.dicom``, ``.dic``, ``.ima``) and NIfTI's.
 #: The one list of image suffixes (issue 17); the reader itself goes by magic bytes.
-IMAGE_SUFFIXES: frozenset[str] = RASTER_SUFFIXES | DICOM_SUFFIXES
+IMAGE_SUFFIXES: frozenset[str] = RASTER_SUFFIXES | DICOM_SUFFIXES | NIFTI_SUFFIXES
 
 #: Endings of files medlim writes beside images (truth masks, outputs) and of non-image files.
 DERIVED_SUFFIXES = (
@@ -60,9 +66,16 @@ DERIVED_SUFFIXES = (
 )
 
 
+def image_suffix(path: str | os.PathLike) -> str:
+    """The suffix that says what kind of file ``path`` is, lower case: ``.nii.gz`` for a compressed NIfTI,
+    else the last suffix (``.png``; ``""`` without one)."""
+    name = Path(path).name.lower()
+    return ".nii.gz" if name.endswith(".nii.gz") else Path(name).suffix
+
+
 def has_image_suffix(path: str | os.PathLike) -> bool:
     """True when ``path`` ends in one of :data:`IMAGE_SUFFIXES` (any case)."""
-    return Path(path).suffix.lower() in IMAGE_SUFFIXES
+    return image_suffix(path) in IMAGE_SUFFIXES
 
 
 def is_derived_file(path: Path) -> bool:
@@ -101,7 +114,7 @@ def collect_files(
                     for child in children
                     if is_regular_file(child)
                     and not is_derived_file(child)
-                    and (allowed is None or child.suffix.lower() in allowed)
+                    and (allowed is None or image_suffix(child) in allowed)
                 )
             )
         elif is_regular_file(path):

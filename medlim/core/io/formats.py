@@ -13,7 +13,7 @@ import struct
 __all__ = ["FORMATS", "DICOM_SUFFIXES", "sniff_format", "looks_like_bare_dicom", "has_dicom_preamble"]
 
 #: Formats the reader understands.
-FORMATS: tuple[str, ...] = ("dicom", "png", "tiff", "jpeg")
+FORMATS: tuple[str, ...] = ("dicom", "png", "tiff", "jpeg", "nifti")
 
 #: Suffixes that make the reader try a file without magic bytes as DICOM.
 DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom", ".dic", ".ima"})
@@ -21,6 +21,17 @@ DICOM_SUFFIXES: frozenset[str] = frozenset({".dcm", ".dicom", ".dic", ".ima"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
+_GZIP_SIGNATURE = b"\x1f\x8b"
+
+
+def _looks_like_nifti(head: bytes) -> bool:
+    """An uncompressed NIfTI-1 (``n+1``/``ni1`` at byte 344) or NIfTI-2 (``n+2``/``ni2`` at byte 4) header."""
+    for order in ("<", ">"):
+        if len(head) >= 4 and struct.unpack(f"{order}i", head[:4])[0] == 348:
+            return len(head) >= 348 and head[344:347] in (b"n+1", b"ni1")
+        if len(head) >= 8 and struct.unpack(f"{order}i", head[:4])[0] == 540:
+            return head[4:7] in (b"n+2", b"ni2")
+    return False
 
 # Value representations of PS3.5 §6.2, for spotting an explicit-VR first element.
 _VRS = frozenset(
@@ -67,7 +78,8 @@ def sniff_format(head: bytes, *, suffix: str = "") -> str | None:
             like DICOM is tried as DICOM (the DICOM reader then checks it).
 
     Returns:
-        ``"dicom"``, ``"png"``, ``"tiff"``, ``"jpeg"`` or ``None`` when unknown.
+        ``"dicom"``, ``"png"``, ``"tiff"``, ``"jpeg"``, ``"nifti"`` (a NIfTI header, or any gzip stream) or
+        ``None`` when unknown. NIfTI-1's magic lies at byte 344: give at least 348 bytes.
     """
     if has_dicom_preamble(head):
         return "dicom"
@@ -77,6 +89,8 @@ def sniff_format(head: bytes, *, suffix: str = "") -> str | None:
         return "tiff"
     if head.startswith(_JPEG_SIGNATURE):
         return "jpeg"
+    if head.startswith(_GZIP_SIGNATURE) or _looks_like_nifti(head):
+        return "nifti"  # gzip: a .nii.gz (the NIfTI decoder refuses any other gzip file)
     if looks_like_bare_dicom(head):
         return "dicom"
     if suffix.lower() in DICOM_SUFFIXES:

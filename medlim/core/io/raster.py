@@ -177,8 +177,12 @@ def _to_record(
     name: str,
     frame_count: int,
     frame_index: int,
+    pixel_spacing_mm: tuple[float, float] | None = None,
+    pixel_spacing_source: str | None = None,
 ) -> ImageRecord:
     """Grey or colour record from a decoded raster (``[H, W]``, ``[H, W, C]``).
+
+    ``pixel_spacing_mm`` and its source: what the file states (NIfTI's ``pixdim``), else ``None``.
 
     ``pixels`` and ``raw`` are rendered on first access (pure arithmetic on the
     decoded array), so a caller holds at most the decoded array and the float32
@@ -216,6 +220,8 @@ def _to_record(
         photometric="MONOCHROME2" if grey else "RGB",
         number_of_frames=frame_count,
         frame_index=frame_index,
+        pixel_spacing_mm=pixel_spacing_mm,
+        pixel_spacing_source=pixel_spacing_source,
         warnings=tuple(notes),
         # What ``pixels`` is: raw / (2**bits - 1), or the finite range of a float image, stretched.
         display_window=DisplayWindow.value_range(low or 0.0, high if high is not None else 1.0) if grey else None,

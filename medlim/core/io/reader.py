@@ -21,6 +21,7 @@ from typing import BinaryIO
 from medlim.core.io.dicom import decode_dicom
 from medlim.core.io.files import open_regular_file
 from medlim.core.io.formats import sniff_format
+from medlim.core.io.nifti import decode_nifti
 from medlim.core.io.raster import decode_raster
 from medlim.core.io.record import ImageRecord
 from medlim.errors import EmptyFileError, ImageTooLargeError, InputError, UnsupportedFormatError
@@ -68,7 +69,7 @@ def read_image(
     frame: int | None = None,
     settings: Settings | None = None,
 ) -> ImageRecord:
-    """Read a DICOM, PNG, TIFF or JPEG image into a display-ready record.
+    """Read a DICOM, PNG, TIFF, JPEG or 2-D NIfTI image into a display-ready record.
 
     A path must name a regular file (a FIFO, a device or a link to one is
     refused before reading). The memory the decode takes is estimated from the
@@ -109,7 +110,7 @@ def read_image(
     display_name = name or file_name or "upload"
     if not data:
         raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
-    source_format = _format_of(data[:132], suffix=Path(file_name or display_name).suffix, name=display_name)
+    source_format = _format_of(data[:348], suffix=Path(file_name or display_name).suffix, name=display_name)
     return _decode(data, source_format=source_format, name=display_name, frame=frame, settings=settings)
 
 
@@ -118,13 +119,15 @@ def _decode(
 ) -> ImageRecord:
     if source_format == "dicom":
         return decode_dicom(source, name=name, frame=frame, settings=settings)
+    if source_format == "nifti":
+        return decode_nifti(source, name=name, frame=frame, settings=settings)
     return decode_raster(source, source_format=source_format, name=name, frame=frame, settings=settings)
 
 
 def _read_head(handle: BinaryIO, *, name: str) -> bytes:
-    """The first 132 bytes (enough for every magic number); the handle is left at 0."""
+    """The first 348 bytes (enough for every magic number: NIfTI-1's is at 344); the handle is left at 0."""
     try:
-        head = handle.read(132)
+        head = handle.read(348)
         handle.seek(0)
     except OSError as exc:
         raise InputError(f"{name} cannot be read ({exc.strerror or type(exc).__name__}).") from exc
@@ -135,6 +138,6 @@ def _format_of(head: bytes, *, suffix: str, name: str) -> str:
     source_format = sniff_format(head, suffix=suffix)
     if source_format is None:
         raise UnsupportedFormatError(
-            f"{name} is not a DICOM, PNG, TIFF or JPEG image (its first bytes match none of them)."
+            f"{name} is not a DICOM, PNG, TIFF, JPEG or NIfTI image (its first bytes match none of them)."
         )
     return source_format

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medlim.core.io.files import IMAGE_SUFFIXES as _CORE_IMAGE_SUFFIXES
+from medlim.core.io.files import has_image_suffix
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -181,7 +182,7 @@ def list_image_files(paths: Iterable[str | Path]) -> list[Path]:
     for item in paths:
         path = Path(item)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and has_image_suffix(p)))
         elif path.is_file():
             found.append(path)
         else:

@@ -277,7 +277,7 @@ def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[OodInput]:
         ArchiveBudgetError: a ``.zip`` beyond the zip limits (``MEDLIM_ZIP_MAX_*``).
     """
     from medlim.core.archives import iter_zip_members
-    from medlim.core.io.files import is_derived_file
+    from medlim.core.io.files import image_suffix, is_derived_file
 
     expanded: list[OodInput] = []
     for name, data in files:
@@ -286,7 +286,7 @@ def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[OodInput]:
             continue
         for member in iter_zip_members(data, label=name):
             path = PurePosixPath(member.name)
-            if path.suffix.lower() not in (*IMAGE_SUFFIXES, "") or is_derived_file(Path(path.name)):
+            if image_suffix(path.name) not in (*IMAGE_SUFFIXES, "") or is_derived_file(Path(path.name)):
                 continue
             expanded.append(OodInput(name=f"{name}/{member.name}", source=member.data, folders=path.parent.parts))
     return expanded

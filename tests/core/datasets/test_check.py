@@ -79,7 +79,7 @@ def test_missing_unreadable_and_mask_size_problems_name_the_row(tmp_path, make) 
         ("missing_file", 5, "masks/003.png", 3),
     ]
     assert "16×32 px" in item_problems[1].message and "32×32 px" in item_problems[1].message
-    assert "not a DICOM, PNG, TIFF or JPEG" in item_problems[0].message
+    assert "not a DICOM, PNG, TIFF, JPEG or NIfTI" in item_problems[0].message
     assert check.digests[0] is not None and check.digests[1:] == (None, check.digests[2], None)
 
 

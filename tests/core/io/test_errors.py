@@ -30,7 +30,7 @@ def test_empty(tmp_path) -> None:
 
 
 def test_not_an_image_format() -> None:
-    with pytest.raises(UnsupportedFormatError, match="not a DICOM, PNG, TIFF or JPEG"):
+    with pytest.raises(UnsupportedFormatError, match="not a DICOM, PNG, TIFF, JPEG or NIfTI"):
         read_image(b"%PDF-1.7 this is a report", name="report.pdf")
 
 
