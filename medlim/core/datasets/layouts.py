@@ -10,7 +10,10 @@ use, looked for in this order:
    ``patient``, ``shift_type``; a manifest with only ``file`` lists unlabelled
    images. Paths are relative to ``DIR`` or absolute.
 2. ``DIR/dataset.json`` of the Medical Segmentation Decathlon
-   (``"training": [{"image": …, "label": …}]``), any non-zero label as foreground.
+   (``"training": [{"image": …, "label": …}]``), any non-zero label as foreground;
+   an nnU-Net v2 ``dataset.json`` (``"file_ending"``, no ``"training"`` list)
+   pairs ``labelsTr/CASE<ending>`` with its first channel ``imagesTr/CASE_0000<ending>``
+   (nnU-Net's naming; further channels are not read).
 3. class folders ``DIR/<class>/*`` (torchvision ``ImageFolder``), searched recursively.
 4. a plain folder of images (unlabelled).
 
@@ -217,15 +220,29 @@ def _msd_dataset(root: Path) -> Dataset:
     except (ValueError, RecursionError) as exc:
         return _bad_description(root, "msd", f"{MSD_NAME} cannot be used: {exc}.")
     entries = document.get("training") if isinstance(document, dict) else None
+    if entries is None and isinstance(document, dict) and isinstance(document.get("file_ending"), str):
+        entries = _nnunet_entries(root, document["file_ending"])
     if not isinstance(entries, list):
         example = '"training": [{"image": "imagesTr/a.png", "label": "labelsTr/a.png"}]'
-        return _bad_description(root, "msd", f"{MSD_NAME} has no \"training\" list; write {example}.")
+        return _bad_description(root, "msd", f"{MSD_NAME} has no \"training\" list; write {example} (or, for "
+                                              "nnU-Net v2's layout, give \"file_ending\" and a labelsTr folder).")
     builder = _ItemBuilder(root, source=MSD_NAME)
     for number, entry in enumerate(entries, start=1):
         cells = entry if isinstance(entry, dict) else {}
         cells = {key: value.strip() for key, value in cells.items() if isinstance(value, str)}
         builder.add(number, cells, image_column="image", target_column="label", layout="msd")
     return builder.dataset("msd")
+
+
+def _nnunet_entries(root: Path, ending: str) -> list[dict[str, str]] | None:
+    """nnU-Net v2's raw layout as Decathlon entries: ``labelsTr/CASE<ending>`` → ``imagesTr/CASE_0000<ending>``
+    (``None`` without a ``labelsTr`` folder). A missing image is then reported as any missing file is."""
+    labels = root / "labelsTr"
+    if not ending.startswith(".") or not labels.is_dir():
+        return None
+    cases = sorted(path.name[: -len(ending)] for path in labels.iterdir()
+                   if path.name.endswith(ending) and not path.name.startswith(".") and is_regular_file(path))
+    return [{"image": f"imagesTr/{case}_0000{ending}", "label": f"labelsTr/{case}{ending}"} for case in cases]
 
 
 class _ItemBuilder:

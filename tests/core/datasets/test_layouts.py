@@ -144,6 +144,22 @@ def test_msd_dataset_json_pairs_images_with_labels(tmp_path) -> None:
     assert _names(dataset) == ["imagesTr/a.png"]
 
 
+def test_an_nnunet_v2_dataset_json_pairs_each_label_with_its_first_channel(tmp_path) -> None:
+    document = {"channel_names": {"0": "mammogram"}, "labels": {"background": 0, "bac": 1}, "numTraining": 2,
+                "file_ending": ".nii.gz"}
+    tmp_path.joinpath("dataset.json").write_text(json.dumps(document))
+    (tmp_path / "labelsTr").mkdir()
+    for case in ("case_002", "case_001"):
+        (tmp_path / "labelsTr" / f"{case}.nii.gz").write_bytes(b"")
+    (tmp_path / "labelsTr" / "notes.txt").write_text("not a label")
+    dataset = open_dataset(tmp_path)
+    assert dataset.layout == "msd" and dataset.problems == ()
+    assert dataset.items == tuple(
+        DatasetItem(image=tmp_path / f"imagesTr/{case}_0000.nii.gz", mask=tmp_path / f"labelsTr/{case}.nii.gz", row=row)
+        for row, case in ((1, "case_001"), (2, "case_002"))
+    )
+
+
 def test_manifest_wins_over_dataset_json(tmp_path, make) -> None:
     tmp_path.joinpath("dataset.json").write_text('{"training": []}')
     make.manifest(tmp_path, "file,class", ["a.png,x"])
@@ -195,6 +211,7 @@ def test_msd_without_training_list_is_a_problem(tmp_path) -> None:
     dataset = open_dataset(tmp_path)
     assert dataset.layout == "msd" and dataset.items == ()
     assert [p.kind for p in dataset.problems] == ["bad_manifest"]
+    assert "file_ending" in dataset.problems[0].message  # nnU-Net v2's form is named too
 
 
 def test_names_with_control_characters_are_escaped(tmp_path, make) -> None:
