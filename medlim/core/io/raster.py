@@ -38,7 +38,7 @@ from medlim.errors import (
 )
 from medlim.settings import Settings
 
-__all__ = ["TILED_TIFF_HINT", "decode_raster", "nonfinite_warning"]
+__all__ = ["TILED_TIFF_HINT", "decode_raster", "nonfinite_warning", "significant_bits"]
 
 #: Values per block of the chunked passes over an image (4 Mi: 32 MiB of float64 at a time).
 _BLOCK_VALUES = 1 << 22
@@ -170,6 +170,26 @@ def _grey_or_rgb(stored: np.ndarray, *, name: str) -> np.ndarray:
     return stored
 
 
+#: Depths a detector writes into a 16-bit file without scaling (12-bit and 14-bit mammography, 10-bit video).
+_PARTIAL_DEPTHS = (10, 12, 14)
+
+
+def significant_bits(stored: np.ndarray) -> int:
+    """The bits an unsigned image uses: 10, 12 or 14 when a wider file's values all fit in them, else its width.
+
+    A mammogram or radiograph exported as a 16-bit PNG, TIFF or NIfTI often keeps the detector's 12 or 14 bits
+    unscaled (values up to 4,095 or 16,383); scaled by 65,535 it would read almost black (a 12-bit view
+    becomes grey levels 0–16 of 255, and BAC is lost). Such a file is read as its detector's depth, as a DICOM
+    file is read by its BitsStored. A genuinely dark 16-bit image (every value below 16,384) reads brighter; its
+    stored values (``raw``) are unchanged.
+    """
+    width = stored.dtype.itemsize * 8
+    if width <= 8 or stored.size == 0:
+        return width
+    peak = int(stored.max())
+    return next((bits for bits in _PARTIAL_DEPTHS if peak < (1 << bits)), width)
+
+
 def _to_record(
     stored: np.ndarray,
     *,
@@ -195,7 +215,7 @@ def _to_record(
         stored = stored.view(np.uint8)
         bits, top = 1, 1.0
     elif stored.dtype.kind == "u":
-        bits = stored.dtype.itemsize * 8
+        bits = significant_bits(stored)
         top = float(2**bits - 1)
     else:
         bits, top = stored.dtype.itemsize * 8, None

@@ -66,14 +66,23 @@ def test_voi_lut_table_is_recorded_with_its_descriptor(make_dicom) -> None:
     assert (window.center, window.width) == (1.5, 3.0)
 
 
-@pytest.mark.parametrize(("dtype", "top"), [(np.uint8, 255.0), (np.uint16, 65535.0)])
-def test_png_window_is_its_bit_depth(dtype, top: float) -> None:
+@pytest.mark.parametrize(("dtype", "peak", "top"), [
+    (np.uint8, 200, 255.0),
+    (np.uint16, 60000, 65535.0),
+    # a 16-bit file holding a 12-bit (14-bit) detector's values unscaled is read at 12 (14) bits
+    (np.uint16, 4095, 4095.0),
+    (np.uint16, 4096, 16383.0),
+    (np.uint16, 200, 1023.0),
+])
+def test_png_window_is_its_bit_depth(dtype, peak: int, top: float) -> None:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.array([[0, 7], [100, 200]], dtype=dtype)).save(buffer, format="PNG")
+    Image.fromarray(np.array([[0, 7], [100, peak]], dtype=dtype)).save(buffer, format="PNG")
     record = read_image(buffer.getvalue(), name="a.png")
     assert record.metadata.display_window == DisplayWindow("range", top / 2.0, top, "LINEAR_EXACT")
+    assert record.metadata.bits_stored == round(np.log2(top + 1))
+    assert record.pixels[1, 1] == pytest.approx(peak / top) and record.raw[1, 1] == peak  # stored values kept
     np.testing.assert_allclose(_redrawn(record), record.pixels, atol=1e-6)
 
 
