@@ -57,6 +57,7 @@ __all__ = [
     "phantom_features",
     "preprocessed_features",
     "check_preprocessed",
+    "checked_view",
     "training_phantoms",
 ]
 
@@ -80,13 +81,23 @@ _RECIPE_DEFAULTS = {"seed": 1, "n": 320, "sizes": ("full", "full-small"), "bac_f
 
 
 def preprocessed_features(preprocessed: PreprocessedImage) -> np.ndarray:
-    """Features (:data:`medlim.core.familiarity.FEATURE_NAMES`) of the image SCU-Net sees, inside the breast mask."""
-    return image_features(preprocessed.grey, foreground=preprocessed.breast_mask)
+    """Features (:data:`medlim.core.familiarity.FEATURE_NAMES`) of the image SCU-Net sees, inside the breast mask
+    (of :func:`checked_view`: calibration and scoring read the same view)."""
+    view = checked_view(preprocessed)
+    return image_features(view.grey, foreground=view.breast_mask)
 
 
 def check_preprocessed(check: FamiliarityCheck, preprocessed: PreprocessedImage) -> FamiliarityResult:
-    """Score an already preprocessed mammogram against a model's check (a few milliseconds)."""
-    return check.check_image(preprocessed.grey, foreground=preprocessed.breast_mask)
+    """Score an already preprocessed mammogram against a model's check (a few milliseconds; :func:`checked_view`)."""
+    view = checked_view(preprocessed)
+    return check.check_image(view.grey, foreground=view.breast_mask)
+
+
+def checked_view(preprocessed: PreprocessedImage) -> PreprocessedImage:
+    """What the check scores: the view as it came when the preset's background floor made its air black
+    (:attr:`~medlim.mammography.preprocess.PreprocessedImage.as_read`; a radiograph's grey air made black would
+    look more like a mammogram), else the view the model saw."""
+    return preprocessed if preprocessed.as_read is None else preprocessed.as_read
 
 
 def assess_mammogram(

@@ -31,6 +31,7 @@ from medlim.errors import InputError, ParameterError
 from medlim.mammography.preprocess import (
     BacPreset,
     PreprocessedImage,
+    as_read_view,
     background_rule,
     get_preset,
     normalise_patches,
@@ -192,7 +193,8 @@ def _prepare_source(
         # The 8-bit image (13 MB) goes over once and is preprocessed, cut,
         # tested and normalised beside the model.
         grey, mask = preprocess_tensor(torch.from_numpy(image).to(run_device), preset)
-        preprocessed = PreprocessedImage(grey=grey.cpu().numpy(), breast_mask=mask.cpu().numpy())
+        preprocessed = PreprocessedImage(grey=grey.cpu().numpy(), breast_mask=mask.cpu().numpy(),
+                                         as_read=as_read_view(image, preset))
         return preprocessed, pad_to_patch(grey, patch=patch)
     preprocessed = preprocess_image(image, preset)
     # on a GPU the grey image goes over once; on the CPU patches are numpy views until they are batched

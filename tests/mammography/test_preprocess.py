@@ -208,3 +208,55 @@ def test_tensor_preprocessing_equals_the_host_path(preset: str) -> None:
         np.testing.assert_array_equal(mask.numpy(), expected.breast_mask)
     with pytest.raises(InputError):
         preprocess_tensor(torch.zeros((4, 4), dtype=torch.float32), preset)
+
+
+def _view_with_air(air: np.ndarray | int) -> np.ndarray:
+    """A 200 × 160 'mammogram': a half-disc of tissue (grey 60–200) on the chest wall (left), air elsewhere."""
+    rows, cols = np.mgrid[:200, :160]
+    breast = (rows - 100) ** 2 + cols**2 < 120**2
+    tissue = (60 + (rows * 7 + cols * 3) % 141).astype(np.uint8)
+    image = np.zeros((200, 160), np.uint8) + np.asarray(air, dtype=np.uint8)
+    image[breast] = tissue[breast]
+    return image
+
+
+def test_background_floor_hand_computed() -> None:
+    from medlim.mammography.preprocess import background_floor, border_strips
+
+    histogram = np.bincount(np.array([0] * 10 + [200] * 90), minlength=256)
+    # darkest strip: median 10, absolute deviations 0, 0, 2, 2, 4 → MAD 2 → floor 10 + 4 × 1.4826 × 2 = 21.9 → 22
+    strips = [np.array([10, 10, 8, 12, 14], np.uint8), np.full(5, 50, np.uint8), np.full(5, 200, np.uint8)]
+    assert background_floor(strips, histogram) == 22
+    # a noiseless offset: at least 2 above it
+    assert background_floor([np.full(5, 10, np.uint8)], histogram) == 12
+    # black air: nothing to do; air brighter than a quarter of the 99th percentile (200): no air at all
+    assert background_floor([np.zeros(5, np.uint8), np.full(5, 10, np.uint8)], histogram) == 0
+    assert background_floor([np.full(5, 51, np.uint8)], histogram) == 0
+    assert [(s.start, s.stop) for s, _ in border_strips(1000, 800)[:2]] == [(0, 8), (992, 1000)]  # 1 % of 800
+
+
+def test_air_that_is_not_black_is_read_as_black_air_by_the_thesis_presets() -> None:
+    black = _view_with_air(0)
+    noise = np.random.default_rng(3).normal(12, 2, black.shape)
+    noisy = np.where(black == 0, np.clip(np.rint(noise), 0, 255), black).astype(np.uint8)
+    for preset in ("thesis", "thesis-unclipped"):
+        expected = preprocess_image(black, preset)
+        for image in (_view_with_air(10), noisy):
+            got = preprocess_image(image, preset)
+            np.testing.assert_array_equal(got.breast_mask, expected.breast_mask)
+            np.testing.assert_array_equal(got.grey, expected.grey)
+    # the authors' published preprocessing reads the image as it is: the whole view is 'breast'
+    assert preprocess_image(_view_with_air(10), "published").breast_area == 200 * 160
+    assert get_preset("published").background == "as-is" and get_preset("thesis").background == "floor"
+
+
+def test_the_background_floor_is_the_same_on_tensors() -> None:
+    from medlim.mammography.preprocess import preprocess_tensor
+
+    noisy = np.where(_view_with_air(0) == 0, np.random.default_rng(4).integers(5, 16, (200, 160)), _view_with_air(0))
+    image = noisy.astype(np.uint8)
+    expected = preprocess_image(image, "thesis-unclipped")
+    grey, mask = preprocess_tensor(torch.from_numpy(image), "thesis-unclipped")
+    np.testing.assert_array_equal(grey.numpy(), expected.grey)
+    np.testing.assert_array_equal(mask.numpy(), expected.breast_mask)
+    assert expected.breast_area == preprocess_image(_view_with_air(0), "thesis-unclipped").breast_area  # no air
