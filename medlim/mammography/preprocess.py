@@ -478,6 +478,8 @@ def stretch_table(histogram: np.ndarray, *, percentiles: tuple[float, float] = (
 #: The darkest border strip is background only when its median is at most this share of the image's
 #: 99th percentile (a breast filling the view has no dark border).
 BACKGROUND_MEDIAN_SHARE = 0.25
+#: Air is flat: a darkest strip whose robust standard deviation exceeds this many grey levels is tissue.
+BACKGROUND_MAX_SPREAD = 8.0
 
 
 def border_strips(height: int, width: int) -> tuple[tuple[slice, slice], ...]:
@@ -506,7 +508,8 @@ def background_floor(strips: Sequence[np.ndarray], histogram: np.ndarray) -> int
     Returns:
         0 when the darkest strip's median is 0 (a black background: every phantom of both families, so
         nothing changes for them), or when that strip is not dark (median above
-        :data:`BACKGROUND_MEDIAN_SHARE` × the image's 99th percentile: no air at any border); else the floor.
+        :data:`BACKGROUND_MEDIAN_SHARE` × the image's 99th percentile: no air at any border) or not flat
+        (robust SD above :data:`BACKGROUND_MAX_SPREAD`: tissue cut by the edge); else the floor.
     """
     total = int(histogram.sum())
     darkest = min(strips, key=lambda strip: float(np.median(strip)))
@@ -517,6 +520,8 @@ def background_floor(strips: Sequence[np.ndarray], histogram: np.ndarray) -> int
     if level > BACKGROUND_MEDIAN_SHARE * p99:
         return 0
     spread = 1.4826 * float(np.median(np.abs(darkest.astype(np.float32) - level)))
+    if spread > BACKGROUND_MAX_SPREAD:
+        return 0  # textured: tissue cut by the image edge, not air
     return int(min(np.ceil(level + max(2.0, 4.0 * spread)), 254))
 
 

@@ -232,6 +232,8 @@ def test_background_floor_hand_computed() -> None:
     # black air: nothing to do; air brighter than a quarter of the 99th percentile (200): no air at all
     assert background_floor([np.zeros(5, np.uint8), np.full(5, 10, np.uint8)], histogram) == 0
     assert background_floor([np.full(5, 51, np.uint8)], histogram) == 0
+    # a dark but textured strip (MAD 10 → robust SD 14.8) is tissue cut by the edge, not air
+    assert background_floor([np.array([40, 30, 50, 20, 60], np.uint8)], histogram) == 0
     assert [(s.start, s.stop) for s, _ in border_strips(1000, 800)[:2]] == [(0, 8), (992, 1000)]  # 1 % of 800
 
 
