@@ -154,8 +154,19 @@ def _as_float32(values: np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.float32)
 
 
+def _equal_channels(rgb: np.ndarray) -> bool:
+    """True when the three channels are identical: a grey image an exporter saved as RGB (a mammogram or
+    radiograph PNG or JPEG of another chain). A strided look first, so colour images cost almost nothing."""
+    if rgb.size == 0:
+        return False
+    sample = rgb[:: max(1, rgb.shape[0] // 64)]
+    if not (np.array_equal(sample[..., 0], sample[..., 1]) and np.array_equal(sample[..., 0], sample[..., 2])):
+        return False
+    return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+
+
 def _grey_or_rgb(stored: np.ndarray, *, name: str) -> np.ndarray:
-    """``[H, W]`` or ``[H, W, 3]``: alpha dropped, one channel squeezed."""
+    """``[H, W]`` or ``[H, W, 3]``: alpha dropped, one channel squeezed, three identical channels read as grey."""
     if stored.ndim == 3:
         channels = stored.shape[2]
         if channels in (2, 4):  # grey + alpha, RGB + alpha
@@ -165,6 +176,8 @@ def _grey_or_rgb(stored: np.ndarray, *, name: str) -> np.ndarray:
             stored = stored[..., 0]
         elif channels != 3:
             raise UnsupportedFormatError(f"{name} has {channels} channels per pixel; only grey and RGB are supported.")
+        elif _equal_channels(stored):
+            stored = np.ascontiguousarray(stored[..., 0])  # a grey image saved as RGB: grey, nothing lost
     elif stored.ndim != 2:
         raise UnsupportedFormatError(f"{name} decodes to an array of shape {stored.shape}, not a 2D image.")
     return stored

@@ -89,11 +89,13 @@ def test_instances_are_counted_and_a_colour_instance_image_is_a_bad_mask(tmp_pat
     for name in ("a", "b"):
         make.png(tmp_path / f"{name}.png", ord(name))
     cv2.imwrite(str(tmp_path / "a_inst.png"), labels)
-    cv2.imwrite(str(tmp_path / "b_inst.png"), np.zeros((32, 32, 3), np.uint8))
+    colour = np.zeros((32, 32, 3), np.uint8)
+    colour[5:9, 5:9] = (0, 0, 255)  # a colour-coded label map (a grey one saved as RGB reads as grey)
+    cv2.imwrite(str(tmp_path / "b_inst.png"), colour)
     make.manifest(tmp_path, "image,instances", ["a.png,a_inst.png", "b.png,b_inst.png"])
     check = check_dataset(open_dataset(tmp_path), task="nuclei", val_fraction=None)
     assert check.summary.instances == 3
-    assert (check.summary.masks_with_foreground, check.summary.masks_empty) == (1, 1)
+    assert (check.summary.masks_with_foreground, check.summary.masks_empty) == (2, 0)  # the colour one has colour
     assert _kinds(check)[0] == ("bad_mask", 3, "b_inst.png")
 
 

@@ -141,3 +141,22 @@ def test_raster_pixels_and_raw_are_rendered_on_first_access() -> None:
     assert "pending" in repr(record)  # nothing float32 made until asked
     np.testing.assert_allclose(record.pixels, [[0.0, 0.2]], atol=1e-7)
     np.testing.assert_array_equal(record.raw, [[0.0, 51.0]])
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "TIFF"])
+def test_a_grey_image_saved_as_rgb_reads_as_grey(fmt: str) -> None:
+    """Exporters often write a mammogram or radiograph as RGB with three equal channels: it is grey."""
+    from PIL import Image
+
+    grey = (np.arange(48 * 40).reshape(48, 40) % 256).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(grey).convert("RGB").save(buffer, format=fmt, **({"quality": 100} if fmt == "JPEG" else {}))
+    record = read_image(buffer.getvalue(), name=f"a.{fmt.lower()}")
+    assert not record.is_color and record.raw.shape == (48, 40)
+    if fmt != "JPEG":  # lossless: the very values
+        np.testing.assert_array_equal(record.raw, grey)
+    colour = np.stack([grey, grey, grey], axis=-1)
+    colour[47, 39, 1] ^= 1  # one channel of one pixel differs: colour, as stored
+    buffer = io.BytesIO()
+    Image.fromarray(colour).save(buffer, format="PNG")
+    assert read_image(buffer.getvalue(), name="b.png").is_color

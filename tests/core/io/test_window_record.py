@@ -90,7 +90,9 @@ def test_colour_images_record_no_window() -> None:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(buffer, format="PNG")
+    colour = np.zeros((2, 2, 3), np.uint8)
+    colour[0, 0] = (200, 10, 90)  # not three equal channels (those are read as grey)
+    Image.fromarray(colour).save(buffer, format="PNG")
     assert read_image(buffer.getvalue(), name="c.png").metadata.display_window is None
 
 
