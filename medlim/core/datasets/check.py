@@ -221,6 +221,7 @@ class _FileFacts:
     sha256: str | None = None
     foreground: bool | None = None
     objects: int | None = None
+    lossy: bool = False
 
 
 def check_dataset(
@@ -370,6 +371,17 @@ def _inspect_item(
                 "image's size.",
             )
         )
+    if target.lossy:
+        problems.append(
+            DatasetProblem(
+                kind="bad_mask",
+                row=item.row,
+                item=name,
+                index=index,
+                message=f"{role} {name} is a JPEG: lossy compression leaves faint non-zero pixels around every "
+                "edge, which count as foreground; save masks and instance images as PNG or TIFF.",
+            )
+        )
     if item.instances is not None and target.shape and len(target.shape) == 3:
         problems.append(
             DatasetProblem(
@@ -412,7 +424,7 @@ def _read_file(
         return _FileFacts()
     try:
         record = read_image(path, name=name, settings=settings)
-        facts = _FileFacts(spacing=record.metadata.pixel_spacing_mm)
+        facts = _FileFacts(spacing=record.metadata.pixel_spacing_mm, lossy=record.metadata.source_format == "jpeg")
         raw = record.raw
         facts.shape = tuple(int(size) for size in raw.shape)
         if role != "image":

@@ -55,7 +55,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "missing_file": "a file the manifest names does not exist",
     "unreadable": "a file exists but is not an image the reader can decode",
     "mask_size_mismatch": "a mask or instance image is not the size of its image",
-    "bad_mask": "an instance image is not one grey channel",
+    "bad_mask": "an instance image is not one grey channel, or a mask or instance image is a (lossy) JPEG",
     "label_outside_set": "a class or label is not in the label set given",
     "duplicate_entry": "the same image is listed twice",
     "duplicate_image": "two entries hold byte-identical images",

@@ -215,3 +215,18 @@ def test_msd_labels_count_any_non_zero_value_as_foreground(tmp_path, make) -> No
     )
     summary = check_dataset(open_dataset(tmp_path), task="bac", val_fraction=None).summary
     assert (summary.layout, summary.masks_with_foreground, summary.masks_empty) == ("msd", 1, 1)
+
+
+def test_a_jpeg_mask_is_a_bad_mask(tmp_path, make) -> None:
+    """Lossy compression leaves faint non-zero pixels around a mask's edges, all of which would be foreground."""
+    mask = np.zeros((32, 32), np.uint8)
+    mask[8:20, 8:20] = 255
+    for name in ("a", "b"):
+        make.png(tmp_path / f"{name}.png", ord(name))
+    cv2.imwrite(str(tmp_path / "a_mask.png"), mask)
+    cv2.imwrite(str(tmp_path / "b_mask.jpg"), mask)
+    make.manifest(tmp_path, "image,mask", ["a.png,a_mask.png", "b.png,b_mask.jpg"])
+    check = check_dataset(open_dataset(tmp_path), task="bac", val_fraction=None)
+    problems = [p for p in check.problems if p.kind == "bad_mask"]
+    assert [(p.row, p.item) for p in problems] == [(3, "b_mask.jpg")]
+    assert "save masks and instance images as PNG or TIFF" in problems[0].message
