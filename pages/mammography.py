@@ -79,7 +79,7 @@ def _choose_model() -> BacModel | None:
         )  # fmt: skip
         picked = next((m for m in models if f"{m.entry.name}@{m.entry.version}" == choice), None)
         if picked is not None:
-            st.caption(picker_caption(picked))
+            st.caption(picker_caption(picked.entry, source=picked.source))
         # the training-data check's digest too: a recalibrated check loads afresh
         weights = choice
         fingerprint = "" if picked is None else f"{picked.entry.sha256}:{picked.entry.familiarity.get('sha256', '')}"

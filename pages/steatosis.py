@@ -33,6 +33,7 @@ import numpy as np
 import streamlit as st
 
 from medlim.core.io.pseudonym import file_label
+from medlim.core.model_catalogue import picker_caption
 from medlim.microscopy.objects import MicronSpacing
 from medlim.microscopy.slide_runs import SlideRun, steatosis_options
 from medlim.microscopy.steatosis.analysis import SteatosisAnalysis
@@ -164,6 +165,7 @@ def main() -> None:
     with show_medlim_errors(subject="Steatosis model"):
         picked = model_picker("steatosis-instance-segmentation", key="steatosis_model", label="Model")
         if picked is not None:  # loaded from the registry (shipped or yours) that holds it
+            st.caption(picker_caption(picked.entry, source=picked.source))
             model = ui.load_model_cached(f"{picked.entry.name}:{picked.entry.version}", str(picked.directory))
     if model is None:
         st.warning("No steatosis weights are registered. Train them with `medlim train steatosis`.",

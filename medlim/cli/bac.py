@@ -337,8 +337,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace, bac_model, spec) -> int:
-    from medlim.mammography.evaluate import sweep_cutoffs
     from medlim.mammography.recipe import phantom_samples
+    from medlim.mammography.sweep import sweep_cutoffs
 
     sweep = sweep_cutoffs(
         bac_model,

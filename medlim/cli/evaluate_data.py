@@ -77,7 +77,7 @@ def parse_cutoffs(text: str) -> list[float]:
     return values
 
 
-def print_sweep(sweep, *, as_json: bool) -> int:  # sweep: medlim.mammography.evaluate.BacSweep
+def print_sweep(sweep, *, as_json: bool) -> int:  # sweep: medlim.mammography.sweep.BacSweep
     """The sweep as one JSON object (``--json``) or a table."""
     if as_json:
         print(json.dumps(sweep.to_json(), allow_nan=False, ensure_ascii=False), flush=True)
@@ -95,7 +95,8 @@ def add_bac_data_evaluation(parser: argparse.ArgumentParser) -> None:
 def run_bac_data_evaluation(args: argparse.Namespace) -> int:
     """``medlim bac evaluate --data DIR [--weights NAME] [--threshold T | --thresholds T,…|grid] [--x X] [--json]``."""
     from medlim.mammography.analysis import load_bac_model
-    from medlim.mammography.evaluate import evaluate_bac_data, sweep_bac_data
+    from medlim.mammography.evaluate import evaluate_bac_data
+    from medlim.mammography.sweep import sweep_bac_data
 
     thresholds = getattr(args, "thresholds", None)
     if thresholds and getattr(args, "threshold", None) is not None:

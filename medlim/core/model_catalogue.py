@@ -623,13 +623,13 @@ def picker_label(listed: ListedModel) -> str:
     return " · ".join(parts)
 
 
-def picker_caption(listed: ListedModel) -> str:
+def picker_caption(entry: Any, *, source: str) -> str:
     """The line a page shows under its weights picker for the chosen model: what it is, in the manifest's words.
 
-    The manifest's ``description`` with where the model comes from (``"shipped: …"`` or ``"yours: …"``); the
-    ``name@version`` alone when it has none, so two shipped versions are told apart by more than their numbers.
+    The manifest's ``description`` with where the model comes from (``"shipped: …"`` or ``"yours: …"`` for
+    ``source`` ``"user"``); the ``name@version`` alone when it has none, so two shipped versions are told apart
+    by more than their numbers.
     """
-    entry = listed.entry
-    source = "yours" if listed.source == "user" else "shipped"
+    where = "yours" if source == "user" else "shipped"
     description = " ".join(str(getattr(entry, "description", "") or "").split())
-    return f"{source}: {description}" if description else f"{source}: {entry.name}@{entry.version}"
+    return f"{where}: {description}" if description else f"{where}: {entry.name}@{entry.version}"

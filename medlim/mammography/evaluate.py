@@ -21,15 +21,14 @@ spacing; in pixels always).
 
 :func:`evaluate_bac_data` runs the same protocol on a user's folder of
 annotated views (``image,mask`` manifest or a Decathlon ``dataset.json``): the
-figures of ``medlim bac evaluate --data DIR``, and :func:`sweep_bac_data` several
-cut-offs on it (``--thresholds``) with the one the trainer's whole-view rule
-would choose (:mod:`medlim.mammography.selection`).
+figures of ``medlim bac evaluate --data DIR`` (several cut-offs at once:
+:mod:`medlim.mammography.sweep`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,7 +41,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.datasets import Dataset
     from medlim.mammography.analysis import BacModel
     from medlim.mammography.inference import BacPrediction
-    from medlim.mammography.selection import WholeViewScore
 
 __all__ = [
     "READOUTS",
@@ -60,9 +58,9 @@ __all__ = [
     "BacDataEvaluation",
     "evaluate_bac_data",
     "evaluation_table_lines",
-    "BacSweep",
-    "sweep_cutoffs",
-    "sweep_bac_data",
+    "check_evaluation_folder",
+    "annotated_samples",
+    "number_text",
 ]
 
 #: The five readouts compared against ground truth.
@@ -504,7 +502,7 @@ class BacDataEvaluation:
         return evaluation_table_lines(self.summary, head)
 
 
-def _number(value: float | None, fmt: str) -> str:
+def number_text(value: float | None, fmt: str) -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, fmt)
 
 
@@ -513,13 +511,13 @@ def evaluation_table_lines(summary: BacEvaluation, head: str) -> list[str]:
     lines = [head, f"{'':14}{'recall':>9}{'precision':>11}{'accuracy':>10}{'F1/Dice':>9}{'Jaccard':>9}"]
     for label, values in (("patch-wise", summary.patch_wise), ("whole image", summary.whole_image),
                           ("pooled", summary.whole_image_pooled)):
-        lines.append(f"{label:14}" + "".join(f"{_number(values[k], '.3f'):>{w}}" for k, w in
+        lines.append(f"{label:14}" + "".join(f"{number_text(values[k], '.3f'):>{w}}" for k, w in
                                                (("recall", 9), ("precision", 11), ("accuracy", 10), ("f1", 9),
                                                 ("jaccard", 9))))
     lines.append(f"{'readout':10}{'R2':>8}{'bias':>14}{'LoA low':>14}{'LoA high':>14}")
     for key, a in summary.agreement.items():
-        lines.append(f"{key:10}{_number(a.r2, '.3f'):>8}{_number(a.bias, '.1f'):>14}{_number(a.loa_low, '.1f'):>14}"
-                     f"{_number(a.loa_high, '.1f'):>14}")
+        lines.append(f"{key:10}{number_text(a.r2, '.3f'):>8}{number_text(a.bias, '.1f'):>14}{number_text(a.loa_low, '.1f'):>14}"
+                     f"{number_text(a.loa_high, '.1f'):>14}")
     bias = summary.tam_relative_bias
     lines.append(f"TAM_100 relative bias (Σpredicted − Σtrue)/Σtrue: "
                  f"{'n/a (no BAC in the masks)' if not math.isfinite(bias) else f'{100 * bias:+.1f} %'}")
@@ -535,12 +533,12 @@ def evaluation_table_lines(summary: BacEvaluation, head: str) -> list[str]:
     return lines
 
 
-def _views(dataset: "Dataset") -> Iterator[tuple[str, np.ndarray, np.ndarray, tuple[float, float] | None]]:
+def annotated_samples(dataset: "Dataset") -> Iterator[tuple[str, np.ndarray, np.ndarray, tuple[float, float] | None]]:
     for index in range(len(dataset)):
         yield read_annotated_view(dataset, index).sample()
 
 
-def _checked_folder(directory: str | Path, *, skip_bad: bool,
+def check_evaluation_folder(directory: str | Path, *, skip_bad: bool,
                     progress: Callable[[str], None] | None) -> tuple["Dataset", str, int]:
     """The folder checked as ``medlim data check --task bac`` checks it (a small one is fine), its fingerprint id
     and the number of rows ``skip_bad`` left out."""
@@ -586,134 +584,10 @@ def evaluate_bac_data(
     Raises:
         DatasetProblemsError: the folder has problems (exit 2 at the command line).
     """
-    dataset, fingerprint, dropped = _checked_folder(directory, skip_bad=skip_bad, progress=progress)
-    summary, per_image = evaluate_bac(bac_model, _views(dataset), threshold=threshold, x=x,
+    dataset, fingerprint, dropped = check_evaluation_folder(directory, skip_bad=skip_bad, progress=progress)
+    summary, per_image = evaluate_bac(bac_model, annotated_samples(dataset), threshold=threshold, x=x,
                                       pixel_spacing_mm=pixel_spacing_mm,
                                       progress=_view_progress(progress, len(dataset)))
     return BacDataEvaluation(weights=bac_model.label, fingerprint=fingerprint, summary=summary,
                              views_with_spacing=sum(1 for e in per_image if e.pixel_area_mm2 is not None),
                              dropped=dropped, per_image=tuple(per_image))
-
-
-# -------------------------------------------------------------------------------------------------
-# several cut-offs from one inference per view (``medlim bac evaluate --thresholds``)
-
-
-@dataclass(frozen=True)
-class BacSweep:
-    """Several probability cut-offs evaluated on the same views, one inference each.
-
-    Attributes:
-        weights: ``name@version`` label of the weights.
-        source: what the views were: ``{"seed": S}`` for phantoms, ``{"fingerprint": F, "dropped": D}`` for a user's
-            folder (its dataset fingerprint id and the rows ``--skip-bad`` left out; never a path).
-        summaries: one :class:`BacEvaluation` per cut-off, in the order given.
-        scores: per cut-off, its whole-view score by the trainer's rule
-            (:func:`medlim.mammography.selection.whole_view_score`); ``None`` when no view holds BAC.
-        chosen: the cut-off that rule would choose (the best Dice among those whose median false area on
-            BAC-free views is within 0.5 mm², else the least false area); ``None`` when no view holds BAC.
-    """
-
-    weights: str
-    source: dict[str, Any]
-    summaries: tuple[BacEvaluation, ...]
-    scores: tuple["WholeViewScore | None", ...]
-    chosen: float | None
-
-    @property
-    def images(self) -> int:
-        return self.summaries[0].images
-
-    def rows(self) -> list[dict[str, Any]]:
-        """One JSON-ready row per cut-off (NaN → ``None``)."""
-        from medlim.core.weights.entry import json_safe
-
-        rows = []
-        for summary, score in zip(self.summaries, self.scores):
-            rows.append(json_safe({
-                "threshold": summary.threshold, "dice": summary.whole_image["f1"],
-                "dice_pooled": summary.whole_image_pooled["f1"], "precision": summary.whole_image["precision"],
-                "recall": summary.whole_image["recall"], "jaccard": summary.whole_image["jaccard"],
-                "patch_dice": summary.patch_wise["f1"], "r2": {k: a.r2 for k, a in summary.agreement.items()},
-                "tam_relative_bias": summary.tam_relative_bias, "bac_free_images": summary.bac_free_images,
-                "false_am_px_median": summary.false_am_px_median, "false_am_mm2_median": summary.false_am_mm2_median,
-                "false_area_within_target": None if score is None else score.feasible,
-                "unlike_training_flagged": summary.unlike_training_flagged}))
-        return rows
-
-    def to_json(self) -> dict[str, Any]:
-        """``weights``, ``images``, the source (``seed`` or ``data``), ``sweep`` (the rows) and ``chosen``."""
-        source = ({"seed": self.source["seed"]} if "seed" in self.source
-                  else {"data": dict(self.source)})
-        return {"weights": self.weights, **source, "images": self.images, "x": self.summaries[0].x,
-                "sweep": self.rows(), "chosen": self.chosen}
-
-    def table_lines(self) -> list[str]:
-        """One line per cut-off, then the cut-off the trainer's rule would choose."""
-        where = (f"phantoms (seed {self.source['seed']})" if "seed" in self.source
-                 else f"annotated views of dataset {self.source['fingerprint']}")
-        lines = [f"{self.weights} on {self.images} {where}, X={self.summaries[0].x:g}",
-                 f"{'t':>6}{'Dice':>8}{'pooled':>8}{'prec':>8}{'recall':>8}{'R2 TAM_X':>10}{'R2 AM':>8}"
-                 f"{'bias':>9}{'false AM':>14}"]
-        for row, summary in zip(self.rows(), self.summaries):
-            bias = row["tam_relative_bias"]
-            false = ("n/a" if summary.bac_free_images == 0 else
-                     f"{summary.false_am_px_median:.0f} px" if summary.false_am_mm2_median is None
-                     else f"{summary.false_am_mm2_median:.2f} mm²")
-            lines.append(f"{row['threshold']:>6.2f}" + "".join(
-                f"{_number(value, '.3f'):>{width}}" for value, width in
-                ((row["dice"], 8), (row["dice_pooled"], 8), (row["precision"], 8), (row["recall"], 8),
-                 (row["r2"]["tam_x"], 10), (row["r2"]["am"], 8)))
-                + f"{'n/a' if bias is None else f'{100 * bias:+.0f} %':>9}{false:>14}")
-        if self.chosen is not None:
-            lines.append(f"the trainer's rule (best Dice with median false AM on BAC-free views ≤ 0.5 mm²) would "
-                         f"choose t={self.chosen:g}; choose on validation views, not on the views you report")
-        return lines
-
-
-def sweep_cutoffs(
-    bac_model: BacModel,
-    samples: Iterable[tuple[Any, ...]],
-    *,
-    thresholds: Sequence[float],
-    source: Mapping[str, Any],
-    x: float | None = None,
-    progress: Callable[[int, str], None] | None = None,
-    pixel_spacing_mm: float | tuple[float, float] | None = None,
-) -> BacSweep:
-    """:func:`sweep_thresholds` with each cut-off's whole-view score and the cut-off the trainer would choose.
-
-    Args:
-        source: what the samples are (:attr:`BacSweep.source`).
-        Others as :func:`sweep_thresholds`.
-    """
-    from medlim.mammography.selection import choose_cutoff, whole_view_score
-
-    thresholds = list(dict.fromkeys(float(t) for t in thresholds))
-    summaries, per_image = sweep_thresholds(bac_model, samples, thresholds=thresholds, x=x, progress=progress,
-                                            pixel_spacing_mm=pixel_spacing_mm)
-    with_bac = any(e.has_bac for e in per_image[thresholds[0]])
-    scores = tuple(whole_view_score(per_image[t], cutoff=t) if with_bac else None for t in thresholds)
-    chosen = choose_cutoff(per_image).cutoff if with_bac else None
-    return BacSweep(weights=bac_model.label, source=dict(source), summaries=tuple(summaries[t] for t in thresholds),
-                    scores=scores, chosen=chosen)
-
-
-def sweep_bac_data(
-    bac_model: BacModel,
-    directory: str | Path,
-    *,
-    thresholds: Sequence[float],
-    x: float | None = None,
-    skip_bad: bool = False,
-    progress: Callable[[str], None] | None = None,
-    pixel_spacing_mm: float | tuple[float, float] | None = None,
-) -> BacSweep:
-    """Several cut-offs on a user's annotated views (``medlim bac evaluate --data DIR --thresholds …``).
-
-    The folder is checked and named as in :func:`evaluate_bac_data`; each view is predicted once.
-    """
-    dataset, fingerprint, dropped = _checked_folder(directory, skip_bad=skip_bad, progress=progress)
-    return sweep_cutoffs(bac_model, _views(dataset), thresholds=thresholds, x=x, pixel_spacing_mm=pixel_spacing_mm,
-                         source={"fingerprint": fingerprint, "dropped": dropped},
-                         progress=_view_progress(progress, len(dataset)))

@@ -200,8 +200,5 @@ def model_picker(
     chosen = (container or st).selectbox(label, options, key=key, format_func=describe, help=help)
     st.session_state[f"{key}{CHOICE_SUFFIX}"] = chosen
     model = by_label[chosen]
-    from medlim.core.model_catalogue import picker_caption
-
-    (container or st).caption(picker_caption(model))
     directory = registries.user.directory if model.source == USER else registries.shipped.directory
     return PickedModel(entry=model.entry, source=model.source, directory=Path(directory))

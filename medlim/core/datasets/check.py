@@ -359,40 +359,19 @@ def _inspect_item(
     role = "mask" if item.mask is not None else "instance image"
     target = _read_file(dataset, index, target_path, role, problems, read_pixels=read_pixels, settings=settings)
     name = dataset.display_name(target_path)
+
+    def add(kind: str, message: str) -> None:
+        problems.append(DatasetProblem(kind=kind, row=item.row, item=name, index=index, message=message))
+
     if image.shape and target.shape and image.shape[:2] != target.shape[:2]:
-        problems.append(
-            DatasetProblem(
-                kind="mask_size_mismatch",
-                row=item.row,
-                item=name,
-                index=index,
-                message=f"{role} {name} is {_size(target.shape)} px but its image "
-                f"{dataset.display_name(item.image)} is {_size(image.shape)} px; export the {role} at the "
-                "image's size.",
-            )
-        )
+        add("mask_size_mismatch", f"{role} {name} is {_size(target.shape)} px but its image "
+            f"{dataset.display_name(item.image)} is {_size(image.shape)} px; export the {role} at the image's size.")
     if target.lossy:
-        problems.append(
-            DatasetProblem(
-                kind="bad_mask",
-                row=item.row,
-                item=name,
-                index=index,
-                message=f"{role} {name} is a JPEG: lossy compression leaves faint non-zero pixels around every "
-                "edge, which count as foreground; save masks and instance images as PNG or TIFF.",
-            )
-        )
+        add("bad_mask", f"{role} {name} is a JPEG: lossy compression leaves faint non-zero pixels around every "
+            "edge, which count as foreground; save masks and instance images as PNG or TIFF.")
     if item.instances is not None and target.shape and len(target.shape) == 3:
-        problems.append(
-            DatasetProblem(
-                kind="bad_mask",
-                row=item.row,
-                item=name,
-                index=index,
-                message=f"instance image {name} has {target.shape[2]} channels; save instance labels as one "
-                "grey channel (uint16 PNG or TIFF, 0 = background, 1, 2, … one value per object).",
-            )
-        )
+        add("bad_mask", f"instance image {name} has {target.shape[2]} channels; save instance labels as one grey "
+            "channel (uint16 PNG or TIFF, 0 = background, 1, 2, … one value per object).")
     return image, target
 
 
