@@ -58,6 +58,7 @@ __all__ = [
     "preprocessed_features",
     "check_preprocessed",
     "checked_view",
+    "GREY_AIR_NOTE",
     "training_phantoms",
 ]
 
@@ -100,6 +101,11 @@ def checked_view(preprocessed: PreprocessedImage) -> PreprocessedImage:
     return preprocessed if preprocessed.as_read is None else preprocessed.as_read
 
 
+#: Added to the warning of a flagged view whose air the preset's background floor made black.
+GREY_AIR_NOTE = ("Its background (the air around the breast) is not black, as it is in every training image; "
+                 "the model was given the view with the air set to black.")
+
+
 def assess_mammogram(
     check: FamiliarityCheck, preprocessed: PreprocessedImage, *, presentation_intent: str | None = None
 ) -> tuple[FamiliarityResult, str | None]:
@@ -120,6 +126,8 @@ def assess_mammogram(
     """
     result = check_preprocessed(check, preprocessed)
     warning = unlike_training_warning(result, kind=MAMMOGRAM_KIND) if result.flagged else None
+    if warning is not None and preprocessed.as_read is not None:
+        warning += " " + GREY_AIR_NOTE
     if not result.flagged and (presentation_intent or "").upper() == "FOR PROCESSING":
         result = dataclasses.replace(result, flagged=True, reason=FOR_PROCESSING_REASON)
     return result, warning

@@ -262,3 +262,23 @@ def test_the_background_floor_is_the_same_on_tensors() -> None:
     np.testing.assert_array_equal(grey.numpy(), expected.grey)
     np.testing.assert_array_equal(mask.numpy(), expected.breast_mask)
     assert expected.breast_area == preprocess_image(_view_with_air(0), "thesis-unclipped").breast_area  # no air
+
+
+def test_a_flagged_view_with_grey_air_says_so_in_plain_words() -> None:
+    from medlim.core.familiarity import FamiliarityCheck
+    from medlim.mammography.familiarity import GREY_AIR_NOTE, assess_mammogram
+
+    class Always:  # a check that flags everything, to read the warning
+        threshold = 1.0
+
+        def check_image(self, grey, *, foreground):
+            from medlim.core.familiarity import FamiliarityResult
+
+            return FamiliarityResult(score=9.0, threshold=1.0, flagged=True, reason="score above the limit")
+
+    check: FamiliarityCheck = Always()  # type: ignore[assignment]
+    grey_air = preprocess_image(_view_with_air(10), "thesis-unclipped")
+    _, warning = assess_mammogram(check, grey_air)
+    assert warning is not None and warning.startswith("This image looks unlike") and warning.endswith(GREY_AIR_NOTE)
+    _, warning = assess_mammogram(check, preprocess_image(_view_with_air(0), "thesis-unclipped"))
+    assert warning is not None and GREY_AIR_NOTE not in warning  # black air: nothing to add
