@@ -61,6 +61,7 @@ __all__ = [
     "check_evaluation_folder",
     "annotated_samples",
     "number_text",
+    "view_progress",
 ]
 
 #: The five readouts compared against ground truth.
@@ -538,8 +539,9 @@ def annotated_samples(dataset: "Dataset") -> Iterator[tuple[str, np.ndarray, np.
         yield read_annotated_view(dataset, index).sample()
 
 
-def check_evaluation_folder(directory: str | Path, *, skip_bad: bool,
-                    progress: Callable[[str], None] | None) -> tuple["Dataset", str, int]:
+def check_evaluation_folder(
+    directory: str | Path, *, skip_bad: bool, progress: Callable[[str], None] | None
+) -> tuple["Dataset", str, int]:
     """The folder checked as ``medlim data check --task bac`` checks it (a small one is fine), its fingerprint id
     and the number of rows ``skip_bad`` left out."""
     from medlim.core.datasets import dataset_fingerprint
@@ -550,7 +552,8 @@ def check_evaluation_folder(directory: str | Path, *, skip_bad: bool,
     return dataset, dataset_fingerprint(dataset, check=check).id, 0 if dropped is None else len(dropped.dropped)
 
 
-def _view_progress(progress: Callable[[str], None] | None, total: int) -> Callable[[int, str], None] | None:
+def view_progress(progress: Callable[[str], None] | None, total: int) -> Callable[[int, str], None] | None:
+    """``progress(done, name)`` of the evaluation as ``"[done/total] name"`` lines for ``progress`` (or ``None``)."""
     return None if progress is None else lambda done, name: progress(f"[{done}/{total}] {name}")
 
 
@@ -587,7 +590,7 @@ def evaluate_bac_data(
     dataset, fingerprint, dropped = check_evaluation_folder(directory, skip_bad=skip_bad, progress=progress)
     summary, per_image = evaluate_bac(bac_model, annotated_samples(dataset), threshold=threshold, x=x,
                                       pixel_spacing_mm=pixel_spacing_mm,
-                                      progress=_view_progress(progress, len(dataset)))
+                                      progress=view_progress(progress, len(dataset)))
     return BacDataEvaluation(weights=bac_model.label, fingerprint=fingerprint, summary=summary,
                              views_with_spacing=sum(1 for e in per_image if e.pixel_area_mm2 is not None),
                              dropped=dropped, per_image=tuple(per_image))

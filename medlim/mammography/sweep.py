@@ -21,6 +21,7 @@ from medlim.mammography.evaluate import (
     check_evaluation_folder,
     number_text,
     sweep_thresholds,
+    view_progress,
 )
 from medlim.mammography.selection import WholeViewScore, choose_cutoff, whole_view_score
 
@@ -145,5 +146,4 @@ def sweep_bac_data(
     dataset, fingerprint, dropped = check_evaluation_folder(directory, skip_bad=skip_bad, progress=progress)
     return sweep_cutoffs(bac_model, annotated_samples(dataset), thresholds=thresholds, x=x, pixel_spacing_mm=pixel_spacing_mm,
                          source={"fingerprint": fingerprint, "dropped": dropped},
-                         progress=None if progress is None else
-                         lambda done, name: progress(f"[{done}/{len(dataset)}] {name}"))
+                         progress=view_progress(progress, len(dataset)))

@@ -42,8 +42,6 @@ from medlim.core.io.budget import DecodeCost, check_decode_budget
 from medlim.errors import (
     CorruptFileError,
     MedlimError,
-    MultiFrameError,
-    ParameterError,
     TruncatedFileError,
     UnsupportedFormatError,
 )
@@ -119,17 +117,6 @@ def _spacing(header: Any) -> tuple[tuple[float, float] | None, str | None]:
     return (row, column), NIFTI_SPACING_SOURCE
 
 
-def _choose(frame: int | None, count: int, *, name: str) -> int:
-    if frame is None:
-        if count > 1:
-            raise MultiFrameError(f"{name} holds {count} images (slices); choose one with frame=0..{count - 1} "
-                                  "(on the command line: --frame N).")
-        return 0
-    if not 0 <= int(frame) < count:
-        raise ParameterError(f"frame must be in 0..{count - 1} for {name}; {frame!r} is given.")
-    return int(frame)
-
-
 def decode_nifti(source: bytes | BinaryIO, *, name: str, frame: int | None, settings: Settings) -> Any:
     """Decode one 2-D image (or one slice) of a NIfTI-1/2 file, plain or gzip-compressed.
 
@@ -146,7 +133,7 @@ def decode_nifti(source: bytes | BinaryIO, *, name: str, frame: int | None, sett
         UnsupportedFormatError, CorruptFileError, TruncatedFileError, ImageTooLargeError, DecodeBudgetError,
         MultiFrameError, ParameterError: with messages a person can act on.
     """
-    from medlim.core.io.raster import _check_size, _to_record
+    from medlim.core.io.raster import _check_size, _choose_frame, _to_record
 
     try:
         stream = _open_stream(source)
@@ -159,7 +146,7 @@ def decode_nifti(source: bytes | BinaryIO, *, name: str, frame: int | None, sett
         count = _plane_and_frames(shape, name=name)
         width, height = shape[0], shape[1]
         _check_size(height, width, max_pixels=settings.max_pixels, name=name)
-        index = _choose(frame, count, name=name)
+        index = _choose_frame(frame, count, name=name)
         voxels = int(np.prod(shape, dtype=np.int64))
         scaled = header.get_slope_inter()[0] not in (None, 1.0) or header.get_slope_inter()[1] not in (None, 0.0)
         cost = DecodeCost(height=height, width=width, decoded_bytes=height * width * max(dtype.itemsize, 4),
