@@ -102,8 +102,8 @@ def checked_view(preprocessed: PreprocessedImage) -> PreprocessedImage:
 
 
 #: Added to the warning of a flagged view whose air the preset's background floor made black.
-GREY_AIR_NOTE = ("Its background (the air around the breast) is not black, as it is in every training image; "
-                 "the model was given the view with the air set to black.")
+GREY_AIR_NOTE = ("Its background (the air around the breast) is not black; the model was given the view with "
+                 "the air set to black.")
 
 
 def assess_mammogram(
