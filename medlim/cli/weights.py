@@ -47,7 +47,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     registries = _registries(args)
     models = registries.models(args.task)
     if args.json:
-        print(json.dumps([m.to_dict() for m in models], indent=2))
+        from medlim.core.model_catalogue import picker_caption
+
+        # "caption": the line the pages show under their weights pickers, from the same function
+        print(json.dumps([{**m.to_dict(), "caption": picker_caption(m.entry, source=m.source)} for m in models],
+                         indent=2))
         return 0
     if not models:
         print(f"no weights registered in {registries.shipped.directory} or {registries.user.directory}")

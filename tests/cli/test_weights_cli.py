@@ -148,6 +148,8 @@ def test_list_shows_both_registries_and_the_default_then_set_and_reset_it(
     assert [(m["version"], m["source"], m["task_default"]) for m in listed] == [("1", "shipped", False),
                                                                                ("2", "user", True)]
     assert listed[0]["default"] is True  # the shipped mark itself is unchanged
+    # what the pages show under their pickers: no description here, so the name, with where the model comes from
+    assert [m["caption"] for m in listed] == ["shipped: tiny@1", "yours: tiny@2"]
 
     assert main(["weights", "reset-default", "test", *dirs]) == 0
     assert "tiny@1" in capsys.readouterr().out
