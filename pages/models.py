@@ -5,7 +5,9 @@ folder under the data roots for a large one), see the ``medlim data check``
 summary and every problem, train or fine-tune (SCU-Net, steatosis, TEND /
 CVAD, OSCARS, PMS), follow the progress and the live loss / validation curve,
 read the figures on the validation split, and find the new version beside the
-shipped ones. Issue 15: training is a ``train`` job (``medlim train <trainer>
+shipped ones; check any of the task's models against the dataset's own masks,
+labels or classes (an ``evaluate`` job: ``medlim bac|steatosis|ood|retrieval
+evaluate --data DIR --json``). Issue 15: training is a ``train`` job (``medlim train <trainer>
 --data DIR ...``) run by the app's worker, so it survives navigation and a
 closed tab; the page finds it again. Issue 17: make one of the task's models
 its default. The page draws what :mod:`medlim.core.model_catalogue`,
@@ -23,10 +25,12 @@ from medlim.ui.shell import ensure_app_shell
 
 
 def _training_section(task: TaskInfo) -> None:
+    """The dataset (zip or server folder), its check, then training on it and checking a model against it."""
     from medlim.ui.models import (
         checked_dataset,
         dataset_picker,
         show_dataset_report,
+        start_evaluation,
         start_training,
     )
 
@@ -45,6 +49,7 @@ def _training_section(task: TaskInfo) -> None:
     show_dataset_report(report)
     if task.trains_from_page:
         start_training(task, folder, report)
+    start_evaluation(task, folder, report)
 
 
 def main() -> None:
@@ -52,7 +57,7 @@ def main() -> None:
     st.title("Models")
     st.caption("Train on your own images, compare versions and choose each task's default. "
                "Research use only, not for diagnosis.")
-    from medlim.ui.models import show_catalogue, show_training_job
+    from medlim.ui.models import show_catalogue, show_evaluation_job, show_training_job
 
     keys = [task.key for task in TASKS]
     titles = {task.key: task.title for task in TASKS}
@@ -61,6 +66,7 @@ def main() -> None:
     st.subheader(f"Models of this task ({task.registry_task})")
     show_catalogue(task)
     show_training_job(task)
+    show_evaluation_job(task)
     _training_section(task)
 
 

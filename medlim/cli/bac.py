@@ -84,13 +84,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--threshold", type=float, default=None)
     evaluate.add_argument(
         "--thresholds", default=None,
-        help="several cut-offs, comma-separated, or `grid` (the trainer's): one line each and the cut-off the "
-             "trainer's rule would choose (choose on validation views or seeds)"
+        help="several cut-offs, comma-separated; `grid` stands for the trainer's (`grid,0.65` adds one): one line "
+             "each and the cut-off the trainer's rule would choose (choose on validation views or seeds)"
     )
     evaluate.add_argument("--x", type=float, default=None)
     evaluate.add_argument("--json", action="store_true", help="print the summary as JSON")
     evaluate.add_argument("--device", default=None)
     _add_pixel_spacing(evaluate)
+    add_background_option(evaluate, kind="evaluate")
     evaluate.set_defaults(func=_evaluate)
     add_bac_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])

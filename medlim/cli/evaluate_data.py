@@ -60,21 +60,30 @@ def _print(result, *, as_json: bool) -> int:  # result: an evaluation with to_js
 
 
 def parse_cutoffs(text: str) -> list[float]:
-    """``--thresholds 0.5,0.6,…``: the cut-offs, or the trainer's grid for ``grid``."""
+    """``--thresholds 0.5,0.6,…``: the cut-offs in the order given; ``grid`` among them stands for the trainer's grid.
+
+    ``grid,0.65`` is the grid plus the model's own cut-off (what the Models page sweeps); a value given twice
+    counts once.
+    """
     from medlim.mammography.selection import WHOLE_VIEW_CUTOFFS
 
-    if text.strip().lower() == "grid":
-        return list(WHOLE_VIEW_CUTOFFS)
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise ParameterError(f"--thresholds takes cut-offs in [0, 1], comma-separated, or `grid`; {text!r} is given.")
+    values: list[float] = []
+    for token in (t.strip() for t in text.split(",")):
+        if not token:
+            continue
+        if token.lower() == "grid":
+            values += WHOLE_VIEW_CUTOFFS
+            continue
+        try:
+            values.append(float(token))
+        except ValueError:
+            raise ParameterError(f"--thresholds takes cut-offs in [0, 1], comma-separated, or `grid`; {text!r} is given.")
     if not values:
         raise ParameterError("--thresholds needs at least one cut-off.")
     outside = [v for v in values if not 0.0 <= v <= 1.0]
     if outside:
         raise ParameterError(f"probability cut-offs must be in [0, 1]; {', '.join(f'{v:g}' for v in outside)} given.")
-    return values
+    return list(dict.fromkeys(values))
 
 
 def print_sweep(sweep, *, as_json: bool) -> int:  # sweep: medlim.mammography.sweep.BacSweep

@@ -43,8 +43,8 @@ from medlim.errors import JobError
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.jobs.context import JobContext
 
-__all__ = ["COMMANDS", "KINDS", "BacJobRequest", "bac_job_request", "parse_job_argv", "run_bac_quantify",
-           "run_command"]
+__all__ = ["COMMANDS", "EVALUATE_ROOMS", "KINDS", "BacJobRequest", "bac_job_request", "command_words",
+           "parse_job_argv", "run_bac_quantify", "run_command"]
 
 #: kind → its runner, ``"module:function"``.
 KINDS: dict[str, str] = {
@@ -55,6 +55,7 @@ KINDS: dict[str, str] = {
     "train": "medlim.cli.job_kinds:run_command",
     "steatosis.segment": "medlim.cli.job_kinds:run_command",
     "nuclei.segment": "medlim.cli.job_kinds:run_command",
+    "evaluate": "medlim.cli.job_kinds:run_command",
 }
 
 #: kind → the command words its argv starts with.
@@ -66,7 +67,21 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "train": ("train",),
     "steatosis.segment": ("steatosis", "segment"),
     "nuclei.segment": ("nuclei", "segment"),
+    "evaluate": ("*", "evaluate"),
 }
+
+#: The rooms whose ``evaluate`` command an ``evaluate`` job may run (``*`` in :data:`COMMANDS`): a model
+#: checked on a user's annotated folder (``--data``), as the Models page asks (issue 12).
+EVALUATE_ROOMS: tuple[str, ...] = ("bac", "steatosis", "nuclei", "ood", "retrieval")
+
+
+def command_words(kind: str, argv: list[str]) -> tuple[str, ...] | None:
+    """The words ``argv`` must start with for a job of ``kind``; ``None`` for an unknown kind."""
+    words = COMMANDS.get(kind)
+    if words is None or words[0] != "*":
+        return words
+    room = argv[0] if argv and argv[0] in EVALUATE_ROOMS else EVALUATE_ROOMS[0]
+    return (room, *words[1:])
 
 #: Parsed options holding paths (read or written): made absolute from ``cwd``, confined for a page's job.
 _PATH_OPTIONS: tuple[str, ...] = (
@@ -122,9 +137,11 @@ def parse_job_argv(kind: str, parameters: dict[str, Any], *, origin: str = "cli"
     argv = parameters.get("argv")
     if not isinstance(argv, list) or not all(isinstance(arg, str) for arg in argv):
         raise JobError(f"a {kind} job needs parameters {{'argv': [...]}} (the command's arguments as text).")
-    words = COMMANDS.get(kind)
+    words = command_words(kind, argv)
     if words is None or tuple(argv[: len(words)]) != words:
-        raise JobError(f"a {kind} job runs `medlim {' '.join(words or ())} ...`; its argv starts {argv[:2]}.")
+        shown = " ".join(words or ()) if COMMANDS.get(kind, ("",))[0] != "*" else \
+            f"{'|'.join(EVALUATE_ROOMS)} {' '.join(COMMANDS[kind][1:])}"
+        raise JobError(f"a {kind} job runs `medlim {shown} ...`; its argv starts {argv[:2]}.")
     if "--background" in argv:
         raise JobError("a job's argv may not hold --background (it would only queue another job).")
     args = _parse(argv)
@@ -240,7 +257,8 @@ def run_command(context: JobContext, parameters: dict[str, Any]) -> dict[str, An
     if code != 0:
         if folder is not None:
             _drop_epochs(folder)  # the job fails for good: its epochs are of no use
-        raise JobError(f"`medlim {' '.join(COMMANDS[job.kind])}` ended with exit status {code}; the job's log says why.")
+        words = " ".join(command_words(job.kind, list(parameters.get("argv") or [])) or ())
+        raise JobError(f"`medlim {words}` ended with exit status {code}; the job's log says why.")
     result = _stdout_result(stdout.getvalue())
     if hasattr(args, "jsonl") and not getattr(args, "pseudonymise_names", False):
         result["output"] = _label_rows(result["output"])

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlim.cli.evaluate_data import add_nuclei_data_evaluation, run_nuclei_data_evaluation
+from medlim.cli.jobs import add_background_option
 from medlim.cli.microscopy_options import add_microscopy_options
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -53,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(1024, 1376),
                           help="phantom size (default 1024 1376, the thesis size)")
     evaluate.add_argument("--jsonl", action="store_true", help="JSON Lines: one object per image and method, then the summary")
+    add_background_option(evaluate, kind="evaluate")
     evaluate.set_defaults(func=_evaluate)
     add_nuclei_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])

@@ -98,6 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                "or 'none'")
     _stats_option(evaluate)
     _registry_options(evaluate)
+    add_background_option(evaluate, kind="evaluate")
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 
@@ -406,6 +407,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     detector = _detector(args)
     seed = HELDOUT_SEED if args.seed is None else args.seed
     read: dict[int, object] = {}  # the folder as read at each input side
+    named: dict[str, object] = {}  # --data: the folder's fingerprint and images (never its path)
     if args.n_shift < 0:
         raise ParameterError(f"--n-shift must be 0 or more, {args.n_shift} is given.")
     if args.data is not None:
@@ -414,6 +416,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         data = evaluation_data(args.data, size=detector.read_size, skip_bad=args.skip_bad,
                                progress=stderr_progress)
         read[detector.read_size] = data
+        named["data"] = {"fingerprint": data.fingerprint,
+                         "images": len(data.clean) + (0 if data.shifted is None else len(data.shifted))}
         evaluation = evaluate_detector(detector, data.clean, seed=seed, shifted=data.shifted,
                                        shift_types=data.shift_types)
     else:
@@ -431,7 +435,8 @@ def _evaluate(args: argparse.Namespace) -> int:
                                        shift_types=moved.shift_types if moved else ())
     table = _shift_comparison(args, detector, seed, read) if evaluation.shift_types else None
     if args.json:
-        print(json.dumps({"detector": detector.name, "acquisition_statistics": detector.fused, **evaluation.to_dict(),
+        print(json.dumps({"detector": detector.name, "acquisition_statistics": detector.fused, **named,
+                          **evaluation.to_dict(),
                           **({"shift_types": table.to_dict()} if table is not None else {})}, indent=2))
     else:
         lines = evaluation_lines(evaluation, detector=detector.name + (" + acquisition statistics" if detector.fused
@@ -483,4 +488,4 @@ def _shift_comparison(args: argparse.Namespace, detector, seed: int, read: dict)
         return ShiftedSet(data.shifted, data.shift_types, np.full(len(data.shift_types), np.nan))
 
     return compare_shift_types(detectors, reference=lambda size: data_at(size).clean, shifted=shifted,
-                               source=args.data.name)
+                               source=f"dataset {data_at(detector.read_size).fingerprint}")  # never the folder's name

@@ -79,6 +79,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           help="with --data: leave out rows with problems instead of refusing the folder")
     evaluate.add_argument("--json", action="store_true", help="JSON instead of Markdown tables")
     evaluate.add_argument("--weights-dir", default=None)
+    add_background_option(evaluate, kind="evaluate")
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 

@@ -71,6 +71,7 @@ JOB_PAGES: dict[str, JobPage] = {
     "ood.score": JobPage("pages/ood.py", "Out-of-distribution", "ood_job"),
     "steatosis.segment": JobPage("pages/steatosis.py", "Liver steatosis", "steatosis_job"),
     "nuclei.segment": JobPage("pages/nuclei.py", "Clumped nuclei", "nuclei_job"),
+    "evaluate": JobPage("pages/models.py", "Models", "models_eval_job"),
 }
 
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from medlim.core.evaluations import CutoffCurve, EvaluationReport, EvaluationTable
 from medlim.core.model_catalogue import (
     TRAINERS,
     DatasetReport,
@@ -36,7 +37,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "COLOURS",
+    "EVAL_JOB_KEY",
     "JOB_KEY",
+    "cutoff_figure",
+    "evaluation_frame",
+    "evaluation_csv",
+    "show_evaluation_job",
+    "start_evaluation",
     "catalogue_frame",
     "checked_dataset",
     "curve_figure",
@@ -57,6 +64,8 @@ __all__ = [
 COLOURS: tuple[str, ...] = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 #: The session key of the training job the page follows (:mod:`medlim.ui.jobs`).
 JOB_KEY = "models_job"
+#: The session key of the evaluation job the page follows.
+EVAL_JOB_KEY = "models_eval_job"
 _SOURCES = ("Upload a zip", "Folder on the server")
 
 
@@ -156,6 +165,55 @@ def job_curve(lines: list[str]) -> TrainingCurve:
     for line in lines:
         curve = curve.with_line(line)
     return curve
+
+
+def evaluation_frame(table: EvaluationTable) -> pd.DataFrame:
+    """One evaluation table as a frame (columns in the table's order; ``None`` → NaN in number columns)."""
+    frame = pd.DataFrame([dict(row) for row in table.rows], columns=list(table.columns))
+    for column in table.columns:
+        values = [row.get(column) for row in table.rows]
+        if values and all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values):
+            frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    return frame
+
+
+def evaluation_csv(report: EvaluationReport) -> bytes:
+    """Every table of the report as CSV, one block per table under its title (what the page offers to download)."""
+    blocks = []
+    for table in report.tables:
+        blocks.append(f"# {table.title}\n" + evaluation_frame(table).to_csv(index=False))
+    return "\n".join(blocks).encode("utf-8")
+
+
+def cutoff_figure(curve: CutoffCurve, *, height: int = 420) -> go.Figure:
+    """Dice on views with BAC (left axis) and the median false area of BAC-free views (right axis) per cut-off.
+
+    Dashed lines mark the model's own cut-off and the one the trainer's rule would choose; a dotted line the
+    0.5 mm² target of the false area (when the views state their spacing).
+    """
+    from plotly.subplots import make_subplots
+
+    thresholds = [p.threshold for p in curve.points]
+    figure = make_subplots(specs=[[{"secondary_y": curve.unit is not None}]])
+    figure.add_trace(go.Scatter(x=thresholds, y=[p.dice for p in curve.points], mode="lines+markers",
+                                name="Dice, views with BAC", line={"color": COLOURS[0]}), secondary_y=False)
+    if curve.unit is not None:
+        figure.add_trace(go.Scatter(x=thresholds, y=[p.false_area for p in curve.points], mode="lines+markers",
+                                    name=f"median false AM, BAC-free views ({curve.unit})",
+                                    line={"color": COLOURS[5], "dash": "dot"}), secondary_y=True)
+        if curve.unit == "mm²":
+            figure.add_hline(y=0.5, line={"color": COLOURS[5], "width": 1, "dash": "dot"}, secondary_y=True,
+                             annotation_text="0.5 mm²", annotation_position="top left")
+        figure.update_yaxes(title_text=f"false area ({curve.unit})", rangemode="tozero", secondary_y=True)
+    for value, text, colour in ((curve.own, "model's cut-off", COLOURS[6]), (curve.chosen, "rule's choice", COLOURS[2])):
+        if value is not None:
+            figure.add_vline(x=value, line={"color": colour, "width": 1, "dash": "dash"}, annotation_text=text,
+                             annotation_position="top")
+    figure.update_yaxes(title_text="Dice", range=[0, 1], secondary_y=False)
+    figure.update_xaxes(title_text="probability cut-off", range=[0, 1])
+    figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+                         legend={"orientation": "h", "y": -0.25}, title="What each cut-off costs on your views")
+    return figure
 
 
 # -------------------------------------------------------------------------------------------------
@@ -533,3 +591,120 @@ def show_training_job(task: TaskInfo) -> None:
     title = "Training job" if job_task is None or job_task == task else f"Training job ({job_task.title})"
     st.subheader(title)
     follow_job(job, key=JOB_KEY, render_done=_training_done, render_live=_live_curve)
+
+
+def _model_cutoff(task: TaskInfo, label: str) -> float | None:
+    """A BAC model's own probability cut-off (its manifest's ``thresholds.output``), else ``None``."""
+    if task.key != "bac":
+        return None
+    from medlim.core.weights import Registries
+
+    try:
+        value = Registries.load().find(label).thresholds.get("output")
+    except MedlimError:
+        return None
+    return None if value is None else float(value)
+
+
+def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> None:
+    """Pick one of the task's models and check it on the folder's annotations, as an ``evaluate`` job."""
+    import streamlit as st
+
+    from medlim.core.evaluations import EVALUATION_LAYOUTS, EvaluationRequest, evaluation_argv, evaluation_problem
+    from medlim.core.model_catalogue import model_catalogue
+    from medlim.ui.errors import show_medlim_errors
+    from medlim.ui.jobs import submit_page_job
+
+    st.subheader("Check a model on your annotated data")
+    if task.key not in EVALUATION_LAYOUTS:
+        st.info("Models of this task cannot be evaluated on your data from this page yet.")
+        return
+    problem = evaluation_problem(task.key, report.check.summary.layout)
+    if problem is not None:
+        st.info(problem[0].upper() + problem[1:], icon=":material/info:")
+        return
+    catalogue = None
+    with show_medlim_errors(subject="Models"):
+        catalogue = model_catalogue(task)
+    if catalogue is None or not catalogue.rows:
+        st.info("This task has no model yet.")
+        return
+    labels = [row.label for row in catalogue.rows]
+    index = labels.index(catalogue.default) if catalogue.default in labels else 0
+    columns = st.columns([3, 2], vertical_alignment="bottom")
+    label = columns[0].selectbox("Model", labels, index=index, key="models_eval_model",
+                                 help="The model whose results are compared with your masks, labels or classes.")
+    cutoff = _model_cutoff(task, label)
+    skip_bad = False
+    if not report.ok:
+        skip_bad = st.checkbox("Leave out the images with problems", key="models_eval_skip_bad")
+    what = {"bac": "every probability cut-off of the trainer's grid and the model's own, from one inference per "
+                   "view: Dice, agreement of the readouts, TAM bias and false BAC on BAC-free views",
+            "steatosis": "weak labels and the network against your droplet labels",
+            "ood": "AUROC and the share flagged per class, with the detector's class as in-distribution",
+            "oscars": "precision and hit rate at 1, 5 and 10, leave-one-out", "pms": "precision at 1, 5 and 10"}
+    st.caption(f"Evaluates {what.get(task.key, 'the model')}. Runs as a job in the app's worker; the same as "
+               f"`medlim {' '.join(evaluation_argv(EvaluationRequest(task.key, Path('DIR'), label, cutoff))[:2])} "
+               "--data DIR --json`.")
+    if not columns[1].button("Evaluate", key="models_evaluate", disabled=not (report.ok or skip_bad)):
+        return
+    argv = None
+    with show_medlim_errors(subject="Evaluation"):
+        argv = evaluation_argv(EvaluationRequest(task=task.key, data=_job_dataset(folder, report), model=label,
+                                                 cutoff=cutoff, skip_bad=skip_bad))
+    if argv is not None and submit_page_job("evaluate", argv, state_key=EVAL_JOB_KEY,
+                                            dataset_fingerprint=report.fingerprint.id) is not None:
+        st.rerun()
+
+
+def _evaluation_done(job: Job) -> None:
+    import streamlit as st
+
+    from medlim.core.evaluations import evaluation_of_argv, evaluation_report
+    from medlim.ui.errors import show_medlim_errors
+    from medlim.ui.jobs import result_output
+
+    argv = [str(arg) for arg in job.parameters.get("argv") or []]
+    known = evaluation_of_argv(argv)
+    payload = next((value for value in reversed(result_output(job)) if isinstance(value, dict)), None)
+    if known is None or payload is None:
+        st.info("The evaluation printed nothing to show; its log is on the Jobs page.")
+        return
+    report = None
+    with show_medlim_errors(subject="Evaluation"):
+        report = evaluation_report(known[0], payload, cutoff=known[1])
+    if report is None:
+        return
+    size = f", {report.images} images" if report.images is not None else ""
+    st.markdown(f"**{report.model or 'Model'}** on dataset `{report.fingerprint or '?'}`{size}")
+    if report.curve is not None and report.curve.points:
+        st.plotly_chart(cutoff_figure(report.curve), key=f"models_eval_curve_{job.id}")
+    for number, table in enumerate(report.tables):
+        st.markdown(f"**{table.title}**")
+        st.dataframe(evaluation_frame(table), hide_index=True, key=f"models_eval_table_{job.id}_{number}",
+                     width="stretch")
+        for note in table.notes:
+            st.caption(note)
+    for note in report.notes:
+        st.caption(note)
+    import json
+
+    columns = st.columns(2)
+    columns[0].download_button("Tables (CSV)", evaluation_csv(report), file_name=f"evaluation-{job.id}.csv",
+                               mime="text/csv", key=f"models_eval_csv_{job.id}")
+    columns[1].download_button("Everything (JSON)", json.dumps(payload, indent=1, ensure_ascii=False).encode("utf-8"),
+                               file_name=f"evaluation-{job.id}.json", mime="application/json",
+                               key=f"models_eval_json_{job.id}")
+
+
+def show_evaluation_job(task: TaskInfo) -> None:
+    """The evaluation job this page follows, live or finished."""
+    import streamlit as st
+
+    from medlim.ui.jobs import follow_job, page_job
+
+    job = page_job(EVAL_JOB_KEY, "evaluate")
+    if job is None:
+        return
+    st.subheader("Evaluation on your data")
+    follow_job(job, key=EVAL_JOB_KEY, render_done=_evaluation_done)
