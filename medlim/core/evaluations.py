@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medlim.core.datasets import TASK_LAYOUTS
+from medlim.core.datasets import TASK_LAYOUTS, TRAINING_ONLY_PROBLEMS, DatasetCheck, DatasetProblem
 from medlim.core.text import escape_control
 from medlim.errors import ParameterError
 
@@ -42,6 +42,7 @@ __all__ = [
     "EvaluationRequest",
     "EvaluationTable",
     "evaluation_argv",
+    "evaluation_blockers",
     "evaluation_problem",
     "evaluation_report",
     "evaluation_of_argv",
@@ -155,6 +156,12 @@ def evaluation_of_argv(argv: Sequence[str]) -> tuple[str, float | None] | None:
         except ValueError:
             cutoff = None
     return task, cutoff
+
+
+def evaluation_blockers(check: DatasetCheck) -> tuple[DatasetProblem, ...]:
+    """The problems that stop an evaluation of the checked folder (those that only concern training —
+    too few images or patients for a split — do not: the evaluate commands ignore them)."""
+    return tuple(problem for problem in check.problems if problem.kind not in TRAINING_ONLY_PROBLEMS)
 
 
 def evaluation_problem(task: str, layout: str) -> str | None:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlim.core.datasets import TRAINING_ONLY_PROBLEMS
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -548,7 +549,7 @@ def check_evaluation_folder(
     from medlim.core.training import check_folder
 
     dataset, check, dropped = check_folder(directory, task="bac", what="evaluation folder", skip_bad=skip_bad,
-                                           ignore=("too_few_images", "too_few_patients"), progress=progress)
+                                           ignore=TRAINING_ONLY_PROBLEMS, progress=progress)
     return dataset, dataset_fingerprint(dataset, check=check).id, 0 if dropped is None else len(dropped.dropped)
 
 

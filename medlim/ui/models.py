@@ -610,7 +610,13 @@ def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> Non
     """Pick one of the task's models and check it on the folder's annotations, as an ``evaluate`` job."""
     import streamlit as st
 
-    from medlim.core.evaluations import EVALUATION_LAYOUTS, EvaluationRequest, evaluation_argv, evaluation_problem
+    from medlim.core.evaluations import (
+        EVALUATION_LAYOUTS,
+        EvaluationRequest,
+        evaluation_argv,
+        evaluation_blockers,
+        evaluation_problem,
+    )
     from medlim.core.model_catalogue import model_catalogue
     from medlim.ui.errors import show_medlim_errors
     from medlim.ui.jobs import submit_page_job
@@ -636,8 +642,12 @@ def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> Non
                                  help="The model whose results are compared with your masks, labels or classes.")
     cutoff = _model_cutoff(task, label)
     skip_bad = False
-    if not report.ok:
-        skip_bad = st.checkbox("Leave out the images with problems", key="models_eval_skip_bad")
+    blockers = evaluation_blockers(report.check)
+    if not report.ok and not blockers:
+        st.caption("The folder is too small to train on, which does not matter for an evaluation.")
+    if blockers:
+        skip_bad = st.checkbox("Leave out the images with problems", key="models_eval_skip_bad",
+                               help="As `--skip-bad`: the images with problems are left out and counted.")
     what = {"bac": "every probability cut-off of the trainer's grid and the model's own, from one inference per "
                    "view: Dice, agreement of the readouts, TAM bias and false BAC on BAC-free views",
             "steatosis": "weak labels and the network against your droplet labels",
@@ -646,7 +656,7 @@ def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> Non
     st.caption(f"Evaluates {what.get(task.key, 'the model')}. Runs as a job in the app's worker; the same as "
                f"`medlim {' '.join(evaluation_argv(EvaluationRequest(task.key, Path('DIR'), label, cutoff))[:2])} "
                "--data DIR --json`.")
-    if not columns[1].button("Evaluate", key="models_evaluate", disabled=not (report.ok or skip_bad)):
+    if not columns[1].button("Evaluate", key="models_evaluate", disabled=bool(blockers) and not skip_bad):
         return
     argv = None
     with show_medlim_errors(subject="Evaluation"):

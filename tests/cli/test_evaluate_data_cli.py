@@ -8,7 +8,6 @@ them; ``run_*_data_evaluation`` is what the commands call when ``--data`` is giv
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 from pathlib import Path
@@ -25,6 +24,7 @@ from medlim.cli.evaluate_data import (
     run_steatosis_data_evaluation,
 )
 from medlim.core.training import DatasetProblemsError
+from tests.bac_helpers import constant_bac_weights, two_tone_views, write_manifest
 
 
 def _bac_parser() -> argparse.ArgumentParser:
@@ -59,59 +59,9 @@ def _steatosis_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_manifest(root: Path, rows: list[dict[str, str]]) -> None:
-    with (root / "manifest.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _constant_bac_weights(logit: float = 20.0, name: str = "const-bac") -> str:
-    """SCU-Net whose output is ``logit`` everywhere (20: sigmoid ≈ 1, every pixel of a predicted patch is BAC)."""
-    import torch
-
-    from medlim.core.weights import Registries
-    from medlim.mammography.scunet import build_scunet
-
-    model = build_scunet().eval()
-    with torch.no_grad():
-        model.head.weight.zero_()
-        model.head.bias.fill_(logit)
-    Registries.load().register({
-        "name": name, "version": "1", "task": "bac-segmentation", "architecture": "scunet", "preset": "thesis",
-        "input_contract": {"channels": 3, "size": [512, 512], "range": [-1.0, 1.0]}, "output_type": "probability",
-        "thresholds": {"output": 0.5},
-        "params": {"overlap": 64, "merge": "max", "skip": "black", "output_activation": "sigmoid", "x": 100.0},
-    }, model.state_dict())
-    return f"{name}@1"
-
-
-def _two_tone_views(root: Path) -> Path:
-    """Three 512×512 views, left half dark and right half bright: the thesis preset turns them into 1 | 255.
-
-    BAC outlined in the bright half: 1000 px (view 0), 500 px (view 1), none (view 2).
-    """
-    from medlim.phantoms.base import save_png
-
-    root.mkdir()
-    boxes = [(slice(100, 110), slice(300, 400)), (slice(200, 210), slice(300, 350)), None]
-    rows = []
-    for index, box in enumerate(boxes):
-        image = np.full((512, 512), 200, np.uint8)
-        image[:, :256] = 60 + index  # different bytes, the same preprocessed view
-        mask = np.zeros((512, 512), bool)
-        if box is not None:
-            mask[box] = True
-        save_png(root / f"v{index}.png", image)
-        save_png(root / f"v{index}_mask.png", mask)
-        rows.append({"image": f"v{index}.png", "mask": f"v{index}_mask.png"})
-    _write_manifest(root, rows)
-    return root
-
-
 def test_bac_evaluate_data_hand_computed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    weights = _constant_bac_weights()
-    folder = _two_tone_views(tmp_path / "views")
+    weights = constant_bac_weights()
+    folder = two_tone_views(tmp_path / "views")
     args = _bac_parser().parse_args(["--data", str(folder), "--weights", weights, "--json"])
     assert run_bac_data_evaluation(args) == 0
     report = json.loads(capsys.readouterr().out)
@@ -137,8 +87,8 @@ def test_bac_evaluate_data_sweeps_cutoffs_and_names_the_one_the_trainer_would_ch
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # every pixel's probability is sigmoid(0.8473) = 0.7: at 0.5 everything is BAC, at 0.8 nothing
-    weights = _constant_bac_weights(logit=math.log(0.7 / 0.3), name="flat-bac")
-    folder = _two_tone_views(tmp_path / "views")
+    weights = constant_bac_weights(logit=math.log(0.7 / 0.3), name="flat-bac")
+    folder = two_tone_views(tmp_path / "views")
     args = _bac_parser().parse_args(["--data", str(folder), "--weights", weights, "--thresholds", "0.5,0.8", "--json"])
     assert run_bac_data_evaluation(args) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -192,7 +142,7 @@ def test_nuclei_evaluate_data_json(tmp_path: Path, capsys: pytest.CaptureFixture
     phantom = generate_fluorescence(7, index=0, size=(96, 128))
     save_png(folder / "a.png", phantom.image)
     save_png(folder / "a_labels.png", phantom.labels.astype(np.uint16))
-    _write_manifest(folder, [{"image": "a.png", "instances": "a_labels.png"}])
+    write_manifest(folder, [{"image": "a.png", "instances": "a_labels.png"}])
     assert run_nuclei_data_evaluation(_nuclei_parser().parse_args(["--data", str(folder), "--json"])) == 0
     captured = capsys.readouterr()
     report = json.loads(captured.out)
@@ -211,7 +161,7 @@ def _he_folder(root: Path, count: int) -> Path:
         save_png(root / f"he{index}.png", phantom.image)
         save_png(root / f"he{index}_droplets.png", phantom.labels.astype(np.uint16))
         rows.append({"image": f"he{index}.png", "instances": f"he{index}_droplets.png"})
-    _write_manifest(root, rows)
+    write_manifest(root, rows)
     return root
 
 
@@ -234,3 +184,13 @@ def test_steatosis_evaluate_data_scores_the_weak_labels_as_the_phantom_evaluatio
     assert run_steatosis_data_evaluation(args) == 0
     text = capsys.readouterr().out
     assert "2 images of dataset" in text and "network" in text and "network F1 − weak F1" in text
+
+
+def test_cutoffs_may_add_the_models_own_to_the_trainers_grid() -> None:
+    from medlim.cli.evaluate_data import parse_cutoffs
+    from medlim.mammography.selection import WHOLE_VIEW_CUTOFFS
+
+    assert parse_cutoffs("grid") == list(WHOLE_VIEW_CUTOFFS)
+    assert parse_cutoffs("grid,0.65") == [*WHOLE_VIEW_CUTOFFS, 0.65]
+    assert parse_cutoffs("0.9, 0.3,0.9") == [0.9, 0.3]  # in the order given, once each
+    assert parse_cutoffs("grid,0.8") == list(WHOLE_VIEW_CUTOFFS)  # 0.8 is on the grid already

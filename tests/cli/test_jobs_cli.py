@@ -242,3 +242,29 @@ def test_killed_worker_job_is_resumed_by_another_without_redoing_stored_files(
     assert len(analysed[1]) >= 2 and not analysed[1] & analysed[2]  # nothing analysed twice
     assert analysed[1] <= reused_second
     assert len(analysed[1] | analysed[2] | reused_second) == len(files)
+
+
+def test_an_evaluate_job_runs_any_rooms_evaluate_command_and_a_pages_folder_stays_in_the_data_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medlim.cli.job_kinds import command_words, parse_job_argv
+    from medlim.errors import JobError, PathNotAllowedError
+
+    inside = tmp_path / "roots"
+    (inside / "views").mkdir(parents=True)
+    monkeypatch.setenv("MEDLIM_DATA_ROOTS", str(inside))
+    args = parse_job_argv("evaluate", {"argv": ["bac", "evaluate", "--data", "views", "--thresholds", "grid,0.65",
+                                                "--json"]}, origin="page")
+    assert args.data == (inside / "views").resolve() and args.thresholds == "grid,0.65" and args.json
+    ood = parse_job_argv("evaluate", {"argv": ["ood", "evaluate", "--detector", "tend-humerus", "--data", "views"]},
+                         origin="page")
+    assert ood.detector == "tend-humerus" and ood.data == (inside / "views").resolve()
+    assert command_words("evaluate", ["retrieval", "evaluate"]) == ("retrieval", "evaluate")
+    assert command_words("evaluate", ["shift", "run"]) == ("bac", "evaluate")  # then refused below
+    assert command_words("train", ["train", "tend"]) == ("train",) and command_words("nothing", []) is None
+    with pytest.raises(PathNotAllowedError):
+        parse_job_argv("evaluate", {"argv": ["steatosis", "evaluate", "--data", "/etc"]}, origin="page")
+    with pytest.raises(JobError, match=r"runs `medlim bac\|steatosis\|nuclei\|ood\|retrieval evaluate"):
+        parse_job_argv("evaluate", {"argv": ["shift", "run", "--data", "views"]}, origin="page")
+    with pytest.raises(JobError, match="runs `medlim"):
+        parse_job_argv("evaluate", {"argv": ["bac", "quantify", "views"]}, origin="page")

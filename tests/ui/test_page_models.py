@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -237,3 +238,50 @@ def test_train_a_detector_as_a_job_see_it_in_the_table_make_it_default_and_pick_
 
     at.button(key="models_reset_default").click().run()
     assert default_model("ood-detection").label != "tend-hand@1"
+
+
+def test_check_a_bac_model_on_a_few_annotated_views_as_a_job_with_every_cutoff(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_jobs
+) -> None:
+    """Three two-tone views (1000, 500 and 0 px of BAC in a 512 × 512 view) and a model whose probability is 0.7
+    everywhere: below 0.7 every pixel is BAC, above it none — the same figures as ``medlim bac evaluate``'s."""
+    from medlim.core.jobs import list_jobs
+    from medlim.core.store import open_store
+    from tests.bac_helpers import constant_bac_weights, two_tone_views
+
+    root = tmp_path / "data"
+    root.mkdir()
+    two_tone_views(root / "views")
+    monkeypatch.setenv("MEDLIM_DATA_ROOTS", str(root))
+    weights = constant_bac_weights(logit=math.log(0.7 / 0.3), name="flat-bac")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    at.selectbox(key="models_task").set_value("bac").run()
+    _point_at(at, "views")
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.button(key="models_train").disabled  # three views are too few to train on ...
+    assert any("does not matter for an evaluation" in c.value for c in at.caption)  # ... not to evaluate
+    at.selectbox(key="models_eval_model").set_value(weights).run()
+    at.button(key="models_evaluate").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    with open_store() as store:
+        (job,) = list_jobs(store, kind="evaluate")
+    assert job.origin == "page" and job.parameters["argv"] == [
+        "bac", "evaluate", "--data", str((root / "views").resolve()), "--weights", weights, "--thresholds", "grid,0.5",
+        "--json"]
+
+    (ended,) = run_jobs()
+    assert ended.state == "done", ended.error
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    table = _frame(at, "cut-off").set_index("cut-off")
+    assert list(table.index) == [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
+    dice = (2000 / 263144 + 1000 / 262644) / 2  # every pixel marked: 2|T| / (|T| + 512²) on the views with BAC
+    assert table.loc[0.5, "Dice (views with BAC)"] == pytest.approx(dice)
+    assert table.loc[0.5, "median false AM, BAC-free views (px)"] == 262144  # PNG views: no spacing, pixels
+    assert table.loc[0.5, "TAM_X bias (%)"] == pytest.approx(100 * (3 * 131072 - 1500) / 1500)
+    assert table.loc[0.9, "Dice (views with BAC)"] == 0.0 and table.loc[0.9, "TAM_X bias (%)"] == -100.0
+    assert table.loc[0.5, "which"] == "model's cut-off"
+    assert "the rule's choice" in table.loc[0.7:, "which"].tolist()[0] + table.loc[0.8, "which"]
+    (chart,) = at.get("plotly_chart")
+    assert "cut-off" in chart.proto.spec and "false AM" in chart.proto.spec
+    assert str(root) not in chart.proto.spec, chart.proto.spec[:3000]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from medlim.core.datasets.check import (
     MIN_IMAGES_PER_PART,
     MIN_PATIENTS_PER_PART,
+    TRAINING_ONLY_PROBLEMS,
     DatasetCheck,
     DatasetSummary,
     DropReport,
@@ -45,6 +46,7 @@ __all__ = [
     "LABEL_SEPARATOR",
     "MIN_IMAGES_PER_PART",
     "MIN_PATIENTS_PER_PART",
+    "TRAINING_ONLY_PROBLEMS",
     "DEFAULT_VAL_FRACTION",
     "Dataset",
     "DatasetItem",

@@ -55,6 +55,9 @@ MIN_IMAGES_PER_PART = 10
 
 #: Fewest patients each part may have (when the dataset names its patients).
 MIN_PATIENTS_PER_PART = MIN_PATIENTS_PER_SIDE
+#: Problems that only concern training (a split too small to train and validate): an evaluation reads a
+#: small folder (a handful of annotated views is fine) and leaves them aside.
+TRAINING_ONLY_PROBLEMS: tuple[str, ...] = ("too_few_images", "too_few_patients")
 
 #: How to lay out the data of each layout, for ``wrong_layout`` messages.
 _LAYOUT_HOWTO: dict[str, str] = {

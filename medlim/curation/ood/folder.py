@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlim.core.datasets import TRAINING_ONLY_PROBLEMS
 from medlim.core.familiarity import attach_input_checks
 from medlim.core.training import (
     Deadline,
@@ -550,7 +551,7 @@ def evaluation_data(directory: str | Path, *, size: int, skip_bad: bool = False,
     from medlim.core.datasets import dataset_fingerprint
 
     dataset, check, _ = check_folder(directory, task="ood", what=what, skip_bad=skip_bad,
-                                     ignore=("too_few_images", "too_few_patients"), progress=progress)
+                                     ignore=TRAINING_ONLY_PROBLEMS, progress=progress)
     read = read_dataset(dataset, size=size)
     shifted_mask = np.array([kind not in _NO_SHIFT for kind in read.shift_types], dtype=bool)
     clean = read.images.select(~shifted_mask)

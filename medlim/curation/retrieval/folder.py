@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlim.core.datasets import TRAINING_ONLY_PROBLEMS
 from medlim.core.familiarity import attach_input_checks
 from medlim.core.training import (
     Deadline,
@@ -83,7 +84,7 @@ DEFAULT_METHODS: tuple[str, ...] = ("oscars", "triplet")
 #: Cut-offs of the PMS tables (thesis Table 6.2).
 PMS_KS: tuple[int, ...] = (1, 5, 10, 50)
 _PRESET = "ood-grey"
-_UNUSED_PROBLEMS = ("too_few_images", "too_few_patients")
+_UNUSED_PROBLEMS = TRAINING_ONLY_PROBLEMS
 
 
 @dataclass(frozen=True)

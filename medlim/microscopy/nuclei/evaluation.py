@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from medlim.core.datasets import TRAINING_ONLY_PROBLEMS
 from medlim.core.metrics import hausdorff_distance, instance_metrics, iou_matrix, pixel_metrics
 from medlim.errors import ParameterError
 from medlim.microscopy.nuclei.pipeline import NucleiParams, segment_nuclei
@@ -298,7 +299,7 @@ def evaluate_nuclei_data(
         if method not in METHODS:
             raise ParameterError(f"unknown nuclei method {method!r}; use one of {', '.join(METHODS)}.")
     dataset, check, _ = check_folder(directory, task="nuclei", what="evaluation folder", skip_bad=skip_bad,
-                                     ignore=("too_few_images", "too_few_patients"), progress=progress)
+                                     ignore=TRAINING_ONLY_PROBLEMS, progress=progress)
     rows: list[ImageEvaluation] = []
     for index, item in enumerate(dataset.items):
         name = dataset.display_name(item.image)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medlim.core.datasets import TRAINING_ONLY_PROBLEMS
 from medlim.core.metrics import instance_metrics, iou_matrix
 from medlim.errors import ParameterError
 from medlim.microscopy.steatosis.weak import weak_labels
@@ -324,7 +325,7 @@ def evaluate_steatosis_data(
     from medlim.core.training import check_folder
 
     dataset, check, _ = check_folder(directory, task="steatosis", what="evaluation folder", skip_bad=skip_bad,
-                                     ignore=("too_few_images", "too_few_patients"), progress=progress)
+                                     ignore=TRAINING_ONLY_PROBLEMS, progress=progress)
     if dataset.layout != "segmentation_instances":
         raise ParameterError("steatosis evaluation needs outlined droplets: a manifest.csv with columns "
                              "image,instances (uint16 labels, one value per droplet); this folder is "
