@@ -606,6 +606,26 @@ def _model_cutoff(task: TaskInfo, label: str) -> float | None:
     return None if value is None else float(value)
 
 
+def _evaluable(task: TaskInfo, labels: list[str], report: DatasetReport) -> list[str]:
+    """The models that can be checked on the folder: for OOD, the detectors one of whose in-distribution classes
+    names one of the folder's classes (else every image would count as OOD); every model otherwise."""
+    if task.key != "ood":
+        return labels
+    from medlim.core.weights import Registries
+    from medlim.curation.ood.labels import folder_matches
+
+    registries = Registries.load()
+    kept = []
+    for label in labels:
+        try:
+            id_classes = registries.find(label).params.get("id_classes") or ()
+        except MedlimError:
+            continue
+        if any(folder_matches(name, str(wanted)) for name in report.classes for wanted in id_classes):
+            kept.append(label)
+    return kept
+
+
 def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> None:
     """Pick one of the task's models and check it on the folder's annotations, as an ``evaluate`` job."""
     import streamlit as st
@@ -635,7 +655,12 @@ def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> Non
     if catalogue is None or not catalogue.rows:
         st.info("This task has no model yet.")
         return
-    labels = [row.label for row in catalogue.rows]
+    labels = _evaluable(task, [row.label for row in catalogue.rows], report)
+    if not labels:
+        st.info("No detector of this task has its in-distribution class among this folder's classes "
+                f"({', '.join(report.classes)}): train one on it above, or add a folder of the detector's class.",
+                icon=":material/info:")
+        return
     index = labels.index(catalogue.default) if catalogue.default in labels else 0
     columns = st.columns([3, 2], vertical_alignment="bottom")
     label = columns[0].selectbox("Model", labels, index=index, key="models_eval_model",

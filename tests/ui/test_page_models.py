@@ -285,3 +285,18 @@ def test_check_a_bac_model_on_a_few_annotated_views_as_a_job_with_every_cutoff(
     (chart,) = at.get("plotly_chart")
     assert "cut-off" in chart.proto.spec and "false AM" in chart.proto.spec
     assert str(root) not in chart.proto.spec, chart.proto.spec[:3000]
+
+
+def test_the_cutoff_curve_marks_both_cutoffs_and_the_false_area_target() -> None:
+    from medlim.core.evaluations import CutoffCurve, CutoffPoint
+    from medlim.ui.models import cutoff_figure
+
+    curve = CutoffCurve(points=(CutoffPoint(0.3, 0.5, 2.0, False), CutoffPoint(0.8, 0.4, 0.1, True)), unit="mm²",
+                        chosen=0.8, own=0.6)
+    figure = cutoff_figure(curve)
+    assert [trace.name for trace in figure.data] == ["Dice, views with BAC", "median false AM, BAC-free views (mm²)"]
+    assert list(figure.data[1].y) == [2.0, 0.1] and figure.data[1].yaxis == "y2"
+    lines = sorted((shape.x0, shape.y0) for shape in figure.layout.shapes)
+    assert lines == [(0, 0.5), (0.6, 0), (0.8, 0)]  # the 0.5 mm² target, the model's and the rule's cut-offs
+    no_free = cutoff_figure(CutoffCurve(points=curve.points, unit=None, chosen=None, own=None))
+    assert len(no_free.data) == 1 and not no_free.layout.shapes  # no BAC-free view: Dice alone
