@@ -19,6 +19,8 @@ becomes the result (JSON lines parsed), its stderr the job's log, and its
 (issue 16): the command's ``tile i/n`` lines become the job's progress and its
 ``--csv`` / ``--geojson`` files, written into ``--out`` inside the data roots,
 are read back by the page.
+An ``evaluate`` job runs any room's ``evaluate`` command (:data:`EVALUATE_ROOMS`; the Models page's
+"Check a model on your data", issue 12) and, like the other command kinds, runs again from the start.
 A ``train`` job resumes after its last finished epoch and never registers twice:
 the harness keeps its epochs in ``MEDLIM_HOME/jobs/<id>`` (named in
 ``MEDLIM_JOB_CHECKPOINT_DIR``) and its registrations and result in the job's
