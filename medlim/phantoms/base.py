@@ -198,7 +198,10 @@ def write_generic(phantom: Any, out_dir: Path, *, stem: str, **options: Any) -> 
     """Fallback writer for any phantom dataclass.
 
     Every 2-D/3-D ``np.ndarray`` field is written as ``<stem>_<field>.png``;
-    scalar fields go into the single manifest row.
+    scalar fields go into the single manifest row. Integer instance labels (a
+    ``labels`` field) are named a second time as ``instances``, the column the
+    dataset layer reads (``image,instances``), so ``medlim nuclei|steatosis
+    evaluate --data DIR`` and ``medlim data check`` take the folder as written.
     """
     if options:
         raise ParameterError(f"the generic phantom writer takes no options, {sorted(options)} given.")
@@ -214,6 +217,9 @@ def write_generic(phantom: Any, out_dir: Path, *, stem: str, **options: Any) -> 
             row[f.name] = name
         elif isinstance(value, (str, int, float, bool, np.integer, np.floating)) or value is None:
             row[f.name] = _jsonable(value)
+    labels = getattr(phantom, "labels", None)
+    if "labels" in row and isinstance(labels, np.ndarray) and labels.ndim == 2 and np.issubdtype(labels.dtype, np.integer):
+        row["instances"] = row["labels"]
     return [row]
 
 

@@ -194,3 +194,20 @@ def test_cutoffs_may_add_the_models_own_to_the_trainers_grid() -> None:
     assert parse_cutoffs("grid,0.65") == [*WHOLE_VIEW_CUTOFFS, 0.65]
     assert parse_cutoffs("0.9, 0.3,0.9") == [0.9, 0.3]  # in the order given, once each
     assert parse_cutoffs("grid,0.8") == list(WHOLE_VIEW_CUTOFFS)  # 0.8 is on the grid already
+
+
+def test_a_folder_of_instance_phantoms_is_evaluated_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`medlim phantom fluorescence --out DIR` then `medlim nuclei evaluate --data DIR`: no manifest to rewrite."""
+    from medlim.cli import main
+
+    folder = tmp_path / "nuclei"
+    assert main(["phantom", "fluorescence", "--out", str(folder), "--n", "2", "--size", "128", "128", "--quiet"]) == 0
+    header = (folder / "manifest.csv").read_text().splitlines()[0].split(",")
+    assert "instances" in header and "labels" in header  # the instance image under both names
+    assert main(["data", "check", str(folder), "--task", "nuclei", "--json"]) == 1  # two images: too few to train
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["summary"]["layout"] == "segmentation_instances" and not checked["summary"].get("labels")
+    assert {problem["kind"] for problem in checked["problems"]} == {"too_few_images"}
+    assert main(["nuclei", "evaluate", "--data", str(folder), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["data"]["images"] == 2 and report["summary"]["thesis"]["images"] == 2

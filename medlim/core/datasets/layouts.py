@@ -330,7 +330,8 @@ def _item(
     image: Path, cells: Mapping[str, str], *, layout: str, target: str | None, path: Callable[[str], Path], row: int
 ) -> DatasetItem:
     """The item of one manifest row whose image and target cells are present."""
-    labels_cell = cells.get("labels") or ""
+    # a segmentation manifest's `labels` column (a phantom's instance image, say) is not a label set
+    labels_cell = "" if layout in ("segmentation_mask", "segmentation_instances", "msd") else cells.get("labels") or ""
     labels = tuple(dict.fromkeys(part.strip() for part in labels_cell.split(LABEL_SEPARATOR) if part.strip()))
     target_path = path(target) if target is not None else None
     return DatasetItem(
