@@ -34,6 +34,7 @@ from medlim.mammography.preprocess import (
     as_read_view,
     background_rule,
     get_preset,
+    image_floor,
     normalise_patches,
     preprocess_image,
     preprocess_tensor,
@@ -192,9 +193,12 @@ def _prepare_source(
     if on_device:
         # The 8-bit image (13 MB) goes over once and is preprocessed, cut,
         # tested and normalised beside the model.
-        grey, mask = preprocess_tensor(torch.from_numpy(image).to(run_device), preset)
+        # the background floor once, on the host: it sets the air to 0 on the device and tells whether the
+        # unfloored view (what the familiarity check scores) is needed
+        floor = image_floor(image) if preset.background == "floor" else 0
+        grey, mask = preprocess_tensor(torch.from_numpy(image).to(run_device), preset, floor=floor)
         preprocessed = PreprocessedImage(grey=grey.cpu().numpy(), breast_mask=mask.cpu().numpy(),
-                                         as_read=as_read_view(image, preset))
+                                         as_read=as_read_view(image, preset, floor=floor))
         return preprocessed, pad_to_patch(grey, patch=patch)
     preprocessed = preprocess_image(image, preset)
     # on a GPU the grey image goes over once; on the CPU patches are numpy views until they are batched

@@ -531,9 +531,12 @@ def image_floor(image: np.ndarray) -> int:
     return background_floor(strips, np.bincount(image.ravel(), minlength=256))
 
 
-def as_read_view(image: np.ndarray, preset: BacPreset) -> PreprocessedImage | None:
-    """The view preprocessed without the background floor, when the floor changes it (else ``None``)."""
-    if preset.background != "floor" or image_floor(image) == 0:
+def as_read_view(image: np.ndarray, preset: BacPreset, *, floor: int | None = None) -> PreprocessedImage | None:
+    """The view preprocessed without the background floor, when the floor changes it (else ``None``).
+
+    ``floor``: the image's :func:`image_floor` when the caller has it already (the GPU path computes it once).
+    """
+    if preset.background != "floor" or (image_floor(image) if floor is None else floor) == 0:
         return None
     return preprocess_image(image, dataclasses.replace(preset, background="as-is"))
 
@@ -567,7 +570,9 @@ def preprocess_image(image: np.ndarray, preset: str | BacPreset = "published") -
     return PreprocessedImage(grey=grey, breast_mask=mask, as_read=as_read)
 
 
-def preprocess_tensor(image: torch.Tensor, preset: str | BacPreset = "published") -> tuple[torch.Tensor, torch.Tensor]:
+def preprocess_tensor(
+    image: torch.Tensor, preset: str | BacPreset = "published", *, floor: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`preprocess_image` as tensor operations, on the device where ``image`` lives.
 
     Used for GPU inference, where sending the 8-bit image over once and
@@ -585,6 +590,7 @@ def preprocess_tensor(image: torch.Tensor, preset: str | BacPreset = "published"
     Args:
         image: ``Tensor[H, W]`` uint8 on any device.
         preset: preset name or :class:`BacPreset`.
+        floor: the image's :func:`image_floor`, when the caller computed it already (else computed here).
 
     Returns:
         ``(grey, breast_mask)``: ``Tensor[H, W]`` uint8 and ``Tensor[H, W]`` bool on ``image``'s device.
@@ -598,8 +604,9 @@ def preprocess_tensor(image: torch.Tensor, preset: str | BacPreset = "published"
         described = f"{image.dtype}{list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
         raise InputError(f"Expected an 8-bit grey image Tensor[H, W] uint8, got {described}.")
     if preset.background == "floor":
-        strips = [image[rows, cols].cpu().numpy() for rows, cols in border_strips(*image.shape)]
-        floor = background_floor(strips, torch.bincount(image.flatten().to(torch.int32), minlength=256).cpu().numpy())
+        if floor is None:
+            strips = [image[rows, cols].cpu().numpy() for rows, cols in border_strips(*image.shape)]
+            floor = background_floor(strips, torch.bincount(image.flatten().to(torch.int32), minlength=256).cpu().numpy())
         if floor:
             image = torch.where(image <= floor, torch.zeros((), dtype=image.dtype, device=image.device), image)
     grey = _median_tensor(image, kernel=preset.median_kernel, footprint=preset.median_footprint)

@@ -264,6 +264,25 @@ def test_the_background_floor_is_the_same_on_tensors() -> None:
     assert expected.breast_area == preprocess_image(_view_with_air(0), "thesis-unclipped").breast_area  # no air
 
 
+def test_the_device_path_finds_the_floor_once_and_keeps_the_view_as_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medlim.mammography import inference, preprocess
+
+    image = _view_with_air(10)
+    calls = []
+    counted = preprocess.background_floor
+    monkeypatch.setattr(preprocess, "background_floor", lambda *a, **k: calls.append(1) or counted(*a, **k))
+    preset = get_preset("thesis-unclipped")
+    on_device, source = inference._prepare_source(image, preset, torch.device("cpu"), preprocess_on="device")
+    assert len(calls) == 1  # the GPU path used to find it twice (on the device and again for the view as read)
+    on_host = preprocess_image(image, preset)
+    np.testing.assert_array_equal(on_device.grey, on_host.grey)
+    assert on_device.as_read is not None and on_host.as_read is not None
+    np.testing.assert_array_equal(on_device.as_read.grey, on_host.as_read.grey)
+    assert isinstance(source, torch.Tensor)
+    grey, _ = preprocess.preprocess_tensor(torch.from_numpy(image), preset, floor=0)  # a floor given is used
+    np.testing.assert_array_equal(grey.numpy(), preprocess_image(image, dataclasses.replace(preset, background="as-is")).grey)
+
+
 def test_a_flagged_view_with_grey_air_says_so_in_plain_words() -> None:
     from medlim.core.familiarity import FamiliarityCheck
     from medlim.mammography.familiarity import GREY_AIR_NOTE, assess_mammogram
