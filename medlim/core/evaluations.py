@@ -80,6 +80,24 @@ _BAC_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("TAM_X bias (%)", "tam_relative_bias", "percent"),
 )
 
+#: How each BAC column is computed (the page's tooltips).
+_BAC_HELP: dict[str, str] = {
+    "cut-off": "probability above which a pixel is BAC",
+    "which": "the model's own cut-off, and the one the trainer's rule would choose on these views",
+    "Dice (views with BAC)": "mean over the views whose mask has BAC of 2|P∩T| / (|P| + |T|), whole view",
+    "pooled Dice": "2|P∩T| / (|P| + |T|) over every pixel of every view",
+    "precision": "mean over the views with BAC of |P∩T| / |P|",
+    "recall": "mean over the views with BAC of |P∩T| / |T|",
+    "Jaccard": "mean over the views with BAC of |P∩T| / |P∪T|",
+    "patch Dice": "mean Dice over the 512 px grid patches whose mask holds BAC (the thesis's patch-wise figure)",
+    "R² TAM_X": "R² of the predicted against your masks' TAM_X (BAC pixels brighter than X)",
+    "R² AM": "R² of the predicted against your masks' AM (BAC pixel count)",
+    "R² SIM": "R² of the predicted against your masks' SIM (summed intensity of the BAC pixels)",
+    "R² PM": "R² of the predicted PM (summed probability) against your masks' BAC pixel count",
+    "TAM_X bias (%)": "(Σ predicted − Σ true) / Σ true of TAM_X over all views, in %",
+    "false AM ≤ 0.5 mm²": "median false BAC area on BAC-free views within the 0.5 mm² target",
+}
+
 _STEATOSIS_ROWS: tuple[tuple[str, str], ...] = (
     ("weak", "weak labels (thesis, unscreened)"),
     ("weak_screened", "weak labels, screened"),
@@ -180,12 +198,14 @@ def evaluation_problem(task: str, layout: str) -> str | None:
 
 @dataclass(frozen=True)
 class EvaluationTable:
-    """One titled table: ``columns`` in order, one mapping per row (numbers stay numbers; ``None`` = n/a)."""
+    """One titled table: ``columns`` in order, one mapping per row (numbers stay numbers; ``None`` = n/a), and
+    ``help``: how a column is computed, by column (a page's tooltip)."""
 
     title: str
     columns: tuple[str, ...]
     rows: tuple[Mapping[str, Any], ...]
     notes: tuple[str, ...] = ()
+    help: Mapping[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """The table as aligned text."""
@@ -330,8 +350,10 @@ def _bac_report(payload: Mapping[str, Any], own: float | None) -> EvaluationRepo
     dropped = payload.get("data", {}).get("dropped") if isinstance(payload.get("data"), Mapping) else None
     if dropped:
         notes.append(f"{dropped} row(s) with problems were left out.")
+    help_text = {**_BAC_HELP, false_column: "median over the BAC-free views (all-zero masks) of the area marked BAC"
+                 + (" in mm² (the views' pixel spacing)" if unit == "mm²" else " in pixels (no pixel spacing)")}
     table = EvaluationTable(title="Each probability cut-off on your views (one inference per view)",
-                            columns=columns, rows=tuple(table_rows))
+                            columns=columns, rows=tuple(table_rows), help=help_text)
     curve = CutoffCurve(points=tuple(points), unit=unit, chosen=chosen, own=own)
     return EvaluationReport(task="bac", model=_text(payload.get("weights")), fingerprint=fingerprint, images=images,
                             tables=(table,), curve=curve, notes=tuple(notes))
@@ -357,8 +379,12 @@ def _steatosis_report(payload: Mapping[str, Any]) -> EvaluationReport:
     droplets = payload.get("data", {}).get("droplets") if isinstance(payload.get("data"), Mapping) else None
     if droplets is not None:
         notes.append(f"{droplets} labelled droplets.")
+    help_text = {"AP": "average precision over detection scores (droplets matched at mask IoU ≥ 0.5)",
+                 "precision": "matched droplets / detected droplets", "recall": "matched droplets / your droplets",
+                 "F1": "2 × precision × recall / (precision + recall)",
+                 "Jaccard": "mean IoU of the matched droplets"}
     table = EvaluationTable(title="Droplets against your labels (thesis Table 3.2 protocol)", columns=columns,
-                            rows=tuple(rows))
+                            rows=tuple(rows), help=help_text)
     return EvaluationReport(task="steatosis", model=_text(payload.get("weights")), fingerprint=fingerprint,
                             images=images, tables=(table,), notes=tuple(notes))
 

@@ -716,8 +716,10 @@ def _evaluation_done(job: Job) -> None:
         st.plotly_chart(cutoff_figure(report.curve), key=f"models_eval_curve_{job.id}")
     for number, table in enumerate(report.tables):
         st.markdown(f"**{table.title}**")
+        config = {column: st.column_config.Column(help=text) for column, text in table.help.items()
+                  if column in table.columns}
         st.dataframe(evaluation_frame(table), hide_index=True, key=f"models_eval_table_{job.id}_{number}",
-                     width="stretch")
+                     width="stretch", column_config=config)
         for note in table.notes:
             st.caption(note)
     for note in report.notes:

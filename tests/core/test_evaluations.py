@@ -125,3 +125,11 @@ def test_steatosis_ood_and_retrieval_outputs_become_their_tables() -> None:
     assert table.columns == ("method", "precision@1", "precision@10") and table.rows[0]["precision@10"] is None
     assert retrieval.images == 28 and retrieval.model == "oscars@1" and table.notes == ("leave-one-out",)
     assert math.isclose(table.rows[0]["precision@1"], 0.5)
+
+
+def test_every_bac_and_steatosis_column_says_how_it_is_computed() -> None:
+    bac = evaluation_report("bac", {"weights": "m v1", "images": 3, "chosen": 0.5,
+                                    "sweep": [_sweep_row(0.5, 0.4, 0.3, True)]}).tables[0]
+    assert set(bac.columns) <= set(bac.help) and "mm²" in bac.help["median false AM, BAC-free views (mm²)"]
+    steatosis = evaluation_report("steatosis", {"weights": "s@2", "network": {"f1": 0.8}}).tables[0]
+    assert set(steatosis.columns) - {"droplets from"} <= set(steatosis.help)
