@@ -58,6 +58,9 @@ MIN_PATIENTS_PER_PART = MIN_PATIENTS_PER_SIDE
 #: Problems that only concern training (a split too small to train and validate): an evaluation reads a
 #: small folder (a handful of annotated views is fine) and leaves them aside.
 TRAINING_ONLY_PROBLEMS: tuple[str, ...] = ("too_few_images", "too_few_patients")
+#: Tasks with no trainer on a user's folder (the thesis's nuclei method is not learned): their data is
+#: evaluated only, so no split is made and no split problem is reported.
+EVALUATION_ONLY_TASKS: tuple[str, ...] = ("nuclei",)
 
 #: How to lay out the data of each layout, for ``wrong_layout`` messages.
 _LAYOUT_HOWTO: dict[str, str] = {
@@ -71,7 +74,8 @@ _LAYOUT_HOWTO: dict[str, str] = {
 }
 
 #: Problem kinds that concern the whole dataset: dropping rows cannot remove them.
-_DATASET_KINDS = frozenset({"empty_class", "no_images", "wrong_layout", "too_few_images", "too_few_patients"})
+_DATASET_KINDS = frozenset({"empty_class", "no_images", "wrong_layout", "too_few_images", "too_few_patients",
+                            "label_spelling"})
 
 
 @dataclass(frozen=True)
@@ -279,13 +283,15 @@ def check_dataset(
     if label_set is not None:
         problems.extend(_label_problems(dataset, label_set))
     problems.extend(_layout_problems(dataset, task))
+    problems.extend(_spelling_problems(dataset))
     split = None
     if not dataset.items:
         problems.append(DatasetProblem(kind="no_images", message=_no_images_message(dataset)))
-    elif val_fraction is not None:
+    elif val_fraction is not None and task not in EVALUATION_ONLY_TASKS:
         keys = [digest or f"~{index:012d}" for index, digest in enumerate(digests)]
         split = split_dataset(dataset, fraction=val_fraction, seed=seed, order_keys=keys)
-    problems.extend(_part_problems(dataset, split))
+    if task not in EVALUATION_ONLY_TASKS:
+        problems.extend(_part_problems(dataset, split))
     summary = _summary(dataset, task, facts)
     return DatasetCheck(summary=summary, problems=tuple(problems), split=split, digests=digests)
 
@@ -475,6 +481,30 @@ def _item_classes(dataset: Dataset, index: int) -> tuple[str, ...]:
     if dataset.layout == "manifest_labels":
         return item.labels
     return (item.label,) if item.label is not None else ()
+
+
+def _spelling_problems(dataset: Dataset) -> list[DatasetProblem]:
+    """``label_spelling`` per group of classes or labels that are one name in other capitals or spacing.
+
+    ``Effusion`` and ``effusion`` would train as two findings and split each one's images; a model trained
+    on one spelling would not know the other. The user says which is meant (nothing is merged silently).
+    """
+    counts: dict[str, int] = {}
+    for item in dataset.items:
+        for name in ((item.label,) if item.label else ()) + tuple(item.labels):
+            counts[name] = counts.get(name, 0) + 1
+    groups: dict[str, list[str]] = {}
+    for name in counts:
+        groups.setdefault(" ".join(name.casefold().split()), []).append(name)
+    problems = []
+    for names in groups.values():
+        if len(names) > 1:
+            shown = " and ".join(f"{escape_control(name)!r} ({counts[name]} images)" for name in sorted(names))
+            problems.append(DatasetProblem(
+                kind="label_spelling",
+                message=f"{shown} are one class or label written in different ways; write it the same way "
+                        "everywhere (medlim keeps capitals and spacing as given)."))
+    return problems
 
 
 def _label_problems(dataset: Dataset, label_set: frozenset[str]) -> list[DatasetProblem]:

@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -57,9 +58,12 @@ def open_dataset(directory: str | os.PathLike, *, task: str | None = None) -> Da
 
     Args:
         directory: the dataset folder.
-        task: one of :data:`medlim.core.datasets.TASKS`, or ``None``. It only
-            breaks a tie: a manifest with both ``class`` and ``labels`` is read
-            as ``manifest_labels`` for ``pms`` and as ``manifest_class`` otherwise.
+        task: one of :data:`medlim.core.datasets.TASKS`, or ``None``. It breaks
+            a tie: a manifest with both ``class`` and ``labels`` is read as
+            ``manifest_labels`` for ``pms`` and as ``manifest_class`` otherwise;
+            and for ``steatosis``, which needs no classes, a folder with
+            sub-folders is one unlabelled tree (:func:`_unlabelled_tree`), not
+            class folders whose names (often cases or patients) a model would record.
 
     Returns:
         A :class:`Dataset`; its ``problems`` hold what was wrong with the listing.
@@ -78,6 +82,8 @@ def open_dataset(directory: str | os.PathLike, *, task: str | None = None) -> Da
         return _manifest_dataset(root, prefer_labels=task == "pms")
     if (root / MSD_NAME).exists():
         return _msd_dataset(root)
+    if task == "steatosis":
+        return _unlabelled_tree(root)
     return _folder_dataset(root)
 
 
@@ -105,6 +111,25 @@ def _image_files(folder: Path, *, recursive: bool) -> list[Path]:
         and not is_derived_file(path)
         and is_regular_file(path)
     )
+
+
+def _unlabelled_tree(root: Path) -> Dataset:
+    """Every image under ``root``, unlabelled; a sub-folder of ``root`` is taken as one case (patient).
+
+    Tiles cut from one case stay on one side of the validation split when the
+    images lie in two or more sub-folders (loose images then count as cases of
+    their own); the folder names only group items and are never recorded.
+    """
+    files = _image_files(root, recursive=True)
+    tops = {path.relative_to(root).parts[0] for path in files if len(path.relative_to(root).parts) > 1}
+    grouped = len(tops) >= 2
+
+    def case(path: Path) -> str | None:
+        parts = path.relative_to(root).parts
+        return parts[0] if grouped and len(parts) > 1 else None
+
+    return Dataset(root=root, layout="unlabelled", items=tuple(DatasetItem(image=path, patient=case(path))
+                                                               for path in files))
 
 
 def _folder_dataset(root: Path) -> Dataset:
@@ -167,13 +192,34 @@ def _manifest_table(text: str) -> tuple[set[str], list[tuple[int, dict[str, str]
     header_line = text.split("\n", 1)[0]
     delimiter = ";" if "," not in header_line and ";" in header_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = [name.strip().lower() for name in next(reader, [])]
+    header = _canonical_columns([name.strip().lower() for name in next(reader, [])])
     rows = [
         (number, {name: cell.strip() for name, cell in zip(header, cells) if name})
         for number, cells in enumerate(reader, start=2)
         if any(cell.strip() for cell in cells)
     ]
     return {name for name in header if name}, rows
+
+
+#: Column names spreadsheets and other tools use for medlim's ``patient`` and ``file`` columns (lower case,
+#: runs of spaces, ``_`` and ``-`` read as one space); taken only when the manifest lacks the column itself.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "patient": ("patient id", "patientid", "patient number", "subject", "subject id", "case id"),
+    "file": ("filename", "file name", "path", "file path", "image path"),
+}
+
+
+def _canonical_columns(header: list[str]) -> list[str]:
+    """``header`` with the first alias of each missing medlim column renamed to it (``Patient ID`` → ``patient``)."""
+    spaced = [re.sub(r"[\s_\-]+", " ", name).strip() for name in header]
+    renamed = list(header)
+    for column, aliases in COLUMN_ALIASES.items():
+        if column in header or (column == "file" and "image" in header):
+            continue
+        found = next((i for i, name in enumerate(spaced) if name in aliases), None)
+        if found is not None:
+            renamed[found] = column
+    return renamed
 
 
 def _manifest_layout(columns: set[str], *, prefer_labels: bool) -> tuple[str, str, str | None]:
@@ -282,6 +328,8 @@ class _ItemBuilder:
         image = self._path(cells[image_column])
         name = self._display(image)
         target = cells.get(target_column) if target_column else None
+        if target_column == "labels" and target and not target.replace(LABEL_SEPARATOR, "").strip():
+            target = None  # only separators (" | "): no label, as an empty cell
         if target_column and not target:
             self._bad_row(number, f"{target_column!r} value", name, _TARGET_HINTS[layout])
             return

@@ -57,6 +57,7 @@ PROBLEM_KINDS: dict[str, str] = {
     "mask_size_mismatch": "a mask or instance image is not the size of its image",
     "bad_mask": "an instance image is not one grey channel, or a mask or instance image is a (lossy) JPEG",
     "label_outside_set": "a class or label is not in the label set given",
+    "label_spelling": "two classes or labels differ only in capitals or spacing (one finding written two ways)",
     "duplicate_entry": "the same image is listed twice",
     "duplicate_image": "two entries hold byte-identical images",
     "empty_class": "a class (folder or label of the set) has no image",

@@ -230,3 +230,37 @@ def test_a_jpeg_mask_is_a_bad_mask(tmp_path, make) -> None:
     problems = [p for p in check.problems if p.kind == "bad_mask"]
     assert [(p.row, p.item) for p in problems] == [(3, "b_mask.jpg")]
     assert "save masks and instance images as PNG or TIFF" in problems[0].message
+
+
+def test_one_label_in_two_spellings_is_a_problem_of_the_whole_dataset(tmp_path, make) -> None:
+    rows = []
+    for k, labels in enumerate(["Effusion", "effusion|Nodule", "Effusion", "enlarged  heart", "Enlarged heart"]):
+        make.png(tmp_path / f"{k}.png", k)
+        rows.append(f"{k}.png,{labels}")
+    make.manifest(tmp_path, "file,labels", rows)
+    check = check_dataset(open_dataset(tmp_path, task="pms"), task="pms", val_fraction=None)
+    spelling = [p.message for p in check.problems if p.kind == "label_spelling"]
+    assert spelling == ["'Effusion' (2 images) and 'effusion' (1 images) are one class or label written in different "
+                        "ways; write it the same way everywhere (medlim keeps capitals and spacing as given).",
+                        "'Enlarged heart' (1 images) and 'enlarged  heart' (1 images) are one class or label written "
+                        "in different ways; write it the same way everywhere (medlim keeps capitals and spacing as "
+                        "given)."]
+    dropped, _ = drop_bad_items(open_dataset(tmp_path, task="pms"), check)
+    assert len(dropped) == 5  # a problem of the whole dataset: --skip-bad drops no image for it
+
+
+def test_nuclei_data_is_evaluated_only_so_a_small_folder_has_no_split_problem(tmp_path, make) -> None:
+    import numpy as np
+
+    rows = []
+    for k in range(2):
+        make.png(tmp_path / f"{k}.png", k)
+        labels = np.zeros((32, 32), np.uint16)
+        labels[2:6, 2:6] = 1
+        cv2.imwrite(str(tmp_path / f"{k}_labels.png"), labels)
+        rows.append(f"{k}.png,{k}_labels.png")
+    make.manifest(tmp_path, "image,instances", rows)
+    nuclei = check_dataset(open_dataset(tmp_path, task="nuclei"), task="nuclei")
+    assert nuclei.ok and nuclei.split is None
+    steatosis = check_dataset(open_dataset(tmp_path, task="steatosis"), task="steatosis")
+    assert {p.kind for p in steatosis.problems} == {"too_few_images"}  # a trainer's task keeps its split problems

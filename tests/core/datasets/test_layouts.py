@@ -169,7 +169,7 @@ def test_manifest_wins_over_dataset_json(tmp_path, make) -> None:
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("path,class\na.png,x\n", "no 'file' or 'image' column"),
+        ("picture,class\na.png,x\n", "no 'file' or 'image' column"),
         ("image,mask,instances\na.png,b.png,c.png\n", "both a 'mask' and an 'instances' column"),
         ("", "no 'file' or 'image' column"),
     ],
@@ -236,3 +236,41 @@ def test_model_refuses_unknown_kinds_and_layouts(tmp_path) -> None:
         DatasetProblem(kind="oops", message="x")
     with pytest.raises(ValueError, match="unknown dataset layout"):
         Dataset(root=tmp_path, layout="zip", items=())
+
+
+def test_steatosis_reads_sub_folders_as_cases_of_one_unlabelled_tree(tmp_path, make) -> None:
+    """H&E tiles per case ('Case Müller 0/…'): no classes (case names would go into a model's record); two or more
+    case folders group the split, loose tiles are cases of their own, one folder alone groups nothing."""
+    make.class_folders(tmp_path / "cases", {"Case Müller 0": 3, "Case Jones": 2})
+    make.png(tmp_path / "cases" / "loose.png", 99)
+    make.png(tmp_path / "cases" / "Case Jones" / "deeper" / "x.png", 98)
+    dataset = open_dataset(tmp_path / "cases", task="steatosis")
+    assert dataset.layout == "unlabelled" and dataset.classes == () and len(dataset) == 7
+    cases = {item.image.relative_to(tmp_path / "cases").as_posix(): item.patient for item in dataset.items}
+    assert cases["Case Jones/deeper/x.png"] == "Case Jones" and cases["Case Müller 0/000.png"] == "Case Müller 0"
+    assert cases["loose.png"] is None and all(item.label is None for item in dataset.items)
+    assert open_dataset(tmp_path / "cases", task="ood").layout == "class_folders"  # other tasks: classes, as before
+    make.class_folders(tmp_path / "one", {"tiles": 3})
+    assert [item.patient for item in open_dataset(tmp_path / "one", task="steatosis").items] == [None] * 3
+
+
+@pytest.mark.parametrize(("header", "column"), [("File;Class;Patient ID", "patient"), ("file,class,patient_id", "patient"),
+                                                ("Filename,Class,Subject", "patient"), ("Path,Class,PatientID", "patient")])
+def test_common_spreadsheet_column_names_are_read_as_medlims(tmp_path, make, header, column) -> None:
+    separator = ";" if ";" in header else ","
+    rows = [separator.join([f"{k}.png", "x", f"P{k % 2}"]) for k in range(4)]
+    for k in range(4):
+        make.png(tmp_path / f"{k}.png", k)
+    make.manifest(tmp_path, header, rows)
+    dataset = open_dataset(tmp_path)
+    assert dataset.layout == "manifest_class" and not dataset.problems
+    assert [item.patient for item in dataset.items] == ["P0", "P1", "P0", "P1"]
+
+
+def test_a_labels_cell_of_separators_only_is_an_empty_cell(tmp_path, make) -> None:
+    for k in range(2):
+        make.png(tmp_path / f"{k}.png", k)
+    make.manifest(tmp_path, "file,labels", ["0.png, | ", "1.png,Effusion | Nodule"])
+    dataset = open_dataset(tmp_path, task="pms")
+    assert [item.labels for item in dataset.items] == [("Effusion", "Nodule")]
+    assert [(p.kind, p.row) for p in dataset.problems] == [("bad_manifest", 2)]
