@@ -142,7 +142,7 @@ def resolve_id_classes(text: str, classes: Sequence[str]) -> tuple[str, ...]:
     known = tuple(classes)
     text = (text or "").strip()
     if text.startswith("!"):
-        excluded = text[1:].strip()
+        excluded = _known_name(text[1:].strip(), known)
         if excluded not in known:
             raise ParameterError(f"--id-class {text!r}: {excluded!r} is not a class of the folder "
                                  f"({', '.join(known) or 'none'}).")
@@ -151,11 +151,23 @@ def resolve_id_classes(text: str, classes: Sequence[str]) -> tuple[str, ...]:
         chosen = tuple(c.strip() for c in text.split(",") if c.strip())
     if not chosen:
         raise ParameterError(f"--id-class must name at least one class of the folder; {text!r} is given.")
+    chosen = tuple(_known_name(c, known) for c in chosen)
     unknown = [c for c in chosen if c not in known]
     if unknown:
         raise ParameterError(f"--id-class names {unknown}, which the folder does not have; its classes: "
                              f"{', '.join(known) or 'none (give class folders or a manifest with a class column)'}.")
     return chosen
+
+
+def _known_name(name: str, known: Sequence[str]) -> str:
+    """``name`` as the folder spells it, when exactly one class names it in other words (``humerus`` for
+    ``XR_HUMERUS`` or ``Humerus``, as ``medlim ood evaluate`` matches folders); else ``name`` unchanged."""
+    if name in known:
+        return name
+    from medlim.curation.ood.labels import folder_matches
+
+    found = [class_name for class_name in known if folder_matches(class_name, name)]
+    return found[0] if len(found) == 1 else name
 
 
 def _slug(classes: Sequence[str]) -> str:

@@ -186,11 +186,38 @@ def _internal(run: OscarsFolderRun, classes: Sequence[str], progress: Progress |
 
     dataset, check, _ = check_folder(run.internal_dir, task="oscars", what="internal folder", seed=run.seed,
                                      skip_bad=run.skip_bad, ignore=_UNUSED_PROBLEMS, progress=progress)
+    fingerprint = dataset_fingerprint(dataset, check=check).id
+    dataset = _named_as_external(dataset, classes)
     missing = [c for c in classes if c not in dataset.classes]
     if missing:
         raise ParameterError(f"the internal folder (--internal) has no class {', '.join(missing)}; OSCARS bins each "
                              "external class by a detector trained on that class's internal images.")
-    return dataset, dataset_fingerprint(dataset, check=check).id
+    return dataset, fingerprint
+
+
+def _named_as_external(dataset: "Dataset", classes: Sequence[str]) -> "Dataset":
+    """The internal folder with each class renamed to the external class it names in other words.
+
+    Two sites rarely spell their folders alike (``XR_HUMERUS`` and ``Humerus``): an external class missing
+    from the internal folder takes the one internal class that names it the way ``medlim ood`` matches
+    folders (:func:`medlim.curation.ood.labels.folder_matches`: case, spacing, ``XR_`` and plurals aside).
+    """
+    import dataclasses
+
+    from medlim.curation.ood.labels import folder_matches
+
+    renamed: dict[str, str] = {}
+    for wanted in classes:
+        if wanted in dataset.classes:
+            continue
+        found = [name for name in dataset.classes if name not in classes and folder_matches(name, wanted)]
+        if len(found) == 1 and found[0] not in renamed:
+            renamed[found[0]] = wanted
+    if not renamed:
+        return dataset
+    items = tuple(dataclasses.replace(item, label=renamed.get(item.label, item.label)) if item.label else item
+                  for item in dataset.items)
+    return dataclasses.replace(dataset, items=items, classes=tuple(sorted(renamed.get(c, c) for c in dataset.classes)))
 
 
 def _median_size(data: TrainingData) -> tuple[int | None, int | None]:

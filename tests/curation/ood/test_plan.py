@@ -62,6 +62,13 @@ def test_id_classes_against_the_folders_classes() -> None:
         resolve_id_classes("!hand", classes)
     with pytest.raises(ParameterError, match="give class folders"):
         resolve_id_classes("hand", ())
+    # another site's spelling of the class, matched as `ood evaluate` matches folders
+    sites = ("XR_HUMERUS", "XR_HAND", "Wrists")
+    assert resolve_id_classes("humerus", sites) == ("XR_HUMERUS",)
+    assert resolve_id_classes("Hand, wrist", sites) == ("XR_HAND", "Wrists")
+    assert resolve_id_classes("!hand", sites) == ("XR_HUMERUS", "Wrists")
+    with pytest.raises(ParameterError, match="which the folder does not have"):
+        resolve_id_classes("elbow", sites)
 
 
 @pytest.mark.parametrize("side", [20, 40, 70, 96, 100, 127, 150, 160, 200, 255, 300, 1000])

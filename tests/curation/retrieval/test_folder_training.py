@@ -187,3 +187,16 @@ def test_oscars_reads_its_folders_at_the_planned_side_above_the_pms_cap(tmp_path
     assert result["plan"]["input_size"] == 128 and result["plan"]["detector"]["input_size"] == 128
     assert "reading 56 internal images at 128×128" in progress
     assert Registry.load(get_settings().models_dir).get("wide").params["input_size"] == 128
+
+
+def test_the_internal_folders_classes_are_matched_to_the_external_spelling(tmp_path: Path) -> None:
+    from medlim.core.datasets import Dataset, DatasetItem
+    from medlim.curation.retrieval.folder import _named_as_external
+
+    internal = Dataset(root=tmp_path, layout="class_folders", classes=("Hand", "Humerus", "wrist"),
+                       items=tuple(DatasetItem(image=tmp_path / f"{k}.png", label=c)
+                                   for k, c in enumerate(("Hand", "Humerus", "wrist", "Humerus"))))
+    renamed = _named_as_external(internal, ("XR_HUMERUS", "XR_HAND", "wrist"))
+    assert renamed.classes == ("XR_HAND", "XR_HUMERUS", "wrist")
+    assert [item.label for item in renamed.items] == ["XR_HAND", "XR_HUMERUS", "wrist", "XR_HUMERUS"]
+    assert _named_as_external(internal, ("Hand", "elbow")) is internal  # nothing to rename: elbow stays missing
