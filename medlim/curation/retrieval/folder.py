@@ -162,8 +162,22 @@ def _read(dataset: "Dataset", indices: Sequence[int], size: int, progress: Progr
     return read.images.images, read.colour
 
 
+def _as_known(name: str, known: Sequence[str]) -> str:
+    """``name`` as the model spells it when exactly one known class or label is it in other capitals or spacing
+    (or, for a class, names it as ``medlim ood`` matches folders: ``XR_HUMERUS`` for ``humerus``); else unchanged."""
+    if name in known:
+        return name
+    from medlim.curation.ood.labels import folder_matches
+
+    folded = " ".join(name.casefold().split())
+    found = [k for k in known if " ".join(k.casefold().split()) == folded]
+    if not found:
+        found = [k for k in known if folder_matches(name, k)]
+    return found[0] if len(found) == 1 else name
+
+
 def _class_indices(dataset: "Dataset", indices: Sequence[int], classes: Sequence[str], what: str) -> np.ndarray:
-    names = [dataset.items[i].label or "" for i in indices]
+    names = [_as_known(dataset.items[i].label or "", classes) for i in indices]
     unknown = sorted(set(names) - set(classes))
     if unknown:
         raise ParameterError(f"the {what} has classes the training folder does not: {', '.join(unknown)}; "
@@ -172,7 +186,7 @@ def _class_indices(dataset: "Dataset", indices: Sequence[int], classes: Sequence
 
 
 def _label_matrix(dataset: "Dataset", indices: Sequence[int], label_set: Sequence[str], what: str) -> np.ndarray:
-    rows = [dataset.items[i].labels for i in indices]
+    rows = [tuple(_as_known(label, label_set) for label in dataset.items[i].labels) for i in indices]
     unknown = sorted({label for row in rows for label in row} - set(label_set))
     if unknown:
         raise ParameterError(f"the {what} has labels the model does not know: {', '.join(unknown)}; known: "

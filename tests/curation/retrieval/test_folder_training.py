@@ -200,3 +200,21 @@ def test_the_internal_folders_classes_are_matched_to_the_external_spelling(tmp_p
     assert renamed.classes == ("XR_HAND", "XR_HUMERUS", "wrist")
     assert [item.label for item in renamed.items] == ["XR_HAND", "XR_HUMERUS", "wrist", "XR_HUMERUS"]
     assert _named_as_external(internal, ("Hand", "elbow")) is internal  # nothing to rename: elbow stays missing
+
+
+def test_an_evaluation_folder_may_spell_the_models_labels_and_classes_its_own_way(tmp_path: Path) -> None:
+    from medlim.core.datasets import Dataset, DatasetItem
+    from medlim.curation.retrieval.folder import _class_indices, _label_matrix
+    from medlim.errors import ParameterError
+
+    labelled = Dataset(root=tmp_path, layout="manifest_labels", items=(
+        DatasetItem(image=tmp_path / "a.png", labels=("effusion", "NODULE")),
+        DatasetItem(image=tmp_path / "b.png", labels=("no  finding",))))
+    matrix = _label_matrix(labelled, [0, 1], ("Effusion", "No Finding", "Nodule"), "evaluation folder")
+    assert matrix.tolist() == [[1, 0, 1], [0, 1, 0]]
+    classed = Dataset(root=tmp_path, layout="class_folders", classes=("XR_HUMERUS", "hand"), items=(
+        DatasetItem(image=tmp_path / "a.png", label="XR_HUMERUS"), DatasetItem(image=tmp_path / "b.png", label="hand")))
+    assert _class_indices(classed, [0, 1], ("hand", "humerus"), "evaluation folder").tolist() == [1, 0]
+    with pytest.raises(ParameterError, match="labels the model does not know: fracture"):
+        _label_matrix(Dataset(root=tmp_path, layout="manifest_labels", items=(
+            DatasetItem(image=tmp_path / "c.png", labels=("fracture",)),)), [0], ("Effusion",), "evaluation folder")
