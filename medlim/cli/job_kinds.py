@@ -253,7 +253,9 @@ def run_command(context: JobContext, parameters: dict[str, Any]) -> dict[str, An
         args.jsonl = True
     stdout, stderr = io.StringIO(), _StderrToJob(context, stage=job.kind)
     context.progress(0, None, stage=job.kind, message="started")
-    with _training_folder(context) as folder, redirect_stdout(stdout), redirect_stderr(stderr):
+    from medlim.core.io.pseudonym import withholding_names
+
+    with _training_folder(context) as folder, redirect_stdout(stdout), redirect_stderr(stderr), withholding_names():
         code = int(args.func(args) or 0)
     stderr.flush()
     if code != 0:

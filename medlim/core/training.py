@@ -518,7 +518,7 @@ class TrainingData:
 def problem_lines(problems: Sequence[DatasetProblem]) -> list[str]:
     """One line per problem, as ``medlim data check`` prints them."""
     lines = []
-    for problem in problems:
+    for problem in (p.shown() for p in problems):  # inside a job: no file names (DatasetProblem.shown)
         where = [f"row {problem.row}"] if problem.row is not None else []
         if problem.item is not None:
             where.append(problem.item)

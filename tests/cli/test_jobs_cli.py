@@ -268,3 +268,30 @@ def test_an_evaluate_job_runs_any_rooms_evaluate_command_and_a_pages_folder_stay
         parse_job_argv("evaluate", {"argv": ["shift", "run", "--data", "views"]}, origin="page")
     with pytest.raises(JobError, match="runs `medlim"):
         parse_job_argv("evaluate", {"argv": ["bac", "quantify", "views"]}, origin="page")
+
+
+def test_a_jobs_error_and_log_name_a_users_files_only_by_label(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A job's log, result and error are read by every user of the app: a dataset problem names its file by a
+    pseudonymous label there (the same command at a terminal names it, to be fixed)."""
+    from medlim.core.jobs import claim_next_job, get_job, job_log
+    from medlim.core.jobs.runner import run_job
+    from medlim.core.store import open_store
+    from tests.bac_helpers import two_tone_views
+
+    folder = two_tone_views(tmp_path / "views")
+    (folder / "v1_mask.png").rename(folder / "Doe Jane 1961.png")  # the manifest's mask is now missing
+    manifest = (folder / "manifest.csv").read_text().replace("v0_mask.png", "Doe Jane 1961_mask.png")
+    (folder / "manifest.csv").write_text(manifest)
+    assert main(["bac", "evaluate", "--data", str(folder), "--background"]) == 0
+    (submitted,) = _json_lines(capsys.readouterr().out)
+    with open_store() as store:
+        lease = claim_next_job(store, "test-worker")
+        assert lease is not None
+        ended = run_job(store, lease)
+        assert ended.state == "failed" and ended.error is not None
+        logged = " ".join(line.line for line in job_log(store, ended.id))
+        shown = json.dumps(get_job(store, submitted["job"]).error.message)
+    assert "missing_file" in shown and "img-" in shown and "medlim data check DIR" in shown
+    assert "Doe Jane" not in shown and "v1_mask" not in shown and "Doe Jane" not in logged
+    assert main(["bac", "evaluate", "--data", str(folder)]) == 2
+    assert "Doe Jane 1961_mask.png" in capsys.readouterr().err  # at a terminal the file is named, to be fixed

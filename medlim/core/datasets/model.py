@@ -122,8 +122,21 @@ class DatasetProblem:
             raise ValueError(f"unknown dataset problem kind {self.kind!r}; known: {', '.join(PROBLEM_KINDS)}.")
 
     def to_json(self) -> dict[str, object]:
-        """``{"kind", "row", "item", "message"}``."""
-        return {"kind": self.kind, "row": self.row, "item": self.item, "message": self.message}
+        """``{"kind", "row", "item", "message"}`` (names withheld inside a job: :meth:`shown`)."""
+        shown = self.shown()
+        return {"kind": shown.kind, "row": shown.row, "item": shown.item, "message": shown.message}
+
+    def shown(self) -> "DatasetProblem":
+        """The problem as outputs may show it: itself, or — while names are withheld (a job's log, result and
+        error are read by every user of the app) — its file as a pseudonymous label and the kind's plain
+        meaning instead of a message that names files."""
+        from medlim.core.io.pseudonym import file_label, names_withheld
+
+        if not names_withheld() or (self.item is None and self.row is None):
+            return self
+        return DatasetProblem(kind=self.kind, row=self.row, index=self.index,
+                              item=None if self.item is None else file_label(self.item),
+                              message=f"{PROBLEM_KINDS[self.kind]}; `medlim data check DIR` names the file")
 
 
 @dataclass(frozen=True)

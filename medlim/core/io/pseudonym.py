@@ -14,12 +14,16 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from medlim.errors import InputError
 from medlim.settings import Settings, get_settings
 
-__all__ = ["FILE_LABEL_PREFIX", "PATIENT_KEY_HEX_CHARS", "file_label", "patient_key", "pseudonym_secret"]
+__all__ = ["FILE_LABEL_PREFIX", "PATIENT_KEY_HEX_CHARS", "file_label", "names_withheld", "patient_key",
+           "pseudonym_secret", "withholding_names"]
 
 #: Hex characters kept from the HMAC (64 bits: collisions are negligible for one site).
 PATIENT_KEY_HEX_CHARS = 16
@@ -131,3 +135,27 @@ def file_label(
         message = ("name:" + text).encode("utf-8", "surrogatepass")
     digest = hmac.new(pseudonym_secret(settings), message, hashlib.sha256).hexdigest()
     return f"{FILE_LABEL_PREFIX}{digest[:12]}{suffix}"
+
+
+#: True while a command's output goes where others can read it (a job's log, result and error in the shared
+#: store: the app has no login), so dataset problems name files by :func:`file_label` instead.
+_WITHHOLD_NAMES: ContextVar[bool] = ContextVar("medlim_withhold_names", default=False)
+
+
+@contextmanager
+def withholding_names() -> Iterator[None]:
+    """Within: outputs that would name a user's files (dataset problems) use pseudonymous labels.
+
+    The job runner runs every command inside it; ``medlim data check`` typed at a terminal names the
+    files, which is what a person fixing their folder needs.
+    """
+    token = _WITHHOLD_NAMES.set(True)
+    try:
+        yield
+    finally:
+        _WITHHOLD_NAMES.reset(token)
+
+
+def names_withheld() -> bool:
+    """Whether outputs now withhold file names (:func:`withholding_names`)."""
+    return _WITHHOLD_NAMES.get()
