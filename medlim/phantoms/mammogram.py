@@ -1264,6 +1264,10 @@ def write_mammogram(
             continue  # synthetic, but no name goes into a table
         row[key] = list(value) if isinstance(value, tuple) else value
     row["n_lookalikes"] = len(phantom.lookalikes)
+    # the columns the dataset layer reads (image,mask,patient), so `medlim bac evaluate --data` and
+    # `medlim train scunet --data` take the folder as written
+    row["mask"] = row["bac_mask"]
+    row.setdefault("patient", meta.patient_id)
     return [row]
 
 

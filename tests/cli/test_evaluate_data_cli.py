@@ -211,3 +211,14 @@ def test_a_folder_of_instance_phantoms_is_evaluated_as_written(tmp_path: Path, c
     assert main(["nuclei", "evaluate", "--data", str(folder), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["data"]["images"] == 2 and report["summary"]["thesis"]["images"] == 2
+
+
+def test_a_folder_of_mammogram_phantoms_is_a_bac_dataset_as_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from medlim.cli import main
+
+    folder = tmp_path / "views"
+    assert main(["phantom", "mammogram", "--out", str(folder), "--patients", "1", "--quiet"]) == 0
+    main(["data", "check", str(folder), "--task", "bac", "--json"])  # four views: too few to train, not to evaluate
+    checked = json.loads(capsys.readouterr().out)
+    assert checked["summary"]["layout"] == "segmentation_mask" and checked["summary"]["patients"] == 1
+    assert {p["kind"] for p in checked["problems"]} <= {"too_few_images", "too_few_patients"}

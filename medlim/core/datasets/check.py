@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medlim.core.datasets.layouts import MANIFEST_NAME
 from medlim.core.datasets.model import TASK_LAYOUTS, TASKS, Dataset, DatasetProblem
 from medlim.core.datasets.split import (
     DEFAULT_VAL_FRACTION,
@@ -339,12 +340,25 @@ def _layout_problems(dataset: Dataset, task: str | None) -> list[DatasetProblem]
         return []
     wanted = " or ".join(_LAYOUT_HOWTO[layout] for layout in TASK_LAYOUTS[task])
     found = _LAYOUT_HOWTO[dataset.layout]
+    columns = _manifest_columns(dataset.root)
+    if columns is not None:
+        found = f"a manifest.csv with columns {columns}"
     return [
         DatasetProblem(
             kind="wrong_layout",
             message=f"the {task} task needs {wanted}; this folder holds {found} (layout {dataset.layout}).",
         )
     ]
+
+
+def _manifest_columns(root: Path) -> str | None:
+    """The first line of ``root``'s manifest.csv, for a message (``None`` without one or when unreadable)."""
+    try:
+        with open_regular_file(root / MANIFEST_NAME) as handle:
+            first = handle.read(4096).decode("utf-8-sig", errors="replace").splitlines()
+    except (OSError, MedlimError):
+        return None
+    return escape_control(first[0].strip())[:200] if first else "(none: the file is empty)"
 
 
 def _no_images_message(dataset: Dataset) -> str:

@@ -79,7 +79,7 @@ def open_dataset(directory: str | os.PathLike, *, task: str | None = None) -> Da
         what = "does not exist" if not root.exists() else "is not a folder"
         raise InputError(f"{escape_control(root)} {what}; give the folder that holds the dataset.")
     if (root / MANIFEST_NAME).exists():
-        return _manifest_dataset(root, prefer_labels=task == "pms")
+        return _manifest_dataset(root, prefer_labels=task == "pms", task=task)
     if (root / MSD_NAME).exists():
         return _msd_dataset(root)
     if task == "steatosis":
@@ -180,7 +180,7 @@ def _bad_description(root: Path, layout: str, message: str) -> Dataset:
     return Dataset(root=root, layout=layout, items=(), problems=(DatasetProblem(kind="bad_manifest", message=message),))
 
 
-def _manifest_table(text: str) -> tuple[set[str], list[tuple[int, dict[str, str]]]]:
+def _manifest_table(text: str, task: str | None = None) -> tuple[set[str], list[tuple[int, dict[str, str]]]]:
     """The column names (lower-cased, stripped) and ``(row, cells)`` of each non-blank data row.
 
     A header without commas but with semicolons (a spreadsheet's export in some
@@ -190,9 +190,9 @@ def _manifest_table(text: str) -> tuple[set[str], list[tuple[int, dict[str, str]
         csv.Error: the text is not CSV.
     """
     header_line = text.split("\n", 1)[0]
-    delimiter = ";" if "," not in header_line and ";" in header_line else ","
+    delimiter = "," if "," in header_line else ";" if ";" in header_line else "\t" if "\t" in header_line else ","
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = _canonical_columns([name.strip().lower() for name in next(reader, [])])
+    header = _canonical_columns([name.strip().lower() for name in next(reader, [])], task)
     rows = [
         (number, {name: cell.strip() for name, cell in zip(header, cells) if name})
         for number, cells in enumerate(reader, start=2)
@@ -209,10 +209,19 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _canonical_columns(header: list[str]) -> list[str]:
-    """``header`` with the first alias of each missing medlim column renamed to it (``Patient ID`` → ``patient``)."""
+#: What a ``label`` column (the Decathlon's word for a segmentation) holds for each task.
+LABEL_COLUMN: dict[str, str] = {"bac": "mask", "nuclei": "instances", "steatosis": "instances", "ood": "class",
+                                "oscars": "class", "pms": "labels"}
+
+
+def _canonical_columns(header: list[str], task: str | None = None) -> list[str]:
+    """``header`` with the first alias of each missing medlim column renamed to it (``Patient ID`` → ``patient``;
+    ``label`` → the task's target column, :data:`LABEL_COLUMN`)."""
     spaced = [re.sub(r"[\s_\-]+", " ", name).strip() for name in header]
     renamed = list(header)
+    target = LABEL_COLUMN.get(task or "")
+    if target is not None and "label" in header and not {"mask", "instances", "class", "labels"} & set(header):
+        renamed[header.index("label")] = target
     for column, aliases in COLUMN_ALIASES.items():
         if column in header or (column == "file" and "image" in header):
             continue
@@ -247,11 +256,13 @@ def _manifest_layout(columns: set[str], *, prefer_labels: bool) -> tuple[str, st
     return "unlabelled", image_column, None
 
 
-def _manifest_dataset(root: Path, *, prefer_labels: bool) -> Dataset:
+def _manifest_dataset(root: Path, *, prefer_labels: bool, task: str | None = None) -> Dataset:
     manifest = root / MANIFEST_NAME
     try:
-        columns, rows = _manifest_table(_read_description(manifest))
+        columns, rows = _manifest_table(_read_description(manifest), task)
         layout, image_column, target_column = _manifest_layout(columns, prefer_labels=prefer_labels)
+        if not rows:
+            raise ValueError(f"it lists no image under its first line (columns {', '.join(sorted(columns))})")
     except (ValueError, csv.Error) as exc:
         return _bad_description(root, "unlabelled", f"{MANIFEST_NAME} cannot be used: {exc}.")
     builder = _ItemBuilder(root, source=MANIFEST_NAME)

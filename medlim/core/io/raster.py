@@ -165,13 +165,31 @@ def _equal_channels(rgb: np.ndarray) -> bool:
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 
+def _without_alpha(stored: np.ndarray) -> np.ndarray:
+    """Grey + alpha or RGB + alpha without its alpha channel, what is transparent read as black.
+
+    An opaque alpha is dropped. Where some pixels are transparent, they become 0 (annotation tools save a
+    mask as strokes on a transparent background, often white or black underneath); when the colour is the
+    same everywhere (black or white strokes drawn by transparency alone), the alpha channel is the image.
+    """
+    colour, alpha = stored[..., :-1], stored[..., -1]
+    if alpha.size == 0 or alpha.min() == alpha.max():
+        return colour
+    if (colour == colour[:1, :1]).all():
+        return np.ascontiguousarray(alpha)
+    return np.where(alpha[..., None] > 0, colour, np.zeros((), colour.dtype))
+
+
 def _grey_or_rgb(stored: np.ndarray, *, name: str) -> np.ndarray:
-    """``[H, W]`` or ``[H, W, 3]``: alpha dropped, one channel squeezed, three identical channels read as grey."""
+    """``[H, W]`` or ``[H, W, 3]``: alpha taken out (:func:`_without_alpha`), one channel squeezed, three
+    identical channels read as grey."""
     if stored.ndim == 3:
         channels = stored.shape[2]
         if channels in (2, 4):  # grey + alpha, RGB + alpha
-            stored = stored[..., : channels - 1]
-            channels -= 1
+            stored = _without_alpha(stored)
+            channels = 1 if stored.ndim == 2 else stored.shape[2]
+            if stored.ndim == 2:
+                return stored
         if channels == 1:
             stored = stored[..., 0]
         elif channels != 3:
@@ -274,8 +292,10 @@ def _pillow_plan(mode: str) -> tuple[str | None, int, int, int]:
         array = {"1": 1, "L": 1, "RGB": 3, "F": 4, "I": 4}.get(mode, 2)
         return None, internal, array, 3 if mode == "RGB" else 1
     if mode in ("LA", "La"):
-        return "L", internal, 1, 1
-    return "RGB", internal, 3, 3  # palette, CMYK, YCbCr, RGBA, ...
+        return "LA", internal, 2, 1  # the alpha is read, then taken out (_without_alpha)
+    if mode in ("RGBA", "RGBa", "PA"):
+        return "RGBA", internal, 4, 3
+    return "RGB", internal, 3, 3  # palette, CMYK, YCbCr, ...
 
 
 def _pillow_cost(mode: str, *, height: int, width: int) -> DecodeCost:
@@ -297,6 +317,8 @@ def _pillow_array(image: Any) -> np.ndarray:
     twice more as bytes; strips keep that overhead to a few MiB.
     """
     convert_to = _pillow_plan(image.mode)[0]
+    if image.mode == "P" and "transparency" in image.info:
+        convert_to = "RGBA"  # a palette with a transparent entry: keep what is transparent
     width, height = image.size
 
     def strip(top: int, bottom: int) -> np.ndarray:
@@ -316,6 +338,29 @@ def _pillow_array(image: Any) -> np.ndarray:
     return out
 
 
+def _wide_colour_png(stream: BinaryIO) -> int:
+    """Channels of a 16-bit RGB (3) or RGBA (4) PNG, from its IHDR chunk; 0 for any other PNG."""
+    position = stream.tell()
+    stream.seek(0)
+    head = stream.read(26)
+    stream.seek(position)
+    if len(head) < 26 or head[12:16] != b"IHDR" or head[24] != 16:
+        return 0
+    return {2: 3, 6: 4}.get(head[25], 0)
+
+
+def _opencv_png(stream: BinaryIO, *, name: str) -> np.ndarray:
+    """A 16-bit colour PNG decoded by OpenCV, its channels in RGB(A) order (size and budget checked already)."""
+    import cv2
+
+    stream.seek(0)
+    decoded = cv2.imdecode(np.frombuffer(stream.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+    if decoded is None or decoded.ndim != 3:
+        raise CorruptFileError(f"{name} looks like a 16-bit colour PNG but cannot be decoded; copy or export it again.")
+    order = [2, 1, 0, 3][: decoded.shape[2]]
+    return np.ascontiguousarray(decoded[..., order])
+
+
 def _decode_with_pillow(
     source: bytes | BinaryIO, *, source_format: str, name: str, frame: int | None, settings: Settings
 ) -> ImageRecord:
@@ -332,9 +377,17 @@ def _decode_with_pillow(
                 index = _choose_frame(frame, count, name=name)
                 if index:
                     image.seek(index)
-                check_decode_budget(_pillow_cost(image.mode, height=height, width=width), name=name, settings=settings)
-                image.load()
-                array = _pillow_array(image)
+                wide = _wide_colour_png(stream) if source_format == "png" else 0
+                if wide:  # 16-bit RGB(A): Pillow would keep 8 of the 16 bits; OpenCV keeps them all
+                    check_decode_budget(DecodeCost(height=height, width=width, decoded_bytes=height * width * wide * 4,
+                                                   transient_bytes=0, float_values=height * width * 3),
+                                        name=name, settings=settings)
+                    array = _opencv_png(stream, name=name)
+                else:
+                    check_decode_budget(_pillow_cost(image.mode, height=height, width=width), name=name,
+                                        settings=settings)
+                    image.load()
+                    array = _pillow_array(image)
     except (ImageTooLargeError, MultiFrameError, ParameterError):
         raise
     except Image.DecompressionBombError as exc:

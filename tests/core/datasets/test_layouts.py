@@ -274,3 +274,25 @@ def test_a_labels_cell_of_separators_only_is_an_empty_cell(tmp_path, make) -> No
     dataset = open_dataset(tmp_path, task="pms")
     assert [item.labels for item in dataset.items] == [("Effusion", "Nodule")]
     assert [(p.kind, p.row) for p in dataset.problems] == [("bad_manifest", 2)]
+
+
+def test_tabs_a_decathlon_label_column_and_a_header_without_rows(tmp_path, make) -> None:
+    from medlim.core.datasets import check_dataset
+
+    for k in range(2):
+        make.png(tmp_path / "tabs" / f"{k}.png", k)
+        make.mask(tmp_path / "tabs" / f"{k}_m.png", foreground=bool(k))
+    make.manifest(tmp_path / "tabs", "image\tlabel\tpatient", [f"{k}.png\t{k}_m.png\tP{k}" for k in range(2)])
+    dataset = open_dataset(tmp_path / "tabs", task="bac")  # 'label' is the Decathlon's word for the mask
+    assert dataset.layout == "segmentation_mask" and [i.patient for i in dataset.items] == ["P0", "P1"]
+    assert open_dataset(tmp_path / "tabs", task="pms").layout == "manifest_labels"  # for PMS it is the labels
+    assert open_dataset(tmp_path / "tabs").layout == "unlabelled"  # no task: no guess
+    assert open_dataset(tmp_path / "tabs", task="ood").layout == "manifest_class"  # for OOD, the class
+    make.manifest(tmp_path / "empty", "image,mask,patient", [])
+    (problem,) = open_dataset(tmp_path / "empty").problems
+    assert problem.kind == "bad_manifest" and "lists no image under its first line" in problem.message
+    make.manifest(tmp_path / "other", "image,notes", ["0.png,x"])
+    make.png(tmp_path / "other" / "0.png", 0)
+    checked = check_dataset(open_dataset(tmp_path / "other", task="bac"), task="bac", read_pixels=False)
+    (layout,) = [p.message for p in checked.problems if p.kind == "wrong_layout"]
+    assert "this folder holds a manifest.csv with columns image,notes" in layout

@@ -160,3 +160,36 @@ def test_a_grey_image_saved_as_rgb_reads_as_grey(fmt: str) -> None:
     buffer = io.BytesIO()
     Image.fromarray(colour).save(buffer, format="PNG")
     assert read_image(buffer.getvalue(), name="b.png").is_color
+
+
+def test_png_16_bit_colour_keeps_16_bits() -> None:
+    """Pillow opens a 16-bit RGB PNG as 8-bit RGB; medlim decodes it with OpenCV and keeps every bit."""
+    rgb = np.array([[[65535, 0, 300], [1, 2, 3]], [[40000, 40001, 40002], [7, 8, 9]]], dtype=np.uint16)
+    record = read_image(_png(np.ascontiguousarray(rgb[..., ::-1])))
+    assert record.is_color and record.metadata.bits_stored == 16
+    np.testing.assert_array_equal(record.raw, rgb)
+    grey = np.array([[1000, 4095], [0, 300]], np.uint16)  # a 12-bit grey view saved as 16-bit RGB(A)
+    for channels in (3, 4):
+        stored = np.dstack([grey] * 3 + ([np.full(grey.shape, 65535, np.uint16)] if channels == 4 else []))
+        record = read_image(_png(stored))
+        assert not record.is_color and record.metadata.bits_stored == 12
+        np.testing.assert_array_equal(record.raw, grey)
+
+
+def test_transparency_reads_as_black_and_drawn_alpha_is_the_image() -> None:
+    mask = np.zeros((4, 5), np.uint8)
+    mask[1:3, 1:4] = 255
+    opaque_where_drawn = np.where(mask > 0, 255, 0).astype(np.uint8)
+    # white strokes on a white, transparent background (an annotation tool's export): strokes only
+    white = np.dstack([np.full(mask.shape, 255, np.uint8)] * 3 + [opaque_where_drawn])
+    np.testing.assert_array_equal(read_image(_png(white)).raw, mask)
+    # black strokes drawn by transparency alone: the alpha channel is the mask
+    black = np.dstack([np.zeros(mask.shape, np.uint8)] * 3 + [opaque_where_drawn])
+    np.testing.assert_array_equal(read_image(_png(black)).raw, mask)
+    # red strokes over a transparent white background: colour where opaque, black elsewhere
+    red_bgr = np.dstack([np.where(mask > 0, 0, 255), np.where(mask > 0, 0, 255), np.full(mask.shape, 255)])
+    red = read_image(_png(np.dstack([red_bgr, opaque_where_drawn]).astype(np.uint8)))
+    assert red.is_color and (red.raw[..., 0] > 0).sum() == (mask > 0).sum() and (red.raw[mask == 0] == 0).all()
+    # grey + alpha, alpha opaque everywhere: the grey values as they are
+    grey_alpha = read_image(_png(np.dstack([mask, mask, mask, np.full(mask.shape, 255, np.uint8)])))
+    np.testing.assert_array_equal(grey_alpha.raw, mask)
