@@ -218,7 +218,7 @@ def _edge_falloff(small: np.ndarray, inside: np.ndarray, *, band: int = 4) -> fl
 
 def _texture(grid: np.ndarray, inside: np.ndarray) -> list[float]:
     """Gradient, Laplacian and local-contrast statistics inside the foreground."""
-    if not inside.any():
+    if not inside.any() or min(grid.shape) < 2:  # a gradient needs two pixels each way (a 1-px sliver of an image)
         return [0.0] * 6
     dy, dx = np.gradient(grid)
     gradient = np.hypot(dx, dy)[inside]

@@ -39,7 +39,9 @@ __all__ = [
     "USER",
     "SpacingDecision",
     "decide_spacing",
+    "field_of_view_mm",
     "grid_shape",
+    "implausible_spacing",
     "resample_to_shape",
     "spacing_pair",
     "training_spacing",
@@ -112,6 +114,27 @@ def grid_shape(
         max(1, int(round(shape[0] * spacing_mm[0] / target_mm[0]))),
         max(1, int(round(shape[1] * spacing_mm[1] / target_mm[1]))),
     )
+
+
+def field_of_view_mm(shape: tuple[int, int], spacing_mm: tuple[float, float]) -> float:
+    """The longer side of the image in mm: ``max(rows · row spacing, columns · column spacing)``."""
+    return max(shape[0] * spacing_mm[0], shape[1] * spacing_mm[1])
+
+
+def implausible_spacing(
+    shape: tuple[int, int], spacing_mm: tuple[float, float], field_mm: tuple[float, float], *, what: str
+) -> str | None:
+    """Why ``spacing_mm`` cannot be this image's, when it makes the image ``what`` no such image is; else ``None``.
+
+    ``field_mm``: the (smallest, largest) longer side in mm such an image has. A header error (1 mm, 10 mm,
+    0.0001 mm) otherwise turns every area in mm² into nonsense and sends resampling to absurd sizes.
+    """
+    across = field_of_view_mm(shape, spacing_mm)
+    if field_mm[0] <= across <= field_mm[1]:
+        return None
+    size = f"{across:,.0f}" if across >= 100 else f"{across:.3g}"
+    return (f"a pixel spacing of {spacing_mm[0]:g} × {spacing_mm[1]:g} mm makes this {shape[0]}×{shape[1]} px image "
+            f"{size} mm across; {what} {field_mm[0]:g}–{field_mm[1]:g} mm")
 
 
 def _within(spacing: tuple[float, float], low: float, high: float, tolerance: float) -> bool:

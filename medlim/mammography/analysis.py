@@ -41,7 +41,10 @@ __all__ = [
     "BAC_TASK",
     "DEFAULT_BAC_WEIGHTS",
     "default_bac_weights",
+    "MIN_BINNED_SIDE",
     "MIN_MAMMOGRAM_SIDE",
+    "MIN_MAMMOGRAM_SIDE_MM",
+    "SECONDARY_CAPTURE_NOTE",
     "BacModel",
     "BacAnalysis",
     "load_bac_model",
@@ -59,6 +62,17 @@ DEFAULT_BAC_WEIGHTS = "scunet-bac"
 
 #: Smallest side (pixels) accepted as a mammogram: one SCU-Net patch.
 MIN_MAMMOGRAM_SIDE = 512
+#: Said of a DICOM of modality OT (a secondary capture): taken, as some archives store exports so, but doubted.
+SECONDARY_CAPTURE_NOTE = (
+    "This DICOM is a secondary capture (modality OT: an export or screenshot), not the original mammogram: its "
+    "grey levels, size and any burned-in text depend on how it was made, so the readouts may differ from the "
+    "original's. Use the original (modality MG) where you can."
+)
+#: With a known spacing, a smaller (binned) view is a mammogram when its shorter side covers this much (mm):
+#: what 512 px cover at a detector's 0.07 mm ...
+MIN_MAMMOGRAM_SIDE_MM = 35.84
+#: ... and holds at least this many pixels.
+MIN_BINNED_SIDE = 256
 
 
 @dataclass(frozen=True)
@@ -239,12 +253,18 @@ def load_bac_model(
     return bac_model_from_entry(entry, build_model(entry, device=device))
 
 
-def check_mammogram(record: ImageRecord) -> tuple[str, ...]:
+def check_mammogram(record: ImageRecord, *, pixel_spacing_mm: tuple[float, float] | None = None) -> tuple[str, ...]:
     """Refuse images that cannot be mammograms; return warnings for doubtful ones.
+
+    Args:
+        record: the image.
+        pixel_spacing_mm: its known spacing (the file's or a stated one, plausible), or ``None``. With it, a
+            binned view smaller than 512 px (0.28–0.5 mm) is taken when it covers a breast
+            (:data:`MIN_MAMMOGRAM_SIDE_MM`): it is resampled to the weights' spacing.
 
     Raises:
         WrongModalityError: a DICOM of another modality (e.g. CT, MR), a colour
-            image, or an image smaller than one 512-pixel patch.
+            image, or an image smaller than one 512-pixel patch (without a spacing) or than a breast.
 
     Returns:
         Warnings to show (e.g. "For Processing" images, missing view/laterality).
@@ -260,7 +280,9 @@ def check_mammogram(record: ImageRecord) -> tuple[str, ...]:
             f"{record.name or 'This image'} is a colour image; mammograms are grey-scale. Upload the DICOM or a grey PNG export."
         )
     rows, cols = record.pixels.shape[:2]
-    if min(rows, cols) < MIN_MAMMOGRAM_SIDE:
+    binned = pixel_spacing_mm is not None and min(rows, cols) >= MIN_BINNED_SIDE and min(
+        rows * pixel_spacing_mm[0], cols * pixel_spacing_mm[1]) >= MIN_MAMMOGRAM_SIDE_MM
+    if min(rows, cols) < MIN_MAMMOGRAM_SIDE and not binned:
         raise WrongModalityError(
             f"{record.name or 'This image'} is {rows}×{cols} pixels; a full-field mammogram is at least "
             f"{MIN_MAMMOGRAM_SIDE} pixels on each side (typically 4096×3328 or 3328×2560). Upload the full-resolution image."
@@ -270,6 +292,8 @@ def check_mammogram(record: ImageRecord) -> tuple[str, ...]:
             f"{record.name or 'This image'} is {rows}×{cols} pixels, far from a mammogram's shape; upload a single view."
         )
     warnings = list(meta.warnings)
+    if (meta.modality or "").upper() == "OT":
+        warnings.append(SECONDARY_CAPTURE_NOTE)
     if meta.view is None or meta.laterality is None:
         warnings.append(
             "View or laterality is not recorded in the file; the exam readout needs both (set them on the page)."
@@ -306,13 +330,16 @@ def analyse_mammogram(
     Returns:
         :class:`BacAnalysis`.
     """
+    from medlim.core.spacing import MODEL_DEFAULT
     from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing
 
-    warnings = check_mammogram(record)
     started = time.perf_counter()
     meta = record.metadata
+    rows, cols = record.pixels.shape[:2]
     decision = bac_spacing(bac_model, file_spacing_mm=meta.pixel_spacing_mm, file_source=meta.pixel_spacing_source,
-                           pixel_spacing_mm=pixel_spacing_mm)
+                           pixel_spacing_mm=pixel_spacing_mm, shape=(int(rows), int(cols)))
+    known = None if decision.spacing_source in (None, MODEL_DEFAULT) else decision.pixel_spacing_mm
+    warnings = check_mammogram(record, pixel_spacing_mm=known)
     if decision.warning:
         warnings = (*warnings, decision.warning)
     scaled = predict_at_model_spacing(record.to_uint8(), bac_model, decision, batch_size=batch_size,

@@ -391,7 +391,8 @@ def sweep_thresholds(
     for done, (name, image, truth, *rest) in enumerate(samples, start=1):
         file_spacing = rest[0] if rest else None
         decision = bac_spacing(bac_model, file_spacing_mm=None if file_spacing is None else _pair(file_spacing),
-                               file_source="file", pixel_spacing_mm=pixel_spacing_mm)
+                               file_source="file", pixel_spacing_mm=pixel_spacing_mm,
+                               shape=(int(image.shape[0]), int(image.shape[1])))
         scaled = predict_at_model_spacing(image, bac_model, decision)
         flagged = _flagged(bac_model, scaled.model_view)
         # mm² only where the spacing is known (a stated or file spacing), never an assumed one

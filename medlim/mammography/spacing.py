@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
-from medlim.core.spacing import SpacingDecision, decide_spacing, resample_to_shape
+from medlim.core.spacing import SpacingDecision, decide_spacing, implausible_spacing, resample_to_shape, spacing_pair
+from medlim.errors import ImageTooLargeError, ParameterError
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.tiling import MergeRule
@@ -73,12 +74,18 @@ def model_spacing(entry: WeightsEntry) -> tuple[tuple[float, float] | None, tupl
     return contract.pixel_spacing_mm, contract.spacing_range_mm
 
 
+#: The longer side of a mammogram in mm, smallest and largest: a spot or magnified view of 4–5 cm up to a
+#: 24 × 30 cm detector with room to spare. A spacing that puts an image outside it is a header error.
+MAMMOGRAM_FIELD_MM = (40.0, 500.0)
+
+
 def bac_spacing(
     bac_model: BacModel,
     *,
     file_spacing_mm: tuple[float, float] | None,
     file_source: str | None,
     pixel_spacing_mm: float | tuple[float, float] | None = None,
+    shape: tuple[int, int] | None = None,
 ) -> SpacingDecision:
     """The spacing of one mammogram for these weights (:func:`medlim.core.spacing.decide_spacing`).
 
@@ -86,11 +93,34 @@ def bac_spacing(
         bac_model: the loaded weights (their manifest gives the model's spacing).
         file_spacing_mm, file_source: what the reader found in the file.
         pixel_spacing_mm: the spacing the person states (mm), overriding the file's.
+        shape: the image's (rows, columns): a spacing that would make it no mammogram's size
+            (:data:`MAMMOGRAM_FIELD_MM`) is refused when stated, and set aside with a warning when read
+            from the file (the weights' own is assumed, as for a file without one).
+
+    Raises:
+        ParameterError: a stated spacing that cannot be this image's.
     """
     spacing, spacing_range = model_spacing(bac_model.entry)
-    return decide_spacing(file_spacing_mm=file_spacing_mm, file_source=file_source, model_spacing_mm=spacing,
-                          model_range_mm=spacing_range, user_spacing_mm=pixel_spacing_mm,
-                          model_label=bac_model.label)
+    if shape is not None and pixel_spacing_mm is not None:
+        reason = implausible_spacing(shape, spacing_pair(pixel_spacing_mm), MAMMOGRAM_FIELD_MM,
+                                     what="mammograms are")
+        if reason is not None:
+            raise ParameterError(f"--pixel-spacing: {reason}. Give the spacing in mm (e.g. 0.07).")
+    set_aside = None
+    if shape is not None and pixel_spacing_mm is None and file_spacing_mm is not None:
+        set_aside = implausible_spacing(shape, spacing_pair(file_spacing_mm), MAMMOGRAM_FIELD_MM,
+                                        what="mammograms are")
+    decision = decide_spacing(file_spacing_mm=None if set_aside else file_spacing_mm, file_source=file_source,
+                              model_spacing_mm=spacing, model_range_mm=spacing_range,
+                              user_spacing_mm=pixel_spacing_mm, model_label=bac_model.label)
+    if set_aside is None:
+        return decision
+    assumed = "" if decision.pixel_spacing_mm is None else (
+        f" {bac_model.label}'s own, {decision.pixel_spacing_mm[0]:g} × {decision.pixel_spacing_mm[1]:g} mm, is "
+        "assumed instead, and areas in mm² rest on that.")
+    warning = (f"The file's {file_source or 'pixel spacing'} cannot be right: {set_aside}. It is set aside;"
+               f"{assumed} State the spacing (--pixel-spacing, or the page's field) if you know it.")
+    return replace(decision, warning=warning)
 
 
 @dataclass(frozen=True)
@@ -127,6 +157,21 @@ def to_original_grid(prediction: BacPrediction, shape: tuple[int, int]) -> BacPr
                    preprocessed=PreprocessedImage(grey=grey, breast_mask=mask))
 
 
+def _check_model_shape(model_shape: tuple[int, int], shape: tuple[int, int], decision: SpacingDecision) -> None:
+    """Refuse, before anything is allocated, an image the model's grid would make larger than ``MEDLIM_MAX_PIXELS``."""
+    from medlim.settings import get_settings
+
+    limit = get_settings().max_pixels
+    if model_shape[0] * model_shape[1] <= limit:
+        return
+    spacing = decision.pixel_spacing_mm or (0.0, 0.0)
+    raise ImageTooLargeError(
+        f"at {spacing[0]:g} × {spacing[1]:g} mm ({decision.spacing_source}) this {shape[0]}×{shape[1]} px image "
+        f"becomes {model_shape[0]}×{model_shape[1]} px on the model's grid, over MEDLIM_MAX_PIXELS ({limit:,}); "
+        "check the pixel spacing (--pixel-spacing)."
+    )
+
+
 def predict_at_model_spacing(
     image: np.ndarray,
     bac_model: BacModel,
@@ -156,6 +201,7 @@ def predict_at_model_spacing(
     started = time.perf_counter()
     shape = (int(image.shape[0]), int(image.shape[1]))
     model_shape = decision.model_shape(shape)
+    _check_model_shape(model_shape, shape, decision)
     source = image if model_shape == shape else resample_to_shape(image, model_shape)
     prediction = predict_probability_map(
         source,

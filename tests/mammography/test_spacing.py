@@ -209,3 +209,54 @@ def test_cli_pixel_spacing_reaches_the_readouts(scene_files, monkeypatch, capsys
 
     with pytest.raises(SystemExit):
         main(["bac", "quantify", str(scene_files["coarse"]), "--pixel-spacing", "-1"])
+
+
+def test_a_spacing_no_mammogram_has_is_set_aside_from_a_file_and_refused_when_stated(scene_files, tmp_path) -> None:
+    """The scene is 89.6 mm across at its true 0.14 mm (640 px). A header saying 1 mm (640 mm across) or 0.0001 mm
+    (0.06 mm) is set aside with a warning naming why, the weights' own spacing assumed; stated, it is refused."""
+    from medlim.errors import ParameterError
+
+    coarse = render_scene(0.14)
+    bac_model = toy_model()
+    for wrong, across in ((1.0, "640 mm"), (0.0001, "0.064 mm")):
+        analysis = analyse_mammogram(read_image(write_mammogram(tmp_path / f"{wrong}.dcm", coarse, wrong)), bac_model)
+        assert analysis.spacing_source == MODEL_DEFAULT and analysis.pixel_spacing_mm == (0.07, 0.07)
+        (warning,) = [w for w in analysis.warnings if "set aside" in w]
+        assert "makes this 640×512 px image" in warning and across in warning and "40–500 mm" in warning
+        assert analysis.model_spacing_mm is None  # read at the weights' own spacing: nothing resampled
+    with pytest.raises(ParameterError, match="--pixel-spacing: a pixel spacing of 0.0001 × 0.0001 mm makes this"):
+        analyse_mammogram(read_image(scene_files["coarse"]), bac_model, pixel_spacing_mm=0.0001)
+
+
+def test_a_binned_view_smaller_than_a_patch_is_taken_when_its_spacing_covers_a_breast(tmp_path) -> None:
+    """A 320 × 256 px view at 0.28 mm (89.6 × 71.7 mm) is a binned mammogram, resampled to the weights' 0.07 mm;
+    without a spacing the same pixels are refused as too small to be one."""
+    from medlim.errors import WrongModalityError
+
+    binned = render_scene(0.28)
+    assert binned.shape == (320, 256)
+    analysis = analyse_mammogram(read_image(write_mammogram(tmp_path / "binned.dcm", binned, 0.28)), toy_model())
+    assert analysis.model_spacing_mm == (0.07, 0.07) and analysis.metrics.am_mm2 == pytest.approx(TRUE_AREA_MM2, rel=0.25)
+    with pytest.raises(WrongModalityError, match="at least 512 pixels"):
+        analyse_mammogram(read_image(write_mammogram(tmp_path / "binned.png", binned, None)), toy_model())
+
+
+def test_a_grid_over_the_pixel_limit_is_refused_before_it_is_allocated(scene_files, monkeypatch) -> None:
+    from medlim.errors import ImageTooLargeError
+
+    monkeypatch.setenv("MEDLIM_MAX_PIXELS", str(1_000_000))  # the coarse file becomes 1280 × 1024 = 1.3 M px
+    with pytest.raises(ImageTooLargeError, match="becomes 1280×1024 px on the model's grid, over MEDLIM_MAX_PIXELS"):
+        analyse_mammogram(read_image(scene_files["coarse"]), toy_model())
+
+
+def test_a_secondary_capture_is_taken_with_a_doubt_said(tmp_path) -> None:
+    import pydicom
+
+    from medlim.mammography.analysis import SECONDARY_CAPTURE_NOTE, check_mammogram
+
+    path = write_mammogram(tmp_path / "mg.dcm", render_scene(0.14), 0.14)
+    assert SECONDARY_CAPTURE_NOTE not in check_mammogram(read_image(path))
+    ds = pydicom.dcmread(path)
+    ds.Modality = "OT"
+    ds.save_as(tmp_path / "sc.dcm", enforce_file_format=True)
+    assert SECONDARY_CAPTURE_NOTE in check_mammogram(read_image(tmp_path / "sc.dcm"))

@@ -239,6 +239,21 @@ def pixel_spacing(ds: Any, *, frame: int = 0) -> tuple[tuple[float, float] | Non
     return imager, "ImagerPixelSpacing"
 
 
+def spacing_notes(ds: Any, *, frame: int, source: str | None) -> tuple[str, ...]:
+    """Warnings about the spacing :func:`pixel_spacing` chose: a PixelSpacing present but unusable (what was
+    used instead), and a detector spacing not corrected for magnification (areas in mm² a little too large)."""
+    notes = []
+    stated = _attribute(ds, frame, "PixelMeasuresSequence", "PixelSpacing")
+    if stated is not None and source != "PixelSpacing":
+        instead = "no spacing is used" if source is None else f"{source} is used instead"
+        notes.append(f"The file's PixelSpacing ({str(stated)[:40]!r}) is not two positive numbers; {instead}.")
+    if source == "ImagerPixelSpacing":
+        notes.append("The pixel spacing is the detector's (ImagerPixelSpacing; the file gives no valid "
+                     "EstimatedRadiographicMagnificationFactor): not corrected for magnification, so areas in mm² "
+                     "are somewhat larger than at the breast.")
+    return tuple(notes)
+
+
 def mammography_view(ds: Any) -> str | None:
     """The view (``"CC"``, ``"MLO"``, ...) from ViewPosition, else ViewCodeSequence."""
     view = _text(ds, "ViewPosition")
@@ -1136,8 +1151,8 @@ def _frame_index(frame: int | None, *, frames: int, name: str) -> int:
     if frame is None:
         if frames > 1:
             raise MultiFrameError(
-                f"{name} holds {frames} frames; choose one with frame=0..{frames - 1} "
-                "(on the command line: --frame N)."
+                f"{name} holds {frames} frames; an analysis reads one image: choose one with frame=0..{frames - 1}, "
+                "or export it as a file of its own (`medlim image info FILE --frame N` shows each)."
             )
         return 0
     if not 0 <= int(frame) < frames:
@@ -1218,6 +1233,7 @@ def _dicom_metadata(
     intent = _presentation_intent(ds)
     warnings_first = (FOR_PROCESSING_WARNING,) if intent == "FOR PROCESSING" else ()
     spacing, spacing_source = pixel_spacing(ds, frame=index)
+    notes = [*notes, *spacing_notes(ds, frame=index, source=spacing_source)]
     return ImageMetadata(
         source_format="dicom",
         modality=_text(ds, "Modality"),

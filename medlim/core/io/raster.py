@@ -81,8 +81,9 @@ def _choose_frame(frame: int | None, count: int, *, name: str) -> int:
     if frame is None:
         if count > 1:
             raise MultiFrameError(
-                f"{name} holds {count} images (pages/frames); choose one with frame=0..{count - 1} "
-                "(on the command line: --frame N)."
+                f"{name} holds {count} images (pages/frames); an analysis reads one: choose one with "
+                f"frame=0..{count - 1}, or export it as a file of its own (`medlim image info FILE --frame N` "
+                "shows each)."
             )
         return 0
     if not 0 <= int(frame) < count:
@@ -367,6 +368,9 @@ def _decode_with_pillow(
     from PIL import Image
 
     stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    # Pillow's own bomb limit (89 M px, an error at twice that) would refuse images MEDLIM_MAX_PIXELS allows, in
+    # its words: ours is checked from the header below, so Pillow's stands above it
+    Image.MAX_IMAGE_PIXELS = max(int(Image.MAX_IMAGE_PIXELS or 0), int(settings.max_pixels))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Pillow's decompression-bomb warning: we check sizes ourselves

@@ -198,6 +198,20 @@ def test_pixel_spacing(make_dicom, attributes, spacing, source, label) -> None:
         assert meta.pixel_spacing_label.startswith(label)
 
 
+def test_a_spacing_the_file_states_badly_or_at_the_detector_is_said(make_dicom) -> None:
+    fallback = _read(make_dicom(STORED_2X2, PixelSpacing=[0.0, 0.0], ImagerPixelSpacing=[0.1, 0.1],
+                                EstimatedRadiographicMagnificationFactor=1.25)).metadata
+    assert fallback.pixel_spacing_source == "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"
+    assert any("PixelSpacing" in w and "is not two positive numbers; ImagerPixelSpacing/Estimated" in w
+               for w in fallback.warnings)
+    none = _read(make_dicom(STORED_2X2, PixelSpacing=[0.0, 0.1])).metadata
+    assert any("not two positive numbers; no spacing is used" in w for w in none.warnings)
+    detector = _read(make_dicom(STORED_2X2, ImagerPixelSpacing=[0.1, 0.1])).metadata
+    assert any("not corrected for magnification" in w for w in detector.warnings)
+    good = _read(make_dicom(STORED_2X2, PixelSpacing=[0.07, 0.07])).metadata
+    assert not any("spacing" in w.lower() for w in good.warnings)
+
+
 @pytest.mark.filterwarnings("ignore:Invalid value for VR CS")
 def test_view_laterality_date(make_dicom) -> None:
     meta = _read(make_dicom(STORED_2X2, ViewPosition="cc", ImageLaterality="L", StudyDate="20240229")).metadata

@@ -193,3 +193,11 @@ def test_transparency_reads_as_black_and_drawn_alpha_is_the_image() -> None:
     # grey + alpha, alpha opaque everywhere: the grey values as they are
     grey_alpha = read_image(_png(np.dstack([mask, mask, mask, np.full(mask.shape, 255, np.uint8)])))
     np.testing.assert_array_equal(grey_alpha.raw, mask)
+
+
+def test_pillows_own_pixel_limit_does_not_stand_below_medlims(monkeypatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses above twice its limit, in its own words
+    record = read_image(_png(np.zeros((100, 100), np.uint8)))  # 10,000 px: far under MEDLIM_MAX_PIXELS
+    assert record.raw.shape == (100, 100)
