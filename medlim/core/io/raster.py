@@ -166,19 +166,34 @@ def _equal_channels(rgb: np.ndarray) -> bool:
     return bool(np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
 
 
-def _without_alpha(stored: np.ndarray) -> np.ndarray:
-    """Grey + alpha or RGB + alpha without its alpha channel, what is transparent read as black.
+#: Opaque colours at most this many (in a sample) make an image a drawing (a mask, labels), not a photograph.
+_DRAWING_COLOURS = 16
+_ALPHA_SAMPLE = 65_536
 
-    An opaque alpha is dropped. Where some pixels are transparent, they become 0 (annotation tools save a
-    mask as strokes on a transparent background, often white or black underneath); when the colour is the
-    same everywhere (black or white strokes drawn by transparency alone), the alpha channel is the image.
+
+def _without_alpha(stored: np.ndarray) -> np.ndarray:
+    """Grey + alpha or RGB + alpha without its alpha channel, what is transparent read as the background.
+
+    An opaque alpha is dropped. When the colour is the same everywhere (black or white strokes drawn by
+    transparency alone), the alpha channel is the image. Otherwise transparent pixels take the background
+    of what the opaque ones are: black for a drawing (few colours: an annotation tool's mask on a transparent
+    background, white or black underneath) and for a grey image (radiographs: air is black), white for a
+    colour photograph (brightfield microscopy: glass is white, as a slide scanner's transparent margin is).
     """
     colour, alpha = stored[..., :-1], stored[..., -1]
     if alpha.size == 0 or alpha.min() == alpha.max():
         return colour
     if (colour == colour[:1, :1]).all():
         return np.ascontiguousarray(alpha)
-    return np.where(alpha[..., None] > 0, colour, np.zeros((), colour.dtype))
+    opaque = colour[alpha > 0]
+    step = max(1, opaque.shape[0] // _ALPHA_SAMPLE)
+    sample = opaque[::step].reshape(-1, colour.shape[-1]).astype(np.uint64)
+    grey = colour.shape[-1] == 1 or bool((sample == sample[:, :1]).all())
+    packed = sample[:, 0] if sample.shape[1] == 1 else (sample[:, 0] << 32) | (sample[:, 1] << 16) | sample[:, -1]
+    drawing = np.unique(packed).size <= _DRAWING_COLOURS
+    top = np.iinfo(colour.dtype).max if colour.dtype.kind in "ui" else 1.0
+    background = np.zeros((), colour.dtype) if grey or drawing else np.asarray(top, dtype=colour.dtype)
+    return np.where(alpha[..., None] > 0, colour, background)
 
 
 def _grey_or_rgb(stored: np.ndarray, *, name: str) -> np.ndarray:

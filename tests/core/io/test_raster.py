@@ -201,3 +201,20 @@ def test_pillows_own_pixel_limit_does_not_stand_below_medlims(monkeypatch) -> No
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses above twice its limit, in its own words
     record = read_image(_png(np.zeros((100, 100), np.uint8)))  # 10,000 px: far under MEDLIM_MAX_PIXELS
     assert record.raw.shape == (100, 100)
+
+
+def test_a_colour_photographs_transparent_margin_is_white_glass() -> None:
+    """H&E (many colours) with a transparent margin: the margin is glass (white), as a scanner's is; a grey image's
+    transparency is black (air), as a drawing's is (the test above)."""
+    rng = np.random.default_rng(0)
+    tissue = rng.integers(60, 230, (6, 6, 3)).astype(np.uint8)  # 36 colours: a photograph, not a drawing
+    alpha = np.full((6, 6), 255, np.uint8)
+    alpha[:, :2] = 0
+    record = read_image(_png(np.dstack([tissue[..., ::-1], alpha])))
+    assert record.is_color
+    np.testing.assert_array_equal(record.raw[:, :2], 255)
+    np.testing.assert_array_equal(record.raw[:, 2:], tissue[:, 2:])
+    grey = rng.integers(60, 230, (6, 6)).astype(np.uint8)
+    read = read_image(_png(np.dstack([grey, grey, grey, alpha]))).raw
+    np.testing.assert_array_equal(read[:, :2], 0)
+    np.testing.assert_array_equal(read[:, 2:], grey[:, 2:])
