@@ -177,6 +177,17 @@ def preset_cutoffs(
                    crowded_min_score=crowded)
 
 
+#: Tissue (px) below which a fraction and its bands grade next to nothing: a 128 × 128 px patch.
+MIN_TISSUE_PX = 16_384
+
+
+def little_tissue_warning(tissue_px: float) -> str:
+    """What a report says when the image holds (almost) no tissue: glass, background, an empty or tiny tile."""
+    found = "No tissue was found" if tissue_px <= 0 else f"Only {tissue_px:,.0f} px of tissue were found"
+    return (f"{found} (glass, background, an empty or very small tile): the steatosis fraction and its bands "
+            "grade next to nothing here — read them as no result, not as a normal liver.")
+
+
 def steatosis_report(
     table: DropletTable,
     cutoffs: Cutoffs,
@@ -201,6 +212,8 @@ def steatosis_report(
         warnings: the image's warnings (from the analysis).
     """
     result = apply_cutoffs(table, cutoffs)
+    if table.tissue_area < MIN_TISSUE_PX:
+        warnings = (*warnings, little_tissue_warning(table.tissue_area))
     fraction = round(result.steatosis_fraction, 6)
     percent = 100.0 * fraction
     return SteatosisReport(

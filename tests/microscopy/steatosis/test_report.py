@@ -78,3 +78,14 @@ def test_preset_cutoffs_with_overrides() -> None:
         preset_cutoffs(area=(1.0,))
     with pytest.raises(ParameterError, match="low ≤ high"):
         preset_cutoffs(perimeter=(2.0, 1.0))
+
+
+def test_a_tile_with_little_or_no_tissue_says_its_grade_means_nothing() -> None:
+    empty = replace(_table(), tissue_area=0.0)
+    report = steatosis_report(empty, DEFAULT_CUTOFFS, model="m:1")
+    assert report.steatosis_fraction == 0.0 and report.nash_crn_band.startswith("S0")
+    assert any(w.startswith("No tissue was found") and "not as a normal liver" in w for w in report.warnings)
+    small = steatosis_report(_table(), DEFAULT_CUTOFFS, model="m:1")  # 1,000 px of tissue
+    assert any(w.startswith("Only 1,000 px of tissue were found") for w in small.warnings)
+    enough = steatosis_report(replace(_table(), tissue_area=200_000.0), DEFAULT_CUTOFFS, model="m:1")
+    assert not any("tissue" in w for w in enough.warnings)
