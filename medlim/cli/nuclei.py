@@ -96,7 +96,7 @@ def _segment_one(file: BatchFile, out: Path, *, method: str, args: argparse.Name
 
     from medlim.cli.microscopy_options import exports_writer
     from medlim.core.io import read_image
-    from medlim.core.io.slide import is_slide
+    from medlim.core.io.slide import is_slide, read_whole
     from medlim.errors import ImageTooLargeError
     from medlim.microscopy.nuclei.measure import nuclei_exports, nuclei_readout, nucleus_outlines, nucleus_table
     from medlim.microscopy.nuclei.pipeline import segment_nuclei
@@ -105,7 +105,7 @@ def _segment_one(file: BatchFile, out: Path, *, method: str, args: argparse.Name
     from medlim.phantoms.base import save_png
 
     write = exports_writer(out, file.stem, csv=args.csv, geojson=args.geojson)
-    if region is not None or args.tile is not None or is_slide(file.path):
+    if region is not None or args.tile is not None or (is_slide(file.path) and not read_whole(file.path)):
         return _segment_slide(file, method=method, args=args, region=region, write=write)
     record = read_image(file.path, name=Path(file.name).name)
     spacing, notes = file_spacing(file.path, args.pixel_spacing_um)

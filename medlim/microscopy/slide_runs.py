@@ -40,6 +40,8 @@ __all__ = [
 
 #: Room → the job kind of its whole-slide command.
 SLIDE_JOB_KINDS: dict[str, str] = {"steatosis": "steatosis.segment", "nuclei": "nuclei.segment"}
+#: The commands' own whole-slide tile sides (``--tile``'s defaults: steatosis 512, nuclei 1024).
+SLIDE_TILES: dict[str, int] = {"steatosis": 512, "nuclei": 1024}
 
 
 def slide_job_argv(room: str, slide: str | Path, out: str | Path, *, region: str | None = None,
@@ -63,6 +65,8 @@ def slide_job_argv(room: str, slide: str | Path, out: str | Path, *, region: str
         from medlim.microscopy.slides import parse_region
 
         argv += ["--region", parse_region(region.strip()).as_text()]
+    if "--tile" not in options:  # a tile side keeps a small tiled TIFF on the whole-slide path the page reads back
+        argv += ["--tile", str(SLIDE_TILES[room])]
     return [*argv, *(str(option) for option in options)]
 
 

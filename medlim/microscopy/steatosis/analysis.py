@@ -428,9 +428,9 @@ def segment_file(
     Raises:
         MedlimError: the file cannot be read, or the kept droplets do not fit uint16 labels.
     """
-    from medlim.core.io.slide import is_slide
+    from medlim.core.io.slide import is_slide, read_whole
 
-    if region is not None or tile is not None or is_slide(path):
+    if region is not None or tile is not None or (is_slide(path) and not read_whole(path)):
         return _segment_slide_file(model, Path(path), cutoffs=cutoffs, presets=presets, exports=exports,
                                    pixel_spacing_um=pixel_spacing_um, region=region, tile=tile, progress=progress)
     from medlim.core.io import read_image

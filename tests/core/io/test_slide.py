@@ -95,3 +95,33 @@ def test_a_tiled_tiff_too_big_to_decode_whole_says_where_slides_are_read(tmp_pat
     with pytest.raises(Exception, match="MEDLIM_MAX_PIXELS.*tile by tile") as too_many:
         read_image(tmp_path / "tiled.tif")
     assert type(too_many.value).__name__ == "ImageTooLargeError"
+
+
+def test_a_small_tiled_tiff_is_read_whole_and_a_large_one_as_a_slide(tmp_path, monkeypatch) -> None:
+    import medlim.core.io.slide as slide_module
+    from medlim.core.io.slide import read_whole
+
+    image = np.zeros((300, 200, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "tiled.tif", image, tile=(64, 64), photometric="rgb")
+    assert is_slide(tmp_path / "tiled.tif") and read_whole(tmp_path / "tiled.tif")
+    monkeypatch.setattr(slide_module, "WHOLE_READ_PIXELS", 300 * 200 - 1)
+    assert not read_whole(tmp_path / "tiled.tif")
+    assert not read_whole(tmp_path / "missing.tif") and not read_whole(tmp_path / "x.svs")
+
+
+def test_nuclei_in_a_small_tiled_tiff_read_as_the_same_pixels_in_a_png(tmp_path, capsys) -> None:
+    import json
+
+    import cv2
+
+    from medlim.cli import main
+    from medlim.phantoms.fluorescence import generate_fluorescence
+
+    rgb = np.ascontiguousarray(generate_fluorescence(seed=4, index=0, size=(256, 256)).image)
+    assert cv2.imwrite(str(tmp_path / "cells.png"), rgb[..., ::-1])
+    tifffile.imwrite(tmp_path / "cells.tif", rgb, tile=(128, 128), photometric="rgb")
+    assert main(["nuclei", "segment", str(tmp_path / "cells.png"), str(tmp_path / "cells.tif"), "--out",
+                 str(tmp_path / "out"), "--jsonl"]) == 0
+    png, tif = (json.loads(line) for line in capsys.readouterr().out.splitlines()[-2:])
+    assert png["count"] == tif["count"] > 0 and png["mean_area_px2"] == tif["mean_area_px2"]
+    assert tif["labels"] and "clumps_split" in tif
