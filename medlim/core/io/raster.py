@@ -354,6 +354,20 @@ def _pillow_array(image: Any) -> np.ndarray:
     return out
 
 
+def _exif_oriented(array: np.ndarray, image: Any) -> np.ndarray:
+    """``array`` turned as the file's EXIF Orientation says it is shown (cameras and phones store JPEGs turned),
+    so pixel coordinates (labels, CSV, GeoJSON) match what a viewer shows; unchanged without the tag."""
+    try:
+        orientation = int(image.getexif().get(0x0112, 1))
+    except (AttributeError, TypeError, ValueError, OSError):
+        return array
+    turns = {2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
+             5: lambda a: np.swapaxes(a, 0, 1), 6: lambda a: np.rot90(a, -1),
+             7: lambda a: np.rot90(a, -1)[::-1], 8: lambda a: np.rot90(a, 1)}
+    turn = turns.get(orientation)
+    return array if turn is None else np.ascontiguousarray(turn(array))
+
+
 def _wide_colour_png(stream: BinaryIO) -> int:
     """Channels of a 16-bit RGB (3) or RGBA (4) PNG, from its IHDR chunk; 0 for any other PNG."""
     position = stream.tell()
@@ -406,7 +420,7 @@ def _decode_with_pillow(
                     check_decode_budget(_pillow_cost(image.mode, height=height, width=width), name=name,
                                         settings=settings)
                     image.load()
-                    array = _pillow_array(image)
+                    array = _exif_oriented(_pillow_array(image), image)
     except (ImageTooLargeError, MultiFrameError, ParameterError):
         raise
     except Image.DecompressionBombError as exc:

@@ -218,3 +218,17 @@ def test_a_colour_photographs_transparent_margin_is_white_glass() -> None:
     read = read_image(_png(np.dstack([grey, grey, grey, alpha]))).raw
     np.testing.assert_array_equal(read[:, :2], 0)
     np.testing.assert_array_equal(read[:, 2:], grey[:, 2:])
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_turns_the_pixels_as_a_viewer_shows_them(orientation: int) -> None:
+    from PIL import Image, ImageOps
+
+    stored = (np.arange(4 * 6 * 3) % 251).astype(np.uint8).reshape(4, 6, 3)
+    image = Image.fromarray(stored)
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", exif=exif)
+    shown = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(buffer.getvalue()))))
+    np.testing.assert_array_equal(read_image(buffer.getvalue()).raw, shown)
