@@ -98,6 +98,7 @@ def _segment_one(file: BatchFile, out: Path, *, method: str, args: argparse.Name
     from medlim.core.io import read_image
     from medlim.core.io.slide import is_slide, read_whole
     from medlim.errors import ImageTooLargeError
+    from medlim.microscopy.nuclei.foreground import dapi_warning
     from medlim.microscopy.nuclei.measure import nuclei_exports, nuclei_readout, nucleus_outlines, nucleus_table
     from medlim.microscopy.nuclei.pipeline import segment_nuclei
     from medlim.microscopy.nuclei.watershed import watershed_basic_nuclei, watershed_nuclei
@@ -119,7 +120,9 @@ def _segment_one(file: BatchFile, out: Path, *, method: str, args: argparse.Name
     row: dict[str, Any] = {**nuclei_readout(result, table).to_json(), "labels": str(labels_path)}
     if write is not None:
         row.update(write(nuclei_exports(nucleus_outlines(result.labels, table), table.objects)))
-    warnings = [*record.metadata.warnings, *notes, *([spacing.warning] if spacing.warning else [])]
+    dapi = dapi_warning(record.pixels)
+    warnings = [*record.metadata.warnings, *notes, *([spacing.warning] if spacing.warning else []),
+                *([dapi] if dapi else [])]
     return {**row, "warnings": warnings}
 
 

@@ -30,6 +30,7 @@ import plotly.graph_objects as go
 
 from medlim.core.io.files import RASTER_SUFFIXES, is_derived_file
 from medlim.errors import ImageTooLargeError, InputError
+from medlim.microscopy.nuclei.foreground import dapi_warning  # the page's warning, as the command line's
 from medlim.microscopy.nuclei.measure import NucleusRow, NucleusTable, nucleus_table
 from medlim.microscopy.nuclei.pipeline import Cut, NucleiParams, NucleiResult
 from medlim.microscopy.objects import NO_SPACING, MicronSpacing
@@ -298,29 +299,6 @@ def truth_count(image_path: Path) -> int | None:
     if labels is None:
         return None
     return int(len(np.unique(labels[labels > 0])))
-
-
-def dapi_warning(pixels: np.ndarray) -> str | None:
-    """A plain-language warning when the image does not look like DAPI in blue.
-
-    Args:
-        pixels: ``np.ndarray[H, W]`` grey or ``[H, W, 3|4]`` colour, float in [0, 1].
-
-    Returns:
-        The warning, or None. Grey images give None (they are used as the DAPI
-        channel as they are); colour images whose blue channel is much dimmer
-        than the red or green one probably hold DAPI elsewhere.
-    """
-    if pixels.ndim != 3 or pixels.shape[2] < 3:
-        return None
-    spread = [float(np.percentile(pixels[..., c], 99.5) - np.percentile(pixels[..., c], 5)) for c in range(3)]
-    if spread[2] < 0.05 and max(spread[:2]) > 4 * max(spread[2], 1e-3):
-        channel = "red" if spread[0] >= spread[1] else "green"
-        return (
-            f"The blue channel is nearly empty while the {channel} one has signal: this page reads DAPI "
-            "from the blue channel. Export the image with DAPI in blue."
-        )
-    return None
 
 
 # ----------------------------------------------------------------------------- overlay

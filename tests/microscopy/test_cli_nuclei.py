@@ -170,3 +170,15 @@ def test_segment_csv_and_geojson_are_the_pages_exports_in_microns(tmp_path, caps
                  "--csv", "--jsonl"]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert (row["pixel_spacing_um"], row["spacing_source"]) == (0.25, "user") and "0.5 µm" in row["warnings"][0]
+
+
+def test_dapi_in_another_channel_is_said_on_the_command_line_as_on_the_page(tmp_path, capsys) -> None:
+    from medlim.phantoms.fluorescence import generate_fluorescence
+
+    rgb = generate_fluorescence(seed=5, index=0, size=(128, 128)).image
+    red = np.zeros_like(rgb)
+    red[..., 0] = rgb[..., 2]  # the DAPI signal saved in the red channel
+    assert cv2.imwrite(str(tmp_path / "red.png"), np.ascontiguousarray(red[..., ::-1]))
+    assert main(["nuclei", "segment", str(tmp_path / "red.png"), "--out", str(tmp_path / "out"), "--jsonl"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["count"] == 0 and any("blue channel is nearly empty while the red one" in w for w in row["warnings"])

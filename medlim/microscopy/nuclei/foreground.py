@@ -18,6 +18,7 @@ from skimage import filters, measure, morphology
 from medlim.errors import ParameterError
 
 __all__ = [
+    "dapi_warning",
     "dapi_channel",
     "foreground_mask",
     "mean_nucleus_area",
@@ -127,3 +128,26 @@ def clump_candidates(
         if region.area >= area_factor * mean_area or region.solidity < max_solidity:
             is_clump[region.label] = True
     return labels, is_clump
+
+
+def dapi_warning(pixels: np.ndarray) -> str | None:
+    """A plain-language warning when the image does not look like DAPI in blue.
+
+    Args:
+        pixels: ``np.ndarray[H, W]`` grey or ``[H, W, 3|4]`` colour, float in [0, 1].
+
+    Returns:
+        The warning, or None. Grey images give None (they are used as the DAPI
+        channel as they are); colour images whose blue channel is much dimmer
+        than the red or green one probably hold DAPI elsewhere.
+    """
+    if pixels.ndim != 3 or pixels.shape[2] < 3:
+        return None
+    spread = [float(np.percentile(pixels[..., c], 99.5) - np.percentile(pixels[..., c], 5)) for c in range(3)]
+    if spread[2] < 0.05 and max(spread[:2]) > 4 * max(spread[2], 1e-3):
+        channel = "red" if spread[0] >= spread[1] else "green"
+        return (
+            f"The blue channel is nearly empty while the {channel} one has signal: medlim reads DAPI "
+            "from the blue channel (the counts here are of the blue channel). Export the image with DAPI in blue."
+        )
+    return None
