@@ -76,7 +76,9 @@ def test_steatosis_answers_every_file_and_keeps_same_named_outputs_apart(
         labels = cv2.imread(row["labels"], cv2.IMREAD_UNCHANGED)
         assert labels.dtype == np.uint16 and labels.shape == shape
         # A PNG states no pixel size (issue 16): sizes stay in pixels, and the one warning says so.
-        assert len(row["warnings"]) == 1 and "no pixel size" in row["warnings"][0]
+        # ... and these tiles of at most 96 × 128 px hold too little tissue to grade (under 16,384 px)
+        assert len(row["warnings"]) == 2 and "px of tissue were found" in row["warnings"][0]
+        assert "no pixel size" in row["warnings"][1]
     assert [rows[0]["labels"], rows[3]["labels"]] == [str(out / "study1__IMG0001_labels.png"),
                                                       str(out / "study2__IMG0001_labels.png")]
 
