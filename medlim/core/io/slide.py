@@ -157,22 +157,31 @@ def file_spacing_um(source: str | Path | bytes) -> tuple[float, str] | None:
         return None
 
 
-def is_slide(path: str | Path) -> bool:
-    """Whether ``path`` is read as a whole slide: a whole-slide suffix, or a TIFF whose first page is tiled."""
+def _first_tiff_page(path: Path) -> tuple[bool, int] | None:
+    """``(tiled, pixels)`` of a ``.tif``/``.tiff`` file's first page (header only); ``None`` for another file
+    or one tifffile cannot open."""
     import tifffile
 
-    path = Path(path)
-    if path.suffix.lower() in SLIDE_SUFFIXES:
-        return True
     if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
-        return False
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with tifffile.TiffFile(str(path)) as tiff:
-                return bool(getattr(tiff.pages[0], "is_tiled", False))
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError):
-        return False
+                page = tiff.pages.first
+                length, width = page.shaped[2:4]  # (separate samples, depth, length, width, samples)
+                return bool(getattr(page, "is_tiled", False)), int(length) * int(width)
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def is_slide(path: str | Path) -> bool:
+    """Whether ``path`` is read as a whole slide: a whole-slide suffix, or a TIFF whose first page is tiled."""
+    path = Path(path)
+    if path.suffix.lower() in SLIDE_SUFFIXES:
+        return True
+    page = _first_tiff_page(path)
+    return page is not None and page[0]
 
 
 #: A tiled TIFF with at most this many pixels on its first page is read whole, as any image is: the same
@@ -184,19 +193,8 @@ WHOLE_READ_PIXELS = 4096 * 4096
 def read_whole(path: str | Path) -> bool:
     """Whether a file :func:`is_slide` calls a slide is small enough to read whole: a TIFF (not a scanner
     format) whose first page holds at most :data:`WHOLE_READ_PIXELS` pixels."""
-    import tifffile
-
-    path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff") or not path.is_file():
-        return False
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with tifffile.TiffFile(str(path)) as tiff:
-                shape = tiff.pages.first.shaped[2:4]  # (separate samples, depth, length, width, samples)
-                return int(shape[0]) * int(shape[1]) <= WHOLE_READ_PIXELS
-    except (tifffile.TiffFileError, OSError, ValueError, IndexError, AttributeError):
-        return False
+    page = _first_tiff_page(Path(path))
+    return page is not None and page[1] <= WHOLE_READ_PIXELS
 
 
 @dataclass(frozen=True)
