@@ -46,6 +46,7 @@ __all__ = [
     "evaluation_problem",
     "evaluation_report",
     "evaluation_of_argv",
+    "model_cutoff",
 ]
 
 #: Layouts each task's evaluation reads (a trainer may accept more: steatosis trains on images alone).
@@ -154,6 +155,25 @@ def evaluation_argv(request: EvaluationRequest) -> list[str]:
     if request.skip_bad:
         argv.append("--skip-bad")
     return argv
+
+
+def model_cutoff(task: str, label: str, *, registries: Any = None) -> float | None:
+    """A BAC model's own probability cut-off (its manifest's ``thresholds.output``, swept beside the grid);
+    ``None`` for another task or a model that records none.
+
+    Args:
+        registries: a :class:`medlim.core.weights.Registries` (default: loaded from the settings).
+    """
+    if task != "bac":
+        return None
+    from medlim.core.weights import Registries
+    from medlim.errors import MedlimError
+
+    try:
+        value = (registries or Registries.load()).find(label).thresholds.get("output")
+    except MedlimError:
+        return None
+    return None if value is None else float(value)
 
 
 def evaluation_of_argv(argv: Sequence[str]) -> tuple[str, float | None] | None:

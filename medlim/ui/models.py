@@ -593,37 +593,22 @@ def show_training_job(task: TaskInfo) -> None:
     follow_job(job, key=JOB_KEY, render_done=_training_done, render_live=_live_curve)
 
 
-def _model_cutoff(task: TaskInfo, label: str) -> float | None:
-    """A BAC model's own probability cut-off (its manifest's ``thresholds.output``), else ``None``."""
-    if task.key != "bac":
-        return None
-    from medlim.core.weights import Registries
-
-    try:
-        value = Registries.load().find(label).thresholds.get("output")
-    except MedlimError:
-        return None
-    return None if value is None else float(value)
-
-
 def _evaluable(task: TaskInfo, labels: list[str], report: DatasetReport) -> list[str]:
-    """The models that can be checked on the folder: for OOD, the detectors one of whose in-distribution classes
-    names one of the folder's classes (else every image would count as OOD); every model otherwise."""
+    """The task's models the folder can evaluate (for OOD: :func:`medlim.curation.ood.labels.detectors_for_classes`)."""
     if task.key != "ood":
         return labels
     from medlim.core.weights import Registries
-    from medlim.curation.ood.labels import folder_matches
+    from medlim.curation.ood.labels import detectors_for_classes
 
     registries = Registries.load()
-    kept = []
+    entries = []
     for label in labels:
         try:
-            id_classes = registries.find(label).params.get("id_classes") or ()
+            entries.append(registries.find(label))
         except MedlimError:
             continue
-        if any(folder_matches(name, str(wanted)) for name in report.classes for wanted in id_classes):
-            kept.append(label)
-    return kept
+    usable = set(detectors_for_classes(entries, report.classes))
+    return [label for label in labels if label in usable]
 
 
 def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> None:
@@ -636,6 +621,7 @@ def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> Non
         evaluation_argv,
         evaluation_blockers,
         evaluation_problem,
+        model_cutoff,
     )
     from medlim.core.model_catalogue import model_catalogue
     from medlim.ui.errors import show_medlim_errors
@@ -665,7 +651,7 @@ def start_evaluation(task: TaskInfo, folder: Path, report: DatasetReport) -> Non
     columns = st.columns([3, 2], vertical_alignment="bottom")
     label = columns[0].selectbox("Model", labels, index=index, key="models_eval_model",
                                  help="The model whose results are compared with your masks, labels or classes.")
-    cutoff = _model_cutoff(task, label)
+    cutoff = model_cutoff(task.key, label)
     skip_bad = False
     blockers = evaluation_blockers(report.check)
     if not report.ok and not blockers:

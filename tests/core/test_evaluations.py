@@ -133,3 +133,14 @@ def test_every_bac_and_steatosis_column_says_how_it_is_computed() -> None:
     assert set(bac.columns) <= set(bac.help) and "mm²" in bac.help["median false AM, BAC-free views (mm²)"]
     steatosis = evaluation_report("steatosis", {"weights": "s@2", "network": {"f1": 0.8}}).tables[0]
     assert set(steatosis.columns) - {"droplets from"} <= set(steatosis.help)
+
+
+def test_a_bac_models_own_cutoff_comes_from_its_manifest() -> None:
+    from medlim.core.evaluations import model_cutoff
+    from medlim.core.weights import Registries
+
+    registries = Registries.load()
+    default = registries.find("scunet-bac-dr@2")
+    assert model_cutoff("bac", "scunet-bac-dr@2", registries=registries) == default.thresholds["output"] == 0.8
+    assert model_cutoff("ood", "tend-humerus", registries=registries) is None
+    assert model_cutoff("bac", "no-such-model@9", registries=registries) is None

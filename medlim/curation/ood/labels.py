@@ -22,12 +22,14 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from medlim.errors import ParameterError
 
 __all__ = [
+    "detectors_for_classes",
     "PREFIX_WORDS",
     "SUFFIX_WORDS",
     "FolderLabels",
@@ -208,3 +210,13 @@ def auroc_notes(auroc: float | None, labels: FolderLabels | None = None) -> tupl
     hint = (f"AUROC {auroc:.3f} is below 0.5: the detector scores the ID images as more unusual than the OOD ones. "
             f"The labels may be inverted, or the ID folders may not hold what the detector's class means{matched}.")
     return (hint,)
+
+
+def detectors_for_classes(entries: Sequence[Any], classes: Sequence[str]) -> tuple[str, ...]:
+    """``name@version`` of the detectors (registry entries) one of whose in-distribution classes names one of a
+    folder's ``classes`` (:func:`folder_matches`): the ones a folder can evaluate — without its class every
+    image would count as OOD."""
+    return tuple(
+        f"{entry.name}@{entry.version}" for entry in entries
+        if any(folder_matches(name, str(wanted)) for name in classes for wanted in entry.params.get("id_classes") or ())
+    )

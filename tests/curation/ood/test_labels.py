@@ -80,3 +80,16 @@ def test_auroc_below_one_half_gets_a_hint() -> None:
     assert auroc_notes(0.5) == () and auroc_notes(0.71, labels) == () and auroc_notes(None) == ()
     (hint,) = auroc_notes(0.29, labels)
     assert hint.startswith("AUROC 0.290 is below 0.5") and "inverted" in hint and "XR_HUMERUS → humerus" in hint
+
+
+def test_a_folder_evaluates_the_detectors_whose_class_it_holds() -> None:
+    from types import SimpleNamespace
+
+    from medlim.curation.ood.labels import detectors_for_classes
+
+    entries = [SimpleNamespace(name="tend-humerus", version="3", params={"id_classes": ["humerus"]}),
+               SimpleNamespace(name="tend-hand", version="1", params={"id_classes": ["hand"]}),
+               SimpleNamespace(name="odd", version="1", params={})]
+    assert detectors_for_classes(entries, ["XR_HUMERUS", "elbow"]) == ("tend-humerus@3",)
+    assert detectors_for_classes(entries, ["Hands", "XR_HUMERUS"]) == ("tend-humerus@3", "tend-hand@1")
+    assert detectors_for_classes(entries, ["shoulder"]) == ()
