@@ -84,7 +84,8 @@ _BAC_COLUMNS: tuple[tuple[str, str, str], ...] = (
 #: How each BAC column is computed (the page's tooltips).
 _BAC_HELP: dict[str, str] = {
     "cut-off": "probability above which a pixel is BAC",
-    "which": "the model's own cut-off, and the one the trainer's rule would choose on these views",
+    "this cut-off is": "the model's default cut-off, and the one the trainer's rule (best Dice with a median "
+               "false area on BAC-free views of at most 0.5 mm²) would choose on these views",
     "Dice (views with BAC)": "mean over the views whose mask has BAC of 2|P∩T| / (|P| + |T|), whole view",
     "pooled Dice": "2|P∩T| / (|P| + |T|) over every pixel of every view",
     "precision": "mean over the views with BAC of |P∩T| / |P|",
@@ -337,15 +338,15 @@ def _bac_report(payload: Mapping[str, Any], own: float | None) -> EvaluationRepo
     bac_free = max((_int(row.get("bac_free_images")) or 0 for row in rows), default=0)
     unit = None if bac_free == 0 else "mm²" if mm2 else "px"
     false_column = f"median false AM, BAC-free views ({unit})" if unit else "median false AM, BAC-free views"
-    columns = ("cut-off", "which", *(heading for heading, _, _ in _BAC_COLUMNS), false_column, "false AM ≤ 0.5 mm²")
+    columns = ("cut-off", "this cut-off is", *(heading for heading, _, _ in _BAC_COLUMNS), false_column, "false AM ≤ 0.5 mm²")
     table_rows = []
     points = []
     for row in rows:
         threshold = _number(row.get("threshold")) or 0.0
-        marks = [word for word, hit in (("model's cut-off", own is not None and math.isclose(threshold, own)),
-                                        ("the rule's choice", chosen is not None and math.isclose(threshold, chosen)))
+        marks = [word for word, hit in (("the model's default", own is not None and math.isclose(threshold, own)),
+                                        ("chosen by the trainer's rule", chosen is not None and math.isclose(threshold, chosen)))
                  if hit]
-        table_row: dict[str, Any] = {"cut-off": threshold, "which": ", ".join(marks)}
+        table_row: dict[str, Any] = {"cut-off": threshold, "this cut-off is": ", ".join(marks)}
         found = row.get("r2")
         r2: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
         for heading, key, kind in _BAC_COLUMNS:

@@ -205,7 +205,7 @@ def cutoff_figure(curve: CutoffCurve, *, height: int = 420) -> go.Figure:
             figure.add_hline(y=0.5, line={"color": COLOURS[5], "width": 1, "dash": "dot"}, secondary_y=True,
                              annotation_text="0.5 mm²", annotation_position="top left")
         figure.update_yaxes(title_text=f"false area ({curve.unit})", rangemode="tozero", secondary_y=True)
-    for value, text, colour in ((curve.own, "model's cut-off", COLOURS[6]), (curve.chosen, "rule's choice", COLOURS[2])):
+    for value, text, colour in ((curve.own, "model's default", COLOURS[6]), (curve.chosen, "trainer's rule", COLOURS[2])):
         if value is not None:
             figure.add_vline(x=value, line={"color": colour, "width": 1, "dash": "dash"}, annotation_text=text,
                              annotation_position="top")

@@ -66,7 +66,7 @@ def test_the_bac_sweep_becomes_a_table_and_a_curve_with_both_cutoffs_marked() ->
     assert (report.model, report.fingerprint, report.images) == ("m v1", "abcd", 6)
     (table,) = report.tables
     assert [row["cut-off"] for row in table.rows] == [0.3, 0.65, 0.8]  # sorted
-    assert [row["which"] for row in table.rows] == ["", "model's cut-off", "the rule's choice"]
+    assert [row["this cut-off is"] for row in table.rows] == ["", "the model's default", "chosen by the trainer's rule"]
     first = table.rows[0]
     assert first["Dice (views with BAC)"] == 0.6 and first["Jaccard"] == pytest.approx(0.6 / 1.4)
     assert first["TAM_X bias (%)"] == -12.5 and first["R² PM"] == 0.6 and first["patch Dice"] is None

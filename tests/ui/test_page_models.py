@@ -280,8 +280,8 @@ def test_check_a_bac_model_on_a_few_annotated_views_as_a_job_with_every_cutoff(
     assert table.loc[0.5, "median false AM, BAC-free views (px)"] == 262144  # PNG views: no spacing, pixels
     assert table.loc[0.5, "TAM_X bias (%)"] == pytest.approx(100 * (3 * 131072 - 1500) / 1500)
     assert table.loc[0.9, "Dice (views with BAC)"] == 0.0 and table.loc[0.9, "TAM_X bias (%)"] == -100.0
-    assert table.loc[0.5, "which"] == "model's cut-off"
-    assert "the rule's choice" in table.loc[0.7:, "which"].tolist()[0] + table.loc[0.8, "which"]
+    assert table.loc[0.5, "this cut-off is"] == "the model's default"
+    assert "chosen by the trainer's rule" in table.loc[0.7:, "this cut-off is"].tolist()[0] + table.loc[0.8, "this cut-off is"]
     (chart,) = at.get("plotly_chart")
     assert "cut-off" in chart.proto.spec and "false AM" in chart.proto.spec
     assert str(root) not in chart.proto.spec, chart.proto.spec[:3000]
