@@ -270,7 +270,8 @@ def _cutoff_sliders(bac_model: BacModel) -> tuple[float, float]:
         "Probability cut-off t", key="bac_threshold", default=round(float(bac_model.threshold), 2),
         min_value=0.0, max_value=1.0, step=0.01, container=left,
         help="A pixel is calcification when the model's output p > t. Recomputed instantly from the stored "
-        f"probability map. Default of these weights: {bac_model.threshold:g}.",
+        f"probability map. Default of these weights: {bac_model.threshold:g}."
+        + ("" if bac_model.gate is None else " " + bac_model.gate.describe()),
     )  # fmt: skip
     x = owned_slider(
         "Intensity threshold X", key="bac_x", default=int(round(bac_model.x)), min_value=0, max_value=255, step=1,

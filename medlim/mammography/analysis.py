@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.familiarity import FamiliarityCheck, FamiliarityResult
     from medlim.core.weights import Registries, Registry, WeightsEntry
     from medlim.mammography.cutoffs import CutoffTable
+    from medlim.mammography.gating import ComponentGate
     from medlim.mammography.inference import BacPrediction
     from medlim.mammography.preprocess import PreprocessedImage
     from medlim.mammography.quantify import BacMetrics
@@ -93,6 +94,8 @@ class BacModel:
         familiarity: the "unlike my training data" check stored with the weights
             (:func:`medlim.core.familiarity.load_familiarity`, sha256 checked), or
             ``None`` when the weights carry none (e.g. an authors' checkpoint).
+        gate: hysteresis of the probability map (:mod:`medlim.mammography.gating`; the
+            manifest's ``params.gate``), or ``None``: the thesis's single cut-off.
     """
 
     entry: WeightsEntry
@@ -105,6 +108,7 @@ class BacModel:
     threshold: float
     x: float
     familiarity: FamiliarityCheck | None = None
+    gate: ComponentGate | None = None
 
     @property
     def label(self) -> str:
@@ -175,6 +179,7 @@ def bac_model_from_entry(entry: WeightsEntry, model: torch.nn.Module) -> BacMode
         ChecksumError: the check file does not match the manifest.
     """
     from medlim.core.familiarity import load_familiarity
+    from medlim.mammography.gating import gate_from_params
     from medlim.mammography.preprocess import get_preset
 
     preset = get_preset(entry.preset)
@@ -194,6 +199,7 @@ def bac_model_from_entry(entry: WeightsEntry, model: torch.nn.Module) -> BacMode
         threshold=float(entry.thresholds.get("output", preset.threshold)),
         x=float(params.get("x", preset.intensity_x)),
         familiarity=load_familiarity(entry),
+        gate=gate_from_params(params),
     )
 
 

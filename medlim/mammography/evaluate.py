@@ -28,7 +28,7 @@ figures of ``medlim bac evaluate --data DIR`` (several cut-offs at once:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +41,7 @@ from medlim.errors import ParameterError
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.datasets import Dataset
     from medlim.mammography.analysis import BacModel
+    from medlim.mammography.gating import ComponentGate
     from medlim.mammography.inference import BacPrediction
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "summarise",
     "evaluate_bac",
     "sweep_thresholds",
+    "sweep_gates",
     "AnnotatedView",
     "read_annotated_view",
     "BacDataEvaluation",
@@ -376,18 +378,50 @@ def sweep_thresholds(
     own (``pixel_spacing_mm`` when given, else the sample's) lies outside their
     training range, and compared with its mask on its own grid (issue 13).
     """
-    from medlim.core.spacing import MODEL_DEFAULT
-    from medlim.mammography.preprocess import get_preset
-    from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing
-
     if not thresholds:
         raise ParameterError("Give at least one probability cut-off.")
     for t in thresholds:
         if not 0.0 <= t <= 1.0:
             raise ParameterError(f"probability cut-offs must be in [0, 1]; {t} is given.")
     xx = bac_model.x if x is None else x
+    per_image = _sweep(bac_model, samples, {t: (t, None) for t in thresholds}, x=xx, progress=progress,
+                       pixel_spacing_mm=pixel_spacing_mm)
+    summaries = {t: summarise(per_image[t], threshold=t, x=xx) for t in thresholds}
+    return summaries, per_image
+
+
+def sweep_gates(
+    bac_model: BacModel,
+    samples: Iterable[tuple[Any, ...]],
+    *,
+    gates: Sequence[ComponentGate],
+    progress: Callable[[int, str], None] | None = None,
+) -> dict[ComponentGate, list[ImageEvaluation]]:
+    """Evaluate several gates (:mod:`medlim.mammography.gating`), each at its floor as the cut-off, from one
+    ungated inference per image (the weights' own gate, if any, is set aside)."""
+    if not gates:
+        raise ParameterError("Give at least one gate.")
+    return _sweep(replace(bac_model, gate=None), samples, {g: (g.floor, g) for g in gates}, x=bac_model.x,
+                  progress=progress, pixel_spacing_mm=None)
+
+
+def _sweep(
+    bac_model: BacModel,
+    samples: Iterable[tuple[Any, ...]],
+    settings: Mapping[Any, tuple[float, ComponentGate | None]],
+    *,
+    x: float,
+    progress: Callable[[int, str], None] | None,
+    pixel_spacing_mm: float | tuple[float, float] | None,
+) -> dict[Any, list[ImageEvaluation]]:
+    """key → per-image evaluations at that key's ``(cut-off, gate)``, one inference per image."""
+    from medlim.core.spacing import MODEL_DEFAULT
+    from medlim.mammography.gating import gate_components
+    from medlim.mammography.preprocess import get_preset
+    from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing
+
     preset = get_preset(bac_model.preset)
-    per_image: dict[float, list[ImageEvaluation]] = {t: [] for t in thresholds}
+    per_image: dict[Any, list[ImageEvaluation]] = {key: [] for key in settings}
     for done, (name, image, truth, *rest) in enumerate(samples, start=1):
         file_spacing = rest[0] if rest else None
         decision = bac_spacing(bac_model, file_spacing_mm=None if file_spacing is None else _pair(file_spacing),
@@ -397,14 +431,15 @@ def sweep_thresholds(
         flagged = _flagged(bac_model, scaled.model_view)
         # mm² only where the spacing is known (a stated or file spacing), never an assumed one
         spacing = None if decision.spacing_source == MODEL_DEFAULT else decision.pixel_spacing_mm
-        for t in thresholds:
-            evaluation = evaluate_image(name, scaled.prediction, truth, threshold=t, x=xx,
+        for key, (cutoff, gate) in settings.items():
+            prediction = scaled.prediction if gate is None else replace(
+                scaled.prediction, probability=gate_components(scaled.prediction.probability, gate))
+            evaluation = evaluate_image(name, prediction, truth, threshold=cutoff, x=x,
                                         patch_size=preset.patch_size, stride=448, pixel_spacing_mm=spacing)
-            per_image[t].append(replace(evaluation, unlike_training=flagged))
+            per_image[key].append(replace(evaluation, unlike_training=flagged))
         if progress:
             progress(done, name)
-    summaries = {t: summarise(per_image[t], threshold=t, x=xx) for t in thresholds}
-    return summaries, per_image
+    return per_image
 
 
 def _flagged(bac_model: BacModel, model_view: Any) -> bool | None:

@@ -80,6 +80,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from medlim.core.datasets import Dataset
     from medlim.core.weights import Registries, WeightsEntry
+    from medlim.mammography.gating import ComponentGate
 
 __all__ = ["BAC_TASK", "ScunetRun", "PatchPool", "ScunetFolderTrainer", "train_scunet_on_folder"]
 
@@ -528,6 +529,28 @@ def _evaluate_whole_views(model: "torch.nn.Module", fields: Mapping[str, Any], d
     return _whole_view_metrics(summary, len(per_image), total)
 
 
+def _choose_gate(whole_views: WholeViewValidation, plain_score: float, *, deadline: Deadline, per_view: float,
+                 progress: Progress | None) -> tuple[ComponentGate | None, dict[str, Any]]:
+    """A gate (:mod:`medlim.mammography.gating`) for the chosen state when one beats the best plain cut-off on the
+    whole validation views; ``None`` (the thesis's single cut-off) otherwise or when the budget cannot cover a sweep."""
+    from medlim.mammography.gating import gate_grid
+
+    if deadline.limited and deadline.remaining() < 2.0 * per_view * len(whole_views):
+        if progress is not None:
+            progress("gate selection skipped: the time budget (--max-minutes) cannot cover it")
+        return None, {"skipped": "the time budget (--max-minutes)"}
+    if progress is not None:
+        progress(f"choosing a gate on {len(whole_views)} whole validation views")
+    best = whole_views.gated(gate_grid())
+    chosen = best.gate if best.score > plain_score else None
+    if progress is not None and best.gate is not None:
+        verdict = "kept" if chosen is not None else "not kept"
+        progress(f"gate floor {best.gate.floor:g}, seed {best.gate.seed:g} scores {best.score:.4f} against the best "
+                 f"plain cut-off's {plain_score:.4f}: {verdict}")
+    return chosen, {"plain_score": round(float(plain_score), 4), "best_gate": best.to_json(),
+                    "chosen": None if chosen is None else chosen.to_json()}
+
+
 def _whole_view_validation(model: "torch.nn.Module", data: TrainingData, val: PatchPool, *, start: _Start,
                            planned: ScunetPlan, command: str, name: str, version: str | None,
                            progress: Progress | None) -> WholeViewValidation:
@@ -546,10 +569,19 @@ def _whole_view_validation(model: "torch.nn.Module", data: TrainingData, val: Pa
 
 
 def _entry_fields(*, name: str, version: str | None, start: _Start, planned: ScunetPlan, cutoff: float,
-                  data: TrainingData, command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """The manifest fields of SCU-Net weights trained on a user's folder."""
+                  data: TrainingData, command: str, metrics: Mapping[str, Any],
+                  gate: ComponentGate | None = None) -> dict[str, Any]:
+    """The manifest fields of SCU-Net weights trained on a user's folder (``gate``: chosen by :func:`_choose_gate`)."""
     from medlim.core.spacing import training_spacing
 
+    selection = (f"cut-off {cutoff:g}: best whole-view score (the mean Dice of the views with BAC, among cut-offs "
+                 "whose median false area on the BAC-free views is at most 0.5 mm²; the least false area when none "
+                 f"is) of the validation views among {', '.join(map(str, WHOLE_VIEW_CUTOFFS))}, at the epoch chosen "
+                 "by the same score (validation data only; medlim.mammography.selection)")
+    if gate is not None:
+        selection = (f"gate floor {gate.floor:g}, seed {gate.seed:g} and cut-off {cutoff:g}: on the chosen epoch's "
+                     "state, the gate of medlim.mammography.gating.gate_grid with the best whole-view score on the "
+                     "same validation views, above every plain cut-off's (" + selection + ")")
     how = f"fine-tuned from {start.label}" if start.entry is not None else "trained from scratch"
     source = f"user dataset {data.fingerprint.id}, {how}"
     spacing = training_spacing(data.fingerprint.spacings, where=f"user dataset {data.fingerprint.id}")
@@ -558,12 +590,7 @@ def _entry_fields(*, name: str, version: str | None, start: _Start, planned: Scu
         "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0], **spacing},
         "output_type": "probability", "thresholds": {"output": float(cutoff)},
         "params": {"overlap": 64, "merge": "max", "skip": planned.skip, "output_activation": "sigmoid", "x": 100.0,
-                   "threshold_selection": f"cut-off {cutoff:g}: best whole-view score (the mean Dice of the views "
-                                         "with BAC, among cut-offs whose median false area on the BAC-free views "
-                                         "is at most 0.5 mm²; the least false area when none is) of the "
-                                         "validation views among "
-                                         f"{', '.join(map(str, WHOLE_VIEW_CUTOFFS))}, at the epoch chosen by the "
-                                         "same score (validation data only; medlim.mammography.selection)"},
+                   "threshold_selection": selection, **({} if gate is None else {"gate": gate.to_json()})},
         "metrics": dict(metrics),
         "provenance": {"command": command, "seed": planned.seed, "source": source,
                        "data_generator_version": medlim.__version__},
@@ -679,10 +706,14 @@ def train_scunet_on_folder(
                  deadline=stage, patience=planned.patience, label="SCU-Net", progress=progress, resume=resume)
     trainer.model.load_state_dict(result.state)
     model = trainer.model.to("cpu").eval()
-    fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=result.best.payload,
-                           data=data, command=command, metrics={})
+    gate, gate_metrics = _choose_gate(whole_views, result.best.score, deadline=deadline, per_view=per_view,
+                                      progress=progress)
+    fields = _entry_fields(name=name, version=run.version, start=start, planned=planned,
+                           cutoff=result.best.payload if gate is None else gate.floor, data=data, command=command,
+                           metrics={}, gate=gate)
     whole = _evaluate_whole_views(model, fields, data, deadline=deadline, per_view=per_view, progress=progress)
-    metrics = {"validation": result.to_json(), "whole_view": whole, "n_train_views": train.views,
+    metrics = {"validation": result.to_json(), "gate_selection": gate_metrics, "whole_view": whole,
+               "n_train_views": train.views,
                "n_validation_views": val.views, "patches": {"bac": int(train.positive.sum()),
                                                             "bac_free": int((~train.positive).sum())}}
     entry = register_once(registries, {**fields, "metrics": metrics}, model.state_dict(),
@@ -692,6 +723,7 @@ def train_scunet_on_folder(
     entry, familiarity = _attach_check(entry, train, val, data=data, preset=planned.preset, progress=progress)
     extra: dict[str, Any] = {"data": {"fingerprint": data.fingerprint.id, "split": dict(data.split)},
                              "plan": planned.plan.to_json()["settings"], "whole_view": whole, "init": start.label,
+                             "gate_selection": gate_metrics,
                              "familiarity": familiarity}
     if data.dropped is not None:
         extra["data"]["dropped"] = [p.to_json() for report in data.dropped for p in report.dropped]

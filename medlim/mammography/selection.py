@@ -44,6 +44,7 @@ from medlim.mammography.evaluate import ImageEvaluation
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.analysis import BacModel
+    from medlim.mammography.gating import ComponentGate
 
 __all__ = [
     "WHOLE_VIEW_CUTOFFS",
@@ -53,6 +54,7 @@ __all__ = [
     "WholeViewScore",
     "whole_view_score",
     "choose_cutoff",
+    "choose_gate",
     "spread_views",
     "WholeViewValidation",
 ]
@@ -82,6 +84,7 @@ class WholeViewScore:
         false_px_median: median false area (px) of the BAC-free views (NaN without any).
         tam_relative_bias: ``(Σ predicted − Σ true) / Σ true`` of TAM_100 over all views.
         views, bac_free_views: views scored, and those without BAC.
+        gate: the gate the views were scored with (``cutoff`` is its floor), or ``None``: the plain cut-off.
     """
 
     cutoff: float
@@ -94,6 +97,7 @@ class WholeViewScore:
     views: int
     bac_free_views: int
     feasible: bool = True
+    gate: ComponentGate | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready figures (NaN → ``None``), rounded to 4 decimals."""
@@ -105,7 +109,8 @@ class WholeViewScore:
                 "whole_view_false_mm2_median": num(self.false_mm2_median),
                 "whole_view_false_px_median": num(self.false_px_median),
                 "whole_view_tam_relative_bias": num(self.tam_relative_bias), "whole_views": self.views,
-                "whole_views_bac_free": self.bac_free_views, "whole_view_false_area_within_target": self.feasible}
+                "whole_views_bac_free": self.bac_free_views, "whole_view_false_area_within_target": self.feasible,
+                **({} if self.gate is None else {"gate": self.gate.to_json()})}
 
 
 def _false_cost(view: ImageEvaluation) -> float:
@@ -117,12 +122,14 @@ def _false_cost(view: ImageEvaluation) -> float:
     return area / (area + FALSE_AREA_SCALE_MM2)
 
 
-def whole_view_score(views: Sequence[ImageEvaluation], *, cutoff: float) -> WholeViewScore:
+def whole_view_score(views: Sequence[ImageEvaluation], *, cutoff: float,
+                     gate: ComponentGate | None = None) -> WholeViewScore:
     """Score one cut-off's evaluations of whole views (module docstring).
 
     Args:
         views: one :class:`~medlim.mammography.evaluate.ImageEvaluation` per view, all at ``cutoff``.
         cutoff: the cut-off they were evaluated at.
+        gate: the gate they were evaluated with, if any (recorded in the score).
 
     Raises:
         ParameterError: no view holds BAC (Dice cannot be measured).
@@ -145,7 +152,7 @@ def whole_view_score(views: Sequence[ImageEvaluation], *, cutoff: float) -> Whol
         false_mm2_median=float(np.median(in_mm2)) if in_mm2 else None,
         false_px_median=float(np.median([v.predicted["am"] for v in free])) if free else math.nan,
         tam_relative_bias=(predicted - true) / true if true > 0 else math.nan, views=len(views),
-        bac_free_views=len(free), feasible=feasible)
+        bac_free_views=len(free), feasible=feasible, gate=gate)
 
 
 def choose_cutoff(per_cutoff: Mapping[float, Sequence[ImageEvaluation]]) -> WholeViewScore:
@@ -158,6 +165,18 @@ def choose_cutoff(per_cutoff: Mapping[float, Sequence[ImageEvaluation]]) -> Whol
         raise ParameterError("choose_cutoff needs at least one cut-off.")
     scores = [whole_view_score(views, cutoff=cutoff) for cutoff, views in per_cutoff.items()]
     return max(scores, key=lambda s: (s.score, -abs(s.cutoff - 0.5)))
+
+
+def choose_gate(per_gate: Mapping[ComponentGate, Sequence[ImageEvaluation]]) -> WholeViewScore:
+    """The gate with the best whole-view score, each scored at its floor (ties: the lower seed, then floor).
+
+    Args:
+        per_gate: gate → the views evaluated with it (:func:`~medlim.mammography.evaluate.sweep_gates`).
+    """
+    if not per_gate:
+        raise ParameterError("choose_gate needs at least one gate.")
+    scores = [whole_view_score(views, cutoff=gate.floor, gate=gate) for gate, views in per_gate.items()]
+    return max(scores, key=lambda s: (s.score, -s.gate.seed if s.gate else 0.0, -s.cutoff))
 
 
 def spread_views(has_bac: Sequence[bool], limit: int) -> list[int]:
@@ -212,3 +231,9 @@ class WholeViewValidation:
 
         _summaries, per_image = sweep_thresholds(self.bac_model, self.samples, thresholds=self.cutoffs)
         return choose_cutoff(per_image)
+
+    def gated(self, gates: Sequence[ComponentGate]) -> WholeViewScore:
+        """The best of ``gates`` on the same views with the live network (one inference per view)."""
+        from medlim.mammography.evaluate import sweep_gates
+
+        return choose_gate(sweep_gates(self.bac_model, self.samples, gates=gates))

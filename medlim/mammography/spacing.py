@@ -30,6 +30,7 @@ from medlim.errors import ImageTooLargeError, ParameterError
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.tiling import MergeRule
     from medlim.core.weights import WeightsEntry
+    from medlim.mammography.gating import ComponentGate
     from medlim.mammography.inference import BacPrediction, OutputActivation
     from medlim.mammography.preprocess import PreprocessedImage
 
@@ -66,6 +67,9 @@ class BacModel(Protocol):
 
     @property
     def output_activation(self) -> str: ...
+
+    @property
+    def gate(self) -> ComponentGate | None: ...
 
 
 def model_spacing(entry: WeightsEntry) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
@@ -183,6 +187,9 @@ def predict_at_model_spacing(
 ) -> ScaledPrediction:
     """Whole-image SCU-Net inference on the model's grid, mapped back to the image's.
 
+    Weights with a gate (``bac_model.gate``, :mod:`medlim.mammography.gating`) have it
+    applied to the map on the image's grid, so every reader of the map sees the same regions.
+
     Args:
         image: ``np.uint8[H, W]`` grey mammogram.
         bac_model: the loaded weights.
@@ -215,8 +222,11 @@ def predict_at_model_spacing(
         device=device,
         progress=progress,
     )
-    if model_shape == shape:
-        return ScaledPrediction(prediction, prediction.preprocessed, decision)
-    back = to_original_grid(prediction, shape)
-    back = replace(back, seconds=time.perf_counter() - started)
+    back = prediction if model_shape == shape else to_original_grid(prediction, shape)
+    if bac_model.gate is not None:
+        from medlim.mammography.gating import gate_components
+
+        back = replace(back, probability=gate_components(back.probability, bac_model.gate))
+    if back is not prediction:
+        back = replace(back, seconds=time.perf_counter() - started)
     return ScaledPrediction(back, prediction.preprocessed, decision)

@@ -512,7 +512,7 @@ def test_shipped_manifest_marks_the_best_model_of_each_task_as_default() -> None
     registry = w.Registry.load(ROOT / "weights")
     defaults = {e.task: e.label for e in registry.list() if e.default}
     assert defaults == {
-        "bac-segmentation": "scunet-bac-dr@2",  # since 2026-12-06 (README, "Breast arterial calcification")
+        "bac-segmentation": "scunet-bac-dr@3",  # since 2026-12-07 (README, "Breast arterial calcification")
         "ood-detection": "tend-humerus@3",
         "image-retrieval": "oscars-radiograph@2",
         "multilabel-retrieval": "pms-chest@3",

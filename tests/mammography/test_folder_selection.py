@@ -195,3 +195,36 @@ def test_view_balance_draws_each_views_bac_patches_as_often_in_all() -> None:
     with pytest.raises(ParameterError, match="--balance"):
         plan_scunet(device="cpu", fine_tune=True, preset="thesis", skip=True, counts=counts,
                     overrides={"positive_balance": "classes"})
+
+
+def test_a_gate_keeps_a_faint_artery_whole_and_drops_faint_tissue() -> None:
+    from medlim.mammography.gating import ComponentGate, gate_components
+    from medlim.mammography.selection import choose_gate
+
+    # an artery of 6 pixels: one at p 0.95, five at 0.5; a BAC-free view (0.5 mm pixels, 0.25 mm² each) with a
+    # ligament of 4 pixels at p 0.6
+    artery = np.zeros((8, 8), np.float32)
+    truth = np.zeros((8, 8), bool)
+    truth[3, 1:7] = True
+    artery[truth] = 0.5
+    artery[3, 1] = 0.95
+    tissue = np.zeros((8, 8), np.float32)
+    tissue[5, 2:6] = 0.6
+
+    def views(cutoff: float, gate: ComponentGate | None) -> list[ImageEvaluation]:
+        def g(p: np.ndarray) -> np.ndarray:
+            return p if gate is None else gate_components(p, gate)
+
+        return [evaluate_image("bac", _prediction(g(artery)), truth, threshold=cutoff, x=100.0),
+                evaluate_image("free", _prediction(g(tissue)), np.zeros((8, 8), bool), threshold=cutoff, x=100.0,
+                               pixel_spacing_mm=0.5)]
+
+    # plain cut-offs: 0.4 keeps the artery (Dice 1) and the ligament (1 mm², over the target); 0.7 drops the
+    # ligament but keeps 1 of 6 artery pixels (Dice 2/7)
+    assert whole_view_score(views(0.4, None), cutoff=0.4).score == pytest.approx(-1.0 / 1.5)
+    assert choose_cutoff({t: views(t, None) for t in (0.4, 0.7)}).score == pytest.approx(2 / 7)
+    # floor 0.4 and seed 0.9: the artery reaches 0.95 (kept whole), the ligament peaks at 0.6 (dropped)
+    gates = (ComponentGate(0.4, 0.9), ComponentGate(0.4, 0.98))
+    best = choose_gate({gate: views(gate.floor, gate) for gate in gates})
+    assert best.gate == ComponentGate(0.4, 0.9) and best.score == pytest.approx(1.0) and best.false_mm2_median == 0.0
+    assert best.to_json()["gate"] == {"floor": 0.4, "seed": 0.9}

@@ -260,3 +260,20 @@ def test_a_secondary_capture_is_taken_with_a_doubt_said(tmp_path) -> None:
     ds.Modality = "OT"
     ds.save_as(tmp_path / "sc.dcm", enforce_file_format=True)
     assert SECONDARY_CAPTURE_NOTE in check_mammogram(read_image(tmp_path / "sc.dcm"))
+
+
+def test_weights_with_a_gate_have_it_applied_on_the_images_own_grid(scene_files) -> None:
+    from dataclasses import replace
+
+    from medlim.mammography.gating import ComponentGate, gate_components
+
+    plain = toy_model()
+    record = read_image(scene_files["coarse"])  # resampled to 0.07 mm and back
+    ungated = analyse_mammogram(record, plain)
+    for gate in (ComponentGate(0.3, 0.9), ComponentGate(0.3, 1.0)):
+        gated = analyse_mammogram(record, replace(plain, gate=gate))
+        np.testing.assert_array_equal(gated.prediction.probability,
+                                      gate_components(ungated.prediction.probability, gate))
+    # the bright objects reach p > 0.9, so the first gate keeps them; nothing passes p > 1, so the second keeps none
+    assert analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 0.9))).metrics.am == ungated.metrics.am > 0
+    assert analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 1.0))).metrics.am == 0
