@@ -597,6 +597,13 @@ def _stored_values(patterns: np.ndarray, *, bits_stored: int, signed: bool) -> n
     return values
 
 
+def stray_bits_note(bits_stored: int) -> str:
+    """The warning for grey pixels with bits set above ``BitsStored`` (read, as the standard says, without them)."""
+    return (f"Some pixel values use bits above the file's BitsStored ({bits_stored}); they were read from the low "
+            f"{bits_stored} bits only, as the DICOM standard says. If the image looks wrong (bright areas turned dark), "
+            "the file's BitsStored is probably wrong: export the image again.")
+
+
 def _has_stray_bits(stored: np.ndarray, *, bits_stored: int, signed: bool) -> bool:
     """True when some value lies outside what ``bits_stored`` bits can hold (high bits set)."""
     if stored.size == 0 or bits_stored >= stored.dtype.itemsize * 8:
@@ -1215,6 +1222,8 @@ def _frame_renderers(
         modality = _modality_stage(ds, frame=index, warnings_out=warnings_out)
         voi = _voi_stage(ds, frame=index, signed=layout.signed, warnings_out=warnings_out)
         invert = layout.photometric == "MONOCHROME1" or _text(ds, "PresentationLUTShape") == "INVERSE"
+        if stored.dtype.kind in "ui" and _has_stray_bits(stored, bits_stored=layout.bits_stored, signed=layout.signed):
+            warnings_out.append(stray_bits_note(layout.bits_stored))
         render_pixels, render_raw, value_range = _grey_renderers(
             stored, bits_stored=layout.bits_stored, signed=layout.signed, modality=modality, voi=voi, invert=invert
         )

@@ -342,6 +342,11 @@ def test_stray_high_bits_are_masked_in_the_table_not_the_image(make_dicom) -> No
     assert "pending" in repr(record)
     np.testing.assert_array_equal(record.raw, [[100.0, 0.0], [50.0, 100.0]])
     np.testing.assert_allclose(record.pixels, [[1.0, 0.0], [0.5, 1.0]], atol=1e-7)
+    # and the person is told: 0xF064 and 0x1000 have bits above the 12 stored ones
+    assert any("above the file's BitsStored (12)" in w for w in record.metadata.warnings)
+    clean = _read(make_dicom(np.array([[4095, 0], [50, 100]], dtype=np.uint16), bits_stored=12,
+                             WindowCenter=50.5, WindowWidth=101))
+    assert not any("BitsStored" in w for w in clean.metadata.warnings)
 
 
 def test_colour_frames_are_deferred(make_dicom) -> None:
