@@ -45,6 +45,8 @@ INFO_FIELDS: tuple[str, ...] = (
     "frames",
     "pixel_spacing_mm",
     "pixel_spacing_at",
+    "pixel_size_um",
+    "pixel_size_from",
     "presentation_intent",
     "warnings",
 )
@@ -74,6 +76,7 @@ def image_info(
         info.update(file=str(file), ok=False, warnings=[])
         try:
             _describe(read_image(file, frame=frame, settings=settings), info)
+            _describe_microns(file, info)
         except MedlimError as exc:
             info.update(error=type(exc).__name__, message=exc.message)
         except MemoryError:
@@ -111,6 +114,18 @@ def _describe(record: ImageRecord, info: dict[str, Any]) -> None:
     )
 
 
+def _describe_microns(file: str, info: dict[str, Any]) -> None:
+    """The pixel size a TIFF states in µm (what the microscopy rooms use), from its header."""
+    from medlim.core.io.slide import file_spacing_um
+
+    try:
+        found = file_spacing_um(file)
+    except OSError:
+        found = None
+    if found is not None:
+        info.update(pixel_size_um=round(float(found[0]), 6), pixel_size_from=found[1])
+
+
 def _table_row(info: dict[str, Any]) -> list[str]:
     if not info["ok"]:
         return [info["file"], info["error"], info["message"]]
@@ -127,6 +142,8 @@ def _table_row(info: dict[str, Any]) -> list[str]:
     if info["pixel_spacing_mm"]:
         row_mm, column_mm = info["pixel_spacing_mm"]
         parts.append(f"{row_mm:g}×{column_mm:g} mm {info['pixel_spacing_at']}")
+    if info["pixel_size_um"]:
+        parts.append(f"{info['pixel_size_um']:g} µm/px ({info['pixel_size_from']})")
     if info["presentation_intent"] == "FOR PROCESSING":
         parts.append("FOR PROCESSING")
     if info["warnings"]:

@@ -212,3 +212,15 @@ def test_a_12000_square_png_stays_within_1_2_gb(tmp_path, dtype) -> None:
     row = json.loads(report["out"])
     assert row["ok"] is True or row["error"] in {cls.__name__ for cls in _subclasses(MedlimError)}
     assert report["peak_kib"] * 1024 <= 1.2e9, f"peak RSS {report['peak_kib'] / 1024:.0f} MiB"
+
+
+def test_a_tiff_stating_microns_per_pixel_shows_them(tmp_path, capsys) -> None:
+    image = np.zeros((40, 60, 3), np.uint8)
+    tifffile.imwrite(tmp_path / "he.tif", image, photometric="rgb", resolution=(40000, 40000),
+                     resolutionunit="CENTIMETER")  # 1e4 µm / 40000 = 0.25 µm per pixel
+    tifffile.imwrite(tmp_path / "plain.tif", image, photometric="rgb")
+    stated, plain = _jsonl(capsys, str(tmp_path / "he.tif"), str(tmp_path / "plain.tif"))
+    assert (stated["pixel_size_um"], stated["pixel_size_from"]) == (0.25, "TIFF XResolution/YResolution (cm)")
+    assert plain["pixel_size_um"] is None and plain["pixel_size_from"] is None
+    assert main(["image", "info", str(tmp_path / "he.tif")]) == 0
+    assert "0.25 µm/px (TIFF XResolution/YResolution (cm))" in capsys.readouterr().out
