@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             from medlim.cli.jobs import submit_background
 
             return submit_background(args, argv)
+        if getattr(args, "table", False):  # the Models page's tables of an evaluation (issue 12)
+            from medlim.cli.evaluation_table import run_as_table
+
+            return run_as_table(args)
         return int(args.func(args) or 0)
     except MedlimError as exc:
         print(f"medlim: {exc.message}", file=sys.stderr)

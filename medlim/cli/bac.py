@@ -21,6 +21,7 @@ from typing import Any
 from medlim.cli.bac_exports import QuantifyExports, add_export_options
 from medlim.cli.engine_options import add_engine_options, engine_of
 from medlim.cli.evaluate_data import add_bac_data_evaluation, parse_cutoffs, print_sweep, run_bac_data_evaluation
+from medlim.cli.evaluation_table import add_table_option
 from medlim.cli.jobs import add_background_option
 from medlim.errors import MedlimError, ParameterError
 
@@ -92,6 +93,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default=None)
     _add_pixel_spacing(evaluate)
     add_background_option(evaluate, kind="evaluate")
+    add_table_option(evaluate, task="bac")
     evaluate.set_defaults(func=_evaluate)
     add_bac_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from medlim.cli.engine_options import add_engine_options, engine_of
+from medlim.cli.evaluation_table import add_table_option
 from medlim.cli.jobs import add_background_option
 from medlim.cli.stats_option import on_off
 from medlim.errors import ParameterError
@@ -99,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _stats_option(evaluate)
     _registry_options(evaluate)
     add_background_option(evaluate, kind="evaluate")
+    add_table_option(evaluate, task="ood")
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 from medlim.cli.engine_options import add_engine_options, engine_of
+from medlim.cli.evaluation_table import add_table_option
 from medlim.cli.jobs import add_background_option
 from medlim.errors import ParameterError
 
@@ -80,6 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="JSON instead of Markdown tables")
     evaluate.add_argument("--weights-dir", default=None)
     add_background_option(evaluate, kind="evaluate")
+    add_table_option(evaluate, task="retrieval")
     evaluate.set_defaults(func=_evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlim.cli.evaluate_data import add_steatosis_data_evaluation, run_steatosis_data_evaluation
+from medlim.cli.evaluation_table import add_table_option
 from medlim.cli.jobs import add_background_option
 from medlim.cli.microscopy_options import add_microscopy_options
 
@@ -94,6 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--device", default=None)
     evaluate.add_argument("--jsonl", action="store_true", help="JSON Lines: one object per image and method, then the summary")
     add_background_option(evaluate, kind="evaluate")
+    add_table_option(evaluate, task="steatosis")
     evaluate.set_defaults(func=_evaluate)
     add_steatosis_data_evaluation(evaluate)
     parser.set_defaults(func=lambda args: (parser.print_help(), 1)[1])

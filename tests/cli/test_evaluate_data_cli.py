@@ -222,3 +222,25 @@ def test_a_folder_of_mammogram_phantoms_is_a_bac_dataset_as_written(tmp_path: Pa
     checked = json.loads(capsys.readouterr().out)
     assert checked["summary"]["layout"] == "segmentation_mask" and checked["summary"]["patients"] == 1
     assert {p["kind"] for p in checked["problems"]} <= {"too_few_images", "too_few_patients"}
+
+
+def test_table_prints_the_models_page_tables_with_what_each_column_means(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medlim.cli import main
+
+    # as above: p = 0.7 everywhere; the weights' own cut-off is 0.5, the trainer's rule chooses 0.8
+    weights = constant_bac_weights(logit=math.log(0.7 / 0.3), name="flat-bac")
+    folder = two_tone_views(tmp_path / "views")
+    assert main(["bac", "evaluate", "--data", str(folder), "--weights", weights, "--thresholds", "0.5,0.8",
+                 "--table"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path) not in out
+    rows = {line.split()[0]: line for line in out.splitlines() if line[:4] in ("0.5 ", "0.8 ")}
+    assert "the model's default" in rows["0.5"] and "chosen by the trainer's rule" in rows["0.8"]
+    assert "Columns:" in out and "  cut-off: probability above which a pixel is BAC" in out
+    # the page's table is only for a folder, and it is a table or JSON
+    assert main(["bac", "evaluate", "--weights", weights, "--table"]) == 2
+    assert "give --data DIR" in capsys.readouterr().err
+    assert main(["bac", "evaluate", "--data", str(folder), "--weights", weights, "--table", "--json"]) == 2
+    assert "not both" in capsys.readouterr().err
