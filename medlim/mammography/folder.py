@@ -660,7 +660,7 @@ def train_scunet_on_folder(
     progress: Progress | None = None,
     allow_shipped_folder: bool = False,
 ) -> TrainingOutcome:
-    """Check, split, plan, train, validate, evaluate and register SCU-Net on a user's annotated views.
+    """Check, split, plan, train, validate, choose a gate, evaluate and register SCU-Net on a user's annotated views.
 
     Args:
         run: what the command asked for.

@@ -22,6 +22,11 @@ ones the least false area. The cut-off with the best score is the weights'
 cut-off, and the epoch with the best score the weights' state (validation
 data only).
 
+After training, the same score compares gates (:mod:`medlim.mammography.gating`,
+each scored at its floor) with the best plain cut-off on the chosen state
+(:func:`choose_gate`, :meth:`WholeViewValidation.gated`); the trainer keeps a
+gate only when its score is higher.
+
 This replaced (2026-12-05) a penalised score, mean Dice − ½ × mean
 f/(f + 0.5 mm²), whose penalty did not vanish below the target: on the
 validation views of the two-family SCU-Net run (README, "Training across both
