@@ -727,4 +727,7 @@ def train_scunet_on_folder(
                              "familiarity": familiarity}
     if data.dropped is not None:
         extra["data"]["dropped"] = [p.to_json() for report in data.dropped for p in report.dropped]
-    return TrainingOutcome(registered=(entry,), validation={entry.name: result.to_json()}, extra=extra)
+    figures = result.to_json()
+    if gate is not None:  # what the model was registered with, beside the plain cut-off the epoch was chosen at
+        figures = {**figures, "gate": gate.to_json(), "gate_whole_view_score": gate_metrics["best_gate"]["whole_view_score"]}
+    return TrainingOutcome(registered=(entry,), validation={entry.name: figures}, extra=extra)

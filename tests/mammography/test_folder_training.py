@@ -212,7 +212,7 @@ def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
     gate = result["gate_selection"]
     assert gate["plain_score"] == pytest.approx(validation["whole_view_score"], abs=1e-4)
     assert (gate["chosen"] is not None) == (gate["best_gate"]["whole_view_score"] > gate["plain_score"])
-    assert entry.params.get("gate") == gate["chosen"]
+    assert entry.params.get("gate") == gate["chosen"] == validation.get("gate")  # the Models page's table shows it
     assert entry.thresholds["output"] == (validation["cutoff"] if gate["chosen"] is None else gate["chosen"]["floor"])
     assert entry.plan["settings"]["patch_size"] == 64 and "patch_size" in entry.plan["overridden"]
     assert entry.metrics["whole_view"]["views"] == 10 and "tam_relative_bias" in entry.metrics["whole_view"]
