@@ -529,11 +529,17 @@ def _evaluate_whole_views(model: "torch.nn.Module", fields: Mapping[str, Any], d
     return _whole_view_metrics(summary, len(per_image), total)
 
 
-def _choose_gate(whole_views: WholeViewValidation, plain_score: float, *, deadline: Deadline, per_view: float,
+def _choose_gate(whole_views: WholeViewValidation, best: ValidationScore, *, deadline: Deadline, per_view: float,
                  progress: Progress | None) -> tuple[ComponentGate | None, dict[str, Any]]:
     """A gate (:mod:`medlim.mammography.gating`) for the chosen state when one beats the best plain cut-off on the
-    whole validation views; ``None`` (the thesis's single cut-off) otherwise or when the budget cannot cover a sweep."""
+    whole validation views with no more false area on average (:func:`~medlim.mammography.selection.gate_over_cutoff`);
+    ``None`` (the thesis's single cut-off) otherwise or when the budget cannot cover a sweep.
+
+    Args:
+        best: the fit's best validation (``score`` and ``metrics["whole_view_false_penalty"]`` of the plain cut-off).
+    """
     from medlim.mammography.gating import gate_grid
+    from medlim.mammography.selection import gate_over_cutoff
 
     if deadline.limited and deadline.remaining() < 2.0 * per_view * len(whole_views):
         if progress is not None:
@@ -541,13 +547,19 @@ def _choose_gate(whole_views: WholeViewValidation, plain_score: float, *, deadli
         return None, {"skipped": "the time budget (--max-minutes)"}
     if progress is not None:
         progress(f"choosing a gate on {len(whole_views)} whole validation views")
-    best = whole_views.gated(gate_grid())
-    chosen = best.gate if best.score > plain_score else None
-    if progress is not None and best.gate is not None:
-        verdict = "kept" if chosen is not None else "not kept"
-        progress(f"gate floor {best.gate.floor:g}, seed {best.gate.seed:g} scores {best.score:.4f} against the best "
-                 f"plain cut-off's {plain_score:.4f}: {verdict}")
-    return chosen, {"plain_score": round(float(plain_score), 4), "best_gate": best.to_json(),
+    plain_score = float(best.score)
+    plain_penalty = float(best.metrics.get("whole_view_false_penalty", 0.0))
+    scores = whole_views.gated(gate_grid())
+    top = max(scores, key=lambda s: s.score)
+    kept = gate_over_cutoff(scores, plain_score=plain_score, plain_false_penalty=plain_penalty)
+    chosen = None if kept is None else kept.gate
+    if progress is not None:
+        verdict = "none kept" if kept is None or chosen is None else (
+            f"kept floor {chosen.floor:g}, seed {chosen.seed:g} ({kept.score:.4f})")
+        progress(f"gates: best score {top.score:.4f} against the plain cut-off's {plain_score:.4f} (mean false cost "
+                 f"{top.false_penalty:.4f} against {plain_penalty:.4f}): {verdict}")
+    return chosen, {"plain_score": round(plain_score, 4), "plain_false_penalty": round(plain_penalty, 4),
+                    "best_gate": top.to_json(), "kept_gate": None if kept is None else kept.to_json(),
                     "chosen": None if chosen is None else chosen.to_json()}
 
 
@@ -581,7 +593,8 @@ def _entry_fields(*, name: str, version: str | None, start: _Start, planned: Scu
     if gate is not None:
         selection = (f"gate floor {gate.floor:g}, seed {gate.seed:g} and cut-off {cutoff:g}: on the chosen epoch's "
                      "state, the gate of medlim.mammography.gating.gate_grid with the best whole-view score on the "
-                     "same validation views, above every plain cut-off's (" + selection + ")")
+                     "same validation views among those scoring above the best plain cut-off with no higher mean "
+                     "false cost on the BAC-free views (" + selection + ")")
     how = f"fine-tuned from {start.label}" if start.entry is not None else "trained from scratch"
     source = f"user dataset {data.fingerprint.id}, {how}"
     spacing = training_spacing(data.fingerprint.spacings, where=f"user dataset {data.fingerprint.id}")
@@ -706,7 +719,7 @@ def train_scunet_on_folder(
                  deadline=stage, patience=planned.patience, label="SCU-Net", progress=progress, resume=resume)
     trainer.model.load_state_dict(result.state)
     model = trainer.model.to("cpu").eval()
-    gate, gate_metrics = _choose_gate(whole_views, result.best.score, deadline=deadline, per_view=per_view,
+    gate, gate_metrics = _choose_gate(whole_views, result.best, deadline=deadline, per_view=per_view,
                                       progress=progress)
     fields = _entry_fields(name=name, version=run.version, start=start, planned=planned,
                            cutoff=result.best.payload if gate is None else gate.floor, data=data, command=command,
@@ -729,5 +742,5 @@ def train_scunet_on_folder(
         extra["data"]["dropped"] = [p.to_json() for report in data.dropped for p in report.dropped]
     figures = result.to_json()
     if gate is not None:  # what the model was registered with, beside the plain cut-off the epoch was chosen at
-        figures = {**figures, "gate": gate.to_json(), "gate_whole_view_score": gate_metrics["best_gate"]["whole_view_score"]}
+        figures = {**figures, "gate": gate.to_json(), "gate_whole_view_score": gate_metrics["kept_gate"]["whole_view_score"]}
     return TrainingOutcome(registered=(entry,), validation={entry.name: figures}, extra=extra)

@@ -228,3 +228,21 @@ def test_a_gate_keeps_a_faint_artery_whole_and_drops_faint_tissue() -> None:
     best = choose_gate({gate: views(gate.floor, gate) for gate in gates})
     assert best.gate == ComponentGate(0.4, 0.9) and best.score == pytest.approx(1.0) and best.false_mm2_median == 0.0
     assert best.to_json()["gate"] == {"floor": 0.4, "seed": 0.9}
+
+
+def test_a_gate_replaces_the_cutoff_only_with_a_higher_score_and_no_more_false_area_on_average() -> None:
+    from medlim.mammography.gating import ComponentGate
+    from medlim.mammography.selection import WholeViewScore, gate_over_cutoff
+
+    def scored(seed: float, score: float, penalty: float) -> WholeViewScore:
+        return WholeViewScore(cutoff=0.2, score=score, dice_bac=score, false_penalty=penalty, false_mm2_median=0.0,
+                              false_px_median=0.0, tam_relative_bias=0.0, views=8, bac_free_views=4,
+                              gate=ComponentGate(0.2, seed))
+
+    best, tail, low = scored(0.8, 0.45, 0.40), scored(0.9, 0.43, 0.20), scored(0.95, 0.39, 0.10)
+    # the plain cut-off scores 0.40 at a mean false cost of 0.25: the best gate (0.45) costs more on average
+    # (0.40 — a few views with widened false regions), so the next one (0.43 at 0.20) is kept; 0.39 is below 0.40
+    assert gate_over_cutoff([best, tail, low], plain_score=0.40, plain_false_penalty=0.25) is tail
+    assert gate_over_cutoff([best, low], plain_score=0.40, plain_false_penalty=0.25) is None
+    # equal mean cost (to the manifest's 4 decimals) is allowed
+    assert gate_over_cutoff([best], plain_score=0.40, plain_false_penalty=0.400004) is best

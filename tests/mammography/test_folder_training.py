@@ -211,7 +211,13 @@ def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
     # the best gate on the same views is kept only when it beats the best plain cut-off (medlim.mammography.gating)
     gate = result["gate_selection"]
     assert gate["plain_score"] == pytest.approx(validation["whole_view_score"], abs=1e-4)
-    assert (gate["chosen"] is not None) == (gate["best_gate"]["whole_view_score"] > gate["plain_score"])
+    kept = gate["kept_gate"]
+    assert (gate["chosen"] is None) == (kept is None)
+    if kept is not None:  # a higher score and no more false area on average than the plain cut-off
+        assert kept["whole_view_score"] > gate["plain_score"] and kept["gate"] == gate["chosen"]
+        assert kept["whole_view_false_penalty"] <= gate["plain_false_penalty"]
+    elif gate["best_gate"]["whole_view_score"] > gate["plain_score"]:
+        assert gate["best_gate"]["whole_view_false_penalty"] > gate["plain_false_penalty"]
     assert entry.params.get("gate") == gate["chosen"] == validation.get("gate")  # the Models page's table shows it
     assert entry.thresholds["output"] == (validation["cutoff"] if gate["chosen"] is None else gate["chosen"]["floor"])
     assert entry.plan["settings"]["patch_size"] == 64 and "patch_size" in entry.plan["overridden"]
