@@ -43,6 +43,15 @@ def _parse_param(text: str) -> tuple[str, Any]:
         return key, value
 
 
+def _thresholds_text(entry: Any) -> str:
+    """``output=0.2,gate=0.2/0.95``: the entry's thresholds, and its BAC gate (``params.gate``) when it has one."""
+    parts = [f"{k}={v:g}" for k, v in entry.thresholds.items()]
+    gate = entry.params.get("gate")
+    if isinstance(gate, dict) and {"floor", "seed"} <= set(gate):
+        parts.append(f"gate={float(gate['floor']):g}/{float(gate['seed']):g}")
+    return ",".join(parts) or "-"
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     registries = _registries(args)
     models = registries.models(args.task)
@@ -67,7 +76,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
             m.entry.architecture,
             m.entry.preset,
             m.entry.output_type,
-            ",".join(f"{k}={v:g}" for k, v in m.entry.thresholds.items()) or "-",
+            _thresholds_text(m.entry),
             m.entry.file,
         )
         for m in models
