@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.analysis import BacModel
     from medlim.mammography.gating import ComponentGate
     from medlim.mammography.inference import BacPrediction
+    from medlim.mammography.spacing import ScaledPrediction
 
 __all__ = [
     "READOUTS",
@@ -56,6 +57,7 @@ __all__ = [
     "evaluate_bac",
     "sweep_thresholds",
     "sweep_gates",
+    "predict_view",
     "AnnotatedView",
     "read_annotated_view",
     "BacDataEvaluation",
@@ -415,22 +417,14 @@ def _sweep(
     pixel_spacing_mm: float | tuple[float, float] | None,
 ) -> dict[Any, list[ImageEvaluation]]:
     """key → per-image evaluations at that key's ``(cut-off, gate)``, one inference per image."""
-    from medlim.core.spacing import MODEL_DEFAULT
     from medlim.mammography.gating import gate_components
     from medlim.mammography.preprocess import get_preset
-    from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing
 
     preset = get_preset(bac_model.preset)
     per_image: dict[Any, list[ImageEvaluation]] = {key: [] for key in settings}
     for done, (name, image, truth, *rest) in enumerate(samples, start=1):
-        file_spacing = rest[0] if rest else None
-        decision = bac_spacing(bac_model, file_spacing_mm=None if file_spacing is None else _pair(file_spacing),
-                               file_source="file", pixel_spacing_mm=pixel_spacing_mm,
-                               shape=(int(image.shape[0]), int(image.shape[1])))
-        scaled = predict_at_model_spacing(image, bac_model, decision)
+        scaled, spacing = predict_view(bac_model, image, rest[0] if rest else None, pixel_spacing_mm=pixel_spacing_mm)
         flagged = _flagged(bac_model, scaled.model_view)
-        # mm² only where the spacing is known (a stated or file spacing), never an assumed one
-        spacing = None if decision.spacing_source == MODEL_DEFAULT else decision.pixel_spacing_mm
         for key, (cutoff, gate) in settings.items():
             prediction = scaled.prediction if gate is None else replace(
                 scaled.prediction, probability=gate_components(scaled.prediction.probability, gate))
@@ -440,6 +434,36 @@ def _sweep(
         if progress:
             progress(done, name)
     return per_image
+
+
+def predict_view(
+    bac_model: BacModel,
+    image: np.ndarray,
+    file_spacing: float | tuple[float, float] | None,
+    *,
+    pixel_spacing_mm: float | tuple[float, float] | None = None,
+) -> tuple[ScaledPrediction, tuple[float, float] | None]:
+    """One annotated view's inference as ``medlim bac evaluate`` runs it, and the spacing its areas are in.
+
+    Args:
+        image: ``np.uint8[H, W]`` the view.
+        file_spacing: the file's pixel spacing (mm), or ``None``.
+        pixel_spacing_mm: a spacing the person states for every view, overriding the file's.
+
+    Returns:
+        ``(scaled prediction, spacing)``: the prediction on the view's own grid (resampled to the weights'
+        spacing for inference when needed; the weights' gate applied) and the view's spacing in mm — ``None``
+        when only the weights' own spacing was assumed (areas then stay in pixels).
+    """
+    from medlim.core.spacing import MODEL_DEFAULT
+    from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing
+
+    decision = bac_spacing(bac_model, file_spacing_mm=None if file_spacing is None else _pair(file_spacing),
+                           file_source="file", pixel_spacing_mm=pixel_spacing_mm,
+                           shape=(int(image.shape[0]), int(image.shape[1])))
+    scaled = predict_at_model_spacing(image, bac_model, decision)
+    # mm² only where the spacing is known (a stated or file spacing), never an assumed one
+    return scaled, None if decision.spacing_source == MODEL_DEFAULT else decision.pixel_spacing_mm
 
 
 def _flagged(bac_model: BacModel, model_view: Any) -> bool | None:
