@@ -45,10 +45,15 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 def _thresholds_text(entry: Any) -> str:
     """``output=0.2,gate=0.2/0.95``: the entry's thresholds, and its BAC gate (``params.gate``) when it has one."""
+    from medlim.mammography.gating import gate_from_params
+
     parts = [f"{k}={v:g}" for k, v in entry.thresholds.items()]
-    gate = entry.params.get("gate")
-    if isinstance(gate, dict) and {"floor", "seed"} <= set(gate):
-        parts.append(f"gate={float(gate['floor']):g}/{float(gate['seed']):g}")
+    try:
+        gate = gate_from_params(entry.params)
+    except ParameterError:  # a malformed gate is refused when the weights are loaded, not in a listing
+        gate = None
+    if gate is not None:
+        parts.append(f"gate={gate.floor:g}/{gate.seed:g}")
     return ",".join(parts) or "-"
 
 
