@@ -32,7 +32,8 @@ def add_table_option(parser: argparse.ArgumentParser, *, task: str) -> None:
 
 def _payload(text: str) -> Mapping[str, Any]:
     """The command's JSON object: the whole output, else its last line (progress goes to stderr)."""
-    for candidate in (text, *reversed([line for line in text.splitlines() if line.strip()][-1:])):
+    lines = [line for line in text.splitlines() if line.strip()]
+    for candidate in (text, *lines[-1:]):
         try:
             value = json.loads(candidate)
         except ValueError:
