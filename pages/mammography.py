@@ -258,6 +258,14 @@ def _complete_view_labels(analysed: list[tuple]) -> list[tuple]:
     return completed
 
 
+def _cutoff_help(bac_model: BacModel, extra: str = "") -> str:
+    """The cut-off field's help (single view and batch): the rule, these weights' default and their gate, if any."""
+    words = ["A pixel is calcification when the model's output p > t.", extra,
+             f"Default of these weights: {bac_model.threshold:g}.",
+             "" if bac_model.gate is None else bac_model.gate.describe()]
+    return " ".join(word for word in words if word)
+
+
 def _cutoff_sliders(bac_model: BacModel) -> tuple[float, float]:
     """Cut-off t and X sliders, each value owned by the page (set to the weights' defaults when the weights change)."""
     weights = (bac_model.entry.name, str(bac_model.entry.version), bac_model.entry.sha256)
@@ -269,9 +277,7 @@ def _cutoff_sliders(bac_model: BacModel) -> tuple[float, float]:
     threshold = owned_slider(
         "Probability cut-off t", key="bac_threshold", default=round(float(bac_model.threshold), 2),
         min_value=0.0, max_value=1.0, step=0.01, container=left,
-        help="A pixel is calcification when the model's output p > t. Recomputed instantly from the stored "
-        f"probability map. Default of these weights: {bac_model.threshold:g}."
-        + ("" if bac_model.gate is None else " " + bac_model.gate.describe()),
+        help=_cutoff_help(bac_model, "Recomputed instantly from the stored probability map."),
     )  # fmt: skip
     x = owned_slider(
         "Intensity threshold X", key="bac_x", default=int(round(bac_model.x)), min_value=0, max_value=255, step=1,
@@ -800,7 +806,7 @@ def _batch_tab(bac_model: BacModel) -> None:
     use_samples = bool(exams) and st.checkbox("Add all bundled sample mammograms", key="bac_batch_samples")
     left, middle, right = st.columns(3)
     threshold = left.number_input("Probability cut-off t", 0.0, 1.0, float(bac_model.threshold), 0.01,
-                                  key="bac_batch_threshold")  # fmt: skip
+                                  key="bac_batch_threshold", help=_cutoff_help(bac_model))  # fmt: skip
     x = middle.number_input("Intensity threshold X", 0.0, 255.0, float(bac_model.x), 1.0, key="bac_batch_x")
     save = right.checkbox("Save to the results store", value=True, key="bac_batch_save")
     resume = right.checkbox("Reuse stored results (resume)", value=False, key="bac_batch_resume", disabled=not save)

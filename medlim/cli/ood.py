@@ -282,7 +282,7 @@ def _train(args: argparse.Namespace) -> int:
                                      *recorded])
     outcome = train_on_folder(run, registries=registries, deadline=deadline, progress=stderr_progress,
                               allow_shipped_folder=args.weights_dir is not None)
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0
 
 
@@ -354,7 +354,7 @@ def _train_phantoms(args: argparse.Namespace) -> int:
                                                                           "transform_accuracy")}
                            for e in entries}},
     )
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0
 
 

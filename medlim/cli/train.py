@@ -214,7 +214,7 @@ def _train_scunet(args: argparse.Namespace) -> int:
                     overrides=overrides, command_options=recorded)
     outcome = train_scunet_on_folder(run, registries=_write_registries(args), deadline=deadline,
                                      progress=stderr_progress, allow_shipped_folder=args.weights_dir is not None)
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0
 
 
@@ -280,7 +280,7 @@ def _train_steatosis(args: argparse.Namespace) -> int:
                        skip_bad=args.skip_bad, device=args.device, overrides=overrides, command_options=recorded)
     outcome = train_steatosis_on_folder(run, registries=_write_registries(args), deadline=deadline,
                                         progress=stderr_progress, allow_shipped_folder=args.weights_dir is not None)
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0
 
 

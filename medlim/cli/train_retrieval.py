@@ -179,7 +179,7 @@ def _train_oscars(args: argparse.Namespace) -> int:
                           skip_bad=args.skip_bad, overrides=overrides, command_options=recorded)
     outcome = train_oscars_on_folder(run, registries=_write_registries(args), deadline=deadline,
                                      progress=stderr_progress, allow_shipped_folder=args.weights_dir is not None)
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0
 
 
@@ -203,7 +203,7 @@ def _train_pms(args: argparse.Namespace) -> int:
                        command_options=recorded)
     outcome = train_pms_on_folder(run, registries=_write_registries(args), deadline=deadline,
                                   progress=stderr_progress, allow_shipped_folder=args.weights_dir is not None)
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0
 
 
@@ -237,7 +237,7 @@ def _oscars_phantoms(args: argparse.Namespace) -> int:
     entries = tuple(run.entries.values())
     outcome = TrainingOutcome(registered=entries, validation={},
                               extra={"heldout": {e.name: run.metrics[m] for m, e in run.entries.items()}})
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0
 
 
@@ -255,5 +255,5 @@ def _pms_phantoms(args: argparse.Namespace) -> int:
                                        warmup_epochs=_value(args.warmup_epochs, 5)),
         registry=_phantom_registry(args), command=_command("pms"), log=stderr_progress)
     outcome = TrainingOutcome(registered=(entry,), validation={}, extra={"heldout": {entry.name: results}})
-    print(outcome.result_line(), flush=True)
+    outcome.emit()
     return 0

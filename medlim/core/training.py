@@ -739,3 +739,14 @@ class TrainingOutcome:
     def result_line(self) -> str:
         """The result as one line of strict JSON."""
         return json.dumps(self.to_json(), allow_nan=False, ensure_ascii=False)
+
+    def emit(self) -> None:
+        """What a ``medlim train …`` command ends with: the validation figures as a readable table on stderr (the
+        Models page's table, :func:`medlim.core.validation_report.validation_table`), then :meth:`result_line`
+        as the last line of stdout."""
+        from medlim.core.validation_report import validation_table
+
+        table = validation_table(self.to_json())
+        if table.rows:
+            print("\n".join(["", *table.lines()]), file=sys.stderr, flush=True)
+        print(self.result_line(), flush=True)

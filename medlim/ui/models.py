@@ -131,17 +131,6 @@ def problems_frame(report: DatasetReport) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["problem", "where", "details"])
 
 
-def _flat(figures: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Numbers, words and flags of a validation record, nested keys joined by dots (lists left out)."""
-    flat: dict[str, Any] = {}
-    for key, value in figures.items():
-        if isinstance(value, Mapping):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        elif isinstance(value, (int, float, str, bool)) or value is None:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def training_summary(result_output: list[Any]) -> dict[str, Any] | None:
     """The ``{"registered": [...], "validation": {...}}`` line a trainer printed last, or ``None``."""
     return next((value for value in reversed(result_output)
@@ -149,14 +138,23 @@ def training_summary(result_output: list[Any]) -> dict[str, Any] | None:
 
 
 def validation_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per registered model: its figures on the validation split (``summary["validation"]``)."""
-    validation = summary.get("validation") or {}
-    rows = []
-    for entry in summary.get("registered") or []:
-        figures = validation.get(entry.get("name"), {}) if isinstance(validation, Mapping) else {}
-        rows.append({"model": f"{entry.get('name')}@{entry.get('version')}",
-                     **_flat(figures if isinstance(figures, Mapping) else {})})
-    return pd.DataFrame(rows)
+    """The validation figures (``summary["validation"]``): a row per figure in plain words, a column per registered
+    model, and what the figure means (:func:`medlim.core.validation_report.validation_table`, which the trainers
+    also print)."""
+    from medlim.core.validation_report import validation_table
+
+    table = validation_table(summary)
+    return pd.DataFrame([{column: _cell(row.get(column)) for column in table.columns} for row in table.rows],
+                        columns=list(table.columns))
+
+
+def _cell(value: Any) -> Any:
+    """A mixed column's cell as text (a figure column holds numbers, words and flags), numbers rounded."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value)
 
 
 def job_curve(lines: list[str]) -> TrainingCurve:

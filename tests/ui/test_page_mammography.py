@@ -33,7 +33,8 @@ TIMEOUT = 120  # first runs import torch; inference of a 1024×832 image takes s
 
 
 def register_test_model(
-    directory: Path, *, version: str = "0-test", threshold: float = 0.5, default: bool = False
+    directory: Path, *, version: str = "0-test", threshold: float = 0.5, default: bool = False,
+    gate: dict[str, float] | None = None,
 ) -> None:
     """A randomly initialised SCU-Net (seed 0) as ``scunet-bac@<version>`` with the thesis preset."""
     import torch
@@ -51,7 +52,8 @@ def register_test_model(
         "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0]},
         "output_type": "probability",
         "thresholds": {"output": threshold},
-        "params": {"overlap": 64, "merge": "max", "skip": True, "output_activation": "sigmoid", "x": 100.0},
+        "params": {"overlap": 64, "merge": "max", "skip": True, "output_activation": "sigmoid", "x": 100.0,
+                   **({} if gate is None else {"gate": gate})},
         **({"default": True} if default else {}),
     }
     save_weights(Registry.load(directory), fields, build_scunet().eval().state_dict())
@@ -242,6 +244,20 @@ def test_sample_exam_readouts_slider_save_and_history(
     assert exam_trace["y"] == pytest.approx([5 / 200_000, lowered.tam_x / lowered.breast_area])
     assert figure["layout"]["xaxis"]["title"]["text"] and figure["layout"]["yaxis"]["title"]["text"]
     assert list(at.dataframe[-1].value["Flag"]) == ["cannot tell"]  # one view: no CC/MLO noise estimate
+
+
+def test_both_cut_off_fields_say_the_weights_default_and_their_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phantom_dicom: Path, no_samples: None
+) -> None:
+    directory = tmp_path / "gated"
+    register_test_model(directory, threshold=0.2, default=True, gate={"floor": 0.2, "seed": 0.95})
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(directory))
+    at = _upload(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), phantom_dicom)
+    assert not at.exception
+    sentence = "keep only regions of p > 0.2 that reach p > 0.95 somewhere"
+    single, batch = at.slider(key="bac_threshold").help, at.number_input(key="bac_batch_threshold").help
+    assert "Default of these weights: 0.2." in single and sentence in single and "stored probability map" in single
+    assert "Default of these weights: 0.2." in batch and sentence in batch
 
 
 def test_page_refuses_a_non_mammogram(test_registry: Path, no_samples: None) -> None:

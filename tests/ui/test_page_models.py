@@ -81,8 +81,11 @@ def test_a_jobs_log_and_result_give_the_curve_and_the_validation_table() -> None
     summary = training_summary([{"other": 1}, {"registered": [{"name": "tend-hand", "version": "1"}],
                                                 "validation": {"tend-hand": {"auroc": 0.8, "fit": {"epochs": 3},
                                                                              "curve": [1, 2]}}}])
-    frame = validation_frame(summary)
-    assert frame.to_dict("records") == [{"model": "tend-hand@1", "auroc": 0.8, "fit.epochs": 3}]
+    frame = validation_frame(summary)  # a row per figure in plain words, a column per model, lists left out
+    assert frame.to_dict("records") == [
+        {"figure": "AUROC", "tend-hand@1": "0.8", "meaning": "how well the score separates your class's validation "
+         "images from the negatives (0.5 = chance, 1 = perfect)"},
+        {"figure": "fit.epochs", "tend-hand@1": "3", "meaning": ""}]
     assert training_summary([{"k": 3}]) is None
 
 
@@ -215,14 +218,15 @@ def test_train_a_detector_as_a_job_see_it_in_the_table_make_it_default_and_pick_
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "**ae-hand@1**, **tend-hand@1**" in at.success[0].value
     assert len(at.get("plotly_chart")) == 1  # the loss / validation curve of the run, from the job's log
-    validation = _frame(at, "auroc")
-    assert validation["model"].tolist() == ["ae-hand@1", "tend-hand@1"]
-    assert validation["auroc"].between(0.0, 1.0).all()
+    validation = _frame(at, "figure").set_index("figure")  # a row per figure in plain words, a column per model
+    assert validation.columns.tolist() == ["ae-hand@1", "tend-hand@1", "meaning"]
+    auroc = validation.loc["AUROC", ["ae-hand@1", "tend-hand@1"]].astype(float)
+    assert auroc.between(0.0, 1.0).all() and "0.5 = chance" in validation.loc["AUROC", "meaning"]
 
     table = _frame(at, "source").set_index("model")
     assert table.loc["tend-hand@1", "source"] == "user" and table.loc["tend-hand@1", "dataset"] == fingerprint
     assert table.loc["tend-hand@1", "date"] != "" and table.loc["tend-hand@1", "default"] == ""
-    assert table.loc["tend-hand@1", "validation AUROC"] == pytest.approx(validation["auroc"].iloc[1])
+    assert table.loc["tend-hand@1", "validation AUROC"] == pytest.approx(auroc.iloc[1], abs=1e-3)
 
     at.button(key="models_default_tend-hand@1").click().run()
     assert "tend-hand@1 is now the default ood-detection model." in at.success[0].value
