@@ -74,6 +74,36 @@ def test_background_tiles_are_skipped_on_the_overview(tmp_path) -> None:
     assert skipping.tissue_px == everything.tissue_px
 
 
+def test_without_a_pyramid_glass_tiles_are_skipped_by_the_tile_itself(tmp_path) -> None:
+    # a plain tiled TIFF has no overview: each tile read is checked as an overview would show it, so tiles of
+    # glass never reach the segmenter (a 20,000² px blank slide ran the network on all 3,844 tiles before)
+    truth = seam_droplet_slide((1200, 1200), seams=(192, 224, 256), radius=14.0, patch=100)
+    path = tmp_path / "flat.tif"
+    write_tiled_tiff(path, truth.render, (1200, 1200), tile=256, levels=0)
+    seen = []
+
+    def counting(pixels: np.ndarray) -> TileSegmentation:
+        seen.append(pixels.shape)
+        return _threshold_segmenter(pixels)
+
+    with open_slide(path) as slide:
+        assert len(slide.level_shapes) == 1
+        everything = segment_slide(slide, _threshold_segmenter, tile=256, overlap=64, foreground=None)
+        skipping = segment_slide(slide, counting, tile=256, overlap=64)
+    assert len(everything) == len(skipping) == 9 and skipping.tissue_px == everything.tissue_px
+    assert skipping.skipped > 0 and len(seen) == skipping.tiles == 36 - skipping.skipped
+    # a speck of dust (2 × 2 px) on glass vanishes in the check's 8 px blocks: still glass; stained tissue does not
+    blank = np.full((256, 256, 3), 240, np.uint8)
+    specked = blank.copy()
+    specked[100:102, 100:102] = (150, 60, 120)
+    stained = blank.copy()
+    stained[100:140, 100:140] = (150, 60, 120)
+    from medlim.microscopy.slides import _tile_shows_tissue, bright_field_foreground
+
+    assert [_tile_shows_tissue(tile, bright_field_foreground) for tile in (blank, specked, stained)] == [
+        False, False, True]
+
+
 def test_regions_and_progress(seam_slide) -> None:
     truth, path = seam_slide
     calls = []
