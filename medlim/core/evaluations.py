@@ -418,10 +418,23 @@ _OOD_SUMMARY: tuple[tuple[str, str], ...] = (
 )
 
 
-def _mapping_table(title: str, values: Any, *, key_column: str, value_column: str) -> EvaluationTable | None:
+#: The thesis's Table 4.5 transforms (``medlim.curation.ood.distortions.VALIDATION_TRANSFORMS``) in plain words;
+#: the JSON keeps the thesis's names, which a table shows in brackets.
+TRANSFORM_WORDS: dict[str, str] = {
+    "random_cut": "a block of the anatomy blacked out",
+    "crop_resize": "a crop enlarged to the full image",
+    "noise": "strong added noise",
+    "blur": "strong blur",
+}
+
+
+def _mapping_table(title: str, values: Any, *, key_column: str, value_column: str,
+                   words: Mapping[str, str] | None = None) -> EvaluationTable | None:
     if not isinstance(values, Mapping) or not values:
         return None
-    rows = tuple({key_column: escape_control(str(k)), value_column: _number(v)} for k, v in values.items())
+    words = words or {}
+    rows = tuple({key_column: escape_control(f"{words[k]} ({k})" if k in words else str(k)), value_column: _number(v)}
+                 for k, v in values.items())
     return EvaluationTable(title=title, columns=(key_column, value_column), rows=rows)
 
 
@@ -438,7 +451,7 @@ def _ood_report(payload: Mapping[str, Any]) -> EvaluationReport:
         ("Table 4.5 transforms: share detected at the stored threshold", "transform_accuracy", "share detected"),
     ):
         table = _mapping_table(title, payload.get(key), key_column="class" if key == "class_ood_rate" else "transform",
-                               value_column=column)
+                               value_column=column, words=None if key == "class_ood_rate" else TRANSFORM_WORDS)
         if table is not None:
             tables.append(table)
     shift = payload.get("shift_type_rate")

@@ -109,12 +109,17 @@ def test_steatosis_ood_and_retrieval_outputs_become_their_tables() -> None:
         "detector": "tend-hand@1", "acquisition_statistics": True, "data": {"fingerprint": "g", "images": 30},
         "setting": "one-vs-rest", "id_classes": ["hand"], "auroc": 0.75, "fpr_at_95_tpr": float("nan"),
         "n_id": 10, "n_ood": 20, "class_ood_rate": {"elbow": 0.5, "hand": 0.1},
-        "transform_accuracy": {"noise": 1.0}, "shift_type_rate": {"blur": {"images": 4, "rate": 0.25}}, "notes": []})
+        "transform_accuracy": {"noise": 1.0, "random_cut": 0.5, "mine": 0.1},
+        "shift_type_rate": {"blur": {"images": 4, "rate": 0.25}}, "notes": []})
     summary = {row["figure"]: row["value"] for row in ood.tables[0].rows}
     assert summary["AUROC"] == 0.75 and summary["FPR at 95 % TPR"] is None and summary["other images"] == 20
     assert [t.title.split(" (")[0] for t in ood.tables[1:]] == [
         "Share flagged per class", "Table 4.5 transforms: share detected at the stored threshold", "Per shift type"]
     assert ood.tables[3].rows == ({"shift type": "blur", "images": 4.0, "rate": 0.25},)
+    # the thesis's transform names in plain words, the name kept in brackets; a class keeps its own name
+    assert [row["transform"] for row in ood.tables[2].rows] == [
+        "strong added noise (noise)", "a block of the anatomy blacked out (random_cut)", "mine"]
+    assert [row["class"] for row in ood.tables[1].rows] == ["elbow", "hand"]
     assert any("acquisition statistics" in note for note in ood.notes)
 
     retrieval = evaluation_report("retrieval", {
