@@ -10,13 +10,18 @@ the real preprocessing, tiling, max merge and spacing rule), and scores each
 cut-off by the issue's targets — a median false calcified area on BAC-free
 views of at most 0.5 mm², and then as much Dice as possible:
 
-    feasible  = median over the BAC-free views of  f / (f + 0.5 mm²)  ≤ ½
-                (the median false area f is at most 0.5 mm²)
+    m         = median over the BAC-free views of  f / 0.5 mm²
+    feasible  = m ≤ 1   (the median false area is at most 0.5 mm²)
     score     = mean Dice over the views with BAC        when feasible
-              = − that median  (in (−1, −½))              otherwise
+              = − m / (m + 1)  (in (−1, −½))              otherwise
 
 where ``f`` is the view's false calcified area (AM, mm²; in pixels with a
-100 px scale when the file gives no spacing). Every feasible cut-off beats
+100 px scale when the file gives no spacing). The median is taken of the areas
+themselves, as ``medlim bac evaluate`` reports ``false_am_mm2_median``: until
+2026-12-07 it was taken of the costs f / (f + 0.5 mm²), which with an even
+number of BAC-free views averages the two middle costs — on a site's 4 BAC-free
+validation views, areas 0.04 and 1.0 mm² in the middle passed as "within
+0.5 mm²" while the reported median was 0.52 mm². Every feasible cut-off beats
 every infeasible one; among feasible ones the best Dice wins, among infeasible
 ones the least false area. The cut-off with the best score is the weights'
 cut-off, and the epoch with the best score the weights' state (validation
@@ -83,7 +88,8 @@ class WholeViewScore:
 
     Attributes:
         cutoff: the probability cut-off.
-        score: ``dice_bac`` when ``feasible``, else minus the median false cost (module docstring; higher is better).
+        score: ``dice_bac`` when ``feasible``, else ``−m / (m + 1)`` of the median false area ``m`` in units of the
+            target (module docstring; higher is better).
         dice_bac: mean whole-image Dice over the views with BAC.
         false_penalty: mean of ``f / (f + scale)`` over the BAC-free views (0 without any), in [0, 1).
         feasible: the median false area of the BAC-free views is within the target (true without any).
@@ -129,6 +135,14 @@ def _false_cost(view: ImageEvaluation) -> float:
     return area / (area + FALSE_AREA_SCALE_MM2)
 
 
+def _false_ratio(view: ImageEvaluation) -> float:
+    """A BAC-free view's false area over the target's: ``f / 0.5 mm²`` (``px / 100 px`` without a spacing)."""
+    area_px = float(view.predicted["am"])
+    if view.pixel_area_mm2 is None:
+        return area_px / FALSE_AREA_SCALE_PX
+    return area_px * view.pixel_area_mm2 / FALSE_AREA_SCALE_MM2
+
+
 def whole_view_score(views: Sequence[ImageEvaluation], *, cutoff: float,
                      gate: ComponentGate | None = None) -> WholeViewScore:
     """Score one cut-off's evaluations of whole views (module docstring).
@@ -147,10 +161,10 @@ def whole_view_score(views: Sequence[ImageEvaluation], *, cutoff: float,
         raise ParameterError("whole-view validation needs at least one view with BAC; none of "
                              f"{len(views)} views holds any.")
     dice = float(np.mean([v.whole["f1"] for v in with_bac]))
-    costs = [_false_cost(v) for v in free]
-    penalty = float(np.mean(costs)) if free else 0.0
-    median_cost = float(np.median(costs)) if free else 0.0
-    feasible = median_cost <= 0.5
+    penalty = float(np.mean([_false_cost(v) for v in free])) if free else 0.0
+    median_ratio = float(np.median([_false_ratio(v) for v in free])) if free else 0.0  # of the areas (docstring)
+    median_cost = median_ratio / (median_ratio + 1.0)
+    feasible = median_ratio <= 1.0
     in_mm2 = [v.predicted["am"] * v.pixel_area_mm2 for v in free if v.pixel_area_mm2 is not None]
     predicted = sum(v.tam_100[0] for v in views)
     true = sum(v.tam_100[1] for v in views)

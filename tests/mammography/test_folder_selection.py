@@ -48,6 +48,20 @@ def test_whole_view_score_hand_computed() -> None:
         whole_view_score(views[2:], cutoff=0.5)
 
 
+def test_an_even_number_of_bac_free_views_is_judged_by_the_median_area_it_reports() -> None:
+    # four BAC-free views at 0, 0.04, 1.0 and 3.0 mm² (0.01 mm² pixels): the median area is (0.04 + 1.0) / 2 =
+    # 0.52 mm², over the target. The median of the costs f / (f + 0.5) — (0.0741 + 0.6667) / 2 = 0.370 — passed it.
+    views = [_view("a", dice=0.6, has_bac=True), *(_view(f"free{k}", false_px=px, area=0.01)
+                                                    for k, px in enumerate((0, 4, 100, 300)))]
+    score = whole_view_score(views, cutoff=0.5)
+    assert score.false_mm2_median == pytest.approx(0.52) and not score.feasible
+    assert score.score == pytest.approx(-1.04 / 2.04)  # −m / (m + 1), m = 0.52 / 0.5
+    assert score.false_penalty == pytest.approx((0 + 0.04 / 0.54 + 1 / 1.5 + 3 / 3.5) / 4)
+    # the third view at 0.9 mm²: median 0.47 mm², within the target, and the Dice is the score
+    within = whole_view_score([*views[:3], _view("free2", false_px=90, area=0.01), views[4]], cutoff=0.5)
+    assert within.false_mm2_median == pytest.approx(0.47) and within.feasible and within.score == pytest.approx(0.6)
+
+
 def _prediction(probability: np.ndarray) -> BacPrediction:
     grey = np.full(probability.shape, 200, np.uint8)
     return BacPrediction(probability=probability.astype(np.float32),
