@@ -39,7 +39,8 @@ VALIDATION_FIGURES: dict[str, tuple[str, str]] = {
     "whole_view_false_mm2_median": ("false BAC on BAC-free views (median, mm²)",
                                     "median predicted BAC area on the validation views without BAC"),
     "whole_view_false_px_median": ("false BAC on BAC-free views (median, px)",
-                                   "the same in pixels (views without a pixel spacing)"),
+                                   "the same in pixels of the images as read (the figure that counts when the "
+                                   "files state no pixel spacing)"),
     "whole_view_false_penalty": ("false BAC cost (mean)", "mean over the BAC-free views of f / (f + 100), f the "
                                  "false area in mm² (px without a spacing): 0 for none, towards 1 for much"),
     "whole_view_false_area_within_target": ("false BAC within 0.5 mm²",
