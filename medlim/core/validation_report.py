@@ -45,8 +45,8 @@ VALIDATION_FIGURES: dict[str, tuple[str, str]] = {
                                  "false area in mm² (px without a spacing): 0 for none, towards 1 for much"),
     "whole_view_false_area_within_target": ("false BAC within 0.5 mm²",
                                             "whether the median false area on BAC-free views is at most 0.5 mm²"),
-    "whole_view_tam_relative_bias": ("TAM bias", "(Σ predicted − Σ true) / Σ true of TAM_100 over the validation "
-                                     "views (0.1 = 10 % over)"),
+    "whole_view_tam_relative_bias": ("TAM_100 bias (%)", "(Σ predicted − Σ true) / Σ true of TAM_100 over the "
+                                     "validation views, in % (the JSON keeps the fraction)"),
     "whole_views": ("validation views", "whole validation views predicted"),
     "whole_views_bac_free": ("of them BAC-free", "validation views whose mask is empty"),
     "crop_dice": ("patch Dice", "pooled Dice of the fixed validation patches at their best cut-off"),
@@ -91,6 +91,9 @@ VALIDATION_FIGURES: dict[str, tuple[str, str]] = {
     "seconds": ("training time (s)", "wall time of the fit"),
 }
 
+#: Figures stored as fractions that a reader expects in %.
+_PERCENT = frozenset({"whole_view_tam_relative_bias"})
+
 _AT_K = re.compile(r"^(?:(full|partial)_)?(precision|hit_rate|sensitivity)@(\d+)$")
 _AT_K_WORDS = {
     "precision": ("precision@{k}", "share of the top {k} that is relevant{match}"),
@@ -123,6 +126,8 @@ def _value(key: str, value: Any) -> Any:
     """A figure as a table cell: a gate as ``floor / seed``, nested figures flattened by the caller."""
     if key == "gate" and isinstance(value, Mapping) and {"floor", "seed"} <= set(value):
         return f"{value['floor']:g} / {value['seed']:g}"
+    if key in _PERCENT and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return round(100.0 * float(value), 1)
     return value
 
 
@@ -135,7 +140,7 @@ def _flat(figures: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         elif isinstance(value, Mapping):
             flat.update(_flat(value, f"{prefix}{key}."))
         elif isinstance(value, (int, float, str, bool)) or value is None:
-            flat[f"{prefix}{key}"] = value
+            flat[f"{prefix}{key}"] = _value(key, value) if not prefix else value
     return flat
 
 

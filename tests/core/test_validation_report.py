@@ -14,14 +14,15 @@ def test_a_gated_scunet_summary_reads_in_plain_words_in_the_fit_order() -> None:
     summary = {"registered": [{"name": "site-bac", "version": "2"}],
                "validation": {"site-bac": {"stopped": "time budget", "cutoff": 0.5, "whole_view_score": 0.41,
                                            "gate": {"floor": 0.2, "seed": 0.8}, "gate_whole_view_score": 0.47,
-                                           "whole_view_false_mm2_median": 0.0, "curve": [1, 2]}}}
+                                           "whole_view_false_mm2_median": 0.0, "whole_view_tam_relative_bias": 1.2408,
+                                           "curve": [1, 2]}}}
     table = validation_table(summary)
     assert table.columns == ("figure", "site-bac@2", "meaning")
     # the chosen-by figure first, then the cut-off and the gate, how the fit went last; the list left out
     assert [(row["figure"], row["site-bac@2"]) for row in table.rows] == [
         ("whole-view score", 0.41), ("probability cut-off", 0.5), ("gate (floor / seed)", "0.2 / 0.8"),
         ("whole-view score with the gate", 0.47), ("false BAC on BAC-free views (median, mm²)", 0.0),
-        ("stopped by", "time budget")]
+        ("TAM_100 bias (%)", 124.1), ("stopped by", "time budget")]  # the bias's fraction shown in %
     assert all(row["meaning"] for row in table.rows)
     text = "\n".join(table.lines())
     assert "gate (floor / seed)" in text and "0.2 / 0.8" in text and "gate_whole_view_score" not in text
