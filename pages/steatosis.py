@@ -191,10 +191,10 @@ def main() -> None:
         if pixels.ndim != 3:
             st.error(f"{name} is a grey image; H&E analysis needs RGB.", icon=":material/error:")
             return
-        analysis = ui.analyse_cached(pixels, data, model)
+        spacing = shared.spacing_field(key="steatosis_pixel_size", found=shared.file_spacing_cached(data))
+        analysis = ui.analyse_cached(pixels, data, model, spacing)
     if analysis is None:
         return
-    spacing = shared.spacing_field(key="steatosis_pixel_size", found=shared.file_spacing_cached(data))
     analysis = analysis.with_spacing(spacing)
     cutoffs = _sliders(spacing)
     report = None

@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from medlim.core.io.files import is_derived_file
+from medlim.microscopy.objects import MicronSpacing
 from medlim.microscopy.qupath import ObjectExports
 from medlim.microscopy.steatosis.analysis import SteatosisAnalysis, SteatosisModel
 from medlim.microscopy.steatosis.droplets import FEATURES, Cutoffs
@@ -200,18 +201,23 @@ _SESSION_CACHE = "steatosis_analysis_cache"
 _SESSION_CACHE_SIZE = 4
 
 
-def analyse_cached(pixels: np.ndarray, data: bytes, model: SteatosisModel) -> SteatosisAnalysis:
-    """Detect droplets once per (file content, weights) in this session; sliders reuse the result."""
+def analyse_cached(pixels: np.ndarray, data: bytes, model: SteatosisModel,
+                   spacing: MicronSpacing | None = None) -> SteatosisAnalysis:
+    """Detect droplets once per (file content, weights, and — for weights that know their pixel size — the image's
+    pixel size, which decides the scale they see) in this session; sliders reuse the result."""
+    from medlim.microscopy.objects import NO_SPACING
     from medlim.microscopy.steatosis.analysis import analyse_image
 
-    key = (hashlib.sha256(data).hexdigest(), model.label)
-    cache: OrderedDict[tuple[str, str], SteatosisAnalysis] = st.session_state.setdefault(_SESSION_CACHE, OrderedDict())
+    spacing = spacing or NO_SPACING
+    scale = spacing.um if model.pixel_spacing_um is not None else None
+    key = (hashlib.sha256(data).hexdigest(), model.label, scale)
+    cache: OrderedDict[tuple, SteatosisAnalysis] = st.session_state.setdefault(_SESSION_CACHE, OrderedDict())
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
     bar = st.progress(0.0, text="Finding droplets…")
     try:
-        analysis = analyse_image(model, pixels,
+        analysis = analyse_image(model, pixels, spacing=spacing,
                                  progress=lambda done, total: bar.progress(done / max(total, 1),
                                                                            text=f"Finding droplets: tile {done} of {total}"))
     finally:

@@ -72,7 +72,8 @@ def test_steatosis_answers_every_file_and_keeps_same_named_outputs_apart(
     assert set(rows[1]) == {"file", "error", "message"}
     for row, shape in ((rows[0], (96, 128)), (rows[3], (80, 112))):
         assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band", "preset",
-                            "seconds", "labels", "warnings", "pixel_spacing_um", "spacing_source", "unlike_training"}
+                            "seconds", "labels", "warnings", "pixel_spacing_um", "spacing_source", "unlike_training",
+                            "model_spacing_um"}
         labels = cv2.imread(row["labels"], cv2.IMREAD_UNCHANGED)
         assert labels.dtype == np.uint16 and labels.shape == shape
         # A PNG states no pixel size (issue 16): sizes stay in pixels, and the one warning says so.

@@ -86,6 +86,10 @@ class SteatosisModel:
     Attributes:
         familiarity: the training-data check stored with the weights (sha256 checked),
             or ``None`` when they carry none.
+        pixel_spacing_um: the pixel size the network was trained at, µm (``input.pixel_spacing_mm`` × 1000), or
+            ``None`` when its training images stated none (the shipped phantom weights).
+        spacing_range_um: (finest, coarsest) pixel size of its training images, µm; an image inside it is not
+            resampled. ``None``: only ``pixel_spacing_um`` itself (± 2 %).
     """
 
     model: object
@@ -94,6 +98,8 @@ class SteatosisModel:
     overlap: int
     mask_threshold: float
     familiarity: FamiliarityCheck | None = None
+    pixel_spacing_um: float | None = None
+    spacing_range_um: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,8 @@ class SteatosisAnalysis:
         warnings: the check's plain-language warning when the image is flagged.
         outlines: one shapely outline per droplet when already made (a slide's), else ``None``
             (:meth:`droplet_outlines` makes them from ``labels``).
+        model_spacing_um: the weights' pixel size when the image was resampled to it for detection (labels,
+            tissue and the table are on the image's own grid, at its own size), else ``None``.
     """
 
     labels: np.ndarray | None
@@ -120,6 +128,7 @@ class SteatosisAnalysis:
     unlike_training: FamiliarityResult | None = None
     warnings: tuple[str, ...] = ()
     outlines: tuple[Any, ...] | None = None
+    model_spacing_um: float | None = None
 
     @property
     def spacing(self) -> MicronSpacing:
@@ -194,10 +203,65 @@ def load_steatosis_model(
     if heads is not None and float(getattr(heads, "score_thresh", 0.0)) > DETECTION_MIN_SCORE:
         heads.score_thresh = DETECTION_MIN_SCORE  # the cutoffs, not the network, decide what is kept
     params = dict(entry.params)
+    contract = entry.input_contract
+    spacing = None if contract.pixel_spacing_mm is None else 1000.0 * float(contract.pixel_spacing_mm[0])
+    spacing_range = (None if contract.spacing_range_mm is None
+                     else (1000.0 * float(contract.spacing_range_mm[0]), 1000.0 * float(contract.spacing_range_mm[1])))
     return SteatosisModel(model=model, label=entry.label, tile=int(params.get("tile", 1024)),
                           overlap=int(params.get("overlap", 128)),
                           mask_threshold=float(entry.thresholds.get("mask", 0.5)),
-                          familiarity=load_familiarity(entry))
+                          familiarity=load_familiarity(entry), pixel_spacing_um=spacing, spacing_range_um=spacing_range)
+
+
+#: An image's pixel size within this share of the weights' (or inside their training range) is not resampled.
+SPACING_TOLERANCE = 0.02
+
+
+def resample_factor(model: SteatosisModel, spacing: MicronSpacing) -> float | None:
+    """How much to scale an image so that its pixels are the weights' size: ``image µm / model µm``, or ``None``
+    when nothing is resampled (either size unknown, or the image's inside the weights' training range ± 2 %)."""
+    if model.pixel_spacing_um is None or spacing.um is None:
+        return None
+    low, high = model.spacing_range_um or (model.pixel_spacing_um, model.pixel_spacing_um)
+    if low * (1 - SPACING_TOLERANCE) <= spacing.um <= high * (1 + SPACING_TOLERANCE):
+        return None
+    return float(spacing.um) / float(model.pixel_spacing_um)
+
+
+def spacing_warning(model: SteatosisModel, spacing: MicronSpacing) -> str | None:
+    """The warning for an image without a pixel size analysed by weights that have one (issue 13), else ``None``."""
+    if model.pixel_spacing_um is None or spacing.um is not None:
+        return None
+    return (f"The image states no pixel size, so it was analysed as if its pixels were the model's "
+            f"{model.pixel_spacing_um:g} µm. If they are not, give the size with --pixel-spacing-um (command line) "
+            "or the page's pixel size field, and the image is resized to the model's scale first.")
+
+
+def _resized(array: np.ndarray, shape: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
+    """``array`` (H×W or H×W×3) at ``shape``: area-averaged when it shrinks, bilinear when it grows, nearest for
+    labels and masks."""
+    import cv2
+
+    height, width = shape
+    if nearest:
+        interpolation = cv2.INTER_NEAREST
+    else:
+        interpolation = cv2.INTER_AREA if height * width < array.shape[0] * array.shape[1] else cv2.INTER_LINEAR
+    return cv2.resize(array, (int(width), int(height)), interpolation=interpolation)
+
+
+def _labels_back(labels: np.ndarray, scores: np.ndarray, tissue: np.ndarray,
+                 shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, their scores and the tissue mask found at the model's scale, on the image's own grid (nearest
+    neighbour); a droplet that no original pixel keeps is dropped and the rest renumbered 1..k."""
+    back = _resized(labels.astype(np.float32), shape, nearest=True).astype(np.int64)  # exact below 2**24 labels
+    present = np.zeros(len(scores) + 1, bool)
+    present[np.unique(back)] = True
+    present[0] = False
+    lookup = np.zeros(len(scores) + 1, np.int64)
+    lookup[present] = np.arange(1, int(present.sum()) + 1)
+    tissue_back = _resized(tissue.astype(np.uint8), shape, nearest=True).astype(bool)
+    return lookup[back].astype(np.int32), np.asarray(scores)[present[1:]], tissue_back
 
 
 def analyse_image(
@@ -220,16 +284,31 @@ def analyse_image(
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] < 3:
         raise ParameterError(f"steatosis analysis needs an H×W×3 RGB image, got shape {image.shape}")
-    found = detect_droplets(model.model, image, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
+    factor = resample_factor(model, spacing)
+    seen = image
+    if factor is not None:  # the weights' scale (issue 13): droplets and the tissue rule are sized in pixels
+        shape = (max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor)))
+        seen = _resized(np.ascontiguousarray(image[..., :3]), shape)
+    found = detect_droplets(model.model, seen, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
                             mask_threshold=model.mask_threshold, progress=progress)
-    analysis = analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds, model=model.label,
-                                        spacing=spacing)
+    if factor is None:
+        analysis = analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds,
+                                            model=model.label, spacing=spacing)
+    else:
+        tissue = tissue_mask(seen)
+        labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
+        labels, scores, tissue = _labels_back(labels, scores, tissue, image.shape[:2])
+        table = droplet_table(labels, scores, tissue_area=float(tissue.sum()), spacing=spacing)
+        analysis = SteatosisAnalysis(labels=labels, table=table, tissue=tissue, seconds=float(found.seconds),
+                                     model=model.label, model_spacing_um=model.pixel_spacing_um)
+    warnings = tuple(w for w in (spacing_warning(model, spacing),) if w)
     if model.familiarity is None:
-        return analysis
+        return dataclasses.replace(analysis, warnings=warnings)
     from medlim.microscopy.steatosis.familiarity import assess_he
 
-    result, warning = assess_he(model.familiarity, image)
-    return dataclasses.replace(analysis, unlike_training=result, warnings=() if warning is None else (warning,))
+    result, warning = assess_he(model.familiarity, seen)  # the image as the network saw it
+    return dataclasses.replace(analysis, unlike_training=result,
+                               warnings=warnings + (() if warning is None else (warning,)))
 
 
 def analysis_from_detections(image: np.ndarray, labels: np.ndarray, scores: np.ndarray, *, seconds: float,
@@ -293,6 +372,7 @@ class SegmentRow:
         pixel_spacing_um: the pixel size used, µm (``None``: unknown, sizes in px only).
         spacing_source: ``"file"``, ``"user"`` or ``"none"``.
         files: the exports written (``{"csv": path, "geojson": path}``, those asked for).
+        model_spacing_um: the weights' pixel size when the image was resampled to it for detection, else ``None``.
     """
 
     detected: int
@@ -308,13 +388,14 @@ class SegmentRow:
     pixel_spacing_um: float | None = None
     spacing_source: str = "none"
     files: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    model_spacing_um: float | None = None
 
     def to_json(self) -> dict[str, object]:
         """The row as a JSON-able dict, in the order the CLI prints it."""
         return {"detected": self.detected, "kept": self.kept, "steatosis_fraction": self.steatosis_fraction,
                 "nash_crn_band": self.nash_crn_band, "donor_band": self.donor_band, "preset": self.preset,
                 "seconds": self.seconds, "labels": self.labels, "pixel_spacing_um": self.pixel_spacing_um,
-                "spacing_source": self.spacing_source, **dict(self.files),
+                "spacing_source": self.spacing_source, "model_spacing_um": self.model_spacing_um, **dict(self.files),
                 "unlike_training": None if self.unlike_training is None else self.unlike_training.to_dict(),
                 "warnings": list(self.warnings)}
 
@@ -351,21 +432,31 @@ def analyse_slide(
     from medlim.microscopy.steatosis.droplets import table_from_shapes
     from medlim.microscopy.steatosis.inference import detect_droplets
 
+    factor = resample_factor(model, spacing)
+
     def segment(pixels: np.ndarray) -> TileSegmentation:
-        found = detect_droplets(model.model, pixels, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
+        seen = pixels
+        if factor is not None:  # the weights' scale, as for a single image; objects come back on the tile's grid
+            seen = _resized(pixels, (max(1, round(pixels.shape[0] * factor)), max(1, round(pixels.shape[1] * factor))))
+        found = detect_droplets(model.model, seen, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
                                 mask_threshold=model.mask_threshold)
-        tissue = slide_tissue_mask(pixels)
+        tissue = slide_tissue_mask(seen)
         labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
+        if factor is not None:
+            labels, scores, tissue = _labels_back(labels, scores, tissue, pixels.shape[:2])
         return TileSegmentation(labels=labels, extra={"score": scores}, tissue=tissue)
 
-    tile = tile or SLIDE_TILE
-    if overlap is None:  # at least SLIDE_OVERLAP, but never more than half a (small) tile
-        overlap = min(max(model.overlap, SLIDE_OVERLAP), tile // 2)
+    scale = 1.0 if factor is None else factor  # slide px per model px is 1 / scale: sizes set at the model's scale
+    tile = tile or max(64, round(SLIDE_TILE / scale))
+    if overlap is None:  # at least SLIDE_OVERLAP at the model's scale, but never more than half a (small) tile
+        overlap = min(round(max(model.overlap, SLIDE_OVERLAP) / scale), tile // 2)
     objects = segment_slide(slide, segment, region=region, tile=tile, overlap=overlap, progress=progress)
     table = table_from_shapes(objects.shapes, objects.extra.get("score", np.zeros(0)), tissue_area=objects.tissue_px,
                               spacing=spacing)
+    warnings = tuple(w for w in (spacing_warning(model, spacing),) if w)
     return SteatosisAnalysis(labels=None, table=table, tissue=None, seconds=objects.seconds, model=model.label,
-                             outlines=objects.outlines)
+                             outlines=objects.outlines, warnings=warnings,
+                             model_spacing_um=None if factor is None else model.pixel_spacing_um)
 
 
 def slide_tissue_mask(pixels: np.ndarray) -> np.ndarray:
@@ -457,7 +548,7 @@ def segment_file(
                       seconds=round(time.perf_counter() - start, 3), labels=str(labels_path),
                       warnings=(*record.metadata.warnings, *notes, *report.warnings),
                       unlike_training=report.unlike_training, pixel_spacing_um=spacing.um,
-                      spacing_source=spacing.source, files=files)
+                      spacing_source=spacing.source, files=files, model_spacing_um=analysis.model_spacing_um)
 
 
 def _segment_slide_file(
@@ -481,4 +572,4 @@ def _segment_slide_file(
                       nash_crn_band=report.nash_crn_band, donor_band=report.donor_band, preset=report.preset,
                       seconds=round(time.perf_counter() - start, 3), labels="",
                       warnings=(*notes, *report.warnings), pixel_spacing_um=spacing.um,
-                      spacing_source=spacing.source, files=files)
+                      spacing_source=spacing.source, files=files, model_spacing_um=analysis.model_spacing_um)

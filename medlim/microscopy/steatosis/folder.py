@@ -364,6 +364,30 @@ def _starting_point(registries: "Registries", run: SteatosisRun, progress: Progr
                   int(params.get("tile", 1024)), int(params.get("overlap", 128)))
 
 
+def training_spacing(paths: Sequence[Path]) -> dict[str, Any]:
+    """What the weights record of their training images' pixel size (issue 13), as ``input`` contract fields.
+
+    When every training image states its pixel size (TIFF / OME-TIFF metadata, read from the header), the lower
+    median is recorded as ``pixel_spacing_mm`` (µm ÷ 1000, the field every image model shares) with the range as
+    ``spacing_range_mm``, and inference resizes an image of another size to it
+    (:func:`medlim.microscopy.steatosis.analysis.resample_factor`). Otherwise nothing is recorded and ``scale``
+    says why: an image without a size cannot be put on a scale, so weights trained on such images run every image
+    at its own pixels (the shipped phantom weights do the same).
+    """
+    from medlim.core.io.slide import file_spacing_um
+
+    sizes = [found[0] for found in (file_spacing_um(path) for path in paths) if found is not None]
+    if not paths or len(sizes) < len(paths):
+        return {"scale": f"{len(sizes)} of {len(paths)} training images state a pixel size in µm, so none is recorded "
+                         "and images are analysed at their own pixels"}
+    ordered = sorted(sizes)
+    median = ordered[(len(ordered) - 1) // 2]
+    return {"pixel_spacing_mm": [median / 1000.0, median / 1000.0],
+            "spacing_range_mm": [ordered[0] / 1000.0, ordered[-1] / 1000.0],
+            "scale": f"{median:g} µm per pixel (lower median of {len(paths)} training images, "
+                     f"{ordered[0]:g}–{ordered[-1]:g} µm); images of another size are resized to it for detection"}
+
+
 def _entry_fields(*, name: str, version: str | None, start: _Start, planned: SteatosisPlan, data: TrainingData,
                   command: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
     """The manifest fields of steatosis weights trained on a user's images."""
@@ -373,7 +397,8 @@ def _entry_fields(*, name: str, version: str | None, start: _Start, planned: Ste
     return {
         "name": name, "version": version, "task": STEATOSIS_TASK, "architecture": "maskrcnn-steatosis",
         "architecture_kwargs": dict(start.architecture_kwargs), "preset": "rgb-unit",
-        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
+        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0],
+                           **training_spacing([data.dataset.items[k].image for k in data.train])},
         "output_type": "probability", "thresholds": {"mask": MASK_THRESHOLD, "score": 0.5},
         "params": {"tile": start.tile, "overlap": start.overlap, "classes": ["background", "droplet"]},
         "metrics": dict(metrics),

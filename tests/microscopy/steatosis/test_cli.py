@@ -43,8 +43,9 @@ def test_segment_writes_kept_labels_and_jsonl(tmp_path, registry_dir, capsys):
     assert code == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(row) == {"file", "detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band", "preset",
-                        "seconds", "labels", "warnings", "unlike_training", "pixel_spacing_um", "spacing_source"}
-    assert (row["pixel_spacing_um"], row["spacing_source"]) == (None, "none")
+                        "seconds", "labels", "warnings", "unlike_training", "pixel_spacing_um", "spacing_source",
+                        "model_spacing_um"}
+    assert (row["pixel_spacing_um"], row["spacing_source"], row["model_spacing_um"]) == (None, "none", None)
     assert 0 <= row["kept"] <= row["detected"] and 0.0 <= row["steatosis_fraction"] <= 1.0
     labels = cv2.imread(str(out / "liver_labels.png"), cv2.IMREAD_UNCHANGED)
     assert labels.dtype == np.uint16 and labels.shape == (150, 200)
