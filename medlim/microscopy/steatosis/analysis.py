@@ -232,9 +232,9 @@ def spacing_warning(model: SteatosisModel, spacing: MicronSpacing) -> str | None
     """The warning for an image without a pixel size analysed by weights that have one (issue 13), else ``None``."""
     if model.pixel_spacing_um is None or spacing.um is not None:
         return None
-    return (f"The image states no pixel size, so it was analysed as if its pixels were the model's "
-            f"{model.pixel_spacing_um:g} µm. If they are not, give the size with --pixel-spacing-um (command line) "
-            "or the page's pixel size field, and the image is resized to the model's scale first.")
+    return (f"These weights were trained at {model.pixel_spacing_um:g} µm per pixel and took this image to be at "
+            "that size. If it is not, its droplets were found at the wrong scale: give its pixel size and the image "
+            "is resized to the weights' scale first.")
 
 
 def _resized(array: np.ndarray, shape: tuple[int, int], *, nearest: bool = False) -> np.ndarray:

@@ -79,7 +79,8 @@ def test_a_finer_scan_is_resized_to_the_weights_scale_and_measured_on_its_own_gr
     assert areas_um2 == pytest.approx(droplet_um2, rel=0.15)
     assert not resized.warnings
     report = analyse_image(_model(0.5), coarse).report()  # no size stated: the weights' own, said
-    assert any("analysed as if its pixels were the model's 0.5 µm" in warning for warning in report.warnings)
+    assert any("trained at 0.5 µm per pixel and took this image to be at that size" in warning
+               for warning in report.warnings)
 
 
 def test_a_finer_slide_is_resized_tile_by_tile(scanned, tmp_path) -> None:
