@@ -194,7 +194,7 @@ def decide_spacing(
 
 
 def resample_to_shape(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Resize a 2-D image, probability map or mask to ``shape`` (rows, columns).
+    """Resize a 2-D image, probability map or mask — or a colour image, channels last — to ``shape`` (rows, columns).
 
     Area-averaging along an axis that shrinks, bilinear along one that grows
     (one OpenCV call when both axes go the same way, one per axis otherwise).
@@ -203,7 +203,7 @@ def resample_to_shape(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
     Args:
         array: ``np.uint8``, ``np.float32`` (other floats become float32) or
-            ``np.bool_`` ``[H, W]``.
+            ``np.bool_`` ``[H, W]``; ``np.uint8`` or float ``[H, W, C]`` with C ≤ 4 (RGB, e.g. H&E).
         shape: target (rows, columns), each ≥ 1.
 
     Returns:
@@ -214,12 +214,13 @@ def resample_to_shape(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """
     import cv2
 
-    if not isinstance(array, np.ndarray) or array.ndim != 2:
+    colour = isinstance(array, np.ndarray) and array.ndim == 3 and 1 <= array.shape[2] <= 4 and array.dtype != np.bool_
+    if not isinstance(array, np.ndarray) or not (array.ndim == 2 or colour):
         raise InputError(f"Expected a 2-D array to resample, got {getattr(array, 'shape', type(array).__name__)}.")
     rows, cols = int(shape[0]), int(shape[1])
     if rows < 1 or cols < 1:
         raise InputError(f"Resampled shape must be ≥ 1 pixel on each side; {shape!r} is given.")
-    if array.shape == (rows, cols):
+    if array.shape[:2] == (rows, cols):
         return array.copy()
     if array.dtype == np.bool_:
         return resample_to_shape(array.astype(np.float32), (rows, cols)) >= 0.5

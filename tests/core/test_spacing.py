@@ -75,7 +75,14 @@ def test_resample_preserves_area_and_values() -> None:
     mixed = resample_to_shape(np.ones((10, 4), np.float32), (5, 8))
     assert mixed.shape == (5, 8) and np.allclose(mixed, 1.0)
     with pytest.raises(Exception, match="2-D"):
-        resample_to_shape(np.zeros((2, 2, 3), np.uint8), (1, 1))
+        resample_to_shape(np.zeros((2, 2, 5), np.uint8), (1, 1))  # channels last, at most 4
+    with pytest.raises(Exception, match="2-D"):
+        resample_to_shape(np.zeros((2, 2, 3), bool), (1, 1))
+    # a colour image (H&E) resizes channel by channel: a 2 × 2 block of one colour averages to that colour
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:2, :2] = (200, 100, 50)
+    small = resample_to_shape(rgb, (2, 2))
+    assert small.shape == (2, 2, 3) and small[0, 0].tolist() == [200, 100, 50] and small[1, 1].tolist() == [0, 0, 0]
 
 
 def test_training_spacing_is_the_lower_median() -> None:

@@ -213,13 +213,11 @@ def load_steatosis_model(
                           familiarity=load_familiarity(entry), pixel_spacing_um=spacing, spacing_range_um=spacing_range)
 
 
-#: An image's pixel size within this share of the weights' (or inside their training range) is not resampled.
-SPACING_TOLERANCE = 0.02
-
-
 def resample_factor(model: SteatosisModel, spacing: MicronSpacing) -> float | None:
     """How much to scale an image so that its pixels are the weights' size: ``image µm / model µm``, or ``None``
     when nothing is resampled (either size unknown, or the image's inside the weights' training range ± 2 %)."""
+    from medlim.core.spacing import SPACING_TOLERANCE
+
     if model.pixel_spacing_um is None or spacing.um is None:
         return None
     low, high = model.spacing_range_um or (model.pixel_spacing_um, model.pixel_spacing_um)
@@ -237,30 +235,33 @@ def spacing_warning(model: SteatosisModel, spacing: MicronSpacing) -> str | None
             "is resized to the weights' scale first.")
 
 
-def _resized(array: np.ndarray, shape: tuple[int, int], *, nearest: bool = False) -> np.ndarray:
-    """``array`` (H×W or H×W×3) at ``shape``: area-averaged when it shrinks, bilinear when it grows, nearest for
-    labels and masks."""
+def _resized(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """An RGB image at ``shape``, as every model's resampling does it (:func:`medlim.core.spacing.resample_to_shape`:
+    area-averaged when it shrinks, bilinear when it grows)."""
+    from medlim.core.spacing import resample_to_shape
+
+    image = np.ascontiguousarray(image[..., :3])
+    return resample_to_shape(image if image.dtype == np.uint8 else image.astype(np.float32), shape)
+
+
+def _nearest(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Labels or a mask at ``shape`` by nearest neighbour (each pixel takes one source pixel's value)."""
     import cv2
 
-    height, width = shape
-    if nearest:
-        interpolation = cv2.INTER_NEAREST
-    else:
-        interpolation = cv2.INTER_AREA if height * width < array.shape[0] * array.shape[1] else cv2.INTER_LINEAR
-    return cv2.resize(array, (int(width), int(height)), interpolation=interpolation)
+    return cv2.resize(array, (int(shape[1]), int(shape[0])), interpolation=cv2.INTER_NEAREST)
 
 
 def _labels_back(labels: np.ndarray, scores: np.ndarray, tissue: np.ndarray,
                  shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Labels, their scores and the tissue mask found at the model's scale, on the image's own grid (nearest
     neighbour); a droplet that no original pixel keeps is dropped and the rest renumbered 1..k."""
-    back = _resized(labels.astype(np.float32), shape, nearest=True).astype(np.int64)  # exact below 2**24 labels
+    back = _nearest(labels.astype(np.float32), shape).astype(np.int64)  # exact below 2**24 labels
     present = np.zeros(len(scores) + 1, bool)
     present[np.unique(back)] = True
     present[0] = False
     lookup = np.zeros(len(scores) + 1, np.int64)
     lookup[present] = np.arange(1, int(present.sum()) + 1)
-    tissue_back = _resized(tissue.astype(np.uint8), shape, nearest=True).astype(bool)
+    tissue_back = _nearest(tissue.astype(np.uint8), shape).astype(bool)
     return lookup[back].astype(np.int32), np.asarray(scores)[present[1:]], tissue_back
 
 
@@ -288,7 +289,7 @@ def analyse_image(
     seen = image
     if factor is not None:  # the weights' scale (issue 13): droplets and the tissue rule are sized in pixels
         shape = (max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor)))
-        seen = _resized(np.ascontiguousarray(image[..., :3]), shape)
+        seen = _resized(image, shape)
     found = detect_droplets(model.model, seen, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
                             mask_threshold=model.mask_threshold, progress=progress)
     if factor is None:

@@ -374,18 +374,20 @@ def training_spacing(paths: Sequence[Path]) -> dict[str, Any]:
     says why: an image without a size cannot be put on a scale, so weights trained on such images run every image
     at its own pixels (the shipped phantom weights do the same).
     """
+    from collections import Counter
+
     from medlim.core.io.slide import file_spacing_um
+    from medlim.core.spacing import training_spacing as spacing_fields
 
     sizes = [found[0] for found in (file_spacing_um(path) for path in paths) if found is not None]
     if not paths or len(sizes) < len(paths):
         return {"scale": f"{len(sizes)} of {len(paths)} training images state a pixel size in µm, so none is recorded "
                          "and images are analysed at their own pixels"}
-    ordered = sorted(sizes)
-    median = ordered[(len(ordered) - 1) // 2]
-    return {"pixel_spacing_mm": [median / 1000.0, median / 1000.0],
-            "spacing_range_mm": [ordered[0] / 1000.0, ordered[-1] / 1000.0],
-            "scale": f"{median:g} µm per pixel (lower median of {len(paths)} training images, "
-                     f"{ordered[0]:g}–{ordered[-1]:g} µm); images of another size are resized to it for detection"}
+    fields = spacing_fields([(um / 1000.0, um / 1000.0, n) for um, n in Counter(sizes).items()], where="H&E")
+    median, low, high = (1000.0 * fields["pixel_spacing_mm"][0], 1000.0 * fields["spacing_range_mm"][0],
+                         1000.0 * fields["spacing_range_mm"][1])
+    return {**fields, "scale": f"{median:g} µm per pixel (lower median of {len(paths)} training images, "
+                               f"{low:g}–{high:g} µm); images of another size are resized to it for detection"}
 
 
 def _entry_fields(*, name: str, version: str | None, start: _Start, planned: SteatosisPlan, data: TrainingData,
