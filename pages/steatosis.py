@@ -262,6 +262,9 @@ def _show_report(name: str, data: bytes, pixels: np.ndarray | None, analysis: St
     if report.pixel_spacing_um is not None:
         st.caption(f"Kept droplets: {report.kept_area_px2 * report.pixel_spacing_um ** 2:,.0f} µm² of "
                    f"{report.tissue_area_px2 * report.pixel_spacing_um ** 2:,.0f} µm² tissue.")
+    if analysis.model_spacing_um is not None:  # the command line's model_spacing_um
+        st.caption(f"Droplets were found with the image resized to the weights' {analysis.model_spacing_um:g} µm per "
+                   "pixel, and measured on the image's own pixels.")
     if pixels is not None and analysis.labels is not None:
         st.image(ui.overlay_image(pixels, analysis.labels, report.kept_flags),
                  caption="Kept droplets in blue; discarded droplets outlined and boxed in vermillion (thesis Fig. 3.5).",

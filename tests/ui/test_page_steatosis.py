@@ -23,8 +23,8 @@ PAGE = str(ROOT / "pages" / "steatosis.py")
 TIMEOUT = 180
 
 
-def register_test_model(directory: Path) -> None:
-    """An untrained steatosis Mask R-CNN (seed 0) as ``maskrcnn-steatosis:0-test``."""
+def register_test_model(directory: Path, *, spacing_um: float | None = None) -> None:
+    """An untrained steatosis Mask R-CNN (seed 0) as ``maskrcnn-steatosis:0-test`` (trained at ``spacing_um``)."""
     import torch
 
     from medlim.core.weights import Registry, save_weights
@@ -35,7 +35,8 @@ def register_test_model(directory: Path) -> None:
         "name": "maskrcnn-steatosis", "version": "0-test", "task": "steatosis-instance-segmentation",
         "architecture": "maskrcnn-steatosis", "architecture_kwargs": {"backbone": "resnet10", "detections_per_image": 40},
         "preset": "rgb-unit",
-        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
+        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0],
+                           **({} if spacing_um is None else {"pixel_spacing_mm": [spacing_um / 1000] * 2})},
         "output_type": "probability", "thresholds": {"mask": 0.5, "score": 0.5},
         "params": {"tile": 1024, "overlap": 128},
     }
@@ -205,6 +206,25 @@ def test_page_numbers_equal_the_command_line_row(page_env: Path, tmp_path: Path,
         keys = ("detected", "kept", "steatosis_fraction", "nash_crn_band", "donor_band", "preset", "unlike_training")
         assert {k: report[k] for k in keys} == {k: row[k] for k in keys}
         assert row["unlike_training"] is None  # the test weights carry no training-data check
+
+
+def test_weights_that_know_their_pixel_size_resize_an_image_of_another(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 13: weights trained at 0.5 µm say that a sample without a stated size was taken to be at 0.5 µm; given
+    0.25 µm in the page's field, the image is resized to their scale first, and the page says so."""
+    weights = tmp_path / "weights"
+    register_test_model(weights, spacing_um=0.5)
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(weights))
+    monkeypatch.setenv("MEDLIM_SAMPLES_DIR", str(ROOT / "data_samples"))
+    monkeypatch.setenv("MEDLIM_DEVICE", "cpu")
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    _open_sample(at)
+    assert any("trained at 0.5 µm per pixel and took this image to be at that size" in w.body for w in at.warning)
+    assert not any("resized to the weights'" in c.value for c in at.caption)
+    at.number_input(key="steatosis_pixel_size").set_value(0.25).run()
+    assert not at.exception and not at.error
+    assert not any("took this image to be at that size" in w.body for w in at.warning)
+    assert any("resized to the weights' 0.5 µm per pixel" in c.value for c in at.caption)
 
 
 def test_an_image_unlike_the_training_images_is_flagged_beside_its_numbers(page_env: Path,
