@@ -265,6 +265,38 @@ def _labels_back(labels: np.ndarray, scores: np.ndarray, tissue: np.ndarray,
     return lookup[back].astype(np.int32), np.asarray(scores)[present[1:]], tissue_back
 
 
+@dataclass(frozen=True)
+class _OnTissue:
+    """Droplets found on tissue, on the grid of the pixels given: ``labels`` 1..n with their ``scores``, the
+    ``tissue`` mask, the detection's ``seconds``, and ``seen``, the pixels the network saw (resized or not)."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    tissue: np.ndarray
+    seconds: float
+    seen: np.ndarray
+
+
+def _found_on_tissue(model: SteatosisModel, pixels: np.ndarray, factor: float | None,
+                     tissue_rule: Callable[[np.ndarray], np.ndarray], *,
+                     progress: Callable[[int, int], None] | None = None) -> _OnTissue:
+    """Detect droplets and drop those off tissue — at the weights' scale when ``factor`` (image µm / weights' µm,
+    :func:`resample_factor`) says to resize, with labels and tissue brought back to ``pixels``' grid. One path for
+    a single image (``tissue_rule`` :func:`tissue_mask`) and a slide tile (:func:`slide_tissue_mask`)."""
+    from medlim.microscopy.steatosis.inference import detect_droplets
+
+    seen = pixels
+    if factor is not None:  # the weights' scale (issue 13): droplets and the tissue rule are sized in pixels
+        seen = _resized(pixels, (max(1, round(pixels.shape[0] * factor)), max(1, round(pixels.shape[1] * factor))))
+    found = detect_droplets(model.model, seen, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
+                            mask_threshold=model.mask_threshold, progress=progress)
+    tissue = tissue_rule(seen)
+    labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
+    if factor is not None:
+        labels, scores, tissue = _labels_back(labels, scores, tissue, pixels.shape[:2])
+    return _OnTissue(labels=labels, scores=scores, tissue=tissue, seconds=float(found.seconds), seen=seen)
+
+
 def analyse_image(
     model: SteatosisModel,
     image: np.ndarray,
@@ -280,34 +312,20 @@ def analyse_image(
         spacing: the image's pixel size.
         progress: ``progress(done, total)`` per tile.
     """
-    from medlim.microscopy.steatosis.inference import detect_droplets
-
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] < 3:
         raise ParameterError(f"steatosis analysis needs an H×W×3 RGB image, got shape {image.shape}")
     factor = resample_factor(model, spacing)
-    seen = image
-    if factor is not None:  # the weights' scale (issue 13): droplets and the tissue rule are sized in pixels
-        shape = (max(1, round(image.shape[0] * factor)), max(1, round(image.shape[1] * factor)))
-        seen = _resized(image, shape)
-    found = detect_droplets(model.model, seen, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
-                            mask_threshold=model.mask_threshold, progress=progress)
-    if factor is None:
-        analysis = analysis_from_detections(image, found.labels, found.scores, seconds=found.seconds,
-                                            model=model.label, spacing=spacing)
-    else:
-        tissue = tissue_mask(seen)
-        labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
-        labels, scores, tissue = _labels_back(labels, scores, tissue, image.shape[:2])
-        table = droplet_table(labels, scores, tissue_area=float(tissue.sum()), spacing=spacing)
-        analysis = SteatosisAnalysis(labels=labels, table=table, tissue=tissue, seconds=float(found.seconds),
-                                     model=model.label, model_spacing_um=model.pixel_spacing_um)
+    found = _found_on_tissue(model, image, factor, tissue_mask, progress=progress)
+    table = droplet_table(found.labels, found.scores, tissue_area=float(found.tissue.sum()), spacing=spacing)
+    analysis = SteatosisAnalysis(labels=found.labels, table=table, tissue=found.tissue, seconds=found.seconds,
+                                 model=model.label, model_spacing_um=None if factor is None else model.pixel_spacing_um)
     warnings = tuple(w for w in (spacing_warning(model, spacing),) if w)
     if model.familiarity is None:
         return dataclasses.replace(analysis, warnings=warnings)
     from medlim.microscopy.steatosis.familiarity import assess_he
 
-    result, warning = assess_he(model.familiarity, seen)  # the image as the network saw it
+    result, warning = assess_he(model.familiarity, found.seen)  # the image as the network saw it
     return dataclasses.replace(analysis, unlike_training=result,
                                warnings=warnings + (() if warning is None else (warning,)))
 
@@ -431,21 +449,12 @@ def analyse_slide(
     """
     from medlim.microscopy.slides import TileSegmentation, segment_slide
     from medlim.microscopy.steatosis.droplets import table_from_shapes
-    from medlim.microscopy.steatosis.inference import detect_droplets
 
     factor = resample_factor(model, spacing)
 
     def segment(pixels: np.ndarray) -> TileSegmentation:
-        seen = pixels
-        if factor is not None:  # the weights' scale, as for a single image; objects come back on the tile's grid
-            seen = _resized(pixels, (max(1, round(pixels.shape[0] * factor)), max(1, round(pixels.shape[1] * factor))))
-        found = detect_droplets(model.model, seen, tile=model.tile, overlap=model.overlap, min_score=DETECTION_MIN_SCORE,
-                                mask_threshold=model.mask_threshold)
-        tissue = slide_tissue_mask(seen)
-        labels, scores = drop_outside_tissue(found.labels, found.scores, tissue)
-        if factor is not None:
-            labels, scores, tissue = _labels_back(labels, scores, tissue, pixels.shape[:2])
-        return TileSegmentation(labels=labels, extra={"score": scores}, tissue=tissue)
+        found = _found_on_tissue(model, pixels, factor, slide_tissue_mask)  # objects come back on the tile's grid
+        return TileSegmentation(labels=found.labels, extra={"score": found.scores}, tissue=found.tissue)
 
     scale = 1.0 if factor is None else factor  # slide px per model px is 1 / scale: sizes set at the model's scale
     tile = tile or max(64, round(SLIDE_TILE / scale))
