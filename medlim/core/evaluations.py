@@ -41,6 +41,7 @@ __all__ = [
     "EvaluationReport",
     "EvaluationRequest",
     "EvaluationTable",
+    "cell_text",
     "evaluation_argv",
     "evaluation_blockers",
     "evaluation_problem",
@@ -230,7 +231,7 @@ class EvaluationTable:
 
     def lines(self) -> list[str]:
         """The table as aligned text."""
-        cells = [list(self.columns)] + [[_cell(row.get(column)) for column in self.columns] for row in self.rows]
+        cells = [list(self.columns)] + [[cell_text(row.get(column)) for column in self.columns] for row in self.rows]
         widths = [max(len(line[i]) for line in cells) for i in range(len(self.columns))]
         out = [self.title]
         out += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in cells]
@@ -306,7 +307,9 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _cell(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A table cell as text, the same on the command line and the page: ``n/a`` for a missing figure, yes/no for
+    flags, numbers to 4 significant digits, control characters escaped."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):

@@ -26,9 +26,10 @@ __all__ = ["VALIDATION_FIGURES", "figure_label", "validation_table"]
 VALIDATION_FIGURES: dict[str, tuple[str, str]] = {
     # SCU-Net (medlim.mammography.folder, medlim.mammography.selection)
     "whole_view_score": ("whole-view score", "what the kept state was chosen by: Dice on the validation views with "
-                         "BAC when the median false BAC on the BAC-free views is at most 0.5 mm², else minus that "
-                         "false area's cost (below −0.5)"),
-    "cutoff": ("probability cut-off", "probability above which a pixel is BAC, chosen on the validation views"),
+                         "BAC when the median false BAC on the BAC-free views is at most 0.5 mm², else minus the "
+                         "cost of that median (below −0.5)"),
+    "cutoff": ("probability cut-off", "probability above which a pixel is BAC, chosen on the validation views "
+               "(when a gate was kept, the model uses the gate instead: see its row)"),
     "gate": ("gate (floor / seed)", "a BAC region is kept whole down to the floor probability when it reaches the "
              "seed probability somewhere; kept only when it scored higher than the plain cut-off with no more "
              "false BAC on average"),
@@ -41,8 +42,9 @@ VALIDATION_FIGURES: dict[str, tuple[str, str]] = {
     "whole_view_false_px_median": ("false BAC on BAC-free views (median, px)",
                                    "the same in pixels of the images as read (the figure that counts when the "
                                    "files state no pixel spacing)"),
-    "whole_view_false_penalty": ("false BAC cost (mean)", "mean over the BAC-free views of f / (f + 100), f the "
-                                 "false area in mm² (px without a spacing): 0 for none, towards 1 for much"),
+    "whole_view_false_penalty": ("false BAC cost (mean)", "mean over the BAC-free views of f / (f + 0.5 mm²), f the "
+                                 "false area (in px over f + 100 px without a spacing): 0 for none, ½ at the "
+                                 "target, towards 1 for much"),
     "whole_view_false_area_within_target": ("false BAC within 0.5 mm²",
                                             "whether the median false area on BAC-free views is at most 0.5 mm²"),
     "whole_view_tam_relative_bias": ("TAM_100 bias (%)", "(Σ predicted − Σ true) / Σ true of TAM_100 over the "

@@ -141,20 +141,12 @@ def validation_frame(summary: Mapping[str, Any]) -> pd.DataFrame:
     """The validation figures (``summary["validation"]``): a row per figure in plain words, a column per registered
     model, and what the figure means (:func:`medlim.core.validation_report.validation_table`, which the trainers
     also print)."""
+    from medlim.core.evaluations import cell_text
     from medlim.core.validation_report import validation_table
 
-    table = validation_table(summary)
-    return pd.DataFrame([{column: _cell(row.get(column)) for column in table.columns} for row in table.rows],
+    table = validation_table(summary)  # a model's column holds numbers, words and flags: shown as the CLI prints them
+    return pd.DataFrame([{column: cell_text(row.get(column)) for column in table.columns} for row in table.rows],
                         columns=list(table.columns))
-
-
-def _cell(value: Any) -> Any:
-    """A mixed column's cell as text (a figure column holds numbers, words and flags), numbers rounded."""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "" if value is None else str(value)
 
 
 def job_curve(lines: list[str]) -> TrainingCurve:
