@@ -170,7 +170,7 @@ class SteatosisAnalysis:
         """
         return steatosis_report(self.table, cutoffs, model=self.model, detection_seconds=self.seconds,
                                 presets=presets, chosen=chosen, unlike_training=self.unlike_training,
-                                warnings=self.warnings)
+                                warnings=self.warnings, model_spacing_um=self.model_spacing_um)
 
 
 def load_steatosis_model(

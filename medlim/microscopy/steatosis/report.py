@@ -72,6 +72,8 @@ class SteatosisReport:
             the training images).
         pixel_spacing_um: the pixel size in µm, or ``None`` when unknown (areas in px² only).
         spacing_source: ``"file"``, ``"user"`` or ``"none"``.
+        model_spacing_um: the weights' pixel size when the image was resized to it for detection, else
+            ``None`` (areas are always on the image's own pixels).
     """
 
     model: str
@@ -91,6 +93,7 @@ class SteatosisReport:
     warnings: tuple[str, ...] = ()
     pixel_spacing_um: float | None = None
     spacing_source: str = "none"
+    model_spacing_um: float | None = None
 
     def _um2(self, area_px2: float) -> float | None:
         return None if self.pixel_spacing_um is None else round(area_px2 * self.pixel_spacing_um**2, 4)
@@ -113,6 +116,7 @@ class SteatosisReport:
                 "kept_area_px2": self.kept_area_px2, "tissue_area_px2": self.tissue_area_px2,
                 "kept_area_um2": self._um2(self.kept_area_px2), "tissue_area_um2": self._um2(self.tissue_area_px2),
                 "pixel_spacing_um": self.pixel_spacing_um, "spacing_source": self.spacing_source,
+                "model_spacing_um": self.model_spacing_um,
                 "steatosis_fraction": self.steatosis_fraction, "steatosis_percent": self.steatosis_percent,
                 "nash_crn_band": self.nash_crn_band, "donor_band": self.donor_band,
                 "detection_seconds": self.detection_seconds,
@@ -198,6 +202,7 @@ def steatosis_report(
     chosen: str | None = None,
     unlike_training: FamiliarityResult | None = None,
     warnings: Sequence[str] = (),
+    model_spacing_um: float | None = None,
 ) -> SteatosisReport:
     """Apply ``cutoffs`` to a cached droplet table and report (cheap: no re-detection).
 
@@ -210,6 +215,7 @@ def steatosis_report(
         chosen: the preset the user picked (see :func:`preset_name`).
         unlike_training: the image's training-data check (from the analysis).
         warnings: the image's warnings (from the analysis).
+        model_spacing_um: the weights' pixel size when the image was resized to it (from the analysis).
     """
     result = apply_cutoffs(table, cutoffs)
     if table.tissue_area < MIN_TISSUE_PX:
@@ -224,5 +230,5 @@ def steatosis_report(
         donor_band=grade(percent, DONOR_BANDS), detection_seconds=round(float(detection_seconds), 3),
         kept_flags=result.kept, unlike_training=unlike_training,
         warnings=tuple(warnings) + ((table.spacing.warning,) if table.spacing.warning else ()),
-        pixel_spacing_um=table.spacing.um, spacing_source=table.spacing.source,
+        pixel_spacing_um=table.spacing.um, spacing_source=table.spacing.source, model_spacing_um=model_spacing_um,
     )

@@ -74,6 +74,9 @@ def test_a_finer_scan_is_resized_to_the_weights_scale_and_measured_on_its_own_gr
     # loses the droplets' anti-aliased rim twice: scanned finer, then resized)
     seen = analyse_image(_model(None), cv2.resize(fine, (760, 700), interpolation=cv2.INTER_AREA))
     assert sorted(resized.table.area.tolist()) == sorted((4 * seen.table.area).tolist())
+    assert resized.report().to_json()["model_spacing_um"] == 0.5  # the page's JSON download is this dict
+    assert analyse_image(_model(0.5), coarse, spacing=MicronSpacing(0.5, "file")).report().to_json()[
+        "model_spacing_um"] is None  # not resized
     areas_um2 = resized.report().to_json()["kept_area_um2"] / 36
     assert areas_um2 == pytest.approx(seen.report().to_json()["kept_area_px2"] / 36 * 0.25)
     assert areas_um2 == pytest.approx(droplet_um2, rel=0.15)
