@@ -560,7 +560,7 @@ def _training_done(job: Job) -> None:
     if summary:
         st.markdown("**Validation split** (the held-out 20 % of your dataset, or your --val folder; the kept "
                     "state's figures)")
-        st.dataframe(validation_frame(summary), hide_index=True, key="models_validation", width="stretch")
+        st.table(validation_frame(summary).set_index("figure"))  # a few rows: static, its text in the page
     if task is not None and labels:
         columns = st.columns(len(labels))
         for column, label in zip(columns, labels):

@@ -99,6 +99,11 @@ def _train_and_pick(page, url: str, archive: Path, fingerprint: str, open_page, 
     assert "The job failed" not in ended.inner_text(), ended.inner_text()
     expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(1)
     expect(page.get_by_text("the held-out 20 % of your dataset")).to_be_visible()
+    validation = page.locator("[data-testid='stTable']").filter(has_text="0.5 = chance")  # the validation table
+    expect(validation).to_be_visible()  # a row per figure in words, a column per registered model
+    expect(validation.locator("th", has_text="tend-hand@1")).to_be_visible()
+    expect(validation.locator("th", has_text="ae-hand@1")).to_be_visible()
+    expect(validation.get_by_text("AUROC", exact=True)).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "models_trained.png"), full_page=True)
 
     settle(page)
