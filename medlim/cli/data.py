@@ -71,6 +71,8 @@ def check_lines(check: DatasetCheck, fingerprint: DatasetFingerprint | None) -> 
     s = check.summary
     lines = [f"layout: {s.layout}" + (f" (checked for the {s.task} task)" if s.task else "")]
     lines.append(f"images: {s.images}" + (f" ({s.decoded} decoded)" if s.decoded != s.images else ""))
+    if s.unread_text():
+        lines.append(f"not read: {s.unread_text()}")
     if s.classes:
         lines.append(f"classes: {_counts(s.classes)}")
     if s.labels:

@@ -365,6 +365,7 @@ class DatasetReport:
         s = self.check.summary
         rows = [("layout", s.layout), ("images", f"{s.images}" + (f" ({s.decoded} decoded)" if s.decoded != s.images
                                                                     else ""))]
+        rows += [("not read", s.unread_text() or "")] if s.unread_formats else []
         rows += [("images per class", _counts(s.classes))] if s.classes else []
         rows += [("images per label", _counts(s.labels))] if s.labels else []
         rows.append(("patients", str(s.patients) if s.patients is not None else "not given (split by image)"))

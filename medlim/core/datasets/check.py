@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -122,6 +123,7 @@ class DatasetSummary:
             ``None`` when the layout has no masks or pixels were not read.
         masks_empty: all-zero masks ("none present"), or ``None``.
         instances: objects in all instance images together, or ``None``.
+        unread_formats: ``(suffix, files)`` per image format in the folder the reader does not take (left out).
     """
 
     layout: str
@@ -140,6 +142,14 @@ class DatasetSummary:
     masks_with_foreground: int | None = None
     masks_empty: int | None = None
     instances: int | None = None
+    unread_formats: tuple[tuple[str, int], ...] = ()
+
+    def unread_text(self) -> str | None:
+        """The files left out for their format, in words (``None``: none)."""
+        if not self.unread_formats:
+            return None
+        files = ", ".join(f"{n} {suffix} file{'s' if n > 1 else ''}" for suffix, n in self.unread_formats)
+        return f"{files} (medlim reads PNG, TIFF, JPEG, DICOM and NIfTI: convert them, e.g. to PNG)"
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict (counts as objects, sizes as ``{"min", "median", "max"}``)."""
@@ -160,6 +170,7 @@ class DatasetSummary:
             "masks_with_foreground": self.masks_with_foreground,
             "masks_empty": self.masks_empty,
             "instances": self.instances,
+            "unread_formats": dict(self.unread_formats),
         }
 
 
@@ -363,11 +374,40 @@ def _manifest_columns(root: Path) -> str | None:
 
 def _no_images_message(dataset: Dataset) -> str:
     if dataset.layout in ("unlabelled", "class_folders") and not dataset.problems:
+        if dataset.unread_formats:
+            found = ", ".join(f"{n} {suffix}" for suffix, n in dataset.unread_formats)
+            return (f"the folder holds no image medlim reads, only files in other formats ({found}); convert them "
+                    "to PNG (or TIFF, JPEG, DICOM).")
         return (
             "the folder holds no images; put images (PNG, TIFF, JPEG or DICOM) in it, one sub-folder per class, "
             "or add a manifest.csv that lists them."
         )
     return "no usable image is listed; fix the problems above."
+
+
+def _other_capitals(path: Path) -> Path | None:
+    """The existing file whose path differs from ``path`` only in capitals, folder by folder (``None``: none, or a
+    folder along the way too large to look through)."""
+    parts = path.parts
+    found = Path(parts[0]) if path.is_absolute() else Path()
+    for part in parts[1:] if path.is_absolute() else parts:
+        if (found / part).exists():
+            found = found / part
+            continue
+        try:
+            with os.scandir(found) as entries:
+                matches = [entry.name for _, entry in zip(range(_MAX_LISTED), entries)
+                           if entry.name.casefold() == part.casefold()]
+        except OSError:
+            return None
+        if len(matches) != 1:
+            return None
+        found = found / matches[0]
+    return found if found != path and found.exists() else None
+
+
+#: Most entries of one folder looked through for a name in other capitals.
+_MAX_LISTED = 100_000
 
 
 def _inspect_item(
@@ -421,6 +461,10 @@ def _read_file(
         return _FileFacts()
 
     if not path.exists():
+        other = _other_capitals(path)
+        if other is not None:  # a manifest written where names ignore capitals (Windows, macOS)
+            return problem("missing_file", f"{role} {name} does not exist, but {dataset.display_name(other)} does: "
+                           "file names here tell capitals apart; write the path as the disk does.")
         return problem("missing_file", f"{role} {name} does not exist; check the path or copy the file.")
     if not read_pixels:
         return _FileFacts()
@@ -629,4 +673,5 @@ def _summary(dataset: Dataset, task: str | None, facts: list[tuple[_FileFacts, _
         masks_with_foreground=sum(1 for mask in masks if mask.foreground) if has_masks else None,
         masks_empty=sum(1 for mask in masks if not mask.foreground) if has_masks else None,
         instances=sum(mask.objects or 0 for mask in masks) if has_instances else None,
+        unread_formats=dataset.unread_formats,
     )

@@ -29,14 +29,22 @@ import io
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from medlim.core.datasets.model import TASKS, Dataset, DatasetItem, DatasetProblem, display_name
-from medlim.core.io.files import NIFTI_SUFFIXES, RASTER_SUFFIXES, image_suffix, is_derived_file, is_regular_file
-from medlim.core.io.formats import DICOM_SUFFIXES
+from medlim.core.io.files import (
+    NIFTI_SUFFIXES,
+    RASTER_SUFFIXES,
+    image_suffix,
+    is_derived_file,
+    is_regular_file,
+    open_regular_file,
+)
+from medlim.core.io.formats import DICOM_SUFFIXES, has_dicom_preamble, looks_like_bare_dicom
 from medlim.core.text import escape_control
-from medlim.errors import InputError, ParameterError
+from medlim.errors import InputError, MedlimError, ParameterError
 
 __all__ = ["MANIFEST_NAME", "MSD_NAME", "LABEL_SEPARATOR", "open_dataset", "is_image_name"]
 
@@ -101,7 +109,11 @@ def is_image_name(path: Path) -> bool:
 
 
 def _image_files(folder: Path, *, recursive: bool) -> list[Path]:
-    """Image-like regular files in ``folder`` (no hidden files, notes, or masks medlim writes), sorted."""
+    """Image-like regular files in ``folder`` (no hidden files, notes, or masks medlim writes), sorted.
+
+    A file without a suffix is taken only when its first bytes are DICOM's (archives often store DICOM so):
+    a Mac's ``Icon\\r``, a ``LICENSE`` or ``README`` beside the images is no image and no problem.
+    """
     children = folder.rglob("*") if recursive else folder.iterdir()
     return sorted(
         path
@@ -110,7 +122,32 @@ def _image_files(folder: Path, *, recursive: bool) -> list[Path]:
         and is_image_name(path)
         and not is_derived_file(path)
         and is_regular_file(path)
+        and (path.suffix != "" or _starts_like_dicom(path))
     )
+
+
+#: Image formats people keep images in that the reader does not take: counted, so that a check can say so.
+UNREAD_SUFFIXES: frozenset[str] = frozenset({".bmp", ".webp", ".gif", ".jp2", ".j2k", ".heic", ".heif", ".avif"})
+
+
+def _unread_formats(folder: Path, *, recursive: bool) -> tuple[tuple[str, int], ...]:
+    """``(suffix, files)`` per image format in ``folder`` the reader does not take (hidden files left out)."""
+    counts: dict[str, int] = {}
+    for path in folder.rglob("*") if recursive else folder.iterdir():
+        suffix = path.suffix.lower()
+        if suffix in UNREAD_SUFFIXES and not any(part.startswith(".") for part in path.relative_to(folder).parts):
+            counts[suffix] = counts.get(suffix, 0) + 1
+    return tuple(sorted(counts.items()))
+
+
+def _starts_like_dicom(path: Path) -> bool:
+    """True when the file's first bytes are a DICOM file's (the ``DICM`` marker, or a bare data set)."""
+    try:
+        with open_regular_file(path) as handle:
+            head = handle.read(132)
+    except MedlimError:
+        return False
+    return has_dicom_preamble(head) or looks_like_bare_dicom(head)
 
 
 def _unlabelled_tree(root: Path) -> Dataset:
@@ -129,16 +166,21 @@ def _unlabelled_tree(root: Path) -> Dataset:
         return parts[0] if grouped and len(parts) > 1 else None
 
     return Dataset(root=root, layout="unlabelled", items=tuple(DatasetItem(image=path, patient=case(path))
-                                                               for path in files))
+                                                               for path in files),
+                   unread_formats=_unread_formats(root, recursive=True))
 
 
 def _folder_dataset(root: Path) -> Dataset:
     """Class folders when a sub-folder holds images, else a plain folder of images."""
     sub_folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
-    per_class = {folder.name: _image_files(folder, recursive=True) for folder in sub_folders}
+    per_class: dict[str, list[Path]] = {}
+    for folder in sub_folders:  # two folders whose names differ only in Unicode form are one class
+        per_class.setdefault(_class_name(folder.name), []).extend(_image_files(folder, recursive=True))
     if not any(per_class.values()):
         items = tuple(DatasetItem(image=path) for path in _image_files(root, recursive=False))
-        return Dataset(root=root, layout="unlabelled", items=items)
+        return Dataset(root=root, layout="unlabelled", items=items,
+                       unread_formats=_unread_formats(root, recursive=bool(sub_folders)))
+    per_class = {name: sorted(per_class[name]) for name in sorted(per_class)}
     items = tuple(DatasetItem(image=path, label=name) for name, files in per_class.items() for path in files)
     problems = [
         DatasetProblem(
@@ -157,7 +199,8 @@ def _folder_dataset(root: Path) -> Dataset:
         )
         for path in _image_files(root, recursive=False)
     )
-    return Dataset(root=root, layout="class_folders", items=items, classes=tuple(per_class), problems=tuple(problems))
+    return Dataset(root=root, layout="class_folders", items=items, classes=tuple(per_class), problems=tuple(problems),
+                   unread_formats=_unread_formats(root, recursive=True))
 
 
 def _read_description(path: Path) -> str:
@@ -184,28 +227,35 @@ def _manifest_table(text: str, task: str | None = None) -> tuple[set[str], list[
     """The column names (lower-cased, stripped) and ``(row, cells)`` of each non-blank data row.
 
     A header without commas but with semicolons (a spreadsheet's export in some
-    locales) is read with ``;`` between cells.
+    locales) is read with ``;`` between cells; a first line ``sep=;`` (Excel's way of
+    naming the separator) names it and is not the header.
 
     Raises:
         csv.Error: the text is not CSV.
     """
-    header_line = text.split("\n", 1)[0]
-    delimiter = "," if "," in header_line else ";" if ";" in header_line else "\t" if "\t" in header_line else ","
+    header_line, _, after = text.partition("\n")
+    named = re.fullmatch(r"\s*sep=(.)\s*", header_line, flags=re.IGNORECASE)
+    if named is not None:
+        text, header_line = after, after.partition("\n")[0]
+    delimiter = (named.group(1) if named is not None else "," if "," in header_line else ";" if ";" in header_line
+                 else "\t" if "\t" in header_line else ",")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     header = _canonical_columns([name.strip().lower() for name in next(reader, [])], task)
     rows = [
         (number, {name: cell.strip() for name, cell in zip(header, cells) if name})
-        for number, cells in enumerate(reader, start=2)
+        for number, cells in enumerate(reader, start=2 if named is None else 3)
         if any(cell.strip() for cell in cells)
     ]
     return {name for name in header if name}, rows
 
 
-#: Column names spreadsheets and other tools use for medlim's ``patient`` and ``file`` columns (lower case,
-#: runs of spaces, ``_`` and ``-`` read as one space); taken only when the manifest lacks the column itself.
+#: Column names spreadsheets and other tools use for medlim's ``patient``, ``file`` and ``labels`` columns (lower
+#: case, runs of spaces, ``_`` and ``-`` read as one space; NIH ChestX-ray14's ``Image Index`` and ``Finding
+#: Labels``); taken only when the manifest lacks the column itself.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "patient": ("patient id", "patientid", "patient number", "subject", "subject id", "case id"),
-    "file": ("filename", "file name", "path", "file path", "image path"),
+    "file": ("filename", "file name", "path", "file path", "image path", "image index"),
+    "labels": ("finding labels", "findings"),
 }
 
 
@@ -302,6 +352,26 @@ def _nnunet_entries(root: Path, ending: str) -> list[dict[str, str]] | None:
     return [{"image": f"imagesTr/{case}_0000{ending}", "label": f"labelsTr/{case}{ending}"} for case in cases]
 
 
+def _on_disk(path: Path, *, under: Path | None = None) -> Path:
+    """``path`` (relative to ``under`` when given) as the disk spells it when it exists only in the other Unicode
+    form: a manifest typed on a keyboard writes ``É`` as one character (NFC), while file names copied from a Mac
+    often hold ``E`` plus a combining accent (NFD), and the two look the same. Unchanged otherwise."""
+    base = under if under is not None else Path()
+    if (base / path).exists():
+        return path
+    found = Path(path.parts[0]) if path.is_absolute() else Path()
+    for part in path.parts[1:] if path.is_absolute() else path.parts:  # folder by folder: forms may mix
+        forms = (part, unicodedata.normalize("NFC", part), unicodedata.normalize("NFD", part))
+        found = found / next((form for form in forms if (base / found / form).exists()), part)
+    return found if (base / found).exists() else path
+
+
+def _class_name(text: str) -> str:
+    """A class or label as medlim keeps it: in Unicode's composed form (NFC), so that a folder unpacked from a Mac
+    and the same name typed on a keyboard are one class."""
+    return unicodedata.normalize("NFC", text)
+
+
 class _ItemBuilder:
     """Turns manifest rows (or dataset.json entries) into items, collecting row problems and duplicates."""
 
@@ -316,7 +386,7 @@ class _ItemBuilder:
         if os.sep == "/" and "\\" in cell and not Path(cell).is_absolute():
             cell = cell.replace("\\", "/")  # a manifest written on Windows
         path = Path(cell)
-        return path if path.is_absolute() else self.root / path
+        return _on_disk(path) if path.is_absolute() else self.root / _on_disk(path, under=self.root)
 
     def _bad_row(self, number: int, column: str, item: str | None, hint: str) -> None:
         where = "entry" if self.source != MANIFEST_NAME else "row"
@@ -391,13 +461,14 @@ def _item(
     """The item of one manifest row whose image and target cells are present."""
     # a segmentation manifest's `labels` column (a phantom's instance image, say) is not a label set
     labels_cell = "" if layout in ("segmentation_mask", "segmentation_instances", "msd") else cells.get("labels") or ""
-    labels = tuple(dict.fromkeys(part.strip() for part in labels_cell.split(LABEL_SEPARATOR) if part.strip()))
+    labels = tuple(dict.fromkeys(_class_name(part.strip()) for part in labels_cell.split(LABEL_SEPARATOR)
+                                 if part.strip()))
     target_path = path(target) if target is not None else None
     return DatasetItem(
         image=image,
         mask=target_path if layout in ("segmentation_mask", "msd") else None,
         instances=target_path if layout == "segmentation_instances" else None,
-        label=cells.get("class") or None,
+        label=_class_name(cells["class"]) if cells.get("class") else None,
         labels=labels,
         site=cells.get("site") or None,
         patient=cells.get("patient") or None,

@@ -152,6 +152,8 @@ class Dataset:
         label_set: sorted labels seen in a ``labels`` column; empty otherwise.
         problems: problems found while listing (bad manifest rows, duplicates,
             empty class folders); :func:`medlim.core.datasets.check_dataset` adds the rest.
+        unread_formats: ``(suffix, files)`` per image format found in the folder that the reader does not take
+            (``.bmp``, ``.webp`` …): left out of the items, and said in the check's summary.
     """
 
     root: Path
@@ -160,6 +162,7 @@ class Dataset:
     classes: tuple[str, ...] = ()
     label_set: tuple[str, ...] = ()
     problems: tuple[DatasetProblem, ...] = ()
+    unread_formats: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

@@ -10,8 +10,10 @@ first user; the format is shared by every room.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,6 +28,7 @@ __all__ = [
     "WeightsEntry",
     "confined_path",
     "json_safe",
+    "name_part",
     "validate_name",
 ]
 
@@ -46,6 +49,28 @@ def validate_name(value: str, *, what: str) -> str:
             f"or digit); {value!r} is given."
         )
     return value
+
+
+def name_part(text: str, *, limit: int = 100) -> str:
+    """A part of a model name made from words a person chose (class names), valid for :func:`validate_name`.
+
+    Accents are dropped (``"Épaule droite"`` → ``"Epaule-droite"``; a Mac's decomposed ``É`` alike) and other
+    runs of characters a name cannot hold become ``-``. When letters of another script are lost that way
+    (``"肩 (左)"``, ``"手"``), a short hash of the text is added, so that two such classes still get two names:
+    ``"class-3f9a0c"``. ``""`` for a text without letters or digits.
+
+    Args:
+        text: the words (a class name, several joined by ``-``).
+        limit: the longest part returned.
+    """
+    composed = unicodedata.normalize("NFKC", str(text))
+    unaccented = "".join(char for char in unicodedata.normalize("NFKD", composed) if not unicodedata.combining(char))
+    part = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", unaccented)).strip("-._")
+    kept = sum(char.isascii() and char.isalnum() for char in unaccented)
+    if kept == sum(char.isalnum() for char in unaccented):
+        return part[:limit].strip("-._")
+    digest = hashlib.blake2s(composed.encode("utf-8"), digest_size=3).hexdigest()
+    return f"{(part or 'class')[:limit - 7].strip('-._')}-{digest}"
 
 
 def confined_path(root: Path, file: str, *, label: str = "weights") -> Path:

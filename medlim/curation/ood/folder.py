@@ -36,7 +36,6 @@ items with a ``shift_type`` are kept apart and reported per shift type.
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -174,8 +173,9 @@ def _slug(classes: Sequence[str]) -> str:
     """A registry-safe name part for the ID classes (``"hand"``, ``"hand-wrist"``, ``"3classes"``)."""
     if len(classes) > 2:
         return f"{len(classes)}classes"
-    text = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(classes)).strip("-._")
-    return text[:100] or "user"
+    from medlim.core.weights.entry import name_part
+
+    return name_part("-".join(classes)) or "user"
 
 
 def _negative_items(data: TrainingData, wanted: set[str], seed: int) -> tuple["Dataset", list[int], int]:

@@ -20,6 +20,7 @@ One function, :func:`folder_labels`, serves the OOD page, ``medlim ood score
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,10 @@ def class_key(name: str) -> str:
 
     ``"XR_HUMERUS"``, ``"humerus"``, ``"Humerus_images"`` and ``"HumerusImages"``
     all give ``"humerus"``; ``"hand-wrist"`` and ``"Hand Wrist"`` give ``"hand_wrist"``.
-    A name made only of dropped words keeps them (``"images"`` stays ``"images"``).
+    A name made only of dropped words keeps them (``"images"`` stays ``"images"``). Letters of every
+    script count (``"Épaule droite"`` gives ``"épaule_droite"``, ``"肩 (左)"`` gives ``"肩_左"``), and a
+    name is compared in Unicode's composed form (NFKC), so a folder unpacked from a Mac, whose ``É`` is
+    stored as ``E`` plus an accent, names the same class as the ``É`` typed on a keyboard.
 
     Args:
         name: a folder or class name.
@@ -65,8 +69,9 @@ def class_key(name: str) -> str:
     Returns:
         Lower-case words joined by ``_`` (``""`` for a name without letters or digits).
     """
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(name))
-    words = [word for word in re.split(r"[^0-9a-z]+", spaced.lower()) if word]
+    composed = unicodedata.normalize("NFKC", str(name))
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", composed)
+    words = [word for word in re.split(r"[\W_]+", spaced.casefold()) if word]
     while len(words) > 1 and words[0] in PREFIX_WORDS:
         words = words[1:]
     while len(words) > 1 and words[-1] in SUFFIX_WORDS:

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -341,7 +340,9 @@ def _fit_method(method: str, single: _SingleData, planned: RetrievalPlan, *, dea
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-._")[:100] or "user"
+    from medlim.core.weights.entry import name_part
+
+    return name_part(text) or "user"
 
 
 def _entry_fields(name: str, version: str | None, *, task: str, architecture: str, kwargs: Mapping[str, Any],

@@ -1,0 +1,129 @@
+"""Folders as people's tools leave them (the session-21 probe): Mac file names, Excel manifests, stray files.
+
+Each test holds one thing a user hit: a class folder unpacked from a Mac (its ``É`` stored as ``E`` plus a
+combining accent) that did not match the same name typed on a keyboard; class names in other scripts that
+lost every letter; a Mac's ``Icon\\r`` counted as a broken image; BMP files skipped without a word; a path in
+other capitals reported as plainly missing; Excel's ``sep=;`` line and NIH ChestX-ray14's column names.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from medlim.cli.data import check_lines
+from medlim.core.datasets import check_dataset, open_dataset
+from medlim.core.weights.entry import name_part, validate_name
+from medlim.curation.ood.labels import class_key, folder_matches
+
+COMPOSED = "Épaule droite"  # as a keyboard writes it: one character for É (NFC)
+DECOMPOSED = unicodedata.normalize("NFD", COMPOSED)  # as a Mac stores file names: E + U+0301
+
+
+def test_the_two_spellings_differ_as_strings_but_not_on_screen() -> None:
+    assert COMPOSED != DECOMPOSED and len(DECOMPOSED) == len(COMPOSED) + 1
+
+
+def test_class_keys_keep_letters_of_every_script_and_ignore_the_unicode_form() -> None:
+    assert class_key(COMPOSED) == class_key(DECOMPOSED) == "épaule_droite"
+    assert class_key("肩 (左)") == "肩_左" and class_key("手") == "手"
+    assert class_key("XR_HUMERUS") == "humerus" and class_key("Hand Wrist") == "hand_wrist"  # as before
+    assert folder_matches(DECOMPOSED, COMPOSED) and folder_matches("肩 (左)", "肩 (左)")
+    assert not folder_matches("手", "肩 (左)")
+
+
+def test_model_names_drop_accents_and_keep_classes_of_other_scripts_apart() -> None:
+    assert name_part(COMPOSED) == name_part(DECOMPOSED) == "Epaule-droite"
+    shoulder, hand = name_part("肩 (左)"), name_part("手")
+    assert shoulder.startswith("class-") and hand.startswith("class-") and shoulder != hand
+    assert len(shoulder) == len("class-") + 6  # 3 bytes of hash, in hex
+    assert name_part("hand-手").startswith("hand-") and name_part("hand-手") != "hand"
+    assert name_part("v1..2") == "v1.2" and name_part("..") == ""
+    for part in (shoulder, hand, name_part(COMPOSED), name_part("x" * 300)):
+        assert validate_name(part, what="name") == part and len(part) <= 100
+
+
+def test_a_class_folder_from_a_mac_is_the_class_typed_on_a_keyboard(tmp_path, make) -> None:
+    make.class_folders(tmp_path, {DECOMPOSED: 2, "hand": 1})
+    dataset = open_dataset(tmp_path)
+    assert dataset.classes == ("hand", COMPOSED)  # kept composed (NFC)
+    assert [item.label for item in dataset.items] == ["hand", COMPOSED, COMPOSED]
+    assert all(item.image.exists() for item in dataset.items)  # the paths are the disk's own
+
+
+def test_a_manifest_finds_files_stored_in_the_other_unicode_form(tmp_path, make) -> None:
+    make.png(tmp_path / DECOMPOSED / unicodedata.normalize("NFD", "é 00.png"), 1)  # all decomposed, as on a Mac
+    make.png(tmp_path / DECOMPOSED / "é 01.png", 3)  # forms mixed along the path (copied in from elsewhere)
+    make.png(tmp_path / "hand" / "000.png", 2)
+    make.manifest(tmp_path, "file,class", [f"{COMPOSED}/é 00.png,{DECOMPOSED}", f"{COMPOSED}/é 01.png,{COMPOSED}",
+                                           "hand/000.png,hand"])
+    dataset = open_dataset(tmp_path)
+    assert [item.image.exists() for item in dataset.items] == [True, True, True]
+    assert dataset.classes == ("hand", COMPOSED)
+    assert not [p for p in check_dataset(dataset, val_fraction=None).problems if p.kind == "missing_file"]
+
+
+def test_files_without_a_suffix_are_images_only_when_they_are_dicom(tmp_path, make) -> None:
+    make.class_folders(tmp_path, {"hand": 2})
+    (tmp_path / "hand" / "Icon\r").write_bytes(b"")  # a Mac's custom-icon file
+    (tmp_path / "hand" / "LICENSE").write_text("MIT")
+    make.dicom(tmp_path / "hand" / "IM0001", 300)  # DICOM often has no suffix
+    dataset = open_dataset(tmp_path)
+    assert [dataset.display_name(item.image) for item in dataset.items] == ["hand/000.png", "hand/001.png",
+                                                                             "hand/IM0001"]
+    check = check_dataset(dataset, val_fraction=None)
+    assert check.summary.classes == (("hand", 3),) and check.summary.decoded == 3
+    assert not [p for p in check.problems if p.kind in ("unreadable", "missing_file")]
+
+
+def test_images_in_formats_the_reader_does_not_take_are_said(tmp_path, make) -> None:
+    make.class_folders(tmp_path, {"hand": 2})
+    (tmp_path / "hand" / "scan.bmp").write_bytes(b"BM" + b"\0" * 60)
+    (tmp_path / "hand" / "scan2.BMP").write_bytes(b"BM" + b"\0" * 60)
+    (tmp_path / "hand" / "photo.webp").write_bytes(b"RIFF")
+    check = check_dataset(open_dataset(tmp_path), val_fraction=None)
+    assert check.summary.images == 2 and check.summary.unread_formats == ((".bmp", 2), (".webp", 1))
+    assert check.summary.to_json()["unread_formats"] == {".bmp": 2, ".webp": 1}
+    line = next(line for line in check_lines(check, None) if line.startswith("not read: "))
+    assert line.startswith("not read: 2 .bmp files, 1 .webp file (medlim reads PNG, TIFF, JPEG, DICOM and NIfTI")
+
+
+def test_a_folder_of_bmp_files_only_is_told_what_to_convert(tmp_path) -> None:
+    for index in range(3):
+        (tmp_path / f"{index}.bmp").write_bytes(b"BM" + b"\0" * 60)
+    check = check_dataset(open_dataset(tmp_path), task="ood", val_fraction=None)
+    message = next(p.message for p in check.problems if p.kind == "no_images")
+    assert "only files in other formats (3 .bmp)" in message and "convert them to PNG" in message
+
+
+def test_a_path_in_other_capitals_is_named(tmp_path, make) -> None:
+    make.png(tmp_path / "Hand" / "Radiograph_00.PNG", 1)
+    make.png(tmp_path / "hand2" / "b.png", 2)
+    make.manifest(tmp_path, "file,class", ["hand/radiograph_00.png,hand", "hand2/missing.png,hand"])
+    problems = [p for p in check_dataset(open_dataset(tmp_path), val_fraction=None).problems
+                if p.kind == "missing_file"]
+    assert [p.row for p in problems] == [2, 3]
+    assert "but Hand/Radiograph_00.PNG does: file names here tell capitals apart" in problems[0].message
+    assert problems[1].message.endswith("does not exist; check the path or copy the file.")
+
+
+@pytest.mark.parametrize("first_line", ["sep=;", "SEP=;\r"])
+def test_excel_s_separator_line_names_the_separator_and_rows_keep_their_spreadsheet_numbers(
+        tmp_path, make, first_line) -> None:
+    make.png(tmp_path / "a.png", 1)
+    (tmp_path / "manifest.csv").write_text(f"{first_line}\nfile;class\na.png;hand\n;elbow\n", encoding="utf-8")
+    dataset = open_dataset(tmp_path)
+    assert dataset.layout == "manifest_class" and [item.label for item in dataset.items] == ["hand"]
+    assert dataset.items[0].row == 3 and [p.row for p in dataset.problems] == [4]  # line 1 is sep=;
+
+
+def test_nih_chestxray14_columns_are_file_and_labels(tmp_path, make) -> None:
+    make.png(tmp_path / "00000001_000.png", 1)
+    make.png(tmp_path / "00000002_000.png", 2)
+    make.manifest(tmp_path, "Image Index,Finding Labels,Follow-up #,Patient ID",
+                  ["00000001_000.png,Cardiomegaly|Emphysema,0,1", "00000002_000.png,No Finding,0,2"])
+    dataset = open_dataset(tmp_path, task="pms")
+    assert dataset.layout == "manifest_labels"
+    assert [item.labels for item in dataset.items] == [("Cardiomegaly", "Emphysema"), ("No Finding",)]
+    assert [item.patient for item in dataset.items] == ["1", "2"]
