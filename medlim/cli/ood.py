@@ -138,9 +138,11 @@ def add_train_parsers(sub: argparse._SubParsersAction) -> None:
             '{"registered": [...], "validation": {...}}. Without --data: the phantom recipe that reproduces '
             "the shipped detectors."))
         p.add_argument("--id-class", required=True,
-                       help="in-distribution class(es), comma-separated; '!NAME' = every class but NAME")
+                       help="in-distribution class(es), comma-separated; '!NAME' = every class but NAME; "
+                            "for a plain folder of images (no classes), the one class its images are")
         p.add_argument("--data", type=Path, default=None,
-                       help="your folder: DIR/<class>/* or DIR/manifest.csv (file,class[,patient]); "
+                       help="your folder: DIR/<class>/*, DIR/manifest.csv (file,class[,patient]) or a plain folder "
+                            "of one class's images; "
                             "default: phantoms generated from --seed")
         p.add_argument("--val", type=Path, default=None,
                        help="a validation folder (default: 20%% of --data, by patient when a patient column exists)")

@@ -36,6 +36,7 @@ items with a ``shift_type`` are kept apart and reported per shift type.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,6 +177,34 @@ def _slug(classes: Sequence[str]) -> str:
     from medlim.core.weights.entry import name_part
 
     return name_part("-".join(classes)) or "user"
+
+
+def _one_class_if_plain(data: TrainingData, id_classes: str) -> TrainingData:
+    """A plain folder of images (no classes) as the one class ``--id-class`` names: "these are my hand images".
+
+    Its OOD examples for validation are then generated distortions (:func:`validation_set`). A plain ``--val``
+    folder is read the same way. Folders with classes are returned unchanged.
+
+    Raises:
+        ParameterError: ``--id-class`` names several classes, or all but one, for a folder without classes.
+    """
+    name = id_classes.strip()
+    plain = [dataset.layout == "unlabelled" for dataset in (data.dataset, data.val_dataset)]
+    if not any(plain):
+        return data
+    if not name or name.startswith("!") or "," in name:
+        raise ParameterError(f"--id-class {id_classes!r}: a folder without classes (a plain folder of images) is "
+                             "one class; name it once (e.g. --id-class hand), or sort the images into class folders.")
+
+    def labelled(dataset: "Dataset") -> "Dataset":
+        if dataset.layout != "unlabelled":
+            return dataset
+        items = tuple(dataclasses.replace(item, label=name) for item in dataset.items)
+        return dataclasses.replace(dataset, items=items, classes=(name,))
+
+    dataset = labelled(data.dataset)
+    val_dataset = dataset if data.val_dataset is data.dataset else labelled(data.val_dataset)
+    return dataclasses.replace(data, dataset=dataset, val_dataset=val_dataset)
 
 
 def _negative_items(data: TrainingData, wanted: set[str], seed: int) -> tuple["Dataset", list[int], int]:
@@ -479,8 +508,8 @@ def train_on_folder(
     """
     if run.kind not in ("tend", "cvad"):
         raise ParameterError(f"`kind` must be 'tend' or 'cvad', {run.kind!r} is given.")
-    data = prepare_training_data(run.data_dir, "ood", val_dir=run.val_dir, skip_bad=run.skip_bad, seed=run.seed,
-                                 progress=progress)
+    data = _one_class_if_plain(prepare_training_data(run.data_dir, "ood", val_dir=run.val_dir, skip_bad=run.skip_bad,
+                                                     seed=run.seed, progress=progress), run.id_classes)
     id_classes = resolve_id_classes(run.id_classes, data.dataset.classes)
     names = _model_names(run, id_classes)
     for model_name in names.values():

@@ -148,6 +148,24 @@ def test_a_folder_of_one_class_is_validated_against_generated_distortions(
     assert (result["validation"]["cvad-disc"]["n_id"], result["validation"]["cvad-disc"]["n_ood"]) == (10, 10)
 
 
+def test_a_plain_folder_is_the_one_class_id_class_names(
+    tmp_path: Path, make_shapes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    classed = make_shapes(tmp_path / "discs", classes=("disc",), per_class=48)
+    plain = tmp_path / "my hands"  # the same images straight in the folder, no class sub-folder
+    shutil.copytree(classed / "disc", plain)
+    assert main(["data", "check", str(plain), "--task", "ood"]) == 0
+    capsys.readouterr()
+    assert main(["train", "cvad", "--data", str(plain), "--id-class", "hand", *TINY_CVAD]) == 0
+    result, progress = _result(capsys)
+    assert result["registered"] == [{"name": "cvad-hand", "version": "1"}]
+    assert "validation: 10 ID images vs 10 generated distortions of the ID validation images" in progress
+    assert Registries.load().find("cvad-hand").params["id_classes"] == ["hand"]
+    for wrong in ("hand,elbow", "!hand"):  # a folder without classes is one class
+        assert main(["train", "cvad", "--data", str(plain), "--id-class", wrong, *TINY_CVAD]) == 2
+        assert "a folder without classes (a plain folder of images) is one class" in capsys.readouterr().err
+
+
 def test_a_validation_folder_and_a_heldout_folder(tmp_path: Path, make_shapes,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     train = make_shapes(tmp_path / "train", per_class=12, seed=1)
