@@ -83,7 +83,11 @@ class ImageTooLargeError(InputError):
 
 
 class MultiFrameError(InputError):
-    """A multi-frame image was given where a frame must be chosen."""
+    """A multi-frame image was given where a frame must be chosen (``count``: its frames, pages or slices)."""
+
+    def __init__(self, message: str, *, count: int = 0) -> None:
+        super().__init__(message)
+        self.count = count
 
 
 class WrongModalityError(InputError):

@@ -352,7 +352,8 @@ def evaluate_bac(
     Args:
         bac_model: loaded weights (:func:`medlim.mammography.analysis.load_bac_model`).
         samples: ``(name, image np.uint8[H, W], truth np.bool_[H, W])`` triples, or quadruples
-            with the pixel spacing in mm (one number, ``(row, column)`` or ``None``) last.
+            with the pixel spacing in mm (one number, ``(row, column)`` or ``None``) last, or quintuples
+            with the DICOM presentation intent after it (a For-Processing view is counted as flagged).
         threshold, x: cut-off and X (None: the weights').
         progress: ``progress(done, name)`` after each image.
         pixel_spacing_mm: the spacing the person states for every image, overriding the samples'.
@@ -424,7 +425,7 @@ def _sweep(
     per_image: dict[Any, list[ImageEvaluation]] = {key: [] for key in settings}
     for done, (name, image, truth, *rest) in enumerate(samples, start=1):
         scaled, spacing = predict_view(bac_model, image, rest[0] if rest else None, pixel_spacing_mm=pixel_spacing_mm)
-        flagged = _flagged(bac_model, scaled.model_view)
+        flagged = _flagged(bac_model, scaled.model_view, rest[1] if len(rest) > 1 else None)
         for key, (cutoff, gate) in settings.items():
             prediction = scaled.prediction if gate is None else replace(
                 scaled.prediction, probability=gate_components(scaled.prediction.probability, gate))
@@ -466,13 +467,15 @@ def predict_view(
     return scaled, None if decision.spacing_source == MODEL_DEFAULT else decision.pixel_spacing_mm
 
 
-def _flagged(bac_model: BacModel, model_view: Any) -> bool | None:
-    """Whether the weights' training-data check flags a view as inference saw it (``None``: no check)."""
+def _flagged(bac_model: BacModel, model_view: Any, presentation_intent: str | None = None) -> bool | None:
+    """Whether the weights' training-data check flags a view as inference saw it (``None``: no check); a
+    For-Processing file is flagged whatever its score, as on the page and in ``bac quantify``."""
     if bac_model.familiarity is None:
         return None
     from medlim.mammography.familiarity import assess_mammogram
 
-    return bool(assess_mammogram(bac_model.familiarity, model_view)[0].flagged)
+    return bool(assess_mammogram(bac_model.familiarity, model_view,
+                                 presentation_intent=presentation_intent)[0].flagged)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -489,16 +492,18 @@ class AnnotatedView:
             MONOCHROME1 applied; a colour export turned to its channel mean).
         mask: ``np.bool_[H, W]`` ground-truth BAC (any non-zero mask pixel).
         pixel_spacing_mm: ``(row, column)`` mm, or ``None`` when the file has none.
+        presentation_intent: a DICOM file's ``"FOR PRESENTATION"``/``"FOR PROCESSING"``, else ``None``.
     """
 
     name: str
     image: np.ndarray
     mask: np.ndarray
     pixel_spacing_mm: tuple[float, float] | None
+    presentation_intent: str | None = None
 
-    def sample(self) -> tuple[str, np.ndarray, np.ndarray, tuple[float, float] | None]:
-        """The quadruple :func:`evaluate_bac` takes."""
-        return self.name, self.image, self.mask, self.pixel_spacing_mm
+    def sample(self) -> tuple[str, np.ndarray, np.ndarray, tuple[float, float] | None, str | None]:
+        """The tuple :func:`evaluate_bac` takes (with the presentation intent the training-data check uses)."""
+        return self.name, self.image, self.mask, self.pixel_spacing_mm, self.presentation_intent
 
 
 def read_annotated_view(dataset: "Dataset", index: int) -> AnnotatedView:
@@ -507,7 +512,7 @@ def read_annotated_view(dataset: "Dataset", index: int) -> AnnotatedView:
     Raises:
         MedlimError: a file cannot be read; InputError: the mask is not the image's size.
     """
-    from medlim.core.io import read_image
+    from medlim.core.io import read_image, read_labels
     from medlim.errors import InputError
 
     item = dataset.items[index]
@@ -518,14 +523,15 @@ def read_annotated_view(dataset: "Dataset", index: int) -> AnnotatedView:
         image = np.rint(image.astype(np.float32).mean(axis=2)).astype(np.uint8)
     if item.mask is None:
         raise InputError(f"{name} has no mask; the BAC tasks need an image,mask manifest or a dataset.json.")
-    mask = np.asarray(read_image(item.mask, name=dataset.display_name(item.mask)).raw)
+    mask = read_labels(item.mask, name=dataset.display_name(item.mask))[1]
     mask = (mask.max(axis=2) if mask.ndim == 3 else mask) != 0
     if mask.shape != image.shape:
         raise InputError(f"the mask of {name} is {mask.shape[0]}×{mask.shape[1]} px, its image "
                          f"{image.shape[0]}×{image.shape[1]} px.")
     spacing = record.metadata.pixel_spacing_mm
     return AnnotatedView(name=name, image=image, mask=mask,
-                         pixel_spacing_mm=None if spacing is None else (float(spacing[0]), float(spacing[1])))
+                         pixel_spacing_mm=None if spacing is None else (float(spacing[0]), float(spacing[1])),
+                         presentation_intent=record.metadata.presentation_intent)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 
@@ -272,3 +273,27 @@ def test_the_evaluation_counts_the_views_the_check_flags() -> None:
     summaries, per_image = sweep_thresholds(model, [("radiograph", radiograph, truth)], thresholds=(0.6,))
     assert per_image[0.6][0].unlike_training is True  # a limb radiograph is not a mammogram
     assert (summaries[0.6].unlike_training_checked, summaries[0.6].unlike_training_flagged) == (1, 1)
+
+
+def test_bac_evaluate_on_a_folder_counts_a_for_processing_view_as_flagged(tmp_path: Path) -> None:
+    """``medlim bac evaluate --data`` read the views without their presentation intent, so a For-Processing file
+    passed the training-data check when its looks did (session-21 probe); the page and ``bac quantify`` flag it."""
+    from medlim.core.datasets import open_dataset
+    from medlim.mammography.analysis import load_bac_model
+    from medlim.mammography.evaluate import evaluate_bac, read_annotated_view
+    from medlim.phantoms.dicom import write_mammogram_dicom
+    from medlim.phantoms.mammogram import generate_mammogram
+
+    phantom = generate_mammogram(seed=SEEDS[0], index=1, size="full-small")
+    write_mammogram_dicom(phantom, tmp_path / "presented.dcm")
+    tagged = pydicom.dcmread(tmp_path / "presented.dcm")
+    tagged.PresentationIntentType = "FOR PROCESSING"  # the tag only: the same pixels, so the same looks
+    tagged.save_as(tmp_path / "tagged.dcm")
+    Image.fromarray(phantom.bac_mask.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    (tmp_path / "manifest.csv").write_text("image,mask\npresented.dcm,mask.png\ntagged.dcm,mask.png\n")
+    dataset = open_dataset(tmp_path)
+    views = [read_annotated_view(dataset, index) for index in range(2)]
+    assert [view.presentation_intent for view in views] == ["FOR PRESENTATION", "FOR PROCESSING"]
+    np.testing.assert_array_equal(views[0].image, views[1].image)
+    _summary, per_image = evaluate_bac(load_bac_model("scunet-bac:2"), [view.sample() for view in views])
+    assert [image.unlike_training for image in per_image] == [False, True]

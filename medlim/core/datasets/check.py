@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from medlim.core.datasets.layouts import MANIFEST_NAME
@@ -36,9 +37,9 @@ from medlim.core.datasets.split import (
     validate_split_options,
 )
 from medlim.core.io.files import open_regular_file
-from medlim.core.io.reader import read_image
+from medlim.core.io.reader import read_image, read_labels
 from medlim.core.text import escape_control
-from medlim.errors import MedlimError, ParameterError
+from medlim.errors import MedlimError, MultiFrameError, ParameterError
 from medlim.settings import Settings, get_settings
 
 __all__ = [
@@ -74,6 +75,12 @@ _LAYOUT_HOWTO: dict[str, str] = {
     "class_folders": "one sub-folder of images per class",
     "unlabelled": "a plain folder of images",
 }
+
+#: A binary mask whose foreground covers at least this share of its image is reported (``bad_mask``): a BAC or
+#: lesion mask never does; an export with the colours swapped always does.
+MAX_MASK_SHARE = 0.5
+#: An instance image holding one value in at least this many separate pieces is reported as a binary mask.
+MIN_PIECES_OF_ONE_VALUE = 3
 
 #: Problem kinds that concern the whole dataset: dropping rows cannot remove them.
 _DATASET_KINDS = frozenset({"empty_class", "no_images", "wrong_layout", "too_few_images", "too_few_patients",
@@ -241,6 +248,8 @@ class _FileFacts:
     foreground: bool | None = None
     objects: int | None = None
     lossy: bool = False
+    foreground_share: float | None = None
+    pieces: int | None = None  # connected pieces of an instance image that holds a single value
 
 
 def check_dataset(
@@ -296,6 +305,7 @@ def check_dataset(
         problems.extend(_label_problems(dataset, label_set))
     problems.extend(_layout_problems(dataset, task))
     problems.extend(_spelling_problems(dataset))
+    problems.extend(_patient_problems(dataset))
     split = None
     if not dataset.items:
         problems.append(DatasetProblem(kind="no_images", message=_no_images_message(dataset)))
@@ -432,6 +442,12 @@ def _inspect_item(
     if target.lossy:
         add("bad_mask", f"{role} {name} is a JPEG: lossy compression leaves faint non-zero pixels around every "
             "edge, which count as foreground; save masks and instance images as PNG or TIFF.")
+    if item.mask is not None and (target.foreground_share or 0.0) >= MAX_MASK_SHARE:
+        add("bad_mask", f"mask {name} marks {target.foreground_share:.0%} of its image as foreground: most likely "
+            "an export with background and foreground swapped (the background must be 0, black); export it again.")
+    if (target.pieces or 0) >= MIN_PIECES_OF_ONE_VALUE:
+        add("bad_mask", f"instance image {name} gives one value to {target.pieces} separate objects: it looks like "
+            "a binary mask; instance labels give each object a value of its own (1, 2, 3, …).")
     if item.instances is not None and target.shape and len(target.shape) == 3:
         add("bad_mask", f"instance image {name} has {target.shape[2]} channels; save instance labels as one grey "
             "channel (uint16 PNG or TIFF, 0 = background, 1, 2, … one value per object).")
@@ -469,16 +485,26 @@ def _read_file(
     if not read_pixels:
         return _FileFacts()
     try:
-        record = read_image(path, name=name, settings=settings)
+        if role == "image":
+            record = read_image(path, name=name, settings=settings)
+            raw = record.raw
+        else:  # a mask or instance image: a palette PNG's values are its indices
+            record, raw = read_labels(path, name=name, settings=settings)
         facts = _FileFacts(spacing=record.metadata.pixel_spacing_mm, lossy=record.metadata.source_format == "jpeg")
-        raw = record.raw
         facts.shape = tuple(int(size) for size in raw.shape)
         if role != "image":
             foreground = raw != 0
             facts.foreground = bool(foreground.any())
             facts.objects = int(np.unique(raw[foreground]).size) if raw.ndim == 2 else None
+            facts.foreground_share = float(foreground.mean()) if foreground.size else None
+            if role == "instance image" and facts.objects == 1:
+                facts.pieces = int(cv2.connectedComponents(foreground.astype(np.uint8), connectivity=8)[0]) - 1
         del record, raw
         facts.sha256 = _content_sha256(path)
+    except MultiFrameError as exc:  # the reader's own advice (frame=…) cannot be followed in a dataset
+        return problem("unreadable", f"{role} {name} holds {exc.count or 'several'} images (frames, pages or slices); "
+                       "a dataset lists single 2-D images: export the one you mean as a file of its own "
+                       "(`medlim image info FILE --frame N` shows each).")
     except MedlimError as exc:
         return problem("unreadable", f"{role} {name} cannot be read: {exc.message}")
     except MemoryError:
@@ -539,6 +565,18 @@ def _item_classes(dataset: Dataset, index: int) -> tuple[str, ...]:
     if dataset.layout == "manifest_labels":
         return item.labels
     return (item.label,) if item.label is not None else ()
+
+
+def _patient_problems(dataset: Dataset) -> list[DatasetProblem]:
+    """``bad_manifest`` per manifest row without a patient when other rows name one: each such row would be a
+    patient of its own, and one patient's images could fall on both sides of the validation split."""
+    if not dataset.has_patients:
+        return []
+    return [DatasetProblem(kind="bad_manifest", row=item.row, item=dataset.display_name(item.image), index=index,
+                           message=f"row {item.row} has no 'patient' value while other rows have one; give its "
+                                   "patient (one patient's images stay on one side of the validation split), or "
+                                   "delete the row.")
+            for index, item in enumerate(dataset.items) if item.row is not None and not item.patient]
 
 
 def _spelling_problems(dataset: Dataset) -> list[DatasetProblem]:

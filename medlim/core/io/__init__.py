@@ -10,7 +10,7 @@ from __future__ import annotations
 from medlim.core.io.dicom import FOR_PROCESSING_WARNING, mammography_view, pixel_spacing
 from medlim.core.io.formats import sniff_format
 from medlim.core.io.pseudonym import patient_key
-from medlim.core.io.reader import read_image
+from medlim.core.io.reader import read_image, read_labels
 from medlim.core.io.record import PIXEL_SPACING_LABELS, ImageMetadata, ImageRecord
 from medlim.core.io.windowing import VOI_FUNCTIONS, apply_lut, apply_value_range, apply_window
 
@@ -21,6 +21,7 @@ __all__ = [
     "FOR_PROCESSING_WARNING",
     "VOI_FUNCTIONS",
     "read_image",
+    "read_labels",
     "apply_window",
     "apply_lut",
     "apply_value_range",

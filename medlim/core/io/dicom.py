@@ -1159,7 +1159,7 @@ def _frame_index(frame: int | None, *, frames: int, name: str) -> int:
         if frames > 1:
             raise MultiFrameError(
                 f"{name} holds {frames} frames; an analysis reads one image: choose one with frame=0..{frames - 1}, "
-                "or export it as a file of its own (`medlim image info FILE --frame N` shows each)."
+                "or export it as a file of its own (`medlim image info FILE --frame N` shows each).", count=frames
             )
         return 0
     if not 0 <= int(frame) < frames:

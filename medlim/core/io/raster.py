@@ -83,7 +83,7 @@ def _choose_frame(frame: int | None, count: int, *, name: str) -> int:
             raise MultiFrameError(
                 f"{name} holds {count} images (pages/frames); an analysis reads one: choose one with "
                 f"frame=0..{count - 1}, or export it as a file of its own (`medlim image info FILE --frame N` "
-                "shows each)."
+                "shows each).", count=count
             )
         return 0
     if not 0 <= int(frame) < count:

@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from medlim.core.io.dicom import decode_dicom
 from medlim.core.io.files import open_regular_file
 from medlim.core.io.formats import sniff_format
@@ -27,7 +29,7 @@ from medlim.core.io.record import ImageRecord
 from medlim.errors import EmptyFileError, ImageTooLargeError, InputError, UnsupportedFormatError
 from medlim.settings import Settings, get_settings
 
-__all__ = ["read_image", "read_bytes"]
+__all__ = ["read_image", "read_bytes", "read_labels"]
 
 #: Bytes per pixel above which a file is refused before reading (64-bit RGB plus headroom).
 _MAX_BYTES_PER_PIXEL = 32
@@ -141,3 +143,26 @@ def _format_of(head: bytes, *, suffix: str, name: str) -> str:
             f"{name} is not a DICOM, PNG, TIFF, JPEG or NIfTI image (its first bytes match none of them)."
         )
     return source_format
+
+
+def read_labels(path: str | os.PathLike, *, name: str | None = None,
+                settings: Settings | None = None) -> tuple[ImageRecord, np.ndarray]:
+    """A mask or instance image: its record (:func:`read_image`), and its values as labels (``float32``).
+
+    The values are the record's ``raw``, except for a palette ("P" mode) PNG or TIFF, whose values are its
+    palette indices: annotation tools store a label image so, with index 0 the background however the
+    palette colours it. Read as colours, a palette that shows index 0 white made every pixel non-zero, and
+    a mask all foreground (the session-21 probe).
+
+    Raises:
+        What :func:`read_image` raises.
+    """
+    record = read_image(path, name=name, settings=settings)
+    if record.metadata.source_format not in ("png", "tiff"):
+        return record, np.asarray(record.raw)
+    from PIL import Image
+
+    with open_regular_file(Path(path)) as handle, Image.open(handle) as image:
+        if image.mode != "P":
+            return record, np.asarray(record.raw)
+        return record, np.asarray(image, dtype=np.uint8).astype(np.float32)  # read_image checked the decode budget

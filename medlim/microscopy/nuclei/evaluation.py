@@ -292,7 +292,7 @@ def evaluate_nuclei_data(
         ParameterError: an unknown method.
     """
     from medlim.core.datasets import dataset_fingerprint
-    from medlim.core.io import read_image
+    from medlim.core.io import read_image, read_labels
     from medlim.core.training import check_folder
 
     for method in methods:
@@ -304,7 +304,7 @@ def evaluate_nuclei_data(
     for index, item in enumerate(dataset.items):
         name = dataset.display_name(item.image)
         image = read_image(item.image, name=name).pixels
-        truth = np.rint(np.asarray(read_image(item.instances, name=dataset.display_name(item.instances)).raw))
+        truth = np.rint(read_labels(item.instances, name=dataset.display_name(item.instances))[1])
         truth = truth.astype(np.int32)
         clumped = touching_labels(truth)
         for method in methods:

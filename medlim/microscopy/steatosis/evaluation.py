@@ -284,13 +284,13 @@ class SteatosisDataEvaluation:
 
 def _annotated_images(dataset: Any) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
     """``(index, RGB uint8 image, int32 truth labels)`` of an ``image,instances`` dataset, one at a time."""
-    from medlim.core.io import read_image
+    from medlim.core.io import read_image, read_labels
 
     for index, item in enumerate(dataset.items):
         record = read_image(item.image, name=dataset.display_name(item.image))
         image = record.to_uint8()
         image = np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image[..., :3]
-        truth = np.rint(np.asarray(read_image(item.instances, name=dataset.display_name(item.instances)).raw))
+        truth = np.rint(read_labels(item.instances, name=dataset.display_name(item.instances))[1])
         yield index, np.ascontiguousarray(image), truth.astype(np.int32)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import unicodedata
 
+import cv2
+import numpy as np
 import pytest
 
 from medlim.cli.data import check_lines
@@ -127,3 +129,95 @@ def test_nih_chestxray14_columns_are_file_and_labels(tmp_path, make) -> None:
     assert dataset.layout == "manifest_labels"
     assert [item.labels for item in dataset.items] == [("Cardiomegaly", "Emphysema"), ("No Finding",)]
     assert [item.patient for item in dataset.items] == ["1", "2"]
+
+
+def _palette_mask(path, foreground, *, background_colour) -> None:
+    """A palette PNG as annotation tools write label images: index 0 background, index 1 the object."""
+    from PIL import Image
+
+    image = Image.fromarray(foreground.astype(np.uint8), mode="P")
+    image.putpalette([*background_colour, 255, 0, 0] + [0, 0, 0] * 254)
+    image.save(path)
+
+
+def test_a_palette_mask_is_read_by_its_indices_whatever_colour_index_0_is(tmp_path, make) -> None:
+    from medlim.core.io import read_labels
+    from medlim.mammography.evaluate import read_annotated_view
+
+    foreground = np.zeros((32, 32), bool)
+    foreground[4:8, 4:8] = True  # 16 px
+    rows = []
+    for k, colour in enumerate(((0, 0, 0), (255, 255, 255))):
+        make.png(tmp_path / f"{k}.png", k + 1)
+        _palette_mask(tmp_path / f"{k}_m.png", foreground, background_colour=colour)
+        rows.append(f"{k}.png,{k}_m.png")
+        assert int((read_labels(tmp_path / f"{k}_m.png")[1] != 0).sum()) == 16
+    make.manifest(tmp_path, "image,mask", rows)
+    dataset = open_dataset(tmp_path)
+    check = check_dataset(dataset, val_fraction=None)
+    assert (check.summary.masks_with_foreground, check.summary.masks_empty) == (2, 0)
+    assert not [p for p in check.problems if p.kind == "bad_mask"]
+    assert [int(read_annotated_view(dataset, k).mask.sum()) for k in range(2)] == [16, 16]  # white index 0: 1,024
+
+
+def test_a_mask_with_background_and_foreground_swapped_is_reported(tmp_path, make) -> None:
+    make.segmentation(tmp_path, 2)
+    inverted = np.full((32, 32), 255, np.uint8)
+    inverted[4:8, 4:8] = 0
+    cv2.imwrite(str(tmp_path / "masks" / "001.png"), inverted)
+    problems = [p for p in check_dataset(open_dataset(tmp_path), val_fraction=None).problems if p.kind == "bad_mask"]
+    assert [(p.row, p.item) for p in problems] == [(3, "masks/001.png")]
+    assert "marks 98% of its image as foreground" in problems[0].message  # 1 − 16/1024, hand-computed
+
+
+def test_a_binary_mask_given_as_instances_is_reported(tmp_path, make) -> None:
+    binary = np.zeros((32, 32), np.uint8)
+    for top in (2, 12, 22):  # three nuclei, all 255
+        binary[top:top + 5, 3:8] = 255
+    labels = np.zeros((32, 32), np.uint16)
+    for k, top in enumerate((2, 12, 22), start=1):  # the same nuclei as instance labels 1, 2, 3
+        labels[top:top + 5, 3:8] = k
+    one = np.zeros((32, 32), np.uint8)
+    one[10:20, 10:20] = 7  # one object in one piece: fine
+    make.png(tmp_path / "a.png", 1)
+    make.png(tmp_path / "b.png", 2)
+    make.png(tmp_path / "c.png", 3)
+    cv2.imwrite(str(tmp_path / "a_i.png"), binary)
+    cv2.imwrite(str(tmp_path / "b_i.png"), labels)
+    cv2.imwrite(str(tmp_path / "c_i.png"), one)
+    make.manifest(tmp_path, "image,instances", ["a.png,a_i.png", "b.png,b_i.png", "c.png,c_i.png"])
+    problems = [p for p in check_dataset(open_dataset(tmp_path), task="nuclei").problems if p.kind == "bad_mask"]
+    assert [p.item for p in problems] == ["a_i.png"]
+    assert "gives one value to 3 separate objects: it looks like a binary mask" in problems[0].message
+
+
+def test_an_empty_patient_cell_among_named_patients_is_reported_and_skip_bad_drops_the_row(tmp_path, make) -> None:
+    from medlim.core.datasets import drop_bad_items
+
+    make.segmentation(tmp_path, 4)
+    make.manifest(tmp_path, "image,mask,patient", ["images/000.png,masks/000.png,P1", "images/001.png,masks/001.png,",
+                                                   "images/002.png,masks/002.png,P2", "images/003.png,masks/003.png,P2"])
+    dataset = open_dataset(tmp_path)
+    check = check_dataset(dataset, val_fraction=None)
+    problems = [p for p in check.problems if p.kind == "bad_manifest"]
+    assert [(p.row, p.item) for p in problems] == [(3, "images/001.png")]
+    assert "has no 'patient' value while other rows have one" in problems[0].message
+    kept, _report = drop_bad_items(dataset, check)
+    assert [item.patient for item in kept.items] == ["P1", "P2", "P2"]
+    # no patient column at all: split by image, nothing to report
+    make.segmentation(tmp_path / "plain", 4)
+    assert not [p for p in check_dataset(open_dataset(tmp_path / "plain"), val_fraction=None).problems
+                if p.kind == "bad_manifest"]
+
+
+def test_a_multi_page_image_in_a_dataset_is_told_to_be_exported_frame_by_frame(tmp_path, make) -> None:
+    import tifffile
+
+    make.segmentation(tmp_path, 2)
+    for page in range(3):  # three pages, as a scanner or a stack export writes them
+        tifffile.imwrite(tmp_path / "images" / "stack.tif", np.full((32, 32), page, np.uint8), append=True)
+    make.manifest(tmp_path, "image,mask", ["images/stack.tif,masks/000.png", "images/001.png,masks/001.png"])
+    problems = [p for p in check_dataset(open_dataset(tmp_path), val_fraction=None).problems if p.kind == "unreadable"]
+    assert [p.row for p in problems] == [2]
+    assert "holds 3 images (frames, pages or slices); a dataset lists single 2-D images" in problems[0].message
+    assert "frame=" not in problems[0].message  # the reader's advice, which a manifest cannot follow
