@@ -12,6 +12,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from medlim.core.paths import confining_to_data_roots
 from medlim.errors import MedlimError
 from medlim.ui.navigation import available_pages, pages_by_section
 from medlim.ui.worker_launcher import ensure_worker
@@ -37,7 +38,8 @@ def main() -> None:
         }
     )
     st.sidebar.caption("medlim · research use only, not for diagnosis")
-    navigation.run()
+    with confining_to_data_roots():  # whatever a page reads from a dataset stays inside it and the data roots
+        navigation.run()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -254,8 +254,11 @@ def run_command(context: JobContext, parameters: dict[str, Any]) -> dict[str, An
     stdout, stderr = io.StringIO(), _StderrToJob(context, stage=job.kind)
     context.progress(0, None, stage=job.kind, message="started")
     from medlim.core.io.pseudonym import withholding_names
+    from medlim.core.paths import confining_to_data_roots
 
-    with _training_folder(context) as folder, redirect_stdout(stdout), redirect_stderr(stderr), withholding_names():
+    confined = confining_to_data_roots() if job.origin == "page" else nullcontext()
+    with _training_folder(context) as folder, redirect_stdout(stdout), redirect_stderr(stderr), withholding_names(), \
+            confined:  # a page's dataset may not name files outside it and the data roots
         code = int(args.func(args) or 0)
     stderr.flush()
     if code != 0:

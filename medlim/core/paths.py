@@ -14,7 +14,9 @@ import hashlib
 import os
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from medlim.errors import InvalidNameError, PathNotAllowedError
@@ -24,7 +26,10 @@ __all__ = [
     "NAME_MAX_CHARS",
     "allowed_roots_text",
     "confine_to_data_roots",
+    "confining_to_data_roots",
+    "data_roots_confined",
     "is_within_data_roots",
+    "lies_within",
     "output_stems",
     "validate_name",
 ]
@@ -90,6 +95,40 @@ def is_within_data_roots(path: str | os.PathLike, settings: Settings | None = No
     except (OSError, RuntimeError, ValueError):
         return False
     return any(resolved == root or root in resolved.parents for root in _resolved_roots(settings))
+
+
+#: True while what a page gave is being read (a page's check, a page's job): every file a dataset names must then
+#: lie inside the dataset folder or a data root (:func:`medlim.core.datasets.open_dataset`).
+_CONFINED: ContextVar[bool] = ContextVar("medlim_confined_to_data_roots", default=False)
+
+
+@contextmanager
+def confining_to_data_roots() -> Iterator[None]:
+    """Within: the files a dataset's manifest (or a link in its folders) names are confined to the dataset folder
+    and the data roots. A page's check and the job runner for a page's jobs run inside it; the command line,
+    whose user owns the machine, does not."""
+    token = _CONFINED.set(True)
+    try:
+        yield
+    finally:
+        _CONFINED.reset(token)
+
+
+def data_roots_confined() -> bool:
+    """Whether datasets are now confined (:func:`confining_to_data_roots`)."""
+    return _CONFINED.get()
+
+
+def lies_within(path: str | os.PathLike, folders: Sequence[str | os.PathLike],
+                settings: Settings | None = None) -> bool:
+    """Whether ``path``, links and ``..`` resolved, lies inside one of ``folders`` or of the data roots."""
+    settings = settings or get_settings()
+    try:
+        resolved = Path(path).expanduser().resolve(strict=False)
+        allowed = [Path(folder).expanduser().resolve(strict=False) for folder in folders]
+    except (OSError, RuntimeError, ValueError):
+        return False
+    return any(resolved == root or root in resolved.parents for root in [*allowed, *_resolved_roots(settings)])
 
 
 def confine_to_data_roots(text: str | os.PathLike, settings: Settings | None = None, *, what: str = "folder") -> Path:

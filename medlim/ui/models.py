@@ -300,6 +300,7 @@ def checked_dataset(folder: Path, task: TaskInfo) -> DatasetReport | None:
     import streamlit as st
 
     from medlim.core.model_catalogue import inspect_dataset
+    from medlim.core.paths import confining_to_data_roots
     from medlim.ui.errors import show_medlim_errors
 
     held = st.session_state.get("models_report")
@@ -307,7 +308,7 @@ def checked_dataset(folder: Path, task: TaskInfo) -> DatasetReport | None:
         return held[1]
     bar = st.progress(0.0, text="Checking the dataset…")
     report = None
-    with show_medlim_errors(subject="Dataset check"):
+    with show_medlim_errors(subject="Dataset check"), confining_to_data_roots():  # a manifest may not reach out
         report = inspect_dataset(folder, task, progress=lambda done, total: bar.progress(
             done / max(total, 1), text=f"Checking the dataset: {done} of {total} images"))
     bar.empty()

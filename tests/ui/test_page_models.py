@@ -168,6 +168,49 @@ def test_a_folder_outside_the_data_roots_is_refused(data_root: Path, tmp_path: P
     assert "must lie inside one of the data folders" in at.error[0].value
 
 
+def test_a_manifest_naming_files_outside_the_data_roots_has_them_refused_unread(data_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    outside = tmp_path / "elsewhere"  # beside the data root, not in it
+    shutil.copytree(data_root / "clinic" / "hand", outside)
+    folder = data_root / "reaching"
+    shutil.copytree(data_root / "clinic", folder)
+    rows = [f"{path.relative_to(folder).as_posix()},{path.parent.name}" for path in sorted(folder.rglob("*.png"))]
+    rows += [f"{outside / 'hand_00.png'},hand", "../../elsewhere/hand_01.png,hand"]
+    (folder / "manifest.csv").write_text("file,class\n" + "\n".join(rows) + "\n")
+    at = _point_at(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "reaching")
+    assert not at.exception
+    problems = _frame(at, "problem")
+    outside_rows = problems[problems["details"].str.contains("lies outside the dataset folder and the data folders")]
+    assert len(outside_rows) == 2
+    assert dict(_frame(at, "what").values)["images"] == "54"  # the two outside files were never read
+
+
+def test_a_page_s_training_job_refuses_a_manifest_reaching_outside_the_data_roots(
+    data_root: Path, tmp_path: Path, run_jobs
+) -> None:
+    import shutil
+
+    from medlim.core.jobs import get_job, job_log, submit_job
+    from medlim.core.store import open_store
+
+    shutil.copytree(data_root / "clinic" / "hand", tmp_path / "elsewhere")
+    folder = data_root / "clinic"
+    rows = [f"{path.relative_to(folder).as_posix()},{path.parent.name}" for path in sorted(folder.rglob("*.png"))]
+    (folder / "manifest.csv").write_text("file,class\n" + "\n".join(rows + ["../../elsewhere/hand_03.png,hand"]))
+    argv = ["train", "tend", "--data", str(folder), "--id-class", "hand", "--width", "2", "--ae-epochs", "1",
+            "--epochs", "1", "--warmup-epochs", "1", "--batch-size", "4"]
+    with open_store() as store:
+        page = submit_job(store, "train", {"argv": argv}, origin="page")
+    run_jobs()
+    with open_store() as store:
+        job = get_job(store, page.id)
+        log = " ".join(line.line for line in job_log(store, page.id))
+    assert job.state == "failed" and job.error is not None  # refused: a problem the page's check also lists
+    assert "outside_data_roots [row 56, img-" in job.error.message  # the file by its pseudonymous label only
+    assert "elsewhere" not in job.error.message + log and "checking the training folder: 54/54" in log
+
+
 def test_problems_are_listed_and_training_waits_for_them(data_root: Path) -> None:
     at = _point_at(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "small")
     assert not at.exception

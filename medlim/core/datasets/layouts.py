@@ -25,6 +25,7 @@ A manifest that cannot be used, or a row that lacks a value, becomes a
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -43,6 +44,7 @@ from medlim.core.io.files import (
     open_regular_file,
 )
 from medlim.core.io.formats import DICOM_SUFFIXES, has_dicom_preamble, looks_like_bare_dicom
+from medlim.core.paths import data_roots_confined, lies_within
 from medlim.core.text import escape_control
 from medlim.errors import InputError, MedlimError, ParameterError
 
@@ -87,12 +89,40 @@ def open_dataset(directory: str | os.PathLike, *, task: str | None = None) -> Da
         what = "does not exist" if not root.exists() else "is not a folder"
         raise InputError(f"{escape_control(root)} {what}; give the folder that holds the dataset.")
     if (root / MANIFEST_NAME).exists():
-        return _manifest_dataset(root, prefer_labels=task == "pms", task=task)
-    if (root / MSD_NAME).exists():
-        return _msd_dataset(root)
-    if task == "steatosis":
-        return _unlabelled_tree(root)
-    return _folder_dataset(root)
+        dataset = _manifest_dataset(root, prefer_labels=task == "pms", task=task)
+    elif (root / MSD_NAME).exists():
+        dataset = _msd_dataset(root)
+    elif task == "steatosis":
+        dataset = _unlabelled_tree(root)
+    else:
+        dataset = _folder_dataset(root)
+    return _confined(dataset) if data_roots_confined() else dataset
+
+
+def _confined(dataset: Dataset) -> Dataset:
+    """``dataset`` without the items naming a file outside its folder and the data roots (a manifest's absolute or
+    ``../`` path, a link), each an ``outside_data_roots`` problem. Decided on the paths alone, before any file is
+    opened, so the message is the same whether or not such a file exists (issue 14: a page's data may not reach
+    outside the data roots)."""
+    kept: list[DatasetItem] = []
+    problems = list(dataset.problems)
+    for item in dataset.items:
+        outside = [path for path in (item.image, item.mask, item.instances)
+                   if path is not None and not lies_within(path, [dataset.root])]
+        if not outside:
+            kept.append(item)
+            continue
+        name = dataset.display_name(outside[0])
+        problems.append(DatasetProblem(
+            kind="outside_data_roots", row=item.row, item=name,
+            message=f"{name} lies outside the dataset folder and the data folders this app may read; copy it into "
+                    "the dataset folder and name it by a path inside it."))
+    if len(kept) == len(dataset.items):
+        return dataset
+    classes = dataset.classes if dataset.layout == "class_folders" else tuple(
+        sorted({item.label for item in kept if item.label is not None}))
+    return dataclasses.replace(dataset, items=tuple(kept), classes=classes, problems=tuple(problems),
+                               label_set=tuple(sorted({label for item in kept for label in item.labels})))
 
 
 def is_image_name(path: Path) -> bool:

@@ -53,6 +53,8 @@ TASKS: tuple[str, ...] = tuple(TASK_LAYOUTS)
 PROBLEM_KINDS: dict[str, str] = {
     "bad_manifest": "manifest.csv or dataset.json cannot be read, lacks a column, or a row lacks a value",
     "missing_file": "a file the manifest names does not exist",
+    "outside_data_roots": "a file the dataset names lies outside the dataset folder and the data folders the app "
+                          "may read (checked for folders given to a page)",
     "unreadable": "a file exists but is not an image the reader can decode",
     "mask_size_mismatch": "a mask or instance image is not the size of its image",
     "bad_mask": "an instance image is not one grey channel, or a mask or instance image is a (lossy) JPEG",

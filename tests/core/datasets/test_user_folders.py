@@ -221,3 +221,28 @@ def test_a_multi_page_image_in_a_dataset_is_told_to_be_exported_frame_by_frame(t
     assert [p.row for p in problems] == [2]
     assert "holds 3 images (frames, pages or slices); a dataset lists single 2-D images" in problems[0].message
     assert "frame=" not in problems[0].message  # the reader's advice, which a manifest cannot follow
+
+
+def test_a_page_s_dataset_may_not_name_files_outside_it_and_the_data_roots(tmp_path, make, monkeypatch) -> None:
+    from medlim.core.paths import confining_to_data_roots
+
+    root, outside = tmp_path / "roots", tmp_path / "private"
+    monkeypatch.setenv("MEDLIM_DATA_ROOTS", str(root))
+    make.png(outside / "secret.png", 9)
+    make.png(outside / "secret2.png", 10)
+    make.png(root / "shared" / "other.png", 8)  # another folder of the data roots: allowed
+    folder = root / "upload"
+    make.png(folder / "hand" / "a.png", 1)
+    (folder / "hand" / "link.png").symlink_to(outside / "secret.png")
+    make.manifest(folder, "file,class", ["hand/a.png,hand", f"{outside / 'secret.png'},hand",
+                                         "../../private/secret2.png,elbow", f"{root / 'shared' / 'other.png'},elbow",
+                                         f"{outside / 'absent.png'},hand", "hand/link.png,hand"])
+    with confining_to_data_roots():
+        dataset = open_dataset(folder)
+        check = check_dataset(dataset, val_fraction=None)
+    assert [dataset.display_name(item.image) for item in dataset.items] == ["hand/a.png", str(root / "shared" /
+                                                                                               "other.png")]
+    refused = [p for p in check.problems if p.kind == "outside_data_roots"]
+    assert [p.row for p in refused] == [3, 4, 6, 7]  # whether or not the file exists: the same answer
+    assert check.summary.decoded == 2 and dataset.classes == ("elbow", "hand")
+    assert len(open_dataset(folder).items) == 6  # the command line is not confined: its user owns the machine
