@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace, *, keep_analysis: bool):
 
 
 def _quantify(args: argparse.Namespace) -> int:
-    from medlim.core.batch import output_folder, print_row
+    from medlim.core.batch import batch_exit_status, output_folder, print_row
     from medlim.phantoms.base import save_png
 
     exports = QuantifyExports(args)
@@ -158,7 +158,10 @@ def _quantify(args: argparse.Namespace) -> int:
     if args.out is not None:
         output_folder(args.out)
     bac_model, outcomes = _run(args, keep_analysis=args.out is not None)
+    analysed = total = 0
     for file, outcome in outcomes:
+        total += 1
+        analysed += bool(outcome.ok)
         row = outcome.row()
         if outcome.ok:
             if args.out is not None and outcome.analysis is not None:
@@ -170,7 +173,7 @@ def _quantify(args: argparse.Namespace) -> int:
                     row["mask_error"] = exc.message
             row.update(exports.add(file, outcome, bac_model))
         print_row(row, jsonl=args.jsonl, describe=_describe)
-    return exports.finish(bac_model)
+    return max(exports.finish(bac_model), batch_exit_status(analysed, total))
 
 
 def _describe(row: Mapping[str, Any]) -> str:

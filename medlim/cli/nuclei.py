@@ -69,17 +69,18 @@ def _expand(inputs: list[str]) -> list[Path]:
 
 def _segment(args: argparse.Namespace) -> int:
     from medlim.cli.microscopy_options import region_option
-    from medlim.core.batch import batch_rows, output_folder, plan_files, print_row, progress_printer
+    from medlim.core.batch import batch_exit_status, batch_rows, output_folder, plan_files, print_row, progress_printer
 
     region = region_option(args.region)
     files = plan_files(_expand(args.inputs), pseudonymise=args.pseudonymise_names)
     out = output_folder(args.out)
     rows = batch_rows(files, lambda file: _segment_one(file, out, method=args.method, args=args, region=region),
                       progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
+    analysed = 0
     for row in rows:
-        print_row(row, jsonl=args.jsonl,
-                  describe=_describe)
-    return 0
+        print_row(row, jsonl=args.jsonl, describe=_describe)
+        analysed += "error" not in row
+    return batch_exit_status(analysed, len(files))
 
 
 def _describe(row: Any) -> str:

@@ -134,7 +134,7 @@ def _load_model(args: argparse.Namespace) -> SteatosisModel:
 
 def _segment(args: argparse.Namespace) -> int:
     from medlim.cli.microscopy_options import region_option
-    from medlim.core.batch import batch_rows, output_folder, plan_files, print_row, progress_printer
+    from medlim.core.batch import batch_exit_status, batch_rows, output_folder, plan_files, print_row, progress_printer
     from medlim.microscopy.steatosis.report import preset_cutoffs
 
     cutoffs = preset_cutoffs(args.preset, area=args.area, perimeter=args.perimeter, eccentricity=args.eccentricity,
@@ -146,9 +146,11 @@ def _segment(args: argparse.Namespace) -> int:
     out = output_folder(args.out)
     rows = batch_rows(files, lambda file: _segment_one(model, file, out, cutoffs=cutoffs, args=args, region=region),
                       progress=progress_printer(len(files)), pseudonymised=args.pseudonymise_names)
+    analysed = 0
     for row in rows:
         print_row(row, jsonl=args.jsonl, describe=_describe)
-    return 0
+        analysed += "error" not in row
+    return batch_exit_status(analysed, len(files))
 
 
 def _describe(row: Mapping[str, Any]) -> str:

@@ -40,6 +40,7 @@ __all__ = [
     "output_folder",
     "plan_files",
     "print_row",
+    "batch_exit_status",
     "progress_printer",
     "real_names",
     "row_line",
@@ -262,7 +263,9 @@ def json_line(row: Mapping[str, Any]) -> str:
 
 
 def row_line(row: Mapping[str, Any], describe: Callable[[Mapping[str, Any]], str]) -> str:
-    """A row as one human-readable line: ``name: <readouts>`` or ``name: Error: message``.
+    """A row as one human-readable line: ``name: <readouts>`` or ``name: not analysed: message`` (the error's
+    class stays in the row's JSON ``error``; on a line it only looked like a diagnosis, e.g. a modality error
+    for an image that is too small).
 
     Args:
         row: a row of :func:`batch_rows` (or of a command's own loop).
@@ -273,13 +276,22 @@ def row_line(row: Mapping[str, Any], describe: Callable[[Mapping[str, Any]], str
     """
     name = escape_control(row["file"])
     if "error" in row:
-        return f"{name}: {row['error']}: {escape_control(row['message'])}"
+        return f"{name}: not analysed: {escape_control(row['message'])}"
     text = f"{name}: {escape_control(describe(row))}"
     for warning in row.get("warnings") or ():
         text += f" [warning: {escape_control(warning)}]"
     if row.get("store_error"):
         text += f" [not stored: {escape_control(row['store_error'])}]"
     return text
+
+
+def batch_exit_status(analysed: int, total: int) -> int:
+    """A batch command's exit status: 1 when it was given files and could analyse none of them, else 0.
+
+    A file that fails has its own row (and a line on stderr); the others' results stand, and a page's job
+    keeps them. A script that runs one file at a time, or a batch where nothing worked, sees the failure.
+    """
+    return 1 if total > 0 and analysed == 0 else 0
 
 
 def print_row(

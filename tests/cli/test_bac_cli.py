@@ -146,7 +146,9 @@ def test_quantify_pseudonymise_names_and_escaped_table(
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[0].startswith(str(tmp_path / "Smith\\nJohn.dcm") + ": PM=")
-    assert lines[1].startswith(f"{broken}: ") and "Error: " in lines[1]
+    assert lines[1].startswith(f"{broken}: not analysed: ")
+    assert main(["bac", "quantify", str(broken), "--device", "cpu", "--no-store"]) == 1  # nothing analysed
+    capsys.readouterr()
     assert main([*args, "--jsonl", "--pseudonymise-names"]) == 0
     captured = capsys.readouterr()
     assert "Smith" not in captured.out + captured.err and "broken" not in captured.out + captured.err

@@ -129,7 +129,7 @@ def test_row_lines_cannot_be_forged_by_names_or_messages() -> None:
     line = row_line(ok, lambda row: f"{row['count']} nuclei")
     assert line == "x.png: 999 nuclei\\nreal.png: 3 nuclei [warning: NaN pixels\\nwere set to 0] [not stored: read-only]"
     failed = row_line({"file": "a\rb", "error": "InputError", "message": "no\nway"}, lambda row: "")
-    assert failed == "a\\rb: InputError: no\\nway"
+    assert failed == "a\\rb: not analysed: no\\nway"
 
 
 def test_json_lines_are_one_line_with_non_finite_numbers_as_null() -> None:
@@ -143,3 +143,9 @@ def test_output_folder_is_created_or_refused_in_words(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("a file")
     with pytest.raises(ParameterError, match="cannot be created"):
         output_folder(tmp_path / "taken" / "out")
+
+
+def test_a_batch_fails_only_when_nothing_could_be_analysed() -> None:
+    from medlim.core.batch import batch_exit_status
+
+    assert [batch_exit_status(a, t) for a, t in ((0, 1), (0, 3), (1, 3), (3, 3), (0, 0))] == [1, 1, 0, 0, 0]

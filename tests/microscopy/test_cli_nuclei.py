@@ -88,10 +88,12 @@ def test_segment_table_and_progress_cannot_be_forged_by_a_file_name(tmp_path, ca
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith(str(tmp_path / "bad\\nline.png") + ": UnsupportedFormatError: ")
+    assert lines[0].startswith(str(tmp_path / "bad\\nline.png") + ": not analysed: ")
     assert lines[1].startswith(str(tmp_path / "x.png: 999 nuclei\\nfake.png") + ": ") and "nuclei in" in lines[1]
     progress = captured.err.splitlines()
     assert len(progress) == 2 and progress[1].startswith("[2/2] ") and "\\nfake.png" in progress[1]
+    # nothing analysed: the exit status says so (one file failing among others does not)
+    assert main(["nuclei", "segment", str(tmp_path / "bad\nline.png"), "--out", str(tmp_path / "out")]) == 1
 
 
 def test_segment_pseudonymise_names_uses_labels_for_rows_and_outputs(tmp_path, capsys):

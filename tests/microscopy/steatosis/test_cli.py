@@ -154,7 +154,7 @@ def test_segment_exports_microns_and_absolute_area_cutoffs(tmp_path, registry_di
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kept"] == row["detected"]
     assert main([*base, "--pixel-spacing-um", "0.5", "--area-um2", "8000", "inf"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["kept"] == 0
-    assert main([*base, "--area-um2", "0", "100"]) == 0  # no pixel size: the file's row says why
+    assert main([*base, "--area-um2", "0", "100"]) == 1  # no pixel size: the file's row says why, nothing analysed
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["error"] == "ParameterError" and "pixel size" in row["message"]
     assert NO_SPACING.warning is not None
