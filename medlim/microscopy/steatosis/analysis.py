@@ -227,7 +227,15 @@ def resample_factor(model: SteatosisModel, spacing: MicronSpacing) -> float | No
 
 
 def spacing_warning(model: SteatosisModel, spacing: MicronSpacing) -> str | None:
-    """The warning for an image without a pixel size analysed by weights that have one (issue 13), else ``None``."""
+    """The warning when the image's scale and the weights' cannot be matched (issue 13), else ``None``: an image
+    without a pixel size analysed by weights that have one, or an image that states its size analysed by weights
+    that record none (the shipped phantom weights: a 2× finer scan then read about half the steatosis, found in
+    the session-21 probe)."""
+    if model.pixel_spacing_um is None and spacing.um is not None:
+        return (f"These weights record no pixel size, so this image's {spacing.um:g} µm per pixel could not bring it "
+                "to their scale: droplets were found at the image's own pixels, and a scan at another magnification "
+                "than the weights' training images reads a different steatosis. Weights trained on your own tiles "
+                "(medlim train steatosis --data) record their size and resize such scans.")
     if model.pixel_spacing_um is None or spacing.um is not None:
         return None
     return (f"These weights were trained at {model.pixel_spacing_um:g} µm per pixel and took this image to be at "

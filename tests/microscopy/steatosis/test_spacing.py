@@ -111,3 +111,13 @@ def test_training_records_the_lower_median_size_only_when_every_image_states_one
     save_png(tmp_path / "plain.png", image)
     none = training_spacing([*paths, tmp_path / "plain.png"])
     assert set(none) == {"scale"} and none["scale"].startswith("4 of 5 training images state a pixel size")
+
+
+def test_weights_without_a_size_say_that_a_stated_size_could_not_be_used() -> None:
+    from medlim.microscopy.steatosis.analysis import spacing_warning
+
+    warning = spacing_warning(_model(None), MicronSpacing(0.25, "file"))
+    assert warning is not None and "record no pixel size, so this image's 0.25 µm per pixel could not" in warning
+    assert spacing_warning(_model(None), NO_SPACING) is None  # nothing known on either side: nothing to say
+    assert spacing_warning(_model(0.5), MicronSpacing(0.25, "file")) is None  # resized instead
+    assert "took this image to be at that size" in (spacing_warning(_model(0.5), NO_SPACING) or "")
