@@ -307,6 +307,14 @@ def window_clip_note(record: ImageRecord) -> str | None:
             "window. Export the view with a window that shows the whole breast.")
 
 
+#: Radiography modalities a mammogram is sometimes stored as (computed radiography cassettes, some DR exports).
+RADIOGRAPHY_MODALITIES = frozenset({"CR", "DX"})
+#: View positions (ViewPosition, or its code's meaning) only mammography uses: a CR or DX file naming one is a
+#: mammogram; a chest's AP / PA / LL is not.
+MAMMOGRAPHY_VIEWS = frozenset({"CC", "MLO", "ML", "LM", "LMO", "SIO", "XCCL", "XCCM", "FB", "CV", "AT", "RCC", "LCC",
+                               "RMLO", "LMLO"})
+
+
 def check_mammogram(record: ImageRecord, *, pixel_spacing_mm: tuple[float, float] | None = None) -> tuple[str, ...]:
     """Refuse images that cannot be mammograms; return warnings for doubtful ones.
 
@@ -324,7 +332,9 @@ def check_mammogram(record: ImageRecord, *, pixel_spacing_mm: tuple[float, float
         Warnings to show (e.g. "For Processing" images, missing view/laterality).
     """
     meta = record.metadata
-    if meta.modality and meta.modality.upper() not in {"MG", "OT"}:
+    modality = (meta.modality or "").upper()
+    radiography_mammogram = modality in RADIOGRAPHY_MODALITIES and (meta.view or "").upper() in MAMMOGRAPHY_VIEWS
+    if modality and modality not in {"MG", "OT"} and not radiography_mammogram:
         raise WrongModalityError(
             f"{record.name or 'This image'} is a {meta.modality} image, not a mammogram (modality MG). "
             "Upload a mammography view (CC or MLO)."
@@ -346,8 +356,11 @@ def check_mammogram(record: ImageRecord, *, pixel_spacing_mm: tuple[float, float
             f"{record.name or 'This image'} is {rows}×{cols} pixels, far from a mammogram's shape; upload a single view."
         )
     warnings = list(meta.warnings)
-    if (meta.modality or "").upper() == "OT":
+    if modality == "OT":
         warnings.append(SECONDARY_CAPTURE_NOTE)
+    if radiography_mammogram:
+        warnings.append(f"The file is recorded as {modality} (radiography), not MG; it is read as a mammogram because "
+                        f"its header names the mammography view {meta.view}.")
     clipped = window_clip_note(record)
     if clipped:
         warnings.append(clipped)

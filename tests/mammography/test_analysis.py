@@ -32,6 +32,16 @@ def test_check_mammogram_refuses_other_modalities_and_shapes() -> None:
     assert "laterality" in check_mammogram(_record(view=None))[0]
 
 
+def test_a_cr_or_dx_file_naming_a_mammography_view_is_read_as_a_mammogram_with_a_note() -> None:
+    for modality, view in (("CR", "MLO"), ("DX", "CC"), ("cr", "lcc")):
+        warnings = check_mammogram(_record(modality=modality, view=view))
+        assert warnings == (f"The file is recorded as {modality.upper()} (radiography), not MG; it is read as a "
+                            f"mammogram because its header names the mammography view {view}.",)
+    for view in ("PA", "AP", "LL", None):  # a chest or limb radiograph: still refused
+        with pytest.raises(WrongModalityError, match="DX image, not a mammogram"):
+            check_mammogram(_record(modality="DX", view=view))
+
+
 @pytest.fixture
 def published_checkpoint(shared_dir: Path) -> Path:
     path = shared_dir / "reference" / "scunet_published" / "SCUNet_dice_512_512_best_nosigmoid.pt"
