@@ -26,6 +26,10 @@ def add_microscopy_options(parser: argparse.ArgumentParser, *, objects: str) -> 
     parser.add_argument("--pixel-spacing-um", type=float, default=None, metavar="UM",
                         help="pixel size in µm, used instead of the file's (TIFF / OME-TIFF metadata); without "
                              "either, sizes are in pixels only")
+    parser.add_argument("--frame", type=int, default=None, metavar="N",
+                        help="which image of a multi-page file to analyse, from 0 (a channel of an ImageJ or "
+                             "OME-TIFF stack, e.g. the DAPI one; a frame of a multi-frame DICOM); `medlim image "
+                             "info FILE --frame N` shows each")
     parser.add_argument("--csv", action="store_true",
                         help=f"also write <stem>_objects.csv: the per-object table of the {objects} the page shows "
                              "(px, and µm / µm² when the pixel size is known)")

@@ -109,7 +109,7 @@ def _segment_one(file: BatchFile, out: Path, *, method: str, args: argparse.Name
     write = exports_writer(out, file.stem, csv=args.csv, geojson=args.geojson)
     if region is not None or args.tile is not None or (is_slide(file.path) and not read_whole(file.path)):
         return _segment_slide(file, method=method, args=args, region=region, write=write)
-    record = read_image(file.path, name=Path(file.name).name)
+    record = read_image(file.path, name=Path(file.name).name, frame=args.frame)
     spacing, notes = file_spacing(file.path, args.pixel_spacing_um)
     segmenter = {"thesis": segment_nuclei, "watershed": watershed_nuclei, "watershed-basic": watershed_basic_nuclei}
     result = segmenter[method](record.pixels)

@@ -171,7 +171,7 @@ def _segment_one(model: SteatosisModel, file: BatchFile, out: Path, *, cutoffs: 
     from medlim.microscopy.steatosis.analysis import segment_file
 
     row = segment_file(model, file.path, out / f"{file.stem}_labels.png", name=Path(file.name).name, cutoffs=cutoffs,
-                       pixel_spacing_um=args.pixel_spacing_um, region=region, tile=args.tile,
+                       pixel_spacing_um=args.pixel_spacing_um, region=region, tile=args.tile, frame=args.frame,
                        exports=exports_writer(out, file.stem, csv=args.csv, geojson=args.geojson),
                        progress=tile_progress(file.name))
     return row.to_json()

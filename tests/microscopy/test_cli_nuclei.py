@@ -184,3 +184,24 @@ def test_dapi_in_another_channel_is_said_on_the_command_line_as_on_the_page(tmp_
     assert main(["nuclei", "segment", str(tmp_path / "red.png"), "--out", str(tmp_path / "out"), "--jsonl"]) == 0
     (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["count"] == 0 and any("blue channel is nearly empty while the red one" in w for w in row["warnings"])
+
+
+def test_frame_picks_the_dapi_channel_of_a_stack(tmp_path, capsys):
+    """An ImageJ / OME export holds one channel per page; the reader's advice ('choose one with frame=…') is
+    now an option of the command (session-21 probe: the stack could not be analysed at all)."""
+    import tifffile
+
+    dapi = generate_fluorescence(21, size=(120, 160)).image
+    grey = dapi.max(axis=2) if dapi.ndim == 3 else dapi
+    stack = tmp_path / "stack.tif"
+    for page in (np.zeros_like(grey), np.full_like(grey, 7), grey):  # two other channels, then DAPI
+        tifffile.imwrite(stack, page, append=True)
+    save_png(tmp_path / "alone.png", grey)
+    out = tmp_path / "out"
+    assert main(["nuclei", "segment", str(stack), "--out", str(out), "--jsonl"]) == 1  # nothing analysed
+    assert "holds 3 images" in json.loads(capsys.readouterr().out)["message"]
+    assert main(["nuclei", "segment", str(stack), "--frame", "2", "--out", str(out), "--jsonl"]) == 0
+    from_stack = json.loads(capsys.readouterr().out)
+    assert main(["nuclei", "segment", str(tmp_path / "alone.png"), "--out", str(out), "--jsonl"]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert from_stack["count"] == alone["count"] > 0

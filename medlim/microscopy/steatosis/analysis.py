@@ -514,6 +514,7 @@ def segment_file(
     cutoffs: Cutoffs = DEFAULT_CUTOFFS, presets: Mapping[str, Cutoffs] | None = None,
     pixel_spacing_um: float | None = None, exports: Callable[[ObjectExports], Mapping[str, str]] | None = None,
     region: Region | None = None, tile: int | None = None, progress: Callable[[int, int], None] | None = None,
+    frame: int | None = None,
 ) -> SegmentRow:
     """Segment one image file and write its kept droplets to ``labels_path`` (uint16 PNG).
 
@@ -533,6 +534,7 @@ def segment_file(
         exports: called with the per-droplet CSV and GeoJSON; returns the paths it wrote.
         region: a whole-slide region to analyse; tile: the slide's tile side.
         progress: ``progress(done, total)`` per slide tile.
+        frame: which image of a multi-page file (``None``: a single image; a whole slide ignores it).
 
     Raises:
         MedlimError: the file cannot be read, or the kept droplets do not fit uint16 labels.
@@ -548,7 +550,7 @@ def segment_file(
     from medlim.phantoms.base import save_png
 
     start = time.perf_counter()
-    record = read_image(Path(path), name=name)
+    record = read_image(Path(path), name=name, frame=frame)
     pixels = np.asarray(record.pixels)
     if pixels.ndim == 2:
         pixels = np.repeat(pixels[..., None], 3, axis=2)
