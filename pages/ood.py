@@ -136,7 +136,10 @@ def _folder_done(job) -> None:  # noqa: ANN001 - a finished Job
     summary = next((value["summary"] for value in output if isinstance(value.get("summary"), dict)), {})
     rows = pd.DataFrame([value for value in output if "file" in value])
     auroc = summary.get("auroc")
-    texts = {"Images": str(summary.get("images", len(rows))), "Predicted OOD": str(summary.get("predicted_ood", "—")),
+    flagged = summary.get("predicted_ood")  # without folder labels there is no summary: count the rows' flags
+    if flagged is None and "is_ood" in rows.columns:
+        flagged = int(rows["is_ood"].fillna(False).astype(bool).sum())
+    texts = {"Images": str(summary.get("images", len(rows))), "Predicted OOD": "—" if flagged is None else str(flagged),
              "AUROC": "—" if auroc is None else f"{auroc:.3f}"}
     for column, (label, value) in zip(st.columns(3), texts.items()):
         column.metric(label, value, help=METRIC_HELP[label])

@@ -64,8 +64,8 @@ def validate_name(text: str, *, what: str = "name") -> str:
         raise InvalidNameError(f"The {what} has {len(name)} characters; use at most {NAME_MAX_CHARS}.")
     if not _NAME_PATTERN.fullmatch(name) or ".." in name:
         raise InvalidNameError(
-            f"The {what} may hold only letters, digits, spaces, '-', '_' and '.', must start with a letter "
-            "or digit and may not contain '..'; choose another name."
+            f"The {what} may hold only the letters A–Z and a–z (no accents), digits, spaces, '-', '_' and '.', "
+            "must start with a letter or digit and may not contain '..'; choose another name."
         )
     return name
 

@@ -71,6 +71,13 @@ def test_default_roots_are_the_samples_and_the_datasets_folder() -> None:
     assert settings.datasets_dir == Path("/h/datasets")
 
 
+def test_the_kept_datasets_folder_stays_a_root_beside_the_roots_given() -> None:
+    settings = Settings.from_env({"MEDLIM_HOME": "/h", "MEDLIM_DATA_ROOTS": "/data:/more"})
+    assert settings.data_roots == (Path("/data"), Path("/more"), Path("/h/datasets"))
+    named = Settings.from_env({"MEDLIM_HOME": "/h", "MEDLIM_DATA_ROOTS": "/h/datasets:/data"})
+    assert named.data_roots == (Path("/h/datasets"), Path("/data"))
+
+
 @pytest.mark.parametrize("name", ["phantoms", "Site A 2024", "run_1.v2", "x" * 64])
 def test_valid_names_pass_stripped(name: str) -> None:
     assert validate_name(f"  {name} ") == name
