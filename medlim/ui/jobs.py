@@ -260,7 +260,8 @@ def _finished(job: Job, *, key: str, render_done: Callable[[Job], None]) -> None
     columns[1].button("Dismiss", key=f"{key}_dismiss_{job.id}", on_click=dismiss_job, args=(key,),
                       help="Hide this job here (the Jobs page still lists it).")
     if job.state == "failed" and job.error is not None:
-        st.error(f"The job failed: {job.error.message}", icon=":material/error:")
+        lines = job.error.message.split("\\n")  # the store keeps a message's line breaks escaped
+        st.error("The job failed: " + "  \n".join(lines), icon=":material/error:")
         _log_expander(jobs_store(), job)
     elif job.state == "cancelled":
         st.info("The job was cancelled.", icon=":material/cancel:")

@@ -501,6 +501,7 @@ def start_training(task: TaskInfo, folder: Path, report: DatasetReport) -> None:
     """The settings and the Train button: queues ``medlim train ...`` as a job this page then follows."""
     import streamlit as st
 
+    from medlim.core.datasets import PROBLEM_KINDS, unfixable_problems
     from medlim.core.model_catalogue import training_argv
     from medlim.ui.errors import show_medlim_errors
     from medlim.ui.jobs import submit_page_job
@@ -510,7 +511,13 @@ def start_training(task: TaskInfo, folder: Path, report: DatasetReport) -> None:
         return
     st.caption("Training runs as a job in the app's worker: it goes on when you leave this page or close the tab, "
                "and this page finds it again.")
-    if not st.button("Train", key="models_train", type="primary", disabled=not (report.ok or request.skip_bad)):
+    unfixable = unfixable_problems(report.check) if request.skip_bad else ()
+    if unfixable:
+        st.warning("Leaving out the images with problems cannot fix: "
+                   + "; ".join(PROBLEM_KINDS[kind] for kind in dict.fromkeys(p.kind for p in unfixable))
+                   + ". Add images (or fix the dataset) and check it again.", icon=":material/block:")
+    if not st.button("Train", key="models_train", type="primary",
+                     disabled=not (report.ok or (request.skip_bad and not unfixable))):
         return
     argv = None
     with show_medlim_errors(subject="Training"):

@@ -220,7 +220,20 @@ def test_problems_are_listed_and_training_waits_for_them(data_root: Path) -> Non
     assert problems["where"].tolist() == ["the whole dataset"]
     assert at.button(key="models_train").disabled
     at.checkbox(key="models_skip_bad").check().run()
-    assert not at.button(key="models_train").disabled  # the trainer says whether leaving out rows can fix it
+    # leaving out images cannot add any: Train stays off and the page says why (a job used to fail on it)
+    assert at.button(key="models_train").disabled
+    assert any(w.value.startswith("Leaving out the images with problems cannot fix: the training or validation "
+                                  "part has fewer images than training needs") for w in at.warning)
+
+
+def test_leaving_out_bad_images_enables_training_when_that_fixes_the_dataset(data_root: Path) -> None:
+    (data_root / "clinic" / "hand" / "broken.png").write_bytes(b"not an image")
+    at = _point_at(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "clinic")
+    assert [row for row in _frame(at, "problem")["problem"]] == ["a file exists but is not an image the reader "
+                                                                  "can decode"]
+    assert at.button(key="models_train").disabled
+    at.checkbox(key="models_skip_bad").check().run()
+    assert not at.button(key="models_train").disabled and not any("cannot fix" in w.value for w in at.warning)
 
 
 def test_train_a_detector_as_a_job_see_it_in_the_table_make_it_default_and_pick_it_on_the_ood_page(

@@ -22,6 +22,7 @@ from medlim.core.datasets.check import (
     SizeRange,
     check_dataset,
     drop_bad_items,
+    unfixable_problems,
 )
 from medlim.core.datasets.fingerprint import DatasetFingerprint, dataset_fingerprint
 from medlim.core.datasets.layouts import LABEL_SEPARATOR, MANIFEST_NAME, MSD_NAME, open_dataset
@@ -62,4 +63,5 @@ __all__ = [
     "split_dataset",
     "dataset_fingerprint",
     "drop_bad_items",
+    "unfixable_problems",
 ]

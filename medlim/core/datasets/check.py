@@ -339,6 +339,12 @@ def drop_bad_items(dataset: Dataset, check: DatasetCheck) -> tuple[Dataset, Drop
     return kept, DropReport(kept=len(items), dropped=dropped, remaining=remaining)
 
 
+def unfixable_problems(check: DatasetCheck) -> tuple[DatasetProblem, ...]:
+    """The problems that leaving out rows (``--skip-bad``) cannot fix: those of the whole dataset (too few images
+    or patients, an empty class, a wrong layout …). A page keeps Train disabled while one remains."""
+    return tuple(p for p in check.problems if not _concerns_one_entry(p))
+
+
 def _concerns_one_entry(problem: DatasetProblem) -> bool:
     if problem.kind in _DATASET_KINDS:
         return False
