@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ __all__ = [
     "confine_to_data_roots",
     "confining_to_data_roots",
     "data_roots_confined",
+    "existing_form",
     "is_within_data_roots",
     "lies_within",
     "output_stems",
@@ -131,6 +133,20 @@ def lies_within(path: str | os.PathLike, folders: Sequence[str | os.PathLike],
     return any(resolved == root or root in resolved.parents for root in [*allowed, *_resolved_roots(settings)])
 
 
+def existing_form(path: Path, *, under: Path | None = None) -> Path:
+    """``path`` (relative to ``under`` when given) as the disk spells it when it exists only in the other Unicode
+    form: a manifest typed on a keyboard writes ``É`` as one character (NFC), while file names copied from a Mac
+    often hold ``E`` plus a combining accent (NFD), and the two look the same. Unchanged otherwise."""
+    base = under if under is not None else Path()
+    if (base / path).exists():
+        return path
+    found = Path(path.parts[0]) if path.is_absolute() else Path()
+    for part in path.parts[1:] if path.is_absolute() else path.parts:  # folder by folder: forms may mix
+        forms = (part, unicodedata.normalize("NFC", part), unicodedata.normalize("NFD", part))
+        found = found / next((form for form in forms if (base / found / form).exists()), part)
+    return found if (base / found).exists() else path
+
+
 def confine_to_data_roots(text: str | os.PathLike, settings: Settings | None = None, *, what: str = "folder") -> Path:
     """The resolved path of a folder or file typed into a page, if it lies inside a data root.
 
@@ -166,7 +182,14 @@ def confine_to_data_roots(text: str | os.PathLike, settings: Settings | None = N
         raise PathNotAllowedError(message) from None
     if not any(resolved == root or root in resolved.parents for root in _resolved_roots(settings)):
         raise PathNotAllowedError(message)
-    return resolved
+    other = existing_form(resolved)  # a name pasted from a Mac (decomposed É) finds the folder typed composed
+    if other == resolved:
+        return resolved
+    try:  # the other spelling is another entry on disk: confined on its own (it could be a link leading out)
+        other = other.resolve(strict=False)
+    except (OSError, RuntimeError, ValueError):
+        return resolved
+    return other if any(other == root or root in other.parents for root in _resolved_roots(settings)) else resolved
 
 
 def output_stems(files: Sequence[str | os.PathLike]) -> list[str]:

@@ -45,11 +45,12 @@ _ADVICE: tuple[tuple[type[E.MedlimError], str], ...] = (
         "Split the archive, or copy a large dataset into a data folder and open it from there.",
     ),
     (E.ArchiveError, "Zip the image folders again (no passwords, no archives inside) and upload that."),
-    (E.InputError, "Check the file and upload it again."),
+    (E.InputError, "Check the file or folder (its path, or the upload) and give it again."),
     (E.ChecksumError, "The model file is damaged: restore it from the repository (`medlim weights verify`)."),
     (E.WeightsError, "Check the weights folder with `medlim weights list`."),
     (E.StoreError, "Check the results database location (MEDLIM_HOME / MEDLIM_DATABASE_URL)."),
-    (E.InvalidNameError, "Choose a name of letters, digits, spaces, '-', '_' and '.' (up to 64 characters)."),
+    (E.InvalidNameError, "Choose a name of letters A–Z (no accents), digits, spaces, '-', '_' and '.' (up to 64 "
+                         "characters)."),
     (E.ParameterError, "Change the setting to a value within its range."),
 )
 

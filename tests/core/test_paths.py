@@ -108,3 +108,15 @@ def test_integer_settings_name_the_variable_when_malformed() -> None:
             with pytest.raises(ParameterError, match=variable):
                 Settings.from_env({variable: bad})
     assert Settings.from_env({"MEDLIM_DECODE_BUDGET_MB": "2_048"}).decode_budget_bytes == 2048 * 1024 * 1024
+
+
+def test_a_folder_typed_in_the_other_unicode_form_is_found_and_still_confined(tmp_path: Path) -> None:
+    import unicodedata
+
+    root = tmp_path / "roots"
+    (root / "Clinique Épaule").mkdir(parents=True)  # composed on disk, as typed on a keyboard
+    pasted = unicodedata.normalize("NFD", "Clinique Épaule")  # as copied from a Mac
+    assert confine_to_data_roots(pasted, _settings(root)) == (root / "Clinique Épaule").resolve()
+    (tmp_path / "outside").mkdir()
+    (root / unicodedata.normalize("NFD", "Lien É")).symlink_to(tmp_path / "outside")  # a link leading out
+    assert confine_to_data_roots("Lien É", _settings(root)) == (root / "Lien É").resolve()  # not the link

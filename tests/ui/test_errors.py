@@ -9,7 +9,7 @@ from medlim.ui.errors import advice_for, error_text
 def test_most_specific_advice_wins() -> None:
     assert advice_for(E.TruncatedFileError("x")).startswith("The file is incomplete")
     assert advice_for(E.UnsupportedFormatError("x")) == "Upload a DICOM, PNG, TIFF or JPEG file."
-    assert advice_for(E.InputError("x")) == "Check the file and upload it again."
+    assert advice_for(E.InputError("x")) == "Check the file or folder (its path, or the upload) and give it again."
     assert advice_for(E.MedlimError("x")) == "Check the input and try again."
 
 

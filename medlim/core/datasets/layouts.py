@@ -44,7 +44,7 @@ from medlim.core.io.files import (
     open_regular_file,
 )
 from medlim.core.io.formats import DICOM_SUFFIXES, has_dicom_preamble, looks_like_bare_dicom
-from medlim.core.paths import data_roots_confined, lies_within
+from medlim.core.paths import data_roots_confined, existing_form, lies_within
 from medlim.core.text import escape_control
 from medlim.errors import InputError, MedlimError, ParameterError
 
@@ -382,20 +382,6 @@ def _nnunet_entries(root: Path, ending: str) -> list[dict[str, str]] | None:
     return [{"image": f"imagesTr/{case}_0000{ending}", "label": f"labelsTr/{case}{ending}"} for case in cases]
 
 
-def _on_disk(path: Path, *, under: Path | None = None) -> Path:
-    """``path`` (relative to ``under`` when given) as the disk spells it when it exists only in the other Unicode
-    form: a manifest typed on a keyboard writes ``É`` as one character (NFC), while file names copied from a Mac
-    often hold ``E`` plus a combining accent (NFD), and the two look the same. Unchanged otherwise."""
-    base = under if under is not None else Path()
-    if (base / path).exists():
-        return path
-    found = Path(path.parts[0]) if path.is_absolute() else Path()
-    for part in path.parts[1:] if path.is_absolute() else path.parts:  # folder by folder: forms may mix
-        forms = (part, unicodedata.normalize("NFC", part), unicodedata.normalize("NFD", part))
-        found = found / next((form for form in forms if (base / found / form).exists()), part)
-    return found if (base / found).exists() else path
-
-
 def _class_name(text: str) -> str:
     """A class or label as medlim keeps it: in Unicode's composed form (NFC), so that a folder unpacked from a Mac
     and the same name typed on a keyboard are one class."""
@@ -416,7 +402,7 @@ class _ItemBuilder:
         if os.sep == "/" and "\\" in cell and not Path(cell).is_absolute():
             cell = cell.replace("\\", "/")  # a manifest written on Windows
         path = Path(cell)
-        return _on_disk(path) if path.is_absolute() else self.root / _on_disk(path, under=self.root)
+        return existing_form(path) if path.is_absolute() else self.root / existing_form(path, under=self.root)
 
     def _bad_row(self, number: int, column: str, item: str | None, hint: str) -> None:
         where = "entry" if self.source != MANIFEST_NAME else "row"

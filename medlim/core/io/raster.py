@@ -18,6 +18,7 @@ image's NaN and infinite pixels are shown black, with a warning that counts them
 from __future__ import annotations
 
 import io
+import re
 import struct
 import sys
 import warnings
@@ -423,8 +424,11 @@ def _decode_with_pillow(
                     array = _exif_oriented(_pillow_array(image), image)
     except (ImageTooLargeError, MultiFrameError, ParameterError):
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLargeError(f"{name} is too large to open safely ({exc}).") from exc
+    except Image.DecompressionBombError as exc:  # over twice the limit: Pillow refuses before our header check
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" ({int(found.group(1)):,} pixels)" if found else ""
+        raise ImageTooLargeError(f"{name} is larger{size} than the limit of {settings.max_pixels:,} pixels "
+                                 "(MEDLIM_MAX_PIXELS); crop or downsample it first.") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error) as exc:
         text = str(exc).lower()
         if "truncated" in text or "end of file" in text or isinstance(exc, EOFError):

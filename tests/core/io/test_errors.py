@@ -71,3 +71,20 @@ def test_folder_and_missing_file(tmp_path) -> None:
         read_image(tmp_path)
     with pytest.raises(InputError, match="no file"):
         read_image(tmp_path / "missing.dcm")
+
+
+def test_an_image_over_twice_pillows_limit_gets_medlims_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow refuses an image over twice its bomb limit before medlim reads the header; its own words (and its
+    limit) reached the pages (session-21 browser probe, a 30000² PNG)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((100, 100), np.uint8)).save(buffer, format="PNG")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # so that 10,000 px is over twice it
+    settings = Settings.from_env({"MEDLIM_MAX_PIXELS": "1000", "MEDLIM_PSEUDONYM_KEY": "k"})
+    with pytest.raises(ImageTooLargeError) as refused:
+        read_image(buffer.getvalue(), name="huge.png", settings=settings)
+    assert refused.value.message == ("huge.png is larger (10,000 pixels) than the limit of 1,000 pixels "
+                                     "(MEDLIM_MAX_PIXELS); crop or downsample it first.")
