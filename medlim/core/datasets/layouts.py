@@ -38,6 +38,7 @@ from medlim.core.datasets.model import TASKS, Dataset, DatasetItem, DatasetProbl
 from medlim.core.io.files import (
     NIFTI_SUFFIXES,
     RASTER_SUFFIXES,
+    UNREAD_SUFFIXES,
     image_suffix,
     is_derived_file,
     is_regular_file,
@@ -154,10 +155,6 @@ def _image_files(folder: Path, *, recursive: bool) -> list[Path]:
         and is_regular_file(path)
         and (path.suffix != "" or _starts_like_dicom(path))
     )
-
-
-#: Image formats people keep images in that the reader does not take: counted, so that a check can say so.
-UNREAD_SUFFIXES: frozenset[str] = frozenset({".bmp", ".webp", ".gif", ".jp2", ".j2k", ".heic", ".heif", ".avif"})
 
 
 def _unread_formats(folder: Path, *, recursive: bool) -> tuple[tuple[str, int], ...]:

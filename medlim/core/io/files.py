@@ -25,6 +25,7 @@ from medlim.errors import ImageTooLargeError, InputError
 
 __all__ = [
     "RASTER_SUFFIXES",
+    "UNREAD_SUFFIXES",
     "IMAGE_SUFFIXES",
     "NIFTI_SUFFIXES",
     "image_suffix",
@@ -38,6 +39,9 @@ __all__ = [
 
 #: Raster formats (DICOM files often have no suffix, so DICOM-capable commands pass ``suffixes=None``).
 RASTER_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg"})
+
+#: Image formats people keep images in that the reader does not take: listed (never skipped without a word).
+UNREAD_SUFFIXES: frozenset[str] = frozenset({".bmp", ".webp", ".gif", ".jp2", ".j2k", ".heic", ".heif", ".avif"})
 
 #: 2-D NIfTI, plain or gzip-compressed (what a Decathlon ``dataset.json`` names; :func:`image_suffix` gives
 #: ``.nii.gz`` for such a name).

@@ -139,10 +139,20 @@ def _read_head(handle: BinaryIO, *, name: str) -> bytes:
 def _format_of(head: bytes, *, suffix: str, name: str) -> str:
     source_format = sniff_format(head, suffix=suffix)
     if source_format is None:
+        known = next((what for magic, what in _OTHER_FORMATS if head.startswith(magic)), None)
+        if known is not None:
+            raise UnsupportedFormatError(f"{name} is a {known} image, a format medlim does not read; convert it to "
+                                         "PNG (or TIFF, JPEG, DICOM).")
         raise UnsupportedFormatError(
             f"{name} is not a DICOM, PNG, TIFF, JPEG or NIfTI image (its first bytes match none of them)."
         )
     return source_format
+
+
+#: Image formats people have that the reader does not take, by their first bytes (named in the refusal).
+_OTHER_FORMATS: tuple[tuple[bytes, str], ...] = (
+    (b"BM", "BMP"), (b"GIF8", "GIF"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"), (b"\xff\x4f\xff\x51", "JPEG 2000"),
+)
 
 
 def read_labels(path: str | os.PathLike, *, name: str | None = None,

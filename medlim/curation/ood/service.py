@@ -277,7 +277,7 @@ def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[OodInput]:
         ArchiveBudgetError: a ``.zip`` beyond the zip limits (``MEDLIM_ZIP_MAX_*``).
     """
     from medlim.core.archives import iter_zip_members
-    from medlim.core.io.files import image_suffix, is_derived_file
+    from medlim.core.io.files import UNREAD_SUFFIXES, image_suffix, is_derived_file
 
     expanded: list[OodInput] = []
     for name, data in files:
@@ -286,7 +286,9 @@ def expand_uploads(files: Iterable[tuple[str, bytes]]) -> list[OodInput]:
             continue
         for member in iter_zip_members(data, label=name):
             path = PurePosixPath(member.name)
-            if image_suffix(path.name) not in (*IMAGE_SUFFIXES, "") or is_derived_file(Path(path.name)):
+            # an image in a format the reader does not take stays in, so that its row says so (a BMP in a zip
+            # was dropped without a word while the same file uploaded alone was refused by name)
+            if image_suffix(path.name) not in (*IMAGE_SUFFIXES, *UNREAD_SUFFIXES, "") or is_derived_file(Path(path.name)):
                 continue
             expanded.append(OodInput(name=f"{name}/{member.name}", source=member.data, folders=path.parent.parts))
     return expanded

@@ -88,3 +88,14 @@ def test_an_image_over_twice_pillows_limit_gets_medlims_words(monkeypatch: pytes
         read_image(buffer.getvalue(), name="huge.png", settings=settings)
     assert refused.value.message == ("huge.png is larger (10,000 pixels) than the limit of 1,000 pixels "
                                      "(MEDLIM_MAX_PIXELS); crop or downsample it first.")
+
+
+def test_a_bmp_is_named_as_a_format_medlim_does_not_read() -> None:
+    import cv2
+
+    ok, data = cv2.imencode(".bmp", np.zeros((8, 8), np.uint8))
+    assert ok
+    with pytest.raises(UnsupportedFormatError) as refused:
+        read_image(data.tobytes(), name="x.bmp")
+    assert refused.value.message == ("x.bmp is a BMP image, a format medlim does not read; convert it to PNG (or "
+                                     "TIFF, JPEG, DICOM).")

@@ -66,8 +66,10 @@ def test_expand_uploads_keeps_the_folders_inside_a_zip() -> None:
         archive.writestr("XR_HAND/p1/a.png", _radiograph_png("hand", 0))
         archive.writestr("XR_HAND/p1/a_mask.png", b"mask")
         archive.writestr("notes.txt", b"text")
+        archive.writestr("XR_HAND/p1/b.bmp", b"BM")  # kept, so that its row says the format is not read
     inputs = expand_uploads([("batch.zip", buffer.getvalue()), ("loose.png", b"png")])
     assert [(i.name, i.folders) for i in inputs] == [("batch.zip/XR_HAND/p1/a.png", ("XR_HAND", "p1")),
+                                                     ("batch.zip/XR_HAND/p1/b.bmp", ("XR_HAND", "p1")),
                                                      ("loose.png", ())]
 
 
