@@ -183,6 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     config = ShiftRunConfig.from_options(args)
     internal = parse_dataset(args.internal)
     external = parse_dataset(args.external)
+    for which, image_set in (("internal", internal), ("external", external)):
+        _say_left_out(which, image_set)
     name = None
     if not args.no_store:  # a taken name is refused before minutes of training, not after
         from medlim.core.store import open_store
@@ -207,6 +209,19 @@ def _run(args: argparse.Namespace) -> int:
                "outputs": {k: str(v) for k, v in paths.items()}}
     print(json.dumps(_json_safe(summary), indent=2))
     return 0
+
+
+def _say_left_out(which: str, image_set: Any) -> None:
+    """One stderr line per image of a folder that could not be read and is left out (by label in a job's log)."""
+    from medlim.core.io.pseudonym import file_label, names_withheld
+
+    for file, why in image_set.left_out:
+        shown = file_label(file) if names_withheld() else file
+        detail = "" if names_withheld() else f": {why}"
+        print(f"medlim: left out of the {which} data, cannot be read: {shown}{detail}", file=sys.stderr)
+    if image_set.left_out:
+        print(f"medlim: {len(image_set.left_out)} of the {which} folder's images left out; the run uses the "
+              f"other {len(image_set)}.", file=sys.stderr)
 
 
 def _json_safe(value: Any) -> Any:

@@ -13,6 +13,7 @@ preset of :mod:`medlim.curation.ood.data`.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import errno
 import hashlib
 import os
@@ -130,6 +131,8 @@ class ImageSet:
             of length N, possibly empty per file); ``()`` when the set is single-label.
         shift_types: the shift type of each file (``""`` when unshifted) when known — a
             manifest's ``shift_type`` column, a phantom's style or named shift — else ``()``.
+        left_out: ``(file, why)`` of the folder's images that could not be read, left out of the set (a folder
+            set; :func:`folder_set`).
     """
 
     name: str
@@ -142,6 +145,7 @@ class ImageSet:
     sites: tuple[str, ...] = ()
     findings: tuple[tuple[str, ...], ...] = ()
     shift_types: tuple[str, ...] = ()
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.files)
@@ -213,7 +217,7 @@ class ImageSet:
         return ImageSet(name=name or self.name, files=pick(self.files), classes=pick(self.classes), root=self.root,
                         phantom=self.phantom, indices=pick(self.indices),
                         severity=None if self.severity is None else self.severity[keep], sites=pick(self.sites),
-                        findings=pick(self.findings), shift_types=pick(self.shift_types))
+                        findings=pick(self.findings), shift_types=pick(self.shift_types), left_out=self.left_out)
 
 
 def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
@@ -243,12 +247,39 @@ def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
     except InputError as exc:
         raise ParameterError(exc.message) from None
     if (root / MANIFEST_NAME).exists():
-        return _manifest_set(root, dataset, name=name)
+        return _readable(_manifest_set(root, dataset, name=name))
     if dataset.layout != "class_folders" or not dataset.items:
-        raise ParameterError(f"no images in class sub-folders under {str(root)!r} (expected DIR/<class>/*.png).")
+        raise ParameterError(f"no images in class sub-folders under {root.name!r} (expected DIR/<class>/*.png).")
     files = tuple(_inside_root(root, item.image, None) for item in dataset.items)
-    return ImageSet(name=name or root.name, files=files, classes=tuple(str(item.label) for item in dataset.items),
-                    root=root)
+    return _readable(ImageSet(name=name or root.name, files=files,
+                              classes=tuple(str(item.label) for item in dataset.items), root=root))
+
+
+def _readable(image_set: ImageSet) -> ImageSet:
+    """``image_set`` without the images that cannot be read, each kept in ``left_out`` with why (one bad file
+    used to fail a whole MedShift run, minutes in, naming only itself: session-21 browser probe).
+
+    Raises:
+        ParameterError: no image of the folder can be read.
+    """
+    from medlim.core.io import read_image
+    from medlim.errors import MedlimError
+
+    assert image_set.root is not None
+    readable = np.ones(len(image_set), bool)
+    left_out: list[tuple[str, str]] = []
+    for index, file in enumerate(image_set.files):
+        try:
+            read_image(image_set.root / file, name=file)
+        except MedlimError as exc:
+            readable[index] = False
+            left_out.append((file, exc.message))
+    if not left_out:
+        return image_set
+    if not readable.any():
+        raise ParameterError(f"no image of the folder could be read ({len(left_out)} files); the first: "
+                             f"{left_out[0][1]}")
+    return dataclasses.replace(image_set.subset(readable), left_out=tuple(left_out))
 
 
 def _inside_root(root: Path, image: Path, row: int | None) -> str:
@@ -284,7 +315,7 @@ def _manifest_set(root: Path, dataset: Any, *, name: str | None) -> ImageSet:
     extra = read_manifest_columns(root / MANIFEST_NAME, ("shift_severity",))
     items = dataset.items
     if not items:
-        raise ParameterError(f"no images in class sub-folders under {str(root)!r} (expected DIR/<class>/*.png).")
+        raise ParameterError(f"no images in class sub-folders under {root.name!r} (expected DIR/<class>/*.png).")
     files = tuple(_inside_root(root, item.image, item.row) for item in items)
     sites = tuple(item.site or "" for item in items)
     known_sites = all(sites)

@@ -196,6 +196,35 @@ def test_a_manifest_row_outside_the_folder_or_without_a_class_is_refused(tmp_pat
         folder_set(root)
     (root / "manifest.csv").write_text("file,class,site,shift_severity\nhand/a.png,hand,internal,\n"
                                        "hand/b.png,hand,external-a,0.25\n", encoding="utf-8")
+    import cv2
+
+    for stem in ("a", "b"):  # the set reads each image once, leaving out what cannot be read
+        cv2.imwrite(str(root / "hand" / f"{stem}.png"), np.zeros((4, 4), np.uint8))
     read = folder_set(root)
     assert read.files == ("hand/a.png", "hand/b.png") and read.severity.tolist() == [0.0, 0.25]
     assert read.shifted.tolist() == [False, True]
+
+
+def test_images_that_cannot_be_read_are_left_out_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    from medlim.cli.shift import _say_left_out
+
+    root = tmp_path / "ds"
+    for relative in ("hand/a.png", "elbow/c.png"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / relative), np.zeros((4, 4), np.uint8))
+    (root / "hand" / "text.png").write_text("not an image")
+    (root / "hand" / "zero.png").write_bytes(b"")
+    listed = folder_set(root)
+    assert listed.files == ("elbow/c.png", "hand/a.png") and listed.classes == ("elbow", "hand")
+    assert [file for file, _ in listed.left_out] == ["hand/text.png", "hand/zero.png"]
+    assert "not a DICOM, PNG, TIFF, JPEG or NIfTI image" in listed.left_out[0][1]
+    _say_left_out("external", listed)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("medlim: left out of the external data, cannot be read: hand/text.png: ")
+    assert err[-1] == "medlim: 2 of the external folder's images left out; the run uses the other 2."
+    for good in ("hand/a.png", "elbow/c.png"):
+        (root / good).write_bytes(b"")
+    with pytest.raises(ParameterError, match=r"no image of the folder could be read \(4 files\)"):
+        folder_set(root)
