@@ -29,7 +29,7 @@ from medlim.core.io.record import ImageRecord
 from medlim.errors import EmptyFileError, ImageTooLargeError, InputError, UnsupportedFormatError
 from medlim.settings import Settings, get_settings
 
-__all__ = ["read_image", "read_bytes", "read_labels"]
+__all__ = ["image_format", "read_image", "read_bytes", "read_labels"]
 
 #: Bytes per pixel above which a file is refused before reading (64-bit RGB plus headroom).
 _MAX_BYTES_PER_PIXEL = 32
@@ -114,6 +114,25 @@ def read_image(
         raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
     source_format = _format_of(data[:348], suffix=Path(file_name or display_name).suffix, name=display_name)
     return _decode(data, source_format=source_format, name=display_name, frame=frame, settings=settings)
+
+
+def image_format(path: str | os.PathLike, *, name: str | None = None) -> str:
+    """The format :func:`read_image` would decode ``path`` as, from its first bytes alone (nothing decoded).
+
+    A cheap look before a long run over many files: it refuses, with :func:`read_image`'s words, a file that is
+    not a regular file, is empty, or is in no format the reader takes (a text file named ``.png``, a BMP); a
+    truncated or corrupt image is found only when it is decoded.
+
+    Raises:
+        InputError, EmptyFileError, UnsupportedFormatError: as :func:`read_image`.
+    """
+    path = Path(path)
+    display_name = name or path.name
+    with open_regular_file(path) as handle:
+        head = _read_head(handle, name=display_name)
+    if not head:
+        raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
+    return _format_of(head, suffix=path.suffix, name=display_name)
 
 
 def _decode(
