@@ -436,6 +436,15 @@ def _task_options(task: TaskInfo, report: DatasetReport) -> dict[str, Any] | Non
     options: dict[str, Any] = {"trainer": trainer, "init": _init_choice(task, trainer)}
     if trainer in ("tend", "cvad"):
         classes = list(report.classes)
+        if not classes and report.check.summary.layout == "unlabelled" and report.check.summary.images:
+            typed = st.text_input("What these images show (one class)", key="models_plain_class",
+                                  help="A plain folder of images is one in-distribution class; its name (e.g. hand) "
+                                       "names the detector. Generated distortions validate it.")
+            if not typed.strip():
+                st.info("Name the class these images show to train a detector on them.")
+                return None
+            options["id_class"] = typed.strip()
+            return options
         if not classes:
             st.info("The dataset holds no class folder with images: OOD training needs at least one class.")
             return None

@@ -211,6 +211,20 @@ def test_a_page_s_training_job_refuses_a_manifest_reaching_outside_the_data_root
     assert "elsewhere" not in job.error.message + log and "checking the training folder: 54/54" in log
 
 
+def test_a_plain_folder_trains_a_detector_of_the_class_the_user_names(data_root: Path) -> None:
+    import shutil
+
+    plain = data_root / "plain"
+    plain.mkdir()
+    for path in sorted((data_root / "clinic").rglob("*.png")):
+        shutil.copy(path, plain / path.name)
+    at = _point_at(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "plain")
+    assert not at.exception and "No problems found" in at.success[0].value
+    assert any("Name the class these images show" in info.value for info in at.info)
+    at.text_input(key="models_plain_class").set_value("radiograph").run()
+    assert not at.button(key="models_train").disabled
+
+
 def test_problems_are_listed_and_training_waits_for_them(data_root: Path) -> None:
     at = _point_at(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), "small")
     assert not at.exception
