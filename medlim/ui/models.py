@@ -422,6 +422,17 @@ def _init_choice(task: TaskInfo, trainer: str) -> str:
     return "" if choice == default else "none" if choice == scratch else choice
 
 
+def _required_text(label: str, *, key: str, help: str, missing: str) -> str | None:  # noqa: A002 - streamlit's word
+    """A text field the form cannot go on without: its stripped value, or ``None`` after saying what is missing."""
+    import streamlit as st
+
+    typed = st.text_input(label, key=key, help=help).strip()
+    if not typed:
+        st.info(missing)
+        return None
+    return typed
+
+
 def _task_options(task: TaskInfo, report: DatasetReport) -> dict[str, Any] | None:
     """The options only some trainers take; ``None`` until they are complete."""
     import streamlit as st
@@ -437,13 +448,13 @@ def _task_options(task: TaskInfo, report: DatasetReport) -> dict[str, Any] | Non
     if trainer in ("tend", "cvad"):
         classes = list(report.classes)
         if not classes and report.check.summary.layout == "unlabelled" and report.check.summary.images:
-            typed = st.text_input("What these images show (one class)", key="models_plain_class",
-                                  help="A plain folder of images is one in-distribution class; its name (e.g. hand) "
-                                       "names the detector. Generated distortions validate it.")
-            if not typed.strip():
-                st.info("Name the class these images show to train a detector on them.")
+            named = _required_text("What these images show (one class)", key="models_plain_class",
+                                   help="A plain folder of images is one in-distribution class; its name (e.g. hand) "
+                                        "names the detector. Generated distortions validate it.",
+                                   missing="Name the class these images show to train a detector on them.")
+            if named is None:
                 return None
-            options["id_class"] = typed.strip()
+            options["id_class"] = named
             return options
         if not classes:
             st.info("The dataset holds no class folder with images: OOD training needs at least one class.")
@@ -451,11 +462,11 @@ def _task_options(task: TaskInfo, report: DatasetReport) -> dict[str, Any] | Non
         options["id_class"] = st.selectbox("In-distribution class", classes, key="models_id_class",
                                            help="The detector learns this class; the other classes validate it.")
     if trainer == "oscars":
-        typed = st.text_input("Internal folder (same classes)", key="models_internal",
-                              help="Class folders of your internal data: one anomaly detector per class is trained "
-                                   "on them to bin the external images (thesis §6.1).")
-        if not typed.strip():
-            st.info("Type the internal folder the anomaly detectors train on.")
+        typed = _required_text("Internal folder (same classes)", key="models_internal",
+                               help="Class folders of your internal data: one anomaly detector per class is trained "
+                                    "on them to bin the external images (thesis §6.1).",
+                               missing="Type the internal folder the anomaly detectors train on.")
+        if typed is None:
             return None
         internal = None
         with show_medlim_errors(subject="Internal folder"):
