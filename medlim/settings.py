@@ -37,8 +37,8 @@ class Settings:
             (``MEDLIM_PSEUDONYM_KEY``; default a per-installation key file in ``home``).
         max_pixels: images with more pixels are refused (``MEDLIM_MAX_PIXELS``).
         data_roots: folders a page may read or list (``MEDLIM_DATA_ROOTS``, paths
-            separated by ``os.pathsep``; default the bundled samples; ``home / "datasets"``, where kept uploads
-            go, always). The command line is not confined by them.
+            separated by ``os.pathsep``; default the bundled samples and ``home / "datasets"``, which a page
+            may read in any case: kept uploads go there). The command line is not confined by them.
         decode_budget_mb: memory one decoded image may take, in MiB, checked from
             the file's header before decoding (``MEDLIM_DECODE_BUDGET_MB``, default 1024).
         zip_max_mb: uncompressed MiB an archive may expand to (``MEDLIM_ZIP_MAX_MB``, default 4096).
@@ -189,15 +189,12 @@ def _positive_int(env: dict[str, str], variable: str, default: int) -> int:
 
 
 def _data_roots(env: dict[str, str], *, home: Path, samples_dir: Path) -> tuple[Path, ...]:
-    """``MEDLIM_DATA_ROOTS`` split on ``os.pathsep`` (empty parts skipped), else the defaults; ``home / "datasets"``,
-    where the Models page keeps the datasets users upload, is a root either way (else a kept dataset could not be
-    opened again under "Folder on the server": found in the session-21 browser probe)."""
-    kept = home / "datasets"
+    """``MEDLIM_DATA_ROOTS`` split on ``os.pathsep`` (empty parts skipped), else the defaults (the kept-datasets
+    folder is readable either way: :mod:`medlim.core.paths`)."""
     text = env.get("MEDLIM_DATA_ROOTS")
     if text is None or not text.strip():
-        return (samples_dir, kept)
-    roots = tuple(Path(part).expanduser() for part in text.split(os.pathsep) if part.strip())
-    return roots if kept in roots else (*roots, kept)
+        return (samples_dir, home / "datasets")
+    return tuple(Path(part).expanduser() for part in text.split(os.pathsep) if part.strip())
 
 
 def get_settings() -> Settings:

@@ -44,7 +44,7 @@ def job_folders_root(settings: Settings | None = None) -> Path:
         ParameterError: no data root is configured.
     """
     settings = settings or get_settings()
-    if is_within_data_roots(settings.datasets_dir, settings):
+    if is_within_data_roots(settings.datasets_dir, settings, configured_only=True):
         return Path(settings.datasets_dir) / JOB_FOLDERS
     if not settings.data_roots:
         raise ParameterError("no data folder is configured (MEDLIM_DATA_ROOTS): a page cannot hand files to a job.")

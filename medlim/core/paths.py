@@ -72,9 +72,13 @@ def validate_name(text: str, *, what: str = "name") -> str:
     return name
 
 
-def _resolved_roots(settings: Settings) -> list[Path]:
+def _resolved_roots(settings: Settings, *, configured_only: bool = False) -> list[Path]:
+    """The data roots, links resolved, and (unless ``configured_only``) the kept-datasets folder: the Models page
+    keeps uploads there, so a page may open them again whatever ``MEDLIM_DATA_ROOTS`` names (session-21 probe:
+    a kept dataset could not be reopened)."""
     roots = []
-    for root in settings.data_roots:
+    extra = () if configured_only else (settings.datasets_dir,)
+    for root in (*settings.data_roots, *extra):
         try:
             roots.append(Path(root).expanduser().resolve(strict=False))
         except (OSError, RuntimeError):  # a link loop: such a root confines nothing
@@ -86,17 +90,22 @@ def allowed_roots_text(settings: Settings | None = None) -> str:
     """The data roots as one human-readable list (for messages and captions)."""
     settings = settings or get_settings()
     roots = [str(root) for root in settings.data_roots]
+    if settings.datasets_dir not in settings.data_roots:
+        roots.append(f"{settings.datasets_dir} (kept datasets)")
     return ", ".join(roots) if roots else "(none: MEDLIM_DATA_ROOTS is empty)"
 
 
-def is_within_data_roots(path: str | os.PathLike, settings: Settings | None = None) -> bool:
-    """Whether ``path``, after resolving links and ``..``, lies inside one of the data roots."""
+def is_within_data_roots(path: str | os.PathLike, settings: Settings | None = None, *,
+                         configured_only: bool = False) -> bool:
+    """Whether ``path``, after resolving links and ``..``, lies inside one of the data roots (with
+    ``configured_only``, the roots ``MEDLIM_DATA_ROOTS`` names, without the kept-datasets folder)."""
     settings = settings or get_settings()
     try:
         resolved = Path(path).expanduser().resolve(strict=False)
     except (OSError, RuntimeError, ValueError):
         return False
-    return any(resolved == root or root in resolved.parents for root in _resolved_roots(settings))
+    return any(resolved == root or root in resolved.parents
+               for root in _resolved_roots(settings, configured_only=configured_only))
 
 
 #: True while what a page gave is being read (a page's check, a page's job): every file a dataset names must then

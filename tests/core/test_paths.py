@@ -71,11 +71,19 @@ def test_default_roots_are_the_samples_and_the_datasets_folder() -> None:
     assert settings.datasets_dir == Path("/h/datasets")
 
 
-def test_the_kept_datasets_folder_stays_a_root_beside_the_roots_given() -> None:
-    settings = Settings.from_env({"MEDLIM_HOME": "/h", "MEDLIM_DATA_ROOTS": "/data:/more"})
-    assert settings.data_roots == (Path("/data"), Path("/more"), Path("/h/datasets"))
-    named = Settings.from_env({"MEDLIM_HOME": "/h", "MEDLIM_DATA_ROOTS": "/h/datasets:/data"})
-    assert named.data_roots == (Path("/h/datasets"), Path("/data"))
+def test_the_kept_datasets_folder_stays_readable_beside_the_roots_given(tmp_path: Path) -> None:
+    from medlim.core.paths import allowed_roots_text, is_within_data_roots
+
+    home, data = tmp_path / "home", tmp_path / "data"
+    (home / "datasets" / "hospital-a").mkdir(parents=True)
+    settings = Settings.from_env({"MEDLIM_HOME": str(home), "MEDLIM_DATA_ROOTS": str(data)})
+    assert settings.data_roots == (data,)  # as configured: job folders still go under the first root
+    kept = home / "datasets" / "hospital-a"
+    assert confine_to_data_roots(str(kept), settings) == kept.resolve()  # a kept upload opens again
+    assert not is_within_data_roots(kept, settings, configured_only=True)
+    assert allowed_roots_text(settings) == f"{data}, {home / 'datasets'} (kept datasets)"
+    with pytest.raises(PathNotAllowedError):
+        confine_to_data_roots(str(home), settings)  # the rest of MEDLIM_HOME stays out
 
 
 @pytest.mark.parametrize("name", ["phantoms", "Site A 2024", "run_1.v2", "x" * 64])
