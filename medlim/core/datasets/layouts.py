@@ -105,11 +105,14 @@ def _confined(dataset: Dataset) -> Dataset:
     ``../`` path, a link), each an ``outside_data_roots`` problem. Decided on the paths alone, before any file is
     opened, so the message is the same whether or not such a file exists (issue 14: a page's data may not reach
     outside the data roots)."""
+    from medlim.settings import get_settings
+
+    settings = get_settings()  # read once, not per file
     kept: list[DatasetItem] = []
     problems = list(dataset.problems)
     for item in dataset.items:
         outside = [path for path in (item.image, item.mask, item.instances)
-                   if path is not None and not lies_within(path, [dataset.root])]
+                   if path is not None and not lies_within(path, [dataset.root], settings)]
         if not outside:
             kept.append(item)
             continue
