@@ -75,6 +75,8 @@ def check_lines(check: DatasetCheck, fingerprint: DatasetFingerprint | None) -> 
         lines.append(f"not read: {s.unread_text()}")
     if s.classes:
         lines.append(f"classes: {_counts(s.classes)}")
+    if s.one_class_text():
+        lines.append(f"note: {s.one_class_text()}")
     if s.labels:
         lines.append(f"labels: {_counts(s.labels)}")
     lines.append(f"patients: {s.patients}" if s.patients is not None else "patients: not given (split by image)")

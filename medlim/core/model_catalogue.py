@@ -367,6 +367,7 @@ class DatasetReport:
                                                                     else ""))]
         rows += [("not read", s.unread_text() or "")] if s.unread_formats else []
         rows += [("images per class", _counts(s.classes))] if s.classes else []
+        rows += [("note", s.one_class_text() or "")] if s.one_class_text() else []
         rows += [("images per label", _counts(s.labels))] if s.labels else []
         rows.append(("patients", str(s.patients) if s.patients is not None else "not given (split by image)"))
         rows += [("images per site", _counts(s.sites))] if s.sites else []

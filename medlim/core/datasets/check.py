@@ -131,6 +131,7 @@ class DatasetSummary:
         masks_empty: all-zero masks ("none present"), or ``None``.
         instances: objects in all instance images together, or ``None``.
         unread_formats: ``(suffix, files)`` per image format in the folder the reader does not take (left out).
+        sub_folders: one class's sub-folders holding its images, when two or more (``Dataset.sub_folders``).
     """
 
     layout: str
@@ -150,6 +151,16 @@ class DatasetSummary:
     masks_empty: int | None = None
     instances: int | None = None
     unread_formats: tuple[tuple[str, int], ...] = ()
+    sub_folders: tuple[str, ...] = ()
+
+    def one_class_text(self) -> str | None:
+        """For one class whose images lie in several sub-folders, a hint that those may be the classes."""
+        if not self.sub_folders or len(self.classes) != 1:
+            return None
+        shown = ", ".join(self.sub_folders[:6]) + (f" and {len(self.sub_folders) - 6} more"
+                                                    if len(self.sub_folders) > 6 else "")
+        return (f"one class, {self.classes[0][0]!r}, whose images lie in the sub-folders {shown}; if these are the "
+                f"classes, give the folder {self.classes[0][0]!r} itself as the dataset")
 
     def unread_text(self) -> str | None:
         """The files left out for their format, in words (``None``: none)."""
@@ -178,6 +189,7 @@ class DatasetSummary:
             "masks_empty": self.masks_empty,
             "instances": self.instances,
             "unread_formats": dict(self.unread_formats),
+            "sub_folders": list(self.sub_folders),
         }
 
 
@@ -718,4 +730,5 @@ def _summary(dataset: Dataset, task: str | None, facts: list[tuple[_FileFacts, _
         masks_empty=sum(1 for mask in masks if not mask.foreground) if has_masks else None,
         instances=sum(mask.objects or 0 for mask in masks) if has_instances else None,
         unread_formats=dataset.unread_formats,
+        sub_folders=dataset.sub_folders,
     )

@@ -230,7 +230,16 @@ def _folder_dataset(root: Path) -> Dataset:
         for path in _image_files(root, recursive=False)
     )
     return Dataset(root=root, layout="class_folders", items=items, classes=tuple(per_class), problems=tuple(problems),
-                   unread_formats=_unread_formats(root, recursive=True))
+                   unread_formats=_unread_formats(root, recursive=True), sub_folders=_one_class_sub_folders(root, items))
+
+
+def _one_class_sub_folders(root: Path, items: tuple[DatasetItem, ...]) -> tuple[str, ...]:
+    """For a single class, the sub-folders directly under it that hold its images, when there are two or more:
+    ``clinic/{hand,elbow}/`` beside a README reads as one class ``clinic``, which a check should point out."""
+    if len({item.label for item in items}) != 1:
+        return ()
+    names = sorted({item.image.relative_to(root).parts[1] for item in items if len(item.image.relative_to(root).parts) > 2})
+    return tuple(names) if len(names) >= 2 else ()
 
 
 def _read_description(path: Path) -> str:

@@ -156,6 +156,8 @@ class Dataset:
             empty class folders); :func:`medlim.core.datasets.check_dataset` adds the rest.
         unread_formats: ``(suffix, files)`` per image format found in the folder that the reader does not take
             (``.bmp``, ``.webp`` …): left out of the items, and said in the check's summary.
+        sub_folders: class folders with a single class: the sub-folders of that class holding its images, when
+            two or more (perhaps the real classes, one level down); else ``()``.
     """
 
     root: Path
@@ -165,6 +167,7 @@ class Dataset:
     label_set: tuple[str, ...] = ()
     problems: tuple[DatasetProblem, ...] = ()
     unread_formats: tuple[tuple[str, int], ...] = ()
+    sub_folders: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

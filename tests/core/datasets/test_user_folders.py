@@ -246,3 +246,16 @@ def test_a_page_s_dataset_may_not_name_files_outside_it_and_the_data_roots(tmp_p
     assert [p.row for p in refused] == [3, 4, 6, 7]  # whether or not the file exists: the same answer
     assert check.summary.decoded == 2 and dataset.classes == ("elbow", "hand")
     assert len(open_dataset(folder).items) == 6  # the command line is not confined: its user owns the machine
+
+
+def test_one_class_whose_images_lie_in_sub_folders_gets_a_hint(tmp_path, make) -> None:
+    make.class_folders(tmp_path / "clinic", {"hand": 2, "elbow": 2, "shoulder": 1})  # the classes, one level down
+    (tmp_path / "README.txt").write_text("exported 2024")  # why the zip's top folder was not taken off
+    check = check_dataset(open_dataset(tmp_path), val_fraction=None)
+    assert check.summary.classes == (("clinic", 5),) and check.summary.sub_folders == ("elbow", "hand", "shoulder")
+    note = next(line for line in check_lines(check, None) if line.startswith("note: "))
+    assert note == ("note: one class, 'clinic', whose images lie in the sub-folders elbow, hand, shoulder; if these "
+                    "are the classes, give the folder 'clinic' itself as the dataset")
+    assert check.summary.to_json()["sub_folders"] == ["elbow", "hand", "shoulder"]
+    make.class_folders(tmp_path / "two", {"hand": 2, "elbow": 2})  # real classes: no hint
+    assert check_dataset(open_dataset(tmp_path / "two"), val_fraction=None).summary.one_class_text() is None
