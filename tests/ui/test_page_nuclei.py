@@ -136,8 +136,9 @@ def test_overlay_figure_draws_both_kinds_of_cut_at_display_scale() -> None:
 
 
 def test_dapi_warning() -> None:
-    assert ui.dapi_warning(np.zeros((8, 8), np.float32)) is None  # grey: used as DAPI as it is
     rng = np.random.default_rng(0)
+    assert ui.dapi_warning(rng.uniform(0, 0.9, (32, 32)).astype(np.float32)) is None  # grey: DAPI as it is
+    assert ui.dapi_warning(np.zeros((8, 8), np.float32)).startswith("The image holds one value everywhere")
     red_only = np.zeros((32, 32, 3), np.float32)
     red_only[..., 0] = rng.uniform(0, 1, (32, 32))
     assert "red" in ui.dapi_warning(red_only)

@@ -130,24 +130,40 @@ def clump_candidates(
     return labels, is_clump
 
 
+#: Share of the nuclei's pixels at the brightest value above which the image is called saturated (the
+#: fluorescence phantoms: 0–7 %; one exposed 4× too long, found in the session-21 probe: 47 %, areas +22 %).
+SATURATED_SHARE = 0.25
+
+
 def dapi_warning(pixels: np.ndarray) -> str | None:
-    """A plain-language warning when the image does not look like DAPI in blue.
+    """A plain-language warning when the image is not usable DAPI as it is.
 
     Args:
         pixels: ``np.ndarray[H, W]`` grey or ``[H, W, 3|4]`` colour, float in [0, 1].
 
     Returns:
-        The warning, or None. Grey images give None (they are used as the DAPI
-        channel as they are); colour images whose blue channel is much dimmer
-        than the red or green one probably hold DAPI elsewhere.
+        The warning, or None:
+
+        * a colour image whose blue channel is much dimmer than the red or green one probably holds DAPI
+          elsewhere (grey images are used as the DAPI channel as they are);
+        * an image of one value everywhere (all black, all white) holds no nucleus;
+        * when at least :data:`SATURATED_SHARE` of the nuclei's pixels sit at the brightest value, touching
+          nuclei merge and areas read larger.
     """
-    if pixels.ndim != 3 or pixels.shape[2] < 3:
-        return None
-    spread = [float(np.percentile(pixels[..., c], 99.5) - np.percentile(pixels[..., c], 5)) for c in range(3)]
-    if spread[2] < 0.05 and max(spread[:2]) > 4 * max(spread[2], 1e-3):
-        channel = "red" if spread[0] >= spread[1] else "green"
-        return (
-            f"The blue channel is nearly empty while the {channel} one has signal: medlim reads DAPI "
-            "from the blue channel (the counts here are of the blue channel). Export the image with DAPI in blue."
-        )
+    if pixels.ndim == 3 and pixels.shape[2] >= 3:
+        spread = [float(np.percentile(pixels[..., c], 99.5) - np.percentile(pixels[..., c], 5)) for c in range(3)]
+        if spread[2] < 0.05 and max(spread[:2]) > 4 * max(spread[2], 1e-3):
+            channel = "red" if spread[0] >= spread[1] else "green"
+            return (
+                f"The blue channel is nearly empty while the {channel} one has signal: medlim reads DAPI "
+                "from the blue channel (the counts here are of the blue channel). Export the image with DAPI in blue."
+            )
+    dapi = dapi_channel(pixels)
+    if float(dapi.max()) - float(dapi.min()) < 1.0 / 255.0:
+        return "The image holds one value everywhere (empty or fully saturated): there is no nucleus to find."
+    nuclei = foreground_mask(dapi)
+    share = float((dapi[nuclei] >= float(dapi.max()) - 1.0 / 255.0).mean()) if nuclei.any() else 0.0
+    if float(dapi.max()) >= 0.99 and share >= SATURATED_SHARE:
+        return (f"{share:.0%} of the nuclei's pixels are at the brightest value (saturated): touching nuclei merge "
+                "and areas read larger. Image with a shorter exposure or lower gain.")
     return None
