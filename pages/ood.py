@@ -122,7 +122,7 @@ def _folder_job(picked) -> None:  # noqa: ANN001 - the picked registry model
         return
     argv = ["ood", "score", str(folder), "--detector", picked.label, "--jsonl",
             *([] if st.session_state.get("ood_stats", True) else ["--stats", "off"]),
-            *(["--labels-from-folders"] if label_folders else [])]
+            *(["--labels-from-folders"] if label_folders else ["--summary"])]  # the summary the metrics read
     if submit_page_job("ood.score", argv, state_key=JOB_KEY) is not None:
         st.rerun()
 
@@ -136,10 +136,7 @@ def _folder_done(job) -> None:  # noqa: ANN001 - a finished Job
     summary = next((value["summary"] for value in output if isinstance(value.get("summary"), dict)), {})
     rows = pd.DataFrame([value for value in output if "file" in value])
     auroc = summary.get("auroc")
-    flagged = summary.get("predicted_ood")  # without folder labels there is no summary: count the rows' flags
-    if flagged is None and "is_ood" in rows.columns:
-        flagged = int(rows["is_ood"].fillna(False).astype(bool).sum())
-    texts = {"Images": str(summary.get("images", len(rows))), "Predicted OOD": "—" if flagged is None else str(flagged),
+    texts = {"Images": str(summary.get("images", len(rows))), "Predicted OOD": str(summary.get("predicted_ood", "—")),
              "AUROC": "—" if auroc is None else f"{auroc:.3f}"}
     for column, (label, value) in zip(st.columns(3), texts.items()):
         column.metric(label, value, help=METRIC_HELP[label])
