@@ -105,13 +105,13 @@ def read_image(
             display_name = name or path.name
             head = _read_head(handle, name=display_name)
             if not head:
-                raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
+                raise _empty(display_name)
             source_format = _format_of(head, suffix=path.suffix, name=display_name)
             return _decode(handle, source_format=source_format, name=display_name, frame=frame, settings=settings)
     data, file_name = read_bytes(source, max_bytes=max_bytes)
     display_name = name or file_name or "upload"
     if not data:
-        raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
+        raise _empty(display_name)
     source_format = _format_of(data[:348], suffix=Path(file_name or display_name).suffix, name=display_name)
     return _decode(data, source_format=source_format, name=display_name, frame=frame, settings=settings)
 
@@ -131,8 +131,13 @@ def image_format(path: str | os.PathLike, *, name: str | None = None) -> str:
     with open_regular_file(path) as handle:
         head = _read_head(handle, name=display_name)
     if not head:
-        raise EmptyFileError(f"{display_name} is empty (0 bytes); the upload or copy did not complete.")
+        raise _empty(display_name)
     return _format_of(head, suffix=path.suffix, name=display_name)
+
+
+def _empty(name: str) -> EmptyFileError:
+    """The refusal of a file with no bytes (one wording for every entry point)."""
+    return EmptyFileError(f"{name} is empty (0 bytes); the upload or copy did not complete.")
 
 
 def _decode(
