@@ -54,10 +54,6 @@ def _seed(text: str) -> int:
     return value
 
 
-def _counts(pairs: tuple[tuple[str, int], ...]) -> str:
-    return ", ".join(f"{escape_control(name)} {count}" for name, count in pairs)
-
-
 def _problem_line(problem: DatasetProblem) -> str:
     where = [f"row {problem.row}"] if problem.row is not None else []
     if problem.item is not None:
@@ -67,44 +63,10 @@ def _problem_line(problem: DatasetProblem) -> str:
 
 
 def check_lines(check: DatasetCheck, fingerprint: DatasetFingerprint | None) -> list[str]:
-    """The text report: summary lines, then one line per problem, then a verdict."""
-    s = check.summary
-    lines = [f"layout: {s.layout}" + (f" (checked for the {s.task} task)" if s.task else "")]
-    lines.append(f"images: {s.images}" + (f" ({s.decoded} decoded)" if s.decoded != s.images else ""))
-    if s.unread_text():
-        lines.append(f"not read: {s.unread_text()}")
-    if s.classes:
-        lines.append(f"classes: {_counts(s.classes)}")
-    if s.one_class_text():
-        lines.append(f"note: {s.one_class_text()}")
-    if s.labels:
-        lines.append(f"labels: {_counts(s.labels)}")
-    lines.append(f"patients: {s.patients}" if s.patients is not None else "patients: not given (split by image)")
-    if s.sites:
-        lines.append(f"sites: {_counts(s.sites)}")
-    if s.height and s.width:
-        lines.append(
-            f"sizes: height {s.height.minimum}–{s.height.maximum} px (median {s.height.median}), "
-            f"width {s.width.minimum}–{s.width.maximum} px (median {s.width.median})"
-        )
-    if s.decoded:
-        spacing = [f"{r:g}×{c:g} mm ({n} images)" for r, c, n in s.spacings]
-        if s.no_spacing:
-            spacing.append(f"none in the file ({s.no_spacing} images)")
-        lines.append("pixel spacing: " + ", ".join(spacing))
-    if s.masks_with_foreground is not None:
-        lines.append(f"masks: {s.masks_with_foreground} with foreground, {s.masks_empty} empty")
-    if s.instances is not None:
-        lines.append(f"instances: {s.instances} objects")
-    if check.split is not None:
-        split = check.split
-        patients = f" ({split.train_patients} / {split.val_patients} patients)" if split.by == "patient" else ""
-        lines.append(
-            f"split: {len(split.train)} training / {len(split.val)} validation images by {split.by}{patients}, "
-            f"seed {split.seed}"
-        )
-    if fingerprint is not None:
-        lines.append(f"fingerprint: {fingerprint.id}")
+    """The text report: the summary (:meth:`DatasetSummary.rows`, the Models page's wording), one line per problem,
+    then a verdict."""
+    rows = check.summary.rows(split=check.split, fingerprint=fingerprint.id if fingerprint else None)
+    lines = [f"{what}: {value}" for what, value in rows]
     if check.ok:
         lines.append("No problems found.")
     else:

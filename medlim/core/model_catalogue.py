@@ -33,7 +33,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -332,10 +332,6 @@ def _problem_row(problem: DatasetProblem) -> ProblemRow:
                       where=", ".join(where) or "the whole dataset", message=escape_control(problem.message))
 
 
-def _counts(pairs: Sequence[tuple[str, int]]) -> str:
-    return ", ".join(f"{escape_control(name)}: {count}" for name, count in pairs)
-
-
 @dataclass(frozen=True)
 class DatasetReport:
     """A folder checked for a task, as ``medlim data check --task T`` checks it.
@@ -361,33 +357,8 @@ class DatasetReport:
         return tuple(name for name, count in self.check.summary.classes if count > 0)
 
     def summary_rows(self) -> tuple[tuple[str, str], ...]:
-        """``(what, value)`` per line of the summary: layout, images, classes, sizes, spacing, split, fingerprint."""
-        s = self.check.summary
-        rows = [("layout", s.layout), ("images", f"{s.images}" + (f" ({s.decoded} decoded)" if s.decoded != s.images
-                                                                    else ""))]
-        rows += [("not read", s.unread_text() or "")] if s.unread_formats else []
-        rows += [("images per class", _counts(s.classes))] if s.classes else []
-        rows += [("note", s.one_class_text() or "")] if s.one_class_text() else []
-        rows += [("images per label", _counts(s.labels))] if s.labels else []
-        rows.append(("patients", str(s.patients) if s.patients is not None else "not given (split by image)"))
-        rows += [("images per site", _counts(s.sites))] if s.sites else []
-        if s.height and s.width:
-            sizes = (f"height {s.height.minimum}–{s.height.maximum} (median {s.height.median}), "
-                     f"width {s.width.minimum}–{s.width.maximum} (median {s.width.median})")
-            rows.append(("size (px)", sizes))
-        if s.decoded:
-            spacing = [f"{r:g}×{c:g} mm ({n} images)" for r, c, n in s.spacings]
-            spacing += [f"none in the file ({s.no_spacing} images)"] if s.no_spacing else []
-            rows.append(("pixel spacing", ", ".join(spacing)))
-        if s.masks_with_foreground is not None:
-            rows.append(("masks", f"{s.masks_with_foreground} with foreground, {s.masks_empty} empty"))
-        if self.check.split is not None:
-            split = self.check.split
-            parts = (f"{len(split.train)} training / {len(split.val)} validation images, "
-                     f"{split.fraction:.0%} held out by {split.by}, seed {split.seed}")
-            rows.append(("validation split", parts))
-        rows.append(("fingerprint", self.fingerprint.id))
-        return tuple(rows)
+        """``(what, value)`` per line of the summary, as ``medlim data check`` prints it (:meth:`DatasetSummary.rows`)."""
+        return self.check.summary.rows(split=self.check.split, fingerprint=self.fingerprint.id)
 
     def problem_rows(self) -> tuple[ProblemRow, ...]:
         """Every problem, in the order the check found them."""

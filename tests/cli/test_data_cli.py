@@ -55,7 +55,7 @@ def test_problems_exit_1_with_one_line_each(tmp_path: Path, capsys: pytest.Captu
     assert main(["data", "check", str(tmp_path), "--labels", "chest, pelvis,skull"]) == 1
     out = capsys.readouterr().out
     assert "layout: class_folders" in out
-    assert "classes: chest 4, pelvis 1, skull 0" in out
+    assert "images per class: chest: 4, pelvis: 1, skull: 0" in out
     assert "4 problem(s):" in out
     kinds = [line.split(":")[0].split(" [")[0].strip() for line in out.splitlines() if line.startswith("  ")]
     # listing (the empty folder, not listed again for the label set), items, then the parts of the split

@@ -131,7 +131,7 @@ def test_a_dataset_report_says_what_data_check_says(tmp_path: Path, capsys: pyte
     assert seen[-1] == (13, 13)
     assert not report.ok and report.classes == ("elbow", "hand", "shoulder")
     rows = dict(report.summary_rows())
-    assert rows["layout"] == "class_folders"
+    assert rows["layout"] == "class_folders (checked for the ood task)"
     assert rows["images"] == "13 (12 decoded)"
     assert rows["images per class"] == "elbow: 4, hand: 5, shoulder: 4"
     assert rows["size (px)"] == "height 32–32 (median 32), width 32–32 (median 32)"
@@ -143,9 +143,12 @@ def test_a_dataset_report_says_what_data_check_says(tmp_path: Path, capsys: pyte
     assert [(p.kind, p.where) for p in problems] == [("unreadable", "hand/broken.png"),
                                                      ("too_few_images", "the whole dataset")]
     assert problems[0].what == "a file exists but is not an image the reader can decode"
-    # the command line prints the same document
+    # the command line prints the same document, and the same summary lines in its text form
     assert main(["data", "check", str(folder), "--task", "ood", "--json"]) == 1
     assert json.loads(capsys.readouterr().out) == report.to_json()
+    assert main(["data", "check", str(folder), "--task", "ood"]) == 1
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[:len(rows)] == [f"{what}: {value}" for what, value in report.summary_rows()]
 
 
 def test_a_missing_folder_is_an_input_error(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from medlim.core.datasets.layouts import MANIFEST_NAME
+from medlim.core.datasets.layouts import MANIFEST_NAME, NO_FINDING
 from medlim.core.datasets.model import TASK_LAYOUTS, TASKS, Dataset, DatasetProblem
 from medlim.core.datasets.split import (
     DEFAULT_VAL_FRACTION,
@@ -132,6 +132,8 @@ class DatasetSummary:
         instances: objects in all instance images together, or ``None``.
         unread_formats: ``(suffix, files)`` per image format in the folder the reader does not take (left out).
         sub_folders: one class's sub-folders holding its images, when two or more (``Dataset.sub_folders``).
+        no_finding_mixed: items whose labels hold ``No Finding`` beside another label (a note, not a problem:
+            ``No Finding`` is a label like any other, issue 12).
     """
 
     layout: str
@@ -152,6 +154,7 @@ class DatasetSummary:
     instances: int | None = None
     unread_formats: tuple[tuple[str, int], ...] = ()
     sub_folders: tuple[str, ...] = ()
+    no_finding_mixed: int = 0
 
     def one_class_text(self) -> str | None:
         """For one class whose images lie in several sub-folders, a hint that those may be the classes."""
@@ -190,7 +193,59 @@ class DatasetSummary:
             "instances": self.instances,
             "unread_formats": dict(self.unread_formats),
             "sub_folders": list(self.sub_folders),
+            "no_finding_mixed": self.no_finding_mixed,
+            "notes": list(self.notes()),
         }
+
+    def notes(self) -> tuple[str, ...]:
+        """What the check noticed that is no problem but may not be what the user meant, in words."""
+        notes = [text for text in [self.one_class_text()] if text]
+        if self.no_finding_mixed:
+            notes.append(f"{self.no_finding_mixed} image{'s carry' if self.no_finding_mixed > 1 else ' carries'} "
+                         f"'{NO_FINDING}' together with a finding; '{NO_FINDING}' is treated as a label like any "
+                         "other, so such an image matches queries of both")
+        if self.task == "steatosis" and self.layout in ("segmentation_mask", "msd"):
+            notes.append("steatosis training reads the images only (its labels are made from them); "
+                         "'medlim steatosis evaluate' needs droplet instances (a manifest.csv with image,instances), "
+                         "not binary masks")
+        return tuple(notes)
+
+    def rows(self, *, split: DatasetSplit | None = None, fingerprint: str | None = None) -> tuple[tuple[str, str], ...]:
+        """``(what, value)`` per line of the summary, the one wording of ``medlim data check`` and the Models page.
+
+        Args:
+            split: the validation split checked, if any.
+            fingerprint: the dataset fingerprint's id, if computed.
+        """
+        def counts(pairs: tuple[tuple[str, int], ...]) -> str:
+            return ", ".join(f"{escape_control(name)}: {count}" for name, count in pairs)
+
+        rows = [("layout", self.layout + (f" (checked for the {self.task} task)" if self.task else "")),
+                ("images", f"{self.images}" + (f" ({self.decoded} decoded)" if self.decoded != self.images else ""))]
+        rows += [("not read", text) for text in [self.unread_text()] if text]
+        rows += [("images per class", counts(self.classes))] if self.classes else []
+        rows += [("images per label", counts(self.labels))] if self.labels else []
+        rows.append(("patients", str(self.patients) if self.patients is not None else "not given (split by image)"))
+        rows += [("images per site", counts(self.sites))] if self.sites else []
+        rows += [("images per shift type", counts(self.shift_types))] if self.shift_types else []
+        if self.height and self.width:
+            rows.append(("size (px)", f"height {self.height.minimum}–{self.height.maximum} (median {self.height.median}), "
+                                      f"width {self.width.minimum}–{self.width.maximum} (median {self.width.median})"))
+        if self.decoded:
+            spacing = [f"{r:g}×{c:g} mm ({n} images)" for r, c, n in self.spacings]
+            spacing += [f"none in the file ({self.no_spacing} images)"] if self.no_spacing else []
+            rows.append(("pixel spacing", ", ".join(spacing)))
+        if self.masks_with_foreground is not None:
+            rows.append(("masks", f"{self.masks_with_foreground} with foreground, {self.masks_empty} empty"))
+        if self.instances is not None:
+            rows.append(("instances", f"{self.instances} objects"))
+        if split is not None:
+            patients = f" ({split.train_patients} / {split.val_patients} patients)" if split.by == "patient" else ""
+            rows.append(("validation split", f"{len(split.train)} training / {len(split.val)} validation images, "
+                                             f"{split.fraction:.0%} held out by {split.by}{patients}, seed {split.seed}"))
+        rows += [("fingerprint", fingerprint)] if fingerprint else []
+        rows += [("note", escape_control(note)) for note in self.notes()]
+        return tuple(rows)
 
 
 @dataclass(frozen=True)
@@ -731,4 +786,6 @@ def _summary(dataset: Dataset, task: str | None, facts: list[tuple[_FileFacts, _
         instances=sum(mask.objects or 0 for mask in masks) if has_instances else None,
         unread_formats=dataset.unread_formats,
         sub_folders=dataset.sub_folders,
+        no_finding_mixed=sum(1 for item in dataset.items if len(item.labels) > 1
+                             and any(label.casefold() == NO_FINDING.casefold() for label in item.labels)),
     )

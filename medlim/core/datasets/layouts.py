@@ -49,7 +49,7 @@ from medlim.core.paths import data_roots_confined, existing_form, lies_within
 from medlim.core.text import escape_control
 from medlim.errors import InputError, MedlimError, ParameterError
 
-__all__ = ["MANIFEST_NAME", "MSD_NAME", "LABEL_SEPARATOR", "open_dataset", "is_image_name"]
+__all__ = ["MANIFEST_NAME", "MSD_NAME", "LABEL_SEPARATOR", "NO_FINDING", "open_dataset", "is_image_name"]
 
 #: The manifest file looked for in a dataset folder.
 MANIFEST_NAME = "manifest.csv"
@@ -59,6 +59,8 @@ MSD_NAME = "dataset.json"
 
 #: Separator between the labels of one image in a ``labels`` column.
 LABEL_SEPARATOR = "|"
+#: The label of an image without findings in a multi-label manifest (ChestX-ray14 and MIMIC-CXR spell it so).
+NO_FINDING = "No Finding"
 
 #: Largest manifest or dataset.json read (a larger one is surely not a manifest).
 _MAX_DESCRIPTION_BYTES = 256 << 20
@@ -476,7 +478,7 @@ _TARGET_HINTS: dict[str, str] = {
     "segmentation_instances": "give the instance label image's path (all zero when it holds no object)",
     "msd": "give the label image's path (all zero when nothing is present)",
     "manifest_class": "give the image's class or delete the row",
-    "manifest_labels": "give its labels separated by '|' ('No Finding' for an image without findings)",
+    "manifest_labels": f"give its labels separated by '|' ({NO_FINDING!r} for an image without findings)",
 }
 
 

@@ -63,7 +63,30 @@ def test_summary_to_json_is_plain(tmp_path, make) -> None:
     assert summary["sites"] == {"north": 1, "south": 1}
     assert summary["height"] == {"min": 32, "median": 32, "max": 32}
     assert set(summary) == {field for field in DatasetSummary.__dataclass_fields__ if field not in (
-        "spacings", "no_spacing")} | {"pixel_spacing_mm", "images_without_spacing"}
+        "spacings", "no_spacing")} | {"pixel_spacing_mm", "images_without_spacing", "notes"}
+    assert summary["no_finding_mixed"] == 0 and summary["notes"] == []
+
+
+def test_no_finding_beside_a_finding_is_noted_not_refused(tmp_path, make) -> None:
+    # rows 2 and 4 hold 'No Finding' with a finding (any capitals); row 3 holds it alone, row 5 findings only
+    make.manifest(tmp_path, "file,labels", ["a.png,Effusion|No Finding", "b.png,No Finding", "c.png,no finding|Mass",
+                                            "d.png,Effusion|Mass"])
+    for index, name in enumerate("abcd"):
+        make.png(tmp_path / f"{name}.png", index)
+    check = check_dataset(open_dataset(tmp_path), val_fraction=None, task="pms")
+    assert check.summary.no_finding_mixed == 2
+    assert dict(check.summary.rows())["note"] == (
+        "2 images carry 'No Finding' together with a finding; 'No Finding' is treated as a label like any other, "
+        "so such an image matches queries of both")
+    assert all(problem.kind != "bad_manifest" for problem in check.problems)
+
+
+def test_steatosis_check_of_binary_masks_says_evaluation_needs_instances(tmp_path, make) -> None:
+    make.segmentation(tmp_path, 2)
+    notes = check_dataset(open_dataset(tmp_path, task="steatosis"), val_fraction=None, task="steatosis").summary.notes()
+    assert notes == ("steatosis training reads the images only (its labels are made from them); 'medlim steatosis "
+                     "evaluate' needs droplet instances (a manifest.csv with image,instances), not binary masks",)
+    assert check_dataset(open_dataset(tmp_path), val_fraction=None, task="bac").summary.notes() == ()
 
 
 def test_missing_unreadable_and_mask_size_problems_name_the_row(tmp_path, make) -> None:
