@@ -31,6 +31,7 @@ import json
 import os
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -144,32 +145,28 @@ def is_image_name(path: Path) -> bool:
     return suffix in RASTER_SUFFIXES or suffix in DICOM_SUFFIXES or suffix == "" or suffix[1:].isdigit()
 
 
-def _image_files(folder: Path, *, recursive: bool) -> list[Path]:
-    """Image-like regular files in ``folder`` (no hidden files, notes, or masks medlim writes), sorted.
+def _listing(folder: Path, *, recursive: bool) -> tuple[list[Path], Counter[str]]:
+    """One walk of ``folder``: its image-like regular files (no hidden files, notes, or masks medlim writes), sorted,
+    and per suffix the image files in formats the reader does not take (``UNREAD_SUFFIXES``; hidden ones left out).
 
     A file without a suffix is taken only when its first bytes are DICOM's (archives often store DICOM so):
     a Mac's ``Icon\\r``, a ``LICENSE`` or ``README`` beside the images is no image and no problem.
     """
-    children = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        path
-        for path in children
-        if not any(part.startswith(".") for part in path.relative_to(folder).parts)
-        and is_image_name(path)
-        and not is_derived_file(path)
-        and is_regular_file(path)
-        and (path.suffix != "" or _starts_like_dicom(path))
-    )
-
-
-def _unread_formats(folder: Path, *, recursive: bool) -> tuple[tuple[str, int], ...]:
-    """``(suffix, files)`` per image format in ``folder`` the reader does not take (hidden files left out)."""
-    counts: dict[str, int] = {}
+    images: list[Path] = []
+    unread: Counter[str] = Counter()
     for path in folder.rglob("*") if recursive else folder.iterdir():
-        suffix = path.suffix.lower()
-        if suffix in UNREAD_SUFFIXES and not any(part.startswith(".") for part in path.relative_to(folder).parts):
-            counts[suffix] = counts.get(suffix, 0) + 1
-    return tuple(sorted(counts.items()))
+        if any(part.startswith(".") for part in path.relative_to(folder).parts):
+            continue
+        if path.suffix.lower() in UNREAD_SUFFIXES:
+            unread[path.suffix.lower()] += 1
+        elif (is_image_name(path) and not is_derived_file(path) and is_regular_file(path)
+              and (path.suffix != "" or _starts_like_dicom(path))):
+            images.append(path)
+    return sorted(images), unread
+
+
+def _counted(unread: Counter[str]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(unread.items()))
 
 
 def _starts_like_dicom(path: Path) -> bool:
@@ -189,7 +186,7 @@ def _unlabelled_tree(root: Path) -> Dataset:
     images lie in two or more sub-folders (loose images then count as cases of
     their own); the folder names only group items and are never recorded.
     """
-    files = _image_files(root, recursive=True)
+    files, unread = _listing(root, recursive=True)
     tops = {path.relative_to(root).parts[0] for path in files if len(path.relative_to(root).parts) > 1}
     grouped = len(tops) >= 2
 
@@ -199,19 +196,23 @@ def _unlabelled_tree(root: Path) -> Dataset:
 
     return Dataset(root=root, layout="unlabelled", items=tuple(DatasetItem(image=path, patient=case(path))
                                                                for path in files),
-                   unread_formats=_unread_formats(root, recursive=True))
+                   unread_formats=_counted(unread))
 
 
 def _folder_dataset(root: Path) -> Dataset:
     """Class folders when a sub-folder holds images, else a plain folder of images."""
     sub_folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "__")))
     per_class: dict[str, list[Path]] = {}
+    unread: Counter[str] = Counter()
     for folder in sub_folders:  # two folders whose names differ only in Unicode form are one class
-        per_class.setdefault(_class_name(folder.name), []).extend(_image_files(folder, recursive=True))
+        files, folder_unread = _listing(folder, recursive=True)
+        per_class.setdefault(_class_name(folder.name), []).extend(files)
+        unread += folder_unread
+    loose, loose_unread = _listing(root, recursive=False)
+    unread += loose_unread
     if not any(per_class.values()):
-        items = tuple(DatasetItem(image=path) for path in _image_files(root, recursive=False))
-        return Dataset(root=root, layout="unlabelled", items=items,
-                       unread_formats=_unread_formats(root, recursive=bool(sub_folders)))
+        items = tuple(DatasetItem(image=path) for path in loose)
+        return Dataset(root=root, layout="unlabelled", items=items, unread_formats=_counted(unread))
     per_class = {name: sorted(per_class[name]) for name in sorted(per_class)}
     items = tuple(DatasetItem(image=path, label=name) for name, files in per_class.items() for path in files)
     problems = [
@@ -229,10 +230,10 @@ def _folder_dataset(root: Path) -> Dataset:
             message=f"{escape_control(path.name)} lies directly in the dataset folder, outside every class "
             "folder; move it into the folder of its class.",
         )
-        for path in _image_files(root, recursive=False)
+        for path in loose
     )
     return Dataset(root=root, layout="class_folders", items=items, classes=tuple(per_class), problems=tuple(problems),
-                   unread_formats=_unread_formats(root, recursive=True), sub_folders=_one_class_sub_folders(root, items))
+                   unread_formats=_counted(unread), sub_folders=_one_class_sub_folders(root, items))
 
 
 def _one_class_sub_folders(root: Path, items: tuple[DatasetItem, ...]) -> tuple[str, ...]:
