@@ -510,8 +510,12 @@ def _inspect_item(
         problems.append(DatasetProblem(kind=kind, row=item.row, item=name, index=index, message=message))
 
     if image.shape and target.shape and image.shape[:2] != target.shape[:2]:
+        swapped = tuple(target.shape[:2]) == tuple(image.shape[:2])[::-1]
+        advice = (f"its rows and columns are swapped (a NIfTI file written straight from an array stores them so: "
+                  f"medlim reads NIfTI in ITK's axis order); export the {role} with the image's axes" if swapped
+                  else f"export the {role} at the image's size")
         add("mask_size_mismatch", f"{role} {name} is {_size(target.shape)} px but its image "
-            f"{dataset.display_name(item.image)} is {_size(image.shape)} px; export the {role} at the image's size.")
+            f"{dataset.display_name(item.image)} is {_size(image.shape)} px; {advice}.")
     if target.lossy:
         add("bad_mask", f"{role} {name} is a JPEG: lossy compression leaves faint non-zero pixels around every "
             "edge, which count as foreground; save masks and instance images as PNG or TIFF.")

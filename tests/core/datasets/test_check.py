@@ -102,8 +102,20 @@ def test_missing_unreadable_and_mask_size_problems_name_the_row(tmp_path, make) 
         ("missing_file", 5, "masks/003.png", 3),
     ]
     assert "16×32 px" in item_problems[1].message and "32×32 px" in item_problems[1].message
+    assert item_problems[1].message.endswith("export the mask at the image's size.")
     assert "not a DICOM, PNG, TIFF, JPEG or NIfTI" in item_problems[0].message
     assert check.digests[0] is not None and check.digests[1:] == (None, check.digests[2], None)
+
+
+def test_a_mask_with_rows_and_columns_swapped_is_named_so(tmp_path, make) -> None:
+    # a 24 × 40 image whose mask is 40 × 24: a NIfTI label written straight from a numpy array lands so
+    make.manifest(tmp_path, "image,mask", ["a.png,a_mask.png"])
+    make.png(tmp_path / "a.png", 1, size=(24, 40))
+    make.mask(tmp_path / "a_mask.png", foreground=True, size=(40, 24))
+    (problem,) = [p for p in check_dataset(open_dataset(tmp_path), val_fraction=None).problems if p.row is not None]
+    assert problem.kind == "mask_size_mismatch"
+    assert "its rows and columns are swapped" in problem.message
+    assert problem.message.endswith("export the mask with the image's axes.")
 
 
 def test_instances_are_counted_and_a_colour_instance_image_is_a_bad_mask(tmp_path, make) -> None:
