@@ -1,7 +1,9 @@
 """Curation workspace: MedShift on an external dataset, then keep/drop decisions (thesis ch. 5).
 
 Choose the internal and the external dataset (generated phantoms, a folder on
-the server, or an uploaded zip of ``<class>/`` folders), train the per-class
+the server, or an uploaded zip of ``<class>/`` folders), see what the run will
+use (images per class, files left out, what would stop it: ``medlim shift check``),
+train the per-class
 detectors and G and score the external images as a job (it survives a closed
 tab; the page finds it again and follows its progress); then see the
 score histograms (Figs. 5.5–5.6), the elbow curve, the group galleries in
@@ -126,6 +128,36 @@ def _keep_form(role: str, file_id: str, folder: str) -> str:
     return folder
 
 
+def _data_check(internal_spec: str, external_spec: str) -> Any | None:
+    """What the run will use, as ``medlim shift check`` prints it: images per class, the files left out and
+    what would stop the run; ``None`` when a dataset cannot be listed (said in an error box).
+
+    Only the listing is used (first bytes, cached until a class folder changes): no pixels are decoded here.
+    """
+    from medlim.curation.shift.check import check_shift_data
+    from medlim.ui.curation import image_set_cached, listing_stamp
+
+    listed = {}
+    for role, spec in (("internal", internal_spec), ("external", external_spec)):
+        with show_medlim_errors(subject=f"{role.capitalize()} dataset") as outcome:
+            listed[role] = image_set_cached(spec, listing_stamp(spec))[0]
+        if outcome.failed:
+            return None
+    check = check_shift_data(listed["internal"], listed["external"])
+    st.markdown("**What the run will use**")
+    st.dataframe(pd.DataFrame([row.to_json() for row in check.classes]), hide_index=True, key="cur_check_classes")
+    if check.left_out:
+        st.warning(f"{len(check.left_out)} file(s) left out, no image the reader takes (the table counts the "
+                   "others):", icon=":material/warning:")
+        st.dataframe(pd.DataFrame([item.to_json() for item in check.left_out]), hide_index=True,
+                     key="cur_check_left_out")
+    for note in check.notes:
+        st.info(note)
+    for problem in check.problems:
+        st.error(f"The run cannot start: {problem}", icon=":material/error:")
+    return check
+
+
 def _settings_form() -> Any:
     """The run settings, every widget starting at :class:`ShiftRunConfig`'s default (the CLI's)."""
     from medlim.curation.shift.service import ShiftRunConfig
@@ -209,11 +241,12 @@ def _run_form(stored: tuple[str, ...]) -> None:
         internal_spec = _dataset_picker("internal", EVIDENCE_INTERNAL)
     with right:
         external_spec = _dataset_picker("external", EVIDENCE_EXTERNAL)
+    check = _data_check(internal_spec, external_spec) if internal_spec and external_spec else None
     config = _settings_form()
     name = st.text_input("Save the run as", value="external", key="cur_name",
                          help="the dataset name in the results store; reopen it later from the list above")
     replace = _replace_confirmed(name, stored)
-    ready = bool(internal_spec and external_spec) and replace is not None
+    ready = check is not None and check.ok and replace is not None
     st.caption("The run is a job in the app's worker: it goes on when you leave this page or close the tab.")
     if not st.button("Train and score", type="primary", key="cur_run", disabled=not ready):
         return

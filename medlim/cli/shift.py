@@ -1,9 +1,17 @@
-"""``medlim shift run|show|topk|tag|export|otdd``: MedShift from the command line (thesis ch. 5).
+"""``medlim shift check|run|show|topk|tag|export|otdd``: MedShift from the command line (thesis ch. 5).
 
-* ``run`` trains per-class detectors and G on ``--internal``, scores, groups
+* ``check`` prints what a run of ``--internal`` against ``--external`` will use, as the
+  Curation page shows it above "Train and score": images per class in each, the folder
+  files left out because they are no image (with why), and what would stop the run;
+  ``--json`` prints one object. Exit status 0 when the run can start, 1 when it cannot.
+  Only first bytes are read (:func:`~medlim.curation.shift.check.check_shift_data`).
+* ``run`` prints the same check to stderr first and stops there on a problem; then it
+  trains per-class detectors and G on ``--internal``, scores, groups
   and measures ``--external`` and writes ``report.json``, ``images.csv`` (file,
   class, score, group), ``topk.csv`` and HTML plots to ``--out``; scores and
   groups go to the results store (dataset = the external name or ``--dataset``).
+  An image whose pixels do not decode (a truncated PNG) is left out when read, with
+  one stderr line (its pseudonymous label in a job's log), and the run goes on.
   A name holding a run already is refused unless ``--replace`` is given
   (the old run's scores and tags are then deleted). Its defaults are
   :class:`~medlim.curation.shift.service.ShiftRunConfig`'s, the page's too.
@@ -28,7 +36,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +46,7 @@ from medlim.cli.stats_option import on_off
 from medlim.errors import ParameterError
 
 if TYPE_CHECKING:
+    from medlim.curation.shift.check import LeftOutImage
     from medlim.curation.shift.data import ImageSet
 
 __all__ = ["register"]
@@ -100,6 +109,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     add_background_option(run, kind="shift.run")
 
 
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    check = sub.add_parser("check", help="what a run will use: images per class, files left out, problems")
+    check.add_argument("--internal", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
+    check.add_argument("--external", required=True, help="folder DIR/<class>/* or phantom:SITE:SEED:PER_CLASS")
+    check.add_argument("--json", action="store_true", help="print JSON")
+    check.set_defaults(func=_check)
+
+
 def _add_stored(sub: argparse._SubParsersAction) -> None:
     from medlim.curation.shift.detectors import SHIFT_DETECTORS
 
@@ -153,6 +170,7 @@ def _add_otdd(sub: argparse._SubParsersAction) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("shift", help="MedShift: find, group and measure shift data in an external dataset")
     sub = parser.add_subparsers(dest="shift_command", metavar="ACTION")
+    _add_check(sub)
     _add_run(sub)
     _add_stored(sub)
     _add_otdd(sub)
@@ -160,7 +178,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _progress_line() -> Callable[[str, int, int], None]:
-    last = {"stage": None, "time": 0.0}
+    last: dict[str, Any] = {"stage": None, "time": 0.0}
 
     def show(stage: str, done: int, total: int) -> None:
         now = time.monotonic()
@@ -172,6 +190,7 @@ def _progress_line() -> Callable[[str, int, int], None]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from medlim.curation.shift.check import check_shift_data
     from medlim.curation.shift.data import parse_dataset
     from medlim.curation.shift.report import ShiftReport, save_result, write_outputs
     from medlim.curation.shift.service import (
@@ -183,8 +202,10 @@ def _run(args: argparse.Namespace) -> int:
     config = ShiftRunConfig.from_options(args)
     internal = parse_dataset(args.internal)
     external = parse_dataset(args.external)
-    for which, image_set in (("internal", internal), ("external", external)):
-        _say_left_out(which, image_set)
+    check = check_shift_data(internal, external)  # what `medlim shift check` and the page show, before training
+    print("\n".join(check.lines()), file=sys.stderr)
+    if not check.ok:
+        raise ParameterError(check.problems[0])
     name = None
     if not args.no_store:  # a taken name is refused before minutes of training, not after
         from medlim.core.store import open_store
@@ -194,6 +215,7 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     result = run_configured(internal, external, config, log=lambda line: print(line, file=sys.stderr),
                             progress=_progress_line(), engine=engine_of(args))
+    _say_decode_left_out(check.left_out, result.left_out)
     paths = write_outputs(result, args.out)
     report = ShiftReport.from_result(result)
     if name is not None:
@@ -206,22 +228,33 @@ def _run(args: argparse.Namespace) -> int:
     evidence = None if report.evidence is None else report.evidence.to_json()
     summary = {"k": report.k, "levels": report.levels, "macro_f1": report.macro_f1, "otdd_mean": report.otdd_mean,
                "otdd_std": report.otdd_std, "evidence": evidence, "seconds": round(time.monotonic() - started, 1),
+               "left_out": {dataset: sum(item.dataset == dataset for item in result.left_out)
+                            for dataset in ("internal", "external")},
                "outputs": {k: str(v) for k, v in paths.items()}}
     print(json.dumps(_json_safe(summary), indent=2))
     return 0
 
 
-def _say_left_out(which: str, image_set: Any) -> None:
-    """One stderr line per image of a folder that could not be read and is left out (by label in a job's log)."""
-    from medlim.core.io.pseudonym import file_label, names_withheld
+def _say_decode_left_out(listed: Sequence[LeftOutImage], used: Sequence[LeftOutImage]) -> None:
+    """After a run: how many images of each folder were left out while read (not decodable), beside the listing's."""
+    for dataset in ("internal", "external"):
+        read = [item for item in used if item.dataset == dataset and item not in listed]
+        if read:  # each had its line when it was read (the pipeline's log)
+            every = sum(item.dataset == dataset for item in used)
+            print(f"{len(read)} of the {dataset} folder's images could not be decoded and were left out "
+                  f"({every} left out in all).", file=sys.stderr)
 
-    for file, why in image_set.left_out:
-        shown = file_label(file) if names_withheld() else file
-        detail = "" if names_withheld() else f": {why}"
-        print(f"medlim: left out of the {which} data, cannot be read: {shown}{detail}", file=sys.stderr)
-    if image_set.left_out:
-        print(f"medlim: {len(image_set.left_out)} of the {which} folder's images left out; the run uses the "
-              f"other {len(image_set)}.", file=sys.stderr)
+
+def _check(args: argparse.Namespace) -> int:
+    from medlim.curation.shift.check import check_shift_data
+    from medlim.curation.shift.data import parse_dataset
+
+    check = check_shift_data(parse_dataset(args.internal), parse_dataset(args.external))
+    if args.json:
+        print(json.dumps(check.to_json(), indent=2, ensure_ascii=False))
+    else:
+        print("\n".join(check.lines()))
+    return 0 if check.ok else 1
 
 
 def _json_safe(value: Any) -> Any:

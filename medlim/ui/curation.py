@@ -4,13 +4,21 @@ The numbers (group table, galleries, TOP-k table, curated manifest) come
 from :mod:`medlim.curation.shift.service` and :mod:`medlim.curation.shift.report`,
 which ``medlim shift`` calls too; this module only caches dataset listings and
 thumbnails and pages a gallery. ``pages/curation.py`` lays them out.
+
+A dataset listing (:func:`image_set_cached`) reads only the files' first bytes;
+the page's check before a run (:func:`medlim.curation.shift.check.check_shift_data`)
+counts it on every rerun, and :func:`listing_stamp` keys the listing to the
+folder's and its class folders' modification times, so images added to or removed
+from a class folder are counted on the next rerun.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +30,7 @@ __all__ = [
     "THUMBNAIL_SIDE",
     "GalleryPage",
     "image_set_cached",
+    "listing_stamp",
     "thumbnails_cached",
     "gallery_page",
     "curated_csv",
@@ -45,12 +54,34 @@ class GalleryPage:
 
 
 @bounded_cache_resource(max_entries=8, show_spinner="Listing the dataset…")
-def image_set_cached(source: str) -> Any:
-    """:func:`medlim.curation.shift.data.parse_dataset` once per source, with a file → position map."""
+def image_set_cached(source: str, stamp: tuple[tuple[str, int], ...] = ()) -> Any:
+    """:func:`medlim.curation.shift.data.parse_dataset` once per source (and ``stamp``, :func:`listing_stamp`),
+    with a file → position map."""
     from medlim.curation.shift.data import parse_dataset
 
     image_set = parse_dataset(source)
     return image_set, {name: i for i, name in enumerate(image_set.files)}
+
+
+def listing_stamp(source: str) -> tuple[tuple[str, int], ...]:
+    """``(name, modification time in ns)`` of a dataset folder, its ``manifest.csv`` and its sub-folders.
+
+    Adding or removing a file in a class folder changes that folder's time, so
+    :func:`image_set_cached` lists the folder afresh; a file rewritten in place
+    does not (it is found when the run reads it). ``()`` for phantoms or a folder
+    that cannot be read (the listing then says why).
+    """
+    if source.startswith("phantom:"):
+        return ()
+    root = Path(source)
+    try:
+        stamps = [("", root.stat().st_mtime_ns)]
+        with os.scandir(root) as entries:
+            stamps += [(entry.name, entry.stat().st_mtime_ns) for entry in entries
+                       if entry.name == "manifest.csv" or entry.is_dir()]
+    except OSError:
+        return ()
+    return tuple(sorted(stamps))
 
 
 @bounded_cache_data(max_entries=64, show_spinner=False)

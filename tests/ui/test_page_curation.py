@@ -161,7 +161,11 @@ def test_upload_is_unpacked_per_session_kept_on_request_and_swept_when_sessions_
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
     assert not (server / "ended-session").exists()  # swept on the page run
     at.radio(key="cur_external_kind").set_value("Upload a zip").run()
-    upload = _zip({"site/hand/a.png": b"x", "site/elbow/b.png": b"y"})
+    import cv2
+    import numpy as np
+
+    png = cv2.imencode(".png", np.zeros((4, 4), np.uint8))[1].tobytes()  # images: the page's check lists them
+    upload = _zip({"site/hand/a.png": png, "site/elbow/b.png": png})
     at.file_uploader(key="cur_external_zip").upload("partner.zip", upload, "application/zip").run()
     assert not at.exception and not at.error
     [session] = [p for p in server.iterdir()]
@@ -175,7 +179,7 @@ def test_upload_is_unpacked_per_session_kept_on_request_and_swept_when_sessions_
     at.button(key="cur_external_keep").click().run()
     assert not at.exception and not at.error
     kept = medlim_home / "datasets" / "partner 2024"
-    assert (kept / "hand" / "a.png").read_bytes() == b"x"
+    assert (kept / "hand" / "a.png").read_bytes() == png
     assert _files_under(session) == []
     assert any("Kept as dataset “partner 2024”" in c.value for c in at.caption)
     at.run()  # a rerun keeps using the kept folder (no second unpacking)

@@ -6,8 +6,8 @@ What lives here: lazily read class-folder datasets and generated phantom sets
 with them for mild shifts (:mod:`.acquisition`, issue 13), 1-D k-means grouping with the elbow rule
 (:mod:`.grouping`), the classifier G and its TOP-k evaluation
 (:mod:`.classifier`), OTDD with POT (:mod:`.otdd`), the pipeline that ties them
-together (:mod:`.pipeline`), and report, plot and manifest export
-(:mod:`.report`).
+together (:mod:`.pipeline`), the check of what a run will use before it starts
+(:mod:`.check`), and report, plot and manifest export (:mod:`.report`).
 
 What does not: the detectors' networks, training loops and score formulas
 (:mod:`medlim.curation.ood`), phantoms (:mod:`medlim.phantoms.radiograph`),

@@ -7,7 +7,10 @@ holds the ``|``-separated findings of multi-label data such as chest X-rays),
 a zip of such a folder (checked against the zip limits before it is unpacked), or
 radiograph phantoms generated on demand from a seed (no files at all). Pixels
 are read only in batches (:func:`iter_batches`) through the ``ood-grey``
-preset of :mod:`medlim.curation.ood.data`.
+preset of :mod:`medlim.curation.ood.data`. A folder's file that is no image is
+left out when the folder is listed (from its first bytes); one whose pixels do
+not decode (a truncated PNG) is left out when its batch is read, with the
+reader's message (``iter_batches(..., on_unreadable=...)``), so neither stops a run.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ __all__ = [
     "LABEL_SEPARATOR",
     "PhantomSource",
     "ImageSet",
+    "DecodedBatch",
     "folder_set",
     "phantom_image_set",
     "extract_zip",
@@ -43,6 +47,7 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]
+Unreadable = Callable[[int, str], None]
 # LABEL_SEPARATOR (the dataset layer's "|") separates the findings of a manifest's ``labels`` ("Effusion|Fracture").
 
 
@@ -196,7 +201,7 @@ class ImageSet:
             return f"phantom:{site}:{self.phantom.seed}:{per_class}:{','.join(dict.fromkeys(self.classes))}"
         return str(self.root) if self.root is not None else ""
 
-    def read(self, positions: Sequence[int], size: int) -> np.ndarray:
+    def read(self, positions: Sequence[int] | np.ndarray, size: int) -> np.ndarray:
         """Pixels of the images at ``positions``: ``np.ndarray[B, size, size]`` float32 in [0, 1]."""
         from medlim.curation.ood.data import read_inputs, to_model_input
 
@@ -210,6 +215,36 @@ class ImageSet:
             raise ParameterError(f"image set {self.name!r} has neither a folder nor a phantom source.")
         return read_inputs([self.root / self.files[p] for p in positions], size)
 
+    def read_decodable(self, positions: Sequence[int] | np.ndarray, size: int) -> DecodedBatch:
+        """Pixels of the images at ``positions`` that decode; each one that does not is named with why.
+
+        Each file is read once, like :meth:`read`; a file the reader refuses
+        (:class:`medlim.errors.InputError`: truncated, damaged, too large…) is
+        left out of the pixels instead of stopping the batch. Phantoms always decode.
+        """
+        from medlim.core.io import read_image
+        from medlim.curation.ood.data import to_model_input
+        from medlim.errors import InputError
+
+        positions = [int(p) for p in positions]
+        if self.phantom is not None or not positions:
+            return DecodedBatch(np.asarray(positions, np.int64), self.read(positions, size))
+        if self.root is None:
+            raise ParameterError(f"image set {self.name!r} has neither a folder nor a phantom source.")
+        kept: list[int] = []
+        pixels: list[np.ndarray] = []
+        unreadable: list[tuple[int, str]] = []
+        for position in positions:
+            try:
+                image = read_image(self.root / self.files[position]).pixels
+            except InputError as exc:
+                unreadable.append((position, exc.message))
+                continue
+            kept.append(position)
+            pixels.append(to_model_input(image, size))
+        return DecodedBatch(np.asarray(kept, np.int64),
+                            np.stack(pixels) if pixels else np.zeros((0, size, size), np.float32), tuple(unreadable))
+
     def subset(self, mask: np.ndarray, *, name: str | None = None) -> ImageSet:
         """The images where the boolean ``mask`` (``np.ndarray[N]``) is true."""
         keep = np.nonzero(np.asarray(mask, dtype=bool))[0]
@@ -218,6 +253,21 @@ class ImageSet:
                         phantom=self.phantom, indices=pick(self.indices),
                         severity=None if self.severity is None else self.severity[keep], sites=pick(self.sites),
                         findings=pick(self.findings), shift_types=pick(self.shift_types), left_out=self.left_out)
+
+
+@dataclass(frozen=True)
+class DecodedBatch:
+    """The images of a batch whose pixels decoded (:meth:`ImageSet.read_decodable`).
+
+    Attributes:
+        positions: ``np.ndarray[B]`` int64 positions in the set of the decoded images, in the order asked.
+        pixels: ``np.ndarray[B, size, size]`` float32 in [0, 1].
+        unreadable: ``(position, why)`` of each image left out: the reader's message.
+    """
+
+    positions: np.ndarray
+    pixels: np.ndarray
+    unreadable: tuple[tuple[int, str], ...] = ()
 
 
 def folder_set(directory: str | Path, *, name: str | None = None) -> ImageSet:
@@ -259,7 +309,8 @@ def _readable(image_set: ImageSet) -> ImageSet:
     """``image_set`` without the files that are no image the reader takes (empty, a text file named ``.png``, a
     BMP: :func:`medlim.core.io.reader.image_format`, from each file's first bytes, so a folder of 100,000 images
     is not read twice), each kept in ``left_out`` with why: one such file used to fail a whole MedShift run,
-    minutes in, naming only itself (session-21 browser probe). A truncated image still stops the run when read.
+    minutes in, naming only itself (session-21 browser probe). A truncated image passes this test; it is left
+    out when its pixels are read (:func:`iter_batches` with ``on_unreadable``), once, in the run.
 
     Raises:
         ParameterError: no file of the folder is an image the reader takes.
@@ -483,12 +534,16 @@ def iter_batches(
     *,
     size: int,
     batch_size: int = 256,
-    positions: Sequence[int] | None = None,
+    positions: Sequence[int] | np.ndarray | None = None,
     progress: Progress | None = None,
+    on_unreadable: Unreadable | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(positions np.ndarray[B] int64, pixels np.ndarray[B, size, size] float32)`` batches.
 
     Memory holds one batch at a time; ``progress(done, total)`` is called after each.
+    With ``on_unreadable``, an image whose pixels do not decode is left out of its
+    batch and ``on_unreadable(position, why)`` is called with the reader's message
+    (a batch left empty is not yielded); without it the reader's error stops the iteration.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ParameterError(f"`batch_size` must be a positive integer, {batch_size!r} is given.")
@@ -496,7 +551,14 @@ def iter_batches(
     total = len(order)
     for start in range(0, total, batch_size):
         chunk = order[start : start + batch_size]
-        yield chunk, image_set.read(chunk, size)
+        if on_unreadable is None:
+            yield chunk, image_set.read(chunk, size)
+        else:
+            batch = image_set.read_decodable(chunk, size)
+            for position, why in batch.unreadable:
+                on_unreadable(position, why)
+            if len(batch.positions):
+                yield batch.positions, batch.pixels
         if progress is not None:
             progress(min(start + batch_size, total), total)
 

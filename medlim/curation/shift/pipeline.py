@@ -26,11 +26,18 @@ the detectors still see the images area-resized to their input side.
    the internal pool and each TOP-j part of the external pool.
 
 :func:`run_shift` runs all three. Progress goes to ``progress(stage, done, total)``.
+
+An image whose pixels do not decode (a truncated PNG passes the listing's
+first-bytes test) is left out when stage 1 or 2 reads it, once, with the reader's
+message: a :class:`~medlim.curation.shift.check.LeftOutImage` in the result and a
+``log`` line, and the run goes on with the rest (an internal class left with too
+few images still stops it, saying so).
 """
 
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -40,6 +47,7 @@ import numpy as np
 
 from medlim.curation.image_statistics import FUSION_RULES, STATS_SIZE, acquisition_feature_matrix
 from medlim.curation.shift.acquisition import ClassAcquisition, acquisition_by_class, fit_class_acquisition, fuse_by_class
+from medlim.curation.shift.check import MIN_CLASS_IMAGES, LeftOutImage, too_few_images
 from medlim.curation.shift.classifier import (
     ClassifierConfig,
     TopKRow,
@@ -178,6 +186,7 @@ class InternalModels:
         acquisition: the per-class acquisition references (``None`` with the statistics off).
         internal_scores: class → held-back internal MedShift scores (fused with the
             statistics on, else the detectors').
+        left_out: the internal folder's files not used: no image (the listing's) or not decodable.
     """
 
     detectors: ClassDetectors
@@ -189,6 +198,7 @@ class InternalModels:
     n_images: int
     acquisition: ClassAcquisition | None = None
     internal_scores: Mapping[str, np.ndarray] | None = None
+    left_out: tuple[LeftOutImage, ...] = ()
 
     @property
     def scores_of_internal(self) -> Mapping[str, np.ndarray]:
@@ -210,6 +220,7 @@ class ExternalScores:
         skipped: external images whose class the internal data lacks.
         parts: with the statistics on, ``"detector"`` (the class detector's score) and
             ``"stats"`` (the acquisition ratio), each ``np.ndarray[N]``; else empty.
+        left_out: the external folder's files not scored: no image (the listing's) or not decodable.
     """
 
     positions: np.ndarray
@@ -220,6 +231,7 @@ class ExternalScores:
     pool_features: np.ndarray
     skipped: int
     parts: Mapping[str, np.ndarray] = field(default_factory=dict)
+    left_out: tuple[LeftOutImage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +248,7 @@ class ShiftResult:
         internal_scores: class → held-back internal scores (for the histograms).
         evidence: ground-truth checks when the external set knows its shifted images, else ``None``.
         settings: the run's settings and sizes.
+        left_out: the folder files the run did not use (internal, then external), each with why.
     """
 
     internal_name: str
@@ -250,6 +263,7 @@ class ShiftResult:
     internal_scores: Mapping[str, np.ndarray]
     evidence: Mapping[str, Any] | None
     settings: Mapping[str, Any]
+    left_out: tuple[LeftOutImage, ...] = ()
 
     @property
     def macro_f1_series(self) -> list[float]:
@@ -266,6 +280,24 @@ def _report(progress: Progress | None, stage: str) -> Callable[[int, int], None]
     if progress is None:
         return None
     return lambda done, total: progress(stage, done, total)
+
+
+def _listed_out(dataset: str, image_set: ImageSet) -> list[LeftOutImage]:
+    """The files the listing of ``image_set`` left out (no image)."""
+    return [LeftOutImage(dataset=dataset, file=file, why=why) for file, why in image_set.left_out]
+
+
+def _leave_out(dataset: str, image_set: ImageSet, into: list[LeftOutImage],
+               log: Log | None) -> Callable[[int, str], None]:
+    """``on_unreadable`` of :func:`iter_batches`: the file goes into ``into`` and one ``log`` line says so."""
+
+    def leave_out(position: int, why: str) -> None:
+        item = LeftOutImage(dataset=dataset, file=image_set.files[position], why=why)
+        into.append(item)
+        if log:
+            log(item.line())
+
+    return leave_out
 
 
 def _resize(images: np.ndarray, size: int) -> np.ndarray:
@@ -300,12 +332,17 @@ def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = N
     class_names = internal.class_names
     if len(class_names) < 2:
         raise ParameterError(f"the internal dataset needs at least 2 classes, {list(class_names)} is given.")
-    chunks, statistics = [], []
-    for _, pixels in iter_batches(internal, size=config.read_size, batch_size=config.batch_size,
-                                  progress=_report(progress, "read internal")):
+    chunks, statistics, read = [], [], []
+    unreadable: list[LeftOutImage] = []
+    for positions, pixels in iter_batches(internal, size=config.read_size, batch_size=config.batch_size,
+                                          progress=_report(progress, "read internal"),
+                                          on_unreadable=_leave_out("internal", internal, unreadable, log)):
         if config.stats:  # at the statistics' side, then down to the detectors' (one read of each image)
             statistics.append(acquisition_feature_matrix(_resize(pixels, config.stats_size)))
         chunks.append(_resize(pixels, size))
+        read.append(positions)
+    if unreadable:
+        internal = _decoded_part(internal, read, unreadable)
     images = np.concatenate(chunks)
     classes = np.asarray(internal.classes, dtype=object)
     detectors = fit_class_detectors(images, internal.classes, config.detector, log=log,
@@ -337,7 +374,22 @@ def fit_internal(internal: ImageSet, config: ShiftConfig, *, log: Log | None = N
     _, features = _features(classifier, small[pool], config.features)
     return InternalModels(detectors=detectors, classifier=classifier, class_names=class_names,
                           features=features, labels=labels[pool], heldout_accuracy=accuracy, n_images=len(images),
-                          acquisition=acquisition, internal_scores=fused_internal)
+                          acquisition=acquisition, internal_scores=fused_internal,
+                          left_out=(*_listed_out("internal", internal), *unreadable))
+
+
+def _decoded_part(internal: ImageSet, read: Sequence[np.ndarray], unreadable: Sequence[LeftOutImage]) -> ImageSet:
+    """The internal images that decoded; an internal class left with too few stops the run, saying why."""
+    decoded = np.zeros(len(internal), bool)
+    decoded[np.concatenate(read) if read else np.zeros(0, np.int64)] = True
+    class_of = dict(zip(internal.files, internal.classes))
+    lost = Counter(class_of[item.file] for item in unreadable)
+    classes = np.asarray(internal.classes, dtype=object)
+    for name in internal.class_names:
+        count = int((decoded & (classes == name)).sum())
+        if count < MIN_CLASS_IMAGES:
+            raise ParameterError(too_few_images(name, count, left_out=lost.get(name, 0)))
+    return internal.subset(decoded)
 
 
 @dataclass(frozen=True)
@@ -410,16 +462,20 @@ def score_read_images(
 
 def _scored_batches(
     scoring: ScoringModels, external: ImageSet, positions: np.ndarray, config: ShiftConfig, *,
-    engine: Engine | None, progress: Progress | None,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """``(images, scores, probabilities, features, parts)`` of each batch of ``positions``, in order."""
+    engine: Engine | None, progress: Progress | None, on_unreadable: Callable[[int, str], None],
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``(positions scored, scores, probabilities, features, parts)`` of each batch of ``positions``, in order.
+
+    An image whose pixels do not decode is left out (``on_unreadable(position, why)``), here or in an engine's
+    reading task alike.
+    """
     size = config.read_size
     if engine is None or engine.name == "local":
         for chunk, pixels in iter_batches(external, size=size, batch_size=config.batch_size, positions=positions,
-                                          progress=_report(progress, "score external")):
+                                          progress=_report(progress, "score external"), on_unreadable=on_unreadable):
             scores, probabilities, features, parts = score_images(scoring, pixels,
                                                                   [external.classes[p] for p in chunk])
-            yield len(chunk), scores, probabilities, features, parts
+            yield chunk, scores, probabilities, features, parts
         return
     from medlim import errors
     from medlim.core.engines import FileWork, given
@@ -427,25 +483,37 @@ def _scored_batches(
     work = FileWork(read=partial(read_external_image, image_set=external, size=size), infer=score_read_images,
                     load_model=partial(given, scoring), batch=config.batch_size)
     items = ((external.files[p] if external.files else str(p), (int(p), external.classes[p])) for p in positions)
-    done: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+    done: list[tuple[int, Any]] = []  # (position, score_read_images's (score, probabilities, features, parts))
     for attempt in engine.attempts(work, items, model=scoring):
-        if attempt.failure is not None:  # as locally, an image that cannot be read stops the run
-            raise getattr(errors, attempt.failure["error"], errors.MedlimError)(attempt.failure["message"])
-        done.append(attempt.result)
-        if len(done) == config.batch_size or attempt.index == len(positions):
-            yield (len(done), np.array([d[0] for d in done]), np.stack([d[1] for d in done]),
-                   np.stack([d[2] for d in done]), np.stack([d[3] for d in done]))
+        position = int(positions[attempt.index - 1])
+        if attempt.failure is not None:
+            error = getattr(errors, attempt.failure["error"], errors.MedlimError)
+            if isinstance(error, type) and issubclass(error, errors.InputError):  # the file: left out, as locally
+                on_unreadable(position, attempt.failure["message"])
+            else:
+                raise error(attempt.failure["message"])
+        else:
+            done.append((position, attempt.result))
+        last = attempt.index == len(positions)
+        if done and (len(done) == config.batch_size or last):
+            yield (np.array([p for p, _ in done], np.int64), np.array([d[0] for _, d in done]),
+                   np.stack([d[1] for _, d in done]), np.stack([d[2] for _, d in done]),
+                   np.stack([d[3] for _, d in done]))
             done = []
             if progress is not None:
                 progress("score external", attempt.index, len(positions))
+        elif last and progress is not None:
+            progress("score external", attempt.index, len(positions))
 
 
 def score_external(models: InternalModels, external: ImageSet, config: ShiftConfig, *,
-                   progress: Progress | None = None, engine: Engine | None = None) -> ExternalScores:
+                   progress: Progress | None = None, engine: Engine | None = None,
+                   log: Log | None = None) -> ExternalScores:
     """Stage 2: stream the external set through the detectors and G (stage ``"score external"``).
 
     ``engine`` says where the images are read and scored (None: this process; a Ray
-    engine reads in tasks and scores in model actors, with the same results).
+    engine reads in tasks and scores in model actors, with the same results). An
+    image whose pixels do not decode is left out (in ``left_out``, one ``log`` line).
     """
     known = np.array([c in models.class_names for c in external.classes], dtype=bool)
     positions = np.nonzero(known)[0]
@@ -458,15 +526,18 @@ def score_external(models: InternalModels, external: ImageSet, config: ShiftConf
     scores = np.empty(len(positions))
     parts = np.full((len(positions), 2), np.nan)
     probabilities = np.empty((len(positions), len(models.class_names)))
+    scored = np.zeros(len(positions), bool)
     pool_rows: list[np.ndarray] = []
     pool_features: list[np.ndarray] = []
+    unreadable: list[LeftOutImage] = []
     scoring = ScoringModels(detectors=models.detectors, classifier=models.classifier,
                             classifier_size=config.classifier_size, features=config.features,
                             acquisition=models.acquisition, fusion=config.fusion, stats_size=config.stats_size)
-    start = 0
-    for count, batch_scores, probs, features, batch_parts in _scored_batches(scoring, external, positions, config, engine=engine,
-                                                                progress=progress):
-        rows = np.arange(start, start + count)
+    for chunk, batch_scores, probs, features, batch_parts in _scored_batches(
+            scoring, external, positions, config, engine=engine, progress=progress,
+            on_unreadable=_leave_out("external", external, unreadable, log)):
+        rows = np.searchsorted(positions, chunk)  # positions ascend; a batch may lack the images left out
+        scored[rows] = True
         scores[rows] = batch_scores
         parts[rows] = batch_parts
         probabilities[rows] = probs
@@ -474,14 +545,21 @@ def score_external(models: InternalModels, external: ImageSet, config: ShiftConf
         if wanted.any():
             pool_rows.append(rows[wanted])
             pool_features.append(features[wanted])
-        start += count
+    if not scored.any():
+        raise ParameterError(f"no external image of an internal class could be read ({len(unreadable)} left out); "
+                             f"the first: {unreadable[0].why}")
+    pool = np.concatenate(pool_rows) if pool_rows else np.zeros(0, np.int64)
+    if not scored.all():  # rows of the images left out go; the pool's rows are renumbered
+        pool = (np.cumsum(scored) - 1)[pool]
+        positions, scores, parts, probabilities = positions[scored], scores[scored], parts[scored], probabilities[scored]
     labels = np.array([models.class_names.index(external.classes[p]) for p in positions], dtype=np.int64)
     width = models.features.shape[1]
     return ExternalScores(positions=positions, scores=scores, probabilities=probabilities, labels=labels,
-                          pool=np.concatenate(pool_rows) if pool_rows else np.zeros(0, np.int64),
+                          pool=pool,
                           pool_features=np.concatenate(pool_features) if pool_features else np.zeros((0, width), np.float32),
                           skipped=int((~known).sum()),
-                          parts={"detector": parts[:, 0], "stats": parts[:, 1]} if models.acquisition is not None else {})
+                          parts={"detector": parts[:, 0], "stats": parts[:, 1]} if models.acquisition is not None else {},
+                          left_out=(*_listed_out("external", external), *unreadable))
 
 
 def shift_evidence(scores: np.ndarray, groups: np.ndarray, shifted: np.ndarray, k: int,
@@ -601,12 +679,14 @@ def analyse(models: InternalModels, scored: ExternalScores, external: ImageSet, 
     files = tuple(external.files[p] for p in scored.positions)
     settings = {**config.to_dict(), "external_source": external.source, "n_internal": models.n_images, "n_external": len(files),
                 "skipped_unknown_class": scored.skipped, "class_names": list(models.class_names),
+                "left_out_internal": len(models.left_out), "left_out_external": len(scored.left_out),
                 "method": config.method,
                 "classifier_heldout_accuracy": models.heldout_accuracy,
                 "otdd_pool_internal": int(len(models.labels)), "otdd_pool_external": int(len(scored.pool))}
     return ShiftResult(internal_name=internal_name, external_name=external.name, files=files, classes=classes,
                        scores=scored.scores, groups=grouping.groups, grouping=grouping, topk=topk, otdd=tuple(curve),
-                       internal_scores=dict(models.scores_of_internal), evidence=evidence, settings=settings)
+                       internal_scores=dict(models.scores_of_internal), evidence=evidence, settings=settings,
+                       left_out=(*models.left_out, *scored.left_out))
 
 
 def run_shift(internal: ImageSet, external: ImageSet, config: ShiftConfig | None = None, *,
@@ -614,5 +694,5 @@ def run_shift(internal: ImageSet, external: ImageSet, config: ShiftConfig | None
     """Train on ``internal``, score, group and measure ``external`` (all three stages; ``engine``: stage 2's)."""
     config = config or ShiftConfig()
     models = fit_internal(internal, config, log=log, progress=progress)
-    scored = score_external(models, external, config, progress=progress, engine=engine)
+    scored = score_external(models, external, config, progress=progress, engine=engine, log=log)
     return analyse(models, scored, external, config, internal_name=internal.name, progress=progress)

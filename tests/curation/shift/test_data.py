@@ -205,10 +205,10 @@ def test_a_manifest_row_outside_the_folder_or_without_a_class_is_refused(tmp_pat
     assert read.shifted.tolist() == [False, True]
 
 
-def test_images_that_cannot_be_read_are_left_out_and_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_images_that_cannot_be_read_are_left_out_and_said(tmp_path: Path) -> None:
     import cv2
 
-    from medlim.cli.shift import _say_left_out
+    from medlim.curation.shift.check import check_shift_data
 
     root = tmp_path / "ds"
     for relative in ("hand/a.png", "elbow/c.png"):
@@ -220,10 +220,10 @@ def test_images_that_cannot_be_read_are_left_out_and_said(tmp_path: Path, capsys
     assert listed.files == ("elbow/c.png", "hand/a.png") and listed.classes == ("elbow", "hand")
     assert [file for file, _ in listed.left_out] == ["hand/text.png", "hand/zero.png"]
     assert "not a DICOM, PNG, TIFF, JPEG or NIfTI image" in listed.left_out[0][1]
-    _say_left_out("external", listed)
-    err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("medlim: left out of the external data, cannot be read: hand/text.png: ")
-    assert err[-1] == "medlim: 2 of the external folder's images left out; the run uses the other 2."
+    lines = check_shift_data(phantom_image_set(seed=1, per_class=5, body_parts=("hand", "elbow")), listed).lines()
+    said = [line for line in lines if "left out" in line]
+    assert said[0].startswith("left out of the external data, cannot be read: hand/text.png: ")
+    assert said[-1] == "2 of the external folder's images left out; the run uses the other 2."
     for good in ("hand/a.png", "elbow/c.png"):
         (root / good).write_bytes(b"")
     with pytest.raises(ParameterError, match=r"no image of the folder could be read \(4 files\)"):
