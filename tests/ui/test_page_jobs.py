@@ -97,7 +97,7 @@ def test_the_ood_page_scores_a_server_folder_as_a_job(tmp_path: Path, monkeypatc
     assert not at.exception and not at.error
     assert {m.label: m.value for m in at.metric}["Images"] == "6"
     assert len(at.dataframe[0].value) == 6
-    # without folder labels the job prints no summary: the count comes from the rows (it read "—")
+    # without folder labels the job asks `ood score` for its --summary and the page shows that figure
     at = AppTest.from_file(str(ROOT / "pages" / "ood.py"), default_timeout=TIMEOUT).run()
     at.radio(key="ood_source").set_value("Folder on the server").run()
     at.text_input(key="ood_folder").set_value("set").run()
