@@ -68,6 +68,7 @@ from medlim.mammography.evaluate import BacEvaluation, evaluate_bac, read_annota
 from medlim.mammography.plan import (
     CUTOFFS,
     FRESH_PRESET,
+    LINE_NEGATIVES_PER_VIEW,
     NEGATIVES_PER_VIEW,
     PatchCounts,
     ScunetPlan,
@@ -221,7 +222,8 @@ def _extract(dataset: "Dataset", indices: Sequence[int], *, start: _Start, rng: 
         features.append(preprocessed_features(preprocessed))
         positives, negatives = extract_image_patches(TrainingImage(view.image, view.mask), preset=start.preset,
                                                      max_negatives=NEGATIVES_PER_VIEW, rng=rng, skip=start.skip,
-                                                     preprocessed=preprocessed)
+                                                     preprocessed=preprocessed,
+                                                     line_negatives=LINE_NEGATIVES_PER_VIEW)
         has_bac.append(bool(view.mask.any()))
         bac_free += int(not has_bac[-1])
         grid += _grid_patches(view.image.shape, get_preset(start.preset).patch_size, len(positives), rule)

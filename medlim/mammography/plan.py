@@ -18,8 +18,10 @@ starting point, see ``weights/manifest.json``):
   weights, and inference resamples an image outside that range to the median
   (issue 13, :mod:`medlim.mammography.spacing`).
 * patches: every grid patch of the preset (512 px, the inference grid) with
-  BAC, plus :data:`NEGATIVES_PER_VIEW` BAC-free patches per view (BAC-free
-  views included), preprocessed once and kept in memory. The network trains
+  BAC, plus :data:`NEGATIVES_PER_VIEW` BAC-free patches per view drawn at random
+  and :data:`LINE_NEGATIVES_PER_VIEW` more that hold the brightest thin lines
+  (BAC-free views included; :func:`~medlim.mammography.train.line_scores`),
+  preprocessed once and kept in memory. The network trains
   on crops of ``patch_size`` cut from them — 512 on a GPU; 256 on a CPU
   (a quarter of the pixels per step; SCU-Net is fully convolutional and its
   context blocks average over the crop), centred near a BAC pixel for BAC patches.
@@ -56,6 +58,7 @@ from medlim.errors import ParameterError
 
 __all__ = [
     "NEGATIVES_PER_VIEW",
+    "LINE_NEGATIVES_PER_VIEW",
     "NEGATIVE_RATIO",
     "HARD_NEGATIVE_SHARE",
     "PATIENCE",
@@ -72,6 +75,11 @@ __all__ = [
 
 #: BAC-free grid patches kept per view (a seeded sample; the pool hard negatives are mined from).
 NEGATIVES_PER_VIEW = 8
+#: BAC-free grid patches kept per view besides, those with the brightest thin lines (ligaments, vessel walls, skin
+#: folds: what a network mistakes for calcified arteries). Hard negatives are mined from the pool only, and eight
+#: random patches of a full-size view seldom hold the bright linear tissue that drew a fine-tuned model's false BAC
+#: on a vendor look of the second phantom family (README, "Where the false BAC lies").
+LINE_NEGATIVES_PER_VIEW = 16
 #: BAC-free crops per BAC crop in an epoch.
 NEGATIVE_RATIO = 1.5
 #: Share of an epoch's BAC-free crops drawn as hard negatives.
@@ -257,7 +265,8 @@ def _data_reasons(counts: PatchCounts, *, median_side: tuple[int, int] | None,
         "resampling": f"none in training; the median spacing is recorded with the weights and inference resamples "
                       f"images outside the training range to it; {size}; {spacing}",
         "patches": f"{counts.positives} grid patches with BAC from {counts.train_views} training views, and "
-                   f"{counts.negatives} BAC-free patches ({NEGATIVES_PER_VIEW} per view, a seeded sample, from "
+                   f"{counts.negatives} BAC-free patches ({NEGATIVES_PER_VIEW} per view, a seeded sample, and up to "
+                   f"{LINE_NEGATIVES_PER_VIEW} more holding the brightest thin lines, from "
                    f"{counts.train_bac_free_views} BAC-free views too), preprocessed once and kept in memory",
         "class_balance": f"each epoch: every BAC crop and {NEGATIVE_RATIO:g}× as many BAC-free crops, spread over the "
                          f"batches so that each holds BAC; {HARD_NEGATIVE_SHARE:.0%} of the BAC-free ones are hard "

@@ -14,6 +14,7 @@ from medlim.mammography.train import (
     augment_batch,
     extract_image_patches,
     extract_training_patches,
+    line_scores,
     segmentation_loss,
     soft_dice_loss,
     train_scunet,
@@ -79,6 +80,33 @@ def test_black_skip_rule_keeps_edge_patches_for_training() -> None:
     assert len(everything) == 1 and len(negatives) == 1  # the black patch, kept only without a skip rule
     with pytest.raises(ParameterError, match="skip"):
         extract_image_patches(item, preset="thesis", skip="grey")
+
+
+def test_line_scores_hand_computed() -> None:
+    # two 64 px patches of grey 50; the second holds a 3 px line of 200 (192 of its 4,096 pixels, 4.7 % > 1 %):
+    # the 15 px opening removes the line, so the top-hat is 150 on it and 0 elsewhere; its 99th percentile is 150
+    grey = np.full((64, 128), 50, np.uint8)
+    grey[:, 90:93] = 200
+    assert line_scores(grey, [(0, 0), (0, 64)], patch=64).tolist() == [0.0, 150.0]
+    assert line_scores(grey, [], patch=64).shape == (0,)
+
+
+def test_line_negatives_keep_the_bac_free_patch_with_a_bright_line() -> None:
+    # four BAC-free 512 px patches of smooth tissue (a ramp); the third holds a thin bright line (a ligament). With
+    # no random negative and one line negative, that patch is the one kept.
+    image = np.tile(np.linspace(90, 130, 2048), (512, 1)).astype(np.uint8)
+    image[:, 1200:1206] = 250  # 6 × 512 px: 1.2 % of the patch, above the 99th percentile
+    item = TrainingImage(image=image, bac_mask=np.zeros(image.shape, bool))
+    _, kept = extract_image_patches(item, preset="thesis", stride=512, skip=False, max_negatives=0, line_negatives=1)
+    assert len(kept) == 1 and kept.grey[0][:, 1200 - 1024:1206 - 1024].min() > kept.grey[0].mean() + 50
+    _, random_only = extract_image_patches(item, preset="thesis", stride=512, skip=False, max_negatives=2,
+                                           rng=np.random.default_rng(0))
+    _, both = extract_image_patches(item, preset="thesis", stride=512, skip=False, max_negatives=2,
+                                    rng=np.random.default_rng(0), line_negatives=4)
+    # seed 0 draws the line patch among its two; the two ramp patches left have no top-hat at all (score 0), so no
+    # line negative is added
+    assert len(random_only) == 2 and np.array_equal(both.grey, random_only.grey)
+    assert any(patch[:, 1200 - 1024:1206 - 1024].min() == 255 for patch in both.grey)
 
 
 def test_augmentation_moves_mask_with_image() -> None:
