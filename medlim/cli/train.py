@@ -87,9 +87,10 @@ def _add_scunet(sub: argparse._SubParsersAction) -> None:
     scunet.add_argument("--val-views", type=int, default=None,
                         help="with --data: whole validation views scored at each validation, half with BAC "
                              "(default: planned, 8 on a CPU, 32 on a GPU; more views steady the choice and cost time)")
-    scunet.add_argument("--loss", choices=("dice", "dice+bce"), default=None,
+    scunet.add_argument("--loss", choices=("dice", "dice+bce", "dice+crop"), default=None,
                         help="with --data: training loss (default: planned; dice is the thesis's soft Dice over the "
-                             "batch, dice+bce adds pixel-wise cross-entropy as nnU-Net does)")
+                             "batch, dice+bce adds pixel-wise cross-entropy as nnU-Net does, dice+crop adds each "
+                             "BAC crop's own Dice so that a few specks weigh like a long artery)")
     scunet.add_argument("--balance", choices=("patches", "views"), default=None,
                         help="with --data: how an epoch draws its BAC patches (default: planned, patches: each once; "
                              "views: every view's BAC patches weigh the same, so mild BAC is seen as often as heavy)")

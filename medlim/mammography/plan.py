@@ -94,7 +94,7 @@ CUTOFFS: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 FRESH_PRESET = "thesis-unclipped"
 #: Training losses: the thesis's soft Dice over the batch, and that plus pixel-wise binary cross-entropy (nnU-Net's
 #: Dice + CE; a stated deviation, :func:`medlim.mammography.train.segmentation_loss`).
-LOSSES: tuple[str, ...] = ("dice", "dice+bce")
+LOSSES: tuple[str, ...] = ("dice", "dice+bce", "dice+crop")
 #: How an epoch draws its BAC patches: each once, or with every view's BAC patches weighing the same.
 POSITIVE_BALANCES: tuple[str, ...] = ("patches", "views")
 #: Optimisation steps aimed at: (fine-tune, fresh) on (CPU, GPU).

@@ -41,6 +41,19 @@ def test_segmentation_loss_dice_and_dice_plus_bce_hand_computed() -> None:
         segmentation_loss(logits, y, kind="focal")
 
 
+def test_dice_plus_crop_adds_each_bac_crop_s_own_dice_hand_computed() -> None:
+    # two 2×2 crops at ŷ = 0.5, one BAC pixel in the first. Batch: Σ y·ŷ = 0.5, Σ y² = 1, Σ ŷ² = 8 × 0.25 = 2
+    # → 1 − 1/3; first crop alone: Σ ŷ² = 1 → 1 − 1/2; the second holds no BAC and adds nothing
+    logits = torch.zeros(2, 1, 2, 2)
+    y = torch.zeros(2, 1, 2, 2)
+    y[0, 0, 0, 0] = 1.0
+    expected = (1 - 2 * 0.5 / (1 + 2 + 1e-6)) + (1 - 2 * 0.5 / (1 + 1 + 1e-6))
+    assert float(segmentation_loss(logits, y, kind="dice+crop")) == pytest.approx(expected, rel=1e-6)
+    empty = torch.zeros(2, 1, 2, 2)
+    assert float(segmentation_loss(logits, empty, kind="dice+crop")) == pytest.approx(
+        float(segmentation_loss(logits, empty)), rel=1e-6)
+
+
 def _image_with_bac(size: int = 1100) -> TrainingImage:
     rng = np.random.default_rng(0)
     image = np.zeros((size, size), np.uint8)
