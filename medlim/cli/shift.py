@@ -355,17 +355,32 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _say_listing_left_out(a: ImageSet, b: ImageSet) -> None:
+    """One stderr line per file of either folder left out at listing (no image the reader takes), as a run says."""
+    from medlim.curation.shift.check import LeftOutImage
+
+    for image_set in (a, b):
+        for file, why in image_set.left_out:
+            _stderr(LeftOutImage(dataset=image_set.name, file=file, why=why).line())
+
+
 def _otdd(args: argparse.Namespace) -> int:
     from medlim.curation.shift.data import parse_dataset
     from medlim.curation.shift.distance import dataset_otdd
     from medlim.curation.shift.service import blas_threads
 
     a, b = parse_dataset(args.a), parse_dataset(args.b)
+    _say_listing_left_out(a, b)
     if args.per_class:
         return _otdd_per_class(a, b, args)
     with blas_threads(args.threads):
         measured = dataset_otdd(a, b, features=args.features, size=args.size, max_samples=args.max_samples,
-                                repeats=args.repeats, seed=args.seed, classifier_epochs=args.classifier_epochs)
+                                repeats=args.repeats, seed=args.seed, classifier_epochs=args.classifier_epochs,
+                                log=_stderr)
     if args.json:
         print(json.dumps(measured.to_json(), indent=2))
     else:
@@ -383,7 +398,7 @@ def _otdd_per_class(a: ImageSet, b: ImageSet, args: argparse.Namespace) -> int:
     with blas_threads(args.threads):
         measured = dataset_otdd_per_class(a, b, features=args.features, size=args.size, max_samples=args.max_samples,
                                           repeats=args.repeats, seed=args.seed,
-                                          classifier_epochs=args.classifier_epochs)
+                                          classifier_epochs=args.classifier_epochs, log=_stderr)
     if args.json:
         print(json.dumps(measured.to_json(), indent=2))
         return 0

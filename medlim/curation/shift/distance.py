@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from medlim.curation.shift.check import LeftOutImage
 from medlim.curation.shift.data import ImageSet, iter_batches
 from medlim.curation.shift.otdd import FEATURES, OtddResult
-from medlim.errors import ParameterError
+from medlim.errors import InputError, ParameterError
 
 __all__ = ["PooledFeatures", "DatasetOtdd", "LabelOtdd", "PerLabelOtdd", "dataset_otdd", "dataset_otdd_per_class"]
 
@@ -113,14 +114,28 @@ def _pooled_features(
     rng = np.random.default_rng(seed)
     names = sorted(set(a.class_names) | set(b.class_names))
 
-    def load(image_set: ImageSet) -> tuple[np.ndarray, np.ndarray]:
-        positions = np.sort(rng.permutation(len(image_set))[:pool])
-        pixels = np.concatenate([chunk for _, chunk in iter_batches(image_set, size=size, positions=positions)])
-        return pixels, positions
+    left_out = {"a": 0, "b": 0}
 
-    pixels_a, positions_a = load(a)
-    pixels_b, positions_b = load(b)
+    def load(image_set: ImageSet, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """The pool's pixels and positions; an image that does not decode is left out with a line (as a run does)."""
+        def unreadable(position: int, why: str) -> None:
+            left_out[side] += 1
+            if log is not None:
+                log(LeftOutImage(dataset=image_set.name, file=image_set.files[position], why=why).line())
+
+        positions = np.sort(rng.permutation(len(image_set))[:pool])
+        kept, chunks = [], []
+        for chunk_positions, chunk in iter_batches(image_set, size=size, positions=positions, on_unreadable=unreadable):
+            kept.append(chunk_positions)
+            chunks.append(chunk)
+        if not chunks:
+            raise InputError(f"none of the {len(positions)} images read from {image_set.name!r} could be decoded.")
+        return np.concatenate(chunks), np.concatenate(kept)
+
+    pixels_a, positions_a = load(a, "a")
+    pixels_b, positions_b = load(b, "b")
     settings: dict[str, Any] = {"size": size, "pool": pool, "seed": seed,
+                                "left_out_unreadable": dict(left_out),
                                 "inner": "exact W2 between class clouds (ot.emd2, squared Euclidean cost)",
                                 "outer": "exact OT (ot.emd2), cost d = (|x - x'|^2 + W2^2)^(1/2)",
                                 "classes": names}

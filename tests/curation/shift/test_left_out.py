@@ -199,3 +199,17 @@ def test_check_refuses_one_internal_class_and_no_shared_class(tmp_path: Path) ->
         "the internal dataset needs at least 2 classes, ['hand'] is given.",
         "no external image belongs to an internal class ['hand']; external classes: ['finger'].")
     assert check_shift_data(phantom_image_set(seed=1, per_class=5, body_parts=("hand", "elbow")), one).ok
+
+
+def test_otdd_leaves_a_truncated_image_out_and_says_so(folders, capsys) -> None:
+    from medlim.cli import main
+
+    internal, external = folders
+    assert main(["shift", "otdd", str(internal), str(external), "--size", "16", "--max-samples", "5",
+                 "--repeats", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    # 10 internal images and 8 external ones, one of which does not decode: 7 reach the distance
+    assert document["settings"]["left_out_unreadable"] == {"a": 0, "b": 1}
+    assert document["n_a"] == 5 and document["n_b"] == 5  # each repeat subsamples 5 of 10 and of 7
+    assert f"left out of the external data, cannot be read: {TRUNCATED}: mixed-42-00001.png ends before" in captured.err
