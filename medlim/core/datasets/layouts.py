@@ -49,6 +49,7 @@ from medlim.core.io.formats import DICOM_SUFFIXES, has_dicom_preamble, looks_lik
 from medlim.core.paths import data_roots_confined, existing_form, lies_within
 from medlim.core.text import escape_control
 from medlim.errors import InputError, MedlimError, ParameterError
+from medlim.settings import Settings
 
 __all__ = ["MANIFEST_NAME", "MSD_NAME", "LABEL_SEPARATOR", "NO_FINDING", "open_dataset", "is_image_name"]
 
@@ -113,23 +114,50 @@ def _confined(dataset: Dataset) -> Dataset:
     settings = get_settings()  # read once, not per file
     kept: list[DatasetItem] = []
     problems = list(dataset.problems)
+    through_links: dict[Path, list[DatasetItem]] = {}
     for item in dataset.items:
         outside = [path for path in (item.image, item.mask, item.instances)
                    if path is not None and not lies_within(path, [dataset.root], settings)]
         if not outside:
             kept.append(item)
             continue
+        link = _folder_link_out(outside[0], dataset.root, settings)
+        if link is not None:  # the names behind a linked folder are not the dataset's to show: one problem per link
+            through_links.setdefault(link, []).append(item)
+            continue
         name = dataset.display_name(outside[0])
         problems.append(DatasetProblem(
             kind="outside_data_roots", row=item.row, item=name,
             message=f"{name} lies outside the dataset folder and the data folders this app may read; copy it into "
                     "the dataset folder and name it by a path inside it."))
+    for link, items in through_links.items():
+        name = escape_control(link.relative_to(dataset.root).as_posix())
+        problems.append(DatasetProblem(
+            kind="outside_data_roots", row=items[0].row, item=name,
+            message=f"the folder {name} is a link that leads outside the dataset folder and the data folders this "
+                    f"app may read; its {len(items)} image{'s are' if len(items) > 1 else ' is'} left out (their "
+                    "names are not shown). Copy the images into the dataset folder instead of linking them."))
     if len(kept) == len(dataset.items):
         return dataset
     classes = dataset.classes if dataset.layout == "class_folders" else tuple(
         sorted({item.label for item in kept if item.label is not None}))
     return dataclasses.replace(dataset, items=tuple(kept), classes=classes, problems=tuple(problems),
                                label_set=tuple(sorted({label for item in kept for label in item.labels})))
+
+
+def _folder_link_out(path: Path, root: Path, settings: Settings) -> Path | None:
+    """The first folder on ``path`` below ``root`` that is a link leading outside ``root`` and the data roots, or
+    ``None`` (``path`` does not lie below ``root`` as written, or no folder on it is such a link)."""
+    try:
+        parts = path.relative_to(root).parts
+    except ValueError:
+        return None
+    folder = root
+    for part in parts[:-1]:
+        folder = folder / part
+        if folder.is_symlink() and not lies_within(folder, [root], settings):
+            return folder
+    return None
 
 
 def is_image_name(path: Path) -> bool:

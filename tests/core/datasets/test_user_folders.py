@@ -248,6 +248,26 @@ def test_a_page_s_dataset_may_not_name_files_outside_it_and_the_data_roots(tmp_p
     assert len(open_dataset(folder).items) == 6  # the command line is not confined: its user owns the machine
 
 
+def test_a_linked_class_folder_leading_outside_is_one_problem_that_names_no_file_behind_it(
+        tmp_path, make, monkeypatch) -> None:
+    from medlim.core.paths import confining_to_data_roots
+
+    root, outside = tmp_path / "roots", tmp_path / "private"
+    monkeypatch.setenv("MEDLIM_DATA_ROOTS", str(root))
+    for k in range(3):
+        make.png(outside / f"Doe_Jane_{k}.png", k)
+    folder = root / "upload"
+    make.png(folder / "hand" / "a.png", 1)
+    (folder / "elbow").symlink_to(outside, target_is_directory=True)
+    with confining_to_data_roots():
+        check = check_dataset(open_dataset(folder), val_fraction=None)
+    (refused,) = [p for p in check.problems if p.kind == "outside_data_roots"]
+    assert refused.item == "elbow" and "its 3 images are left out" in refused.message
+    assert not any("Doe_Jane" in f"{p.item} {p.message}" for p in check.problems)
+    assert check.summary.decoded == 1
+    assert len(open_dataset(folder).items) == 4  # the command line follows the link
+
+
 def test_one_class_whose_images_lie_in_sub_folders_gets_a_hint(tmp_path, make) -> None:
     make.class_folders(tmp_path / "clinic", {"hand": 2, "elbow": 2, "shoulder": 1})  # the classes, one level down
     (tmp_path / "README.txt").write_text("exported 2024")  # why the zip's top folder was not taken off
