@@ -241,7 +241,9 @@ def _run_form(stored: tuple[str, ...]) -> None:
         internal_spec = _dataset_picker("internal", EVIDENCE_INTERNAL)
     with right:
         external_spec = _dataset_picker("external", EVIDENCE_EXTERNAL)
-    check = _data_check(internal_spec, external_spec) if internal_spec and external_spec else None
+    with st.container():  # one element, whatever the check shows (a spinner, warnings): the settings below keep
+        # their place in the page, so an open "Settings" expander is not redrawn closed on the next rerun
+        check = _data_check(internal_spec, external_spec) if internal_spec and external_spec else None
     config = _settings_form()
     name = st.text_input("Save the run as", value="external", key="cur_name",
                          help="the dataset name in the results store; reopen it later from the list above")
