@@ -67,6 +67,11 @@ def test_a_medshift_run_finishes_after_the_tab_was_closed(start_app, app_worker,
     settle(page)
     _server_folder(page, 0, internal, settle)
     _server_folder(page, 1, external, settle)
+    # the check before the run (`medlim shift check`): 6 images of each class in both folders, nothing left out
+    expect(page.get_by_text("What the run will use", exact=True)).to_be_visible()
+    classes = page.locator("[data-testid='stDataFrame']").first
+    expect(classes).to_contain_text("internal images")
+    expect(page.get_by_text("The run cannot start", exact=False)).to_have_count(0)
     page.get_by_text("Settings", exact=True).click()
     for label, value in (("Detector side (px)", "32"), ("Detector epochs", "1"), ("Head epochs", "1"),
                          ("G epochs", "1"), ("OTDD repeats", "2"), ("OTDD samples", "10")):
