@@ -194,10 +194,12 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def write_generic(phantom: Any, out_dir: Path, *, stem: str, **options: Any) -> list[dict[str, Any]]:
+def write_generic(phantom: Any, out_dir: Path, *, stem: str, skip: Sequence[str] = (),
+                  **options: Any) -> list[dict[str, Any]]:
     """Fallback writer for any phantom dataclass.
 
-    Every 2-D/3-D ``np.ndarray`` field is written as ``<stem>_<field>.png``;
+    Every 2-D/3-D ``np.ndarray`` field (except those named in ``skip``, which a kind's own writer stores) is
+    written as ``<stem>_<field>.png``;
     scalar fields go into the single manifest row. Integer instance labels (a
     ``labels`` field) are named a second time as ``instances``, the column the
     dataset layer reads (``image,instances``), so ``medlim nuclei|steatosis
@@ -211,6 +213,8 @@ def write_generic(phantom: Any, out_dir: Path, *, stem: str, **options: Any) -> 
     row: dict[str, Any] = {"stem": stem}
     for f in dataclasses.fields(phantom):
         value = getattr(phantom, f.name)
+        if f.name in skip:
+            continue
         if isinstance(value, np.ndarray) and value.ndim in (2, 3):
             name = f"{stem}_{f.name}.png"
             save_png(out_dir / name, value)

@@ -22,21 +22,34 @@ channels inside the tissue) and droplets holding pale material.
 Ground truth: a pixel covered by several droplets belongs to the droplet whose
 normalised elliptical radius there is smallest (ties to the lower label), so
 labels are exact and deterministic. Everything comes from one seed.
+
+Scale: the generator draws in pixels; its nominal pixel size is
+:data:`PIXEL_SIZE_UM` (0.5 µm, a 20× whole-slide scan), declared on
+2026-12-07 from the anatomy it draws — hepatocyte nuclei 8–13 px across
+(4–6.5 µm), one hepatocyte nucleus per ~1,400 px² of tissue (~350 µm²), droplet
+radii 4–36 px (2–18 µm, micro- to macro-vesicular). The writer records it in
+every manifest row (``pixel_size_um``) and, with ``--format tiff``, in the
+image file itself (TIFF resolution), the way a scanner states it; the shipped
+steatosis weights, trained on these phantoms, record it as their scale.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
 from medlim.errors import ParameterError
-from medlim.phantoms.base import PhantomKind, check_seed, ellipse_window, rng_for, smooth_noise
+from medlim.phantoms.base import PhantomKind, check_seed, ellipse_window, rng_for, smooth_noise, write_generic
 
-__all__ = ["HEPhantom", "generate_he", "KIND"]
+__all__ = ["HEPhantom", "PIXEL_SIZE_UM", "generate_he", "KIND"]
+
+#: Nominal pixel size of the phantoms, µm (see the module docstring: declared from the anatomy drawn in pixels).
+PIXEL_SIZE_UM = 0.5
 
 
 @dataclass(frozen=True)
@@ -496,8 +509,32 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="droplet area fraction of the tissue in [0, 0.7] (default: drawn per image)")
 
 
+    parser.add_argument("--format", dest="fmt", choices=("png", "tiff"), default="png",
+                        help=f"image file format (default png); tiff states the pixel size ({PIXEL_SIZE_UM:g} µm) in "
+                             "the file, as a scanner does")
+
+
 def _split_arguments(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
-    return {"size": tuple(args.size), "density": args.density}, {}
+    return {"size": tuple(args.size), "density": args.density}, {"fmt": getattr(args, "fmt", "png")}
+
+
+def write_he(phantom: HEPhantom, out_dir: Path, *, stem: str, fmt: str = "png") -> list[dict[str, Any]]:
+    """Write one phantom: the image as PNG (``fmt="png"``) or as an RGB TIFF that states :data:`PIXEL_SIZE_UM`
+    (``fmt="tiff"``), the truth as PNG (:func:`medlim.phantoms.base.write_generic`), and the pixel size in the
+    manifest row (``pixel_size_um``)."""
+    if fmt not in ("png", "tiff"):
+        raise ParameterError(f"`fmt` must be 'png' or 'tiff', {fmt!r} is given.")
+    rows = write_generic(phantom, Path(out_dir), stem=stem, skip=("image",) if fmt == "tiff" else ())
+    if fmt == "tiff":
+        import tifffile
+
+        name = f"{stem}_image.tif"
+        per_cm = 1e4 / PIXEL_SIZE_UM
+        tifffile.imwrite(Path(out_dir) / name, np.ascontiguousarray(phantom.image), photometric="rgb",
+                         resolution=(per_cm, per_cm), resolutionunit="CENTIMETER")
+        rows[0] = {"stem": rows[0]["stem"], "image": name, **{k: v for k, v in rows[0].items() if k != "stem"}}
+    rows[0]["pixel_size_um"] = PIXEL_SIZE_UM
+    return rows
 
 
 #: Registry entry (``medlim phantom he``): RGB image + uint16 droplet labels + tissue mask.
@@ -505,6 +542,7 @@ KIND = PhantomKind(
     name="he",
     summary="H&E liver tissue with steatosis droplets (clumped, varied size), sinusoids, glass; exact labels",
     generate=generate_he,
+    write=write_he,
     add_arguments=_add_arguments,
     split_arguments=_split_arguments,
 )

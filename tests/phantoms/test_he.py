@@ -130,3 +130,27 @@ def test_steatosis_fraction_leaves_sinusoid_lumina_out_of_the_tissue() -> None:
     from dataclasses import replace
 
     assert replace(p, lumen=None).steatosis_fraction == p.steatosis_fraction_with_lumina
+
+
+def test_the_tiff_writer_states_the_nominal_pixel_size_like_a_scanner(tmp_path) -> None:
+    import tifffile
+
+    from medlim.core.io.slide import file_spacing_um
+    from medlim.phantoms.he import PIXEL_SIZE_UM
+
+    kind = get_kind("he")
+    phantom = generate_he(4, size=(96, 128))
+    tiff_row, = kind.write_one(phantom, tmp_path / "tiff", stem="he_0", fmt="tiff")
+    png_row, = kind.write_one(phantom, tmp_path / "png", stem="he_0")
+    assert PIXEL_SIZE_UM == 0.5
+    assert tiff_row["image"] == "he_0_image.tif" and png_row["image"] == "he_0_image.png"
+    assert tiff_row["pixel_size_um"] == png_row["pixel_size_um"] == 0.5  # the manifest row says it either way
+    assert list(tiff_row) == list(png_row)  # the same columns, in the same order
+    image = tmp_path / "tiff" / "he_0_image.tif"
+    assert np.array_equal(tifffile.imread(image), phantom.image)
+    assert file_spacing_um(image) == (0.5, "TIFF XResolution/YResolution (cm)")  # what every reader of the file sees
+    assert file_spacing_um(tmp_path / "png" / "he_0_image.png") is None
+    assert not (tmp_path / "tiff" / "he_0_image.png").exists()  # the truth stays PNG, the image is not written twice
+    assert (tmp_path / "tiff" / "he_0_labels.png").is_file()
+    with pytest.raises(ParameterError, match="'png' or 'tiff'"):
+        kind.write_one(phantom, tmp_path / "x", stem="he_0", fmt="jpeg")

@@ -226,6 +226,15 @@ def resample_factor(model: SteatosisModel, spacing: MicronSpacing) -> float | No
     return float(spacing.um) / float(model.pixel_spacing_um)
 
 
+def crowding_window(factor: float | None) -> float:
+    """The side of the crowding square in the image's own px (:data:`~medlim.microscopy.steatosis.droplets.
+    CROWDING_WINDOW_PX` is set at the weights' scale): the same tissue whether the image was resized for detection by
+    ``factor`` (image µm / weights' µm, :func:`resample_factor`) or not (``None``)."""
+    from medlim.microscopy.steatosis.droplets import CROWDING_WINDOW_PX
+
+    return float(CROWDING_WINDOW_PX) if factor is None else CROWDING_WINDOW_PX / float(factor)
+
+
 def spacing_warning(model: SteatosisModel, spacing: MicronSpacing) -> str | None:
     """The warning when the image's scale and the weights' cannot be matched (issue 13), else ``None``: an image
     without a pixel size analysed by weights that have one, or an image that states its size analysed by weights
@@ -325,7 +334,8 @@ def analyse_image(
         raise ParameterError(f"steatosis analysis needs an H×W×3 RGB image, got shape {image.shape}")
     factor = resample_factor(model, spacing)
     found = _found_on_tissue(model, image, factor, tissue_mask, progress=progress)
-    table = droplet_table(found.labels, found.scores, tissue_area=float(found.tissue.sum()), spacing=spacing)
+    table = droplet_table(found.labels, found.scores, tissue_area=float(found.tissue.sum()), spacing=spacing,
+                          crowding_window=crowding_window(factor))
     analysis = SteatosisAnalysis(labels=found.labels, table=table, tissue=found.tissue, seconds=found.seconds,
                                  model=model.label, model_spacing_um=None if factor is None else model.pixel_spacing_um)
     warnings = tuple(w for w in (spacing_warning(model, spacing),) if w)
@@ -470,7 +480,7 @@ def analyse_slide(
         overlap = min(round(max(model.overlap, SLIDE_OVERLAP) / scale), tile // 2)
     objects = segment_slide(slide, segment, region=region, tile=tile, overlap=overlap, progress=progress)
     table = table_from_shapes(objects.shapes, objects.extra.get("score", np.zeros(0)), tissue_area=objects.tissue_px,
-                              spacing=spacing)
+                              spacing=spacing, crowding_window=crowding_window(factor))
     warnings = tuple(w for w in (spacing_warning(model, spacing),) if w)
     return SteatosisAnalysis(labels=None, table=table, tissue=None, seconds=objects.seconds, model=model.label,
                              outlines=objects.outlines, warnings=warnings,

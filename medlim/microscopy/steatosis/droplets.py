@@ -102,8 +102,10 @@ FEATURES: tuple[str, ...] = ("area", "perimeter", "eccentricity")
 REFERENCES: tuple[str, ...] = ("all-detections", "scored")
 #: The network's usual detection threshold (torchvision's Mask R-CNN default): the thesis's "all detections".
 NETWORK_MIN_SCORE = 0.05
-#: Side of the square around a droplet's centroid over which :func:`droplet_crowding` measures fat (px of the
-#: model's scale; the steatosis network reads images unresampled).
+#: Side of the square around a droplet's centroid over which :func:`droplet_crowding` measures fat, px at the
+#: weights' scale (95.5 µm at the shipped weights' 0.5 µm). An image analysed at another pixel size (resized to the
+#: weights' for detection) measures it over the same tissue: ``CROWDING_WINDOW_PX / factor`` of its own pixels
+#: (:func:`medlim.microscopy.steatosis.analysis.resample_factor`).
 CROWDING_WINDOW_PX = 191
 #: Droplets at or above this score count as fat around another droplet.
 CROWDING_CONFIDENT_SCORE = 0.3
@@ -303,7 +305,7 @@ class CutoffResult:
 
 
 def droplet_table(labels: np.ndarray, scores: np.ndarray, *, tissue_area: float | None = None,
-                  spacing: MicronSpacing = NO_SPACING) -> DropletTable:
+                  spacing: MicronSpacing = NO_SPACING, crowding_window: float = CROWDING_WINDOW_PX) -> DropletTable:
     """Features of every droplet in a label image.
 
     Args:
@@ -311,6 +313,7 @@ def droplet_table(labels: np.ndarray, scores: np.ndarray, *, tissue_area: float 
         scores: ``np.ndarray[n]`` detection scores (score of label ``k`` at ``k − 1``).
         tissue_area: tissue px; None uses the whole image.
         spacing: the image's pixel size.
+        crowding_window: :func:`droplet_crowding`'s square side in the labels' px.
 
     Returns:
         :class:`DropletTable`.
@@ -324,11 +327,11 @@ def droplet_table(labels: np.ndarray, scores: np.ndarray, *, tissue_area: float 
     if len(shapes) != n:
         raise ParameterError(f"labels 1..{n} are not all present ({len(shapes)} droplets found).")
     return table_from_shapes(shapes, scores, tissue_area=float(labels.size if tissue_area is None else tissue_area),
-                             spacing=spacing)
+                             spacing=spacing, crowding_window=crowding_window)
 
 
 def table_from_shapes(shapes: ObjectShapes, scores: np.ndarray, *, tissue_area: float,
-                      spacing: MicronSpacing = NO_SPACING) -> DropletTable:
+                      spacing: MicronSpacing = NO_SPACING, crowding_window: float = CROWDING_WINDOW_PX) -> DropletTable:
     """The :class:`DropletTable` of measured droplets (e.g. joined from the tiles of a slide).
 
     Args:
@@ -336,17 +339,20 @@ def table_from_shapes(shapes: ObjectShapes, scores: np.ndarray, *, tissue_area: 
         scores: ``np.ndarray[n]`` their detection scores.
         tissue_area: tissue px.
         spacing: the pixel size.
+        crowding_window: :func:`droplet_crowding`'s square side in the shapes' px.
     """
     scores = np.asarray(scores, np.float64)
     if len(scores) != len(shapes):
         raise ParameterError(f"{len(scores)} scores for {len(shapes)} droplets.")
-    return DropletTable(area=shapes["area_px2"].copy(), perimeter=shapes["perimeter_px"].copy(),
+    area = shapes["area_px2"].copy()
+    return DropletTable(area=area, perimeter=shapes["perimeter_px"].copy(),
                         eccentricity=shapes["eccentricity"].copy(), score=scores, centroid=shapes.centroid,
-                        tissue_area=float(tissue_area), shapes=shapes, spacing=spacing)
+                        tissue_area=float(tissue_area), shapes=shapes, spacing=spacing,
+                        crowding=droplet_crowding(shapes.centroid, area, scores, window=crowding_window))
 
 
 def droplet_crowding(centroid: np.ndarray, area: np.ndarray, score: np.ndarray, *,
-                     window: int = CROWDING_WINDOW_PX, confident: float = CROWDING_CONFIDENT_SCORE) -> np.ndarray:
+                     window: float = CROWDING_WINDOW_PX, confident: float = CROWDING_CONFIDENT_SCORE) -> np.ndarray:
     """How packed with fat each droplet's neighbourhood is (medlim's addition; see the module docstring).
 
     The area of the *other* droplets scoring at least ``confident`` whose centroids lie in the

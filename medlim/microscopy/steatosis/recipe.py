@@ -30,6 +30,7 @@ from medlim.microscopy.steatosis.train import (
     train_maskrcnn,
     weak_training_tiles,
 )
+from medlim.phantoms.he import PIXEL_SIZE_UM
 
 __all__ = ["TRAIN_SEED", "WEIGHTS_NAME", "train_and_register"]
 
@@ -37,6 +38,11 @@ __all__ = ["TRAIN_SEED", "WEIGHTS_NAME", "train_and_register"]
 TRAIN_SEED = 11
 #: Registry name of the shipped weights.
 WEIGHTS_NAME = "maskrcnn-steatosis"
+#: What the weights' ``input.scale`` says of phantom-trained weights (issue 13: every image model records its scale).
+PHANTOM_SCALE = (f"H&E phantoms of medlim.phantoms.he at its nominal {PIXEL_SIZE_UM:g} µm per pixel (the generator draws "
+                 "in pixels; the size was declared on 2026-12-07 from the anatomy it draws, see the module docstring): "
+                 "an image that states another size is resized to it for detection, and one that states none is "
+                 "taken to be at it, with a warning")
 
 
 def train_and_register(
@@ -125,7 +131,8 @@ def _entry_fields(
         "architecture": "maskrcnn-steatosis",
         "architecture_kwargs": {"backbone": backbone, **DENSE_TILE_SETTINGS},
         "preset": "rgb-unit",
-        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0]},
+        "input_contract": {"channels": 3, "size": None, "dtype": "float32", "range": [0.0, 1.0],
+                           "pixel_spacing_mm": [PIXEL_SIZE_UM / 1000.0, PIXEL_SIZE_UM / 1000.0], "scale": PHANTOM_SCALE},
         "output_type": "probability",
         "thresholds": {"mask": MASK_THRESHOLD, "score": 0.5},
         "params": {"tile": 1024, "overlap": 128, "classes": ["background", "droplet"]},

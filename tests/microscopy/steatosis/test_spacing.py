@@ -121,3 +121,35 @@ def test_weights_without_a_size_say_that_a_stated_size_could_not_be_used() -> No
     assert spacing_warning(_model(None), NO_SPACING) is None  # nothing known on either side: nothing to say
     assert spacing_warning(_model(0.5), MicronSpacing(0.25, "file")) is None  # resized instead
     assert "took this image to be at that size" in (spacing_warning(_model(0.5), NO_SPACING) or "")
+
+
+def test_the_crowding_square_covers_the_same_tissue_at_any_scale(scanned) -> None:
+    from medlim.microscopy.steatosis.analysis import crowding_window
+    from medlim.microscopy.steatosis.droplets import droplet_crowding
+
+    assert crowding_window(None) == 191.0 and crowding_window(0.5) == 382.0 and crowding_window(2.0) == 95.5
+    _, fine, _ = scanned
+    seen = cv2.resize(fine, (760, 700), interpolation=cv2.INTER_AREA)  # what the network sees of the finer scan
+    at_scale = analyse_image(_model(0.5), seen, spacing=MicronSpacing(0.5, "file")).table
+    resized = analyse_image(_model(0.5), fine, spacing=MicronSpacing(0.25, "file")).table
+    order = np.lexsort(at_scale.centroid.T[::-1]), np.lexsort(resized.centroid.T[::-1])
+    # each droplet 4 × its pixels over a window 2 × as wide: the same share of fat around it
+    assert np.array_equal(resized.area[order[1]], 4 * at_scale.area[order[0]])
+    assert resized.crowding[order[1]] == pytest.approx(at_scale.crowding[order[0]], abs=0.01)
+    assert resized.crowding.max() > 0.05
+    # a 191 px square on the finer grid would hold a quarter of the tissue and read other crowding
+    own_pixels = droplet_crowding(resized.centroid, resized.area, resized.score)
+    assert not np.allclose(own_pixels[order[1]], at_scale.crowding[order[0]], atol=0.01)
+
+
+def test_the_shipped_weights_record_the_phantoms_pixel_size() -> None:
+    from medlim.core.weights import Registry
+    from medlim.microscopy.steatosis import recipe
+    from medlim.microscopy.steatosis.analysis import load_steatosis_model
+
+    entry = Registry.load().get("maskrcnn-steatosis")
+    assert entry.input_contract.pixel_spacing_mm == pytest.approx((0.0005, 0.0005))
+    fields = recipe._entry_fields(name="x", version="1", command="c", seed=0, backbone="resnet10", tiles=1, tile_size=64)
+    assert fields["input_contract"]["pixel_spacing_mm"] == pytest.approx([0.0005, 0.0005])  # retraining records it
+    assert entry.to_dict()["input"]["scale"] == fields["input_contract"]["scale"] == recipe.PHANTOM_SCALE
+    assert load_steatosis_model(device="cpu").pixel_spacing_um == pytest.approx(0.5)
