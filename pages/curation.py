@@ -134,6 +134,7 @@ def _data_check(internal_spec: str, external_spec: str) -> Any | None:
 
     Only the listing is used (first bytes, cached until a class folder changes): no pixels are decoded here.
     """
+    from medlim.core.text import counted
     from medlim.curation.shift.check import check_shift_data
     from medlim.ui.curation import image_set_cached, listing_stamp
 
@@ -147,8 +148,8 @@ def _data_check(internal_spec: str, external_spec: str) -> Any | None:
     st.markdown("**What the run will use**")
     st.dataframe(pd.DataFrame([row.to_json() for row in check.classes]), hide_index=True, key="cur_check_classes")
     if check.left_out:
-        st.warning(f"{len(check.left_out)} file(s) left out, no image the reader takes (the table counts the "
-                   "others):", icon=":material/warning:")
+        st.warning(f"{counted(len(check.left_out), 'file')} left out, no image the reader takes (the table counts "
+                   "the others):", icon=":material/warning:")
         st.dataframe(pd.DataFrame([item.to_json() for item in check.left_out]), hide_index=True,
                      key="cur_check_left_out")
     for note in check.notes:

@@ -14,10 +14,16 @@ import io
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TextIO
 
-__all__ = ["FORMULA_PREFIXES", "csv_cell", "csv_text", "escape_control", "write_csv"]
+__all__ = ["FORMULA_PREFIXES", "counted", "csv_cell", "csv_text", "escape_control", "write_csv"]
 
 #: A spreadsheet treats a cell starting with one of these as a formula.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` and the noun in the number it takes: ``counted(1, "file")`` is ``"1 file"``, ``counted(0, "file")``
+    ``"0 files"``; ``plural`` for a noun that does not take an ``s``."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
 
 
 def escape_control(text: object) -> str:

@@ -1,4 +1,4 @@
-"""CSV cells neutralised and control characters escaped (issue 14)."""
+"""CSV cells neutralised and control characters escaped (issue 14); counts with their noun in the right number."""
 
 from __future__ import annotations
 
@@ -29,3 +29,11 @@ def test_a_name_with_a_newline_stays_one_csv_row() -> None:
     rows = list(csv.reader(io.StringIO(text)))
     assert rows == [["file", "score"], ["evil\\nforged,row", "0.25"], ["'=cmd", "1"]]
     assert text.count("\n") == 3
+
+
+def test_a_count_takes_its_noun_in_the_right_number() -> None:
+    from medlim.core.text import counted
+
+    assert counted(1, "file") == "1 file"
+    assert counted(0, "file") == "0 files" and counted(2, "file") == "2 files"
+    assert counted(3, "patch", "patches") == "3 patches" and counted(1, "patch", "patches") == "1 patch"

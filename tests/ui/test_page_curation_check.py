@@ -56,7 +56,7 @@ def test_folders_are_checked_and_a_class_with_too_few_images_blocks_the_run(
                                           {"class": "hand", "internal images": 5, "external images": 3}]
     assert left_out[["dataset", "file"]].to_dict("records") == [{"dataset": "internal", "file": "elbow/notes.png"}]
     assert "not a DICOM, PNG, TIFF, JPEG or NIfTI image" in left_out["why"][0]
-    assert "1 file(s) left out" in at.warning[0].body
+    assert "1 file left out" in at.warning[0].body
     assert at.info[0].body == "external images of classes the internal data lacks are not scored: finger 1."
     assert [e.body for e in at.error] == [
         "The run cannot start: class 'elbow' has 4 internal images; a detector needs at least 5."]
@@ -86,5 +86,5 @@ def test_a_folder_without_images_is_said_and_blocks_the_run(
     at.text_input(key="cur_external_folder").input(str(root / "empty")).run()
     assert not at.exception
     (message,) = [e.body for e in at.error]
-    assert "External dataset" in message and "no image of the folder could be read (1 files)" in message
+    assert "External dataset" in message and "no image of the folder could be read (1 file)" in message
     assert at.button(key="cur_run").disabled

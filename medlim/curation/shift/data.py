@@ -316,6 +316,7 @@ def _readable(image_set: ImageSet) -> ImageSet:
         ParameterError: no file of the folder is an image the reader takes.
     """
     from medlim.core.io.reader import image_format
+    from medlim.core.text import counted
     from medlim.errors import MedlimError
 
     assert image_set.root is not None
@@ -330,7 +331,7 @@ def _readable(image_set: ImageSet) -> ImageSet:
     if not left_out:
         return image_set
     if not readable.any():
-        raise ParameterError(f"no image of the folder could be read ({len(left_out)} files); the first: "
+        raise ParameterError(f"no image of the folder could be read ({counted(len(left_out), 'file')}); the first: "
                              f"{left_out[0][1]}")
     return dataclasses.replace(image_set.subset(readable), left_out=tuple(left_out))
 
