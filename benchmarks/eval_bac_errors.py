@@ -89,11 +89,13 @@ def _read(path: Path) -> np.ndarray:
     return array if array.ndim == 2 else array[..., 0]
 
 
-def _predicted_mask(masks: Path, stem: str) -> Path | None:
-    direct = masks / f"{stem}_bac.png"
-    if direct.exists():
-        return direct
-    found = sorted(masks.rglob(f"{stem}_bac.png"))  # `--out` adds the folder to repeated stems
+def _predicted_mask(masks: Path, folder: Path, stem: str) -> Path | None:
+    """The mask ``medlim bac quantify --out MASKS`` wrote for ``folder/stem``: ``<stem>_bac.png``, or, when several
+    input folders hold that stem, ``<folder>__<stem>_bac.png`` (:func:`medlim.core.paths.output_stems`)."""
+    for name in (f"{stem}_bac.png", f"{folder.name}__{stem}_bac.png"):
+        if (masks / name).exists():
+            return masks / name
+    found = sorted(masks.rglob(f"{stem}_bac.png"))  # masks sorted into sub-folders by hand
     return found[0] if found else None
 
 
@@ -104,7 +106,7 @@ def _folder_errors(folder: Path, masks: Path) -> tuple[str, list[ViewErrors]]:
     out = []
     for row in rows:
         image = row.get("image") or row["file"]
-        path = _predicted_mask(masks, Path(image).stem)
+        path = _predicted_mask(masks, folder, Path(image).stem)
         if path is None:
             print(f"no predicted mask for {Path(image).stem} in {masks}", file=sys.stderr)
             continue
