@@ -213,3 +213,28 @@ def test_otdd_leaves_a_truncated_image_out_and_says_so(folders, capsys) -> None:
     assert document["settings"]["left_out_unreadable"] == {"a": 0, "b": 1}
     assert document["n_a"] == 5 and document["n_b"] == 5  # each repeat subsamples 5 of 10 and of 7
     assert f"left out of the external data, cannot be read: {TRUNCATED}: mixed-42-00001.png ends before" in captured.err
+
+
+def test_a_ray_session_scores_and_leaves_out_as_this_process_does(folders, models) -> None:
+    """The engine path of stage 2 in a real local Ray session (one model worker process), not a stand-in."""
+    import shutil
+    import tempfile
+
+    ray = pytest.importorskip("ray")
+    from medlim.core.engines import RayEngine
+
+    if ray.is_initialized():
+        pytest.skip("another Ray session is open in this process")
+    temp_dir = tempfile.mkdtemp(prefix="medlim-ray-", dir="/tmp")
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", _temp_dir=temp_dir)
+    try:
+        external = folder_set(folders[1])
+        here = score_external(models, external, TINY)
+        remote = score_external(models, external, TINY, engine=RayEngine(workers=1))
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    assert remote.positions.tolist() == here.positions.tolist() == [0, 2, 3, 4, 5, 6, 7]
+    assert [(i.dataset, i.file) for i in remote.left_out] == [("external", TRUNCATED)]
+    np.testing.assert_allclose(remote.scores, here.scores, rtol=1e-5)
+    np.testing.assert_allclose(remote.probabilities, here.probabilities, rtol=1e-5, atol=1e-7)
