@@ -507,8 +507,6 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image height and width in px (default 1024 1024, the thesis tile)")
     parser.add_argument("--density", type=float, default=None,
                         help="droplet area fraction of the tissue in [0, 0.7] (default: drawn per image)")
-
-
     parser.add_argument("--format", dest="fmt", choices=("png", "tiff"), default="png",
                         help=f"image file format (default png); tiff states the pixel size ({PIXEL_SIZE_UM:g} µm) in "
                              "the file, as a scanner does")
