@@ -35,8 +35,9 @@ Crowded fat (medlim's addition, a stated deviation from the thesis): the
 network's confidence falls where droplets pack together, and on dense
 validation tiles most detections scoring 0.02–0.2 are real droplets, while on
 sparse tiles the same scores are mostly false. So the minimum score may fall
-with crowding (:func:`droplet_crowding`, the share of a 191 px square around a
-droplet covered by other confidently detected droplets): ``min_score`` holds
+with crowding (:func:`droplet_crowding`, the share of a 191 px square — px at
+the weights' scale, 95.5 µm at 0.5 µm — around a droplet covered by other
+confidently detected droplets): ``min_score`` holds
 for an isolated droplet, ``crowded_min_score`` where crowding reaches 0.3,
 linearly in between from crowding 0.1 (:func:`score_floors`). ``None`` (the
 thesis preset, and presets saved before) means one minimum score everywhere.
