@@ -8,8 +8,9 @@ thumbnails and pages a gallery. ``pages/curation.py`` lays them out.
 A dataset listing (:func:`image_set_cached`) reads only the files' first bytes;
 the page's check before a run (:func:`medlim.curation.shift.check.check_shift_data`)
 counts it on every rerun, and :func:`listing_stamp` keys the listing to the
-folder's and its class folders' modification times, so images added to or removed
-from a class folder are counted on the next rerun.
+folder's and its class folders' modification times and to each of their files'
+size and time, so images added, removed or rewritten in place are counted on the
+next rerun.
 """
 
 from __future__ import annotations
@@ -63,26 +64,62 @@ def image_set_cached(source: str, stamp: tuple[tuple[str, int], ...] = ()) -> An
     return image_set, {name: i for i, name in enumerate(image_set.files)}
 
 
-def listing_stamp(source: str) -> tuple[tuple[str, int], ...]:
-    """``(name, modification time in ns)`` of a dataset folder, its ``manifest.csv`` and its sub-folders.
+#: At most this many files of a dataset folder are stamped one by one (:func:`listing_stamp`); a larger folder is
+#: keyed by its folders' times only, so that a rerun of the page stays cheap.
+STAMP_MAX_FILES = 20_000
 
-    Adding or removing a file in a class folder changes that folder's time, so
-    :func:`image_set_cached` lists the folder afresh; a file rewritten in place
-    does not (it is found when the run reads it). ``()`` for phantoms or a folder
-    that cannot be read (the listing then says why).
+
+def listing_stamp(source: str) -> tuple[tuple[str, int], ...]:
+    """What :func:`image_set_cached` is keyed by: ``(name, modification time in ns)`` of a dataset folder, its
+    ``manifest.csv`` and its sub-folders, and ``(path, size)`` and ``(path, time)`` of each file in the folder and
+    its sub-folders.
+
+    Adding or removing a file changes its folder's time; a file rewritten in place changes its own size or time.
+    Either way the folder is listed afresh on the next rerun. A folder of more than :data:`STAMP_MAX_FILES` files
+    is keyed by its folders' times only (a file rewritten in place is then found when the run reads it), and so are
+    files a ``manifest.csv`` names outside the folder. ``()`` for phantoms or a folder that cannot be read (the
+    listing then says why).
     """
     if source.startswith("phantom:"):
         return ()
     root = Path(source)
     try:
         stamps = [("", root.stat().st_mtime_ns)]
+        files: list[tuple[str, int]] | None = []
         with os.scandir(root) as entries:
-            stamps += [(entry.name, entry.stat().st_mtime_ns) for entry in entries
-                       if entry.name == "manifest.csv" or entry.is_dir()]
+            for entry in entries:
+                if entry.name == "manifest.csv" or entry.is_dir():
+                    stamps.append((entry.name, entry.stat().st_mtime_ns))
+                if files is not None:
+                    files = _with_file_stamps(files, entry)
     except OSError:
         return ()
-    return tuple(sorted(stamps))
+    return tuple(sorted(stamps)) + (() if files is None else tuple(sorted(files)))
 
+
+def _with_file_stamps(files: list[tuple[str, int]] | None, entry: os.DirEntry[str]) -> list[tuple[str, int]] | None:
+    """``files`` with ``(path, size)`` and ``(path, time in ns)`` of ``entry`` (a file) or of the files in it (a
+    sub-folder, not followed when a link) added; ``None`` once more than :data:`STAMP_MAX_FILES` files are counted
+    (the scan stops there)."""
+    if files is None:
+        return None
+    if entry.is_dir(follow_symlinks=False):
+        with os.scandir(entry.path) as inside:
+            for item in inside:
+                if item.is_file() and not _add_file(files, f"{entry.name}/{item.name}", item):
+                    return None
+    elif entry.is_file() and not _add_file(files, entry.name, entry):
+        return None
+    return files
+
+
+def _add_file(files: list[tuple[str, int]], name: str, entry: os.DirEntry[str]) -> bool:
+    """Add one file's two stamps; ``False`` when that makes more than :data:`STAMP_MAX_FILES` files."""
+    if len(files) >= 2 * STAMP_MAX_FILES:
+        return False
+    info = entry.stat()
+    files += [(name, info.st_size), (name, info.st_mtime_ns)]
+    return True
 
 @bounded_cache_data(max_entries=64, show_spinner=False)
 def thumbnails_cached(source: str, files: tuple[str, ...], side: int = THUMBNAIL_SIDE) -> np.ndarray:

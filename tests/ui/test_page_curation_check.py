@@ -88,3 +88,33 @@ def test_a_folder_without_images_is_said_and_blocks_the_run(
     (message,) = [e.body for e in at.error]
     assert "External dataset" in message and "no image of the folder could be read (1 file)" in message
     assert at.button(key="cur_run").disabled
+
+
+def test_the_listing_is_keyed_to_each_file_so_a_file_rewritten_in_place_is_listed_afresh(tmp_path: Path,
+                                                                                         monkeypatch) -> None:
+    import medlim.ui.curation as curation
+
+    def times() -> None:  # the same times after every write: only a size can tell
+        os.utime(image, ns=(1_000, 2_000))
+        os.utime(tmp_path / "notes.txt", ns=(1_000, 3_000))
+        os.utime(tmp_path / "hand", ns=(1_000, 5_000))
+        os.utime(tmp_path, ns=(1_000, 6_000))
+
+    (tmp_path / "hand").mkdir()
+    image = tmp_path / "hand" / "a.png"
+    image.write_bytes(b"\x89PNG" + bytes(12))  # 16 bytes
+    (tmp_path / "notes.txt").write_bytes(b"abc")
+    times()
+    stamp = curation.listing_stamp(str(tmp_path))
+    # the folders' times, then each file's size and time, sorted by path
+    assert stamp == (("", 6_000), ("hand", 5_000),
+                     ("hand/a.png", 16), ("hand/a.png", 2_000), ("notes.txt", 3), ("notes.txt", 3_000))
+    assert curation.listing_stamp(str(tmp_path)) == stamp  # nothing changed: the same key, the cached listing
+    image.write_bytes(b"\x89PNG" + bytes(20))  # rewritten in place: 24 bytes, every time as before
+    times()
+    changed = curation.listing_stamp(str(tmp_path))
+    assert changed == (("", 6_000), ("hand", 5_000),
+                       ("hand/a.png", 24), ("hand/a.png", 2_000), ("notes.txt", 3), ("notes.txt", 3_000))
+    monkeypatch.setattr(curation, "STAMP_MAX_FILES", 1)  # more files than stamped one by one: folder times only
+    assert curation.listing_stamp(str(tmp_path)) == (("", 6_000), ("hand", 5_000))
+    assert curation.listing_stamp("phantom:default") == ()
