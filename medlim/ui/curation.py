@@ -90,27 +90,21 @@ def listing_stamp(source: str) -> tuple[tuple[str, int], ...]:
             for entry in entries:
                 if entry.name == "manifest.csv" or entry.is_dir():
                     stamps.append((entry.name, entry.stat().st_mtime_ns))
-                if files is not None:
-                    files = _with_file_stamps(files, entry)
+                if files is not None and not _add_file_stamps(files, entry):
+                    files = None  # more files than STAMP_MAX_FILES: the folders' times only
     except OSError:
         return ()
     return tuple(sorted(stamps)) + (() if files is None else tuple(sorted(files)))
 
 
-def _with_file_stamps(files: list[tuple[str, int]] | None, entry: os.DirEntry[str]) -> list[tuple[str, int]] | None:
-    """``files`` with ``(path, size)`` and ``(path, time in ns)`` of ``entry`` (a file) or of the files in it (a
-    sub-folder, not followed when a link) added; ``None`` once more than :data:`STAMP_MAX_FILES` files are counted
+def _add_file_stamps(files: list[tuple[str, int]], entry: os.DirEntry[str]) -> bool:
+    """Add ``(path, size)`` and ``(path, time in ns)`` of ``entry`` (a file) or of the files in it (a sub-folder,
+    not followed when a link) to ``files``; ``False`` once more than :data:`STAMP_MAX_FILES` files are counted
     (the scan stops there)."""
-    if files is None:
-        return None
     if entry.is_dir(follow_symlinks=False):
         with os.scandir(entry.path) as inside:
-            for item in inside:
-                if item.is_file() and not _add_file(files, f"{entry.name}/{item.name}", item):
-                    return None
-    elif entry.is_file() and not _add_file(files, entry.name, entry):
-        return None
-    return files
+            return all(_add_file(files, f"{entry.name}/{item.name}", item) for item in inside if item.is_file())
+    return not entry.is_file() or _add_file(files, entry.name, entry)
 
 
 def _add_file(files: list[tuple[str, int]], name: str, entry: os.DirEntry[str]) -> bool:
@@ -120,6 +114,7 @@ def _add_file(files: list[tuple[str, int]], name: str, entry: os.DirEntry[str]) 
     info = entry.stat()
     files += [(name, info.st_size), (name, info.st_mtime_ns)]
     return True
+
 
 @bounded_cache_data(max_entries=64, show_spinner=False)
 def thumbnails_cached(source: str, files: tuple[str, ...], side: int = THUMBNAIL_SIDE) -> np.ndarray:
