@@ -12,6 +12,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from medlim.core.text import counted
 from medlim.ui.errors import show_medlim_errors
 from medlim.ui.shell import ensure_app_shell
 
@@ -42,7 +43,7 @@ def _jobs_table() -> None:
         store = jobs_store()
         jobs = list_jobs(store, limit=_LIMIT)
         workers = live_workers(store, stale_s=get_settings().job_stale_s)
-    st.caption(f"{len(workers)} worker{'s' if len(workers) != 1 else ''} running · the newest {_LIMIT} jobs, "
+    st.caption(f"{counted(len(workers), 'worker')} running · the newest {_LIMIT} jobs, "
                "newest first · every user of this app sees every job.")
     if not jobs:
         st.info("No job yet: start a BAC batch, a MedShift run, a retrieval build, OOD scoring or a training "

@@ -23,6 +23,7 @@ from medlim.core.io.pseudonym import file_label
 from medlim.core.io.record import ImageRecord
 from medlim.core.model_catalogue import picker_caption
 from medlim.core.paths import allowed_roots_text, confine_to_data_roots
+from medlim.core.text import counted
 from medlim.mammography.analysis import BAC_TASK, DEFAULT_BAC_WEIGHTS, BacModel, requantify
 from medlim.mammography.preprocess import PRESET_SUMMARIES
 from medlim.mammography.readout import AnalysedView, BacReadout, with_view_labels
@@ -451,7 +452,7 @@ def _save(views: list[AnalysedView], bac_model: BacModel) -> None:
     ids = save_views(ui.open_store_cached(get_settings().database_url), views, bac_model)
     unplaced = [v.label for v in views if not (v.analysis.patient_key and v.analysis.study_date)]
     st.session_state["bac_saved_note"] = _saved_key(views), (
-        f"Saved {len(ids)} view{'s' if len(ids) != 1 else ''} to the results store with TAM_100 "
+        f"Saved {counted(len(ids), 'view')} to the results store with TAM_100 "
         f"(analyses {', '.join(map(str, ids))}; saving again updates the same rows)."
         + (f" {', '.join(unplaced)}: no patient or exam date in the file, so not in a history." if unplaced else "")
     )

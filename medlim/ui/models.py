@@ -30,6 +30,7 @@ from medlim.core.model_catalogue import (
     TrainingRequest,
     trainer_task,
 )
+from medlim.core.text import counted
 from medlim.errors import MedlimError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -326,7 +327,7 @@ def show_dataset_report(report: DatasetReport) -> None:
         st.success("No problems found: a trainer will accept this dataset.", icon=":material/check_circle:")
     else:
         count = len(report.check.problems)
-        st.warning(f"{count} problem{'s' if count != 1 else ''} found: fix them in the folder and check again, "
+        st.warning(f"{counted(count, 'problem')} found: fix them in the folder and check again, "
                    "or leave out the images with problems when training.", icon=":material/warning:")
         st.dataframe(problems_frame(report), hide_index=True, key="models_problems", width="stretch")
     st.button("Check again", key="models_recheck", on_click=_forget_report,
