@@ -263,7 +263,8 @@ def _cutoff_help(bac_model: BacModel, extra: str = "") -> str:
     """The cut-off field's help (single view and batch): the rule, these weights' default and their gate, if any."""
     words = ["A pixel is calcification when the model's output p > t.", extra,
              f"Default of these weights: {bac_model.threshold:g}.",
-             "" if bac_model.gate is None else bac_model.gate.describe()]
+             "" if bac_model.gate is None else bac_model.gate.describe(),
+             "" if bac_model.region_filter is None else bac_model.region_filter.describe()]
     return " ".join(word for word in words if word)
 
 

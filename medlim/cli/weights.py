@@ -44,7 +44,8 @@ def _parse_param(text: str) -> tuple[str, Any]:
 
 
 def _thresholds_text(entry: Any) -> str:
-    """``output=0.2,gate=0.2/0.95``: the entry's thresholds, and its BAC gate (``params.gate``) when it has one."""
+    """``output=0.2,gate=0.2/0.95,regions=filtered``: the entry's thresholds, and its BAC gate (``params.gate``) and
+    region filter (``params.region_filter``) when it has them."""
     from medlim.mammography.gating import gate_from_params
 
     parts = [f"{k}={v:g}" for k, v in entry.thresholds.items()]
@@ -54,6 +55,8 @@ def _thresholds_text(entry: Any) -> str:
         gate = None
     if gate is not None:
         parts.append(f"gate={gate.floor:g}/{gate.seed:g}")
+    if entry.params.get("region_filter") is not None:
+        parts.append("regions=filtered")
     return ",".join(parts) or "-"
 
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.inference import BacPrediction
     from medlim.mammography.preprocess import PreprocessedImage
     from medlim.mammography.quantify import BacMetrics
+    from medlim.mammography.regions import RegionFilter
 
 __all__ = [
     "BAC_TASK",
@@ -96,6 +97,8 @@ class BacModel:
             ``None`` when the weights carry none (e.g. an authors' checkpoint).
         gate: hysteresis of the probability map (:mod:`medlim.mammography.gating`; the
             manifest's ``params.gate``), or ``None``: the thesis's single cut-off.
+        region_filter: regions that look like tissue dropped after the gate (:mod:`medlim.mammography.regions`;
+            the manifest's ``params.region_filter``), or ``None``.
     """
 
     entry: WeightsEntry
@@ -109,6 +112,7 @@ class BacModel:
     x: float
     familiarity: FamiliarityCheck | None = None
     gate: ComponentGate | None = None
+    region_filter: RegionFilter | None = None
 
     @property
     def label(self) -> str:
@@ -181,6 +185,7 @@ def bac_model_from_entry(entry: WeightsEntry, model: torch.nn.Module) -> BacMode
     from medlim.core.familiarity import load_familiarity
     from medlim.mammography.gating import gate_from_params
     from medlim.mammography.preprocess import get_preset
+    from medlim.mammography.regions import region_filter_from_params
 
     preset = get_preset(entry.preset)
     params = dict(entry.params)
@@ -200,6 +205,7 @@ def bac_model_from_entry(entry: WeightsEntry, model: torch.nn.Module) -> BacMode
         x=float(params.get("x", preset.intensity_x)),
         familiarity=load_familiarity(entry),
         gate=gate_from_params(params),
+        region_filter=region_filter_from_params(params),
     )
 
 

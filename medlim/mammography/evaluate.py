@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.analysis import BacModel
     from medlim.mammography.gating import ComponentGate
     from medlim.mammography.inference import BacPrediction
+    from medlim.mammography.regions import RegionFilter
     from medlim.mammography.spacing import ScaledPrediction
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "evaluate_bac",
     "sweep_thresholds",
     "sweep_gates",
+    "sweep_region_filter",
     "predict_view",
     "AnnotatedView",
     "read_annotated_view",
@@ -387,7 +389,7 @@ def sweep_thresholds(
         if not 0.0 <= t <= 1.0:
             raise ParameterError(f"probability cut-offs must be in [0, 1]; {t} is given.")
     xx = bac_model.x if x is None else x
-    per_image = _sweep(bac_model, samples, {t: (t, None) for t in thresholds}, x=xx, progress=progress,
+    per_image = _sweep(bac_model, samples, {t: (t, None, None) for t in thresholds}, x=xx, progress=progress,
                        pixel_spacing_mm=pixel_spacing_mm)
     summaries = {t: summarise(per_image[t], threshold=t, x=xx) for t in thresholds}
     return summaries, per_image
@@ -401,34 +403,55 @@ def sweep_gates(
     progress: Callable[[int, str], None] | None = None,
 ) -> dict[ComponentGate, list[ImageEvaluation]]:
     """Evaluate several gates (:mod:`medlim.mammography.gating`), each at its floor as the cut-off, from one
-    ungated inference per image (the weights' own gate, if any, is set aside)."""
+    ungated inference per image (the weights' own gate and region filter, if any, are set aside)."""
     if not gates:
         raise ParameterError("Give at least one gate.")
-    return _sweep(replace(bac_model, gate=None), samples, {g: (g.floor, g) for g in gates}, x=bac_model.x,
+    return _sweep(replace(bac_model, gate=None, region_filter=None), samples, {g: (g.floor, g, None) for g in gates},
+                  x=bac_model.x, progress=progress, pixel_spacing_mm=None)
+
+
+def sweep_region_filter(
+    bac_model: BacModel,
+    samples: Iterable[tuple[Any, ...]],
+    *,
+    region_filter: RegionFilter,
+    cutoff: float,
+    gate: ComponentGate | None = None,
+    progress: Callable[[int, str], None] | None = None,
+) -> dict[bool, list[ImageEvaluation]]:
+    """The views evaluated at ``cutoff`` after ``gate``, with (``True``) and without (``False``) ``region_filter``
+    (:mod:`medlim.mammography.regions`), from one inference per image (the weights' own gate and filter set aside)."""
+    return _sweep(replace(bac_model, gate=None, region_filter=None), samples,
+                  {True: (cutoff, gate, region_filter), False: (cutoff, gate, None)}, x=bac_model.x,
                   progress=progress, pixel_spacing_mm=None)
 
 
 def _sweep(
     bac_model: BacModel,
     samples: Iterable[tuple[Any, ...]],
-    settings: Mapping[Any, tuple[float, ComponentGate | None]],
+    settings: Mapping[Any, tuple[float, ComponentGate | None, RegionFilter | None]],
     *,
     x: float,
     progress: Callable[[int, str], None] | None,
     pixel_spacing_mm: float | tuple[float, float] | None,
 ) -> dict[Any, list[ImageEvaluation]]:
-    """key → per-image evaluations at that key's ``(cut-off, gate)``, one inference per image."""
+    """key → per-image evaluations at that key's ``(cut-off, gate, region filter)``, one inference per image."""
     from medlim.mammography.gating import gate_components
     from medlim.mammography.preprocess import get_preset
+    from medlim.mammography.regions import filter_regions
 
     preset = get_preset(bac_model.preset)
     per_image: dict[Any, list[ImageEvaluation]] = {key: [] for key in settings}
     for done, (name, image, truth, *rest) in enumerate(samples, start=1):
         scaled, spacing = predict_view(bac_model, image, rest[0] if rest else None, pixel_spacing_mm=pixel_spacing_mm)
         flagged = _flagged(bac_model, scaled.model_view, rest[1] if len(rest) > 1 else None)
-        for key, (cutoff, gate) in settings.items():
+        for key, (cutoff, gate, region_filter) in settings.items():
             prediction = scaled.prediction if gate is None else replace(
                 scaled.prediction, probability=gate_components(scaled.prediction.probability, gate))
+            if region_filter is not None:
+                prediction = replace(prediction, probability=filter_regions(
+                    prediction.probability, prediction.preprocessed.grey, region_filter,
+                    scaled.decision.pixel_spacing_mm))  # as the weights apply it (medlim.mammography.spacing)
             evaluation = evaluate_image(name, prediction, truth, threshold=cutoff, x=x,
                                         patch_size=preset.patch_size, stride=448, pixel_spacing_mm=spacing)
             per_image[key].append(replace(evaluation, unlike_training=flagged))

@@ -23,14 +23,18 @@
    evaluate`` (:mod:`.selection`: the epoch and the cut-off by Dice on the
    views with BAC less a penalty for false area on BAC-free views; balanced
    crops alone missed those false positives), the best state kept, early stopping;
-6. if time is left, the whole validation views are evaluated once with the
+6. if time is left, a gate (:mod:`.gating`) and then a region filter
+   (:mod:`.regions`: fitted on up to twice as many training views as are
+   validated whole, predicted by the chosen state) are each kept only when
+   they beat the cut-off on the same whole validation views;
+7. if time is left, the whole validation views are evaluated once with the
    thesis protocol (Dice, TAM_100 R², relative bias, false AM on BAC-free
    views; :func:`~medlim.mammography.evaluate.evaluate_bac`), view by view
    while the budget lasts;
-7. the model goes to the user registry with the dataset's fingerprint, the
+8. the model goes to the user registry with the dataset's fingerprint, the
    split, the plan and the figures; the recorded command names the data by
    fingerprint and the starting weights by name and version.
-8. the "unlike my training data" check (issue 13; :mod:`.familiarity`) is
+9. the "unlike my training data" check (issue 13; :mod:`.familiarity`) is
    fitted on the training views as the model saw them (features taken while
    they were preprocessed in step 3, no second pass), its limit chosen with the
    validation views, and stored beside the weights; ``medlim bac quantify``
@@ -82,6 +86,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.datasets import Dataset
     from medlim.core.weights import Registries, WeightsEntry
     from medlim.mammography.gating import ComponentGate
+    from medlim.mammography.regions import RegionFilter
 
 __all__ = ["BAC_TASK", "ScunetRun", "PatchPool", "ScunetFolderTrainer", "train_scunet_on_folder"]
 
@@ -565,6 +570,59 @@ def _choose_gate(whole_views: WholeViewValidation, best: ValidationScore, *, dea
                     "chosen": None if chosen is None else chosen.to_json()}
 
 
+def _choose_region_filter(model: "torch.nn.Module", fields: Mapping[str, Any], data: TrainingData,
+                          train: PatchPool, whole_views: WholeViewValidation, *, gate: "ComponentGate | None",
+                          cutoff: float, limit: int, deadline: Deadline, per_view: float,
+                          progress: Progress | None) -> tuple["RegionFilter | None", dict[str, Any]]:
+    """A region filter (:mod:`medlim.mammography.regions`) fitted on up to ``limit`` training views predicted by the
+    chosen state (after its cut-off and gate), kept when it beats them on the whole validation views
+    (:func:`~medlim.mammography.selection.filter_over_cutoff`); ``None`` otherwise or when the budget cannot cover
+    both passes and the closing evaluation."""
+    from medlim.mammography.analysis import bac_model_from_entry
+    from medlim.mammography.evaluate import predict_view, sweep_region_filter
+    from medlim.mammography.regions import RegionTable, fit_region_filter, region_table
+    from medlim.mammography.selection import filter_over_cutoff, whole_view_score
+
+    chosen = spread_views(train.view_has_bac, limit)
+    needed = 1.3 * per_view * (len(chosen) + len(whole_views)) + per_view * len(data.val)
+    if deadline.limited and deadline.remaining() < needed:
+        if progress is not None:
+            progress("region filter skipped: the time budget (--max-minutes) cannot cover it")
+        return None, {"skipped": "the time budget (--max-minutes)"}
+    bac_model = bac_model_from_entry(_provisional_entry(fields), model)
+    tables, spacings = [], []
+    for done, position in enumerate(chosen, start=1):
+        index = data.train[position]
+        _name, image, truth, file_spacing, _intent = read_annotated_view(data.dataset, index).sample()
+        scaled, _spacing = predict_view(bac_model, image, file_spacing)
+        spacing = scaled.decision.pixel_spacing_mm
+        if spacing is not None:
+            spacings.append(math.sqrt(spacing[0] * spacing[1]))
+        patient = data.dataset.items[index].patient
+        tables.append(region_table(scaled.prediction.probability, scaled.prediction.preprocessed.grey, floor=cutoff,
+                                   spacing_mm=spacing if spacing is not None else 1.0, truth=truth,
+                                   group=f"patient:{patient}" if patient else f"view:{position}"))
+        if progress is not None:
+            progress(f"region filter: predicted training view {done}/{len(chosen)}")
+    region_filter, record = fit_region_filter(RegionTable.join(tables), floor=cutoff,
+                                              spacing_mm=float(np.median(spacings)) if spacings else 1.0)
+    record = {"training_views": len(chosen), **record}
+    if region_filter is None:
+        if progress is not None:
+            progress(f"region filter not fitted: {record['skipped']}")
+        return None, record
+    per = sweep_region_filter(bac_model, whole_views.samples, region_filter=region_filter, cutoff=cutoff, gate=gate)
+    with_filter = whole_view_score(per[True], cutoff=cutoff, gate=gate)
+    without = whole_view_score(per[False], cutoff=cutoff, gate=gate)
+    kept = filter_over_cutoff(with_filter, without)
+    record.update({"with_filter": with_filter.to_json(), "without_filter": without.to_json(), "kept": kept})
+    if progress is not None:
+        progress(f"region filter: whole-view score {with_filter.score:.4f} against {without.score:.4f} without it "
+                 f"(mean false cost {with_filter.false_penalty:.4f} against {without.false_penalty:.4f}): "
+                 f"{'kept' if kept else 'not kept'}")
+    return (region_filter if kept else None), record
+
+
 def _whole_view_validation(model: "torch.nn.Module", data: TrainingData, val: PatchPool, *, start: _Start,
                            planned: ScunetPlan, command: str, name: str, version: str | None,
                            progress: Progress | None) -> WholeViewValidation:
@@ -584,8 +642,9 @@ def _whole_view_validation(model: "torch.nn.Module", data: TrainingData, val: Pa
 
 def _entry_fields(*, name: str, version: str | None, start: _Start, planned: ScunetPlan, cutoff: float,
                   data: TrainingData, command: str, metrics: Mapping[str, Any],
-                  gate: ComponentGate | None = None) -> dict[str, Any]:
-    """The manifest fields of SCU-Net weights trained on a user's folder (``gate``: chosen by :func:`_choose_gate`)."""
+                  gate: ComponentGate | None = None, region_filter: RegionFilter | None = None) -> dict[str, Any]:
+    """The manifest fields of SCU-Net weights trained on a user's folder (``gate``: chosen by :func:`_choose_gate`,
+    ``region_filter`` by :func:`_choose_region_filter`)."""
     from medlim.core.spacing import training_spacing
 
     selection = (f"cut-off {cutoff:g}: best whole-view score (the mean Dice of the views with BAC, among cut-offs "
@@ -597,6 +656,11 @@ def _entry_fields(*, name: str, version: str | None, start: _Start, planned: Scu
                      "state, the gate of medlim.mammography.gating.gate_grid with the best whole-view score on the "
                      "same validation views among those scoring above the best plain cut-off with no higher mean "
                      "false cost on the BAC-free views (" + selection + ")")
+    if region_filter is not None:
+        selection += ("; then regions of p > {:g} whose shape and contrast a logistic regression fitted on the run's "
+                      "training views judges not BAC are dropped (medlim.mammography.regions; a deviation from the "
+                      "thesis), kept because it beat the same cut-off and gate without it on the same whole "
+                      "validation views".format(region_filter.floor))
     how = f"fine-tuned from {start.label}" if start.entry is not None else "trained from scratch"
     source = f"user dataset {data.fingerprint.id}, {how}"
     spacing = training_spacing(data.fingerprint.spacings, where=f"user dataset {data.fingerprint.id}")
@@ -605,7 +669,8 @@ def _entry_fields(*, name: str, version: str | None, start: _Start, planned: Scu
         "input_contract": {"channels": 3, "size": [512, 512], "dtype": "float32", "range": [-1.0, 1.0], **spacing},
         "output_type": "probability", "thresholds": {"output": float(cutoff)},
         "params": {"overlap": 64, "merge": "max", "skip": planned.skip, "output_activation": "sigmoid", "x": 100.0,
-                   "threshold_selection": selection, **({} if gate is None else {"gate": gate.to_json()})},
+                   "threshold_selection": selection, **({} if gate is None else {"gate": gate.to_json()}),
+                   **({} if region_filter is None else {"region_filter": region_filter.to_json()})},
         "metrics": dict(metrics),
         "provenance": {"command": command, "seed": planned.seed, "source": source,
                        "data_generator_version": medlim.__version__},
@@ -723,11 +788,18 @@ def train_scunet_on_folder(
     model = trainer.model.to("cpu").eval()
     gate, gate_metrics = _choose_gate(whole_views, result.best, deadline=deadline, per_view=per_view,
                                       progress=progress)
-    fields = _entry_fields(name=name, version=run.version, start=start, planned=planned,
-                           cutoff=result.best.payload if gate is None else gate.floor, data=data, command=command,
-                           metrics={}, gate=gate)
+    cutoff = result.best.payload if gate is None else gate.floor
+    fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=cutoff, data=data,
+                           command=command, metrics={}, gate=gate)
+    region_filter, filter_metrics = _choose_region_filter(
+        model, fields, data, train, whole_views, gate=gate, cutoff=cutoff, limit=2 * planned.whole_view_views,
+        deadline=deadline, per_view=per_view, progress=progress)
+    if region_filter is not None:
+        fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=cutoff,
+                               data=data, command=command, metrics={}, gate=gate, region_filter=region_filter)
     whole = _evaluate_whole_views(model, fields, data, deadline=deadline, per_view=per_view, progress=progress)
-    metrics = {"validation": result.to_json(), "gate_selection": gate_metrics, "whole_view": whole,
+    metrics = {"validation": result.to_json(), "gate_selection": gate_metrics,
+               "region_filter_selection": filter_metrics, "whole_view": whole,
                "n_train_views": train.views,
                "n_validation_views": val.views, "patches": {"bac": int(train.positive.sum()),
                                                             "bac_free": int((~train.positive).sum())}}
@@ -738,7 +810,7 @@ def train_scunet_on_folder(
     entry, familiarity = _attach_check(entry, train, val, data=data, preset=planned.preset, progress=progress)
     extra: dict[str, Any] = {"data": {"fingerprint": data.fingerprint.id, "split": dict(data.split)},
                              "plan": planned.plan.to_json()["settings"], "whole_view": whole, "init": start.label,
-                             "gate_selection": gate_metrics,
+                             "gate_selection": gate_metrics, "region_filter_selection": filter_metrics,
                              "familiarity": familiarity}
     if data.dropped is not None:
         extra["data"]["dropped"] = [p.to_json() for report in data.dropped for p in report.dropped]

@@ -31,7 +31,10 @@ After training, the same score compares gates (:mod:`medlim.mammography.gating`,
 each scored at its floor) with the best plain cut-off on the chosen state
 (:meth:`WholeViewValidation.gated`); the trainer keeps a gate only when its
 score is higher and its mean false cost on the BAC-free views no higher
-(:func:`gate_over_cutoff`).
+(:func:`gate_over_cutoff`). Then a region filter fitted on training views
+(:mod:`medlim.mammography.regions`) is kept only when, on the same whole
+validation views, it scores no lower with no more mean false cost, and one of
+the two better (:func:`filter_over_cutoff`).
 
 This replaced (2026-12-05) a penalised score, mean Dice − ½ × mean
 f/(f + 0.5 mm²), whose penalty did not vanish below the target: on the
@@ -66,6 +69,7 @@ __all__ = [
     "whole_view_score",
     "choose_cutoff",
     "choose_gate",
+    "filter_over_cutoff",
     "gate_over_cutoff",
     "spread_views",
     "WholeViewValidation",
@@ -215,6 +219,15 @@ def gate_over_cutoff(gated: Sequence[WholeViewScore], *, plain_score: float,
     if not passing:
         return None
     return max(passing, key=lambda s: (s.score, -s.gate.seed if s.gate else 0.0, -s.cutoff))
+
+
+def filter_over_cutoff(with_filter: WholeViewScore, without: WholeViewScore) -> bool:
+    """Whether a model keeps a region filter (:mod:`medlim.mammography.regions`): on the same views, at the same
+    cut-off and gate, its whole-view score is no lower and its mean false cost on the BAC-free views no higher,
+    and one of the two strictly better (at the manifest's rounding)."""
+    score, base = round(with_filter.score, 4), round(without.score, 4)
+    cost, base_cost = round(with_filter.false_penalty, 4), round(without.false_penalty, 4)
+    return score >= base and cost <= base_cost and (score > base or cost < base_cost)
 
 
 def spread_views(has_bac: Sequence[bool], limit: int) -> list[int]:

@@ -188,7 +188,8 @@ def predict_at_model_spacing(
     """Whole-image SCU-Net inference on the model's grid, mapped back to the image's.
 
     Weights with a gate (``bac_model.gate``, :mod:`medlim.mammography.gating`) have it
-    applied to the map on the image's grid, so every reader of the map sees the same regions.
+    applied to the map on the image's grid, so every reader of the map sees the same regions; then the region
+    filter (``bac_model.region_filter``, :mod:`medlim.mammography.regions`), when they carry one.
 
     Args:
         image: ``np.uint8[H, W]`` grey mammogram.
@@ -227,6 +228,11 @@ def predict_at_model_spacing(
         from medlim.mammography.gating import gate_components
 
         back = replace(back, probability=gate_components(back.probability, bac_model.gate))
+    if bac_model.region_filter is not None:
+        from medlim.mammography.regions import filter_regions
+
+        back = replace(back, probability=filter_regions(back.probability, back.preprocessed.grey,
+                                                        bac_model.region_filter, decision.pixel_spacing_mm))
     if back is not prediction:
         back = replace(back, seconds=time.perf_counter() - started)
     return ScaledPrediction(back, prediction.preprocessed, decision)

@@ -220,6 +220,17 @@ def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
         assert gate["best_gate"]["whole_view_false_penalty"] > gate["plain_false_penalty"]
     assert entry.params.get("gate") == gate["chosen"] == validation.get("gate")  # the Models page's table shows it
     assert entry.thresholds["output"] == (validation["cutoff"] if gate["chosen"] is None else gate["chosen"]["floor"])
+    # then a region filter fitted on training views (medlim.mammography.regions), kept only when it beats the same
+    # cut-off and gate on the same validation views; recorded either way
+    regions = result["region_filter_selection"]
+    assert regions == entry.metrics["region_filter_selection"]
+    if "with_filter" in regions:
+        assert regions["training_views"] <= 16 and regions["keep_bac_pixels"] == 0.95
+        assert regions["without_filter"]["whole_view_score"] == pytest.approx(
+            validation["whole_view_score"] if gate["chosen"] is None else kept["whole_view_score"], abs=1e-4)
+        assert regions["kept"] == ("region_filter" in entry.params)
+    else:
+        assert "skipped" in regions and "region_filter" not in entry.params
     assert entry.plan["settings"]["patch_size"] == 64 and "patch_size" in entry.plan["overridden"]
     assert entry.metrics["whole_view"]["views"] == 10 and "tam_relative_bias" in entry.metrics["whole_view"]
     # issue 13: PNG views state no spacing, so none is recorded (inference resamples nothing) and `scale` says so

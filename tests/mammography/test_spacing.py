@@ -277,3 +277,24 @@ def test_weights_with_a_gate_have_it_applied_on_the_images_own_grid(scene_files)
     # the bright objects reach p > 0.9, so the first gate keeps them; nothing passes p > 1, so the second keeps none
     assert analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 0.9))).metrics.am == ungated.metrics.am > 0
     assert analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 1.0))).metrics.am == 0
+
+
+def test_weights_with_a_region_filter_apply_it_after_the_gate_on_the_images_own_grid(scene_files) -> None:
+    from dataclasses import replace
+
+    from medlim.mammography.gating import ComponentGate, gate_components
+    from medlim.mammography.regions import REGION_FEATURES, RegionFilter, filter_regions
+
+    plain = toy_model()
+    record = read_image(scene_files["coarse"])  # 0.14 mm: resampled to 0.07 mm and back
+    ungated = analyse_mammogram(record, plain)
+    width = len(REGION_FEATURES)
+    for intercept, kept in ((60.0, True), (-60.0, False)):  # every region judged BAC / none
+        region_filter = RegionFilter(floor=0.3, mean=(0.0,) * width, scale=(1.0,) * width, coef=(0.0,) * width,
+                                     intercept=intercept, threshold=0.5, spacing_mm=0.07)
+        gate = ComponentGate(0.3, 0.9)
+        both = analyse_mammogram(record, replace(plain, gate=gate, region_filter=region_filter))
+        gated = gate_components(ungated.prediction.probability, gate)
+        expected = filter_regions(gated, ungated.prediction.preprocessed.grey, region_filter, (0.14, 0.14))
+        np.testing.assert_array_equal(both.prediction.probability, expected)
+        assert (both.metrics.am == ungated.metrics.am > 0) if kept else both.metrics.am == 0
