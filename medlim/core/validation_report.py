@@ -35,6 +35,11 @@ VALIDATION_FIGURES: dict[str, tuple[str, str]] = {
              "false BAC on average"),
     "gate_whole_view_score": ("whole-view score with the gate", "the whole-view score with the gate instead of the "
                               "plain cut-off (the model is registered with the gate)"),
+    "region_filter_whole_view_score": ("whole-view score with the region filter",
+                                       "the whole-view score when regions whose shape and contrast look like tissue "
+                                       "(a filter fitted on the training views) are dropped after the cut-off and "
+                                       "gate; kept only when it did no worse with no more false BAC, and the model "
+                                       "is registered with it"),
     "whole_view_dice_bac": ("Dice (views with BAC)", "mean whole-view Dice 2|P∩T| / (|P| + |T|) over the validation "
                             "views whose mask has BAC"),
     "whole_view_false_mm2_median": ("false BAC on BAC-free views (median, mm²)",

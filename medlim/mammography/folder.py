@@ -615,7 +615,8 @@ def _choose_region_filter(model: "torch.nn.Module", fields: Mapping[str, Any], d
     with_filter = whole_view_score(per[True], cutoff=cutoff, gate=gate)
     without = whole_view_score(per[False], cutoff=cutoff, gate=gate)
     kept = filter_over_cutoff(with_filter, without)
-    record.update({"with_filter": with_filter.to_json(), "without_filter": without.to_json(), "kept": kept})
+    record.update({"with_filter": with_filter.to_json(), "without_filter": without.to_json(), "kept": kept,
+                   "filter": region_filter.to_json()})  # kept or not: what was tried, for a later look
     if progress is not None:
         progress(f"region filter: whole-view score {with_filter.score:.4f} against {without.score:.4f} without it "
                  f"(mean false cost {with_filter.false_penalty:.4f} against {without.false_penalty:.4f}): "
@@ -817,4 +818,6 @@ def train_scunet_on_folder(
     figures = result.to_json()
     if gate is not None:  # what the model was registered with, beside the plain cut-off the epoch was chosen at
         figures = {**figures, "gate": gate.to_json(), "gate_whole_view_score": gate_metrics["kept_gate"]["whole_view_score"]}
+    if region_filter is not None:  # and the region filter, with the score it was kept at
+        figures = {**figures, "region_filter_whole_view_score": filter_metrics["with_filter"]["whole_view_score"]}
     return TrainingOutcome(registered=(entry,), validation={entry.name: figures}, extra=extra)

@@ -228,7 +228,7 @@ def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
         assert regions["training_views"] <= 16 and regions["keep_bac_pixels"] == 0.95
         assert regions["without_filter"]["whole_view_score"] == pytest.approx(
             validation["whole_view_score"] if gate["chosen"] is None else kept["whole_view_score"], abs=1e-4)
-        assert regions["kept"] == ("region_filter" in entry.params)
+        assert regions["kept"] == ("region_filter" in entry.params) == ("region_filter_whole_view_score" in validation)
     else:
         assert "skipped" in regions and "region_filter" not in entry.params
     assert entry.plan["settings"]["patch_size"] == 64 and "patch_size" in entry.plan["overridden"]
