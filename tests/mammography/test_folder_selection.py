@@ -260,3 +260,19 @@ def test_a_gate_replaces_the_cutoff_only_with_a_higher_score_and_no_more_false_a
     assert gate_over_cutoff([best, low], plain_score=0.40, plain_false_penalty=0.25) is None
     # equal mean cost (to the manifest's 4 decimals) is allowed
     assert gate_over_cutoff([best], plain_score=0.40, plain_false_penalty=0.400004) is best
+
+
+def test_a_region_filter_is_kept_when_no_worse_and_better_in_score_or_mean_false_area() -> None:
+    from medlim.mammography.selection import WholeViewScore, filter_over_cutoff
+
+    def scored(score: float, penalty: float) -> WholeViewScore:
+        return WholeViewScore(cutoff=0.5, score=score, dice_bac=score, false_penalty=penalty, false_mm2_median=0.0,
+                              false_px_median=0.0, tam_relative_bias=0.0, views=8, bac_free_views=4)
+
+    without = scored(0.4042, 0.1945)
+    assert filter_over_cutoff(scored(0.4044, 0.0), without)         # better in both (the README's run)
+    assert filter_over_cutoff(scored(0.4042, 0.1), without)         # same score, less false area
+    assert filter_over_cutoff(scored(0.41, 0.1945), without)        # higher score, same false area
+    assert not filter_over_cutoff(scored(0.4042, 0.1945), without)  # no better in either
+    assert not filter_over_cutoff(scored(0.40, 0.0), without)       # less false area bought with Dice
+    assert not filter_over_cutoff(scored(0.40421, 0.1945), without)  # better only past the manifest's 4 decimals

@@ -298,3 +298,20 @@ def test_weights_with_a_region_filter_apply_it_after_the_gate_on_the_images_own_
         expected = filter_regions(gated, ungated.prediction.preprocessed.grey, region_filter, (0.14, 0.14))
         np.testing.assert_array_equal(both.prediction.probability, expected)
         assert (both.metrics.am == ungated.metrics.am > 0) if kept else both.metrics.am == 0
+
+
+def test_sweep_region_filter_scores_a_view_with_and_without_the_filter_from_one_inference() -> None:
+    from medlim.mammography.evaluate import sweep_region_filter
+    from medlim.mammography.regions import REGION_FEATURES, RegionFilter
+
+    image = render_scene(0.07)
+    truth = image >= 153  # the two discs and the bar: what the toy model marks
+    width = len(REGION_FEATURES)
+    drop_all = RegionFilter(floor=0.5, mean=(0.0,) * width, scale=(1.0,) * width, coef=(0.0,) * width,
+                            intercept=-60.0, threshold=0.5, spacing_mm=0.07)
+    per = sweep_region_filter(toy_model(), [("scene", image, truth, (0.07, 0.07))], region_filter=drop_all,
+                              cutoff=0.5)
+    without, with_filter = per[False][0], per[True][0]
+    assert without.whole["f1"] > 0.95 and without.predicted["am"] > 0
+    assert with_filter.predicted["am"] == 0 and with_filter.whole["f1"] == 0.0  # every region dropped
+    assert with_filter.tam_100[1] == without.tam_100[1] > 0  # the truth is the same
