@@ -24,9 +24,10 @@
    views with BAC less a penalty for false area on BAC-free views; balanced
    crops alone missed those false positives), the best state kept, early stopping;
 6. if time is left, a gate (:mod:`.gating`) and then a region filter
-   (:mod:`.regions`: fitted on up to twice as many training views as are
-   validated whole, predicted by the chosen state) are each kept only when
-   they beat the cut-off on the same whole validation views;
+   (:mod:`.regions`: fitted on as many training views as the budget covers,
+   at least twice as many as are validated whole and at most 64, predicted by
+   the chosen state) are each kept only when they beat the cut-off on the same
+   whole validation views;
 7. if time is left, the whole validation views are evaluated once with the
    thesis protocol (Dice, TAM_100 R², relative bias, false AM on BAC-free
    views; :func:`~medlim.mammography.evaluate.evaluate_bac`), view by view
@@ -98,6 +99,8 @@ NO_INIT = "none"
 #: cut-off are already chosen on whole views during training, so the closing pass over every validation view is a
 #: record, not a choice; on 2 busy cores half the budget left one epoch of training, 2026-12-05).
 _EVALUATION_SHARE_MAX = 0.2
+#: Most training views the region filter is fitted on (:func:`_choose_region_filter`; fewer when the budget is short).
+REGION_FILTER_MAX_VIEWS = 64
 
 
 @dataclass(frozen=True)
@@ -572,23 +575,28 @@ def _choose_gate(whole_views: WholeViewValidation, best: ValidationScore, *, dea
 
 def _choose_region_filter(model: "torch.nn.Module", fields: Mapping[str, Any], data: TrainingData,
                           train: PatchPool, whole_views: WholeViewValidation, *, gate: "ComponentGate | None",
-                          cutoff: float, limit: int, deadline: Deadline, per_view: float,
+                          cutoff: float, least: int, deadline: Deadline, per_view: float,
                           progress: Progress | None) -> tuple["RegionFilter | None", dict[str, Any]]:
-    """A region filter (:mod:`medlim.mammography.regions`) fitted on up to ``limit`` training views predicted by the
-    chosen state (after its cut-off and gate), kept when it beats them on the whole validation views
+    """A region filter (:mod:`medlim.mammography.regions`) fitted on as many training views as the budget covers
+    (at least ``least`` or all there are, at most :data:`REGION_FILTER_MAX_VIEWS`) predicted by the chosen state
+    (after its cut-off and gate), kept when it beats them on the whole validation views
     (:func:`~medlim.mammography.selection.filter_over_cutoff`); ``None`` otherwise or when the budget cannot cover
-    both passes and the closing evaluation."""
+    the least views, the validation pass and the closing evaluation."""
     from medlim.mammography.analysis import bac_model_from_entry
     from medlim.mammography.evaluate import predict_view, sweep_region_filter
     from medlim.mammography.regions import RegionTable, fit_region_filter, region_table
     from medlim.mammography.selection import filter_over_cutoff, whole_view_score
 
-    chosen = spread_views(train.view_has_bac, limit)
-    needed = 1.3 * per_view * (len(chosen) + len(whole_views)) + per_view * len(data.val)
-    if deadline.limited and deadline.remaining() < needed:
+    available = min(len(train.view_has_bac), REGION_FILTER_MAX_VIEWS)
+    count = available
+    if deadline.limited:
+        spare = deadline.remaining() - per_view * len(data.val) - 1.3 * per_view * len(whole_views)
+        count = min(available, int(spare // (1.3 * per_view)) if per_view > 0 else available)
+    if count < min(least, available) or count < 1:
         if progress is not None:
             progress("region filter skipped: the time budget (--max-minutes) cannot cover it")
         return None, {"skipped": "the time budget (--max-minutes)"}
+    chosen = spread_views(train.view_has_bac, count)
     bac_model = bac_model_from_entry(_provisional_entry(fields), model)
     tables, spacings = [], []
     for done, position in enumerate(chosen, start=1):
@@ -793,7 +801,7 @@ def train_scunet_on_folder(
     fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=cutoff, data=data,
                            command=command, metrics={}, gate=gate)
     region_filter, filter_metrics = _choose_region_filter(
-        model, fields, data, train, whole_views, gate=gate, cutoff=cutoff, limit=2 * planned.whole_view_views,
+        model, fields, data, train, whole_views, gate=gate, cutoff=cutoff, least=2 * planned.whole_view_views,
         deadline=deadline, per_view=per_view, progress=progress)
     if region_filter is not None:
         fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=cutoff,
