@@ -632,6 +632,26 @@ def _choose_region_filter(model: "torch.nn.Module", fields: Mapping[str, Any], d
     return (region_filter if kept else None), record
 
 
+def _choose_postprocessing(model: "torch.nn.Module", best: ValidationScore, data: TrainingData, train: PatchPool,
+                           whole_views: WholeViewValidation, *, start: _Start, planned: ScunetPlan, command: str,
+                           name: str, version: str | None, deadline: Deadline, per_view: float,
+                           progress: Progress | None) -> tuple[ComponentGate | None, dict[str, Any],
+                                                               RegionFilter | None, dict[str, Any], dict[str, Any]]:
+    """The chosen state's gate (:func:`_choose_gate`), then its region filter (:func:`_choose_region_filter`), and
+    the manifest fields they give: ``(gate, its record, filter, its record, fields)``."""
+    gate, gate_metrics = _choose_gate(whole_views, best, deadline=deadline, per_view=per_view, progress=progress)
+    cutoff = best.payload if gate is None else gate.floor
+    fields = _entry_fields(name=name, version=version, start=start, planned=planned, cutoff=cutoff, data=data,
+                           command=command, metrics={}, gate=gate)
+    region_filter, filter_metrics = _choose_region_filter(
+        model, fields, data, train, whole_views, gate=gate, cutoff=cutoff, least=2 * planned.whole_view_views,
+        deadline=deadline, per_view=per_view, progress=progress)
+    if region_filter is not None:
+        fields = _entry_fields(name=name, version=version, start=start, planned=planned, cutoff=cutoff, data=data,
+                               command=command, metrics={}, gate=gate, region_filter=region_filter)
+    return gate, gate_metrics, region_filter, filter_metrics, fields
+
+
 def _whole_view_validation(model: "torch.nn.Module", data: TrainingData, val: PatchPool, *, start: _Start,
                            planned: ScunetPlan, command: str, name: str, version: str | None,
                            progress: Progress | None) -> WholeViewValidation:
@@ -795,17 +815,9 @@ def train_scunet_on_folder(
                  deadline=stage, patience=planned.patience, label="SCU-Net", progress=progress, resume=resume)
     trainer.model.load_state_dict(result.state)
     model = trainer.model.to("cpu").eval()
-    gate, gate_metrics = _choose_gate(whole_views, result.best, deadline=deadline, per_view=per_view,
-                                      progress=progress)
-    cutoff = result.best.payload if gate is None else gate.floor
-    fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=cutoff, data=data,
-                           command=command, metrics={}, gate=gate)
-    region_filter, filter_metrics = _choose_region_filter(
-        model, fields, data, train, whole_views, gate=gate, cutoff=cutoff, least=2 * planned.whole_view_views,
-        deadline=deadline, per_view=per_view, progress=progress)
-    if region_filter is not None:
-        fields = _entry_fields(name=name, version=run.version, start=start, planned=planned, cutoff=cutoff,
-                               data=data, command=command, metrics={}, gate=gate, region_filter=region_filter)
+    gate, gate_metrics, region_filter, filter_metrics, fields = _choose_postprocessing(
+        model, result.best, data, train, whole_views, start=start, planned=planned, command=command, name=name,
+        version=run.version, deadline=deadline, per_view=per_view, progress=progress)
     whole = _evaluate_whole_views(model, fields, data, deadline=deadline, per_view=per_view, progress=progress)
     metrics = {"validation": result.to_json(), "gate_selection": gate_metrics,
                "region_filter_selection": filter_metrics, "whole_view": whole,
