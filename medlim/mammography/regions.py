@@ -74,6 +74,9 @@ BAC_SHARE = 0.2
 KEEP_BAC_PIXELS = 0.95
 #: Fewest regions of each kind (BAC, not BAC) a filter is fitted from.
 MIN_REGIONS = 8
+#: Most regions of one view whose features are measured (the largest by area; smaller ones are kept unjudged), so
+#: an image that breaks into very many marked specks (noise, a non-mammogram) cannot tie up the machine.
+MAX_REGIONS = 2000
 _PAD = 14
 _C = 0.3
 
@@ -258,7 +261,8 @@ def _labels(probability: np.ndarray, floor: float) -> tuple[int, np.ndarray]:
 
 
 def _features(labels: np.ndarray, count: int, grey: np.ndarray, spacing: float) -> np.ndarray:
-    """``float64[count − 1, F]``: the features of regions 1 … count − 1 of ``labels``."""
+    """``float64[count − 1, F]``: the features of regions 1 … count − 1 of ``labels`` (zeros for a label no
+    pixel carries, e.g. a region :func:`filter_regions` left unjudged)."""
     from scipy import ndimage as ndi
 
     if grey.shape != labels.shape:
@@ -266,8 +270,8 @@ def _features(labels: np.ndarray, count: int, grey: np.ndarray, spacing: float) 
     grey = np.asarray(grey, dtype=np.float32)
     height, width = labels.shape
     rows = []
-    for index, box in enumerate(ndi.find_objects(labels), start=1):
-        if box is None:  # pragma: no cover - connectedComponents numbers its regions without gaps
+    for index, box in enumerate(ndi.find_objects(labels, max_label=max(count - 1, 0)), start=1):
+        if box is None:
             rows.append([0.0] * len(REGION_FEATURES))
             continue
         y0, y1 = max(0, box[0].start - _PAD), min(height, box[0].stop + _PAD)
@@ -279,11 +283,13 @@ def _features(labels: np.ndarray, count: int, grey: np.ndarray, spacing: float) 
 
 
 def _spacing(spacing_mm: float | tuple[float, float] | None, fallback: float) -> float:
+    """The geometric mean of a view's (row, column) spacing, or ``fallback`` when it has none."""
+    from medlim.core.spacing import spacing_pair
+
     if spacing_mm is None:
         return fallback
-    pair = (spacing_mm, spacing_mm) if isinstance(spacing_mm, (int, float)) else spacing_mm
-    value = math.sqrt(float(pair[0]) * float(pair[1]))
-    return value if value > 0 and math.isfinite(value) else fallback
+    row, column = spacing_pair(spacing_mm)
+    return math.sqrt(row * column)
 
 
 def region_table(probability: np.ndarray, grey: np.ndarray, *, floor: float, spacing_mm: float | tuple[float, float],
@@ -312,7 +318,8 @@ def region_table(probability: np.ndarray, grey: np.ndarray, *, floor: float, spa
 
 def filter_regions(probability: np.ndarray, grey: np.ndarray, region_filter: RegionFilter,
                    spacing_mm: float | tuple[float, float] | None) -> np.ndarray:
-    """The map with every region of ``p > floor`` the filter judges not BAC set to 0 (pixels ≤ floor unchanged).
+    """The map with every region of ``p > floor`` the filter judges not BAC set to 0 (pixels ≤ floor unchanged;
+    beyond :data:`MAX_REGIONS` regions only the largest are judged and the rest kept).
 
     Args:
         probability: ``float32[H, W]`` on the view's grid (after the gate, if any).
@@ -324,10 +331,24 @@ def filter_regions(probability: np.ndarray, grey: np.ndarray, region_filter: Reg
     count, labels = _labels(p, region_filter.floor)
     if count <= 1:
         return p
+    judged = _largest(labels, count, MAX_REGIONS)
+    if judged is not None:  # too many regions: only the largest are measured and judged, the rest kept
+        labels = np.where(judged[labels], labels, 0)
     features = _features(labels, count, grey, _spacing(spacing_mm, region_filter.spacing_mm))
     keep = np.ones(count, dtype=bool)
-    keep[1:] = region_filter.scores(features) >= region_filter.threshold
-    return np.where(keep[labels], p, np.float32(0.0))
+    present = np.bincount(labels.ravel(), minlength=count)[1:] > 0
+    keep[1:][present] = region_filter.scores(features[present]) >= region_filter.threshold
+    return np.where(keep[labels] | (labels == 0), p, np.float32(0.0))
+
+
+def _largest(labels: np.ndarray, count: int, limit: int) -> np.ndarray | None:
+    """``bool[count]`` marking the ``limit`` largest regions (label 0 excluded), or ``None`` when all fit."""
+    if count - 1 <= limit:
+        return None
+    areas = np.bincount(labels.ravel(), minlength=count)[1:]
+    chosen = np.zeros(count, dtype=bool)
+    chosen[1 + np.argsort(-areas, kind="stable")[:limit]] = True
+    return chosen
 
 
 def _fit_logistic(features: np.ndarray, is_bac: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

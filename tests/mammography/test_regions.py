@@ -128,3 +128,18 @@ def test_the_manifest_round_trip_and_malformed_filters_refused() -> None:
     with pytest.raises(ParameterError):
         RegionFilter(floor=0.5, mean=(0.0,) * 15, scale=(0.0,) * 15, coef=(0.0,) * 15, intercept=0.0, threshold=0.5,
                      spacing_mm=0.1)
+
+
+def test_beyond_the_region_limit_only_the_largest_regions_are_judged(monkeypatch: pytest.MonkeyPatch) -> None:
+    import medlim.mammography.regions as regions
+
+    p, grey, _truth = _view()
+    p[50, 60] = p[50, 70] = 0.7  # two 1-px specks at grey 100: contrast 0, judged tissue when measured
+    reject_faint = _contrast_filter()
+    both_measured = filter_regions(p, grey, reject_faint, spacing_mm=None)
+    assert both_measured[50, 60] == 0 and both_measured[50, 70] == 0 and both_measured[38:43, 50].sum() == 0
+    monkeypatch.setattr(regions, "MAX_REGIONS", 2)  # 4 regions: the 20 px and 5 px lines are judged, the specks kept
+    capped = filter_regions(p, grey, reject_faint, spacing_mm=None)
+    expected = p.copy()
+    expected[38:43, 50] = 0.0  # the 5 px line, contrast 10, still judged and dropped
+    np.testing.assert_array_equal(capped, expected)
