@@ -413,6 +413,9 @@ def _show_view_metrics(readout: BacReadout, record: ImageRecord) -> None:
     columns[4].caption(f"Σ grey of the TAM_{x} pixels")
     st.caption(readout.spacing_text)
     st.caption(f"Training-data check: {ui.unlike_training_text(readout)}.", help=ui.UNLIKE_TRAINING_HELP)
+    dropped = ui.region_filter_text(readout)
+    if dropped:
+        st.caption(dropped, help=ui.REGION_FILTER_HELP)
 
 
 def _readout_table(views: list[AnalysedView], readouts: dict[str, BacReadout], x: float) -> None:

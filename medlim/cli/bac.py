@@ -190,6 +190,11 @@ def _describe(row: Mapping[str, Any]) -> str:
     if check:
         verdict = "FLAGGED" if check["flagged"] else "ok"
         text += f" unlike-training={check['score']:.2f}/{check['threshold']:.2f} {verdict}"
+    dropped = row.get("region_filter")
+    if dropped:
+        from medlim.mammography.regions import FilterEffect
+
+        text += f" region-filter: {FilterEffect.from_dict(dropped).text}"
     if row.get("mask_error"):
         text += f" [mask not written: {row['mask_error']}]"
     if row.get("export_error"):

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.inference import BacPrediction
     from medlim.mammography.preprocess import PreprocessedImage
     from medlim.mammography.quantify import BacMetrics
-    from medlim.mammography.regions import RegionFilter
+    from medlim.mammography.regions import FilterEffect, RegionFilter
 
 __all__ = [
     "BAC_TASK",
@@ -141,6 +141,7 @@ class BacAnalysis:
             ``None`` when the weights carry no check.
         model_spacing_mm: the weights' spacing when the image was resampled to it for
             inference (issue 13; maps and readouts are back on the image's grid), else ``None``.
+        region_filter: what the weights' region filter dropped from this view, or ``None`` when they carry none.
     """
 
     name: str
@@ -157,6 +158,7 @@ class BacAnalysis:
     seconds: float
     unlike_training: FamiliarityResult | None = None
     model_spacing_mm: tuple[float, float] | None = None
+    region_filter: FilterEffect | None = None
 
     def mask(self, threshold: float | None = None) -> np.ndarray:
         """``np.uint8[H, W]`` BAC mask, 255 where ``p > threshold`` (default: the analysis cut-off)."""
@@ -446,6 +448,7 @@ def analyse_mammogram(
         seconds=time.perf_counter() - started,
         unlike_training=unlike_training,
         model_spacing_mm=decision.model_spacing_mm,
+        region_filter=scaled.region_filter,
     )
 
 

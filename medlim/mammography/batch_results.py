@@ -48,12 +48,13 @@ def readout_from_row(row: Mapping[str, Any]) -> BacReadout:
         ParameterError: a failed row, or one that lacks a readout field.
     """
     from medlim.core.familiarity import FamiliarityResult
+    from medlim.mammography.regions import FilterEffect
 
     if not row.get("ok"):
         raise ParameterError(f"row {row.get('file')!r} holds no readouts (the file could not be analysed).")
     values = {key: value for key, value in row.items() if key in _READOUT_FIELDS}
     missing = sorted(name for name in _READOUT_FIELDS if name not in values
-                     and name not in ("warnings", "seconds", "unlike_training", "model_spacing_mm"))
+                     and name not in ("warnings", "seconds", "unlike_training", "model_spacing_mm", "region_filter"))
     if missing:
         raise ParameterError(f"row {row.get('file')!r} lacks {', '.join(missing)}.")
     for name in ("pixel_spacing_mm", "model_spacing_mm"):
@@ -62,6 +63,8 @@ def readout_from_row(row: Mapping[str, Any]) -> BacReadout:
     values["warnings"] = tuple(values.get("warnings") or ())
     check = values.get("unlike_training")
     values["unlike_training"] = None if check is None else FamiliarityResult.from_dict(check)
+    dropped = values.get("region_filter")
+    values["region_filter"] = None if dropped is None else FilterEffect.from_dict(dropped)
     return BacReadout(**values)
 
 

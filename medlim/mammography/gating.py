@@ -32,7 +32,7 @@ import numpy as np
 
 from medlim.errors import ParameterError
 
-__all__ = ["GATE_FLOORS", "GATE_SEEDS", "ComponentGate", "gate_components", "gate_from_params", "gate_grid"]
+__all__ = ["GATE_FLOORS", "GATE_SEEDS", "ComponentGate", "gate_components", "marked_regions", "gate_from_params", "gate_grid"]
 
 #: The floors and seeds tried when a gate is chosen on validation views (the trainer, ``benchmarks/eval_bac_gate.py``);
 #: fixed on 2026-12-07 before the first sweep.
@@ -84,6 +84,22 @@ def gate_from_params(params: Mapping[str, Any]) -> ComponentGate | None:
         raise ParameterError(f"the weights' gate must hold two numbers; {value!r} is given.") from exc
 
 
+def marked_regions(probability: np.ndarray, floor: float) -> tuple[int, np.ndarray]:
+    """The 8-connected regions of ``p > floor``: ``(count, int32[H, W] labels)``, label 0 the rest (``count``
+    includes it), as the gate and the region filter (:mod:`medlim.mammography.regions`) both read a map.
+
+    Raises:
+        ParameterError: the map is not 2-D.
+    """
+    import cv2
+
+    p = np.asarray(probability, dtype=np.float32)
+    if p.ndim != 2:
+        raise ParameterError(f"the probability map must be 2-D; its shape is {p.shape}.")
+    count, labels = cv2.connectedComponents((p > floor).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    return int(count), labels
+
+
 def gate_components(probability: np.ndarray, gate: ComponentGate) -> np.ndarray:
     """The probability map with every region that never passes ``gate.seed`` set to 0.
 
@@ -95,12 +111,8 @@ def gate_components(probability: np.ndarray, gate: ComponentGate) -> np.ndarray:
         ``np.float32[H, W]``: ``p`` inside the kept regions (8-connected pixels with
         ``p > floor`` holding a pixel with ``p > seed``), 0 everywhere else.
     """
-    import cv2
-
     p = np.asarray(probability, dtype=np.float32)
-    if p.ndim != 2:
-        raise ParameterError(f"the probability map must be 2-D; its shape is {p.shape}.")
-    count, labels = cv2.connectedComponents((p > gate.floor).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+    count, labels = marked_regions(p, gate.floor)
     if count <= 1:
         return np.zeros_like(p)
     keep = np.zeros(count, dtype=bool)

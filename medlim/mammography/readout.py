@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.analysis import BacAnalysis
     from medlim.mammography.cutoffs import CutoffTable
     from medlim.mammography.quantify import BacMetrics
+    from medlim.mammography.regions import FilterEffect
 
 __all__ = [
     "HISTORY_X",
@@ -90,6 +91,9 @@ class BacReadout:
             the store (which keeps no warnings).
         model_spacing_mm: the weights' spacing (mm) when the image was resampled to it for
             inference (issue 13; areas are still pixels of the image as given), else ``None``.
+        region_filter: what the weights' region filter dropped from the view (regions, px, mm²;
+            :class:`~medlim.mammography.regions.FilterEffect`), ``None`` when they carry none or the readout
+            comes from the store.
     """
 
     file: str
@@ -118,6 +122,7 @@ class BacReadout:
     seconds: float = 0.0
     unlike_training: FamiliarityResult | None = None
     model_spacing_mm: tuple[float, float] | None = None
+    region_filter: FilterEffect | None = None
 
     @property
     def spacing_text(self) -> str:
@@ -160,6 +165,7 @@ class BacReadout:
         values["model_spacing_mm"] = list(self.model_spacing_mm) if self.model_spacing_mm else None
         values["tam_100_per_breast_area"] = self.tam_100_per_breast_area
         values["unlike_training"] = None if self.unlike_training is None else self.unlike_training.to_dict()
+        values["region_filter"] = None if self.region_filter is None else self.region_filter.to_dict()
         return values
 
     def to_json(self) -> str:
@@ -267,6 +273,7 @@ def readout_of(
         seconds=round(float(analysis.seconds), 3),
         unlike_training=analysis.unlike_training,
         model_spacing_mm=analysis.model_spacing_mm,
+        region_filter=analysis.region_filter,
     )
 
 

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from medlim.errors import ParameterError
+from medlim.mammography.gating import marked_regions
 
 __all__ = [
     "BAC_SHARE",
@@ -55,6 +56,8 @@ __all__ = [
     "REGION_FEATURES",
     "RegionFilter",
     "RegionTable",
+    "FilterEffect",
+    "apply_region_filter",
     "filter_regions",
     "fit_region_filter",
     "keeping_threshold",
@@ -250,16 +253,6 @@ def _one_region(region: np.ndarray, others: np.ndarray, grey: np.ndarray, spacin
     ]
 
 
-def _labels(probability: np.ndarray, floor: float) -> tuple[int, np.ndarray]:
-    import cv2
-
-    p = np.asarray(probability, dtype=np.float32)
-    if p.ndim != 2:
-        raise ParameterError(f"the probability map must be 2-D; its shape is {p.shape}.")
-    count, labels = cv2.connectedComponents((p > floor).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-    return count, labels
-
-
 def _features(labels: np.ndarray, count: int, grey: np.ndarray, spacing: float) -> np.ndarray:
     """``float64[count − 1, F]``: the features of regions 1 … count − 1 of ``labels`` (zeros for a label no
     pixel carries, e.g. a region :func:`filter_regions` left unjudged)."""
@@ -304,7 +297,7 @@ def region_table(probability: np.ndarray, grey: np.ndarray, *, floor: float, spa
         truth: ``bool[H, W]`` the BAC mask, or ``None``.
         group: who the view belongs to (patient or view), for grouped cross-validation.
     """
-    count, labels = _labels(probability, floor)
+    count, labels = marked_regions(probability, floor)
     features = _features(labels, count, grey, _spacing(spacing_mm, 1.0))
     pixels = np.bincount(labels.ravel(), minlength=count)[1:].astype(np.int64)
     if truth is None:
@@ -316,29 +309,86 @@ def region_table(probability: np.ndarray, grey: np.ndarray, *, floor: float, spa
     return RegionTable(features=features, pixels=pixels, bac_pixels=bac, groups=(group,) * (count - 1))
 
 
+@dataclass(frozen=True)
+class FilterEffect:
+    """What a region filter took out of one view (the readouts' ``region_filter`` object).
+
+    Attributes:
+        floor: the filter's floor: regions are the 8-connected pixels with ``p > floor``.
+        regions: regions of the view (after the gate, if any).
+        dropped: of them, those the filter judged tissue and set to 0.
+        dropped_px: pixels with ``p > floor`` in the dropped regions — at a cut-off equal to the floor (the weights'
+            own when the trainer fitted it), the AM the filter removed.
+        dropped_mm2: the same in mm² (4 decimals), ``None`` without a pixel spacing.
+    """
+
+    floor: float
+    regions: int
+    dropped: int
+    dropped_px: int
+    dropped_mm2: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (``medlim bac quantify``'s ``region_filter``)."""
+        return {"floor": self.floor, "regions": self.regions, "dropped": self.dropped,
+                "dropped_px": self.dropped_px, "dropped_mm2": self.dropped_mm2}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> FilterEffect:
+        """The inverse of :meth:`to_dict`."""
+        area = values.get("dropped_mm2")
+        return cls(floor=float(values["floor"]), regions=int(values["regions"]), dropped=int(values["dropped"]),
+                   dropped_px=int(values["dropped_px"]), dropped_mm2=None if area is None else float(area))
+
+    @property
+    def text(self) -> str:
+        """In words, for the page and the command line's table."""
+        from medlim.core.text import counted
+
+        if self.regions == 0:
+            return f"no region of p > {self.floor:g} to judge"
+        if self.dropped == 0:
+            return f"kept {'the' if self.regions == 1 else 'all'} {counted(self.regions, 'region')} of p > {self.floor:g}"
+        area = f"{self.dropped_px:,} px" if self.dropped_mm2 is None else f"{self.dropped_mm2:,.2f} mm², {self.dropped_px:,} px"
+        return f"dropped {self.dropped} of {counted(self.regions, 'region')} of p > {self.floor:g} as tissue ({area})"
+
+
 def filter_regions(probability: np.ndarray, grey: np.ndarray, region_filter: RegionFilter,
                    spacing_mm: float | tuple[float, float] | None) -> np.ndarray:
+    """The map with every region of ``p > floor`` the filter judges not BAC set to 0 (:func:`apply_region_filter`
+    without its account)."""
+    return apply_region_filter(probability, grey, region_filter, spacing_mm)[0]
+
+
+def apply_region_filter(probability: np.ndarray, grey: np.ndarray, region_filter: RegionFilter,
+                        spacing_mm: float | tuple[float, float] | None) -> tuple[np.ndarray, FilterEffect]:
     """The map with every region of ``p > floor`` the filter judges not BAC set to 0 (pixels ≤ floor unchanged;
-    beyond :data:`MAX_REGIONS` regions only the largest are judged and the rest kept).
+    beyond :data:`MAX_REGIONS` regions only the largest are judged and the rest kept), and what was dropped.
 
     Args:
         probability: ``float32[H, W]`` on the view's grid (after the gate, if any).
         grey: ``uint8[H, W]`` the preprocessed view on the same grid.
         region_filter: the fitted filter.
-        spacing_mm: the view's pixel size (``None``: the filter's own).
+        spacing_mm: the view's pixel size (``None``: the filter's own for the features, no mm² in the account).
     """
+    from medlim.core.spacing import spacing_pair
+
     p = np.asarray(probability, dtype=np.float32)
-    count, labels = _labels(p, region_filter.floor)
+    count, labels = marked_regions(p, region_filter.floor)
     if count <= 1:
-        return p
+        return p, FilterEffect(region_filter.floor, 0, 0, 0, None if spacing_mm is None else 0.0)
+    areas = np.bincount(labels.ravel(), minlength=count)
     judged = _largest(labels, count, MAX_REGIONS)
-    if judged is not None:  # too many regions: only the largest are measured and judged, the rest kept
-        labels = np.where(judged[labels], labels, 0)
-    features = _features(labels, count, grey, _spacing(spacing_mm, region_filter.spacing_mm))
+    judged_labels = labels if judged is None else np.where(judged[labels], labels, 0)
+    features = _features(judged_labels, count, grey, _spacing(spacing_mm, region_filter.spacing_mm))
     keep = np.ones(count, dtype=bool)
-    present = np.bincount(labels.ravel(), minlength=count)[1:] > 0
+    present = np.bincount(judged_labels.ravel(), minlength=count)[1:] > 0
     keep[1:][present] = region_filter.scores(features[present]) >= region_filter.threshold
-    return np.where(keep[labels] | (labels == 0), p, np.float32(0.0))
+    dropped_px = int(areas[1:][~keep[1:]].sum())
+    pair = None if spacing_mm is None else spacing_pair(spacing_mm)
+    effect = FilterEffect(region_filter.floor, count - 1, int(np.count_nonzero(~keep[1:])), dropped_px,
+                          None if pair is None else round(dropped_px * pair[0] * pair[1], 4))
+    return np.where(keep[labels], p, np.float32(0.0)), effect
 
 
 def _largest(labels: np.ndarray, count: int, limit: int) -> np.ndarray | None:

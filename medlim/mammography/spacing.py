@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.gating import ComponentGate
     from medlim.mammography.inference import BacPrediction, OutputActivation
     from medlim.mammography.preprocess import PreprocessedImage
+    from medlim.mammography.regions import FilterEffect
 
 __all__ = ["ScaledPrediction", "bac_spacing", "model_spacing", "predict_at_model_spacing", "to_original_grid"]
 
@@ -138,11 +139,14 @@ class ScaledPrediction:
             training-data check scores); the same object as
             ``prediction.preprocessed`` when nothing was resampled.
         decision: the spacing decision it followed.
+        region_filter: what the weights' region filter dropped (:mod:`medlim.mammography.regions`), or ``None``
+            when they carry no filter.
     """
 
     prediction: BacPrediction
     model_view: PreprocessedImage
     decision: SpacingDecision
+    region_filter: FilterEffect | None = None
 
 
 def to_original_grid(prediction: BacPrediction, shape: tuple[int, int]) -> BacPrediction:
@@ -228,11 +232,13 @@ def predict_at_model_spacing(
         from medlim.mammography.gating import gate_components
 
         back = replace(back, probability=gate_components(back.probability, bac_model.gate))
+    effect = None
     if bac_model.region_filter is not None:
-        from medlim.mammography.regions import filter_regions
+        from medlim.mammography.regions import apply_region_filter
 
-        back = replace(back, probability=filter_regions(back.probability, back.preprocessed.grey,
-                                                        bac_model.region_filter, decision.pixel_spacing_mm))
+        filtered, effect = apply_region_filter(back.probability, back.preprocessed.grey, bac_model.region_filter,
+                                               decision.pixel_spacing_mm)
+        back = replace(back, probability=filtered)
     if back is not prediction:
         back = replace(back, seconds=time.perf_counter() - started)
-    return ScaledPrediction(back, prediction.preprocessed, decision)
+    return ScaledPrediction(back, prediction.preprocessed, decision, effect)

@@ -51,6 +51,7 @@ __all__ = [
     "CHANGE_RULE_HELP",
     "METRIC_HELP",
     "OVERLAY_RGB",
+    "REGION_FILTER_HELP",
     "UNLIKE_TRAINING_HELP",
     "OVERVIEW_MAX_SIDE",
     "OverlayBase",
@@ -62,6 +63,7 @@ __all__ = [
     "content_digest",
     "crop_box",
     "flat_batch_row",
+    "region_filter_text",
     "history_figure",
     "load_bac_model_cached",
     "mask_png",
@@ -150,6 +152,14 @@ def weights_option_label(option: str, models: Sequence[Any]) -> str:
 
 
 #: Tooltip of the training-data check (issue 13).
+REGION_FILTER_HELP = (
+    "These weights carry a region filter fitted on the site's own annotated views: after inference, each marked "
+    "region (8-connected pixels above the filter's floor) is judged by its shape and its contrast against its "
+    "surroundings, and a region that looks like tissue (a ligament, a bright line) is set to probability 0. The "
+    "readouts above count what it kept; this line says what it took out, so a view where it dropped much can be "
+    "checked by eye. Without a gate, PM still sums the probabilities at or below the floor, which belong to no region."
+)
+
 UNLIKE_TRAINING_HELP = (
     "How far this image, as the model sees it after preprocessing, lies from the images the model was trained "
     "on: a robust Mahalanobis distance over a few image statistics (intensity quantiles, breast shape, texture), "
@@ -170,14 +180,26 @@ def unlike_training_text(readout: BacReadout) -> str:
 
 def flat_batch_row(row: Mapping[str, Any]) -> dict[str, Any]:
     """A ``medlim bac quantify`` row with its ``unlike_training`` object as three flat columns
-    (``unlike_training_score``, ``unlike_training_threshold``, ``unlike_training_flagged``), for tables and CSV."""
-    flat = {key: value for key, value in row.items() if key != "unlike_training"}
+    (``unlike_training_score``, ``unlike_training_threshold``, ``unlike_training_flagged``) and, for weights with a
+    region filter, its ``region_filter`` object as ``region_filter_dropped`` (regions), ``region_filter_dropped_px``
+    and ``region_filter_dropped_mm2``, for tables and CSV."""
+    flat = {key: value for key, value in row.items() if key not in ("unlike_training", "region_filter")}
     if "unlike_training" in row:
         check = row["unlike_training"] or {}
         flat["unlike_training_score"] = check.get("score")
         flat["unlike_training_threshold"] = check.get("threshold")
         flat["unlike_training_flagged"] = check.get("flagged")
+    if row.get("region_filter"):
+        dropped = row["region_filter"]
+        flat["region_filter_dropped"] = dropped.get("dropped")
+        flat["region_filter_dropped_px"] = dropped.get("dropped_px")
+        flat["region_filter_dropped_mm2"] = dropped.get("dropped_mm2")
     return flat
+
+
+def region_filter_text(readout: BacReadout) -> str | None:
+    """What the weights' region filter dropped from the view, in words, or ``None`` without a filter."""
+    return None if readout.region_filter is None else f"Region filter: {readout.region_filter.text}."
 
 
 def _check_cell(readout: BacReadout) -> str:
@@ -201,9 +223,9 @@ def readout_rows(readouts: Sequence[BacReadout], labels: Sequence[str], dates: S
 
     Returns:
         Rows with keys ``View, Date, PM, AM (px), AM (mm²), SIM, TAM_X (px),
-        TAM_X (mm²), TSIM_X, Breast area (px), TAM_X / breast area, Unlike training``;
-        the totals come from :func:`medlim.mammography.readout.total_readouts`
-        (their ``Unlike training`` counts the flagged views).
+        TAM_X (mm²), TSIM_X, Breast area (px), TAM_X / breast area, Unlike training`` and, when the weights
+        carry a region filter, ``Dropped by region filter``; the totals come from
+        :func:`medlim.mammography.readout.total_readouts` (their ``Unlike training`` counts the flagged views).
     """
     rows = [
         {
@@ -240,7 +262,25 @@ def readout_rows(readouts: Sequence[BacReadout], labels: Sequence[str], dates: S
                 "Unlike training": _flag_count(readouts),
             }
         )
+    if any(r.region_filter is not None for r in readouts):
+        cells = [_dropped_cell([r]) for r in readouts]
+        for row, cell in zip(rows, [*cells, _dropped_cell(readouts)] if len(rows) > len(cells) else cells):
+            row["Dropped by region filter"] = cell
     return rows
+
+
+def _dropped_cell(readouts: Sequence[BacReadout]) -> str:
+    """Regions and area the region filter dropped from these views (summed), or "—" where none has a filter."""
+    from medlim.core.text import counted
+
+    effects = [r.region_filter for r in readouts if r.region_filter is not None]
+    if not effects:
+        return "—"
+    regions = sum(e.dropped for e in effects)
+    areas = [e.dropped_mm2 for e in effects]
+    area = (f"{sum(e.dropped_px for e in effects):,} px" if any(a is None for a in areas)
+            else f"{sum(a for a in areas if a is not None):,.2f} mm²")
+    return f"{counted(regions, 'region')}, {area}"
 
 
 def batch_exam_rows(exams: Sequence[BatchExam], x: float) -> list[dict[str, Any]]:

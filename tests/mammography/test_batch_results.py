@@ -47,6 +47,29 @@ def test_a_row_gives_back_its_readout() -> None:
         readout_from_row({key: value for key, value in _row(1, LCC).items() if key != "tam_x"})
 
 
+def test_a_rows_region_filter_comes_back_and_flattens_to_three_columns() -> None:
+    from dataclasses import replace
+
+    from medlim.mammography.regions import FilterEffect
+    from medlim.ui.mammography import flat_batch_row, readout_rows
+
+    filtered = replace(LCC, region_filter=FilterEffect(floor=0.8, regions=7, dropped=2, dropped_px=150,
+                                                       dropped_mm2=0.736))
+    row = _row(1, filtered)
+    assert row["region_filter"] == {"floor": 0.8, "regions": 7, "dropped": 2, "dropped_px": 150, "dropped_mm2": 0.736}
+    assert readout_from_row(row) == filtered
+    flat = flat_batch_row(row)
+    assert "region_filter" not in flat
+    assert (flat["region_filter_dropped"], flat["region_filter_dropped_px"], flat["region_filter_dropped_mm2"]) == (
+        2, 150, 0.736)
+    assert "region_filter_dropped" not in flat_batch_row(_row(2, LMLO))  # weights without a filter: no columns
+    # the exam table: one cell per view and the sum (mm² only where every view has them: LMLO has none, so px)
+    no_mm2 = replace(LMLO, region_filter=FilterEffect(floor=0.8, regions=3, dropped=1, dropped_px=40, dropped_mm2=None))
+    rows = readout_rows([filtered, no_mm2], ["LCC", "LMLO"], ["2024-01-02", "2024-01-02"])
+    assert [r["Dropped by region filter"] for r in rows] == ["2 regions, 0.74 mm²", "1 region, 40 px", "3 regions, 190 px"]
+    assert "Dropped by region filter" not in readout_rows([LCC], ["LCC"], [None])[0]
+
+
 def test_views_of_one_patient_and_date_make_an_exam_with_hand_computed_totals() -> None:
     results = batch_results(RESULT)
     assert (results.files, results.failed, results.reused) == (4, 1, 0)

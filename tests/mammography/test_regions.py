@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,8 +11,10 @@ import pytest
 from medlim.errors import ParameterError
 from medlim.mammography.regions import (
     REGION_FEATURES,
+    FilterEffect,
     RegionFilter,
     RegionTable,
+    apply_region_filter,
     filter_regions,
     fit_region_filter,
     keeping_threshold,
@@ -79,6 +82,26 @@ def test_the_filter_zeroes_regions_it_judges_tissue_and_leaves_the_rest_of_the_m
     assert filter_regions(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint8), _contrast_filter(), 0.1).sum() == 0
 
 
+def test_the_filter_accounts_for_what_it_dropped_by_hand() -> None:
+    p, grey, _truth = _view()
+    p[5, 5] = 0.3  # below the floor: not a region
+    filtered, effect = apply_region_filter(p, grey, _contrast_filter(), spacing_mm=0.1)
+    np.testing.assert_array_equal(filtered, filter_regions(p, grey, _contrast_filter(), spacing_mm=0.1))
+    # two regions of p > 0.5; the 5 px column (contrast 10) dropped: 5 px × 0.1 mm × 0.1 mm = 0.05 mm²
+    assert effect == FilterEffect(floor=0.5, regions=2, dropped=1, dropped_px=5, dropped_mm2=0.05)
+    assert effect.text == "dropped 1 of 2 regions of p > 0.5 as tissue (0.05 mm², 5 px)"
+    assert FilterEffect.from_dict(effect.to_dict()) == effect
+    # without a spacing: pixels only; a filter that keeps both; a map with no region at all
+    _, no_spacing = apply_region_filter(p, grey, _contrast_filter(), spacing_mm=None)
+    assert (no_spacing.dropped_mm2, no_spacing.text) == (None, "dropped 1 of 2 regions of p > 0.5 as tissue (5 px)")
+    keep_both = replace(_contrast_filter(), intercept=-5.0)  # keeps a region of contrast_z above 5
+    _, lenient = apply_region_filter(p, grey, keep_both, spacing_mm=(0.1, 0.2))
+    assert (lenient.dropped, lenient.dropped_px, lenient.dropped_mm2) == (0, 0, 0.0)
+    assert lenient.text == "kept all 2 regions of p > 0.5"
+    _, empty = apply_region_filter(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.uint8), _contrast_filter(), 0.1)
+    assert (empty.regions, empty.dropped, empty.text) == (0, 0, "no region of p > 0.5 to judge")
+
+
 def test_keeping_threshold_keeps_the_share_of_bac_pixels_asked_for() -> None:
     scores = np.array([0.9, 0.8, 0.3, 0.1])
     bac = np.array([100, 0, 50, 10])  # 160 px: 100, 100, 150, 160 cumulated in score order
@@ -143,3 +166,5 @@ def test_beyond_the_region_limit_only_the_largest_regions_are_judged(monkeypatch
     expected = p.copy()
     expected[38:43, 50] = 0.0  # the 5 px line, contrast 10, still judged and dropped
     np.testing.assert_array_equal(capped, expected)
+    effect = apply_region_filter(p, grey, reject_faint, spacing_mm=None)[1]
+    assert (effect.regions, effect.dropped, effect.dropped_px) == (4, 1, 5)  # the unjudged specks count as kept

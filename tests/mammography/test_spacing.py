@@ -298,6 +298,15 @@ def test_weights_with_a_region_filter_apply_it_after_the_gate_on_the_images_own_
         expected = filter_regions(gated, ungated.prediction.preprocessed.grey, region_filter, (0.14, 0.14))
         np.testing.assert_array_equal(both.prediction.probability, expected)
         assert (both.metrics.am == ungated.metrics.am > 0) if kept else both.metrics.am == 0
+        # the view's account of what the filter took: every region of the gated map above 0.3, or none of them
+        regions = int(cv2.connectedComponents((gated > 0.3).astype(np.uint8), connectivity=8)[0]) - 1
+        dropped_px = 0 if kept else int(np.count_nonzero(gated > 0.3))
+        effect = both.region_filter
+        assert effect is not None and regions > 0
+        assert (effect.regions, effect.dropped, effect.dropped_px) == (regions, 0 if kept else regions, dropped_px)
+        assert effect.dropped_mm2 == pytest.approx(dropped_px * 0.14 * 0.14, abs=1e-4)  # the file's own pixels
+        assert readout_of(both).to_dict()["region_filter"] == effect.to_dict()
+    assert ungated.region_filter is None and readout_of(ungated).to_dict()["region_filter"] is None
 
 
 def test_sweep_region_filter_scores_a_view_with_and_without_the_filter_from_one_inference() -> None:

@@ -16,6 +16,7 @@ import json
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -34,9 +35,10 @@ TIMEOUT = 120  # first runs import torch; inference of a 1024×832 image takes s
 
 def register_test_model(
     directory: Path, *, version: str = "0-test", threshold: float = 0.5, default: bool = False,
-    gate: dict[str, float] | None = None,
+    gate: dict[str, float] | None = None, region_filter: dict[str, Any] | None = None,
 ) -> None:
-    """A randomly initialised SCU-Net (seed 0) as ``scunet-bac@<version>`` with the thesis preset."""
+    """A randomly initialised SCU-Net (seed 0) as ``scunet-bac@<version>`` with the thesis preset (and the gate and
+    region filter given, as a manifest's ``params`` hold them)."""
     import torch
 
     from medlim.core.weights import Registry, save_weights
@@ -53,7 +55,8 @@ def register_test_model(
         "output_type": "probability",
         "thresholds": {"output": threshold},
         "params": {"overlap": 64, "merge": "max", "skip": True, "output_activation": "sigmoid", "x": 100.0,
-                   **({} if gate is None else {"gate": gate})},
+                   **({} if gate is None else {"gate": gate}),
+                   **({} if region_filter is None else {"region_filter": region_filter})},
         **({"default": True} if default else {}),
     }
     save_weights(Registry.load(directory), fields, build_scunet().eval().state_dict())
@@ -544,6 +547,33 @@ def test_png_without_view_gets_view_and_laterality_from_the_reader(
 # ----------------------------------------------------------------------------- issue 13: unlike my training data
 
 
+def test_weights_with_a_region_filter_say_what_it_dropped_as_the_cli_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phantom_dicom: Path, no_samples: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A filter that judges every region tissue (intercept −60): the page's line, table cell and cut-off help, and
+    the command line's ``region_filter`` object, agree; the readouts count nothing of what it dropped."""
+    from medlim.mammography.regions import REGION_FEATURES, FilterEffect, RegionFilter
+
+    width = len(REGION_FEATURES)
+    drop_all = RegionFilter(floor=0.2, mean=(0.0,) * width, scale=(1.0,) * width, coef=(0.0,) * width,
+                            intercept=-60.0, threshold=0.5, spacing_mm=0.07)
+    directory = tmp_path / "filtered"
+    register_test_model(directory, threshold=0.2, default=True, region_filter=drop_all.to_json())
+    monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(directory))
+    at = _upload(AppTest.from_file(PAGE, default_timeout=TIMEOUT).run(), phantom_dicom)
+    assert not at.exception and not at.error
+    (cli,) = _cli_rows(["bac", "quantify", str(phantom_dicom), "--jsonl", "--no-store", "--device", "cpu"], capsys)
+    effect = FilterEffect.from_dict(cli["region_filter"])
+    assert effect.regions >= 1 and effect.dropped == effect.regions and effect.dropped_px > 0 and cli["am"] == 0
+    assert f"Region filter: {effect.text}." in {c.value for c in at.caption}
+    (row,) = at.dataframe[0].value.to_dict("records")
+    area = f"{effect.dropped_px:,} px" if effect.dropped_mm2 is None else f"{effect.dropped_mm2:,.2f} mm²"
+    assert row["Dropped by region filter"] == f"{effect.dropped} region{'' if effect.dropped == 1 else 's'}, {area}"
+    assert row["AM (px)"] == 0
+    assert drop_all.describe() in at.slider(key="bac_threshold").help
+
+
 def test_training_data_check_warns_on_a_radiograph_and_shows_the_clis_object(
     test_registry: Path, no_samples: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -580,6 +610,7 @@ def test_weights_without_a_check_say_so(phantom_dicom: Path, test_registry: Path
     assert "Training-data check: no training-data check stored with these weights." in {c.value for c in at.caption}
     (row,) = at.dataframe[0].value.to_dict("records")
     assert row["Unlike training"] == "—"
+    assert "Dropped by region filter" not in row and not any(c.value.startswith("Region filter") for c in at.caption)
 
 
 def test_a_finished_batch_opens_as_a_result_and_any_view_opens_in_the_viewer_without_inference(
