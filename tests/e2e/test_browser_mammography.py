@@ -28,15 +28,15 @@ def _small_mammogram(path: Path) -> Path:
     return write_mammogram_dicom(generate_mammogram(seed=20261202, index=0, size="small", bac_fraction=1.0), path)
 
 
-def _test_weights(tmp_path: Path) -> Path:
-    """A registry holding a randomly initialised SCU-Net (the page tests' helper)."""
+def _test_weights(tmp_path: Path, **fields) -> Path:
+    """A registry holding a randomly initialised SCU-Net (the page tests' helper; ``fields`` go to it)."""
     sys.path.insert(0, str(ROOT / "tests" / "ui"))
     try:
         from test_page_mammography import register_test_model
     finally:
         sys.path.remove(str(ROOT / "tests" / "ui"))
     weights = tmp_path / "weights"
-    register_test_model(weights)
+    register_test_model(weights, **fields)
     return weights
 
 
@@ -134,3 +134,34 @@ def _click_zooms_there(page, settle) -> None:
     settle(page)
     page.wait_for_function(f"() => ({_ZOOM_ORIGIN})().join() === '44,0'")
     page.screenshot(path=str(ARTIFACTS / "mammography_zoom.png"))
+
+
+def test_weights_with_a_region_filter_show_what_it_dropped(start_app, tmp_path: Path, browser_page, open_page,
+                                                           settle) -> None:
+    """A user model carrying a region filter (one that judges every region tissue, at floor and cut-off 0.2): the
+    page opens it as the default, says under the readouts what the filter took out, and counts none of it."""
+    from playwright.sync_api import expect
+
+    from medlim.mammography.regions import REGION_FEATURES, RegionFilter
+
+    width = len(REGION_FEATURES)
+    drop_all = RegionFilter(floor=0.2, mean=(0.0,) * width, scale=(1.0,) * width, coef=(0.0,) * width,
+                            intercept=-60.0, threshold=0.5, spacing_mm=0.07)
+    weights = _test_weights(tmp_path, threshold=0.2, default=True, region_filter=drop_all.to_json())
+    url = start_app({"MEDLIM_WEIGHTS_DIR": str(weights), "MEDLIM_SAMPLES_DIR": str(tmp_path / "no_samples"),
+                     "MEDLIM_DEVICE": "cpu"})
+    page = browser_page
+    page.set_viewport_size({"width": 1500, "height": 2200})
+    open_page(page, url, link="Arterial calcification", heading="Breast arterial calcification",
+              prompt="Upload a mammogram or a four-view exam", home=True)
+    page.locator("input[type='file']").first.set_input_files(str(_small_mammogram(tmp_path / "exam_LCC.dcm")))
+    metrics = page.locator("[data-testid='stMetric']")
+    expect(metrics).to_have_count(5)
+    expect(metrics.nth(1).locator("[data-testid='stMetricValue']")).to_have_text("0.00")  # all of it dropped
+    line = page.get_by_text("Region filter: dropped")
+    expect(line).to_be_visible()
+    expect(line).to_contain_text("of p > 0.2 as tissue")
+    settle(page)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "mammography_region_filter.png"))
+    assert not page.locator("[data-testid='stException']").count()
