@@ -58,6 +58,7 @@ __all__ = [
     "evaluate_bac",
     "sweep_thresholds",
     "sweep_gates",
+    "sweep_cutoffs_and_gates",
     "sweep_region_filter",
     "predict_view",
     "AnnotatedView",
@@ -408,6 +409,28 @@ def sweep_gates(
         raise ParameterError("Give at least one gate.")
     return _sweep(replace(bac_model, gate=None, region_filter=None), samples, {g: (g.floor, g, None) for g in gates},
                   x=bac_model.x, progress=progress, pixel_spacing_mm=None)
+
+
+def sweep_cutoffs_and_gates(
+    bac_model: BacModel,
+    samples: Iterable[tuple[Any, ...]],
+    *,
+    cutoffs: Sequence[float],
+    gates: Sequence[ComponentGate],
+    progress: Callable[[int, str], None] | None = None,
+) -> tuple[dict[float, list[ImageEvaluation]], dict[ComponentGate, list[ImageEvaluation]]]:
+    """Plain cut-offs and gates (each at its floor) from one ungated inference per image (the weights' own gate and
+    region filter set aside): what :func:`sweep_thresholds` and :func:`sweep_gates` give, for half the inference —
+    the trainer's choice of a cut-off and a gate (:mod:`medlim.mammography.selection`) made on a folder at once."""
+    if not cutoffs or not gates:
+        raise ParameterError("Give at least one probability cut-off and one gate.")
+    settings: dict[Any, tuple[float, ComponentGate | None, RegionFilter | None]] = {
+        ("cutoff", t): (t, None, None) for t in cutoffs}
+    settings.update({("gate", g): (g.floor, g, None) for g in gates})
+    per = _sweep(replace(bac_model, gate=None, region_filter=None), samples, settings, x=bac_model.x,
+                 progress=progress, pixel_spacing_mm=None)
+    return ({key[1]: views for key, views in per.items() if key[0] == "cutoff"},
+            {key[1]: views for key, views in per.items() if key[0] == "gate"})
 
 
 def sweep_region_filter(

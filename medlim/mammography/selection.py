@@ -69,6 +69,8 @@ __all__ = [
     "whole_view_score",
     "choose_cutoff",
     "choose_gate",
+    "choose_setting",
+    "SettingChoice",
     "filter_over_cutoff",
     "gate_over_cutoff",
     "spread_views",
@@ -219,6 +221,37 @@ def gate_over_cutoff(gated: Sequence[WholeViewScore], *, plain_score: float,
     if not passing:
         return None
     return max(passing, key=lambda s: (s.score, -s.gate.seed if s.gate else 0.0, -s.cutoff))
+
+
+@dataclass(frozen=True)
+class SettingChoice:
+    """A cut-off and gate chosen on whole validation views by the trainer's rule (:func:`choose_setting`).
+
+    Attributes:
+        plain: the best plain cut-off's score (:func:`choose_cutoff`).
+        gates: every gate's score, each at its floor.
+        kept: the gate kept instead of the plain cut-off (:func:`gate_over_cutoff`), or ``None``.
+    """
+
+    plain: WholeViewScore
+    gates: tuple[WholeViewScore, ...]
+    kept: WholeViewScore | None
+
+    @property
+    def chosen(self) -> WholeViewScore:
+        """The kept gate's score, else the plain cut-off's."""
+        return self.plain if self.kept is None else self.kept
+
+
+def choose_setting(per_cutoff: Mapping[float, Sequence[ImageEvaluation]],
+                   per_gate: Mapping[ComponentGate, Sequence[ImageEvaluation]]) -> SettingChoice:
+    """The trainer's rule for a network's cut-off and gate, on views evaluated at each (for a shipped network,
+    ``benchmarks/choose_bac_setting.py``): the best plain cut-off (:func:`choose_cutoff`), then a gate only when
+    :func:`gate_over_cutoff` keeps one against it (a higher score, no higher mean false cost)."""
+    plain = choose_cutoff(per_cutoff)
+    gates = tuple(whole_view_score(views, cutoff=gate.floor, gate=gate) for gate, views in per_gate.items())
+    return SettingChoice(plain=plain, gates=gates,
+                         kept=gate_over_cutoff(gates, plain_score=plain.score, plain_false_penalty=plain.false_penalty))
 
 
 def filter_over_cutoff(with_filter: WholeViewScore, without: WholeViewScore) -> bool:

@@ -176,7 +176,8 @@ def test_import_without_a_version_takes_the_next_free_one(
 def test_list_shows_a_bac_gate_beside_the_cutoff(capsys: pytest.CaptureFixture[str]) -> None:
     from medlim.cli import main
 
-    assert main(["weights", "list"]) == 0  # the shipped registry: scunet-bac-dr v3 is v2's network, gated
+    assert main(["weights", "list"]) == 0  # the shipped registry: scunet-bac-dr v3 and v4 are v2's network, gated
     rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines() if line.strip()}
     assert "output=0.2,gate=0.2/0.95" in rows[("scunet-bac-dr", "3")]
+    assert "default" in rows[("scunet-bac-dr", "4")] and "output=0.6,gate=0.6/0.98" in rows[("scunet-bac-dr", "4")]
     assert "output=0.8 " in rows[("scunet-bac-dr", "2")] and "gate=" not in rows[("scunet-bac-dr", "2")]

@@ -262,6 +262,30 @@ def test_a_gate_replaces_the_cutoff_only_with_a_higher_score_and_no_more_false_a
     assert gate_over_cutoff([best], plain_score=0.40, plain_false_penalty=0.400004) is best
 
 
+def test_the_setting_rule_keeps_the_plain_cutoff_unless_a_gate_scores_higher_at_no_more_mean_false_cost() -> None:
+    from medlim.mammography.gating import ComponentGate
+    from medlim.mammography.selection import choose_setting
+
+    def views(dice: float, false_px: tuple[int, int, int]) -> list[ImageEvaluation]:
+        return [_view("bac", dice=dice, has_bac=True), *(_view(f"free{i}", false_px=f) for i, f in enumerate(false_px))]
+
+    # at 0.01 mm² per px: 0 / 50 / 100 px are 0 / 0.5 / 1 mm², costs 0 / 0.5 / 0.667
+    per_cutoff = {0.5: views(0.6, (0, 100, 100)),   # median 1 mm²: over the target, score −(2 / 3)
+                  0.9: views(0.3, (0, 0, 100))}     # median 0: Dice 0.3, mean cost 0.667 / 3 = 0.222
+    wide, narrow = ComponentGate(0.2, 0.95), ComponentGate(0.6, 0.98)
+    per_gate = {wide: views(0.5, (0, 0, 200)),      # Dice 0.5 but mean cost (2 / 2.5) / 3 = 0.267 > 0.222
+                narrow: views(0.35, (0, 0, 50))}    # Dice 0.35 at mean cost 0.5 / 3 = 0.167
+    choice = choose_setting(per_cutoff, per_gate)
+    assert choice.plain.cutoff == 0.9 and choice.plain.score == pytest.approx(0.3)
+    assert choice.plain.false_penalty == pytest.approx(2 / 9)
+    assert [g.gate for g in choice.gates] == [wide, narrow]
+    assert choice.gates[0].false_penalty == pytest.approx(0.8 / 3) and choice.gates[1].false_penalty == pytest.approx(0.5 / 3)
+    assert choice.kept is choice.gates[1] and choice.chosen.gate == narrow and choice.chosen.cutoff == 0.6
+    # without the narrow gate none is kept: the plain cut-off stands
+    alone = choose_setting(per_cutoff, {wide: per_gate[wide]})
+    assert alone.kept is None and alone.chosen is alone.plain
+
+
 def test_a_region_filter_is_kept_when_no_worse_and_better_in_score_or_mean_false_area() -> None:
     from medlim.mammography.selection import WholeViewScore, filter_over_cutoff
 
