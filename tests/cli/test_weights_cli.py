@@ -178,6 +178,6 @@ def test_list_shows_a_bac_gate_beside_the_cutoff(capsys: pytest.CaptureFixture[s
 
     assert main(["weights", "list"]) == 0  # the shipped registry: scunet-bac-dr v3 and v4 are v2's network, gated
     rows = {tuple(line.split()[:2]): line for line in capsys.readouterr().out.splitlines() if line.strip()}
-    assert "output=0.2,gate=0.2/0.95" in rows[("scunet-bac-dr", "3")]
-    assert "default" in rows[("scunet-bac-dr", "4")] and "output=0.6,gate=0.6/0.98" in rows[("scunet-bac-dr", "4")]
+    assert "default" in rows[("scunet-bac-dr", "3")] and "output=0.2,gate=0.2/0.95" in rows[("scunet-bac-dr", "3")]
+    assert "default" not in rows[("scunet-bac-dr", "4")] and "output=0.6,gate=0.6/0.98" in rows[("scunet-bac-dr", "4")]
     assert "output=0.8 " in rows[("scunet-bac-dr", "2")] and "gate=" not in rows[("scunet-bac-dr", "2")]

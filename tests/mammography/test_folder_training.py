@@ -197,14 +197,14 @@ def test_fine_tunes_on_a_folder_and_registers_a_validated_model(
         assert validation["whole_view_score"] < -0.5
     assert validation["cutoff"] in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99)
     assert "validating on 8 whole views (4 with BAC) of 10" in progress
-    assert result["init"] == "scunet-bac-dr@4" and result["data"]["fingerprint"] == data_id
+    assert result["init"] == "scunet-bac-dr@3" and result["data"]["fingerprint"] == data_id
     assert result["whole_view"]["views"] == 10 and result["whole_view"]["bac_free_views"] >= 1
-    assert "starting from scunet-bac-dr@4" in progress and "preprocessed 10/10 training views" in progress
+    assert "starting from scunet-bac-dr@3" in progress and "preprocessed 10/10 training views" in progress
 
     text = (get_settings().models_dir / "manifest.json").read_text()
     assert str(train.parent) not in text and "view0" not in text
     entry = Registries.load().find(name)
-    assert entry.provenance.command == (f"medlim train scunet --data {data_id} --val {val_id} --init scunet-bac-dr@4 "
+    assert entry.provenance.command == (f"medlim train scunet --data {data_id} --val {val_id} --init scunet-bac-dr@3 "
                                         "--epochs 1 --batch-size 2 --patch-size 64 --steps-per-epoch 2")
     assert entry.data["fingerprint"]["id"] == data_id and entry.data["split"]["by"] == "folder"
     assert entry.preset == "thesis-unclipped" and entry.params["skip"] == "black"  # the starting weights'
