@@ -28,6 +28,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,12 +47,22 @@ FALSE_AREA_MM2 = FALSE_AREA_SCALE_MM2
 
 @dataclass(frozen=True)
 class View:
-    """One validation view's probability map (ungated), truth and pixel area."""
+    """One validation view's probability map (ungated, on its grid), truth and pixel area; ``network``: the
+    network's output when inference resampled the view (a gate is applied there, as the weights apply it)."""
 
     folder: str
     probability: np.ndarray
     truth: np.ndarray
     pixel_mm2: float
+    network: Any = None
+
+    def gated(self, gate: ComponentGate) -> np.ndarray:
+        """The map read through ``gate`` as weights carrying it read it (:func:`~medlim.mammography.spacing.on_image_grid`)."""
+        if self.network is None:
+            return gate_components(self.probability, gate)
+        from medlim.mammography.spacing import on_image_grid
+
+        return on_image_grid(self.network, self.truth.shape, gate=gate, region_filter=None, spacing_mm=None)[0].probability
 
 
 @dataclass(frozen=True)
@@ -77,7 +88,7 @@ def _row(views: Sequence[View], cutoff: float, gate: ComponentGate | None) -> Ga
     false: list[float] = []
     predicted_area = true_area = 0.0
     for view in views:
-        p = view.probability if gate is None else gate_components(view.probability, gate)
+        p = view.probability if gate is None else view.gated(gate)
         mask = p > cutoff
         if view.truth.any():
             overlap = float(np.count_nonzero(mask & view.truth))
@@ -128,7 +139,8 @@ def read_views(weights: str, folders: Sequence[str]) -> list[View]:
                 print(f"{Path(folder).name}: a view states no pixel spacing; its false area counts pixels, not mm²",
                       file=sys.stderr)
             area = 1.0 if spacing is None else float(spacing[0] * spacing[1])
-            views.append(View(Path(folder).name, scaled.prediction.probability, view.mask, area))
+            network = None if scaled.network is scaled.prediction else scaled.network  # resampled: keep its own grid
+            views.append(View(Path(folder).name, scaled.prediction.probability, view.mask, area, network))
             print(f"[{len(views)}] {Path(folder).name}", file=sys.stderr, flush=True)
     return views
 

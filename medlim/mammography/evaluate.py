@@ -459,22 +459,20 @@ def _sweep(
     pixel_spacing_mm: float | tuple[float, float] | None,
 ) -> dict[Any, list[ImageEvaluation]]:
     """key → per-image evaluations at that key's ``(cut-off, gate, region filter)``, one inference per image."""
-    from medlim.mammography.gating import gate_components
     from medlim.mammography.preprocess import get_preset
-    from medlim.mammography.regions import filter_regions
+    from medlim.mammography.spacing import on_image_grid
 
     preset = get_preset(bac_model.preset)
     per_image: dict[Any, list[ImageEvaluation]] = {key: [] for key in settings}
     for done, (name, image, truth, *rest) in enumerate(samples, start=1):
         scaled, spacing = predict_view(bac_model, image, rest[0] if rest else None, pixel_spacing_mm=pixel_spacing_mm)
         flagged = _flagged(bac_model, scaled.model_view, rest[1] if len(rest) > 1 else None)
+        shape = (int(image.shape[0]), int(image.shape[1]))
         for key, (cutoff, gate, region_filter) in settings.items():
-            prediction = scaled.prediction if gate is None else replace(
-                scaled.prediction, probability=gate_components(scaled.prediction.probability, gate))
-            if region_filter is not None:
-                prediction = replace(prediction, probability=filter_regions(
-                    prediction.probability, prediction.preprocessed.grey, region_filter,
-                    scaled.decision.pixel_spacing_mm))  # as the weights apply it (medlim.mammography.spacing)
+            prediction = scaled.prediction
+            if gate is not None or region_filter is not None:  # as the weights apply them (medlim.mammography.spacing)
+                prediction, _ = on_image_grid(scaled.network or scaled.prediction, shape, gate=gate,
+                                              region_filter=region_filter, spacing_mm=scaled.decision.pixel_spacing_mm)
             evaluation = evaluate_image(name, prediction, truth, threshold=cutoff, x=x,
                                         patch_size=preset.patch_size, stride=448, pixel_spacing_mm=spacing)
             per_image[key].append(replace(evaluation, unlike_training=flagged))

@@ -12,6 +12,8 @@ BAC under-counted).
 Gating is hysteresis thresholding, as in Canny's edge detector: a connected
 region (8-connected) of pixels with ``p > floor`` is kept whole when at least
 one of its pixels has ``p > seed``; every other pixel's probability becomes 0.
+The gate is applied on the network's own grid, before a resampled image's map is
+brought back to the image's (:func:`medlim.mammography.spacing.on_image_grid`).
 Every reader of the map (the mask ``p > t``, PM, the readouts, the page's live
 cut-off, overlays and exports) then sees the gated map, so they agree with each
 other, and a cut-off ``t`` at or above ``floor`` still tightens the mask inside

@@ -262,42 +262,79 @@ def test_a_secondary_capture_is_taken_with_a_doubt_said(tmp_path) -> None:
     assert SECONDARY_CAPTURE_NOTE in check_mammogram(read_image(tmp_path / "sc.dcm"))
 
 
-def test_weights_with_a_gate_have_it_applied_on_the_images_own_grid(scene_files) -> None:
+def test_weights_with_a_gate_have_it_applied_on_the_networks_grid_before_the_map_comes_back(scene_files) -> None:
     from dataclasses import replace
 
     from medlim.mammography.gating import ComponentGate, gate_components
+    from medlim.mammography.spacing import bac_spacing, predict_at_model_spacing, to_original_grid
 
     plain = toy_model()
     record = read_image(scene_files["coarse"])  # resampled to 0.07 mm and back
     ungated = analyse_mammogram(record, plain)
+    shape = record.pixels.shape[:2]
+    decision = bac_spacing(plain, file_spacing_mm=record.metadata.pixel_spacing_mm, file_source="PixelSpacing",
+                           pixel_spacing_mm=None, shape=shape)
+    network = predict_at_model_spacing(record.to_uint8(), plain, decision).network
+    assert network is not None and network.probability.shape != shape
     for gate in (ComponentGate(0.3, 0.9), ComponentGate(0.3, 1.0)):
         gated = analyse_mammogram(record, replace(plain, gate=gate))
-        np.testing.assert_array_equal(gated.prediction.probability,
-                                      gate_components(ungated.prediction.probability, gate))
-    # the bright objects reach p > 0.9, so the first gate keeps them; nothing passes p > 1, so the second keeps none
-    assert analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 0.9))).metrics.am == ungated.metrics.am > 0
+        expected = to_original_grid(replace(network, probability=gate_components(network.probability, gate)), shape)
+        np.testing.assert_array_equal(gated.prediction.probability, expected.probability)
+    # the bright objects reach p > 0.9, so the first gate keeps them — less the coarse edge pixels whose average
+    # held network pixels at or below the floor, now 0 (2,910 of 2,950 px); nothing passes p > 1: the second keeps none
+    kept = analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 0.9))).metrics.am
+    assert 0.97 * ungated.metrics.am <= kept < ungated.metrics.am
     assert analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 1.0))).metrics.am == 0
+    # an image inference does not resample: the gate on its own grid, as before
+    fine = read_image(scene_files["fine"])
+    np.testing.assert_array_equal(analyse_mammogram(fine, replace(plain, gate=ComponentGate(0.3, 0.9))).prediction.probability,
+                                  gate_components(analyse_mammogram(fine, plain).prediction.probability, ComponentGate(0.3, 0.9)))
+
+
+def test_a_thin_confident_line_keeps_its_gate_seed_on_the_networks_grid() -> None:
+    """By hand: on an 8×8 network grid, a 1 px row of p 0.99 across a 4×4 block; the image is 2×2 (4× coarser).
+    Area-averaged, that block reads 4 × 0.99 / 16 = 0.2475 — below the seed 0.95, so gating the coarse map would
+    drop it; gated on the network's grid it is kept, then averaged."""
+    from medlim.mammography.gating import ComponentGate, gate_components
+    from medlim.mammography.inference import BacPrediction
+    from medlim.mammography.preprocess import PreprocessedImage
+    from medlim.mammography.spacing import on_image_grid
+
+    p = np.zeros((8, 8), np.float32)
+    p[1, 0:4] = 0.99
+    network = BacPrediction(probability=p, preprocessed=PreprocessedImage(grey=np.full((8, 8), 100, np.uint8),
+                                                                          breast_mask=np.ones((8, 8), bool)),
+                            preset="thesis", merge="max", stride=448, patches_total=1, patches_predicted=1, device="cpu",
+                            seconds=0.0)
+    gate = ComponentGate(0.1, 0.95)
+    back, effect = on_image_grid(network, (2, 2), gate=gate, region_filter=None, spacing_mm=(0.28, 0.28))
+    np.testing.assert_allclose(back.probability, [[0.2475, 0.0], [0.0, 0.0]], atol=1e-6)
+    assert effect is None
+    coarse_first, _ = on_image_grid(network, (2, 2), gate=None, region_filter=None, spacing_mm=None)
+    assert gate_components(coarse_first.probability, gate).max() == 0.0  # the old order lost the line
+    same, _ = on_image_grid(network, (8, 8), gate=gate, region_filter=None, spacing_mm=None)  # not resampled
+    np.testing.assert_array_equal(same.probability, gate_components(p, gate))
 
 
 def test_weights_with_a_region_filter_apply_it_after_the_gate_on_the_images_own_grid(scene_files) -> None:
     from dataclasses import replace
 
-    from medlim.mammography.gating import ComponentGate, gate_components
+    from medlim.mammography.gating import ComponentGate
     from medlim.mammography.regions import REGION_FEATURES, RegionFilter, filter_regions
 
     plain = toy_model()
     record = read_image(scene_files["coarse"])  # 0.14 mm: resampled to 0.07 mm and back
-    ungated = analyse_mammogram(record, plain)
+    gate = ComponentGate(0.3, 0.9)
+    gated_only = analyse_mammogram(record, replace(plain, gate=gate))  # the gate on the network's grid, mapped back
     width = len(REGION_FEATURES)
     for intercept, kept in ((60.0, True), (-60.0, False)):  # every region judged BAC / none
         region_filter = RegionFilter(floor=0.3, mean=(0.0,) * width, scale=(1.0,) * width, coef=(0.0,) * width,
                                      intercept=intercept, threshold=0.5, spacing_mm=0.07)
-        gate = ComponentGate(0.3, 0.9)
         both = analyse_mammogram(record, replace(plain, gate=gate, region_filter=region_filter))
-        gated = gate_components(ungated.prediction.probability, gate)
-        expected = filter_regions(gated, ungated.prediction.preprocessed.grey, region_filter, (0.14, 0.14))
+        gated = gated_only.prediction.probability
+        expected = filter_regions(gated, gated_only.prediction.preprocessed.grey, region_filter, (0.14, 0.14))
         np.testing.assert_array_equal(both.prediction.probability, expected)
-        assert (both.metrics.am == ungated.metrics.am > 0) if kept else both.metrics.am == 0
+        assert (both.metrics.am == gated_only.metrics.am > 0) if kept else both.metrics.am == 0
         # the view's account of what the filter took: every region of the gated map above 0.3, or none of them
         regions = int(cv2.connectedComponents((gated > 0.3).astype(np.uint8), connectivity=8)[0]) - 1
         dropped_px = 0 if kept else int(np.count_nonzero(gated > 0.3))
@@ -306,7 +343,7 @@ def test_weights_with_a_region_filter_apply_it_after_the_gate_on_the_images_own_
         assert (effect.regions, effect.dropped, effect.dropped_px) == (regions, 0 if kept else regions, dropped_px)
         assert effect.dropped_mm2 == pytest.approx(dropped_px * 0.14 * 0.14, abs=1e-4)  # the file's own pixels
         assert readout_of(both).to_dict()["region_filter"] == effect.to_dict()
-    assert ungated.region_filter is None and readout_of(ungated).to_dict()["region_filter"] is None
+    assert gated_only.region_filter is None and readout_of(gated_only).to_dict()["region_filter"] is None
 
 
 def test_sweep_region_filter_scores_a_view_with_and_without_the_filter_from_one_inference() -> None:
