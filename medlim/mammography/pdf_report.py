@@ -300,6 +300,18 @@ def _warning_flowables(report: BacReport, styles: dict[str, Any]) -> list[Any]:
     return [*flowables, *(Paragraph(f"<b>{_text(image)}</b>: {_text(w)}", styles["body"]) for image, w in warned)]
 
 
+def _filter_flowables(report: BacReport, styles: dict[str, Any]) -> list[Any]:
+    """What the weights' region filter dropped from each view (:mod:`medlim.mammography.regions`); nothing for weights
+    without one."""
+    from reportlab.platypus import Paragraph
+
+    filtered = [(v.image, v.readout.region_filter) for v in _ordered(report.views) if v.readout.region_filter is not None]
+    if not filtered:
+        return []
+    return [Paragraph("Region filter of these weights", styles["heading"]),
+            *(Paragraph(f"<b>{_text(image)}</b>: {_text(effect.text)}.", styles["body"]) for image, effect in filtered)]
+
+
 def _footer(notice: str) -> Any:
     def draw(canvas: Any, doc: Any) -> None:
         from reportlab.lib.units import mm
@@ -358,6 +370,7 @@ def bac_pdf(
         *_history_flowables(report, history, styles),
         Paragraph("Model and settings", styles["heading"]),
         _settings_table(report),
+        *_filter_flowables(report, styles),
         *_warning_flowables(report, styles),
     ]
     footer = _footer(report.notice)

@@ -95,6 +95,22 @@ def test_pdf_without_history_or_overlay_says_so_and_names_no_file() -> None:
     assert b"img-3fa9c2d1e0b4.dcm" in text and b"DOE" not in text and b"LCC" not in text
 
 
+def test_pdf_says_what_a_region_filter_dropped_from_each_view() -> None:
+    from medlim.mammography.pdf_report import bac_pdf
+    from medlim.mammography.regions import FilterEffect
+
+    views = [dataclasses.replace(v, readout=dataclasses.replace(v.readout, region_filter=FilterEffect(
+        floor=0.35, regions=5 + i, dropped=i, dropped_px=100 * i, dropped_mm2=round(100 * i * 0.0784, 4))))
+        for i, v in enumerate(_exam())]
+    (report,) = build_reports(views, WEIGHTS)
+    text = pdf_text(bac_pdf(report, overlays={}, history=None))
+    assert b"Region filter of these weights" in text
+    assert b"kept all 5 regions of p > 0.35." in text  # LCC, nothing dropped
+    assert b"dropped 3 of 8 regions of p > 0.35 as tissue \\(23.52 mm" in text  # RMLO: 300 px × 0.0784 mm²
+    (plain,) = build_reports(_exam(), WEIGHTS)
+    assert b"Region filter" not in pdf_text(bac_pdf(plain, overlays={}, history=None))
+
+
 def test_overlay_blends_magenta_where_any_pixel_of_a_block_passes_the_cutoff() -> None:
     display = np.array([[0.0, 0.2, 1.0, 1.0], [0.4, 0.2, 1.0, 1.0]], dtype=np.float32)
     probability = np.array([[0.1, 0.9, 0.1, 0.1], [0.1, 0.1, 0.1, 0.5]], dtype=np.float32)
