@@ -56,10 +56,14 @@ _LATIN1 = str.maketrans({"Σ": "Sum ", "Δ": "change ", "—": "-", "–": "-", 
                          "’": "'", "‘": "'", "“": '"', "”": '"', "→": "->", "≠": "!="})  # fmt: skip
 
 
+def _cell(value: object) -> str:
+    """``value`` as Latin-1 text for a table cell (what the standard fonts hold; a cell is drawn as given)."""
+    return str(value).translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
+
+
 def _text(value: object) -> str:
-    """``value`` as Latin-1 paragraph text (what the standard fonts hold), markup escaped."""
-    text = str(value).translate(_LATIN1).encode("latin-1", "replace").decode("latin-1")
-    return escape(text)
+    """``value`` as Latin-1 paragraph text, markup escaped (a paragraph parses its text as markup)."""
+    return escape(_cell(value))
 
 
 def pdf_file_name(report: BacReport) -> str:
@@ -133,7 +137,7 @@ _READOUT_HEADER = ["View", "AM px", "AM mm²", "TAM_X px", "TAM_X mm²", "PM", "
 
 def _readout_row(image: str, r: Any, ratio: float | None) -> list[str]:
     """A table row of a view's readouts or an exam's sums (:class:`~medlim.mammography.readout.ReadoutTotals`)."""
-    return [_text(image), _number(r.am), _number(r.am_mm2), _number(r.tam_x), _number(r.tam_x_mm2), _number(r.pm),
+    return [_cell(image), _number(r.am), _number(r.am_mm2), _number(r.tam_x), _number(r.tam_x_mm2), _number(r.pm),
             _number(r.sim), _number(r.tsim_x), _number(r.breast_area), _ratio(ratio)]  # fmt: skip
 
 
@@ -175,10 +179,14 @@ def _settings_table(report: BacReport) -> Any:
         ["Probability cut-off t", "-" if first is None else f"{first.threshold:g}"],
         ["Intensity threshold X", "-" if first is None else f"{first.x:g} (TAM counts I {first.intensity_rule} X)"],
         ["Tiling", f"overlap {w.overlap_px} px, merge {w.merge}, output {w.output_activation}"],
+        ["Component gate", "none (one cut-off, as in the thesis)" if w.gate is None else
+         f"keeps regions of p > {w.gate['floor']:g} that reach p > {w.gate['seed']:g} (deviation)"],
+        ["Region filter", "none" if w.region_filter is None else
+         f"drops regions of p > {w.region_filter['floor']:g} judged tissue (fitted on the site's views; deviation)"],
         ["Pixel spacing", _spacing_text(first)],
         ["medlim", report.medlim_version],
     ]
-    table = Table([[_text(a), _text(b)] for a, b in rows], hAlign="LEFT", colWidths=(45 * 2.835, None))
+    table = Table([[_cell(a), _cell(b)] for a, b in rows], hAlign="LEFT", colWidths=(45 * 2.835, None))
     table.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), "Helvetica", 8), ("FONT", (0, 0), (0, -1), "Helvetica-Bold", 8)]))
     return table
 

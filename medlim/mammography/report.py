@@ -61,6 +61,10 @@ class WeightsSummary:
         skip_background: skip rule of background patches (true, false or ``"black"``).
         output_activation: ``"identity"`` or ``"sigmoid"``.
         intended_use: the entry's intended-use statement.
+        gate: the weights' component gate as ``{"floor", "seed"}`` (:mod:`medlim.mammography.gating`), or ``None``.
+        region_filter: the weights' region filter (:mod:`medlim.mammography.regions`) as ``{"floor", "threshold"}``
+            (its coefficients are in the manifest), or ``None``. Both are deviations from the thesis's single
+            cut-off that change every number of the report.
     """
 
     name: str
@@ -72,6 +76,8 @@ class WeightsSummary:
     skip_background: bool | str
     output_activation: str
     intended_use: str
+    gate: dict[str, float] | None = None
+    region_filter: dict[str, float] | None = None
 
     @classmethod
     def of(cls, bac_model: BacModel) -> WeightsSummary:
@@ -87,6 +93,9 @@ class WeightsSummary:
             skip_background=bac_model.skip,
             output_activation=bac_model.output_activation,
             intended_use=entry.intended_use,
+            gate=None if bac_model.gate is None else bac_model.gate.to_json(),
+            region_filter=None if bac_model.region_filter is None else {
+                "floor": bac_model.region_filter.floor, "threshold": round(bac_model.region_filter.threshold, 6)},
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +109,8 @@ class WeightsSummary:
             "skip_background": self.skip_background,
             "output_activation": self.output_activation,
             "intended_use": self.intended_use,
+            "gate": self.gate,
+            "region_filter": self.region_filter,
         }
 
 

@@ -77,6 +77,8 @@ def test_pdf_has_two_pages_the_readouts_history_settings_and_warnings() -> None:
     assert b"(Exam \\(4 views\\))" in text and b"(4806)" in text  # Σ AM over the views
     assert b"3fa9c2d1e0b4a7c8" in text and b"2015-09-14" in text and b"2013-05-02" in text  # key, exam, history
     assert b"scunet-bac version 3" in text and b"(thesis)" in text and b"(0.35)" in text
+    assert b"(none \\(one cut-off, as in the thesis\\))" in text and b"(Region filter)" in text  # no gate, no filter
+    assert b"(100 \\(TAM counts I > X\\))" in text and b"&gt;" not in text  # table cells are drawn as given
     assert b"RMLO" in text and b"This image is unlike the training data \\(score 3.1" in text  # ≥ written >=
     assert b"Research use only." in text and text.count(b"Research use only.") >= 3  # page 1 and both footers
     assert b"within view-to-view noise" in text or b"real change" in text or b"cannot tell" in text
@@ -102,13 +104,18 @@ def test_pdf_says_what_a_region_filter_dropped_from_each_view() -> None:
     views = [dataclasses.replace(v, readout=dataclasses.replace(v.readout, region_filter=FilterEffect(
         floor=0.35, regions=5 + i, dropped=i, dropped_px=100 * i, dropped_mm2=round(100 * i * 0.0784, 4))))
         for i, v in enumerate(_exam())]
-    (report,) = build_reports(views, WEIGHTS)
+    gated = dataclasses.replace(WEIGHTS, gate={"floor": 0.2, "seed": 0.95}, region_filter={"floor": 0.35, "threshold": 0.4})
+    (report,) = build_reports(views, gated)
     text = pdf_text(bac_pdf(report, overlays={}, history=None))
+    assert b"keeps regions of p > 0.2 that reach p > 0.95 \\(deviation\\)" in text
+    assert b"drops regions of p > 0.35 judged tissue \\(fitted on the site's views; deviation\\)" in text
+    assert report.to_dict()["weights"]["gate"] == {"floor": 0.2, "seed": 0.95}
+    assert report.to_dict()["weights"]["region_filter"] == {"floor": 0.35, "threshold": 0.4}
     assert b"Region filter of these weights" in text
     assert b"kept all 5 regions of p > 0.35." in text  # LCC, nothing dropped
     assert b"dropped 3 of 8 regions of p > 0.35 as tissue \\(23.52 mm" in text  # RMLO: 300 px × 0.0784 mm²
     (plain,) = build_reports(_exam(), WEIGHTS)
-    assert b"Region filter" not in pdf_text(bac_pdf(plain, overlays={}, history=None))
+    assert b"Region filter of these weights" not in pdf_text(bac_pdf(plain, overlays={}, history=None))
 
 
 def test_overlay_blends_magenta_where_any_pixel_of_a_block_passes_the_cutoff() -> None:

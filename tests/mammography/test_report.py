@@ -87,9 +87,20 @@ def test_pseudonymous_rows_replace_the_name_everywhere() -> None:
 def test_weights_summary_of_a_loaded_model() -> None:
     entry = SimpleNamespace(name="n", version="3", sha256="e" * 64, intended_use="use")
     model = SimpleNamespace(entry=entry, preset="published", stride=480, merge="mean", skip="black",
-                            output_activation="identity")  # fmt: skip
+                            output_activation="identity", gate=None, region_filter=None)  # fmt: skip
     summary = WeightsSummary.of(model)
     assert (summary.version, summary.overlap_px, summary.skip_background) == ("3", 32, "black")
+    assert (summary.gate, summary.region_filter) == (None, None)
+    from medlim.mammography.gating import ComponentGate
+    from medlim.mammography.regions import REGION_FEATURES, RegionFilter
+
+    width = len(REGION_FEATURES)
+    region_filter = RegionFilter(floor=0.8, mean=(0.0,) * width, scale=(1.0,) * width, coef=(0.0,) * width,
+                                 intercept=0.0, threshold=0.4, spacing_mm=0.07)
+    both = WeightsSummary.of(SimpleNamespace(**{**vars(model), "gate": ComponentGate(0.2, 0.95),
+                                                "region_filter": region_filter}))
+    assert both.to_dict()["gate"] == {"floor": 0.2, "seed": 0.95}
+    assert both.to_dict()["region_filter"] == {"floor": 0.8, "threshold": 0.4}
 
 
 def test_csv_flattens_nested_objects_into_named_columns() -> None:
