@@ -151,7 +151,7 @@ def weights_option_label(option: str, models: Sequence[Any]) -> str:
 # --------------------------------------------------------------------------- readout table
 
 
-#: Tooltip of the training-data check (issue 13).
+#: Tooltip of the line saying what a site model's region filter dropped from a view (issue 12).
 REGION_FILTER_HELP = (
     "These weights carry a region filter fitted on the site's own annotated views: after inference, each marked "
     "region (8-connected pixels above the filter's floor) is judged by its shape and its contrast against its "
@@ -160,6 +160,7 @@ REGION_FILTER_HELP = (
     "checked by eye. Without a gate, PM still sums the probabilities at or below the floor, which belong to no region."
 )
 
+#: Tooltip of the training-data check (issue 13).
 UNLIKE_TRAINING_HELP = (
     "How far this image, as the model sees it after preprocessing, lies from the images the model was trained "
     "on: a robust Mahalanobis distance over a few image statistics (intensity quantiles, breast shape, texture), "
