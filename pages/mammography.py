@@ -136,7 +136,11 @@ def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str
         f"Numbers from **{entry.name} v{entry.version}**{quality} · preset **{bac_model.preset}** "
         f"({PRESET_SUMMARIES.get(bac_model.preset, 'custom preprocessing')}; overlap {512 - bac_model.stride} px, "
         f"{bac_model.merge} merge, {tiles}) · cut-off p > {threshold:.2f}, "
-        f"X = {x:g} (I {rule} X)."
+        f"X = {x:g} (I {rule} X)"
+        + ("" if bac_model.gate is None else
+           f" · gate: regions of p > {bac_model.gate.floor:g} kept where they reach p > {bac_model.gate.seed:g}")
+        + ("" if bac_model.region_filter is None else " · region filter fitted on the site's views")
+        + "."
     )
 
 

@@ -261,6 +261,8 @@ def test_both_cut_off_fields_say_the_weights_default_and_their_gate(
     single, batch = at.slider(key="bac_threshold").help, at.number_input(key="bac_batch_threshold").help
     assert "Default of these weights: 0.2." in single and sentence in single and "stored probability map" in single
     assert "Default of these weights: 0.2." in batch and sentence in batch
+    (caption,) = [c.value for c in at.caption if c.value.startswith("Numbers from")]
+    assert caption.endswith("· gate: regions of p > 0.2 kept where they reach p > 0.95.")
 
 
 def test_page_refuses_a_non_mammogram(test_registry: Path, no_samples: None) -> None:
@@ -572,6 +574,8 @@ def test_weights_with_a_region_filter_say_what_it_dropped_as_the_cli_does(
     assert row["Dropped by region filter"] == f"{effect.dropped} region{'' if effect.dropped == 1 else 's'}, {area}"
     assert row["AM (px)"] == 0
     assert drop_all.describe() in at.slider(key="bac_threshold").help
+    (caption,) = [c.value for c in at.caption if c.value.startswith("Numbers from")]
+    assert caption.endswith("(I > X) · region filter fitted on the site's views.")
 
 
 def test_training_data_check_warns_on_a_radiograph_and_shows_the_clis_object(
