@@ -378,11 +378,11 @@ def apply_region_filter(probability: np.ndarray, grey: np.ndarray, region_filter
     if count <= 1:
         return p, FilterEffect(region_filter.floor, 0, 0, 0, None if spacing_mm is None else 0.0)
     areas = np.bincount(labels.ravel(), minlength=count)
-    judged = _largest(labels, count, MAX_REGIONS)
-    judged_labels = labels if judged is None else np.where(judged[labels], labels, 0)
+    judged = _largest(areas, MAX_REGIONS)
+    judged_labels = np.where(judged[labels], labels, 0)
     features = _features(judged_labels, count, grey, _spacing(spacing_mm, region_filter.spacing_mm))
     keep = np.ones(count, dtype=bool)
-    present = np.bincount(judged_labels.ravel(), minlength=count)[1:] > 0
+    present = judged[1:]
     keep[1:][present] = region_filter.scores(features[present]) >= region_filter.threshold
     dropped_px = int(areas[1:][~keep[1:]].sum())
     pair = None if spacing_mm is None else spacing_pair(spacing_mm)
@@ -391,13 +391,11 @@ def apply_region_filter(probability: np.ndarray, grey: np.ndarray, region_filter
     return np.where(keep[labels], p, np.float32(0.0)), effect
 
 
-def _largest(labels: np.ndarray, count: int, limit: int) -> np.ndarray | None:
-    """``bool[count]`` marking the ``limit`` largest regions (label 0 excluded), or ``None`` when all fit."""
-    if count - 1 <= limit:
-        return None
-    areas = np.bincount(labels.ravel(), minlength=count)[1:]
-    chosen = np.zeros(count, dtype=bool)
-    chosen[1 + np.argsort(-areas, kind="stable")[:limit]] = True
+def _largest(areas: np.ndarray, limit: int) -> np.ndarray:
+    """``bool[count]`` marking the ``limit`` largest regions of the per-label pixel counts ``areas`` (label 0, the
+    background, never marked; every region when there are no more than ``limit``)."""
+    chosen = np.zeros(areas.shape[0], dtype=bool)
+    chosen[1 + np.argsort(-areas[1:], kind="stable")[:limit]] = True
     return chosen
 
 
