@@ -181,7 +181,7 @@ def on_image_grid(
     """The network's map on its own grid read through a gate and a region filter, on the image's grid ``shape``.
 
     The gate (:mod:`medlim.mammography.gating`) is applied on the network's grid, before the map is brought back:
-    its seed is a confidence of the network's own output, which area-averaging to a coarser image grid dilutes (on
+    its seed is a confidence of the network's own output, which area-averaging to a coarser image grid dilutes (a one-off probe on
     32 binned family A validation views at 0.28 mm, `scunet-bac-dr` v3's gate on the image's grid gave Dice 0.431
     and R² AM 0.696, on the network's 0.496 and 0.789 — README, "Pixel spacing"). The region filter
     (:mod:`medlim.mammography.regions`) is applied after, on the image's grid at its spacing, as it was fitted on
