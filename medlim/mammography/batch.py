@@ -314,14 +314,16 @@ def _reuse(store: Any, digest: str, bac_model: BacModel, threshold: float, x: fl
         return None
     for stored in list_bac_results(store, image_id=image_id, weights_name=bac_model.entry.name):
         # Resuming re-uses only the very analysis asked for (same weights, cut-off, X and
-        # pixel spacing asked for) and one that keeps TAM_100 (rows saved before migration
-        # 0003 or 0005 are run again: they may come from before resampling).
+        # pixel spacing asked for) and one that keeps TAM_100 and what the analysis said (rows
+        # saved before migration 0003, 0005 or 0006 are run again: they may come from before
+        # resampling, and keep no warnings).
         if (
             stored.weights_version == bac_model.entry.version
             and abs(stored.threshold - threshold) < 1e-9
             and abs(stored.x - x) < 1e-9
             and stored.tam_100 is not None
             and stored.spacing_request == asked
+            and stored.context is not None
         ):
             readout = BacReadout.from_stored(stored, file=name, weights=bac_model.label)
             return FileOutcome(file=name, ok=True, readout=readout, content_sha256=digest, reused=True)
@@ -352,7 +354,7 @@ def save_analysis(
         The stored result's id (the key of the analysis in a patient's history).
     """
     from medlim.core.store.bac import save_image_record, upsert_bac_result
-    from medlim.mammography.readout import tam_100_of
+    from medlim.mammography.readout import context_of, tam_100_of
 
     image = save_image_record(store, record, content_sha256=content_sha256)
     m = analysis.metrics
@@ -376,6 +378,7 @@ def save_analysis(
         seconds=analysis.seconds,
         tam_100=tam_100_of(analysis, m) if tam_100 is None else int(tam_100),
         spacing_request=_spacing_request_of(analysis),
+        context=context_of(analysis),
     )
     return stored.id
 

@@ -41,6 +41,7 @@ __all__ = [
     "AnalysedView",
     "BacReadout",
     "ReadoutTotals",
+    "context_of",
     "readout_of",
     "total_readouts",
     "tam_100_of",
@@ -87,13 +88,14 @@ class BacReadout:
             training-data check flags it).
         seconds: analysis time (0 for readouts taken from the store).
         unlike_training: the weights' training-data check (issue 13): score, limit and
-            flag; ``None`` when the weights carry no check or the readout comes from
-            the store (which keeps no warnings).
+            flag; ``None`` when the weights carry no check.
         model_spacing_mm: the weights' spacing (mm) when the image was resampled to it for
             inference (issue 13; areas are still pixels of the image as given), else ``None``.
         region_filter: what the weights' region filter dropped from the view (regions, px, mm²;
-            :class:`~medlim.mammography.regions.FilterEffect`), ``None`` when they carry none or the readout
-            comes from the store.
+            :class:`~medlim.mammography.regions.FilterEffect`), ``None`` when they carry none.
+
+    A readout taken from the store (:meth:`from_stored`) keeps the warnings, check, filter account and
+    model spacing its analysis gave (the row's ``context``, migration 0006).
     """
 
     file: str
@@ -178,9 +180,16 @@ class BacReadout:
 
     @classmethod
     def from_stored(cls, stored: StoredBacResult, *, file: str, weights: str) -> BacReadout:
-        """A readout from a stored result (no warnings, 0 s)."""
+        """A readout from a stored result (0 s), with what the analysis said beside its numbers when the row
+        keeps it (its ``context``, :func:`context_of`; rows stored before migration 0006: no warnings)."""
+        from medlim.core.familiarity import FamiliarityResult
+        from medlim.mammography.regions import FilterEffect
+
         area = int(stored.breast_area)
         image = stored.image
+        context = stored.context or {}
+        familiarity, effect, model_spacing = (context.get(k) for k in ("unlike_training", "region_filter",
+                                                                         "model_spacing_mm"))
         return cls(
             file=file,
             pm=round(float(stored.pm), 4),
@@ -204,7 +213,22 @@ class BacReadout:
             study_date=image.study_date,
             patient_key=image.patient_key,
             weights=weights,
+            warnings=tuple(context.get("warnings") or ()),
+            unlike_training=None if familiarity is None else FamiliarityResult.from_dict(familiarity),
+            model_spacing_mm=None if model_spacing is None else (float(model_spacing[0]), float(model_spacing[1])),
+            region_filter=None if effect is None else FilterEffect.from_dict(effect),
         )
+
+
+def context_of(analysis: BacAnalysis) -> dict[str, Any]:
+    """What an analysis says beside its numbers, as the store keeps it (``bac_results.context``; the keys and
+    values of a readout's JSON: warnings, unlike_training, region_filter, model_spacing_mm)."""
+    return {
+        "warnings": list(analysis.warnings),
+        "unlike_training": None if analysis.unlike_training is None else analysis.unlike_training.to_dict(),
+        "region_filter": None if analysis.region_filter is None else analysis.region_filter.to_dict(),
+        "model_spacing_mm": None if analysis.model_spacing_mm is None else [float(v) for v in analysis.model_spacing_mm],
+    }
 
 
 def _stored_rule(preset: str) -> str:

@@ -67,10 +67,15 @@ def test_quantify_writes_masks_reports_bad_files_and_is_idempotent(
     # Another stated pixel spacing is another analysis (the view is resampled otherwise): not reused ...
     stated = ["bac", "quantify", str(exam_dir), "--jsonl", "--device", "cpu", "--resume", "--pixel-spacing", "0.1"]
     assert main(stated) == 0
-    assert not any(r["reused"] for r in _lines(capsys) if r["ok"])
+    analysed = [r for r in _lines(capsys) if r["ok"]]
+    assert not any(r["reused"] for r in analysed)
     assert {r.spacing_request for r in list_bac_results(store)} == {"user 0.1x0.1"}
     assert main(stated) == 0  # ... until it was stored so
-    assert all(r["reused"] for r in _lines(capsys) if r["ok"])
+    reused = [r for r in _lines(capsys) if r["ok"]]
+    assert all(r["reused"] for r in reused)
+    # ... and a reused result says what the analysis said: its warnings, check and resampling.
+    said = ("warnings", "unlike_training", "region_filter", "model_spacing_mm")
+    assert [{k: r[k] for k in said} for r in reused] == [{k: r[k] for k in said} for r in analysed]
 
 
 def test_longitudinal_sums_normalised_tam_over_the_exam(

@@ -53,6 +53,35 @@ def test_readout_from_the_store_matches_the_computed_one(tiny_analysis) -> None:
     for key in ("pm", "am", "sim", "tam_x", "tsim_x", "x", "threshold", "breast_area", "tam_100", "am_mm2",
                 "tam_x_mm2", "intensity_rule", "view", "laterality", "study_date", "patient_key"):  # fmt: skip
         assert getattr(stored, key) == getattr(computed, key), key
+    assert stored.warnings == ("a warning",)  # what the analysis said comes back with the numbers
+
+
+def test_a_stored_readout_keeps_the_check_the_filter_and_the_resampling(tiny_analysis) -> None:
+    from dataclasses import replace
+
+    from medlim.core.familiarity import FamiliarityResult
+    from medlim.core.store import open_store
+    from medlim.core.store.bac import get_bac_result
+    from medlim.mammography.batch import save_analysis
+    from medlim.mammography.regions import FilterEffect
+
+    analysis, record = tiny_analysis(x=95.0)
+    analysis = replace(analysis, warnings=("a warning", "another"),
+                       unlike_training=FamiliarityResult(score=12.345, threshold=6.6, flagged=True, reason=None),
+                       model_spacing_mm=(0.07, 0.07),
+                       region_filter=FilterEffect(floor=0.8, regions=9, dropped=2, dropped_px=265, dropped_mm2=1.3))
+    with open_store() as store:
+        result_id = save_analysis(store, analysis, record=record, content_sha256="cd" * 32, bac_model=_model())
+        row = get_bac_result(store, result_id)
+        stored = BacReadout.from_stored(row, file="x", weights="scunet-bac v2")
+    assert row.context == {"warnings": ["a warning", "another"], "model_spacing_mm": [0.07, 0.07],
+                           "unlike_training": {"score": 12.35, "threshold": 6.6, "flagged": True, "reason": None},
+                           "region_filter": {"floor": 0.8, "regions": 9, "dropped": 2, "dropped_px": 265,
+                                             "dropped_mm2": 1.3}}  # fmt: skip
+    assert stored.warnings == ("a warning", "another") and stored.model_spacing_mm == (0.07, 0.07)
+    assert stored.unlike_training == FamiliarityResult(score=12.35, threshold=6.6, flagged=True)  # as the JSON rounds it
+    assert stored.region_filter == FilterEffect(floor=0.8, regions=9, dropped=2, dropped_px=265, dropped_mm2=1.3)
+    assert stored.to_dict()["region_filter"] == readout_of(analysis).to_dict()["region_filter"]
 
 
 def _model():

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from medlim.core.io.record import ImageRecord
 
 __all__ = [
+    "CONTEXT_KEYS",
     "StoredBacResult",
     "StoredExam",
     "StoredImage",
@@ -117,6 +119,10 @@ class StoredBacResult:
         spacing_source: which spacing was used for mm² (or ``None``).
         spacing_request: the spacing asked for, ``"file"`` or ``"user R×C"`` (mm), or ``None``
             for rows stored before it was kept (migration 0005; never reused by ``--resume``).
+        context: what the analysis said beside its numbers, a JSON object with the keys of
+            :data:`CONTEXT_KEYS` (``warnings`` a list of sentences; ``unlike_training``,
+            ``region_filter`` and ``model_spacing_mm`` as a readout's JSON gives them, or ``None``),
+            or ``None`` for rows stored before it was kept (migration 0006; never reused by ``--resume``).
         seconds: analysis time.
         created_at, updated_at: UTC timestamps (updated on re-run).
     """
@@ -142,6 +148,7 @@ class StoredBacResult:
     updated_at: dt.datetime
     tam_100: int | None = None
     spacing_request: str | None = None
+    context: dict[str, Any] | None = None
 
     @property
     def tam_x_per_area(self) -> float:
@@ -172,6 +179,7 @@ class StoredBacResult:
             updated_at=as_utc(row.updated_at),
             tam_100=None if row.tam_100 is None else int(row.tam_100),
             spacing_request=row.spacing_request,
+            context=None if row.context is None else dict(row.context),
         )
 
 
@@ -309,6 +317,22 @@ def _check_counts(*, am: int, tam_x: int, breast_area: int, tam_100: int | None)
             raise StoreError(f"{name} ({value}) cannot exceed am ({am}): it counts a subset of AM's pixels.")
 
 
+#: The keys of a stored result's ``context`` (what the analysis said beside its numbers).
+CONTEXT_KEYS = frozenset({"warnings", "unlike_training", "region_filter", "model_spacing_mm"})
+
+
+def _check_context(context: Mapping[str, Any] | None) -> None:
+    """Refuse a context with keys other than :data:`CONTEXT_KEYS`, or warnings that are not a list of strings."""
+    if context is None:
+        return
+    unknown = sorted(set(context) - CONTEXT_KEYS)
+    if unknown:
+        raise StoreError(f"a stored result's context takes {sorted(CONTEXT_KEYS)}; {unknown} is given.")
+    warnings = context.get("warnings", [])
+    if not isinstance(warnings, (list, tuple)) or not all(isinstance(w, str) for w in warnings):
+        raise StoreError("a stored result's context keeps its warnings as a list of sentences.")
+
+
 def upsert_bac_result(
     target: Store | Session,
     *,
@@ -330,6 +354,7 @@ def upsert_bac_result(
     seconds: float | None = None,
     tam_100: int | None = None,
     spacing_request: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> StoredBacResult:
     """Insert or update the BAC result of (image, weights, version, t, X).
 
@@ -341,13 +366,15 @@ def upsert_bac_result(
             readout); when ``None`` and ``x`` is 100, ``tam_x``.
         spacing_request: the pixel spacing asked for (``"file"`` or ``"user R×C"``;
             :func:`medlim.mammography.batch.spacing_request`).
+        context: what the analysis said beside its numbers (keys :data:`CONTEXT_KEYS`; JSON values only).
 
     Raises:
-        StoreError: unknown image, negative counts or areas.
+        StoreError: unknown image, negative counts or areas, a context with other keys.
     """
     if tam_100 is None and float(x) == 100.0:
         tam_100 = tam_x
     _check_counts(am=am, tam_x=tam_x, breast_area=breast_area, tam_100=tam_100)
+    _check_context(context)
     values = {
         "preset": preset,
         "pm": float(pm),
@@ -361,6 +388,7 @@ def upsert_bac_result(
         "tam_x_mm2": None if tam_x_mm2 is None else float(tam_x_mm2),
         "spacing_source": spacing_source,
         "spacing_request": spacing_request,
+        "context": None if context is None else dict(context),
         "seconds": None if seconds is None else float(seconds),
     }
     with transaction(target) as session:

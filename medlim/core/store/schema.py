@@ -114,6 +114,9 @@ class BacResultRow(Base):
     spacing_source: Mapped[str | None] = mapped_column(sa.String(96))
     # The spacing asked for: "file" or "user R×C" (mm); NULL before migration 0005 (never reused).
     spacing_request: Mapped[str | None] = mapped_column(sa.String(64))
+    # What the analysis said beside its numbers (warnings, unlike_training, region_filter,
+    # model_spacing_mm); NULL before migration 0006 (never reused).
+    context: Mapped[dict[str, Any] | None]
     seconds: Mapped[float | None]
     created_at: Mapped[dt.datetime] = mapped_column(default=utc_now)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utc_now)

@@ -232,8 +232,9 @@ def test_migration_0005_keeps_the_spacing_asked_for_and_older_rows_have_none(sto
                 "pm, am, sim, tam_x, tsim_x, breast_area, tam_100, created_at, updated_at) VALUES (1, 1, 'w', "
                 "'1', 'thesis', 0.5, 100, 1, 10, 1, 7, 1, 100, 7, '2024-01-01', '2024-01-01')"))  # fmt: skip
         upgrade_store(old, "0005")
-        (before,) = list_bac_results(old)
-        assert before.spacing_request is None  # stored before: maybe before resampling, never reused
+        with old.engine.connect() as connection:  # stored before: maybe before resampling, never reused
+            assert connection.scalar(sa.text("SELECT spacing_request FROM bac_results WHERE id = 1")) is None
+        upgrade_store(old)  # the rest through the library, whose rows have the newer columns too
         again = upsert_bac_result(old, image_id=1, weights_name="w", weights_version="1", preset="thesis",
                                   threshold=0.5, x=100.0, pm=1, am=10, sim=1, tam_x=7, tsim_x=1, breast_area=100,
                                   spacing_request="user 0.1x0.1")
@@ -241,3 +242,38 @@ def test_migration_0005_keeps_the_spacing_asked_for_and_older_rows_have_none(sto
         downgrade_store(old, "0004")
         with old.engine.connect() as connection:
             assert "spacing_request" not in {c["name"] for c in sa.inspect(connection).get_columns("bac_results")}
+
+
+def test_migration_0006_keeps_what_an_analysis_said_and_older_rows_have_nothing(store_url: str) -> None:
+    from medlim.core.store import downgrade_store, upgrade_store
+
+    with open_store(store_url, upgrade=False) as old:
+        upgrade_store(old, "0005")
+        with old.engine.begin() as connection:
+            connection.execute(sa.text(
+                "INSERT INTO images (id, content_sha256, file_name, rows, cols, created_at) "
+                "VALUES (1, :sha, 'x.dcm', 2, 2, '2024-01-01 00:00:00')"), {"sha": sha(1)})
+            connection.execute(sa.text(
+                "INSERT INTO bac_results (id, image_id, weights_name, weights_version, preset, threshold, x, "
+                "pm, am, sim, tam_x, tsim_x, breast_area, tam_100, spacing_request, created_at, updated_at) VALUES "
+                "(1, 1, 'w', '1', 'thesis', 0.5, 100, 1, 10, 1, 7, 1, 100, 7, 'file', '2024-01-01', '2024-01-01')"))  # fmt: skip
+        upgrade_store(old, "0006")
+        (before,) = list_bac_results(old)
+        assert before.context is None  # stored before: its warnings are unknown, so --resume analyses it again
+        said = {"warnings": ["one"], "unlike_training": None, "region_filter": {"floor": 0.8, "regions": 3,
+                "dropped": 1, "dropped_px": 5, "dropped_mm2": None}, "model_spacing_mm": [0.07, 0.07]}  # fmt: skip
+        again = upsert_bac_result(old, image_id=1, weights_name="w", weights_version="1", preset="thesis",
+                                  threshold=0.5, x=100.0, pm=1, am=10, sim=1, tam_x=7, tsim_x=1, breast_area=100,
+                                  spacing_request="file", context=said)
+        assert (again.id, again.context) == (1, said)
+        with pytest.raises(StoreError, match="context takes"):
+            upsert_bac_result(old, image_id=1, weights_name="w", weights_version="1", preset="thesis", threshold=0.5,
+                              x=100.0, pm=1, am=10, sim=1, tam_x=7, tsim_x=1, breast_area=100, context={"file": "x"})
+        with pytest.raises(StoreError, match="list of sentences"):
+            upsert_bac_result(old, image_id=1, weights_name="w", weights_version="1", preset="thesis", threshold=0.5,
+                              x=100.0, pm=1, am=10, sim=1, tam_x=7, tsim_x=1, breast_area=100,
+                              context={"warnings": "one"})
+        assert list_bac_results(old)[0].context == said  # the refused writes changed nothing
+        downgrade_store(old, "0005")
+        with old.engine.connect() as connection:
+            assert "context" not in {c["name"] for c in sa.inspect(connection).get_columns("bac_results")}
