@@ -316,8 +316,12 @@ def _filter_flowables(report: BacReport, styles: dict[str, Any]) -> list[Any]:
     filtered = [(v.image, v.readout.region_filter) for v in _ordered(report.views) if v.readout.region_filter is not None]
     if not filtered:
         return []
-    return [Paragraph("Region filter of these weights", styles["heading"]),
-            *(Paragraph(f"<b>{_text(image)}</b>: {_text(effect.text)}.", styles["body"]) for image, effect in filtered)]
+    flowables = [Paragraph("Region filter of these weights", styles["heading"]),
+                 *(Paragraph(f"<b>{_text(image)}</b>: {_text(effect.text)}.", styles["body"]) for image, effect in filtered)]
+    if len(filtered) > 1:
+        exam = total_readouts([v.readout for v in report.views]).region_filter_text
+        flowables.append(Paragraph(f"<b>Exam ({len(filtered)} views)</b>: dropped {_text(exam or '')}.", styles["body"]))
+    return flowables
 
 
 def _footer(notice: str) -> Any:

@@ -366,6 +366,9 @@ class ReadoutTotals:
         am_mm2, tam_x_mm2: sums in mm², or ``None`` unless every view has a pixel spacing.
         tam_x_per_breast_area_sum: Σ TAM_X / breast area over the views with a
             breast area (the exam readout at this X), or ``None`` when none has one.
+        region_filter_dropped, region_filter_dropped_px: regions and pixels the weights' region filter
+            dropped, summed over the views that carry its account, or ``None`` when none does.
+        region_filter_dropped_mm2: the same area in mm², or ``None`` unless every such view has it.
     """
 
     views: int
@@ -378,12 +381,30 @@ class ReadoutTotals:
     am_mm2: float | None
     tam_x_mm2: float | None
     tam_x_per_breast_area_sum: float | None
+    region_filter_dropped: int | None = None
+    region_filter_dropped_px: int | None = None
+    region_filter_dropped_mm2: float | None = None
+
+    @property
+    def region_filter_text(self) -> str | None:
+        """What the region filter dropped from these views, in words ("2 regions, 1.30 mm²"; px without mm²),
+        or ``None`` when no view carries its account (the page's exam table cell, the PDF's exam line)."""
+        from medlim.core.text import counted
+
+        if self.region_filter_dropped is None:
+            return None
+        area = (f"{self.region_filter_dropped_px or 0:,} px" if self.region_filter_dropped_mm2 is None
+                else f"{self.region_filter_dropped_mm2:,.2f} mm²")
+        return f"{counted(self.region_filter_dropped, 'region')}, {area}"
 
 
 def total_readouts(readouts: Sequence[BacReadout]) -> ReadoutTotals:
-    """Sum the readouts of several views (mm² only when every view has them)."""
+    """Sum the readouts of several views (mm² only when every view has them), and what the region filter
+    dropped from them (:class:`ReadoutTotals`)."""
     with_mm = bool(readouts) and all(r.am_mm2 is not None and r.tam_x_mm2 is not None for r in readouts)
     ratios = [r.tam_x_per_breast_area for r in readouts if r.tam_x_per_breast_area is not None]
+    effects = [r.region_filter for r in readouts if r.region_filter is not None]
+    areas = [e.dropped_mm2 for e in effects]
     return ReadoutTotals(
         views=len(readouts),
         pm=round(sum(r.pm for r in readouts), 4),
@@ -395,6 +416,10 @@ def total_readouts(readouts: Sequence[BacReadout]) -> ReadoutTotals:
         am_mm2=round(sum(r.am_mm2 for r in readouts), 4) if with_mm else None,
         tam_x_mm2=round(sum(r.tam_x_mm2 for r in readouts), 4) if with_mm else None,
         tam_x_per_breast_area_sum=float(sum(ratios)) if ratios else None,
+        region_filter_dropped=sum(e.dropped for e in effects) if effects else None,
+        region_filter_dropped_px=sum(e.dropped_px for e in effects) if effects else None,
+        region_filter_dropped_mm2=(round(sum(a for a in areas if a is not None), 4)
+                                   if effects and all(a is not None for a in areas) else None),
     )
 
 

@@ -16,6 +16,7 @@ label; the patient appears only as the pseudonymous key.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medlim.mammography.exam import ExamReadout, summarise_exams
-from medlim.mammography.readout import AnalysedView, BacReadout
+from medlim.mammography.readout import AnalysedView, BacReadout, total_readouts
 
 if TYPE_CHECKING:  # pragma: no cover
     from medlim.mammography.analysis import BacModel
@@ -188,7 +189,9 @@ class BacReport:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON document: notice, weights, views and the exam readout."""
+        """The JSON document: notice, weights, views, their sums (``totals``: the page's exam row,
+        :class:`~medlim.mammography.readout.ReadoutTotals`, with what the region filter dropped) and the exam
+        readout."""
         first = self.views[0].readout if self.views else None
         exam = None
         if self.exam is not None:
@@ -204,6 +207,7 @@ class BacReport:
             "study_date": self.study_date,
             "weights": self.weights.to_dict(),
             "views": self.records(),
+            "totals": dataclasses.asdict(total_readouts([v.readout for v in self.views])),
             "exam": exam,
             "medlim_version": self.medlim_version,
         }

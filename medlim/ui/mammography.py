@@ -42,7 +42,7 @@ from medlim.mammography.cutoffs import CutoffTable
 from medlim.mammography.exam import CHANGE_WORDS, ExamChange
 from medlim.mammography.history import PatientHistory
 from medlim.mammography.overlay import OVERLAY_RGB, block_max, grey_uint8
-from medlim.mammography.readout import BacReadout, total_readouts
+from medlim.mammography.readout import BacReadout, ReadoutTotals, total_readouts
 from medlim.ui.caching import bounded_cache_resource, lru_put
 from medlim.ui.figures import downsample_for_display
 from medlim.ui.stores import open_store_cached
@@ -264,24 +264,15 @@ def readout_rows(readouts: Sequence[BacReadout], labels: Sequence[str], dates: S
             }
         )
     if any(r.region_filter is not None for r in readouts):
-        cells = [_dropped_cell([r]) for r in readouts]
-        for row, cell in zip(rows, [*cells, _dropped_cell(readouts)] if len(rows) > len(cells) else cells):
+        cells = [_dropped_cell(total_readouts([r])) for r in readouts]
+        for row, cell in zip(rows, [*cells, _dropped_cell(total_readouts(readouts))] if len(rows) > len(cells) else cells):
             row["Dropped by region filter"] = cell
     return rows
 
 
-def _dropped_cell(readouts: Sequence[BacReadout]) -> str:
-    """Regions and area the region filter dropped from these views (summed), or "—" where none has a filter."""
-    from medlim.core.text import counted
-
-    effects = [r.region_filter for r in readouts if r.region_filter is not None]
-    if not effects:
-        return "—"
-    regions = sum(e.dropped for e in effects)
-    areas = [e.dropped_mm2 for e in effects]
-    area = (f"{sum(e.dropped_px for e in effects):,} px" if any(a is None for a in areas)
-            else f"{sum(a for a in areas if a is not None):,.2f} mm²")
-    return f"{counted(regions, 'region')}, {area}"
+def _dropped_cell(totals: ReadoutTotals) -> str:
+    """Regions and area the region filter dropped from the summed views, or "—" where none has a filter."""
+    return totals.region_filter_text or "—"
 
 
 def batch_exam_rows(exams: Sequence[BatchExam], x: float) -> list[dict[str, Any]]:

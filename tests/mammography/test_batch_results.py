@@ -86,7 +86,8 @@ def test_views_of_one_patient_and_date_make_an_exam_with_hand_computed_totals() 
     assert exam.to_dict() == {
         "patient_key": "p1", "study_date": "2024-01-02", "views": ["LCC", "LMLO"], "views_counted": 2, "pm": 21.0,
         "am": 100, "sim": 600.0, "tam_x": 50, "tsim_x": 300.0, "breast_area": 1500, "am_mm2": None, "tam_x_mm2": None,
-        "tam_x_per_breast_area_sum": pytest.approx(0.06), "tam_100_per_breast_area_sum": pytest.approx(0.08)}
+        "tam_x_per_breast_area_sum": pytest.approx(0.06), "tam_100_per_breast_area_sum": pytest.approx(0.08),
+        "region_filter_dropped": None, "region_filter_dropped_px": None, "region_filter_dropped_mm2": None}
 
 
 def test_the_distribution_covers_the_analysed_views_that_have_the_readout() -> None:

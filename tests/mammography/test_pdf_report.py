@@ -114,6 +114,10 @@ def test_pdf_says_what_a_region_filter_dropped_from_each_view() -> None:
     assert b"Region filter of these weights" in text
     assert b"kept all 5 regions of p > 0.35." in text  # LCC, nothing dropped
     assert b"dropped 3 of 8 regions of p > 0.35 as tissue \\(23.52 mm" in text  # RMLO: 300 px × 0.0784 mm²
+    assert b"dropped 6 regions, 47.04 mm" in text  # the exam: 0 + 1 + 2 + 3 regions, 600 px × 0.0784 mm²
+    assert report.to_dict()["totals"]["region_filter_dropped"] == 6
+    assert report.to_dict()["totals"]["region_filter_dropped_px"] == 600
+    assert report.to_dict()["totals"]["region_filter_dropped_mm2"] == pytest.approx(47.04)
     (plain,) = build_reports(_exam(), WEIGHTS)
     assert b"Region filter of these weights" not in pdf_text(bac_pdf(plain, overlays={}, history=None))
 

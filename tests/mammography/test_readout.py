@@ -101,6 +101,24 @@ def test_totals_sum_views_and_mm2_only_when_every_view_has_them(tiny_analysis) -
     assert total_readouts([with_mm, without_mm]).am_mm2 is None
 
 
+def test_totals_sum_what_the_region_filter_dropped(tiny_analysis) -> None:
+    from dataclasses import replace
+
+    from medlim.mammography.regions import FilterEffect
+
+    plain = readout_of(tiny_analysis()[0])
+    one = replace(plain, region_filter=FilterEffect(floor=0.8, regions=9, dropped=2, dropped_px=265, dropped_mm2=1.3))
+    two = replace(plain, region_filter=FilterEffect(floor=0.8, regions=3, dropped=1, dropped_px=40, dropped_mm2=0.45))
+    pixels_only = replace(two, region_filter=replace(two.region_filter, dropped_mm2=None))
+    total = total_readouts([one, two, plain])  # a view without the filter's account adds nothing
+    assert (total.region_filter_dropped, total.region_filter_dropped_px) == (3, 305)
+    assert total.region_filter_dropped_mm2 == pytest.approx(1.75) and total.region_filter_text == "3 regions, 1.75 mm²"
+    mixed = total_readouts([one, pixels_only])  # mm² only when every filtered view has them
+    assert mixed.region_filter_dropped_mm2 is None and mixed.region_filter_text == "3 regions, 305 px"
+    none = total_readouts([plain, plain])
+    assert none.region_filter_dropped is None and none.region_filter_text is None
+
+
 def test_unlabelled_view_is_named_by_its_pseudonymous_label(tiny_analysis) -> None:
     from medlim.core.io.pseudonym import file_label
 

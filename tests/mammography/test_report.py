@@ -56,6 +56,10 @@ def test_one_report_per_exam_with_the_exam_readouts(tiny_analysis) -> None:
     assert document["exam"]["tam_100_per_breast_area_sum"] == pytest.approx(4 / 6)
     assert [v["image"] for v in document["views"]] == ["LCC", "LMLO"]
     assert document["views"][0]["tam_100"] == 2 and document["views"][0]["content_sha256"] == f"{1:064x}"
+    # the page's exam row: two views of AM 4, SIM 460, TAM_95 3 each (module docstring of test_readout)
+    totals = document["totals"]
+    assert (totals["views"], totals["am"], totals["sim"], totals["tam_x"], totals["breast_area"]) == (2, 8, 920.0, 6, 12)
+    assert totals["region_filter_dropped"] is None  # these weights carry no region filter
     assert "Research use only" in document["notice"]
 
 
