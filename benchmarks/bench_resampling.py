@@ -7,7 +7,9 @@ without either addition. Against it, in the same run and on the same CPU:
 
 * ``resampled``: the same content binned 2×2 (2048×1664, stated 0.14 mm in the
   record), resampled ×2 to the weights' 0.07 mm for inference (the same
-  4096×3328 grid the baseline predicts), the maps area-averaged back, readouts
+  4096×3328 grid the baseline predicts), the maps brought back (the probability by
+  its upper median, ``medlim.core.spacing.area_median``, since 2026-12-08; the grey
+  image area-averaged), readouts
   on the 2048×1664 grid, training-data check on — ratio target ≤ 1.15;
 * ``same spacing``: the 0.07 mm image with the spacing decision and the check on
   (no resampling needed);

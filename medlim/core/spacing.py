@@ -38,6 +38,7 @@ __all__ = [
     "SPACING_TOLERANCE",
     "USER",
     "SpacingDecision",
+    "area_median",
     "decide_spacing",
     "field_of_view_mm",
     "grid_shape",
@@ -237,6 +238,57 @@ def resample_to_shape(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
         return resize(np.ascontiguousarray(array), (rows, cols), shrink_rows)
     halfway = resize(np.ascontiguousarray(array), (rows, array.shape[1]), shrink_rows)
     return resize(halfway, (rows, cols), shrink_cols)
+
+
+def area_median(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A map on the coarser grid ``shape`` that, thresholded at any cut-off ``t``, keeps a pixel where at least half
+    of the finer pixels it covers are above ``t``: each coarse pixel's upper median of the values it covers.
+
+    Thresholding an area-averaged map instead keeps a coarse pixel where the mean passes ``t``, so a thin bright line
+    covering a quarter of it counts the whole pixel and an area grows; this keeps the area of ``values > t`` to within
+    the boundary pixels at every ``t`` at once (what :func:`resample_to_shape` does for one boolean mask).
+
+    Each coarse pixel takes a block of ``kr × kc`` values, ``k`` the factor along the axis rounded up; for a
+    whole-number factor the blocks are the fine pixels it covers, otherwise the fine map is first brought to
+    ``(rows·kr, cols·kc)`` by nearest neighbour (a fine pixel that two coarse pixels share goes to one of them).
+    The value is the ``⌈n/2⌉``-th largest of the block's ``n`` values: ``> t`` exactly when at least half are.
+
+    Args:
+        values: ``np.float32[H, W]`` (a probability map), at least as large as ``shape`` on each axis.
+        shape: the coarse grid's (rows, columns).
+
+    Returns:
+        ``np.float32[rows, cols]``.
+
+    Raises:
+        InputError: not a 2-D map, or ``shape`` larger than it.
+    """
+    import cv2
+
+    if not isinstance(values, np.ndarray) or values.ndim != 2:
+        raise InputError(f"Expected a 2-D map, got {getattr(values, 'shape', type(values).__name__)}.")
+    rows, cols = int(shape[0]), int(shape[1])
+    if not (1 <= rows <= values.shape[0] and 1 <= cols <= values.shape[1]):
+        raise InputError(f"area_median takes a coarser grid; {shape!r} is not within {values.shape}.")
+    fine = np.ascontiguousarray(values, dtype=np.float32)
+    if (rows, cols) == fine.shape:
+        return fine.copy()
+    kr, kc = math.ceil(fine.shape[0] / rows), math.ceil(fine.shape[1] / cols)
+    if fine.shape != (rows * kr, cols * kc):
+        fine = np.asarray(cv2.resize(fine, (cols * kc, rows * kr), interpolation=cv2.INTER_NEAREST), np.float32)
+    n = kr * kc
+    rank = n - (n + 1) // 2  # ascending position of the ⌈n/2⌉-th largest
+    out = np.empty((rows, cols), np.float32)
+    for top in range(0, rows, _STRIP_ROWS):  # in strips: a block copy of the whole map would double its memory
+        strip = fine[top * kr : (top + _STRIP_ROWS) * kr]
+        height = strip.shape[0] // kr
+        blocks = strip.reshape(height, kr, cols, kc).transpose(0, 2, 1, 3).reshape(height, cols, n)
+        out[top : top + height] = np.partition(blocks, rank, axis=2)[:, :, rank]
+    return out
+
+
+#: Coarse rows :func:`area_median` takes at a time.
+_STRIP_ROWS = 256
 
 
 def training_spacing(spacings: Iterable[tuple[float, float, int]], *, where: str) -> dict[str, Any]:

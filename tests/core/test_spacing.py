@@ -8,6 +8,7 @@ import pytest
 from medlim.core.spacing import (
     MODEL_DEFAULT,
     USER,
+    area_median,
     decide_spacing,
     grid_shape,
     resample_to_shape,
@@ -15,7 +16,7 @@ from medlim.core.spacing import (
     training_spacing,
 )
 from medlim.core.weights.entry import InputContract
-from medlim.errors import ParameterError, WeightsError
+from medlim.errors import InputError, ParameterError, WeightsError
 
 MODEL = (0.07, 0.07)
 
@@ -83,6 +84,30 @@ def test_resample_preserves_area_and_values() -> None:
     rgb[:2, :2] = (200, 100, 50)
     small = resample_to_shape(rgb, (2, 2))
     assert small.shape == (2, 2, 3) and small[0, 0].tolist() == [200, 100, 50] and small[1, 1].tolist() == [0, 0, 0]
+
+
+def test_area_median_keeps_a_coarse_pixel_where_half_of_it_passes_any_cutoff() -> None:
+    """By hand, 8×8 → 2×2 (4 × 4 blocks of 16 values; the value is the 8th largest of each block)."""
+    fine = np.zeros((8, 8), np.float32)
+    fine[0:2, 0:4] = 0.9  # top left: 8 of 16 at 0.9 and 4 at 0.3 → 0.9
+    fine[2, 0:4] = 0.3
+    fine[0, 4:8] = 0.9  # top right: 7 of 16 at 0.9 → 0 (less than half of the pixel above any cut-off)
+    fine[1, 4:7] = 0.9
+    fine[4:8, 0:4] = 0.4  # bottom left: all 16 at 0.4 → 0.4
+    fine[4:6, 4:8] = 0.6  # bottom right: 8 at 0.6 and 8 at 0.2 → 0.6
+    fine[6:8, 4:8] = 0.2
+    coarse = area_median(fine, (2, 2))
+    np.testing.assert_allclose(coarse, [[0.9, 0.0], [0.4, 0.6]])
+    for cutoff in (0.1, 0.25, 0.35, 0.5, 0.8):  # at every cut-off: kept ⇔ at least half of the block passes it
+        share = (fine > cutoff).reshape(2, 4, 2, 4).mean(axis=(1, 3))
+        np.testing.assert_array_equal(coarse > cutoff, share >= 0.5)
+    # the area-averaged map counts the 7/16 block at 0.39 and the whole 0.2/0.6 block above 0.35
+    np.testing.assert_allclose(resample_to_shape(fine, (2, 2)), [[0.525, 0.39375], [0.4, 0.4]], atol=1e-6)
+    np.testing.assert_array_equal(area_median(fine, (8, 8)), fine)  # same grid: unchanged
+    odd = area_median(np.ones((7, 5), np.float32), (3, 2))  # not a whole-number factor: nearest to 9 × 6 first
+    assert odd.shape == (3, 2) and odd.dtype == np.float32 and np.all(odd == 1.0)
+    with pytest.raises(InputError, match="coarser grid"):
+        area_median(fine, (9, 2))
 
 
 def test_training_spacing_is_the_lower_median() -> None:

@@ -280,10 +280,11 @@ def test_weights_with_a_gate_have_it_applied_on_the_networks_grid_before_the_map
         gated = analyse_mammogram(record, replace(plain, gate=gate))
         expected = to_original_grid(replace(network, probability=gate_components(network.probability, gate)), shape)
         np.testing.assert_array_equal(gated.prediction.probability, expected.probability)
-    # the bright objects reach p > 0.9, so the first gate keeps them — less the coarse edge pixels whose average
-    # held network pixels at or below the floor, now 0 (2,910 of 2,950 px); nothing passes p > 1: the second keeps none
+    # the bright objects reach p > 0.9, so the first gate keeps them all: a coarse pixel counts where at least half
+    # of its network pixels pass the cut-off, and those lie inside kept regions; nothing passes p > 1: the second
+    # keeps none
     kept = analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 0.9))).metrics.am
-    assert 0.97 * ungated.metrics.am <= kept < ungated.metrics.am
+    assert kept == ungated.metrics.am > 0
     assert analyse_mammogram(record, replace(plain, gate=ComponentGate(0.3, 1.0))).metrics.am == 0
     # an image inference does not resample: the gate on its own grid, as before
     fine = read_image(scene_files["fine"])
@@ -291,27 +292,29 @@ def test_weights_with_a_gate_have_it_applied_on_the_networks_grid_before_the_map
                                   gate_components(analyse_mammogram(fine, plain).prediction.probability, ComponentGate(0.3, 0.9)))
 
 
-def test_a_thin_confident_line_keeps_its_gate_seed_on_the_networks_grid() -> None:
-    """By hand: on an 8×8 network grid, a 1 px row of p 0.99 across a 4×4 block; the image is 2×2 (4× coarser).
-    Area-averaged, that block reads 4 × 0.99 / 16 = 0.2475 — below the seed 0.95, so gating the coarse map would
-    drop it; gated on the network's grid it is kept, then averaged."""
+def test_a_confident_line_is_gated_on_the_networks_grid_and_counted_where_it_covers_half_a_pixel() -> None:
+    """By hand: an 8×8 network grid brought to a 2×2 image (4× coarser). A 2 px band of p 0.99 fills half of the
+    top-left block: that pixel reads 0.99 (its blocks' 8th largest value) and is kept by the gate on the network's
+    grid; a 1 px line fills a quarter of the top-right block: under half of that pixel, 0. Area-averaged, as until
+    2026-12-08, they read 0.495 and 0.2475, and a cut-off of 0.2 counted both whole."""
     from medlim.mammography.gating import ComponentGate, gate_components
     from medlim.mammography.inference import BacPrediction
     from medlim.mammography.preprocess import PreprocessedImage
     from medlim.mammography.spacing import on_image_grid
 
     p = np.zeros((8, 8), np.float32)
-    p[1, 0:4] = 0.99
+    p[1:3, 0:4] = 0.99
+    p[1, 4:8] = 0.99
     network = BacPrediction(probability=p, preprocessed=PreprocessedImage(grey=np.full((8, 8), 100, np.uint8),
                                                                           breast_mask=np.ones((8, 8), bool)),
                             preset="thesis", merge="max", stride=448, patches_total=1, patches_predicted=1, device="cpu",
                             seconds=0.0)
     gate = ComponentGate(0.1, 0.95)
     back, effect = on_image_grid(network, (2, 2), gate=gate, region_filter=None, spacing_mm=(0.28, 0.28))
-    np.testing.assert_allclose(back.probability, [[0.2475, 0.0], [0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(back.probability, [[0.99, 0.0], [0.0, 0.0]], atol=1e-6)
     assert effect is None
-    coarse_first, _ = on_image_grid(network, (2, 2), gate=None, region_filter=None, spacing_mm=None)
-    assert gate_components(coarse_first.probability, gate).max() == 0.0  # the old order lost the line
+    no_seed, _ = on_image_grid(network, (2, 2), gate=ComponentGate(0.1, 1.0), region_filter=None, spacing_mm=None)
+    assert no_seed.probability.max() == 0.0  # nothing reaches the seed on the network's grid: nothing kept
     same, _ = on_image_grid(network, (8, 8), gate=gate, region_filter=None, spacing_mm=None)  # not resampled
     np.testing.assert_array_equal(same.probability, gate_components(p, gate))
 
