@@ -218,19 +218,27 @@ def test_migration_0003_fills_tam_100_where_it_is_known(store_url: str) -> None:
             assert connection.scalar(sa.text("SELECT COUNT(*) FROM exams")) == 0  # the view survives
 
 
+def _one_old_result(store, revision: str) -> None:
+    """The schema at ``revision`` with image 1 and its result 1 written as that revision's columns allow."""
+    from medlim.core.store import upgrade_store
+
+    upgrade_store(store, revision)
+    column, value = ("spacing_request, ", "'file', ") if revision >= "0005" else ("", "")  # added by 0005
+    with store.engine.begin() as connection:
+        connection.execute(sa.text(
+            "INSERT INTO images (id, content_sha256, file_name, rows, cols, created_at) "
+            "VALUES (1, :sha, 'x.dcm', 2, 2, '2024-01-01 00:00:00')"), {"sha": sha(1)})
+        connection.execute(sa.text(
+            "INSERT INTO bac_results (id, image_id, weights_name, weights_version, preset, threshold, x, pm, am, sim, "
+            f"tam_x, tsim_x, breast_area, tam_100, {column}created_at, updated_at) VALUES "
+            f"(1, 1, 'w', '1', 'thesis', 0.5, 100, 1, 10, 1, 7, 1, 100, 7, {value}'2024-01-01', '2024-01-01')"))  # fmt: skip
+
+
 def test_migration_0005_keeps_the_spacing_asked_for_and_older_rows_have_none(store_url: str) -> None:
     from medlim.core.store import downgrade_store, upgrade_store
 
     with open_store(store_url, upgrade=False) as old:
-        upgrade_store(old, "0004")
-        with old.engine.begin() as connection:
-            connection.execute(sa.text(
-                "INSERT INTO images (id, content_sha256, file_name, rows, cols, created_at) "
-                "VALUES (1, :sha, 'x.dcm', 2, 2, '2024-01-01 00:00:00')"), {"sha": sha(1)})
-            connection.execute(sa.text(
-                "INSERT INTO bac_results (id, image_id, weights_name, weights_version, preset, threshold, x, "
-                "pm, am, sim, tam_x, tsim_x, breast_area, tam_100, created_at, updated_at) VALUES (1, 1, 'w', "
-                "'1', 'thesis', 0.5, 100, 1, 10, 1, 7, 1, 100, 7, '2024-01-01', '2024-01-01')"))  # fmt: skip
+        _one_old_result(old, "0004")
         upgrade_store(old, "0005")
         with old.engine.connect() as connection:  # stored before: maybe before resampling, never reused
             assert connection.scalar(sa.text("SELECT spacing_request FROM bac_results WHERE id = 1")) is None
@@ -248,15 +256,7 @@ def test_migration_0006_keeps_what_an_analysis_said_and_older_rows_have_nothing(
     from medlim.core.store import downgrade_store, upgrade_store
 
     with open_store(store_url, upgrade=False) as old:
-        upgrade_store(old, "0005")
-        with old.engine.begin() as connection:
-            connection.execute(sa.text(
-                "INSERT INTO images (id, content_sha256, file_name, rows, cols, created_at) "
-                "VALUES (1, :sha, 'x.dcm', 2, 2, '2024-01-01 00:00:00')"), {"sha": sha(1)})
-            connection.execute(sa.text(
-                "INSERT INTO bac_results (id, image_id, weights_name, weights_version, preset, threshold, x, "
-                "pm, am, sim, tam_x, tsim_x, breast_area, tam_100, spacing_request, created_at, updated_at) VALUES "
-                "(1, 1, 'w', '1', 'thesis', 0.5, 100, 1, 10, 1, 7, 1, 100, 7, 'file', '2024-01-01', '2024-01-01')"))  # fmt: skip
+        _one_old_result(old, "0005")
         upgrade_store(old, "0006")
         (before,) = list_bac_results(old)
         assert before.context is None  # stored before: its warnings are unknown, so --resume analyses it again
