@@ -13,6 +13,7 @@ from medlim.phantoms.dicom import STYLES, stored_from_presentation
 from medlim.phantoms.mammogram import generate_mammogram
 from medlim.phantoms.samples import DICOM_PLAN, PNG_SEED, SAMPLE_SEED
 from medlim.settings import project_root
+from tests.phantoms.goldens import assert_regenerated
 
 SAMPLES = project_root() / "data_samples" / "mammograms"
 
@@ -45,7 +46,7 @@ def test_first_dicom_sample_regenerates_exactly() -> None:
     phantom = generate_mammogram(seed=SAMPLE_SEED, index=0, **document["params"])
     style_name, _, _ = DICOM_PLAN[0]
     ds = pydicom.dcmread(SAMPLES / "dicom" / row["file"])
-    np.testing.assert_array_equal(ds.pixel_array, stored_from_presentation(phantom.image, STYLES[style_name]))
+    assert_regenerated(ds.pixel_array, stored_from_presentation(phantom.image, STYLES[style_name]))
     mask = cv2.imread(str(SAMPLES / "dicom" / row["bac_mask"]), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(mask > 0, phantom.bac_mask)
     assert phantom.bac_mask.any()
@@ -58,4 +59,4 @@ def test_png_samples() -> None:
     row = document["rows"][0]
     image = cv2.imread(str(SAMPLES / "png" / row["file"]), cv2.IMREAD_UNCHANGED)
     phantom = generate_mammogram(seed=PNG_SEED, index=row["index"], **document["params"])
-    np.testing.assert_array_equal(image, np.clip(np.rint(phantom.image * 255), 0, 255).astype(np.uint8))
+    assert_regenerated(image, np.clip(np.rint(phantom.image * 255), 0, 255).astype(np.uint8))
