@@ -73,9 +73,13 @@ def test_quantify_writes_masks_reports_bad_files_and_is_idempotent(
     assert main(stated) == 0  # ... until it was stored so
     reused = [r for r in _lines(capsys) if r["ok"]]
     assert all(r["reused"] for r in reused)
-    # ... and a reused result says what the analysis said: its warnings, check and resampling.
+    # ... and a reused result says what the analysis said: its warnings, check and resampling. With these test
+    # weights all four are empty, so the comparison alone would hold without the store keeping them; every row
+    # stored by the command keeping its context is what this checks (the round trip of non-empty values is
+    # tests/mammography/test_readout.py's).
     said = ("warnings", "unlike_training", "region_filter", "model_spacing_mm")
     assert [{k: r[k] for k in said} for r in reused] == [{k: r[k] for k in said} for r in analysed]
+    assert all(r.context == {k: ([] if k == "warnings" else None) for k in said} for r in list_bac_results(store))
 
 
 def test_longitudinal_sums_normalised_tam_over_the_exam(
