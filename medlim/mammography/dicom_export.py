@@ -14,7 +14,10 @@ over the mammogram:
   source image): PM, AM, SIM, TAM_X and TSIM_X (thesis §3.3.2, eq. 3.8–3.9) —
   AM and TAM_X in pixels (UCUM ``{pixels}``) and, with a pixel spacing, in mm²
   (UCUM ``mm2``), PM, SIM and TSIM_X as unitless sums (UCUM ``1``) — plus the
-  intensity threshold X, the cut-off t and the breast area. The readouts have no
+  intensity threshold X, the cut-off t and the breast area; when the weights carry a
+  region filter, what it judged and dropped (regions, and the area in pixels and
+  mm²), and when they carry a training-data check, its score and limit (whether
+  the view was flagged is an algorithm parameter). The readouts have no
   standard codes, so they are coded in the private scheme
   :data:`CODING_SCHEME` (declared in the SR's Coding Scheme Identification).
 
@@ -184,12 +187,17 @@ def _flag_deidentified(dataset: Dataset) -> None:
 
 
 def _algorithm_parameters(weights: WeightsSummary, readout: BacReadout) -> dict[str, str]:
-    return {
+    parameters = {
         "preset": weights.preset,
         "cut-off t": f"{readout.threshold:g}",
         "intensity threshold X": f"{readout.x:g}",
         "intensity rule": f"I {readout.intensity_rule} X",
     }
+    if readout.region_filter is not None:
+        parameters["region filter floor"] = f"{readout.region_filter.floor:g}"
+    if readout.unlike_training is not None:
+        parameters["unlike training data"] = "flagged" if readout.unlike_training.flagged else "not flagged"
+    return parameters
 
 
 def _segment_description(weights: WeightsSummary, readout: BacReadout) -> Any:
@@ -267,6 +275,11 @@ READOUT_CODES: dict[str, tuple[str, str]] = {
     "x": ("BAC-X", "X: intensity threshold"),
     "threshold": ("BAC-T", "t: probability cut-off"),
     "breast_area": ("BAC-BREAST", "Breast area"),
+    "filter_regions": ("BAC-FILTN", "Region filter: regions judged"),
+    "filter_dropped": ("BAC-FILTD", "Region filter: regions dropped as tissue"),
+    "filter_dropped_area": ("BAC-FILTA", "Region filter: area dropped"),
+    "unlike_score": ("BAC-UNLIKE", "Unlike-training-data score"),
+    "unlike_threshold": ("BAC-UNLIKET", "Unlike-training-data limit"),
 }
 
 #: UCUM units of the measurements: (code value, meaning).
@@ -289,6 +302,15 @@ def _readout_values(readout: BacReadout) -> list[tuple[str, float, str]]:
     if readout.am_mm2 is not None and readout.tam_x_mm2 is not None:
         values[2:2] = [("am", readout.am_mm2, "mm2")]
         values[5:5] = [("tam_x", readout.tam_x_mm2, "mm2")]
+    effect = readout.region_filter
+    if effect is not None:
+        values += [("filter_regions", effect.regions, "1"), ("filter_dropped", effect.dropped, "1"),
+                   ("filter_dropped_area", effect.dropped_px, "pixels")]  # fmt: skip
+        if effect.dropped_mm2 is not None:
+            values.append(("filter_dropped_area", effect.dropped_mm2, "mm2"))
+    if readout.unlike_training is not None:
+        values += [("unlike_score", readout.unlike_training.score, "1"),
+                   ("unlike_threshold", readout.unlike_training.threshold, "1")]  # fmt: skip
     return values
 
 

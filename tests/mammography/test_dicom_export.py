@@ -189,6 +189,39 @@ def test_sr_holds_the_five_readouts_in_their_units(source: pydicom.Dataset, tmp_
             ("Algorithm Parameters", "preset=thesis")} <= texts  # fmt: skip
 
 
+def test_sr_carries_the_region_filter_account_and_the_training_data_check(
+    source: pydicom.Dataset, tmp_path: Path
+) -> None:
+    """What the page and the JSON say beside the readouts travels in the SR too: the filter's regions, drops and
+    area (px and mm²), the check's score and limit, and its verdict and the filter's floor as parameters."""
+    from medlim.core.familiarity import FamiliarityResult
+    from medlim.mammography.dicom_export import export_bac_dicom
+    from medlim.mammography.regions import FilterEffect
+
+    mask, readout = _mask_and_readout(source)
+    readout = dataclasses.replace(
+        readout, region_filter=FilterEffect(floor=0.2, regions=5, dropped=2, dropped_px=305, dropped_mm2=1.75),
+        unlike_training=FamiliarityResult(score=12.34, threshold=9.5, flagged=True, reason="unlike"),
+    )
+    _seg_path, sr_path = export_bac_dicom(source, mask, readout, WEIGHTS).write(tmp_path, "lcc")
+    values = _values(sr_path)
+    assert {key: values[key] for key in values if key[0].startswith(("BAC-FILT", "BAC-UNLIKE"))} == {
+        ("BAC-FILTN", "1"): 5, ("BAC-FILTD", "1"): 2, ("BAC-FILTA", "{pixels}"): 305, ("BAC-FILTA", "mm2"): 1.75,
+        ("BAC-UNLIKE", "1"): 12.34, ("BAC-UNLIKET", "1"): 9.5,
+    }  # fmt: skip
+    texts = {item.TextValue for item in _items(pydicom.dcmread(sr_path)) if item.get("ValueType") == "TEXT"}
+    assert {"region filter floor=0.2", "unlike training data=flagged"} <= texts
+    # Without a spacing the dropped area is in pixels only; a view the check passes says so.
+    readout = dataclasses.replace(
+        readout, region_filter=FilterEffect(floor=0.2, regions=1, dropped=0, dropped_px=0, dropped_mm2=None),
+        unlike_training=FamiliarityResult(score=3.0, threshold=9.5, flagged=False),
+    )
+    _seg_path, sr_path = export_bac_dicom(source, mask, readout, WEIGHTS).write(tmp_path / "2", "lcc")
+    assert [key for key in _values(sr_path) if key[0] == "BAC-FILTA"] == [("BAC-FILTA", "{pixels}")]
+    texts = {item.TextValue for item in _items(pydicom.dcmread(sr_path)) if item.get("ValueType") == "TEXT"}
+    assert "unlike training data=not flagged" in texts
+
+
 def test_without_a_spacing_areas_are_in_pixels_only_and_an_empty_mask_is_kept(
     source: pydicom.Dataset, tmp_path: Path
 ) -> None:
