@@ -25,8 +25,8 @@ from medlim.core.model_catalogue import picker_caption
 from medlim.core.paths import allowed_roots_text, confine_to_data_roots
 from medlim.core.text import counted
 from medlim.mammography.analysis import BAC_TASK, DEFAULT_BAC_WEIGHTS, BacModel, requantify
-from medlim.mammography.preprocess import PRESET_SUMMARIES
 from medlim.mammography.readout import AnalysedView, BacReadout, with_view_labels
+from medlim.mammography.report import WeightsSummary
 from medlim.mammography.samples import expand_uploads, sample_exams
 from medlim.settings import get_settings
 from medlim.ui import mammography as ui
@@ -125,22 +125,11 @@ def _checkpoint_path() -> str | None:
 
 
 def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str) -> str:
+    """The weights and settings behind the numbers: the sentence ``medlim bac quantify`` prints on stderr."""
     entry = bac_model.entry
     dice = entry.metrics.get("whole_image_dice") if isinstance(entry.metrics, dict) else None
-    quality = f", held-out phantom Dice {dice:.2f}" if isinstance(dice, (int, float)) else ""
-    if bac_model.skip == "black":
-        tiles = "only empty black background tiles skipped"
-    else:
-        tiles = "background tiles skipped" if bac_model.skip else "every tile analysed"
-    return (
-        f"Numbers from **{entry.name} v{entry.version}**{quality} · preset **{bac_model.preset}** "
-        f"({PRESET_SUMMARIES.get(bac_model.preset, 'custom preprocessing')}; overlap {512 - bac_model.stride} px, "
-        f"{bac_model.merge} merge, {tiles}) · cut-off p > {threshold:.2f}, "
-        f"X = {x:g} (I {rule} X)"
-        + ("" if bac_model.gate is None else
-           f" · gate: regions of p > {bac_model.gate.floor:g} kept where they reach p > {bac_model.gate.seed:g}")
-        + ("" if bac_model.region_filter is None else " · region filter fitted on the site's views")
-        + "."
+    return WeightsSummary.of(bac_model).settings_text(
+        threshold=threshold, x=x, rule=rule, dice=float(dice) if isinstance(dice, (int, float)) else None
     )
 
 
@@ -468,7 +457,7 @@ def _save(views: list[AnalysedView], bac_model: BacModel) -> None:
 
 def _report_builder(views: list[AnalysedView], bac_model: BacModel) -> Callable[[], object]:
     """Builds the exam's report when a download is asked for (TAM_100 costs one more pass per view)."""
-    from medlim.mammography.report import WeightsSummary, build_reports, reported_view
+    from medlim.mammography.report import build_reports, reported_view
 
     def build():
         return build_reports([reported_view(v) for v in views], WeightsSummary.of(bac_model))[0]
@@ -530,7 +519,7 @@ def _clinical_downloads(views: list[AnalysedView], selected: AnalysedView, bac_m
                         sources: dict[str, bytes]) -> None:  # fmt: skip
     """DICOM SEG/SR of the selected view and a PDF report per exam, built by the room's functions."""
     from medlim.mammography.pdf_report import patient_exams, views_pdf
-    from medlim.mammography.report import WeightsSummary, report_stem
+    from medlim.mammography.report import report_stem
 
     weights = WeightsSummary.of(bac_model)
     columns = st.columns(3)

@@ -158,6 +158,7 @@ def _quantify(args: argparse.Namespace) -> int:
     if args.out is not None:
         output_folder(args.out)
     bac_model, outcomes = _run(args, keep_analysis=args.out is not None)
+    print(f"medlim: {_settings_line(bac_model, args)}", file=sys.stderr)
     analysed = total = 0
     for file, outcome in outcomes:
         total += 1
@@ -174,6 +175,19 @@ def _quantify(args: argparse.Namespace) -> int:
             row.update(exports.add(file, outcome, bac_model))
         print_row(row, jsonl=args.jsonl, describe=_describe)
     return max(exports.finish(bac_model), batch_exit_status(analysed, total))
+
+
+def _settings_line(bac_model: Any, args: argparse.Namespace) -> str:
+    """The page's "Numbers from" sentence for these weights and the command's cut-off and X."""
+    from medlim.mammography.preprocess import get_preset
+    from medlim.mammography.report import WeightsSummary
+
+    metrics = bac_model.entry.metrics if isinstance(bac_model.entry.metrics, dict) else {}
+    dice = metrics.get("whole_image_dice")
+    return WeightsSummary.of(bac_model).settings_text(
+        threshold=bac_model.threshold if args.threshold is None else args.threshold,
+        x=bac_model.x if args.x is None else args.x, rule=get_preset(bac_model.preset).intensity_rule,
+        dice=float(dice) if isinstance(dice, (int, float)) else None)
 
 
 def _describe(row: Mapping[str, Any]) -> str:

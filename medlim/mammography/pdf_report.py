@@ -178,11 +178,11 @@ def _settings_table(report: BacReport) -> Any:
         ["Preprocessing preset", w.preset],
         ["Probability cut-off t", "-" if first is None else f"{first.threshold:g}"],
         ["Intensity threshold X", "-" if first is None else f"{first.x:g} (TAM counts I {first.intensity_rule} X)"],
-        ["Tiling", f"overlap {w.overlap_px} px, merge {w.merge}, output {w.output_activation}"],
-        ["Component gate", "none (one cut-off, as in the thesis)" if w.gate is None else
-         f"keeps regions of p > {w.gate['floor']:g} that reach p > {w.gate['seed']:g} (deviation)"],
-        ["Region filter", "none" if w.region_filter is None else
-         f"drops regions of p > {w.region_filter['floor']:g} judged tissue (fitted on the site's views; deviation)"],
+        ["Tiling", f"{w.tiles_text}, output {w.output_activation}"],
+        ["Component gate", "none (one cut-off, as in the thesis)" if w.gate_text is None else
+         f"{w.gate_text} (deviation from the thesis)"],
+        ["Region filter", "none" if w.region_filter_text is None else
+         f"{w.region_filter_text} (deviation from the thesis)"],
         ["Pixel spacing", _spacing_text(first)],
         ["medlim", report.medlim_version],
     ]

@@ -114,6 +114,49 @@ class WeightsSummary:
             "region_filter": self.region_filter,
         }
 
+    @property
+    def tiles_text(self) -> str:
+        """How the view was tiled, in words."""
+        if self.skip_background == "black":
+            skip = "only empty black background tiles skipped"
+        else:
+            skip = "background tiles skipped" if self.skip_background else "every tile analysed"
+        return f"overlap {self.overlap_px} px, {self.merge} merge, {skip}"
+
+    @property
+    def gate_text(self) -> str | None:
+        """The component gate in words (a deviation from the thesis's single cut-off), ``None`` without one."""
+        if self.gate is None:
+            return None
+        return f"regions of p > {self.gate['floor']:g} kept where they reach p > {self.gate['seed']:g}"
+
+    @property
+    def region_filter_text(self) -> str | None:
+        """The region filter in words (a deviation from the thesis), ``None`` without one."""
+        if self.region_filter is None:
+            return None
+        return f"regions of p > {self.region_filter['floor']:g} judged tissue dropped, fitted on the site's views"
+
+    def settings_text(self, *, threshold: float, x: float, rule: str, dice: float | None = None) -> str:
+        """The sentence that says which weights and settings produced the numbers (the BAC page's "Numbers
+        from" line; ``medlim bac quantify`` prints it on stderr).
+
+        Args:
+            threshold, x, rule: the cut-off, the intensity threshold and its rule (``">"``) of the readouts.
+            dice: the weights' held-out phantom Dice from their manifest, when recorded.
+        """
+        from medlim.mammography.preprocess import PRESET_SUMMARIES
+
+        quality = "" if dice is None else f", held-out phantom Dice {dice:.2f}"
+        text = (f"Numbers from {self.name} v{self.version}{quality} · preset {self.preset} "
+                f"({PRESET_SUMMARIES.get(self.preset, 'custom preprocessing')}; {self.tiles_text}) · "
+                f"cut-off p > {threshold:.2f}, X = {x:g} (I {rule} X)")  # fmt: skip
+        if self.gate_text is not None:
+            text += f" · gate: {self.gate_text}"
+        if self.region_filter_text is not None:
+            text += f" · region filter: {self.region_filter_text}"
+        return text + "."
+
 
 @dataclass(frozen=True)
 class ReportedView:

@@ -231,8 +231,13 @@ def test_quantify_without_weights_uses_the_task_default(
     monkeypatch.setenv("MEDLIM_WEIGHTS_DIR", str(folder))
     lcc = sorted(exam_dir.glob("*LCC.dcm"))[0]
     assert main(["bac", "quantify", str(lcc), "--jsonl", "--no-store", "--device", "cpu"]) == 0
-    (row,) = _lines(capsys)
-    assert (row["weights"], row["threshold"]) == ("scunet-bac v1", 0.3)
+    captured = capsys.readouterr()
+    (row,) = [json.loads(line) for line in captured.out.splitlines()]
+    assert (row["weights"], row["threshold"], row["intensity_rule"]) == ("scunet-bac v1", 0.3, ">=")
+    # The page's "Numbers from" sentence, on stderr before the rows (the published preset counts I >= X).
+    assert ("medlim: Numbers from scunet-bac v1 · preset published (the authors' published code: 5×5 median filter "
+            "only; overlap 32 px, max merge, background tiles skipped) · cut-off p > 0.30, X = 100 (I >= X).\n"
+            ) in captured.err  # fmt: skip
     assert main(["bac", "quantify", str(lcc), "--jsonl", "--no-store", "--device", "cpu", "--weights",
                  "scunet-bac@2"]) == 0  # fmt: skip
     assert _lines(capsys)[0]["weights"] == "scunet-bac v2"

@@ -162,7 +162,7 @@ def test_weights_with_a_region_filter_show_what_it_dropped(start_app, tmp_path: 
     expect(line).to_be_visible()
     expect(line).to_contain_text("of p > 0.2 as tissue")
     numbers_from = page.get_by_text("Numbers from")  # the weights' settings name the filter beside the cut-off
-    expect(numbers_from).to_contain_text("region filter fitted on the site's views")
+    expect(numbers_from).to_contain_text("region filter: regions of p > 0.2 judged tissue dropped")
     settle(page)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "mammography_region_filter.png"))

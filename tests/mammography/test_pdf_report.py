@@ -107,8 +107,8 @@ def test_pdf_says_what_a_region_filter_dropped_from_each_view() -> None:
     gated = dataclasses.replace(WEIGHTS, gate={"floor": 0.2, "seed": 0.95}, region_filter={"floor": 0.35, "threshold": 0.4})
     (report,) = build_reports(views, gated)
     text = pdf_text(bac_pdf(report, overlays={}, history=None))
-    assert b"keeps regions of p > 0.2 that reach p > 0.95 \\(deviation\\)" in text
-    assert b"drops regions of p > 0.35 judged tissue \\(fitted on the site's views; deviation\\)" in text
+    assert b"regions of p > 0.2 kept where they reach p > 0.95 \\(deviation from the thesis\\)" in text
+    assert b"regions of p > 0.35 judged tissue dropped, fitted on the site's views \\(deviation from the thesis\\)" in text
     assert report.to_dict()["weights"]["gate"] == {"floor": 0.2, "seed": 0.95}
     assert report.to_dict()["weights"]["region_filter"] == {"floor": 0.35, "threshold": 0.4}
     assert b"Region filter of these weights" in text

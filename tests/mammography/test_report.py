@@ -8,6 +8,7 @@ TAM_95 / area to 1.0 and TAM_100 / area to 4/6.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from pathlib import Path
@@ -105,6 +106,25 @@ def test_weights_summary_of_a_loaded_model() -> None:
                                                 "region_filter": region_filter}))
     assert both.to_dict()["gate"] == {"floor": 0.2, "seed": 0.95}
     assert both.to_dict()["region_filter"] == {"floor": 0.8, "threshold": 0.4}
+
+
+def test_settings_sentence_names_the_weights_tiling_cut_off_and_deviations() -> None:
+    """The page's "Numbers from" line and ``bac quantify``'s stderr line: one sentence, written out by hand."""
+    plain = WEIGHTS.settings_text(threshold=0.5, x=95, rule=">")
+    assert plain == (
+        "Numbers from scunet-bac v2 · preset thesis (thesis: disk median filter, breast outline without labels, "
+        "contrast stretch (brightest 1 % clipped); overlap 64 px, max merge, background tiles skipped) · "
+        "cut-off p > 0.50, X = 95 (I > X)."
+    )
+    both = dataclasses.replace(WEIGHTS, preset="own", skip_background="black", gate={"floor": 0.2, "seed": 0.95},
+                               region_filter={"floor": 0.35, "threshold": 0.4})  # fmt: skip
+    assert both.settings_text(threshold=0.35, x=100, rule=">=", dice=0.8123) == (
+        "Numbers from scunet-bac v2, held-out phantom Dice 0.81 · preset own (custom preprocessing; overlap 64 px, "
+        "max merge, only empty black background tiles skipped) · cut-off p > 0.35, X = 100 (I >= X) · gate: regions "
+        "of p > 0.2 kept where they reach p > 0.95 · region filter: regions of p > 0.35 judged tissue dropped, "
+        "fitted on the site's views."
+    )
+    assert dataclasses.replace(WEIGHTS, skip_background=False).tiles_text == "overlap 64 px, max merge, every tile analysed"
 
 
 def test_csv_flattens_nested_objects_into_named_columns() -> None:

@@ -575,7 +575,7 @@ def test_weights_with_a_region_filter_say_what_it_dropped_as_the_cli_does(
     assert row["AM (px)"] == 0
     assert drop_all.describe() in at.slider(key="bac_threshold").help
     (caption,) = [c.value for c in at.caption if c.value.startswith("Numbers from")]
-    assert caption.endswith("(I > X) · region filter fitted on the site's views.")
+    assert caption.endswith("(I > X) · region filter: regions of p > 0.2 judged tissue dropped, fitted on the site's views.")
 
 
 def test_training_data_check_warns_on_a_radiograph_and_shows_the_clis_object(
