@@ -116,7 +116,8 @@ def _train_and_pick(page, url: str, archive: Path, fingerprint: str, open_page, 
         try:
             settle(page)
             picker.click()
-            page.get_by_role("option", name="tend-hand@1", exact=True).click()
+            # the list can close under a rerun before the choice lands: a short wait, then choose again
+            page.get_by_role("option", name="tend-hand@1", exact=True).click(timeout=15_000)
             settle(page)
             expect(picker).to_have_value("tend-hand@1", timeout=20_000)
             break
