@@ -41,15 +41,30 @@ def _store_tiny_run(home: Path) -> int:
     return len(result.files)
 
 
-@pytest.fixture
-def curation_app(start_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path, int]:
-    """The real app server over a home holding one stored run (harness in ``tests/e2e/conftest.py``)."""
+@pytest.fixture(scope="module")
+def stored_run_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """A home holding one stored run, made once for the module (each test works on its own copy)."""
     import torch
 
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    try:
+        home = tmp_path_factory.mktemp("stored_run") / "medlim_home"
+        home.mkdir()
+        return home, _store_tiny_run(home)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def curation_app(start_app, stored_run_home: tuple[Path, int], tmp_path: Path,
+                 monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path, int]:
+    """The real app server over a copy of the home holding the stored run (harness in ``tests/e2e/conftest.py``)."""
+    import shutil
+
+    template, n_images = stored_run_home
     home = tmp_path / "medlim_home"
-    home.mkdir()
-    n_images = _store_tiny_run(home)
+    shutil.copytree(template, home)
     monkeypatch.delenv("MEDLIM_DATABASE_URL", raising=False)
     return start_app({"MEDLIM_HOME": str(home), "MEDLIM_DEVICE": "cpu"}), home, n_images
 
