@@ -26,7 +26,7 @@ from medlim.core.paths import allowed_roots_text, confine_to_data_roots
 from medlim.core.text import counted
 from medlim.mammography.analysis import BAC_TASK, DEFAULT_BAC_WEIGHTS, BacModel, requantify
 from medlim.mammography.readout import AnalysedView, BacReadout, with_view_labels
-from medlim.mammography.report import WeightsSummary
+from medlim.mammography.report import WeightsSummary, numbers_from
 from medlim.mammography.samples import expand_uploads, sample_exams
 from medlim.settings import get_settings
 from medlim.ui import mammography as ui
@@ -122,15 +122,6 @@ def _checkpoint_path() -> str | None:
         st.error(f"No file at `{path}`.", icon=":material/error:")
         return None
     return str(path)
-
-
-def _model_caption(bac_model: BacModel, *, threshold: float, x: float, rule: str) -> str:
-    """The weights and settings behind the numbers: the sentence ``medlim bac quantify`` prints on stderr."""
-    entry = bac_model.entry
-    dice = entry.metrics.get("whole_image_dice") if isinstance(entry.metrics, dict) else None
-    return WeightsSummary.of(bac_model).settings_text(
-        threshold=threshold, x=x, rule=rule, dice=float(dice) if isinstance(dice, (int, float)) else None
-    )
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -594,7 +585,7 @@ def _exam_tab(bac_model: BacModel) -> None:
         key=lambda v: (v.analysis.study_date or "", VIEW_ORDER.get(v.label, 9), v.label),
     )  # fmt: skip
     readouts = {v.content_sha256: v.readout() for v in views}
-    st.caption(_model_caption(bac_model, threshold=threshold, x=x, rule=views[0].metrics.intensity_rule))
+    st.caption(numbers_from(bac_model, threshold=threshold, x=x, rule=views[0].metrics.intensity_rule))
     for view in views:
         for warning in view.analysis.warnings:
             st.warning(f"**{view.label}** ({view.record.name}): {warning}", icon=":material/warning:")

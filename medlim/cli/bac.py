@@ -179,15 +179,10 @@ def _quantify(args: argparse.Namespace) -> int:
 
 def _settings_line(bac_model: Any, args: argparse.Namespace) -> str:
     """The page's "Numbers from" sentence for these weights and the command's cut-off and X."""
-    from medlim.mammography.preprocess import get_preset
-    from medlim.mammography.report import WeightsSummary
+    from medlim.mammography.report import numbers_from
 
-    metrics = bac_model.entry.metrics if isinstance(bac_model.entry.metrics, dict) else {}
-    dice = metrics.get("whole_image_dice")
-    return WeightsSummary.of(bac_model).settings_text(
-        threshold=bac_model.threshold if args.threshold is None else args.threshold,
-        x=bac_model.x if args.x is None else args.x, rule=get_preset(bac_model.preset).intensity_rule,
-        dice=float(dice) if isinstance(dice, (int, float)) else None)
+    return numbers_from(bac_model, threshold=bac_model.threshold if args.threshold is None else args.threshold,
+                        x=bac_model.x if args.x is None else args.x)
 
 
 def _describe(row: Mapping[str, Any]) -> str:

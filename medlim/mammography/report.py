@@ -38,6 +38,7 @@ __all__ = [
     "WeightsSummary",
     "build_reports",
     "csv_bytes",
+    "numbers_from",
     "pseudonymous_rows",
     "report_stem",
     "reported_view",
@@ -274,6 +275,24 @@ class BacReport:
         csv_path.write_bytes(self.to_csv())
         json_path.write_text(self.to_json() + "\n", encoding="utf-8")
         return csv_path, json_path
+
+
+def numbers_from(bac_model: BacModel, *, threshold: float, x: float, rule: str | None = None) -> str:
+    """The "Numbers from" sentence of loaded weights (:meth:`WeightsSummary.settings_text`): the BAC page's
+    caption and ``medlim bac quantify``'s stderr line.
+
+    Args:
+        bac_model: the loaded weights; their manifest's ``whole_image_dice`` is quoted when recorded.
+        threshold, x: the cut-off and intensity threshold of the readouts.
+        rule: the readouts' intensity rule; ``None``: the weights' preset's (what the readouts use).
+    """
+    from medlim.mammography.preprocess import get_preset
+
+    metrics = bac_model.entry.metrics if isinstance(bac_model.entry.metrics, dict) else {}
+    dice = metrics.get("whole_image_dice")
+    return WeightsSummary.of(bac_model).settings_text(
+        threshold=threshold, x=x, rule=get_preset(bac_model.preset).intensity_rule if rule is None else rule,
+        dice=float(dice) if isinstance(dice, (int, float)) else None)
 
 
 def build_reports(views: Iterable[ReportedView], weights: WeightsSummary) -> tuple[BacReport, ...]:

@@ -127,6 +127,23 @@ def test_settings_sentence_names_the_weights_tiling_cut_off_and_deviations() -> 
     assert dataclasses.replace(WEIGHTS, skip_background=False).tiles_text == "overlap 64 px, max merge, every tile analysed"
 
 
+def test_numbers_from_quotes_the_manifests_dice_and_the_presets_rule() -> None:
+    """What the page's caption and ``bac quantify``'s stderr line both call: the Dice from the entry's metrics,
+    the rule from the preset unless the readouts give one."""
+    from medlim.mammography.report import numbers_from
+
+    entry = SimpleNamespace(name="n", version="3", sha256="e" * 64, intended_use="use", metrics={"whole_image_dice": 0.7})
+    model = SimpleNamespace(entry=entry, preset="published", stride=480, merge="max", skip=True,
+                            output_activation="sigmoid", gate=None, region_filter=None)  # fmt: skip
+    assert numbers_from(model, threshold=0.3, x=100) == (
+        "Numbers from n v3, held-out phantom Dice 0.70 · preset published (the authors' published code: 5×5 median "
+        "filter only; overlap 32 px, max merge, background tiles skipped) · cut-off p > 0.30, X = 100 (I >= X)."
+    )
+    entry.metrics = {}
+    assert numbers_from(model, threshold=0.3, x=100, rule=">").startswith("Numbers from n v3 · preset published")
+    assert numbers_from(model, threshold=0.3, x=100, rule=">").endswith("X = 100 (I > X).")
+
+
 def test_csv_flattens_nested_objects_into_named_columns() -> None:
     from medlim.mammography.report import csv_bytes
 
